@@ -1,0 +1,231 @@
+/* storage/store.h - the embedded LMDB replica: apply path, batched reads, gc, snapshots. */
+#ifndef STORAGE_STORE_H
+#define STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+
+/*
+ * One store = one LMDB environment in one data directory. Layout:
+ *   - "meta": store-format version, the applied catalog (canonical YAML), the last applied
+ *     replication log position, and for every view version its feature slot table (feature name
+ *     -> slot, append-only, so features added to a version later never move existing data);
+ *   - one named database per online feature view version, "fv:<name>@v<version>", keyed by the
+ *     encoded entity key, one record per entity holding the event timestamp, the write timestamp
+ *     and every feature value in feast.types.Value wire form (so a read copies bytes straight
+ *     into a response, never decoding them).
+ *
+ * The store depends on catalog/ by design: the catalog is the schema the store enforces.
+ *
+ * Thread safety: a store_t is shared by every thread. Writes from any thread go through
+ * store_apply(), which funnels concurrent batches into one writer thread that commits them
+ * together (group commit: one transaction and one fsync for many callers). Reads use a
+ * per-thread store_reader_t. No read ever waits on a write.
+ */
+
+#define STORE_MAX_KEY 511          /* LMDB's default max key size: longest encoded entity key */
+#define STORE_MAX_VALUE (1u << 20) /* longest encoded feature value (wire bytes) */
+#define STORE_FORMAT_VERSION 1
+
+typedef struct store store_t;
+typedef struct store_reader store_reader_t;
+
+typedef enum store_sync {
+    STORE_SYNC_FULL = 0, /* fsync before store_apply() returns: an acknowledged batch survives a
+                            machine crash (the default) */
+    STORE_SYNC_NONE = 1, /* no fsync: survives a process kill, not a machine crash (bulk loads) */
+} store_sync_t;
+
+typedef struct store_options {
+    const char *dir;      /* data directory; created if missing */
+    size_t map_size;      /* initial LMDB map size in bytes; 0 = 1 GiB. Grows automatically. */
+    store_sync_t sync;
+    unsigned max_readers; /* 0 = 512 */
+    bool read_only;       /* open for reads only (get, plan, snapshot of a live store) */
+} store_options_t;
+
+/*
+ * Opens (creating if needed) the store in opts->dir.
+ * Returns: 0; -ENOENT (read_only and no store there); -EPROTO (store-format version from a newer
+ *          fstore); -EACCES; -ENOMEM; -EIO.
+ * Ownership: *out is the caller's, closed with store_close().
+ */
+int store_open(const store_options_t *opts, store_t **out);
+/* Stops the writer (after committing what it was handed) and closes the environment. Every
+ * reader must be freed first. Accepts NULL. */
+void store_close(store_t *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Catalog                                                                                     */
+
+/*
+ * The catalog last applied to this store. Returns: 0; -ENOENT when none was applied yet.
+ * Ownership: *out holds a reference (catalog_unref()).
+ */
+int store_applied_catalog(store_t *s, catalog_t **out);
+
+/*
+ * Applies a catalog: plans it against the applied one, refuses breaking changes, creates the
+ * databases of new online view versions, extends slot tables with appended features, and records
+ * the catalog, all in one transaction.
+ * Returns: 0; -EPERM when the plan has breaking changes (nothing applied; the plan is in *plan);
+ *          -EIO, -ENOMEM.
+ * Ownership: when plan is not NULL it receives the plan (catalog_plan_clear()).
+ */
+int store_apply_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan);
+
+/* Drops one view version's data and database (version 0 = every version of the view), or with
+ * name == NULL the whole store's data and catalog. Returns: 0, -ENOENT, -EIO. */
+int store_teardown(store_t *s, const char *view_name, uint32_t version);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Entity keys                                                                                 */
+
+/*
+ * Encodes an entity key for view v from its join-key values, given in v->join_keys order. Integer
+ * values of another width are coerced to the declared type (INT32 1001 and INT64 1001 are the
+ * same driver); an INT64 value that does not fit a declared INT32 is -ERANGE. Entityless views
+ * (n == 0) use one fixed key. The encoding is order-preserving per key type (big-endian
+ * sign-flipped integers, length-prefixed strings), so sorted input can be appended.
+ * Returns: the key length; -EINVAL (wrong count or type, naming nothing: the caller knows which
+ *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY).
+ */
+int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_t n,
+                     uint8_t *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The apply path: every change to feature data, local or from the replication log            */
+
+typedef enum store_op {
+    STORE_OP_UPSERT = 0, /* merge the given features into the row (last write wins) */
+    STORE_OP_DELETE = 1, /* delete the rows (right to be forgotten); values are ignored */
+} store_op_t;
+
+/*
+ * A column-wise batch of rows for one view version. Row r's entity key is keys[k][r] for each
+ * join key k (v->join_keys order). Row r's value of the j-th written feature is values[j][r], for
+ * the feature whose index in the view is feature_idx[j]; features not listed keep their stored
+ * value, a CATALOG_DTYPE_NULL value stores an explicit null.
+ */
+typedef struct store_batch {
+    const catalog_view_t *view;
+    store_op_t op;
+    size_t n_rows;
+    const catalog_value_t *const *keys; /* [view->n_join_keys][n_rows] */
+    size_t n_features;
+    const uint32_t *feature_idx;          /* [n_features] */
+    const catalog_value_t *const *values; /* [n_features][n_rows] */
+    const int64_t *event_ts_us;           /* [n_rows], microseconds since epoch; NULL = now */
+} store_batch_t;
+
+typedef struct store_apply_result {
+    size_t written; /* rows stored (upserts) or deleted */
+    size_t stale;   /* rows ignored: an equal or newer event is already stored */
+    /* When the call fails with -EINVAL: the batch index, row and feature (or join key) at fault,
+     * and what rule broke. Nothing of any batch in the call was written. */
+    size_t bad_batch;
+    size_t bad_row;
+    char bad_field[CATALOG_MAX_NAME];
+    char error[320];
+} store_apply_result_t;
+
+/*
+ * Applies batches atomically: every row of every batch is validated (join-key types, feature
+ * dtypes, validation rules) in the caller's thread, then the lot is handed to the writer and
+ * committed in one LMDB transaction, together with log_position as the store's last applied
+ * replication position when log_position > 0 (a position lower than the stored one is stale and
+ * the call returns -EALREADY without writing: replays are idempotent).
+ * Per row: an event older than the stored row's is ignored (stale); an equal event timestamp is
+ * decided by write time (the later write wins). The write timestamp is taken at commit.
+ * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -EALREADY, -ENOSPC
+ *          (the disk, not the map: the map grows), -EIO, -ESHUTDOWN when the store is closing.
+ * Thread safety: any number of threads; concurrent calls share transactions (group commit).
+ */
+int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint64_t log_position,
+                store_apply_result_t *res);
+
+/* The last applied replication log position (0 = none). Returns: 0, -EIO. */
+int store_last_position(store_t *s, uint64_t *pos);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reads                                                                                       */
+
+/* Per-feature read status; the numbers are Feast's FieldStatus. */
+typedef enum store_status {
+    STORE_STATUS_INVALID = 0,
+    STORE_STATUS_PRESENT = 1,
+    STORE_STATUS_NULL_VALUE = 2,      /* the row exists without this value (or with a null) */
+    STORE_STATUS_NOT_FOUND = 3,       /* no row for this entity */
+    STORE_STATUS_OUTSIDE_MAX_AGE = 4, /* the row is older than the view's TTL (value returned) */
+} store_status_t;
+
+/*
+ * A reader: one per thread, reused across requests (its LMDB read transaction is reset and renewed
+ * rather than recreated). Returns: 0, -ENOMEM, -EAGAIN (too many readers).
+ * Ownership: *out is the caller's, freed with store_reader_free() before store_close().
+ * Thread safety: a reader is used by one thread at a time (it may move between threads).
+ */
+int store_reader_new(store_t *s, store_reader_t **out);
+void store_reader_free(store_reader_t *r);
+
+/* Starts a consistent snapshot: every read until store_read_end() sees the same data. */
+int store_read_begin(store_reader_t *r);
+void store_read_end(store_reader_t *r);
+
+/* One entity's row in one view version, valid until store_read_end(). */
+typedef struct store_row {
+    bool found;
+    int64_t event_ts_us;
+    int64_t created_ts_us;
+    const uint8_t *rec; /* internal: the record in the LMDB map */
+    size_t rec_len;
+    const void *slots;  /* internal: the view's slot table */
+} store_row_t;
+
+/*
+ * Looks up one (view version, entity key). A missing row is not an error: row->found is false.
+ * Returns: 0; -ENOENT when the view version has no database (not applied, or offline); -EIO.
+ */
+int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key, size_t key_len,
+                   store_row_t *row);
+
+/*
+ * One feature of a row: its status at time now_us (for TTL) and its feast.types.Value wire bytes
+ * (borrowed from the map, valid until store_read_end(); *len == 0 for NOT_FOUND and NULL_VALUE).
+ */
+store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v,
+                                 uint32_t feature_index, int64_t now_us, const uint8_t **wire,
+                                 size_t *len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Maintenance                                                                                 */
+
+/*
+ * Deletes rows past their view's TTL at now_us, in small transactions so writers are not held up
+ * (readers never are). Returns: 0 and the number deleted in *deleted (may be NULL); -EIO.
+ */
+int store_gc(store_t *s, int64_t now_us, size_t *deleted);
+
+/* Writes a compacted copy of the environment into out_dir (created; must be empty), usable as a
+ * data directory. Safe while the store serves reads and writes. Returns: 0, -EEXIST, -EIO. */
+int store_snapshot(store_t *s, const char *out_dir);
+
+typedef struct store_stats {
+    size_t map_size;   /* current LMDB map size */
+    size_t used_bytes; /* pages in use */
+    uint64_t last_position;
+    size_t n_views; /* view databases */
+    uint64_t commits, batches; /* writer counters: batches / commits = group-commit factor */
+} store_stats_t;
+int store_stat(store_t *s, store_stats_t *out);
+
+/* Counts rows of one view version (for the CLI and tests). Returns: 0, -ENOENT. */
+int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);
+
+/* Microseconds since the epoch, from CLOCK_REALTIME. */
+int64_t store_now_us(void);
+
+#endif /* STORAGE_STORE_H */
