@@ -19,7 +19,7 @@
  * owned by the catalog and valid until its last reference is dropped.
  */
 
-#define CATALOG_MAX_NAME 128   /* longest entity, view, feature, service or model name */
+#define CATALOG_MAX_NAME 128 /* longest entity, view, feature, service or model name */
 #define CATALOG_MAX_VERSION 65535u
 
 /* Value types. The numbers are Feast's feast.types.ValueType.Enum, so they go on the wire as is. */
@@ -151,8 +151,9 @@ typedef struct catalog_validation {
     double min, max;
     const catalog_value_t *allowed_values; /* scalars of the feature's element type */
     size_t n_allowed;
-    int64_t max_length; /* strings/bytes: bytes; lists: items; -1 = no limit */
-    const char *pattern;  /* POSIX ERE applied to STRING values (list elements too); NULL = none */
+    int64_t max_length;  /* strings/bytes: bytes; lists: items; -1 = no limit */
+    const char *pattern; /* POSIX ERE applied to STRING values (list elements too); NULL = none.
+                            The whole value must match (as if wrapped in ^(...)$). */
 } catalog_validation_t;
 
 typedef struct catalog_feature {
@@ -169,14 +170,14 @@ typedef struct catalog_feature {
 
 typedef struct catalog_view {
     const char *name;
-    uint32_t version;       /* >= 1 */
-    bool is_default;        /* the version a reference without @vN resolves to */
-    uint32_t id;            /* dense index in catalog_view_at() order */
+    uint32_t version;                        /* >= 1 */
+    bool is_default;                         /* the version a reference without @vN resolves to */
+    uint32_t id;                             /* dense index in catalog_view_at() order */
     const catalog_entity_t *const *entities; /* n_entities == 0: an entityless view */
     size_t n_entities;
     const catalog_join_key_t *join_keys; /* every entity's join keys, flattened in catalog order */
     size_t n_join_keys;
-    int64_t ttl_seconds;    /* 0 = forever */
+    int64_t ttl_seconds; /* 0 = forever */
     bool online;
     const catalog_feature_t *features;
     size_t n_features;
@@ -220,7 +221,7 @@ typedef struct catalog_upstream {
 
 typedef struct catalog_model {
     const char *name;
-    int64_t version;           /* >= 1 */
+    int64_t version;           /* >= 1; 1 when the binding only has a version_label */
     const char *version_label; /* "" when absent */
     const catalog_service_t *service;
     const catalog_entity_input_t *entity_inputs;
@@ -236,8 +237,8 @@ typedef struct catalog_model {
 /* One problem found in a catalog source. */
 typedef struct catalog_error {
     char file[256];
-    int line;   /* 1-based; 0 when not tied to a place */
-    int column; /* 1-based; 0 when not tied to a place */
+    int line;          /* 1-based; 0 when not tied to a place */
+    int column;        /* 1-based; 0 when not tied to a place */
     char key[128];     /* the key or path at fault, e.g. "feature_views[1].features[0].dtype" */
     char message[320]; /* what is wrong and what was expected */
 } catalog_error_t;
@@ -317,7 +318,8 @@ int catalog_find_model(const catalog_t *c, const char *name, int64_t version, co
 /*
  * Checks one value against a feature's dtype and validation rules. A NULL value passes unless
  * the feature is not_null. INT32 values are accepted for INT64 features (widened by the caller),
- * nothing else is coerced.
+ * nothing else is coerced. f must come from a loaded catalog (its pattern was compiled at load:
+ * a hand-built catalog_feature_t may use every rule except pattern).
  * Returns: 0, or -EINVAL with the rule at fault written to why ("max: 12.5 > 10", "dtype: got
  *          STRING, want INT64", "pattern", "not_null", ...), NUL-terminated.
  */
@@ -338,9 +340,9 @@ typedef enum catalog_change_kind {
 
 typedef struct catalog_change {
     catalog_change_kind_t kind;
-    bool breaking;     /* false = safe */
-    char object[200];  /* "feature_view driver_hourly_stats@v2", "feature ...@v1:conv_rate" */
-    char detail[320];  /* what changed, and for a breaking change why and what to do instead */
+    bool breaking;    /* false = safe */
+    char object[200]; /* "feature_view driver_hourly_stats@v2", "feature ...@v1:conv_rate" */
+    char detail[320]; /* what changed, and for a breaking change why and what to do instead */
 } catalog_change_t;
 
 typedef struct catalog_plan {
@@ -354,7 +356,9 @@ typedef struct catalog_plan {
  * new feature appended to a version, metadata (description, owner, tags, lineage, ttl, validation
  * widened), new or changed services and models. Breaking: a dtype changed, an entity changed, or
  * a feature removed inside an existing version; removing a whole view version is also reported
- * as breaking (it drops data).
+ * as breaking (it drops data). Removing a service or a model binding, and renaming the project,
+ * are reported as breaking too (callers relying on them get NOT_FOUND). Reordering features is
+ * safe: stored rows map features by name.
  * Returns: 0, -ENOMEM. Ownership: *out is the caller's to free with catalog_plan_clear().
  */
 int catalog_plan(const catalog_t *from, const catalog_t *to, catalog_plan_t *out);

@@ -1,0 +1,220 @@
+/* catalog/catalog_int.h - shared inside catalog/: arena, hash index, errors, drafts, patterns. */
+#ifndef CATALOG_CATALOG_INT_H
+#define CATALOG_CATALOG_INT_H
+
+#include <regex.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "catalog/catalog.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arena: everything a catalog owns lives in one, so the last catalog_unref() is one walk.     */
+
+typedef struct catalog__chunk catalog__chunk_t;
+
+typedef struct catalog__arena {
+    catalog__chunk_t *head;
+} catalog__arena_t;
+
+/* Zeroed, max-aligned memory valid until catalog__arena_free(). Returns NULL on OOM. */
+void *catalog__alloc(catalog__arena_t *a, size_t size);
+/* Copies n bytes and adds a NUL. Returns NULL on OOM. */
+char *catalog__strndup(catalog__arena_t *a, const char *s, size_t n);
+char *catalog__strdup(catalog__arena_t *a, const char *s);
+/* Grows an array held in the arena to at least need elements (the old block is abandoned). */
+int catalog__grow(catalog__arena_t *a, void **array, size_t *cap, size_t need, size_t elem);
+void catalog__arena_free(catalog__arena_t *a);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hash index: open addressing over keys that live in the same arena.                          */
+
+typedef struct catalog__slot {
+    const char *key;
+    size_t len;
+    uint64_t hash;
+    const void *val;
+} catalog__slot_t;
+
+typedef struct catalog__index {
+    catalog__slot_t *slots;
+    size_t mask;
+} catalog__index_t;
+
+uint64_t catalog__fnv1a(const void *data, size_t len, uint64_t h);
+#define CATALOG__FNV_OFFSET 0xcbf29ce484222325ull
+
+/* Sized for n keys. Returns: 0, -ENOMEM. */
+int catalog__index_init(catalog__arena_t *a, catalog__index_t *ix, size_t n);
+/* key must outlive the index. Returns: 0, -EEXIST (the first value stays). */
+int catalog__index_put(catalog__index_t *ix, const char *key, size_t len, const void *val);
+const void *catalog__index_get(const catalog__index_t *ix, const char *key, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+
+/* The list stops growing here (one last item says so): a hostile file must not exhaust memory. */
+#define CATALOG__MAX_ERRORS 1000
+
+#if defined(__GNUC__)
+#define CATALOG__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CATALOG__PRINTF(f, a)
+#endif
+
+void catalog__error(catalog_errors_t *errs, const char *file, int line, int col, const char *key,
+                    const char *fmt, ...) CATALOG__PRINTF(6, 7);
+void catalog__verror(catalog_errors_t *errs, const char *file, int line, int col, const char *key,
+                     const char *fmt, va_list ap) CATALOG__PRINTF(6, 0);
+/* Orders errors by file, line and column (stable), so a directory reads top to bottom. */
+void catalog__errors_sort(catalog_errors_t *errs, size_t from);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Compiled patterns: validation.pattern points at text[] inside one of these.                 */
+
+typedef struct catalog__pattern {
+    struct catalog__pattern *next;
+    regex_t re;
+    char text[];
+} catalog__pattern_t;
+
+/* Compiles into c's arena and list. Returns: the pattern, or NULL with why filled. */
+catalog__pattern_t *catalog__pattern_compile(catalog_t *c, const char *text, char *why,
+                                             size_t why_cap);
+bool catalog__pattern_match(const catalog__pattern_t *p, const uint8_t *s, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The resolved catalog                                                                        */
+
+struct catalog {
+    atomic_int refs;
+    catalog__arena_t arena;
+    catalog__pattern_t *patterns; /* regfree'd on the last unref */
+    const char *project;
+    char digest[17];
+
+    catalog_entity_t *entities;
+    size_t n_entities;
+    catalog_view_t *views; /* sorted by (name, version) */
+    size_t n_views;
+    catalog_service_t *services; /* sorted by name */
+    size_t n_services;
+    catalog_model_t *models; /* sorted by (name, version, label) */
+    size_t n_models;
+
+    catalog__index_t ix_entities; /* name */
+    catalog__index_t ix_views;    /* "name" (default version) and "name@vN" */
+    catalog__index_t ix_features; /* "view@vN:feature" and "view:feature" (default version) */
+    catalog__index_t ix_services; /* name */
+    catalog__index_t ix_models;   /* "name" (highest), "name@vN", "name#label" */
+};
+
+catalog_t *catalog__new(void);
+void catalog__free(catalog_t *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Drafts: what load.c read, with the places resolve.c needs to point at.                      */
+
+typedef struct catalog__pos {
+    const char *file;
+    int line, col;
+    const char *key;
+} catalog__pos_t;
+
+typedef struct catalog__draft_entity {
+    catalog_entity_t e;
+    catalog__pos_t pos, name_pos;
+} catalog__draft_entity_t;
+
+typedef struct catalog__draft_view {
+    catalog_view_t v; /* entities and join keys are filled by resolve */
+    catalog__pos_t pos, name_pos, version_pos, default_pos;
+    bool marked_default;
+    const char **entity_names;
+    catalog__pos_t *entity_pos;
+    size_t n_entity_names;
+} catalog__draft_view_t;
+
+typedef struct catalog__draft_service {
+    catalog_service_t s; /* features are filled by resolve */
+    catalog__pos_t pos, name_pos, features_pos;
+    const char **refs;
+    catalog__pos_t *ref_pos;
+    size_t n_refs;
+} catalog__draft_service_t;
+
+typedef struct catalog__draft_model {
+    catalog_model_t m; /* service is filled by resolve */
+    catalog__pos_t pos, name_pos, service_pos;
+    bool has_version;
+    const char *service_name;
+    catalog__pos_t *input_pos; /* per entity input, at its value */
+} catalog__draft_model_t;
+
+typedef struct catalog__draft {
+    catalog__arena_t scratch; /* trees, drafts and positions; freed after resolve */
+    const char *first_file;
+    const char *project;
+    catalog__pos_t project_pos;
+    catalog__draft_entity_t *entities;
+    size_t n_entities, cap_entities;
+    catalog__draft_view_t *views;
+    size_t n_views, cap_views;
+    catalog__draft_service_t *services;
+    size_t n_services, cap_services;
+    catalog__draft_model_t *models;
+    size_t n_models, cap_models;
+} catalog__draft_t;
+
+/* Cross-object checks and the final snapshot. Returns: 0, -EINVAL (errors added), -ENOMEM. */
+int catalog__resolve(catalog_t *c, catalog__draft_t *d, catalog_errors_t *errs);
+/* Only for a catalog without errors: computes the digest. Returns: 0, -ENOMEM. */
+int catalog__finalize(catalog_t *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers shared by load, dump, plan and validate                                             */
+
+bool catalog__valid_name(const char *s);
+/* Levenshtein distance, capped: used to suggest the closest known key or name. */
+size_t catalog__distance(const char *a, const char *b);
+/* The candidate closest to s, or NULL when none is close enough to be a likely typo. */
+const char *catalog__closest(const char *s, const char *const *cands, size_t n);
+
+/* Base64 (RFC 4648, padded). decode returns the length or -EINVAL; out needs 3 * len / 4. */
+size_t catalog__b64_encode(const uint8_t *in, size_t len, char *out, size_t cap);
+long catalog__b64_decode(const char *in, size_t len, uint8_t *out);
+
+/* Shortest decimal that reads back as the same double / float ("%.17g" at worst). */
+void catalog__format_double(double d, char *buf, size_t cap);
+void catalog__format_float(float f, char *buf, size_t cap);
+
+/*
+ * Splits "view:feature", "view@v2:feature" or "view:*" (len bytes). version is 0 without @vN.
+ * Returns: 0, -EINVAL for a malformed reference.
+ */
+typedef struct catalog__ref {
+    const char *view;
+    size_t view_len;
+    uint32_t version;
+    const char *feature;
+    size_t feature_len;
+} catalog__ref_t;
+int catalog__parse_ref(const char *ref, size_t len, catalog__ref_t *out);
+/* Parses "name" or "name@vN" (len bytes). Returns: 0, -EINVAL. */
+int catalog__parse_view_ref(const char *ref, size_t len, const char **name, size_t *name_len,
+                            uint32_t *version);
+
+/* Item i of a list value as a scalar value of the element type. */
+void catalog__list_item(const catalog_value_t *list, size_t i, catalog_value_t *out);
+
+/* Validation with the catalog's compiled pattern. */
+int catalog__check_value(const catalog_feature_t *f, const catalog_value_t *v, char *why,
+                         size_t why_cap);
+
+/* Canonical YAML (dump.c); also the input of the digest. */
+int catalog__dump(const catalog_t *c, char **out, size_t *len);
+
+/* "7d", "15m", "90s" or "0": the largest unit that divides. */
+void catalog__format_duration(int64_t seconds, char *buf, size_t cap);
+
+#endif /* CATALOG_CATALOG_INT_H */

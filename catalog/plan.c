@@ -1,0 +1,512 @@
+/* catalog/plan.c - what changes between two catalogs, and which changes break stored data. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/catalog_int.h"
+
+/*
+ * The rule behind every verdict: stored rows are keyed by a view version's entity key and hold
+ * values typed by its features' dtypes, mapped by feature name. Anything that keeps old rows
+ * readable as they are is safe (new objects, appended features, metadata, TTL, validation,
+ * defaults); anything that makes them unreadable or drops them is breaking (a changed dtype or
+ * entity key, a removed feature or view version). Removing a service, model or the project name
+ * is breaking for callers rather than data, and reported so for the same reason: someone who
+ * relies on it gets NOT_FOUND after the apply.
+ */
+
+typedef struct planner {
+    catalog_plan_t *plan;
+    size_t cap;
+    bool nomem;
+} planner_t;
+
+static void add(planner_t *P, catalog_change_kind_t kind, bool breaking, const char *object,
+                const char *fmt, ...) CATALOG__PRINTF(5, 6);
+
+static void add(planner_t *P, catalog_change_kind_t kind, bool breaking, const char *object,
+                const char *fmt, ...)
+{
+    catalog_plan_t *p = P->plan;
+    if (P->nomem)
+        return;
+    if (p->count == P->cap) {
+        size_t cap = P->cap == 0 ? 16 : P->cap * 2;
+        catalog_change_t *items = realloc(p->items, cap * sizeof *items);
+        if (items == NULL) {
+            P->nomem = true;
+            return;
+        }
+        p->items = items;
+        P->cap = cap;
+    }
+    catalog_change_t *ch = &p->items[p->count++];
+    memset(ch, 0, sizeof *ch);
+    ch->kind = kind;
+    ch->breaking = breaking;
+    snprintf(ch->object, sizeof ch->object, "%s", object);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ch->detail, sizeof ch->detail, fmt, ap);
+    va_end(ap);
+    if (breaking)
+        p->n_breaking++;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+static bool tags_eq(const catalog_tag_t *a, size_t na, const catalog_tag_t *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++) {
+        if (!str_eq(a[i].key, b[i].key) || !str_eq(a[i].value, b[i].value))
+            return false;
+    }
+    return true;
+}
+
+/* Appends ", what" (or "what" first) to a bounded list of changed fields. */
+static void note(char *buf, size_t cap, const char *what)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s%s", len > 0 ? ", " : "", what);
+}
+
+static void join_keys_text(const catalog_join_key_t *k, size_t n, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s %s", i > 0 ? ", " : "", k[i].name,
+                                catalog_dtype_name(k[i].dtype));
+}
+
+static bool join_keys_eq(const catalog_join_key_t *a, size_t na, const catalog_join_key_t *b,
+                         size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++) {
+        if (strcmp(a[i].name, b[i].name) != 0 || a[i].dtype != b[i].dtype)
+            return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void diff_entities(planner_t *P, const catalog_t *from, const catalog_t *to)
+{
+    char obj[200], a[160], b[160];
+    for (size_t i = 0; i < to->n_entities; i++) {
+        const catalog_entity_t *e = &to->entities[i], *old = NULL;
+        snprintf(obj, sizeof obj, "entity %s", e->name);
+        if (from == NULL || catalog_find_entity(from, e->name, &old) != 0) {
+            join_keys_text(e->join_keys, e->n_join_keys, a, sizeof a);
+            add(P, CATALOG_CHANGE_ADDED, false, obj, "new entity (join keys: %s)", a);
+            continue;
+        }
+        if (!join_keys_eq(old->join_keys, old->n_join_keys, e->join_keys, e->n_join_keys)) {
+            join_keys_text(old->join_keys, old->n_join_keys, a, sizeof a);
+            join_keys_text(e->join_keys, e->n_join_keys, b, sizeof b);
+            add(P, CATALOG_CHANGE_CHANGED, true, obj,
+                "join keys changed from [%s] to [%s]: rows stored under the old key cannot be "
+                "found; define a new entity and a new view version instead",
+                a, b);
+        }
+        char what[160] = "";
+        if (!str_eq(old->description, e->description))
+            note(what, sizeof what, "description");
+        if (!tags_eq(old->tags, old->n_tags, e->tags, e->n_tags))
+            note(what, sizeof what, "tags");
+        if (what[0] != '\0')
+            add(P, CATALOG_CHANGE_CHANGED, false, obj, "metadata changed: %s", what);
+    }
+    for (size_t i = 0; from != NULL && i < from->n_entities; i++) {
+        const catalog_entity_t *e = &from->entities[i], *now = NULL;
+        if (catalog_find_entity(to, e->name, &now) == 0)
+            continue;
+        snprintf(obj, sizeof obj, "entity %s", e->name);
+        add(P, CATALOG_CHANGE_REMOVED, false, obj, "entity removed (no view uses it any more)");
+    }
+}
+
+static void rules_text(const catalog_validation_t *r, char *buf, size_t cap)
+{
+    char num[48], item[160];
+    buf[0] = '\0';
+    if (r->not_null)
+        note(buf, cap, "not_null");
+    if (r->has_min) {
+        catalog__format_double(r->min, num, sizeof num);
+        snprintf(item, sizeof item, "min %s", num);
+        note(buf, cap, item);
+    }
+    if (r->has_max) {
+        catalog__format_double(r->max, num, sizeof num);
+        snprintf(item, sizeof item, "max %s", num);
+        note(buf, cap, item);
+    }
+    if (r->n_allowed > 0) {
+        snprintf(item, sizeof item, "%zu allowed values", r->n_allowed);
+        note(buf, cap, item);
+    }
+    if (r->max_length >= 0) {
+        snprintf(item, sizeof item, "max_length %lld", (long long)r->max_length);
+        note(buf, cap, item);
+    }
+    if (r->pattern != NULL) {
+        snprintf(item, sizeof item, "pattern %.120s", r->pattern);
+        note(buf, cap, item);
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, cap, "none");
+}
+
+static bool allowed_subset(const catalog_validation_t *small, const catalog_validation_t *big)
+{
+    for (size_t i = 0; i < small->n_allowed; i++) {
+        bool found = false;
+        for (size_t j = 0; j < big->n_allowed && !found; j++)
+            found = catalog_value_equal(&small->allowed_values[i], &big->allowed_values[j]);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Whether new rules could refuse a value the old ones accepted. */
+static bool tightened(const catalog_validation_t *o, const catalog_validation_t *n)
+{
+    if (n->not_null && !o->not_null)
+        return true;
+    if (n->has_min && (!o->has_min || n->min > o->min))
+        return true;
+    if (n->has_max && (!o->has_max || n->max < o->max))
+        return true;
+    if (n->n_allowed > 0 && (o->n_allowed == 0 || !allowed_subset(o, n)))
+        return true;
+    if (n->max_length >= 0 && (o->max_length < 0 || n->max_length < o->max_length))
+        return true;
+    if (n->pattern != NULL && !str_eq(o->pattern, n->pattern))
+        return true;
+    return false;
+}
+
+static bool rules_eq(const catalog_validation_t *a, const catalog_validation_t *b)
+{
+    return a->not_null == b->not_null && a->has_min == b->has_min &&
+           (!a->has_min || a->min == b->min) && a->has_max == b->has_max &&
+           (!a->has_max || a->max == b->max) && a->n_allowed == b->n_allowed &&
+           allowed_subset(a, b) && a->max_length == b->max_length && str_eq(a->pattern, b->pattern);
+}
+
+static void diff_feature(planner_t *P, const catalog_view_t *v, const catalog_feature_t *o,
+                         const catalog_feature_t *n)
+{
+    char obj[200];
+    snprintf(obj, sizeof obj, "feature %s@v%" PRIu32 ":%s", v->name, v->version, n->name);
+    if (o->dtype != n->dtype) {
+        add(P, CATALOG_CHANGE_CHANGED, true, obj,
+            "dtype changed from %s to %s: stored values keep the old type; add a new view "
+            "version with the new dtype instead",
+            catalog_dtype_name(o->dtype), catalog_dtype_name(n->dtype));
+        return;
+    }
+    if (!rules_eq(&o->validation, &n->validation)) {
+        char a[140], b[140];
+        rules_text(&o->validation, a, sizeof a);
+        rules_text(&n->validation, b, sizeof b);
+        bool tight = tightened(&o->validation, &n->validation);
+        add(P, CATALOG_CHANGE_CHANGED, false, obj, "validation %s: [%s] -> [%s]%s",
+            tight ? "tightened" : "widened", a, b,
+            tight ? "; stored rows are not re-checked, new writes must pass" : "");
+    }
+    char what[160] = "";
+    if (o->has_default != n->has_default ||
+        (o->has_default && !catalog_value_equal(&o->default_value, &n->default_value)))
+        note(what, sizeof what, "default");
+    if (!str_eq(o->description, n->description))
+        note(what, sizeof what, "description");
+    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
+        note(what, sizeof what, "tags");
+    if (o->index != n->index) {
+        char moved[64];
+        snprintf(moved, sizeof moved, "position %" PRIu32 " -> %" PRIu32, o->index, n->index);
+        note(what, sizeof what, moved);
+    }
+    if (what[0] != '\0')
+        add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s (stored rows are unaffected)",
+            what);
+}
+
+static const catalog_feature_t *feature_named(const catalog_view_t *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_features; i++) {
+        if (strcmp(v->features[i].name, name) == 0)
+            return &v->features[i];
+    }
+    return NULL;
+}
+
+static void entities_text(const catalog_view_t *v, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < v->n_entities && off < cap; i++)
+        off +=
+            (size_t)snprintf(buf + off, cap - off, "%s%s", i > 0 ? ", " : "", v->entities[i]->name);
+}
+
+static void diff_view(planner_t *P, const catalog_view_t *o, const catalog_view_t *n)
+{
+    char obj[200], a[160], b[160];
+    snprintf(obj, sizeof obj, "feature_view %s@v%" PRIu32, n->name, n->version);
+    if (!join_keys_eq(o->join_keys, o->n_join_keys, n->join_keys, n->n_join_keys) ||
+        o->n_entities != n->n_entities) {
+        entities_text(o, a, sizeof a);
+        entities_text(n, b, sizeof b);
+        add(P, CATALOG_CHANGE_CHANGED, true, obj,
+            "entities changed from [%s] to [%s]: every stored row is keyed by the old entity "
+            "key; add a new view version instead",
+            a, b);
+    }
+    char what[200] = "";
+    if (o->ttl_seconds != n->ttl_seconds) {
+        char x[32], y[32], t[80];
+        catalog__format_duration(o->ttl_seconds, x, sizeof x);
+        catalog__format_duration(n->ttl_seconds, y, sizeof y);
+        snprintf(t, sizeof t, "ttl %s -> %s", x, y);
+        note(what, sizeof what, t);
+    }
+    if (o->online != n->online)
+        note(what, sizeof what, n->online ? "now online" : "now offline");
+    if (!str_eq(o->description, n->description))
+        note(what, sizeof what, "description");
+    if (!str_eq(o->owner, n->owner))
+        note(what, sizeof what, "owner");
+    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
+        note(what, sizeof what, "tags");
+    if (!str_eq(o->lineage_source, n->lineage_source) ||
+        !str_eq(o->lineage_transformation, n->lineage_transformation))
+        note(what, sizeof what, "lineage");
+    if (o->is_default != n->is_default)
+        note(what, sizeof what,
+             n->is_default ? "now the default version" : "no longer the default version");
+    if (what[0] != '\0')
+        add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);
+
+    for (size_t i = 0; i < o->n_features; i++) {
+        const catalog_feature_t *f = &o->features[i];
+        const catalog_feature_t *nf = feature_named(n, f->name);
+        if (nf != NULL) {
+            diff_feature(P, n, f, nf);
+            continue;
+        }
+        char fobj[200];
+        snprintf(fobj, sizeof fobj, "feature %s@v%" PRIu32 ":%s", o->name, o->version, f->name);
+        add(P, CATALOG_CHANGE_REMOVED, true, fobj,
+            "feature removed from an existing version: its stored values are dropped and "
+            "readers of it fail; add a new view version without it instead");
+    }
+    for (size_t i = 0; i < n->n_features; i++) {
+        const catalog_feature_t *f = &n->features[i];
+        if (feature_named(o, f->name) != NULL)
+            continue;
+        char fobj[200];
+        snprintf(fobj, sizeof fobj, "feature %s@v%" PRIu32 ":%s", n->name, n->version, f->name);
+        add(P, CATALOG_CHANGE_ADDED, false, fobj,
+            "new %s feature in an existing version: stored rows read it as %s until written",
+            catalog_dtype_name(f->dtype), f->has_default ? "its default" : "missing");
+    }
+}
+
+static void diff_views(planner_t *P, const catalog_t *from, const catalog_t *to)
+{
+    char obj[200];
+    for (size_t i = 0; i < to->n_views; i++) {
+        const catalog_view_t *v = &to->views[i], *old = NULL;
+        if (from != NULL && catalog_find_view(from, v->name, v->version, &old) == 0) {
+            diff_view(P, old, v);
+            continue;
+        }
+        const catalog_view_t *any = NULL;
+        bool known = from != NULL && catalog_find_view(from, v->name, 0, &any) == 0;
+        snprintf(obj, sizeof obj, "feature_view %s@v%" PRIu32, v->name, v->version);
+        add(P, CATALOG_CHANGE_ADDED, false, obj, "%s with %zu feature%s%s",
+            known ? "new version of an existing view" : "new feature view", v->n_features,
+            v->n_features == 1 ? "" : "s",
+            v->is_default && known ? "; it becomes the default" : "");
+    }
+    for (size_t i = 0; from != NULL && i < from->n_views; i++) {
+        const catalog_view_t *v = &from->views[i], *now = NULL;
+        if (catalog_find_view(to, v->name, v->version, &now) == 0)
+            continue;
+        snprintf(obj, sizeof obj, "feature_view %s@v%" PRIu32, v->name, v->version);
+        add(P, CATALOG_CHANGE_REMOVED, true, obj,
+            "view version removed: its stored data is dropped; keep it in the catalog until "
+            "no reader needs it, then tear it down explicitly");
+    }
+}
+
+static bool refs_eq(const catalog_service_t *a, const catalog_service_t *b)
+{
+    if (a->n_features != b->n_features)
+        return false;
+    for (size_t i = 0; i < a->n_features; i++) {
+        const catalog_feature_ref_t *x = &a->features[i], *y = &b->features[i];
+        if (strcmp(x->view->name, y->view->name) != 0 || x->view->version != y->view->version ||
+            strcmp(x->feature->name, y->feature->name) != 0)
+            return false;
+    }
+    return true;
+}
+
+static void diff_services(planner_t *P, const catalog_t *from, const catalog_t *to)
+{
+    char obj[200];
+    for (size_t i = 0; i < to->n_services; i++) {
+        const catalog_service_t *s = &to->services[i], *old = NULL;
+        snprintf(obj, sizeof obj, "feature_service %s", s->name);
+        if (from == NULL || catalog_find_service(from, s->name, &old) != 0) {
+            add(P, CATALOG_CHANGE_ADDED, false, obj, "new feature service with %zu feature%s",
+                s->n_features, s->n_features == 1 ? "" : "s");
+            continue;
+        }
+        char what[160] = "";
+        if (!refs_eq(old, s)) {
+            char t[80];
+            snprintf(t, sizeof t, "features (%zu -> %zu)", old->n_features, s->n_features);
+            note(what, sizeof what, t);
+        }
+        if (!str_eq(old->description, s->description))
+            note(what, sizeof what, "description");
+        if (what[0] != '\0')
+            add(P, CATALOG_CHANGE_CHANGED, false, obj,
+                "changed: %s; callers get the new feature list on their next request", what);
+    }
+    for (size_t i = 0; from != NULL && i < from->n_services; i++) {
+        const catalog_service_t *s = &from->services[i], *now = NULL;
+        if (catalog_find_service(to, s->name, &now) == 0)
+            continue;
+        snprintf(obj, sizeof obj, "feature_service %s", s->name);
+        add(P, CATALOG_CHANGE_REMOVED, true, obj,
+            "feature service removed: callers requesting it get NOT_FOUND");
+    }
+}
+
+static bool upstream_eq(const catalog_model_t *a, const catalog_model_t *b)
+{
+    if (a->has_upstream != b->has_upstream)
+        return false;
+    if (!a->has_upstream)
+        return true;
+    const catalog_upstream_t *x = &a->upstream, *y = &b->upstream;
+    return str_eq(x->target, y->target) && str_eq(x->model_name, y->model_name) &&
+           str_eq(x->signature_name, y->signature_name) && x->timeout_ms == y->timeout_ms &&
+           x->keep_entity_inputs == y->keep_entity_inputs;
+}
+
+static bool inputs_eq(const catalog_model_t *a, const catalog_model_t *b)
+{
+    if (a->n_entity_inputs != b->n_entity_inputs)
+        return false;
+    for (size_t i = 0; i < a->n_entity_inputs; i++) {
+        if (!str_eq(a->entity_inputs[i].input, b->entity_inputs[i].input) ||
+            !str_eq(a->entity_inputs[i].join_key, b->entity_inputs[i].join_key))
+            return false;
+    }
+    return true;
+}
+
+static const catalog_model_t *same_model(const catalog_t *c, const catalog_model_t *m)
+{
+    for (size_t i = 0; c != NULL && i < c->n_models; i++) {
+        const catalog_model_t *x = &c->models[i];
+        if (strcmp(x->name, m->name) == 0 && x->version == m->version &&
+            str_eq(x->version_label, m->version_label))
+            return x;
+    }
+    return NULL;
+}
+
+static void model_obj(const catalog_model_t *m, char *buf, size_t cap)
+{
+    if (m->version_label[0] != '\0')
+        snprintf(buf, cap, "model %s@v%" PRId64 " (%s)", m->name, m->version, m->version_label);
+    else
+        snprintf(buf, cap, "model %s@v%" PRId64, m->name, m->version);
+}
+
+static void diff_models(planner_t *P, const catalog_t *from, const catalog_t *to)
+{
+    char obj[200];
+    for (size_t i = 0; i < to->n_models; i++) {
+        const catalog_model_t *m = &to->models[i];
+        const catalog_model_t *old = same_model(from, m);
+        model_obj(m, obj, sizeof obj);
+        if (old == NULL) {
+            add(P, CATALOG_CHANGE_ADDED, false, obj, "new model binding to feature service %s",
+                m->service->name);
+            continue;
+        }
+        char what[160] = "";
+        if (strcmp(old->service->name, m->service->name) != 0)
+            note(what, sizeof what, "feature_service");
+        if (!inputs_eq(old, m))
+            note(what, sizeof what, "entity_inputs");
+        if (old->on_missing != m->on_missing)
+            note(what, sizeof what, "on_missing");
+        if (!upstream_eq(old, m))
+            note(what, sizeof what, "upstream");
+        if (what[0] != '\0')
+            add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);
+    }
+    for (size_t i = 0; from != NULL && i < from->n_models; i++) {
+        const catalog_model_t *m = &from->models[i];
+        if (same_model(to, m) != NULL)
+            continue;
+        model_obj(m, obj, sizeof obj);
+        add(P, CATALOG_CHANGE_REMOVED, true, obj,
+            "model binding removed: Predict calls for it get NOT_FOUND");
+    }
+}
+
+int catalog_plan(const catalog_t *from, const catalog_t *to, catalog_plan_t *out)
+{
+    catalog_plan_t plan = {NULL, 0, 0};
+    planner_t P = {&plan, 0, false};
+    if (to == NULL)
+        return -EINVAL;
+    if (from != NULL && strcmp(from->project, to->project) != 0)
+        add(&P, CATALOG_CHANGE_CHANGED, true, "project",
+            "project renamed from '%s' to '%s': a data directory belongs to one project",
+            from->project, to->project);
+    diff_entities(&P, from, to);
+    diff_views(&P, from, to);
+    diff_services(&P, from, to);
+    diff_models(&P, from, to);
+    if (P.nomem) {
+        catalog_plan_clear(&plan);
+        return -ENOMEM;
+    }
+    *out = plan;
+    return 0;
+}
+
+void catalog_plan_clear(catalog_plan_t *plan)
+{
+    if (plan == NULL)
+        return;
+    free(plan->items);
+    plan->items = NULL;
+    plan->count = 0;
+    plan->n_breaking = 0;
+}

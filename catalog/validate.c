@@ -1,0 +1,275 @@
+/* catalog/validate.c - validation rules applied to values, and the compiled patterns they use. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "catalog/catalog_int.h"
+
+/*
+ * glibc's regcomp expands bounded repetitions, so `((a{255}){255}){255}` would take gigabytes.
+ * A catalog is configuration rather than network input, but one bad pattern must not take the
+ * server down at load: the length and the product of all {m,n} bounds are capped.
+ */
+#define MAX_PATTERN 512
+#define MAX_REPEAT_PRODUCT 10000
+
+static bool pattern_size_ok(const char *text, char *why, size_t why_cap)
+{
+    if (strlen(text) > MAX_PATTERN) {
+        snprintf(why, why_cap, "longer than %d characters", MAX_PATTERN);
+        return false;
+    }
+    unsigned long product = 1;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\\' && p[1] != '\0') {
+            p++;
+            continue;
+        }
+        if (*p != '{')
+            continue;
+        unsigned long bound = 0;
+        for (p++; *p != '\0' && *p != '}'; p++) {
+            if (*p >= '0' && *p <= '9') {
+                unsigned long n = 0;
+                while (*p >= '0' && *p <= '9' && n <= MAX_REPEAT_PRODUCT)
+                    n = n * 10 + (unsigned long)(*p++ - '0');
+                p--;
+                if (n > bound)
+                    bound = n;
+            }
+        }
+        if (bound > 1)
+            product *= bound;
+        if (product > MAX_REPEAT_PRODUCT) {
+            snprintf(why, why_cap, "repetition counts multiply past %d", MAX_REPEAT_PRODUCT);
+            return false;
+        }
+        if (*p == '\0')
+            break;
+    }
+    return true;
+}
+
+catalog__pattern_t *catalog__pattern_compile(catalog_t *c, const char *text, char *why,
+                                             size_t why_cap)
+{
+    if (!pattern_size_ok(text, why, why_cap))
+        return NULL;
+    size_t len = strlen(text);
+    catalog__pattern_t *p = catalog__alloc(&c->arena, sizeof *p + len + 1);
+    if (p == NULL) {
+        snprintf(why, why_cap, "out of memory");
+        return NULL;
+    }
+    memcpy(p->text, text, len + 1);
+    /* No REG_NOSUB: matching reads the span of the match to insist on the whole string. */
+    int rc = regcomp(&p->re, text, REG_EXTENDED);
+    if (rc != 0) {
+        regerror(rc, &p->re, why, why_cap);
+        regfree(&p->re);
+        return NULL;
+    }
+    p->next = c->patterns;
+    c->patterns = p;
+    return p;
+}
+
+bool catalog__pattern_match(const catalog__pattern_t *p, const uint8_t *s, size_t len)
+{
+    /*
+     * REG_STARTEND lets the value be matched in place (values are not NUL-terminated). POSIX
+     * picks the longest of the leftmost matches, so a whole-string match exists exactly when
+     * the match found spans the whole string.
+     */
+    regmatch_t m[1];
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)len;
+    static const char empty[1] = "";
+    const char *str = len > 0 ? (const char *)s : empty;
+    if (regexec(&p->re, str, 1, m, REG_STARTEND) != 0)
+        return false;
+    return m[0].rm_so == 0 && (size_t)m[0].rm_eo == len;
+}
+
+static const catalog__pattern_t *pattern_of(const catalog_validation_t *rules)
+{
+    if (rules->pattern == NULL)
+        return NULL;
+    return (const catalog__pattern_t *)(const void *)(rules->pattern -
+                                                      offsetof(catalog__pattern_t, text));
+}
+
+static bool utf8_valid(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static bool is_numeric(catalog_dtype_t elem)
+{
+    return elem == CATALOG_DTYPE_INT32 || elem == CATALOG_DTYPE_INT64 ||
+           elem == CATALOG_DTYPE_FLOAT || elem == CATALOG_DTYPE_DOUBLE ||
+           elem == CATALOG_DTYPE_UNIX_TIMESTAMP;
+}
+
+static double as_double(const catalog_value_t *v)
+{
+    switch (v->type) {
+    case CATALOG_DTYPE_INT32:
+        return v->u.i32;
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        return (double)v->u.i64;
+    case CATALOG_DTYPE_FLOAT:
+        return v->u.f32;
+    default:
+        return v->u.f64;
+    }
+}
+
+/* An INT32 value checked against an INT64 feature is compared as the INT64 it becomes. */
+static void widen(catalog_value_t *v, catalog_dtype_t want)
+{
+    if (v->type == CATALOG_DTYPE_INT32 && want == CATALOG_DTYPE_INT64) {
+        int64_t x = v->u.i32;
+        v->type = CATALOG_DTYPE_INT64;
+        v->u.i64 = x;
+    }
+}
+
+static int failf(char *why, size_t cap, const char *fmt, ...) CATALOG__PRINTF(3, 4);
+
+static int failf(char *why, size_t cap, const char *fmt, ...)
+{
+    if (why != NULL && cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+static int check_elem(const catalog_feature_t *f, catalog_value_t e, char *why, size_t cap)
+{
+    const catalog_validation_t *r = &f->validation;
+    catalog_dtype_t elem = catalog_dtype_element(f->dtype);
+    widen(&e, elem);
+    /* The value is only formatted on failure: this runs on every write. */
+    char val[96], lim[48];
+    if (elem == CATALOG_DTYPE_STRING && !utf8_valid(e.u.bytes.data, e.u.bytes.len))
+        return failf(why, cap, "dtype: STRING value is not valid UTF-8");
+    if (is_numeric(elem) && (r->has_min || r->has_max)) {
+        /* NaN fails both bounds: a NaN is never "between" anything. */
+        double d = as_double(&e);
+        if (r->has_min && !(d >= r->min)) {
+            catalog__format_double(r->min, lim, sizeof lim);
+            catalog_value_format(&e, val, sizeof val);
+            return failf(why, cap, "min: %s < %s", val, lim);
+        }
+        if (r->has_max && !(d <= r->max)) {
+            catalog__format_double(r->max, lim, sizeof lim);
+            catalog_value_format(&e, val, sizeof val);
+            return failf(why, cap, "max: %s > %s", val, lim);
+        }
+    }
+    if (!catalog_dtype_is_list(f->dtype) && r->max_length >= 0 &&
+        (elem == CATALOG_DTYPE_STRING || elem == CATALOG_DTYPE_BYTES) &&
+        e.u.bytes.len > (uint64_t)r->max_length)
+        return failf(why, cap, "max_length: %zu bytes > %lld", e.u.bytes.len,
+                     (long long)r->max_length);
+    if (r->n_allowed > 0) {
+        bool found = false;
+        for (size_t i = 0; i < r->n_allowed && !found; i++)
+            found = catalog_value_equal(&e, &r->allowed_values[i]);
+        if (!found && catalog_value_format(&e, val, sizeof val) > 0)
+            return failf(why, cap, "allowed_values: %s is not one of the allowed values", val);
+    }
+    const catalog__pattern_t *pat = pattern_of(r);
+    if (pat != NULL && elem == CATALOG_DTYPE_STRING &&
+        !catalog__pattern_match(pat, e.u.bytes.data, e.u.bytes.len) &&
+        catalog_value_format(&e, val, sizeof val) > 0)
+        return failf(why, cap, "pattern: %s does not match %s", val, r->pattern);
+    return 0;
+}
+
+int catalog__check_value(const catalog_feature_t *f, const catalog_value_t *v, char *why,
+                         size_t why_cap)
+{
+    if (why != NULL && why_cap > 0)
+        why[0] = '\0';
+    if (v->type == CATALOG_DTYPE_NULL) {
+        if (f->validation.not_null)
+            return failf(why, why_cap, "not_null: the value is null");
+        return 0;
+    }
+    bool widened = v->type == CATALOG_DTYPE_INT32 && f->dtype == CATALOG_DTYPE_INT64;
+    if (v->type != f->dtype && !widened)
+        return failf(why, why_cap, "dtype: got %s, want %s", catalog_dtype_name(v->type),
+                     catalog_dtype_name(f->dtype));
+    if (!catalog_dtype_is_list(f->dtype))
+        return check_elem(f, *v, why, why_cap);
+    if (f->validation.max_length >= 0 && v->u.list.n > (uint64_t)f->validation.max_length)
+        return failf(why, why_cap, "max_length: %zu items > %lld", v->u.list.n,
+                     (long long)f->validation.max_length);
+    for (size_t i = 0; i < v->u.list.n; i++) {
+        catalog_value_t item;
+        catalog__list_item(v, i, &item);
+        int rc = check_elem(f, item, why, why_cap);
+        if (rc != 0) {
+            if (why != NULL && why_cap > 0) {
+                char inner[256];
+                snprintf(inner, sizeof inner, "%s", why);
+                snprintf(why, why_cap, "%s (item %zu)", inner, i);
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int catalog_validate_value(const catalog_feature_t *f, const catalog_value_t *v, char *why,
+                           size_t why_cap)
+{
+    if (f == NULL || v == NULL) {
+        if (why != NULL && why_cap > 0)
+            snprintf(why, why_cap, "no feature or value");
+        return -EINVAL;
+    }
+    return catalog__check_value(f, v, why, why_cap);
+}

@@ -1,0 +1,174 @@
+/* server/cmd_plan.c - `fstore plan`: the safe and breaking changes between two catalogs. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+#include "server/cli_int.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fstore plan --catalog NEW [--from OLD] [--json]\n"
+            "\n"
+            "Shows what applying catalog NEW would change, compared with catalog OLD (or with\n"
+            "nothing, when --from is absent: everything is added). Every change is marked SAFE\n"
+            "or BREAKING with the reason: a changed dtype or entity, a feature removed from an\n"
+            "existing version, a removed view version, service or model are breaking.\n"
+            "\n"
+            "flags:\n"
+            "  -c, --catalog NEW  the catalog to apply: file or directory (env FSTORE_CATALOG)\n"
+            "  -f, --from OLD     the catalog it replaces: file or directory (env FSTORE_FROM)\n"
+            "      --json         print {\"ok\":bool,\"changes\":[{kind,breaking,object,detail}],\n"
+            "                     \"summary\":{changes,breaking,safe}} instead of text\n"
+            "  -h, --help         this help\n"
+            "\n"
+            "exit status: 0 no breaking changes, 1 some changes are breaking (or a catalog is\n"
+            "invalid), 2 usage error\n");
+}
+
+static const char *kind_name(catalog_change_kind_t k)
+{
+    return k == CATALOG_CHANGE_ADDED     ? "added"
+           : k == CATALOG_CHANGE_REMOVED ? "removed"
+                                         : "changed";
+}
+
+/* Loads one side of the plan; on failure prints its errors the way `validate` does. */
+static int load(const char *path, bool json, catalog_t **out)
+{
+    catalog_errors_t errs = {NULL, 0};
+    if (catalog_load(path, out, &errs) == 0)
+        return 0;
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < errs.count; i++) {
+            const catalog_error_t *e = &errs.items[i];
+            json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s, s:s}", "file", e->file,
+                                                 "line", e->line, "column", e->column, "key",
+                                                 e->key, "message", e->message));
+        }
+        json_t *doc = json_pack("{s:b, s:o}", "ok", 0, "errors", arr);
+        char *s = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+        if (s != NULL)
+            printf("%s\n", s);
+        free(s);
+        json_decref(doc);
+    } else {
+        for (size_t i = 0; i < errs.count; i++) {
+            const catalog_error_t *e = &errs.items[i];
+            if (e->line > 0)
+                fprintf(stderr, "%s:%d:%d: ", e->file, e->line, e->column);
+            else if (e->file[0] != '\0')
+                fprintf(stderr, "%s: ", e->file);
+            fprintf(stderr, "%s%s%s\n", e->key, e->key[0] != '\0' ? ": " : "", e->message);
+        }
+        fprintf(stderr, "fstore plan: catalog %s is not valid (%zu error%s)\n", path, errs.count,
+                errs.count == 1 ? "" : "s");
+    }
+    catalog_errors_clear(&errs);
+    return 1;
+}
+
+/*
+ * Prints the plan from `from` (NULL: empty) to `to` and returns the exit status. Taking two
+ * catalogs keeps the source of `from` open: a data directory's applied catalog fits here too.
+ */
+static int print_plan(const catalog_t *from, const catalog_t *to, bool json)
+{
+    catalog_plan_t plan;
+    if (catalog_plan(from, to, &plan) != 0) {
+        fprintf(stderr, "fstore plan: out of memory\n");
+        return 1;
+    }
+    size_t n_safe = plan.count - plan.n_breaking;
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < plan.count; i++) {
+            const catalog_change_t *ch = &plan.items[i];
+            json_array_append_new(arr, json_pack("{s:s, s:b, s:s, s:s}", "kind",
+                                                 kind_name(ch->kind), "breaking", ch->breaking,
+                                                 "object", ch->object, "detail", ch->detail));
+        }
+        json_t *doc =
+            json_pack("{s:b, s:s, s:s, s:o, s:{s:I, s:I, s:I}}", "ok", plan.n_breaking == 0,
+                      "project", catalog_project(to), "digest", catalog_digest(to), "changes", arr,
+                      "summary", "changes", (json_int_t)plan.count, "breaking",
+                      (json_int_t)plan.n_breaking, "safe", (json_int_t)n_safe);
+        char *s = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+        if (s != NULL)
+            printf("%s\n", s);
+        free(s);
+        json_decref(doc);
+    } else {
+        static const char marks[] = {'+', '-', '~'};
+        for (size_t i = 0; i < plan.count; i++) {
+            const catalog_change_t *ch = &plan.items[i];
+            printf("%c %-8s %-8s %s: %s\n", marks[ch->kind], kind_name(ch->kind),
+                   ch->breaking ? "BREAKING" : "SAFE", ch->object, ch->detail);
+        }
+        if (plan.count == 0)
+            printf("plan: no changes\n");
+        else
+            printf("plan: %zu change%s, %zu breaking, %zu safe\n", plan.count,
+                   plan.count == 1 ? "" : "s", plan.n_breaking, n_safe);
+    }
+    int status = plan.n_breaking > 0 ? 1 : 0;
+    catalog_plan_clear(&plan);
+    return status;
+}
+
+int server__cmd_plan(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"catalog", required_argument, NULL, 'c'},
+        {"from", required_argument, NULL, 'f'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *to_path = server__env_or("catalog", NULL);
+    const char *from_path = server__env_or("from", NULL);
+    bool json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:f:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            to_path = optarg;
+            break;
+        case 'f':
+            from_path = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc || to_path == NULL) {
+        fprintf(stderr, "fstore plan: %s\n\n",
+                to_path == NULL ? "--catalog is required" : "unexpected argument");
+        usage(stderr);
+        return 2;
+    }
+
+    catalog_t *from = NULL, *to = NULL;
+    int status = 1;
+    if (from_path != NULL && load(from_path, json, &from) != 0)
+        goto out;
+    if (load(to_path, json, &to) != 0)
+        goto out;
+    status = print_plan(from, to, json);
+out:
+    catalog_unref(from);
+    catalog_unref(to);
+    return status;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tests/catalog/run-fuzz.sh - builds the catalog fuzzers with clang's libFuzzer and runs each for
+# a bounded time: FUZZ_SECONDS (default 20) for the YAML loader, half that for the value decoder.
+# Seeds come from examples/; crashes are kept in a printed directory, never in the source tree.
+set -euo pipefail
+root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+cc=${CC:-clang}
+seconds=${FUZZ_SECONDS:-20}
+value_seconds=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
+work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz.XXXXXX")
+keep=0
+cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
+trap cleanup EXIT
+
+flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+       -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root")
+for target in fuzz_catalog_load fuzz_value_decode; do
+  "$cc" "${flags[@]}" "$root"/catalog/*.c "$root/tests/catalog/$target.c" -lyaml -lm \
+    -o "$work/$target"
+done
+
+mkdir -p "$work/corpus_load" "$work/corpus_value"
+find "$root/examples" -name '*.yaml' -o -name '*.yml' | while read -r f; do
+  cp "$f" "$work/corpus_load/$(echo "$f" | tr / _)"
+done
+printf '\x20\x01' >"$work/corpus_value/int64"
+printf '\x72\x04\x0a\x02\x01\x02' >"$work/corpus_value/int64_list"
+printf '\x62\x05\x0a\x01a\x0a\x00' >"$work/corpus_value/string_list"
+printf '\x98\x01\x00' >"$work/corpus_value/null"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+run() {
+  local target=$1 secs=$2 corpus=$3
+  shift 3
+  echo "fuzzing $target for ${secs}s"
+  if ! "$work/$target" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+       -artifact_prefix="$work/" -print_final_stats=1 "$@" "$corpus" 2>&1 | tail -n 40; then
+    keep=1
+    return 1
+  fi
+}
+status=0
+run fuzz_catalog_load "$seconds" "$work/corpus_load" -dict="$root/tests/catalog/catalog.dict" ||
+  status=1
+run fuzz_value_decode "$value_seconds" "$work/corpus_value" || status=1
+exit $status

@@ -1,0 +1,203 @@
+/* tests/catalog/test_plan.c - plans: which changes are safe and which break stored data. */
+#include "tests/catalog/helpers.h"
+
+static catalog_plan_t plan_of(const char *from_yaml, const char *to_yaml)
+{
+    catalog_t *from = from_yaml != NULL ? load_ok(from_yaml) : NULL;
+    catalog_t *to = load_ok(to_yaml);
+    catalog_plan_t p;
+    cr_assert_eq(catalog_plan(from, to, &p), 0);
+    catalog_unref(from);
+    catalog_unref(to);
+    return p;
+}
+
+static const catalog_change_t *change(const catalog_plan_t *p, const char *object)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        if (strcmp(p->items[i].object, object) == 0)
+            return &p->items[i];
+    }
+    for (size_t i = 0; i < p->count; i++)
+        fprintf(stderr, "  %s: %s\n", p->items[i].object, p->items[i].detail);
+    cr_assert_fail("no change for %s", object);
+    return NULL;
+}
+
+static void expect_change(const catalog_plan_t *p, const char *object, catalog_change_kind_t kind,
+                          bool breaking, const char *detail)
+{
+    const catalog_change_t *ch = change(p, object);
+    cr_expect_eq(ch->kind, kind, "%s: kind", object);
+    cr_expect_eq(ch->breaking, breaking, "%s: breaking", object);
+    cr_expect_not_null(strstr(ch->detail, detail), "%s: '%s' lacks '%s'", object, ch->detail,
+                       detail);
+}
+
+Test(catalog_plan, from_nothing_everything_is_added_and_safe)
+{
+    catalog_plan_t p = plan_of(NULL, BASE_YAML);
+    cr_expect_eq(p.count, 2);
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "entity driver", CATALOG_CHANGE_ADDED, false, "new entity");
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_ADDED, false, "new feature view");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, identical_catalogs_have_no_changes)
+{
+    catalog_plan_t p = plan_of(BASE_YAML, BASE_YAML);
+    cr_expect_eq(p.count, 0);
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, new_version_appended_feature_and_metadata_are_safe)
+{
+    catalog_plan_t p = plan_of(BASE_YAML, BASE_YAML "        description: conversion\n"
+                                                    "        validation: {min: 0}\n"
+                                                    "      - name: trips\n"
+                                                    "        dtype: INT64\n"
+                                                    "    ttl: 1d\n"
+                                                    "    owner: me\n"
+                                                    "  - name: stats\n"
+                                                    "    version: 2\n"
+                                                    "    features: [{name: x, dtype: INT64}]\n");
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "feature_view stats@v2", CATALOG_CHANGE_ADDED, false,
+                  "new version of an existing view");
+    expect_change(&p, "feature stats@v1:trips", CATALOG_CHANGE_ADDED, false, "new INT64 feature");
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false,
+                  "ttl 0 -> 1d, owner, no longer the default version");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, validation_changes_are_safe_and_say_whether_they_tighten)
+{
+    const char *old = BASE_YAML "        validation: {min: 0, max: 1}\n";
+    catalog_plan_t p = plan_of(old, BASE_YAML "        validation: {min: 0, max: 2}\n");
+    expect_change(&p, "feature stats@v1:rate", CATALOG_CHANGE_CHANGED, false, "widened");
+    catalog_plan_clear(&p);
+    p = plan_of(old, BASE_YAML "        validation: {min: 0, max: 1, not_null: true}\n");
+    expect_change(&p, "feature stats@v1:rate", CATALOG_CHANGE_CHANGED, false,
+                  "tightened: [min 0, max 1] -> [not_null, min 0, max 1]");
+    cr_expect_eq(p.n_breaking, 0);
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, changed_dtype_is_breaking)
+{
+    catalog_plan_t p = plan_of(BASE_YAML, "project: p\n"
+                                          "entities:\n"
+                                          "  - name: driver\n"
+                                          "    join_keys: [{name: driver_id, type: INT64}]\n"
+                                          "feature_views:\n"
+                                          "  - name: stats\n"
+                                          "    entities: [driver]\n"
+                                          "    features: [{name: rate, dtype: DOUBLE}]\n");
+    cr_expect_eq(p.n_breaking, 1);
+    expect_change(&p, "feature stats@v1:rate", CATALOG_CHANGE_CHANGED, true,
+                  "dtype changed from FLOAT to DOUBLE");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, removed_feature_inside_a_version_is_breaking)
+{
+    catalog_plan_t p = plan_of(BASE_YAML "      - {name: gone, dtype: INT64}\n", BASE_YAML);
+    cr_expect_eq(p.n_breaking, 1);
+    expect_change(&p, "feature stats@v1:gone", CATALOG_CHANGE_REMOVED, true,
+                  "add a new view version");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, removed_view_version_is_breaking)
+{
+    catalog_plan_t p = plan_of(BASE_YAML "  - name: stats\n"
+                                         "    version: 2\n"
+                                         "    features: [{name: x, dtype: INT64}]\n",
+                               BASE_YAML);
+    expect_change(&p, "feature_view stats@v2", CATALOG_CHANGE_REMOVED, true, "dropped");
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false,
+                  "now the default version");
+    cr_expect_eq(p.n_breaking, 1);
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, changed_entity_key_is_breaking)
+{
+    const char *to = "project: p\n"
+                     "entities:\n"
+                     "  - name: driver\n"
+                     "    join_keys: [{name: driver_id, type: STRING}]\n"
+                     "feature_views:\n"
+                     "  - name: stats\n"
+                     "    entities: [driver]\n"
+                     "    features: [{name: rate, dtype: FLOAT}]\n";
+    catalog_plan_t p = plan_of(BASE_YAML, to);
+    expect_change(&p, "entity driver", CATALOG_CHANGE_CHANGED, true,
+                  "join keys changed from [driver_id INT64] to [driver_id STRING]");
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, true, "entities changed");
+    cr_expect_eq(p.n_breaking, 2);
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, services_and_models_added_or_changed_are_safe_removed_are_breaking)
+{
+    const char *svc = BASE_YAML "feature_services:\n"
+                                "  - name: s\n"
+                                "    features: [stats:rate]\n"
+                                "models:\n"
+                                "  - name: m\n"
+                                "    version: 1\n"
+                                "    feature_service: s\n"
+                                "    entity_inputs: {driver_id: driver_id}\n";
+    catalog_plan_t p = plan_of(BASE_YAML, svc);
+    expect_change(&p, "feature_service s", CATALOG_CHANGE_ADDED, false, "new feature service");
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_ADDED, false, "new model binding");
+    cr_expect_eq(p.n_breaking, 0);
+    catalog_plan_clear(&p);
+
+    p = plan_of(svc, BASE_YAML "feature_services:\n"
+                               "  - name: s\n"
+                               "    description: changed\n"
+                               "    features: [stats:rate]\n"
+                               "models:\n"
+                               "  - name: m\n"
+                               "    version: 1\n"
+                               "    feature_service: s\n"
+                               "    entity_inputs: {driver_id: driver_id}\n"
+                               "    on_missing: zero\n");
+    expect_change(&p, "feature_service s", CATALOG_CHANGE_CHANGED, false, "description");
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_CHANGED, false, "on_missing");
+    cr_expect_eq(p.n_breaking, 0);
+    catalog_plan_clear(&p);
+
+    p = plan_of(svc, BASE_YAML);
+    expect_change(&p, "feature_service s", CATALOG_CHANGE_REMOVED, true, "NOT_FOUND");
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_REMOVED, true, "NOT_FOUND");
+    cr_expect_eq(p.n_breaking, 2);
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, renamed_project_is_breaking)
+{
+    catalog_plan_t p = plan_of("project: a\n", "project: b\n");
+    expect_change(&p, "project", CATALOG_CHANGE_CHANGED, true, "renamed from 'a' to 'b'");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, example_v1_to_example_is_safe)
+{
+    char *path = source_path("examples/catalog");
+    catalog_t *to = NULL;
+    cr_assert_eq(catalog_load(path, &to, NULL), 0);
+    catalog_plan_t p;
+    cr_assert_eq(catalog_plan(NULL, to, &p), 0);
+    cr_expect_eq(p.n_breaking, 0);
+    cr_expect_eq(p.count, catalog_entity_count(to) + catalog_view_count(to) +
+                              catalog_service_count(to) + catalog_model_count(to));
+    catalog_plan_clear(&p);
+    catalog_plan_clear(NULL);
+    cr_expect_eq(catalog_plan(to, NULL, &p), -EINVAL);
+    catalog_unref(to);
+    free(path);
+}
