@@ -1,26 +1,32 @@
 /* server/cmd_plan.c - `fstore plan`: the safe and breaking changes between two catalogs. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
 #include "catalog/catalog.h"
 #include "server/cli_int.h"
+#include "storage/store.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: fstore plan --catalog NEW [--from OLD] [--json]\n"
+            "usage: fstore plan --catalog NEW [--from OLD | --data-dir DIR] [--json]\n"
             "\n"
-            "Shows what applying catalog NEW would change, compared with catalog OLD (or with\n"
-            "nothing, when --from is absent: everything is added). Every change is marked SAFE\n"
+            "Shows what applying catalog NEW would change, compared with catalog OLD, or with\n"
+            "the catalog applied to data directory DIR (what `fstore apply` would do), or with\n"
+            "nothing when neither is given (everything is added). Every change is marked SAFE\n"
             "or BREAKING with the reason: a changed dtype or entity, a feature removed from an\n"
             "existing version, a removed view version, service or model are breaking.\n"
             "\n"
             "flags:\n"
             "  -c, --catalog NEW  the catalog to apply: file or directory (env FSTORE_CATALOG)\n"
             "  -f, --from OLD     the catalog it replaces: file or directory (env FSTORE_FROM)\n"
+            "  -d, --data-dir DIR compare with the catalog applied to DIR (env FSTORE_DATA_DIR;\n"
+            "                     --from wins when both are set; a missing store = empty)\n"
             "      --json         print {\"ok\":bool,\"changes\":[{kind,breaking,object,detail}],\n"
             "                     \"summary\":{changes,breaking,safe}} instead of text\n"
             "  -h, --help         this help\n"
@@ -73,16 +79,31 @@ static int load(const char *path, bool json, catalog_t **out)
 }
 
 /*
- * Prints the plan from `from` (NULL: empty) to `to` and returns the exit status. Taking two
- * catalogs keeps the source of `from` open: a data directory's applied catalog fits here too.
+ * The plan against a data directory: the store's own planner, so a view version torn down since
+ * it was applied counts the way `fstore apply` will count it. A directory without a store plans
+ * against nothing. Returns: 0, or the exit status after printing why.
  */
-static int print_plan(const catalog_t *from, const catalog_t *to, bool json)
+static int plan_data_dir(const char *dir, const catalog_t *to, catalog_plan_t *plan)
 {
-    catalog_plan_t plan;
-    if (catalog_plan(from, to, &plan) != 0) {
-        fprintf(stderr, "fstore plan: out of memory\n");
+    store_options_t o = {.dir = dir, .read_only = true};
+    store_t *s = NULL;
+    int rc = store_open(&o, &s);
+    if (rc == -ENOENT)
+        return catalog_plan(NULL, to, plan) == 0 ? 0 : 1;
+    if (rc == 0)
+        rc = store_plan_catalog(s, to, plan);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "fstore plan: data directory %s: %s\n", dir, strerror(-rc));
         return 1;
     }
+    return 0;
+}
+
+/* Prints plan (from whatever side to `to`), clears it, and returns the exit status. */
+static int print_plan(catalog_plan_t *p, const catalog_t *to, bool json)
+{
+    catalog_plan_t plan = *p;
     size_t n_safe = plan.count - plan.n_breaking;
     if (json) {
         json_t *arr = json_array();
@@ -125,22 +146,27 @@ int server__cmd_plan(int argc, char **argv)
     static const struct option opts[] = {
         {"catalog", required_argument, NULL, 'c'},
         {"from", required_argument, NULL, 'f'},
+        {"data-dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *to_path = server__env_or("catalog", NULL);
     const char *from_path = server__env_or("from", NULL);
+    const char *data_dir = server__env_or("data-dir", NULL);
     bool json = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:f:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:f:d:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             to_path = optarg;
             break;
         case 'f':
             from_path = optarg;
+            break;
+        case 'd':
+            data_dir = optarg;
             break;
         case 'j':
             json = true;
@@ -166,7 +192,15 @@ int server__cmd_plan(int argc, char **argv)
         goto out;
     if (load(to_path, json, &to) != 0)
         goto out;
-    status = print_plan(from, to, json);
+    catalog_plan_t plan;
+    if (from_path == NULL && data_dir != NULL) {
+        if (plan_data_dir(data_dir, to, &plan) != 0)
+            goto out;
+    } else if (catalog_plan(from, to, &plan) != 0) {
+        fprintf(stderr, "fstore plan: out of memory\n");
+        goto out;
+    }
+    status = print_plan(&plan, to, json);
 out:
     catalog_unref(from);
     catalog_unref(to);

@@ -1,0 +1,193 @@
+/* server/feast_encode.c - GetOnlineFeaturesResponse written by hand from cells. */
+#include <string.h>
+
+#include "server/server_int.h"
+
+/*
+ * Why by hand: the store keeps every feature value as feast.types.Value wire bytes, so the
+ * response can be assembled by copying those bytes between a few tags and lengths. Building
+ * protobuf-c messages would decode and re-encode every value and allocate per value. Protobuf
+ * length prefixes need the size of what follows, so the encoder runs twice: size, then write.
+ *
+ * Layout (field numbers from feast/serving/ServingService.proto):
+ *   1 metadata { 1 feature_names { 1 val* } 2 feature_view_metadata* { 1 name 2 version } }
+ *   2 results* { 1 values* (Value bodies) 2 statuses (packed) 3 event_timestamps* { 1 s 2 ns } }
+ *   3 status
+ */
+
+#define WT_VARINT 0
+#define WT_LEN 2
+#define TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* A tag, a length and a body of len bytes. */
+static size_t len_field_size(size_t len)
+{
+    return 1 + varint_size(len) + len;
+}
+
+static void ts_split(int64_t us, int64_t *sec, int32_t *nanos)
+{
+    int64_t s = us / 1000000;
+    int64_t rem = us % 1000000;
+    if (rem < 0) {
+        /* Timestamp nanos are never negative: borrow a second. */
+        rem += 1000000;
+        s -= 1;
+    }
+    *sec = s;
+    *nanos = (int32_t)(rem * 1000);
+}
+
+static size_t ts_body_size(int64_t us)
+{
+    int64_t sec;
+    int32_t nanos;
+    ts_split(us, &sec, &nanos);
+    size_t n = 0;
+    if (sec != 0)
+        n += 1 + varint_size((uint64_t)sec);
+    if (nanos != 0)
+        n += 1 + varint_size((uint64_t)nanos);
+    return n;
+}
+
+static size_t vector_body_size(const server_feast_response_t *r, const server_feast_column_t *col)
+{
+    size_t n = 0;
+    for (size_t row = 0; row < r->n_rows; row++) {
+        const server_cell_t *cell = &col->cells[row];
+        n += len_field_size(cell->len);
+        n += len_field_size(ts_body_size(cell->event_ts_us));
+    }
+    /* Statuses are 0..4, one byte each when packed. */
+    if (r->n_rows > 0)
+        n += len_field_size(r->n_rows);
+    return n;
+}
+
+static size_t view_md_body_size(const server_feast_view_md_t *v)
+{
+    size_t n = len_field_size(strlen(v->name));
+    if (v->version != 0)
+        n += 1 + varint_size((uint64_t)(int64_t)v->version);
+    return n;
+}
+
+static size_t names_body_size(const server_feast_response_t *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_cols; i++)
+        n += len_field_size(r->cols[i].name_len);
+    return n;
+}
+
+static size_t metadata_body_size(const server_feast_response_t *r)
+{
+    size_t n = len_field_size(names_body_size(r));
+    for (size_t i = 0; i < r->n_views; i++)
+        n += len_field_size(view_md_body_size(&r->views[i]));
+    return n;
+}
+
+size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes)
+{
+    size_t n = len_field_size(metadata_body_size(r));
+    for (size_t i = 0; i < r->n_cols; i++) {
+        vec_sizes[i] = vector_body_size(r, &r->cols[i]);
+        n += len_field_size(vec_sizes[i]);
+    }
+    if (r->status)
+        n += 2;
+    return n;
+}
+
+static uint8_t *put_len_field(uint8_t *p, uint8_t tag, const void *data, size_t len)
+{
+    *p++ = tag;
+    p = put_varint(p, len);
+    if (len > 0)
+        memcpy(p, data, len);
+    return p + len;
+}
+
+static uint8_t *put_timestamp(uint8_t *p, int64_t us)
+{
+    int64_t sec;
+    int32_t nanos;
+    ts_split(us, &sec, &nanos);
+    *p++ = TAG(3, WT_LEN);
+    p = put_varint(p, ts_body_size(us));
+    if (sec != 0) {
+        *p++ = TAG(1, WT_VARINT);
+        p = put_varint(p, (uint64_t)sec);
+    }
+    if (nanos != 0) {
+        *p++ = TAG(2, WT_VARINT);
+        p = put_varint(p, (uint64_t)nanos);
+    }
+    return p;
+}
+
+size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out)
+{
+    uint8_t *p = out;
+
+    *p++ = TAG(1, WT_LEN);
+    p = put_varint(p, metadata_body_size(r));
+    *p++ = TAG(1, WT_LEN);
+    p = put_varint(p, names_body_size(r));
+    for (size_t i = 0; i < r->n_cols; i++)
+        p = put_len_field(p, TAG(1, WT_LEN), r->cols[i].name, r->cols[i].name_len);
+    for (size_t i = 0; i < r->n_views; i++) {
+        const server_feast_view_md_t *v = &r->views[i];
+        *p++ = TAG(2, WT_LEN);
+        p = put_varint(p, view_md_body_size(v));
+        p = put_len_field(p, TAG(1, WT_LEN), v->name, strlen(v->name));
+        if (v->version != 0) {
+            *p++ = TAG(2, WT_VARINT);
+            p = put_varint(p, (uint64_t)(int64_t)v->version);
+        }
+    }
+
+    for (size_t i = 0; i < r->n_cols; i++) {
+        const server_cell_t *cells = r->cols[i].cells;
+        *p++ = TAG(2, WT_LEN);
+        p = put_varint(p, vec_sizes[i]);
+        for (size_t row = 0; row < r->n_rows; row++)
+            p = put_len_field(p, TAG(1, WT_LEN), cells[row].wire, cells[row].len);
+        if (r->n_rows > 0) {
+            *p++ = TAG(2, WT_LEN);
+            p = put_varint(p, r->n_rows);
+            for (size_t row = 0; row < r->n_rows; row++)
+                *p++ = cells[row].status;
+        }
+        for (size_t row = 0; row < r->n_rows; row++)
+            p = put_timestamp(p, cells[row].event_ts_us);
+    }
+
+    if (r->status) {
+        *p++ = TAG(3, WT_VARINT);
+        *p++ = 1;
+    }
+    return (size_t)(p - out);
+}

@@ -1,0 +1,172 @@
+/* server/read_path.c - resolved feature refs x entity rows -> cells, one store snapshot. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+/*
+ * Protocol-free on purpose: GetOnlineFeatures encodes the cells as Feast's response, and later
+ * front doors (Predict, HTTP) encode the same cells their own way. Work is grouped by view so an
+ * entity row costs one key encoding and one B-tree lookup per view, however many of the view's
+ * features are asked for.
+ */
+
+typedef struct view_group {
+    const catalog_view_t *view;
+    size_t n_refs;
+    size_t *ref_idx; /* indexes into refs */
+    int *key_cols;   /* entity column of each join key */
+} view_group_t;
+
+static int group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
+                      view_group_t **out, size_t *n_out)
+{
+    view_group_t *groups = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *groups);
+    size_t *group_of = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *group_of);
+    if (groups == NULL || group_of == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < n_refs; i++) {
+        size_t g = 0;
+        /* Requests name a handful of views; a linear scan beats hashing here. */
+        while (g < n && groups[g].view != refs[i].view)
+            g++;
+        if (g == n)
+            groups[n++].view = refs[i].view;
+        groups[g].n_refs++;
+        group_of[i] = g;
+    }
+    for (size_t g = 0; g < n; g++) {
+        groups[g].ref_idx = server__arena_calloc(a, groups[g].n_refs, sizeof(size_t));
+        if (groups[g].ref_idx == NULL)
+            return -ENOMEM;
+        groups[g].n_refs = 0;
+    }
+    for (size_t i = 0; i < n_refs; i++) {
+        view_group_t *grp = &groups[group_of[i]];
+        grp->ref_idx[grp->n_refs++] = i;
+    }
+    *out = groups;
+    *n_out = n;
+    return 0;
+}
+
+static void view_label(const catalog_view_t *v, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s@v%u", v->name, (unsigned)v->version);
+}
+
+static void fill_not_found(server_cell_t *cells, const view_group_t *grp, size_t n_rows, size_t row)
+{
+    for (size_t k = 0; k < grp->n_refs; k++) {
+        server_cell_t *cell = &cells[grp->ref_idx[k] * n_rows + row];
+        cell->wire = NULL;
+        cell->len = 0;
+        cell->status = STORE_STATUS_NOT_FOUND;
+        cell->event_ts_us = 0;
+    }
+}
+
+int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_feature_ref_t *refs,
+                          size_t n_refs, const server_columns_t *ents, int64_t now_us,
+                          server_cell_t *cells, char *err, size_t err_cap)
+{
+    view_group_t *groups = NULL;
+    size_t n_groups = 0;
+    int rc = group_refs(a, refs, n_refs, &groups, &n_groups);
+    if (rc < 0)
+        return rc;
+    size_t n_rows = ents->n_rows;
+    char label[CATALOG_MAX_NAME + 16];
+
+    /* Check every view's join keys before reading anything, so errors do not depend on data. */
+    for (size_t g = 0; g < n_groups; g++) {
+        view_group_t *grp = &groups[g];
+        const catalog_view_t *v = grp->view;
+        grp->key_cols = server__arena_calloc(a, v->n_join_keys == 0 ? 1 : v->n_join_keys,
+                                             sizeof *grp->key_cols);
+        if (grp->key_cols == NULL)
+            return -ENOMEM;
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            int col = server__columns_find(ents, v->join_keys[k].name);
+            if (col < 0) {
+                view_label(v, label, sizeof label);
+                snprintf(err, err_cap, "missing join key '%s' (needed by feature view '%s')",
+                         v->join_keys[k].name, label);
+                return -EINVAL;
+            }
+            grp->key_cols[k] = col;
+        }
+    }
+
+    size_t max_keys = 1;
+    for (size_t g = 0; g < n_groups; g++) {
+        if (groups[g].view->n_join_keys > max_keys)
+            max_keys = groups[g].view->n_join_keys;
+    }
+    catalog_value_t *keys = server__arena_calloc(a, max_keys, sizeof *keys);
+    if (keys == NULL)
+        return -ENOMEM;
+    uint8_t key[STORE_MAX_KEY + 1];
+
+    for (size_t g = 0; g < n_groups; g++) {
+        const view_group_t *grp = &groups[g];
+        const catalog_view_t *v = grp->view;
+        for (size_t row = 0; row < n_rows; row++) {
+            for (size_t k = 0; k < v->n_join_keys; k++)
+                keys[k] = ents->cols[grp->key_cols[k]][row];
+            int klen = store_encode_key(v, keys, v->n_join_keys, key, sizeof key);
+            if (klen < 0) {
+                view_label(v, label, sizeof label);
+                if (klen == -ENAMETOOLONG) {
+                    snprintf(err, err_cap,
+                             "entity row %zu: the encoded key for feature view '%s' is longer "
+                             "than %d bytes (STORE_MAX_KEY)",
+                             row, label, STORE_MAX_KEY);
+                } else if (klen == -ERANGE) {
+                    snprintf(err, err_cap,
+                             "entity row %zu: a join key value of feature view '%s' is out of "
+                             "range for its type",
+                             row, label);
+                } else {
+                    size_t n = (size_t)snprintf(err, err_cap,
+                                                "entity row %zu: join key values do not match "
+                                                "feature view '%s' (want",
+                                                row, label);
+                    for (size_t k = 0; k < v->n_join_keys && n < err_cap; k++) {
+                        n += (size_t)snprintf(err + n, err_cap - n, " %s %s", v->join_keys[k].name,
+                                              catalog_dtype_name(v->join_keys[k].dtype));
+                    }
+                    if (n < err_cap)
+                        snprintf(err + n, err_cap - n, ")");
+                }
+                return klen == -ENOMEM ? -ENOMEM : -EINVAL;
+            }
+            store_row_t srow;
+            rc = store_read_row(r, v, key, (size_t)klen, &srow);
+            if (rc == -ENOENT || (rc == 0 && !srow.found)) {
+                /* -ENOENT: the version has no database yet (applied with no data). */
+                fill_not_found(cells, grp, n_rows, row);
+                continue;
+            }
+            if (rc < 0) {
+                snprintf(err, err_cap, "store read failed");
+                return rc;
+            }
+            for (size_t k = 0; k < grp->n_refs; k++) {
+                size_t ref = grp->ref_idx[k];
+                server_cell_t *cell = &cells[ref * n_rows + row];
+                const uint8_t *wire = NULL;
+                size_t len = 0;
+                store_status_t st =
+                    store_row_feature(&srow, v, refs[ref].feature->index, now_us, &wire, &len);
+                cell->wire = wire;
+                cell->len = (uint32_t)len;
+                cell->status = (uint8_t)st;
+                cell->event_ts_us = st == STORE_STATUS_NOT_FOUND ? 0 : srow.event_ts_us;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* server/rpc_delete_entities.c - fstore.v1.OnlineFeatureService/DeleteEntities. */
+#include <errno.h>
+
+#include "server/server_int.h"
+
+#include "fstore/v1/fstore.pb-c.h"
+
+/* Deletes go through the same apply path as writes (STORE_OP_DELETE), so they are ordered with
+ * writes and replicated the same way. */
+int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
+{
+    server_arena_t *a = &c->arena;
+    Fstore__V1__DeleteEntitiesRequest *rq =
+        fstore__v1__delete_entities_request__unpack(server__arena_allocator(a), len, req);
+    if (rq == NULL)
+        return server__fail(c, -EINVAL, "malformed DeleteEntitiesRequest");
+
+    size_t n = rq->n_entities;
+    char **keys = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
+    Feast__Types__RepeatedValue **vals = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
+    if (keys == NULL || vals == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = rq->entities[i]->key;
+        vals[i] = rq->entities[i]->value;
+    }
+    store_apply_result_t res;
+    int rc =
+        server__apply_columns(c, rq->feature_view, n, keys, vals, NULL, 0, STORE_OP_DELETE, &res);
+    if (rc < 0)
+        return rc;
+    Fstore__V1__DeleteEntitiesResponse out = FSTORE__V1__DELETE_ENTITIES_RESPONSE__INIT;
+    out.rows_deleted = res.written;
+    return server__pack_slice(&out.base, resp);
+}

@@ -1,0 +1,316 @@
+/* server/rpc_health_watch.c - grpc.health.v1.Health/Watch: a status stream per watcher. */
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+
+/*
+ * Watch is server streaming and lives as long as the client wants, so it cannot hold a worker's
+ * call slot. Watches run on the control thread instead: every state change below happens on that
+ * thread, so the list needs no lock. Each watch has up to three operations in flight, each with
+ * its own tag: a send of the current status, RECV_CLOSE_ON_SERVER (completes when the client
+ * cancels or the call ends), and at the end SEND_STATUS_FROM_SERVER. The watch is freed once the
+ * close and the final status have both completed.
+ */
+
+/* Watchers beyond this wait, unmatched, until one of the others ends. */
+#define WATCH_MAX 4096
+#define SERVICE_MAX 256
+
+typedef struct watch watch_t;
+
+typedef struct watch_tag {
+    server_tag_t tag;
+    watch_t *w;
+} watch_tag_t;
+
+struct watch {
+    server_watches_t *owner;
+    watch_t *prev, *next;
+    watch_tag_t t_new, t_send, t_close, t_status;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *out;
+    char service[SERVICE_MAX];
+    int last_sent; /* -1 = nothing sent yet */
+    int cancelled;
+    bool active; /* a call was matched (else this is the pending request) */
+    bool sending;
+    bool closed;      /* RECV_CLOSE_ON_SERVER completed */
+    bool status_sent; /* SEND_STATUS_FROM_SERVER started */
+    bool status_done;
+};
+
+struct server_watches {
+    server_t *srv;
+    grpc_server *grpc;
+    grpc_completion_queue *cq;
+    void *handle;
+    watch_t *head; /* every watch, active or pending */
+    size_t n_active;
+    size_t n_pending;
+    bool draining;
+};
+
+static void on_new(server_tag_t *t, bool ok);
+static void on_send(server_tag_t *t, bool ok);
+static void on_close(server_tag_t *t, bool ok);
+static void on_status(server_tag_t *t, bool ok);
+
+int server__watch_init(server_t *s, grpc_server *gs, grpc_completion_queue *cq,
+                       server_watches_t **out)
+{
+    server_watches_t *ws = calloc(1, sizeof *ws);
+    if (ws == NULL)
+        return -ENOMEM;
+    ws->srv = s;
+    ws->grpc = gs;
+    ws->cq = cq;
+    ws->handle = grpc_server_register_method(gs, "/grpc.health.v1.Health/Watch", NULL,
+                                             GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    if (ws->handle == NULL) {
+        free(ws);
+        return -ENOMEM;
+    }
+    *out = ws;
+    return 0;
+}
+
+static void unlink_watch(watch_t *w)
+{
+    server_watches_t *ws = w->owner;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        ws->head = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+}
+
+static void request_one(server_watches_t *ws);
+
+static void free_watch(watch_t *w)
+{
+    server_watches_t *ws = w->owner;
+    unlink_watch(w);
+    if (w->payload != NULL)
+        grpc_byte_buffer_destroy(w->payload);
+    if (w->out != NULL)
+        grpc_byte_buffer_destroy(w->out);
+    if (w->call != NULL)
+        grpc_call_unref(w->call);
+    grpc_metadata_array_destroy(&w->md);
+    bool was_active = w->active;
+    free(w);
+    if (was_active) {
+        ws->n_active--;
+        request_one(ws);
+    }
+}
+
+/* Keeps one request outstanding so the next watcher is matched at once. */
+static void request_one(server_watches_t *ws)
+{
+    if (ws->draining || ws->n_active >= WATCH_MAX || ws->n_pending > 0)
+        return;
+    watch_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        server__log(SERVER_LOG_ERROR, "watch_request_failed", "{s:s}", "error", "out of memory");
+        return;
+    }
+    w->owner = ws;
+    w->last_sent = -1;
+    w->t_new = (watch_tag_t){{on_new}, w};
+    w->t_send = (watch_tag_t){{on_send}, w};
+    w->t_close = (watch_tag_t){{on_close}, w};
+    w->t_status = (watch_tag_t){{on_status}, w};
+    grpc_metadata_array_init(&w->md);
+    w->next = ws->head;
+    if (ws->head != NULL)
+        ws->head->prev = w;
+    ws->head = w;
+    grpc_call_error e =
+        grpc_server_request_registered_call(ws->grpc, ws->handle, &w->call, &w->deadline, &w->md,
+                                            &w->payload, ws->cq, ws->cq, &w->t_new.tag);
+    if (e != GRPC_CALL_OK)
+        free_watch(w);
+    else
+        ws->n_pending++;
+}
+
+void server__watch_start(server_watches_t *ws)
+{
+    request_one(ws);
+}
+
+static void parse_service(watch_t *w)
+{
+    w->service[0] = '\0';
+    if (w->payload == NULL)
+        return;
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, w->payload))
+        return;
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    Grpc__Health__V1__HealthCheckRequest *req = grpc__health__v1__health_check_request__unpack(
+        NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    if (req == NULL)
+        return;
+    snprintf(w->service, sizeof w->service, "%s", req->service);
+    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+}
+
+static void send_status_update(watch_t *w)
+{
+    int st = server__health_status(w->owner->srv, w->service);
+    Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)st;
+    grpc_slice s;
+    server__pack_slice(&resp.base, &s);
+    w->out = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    if (w->last_sent < 0)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = w->out;
+    w->last_sent = st;
+    w->sending = true;
+    if (grpc_call_start_batch(w->call, ops, n, &w->t_send.tag, NULL) != GRPC_CALL_OK) {
+        w->sending = false;
+        grpc_byte_buffer_destroy(w->out);
+        w->out = NULL;
+    }
+}
+
+static void maybe_finish(watch_t *w)
+{
+    if (w->sending || w->status_sent)
+        return;
+    if (!w->closed && !w->owner->draining)
+        return;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    op.data.send_status_from_server.status = GRPC_STATUS_OK;
+    w->status_sent = true;
+    if (grpc_call_start_batch(w->call, &op, 1, &w->t_status.tag, NULL) != GRPC_CALL_OK)
+        w->status_done = true;
+    if (w->status_done && w->closed)
+        free_watch(w);
+}
+
+static void on_new(server_tag_t *t, bool ok)
+{
+    watch_t *w = ((watch_tag_t *)t)->w;
+    server_watches_t *ws = w->owner;
+    ws->n_pending--;
+    if (!ok) {
+        /* Shutdown: the pending request is over. */
+        free_watch(w);
+        return;
+    }
+    w->active = true;
+    ws->n_active++;
+    request_one(ws);
+    parse_service(w);
+
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &w->cancelled;
+    if (grpc_call_start_batch(w->call, &op, 1, &w->t_close.tag, NULL) != GRPC_CALL_OK)
+        w->closed = true;
+    send_status_update(w);
+    maybe_finish(w);
+}
+
+static void on_send(server_tag_t *t, bool ok)
+{
+    watch_t *w = ((watch_tag_t *)t)->w;
+    w->sending = false;
+    if (w->out != NULL)
+        grpc_byte_buffer_destroy(w->out);
+    w->out = NULL;
+    if (ok && !w->closed && server__health_status(w->owner->srv, w->service) != w->last_sent) {
+        send_status_update(w);
+        return;
+    }
+    maybe_finish(w);
+}
+
+static void on_close(server_tag_t *t, bool ok)
+{
+    (void)ok;
+    watch_t *w = ((watch_tag_t *)t)->w;
+    w->closed = true;
+    if (w->status_done) {
+        free_watch(w);
+        return;
+    }
+    maybe_finish(w);
+}
+
+static void on_status(server_tag_t *t, bool ok)
+{
+    (void)ok;
+    watch_t *w = ((watch_tag_t *)t)->w;
+    w->status_done = true;
+    if (w->closed)
+        free_watch(w);
+}
+
+void server__watch_notify(server_watches_t *ws)
+{
+    watch_t *w = ws->head;
+    while (w != NULL) {
+        watch_t *next = w->next;
+        if (w->active && !w->sending && !w->closed && !w->status_sent &&
+            server__health_status(ws->srv, w->service) != w->last_sent)
+            send_status_update(w);
+        w = next;
+    }
+}
+
+void server__watch_drain(server_watches_t *ws)
+{
+    if (ws->draining)
+        return;
+    ws->draining = true;
+    /* A last NOT_SERVING first (health is already NOT_SERVING), then the end of the stream. */
+    server__watch_notify(ws);
+    watch_t *w = ws->head;
+    while (w != NULL) {
+        watch_t *next = w->next;
+        if (w->active)
+            maybe_finish(w);
+        w = next;
+    }
+}
+
+void server__watch_free(server_watches_t *ws)
+{
+    if (ws == NULL)
+        return;
+    /* Only pending requests can remain (their calls were never matched); free them. */
+    watch_t *w = ws->head;
+    while (w != NULL) {
+        watch_t *next = w->next;
+        free_watch(w);
+        w = next;
+    }
+    free(ws);
+}

@@ -1,0 +1,112 @@
+/* server/server.h - the fstore gRPC server: Feast-compatible reads, writes, health, hot reload. */
+#ifndef SERVER_SERVER_H
+#define SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/store.h"
+
+/*
+ * One server = one gRPC server (gRPC's C core), one open store and the catalog it serves. It
+ * answers on one address:
+ *   /feast.serving.ServingService/GetOnlineFeatures     (Feast's API, unchanged)
+ *   /feast.serving.ServingService/GetFeastServingInfo
+ *   /fstore.v1.OnlineFeatureService/GetOnlineFeatures  (the same handler)
+ *   /fstore.v1.OnlineFeatureService/WriteFeatures, DeleteEntities, GetCatalog
+ *   /grpc.health.v1.Health/Check, Watch
+ *
+ * Threads: `workers` read workers and `write_workers` write workers, each with its own completion
+ * queue, plus the thread that calls server_run() (the control thread: health watches, catalog
+ * reloads, shutdown). Reads never take a lock a write or a reload can hold: the catalog is an
+ * atomically swapped snapshot whose old versions are freed only once every worker has passed a
+ * quiescent point, and each read worker owns its store reader.
+ */
+
+typedef struct server server_t;
+
+typedef enum server_log_format {
+    SERVER_LOG_JSON = 0, /* one JSON object per line (the default) */
+    SERVER_LOG_TEXT = 1, /* "time LEVEL event key=value ..." for people */
+} server_log_format_t;
+
+/* Request limits. A request over a limit fails with INVALID_ARGUMENT naming the limit and its
+ * flag; a message over max_message_bytes is refused by gRPC with RESOURCE_EXHAUSTED. */
+typedef struct server_limits {
+    size_t max_message_bytes; /* --max-message-bytes, default 4 MiB (gRPC's own default) */
+    size_t max_entities;      /* --max-entities: entity rows per read, default 1000 */
+    size_t max_features;      /* --max-features: feature references per read, default 1000 */
+    size_t max_write_rows;    /* --max-write-rows: rows per write or delete, default 10000 */
+} server_limits_t;
+
+#define SERVER_DEFAULT_LISTEN "0.0.0.0:6566" /* Feast's feature server port */
+#define SERVER_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
+#define SERVER_DEFAULT_MAX_ENTITIES 1000u
+#define SERVER_DEFAULT_MAX_FEATURES 1000u
+#define SERVER_DEFAULT_MAX_WRITE_ROWS 10000u
+#define SERVER_DEFAULT_WRITE_WORKERS 4u
+#define SERVER_DEFAULT_SHUTDOWN_GRACE_MS 10000u
+
+typedef struct server_options {
+    const char *listen;       /* host:port; port 0 picks a free one (see server_port()) */
+    const char *catalog_path; /* YAML file or directory, applied at start and on reload; NULL =
+                                 serve the catalog already applied to the data directory */
+    const char *data_dir;     /* the store's directory (created if missing) */
+    unsigned workers;         /* read workers; 0 = the number of online CPUs */
+    unsigned write_workers;   /* threads that carry writes to the store's group commit */
+    server_limits_t limits;
+    unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
+    bool log_requests;          /* one log line per call (method, status, duration; no values) */
+    store_sync_t sync;          /* the store's durability policy */
+} server_options_t;
+
+/* Fills *o with the documented defaults (data_dir and catalog_path NULL). */
+void server_options_init(server_options_t *o);
+
+/* Sets the process-wide log format (default JSON). Call before server_new(). */
+void server_log_setup(server_log_format_t format);
+
+/*
+ * Opens the store, applies the catalog (or takes the applied one), and binds the listening
+ * address; nothing is served until server_run(). Problems are logged with their details.
+ * Returns: 0 and *out; -EADDRINUSE when the address cannot be bound (SO_REUSEPORT is off, so a
+ *          port held by another process fails here); -EINVAL for an invalid catalog or options;
+ *          -EPERM when the catalog has breaking changes against the stored one; -ENOENT when no
+ *          catalog was given and none is applied; the store's errors from store_open().
+ * Ownership: *out is the caller's, freed with server_free() after server_run() returns.
+ */
+int server_new(const server_options_t *o, server_t **out);
+
+/* The bound TCP port (useful with port 0). */
+int server_port(const server_t *s);
+
+/*
+ * Serves until server_request_stop(): health turns SERVING, and on stop NOT_SERVING; the server
+ * stops accepting calls, lets in-flight calls finish (up to shutdown_grace_ms, then cancels
+ * them), and stops its workers. Catalog reloads requested with server_request_reload() run here.
+ * Returns: 0 after a clean stop; -ENOMEM or -EAGAIN when workers could not start.
+ * Thread safety: call once, from one thread (it becomes the control thread).
+ */
+int server_run(server_t *s);
+
+/* Asks server_run() to stop. Async-signal-safe (an atomic store); may be called twice: the second
+ * call cancels in-flight calls at once instead of waiting for the grace period. */
+void server_request_stop(server_t *s);
+
+/*
+ * Asks the control thread to reload the catalog from catalog_path: it is loaded, checked,
+ * applied to the store (breaking changes refused) and swapped in while requests keep flowing; an
+ * invalid catalog is logged with every error and the old one keeps serving.
+ * Async-signal-safe (an atomic store): meant for a SIGHUP handler.
+ */
+void server_request_reload(server_t *s);
+
+/* Counters for tests and logs: catalog reloads that succeeded and that were rejected. */
+void server_reload_counts(const server_t *s, uint64_t *applied, uint64_t *rejected);
+
+/* Closes the store and frees the server. Accepts NULL. Call after server_run() returned (or
+ * instead of it). */
+void server_free(server_t *s);
+
+#endif /* SERVER_SERVER_H */

@@ -1,0 +1,305 @@
+/* server/server_int.h - shared inside server/: arena, catalog holder, calls, read path, encoder. */
+#ifndef SERVER_SERVER_INT_H
+#define SERVER_SERVER_INT_H
+
+#include <grpc/grpc.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "catalog/catalog.h"
+#include "server/server.h"
+#include "storage/store.h"
+
+#include "feast/types/Value.pb-c.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arena: one per call slot, reset between calls, so a request costs no mallocs once warm.    */
+
+typedef struct server_arena_chunk server_arena_chunk_t;
+
+typedef struct server_arena {
+    server_arena_chunk_t *head; /* newest chunk first */
+    size_t first_size;          /* size of the first chunk */
+    size_t used_total;          /* bytes handed out since the last reset, for resizing */
+    ProtobufCAllocator pb;      /* protobuf-c allocator drawing from this arena */
+} server_arena_t;
+
+/* Prepares an empty arena; nothing is allocated until the first use. */
+void server__arena_init(server_arena_t *a, size_t first_size);
+/* Returns: n bytes aligned for any type, or NULL on out of memory. Valid until reset/free. */
+void *server__arena_alloc(server_arena_t *a, size_t n);
+/* As server__arena_alloc, zeroed, for n * size bytes (NULL on overflow). */
+void *server__arena_calloc(server_arena_t *a, size_t n, size_t size);
+/* Copies len bytes and a NUL. Returns: the copy, or NULL. */
+char *server__arena_strndup(server_arena_t *a, const char *s, size_t len);
+/* Forgets every allocation. Keeps one chunk big enough for what the last use needed (up to a
+ * cap), so a steady workload stops calling malloc. */
+void server__arena_reset(server_arena_t *a);
+/* Frees every chunk. Accepts NULL. */
+void server__arena_free(server_arena_t *a);
+/* A protobuf-c allocator for __unpack: its free is a no-op, the arena reset frees everything. */
+ProtobufCAllocator *server__arena_allocator(server_arena_t *a);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status mapping: the one place where errno meets grpc_status_code.                            */
+
+/* Returns: the gRPC status for a negative errno (0 -> OK). */
+grpc_status_code server__status_from_errno(int err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Logging: structured (jansson), one line per event, never feature values.                     */
+
+typedef enum server_log_level {
+    SERVER_LOG_DEBUG = 0,
+    SERVER_LOG_INFO = 1,
+    SERVER_LOG_WARN = 2,
+    SERVER_LOG_ERROR = 3,
+} server_log_level_t;
+
+/*
+ * Logs one event. fields is a json_pack() format for an object of extra fields (NULL = none),
+ * e.g. server__log(SERVER_LOG_INFO, "listening", "{s:s, s:i}", "address", a, "port", p).
+ * Thread safety: any thread; a line is written with one write().
+ */
+void server__log(server_log_level_t level, const char *event, const char *fields, ...);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Catalog holder: the current catalog, swapped atomically, pinned without locks.              */
+
+/* One reader slot, on its own cache line: 0 when the thread is outside a request, else the
+ * global epoch it saw when it entered. */
+typedef struct server_pin {
+    _Alignas(64) _Atomic uint64_t active;
+} server_pin_t;
+
+typedef struct server_retired server_retired_t;
+
+typedef struct server_holder {
+    _Atomic(catalog_t *) current;
+    _Atomic uint64_t epoch;
+    server_pin_t *pins;
+    size_t n_pins;
+    pthread_mutex_t write_lock; /* swap and collect only; readers never take it */
+    server_retired_t *retired;  /* old catalogs waiting for readers to move on */
+} server_holder_t;
+
+/* Takes ownership of initial (one reference). Returns: 0, -ENOMEM. */
+int server__holder_init(server_holder_t *h, catalog_t *initial, size_t n_pins);
+/* Unrefs the current and every retired catalog. Every reader must have exited. */
+void server__holder_destroy(server_holder_t *h);
+/*
+ * Enters a read-side critical section on pin slot `pin` (one slot per thread) and returns the
+ * current catalog, valid until server__holder_exit(). Lock-free: two atomic stores and loads.
+ */
+const catalog_t *server__holder_enter(server_holder_t *h, size_t pin);
+void server__holder_exit(server_holder_t *h, size_t pin);
+/* A new reference to the current catalog, for threads without a pin (the control thread). */
+catalog_t *server__holder_ref(server_holder_t *h);
+/* Publishes next (takes its reference) and retires the old catalog. Returns: 0, -ENOMEM (next
+ * is then released and the old catalog stays). */
+int server__holder_swap(server_holder_t *h, catalog_t *next);
+/* Frees retired catalogs no reader can still see. Returns: how many are still waiting. */
+size_t server__holder_collect(server_holder_t *h);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Calls                                                                                       */
+
+typedef struct server_worker server_worker_t;
+typedef struct server_call server_call_t;
+
+/*
+ * A unary handler: decodes req (len bytes), does the work, and on success sets *resp to the
+ * encoded response (a slice the caller sends and releases).
+ * Returns: 0, or a negative errno with the call's message set by server__fail().
+ */
+typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+
+typedef enum server_pool {
+    SERVER_POOL_READ = 0,  /* read workers: reads, catalog, health check, serving info */
+    SERVER_POOL_WRITE = 1, /* write workers: they block on the store's group commit */
+} server_pool_t;
+
+typedef struct server_method {
+    const char *path;
+    const char *name; /* for logs: "GetOnlineFeatures" */
+    server_unary_fn fn;
+    server_pool_t pool;
+    unsigned slots; /* calls each worker keeps requested */
+} server_method_t;
+
+#define SERVER_MSG_MAX 1024
+
+struct server_call {
+    server_worker_t *worker;
+    const server_method_t *method;
+    void *registered; /* gRPC's handle of the method */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *response;
+    grpc_slice details;
+    int cancelled;
+    int state;
+    server_arena_t arena;
+    const catalog_t *catalog; /* pinned for the handler's duration */
+    char msg[SERVER_MSG_MAX];
+};
+
+/* The server, the store and this worker's reader (NULL on write workers) for a handler. */
+server_t *server__call_server(const server_call_t *c);
+store_t *server__call_store(const server_call_t *c);
+store_reader_t *server__call_reader(const server_call_t *c);
+const server_limits_t *server__call_limits(const server_call_t *c);
+
+/* Formats the call's error message and returns err, for `return server__fail(c, -EINVAL, ...)`. */
+int server__fail(server_call_t *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Packs a protobuf-c message into a new slice. Returns: 0, -ENOMEM. */
+int server__pack_slice(const ProtobufCMessage *m, grpc_slice *out);
+
+/* Health: the server's overall serving status (grpc.health.v1 numbers: 1 SERVING, 2 NOT_SERVING)
+ * and the serving status of a named service (3 SERVICE_UNKNOWN for names we do not serve). */
+int server__health_status(const server_t *s, const char *service);
+
+/* The unary handlers, one file each (server/rpc_<name>.c). */
+int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t len,
+                                    grpc_slice *resp);
+int server__rpc_get_feast_serving_info(server_call_t *c, const uint8_t *req, size_t len,
+                                       grpc_slice *resp);
+int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_get_catalog(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Control-thread completion-queue tags (health watches, shutdown).                            */
+
+typedef struct server_tag server_tag_t;
+struct server_tag {
+    void (*fn)(server_tag_t *t, bool ok);
+};
+
+typedef struct server_watches server_watches_t;
+
+/* Health Watch (server streaming), driven by the control thread only (rpc_health_watch.c). */
+int server__watch_init(server_t *s, grpc_server *gs, grpc_completion_queue *cq,
+                       server_watches_t **out);
+/* Requests the first Watch call; call after grpc_server_start(). */
+void server__watch_start(server_watches_t *w);
+/* Sends the new status to every watcher whose last message is out of date. */
+void server__watch_notify(server_watches_t *w);
+/* Ends every stream (after a last NOT_SERVING) and stops requesting new ones. */
+void server__watch_drain(server_watches_t *w);
+/* Frees the bookkeeping; every call must have completed. */
+void server__watch_free(server_watches_t *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Values                                                                                      */
+
+/*
+ * Converts an unpacked feast.types.Value into a catalog value (NOT_SET and null_val give a NULL
+ * value). Lists are copied into the arena where the layouts differ (bool, bytes, strings).
+ * Returns: 0; -EINVAL for a Value of a type fstore does not know (Feast fields 20 and up), with
+ *          a description in why; -ENOMEM.
+ */
+int server__value_from_pb(const Feast__Types__Value *pb, server_arena_t *a, catalog_value_t *out,
+                          char *why, size_t why_cap);
+/* The reverse, for catalog defaults and allowed values: *out points into v and the arena.
+ * Returns: 0, -ENOMEM. */
+int server__value_to_pb(const catalog_value_t *v, server_arena_t *a, Feast__Types__Value *out);
+
+/*
+ * Column-wise input (entities of a read, columns of a write): n_cols names, each with n_rows
+ * values. Built by server__columns_from_pb from a protobuf map.
+ */
+typedef struct server_columns {
+    size_t n_cols;
+    size_t n_rows;
+    const char **names;
+    const catalog_value_t **cols;           /* [n_cols][n_rows] */
+    const Feast__Types__RepeatedValue **pb; /* the unpacked columns, for echoing values back */
+} server_columns_t;
+
+/*
+ * Converts map entries (keys[i] -> vals[i]) into columns, checking that names are unique, that
+ * every column has the same length, and that every value has a known type. `what` names the
+ * map in messages ("entity", "column"). Returns: 0, or -EINVAL with the call's message set.
+ */
+int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *const *keys,
+                            Feast__Types__RepeatedValue *const *vals, server_columns_t *out);
+/* Returns: the index of the column called name, or -1. */
+int server__columns_find(const server_columns_t *cols, const char *name);
+
+/*
+ * The write path shared by WriteFeatures and DeleteEntities: resolves view_ref ("name" or
+ * "name@vN") against the call's catalog, checks the columns (every join key present; for upserts
+ * every other column a feature of the view; for deletes join keys only), and hands one batch to
+ * store_apply(). event_ts_us is NULL (now) or one per row.
+ * Returns: 0 and *res; a negative errno with the call's message set ("row R, feature F: rule").
+ */
+int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char *const *keys,
+                          Feast__Types__RepeatedValue *const *vals, const int64_t *event_ts_us,
+                          size_t n_ts, store_op_t op, store_apply_result_t *res);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The read path, shared by GetOnlineFeatures and (later) Predict and HTTP front doors.        */
+
+/* One feature of one entity row. */
+typedef struct server_cell {
+    const uint8_t *wire; /* feast.types.Value body; borrowed until store_read_end() */
+    uint32_t len;        /* 0 for NOT_FOUND and NULL_VALUE */
+    uint8_t status;      /* store_status_t (Feast's FieldStatus) */
+    int64_t event_ts_us; /* the row's event time; 0 when NOT_FOUND */
+} server_cell_t;
+
+/*
+ * Reads refs (resolved against one catalog snapshot) for every entity row of ents into
+ * cells[ref * ents->n_rows + row]. Each distinct view is looked up once per row; its join keys are
+ * taken from the entity columns by name (extra columns are ignored). The caller brackets the
+ * call with store_read_begin()/store_read_end() on r, so a request sees one snapshot, and
+ * encodes the cells before ending the read.
+ * Returns: 0; -EINVAL (a missing join key, a key value of the wrong type, a key over
+ *          STORE_MAX_KEY) with a message in err; -ENOMEM; -EIO.
+ */
+int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_feature_ref_t *refs,
+                          size_t n_refs, const server_columns_t *ents, int64_t now_us,
+                          server_cell_t *cells, char *err, size_t err_cap);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Feast encoding of a read: GetOnlineFeaturesResponse, written by hand.                       */
+
+typedef struct server_feast_column {
+    const char *name;
+    size_t name_len;
+    const server_cell_t *cells; /* [n_rows] */
+} server_feast_column_t;
+
+typedef struct server_feast_view_md {
+    const char *name;
+    int32_t version;
+} server_feast_view_md_t;
+
+typedef struct server_feast_response {
+    size_t n_rows;
+    size_t n_cols;
+    const server_feast_column_t *cols; /* join keys first, then features */
+    size_t n_views;                    /* feature_view_metadata; 0 = none */
+    const server_feast_view_md_t *views;
+    bool status;
+} server_feast_response_t;
+
+/*
+ * Two passes: server__feast_size() measures (filling vec_sizes[n_cols] with each FeatureVector's
+ * body size) and server__feast_write() writes exactly that many bytes into out. Cell values are
+ * copied as they are, never decoded.
+ * Returns: the encoded size / the number of bytes written.
+ */
+size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes);
+size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out);
+
+#endif /* SERVER_SERVER_INT_H */

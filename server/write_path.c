@@ -1,0 +1,131 @@
+/* server/write_path.c - request columns -> one store batch, for WriteFeatures and deletes. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+/*
+ * Writes are column-wise like reads: the request's columns become the store's batch without
+ * copying values (catalog_value_t views into the unpacked request). The store validates every
+ * value against the catalog and applies the batch in its writer thread with group commit; here
+ * we only check the shape and turn the store's verdict into a message a client can act on.
+ */
+
+static int find_feature(const catalog_view_t *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_features; i++) {
+        if (strcmp(v->features[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static bool is_join_key(const catalog_view_t *v, const char *name)
+{
+    for (size_t k = 0; k < v->n_join_keys; k++) {
+        if (strcmp(v->join_keys[k].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char *const *keys,
+                          Feast__Types__RepeatedValue *const *vals, const int64_t *event_ts_us,
+                          size_t n_ts, store_op_t op, store_apply_result_t *res)
+{
+    server_arena_t *a = &c->arena;
+    const server_limits_t *lim = server__call_limits(c);
+    const catalog_view_t *v = NULL;
+    int rc = catalog_find_view_ref(c->catalog, view_ref, &v);
+    if (rc == -ENOENT)
+        return server__fail(c, -ENOENT, "feature view '%.200s' not found", view_ref);
+    if (rc < 0)
+        return server__fail(c, -EINVAL,
+                            "malformed feature view reference '%.200s' (want name or name@vN)",
+                            view_ref);
+    if (!v->online)
+        return server__fail(c, -EINVAL, "feature view '%s@v%u' is not online", v->name,
+                            (unsigned)v->version);
+
+    server_columns_t cols;
+    rc = server__columns_from_pb(c, "column", n, keys, vals, &cols);
+    if (rc < 0)
+        return rc;
+    if (cols.n_cols == 0)
+        return server__fail(c, -EINVAL, "no columns: give one per join key and written feature");
+    if (cols.n_rows > lim->max_write_rows)
+        return server__fail(c, -E2BIG, "request has %zu rows; the limit is %zu (--max-write-rows)",
+                            cols.n_rows, lim->max_write_rows);
+    if (n_ts != 0 && n_ts != cols.n_rows)
+        return server__fail(c, -EINVAL,
+                            "event_timestamps has %zu entries for %zu rows (give one per row, or "
+                            "none for now)",
+                            n_ts, cols.n_rows);
+
+    const catalog_value_t **key_cols =
+        server__arena_calloc(a, v->n_join_keys == 0 ? 1 : v->n_join_keys, sizeof *key_cols);
+    const catalog_value_t **feat_cols = server__arena_calloc(a, cols.n_cols, sizeof *feat_cols);
+    uint32_t *feat_idx = server__arena_calloc(a, cols.n_cols, sizeof *feat_idx);
+    if (key_cols == NULL || feat_cols == NULL || feat_idx == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t k = 0; k < v->n_join_keys; k++) {
+        int col = server__columns_find(&cols, v->join_keys[k].name);
+        if (col < 0)
+            return server__fail(c, -EINVAL,
+                                "missing join key column '%s' for feature view '%s@v%u'",
+                                v->join_keys[k].name, v->name, (unsigned)v->version);
+        key_cols[k] = cols.cols[col];
+    }
+    size_t n_feat = 0;
+    for (size_t i = 0; i < cols.n_cols; i++) {
+        if (is_join_key(v, cols.names[i]))
+            continue;
+        int f = find_feature(v, cols.names[i]);
+        if (f < 0 || op == STORE_OP_DELETE)
+            return server__fail(c, -EINVAL,
+                                op == STORE_OP_DELETE
+                                    ? "column '%s' is not a join key of feature view '%s@v%u' "
+                                      "(a delete takes join keys only)"
+                                    : "column '%s' is neither a join key nor a feature of "
+                                      "feature view '%s@v%u'",
+                                cols.names[i], v->name, (unsigned)v->version);
+        feat_idx[n_feat] = v->features[f].index;
+        feat_cols[n_feat] = cols.cols[i];
+        n_feat++;
+    }
+
+    store_batch_t batch = {
+        .view = v,
+        .op = op,
+        .n_rows = cols.n_rows,
+        .keys = key_cols,
+        .n_features = n_feat,
+        .feature_idx = feat_idx,
+        .values = feat_cols,
+        .event_ts_us = n_ts == 0 ? NULL : event_ts_us,
+    };
+    memset(res, 0, sizeof *res);
+    if (cols.n_rows == 0)
+        return 0;
+    rc = store_apply(server__call_store(c), &batch, 1, 0, res);
+    if (rc == -EINVAL) {
+        const char *what = is_join_key(v, res->bad_field) ? "join key" : "feature";
+        if (res->bad_field[0] == '\0')
+            return server__fail(c, rc, "row %zu: %s", res->bad_row, res->error);
+        return server__fail(c, rc, "row %zu, %s '%s': %s", res->bad_row, what, res->bad_field,
+                            res->error);
+    }
+    if (rc == -ENOENT)
+        return server__fail(c, rc,
+                            "feature view '%s@v%u' has no data in this store (not applied, or "
+                            "torn down)",
+                            v->name, (unsigned)v->version);
+    if (rc == -ESHUTDOWN)
+        return server__fail(c, rc, "the store is shutting down");
+    if (rc == -ENOSPC)
+        return server__fail(c, rc, "the data directory's disk is full");
+    if (rc < 0)
+        return server__fail(c, rc, "write failed: %s", strerror(-rc));
+    return 0;
+}

@@ -1,0 +1,220 @@
+# tests/e2e/test_lifecycle.py - SIGHUP reload under load, drain on SIGTERM, restart, busy port.
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+from harness import CATALOG, FSTORE, Server, SANITIZER_RE
+from grpc_health.v1 import health_pb2
+
+EXTRA_VIEW = """
+  - name: added_later
+    version: 1
+    entities: [driver]
+    ttl: 0
+    features:
+      - {name: bonus, dtype: INT64}
+"""
+
+
+def catalog_with(tmpdir, extra="", replace=None):
+    with open(CATALOG) as f:
+        text = f.read()
+    text = text.replace("feature_services:", extra.strip("\n") + "\nfeature_services:", 1) \
+        if extra else text
+    if replace:
+        text = text.replace(*replace)
+    path = os.path.join(tmpdir, "catalog.yaml")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)  # atomic: a reload never sees half a file
+    return path
+
+
+class Load:
+    """Client threads reading without pause; every failure is recorded."""
+
+    def __init__(self, target, threads=3):
+        from fstore_client import FeatureStoreClient
+        self.client = FeatureStoreClient(target, timeout=30)
+        self.stop_flag = threading.Event()
+        self.ok = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            try:
+                r = self.client.get_online_features(
+                    features=["driver_stats@v1:trips", "driver_stats@v2:conv_rate"],
+                    entities={"driver_id": [1, 2, 3]}, full_feature_names=True)
+                assert r["driver_stats@v1__trips"] == [11, 22, 33], r
+                with self.lock:
+                    self.ok += 1
+            except Exception as e:  # noqa: BLE001 - collected and asserted on
+                with self.lock:
+                    self.failures.append(repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(60)
+        self.client.close()
+
+
+class Lifecycle(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="fstore-e2e-life-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def start(self, **kw):
+        s = Server(**kw)
+        self.addCleanup(s.cleanup)
+        return s.start()
+
+    def assertCleanExit(self, server, rc):
+        report = server.sanitizer_report()
+        self.assertIsNone(report, report)
+        self.assertEqual(rc, 0, server.log())
+
+    def seed(self, client):
+        client.write_features("driver_stats@v1", {"driver_id": [1, 2, 3], "trips": [11, 22, 33]})
+
+    def test_sighup_reload_under_load_applies_good_and_rejects_bad_catalogs(self):
+        path = catalog_with(self.tmp)
+        s = self.start(catalog=path)
+        self.seed(s.client)
+        with Load(s.target) as load:
+            time.sleep(0.5)
+            # A compatible change: a new view appears without a failed request.
+            catalog_with(self.tmp, extra=EXTRA_VIEW)
+            s.send(signal.SIGHUP)
+            s.wait_event("catalog_reloaded", 1)
+            s.client.write_features("added_later", {"driver_id": [1], "bonus": [5]})
+            r = s.client.get_online_features(features=["added_later:bonus"],
+                                             entities={"driver_id": [1]})
+            self.assertEqual(r["bonus"], [5])
+            # An invalid catalog: rejected with its errors, the old one keeps serving.
+            with open(path, "w") as f:
+                f.write("project: e2e\nfeature_views: [{name: broken, version: 0}]\n")
+            s.send(signal.SIGHUP)
+            ev = s.wait_event("catalog_reload_rejected", 1)[0]
+            self.assertTrue(ev.get("errors"), ev)
+            # A breaking change (a dtype changed in place): refused too.
+            catalog_with(self.tmp, extra=EXTRA_VIEW,
+                         replace=("{name: conv_rate, dtype: FLOAT}", "{name: conv_rate, dtype: DOUBLE}"))
+            s.send(signal.SIGHUP)
+            ev = s.wait_event("catalog_reload_rejected", 2)[1]
+            self.assertIn("breaking", ev, ev)
+            time.sleep(0.5)
+        self.assertEqual(load.failures, [])
+        self.assertGreater(load.ok, 0)
+        r = s.client.get_online_features(features=["added_later:bonus"],
+                                         entities={"driver_id": [1]})
+        self.assertEqual(r["bonus"], [5])
+        self.assertEqual(s.client.health(), "SERVING")
+        self.assertCleanExit(s, s.stop())
+
+    def test_sigterm_finishes_in_flight_calls_and_exits_zero(self):
+        # A wide view makes each read heavy enough (1000 rows x 300 features) that calls are
+        # still running when SIGTERM lands; one worker queues the rest behind them.
+        wide = os.path.join(self.tmp, "wide.yaml")
+        with open(wide, "w") as f:
+            f.write("project: wide\n"
+                    "entities: [{name: driver, join_keys: [{name: driver_id, type: INT64}]}]\n"
+                    "feature_views:\n  - name: wide\n    version: 1\n    entities: [driver]\n"
+                    "    features:\n")
+            for i in range(300):
+                f.write("      - {name: f%d, dtype: INT64}\n" % i)
+        s = self.start(catalog=wide, args=["--workers", "1", "--log-requests",
+                                           "--shutdown-grace-ms", "60000"])
+        ids = list(range(1000))
+        s.client.write_features("wide", {"driver_id": ids[:500], "f299": ids[:500]})
+        watch = s.client.health_stub.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+        self.assertEqual(next(watch).status, health_pb2.HealthCheckResponse.SERVING)
+        big = s.client.online_request(features=["wide:f%d" % i for i in range(300)],
+                                      entities={"driver_id": ids})
+        futures = [s.client.serving.GetOnlineFeatures.future(big, timeout=120)
+                   for _ in range(20)]
+        time.sleep(0.3)
+        s.send(signal.SIGTERM)
+        ok = 0
+        for f in futures:
+            try:
+                resp = f.result()
+                self.assertEqual(len(resp.results), 301)
+                self.assertEqual(resp.results[300].values[499].int64_val, 499)
+                ok += 1
+            except grpc.RpcError as e:
+                # Only calls that never reached the server may be refused.
+                self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e.details())
+        self.assertGreater(ok, 0)
+        # The watch sees NOT_SERVING, then its stream ends cleanly.
+        statuses = [m.status for m in watch]
+        self.assertEqual(statuses[-1], health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.assertEqual(watch.code(), grpc.StatusCode.OK)
+        rc = s.proc.wait(90)
+        self.assertCleanExit(s, rc)
+        # Calls were still completing after the drain began, and all of them succeeded.
+        drain_at = s.events("draining")[0]["time"]
+        late = [c for c in s.events("call") if c["time"] >= drain_at]
+        self.assertTrue(late, "no call was in flight at SIGTERM; make the reads heavier")
+        self.assertTrue(all(c["code"] == 0 for c in late), late)
+        self.assertFalse(s.events("cancelling_calls"))
+
+    def test_restart_keeps_data_and_serves_the_applied_catalog(self):
+        data = os.path.join(self.tmp, "data")
+        s = self.start(data_dir=data)
+        s.client.write_features("driver_stats@v1", {"driver_id": [7], "trips": [77]})
+        self.assertCleanExit(s, s.stop())
+        # No --catalog: the one applied to the data directory is served.
+        s2 = self.start(data_dir=data, catalog=None)
+        r = s2.client.get_online_features(features=["driver_stats@v1:trips"],
+                                          entities={"driver_id": [7]})
+        self.assertEqual(r["trips"], [77])
+        self.assertCleanExit(s2, s2.stop(signal.SIGINT))
+
+    def test_a_busy_port_fails_loudly(self):
+        s = self.start()
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+        p = subprocess.run([FSTORE, "serve", "--listen", s.target, "--catalog", CATALOG,
+                            "--data-dir", os.path.join(self.tmp, "other")],
+                           capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(s.target, p.stderr)
+        self.assertIsNone(SANITIZER_RE.search(p.stderr), p.stderr)
+        self.assertEqual(s.client.health(), "SERVING")
+        self.assertCleanExit(s, s.stop())
+
+    def test_bad_flags_and_catalogs_fail_before_serving(self):
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+        p = subprocess.run([FSTORE, "serve", "--data-dir", self.tmp, "--workers", "x"],
+                           capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--workers", p.stderr)
+        bad = os.path.join(self.tmp, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("project: x\nfeature_views: [{name: v, version: 1, features: "
+                    "[{name: a, dtype: NOPE}]}]\n")
+        p = subprocess.run([FSTORE, "serve", "--data-dir", os.path.join(self.tmp, "d"),
+                            "--catalog", bad, "--listen", "127.0.0.1:0"],
+                           capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("catalog_rejected", p.stderr)
+        self.assertIsNone(SANITIZER_RE.search(p.stderr), p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,168 @@
+# tests/e2e/test_reads.py - GetOnlineFeatures semantics on both service paths, health, catalog.
+import time
+import unittest
+
+import grpc
+
+from harness import ServerTestCase
+from feast.serving import ServingService_pb2 as serving_pb2
+from feast.serving import ServingService_pb2_grpc as serving_grpc
+from fstore.v1 import fstore_pb2_grpc
+from fstore_client import to_value, from_value
+
+
+class Reads(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = cls.client
+        now = time.time()
+        cls.now = now
+        c.write_features("driver_stats@v1", {
+            "driver_id": [1001, 1002, 1003],
+            "conv_rate": [0.5, 0.25, None],
+            "trips": [10, 20, 30],
+        }, event_timestamps=[now - 5, now - 5, now - 5])
+        c.write_features("driver_stats@v2", {
+            "driver_id": [1001],
+            "conv_rate": [0.75],
+            "label": ["gold"],
+        })
+        c.write_features("customer_profile", {
+            "customer_id": ["alice", "bob"],
+            "age": [31, 42],
+            "tags": [["a", "b"], []],
+            "scores": [[1.5, 2.5], [0.5]],
+            "avatar": [b"\x00\x01\xff", b""],
+            "vip": [True, False],
+        })
+        # Written long ago for a 2 s TTL: OUTSIDE_MAX_AGE.
+        c.write_features("short_lived", {"driver_id": [1001], "ping": [7]},
+                         event_timestamps=[now - 3600])
+        c.write_features("global_stats", {"total_drivers": [3]})
+
+    def both_paths(self):
+        ch = self.client.channel
+        return [("feast", serving_grpc.ServingServiceStub(ch)),
+                ("fstore", fstore_pb2_grpc.OnlineFeatureServiceStub(ch))]
+
+    def test_every_status_on_both_service_paths(self):
+        req = self.client.online_request(
+            features=["driver_stats@v1:conv_rate", "driver_stats@v1:trips",
+                      "short_lived:ping"],
+            entities={"driver_id": [1001, 1003, 9999]})
+        for name, stub in self.both_paths():
+            with self.subTest(path=name):
+                resp = stub.GetOnlineFeatures(req, timeout=30)
+                names = list(resp.metadata.feature_names.val)
+                self.assertEqual(names, ["driver_id", "conv_rate", "trips", "ping"])
+                ids, conv, trips, ping = resp.results
+                self.assertEqual([from_value(v) for v in ids.values], [1001, 1003, 9999])
+                self.assertEqual(list(ids.statuses), [serving_pb2.PRESENT] * 3)
+                self.assertAlmostEqual(conv.values[0].float_val, 0.5)
+                self.assertEqual(list(conv.statuses),
+                                 [serving_pb2.PRESENT, serving_pb2.NULL_VALUE,
+                                  serving_pb2.NOT_FOUND])
+                self.assertEqual(trips.values[1].int64_val, 30)
+                self.assertEqual(list(ping.statuses),
+                                 [serving_pb2.OUTSIDE_MAX_AGE, serving_pb2.NOT_FOUND,
+                                  serving_pb2.NOT_FOUND])
+                self.assertEqual(ping.values[0].int64_val, 7, "an expired value still comes back")
+                # Event timestamps: the row's, to the microsecond; zero when not found.
+                ts = conv.event_timestamps[0]
+                self.assertAlmostEqual(ts.seconds + ts.nanos / 1e9, self.now - 5, delta=0.001)
+                self.assertEqual(conv.event_timestamps[2].seconds, 0)
+                self.assertTrue(resp.status)
+
+    def test_versions_side_by_side_with_full_feature_names(self):
+        r = self.client.get_online_features(
+            features=["driver_stats@v1:conv_rate", "driver_stats@v2:conv_rate",
+                      "driver_stats:label"],
+            entities={"driver_id": [1001]}, full_feature_names=True, include_metadata=True)
+        self.assertEqual(list(r), ["driver_id", "driver_stats@v1__conv_rate",
+                                   "driver_stats@v2__conv_rate", "driver_stats__label"])
+        self.assertAlmostEqual(r["driver_stats@v1__conv_rate"][0], 0.5)
+        self.assertEqual(r["driver_stats@v2__conv_rate"], [0.75])
+        self.assertEqual(r["driver_stats__label"], ["gold"])
+        self.assertEqual(r.feature_view_metadata, [("driver_stats", 1), ("driver_stats", 2)])
+
+    def test_feature_services(self):
+        r = self.client.get_online_features(feature_service="driver_service",
+                                            entities={"driver_id": [1002]})
+        self.assertEqual(list(r), ["driver_id", "conv_rate", "trips"])
+        self.assertEqual(r["trips"], [20])
+        r = self.client.get_online_features(feature_service="driver_service_v2",
+                                            entities={"driver_id": [1001]},
+                                            full_feature_names=True)
+        # v2 is the default version, so its full names carry no @v2.
+        self.assertEqual(list(r), ["driver_id", "driver_stats__conv_rate",
+                                   "driver_stats__label"])
+        self.assertEqual(r["driver_stats__label"], ["gold"])
+
+    def test_every_value_type_round_trips(self):
+        r = self.client.get_online_features(
+            features=["customer_profile:age", "customer_profile:tags",
+                      "customer_profile:scores", "customer_profile:avatar",
+                      "customer_profile:vip"],
+            entities={"customer_id": ["alice", "bob"]})
+        self.assertEqual(r["age"], [31, 42])
+        self.assertEqual(r["tags"], [["a", "b"], []])
+        self.assertEqual(r["scores"], [[1.5, 2.5], [0.5]])
+        self.assertEqual(r["avatar"], [b"\x00\x01\xff", b""])
+        self.assertEqual(r["vip"], [True, False])
+        self.assertEqual(r.statuses["vip"], ["PRESENT", "PRESENT"])
+
+    def test_entityless_views_answer_every_row(self):
+        r = self.client.get_online_features(features=["global_stats:total_drivers",
+                                                      "driver_stats@v1:trips"],
+                                            entities={"driver_id": [1001, 1002]})
+        self.assertEqual(r["total_drivers"], [3, 3])
+        self.assertEqual(r["trips"], [10, 20])
+        r = self.client.get_online_features(features=["global_stats:total_drivers"])
+        self.assertEqual(r["total_drivers"], [3])
+
+    def test_int32_join_key_values_find_int64_entities(self):
+        req = serving_pb2.GetOnlineFeaturesRequest()
+        req.features.val.append("driver_stats@v1:trips")
+        req.entities["driver_id"].val.append(to_value(1001, "INT32"))
+        resp = self.client.serving.GetOnlineFeatures(req, timeout=30)
+        self.assertEqual(resp.results[1].values[0].int64_val, 10)
+
+    def test_serving_info_health_and_catalog(self):
+        self.assertEqual(self.client.serving_info(), "0.1.0")
+        self.assertEqual(self.client.health(), "SERVING")
+        self.assertEqual(self.client.health("feast.serving.ServingService"), "SERVING")
+        self.assertRpcError(lambda: self.client.health("no.such.Service"),
+                            grpc.StatusCode.NOT_FOUND, "no.such.Service")
+        cat = self.client.get_catalog()
+        self.assertEqual(cat.project, "e2e")
+        views = {(v.name, v.version): v for v in cat.feature_views}
+        self.assertIn(("driver_stats", 2), views)
+        trips = [f for f in views[("driver_stats", 1)].features if f.name == "trips"][0]
+        self.assertTrue(trips.validation.has_max)
+        self.assertEqual(trips.validation.max, 100000)
+        svc = {s.name: list(s.features) for s in cat.feature_services}
+        self.assertEqual(svc["driver_service"],
+                         ["driver_stats@v1:conv_rate", "driver_stats@v1:trips"])
+        self.assertIn("driver_stats", cat.yaml)
+
+    def test_health_watch_streams_serving(self):
+        from grpc_health.v1 import health_pb2
+        stream = self.client.health_stub.Watch(health_pb2.HealthCheckRequest(service=""),
+                                               timeout=30)
+        first = next(stream)
+        self.assertEqual(first.status, health_pb2.HealthCheckResponse.SERVING)
+        stream.cancel()
+
+    def test_many_entities_and_features_in_one_request(self):
+        ids = list(range(2000, 2500))
+        self.client.write_features("driver_stats@v1", {
+            "driver_id": ids, "trips": [i % 1000 for i in ids]})
+        feats = ["driver_stats@v1:trips", "driver_stats@v1:conv_rate", "global_stats:total_drivers"]
+        r = self.client.get_online_features(features=feats, entities={"driver_id": ids})
+        self.assertEqual(r["trips"], [i % 1000 for i in ids])
+        self.assertEqual(r.statuses["conv_rate"], ["NULL_VALUE"] * len(ids))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,77 @@
+# tests/e2e/test_writes.py - WriteFeatures / DeleteEntities: last write wins, deletes, stale rows.
+import threading
+import time
+import unittest
+
+from harness import ServerTestCase
+
+
+class Writes(ServerTestCase):
+    def read(self, feats, ids):
+        return self.client.get_online_features(features=feats, entities={"driver_id": ids})
+
+    def test_newer_event_wins_and_older_is_counted_stale(self):
+        c = self.client
+        now = time.time()
+        self.assertEqual(c.write_features("driver_stats@v1", {"driver_id": [1], "trips": [5]},
+                                          event_timestamps=[now]), (1, 0))
+        self.assertEqual(c.write_features("driver_stats@v1", {"driver_id": [1], "trips": [4]},
+                                          event_timestamps=[now - 60]), (0, 1))
+        self.assertEqual(self.read(["driver_stats@v1:trips"], [1])["trips"], [5])
+        self.assertEqual(c.write_features("driver_stats@v1", {"driver_id": [1], "trips": [6]},
+                                          event_timestamps=[now + 1]), (1, 0))
+        self.assertEqual(self.read(["driver_stats@v1:trips"], [1])["trips"], [6])
+
+    def test_partial_writes_keep_other_features(self):
+        c = self.client
+        c.write_features("driver_stats@v1", {"driver_id": [2], "trips": [1], "conv_rate": [0.5]})
+        c.write_features("driver_stats@v1", {"driver_id": [2], "trips": [2]})
+        r = self.read(["driver_stats@v1:trips", "driver_stats@v1:conv_rate"], [2])
+        self.assertEqual(r["trips"], [2])
+        self.assertEqual(r["conv_rate"], [0.5])
+
+    def test_delete_entities_forgets_rows(self):
+        c = self.client
+        c.write_features("driver_stats@v1", {"driver_id": [3, 4], "trips": [1, 2]})
+        self.assertEqual(c.delete_entities("driver_stats@v1", {"driver_id": [3, 99]}), 1)
+        r = self.read(["driver_stats@v1:trips"], [3, 4])
+        self.assertEqual(r.statuses["trips"], ["NOT_FOUND", "PRESENT"])
+
+    def test_last_write_wins_under_concurrent_writers(self):
+        """Several client threads write the same entities with distinct event times; whatever
+        the commit order, every entity ends with its newest event's value."""
+        ids = list(range(100, 120))
+        base = time.time() - 1000
+        threads, errors = [], []
+
+        def writer(k):
+            try:
+                for rnd in range(10):
+                    seq = rnd * 8 + k  # unique per (thread, round); higher = newer
+                    self.client.write_features(
+                        "driver_stats@v1",
+                        {"driver_id": ids, "trips": [seq] * len(ids)},
+                        event_timestamps=[base + seq] * len(ids))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        for k in range(8):
+            t = threading.Thread(target=writer, args=(k,))
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        r = self.read(["driver_stats@v1:trips"], ids)
+        self.assertEqual(r["trips"], [9 * 8 + 7] * len(ids))
+        ts = r.event_timestamps["trips"][0]
+        self.assertAlmostEqual(ts, base + 79, delta=0.001)
+
+    def test_write_then_read_on_the_entityless_view(self):
+        self.client.write_features("global_stats", {"total_drivers": [42]})
+        r = self.client.get_online_features(features=["global_stats:total_drivers"])
+        self.assertEqual(r["total_drivers"], [42])
+
+
+if __name__ == "__main__":
+    unittest.main()

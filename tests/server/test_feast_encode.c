@@ -1,0 +1,203 @@
+/* tests/server/test_feast_encode.c - the hand-written GetOnlineFeaturesResponse vs protobuf-c. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+#include "feast/serving/ServingService.pb-c.h"
+
+/* Cell values are feast.types.Value bodies, made here with protobuf-c (the reference). */
+static server_cell_t cell_i64(int64_t v, uint8_t status, int64_t ts)
+{
+    Feast__Types__Value m = FEAST__TYPES__VALUE__INIT;
+    m.val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
+    m.int64_val = v;
+    size_t n = feast__types__value__get_packed_size(&m);
+    uint8_t *buf = malloc(n);
+    feast__types__value__pack(&m, buf);
+    return (server_cell_t){buf, (uint32_t)n, status, ts};
+}
+
+static server_cell_t cell_str(const char *s, int64_t ts)
+{
+    Feast__Types__Value m = FEAST__TYPES__VALUE__INIT;
+    m.val_case = FEAST__TYPES__VALUE__VAL_STRING_VAL;
+    m.string_val = (char *)s;
+    size_t n = feast__types__value__get_packed_size(&m);
+    uint8_t *buf = malloc(n);
+    feast__types__value__pack(&m, buf);
+    return (server_cell_t){buf, (uint32_t)n, STORE_STATUS_PRESENT, ts};
+}
+
+static Feast__Serving__GetOnlineFeaturesResponse *encode(const server_feast_response_t *r)
+{
+    size_t *sizes = calloc(r->n_cols + 1, sizeof *sizes);
+    size_t n = server__feast_size(r, sizes);
+    uint8_t *buf = malloc(n + 1);
+    size_t written = server__feast_write(r, sizes, buf);
+    cr_assert_eq(written, n, "size pass said %zu, write pass wrote %zu", n, written);
+    Feast__Serving__GetOnlineFeaturesResponse *m =
+        feast__serving__get_online_features_response__unpack(NULL, n, buf);
+    cr_assert_not_null(m, "protobuf-c cannot decode the hand-encoded response");
+    free(buf);
+    free(sizes);
+    return m;
+}
+
+static void free_cells(server_cell_t *cells, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)cells[i].wire);
+}
+
+Test(feast_encode, columns_values_statuses_and_timestamps_decode_with_protobuf_c)
+{
+    /* 3 rows; a join-key column and two features with every status. */
+    server_cell_t keys[3] = {cell_i64(1001, STORE_STATUS_PRESENT, 0),
+                             cell_i64(1002, STORE_STATUS_PRESENT, 0),
+                             cell_i64(-7, STORE_STATUS_PRESENT, 0)};
+    server_cell_t f1[3] = {cell_i64(42, STORE_STATUS_PRESENT, 1700000000123456),
+                           {NULL, 0, STORE_STATUS_NULL_VALUE, 1700000001000000},
+                           {NULL, 0, STORE_STATUS_NOT_FOUND, 0}};
+    server_cell_t f2[3] = {cell_str("gold", -1500000), /* before the epoch: nanos stay >= 0 */
+                           cell_str("", 5), cell_i64(INT64_MIN, STORE_STATUS_OUTSIDE_MAX_AGE, 1)};
+    f2[2].status = STORE_STATUS_OUTSIDE_MAX_AGE;
+    server_feast_column_t cols[3] = {
+        {"driver_id", 9, keys}, {"fv__trips", 9, f1}, {"fv@v2__label", 12, f2}};
+    server_feast_view_md_t views[2] = {{"fv", 1}, {"fv", 2}};
+    server_feast_response_t r = {
+        .n_rows = 3, .n_cols = 3, .cols = cols, .n_views = 2, .views = views, .status = true};
+    Feast__Serving__GetOnlineFeaturesResponse *m = encode(&r);
+
+    cr_assert(m->status);
+    cr_assert_not_null(m->metadata);
+    cr_assert_eq(m->metadata->feature_names->n_val, 3);
+    cr_assert_str_eq(m->metadata->feature_names->val[0], "driver_id");
+    cr_assert_str_eq(m->metadata->feature_names->val[1], "fv__trips");
+    cr_assert_str_eq(m->metadata->feature_names->val[2], "fv@v2__label");
+    cr_assert_eq(m->metadata->n_feature_view_metadata, 2);
+    cr_assert_str_eq(m->metadata->feature_view_metadata[1]->name, "fv");
+    cr_assert_eq(m->metadata->feature_view_metadata[1]->version, 2);
+    cr_assert_eq(m->n_results, 3);
+
+    Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *k = m->results[0];
+    cr_assert_eq(k->n_values, 3);
+    cr_assert_eq(k->values[2]->int64_val, -7);
+    cr_assert_eq(k->statuses[0], FEAST__SERVING__FIELD_STATUS__PRESENT);
+    cr_assert_eq(k->n_event_timestamps, 3);
+    cr_assert_eq(k->event_timestamps[0]->seconds, 0);
+
+    Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *v = m->results[1];
+    cr_assert_eq(v->n_values, 3);
+    cr_assert_eq(v->n_statuses, 3);
+    cr_assert_eq(v->values[0]->val_case, FEAST__TYPES__VALUE__VAL_INT64_VAL);
+    cr_assert_eq(v->values[0]->int64_val, 42);
+    cr_assert_eq(v->values[1]->val_case, FEAST__TYPES__VALUE__VAL__NOT_SET);
+    cr_assert_eq(v->statuses[0], FEAST__SERVING__FIELD_STATUS__PRESENT);
+    cr_assert_eq(v->statuses[1], FEAST__SERVING__FIELD_STATUS__NULL_VALUE);
+    cr_assert_eq(v->statuses[2], FEAST__SERVING__FIELD_STATUS__NOT_FOUND);
+    cr_assert_eq(v->event_timestamps[0]->seconds, 1700000000);
+    cr_assert_eq(v->event_timestamps[0]->nanos, 123456000);
+    cr_assert_eq(v->event_timestamps[1]->seconds, 1700000001);
+    cr_assert_eq(v->event_timestamps[1]->nanos, 0);
+    cr_assert_eq(v->event_timestamps[2]->seconds, 0);
+
+    Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *s = m->results[2];
+    cr_assert_str_eq(s->values[0]->string_val, "gold");
+    cr_assert_eq(s->values[1]->val_case, FEAST__TYPES__VALUE__VAL_STRING_VAL);
+    cr_assert_str_eq(s->values[1]->string_val, "");
+    cr_assert_eq(s->values[2]->int64_val, INT64_MIN);
+    cr_assert_eq(s->statuses[2], FEAST__SERVING__FIELD_STATUS__OUTSIDE_MAX_AGE);
+    cr_assert_eq(s->event_timestamps[0]->seconds, -2);
+    cr_assert_eq(s->event_timestamps[0]->nanos, 500000000);
+    cr_assert_eq(s->event_timestamps[1]->nanos, 5000);
+
+    feast__serving__get_online_features_response__free_unpacked(m, NULL);
+    free_cells(keys, 3);
+    free_cells(f1, 3);
+    free_cells(f2, 3);
+}
+
+Test(feast_encode, matches_protobuf_c_packing_byte_for_byte)
+{
+    server_cell_t f[2] = {cell_i64(5, STORE_STATUS_PRESENT, 1000000),
+                          {NULL, 0, STORE_STATUS_NOT_FOUND, 0}};
+    server_feast_column_t cols[1] = {{"trips", 5, f}};
+    server_feast_response_t r = {.n_rows = 2, .n_cols = 1, .cols = cols, .status = true};
+    size_t sizes[1];
+    size_t n = server__feast_size(&r, sizes);
+    uint8_t *mine = malloc(n);
+    server__feast_write(&r, sizes, mine);
+
+    /* The same response built as protobuf-c messages and packed by protobuf-c. */
+    Feast__Types__Value v0 = FEAST__TYPES__VALUE__INIT, v1 = FEAST__TYPES__VALUE__INIT;
+    v0.val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
+    v0.int64_val = 5;
+    Feast__Types__Value *vals[2] = {&v0, &v1};
+    Google__Protobuf__Timestamp t0 = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    Google__Protobuf__Timestamp t1 = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    t0.seconds = 1;
+    Google__Protobuf__Timestamp *ts[2] = {&t0, &t1};
+    Feast__Serving__FieldStatus st[2] = {FEAST__SERVING__FIELD_STATUS__PRESENT,
+                                         FEAST__SERVING__FIELD_STATUS__NOT_FOUND};
+    Feast__Serving__GetOnlineFeaturesResponse__FeatureVector vec =
+        FEAST__SERVING__GET_ONLINE_FEATURES_RESPONSE__FEATURE_VECTOR__INIT;
+    vec.n_values = 2;
+    vec.values = vals;
+    vec.n_statuses = 2;
+    vec.statuses = st;
+    vec.n_event_timestamps = 2;
+    vec.event_timestamps = ts;
+    Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *vecs[1] = {&vec};
+    char *names[1] = {"trips"};
+    Feast__Serving__FeatureList fl = FEAST__SERVING__FEATURE_LIST__INIT;
+    fl.n_val = 1;
+    fl.val = names;
+    Feast__Serving__GetOnlineFeaturesResponseMetadata md =
+        FEAST__SERVING__GET_ONLINE_FEATURES_RESPONSE_METADATA__INIT;
+    md.feature_names = &fl;
+    Feast__Serving__GetOnlineFeaturesResponse resp =
+        FEAST__SERVING__GET_ONLINE_FEATURES_RESPONSE__INIT;
+    resp.metadata = &md;
+    resp.n_results = 1;
+    resp.results = vecs;
+    resp.status = 1;
+    size_t ref_n = feast__serving__get_online_features_response__get_packed_size(&resp);
+    uint8_t *ref = malloc(ref_n);
+    feast__serving__get_online_features_response__pack(&resp, ref);
+
+    cr_assert_eq(n, ref_n);
+    cr_assert_eq(memcmp(mine, ref, n), 0);
+    free(mine);
+    free(ref);
+    free_cells(f, 2);
+}
+
+Test(feast_encode, a_response_without_rows_still_names_its_columns)
+{
+    server_feast_column_t cols[1] = {{"trips", 5, NULL}};
+    server_feast_response_t r = {.n_rows = 0, .n_cols = 1, .cols = cols, .status = false};
+    Feast__Serving__GetOnlineFeaturesResponse *m = encode(&r);
+    cr_assert_eq(m->metadata->feature_names->n_val, 1);
+    cr_assert_eq(m->n_results, 1);
+    cr_assert_eq(m->results[0]->n_values, 0);
+    cr_assert_not(m->status);
+    feast__serving__get_online_features_response__free_unpacked(m, NULL);
+}
+
+Test(feast_encode, large_values_use_multi_byte_lengths)
+{
+    size_t big = 300000;
+    char *s = malloc(big + 1);
+    memset(s, 'x', big);
+    s[big] = '\0';
+    server_cell_t f[1] = {cell_str(s, 1)};
+    server_feast_column_t cols[1] = {{"blob", 4, f}};
+    server_feast_response_t r = {.n_rows = 1, .n_cols = 1, .cols = cols, .status = true};
+    Feast__Serving__GetOnlineFeaturesResponse *m = encode(&r);
+    cr_assert_eq(strlen(m->results[0]->values[0]->string_val), big);
+    feast__serving__get_online_features_response__free_unpacked(m, NULL);
+    free_cells(f, 1);
+    free(s);
+}

@@ -1,0 +1,195 @@
+/* tests/server/test_read_path.c - refs x entity rows -> cells, against a real store. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/server_int.h"
+
+static const char yaml[] =
+    "project: t\n"
+    "entities: [{name: driver, join_keys: [{name: driver_id, type: INT64}]}]\n"
+    "feature_views:\n"
+    "  - {name: fv, version: 1, entities: [driver], ttl: 1h,\n"
+    "     features: [{name: a, dtype: INT64}, {name: b, dtype: STRING}]}\n"
+    "  - {name: old, version: 1, entities: [driver], ttl: 10s,\n"
+    "     features: [{name: x, dtype: INT64}]}\n"
+    "  - {name: g, version: 1, entities: [], features: [{name: total, dtype: INT64}]}\n";
+
+static char dir[] = "/tmp/fstore-test-read-XXXXXX";
+static catalog_t *cat;
+static store_t *store;
+static store_reader_t *reader;
+static server_arena_t arena;
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static const catalog_view_t *view(const char *name)
+{
+    const catalog_view_t *v = NULL;
+    cr_assert_eq(catalog_find_view(cat, name, 0, &v), 0);
+    return v;
+}
+
+static void put(const char *vname, int64_t id, uint32_t feature, catalog_value_t val, int64_t ts_us)
+{
+    const catalog_view_t *v = view(vname);
+    catalog_value_t key = {.type = CATALOG_DTYPE_INT64, .u.i64 = id};
+    const catalog_value_t *keys[1] = {&key};
+    const catalog_value_t *vals[1] = {&val};
+    uint32_t idx[1] = {feature};
+    store_batch_t b = {.view = v,
+                       .op = STORE_OP_UPSERT,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = idx,
+                       .values = vals,
+                       .event_ts_us = &ts_us};
+    store_apply_result_t res;
+    int rc = store_apply(store, &b, 1, 0, &res);
+    cr_assert_eq(rc, 0, "store_apply: %d %s", rc, res.error);
+}
+
+static void setup(void)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    catalog_errors_t errs = {0};
+    cr_assert_eq(catalog_load_string(yaml, strlen(yaml), "t.yaml", &cat, &errs), 0);
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE};
+    cr_assert_eq(store_open(&o, &store), 0);
+    cr_assert_eq(store_apply_catalog(store, cat, NULL), 0);
+    cr_assert_eq(store_reader_new(store, &reader), 0);
+    server__arena_init(&arena, 4096);
+    int64_t now = store_now_us();
+    put("fv", 1, 0, (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = 10}, now);
+    put("fv", 2, 1,
+        (catalog_value_t){.type = CATALOG_DTYPE_STRING, .u.bytes = {(const uint8_t *)"hi", 2}},
+        now);
+    put("old", 1, 0, (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = 7},
+        now - 3600 * 1000000LL);
+    put("g", 0, 0, (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = 99}, now);
+}
+
+static void teardown(void)
+{
+    server__arena_free(&arena);
+    store_reader_free(reader);
+    store_close(store);
+    catalog_unref(cat);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(read_path, .init = setup, .fini = teardown);
+
+static catalog_feature_ref_t ref(const char *s)
+{
+    catalog_feature_ref_t r;
+    cr_assert_eq(catalog_find_feature(cat, s, strlen(s), &r), 0, "%s", s);
+    return r;
+}
+
+static server_columns_t drivers(const catalog_value_t *ids, size_t n)
+{
+    static const char *names[1] = {"driver_id"};
+    static const catalog_value_t *cols[1];
+    cols[0] = ids;
+    return (server_columns_t){.n_cols = 1, .n_rows = n, .names = names, .cols = cols};
+}
+
+static int64_t decode_i64(const server_cell_t *c)
+{
+    catalog_value_t v;
+    uint8_t scratch[256];
+    cr_assert_eq(catalog_value_decode(c->wire, c->len, &v, scratch, sizeof scratch), 0);
+    cr_assert_eq(v.type, CATALOG_DTYPE_INT64);
+    return v.u.i64;
+}
+
+Test(read_path, every_status_comes_back_per_cell)
+{
+    catalog_feature_ref_t refs[3] = {ref("fv:a"), ref("fv:b"), ref("old:x")};
+    catalog_value_t ids[3] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT32, .u.i32 = 2},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 3}};
+    server_columns_t ents = drivers(ids, 3);
+    server_cell_t cells[9];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    int rc = server__read_features(reader, &arena, refs, 3, &ents, store_now_us(), cells, err,
+                                   sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    /* fv:a: present for 1, null for 2 (row exists without a), not found for 3. */
+    cr_assert_eq(cells[0].status, STORE_STATUS_PRESENT);
+    cr_assert_eq(decode_i64(&cells[0]), 10);
+    cr_assert_gt(cells[0].event_ts_us, 0);
+    cr_assert_eq(cells[1].status, STORE_STATUS_NULL_VALUE, "INT32 key coerces to the INT64 row");
+    cr_assert_eq(cells[2].status, STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(cells[2].event_ts_us, 0);
+    /* fv:b */
+    cr_assert_eq(cells[3].status, STORE_STATUS_NULL_VALUE);
+    cr_assert_eq(cells[4].status, STORE_STATUS_PRESENT);
+    /* old:x: written an hour ago with a 10 s TTL. */
+    cr_assert_eq(cells[6].status, STORE_STATUS_OUTSIDE_MAX_AGE);
+    cr_assert_eq(decode_i64(&cells[6]), 7);
+    store_read_end(reader);
+}
+
+Test(read_path, entityless_views_answer_every_row)
+{
+    catalog_feature_ref_t refs[1] = {ref("g:total")};
+    catalog_value_t ids[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 2}};
+    server_columns_t ents = drivers(ids, 2);
+    server_cell_t cells[2];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(server__read_features(reader, &arena, refs, 1, &ents, store_now_us(), cells, err,
+                                       sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(decode_i64(&cells[0]), 99);
+    cr_assert_eq(decode_i64(&cells[1]), 99);
+    store_read_end(reader);
+}
+
+Test(read_path, a_missing_join_key_is_named)
+{
+    catalog_feature_ref_t refs[1] = {ref("fv:a")};
+    static const char *names[1] = {"customer_id"};
+    catalog_value_t ids[1] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1}};
+    const catalog_value_t *cols[1] = {ids};
+    server_columns_t ents = {.n_cols = 1, .n_rows = 1, .names = names, .cols = cols};
+    server_cell_t cells[1];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(server__read_features(reader, &arena, refs, 1, &ents, store_now_us(), cells, err,
+                                       sizeof err),
+                 -EINVAL);
+    cr_assert(strstr(err, "driver_id") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
+    store_read_end(reader);
+}
+
+Test(read_path, a_key_of_the_wrong_type_is_rejected_with_the_row)
+{
+    catalog_feature_ref_t refs[1] = {ref("fv:a")};
+    catalog_value_t ids[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_STRING, .u.bytes = {(const uint8_t *)"x", 1}}};
+    server_columns_t ents = drivers(ids, 2);
+    server_cell_t cells[2];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(server__read_features(reader, &arena, refs, 1, &ents, store_now_us(), cells, err,
+                                       sizeof err),
+                 -EINVAL);
+    cr_assert(strstr(err, "row 1") != NULL && strstr(err, "INT64") != NULL, "%s", err);
+    store_read_end(reader);
+}
