@@ -23,12 +23,27 @@
  * Thread safety: a store_t is shared by every thread. Writes from any thread go through
  * store_apply(), which funnels concurrent batches into one writer thread that commits them
  * together (group commit: one transaction and one fsync for many callers). Reads use a
- * per-thread store_reader_t. No read ever waits on a write.
+ * per-thread store_reader_t. No read ever waits on a write. Reads do wait, briefly, for the two
+ * rare events that remap or reshape the environment: a map resize (the map doubles when full)
+ * and a catalog change (store_apply_catalog(), store_teardown()). Both wait for open reads to
+ * end, so a thread must not call a writing function (store_apply(), store_bulk_commit(),
+ * store_apply_catalog(), store_teardown(), store_gc()) between its own store_read_begin() and
+ * store_read_end(): that can deadlock.
+ *
+ * Durability. Commits go to the data file through the OS page cache; with STORE_SYNC_FULL the
+ * writer then fsyncs (once per group) before any caller of that group is acknowledged.
+ *   - Process kill (SIGKILL, OOM, crash of fstore): every acknowledged write survives, with
+ *     either sync policy, because the committed pages are already in the kernel's page cache.
+ *   - Machine crash or power loss: with STORE_SYNC_FULL every acknowledged write survives. With
+ *     STORE_SYNC_NONE commits since the last fsync may be lost and, as with LMDB's MDB_NOSYNC,
+ *     the file may be left inconsistent: use it for loads that can be redone. store_open() and
+ *     store_close() of a writable store fsync, so a load that ran to completion is durable.
  */
 
 #define STORE_MAX_KEY 511          /* LMDB's default max key size: longest encoded entity key */
 #define STORE_MAX_VALUE (1u << 20) /* longest encoded feature value (wire bytes) */
 #define STORE_FORMAT_VERSION 1
+#define STORE_MAX_VIEWS 1023 /* online view versions per store (LMDB named databases) */
 
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;
@@ -40,8 +55,8 @@ typedef enum store_sync {
 } store_sync_t;
 
 typedef struct store_options {
-    const char *dir;      /* data directory; created if missing */
-    size_t map_size;      /* initial LMDB map size in bytes; 0 = 1 GiB. Grows automatically. */
+    const char *dir; /* data directory; created if missing */
+    size_t map_size; /* initial LMDB map size in bytes; 0 = 1 GiB. Grows automatically. */
     store_sync_t sync;
     unsigned max_readers; /* 0 = 512 */
     bool read_only;       /* open for reads only (get, plan, snapshot of a live store) */
@@ -50,12 +65,14 @@ typedef struct store_options {
 /*
  * Opens (creating if needed) the store in opts->dir.
  * Returns: 0; -ENOENT (read_only and no store there); -EPROTO (store-format version from a newer
- *          fstore); -EACCES; -ENOMEM; -EIO.
+ *          fstore, or not an LMDB environment); -EACCES; -ENOMEM; -EIO; -EAGAIN (the data
+ *          directory is in use by another process in a way LMDB refuses).
+ * A read-only store has no writer: writing functions return -EROFS.
  * Ownership: *out is the caller's, closed with store_close().
  */
 int store_open(const store_options_t *opts, store_t **out);
-/* Stops the writer (after committing what it was handed) and closes the environment. Every
- * reader must be freed first. Accepts NULL. */
+/* Stops the writer (after committing what it was handed), fsyncs and closes the environment.
+ * Every reader must be freed first. Accepts NULL. */
 void store_close(store_t *s);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -71,14 +88,27 @@ int store_applied_catalog(store_t *s, catalog_t **out);
  * Applies a catalog: plans it against the applied one, refuses breaking changes, creates the
  * databases of new online view versions, extends slot tables with appended features, and records
  * the catalog, all in one transaction.
+ * Breaking changes that concern only view versions torn down since (their data is gone) count
+ * as safe. The store keeps a reference to c (see store_applied_catalog()).
  * Returns: 0; -EPERM when the plan has breaking changes (nothing applied; the plan is in *plan);
- *          -EIO, -ENOMEM.
+ *          -EMFILE (more than STORE_MAX_VIEWS online view versions); -EROFS; -EIO, -ENOMEM.
  * Ownership: when plan is not NULL it receives the plan (catalog_plan_clear()).
+ * Thread safety: reads wait while the change is committed (see the top of this file).
  */
 int store_apply_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan);
 
+/*
+ * The plan store_apply_catalog() would follow for c, without applying anything (for
+ * `fstore plan --data-dir`): catalog_plan(applied, c) with the torn-down adjustment above.
+ * Returns: 0, -ENOMEM, -EIO. Ownership: *plan is the caller's (catalog_plan_clear()).
+ */
+int store_plan_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan);
+
 /* Drops one view version's data and database (version 0 = every version of the view), or with
- * name == NULL the whole store's data and catalog. Returns: 0, -ENOENT, -EIO. */
+ * name == NULL the whole store's data, catalog and replication position. The recorded catalog
+ * still lists a dropped view version until the next store_apply_catalog(), which may then remove
+ * or redefine it freely; applying a catalog that has it creates it again, empty.
+ * Returns: 0, -ENOENT (no such view version has a database), -EROFS, -EIO. */
 int store_teardown(store_t *s, const char *view_name, uint32_t version);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -91,10 +121,11 @@ int store_teardown(store_t *s, const char *view_name, uint32_t version);
  * (n == 0) use one fixed key. The encoding is order-preserving per key type (big-endian
  * sign-flipped integers, length-prefixed strings), so sorted input can be appended.
  * Returns: the key length; -EINVAL (wrong count or type, naming nothing: the caller knows which
- *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY).
+ *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY), -ENOSPC (cap too small;
+ *          a buffer of STORE_MAX_KEY bytes is always enough).
  */
-int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_t n,
-                     uint8_t *buf, size_t cap);
+int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_t n, uint8_t *buf,
+                     size_t cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The apply path: every change to feature data, local or from the replication log            */
@@ -122,8 +153,8 @@ typedef struct store_batch {
 } store_batch_t;
 
 typedef struct store_apply_result {
-    size_t written; /* rows stored (upserts) or deleted */
-    size_t stale;   /* rows ignored: an equal or newer event is already stored */
+    size_t written; /* rows stored (upserts) or deleted (deletes of absent rows don't count) */
+    size_t stale;   /* rows ignored: a newer event is already stored (ties go to the later write) */
     /* When the call fails with -EINVAL: the batch index, row and feature (or join key) at fault,
      * and what rule broke. Nothing of any batch in the call was written. */
     size_t bad_batch;
@@ -138,17 +169,46 @@ typedef struct store_apply_result {
  * committed in one LMDB transaction, together with log_position as the store's last applied
  * replication position when log_position > 0 (a position lower than the stored one is stale and
  * the call returns -EALREADY without writing: replays are idempotent).
+ * A position equal to the stored one is a replay too.
  * Per row: an event older than the stored row's is ignored (stale); an equal event timestamp is
- * decided by write time (the later write wins). The write timestamp is taken at commit.
- * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -EALREADY, -ENOSPC
- *          (the disk, not the map: the map grows), -EIO, -ESHUTDOWN when the store is closing.
+ * decided by write time (the later write wins: rows are applied in call order, batch order, row
+ * order). The write timestamp is taken at commit. A delete removes the row whatever its event
+ * time (a later upsert with an older event time creates it again).
+ * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -ENOENT (a batch's
+ *          view version has no database: not applied, offline or torn down; *res names it),
+ *          -EALREADY, -ENOSPC (the disk, not the map: the map grows), -EIO, -EROFS,
+ *          -ESHUTDOWN when the store is closing.
  * Thread safety: any number of threads; concurrent calls share transactions (group commit).
+ * res may be NULL.
  */
 int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint64_t log_position,
                 store_apply_result_t *res);
 
 /* The last applied replication log position (0 = none). Returns: 0, -EIO. */
 int store_last_position(store_t *s, uint64_t *pos);
+
+/*
+ * Bulk loads (`fstore ingest`): batches are validated and encoded as they are added (same checks
+ * and record encoding as store_apply()), then committed in ONE transaction: all or nothing. Rows
+ * are sorted by entity key first; into a view version whose database is empty they are appended
+ * (MDB_APPEND), otherwise merged row by row exactly as store_apply() does. Several rows for one
+ * entity follow the same rules as in store_apply() (input order breaks event-time ties). The
+ * transaction holds up other writers for its duration; readers are not held up.
+ * Memory: the encoded rows are kept until commit (about key + 8 + wire bytes per value per row).
+ */
+typedef struct store_bulk store_bulk_t;
+/* Returns: 0, -ENOMEM, -EROFS. Ownership: *out is the caller's, freed with store_bulk_free(). */
+int store_bulk_begin(store_t *s, store_bulk_t **out);
+/* Validates and encodes batches. Returns: 0; -EINVAL / -ENOENT with *res as store_apply() (the
+ * failing call adds nothing, earlier calls stay); -ENOMEM. */
+int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                   store_apply_result_t *res);
+/* Rows added so far. */
+size_t store_bulk_rows(const store_bulk_t *b);
+/* Commits everything added. Returns: as store_apply() (res->written / stale for the lot). */
+int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res);
+/* Accepts NULL. */
+void store_bulk_free(store_bulk_t *b);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reads                                                                                       */
@@ -164,15 +224,18 @@ typedef enum store_status {
 
 /*
  * A reader: one per thread, reused across requests (its LMDB read transaction is reset and renewed
- * rather than recreated). Returns: 0, -ENOMEM, -EAGAIN (too many readers).
+ * rather than recreated). Returns: 0, -ENOMEM, -EAGAIN (too many readers; see max_readers).
  * Ownership: *out is the caller's, freed with store_reader_free() before store_close().
  * Thread safety: a reader is used by one thread at a time (it may move between threads).
  */
 int store_reader_new(store_t *s, store_reader_t **out);
 void store_reader_free(store_reader_t *r);
 
-/* Starts a consistent snapshot: every read until store_read_end() sees the same data. */
+/* Starts a consistent snapshot: every read until store_read_end() sees the same data. Keep it
+ * short (one request): an open read delays map growth, which delays writers.
+ * Returns: 0; -EINVAL (already begun); -EIO. */
 int store_read_begin(store_reader_t *r);
+/* Accepts NULL and a reader that has not begun. */
 void store_read_end(store_reader_t *r);
 
 /* One entity's row in one view version, valid until store_read_end(). */
@@ -182,12 +245,15 @@ typedef struct store_row {
     int64_t created_ts_us;
     const uint8_t *rec; /* internal: the record in the LMDB map */
     size_t rec_len;
-    const void *slots;  /* internal: the view's slot table */
+    const void *slots; /* internal: the view's slot table */
 } store_row_t;
 
 /*
  * Looks up one (view version, entity key). A missing row is not an error: row->found is false.
- * Returns: 0; -ENOENT when the view version has no database (not applied, or offline); -EIO.
+ * The view may come from any catalog (the applied one or a newer reload): it is matched by name
+ * and version, and its features by name.
+ * Returns: 0; -ENOENT when the view version has no database (not applied, or offline); -EINVAL
+ *          outside store_read_begin()..store_read_end(); -EIO.
  */
 int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key, size_t key_len,
                    store_row_t *row);
@@ -195,6 +261,9 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
 /*
  * One feature of a row: its status at time now_us (for TTL) and its feast.types.Value wire bytes
  * (borrowed from the map, valid until store_read_end(); *len == 0 for NOT_FOUND and NULL_VALUE).
+ * row must come from store_read_row() with the same view (a found or a missing row). A feature
+ * the store never applied reads as NULL_VALUE; a null in an expired row is NULL_VALUE, a value in
+ * an expired row OUTSIDE_MAX_AGE. INVALID only for a malformed record.
  */
 store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v,
                                  uint32_t feature_index, int64_t now_us, const uint8_t **wire,
@@ -210,7 +279,8 @@ store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v
 int store_gc(store_t *s, int64_t now_us, size_t *deleted);
 
 /* Writes a compacted copy of the environment into out_dir (created; must be empty), usable as a
- * data directory. Safe while the store serves reads and writes. Returns: 0, -EEXIST, -EIO. */
+ * data directory. Safe while the store serves reads and writes (a map resize waits for it).
+ * Returns: 0, -EEXIST (out_dir not empty), -EIO, or the errno of creating out_dir. */
 int store_snapshot(store_t *s, const char *out_dir);
 
 typedef struct store_stats {
@@ -218,11 +288,14 @@ typedef struct store_stats {
     size_t used_bytes; /* pages in use */
     uint64_t last_position;
     size_t n_views; /* view databases */
-    uint64_t commits, batches; /* writer counters: batches / commits = group-commit factor */
+    /* Writer counters since open: write transactions committed (maintenance included), and
+     * store_apply() / store_bulk_commit() calls they carried. batches / commits = group-commit
+     * factor under concurrent writers. */
+    uint64_t commits, batches;
 } store_stats_t;
 int store_stat(store_t *s, store_stats_t *out);
 
-/* Counts rows of one view version (for the CLI and tests). Returns: 0, -ENOENT. */
+/* Counts rows of one view version (for the CLI and tests). Returns: 0, -ENOENT, -EIO. */
 int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);
 
 /* Microseconds since the epoch, from CLOCK_REALTIME. */

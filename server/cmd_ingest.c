@@ -1,0 +1,1180 @@
+/* server/cmd_ingest.c - `fstore ingest`: load CSV or JSON Lines rows into a view, all or nothing.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+#include "server/cli_int.h"
+#include "storage/store.h"
+
+/*
+ * The whole input is read into memory, parsed and validated row by row (cells typed by the
+ * catalog, then catalog_validate_value() and the key checks), and handed to a store bulk load in
+ * chunks of --batch-rows. Any bad row stops the hand-over but not the parse, so every bad row (up
+ * to --max-errors) is reported with its line; nothing is committed unless every row is good, and
+ * then everything is committed in one transaction.
+ */
+
+#define TS_COLUMN "event_timestamp"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fstore ingest --data-dir DIR --view NAME[@vN] [--format csv|jsonl]\n"
+            "                     [--batch-rows N] [--sync full|none] [--max-errors N] FILE\n"
+            "\n"
+            "Loads FILE (- = standard input) into feature view NAME (its default version, or\n"
+            "vN) of the catalog applied to DIR. All or nothing: rows are typed and validated\n"
+            "against the catalog first, every bad row is reported with its line number, and\n"
+            "only a file without bad rows is committed, in one transaction.\n"
+            "\n"
+            "CSV (RFC 4180): a header row naming the view's join keys (all required), any\n"
+            "subset of its features, and optionally event_timestamp; quoted fields may hold\n"
+            "commas, quotes (\"\") and newlines. An empty feature cell is an explicit null.\n"
+            "List features are JSON arrays in a cell: \"[1, 2, 3]\". BYTES cells are raw text, or\n"
+            "base64 after a b64: prefix. BOOL cells: true/false/1/0.\n"
+            "JSON Lines: one object per line with the same keys; a missing feature is left as\n"
+            "stored, null is an explicit null.\n"
+            "event_timestamp: RFC 3339 (2024-05-01T12:00:00.5Z, +02:00 offsets) or seconds since\n"
+            "the epoch (fractions allowed); absent or empty = now. Rows with an older event time\n"
+            "than the stored row are skipped (last write wins).\n"
+            "\n"
+            "flags:\n"
+            "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
+            "  -v, --view REF         NAME or NAME@vN\n"
+            "  -F, --format FMT       csv or jsonl (default: jsonl for *.jsonl / *.ndjson,\n"
+            "                         else csv)\n"
+            "  -b, --batch-rows N     rows validated and encoded per step (default 10000)\n"
+            "      --sync MODE        full (fsync the commit, default) or none (env FSTORE_SYNC)\n"
+            "      --max-errors N     bad rows reported before giving up listing (default 20)\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "exit status: 0 loaded, 1 bad rows or failure (nothing loaded), 2 usage error\n");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scratch memory for one chunk of rows (strings, lists); freed after the chunk is handed over */
+
+typedef struct block {
+    struct block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} block_t;
+
+typedef struct pool {
+    block_t *head;
+} pool_t;
+
+static void *pool_alloc(pool_t *p, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (p->head == NULL || p->head->cap - p->head->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        block_t *b = malloc(sizeof *b + cap);
+        if (b == NULL)
+            return NULL;
+        b->next = p->head;
+        b->used = 0;
+        b->cap = cap;
+        p->head = b;
+    }
+    void *r = p->head->data + p->head->used;
+    p->head->used += n;
+    return r;
+}
+
+static void pool_clear(pool_t *p)
+{
+    while (p->head != NULL) {
+        block_t *n = p->head->next;
+        free(p->head);
+        p->head = n;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Typed values from text and JSON                                                             */
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Bytes from text: raw, or base64 after "b64:". Returns: 0, -EINVAL. */
+static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
+{
+    if (n < 4 || memcmp(s, "b64:", 4) != 0) {
+        out->data = (const uint8_t *)s;
+        out->len = n;
+        return 0;
+    }
+    s += 4;
+    n -= 4;
+    uint8_t *d = pool_alloc(p, n + 1);
+    if (d == NULL)
+        return -ENOMEM;
+    size_t len = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '=')
+            break;
+        int v = b64_value(s[i]);
+        if (v < 0)
+            return -EINVAL;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            d[len++] = (uint8_t)(acc >> bits);
+        }
+    }
+    out->data = d;
+    out->len = len;
+    return 0;
+}
+
+static int parse_int(const char *s, size_t n, int64_t *out)
+{
+    char buf[32];
+    if (n == 0 || n >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return errno == ERANGE ? -ERANGE : -EINVAL;
+    *out = x;
+    return 0;
+}
+
+static int parse_double(const char *s, size_t n, double *out)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    *out = strtod(buf, &end);
+    return *end == '\0' ? 0 : -EINVAL;
+}
+
+/* "2024-05-01T12:00:00[.ffffff](Z|+HH:MM|-HH:MM)" (a space may replace T), or seconds since the
+ * epoch with an optional fraction. Returns: 0 and microseconds, -EINVAL. */
+static int parse_time(const char *s, size_t n, int64_t *us)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (strchr(buf, '-') == NULL || buf[0] == '-') {
+        /* Epoch seconds: integer part and up to 6 fraction digits, exactly. */
+        char *dot = strchr(buf, '.');
+        int64_t sec, frac = 0;
+        if (dot != NULL)
+            *dot = '\0';
+        if (parse_int(buf, strlen(buf), &sec) < 0)
+            return -EINVAL;
+        if (dot != NULL) {
+            const char *f = dot + 1;
+            int digits = 0;
+            for (; *f != '\0'; f++, digits++) {
+                if (!isdigit((unsigned char)*f))
+                    return -EINVAL;
+                if (digits < 6)
+                    frac = frac * 10 + (*f - '0');
+            }
+            for (; digits < 6; digits++)
+                frac *= 10;
+        }
+        if (sec > INT64_MAX / 1000000 - 1 || sec < INT64_MIN / 1000000 + 1)
+            return -EINVAL;
+        *us = sec * 1000000 + (sec < 0 ? -frac : frac);
+        return 0;
+    }
+    struct tm tm = {0};
+    int used = 0;
+    if (sscanf(buf, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+        used == 0)
+        return -EINVAL;
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        return -EINVAL;
+    const char *p = buf + used;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++) {
+            if (digits < 6)
+                frac = frac * 10 + (*p - '0');
+        }
+        if (digits == 0)
+            return -EINVAL;
+        for (; digits < 6; digits++)
+            frac *= 10;
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh, mm, k = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) != 2 || k != 5)
+            return -EINVAL;
+        offset = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -EINVAL;
+    }
+    if (*p != '\0')
+        return -EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    *us = ((int64_t)t - offset) * 1000000 + frac;
+    return 0;
+}
+
+/* Writes "dtype: ..." style messages. */
+static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* A scalar of type t from a JSON value. */
+static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_value_t *out,
+                       char *why, size_t cap)
+{
+    out->type = t;
+    switch (t) {
+    case CATALOG_DTYPE_INT32:
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP: {
+        int64_t x;
+        if (json_is_integer(j)) {
+            x = json_integer_value(j);
+        } else if (json_is_string(j) &&
+                   parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
+        } else if (t == CATALOG_DTYPE_UNIX_TIMESTAMP && json_is_string(j) &&
+                   parse_time(json_string_value(j), json_string_length(j), &x) == 0) {
+            x /= 1000000;
+        } else {
+            return bad(why, cap, "want %s, got '%s'", catalog_dtype_name(t),
+                       json_is_string(j) ? json_string_value(j) : "non-integer");
+        }
+        if (t == CATALOG_DTYPE_INT32) {
+            if (x < INT32_MIN || x > INT32_MAX)
+                return bad(why, cap, "%" PRId64 " is out of range for INT32", x);
+            out->u.i32 = (int32_t)x;
+        } else {
+            out->u.i64 = x;
+        }
+        return 0;
+    }
+    case CATALOG_DTYPE_FLOAT:
+    case CATALOG_DTYPE_DOUBLE: {
+        double d;
+        if (json_is_number(j))
+            d = json_number_value(j);
+        else if (!json_is_string(j) ||
+                 parse_double(json_string_value(j), json_string_length(j), &d) != 0)
+            return bad(why, cap, "want %s, got a non-number", catalog_dtype_name(t));
+        if (t == CATALOG_DTYPE_FLOAT)
+            out->u.f32 = (float)d;
+        else
+            out->u.f64 = d;
+        return 0;
+    }
+    case CATALOG_DTYPE_BOOL:
+        if (!json_is_boolean(j))
+            return bad(why, cap, "want BOOL (true or false)");
+        out->u.b = json_is_true(j);
+        return 0;
+    case CATALOG_DTYPE_STRING:
+        if (!json_is_string(j))
+            return bad(why, cap, "want STRING");
+        out->u.bytes.data = (const uint8_t *)json_string_value(j);
+        out->u.bytes.len = json_string_length(j);
+        return 0;
+    case CATALOG_DTYPE_BYTES:
+        if (!json_is_string(j))
+            return bad(why, cap, "want BYTES (a string; b64: for base64)");
+        if (parse_bytes(p, json_string_value(j), json_string_length(j), &out->u.bytes) != 0)
+            return bad(why, cap, "bad base64");
+        return 0;
+    default:
+        return bad(why, cap, "unsupported type %s", catalog_dtype_name(t));
+    }
+}
+
+/* A value of type t (scalar or list) from JSON. Strings are borrowed from j, which must outlive
+ * the value (the caller keeps parsed documents until the chunk is handed over). */
+static int value_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_value_t *out,
+                      char *why, size_t cap)
+{
+    if (json_is_null(j)) {
+        out->type = CATALOG_DTYPE_NULL;
+        return 0;
+    }
+    if (!catalog_dtype_is_list(t))
+        return scalar_json(p, t, j, out, why, cap);
+    if (!json_is_array(j))
+        return bad(why, cap, "want %s (a JSON array)", catalog_dtype_name(t));
+    catalog_dtype_t et = catalog_dtype_element(t);
+    size_t n = json_array_size(j);
+    size_t esz = et == CATALOG_DTYPE_INT32                                         ? sizeof(int32_t)
+                 : et == CATALOG_DTYPE_FLOAT                                       ? sizeof(float)
+                 : et == CATALOG_DTYPE_BOOL                                        ? sizeof(bool)
+                 : et == CATALOG_DTYPE_INT64 || et == CATALOG_DTYPE_UNIX_TIMESTAMP ? sizeof(int64_t)
+                 : et == CATALOG_DTYPE_DOUBLE                                      ? sizeof(double)
+                                              : sizeof(catalog_bytes_t);
+    void *items = pool_alloc(p, n * esz + 1);
+    if (items == NULL)
+        return bad(why, cap, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        catalog_value_t e;
+        if (scalar_json(p, et, json_array_get(j, i), &e, why, cap) != 0) {
+            size_t len = strlen(why);
+            snprintf(why + len, cap - len, " (item %zu)", i);
+            return -EINVAL;
+        }
+        switch (et) {
+        case CATALOG_DTYPE_INT32:
+            ((int32_t *)items)[i] = e.u.i32;
+            break;
+        case CATALOG_DTYPE_INT64:
+        case CATALOG_DTYPE_UNIX_TIMESTAMP:
+            ((int64_t *)items)[i] = e.u.i64;
+            break;
+        case CATALOG_DTYPE_FLOAT:
+            ((float *)items)[i] = e.u.f32;
+            break;
+        case CATALOG_DTYPE_DOUBLE:
+            ((double *)items)[i] = e.u.f64;
+            break;
+        case CATALOG_DTYPE_BOOL:
+            ((bool *)items)[i] = e.u.b;
+            break;
+        default:
+            ((catalog_bytes_t *)items)[i] = e.u.bytes;
+            break;
+        }
+    }
+    out->type = t;
+    out->u.list.n = n;
+    out->u.list.v.i64 = items; /* any member: the union aliases one pointer */
+    return 0;
+}
+
+/* A CSV cell of type t. Lists are JSON arrays, kept alive in *keep. */
+static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, json_t **keep,
+                      catalog_value_t *out, char *why, size_t cap)
+{
+    out->type = t;
+    if (catalog_dtype_is_list(t)) {
+        json_error_t jerr;
+        json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+        if (j == NULL)
+            return bad(why, cap, "want %s as a JSON array: %s", catalog_dtype_name(t), jerr.text);
+        int rc = value_json(p, t, j, out, why, cap);
+        *keep = j;
+        return rc;
+    }
+    int64_t x;
+    switch (t) {
+    case CATALOG_DTYPE_INT32:
+    case CATALOG_DTYPE_INT64:
+        if (parse_int(s, n, &x) != 0)
+            return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
+                       (int)(n > 40 ? 40 : n), s);
+        if (t == CATALOG_DTYPE_INT32 && (x < INT32_MIN || x > INT32_MAX))
+            return bad(why, cap, "%" PRId64 " is out of range for INT32", x);
+        if (t == CATALOG_DTYPE_INT32)
+            out->u.i32 = (int32_t)x;
+        else
+            out->u.i64 = x;
+        return 0;
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        if (parse_int(s, n, &x) == 0) {
+            out->u.i64 = x;
+            return 0;
+        }
+        if (parse_time(s, n, &x) != 0)
+            return bad(why, cap, "want UNIX_TIMESTAMP (seconds or RFC 3339)");
+        out->u.i64 = x / 1000000;
+        return 0;
+    case CATALOG_DTYPE_FLOAT:
+    case CATALOG_DTYPE_DOUBLE: {
+        double d;
+        if (parse_double(s, n, &d) != 0)
+            return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
+                       (int)(n > 40 ? 40 : n), s);
+        if (t == CATALOG_DTYPE_FLOAT)
+            out->u.f32 = (float)d;
+        else
+            out->u.f64 = d;
+        return 0;
+    }
+    case CATALOG_DTYPE_BOOL:
+        if ((n == 4 && strncasecmp(s, "true", 4) == 0) || (n == 1 && s[0] == '1'))
+            out->u.b = true;
+        else if ((n == 5 && strncasecmp(s, "false", 5) == 0) || (n == 1 && s[0] == '0'))
+            out->u.b = false;
+        else
+            return bad(why, cap, "want BOOL (true, false, 1 or 0)");
+        return 0;
+    case CATALOG_DTYPE_STRING:
+        out->u.bytes.data = (const uint8_t *)s;
+        out->u.bytes.len = n;
+        return 0;
+    case CATALOG_DTYPE_BYTES:
+        if (parse_bytes(p, s, n, &out->u.bytes) != 0)
+            return bad(why, cap, "bad base64");
+        return 0;
+    default:
+        return bad(why, cap, "unsupported type %s", catalog_dtype_name(t));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rows and chunks                                                                             */
+
+typedef struct ingest {
+    const catalog_view_t *v;
+    store_bulk_t *bulk;
+    const char *file;
+    size_t max_errors, n_bad, n_rows;
+    size_t batch_rows;
+    bool progress;
+    /* the current chunk, row-major */
+    size_t n;              /* rows in the chunk */
+    catalog_value_t *keys; /* [batch_rows * n_join_keys] */
+    catalog_value_t *vals; /* [batch_rows * n_features]: by feature index */
+    bool *has;             /* [batch_rows * n_features]: the row sets this feature */
+    int64_t *ts;           /* [batch_rows] */
+    size_t *line;          /* [batch_rows] */
+    json_t **docs;         /* parsed JSON kept alive until the chunk is handed over */
+    size_t n_docs, cap_docs;
+    pool_t pool;
+    int64_t now;
+} ingest_t;
+
+static void report(ingest_t *g, size_t line, const char *field, const char *why)
+{
+    g->n_bad++;
+    if (g->n_bad <= g->max_errors)
+        fprintf(stderr, "%s:%zu: %s%s%s\n", g->file, line, field != NULL ? field : "",
+                field != NULL ? ": " : "", why);
+}
+
+static int keep_doc(ingest_t *g, json_t *j)
+{
+    if (j == NULL)
+        return 0;
+    if (g->n_docs == g->cap_docs) {
+        size_t cap = g->cap_docs ? 2 * g->cap_docs : 256;
+        json_t **d = realloc(g->docs, cap * sizeof *d);
+        if (d == NULL) {
+            json_decref(j);
+            return -ENOMEM;
+        }
+        g->docs = d;
+        g->cap_docs = cap;
+    }
+    g->docs[g->n_docs++] = j;
+    return 0;
+}
+
+/* Checks the current row's keys (types, ranges, length) and values (catalog rules). Returns:
+ * true when the row is good; reports it otherwise. */
+static bool check_row(ingest_t *g, size_t r)
+{
+    const catalog_view_t *v = g->v;
+    catalog_value_t *keys = &g->keys[r * v->n_join_keys];
+    uint8_t kb[STORE_MAX_KEY];
+    int n = store_encode_key(v, keys, v->n_join_keys, kb, sizeof kb);
+    if (n < 0) {
+        report(g, g->line[r], v->n_join_keys ? v->join_keys[0].name : NULL,
+               n == -ERANGE ? "join key out of range" : "entity key too long or mistyped");
+        return false;
+    }
+    char why[320];
+    for (size_t f = 0; f < v->n_features; f++) {
+        if (!g->has[r * v->n_features + f])
+            continue;
+        why[0] = '\0';
+        if (catalog_validate_value(&v->features[f], &g->vals[r * v->n_features + f], why,
+                                   sizeof why) != 0) {
+            report(g, g->line[r], v->features[f].name, why[0] ? why : "invalid value");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Hands the chunk to the bulk load: consecutive rows writing the same features form one batch. */
+static int flush(ingest_t *g)
+{
+    const catalog_view_t *v = g->v;
+    size_t nk = v->n_join_keys, nf = v->n_features;
+    int rc = 0;
+    catalog_value_t *kcols = NULL, *vcols = NULL;
+    const catalog_value_t **kp = NULL, **vp = NULL;
+    uint32_t *idx = NULL;
+    int64_t *ts = NULL;
+    if (g->n_bad > 0 || g->n == 0)
+        goto out;
+    rc = -ENOMEM;
+    kcols = malloc((nk * g->n + 1) * sizeof *kcols);
+    vcols = malloc((nf * g->n + 1) * sizeof *vcols);
+    kp = malloc((nk + 1) * sizeof *kp);
+    vp = malloc((nf + 1) * sizeof *vp);
+    idx = malloc((nf + 1) * sizeof *idx);
+    ts = malloc(g->n * sizeof *ts);
+    if (kcols == NULL || vcols == NULL || kp == NULL || vp == NULL || idx == NULL || ts == NULL)
+        goto out;
+    rc = 0;
+    for (size_t start = 0; start < g->n && rc == 0;) {
+        const bool *has0 = &g->has[start * nf];
+        size_t end = start + 1;
+        while (end < g->n && memcmp(&g->has[end * nf], has0, nf * sizeof *has0) == 0)
+            end++;
+        size_t rows = end - start, nsel = 0;
+        for (size_t f = 0; f < nf; f++) {
+            if (has0[f])
+                idx[nsel++] = (uint32_t)f;
+        }
+        for (size_t k = 0; k < nk; k++) {
+            kp[k] = &kcols[k * rows];
+            for (size_t r = 0; r < rows; r++)
+                kcols[k * rows + r] = g->keys[(start + r) * nk + k];
+        }
+        for (size_t j = 0; j < nsel; j++) {
+            vp[j] = &vcols[j * rows];
+            for (size_t r = 0; r < rows; r++)
+                vcols[j * rows + r] = g->vals[(start + r) * nf + idx[j]];
+        }
+        for (size_t r = 0; r < rows; r++)
+            ts[r] = g->ts[start + r];
+        store_batch_t b = {.view = v,
+                           .n_rows = rows,
+                           .keys = kp,
+                           .n_features = nsel,
+                           .feature_idx = idx,
+                           .values = vp,
+                           .event_ts_us = ts};
+        store_apply_result_t res;
+        rc = store_bulk_add(g->bulk, &b, 1, &res);
+        if (rc == -EINVAL) {
+            /* Everything was checked already; report it like a parse error anyway. */
+            report(g, g->line[start + res.bad_row], res.bad_field, res.error);
+            rc = 0;
+        } else if (rc < 0) {
+            fprintf(stderr, "fstore ingest: %s\n", res.error[0] ? res.error : strerror(-rc));
+        }
+        start = end;
+    }
+out:
+    free(kcols);
+    free(vcols);
+    free(kp);
+    free(vp);
+    free(idx);
+    free(ts);
+    for (size_t i = 0; i < g->n_docs; i++)
+        json_decref(g->docs[i]);
+    g->n_docs = 0;
+    pool_clear(&g->pool);
+    g->n = 0;
+    return rc;
+}
+
+/* Starts a new row in the chunk. */
+static size_t new_row(ingest_t *g, size_t line)
+{
+    size_t r = g->n;
+    memset(&g->has[r * g->v->n_features], 0, g->v->n_features * sizeof *g->has);
+    for (size_t k = 0; k < g->v->n_join_keys; k++)
+        g->keys[r * g->v->n_join_keys + k].type = CATALOG_DTYPE_INVALID;
+    g->ts[r] = g->now;
+    g->line[r] = line;
+    return r;
+}
+
+/* Ends the current row: keeps it when good, and flushes a full chunk. */
+static int end_row(ingest_t *g, size_t r, bool ok)
+{
+    g->n_rows++;
+    if (ok)
+        ok = check_row(g, r);
+    if (ok && g->n_bad == 0)
+        g->n++;
+    if (g->progress && g->n_rows % 100000 == 0)
+        fprintf(stderr, "\rfstore ingest: %zu rows read", g->n_rows);
+    /* With bad rows nothing is kept, but parsed documents still pile up: drop them too. */
+    if (g->n == g->batch_rows || (g->n_bad > 0 && g->n_rows % g->batch_rows == 0))
+        return flush(g);
+    return 0;
+}
+
+/* Which column does a header name stand for: join key k (>= 0), feature (-2 - index), the event
+ * timestamp (-1)? Returns: false for an unknown name. */
+static bool classify(const catalog_view_t *v, const char *name, size_t len, long *out)
+{
+    if (len == strlen(TS_COLUMN) && memcmp(name, TS_COLUMN, len) == 0) {
+        *out = -1;
+        return true;
+    }
+    for (size_t k = 0; k < v->n_join_keys; k++) {
+        if (strlen(v->join_keys[k].name) == len && memcmp(v->join_keys[k].name, name, len) == 0) {
+            *out = (long)k;
+            return true;
+        }
+    }
+    for (size_t f = 0; f < v->n_features; f++) {
+        if (strlen(v->features[f].name) == len && memcmp(v->features[f].name, name, len) == 0) {
+            *out = -2 - (long)f;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Sets one column of row r from a CSV cell or a JSON value. */
+static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n, const json_t *j,
+                     const char *colname)
+{
+    const catalog_view_t *v = g->v;
+    char why[320];
+    json_t *keep = NULL;
+    if (col == -1) {
+        int64_t us;
+        if (j != NULL && json_is_null(j))
+            return true;
+        if (j != NULL && json_is_number(j)) {
+            double d = json_number_value(j);
+            if (!isfinite(d) || fabs(d) > 9.2e12) {
+                report(g, g->line[r], colname, "event_timestamp out of range");
+                return false;
+            }
+            g->ts[r] =
+                json_is_integer(j) ? json_integer_value(j) * 1000000 : (int64_t)llround(d * 1e6);
+            return true;
+        }
+        if (j != NULL) {
+            if (!json_is_string(j)) {
+                report(g, g->line[r], colname, "want RFC 3339 or epoch seconds");
+                return false;
+            }
+            text = json_string_value(j);
+            n = json_string_length(j);
+        }
+        if (n == 0)
+            return true;
+        if (parse_time(text, n, &us) != 0) {
+            report(g, g->line[r], colname, "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
+            return false;
+        }
+        g->ts[r] = us;
+        return true;
+    }
+    if (col >= 0) {
+        catalog_value_t *k = &g->keys[r * v->n_join_keys + (size_t)col];
+        catalog_dtype_t t = v->join_keys[col].dtype;
+        int rc = j != NULL ? (json_is_null(j) ? bad(why, sizeof why, "a join key cannot be null")
+                                              : scalar_json(&g->pool, t, j, k, why, sizeof why))
+                           : value_text(&g->pool, t, text, n, &keep, k, why, sizeof why);
+        json_decref(keep);
+        if (rc != 0) {
+            report(g, g->line[r], colname, why);
+            return false;
+        }
+        return true;
+    }
+    size_t f = (size_t)(-2 - col);
+    catalog_value_t *val = &g->vals[r * v->n_features + f];
+    int rc;
+    if (j != NULL)
+        rc = value_json(&g->pool, v->features[f].dtype, j, val, why, sizeof why);
+    else if (n == 0)
+        val->type = CATALOG_DTYPE_NULL, rc = 0;
+    else
+        rc = value_text(&g->pool, v->features[f].dtype, text, n, &keep, val, why, sizeof why);
+    if (keep != NULL && keep_doc(g, keep) < 0)
+        rc = bad(why, sizeof why, "out of memory");
+    if (rc != 0) {
+        report(g, g->line[r], colname, why);
+        return false;
+    }
+    g->has[r * v->n_features + f] = true;
+    return true;
+}
+
+static bool keys_complete(ingest_t *g, size_t r)
+{
+    for (size_t k = 0; k < g->v->n_join_keys; k++) {
+        if (g->keys[r * g->v->n_join_keys + k].type == CATALOG_DTYPE_INVALID) {
+            report(g, g->line[r], g->v->join_keys[k].name, "missing join key");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* CSV (RFC 4180)                                                                              */
+
+typedef struct csv {
+    char *p, *end;
+    size_t line;
+} csv_t;
+
+/*
+ * Reads one field in place (quoted fields are unescaped where they lie: the text only shrinks).
+ * Returns: 1 more fields follow in this record, 0 the record ended, -1 end of input, -2 a quote
+ * error.
+ */
+static int csv_field(csv_t *c, char **out, size_t *len)
+{
+    if (c->p >= c->end)
+        return -1;
+    char *start = c->p;
+    if (*c->p == '"') {
+        char *w = c->p, *r = c->p + 1;
+        start = w;
+        for (;;) {
+            if (r >= c->end)
+                return -2;
+            if (*r == '"') {
+                if (r + 1 < c->end && r[1] == '"') {
+                    *w++ = '"';
+                    r += 2;
+                    continue;
+                }
+                r++;
+                break;
+            }
+            if (*r == '\n')
+                c->line++;
+            *w++ = *r++;
+        }
+        *out = start;
+        *len = (size_t)(w - start);
+        c->p = r;
+        if (c->p < c->end && *c->p == '\r')
+            c->p++;
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == ',') {
+            c->p++;
+            return 1;
+        }
+        if (*c->p == '\n') {
+            c->p++;
+            c->line++;
+            return 0;
+        }
+        return -2;
+    }
+    while (c->p < c->end && *c->p != ',' && *c->p != '\n')
+        c->p++;
+    *out = start;
+    *len = (size_t)(c->p - start);
+    if (*len > 0 && start[*len - 1] == '\r')
+        (*len)--;
+    if (c->p >= c->end)
+        return 0;
+    if (*c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    c->p++;
+    c->line++;
+    return 0;
+}
+
+static int ingest_csv(ingest_t *g, char *data, size_t size)
+{
+    csv_t c = {data, data + size, 1};
+    long cols[1024];
+    char *names[1024];
+    size_t ncols = 0;
+    char *f;
+    size_t len;
+    int more;
+    int status = 0;
+    /* Header. */
+    do {
+        more = csv_field(&c, &f, &len);
+        if (more == -1 || more == -2 || ncols == 1024) {
+            fprintf(stderr, "%s:1: bad or missing CSV header\n", g->file);
+            status = 1;
+            break;
+        }
+        if (!classify(g->v, f, len, &cols[ncols])) {
+            fprintf(stderr, "%s:1: column '%.*s' is not a join key, feature or %s of %s@v%u\n",
+                    g->file, (int)len, f, TS_COLUMN, g->v->name, g->v->version);
+            status = 1;
+            break;
+        }
+        names[ncols] = strndup(f, len);
+        if (names[ncols] == NULL) {
+            status = 1;
+            break;
+        }
+        ncols++;
+    } while (more == 1);
+    for (size_t k = 0; k < g->v->n_join_keys && status == 0; k++) {
+        bool found = false;
+        for (size_t i = 0; i < ncols; i++)
+            found |= cols[i] == (long)k;
+        if (!found) {
+            fprintf(stderr, "%s:1: join key column '%s' is missing\n", g->file,
+                    g->v->join_keys[k].name);
+            status = 1;
+        }
+    }
+    while (status == 0) {
+        size_t line = c.line;
+        if (c.p >= c.end)
+            break;
+        /* Skip blank lines. */
+        if (*c.p == '\n' || (*c.p == '\r' && c.p + 1 < c.end && c.p[1] == '\n')) {
+            c.p += *c.p == '\r' ? 2 : 1;
+            c.line++;
+            continue;
+        }
+        size_t r = new_row(g, line);
+        bool ok = true;
+        size_t i = 0;
+        do {
+            more = csv_field(&c, &f, &len);
+            if (more == -2) {
+                report(g, line, NULL, "unterminated or misplaced quote");
+                status = 1; /* cannot resynchronise reliably */
+                break;
+            }
+            if (more == -1)
+                break;
+            if (i < ncols && ok)
+                ok = set_cell(g, r, cols[i], f, len, NULL, names[i]);
+            i++;
+        } while (more == 1);
+        if (status != 0)
+            break;
+        if (i != ncols) {
+            char why[96];
+            snprintf(why, sizeof why, "%zu fields, the header has %zu", i, ncols);
+            if (ok)
+                report(g, line, NULL, why);
+            ok = false;
+        }
+        if (ok)
+            ok = keys_complete(g, r);
+        if (end_row(g, r, ok) < 0)
+            status = 1;
+    }
+    for (size_t i = 0; i < ncols; i++)
+        free(names[i]);
+    return status;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JSON Lines                                                                                  */
+
+static int ingest_jsonl(ingest_t *g, char *data, size_t size)
+{
+    size_t line = 0;
+    char *p = data, *end = data + size;
+    while (p < end) {
+        line++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *stop = nl != NULL ? nl : end;
+        char *q = p;
+        while (q < stop && isspace((unsigned char)*q))
+            q++;
+        if (q == stop) {
+            p = stop + 1;
+            continue;
+        }
+        json_error_t jerr;
+        json_t *obj = json_loadb(p, (size_t)(stop - p), 0, &jerr);
+        p = stop + 1;
+        size_t r = new_row(g, line);
+        bool ok = obj != NULL && json_is_object(obj);
+        if (!ok) {
+            report(g, line, NULL, obj == NULL ? jerr.text : "not a JSON object");
+            json_decref(obj);
+            if (end_row(g, r, false) < 0)
+                return 1;
+            continue;
+        }
+        const char *key;
+        json_t *val;
+        json_object_foreach(obj, key, val)
+        {
+            long col;
+            if (!classify(g->v, key, strlen(key), &col)) {
+                char why[CATALOG_MAX_NAME + 64];
+                snprintf(why, sizeof why, "not a join key, feature or %s of the view", TS_COLUMN);
+                report(g, line, key, why);
+                ok = false;
+                break;
+            }
+            if (!set_cell(g, r, col, NULL, 0, val, key)) {
+                ok = false;
+                break;
+            }
+        }
+        if (ok)
+            ok = keys_complete(g, r);
+        /* The row's strings point into obj: keep it until the chunk is handed over. */
+        if (keep_doc(g, obj) < 0)
+            return 1;
+        if (end_row(g, r, ok) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static char *read_all(const char *path, size_t *size)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (cap - n - 1 == 0) {
+            char *b = realloc(buf, cap * 2);
+            if (b == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    bool err = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL || err) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *size = n;
+    return buf;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int server__cmd_ingest(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, 'd'}, {"view", required_argument, NULL, 'v'},
+        {"format", required_argument, NULL, 'F'},   {"batch-rows", required_argument, NULL, 'b'},
+        {"sync", required_argument, NULL, 's'},     {"max-errors", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *dir = server__env_or("data-dir", NULL);
+    const char *view = NULL, *format = NULL;
+    const char *sync = server__env_or("sync", "full");
+    long batch_rows = 10000, max_errors = 20;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "d:v:F:b:h", opts, NULL)) != -1) {
+        char *end;
+        switch (ch) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'v':
+            view = optarg;
+            break;
+        case 'F':
+            format = optarg;
+            break;
+        case 'b':
+            batch_rows = strtol(optarg, &end, 10);
+            if (*end != '\0' || batch_rows < 1 || batch_rows > 10000000) {
+                fprintf(stderr, "fstore ingest: --batch-rows wants 1..10000000\n");
+                return 2;
+            }
+            break;
+        case 's':
+            sync = optarg;
+            break;
+        case 'm':
+            max_errors = strtol(optarg, &end, 10);
+            if (*end != '\0' || max_errors < 1) {
+                fprintf(stderr, "fstore ingest: --max-errors wants a positive number\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (dir == NULL || view == NULL || optind + 1 != argc ||
+        (strcmp(sync, "full") != 0 && strcmp(sync, "none") != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    const char *file = argv[optind];
+    bool jsonl;
+    if (format == NULL) {
+        size_t n = strlen(file);
+        jsonl = (n > 6 && strcmp(file + n - 6, ".jsonl") == 0) ||
+                (n > 7 && strcmp(file + n - 7, ".ndjson") == 0);
+    } else if (strcmp(format, "csv") == 0 || strcmp(format, "jsonl") == 0) {
+        jsonl = strcmp(format, "jsonl") == 0;
+    } else {
+        fprintf(stderr, "fstore ingest: --format wants csv or jsonl\n");
+        return 2;
+    }
+
+    store_t *s = NULL;
+    catalog_t *cat = NULL;
+    char *data = NULL;
+    ingest_t g = {.file = strcmp(file, "-") == 0 ? "<stdin>" : file,
+                  .max_errors = (size_t)max_errors,
+                  .batch_rows = (size_t)batch_rows,
+                  .progress = isatty(2) == 1,
+                  .now = store_now_us()};
+    int status = 1;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t size = 0;
+    data = read_all(file, &size);
+    if (data == NULL) {
+        fprintf(stderr, "fstore ingest: cannot read %s: %s\n", g.file, strerror(errno));
+        goto out;
+    }
+    store_options_t o = {.dir = dir,
+                         .sync = strcmp(sync, "none") == 0 ? STORE_SYNC_NONE : STORE_SYNC_FULL};
+    int rc = store_open(&o, &s);
+    if (rc < 0) {
+        fprintf(stderr, "fstore ingest: cannot open %s: %s\n", dir, strerror(-rc));
+        goto out;
+    }
+    if (store_applied_catalog(s, &cat) != 0) {
+        fprintf(stderr, "fstore ingest: no catalog applied to %s (run fstore apply)\n", dir);
+        goto out;
+    }
+    if (catalog_find_view_ref(cat, view, &g.v) != 0) {
+        fprintf(stderr, "fstore ingest: no feature view '%s' in the applied catalog\n", view);
+        goto out;
+    }
+    if (!g.v->online) {
+        fprintf(stderr, "fstore ingest: view %s@v%u is offline: it has no online data\n", g.v->name,
+                g.v->version);
+        goto out;
+    }
+    size_t nk = g.v->n_join_keys, nf = g.v->n_features;
+    g.keys = malloc((g.batch_rows * nk + 1) * sizeof *g.keys);
+    g.vals = malloc((g.batch_rows * nf + 1) * sizeof *g.vals);
+    g.has = malloc((g.batch_rows * nf + 1) * sizeof *g.has);
+    g.ts = malloc(g.batch_rows * sizeof *g.ts);
+    g.line = malloc(g.batch_rows * sizeof *g.line);
+    rc = store_bulk_begin(s, &g.bulk);
+    if (g.keys == NULL || g.vals == NULL || g.has == NULL || g.ts == NULL || g.line == NULL ||
+        rc < 0) {
+        fprintf(stderr, "fstore ingest: out of memory\n");
+        goto out;
+    }
+    int perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
+    if (perr == 0 && flush(&g) < 0)
+        perr = 1;
+    if (g.progress && g.n_rows >= 100000)
+        fprintf(stderr, "\n");
+    if (g.n_bad > 0) {
+        if (g.n_bad > g.max_errors)
+            fprintf(stderr, "... and %zu more bad rows\n", g.n_bad - g.max_errors);
+        fprintf(stderr, "fstore ingest: %zu of %zu rows are bad; nothing was loaded\n", g.n_bad,
+                g.n_rows);
+        goto out;
+    }
+    if (perr != 0) {
+        fprintf(stderr, "fstore ingest: nothing was loaded\n");
+        goto out;
+    }
+    if (g.progress)
+        fprintf(stderr, "fstore ingest: committing %zu rows...\n", g.n_rows);
+    store_apply_result_t res;
+    rc = store_bulk_commit(g.bulk, &res);
+    if (rc < 0) {
+        fprintf(stderr, "fstore ingest: commit failed, nothing was loaded: %s\n",
+                res.error[0] ? res.error : strerror(-rc));
+        goto out;
+    }
+    double secs = seconds_since(&t0);
+    printf("ingest: %zu rows into %s@v%u: %zu written, %zu stale (older than stored) in %.2f s "
+           "(%.0f rows/s)\n",
+           g.n_rows, g.v->name, g.v->version, res.written, res.stale, secs,
+           secs > 0 ? (double)g.n_rows / secs : 0.0);
+    status = 0;
+out:
+    if (g.docs != NULL) {
+        for (size_t i = 0; i < g.n_docs; i++)
+            json_decref(g.docs[i]);
+        free(g.docs);
+    }
+    pool_clear(&g.pool);
+    store_bulk_free(g.bulk);
+    free(g.keys);
+    free(g.vals);
+    free(g.has);
+    free(g.ts);
+    free(g.line);
+    store_close(s);
+    catalog_unref(cat);
+    free(data);
+    return status;
+}

@@ -1,0 +1,405 @@
+/* storage/apply.c - the apply path's caller side: validation, encoding, bulk loads. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_int.h"
+
+/*
+ * Everything that can be wrong with a batch is found here, in the caller's thread, before the
+ * writer sees it: the writer only merges bytes. Values are encoded to their feast.types.Value
+ * wire form once, here, and the encoded rows are what the writer replays if it has to retry.
+ */
+
+static int fail(store_apply_result_t *res, int rc, size_t batch, size_t row, const char *field,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int fail(store_apply_result_t *res, int rc, size_t batch, size_t row, const char *field,
+                const char *fmt, ...)
+{
+    if (res == NULL)
+        return rc;
+    res->bad_batch = batch;
+    res->bad_row = row;
+    snprintf(res->bad_field, sizeof res->bad_field, "%s", field != NULL ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->error, sizeof res->error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void store__enc_free(store__enc_t *enc)
+{
+    free(enc->views);
+    free(enc->rows);
+    free(enc->order);
+    store__buf_free(&enc->arena);
+    memset(enc, 0, sizeof *enc);
+}
+
+static int enc_view(store__enc_t *enc, const store__view_t *e, uint32_t *out)
+{
+    for (size_t i = 0; i < enc->n_views; i++) {
+        if (enc->views[i].version == e->version && enc->views[i].gen == e->gen &&
+            strcmp(enc->views[i].name, e->name) == 0) {
+            *out = (uint32_t)i;
+            return 0;
+        }
+    }
+    if (enc->n_views == enc->cap_views) {
+        size_t cap = enc->cap_views ? 2 * enc->cap_views : 4;
+        store__enc_view_t *v = realloc(enc->views, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        enc->views = v;
+        enc->cap_views = cap;
+    }
+    store__enc_view_t *v = &enc->views[enc->n_views];
+    snprintf(v->name, sizeof v->name, "%s", e->name);
+    v->version = e->version;
+    v->gen = e->gen;
+    *out = (uint32_t)enc->n_views++;
+    return 0;
+}
+
+static int enc_row(store__enc_t *enc, store__row_t **out)
+{
+    if (enc->n_rows == enc->cap_rows) {
+        size_t cap = enc->cap_rows ? 2 * enc->cap_rows : 64;
+        store__row_t *r = realloc(enc->rows, cap * sizeof *r);
+        if (r == NULL)
+            return -ENOMEM;
+        enc->rows = r;
+        enc->cap_rows = cap;
+    }
+    *out = &enc->rows[enc->n_rows];
+    memset(*out, 0, sizeof **out);
+    (*out)->seq = (uint32_t)enc->n_rows;
+    return 0;
+}
+
+/* A join key's value against its declared type: the checks of store_encode_key(), one key at a
+ * time so the error can name it. */
+static const char *check_key(const catalog_join_key_t *jk, const catalog_value_t *k, int *rc)
+{
+    *rc = -EINVAL;
+    switch (jk->dtype) {
+    case CATALOG_DTYPE_INT64:
+        if (k->type == CATALOG_DTYPE_INT64 || k->type == CATALOG_DTYPE_INT32)
+            return NULL;
+        break;
+    case CATALOG_DTYPE_INT32:
+        if (k->type == CATALOG_DTYPE_INT32)
+            return NULL;
+        if (k->type == CATALOG_DTYPE_INT64) {
+            if (k->u.i64 >= INT32_MIN && k->u.i64 <= INT32_MAX)
+                return NULL;
+            *rc = -ERANGE;
+            return "out of range for INT32";
+        }
+        break;
+    default:
+        if (k->type == jk->dtype)
+            return NULL;
+        break;
+    }
+    return "wrong type";
+}
+
+/* Widening scratch for INT32 lists given for INT64_LIST features. */
+typedef struct widen {
+    int64_t *items;
+    size_t cap;
+} widen_t;
+
+static int widen_value(const catalog_feature_t *f, const catalog_value_t *in, catalog_value_t *out,
+                       widen_t *w)
+{
+    *out = *in;
+    if (f->dtype == CATALOG_DTYPE_INT64 && in->type == CATALOG_DTYPE_INT32) {
+        out->type = CATALOG_DTYPE_INT64;
+        out->u.i64 = in->u.i32;
+    } else if (f->dtype == CATALOG_DTYPE_INT64_LIST && in->type == CATALOG_DTYPE_INT32_LIST) {
+        if (w->cap < in->u.list.n) {
+            int64_t *p = realloc(w->items, in->u.list.n * sizeof *p);
+            if (p == NULL)
+                return -ENOMEM;
+            w->items = p;
+            w->cap = in->u.list.n;
+        }
+        for (size_t i = 0; i < in->u.list.n; i++)
+            w->items[i] = in->u.list.v.i32[i];
+        out->type = CATALOG_DTYPE_INT64_LIST;
+        out->u.list.v.i64 = w->items;
+    }
+    return 0;
+}
+
+typedef struct enc_state {
+    uint32_t *slots; /* per written feature: its slot */
+    uint32_t *perm;  /* written features in slot order */
+    catalog_value_t *keys;
+    size_t cap_f, cap_k;
+    widen_t widen;
+} enc_state_t;
+
+static int grow_state(enc_state_t *st, size_t nf, size_t nk)
+{
+    if (nf > st->cap_f) {
+        uint32_t *a = realloc(st->slots, nf * sizeof *a);
+        if (a == NULL)
+            return -ENOMEM;
+        st->slots = a;
+        a = realloc(st->perm, nf * sizeof *a);
+        if (a == NULL)
+            return -ENOMEM;
+        st->perm = a;
+        st->cap_f = nf;
+    }
+    if (nk > st->cap_k) {
+        catalog_value_t *k = realloc(st->keys, nk * sizeof *k);
+        if (k == NULL)
+            return -ENOMEM;
+        st->keys = k;
+        st->cap_k = nk;
+    }
+    return 0;
+}
+
+static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t bi, int64_t now,
+                        store__enc_t *enc, enc_state_t *st, store_apply_result_t *res)
+{
+    const catalog_view_t *v = b->view;
+    if (v == NULL)
+        return fail(res, -EINVAL, bi, 0, "", "batch has no view");
+    const store__view_t *e = store__views_find(t, v->name, v->version);
+    if (e == NULL)
+        return fail(res, -ENOENT, bi, 0, "",
+                    "feature view %s@v%u has no database here (not applied, or offline)", v->name,
+                    v->version);
+    if (b->op != STORE_OP_UPSERT && b->op != STORE_OP_DELETE)
+        return fail(res, -EINVAL, bi, 0, "", "unknown op %d", (int)b->op);
+    size_t nf = b->op == STORE_OP_UPSERT ? b->n_features : 0;
+    if (b->n_rows > 0 && v->n_join_keys > 0 && b->keys == NULL)
+        return fail(res, -EINVAL, bi, 0, "", "batch has no keys");
+    if (nf > 0 && (b->feature_idx == NULL || b->values == NULL))
+        return fail(res, -EINVAL, bi, 0, "", "batch has no values");
+    int rc = grow_state(st, nf, v->n_join_keys);
+    if (rc < 0)
+        return rc;
+    uint32_t vi;
+    rc = enc_view(enc, e, &vi);
+    if (rc < 0)
+        return rc;
+
+    /* Resolve every written feature to its slot once per batch, and order them by slot (the
+     * record merge walks slots in order). Insertion sort: batches write few features. */
+    for (size_t j = 0; j < nf; j++) {
+        uint32_t idx = b->feature_idx[j];
+        if (idx >= v->n_features)
+            return fail(res, -EINVAL, bi, 0, "", "feature index %u out of range (view has %zu)",
+                        idx, v->n_features);
+        uint32_t slot = store__slot_of(e, v, idx);
+        if (slot == UINT32_MAX)
+            return fail(res, -EINVAL, bi, 0, v->features[idx].name,
+                        "feature is not in the catalog applied to this store (run apply)");
+        st->slots[j] = slot;
+        size_t k = j;
+        while (k > 0 && st->slots[st->perm[k - 1]] > slot) {
+            st->perm[k] = st->perm[k - 1];
+            k--;
+        }
+        if (k > 0 && st->slots[st->perm[k - 1]] == slot)
+            return fail(res, -EINVAL, bi, 0, v->features[idx].name,
+                        "feature listed twice in one batch");
+        st->perm[k] = (uint32_t)j;
+    }
+
+    char why[256];
+    for (size_t r = 0; r < b->n_rows; r++) {
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            if (b->keys[k] == NULL)
+                return fail(res, -EINVAL, bi, r, v->join_keys[k].name, "missing join key");
+            st->keys[k] = b->keys[k][r];
+            const char *bad = check_key(&v->join_keys[k], &st->keys[k], &rc);
+            if (bad != NULL)
+                return fail(res, -EINVAL, bi, r, v->join_keys[k].name, "join key %s: %s, want %s",
+                            bad, catalog_dtype_name(st->keys[k].type),
+                            catalog_dtype_name(v->join_keys[k].dtype));
+        }
+        rc = store__buf_reserve(&enc->arena, STORE_MAX_KEY);
+        if (rc < 0)
+            return rc;
+        int klen = store_encode_key(v, st->keys, v->n_join_keys, enc->arena.data + enc->arena.len,
+                                    STORE_MAX_KEY);
+        if (klen < 0)
+            return fail(res, -EINVAL, bi, r, v->n_join_keys ? v->join_keys[0].name : "",
+                        "entity key longer than %d bytes encoded", STORE_MAX_KEY);
+        store__row_t *row;
+        rc = enc_row(enc, &row);
+        if (rc < 0)
+            return rc;
+        row->key_off = enc->arena.len;
+        row->key_len = (uint32_t)klen;
+        enc->arena.len += (size_t)klen;
+        row->op = (uint8_t)b->op;
+        row->view = vi;
+        row->event_ts_us = b->event_ts_us != NULL ? b->event_ts_us[r] : now;
+        row->vals_off = enc->arena.len;
+        row->n_vals = (uint32_t)nf;
+        for (size_t x = 0; x < nf; x++) {
+            size_t j = st->perm[x];
+            const catalog_feature_t *f = &v->features[b->feature_idx[j]];
+            if (b->values[j] == NULL)
+                return fail(res, -EINVAL, bi, r, f->name, "missing values");
+            catalog_value_t val;
+            rc = widen_value(f, &b->values[j][r], &val, &st->widen);
+            if (rc < 0)
+                return rc;
+            why[0] = '\0';
+            if (catalog_validate_value(f, &val, why, sizeof why) < 0)
+                return fail(res, -EINVAL, bi, r, f->name, "%s", why[0] ? why : "invalid value");
+            size_t len = val.type == CATALOG_DTYPE_NULL ? 0 : catalog_value_wire_size(&val);
+            if (len > STORE_MAX_VALUE)
+                return fail(res, -EINVAL, bi, r, f->name,
+                            "value is %zu bytes encoded, more than %u", len, STORE_MAX_VALUE);
+            rc = store__buf_reserve(&enc->arena, 8 + len);
+            if (rc < 0)
+                return rc;
+            uint8_t *p = enc->arena.data + enc->arena.len;
+            store__put_le32(p, st->slots[j]);
+            store__put_le32(p + 4, (uint32_t)len);
+            if (len > 0) {
+                int n = catalog_value_encode(&val, p + 8, len);
+                if (n < 0 || (size_t)n != len)
+                    return fail(res, -EINVAL, bi, r, f->name, "value cannot be encoded (%d)", n);
+            }
+            enc->arena.len += 8 + len;
+        }
+        enc->n_rows++;
+    }
+    return 0;
+}
+
+int store__encode(store_t *s, const store_batch_t *batches, size_t n, store__enc_t *enc,
+                  store_apply_result_t *res)
+{
+    size_t n_rows = enc->n_rows, n_views = enc->n_views, arena_len = enc->arena.len;
+    enc_state_t st = {0};
+    store__views_t *t = store__views_get(s);
+    int64_t now = store_now_us();
+    int rc = 0;
+    if (n > 0 && batches == NULL)
+        rc = fail(res, -EINVAL, 0, 0, "", "no batches");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = encode_batch(t, &batches[i], i, now, enc, &st, res);
+    if (rc < 0) {
+        enc->n_rows = n_rows;
+        enc->n_views = n_views;
+        enc->arena.len = arena_len;
+    }
+    store__views_unref(t);
+    free(st.slots);
+    free(st.perm);
+    free(st.keys);
+    free(st.widen.items);
+    return rc;
+}
+
+int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint64_t log_position,
+                store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    if (s->read_only)
+        return -EROFS;
+    store__enc_t enc = {0};
+    int rc = store__encode(s, batches, n_batches, &enc, res);
+    /* Nothing to write and no position to record: no transaction, no fsync. */
+    if (rc == 0 && (enc.n_rows > 0 || log_position > 0))
+        rc = store__submit(s, &enc, log_position, false, res);
+    store__enc_free(&enc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Bulk loads                                                                                  */
+
+struct store_bulk {
+    store_t *s;
+    store__enc_t enc;
+};
+
+int store_bulk_begin(store_t *s, store_bulk_t **out)
+{
+    if (s->read_only)
+        return -EROFS;
+    store_bulk_t *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return -ENOMEM;
+    b->s = s;
+    *out = b;
+    return 0;
+}
+
+int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                   store_apply_result_t *res)
+{
+    if (res != NULL)
+        memset(res, 0, sizeof *res);
+    return store__encode(b->s, batches, n_batches, &b->enc, res);
+}
+
+size_t store_bulk_rows(const store_bulk_t *b)
+{
+    return b->enc.n_rows;
+}
+
+static int cmp_rows(const void *pa, const void *pb, void *arg)
+{
+    const store__enc_t *enc = arg;
+    const store__row_t *a = &enc->rows[*(const uint32_t *)pa];
+    const store__row_t *b = &enc->rows[*(const uint32_t *)pb];
+    if (a->view != b->view)
+        return a->view < b->view ? -1 : 1;
+    /* LMDB's default key order: memcmp over the common length, then the shorter first. */
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(enc->arena.data + a->key_off, enc->arena.data + b->key_off, n);
+    if (c != 0)
+        return c;
+    if (a->key_len != b->key_len)
+        return a->key_len < b->key_len ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    store__enc_t *enc = &b->enc;
+    if (enc->n_rows > UINT32_MAX)
+        return -E2BIG;
+    free(enc->order);
+    enc->order = malloc((enc->n_rows + 1) * sizeof *enc->order);
+    if (enc->order == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < enc->n_rows; i++)
+        enc->order[i] = (uint32_t)i;
+    qsort_r(enc->order, enc->n_rows, sizeof *enc->order, cmp_rows, enc);
+    return store__submit(b->s, enc, 0, true, res);
+}
+
+void store_bulk_free(store_bulk_t *b)
+{
+    if (b == NULL)
+        return;
+    store__enc_free(&b->enc);
+    free(b);
+}

@@ -1,0 +1,118 @@
+/* storage/gc.c - TTL sweeps in small transactions. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_int.h"
+
+/*
+ * A sweep walks each view version with a TTL in key order, a chunk at a time: each chunk is one
+ * short write transaction on the writer thread (at most GC_SCAN rows looked at, so store_apply()
+ * callers queue behind it for a few milliseconds at most), and the next chunk resumes at the
+ * first key not yet looked at. Rows written meanwhile are either seen or not; both are fine,
+ * since a row is only deleted when it is expired at now_us.
+ */
+
+#define GC_SCAN 4096
+
+typedef struct gc_arg {
+    char name[CATALOG_MAX_NAME + 1];
+    uint32_t version;
+    uint64_t gen;
+    int64_t cutoff_us;
+    uint8_t resume[STORE_MAX_KEY];
+    size_t resume_len; /* 0 = from the first key */
+    /* this attempt's outcome, kept only when it commits */
+    uint8_t next[STORE_MAX_KEY];
+    size_t next_len;
+    bool more;
+    size_t deleted;
+} gc_arg_t;
+
+static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
+{
+    gc_arg_t *a = p;
+    a->deleted = 0;
+    a->more = false;
+    const store__view_t *e = store__views_find(s->views, a->name, a->version);
+    if (e == NULL || e->gen != a->gen)
+        return 0; /* torn down meanwhile: nothing left to sweep */
+    MDB_cursor *cur;
+    int rc = store__errno(mdb_cursor_open(txn, e->dbi, &cur));
+    if (rc < 0)
+        return rc;
+    MDB_val k = {a->resume_len, a->resume}, d;
+    int mrc = mdb_cursor_get(cur, &k, &d, a->resume_len > 0 ? MDB_SET_RANGE : MDB_FIRST);
+    for (size_t scanned = 0; mrc == 0; scanned++) {
+        if (scanned == GC_SCAN) {
+            if (k.mv_size > sizeof a->next) {
+                mrc = MDB_CORRUPTED;
+                break;
+            }
+            memcpy(a->next, k.mv_data, k.mv_size);
+            a->next_len = k.mv_size;
+            a->more = true;
+            break;
+        }
+        store__rec_t r;
+        if (store__rec_parse(d.mv_data, d.mv_size, &r) == 0 && r.event_ts_us < a->cutoff_us) {
+            mrc = mdb_cursor_del(cur, 0);
+            if (mrc != 0)
+                break;
+            a->deleted++;
+        }
+        /* After a delete LMDB leaves the cursor so that MDB_NEXT yields the following row. */
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : store__errno(mrc);
+}
+
+int store_gc(store_t *s, int64_t now_us, size_t *deleted)
+{
+    size_t total = 0;
+    catalog_t *cat = NULL;
+    store__views_t *t = NULL;
+    gc_arg_t *a = NULL;
+    int rc = store_applied_catalog(s, &cat);
+    if (rc == -ENOENT) {
+        rc = 0;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    rc = -ENOMEM;
+    a = calloc(1, sizeof *a);
+    if (a == NULL)
+        goto out;
+    t = store__views_get(s);
+    rc = 0;
+    for (size_t i = 0; i < catalog_view_count(cat) && rc == 0; i++) {
+        const catalog_view_t *v = catalog_view_at(cat, i);
+        if (!v->online || v->ttl_seconds <= 0 || v->ttl_seconds > INT64_MAX / 2000000)
+            continue;
+        const store__view_t *e = store__views_find(t, v->name, v->version);
+        if (e == NULL)
+            continue;
+        memset(a, 0, sizeof *a);
+        strncpy(a->name, v->name, sizeof a->name - 1);
+        a->version = v->version;
+        a->gen = e->gen;
+        a->cutoff_us = now_us - v->ttl_seconds * 1000000;
+        do {
+            rc = store__run(s, gc_chunk, a, false, NULL);
+            if (rc < 0)
+                break;
+            total += a->deleted;
+            memcpy(a->resume, a->next, a->next_len);
+            a->resume_len = a->next_len;
+        } while (a->more);
+    }
+out:
+    store__views_unref(t);
+    catalog_unref(cat);
+    free(a);
+    if (rc == 0 && deleted != NULL)
+        *deleted = total;
+    return rc;
+}

@@ -1,0 +1,122 @@
+/* storage/read.c - readers: one reusable LMDB read transaction per thread, zero-copy rows. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_int.h"
+
+struct store_reader {
+    store_t *s;
+    MDB_txn *txn; /* created once, then reset and renewed: no allocation per request */
+    bool active;
+    /* One-entry cache of the last view read: a request usually reads one view many times. */
+    uint64_t cache_gen;
+    const store__view_t *cache;
+};
+
+int store_reader_new(store_t *s, store_reader_t **out)
+{
+    store_reader_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    r->s = s;
+    for (;;) {
+        /* The transaction is live (and holds the map) until the reset below. */
+        pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+        if (rc == 0) {
+            mdb_txn_reset(r->txn);
+            pthread_rwlock_unlock(&s->map_lock);
+            break;
+        }
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc == MDB_MAP_RESIZED && store__map_grow(s, false) == 0)
+            continue;
+        free(r);
+        return store__errno(rc);
+    }
+    *out = r;
+    return 0;
+}
+
+void store_reader_free(store_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->active)
+        store_read_end(r);
+    mdb_txn_abort(r->txn);
+    free(r);
+}
+
+int store_read_begin(store_reader_t *r)
+{
+    if (r->active)
+        return -EINVAL;
+    store_t *s = r->s;
+    for (;;) {
+        pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mdb_txn_renew(r->txn);
+        if (rc == 0)
+            break;
+        pthread_rwlock_unlock(&s->map_lock);
+        /* Another process grew the map: adopt its size (needs the lock exclusively). */
+        if (rc == MDB_MAP_RESIZED && store__map_grow(s, false) == 0)
+            continue;
+        return store__errno(rc);
+    }
+    r->active = true;
+    return 0;
+}
+
+void store_read_end(store_reader_t *r)
+{
+    if (r == NULL || !r->active)
+        return;
+    mdb_txn_reset(r->txn);
+    r->active = false;
+    pthread_rwlock_unlock(&r->s->map_lock);
+}
+
+int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key, size_t key_len,
+                   store_row_t *row)
+{
+    row->found = false;
+    row->rec = NULL;
+    row->rec_len = 0;
+    row->slots = NULL;
+    if (!r->active)
+        return -EINVAL;
+    /* Holding the map lock shared pins the published view table (it is only swapped under the
+     * lock held exclusively), so plain loads suffice here. */
+    const store__views_t *t = r->s->views;
+    const store__view_t *e = r->cache;
+    if (t == NULL)
+        return -ENOENT;
+    if (e == NULL || r->cache_gen != t->gen || e->version != v->version ||
+        strcmp(e->name, v->name) != 0) {
+        e = store__views_find(t, v->name, v->version);
+        if (e == NULL)
+            return -ENOENT;
+        r->cache = e;
+        r->cache_gen = t->gen;
+    }
+    MDB_val k = {key_len, (void *)key}, d;
+    int rc = mdb_get(r->txn, e->dbi, &k, &d);
+    if (rc == MDB_NOTFOUND) {
+        row->slots = e;
+        return 0;
+    }
+    if (rc != 0)
+        return store__errno(rc);
+    store__rec_t rec;
+    if (store__rec_parse(d.mv_data, d.mv_size, &rec) < 0)
+        return -EIO;
+    row->found = true;
+    row->event_ts_us = rec.event_ts_us;
+    row->created_ts_us = rec.created_ts_us;
+    row->rec = d.mv_data;
+    row->rec_len = d.mv_size;
+    row->slots = e;
+    return 0;
+}

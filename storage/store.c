@@ -1,0 +1,476 @@
+/* storage/store.c - LMDB environment lifecycle, error translation, map growth, stats, snapshots. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/store_int.h"
+
+#define DEFAULT_MAP_SIZE ((size_t)1 << 30)
+#define MAX_MAP_SIZE ((size_t)1 << 44)
+/* Named databases: meta plus one per online view version (see STORE_MAX_VIEWS). */
+#define MAX_DBS (STORE_MAX_VIEWS + 1)
+
+int store__buf_reserve(store__buf_t *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n)
+        cap *= 2;
+    uint8_t *d = realloc(b->data, cap);
+    if (d == NULL)
+        return -ENOMEM;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+int store__buf_append(store__buf_t *b, const void *p, size_t n)
+{
+    int rc = store__buf_reserve(b, n);
+    if (rc < 0)
+        return rc;
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void store__buf_free(store__buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* The one place LMDB's codes become errno values. */
+int store__errno(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+        return -ENOSPC;
+    case MDB_DBS_FULL:
+        return -EMFILE;
+    case MDB_READERS_FULL:
+    case MDB_TLS_FULL:
+    case MDB_MAP_RESIZED:
+        return -EAGAIN;
+    case MDB_TXN_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_PAGE_FULL:
+        return -E2BIG;
+    case MDB_BAD_VALSIZE:
+        return -EINVAL;
+    case MDB_INCOMPATIBLE:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID:
+        return -EPROTO;
+    case MDB_PAGE_NOTFOUND:
+    case MDB_CORRUPTED:
+    case MDB_PANIC:
+    case MDB_BAD_RSLOT:
+    case MDB_BAD_TXN:
+    case MDB_BAD_DBI:
+        return -EIO;
+    default:
+        /* LMDB passes system errors through as positive errno values. */
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+int store__meta_get(MDB_txn *txn, MDB_dbi meta, const char *key, MDB_val *val)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    return store__errno(mdb_get(txn, meta, &k, val));
+}
+
+int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, size_t n)
+{
+    MDB_val k = {strlen(key), (void *)key}, v = {n, (void *)p};
+    return store__errno(mdb_put(txn, meta, &k, &v, 0));
+}
+
+int store__meta_del(MDB_txn *txn, MDB_dbi meta, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    int rc = mdb_del(txn, meta, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : store__errno(rc);
+}
+
+int64_t store_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return -ENAMETOOLONG;
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/*
+ * Map growth. mdb_env_set_mapsize() remaps the file, so no transaction of this process may be
+ * live: the caller takes the map lock exclusively, which waits for readers to reach
+ * store_read_end() and for the writer to leave its transaction (readers in the reset state hold
+ * no pointers). seen is the size the caller ran out of: when another thread already grew past
+ * it, there is nothing to do. seen == 0 adopts a size another process set (MDB_MAP_RESIZED).
+ */
+static int map_resize(store_t *s, size_t seen)
+{
+    pthread_rwlock_wrlock(&s->map_lock);
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    int rc = 0;
+    if (seen == 0) {
+        rc = store__errno(mdb_env_set_mapsize(s->env, 0));
+    } else if (info.me_mapsize <= seen) {
+        size_t size = info.me_mapsize * 2;
+        rc = size > MAX_MAP_SIZE ? -ENOSPC : store__errno(mdb_env_set_mapsize(s->env, size));
+    }
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}
+
+int store__map_grow(store_t *s, bool grow)
+{
+    if (!grow)
+        return map_resize(s, 0);
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    return map_resize(s, info.me_mapsize);
+}
+
+static int open_meta(store_t *s, const store_options_t *opts)
+{
+    MDB_txn *txn = NULL;
+    store__views_t *t = NULL;
+    int rc = store__errno(mdb_txn_begin(s->env, NULL, opts->read_only ? MDB_RDONLY : 0, &txn));
+    if (rc < 0)
+        goto out;
+    int mrc = mdb_dbi_open(txn, STORE__META_DB, opts->read_only ? 0 : MDB_CREATE, &s->meta);
+    if (mrc == MDB_NOTFOUND) {
+        rc = -ENOENT; /* read-only, and nothing was ever written here */
+        goto out;
+    }
+    rc = store__errno(mrc);
+    if (rc < 0)
+        goto out;
+    MDB_val v;
+    rc = store__meta_get(txn, s->meta, STORE__KEY_FORMAT, &v);
+    if (rc == -ENOENT && !opts->read_only) {
+        uint8_t b[4];
+        store__put_le32(b, STORE_FORMAT_VERSION);
+        rc = store__meta_put(txn, s->meta, STORE__KEY_FORMAT, b, sizeof b);
+    } else if (rc == 0) {
+        if (v.mv_size != 4)
+            rc = -EIO;
+        else if (store__le32(v.mv_data) > STORE_FORMAT_VERSION)
+            rc = -EPROTO;
+    } else if (rc == -ENOENT) {
+        rc = 0;
+    }
+    if (rc < 0)
+        goto out;
+    rc = store__meta_get(txn, s->meta, STORE__KEY_CATALOG, &v);
+    if (rc == 0) {
+        /* The recorded catalog was dumped by catalog_dump_yaml(), so it loads unless the catalog
+         * module's format moved on; the data stays readable either way (slot tables are ours). */
+        catalog_t *cat = NULL;
+        if (catalog_load_string(v.mv_data, v.mv_size, "applied catalog", &cat, NULL) == 0)
+            s->catalog = cat;
+    } else if (rc != -ENOENT) {
+        goto out;
+    }
+    rc = store__views_build(txn, s->meta, s->catalog, ++s->views_gen, &t);
+    if (rc < 0)
+        goto out;
+    if (opts->read_only) {
+        /* Committing, not aborting: an aborted transaction closes the handles it opened. */
+        rc = store__errno(mdb_txn_commit(txn));
+        txn = NULL;
+        if (rc < 0)
+            goto out;
+    } else {
+        rc = store__errno(mdb_txn_commit(txn));
+        txn = NULL;
+        if (rc < 0)
+            goto out;
+        rc = store__errno(mdb_env_sync(s->env, 1));
+        if (rc < 0)
+            goto out;
+    }
+    store__views_publish(s, t);
+    t = NULL;
+out:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    store__views_unref(t);
+    return rc;
+}
+
+int store_open(const store_options_t *opts, store_t **out)
+{
+    store_t *s = NULL;
+    int rc = -EINVAL;
+    if (opts == NULL || opts->dir == NULL || out == NULL)
+        goto fail;
+    if (opts->read_only) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", opts->dir) >= sizeof path) {
+            rc = -ENAMETOOLONG;
+            goto fail;
+        }
+        if (access(path, R_OK) < 0) {
+            rc = errno == ENOENT ? -ENOENT : -errno;
+            goto fail;
+        }
+    } else {
+        rc = mkdir_p(opts->dir);
+        if (rc < 0)
+            goto fail;
+    }
+    rc = -ENOMEM;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        goto fail;
+    s->read_only = opts->read_only;
+    s->sync = opts->sync;
+    s->dir = strdup(opts->dir);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->map_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&s->views_mu, NULL);
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
+    if (s->dir == NULL)
+        goto fail;
+
+    rc = store__errno(mdb_env_create(&s->env));
+    if (rc < 0)
+        goto fail;
+    mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 512);
+    mdb_env_set_maxdbs(s->env, MAX_DBS);
+    /*
+     * MDB_NOSYNC: commits write to the file (the OS page cache) but never fsync; the writer
+     * calls mdb_env_sync() once per group commit instead, so many callers share one fsync.
+     * MDB_NOTLS: a reader's transaction is reset and renewed, possibly on another thread.
+     * MDB_NORDAHEAD: reads are random point lookups; readahead only evicts useful pages.
+     */
+    unsigned flags = MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD;
+    if (opts->read_only)
+        flags |= MDB_RDONLY;
+    /* A new environment starts at the requested size; an existing one at its recorded size,
+     * grown to the requested one if that is larger (never shrunk). */
+    size_t want = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", opts->dir);
+    if (!opts->read_only && stat(path, &st) < 0) {
+        rc = store__errno(mdb_env_set_mapsize(s->env, want));
+        if (rc < 0)
+            goto fail;
+    }
+    rc = store__errno(mdb_env_open(s->env, opts->dir, flags, 0644));
+    if (rc < 0)
+        goto fail;
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    if (!opts->read_only && info.me_mapsize < want) {
+        rc = store__errno(mdb_env_set_mapsize(s->env, want));
+        if (rc < 0)
+            goto fail;
+    }
+    rc = open_meta(s, opts);
+    if (rc < 0)
+        goto fail;
+    if (!opts->read_only) {
+        rc = store__writer_start(s);
+        if (rc < 0)
+            goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    store_close(s);
+    return rc;
+}
+
+void store_close(store_t *s)
+{
+    if (s == NULL)
+        return;
+    store__writer_stop(s);
+    store__views_publish(s, NULL);
+    if (s->env != NULL) {
+        /* One last fsync makes everything committed under STORE_SYNC_NONE durable too. */
+        if (!s->read_only)
+            mdb_env_sync(s->env, 1);
+        mdb_env_close(s->env);
+    }
+    catalog_unref(s->catalog);
+    pthread_cond_destroy(&s->q_cv);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_mutex_destroy(&s->views_mu);
+    pthread_rwlock_destroy(&s->map_lock);
+    free(s->dir);
+    free(s);
+}
+
+int store_applied_catalog(store_t *s, catalog_t **out)
+{
+    pthread_mutex_lock(&s->views_mu);
+    catalog_t *c = s->catalog != NULL ? catalog_ref(s->catalog) : NULL;
+    pthread_mutex_unlock(&s->views_mu);
+    if (c == NULL)
+        return -ENOENT;
+    *out = c;
+    return 0;
+}
+
+/* A short read transaction under the map lock, for the maintenance getters below. */
+static int read_txn(store_t *s, MDB_txn **txn)
+{
+    for (;;) {
+        pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc != MDB_MAP_RESIZED)
+            return store__errno(rc);
+        rc = store__map_grow(s, false);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void read_txn_end(store_t *s, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->map_lock);
+}
+
+int store_last_position(store_t *s, uint64_t *pos)
+{
+    MDB_txn *txn;
+    int rc = read_txn(s, &txn);
+    if (rc < 0)
+        return rc;
+    MDB_val v;
+    rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
+    if (rc == 0 && v.mv_size == 8)
+        *pos = store__le64(v.mv_data);
+    else if (rc == -ENOENT)
+        *pos = 0, rc = 0;
+    else if (rc == 0)
+        rc = -EIO;
+    read_txn_end(s, txn);
+    return rc;
+}
+
+int store_stat(store_t *s, store_stats_t *out)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = store__errno(mdb_env_info(s->env, &info));
+    if (rc == 0)
+        rc = store__errno(mdb_env_stat(s->env, &st));
+    if (rc == 0)
+        rc = store_last_position(s, &out->last_position);
+    if (rc < 0)
+        return rc;
+    out->map_size = info.me_mapsize;
+    out->used_bytes = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    store__views_t *t = store__views_get(s);
+    out->n_views = t != NULL ? t->n : 0;
+    store__views_unref(t);
+    out->commits = atomic_load(&s->commits);
+    out->batches = atomic_load(&s->batches);
+    return 0;
+}
+
+int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows)
+{
+    MDB_txn *txn;
+    int rc = read_txn(s, &txn);
+    if (rc < 0)
+        return rc;
+    /* Under the map lock the published table cannot change. */
+    const store__view_t *e = store__views_find(s->views, v->name, v->version);
+    MDB_stat st;
+    if (e == NULL)
+        rc = -ENOENT;
+    else
+        rc = store__errno(mdb_stat(txn, e->dbi, &st));
+    if (rc == 0)
+        *rows = st.ms_entries;
+    read_txn_end(s, txn);
+    return rc;
+}
+
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -errno;
+    int rc = 1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            rc = 0;
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int store_snapshot(store_t *s, const char *out_dir)
+{
+    int rc = mkdir_p(out_dir);
+    if (rc < 0)
+        return rc;
+    rc = dir_is_empty(out_dir);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return -EEXIST;
+    /*
+     * mdb_env_copy2() reads through its own read transaction, so writers carry on; holding the
+     * map lock shared keeps a map resize from pulling the pages out from under it (a resize
+     * waits for the copy to finish).
+     */
+    pthread_rwlock_rdlock(&s->map_lock);
+    rc = store__errno(mdb_env_copy2(s->env, out_dir, MDB_CP_COMPACT));
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}

@@ -1,0 +1,239 @@
+/* storage/store_int.h - shared inside storage/: the store, view table, records, writer jobs. */
+#ifndef STORAGE_STORE_INT_H
+#define STORAGE_STORE_INT_H
+
+#include <endian.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "storage/store.h"
+
+/* LMDB names. Meta keys are short ASCII strings; view keys are "<name>@v<version>". */
+#define STORE__META_DB "meta"
+#define STORE__KEY_FORMAT "format"
+#define STORE__KEY_CATALOG "catalog"
+#define STORE__KEY_POSITION "position"
+#define STORE__PREFIX_SLOTS "slots:" /* + view key: the slot table */
+#define STORE__PREFIX_DROPPED                                                                      \
+    "dropped:"                   /* + view key: torn down, still in the recorded catalog           \
+                                  */
+#define STORE__PREFIX_DB "fv:"   /* + view key: the view version's database */
+#define STORE__PREFIX_GEN "gen:" /* + view key: txn id that created the database */
+#define STORE__VIEW_KEY_MAX (CATALOG_MAX_NAME + 16)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Growable byte buffer                                                                        */
+
+typedef struct store__buf {
+    uint8_t *data;
+    size_t len, cap;
+} store__buf_t;
+
+/* Makes room for n more bytes. Returns: 0, -ENOMEM. */
+int store__buf_reserve(store__buf_t *b, size_t n);
+int store__buf_append(store__buf_t *b, const void *p, size_t n);
+void store__buf_free(store__buf_t *b);
+
+uint64_t store__hash(const void *p, size_t n, uint64_t h);
+#define STORE__HASH_SEED 0xcbf29ce484222325ull
+
+/* Formats "<name>@v<version>". Returns: its length, or -ENAMETOOLONG. */
+int store__view_key(char *buf, size_t cap, const char *name, uint32_t version);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The view table: (name, version) -> database and slot table. Immutable once published.       */
+
+typedef struct store__view {
+    char *name; /* view name */
+    uint32_t version;
+    char key[STORE__VIEW_KEY_MAX]; /* "<name>@v<version>" */
+    MDB_dbi dbi;
+    uint64_t gen;       /* changes whenever the database is created again after a teardown */
+    uint32_t n_slots;   /* features ever applied to this version */
+    char **slot_names;  /* [n_slots] */
+    const char **fast;  /* [n_slots]: the applied catalog's own name pointers, or NULL */
+    uint32_t *name_ix;  /* open addressing over slot names: slot + 1, 0 = empty */
+    uint32_t name_mask; /* capacity - 1 */
+} store__view_t;
+
+typedef struct store__views {
+    atomic_int refs;
+    uint64_t gen;       /* identifies this table (reader caches check it) */
+    catalog_t *catalog; /* keeps the `fast` pointers alive; may be NULL */
+    size_t n;
+    store__view_t *items;
+    uint32_t *ix; /* open addressing over (name, version): index + 1 */
+    uint32_t mask;
+} store__views_t;
+
+const store__view_t *store__views_find(const store__views_t *t, const char *name, uint32_t version);
+/* The slot of feature `index` of catalog view v, or UINT32_MAX when it was never applied. */
+uint32_t store__slot_of(const store__view_t *e, const catalog_view_t *v, uint32_t index);
+uint32_t store__slot_by_name(const store__view_t *e, const char *name);
+/* Builds a table from the meta database's slot tables, opening every view database in txn.
+ * Returns: 0, or a negative errno. Ownership: *out has one reference. */
+int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
+                       store__views_t **out);
+store__views_t *store__views_ref(store__views_t *t);
+void store__views_unref(store__views_t *t);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Encoded rows: what the caller's thread hands the writer after validation                    */
+
+/*
+ * A row's values live in the arena at vals_off as n_vals entries of (u32 slot, u32 len, len
+ * bytes), in increasing slot order; len 0 is an explicit null.
+ */
+typedef struct store__row {
+    size_t key_off;
+    size_t vals_off;
+    int64_t event_ts_us;
+    uint32_t key_len;
+    uint32_t n_vals;
+    uint32_t view; /* index into store__enc_t.views */
+    uint32_t seq;  /* position in the caller's input, keeps sorts stable */
+    uint8_t op;
+} store__row_t;
+
+typedef struct store__enc_view {
+    char name[CATALOG_MAX_NAME + 1];
+    uint32_t version;
+    uint64_t gen; /* the database's generation when the rows were encoded */
+} store__enc_view_t;
+
+typedef struct store__enc {
+    store__enc_view_t *views;
+    size_t n_views, cap_views;
+    store__row_t *rows;
+    size_t n_rows, cap_rows;
+    store__buf_t arena;
+    uint32_t *order; /* bulk: rows sorted by (view, key, seq); NULL = input order */
+} store__enc_t;
+
+/* Validates and encodes batches, appending to enc; on failure enc is left as it was.
+ * Returns: 0, -EINVAL (res says where), -ENOENT (a view has no database), -ENOMEM. */
+int store__encode(store_t *s, const store_batch_t *batches, size_t n, store__enc_t *enc,
+                  store_apply_result_t *res);
+void store__enc_free(store__enc_t *enc);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Records                                                                                     */
+
+#define STORE__REC_FORMAT 1
+#define STORE__REC_HEADER 24
+
+typedef struct store__rec {
+    int64_t event_ts_us;
+    int64_t created_ts_us;
+    uint32_t n_slots;
+    const uint8_t *ends; /* n_slots little-endian u32 end offsets into data */
+    const uint8_t *data;
+    size_t data_len;
+} store__rec_t;
+
+/* Parses and bounds-checks a record header. Returns: 0, -EIO for a malformed record. */
+int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out);
+/* Value bytes of one slot (len 0: null or absent). Returns: 0, -EIO (malformed). */
+int store__rec_slot(const store__rec_t *r, uint32_t slot, const uint8_t **p, size_t *len);
+/*
+ * Writes into out the record that results from merging row's values over old (NULL = no record):
+ * slots the row lists take the row's bytes, the others keep old's.
+ * Returns: 0, -EIO (old malformed), -E2BIG, -ENOMEM.
+ */
+int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uint8_t *arena,
+                     int64_t created_ts_us, store__buf_t *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The store and its writer                                                                    */
+
+typedef struct store__job store__job_t;
+typedef int (*store__job_fn)(store_t *s, MDB_txn *txn, void *arg);
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta;
+    bool read_only;
+    store_sync_t sync;
+    char *dir;
+
+    /*
+     * The map lock. Everything that holds pointers into the map or uses a view-table entry
+     * (readers between store_read_begin and store_read_end, the writer inside a transaction,
+     * snapshots) holds it shared; only a map resize and a view-table swap take it exclusively.
+     * Writer-preferring, so a resize is not starved by a steady stream of reads.
+     */
+    pthread_rwlock_t map_lock;
+    store__views_t *views; /* replaced under map_lock (exclusive) and views_mu */
+    pthread_mutex_t views_mu;
+    uint64_t views_gen; /* writer only */
+    atomic_uint_fast64_t table_gen;
+
+    catalog_t *catalog; /* applied catalog; under views_mu */
+
+    pthread_t writer;
+    bool writer_started;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    store__job_t *q_head, *q_tail;
+    bool closing;
+    int64_t last_created_us; /* writer only: write times never go backwards */
+
+    atomic_uint_fast64_t commits, batches;
+};
+
+/* Translates an LMDB return code (or a positive errno from LMDB) to a negative errno. */
+int store__errno(int rc);
+
+/* Runs fn inside its own write transaction on the writer thread, waiting for it (and for the
+ * fsync under sync=full). exclusive: hold the map lock exclusively for the whole transaction
+ * (catalog changes). after: runs on the writer after the commit or abort, with fn's result.
+ * Returns: fn's result, or a commit/sync error. */
+int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
+               void (*after)(store_t *s, int rc, void *arg));
+/* Hands an encoded set of rows to the writer and waits. Returns: as store_apply(). */
+int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bulk,
+                  store_apply_result_t *res);
+int store__writer_start(store_t *s);
+void store__writer_stop(store_t *s);
+
+/* Map growth: doubles the map (or adopts another process's size when grow is false).
+ * Caller holds no map lock. Returns: 0 or a negative errno. */
+int store__map_grow(store_t *s, bool grow);
+
+/* Publishes a new view table (caller holds map_lock exclusively). Takes over t's reference. */
+void store__views_publish(store_t *s, store__views_t *t);
+/* The current view table with a reference, safe without the map lock. */
+store__views_t *store__views_get(store_t *s);
+
+/* meta helpers (txn borrowed) */
+int store__meta_get(MDB_txn *txn, MDB_dbi meta, const char *key, MDB_val *val);
+int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, size_t n);
+int store__meta_del(MDB_txn *txn, MDB_dbi meta, const char *key);
+
+/* Little-endian integers at any alignment (LMDB values are only 2-byte aligned). */
+static inline uint64_t store__le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return le64toh(v);
+}
+static inline uint32_t store__le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return le32toh(v);
+}
+static inline void store__put_le64(uint8_t *p, uint64_t v)
+{
+    v = htole64(v);
+    memcpy(p, &v, sizeof v);
+}
+static inline void store__put_le32(uint8_t *p, uint32_t v)
+{
+    v = htole32(v);
+    memcpy(p, &v, sizeof v);
+}
+
+#endif /* STORAGE_STORE_INT_H */

@@ -1,0 +1,261 @@
+/* tests/storage/test_apply.c - validation, atomic rejection and bulk loads (storage/apply.c). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/storage/helpers.h"
+
+static char *dir;
+static catalog_t *cat;
+static store_t *s;
+static const catalog_view_t *fv;
+
+static void setup(void)
+{
+    dir = th_tmpdir();
+    cat = th_catalog(th_yaml);
+    s = th_open_applied(dir, cat);
+    fv = th_view(cat, "fv", 1);
+}
+
+static void teardown(void)
+{
+    store_close(s);
+    catalog_unref(cat);
+    th_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(apply, .init = setup, .fini = teardown);
+
+/* Rows 0..n-1 with ids base+r and conv_rate rates[r]. */
+static store_batch_t rates_batch(catalog_value_t *ids, catalog_value_t *vals,
+                                 const catalog_value_t **keys, const catalog_value_t **cols,
+                                 const uint32_t *idx, size_t n, int64_t base, const float *rates)
+{
+    for (size_t r = 0; r < n; r++) {
+        ids[r] = th_i64(base + (int64_t)r);
+        vals[r] = th_f32(rates[r]);
+    }
+    keys[0] = ids;
+    cols[0] = vals;
+    return (store_batch_t){
+        .view = fv, .n_rows = n, .keys = keys, .n_features = 1, .feature_idx = idx, .values = cols};
+}
+
+Test(apply, an_invalid_row_rejects_every_batch_and_names_batch_row_field_and_rule)
+{
+    static const uint32_t idx[] = {0};
+    const float good[] = {0.1f, 0.2f, 0.3f, 0.4f}, bad[] = {0.5f, 0.6f, 0.7f, 1.5f};
+    catalog_value_t ids0[4], ids1[4], v0[4], v1[4];
+    const catalog_value_t *k0[1], *k1[1], *c0[1], *c1[1];
+    store_batch_t b[2] = {rates_batch(ids0, v0, k0, c0, idx, 4, 100, good),
+                          rates_batch(ids1, v1, k1, c1, idx, 4, 200, bad)};
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, b, 2, 0, &res), -EINVAL);
+    cr_assert_eq(res.bad_batch, 1);
+    cr_assert_eq(res.bad_row, 3);
+    cr_assert_str_eq(res.bad_field, "conv_rate");
+    cr_assert(strstr(res.error, "max") != NULL, "error: %s", res.error);
+    cr_assert_eq(res.written, 0);
+    cr_assert_eq(th_rows(s, fv), 0, "nothing of the good batch may be written");
+    store_stats_t st;
+    cr_assert_eq(store_stat(s, &st), 0);
+    cr_assert_eq(st.batches, 0);
+}
+
+Test(apply, a_join_key_of_the_wrong_type_is_named)
+{
+    catalog_value_t key = th_str("1001"), val = th_f32(0.5f);
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+    uint32_t idx = 0;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), -EINVAL);
+    cr_assert_str_eq(res.bad_field, "driver_id");
+    cr_assert(strstr(res.error, "STRING") != NULL, "error: %s", res.error);
+}
+
+Test(apply, a_value_of_the_wrong_dtype_is_refused_with_the_catalog_rule)
+{
+    store_apply_result_t res;
+    catalog_value_t key = th_i64(1), val = th_str("fast");
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+    uint32_t idx = 1; /* trips INT64 */
+    store_batch_t b = {.view = fv,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = vals};
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), -EINVAL);
+    cr_assert_str_eq(res.bad_field, "trips");
+    cr_assert_neq(res.error[0], '\0');
+}
+
+Test(apply, int32_values_are_widened_for_int64_features)
+{
+    catalog_value_t v32 = {.type = CATALOG_DTYPE_INT32, .u.i32 = -12};
+    cr_assert_eq(th_put(s, fv, 1, 1, v32, 1000), 0);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, 1, 1, 1000, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.type, CATALOG_DTYPE_INT64);
+    cr_assert_eq(out.u.i64, -12);
+
+    const int32_t items[] = {1, 2, 3};
+    catalog_value_t l32 = {.type = CATALOG_DTYPE_INT32_LIST, .u.list = {3, {.i32 = items}}};
+    cr_assert_eq(th_put(s, fv, 2, 3, l32, 1000), 0);
+    cr_assert_eq(th_get(s, fv, 2, 3, 1000, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.type, CATALOG_DTYPE_INT64_LIST);
+    cr_assert_eq(out.u.list.n, 3);
+    cr_assert_eq(out.u.list.v.i64[2], 3);
+}
+
+Test(apply, a_feature_listed_twice_in_one_batch_is_einval)
+{
+    catalog_value_t key = th_i64(1), a = th_f32(0.1f), b2 = th_f32(0.2f);
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&a, &b2};
+    uint32_t idx[] = {0, 0};
+    store_batch_t b = {
+        .view = fv, .n_rows = 1, .keys = keys, .n_features = 2, .feature_idx = idx, .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), -EINVAL);
+    cr_assert_str_eq(res.bad_field, "conv_rate");
+}
+
+Test(apply, a_view_without_a_database_is_enoent)
+{
+    catalog_t *other = th_catalog("project: p\n"
+                                  "entities: [{name: driver, join_keys: [{name: driver_id, type: "
+                                  "INT64}]}]\n"
+                                  "feature_views:\n"
+                                  "  - {name: nope, version: 1, entities: [driver], features: "
+                                  "[{name: f, dtype: INT64}]}\n");
+    const catalog_view_t *v = th_view(other, "nope", 1);
+    catalog_value_t key = th_i64(1), val = th_i64(1);
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+    uint32_t idx = 0;
+    store_batch_t b = {
+        .view = v, .n_rows = 1, .keys = keys, .n_features = 1, .feature_idx = &idx, .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), -ENOENT);
+    cr_assert(strstr(res.error, "nope@v1") != NULL, "error: %s", res.error);
+    catalog_unref(other);
+}
+
+Test(apply, a_read_only_store_refuses_writes_with_erofs)
+{
+    store_options_t o = {.dir = dir, .read_only = true};
+    store_t *ro = NULL;
+    /* LMDB allows a second environment handle only in another process; close ours first. */
+    store_close(s);
+    s = NULL;
+    cr_assert_eq(store_open(&o, &ro), 0);
+    cr_assert_eq(th_put(ro, fv, 1, 0, th_f32(0.5f), 1), -EROFS);
+    store_close(ro);
+}
+
+Test(apply, bulk_loads_sort_merge_duplicates_and_keep_last_write_wins)
+{
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    /* Unsorted ids with repeats: id 5 gets an old event after a new one (stale), id 7 two
+     * partial writes that merge. */
+    const int64_t ids[] = {9, 5, 7, 5, 1, 7};
+    const int64_t ts[] = {10, 20, 10, 15, 10, 10};
+    const uint32_t feats[] = {0, 0, 0, 0, 0, 1};
+    for (size_t i = 0; i < 6; i++) {
+        catalog_value_t key = th_i64(ids[i]);
+        catalog_value_t val = feats[i] == 0 ? th_f32(0.1f * (float)(i + 1)) : th_i64(77);
+        const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+        store_batch_t batch = {.view = fv,
+                               .n_rows = 1,
+                               .keys = keys,
+                               .n_features = 1,
+                               .feature_idx = &feats[i],
+                               .values = vals,
+                               .event_ts_us = &ts[i]};
+        store_apply_result_t res;
+        cr_assert_eq(store_bulk_add(b, &batch, 1, &res), 0, "%s", res.error);
+    }
+    cr_assert_eq(store_bulk_rows(b), 6);
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_commit(b, &res), 0);
+    cr_assert_eq(res.written, 5);
+    cr_assert_eq(res.stale, 1);
+    store_bulk_free(b);
+    cr_assert_eq(th_rows(s, fv), 4);
+    catalog_value_t out;
+    int64_t t;
+    cr_assert_eq(th_get(s, fv, 5, 0, 20, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_float_eq(out.u.f32, 0.2f, 1e-6);
+    cr_assert_eq(t, 20);
+    cr_assert_eq(th_get(s, fv, 7, 0, 20, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_float_eq(out.u.f32, 0.3f, 1e-6);
+    cr_assert_eq(th_get(s, fv, 7, 1, 20, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 77);
+}
+
+Test(apply, a_bulk_load_into_a_populated_view_merges_like_store_apply)
+{
+    cr_assert_eq(th_put(s, fv, 1, 1, th_i64(5), 100), 0);
+    cr_assert_eq(th_put(s, fv, 2, 0, th_f32(0.9f), 300), 0);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    catalog_value_t keys0[] = {th_i64(1), th_i64(2), th_i64(3)};
+    catalog_value_t vals0[] = {th_f32(0.1f), th_f32(0.2f), th_f32(0.3f)};
+    const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
+    const int64_t ts[] = {200, 200, 200};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = 3,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = vals,
+                           .event_ts_us = ts};
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_add(b, &batch, 1, &res), 0);
+    cr_assert_eq(store_bulk_commit(b, &res), 0);
+    store_bulk_free(b);
+    cr_assert_eq(res.written, 2);
+    cr_assert_eq(res.stale, 1);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, 1, 1, 200, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 5, "the bulk row must merge, not replace");
+    cr_assert_eq(th_get(s, fv, 2, 0, 300, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_float_eq(out.u.f32, 0.9f, 1e-6);
+}
+
+Test(apply, a_bad_bulk_batch_adds_nothing_and_keeps_earlier_ones)
+{
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    cr_assert_eq(th_rows(s, fv), 0);
+    catalog_value_t keys0[] = {th_i64(1), th_i64(2)};
+    catalog_value_t vals0[] = {th_f32(0.1f), th_f32(7.0f)};
+    const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = 2,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_add(b, &batch, 1, &res), -EINVAL);
+    cr_assert_eq(res.bad_row, 1);
+    cr_assert_eq(store_bulk_rows(b), 0);
+    batch.n_rows = 1;
+    cr_assert_eq(store_bulk_add(b, &batch, 1, &res), 0);
+    cr_assert_eq(store_bulk_rows(b), 1);
+    store_bulk_free(b); /* never committed: nothing written */
+    cr_assert_eq(th_rows(s, fv), 0);
+}

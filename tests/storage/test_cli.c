@@ -1,0 +1,234 @@
+/* tests/storage/test_cli.c - end to end: the real fstore binary's apply, ingest, get, teardown,
+ * snapshot and gc against temporary data directories. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "tests/storage/helpers.h"
+
+static char *dir;
+static char bin[1024];
+
+static void setup(void)
+{
+    const char *b = getenv("FSTORE_BINARY_DIR");
+    cr_assert_not_null(b, "FSTORE_BINARY_DIR is not set (run through ctest)");
+    snprintf(bin, sizeof bin, "%s/server/fstore", b);
+    dir = th_tmpdir();
+}
+
+static void teardown(void)
+{
+    th_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+static void write_file(const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Runs `fstore ARGS` in dir (stdout and stderr captured together into out). Returns: the exit
+ * status. */
+static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t cap, const char *fmt, ...)
+{
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", dir, bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st), "fstore %s: killed", args);
+    return WEXITSTATUS(st);
+}
+
+static const char catalog_yaml[] =
+    "project: p\n"
+    "entities:\n"
+    "  - {name: driver, join_keys: [{name: driver_id, type: INT64}]}\n"
+    "feature_views:\n"
+    "  - name: fv\n"
+    "    version: 1\n"
+    "    entities: [driver]\n"
+    "    ttl: 1h\n"
+    "    features:\n"
+    "      - {name: conv_rate, dtype: FLOAT, validation: {min: 0, max: 1}}\n"
+    "      - {name: trips, dtype: INT64}\n"
+    "      - {name: label, dtype: STRING}\n"
+    "      - {name: hist, dtype: INT64_LIST}\n"
+    "  - name: glob\n"
+    "    version: 1\n"
+    "    entities: []\n"
+    "    features: [{name: total, dtype: INT64}]\n"
+    "feature_services:\n"
+    "  - {name: svc, features: [\"fv:conv_rate\", \"fv:trips\"]}\n";
+
+static char out[65536];
+
+static void apply_catalog(void)
+{
+    write_file("catalog.yaml", catalog_yaml);
+    int rc = run(out, sizeof out, "apply --catalog catalog.yaml --data-dir data");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "feature_view fv@v1") != NULL, "%s", out);
+}
+
+Test(cli, every_storage_command_answers_help_with_its_flags)
+{
+    const char *cmds[] = {"apply", "teardown", "ingest", "get", "snapshot", "gc"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        cr_assert_eq(run(out, sizeof out, "%s --help", cmds[i]), 0, "%s", cmds[i]);
+        cr_assert(strstr(out, "--data-dir") != NULL, "%s --help: %s", cmds[i], out);
+    }
+    cr_assert_eq(run(out, sizeof out, "ingest --data-dir data"), 2, "no --view, no FILE");
+}
+
+Test(cli, ingested_csv_reads_back_through_get_as_a_table_and_as_json)
+{
+    apply_catalog();
+    long now = (long)time(NULL);
+    char csv[1024];
+    snprintf(csv, sizeof csv,
+             "driver_id,conv_rate,trips,label,hist,event_timestamp\n"
+             "1001,0.5,10,\"gold, \"\"vip\"\"\",\"[1,2,3]\",%ld\n"
+             "1002,0.25,,silver,[],2024-01-01T00:00:00Z\n"
+             "1003,0.75,30,\"two\nlines\",[4],%ld.5\n",
+             now, now);
+    write_file("rows.csv", csv);
+    int rc = run(out, sizeof out, "ingest --data-dir data --view fv rows.csv");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "3 rows") != NULL && strstr(out, "rows/s") != NULL, "%s", out);
+
+    rc = run(out, sizeof out,
+             "get --data-dir data --features fv:conv_rate,fv:trips,fv:label,fv:hist "
+             "--entity driver_id=1001 --entity driver_id=1002 --entity driver_id=9");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "\"gold, \\\"vip\\\"\"") != NULL, "%s", out);
+    cr_assert(strstr(out, "[1, 2, 3]") != NULL, "%s", out);
+    cr_assert(strstr(out, "OUTSIDE_MAX_AGE") != NULL, "2024 is past the 1h TTL: %s", out);
+    cr_assert(strstr(out, "2024-01-01T00:00:00Z") != NULL, "%s", out);
+    cr_assert(strstr(out, "NULL_VALUE") != NULL, "the empty trips cell: %s", out);
+    cr_assert(strstr(out, "NOT_FOUND") != NULL, "%s", out);
+
+    rc = run(out, sizeof out,
+             "get --data-dir data --feature-service svc --entity driver_id=1003 "
+             "--json");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "\"fv:trips\"") != NULL && strstr(out, "30") != NULL, "%s", out);
+    cr_assert(strstr(out, ".500000Z") != NULL, "fractional epoch seconds: %s", out);
+}
+
+Test(cli, jsonl_from_stdin_loads_an_entityless_view)
+{
+    apply_catalog();
+    write_file("g.jsonl", "{\"total\": 41}\n{\"total\": 42}\n");
+    int rc = run(out, sizeof out, "ingest --data-dir data --view glob --format jsonl - < g.jsonl");
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = run(out, sizeof out, "get --data-dir data --features glob:total --json");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "42") != NULL, "the later row wins: %s", out);
+}
+
+Test(cli, bad_rows_are_all_reported_with_their_lines_and_nothing_is_loaded)
+{
+    apply_catalog();
+    write_file("bad.csv", "driver_id,conv_rate,trips\n"
+                          "2001,0.5,1\n"
+                          "2002,1.5,2\n"
+                          "x,0.1,3\n"
+                          "2004,0.2,many\n"
+                          "2005,0.3\n");
+    int rc = run(out, sizeof out, "ingest --data-dir data --view fv bad.csv");
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "bad.csv:3: conv_rate") != NULL, "%s", out);
+    cr_assert(strstr(out, "bad.csv:4: driver_id") != NULL, "%s", out);
+    cr_assert(strstr(out, "bad.csv:5: trips") != NULL, "%s", out);
+    cr_assert(strstr(out, "bad.csv:6:") != NULL, "%s", out);
+    cr_assert(strstr(out, "nothing was loaded") != NULL, "%s", out);
+    rc = run(out, sizeof out, "get --data-dir data --features fv:trips --entity driver_id=2001");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "NOT_FOUND") != NULL, "the good row must not be loaded: %s", out);
+}
+
+Test(cli, apply_refuses_a_breaking_change_and_says_why)
+{
+    apply_catalog();
+    char *changed = strdup(catalog_yaml);
+    char *at = strstr(changed, "{name: trips, dtype: INT64}");
+    memcpy(at, "{name: trips, dtype: BOOL} ", strlen("{name: trips, dtype: INT64}"));
+    write_file("changed.yaml", changed);
+    free(changed);
+    int rc = run(out, sizeof out, "apply --catalog changed.yaml --data-dir data");
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "BREAKING") != NULL && strstr(out, "trips") != NULL, "%s", out);
+    cr_assert(strstr(out, "refused") != NULL, "%s", out);
+}
+
+Test(cli, teardown_needs_yes_and_then_drops_the_view)
+{
+    apply_catalog();
+    write_file("r.csv", "driver_id,trips\n1,5\n");
+    cr_assert_eq(run(out, sizeof out, "ingest --data-dir data --view fv r.csv"), 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "teardown --data-dir data --view fv"), 2, "%s", out);
+    cr_assert_eq(run(out, sizeof out,
+                     "get --data-dir data --features fv:trips --entity "
+                     "driver_id=1"),
+                 0);
+    cr_assert(strstr(out, "PRESENT") != NULL, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "teardown --data-dir data --view fv@v1 --yes"), 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out,
+                     "get --data-dir data --features fv:trips --entity "
+                     "driver_id=1"),
+                 1, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "teardown --data-dir data --view fv@v1 --yes"), 1, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "apply --catalog catalog.yaml --data-dir data"), 0, "%s",
+                 out);
+    cr_assert_eq(run(out, sizeof out, "teardown --data-dir data --yes"), 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out,
+                     "get --data-dir data --features fv:trips --entity "
+                     "driver_id=1"),
+                 1, "no catalog after a full teardown: %s", out);
+}
+
+Test(cli, snapshot_copies_the_data_and_gc_sweeps_expired_rows)
+{
+    apply_catalog();
+    long now = (long)time(NULL);
+    char csv[256];
+    snprintf(csv, sizeof csv, "driver_id,trips,event_timestamp\n1,5,%ld\n2,6,1000\n", now);
+    write_file("r.csv", csv);
+    cr_assert_eq(run(out, sizeof out, "ingest --data-dir data --view fv --sync none r.csv"), 0,
+                 "%s", out);
+    cr_assert_eq(run(out, sizeof out, "snapshot --data-dir data --out snap"), 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "snapshot --data-dir data --out snap"), 1, "not empty");
+    cr_assert_eq(run(out, sizeof out, "gc --data-dir data"), 0, "%s", out);
+    cr_assert(strstr(out, "deleted 1 ") != NULL, "%s", out);
+    cr_assert_eq(run(out, sizeof out,
+                     "get --data-dir snap --features fv:trips --entity "
+                     "driver_id=2 --entity driver_id=1"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "OUTSIDE_MAX_AGE") != NULL, "the snapshot predates the gc: %s", out);
+    cr_assert_eq(run(out, sizeof out,
+                     "get --data-dir data --features fv:trips --entity "
+                     "driver_id=2"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "NOT_FOUND") != NULL, "%s", out);
+}

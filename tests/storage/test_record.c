@@ -1,0 +1,103 @@
+/* tests/storage/test_record.c - record layout, merge and bounds checks (storage/record.c). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_int.h"
+
+/* A row in the encoded form the writer merges: (slot, bytes) pairs in slot order. */
+typedef struct built {
+    store__buf_t arena;
+    store__row_t row;
+} built_t;
+
+static void add_val(built_t *b, uint32_t slot, const char *bytes)
+{
+    uint8_t h[8];
+    store__put_le32(h, slot);
+    store__put_le32(h + 4, (uint32_t)strlen(bytes));
+    cr_assert_eq(store__buf_append(&b->arena, h, 8), 0);
+    cr_assert_eq(store__buf_append(&b->arena, bytes, strlen(bytes)), 0);
+    b->row.n_vals++;
+}
+
+static void slot_is(const store__rec_t *r, uint32_t slot, const char *want)
+{
+    const uint8_t *p;
+    size_t n;
+    cr_assert_eq(store__rec_slot(r, slot, &p, &n), 0);
+    cr_assert_eq(n, strlen(want), "slot %u: %zu bytes, want %zu", slot, n, strlen(want));
+    if (n > 0)
+        cr_assert_arr_eq(p, want, n);
+}
+
+Test(record, a_new_record_has_the_header_offsets_and_bytes_of_its_values)
+{
+    built_t b = {0};
+    b.row.event_ts_us = 42;
+    add_val(&b, 0, "aa");
+    add_val(&b, 2, "ccc");
+    store__buf_t out = {0};
+    cr_assert_eq(store__rec_merge(NULL, &b.row, b.arena.data, 77, &out), 0);
+    cr_assert_eq(out.len, STORE__REC_HEADER + 3 * 4 + 5);
+    cr_assert_eq(out.data[0], STORE__REC_FORMAT);
+    store__rec_t r;
+    cr_assert_eq(store__rec_parse(out.data, out.len, &r), 0);
+    cr_assert_eq(r.n_slots, 3);
+    cr_assert_eq(r.event_ts_us, 42);
+    cr_assert_eq(r.created_ts_us, 77);
+    slot_is(&r, 0, "aa");
+    slot_is(&r, 1, "");
+    slot_is(&r, 2, "ccc");
+    slot_is(&r, 9, ""); /* past the end: absent */
+    store__buf_free(&out);
+    store__buf_free(&b.arena);
+}
+
+Test(record, a_merge_replaces_listed_slots_keeps_the_others_and_grows_for_new_ones)
+{
+    built_t b1 = {0}, b2 = {0};
+    add_val(&b1, 0, "old0");
+    add_val(&b1, 1, "old1");
+    store__buf_t first = {0}, second = {0};
+    cr_assert_eq(store__rec_merge(NULL, &b1.row, b1.arena.data, 1, &first), 0);
+    store__rec_t r1;
+    cr_assert_eq(store__rec_parse(first.data, first.len, &r1), 0);
+
+    add_val(&b2, 1, "");     /* explicit null */
+    add_val(&b2, 3, "new3"); /* a slot appended later */
+    b2.row.event_ts_us = 5;
+    cr_assert_eq(store__rec_merge(&r1, &b2.row, b2.arena.data, 2, &second), 0);
+    store__rec_t r2;
+    cr_assert_eq(store__rec_parse(second.data, second.len, &r2), 0);
+    cr_assert_eq(r2.n_slots, 4);
+    cr_assert_eq(r2.event_ts_us, 5);
+    slot_is(&r2, 0, "old0");
+    slot_is(&r2, 1, "");
+    slot_is(&r2, 2, "");
+    slot_is(&r2, 3, "new3");
+    store__buf_free(&first);
+    store__buf_free(&second);
+    store__buf_free(&b1.arena);
+    store__buf_free(&b2.arena);
+}
+
+Test(record, malformed_records_are_refused_not_read)
+{
+    uint8_t rec[64] = {STORE__REC_FORMAT};
+    store__rec_t r;
+    cr_assert_eq(store__rec_parse(rec, 10, &r), -EIO); /* shorter than the header */
+    rec[0] = 9;
+    cr_assert_eq(store__rec_parse(rec, sizeof rec, &r), -EIO); /* unknown format */
+    rec[0] = STORE__REC_FORMAT;
+    store__put_le32(rec + 4, 1000); /* more slots than bytes */
+    cr_assert_eq(store__rec_parse(rec, sizeof rec, &r), -EIO);
+    store__put_le32(rec + 4, 1);
+    store__put_le32(rec + STORE__REC_HEADER, 500); /* slot ends past the data */
+    cr_assert_eq(store__rec_parse(rec, sizeof rec, &r), 0);
+    const uint8_t *p;
+    size_t n;
+    cr_assert_eq(store__rec_slot(&r, 0, &p, &n), -EIO);
+}

@@ -1,0 +1,237 @@
+/* tests/storage/test_store.c - open, reopen, format versions, snapshots and crash safety
+ * (storage/store.c). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/storage/helpers.h"
+
+static char *dir;
+static catalog_t *cat;
+static const catalog_view_t *fv;
+
+static void setup(void)
+{
+    dir = th_tmpdir();
+    cat = th_catalog(th_yaml);
+    fv = th_view(cat, "fv", 1);
+}
+
+static void teardown(void)
+{
+    catalog_unref(cat);
+    th_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, reopening_keeps_data_catalog_and_position)
+{
+    store_t *s = th_open_applied(dir, cat);
+    catalog_value_t key = th_i64(3), val = th_f32(0.75f);
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+    uint32_t idx = 0;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = vals};
+    cr_assert_eq(store_apply(s, &b, 1, 41, NULL), 0);
+    store_close(s);
+
+    s = th_open(dir, 0, STORE_SYNC_FULL);
+    catalog_t *applied = NULL;
+    cr_assert_eq(store_applied_catalog(s, &applied), 0);
+    /* Read through the catalog the store recorded, as a restarted server would. */
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, th_view(applied, "fv", 1), 3, 0, 0, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_float_eq(out.u.f32, 0.75f, 1e-6);
+    uint64_t pos;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 41);
+    catalog_unref(applied);
+    store_close(s);
+}
+
+Test(store, a_new_store_has_no_catalog)
+{
+    store_t *s = th_open(dir, 0, STORE_SYNC_FULL);
+    catalog_t *c = NULL;
+    cr_assert_eq(store_applied_catalog(s, &c), -ENOENT);
+    store_close(s);
+}
+
+Test(store, read_only_opening_of_an_empty_directory_is_enoent)
+{
+    store_options_t o = {.dir = dir, .read_only = true};
+    store_t *s = NULL;
+    cr_assert_eq(store_open(&o, &s), -ENOENT);
+    cr_assert_null(s);
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/missing", dir);
+    o.dir = sub;
+    cr_assert_eq(store_open(&o, &s), -ENOENT);
+}
+
+Test(store, a_store_from_a_newer_fstore_is_eproto)
+{
+    store_close(th_open(dir, 0, STORE_SYNC_FULL));
+    /* Bump the recorded format version behind the store's back. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t v[4] = {STORE_FORMAT_VERSION + 1, 0, 0, 0};
+    MDB_val k = {6, "format"}, d = {4, v};
+    cr_assert_eq(mdb_put(txn, meta, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    store_options_t o = {.dir = dir};
+    store_t *s = NULL;
+    cr_assert_eq(store_open(&o, &s), -EPROTO);
+    o.read_only = true;
+    cr_assert_eq(store_open(&o, &s), -EPROTO);
+}
+
+Test(store, a_snapshot_is_a_compact_data_directory_with_everything)
+{
+    store_t *s = th_open_applied(dir, cat);
+    for (int64_t id = 0; id < 500; id++)
+        cr_assert_eq(th_put(s, fv, id, 1, th_i64(id * 2), 1), 0);
+    catalog_value_t ids[250];
+    for (int i = 0; i < 250; i++)
+        ids[i] = th_i64(i);
+    const catalog_value_t *keys[] = {ids};
+    store_batch_t del = {.view = fv, .op = STORE_OP_DELETE, .n_rows = 250, .keys = keys};
+    cr_assert_eq(store_apply(s, &del, 1, 7, NULL), 0);
+
+    char out[512];
+    snprintf(out, sizeof out, "%s-snap", dir);
+    cr_assert_eq(store_snapshot(s, out), 0);
+    cr_assert_eq(store_snapshot(s, out), -EEXIST, "a snapshot never overwrites");
+    store_close(s);
+
+    store_options_t o = {.dir = out, .read_only = true};
+    store_t *snap = NULL;
+    cr_assert_eq(store_open(&o, &snap), 0);
+    cr_assert_eq(th_rows(snap, fv), 250);
+    catalog_value_t v;
+    cr_assert_eq(th_get(snap, fv, 499, 1, 0, &v, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(v.u.i64, 998);
+    cr_assert_eq(th_get(snap, fv, 10, 1, 0, &v, NULL), STORE_STATUS_NOT_FOUND);
+    uint64_t pos;
+    cr_assert_eq(store_last_position(snap, &pos), 0);
+    cr_assert_eq(pos, 7);
+    catalog_t *c = NULL;
+    cr_assert_eq(store_applied_catalog(snap, &c), 0);
+    catalog_unref(c);
+    store_close(snap);
+    th_rmrf(out);
+}
+
+/* Crash safety ------------------------------------------------------------------------------ */
+
+/* The child: writes batches (16 rows each, ids batch*16 + i) and reports each acknowledged batch
+ * id on the pipe, until killed. */
+static void crash_child(int fd, store_sync_t sync)
+{
+    store_t *s = NULL;
+    store_options_t o = {.dir = dir, .sync = sync};
+    if (store_open(&o, &s) != 0)
+        _exit(3);
+    catalog_t *c = NULL;
+    if (store_applied_catalog(s, &c) != 0)
+        _exit(4);
+    const catalog_view_t *v = NULL;
+    catalog_find_view(c, "fv", 1, &v);
+    for (uint32_t batch = 0;; batch++) {
+        catalog_value_t ids[16], vals[16];
+        for (int i = 0; i < 16; i++) {
+            ids[i] = th_i64((int64_t)batch * 16 + i);
+            vals[i] = th_i64(batch);
+        }
+        const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+        uint32_t idx = 1;
+        store_batch_t b = {.view = v,
+                           .n_rows = 16,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = cols};
+        if (store_apply(s, &b, 1, 0, NULL) != 0)
+            _exit(5);
+        if (write(fd, &batch, sizeof batch) != sizeof batch)
+            _exit(6);
+    }
+}
+
+static void crash_test(store_sync_t sync)
+{
+    store_close(th_open_applied(dir, cat));
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* No Criterion calls in the child: they talk to the runner, which only knows us. */
+        close(p[0]);
+        crash_child(p[1], sync);
+    }
+    cr_assert_neq(pid, -1);
+    close(p[1]);
+    uint32_t acked = 0, got;
+    bool any = false;
+    /* Let it acknowledge a few hundred batches, then kill it mid-stream. */
+    while (acked < 300 && read(p[0], &got, sizeof got) == sizeof got) {
+        acked = got;
+        any = true;
+    }
+    kill(pid, SIGKILL);
+    /* Acknowledgements already in the pipe count too. */
+    while (read(p[0], &got, sizeof got) == sizeof got) {
+        acked = got;
+        any = true;
+    }
+    close(p[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child exited %d",
+              WEXITSTATUS(status));
+    cr_assert(any, "the child acknowledged nothing");
+
+    store_t *s = th_open(dir, 0, STORE_SYNC_FULL);
+    for (uint32_t batch = 0; batch <= acked; batch++) {
+        for (int i = 0; i < 16; i += 5) {
+            catalog_value_t out;
+            store_status_t st = th_get(s, fv, (int64_t)batch * 16 + i, 1, 0, &out, NULL);
+            cr_assert_eq(st, STORE_STATUS_PRESENT, "acknowledged batch %u lost", batch);
+            cr_assert_eq(out.u.i64, batch);
+        }
+    }
+    size_t rows = th_rows(s, fv);
+    cr_assert_geq(rows, (size_t)(acked + 1) * 16);
+    cr_assert_eq(rows % 16, 0, "a batch was half written");
+    store_close(s);
+}
+
+Test(store, sigkill_mid_load_loses_no_acknowledged_batch_with_sync_full, .timeout = 120)
+{
+    crash_test(STORE_SYNC_FULL);
+}
+
+Test(store, sigkill_mid_load_loses_no_acknowledged_batch_with_sync_none, .timeout = 120)
+{
+    crash_test(STORE_SYNC_NONE);
+}
