@@ -144,12 +144,9 @@ static int print_plan(catalog_plan_t *p, const catalog_t *to, bool json)
 int server__cmd_plan(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"catalog", required_argument, NULL, 'c'},
-        {"from", required_argument, NULL, 'f'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"catalog", required_argument, NULL, 'c'},  {"from", required_argument, NULL, 'f'},
+        {"data-dir", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *to_path = server__env_or("catalog", NULL);
     const char *from_path = server__env_or("from", NULL);
