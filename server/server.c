@@ -28,6 +28,11 @@
  * Write workers are separate because they sleep in the store's group commit; several of them
  * waiting at once is what lets one fsync cover many writes, and reads never queue behind them.
  *
+ * Predict with an upstream model server does not hold its worker while the upstream thinks: the
+ * handler starts a client call tagged with the server call on the worker's own queue and returns
+ * SERVER_PENDING, and the completion resumes the call on that worker (see server_int.h). Predict
+ * has its own call slots, so passthroughs in flight never take a GetOnlineFeatures slot.
+ *
  * The thread in server_run() is the control thread: it owns health watches, catalog reloads,
  * retired-catalog collection and shutdown, all driven by its own queue with a short timeout so
  * signal flags are noticed promptly.
@@ -37,7 +42,18 @@ enum call_state {
     CALL_IDLE = 0,
     CALL_REQUESTED = 1, /* waiting for gRPC to hand us a call */
     CALL_SENDING = 2,   /* the reply batch is in flight */
+    CALL_PENDING = 3,   /* the handler waits on a client call (Predict passthrough) */
+    CALL_CLOSING = 4,   /* the reply is sent; waiting for the early RECV_CLOSE_ON_SERVER */
 };
+
+/*
+ * Worker queue tags are calls. The RECV_CLOSE_ON_SERVER a pending call starts early completes on
+ * its own, so it is tagged with the call's address plus one (calls are aligned, the low bit is
+ * free) and one queue event still names one call.
+ */
+#define CLOSE_TAG(c) ((void *)((uintptr_t)(c) | 1u))
+#define IS_CLOSE_TAG(t) ((uintptr_t)(t) % 2 != 0)
+#define CALL_OF_TAG(t) ((server_call_t *)((uintptr_t)(t) & ~(uintptr_t)1u))
 
 struct server_worker {
     server_t *srv;
@@ -65,6 +81,9 @@ static const server_method_t methods[] = {
     {"/fstore.v1.OnlineFeatureService/GetCatalog", "GetCatalog", server__rpc_get_catalog,
      SERVER_POOL_READ, 1},
     {"/grpc.health.v1.Health/Check", "Health.Check", server__rpc_health_check, SERVER_POOL_READ, 2},
+    /* A passthrough holds its slot for the upstream's whole round trip. */
+    {"/tensorflow.serving.PredictionService/Predict", "Predict", server__rpc_predict,
+     SERVER_POOL_READ, 32},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
@@ -74,6 +93,7 @@ static const char *const health_services[] = {
     "feast.serving.ServingService",
     "fstore.v1.OnlineFeatureService",
     "grpc.health.v1.Health",
+    "tensorflow.serving.PredictionService",
 };
 
 enum health {
@@ -99,6 +119,7 @@ struct server {
     server_worker_t *workers;
     void *handles[N_METHODS];
     server_watches_t *watches;
+    server_upstreams_t *upstreams;
     server_tag_t shutdown_tag;
     _Atomic int stop_requested;
     _Atomic int reload_requested;
@@ -106,6 +127,7 @@ struct server {
     _Atomic uint64_t reloads_applied;
     _Atomic uint64_t reloads_rejected;
     _Atomic bool draining;
+    _Atomic int pending_calls; /* calls between SERVER_PENDING and their reply's start_batch */
     bool grpc_inited;
 };
 
@@ -144,6 +166,16 @@ store_reader_t *server__call_reader(const server_call_t *c)
 const server_limits_t *server__call_limits(const server_call_t *c)
 {
     return &c->worker->srv->opts.limits;
+}
+
+grpc_completion_queue *server__call_cq(const server_call_t *c)
+{
+    return c->worker->cq;
+}
+
+server_upstreams_t *server__call_upstreams(const server_call_t *c)
+{
+    return c->worker->srv->upstreams;
 }
 
 int server__fail(server_call_t *c, int err, const char *fmt, ...)
@@ -213,6 +245,11 @@ static void call_finish(server_call_t *c)
     grpc_metadata_array_destroy(&c->md);
     grpc_metadata_array_init(&c->md);
     server__arena_reset(&c->arena);
+    c->resume = NULL;
+    c->resume_arg = NULL;
+    c->relayed = false;
+    c->close_started = false;
+    c->close_pending = false;
     c->state = CALL_IDLE;
 }
 
@@ -245,29 +282,12 @@ static int call_payload(server_call_t *c, const uint8_t **data, size_t *len)
     return 0;
 }
 
-static void call_handle(server_call_t *c)
+/* Sends the reply for handler result rc (resp on success; the slice is released here). */
+static void call_reply(server_call_t *c, int rc, grpc_slice resp)
 {
-    server_worker_t *w = c->worker;
-    server_t *s = w->srv;
-    int64_t t0 = s->opts.log_requests ? mono_us() : 0;
-    grpc_slice resp = grpc_empty_slice();
-    const uint8_t *req = NULL;
-    size_t req_len = 0;
-    int rc;
-
-    c->msg[0] = '\0';
-    if (c->payload == NULL) {
-        rc = server__fail(c, -EINVAL, "request message missing");
-    } else if ((rc = call_payload(c, &req, &req_len)) < 0) {
-        rc = server__fail(c, rc, "cannot read the request message");
-    } else {
-        c->catalog = server__holder_enter(&s->holder, w->index);
-        rc = c->method->fn(c, req, req_len, &resp);
-        server__holder_exit(&s->holder, w->index);
-        c->catalog = NULL;
-    }
-
-    grpc_status_code code = server__status_from_errno(rc);
+    server_t *s = c->worker->srv;
+    /* A status relayed from an upstream is not an errno: it passes through untouched. */
+    grpc_status_code code = c->relayed ? c->relay_status : server__status_from_errno(rc);
     size_t resp_len = 0;
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
@@ -285,14 +305,22 @@ static void call_handle(server_call_t *c)
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = code;
     ops[n++].data.send_status_from_server.status_details = c->msg[0] != '\0' ? &c->details : NULL;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    if (!c->close_started) {
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    }
 
     c->state = CALL_SENDING;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
         server__log(SERVER_LOG_ERROR, "start_batch_failed", "{s:s, s:s}", "method", c->method->path,
                     "error", grpc_call_error_to_string(e));
+        if (c->close_pending) {
+            /* The early close op must complete before the slot is reused; cancelling ends it. */
+            grpc_call_cancel(c->call, NULL);
+            c->state = CALL_CLOSING;
+            return;
+        }
         call_finish(c);
         if (!atomic_load(&s->draining))
             call_request(c);
@@ -303,9 +331,72 @@ static void call_handle(server_call_t *c)
          * messages ("max: 12.5 > 10"), which go to the client and never to the log. */
         server__log(code == GRPC_STATUS_OK ? SERVER_LOG_INFO : SERVER_LOG_WARN, "call",
                     "{s:s, s:i, s:I, s:I, s:I}", "method", c->method->path, "code", (int)code, "us",
-                    (json_int_t)(mono_us() - t0), "request_bytes", (json_int_t)req_len,
+                    (json_int_t)(mono_us() - c->t0_us), "request_bytes", (json_int_t)c->req_len,
                     "response_bytes", (json_int_t)resp_len);
     }
+}
+
+/* Starts RECV_CLOSE_ON_SERVER on its own, so a cancelled caller is noticed while pending. */
+static void call_watch_close(server_call_t *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, CLOSE_TAG(c), NULL);
+    if (e != GRPC_CALL_OK) {
+        /* Not fatal: the reply batch then carries the op, as for every other call. */
+        server__log(SERVER_LOG_ERROR, "start_batch_failed", "{s:s, s:s}", "method", c->method->path,
+                    "error", grpc_call_error_to_string(e));
+        return;
+    }
+    c->close_started = true;
+    c->close_pending = true;
+}
+
+static void call_handle(server_call_t *c)
+{
+    server_worker_t *w = c->worker;
+    server_t *s = w->srv;
+    grpc_slice resp = grpc_empty_slice();
+    const uint8_t *req = NULL;
+    size_t req_len = 0;
+    int rc;
+
+    c->t0_us = s->opts.log_requests ? mono_us() : 0;
+    c->msg[0] = '\0';
+    if (c->payload == NULL) {
+        rc = server__fail(c, -EINVAL, "request message missing");
+    } else if ((rc = call_payload(c, &req, &req_len)) < 0) {
+        rc = server__fail(c, rc, "cannot read the request message");
+    } else {
+        c->catalog = server__holder_enter(&s->holder, w->index);
+        rc = c->method->fn(c, req, req_len, &resp);
+        server__holder_exit(&s->holder, w->index);
+        c->catalog = NULL;
+    }
+    c->req_len = req_len;
+    if (rc == SERVER_PENDING) {
+        /* The reply waits for the client call's completion on this queue (call_event). */
+        atomic_fetch_add(&s->pending_calls, 1);
+        c->state = CALL_PENDING;
+        call_watch_close(c);
+        return;
+    }
+    call_reply(c, rc, resp);
+}
+
+/* Completion of a pending call's early RECV_CLOSE_ON_SERVER: the caller went away (gRPC has
+ * cancelled the child call by now), or the reply was sent. */
+static void call_closed(server_call_t *c)
+{
+    server_t *s = c->worker->srv;
+    c->close_pending = false;
+    if (c->state != CALL_CLOSING)
+        return; /* still pending or sending: the send's completion finishes the call */
+    call_finish(c);
+    if (!atomic_load(&s->draining))
+        call_request(c);
 }
 
 static void call_event(server_call_t *c, bool ok)
@@ -320,7 +411,18 @@ static void call_event(server_call_t *c, bool ok)
         }
         call_handle(c);
         return;
+    case CALL_PENDING: {
+        grpc_slice resp = grpc_empty_slice();
+        int rc = c->resume(c, ok, &resp);
+        call_reply(c, rc, resp);
+        atomic_fetch_sub(&s->pending_calls, 1);
+        return;
+    }
     case CALL_SENDING:
+        if (c->close_pending) {
+            c->state = CALL_CLOSING;
+            return;
+        }
         call_finish(c);
         /* Once draining, the queue may be shut down at any moment: no new requests. */
         if (!atomic_load(&s->draining))
@@ -338,7 +440,11 @@ static void *worker_main(void *arg)
         grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
-        if (ev.type == GRPC_OP_COMPLETE)
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        if (IS_CLOSE_TAG(ev.tag))
+            call_closed(CALL_OF_TAG(ev.tag));
+        else
             call_event(ev.tag, ev.success != 0);
     }
     return NULL;
@@ -497,7 +603,9 @@ static int setup_workers(server_t *s)
                 c->details = grpc_empty_slice();
                 grpc_metadata_array_init(&c->md);
                 /* Reads of many rows need room; writes and small calls start small. */
-                server__arena_init(&c->arena, m < 2 ? 64 * 1024 : 16 * 1024);
+                bool big = methods[m].fn == server__rpc_get_online_features ||
+                           methods[m].fn == server__rpc_predict;
+                server__arena_init(&c->arena, big ? 64 * 1024 : 16 * 1024);
             }
         }
     }
@@ -587,6 +695,9 @@ int server_new(const server_options_t *o, server_t **out)
     rc = server__watch_init(s, s->grpc, s->ctl_cq, &s->watches);
     if (rc < 0)
         goto out;
+    rc = server__upstreams_new(o->limits.max_message_bytes, &s->upstreams);
+    if (rc < 0)
+        goto out;
     rc = setup_workers(s);
     if (rc < 0)
         goto out;
@@ -633,6 +744,13 @@ void server_request_reload(server_t *s)
 
 static void stop_workers(server_t *s)
 {
+    /* A pending call still has to start its reply batch on its worker's queue; gRPC may report
+     * the server shut down before that (cancelled calls count as done). Their client calls end
+     * soon: cancelling the server calls cancelled them too. */
+    while (atomic_load(&s->pending_calls) > 0) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     for (unsigned i = 0; i < s->n_workers; i++) {
         if (s->workers[i].cq != NULL)
             grpc_completion_queue_shutdown(s->workers[i].cq);
@@ -768,6 +886,8 @@ void server_free(server_t *s)
         grpc_completion_queue_destroy(s->ctl_cq);
     }
     server__watch_free(s->watches);
+    /* After stop_workers(): every server call has ended, so no client call is left. */
+    server__upstreams_free(s->upstreams);
     for (unsigned i = 0; s->workers != NULL && i < s->n_workers; i++) {
         server_worker_t *w = &s->workers[i];
         if (w->cq != NULL)

@@ -16,6 +16,9 @@
  *   /fstore.v1.OnlineFeatureService/GetOnlineFeatures  (the same handler)
  *   /fstore.v1.OnlineFeatureService/WriteFeatures, DeleteEntities, GetCatalog
  *   /grpc.health.v1.Health/Check, Watch
+ *   /tensorflow.serving.PredictionService/Predict       (TF Serving's API, for model bindings:
+ *                                                        feature tensors, or features added on the
+ *                                                        way to an upstream model server)
  *
  * Threads: `workers` read workers and `write_workers` write workers, each with its own completion
  * queue, plus the thread that calls server_run() (the control thread: health watches, catalog

@@ -14,6 +14,7 @@
 #include "storage/store.h"
 
 #include "feast/types/Value.pb-c.h"
+#include "tensorflow/core/framework/tensor.pb-c.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Arena: one per call slot, reset between calls, so a request costs no mallocs once warm.    */
@@ -113,9 +114,27 @@ typedef struct server_call server_call_t;
 /*
  * A unary handler: decodes req (len bytes), does the work, and on success sets *resp to the
  * encoded response (a slice the caller sends and releases).
- * Returns: 0, or a negative errno with the call's message set by server__fail().
+ * Returns: 0, or a negative errno with the call's message set by server__fail(), or
+ *          SERVER_PENDING after handing the call to an asynchronous operation (see below).
  */
 typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+
+/*
+ * Asynchronous completion (Predict passthrough). A handler that must wait on another server
+ * starts a client call whose completion is tagged with the server call and lands on the same
+ * worker's queue, sets c->resume, and returns SERVER_PENDING. The worker goes back to its queue
+ * at once, so a slow upstream holds a call slot, never a thread: reads keep being served. When
+ * the completion arrives the worker calls c->resume(c, ok, &resp), whose return value is then
+ * treated like a handler's. The catalog is not pinned while pending, so whatever resume needs
+ * must live in the call's arena. While pending, the server call keeps RECV_CLOSE_ON_SERVER
+ * outstanding: without an op in flight gRPC would not notice that the caller cancelled, and it is
+ * that op's completion which cancels the child call (GRPC_PROPAGATE_CANCELLATION). Shutdown waits
+ * for every pending call to have sent its reply before the worker queues go away.
+ * Chosen over a separate thread pool for passthroughs: no hand-off between threads, no second
+ * set of queues, and the number of calls in flight is bounded by Predict's slots, not threads.
+ */
+#define SERVER_PENDING 1
+typedef int (*server_resume_fn)(server_call_t *c, bool ok, grpc_slice *resp);
 
 typedef enum server_pool {
     SERVER_POOL_READ = 0,  /* read workers: reads, catalog, health check, serving info */
@@ -144,8 +163,16 @@ struct server_call {
     grpc_slice details;
     int cancelled;
     int state;
+    bool close_started; /* RECV_CLOSE_ON_SERVER was started on its own (pending calls) */
+    bool close_pending; /* ... and has not completed yet */
     server_arena_t arena;
     const catalog_t *catalog; /* pinned for the handler's duration */
+    server_resume_fn resume;  /* set by a handler returning SERVER_PENDING */
+    void *resume_arg;         /* the handler's state for resume, in the arena */
+    bool relayed;             /* the status comes from another server, not from an errno */
+    grpc_status_code relay_status;
+    int64_t t0_us;  /* when the handler started, for the request log */
+    size_t req_len; /* request bytes, for the request log */
     char msg[SERVER_MSG_MAX];
 };
 
@@ -154,6 +181,8 @@ server_t *server__call_server(const server_call_t *c);
 store_t *server__call_store(const server_call_t *c);
 store_reader_t *server__call_reader(const server_call_t *c);
 const server_limits_t *server__call_limits(const server_call_t *c);
+/* The worker's completion queue, for client calls whose completion resumes c. */
+grpc_completion_queue *server__call_cq(const server_call_t *c);
 
 /* Formats the call's error message and returns err, for `return server__fail(c, -EINVAL, ...)`. */
 int server__fail(server_call_t *c, int err, const char *fmt, ...)
@@ -175,6 +204,7 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
 int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_get_catalog(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Control-thread completion-queue tags (health watches, shutdown).                            */
@@ -301,5 +331,85 @@ typedef struct server_feast_response {
  */
 size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes);
 size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Predict: TensorFlow tensors (predict_tensor.c) and upstream model servers (upstream.c).      */
+
+/* Returns: the TensorFlow DataType of a feature of type t (of its element for lists), or
+ * TENSORFLOW__DATA_TYPE__DT_INVALID for a type with no tensor form (NULL, INVALID). */
+Tensorflow__DataType server__tensor_dtype(catalog_dtype_t t);
+
+/*
+ * Reads an entity input tensor as join-key values of type want (INT64, INT32, STRING or BYTES).
+ * Accepted: shape [batch] or [batch, 1]; DT_INT64 or DT_INT32 for integer keys, DT_STRING for
+ * string and bytes keys; typed values (packed or not) or little-endian tensor_content for the
+ * integer types. Exactly batch values are required.
+ * Returns: 0, *vals (batch values in the arena, strings borrowed from t) and *batch; -EINVAL with
+ *          the reason in why; -ENOMEM.
+ */
+int server__tensor_to_keys(const Tensorflow__TensorProto *t, catalog_dtype_t want,
+                           server_arena_t *a, catalog_value_t **vals, size_t *batch, char *why,
+                           size_t why_cap);
+
+/*
+ * Builds the tensor of feature f over n_rows entity rows from its cells: shape [n_rows] for
+ * scalars, [n_rows, width] for lists, every row's list the same width. A row without a value
+ * (NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE or a null) takes f's default, else zeros when
+ * zero_missing, else fails. Strings point into the cells and the catalog: pack the tensor before
+ * store_read_end() and while the catalog is pinned.
+ * Returns: 0 and *out; -ENOENT (a row with no value and no default), -EINVAL (lists of different
+ *          lengths across the batch) and -EIO (a stored value that does not decode as f's type),
+ *          each with *bad_row and the reason in why; -ENOMEM.
+ */
+int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *cells, size_t n_rows,
+                              bool zero_missing, server_arena_t *a, Tensorflow__TensorProto *out,
+                              size_t *bad_row, char *why, size_t why_cap);
+
+/* Upstreams: one long-lived client channel per target, shared by every worker (channels are
+ * thread-safe); created on first use, destroyed with the server after every call has ended. */
+typedef struct server_upstreams server_upstreams_t;
+
+/* Returns: 0 and *out, -ENOMEM. Responses over max_message_bytes are refused by gRPC. */
+int server__upstreams_new(size_t max_message_bytes, server_upstreams_t **out);
+/* Destroys every channel. No call may be in flight. Accepts NULL. */
+void server__upstreams_free(server_upstreams_t *u);
+/* The server's upstreams, for handlers. */
+server_upstreams_t *server__call_upstreams(const server_call_t *c);
+
+/* One Predict in flight to an upstream; lives in the server call's arena. */
+typedef struct server_upstream_call {
+    grpc_call *call;
+    grpc_byte_buffer *send;
+    grpc_byte_buffer *recv;
+    grpc_metadata_array initial_md;
+    grpc_metadata_array trailing_md;
+    grpc_status_code status;
+    grpc_slice details;
+    const char *error_string;
+    const char *target; /* copied into the arena, for messages after the catalog is unpinned */
+    const char *model;
+    uint32_t timeout_ms;
+    bool timeout_first; /* the binding's timeout_ms ends before the caller's deadline */
+} server_upstream_call_t;
+
+/*
+ * Sends request (a packed PredictRequest; the reference is taken) to up->target as a child of
+ * the server call c: its deadline is the smaller of c's and up->timeout_ms, and cancelling c
+ * cancels it. The completion arrives on c's worker queue tagged c; pass it to
+ * server__upstream_finish() from c->resume.
+ * Returns: 0 (a completion will come); -ENOMEM or -EIO with the call's message set (nothing
+ *          in flight).
+ */
+int server__upstream_start(server_call_t *c, const catalog_upstream_t *up, grpc_slice request,
+                           server_upstream_call_t *uc);
+/*
+ * Ends uc after its completion and releases what it holds.
+ * Returns: 0 and *resp (the upstream's response bytes, as sent); -EREMOTEIO when the upstream
+ *          answered with an error, with c->relayed and c->relay_status set to its status
+ *          (UNAVAILABLE when it could not be reached, DEADLINE_EXCEEDED when it was too slow) and
+ *          a message naming the upstream; -EIO when the batch itself failed.
+ */
+int server__upstream_finish(server_call_t *c, server_upstream_call_t *uc, bool ok,
+                            grpc_slice *resp);
 
 #endif /* SERVER_SERVER_INT_H */

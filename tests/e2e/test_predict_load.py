@@ -8,7 +8,7 @@ from test_predict import PredictServerTestCase, predict_request, write_drivers
 from upstream_model_server import UpstreamModelServer, make_tensor, tensor_rows
 
 SLOW_CALLS = 20    # passthroughs parked in a slow upstream at once
-SLOW_MS = 4000     # how long the upstream keeps them (under the binding's 5 s timeout_ms)
+SLOW_MS = 8000     # how long the upstream keeps them (under the binding's 30 s timeout_ms)
 RUN_SECONDS = 3.0  # mixed load duration
 
 

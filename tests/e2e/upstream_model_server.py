@@ -5,7 +5,7 @@ Models, by model_spec.name:
   weighted_sum  score = 1*conv_rate + 2*acc_rate + 0.5*trips (+ bias when given), one DT_DOUBLE
                 per row; also returns `received` (the input names it got, sorted) and `echo`
                 (model name and signature name). An int64 `sleep_ms` input makes it wait first.
-  slow          waits 2 s (or until cancelled), then answers like weighted_sum.
+  slow          waits 10 s (or until cancelled), then answers like weighted_sum.
   failing       aborts with the status named by the string input `fail` (default INTERNAL).
 
 Every request is recorded (model, signature, inputs decoded to lists, shapes, dtypes), and so is
@@ -108,7 +108,7 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             if "fail" in inputs:
                 code = tensor_values(inputs["fail"])[0].decode()
             context.abort(getattr(grpc.StatusCode, code), "model says no")
-        wait_ms = 2000 if spec.name == "slow" else 0
+        wait_ms = 10000 if spec.name == "slow" else 0
         if "sleep_ms" in inputs:
             wait_ms = tensor_values(inputs["sleep_ms"])[0]
         if wait_ms and not self._wait(context, wait_ms):

@@ -1,0 +1,472 @@
+/* server/rpc_predict.c - TF Serving Predict: feature tensors, or features sent on to a model. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+#include "tensorflow_serving/apis/predict.pb-c.h"
+
+/*
+ * The request names a model binding (model_spec), whose entity inputs carry the join keys and
+ * whose feature service says what to read. The read is GetOnlineFeatures' own
+ * (server__read_features(), one store snapshot); only the encoding differs: one tensor per
+ * feature. Without an upstream those tensors are the response. With one, they are added to the
+ * caller's inputs and the call continues asynchronously (SERVER_PENDING): the upstream's answer,
+ * good or bad, is what the caller gets.
+ *
+ * Output names are feature names; when two features of the service share a name both become
+ * `view__feature`, and `view@vN__feature` when that still collides (two versions of one view).
+ */
+
+/* A small open-addressing index of names, for collisions and output_filter lookups. */
+typedef struct name_index {
+    size_t cap;
+    size_t *slots; /* index + 1; 0 = empty */
+    char *const *names;
+} name_index_t;
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int index_init(name_index_t *ix, server_arena_t *a, char *const *names, size_t n)
+{
+    ix->cap = 16;
+    while (ix->cap < 2 * n)
+        ix->cap *= 2;
+    ix->slots = server__arena_calloc(a, ix->cap, sizeof *ix->slots);
+    ix->names = names;
+    return ix->slots != NULL ? 0 : -ENOMEM;
+}
+
+/* Returns: the index of name, or -1 after adding it as index i (i < 0: lookup only). */
+static long index_put(name_index_t *ix, const char *name, long i)
+{
+    size_t h = (size_t)fnv1a(name) & (ix->cap - 1);
+    while (ix->slots[h] != 0) {
+        if (strcmp(ix->names[ix->slots[h] - 1], name) == 0)
+            return (long)(ix->slots[h] - 1);
+        h = (h + 1) & (ix->cap - 1);
+    }
+    if (i >= 0)
+        ix->slots[h] = (size_t)i + 1;
+    return -1;
+}
+
+/* Output names of the service's features (see the comment at the top). */
+static int output_names(server_arena_t *a, const catalog_service_t *svc, char **names)
+{
+    size_t n = svc->n_features;
+    uint8_t *level = server__arena_calloc(a, n == 0 ? 1 : n, 1);
+    if (level == NULL)
+        return -ENOMEM;
+    char buf[2 * CATALOG_MAX_NAME + 32];
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const catalog_feature_ref_t *r = &svc->features[i];
+            int len;
+            if (level[i] == 0)
+                len = snprintf(buf, sizeof buf, "%s", r->feature->name);
+            else if (level[i] == 1)
+                len = snprintf(buf, sizeof buf, "%s__%s", r->view->name, r->feature->name);
+            else
+                len = snprintf(buf, sizeof buf, "%s@v%u__%s", r->view->name,
+                               (unsigned)r->view->version, r->feature->name);
+            names[i] = server__arena_strndup(a, buf, (size_t)len);
+            if (names[i] == NULL)
+                return -ENOMEM;
+        }
+        name_index_t ix;
+        if (index_init(&ix, a, names, n) < 0)
+            return -ENOMEM;
+        bool clash = false;
+        for (size_t i = 0; i < n; i++) {
+            long j = index_put(&ix, names[i], (long)i);
+            if (j >= 0 && level[i] < 2) {
+                level[i]++;
+                level[j] = level[i];
+                clash = true;
+            }
+        }
+        if (!clash)
+            break;
+    }
+    return 0;
+}
+
+/* NOT_FOUND naming the bindings that exist. */
+static int fail_no_model(server_call_t *c, const catalog_t *cat,
+                         const Tensorflow__Serving__ModelSpec *spec)
+{
+    char want[CATALOG_MAX_NAME + 64];
+    if (spec->version_choice_case == TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION)
+        snprintf(want, sizeof want, "'%.128s' version %" PRId64, spec->name,
+                 spec->version != NULL ? spec->version->value : 0);
+    else if (spec->version_choice_case ==
+             TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION_LABEL)
+        snprintf(want, sizeof want, "'%.128s' label '%.40s'", spec->name, spec->version_label);
+    else
+        snprintf(want, sizeof want, "'%.128s'", spec->name);
+    char have[SERVER_MSG_MAX / 2];
+    size_t n = 0;
+    have[0] = '\0';
+    size_t count = catalog_model_count(cat);
+    for (size_t i = 0; i < count && n < sizeof have; i++) {
+        const catalog_model_t *m = catalog_model_at(cat, i);
+        n += (size_t)snprintf(have + n, sizeof have - n, "%s%s@v%" PRId64, i > 0 ? ", " : "",
+                              m->name, m->version);
+        if (m->version_label[0] != '\0' && n < sizeof have)
+            n += (size_t)snprintf(have + n, sizeof have - n, " (label '%s')", m->version_label);
+    }
+    return server__fail(c, -ENOENT, "model binding %s not found; the catalog has %s", want,
+                        count == 0 ? "no model bindings" : have);
+}
+
+static const Tensorflow__TensorProto *find_input(const Tensorflow__Serving__PredictRequest *rq,
+                                                 const char *name)
+{
+    /* An entry without a value is an empty tensor, as in protobuf's own map semantics. */
+    static const Tensorflow__TensorProto empty = TENSORFLOW__TENSOR_PROTO__INIT;
+    /* The last entry wins, as when protobuf parses a map with a repeated key. */
+    for (size_t i = rq->n_inputs; i-- > 0;) {
+        if (strcmp(rq->inputs[i]->key, name) == 0)
+            return rq->inputs[i]->value != NULL ? rq->inputs[i]->value : &empty;
+    }
+    return NULL;
+}
+
+/* The type of join key `name` in the service's views; for a key no view uses, the tensor's. */
+static catalog_dtype_t join_key_type(const catalog_service_t *svc, const char *name,
+                                     const Tensorflow__TensorProto *t)
+{
+    for (size_t i = 0; i < svc->n_features; i++) {
+        const catalog_view_t *v = svc->features[i].view;
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            if (strcmp(v->join_keys[k].name, name) == 0)
+                return v->join_keys[k].dtype;
+        }
+    }
+    return t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING ? CATALOG_DTYPE_STRING
+                                                        : CATALOG_DTYPE_INT64;
+}
+
+/* Entity inputs -> columns named by join key, every one with the same batch size. */
+static int entity_columns(server_call_t *c, const catalog_model_t *m,
+                          const Tensorflow__Serving__PredictRequest *rq, server_columns_t *out)
+{
+    server_arena_t *a = &c->arena;
+    size_t n = m->n_entity_inputs;
+    memset(out, 0, sizeof *out);
+    out->names = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *out->names);
+    out->cols = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *out->cols);
+    if (out->names == NULL || out->cols == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    /* A binding whose views are all entityless reads one row. */
+    out->n_rows = 1;
+    char why[256];
+    for (size_t i = 0; i < n; i++) {
+        const catalog_entity_input_t *ei = &m->entity_inputs[i];
+        const Tensorflow__TensorProto *t = find_input(rq, ei->input);
+        if (t == NULL)
+            return server__fail(c, -EINVAL,
+                                "model binding '%s@v%" PRId64 "' needs entity input '%s' (join "
+                                "key '%s'); the request has %zu input(s) without it",
+                                m->name, m->version, ei->input, ei->join_key, rq->n_inputs);
+        catalog_dtype_t want = join_key_type(m->service, ei->join_key, t);
+        catalog_value_t *vals = NULL;
+        size_t batch = 0;
+        int rc = server__tensor_to_keys(t, want, a, &vals, &batch, why, sizeof why);
+        if (rc == -ENOMEM)
+            return server__fail(c, rc, "out of memory");
+        if (rc < 0)
+            return server__fail(c, rc, "entity input '%s' %s", ei->input, why);
+        if (i > 0 && batch != out->n_rows)
+            return server__fail(c, -EINVAL,
+                                "entity inputs disagree on the batch size: '%s' has %zu rows, "
+                                "'%s' has %zu",
+                                m->entity_inputs[0].input, out->n_rows, ei->input, batch);
+        out->n_rows = batch;
+        out->names[i] = ei->join_key;
+        out->cols[i] = vals;
+    }
+    out->n_cols = n;
+    return 0;
+}
+
+/* "driver_id=1003, customer_id=\"c7\"" for error messages. */
+static void describe_row(const catalog_model_t *m, const server_columns_t *ents, size_t row,
+                         char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ents->n_cols && n < cap; i++) {
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s=", i > 0 ? ", " : "",
+                              m->entity_inputs[i].input);
+        if (n < cap)
+            n += catalog_value_format(&ents->cols[i][row], buf + n, cap - n);
+    }
+    if (ents->n_cols == 0)
+        snprintf(buf, cap, "row %zu", row);
+}
+
+/* Which of the service's features to read: all, or those output_filter names. */
+static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRequest *rq,
+                          char *const *names, size_t n, bool *wanted)
+{
+    if (rq->n_output_filter == 0) {
+        for (size_t i = 0; i < n; i++)
+            wanted[i] = true;
+        return 0;
+    }
+    name_index_t ix;
+    if (index_init(&ix, &c->arena, names, n) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        index_put(&ix, names[i], (long)i);
+    for (size_t k = 0; k < rq->n_output_filter; k++) {
+        long i = index_put(&ix, rq->output_filter[k], -1);
+        if (i < 0) {
+            char have[SERVER_MSG_MAX / 2];
+            size_t len = 0;
+            have[0] = '\0';
+            for (size_t j = 0; j < n && len < sizeof have; j++)
+                len += (size_t)snprintf(have + len, sizeof have - len, "%s%s", j > 0 ? ", " : "",
+                                        names[j]);
+            return server__fail(c, -EINVAL,
+                                "output_filter names '%.128s', not an output of "
+                                "this model; the outputs are: %s",
+                                rq->output_filter[k], have);
+        }
+        wanted[i] = true;
+    }
+    return 0;
+}
+
+static int predict_resume(server_call_t *c, bool ok, grpc_slice *resp)
+{
+    return server__upstream_finish(c, c->resume_arg, ok, resp);
+}
+
+typedef Tensorflow__Serving__PredictRequest__InputsEntry input_entry_t;
+
+/* The upstream's request: the caller's inputs (entity inputs unless dropped) plus one input per
+ * feature, for the binding's upstream model. Packed here, while the cells are still readable. */
+static int upstream_request(server_call_t *c, const catalog_model_t *m,
+                            const Tensorflow__Serving__PredictRequest *rq, char *const *names,
+                            Tensorflow__TensorProto *tensors, size_t n_feat, grpc_slice *out)
+{
+    server_arena_t *a = &c->arena;
+    const catalog_upstream_t *up = &m->upstream;
+    name_index_t ix;
+    if (index_init(&ix, a, names, n_feat) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_feat; i++)
+        index_put(&ix, names[i], (long)i);
+
+    size_t cap = rq->n_inputs + n_feat;
+    input_entry_t **inputs = server__arena_calloc(a, cap == 0 ? 1 : cap, sizeof *inputs);
+    input_entry_t *fe = server__arena_calloc(a, n_feat == 0 ? 1 : n_feat, sizeof *fe);
+    if (inputs == NULL || fe == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < rq->n_inputs; i++) {
+        const char *key = rq->inputs[i]->key;
+        bool is_entity = false;
+        for (size_t k = 0; k < m->n_entity_inputs && !is_entity; k++)
+            is_entity = strcmp(m->entity_inputs[k].input, key) == 0;
+        if (is_entity && !up->keep_entity_inputs)
+            continue;
+        if (index_put(&ix, key, -1) >= 0)
+            return server__fail(c, -EINVAL,
+                                "input '%.128s' has the name of a feature of service '%s', "
+                                "which fstore adds; rename the input",
+                                key, m->service->name);
+        inputs[n++] = rq->inputs[i];
+    }
+    for (size_t i = 0; i < n_feat; i++) {
+        tensorflow__serving__predict_request__inputs_entry__init(&fe[i]);
+        fe[i].key = names[i];
+        fe[i].value = &tensors[i];
+        inputs[n++] = &fe[i];
+    }
+
+    Tensorflow__Serving__ModelSpec spec = TENSORFLOW__SERVING__MODEL_SPEC__INIT;
+    spec.name = (char *)up->model_name;
+    /* The binding's signature wins; without one the caller's choice goes through. */
+    spec.signature_name = up->signature_name[0] != '\0' ? (char *)up->signature_name
+                          : rq->model_spec != NULL      ? rq->model_spec->signature_name
+                                                        : (char *)"";
+    Tensorflow__Serving__PredictRequest urq = TENSORFLOW__SERVING__PREDICT_REQUEST__INIT;
+    urq.model_spec = &spec;
+    urq.n_inputs = n;
+    urq.inputs = inputs;
+    urq.n_output_filter = rq->n_output_filter;
+    urq.output_filter = rq->output_filter;
+    return server__pack_slice(&urq.base, out);
+}
+
+int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
+{
+    server_arena_t *a = &c->arena;
+    const server_limits_t *lim = server__call_limits(c);
+    const catalog_t *cat = c->catalog;
+    store_reader_t *reader = server__call_reader(c);
+    bool reading = false;
+    int rc = 0;
+
+    Tensorflow__Serving__PredictRequest *rq =
+        tensorflow__serving__predict_request__unpack(server__arena_allocator(a), len, req);
+    if (rq == NULL)
+        return server__fail(c, -EINVAL, "malformed PredictRequest");
+    const Tensorflow__Serving__ModelSpec *spec = rq->model_spec;
+    if (spec == NULL || spec->name[0] == '\0')
+        return server__fail(c, -EINVAL, "model_spec.name is required (a model binding)");
+
+    int64_t version = 0;
+    const char *label = NULL;
+    if (spec->version_choice_case == TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION &&
+        spec->version != NULL)
+        version = spec->version->value;
+    else if (spec->version_choice_case ==
+             TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION_LABEL)
+        label = spec->version_label;
+    const catalog_model_t *m = NULL;
+    if (catalog_find_model(cat, spec->name, version, label, &m) < 0)
+        return fail_no_model(c, cat, spec);
+
+    const catalog_service_t *svc = m->service;
+    size_t n_refs = svc->n_features;
+    if (n_refs > lim->max_features)
+        return server__fail(c, -E2BIG,
+                            "feature service '%s' has %zu features; the limit is %zu "
+                            "(--max-features)",
+                            svc->name, n_refs, lim->max_features);
+    for (size_t i = 0; i < n_refs; i++) {
+        if (!svc->features[i].view->online)
+            return server__fail(c, -EINVAL, "feature view '%s@v%u' is not online",
+                                svc->features[i].view->name,
+                                (unsigned)svc->features[i].view->version);
+    }
+
+    server_columns_t ents;
+    rc = entity_columns(c, m, rq, &ents);
+    if (rc < 0)
+        return rc;
+    size_t n_rows = ents.n_rows;
+    if (n_rows > lim->max_entities)
+        return server__fail(c, -E2BIG,
+                            "the batch has %zu entity rows; the limit is %zu (--max-entities)",
+                            n_rows, lim->max_entities);
+
+    /* Outputs: names for every feature, then the subset to read. A passthrough reads them all:
+     * output_filter is the upstream's business. */
+    char **all_names = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *all_names);
+    bool *wanted = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *wanted);
+    if (all_names == NULL || wanted == NULL || output_names(a, svc, all_names) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (m->has_upstream) {
+        for (size_t i = 0; i < n_refs; i++)
+            wanted[i] = true;
+    } else if ((rc = select_outputs(c, rq, all_names, n_refs, wanted)) < 0) {
+        return rc;
+    }
+    size_t n_out = 0;
+    catalog_feature_ref_t *refs = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *refs);
+    char **names = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *names);
+    if (refs == NULL || names == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_refs; i++) {
+        if (wanted[i]) {
+            refs[n_out] = svc->features[i];
+            names[n_out++] = all_names[i];
+        }
+    }
+
+    server_cell_t *cells =
+        server__arena_calloc(a, n_out * n_rows == 0 ? 1 : n_out * n_rows, sizeof *cells);
+    Tensorflow__TensorProto *tensors =
+        server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
+    if (cells == NULL || tensors == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    rc = store_read_begin(reader);
+    if (rc < 0)
+        return server__fail(c, rc, "store read failed: %s", strerror(-rc));
+    reading = true;
+    rc = server__read_features(reader, a, refs, n_out, &ents, store_now_us(), cells, c->msg,
+                               sizeof c->msg);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < n_out; i++) {
+        char why[256], row_desc[256];
+        size_t bad_row = 0;
+        rc = server__tensor_from_cells(refs[i].feature, &cells[i * n_rows], n_rows,
+                                       m->on_missing == CATALOG_ON_MISSING_ZERO, a, &tensors[i],
+                                       &bad_row, why, sizeof why);
+        if (rc == -ENOMEM) {
+            rc = server__fail(c, rc, "out of memory");
+            goto out;
+        }
+        if (rc < 0) {
+            describe_row(m, &ents, bad_row, row_desc, sizeof row_desc);
+            rc = server__fail(c, rc, "entity %s: feature '%s@v%u:%s' (output '%s'): %s", row_desc,
+                              refs[i].view->name, (unsigned)refs[i].view->version,
+                              refs[i].feature->name, names[i], why);
+            goto out;
+        }
+    }
+
+    if (m->has_upstream) {
+        grpc_slice request;
+        rc = upstream_request(c, m, rq, names, tensors, n_out, &request);
+        if (rc < 0)
+            goto out;
+        store_read_end(reader);
+        reading = false;
+        server_upstream_call_t *uc = server__arena_alloc(a, sizeof *uc);
+        if (uc == NULL) {
+            grpc_slice_unref(request);
+            return server__fail(c, -ENOMEM, "out of memory");
+        }
+        c->resume = predict_resume;
+        c->resume_arg = uc;
+        rc = server__upstream_start(c, &m->upstream, request, uc);
+        return rc < 0 ? rc : SERVER_PENDING;
+    }
+
+    typedef Tensorflow__Serving__PredictResponse__OutputsEntry output_entry_t;
+    output_entry_t *entries = server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *entries);
+    output_entry_t **entryp = server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *entryp);
+    if (entries == NULL || entryp == NULL) {
+        rc = server__fail(c, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_out; i++) {
+        tensorflow__serving__predict_response__outputs_entry__init(&entries[i]);
+        entries[i].key = names[i];
+        entries[i].value = &tensors[i];
+        entryp[i] = &entries[i];
+    }
+    /* model_spec is echoed with the version that served the call. */
+    Google__Protobuf__Int64Value ver = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
+    ver.value = m->version;
+    Tensorflow__Serving__ModelSpec out_spec = TENSORFLOW__SERVING__MODEL_SPEC__INIT;
+    out_spec.name = (char *)m->name;
+    out_spec.signature_name = spec->signature_name;
+    out_spec.version_choice_case = TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION;
+    out_spec.version = &ver;
+    Tensorflow__Serving__PredictResponse r = TENSORFLOW__SERVING__PREDICT_RESPONSE__INIT;
+    r.model_spec = &out_spec;
+    r.n_outputs = n_out;
+    r.outputs = entryp;
+    rc = server__pack_slice(&r.base, resp);
+out:
+    if (reading)
+        store_read_end(reader);
+    return rc;
+}
