@@ -1,15 +1,28 @@
 # Dockerfile - fstore server image. Two stages on Debian bookworm: build with the project's own
 # install script, then a slim runtime with only the shared libraries the binary links.
-#   podman build -t fstore:dev .          (or docker build)
-#   podman run --network=host fstore:dev serve --listen 127.0.0.1:6566 ...
+#   podman build -t fstore:dev .          (or docker build; scripts/container-smoke.sh checks it)
+#   podman run --rm --network=host -e FSTORE_LISTEN=127.0.0.1:6566 fstore:dev serve
+# Build args: BASE (the Debian bookworm base image), BUILD_JOBS (compile jobs; default: all CPUs).
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN bash scripts/install-deps.sh
+RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+# libprotobuf-dev ships google/protobuf/{timestamp,wrappers}.proto, which protos/CMakeLists.txt
+# compiles from /usr/include. install-deps.sh does not list it (it only arrives as a Recommends of
+# protobuf-compiler, and the script installs with --no-install-recommends).
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libprotobuf-dev \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake --preset release && cmake --build --preset release -j"$(nproc)" \
+ARG BUILD_JOBS=
+# rm -rf build: a host build tree that slipped into the context (no .dockerignore) has a
+# CMakeCache.txt for another source path, and cmake refuses to configure over it.
+# --target fstore: the image ships only the server, not fstore-bench or the Python stubs.
+RUN rm -rf build \
+    && cmake --preset release \
+    && cmake --build --preset release --target fstore -j"${BUILD_JOBS:-$(nproc)}" \
     && strip build/release/server/fstore
 
 FROM ${BASE}
@@ -17,10 +30,18 @@ RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
        libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/fstore --create-home fstore
+    && groupadd --system --gid 10001 fstore \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /var/lib/fstore \
+       --shell /usr/sbin/nologin fstore \
+    && install -d -o fstore -g fstore -m 0755 /var/lib/fstore /var/lib/fstore/data
 COPY --from=build /src/build/release/server/fstore /usr/local/bin/fstore
 COPY --from=build /src/examples/catalog /etc/fstore/catalog
-USER fstore
+# Fail the build, not the first start, if the runtime stage lacks a library the binary links.
+RUN missing="$(ldd /usr/local/bin/fstore | grep 'not found' || true)"; \
+    if [ -n "$missing" ]; then echo "fstore: missing shared libraries:" >&2; \
+      echo "$missing" >&2; exit 1; fi; \
+    /usr/local/bin/fstore --version
+USER 10001:10001
 ENV FSTORE_DATA_DIR=/var/lib/fstore/data \
     FSTORE_CATALOG=/etc/fstore/catalog \
     FSTORE_LISTEN=0.0.0.0:6566

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
-  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler protobuf-compiler-grpc
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
   grpc-proto liblmdb-dev lmdb-utils libjansson-dev libyaml-dev libcriterion-dev
   libmicrohttpd-dev nats-server libnats-dev
   python3-grpcio python3-protobuf curl redis-server redis-tools procps
