@@ -9,12 +9,6 @@ FROM ${BASE} AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
-# libprotobuf-dev ships google/protobuf/{timestamp,wrappers}.proto, which protos/CMakeLists.txt
-# compiles from /usr/include. install-deps.sh does not list it (it only arrives as a Recommends of
-# protobuf-compiler, and the script installs with --no-install-recommends).
-RUN apt-get update -qq \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libprotobuf-dev \
-    && rm -rf /var/lib/apt/lists/*
 COPY . .
 ARG BUILD_JOBS=
 # rm -rf build: a host build tree that slipped into the context (no .dockerignore) has a

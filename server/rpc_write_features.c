@@ -5,6 +5,10 @@
 
 #include "fstore/v1/fstore.pb-c.h"
 
+/* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the bounds google.protobuf.Timestamp allows. */
+#define TIMESTAMP_MIN_SECONDS (-62135596800LL)
+#define TIMESTAMP_MAX_SECONDS 253402300799LL
+
 int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     server_arena_t *a = &c->arena;
@@ -29,6 +33,10 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
         const Google__Protobuf__Timestamp *t = rq->event_timestamps[i];
         if (t->nanos < 0 || t->nanos > 999999999)
             return server__fail(c, -EINVAL, "event_timestamps[%zu]: nanos out of range", i);
+        /* google.protobuf.Timestamp's own range; it also keeps seconds * 10^6 in an int64. */
+        if (t->seconds < TIMESTAMP_MIN_SECONDS || t->seconds > TIMESTAMP_MAX_SECONDS)
+            return server__fail(c, -EINVAL,
+                                "event_timestamps[%zu]: seconds out of range (years 1 to 9999)", i);
         ts[i] = t->seconds == 0 && t->nanos == 0 ? now : t->seconds * 1000000 + t->nanos / 1000;
     }
 
