@@ -179,8 +179,10 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
         const catalog_view_t *cv = NULL;
         if (cat != NULL && catalog_find_view(cat, e->name, e->version, &cv) == 0 && cv != NULL) {
             e->fast = calloc(e->n_slots + 1, sizeof *e->fast);
-            if (e->fast == NULL)
+            if (e->fast == NULL) {
+                rc = -ENOMEM;
                 goto out;
+            }
             for (size_t f = 0; f < cv->n_features && f < e->n_slots; f++) {
                 if (strcmp(cv->features[f].name, e->slot_names[f]) == 0)
                     e->fast[f] = cv->features[f].name;

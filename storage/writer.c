@@ -1,5 +1,6 @@
 /* storage/writer.c - the single writer thread: group commit, LWW merges, map growth. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,6 +470,17 @@ int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bul
     if (res != NULL) {
         res->written = job.written;
         res->stale = job.stale;
+        /* The view was dropped between validation and commit (a teardown or catalog change
+         * raced the write): name it, as the header promises for -ENOENT. */
+        if (rc == -ENOENT && enc->n_views > 0) {
+            const store__enc_view_t *v = &enc->views[0];
+            size_t n = strnlen(v->name, sizeof res->bad_field - 1);
+            memcpy(res->bad_field, v->name, n);
+            res->bad_field[n] = '\0';
+            snprintf(res->error, sizeof res->error,
+                     "feature view %s@v%u%s has no database (torn down or not applied)", v->name,
+                     (unsigned)v->version, enc->n_views > 1 ? " (or another of this call's)" : "");
+        }
     }
     return rc;
 }
