@@ -110,6 +110,10 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         feast__serving__get_online_features_request__unpack(server__arena_allocator(a), len, req);
     if (rq == NULL)
         return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest");
+    char why[200];
+    if (server__pb_check_strings(&feast__serving__get_online_features_request__descriptor, req, len,
+                                 why, sizeof why) < 0)
+        return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest: %s", why);
 
     /* Features: a service's resolved list, or each reference resolved here. */
     const catalog_feature_ref_t *refs = NULL;

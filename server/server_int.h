@@ -191,6 +191,17 @@ int server__fail(server_call_t *c, int err, const char *fmt, ...)
 /* Packs a protobuf-c message into a new slice. Returns: 0, -ENOMEM. */
 int server__pack_slice(const ProtobufCMessage *m, grpc_slice *out);
 
+/*
+ * Checks every string field of the message d encoded in buf (len bytes), at any depth: it must be
+ * UTF-8 without a NUL byte. protobuf-c checks neither and hands strings over NUL-terminated, so a
+ * NUL inside would silently shorten the string (another entity's key, a cut value). Call it on a
+ * request that unpacked as d.
+ * Returns: 0; -EINVAL with the field named in why ("feast.types.Value.string_val contains a NUL
+ *          byte").
+ */
+int server__pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                             char *why, size_t why_cap);
+
 /* Health: the server's overall serving status (grpc.health.v1 numbers: 1 SERVING, 2 NOT_SERVING)
  * and the serving status of a named service (3 SERVICE_UNKNOWN for names we do not serve). */
 int server__health_status(const server_t *s, const char *service);

@@ -1,0 +1,141 @@
+/* server/pb_strings.c - the string fields of a request, checked on the wire. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+/*
+ * protobuf-c hands string fields over as NUL-terminated char * and drops their length, and it
+ * does not check UTF-8. A string with a NUL inside ("alice\0x") would then be read as a shorter
+ * one ("alice"): a write, delete or read of another entity's row, or a feature value cut short,
+ * all reported as success. And a string that is not UTF-8 would be stored and later break every
+ * conforming client that reads it (proto3 parsers refuse such strings). So the request's own
+ * bytes are walked once more, guided by the descriptor protobuf-c just unpacked them with, and
+ * every string field is checked where its length is still known.
+ */
+
+/* Deeper than any of our messages nest; a bound on the recursion whatever the descriptors. */
+#define MAX_DEPTH 32
+
+static bool get_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = p[(*i)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Returns: the offset of the first byte that breaks UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or len when s is valid. */
+static size_t utf8_bad_at(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t b = s[i];
+        size_t n;
+        uint32_t cp, min;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if ((b & 0xe0) == 0xc0) {
+            n = 2;
+            cp = b & 0x1f;
+            min = 0x80;
+        } else if ((b & 0xf0) == 0xe0) {
+            n = 3;
+            cp = b & 0x0f;
+            min = 0x800;
+        } else if ((b & 0xf8) == 0xf0) {
+            n = 4;
+            cp = b & 0x07;
+            min = 0x10000;
+        } else {
+            return i;
+        }
+        if (len - i < n)
+            return i;
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n;
+    }
+    return len;
+}
+
+static int check_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                         unsigned depth, char *why, size_t why_cap)
+{
+    if (depth > MAX_DEPTH) {
+        snprintf(why, why_cap, "messages nested too deeply");
+        return -EINVAL;
+    }
+    size_t i = 0;
+    while (i < len) {
+        uint64_t tag, n;
+        if (!get_varint(p, len, &i, &tag))
+            goto truncated;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (!get_varint(p, len, &i, &n))
+                goto truncated;
+            continue;
+        case 1: /* 64-bit */
+            if (len - i < 8)
+                goto truncated;
+            i += 8;
+            continue;
+        case 5: /* 32-bit */
+            if (len - i < 4)
+                goto truncated;
+            i += 4;
+            continue;
+        case 2: /* length-delimited: the only kind that holds strings and messages */
+            break;
+        default:
+            snprintf(why, why_cap, "unsupported wire type %u in %s", (unsigned)(tag & 7), d->name);
+            return -EINVAL;
+        }
+        if (!get_varint(p, len, &i, &n) || n > len - i)
+            goto truncated;
+        const ProtobufCFieldDescriptor *f =
+            tag >> 3 <= UINT32_MAX
+                ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
+                : NULL;
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING) {
+            if (memchr(p + i, '\0', n) != NULL) {
+                snprintf(why, why_cap, "%s.%s contains a NUL byte", d->name, f->name);
+                return -EINVAL;
+            }
+            if (utf8_bad_at(p + i, n) != n) {
+                snprintf(why, why_cap, "%s.%s is not valid UTF-8", d->name, f->name);
+                return -EINVAL;
+            }
+        } else if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            int rc = check_message(f->descriptor, p + i, n, depth + 1, why, why_cap);
+            if (rc < 0)
+                return rc;
+        }
+        i += n;
+    }
+    return 0;
+truncated:
+    snprintf(why, why_cap, "truncated %s", d->name);
+    return -EINVAL;
+}
+
+int server__pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                             char *why, size_t why_cap)
+{
+    return check_message(d, buf, len, 0, why, why_cap);
+}

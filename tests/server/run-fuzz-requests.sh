@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tests/server/run-fuzz-requests.sh - builds the read/write request fuzzer (fuzz_requests.c) with
+# clang's libFuzzer and runs it for FUZZ_SECONDS (default 20). The protos are compiled here with
+# protoc-c, so the script needs no build tree. Seeds are serialized with protoc's text format,
+# each behind the byte that picks its handler. The fuzzer's LMDB store lives in the work
+# directory; crashes are kept in a printed directory, never in the source tree.
+# FUZZ_KEEP=DIR keeps the binary and the grown corpus in DIR for longer runs.
+set -euo pipefail
+root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+cc=${CC:-clang}
+seconds=${FUZZ_SECONDS:-20}
+work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-requests.XXXXXX")
+keep=0
+cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
+trap cleanup EXIT
+
+protos=(feast/types/Value.proto feast/serving/ServingService.proto fstore/v1/fstore.proto)
+# server_int.h also includes the tensor headers; nothing here links their code.
+headers_only=(tensorflow/core/framework/types.proto tensorflow/core/framework/tensor_shape.proto
+              tensorflow/core/framework/tensor.proto)
+mkdir -p "$work/gen"
+(cd "$root/protos" && protoc-c -I. -I/usr/include --c_out="$work/gen" "${protos[@]}" \
+  "${headers_only[@]}" google/protobuf/timestamp.proto)
+gen=()
+for p in "${protos[@]}" google/protobuf/timestamp.proto; do gen+=("$work/gen/${p%.proto}.pb-c.c"); done
+
+server=(arena pb_strings values write_path read_path feast_encode rpc_get_online_features rpc_write_features
+        rpc_delete_entities)
+srcs=("$root"/catalog/*.c "$root"/storage/*.c)
+for s in "${server[@]}"; do srcs+=("$root/server/$s.c"); done
+flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+       -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -isystem "$work/gen" -w
+       $(pkg-config --cflags grpc))
+"$cc" "${flags[@]}" "${srcs[@]}" "${gen[@]}" "$root/tests/server/fuzz_requests.c" \
+  -llmdb -lyaml -lprotobuf-c $(pkg-config --libs grpc) -lpthread -lm -o "$work/fuzz_requests"
+
+# Seeds: the handler byte (0 read, 1 write, 2 delete, 3 value), then the message.
+mkdir -p "$work/corpus"
+seed() {
+  local name=$1 byte=$2 type=$3 proto=$4 text=$5
+  { printf "\\x$byte"; printf '%s' "$text" |
+      protoc -I"$root/protos" -I/usr/include --encode="$type" "$proto"; } >"$work/corpus/$name"
+}
+rq=feast.serving.GetOnlineFeaturesRequest
+sv=feast/serving/ServingService.proto
+seed read_refs 00 $rq $sv 'features { val: ["fv:i64", "fv:s", "fv:il", "fv@v2:c"] } entities { key: "driver_id" value { val: [{int64_val: 1}, {int64_val: 3}, {int64_val: 9}] } }'
+seed read_full 00 $rq $sv 'features { val: ["fv:i64", "fv@v2:i64", "g:total"] } full_feature_names: true include_feature_view_version_metadata: true entities { key: "driver_id" value { val: [{int32_val: 2}] } }'
+seed read_service 00 $rq $sv 'feature_service: "svc" entities { key: "driver_id" value { val: [{int64_val: 1}] } } entities { key: "customer_id" value { val: [{string_val: "alice"}] } } entities { key: "dev" value { val: [{bytes_val: "\001\002"}] } } entities { key: "slot" value { val: [{int32_val: 7}] } }'
+seed read_all 00 $rq $sv 'feature_service: "all" entities { key: "driver_id" value { val: [{int64_val: 2}, {int64_val: 1}] } }'
+seed read_global 00 $rq $sv 'features { val: ["g:total"] }'
+# One row over the fuzzer's limit of 8 (fuzz_requests.c), for reads and writes alike.
+nine='{int64_val: 1}, {int64_val: 2}, {int64_val: 3}, {int64_val: 4}, {int64_val: 5}, {int64_val: 6}, {int64_val: 7}, {int64_val: 8}, {int64_val: 9}'
+seed read_nine 00 $rq $sv "features { val: [\"fv:i64\"] } entities { key: \"driver_id\" value { val: [$nine] } }"
+wr=fstore.v1.WriteFeaturesRequest
+fs=fstore/v1/fstore.proto
+seed write_scalars 01 $wr $fs 'feature_view: "fv" columns { key: "driver_id" value { val: [{int64_val: 4}, {int64_val: 5}] } } columns { key: "i64" value { val: [{int64_val: 1}, {null_val: NULL}] } } columns { key: "s" value { val: [{string_val: "ab"}, {string_val: "z"}] } } columns { key: "f" value { val: [{float_val: 0.5}, {float_val: 1}] } } event_timestamps: [{seconds: 1700000000 nanos: 5000}, {}]'
+seed write_lists 01 $wr $fs 'feature_view: "fv@v1" columns { key: "driver_id" value { val: [{int64_val: 6}] } } columns { key: "il" value { val: [{int64_list_val { val: [1, 2] }}] } } columns { key: "sl" value { val: [{string_list_val { val: ["a", ""] }}] } } columns { key: "bol" value { val: [{bool_list_val { val: [true, false] }}] } } columns { key: "fl" value { val: [{float_list_val { val: [1.5] }}] } } columns { key: "bl" value { val: [{bytes_list_val { val: ["\000"] }}] } }'
+seed write_v2 01 $wr $fs 'feature_view: "fv@v2" columns { key: "driver_id" value { val: [{int64_val: 1}] } } columns { key: "c" value { val: [{string_val: "red"}] } }'
+seed write_dev 01 $wr $fs 'feature_view: "dev" columns { key: "dev" value { val: [{bytes_val: "\001\002"}] } } columns { key: "slot" value { val: [{int32_val: 7}] } } columns { key: "v" value { val: [{double_val: 3.25}] } }'
+seed write_global 01 $wr $fs 'feature_view: "g" columns { key: "total" value { val: [{double_val: 7}] } }'
+seed write_nine 01 $wr $fs "feature_view: \"fv\" columns { key: \"driver_id\" value { val: [$nine] } } columns { key: \"i64\" value { val: [$nine] } }"
+dl=fstore.v1.DeleteEntitiesRequest
+seed delete_fv 02 $dl $fs 'feature_view: "fv" entities { key: "driver_id" value { val: [{int64_val: 4}, {int64_val: 99}] } }'
+seed delete_pair 02 $dl $fs 'feature_view: "pair" entities { key: "driver_id" value { val: [{int64_val: 1}] } } entities { key: "customer_id" value { val: [{string_val: "alice"}] } }'
+vt=feast.types.Value
+vp=feast/types/Value.proto
+seed value_i64 03 $vt $vp 'int64_val: -5'
+seed value_strs 03 $vt $vp 'string_list_val { val: ["a", "bc"] }'
+seed value_bools 03 $vt $vp 'bool_list_val { val: [true, false, true] }'
+seed value_bytes 03 $vt $vp 'bytes_val: "\377\000"'
+seed value_null 03 $vt $vp 'null_val: NULL'
+
+if [ -n "${FUZZ_KEEP:-}" ]; then
+  mkdir -p "$FUZZ_KEEP/corpus"
+  cp "$work/fuzz_requests" "$FUZZ_KEEP/"
+  cp -n "$work/corpus/"* "$FUZZ_KEEP/corpus/" 2>/dev/null || true
+  corpus=$FUZZ_KEEP/corpus
+else
+  corpus=$work/corpus
+fi
+
+export TMPDIR=$work
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+echo "fuzzing fuzz_requests for ${seconds}s"
+if ! "$work/fuzz_requests" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+     -dict="$root/tests/server/requests.dict" -artifact_prefix="$work/" -print_final_stats=1 \
+     "$corpus" 2>&1 | tail -n 40; then
+  keep=1
+  exit 1
+fi
