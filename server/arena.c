@@ -108,12 +108,14 @@ void server__arena_reset(server_arena_t *a)
     server_arena_chunk_t *c = a->head;
     if (c == NULL)
         return;
-    if (c->next == NULL) {
+    if (c->next == NULL && c->cap <= ARENA_KEEP_MAX) {
         c->used = 0;
         a->used_total = 0;
         return;
     }
-    /* Several chunks: replace them with one that holds everything the last call needed. */
+    /* Several chunks, or one over the cap (a first allocation bigger than ARENA_KEEP_MAX gets a
+     * chunk of its own size): replace them with one that holds everything the last call needed,
+     * or with nothing when that is over the cap. */
     size_t want = a->used_total;
     server__arena_free(a);
     a->used_total = 0;

@@ -1,7 +1,10 @@
 /* server/cmd_serve.c - `fstore serve`: flags and signals around server_new/run/free. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,29 +13,38 @@
 #include "server/server.h"
 
 /*
- * Signal handlers only flip atomics on the server (server_request_stop/reload are
- * async-signal-safe); the control thread in server_run() notices within ~100 ms and does the
- * work, so nothing heavy ever runs in a handler.
+ * Signals are not handled in a signal handler at all. SIGTERM, SIGINT and SIGHUP are blocked
+ * before any thread exists (the store's writer and gRPC's threads start in server_new()), so
+ * every thread inherits the mask and none of them is ever interrupted; one thread takes them
+ * with sigwait() and calls the server's stop and reload entry points as ordinary code. That
+ * thread gets the server as its argument and is joined before server_free(), so no signal can
+ * reach a server that is not there yet or no longer (a handler reading a global could), and a
+ * signal that arrives while the server is starting stays pending until the thread takes it.
+ * Once server_run() has returned, signals stay blocked and pending: a late SIGTERM cannot turn a
+ * clean exit into a kill.
  */
 
-static server_t *volatile g_server;
-/* A stop that arrives while the server is still starting is kept for when it runs. */
-static volatile sig_atomic_t g_early_stop;
+typedef struct signal_thread {
+    pthread_t thread;
+    sigset_t set;
+    server_t *server;
+    _Atomic bool done; /* set before waking the thread to make it return */
+} signal_thread_t;
 
-static void on_stop(int sig)
+static void *signal_main(void *arg)
 {
-    (void)sig;
-    if (g_server != NULL)
-        server_request_stop(g_server);
-    else
-        g_early_stop = 1;
-}
-
-static void on_hup(int sig)
-{
-    (void)sig;
-    if (g_server != NULL)
-        server_request_reload(g_server);
+    signal_thread_t *st = arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&st->set, &sig) != 0)
+            continue;
+        if (atomic_load(&st->done))
+            return NULL;
+        if (sig == SIGHUP)
+            server_request_reload(st->server);
+        else
+            server_request_stop(st->server); /* a second one cancels in-flight calls */
+    }
 }
 
 static void usage(FILE *f)
@@ -44,7 +56,8 @@ static void usage(FILE *f)
             "fstore.v1.OnlineFeatureService (reads, writes, deletes, catalog),\n"
             "tensorflow.serving.PredictionService/Predict (a model binding's features as\n"
             "tensors, or sent on to its model server) and grpc.health.v1.Health (Check, Watch).\n"
-            "SIGHUP reloads the catalog; SIGTERM/SIGINT drain and exit 0.\n"
+            "SIGHUP reloads the catalog; SIGTERM/SIGINT drain and exit 0 (a second one\n"
+            "cancels the calls still in flight).\n"
             "\n"
             "flags (each also FSTORE_<FLAG> in the environment, e.g. FSTORE_DATA_DIR):\n"
             "  --listen ADDR            host:port to listen on (default %s)\n"
@@ -54,6 +67,8 @@ static void usage(FILE *f)
             "  --workers N              read worker threads (default: number of CPUs)\n"
             "  --write-workers N        write worker threads (default %u)\n"
             "  --max-message-bytes N    largest request message (default %u)\n"
+            "  --max-response-bytes N   largest response, and largest request or response\n"
+            "                           exchanged with a Predict upstream (default %u)\n"
             "  --max-entities N         entity rows per read request (default %u)\n"
             "  --max-features N         feature references per read request (default %u)\n"
             "  --max-write-rows N       rows per write or delete request (default %u)\n"
@@ -63,7 +78,8 @@ static void usage(FILE *f)
             "  --log-requests           log every call (method, status, duration; no values)\n"
             "  --help                   this text\n",
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, SERVER_DEFAULT_MAX_MESSAGE_BYTES,
-            SERVER_DEFAULT_MAX_ENTITIES, SERVER_DEFAULT_MAX_FEATURES, SERVER_DEFAULT_MAX_WRITE_ROWS,
+            SERVER_DEFAULT_MAX_RESPONSE_BYTES, SERVER_DEFAULT_MAX_ENTITIES,
+            SERVER_DEFAULT_MAX_FEATURES, SERVER_DEFAULT_MAX_WRITE_ROWS,
             SERVER_DEFAULT_SHUTDOWN_GRACE_MS);
 }
 
@@ -100,6 +116,7 @@ enum {
     OPT_WORKERS,
     OPT_WRITE_WORKERS,
     OPT_MAX_MESSAGE_BYTES,
+    OPT_MAX_RESPONSE_BYTES,
     OPT_MAX_ENTITIES,
     OPT_MAX_FEATURES,
     OPT_MAX_WRITE_ROWS,
@@ -117,6 +134,7 @@ static const struct option long_opts[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"write-workers", required_argument, NULL, OPT_WRITE_WORKERS},
     {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
+    {"max-response-bytes", required_argument, NULL, OPT_MAX_RESPONSE_BYTES},
     {"max-entities", required_argument, NULL, OPT_MAX_ENTITIES},
     {"max-features", required_argument, NULL, OPT_MAX_FEATURES},
     {"max-write-rows", required_argument, NULL, OPT_MAX_WRITE_ROWS},
@@ -147,6 +165,8 @@ static int apply_flag(int id, const char *val, server_options_t *o, server_log_f
         return parse_unsigned("write-workers", val, 1, &o->write_workers);
     case OPT_MAX_MESSAGE_BYTES:
         return parse_size("max-message-bytes", val, 1024, &o->limits.max_message_bytes);
+    case OPT_MAX_RESPONSE_BYTES:
+        return parse_size("max-response-bytes", val, 1024, &o->limits.max_response_bytes);
     case OPT_MAX_ENTITIES:
         return parse_size("max-entities", val, 1, &o->limits.max_entities);
     case OPT_MAX_FEATURES:
@@ -228,14 +248,21 @@ int server__cmd_serve(int argc, char **argv)
     }
     server_log_setup(fmt);
 
+    /* Before server_new(), which starts the first threads: they must all inherit the mask. */
+    signal_thread_t st = {.server = NULL};
+    atomic_init(&st.done, false);
+    sigemptyset(&st.set);
+    sigaddset(&st.set, SIGTERM);
+    sigaddset(&st.set, SIGINT);
+    sigaddset(&st.set, SIGHUP);
+    int e = pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+    if (e != 0) {
+        fprintf(stderr, "fstore serve: cannot block signals: %s\n", strerror(e));
+        return 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
@@ -251,14 +278,20 @@ int server__cmd_serve(int argc, char **argv)
         return 1;
     }
 
-    g_server = s;
-    if (g_early_stop)
-        server_request_stop(s);
+    st.server = s;
+    e = pthread_create(&st.thread, NULL, signal_main, &st);
+    if (e != 0) {
+        fprintf(stderr, "fstore serve: cannot start the signal thread: %s\n", strerror(e));
+        server_free(s);
+        return 1;
+    }
 
     rc = server_run(s);
 
-    /* Late signals must not touch the server being freed, nor kill a clean exit. */
-    g_server = NULL;
+    /* The signal thread goes before the server does; a signal aimed at it wakes its sigwait(). */
+    atomic_store(&st.done, true);
+    pthread_kill(st.thread, SIGHUP);
+    pthread_join(st.thread, NULL);
     server_free(s);
     return rc < 0 ? 1 : 0;
 }

@@ -35,5 +35,5 @@ int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len
         return rc;
     Fstore__V1__DeleteEntitiesResponse out = FSTORE__V1__DELETE_ENTITIES_RESPONSE__INIT;
     out.rows_deleted = res.written;
-    return server__pack_slice(&out.base, resp);
+    return server__pack_slice(c, &out.base, resp);
 }

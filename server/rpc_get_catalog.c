@@ -241,7 +241,7 @@ int server__rpc_get_catalog(server_call_t *c, const uint8_t *req, size_t len, gr
     if (rc < 0)
         return server__fail(c, rc, "cannot render the catalog: %s", strerror(-rc));
     out.yaml = yaml;
-    rc = server__pack_slice(&out.base, resp);
+    rc = server__pack_slice(c, &out.base, resp);
     free(yaml);
     return rc;
 }

@@ -21,5 +21,5 @@ int server__rpc_get_feast_serving_info(server_call_t *c, const uint8_t *req, siz
     Feast__Serving__GetFeastServingInfoResponse out =
         FEAST__SERVING__GET_FEAST_SERVING_INFO_RESPONSE__INIT;
     out.version = (char *)FSTORE_VERSION;
-    return server__pack_slice(&out.base, resp);
+    return server__pack_slice(c, &out.base, resp);
 }

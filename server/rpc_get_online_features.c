@@ -63,39 +63,6 @@ static char *column_name(server_arena_t *a, const catalog_feature_ref_t *ref, bo
     return server__arena_strndup(a, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
-/* Returns: the index of an earlier name equal to names[i] for some i, or -1; *dup_at = i. */
-static int find_duplicate(server_arena_t *a, char **names, size_t n, size_t *dup_at, int *err)
-{
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    size_t *slots = server__arena_calloc(a, cap, sizeof *slots); /* index + 1; 0 = empty */
-    if (slots == NULL) {
-        *err = -ENOMEM;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)fnv1a(names[i]) & (cap - 1);
-        while (slots[h] != 0) {
-            if (strcmp(names[slots[h] - 1], names[i]) == 0) {
-                *dup_at = i;
-                return (int)(slots[h] - 1);
-            }
-            h = (h + 1) & (cap - 1);
-        }
-        slots[h] = i + 1;
-    }
-    return -1;
-}
-
 int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t len,
                                     grpc_slice *resp)
 {
@@ -177,38 +144,51 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         keys[i] = rq->entities[i]->key;
         vals[i] = rq->entities[i]->value;
     }
+    server_columns_limits_t ent_lim = {SERVER_MAX_ENTITY_COLUMNS, "entity columns per read",
+                                       lim->max_entities, "--max-entities"};
     server_columns_t ents;
-    rc = server__columns_from_pb(c, "entity", n_ent, keys, vals, &ents);
+    rc = server__columns_from_pb(c, "entity", n_ent, keys, vals, &ent_lim, &ents);
     if (rc < 0)
         return rc;
     if (ents.n_cols == 0)
         ents.n_rows = 1;
-    if (ents.n_rows > lim->max_entities)
-        return server__fail(c, -E2BIG,
-                            "request has %zu entity rows; the limit is %zu (--max-entities)",
-                            ents.n_rows, lim->max_entities);
     size_t n_rows = ents.n_rows;
 
-    /* Column names: join keys as given, then features; duplicates would make columns ambiguous. */
+    /* Column names: join keys as given, then features, all in one list (metadata.feature_names),
+     * so a name may appear once: a feature named like a join key would be indistinguishable from
+     * the entity column, which Feast refuses too unless full_feature_names is set. */
     size_t n_cols = ents.n_cols + n_refs;
     server_feast_column_t *cols = server__arena_calloc(a, n_cols, sizeof *cols);
-    char **fnames = server__arena_calloc(a, n_refs, sizeof *fnames);
-    if (cols == NULL || fnames == NULL)
+    const char **names = server__arena_calloc(a, n_cols, sizeof *names);
+    if (cols == NULL || names == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < ents.n_cols; i++)
+        names[i] = ents.names[i];
+    const char **fnames = &names[ents.n_cols];
     for (size_t i = 0; i < n_refs; i++) {
         fnames[i] = column_name(a, &refs[i], versioned[i], rq->full_feature_names);
         if (fnames[i] == NULL)
             return server__fail(c, -ENOMEM, "out of memory");
     }
-    size_t dup_at = 0;
-    int dup = find_duplicate(a, fnames, n_refs, &dup_at, &rc);
-    if (rc < 0)
-        return server__fail(c, rc, "out of memory");
-    if (dup >= 0)
+    size_t first = 0, second = 0;
+    int dup = server__find_duplicate(a, names, n_cols, &first, &second);
+    if (dup < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (dup > 0 && first >= ents.n_cols)
         return server__fail(c, -EINVAL,
                             "feature name '%s' appears twice in the response (references %zu "
                             "and %zu); set full_feature_names or remove the duplicate",
-                            fnames[dup], (size_t)dup, dup_at);
+                            names[second], first - ents.n_cols, second - ents.n_cols);
+    if (dup > 0 && !rq->full_feature_names)
+        return server__fail(c, -EINVAL,
+                            "feature '%s' (reference %zu) has the name of entity column '%s'; set "
+                            "full_feature_names to name features view__feature",
+                            names[second], second - ents.n_cols, names[first]);
+    if (dup > 0)
+        return server__fail(c, -EINVAL,
+                            "feature '%s' (reference %zu) has the name of entity column '%s'; "
+                            "rename the entity column",
+                            names[second], second - ents.n_cols, names[first]);
 
     /* Entity columns are echoed back as given, status PRESENT, like Feast. */
     for (size_t i = 0; i < ents.n_cols; i++) {
@@ -268,8 +248,13 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         rc = server__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
+    /* Measured before anything is allocated: max_entities x max_features cells of up to
+     * STORE_MAX_VALUE each could otherwise ask for gigabytes from a small request. */
     size_t total = server__feast_size(&r, vec_sizes);
-    grpc_slice s = grpc_slice_malloc(total);
+    grpc_slice s;
+    rc = server__response_slice(c, "response", total, &s);
+    if (rc < 0)
+        goto out;
     server__feast_write(&r, vec_sizes, GRPC_SLICE_START_PTR(s));
     *resp = s;
 out:

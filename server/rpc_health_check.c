@@ -19,5 +19,5 @@ int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, g
         return server__fail(c, -ENOENT, "unknown service '%s'", rq->service);
     Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     out.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)st;
-    return server__pack_slice(&out.base, resp);
+    return server__pack_slice(c, &out.base, resp);
 }

@@ -308,7 +308,16 @@ static int upstream_request(server_call_t *c, const catalog_model_t *m,
     urq.inputs = inputs;
     urq.n_output_filter = rq->n_output_filter;
     urq.output_filter = rq->output_filter;
-    return server__pack_slice(&urq.base, out);
+    /* What we send is bounded like what we answer: the features of a whole batch can be far
+     * larger than the caller's request. */
+    grpc_slice s;
+    int rc = server__response_slice(
+        c, "upstream request", tensorflow__serving__predict_request__get_packed_size(&urq), &s);
+    if (rc < 0)
+        return rc;
+    tensorflow__serving__predict_request__pack(&urq, GRPC_SLICE_START_PTR(s));
+    *out = s;
+    return 0;
 }
 
 int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
@@ -402,6 +411,18 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
                                sizeof c->msg);
     if (rc < 0)
         goto out;
+    /* The tensors carry at least the stored values' bytes (decoded, often more), so a batch
+     * whose values alone pass the limit is refused before anything is decoded into the arena;
+     * the exact size is checked again when the message is packed. */
+    size_t at_least = 0;
+    for (size_t i = 0; i < n_out * n_rows; i++)
+        at_least += cells[i].len;
+    if (at_least > lim->max_response_bytes) {
+        rc = server__fail(
+            c, -EMSGSIZE, "%s would be at least %zu bytes; the limit is %zu (--max-response-bytes)",
+            m->has_upstream ? "upstream request" : "response", at_least, lim->max_response_bytes);
+        goto out;
+    }
     for (size_t i = 0; i < n_out; i++) {
         char why[256], row_desc[256];
         size_t bad_row = 0;
@@ -464,7 +485,7 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     r.model_spec = &out_spec;
     r.n_outputs = n_out;
     r.outputs = entryp;
-    rc = server__pack_slice(&r.base, resp);
+    rc = server__pack_slice(c, &r.base, resp);
 out:
     if (reading)
         store_read_end(reader);

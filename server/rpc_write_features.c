@@ -52,5 +52,5 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
     Fstore__V1__WriteFeaturesResponse out = FSTORE__V1__WRITE_FEATURES_RESPONSE__INIT;
     out.rows_written = res.written;
     out.rows_stale = res.stale;
-    return server__pack_slice(&out.base, resp);
+    return server__pack_slice(c, &out.base, resp);
 }

@@ -138,6 +138,7 @@ void server_options_init(server_options_t *o)
     o->workers = 0;
     o->write_workers = SERVER_DEFAULT_WRITE_WORKERS;
     o->limits.max_message_bytes = SERVER_DEFAULT_MAX_MESSAGE_BYTES;
+    o->limits.max_response_bytes = SERVER_DEFAULT_MAX_RESPONSE_BYTES;
     o->limits.max_entities = SERVER_DEFAULT_MAX_ENTITIES;
     o->limits.max_features = SERVER_DEFAULT_MAX_FEATURES;
     o->limits.max_write_rows = SERVER_DEFAULT_MAX_WRITE_ROWS;
@@ -187,10 +188,23 @@ int server__fail(server_call_t *c, int err, const char *fmt, ...)
     return err;
 }
 
-int server__pack_slice(const ProtobufCMessage *m, grpc_slice *out)
+int server__response_slice(server_call_t *c, const char *what, size_t n, grpc_slice *out)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
+    size_t limit = server__call_limits(c)->max_response_bytes;
+    if (n > limit)
+        return server__fail(c, -EMSGSIZE,
+                            "%s would be %zu bytes; the limit is %zu (--max-response-bytes)", what,
+                            n, limit);
+    *out = grpc_slice_malloc(n);
+    return 0;
+}
+
+int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *out)
+{
+    grpc_slice s;
+    int rc = server__response_slice(c, "response", protobuf_c_message_get_packed_size(m), &s);
+    if (rc < 0)
+        return rc;
     protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
     *out = s;
     return 0;
@@ -662,21 +676,31 @@ int server_new(const server_options_t *o, server_t **out)
     if (rc < 0)
         goto out;
 
+    /* gRPC takes message limits as int: larger settings mean "as large as gRPC allows", and
+     * our own checks must use the same numbers. */
+    if (s->opts.limits.max_message_bytes > (size_t)INT32_MAX)
+        s->opts.limits.max_message_bytes = INT32_MAX;
+    if (s->opts.limits.max_response_bytes > (size_t)INT32_MAX)
+        s->opts.limits.max_response_bytes = INT32_MAX;
+
     grpc_init();
     s->grpc_inited = true;
-    grpc_arg args[2];
+    grpc_arg args[3];
     memset(args, 0, sizeof args);
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer =
-        (int)(o->limits.max_message_bytes > (size_t)INT32_MAX ? INT32_MAX
-                                                              : o->limits.max_message_bytes);
+    args[0].value.integer = (int)s->opts.limits.max_message_bytes;
+    /* Handlers refuse a response over the limit before building it (server__response_slice());
+     * gRPC's own check is the backstop for anything that gets past them. */
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = (int)s->opts.limits.max_response_bytes;
     /* gRPC sets SO_REUSEPORT by default, which lets a second server bind a port that is already
      * serving and silently split its traffic. A busy port must fail loudly instead. */
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
-    args[1].value.integer = 0;
-    grpc_channel_args ch_args = {.num_args = 2, .args = args};
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
+    args[2].value.integer = 0;
+    grpc_channel_args ch_args = {.num_args = 3, .args = args};
     s->grpc = grpc_server_create(&ch_args, NULL);
     s->ctl_cq = grpc_completion_queue_create_for_next(NULL);
     if (s->grpc == NULL || s->ctl_cq == NULL) {
@@ -695,7 +719,7 @@ int server_new(const server_options_t *o, server_t **out)
     rc = server__watch_init(s, s->grpc, s->ctl_cq, &s->watches);
     if (rc < 0)
         goto out;
-    rc = server__upstreams_new(o->limits.max_message_bytes, &s->upstreams);
+    rc = server__upstreams_new(s->opts.limits.max_response_bytes, &s->upstreams);
     if (rc < 0)
         goto out;
     rc = setup_workers(s);

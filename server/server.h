@@ -22,9 +22,13 @@
  *
  * Threads: `workers` read workers and `write_workers` write workers, each with its own completion
  * queue, plus the thread that calls server_run() (the control thread: health watches, catalog
- * reloads, shutdown). Reads never take a lock a write or a reload can hold: the catalog is an
- * atomically swapped snapshot whose old versions are freed only once every worker has passed a
- * quiescent point, and each read worker owns its store reader.
+ * reloads, shutdown). Ordinary writes never make a read wait: the catalog is an atomically
+ * swapped snapshot whose old versions are freed only once every worker has passed a quiescent
+ * point, each read worker owns its store reader, and the store's writer commits beside open
+ * reads. Two rare, brief events do make reads wait (see storage/store.h): a reload's catalog
+ * commit (store_apply_catalog() on SIGHUP) and a map resize (when the data file fills up and its
+ * map doubles). Both take the store's map lock exclusively: they wait for the reads already open
+ * to end, and new reads wait for them.
  */
 
 typedef struct server server_t;
@@ -34,17 +38,29 @@ typedef enum server_log_format {
     SERVER_LOG_TEXT = 1, /* "time LEVEL event key=value ..." for people */
 } server_log_format_t;
 
-/* Request limits. A request over a limit fails with INVALID_ARGUMENT naming the limit and its
- * flag; a message over max_message_bytes is refused by gRPC with RESOURCE_EXHAUSTED. */
+/*
+ * Request limits. A request over a limit fails with INVALID_ARGUMENT naming the limit and its
+ * flag; a message over max_message_bytes is refused by gRPC with RESOURCE_EXHAUSTED. A response
+ * over max_response_bytes (a read of many large values, a Predict batch, the catalog) fails with
+ * RESOURCE_EXHAUSTED before it is allocated; the same cap applies to the request Predict sends
+ * to an upstream model server and to the response it takes back.
+ */
 typedef struct server_limits {
-    size_t max_message_bytes; /* --max-message-bytes, default 4 MiB (gRPC's own default) */
-    size_t max_entities;      /* --max-entities: entity rows per read, default 1000 */
-    size_t max_features;      /* --max-features: feature references per read, default 1000 */
-    size_t max_write_rows;    /* --max-write-rows: rows per write or delete, default 10000 */
+    size_t max_message_bytes;  /* --max-message-bytes, default 4 MiB (gRPC's own default) */
+    size_t max_response_bytes; /* --max-response-bytes: largest response, default 64 MiB */
+    size_t max_entities;       /* --max-entities: entity rows per read, default 1000 */
+    size_t max_features;       /* --max-features: feature references per read, default 1000 */
+    size_t max_write_rows;     /* --max-write-rows: rows per write or delete, default 10000 */
 } server_limits_t;
+
+/* Entity columns (join keys) one read may carry; not a flag, since a read needs only the join
+ * keys of its views. A write's columns are bounded by its view instead: its join keys plus its
+ * features (a delete: its join keys). Both are checked before any value is converted. */
+#define SERVER_MAX_ENTITY_COLUMNS 256u
 
 #define SERVER_DEFAULT_LISTEN "0.0.0.0:6566" /* Feast's feature server port */
 #define SERVER_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
+#define SERVER_DEFAULT_MAX_RESPONSE_BYTES (64u << 20)
 #define SERVER_DEFAULT_MAX_ENTITIES 1000u
 #define SERVER_DEFAULT_MAX_FEATURES 1000u
 #define SERVER_DEFAULT_MAX_WRITE_ROWS 10000u
@@ -93,8 +109,9 @@ int server_port(const server_t *s);
  */
 int server_run(server_t *s);
 
-/* Asks server_run() to stop. Async-signal-safe (an atomic store); may be called twice: the second
- * call cancels in-flight calls at once instead of waiting for the grace period. */
+/* Asks server_run() to stop. Async-signal-safe (an atomic store) and callable from any thread;
+ * may be called twice: the second call cancels in-flight calls at once instead of waiting for the
+ * grace period. A stop requested before server_run() is kept: it stops right after starting. */
 void server_request_stop(server_t *s);
 
 /*

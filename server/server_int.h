@@ -188,8 +188,19 @@ grpc_completion_queue *server__call_cq(const server_call_t *c);
 int server__fail(server_call_t *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Packs a protobuf-c message into a new slice. Returns: 0, -ENOMEM. */
-int server__pack_slice(const ProtobufCMessage *m, grpc_slice *out);
+/*
+ * Allocates the slice for n bytes that c will send (what names them in the message: "response",
+ * "upstream request"), first checking n against the server's max_response_bytes.
+ * Returns: 0 and *out; -EMSGSIZE (RESOURCE_EXHAUSTED) with the call's message set ("response
+ *          would be N bytes; the limit is M (--max-response-bytes)"), nothing allocated.
+ *          There is no -ENOMEM: grpc_slice_malloc() aborts the process when malloc fails, which
+ *          is why every size a request can drive goes through this check first.
+ * Ownership: *out is the caller's (grpc_slice_unref(), or hand it to gRPC).
+ */
+int server__response_slice(server_call_t *c, const char *what, size_t n, grpc_slice *out);
+/* Packs a protobuf-c message into a new slice through server__response_slice(c, "response").
+ * Returns: 0 and *out; -EMSGSIZE with the call's message set. */
+int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *out);
 
 /*
  * Checks every string field of the message d encoded in buf (len bytes), at any depth: it must be
@@ -266,13 +277,33 @@ typedef struct server_columns {
     const Feast__Types__RepeatedValue **pb; /* the unpacked columns, for echoing values back */
 } server_columns_t;
 
+/* The shape a request's columns may have, and what sets each bound (for messages). */
+typedef struct server_columns_limits {
+    size_t max_cols;
+    const char *max_cols_why; /* "entity columns per read" */
+    size_t max_rows;
+    const char *max_rows_why; /* "--max-entities" */
+} server_columns_limits_t;
+
 /*
- * Converts map entries (keys[i] -> vals[i]) into columns, checking that names are unique, that
- * every column has the same length, and that every value has a known type. `what` names the
- * map in messages ("entity", "column"). Returns: 0, or -EINVAL with the call's message set.
+ * Converts map entries (keys[i] -> vals[i]) into columns. The shape is checked before any value
+ * is looked at, so an oversized request costs no more than its unpack: at most lim->max_cols
+ * columns (compared first), unique non-empty names (a hash set, linear time), every column
+ * with the same number of rows, at most lim->max_rows of them. Then every value must have a
+ * known type. `what` names the columns in messages ("entity", "write").
+ * Returns: 0; -E2BIG (a limit), -EINVAL or -ENOMEM, with the call's message set.
  */
 int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *const *keys,
-                            Feast__Types__RepeatedValue *const *vals, server_columns_t *out);
+                            Feast__Types__RepeatedValue *const *vals,
+                            const server_columns_limits_t *lim, server_columns_t *out);
+
+/*
+ * Looks for two equal strings among names[0..n) in linear time (a hash set in the arena).
+ * Returns: 1 with *first < *second the indexes of the first repeat found; 0 when all differ;
+ *          -ENOMEM.
+ */
+int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n, size_t *first,
+                           size_t *second);
 /* Returns: the index of the column called name, or -1. */
 int server__columns_find(const server_columns_t *cols, const char *name);
 
@@ -380,8 +411,9 @@ int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *c
  * thread-safe); created on first use, destroyed with the server after every call has ended. */
 typedef struct server_upstreams server_upstreams_t;
 
-/* Returns: 0 and *out, -ENOMEM. Responses over max_message_bytes are refused by gRPC. */
-int server__upstreams_new(size_t max_message_bytes, server_upstreams_t **out);
+/* Returns: 0 and *out, -ENOMEM. Requests and responses over max_bytes (the server's
+ * max_response_bytes: the upstream's answer becomes ours) are refused by gRPC. */
+int server__upstreams_new(size_t max_bytes, server_upstreams_t **out);
 /* Destroys every channel. No call may be in flight. Accepts NULL. */
 void server__upstreams_free(server_upstreams_t *u);
 /* The server's upstreams, for handlers. */

@@ -34,17 +34,16 @@ struct server_upstreams {
     pthread_mutex_t lock; /* the table only; calls never hold it */
     upstream_channel_t *items;
     size_t n, cap;
-    int max_message_bytes;
+    int max_bytes; /* both ways: the request is ours, the response becomes ours */
 };
 
-int server__upstreams_new(size_t max_message_bytes, server_upstreams_t **out)
+int server__upstreams_new(size_t max_bytes, server_upstreams_t **out)
 {
     server_upstreams_t *u = calloc(1, sizeof *u);
     if (u == NULL)
         return -ENOMEM;
     pthread_mutex_init(&u->lock, NULL);
-    u->max_message_bytes =
-        max_message_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)max_message_bytes;
+    u->max_bytes = max_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)max_bytes;
     *out = u;
     return 0;
 }
@@ -64,11 +63,11 @@ void server__upstreams_free(server_upstreams_t *u)
 
 static grpc_channel *channel_create(const server_upstreams_t *u, const char *target)
 {
-    grpc_arg args[3];
+    grpc_arg args[4];
     memset(args, 0, sizeof args);
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = u->max_message_bytes;
+    args[0].value.integer = u->max_bytes;
     /* gRPC backs off up to two minutes between reconnects by default; an upstream that restarts
      * would then fail Predict calls long after it is back. A second is plenty for a handful of
      * targets. */
@@ -78,7 +77,10 @@ static grpc_channel *channel_create(const server_upstreams_t *u, const char *tar
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
     args[2].value.integer = 1000;
-    grpc_channel_args ch_args = {.num_args = 3, .args = args};
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[3].value.integer = u->max_bytes;
+    grpc_channel_args ch_args = {.num_args = 4, .args = args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(target, creds, &ch_args);
     grpc_channel_credentials_release(creds);

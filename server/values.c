@@ -295,38 +295,84 @@ int server__columns_find(const server_columns_t *cols, const char *name)
     return -1;
 }
 
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n, size_t *first,
+                           size_t *second)
+{
+    /* Open addressing at most half full; names come from requests, so any quadratic scan over
+     * them is a way to burn a worker's CPU. */
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    size_t *slots = server__arena_calloc(a, cap, sizeof *slots); /* index + 1; 0 = empty */
+    if (slots == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = (size_t)fnv1a(names[i]) & (cap - 1);
+        while (slots[h] != 0) {
+            if (strcmp(names[slots[h] - 1], names[i]) == 0) {
+                *first = slots[h] - 1;
+                *second = i;
+                return 1;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+        slots[h] = i + 1;
+    }
+    return 0;
+}
+
 int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *const *keys,
-                            Feast__Types__RepeatedValue *const *vals, server_columns_t *out)
+                            Feast__Types__RepeatedValue *const *vals,
+                            const server_columns_limits_t *lim, server_columns_t *out)
 {
     server_arena_t *a = &c->arena;
     memset(out, 0, sizeof *out);
+    if (n > lim->max_cols)
+        return server__fail(c, -E2BIG, "request has %zu %s columns; the limit is %zu (%s)", n, what,
+                            lim->max_cols, lim->max_cols_why);
+
+    /* Pass 1, the shape: names, lengths and the row limit, before any value is converted. */
+    size_t rows = n > 0 && vals[0] != NULL ? vals[0]->n_val : 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = vals[i] != NULL ? vals[i]->n_val : 0;
+        if (keys[i][0] == '\0')
+            return server__fail(c, -EINVAL, "%s column with an empty name", what);
+        if (len != rows)
+            return server__fail(c, -EINVAL,
+                                "%s columns have different lengths: '%s' has %zu values, '%s' "
+                                "has %zu",
+                                what, keys[0], rows, keys[i], len);
+    }
+    if (rows > lim->max_rows)
+        return server__fail(c, -E2BIG, "request has %zu %s rows; the limit is %zu (%s)", rows, what,
+                            lim->max_rows, lim->max_rows_why);
+    size_t first = 0, second = 0;
+    int dup = server__find_duplicate(a, (const char *const *)keys, n, &first, &second);
+    if (dup < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (dup > 0)
+        return server__fail(c, -EINVAL, "%s column '%s' given twice", what, keys[second]);
+
+    /* Pass 2, the values. */
     out->names = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *out->names);
     out->cols = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *out->cols);
     out->pb = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *out->pb);
     if (out->names == NULL || out->cols == NULL || out->pb == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
-    size_t rows = 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = keys[i];
-        size_t len = vals[i] != NULL ? vals[i]->n_val : 0;
-        if (name[0] == '\0')
-            return server__fail(c, -EINVAL, "%s column with an empty name", what);
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(out->names[j], name) == 0)
-                return server__fail(c, -EINVAL, "%s column '%s' given twice", what, name);
-        }
-        if (i == 0) {
-            rows = len;
-        } else if (len != rows) {
-            return server__fail(c, -EINVAL,
-                                "%s columns have different lengths: '%s' has %zu values, '%s' "
-                                "has %zu",
-                                what, out->names[0], rows, name, len);
-        }
-        catalog_value_t *col = server__arena_calloc(a, len == 0 ? 1 : len, sizeof *col);
+        catalog_value_t *col = server__arena_calloc(a, rows == 0 ? 1 : rows, sizeof *col);
         if (col == NULL)
             return server__fail(c, -ENOMEM, "out of memory");
-        for (size_t r = 0; r < len; r++) {
+        for (size_t r = 0; r < rows; r++) {
             char why[200];
             int rc = server__value_from_pb(vals[i]->val[r], a, &col[r], why, sizeof why);
             if (rc == -ENOMEM)

@@ -48,15 +48,21 @@ int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char
         return server__fail(c, -EINVAL, "feature view '%s@v%u' is not online", v->name,
                             (unsigned)v->version);
 
+    /* More columns than the view has join keys and features means some are unknown or
+     * repeated: such a request is refused before its values are converted. (A delete takes
+     * fewer, but a column too many is better told apart below, by name.) */
+    char cols_why[CATALOG_MAX_NAME + 64];
+    snprintf(cols_why, sizeof cols_why, "the join keys and features of feature view '%s@v%u'",
+             v->name, (unsigned)v->version);
+    server_columns_limits_t col_lim = {v->n_join_keys + v->n_features, cols_why,
+                                       lim->max_write_rows, "--max-write-rows"};
     server_columns_t cols;
-    rc = server__columns_from_pb(c, "column", n, keys, vals, &cols);
+    rc = server__columns_from_pb(c, op == STORE_OP_DELETE ? "delete" : "write", n, keys, vals,
+                                 &col_lim, &cols);
     if (rc < 0)
         return rc;
     if (cols.n_cols == 0)
         return server__fail(c, -EINVAL, "no columns: give one per join key and written feature");
-    if (cols.n_rows > lim->max_write_rows)
-        return server__fail(c, -E2BIG, "request has %zu rows; the limit is %zu (--max-write-rows)",
-                            cols.n_rows, lim->max_write_rows);
     if (n_ts != 0 && n_ts != cols.n_rows)
         return server__fail(c, -EINVAL,
                             "event_timestamps has %zu entries for %zu rows (give one per row, or "

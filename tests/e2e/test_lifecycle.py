@@ -186,6 +186,31 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(r["trips"], [77])
         self.assertCleanExit(s2, s2.stop(signal.SIGINT))
 
+    def test_sigterm_while_starting_exits_zero_without_serving(self):
+        # Sent as soon as the process has blocked its signals (the first thing `fstore serve`
+        # does), so it lands while the store opens and the catalog applies, before SERVING: the
+        # stop must be kept for the server, not lost or handled on a half-built one.
+        s = Server()
+        self.addCleanup(s.cleanup)
+        proc = s.spawn()
+        sigterm = 1 << (signal.SIGTERM - 1)
+        deadline = time.monotonic() + 60
+        while True:
+            self.assertIsNone(proc.poll(), "fstore exited before blocking signals:\n" + s.log())
+            self.assertLess(time.monotonic(), deadline, "fstore never blocked SIGTERM")
+            try:
+                with open("/proc/%d/status" % proc.pid) as f:
+                    blocked = [ln for ln in f if ln.startswith("SigBlk:")]
+            except OSError:
+                blocked = []
+            if blocked and int(blocked[0].split()[1], 16) & sigterm:
+                break
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(90)
+        self.assertCleanExit(s, rc)
+        self.assertTrue(s.events("stopped"), s.log())
+
     def test_a_busy_port_fails_loudly(self):
         s = self.start()
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")

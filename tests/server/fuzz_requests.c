@@ -117,10 +117,23 @@ int server__fail(server_call_t *c, int err, const char *fmt, ...)
     return err;
 }
 
-int server__pack_slice(const ProtobufCMessage *m, grpc_slice *out)
+int server__response_slice(server_call_t *c, const char *what, size_t n, grpc_slice *out)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
+    size_t limit = server__call_limits(c)->max_response_bytes;
+    if (n > limit)
+        return server__fail(c, -EMSGSIZE,
+                            "%s would be %zu bytes; the limit is %zu (--max-response-bytes)", what,
+                            n, limit);
+    *out = grpc_slice_malloc(n);
+    return 0;
+}
+
+int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *out)
+{
+    grpc_slice s;
+    int rc = server__response_slice(c, "response", protobuf_c_message_get_packed_size(m), &s);
+    if (rc < 0)
+        return rc;
     protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
     *out = s;
     return 0;
@@ -216,6 +229,7 @@ static void setup(void)
         die("store_reader_new", rc);
     /* Limits a small input can reach, so the limit checks are fuzzed too. */
     worker.limits = (server_limits_t){.max_message_bytes = SERVER_DEFAULT_MAX_MESSAGE_BYTES,
+                                      .max_response_bytes = 64 * 1024,
                                       .max_entities = 8,
                                       .max_features = 8,
                                       .max_write_rows = 8};

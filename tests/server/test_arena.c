@@ -89,3 +89,20 @@ Test(arena, serves_as_protobuf_c_allocator_for_unpack)
     /* No free_unpacked: the arena owns everything (LeakSanitizer would catch a leak). */
     server__arena_free(&a);
 }
+
+Test(arena, reset_drops_a_single_chunk_over_the_keep_cap)
+{
+    /* One allocation bigger than the cap gets a chunk of its own as the arena's only chunk;
+     * keeping it would pin a message-sized chunk in the call slot forever. */
+    server_arena_t a;
+    server__arena_init(&a, 1024);
+    cr_assert_not_null(server__arena_alloc(&a, 4u << 20));
+    server__arena_reset(&a);
+    cr_assert_null(a.head);
+    /* The arena still works, and a small workload's chunk is still kept. */
+    cr_assert_not_null(server__arena_alloc(&a, 100));
+    void *head = a.head;
+    server__arena_reset(&a);
+    cr_assert_eq((void *)a.head, head);
+    server__arena_free(&a);
+}
