@@ -73,6 +73,11 @@ static size_t utf8_bad_at(const uint8_t *s, size_t len)
     return len;
 }
 
+bool server__utf8_valid(const uint8_t *s, size_t len)
+{
+    return utf8_bad_at(s, len) == len;
+}
+
 static int check_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                          unsigned depth, char *why, size_t why_cap)
 {

@@ -47,50 +47,104 @@ static int resolve_ref(server_call_t *c, const catalog_t *cat, const char *ref,
 }
 
 /* Response column names: `feature`, or with full_feature_names `view__feature` (`view@vN__feature`
- * when the reference named a version, so two versions side by side stay apart). */
+ * when the reference named a version, so two versions side by side stay apart). Written by hand:
+ * snprintf costs more than the rest of a name's bookkeeping. */
 static char *column_name(server_arena_t *a, const catalog_feature_ref_t *ref, bool versioned,
-                         bool full)
+                         bool full, size_t *len)
 {
-    char buf[2 * CATALOG_MAX_NAME + 32];
-    if (!full)
-        return server__arena_strndup(a, ref->feature->name, strlen(ref->feature->name));
-    int n;
-    if (versioned)
-        n = snprintf(buf, sizeof buf, "%s@v%u__%s", ref->view->name, (unsigned)ref->view->version,
-                     ref->feature->name);
-    else
-        n = snprintf(buf, sizeof buf, "%s__%s", ref->view->name, ref->feature->name);
-    return server__arena_strndup(a, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    const char *f = ref->feature->name;
+    size_t fl = strlen(f);
+    if (!full) {
+        *len = fl;
+        return server__arena_strndup(a, f, fl);
+    }
+    char ver[16];
+    size_t verl = 0;
+    if (versioned) {
+        char digits[12];
+        size_t nd = 0;
+        uint32_t v = ref->view->version;
+        do {
+            digits[nd++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        ver[verl++] = '@';
+        ver[verl++] = 'v';
+        while (nd > 0)
+            ver[verl++] = digits[--nd];
+    }
+    const char *vn = ref->view->name;
+    size_t vl = strlen(vn);
+    size_t n = vl + verl + 2 + fl;
+    char *p = server__arena_alloc(a, n + 1);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, vn, vl);
+    memcpy(p + vl, ver, verl);
+    p[vl + verl] = '_';
+    p[vl + verl + 1] = '_';
+    memcpy(p + vl + verl + 2, f, fl + 1);
+    *len = n;
+    return p;
 }
 
-int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t len,
-                                    grpc_slice *resp)
+/* Cache flags (server__ref_cache_get): which list the strings are, and the naming option. */
+#define LIST_SERVICE 1u
+#define LIST_FEATURES 2u
+#define LIST_FULL_NAMES 4u
+
+/*
+ * Resolves the request's features (a service's list, or each reference) against the pinned
+ * catalog, with the checks that depend on the list alone, and names the response columns.
+ * Returns: 0 and *out (in the arena or the worker's cache); a negative errno with the call's
+ *          message set.
+ */
+static int resolve_features(server_call_t *c, const server_read_request_t *rr,
+                            const server_resolved_t **out)
 {
     server_arena_t *a = &c->arena;
     const server_limits_t *lim = server__call_limits(c);
     const catalog_t *cat = c->catalog;
-    store_reader_t *reader = server__call_reader(c);
-    bool reading = false;
-    int rc = 0;
+    server_ref_cache_t *cache = server__call_ref_cache(c);
+    unsigned flags = rr->full_feature_names ? LIST_FULL_NAMES : 0;
+    const char *const *key = NULL;
+    const size_t *key_lens = NULL;
+    size_t n_key = 0;
+    size_t one_len = 0;
 
-    Feast__Serving__GetOnlineFeaturesRequest *rq =
-        feast__serving__get_online_features_request__unpack(server__arena_allocator(a), len, req);
-    if (rq == NULL)
-        return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest");
-    char why[200];
-    if (server__pb_check_strings(&feast__serving__get_online_features_request__descriptor, req, len,
-                                 why, sizeof why) < 0)
-        return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest: %s", why);
+    if (rr->kind == SERVER_READ_SERVICE) {
+        flags |= LIST_SERVICE;
+        key = &rr->service;
+        one_len = strlen(rr->service);
+        key_lens = &one_len;
+        n_key = 1;
+    } else if (rr->kind == SERVER_READ_FEATURES) {
+        n_key = rr->n_features;
+        if (n_key > lim->max_features)
+            return server__fail(c, -E2BIG,
+                                "request asks for %zu features; the limit is %zu "
+                                "(--max-features)",
+                                n_key, lim->max_features);
+        flags |= LIST_FEATURES;
+        key = rr->features;
+        key_lens = rr->feature_lens;
+    }
+    if (flags & (LIST_SERVICE | LIST_FEATURES)) {
+        const server_resolved_t *hit =
+            server__ref_cache_get(cache, cat, flags, key, key_lens, n_key);
+        if (hit != NULL) {
+            *out = hit;
+            return 0;
+        }
+    }
 
-    /* Features: a service's resolved list, or each reference resolved here. */
     const catalog_feature_ref_t *refs = NULL;
     bool *versioned = NULL;
     size_t n_refs = 0;
-    if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE) {
+    if (flags & LIST_SERVICE) {
         const catalog_service_t *svc = NULL;
-        if (catalog_find_service(cat, rq->feature_service, &svc) < 0)
-            return server__fail(c, -ENOENT, "feature service '%.200s' not found",
-                                rq->feature_service);
+        if (catalog_find_service(cat, rr->service, &svc) < 0)
+            return server__fail(c, -ENOENT, "feature service '%.200s' not found", rr->service);
         refs = svc->features;
         n_refs = svc->n_features;
         if (n_refs > lim->max_features)
@@ -103,21 +157,18 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
             return server__fail(c, -ENOMEM, "out of memory");
         for (size_t i = 0; i < n_refs; i++)
             versioned[i] = !refs[i].view->is_default;
-    } else if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES &&
-               rq->features != NULL) {
-        n_refs = rq->features->n_val;
-        if (n_refs > lim->max_features)
-            return server__fail(c, -E2BIG,
-                                "request asks for %zu features; the limit is %zu "
-                                "(--max-features)",
-                                n_refs, lim->max_features);
+    } else if (flags & LIST_FEATURES) {
+        n_refs = n_key;
         catalog_feature_ref_t *r = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *r);
         versioned = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *versioned);
         if (r == NULL || versioned == NULL)
             return server__fail(c, -ENOMEM, "out of memory");
         for (size_t i = 0; i < n_refs; i++) {
-            const char *ref = rq->features->val[i];
-            rc = resolve_ref(c, cat, ref, &r[i]);
+            /* The request's strings are not NUL-terminated; messages need them to be. */
+            const char *ref = server__arena_strndup(a, key[i], key_lens[i]);
+            if (ref == NULL)
+                return server__fail(c, -ENOMEM, "out of memory");
+            int rc = resolve_ref(c, cat, ref, &r[i]);
             if (rc < 0)
                 return rc;
             const char *colon = strchr(ref, ':');
@@ -133,7 +184,104 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
                                 refs[i].view->name, (unsigned)refs[i].view->version);
     }
 
-    /* Entities: columns of equal length; an entityless read has one implicit row. */
+    server_resolved_t *res = server__arena_calloc(a, 1, sizeof *res);
+    const char **names = server__arena_calloc(a, n_refs, sizeof *names);
+    size_t *lens = server__arena_calloc(a, n_refs, sizeof *lens);
+    if (res == NULL || names == NULL || lens == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_refs; i++) {
+        names[i] = column_name(a, &refs[i], versioned[i], rr->full_feature_names, &lens[i]);
+        if (names[i] == NULL)
+            return server__fail(c, -ENOMEM, "out of memory");
+    }
+    res->n_refs = n_refs;
+    res->refs = refs;
+    res->names = names;
+    res->name_lens = lens;
+    if (server__resolved_index_names(a, res) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    server__ref_cache_put(cache, cat, flags, key, key_lens, n_key, res);
+    *out = res;
+    return 0;
+}
+
+/*
+ * Column names: join keys as given, then features, all in one list (metadata.feature_names),
+ * so a name may appear once: a feature named like a join key would be indistinguishable from
+ * the entity column, which Feast refuses too unless full_feature_names is set. The usual case
+ * (feature names known to differ, no entity column among them) costs one probe per entity column;
+ * anything else takes the full scan, whose first repeat names the error.
+ */
+static int check_names(server_call_t *c, const server_resolved_t *res, const server_columns_t *ents,
+                       bool full)
+{
+    bool clash = !res->unique;
+    for (size_t i = 0; i < ents->n_cols && !clash; i++)
+        clash = server__resolved_has_name(res, ents->names[i]);
+    if (!clash)
+        return 0;
+    size_t n_cols = ents->n_cols + res->n_refs;
+    const char **names = server__arena_calloc(&c->arena, n_cols, sizeof *names);
+    if (names == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < ents->n_cols; i++)
+        names[i] = ents->names[i];
+    for (size_t i = 0; i < res->n_refs; i++)
+        names[ents->n_cols + i] = res->names[i];
+    size_t first = 0, second = 0;
+    int dup = server__find_duplicate(&c->arena, names, n_cols, &first, &second);
+    if (dup < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (dup > 0 && first >= ents->n_cols)
+        return server__fail(c, -EINVAL,
+                            "feature name '%s' appears twice in the response (references %zu "
+                            "and %zu); set full_feature_names or remove the duplicate",
+                            names[second], first - ents->n_cols, second - ents->n_cols);
+    if (dup > 0 && !full)
+        return server__fail(c, -EINVAL,
+                            "feature '%s' (reference %zu) has the name of entity column '%s'; set "
+                            "full_feature_names to name features view__feature",
+                            names[second], second - ents->n_cols, names[first]);
+    if (dup > 0)
+        return server__fail(c, -EINVAL,
+                            "feature '%s' (reference %zu) has the name of entity column '%s'; "
+                            "rename the entity column",
+                            names[second], second - ents->n_cols, names[first]);
+    return 0;
+}
+
+/* The general path's request in the form the rest of the handler reads. Entities stay in rq
+ * (entities_from_pb()). Returns: 0, -ENOMEM. */
+static int read_request_from_pb(server_arena_t *a,
+                                const Feast__Serving__GetOnlineFeaturesRequest *rq,
+                                server_read_request_t *rr)
+{
+    memset(rr, 0, sizeof *rr);
+    rr->full_feature_names = rq->full_feature_names;
+    rr->include_md = rq->include_feature_view_version_metadata;
+    if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE) {
+        rr->kind = SERVER_READ_SERVICE;
+        rr->service = rq->feature_service;
+    } else if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES &&
+               rq->features != NULL) {
+        size_t n = rq->features->n_val;
+        size_t *lens = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
+        if (lens == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            lens[i] = strlen(rq->features->val[i]);
+        rr->kind = SERVER_READ_FEATURES;
+        rr->n_features = n;
+        rr->features = (const char *const *)rq->features->val;
+        rr->feature_lens = lens;
+    }
+    return 0;
+}
+
+static int entities_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFeaturesRequest *rq,
+                            const server_columns_limits_t *lim, server_columns_t *ents)
+{
+    server_arena_t *a = &c->arena;
     size_t n_ent = rq->n_entities;
     char **keys = server__arena_calloc(a, n_ent == 0 ? 1 : n_ent, sizeof *keys);
     Feast__Types__RepeatedValue **vals =
@@ -144,51 +292,100 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         keys[i] = rq->entities[i]->key;
         vals[i] = rq->entities[i]->value;
     }
+    return server__columns_from_pb(c, "entity", n_ent, keys, vals, lim, ents);
+}
+
+/* As entities_from_pb() for a request decoded by hand: the same checks in the same order; the
+ * values are already converted (the decoder takes only types that convert). */
+static int entities_from_request(server_call_t *c, const server_read_request_t *rr,
+                                 const server_columns_limits_t *lim, server_columns_t *ents)
+{
+    server_arena_t *a = &c->arena;
+    size_t n = rr->n_entities;
+    memset(ents, 0, sizeof *ents);
+    if (n > lim->max_cols)
+        return server__fail(c, -E2BIG, "request has %zu %s columns; the limit is %zu (%s)", n,
+                            "entity", lim->max_cols, lim->max_cols_why);
+    char **keys = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *keys);
+    size_t *lens = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
+    const char **names = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *names);
+    const catalog_value_t **cols = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *cols);
+    if (keys == NULL || lens == NULL || names == NULL || cols == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = (char *)(uintptr_t)rr->entities[i].name;
+        lens[i] = rr->entities[i].n_vals;
+        names[i] = rr->entities[i].name;
+        cols[i] = rr->entities[i].vals;
+    }
+    size_t rows = 0;
+    int rc = server__columns_shape(c, "entity", n, keys, lens, lim, &rows);
+    if (rc < 0)
+        return rc;
+    ents->n_cols = n;
+    ents->n_rows = rows;
+    ents->names = names;
+    ents->cols = cols;
+    return 0;
+}
+
+int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t len,
+                                    grpc_slice *resp)
+{
+    server_arena_t *a = &c->arena;
+    const server_limits_t *lim = server__call_limits(c);
+    store_reader_t *reader = server__call_reader(c);
+    bool reading = false;
+    int rc = 0;
+
+    /* The usual request decodes by hand; anything else goes through protobuf-c. */
+    server_read_request_t rr;
+    Feast__Serving__GetOnlineFeaturesRequest *rq = NULL;
+    rc = server__feast_decode_read(a, req, len, &rr);
+    if (rc < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (rc > 0) {
+        rq = feast__serving__get_online_features_request__unpack(server__arena_allocator(a), len,
+                                                                 req);
+        if (rq == NULL)
+            return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest");
+        char why[200];
+        if (server__pb_check_strings(&feast__serving__get_online_features_request__descriptor, req,
+                                     len, why, sizeof why) < 0)
+            return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest: %s", why);
+        rc = read_request_from_pb(a, rq, &rr);
+        if (rc < 0)
+            return server__fail(c, rc, "out of memory");
+    }
+
+    const server_resolved_t *res = NULL;
+    rc = resolve_features(c, &rr, &res);
+    if (rc < 0)
+        return rc;
+    const catalog_feature_ref_t *refs = res->refs;
+    size_t n_refs = res->n_refs;
+
+    /* Entities: columns of equal length; an entityless read has one implicit row. */
     server_columns_limits_t ent_lim = {SERVER_MAX_ENTITY_COLUMNS, "entity columns per read",
                                        lim->max_entities, "--max-entities"};
     server_columns_t ents;
-    rc = server__columns_from_pb(c, "entity", n_ent, keys, vals, &ent_lim, &ents);
+    if (rq != NULL)
+        rc = entities_from_pb(c, rq, &ent_lim, &ents);
+    else
+        rc = entities_from_request(c, &rr, &ent_lim, &ents);
     if (rc < 0)
         return rc;
     if (ents.n_cols == 0)
         ents.n_rows = 1;
     size_t n_rows = ents.n_rows;
 
-    /* Column names: join keys as given, then features, all in one list (metadata.feature_names),
-     * so a name may appear once: a feature named like a join key would be indistinguishable from
-     * the entity column, which Feast refuses too unless full_feature_names is set. */
+    rc = check_names(c, res, &ents, rr.full_feature_names);
+    if (rc < 0)
+        return rc;
     size_t n_cols = ents.n_cols + n_refs;
     server_feast_column_t *cols = server__arena_calloc(a, n_cols, sizeof *cols);
-    const char **names = server__arena_calloc(a, n_cols, sizeof *names);
-    if (cols == NULL || names == NULL)
+    if (cols == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < ents.n_cols; i++)
-        names[i] = ents.names[i];
-    const char **fnames = &names[ents.n_cols];
-    for (size_t i = 0; i < n_refs; i++) {
-        fnames[i] = column_name(a, &refs[i], versioned[i], rq->full_feature_names);
-        if (fnames[i] == NULL)
-            return server__fail(c, -ENOMEM, "out of memory");
-    }
-    size_t first = 0, second = 0;
-    int dup = server__find_duplicate(a, names, n_cols, &first, &second);
-    if (dup < 0)
-        return server__fail(c, -ENOMEM, "out of memory");
-    if (dup > 0 && first >= ents.n_cols)
-        return server__fail(c, -EINVAL,
-                            "feature name '%s' appears twice in the response (references %zu "
-                            "and %zu); set full_feature_names or remove the duplicate",
-                            names[second], first - ents.n_cols, second - ents.n_cols);
-    if (dup > 0 && !rq->full_feature_names)
-        return server__fail(c, -EINVAL,
-                            "feature '%s' (reference %zu) has the name of entity column '%s'; set "
-                            "full_feature_names to name features view__feature",
-                            names[second], second - ents.n_cols, names[first]);
-    if (dup > 0)
-        return server__fail(c, -EINVAL,
-                            "feature '%s' (reference %zu) has the name of entity column '%s'; "
-                            "rename the entity column",
-                            names[second], second - ents.n_cols, names[first]);
 
     /* Entity columns are echoed back as given, status PRESENT, like Feast. */
     for (size_t i = 0; i < ents.n_cols; i++) {
@@ -196,13 +393,20 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         if (cells == NULL)
             return server__fail(c, -ENOMEM, "out of memory");
         for (size_t row = 0; row < n_rows; row++) {
-            const Feast__Types__Value *v = ents.pb[i]->val[row];
-            size_t vlen = feast__types__value__get_packed_size(v);
-            uint8_t *buf = server__arena_alloc(a, vlen);
-            if (buf == NULL)
-                return server__fail(c, -ENOMEM, "out of memory");
-            feast__types__value__pack(v, buf);
-            cells[row] = (server_cell_t){buf, (uint32_t)vlen, STORE_STATUS_PRESENT, 0};
+            server_wire_t w;
+            if (rq != NULL) {
+                /* Packed again: protobuf-c forgot the bytes it read. */
+                const Feast__Types__Value *v = ents.pb[i]->val[row];
+                w.len = feast__types__value__get_packed_size(v);
+                uint8_t *buf = server__arena_alloc(a, w.len);
+                if (buf == NULL)
+                    return server__fail(c, -ENOMEM, "out of memory");
+                feast__types__value__pack(v, buf);
+                w.data = buf;
+            } else {
+                w = rr.entities[i].wire[row];
+            }
+            cells[row] = (server_cell_t){w.data, (uint32_t)w.len, STORE_STATUS_PRESENT, 0};
         }
         cols[i] = (server_feast_column_t){ents.names[i], strlen(ents.names[i]), cells};
     }
@@ -220,11 +424,11 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         goto out;
     for (size_t i = 0; i < n_refs; i++) {
         cols[ents.n_cols + i] =
-            (server_feast_column_t){fnames[i], strlen(fnames[i]), &cells[i * n_rows]};
+            (server_feast_column_t){res->names[i], res->name_lens[i], &cells[i * n_rows]};
     }
 
     server_feast_response_t r = {.n_rows = n_rows, .n_cols = n_cols, .cols = cols, .status = true};
-    if (rq->include_feature_view_version_metadata) {
+    if (rr.include_md) {
         server_feast_view_md_t *views = server__arena_calloc(a, n_refs, sizeof *views);
         if (views == NULL) {
             rc = server__fail(c, -ENOMEM, "out of memory");

@@ -62,7 +62,8 @@ struct server_worker {
     pthread_t thread;
     bool started;
     grpc_completion_queue *cq;
-    store_reader_t *reader; /* read workers only */
+    store_reader_t *reader;        /* read workers only */
+    server_ref_cache_t *ref_cache; /* read workers only: resolved feature lists */
     server_call_t *calls;
     size_t n_calls;
 };
@@ -172,6 +173,11 @@ const server_limits_t *server__call_limits(const server_call_t *c)
 grpc_completion_queue *server__call_cq(const server_call_t *c)
 {
     return c->worker->cq;
+}
+
+server_ref_cache_t *server__call_ref_cache(const server_call_t *c)
+{
+    return c->worker->ref_cache;
 }
 
 server_upstreams_t *server__call_upstreams(const server_call_t *c)
@@ -595,6 +601,8 @@ static int setup_workers(server_t *s)
         w->cq = grpc_completion_queue_create_for_next(NULL);
         if (w->cq == NULL)
             return -ENOMEM;
+        if (w->pool == SERVER_POOL_READ && server__ref_cache_new(&w->ref_cache) < 0)
+            return -ENOMEM;
         grpc_server_register_completion_queue(s->grpc, w->cq, NULL);
         size_t n_calls = 0;
         for (size_t m = 0; m < N_METHODS; m++) {
@@ -923,6 +931,7 @@ void server_free(server_t *s)
         }
         free(w->calls);
         store_reader_free(w->reader);
+        server__ref_cache_free(w->ref_cache);
     }
     free(s->workers);
     if (s->holder_ready)

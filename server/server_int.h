@@ -343,6 +343,105 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
                           server_cell_t *cells, char *err, size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
+/* GetOnlineFeaturesRequest, decoded by hand in its usual shape (feast_decode.c).              */
+
+typedef struct server_wire {
+    const uint8_t *data;
+    size_t len;
+} server_wire_t;
+
+/* One entity column of a read as sent: a map entry of the request. */
+typedef struct server_read_column {
+    const char *name; /* NUL-terminated, in the arena */
+    size_t n_vals;
+    const catalog_value_t *vals; /* [n_vals]; strings and bytes point into the request */
+    const server_wire_t *wire;   /* [n_vals]: each feast.types.Value body as sent */
+} server_read_column_t;
+
+enum {
+    SERVER_READ_NONE = 0,     /* neither feature_service nor features */
+    SERVER_READ_SERVICE = 1,  /* feature_service */
+    SERVER_READ_FEATURES = 2, /* features */
+};
+
+typedef struct server_read_request {
+    int kind;
+    const char *service;         /* SERVER_READ_SERVICE: NUL-terminated, in the arena */
+    size_t n_features;           /* SERVER_READ_FEATURES: the references, */
+    const char *const *features; /* pointing into the request, not NUL-terminated */
+    const size_t *feature_lens;
+    size_t n_entities;
+    server_read_column_t *entities; /* map entries in request order (repeats kept) */
+    bool full_feature_names;
+    bool include_md; /* include_feature_view_version_metadata */
+} server_read_request_t;
+
+/*
+ * Decodes a GetOnlineFeaturesRequest when it has the usual shape: at most one of
+ * feature_service and features, entity values of type INT64, INT32, STRING or BYTES, nothing
+ * else but the two flags, every string NUL-free UTF-8 and every encoding minimal. Such a request
+ * decodes exactly as protobuf-c decodes it, and each Value body packs back to the bytes sent.
+ * Returns: 0 and *out (pointing into buf and the arena); 1 when the request is anything else
+ *          (decode it with protobuf-c: it may still be valid); -ENOMEM.
+ */
+int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
+                              server_read_request_t *out);
+
+/* Returns: whether s (len bytes) is UTF-8 (RFC 3629: no overlong forms, no surrogates). */
+bool server__utf8_valid(const uint8_t *s, size_t len);
+
+/*
+ * The shape checks of server__columns_from_pb() on their own: n columns named keys[i] with
+ * lens[i] values each. Same limits, order and messages.
+ * Returns: 0 and *rows; -E2BIG, -EINVAL or -ENOMEM with the call's message set.
+ */
+int server__columns_shape(server_call_t *c, const char *what, size_t n, char *const *keys,
+                          const size_t *lens, const server_columns_limits_t *lim, size_t *rows);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resolved feature lists, and the per-worker cache of them (ref_cache.c).                     */
+
+/* A request's feature list resolved against one catalog: references and response column names. */
+typedef struct server_resolved {
+    size_t n_refs;
+    const catalog_feature_ref_t *refs;
+    const char *const *names; /* response column names, NUL-terminated */
+    const size_t *name_lens;
+    bool unique;   /* no two names are equal (set by server__resolved_index_names) */
+    uint32_t *set; /* open addressing over names: index + 1, 0 = empty */
+    uint32_t set_mask;
+} server_resolved_t;
+
+/* Builds r->set over r->names in the arena and sets r->unique. Returns: 0, -ENOMEM. */
+int server__resolved_index_names(server_arena_t *a, server_resolved_t *r);
+/* Returns: whether one of r's names equals name (r->set must be built). */
+bool server__resolved_has_name(const server_resolved_t *r, const char *name);
+
+/*
+ * A cache of resolved feature lists for one thread, keyed by the catalog, flags (the kind of
+ * list and the naming options) and the n strings the request carried (strs[i], lens[i] bytes,
+ * which must hold no NUL; they need not be NUL-terminated). Holds a reference to the catalog of its
+ * entries; meeting another catalog empties it. Thread safety: none; one cache per worker thread.
+ */
+typedef struct server_ref_cache server_ref_cache_t;
+/* Returns: 0, -ENOMEM. Ownership: *out is the caller's (server__ref_cache_free()). */
+int server__ref_cache_new(server_ref_cache_t **out);
+/* Frees the entries and drops the catalog reference. Accepts NULL. */
+void server__ref_cache_free(server_ref_cache_t *rc);
+/* Returns: the cached resolution (valid until the next put or a call with another catalog), or
+ * NULL. rc may be NULL (no cache). */
+const server_resolved_t *server__ref_cache_get(server_ref_cache_t *rc, const catalog_t *cat,
+                                               unsigned flags, const char *const *strs,
+                                               const size_t *lens, size_t n);
+/* Copies r (which must be unique, else nothing happens) into the cache. Out of memory is not an
+ * error: the list is just not remembered. rc may be NULL. */
+void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigned flags,
+                           const char *const *strs, const size_t *lens, size_t n,
+                           const server_resolved_t *r);
+/* This worker's cache, or NULL when it has none. */
+server_ref_cache_t *server__call_ref_cache(const server_call_t *c);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Feast encoding of a read: GetOnlineFeaturesResponse, written by hand.                       */
 
 typedef struct server_feast_column {

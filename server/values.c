@@ -329,6 +329,35 @@ int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n
     return 0;
 }
 
+int server__columns_shape(server_call_t *c, const char *what, size_t n, char *const *keys,
+                          const size_t *lens, const server_columns_limits_t *lim, size_t *rows_out)
+{
+    if (n > lim->max_cols)
+        return server__fail(c, -E2BIG, "request has %zu %s columns; the limit is %zu (%s)", n, what,
+                            lim->max_cols, lim->max_cols_why);
+    size_t rows = n > 0 ? lens[0] : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i][0] == '\0')
+            return server__fail(c, -EINVAL, "%s column with an empty name", what);
+        if (lens[i] != rows)
+            return server__fail(c, -EINVAL,
+                                "%s columns have different lengths: '%s' has %zu values, '%s' "
+                                "has %zu",
+                                what, keys[0], rows, keys[i], lens[i]);
+    }
+    if (rows > lim->max_rows)
+        return server__fail(c, -E2BIG, "request has %zu %s rows; the limit is %zu (%s)", rows, what,
+                            lim->max_rows, lim->max_rows_why);
+    size_t first = 0, second = 0;
+    int dup = server__find_duplicate(&c->arena, (const char *const *)keys, n, &first, &second);
+    if (dup < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (dup > 0)
+        return server__fail(c, -EINVAL, "%s column '%s' given twice", what, keys[second]);
+    *rows_out = rows;
+    return 0;
+}
+
 int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *const *keys,
                             Feast__Types__RepeatedValue *const *vals,
                             const server_columns_limits_t *lim, server_columns_t *out)
@@ -340,26 +369,15 @@ int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *
                             lim->max_cols, lim->max_cols_why);
 
     /* Pass 1, the shape: names, lengths and the row limit, before any value is converted. */
-    size_t rows = n > 0 && vals[0] != NULL ? vals[0]->n_val : 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = vals[i] != NULL ? vals[i]->n_val : 0;
-        if (keys[i][0] == '\0')
-            return server__fail(c, -EINVAL, "%s column with an empty name", what);
-        if (len != rows)
-            return server__fail(c, -EINVAL,
-                                "%s columns have different lengths: '%s' has %zu values, '%s' "
-                                "has %zu",
-                                what, keys[0], rows, keys[i], len);
-    }
-    if (rows > lim->max_rows)
-        return server__fail(c, -E2BIG, "request has %zu %s rows; the limit is %zu (%s)", rows, what,
-                            lim->max_rows, lim->max_rows_why);
-    size_t first = 0, second = 0;
-    int dup = server__find_duplicate(a, (const char *const *)keys, n, &first, &second);
-    if (dup < 0)
+    size_t *lens = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
+    if (lens == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
-    if (dup > 0)
-        return server__fail(c, -EINVAL, "%s column '%s' given twice", what, keys[second]);
+    for (size_t i = 0; i < n; i++)
+        lens[i] = vals[i] != NULL ? vals[i]->n_val : 0;
+    size_t rows = 0;
+    int rc = server__columns_shape(c, what, n, keys, lens, lim, &rows);
+    if (rc < 0)
+        return rc;
 
     /* Pass 2, the values. */
     out->names = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *out->names);
@@ -374,11 +392,11 @@ int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *
             return server__fail(c, -ENOMEM, "out of memory");
         for (size_t r = 0; r < rows; r++) {
             char why[200];
-            int rc = server__value_from_pb(vals[i]->val[r], a, &col[r], why, sizeof why);
-            if (rc == -ENOMEM)
-                return server__fail(c, rc, "out of memory");
-            if (rc < 0)
-                return server__fail(c, rc, "%s '%s', row %zu: %s", what, name, r, why);
+            int vrc = server__value_from_pb(vals[i]->val[r], a, &col[r], why, sizeof why);
+            if (vrc == -ENOMEM)
+                return server__fail(c, vrc, "out of memory");
+            if (vrc < 0)
+                return server__fail(c, vrc, "%s '%s', row %zu: %s", what, name, r, why);
         }
         out->names[i] = name;
         out->cols[i] = col;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "server/server_int.h"
+#include "tests/server/decode_equiv.h"
 
 #include "feast/serving/ServingService.pb-c.h"
 #include "fstore/v1/fstore.pb-c.h"
@@ -13,11 +14,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
- * The first byte picks what the rest is, modulo 4:
+ * The first byte picks what the rest is, modulo 5:
  *   0 a GetOnlineFeaturesRequest for server__rpc_get_online_features(),
  *   1 a WriteFeaturesRequest for server__rpc_write_features(),
  *   2 a DeleteEntitiesRequest for server__rpc_delete_entities(),
- *   3 a feast.types.Value for server__value_from_pb().
+ *   3 a feast.types.Value for server__value_from_pb(),
+ *   4 a GetOnlineFeaturesRequest for the hand-written decoder, compared with protobuf-c.
  * The handlers run unchanged against a minimal call: this file stands in for server.c's call
  * helpers (limits, store, reader, messages), and the call's catalog and store are real: the
  * catalog below, applied to a temporary LMDB store under $TMPDIR with a few rows. Writes that
@@ -88,6 +90,7 @@ struct server_worker {
     store_t *store;
     store_reader_t *reader;
     server_limits_t limits;
+    server_ref_cache_t *ref_cache;
 };
 
 static server_worker_t worker;
@@ -106,6 +109,11 @@ store_reader_t *server__call_reader(const server_call_t *c)
 const server_limits_t *server__call_limits(const server_call_t *c)
 {
     return &c->worker->limits;
+}
+
+server_ref_cache_t *server__call_ref_cache(const server_call_t *c)
+{
+    return c->worker->ref_cache;
 }
 
 int server__fail(server_call_t *c, int err, const char *fmt, ...)
@@ -227,6 +235,9 @@ static void setup(void)
         die("store_apply_catalog", rc);
     if ((rc = store_reader_new(worker.store, &worker.reader)) < 0)
         die("store_reader_new", rc);
+    /* The worker's cache of resolved feature lists, so that hits and misses are fuzzed alike. */
+    if ((rc = server__ref_cache_new(&worker.ref_cache)) < 0)
+        die("server__ref_cache_new", rc);
     /* Limits a small input can reach, so the limit checks are fuzzed too. */
     worker.limits = (server_limits_t){.max_message_bytes = SERVER_DEFAULT_MAX_MESSAGE_BYTES,
                                       .max_response_bytes = 64 * 1024,
@@ -297,7 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size == 0)
         return 0;
-    unsigned which = data[0] % 4;
+    unsigned which = data[0] % 5;
     data++;
     size--;
 
@@ -306,6 +317,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.msg[0] = '\0';
     if (which == 3) {
         check_value(data, size, &c.arena);
+    } else if (which == 4) {
+        char why[256];
+        if (decode_equiv(data, size, &c.arena, why, sizeof why) < 0) {
+            fprintf(stderr, "fuzz_requests: decoder disagrees with protobuf-c: %s\n", why);
+            abort();
+        }
     } else {
         grpc_slice resp = grpc_empty_slice();
         int rc = handlers[which](&c, data, size, &resp);

@@ -24,8 +24,8 @@ mkdir -p "$work/gen"
 gen=()
 for p in "${protos[@]}" google/protobuf/timestamp.proto; do gen+=("$work/gen/${p%.proto}.pb-c.c"); done
 
-server=(arena pb_strings values write_path read_path feast_encode rpc_get_online_features rpc_write_features
-        rpc_delete_entities)
+server=(arena pb_strings values write_path read_path feast_encode feast_decode ref_cache
+        rpc_get_online_features rpc_write_features rpc_delete_entities)
 srcs=("$root"/catalog/*.c "$root"/storage/*.c)
 for s in "${server[@]}"; do srcs+=("$root/server/$s.c"); done
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
@@ -34,7 +34,7 @@ flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 "$cc" "${flags[@]}" "${srcs[@]}" "${gen[@]}" "$root/tests/server/fuzz_requests.c" \
   -llmdb -lyaml -lprotobuf-c $(pkg-config --libs grpc) -lpthread -lm -o "$work/fuzz_requests"
 
-# Seeds: the handler byte (0 read, 1 write, 2 delete, 3 value), then the message.
+# Seeds: the handler byte (0 read, 1 write, 2 delete, 3 value, 4 read decoder), then the message.
 mkdir -p "$work/corpus"
 seed() {
   local name=$1 byte=$2 type=$3 proto=$4 text=$5
@@ -50,6 +50,7 @@ seed read_all 00 $rq $sv 'feature_service: "all" entities { key: "driver_id" val
 seed read_global 00 $rq $sv 'features { val: ["g:total"] }'
 # One row over the fuzzer's limit of 8 (fuzz_requests.c), for reads and writes alike.
 nine='{int64_val: 1}, {int64_val: 2}, {int64_val: 3}, {int64_val: 4}, {int64_val: 5}, {int64_val: 6}, {int64_val: 7}, {int64_val: 8}, {int64_val: 9}'
+seed decode_refs 04 $rq $sv 'features { val: ["fv:i64", "fv@v2:c"] } full_feature_names: true entities { key: "driver_id" value { val: [{int64_val: -1}, {int32_val: -7}] } } entities { key: "customer_id" value { val: [{string_val: "h\303\251"}, {bytes_val: ""}] } }'
 seed read_nine 00 $rq $sv "features { val: [\"fv:i64\"] } entities { key: \"driver_id\" value { val: [$nine] } }"
 wr=fstore.v1.WriteFeaturesRequest
 fs=fstore/v1/fstore.proto

@@ -1,0 +1,292 @@
+/* server/feast_decode.c - GetOnlineFeaturesRequest read by hand in its usual shape. */
+#include <errno.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+/*
+ * Why by hand: protobuf-c allocates every string, map entry and Value separately and then the
+ * request's strings are walked a second time for the NUL and UTF-8 checks. A read request nearly
+ * always has one shape: a feature list or service, a few entity columns of INT64, INT32, STRING
+ * or BYTES values, two flags. This decoder reads exactly that shape in one pass, pointing into
+ * the request instead of copying it, and declines everything else (returns 1) so that protobuf-c
+ * and the general path decide: other value types, request_context, unknown fields, a field given
+ * twice where protobuf-c would merge or replace, non-minimal encodings, malformed bytes, invalid
+ * strings. What it accepts therefore has exactly one meaning, the one protobuf-c gives it, and
+ * every Value body it accepts is what protobuf-c would pack again, so it can be echoed as sent.
+ * tests/server/test_feast_decode.c and fuzz_requests.c hold it to that against protobuf-c.
+ */
+
+#define WT_VARINT 0
+#define WT_LEN 2
+
+/* Request fields (feast/serving/ServingService.proto). */
+#define F_SERVICE 1
+#define F_FEATURES 2
+#define F_ENTITIES 3
+#define F_FULL_NAMES 4
+#define F_INCLUDE_MD 6
+
+typedef struct cursor {
+    const uint8_t *p, *end;
+} cursor_t;
+
+/* A varint of at most 10 bytes. Returns: false when truncated or too long. */
+static bool get_varint(cursor_t *c, uint64_t *out, size_t *n_bytes)
+{
+    uint64_t v = 0;
+    const uint8_t *start = c->p;
+    for (unsigned shift = 0; shift < 70 && c->p < c->end; shift += 7) {
+        uint8_t b = *c->p++;
+        if (shift == 63 && b > 1)
+            return false;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *out = v;
+            if (n_bytes != NULL)
+                *n_bytes = (size_t)(c->p - start);
+            return true;
+        }
+    }
+    return false;
+}
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A length-delimited body: its length must be minimal (so the bytes are what a packer writes)
+ * and fit. */
+static bool get_body(cursor_t *c, cursor_t *body)
+{
+    uint64_t len;
+    size_t nb;
+    if (!get_varint(c, &len, &nb) || nb != varint_size(len) || len > (uint64_t)(c->end - c->p))
+        return false;
+    body->p = c->p;
+    body->end = c->p + len;
+    c->p += len;
+    return true;
+}
+
+/* A tag: one minimal varint. Returns: false when malformed. */
+static bool get_tag(cursor_t *c, uint32_t *field, unsigned *wt)
+{
+    uint64_t t;
+    size_t nb;
+    if (!get_varint(c, &t, &nb) || nb != varint_size(t) || (t >> 3) == 0 || (t >> 3) > UINT32_MAX)
+        return false;
+    *field = (uint32_t)(t >> 3);
+    *wt = (unsigned)(t & 7);
+    return true;
+}
+
+/* proto3 strings as the general path accepts them: no NUL, valid UTF-8. */
+static bool string_ok(const uint8_t *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == 0 || s[i] >= 0x80)
+            return memchr(s + i, 0, len - i) == NULL && server__utf8_valid(s + i, len - i);
+    }
+    return true;
+}
+
+/* One feast.types.Value body of the four join-key types, in the form protobuf-c packs. */
+static bool get_value(cursor_t body, catalog_value_t *out)
+{
+    if (body.p == body.end)
+        return false; /* NOT_SET: the general path decides */
+    uint8_t tag = *body.p++;
+    memset(out, 0, sizeof *out);
+    switch (tag) {
+    case (1 << 3) | WT_LEN: /* bytes_val */
+    case (2 << 3) | WT_LEN: /* string_val */
+    {
+        cursor_t s;
+        if (!get_body(&body, &s) || body.p != body.end)
+            return false;
+        size_t len = (size_t)(s.end - s.p);
+        if (tag == ((2 << 3) | WT_LEN)) {
+            if (!string_ok(s.p, len))
+                return false;
+            out->type = CATALOG_DTYPE_STRING;
+        } else {
+            out->type = CATALOG_DTYPE_BYTES;
+        }
+        out->u.bytes.data = s.p;
+        out->u.bytes.len = len;
+        return true;
+    }
+    case (3 << 3) | WT_VARINT: /* int32_val */
+    case (4 << 3) | WT_VARINT: /* int64_val */
+    {
+        uint64_t u;
+        size_t nb;
+        if (!get_varint(&body, &u, &nb) || body.p != body.end)
+            return false;
+        if (tag == ((3 << 3) | WT_VARINT)) {
+            /* protobuf-c keeps the low 32 bits and packs a negative int32 as ten bytes. */
+            int32_t v = (int32_t)(uint32_t)u;
+            uint64_t canon = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v;
+            if (canon != u || nb != varint_size(u))
+                return false;
+            out->type = CATALOG_DTYPE_INT32;
+            out->u.i32 = v;
+        } else {
+            if (nb != varint_size(u))
+                return false;
+            out->type = CATALOG_DTYPE_INT64;
+            out->u.i64 = (int64_t)u;
+        }
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* Counts the length-delimited field-1 items of a repeated-message or repeated-string body.
+ * Returns: false when anything else is there. */
+static bool count_items(cursor_t body, size_t *n)
+{
+    size_t k = 0;
+    while (body.p < body.end) {
+        uint32_t f;
+        unsigned wt;
+        cursor_t item;
+        if (!get_tag(&body, &f, &wt) || f != 1 || wt != WT_LEN || !get_body(&body, &item))
+            return false;
+        k++;
+    }
+    *n = k;
+    return true;
+}
+
+/* A map entry: key = 1 (string), then value = 2 (RepeatedValue), each exactly once. */
+static int get_entity(server_arena_t *a, cursor_t body, server_read_column_t *col)
+{
+    uint32_t f;
+    unsigned wt;
+    cursor_t key, rv;
+    if (!get_tag(&body, &f, &wt) || f != 1 || wt != WT_LEN || !get_body(&body, &key))
+        return 1;
+    if (!get_tag(&body, &f, &wt) || f != 2 || wt != WT_LEN || !get_body(&body, &rv) ||
+        body.p != body.end)
+        return 1;
+    size_t klen = (size_t)(key.end - key.p);
+    if (!string_ok(key.p, klen))
+        return 1;
+    size_t n;
+    if (!count_items(rv, &n))
+        return 1;
+    char *name = server__arena_strndup(a, (const char *)key.p, klen);
+    catalog_value_t *vals = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *vals);
+    server_wire_t *wire = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *wire);
+    if (name == NULL || vals == NULL || wire == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cursor_t v;
+        /* count_items() has checked every tag and length. */
+        get_tag(&rv, &f, &wt);
+        get_body(&rv, &v);
+        if (!get_value(v, &vals[i]))
+            return 1;
+        wire[i].data = v.p;
+        wire[i].len = (size_t)(v.end - v.p);
+    }
+    col->name = name;
+    col->n_vals = n;
+    col->vals = vals;
+    col->wire = wire;
+    return 0;
+}
+
+int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
+                              server_read_request_t *out)
+{
+    memset(out, 0, sizeof *out);
+    cursor_t c = {buf, buf + len};
+    size_t cap = 0;
+    bool seen_kind = false;
+    while (c.p < c.end) {
+        uint32_t f;
+        unsigned wt;
+        if (!get_tag(&c, &f, &wt))
+            return 1;
+        if ((f == F_FULL_NAMES || f == F_INCLUDE_MD) && wt == WT_VARINT) {
+            uint64_t v;
+            if (!get_varint(&c, &v, NULL))
+                return 1;
+            /* A repeated scalar field: the last one counts, as in protobuf-c. */
+            if (f == F_FULL_NAMES)
+                out->full_feature_names = v != 0;
+            else
+                out->include_md = v != 0;
+            continue;
+        }
+        cursor_t body;
+        if (wt != WT_LEN || !get_body(&c, &body))
+            return 1;
+        if (f == F_SERVICE || f == F_FEATURES) {
+            if (seen_kind)
+                return 1; /* protobuf-c would replace or merge: leave it to protobuf-c */
+            seen_kind = true;
+            if (f == F_SERVICE) {
+                size_t n = (size_t)(body.end - body.p);
+                if (!string_ok(body.p, n))
+                    return 1;
+                out->kind = SERVER_READ_SERVICE;
+                out->service = server__arena_strndup(a, (const char *)body.p, n);
+                if (out->service == NULL)
+                    return -ENOMEM;
+                continue;
+            }
+            size_t n;
+            if (!count_items(body, &n))
+                return 1;
+            const char **strs = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *strs);
+            size_t *lens = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
+            if (strs == NULL || lens == NULL)
+                return -ENOMEM;
+            for (size_t i = 0; i < n; i++) {
+                cursor_t s;
+                uint32_t sf;
+                unsigned swt;
+                get_tag(&body, &sf, &swt);
+                get_body(&body, &s);
+                if (!string_ok(s.p, (size_t)(s.end - s.p)))
+                    return 1;
+                strs[i] = (const char *)s.p;
+                lens[i] = (size_t)(s.end - s.p);
+            }
+            out->kind = SERVER_READ_FEATURES;
+            out->n_features = n;
+            out->features = strs;
+            out->feature_lens = lens;
+            continue;
+        }
+        if (f != F_ENTITIES)
+            return 1;
+        if (out->n_entities == cap) {
+            size_t ncap = cap == 0 ? 4 : 2 * cap;
+            server_read_column_t *cols = server__arena_alloc(a, ncap * sizeof *cols);
+            if (cols == NULL)
+                return -ENOMEM;
+            if (cap > 0)
+                memcpy(cols, out->entities, cap * sizeof *cols);
+            out->entities = cols;
+            cap = ncap;
+        }
+        int rc = get_entity(a, body, &out->entities[out->n_entities]);
+        if (rc != 0)
+            return rc;
+        out->n_entities++;
+    }
+    return 0;
+}
