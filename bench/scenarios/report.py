@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+# bench/scenarios/report.py - turns one bench/run.sh run's results into the table (or JSON).
+#
+# Input: a directory holding one JSON file per fstore-bench run (NAME.json), Redis's CSV
+# (redis-*.csv), and facts.json (machine, load, ingest, RSS, storage floor) written by run.sh.
+# Every ratio is between figures of this one run: nothing is carried over from elsewhere.
+import csv
+import json
+import os
+import sys
+
+MS = 1000.0  # fstore-bench reports microseconds
+
+
+def load(d, name):
+    p = os.path.join(d, name + ".json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        txt = f.read().strip()
+    return json.loads(txt) if txt else None
+
+
+def redis(d, name):
+    p = os.path.join(d, name + ".csv")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    r = rows[-1]
+    out = {"rps": float(r["rps"]), "p50_ms": float(r["p50_latency_ms"]),
+           "p99_ms": float(r["p99_latency_ms"]), "client_us": None}
+    cpu = os.path.join(d, name + ".cpu")
+    if os.path.exists(cpu):
+        try:
+            parts = open(cpu).read().split()
+            out["client_us"] = (float(parts[0]) + float(parts[1])) * 1e6 / float(parts[2])
+        except (ValueError, IndexError):
+            pass
+    return out
+
+
+def fmt(v, spec="{:.0f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def main():
+    d = sys.argv[1]
+    want_json = len(sys.argv) > 2 and sys.argv[2] == "--json"
+    with open(os.path.join(d, "facts.json")) as f:
+        facts = json.load(f)
+    runs = {n: load(d, n) for n in
+            ["s0", "s0_end", "s1", "s1_open", "s2_10", "s2_100", "s2_100_open", "s3", "s4", "s5_1",
+             "s5_100"]}
+    peer = {"hmget": redis(d, "redis-hmget50"), "pipe": redis(d, "redis-hmget50-p100")}
+    s0 = runs["s0"]["rps"] if runs["s0"] and runs["s0"]["ok"] else None
+    rows = []
+
+    def add(key, name, run, rows_key="rows_per_s", vs_redis=None, target="", verdict=None,
+            note=""):
+        r = {"key": key, "scenario": name, "rps": None, "p50_ms": None, "p99_ms": None,
+             "p999_ms": None, "rows_per_s": None, "x_s0": None, "x_redis": None,
+             "target": target, "result": "", "errors": 0, "problems": 0, "note": note,
+             "client_us": None}
+        if run is not None:
+            lat = run["latency_us"]["all"]
+            r.update(rps=run["rps"], p50_ms=lat["p50"] / MS, p99_ms=lat["p99"] / MS,
+                     p999_ms=lat["p999"] / MS, rows_per_s=run[rows_key],
+                     errors=run["failed"], problems=run.get("check", {}).get("problems", 0),
+                     client_us=run.get("client_cpu_us_per_call"))
+            if s0 and run["mode"] == "closed":
+                r["x_s0"] = run["rps"] / s0
+            if vs_redis:
+                r["x_redis"] = vs_redis(run)
+            if run["failed"] or r["problems"]:
+                r["note"] = (r["note"] + " " if r["note"] else "") + \
+                    "%d errors, %d check problems (%s)" % (run["failed"], r["problems"],
+                                                          run.get("first_error", ""))
+        if verdict is not None and run is not None:
+            ok = verdict(r)
+            r["result"] = "n/a" if ok is None else ("pass" if ok else "MISS")
+        rows.append(r)
+        return r
+
+    hm = peer["hmget"]
+    pp = peer["pipe"]
+    add("s0", "S0 Health/Check (floor)", runs["s0"])
+    add("s1", "S1 1x50 closed (max)", runs["s1"],
+        vs_redis=(lambda run: run["rps"] / hm["rps"]) if hm else None,
+        target=">=1.0x Redis, >=0.8x S0",
+        verdict=lambda r: None if r["x_redis"] is None or r["x_s0"] is None else
+        (r["x_redis"] >= 1.0 and r["x_s0"] >= 0.8))
+    add("s1_open", "S1 1x50 open @50% max", runs["s1_open"], target="p99 <= 0.3 ms",
+        verdict=lambda r: r["p99_ms"] <= 0.3)
+    add("s2_10", "S2 10x50 closed", runs["s2_10"],
+        vs_redis=(lambda run: run["rows_per_s"] / pp["rps"]) if pp else None)
+    add("s2_100", "S2 100x50 closed (max)", runs["s2_100"],
+        vs_redis=(lambda run: run["rows_per_s"] / pp["rps"]) if pp else None,
+        target=">=1.5x Redis rows/s",
+        verdict=lambda r: None if r["x_redis"] is None else r["x_redis"] >= 1.5)
+    add("s2_100_open", "S2 100x50 open @50% max", runs["s2_100_open"], target="p99 <= 2 ms",
+        verdict=lambda r: r["p99_ms"] <= 2.0)
+    add("s3", "S3 1x250 closed", runs["s3"])
+    add("s4", "S4 Write 100x10 sync=full", runs["s4"], target=">=150k rows/s",
+        verdict=lambda r: r["rows_per_s"] >= 150000)
+    ing = facts.get("ingest_rows_per_s")
+    rows.append({"key": "ingest", "scenario": "S4 bulk ingest (sync=none)", "rps": None,
+                 "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": ing,
+                 "x_s0": None, "x_redis": None, "target": ">=1M rows/s",
+                 "result": "" if ing is None else ("pass" if ing >= 1e6 else "MISS"),
+                 "errors": 0, "problems": 0, "note": facts.get("ingest_note", "")})
+    for key, name in (("s5_1", "S5 Predict batch 1"), ("s5_100", "S5 Predict batch 100")):
+        if runs[key] is None:
+            rows.append({"key": key, "scenario": name, "rps": None, "p50_ms": None,
+                         "p99_ms": None, "p999_ms": None, "rows_per_s": None, "x_s0": None,
+                         "x_redis": None, "target": "", "result": "n/a", "errors": 0,
+                         "problems": 0, "note": facts.get("predict_note", "n/a")})
+        else:
+            add(key, name, runs[key])
+    if runs["s0_end"] is not None:
+        add("s0_end", "S0 again at the end", runs["s0_end"])
+    for key, name, r, per in (("redis_hmget", "Peer Redis HMGET-50", hm, 1),
+                              ("redis_pipe", "Peer Redis HMGET-50 -P100", pp, 1)):
+        rows.append({"key": key, "scenario": name, "rps": r and r["rps"],
+                     "p50_ms": r and r["p50_ms"], "p99_ms": r and r["p99_ms"], "p999_ms": None,
+                     "rows_per_s": r and r["rps"] * per, "x_s0": (r["rps"] / s0) if r and s0
+                     else None, "x_redis": None, "target": "", "result": "",
+                     "errors": 0, "problems": 0, "client_us": r and r["client_us"],
+                     "note": "" if r else facts.get("redis_note", "not run")})
+    fl = facts.get("storage_floor")
+    if fl:
+        rows.append({"key": "floor", "scenario": "Floor mdb_get (in-process)", "rps": None,
+                     "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": None,
+                     "x_s0": None, "x_redis": None, "target": "read <= 2x mdb_get",
+                     "result": fl.get("result", ""), "errors": 0, "problems": 0,
+                     "note": fl.get("summary", "")})
+    rss = facts.get("rss")
+    if rss:
+        outside = rss["outside_map_kb"] / 1024.0
+        rows.append({"key": "rss", "scenario": "Server RSS at end", "rps": None,
+                     "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": None,
+                     "x_s0": None, "x_redis": None, "target": "outside map <= 64 MB",
+                     "result": "pass" if outside <= 64 else "MISS", "errors": 0, "problems": 0,
+                     "note": "VmRSS %.1f MB, file-backed (LMDB map) %.1f MB, outside %.1f MB" %
+                     (rss["vmrss_kb"] / 1024.0, rss["rssfile_kb"] / 1024.0, outside)})
+
+    # The run measures S0 first and last: a drift means the machine changed under the run.
+    stability = ""
+    e = runs["s0_end"]
+    if s0 and e and e["rps"]:
+        drift = (e["rps"] - s0) / s0
+        facts["s0_drift"] = drift
+        stability = "stability: S0 %.0f calls/s at the start, %.0f at the end (%+.0f%%)%s" % (
+            s0, e["rps"], drift * 100,
+            "" if abs(drift) <= 0.15 else
+            " -- UNSTABLE: the machine's capacity changed during the run; do not trust the ratios")
+        facts["stability"] = stability
+    other = facts.get("other_cpu_pct")
+    if other is not None and other > 10:
+        stability += ("\n" if stability else "") + (
+            "BUSY: other processes took %.0f%% of the machine during the measurements; the "
+            "figures are not those of a quiet machine" % other)
+        facts["stability"] = stability
+
+    if want_json:
+        json.dump({"facts": facts, "rows": rows}, sys.stdout, indent=1)
+        print()
+        return
+    print("fstore benchmark: %s" % facts.get("command", ""))
+    print("machine: %s" % facts.get("machine", ""))
+    print("other load: %s" % facts.get("load", ""))
+    if stability:
+        print(stability)
+    print("dataset: %s" % facts.get("dataset", ""))
+    print("load: %s" % facts.get("concurrency", ""))
+    print()
+    hdr = ["scenario", "calls/s", "p50 ms", "p99 ms", "p99.9 ms", "rows/s", "xS0", "xRedis",
+           "client us", "target", "result"]
+    table = [hdr]
+    for r in rows:
+        table.append([r["scenario"], fmt(r["rps"]), fmt(r["p50_ms"], "{:.3f}"),
+                      fmt(r["p99_ms"], "{:.3f}"), fmt(r["p999_ms"], "{:.3f}"),
+                      fmt(r["rows_per_s"]), fmt(r["x_s0"], "{:.2f}"),
+                      fmt(r["x_redis"], "{:.2f}"), fmt(r.get("client_us"), "{:.1f}"),
+                      r["target"], r["result"]])
+    w = [max(len(str(row[i])) for row in table) for i in range(len(hdr))]
+    for i, row in enumerate(table):
+        print("  ".join(str(c).ljust(w[k]) if k in (0, 9, 10) else str(c).rjust(w[k])
+                        for k, c in enumerate(row)).rstrip())
+        if i == 0:
+            print("  ".join("-" * x for x in w))
+    print()
+    print("  client us: the load generator's CPU per call (all its threads), on the same cores")
+    notes = [(r["scenario"], r["note"]) for r in rows if r["note"]]
+    if notes:
+        print()
+        for name, note in notes:
+            print("  %s: %s" % (name, note))
+
+
+if __name__ == "__main__":
+    main()

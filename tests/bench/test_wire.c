@@ -1,0 +1,174 @@
+/* tests/bench/test_wire.c - the load generator's hand-built requests and response checks. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/loadgen/wire_int.h"
+
+/* A GetOnlineFeaturesResponse for ids with one column per (view, feature) and statuses. */
+static void build_response(wbuf_t *out, const int64_t *ids, size_t n, uint32_t n_feat, int status,
+                           int64_t corrupt_id)
+{
+    wbuf_t meta = {0}, names = {0}, vec = {0}, st = {0};
+    for (uint32_t f = 0; f < n_feat; f++) {
+        char name[32];
+        snprintf(name, sizeof name, "v3__f%u", f);
+        wbuf_bytes(&names, 1, name, strlen(name));
+    }
+    wbuf_bytes(&meta, 1, names.data, names.len);
+    wbuf_bytes(out, 1, meta.data, meta.len);
+    for (uint32_t f = 0; f < n_feat; f++) {
+        vec.len = 0;
+        st.len = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t v[16];
+            size_t len = bench_value_wire(3, f, ids[i] == corrupt_id ? ids[i] + 1 : ids[i], v);
+            wbuf_bytes(&vec, 1, v, len);
+            wbuf_varint(&st, (uint64_t)status);
+        }
+        wbuf_bytes(&vec, 2, st.data, st.len); /* packed statuses */
+        wbuf_bytes(out, 2, vec.data, vec.len);
+    }
+    wbuf_free(&meta);
+    wbuf_free(&names);
+    wbuf_free(&vec);
+    wbuf_free(&st);
+}
+
+Test(wire, generated_values_round_trip_through_the_check)
+{
+    int64_t ids[] = {0, 7, 999999};
+    wbuf_t resp = {0};
+    build_response(&resp, ids, 3, 10, 1, -1);
+    wire_check_t c = {0};
+    wire_check_get(resp.data, resp.len, ids, 3, 10, "id", true, &c);
+    cr_assert_eq(c.responses, 1);
+    cr_assert_eq(c.status[1], 30);
+    cr_assert_eq(c.verified, 30);
+    cr_assert_eq(wire_check_problems(&c), 0);
+    wbuf_free(&resp);
+}
+
+Test(wire, a_wrong_value_is_caught)
+{
+    int64_t ids[] = {5, 6};
+    wbuf_t resp = {0};
+    build_response(&resp, ids, 2, 4, 1, 6);
+    wire_check_t c = {0};
+    wire_check_get(resp.data, resp.len, ids, 2, 4, "id", true, &c);
+    cr_assert_eq(c.wrong, 4);
+    cr_assert_eq(c.verified, 4);
+    cr_assert_gt(wire_check_problems(&c), 0);
+    wbuf_free(&resp);
+}
+
+Test(wire, not_found_and_missing_columns_are_problems)
+{
+    int64_t ids[] = {1};
+    wbuf_t resp = {0};
+    build_response(&resp, ids, 1, 3, 3, -1);
+    wire_check_t c = {0};
+    wire_check_get(resp.data, resp.len, ids, 1, 5, "id", false, &c);
+    cr_assert_eq(c.status[3], 3);
+    cr_assert_eq(c.bad_shape, 1, "5 features asked, 3 columns returned");
+    wbuf_free(&resp);
+}
+
+Test(wire, truncated_response_is_malformed)
+{
+    int64_t ids[] = {1, 2};
+    wbuf_t resp = {0};
+    build_response(&resp, ids, 2, 2, 1, -1);
+    wire_check_t c = {0};
+    wire_check_get(resp.data, resp.len - 3, ids, 2, 2, "id", true, &c);
+    cr_assert_gt(c.malformed, 0);
+    wbuf_free(&resp);
+}
+
+Test(wire, get_request_has_the_expected_bytes)
+{
+    char *features[] = {"v0:f1"};
+    wire_get_spec_t spec = {.features = features, .n_features = 1, .join_key = "id"};
+    int64_t ids[] = {300};
+    wbuf_t req = {0};
+    cr_assert_eq(wire_get_request(&spec, ids, 1, &req), 0);
+    /* features {val: "v0:f1"}, entities {"id": [int64 300]} */
+    const uint8_t want[] = {0x12, 0x07, 0x0a, 0x05, 'v',  '0',  ':',  'f',  '1',  0x1a, 0x0b,
+                            0x0a, 0x02, 'i',  'd',  0x12, 0x05, 0x0a, 0x03, 0x20, 0xac, 0x02};
+    cr_assert_eq(req.len, 22);
+    cr_assert_arr_eq(req.data, want, 22);
+    wbuf_free(&req);
+}
+
+Test(wire, write_response_must_acknowledge_every_row)
+{
+    uint8_t ok[] = {0x08, 100};
+    uint8_t short_[] = {0x08, 99};
+    wire_check_t c = {0};
+    wire_check_write(ok, sizeof ok, 100, &c);
+    cr_assert_eq(wire_check_problems(&c), 0);
+    cr_assert_eq(c.rows_acked, 100);
+    wire_check_write(short_, sizeof short_, 100, &c);
+    cr_assert_eq(c.bad_shape, 1);
+}
+
+Test(wire, predict_request_has_the_expected_bytes)
+{
+    int64_t ids[] = {1, 2};
+    wbuf_t req = {0};
+    cr_assert_eq(wire_predict_request("m1", "id", ids, 2, &req), 0);
+    /* model_spec {name: "m1"}, inputs {"id": {dtype: DT_INT64, tensor_shape {dim {size: 2}},
+     * int64_val: [1, 2]}} */
+    const uint8_t want[] = {0x0a, 0x04, 0x0a, 0x02, 'm',  '1',  0x12, 0x12, 0x0a,
+                            0x02, 'i',  'd',  0x12, 0x0c, 0x08, 0x09, 0x12, 0x04,
+                            0x12, 0x02, 0x08, 0x02, 0x52, 0x02, 0x01, 0x02};
+    cr_assert_eq(req.len, sizeof want);
+    cr_assert_arr_eq(req.data, want, sizeof want);
+    wbuf_free(&req);
+}
+
+/* A PredictResponse with tensors v2__f0 (INT64) and v2__f1 (DOUBLE) for ids. */
+static void build_predict_response(wbuf_t *out, const int64_t *ids, size_t n, int64_t corrupt_id)
+{
+    for (uint32_t f = 0; f < 2; f++) {
+        wbuf_t entry = {0}, tensor = {0}, vals = {0};
+        char name[16];
+        snprintf(name, sizeof name, "v2__f%u", f);
+        for (size_t i = 0; i < n; i++) {
+            int64_t id = ids[i] == corrupt_id ? ids[i] + 1 : ids[i];
+            if (f == 0) {
+                wbuf_varint(&vals, (uint64_t)bench_int_value(2, f, id));
+            } else {
+                double d = bench_double_value(2, f, id);
+                wbuf_raw(&vals, &d, sizeof d); /* little-endian host */
+            }
+        }
+        wbuf_bytes(&tensor, f == 0 ? 10 : 6, vals.data, vals.len);
+        wbuf_bytes(&entry, 1, name, strlen(name));
+        wbuf_bytes(&entry, 2, tensor.data, tensor.len);
+        wbuf_bytes(out, 1, entry.data, entry.len);
+        wbuf_free(&entry);
+        wbuf_free(&tensor);
+        wbuf_free(&vals);
+    }
+}
+
+Test(wire, predict_response_values_are_verified)
+{
+    int64_t ids[] = {3, 4, 5};
+    wbuf_t resp = {0};
+    build_predict_response(&resp, ids, 3, -1);
+    wire_check_t c = {0};
+    wire_check_predict(resp.data, resp.len, ids, 3, 2, true, &c);
+    cr_assert_eq(c.verified, 6);
+    cr_assert_eq(wire_check_problems(&c), 0);
+    wbuf_free(&resp);
+
+    wbuf_t bad = {0};
+    build_predict_response(&bad, ids, 3, 4);
+    wire_check_t c2 = {0};
+    wire_check_predict(bad.data, bad.len, ids, 3, 3, true, &c2);
+    cr_assert_eq(c2.wrong, 2);
+    cr_assert_eq(c2.bad_shape, 1, "3 outputs expected, 2 returned");
+    wbuf_free(&bad);
+}
