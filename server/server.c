@@ -120,6 +120,7 @@ struct server {
     server_worker_t *workers;
     void *handles[N_METHODS];
     server_watches_t *watches;
+    server_unknown_t *unknown;
     server_upstreams_t *upstreams;
     server_tag_t shutdown_tag;
     _Atomic int stop_requested;
@@ -727,6 +728,9 @@ int server_new(const server_options_t *o, server_t **out)
     rc = server__watch_init(s, s->grpc, s->ctl_cq, &s->watches);
     if (rc < 0)
         goto out;
+    rc = server__unknown_init(s->grpc, s->ctl_cq, &s->unknown);
+    if (rc < 0)
+        goto out;
     rc = server__upstreams_new(s->opts.limits.max_response_bytes, &s->upstreams);
     if (rc < 0)
         goto out;
@@ -832,6 +836,7 @@ int server_run(server_t *s)
             call_request(&w->calls[k]);
     }
     server__watch_start(s->watches);
+    server__unknown_start(s->unknown);
     for (unsigned i = 0; i < s->n_workers; i++) {
         server_worker_t *w = &s->workers[i];
         int e = pthread_create(&w->thread, NULL, worker_main, w);
@@ -918,6 +923,7 @@ void server_free(server_t *s)
         grpc_completion_queue_destroy(s->ctl_cq);
     }
     server__watch_free(s->watches);
+    server__unknown_free(s->unknown);
     /* After stop_workers(): every server call has ended, so no client call is left. */
     server__upstreams_free(s->upstreams);
     for (unsigned i = 0; s->workers != NULL && i < s->n_workers; i++) {

@@ -250,6 +250,14 @@ void server__watch_drain(server_watches_t *w);
 /* Frees the bookkeeping; every call must have completed. */
 void server__watch_free(server_watches_t *w);
 
+/* Calls to methods fstore does not serve: answered UNIMPLEMENTED by the control thread
+ * (rpc_unimplemented.c). Init before grpc_server_start(), start after it, free after the
+ * control queue has been drained. */
+typedef struct server_unknown server_unknown_t;
+int server__unknown_init(grpc_server *gs, grpc_completion_queue *cq, server_unknown_t **out);
+void server__unknown_start(server_unknown_t *u);
+void server__unknown_free(server_unknown_t *u);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Values                                                                                      */
 

@@ -1,4 +1,5 @@
 # tests/e2e/test_errors.py - every error class: its gRPC status and a message naming the problem.
+import time
 import unittest
 
 import grpc
@@ -31,6 +32,23 @@ class Errors(ServerTestCase):
                             "'nope_svc'")
         self.assertRpcError(lambda: self.client.write_features("ghost", {"driver_id": [1]}),
                             NOT_FOUND, "'ghost'")
+
+    def test_unknown_methods_are_unimplemented_at_once(self):
+        # Without an answer a call to a method fstore does not serve would hang until the
+        # caller's deadline; a 20 s deadline and a 10 s budget tell the two apart.
+        with grpc.insecure_channel(self.server.target) as ch:
+            for path in ("/feast.serving.ServingService/GetOnlineFeaturesRange",
+                         "/no.such.Service/Method"):
+                call = ch.unary_unary(path, request_serializer=lambda b: b,
+                                      response_deserializer=lambda b: b)
+                started = time.monotonic()
+                with self.assertRaises(grpc.RpcError) as cm:
+                    call(b"", timeout=20)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+                self.assertIn(path, cm.exception.details())
+                self.assertLess(time.monotonic() - started, 10)
+        # The server goes on serving after them.
+        self.assertEqual(self.client.health(), "SERVING")
 
     def test_malformed_requests_are_invalid_argument(self):
         ents = {"driver_id": [1]}
