@@ -182,6 +182,28 @@ Test(cli, apply_refuses_a_breaking_change_and_says_why)
     cr_assert(strstr(out, "refused") != NULL, "%s", out);
 }
 
+Test(cli, plan_against_a_data_dir_compares_with_what_it_has_applied)
+{
+    /* Before anything is applied (no store yet) everything is an addition. */
+    write_file("catalog.yaml", catalog_yaml);
+    int rc = run(out, sizeof out, "plan --catalog catalog.yaml --data-dir data");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "added") != NULL && strstr(out, "feature_view fv@v1") != NULL, "%s", out);
+    apply_catalog();
+    rc = run(out, sizeof out, "plan --catalog catalog.yaml --data-dir data");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "plan: no changes") != NULL, "%s", out);
+
+    char *changed = strdup(catalog_yaml);
+    char *at = strstr(changed, "{name: trips, dtype: INT64}");
+    memcpy(at, "{name: trips, dtype: BOOL} ", strlen("{name: trips, dtype: INT64}"));
+    write_file("changed.yaml", changed);
+    free(changed);
+    rc = run(out, sizeof out, "plan --catalog changed.yaml --data-dir data --json");
+    cr_assert_eq(rc, 1, "a breaking plan exits 1: %s", out);
+    cr_assert(strstr(out, "\"breaking\": true") != NULL && strstr(out, "trips") != NULL, "%s", out);
+}
+
 Test(cli, teardown_needs_yes_and_then_drops_the_view)
 {
     apply_catalog();
