@@ -31,9 +31,16 @@ typedef struct cursor {
     const uint8_t *p, *end;
 } cursor_t;
 
-/* A varint of at most 10 bytes. Returns: false when truncated or too long. */
-static bool get_varint(cursor_t *c, uint64_t *out, size_t *n_bytes)
+/* A varint of at most 10 bytes. Returns: false when truncated or too long. Inline with a one-byte
+ * fast path: tags and lengths run several per feature reference and are nearly all one byte. */
+static inline bool get_varint(cursor_t *c, uint64_t *out, size_t *n_bytes)
 {
+    if (c->p < c->end && *c->p < 0x80) {
+        *out = *c->p++;
+        if (n_bytes != NULL)
+            *n_bytes = 1;
+        return true;
+    }
     uint64_t v = 0;
     const uint8_t *start = c->p;
     for (unsigned shift = 0; shift < 70 && c->p < c->end; shift += 7) {
@@ -51,8 +58,10 @@ static bool get_varint(cursor_t *c, uint64_t *out, size_t *n_bytes)
     return false;
 }
 
-static size_t varint_size(uint64_t v)
+static inline size_t varint_size(uint64_t v)
 {
+    if (v < 0x80)
+        return 1;
     size_t n = 1;
     while (v >= 0x80) {
         v >>= 7;
@@ -63,7 +72,7 @@ static size_t varint_size(uint64_t v)
 
 /* A length-delimited body: its length must be minimal (so the bytes are what a packer writes)
  * and fit. */
-static bool get_body(cursor_t *c, cursor_t *body)
+static inline bool get_body(cursor_t *c, cursor_t *body)
 {
     uint64_t len;
     size_t nb;
@@ -76,7 +85,7 @@ static bool get_body(cursor_t *c, cursor_t *body)
 }
 
 /* A tag: one minimal varint. Returns: false when malformed. */
-static bool get_tag(cursor_t *c, uint32_t *field, unsigned *wt)
+static inline bool get_tag(cursor_t *c, uint32_t *field, unsigned *wt)
 {
     uint64_t t;
     size_t nb;
@@ -88,9 +97,18 @@ static bool get_tag(cursor_t *c, uint32_t *field, unsigned *wt)
 }
 
 /* proto3 strings as the general path accepts them: no NUL, valid UTF-8. */
-static bool string_ok(const uint8_t *s, size_t len)
+static inline bool string_ok(const uint8_t *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    /* Eight bytes a step while they are plain ASCII without NUL (the usual feature reference):
+     * a word has a zero byte iff (w - 0x01..01) & ~w & 0x80..80 is nonzero. */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        if (((w | ((w - 0x0101010101010101ull) & ~w)) & 0x8080808080808080ull) != 0)
+            break;
+    }
+    for (; i < len; i++) {
         if (s[i] == 0 || s[i] >= 0x80)
             return memchr(s + i, 0, len - i) == NULL && server__utf8_valid(s + i, len - i);
     }
@@ -191,7 +209,7 @@ static int get_entity(server_arena_t *a, cursor_t body, server_read_column_t *co
     if (name == NULL || vals == NULL || wire == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        cursor_t v;
+        cursor_t v = {NULL, NULL};
         /* count_items() has checked every tag and length. */
         get_tag(&rv, &f, &wt);
         get_body(&rv, &v);
@@ -247,23 +265,41 @@ int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
                     return -ENOMEM;
                 continue;
             }
-            size_t n;
-            if (!count_items(body, &n))
-                return 1;
-            const char **strs = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *strs);
-            size_t *lens = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
-            if (strs == NULL || lens == NULL)
-                return -ENOMEM;
-            for (size_t i = 0; i < n; i++) {
+            /* One pass, growing the arrays as it goes: counting first would read every tag and
+             * length twice. */
+            size_t n = 0, fcap = 0;
+            const char **strs = NULL;
+            size_t *lens = NULL;
+            while (body.p < body.end) {
                 cursor_t s;
                 uint32_t sf;
                 unsigned swt;
-                get_tag(&body, &sf, &swt);
-                get_body(&body, &s);
-                if (!string_ok(s.p, (size_t)(s.end - s.p)))
+                if (!get_tag(&body, &sf, &swt) || sf != 1 || swt != WT_LEN ||
+                    !get_body(&body, &s) || !string_ok(s.p, (size_t)(s.end - s.p)))
                     return 1;
-                strs[i] = (const char *)s.p;
-                lens[i] = (size_t)(s.end - s.p);
+                if (n == fcap) {
+                    size_t ncap = fcap == 0 ? 64 : 2 * fcap;
+                    const char **ns = server__arena_alloc(a, ncap * sizeof *ns);
+                    size_t *nl = server__arena_alloc(a, ncap * sizeof *nl);
+                    if (ns == NULL || nl == NULL)
+                        return -ENOMEM;
+                    if (n > 0) {
+                        memcpy(ns, strs, n * sizeof *ns);
+                        memcpy(nl, lens, n * sizeof *nl);
+                    }
+                    strs = ns;
+                    lens = nl;
+                    fcap = ncap;
+                }
+                strs[n] = (const char *)s.p;
+                lens[n] = (size_t)(s.end - s.p);
+                n++;
+            }
+            if (n == 0) {
+                strs = server__arena_alloc(a, sizeof *strs);
+                lens = server__arena_alloc(a, sizeof *lens);
+                if (strs == NULL || lens == NULL)
+                    return -ENOMEM;
             }
             out->kind = SERVER_READ_FEATURES;
             out->n_features = n;

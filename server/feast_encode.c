@@ -19,8 +19,12 @@
 #define WT_LEN 2
 #define TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
 
-static size_t varint_size(uint64_t v)
+/* Inline with a one-byte fast path: nearly every length in a response is under 128, and these
+ * run several times per cell. */
+static inline size_t varint_size(uint64_t v)
 {
+    if (v < 0x80)
+        return 1;
     size_t n = 1;
     while (v >= 0x80) {
         v >>= 7;
@@ -29,7 +33,7 @@ static size_t varint_size(uint64_t v)
     return n;
 }
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
@@ -40,7 +44,7 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v)
 }
 
 /* A tag, a length and a body of len bytes. */
-static size_t len_field_size(size_t len)
+static inline size_t len_field_size(size_t len)
 {
     return 1 + varint_size(len) + len;
 }
@@ -58,26 +62,59 @@ static void ts_split(int64_t us, int64_t *sec, int32_t *nanos)
     *nanos = (int32_t)(rem * 1000);
 }
 
-static size_t ts_body_size(int64_t us)
+/* The whole event_timestamps entry (tag 3, length, Timestamp body) for us; at most 19 bytes
+ * (a ten-byte seconds varint and a five-byte nanos varint, each tagged, so the length is one
+ * byte). Returns: its length. */
+static size_t ts_encode(int64_t us, uint8_t *buf)
 {
     int64_t sec;
     int32_t nanos;
     ts_split(us, &sec, &nanos);
-    size_t n = 0;
-    if (sec != 0)
-        n += 1 + varint_size((uint64_t)sec);
-    if (nanos != 0)
-        n += 1 + varint_size((uint64_t)nanos);
-    return n;
+    uint8_t *p = buf + 2;
+    if (sec != 0) {
+        *p++ = TAG(1, WT_VARINT);
+        p = put_varint(p, (uint64_t)sec);
+    }
+    if (nanos != 0) {
+        *p++ = TAG(2, WT_VARINT);
+        p = put_varint(p, (uint64_t)nanos);
+    }
+    buf[0] = TAG(3, WT_LEN);
+    buf[1] = (uint8_t)(p - buf - 2);
+    return (size_t)(p - buf);
+}
+
+/* Row row's event_timestamps entry for us: a feature view's columns share their rows'
+ * timestamps, so with a memo each is encoded once per run of columns rather than per cell. */
+static inline const uint8_t *ts_entry(server_feast_ts_t *memo, size_t row, int64_t us,
+                                      server_feast_ts_t *tmp, size_t *len)
+{
+    server_feast_ts_t *m = memo != NULL ? &memo[row] : tmp;
+    if (m == tmp || m->len == 0 || m->us != us) {
+        m->us = us;
+        m->len = (uint8_t)ts_encode(us, m->bytes);
+    }
+    *len = m->len;
+    return m->bytes;
+}
+
+static void ts_memo_reset(const server_feast_response_t *r)
+{
+    if (r->ts_memo == NULL)
+        return;
+    for (size_t row = 0; row < r->n_rows; row++)
+        r->ts_memo[row].len = 0;
 }
 
 static size_t vector_body_size(const server_feast_response_t *r, const server_feast_column_t *col)
 {
     size_t n = 0;
+    server_feast_ts_t tmp;
     for (size_t row = 0; row < r->n_rows; row++) {
         const server_cell_t *cell = &col->cells[row];
-        n += len_field_size(cell->len);
-        n += len_field_size(ts_body_size(cell->event_ts_us));
+        size_t ts_len;
+        ts_entry(r->ts_memo, row, cell->event_ts_us, &tmp, &ts_len);
+        n += len_field_size(cell->len) + ts_len;
     }
     /* Statuses are 0..4, one byte each when packed. */
     if (r->n_rows > 0)
@@ -93,10 +130,18 @@ static size_t view_md_body_size(const server_feast_view_md_t *v)
     return n;
 }
 
+/* Columns whose names are encoded one by one (the rest come pre-encoded). */
+static size_t plain_names(const server_feast_response_t *r)
+{
+    return r->names_pre != NULL && r->n_names_pre <= r->n_cols ? r->n_cols - r->n_names_pre
+                                                               : r->n_cols;
+}
+
 static size_t names_body_size(const server_feast_response_t *r)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < r->n_cols; i++)
+    size_t plain = plain_names(r);
+    size_t n = plain < r->n_cols ? r->names_pre_len : 0;
+    for (size_t i = 0; i < plain; i++)
         n += len_field_size(r->cols[i].name_len);
     return n;
 }
@@ -112,6 +157,7 @@ static size_t metadata_body_size(const server_feast_response_t *r)
 size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes)
 {
     size_t n = len_field_size(metadata_body_size(r));
+    ts_memo_reset(r);
     for (size_t i = 0; i < r->n_cols; i++) {
         vec_sizes[i] = vector_body_size(r, &r->cols[i]);
         n += len_field_size(vec_sizes[i]);
@@ -121,7 +167,7 @@ size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes)
     return n;
 }
 
-static uint8_t *put_len_field(uint8_t *p, uint8_t tag, const void *data, size_t len)
+static inline uint8_t *put_len_field(uint8_t *p, uint8_t tag, const void *data, size_t len)
 {
     *p++ = tag;
     p = put_varint(p, len);
@@ -130,22 +176,20 @@ static uint8_t *put_len_field(uint8_t *p, uint8_t tag, const void *data, size_t 
     return p + len;
 }
 
-static uint8_t *put_timestamp(uint8_t *p, int64_t us)
+uint8_t *server__feast_encode_names(server_arena_t *a, const char *const *names, const size_t *lens,
+                                    size_t n, size_t *len)
 {
-    int64_t sec;
-    int32_t nanos;
-    ts_split(us, &sec, &nanos);
-    *p++ = TAG(3, WT_LEN);
-    p = put_varint(p, ts_body_size(us));
-    if (sec != 0) {
-        *p++ = TAG(1, WT_VARINT);
-        p = put_varint(p, (uint64_t)sec);
-    }
-    if (nanos != 0) {
-        *p++ = TAG(2, WT_VARINT);
-        p = put_varint(p, (uint64_t)nanos);
-    }
-    return p;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += len_field_size(lens[i]);
+    uint8_t *buf = server__arena_alloc(a, total == 0 ? 1 : total);
+    if (buf == NULL)
+        return NULL;
+    uint8_t *p = buf;
+    for (size_t i = 0; i < n; i++)
+        p = put_len_field(p, TAG(1, WT_LEN), names[i], lens[i]);
+    *len = total;
+    return buf;
 }
 
 size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out)
@@ -156,8 +200,13 @@ size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_s
     p = put_varint(p, metadata_body_size(r));
     *p++ = TAG(1, WT_LEN);
     p = put_varint(p, names_body_size(r));
-    for (size_t i = 0; i < r->n_cols; i++)
+    size_t plain = plain_names(r);
+    for (size_t i = 0; i < plain; i++)
         p = put_len_field(p, TAG(1, WT_LEN), r->cols[i].name, r->cols[i].name_len);
+    if (plain < r->n_cols) {
+        memcpy(p, r->names_pre, r->names_pre_len);
+        p += r->names_pre_len;
+    }
     for (size_t i = 0; i < r->n_views; i++) {
         const server_feast_view_md_t *v = &r->views[i];
         *p++ = TAG(2, WT_LEN);
@@ -169,6 +218,8 @@ size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_s
         }
     }
 
+    ts_memo_reset(r);
+    server_feast_ts_t tmp;
     for (size_t i = 0; i < r->n_cols; i++) {
         const server_cell_t *cells = r->cols[i].cells;
         *p++ = TAG(2, WT_LEN);
@@ -181,8 +232,12 @@ size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_s
             for (size_t row = 0; row < r->n_rows; row++)
                 *p++ = cells[row].status;
         }
-        for (size_t row = 0; row < r->n_rows; row++)
-            p = put_timestamp(p, cells[row].event_ts_us);
+        for (size_t row = 0; row < r->n_rows; row++) {
+            size_t ts_len;
+            const uint8_t *ts = ts_entry(r->ts_memo, row, cells[row].event_ts_us, &tmp, &ts_len);
+            memcpy(p, ts, ts_len);
+            p += ts_len;
+        }
     }
 
     if (r->status) {

@@ -15,8 +15,9 @@
 typedef struct view_group {
     const catalog_view_t *view;
     size_t n_refs;
-    size_t *ref_idx; /* indexes into refs */
-    int *key_cols;   /* entity column of each join key */
+    size_t *ref_idx;       /* indexes into refs */
+    uint32_t *feature_idx; /* refs[ref_idx[k]].feature->index, for store_row_features() */
+    int *key_cols;         /* entity column of each join key */
 } view_group_t;
 
 static int group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
@@ -39,12 +40,14 @@ static int group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size
     }
     for (size_t g = 0; g < n; g++) {
         groups[g].ref_idx = server__arena_calloc(a, groups[g].n_refs, sizeof(size_t));
-        if (groups[g].ref_idx == NULL)
+        groups[g].feature_idx = server__arena_calloc(a, groups[g].n_refs, sizeof(uint32_t));
+        if (groups[g].ref_idx == NULL || groups[g].feature_idx == NULL)
             return -ENOMEM;
         groups[g].n_refs = 0;
     }
     for (size_t i = 0; i < n_refs; i++) {
         view_group_t *grp = &groups[group_of[i]];
+        grp->feature_idx[grp->n_refs] = refs[i].feature->index;
         grp->ref_idx[grp->n_refs++] = i;
     }
     *out = groups;
@@ -100,13 +103,19 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
         }
     }
 
-    size_t max_keys = 1;
+    size_t max_keys = 1, max_refs = 1;
     for (size_t g = 0; g < n_groups; g++) {
         if (groups[g].view->n_join_keys > max_keys)
             max_keys = groups[g].view->n_join_keys;
+        if (groups[g].n_refs > max_refs)
+            max_refs = groups[g].n_refs;
     }
     catalog_value_t *keys = server__arena_calloc(a, max_keys, sizeof *keys);
-    if (keys == NULL)
+    /* One row's features of one view come out of the store together (one record parse). */
+    const uint8_t **wires = server__arena_alloc(a, max_refs * sizeof *wires);
+    size_t *lens = server__arena_alloc(a, max_refs * sizeof *lens);
+    store_status_t *sts = server__arena_alloc(a, max_refs * sizeof *sts);
+    if (keys == NULL || wires == NULL || lens == NULL || sts == NULL)
         return -ENOMEM;
     uint8_t key[STORE_MAX_KEY + 1];
 
@@ -154,17 +163,13 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
                 snprintf(err, err_cap, "store read failed");
                 return rc;
             }
+            store_row_features(&srow, v, grp->feature_idx, grp->n_refs, now_us, wires, lens, sts);
             for (size_t k = 0; k < grp->n_refs; k++) {
-                size_t ref = grp->ref_idx[k];
-                server_cell_t *cell = &cells[ref * n_rows + row];
-                const uint8_t *wire = NULL;
-                size_t len = 0;
-                store_status_t st =
-                    store_row_feature(&srow, v, refs[ref].feature->index, now_us, &wire, &len);
-                cell->wire = wire;
-                cell->len = (uint32_t)len;
-                cell->status = (uint8_t)st;
-                cell->event_ts_us = st == STORE_STATUS_NOT_FOUND ? 0 : srow.event_ts_us;
+                server_cell_t *cell = &cells[grp->ref_idx[k] * n_rows + row];
+                cell->wire = wires[k];
+                cell->len = (uint32_t)lens[k];
+                cell->status = (uint8_t)sts[k];
+                cell->event_ts_us = sts[k] == STORE_STATUS_NOT_FOUND ? 0 : srow.event_ts_us;
             }
         }
     }

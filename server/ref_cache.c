@@ -75,20 +75,81 @@ static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
     return h;
 }
 
-/* The key's hash and its size in bytes (with the NULs). */
+/* An 8-byte little-endian load; unaligned access goes through memcpy, which compiles to one
+ * load. */
+static inline uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+static inline uint32_t load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/* The last n < 8 bytes of a string folded into a word without a loop: two overlapping 4-byte
+ * loads cover 4..7 bytes, three single bytes cover 1..3 (references like "v0:f1" are short). */
+static inline uint64_t load_tail(const char *p, size_t n)
+{
+    if (n >= 4)
+        return load32(p) | (uint64_t)load32(p + n - 4) << 32;
+    if (n > 0)
+        return (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << 8 |
+               (uint64_t)(uint8_t)p[n - 1] << 16;
+    return 0;
+}
+
+static inline uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+/*
+ * The key's hash and its size in bytes (with the NULs). Runs on every request over every
+ * feature reference (hundreds of bytes), so it takes eight bytes a step rather than FNV-1a's one.
+ * Not meant to resist chosen collisions: a collision costs one failed comparison and a slot.
+ */
 static uint64_t key_hash(unsigned flags, const char *const *strs, const size_t *lens, size_t n,
                          size_t *bytes)
 {
-    uint64_t h = fnv1a(&flags, sizeof flags, 1469598103934665603ull);
+    uint64_t h = mix(1469598103934665603ull, flags);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        /* The separator tells "ab","c" from "a","bc". */
-        h = fnv1a(strs[i], lens[i], h);
-        h *= 1099511628211ull;
-        total += lens[i] + 1;
+        const char *p = strs[i];
+        size_t len = lens[i], j = 0;
+        for (; j + 8 <= len; j += 8)
+            h = mix(h, load64(p + j));
+        /* The length goes in with the tail, which tells "ab","c" from "a","bc". */
+        h = mix(h, load_tail(p + j, len - j) ^ ((uint64_t)len << 56));
+        total += len + 1;
     }
     *bytes = total;
     return h;
+}
+
+/* memcmp() for short strings without the call: feature references are a few words long. The
+ * last step overlaps the previous one rather than looping over single bytes. */
+static inline bool bytes_equal(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t j = 0; j + 8 < n; j += 8) {
+            if (load64(a + j) != load64(b + j))
+                return false;
+        }
+        return load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    for (size_t j = 0; j < n; j++) {
+        if (a[j] != b[j])
+            return false;
+    }
+    return true;
 }
 
 static bool key_equal(const cache_entry_t *e, const char *const *strs, const size_t *lens, size_t n)
@@ -96,7 +157,7 @@ static bool key_equal(const cache_entry_t *e, const char *const *strs, const siz
     const char *k = e->key;
     for (size_t i = 0; i < n; i++) {
         /* Request strings hold no NUL, so the stored NUL ends both. */
-        if (memcmp(k, strs[i], lens[i]) != 0 || k[lens[i]] != '\0')
+        if (k[lens[i]] != '\0' || !bytes_equal(k, strs[i], lens[i]))
             return false;
         k += lens[i] + 1;
     }
@@ -151,13 +212,15 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
         name_bytes += r->name_lens[i] + 1;
     size_t set_slots = (size_t)r->set_mask + 1;
 
-    /* One block: the entry, refs, name pointers, name lengths, the name set, names, key. */
+    /* One block: the entry, refs, name pointers, name lengths, the name set, names, the names
+     * encoded for the response, key. */
     size_t off_refs = align_up(sizeof(cache_entry_t));
     size_t off_names = off_refs + align_up(r->n_refs * sizeof *r->refs);
     size_t off_lens = off_names + align_up(r->n_refs * sizeof *r->names);
     size_t off_set = off_lens + align_up(r->n_refs * sizeof *r->name_lens);
     size_t off_chars = off_set + align_up(set_slots * sizeof *r->set);
-    size_t off_key = off_chars + name_bytes;
+    size_t off_pb = off_chars + name_bytes;
+    size_t off_key = off_pb + r->names_pb_len;
     char *block = malloc(off_key + bytes);
     if (block == NULL)
         return; /* a cache that cannot grow is only slower */
@@ -167,11 +230,14 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
     size_t *name_lens = (size_t *)(void *)(block + off_lens);
     uint32_t *set = (uint32_t *)(void *)(block + off_set);
     char *chars = block + off_chars;
+    uint8_t *names_pb = (uint8_t *)block + off_pb;
     char *key = block + off_key;
 
     memcpy(refs, r->refs, r->n_refs * sizeof *refs);
     memcpy(name_lens, r->name_lens, r->n_refs * sizeof *name_lens);
     memcpy(set, r->set, set_slots * sizeof *set);
+    if (r->names_pb_len > 0)
+        memcpy(names_pb, r->names_pb, r->names_pb_len);
     for (size_t i = 0; i < r->n_refs; i++) {
         memcpy(chars, r->names[i], r->name_lens[i] + 1);
         names[i] = chars;
@@ -194,7 +260,9 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
                                .name_lens = name_lens,
                                .unique = true,
                                .set = set,
-                               .set_mask = r->set_mask};
+                               .set_mask = r->set_mask,
+                               .names_pb = r->names_pb != NULL ? names_pb : NULL,
+                               .names_pb_len = r->names_pb_len};
     free(rc->slots[h % CACHE_SLOTS]);
     rc->slots[h % CACHE_SLOTS] = e;
 }

@@ -200,6 +200,9 @@ static int resolve_features(server_call_t *c, const server_read_request_t *rr,
     res->name_lens = lens;
     if (server__resolved_index_names(a, res) < 0)
         return server__fail(c, -ENOMEM, "out of memory");
+    res->names_pb = server__feast_encode_names(a, names, lens, n_refs, &res->names_pb_len);
+    if (res->names_pb == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
     server__ref_cache_put(cache, cat, flags, key, key_lens, n_key, res);
     *out = res;
     return 0;
@@ -427,7 +430,15 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
             (server_feast_column_t){res->names[i], res->name_lens[i], &cells[i * n_rows]};
     }
 
-    server_feast_response_t r = {.n_rows = n_rows, .n_cols = n_cols, .cols = cols, .status = true};
+    server_feast_response_t r = {.n_rows = n_rows,
+                                 .n_cols = n_cols,
+                                 .cols = cols,
+                                 .status = true,
+                                 .names_pre = res->names_pb,
+                                 .names_pre_len = res->names_pb_len,
+                                 .n_names_pre = n_refs,
+                                 .ts_memo =
+                                     server__arena_alloc(a, n_rows * sizeof(server_feast_ts_t))};
     if (rr.include_md) {
         server_feast_view_md_t *views = server__arena_calloc(a, n_refs, sizeof *views);
         if (views == NULL) {

@@ -418,6 +418,9 @@ typedef struct server_resolved {
     bool unique;   /* no two names are equal (set by server__resolved_index_names) */
     uint32_t *set; /* open addressing over names: index + 1, 0 = empty */
     uint32_t set_mask;
+    /* names as metadata.feature_names entries (server__feast_encode_names()), or NULL */
+    const uint8_t *names_pb;
+    size_t names_pb_len;
 } server_resolved_t;
 
 /* Builds r->set over r->names in the arena and sets r->unique. Returns: 0, -ENOMEM. */
@@ -463,6 +466,13 @@ typedef struct server_feast_view_md {
     int32_t version;
 } server_feast_view_md_t;
 
+/* One row's encoded event_timestamps entry, remembered across the columns of a response. */
+typedef struct server_feast_ts {
+    int64_t us;
+    uint8_t len; /* 0 = nothing remembered */
+    uint8_t bytes[23];
+} server_feast_ts_t;
+
 typedef struct server_feast_response {
     size_t n_rows;
     size_t n_cols;
@@ -470,6 +480,14 @@ typedef struct server_feast_response {
     size_t n_views;                    /* feature_view_metadata; 0 = none */
     const server_feast_view_md_t *views;
     bool status;
+    /* Optional: the metadata.feature_names entries of the last n_names_pre columns, already
+     * encoded by server__feast_encode_names() (those columns' names are then not read). */
+    const uint8_t *names_pre;
+    size_t names_pre_len;
+    size_t n_names_pre;
+    /* Optional scratch of n_rows entries (any contents): with it, a row's event timestamp is
+     * encoded once per run of equal timestamps rather than once per cell. */
+    server_feast_ts_t *ts_memo;
 } server_feast_response_t;
 
 /*
@@ -480,6 +498,14 @@ typedef struct server_feast_response {
  */
 size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes);
 size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out);
+
+/*
+ * Encodes n column names as metadata.feature_names entries, for server_feast_response_t.names_pre
+ * (a response's feature names depend on its feature list alone, so they can be encoded once per
+ * list and cached). Returns: the bytes (in the arena; *len of them), or NULL when out of memory.
+ */
+uint8_t *server__feast_encode_names(server_arena_t *a, const char *const *names, const size_t *lens,
+                                    size_t n, size_t *len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Predict: TensorFlow tensors (predict_tensor.c) and upstream model servers (upstream.c).      */

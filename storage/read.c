@@ -5,14 +5,27 @@
 
 #include "storage/store_int.h"
 
+#define READER_VIEW_CACHE 8u
+
 struct store_reader {
     store_t *s;
     MDB_txn *txn; /* created once, then reset and renewed: no allocation per request */
     bool active;
-    /* One-entry cache of the last view read: a request usually reads one view many times. */
+    /*
+     * View-table entries found recently, direct-mapped on the catalog view's id: a request
+     * reads a few views in turn, once per entity row, and a one-entry cache would miss on every
+     * row. Valid only while cache_gen is the published table's generation (a new table, after a
+     * catalog change, empties it by changing the generation).
+     */
     uint64_t cache_gen;
-    const store__view_t *cache;
+    const store__view_t *cache[READER_VIEW_CACHE];
 };
+
+static size_t view_cache_slot(const catalog_view_t *v)
+{
+    /* A view's id is its index in its catalog, so a catalog's first views never share a slot. */
+    return v->id % READER_VIEW_CACHE;
+}
 
 int store_reader_new(store_t *s, store_reader_t **out)
 {
@@ -90,16 +103,26 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
     /* Holding the map lock shared pins the published view table (it is only swapped under the
      * lock held exclusively), so plain loads suffice here. */
     const store__views_t *t = r->s->views;
-    const store__view_t *e = r->cache;
     if (t == NULL)
         return -ENOENT;
-    if (e == NULL || r->cache_gen != t->gen || e->version != v->version ||
-        strcmp(e->name, v->name) != 0) {
+    if (r->cache_gen != t->gen) {
+        memset(r->cache, 0, sizeof r->cache);
+        r->cache_gen = t->gen;
+    }
+    size_t slot = view_cache_slot(v);
+    const store__view_t *e = r->cache[slot];
+    /*
+     * A cached entry is only dereferenced under the generation it was found in, so it is alive.
+     * e->cview == v proves the match: both are live views (the table keeps its catalog alive and
+     * the caller keeps v), and two live objects never share an address. A view of another catalog
+     * (a reload) is matched by name and version, as the table itself matches.
+     */
+    if (e == NULL ||
+        (e->cview != v && (e->version != v->version || strcmp(e->name, v->name) != 0))) {
         e = store__views_find(t, v->name, v->version);
         if (e == NULL)
             return -ENOENT;
-        r->cache = e;
-        r->cache_gen = t->gen;
+        r->cache[slot] = e;
     }
     MDB_val k = {key_len, (void *)key}, d;
     int rc = mdb_get(r->txn, e->dbi, &k, &d);

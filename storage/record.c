@@ -212,3 +212,52 @@ store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v
         return STORE_STATUS_OUTSIDE_MAX_AGE;
     return STORE_STATUS_PRESENT;
 }
+
+void store_row_features(const store_row_t *row, const catalog_view_t *v,
+                        const uint32_t *feature_idx, size_t n, int64_t now_us, const uint8_t **wire,
+                        size_t *len, store_status_t *status)
+{
+    if (!row->found) {
+        for (size_t i = 0; i < n; i++) {
+            wire[i] = NULL;
+            len[i] = 0;
+            status[i] = STORE_STATUS_NOT_FOUND;
+        }
+        return;
+    }
+    /* Everything that is per row rather than per feature is decided once: the record's header
+     * and offset table, and whether the row is past the view's TTL. */
+    const store__view_t *e = row->slots;
+    store__rec_t r = {0};
+    bool bad = store__rec_parse(row->rec, row->rec_len, &r) < 0;
+    bool expired = v->ttl_seconds > 0 && v->ttl_seconds < INT64_MAX / 2000000 &&
+                   row->event_ts_us < now_us - v->ttl_seconds * 1000000;
+    store_status_t present = expired ? STORE_STATUS_OUTSIDE_MAX_AGE : STORE_STATUS_PRESENT;
+    for (size_t i = 0; i < n; i++) {
+        wire[i] = NULL;
+        len[i] = 0;
+        uint32_t f = feature_idx[i];
+        /* store__slot_of()'s first test, here to spare a call per feature in the usual case. */
+        uint32_t slot = f < e->n_slots && f < v->n_features && e->fast != NULL &&
+                                e->fast[f] == v->features[f].name
+                            ? f
+                            : store__slot_of(e, v, f);
+        if (slot == UINT32_MAX) {
+            status[i] = STORE_STATUS_NULL_VALUE;
+            continue;
+        }
+        const uint8_t *p;
+        size_t k;
+        if (bad || store__rec_slot(&r, slot, &p, &k) < 0) {
+            status[i] = STORE_STATUS_INVALID;
+            continue;
+        }
+        if (k == 0) {
+            status[i] = STORE_STATUS_NULL_VALUE;
+            continue;
+        }
+        wire[i] = p;
+        len[i] = k;
+        status[i] = present;
+    }
+}

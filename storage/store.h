@@ -269,6 +269,17 @@ store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v
                                  uint32_t feature_index, int64_t now_us, const uint8_t **wire,
                                  size_t *len);
 
+/*
+ * Several features of one row at once, each exactly as store_row_feature() would read it: for
+ * i < n, feature feature_idx[i] of v (an index into v->features) goes to wire[i], len[i] and
+ * status[i]. Cheaper than n calls: the record's header, offset table and TTL are looked at once.
+ * The wire pointers are borrowed from the map, valid until store_read_end().
+ * Thread safety: as store_row_feature() (reads only the row and v).
+ */
+void store_row_features(const store_row_t *row, const catalog_view_t *v,
+                        const uint32_t *feature_idx, size_t n, int64_t now_us, const uint8_t **wire,
+                        size_t *len, store_status_t *status);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Maintenance                                                                                 */
 

@@ -50,12 +50,14 @@ typedef struct store__view {
     uint32_t version;
     char key[STORE__VIEW_KEY_MAX]; /* "<name>@v<version>" */
     MDB_dbi dbi;
-    uint64_t gen;       /* changes whenever the database is created again after a teardown */
-    uint32_t n_slots;   /* features ever applied to this version */
-    char **slot_names;  /* [n_slots] */
-    const char **fast;  /* [n_slots]: the applied catalog's own name pointers, or NULL */
-    uint32_t *name_ix;  /* open addressing over slot names: slot + 1, 0 = empty */
-    uint32_t name_mask; /* capacity - 1 */
+    uint64_t gen;      /* changes whenever the database is created again after a teardown */
+    uint32_t n_slots;  /* features ever applied to this version */
+    char **slot_names; /* [n_slots] */
+    const char **fast; /* [n_slots]: the applied catalog's own name pointers, or NULL */
+    const catalog_view_t *cview; /* the applied catalog's own view (kept alive by the table's
+                                    catalog reference), or NULL */
+    uint32_t *name_ix;           /* open addressing over slot names: slot + 1, 0 = empty */
+    uint32_t name_mask;          /* capacity - 1 */
 } store__view_t;
 
 typedef struct store__views {

@@ -178,6 +178,7 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
             e->gen = store__le64(gv.mv_data);
         const catalog_view_t *cv = NULL;
         if (cat != NULL && catalog_find_view(cat, e->name, e->version, &cv) == 0 && cv != NULL) {
+            e->cview = cv;
             e->fast = calloc(e->n_slots + 1, sizeof *e->fast);
             if (e->fast == NULL) {
                 rc = -ENOMEM;

@@ -201,3 +201,64 @@ Test(feast_encode, large_values_use_multi_byte_lengths)
     free_cells(f, 1);
     free(s);
 }
+
+/* Encodes r into a fresh buffer. */
+static uint8_t *encode_bytes(const server_feast_response_t *r, size_t *n)
+{
+    size_t *sizes = calloc(r->n_cols + 1, sizeof *sizes);
+    *n = server__feast_size(r, sizes);
+    uint8_t *buf = malloc(*n + 1);
+    size_t written = server__feast_write(r, sizes, buf);
+    cr_assert_eq(written, *n);
+    free(sizes);
+    return buf;
+}
+
+Test(feast_encode, pre_encoded_names_and_the_timestamp_memo_change_no_byte)
+{
+    /* Two views' worth of columns over three rows whose timestamps differ by row and by view,
+     * including a NOT_FOUND cell (timestamp 0) amid a view's run. */
+    server_cell_t keys[3] = {cell_i64(1, STORE_STATUS_PRESENT, 0),
+                             cell_i64(2, STORE_STATUS_PRESENT, 0),
+                             cell_i64(3, STORE_STATUS_PRESENT, 0)};
+    server_cell_t a1[3] = {cell_i64(10, STORE_STATUS_PRESENT, 1700000000123456),
+                           cell_i64(11, STORE_STATUS_PRESENT, -1500000),
+                           {NULL, 0, STORE_STATUS_NOT_FOUND, 0}};
+    server_cell_t a2[3] = {cell_i64(20, STORE_STATUS_PRESENT, 1700000000123456),
+                           {NULL, 0, STORE_STATUS_NULL_VALUE, -1500000},
+                           {NULL, 0, STORE_STATUS_NOT_FOUND, 0}};
+    server_cell_t b1[3] = {cell_i64(30, STORE_STATUS_PRESENT, 5),
+                           cell_i64(31, STORE_STATUS_OUTSIDE_MAX_AGE, 1),
+                           cell_i64(32, STORE_STATUS_PRESENT, INT64_MAX)};
+    server_feast_column_t cols[4] = {
+        {"driver_id", 9, keys}, {"a__x", 4, a1}, {"a__y", 4, a2}, {"b__zzz", 6, b1}};
+    server_feast_view_md_t views[2] = {{"a", 1}, {"b", 3}};
+    server_feast_response_t plain = {
+        .n_rows = 3, .n_cols = 4, .cols = cols, .n_views = 2, .views = views, .status = true};
+    size_t want_n;
+    uint8_t *want = encode_bytes(&plain, &want_n);
+
+    server_arena_t a;
+    server__arena_init(&a, 1024);
+    const char *names[3] = {"a__x", "a__y", "b__zzz"};
+    size_t lens[3] = {4, 4, 6};
+    server_feast_response_t fast = plain;
+    fast.names_pre = server__feast_encode_names(&a, names, lens, 3, &fast.names_pre_len);
+    cr_assert_not_null(fast.names_pre);
+    fast.n_names_pre = 3;
+    server_feast_ts_t memo[3];
+    memset(memo, 0xa5, sizeof memo); /* any contents */
+    fast.ts_memo = memo;
+    size_t got_n;
+    uint8_t *got = encode_bytes(&fast, &got_n);
+    cr_assert_eq(got_n, want_n);
+    cr_assert_eq(memcmp(got, want, want_n), 0);
+
+    free(want);
+    free(got);
+    server__arena_free(&a);
+    free_cells(keys, 3);
+    free_cells(a1, 3);
+    free_cells(a2, 3);
+    free_cells(b1, 3);
+}
