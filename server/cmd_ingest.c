@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "catalog/catalog.h"
 #include "server/cli_int.h"
+#include "server/ingest_int.h"
 #include "storage/store.h"
 
 /*
@@ -157,30 +159,12 @@ static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
 
 static int parse_int(const char *s, size_t n, int64_t *out)
 {
-    char buf[32];
-    if (n == 0 || n >= sizeof buf)
-        return -EINVAL;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return errno == ERANGE ? -ERANGE : -EINVAL;
-    *out = x;
-    return 0;
+    return server__ingest_parse_int(s, n, out);
 }
 
 static int parse_double(const char *s, size_t n, double *out)
 {
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return -EINVAL;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    *out = strtod(buf, &end);
-    return *end == '\0' ? 0 : -EINVAL;
+    return server__ingest_parse_double(s, n, out);
 }
 
 /* "2024-05-01T12:00:00[.ffffff](Z|+HH:MM|-HH:MM)" (a space may replace T), or seconds since the
@@ -190,6 +174,17 @@ static int parse_time(const char *s, size_t n, int64_t *us)
     char buf[64];
     if (n == 0 || n >= sizeof buf)
         return -EINVAL;
+    /* Whole epoch seconds, the common bulk shape, without the copy (same result as below). */
+    if (n <= 12) {
+        int64_t sec = 0;
+        size_t i = 0;
+        while (i < n && (unsigned)(s[i] - '0') <= 9)
+            sec = sec * 10 + (s[i++] - '0');
+        if (i == n) {
+            *us = sec * 1000000;
+            return 0;
+        }
+    }
     memcpy(buf, s, n);
     buf[n] = '\0';
     if (strchr(buf, '-') == NULL || buf[0] == '-') {
@@ -469,14 +464,8 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
 /* ------------------------------------------------------------------------------------------ */
 /* Rows and chunks                                                                             */
 
-typedef struct ingest {
-    const catalog_view_t *v;
-    store_bulk_t *bulk;
-    const char *file;
-    size_t max_errors, n_bad, n_rows;
-    size_t batch_rows;
-    bool progress;
-    /* the current chunk, row-major */
+/* One chunk of rows, row-major; the parser fills one while the loader hands the other over. */
+typedef struct chunk {
     size_t n;              /* rows in the chunk */
     catalog_value_t *keys; /* [batch_rows * n_join_keys] */
     catalog_value_t *vals; /* [batch_rows * n_features]: by feature index */
@@ -486,6 +475,36 @@ typedef struct ingest {
     json_t **docs;         /* parsed JSON kept alive until the chunk is handed over */
     size_t n_docs, cap_docs;
     pool_t pool;
+} chunk_t;
+
+/*
+ * The loader thread: store_bulk_add() (validation and encoding again, inside storage) costs
+ * about as much as parsing, so it runs beside the parser on the previous chunk. One chunk at a
+ * time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
+ * results are reported by the parser's thread when it takes the chunk back, so all output
+ * comes from one thread and n_bad has one writer.
+ */
+typedef struct loader {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, busy, quit;
+    chunk_t c;    /* owned by the loader while busy */
+    int rc;       /* of the last hand-over: 0, or a failure already described below */
+    size_t bad_r; /* -EINVAL: the row of c, field and rule, reported like a parse error */
+    char bad_field[CATALOG_MAX_NAME];
+    char error[320];
+} loader_t;
+
+typedef struct ingest {
+    const catalog_view_t *v;
+    store_bulk_t *bulk;
+    const char *file;
+    size_t max_errors, n_bad, n_rows;
+    size_t batch_rows;
+    bool progress;
+    chunk_t c; /* the chunk being parsed */
+    loader_t ld;
     int64_t now;
 } ingest_t;
 
@@ -501,17 +520,17 @@ static int keep_doc(ingest_t *g, json_t *j)
 {
     if (j == NULL)
         return 0;
-    if (g->n_docs == g->cap_docs) {
-        size_t cap = g->cap_docs ? 2 * g->cap_docs : 256;
-        json_t **d = realloc(g->docs, cap * sizeof *d);
+    if (g->c.n_docs == g->c.cap_docs) {
+        size_t cap = g->c.cap_docs ? 2 * g->c.cap_docs : 256;
+        json_t **d = realloc(g->c.docs, cap * sizeof *d);
         if (d == NULL) {
             json_decref(j);
             return -ENOMEM;
         }
-        g->docs = d;
-        g->cap_docs = cap;
+        g->c.docs = d;
+        g->c.cap_docs = cap;
     }
-    g->docs[g->n_docs++] = j;
+    g->c.docs[g->c.n_docs++] = j;
     return 0;
 }
 
@@ -520,54 +539,81 @@ static int keep_doc(ingest_t *g, json_t *j)
 static bool check_row(ingest_t *g, size_t r)
 {
     const catalog_view_t *v = g->v;
-    catalog_value_t *keys = &g->keys[r * v->n_join_keys];
+    catalog_value_t *keys = &g->c.keys[r * v->n_join_keys];
     uint8_t kb[STORE_MAX_KEY];
     int n = store_encode_key(v, keys, v->n_join_keys, kb, sizeof kb);
     if (n < 0) {
-        report(g, g->line[r], v->n_join_keys ? v->join_keys[0].name : NULL,
+        report(g, g->c.line[r], v->n_join_keys ? v->join_keys[0].name : NULL,
                n == -ERANGE ? "join key out of range" : "entity key too long or mistyped");
         return false;
     }
     char why[320];
     for (size_t f = 0; f < v->n_features; f++) {
-        if (!g->has[r * v->n_features + f])
+        if (!g->c.has[r * v->n_features + f])
             continue;
         why[0] = '\0';
-        if (catalog_validate_value(&v->features[f], &g->vals[r * v->n_features + f], why,
+        if (catalog_validate_value(&v->features[f], &g->c.vals[r * v->n_features + f], why,
                                    sizeof why) != 0) {
-            report(g, g->line[r], v->features[f].name, why[0] ? why : "invalid value");
+            report(g, g->c.line[r], v->features[f].name, why[0] ? why : "invalid value");
             return false;
         }
     }
     return true;
 }
 
-/* Hands the chunk to the bulk load: consecutive rows writing the same features form one batch. */
-static int flush(ingest_t *g)
+/* Drops a chunk's rows and the memory they borrowed from. */
+static void chunk_clear(chunk_t *c)
 {
-    const catalog_view_t *v = g->v;
+    for (size_t i = 0; i < c->n_docs; i++)
+        json_decref(c->docs[i]);
+    c->n_docs = 0;
+    pool_clear(&c->pool);
+    c->n = 0;
+}
+
+static int chunk_alloc(chunk_t *c, const catalog_view_t *v, size_t rows)
+{
+    c->keys = malloc((rows * v->n_join_keys + 1) * sizeof *c->keys);
+    c->vals = malloc((rows * v->n_features + 1) * sizeof *c->vals);
+    c->has = malloc((rows * v->n_features + 1) * sizeof *c->has);
+    c->ts = malloc(rows * sizeof *c->ts);
+    c->line = malloc(rows * sizeof *c->line);
+    return c->keys && c->vals && c->has && c->ts && c->line ? 0 : -ENOMEM;
+}
+
+static void chunk_free(chunk_t *c)
+{
+    chunk_clear(c);
+    free(c->docs);
+    free(c->keys);
+    free(c->vals);
+    free(c->has);
+    free(c->ts);
+    free(c->line);
+}
+
+/* Adds a chunk to the bulk load: consecutive rows writing the same features form one batch.
+ * Returns: 0; -EINVAL with *bad_r and res (a row the parser's checks let through); or a failure,
+ * with res->error when the store said more. */
+static int add_chunk(store_bulk_t *bulk, const catalog_view_t *v, const chunk_t *c, size_t *bad_r,
+                     store_apply_result_t *res)
+{
     size_t nk = v->n_join_keys, nf = v->n_features;
-    int rc = 0;
-    catalog_value_t *kcols = NULL, *vcols = NULL;
-    const catalog_value_t **kp = NULL, **vp = NULL;
-    uint32_t *idx = NULL;
-    int64_t *ts = NULL;
-    if (g->n_bad > 0 || g->n == 0)
-        goto out;
-    rc = -ENOMEM;
-    kcols = malloc((nk * g->n + 1) * sizeof *kcols);
-    vcols = malloc((nf * g->n + 1) * sizeof *vcols);
-    kp = malloc((nk + 1) * sizeof *kp);
-    vp = malloc((nf + 1) * sizeof *vp);
-    idx = malloc((nf + 1) * sizeof *idx);
-    ts = malloc(g->n * sizeof *ts);
+    int rc = -ENOMEM;
+    res->error[0] = '\0';
+    catalog_value_t *kcols = malloc((nk * c->n + 1) * sizeof *kcols);
+    catalog_value_t *vcols = malloc((nf * c->n + 1) * sizeof *vcols);
+    const catalog_value_t **kp = malloc((nk + 1) * sizeof *kp);
+    const catalog_value_t **vp = malloc((nf + 1) * sizeof *vp);
+    uint32_t *idx = malloc((nf + 1) * sizeof *idx);
+    int64_t *ts = malloc((c->n + 1) * sizeof *ts);
     if (kcols == NULL || vcols == NULL || kp == NULL || vp == NULL || idx == NULL || ts == NULL)
         goto out;
     rc = 0;
-    for (size_t start = 0; start < g->n && rc == 0;) {
-        const bool *has0 = &g->has[start * nf];
+    for (size_t start = 0; start < c->n && rc == 0;) {
+        const bool *has0 = &c->has[start * nf];
         size_t end = start + 1;
-        while (end < g->n && memcmp(&g->has[end * nf], has0, nf * sizeof *has0) == 0)
+        while (end < c->n && memcmp(&c->has[end * nf], has0, nf * sizeof *has0) == 0)
             end++;
         size_t rows = end - start, nsel = 0;
         for (size_t f = 0; f < nf; f++) {
@@ -577,15 +623,15 @@ static int flush(ingest_t *g)
         for (size_t k = 0; k < nk; k++) {
             kp[k] = &kcols[k * rows];
             for (size_t r = 0; r < rows; r++)
-                kcols[k * rows + r] = g->keys[(start + r) * nk + k];
+                kcols[k * rows + r] = c->keys[(start + r) * nk + k];
         }
         for (size_t j = 0; j < nsel; j++) {
             vp[j] = &vcols[j * rows];
             for (size_t r = 0; r < rows; r++)
-                vcols[j * rows + r] = g->vals[(start + r) * nf + idx[j]];
+                vcols[j * rows + r] = c->vals[(start + r) * nf + idx[j]];
         }
         for (size_t r = 0; r < rows; r++)
-            ts[r] = g->ts[start + r];
+            ts[r] = c->ts[start + r];
         store_batch_t b = {.view = v,
                            .n_rows = rows,
                            .keys = kp,
@@ -593,15 +639,9 @@ static int flush(ingest_t *g)
                            .feature_idx = idx,
                            .values = vp,
                            .event_ts_us = ts};
-        store_apply_result_t res;
-        rc = store_bulk_add(g->bulk, &b, 1, &res);
-        if (rc == -EINVAL) {
-            /* Everything was checked already; report it like a parse error anyway. */
-            report(g, g->line[start + res.bad_row], res.bad_field, res.error);
-            rc = 0;
-        } else if (rc < 0) {
-            fprintf(stderr, "fstore ingest: %s\n", res.error[0] ? res.error : strerror(-rc));
-        }
+        rc = store_bulk_add(bulk, &b, 1, res);
+        if (rc == -EINVAL)
+            *bad_r = start + res->bad_row;
         start = end;
     }
 out:
@@ -611,23 +651,111 @@ out:
     free(vp);
     free(idx);
     free(ts);
-    for (size_t i = 0; i < g->n_docs; i++)
-        json_decref(g->docs[i]);
-    g->n_docs = 0;
-    pool_clear(&g->pool);
-    g->n = 0;
     return rc;
+}
+
+static void *loader_main(void *arg)
+{
+    ingest_t *g = arg;
+    loader_t *ld = &g->ld;
+    pthread_mutex_lock(&ld->mu);
+    for (;;) {
+        while (!ld->busy && !ld->quit)
+            pthread_cond_wait(&ld->cv, &ld->mu);
+        if (!ld->busy)
+            break;
+        pthread_mutex_unlock(&ld->mu);
+        store_apply_result_t res;
+        size_t bad_r = 0;
+        int rc = add_chunk(g->bulk, g->v, &ld->c, &bad_r, &res);
+        pthread_mutex_lock(&ld->mu);
+        ld->rc = rc;
+        ld->bad_r = bad_r;
+        memcpy(ld->bad_field, res.bad_field, sizeof ld->bad_field);
+        memcpy(ld->error, res.error, sizeof ld->error);
+        ld->busy = false;
+        pthread_cond_broadcast(&ld->cv);
+    }
+    pthread_mutex_unlock(&ld->mu);
+    return NULL;
+}
+
+/* Waits for the loader to finish its chunk and reports how it went. Returns: 0, or < 0 when the
+ * load cannot go on (already printed). */
+static int loader_wait(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (!ld->started)
+        return 0;
+    pthread_mutex_lock(&ld->mu);
+    while (ld->busy)
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    pthread_mutex_unlock(&ld->mu);
+    int rc = ld->rc;
+    ld->rc = 0;
+    if (rc == -EINVAL) {
+        /* Everything was checked already; report it like a parse error anyway. */
+        report(g, ld->c.line[ld->bad_r], ld->bad_field, ld->error);
+        rc = 0;
+    } else if (rc < 0) {
+        fprintf(stderr, "fstore ingest: %s\n", ld->error[0] ? ld->error : strerror(-rc));
+    }
+    chunk_clear(&ld->c);
+    return rc;
+}
+
+/* Hands the current chunk to the loader and takes the loader's previous chunk (emptied) to
+ * parse into. With bad rows nothing is handed over: the chunk is only emptied. */
+static int flush(ingest_t *g)
+{
+    int rc = loader_wait(g);
+    if (rc < 0 || g->n_bad > 0 || g->c.n == 0) {
+        chunk_clear(&g->c);
+        return rc;
+    }
+    loader_t *ld = &g->ld;
+    if (!ld->started) {
+        if (chunk_alloc(&ld->c, g->v, g->batch_rows) < 0 ||
+            pthread_create(&ld->thread, NULL, loader_main, g) != 0) {
+            fprintf(stderr, "fstore ingest: out of memory\n");
+            return -ENOMEM;
+        }
+        ld->started = true;
+    }
+    chunk_t t = ld->c;
+    pthread_mutex_lock(&ld->mu);
+    ld->c = g->c;
+    ld->busy = true;
+    pthread_cond_broadcast(&ld->cv);
+    pthread_mutex_unlock(&ld->mu);
+    g->c = t;
+    return 0;
+}
+
+/* Stops the loader thread (after its chunk). Accepts a loader never started. */
+static void loader_stop(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (ld->started) {
+        pthread_mutex_lock(&ld->mu);
+        ld->quit = true;
+        pthread_cond_broadcast(&ld->cv);
+        pthread_mutex_unlock(&ld->mu);
+        pthread_join(ld->thread, NULL);
+        ld->started = false;
+    }
+    chunk_free(&ld->c);
 }
 
 /* Starts a new row in the chunk. */
 static size_t new_row(ingest_t *g, size_t line)
 {
-    size_t r = g->n;
-    memset(&g->has[r * g->v->n_features], 0, g->v->n_features * sizeof *g->has);
+    size_t r = g->c.n;
+    memset(&g->c.has[r * g->v->n_features], 0, g->v->n_features * sizeof *g->c.has);
     for (size_t k = 0; k < g->v->n_join_keys; k++)
-        g->keys[r * g->v->n_join_keys + k].type = CATALOG_DTYPE_INVALID;
-    g->ts[r] = g->now;
-    g->line[r] = line;
+        g->c.keys[r * g->v->n_join_keys + k].type = CATALOG_DTYPE_INVALID;
+    g->c.ts[r] = g->now;
+    g->c.line[r] = line;
     return r;
 }
 
@@ -638,11 +766,11 @@ static int end_row(ingest_t *g, size_t r, bool ok)
     if (ok)
         ok = check_row(g, r);
     if (ok && g->n_bad == 0)
-        g->n++;
+        g->c.n++;
     if (g->progress && g->n_rows % 100000 == 0)
         fprintf(stderr, "\rfstore ingest: %zu rows read", g->n_rows);
     /* With bad rows nothing is kept, but parsed documents still pile up: drop them too. */
-    if (g->n == g->batch_rows || (g->n_bad > 0 && g->n_rows % g->batch_rows == 0))
+    if (g->c.n == g->batch_rows || (g->n_bad > 0 && g->n_rows % g->batch_rows == 0))
         return flush(g);
     return 0;
 }
@@ -684,16 +812,16 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
         if (j != NULL && json_is_number(j)) {
             double d = json_number_value(j);
             if (!isfinite(d) || fabs(d) > 9.2e12) {
-                report(g, g->line[r], colname, "event_timestamp out of range");
+                report(g, g->c.line[r], colname, "event_timestamp out of range");
                 return false;
             }
-            g->ts[r] =
+            g->c.ts[r] =
                 json_is_integer(j) ? json_integer_value(j) * 1000000 : (int64_t)llround(d * 1e6);
             return true;
         }
         if (j != NULL) {
             if (!json_is_string(j)) {
-                report(g, g->line[r], colname, "want RFC 3339 or epoch seconds");
+                report(g, g->c.line[r], colname, "want RFC 3339 or epoch seconds");
                 return false;
             }
             text = json_string_value(j);
@@ -702,49 +830,50 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
         if (n == 0)
             return true;
         if (parse_time(text, n, &us) != 0) {
-            report(g, g->line[r], colname, "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
+            report(g, g->c.line[r], colname,
+                   "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
             return false;
         }
-        g->ts[r] = us;
+        g->c.ts[r] = us;
         return true;
     }
     if (col >= 0) {
-        catalog_value_t *k = &g->keys[r * v->n_join_keys + (size_t)col];
+        catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
         catalog_dtype_t t = v->join_keys[col].dtype;
         int rc = j != NULL ? (json_is_null(j) ? bad(why, sizeof why, "a join key cannot be null")
-                                              : scalar_json(&g->pool, t, j, k, why, sizeof why))
-                           : value_text(&g->pool, t, text, n, &keep, k, why, sizeof why);
+                                              : scalar_json(&g->c.pool, t, j, k, why, sizeof why))
+                           : value_text(&g->c.pool, t, text, n, &keep, k, why, sizeof why);
         json_decref(keep);
         if (rc != 0) {
-            report(g, g->line[r], colname, why);
+            report(g, g->c.line[r], colname, why);
             return false;
         }
         return true;
     }
     size_t f = (size_t)(-2 - col);
-    catalog_value_t *val = &g->vals[r * v->n_features + f];
+    catalog_value_t *val = &g->c.vals[r * v->n_features + f];
     int rc;
     if (j != NULL)
-        rc = value_json(&g->pool, v->features[f].dtype, j, val, why, sizeof why);
+        rc = value_json(&g->c.pool, v->features[f].dtype, j, val, why, sizeof why);
     else if (n == 0)
         val->type = CATALOG_DTYPE_NULL, rc = 0;
     else
-        rc = value_text(&g->pool, v->features[f].dtype, text, n, &keep, val, why, sizeof why);
+        rc = value_text(&g->c.pool, v->features[f].dtype, text, n, &keep, val, why, sizeof why);
     if (keep != NULL && keep_doc(g, keep) < 0)
         rc = bad(why, sizeof why, "out of memory");
     if (rc != 0) {
-        report(g, g->line[r], colname, why);
+        report(g, g->c.line[r], colname, why);
         return false;
     }
-    g->has[r * v->n_features + f] = true;
+    g->c.has[r * v->n_features + f] = true;
     return true;
 }
 
 static bool keys_complete(ingest_t *g, size_t r)
 {
     for (size_t k = 0; k < g->v->n_join_keys; k++) {
-        if (g->keys[r * g->v->n_join_keys + k].type == CATALOG_DTYPE_INVALID) {
-            report(g, g->line[r], g->v->join_keys[k].name, "missing join key");
+        if (g->c.keys[r * g->v->n_join_keys + k].type == CATALOG_DTYPE_INVALID) {
+            report(g, g->c.line[r], g->v->join_keys[k].name, "missing join key");
             return false;
         }
     }
@@ -1083,7 +1212,8 @@ int server__cmd_ingest(int argc, char **argv)
     store_t *s = NULL;
     catalog_t *cat = NULL;
     char *data = NULL;
-    ingest_t g = {.file = strcmp(file, "-") == 0 ? "<stdin>" : file,
+    ingest_t g = {.ld = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER},
+                  .file = strcmp(file, "-") == 0 ? "<stdin>" : file,
                   .max_errors = (size_t)max_errors,
                   .batch_rows = (size_t)batch_rows,
                   .progress = isatty(2) == 1,
@@ -1117,20 +1247,15 @@ int server__cmd_ingest(int argc, char **argv)
                 g.v->version);
         goto out;
     }
-    size_t nk = g.v->n_join_keys, nf = g.v->n_features;
-    g.keys = malloc((g.batch_rows * nk + 1) * sizeof *g.keys);
-    g.vals = malloc((g.batch_rows * nf + 1) * sizeof *g.vals);
-    g.has = malloc((g.batch_rows * nf + 1) * sizeof *g.has);
-    g.ts = malloc(g.batch_rows * sizeof *g.ts);
-    g.line = malloc(g.batch_rows * sizeof *g.line);
     rc = store_bulk_begin(s, &g.bulk);
-    if (g.keys == NULL || g.vals == NULL || g.has == NULL || g.ts == NULL || g.line == NULL ||
-        rc < 0) {
+    if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0) {
         fprintf(stderr, "fstore ingest: out of memory\n");
         goto out;
     }
     int perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
     if (perr == 0 && flush(&g) < 0)
+        perr = 1;
+    if (loader_wait(&g) < 0)
         perr = 1;
     if (g.progress && g.n_rows >= 100000)
         fprintf(stderr, "\n");
@@ -1161,18 +1286,9 @@ int server__cmd_ingest(int argc, char **argv)
            secs > 0 ? (double)g.n_rows / secs : 0.0);
     status = 0;
 out:
-    if (g.docs != NULL) {
-        for (size_t i = 0; i < g.n_docs; i++)
-            json_decref(g.docs[i]);
-        free(g.docs);
-    }
-    pool_clear(&g.pool);
+    loader_stop(&g);
+    chunk_free(&g.c);
     store_bulk_free(g.bulk);
-    free(g.keys);
-    free(g.vals);
-    free(g.has);
-    free(g.ts);
-    free(g.line);
     store_close(s);
     catalog_unref(cat);
     free(data);
