@@ -2,6 +2,12 @@
 #ifndef SERVER_CLI_INT_H
 #define SERVER_CLI_INT_H
 
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+
 /*
  * Each subcommand takes argv with argv[0] = the subcommand's name and returns the process exit
  * status: 0 success, 1 the operation failed (errors printed to stderr), 2 usage error.
@@ -19,5 +25,21 @@ int server__cmd_serve(int argc, char **argv);
 
 /* Environment fallback for a flag: FSTORE_<NAME> (upper case, '-' -> '_'), or def. */
 const char *server__env_or(const char *flag_name, const char *def);
+
+/* Catalog output shared by the subcommands (cli_catalog.c). */
+
+/* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
+void server__print_json(json_t *doc);
+/*
+ * Prints every error of a catalog that failed to load: as `file:line:col: key: message` lines
+ * plus "fstore CMD: catalog PATH is not valid (N errors)" on stderr, or with json as one document
+ * {"ok":false,"errors":[{file,line,column,key,message}...]} on stdout.
+ */
+void server__print_catalog_errors(const char *cmd, const char *path, const catalog_errors_t *errs,
+                                  bool json);
+/* Returns: "added", "removed" or "changed". */
+const char *server__change_kind_name(catalog_change_kind_t k);
+/* Prints one line per change: mark, kind, SAFE or BREAKING, object: detail. */
+void server__print_plan_changes(const catalog_plan_t *plan);
 
 #endif /* SERVER_CLI_INT_H */

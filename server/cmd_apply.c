@@ -29,31 +29,6 @@ static void usage(FILE *f)
             "exit status: 0 applied (or nothing to do), 1 refused or failed, 2 usage error\n");
 }
 
-static void print_errors(const catalog_errors_t *errs, const char *path)
-{
-    for (size_t i = 0; i < errs->count; i++) {
-        const catalog_error_t *e = &errs->items[i];
-        if (e->line > 0)
-            fprintf(stderr, "%s:%d:%d: ", e->file, e->line, e->column);
-        else if (e->file[0] != '\0')
-            fprintf(stderr, "%s: ", e->file);
-        fprintf(stderr, "%s%s%s\n", e->key, e->key[0] != '\0' ? ": " : "", e->message);
-    }
-    fprintf(stderr, "fstore apply: catalog %s is not valid (%zu error%s)\n", path, errs->count,
-            errs->count == 1 ? "" : "s");
-}
-
-static void print_plan(const catalog_plan_t *plan)
-{
-    static const char marks[] = {'+', '-', '~'};
-    static const char *const kinds[] = {"added", "removed", "changed"};
-    for (size_t i = 0; i < plan->count; i++) {
-        const catalog_change_t *ch = &plan->items[i];
-        printf("%c %-8s %-8s %s: %s\n", marks[ch->kind], kinds[ch->kind],
-               ch->breaking ? "BREAKING" : "SAFE", ch->object, ch->detail);
-    }
-}
-
 int server__cmd_apply(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -99,7 +74,7 @@ int server__cmd_apply(int argc, char **argv)
     catalog_errors_t errs = {0};
     int status = 1;
     if (catalog_load(path, &c, &errs) != 0) {
-        print_errors(&errs, path);
+        server__print_catalog_errors("apply", path, &errs, false);
         goto out;
     }
     store_options_t o = {.dir = dir,
@@ -110,7 +85,7 @@ int server__cmd_apply(int argc, char **argv)
         goto out;
     }
     rc = store_apply_catalog(s, c, &plan);
-    print_plan(&plan);
+    server__print_plan_changes(&plan);
     if (rc == -EPERM) {
         fprintf(stderr,
                 "fstore apply: refused: %zu breaking change%s (nothing applied); tear the view "

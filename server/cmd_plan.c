@@ -35,45 +35,13 @@ static void usage(FILE *f)
             "invalid), 2 usage error\n");
 }
 
-static const char *kind_name(catalog_change_kind_t k)
-{
-    return k == CATALOG_CHANGE_ADDED     ? "added"
-           : k == CATALOG_CHANGE_REMOVED ? "removed"
-                                         : "changed";
-}
-
-/* Loads one side of the plan; on failure prints its errors the way `validate` does. */
+/* Loads one side of the plan; on failure prints its errors as `validate` does. */
 static int load(const char *path, bool json, catalog_t **out)
 {
     catalog_errors_t errs = {NULL, 0};
     if (catalog_load(path, out, &errs) == 0)
         return 0;
-    if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < errs.count; i++) {
-            const catalog_error_t *e = &errs.items[i];
-            json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s, s:s}", "file", e->file,
-                                                 "line", e->line, "column", e->column, "key",
-                                                 e->key, "message", e->message));
-        }
-        json_t *doc = json_pack("{s:b, s:o}", "ok", 0, "errors", arr);
-        char *s = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
-        if (s != NULL)
-            printf("%s\n", s);
-        free(s);
-        json_decref(doc);
-    } else {
-        for (size_t i = 0; i < errs.count; i++) {
-            const catalog_error_t *e = &errs.items[i];
-            if (e->line > 0)
-                fprintf(stderr, "%s:%d:%d: ", e->file, e->line, e->column);
-            else if (e->file[0] != '\0')
-                fprintf(stderr, "%s: ", e->file);
-            fprintf(stderr, "%s%s%s\n", e->key, e->key[0] != '\0' ? ": " : "", e->message);
-        }
-        fprintf(stderr, "fstore plan: catalog %s is not valid (%zu error%s)\n", path, errs.count,
-                errs.count == 1 ? "" : "s");
-    }
+    server__print_catalog_errors("plan", path, &errs, json);
     catalog_errors_clear(&errs);
     return 1;
 }
@@ -110,26 +78,18 @@ static int print_plan(catalog_plan_t *p, const catalog_t *to, bool json)
         for (size_t i = 0; i < plan.count; i++) {
             const catalog_change_t *ch = &plan.items[i];
             json_array_append_new(arr, json_pack("{s:s, s:b, s:s, s:s}", "kind",
-                                                 kind_name(ch->kind), "breaking", ch->breaking,
-                                                 "object", ch->object, "detail", ch->detail));
+                                                 server__change_kind_name(ch->kind), "breaking",
+                                                 ch->breaking, "object", ch->object, "detail",
+                                                 ch->detail));
         }
         json_t *doc =
             json_pack("{s:b, s:s, s:s, s:o, s:{s:I, s:I, s:I}}", "ok", plan.n_breaking == 0,
                       "project", catalog_project(to), "digest", catalog_digest(to), "changes", arr,
                       "summary", "changes", (json_int_t)plan.count, "breaking",
                       (json_int_t)plan.n_breaking, "safe", (json_int_t)n_safe);
-        char *s = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
-        if (s != NULL)
-            printf("%s\n", s);
-        free(s);
-        json_decref(doc);
+        server__print_json(doc);
     } else {
-        static const char marks[] = {'+', '-', '~'};
-        for (size_t i = 0; i < plan.count; i++) {
-            const catalog_change_t *ch = &plan.items[i];
-            printf("%c %-8s %-8s %s: %s\n", marks[ch->kind], kind_name(ch->kind),
-                   ch->breaking ? "BREAKING" : "SAFE", ch->object, ch->detail);
-        }
+        server__print_plan_changes(&plan);
         if (plan.count == 0)
             printf("plan: no changes\n");
         else

@@ -26,43 +26,6 @@ static void usage(FILE *f)
            "exit status: 0 the catalog is valid, 1 it is not (or cannot be read), 2 usage error\n");
 }
 
-static void print_errors_text(const catalog_errors_t *errs)
-{
-    for (size_t i = 0; i < errs->count; i++) {
-        const catalog_error_t *e = &errs->items[i];
-        if (e->line > 0)
-            fprintf(stderr, "%s:%d:%d: ", e->file, e->line, e->column);
-        else if (e->file[0] != '\0')
-            fprintf(stderr, "%s: ", e->file);
-        if (e->key[0] != '\0')
-            fprintf(stderr, "%s: ", e->key);
-        fprintf(stderr, "%s\n", e->message);
-    }
-}
-
-static json_t *errors_json(const catalog_errors_t *errs)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < errs->count; i++) {
-        const catalog_error_t *e = &errs->items[i];
-        json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s, s:s}", "file", e->file, "line",
-                                             e->line, "column", e->column, "key", e->key, "message",
-                                             e->message));
-    }
-    return arr;
-}
-
-static void print_json(json_t *doc)
-{
-    if (doc == NULL)
-        return;
-    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-    if (s != NULL)
-        printf("%s\n", s);
-    free(s);
-    json_decref(doc);
-}
-
 int server__cmd_validate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -102,13 +65,7 @@ int server__cmd_validate(int argc, char **argv)
     catalog_errors_t errs = {NULL, 0};
     int rc = catalog_load(path, &c, &errs);
     if (rc != 0) {
-        if (json) {
-            print_json(json_pack("{s:b, s:o}", "ok", 0, "errors", errors_json(&errs)));
-        } else {
-            print_errors_text(&errs);
-            fprintf(stderr, "catalog %s: %zu error%s\n", path, errs.count,
-                    errs.count == 1 ? "" : "s");
-        }
+        server__print_catalog_errors("validate", path, &errs, json);
         catalog_errors_clear(&errs);
         return 1;
     }
@@ -123,7 +80,7 @@ int server__cmd_validate(int argc, char **argv)
         n_features += v->n_features;
     }
     if (json) {
-        print_json(json_pack(
+        server__print_json(json_pack(
             "{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "project", catalog_project(c),
             "digest", catalog_digest(c), "entities", (json_int_t)catalog_entity_count(c),
             "feature_views", (json_int_t)n_views, "versions", (json_int_t)catalog_view_count(c),
