@@ -293,6 +293,28 @@ static bool want(loader_t *L, const ynode_t *n, ykind_t kind, const char *at)
     return false;
 }
 
+/*
+ * A required, non-empty sequence: the value of `key` in map n, whose path is k. empty_msg says
+ * what an empty one lacks ("an entity needs at least one join key").
+ * Returns: the sequence, or NULL after reporting what is wrong.
+ */
+static const ynode_t *required_list(loader_t *L, const ynode_t *n, const char *key, const char *k,
+                                    const char *empty_msg)
+{
+    const ynode_t *seq = get(n, key);
+    if (seq == NULL) {
+        err(L, n, k, "missing required key '%s'", key);
+        return NULL;
+    }
+    if (!want(L, seq, YN_SEQ, k))
+        return NULL;
+    if (seq->n == 0) {
+        err(L, seq, k, "%s", empty_msg);
+        return NULL;
+    }
+    return seq;
+}
+
 /* Copies a scalar into the catalog arena. */
 static const char *keep(loader_t *L, const ynode_t *n)
 {
@@ -786,18 +808,11 @@ static void load_entity(loader_t *L, const ynode_t *n, const char *at)
     opt_string(L, n, "description", at, &e->description);
     opt_tags(L, n, at, &e->tags, &e->n_tags);
 
-    const ynode_t *jk = get(n, "join_keys");
     const char *k = sub(L, at, "join_keys");
-    if (jk == NULL) {
-        err(L, n, k, "missing required key 'join_keys'");
+    const ynode_t *jk =
+        required_list(L, n, "join_keys", k, "an entity needs at least one join key");
+    if (jk == NULL)
         return;
-    }
-    if (!want(L, jk, YN_SEQ, k))
-        return;
-    if (jk->n == 0) {
-        err(L, jk, k, "an entity needs at least one join key");
-        return;
-    }
     catalog_join_key_t *keys = catalog__alloc(&L->c->arena, jk->n * sizeof *keys);
     if (keys == NULL) {
         L->nomem = true;
@@ -916,18 +931,11 @@ static void load_view(loader_t *L, const ynode_t *n, const char *at)
         }
     }
 
-    const ynode_t *fn = get(n, "features");
     const char *fk = sub(L, at, "features");
-    if (fn == NULL) {
-        err(L, n, fk, "missing required key 'features'");
+    const ynode_t *fn =
+        required_list(L, n, "features", fk, "a feature view needs at least one feature");
+    if (fn == NULL)
         return;
-    }
-    if (!want(L, fn, YN_SEQ, fk))
-        return;
-    if (fn->n == 0) {
-        err(L, fn, fk, "a feature view needs at least one feature");
-        return;
-    }
     catalog_feature_t *fs = catalog__alloc(&L->c->arena, fn->n * sizeof *fs);
     if (fs == NULL) {
         L->nomem = true;
@@ -967,19 +975,12 @@ static void load_service(loader_t *L, const ynode_t *n, const char *at)
     ds->pos = pos_of(L, n, at);
     ds->name_pos = pos_of(L, nn, sub(L, at, "name"));
     opt_string(L, n, "description", at, &ds->s.description);
-    const ynode_t *fn = get(n, "features");
     const char *fk = sub(L, at, "features");
-    if (fn == NULL) {
-        err(L, n, fk, "missing required key 'features'");
-        return;
-    }
-    if (!want(L, fn, YN_SEQ, fk))
+    const ynode_t *fn = required_list(L, n, "features", fk,
+                                      "a feature service needs at least one feature reference");
+    if (fn == NULL)
         return;
     ds->features_pos = pos_of(L, fn, fk);
-    if (fn->n == 0) {
-        err(L, fn, fk, "a feature service needs at least one feature reference");
-        return;
-    }
     ds->refs = catalog__alloc(&L->d.scratch, fn->n * sizeof *ds->refs);
     ds->ref_pos = catalog__alloc(&L->d.scratch, fn->n * sizeof *ds->ref_pos);
     if (ds->refs == NULL || ds->ref_pos == NULL) {
