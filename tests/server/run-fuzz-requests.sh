@@ -24,7 +24,7 @@ mkdir -p "$work/gen"
 gen=()
 for p in "${protos[@]}" google/protobuf/timestamp.proto; do gen+=("$work/gen/${p%.proto}.pb-c.c"); done
 
-server=(arena pb_strings values write_path read_path feast_encode feast_decode ref_cache
+server=(arena call pb_strings values write_path read_path feast_encode feast_decode ref_cache
         rpc_get_online_features rpc_write_features rpc_delete_entities)
 srcs=("$root"/catalog/*.c "$root"/storage/*.c)
 for s in "${server[@]}"; do srcs+=("$root/server/$s.c"); done

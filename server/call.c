@@ -1,0 +1,42 @@
+/* server/call.c - helpers every handler uses on its call: error messages and response slices. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "server/server_int.h"
+
+/*
+ * Kept apart from server.c (workers, queues, lifecycle) so that anything driving handlers
+ * without a running server, the request fuzzers among them, links the same code.
+ */
+
+int server__fail(server_call_t *c, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+int server__response_slice(server_call_t *c, const char *what, size_t n, grpc_slice *out)
+{
+    size_t limit = server__call_limits(c)->max_response_bytes;
+    if (n > limit)
+        return server__fail(c, -EMSGSIZE,
+                            "%s would be %zu bytes; the limit is %zu (--max-response-bytes)", what,
+                            n, limit);
+    *out = grpc_slice_malloc(n);
+    return 0;
+}
+
+int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *out)
+{
+    grpc_slice s;
+    int rc = server__response_slice(c, "response", protobuf_c_message_get_packed_size(m), &s);
+    if (rc < 0)
+        return rc;
+    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+    *out = s;
+    return 0;
+}
