@@ -209,7 +209,8 @@ static int parse_time(const char *s, size_t n, int64_t *us)
         }
         if (sec > INT64_MAX / 1000000 - 1 || sec < INT64_MIN / 1000000 + 1)
             return -EINVAL;
-        *us = sec * 1000000 + (sec < 0 ? -frac : frac);
+        /* The sign comes from the text: "-0.5" has an integer part of 0. */
+        *us = sec * 1000000 + (buf[0] == '-' ? -frac : frac);
         return 0;
     }
     struct tm tm = {0};

@@ -60,8 +60,11 @@ static int slow_double(const char *s, size_t n, double *out)
     memcpy(buf, s, n);
     buf[n] = '\0';
     char *end;
-    *out = strtod(buf, &end);
-    return *end == '\0' ? 0 : -EINVAL;
+    double d = strtod(buf, &end);
+    if (*end != '\0')
+        return -EINVAL;
+    *out = d;
+    return 0;
 }
 
 /* Powers of ten that a double holds exactly. */

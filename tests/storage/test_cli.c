@@ -147,6 +147,18 @@ Test(cli, jsonl_from_stdin_loads_an_entityless_view)
     cr_assert(strstr(out, "42") != NULL, "the later row wins: %s", out);
 }
 
+Test(cli, negative_fractional_epoch_seconds_keep_their_sign)
+{
+    apply_catalog();
+    write_file("g.csv", "total,event_timestamp\n7,-0.5\n");
+    int rc = run(out, sizeof out, "ingest --data-dir data --view glob g.csv");
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = run(out, sizeof out, "get --data-dir data --features glob:total");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "1969-12-31T23:59:59.500000Z") != NULL, "-0.5 s is before the epoch: %s",
+              out);
+}
+
 Test(cli, bad_rows_are_all_reported_with_their_lines_and_nothing_is_loaded)
 {
     apply_catalog();
