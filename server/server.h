@@ -24,11 +24,12 @@
  * queue, plus the thread that calls server_run() (the control thread: health watches, catalog
  * reloads, shutdown). Ordinary writes never make a read wait: the catalog is an atomically
  * swapped snapshot whose old versions are freed only once every worker has passed a quiescent
- * point, each read worker owns its store reader, and the store's writer commits beside open
- * reads. Two rare, brief events do make reads wait (see storage/store.h): a reload's catalog
- * commit (store_apply_catalog() on SIGHUP) and a map resize (when the data file fills up and its
- * map doubles). Both take the store's map lock exclusively: they wait for the reads already open
- * to end, and new reads wait for them.
+ * point and each read worker's feature-list cache has let go of it (on its next read), each read
+ * worker owns its store reader, and the store's writer commits beside open reads. Two rare, brief
+ * events do make reads wait (see storage/store.h): a reload's catalog commit (store_apply_catalog()
+ * on SIGHUP) and a map resize (when the data file fills up and its map doubles). Both take the
+ * store's map lock exclusively: they wait for the reads already open to end, and new reads wait for
+ * them.
  */
 
 typedef struct server server_t;
@@ -73,7 +74,7 @@ typedef struct server_options {
                                  serve the catalog already applied to the data directory */
     const char *data_dir;     /* the store's directory (created if missing) */
     unsigned workers;         /* read workers; 0 = the number of online CPUs */
-    unsigned write_workers;   /* threads that carry writes to the store's group commit */
+    unsigned write_workers;   /* threads that carry writes to the store's group commit; 0 = 1 */
     server_limits_t limits;
     unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
     bool log_requests;          /* one log line per call (method, status, duration; no values) */
@@ -118,7 +119,8 @@ void server_request_stop(server_t *s);
  * Asks the control thread to reload the catalog from catalog_path: it is loaded, checked,
  * applied to the store (breaking changes refused) and swapped in while requests keep flowing; an
  * invalid catalog is logged with every error and the old one keeps serving.
- * Async-signal-safe (an atomic store): meant for a SIGHUP handler.
+ * Async-signal-safe (an atomic store) and callable from any thread; `fstore serve` calls it from
+ * its sigwait() thread on SIGHUP.
  */
 void server_request_reload(server_t *s);
 

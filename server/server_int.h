@@ -36,8 +36,8 @@ void *server__arena_alloc(server_arena_t *a, size_t n);
 void *server__arena_calloc(server_arena_t *a, size_t n, size_t size);
 /* Copies len bytes and a NUL. Returns: the copy, or NULL. */
 char *server__arena_strndup(server_arena_t *a, const char *s, size_t len);
-/* Forgets every allocation. Keeps one chunk big enough for what the last use needed (up to a
- * cap), so a steady workload stops calling malloc. */
+/* Forgets every allocation. Keeps one chunk sized for what the last use needed, or none when
+ * that exceeded ARENA_KEEP_MAX, so a steady workload stops calling malloc. */
 void server__arena_reset(server_arena_t *a);
 /* Frees every chunk. Accepts NULL. */
 void server__arena_free(server_arena_t *a);
@@ -87,7 +87,8 @@ typedef struct server_holder {
     server_retired_t *retired;  /* old catalogs waiting for readers to move on */
 } server_holder_t;
 
-/* Takes ownership of initial (one reference). Returns: 0, -ENOMEM. */
+/* On success takes ownership of initial (one reference); on -ENOMEM the caller keeps it.
+ * Returns: 0, -ENOMEM. */
 int server__holder_init(server_holder_t *h, catalog_t *initial, size_t n_pins);
 /* Unrefs the current and every retired catalog. Every reader must have exited. */
 void server__holder_destroy(server_holder_t *h);
@@ -294,11 +295,10 @@ typedef struct server_columns_limits {
 } server_columns_limits_t;
 
 /*
- * Converts map entries (keys[i] -> vals[i]) into columns. The shape is checked before any value
- * is looked at, so an oversized request costs no more than its unpack: at most lim->max_cols
- * columns (compared first), unique non-empty names (a hash set, linear time), every column
- * with the same number of rows, at most lim->max_rows of them. Then every value must have a
- * known type. `what` names the columns in messages ("entity", "write").
+ * Converts map entries (keys[i] -> vals[i]) into columns. The shape is checked first, by
+ * server__columns_shape() (see there for the order), before any value is looked at, so an
+ * oversized request costs no more than its unpack. Then every value must have a known type.
+ * `what` names the columns in messages ("entity", "write").
  * Returns: 0; -E2BIG (a limit), -EINVAL or -ENOMEM, with the call's message set.
  */
 int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *const *keys,
@@ -319,7 +319,8 @@ int server__columns_find(const server_columns_t *cols, const char *name);
  * The write path shared by WriteFeatures and DeleteEntities: resolves view_ref ("name" or
  * "name@vN") against the call's catalog, checks the columns (every join key present; for upserts
  * every other column a feature of the view; for deletes join keys only), and hands one batch to
- * store_apply(). event_ts_us is NULL (now) or one per row.
+ * store_apply(). n_ts == 0: every row is stamped now; otherwise event_ts_us holds n_ts
+ * timestamps, one per row (n_ts other than the row count is -EINVAL).
  * Returns: 0 and *res; a negative errno with the call's message set ("row R, feature F: rule").
  */
 int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char *const *keys,
@@ -390,7 +391,9 @@ typedef struct server_read_request {
  * else but the two flags, every string NUL-free UTF-8 and every encoding minimal. Such a request
  * decodes exactly as protobuf-c decodes it, and each Value body packs back to the bytes sent.
  * Returns: 0 and *out (pointing into buf and the arena); 1 when the request is anything else
- *          (decode it with protobuf-c: it may still be valid); -ENOMEM.
+ *          (decode it with protobuf-c: it may still be valid); -ENOMEM. On 1 and -ENOMEM *out
+ *          is left partly written: discard it. The two bool flags may be non-minimal varints
+ *          (they are not echoed back).
  */
 int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
                               server_read_request_t *out);
@@ -399,8 +402,10 @@ int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
 bool server__utf8_valid(const uint8_t *s, size_t len);
 
 /*
- * The shape checks of server__columns_from_pb() on their own: n columns named keys[i] with
- * lens[i] values each. Same limits, order and messages.
+ * The shape checks, shared by server__columns_from_pb() and the hand-decoded read path: n
+ * columns named keys[i] with lens[i] values each. In order: at most lim->max_cols columns;
+ * non-empty names and equal lengths, column by column; at most lim->max_rows rows; then unique
+ * names (a hash set, linear time).
  * Returns: 0 and *rows; -E2BIG, -EINVAL or -ENOMEM with the call's message set.
  */
 int server__columns_shape(server_call_t *c, const char *what, size_t n, char *const *keys,
@@ -583,7 +588,8 @@ int server__upstream_start(server_call_t *c, const catalog_upstream_t *up, grpc_
  * Returns: 0 and *resp (the upstream's response bytes, as sent); -EREMOTEIO when the upstream
  *          answered with an error, with c->relayed and c->relay_status set to its status
  *          (UNAVAILABLE when it could not be reached, DEADLINE_EXCEEDED when it was too slow) and
- *          a message naming the upstream; -EIO when the batch itself failed.
+ *          a message naming the upstream; -EPROTO when it answered OK without a readable
+ *          response; -EIO when the batch itself failed. Every error sets the call's message.
  */
 int server__upstream_finish(server_call_t *c, server_upstream_call_t *uc, bool ok,
                             grpc_slice *resp);

@@ -205,7 +205,8 @@ int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batch
                    store_apply_result_t *res);
 /* Rows added so far. */
 size_t store_bulk_rows(const store_bulk_t *b);
-/* Commits everything added. Returns: as store_apply() (res->written / stale for the lot). */
+/* Commits everything added. Returns: as store_apply() (res->written / stale for the lot), plus
+ * -E2BIG (more than UINT32_MAX rows) and -ENOMEM. */
 int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res);
 /* Accepts NULL. */
 void store_bulk_free(store_bulk_t *b);
@@ -260,10 +261,12 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
 
 /*
  * One feature of a row: its status at time now_us (for TTL) and its feast.types.Value wire bytes
- * (borrowed from the map, valid until store_read_end(); *len == 0 for NOT_FOUND and NULL_VALUE).
+ * (borrowed from the map, valid until store_read_end(); *len == 0 and *wire == NULL for every
+ * status but PRESENT and OUTSIDE_MAX_AGE).
  * row must come from store_read_row() with the same view (a found or a missing row). A feature
  * the store never applied reads as NULL_VALUE; a null in an expired row is NULL_VALUE, a value in
  * an expired row OUTSIDE_MAX_AGE. INVALID only for a malformed record.
+ * Thread safety: reads only row, v and the map; any thread, within the reader's snapshot.
  */
 store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v,
                                  uint32_t feature_index, int64_t now_us, const uint8_t **wire,
@@ -304,6 +307,7 @@ typedef struct store_stats {
      * factor under concurrent writers. */
     uint64_t commits, batches;
 } store_stats_t;
+/* Returns: 0 and *out (written only on success); -EIO or another store error. */
 int store_stat(store_t *s, store_stats_t *out);
 
 /* Counts rows of one view version (for the CLI and tests). Returns: 0, -ENOENT, -EIO. */
