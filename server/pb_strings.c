@@ -144,3 +144,17 @@ int server__pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t 
 {
     return check_message(d, buf, len, 0, why, why_cap);
 }
+
+int server__unpack(server_call_t *c, const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                   size_t len, ProtobufCMessage **out)
+{
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(d, server__arena_allocator(&c->arena), len, buf);
+    if (m == NULL)
+        return server__fail(c, -EINVAL, "malformed %s", d->short_name);
+    char why[200];
+    if (server__pb_check_strings(d, buf, len, why, sizeof why) < 0)
+        return server__fail(c, -EINVAL, "malformed %s: %s", d->short_name, why);
+    *out = m;
+    return 0;
+}

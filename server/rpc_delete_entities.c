@@ -10,14 +10,11 @@
 int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     server_arena_t *a = &c->arena;
-    Fstore__V1__DeleteEntitiesRequest *rq =
-        fstore__v1__delete_entities_request__unpack(server__arena_allocator(a), len, req);
-    if (rq == NULL)
-        return server__fail(c, -EINVAL, "malformed DeleteEntitiesRequest");
-    char why[200];
-    if (server__pb_check_strings(&fstore__v1__delete_entities_request__descriptor, req, len, why,
-                                 sizeof why) < 0)
-        return server__fail(c, -EINVAL, "malformed DeleteEntitiesRequest: %s", why);
+    Fstore__V1__DeleteEntitiesRequest *rq = NULL;
+    int urc = server__unpack(c, &fstore__v1__delete_entities_request__descriptor, req, len,
+                             (ProtobufCMessage **)&rq);
+    if (urc < 0)
+        return urc;
 
     size_t n = rq->n_entities;
     char **keys = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);

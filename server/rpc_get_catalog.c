@@ -228,16 +228,17 @@ static int build(server_arena_t *a, const catalog_t *cat, Fstore__V1__GetCatalog
 
 int server__rpc_get_catalog(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
-    Fstore__V1__GetCatalogRequest *rq =
-        fstore__v1__get_catalog_request__unpack(server__arena_allocator(&c->arena), len, req);
-    if (rq == NULL)
-        return server__fail(c, -EINVAL, "malformed GetCatalogRequest");
+    Fstore__V1__GetCatalogRequest *rq = NULL;
+    int rc = server__unpack(c, &fstore__v1__get_catalog_request__descriptor, req, len,
+                            (ProtobufCMessage **)&rq);
+    if (rc < 0)
+        return rc;
     Fstore__V1__GetCatalogResponse out = FSTORE__V1__GET_CATALOG_RESPONSE__INIT;
     if (build(&c->arena, c->catalog, &out) < 0)
         return server__fail(c, -ENOMEM, "out of memory");
     char *yaml = NULL;
     size_t yaml_len = 0;
-    int rc = catalog_dump_yaml(c->catalog, &yaml, &yaml_len);
+    rc = catalog_dump_yaml(c->catalog, &yaml, &yaml_len);
     if (rc < 0)
         return server__fail(c, rc, "cannot render the catalog: %s", strerror(-rc));
     out.yaml = yaml;

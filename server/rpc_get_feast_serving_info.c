@@ -13,11 +13,11 @@
 int server__rpc_get_feast_serving_info(server_call_t *c, const uint8_t *req, size_t len,
                                        grpc_slice *resp)
 {
-    Feast__Serving__GetFeastServingInfoRequest *rq =
-        feast__serving__get_feast_serving_info_request__unpack(server__arena_allocator(&c->arena),
-                                                               len, req);
-    if (rq == NULL)
-        return server__fail(c, -EINVAL, "malformed GetFeastServingInfoRequest");
+    Feast__Serving__GetFeastServingInfoRequest *rq = NULL;
+    int rc = server__unpack(c, &feast__serving__get_feast_serving_info_request__descriptor, req,
+                            len, (ProtobufCMessage **)&rq);
+    if (rc < 0)
+        return rc;
     Feast__Serving__GetFeastServingInfoResponse out =
         FEAST__SERVING__GET_FEAST_SERVING_INFO_RESPONSE__INIT;
     out.version = (char *)FSTORE_VERSION;

@@ -348,14 +348,10 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
     if (rc < 0)
         return server__fail(c, -ENOMEM, "out of memory");
     if (rc > 0) {
-        rq = feast__serving__get_online_features_request__unpack(server__arena_allocator(a), len,
-                                                                 req);
-        if (rq == NULL)
-            return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest");
-        char why[200];
-        if (server__pb_check_strings(&feast__serving__get_online_features_request__descriptor, req,
-                                     len, why, sizeof why) < 0)
-            return server__fail(c, -EINVAL, "malformed GetOnlineFeaturesRequest: %s", why);
+        rc = server__unpack(c, &feast__serving__get_online_features_request__descriptor, req, len,
+                            (ProtobufCMessage **)&rq);
+        if (rc < 0)
+            return rc;
         rc = read_request_from_pb(a, rq, &rr);
         if (rc < 0)
             return server__fail(c, rc, "out of memory");

@@ -329,10 +329,11 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     bool reading = false;
     int rc = 0;
 
-    Tensorflow__Serving__PredictRequest *rq =
-        tensorflow__serving__predict_request__unpack(server__arena_allocator(a), len, req);
-    if (rq == NULL)
-        return server__fail(c, -EINVAL, "malformed PredictRequest");
+    Tensorflow__Serving__PredictRequest *rq = NULL;
+    rc = server__unpack(c, &tensorflow__serving__predict_request__descriptor, req, len,
+                        (ProtobufCMessage **)&rq);
+    if (rc < 0)
+        return rc;
     const Tensorflow__Serving__ModelSpec *spec = rq->model_spec;
     if (spec == NULL || spec->name[0] == '\0')
         return server__fail(c, -EINVAL, "model_spec.name is required (a model binding)");

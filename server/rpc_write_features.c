@@ -12,14 +12,11 @@
 int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     server_arena_t *a = &c->arena;
-    Fstore__V1__WriteFeaturesRequest *rq =
-        fstore__v1__write_features_request__unpack(server__arena_allocator(a), len, req);
-    if (rq == NULL)
-        return server__fail(c, -EINVAL, "malformed WriteFeaturesRequest");
-    char why[200];
-    if (server__pb_check_strings(&fstore__v1__write_features_request__descriptor, req, len, why,
-                                 sizeof why) < 0)
-        return server__fail(c, -EINVAL, "malformed WriteFeaturesRequest: %s", why);
+    Fstore__V1__WriteFeaturesRequest *rq = NULL;
+    int urc = server__unpack(c, &fstore__v1__write_features_request__descriptor, req, len,
+                             (ProtobufCMessage **)&rq);
+    if (urc < 0)
+        return urc;
 
     size_t n = rq->n_columns;
     char **keys = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);

@@ -211,6 +211,15 @@ int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *
  * Returns: 0; -EINVAL with the field named in why ("feast.types.Value.string_val contains a NUL
  *          byte").
  */
+/*
+ * Every handler's first step: unpacks a request of type d from buf into the call's arena, then
+ * checks its strings with server__pb_check_strings().
+ * Returns: 0 and *out (in the arena); -EINVAL with the call's message set ("malformed
+ *          <Message>" or "malformed <Message>: <why>").
+ */
+int server__unpack(server_call_t *c, const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                   size_t len, ProtobufCMessage **out);
+
 int server__pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                              char *why, size_t why_cap);
 

@@ -268,6 +268,17 @@ class PredictFeatures(PredictServerTestCase):
         self.assertRpcError(lambda: self.predict("", {"driver_id": ids}),
                             grpc.StatusCode.INVALID_ARGUMENT, "model_spec.name")
 
+    def test_strings_with_a_nul_byte_are_refused_not_cut_short(self):
+        # protobuf-c hands strings over NUL-terminated: unchecked, "driver_id\0x" would match
+        # the entity input driver_id and "driver_features\0x" the model driver_features.
+        ids = make_tensor("DT_INT64", [1, 2])
+        for model, inputs in (("driver_features", {"driver_id\0x": ids}),
+                              ("driver_features\0x", {"driver_id": ids})):
+            with self.subTest(model=model, inputs=list(inputs)):
+                self.assertRpcError(lambda: self.predict(model, inputs, version=1),
+                                    grpc.StatusCode.INVALID_ARGUMENT, "malformed PredictRequest",
+                                    "NUL")
+
     def test_unsupported_dtype_is_refused_by_name(self):
         from tensorflow.core.framework import tensor_pb2, types_pb2
         half = tensor_pb2.TensorProto(dtype=types_pb2.DT_HALF, half_val=[0x3c00])
