@@ -89,7 +89,7 @@ int store_gc(store_t *s, int64_t now_us, size_t *deleted)
     rc = 0;
     for (size_t i = 0; i < catalog_view_count(cat) && rc == 0; i++) {
         const catalog_view_t *v = catalog_view_at(cat, i);
-        if (!v->online || v->ttl_seconds <= 0 || v->ttl_seconds > INT64_MAX / 2000000)
+        if (!v->online || !store__ttl_applies(v))
             continue;
         const store__view_t *e = store__views_find(t, v->name, v->version);
         if (e == NULL)
@@ -98,7 +98,7 @@ int store_gc(store_t *s, int64_t now_us, size_t *deleted)
         strncpy(a->name, v->name, sizeof a->name - 1);
         a->version = v->version;
         a->gen = e->gen;
-        a->cutoff_us = now_us - v->ttl_seconds * 1000000;
+        a->cutoff_us = store__ttl_cutoff(v, now_us);
         do {
             rc = store__run(s, gc_chunk, a, false, NULL);
             if (rc < 0)

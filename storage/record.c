@@ -207,8 +207,7 @@ store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v
         return STORE_STATUS_NULL_VALUE;
     *wire = p;
     *len = n;
-    if (v->ttl_seconds > 0 && v->ttl_seconds < INT64_MAX / 2000000 &&
-        row->event_ts_us < now_us - v->ttl_seconds * 1000000)
+    if (store__expired(v, row->event_ts_us, now_us))
         return STORE_STATUS_OUTSIDE_MAX_AGE;
     return STORE_STATUS_PRESENT;
 }
@@ -230,8 +229,7 @@ void store_row_features(const store_row_t *row, const catalog_view_t *v,
     const store__view_t *e = row->slots;
     store__rec_t r = {0};
     bool bad = store__rec_parse(row->rec, row->rec_len, &r) < 0;
-    bool expired = v->ttl_seconds > 0 && v->ttl_seconds < INT64_MAX / 2000000 &&
-                   row->event_ts_us < now_us - v->ttl_seconds * 1000000;
+    bool expired = store__expired(v, row->event_ts_us, now_us);
     store_status_t present = expired ? STORE_STATUS_OUTSIDE_MAX_AGE : STORE_STATUS_PRESENT;
     for (size_t i = 0; i < n; i++) {
         wire[i] = NULL;

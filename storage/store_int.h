@@ -215,6 +215,26 @@ int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, 
 int store__meta_del(MDB_txn *txn, MDB_dbi meta, const char *key);
 
 /* Little-endian integers at any alignment (LMDB values are only 2-byte aligned). */
+/*
+ * The TTL rule, shared by reads (OUTSIDE_MAX_AGE) and gc (deletion), so the two never disagree.
+ * A TTL so large that microseconds would overflow counts as forever.
+ */
+static inline bool store__ttl_applies(const catalog_view_t *v)
+{
+    return v->ttl_seconds > 0 && v->ttl_seconds < INT64_MAX / 2000000;
+}
+
+/* Rows whose event time is before this are past v's TTL. Only when store__ttl_applies(v). */
+static inline int64_t store__ttl_cutoff(const catalog_view_t *v, int64_t now_us)
+{
+    return now_us - v->ttl_seconds * 1000000;
+}
+
+static inline bool store__expired(const catalog_view_t *v, int64_t event_ts_us, int64_t now_us)
+{
+    return store__ttl_applies(v) && event_ts_us < store__ttl_cutoff(v, now_us);
+}
+
 static inline uint64_t store__le64(const uint8_t *p)
 {
     uint64_t v;
