@@ -1,5 +1,7 @@
 /* server/predict_tensor.c - TensorProto <-> fstore values: entity keys in, features out. */
 #include <errno.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -178,11 +180,6 @@ int server__tensor_to_keys(const Tensorflow__TensorProto *t, catalog_dtype_t wan
 /* ------------------------------------------------------------------------------------------ */
 /* Feature outputs                                                                             */
 
-enum row_source {
-    ROW_VALUE = 0, /* a stored value or the default, in vals[row] */
-    ROW_ZERO = 1,  /* missing, filled with zeros */
-};
-
 static bool usable_default(const catalog_feature_t *f)
 {
     return f->has_default && f->default_value.type != CATALOG_DTYPE_NULL;
@@ -192,12 +189,23 @@ static bool usable_default(const catalog_feature_t *f)
 static int decode_cell(const catalog_feature_t *f, const server_cell_t *cell, server_arena_t *a,
                        catalog_value_t *out, char *why, size_t why_cap)
 {
-    /* Scalars never touch scratch; list items land in it and must outlive this call. */
-    size_t cap = catalog_dtype_is_list(f->dtype) ? 16 * (size_t)cell->len + 64 : 64;
-    void *scratch = server__arena_alloc(a, cap);
-    if (scratch == NULL)
-        return -ENOMEM;
-    int rc = catalog_value_decode(cell->wire, cell->len, out, scratch, cap);
+    /* Scalars never touch scratch, so a scalar feature decodes with none from the arena (a batch
+     * of 100 x 50 would otherwise keep 300 KB per call slot); only a stored list, which is a type
+     * error for a scalar feature, needs real scratch to be decoded and named. List items land in
+     * arena scratch and must outlive this call. */
+    alignas(max_align_t) unsigned char local[64];
+    void *scratch = local;
+    size_t cap = sizeof local;
+    int rc = -ENOSPC;
+    if (!catalog_dtype_is_list(f->dtype))
+        rc = catalog_value_decode(cell->wire, cell->len, out, scratch, cap);
+    if (rc == -ENOSPC) {
+        cap = 16 * (size_t)cell->len + 64;
+        scratch = server__arena_alloc(a, cap);
+        if (scratch == NULL)
+            return -ENOMEM;
+        rc = catalog_value_decode(cell->wire, cell->len, out, scratch, cap);
+    }
     if (rc < 0) {
         snprintf(why, why_cap, "the stored value does not decode (%d)", rc);
         return -EIO;
@@ -318,6 +326,46 @@ static int set_shape(Tensorflow__TensorProto *out, size_t n_rows, bool list, siz
     return 0;
 }
 
+/*
+ * Row row's value of f: the stored value, else the default, else (zero_missing) *zero = true.
+ * Returns: 0; -EIO (malformed or mistyped record), -ENOENT (missing, on_missing: error),
+ * -ENOMEM; *bad_row and why say which row and why.
+ */
+static int row_value(const catalog_feature_t *f, const server_cell_t *cells, size_t row,
+                     bool zero_missing, server_arena_t *a, catalog_value_t *out, bool *zero,
+                     size_t *bad_row, char *why, size_t why_cap)
+{
+    const server_cell_t *cell = &cells[row];
+    bool missing = cell->status != STORE_STATUS_PRESENT;
+    *zero = false;
+    if (cell->status == STORE_STATUS_INVALID) {
+        *bad_row = row;
+        snprintf(why, why_cap, "the stored record is malformed");
+        return -EIO;
+    }
+    if (!missing) {
+        int rc = decode_cell(f, cell, a, out, why, why_cap);
+        if (rc < 0) {
+            *bad_row = row;
+            return rc;
+        }
+        missing = out->type == CATALOG_DTYPE_NULL;
+    }
+    if (!missing)
+        return 0;
+    if (usable_default(f)) {
+        *out = f->default_value;
+        return 0;
+    }
+    if (zero_missing) {
+        *zero = true;
+        return 0;
+    }
+    *bad_row = row;
+    snprintf(why, why_cap, "no value and no default (on_missing: error)");
+    return -ENOENT;
+}
+
 int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *cells, size_t n_rows,
                               bool zero_missing, server_arena_t *a, Tensorflow__TensorProto *out,
                               size_t *bad_row, char *why, size_t why_cap)
@@ -330,44 +378,38 @@ int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *c
         snprintf(why, why_cap, "type %s has no tensor form", catalog_dtype_name(f->dtype));
         return -EINVAL;
     }
-    catalog_value_t *vals = server__arena_calloc(a, n_rows == 0 ? 1 : n_rows, sizeof *vals);
-    uint8_t *src = server__arena_calloc(a, n_rows == 0 ? 1 : n_rows, 1);
-    if (vals == NULL || src == NULL)
-        return -ENOMEM;
+    tensorflow__tensor_proto__init(out);
+    out->dtype = dt;
 
-    /* Pass 1: every row's value (stored, default or zero) and, for lists, the common width. */
+    /* Scalars: one pass straight into the dense array (it starts zeroed: 0, 0.0, false, ""). */
+    if (!list) {
+        int rc = alloc_values(out, elem, n_rows, a);
+        if (rc == 0)
+            rc = set_shape(out, n_rows, false, 0, a);
+        for (size_t row = 0; rc == 0 && row < n_rows; row++) {
+            catalog_value_t v;
+            bool zero;
+            rc = row_value(f, cells, row, zero_missing, a, &v, &zero, bad_row, why, why_cap);
+            if (rc == 0 && !zero)
+                put_item(out, elem, &v, false, 0, row);
+        }
+        return rc;
+    }
+
+    /* Lists: pass 1 finds every row's value and the common width, pass 2 fills the array. */
+    catalog_value_t *vals = server__arena_calloc(a, n_rows == 0 ? 1 : n_rows, sizeof *vals);
+    bool *zero = server__arena_calloc(a, n_rows == 0 ? 1 : n_rows, sizeof *zero);
+    if (vals == NULL || zero == NULL)
+        return -ENOMEM;
     size_t width = 0;
     bool have_width = false;
     size_t width_row = 0;
     for (size_t row = 0; row < n_rows; row++) {
-        const server_cell_t *cell = &cells[row];
-        bool missing = cell->status != STORE_STATUS_PRESENT;
-        if (cell->status == STORE_STATUS_INVALID) {
-            *bad_row = row;
-            snprintf(why, why_cap, "the stored record is malformed");
-            return -EIO;
-        }
-        if (!missing) {
-            int rc = decode_cell(f, cell, a, &vals[row], why, why_cap);
-            if (rc < 0) {
-                *bad_row = row;
-                return rc;
-            }
-            missing = vals[row].type == CATALOG_DTYPE_NULL;
-        }
-        if (missing) {
-            if (usable_default(f)) {
-                vals[row] = f->default_value;
-            } else if (zero_missing) {
-                src[row] = ROW_ZERO;
-                continue;
-            } else {
-                *bad_row = row;
-                snprintf(why, why_cap, "no value and no default (on_missing: error)");
-                return -ENOENT;
-            }
-        }
-        if (!list)
+        int rc = row_value(f, cells, row, zero_missing, a, &vals[row], &zero[row], bad_row, why,
+                           why_cap);
+        if (rc < 0)
+            return rc;
+        if (zero[row])
             continue;
         if (!have_width) {
             width = vals[row].u.list.n;
@@ -382,22 +424,17 @@ int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *c
             return -EINVAL;
         }
     }
-
-    /* Pass 2: the dense values, row-major. */
-    tensorflow__tensor_proto__init(out);
-    out->dtype = dt;
-    size_t per_row = list ? width : 1;
-    int rc = alloc_values(out, elem, n_rows * per_row, a);
+    int rc = alloc_values(out, elem, n_rows * width, a);
     if (rc < 0)
         return rc;
-    rc = set_shape(out, n_rows, list, width, a);
+    rc = set_shape(out, n_rows, true, width, a);
     if (rc < 0)
         return rc;
     for (size_t row = 0; row < n_rows; row++) {
-        if (src[row] == ROW_ZERO)
+        if (zero[row])
             continue; /* the arrays start zeroed: 0, 0.0, false and "" */
-        for (size_t i = 0; i < per_row; i++)
-            put_item(out, elem, &vals[row], list, i, row * per_row + i);
+        for (size_t i = 0; i < width; i++)
+            put_item(out, elem, &vals[row], true, i, row * width + i);
     }
     return 0;
 }
