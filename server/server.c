@@ -27,6 +27,7 @@
  * while a matched one is ours and completes during the drain. Read workers each own a store reader.
  * Write workers are separate because they sleep in the store's group commit; several of them
  * waiting at once is what lets one fsync cover many writes, and reads never queue behind them.
+ * Only read workers' queues poll the sockets (see queue_new()).
  *
  * Predict with an upstream model server does not hold its worker while the upstream thinks: the
  * handler starts a client call tagged with the server call on the worker's own queue and returns
@@ -549,6 +550,26 @@ static void on_shutdown(server_tag_t *t, bool ok)
     s->grpc_shutdown_done = true;
 }
 
+/*
+ * Only read workers poll. In gRPC's epoll engine every thread waiting on a polling queue takes
+ * turns at epoll_wait for all connections, and the thread that reads a call's bytes must then wake
+ * the thread whose queue the call belongs to: with the control thread and four idle write workers
+ * in the rotation, most reads were handed across threads (about 2.4 futex calls per Health/Check
+ * with one read worker). A non-polling queue only waits for its own completions, so I/O is read
+ * by a read worker, where most calls are answered. The server needs one polling queue for its
+ * listener: the read workers' (there is always at least one).
+ */
+static grpc_completion_queue *queue_new(bool polls)
+{
+    grpc_completion_queue_attributes attr = {
+        .version = GRPC_CQ_CURRENT_VERSION,
+        .cq_completion_type = GRPC_CQ_NEXT,
+        .cq_polling_type = polls ? GRPC_CQ_DEFAULT_POLLING : GRPC_CQ_NON_POLLING,
+        .cq_shutdown_cb = NULL,
+    };
+    return grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+}
+
 static int setup_workers(server_t *s)
 {
     unsigned n_read = s->opts.workers;
@@ -568,7 +589,7 @@ static int setup_workers(server_t *s)
         w->srv = s;
         w->index = i;
         w->pool = i < n_read ? SERVER_POOL_READ : SERVER_POOL_WRITE;
-        w->cq = grpc_completion_queue_create_for_next(NULL);
+        w->cq = queue_new(w->pool == SERVER_POOL_READ);
         if (w->cq == NULL)
             return -ENOMEM;
         if (w->pool == SERVER_POOL_READ && server__ref_cache_new(&w->ref_cache) < 0)
@@ -680,7 +701,7 @@ int server_new(const server_options_t *o, server_t **out)
     args[2].value.integer = 0;
     grpc_channel_args ch_args = {.num_args = 3, .args = args};
     s->grpc = grpc_server_create(&ch_args, NULL);
-    s->ctl_cq = grpc_completion_queue_create_for_next(NULL);
+    s->ctl_cq = queue_new(false);
     if (s->grpc == NULL || s->ctl_cq == NULL) {
         rc = -ENOMEM;
         goto out;
