@@ -9,6 +9,7 @@
 #include <grpc/grpc.h>
 
 #include "bench/loadgen/bench_int.h"
+#include "clients/c/fstore_client.h"
 #include "bench/loadgen/loadgen_int.h"
 #include "bench/loadgen/wire_int.h"
 
@@ -717,7 +718,7 @@ int bench__cmd_run(int argc, char **argv)
         o.lg.check_ctx = &cc;
     }
 
-    grpc_init();
+    fstore_grpc_init();
     lg_result_t *res = calloc(1, sizeof *res);
     int err = res ? lg_run(&o.lg, res) : -ENOMEM;
     if (err == 0 && res->ok + res->failed > 0)

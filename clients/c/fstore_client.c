@@ -1,4 +1,5 @@
 /* clients/c/fstore_client.c - blocking unary calls over gRPC's C core, protobuf-c messages. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -6,6 +7,8 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +26,47 @@ struct fstore_client {
     grpc_channel *channel;
 };
 
+/* absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle) in Debian's abseil (inline namespace
+ * debian3) and upstream's LTS 20220623; OnDeadlockCycle is an enum class on int, kIgnore = 0, so
+ * on the x86-64 and AArch64 C ABIs it is called exactly like a C function taking an int. */
+static const char *const absl_detection_symbols[] = {
+    "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+    "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+};
+
+static atomic_bool detection_off;
+static pthread_once_t detection_once = PTHREAD_ONCE_INIT;
+
+static void switch_detection_off(void)
+{
+    const char *keep = getenv("FSTORE_ABSL_DEADLOCK_DETECTION");
+    if (keep != NULL && strcmp(keep, "1") == 0)
+        return;
+    for (size_t i = 0; i < sizeof absl_detection_symbols / sizeof absl_detection_symbols[0]; i++) {
+        void *sym = dlsym(RTLD_DEFAULT, absl_detection_symbols[i]);
+        if (sym == NULL)
+            continue;
+        void (*set_mode)(int);
+        memcpy(&set_mode, &sym, sizeof set_mode); /* object pointer to function pointer */
+        set_mode(0);
+        atomic_store(&detection_off, true);
+        return;
+    }
+}
+
+bool fstore_grpc_init(void)
+{
+    pthread_once(&detection_once, switch_detection_off);
+    grpc_init();
+    return atomic_load(&detection_off);
+}
+
 int fstore_client_connect(const char *target, fstore_client_t **out)
 {
     fstore_client_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    grpc_init();
+    fstore_grpc_init();
     grpc_arg args[1];
     memset(args, 0, sizeof args);
     /* Responses can be large (many entities x features); the server bounds requests. */

@@ -124,7 +124,7 @@ class Errors(ServerTestCase):
         big = ["x" * 1000] * 100
         self.assertRpcError(lambda: self.client.write_features(
             "customer_profile", {"customer_id": ["a"], "tags": [big]}),
-            grpc.StatusCode.RESOURCE_EXHAUSTED)
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "--max-message-bytes")
         self.assertRpcError(self.get(features=["driver_stats@v1:trips"],
                                      entities={"driver_id": ["k" * 600]}),
                             INVALID)
