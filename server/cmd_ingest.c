@@ -167,93 +167,11 @@ static int parse_double(const char *s, size_t n, double *out)
     return server__ingest_parse_double(s, n, out);
 }
 
-/* "2024-05-01T12:00:00[.ffffff](Z|+HH:MM|-HH:MM)" (a space may replace T), or seconds since the
- * epoch with an optional fraction. Returns: 0 and microseconds, -EINVAL. */
+/* RFC 3339 or epoch seconds, as server__ingest_parse_time(). Returns: 0 and microseconds,
+ * -EINVAL. */
 static int parse_time(const char *s, size_t n, int64_t *us)
 {
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return -EINVAL;
-    /* Whole epoch seconds, the common bulk shape, without the copy (same result as below). */
-    if (n <= 12) {
-        int64_t sec = 0;
-        size_t i = 0;
-        while (i < n && (unsigned)(s[i] - '0') <= 9)
-            sec = sec * 10 + (s[i++] - '0');
-        if (i == n) {
-            *us = sec * 1000000;
-            return 0;
-        }
-    }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (strchr(buf, '-') == NULL || buf[0] == '-') {
-        /* Epoch seconds: integer part and up to 6 fraction digits, exactly. */
-        char *dot = strchr(buf, '.');
-        int64_t sec, frac = 0;
-        if (dot != NULL)
-            *dot = '\0';
-        if (parse_int(buf, strlen(buf), &sec) < 0)
-            return -EINVAL;
-        if (dot != NULL) {
-            const char *f = dot + 1;
-            int digits = 0;
-            for (; *f != '\0'; f++, digits++) {
-                if (!isdigit((unsigned char)*f))
-                    return -EINVAL;
-                if (digits < 6)
-                    frac = frac * 10 + (*f - '0');
-            }
-            for (; digits < 6; digits++)
-                frac *= 10;
-        }
-        if (sec > INT64_MAX / 1000000 - 1 || sec < INT64_MIN / 1000000 + 1)
-            return -EINVAL;
-        /* The sign comes from the text: "-0.5" has an integer part of 0. */
-        *us = sec * 1000000 + (buf[0] == '-' ? -frac : frac);
-        return 0;
-    }
-    struct tm tm = {0};
-    int used = 0;
-    if (sscanf(buf, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
-        used == 0)
-        return -EINVAL;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
-        return -EINVAL;
-    const char *p = buf + used;
-    int64_t frac = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; isdigit((unsigned char)*p); p++, digits++) {
-            if (digits < 6)
-                frac = frac * 10 + (*p - '0');
-        }
-        if (digits == 0)
-            return -EINVAL;
-        for (; digits < 6; digits++)
-            frac *= 10;
-    }
-    int64_t offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, k = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) != 2 || k != 5)
-            return -EINVAL;
-        offset = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p != '\0')
-        return -EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    *us = ((int64_t)t - offset) * 1000000 + frac;
-    return 0;
+    return server__ingest_parse_time(s, n, us);
 }
 
 /* Writes "dtype: ..." style messages. */
@@ -507,6 +425,7 @@ typedef struct ingest {
     chunk_t c; /* the chunk being parsed */
     loader_t ld;
     int64_t now;
+    server__ts_memo_t ts_memo; /* of the event_timestamp column */
 } ingest_t;
 
 static void report(ingest_t *g, size_t line, const char *field, const char *why)
@@ -830,7 +749,7 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
         }
         if (n == 0)
             return true;
-        if (parse_time(text, n, &us) != 0) {
+        if (server__ingest_parse_time_memo(&g->ts_memo, text, n, &us) != 0) {
             report(g, g->c.line[r], colname,
                    "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
             return false;
