@@ -397,9 +397,9 @@ typedef struct chunk {
 } chunk_t;
 
 /*
- * The loader thread: store_bulk_add() (validation and encoding again, inside storage) costs
- * about as much as parsing, so it runs beside the parser on the previous chunk. One chunk at a
- * time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
+ * The loader thread: store_bulk_add_checked() (encoding, inside storage; check_row() already ran
+ * the catalog rules, so they are not run again) runs beside the parser on the previous chunk. One
+ * chunk at a time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
  * results are reported by the parser's thread when it takes the chunk back, so all output
  * comes from one thread and n_bad has one writer.
  */
@@ -559,7 +559,7 @@ static int add_chunk(store_bulk_t *bulk, const catalog_view_t *v, const chunk_t 
                            .feature_idx = idx,
                            .values = vp,
                            .event_ts_us = ts};
-        rc = store_bulk_add(bulk, &b, 1, res);
+        rc = store_bulk_add_checked(bulk, &b, 1, res);
         if (rc == -EINVAL)
             *bad_r = start + res->bad_row;
         start = end;
