@@ -112,6 +112,9 @@ static const char *check_key(const catalog_join_key_t *jk, const catalog_value_t
     return "wrong type";
 }
 
+/* Room for the wire form of any fixed-size scalar: a one-byte tag and a varint of up to 10. */
+#define SMALL_WIRE_MAX 16
+
 /* Widening scratch for INT32 lists given for INT64_LIST features. */
 typedef struct widen {
     int64_t *items;
@@ -279,7 +282,14 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
                                 why[0] ? why : "invalid value");
 #endif
             }
-            size_t len = val.type == CATALOG_DTYPE_NULL ? 0 : catalog_value_wire_size(&val);
+            /* A fixed-size scalar encodes in at most 12 bytes (tag, 10-byte varint): encode it
+             * straight into a reserve of that much and take the length from the encoder, rather
+             * than sizing it first (catalog_value_encode() sizes it again anyway). */
+            bool small = val.type != CATALOG_DTYPE_NULL && !catalog_dtype_is_list(val.type) &&
+                         val.type != CATALOG_DTYPE_STRING && val.type != CATALOG_DTYPE_BYTES;
+            size_t len = val.type == CATALOG_DTYPE_NULL ? 0
+                         : small                        ? SMALL_WIRE_MAX
+                                                        : catalog_value_wire_size(&val);
             if (len > STORE_MAX_VALUE)
                 return fail(res, -EINVAL, bi, r, f->name,
                             "value is %zu bytes encoded, more than %u", len, STORE_MAX_VALUE);
@@ -287,13 +297,14 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
             if (rc < 0)
                 return rc;
             uint8_t *p = enc->arena.data + enc->arena.len;
-            store__put_le32(p, st->slots[j]);
-            store__put_le32(p + 4, (uint32_t)len);
             if (len > 0) {
                 int n = catalog_value_encode(&val, p + 8, len);
-                if (n < 0 || (size_t)n != len)
+                if (n < 0 || (!small && (size_t)n != len))
                     return fail(res, -EINVAL, bi, r, f->name, "value cannot be encoded (%d)", n);
+                len = (size_t)n;
             }
+            store__put_le32(p, st->slots[j]);
+            store__put_le32(p + 4, (uint32_t)len);
             enc->arena.len += 8 + len;
         }
         enc->n_rows++;
