@@ -48,9 +48,10 @@ static void usage(FILE *f)
             "base64 after a b64: prefix. BOOL cells: true/false/1/0.\n"
             "JSON Lines: one object per line with the same keys; a missing feature is left as\n"
             "stored, null is an explicit null.\n"
-            "event_timestamp: RFC 3339 (2024-05-01T12:00:00.5Z, +02:00 offsets) or seconds since\n"
-            "the epoch (fractions allowed); absent or empty = now. Rows with an older event time\n"
-            "than the stored row are skipped (last write wins).\n"
+            "event_timestamp: RFC 3339 (2024-05-01T12:00:00.5Z, +02:00 offsets; T or a space;\n"
+            "two digits per field, a real date: no Feb 30) or seconds since the epoch (fractions\n"
+            "and a sign allowed); absent or empty = now. Rows with an older event time than the\n"
+            "stored row, or than an earlier row of the file, are skipped (last write wins).\n"
             "\n"
             "flags:\n"
             "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
@@ -167,93 +168,11 @@ static int parse_double(const char *s, size_t n, double *out)
     return server__ingest_parse_double(s, n, out);
 }
 
-/* "2024-05-01T12:00:00[.ffffff](Z|+HH:MM|-HH:MM)" (a space may replace T), or seconds since the
- * epoch with an optional fraction. Returns: 0 and microseconds, -EINVAL. */
+/* RFC 3339 or epoch seconds, as server__ingest_parse_time(). Returns: 0 and microseconds,
+ * -EINVAL. */
 static int parse_time(const char *s, size_t n, int64_t *us)
 {
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return -EINVAL;
-    /* Whole epoch seconds, the common bulk shape, without the copy (same result as below). */
-    if (n <= 12) {
-        int64_t sec = 0;
-        size_t i = 0;
-        while (i < n && (unsigned)(s[i] - '0') <= 9)
-            sec = sec * 10 + (s[i++] - '0');
-        if (i == n) {
-            *us = sec * 1000000;
-            return 0;
-        }
-    }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (strchr(buf, '-') == NULL || buf[0] == '-') {
-        /* Epoch seconds: integer part and up to 6 fraction digits, exactly. */
-        char *dot = strchr(buf, '.');
-        int64_t sec, frac = 0;
-        if (dot != NULL)
-            *dot = '\0';
-        if (parse_int(buf, strlen(buf), &sec) < 0)
-            return -EINVAL;
-        if (dot != NULL) {
-            const char *f = dot + 1;
-            int digits = 0;
-            for (; *f != '\0'; f++, digits++) {
-                if (!isdigit((unsigned char)*f))
-                    return -EINVAL;
-                if (digits < 6)
-                    frac = frac * 10 + (*f - '0');
-            }
-            for (; digits < 6; digits++)
-                frac *= 10;
-        }
-        if (sec > INT64_MAX / 1000000 - 1 || sec < INT64_MIN / 1000000 + 1)
-            return -EINVAL;
-        /* The sign comes from the text: "-0.5" has an integer part of 0. */
-        *us = sec * 1000000 + (buf[0] == '-' ? -frac : frac);
-        return 0;
-    }
-    struct tm tm = {0};
-    int used = 0;
-    if (sscanf(buf, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
-        used == 0)
-        return -EINVAL;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
-        return -EINVAL;
-    const char *p = buf + used;
-    int64_t frac = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; isdigit((unsigned char)*p); p++, digits++) {
-            if (digits < 6)
-                frac = frac * 10 + (*p - '0');
-        }
-        if (digits == 0)
-            return -EINVAL;
-        for (; digits < 6; digits++)
-            frac *= 10;
-    }
-    int64_t offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, k = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) != 2 || k != 5)
-            return -EINVAL;
-        offset = (int64_t)(hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p != '\0')
-        return -EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    *us = ((int64_t)t - offset) * 1000000 + frac;
-    return 0;
+    return server__ingest_parse_time(s, n, us);
 }
 
 /* Writes "dtype: ..." style messages. */
@@ -479,9 +398,9 @@ typedef struct chunk {
 } chunk_t;
 
 /*
- * The loader thread: store_bulk_add() (validation and encoding again, inside storage) costs
- * about as much as parsing, so it runs beside the parser on the previous chunk. One chunk at a
- * time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
+ * The loader thread: store_bulk_add_checked() (encoding, inside storage; check_row() already ran
+ * the catalog rules, so they are not run again) runs beside the parser on the previous chunk. One
+ * chunk at a time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
  * results are reported by the parser's thread when it takes the chunk back, so all output
  * comes from one thread and n_bad has one writer.
  */
@@ -507,6 +426,7 @@ typedef struct ingest {
     chunk_t c; /* the chunk being parsed */
     loader_t ld;
     int64_t now;
+    server__ts_memo_t ts_memo; /* of the event_timestamp column */
 } ingest_t;
 
 static void report(ingest_t *g, size_t line, const char *field, const char *why)
@@ -640,7 +560,7 @@ static int add_chunk(store_bulk_t *bulk, const catalog_view_t *v, const chunk_t 
                            .feature_idx = idx,
                            .values = vp,
                            .event_ts_us = ts};
-        rc = store_bulk_add(bulk, &b, 1, res);
+        rc = store_bulk_add_checked(bulk, &b, 1, res);
         if (rc == -EINVAL)
             *bad_r = start + res->bad_row;
         start = end;
@@ -830,7 +750,7 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
         }
         if (n == 0)
             return true;
-        if (parse_time(text, n, &us) != 0) {
+        if (server__ingest_parse_time_memo(&g->ts_memo, text, n, &us) != 0) {
             report(g, g->c.line[r], colname,
                    "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
             return false;
@@ -868,6 +788,38 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
     }
     g->c.has[r * v->n_features + f] = true;
     return true;
+}
+
+/*
+ * set_cell() for the common CSV cells, without its generality: an INT64 or DOUBLE feature or
+ * join key that parses, and the event timestamp. Anything else, and every cell that does not
+ * parse, goes to set_cell(), which does the same and explains failures, so both paths agree.
+ */
+static inline bool csv_cell(ingest_t *g, size_t r, long col, const char *text, size_t n,
+                            const char *colname)
+{
+    const catalog_view_t *v = g->v;
+    if (col <= -2 && n > 0) {
+        size_t f = (size_t)(-2 - col);
+        catalog_value_t *val = &g->c.vals[r * v->n_features + f];
+        catalog_dtype_t t = v->features[f].dtype;
+        if ((t == CATALOG_DTYPE_INT64 && parse_int(text, n, &val->u.i64) == 0) ||
+            (t == CATALOG_DTYPE_DOUBLE && parse_double(text, n, &val->u.f64) == 0)) {
+            val->type = t;
+            g->c.has[r * v->n_features + f] = true;
+            return true;
+        }
+    } else if (col >= 0 && v->join_keys[col].dtype == CATALOG_DTYPE_INT64) {
+        catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
+        if (parse_int(text, n, &k->u.i64) == 0) {
+            k->type = CATALOG_DTYPE_INT64;
+            return true;
+        }
+    } else if (col == -1 && n > 0 &&
+               server__ingest_parse_time_memo(&g->ts_memo, text, n, &g->c.ts[r]) == 0) {
+        return true;
+    }
+    return set_cell(g, r, col, text, n, NULL, colname);
 }
 
 static bool keys_complete(ingest_t *g, size_t r)
@@ -1017,7 +969,7 @@ static int ingest_csv(ingest_t *g, char *data, size_t size)
             if (more == -1)
                 break;
             if (i < ncols && ok)
-                ok = set_cell(g, r, cols[i], f, len, NULL, names[i]);
+                ok = csv_cell(g, r, cols[i], f, len, names[i]);
             i++;
         } while (more == 1);
         if (status != 0)

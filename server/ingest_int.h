@@ -1,4 +1,4 @@
-/* server/ingest_int.h - number parsing for `fstore ingest` (server/ingest_parse.c). */
+/* server/ingest_int.h - number and time parsing for `fstore ingest` (server/ingest_parse.c). */
 #ifndef SERVER_INGEST_INT_H
 #define SERVER_INGEST_INT_H
 
@@ -21,5 +21,37 @@ int server__ingest_parse_int(const char *s, size_t n, int64_t *out);
  * Thread safety: any thread.
  */
 int server__ingest_parse_double(const char *s, size_t n, double *out);
+
+/*
+ * A timestamp cell as microseconds since the epoch. Two forms:
+ *   - RFC 3339: "YYYY-MM-DD" 'T' (or 't' or a space) "hh:mm:ss", an optional fraction of one
+ *     or more digits (digits past microseconds are dropped), then 'Z' (or 'z') or an offset
+ *     "+hh:mm" / "-hh:mm". Every field has exactly its two (four for the year) digits; the date
+ *     must exist (no Feb 30, no Feb 29 outside leap years); hours 0..23, minutes 0..59, seconds
+ *     0..60 (a leap second is the next minute's first, as timegm() has it); offsets up to
+ *     23:59. Years 0000..9999, proleptic Gregorian, UTC.
+ *   - Seconds since the epoch: an integer as server__ingest_parse_int() takes it, then an
+ *     optional '.' and fraction digits; the sign applies to the fraction too ("-0.5").
+ * Nothing may follow (no trailing junk, no NUL bytes). s need not be NUL-terminated; cells of
+ * 64 bytes or more are rejected.
+ * Returns: 0 and *us; -EINVAL (*us untouched).
+ * Thread safety: any thread.
+ */
+int server__ingest_parse_time(const char *s, size_t n, int64_t *us);
+
+/* The last timestamp text parsed and its value (exports usually carry one per batch of rows).
+ * Zero-initialise. */
+typedef struct server__ts_memo {
+    size_t n; /* 0 = empty */
+    char text[64];
+    int64_t us;
+} server__ts_memo_t;
+
+/*
+ * server__ingest_parse_time() behind a one-entry memo: text equal to the last successfully
+ * parsed one returns its value without parsing again. Same results and errors.
+ * Thread safety: one thread per memo.
+ */
+int server__ingest_parse_time_memo(server__ts_memo_t *m, const char *s, size_t n, int64_t *us);
 
 #endif /* SERVER_INGEST_INT_H */

@@ -9,8 +9,11 @@
 
 /*
  * Everything that can be wrong with a batch is found here, in the caller's thread, before the
- * writer sees it: the writer only merges bytes. Values are encoded to their feast.types.Value
- * wire form once, here, and the encoded rows are what the writer replays if it has to retry.
+ * writer sees it: the writer only merges bytes. The one exception is store_bulk_add_checked(),
+ * whose caller ran the catalog rules itself (row by row, to report every bad row with its line):
+ * it skips them here, and only them, so no value is checked twice. Values are encoded to their
+ * feast.types.Value wire form once, here, and the encoded rows are what the writer replays if it
+ * has to retry.
  */
 
 static int fail(store_apply_result_t *res, int rc, size_t batch, size_t row, const char *field,
@@ -109,6 +112,9 @@ static const char *check_key(const catalog_join_key_t *jk, const catalog_value_t
     return "wrong type";
 }
 
+/* Room for the wire form of any fixed-size scalar: a one-byte tag and a varint of up to 10. */
+#define SMALL_WIRE_MAX 16
+
 /* Widening scratch for INT32 lists given for INT64_LIST features. */
 typedef struct widen {
     int64_t *items;
@@ -170,7 +176,7 @@ static int grow_state(enc_state_t *st, size_t nf, size_t nk)
 }
 
 static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t bi, int64_t now,
-                        store__enc_t *enc, enc_state_t *st, store_apply_result_t *res)
+                        bool checked, store__enc_t *enc, enc_state_t *st, store_apply_result_t *res)
 {
     const catalog_view_t *v = b->view;
     if (v == NULL)
@@ -259,10 +265,31 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
             rc = widen_value(f, &b->values[j][r], &val, &st->widen);
             if (rc < 0)
                 return rc;
-            why[0] = '\0';
-            if (catalog_validate_value(f, &val, why, sizeof why) < 0)
-                return fail(res, -EINVAL, bi, r, f->name, "%s", why[0] ? why : "invalid value");
-            size_t len = val.type == CATALOG_DTYPE_NULL ? 0 : catalog_value_wire_size(&val);
+            if (!checked) {
+                why[0] = '\0';
+                if (catalog_validate_value(f, &val, why, sizeof why) < 0)
+                    return fail(res, -EINVAL, bi, r, f->name, "%s", why[0] ? why : "invalid value");
+            } else if (val.type != CATALOG_DTYPE_NULL && val.type != f->dtype) {
+                /* The encoding depends on the type: checked even for checked rows. */
+                return fail(res, -EINVAL, bi, r, f->name, "dtype: got %s, want %s",
+                            catalog_dtype_name(val.type), catalog_dtype_name(f->dtype));
+            } else {
+#ifndef NDEBUG
+                why[0] = '\0';
+                if (catalog_validate_value(f, &val, why, sizeof why) < 0)
+                    return fail(res, -EINVAL, bi, r, f->name,
+                                "%s (in a row given to store_bulk_add_checked() as checked)",
+                                why[0] ? why : "invalid value");
+#endif
+            }
+            /* A fixed-size scalar encodes in at most 12 bytes (tag, 10-byte varint): encode it
+             * straight into a reserve of that much and take the length from the encoder, rather
+             * than sizing it first (catalog_value_encode() sizes it again anyway). */
+            bool small = val.type != CATALOG_DTYPE_NULL && !catalog_dtype_is_list(val.type) &&
+                         val.type != CATALOG_DTYPE_STRING && val.type != CATALOG_DTYPE_BYTES;
+            size_t len = val.type == CATALOG_DTYPE_NULL ? 0
+                         : small                        ? SMALL_WIRE_MAX
+                                                        : catalog_value_wire_size(&val);
             if (len > STORE_MAX_VALUE)
                 return fail(res, -EINVAL, bi, r, f->name,
                             "value is %zu bytes encoded, more than %u", len, STORE_MAX_VALUE);
@@ -270,13 +297,14 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
             if (rc < 0)
                 return rc;
             uint8_t *p = enc->arena.data + enc->arena.len;
-            store__put_le32(p, st->slots[j]);
-            store__put_le32(p + 4, (uint32_t)len);
             if (len > 0) {
                 int n = catalog_value_encode(&val, p + 8, len);
-                if (n < 0 || (size_t)n != len)
+                if (n < 0 || (!small && (size_t)n != len))
                     return fail(res, -EINVAL, bi, r, f->name, "value cannot be encoded (%d)", n);
+                len = (size_t)n;
             }
+            store__put_le32(p, st->slots[j]);
+            store__put_le32(p + 4, (uint32_t)len);
             enc->arena.len += 8 + len;
         }
         enc->n_rows++;
@@ -284,8 +312,8 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
     return 0;
 }
 
-int store__encode(store_t *s, const store_batch_t *batches, size_t n, store__enc_t *enc,
-                  store_apply_result_t *res)
+int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool checked,
+                  store__enc_t *enc, store_apply_result_t *res)
 {
     size_t n_rows = enc->n_rows, n_views = enc->n_views, arena_len = enc->arena.len;
     enc_state_t st = {0};
@@ -295,7 +323,7 @@ int store__encode(store_t *s, const store_batch_t *batches, size_t n, store__enc
     if (n > 0 && batches == NULL)
         rc = fail(res, -EINVAL, 0, 0, "", "no batches");
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = encode_batch(t, &batches[i], i, now, enc, &st, res);
+        rc = encode_batch(t, &batches[i], i, now, checked, enc, &st, res);
     if (rc < 0) {
         enc->n_rows = n_rows;
         enc->n_views = n_views;
@@ -319,7 +347,7 @@ int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint
     if (s->read_only)
         return -EROFS;
     store__enc_t enc = {0};
-    int rc = store__encode(s, batches, n_batches, &enc, res);
+    int rc = store__encode(s, batches, n_batches, false, &enc, res);
     /* Nothing to write and no position to record: no transaction, no fsync. */
     if (rc == 0 && (enc.n_rows > 0 || log_position > 0))
         rc = store__submit(s, &enc, log_position, false, res);
@@ -352,7 +380,15 @@ int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batch
 {
     if (res != NULL)
         memset(res, 0, sizeof *res);
-    return store__encode(b->s, batches, n_batches, &b->enc, res);
+    return store__encode(b->s, batches, n_batches, false, &b->enc, res);
+}
+
+int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                           store_apply_result_t *res)
+{
+    if (res != NULL)
+        memset(res, 0, sizeof *res);
+    return store__encode(b->s, batches, n_batches, true, &b->enc, res);
 }
 
 size_t store_bulk_rows(const store_bulk_t *b)

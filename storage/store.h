@@ -189,12 +189,13 @@ int store_last_position(store_t *s, uint64_t *pos);
 
 /*
  * Bulk loads (`fstore ingest`): batches are validated and encoded as they are added (same checks
- * and record encoding as store_apply()), then committed in ONE transaction: all or nothing. Rows
- * are sorted by entity key first; into a view version whose database is empty they are appended
- * (MDB_APPEND), otherwise merged row by row exactly as store_apply() does. Several rows for one
- * entity follow the same rules as in store_apply() (input order breaks event-time ties). The
- * transaction holds up other writers for its duration; readers are not held up.
- * Memory: the encoded rows are kept until commit (about key + 8 + wire bytes per value per row).
+ * and record encoding as store_apply(); see store_bulk_add_checked() for pre-validated rows), then
+ * committed in ONE transaction: all or nothing. Rows are sorted by entity key first; into a view
+ * version whose database is empty they are appended (MDB_APPEND), otherwise merged row by row
+ * exactly as store_apply() does. Several rows for one entity follow the same rules as in
+ * store_apply() (input order breaks event-time ties). The transaction holds up other writers for
+ * its duration; readers are not held up. Memory: the encoded rows are kept until commit (about key
+ * + 8 + wire bytes per value per row).
  */
 typedef struct store_bulk store_bulk_t;
 /* Returns: 0, -ENOMEM, -EROFS. Ownership: *out is the caller's, freed with store_bulk_free(). */
@@ -203,6 +204,21 @@ int store_bulk_begin(store_t *s, store_bulk_t **out);
  * failing call adds nothing, earlier calls stay); -ENOMEM. */
 int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
                    store_apply_result_t *res);
+/*
+ * store_bulk_add() for rows the caller has already validated, so that no value is checked
+ * twice (`fstore ingest` checks each row as it parses it, to report every bad row with its
+ * line). The caller promises: every value passed catalog_validate_value() against its feature
+ * of batch->view, this very catalog_view_t. On that promise only the catalog rules are skipped
+ * (not_null, min, max, allowed_values, max_length, pattern, STRING's UTF-8); everything the
+ * store's own encoding relies on is still checked as in store_bulk_add(): the view and its
+ * database, feature indexes and slots, join-key types and lengths, value types, value sizes.
+ * A broken promise stores values the catalog forbids, so builds without NDEBUG check the rules
+ * anyway and fail with -EINVAL saying so. Anything that did not validate every row itself
+ * (requests from the network, the replication log) uses store_bulk_add() or store_apply().
+ * Returns: as store_bulk_add().
+ */
+int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                           store_apply_result_t *res);
 /* Rows added so far. */
 size_t store_bulk_rows(const store_bulk_t *b);
 /* Commits everything added. Returns: as store_apply() (res->written / stale for the lot), plus

@@ -114,10 +114,12 @@ typedef struct store__enc {
     uint32_t *order; /* bulk: rows sorted by (view, key, seq); NULL = input order */
 } store__enc_t;
 
-/* Validates and encodes batches, appending to enc; on failure enc is left as it was.
+/* Validates and encodes batches, appending to enc; on failure enc is left as it was. checked:
+ * the caller vouches for the catalog rules (store_bulk_add_checked()); types, keys, views and
+ * sizes are checked either way.
  * Returns: 0, -EINVAL (res says where), -ENOENT (a view has no database), -ENOMEM. */
-int store__encode(store_t *s, const store_batch_t *batches, size_t n, store__enc_t *enc,
-                  store_apply_result_t *res);
+int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool checked,
+                  store__enc_t *enc, store_apply_result_t *res);
 void store__enc_free(store__enc_t *enc);
 
 /* ------------------------------------------------------------------------------------------ */

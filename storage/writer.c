@@ -138,6 +138,12 @@ static int apply_sorted(apply_ctx_t *c, const MDB_dbi *dbis, const bool *empty, 
 {
     const store__enc_t *enc = job->enc;
     const uint8_t *arena = enc->arena.data;
+    /* Appends go through one cursor per database: mdb_put() opens a fresh cursor every time and
+     * walks from the root (searching the transaction's dirty-page list at every level), while a
+     * cursor left on the last leaf appends there directly. */
+    MDB_cursor *cur = NULL;
+    uint32_t cur_view = UINT32_MAX;
+    int rc = 0;
     size_t i = 0;
     while (i < enc->n_rows) {
         const store__row_t *first = &enc->rows[enc->order[i]];
@@ -151,11 +157,10 @@ static int apply_sorted(apply_ctx_t *c, const MDB_dbi *dbis, const bool *empty, 
         }
         MDB_dbi dbi = dbis[first->view];
         if (!empty[first->view]) {
-            for (size_t x = i; x < j; x++) {
-                int rc = apply_row(c, dbi, &enc->rows[enc->order[x]], arena, job);
-                if (rc != 0)
-                    return rc;
-            }
+            for (size_t x = i; x < j && rc == 0; x++)
+                rc = apply_row(c, dbi, &enc->rows[enc->order[x]], arena, job);
+            if (rc != 0)
+                break;
             i = j;
             continue;
         }
@@ -168,32 +173,47 @@ static int apply_sorted(apply_ctx_t *c, const MDB_dbi *dbis, const bool *empty, 
             }
             store__rec_t old;
             if (have) {
-                if (store__rec_parse(c->a.data, c->a.len, &old) < 0)
-                    return -EIO;
+                if (store__rec_parse(c->a.data, c->a.len, &old) < 0) {
+                    rc = -EIO;
+                    break;
+                }
                 if (r->event_ts_us < old.event_ts_us) {
                     job->stale++;
                     continue;
                 }
             }
-            int rc = store__rec_merge(have ? &old : NULL, r, arena, c->created, &c->b);
+            rc = store__rec_merge(have ? &old : NULL, r, arena, c->created, &c->b);
             if (rc < 0)
-                return rc;
+                break;
             store__buf_t t = c->a;
             c->a = c->b;
             c->b = t;
             have = true;
             job->written++;
         }
+        if (rc != 0)
+            break;
         if (have) {
+            if (cur_view != first->view) {
+                if (cur != NULL)
+                    mdb_cursor_close(cur);
+                cur = NULL;
+                rc = lmdb_rc(mdb_cursor_open(c->txn, dbi, &cur));
+                if (rc != 0)
+                    break;
+                cur_view = first->view;
+            }
             MDB_val k = {first->key_len, (void *)(arena + first->key_off)};
             MDB_val d = {c->a.len, c->a.data};
-            int rc = mdb_put(c->txn, dbi, &k, &d, MDB_APPEND);
+            rc = lmdb_rc(mdb_cursor_put(cur, &k, &d, MDB_APPEND));
             if (rc != 0)
-                return lmdb_rc(rc);
+                break;
         }
         i = j;
     }
-    return 0;
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    return rc;
 }
 
 /* Resolves a job's views to databases. Returns: 0, or -ENOENT when one was torn down (or torn

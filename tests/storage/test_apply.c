@@ -259,3 +259,88 @@ Test(apply, a_bad_bulk_batch_adds_nothing_and_keeps_earlier_ones)
     store_bulk_free(b); /* never committed: nothing written */
     cr_assert_eq(th_rows(s, fv), 0);
 }
+
+Test(apply, checked_bulk_rows_still_have_their_types_keys_and_views_checked)
+{
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    catalog_value_t keys0[] = {th_i64(1), th_i64(2)};
+    catalog_value_t vals0[] = {th_f32(0.1f), th_str("not a FLOAT")};
+    const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = 2,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), -EINVAL);
+    cr_assert_eq(res.bad_row, 1);
+    cr_assert_str_eq(res.bad_field, "conv_rate");
+    cr_assert(strstr(res.error, "dtype") != NULL, "%s", res.error);
+    keys0[1] = th_str("not an INT64 key");
+    vals0[1] = th_f32(0.2f);
+    cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), -EINVAL);
+    cr_assert_str_eq(res.bad_field, "driver_id");
+    keys0[1] = th_i64(2);
+    idx = 99;
+    cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), -EINVAL, "feature index");
+    idx = 0;
+    cr_assert_eq(store_bulk_rows(b), 0);
+    cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), 0, "%s", res.error);
+    store_apply_result_t done;
+    cr_assert_eq(store_bulk_commit(b, &done), 0);
+    cr_assert_eq(done.written, 2);
+    store_bulk_free(b);
+    catalog_value_t got;
+    cr_assert_eq(th_get(s, fv, 2, 0, store_now_us(), &got, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(got.u.f32, 0.2f);
+}
+
+Test(apply, unchecked_paths_keep_running_the_catalog_rules)
+{
+    /* conv_rate is in [0, 1]: 7 breaks the rule on every path that did not vouch for it. */
+    catalog_value_t keys0[] = {th_i64(1)}, vals0[] = {th_f32(7.0f)};
+    const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = 1,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &batch, 1, 0, &res), -EINVAL);
+    cr_assert(strstr(res.error, "max") != NULL, "%s", res.error);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    cr_assert_eq(store_bulk_add(b, &batch, 1, &res), -EINVAL);
+    cr_assert(strstr(res.error, "max") != NULL, "%s", res.error);
+    store_bulk_free(b);
+    cr_assert_eq(th_rows(s, fv), 0);
+}
+
+#ifndef NDEBUG
+/* A caller that breaks store_bulk_add_checked()'s promise is caught in debug builds (this
+ * suite's), rather than storing a value the catalog forbids. */
+Test(apply, a_broken_checked_promise_is_caught_in_debug_builds)
+{
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    catalog_value_t keys0[] = {th_i64(1)}, vals0[] = {th_f32(7.0f)};
+    const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = 1,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = vals};
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), -EINVAL);
+    cr_assert(strstr(res.error, "store_bulk_add_checked") != NULL, "%s", res.error);
+    cr_assert_eq(store_bulk_rows(b), 0);
+    store_bulk_free(b);
+}
+#endif
