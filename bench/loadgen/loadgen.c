@@ -396,8 +396,9 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
      * to one target share a subchannel and "N connections" would be one. Retries are off (no
      * buffering of sent messages) and the minimal filter stack leaves out client filters a load
      * generator does not need, because every cycle the client spends is taken from the server on
-     * a machine they share; deadlines are still enforced. */
-    grpc_arg args[4];
+     * a machine they share; deadlines are still enforced. Channelz (per-call counters on shared
+     * atomics) is off for the same reason. */
+    grpc_arg args[5];
     memset(args, 0, sizeof args);
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
@@ -411,7 +412,10 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
     args[3].type = GRPC_ARG_INTEGER;
     args[3].key = (char *)GRPC_ARG_MINIMAL_STACK;
     args[3].value.integer = 1;
-    grpc_channel_args ch_args = {.num_args = 4, .args = args};
+    args[4].type = GRPC_ARG_INTEGER;
+    args[4].key = (char *)GRPC_ARG_ENABLE_CHANNELZ;
+    args[4].value.integer = 0;
+    grpc_channel_args ch_args = {.num_args = 5, .args = args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     for (size_t i = 0; i < n_chans; i++) {
         g->chans[i] = grpc_channel_create(cfg->target, creds, &ch_args);
