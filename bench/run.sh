@@ -284,10 +284,14 @@ bench s0 --scenario health "${LOADARGS[@]}"
 peer redis-hmget50
 bench s1 "${GET50[@]}" --entities 1 "${LOADARGS[@]}"
 bench s1_open "${GET50[@]}" --entities 1 "${OPENARGS[@]}" --rate "$(half_rate s1)"
+# The latency floor for the open-loop rows: an empty gRPC call at the same arrival rate, through
+# the same client, server threads and machine.
+bench s0_open_s1 --scenario health "${OPENARGS[@]}" --rate "$(half_rate s1)"
 bench s2_10 "${GET50[@]}" --entities 10 "${LOADARGS[@]}"
 peer redis-hmget50-p100 -P 100
 bench s2_100 "${GET50[@]}" --entities 100 --pool 1024 "${LOADARGS[@]}"
 bench s2_100_open "${GET50[@]}" --entities 100 --pool 1024 "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
+bench s0_open_s2 --scenario health "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
 bench s3 --scenario get --views 25 --features-per-view 10 --keys "$EXTRA" --check-every 16 --entities 1 "${LOADARGS[@]}"
 bench s4 --scenario write --view w0 --rows 100 --write-features 10 --keys "$ENTITIES" --pool 1024 \
   --check "${LOADARGS[@]}"

@@ -52,8 +52,8 @@ def main():
     with open(os.path.join(d, "facts.json")) as f:
         facts = json.load(f)
     runs = {n: load(d, n) for n in
-            ["s0", "s0_end", "s1", "s1_open", "s2_10", "s2_100", "s2_100_open", "s3", "s4", "s5_1",
-             "s5_100"]}
+            ["s0", "s0_end", "s1", "s1_open", "s0_open_s1", "s2_10", "s2_100", "s2_100_open",
+             "s0_open_s2", "s3", "s4", "s5_1", "s5_100"]}
     peer = {"hmget": redis(d, "redis-hmget50"), "pipe": redis(d, "redis-hmget50-p100")}
     s0 = runs["s0"]["rps"] if runs["s0"] and runs["s0"]["ok"] else None
     rows = []
@@ -94,6 +94,8 @@ def main():
         (r["x_redis"] >= 1.0 and r["x_s0"] >= 0.8))
     add("s1_open", "S1 1x50 open @50% max", runs["s1_open"], target="p99 <= 0.3 ms",
         verdict=lambda r: r["p99_ms"] <= 0.3)
+    if runs["s0_open_s1"] is not None:
+        add("s0_open_s1", "  S0 open, same rate (floor)", runs["s0_open_s1"])
     add("s2_10", "S2 10x50 closed", runs["s2_10"],
         vs_redis=(lambda run: run["rows_per_s"] / pp["rps"]) if pp else None)
     add("s2_100", "S2 100x50 closed (max)", runs["s2_100"],
@@ -102,6 +104,8 @@ def main():
         verdict=lambda r: None if r["x_redis"] is None else r["x_redis"] >= 1.5)
     add("s2_100_open", "S2 100x50 open @50% max", runs["s2_100_open"], target="p99 <= 2 ms",
         verdict=lambda r: r["p99_ms"] <= 2.0)
+    if runs["s0_open_s2"] is not None:
+        add("s0_open_s2", "  S0 open, same rate (floor)", runs["s0_open_s2"])
     add("s3", "S3 1x250 closed", runs["s3"])
     add("s4", "S4 Write 100x10 sync=full", runs["s4"], target=">=150k rows/s",
         verdict=lambda r: r["rows_per_s"] >= 150000)
