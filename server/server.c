@@ -855,7 +855,13 @@ int server_run(server_t *s)
         server__holder_collect(&s->holder);
     }
     stop_workers(s);
-    server__log(SERVER_LOG_INFO, "stopped", NULL);
+    /* The writer's counters: batches / commits is the group-commit factor of this run. */
+    store_stats_t st = {0};
+    if (store_stat(s->store, &st) == 0)
+        server__log(SERVER_LOG_INFO, "stopped", "{s:I, s:I}", "commits", (json_int_t)st.commits,
+                    "write_batches", (json_int_t)st.batches);
+    else
+        server__log(SERVER_LOG_INFO, "stopped", NULL);
     return rc;
 }
 
