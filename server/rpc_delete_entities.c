@@ -5,6 +5,13 @@
 
 #include "fstore/v1/fstore.pb-c.h"
 
+static int reply(server_call_t *c, const store_apply_result_t *res, grpc_slice *resp)
+{
+    Fstore__V1__DeleteEntitiesResponse out = FSTORE__V1__DELETE_ENTITIES_RESPONSE__INIT;
+    out.rows_deleted = res->written;
+    return server__pack_slice(c, &out.base, resp);
+}
+
 /* Deletes go through the same apply path as writes (STORE_OP_DELETE), so they are ordered with
  * writes and replicated the same way. */
 int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
@@ -25,12 +32,7 @@ int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len
         keys[i] = rq->entities[i]->key;
         vals[i] = rq->entities[i]->value;
     }
-    store_apply_result_t res;
-    int rc =
-        server__apply_columns(c, rq->feature_view, n, keys, vals, NULL, 0, STORE_OP_DELETE, &res);
-    if (rc < 0)
-        return rc;
-    Fstore__V1__DeleteEntitiesResponse out = FSTORE__V1__DELETE_ENTITIES_RESPONSE__INIT;
-    out.rows_deleted = res.written;
-    return server__pack_slice(c, &out.base, resp);
+    /* The response is built by reply() once the deletes are durable (SERVER_DETACHED). */
+    return server__apply_columns(c, rq->feature_view, n, keys, vals, NULL, 0, STORE_OP_DELETE,
+                                 reply, resp);
 }

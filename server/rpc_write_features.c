@@ -9,6 +9,14 @@
 #define TIMESTAMP_MIN_SECONDS (-62135596800LL)
 #define TIMESTAMP_MAX_SECONDS 253402300799LL
 
+static int reply(server_call_t *c, const store_apply_result_t *res, grpc_slice *resp)
+{
+    Fstore__V1__WriteFeaturesResponse out = FSTORE__V1__WRITE_FEATURES_RESPONSE__INIT;
+    out.rows_written = res->written;
+    out.rows_stale = res->stale;
+    return server__pack_slice(c, &out.base, resp);
+}
+
 int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     server_arena_t *a = &c->arena;
@@ -41,13 +49,7 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
         ts[i] = t->seconds == 0 && t->nanos == 0 ? now : t->seconds * 1000000 + t->nanos / 1000;
     }
 
-    store_apply_result_t res;
-    int rc = server__apply_columns(c, rq->feature_view, n, keys, vals, ts, rq->n_event_timestamps,
-                                   STORE_OP_UPSERT, &res);
-    if (rc < 0)
-        return rc;
-    Fstore__V1__WriteFeaturesResponse out = FSTORE__V1__WRITE_FEATURES_RESPONSE__INIT;
-    out.rows_written = res.written;
-    out.rows_stale = res.stale;
-    return server__pack_slice(c, &out.base, resp);
+    /* The response is built by reply() once the rows are durable (SERVER_DETACHED). */
+    return server__apply_columns(c, rq->feature_view, n, keys, vals, ts, rq->n_event_timestamps,
+                                 STORE_OP_UPSERT, reply, resp);
 }

@@ -26,8 +26,10 @@
  * on the same thread: no hand-off, no lock. Slots are plentiful on purpose: a call gRPC has
  * received but not yet matched to a requested slot is cancelled by grpc_server_shutdown_and_notify,
  * while a matched one is ours and completes during the drain. Read workers each own a store reader.
- * Write workers are separate because they sleep in the store's group commit; several of them
- * waiting at once is what lets one fsync cover many writes, and reads never queue behind them.
+ * Write workers are separate so that reads never queue behind decoding and validating writes.
+ * A write does not hold its worker while it waits for the group commit: the worker queues the
+ * encoded rows and the store's writer thread sends the reply after the fsync (SERVER_DETACHED in
+ * server_int.h), so every write in flight, up to the write slots, can share one fsync.
  * Only read workers' queues poll the sockets (see queue_new()).
  *
  * Predict with an upstream model server does not hold its worker while the upstream thinks: the
@@ -77,8 +79,10 @@ static const server_method_t methods[] = {
      server__rpc_get_online_features, SERVER_POOL_READ, 32},
     {"/feast.serving.ServingService/GetFeastServingInfo", "GetFeastServingInfo",
      server__rpc_get_feast_serving_info, SERVER_POOL_READ, 1},
+    /* Writes wait for the group commit in their slot, not in a thread: the slots bound how
+     * many share one fsync. */
     {"/fstore.v1.OnlineFeatureService/WriteFeatures", "WriteFeatures", server__rpc_write_features,
-     SERVER_POOL_WRITE, 8},
+     SERVER_POOL_WRITE, 16},
     {"/fstore.v1.OnlineFeatureService/DeleteEntities", "DeleteEntities",
      server__rpc_delete_entities, SERVER_POOL_WRITE, 2},
     {"/fstore.v1.OnlineFeatureService/GetCatalog", "GetCatalog", server__rpc_get_catalog,
@@ -357,6 +361,7 @@ static void call_handle(server_call_t *c)
 
     c->t0_us = s->opts.log_requests ? mono_us() : 0;
     c->msg[0] = '\0';
+    c->req_len = 0;
     if (c->payload == NULL) {
         rc = server__fail(c, -EINVAL, "request message missing");
     } else if ((req_len = grpc_byte_buffer_length(c->payload)) > s->opts.limits.max_message_bytes) {
@@ -367,12 +372,17 @@ static void call_handle(server_call_t *c)
     } else if ((rc = call_payload(c, &req, &req_len)) < 0) {
         rc = server__fail(c, rc, "cannot read the request message");
     } else {
+        c->req_len = req_len;
         c->catalog = server__holder_enter(&s->holder, w->index);
         rc = c->method->fn(c, req, req_len, &resp);
+        /* A detached call may already be finished, even requested again, by another thread:
+         * it is not ours to touch any more (its catalog pointer is simply left stale). */
+        if (rc != SERVER_DETACHED)
+            c->catalog = NULL;
         server__holder_exit(&s->holder, w->index);
-        c->catalog = NULL;
+        if (rc == SERVER_DETACHED)
+            return;
     }
-    c->req_len = req_len;
     if (rc == SERVER_PENDING) {
         /* The reply waits for the client call's completion on this queue (call_event). */
         atomic_fetch_add(&s->pending_calls, 1);
@@ -381,6 +391,27 @@ static void call_handle(server_call_t *c)
         return;
     }
     call_reply(c, rc, resp);
+}
+
+void server__call_detach(server_call_t *c)
+{
+    atomic_fetch_add(&c->worker->srv->pending_calls, 1);
+    c->state = CALL_PENDING;
+}
+
+void server__call_attach(server_call_t *c)
+{
+    c->state = CALL_REQUESTED;
+    atomic_fetch_sub(&c->worker->srv->pending_calls, 1);
+}
+
+void server__call_complete(server_call_t *c, int rc, grpc_slice resp)
+{
+    server_t *s = c->worker->srv;
+    call_reply(c, rc, resp);
+    /* After the reply batch has started: shutdown may shut the worker queues down once this
+     * reaches zero, and the batch's completion must still find its queue. */
+    atomic_fetch_sub(&s->pending_calls, 1);
 }
 
 /* Completion of a pending call's early RECV_CLOSE_ON_SERVER: the caller went away (gRPC has
@@ -891,7 +922,13 @@ int server_run(server_t *s)
         server__holder_collect(&s->holder);
     }
     stop_workers(s);
-    server__log(SERVER_LOG_INFO, "stopped", NULL);
+    /* The writer's counters: batches / commits is the group-commit factor of this run. */
+    store_stats_t st = {0};
+    if (store_stat(s->store, &st) == 0)
+        server__log(SERVER_LOG_INFO, "stopped", "{s:I, s:I}", "commits", (json_int_t)st.commits,
+                    "write_batches", (json_int_t)st.batches);
+    else
+        server__log(SERVER_LOG_INFO, "stopped", NULL);
     return rc;
 }
 

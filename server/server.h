@@ -74,7 +74,7 @@ typedef struct server_options {
                                  serve the catalog already applied to the data directory */
     const char *data_dir;     /* the store's directory (created if missing) */
     unsigned workers;         /* read workers; 0 = the number of online CPUs */
-    unsigned write_workers;   /* threads that carry writes to the store's group commit; 0 = 1 */
+    unsigned write_workers;   /* threads that decode, validate and queue writes; 0 = 1 */
     server_limits_t limits;
     unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
     bool log_requests;          /* one log line per call (method, status, duration; no values) */

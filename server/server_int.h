@@ -137,9 +137,27 @@ typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len,
 #define SERVER_PENDING 1
 typedef int (*server_resume_fn)(server_call_t *c, bool ok, grpc_slice *resp);
 
+/*
+ * Detached completion (writes). A handler that hands the call to an operation completing on
+ * another thread (the store's writer, after the group commit's fsync) first calls
+ * server__call_detach(c), then starts the operation, and returns SERVER_DETACHED. From then on
+ * the call belongs to the operation: the worker does not touch it again, and the operation ends
+ * it with server__call_complete(c, rc, resp) from whatever thread it runs on (rc and resp as a
+ * handler's result). If the operation could not be started, server__call_attach(c) takes the
+ * call back and the handler returns normally. The catalog is not pinned once the handler has
+ * returned: what the completion needs must live in the arena. Shutdown waits for detached calls
+ * as for pending ones. Chosen over a worker sleeping per write: a write holds a call slot, never
+ * a thread, so every write in flight can join the same group commit.
+ */
+#define SERVER_DETACHED 2
+void server__call_detach(server_call_t *c);
+void server__call_attach(server_call_t *c);
+/* Ends a detached call: sends the reply (resp on rc == 0; the slice is released here). */
+void server__call_complete(server_call_t *c, int rc, grpc_slice resp);
+
 typedef enum server_pool {
     SERVER_POOL_READ = 0,  /* read workers: reads, catalog, health check, serving info */
-    SERVER_POOL_WRITE = 1, /* write workers: they block on the store's group commit */
+    SERVER_POOL_WRITE = 1, /* write workers: decode, validate, encode, queue for the writer */
 } server_pool_t;
 
 typedef struct server_method {
@@ -324,17 +342,27 @@ int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n
 /* Returns: the index of the column called name, or -1. */
 int server__columns_find(const server_columns_t *cols, const char *name);
 
+/* Builds a write call's response from the store's result (on any thread; the catalog is not
+ * pinned). Returns: as a handler. */
+typedef int (*server_write_reply_fn)(server_call_t *c, const store_apply_result_t *res,
+                                     grpc_slice *resp);
+
 /*
  * The write path shared by WriteFeatures and DeleteEntities: resolves view_ref ("name" or
  * "name@vN") against the call's catalog, checks the columns (every join key present; for upserts
  * every other column a feature of the view; for deletes join keys only), and hands one batch to
- * store_apply(). n_ts == 0: every row is stamped now; otherwise event_ts_us holds n_ts
- * timestamps, one per row (n_ts other than the row count is -EINVAL).
- * Returns: 0 and *res; a negative errno with the call's message set ("row R, feature F: rule").
+ * store_apply_async(), which validates and encodes it in this thread. n_ts == 0: every row is
+ * stamped now; otherwise event_ts_us holds n_ts timestamps, one per row (n_ts other than the row
+ * count is -EINVAL). Once the batch is durable (or failed in the writer), the writer thread calls
+ * reply(c, res, ...) and completes the call (see SERVER_DETACHED).
+ * Returns: SERVER_DETACHED (the call now belongs to the store's writer); 0 and *resp built by
+ *          reply when there is no row to write; a negative errno with the call's message set
+ *          ("row R, feature F: rule") when the request or a value is refused.
  */
 int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char *const *keys,
                           Feast__Types__RepeatedValue *const *vals, const int64_t *event_ts_us,
-                          size_t n_ts, store_op_t op, store_apply_result_t *res);
+                          size_t n_ts, store_op_t op, server_write_reply_fn reply,
+                          grpc_slice *resp);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The read path, shared by GetOnlineFeatures and (later) Predict and HTTP front doors.        */

@@ -7,10 +7,44 @@
 
 /*
  * Writes are column-wise like reads: the request's columns become the store's batch without
- * copying values (catalog_value_t views into the unpacked request). The store validates every
- * value against the catalog and applies the batch in its writer thread with group commit; here
- * we only check the shape and turn the store's verdict into a message a client can act on.
+ * copying values (catalog_value_t views into the unpacked request). The store validates and
+ * encodes every value in this thread, then applies the batch in its writer thread with group
+ * commit; here we only check the shape and turn the store's verdict into a message a client can
+ * act on. The call does not wait in this thread: the writer completes it after the fsync, so
+ * the worker takes the next write at once and the writes in flight share one commit.
  */
+
+/* What the completion needs, in the call's arena (the catalog is not pinned by then). */
+typedef struct write_ctx {
+    server_write_reply_fn reply;
+    char view[CATALOG_MAX_NAME + 1];
+    unsigned version;
+} write_ctx_t;
+
+/* The call's message for a store error other than a refused value. Returns: rc. */
+static int fail_store(server_call_t *c, int rc, const char *view, unsigned version)
+{
+    if (rc == -ENOENT)
+        return server__fail(c, rc,
+                            "feature view '%s@v%u' has no data in this store (not applied, or "
+                            "torn down)",
+                            view, version);
+    if (rc == -ESHUTDOWN)
+        return server__fail(c, rc, "the store is shutting down");
+    if (rc == -ENOSPC)
+        return server__fail(c, rc, "the data directory's disk is full");
+    return server__fail(c, rc, "write failed: %s", strerror(-rc));
+}
+
+/* The store's verdict, on the writer thread (or this one when there was nothing to write). */
+static void apply_done(void *arg, int rc, const store_apply_result_t *res)
+{
+    server_call_t *c = arg;
+    const write_ctx_t *w = c->resume_arg;
+    grpc_slice resp = grpc_empty_slice();
+    rc = rc < 0 ? fail_store(c, rc, w->view, w->version) : w->reply(c, res, &resp);
+    server__call_complete(c, rc, resp);
+}
 
 static int find_feature(const catalog_view_t *v, const char *name)
 {
@@ -32,7 +66,7 @@ static bool is_join_key(const catalog_view_t *v, const char *name)
 
 int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char *const *keys,
                           Feast__Types__RepeatedValue *const *vals, const int64_t *event_ts_us,
-                          size_t n_ts, store_op_t op, store_apply_result_t *res)
+                          size_t n_ts, store_op_t op, server_write_reply_fn reply, grpc_slice *resp)
 {
     server_arena_t *a = &c->arena;
     const server_limits_t *lim = server__call_limits(c);
@@ -111,27 +145,28 @@ int server__apply_columns(server_call_t *c, const char *view_ref, size_t n, char
         .values = feat_cols,
         .event_ts_us = n_ts == 0 ? NULL : event_ts_us,
     };
-    memset(res, 0, sizeof *res);
+    store_apply_result_t res;
+    memset(&res, 0, sizeof res);
     if (cols.n_rows == 0)
-        return 0;
-    rc = store_apply(server__call_store(c), &batch, 1, 0, res);
+        return reply(c, &res, resp);
+    write_ctx_t *w = server__arena_alloc(a, sizeof *w);
+    if (w == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    w->reply = reply;
+    snprintf(w->view, sizeof w->view, "%s", v->name);
+    w->version = (unsigned)v->version;
+    c->resume_arg = w;
+    server__call_detach(c);
+    rc = store_apply_async(server__call_store(c), &batch, 1, 0, &res, apply_done, c);
+    if (rc == 0)
+        return SERVER_DETACHED;
+    server__call_attach(c);
     if (rc == -EINVAL) {
-        const char *what = is_join_key(v, res->bad_field) ? "join key" : "feature";
-        if (res->bad_field[0] == '\0')
-            return server__fail(c, rc, "row %zu: %s", res->bad_row, res->error);
-        return server__fail(c, rc, "row %zu, %s '%s': %s", res->bad_row, what, res->bad_field,
-                            res->error);
+        const char *what = is_join_key(v, res.bad_field) ? "join key" : "feature";
+        if (res.bad_field[0] == '\0')
+            return server__fail(c, rc, "row %zu: %s", res.bad_row, res.error);
+        return server__fail(c, rc, "row %zu, %s '%s': %s", res.bad_row, what, res.bad_field,
+                            res.error);
     }
-    if (rc == -ENOENT)
-        return server__fail(c, rc,
-                            "feature view '%s@v%u' has no data in this store (not applied, or "
-                            "torn down)",
-                            v->name, (unsigned)v->version);
-    if (rc == -ESHUTDOWN)
-        return server__fail(c, rc, "the store is shutting down");
-    if (rc == -ENOSPC)
-        return server__fail(c, rc, "the data directory's disk is full");
-    if (rc < 0)
-        return server__fail(c, rc, "write failed: %s", strerror(-rc));
-    return 0;
+    return fail_store(c, rc, w->view, w->version);
 }

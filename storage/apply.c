@@ -355,6 +355,28 @@ int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint
     return rc;
 }
 
+int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches,
+                      uint64_t log_position, store_apply_result_t *res, store_apply_done_fn done,
+                      void *arg)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    if (s->read_only)
+        return -EROFS;
+    store__enc_t enc = {0};
+    int rc = store__encode(s, batches, n_batches, &enc, res);
+    if (rc == 0 && enc.n_rows == 0 && log_position == 0) {
+        /* Nothing to write and no position to record: decided here, as store_apply() would. */
+        done(arg, 0, res);
+    } else if (rc == 0) {
+        rc = store__submit_async(s, &enc, log_position, done, arg);
+    }
+    store__enc_free(&enc);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Bulk loads                                                                                  */
 

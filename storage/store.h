@@ -184,6 +184,28 @@ typedef struct store_apply_result {
 int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint64_t log_position,
                 store_apply_result_t *res);
 
+/* Called once an asynchronous apply is decided: rc and *res as store_apply() would return them
+ * (res is borrowed for the call). */
+typedef void (*store_apply_done_fn)(void *arg, int rc, const store_apply_result_t *res);
+
+/*
+ * store_apply() without waiting for the commit: the batches are validated and encoded in the
+ * caller's thread exactly as store_apply() does, then queued for the writer, and the caller goes
+ * on. done(arg, rc, res) is called exactly once when the call is decided: for rc == 0 only after
+ * the rows are durable per the sync policy (under sync=full, after the group's fsync). Queued
+ * calls join the same group commits as store_apply() calls, so a caller that keeps many calls in
+ * flight (a server that does not park a thread per call) lets one fsync cover all of them.
+ * done runs on the store's writer thread (or on the calling thread, before this returns, when
+ * there is nothing to write); it must be quick and must not call store functions that use the
+ * writer (store_apply, store_apply_catalog, store_gc, ...): the writer would wait for itself.
+ * Returns: 0 when queued (done will be called); -EINVAL / -ENOENT with *res, -ENOMEM, -EROFS,
+ *          -ESHUTDOWN: the call failed here, nothing is queued and done is never called.
+ * Thread safety: as store_apply(). res may be NULL.
+ */
+int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches,
+                      uint64_t log_position, store_apply_result_t *res, store_apply_done_fn done,
+                      void *arg);
+
 /* The last applied replication log position (0 = none). Returns: 0, -EIO. */
 int store_last_position(store_t *s, uint64_t *pos);
 

@@ -199,6 +199,11 @@ int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
 /* Hands an encoded set of rows to the writer and waits. Returns: as store_apply(). */
 int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bulk,
                   store_apply_result_t *res);
+/* Hands an encoded set of rows to the writer without waiting (store_apply_async()): enc's
+ * buffers move to the queued job (enc is left empty). Returns: 0 (done will be called), -ENOMEM,
+ * -EROFS, -ESHUTDOWN (done will not be called; enc is then left as it was). */
+int store__submit_async(store_t *s, store__enc_t *enc, uint64_t log_position,
+                        store_apply_done_fn done, void *arg);
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
 

@@ -8,10 +8,13 @@
 
 /*
  * Every write transaction of the store runs on this thread. Callers validate and encode in their
- * own threads (encode.c), queue a job and sleep on it. The writer takes every apply job queued at
- * that moment, commits them in one transaction, then calls fsync once (sync=full) and wakes them
- * all: while one group is being fsynced the next one queues up, so under load the fsync cost is
- * shared by as many callers as arrive during it, without any timer.
+ * own threads (apply.c) and queue a job: store_apply() then sleeps on it, store_apply_async()
+ * returns and its job (on the heap) is completed by a callback. The writer takes every apply job
+ * queued at that moment, commits them in one transaction, then calls fsync once (sync=full) and
+ * only then wakes the sleepers and runs the callbacks: while one group is being fsynced the next
+ * one queues up, so under load the fsync cost is shared by as many callers as arrive during it,
+ * without any timer. Asynchronous callers matter for that: a caller that parks a thread per call
+ * can only have as many calls in a group as it has threads.
  *
  * Jobs in one group stay independent where it matters: a stale replication position (-EALREADY)
  * or a view torn down since validation (-ENOENT) is checked before any of that job's rows are
@@ -37,6 +40,10 @@ struct store__job {
     store__job_t *next;
     job_kind_t kind;
     store__enc_t *enc;
+    /* Asynchronous jobs: the callback, and the encoded rows the job owns (enc points here). */
+    store_apply_done_fn done_fn;
+    void *done_arg;
+    store__enc_t own;
     uint64_t log_position;
     size_t written, stale;
     store__job_fn fn;
@@ -47,6 +54,8 @@ struct store__job {
     bool done;
     pthread_cond_t cv;
 };
+
+static void finish_async(store_t *s, store__job_t *job);
 
 static int64_t write_time(store_t *s)
 {
@@ -437,14 +446,45 @@ static void *writer_main(void *arg)
             run_apply(s, group);
 
         pthread_mutex_lock(&s->q_mu);
+        store__job_t *async = NULL, **tail = &async;
         for (store__job_t *j = group, *next; j != NULL; j = next) {
             next = j->next; /* j lives on its caller's stack: gone once done is seen */
+            if (j->done_fn != NULL) {
+                *tail = j;
+                tail = &j->next;
+                continue;
+            }
             j->done = true;
             pthread_cond_signal(&j->cv);
+        }
+        *tail = NULL;
+        if (async != NULL) {
+            /* Callbacks run without the queue lock, so callers can queue the next job. */
+            pthread_mutex_unlock(&s->q_mu);
+            for (store__job_t *j = async, *next; j != NULL; j = next) {
+                next = j->next;
+                finish_async(s, j);
+            }
+            pthread_mutex_lock(&s->q_mu);
         }
     }
     pthread_mutex_unlock(&s->q_mu);
     return NULL;
+}
+
+/* Queues job; called with q_mu held. Returns: 0, -ESHUTDOWN (not queued). */
+static int enqueue(store_t *s, store__job_t *job)
+{
+    if (s->closing)
+        return -ESHUTDOWN;
+    job->next = NULL;
+    if (s->q_tail != NULL)
+        s->q_tail->next = job;
+    else
+        s->q_head = job;
+    s->q_tail = job;
+    pthread_cond_signal(&s->q_cv);
+    return 0;
 }
 
 /* Queues job and sleeps until the writer is done with it. Returns: the job's result. */
@@ -454,18 +494,11 @@ static int submit(store_t *s, store__job_t *job)
         return -EROFS;
     pthread_cond_init(&job->cv, NULL);
     pthread_mutex_lock(&s->q_mu);
-    if (s->closing) {
+    if (enqueue(s, job) < 0) {
         pthread_mutex_unlock(&s->q_mu);
         pthread_cond_destroy(&job->cv);
         return -ESHUTDOWN;
     }
-    job->next = NULL;
-    if (s->q_tail != NULL)
-        s->q_tail->next = job;
-    else
-        s->q_head = job;
-    s->q_tail = job;
-    pthread_cond_signal(&s->q_cv);
     while (!job->done)
         pthread_cond_wait(&job->cv, &s->q_mu);
     pthread_mutex_unlock(&s->q_mu);
@@ -481,28 +514,71 @@ int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
     return submit(s, &job);
 }
 
+/* Fills *res from a finished apply job with result rc. */
+static void job_result(const store__job_t *job, int rc, store_apply_result_t *res)
+{
+    const store__enc_t *enc = job->enc;
+    res->written = job->written;
+    res->stale = job->stale;
+    /* The view was dropped between validation and commit (a teardown or catalog change raced
+     * the write): name it, as the header promises for -ENOENT. */
+    if (rc == -ENOENT && enc->n_views > 0) {
+        const store__enc_view_t *v = &enc->views[0];
+        size_t n = strnlen(v->name, sizeof res->bad_field - 1);
+        memcpy(res->bad_field, v->name, n);
+        res->bad_field[n] = '\0';
+        snprintf(res->error, sizeof res->error,
+                 "feature view %s@v%u%s has no database (torn down or not applied)", v->name,
+                 (unsigned)v->version, enc->n_views > 1 ? " (or another of this call's)" : "");
+    }
+}
+
+/* Runs an asynchronous job's callback (after its group's fsync) and frees the job. */
+static void finish_async(store_t *s, store__job_t *job)
+{
+    (void)s;
+    store_apply_result_t res;
+    memset(&res, 0, sizeof res);
+    job_result(job, job->rc, &res);
+    job->done_fn(job->done_arg, job->rc, &res);
+    store__enc_free(&job->own);
+    free(job);
+}
+
 int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bulk,
                   store_apply_result_t *res)
 {
     store__job_t job = {
         .kind = bulk ? JOB_BULK : JOB_APPLY, .enc = enc, .log_position = log_position};
     int rc = submit(s, &job);
-    if (res != NULL) {
-        res->written = job.written;
-        res->stale = job.stale;
-        /* The view was dropped between validation and commit (a teardown or catalog change
-         * raced the write): name it, as the header promises for -ENOENT. */
-        if (rc == -ENOENT && enc->n_views > 0) {
-            const store__enc_view_t *v = &enc->views[0];
-            size_t n = strnlen(v->name, sizeof res->bad_field - 1);
-            memcpy(res->bad_field, v->name, n);
-            res->bad_field[n] = '\0';
-            snprintf(res->error, sizeof res->error,
-                     "feature view %s@v%u%s has no database (torn down or not applied)", v->name,
-                     (unsigned)v->version, enc->n_views > 1 ? " (or another of this call's)" : "");
-        }
-    }
+    if (res != NULL)
+        job_result(&job, rc, res);
     return rc;
+}
+
+int store__submit_async(store_t *s, store__enc_t *enc, uint64_t log_position,
+                        store_apply_done_fn done, void *arg)
+{
+    if (s->read_only)
+        return -EROFS;
+    store__job_t *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return -ENOMEM;
+    job->kind = JOB_APPLY;
+    job->log_position = log_position;
+    job->done_fn = done;
+    job->done_arg = arg;
+    job->own = *enc;
+    job->enc = &job->own;
+    pthread_mutex_lock(&s->q_mu);
+    int rc = enqueue(s, job);
+    pthread_mutex_unlock(&s->q_mu);
+    if (rc < 0) {
+        free(job);
+        return rc;
+    }
+    memset(enc, 0, sizeof *enc);
+    return 0;
 }
 
 int store__writer_start(store_t *s)

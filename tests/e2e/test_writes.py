@@ -67,6 +67,44 @@ class Writes(ServerTestCase):
         ts = r.event_timestamps["trips"][0]
         self.assertAlmostEqual(ts, base + 79, delta=0.001)
 
+    def test_a_bad_row_fails_its_call_alone_among_concurrent_writes(self):
+        """Writes in flight together share group commits; a call with a value its validation
+        refuses fails with INVALID_ARGUMENT naming row and feature, and every other call of the
+        same moment is acknowledged and readable."""
+        import grpc
+        ids_of = {k: list(range(1000 + 50 * k, 1050 + 50 * k)) for k in range(8)}
+        bad = 3
+        results = {}
+
+        def writer(k):
+            trips = list(range(50))
+            if k == bad:
+                trips[17] = -1  # trips has validation min 0
+            try:
+                results[k] = self.client.write_features(
+                    "driver_stats@v1", {"driver_id": ids_of[k], "trips": trips})
+            except grpc.RpcError as e:
+                results[k] = e
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for k in range(8):
+            if k == bad:
+                e = results[k]
+                self.assertIsInstance(e, grpc.RpcError)
+                self.assertEqual(e.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertIn("row 17", e.details())
+                self.assertIn("'trips'", e.details())
+                r = self.read(["driver_stats@v1:trips"], ids_of[k])
+                self.assertEqual(r.statuses["trips"], ["NOT_FOUND"] * 50)
+            else:
+                self.assertEqual(results[k], (50, 0), "call %d" % k)
+                self.assertEqual(self.read(["driver_stats@v1:trips"], ids_of[k])["trips"],
+                                 list(range(50)))
+
     def test_write_then_read_on_the_entityless_view(self):
         self.client.write_features("global_stats", {"total_drivers": [42]})
         r = self.client.get_online_features(features=["global_stats:total_drivers"])

@@ -1,5 +1,7 @@
 /* tests/server/fuzz_requests.c - libFuzzer: read and write requests through their real handlers. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,48 @@ const server_limits_t *server__call_limits(const server_call_t *c)
 server_ref_cache_t *server__call_ref_cache(const server_call_t *c)
 {
     return c->worker->ref_cache;
+}
+
+/* Detached writes complete on the store's writer thread: the fuzzer waits for that here. */
+static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
+static bool detached, completed;
+static int completed_rc;
+
+void server__call_detach(server_call_t *c)
+{
+    (void)c;
+    detached = true;
+    completed = false;
+}
+
+void server__call_attach(server_call_t *c)
+{
+    (void)c;
+    detached = false;
+}
+
+void server__call_complete(server_call_t *c, int rc, grpc_slice resp)
+{
+    (void)c;
+    grpc_slice_unref(resp);
+    pthread_mutex_lock(&done_mu);
+    completed_rc = rc;
+    completed = true;
+    pthread_cond_signal(&done_cv);
+    pthread_mutex_unlock(&done_mu);
+}
+
+/* The result of a detached call, once the writer has completed it. */
+static int wait_completed(void)
+{
+    pthread_mutex_lock(&done_mu);
+    while (!completed)
+        pthread_cond_wait(&done_cv, &done_mu);
+    int rc = completed_rc;
+    pthread_mutex_unlock(&done_mu);
+    detached = false;
+    return rc;
 }
 
 static void die(const char *what, int rc)
@@ -295,6 +339,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         grpc_slice resp = grpc_empty_slice();
         int rc = handlers[which](&c, data, size, &resp);
+        if ((rc == SERVER_DETACHED) != detached)
+            abort();
+        if (rc == SERVER_DETACHED)
+            rc = wait_completed();
         if (rc > 0 || (rc < 0 && c.msg[0] == '\0'))
             abort();
         if (rc == 0 && which == 0)

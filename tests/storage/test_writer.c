@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/storage/helpers.h"
 
@@ -423,4 +424,145 @@ Test(writer, readers_keep_reading_while_the_map_grows_under_them, .timeout = 120
     store_stats_t st;
     cr_assert_eq(store_stat(s, &st), 0);
     cr_assert_gt(st.map_size, (size_t)64 * 1024 * 64, "the map must have grown a lot");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* store_apply_async                                                                           */
+
+#define ASYNC_CALLS 24
+#define ASYNC_ROWS 50
+
+typedef struct async_call {
+    int rc;
+    size_t written;
+    uint64_t commits_seen; /* store_stat().commits when done ran */
+    bool visible;          /* a read in done already saw the call's first row */
+    int64_t first_id;
+    atomic_int done;
+} async_call_t;
+
+static void async_done(void *arg, int rc, const store_apply_result_t *res)
+{
+    async_call_t *a = arg;
+    a->rc = rc;
+    a->written = res->written;
+    store_stats_t st;
+    if (store_stat(s, &st) == 0)
+        a->commits_seen = st.commits;
+    catalog_value_t out;
+    a->visible = th_get(s, fv, a->first_id, 1, 0, &out, NULL) == STORE_STATUS_PRESENT &&
+                 out.u.i64 == a->first_id;
+    atomic_store(&a->done, 1);
+}
+
+/* Queues call i: ASYNC_ROWS rows with ids i*ASYNC_ROWS.., conv_rate 0.5 (or bad_rate in row 7)
+ * and trips = id. */
+static int queue_async(int i, float bad_rate, async_call_t *a, store_apply_result_t *res)
+{
+    catalog_value_t ids[ASYNC_ROWS], rates[ASYNC_ROWS], trips[ASYNC_ROWS];
+    for (int r = 0; r < ASYNC_ROWS; r++) {
+        ids[r] = th_i64((int64_t)i * ASYNC_ROWS + r);
+        rates[r] = th_f32(r == 7 ? bad_rate : 0.5f);
+        trips[r] = th_i64((int64_t)i * ASYNC_ROWS + r);
+    }
+    const catalog_value_t *keys[] = {ids}, *vals[] = {rates, trips};
+    const uint32_t idx[] = {0, 1};
+    store_batch_t b = {.view = fv,
+                       .n_rows = ASYNC_ROWS,
+                       .keys = keys,
+                       .n_features = 2,
+                       .feature_idx = idx,
+                       .values = vals};
+    a->first_id = (int64_t)i * ASYNC_ROWS;
+    atomic_init(&a->done, 0);
+    return store_apply_async(s, &b, 1, 0, res, async_done, a);
+}
+
+static void wait_all(async_call_t *calls, int n)
+{
+    for (int i = 0; i < n; i++) {
+        while (!atomic_load(&calls[i].done)) {
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+Test(writer, async_applies_share_commits_and_a_refused_batch_fails_alone, .timeout = 120)
+{
+    store_close(s);
+    s = th_open(dir, 0, STORE_SYNC_FULL);
+    static async_call_t calls[ASYNC_CALLS];
+    memset(calls, 0, sizeof calls);
+    const int bad = ASYNC_CALLS / 2;
+    for (int i = 0; i < ASYNC_CALLS; i++) {
+        store_apply_result_t res;
+        int rc = queue_async(i, i == bad ? 2.0f : 0.5f, &calls[i], &res);
+        if (i == bad) {
+            /* Refused in the caller's thread, naming row and feature; never queued. */
+            cr_assert_eq(rc, -EINVAL);
+            cr_assert_eq(res.bad_row, 7);
+            cr_assert_str_eq(res.bad_field, "conv_rate");
+            atomic_store(&calls[i].done, 1);
+        } else {
+            cr_assert_eq(rc, 0);
+        }
+    }
+    wait_all(calls, ASYNC_CALLS);
+    for (int i = 0; i < ASYNC_CALLS; i++) {
+        int64_t first = (int64_t)i * ASYNC_ROWS;
+        catalog_value_t out;
+        if (i == bad) {
+            cr_assert_eq(th_get(s, fv, first + 7, 1, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+            cr_assert_eq(th_get(s, fv, first, 1, 0, &out, NULL), STORE_STATUS_NOT_FOUND,
+                         "nothing of a refused batch is written");
+            continue;
+        }
+        cr_assert_eq(calls[i].rc, 0, "call %d", i);
+        cr_assert_eq(calls[i].written, ASYNC_ROWS, "call %d", i);
+        cr_assert_eq(th_get(s, fv, first + ASYNC_ROWS - 1, 1, 0, &out, NULL), STORE_STATUS_PRESENT);
+        cr_assert_eq(out.u.i64, first + ASYNC_ROWS - 1);
+    }
+    store_stats_t st;
+    cr_assert_eq(store_stat(s, &st), 0);
+    cr_assert_eq(st.batches, ASYNC_CALLS - 1);
+    cr_log_info("async group commit: %llu calls in %llu commits", (unsigned long long)st.batches,
+                (unsigned long long)st.commits);
+    cr_assert_lt(st.commits, st.batches, "queued calls never shared a commit");
+}
+
+Test(writer, async_done_runs_after_the_commit_is_synced_and_visible, .timeout = 60)
+{
+    store_close(s);
+    s = th_open(dir, 0, STORE_SYNC_FULL);
+    store_stats_t before;
+    cr_assert_eq(store_stat(s, &before), 0);
+    static async_call_t calls[4];
+    memset(calls, 0, sizeof calls);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(queue_async(i, 0.5f, &calls[i], NULL), 0);
+    wait_all(calls, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(calls[i].rc, 0);
+        /* The writer counts a commit only once its fsync has returned (sync=full): a callback
+         * that saw no new commit would have acknowledged rows that were not yet durable. */
+        cr_assert_gt(calls[i].commits_seen, before.commits, "call %d acknowledged before sync", i);
+        cr_assert(calls[i].visible, "call %d acknowledged before its rows were readable", i);
+    }
+}
+
+Test(writer, async_apply_with_nothing_to_write_calls_back_at_once_without_a_commit)
+{
+    store_stats_t before, after;
+    cr_assert_eq(store_stat(s, &before), 0);
+    static async_call_t a;
+    memset(&a, 0, sizeof a);
+    a.first_id = -1;
+    store_batch_t b = {.view = fv};
+    cr_assert_eq(store_apply_async(s, &b, 1, 0, NULL, async_done, &a), 0);
+    cr_assert_eq(atomic_load(&a.done), 1, "done must have run before store_apply_async returned");
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(a.written, 0);
+    cr_assert_eq(store_stat(s, &after), 0);
+    cr_assert_eq(after.commits, before.commits);
 }
