@@ -366,7 +366,7 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
     if (s->read_only)
         return -EROFS;
     store__enc_t enc = {0};
-    int rc = store__encode(s, batches, n_batches, &enc, res);
+    int rc = store__encode(s, batches, n_batches, false, &enc, res);
     if (rc == 0 && enc.n_rows == 0 && log_position == 0) {
         /* Nothing to write and no position to record: decided here, as store_apply() would. */
         done(arg, 0, res);
