@@ -22,7 +22,7 @@
  *
  * Thread safety: a store_t is shared by every thread. Writes from any thread go through
  * store_apply(), which funnels concurrent batches into one writer thread that commits them
- * together (group commit: one transaction and one fsync for many callers). Reads use a
+ * together (group commit: one transaction and one pair of fsyncs for many callers). Reads use a
  * per-thread store_reader_t. No read ever waits on a write. Reads do wait, briefly, for the two
  * rare events that remap or reshape the environment: a map resize (the map doubles when full)
  * and a catalog change (store_apply_catalog(), store_teardown()). Both wait for open reads to
@@ -30,8 +30,10 @@
  * store_apply_catalog(), store_teardown(), store_gc()) between its own store_read_begin() and
  * store_read_end(): that can deadlock.
  *
- * Durability. Commits go to the data file through the OS page cache; with STORE_SYNC_FULL the
- * writer then fsyncs (once per group) before any caller of that group is acknowledged.
+ * Durability. Commits go to the data file through the OS page cache. With STORE_SYNC_FULL each
+ * group's commit fsyncs its data pages before it writes the meta page that makes them live, and
+ * the writer fsyncs that meta page before any caller of the group is acknowledged (two fsyncs
+ * per group, ordered so that a power loss never leaves a meta page pointing at unwritten pages).
  *   - Process kill (SIGKILL, OOM, crash of fstore): every acknowledged write survives, with
  *     either sync policy, because the committed pages are already in the kernel's page cache.
  *   - Machine crash or power loss: with STORE_SYNC_FULL every acknowledged write survives. With
@@ -192,9 +194,9 @@ typedef void (*store_apply_done_fn)(void *arg, int rc, const store_apply_result_
  * store_apply() without waiting for the commit: the batches are validated and encoded in the
  * caller's thread exactly as store_apply() does, then queued for the writer, and the caller goes
  * on. done(arg, rc, res) is called exactly once when the call is decided: for rc == 0 only after
- * the rows are durable per the sync policy (under sync=full, after the group's fsync). Queued
+ * the rows are durable per the sync policy (under sync=full, after the group's fsyncs). Queued
  * calls join the same group commits as store_apply() calls, so a caller that keeps many calls in
- * flight (a server that does not park a thread per call) lets one fsync cover all of them.
+ * flight (a server that does not park a thread per call) lets one group commit cover them all.
  * done runs on the store's writer thread (or on the calling thread, before this returns, when
  * there is nothing to write); it must be quick and must not call store functions that use the
  * writer (store_apply, store_apply_catalog, store_gc, ...): the writer would wait for itself.

@@ -23,8 +23,10 @@
  *
  * MDB_MAP_FULL never reaches a caller: the transaction is aborted, the map doubled (see
  * store.c), and the whole group replayed from its encoded rows, which the writer still holds.
- * Because commits only ever happen here, the fsync of commit N always precedes transaction N+1,
- * which is what keeps MDB_NOSYNC + explicit sync as safe as LMDB's default sync mode.
+ * Under STORE_SYNC_FULL the environment runs with MDB_NOMETASYNC (see store_open()): each commit
+ * fdatasyncs its data pages before writing the meta page, and the mdb_env_sync() after it makes
+ * that meta page durable before anyone of the group is acknowledged. Because commits only ever
+ * happen here, the fsyncs of commit N also precede transaction N+1.
  */
 
 #define MAX_GROUP_JOBS 1024

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "storage/store_int.h"
 #include "tests/storage/helpers.h"
 
 static char *dir;
@@ -31,6 +32,24 @@ static void teardown(void)
 }
 
 TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, sync_full_lets_lmdb_order_data_before_meta_and_sync_none_never_syncs)
+{
+    /* MDB_NOSYNC under sync=full would flush data and meta pages in one unordered fsync: a power
+     * loss could keep a meta page whose pages were lost. MDB_NOMETASYNC keeps LMDB's own order
+     * (data synced, then meta written) and leaves the meta fsync to the writer. */
+    store_t *s = th_open(dir, 0, STORE_SYNC_FULL);
+    unsigned flags = 0;
+    cr_assert_eq(mdb_env_get_flags(s->env, &flags), 0);
+    cr_assert(flags & MDB_NOMETASYNC, "flags %#x", flags);
+    cr_assert_not(flags & MDB_NOSYNC, "flags %#x", flags);
+    store_close(s);
+
+    s = th_open(dir, 0, STORE_SYNC_NONE);
+    cr_assert_eq(mdb_env_get_flags(s->env, &flags), 0);
+    cr_assert(flags & MDB_NOSYNC, "flags %#x", flags);
+    store_close(s);
+}
 
 Test(store, reopening_keeps_data_catalog_and_position)
 {
