@@ -306,6 +306,11 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
         ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     }
 
+    /* Read before the batch starts: a detached call's reply is sent from the store's writer
+     * thread, and once the batch is started the worker may complete and reuse the slot. */
+    const char *path = c->method->path;
+    int64_t us = s->opts.log_requests ? mono_us() - c->t0_us : 0;
+    size_t req_len = c->req_len;
     c->state = CALL_SENDING;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
@@ -326,9 +331,9 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
         /* Method, code, sizes and time only: bodies carry feature values, and so can error
          * messages ("max: 12.5 > 10"), which go to the client and never to the log. */
         server__log(code == GRPC_STATUS_OK ? SERVER_LOG_INFO : SERVER_LOG_WARN, "call",
-                    "{s:s, s:i, s:I, s:I, s:I}", "method", c->method->path, "code", (int)code, "us",
-                    (json_int_t)(mono_us() - c->t0_us), "request_bytes", (json_int_t)c->req_len,
-                    "response_bytes", (json_int_t)resp_len);
+                    "{s:s, s:i, s:I, s:I, s:I}", "method", path, "code", (int)code, "us",
+                    (json_int_t)us, "request_bytes", (json_int_t)req_len, "response_bytes",
+                    (json_int_t)resp_len);
     }
 }
 

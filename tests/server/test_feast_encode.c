@@ -174,6 +174,41 @@ Test(feast_encode, matches_protobuf_c_packing_byte_for_byte)
     free_cells(f, 2);
 }
 
+Test(feast_encode, every_value_and_timestamp_length_is_copied_exactly)
+{
+    /* Values of 2 to 42 wire bytes and timestamps of every encoded size, across the small-copy
+     * cases of the encoder (under 4, 4 to 7, 8 to 16, longer), decoded back by protobuf-c. */
+    enum { N = 41 };
+    char text[N + 1];
+    server_cell_t f[N];
+    int64_t tss[N];
+    for (size_t i = 0; i < N; i++) {
+        memset(text, 'a' + (int)(i % 26), i);
+        text[i] = '\0';
+        /* Seconds of 0 to 9 varint bytes, with and without nanos. */
+        tss[i] = (i % 2 ? 1 : -1) * (int64_t)((1ull << (6 * (i % 10))) * 1000000ull / 3) +
+                 (int64_t)(i % 3);
+        f[i] = cell_str(text, tss[i]);
+    }
+    server_feast_column_t cols[1] = {{"s", 1, f}};
+    server_feast_response_t r = {.n_rows = N, .n_cols = 1, .cols = cols};
+    Feast__Serving__GetOnlineFeaturesResponse *m = encode(&r);
+    cr_assert_eq(m->n_results, 1);
+    cr_assert_eq(m->results[0]->n_values, N);
+    for (size_t i = 0; i < N; i++) {
+        const Feast__Types__Value *v = m->results[0]->values[i];
+        cr_assert_eq(v->val_case, FEAST__TYPES__VALUE__VAL_STRING_VAL, "row %zu", i);
+        cr_assert_eq(strlen(v->string_val), i, "row %zu", i);
+        for (size_t k = 0; k < i; k++)
+            cr_assert_eq(v->string_val[k], 'a' + (int)(i % 26), "row %zu byte %zu", i, k);
+        const Google__Protobuf__Timestamp *t = m->results[0]->event_timestamps[i];
+        int64_t us = t->seconds * 1000000 + t->nanos / 1000;
+        cr_assert_eq(us, tss[i], "row %zu: %lld vs %lld", i, (long long)us, (long long)tss[i]);
+    }
+    feast__serving__get_online_features_response__free_unpacked(m, NULL);
+    free_cells(f, N);
+}
+
 Test(feast_encode, a_response_without_rows_still_names_its_columns)
 {
     server_feast_column_t cols[1] = {{"trips", 5, NULL}};
