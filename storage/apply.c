@@ -337,17 +337,26 @@ int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool check
     return rc;
 }
 
+/* The first step of store_apply() and store_apply_async(): clears *res, refuses a read-only
+ * store, validates and encodes in the caller's thread. The caller frees *enc in every case. */
+static int apply_encode(store_t *s, const store_batch_t *batches, size_t n_batches,
+                        store_apply_result_t *res, store__enc_t *enc)
+{
+    memset(res, 0, sizeof *res);
+    memset(enc, 0, sizeof *enc);
+    if (s->read_only)
+        return -EROFS;
+    return store__encode(s, batches, n_batches, false, enc, res);
+}
+
 int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint64_t log_position,
                 store_apply_result_t *res)
 {
     store_apply_result_t scratch;
     if (res == NULL)
         res = &scratch;
-    memset(res, 0, sizeof *res);
-    if (s->read_only)
-        return -EROFS;
-    store__enc_t enc = {0};
-    int rc = store__encode(s, batches, n_batches, false, &enc, res);
+    store__enc_t enc;
+    int rc = apply_encode(s, batches, n_batches, res, &enc);
     /* Nothing to write and no position to record: no transaction, no fsync. */
     if (rc == 0 && (enc.n_rows > 0 || log_position > 0))
         rc = store__submit(s, &enc, log_position, false, res);
@@ -362,11 +371,8 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
     store_apply_result_t scratch;
     if (res == NULL)
         res = &scratch;
-    memset(res, 0, sizeof *res);
-    if (s->read_only)
-        return -EROFS;
-    store__enc_t enc = {0};
-    int rc = store__encode(s, batches, n_batches, false, &enc, res);
+    store__enc_t enc;
+    int rc = apply_encode(s, batches, n_batches, res, &enc);
     if (rc == 0 && enc.n_rows == 0 && log_position == 0) {
         /* Nothing to write and no position to record: decided here, as store_apply() would. */
         done(arg, 0, res);
