@@ -79,6 +79,10 @@ typedef struct server_options {
     unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
     bool log_requests;          /* one log line per call (method, status, duration; no values) */
     store_sync_t sync;          /* the store's durability policy */
+    /* Read workers' CPU slice in microseconds (Linux 6.12+ custom slices for normal tasks, 100
+     * to 100000); 0 = the kernel's default. A short slice lets a worker woken by a request
+     * preempt a busy neighbour instead of queueing behind its slice. */
+    unsigned sched_slice_us;
 } server_options_t;
 
 /* Fills *o with the documented defaults (data_dir and catalog_path NULL). */
