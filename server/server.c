@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "clients/c/fstore_client.h"
@@ -467,36 +466,12 @@ static void call_event(server_call_t *c, bool ok)
     }
 }
 
-/* struct sched_attr of sched_setattr(2), which glibc 2.36 does not wrap. */
-struct slice_attr {
-    uint32_t size;
-    uint32_t sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime; /* SCHED_OTHER since Linux 6.12: the task's slice, in ns */
-    uint64_t sched_deadline;
-    uint64_t sched_period;
-};
-
-/* Gives the calling thread a CPU slice of us microseconds (SCHED_OTHER, nice 0). Returns: 0,
- * -errno (EINVAL before Linux 6.12, which has no custom slices for fair tasks). */
-static int set_slice(unsigned us)
-{
-    struct slice_attr a;
-    memset(&a, 0, sizeof a);
-    a.size = sizeof a;
-    a.sched_policy = 0; /* SCHED_OTHER */
-    a.sched_runtime = (uint64_t)us * 1000;
-    return syscall(SYS_sched_setattr, 0, &a, 0) == 0 ? 0 : -errno;
-}
-
 static void *worker_main(void *arg)
 {
     server_worker_t *w = arg;
     unsigned slice = w->srv->opts.sched_slice_us;
     if (slice != 0 && w->pool == SERVER_POOL_READ) {
-        int rc = set_slice(slice);
+        int rc = fstore_sched_slice(slice);
         if (rc < 0 && w->index == 0)
             server__log(SERVER_LOG_WARN, "sched_slice_unsupported", "{s:i, s:s}", "slice_us",
                         (int)slice, "error", strerror(-rc));

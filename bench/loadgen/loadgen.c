@@ -18,6 +18,8 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "clients/c/fstore_client.h"
+
 #define NS_PER_S 1000000000ull
 #define POLL_NS (100ull * 1000 * 1000) /* longest completion-queue wait between checks */
 
@@ -224,9 +226,18 @@ static bool closed_should_continue(const group_t *g, uint64_t now)
     return now < g->t_end;
 }
 
+/* A generator thread's scheduling: the slice asked for (its lateness is the run's, see
+ * --sched-slice-us); a refusal is not an error, the run goes on at the kernel's default. */
+static void thread_setup(const lg_config_t *cfg)
+{
+    if (cfg->sched_slice_us != 0)
+        (void)fstore_sched_slice(cfg->sched_slice_us);
+}
+
 static void *closed_loop(void *arg)
 {
     group_t *g = arg;
+    thread_setup(g->cfg);
     size_t outstanding = 0;
     /* Starting before t_start would make the first calls of a run without warm-up unmeasured. */
     sleep_until(g->t_start);
@@ -261,6 +272,7 @@ static void *closed_loop(void *arg)
 static void *open_poller(void *arg)
 {
     group_t *g = arg;
+    thread_setup(g->cfg);
     for (;;) {
         pthread_mutex_lock(&g->mu);
         bool done = g->sender_done && g->outstanding == 0;
@@ -286,6 +298,7 @@ static void *open_poller(void *arg)
 static void *open_sender(void *arg)
 {
     group_t *g = arg;
+    thread_setup(g->cfg);
     /* The default 50 us timer slack would be added to every send; ask for the tightest wake-up
      * the kernel gives (the lag that remains is reported as send_lag). */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);

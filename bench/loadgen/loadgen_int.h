@@ -53,7 +53,8 @@ typedef struct lg_config {
     size_t rows_per_call;
     lg_check_fn check; /* NULL: no response check */
     void *check_ctx;
-    unsigned check_every; /* check one response in this many (0 or 1 = every one) */
+    unsigned check_every;    /* check one response in this many (0 or 1 = every one) */
+    unsigned sched_slice_us; /* > 0: the generator's threads ask for this CPU slice */
     bool verbose;
 } lg_config_t;
 

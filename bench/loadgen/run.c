@@ -85,7 +85,9 @@ static void usage(FILE *f)
         "  -d, --duration S      measured seconds (default 10)\n"
         "  -n, --calls N         measured calls instead of a duration\n"
         "  -w, --warmup S        seconds of unmeasured load first (default 1)\n"
-        "      --timeout S       per-call deadline (default 10)\n\n"
+        "      --timeout S       per-call deadline (default 10)\n"
+        "      --sched-slice-us N  the generator's threads ask Linux 6.12+ for an N us CPU\n"
+        "                        slice, as fstore serve --sched-slice-us (default 0: kernel's)\n\n"
         "Requests:\n"
         "      --method PATH     the gRPC method (each scenario has a default)\n"
         "      --data-file F, --data-hex HEX   raw: the serialized request\n"
@@ -360,6 +362,7 @@ static int parse(int argc, char **argv, opts_t *o)
         O_LABEL,
         O_TIMEOUT,
         O_MAX_OUT,
+        O_SLICE,
         O_VIEW_INDEX,
         O_SEQUENTIAL,
         O_CHECK_EVERY,
@@ -398,6 +401,7 @@ static int parse(int argc, char **argv, opts_t *o)
         {"label", required_argument, NULL, O_LABEL},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"max-outstanding", required_argument, NULL, O_MAX_OUT},
+        {"sched-slice-us", required_argument, NULL, O_SLICE},
         {"connections", required_argument, NULL, 'c'},
         {"inflight", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
@@ -520,6 +524,9 @@ static int parse(int argc, char **argv, opts_t *o)
             break;
         case O_MAX_OUT:
             o->lg.max_outstanding = strtoul(optarg, NULL, 10);
+            break;
+        case O_SLICE:
+            o->lg.sched_slice_us = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'c':
             o->lg.connections = strtoul(optarg, NULL, 10);

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clients/c/fstore_client.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -59,6 +61,30 @@ bool fstore_grpc_init(void)
     pthread_once(&detection_once, switch_detection_off);
     grpc_init();
     return atomic_load(&detection_off);
+}
+
+/* struct sched_attr of sched_setattr(2), which glibc 2.36 does not wrap. */
+struct slice_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime; /* SCHED_OTHER since Linux 6.12: the task's slice, in ns */
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
+
+int fstore_sched_slice(unsigned us)
+{
+    if (us < 100 || us > 100000)
+        return -EINVAL;
+    struct slice_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.sched_policy = 0; /* SCHED_OTHER */
+    a.sched_runtime = (uint64_t)us * 1000;
+    return syscall(SYS_sched_setattr, 0, &a, 0) == 0 ? 0 : -errno;
 }
 
 int fstore_client_connect(const char *target, fstore_client_t **out)

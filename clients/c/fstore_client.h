@@ -40,6 +40,15 @@
  */
 bool fstore_grpc_init(void);
 
+/*
+ * Gives the calling thread a CPU slice of us microseconds (100 to 100000) as a normal
+ * (SCHED_OTHER, nice 0) task: Linux 6.12+ lets a task with a short slice preempt one with a
+ * longer slice when it wakes up, so a thread woken by a request or a reply runs at once instead of
+ * waiting up to the default slice (1.4 ms on two CPUs). The server's read workers and the
+ * benchmark's threads use it. Returns: 0; -EINVAL (older kernels, or us out of range), -EPERM.
+ */
+int fstore_sched_slice(unsigned us);
+
 typedef struct fstore_client fstore_client_t;
 
 /* The outcome of a call: a grpc_status_code (0 = OK) and the server's message. */
