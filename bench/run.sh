@@ -23,6 +23,9 @@ usage: bench/run.sh [--quick] [--json] [flags]
   --duration S       measured seconds per scenario (default 10)
   --warmup S         warm-up seconds per scenario (default 2)
   --workers N        fstore serve --workers (default: the server's default)
+  --sched-slice-us N the CPU slice the server's read workers and the open-loop generator ask
+                     for (fstore serve --sched-slice-us; Linux 6.12+); 0 = the kernel's
+                     default (default 100)
   --work DIR         scratch directory (default build/release/bench-run); the data is removed
                      at the end unless --keep
   --keep             keep the data directory and CSVs
@@ -34,7 +37,7 @@ USAGE
 
 ORIG_ARGS="$*"
 QUICK=0 JSON=0 ENTITIES=1000000 EXTRA=100000 CONNS=4 INFLIGHT=8 DURATION=10 WARMUP=2
-WORKERS="" KEEP=0 BUILD=1 WORK="" WAIT_QUIET=0
+WORKERS="" KEEP=0 BUILD=1 WORK="" WAIT_QUIET=0 SLICE=100
 ENTITIES_SET=0 EXTRA_SET=0 DURATION_SET=0 WARMUP_SET=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; DURATION_SET=1; shift ;;
     --warmup) WARMUP=$2; WARMUP_SET=1; shift ;;
     --workers) WORKERS=$2; shift ;;
+    --sched-slice-us) SLICE=$2; shift ;;
     --work) WORK=$2; shift ;;
     --keep) KEEP=1 ;;
     --no-build) BUILD=0 ;;
@@ -246,6 +250,7 @@ PORT=$(free_port)
 TARGET=127.0.0.1:$PORT
 serve_args=(--listen "$TARGET" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data")
 [ -z "$WORKERS" ] || serve_args+=(--workers "$WORKERS")
+[ "$SLICE" = 0 ] || serve_args+=(--sched-slice-us "$SLICE")
 "$FSTORE" serve "${serve_args[@]}" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 wait_healthy "$TARGET" "$WORK/server.log"
@@ -263,6 +268,9 @@ half_rate() { "$PY" -c 'import sys; print(max(1.0, float(sys.argv[1]) / 2))' "$(
 
 LOADARGS=(-c "$CONNS" -m "$INFLIGHT" -d "$DURATION" -w "$WARMUP")
 OPENARGS=(-c "$CONNS" -t 1 -d "$DURATION" -w "$WARMUP")
+# Latency rows: the generator's threads take the same short CPU slice as the server's read
+# workers, so a reply or a due send is not kept waiting behind a busy thread's slice.
+[ "$SLICE" = 0 ] || OPENARGS+=(--sched-slice-us "$SLICE")
 # One response in 16 is decoded and checked (every status PRESENT): enough to catch a wrong
 # setup, cheap enough not to take CPU from the server. Errors are always all counted.
 GET50=(--scenario get --views 5 --features-per-view 10 --keys "$ENTITIES" --check-every 16)
@@ -351,7 +359,7 @@ fi
 BUSY_END=$(machine_busy)
 MACHINE="$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 export OTHER_CPU MACHINE LOAD_START LOAD_END BUSY_START BUSY_END INGEST_ROWS INGEST_RATE INGEST_NOTE VMRSS RSSFILE RSSANON \
-  RSSSHMEM PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE \
+  RSSSHMEM PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE SLICE \
   CMDLINE="bench/run.sh $ORIG_ARGS"
 "$PY" - "$RES/facts.json" <<'PYEOF'
 import json, os, sys
@@ -365,8 +373,10 @@ facts = {
     "dataset": "25 views x 10 features (INT64/DOUBLE); v0..v4: %s entities, v5..v24: %s" % (
         e["ENTITIES"], e["EXTRA"]),
     "concurrency": "closed loop %s connections x %s in flight (= Redis -c %s); %s s measured "
-                   "after %s s warm-up; open loop at half the closed-loop maximum" % (
-        e["CONNS"], e["INFLIGHT"], e["CONC"], e["DURATION"], e["WARMUP"]),
+                   "after %s s warm-up; open loop at half the closed-loop maximum; %s" % (
+        e["CONNS"], e["INFLIGHT"], e["CONC"], e["DURATION"], e["WARMUP"],
+        "CPU slice of the server's read workers and the open-loop generator: %s us" % e["SLICE"]
+        if e["SLICE"] != "0" else "kernel's default CPU slice"),
     "ingest_rows_per_s": float(e["INGEST_RATE"]) if e["INGEST_RATE"] else None,
     "ingest_note": e["INGEST_NOTE"],
     "rss": {"vmrss_kb": int(e["VMRSS"] or 0), "rssfile_kb": int(e["RSSFILE"] or 0),
