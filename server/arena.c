@@ -93,6 +93,13 @@ void *server__arena_calloc(server_arena_t *a, size_t n, size_t size)
     return p;
 }
 
+void *server__arena_array(server_arena_t *a, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    return server__arena_alloc(a, n * size);
+}
+
 char *server__arena_strndup(server_arena_t *a, const char *s, size_t len)
 {
     char *p = server__arena_alloc(a, len + 1);

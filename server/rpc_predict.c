@@ -399,7 +399,7 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     }
 
     server_cell_t *cells =
-        server__arena_calloc(a, n_out * n_rows == 0 ? 1 : n_out * n_rows, sizeof *cells);
+        server__arena_array(a, n_out * n_rows == 0 ? 1 : n_out * n_rows, sizeof *cells);
     Tensorflow__TensorProto *tensors =
         server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
     if (cells == NULL || tensors == NULL)

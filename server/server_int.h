@@ -34,6 +34,8 @@ void server__arena_init(server_arena_t *a, size_t first_size);
 void *server__arena_alloc(server_arena_t *a, size_t n);
 /* As server__arena_alloc, zeroed, for n * size bytes (NULL on overflow). */
 void *server__arena_calloc(server_arena_t *a, size_t n, size_t size);
+/* As server__arena_calloc, not zeroed: for arrays the caller fills completely. */
+void *server__arena_array(server_arena_t *a, size_t n, size_t size);
 /* Copies len bytes and a NUL. Returns: the copy, or NULL. */
 char *server__arena_strndup(server_arena_t *a, const char *s, size_t len);
 /* Forgets every allocation. Keeps one chunk sized for what the last use needed, or none when
@@ -377,7 +379,8 @@ typedef struct server_cell {
 
 /*
  * Reads refs (resolved against one catalog snapshot) for every entity row of ents into
- * cells[ref * ents->n_rows + row]. Each distinct view is looked up once per row; its join keys are
+ * cells[ref * ents->n_rows + row], every one of them on success (cells need not be zeroed).
+ * Each distinct view is looked up once per row; its join keys are
  * taken from the entity columns by name (extra columns are ignored). The caller brackets the
  * call with store_read_begin()/store_read_end() on r, so a request sees one snapshot, and
  * encodes the cells before ending the read.

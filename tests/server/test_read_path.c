@@ -123,11 +123,21 @@ Test(read_path, every_status_comes_back_per_cell)
                               {.type = CATALOG_DTYPE_INT64, .u.i64 = 3}};
     server_columns_t ents = drivers(ids, 3);
     server_cell_t cells[9];
+    /* Callers hand over unzeroed cells: every field of every cell must be written. */
+    memset(cells, 0xa5, sizeof cells);
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
     int rc = server__read_features(reader, &arena, refs, 3, &ents, store_now_us(), cells, err,
                                    sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
+    for (size_t i = 0; i < 9; i++) {
+        cr_assert_leq(cells[i].status, STORE_STATUS_OUTSIDE_MAX_AGE, "cell %zu", i);
+        if (cells[i].status != STORE_STATUS_PRESENT &&
+            cells[i].status != STORE_STATUS_OUTSIDE_MAX_AGE)
+            cr_assert_eq(cells[i].len, 0, "cell %zu", i);
+    }
+    cr_assert_eq(cells[5].status, STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(cells[5].event_ts_us, 0);
     /* fv:a: present for 1, null for 2 (row exists without a), not found for 3. */
     cr_assert_eq(cells[0].status, STORE_STATUS_PRESENT);
     cr_assert_eq(decode_i64(&cells[0]), 10);
