@@ -350,7 +350,7 @@ int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint
     int rc = store__encode(s, batches, n_batches, false, &enc, res);
     /* Nothing to write and no position to record: no transaction, no fsync. */
     if (rc == 0 && (enc.n_rows > 0 || log_position > 0))
-        rc = store__submit(s, &enc, log_position, false, res);
+        rc = store__submit(s, &enc, log_position, res);
     store__enc_free(&enc);
     return rc;
 }
@@ -358,9 +358,16 @@ int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint
 /* ------------------------------------------------------------------------------------------ */
 /* Bulk loads                                                                                  */
 
+/*
+ * Each store_bulk_add() call becomes one part, sorted and folded into records here, in the
+ * caller's thread, and streamed into the writer's open transaction while the caller goes on
+ * producing rows: the writer's share of a load is then little more than copying records into
+ * pages, and it overlaps the caller's work instead of following it.
+ */
 struct store_bulk {
     store_t *s;
-    store__enc_t enc;
+    store__stream_t *st; /* NULL once committed */
+    size_t n_rows;
 };
 
 int store_bulk_begin(store_t *s, store_bulk_t **out)
@@ -370,30 +377,24 @@ int store_bulk_begin(store_t *s, store_bulk_t **out)
     store_bulk_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return -ENOMEM;
+    int rc = store__stream_begin(s, &b->st);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
     b->s = s;
     *out = b;
     return 0;
 }
 
-int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
-                   store_apply_result_t *res)
+void store__part_free(store__part_t *p)
 {
-    if (res != NULL)
-        memset(res, 0, sizeof *res);
-    return store__encode(b->s, batches, n_batches, false, &b->enc, res);
-}
-
-int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
-                           store_apply_result_t *res)
-{
-    if (res != NULL)
-        memset(res, 0, sizeof *res);
-    return store__encode(b->s, batches, n_batches, true, &b->enc, res);
-}
-
-size_t store_bulk_rows(const store_bulk_t *b)
-{
-    return b->enc.n_rows;
+    if (p == NULL)
+        return;
+    store__enc_free(&p->enc);
+    free(p->groups);
+    store__buf_free(&p->recs);
+    free(p);
 }
 
 static int cmp_rows(const void *pa, const void *pb, void *arg)
@@ -413,18 +414,57 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
+/* Folds one group's rows, in input order, into the record they make for an absent key: the
+ * same rules as the writer's row-by-row path (deletes drop what came before, an older event
+ * is stale, a tie goes to the later row). Returns: 0, -EIO, -E2BIG, -ENOMEM. */
+static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, store__buf_t *b)
 {
-    store_apply_result_t scratch;
-    if (res == NULL)
-        res = &scratch;
-    memset(res, 0, sizeof *res);
-    store__enc_t *enc = &b->enc;
+    const store__enc_t *enc = &p->enc;
+    bool have = false;
+    for (uint32_t x = g->first; x < g->first + g->n; x++) {
+        const store__row_t *r = &enc->rows[enc->order[x]];
+        if (r->op == STORE_OP_DELETE) {
+            have = false;
+            continue;
+        }
+        store__rec_t old;
+        if (have) {
+            if (store__rec_parse(a->data, a->len, &old) < 0)
+                return -EIO;
+            if (r->event_ts_us < old.event_ts_us) {
+                g->stale++;
+                continue;
+            }
+        }
+        /* The write time is the commit's: the writer fills it in. */
+        int rc = store__rec_merge(have ? &old : NULL, r, enc->arena.data, 0, b);
+        if (rc < 0)
+            return rc;
+        store__buf_t t = *a;
+        *a = *b;
+        *b = t;
+        have = true;
+        g->written++;
+    }
+    g->rec_off = p->recs.len;
+    g->rec_len = 0;
+    if (!have)
+        return 0;
+    if (a->len > UINT32_MAX)
+        return -E2BIG;
+    g->rec_len = (uint32_t)a->len;
+    return store__buf_append(&p->recs, a->data, a->len);
+}
+
+/* Sorts a part's rows and folds them into groups. Returns: 0, -E2BIG, -ENOMEM, -EIO. */
+static int build_part(store__part_t *p)
+{
+    store__enc_t *enc = &p->enc;
     if (enc->n_rows > UINT32_MAX)
         return -E2BIG;
-    free(enc->order);
     enc->order = malloc((enc->n_rows + 1) * sizeof *enc->order);
-    if (enc->order == NULL)
+    p->groups = malloc((enc->n_rows + 1) * sizeof *p->groups);
+    if (enc->order == NULL || p->groups == NULL)
         return -ENOMEM;
     bool sorted = true;
     for (size_t i = 0; i < enc->n_rows; i++) {
@@ -436,13 +476,91 @@ int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
      * n log n sort. The order is total (seq breaks ties), so skipping it changes nothing. */
     if (!sorted)
         qsort_r(enc->order, enc->n_rows, sizeof *enc->order, cmp_rows, enc);
-    return store__submit(b->s, enc, 0, true, res);
+    store__buf_t a = {0}, b = {0};
+    int rc = 0;
+    const uint8_t *arena = enc->arena.data;
+    for (size_t i = 0; i < enc->n_rows && rc == 0;) {
+        const store__row_t *first = &enc->rows[enc->order[i]];
+        size_t j = i + 1;
+        while (j < enc->n_rows) {
+            const store__row_t *r = &enc->rows[enc->order[j]];
+            if (r->view != first->view || r->key_len != first->key_len ||
+                memcmp(arena + r->key_off, arena + first->key_off, r->key_len) != 0)
+                break;
+            j++;
+        }
+        store__group_t *g = &p->groups[p->n_groups++];
+        memset(g, 0, sizeof *g);
+        g->first = (uint32_t)i;
+        g->n = (uint32_t)(j - i);
+        rc = fold_group(p, g, &a, &b);
+        i = j;
+    }
+    store__buf_free(&a);
+    store__buf_free(&b);
+    return rc;
+}
+
+static int bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches, bool checked,
+                    store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    if (b->st == NULL)
+        return -EINVAL; /* committed already */
+    store__part_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    int rc = store__encode(b->s, batches, n_batches, checked, &p->enc, res);
+    if (rc == 0 && p->enc.n_rows > 0)
+        rc = build_part(p);
+    if (rc < 0 || p->enc.n_rows == 0) {
+        store__part_free(p);
+        return rc;
+    }
+    size_t n = p->enc.n_rows;
+    rc = store__stream_push(b->st, p, res);
+    if (rc == 0)
+        b->n_rows += n;
+    return rc;
+}
+
+int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                   store_apply_result_t *res)
+{
+    return bulk_add(b, batches, n_batches, false, res);
+}
+
+int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                           store_apply_result_t *res)
+{
+    return bulk_add(b, batches, n_batches, true, res);
+}
+
+size_t store_bulk_rows(const store_bulk_t *b)
+{
+    return b->n_rows;
+}
+
+int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    if (b->st == NULL)
+        return -EINVAL;
+    int rc = store__stream_end(b->st, true, res);
+    b->st = NULL;
+    return rc;
 }
 
 void store_bulk_free(store_bulk_t *b)
 {
     if (b == NULL)
         return;
-    store__enc_free(&b->enc);
+    store__stream_end(b->st, false, NULL);
     free(b);
 }

@@ -111,8 +111,31 @@ typedef struct store__enc {
     store__row_t *rows;
     size_t n_rows, cap_rows;
     store__buf_t arena;
-    uint32_t *order; /* bulk: rows sorted by (view, key, seq); NULL = input order */
+    uint32_t *order; /* bulk parts: rows sorted by (view, key, seq); NULL = input order */
 } store__enc_t;
+
+/*
+ * One store_bulk_add() call's rows, ready for the writer: built in the caller's thread, then
+ * streamed into the bulk load's open transaction. The rows are sorted by (view, key, input
+ * order) and cut into groups of one (view, key) each; every group's rows are folded (last write
+ * wins, deletes, stale rows) into the record they make for a key the database does not hold,
+ * so the writer only copies that record in (MDB_APPEND). For a key the database may hold the
+ * writer replays the group's rows over the stored record instead, exactly as store_apply().
+ */
+typedef struct store__group {
+    uint32_t first, n;       /* rows enc.order[first .. first + n) */
+    uint32_t written, stale; /* the fold's counts, as store_bulk_commit() reports them */
+    size_t rec_off;          /* the folded record in store__part_t.recs */
+    uint32_t rec_len;        /* 0: the group ends with a delete, nothing to store */
+} store__group_t;
+
+typedef struct store__part {
+    struct store__part *next;
+    store__enc_t enc; /* enc.order: rows sorted by (view, key, seq) */
+    store__group_t *groups;
+    size_t n_groups;
+    store__buf_t recs; /* folded records; the writer fills in their write time */
+} store__part_t;
 
 /* Validates and encodes batches, appending to enc; on failure enc is left as it was. checked:
  * the caller vouches for the catalog rules (store_bulk_add_checked()); types, keys, views and
@@ -196,9 +219,25 @@ int store__errno(int rc);
  * Returns: fn's result, or a commit/sync error. */
 int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
                void (*after)(store_t *s, int rc, void *arg));
+/*
+ * Bulk streams: one write transaction on the writer thread that takes parts while the caller
+ * produces them, and commits or aborts when told. The writer keeps every part until the end, to
+ * replay the transaction from the start when the map has to grow.
+ * store__stream_begin() queues nothing yet: the transaction opens with the first part.
+ * Returns: 0, -ENOMEM, -EROFS. Ownership: *out is ended with store__stream_end().
+ */
+typedef struct store__stream store__stream_t;
+int store__stream_begin(store_t *s, store__stream_t **out);
+/* Hands p to the writer (in push order). Returns: 0; or the error that already failed the
+ * transaction (res->error says more when not empty), -ESHUTDOWN. Ownership: p is taken, always. */
+int store__stream_push(store__stream_t *st, store__part_t *p, store_apply_result_t *res);
+/* Commits (commit) or aborts the stream and waits for the writer; frees st (accepts NULL).
+ * Returns: as store_bulk_commit(); 0 for an abort. res may be NULL. */
+int store__stream_end(store__stream_t *st, bool commit, store_apply_result_t *res);
+void store__part_free(store__part_t *p);
+
 /* Hands an encoded set of rows to the writer and waits. Returns: as store_apply(). */
-int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bulk,
-                  store_apply_result_t *res);
+int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, store_apply_result_t *res);
 int store__writer_start(store_t *s);
 void store__writer_stop(store_t *s);
 

@@ -344,3 +344,88 @@ Test(apply, a_broken_checked_promise_is_caught_in_debug_builds)
     store_bulk_free(b);
 }
 #endif
+
+/* One add of n rows: ids base + r * step, conv_rate 0.5, event time ts. */
+static int add_rows(store_bulk_t *b, int64_t base, int64_t step, size_t n, int64_t ts,
+                    store_apply_result_t *res)
+{
+    static catalog_value_t ids[1000], vals[1000];
+    static int64_t tss[1000];
+    cr_assert_leq(n, 1000);
+    for (size_t r = 0; r < n; r++) {
+        ids[r] = th_i64(base + (int64_t)r * step);
+        vals[r] = th_f32(0.5f);
+        tss[r] = ts;
+    }
+    const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = n,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = cols,
+                           .event_ts_us = tss};
+    return store_bulk_add(b, &batch, 1, res);
+}
+
+Test(apply, a_bulk_streamed_in_many_adds_then_freed_leaves_the_store_exactly_as_before)
+{
+    cr_assert_eq(th_put(s, fv, 1, 1, th_i64(5), 100), 0);
+    store_stats_t st0;
+    cr_assert_eq(store_stat(s, &st0), 0);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    store_apply_result_t res;
+    /* Forty adds, streamed into the open transaction one by one; entity 1 gets a newer row. */
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(add_rows(b, i * 500, 1, 500, 200, &res), 0, "%s", res.error);
+    cr_assert_eq(store_bulk_rows(b), 20000);
+    /* A reader meanwhile sees nothing of it. */
+    cr_assert_eq(th_rows(s, fv), 1);
+    store_bulk_free(b); /* a late bad row: the caller gives up */
+    cr_assert_eq(th_rows(s, fv), 1);
+    catalog_value_t out;
+    int64_t t;
+    cr_assert_eq(th_get(s, fv, 1, 1, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 5);
+    cr_assert_eq(t, 100);
+    cr_assert_eq(th_get(s, fv, 1, 0, 200, &out, NULL), STORE_STATUS_NULL_VALUE);
+    store_stats_t st;
+    cr_assert_eq(store_stat(s, &st), 0);
+    cr_assert_eq(st.commits, st0.commits, "an aborted bulk must not commit");
+    /* The writer is free again. */
+    cr_assert_eq(th_put(s, fv, 2, 1, th_i64(6), 100), 0);
+    cr_assert_eq(th_rows(s, fv), 2);
+}
+
+Test(apply, a_bulk_appends_keys_past_the_stored_ones_and_merges_the_others_in_input_order)
+{
+    cr_assert_eq(th_put(s, fv, 10, 1, th_i64(1), 100), 0);
+    cr_assert_eq(th_put(s, fv, 20, 1, th_i64(2), 100), 0);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    store_apply_result_t res;
+    /* 0, 5, ..., 45: 10 and 20 merge with what is stored, 25.. are appended. */
+    cr_assert_eq(add_rows(b, 0, 5, 10, 200, &res), 0, "%s", res.error);
+    /* A later add going back below the tail (12, 22, 32: 32 lands between appended keys), and
+     * one rewriting 45 with an older event (stale) and 50 past the tail. */
+    cr_assert_eq(add_rows(b, 12, 10, 3, 200, &res), 0, "%s", res.error);
+    cr_assert_eq(add_rows(b, 45, 5, 2, 150, &res), 0, "%s", res.error);
+    cr_assert_eq(store_bulk_commit(b, &res), 0, "%s", res.error);
+    store_bulk_free(b);
+    cr_assert_eq(res.written, 14);
+    cr_assert_eq(res.stale, 1);
+    cr_assert_eq(th_rows(s, fv), 14);
+    catalog_value_t out;
+    int64_t t;
+    cr_assert_eq(th_get(s, fv, 20, 1, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 2, "the bulk row must merge, not replace");
+    cr_assert_eq(t, 200);
+    cr_assert_eq(th_get(s, fv, 20, 0, 200, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(th_get(s, fv, 32, 0, 200, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(th_get(s, fv, 45, 0, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(t, 200, "the older row for 45 is stale");
+    cr_assert_eq(th_get(s, fv, 50, 0, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(t, 150);
+}
