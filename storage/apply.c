@@ -420,6 +420,21 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
 static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, store__buf_t *b)
 {
     const store__enc_t *enc = &p->enc;
+    g->rec_off = p->recs.len;
+    if (g->n == 1) {
+        /* Most groups: one row, built straight into place. */
+        const store__row_t *r = &enc->rows[enc->order[g->first]];
+        if (r->op == STORE_OP_DELETE)
+            return 0;
+        int rc = store__rec_build(r, enc->arena.data, 0, &p->recs);
+        if (rc < 0)
+            return rc;
+        if (p->recs.len - g->rec_off > UINT32_MAX)
+            return -E2BIG;
+        g->written = 1;
+        g->rec_len = (uint32_t)(p->recs.len - g->rec_off);
+        return 0;
+    }
     bool have = false;
     for (uint32_t x = g->first; x < g->first + g->n; x++) {
         const store__row_t *r = &enc->rows[enc->order[x]];

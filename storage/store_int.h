@@ -172,6 +172,11 @@ int store__rec_slot(const store__rec_t *r, uint32_t slot, const uint8_t **p, siz
 int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uint8_t *arena,
                      int64_t created_ts_us, store__buf_t *out);
 
+/* store__rec_merge(NULL, ...), appended to out (after out->len) rather than replacing it.
+ * Returns: 0, -E2BIG, -ENOMEM. */
+int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t created_ts_us,
+                     store__buf_t *out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* The store and its writer                                                                    */
 
