@@ -392,6 +392,7 @@ void store__part_free(store__part_t *p)
     if (p == NULL)
         return;
     store__enc_free(&p->enc);
+    free(p->views);
     free(p->groups);
     store__buf_free(&p->recs);
     free(p);
@@ -420,13 +421,19 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
 static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, store__buf_t *b)
 {
     const store__enc_t *enc = &p->enc;
+    const store__row_t *first = &enc->rows[enc->order[g->first]];
+    g->view = first->view;
+    g->key_len = first->key_len;
+    g->key_off = p->recs.len;
+    int rc = store__buf_append(&p->recs, enc->arena.data + first->key_off, first->key_len);
+    if (rc < 0)
+        return rc;
     g->rec_off = p->recs.len;
     if (g->n == 1) {
         /* Most groups: one row, built straight into place. */
-        const store__row_t *r = &enc->rows[enc->order[g->first]];
-        if (r->op == STORE_OP_DELETE)
+        if (first->op == STORE_OP_DELETE)
             return 0;
-        int rc = store__rec_build(r, enc->arena.data, 0, &p->recs);
+        rc = store__rec_build(first, enc->arena.data, 0, &p->recs);
         if (rc < 0)
             return rc;
         if (p->recs.len - g->rec_off > UINT32_MAX)
@@ -452,7 +459,7 @@ static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, stor
             }
         }
         /* The write time is the commit's: the writer fills it in. */
-        int rc = store__rec_merge(have ? &old : NULL, r, enc->arena.data, 0, b);
+        rc = store__rec_merge(have ? &old : NULL, r, enc->arena.data, 0, b);
         if (rc < 0)
             return rc;
         store__buf_t t = *a;
@@ -461,7 +468,6 @@ static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, stor
         have = true;
         g->written++;
     }
-    g->rec_off = p->recs.len;
     g->rec_len = 0;
     if (!have)
         return 0;
@@ -477,9 +483,12 @@ static int build_part(store__part_t *p)
     store__enc_t *enc = &p->enc;
     if (enc->n_rows > UINT32_MAX)
         return -E2BIG;
-    enc->order = malloc((enc->n_rows + 1) * sizeof *enc->order);
+    uint32_t *order = realloc(enc->order, (enc->n_rows + 1) * sizeof *enc->order);
+    if (order == NULL)
+        return -ENOMEM;
+    enc->order = order;
     p->groups = malloc((enc->n_rows + 1) * sizeof *p->groups);
-    if (enc->order == NULL || p->groups == NULL)
+    if (p->groups == NULL)
         return -ENOMEM;
     bool sorted = true;
     for (size_t i = 0; i < enc->n_rows; i++) {
@@ -513,6 +522,10 @@ static int build_part(store__part_t *p)
     }
     store__buf_free(&a);
     store__buf_free(&b);
+    p->views = enc->views;
+    p->n_views = enc->n_views;
+    enc->views = NULL;
+    enc->n_views = enc->cap_views = 0;
     return rc;
 }
 
@@ -528,6 +541,7 @@ static int bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batc
     store__part_t *p = calloc(1, sizeof *p);
     if (p == NULL)
         return -ENOMEM;
+    store__stream_take_spare(b->st, &p->enc);
     int rc = store__encode(b->s, batches, n_batches, checked, &p->enc, res);
     if (rc == 0 && p->enc.n_rows > 0)
         rc = build_part(p);

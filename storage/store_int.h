@@ -125,16 +125,23 @@ typedef struct store__enc {
 typedef struct store__group {
     uint32_t first, n;       /* rows enc.order[first .. first + n) */
     uint32_t written, stale; /* the fold's counts, as store_bulk_commit() reports them */
-    size_t rec_off;          /* the folded record in store__part_t.recs */
-    uint32_t rec_len;        /* 0: the group ends with a delete, nothing to store */
+    uint32_t view;           /* index into store__part_t.views */
+    uint32_t key_len;
+    size_t key_off;   /* the entity key in store__part_t.recs */
+    size_t rec_off;   /* the folded record in store__part_t.recs */
+    uint32_t rec_len; /* 0: the group ends with a delete, nothing to store */
 } store__group_t;
 
 typedef struct store__part {
     struct store__part *next;
-    store__enc_t enc; /* enc.order: rows sorted by (view, key, seq) */
+    store__enc_t enc; /* enc.order: rows sorted by (view, key, seq). Needed only by groups that
+                         take the row-by-row path: when none did, the writer hands enc back
+                         for the next part (store__stream_take_spare()) and zeroes it here. */
+    store__enc_view_t *views; /* taken over from enc */
+    size_t n_views;
     store__group_t *groups;
     size_t n_groups;
-    store__buf_t recs; /* folded records; the writer fills in their write time */
+    store__buf_t recs; /* each group's key and folded record; the writer fills in write times */
 } store__part_t;
 
 /* Validates and encodes batches, appending to enc; on failure enc is left as it was. checked:
@@ -236,6 +243,10 @@ int store__stream_begin(store_t *s, store__stream_t **out);
 /* Hands p to the writer (in push order). Returns: 0; or the error that already failed the
  * transaction (res->error says more when not empty), -ESHUTDOWN. Ownership: p is taken, always. */
 int store__stream_push(store__stream_t *st, store__part_t *p, store_apply_result_t *res);
+/* Moves into *enc (empty) the buffers of a part the writer is done with, emptied but with their
+ * capacity, so the next part's encoding does not fault in fresh memory. Returns: true when there
+ * was one. */
+bool store__stream_take_spare(store__stream_t *st, store__enc_t *enc);
 /* Commits (commit) or aborts the stream and waits for the writer; frees st (accepts NULL).
  * Returns: as store_bulk_commit(); 0 for an abort. res may be NULL. */
 int store__stream_end(store__stream_t *st, bool commit, store_apply_result_t *res);

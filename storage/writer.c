@@ -330,6 +330,8 @@ struct store__stream {
     int rc; /* a failure that ended the transaction early (sticky) */
     char error[320];
     char bad_field[CATALOG_MAX_NAME];
+    store__enc_t spare[2]; /* see store__stream_take_spare() */
+    int n_spare;
 };
 
 typedef struct stream_view {
@@ -421,18 +423,31 @@ static int stream_fail(store__stream_t *st, int rc, const store__enc_view_t *v)
 }
 
 /* Applies one part inside the stream's transaction. Returns: 0, RETRY, or a negative errno. */
+/* Hands a part's encoded rows back for reuse: every group was appended from its record, and a
+ * replay, starting from the same state, would append them again. */
+static void release_rows(store__stream_t *st, store__part_t *p)
+{
+    pthread_mutex_lock(&st->mu);
+    if (st->n_spare < (int)(sizeof st->spare / sizeof st->spare[0])) {
+        st->spare[st->n_spare++] = p->enc;
+        memset(&p->enc, 0, sizeof p->enc);
+    }
+    pthread_mutex_unlock(&st->mu);
+    store__enc_free(&p->enc);
+}
+
+/* Applies one part inside the stream's transaction. Returns: 0, RETRY, or a negative errno. */
 static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__part_t *p)
 {
-    store__enc_t *enc = &p->enc;
-    if (t->cap_map < enc->n_views) {
-        uint32_t *m = realloc(t->map, enc->n_views * sizeof *m);
+    if (t->cap_map < p->n_views) {
+        uint32_t *m = realloc(t->map, p->n_views * sizeof *m);
         if (m == NULL)
             return -ENOMEM;
         t->map = m;
-        t->cap_map = enc->n_views;
+        t->cap_map = p->n_views;
     }
-    for (size_t i = 0; i < enc->n_views; i++) {
-        const store__enc_view_t *ev = &enc->views[i];
+    for (size_t i = 0; i < p->n_views; i++) {
+        const store__enc_view_t *ev = &p->views[i];
         const store__view_t *e = store__views_find(s->views, ev->name, ev->version);
         if (e == NULL || e->gen != ev->gen)
             return stream_fail(st, -ENOENT, ev);
@@ -440,15 +455,15 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
         if (rc != 0)
             return rc;
     }
-    const uint8_t *arena = enc->arena.data;
+    store__enc_t *enc = &p->enc;
     store__job_t *job = &st->job;
+    bool all_appended = true;
     for (size_t gi = 0; gi < p->n_groups; gi++) {
         store__group_t *g = &p->groups[gi];
-        const store__row_t *first = &enc->rows[enc->order[g->first]];
-        stream_view_t *v = &t->views[t->map[first->view]];
-        const uint8_t *key = arena + first->key_off;
+        stream_view_t *v = &t->views[t->map[g->view]];
+        const uint8_t *key = p->recs.data + g->key_off;
         int rc;
-        if (!v->has_tail || key_cmp(key, first->key_len, v->tail, v->tail_len) > 0) {
+        if (!v->has_tail || key_cmp(key, g->key_len, v->tail, v->tail_len) > 0) {
             job->written += g->written;
             job->stale += g->stale;
             if (g->rec_len == 0)
@@ -460,27 +475,32 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
             }
             uint8_t *rec = p->recs.data + g->rec_off;
             store__put_le64(rec + 16, (uint64_t)t->c.created);
-            MDB_val k = {first->key_len, (void *)key}, d = {g->rec_len, rec};
+            MDB_val k = {g->key_len, (void *)key}, d = {g->rec_len, rec};
             rc = lmdb_rc(mdb_cursor_put(v->cur, &k, &d, MDB_APPEND));
             if (rc != 0)
                 return rc;
             v->has_tail = true;
-            v->tail_len = first->key_len;
-            memcpy(v->tail, key, first->key_len);
+            v->tail_len = g->key_len;
+            memcpy(v->tail, key, g->key_len);
             continue;
         }
         /* The key may be stored: merge row by row. A put elsewhere in the tree moves pages
          * under the append cursor, so it is reopened (at the last leaf) when next needed. */
+        all_appended = false;
+        if (enc->rows == NULL)
+            return -EIO; /* released after appending it all: a replay cannot decide otherwise */
         if (v->cur != NULL) {
             mdb_cursor_close(v->cur);
             v->cur = NULL;
         }
         for (uint32_t x = g->first; x < g->first + g->n; x++) {
-            rc = apply_row(&t->c, v->e->dbi, &enc->rows[enc->order[x]], arena, job);
+            rc = apply_row(&t->c, v->e->dbi, &enc->rows[enc->order[x]], enc->arena.data, job);
             if (rc != 0)
                 return rc;
         }
     }
+    if (all_appended && enc->rows != NULL)
+        release_rows(st, p);
     return 0;
 }
 
@@ -732,6 +752,21 @@ int store__stream_push(store__stream_t *st, store__part_t *p, store_apply_result
     return rc;
 }
 
+bool store__stream_take_spare(store__stream_t *st, store__enc_t *enc)
+{
+    bool got = false;
+    pthread_mutex_lock(&st->mu);
+    if (st->n_spare > 0) {
+        *enc = st->spare[--st->n_spare];
+        enc->n_rows = 0;
+        enc->n_views = 0;
+        enc->arena.len = 0;
+        got = true;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return got;
+}
+
 int store__stream_end(store__stream_t *st, bool commit_it, store_apply_result_t *res)
 {
     if (st == NULL)
@@ -753,6 +788,8 @@ int store__stream_end(store__stream_t *st, bool commit_it, store_apply_result_t 
         n = p->next;
         store__part_free(p);
     }
+    for (int i = 0; i < st->n_spare; i++)
+        store__enc_free(&st->spare[i]);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
     free(st);
