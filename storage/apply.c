@@ -500,8 +500,12 @@ static int build_part(store__part_t *p)
      * n log n sort. The order is total (seq breaks ties), so skipping it changes nothing. */
     if (!sorted)
         qsort_r(enc->order, enc->n_rows, sizeof *enc->order, cmp_rows, enc);
+    /* Room for every record at once (a record takes at most its row's arena bytes plus its
+     * header, when slots are dense), so the buffer is not copied as it grows. */
+    int rc = store__buf_reserve(&p->recs, enc->arena.len + enc->n_rows * STORE__REC_HEADER);
+    if (rc < 0)
+        return rc;
     store__buf_t a = {0}, b = {0};
-    int rc = 0;
     const uint8_t *arena = enc->arena.data;
     for (size_t i = 0; i < enc->n_rows && rc == 0;) {
         const store__row_t *first = &enc->rows[enc->order[i]];

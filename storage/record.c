@@ -181,7 +181,13 @@ int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t crea
         uint32_t vs = store__le32(q), len = store__le32(q + 4);
         for (; slot < vs; slot++)
             store__put_le32(ends + 4 * (size_t)slot, end);
-        memcpy(d + end, q + 8, len);
+        /* Values are mostly a few bytes (scalars): a loop beats a call to memcpy. */
+        if (len <= 16) {
+            for (uint32_t b = 0; b < len; b++)
+                d[end + b] = q[8 + b];
+        } else {
+            memcpy(d + end, q + 8, len);
+        }
         end += len;
         store__put_le32(ends + 4 * (size_t)slot, end);
         slot++;
