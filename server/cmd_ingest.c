@@ -398,20 +398,29 @@ typedef struct chunk {
 } chunk_t;
 
 /*
- * The loader thread: store_bulk_add_checked() (encoding, inside storage; check_row() already ran
- * the catalog rules, so they are not run again) runs beside the parser on the previous chunk. One
- * chunk at a time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
- * results are reported by the parser's thread when it takes the chunk back, so all output
- * comes from one thread and n_bad has one writer.
+ * The loader thread: store_bulk_add_checked() (encoding and folding rows into records, inside
+ * storage, which streams them into the load's open transaction; check_row() already ran the
+ * catalog rules, so they are not run again) runs beside the parser. Filled chunks queue up to
+ * LOADER_DEPTH deep, so neither side waits on the other for every chunk; the loader takes them
+ * one at a time, in file order, so the bulk sees rows in the order of a single-threaded load.
+ * After a failure it only empties chunks. Its results are reported by the parser's thread, so
+ * all output comes from one thread and n_bad has one writer.
  */
+#define LOADER_DEPTH 3
+
 typedef struct loader {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool started, busy, quit;
-    chunk_t c;    /* owned by the loader while busy */
-    int rc;       /* of the last hand-over: 0, or a failure already described below */
-    size_t bad_r; /* -EINVAL: the row of c, field and rule, reported like a parse error */
+    bool started, quit;
+    chunk_t queue[LOADER_DEPTH]; /* filled chunks, oldest at head; the loader owns them */
+    size_t head, n_queued;
+    bool busy;                   /* the loader is adding queue[head] */
+    chunk_t spare[LOADER_DEPTH]; /* emptied chunks for the parser */
+    size_t n_spare;
+    int rc;        /* the first failure: 0, -EINVAL (a bad row, bad_line), or already described */
+    bool reported; /* the parser has reported rc */
+    size_t bad_line;
     char bad_field[CATALOG_MAX_NAME];
     char error[320];
 } loader_t;
@@ -581,19 +590,30 @@ static void *loader_main(void *arg)
     loader_t *ld = &g->ld;
     pthread_mutex_lock(&ld->mu);
     for (;;) {
-        while (!ld->busy && !ld->quit)
+        while (ld->n_queued == 0 && !ld->quit)
             pthread_cond_wait(&ld->cv, &ld->mu);
-        if (!ld->busy)
+        if (ld->n_queued == 0)
             break;
+        chunk_t *c = &ld->queue[ld->head];
+        bool failed = ld->rc != 0;
+        ld->busy = true;
         pthread_mutex_unlock(&ld->mu);
         store_apply_result_t res;
+        memset(&res, 0, sizeof res);
         size_t bad_r = 0;
-        int rc = add_chunk(g->bulk, g->v, &ld->c, &bad_r, &res);
+        int rc = failed ? 0 : add_chunk(g->bulk, g->v, c, &bad_r, &res);
+        size_t bad_line = rc == -EINVAL ? c->line[bad_r] : 0;
+        chunk_clear(c);
         pthread_mutex_lock(&ld->mu);
-        ld->rc = rc;
-        ld->bad_r = bad_r;
-        memcpy(ld->bad_field, res.bad_field, sizeof ld->bad_field);
-        memcpy(ld->error, res.error, sizeof ld->error);
+        if (rc != 0) {
+            ld->rc = rc;
+            ld->bad_line = bad_line;
+            memcpy(ld->bad_field, res.bad_field, sizeof ld->bad_field);
+            memcpy(ld->error, res.error, sizeof ld->error);
+        }
+        ld->spare[ld->n_spare++] = *c;
+        ld->head = (ld->head + 1) % LOADER_DEPTH;
+        ld->n_queued--;
         ld->busy = false;
         pthread_cond_broadcast(&ld->cv);
     }
@@ -601,59 +621,81 @@ static void *loader_main(void *arg)
     return NULL;
 }
 
-/* Waits for the loader to finish its chunk and reports how it went. Returns: 0, or < 0 when the
- * load cannot go on (already printed). */
+/* Reports the loader's failure once, from the parser's thread (ld->mu held). Returns: 0, or < 0
+ * when the load cannot go on (described here). */
+static int loader_report(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (ld->rc == 0 || ld->reported)
+        return ld->rc == -EINVAL ? 0 : ld->rc;
+    ld->reported = true;
+    if (ld->rc == -EINVAL) {
+        /* Everything was checked already; report it like a parse error anyway. */
+        report(g, ld->bad_line, ld->bad_field, ld->error);
+        return 0;
+    }
+    fprintf(stderr, "fstore ingest: %s\n", ld->error[0] ? ld->error : strerror(-ld->rc));
+    return ld->rc;
+}
+
+/* Waits for the loader to add every queued chunk and reports how it went. Returns: 0, or < 0
+ * when the load cannot go on (already printed). */
 static int loader_wait(ingest_t *g)
 {
     loader_t *ld = &g->ld;
     if (!ld->started)
         return 0;
     pthread_mutex_lock(&ld->mu);
-    while (ld->busy)
+    while (ld->n_queued > 0)
         pthread_cond_wait(&ld->cv, &ld->mu);
+    int rc = loader_report(g);
     pthread_mutex_unlock(&ld->mu);
-    int rc = ld->rc;
-    ld->rc = 0;
-    if (rc == -EINVAL) {
-        /* Everything was checked already; report it like a parse error anyway. */
-        report(g, ld->c.line[ld->bad_r], ld->bad_field, ld->error);
-        rc = 0;
-    } else if (rc < 0) {
-        fprintf(stderr, "fstore ingest: %s\n", ld->error[0] ? ld->error : strerror(-rc));
-    }
-    chunk_clear(&ld->c);
     return rc;
 }
 
-/* Hands the current chunk to the loader and takes the loader's previous chunk (emptied) to
- * parse into. With bad rows nothing is handed over: the chunk is only emptied. */
+/* Queues the current chunk for the loader and takes an emptied one to parse into, waiting for
+ * one when LOADER_DEPTH chunks are queued. With bad rows nothing is handed over: the chunk is
+ * only emptied. */
 static int flush(ingest_t *g)
 {
-    int rc = loader_wait(g);
+    loader_t *ld = &g->ld;
+    int rc = 0;
+    if (ld->started) {
+        pthread_mutex_lock(&ld->mu);
+        rc = loader_report(g);
+        pthread_mutex_unlock(&ld->mu);
+    }
     if (rc < 0 || g->n_bad > 0 || g->c.n == 0) {
         chunk_clear(&g->c);
         return rc;
     }
-    loader_t *ld = &g->ld;
     if (!ld->started) {
-        if (chunk_alloc(&ld->c, g->v, g->batch_rows) < 0 ||
-            pthread_create(&ld->thread, NULL, loader_main, g) != 0) {
-            fprintf(stderr, "fstore ingest: out of memory\n");
+        for (ld->n_spare = 0; ld->n_spare < LOADER_DEPTH; ld->n_spare++) {
+            if (chunk_alloc(&ld->spare[ld->n_spare], g->v, g->batch_rows) < 0) {
+                chunk_free(&ld->spare[ld->n_spare]);
+                fprintf(stderr, "fstore ingest: out of memory\n");
+                return -ENOMEM;
+            }
+        }
+        if (pthread_create(&ld->thread, NULL, loader_main, g) != 0) {
+            fprintf(stderr, "fstore ingest: cannot start the loader thread\n");
             return -ENOMEM;
         }
         ld->started = true;
     }
-    chunk_t t = ld->c;
     pthread_mutex_lock(&ld->mu);
-    ld->c = g->c;
-    ld->busy = true;
+    while (ld->n_spare == 0)
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    ld->queue[(ld->head + ld->n_queued) % LOADER_DEPTH] = g->c;
+    ld->n_queued++;
+    g->c = ld->spare[--ld->n_spare];
     pthread_cond_broadcast(&ld->cv);
     pthread_mutex_unlock(&ld->mu);
-    g->c = t;
     return 0;
 }
 
-/* Stops the loader thread (after its chunk). Accepts a loader never started. */
+/* Stops the loader thread (after the chunks queued) and frees its chunks. Accepts a loader
+ * never started. */
 static void loader_stop(ingest_t *g)
 {
     loader_t *ld = &g->ld;
@@ -665,7 +707,9 @@ static void loader_stop(ingest_t *g)
         pthread_join(ld->thread, NULL);
         ld->started = false;
     }
-    chunk_free(&ld->c);
+    for (size_t i = 0; i < ld->n_spare; i++)
+        chunk_free(&ld->spare[i]);
+    ld->n_spare = 0;
 }
 
 /* Starts a new row in the chunk. */
