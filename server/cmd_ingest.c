@@ -436,6 +436,7 @@ typedef struct ingest {
     loader_t ld;
     int64_t now;
     server__ts_memo_t ts_memo; /* of the event_timestamp column */
+    bool *rules;               /* [n_features]: catalog_feature_has_rules() */
 } ingest_t;
 
 static void report(ingest_t *g, size_t line, const char *field, const char *why)
@@ -481,9 +482,12 @@ static bool check_row(ingest_t *g, size_t r)
     for (size_t f = 0; f < v->n_features; f++) {
         if (!g->c.has[r * v->n_features + f])
             continue;
+        const catalog_value_t *val = &g->c.vals[r * v->n_features + f];
+        /* A value typed as its feature's dtype passes when the feature has no rules. */
+        if (!g->rules[f] && val->type == v->features[f].dtype)
+            continue;
         why[0] = '\0';
-        if (catalog_validate_value(&v->features[f], &g->c.vals[r * v->n_features + f], why,
-                                   sizeof why) != 0) {
+        if (catalog_validate_value(&v->features[f], val, why, sizeof why) != 0) {
             report(g, g->c.line[r], v->features[f].name, why[0] ? why : "invalid value");
             return false;
         }
@@ -1245,10 +1249,13 @@ int server__cmd_ingest(int argc, char **argv)
         goto out;
     }
     rc = store_bulk_begin(s, &g.bulk);
-    if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0) {
+    g.rules = malloc((g.v->n_features + 1) * sizeof *g.rules);
+    if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0 || g.rules == NULL) {
         fprintf(stderr, "fstore ingest: out of memory\n");
         goto out;
     }
+    for (size_t f = 0; f < g.v->n_features; f++)
+        g.rules[f] = catalog_feature_has_rules(&g.v->features[f]);
     int perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
     if (perr == 0 && flush(&g) < 0)
         perr = 1;
@@ -1285,6 +1292,7 @@ int server__cmd_ingest(int argc, char **argv)
 out:
     loader_stop(&g);
     chunk_free(&g.c);
+    free(g.rules);
     store_bulk_free(g.bulk);
     store_close(s);
     catalog_unref(cat);
