@@ -936,8 +936,7 @@ static int csv_field(csv_t *c, char **out, size_t *len)
         }
         return -2;
     }
-    while (c->p < c->end && *c->p != ',' && *c->p != '\n')
-        c->p++;
+    c->p += server__ingest_field_len(c->p, (size_t)(c->end - c->p));
     *out = start;
     *len = (size_t)(c->p - start);
     if (*len > 0 && start[*len - 1] == '\r')
