@@ -236,7 +236,9 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
                             bad, catalog_dtype_name(st->keys[k].type),
                             catalog_dtype_name(v->join_keys[k].dtype));
         }
-        rc = store__buf_reserve(&enc->arena, STORE_MAX_KEY);
+        /* Room for the key and every fixed-size value at once; only strings, bytes and lists
+         * reserve again, for their own length. */
+        rc = store__buf_reserve(&enc->arena, STORE_MAX_KEY + nf * (8 + SMALL_WIRE_MAX));
         if (rc < 0)
             return rc;
         int klen = store_encode_key(v, st->keys, v->n_join_keys, enc->arena.data + enc->arena.len,
@@ -293,9 +295,13 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
             if (len > STORE_MAX_VALUE)
                 return fail(res, -EINVAL, bi, r, f->name,
                             "value is %zu bytes encoded, more than %u", len, STORE_MAX_VALUE);
-            rc = store__buf_reserve(&enc->arena, 8 + len);
-            if (rc < 0)
-                return rc;
+            if (!small) {
+                /* Its own room, and again the room the row's remaining fixed-size values may
+                 * need, which this value may take from the reserve above. */
+                rc = store__buf_reserve(&enc->arena, 8 + len + nf * (8 + SMALL_WIRE_MAX));
+                if (rc < 0)
+                    return rc;
+            }
             uint8_t *p = enc->arena.data + enc->arena.len;
             if (len > 0) {
                 int n = catalog_value_encode(&val, p + 8, len);

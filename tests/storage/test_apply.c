@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/store_int.h"
 #include "tests/storage/helpers.h"
 
 static char *dir;
@@ -428,4 +429,52 @@ Test(apply, a_bulk_appends_keys_past_the_stored_ones_and_merges_the_others_in_in
     cr_assert_eq(t, 200, "the older row for 45 is stale");
     cr_assert_eq(th_get(s, fv, 50, 0, 200, &out, &t), STORE_STATUS_PRESENT);
     cr_assert_eq(t, 150);
+}
+
+/* Strings before numbers in slot order: a string's room must not eat the room reserved for the
+ * numbers after it in the same row. The arena starts with exactly the room a row reserves
+ * (STORE_MAX_KEY + 24 per value), so ASan sees any write past it. */
+Test(apply, a_string_before_many_numbers_in_a_row_does_not_take_their_room)
+{
+    static const char yaml[] = "project: p\n"
+                               "entities:\n"
+                               "  - {name: driver, join_keys: [{name: driver_id, type: INT64}]}\n"
+                               "feature_views:\n"
+                               "  - name: w\n"
+                               "    entities: [driver]\n"
+                               "    features:\n"
+                               "      - {name: s, dtype: STRING}\n"
+                               "      - {name: n1, dtype: INT64}\n"
+                               "      - {name: n2, dtype: INT64}\n"
+                               "      - {name: n3, dtype: INT64}\n"
+                               "      - {name: n4, dtype: INT64}\n"
+                               "      - {name: n5, dtype: INT64}\n"
+                               "      - {name: n6, dtype: INT64}\n";
+    catalog_t *c2 = th_catalog(yaml);
+    char *dir2 = th_tmpdir();
+    store_t *s2 = th_open_applied(dir2, c2);
+    const catalog_view_t *w = th_view(c2, "w", 1);
+    static char text[601];
+    memset(text, 's', 600);
+    catalog_value_t id = th_i64(7), str = th_str(text);
+    catalog_value_t num = th_i64(INT64_MIN); /* a ten-byte varint: the largest fixed value */
+    const catalog_value_t *keys[] = {&id};
+    const catalog_value_t *vals[] = {&str, &num, &num, &num, &num, &num, &num};
+    const uint32_t idx[] = {0, 1, 2, 3, 4, 5, 6};
+    store_batch_t batch = {
+        .view = w, .n_rows = 1, .keys = keys, .n_features = 7, .feature_idx = idx, .values = vals};
+    store__enc_t enc = {0};
+    enc.arena.cap = STORE_MAX_KEY + 7 * 24;
+    enc.arena.data = malloc(enc.arena.cap);
+    cr_assert_not_null(enc.arena.data);
+    store_apply_result_t res;
+    cr_assert_eq(store__encode(s2, &batch, 1, false, &enc, &res), 0, "%s", res.error);
+    cr_assert_eq(enc.n_rows, 1);
+    cr_assert_eq(enc.rows[0].n_vals, 7);
+    cr_assert_leq(enc.arena.len, enc.arena.cap);
+    store__enc_free(&enc);
+    store_close(s2);
+    catalog_unref(c2);
+    th_rmrf(dir2);
+    free(dir2);
 }
