@@ -26,9 +26,11 @@
 /*
  * The whole input is read into memory, parsed and validated row by row (cells typed by the
  * catalog, then catalog_validate_value() and the key checks), and handed to a store bulk load in
- * chunks of --batch-rows. Any bad row stops the hand-over but not the parse, so every bad row (up
- * to --max-errors) is reported with its line; nothing is committed unless every row is good, and
- * then everything is committed in one transaction.
+ * chunks of --batch-rows; the bulk streams each chunk into its one open transaction while the
+ * parse goes on. Any bad row stops the hand-over but not the parse, so every bad row (up to
+ * --max-errors) is reported with its line; the transaction is committed only if every row is
+ * good, and aborted otherwise (the chunks already streamed included): all or nothing.
+ * Three threads: this one parses, the loader encodes (below), the store's writer writes.
  */
 
 #define TS_COLUMN "event_timestamp"

@@ -203,8 +203,9 @@ int store_last_position(store_t *s, uint64_t *pos);
  * the commit or free; readers are not held up. So the thread that holds a bulk must not itself
  * call a writing function (store_apply(), store_apply_catalog(), store_teardown(), store_gc())
  * before it commits or frees the bulk: that deadlocks. Free every bulk before store_close().
- * Memory: the folded records and encoded rows of every add are kept until the end, to replay
- * the transaction if the map has to grow (about key + 8 + wire bytes per value per row, twice).
+ * Memory: every add's folded records are kept until the end, to replay the transaction if the
+ * map has to grow (about key + 28 + 4 per slot + wire bytes per value per row); an add whose
+ * keys could not all be appended keeps its encoded rows too (about as much again).
  */
 typedef struct store_bulk store_bulk_t;
 /* Returns: 0, -ENOMEM, -EROFS. Ownership: *out is the caller's, freed with store_bulk_free(). */

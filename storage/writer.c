@@ -9,7 +9,7 @@
 
 /*
  * Every write transaction of the store runs on this thread. Callers validate and encode in their
- * own threads (encode.c), queue a job and sleep on it. The writer takes every apply job queued at
+ * own threads (apply.c), queue a job and sleep on it. The writer takes every apply job queued at
  * that moment, commits them in one transaction, then calls fsync once (sync=full) and wakes them
  * all: while one group is being fsynced the next one queues up, so under load the fsync cost is
  * shared by as many callers as arrive during it, without any timer.
@@ -19,8 +19,13 @@
  * written, and validation is already done, so what can still fail is I/O-level (the commit, the
  * fsync, a malformed page) and it fails the whole group: nothing of that transaction is visible.
  *
+ * A bulk load is the exception to "queue and sleep": its job (a stream, below) holds the writer
+ * and one transaction from its first part until its caller commits or aborts, taking parts as
+ * they come; other jobs queue behind it.
+ *
  * MDB_MAP_FULL never reaches a caller: the transaction is aborted, the map doubled (see
- * store.c), and the whole group replayed from its encoded rows, which the writer still holds.
+ * store.c), and the whole group (or stream, from its first part) replayed from its encoded rows
+ * or records, which the writer still holds.
  * Because commits only ever happen here, the fsync of commit N always precedes transaction N+1,
  * which is what keeps MDB_NOSYNC + explicit sync as safe as LMDB's default sync mode.
  */
