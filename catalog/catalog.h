@@ -326,6 +326,14 @@ int catalog_find_model(const catalog_t *c, const char *name, int64_t version, co
 int catalog_validate_value(const catalog_feature_t *f, const catalog_value_t *v, char *why,
                            size_t why_cap);
 
+/*
+ * Whether catalog_validate_value() can refuse a non-null value of f's own dtype: false when
+ * no rule applies to such values (a number without min, max or allowed_values), so a caller
+ * that has typed a value as f->dtype itself may skip the call (bulk loads do, per cell).
+ * Nulls are another matter (not_null): they always go through catalog_validate_value().
+ */
+bool catalog_feature_has_rules(const catalog_feature_t *f);
+
 /* Parses "90s", "15m", "24h", "7d", "0". Returns: 0 and seconds, -EINVAL. */
 int catalog_parse_duration(const char *s, int64_t *seconds);
 

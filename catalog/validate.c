@@ -228,6 +228,13 @@ static int check_elem(const catalog_feature_t *f, catalog_value_t e, char *why, 
     return 0;
 }
 
+bool catalog_feature_has_rules(const catalog_feature_t *f)
+{
+    const catalog_validation_t *r = &f->validation;
+    return catalog_dtype_is_list(f->dtype) || f->dtype == CATALOG_DTYPE_STRING ||
+           f->dtype == CATALOG_DTYPE_BYTES || r->has_min || r->has_max || r->n_allowed > 0;
+}
+
 int catalog__check_value(const catalog_feature_t *f, const catalog_value_t *v, char *why,
                          size_t why_cap)
 {
@@ -244,9 +251,7 @@ int catalog__check_value(const catalog_feature_t *f, const catalog_value_t *v, c
                      catalog_dtype_name(f->dtype));
     if (!catalog_dtype_is_list(f->dtype)) {
         /* Most features are plain numbers without rules; this runs for every value written. */
-        const catalog_validation_t *r = &f->validation;
-        if (f->dtype != CATALOG_DTYPE_STRING && f->dtype != CATALOG_DTYPE_BYTES && !r->has_min &&
-            !r->has_max && r->n_allowed == 0)
+        if (!catalog_feature_has_rules(f))
             return 0;
         return check_elem(f, *v, why, why_cap);
     }

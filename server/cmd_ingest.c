@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -23,9 +26,11 @@
 /*
  * The whole input is read into memory, parsed and validated row by row (cells typed by the
  * catalog, then catalog_validate_value() and the key checks), and handed to a store bulk load in
- * chunks of --batch-rows. Any bad row stops the hand-over but not the parse, so every bad row (up
- * to --max-errors) is reported with its line; nothing is committed unless every row is good, and
- * then everything is committed in one transaction.
+ * chunks of --batch-rows; the bulk streams each chunk into its one open transaction while the
+ * parse goes on. Any bad row stops the hand-over but not the parse, so every bad row (up to
+ * --max-errors) is reported with its line; the transaction is committed only if every row is
+ * good, and aborted otherwise (the chunks already streamed included): all or nothing.
+ * Three threads: this one parses, the loader encodes (below), the store's writer writes.
  */
 
 #define TS_COLUMN "event_timestamp"
@@ -398,20 +403,29 @@ typedef struct chunk {
 } chunk_t;
 
 /*
- * The loader thread: store_bulk_add_checked() (encoding, inside storage; check_row() already ran
- * the catalog rules, so they are not run again) runs beside the parser on the previous chunk. One
- * chunk at a time, in file order, so the bulk sees rows in the order of a single-threaded load. Its
- * results are reported by the parser's thread when it takes the chunk back, so all output
- * comes from one thread and n_bad has one writer.
+ * The loader thread: store_bulk_add_checked() (encoding and folding rows into records, inside
+ * storage, which streams them into the load's open transaction; check_row() already ran the
+ * catalog rules, so they are not run again) runs beside the parser. Filled chunks queue up to
+ * LOADER_DEPTH deep, so neither side waits on the other for every chunk; the loader takes them
+ * one at a time, in file order, so the bulk sees rows in the order of a single-threaded load.
+ * After a failure it only empties chunks. Its results are reported by the parser's thread, so
+ * all output comes from one thread and n_bad has one writer.
  */
+#define LOADER_DEPTH 3
+
 typedef struct loader {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool started, busy, quit;
-    chunk_t c;    /* owned by the loader while busy */
-    int rc;       /* of the last hand-over: 0, or a failure already described below */
-    size_t bad_r; /* -EINVAL: the row of c, field and rule, reported like a parse error */
+    bool started, quit;
+    chunk_t queue[LOADER_DEPTH]; /* filled chunks, oldest at head; the loader owns them */
+    size_t head, n_queued;
+    bool busy;                   /* the loader is adding queue[head] */
+    chunk_t spare[LOADER_DEPTH]; /* emptied chunks for the parser */
+    size_t n_spare;
+    int rc;        /* the first failure: 0, -EINVAL (a bad row, bad_line), or already described */
+    bool reported; /* the parser has reported rc */
+    size_t bad_line;
     char bad_field[CATALOG_MAX_NAME];
     char error[320];
 } loader_t;
@@ -427,6 +441,7 @@ typedef struct ingest {
     loader_t ld;
     int64_t now;
     server__ts_memo_t ts_memo; /* of the event_timestamp column */
+    bool *rules;               /* [n_features]: catalog_feature_has_rules() */
 } ingest_t;
 
 static void report(ingest_t *g, size_t line, const char *field, const char *why)
@@ -472,9 +487,12 @@ static bool check_row(ingest_t *g, size_t r)
     for (size_t f = 0; f < v->n_features; f++) {
         if (!g->c.has[r * v->n_features + f])
             continue;
+        const catalog_value_t *val = &g->c.vals[r * v->n_features + f];
+        /* A value typed as its feature's dtype passes when the feature has no rules. */
+        if (!g->rules[f] && val->type == v->features[f].dtype)
+            continue;
         why[0] = '\0';
-        if (catalog_validate_value(&v->features[f], &g->c.vals[r * v->n_features + f], why,
-                                   sizeof why) != 0) {
+        if (catalog_validate_value(&v->features[f], val, why, sizeof why) != 0) {
             report(g, g->c.line[r], v->features[f].name, why[0] ? why : "invalid value");
             return false;
         }
@@ -581,19 +599,30 @@ static void *loader_main(void *arg)
     loader_t *ld = &g->ld;
     pthread_mutex_lock(&ld->mu);
     for (;;) {
-        while (!ld->busy && !ld->quit)
+        while (ld->n_queued == 0 && !ld->quit)
             pthread_cond_wait(&ld->cv, &ld->mu);
-        if (!ld->busy)
+        if (ld->n_queued == 0)
             break;
+        chunk_t *c = &ld->queue[ld->head];
+        bool failed = ld->rc != 0;
+        ld->busy = true;
         pthread_mutex_unlock(&ld->mu);
         store_apply_result_t res;
+        memset(&res, 0, sizeof res);
         size_t bad_r = 0;
-        int rc = add_chunk(g->bulk, g->v, &ld->c, &bad_r, &res);
+        int rc = failed ? 0 : add_chunk(g->bulk, g->v, c, &bad_r, &res);
+        size_t bad_line = rc == -EINVAL ? c->line[bad_r] : 0;
+        chunk_clear(c);
         pthread_mutex_lock(&ld->mu);
-        ld->rc = rc;
-        ld->bad_r = bad_r;
-        memcpy(ld->bad_field, res.bad_field, sizeof ld->bad_field);
-        memcpy(ld->error, res.error, sizeof ld->error);
+        if (rc != 0) {
+            ld->rc = rc;
+            ld->bad_line = bad_line;
+            memcpy(ld->bad_field, res.bad_field, sizeof ld->bad_field);
+            memcpy(ld->error, res.error, sizeof ld->error);
+        }
+        ld->spare[ld->n_spare++] = *c;
+        ld->head = (ld->head + 1) % LOADER_DEPTH;
+        ld->n_queued--;
         ld->busy = false;
         pthread_cond_broadcast(&ld->cv);
     }
@@ -601,59 +630,81 @@ static void *loader_main(void *arg)
     return NULL;
 }
 
-/* Waits for the loader to finish its chunk and reports how it went. Returns: 0, or < 0 when the
- * load cannot go on (already printed). */
+/* Reports the loader's failure once, from the parser's thread (ld->mu held). Returns: 0, or < 0
+ * when the load cannot go on (described here). */
+static int loader_report(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (ld->rc == 0 || ld->reported)
+        return ld->rc == -EINVAL ? 0 : ld->rc;
+    ld->reported = true;
+    if (ld->rc == -EINVAL) {
+        /* Everything was checked already; report it like a parse error anyway. */
+        report(g, ld->bad_line, ld->bad_field, ld->error);
+        return 0;
+    }
+    fprintf(stderr, "fstore ingest: %s\n", ld->error[0] ? ld->error : strerror(-ld->rc));
+    return ld->rc;
+}
+
+/* Waits for the loader to add every queued chunk and reports how it went. Returns: 0, or < 0
+ * when the load cannot go on (already printed). */
 static int loader_wait(ingest_t *g)
 {
     loader_t *ld = &g->ld;
     if (!ld->started)
         return 0;
     pthread_mutex_lock(&ld->mu);
-    while (ld->busy)
+    while (ld->n_queued > 0)
         pthread_cond_wait(&ld->cv, &ld->mu);
+    int rc = loader_report(g);
     pthread_mutex_unlock(&ld->mu);
-    int rc = ld->rc;
-    ld->rc = 0;
-    if (rc == -EINVAL) {
-        /* Everything was checked already; report it like a parse error anyway. */
-        report(g, ld->c.line[ld->bad_r], ld->bad_field, ld->error);
-        rc = 0;
-    } else if (rc < 0) {
-        fprintf(stderr, "fstore ingest: %s\n", ld->error[0] ? ld->error : strerror(-rc));
-    }
-    chunk_clear(&ld->c);
     return rc;
 }
 
-/* Hands the current chunk to the loader and takes the loader's previous chunk (emptied) to
- * parse into. With bad rows nothing is handed over: the chunk is only emptied. */
+/* Queues the current chunk for the loader and takes an emptied one to parse into, waiting for
+ * one when LOADER_DEPTH chunks are queued. With bad rows nothing is handed over: the chunk is
+ * only emptied. */
 static int flush(ingest_t *g)
 {
-    int rc = loader_wait(g);
+    loader_t *ld = &g->ld;
+    int rc = 0;
+    if (ld->started) {
+        pthread_mutex_lock(&ld->mu);
+        rc = loader_report(g);
+        pthread_mutex_unlock(&ld->mu);
+    }
     if (rc < 0 || g->n_bad > 0 || g->c.n == 0) {
         chunk_clear(&g->c);
         return rc;
     }
-    loader_t *ld = &g->ld;
     if (!ld->started) {
-        if (chunk_alloc(&ld->c, g->v, g->batch_rows) < 0 ||
-            pthread_create(&ld->thread, NULL, loader_main, g) != 0) {
-            fprintf(stderr, "fstore ingest: out of memory\n");
+        for (ld->n_spare = 0; ld->n_spare < LOADER_DEPTH; ld->n_spare++) {
+            if (chunk_alloc(&ld->spare[ld->n_spare], g->v, g->batch_rows) < 0) {
+                chunk_free(&ld->spare[ld->n_spare]);
+                fprintf(stderr, "fstore ingest: out of memory\n");
+                return -ENOMEM;
+            }
+        }
+        if (pthread_create(&ld->thread, NULL, loader_main, g) != 0) {
+            fprintf(stderr, "fstore ingest: cannot start the loader thread\n");
             return -ENOMEM;
         }
         ld->started = true;
     }
-    chunk_t t = ld->c;
     pthread_mutex_lock(&ld->mu);
-    ld->c = g->c;
-    ld->busy = true;
+    while (ld->n_spare == 0)
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    ld->queue[(ld->head + ld->n_queued) % LOADER_DEPTH] = g->c;
+    ld->n_queued++;
+    g->c = ld->spare[--ld->n_spare];
     pthread_cond_broadcast(&ld->cv);
     pthread_mutex_unlock(&ld->mu);
-    g->c = t;
     return 0;
 }
 
-/* Stops the loader thread (after its chunk). Accepts a loader never started. */
+/* Stops the loader thread (after the chunks queued) and frees its chunks. Accepts a loader
+ * never started. */
 static void loader_stop(ingest_t *g)
 {
     loader_t *ld = &g->ld;
@@ -665,7 +716,9 @@ static void loader_stop(ingest_t *g)
         pthread_join(ld->thread, NULL);
         ld->started = false;
     }
-    chunk_free(&ld->c);
+    for (size_t i = 0; i < ld->n_spare; i++)
+        chunk_free(&ld->spare[i]);
+    ld->n_spare = 0;
 }
 
 /* Starts a new row in the chunk. */
@@ -888,8 +941,7 @@ static int csv_field(csv_t *c, char **out, size_t *len)
         }
         return -2;
     }
-    while (c->p < c->end && *c->p != ',' && *c->p != '\n')
-        c->p++;
+    c->p += server__ingest_field_len(c->p, (size_t)(c->end - c->p));
     *out = start;
     *len = (size_t)(c->p - start);
     if (*len > 0 && start[*len - 1] == '\r')
@@ -1051,6 +1103,44 @@ static int ingest_jsonl(ingest_t *g, char *data, size_t size)
 
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * A regular file is mapped rather than read: copy-on-write, since quoted fields are unescaped
+ * in place, and faulted in as the parser goes instead of copied whole before it starts. Nothing
+ * reads past size (numbers are copied out before strtod, JSON is parsed by length), so the
+ * mapping needs no terminating NUL. Sets *mapped; free with unmap_or_free().
+ */
+static char *map_file(const char *path, size_t *size, bool *mapped)
+{
+    *mapped = false;
+    if (strcmp(path, "-") == 0)
+        return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *p = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            p = NULL;
+        } else {
+            madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+            *size = (size_t)st.st_size;
+            *mapped = true;
+        }
+    }
+    close(fd);
+    return p;
+}
+
+static void unmap_or_free(char *data, size_t size, bool mapped)
+{
+    if (mapped)
+        munmap(data, size);
+    else
+        free(data);
+}
+
 static char *read_all(const char *path, size_t *size)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -1165,6 +1255,7 @@ int server__cmd_ingest(int argc, char **argv)
     store_t *s = NULL;
     catalog_t *cat = NULL;
     char *data = NULL;
+    bool mapped = false;
     ingest_t g = {.ld = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER},
                   .file = strcmp(file, "-") == 0 ? "<stdin>" : file,
                   .max_errors = (size_t)max_errors,
@@ -1175,7 +1266,9 @@ int server__cmd_ingest(int argc, char **argv)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t size = 0;
-    data = read_all(file, &size);
+    data = map_file(file, &size, &mapped);
+    if (data == NULL)
+        data = read_all(file, &size);
     if (data == NULL) {
         fprintf(stderr, "fstore ingest: cannot read %s: %s\n", g.file, strerror(errno));
         goto out;
@@ -1201,10 +1294,13 @@ int server__cmd_ingest(int argc, char **argv)
         goto out;
     }
     rc = store_bulk_begin(s, &g.bulk);
-    if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0) {
+    g.rules = malloc((g.v->n_features + 1) * sizeof *g.rules);
+    if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0 || g.rules == NULL) {
         fprintf(stderr, "fstore ingest: out of memory\n");
         goto out;
     }
+    for (size_t f = 0; f < g.v->n_features; f++)
+        g.rules[f] = catalog_feature_has_rules(&g.v->features[f]);
     int perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
     if (perr == 0 && flush(&g) < 0)
         perr = 1;
@@ -1241,9 +1337,11 @@ int server__cmd_ingest(int argc, char **argv)
 out:
     loader_stop(&g);
     chunk_free(&g.c);
+    free(g.rules);
     store_bulk_free(g.bulk);
     store_close(s);
     catalog_unref(cat);
-    free(data);
+    if (data != NULL)
+        unmap_or_free(data, size, mapped);
     return status;
 }

@@ -236,7 +236,9 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
                             bad, catalog_dtype_name(st->keys[k].type),
                             catalog_dtype_name(v->join_keys[k].dtype));
         }
-        rc = store__buf_reserve(&enc->arena, STORE_MAX_KEY);
+        /* Room for the key and every fixed-size value at once; only strings, bytes and lists
+         * reserve again, for their own length. */
+        rc = store__buf_reserve(&enc->arena, STORE_MAX_KEY + nf * (8 + SMALL_WIRE_MAX));
         if (rc < 0)
             return rc;
         int klen = store_encode_key(v, st->keys, v->n_join_keys, enc->arena.data + enc->arena.len,
@@ -293,9 +295,13 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
             if (len > STORE_MAX_VALUE)
                 return fail(res, -EINVAL, bi, r, f->name,
                             "value is %zu bytes encoded, more than %u", len, STORE_MAX_VALUE);
-            rc = store__buf_reserve(&enc->arena, 8 + len);
-            if (rc < 0)
-                return rc;
+            if (!small) {
+                /* Its own room, and again the room the row's remaining fixed-size values may
+                 * need, which this value may take from the reserve above. */
+                rc = store__buf_reserve(&enc->arena, 8 + len + nf * (8 + SMALL_WIRE_MAX));
+                if (rc < 0)
+                    return rc;
+            }
             uint8_t *p = enc->arena.data + enc->arena.len;
             if (len > 0) {
                 int n = catalog_value_encode(&val, p + 8, len);
@@ -359,7 +365,7 @@ int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint
     int rc = apply_encode(s, batches, n_batches, res, &enc);
     /* Nothing to write and no position to record: no transaction, no fsync. */
     if (rc == 0 && (enc.n_rows > 0 || log_position > 0))
-        rc = store__submit(s, &enc, log_position, false, res);
+        rc = store__submit(s, &enc, log_position, res);
     store__enc_free(&enc);
     return rc;
 }
@@ -386,9 +392,16 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
 /* ------------------------------------------------------------------------------------------ */
 /* Bulk loads                                                                                  */
 
+/*
+ * Each store_bulk_add() call becomes one part, sorted and folded into records here, in the
+ * caller's thread, and streamed into the writer's open transaction while the caller goes on
+ * producing rows: the writer's share of a load is then little more than copying records into
+ * pages, and it overlaps the caller's work instead of following it.
+ */
 struct store_bulk {
     store_t *s;
-    store__enc_t enc;
+    store__stream_t *st; /* NULL once committed */
+    size_t n_rows;
 };
 
 int store_bulk_begin(store_t *s, store_bulk_t **out)
@@ -398,30 +411,25 @@ int store_bulk_begin(store_t *s, store_bulk_t **out)
     store_bulk_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return -ENOMEM;
+    int rc = store__stream_begin(s, &b->st);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
     b->s = s;
     *out = b;
     return 0;
 }
 
-int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
-                   store_apply_result_t *res)
+void store__part_free(store__part_t *p)
 {
-    if (res != NULL)
-        memset(res, 0, sizeof *res);
-    return store__encode(b->s, batches, n_batches, false, &b->enc, res);
-}
-
-int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
-                           store_apply_result_t *res)
-{
-    if (res != NULL)
-        memset(res, 0, sizeof *res);
-    return store__encode(b->s, batches, n_batches, true, &b->enc, res);
-}
-
-size_t store_bulk_rows(const store_bulk_t *b)
-{
-    return b->enc.n_rows;
+    if (p == NULL)
+        return;
+    store__enc_free(&p->enc);
+    free(p->views);
+    free(p->groups);
+    store__buf_free(&p->recs);
+    free(p);
 }
 
 static int cmp_rows(const void *pa, const void *pb, void *arg)
@@ -441,18 +449,80 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
+/* Folds one group's rows, in input order, into the record they make for an absent key: the
+ * same rules as the writer's row-by-row path (deletes drop what came before, an older event
+ * is stale, a tie goes to the later row). Returns: 0, -EIO, -E2BIG, -ENOMEM. */
+static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, store__buf_t *b)
 {
-    store_apply_result_t scratch;
-    if (res == NULL)
-        res = &scratch;
-    memset(res, 0, sizeof *res);
-    store__enc_t *enc = &b->enc;
+    const store__enc_t *enc = &p->enc;
+    const store__row_t *first = &enc->rows[enc->order[g->first]];
+    g->view = first->view;
+    g->key_len = first->key_len;
+    g->key_off = p->recs.len;
+    int rc = store__buf_append(&p->recs, enc->arena.data + first->key_off, first->key_len);
+    if (rc < 0)
+        return rc;
+    g->rec_off = p->recs.len;
+    if (g->n == 1) {
+        /* Most groups: one row, built straight into place. */
+        if (first->op == STORE_OP_DELETE)
+            return 0;
+        rc = store__rec_build(first, enc->arena.data, 0, &p->recs);
+        if (rc < 0)
+            return rc;
+        if (p->recs.len - g->rec_off > UINT32_MAX)
+            return -E2BIG;
+        g->written = 1;
+        g->rec_len = (uint32_t)(p->recs.len - g->rec_off);
+        return 0;
+    }
+    bool have = false;
+    for (uint32_t x = g->first; x < g->first + g->n; x++) {
+        const store__row_t *r = &enc->rows[enc->order[x]];
+        if (r->op == STORE_OP_DELETE) {
+            have = false;
+            continue;
+        }
+        store__rec_t old;
+        if (have) {
+            if (store__rec_parse(a->data, a->len, &old) < 0)
+                return -EIO;
+            if (r->event_ts_us < old.event_ts_us) {
+                g->stale++;
+                continue;
+            }
+        }
+        /* The write time is the commit's: the writer fills it in. */
+        rc = store__rec_merge(have ? &old : NULL, r, enc->arena.data, 0, b);
+        if (rc < 0)
+            return rc;
+        store__buf_t t = *a;
+        *a = *b;
+        *b = t;
+        have = true;
+        g->written++;
+    }
+    g->rec_len = 0;
+    if (!have)
+        return 0;
+    if (a->len > UINT32_MAX)
+        return -E2BIG;
+    g->rec_len = (uint32_t)a->len;
+    return store__buf_append(&p->recs, a->data, a->len);
+}
+
+/* Sorts a part's rows and folds them into groups. Returns: 0, -E2BIG, -ENOMEM, -EIO. */
+static int build_part(store__part_t *p)
+{
+    store__enc_t *enc = &p->enc;
     if (enc->n_rows > UINT32_MAX)
         return -E2BIG;
-    free(enc->order);
-    enc->order = malloc((enc->n_rows + 1) * sizeof *enc->order);
-    if (enc->order == NULL)
+    uint32_t *order = realloc(enc->order, (enc->n_rows + 1) * sizeof *enc->order);
+    if (order == NULL)
+        return -ENOMEM;
+    enc->order = order;
+    p->groups = malloc((enc->n_rows + 1) * sizeof *p->groups);
+    if (p->groups == NULL)
         return -ENOMEM;
     bool sorted = true;
     for (size_t i = 0; i < enc->n_rows; i++) {
@@ -464,13 +534,100 @@ int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
      * n log n sort. The order is total (seq breaks ties), so skipping it changes nothing. */
     if (!sorted)
         qsort_r(enc->order, enc->n_rows, sizeof *enc->order, cmp_rows, enc);
-    return store__submit(b->s, enc, 0, true, res);
+    /* Room for every record at once (a record takes at most its row's arena bytes plus its
+     * header, when slots are dense), so the buffer is not copied as it grows. */
+    int rc = store__buf_reserve(&p->recs, enc->arena.len + enc->n_rows * STORE__REC_HEADER);
+    if (rc < 0)
+        return rc;
+    store__buf_t a = {0}, b = {0};
+    const uint8_t *arena = enc->arena.data;
+    for (size_t i = 0; i < enc->n_rows && rc == 0;) {
+        const store__row_t *first = &enc->rows[enc->order[i]];
+        size_t j = i + 1;
+        while (j < enc->n_rows) {
+            const store__row_t *r = &enc->rows[enc->order[j]];
+            if (r->view != first->view || r->key_len != first->key_len ||
+                memcmp(arena + r->key_off, arena + first->key_off, r->key_len) != 0)
+                break;
+            j++;
+        }
+        store__group_t *g = &p->groups[p->n_groups++];
+        memset(g, 0, sizeof *g);
+        g->first = (uint32_t)i;
+        g->n = (uint32_t)(j - i);
+        rc = fold_group(p, g, &a, &b);
+        i = j;
+    }
+    store__buf_free(&a);
+    store__buf_free(&b);
+    p->views = enc->views;
+    p->n_views = enc->n_views;
+    enc->views = NULL;
+    enc->n_views = enc->cap_views = 0;
+    return rc;
+}
+
+static int bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches, bool checked,
+                    store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    if (b->st == NULL)
+        return -EINVAL; /* committed already */
+    store__part_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    store__stream_take_spare(b->st, &p->enc);
+    int rc = store__encode(b->s, batches, n_batches, checked, &p->enc, res);
+    if (rc == 0 && p->enc.n_rows > 0)
+        rc = build_part(p);
+    if (rc < 0 || p->enc.n_rows == 0) {
+        store__part_free(p);
+        return rc;
+    }
+    size_t n = p->enc.n_rows;
+    rc = store__stream_push(b->st, p, res);
+    if (rc == 0)
+        b->n_rows += n;
+    return rc;
+}
+
+int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                   store_apply_result_t *res)
+{
+    return bulk_add(b, batches, n_batches, false, res);
+}
+
+int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
+                           store_apply_result_t *res)
+{
+    return bulk_add(b, batches, n_batches, true, res);
+}
+
+size_t store_bulk_rows(const store_bulk_t *b)
+{
+    return b->n_rows;
+}
+
+int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    if (b->st == NULL)
+        return -EINVAL;
+    int rc = store__stream_end(b->st, true, res);
+    b->st = NULL;
+    return rc;
 }
 
 void store_bulk_free(store_bulk_t *b)
 {
     if (b == NULL)
         return;
-    store__enc_free(&b->enc);
+    store__stream_end(b->st, false, NULL);
     free(b);
 }

@@ -212,20 +212,33 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
 int store_last_position(store_t *s, uint64_t *pos);
 
 /*
- * Bulk loads (`fstore ingest`): batches are validated and encoded as they are added (same checks
- * and record encoding as store_apply(); see store_bulk_add_checked() for pre-validated rows), then
- * committed in ONE transaction: all or nothing. Rows are sorted by entity key first; into a view
- * version whose database is empty they are appended (MDB_APPEND), otherwise merged row by row
- * exactly as store_apply() does. Several rows for one entity follow the same rules as in
- * store_apply() (input order breaks event-time ties). The transaction holds up other writers for
- * its duration; readers are not held up. Memory: the encoded rows are kept until commit (about key
- * + 8 + wire bytes per value per row).
+ * Bulk loads (`fstore ingest`): ONE transaction, all or nothing, that stays open on the writer
+ * while the caller adds rows. Each add validates and encodes its batches (same checks and record
+ * encoding as store_apply(); see store_bulk_add_checked() for pre-validated rows) in the caller's
+ * thread, sorts them by entity key and folds each key's rows into its record, then streams them
+ * into the open transaction, so the writing overlaps the caller's next add. A key that sorts
+ * after every key its database holds is appended as folded (MDB_APPEND); any other key is merged
+ * row by row exactly as store_apply() does. Rows land as if applied in input order (call order,
+ * batch order, row order): last write wins, an older event than the stored or an earlier row's
+ * is stale, input order breaks event-time ties. Nothing is visible until store_bulk_commit();
+ * store_bulk_free() without a commit aborts, leaving the store as it was.
+ * The transaction opens with the first add that has rows and holds up every other write to the
+ * store (this process's store_apply() and catalog changes, and other processes' writers) until
+ * the commit or free; readers are not held up. So the thread that holds a bulk must not itself
+ * call a writing function (store_apply(), store_apply_catalog(), store_teardown(), store_gc())
+ * before it commits or frees the bulk: that deadlocks. Free every bulk before store_close().
+ * Memory: every add's folded records are kept until the end, to replay the transaction if the
+ * map has to grow (about key + 28 + 4 per slot + wire bytes per value per row); an add whose
+ * keys could not all be appended keeps its encoded rows too (about as much again).
  */
 typedef struct store_bulk store_bulk_t;
 /* Returns: 0, -ENOMEM, -EROFS. Ownership: *out is the caller's, freed with store_bulk_free(). */
 int store_bulk_begin(store_t *s, store_bulk_t **out);
-/* Validates and encodes batches. Returns: 0; -EINVAL / -ENOENT with *res as store_apply() (the
- * failing call adds nothing, earlier calls stay); -ENOMEM. */
+/* Validates, encodes and streams batches. Returns: 0; -EINVAL / -ENOENT with *res as
+ * store_apply() (the failing call adds nothing, earlier calls stay); -ENOMEM; -E2BIG (more than
+ * UINT32_MAX rows in one call); or the error that already failed the transaction (-EIO, -ENOSPC,
+ * -ENOENT for a view torn down since, -ESHUTDOWN): then nothing will be committed, and
+ * store_bulk_commit() returns it again. res may be NULL. */
 int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
                    store_apply_result_t *res);
 /*
@@ -245,10 +258,10 @@ int store_bulk_add_checked(store_bulk_t *b, const store_batch_t *batches, size_t
                            store_apply_result_t *res);
 /* Rows added so far. */
 size_t store_bulk_rows(const store_bulk_t *b);
-/* Commits everything added. Returns: as store_apply() (res->written / stale for the lot), plus
- * -E2BIG (more than UINT32_MAX rows) and -ENOMEM. */
+/* Commits everything added, waiting for the writer. Returns: as store_apply() (res->written /
+ * stale for the lot), -ENOMEM, or -EINVAL when already committed. */
 int store_bulk_commit(store_bulk_t *b, store_apply_result_t *res);
-/* Accepts NULL. */
+/* Aborts the load unless it was committed (waiting for the writer), and frees b. Accepts NULL. */
 void store_bulk_free(store_bulk_t *b);
 
 /* ------------------------------------------------------------------------------------------ */

@@ -111,8 +111,38 @@ typedef struct store__enc {
     store__row_t *rows;
     size_t n_rows, cap_rows;
     store__buf_t arena;
-    uint32_t *order; /* bulk: rows sorted by (view, key, seq); NULL = input order */
+    uint32_t *order; /* bulk parts: rows sorted by (view, key, seq); NULL = input order */
 } store__enc_t;
+
+/*
+ * One store_bulk_add() call's rows, ready for the writer: built in the caller's thread, then
+ * streamed into the bulk load's open transaction. The rows are sorted by (view, key, input
+ * order) and cut into groups of one (view, key) each; every group's rows are folded (last write
+ * wins, deletes, stale rows) into the record they make for a key the database does not hold,
+ * so the writer only copies that record in (MDB_APPEND). For a key the database may hold the
+ * writer replays the group's rows over the stored record instead, exactly as store_apply().
+ */
+typedef struct store__group {
+    uint32_t first, n;       /* rows enc.order[first .. first + n) */
+    uint32_t written, stale; /* the fold's counts, as store_bulk_commit() reports them */
+    uint32_t view;           /* index into store__part_t.views */
+    uint32_t key_len;
+    size_t key_off;   /* the entity key in store__part_t.recs */
+    size_t rec_off;   /* the folded record in store__part_t.recs */
+    uint32_t rec_len; /* 0: the group ends with a delete, nothing to store */
+} store__group_t;
+
+typedef struct store__part {
+    struct store__part *next;
+    store__enc_t enc; /* enc.order: rows sorted by (view, key, seq). Needed only by groups that
+                         take the row-by-row path: when none did, the writer hands enc back
+                         for the next part (store__stream_take_spare()) and zeroes it here. */
+    store__enc_view_t *views; /* taken over from enc */
+    size_t n_views;
+    store__group_t *groups;
+    size_t n_groups;
+    store__buf_t recs; /* each group's key and folded record; the writer fills in write times */
+} store__part_t;
 
 /* Validates and encodes batches, appending to enc; on failure enc is left as it was. checked:
  * the caller vouches for the catalog rules (store_bulk_add_checked()); types, keys, views and
@@ -148,6 +178,11 @@ int store__rec_slot(const store__rec_t *r, uint32_t slot, const uint8_t **p, siz
  */
 int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uint8_t *arena,
                      int64_t created_ts_us, store__buf_t *out);
+
+/* store__rec_merge(NULL, ...), appended to out (after out->len) rather than replacing it.
+ * Returns: 0, -E2BIG, -ENOMEM. */
+int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t created_ts_us,
+                     store__buf_t *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The store and its writer                                                                    */
@@ -196,9 +231,29 @@ int store__errno(int rc);
  * Returns: fn's result, or a commit/sync error. */
 int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
                void (*after)(store_t *s, int rc, void *arg));
+/*
+ * Bulk streams: one write transaction on the writer thread that takes parts while the caller
+ * produces them, and commits or aborts when told. The writer keeps every part until the end, to
+ * replay the transaction from the start when the map has to grow.
+ * store__stream_begin() queues nothing yet: the transaction opens with the first part.
+ * Returns: 0, -ENOMEM, -EROFS. Ownership: *out is ended with store__stream_end().
+ */
+typedef struct store__stream store__stream_t;
+int store__stream_begin(store_t *s, store__stream_t **out);
+/* Hands p to the writer (in push order). Returns: 0; or the error that already failed the
+ * transaction (res->error says more when not empty), -ESHUTDOWN. Ownership: p is taken, always. */
+int store__stream_push(store__stream_t *st, store__part_t *p, store_apply_result_t *res);
+/* Moves into *enc (empty) the buffers of a part the writer is done with, emptied but with their
+ * capacity, so the next part's encoding does not fault in fresh memory. Returns: true when there
+ * was one. */
+bool store__stream_take_spare(store__stream_t *st, store__enc_t *enc);
+/* Commits (commit) or aborts the stream and waits for the writer; frees st (accepts NULL).
+ * Returns: as store_bulk_commit(); 0 for an abort. res may be NULL. */
+int store__stream_end(store__stream_t *st, bool commit, store_apply_result_t *res);
+void store__part_free(store__part_t *p);
+
 /* Hands an encoded set of rows to the writer and waits. Returns: as store_apply(). */
-int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bulk,
-                  store_apply_result_t *res);
+int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, store_apply_result_t *res);
 /* Hands an encoded set of rows to the writer without waiting (store_apply_async()): enc's
  * buffers move to the queued job (enc is left empty). Returns: 0 (done will be called), -ENOMEM,
  * -EROFS, -ESHUTDOWN (done will not be called; enc is then left as it was). */

@@ -1,5 +1,6 @@
 /* storage/writer.c - the single writer thread: group commit, LWW merges, map growth. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,19 +11,24 @@
  * Every write transaction of the store runs on this thread. Callers validate and encode in their
  * own threads (apply.c) and queue a job: store_apply() then sleeps on it, store_apply_async()
  * returns and its job (on the heap) is completed by a callback. The writer takes every apply job
- * queued at that moment, commits them in one transaction, then calls fsync once (sync=full) and
- * only then wakes the sleepers and runs the callbacks: while one group is being fsynced the next
- * one queues up, so under load the fsync cost is shared by as many callers as arrive during it,
- * without any timer. Asynchronous callers matter for that: a caller that parks a thread per call
- * can only have as many calls in a group as it has threads.
+ * queued at that moment, commits them in one transaction, fsyncs (sync=full) and only then wakes
+ * the sleepers and runs the callbacks: while one group is being fsynced the next one queues up,
+ * so under load the fsync cost is shared by as many callers as arrive during it, without any
+ * timer. Asynchronous callers matter for that: a caller that parks a thread per call can only
+ * have as many calls in a group as it has threads.
  *
  * Jobs in one group stay independent where it matters: a stale replication position (-EALREADY)
  * or a view torn down since validation (-ENOENT) is checked before any of that job's rows are
  * written, and validation is already done, so what can still fail is I/O-level (the commit, the
  * fsync, a malformed page) and it fails the whole group: nothing of that transaction is visible.
  *
+ * A bulk load is the exception to "queue and sleep": its job (a stream, below) holds the writer
+ * and one transaction from its first part until its caller commits or aborts, taking parts as
+ * they come; other jobs queue behind it.
+ *
  * MDB_MAP_FULL never reaches a caller: the transaction is aborted, the map doubled (see
- * store.c), and the whole group replayed from its encoded rows, which the writer still holds.
+ * store.c), and the whole group (or stream, from its first part) replayed from its encoded rows
+ * or records, which the writer still holds.
  * Under STORE_SYNC_FULL the environment runs with MDB_NOMETASYNC (see store_open()): each commit
  * fdatasyncs its data pages before writing the meta page, and the mdb_env_sync() after it makes
  * that meta page durable before anyone of the group is acknowledged. Because commits only ever
@@ -34,7 +40,7 @@
 
 typedef enum job_kind {
     JOB_APPLY,
-    JOB_BULK,
+    JOB_STREAM,
     JOB_FN,
 } job_kind_t;
 
@@ -52,6 +58,7 @@ struct store__job {
     void *arg;
     bool exclusive;
     void (*after)(store_t *s, int rc, void *arg);
+    store__stream_t *stream;
     int rc;
     bool done;
     pthread_cond_t cv;
@@ -139,98 +146,9 @@ static int apply_row(apply_ctx_t *c, MDB_dbi dbi, const store__row_t *row, const
     return 0;
 }
 
-/*
- * Bulk rows arrive sorted by (view, key, input order). Into a database that was empty when the
- * transaction began, every key's rows are merged in memory and the result appended with
- * MDB_APPEND (no B-tree search, pages filled sequentially); otherwise each row takes the ordinary
- * path, whose merge is the same code, so bulk and online writes cannot disagree.
- */
-static int apply_sorted(apply_ctx_t *c, const MDB_dbi *dbis, const bool *empty, store__job_t *job)
-{
-    const store__enc_t *enc = job->enc;
-    const uint8_t *arena = enc->arena.data;
-    /* Appends go through one cursor per database: mdb_put() opens a fresh cursor every time and
-     * walks from the root (searching the transaction's dirty-page list at every level), while a
-     * cursor left on the last leaf appends there directly. */
-    MDB_cursor *cur = NULL;
-    uint32_t cur_view = UINT32_MAX;
-    int rc = 0;
-    size_t i = 0;
-    while (i < enc->n_rows) {
-        const store__row_t *first = &enc->rows[enc->order[i]];
-        size_t j = i + 1;
-        while (j < enc->n_rows) {
-            const store__row_t *r = &enc->rows[enc->order[j]];
-            if (r->view != first->view || r->key_len != first->key_len ||
-                memcmp(arena + r->key_off, arena + first->key_off, r->key_len) != 0)
-                break;
-            j++;
-        }
-        MDB_dbi dbi = dbis[first->view];
-        if (!empty[first->view]) {
-            for (size_t x = i; x < j && rc == 0; x++)
-                rc = apply_row(c, dbi, &enc->rows[enc->order[x]], arena, job);
-            if (rc != 0)
-                break;
-            i = j;
-            continue;
-        }
-        bool have = false;
-        for (size_t x = i; x < j; x++) {
-            const store__row_t *r = &enc->rows[enc->order[x]];
-            if (r->op == STORE_OP_DELETE) {
-                have = false;
-                continue;
-            }
-            store__rec_t old;
-            if (have) {
-                if (store__rec_parse(c->a.data, c->a.len, &old) < 0) {
-                    rc = -EIO;
-                    break;
-                }
-                if (r->event_ts_us < old.event_ts_us) {
-                    job->stale++;
-                    continue;
-                }
-            }
-            rc = store__rec_merge(have ? &old : NULL, r, arena, c->created, &c->b);
-            if (rc < 0)
-                break;
-            store__buf_t t = c->a;
-            c->a = c->b;
-            c->b = t;
-            have = true;
-            job->written++;
-        }
-        if (rc != 0)
-            break;
-        if (have) {
-            if (cur_view != first->view) {
-                if (cur != NULL)
-                    mdb_cursor_close(cur);
-                cur = NULL;
-                rc = lmdb_rc(mdb_cursor_open(c->txn, dbi, &cur));
-                if (rc != 0)
-                    break;
-                cur_view = first->view;
-            }
-            MDB_val k = {first->key_len, (void *)(arena + first->key_off)};
-            MDB_val d = {c->a.len, c->a.data};
-            rc = lmdb_rc(mdb_cursor_put(cur, &k, &d, MDB_APPEND));
-            if (rc != 0)
-                break;
-        }
-        i = j;
-    }
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    return rc;
-}
-
 /* Resolves a job's views to databases. Returns: 0, or -ENOENT when one was torn down (or torn
  * down and created again) since the job was encoded. */
-static int resolve_views(store_t *s, MDB_txn *txn, const store__job_t *job, MDB_dbi *dbis,
-                         bool *empty)
+static int resolve_views(store_t *s, const store__job_t *job, MDB_dbi *dbis)
 {
     for (size_t i = 0; i < job->enc->n_views; i++) {
         const store__enc_view_t *ev = &job->enc->views[i];
@@ -238,13 +156,6 @@ static int resolve_views(store_t *s, MDB_txn *txn, const store__job_t *job, MDB_
         if (e == NULL || e->gen != ev->gen)
             return -ENOENT;
         dbis[i] = e->dbi;
-        if (empty != NULL) {
-            MDB_stat st;
-            int rc = mdb_stat(txn, e->dbi, &st);
-            if (rc != 0)
-                return lmdb_rc(rc);
-            empty[i] = st.ms_entries == 0;
-        }
     }
     return 0;
 }
@@ -254,7 +165,6 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
 {
     MDB_txn *txn = NULL;
     MDB_dbi *dbis = NULL;
-    bool *empty = NULL;
     *any = false;
     pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -287,27 +197,21 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         }
         size_t nv = j->enc->n_views;
         free(dbis);
-        free(empty);
         dbis = malloc((nv + 1) * sizeof *dbis);
-        empty = malloc((nv + 1) * sizeof *empty);
         rc = -ENOMEM;
-        if (dbis == NULL || empty == NULL)
+        if (dbis == NULL)
             goto out;
-        rc = resolve_views(s, txn, j, dbis, j->kind == JOB_BULK ? empty : NULL);
+        rc = resolve_views(s, j, dbis);
         if (rc == -ENOENT) {
             j->rc = rc;
             continue;
         }
         if (rc != 0)
             goto out;
-        if (j->kind == JOB_BULK) {
-            rc = apply_sorted(c, dbis, empty, j);
-        } else {
-            const uint8_t *arena = j->enc->arena.data;
-            for (size_t r = 0; r < j->enc->n_rows && rc == 0; r++) {
-                const store__row_t *row = &j->enc->rows[r];
-                rc = apply_row(c, dbis[row->view], row, arena, j);
-            }
+        const uint8_t *arena = j->enc->arena.data;
+        for (size_t r = 0; r < j->enc->n_rows && rc == 0; r++) {
+            const store__row_t *row = &j->enc->rows[r];
+            rc = apply_row(c, dbis[row->view], row, arena, j);
         }
         if (rc != 0)
             goto out;
@@ -334,7 +238,6 @@ out:
         mdb_txn_abort(txn);
     pthread_rwlock_unlock(&s->map_lock);
     free(dbis);
-    free(empty);
     return rc;
 }
 
@@ -418,6 +321,294 @@ static void run_fn(store_t *s, store__job_t *job)
     job->rc = rc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Bulk streams                                                                                */
+
+/*
+ * A bulk load is one transaction that stays open on this thread while its caller parses: parts
+ * arrive in the caller's order and are applied as they come, so the writing overlaps the
+ * producing. A part's groups come folded into records; a group whose key sorts after every key
+ * its database holds (at the start, or appended since) cannot have a stored row, so its record
+ * is appended as it is (MDB_APPEND through one cursor, pages filled in order). Any other group
+ * takes the row-by-row path (apply_row(), the store_apply() merge), so the outcome is the same
+ * as applying every row in input order: last write wins, stale rows are skipped.
+ * Nothing is visible before the commit; an abort or any failure leaves the store as it was.
+ */
+
+struct store__stream {
+    store_t *s;
+    store__job_t job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    store__part_t *head, *tail; /* every part pushed, kept for a replay */
+    bool queued;                /* the job is on the writer's queue */
+    bool end, commit;
+    int rc; /* a failure that ended the transaction early (sticky) */
+    char error[320];
+    char bad_field[CATALOG_MAX_NAME];
+    store__enc_t spare[2]; /* see store__stream_take_spare() */
+    int n_spare;
+};
+
+typedef struct stream_view {
+    const store__view_t *e;
+    MDB_cursor *cur; /* appends; NULL until needed, closed after a row-by-row apply */
+    bool has_tail;
+    uint32_t tail_len;
+    uint8_t tail[STORE_MAX_KEY];
+} stream_view_t;
+
+typedef struct stream_txn {
+    apply_ctx_t c;
+    stream_view_t *views;
+    size_t n_views, cap_views;
+    uint32_t *map; /* the part's view index -> views[] */
+    size_t cap_map;
+} stream_txn_t;
+
+/* LMDB's default order: memcmp over the common length, then the shorter first. */
+static int key_cmp(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    int c = memcmp(a, b, na < nb ? na : nb);
+    if (c != 0)
+        return c;
+    return na < nb ? -1 : na > nb;
+}
+
+/* The stream's entry for view e, with its database's last key. Returns: 0, RETRY, -errno. */
+static int stream_view(stream_txn_t *t, const store__view_t *e, uint32_t *out)
+{
+    for (size_t i = 0; i < t->n_views; i++) {
+        if (t->views[i].e == e) {
+            *out = (uint32_t)i;
+            return 0;
+        }
+    }
+    if (t->n_views == t->cap_views) {
+        size_t cap = t->cap_views ? 2 * t->cap_views : 4;
+        stream_view_t *v = realloc(t->views, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        t->views = v;
+        t->cap_views = cap;
+    }
+    stream_view_t *v = &t->views[t->n_views];
+    memset(v, 0, offsetof(stream_view_t, tail));
+    v->e = e;
+    int rc = lmdb_rc(mdb_cursor_open(t->c.txn, e->dbi, &v->cur));
+    if (rc != 0)
+        return rc;
+    MDB_val k, d;
+    rc = mdb_cursor_get(v->cur, &k, &d, MDB_LAST);
+    if (rc == 0) {
+        if (k.mv_size > STORE_MAX_KEY) {
+            mdb_cursor_close(v->cur);
+            return -EIO;
+        }
+        v->has_tail = true;
+        v->tail_len = (uint32_t)k.mv_size;
+        memcpy(v->tail, k.mv_data, k.mv_size);
+    } else if (rc != MDB_NOTFOUND) {
+        mdb_cursor_close(v->cur);
+        return lmdb_rc(rc);
+    }
+    *out = (uint32_t)t->n_views++;
+    return 0;
+}
+
+static void stream_txn_reset(stream_txn_t *t)
+{
+    for (size_t i = 0; i < t->n_views; i++) {
+        if (t->views[i].cur != NULL)
+            mdb_cursor_close(t->views[i].cur);
+    }
+    t->n_views = 0;
+}
+
+static int stream_fail(store__stream_t *st, int rc, const store__enc_view_t *v)
+{
+    if (rc == -ENOENT && v != NULL) {
+        size_t n = strnlen(v->name, sizeof st->bad_field - 1);
+        memcpy(st->bad_field, v->name, n);
+        st->bad_field[n] = '\0';
+        snprintf(st->error, sizeof st->error,
+                 "feature view %s@v%u has no database (torn down or not applied)", v->name,
+                 (unsigned)v->version);
+    }
+    return rc;
+}
+
+/* Applies one part inside the stream's transaction. Returns: 0, RETRY, or a negative errno. */
+/* Hands a part's encoded rows back for reuse: every group was appended from its record, and a
+ * replay, starting from the same state, would append them again. */
+static void release_rows(store__stream_t *st, store__part_t *p)
+{
+    pthread_mutex_lock(&st->mu);
+    if (st->n_spare < (int)(sizeof st->spare / sizeof st->spare[0])) {
+        st->spare[st->n_spare++] = p->enc;
+        memset(&p->enc, 0, sizeof p->enc);
+    }
+    pthread_mutex_unlock(&st->mu);
+    store__enc_free(&p->enc);
+}
+
+/* Applies one part inside the stream's transaction. Returns: 0, RETRY, or a negative errno. */
+static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__part_t *p)
+{
+    if (t->cap_map < p->n_views) {
+        uint32_t *m = realloc(t->map, p->n_views * sizeof *m);
+        if (m == NULL)
+            return -ENOMEM;
+        t->map = m;
+        t->cap_map = p->n_views;
+    }
+    for (size_t i = 0; i < p->n_views; i++) {
+        const store__enc_view_t *ev = &p->views[i];
+        const store__view_t *e = store__views_find(s->views, ev->name, ev->version);
+        if (e == NULL || e->gen != ev->gen)
+            return stream_fail(st, -ENOENT, ev);
+        int rc = stream_view(t, e, &t->map[i]);
+        if (rc != 0)
+            return rc;
+    }
+    store__enc_t *enc = &p->enc;
+    store__job_t *job = &st->job;
+    bool all_appended = true;
+    for (size_t gi = 0; gi < p->n_groups; gi++) {
+        store__group_t *g = &p->groups[gi];
+        stream_view_t *v = &t->views[t->map[g->view]];
+        const uint8_t *key = p->recs.data + g->key_off;
+        int rc;
+        if (!v->has_tail || key_cmp(key, g->key_len, v->tail, v->tail_len) > 0) {
+            job->written += g->written;
+            job->stale += g->stale;
+            if (g->rec_len == 0)
+                continue;
+            if (v->cur == NULL) {
+                rc = lmdb_rc(mdb_cursor_open(t->c.txn, v->e->dbi, &v->cur));
+                if (rc != 0)
+                    return rc;
+            }
+            uint8_t *rec = p->recs.data + g->rec_off;
+            store__put_le64(rec + 16, (uint64_t)t->c.created);
+            MDB_val k = {g->key_len, (void *)key}, d = {g->rec_len, rec};
+            rc = lmdb_rc(mdb_cursor_put(v->cur, &k, &d, MDB_APPEND));
+            if (rc != 0)
+                return rc;
+            v->has_tail = true;
+            v->tail_len = g->key_len;
+            memcpy(v->tail, key, g->key_len);
+            continue;
+        }
+        /* The key may be stored: merge row by row. A put elsewhere in the tree moves pages
+         * under the append cursor, so it is reopened (at the last leaf) when next needed. */
+        all_appended = false;
+        if (enc->rows == NULL)
+            return -EIO; /* released after appending it all: a replay cannot decide otherwise */
+        if (v->cur != NULL) {
+            mdb_cursor_close(v->cur);
+            v->cur = NULL;
+        }
+        for (uint32_t x = g->first; x < g->first + g->n; x++) {
+            rc = apply_row(&t->c, v->e->dbi, &enc->rows[enc->order[x]], enc->arena.data, job);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    if (all_appended && enc->rows != NULL)
+        release_rows(st, p);
+    return 0;
+}
+
+/* One attempt at the whole stream: applies every part pushed so far and then each new one as it
+ * comes, until told to end. Returns: 0 committed, 1 aborted as asked, RETRY, or a negative errno
+ * (the transaction is gone either way). */
+static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
+{
+    MDB_txn *txn = NULL;
+    pthread_rwlock_rdlock(&s->map_lock);
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+        pthread_rwlock_unlock(&s->map_lock);
+        rc = store__map_grow(s, false);
+        return rc < 0 ? rc : RETRY;
+    }
+    rc = lmdb_rc(rc);
+    if (rc != 0)
+        goto out;
+    t->c.txn = txn;
+    st->job.written = st->job.stale = 0;
+    store__part_t *done = NULL;
+    for (;;) {
+        pthread_mutex_lock(&st->mu);
+        store__part_t *next;
+        while ((next = done != NULL ? done->next : st->head) == NULL && !st->end)
+            pthread_cond_wait(&st->cv, &st->mu);
+        bool commit_it = st->commit;
+        pthread_mutex_unlock(&st->mu);
+        if (next == NULL) {
+            if (!commit_it) {
+                rc = 1;
+                break;
+            }
+            stream_txn_reset(t);
+            rc = commit(txn);
+            txn = NULL;
+            break;
+        }
+        rc = apply_part(s, st, t, next);
+        if (rc != 0)
+            break;
+        done = next;
+    }
+out:
+    stream_txn_reset(t);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}
+
+static void run_stream(store_t *s, store__stream_t *st)
+{
+    stream_txn_t t = {0};
+    /* One write time for the whole load, kept across replays. */
+    t.c.created = write_time(s);
+    int rc;
+    for (;;) {
+        rc = stream_attempt(s, st, &t);
+        if (rc != RETRY)
+            break;
+        rc = store__map_grow(s, true);
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0) {
+        s->last_created_us = t.c.created;
+        if (s->sync == STORE_SYNC_FULL)
+            rc = store__errno(mdb_env_sync(s->env, 1));
+    }
+    if (rc == 0) {
+        atomic_fetch_add(&s->commits, 1);
+        atomic_fetch_add(&s->batches, 1);
+        grow_early(s);
+    }
+    if (rc < 0) {
+        /* Failed before the end: refuse further parts, then wait for the caller to end it, so
+         * the caller's commit sees the failure (and a push of theirs never waits on us). */
+        pthread_mutex_lock(&st->mu);
+        st->rc = rc;
+        while (!st->end)
+            pthread_cond_wait(&st->cv, &st->mu);
+        pthread_mutex_unlock(&st->mu);
+    }
+    st->job.rc = rc == 1 ? 0 : rc;
+    store__buf_free(&t.c.a);
+    store__buf_free(&t.c.b);
+    free(t.views);
+    free(t.map);
+}
+
 static void *writer_main(void *arg)
 {
     store_t *s = arg;
@@ -427,7 +618,7 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&s->q_cv, &s->q_mu);
         if (s->q_head == NULL)
             break;
-        /* Group every apply job queued now; bulk loads and maintenance run alone. */
+        /* Group every apply job queued now; bulk streams and maintenance run alone. */
         store__job_t *group = s->q_head, *last = group;
         size_t n = 1;
         if (group->kind == JOB_APPLY) {
@@ -444,6 +635,8 @@ static void *writer_main(void *arg)
 
         if (group->kind == JOB_FN)
             run_fn(s, group);
+        else if (group->kind == JOB_STREAM)
+            run_stream(s, group->stream);
         else
             run_apply(s, group);
 
@@ -475,7 +668,7 @@ static void *writer_main(void *arg)
 }
 
 /* Queues job; called with q_mu held. Returns: 0, -ESHUTDOWN (not queued). */
-static int enqueue(store_t *s, store__job_t *job)
+static int enqueue_locked(store_t *s, store__job_t *job)
 {
     if (s->closing)
         return -ESHUTDOWN;
@@ -489,23 +682,36 @@ static int enqueue(store_t *s, store__job_t *job)
     return 0;
 }
 
-/* Queues job and sleeps until the writer is done with it. Returns: the job's result. */
-static int submit(store_t *s, store__job_t *job)
+/* Queues job for a caller that will wait_done() on it. Returns: 0, -EROFS, -ESHUTDOWN. */
+static int enqueue(store_t *s, store__job_t *job)
 {
     if (s->read_only)
         return -EROFS;
     pthread_cond_init(&job->cv, NULL);
     pthread_mutex_lock(&s->q_mu);
-    if (enqueue(s, job) < 0) {
-        pthread_mutex_unlock(&s->q_mu);
+    int rc = enqueue_locked(s, job);
+    pthread_mutex_unlock(&s->q_mu);
+    if (rc < 0)
         pthread_cond_destroy(&job->cv);
-        return -ESHUTDOWN;
-    }
+    return rc;
+}
+
+/* Sleeps until the writer is done with a queued job. Returns: the job's result. */
+static int wait_done(store_t *s, store__job_t *job)
+{
+    pthread_mutex_lock(&s->q_mu);
     while (!job->done)
         pthread_cond_wait(&job->cv, &s->q_mu);
     pthread_mutex_unlock(&s->q_mu);
     pthread_cond_destroy(&job->cv);
     return job->rc;
+}
+
+/* Queues job and sleeps until the writer is done with it. Returns: the job's result. */
+static int submit(store_t *s, store__job_t *job)
+{
+    int rc = enqueue(s, job);
+    return rc < 0 ? rc : wait_done(s, job);
 }
 
 int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
@@ -547,11 +753,9 @@ static void finish_async(store_t *s, store__job_t *job)
     free(job);
 }
 
-int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, bool bulk,
-                  store_apply_result_t *res)
+int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, store_apply_result_t *res)
 {
-    store__job_t job = {
-        .kind = bulk ? JOB_BULK : JOB_APPLY, .enc = enc, .log_position = log_position};
+    store__job_t job = {.kind = JOB_APPLY, .enc = enc, .log_position = log_position};
     int rc = submit(s, &job);
     if (res != NULL)
         job_result(&job, rc, res);
@@ -573,7 +777,7 @@ int store__submit_async(store_t *s, store__enc_t *enc, uint64_t log_position,
     job->own = *enc;
     job->enc = &job->own;
     pthread_mutex_lock(&s->q_mu);
-    int rc = enqueue(s, job);
+    int rc = enqueue_locked(s, job);
     pthread_mutex_unlock(&s->q_mu);
     if (rc < 0) {
         free(job);
@@ -581,6 +785,96 @@ int store__submit_async(store_t *s, store__enc_t *enc, uint64_t log_position,
     }
     memset(enc, 0, sizeof *enc);
     return 0;
+}
+
+int store__stream_begin(store_t *s, store__stream_t **out)
+{
+    if (s->read_only)
+        return -EROFS;
+    store__stream_t *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return -ENOMEM;
+    st->s = s;
+    st->job.kind = JOB_STREAM;
+    st->job.stream = st;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    *out = st;
+    return 0;
+}
+
+int store__stream_push(store__stream_t *st, store__part_t *p, store_apply_result_t *res)
+{
+    p->next = NULL;
+    pthread_mutex_lock(&st->mu);
+    int rc = st->rc;
+    if (rc == 0 && !st->queued) {
+        /* The transaction opens with the first part: a load that never adds a row never holds
+         * up the writer. */
+        rc = enqueue(st->s, &st->job);
+        st->queued = rc == 0;
+        if (rc < 0)
+            st->rc = rc;
+    }
+    if (rc == 0) {
+        if (st->tail != NULL)
+            st->tail->next = p;
+        else
+            st->head = p;
+        st->tail = p;
+        pthread_cond_signal(&st->cv);
+    } else if (res != NULL) {
+        memcpy(res->error, st->error, sizeof res->error);
+        memcpy(res->bad_field, st->bad_field, sizeof res->bad_field);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (rc < 0)
+        store__part_free(p);
+    return rc;
+}
+
+bool store__stream_take_spare(store__stream_t *st, store__enc_t *enc)
+{
+    bool got = false;
+    pthread_mutex_lock(&st->mu);
+    if (st->n_spare > 0) {
+        *enc = st->spare[--st->n_spare];
+        enc->n_rows = 0;
+        enc->n_views = 0;
+        enc->arena.len = 0;
+        got = true;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return got;
+}
+
+int store__stream_end(store__stream_t *st, bool commit_it, store_apply_result_t *res)
+{
+    if (st == NULL)
+        return 0;
+    pthread_mutex_lock(&st->mu);
+    st->end = true;
+    st->commit = commit_it;
+    pthread_cond_signal(&st->cv);
+    bool queued = st->queued;
+    pthread_mutex_unlock(&st->mu);
+    int rc = queued ? wait_done(st->s, &st->job) : st->rc;
+    if (res != NULL) {
+        res->written = st->job.written;
+        res->stale = st->job.stale;
+        memcpy(res->error, st->error, sizeof res->error);
+        memcpy(res->bad_field, st->bad_field, sizeof res->bad_field);
+    }
+    for (store__part_t *p = st->head, *n; p != NULL; p = n) {
+        n = p->next;
+        store__part_free(p);
+    }
+    for (int i = 0; i < st->n_spare; i++)
+        store__enc_free(&st->spare[i]);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+    return commit_it ? rc : 0;
 }
 
 int store__writer_start(store_t *s)

@@ -25,7 +25,9 @@ static const char rules_yaml[] =
     "      - {name: i32s, dtype: INT32_LIST, validation: {min: 0}}\n"
     "      - {name: f64s, dtype: DOUBLE_LIST, validation: {max: 0}}\n"
     "      - {name: tss, dtype: UNIX_TIMESTAMP_LIST, validation: {max_length: 1}}\n"
-    "      - {name: plain, dtype: INT64}\n";
+    "      - {name: plain, dtype: INT64}\n"
+    "      - {name: plain_f64, dtype: DOUBLE, validation: {not_null: true}}\n"
+    "      - {name: plain_str, dtype: STRING}\n";
 
 static catalog_t *cat;
 
@@ -196,4 +198,19 @@ Test(catalog_validate, why_may_be_null_or_short)
     cr_expect_eq(catalog_validate_value(feat("i64"), &v, why, sizeof why), -EINVAL);
     cr_expect_str_eq(why, "min");
     cr_expect_eq(catalog_validate_value(NULL, &v, why, sizeof why), -EINVAL);
+}
+
+Test(catalog_validate, only_numbers_without_value_rules_are_said_to_have_no_rules)
+{
+    const char *ruled[] = {"i64", "i32",  "f64",     "f32", "ts",  "str",   "color",
+                           "raw", "flag", "ratings", "ids", "any", "flags", "plain_str"};
+    for (size_t i = 0; i < sizeof ruled / sizeof ruled[0]; i++)
+        cr_expect(catalog_feature_has_rules(feat(ruled[i])), "%s", ruled[i]);
+    /* not_null is about nulls only: the caller still validates those. */
+    cr_expect(!catalog_feature_has_rules(feat("plain")));
+    cr_expect(!catalog_feature_has_rules(feat("plain_f64")));
+    check("plain", I64(INT64_MIN), NULL);
+    check("plain_f64", F64(NAN), NULL);
+    check("plain_f64", F64(-INFINITY), NULL);
+    check("plain_f64", NUL, "not_null");
 }

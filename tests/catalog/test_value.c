@@ -58,6 +58,36 @@ Test(catalog_value, scalars_encode_to_hand_checked_bytes)
     expect_bytes(&v, (const uint8_t[]){0x12, 0x00}, 2);
 }
 
+Test(catalog_value, numbers_encode_the_same_into_a_roomy_or_an_exact_buffer)
+{
+    /* A roomy buffer takes the unsized fast path, an exact one the general path. */
+    const int64_t ints[] = {0, 1, 127, 128, 300, -1, INT64_MIN, INT64_MAX, 1LL << 35};
+    const double dbls[] = {0.0, -0.0, 0.5, -1e300, INFINITY, NAN};
+    catalog_value_t vals[3 * 9 + 2 * 6];
+    size_t n = 0;
+    for (size_t i = 0; i < 9; i++) {
+        vals[n++] = (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = ints[i]};
+        vals[n++] = (catalog_value_t){.type = CATALOG_DTYPE_UNIX_TIMESTAMP, .u.i64 = ints[i]};
+        vals[n++] = (catalog_value_t){.type = CATALOG_DTYPE_INT32, .u.i32 = (int32_t)ints[i]};
+    }
+    for (size_t i = 0; i < 6; i++) {
+        vals[n++] = (catalog_value_t){.type = CATALOG_DTYPE_DOUBLE, .u.f64 = dbls[i]};
+        vals[n++] = (catalog_value_t){.type = CATALOG_DTYPE_FLOAT, .u.f32 = (float)dbls[i]};
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t roomy[32], exact[16];
+        size_t need = catalog_value_wire_size(&vals[i]);
+        cr_assert_leq(need, sizeof exact);
+        int a = catalog_value_encode(&vals[i], roomy, sizeof roomy);
+        int b = catalog_value_encode(&vals[i], exact, need);
+        cr_assert_eq(a, (int)need, "value %zu", i);
+        cr_assert_eq(b, (int)need, "value %zu", i);
+        cr_assert_arr_eq(roomy, exact, need, "value %zu", i);
+        if (need > 1)
+            cr_assert_eq(catalog_value_encode(&vals[i], exact, need - 1), -ENOSPC);
+    }
+}
+
 Test(catalog_value, null_encodes_as_null_val_and_empty_decodes_as_null)
 {
     catalog_value_t v = {.type = CATALOG_DTYPE_NULL};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/store_int.h"
 #include "tests/storage/helpers.h"
 
 static char *dir;
@@ -344,3 +345,136 @@ Test(apply, a_broken_checked_promise_is_caught_in_debug_builds)
     store_bulk_free(b);
 }
 #endif
+
+/* One add of n rows: ids base + r * step, conv_rate 0.5, event time ts. */
+static int add_rows(store_bulk_t *b, int64_t base, int64_t step, size_t n, int64_t ts,
+                    store_apply_result_t *res)
+{
+    static catalog_value_t ids[1000], vals[1000];
+    static int64_t tss[1000];
+    cr_assert_leq(n, 1000);
+    for (size_t r = 0; r < n; r++) {
+        ids[r] = th_i64(base + (int64_t)r * step);
+        vals[r] = th_f32(0.5f);
+        tss[r] = ts;
+    }
+    const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+    uint32_t idx = 0;
+    store_batch_t batch = {.view = fv,
+                           .n_rows = n,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = cols,
+                           .event_ts_us = tss};
+    return store_bulk_add(b, &batch, 1, res);
+}
+
+Test(apply, a_bulk_streamed_in_many_adds_then_freed_leaves_the_store_exactly_as_before)
+{
+    cr_assert_eq(th_put(s, fv, 1, 1, th_i64(5), 100), 0);
+    store_stats_t st0;
+    cr_assert_eq(store_stat(s, &st0), 0);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    store_apply_result_t res;
+    /* Forty adds, streamed into the open transaction one by one; entity 1 gets a newer row. */
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(add_rows(b, i * 500, 1, 500, 200, &res), 0, "%s", res.error);
+    cr_assert_eq(store_bulk_rows(b), 20000);
+    /* A reader meanwhile sees nothing of it. */
+    cr_assert_eq(th_rows(s, fv), 1);
+    store_bulk_free(b); /* a late bad row: the caller gives up */
+    cr_assert_eq(th_rows(s, fv), 1);
+    catalog_value_t out;
+    int64_t t;
+    cr_assert_eq(th_get(s, fv, 1, 1, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 5);
+    cr_assert_eq(t, 100);
+    cr_assert_eq(th_get(s, fv, 1, 0, 200, &out, NULL), STORE_STATUS_NULL_VALUE);
+    store_stats_t st;
+    cr_assert_eq(store_stat(s, &st), 0);
+    cr_assert_eq(st.commits, st0.commits, "an aborted bulk must not commit");
+    /* The writer is free again. */
+    cr_assert_eq(th_put(s, fv, 2, 1, th_i64(6), 100), 0);
+    cr_assert_eq(th_rows(s, fv), 2);
+}
+
+Test(apply, a_bulk_appends_keys_past_the_stored_ones_and_merges_the_others_in_input_order)
+{
+    cr_assert_eq(th_put(s, fv, 10, 1, th_i64(1), 100), 0);
+    cr_assert_eq(th_put(s, fv, 20, 1, th_i64(2), 100), 0);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    store_apply_result_t res;
+    /* 0, 5, ..., 45: 10 and 20 merge with what is stored, 25.. are appended. */
+    cr_assert_eq(add_rows(b, 0, 5, 10, 200, &res), 0, "%s", res.error);
+    /* A later add going back below the tail (12, 22, 32: 32 lands between appended keys), and
+     * one rewriting 45 with an older event (stale) and 50 past the tail. */
+    cr_assert_eq(add_rows(b, 12, 10, 3, 200, &res), 0, "%s", res.error);
+    cr_assert_eq(add_rows(b, 45, 5, 2, 150, &res), 0, "%s", res.error);
+    cr_assert_eq(store_bulk_commit(b, &res), 0, "%s", res.error);
+    store_bulk_free(b);
+    cr_assert_eq(res.written, 14);
+    cr_assert_eq(res.stale, 1);
+    cr_assert_eq(th_rows(s, fv), 14);
+    catalog_value_t out;
+    int64_t t;
+    cr_assert_eq(th_get(s, fv, 20, 1, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 2, "the bulk row must merge, not replace");
+    cr_assert_eq(t, 200);
+    cr_assert_eq(th_get(s, fv, 20, 0, 200, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(th_get(s, fv, 32, 0, 200, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(th_get(s, fv, 45, 0, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(t, 200, "the older row for 45 is stale");
+    cr_assert_eq(th_get(s, fv, 50, 0, 200, &out, &t), STORE_STATUS_PRESENT);
+    cr_assert_eq(t, 150);
+}
+
+/* Strings before numbers in slot order: a string's room must not eat the room reserved for the
+ * numbers after it in the same row. The arena starts with exactly the room a row reserves
+ * (STORE_MAX_KEY + 24 per value), so ASan sees any write past it. */
+Test(apply, a_string_before_many_numbers_in_a_row_does_not_take_their_room)
+{
+    static const char yaml[] = "project: p\n"
+                               "entities:\n"
+                               "  - {name: driver, join_keys: [{name: driver_id, type: INT64}]}\n"
+                               "feature_views:\n"
+                               "  - name: w\n"
+                               "    entities: [driver]\n"
+                               "    features:\n"
+                               "      - {name: s, dtype: STRING}\n"
+                               "      - {name: n1, dtype: INT64}\n"
+                               "      - {name: n2, dtype: INT64}\n"
+                               "      - {name: n3, dtype: INT64}\n"
+                               "      - {name: n4, dtype: INT64}\n"
+                               "      - {name: n5, dtype: INT64}\n"
+                               "      - {name: n6, dtype: INT64}\n";
+    catalog_t *c2 = th_catalog(yaml);
+    char *dir2 = th_tmpdir();
+    store_t *s2 = th_open_applied(dir2, c2);
+    const catalog_view_t *w = th_view(c2, "w", 1);
+    static char text[601];
+    memset(text, 's', 600);
+    catalog_value_t id = th_i64(7), str = th_str(text);
+    catalog_value_t num = th_i64(INT64_MIN); /* a ten-byte varint: the largest fixed value */
+    const catalog_value_t *keys[] = {&id};
+    const catalog_value_t *vals[] = {&str, &num, &num, &num, &num, &num, &num};
+    const uint32_t idx[] = {0, 1, 2, 3, 4, 5, 6};
+    store_batch_t batch = {
+        .view = w, .n_rows = 1, .keys = keys, .n_features = 7, .feature_idx = idx, .values = vals};
+    store__enc_t enc = {0};
+    enc.arena.cap = STORE_MAX_KEY + 7 * 24;
+    enc.arena.data = malloc(enc.arena.cap);
+    cr_assert_not_null(enc.arena.data);
+    store_apply_result_t res;
+    cr_assert_eq(store__encode(s2, &batch, 1, false, &enc, &res), 0, "%s", res.error);
+    cr_assert_eq(enc.n_rows, 1);
+    cr_assert_eq(enc.rows[0].n_vals, 7);
+    cr_assert_leq(enc.arena.len, enc.arena.cap);
+    store__enc_free(&enc);
+    store_close(s2);
+    catalog_unref(c2);
+    th_rmrf(dir2);
+    free(dir2);
+}

@@ -56,6 +56,29 @@ Test(record, a_new_record_has_the_header_offsets_and_bytes_of_its_values)
     store__buf_free(&b.arena);
 }
 
+Test(record, a_built_record_is_byte_for_byte_a_merge_over_nothing_appended_in_place)
+{
+    built_t b = {0};
+    b.row.event_ts_us = -5;
+    add_val(&b, 1, "b");
+    add_val(&b, 3, ""); /* an explicit null */
+    add_val(&b, 4, "eeee");
+    store__buf_t merged = {0}, built = {0};
+    cr_assert_eq(store__rec_merge(NULL, &b.row, b.arena.data, 9, &merged), 0);
+    cr_assert_eq(store__buf_append(&built, "xyz", 3), 0);
+    cr_assert_eq(store__rec_build(&b.row, b.arena.data, 9, &built), 0);
+    cr_assert_eq(built.len, 3 + merged.len);
+    cr_assert_arr_eq(built.data, "xyz", 3, "what was there stays");
+    cr_assert_arr_eq(built.data + 3, merged.data, merged.len);
+    built_t none = {0};
+    built.len = 0;
+    cr_assert_eq(store__rec_build(&none.row, none.arena.data, 9, &built), 0);
+    cr_assert_eq(built.len, STORE__REC_HEADER, "a row without values: a header, no slots");
+    store__buf_free(&merged);
+    store__buf_free(&built);
+    store__buf_free(&b.arena);
+}
+
 Test(record, a_merge_replaces_listed_slots_keeps_the_others_and_grows_for_new_ones)
 {
     built_t b1 = {0}, b2 = {0};

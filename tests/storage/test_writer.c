@@ -342,6 +342,48 @@ Test(writer, the_map_grows_from_a_tiny_size_without_any_error, .timeout = 120)
     cr_assert_eq(th_rows(s, fv), 50000);
 }
 
+Test(writer, a_bulk_streamed_in_many_adds_is_replayed_whole_when_the_map_grows, .timeout = 120)
+{
+    store_close(s);
+    th_rmrf(dir);
+    s = th_open(dir, 64 * 1024, STORE_SYNC_NONE);
+    catalog_plan_t plan;
+    cr_assert_eq(store_apply_catalog(s, cat, &plan), 0);
+    catalog_plan_clear(&plan);
+    store_stats_t st0;
+    cr_assert_eq(store_stat(s, &st0), 0);
+    /* Adds of 1000 rows; every odd one goes back below keys appended by the one before. */
+    static char label[200];
+    memset(label, 'x', sizeof label - 1);
+    static catalog_value_t ids[1000], labels[1000];
+    for (int i = 0; i < 1000; i++)
+        labels[i] = th_str(label);
+    const catalog_value_t *keys[] = {ids}, *vals[] = {labels};
+    uint32_t idx = 2;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 1000,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = vals};
+    store_bulk_t *bulk;
+    cr_assert_eq(store_bulk_begin(s, &bulk), 0);
+    for (int c = 0; c < 40; c++) {
+        for (int i = 0; i < 1000; i++)
+            ids[i] = th_i64(c % 2 == 0 ? c * 1000 + 2 * i : (c - 1) * 1000 + 2 * i + 1);
+        cr_assert_eq(store_bulk_add(bulk, &b, 1, NULL), 0, "add %d", c);
+    }
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_commit(bulk, &res), 0);
+    store_bulk_free(bulk);
+    cr_assert_eq(res.written, 40000);
+    store_stats_t st;
+    cr_assert_eq(store_stat(s, &st), 0);
+    cr_assert_gt(st.map_size, st0.map_size);
+    cr_assert_eq(st.commits, st0.commits + 1);
+    cr_assert_eq(th_rows(s, fv), 40000);
+}
+
 /* Readers during map growth ----------------------------------------------------------------- */
 
 typedef struct rargs {
