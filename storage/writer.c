@@ -86,6 +86,26 @@ static int lmdb_rc(int rc)
     return rc == MDB_MAP_FULL ? RETRY : store__errno(rc);
 }
 
+/*
+ * Takes the map lock (shared) and begins a write transaction. Returns: true with the lock held and
+ * *rc = 0 (*txn begun) or a negative errno / RETRY for the caller's exit path to handle; false
+ * with the lock released and *rc to return at once: RETRY after adopting a map another process
+ * grew, or the errno of adopting it.
+ */
+static bool begin_write(store_t *s, MDB_txn **txn, int *rc)
+{
+    pthread_rwlock_rdlock(&s->map_lock);
+    int r = mdb_txn_begin(s->env, NULL, 0, txn);
+    if (r == MDB_MAP_RESIZED) {
+        pthread_rwlock_unlock(&s->map_lock);
+        r = store__map_grow(s, false);
+        *rc = r < 0 ? r : RETRY;
+        return false;
+    }
+    *rc = lmdb_rc(r);
+    return true;
+}
+
 /* Grows the map ahead of need when it is three quarters full, so large loads rarely pay for a
  * replayed transaction. The writer holds no lock here. */
 static void grow_early(store_t *s)
@@ -166,14 +186,9 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     MDB_txn *txn = NULL;
     MDB_dbi *dbis = NULL;
     *any = false;
-    pthread_rwlock_rdlock(&s->map_lock);
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc == MDB_MAP_RESIZED) {
-        pthread_rwlock_unlock(&s->map_lock);
-        rc = store__map_grow(s, false);
-        return rc < 0 ? rc : RETRY;
-    }
-    rc = lmdb_rc(rc);
+    int rc;
+    if (!begin_write(s, &txn, &rc))
+        return rc;
     if (rc != 0)
         goto out;
     c->txn = txn;
@@ -526,14 +541,9 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
 static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
 {
     MDB_txn *txn = NULL;
-    pthread_rwlock_rdlock(&s->map_lock);
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc == MDB_MAP_RESIZED) {
-        pthread_rwlock_unlock(&s->map_lock);
-        rc = store__map_grow(s, false);
-        return rc < 0 ? rc : RETRY;
-    }
-    rc = lmdb_rc(rc);
+    int rc;
+    if (!begin_write(s, &txn, &rc))
+        return rc;
     if (rc != 0)
         goto out;
     t->c.txn = txn;
