@@ -235,6 +235,8 @@ static int extend_slots(store_t *s, MDB_txn *txn, const catalog_view_t *v, store
     MDB_dbi dbi;
     if (rc >= 0)
         rc = store__errno(mdb_dbi_open(txn, db, MDB_CREATE, &dbi));
+    if (rc >= 0)
+        rc = store__errno(mdb_set_compare(txn, dbi, store__key_cmp));
     if (rc < 0)
         return rc;
     if (is_new) {

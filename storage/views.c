@@ -164,6 +164,8 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
         memcpy(dbname, STORE__PREFIX_DB, strlen(STORE__PREFIX_DB));
         strcpy(dbname + strlen(STORE__PREFIX_DB), e->key);
         rc = store__errno(mdb_dbi_open(txn, dbname, 0, &e->dbi));
+        if (rc == 0)
+            rc = store__errno(mdb_set_compare(txn, e->dbi, store__key_cmp));
         if (rc < 0)
             goto out;
         /* A batch encoded before a teardown and re-create must not land in the new database

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/store_int.h"
 #include "tests/storage/helpers.h"
 
 static const char keys_yaml[] =
@@ -166,4 +167,62 @@ Test(key, an_entityless_view_has_one_fixed_key)
     cr_assert_eq(store_encode_key(v, NULL, 0, a, sizeof a), 1);
     cr_assert_eq(store_encode_key(v, NULL, 0, b, sizeof b), 1);
     cr_assert_eq(a[0], b[0]);
+}
+
+/* LMDB's default order for keys: memcmp over the common length, then the shorter one first. */
+static int reference_cmp(const MDB_val *a, const MDB_val *b)
+{
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = n == 0 ? 0 : memcmp(a->mv_data, b->mv_data, n);
+    if (c != 0)
+        return c < 0 ? -1 : 1;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size ? 1 : 0;
+}
+
+Test(key, the_key_comparator_orders_exactly_like_lmdbs_default)
+{
+    /* Databases written before the comparator existed (and any process that opens them without
+     * it) rely on the two orders being identical. Keys share long prefixes and differ in a byte
+     * anywhere, including the high bit, across the 8-byte steps. */
+    uint8_t a[40], b[40];
+    unsigned seed = 7;
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t na = (size_t)(rand_r(&seed) % 40), nb = (size_t)(rand_r(&seed) % 40);
+        for (size_t i = 0; i < sizeof a; i++)
+            a[i] = b[i] = (uint8_t)(rand_r(&seed) % 4 == 0 ? rand_r(&seed) : 0x80);
+        /* Up to three differing bytes, so that two can fall in one 8-byte step (a comparison
+         * of little-endian words would then disagree with memcmp). */
+        int flips = rand_r(&seed) % 4;
+        for (int f = 0; f < flips && na > 0; f++)
+            b[rand_r(&seed) % na] ^= (uint8_t)(1u << (rand_r(&seed) % 8));
+        MDB_val va = {na, a}, vb = {nb, b};
+        int want = reference_cmp(&va, &vb);
+        cr_assert_eq(store__key_cmp(&va, &vb), want, "iter %d: %zu vs %zu bytes", iter, na, nb);
+        cr_assert_eq(store__key_cmp(&vb, &va), -want, "iter %d reversed", iter);
+    }
+    MDB_val empty = {0, a};
+    cr_assert_eq(store__key_cmp(&empty, &empty), 0);
+}
+
+Test(key, lookups_and_appends_use_the_key_comparator)
+{
+    /* The comparator is installed on the view databases the store opens. */
+    char *dir = th_tmpdir();
+    catalog_t *c = th_catalog(keys_yaml);
+    store_t *s = th_open_applied(dir, c);
+    const store__view_t *e = NULL;
+    MDB_txn *txn = NULL;
+    cr_assert_eq(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn), 0);
+    for (size_t i = 0; i < s->views->n; i++) {
+        e = &s->views->items[i];
+        MDB_val x = {1, "a"}, y = {1, "b"};
+        /* mdb_cmp() uses the database's comparator: ours gives exactly -1. */
+        cr_assert_eq(mdb_cmp(txn, e->dbi, &x, &y), -1, "view %s", e->key);
+    }
+    cr_assert_not_null(e);
+    mdb_txn_abort(txn);
+    store_close(s);
+    catalog_unref(c);
+    th_rmrf(dir);
+    free(dir);
 }
