@@ -22,7 +22,8 @@ usage: bench/run.sh [--quick] [--json] [flags]
                      N*M clients, so both sides have the same number of requests outstanding
   --duration S       measured seconds per scenario (default 10)
   --warmup S         warm-up seconds per scenario (default 2)
-  --workers N        fstore serve --workers (default: the server's default)
+  --workers N        fstore serve --workers (default: the server's default, one per CPU; see
+                     BENCHMARKS.md, "Server threads", for --workers 1)
   --sched-slice-us N the CPU slice the server's read workers and the open-loop generator ask
                      for (fstore serve --sched-slice-us; Linux 6.12+); 0 = the kernel's
                      default (default 100)
@@ -360,6 +361,7 @@ BUSY_END=$(machine_busy)
 MACHINE="$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 export OTHER_CPU MACHINE LOAD_START LOAD_END BUSY_START BUSY_END INGEST_ROWS INGEST_RATE INGEST_NOTE VMRSS RSSFILE RSSANON \
   RSSSHMEM PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE SLICE \
+  WORKERS \
   CMDLINE="bench/run.sh $ORIG_ARGS"
 "$PY" - "$RES/facts.json" <<'PYEOF'
 import json, os, sys
@@ -373,8 +375,10 @@ facts = {
     "dataset": "25 views x 10 features (INT64/DOUBLE); v0..v4: %s entities, v5..v24: %s" % (
         e["ENTITIES"], e["EXTRA"]),
     "concurrency": "closed loop %s connections x %s in flight (= Redis -c %s); %s s measured "
-                   "after %s s warm-up; open loop at half the closed-loop maximum; %s" % (
+                   "after %s s warm-up; open loop at half the closed-loop maximum; "
+                   "fstore read workers: %s; %s" % (
         e["CONNS"], e["INFLIGHT"], e["CONC"], e["DURATION"], e["WARMUP"],
+        e["WORKERS"] or "the server's default",
         "CPU slice of the server's read workers and the open-loop generator: %s us" % e["SLICE"]
         if e["SLICE"] != "0" else "kernel's default CPU slice"),
     "ingest_rows_per_s": float(e["INGEST_RATE"]) if e["INGEST_RATE"] else None,
