@@ -46,6 +46,14 @@ static store_batch_t rates_batch(catalog_value_t *ids, catalog_value_t *vals,
         .view = fv, .n_rows = n, .keys = keys, .n_features = 1, .feature_idx = idx, .values = cols};
 }
 
+/* A batch of n rows of fv writing the one feature *idx (keys and vals: one column each). */
+static store_batch_t one_feature(size_t n, const catalog_value_t **keys,
+                                 const catalog_value_t **vals, uint32_t *idx)
+{
+    return (store_batch_t){
+        .view = fv, .n_rows = n, .keys = keys, .n_features = 1, .feature_idx = idx, .values = vals};
+}
+
 Test(apply, an_invalid_row_rejects_every_batch_and_names_batch_row_field_and_rule)
 {
     static const uint32_t idx[] = {0};
@@ -244,12 +252,7 @@ Test(apply, a_bad_bulk_batch_adds_nothing_and_keeps_earlier_ones)
     catalog_value_t vals0[] = {th_f32(0.1f), th_f32(7.0f)};
     const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
     uint32_t idx = 0;
-    store_batch_t batch = {.view = fv,
-                           .n_rows = 2,
-                           .keys = keys,
-                           .n_features = 1,
-                           .feature_idx = &idx,
-                           .values = vals};
+    store_batch_t batch = one_feature(2, keys, vals, &idx);
     store_apply_result_t res;
     cr_assert_eq(store_bulk_add(b, &batch, 1, &res), -EINVAL);
     cr_assert_eq(res.bad_row, 1);
@@ -269,12 +272,7 @@ Test(apply, checked_bulk_rows_still_have_their_types_keys_and_views_checked)
     catalog_value_t vals0[] = {th_f32(0.1f), th_str("not a FLOAT")};
     const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
     uint32_t idx = 0;
-    store_batch_t batch = {.view = fv,
-                           .n_rows = 2,
-                           .keys = keys,
-                           .n_features = 1,
-                           .feature_idx = &idx,
-                           .values = vals};
+    store_batch_t batch = one_feature(2, keys, vals, &idx);
     store_apply_result_t res;
     cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), -EINVAL);
     cr_assert_eq(res.bad_row, 1);
@@ -305,12 +303,7 @@ Test(apply, unchecked_paths_keep_running_the_catalog_rules)
     catalog_value_t keys0[] = {th_i64(1)}, vals0[] = {th_f32(7.0f)};
     const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
     uint32_t idx = 0;
-    store_batch_t batch = {.view = fv,
-                           .n_rows = 1,
-                           .keys = keys,
-                           .n_features = 1,
-                           .feature_idx = &idx,
-                           .values = vals};
+    store_batch_t batch = one_feature(1, keys, vals, &idx);
     store_apply_result_t res;
     cr_assert_eq(store_apply(s, &batch, 1, 0, &res), -EINVAL);
     cr_assert(strstr(res.error, "max") != NULL, "%s", res.error);
@@ -332,12 +325,7 @@ Test(apply, a_broken_checked_promise_is_caught_in_debug_builds)
     catalog_value_t keys0[] = {th_i64(1)}, vals0[] = {th_f32(7.0f)};
     const catalog_value_t *keys[] = {keys0}, *vals[] = {vals0};
     uint32_t idx = 0;
-    store_batch_t batch = {.view = fv,
-                           .n_rows = 1,
-                           .keys = keys,
-                           .n_features = 1,
-                           .feature_idx = &idx,
-                           .values = vals};
+    store_batch_t batch = one_feature(1, keys, vals, &idx);
     store_apply_result_t res;
     cr_assert_eq(store_bulk_add_checked(b, &batch, 1, &res), -EINVAL);
     cr_assert(strstr(res.error, "store_bulk_add_checked") != NULL, "%s", res.error);
