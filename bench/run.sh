@@ -86,10 +86,12 @@ free_port() {
 }
 
 SERVER_PID="" REDIS_PID=""
-# cpu_now: "ALL OURS" in seconds: CPU the whole machine spent (every core, from /proc/stat) and
-# the part this run spent (the servers it started, from /proc/PID/stat, and its finished
-# children: fstore-bench and redis-benchmark, from `times`). Their difference over the
-# measurements is what other processes took.
+# cpu_now VAR: sets VAR to "ALL OURS" in seconds: CPU the whole machine spent (every core, from
+# /proc/stat) and the part this run spent (the servers it started, from /proc/PID/stat, and its
+# finished children: fstore-bench and redis-benchmark, from `times`). Their difference over the
+# measurements is what other processes took. It must run in this shell, not in $(...): `times`
+# in a subshell sees only that subshell's children, and the load generator's CPU would then be
+# counted as other processes' (which is what the BUSY flags of earlier runs mostly were).
 CLK_TCK=$(getconf CLK_TCK)
 cpu_now() {
   local all ours=0 pid t children
@@ -98,8 +100,9 @@ cpu_now() {
     t=$(awk -v hz="$CLK_TCK" '{sub(/^.*\) /, ""); print ($12+$13)/hz}' "/proc/$pid/stat" 2>/dev/null || echo 0)
     ours=$("$PY" -c 'import sys; print(float(sys.argv[1]) + float(sys.argv[2]))' "$ours" "$t")
   done
-  children=$(times | tail -1 | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }')
-  "$PY" -c 'import sys; print(sys.argv[1], float(sys.argv[2]) + float(sys.argv[3]))' "$all" "$ours" "$children"
+  times >"$WORK/times.txt"
+  children=$(tail -1 "$WORK/times.txt" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }')
+  printf -v "$1" '%s' "$("$PY" -c 'import sys; print(sys.argv[1], float(sys.argv[2]) + float(sys.argv[3]))' "$all" "$ours" "$children")"
 }
 wait_healthy() { # wait_healthy TARGET LOG
   for _ in $(seq 150); do
@@ -287,7 +290,7 @@ if [ "$WAIT_QUIET" -gt 0 ]; then
 fi
 BUSY_START=$(machine_busy)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-CPU_A=$(cpu_now)
+cpu_now CPU_A
 T_A=$(now_ns)
 bench s0 --scenario health "${LOADARGS[@]}"
 peer redis-hmget50
@@ -324,7 +327,7 @@ fi
 # S0 again: if the machine's capacity changed during the run (other work started or stopped),
 # the two S0 figures differ and the ratios of this run are not to be trusted.
 bench s0_end --scenario health "${LOADARGS[@]}"
-CPU_B=$(cpu_now)
+cpu_now CPU_B
 T_B=$(now_ns)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHER_CPU=$("$PY" -c '
