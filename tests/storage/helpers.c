@@ -186,3 +186,19 @@ size_t th_rows(store_t *s, const catalog_view_t *v)
     cr_assert_eq(rc, 0, "store_count_rows: %d", rc);
     return n;
 }
+
+void th_fixture_open(char **dir, catalog_t **cat, store_t **s, const catalog_view_t **fv)
+{
+    *dir = th_tmpdir();
+    *cat = th_catalog(th_yaml);
+    *s = th_open_applied(*dir, *cat);
+    *fv = th_view(*cat, "fv", 1);
+}
+
+void th_fixture_close(char *dir, catalog_t *cat, store_t *s)
+{
+    store_close(s);
+    catalog_unref(cat);
+    th_rmrf(dir);
+    free(dir);
+}

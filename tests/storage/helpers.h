@@ -21,6 +21,11 @@ store_t *th_open(const char *dir, size_t map_size, store_sync_t sync);
 /* Opens dir and applies c (asserting success). */
 store_t *th_open_applied(const char *dir, const catalog_t *c);
 
+/* The usual suite fixture: a fresh directory with th_yaml applied, and its view "fv" v1.
+ * Ownership: th_fixture_close() releases all of it (store, catalog, directory). */
+void th_fixture_open(char **dir, catalog_t **cat, store_t **s, const catalog_view_t **fv);
+void th_fixture_close(char *dir, catalog_t *cat, store_t *s);
+
 catalog_value_t th_i64(int64_t x);
 catalog_value_t th_f32(float x);
 catalog_value_t th_str(const char *s);

@@ -15,18 +15,12 @@ static const catalog_view_t *fv;
 
 static void setup(void)
 {
-    dir = th_tmpdir();
-    cat = th_catalog(th_yaml);
-    s = th_open_applied(dir, cat);
-    fv = th_view(cat, "fv", 1);
+    th_fixture_open(&dir, &cat, &s, &fv);
 }
 
 static void teardown(void)
 {
-    store_close(s);
-    catalog_unref(cat);
-    th_rmrf(dir);
-    free(dir);
+    th_fixture_close(dir, cat, s);
 }
 
 TestSuite(apply, .init = setup, .fini = teardown);
