@@ -1,6 +1,7 @@
 /* server/cli_catalog.c - catalog output shared by the CLI subcommands: errors, plans, JSON. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "server/cli_int.h"
 
@@ -56,4 +57,12 @@ void server__print_plan_changes(const catalog_plan_t *plan)
         printf("%c %-8s %-8s %s: %s\n", marks[ch->kind], server__change_kind_name(ch->kind),
                ch->breaking ? "BREAKING" : "SAFE", ch->object, ch->detail);
     }
+}
+
+int server__cli_open_store(const char *cmd, const store_options_t *o, store_t **out)
+{
+    int rc = store_open(o, out);
+    if (rc < 0)
+        fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, o->dir, strerror(-rc));
+    return rc;
 }

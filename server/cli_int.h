@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "catalog/catalog.h"
+#include "storage/store.h"
 
 /*
  * Each subcommand takes argv with argv[0] = the subcommand's name and returns the process exit
@@ -28,10 +29,14 @@ const char *server__env_or(const char *flag_name, const char *def);
 
 /* Catalog output shared by the subcommands (cli_catalog.c). */
 
+/* store_open() for a subcommand: on failure prints "fstore CMD: cannot open DIR: why" on stderr.
+ * Returns: store_open()'s result. Ownership: *out as store_open(). */
+int server__cli_open_store(const char *cmd, const store_options_t *o, store_t **out);
 /* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
 void server__print_json(json_t *doc);
 /*
  * Prints every error of a catalog that failed to load: as `file:line:col: key: message` lines
+ * (the location is left out for an error without a line, the key for one without a key)
  * plus "fstore CMD: catalog PATH is not valid (N errors)" on stderr, or with json as one document
  * {"ok":false,"errors":[{file,line,column,key,message}...]} on stdout.
  */

@@ -79,9 +79,8 @@ int server__cmd_apply(int argc, char **argv)
     }
     store_options_t o = {.dir = dir,
                          .sync = strcmp(sync, "none") == 0 ? STORE_SYNC_NONE : STORE_SYNC_FULL};
-    int rc = store_open(&o, &s);
+    int rc = server__cli_open_store("apply", &o, &s);
     if (rc < 0) {
-        fprintf(stderr, "fstore apply: cannot open %s: %s\n", dir, strerror(-rc));
         goto out;
     }
     rc = store_apply_catalog(s, c, &plan);

@@ -50,9 +50,8 @@ int server__cmd_gc(int argc, char **argv)
     }
     store_options_t o = {.dir = dir};
     store_t *s = NULL;
-    int rc = store_open(&o, &s);
+    int rc = server__cli_open_store("gc", &o, &s);
     if (rc < 0) {
-        fprintf(stderr, "fstore gc: cannot open %s: %s\n", dir, strerror(-rc));
         return 1;
     }
     size_t deleted = 0;

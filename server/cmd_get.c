@@ -288,9 +288,8 @@ static int run(const opts_t *o)
     if (wants == NULL || ents == NULL)
         goto out;
     store_options_t so = {.dir = o->dir, .read_only = true};
-    int rc = store_open(&so, &s);
+    int rc = server__cli_open_store("get", &so, &s);
     if (rc < 0) {
-        fprintf(stderr, "fstore get: cannot open %s: %s\n", o->dir, strerror(-rc));
         goto out;
     }
     if (store_applied_catalog(s, &cat) != 0) {

@@ -129,7 +129,10 @@ static int b64_value(char c)
     return -1;
 }
 
-/* Bytes from text: raw, or base64 after "b64:". Returns: 0, -EINVAL. */
+/* Bytes from text: raw, or base64 after "b64:". Lenient on purpose (both alphabets, padding
+ * optional, nothing read past the first '='): exported data comes in every flavour, unlike the
+ * catalog's own defaults, which catalog__b64_decode() checks strictly.
+ * Returns: 0, -EINVAL, -ENOMEM. */
 static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
 {
     if (n < 4 || memcmp(s, "b64:", 4) != 0) {
@@ -163,23 +166,6 @@ static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
     return 0;
 }
 
-static int parse_int(const char *s, size_t n, int64_t *out)
-{
-    return server__ingest_parse_int(s, n, out);
-}
-
-static int parse_double(const char *s, size_t n, double *out)
-{
-    return server__ingest_parse_double(s, n, out);
-}
-
-/* RFC 3339 or epoch seconds, as server__ingest_parse_time(). Returns: 0 and microseconds,
- * -EINVAL. */
-static int parse_time(const char *s, size_t n, int64_t *us)
-{
-    return server__ingest_parse_time(s, n, us);
-}
-
 /* Writes "dtype: ..." style messages. */
 static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(char *why, size_t cap, const char *fmt, ...)
@@ -204,9 +190,10 @@ static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_va
         if (json_is_integer(j)) {
             x = json_integer_value(j);
         } else if (json_is_string(j) &&
-                   parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
+                   server__ingest_parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
         } else if (t == CATALOG_DTYPE_UNIX_TIMESTAMP && json_is_string(j) &&
-                   parse_time(json_string_value(j), json_string_length(j), &x) == 0) {
+                   server__ingest_parse_time(json_string_value(j), json_string_length(j), &x) ==
+                       0) {
             x /= 1000000;
         } else {
             return bad(why, cap, "want %s, got '%s'", catalog_dtype_name(t),
@@ -227,7 +214,7 @@ static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_va
         if (json_is_number(j))
             d = json_number_value(j);
         else if (!json_is_string(j) ||
-                 parse_double(json_string_value(j), json_string_length(j), &d) != 0)
+                 server__ingest_parse_double(json_string_value(j), json_string_length(j), &d) != 0)
             return bad(why, cap, "want %s, got a non-number", catalog_dtype_name(t));
         if (t == CATALOG_DTYPE_FLOAT)
             out->u.f32 = (float)d;
@@ -334,7 +321,7 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
     switch (t) {
     case CATALOG_DTYPE_INT32:
     case CATALOG_DTYPE_INT64:
-        if (parse_int(s, n, &x) != 0)
+        if (server__ingest_parse_int(s, n, &x) != 0)
             return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
                        (int)(n > 40 ? 40 : n), s);
         if (t == CATALOG_DTYPE_INT32 && (x < INT32_MIN || x > INT32_MAX))
@@ -345,18 +332,18 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
             out->u.i64 = x;
         return 0;
     case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        if (parse_int(s, n, &x) == 0) {
+        if (server__ingest_parse_int(s, n, &x) == 0) {
             out->u.i64 = x;
             return 0;
         }
-        if (parse_time(s, n, &x) != 0)
+        if (server__ingest_parse_time(s, n, &x) != 0)
             return bad(why, cap, "want UNIX_TIMESTAMP (seconds or RFC 3339)");
         out->u.i64 = x / 1000000;
         return 0;
     case CATALOG_DTYPE_FLOAT:
     case CATALOG_DTYPE_DOUBLE: {
         double d;
-        if (parse_double(s, n, &d) != 0)
+        if (server__ingest_parse_double(s, n, &d) != 0)
             return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
                        (int)(n > 40 ? 40 : n), s);
         if (t == CATALOG_DTYPE_FLOAT)
@@ -856,15 +843,15 @@ static inline bool csv_cell(ingest_t *g, size_t r, long col, const char *text, s
         size_t f = (size_t)(-2 - col);
         catalog_value_t *val = &g->c.vals[r * v->n_features + f];
         catalog_dtype_t t = v->features[f].dtype;
-        if ((t == CATALOG_DTYPE_INT64 && parse_int(text, n, &val->u.i64) == 0) ||
-            (t == CATALOG_DTYPE_DOUBLE && parse_double(text, n, &val->u.f64) == 0)) {
+        if ((t == CATALOG_DTYPE_INT64 && server__ingest_parse_int(text, n, &val->u.i64) == 0) ||
+            (t == CATALOG_DTYPE_DOUBLE && server__ingest_parse_double(text, n, &val->u.f64) == 0)) {
             val->type = t;
             g->c.has[r * v->n_features + f] = true;
             return true;
         }
     } else if (col >= 0 && v->join_keys[col].dtype == CATALOG_DTYPE_INT64) {
         catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
-        if (parse_int(text, n, &k->u.i64) == 0) {
+        if (server__ingest_parse_int(text, n, &k->u.i64) == 0) {
             k->type = CATALOG_DTYPE_INT64;
             return true;
         }
@@ -1275,9 +1262,8 @@ int server__cmd_ingest(int argc, char **argv)
     }
     store_options_t o = {.dir = dir,
                          .sync = strcmp(sync, "none") == 0 ? STORE_SYNC_NONE : STORE_SYNC_FULL};
-    int rc = store_open(&o, &s);
+    int rc = server__cli_open_store("ingest", &o, &s);
     if (rc < 0) {
-        fprintf(stderr, "fstore ingest: cannot open %s: %s\n", dir, strerror(-rc));
         goto out;
     }
     if (store_applied_catalog(s, &cat) != 0) {

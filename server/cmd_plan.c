@@ -57,8 +57,8 @@ static int plan_data_dir(const char *dir, const catalog_t *to, catalog_plan_t *p
     store_t *s = NULL;
     int rc = store_open(&o, &s);
     if (rc == -ENOENT)
-        return catalog_plan(NULL, to, plan) == 0 ? 0 : 1;
-    if (rc == 0)
+        rc = catalog_plan(NULL, to, plan);
+    else if (rc == 0)
         rc = store_plan_catalog(s, to, plan);
     store_close(s);
     if (rc != 0) {
@@ -71,33 +71,31 @@ static int plan_data_dir(const char *dir, const catalog_t *to, catalog_plan_t *p
 /* Prints plan (from whatever side to `to`), clears it, and returns the exit status. */
 static int print_plan(catalog_plan_t *p, const catalog_t *to, bool json)
 {
-    catalog_plan_t plan = *p;
-    size_t n_safe = plan.count - plan.n_breaking;
+    size_t n_safe = p->count - p->n_breaking;
     if (json) {
         json_t *arr = json_array();
-        for (size_t i = 0; i < plan.count; i++) {
-            const catalog_change_t *ch = &plan.items[i];
+        for (size_t i = 0; i < p->count; i++) {
+            const catalog_change_t *ch = &p->items[i];
             json_array_append_new(arr, json_pack("{s:s, s:b, s:s, s:s}", "kind",
                                                  server__change_kind_name(ch->kind), "breaking",
                                                  ch->breaking, "object", ch->object, "detail",
                                                  ch->detail));
         }
-        json_t *doc =
-            json_pack("{s:b, s:s, s:s, s:o, s:{s:I, s:I, s:I}}", "ok", plan.n_breaking == 0,
-                      "project", catalog_project(to), "digest", catalog_digest(to), "changes", arr,
-                      "summary", "changes", (json_int_t)plan.count, "breaking",
-                      (json_int_t)plan.n_breaking, "safe", (json_int_t)n_safe);
+        json_t *doc = json_pack("{s:b, s:s, s:s, s:o, s:{s:I, s:I, s:I}}", "ok", p->n_breaking == 0,
+                                "project", catalog_project(to), "digest", catalog_digest(to),
+                                "changes", arr, "summary", "changes", (json_int_t)p->count,
+                                "breaking", (json_int_t)p->n_breaking, "safe", (json_int_t)n_safe);
         server__print_json(doc);
     } else {
-        server__print_plan_changes(&plan);
-        if (plan.count == 0)
+        server__print_plan_changes(p);
+        if (p->count == 0)
             printf("plan: no changes\n");
         else
-            printf("plan: %zu change%s, %zu breaking, %zu safe\n", plan.count,
-                   plan.count == 1 ? "" : "s", plan.n_breaking, n_safe);
+            printf("plan: %zu change%s, %zu breaking, %zu safe\n", p->count,
+                   p->count == 1 ? "" : "s", p->n_breaking, n_safe);
     }
-    int status = plan.n_breaking > 0 ? 1 : 0;
-    catalog_plan_clear(&plan);
+    int status = p->n_breaking > 0 ? 1 : 0;
+    catalog_plan_clear(p);
     return status;
 }
 

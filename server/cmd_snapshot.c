@@ -57,9 +57,8 @@ int server__cmd_snapshot(int argc, char **argv)
     }
     store_options_t o = {.dir = dir, .read_only = true};
     store_t *s = NULL;
-    int rc = store_open(&o, &s);
+    int rc = server__cli_open_store("snapshot", &o, &s);
     if (rc < 0) {
-        fprintf(stderr, "fstore snapshot: cannot open %s: %s\n", dir, strerror(-rc));
         return 1;
     }
     rc = store_snapshot(s, out);

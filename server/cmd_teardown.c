@@ -100,9 +100,8 @@ int server__cmd_teardown(int argc, char **argv)
     }
     store_options_t o = {.dir = dir};
     store_t *s = NULL;
-    int rc = store_open(&o, &s);
+    int rc = server__cli_open_store("teardown", &o, &s);
     if (rc < 0) {
-        fprintf(stderr, "fstore teardown: cannot open %s: %s\n", dir, strerror(-rc));
         return 1;
     }
     rc = store_teardown(s, view != NULL ? name : NULL, version);

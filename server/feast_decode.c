@@ -58,25 +58,14 @@ static inline bool get_varint(cursor_t *c, uint64_t *out, size_t *n_bytes)
     return false;
 }
 
-static inline size_t varint_size(uint64_t v)
-{
-    if (v < 0x80)
-        return 1;
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* A length-delimited body: its length must be minimal (so the bytes are what a packer writes)
  * and fit. */
 static inline bool get_body(cursor_t *c, cursor_t *body)
 {
     uint64_t len;
     size_t nb;
-    if (!get_varint(c, &len, &nb) || nb != varint_size(len) || len > (uint64_t)(c->end - c->p))
+    if (!get_varint(c, &len, &nb) || nb != server__varint_size(len) ||
+        len > (uint64_t)(c->end - c->p))
         return false;
     body->p = c->p;
     body->end = c->p + len;
@@ -89,7 +78,8 @@ static inline bool get_tag(cursor_t *c, uint32_t *field, unsigned *wt)
 {
     uint64_t t;
     size_t nb;
-    if (!get_varint(c, &t, &nb) || nb != varint_size(t) || (t >> 3) == 0 || (t >> 3) > UINT32_MAX)
+    if (!get_varint(c, &t, &nb) || nb != server__varint_size(t) || (t >> 3) == 0 ||
+        (t >> 3) > UINT32_MAX)
         return false;
     *field = (uint32_t)(t >> 3);
     *wt = (unsigned)(t & 7);
@@ -152,12 +142,12 @@ static bool get_value(cursor_t body, catalog_value_t *out)
             /* protobuf-c keeps the low 32 bits and packs a negative int32 as ten bytes. */
             int32_t v = (int32_t)(uint32_t)u;
             uint64_t canon = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v;
-            if (canon != u || nb != varint_size(u))
+            if (canon != u || nb != server__varint_size(u))
                 return false;
             out->type = CATALOG_DTYPE_INT32;
             out->u.i32 = v;
         } else {
-            if (nb != varint_size(u))
+            if (nb != server__varint_size(u))
                 return false;
             out->type = CATALOG_DTYPE_INT64;
             out->u.i64 = (int64_t)u;

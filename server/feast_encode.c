@@ -20,20 +20,7 @@
 #define WT_LEN 2
 #define TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
 
-/* Inline with a one-byte fast path: nearly every length in a response is under 128, and these
- * run several times per cell. */
-static inline size_t varint_size(uint64_t v)
-{
-    if (v < 0x80)
-        return 1;
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
+/* Inline: these run several times per cell (server__varint_size() is shared with the decoder). */
 static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
@@ -47,7 +34,7 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 /* A tag, a length and a body of len bytes. */
 static inline size_t len_field_size(size_t len)
 {
-    return 1 + varint_size(len) + len;
+    return 1 + server__varint_size(len) + len;
 }
 
 static void ts_split(int64_t us, int64_t *sec, int32_t *nanos)
@@ -127,7 +114,7 @@ static size_t view_md_body_size(const server_feast_view_md_t *v)
 {
     size_t n = len_field_size(strlen(v->name));
     if (v->version != 0)
-        n += 1 + varint_size((uint64_t)(int64_t)v->version);
+        n += 1 + server__varint_size((uint64_t)(int64_t)v->version);
     return n;
 }
 

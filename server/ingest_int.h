@@ -58,7 +58,8 @@ int server__ingest_parse_double(const char *s, size_t n, double *out);
  *     0..60 (a leap second is the next minute's first, as timegm() has it); offsets up to
  *     23:59. Years 0000..9999, proleptic Gregorian, UTC.
  *   - Seconds since the epoch: an integer as server__ingest_parse_int() takes it, then an
- *     optional '.' and fraction digits; the sign applies to the fraction too ("-0.5").
+ *     optional '.' and zero or more fraction digits ("5." is 5 s); the sign applies to the
+ *     fraction too ("-0.5").
  * Nothing may follow (no trailing junk, no NUL bytes). s need not be NUL-terminated; cells of
  * 64 bytes or more are rejected.
  * Returns: 0 and *us; -EINVAL (*us untouched).

@@ -67,14 +67,6 @@ void server__ref_cache_free(server_ref_cache_t *rc)
     free(rc);
 }
 
-static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* An 8-byte little-endian load; unaligned access goes through memcpy, which compiles to one
  * load. */
 static inline uint64_t load64(const char *p)
@@ -117,7 +109,7 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
 static uint64_t key_hash(unsigned flags, const char *const *strs, const size_t *lens, size_t n,
                          size_t *bytes)
 {
-    uint64_t h = mix(1469598103934665603ull, flags);
+    uint64_t h = mix(SERVER_FNV_OFFSET, flags);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const char *p = strs[i];
@@ -283,7 +275,7 @@ int server__resolved_index_names(server_arena_t *a, server_resolved_t *r)
     r->set_mask = (uint32_t)(cap - 1);
     r->unique = true;
     for (size_t i = 0; i < r->n_refs; i++) {
-        size_t h = (size_t)fnv1a(r->names[i], r->name_lens[i], 1469598103934665603ull) & (cap - 1);
+        size_t h = (size_t)server__fnv1a(r->names[i], r->name_lens[i]) & (cap - 1);
         while (set[h] != 0) {
             size_t j = set[h] - 1;
             if (r->name_lens[j] == r->name_lens[i] &&
@@ -299,7 +291,7 @@ int server__resolved_index_names(server_arena_t *a, server_resolved_t *r)
 bool server__resolved_has_name(const server_resolved_t *r, const char *name)
 {
     size_t len = strlen(name);
-    size_t h = (size_t)fnv1a(name, len, 1469598103934665603ull) & r->set_mask;
+    size_t h = (size_t)server__fnv1a(name, len) & r->set_mask;
     while (r->set[h] != 0) {
         size_t j = r->set[h] - 1;
         if (r->name_lens[j] == len && memcmp(r->names[j], name, len) == 0)

@@ -27,14 +27,6 @@ typedef struct name_index {
     char *const *names;
 } name_index_t;
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static int index_init(name_index_t *ix, server_arena_t *a, char *const *names, size_t n)
 {
     ix->cap = 16;
@@ -48,7 +40,7 @@ static int index_init(name_index_t *ix, server_arena_t *a, char *const *names, s
 /* Returns: the index of name, or -1 after adding it as index i (i < 0: lookup only). */
 static long index_put(name_index_t *ix, const char *name, long i)
 {
-    size_t h = (size_t)fnv1a(name) & (ix->cap - 1);
+    size_t h = (size_t)server__fnv1a(name, strlen(name)) & (ix->cap - 1);
     while (ix->slots[h] != 0) {
         if (strcmp(ix->names[ix->slots[h] - 1], name) == 0)
             return (long)(ix->slots[h] - 1);

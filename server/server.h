@@ -109,7 +109,8 @@ int server_port(const server_t *s);
  * Serves until server_request_stop(): health turns SERVING, and on stop NOT_SERVING; the server
  * stops accepting calls, lets in-flight calls finish (up to shutdown_grace_ms, then cancels
  * them), and stops its workers. Catalog reloads requested with server_request_reload() run here.
- * Returns: 0 after a clean stop; -ENOMEM or -EAGAIN when workers could not start.
+ * Returns: 0 after a clean stop; when workers could not start, store_reader_new()'s error
+ *          (-ENOMEM, ...) or pthread_create()'s as a negative errno (-EAGAIN, ...).
  * Thread safety: call once, from one thread (it becomes the control thread).
  */
 int server_run(server_t *s);

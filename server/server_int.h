@@ -19,6 +19,30 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Arena: one per call slot, reset between calls, so a request costs no mallocs once warm.    */
 
+/* FNV-1a over n bytes, for the small hash sets of names inside server/. */
+#define SERVER_FNV_OFFSET 1469598103934665603ull
+static inline uint64_t server__fnv1a(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = SERVER_FNV_OFFSET;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The bytes a protobuf varint of v takes (1 for most lengths and tags, checked first). */
+static inline size_t server__varint_size(uint64_t v)
+{
+    if (v < 0x80)
+        return 1;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 typedef struct server_arena_chunk server_arena_chunk_t;
 
 typedef struct server_arena {
@@ -224,14 +248,6 @@ int server__response_slice(server_call_t *c, const char *what, size_t n, grpc_sl
 int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *out);
 
 /*
- * Checks every string field of the message d encoded in buf (len bytes), at any depth: it must be
- * UTF-8 without a NUL byte. protobuf-c checks neither and hands strings over NUL-terminated, so a
- * NUL inside would silently shorten the string (another entity's key, a cut value). Call it on a
- * request that unpacked as d.
- * Returns: 0; -EINVAL with the field named in why ("feast.types.Value.string_val contains a NUL
- *          byte").
- */
-/*
  * Every handler's first step: unpacks a request of type d from buf into the call's arena, then
  * checks its strings with server__pb_check_strings().
  * Returns: 0 and *out (in the arena); -EINVAL with the call's message set ("malformed
@@ -240,6 +256,14 @@ int server__pack_slice(server_call_t *c, const ProtobufCMessage *m, grpc_slice *
 int server__unpack(server_call_t *c, const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                    size_t len, ProtobufCMessage **out);
 
+/*
+ * Checks every string field of the message d encoded in buf (len bytes), at any depth: it must be
+ * UTF-8 without a NUL byte. protobuf-c checks neither and hands strings over NUL-terminated, so a
+ * NUL inside would silently shorten the string (another entity's key, a cut value). Call it on a
+ * request that unpacked as d.
+ * Returns: 0; -EINVAL with the field named in why ("feast.types.Value.string_val contains a NUL
+ *          byte").
+ */
 int server__pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                              char *why, size_t why_cap);
 

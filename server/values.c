@@ -295,14 +295,6 @@ int server__columns_find(const server_columns_t *cols, const char *name)
     return -1;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n, size_t *first,
                            size_t *second)
 {
@@ -315,7 +307,7 @@ int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n
     if (slots == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)fnv1a(names[i]) & (cap - 1);
+        size_t h = (size_t)server__fnv1a(names[i], strlen(names[i])) & (cap - 1);
         while (slots[h] != 0) {
             if (strcmp(names[slots[h] - 1], names[i]) == 0) {
                 *first = slots[h] - 1;

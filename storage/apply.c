@@ -439,13 +439,10 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
     const store__row_t *b = &enc->rows[*(const uint32_t *)pb];
     if (a->view != b->view)
         return a->view < b->view ? -1 : 1;
-    /* LMDB's default key order: memcmp over the common length, then the shorter first. */
-    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-    int c = memcmp(enc->arena.data + a->key_off, enc->arena.data + b->key_off, n);
+    int c = store__key_order(enc->arena.data + a->key_off, a->key_len, enc->arena.data + b->key_off,
+                             b->key_len);
     if (c != 0)
         return c;
-    if (a->key_len != b->key_len)
-        return a->key_len < b->key_len ? -1 : 1;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 

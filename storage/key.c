@@ -16,30 +16,9 @@
  * keys may not be empty).
  */
 
-/* Reads 8 bytes as a big-endian integer: comparing two of them compares the bytes as memcmp
- * would. */
-static inline uint64_t load_be64(const uint8_t *p)
-{
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return __builtin_bswap64(x);
-}
-
 int store__key_cmp(const MDB_val *a, const MDB_val *b)
 {
-    const uint8_t *p = a->mv_data, *q = b->mv_data;
-    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x = load_be64(p + i), y = load_be64(q + i);
-        if (x != y)
-            return x < y ? -1 : 1;
-    }
-    for (; i < n; i++) {
-        if (p[i] != q[i])
-            return p[i] < q[i] ? -1 : 1;
-    }
-    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size ? 1 : 0;
+    return store__key_order(a->mv_data, a->mv_size, b->mv_data, b->mv_size);
 }
 
 static int put_int(uint8_t *buf, size_t cap, size_t at, uint64_t v, size_t width)

@@ -178,8 +178,10 @@ typedef struct store_apply_result {
  * time (a later upsert with an older event time creates it again).
  * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -ENOENT (a batch's
  *          view version has no database: not applied, offline or torn down; *res names it),
- *          -EALREADY, -ENOSPC (the disk, not the map: the map grows), -EIO, -EROFS,
- *          -ESHUTDOWN when the store is closing.
+ *          -EALREADY, -ENOSPC (the disk, not the map: the map grows), -EIO, -EROFS, -ENOMEM,
+ *          -E2BIG (a merged record over LMDB's value limit), -ESHUTDOWN when the store is
+ *          closing. An error other than -EINVAL, -ENOENT and -EALREADY comes from the group's
+ *          transaction and fails every call committed in that group.
  * Thread safety: any number of threads; concurrent calls share transactions (group commit).
  * res may be NULL.
  */
@@ -287,7 +289,8 @@ void store_reader_free(store_reader_t *r);
 
 /* Starts a consistent snapshot: every read until store_read_end() sees the same data. Keep it
  * short (one request): an open read delays map growth, which delays writers.
- * Returns: 0; -EINVAL (already begun); -EIO. */
+ * Returns: 0; -EINVAL (already begun); -EIO, or another store error when LMDB cannot renew the
+ *          transaction or the map cannot be adopted after another process grew it. */
 int store_read_begin(store_reader_t *r);
 /* Accepts NULL and a reader that has not begun. */
 void store_read_end(store_reader_t *r);

@@ -207,7 +207,6 @@ struct store {
     store__views_t *views; /* replaced under map_lock (exclusive) and views_mu */
     pthread_mutex_t views_mu;
     uint64_t views_gen; /* writer only */
-    atomic_uint_fast64_t table_gen;
 
     catalog_t *catalog; /* applied catalog; under views_mu */
 
@@ -227,7 +226,9 @@ int store__errno(int rc);
 
 /* Runs fn inside its own write transaction on the writer thread, waiting for it (and for the
  * fsync under sync=full). exclusive: hold the map lock exclusively for the whole transaction
- * (catalog changes). after: runs on the writer after the commit or abort, with fn's result.
+ * (catalog changes). after: runs on the writer after each attempt's commit or abort, still under
+ * the map lock and before the sync-full fsync, with fn's result: -ENOSPC before a replay when
+ * the map was full, so it may run more than once (teardown rebuilds its view table each time).
  * Returns: fn's result, or a commit/sync error. */
 int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
                void (*after)(store_t *s, int rc, void *arg));
@@ -305,6 +306,27 @@ static inline bool store__expired(const catalog_view_t *v, int64_t event_ts_us, 
  * Set with mdb_set_compare() on every view database handle, right after mdb_dbi_open().
  */
 int store__key_cmp(const MDB_val *a, const MDB_val *b);
+/* The same order on raw bytes (<0, 0, >0), for sorting rows and deciding appends: anything that
+ * must agree with the databases' order uses this one function. */
+static inline int store__key_order(const uint8_t *p, size_t np, const uint8_t *q, size_t nq)
+{
+    size_t n = np < nq ? np : nq;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, p + i, 8);
+        memcpy(&y, q + i, 8);
+        x = __builtin_bswap64(x); /* big-endian: integer order is byte order */
+        y = __builtin_bswap64(y);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    for (; i < n; i++) {
+        if (p[i] != q[i])
+            return p[i] < q[i] ? -1 : 1;
+    }
+    return np < nq ? -1 : np > nq ? 1 : 0;
+}
 
 static inline uint64_t store__le64(const uint8_t *p)
 {

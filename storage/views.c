@@ -224,7 +224,6 @@ void store__views_publish(store_t *s, store__views_t *t)
     store__views_t *old = s->views;
     s->views = t;
     pthread_mutex_unlock(&s->views_mu);
-    atomic_store(&s->table_gen, t != NULL ? t->gen : 0);
     store__views_unref(old);
 }
 

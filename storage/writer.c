@@ -382,14 +382,6 @@ typedef struct stream_txn {
 } stream_txn_t;
 
 /* LMDB's default order: memcmp over the common length, then the shorter first. */
-static int key_cmp(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
-{
-    int c = memcmp(a, b, na < nb ? na : nb);
-    if (c != 0)
-        return c;
-    return na < nb ? -1 : na > nb;
-}
-
 /* The stream's entry for view e, with its database's last key. Returns: 0, RETRY, -errno. */
 static int stream_view(stream_txn_t *t, const store__view_t *e, uint32_t *out)
 {
@@ -494,7 +486,7 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
         stream_view_t *v = &t->views[t->map[g->view]];
         const uint8_t *key = p->recs.data + g->key_off;
         int rc;
-        if (!v->has_tail || key_cmp(key, g->key_len, v->tail, v->tail_len) > 0) {
+        if (!v->has_tail || store__key_order(key, g->key_len, v->tail, v->tail_len) > 0) {
             job->written += g->written;
             job->stale += g->stale;
             if (g->rec_len == 0)
