@@ -72,6 +72,9 @@ static void usage(FILE *f)
             "  --max-entities N         entity rows per read request (default %u)\n"
             "  --max-features N         feature references per read request (default %u)\n"
             "  --max-write-rows N       rows per write or delete request (default %u)\n"
+            "  --drain-delay-ms N       on stop, keep accepting calls this long after health\n"
+            "                           turns NOT_SERVING (default 0; set it to the time your\n"
+            "                           load balancer takes to notice, e.g. 5000 on Kubernetes)\n"
             "  --shutdown-grace-ms N    time in-flight calls get on stop (default %u)\n"
             "  --sync full|none         fsync every write batch (default full)\n"
             "  --log-format json|text   log line format (default json)\n"
@@ -123,6 +126,7 @@ enum {
     OPT_MAX_ENTITIES,
     OPT_MAX_FEATURES,
     OPT_MAX_WRITE_ROWS,
+    OPT_DRAIN_DELAY,
     OPT_SHUTDOWN_GRACE,
     OPT_SYNC,
     OPT_LOG_FORMAT,
@@ -142,6 +146,7 @@ static const struct option long_opts[] = {
     {"max-entities", required_argument, NULL, OPT_MAX_ENTITIES},
     {"max-features", required_argument, NULL, OPT_MAX_FEATURES},
     {"max-write-rows", required_argument, NULL, OPT_MAX_WRITE_ROWS},
+    {"drain-delay-ms", required_argument, NULL, OPT_DRAIN_DELAY},
     {"shutdown-grace-ms", required_argument, NULL, OPT_SHUTDOWN_GRACE},
     {"sync", required_argument, NULL, OPT_SYNC},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -178,6 +183,8 @@ static int apply_flag(int id, const char *val, server_options_t *o, server_log_f
         return parse_size("max-features", val, 1, &o->limits.max_features);
     case OPT_MAX_WRITE_ROWS:
         return parse_size("max-write-rows", val, 1, &o->limits.max_write_rows);
+    case OPT_DRAIN_DELAY:
+        return parse_unsigned("drain-delay-ms", val, 0, &o->drain_delay_ms);
     case OPT_SHUTDOWN_GRACE:
         return parse_unsigned("shutdown-grace-ms", val, 0, &o->shutdown_grace_ms);
     case OPT_SYNC:

@@ -909,13 +909,23 @@ int server_run(server_t *s)
     }
 
     bool cancelled = false;
+    bool stopping = false;
+    int64_t delay_end = 0;
     int64_t grace_end = 0;
     while (!s->grpc_shutdown_done) {
-        ctl_poll(s, 100);
+        ctl_poll(s, stopping && !atomic_load(&s->draining) ? 10 : 100);
         int stop = atomic_load(&s->stop_requested);
-        if (stop > 0 && !atomic_load(&s->draining)) {
-            /* Health first, so load balancers move away while in-flight calls finish. */
+        if (stop > 0 && !stopping) {
+            /* Health first, so load balancers move away while calls are still accepted. */
+            stopping = true;
             atomic_store(&s->health, HEALTH_NOT_SERVING);
+            server__watch_notify(s->watches);
+            delay_end = mono_us() + (int64_t)s->opts.drain_delay_ms * 1000;
+            if (s->opts.drain_delay_ms > 0)
+                server__log(SERVER_LOG_INFO, "drain_delay", "{s:i}", "delay_ms",
+                            (int)s->opts.drain_delay_ms);
+        }
+        if (stopping && !atomic_load(&s->draining) && (stop > 1 || mono_us() >= delay_end)) {
             atomic_store(&s->draining, true);
             server__log(SERVER_LOG_INFO, "draining", "{s:i}", "grace_ms",
                         (int)s->opts.shutdown_grace_ms);
@@ -929,7 +939,7 @@ int server_run(server_t *s)
             grpc_server_cancel_all_calls(s->grpc);
             cancelled = true;
         }
-        if (!atomic_load(&s->draining) && atomic_exchange(&s->reload_requested, 0))
+        if (!stopping && atomic_exchange(&s->reload_requested, 0))
             reload(s);
         server__holder_collect(&s->holder);
     }

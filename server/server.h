@@ -76,6 +76,11 @@ typedef struct server_options {
     unsigned workers;         /* read workers; 0 = the number of online CPUs */
     unsigned write_workers;   /* threads that decode, validate and queue writes; 0 = 1 */
     server_limits_t limits;
+    /* On stop, health turns NOT_SERVING at once but calls keep being accepted for this long,
+     * so load balancers and Kubernetes endpoints move away before the listener closes; 0 = close
+     * at once. A call gRPC has received but not yet handed to a worker when the listener closes is
+     * cancelled by gRPC (CANCELLED): the delay is what keeps a rollout from losing those. */
+    unsigned drain_delay_ms;
     unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
     bool log_requests;          /* one log line per call (method, status, duration; no values) */
     store_sync_t sync;          /* the store's durability policy */
@@ -106,18 +111,20 @@ int server_new(const server_options_t *o, server_t **out);
 int server_port(const server_t *s);
 
 /*
- * Serves until server_request_stop(): health turns SERVING, and on stop NOT_SERVING; the server
- * stops accepting calls, lets in-flight calls finish (up to shutdown_grace_ms, then cancels
- * them), and stops its workers. Catalog reloads requested with server_request_reload() run here.
- * Returns: 0 after a clean stop; when workers could not start, store_reader_new()'s error
+ * Serves until server_request_stop(): health turns SERVING, and on stop NOT_SERVING; after
+ * drain_delay_ms of serving as usual the server stops accepting calls, lets in-flight calls
+ * finish (up to shutdown_grace_ms, then cancels them), and stops its workers. Catalog reloads
+ * requested with server_request_reload() run here. Returns: 0 after a clean stop; when workers
+ * could not start, store_reader_new()'s error
  *          (-ENOMEM, ...) or pthread_create()'s as a negative errno (-EAGAIN, ...).
  * Thread safety: call once, from one thread (it becomes the control thread).
  */
 int server_run(server_t *s);
 
 /* Asks server_run() to stop. Async-signal-safe (an atomic store) and callable from any thread;
- * may be called twice: the second call cancels in-flight calls at once instead of waiting for the
- * grace period. A stop requested before server_run() is kept: it stops right after starting. */
+ * may be called twice: the second call skips what is left of the drain delay and cancels
+ * in-flight calls at once instead of waiting for the grace period. A stop requested before
+ * server_run() is kept: it stops right after starting. */
 void server_request_stop(server_t *s);
 
 /*
