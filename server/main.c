@@ -51,8 +51,10 @@ static void usage(FILE *f)
         if (commands[i].run != NULL)
             fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
-    fprintf(f, "\nEvery flag may also be set as FSTORE_<FLAG> in the environment, e.g.\n"
-               "FSTORE_DATA_DIR=/var/lib/fstore; a flag on the command line wins.\n");
+    fprintf(
+        f, "\nFlags from the environment, as FSTORE_<FLAG> (e.g. FSTORE_DATA_DIR=/var/lib/fstore;\n"
+           "a flag on the command line wins): every flag of serve; --data-dir, --catalog and\n"
+           "--sync of the other commands, plan's --from and snapshot's --out.\n");
 }
 
 const char *server__env_or(const char *flag_name, const char *def)

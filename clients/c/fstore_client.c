@@ -291,14 +291,23 @@ int fstore_client_wait_serving(fstore_client_t *c, int timeout_ms)
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        int status = 0;
-        if (fstore_client_health_check(c, "", 2000, &status, NULL) == 0 && status == 1)
-            return 0;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed > timeout_ms)
+        long left = (long)timeout_ms - elapsed;
+        if (left <= 0)
             return -ETIMEDOUT;
-        struct timespec pause = {0, 100 * 1000000L};
+        /* Each check gets what is left of the budget (at most 2 s), so the whole wait never
+         * overruns timeout_ms by more than the pause below. */
+        int status = 0;
+        if (fstore_client_health_check(c, "", left < 2000 ? (int)left : 2000, &status, NULL) == 0 &&
+            status == 1)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        left = (long)timeout_ms - elapsed;
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct timespec pause = {0, (left < 100 ? left : 100) * 1000000L};
         nanosleep(&pause, NULL);
     }
 }

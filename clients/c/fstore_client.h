@@ -100,7 +100,8 @@ int fstore_client_delete_entities(fstore_client_t *c, const Fstore__V1__DeleteEn
 int fstore_client_health_check(fstore_client_t *c, const char *service, int timeout_ms,
                                int *serving_status, fstore_status_t *st);
 
-/* Polls health until SERVING or timeout_ms passes. Returns: 0, -ETIMEDOUT. */
+/* Polls health until SERVING or timeout_ms passes (each check's deadline is within what is left
+ * of timeout_ms). Returns: 0, -ETIMEDOUT (also for timeout_ms <= 0). */
 int fstore_client_wait_serving(fstore_client_t *c, int timeout_ms);
 
 #endif /* CLIENTS_C_FSTORE_CLIENT_H */

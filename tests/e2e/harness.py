@@ -47,8 +47,9 @@ def free_port():
 class Server:
     """One `fstore serve` process."""
 
-    def __init__(self, catalog=CATALOG, data_dir=None, args=(), port=None):
+    def __init__(self, catalog=CATALOG, data_dir=None, args=(), port=None, env=None):
         self.catalog = catalog
+        self.extra_env = dict(env or {})
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="fstore-e2e-")
         self.args = list(args)
@@ -71,6 +72,7 @@ class Server:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(self.command(), stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=env)
         return self.proc

@@ -212,7 +212,8 @@ class Lifecycle(unittest.TestCase):
         self.assertGreaterEqual(log_seconds(s.events("draining")[0]) - log_seconds(delay[0]), 3.9)
 
     def test_drain_delay_accepts_new_calls_until_it_ends(self):
-        s = self.start(args=["--drain-delay-ms", "3000"])
+        # From the environment, as the StatefulSet sets it.
+        s = self.start(env={"FSTORE_DRAIN_DELAY_MS": "3000"})
         self.seed(s.client)
         s.send(signal.SIGTERM)
         s.wait_event("drain_delay", 1)
