@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1120,8 +1121,51 @@ static char *map_file(const char *path, size_t *size, bool *mapped)
     return p;
 }
 
+/*
+ * A mapped file that shrinks while it is read (another process truncating or rewriting it in
+ * place) turns the next read of a page past its new end into SIGBUS, on the parser or the loader
+ * thread. The load is one transaction committed only after the whole file is read, so dying is
+ * safe (LMDB's robust writer lock is recovered by the next writer); this handler makes it die
+ * with a reason and exit status 1 instead of "Bus error". A SIGBUS elsewhere keeps its default.
+ */
+static const char *volatile bus_file;
+static const char *volatile bus_lo;
+static const char *volatile bus_hi;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    const char *a = si->si_addr;
+    if (bus_file != NULL && a >= bus_lo && a < bus_hi) {
+        static const char m1[] = "fstore ingest: ";
+        static const char m2[] = " shrank while it was being read (truncated or rewritten in "
+                                 "place?); nothing was loaded\n";
+        ssize_t n = write(STDERR_FILENO, m1, sizeof m1 - 1);
+        n = write(STDERR_FILENO, (const char *)bus_file, strlen((const char *)bus_file));
+        n = write(STDERR_FILENO, m2, sizeof m2 - 1);
+        (void)n;
+        _exit(1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void watch_mapping(const char *file, const char *data, size_t size)
+{
+    bus_file = file;
+    bus_lo = data;
+    bus_hi = data + size;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
 static void unmap_or_free(char *data, size_t size, bool mapped)
 {
+    bus_file = NULL;
     if (mapped)
         munmap(data, size);
     else
@@ -1254,6 +1298,8 @@ int server__cmd_ingest(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t size = 0;
     data = map_file(file, &size, &mapped);
+    if (mapped)
+        watch_mapping(g.file, data, size);
     if (data == NULL)
         data = read_all(file, &size);
     if (data == NULL) {

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "tests/storage/helpers.h"
@@ -238,6 +241,75 @@ Test(cli, a_bad_row_in_a_late_chunk_aborts_a_load_whose_early_chunks_were_stream
     char *two = strstr(out, "\"value\": 2,");
     three = strstr(out, "\"value\": 3000,");
     cr_assert(one != NULL && two != NULL && three != NULL && one < two && two < three, "%s", out);
+}
+
+/* Whether /proc/PID/maps shows path mapped. */
+static bool maps_file(pid_t pid, const char *path)
+{
+    char name[64], line[2048];
+    snprintf(name, sizeof name, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(name, "r");
+    if (f == NULL)
+        return false;
+    bool seen = false;
+    while (!seen && fgets(line, sizeof line, f) != NULL)
+        seen = strstr(line, path) != NULL;
+    fclose(f);
+    return seen;
+}
+
+Test(cli, a_file_truncated_while_it_loads_fails_with_a_reason_and_loads_nothing)
+{
+    apply_catalog();
+    char path[1024], log[1024];
+    snprintf(path, sizeof path, "%s/big.csv", dir);
+    snprintf(log, sizeof log, "%s/ingest.log", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("driver_id,conv_rate,trips,event_timestamp\n", f);
+    for (int i = 1; i <= 200000; i++)
+        fprintf(f, "%d,0.5,%d,2024-01-01T00:00:00Z\n", i, i);
+    fclose(f);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || chdir(dir) != 0)
+            _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(bin, bin, "ingest", "--data-dir", "data", "--view", "fv", "big.csv", (char *)NULL);
+        _exit(127);
+    }
+    /* Cut the file as soon as ingest has mapped it: every page it reads next is past the end. */
+    bool seen = false;
+    for (int i = 0; i < 20000 && !seen; i++) {
+        seen = maps_file(pid, path);
+        if (!seen)
+            usleep(500);
+    }
+    cr_assert(seen, "ingest never mapped %s", path);
+    cr_assert_eq(truncate(path, 0), 0, "%s", strerror(errno));
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    FILE *lf = fopen(log, "r");
+    cr_assert_not_null(lf);
+    size_t n = fread(out, 1, sizeof out - 1, lf);
+    out[n] = '\0';
+    fclose(lf);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "wait status %d: %s", st, out);
+    cr_assert(strstr(out, "fstore ingest: big.csv shrank while it was being read") != NULL, "%s",
+              out);
+    /* Nothing of it was loaded, and the store takes the next writer (the dead one held the lock).
+     */
+    int rc =
+        run(out, sizeof out, "get --data-dir data --features fv:trips --entity driver_id=1 --json");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "NOT_FOUND") != NULL, "%s", out);
+    write_file("small.csv", "driver_id,conv_rate,trips,event_timestamp\n"
+                            "1,0.25,10,2024-01-01T00:00:00Z\n");
+    rc = run(out, sizeof out, "ingest --data-dir data --view fv small.csv");
+    cr_assert_eq(rc, 0, "%s", out);
 }
 
 Test(cli, bad_timestamps_are_reported_with_their_lines_even_after_good_repeats)
