@@ -130,9 +130,10 @@ static int b64_value(char c)
     return -1;
 }
 
-/* Bytes from text: raw, or base64 after "b64:". Lenient on purpose (both alphabets, padding
- * optional, nothing read past the first '='): exported data comes in every flavour, unlike the
- * catalog's own defaults, which catalog__b64_decode() checks strictly.
+/* Bytes from text: raw, or base64 after "b64:". Either alphabet (standard or URL-safe), padding
+ * optional, since exported data comes in both flavours; but what is there must be whole base64:
+ * after a '=' only padding may follow, and a lone trailing character (six bits, not a byte) is an
+ * error, so a damaged cell is reported instead of loading part of it.
  * Returns: 0, -EINVAL, -ENOMEM. */
 static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
 {
@@ -146,22 +147,31 @@ static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
     uint8_t *d = pool_alloc(p, n + 1);
     if (d == NULL)
         return -ENOMEM;
-    size_t len = 0;
+    size_t len = 0, chars = 0;
     uint32_t acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '=')
-            break;
+    size_t i = 0;
+    for (; i < n && s[i] != '='; i++) {
         int v = b64_value(s[i]);
         if (v < 0)
             return -EINVAL;
         acc = acc << 6 | (uint32_t)v;
         bits += 6;
+        chars++;
         if (bits >= 8) {
             bits -= 8;
             d[len++] = (uint8_t)(acc >> bits);
         }
     }
+    size_t pad = n - i;
+    for (; i < n; i++) {
+        if (s[i] != '=')
+            return -EINVAL;
+    }
+    /* chars % 4 == 1 leaves six bits that make no byte; padding, when present, completes a
+     * quantum of four exactly. */
+    if (chars % 4 == 1 || (pad > 0 && (pad > 2 || (chars + pad) % 4 != 0)))
+        return -EINVAL;
     out->data = d;
     out->len = len;
     return 0;

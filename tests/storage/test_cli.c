@@ -81,6 +81,10 @@ static const char catalog_yaml[] =
     "    version: 1\n"
     "    entities: []\n"
     "    features: [{name: total, dtype: INT64}]\n"
+    "  - name: blobs\n"
+    "    version: 1\n"
+    "    entities: [driver]\n"
+    "    features: [{name: payload, dtype: BYTES}]\n"
     "feature_services:\n"
     "  - {name: svc, features: [\"fv:conv_rate\", \"fv:trips\"]}\n";
 
@@ -148,6 +152,41 @@ Test(cli, jsonl_from_stdin_loads_an_entityless_view)
     rc = run(out, sizeof out, "get --data-dir data --features glob:total --json");
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "42") != NULL, "the later row wins: %s", out);
+}
+
+Test(cli, bytes_cells_take_either_base64_alphabet_and_refuse_damaged_base64)
+{
+    apply_catalog();
+    /* 00 01 02 ff: standard with padding, URL-safe without; then a raw string. */
+    write_file("b.csv", "driver_id,payload\n"
+                        "1,b64:AAEC/w==\n"
+                        "2,b64:AAEC_w\n"
+                        "3,plain text\n");
+    int rc = run(out, sizeof out, "ingest --data-dir data --view blobs b.csv");
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = run(out, sizeof out,
+             "get --data-dir data --features blobs:payload --entity driver_id=1 --entity "
+             "driver_id=2 --entity driver_id=3 --json");
+    cr_assert_eq(rc, 0, "%s", out);
+    char *a = strstr(out, "AAEC/w=="), *b = a != NULL ? strstr(a + 1, "AAEC/w==") : NULL;
+    cr_assert(a != NULL && b != NULL, "both rows hold 00 01 02 ff: %s", out);
+    /* Something after the padding, a lone trailing character, too much padding, a foreign
+     * character: each is reported with its line, and nothing of the file is loaded. */
+    write_file("bad.csv", "driver_id,payload\n"
+                          "4,b64:QQ==x\n"
+                          "5,b64:QUJDR\n"
+                          "6,b64:QQ===\n"
+                          "7,b64:QU*D\n"
+                          "8,b64:QUI=\n");
+    rc = run(out, sizeof out, "ingest --data-dir data --view blobs bad.csv");
+    cr_assert_eq(rc, 1, "%s", out);
+    for (int line = 2; line <= 5; line++) {
+        char want[32];
+        snprintf(want, sizeof want, "bad.csv:%d:", line);
+        cr_assert(strstr(out, want) != NULL, "want %s: %s", want, out);
+    }
+    cr_assert(strstr(out, "bad.csv:6:") == NULL, "QUI= is whole base64: %s", out);
+    cr_assert(strstr(out, "4 of 5 rows are bad") != NULL, "%s", out);
 }
 
 Test(cli, negative_fractional_epoch_seconds_keep_their_sign)
