@@ -171,17 +171,19 @@ class Lifecycle(unittest.TestCase):
                 self.assertEqual(resp.results[300].values[499].int64_val, 499)
                 ok += 1
             except grpc.RpcError as e:
-                refused.append(e.code())
+                refused.append((e.code(), e.details()))
         # The watch sees NOT_SERVING, then its stream ends cleanly.
         statuses = [m.status for m in watch]
         self.assertEqual(statuses[-1], health_pb2.HealthCheckResponse.NOT_SERVING)
         self.assertEqual(watch.code(), grpc.StatusCode.OK)
         rc = s.proc.wait(90)
         self.assertCleanExit(s, rc)
-        # Every call a worker took is answered, and answered OK.
+        # Every call a worker took is answered, and answered OK; every answer the client got
+        # was one of those.
         reads = [c for c in s.events("call") if c["method"].endswith("/GetOnlineFeatures")]
         self.assertTrue(all(c["code"] == 0 for c in reads), reads)
-        self.assertEqual(ok, len(reads))
+        self.assertLessEqual(ok, len(reads), refused)
+        self.assertEqual(ok + len(refused), 20)
         self.assertFalse(s.events("cancelling_calls"))
         return s, ok, refused, reads
 
@@ -196,9 +198,13 @@ class Lifecycle(unittest.TestCase):
         self.assertCallsAfter(reads, s.events("draining")[0])
         # With no drain delay the listener closes at once. A call that never reached a worker
         # is refused: UNAVAILABLE if the server had not read its headers (the GOAWAY names the
-        # last stream taken), CANCELLED if gRPC had them but not the whole request yet.
-        for code in refused:
-            self.assertIn(code, (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED))
+        # last stream taken), CANCELLED if gRPC had them but not the whole request yet. And a
+        # call whose 3.6 MB answer was still on its way when gRPC closed the connection after the
+        # last stream can end UNAVAILABLE ("Connection reset by peer"): the client's window
+        # updates arrive after gRPC's last read, so the close resets the connection and the
+        # client's kernel drops what it had not read yet. The drain delay is what avoids both.
+        for code, details in refused:
+            self.assertIn(code, (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), details)
         self.assertFalse(s.events("drain_delay"))
 
     def test_drain_delay_keeps_serving_while_health_says_not_serving(self):
