@@ -8,7 +8,10 @@
  * Why by hand: the store keeps every feature value as feast.types.Value wire bytes, so the
  * response can be assembled by copying those bytes between a few tags and lengths. Building
  * protobuf-c messages would decode and re-encode every value and allocate per value. Protobuf
- * length prefixes need the size of what follows, so the encoder runs twice: size, then write.
+ * length prefixes need the size of what follows, so the encoder runs twice: a measuring pass (a
+ * few instructions per cell: value lengths, and whether a column's timestamps repeat the previous
+ * column's), then the writing pass. The measure is also what the response limit is checked
+ * against before anything is allocated.
  *
  * Layout (field numbers from feast/serving/ServingService.proto):
  *   1 metadata { 1 feature_names { 1 val* } 2 feature_view_metadata* { 1 name 2 version } }
@@ -72,42 +75,58 @@ static size_t ts_encode(int64_t us, uint8_t *buf)
     return (size_t)(p - buf);
 }
 
-/* Row row's event_timestamps entry for us: a feature view's columns share their rows'
- * timestamps, so with a memo each is encoded once per run of columns rather than per cell. */
-static inline const uint8_t *ts_entry(server_feast_ts_t *memo, size_t row, int64_t us,
-                                      server_feast_ts_t *tmp, size_t *len)
+/* The length of ts_encode(us, ...), without writing it. */
+static size_t ts_entry_size(int64_t us)
 {
-    server_feast_ts_t *m = memo != NULL ? &memo[row] : tmp;
-    if (m == tmp || m->len == 0 || m->us != us) {
-        m->us = us;
-        m->len = (uint8_t)ts_encode(us, m->bytes);
+    int64_t sec;
+    int32_t nanos;
+    ts_split(us, &sec, &nanos);
+    size_t n = 2;
+    if (sec != 0)
+        n += 1 + server__varint_size((uint64_t)sec);
+    if (nanos != 0)
+        n += 1 + server__varint_size((uint64_t)nanos);
+    return n;
+}
+
+/* Whether two columns' cells carry the same event timestamps, row by row. */
+static bool same_timestamps(const server_cell_t *a, const server_cell_t *b, size_t n_rows)
+{
+    for (size_t row = 0; row < n_rows; row++) {
+        if (a[row].event_ts_us != b[row].event_ts_us)
+            return false;
     }
-    *len = m->len;
-    return m->bytes;
+    return true;
 }
 
-static void ts_memo_reset(const server_feast_response_t *r)
+/*
+ * Measures column i into *vec. A feature view's columns share their rows' timestamps and a
+ * response lists a view's features side by side, so most columns repeat the timestamps of the
+ * column before: those are compared rather than measured, and written as one copy of the
+ * previous column's entries.
+ */
+static void vector_measure(const server_feast_response_t *r, size_t i, size_t prev_ts_len,
+                           server_feast_vec_t *vec)
 {
-    if (r->ts_memo == NULL)
-        return;
-    for (size_t row = 0; row < r->n_rows; row++)
-        r->ts_memo[row].len = 0;
-}
-
-static size_t vector_body_size(const server_feast_response_t *r, const server_feast_column_t *col)
-{
+    const server_cell_t *cells = r->cols[i].cells;
     size_t n = 0;
-    server_feast_ts_t tmp;
     for (size_t row = 0; row < r->n_rows; row++) {
-        const server_cell_t *cell = &col->cells[row];
-        size_t ts_len;
-        ts_entry(r->ts_memo, row, cell->event_ts_us, &tmp, &ts_len);
-        n += len_field_size(cell->len) + ts_len;
+        uint32_t len = cells[row].len;
+        /* A tag and a one-byte length, unless the value has 128 bytes or more (rare). */
+        n += len < 0x80 ? 2 + (size_t)len : len_field_size(len);
     }
     /* Statuses are 0..4, one byte each when packed. */
     if (r->n_rows > 0)
         n += len_field_size(r->n_rows);
-    return n;
+    vec->ts_repeat = i > 0 && same_timestamps(cells, r->cols[i - 1].cells, r->n_rows);
+    if (vec->ts_repeat) {
+        vec->ts_len = prev_ts_len;
+    } else {
+        vec->ts_len = 0;
+        for (size_t row = 0; row < r->n_rows; row++)
+            vec->ts_len += ts_entry_size(cells[row].event_ts_us);
+    }
+    vec->size = n + vec->ts_len;
 }
 
 static size_t view_md_body_size(const server_feast_view_md_t *v)
@@ -142,13 +161,12 @@ static size_t metadata_body_size(const server_feast_response_t *r)
     return n;
 }
 
-size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes)
+size_t server__feast_size(const server_feast_response_t *r, server_feast_vec_t *vecs)
 {
     size_t n = len_field_size(metadata_body_size(r));
-    ts_memo_reset(r);
     for (size_t i = 0; i < r->n_cols; i++) {
-        vec_sizes[i] = vector_body_size(r, &r->cols[i]);
-        n += len_field_size(vec_sizes[i]);
+        vector_measure(r, i, i > 0 ? vecs[i - 1].ts_len : 0, &vecs[i]);
+        n += len_field_size(vecs[i].size);
     }
     if (r->status)
         n += 2;
@@ -205,7 +223,8 @@ uint8_t *server__feast_encode_names(server_arena_t *a, const char *const *names,
     return buf;
 }
 
-size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out)
+size_t server__feast_write(const server_feast_response_t *r, const server_feast_vec_t *vecs,
+                           uint8_t *out)
 {
     uint8_t *p = out;
 
@@ -231,25 +250,38 @@ size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_s
         }
     }
 
-    ts_memo_reset(r);
-    server_feast_ts_t tmp;
+    const uint8_t *prev_ts = NULL; /* the previous column's timestamp entries, in out */
     for (size_t i = 0; i < r->n_cols; i++) {
         const server_cell_t *cells = r->cols[i].cells;
         *p++ = TAG(2, WT_LEN);
-        p = put_varint(p, vec_sizes[i]);
-        for (size_t row = 0; row < r->n_rows; row++)
-            p = put_len_field(p, TAG(1, WT_LEN), cells[row].wire, cells[row].len);
+        p = put_varint(p, vecs[i].size);
+        for (size_t row = 0; row < r->n_rows; row++) {
+            size_t len = cells[row].len;
+            if (len < 0x80) {
+                p[0] = TAG(1, WT_LEN);
+                p[1] = (uint8_t)len;
+                p = copy_bytes(p + 2, cells[row].wire, len);
+            } else {
+                p = put_len_field(p, TAG(1, WT_LEN), cells[row].wire, len);
+            }
+        }
         if (r->n_rows > 0) {
             *p++ = TAG(2, WT_LEN);
             p = put_varint(p, r->n_rows);
             for (size_t row = 0; row < r->n_rows; row++)
-                *p++ = cells[row].status;
+                p[row] = cells[row].status;
+            p += r->n_rows;
         }
-        for (size_t row = 0; row < r->n_rows; row++) {
-            size_t ts_len;
-            const uint8_t *ts = ts_entry(r->ts_memo, row, cells[row].event_ts_us, &tmp, &ts_len);
-            p = copy_bytes(p, ts, ts_len);
+        const uint8_t *ts = p;
+        if (vecs[i].ts_repeat) {
+            /* From earlier in out: the two ranges cannot overlap. */
+            memcpy(p, prev_ts, vecs[i].ts_len);
+            p += vecs[i].ts_len;
+        } else {
+            for (size_t row = 0; row < r->n_rows; row++)
+                p += ts_encode(cells[row].event_ts_us, p);
         }
+        prev_ts = ts;
     }
 
     if (r->status) {

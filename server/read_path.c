@@ -16,34 +16,61 @@ typedef struct view_group {
     const catalog_view_t *view;
     size_t n_refs;
     size_t *ref_idx;       /* indexes into refs */
-    uint32_t *feature_idx; /* refs[ref_idx[k]].feature->index, for store_row_features() */
+    uint32_t *feature_idx; /* refs[ref_idx[k]].feature->index, for store_row_slots() */
     int *key_cols;         /* entity column of each join key */
+    server_cell_t **col;   /* &cells[ref_idx[k] * n_rows]: each ref's column of cells */
+    /* feature_idx resolved to record slots, for rows whose store_row_t.slots is slots_of (one
+     * resolution per view per read, rather than one per row) */
+    uint32_t *slots;
+    const void *slots_of;
 } view_group_t;
 
+/*
+ * Groups refs by view, in order of first appearance. A wide request (a feature service of 25
+ * views) would otherwise cost more in bookkeeping than in reading one entity: so the per-group
+ * arrays are slices of one array per kind (five allocations, whatever the number of views), and
+ * a ref is first tried against the previous ref's group, since lists name a view's features
+ * side by side.
+ */
 static int group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
                       view_group_t **out, size_t *n_out)
 {
-    view_group_t *groups = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *groups);
-    size_t *group_of = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *group_of);
-    if (groups == NULL || group_of == NULL)
+    size_t cap = n_refs == 0 ? 1 : n_refs;
+    const catalog_view_t **views = server__arena_array(a, cap, sizeof *views);
+    uint32_t *group_of = server__arena_array(a, cap, sizeof *group_of);
+    if (views == NULL || group_of == NULL)
         return -ENOMEM;
-    size_t n = 0;
+    size_t n = 0, g = 0;
     for (size_t i = 0; i < n_refs; i++) {
-        size_t g = 0;
-        /* Requests name a handful of views; a linear scan beats hashing here. */
-        while (g < n && groups[g].view != refs[i].view)
-            g++;
-        if (g == n)
-            groups[n++].view = refs[i].view;
-        groups[g].n_refs++;
-        group_of[i] = g;
+        const catalog_view_t *v = refs[i].view;
+        if (n == 0 || views[g] != v) {
+            /* Requests name a handful of views; a linear scan beats hashing here. */
+            g = 0;
+            while (g < n && views[g] != v)
+                g++;
+            if (g == n)
+                views[n++] = v;
+        }
+        group_of[i] = (uint32_t)g;
     }
-    for (size_t g = 0; g < n; g++) {
-        groups[g].ref_idx = server__arena_calloc(a, groups[g].n_refs, sizeof(size_t));
-        groups[g].feature_idx = server__arena_calloc(a, groups[g].n_refs, sizeof(uint32_t));
-        if (groups[g].ref_idx == NULL || groups[g].feature_idx == NULL)
-            return -ENOMEM;
-        groups[g].n_refs = 0;
+    view_group_t *groups = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *groups);
+    size_t *ref_idx = server__arena_array(a, cap, sizeof *ref_idx);
+    uint32_t *feature_idx = server__arena_array(a, cap, sizeof *feature_idx);
+    server_cell_t **col = server__arena_array(a, cap, sizeof *col);
+    uint32_t *slots = server__arena_array(a, cap, sizeof *slots);
+    if (groups == NULL || ref_idx == NULL || feature_idx == NULL || col == NULL || slots == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n_refs; i++)
+        groups[group_of[i]].n_refs++;
+    size_t at = 0;
+    for (size_t k = 0; k < n; k++) {
+        groups[k].view = views[k];
+        groups[k].ref_idx = ref_idx + at;
+        groups[k].feature_idx = feature_idx + at;
+        groups[k].col = col + at;
+        groups[k].slots = slots + at;
+        at += groups[k].n_refs;
+        groups[k].n_refs = 0;
     }
     for (size_t i = 0; i < n_refs; i++) {
         view_group_t *grp = &groups[group_of[i]];
@@ -60,10 +87,10 @@ static void view_label(const catalog_view_t *v, char *buf, size_t cap)
     snprintf(buf, cap, "%s@v%u", v->name, (unsigned)v->version);
 }
 
-static void fill_not_found(server_cell_t *cells, const view_group_t *grp, size_t n_rows, size_t row)
+static void fill_not_found(const view_group_t *grp, size_t row)
 {
     for (size_t k = 0; k < grp->n_refs; k++) {
-        server_cell_t *cell = &cells[grp->ref_idx[k] * n_rows + row];
+        server_cell_t *cell = &grp->col[k][row];
         cell->wire = NULL;
         cell->len = 0;
         cell->status = STORE_STATUS_NOT_FOUND;
@@ -84,13 +111,17 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
     char label[CATALOG_MAX_NAME + 16];
 
     /* Check every view's join keys before reading anything, so errors do not depend on data. */
+    size_t n_keys_all = 0;
+    for (size_t g = 0; g < n_groups; g++)
+        n_keys_all += groups[g].view->n_join_keys;
+    int *key_cols = server__arena_array(a, n_keys_all == 0 ? 1 : n_keys_all, sizeof *key_cols);
+    if (key_cols == NULL)
+        return -ENOMEM;
     for (size_t g = 0; g < n_groups; g++) {
         view_group_t *grp = &groups[g];
         const catalog_view_t *v = grp->view;
-        grp->key_cols = server__arena_calloc(a, v->n_join_keys == 0 ? 1 : v->n_join_keys,
-                                             sizeof *grp->key_cols);
-        if (grp->key_cols == NULL)
-            return -ENOMEM;
+        grp->key_cols = key_cols;
+        key_cols += v->n_join_keys;
         for (size_t k = 0; k < v->n_join_keys; k++) {
             int col = server__columns_find(ents, v->join_keys[k].name);
             if (col < 0) {
@@ -101,6 +132,8 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
             }
             grp->key_cols[k] = col;
         }
+        for (size_t k = 0; k < grp->n_refs; k++)
+            grp->col[k] = &cells[grp->ref_idx[k] * n_rows];
     }
 
     size_t max_keys = 1, max_refs = 1;
@@ -120,7 +153,7 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
     uint8_t key[STORE_MAX_KEY + 1];
 
     for (size_t g = 0; g < n_groups; g++) {
-        const view_group_t *grp = &groups[g];
+        view_group_t *grp = &groups[g];
         const catalog_view_t *v = grp->view;
         for (size_t row = 0; row < n_rows; row++) {
             for (size_t k = 0; k < v->n_join_keys; k++)
@@ -156,20 +189,25 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
             rc = store_read_row(r, v, key, (size_t)klen, &srow);
             if (rc == -ENOENT || (rc == 0 && !srow.found)) {
                 /* -ENOENT: the version has no database yet (applied with no data). */
-                fill_not_found(cells, grp, n_rows, row);
+                fill_not_found(grp, row);
                 continue;
             }
             if (rc < 0) {
                 snprintf(err, err_cap, "store read failed");
                 return rc;
             }
-            store_row_features(&srow, v, grp->feature_idx, grp->n_refs, now_us, wires, lens, sts);
+            if (srow.slots != grp->slots_of) {
+                store_row_slots(&srow, v, grp->feature_idx, grp->n_refs, grp->slots);
+                grp->slots_of = srow.slots;
+            }
+            store_row_slot_features(&srow, v, grp->slots, grp->n_refs, now_us, wires, lens, sts);
+            /* A found row: no NOT_FOUND among its features, every one carries the row's time. */
             for (size_t k = 0; k < grp->n_refs; k++) {
-                server_cell_t *cell = &cells[grp->ref_idx[k] * n_rows + row];
+                server_cell_t *cell = &grp->col[k][row];
                 cell->wire = wires[k];
                 cell->len = (uint32_t)lens[k];
                 cell->status = (uint8_t)sts[k];
-                cell->event_ts_us = sts[k] == STORE_STATUS_NOT_FOUND ? 0 : srow.event_ts_us;
+                cell->event_ts_us = srow.event_ts_us;
             }
         }
     }

@@ -435,9 +435,7 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
                                  .status = true,
                                  .names_pre = res->names_pb,
                                  .names_pre_len = res->names_pb_len,
-                                 .n_names_pre = n_refs,
-                                 .ts_memo =
-                                     server__arena_alloc(a, n_rows * sizeof(server_feast_ts_t))};
+                                 .n_names_pre = n_refs};
     if (rr.include_md) {
         server_feast_view_md_t *views = server__arena_calloc(a, n_refs, sizeof *views);
         if (views == NULL) {
@@ -457,19 +455,19 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         r.views = views;
         r.n_views = nv;
     }
-    size_t *vec_sizes = server__arena_calloc(a, n_cols, sizeof *vec_sizes);
-    if (vec_sizes == NULL) {
+    server_feast_vec_t *vecs = server__arena_array(a, n_cols, sizeof *vecs);
+    if (vecs == NULL) {
         rc = server__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
     /* Measured before anything is allocated: max_entities x max_features cells of up to
      * STORE_MAX_VALUE each could otherwise ask for gigabytes from a small request. */
-    size_t total = server__feast_size(&r, vec_sizes);
+    size_t total = server__feast_size(&r, vecs);
     grpc_slice s;
     rc = server__response_slice(c, "response", total, &s);
     if (rc < 0)
         goto out;
-    server__feast_write(&r, vec_sizes, GRPC_SLICE_START_PTR(s));
+    server__feast_write(&r, vecs, GRPC_SLICE_START_PTR(s));
     *resp = s;
 out:
     if (reading)

@@ -535,13 +535,6 @@ typedef struct server_feast_view_md {
     int32_t version;
 } server_feast_view_md_t;
 
-/* One row's encoded event_timestamps entry, remembered across the columns of a response. */
-typedef struct server_feast_ts {
-    int64_t us;
-    uint8_t len; /* 0 = nothing remembered */
-    uint8_t bytes[23];
-} server_feast_ts_t;
-
 typedef struct server_feast_response {
     size_t n_rows;
     size_t n_cols;
@@ -554,19 +547,24 @@ typedef struct server_feast_response {
     const uint8_t *names_pre;
     size_t names_pre_len;
     size_t n_names_pre;
-    /* Optional scratch of n_rows entries (any contents): with it, a row's event timestamp is
-     * encoded once per run of equal timestamps rather than once per cell. */
-    server_feast_ts_t *ts_memo;
 } server_feast_response_t;
 
+/* What the measuring pass found about one column (one FeatureVector), for the writing pass. */
+typedef struct server_feast_vec {
+    size_t size;    /* the FeatureVector's body */
+    size_t ts_len;  /* its event_timestamps entries */
+    bool ts_repeat; /* the same timestamps as the previous column, row by row */
+} server_feast_vec_t;
+
 /*
- * Two passes: server__feast_size() measures (filling vec_sizes[n_cols] with each FeatureVector's
- * body size) and server__feast_write() writes exactly that many bytes into out. Cell values are
- * copied as they are, never decoded.
+ * Two passes: server__feast_size() measures (filling vecs[n_cols]) and server__feast_write()
+ * writes exactly that many bytes into out, given the same r and vecs. Cell values are copied as
+ * they are, never decoded.
  * Returns: the encoded size / the number of bytes written.
  */
-size_t server__feast_size(const server_feast_response_t *r, size_t *vec_sizes);
-size_t server__feast_write(const server_feast_response_t *r, const size_t *vec_sizes, uint8_t *out);
+size_t server__feast_size(const server_feast_response_t *r, server_feast_vec_t *vecs);
+size_t server__feast_write(const server_feast_response_t *r, const server_feast_vec_t *vecs,
+                           uint8_t *out);
 
 /*
  * Encodes n column names as metadata.feature_names entries, for server_feast_response_t.names_pre

@@ -263,9 +263,66 @@ store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v
     return STORE_STATUS_PRESENT;
 }
 
-void store_row_features(const store_row_t *row, const catalog_view_t *v,
-                        const uint32_t *feature_idx, size_t n, int64_t now_us, const uint8_t **wire,
-                        size_t *len, store_status_t *status)
+/*
+ * The per-row half of store_row_features(): slots already resolved (UINT32_MAX for a feature the
+ * store never applied), the record parsed (bad when it did not parse) and the TTL decided.
+ */
+static void slot_values(const store__rec_t *r, bool bad, store_status_t present,
+                        const uint32_t *slots, size_t n, const uint8_t **wire, size_t *len,
+                        store_status_t *status)
+{
+    if (bad) {
+        for (size_t i = 0; i < n; i++) {
+            wire[i] = NULL;
+            len[i] = 0;
+            status[i] = slots[i] == UINT32_MAX ? STORE_STATUS_NULL_VALUE : STORE_STATUS_INVALID;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = slots[i];
+        wire[i] = NULL;
+        len[i] = 0;
+        /* Also a never-applied feature (UINT32_MAX), and one appended after this row was
+         * written (the record has fewer slots): both read as null. */
+        if (slot >= r->n_slots) {
+            status[i] = STORE_STATUS_NULL_VALUE;
+            continue;
+        }
+        /* store__rec_slot(), inline: this loop runs once per feature per entity row. */
+        uint32_t end = store__le32(r->ends + 4 * (size_t)slot);
+        uint32_t start = slot == 0 ? 0 : store__le32(r->ends + 4 * (size_t)(slot - 1));
+        if (start > end || end > r->data_len) {
+            status[i] = STORE_STATUS_INVALID;
+            continue;
+        }
+        if (start == end) {
+            status[i] = STORE_STATUS_NULL_VALUE;
+            continue;
+        }
+        wire[i] = r->data + start;
+        len[i] = end - start;
+        status[i] = present;
+    }
+}
+
+void store_row_slots(const store_row_t *row, const catalog_view_t *v, const uint32_t *feature_idx,
+                     size_t n, uint32_t *slots)
+{
+    const store__view_t *e = row->slots;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t f = feature_idx[i];
+        /* store__slot_of()'s first test, here to spare a call per feature in the usual case. */
+        slots[i] = f < e->n_slots && f < v->n_features && e->fast != NULL &&
+                           e->fast[f] == v->features[f].name
+                       ? f
+                       : store__slot_of(e, v, f);
+    }
+}
+
+void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, const uint32_t *slots,
+                             size_t n, int64_t now_us, const uint8_t **wire, size_t *len,
+                             store_status_t *status)
 {
     if (!row->found) {
         for (size_t i = 0; i < n; i++) {
@@ -277,36 +334,26 @@ void store_row_features(const store_row_t *row, const catalog_view_t *v,
     }
     /* Everything that is per row rather than per feature is decided once: the record's header
      * and offset table, and whether the row is past the view's TTL. */
-    const store__view_t *e = row->slots;
     store__rec_t r = {0};
     bool bad = store__rec_parse(row->rec, row->rec_len, &r) < 0;
     bool expired = store__expired(v, row->event_ts_us, now_us);
-    store_status_t present = expired ? STORE_STATUS_OUTSIDE_MAX_AGE : STORE_STATUS_PRESENT;
-    for (size_t i = 0; i < n; i++) {
-        wire[i] = NULL;
-        len[i] = 0;
-        uint32_t f = feature_idx[i];
-        /* store__slot_of()'s first test, here to spare a call per feature in the usual case. */
-        uint32_t slot = f < e->n_slots && f < v->n_features && e->fast != NULL &&
-                                e->fast[f] == v->features[f].name
-                            ? f
-                            : store__slot_of(e, v, f);
-        if (slot == UINT32_MAX) {
-            status[i] = STORE_STATUS_NULL_VALUE;
-            continue;
-        }
-        const uint8_t *p;
-        size_t k;
-        if (bad || store__rec_slot(&r, slot, &p, &k) < 0) {
-            status[i] = STORE_STATUS_INVALID;
-            continue;
-        }
-        if (k == 0) {
-            status[i] = STORE_STATUS_NULL_VALUE;
-            continue;
-        }
-        wire[i] = p;
-        len[i] = k;
-        status[i] = present;
+    slot_values(&r, bad, expired ? STORE_STATUS_OUTSIDE_MAX_AGE : STORE_STATUS_PRESENT, slots, n,
+                wire, len, status);
+}
+
+void store_row_features(const store_row_t *row, const catalog_view_t *v,
+                        const uint32_t *feature_idx, size_t n, int64_t now_us, const uint8_t **wire,
+                        size_t *len, store_status_t *status)
+{
+    if (!row->found) {
+        store_row_slot_features(row, v, NULL, n, now_us, wire, len, status);
+        return;
+    }
+    /* In chunks, so the slots fit on the stack whatever n is. */
+    uint32_t slots[64];
+    for (size_t at = 0; at < n; at += 64) {
+        size_t k = n - at < 64 ? n - at : 64;
+        store_row_slots(row, v, feature_idx + at, k, slots);
+        store_row_slot_features(row, v, slots, k, now_us, wire + at, len + at, status + at);
     }
 }

@@ -169,6 +169,8 @@ static void check_batch_matches_single(store_reader_t *r, const catalog_view_t *
     size_t n = 0;
     for (uint32_t f = 0; f <= v->n_features && n < 8; f++)
         idx[n++] = f;
+    uint32_t slots[8];
+    const void *slots_of = NULL;
     for (int64_t id = 1; id <= 3; id++) {
         uint8_t k[16];
         catalog_value_t key = th_i64(id);
@@ -180,6 +182,17 @@ static void check_batch_matches_single(store_reader_t *r, const catalog_view_t *
         size_t lens[8];
         store_status_t sts[8];
         store_row_features(&row, v, idx, n, now, wires, lens, sts);
+        /* And in two halves, with the slots resolved once, on entity 1's row: every row of the
+         * view in one read has the same slot table. */
+        if (id == 1) {
+            store_row_slots(&row, v, idx, n, slots);
+            slots_of = row.slots;
+        }
+        cr_assert_eq(row.slots, slots_of, "entity %lld", (long long)id);
+        const uint8_t *wires2[8];
+        size_t lens2[8];
+        store_status_t sts2[8];
+        store_row_slot_features(&row, v, slots, n, now, wires2, lens2, sts2);
         for (size_t i = 0; i < n; i++) {
             const uint8_t *w;
             size_t len;
@@ -187,6 +200,9 @@ static void check_batch_matches_single(store_reader_t *r, const catalog_view_t *
             cr_assert_eq(sts[i], st, "entity %lld feature %zu", (long long)id, i);
             cr_assert_eq(wires[i], w, "entity %lld feature %zu", (long long)id, i);
             cr_assert_eq(lens[i], len, "entity %lld feature %zu", (long long)id, i);
+            cr_assert_eq(sts2[i], st, "entity %lld feature %zu (slots)", (long long)id, i);
+            cr_assert_eq(wires2[i], w, "entity %lld feature %zu (slots)", (long long)id, i);
+            cr_assert_eq(lens2[i], len, "entity %lld feature %zu (slots)", (long long)id, i);
         }
     }
 }
