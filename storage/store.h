@@ -343,10 +343,10 @@ void store_row_features(const store_row_t *row, const catalog_view_t *v,
  * store_row_features() in two halves, for reading the same features from many rows of one view:
  * store_row_slots() resolves feature_idx[0..n) (indexes into v->features) to the record slots
  * of row's view version, and store_row_slot_features() reads those slots from a row, each exactly
- * as store_row_features() would. The resolution holds for every row whose row->slots is the same
- * pointer, which every row store_read_row() returns for v within one store_read_begin() ..
- * store_read_end() is (found or not).
- * row must come from a store_read_row() that returned 0.
+ * as store_row_features() would. The resolution holds for every row with the same row->slots
+ * pointer; all rows store_read_row() returns for v between one store_read_begin() and its
+ * store_read_end() have the same one, found or not, so comparing it is enough to know when to
+ * resolve again. row must come from a store_read_row() that returned 0.
  * Thread safety: as store_row_feature().
  */
 void store_row_slots(const store_row_t *row, const catalog_view_t *v, const uint32_t *feature_idx,
