@@ -310,6 +310,15 @@ int store__key_cmp(const MDB_val *a, const MDB_val *b);
  * must agree with the databases' order uses this one function. */
 static inline int store__key_order(const uint8_t *p, size_t np, const uint8_t *q, size_t nq)
 {
+    if (np == 8 && nq == 8) {
+        /* One INT64 join key, the common case: one comparison of two integers. */
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, q, 8);
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+        return (x > y) - (x < y);
+    }
     size_t n = np < nq ? np : nq;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
