@@ -151,7 +151,14 @@ class Lifecycle(unittest.TestCase):
                                            "--shutdown-grace-ms", "60000"] + extra_args)
         ids = list(range(1000))
         s.client.write_features("wide", {"driver_id": ids[:500], "f299": ids[:500]})
-        watch = s.client.health_stub.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+        # The watch has a connection of its own: on the readers' connection a reset at close
+        # (see the no-delay test) would take its last messages too.
+        # (Channels to one target share a connection unless given a local subchannel pool.)
+        from fstore_client import FeatureStoreClient
+        own = grpc.insecure_channel(s.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        watcher = FeatureStoreClient(s.target, timeout=60, channel=own)
+        self.addCleanup(watcher.close)
+        watch = watcher.health_stub.Watch(health_pb2.HealthCheckRequest(), timeout=60)
         self.assertEqual(next(watch).status, health_pb2.HealthCheckResponse.SERVING)
         big = s.client.online_request(features=["wide:f%d" % i for i in range(300)],
                                       entities={"driver_id": ids})
