@@ -164,10 +164,14 @@ class Lifecycle(unittest.TestCase):
                                       entities={"driver_id": ids})
         futures = [s.client.serving.GetOnlineFeatures.future(big, timeout=120)
                    for _ in range(20)]
-        # SIGTERM as soon as the first call is answered: the one worker is then busy with the
-        # rest, however fast this machine is (a fixed sleep let every call finish first).
+        # SIGTERM as soon as the server has answered its first read (its request log, not the
+        # client, which may notice late): the one worker is then busy with the rest, however
+        # fast this machine is (a fixed sleep, and later the client's first completion, let
+        # every call finish before the signal was seen).
+        def answered():
+            return [c for c in s.events("call") if c["method"].endswith("/GetOnlineFeatures")]
         deadline = time.monotonic() + 60
-        while not any(f.done() for f in futures) and time.monotonic() < deadline:
+        while not answered() and time.monotonic() < deadline:
             time.sleep(0.002)
         s.send(signal.SIGTERM)
         ok, refused = 0, []
