@@ -1105,11 +1105,14 @@ static int ingest_jsonl(ingest_t *g, char *data, size_t size)
  * A regular file is mapped rather than read: copy-on-write, since quoted fields are unescaped
  * in place, and faulted in as the parser goes instead of copied whole before it starts. Nothing
  * reads past size (numbers are copied out before strtod, JSON is parsed by length), so the
- * mapping needs no terminating NUL. Sets *mapped; free with unmap_or_free().
+ * mapping needs no terminating NUL. Sets *mapped; free with unmap_or_free(). A mapped file's
+ * descriptor and stat are kept (*fd_out, *st_out; -1 otherwise) for file_changed().
  */
-static char *map_file(const char *path, size_t *size, bool *mapped)
+static char *map_file(const char *path, size_t *size, bool *mapped, int *fd_out,
+                      struct stat *st_out)
 {
     *mapped = false;
+    *fd_out = -1;
     if (strcmp(path, "-") == 0)
         return NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1125,6 +1128,9 @@ static char *map_file(const char *path, size_t *size, bool *mapped)
             madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
             *size = (size_t)st.st_size;
             *mapped = true;
+            *fd_out = fd;
+            *st_out = st;
+            return p;
         }
     }
     close(fd);
@@ -1171,6 +1177,18 @@ static void watch_mapping(const char *file, const char *data, size_t size)
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, NULL);
+}
+
+/* Whether the mapped file was truncated or rewritten since it was mapped. Shrinking within its
+ * last page raises no SIGBUS (the rest of the page reads as zeros), so the size and modification
+ * time are checked once more after the parse, before anything is committed. */
+static bool file_changed(int fd, const struct stat *then)
+{
+    struct stat now;
+    if (fstat(fd, &now) != 0)
+        return true;
+    return now.st_size != then->st_size || now.st_mtim.tv_sec != then->st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != then->st_mtim.tv_nsec;
 }
 
 static void unmap_or_free(char *data, size_t size, bool mapped)
@@ -1307,7 +1325,9 @@ int server__cmd_ingest(int argc, char **argv)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t size = 0;
-    data = map_file(file, &size, &mapped);
+    int map_fd = -1;
+    struct stat map_st;
+    data = map_file(file, &size, &mapped, &map_fd, &map_st);
     if (mapped)
         watch_mapping(g.file, data, size);
     if (data == NULL)
@@ -1348,6 +1368,15 @@ int server__cmd_ingest(int argc, char **argv)
         perr = 1;
     if (loader_wait(&g) < 0)
         perr = 1;
+    if (mapped && file_changed(map_fd, &map_st)) {
+        /* Before the bad-row verdict: rows read from a changed file may be bad only because of
+         * the change. */
+        fprintf(stderr,
+                "fstore ingest: %s changed while it was being read (truncated or rewritten in "
+                "place?); nothing was loaded\n",
+                g.file);
+        goto out;
+    }
     if (g.progress && g.n_rows >= 100000)
         fprintf(stderr, "\n");
     if (g.n_bad > 0) {
@@ -1361,6 +1390,7 @@ int server__cmd_ingest(int argc, char **argv)
         fprintf(stderr, "fstore ingest: nothing was loaded\n");
         goto out;
     }
+
     if (g.progress)
         fprintf(stderr, "fstore ingest: committing %zu rows...\n", g.n_rows);
     store_apply_result_t res;
@@ -1385,5 +1415,7 @@ out:
     catalog_unref(cat);
     if (data != NULL)
         unmap_or_free(data, size, mapped);
+    if (map_fd >= 0)
+        close(map_fd);
     return status;
 }

@@ -300,6 +300,17 @@ int server__cmd_serve(int argc, char **argv)
         return 1;
     }
 
+    /* A signal that came while the server was being built is taken here, so that server_run()
+     * sees the stop before it reports SERVING (and then skips the drain delay). */
+    struct timespec no_wait = {0, 0};
+    int pending;
+    while ((pending = sigtimedwait(&st.set, NULL, &no_wait)) > 0) {
+        if (pending == SIGHUP)
+            server_request_reload(s);
+        else
+            server_request_stop(s);
+    }
+
     st.server = s;
     e = pthread_create(&st.thread, NULL, signal_main, &st);
     if (e != 0) {

@@ -897,7 +897,9 @@ int server_run(server_t *s)
         w->started = true;
     }
 
-    if (rc == 0) {
+    /* A stop that came while starting: never SERVING, so no load balancer needs the delay. */
+    bool served = rc == 0 && atomic_load(&s->stop_requested) == 0;
+    if (served) {
         atomic_store(&s->health, HEALTH_SERVING);
         server__watch_notify(s->watches);
         catalog_t *c = server__holder_ref(&s->holder);
@@ -920,8 +922,8 @@ int server_run(server_t *s)
             stopping = true;
             atomic_store(&s->health, HEALTH_NOT_SERVING);
             server__watch_notify(s->watches);
-            delay_end = mono_us() + (int64_t)s->opts.drain_delay_ms * 1000;
-            if (s->opts.drain_delay_ms > 0)
+            delay_end = mono_us() + (served ? (int64_t)s->opts.drain_delay_ms * 1000 : 0);
+            if (served && s->opts.drain_delay_ms > 0)
                 server__log(SERVER_LOG_INFO, "drain_delay", "{s:i}", "delay_ms",
                             (int)s->opts.drain_delay_ms);
         }

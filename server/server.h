@@ -77,9 +77,11 @@ typedef struct server_options {
     unsigned write_workers;   /* threads that decode, validate and queue writes; 0 = 1 */
     server_limits_t limits;
     /* On stop, health turns NOT_SERVING at once but calls keep being accepted for this long,
-     * so load balancers and Kubernetes endpoints move away before the listener closes; 0 = close
-     * at once. A call gRPC has received but not yet handed to a worker when the listener closes is
-     * cancelled by gRPC (CANCELLED): the delay is what keeps a rollout from losing those. */
+     * so that whatever routes by health (Kubernetes endpoints, hence new connections through a
+     * Service; clients balancing with gRPC health checks) moves away before the listener closes;
+     * 0 = close at once. Not applied when the stop came before the server ever reported SERVING.
+     * When the listener closes, a call gRPC has received but not yet handed to a worker is
+     * cancelled by gRPC (CANCELLED), and connections already open get GOAWAY only then. */
     unsigned drain_delay_ms;
     unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
     bool log_requests;          /* one log line per call (method, status, duration; no values) */
@@ -112,7 +114,8 @@ int server_port(const server_t *s);
 
 /*
  * Serves until server_request_stop(): health turns SERVING, and on stop NOT_SERVING; after
- * drain_delay_ms of serving as usual the server stops accepting calls, lets in-flight calls
+ * drain_delay_ms of serving as usual (none if the stop was requested before SERVING) the server
+ * stops accepting calls, lets in-flight calls
  * finish (up to shutdown_grace_ms, then cancels them), and stops its workers. Catalog reloads
  * requested with server_request_reload() run here. Returns: 0 after a clean stop; when workers
  * could not start, store_reader_new()'s error
