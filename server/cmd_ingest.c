@@ -1326,7 +1326,7 @@ int server__cmd_ingest(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t size = 0;
     int map_fd = -1;
-    struct stat map_st;
+    struct stat map_st = {0};
     data = map_file(file, &size, &mapped, &map_fd, &map_st);
     if (mapped)
         watch_mapping(g.file, data, size);
