@@ -1,4 +1,5 @@
 /* server/cli_catalog.c - catalog output shared by the CLI subcommands: errors, plans, JSON. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,17 @@ void server__print_plan_changes(const catalog_plan_t *plan)
         printf("%c %-8s %-8s %s: %s\n", marks[ch->kind], server__change_kind_name(ch->kind),
                ch->breaking ? "BREAKING" : "SAFE", ch->object, ch->detail);
     }
+}
+
+int server__parse_sync(const char *s, store_sync_t *out)
+{
+    if (strcmp(s, "full") == 0)
+        *out = STORE_SYNC_FULL;
+    else if (strcmp(s, "none") == 0)
+        *out = STORE_SYNC_NONE;
+    else
+        return -EINVAL;
+    return 0;
 }
 
 int server__cli_open_store(const char *cmd, const store_options_t *o, store_t **out)

@@ -29,6 +29,9 @@ const char *server__env_or(const char *flag_name, const char *def);
 
 /* Catalog output shared by the subcommands (cli_catalog.c). */
 
+/* --sync's value: "full" or "none" into *out. Returns: 0, -EINVAL for anything else. */
+int server__parse_sync(const char *s, store_sync_t *out);
+
 /* store_open() for a subcommand: on failure prints "fstore CMD: cannot open DIR: why" on stderr.
  * Returns: store_open()'s result. Ownership: *out as store_open(). */
 int server__cli_open_store(const char *cmd, const store_options_t *o, store_t **out);

@@ -62,8 +62,8 @@ int server__cmd_apply(int argc, char **argv)
             return 2;
         }
     }
-    if (path == NULL || dir == NULL || optind != argc ||
-        (strcmp(sync, "full") != 0 && strcmp(sync, "none") != 0)) {
+    store_sync_t sync_mode = STORE_SYNC_FULL;
+    if (path == NULL || dir == NULL || optind != argc || server__parse_sync(sync, &sync_mode) < 0) {
         usage(stderr);
         return 2;
     }
@@ -77,8 +77,7 @@ int server__cmd_apply(int argc, char **argv)
         server__print_catalog_errors("apply", path, &errs, false);
         goto out;
     }
-    store_options_t o = {.dir = dir,
-                         .sync = strcmp(sync, "none") == 0 ? STORE_SYNC_NONE : STORE_SYNC_FULL};
+    store_options_t o = {.dir = dir, .sync = sync_mode};
     int rc = server__cli_open_store("apply", &o, &s);
     if (rc < 0) {
         goto out;

@@ -1293,8 +1293,9 @@ int server__cmd_ingest(int argc, char **argv)
             return 2;
         }
     }
+    store_sync_t sync_mode = STORE_SYNC_FULL;
     if (dir == NULL || view == NULL || optind + 1 != argc ||
-        (strcmp(sync, "full") != 0 && strcmp(sync, "none") != 0)) {
+        server__parse_sync(sync, &sync_mode) < 0) {
         usage(stderr);
         return 2;
     }
@@ -1336,8 +1337,7 @@ int server__cmd_ingest(int argc, char **argv)
         fprintf(stderr, "fstore ingest: cannot read %s: %s\n", g.file, strerror(errno));
         goto out;
     }
-    store_options_t o = {.dir = dir,
-                         .sync = strcmp(sync, "none") == 0 ? STORE_SYNC_NONE : STORE_SYNC_FULL};
+    store_options_t o = {.dir = dir, .sync = sync_mode};
     int rc = server__cli_open_store("ingest", &o, &s);
     if (rc < 0) {
         goto out;

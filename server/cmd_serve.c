@@ -188,11 +188,7 @@ static int apply_flag(int id, const char *val, server_options_t *o, server_log_f
     case OPT_SHUTDOWN_GRACE:
         return parse_unsigned("shutdown-grace-ms", val, 0, &o->shutdown_grace_ms);
     case OPT_SYNC:
-        if (strcmp(val, "full") == 0) {
-            o->sync = STORE_SYNC_FULL;
-        } else if (strcmp(val, "none") == 0) {
-            o->sync = STORE_SYNC_NONE;
-        } else {
+        if (server__parse_sync(val, &o->sync) < 0) {
             fprintf(stderr, "fstore serve: --sync wants full or none, got '%s'\n", val);
             return -EINVAL;
         }

@@ -52,14 +52,8 @@ static int enc_view(store__enc_t *enc, const store__view_t *e, uint32_t *out)
             return 0;
         }
     }
-    if (enc->n_views == enc->cap_views) {
-        size_t cap = enc->cap_views ? 2 * enc->cap_views : 4;
-        store__enc_view_t *v = realloc(enc->views, cap * sizeof *v);
-        if (v == NULL)
-            return -ENOMEM;
-        enc->views = v;
-        enc->cap_views = cap;
-    }
+    if (store__grow((void **)&enc->views, &enc->cap_views, enc->n_views, sizeof *enc->views, 4) < 0)
+        return -ENOMEM;
     store__enc_view_t *v = &enc->views[enc->n_views];
     snprintf(v->name, sizeof v->name, "%s", e->name);
     v->version = e->version;
@@ -70,14 +64,8 @@ static int enc_view(store__enc_t *enc, const store__view_t *e, uint32_t *out)
 
 static int enc_row(store__enc_t *enc, store__row_t **out)
 {
-    if (enc->n_rows == enc->cap_rows) {
-        size_t cap = enc->cap_rows ? 2 * enc->cap_rows : 64;
-        store__row_t *r = realloc(enc->rows, cap * sizeof *r);
-        if (r == NULL)
-            return -ENOMEM;
-        enc->rows = r;
-        enc->cap_rows = cap;
-    }
+    if (store__grow((void **)&enc->rows, &enc->cap_rows, enc->n_rows, sizeof *enc->rows, 64) < 0)
+        return -ENOMEM;
     *out = &enc->rows[enc->n_rows];
     memset(*out, 0, sizeof **out);
     (*out)->seq = (uint32_t)enc->n_rows;

@@ -6,6 +6,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "storage/store.h"
@@ -335,6 +336,22 @@ static inline int store__key_order(const uint8_t *p, size_t np, const uint8_t *q
             return p[i] < q[i] ? -1 : 1;
     }
     return np < nq ? -1 : np > nq ? 1 : 0;
+}
+
+/* Makes room for one more element in a realloc'd array of n elements of size elem: doubles
+ * *cap (first when 0) when n has reached it. Returns: 0, -ENOMEM (the array is left as it was).
+ * Ownership: *array stays the caller's, freed with free(). */
+static inline int store__grow(void **array, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? 2 * *cap : first;
+    void *p = realloc(*array, ncap * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    *array = p;
+    *cap = ncap;
+    return 0;
 }
 
 static inline uint64_t store__le64(const uint8_t *p)

@@ -145,14 +145,9 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
     for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size < plen || memcmp(k.mv_data, STORE__PREFIX_SLOTS, plen) != 0)
             break;
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 16;
-            store__view_t *items = realloc(t->items, cap * sizeof *items);
-            rc = -ENOMEM;
-            if (items == NULL)
-                goto out;
-            t->items = items;
-        }
+        rc = store__grow((void **)&t->items, &cap, t->n, sizeof *t->items, 16);
+        if (rc < 0)
+            goto out;
         store__view_t *e = &t->items[t->n++];
         memset(e, 0, sizeof *e);
         rc = parse_view_key((const char *)k.mv_data + plen, k.mv_size - plen, e);

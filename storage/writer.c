@@ -391,14 +391,8 @@ static int stream_view(stream_txn_t *t, const store__view_t *e, uint32_t *out)
             return 0;
         }
     }
-    if (t->n_views == t->cap_views) {
-        size_t cap = t->cap_views ? 2 * t->cap_views : 4;
-        stream_view_t *v = realloc(t->views, cap * sizeof *v);
-        if (v == NULL)
-            return -ENOMEM;
-        t->views = v;
-        t->cap_views = cap;
-    }
+    if (store__grow((void **)&t->views, &t->cap_views, t->n_views, sizeof *t->views, 4) < 0)
+        return -ENOMEM;
     stream_view_t *v = &t->views[t->n_views];
     memset(v, 0, offsetof(stream_view_t, tail));
     v->e = e;

@@ -272,7 +272,9 @@ Test(writer, concurrent_writers_to_the_same_keys_converge_on_the_latest_event_an
     cr_assert_lt(st.commits, st.batches, "no two calls ever shared a commit");
 }
 
-Test(writer, the_map_grows_from_a_tiny_size_without_any_error, .timeout = 120)
+/* Replaces the suite's store with a fresh one whose map starts at 64 KiB, the catalog applied;
+ * *st0 gets its starting stats. */
+static void reopen_with_a_tiny_map(store_stats_t *st0)
 {
     store_close(s);
     th_rmrf(dir);
@@ -280,8 +282,13 @@ Test(writer, the_map_grows_from_a_tiny_size_without_any_error, .timeout = 120)
     catalog_plan_t plan;
     cr_assert_eq(store_apply_catalog(s, cat, &plan), 0);
     catalog_plan_clear(&plan);
+    cr_assert_eq(store_stat(s, st0), 0);
+}
+
+Test(writer, the_map_grows_from_a_tiny_size_without_any_error, .timeout = 120)
+{
     store_stats_t st0;
-    cr_assert_eq(store_stat(s, &st0), 0);
+    reopen_with_a_tiny_map(&st0);
 
     /* ~6 MB of records in calls of 500 rows, interleaved with reads. */
     static char label[200];
@@ -338,14 +345,8 @@ Test(writer, the_map_grows_from_a_tiny_size_without_any_error, .timeout = 120)
 
 Test(writer, a_bulk_streamed_in_many_adds_is_replayed_whole_when_the_map_grows, .timeout = 120)
 {
-    store_close(s);
-    th_rmrf(dir);
-    s = th_open(dir, 64 * 1024, STORE_SYNC_NONE);
-    catalog_plan_t plan;
-    cr_assert_eq(store_apply_catalog(s, cat, &plan), 0);
-    catalog_plan_clear(&plan);
     store_stats_t st0;
-    cr_assert_eq(store_stat(s, &st0), 0);
+    reopen_with_a_tiny_map(&st0);
     /* Adds of 1000 rows; every odd one goes back below keys appended by the one before. */
     static char label[200];
     memset(label, 'x', sizeof label - 1);
