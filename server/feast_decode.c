@@ -31,31 +31,15 @@ typedef struct cursor {
     const uint8_t *p, *end;
 } cursor_t;
 
-/* A varint of at most 10 bytes. Returns: false when truncated or too long. Inline with a one-byte
- * fast path: tags and lengths run several per feature reference and are nearly all one byte. */
+/* A varint at the cursor (server__get_varint()); *n_bytes, when asked, its length. */
 static inline bool get_varint(cursor_t *c, uint64_t *out, size_t *n_bytes)
 {
-    if (c->p < c->end && *c->p < 0x80) {
-        *out = *c->p++;
-        if (n_bytes != NULL)
-            *n_bytes = 1;
-        return true;
-    }
-    uint64_t v = 0;
     const uint8_t *start = c->p;
-    for (unsigned shift = 0; shift < 70 && c->p < c->end; shift += 7) {
-        uint8_t b = *c->p++;
-        if (shift == 63 && b > 1)
-            return false;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (b < 0x80) {
-            *out = v;
-            if (n_bytes != NULL)
-                *n_bytes = (size_t)(c->p - start);
-            return true;
-        }
-    }
-    return false;
+    if (!server__get_varint(&c->p, c->end, out))
+        return false;
+    if (n_bytes != NULL)
+        *n_bytes = (size_t)(c->p - start);
+    return true;
 }
 
 /* A length-delimited body: its length must be minimal (so the bytes are what a packer writes)

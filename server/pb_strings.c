@@ -18,18 +18,14 @@
 /* Deeper than any of our messages nest; a bound on the recursion whatever the descriptors. */
 #define MAX_DEPTH 32
 
+/* A varint at p[*i] (server__get_varint()), moving *i past it. */
 static bool get_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *out)
 {
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64 && *i < len; shift += 7) {
-        uint8_t b = p[(*i)++];
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (b < 0x80) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
+    const uint8_t *q = p + *i;
+    if (!server__get_varint(&q, p + len, out))
+        return false;
+    *i = (size_t)(q - p);
+    return true;
 }
 
 /* Returns: the offset of the first byte that breaks UTF-8 (RFC 3629: no overlong forms, no

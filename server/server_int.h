@@ -30,6 +30,32 @@ static inline uint64_t server__fnv1a(const void *p, size_t n)
     return h;
 }
 
+/* Reads a protobuf varint of at most 10 bytes (64 bits) at *p, not past end, and moves *p past
+ * it. Returns: false when it is truncated or too long (then *p is undefined). A one-byte fast
+ * path: tags and lengths are nearly all one byte. */
+static inline bool server__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *q = *p;
+    if (q < end && *q < 0x80) {
+        *out = *q;
+        *p = q + 1;
+        return true;
+    }
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70 && q < end; shift += 7) {
+        uint8_t b = *q++;
+        if (shift == 63 && b > 1)
+            return false;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *out = v;
+            *p = q;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The bytes a protobuf varint of v takes (1 for most lengths and tags, checked first). */
 static inline size_t server__varint_size(uint64_t v)
 {
