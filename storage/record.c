@@ -62,22 +62,6 @@ int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out)
     return 0;
 }
 
-int store__rec_slot(const store__rec_t *r, uint32_t slot, const uint8_t **p, size_t *len)
-{
-    if (slot >= r->n_slots) {
-        *p = NULL;
-        *len = 0;
-        return 0;
-    }
-    uint32_t end = store__le32(r->ends + 4 * (size_t)slot);
-    uint32_t start = slot == 0 ? 0 : store__le32(r->ends + 4 * (size_t)(slot - 1));
-    if (start > end || end > r->data_len)
-        return -EIO;
-    *p = r->data + start;
-    *len = end - start;
-    return 0;
-}
-
 int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uint8_t *arena,
                      int64_t created_ts_us, store__buf_t *out)
 {
@@ -280,29 +264,19 @@ static void slot_values(const store__rec_t *r, bool bad, store_status_t present,
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t slot = slots[i];
-        wire[i] = NULL;
-        len[i] = 0;
-        /* Also a never-applied feature (UINT32_MAX), and one appended after this row was
-         * written (the record has fewer slots): both read as null. */
-        if (slot >= r->n_slots) {
-            status[i] = STORE_STATUS_NULL_VALUE;
-            continue;
-        }
-        /* store__rec_slot(), inline: this loop runs once per feature per entity row. */
-        uint32_t end = store__le32(r->ends + 4 * (size_t)slot);
-        uint32_t start = slot == 0 ? 0 : store__le32(r->ends + 4 * (size_t)(slot - 1));
-        if (start > end || end > r->data_len) {
+        /* A never-applied feature (UINT32_MAX) and one appended after this row was written
+         * (the record has fewer slots) read as empty slots: null. */
+        const uint8_t *p = NULL;
+        size_t k = 0;
+        if (store__rec_slot(r, slots[i], &p, &k) < 0) {
+            wire[i] = NULL;
+            len[i] = 0;
             status[i] = STORE_STATUS_INVALID;
             continue;
         }
-        if (start == end) {
-            status[i] = STORE_STATUS_NULL_VALUE;
-            continue;
-        }
-        wire[i] = r->data + start;
-        len[i] = end - start;
-        status[i] = present;
+        wire[i] = k == 0 ? NULL : p;
+        len[i] = k;
+        status[i] = k == 0 ? STORE_STATUS_NULL_VALUE : present;
     }
 }
 

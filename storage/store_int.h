@@ -3,6 +3,7 @@
 #define STORAGE_STORE_INT_H
 
 #include <endian.h>
+#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -170,8 +171,7 @@ typedef struct store__rec {
 
 /* Parses and bounds-checks a record header. Returns: 0, -EIO for a malformed record. */
 int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out);
-/* Value bytes of one slot (len 0: null or absent). Returns: 0, -EIO (malformed). */
-int store__rec_slot(const store__rec_t *r, uint32_t slot, const uint8_t **p, size_t *len);
+/* store__rec_slot(), inline below: value bytes of one slot. */
 /*
  * Writes into out the record that results from merging row's values over old (NULL = no record):
  * slots the row lists take the row's bytes, the others keep old's.
@@ -365,6 +365,26 @@ static inline uint32_t store__le32(const uint8_t *p)
     uint32_t v;
     memcpy(&v, p, sizeof v);
     return le32toh(v);
+}
+
+/* Value bytes of one slot of a parsed record (len 0: null, or a slot past the record's, e.g. a
+ * feature added after it was written). Inline: reads run it once per feature per entity row.
+ * Returns: 0, -EIO (malformed offsets). */
+static inline int store__rec_slot(const store__rec_t *r, uint32_t slot, const uint8_t **p,
+                                  size_t *len)
+{
+    if (slot >= r->n_slots) {
+        *p = NULL;
+        *len = 0;
+        return 0;
+    }
+    uint32_t end = store__le32(r->ends + 4 * (size_t)slot);
+    uint32_t start = slot == 0 ? 0 : store__le32(r->ends + 4 * (size_t)(slot - 1));
+    if (start > end || end > r->data_len)
+        return -EIO;
+    *p = r->data + start;
+    *len = end - start;
+    return 0;
 }
 static inline void store__put_le64(uint8_t *p, uint64_t v)
 {
