@@ -33,21 +33,14 @@ int store_reader_new(store_t *s, store_reader_t **out)
     if (r == NULL)
         return -ENOMEM;
     r->s = s;
-    for (;;) {
-        /* The transaction is live (and holds the map) until the reset below. */
-        pthread_rwlock_rdlock(&s->map_lock);
-        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
-        if (rc == 0) {
-            mdb_txn_reset(r->txn);
-            pthread_rwlock_unlock(&s->map_lock);
-            break;
-        }
-        pthread_rwlock_unlock(&s->map_lock);
-        if (rc == MDB_MAP_RESIZED && store__map_grow(s, false) == 0)
-            continue;
+    /* The transaction is begun once and kept reset between reads, for mdb_txn_renew(). */
+    int rc = store__txn_begin(s, STORE__TXN_READ, &r->txn);
+    if (rc < 0) {
         free(r);
-        return store__errno(rc);
+        return rc;
     }
+    mdb_txn_reset(r->txn);
+    pthread_rwlock_unlock(&s->map_lock);
     *out = r;
     return 0;
 }
@@ -66,18 +59,9 @@ int store_read_begin(store_reader_t *r)
 {
     if (r->active)
         return -EINVAL;
-    store_t *s = r->s;
-    for (;;) {
-        pthread_rwlock_rdlock(&s->map_lock);
-        int rc = mdb_txn_renew(r->txn);
-        if (rc == 0)
-            break;
-        pthread_rwlock_unlock(&s->map_lock);
-        /* Another process grew the map: adopt its size (needs the lock exclusively). */
-        if (rc == MDB_MAP_RESIZED && store__map_grow(s, false) == 0)
-            continue;
-        return store__errno(rc);
-    }
+    int rc = store__txn_begin(r->s, STORE__TXN_RENEW, &r->txn);
+    if (rc < 0)
+        return rc;
     r->active = true;
     return 0;
 }

@@ -115,14 +115,13 @@ int store_plan_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan)
 {
     memset(plan, 0, sizeof *plan);
     MDB_txn *txn = NULL;
-    pthread_rwlock_rdlock(&s->map_lock);
-    int rc = store__errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
+    int rc = store__txn_begin(s, STORE__TXN_READ, &txn);
     if (rc == 0) {
         /* s->catalog only changes under the map lock held exclusively. */
         rc = plan_in_txn(s, txn, c, plan);
         mdb_txn_abort(txn);
+        pthread_rwlock_unlock(&s->map_lock);
     }
-    pthread_rwlock_unlock(&s->map_lock);
     if (rc < 0)
         catalog_plan_clear(plan);
     return rc;

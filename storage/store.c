@@ -167,6 +167,28 @@ int store__map_grow(store_t *s, bool grow)
     return map_resize(s, info.me_mapsize);
 }
 
+int store__txn_begin(store_t *s, store__txn_mode_t mode, MDB_txn **txn)
+{
+    for (;;) {
+        if (mode == STORE__TXN_WRITE_EXCLUSIVE)
+            pthread_rwlock_wrlock(&s->map_lock);
+        else
+            pthread_rwlock_rdlock(&s->map_lock);
+        int rc = mode == STORE__TXN_RENEW
+                     ? mdb_txn_renew(*txn)
+                     : mdb_txn_begin(s->env, NULL, mode == STORE__TXN_READ ? MDB_RDONLY : 0, txn);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&s->map_lock);
+        if (rc != MDB_MAP_RESIZED)
+            return store__errno(rc);
+        /* Adopting the new size needs the lock exclusively, so it was released above. */
+        rc = store__map_grow(s, false);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 static int open_meta(store_t *s, const store_options_t *opts)
 {
     MDB_txn *txn = NULL;
@@ -366,18 +388,7 @@ int store_applied_catalog(store_t *s, catalog_t **out)
 /* A short read transaction under the map lock, for the maintenance getters below. */
 static int read_txn(store_t *s, MDB_txn **txn)
 {
-    for (;;) {
-        pthread_rwlock_rdlock(&s->map_lock);
-        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-        if (rc == 0)
-            return 0;
-        pthread_rwlock_unlock(&s->map_lock);
-        if (rc != MDB_MAP_RESIZED)
-            return store__errno(rc);
-        rc = store__map_grow(s, false);
-        if (rc < 0)
-            return rc;
-    }
+    return store__txn_begin(s, STORE__TXN_READ, txn);
 }
 
 static void read_txn_end(store_t *s, MDB_txn *txn)

@@ -268,6 +268,20 @@ void store__writer_stop(store_t *s);
  * Caller holds no map lock. Returns: 0 or a negative errno. */
 int store__map_grow(store_t *s, bool grow);
 
+/* How store__txn_begin() starts a transaction, and how it holds the map lock. */
+typedef enum {
+    STORE__TXN_READ,            /* mdb_txn_begin(MDB_RDONLY), lock shared */
+    STORE__TXN_RENEW,           /* mdb_txn_renew() of the reset read transaction *txn, shared */
+    STORE__TXN_WRITE,           /* mdb_txn_begin(0), lock shared */
+    STORE__TXN_WRITE_EXCLUSIVE, /* mdb_txn_begin(0), lock exclusive: no reader of ours is live */
+} store__txn_mode_t;
+
+/* Begins (or renews) *txn under the map lock, taken as mode says. A map another process grew
+ * (MDB_MAP_RESIZED) is adopted and the begin tried again. Caller holds no map lock.
+ * Returns: 0 with the lock held (the caller ends *txn, then releases the lock); a negative errno
+ * with the lock released (*txn not begun; a renewed one stays reset). */
+int store__txn_begin(store_t *s, store__txn_mode_t mode, MDB_txn **txn);
+
 /* Publishes a new view table (caller holds map_lock exclusively). Takes over t's reference. */
 void store__views_publish(store_t *s, store__views_t *t);
 /* The current view table with a reference, safe without the map lock. */

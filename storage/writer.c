@@ -86,26 +86,6 @@ static int lmdb_rc(int rc)
     return rc == MDB_MAP_FULL ? RETRY : store__errno(rc);
 }
 
-/*
- * Takes the map lock (shared) and begins a write transaction. Returns: true with the lock held and
- * *rc = 0 (*txn begun) or a negative errno / RETRY for the caller's exit path to handle; false
- * with the lock released and *rc to return at once: RETRY after adopting a map another process
- * grew, or the errno of adopting it.
- */
-static bool begin_write(store_t *s, MDB_txn **txn, int *rc)
-{
-    pthread_rwlock_rdlock(&s->map_lock);
-    int r = mdb_txn_begin(s->env, NULL, 0, txn);
-    if (r == MDB_MAP_RESIZED) {
-        pthread_rwlock_unlock(&s->map_lock);
-        r = store__map_grow(s, false);
-        *rc = r < 0 ? r : RETRY;
-        return false;
-    }
-    *rc = lmdb_rc(r);
-    return true;
-}
-
 /* Grows the map ahead of need when it is three quarters full, so large loads rarely pay for a
  * replayed transaction. The writer holds no lock here. */
 static void grow_early(store_t *s)
@@ -186,11 +166,9 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     MDB_txn *txn = NULL;
     MDB_dbi *dbis = NULL;
     *any = false;
-    int rc;
-    if (!begin_write(s, &txn, &rc))
+    int rc = store__txn_begin(s, STORE__TXN_WRITE, &txn);
+    if (rc < 0)
         return rc;
-    if (rc != 0)
-        goto out;
     c->txn = txn;
     c->created = write_time(s);
 
@@ -292,32 +270,22 @@ static void run_fn(store_t *s, store__job_t *job)
 {
     int rc;
     for (;;) {
-        if (job->exclusive)
-            pthread_rwlock_wrlock(&s->map_lock);
-        else
-            pthread_rwlock_rdlock(&s->map_lock);
         MDB_txn *txn = NULL;
-        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-        if (rc == 0) {
-            /* Inside a transaction -ENOSPC can only mean the map is full: the disk is only
-             * written at commit, and MDB_DBS_FULL translates to -EMFILE. */
-            rc = job->fn(s, txn, job->arg);
-            if (rc < 0) {
-                mdb_txn_abort(txn);
-                rc = rc == -ENOSPC ? RETRY : rc;
-            } else {
-                rc = commit(txn);
-            }
-        } else if (rc == MDB_MAP_RESIZED) {
-            pthread_rwlock_unlock(&s->map_lock);
-            rc = store__map_grow(s, false);
-            if (rc < 0)
-                break;
-            continue;
+        rc = store__txn_begin(s, job->exclusive ? STORE__TXN_WRITE_EXCLUSIVE : STORE__TXN_WRITE,
+                              &txn);
+        if (rc < 0)
+            break;
+        /* Inside a transaction -ENOSPC can only mean the map is full: the disk is only written
+         * at commit, and MDB_DBS_FULL translates to -EMFILE. */
+        rc = job->fn(s, txn, job->arg);
+        if (rc < 0) {
+            mdb_txn_abort(txn);
+            rc = rc == -ENOSPC ? RETRY : rc;
         } else {
-            rc = store__errno(rc);
+            rc = commit(txn);
         }
-        /* after runs on every attempt: a replayed teardown needs its view table rebuilt. */
+        /* after runs on every attempt that began: a replayed teardown needs its view table
+         * rebuilt. */
         if (job->after != NULL)
             job->after(s, rc == RETRY ? -ENOSPC : rc, job->arg);
         pthread_rwlock_unlock(&s->map_lock);
@@ -527,11 +495,9 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
 static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
 {
     MDB_txn *txn = NULL;
-    int rc;
-    if (!begin_write(s, &txn, &rc))
+    int rc = store__txn_begin(s, STORE__TXN_WRITE, &txn);
+    if (rc < 0)
         return rc;
-    if (rc != 0)
-        goto out;
     t->c.txn = txn;
     st->job.written = st->job.stale = 0;
     store__part_t *done = NULL;
@@ -557,7 +523,6 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
             break;
         done = next;
     }
-out:
     stream_txn_reset(t);
     if (txn != NULL)
         mdb_txn_abort(txn);

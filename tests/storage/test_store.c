@@ -161,6 +161,98 @@ Test(store, a_snapshot_is_a_compact_data_directory_with_everything)
     th_rmrf(out);
 }
 
+/* Map growth by another process ------------------------------------------------------------- */
+
+enum { GROW_ROWS = 8000, GROW_BATCH = 500 };
+
+/* The child: once told to on go_fd, opens the store (its own environment: it was forked before
+ * the parent opened one), writes GROW_ROWS rows with a 300-byte label each, which grows the 1 MiB
+ * map several times, and exits 0. */
+static void grow_child(int go_fd)
+{
+    char b;
+    if (read(go_fd, &b, 1) != 1)
+        _exit(2);
+    store_t *s = NULL;
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE};
+    if (store_open(&o, &s) != 0)
+        _exit(3);
+    char label[301];
+    memset(label, 'x', 300);
+    label[300] = '\0';
+    for (int64_t base = 0; base < GROW_ROWS; base += GROW_BATCH) {
+        catalog_value_t ids[GROW_BATCH], vals[GROW_BATCH];
+        for (int i = 0; i < GROW_BATCH; i++) {
+            ids[i] = th_i64(base + i);
+            vals[i] = th_str(label);
+        }
+        const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+        uint32_t idx = 2;
+        store_batch_t batch = {.view = fv,
+                               .n_rows = GROW_BATCH,
+                               .keys = keys,
+                               .n_features = 1,
+                               .feature_idx = &idx,
+                               .values = cols};
+        if (store_apply(s, &batch, 1, 0, NULL) != 0)
+            _exit(4);
+    }
+    store_close(s);
+    _exit(0);
+}
+
+/* Another process grows the map while this one has the store open: every way into a transaction
+ * adopts the new size (LMDB's MDB_MAP_RESIZED) instead of failing. */
+Test(store, a_map_grown_by_another_process_is_adopted_by_every_transaction)
+{
+    store_t *s = th_open(dir, 1 << 20, STORE_SYNC_NONE);
+    catalog_plan_t plan;
+    cr_assert_eq(store_apply_catalog(s, cat, &plan), 0);
+    catalog_plan_clear(&plan);
+    store_close(s);
+
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* No Criterion calls in the child: they talk to the runner, which only knows us. */
+        close(go[1]);
+        grow_child(go[0]);
+    }
+    close(go[0]);
+    s = th_open(dir, 1 << 20, STORE_SYNC_FULL);
+    store_stats_t before;
+    cr_assert_eq(store_stat(s, &before), 0);
+    cr_assert_eq(before.map_size, (size_t)1 << 20);
+    /* A reader that already began and ended once, as a server's worker has. */
+    cr_assert_eq(th_get(s, fv, 1, 2, 0, &(catalog_value_t){0}, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(write(go[1], "g", 1), 1);
+    close(go[1]);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: wait status %d", status);
+
+    /* Each of these begins its transaction in a different place. */
+    cr_assert_eq(store_plan_catalog(s, cat, &plan), 0, "plan");
+    catalog_plan_clear(&plan);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, GROW_ROWS - 1, 2, 0, &out, NULL), STORE_STATUS_PRESENT, "read");
+    cr_assert_eq(out.type, CATALOG_DTYPE_STRING);
+    cr_assert_eq(th_rows(s, fv), (size_t)GROW_ROWS, "count");
+    uint64_t pos = 1;
+    cr_assert_eq(store_last_position(s, &pos), 0, "position");
+    cr_assert_eq(pos, 0);
+    cr_assert_eq(th_put(s, fv, GROW_ROWS, 1, th_i64(7), 0), 0, "write");
+    cr_assert_eq(store_apply_catalog(s, cat, &plan), 0, "catalog");
+    catalog_plan_clear(&plan);
+    store_stats_t after;
+    cr_assert_eq(store_stat(s, &after), 0);
+    cr_assert_gt(after.map_size, before.map_size);
+    cr_assert_eq(th_rows(s, fv), (size_t)GROW_ROWS + 1);
+    store_close(s);
+}
+
 /* Crash safety ------------------------------------------------------------------------------ */
 
 /* The child: writes batches (16 rows each, ids batch*16 + i) and reports each acknowledged batch
