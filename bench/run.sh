@@ -305,8 +305,15 @@ bench s2_100 "${GET50[@]}" --entities 100 --pool 1024 "${LOADARGS[@]}"
 bench s2_100_open "${GET50[@]}" --entities 100 --pool 1024 "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
 bench s0_open_s2 --scenario health "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
 bench s3 --scenario get --views 25 --features-per-view 10 --keys "$EXTRA" --check-every 16 --entities 1 "${LOADARGS[@]}"
+# What the durable writes cost the disk: the server's write_bytes (/proc/PID/io: what it sent to
+# the block layer) across S4, warm-up included, over the rows it acknowledged in that time.
+io_written() { awk '/^write_bytes/{print $2}' "/proc/$SERVER_PID/io" 2>/dev/null || echo 0; }
+S4_IO_A=$(io_written)
+S4_T_A=$(now_ns)
 bench s4 --scenario write --view w0 --rows 100 --write-features 10 --keys "$ENTITIES" --pool 1024 \
   --check "${LOADARGS[@]}"
+S4_IO_B=$(io_written)
+S4_T_B=$(now_ns)
 
 # S5: Predict, features only (binding m1 over s1: 50 features). Probe first: UNIMPLEMENTED, or
 # no answer at all, means this server does not have it yet.
@@ -363,7 +370,7 @@ fi
 BUSY_END=$(machine_busy)
 MACHINE="$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 export OTHER_CPU MACHINE LOAD_START LOAD_END BUSY_START BUSY_END INGEST_ROWS INGEST_RATE INGEST_NOTE VMRSS RSSFILE RSSANON \
-  RSSSHMEM PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE SLICE \
+  RSSSHMEM S4_IO_A S4_IO_B S4_T_A S4_T_B PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE SLICE \
   WORKERS \
   CMDLINE="bench/run.sh $ORIG_ARGS"
 "$PY" - "$RES/facts.json" <<'PYEOF'
@@ -392,6 +399,8 @@ facts = {
     "other_cpu_pct": float(e["OTHER_CPU"].rstrip("%") or 0),
     "predict_note": e["PREDICT_NOTE"],
     "redis_note": e["REDIS_NOTE"],
+    "s4_disk": {"write_bytes": int(e["S4_IO_B"] or 0) - int(e["S4_IO_A"] or 0),
+                "seconds": (int(e["S4_T_B"]) - int(e["S4_T_A"])) / 1e9},
 }
 p = e["FLOOR_FILE"]
 if os.path.exists(p):
