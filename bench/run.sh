@@ -29,7 +29,7 @@ usage: bench/run.sh [--quick] [--json] [flags]
                      default (default 100)
   --work DIR         scratch directory (default build/release/bench-run); the data is removed
                      at the end unless --keep
-  --keep             keep the data directory and CSVs
+  --keep             keep the data directory and the CSVs ingested (WORK/data, WORK/csv)
   --no-build         use the existing release build
   --wait-quiet S     before measuring, wait up to S seconds for the rest of the machine to be
                      quiet (under 10% of all cores busy); the table reports the load either way
@@ -77,6 +77,14 @@ BENCH=$ROOT/build/release/bench/loadgen/fstore-bench
 STORAGE_BENCH=$ROOT/build/release/bench/storage/bench_storage
 PREDICT_METHOD=${FSTORE_BENCH_PREDICT_METHOD:-/tensorflow.serving.PredictionService/Predict}
 PY=$(command -v python3)
+# fstore reads flags from FSTORE_* variables (fstore serve --help): one left in the environment
+# (FSTORE_SYNC=none, FSTORE_WORKERS=1) would change what the table claims to measure.
+for var in $(compgen -e); do
+  case $var in
+    FSTORE_BENCH_*) ;;
+    FSTORE_*) echo "run.sh: ignoring $var from the environment" >&2; unset "$var" ;;
+  esac
+done
 
 log() { echo "run.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -86,6 +94,8 @@ free_port() {
 }
 
 SERVER_PID="" REDIS_PID=""
+# proc_cpu PID: the process's user + system CPU so far, in clock ticks.
+proc_cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # cpu_now VAR: sets VAR to "ALL OURS" in seconds: CPU the whole machine spent (every core, from
 # /proc/stat) and the part this run spent (the servers it started, from /proc/PID/stat, and its
 # finished children: fstore-bench and redis-benchmark, from `times`). Their difference over the
@@ -180,7 +190,13 @@ if [ $HAVE_INGEST -eq 1 ]; then
     INGEST_ROWS=$((INGEST_ROWS + rows))
     INGEST_NS=$((INGEST_NS + t1 - t0))
     [ "$v" -ne 0 ] || V0_RATE=$(( rows * 1000000000 / (t1 - t0) ))
-    rm -f "$csv"
+    # The write target w0 (same columns) gets v0's rows too, untimed: S4 then updates entities
+    # that exist, the steady state of online writes, rather than growing a new tree as it goes.
+    if [ "$v" -eq 0 ]; then
+      "$FSTORE" ingest --data-dir "$WORK/data" --view w0 --sync none "$csv" >>"$WORK/ingest.log" 2>&1 ||
+        { tail -20 "$WORK/ingest.log"; die "fstore ingest of w0 failed"; }
+    fi
+    [ $KEEP -eq 1 ] || rm -f "$csv"
   done
   INGEST_RATE=$(( INGEST_ROWS * 1000000000 / INGEST_NS ))
   INGEST_NOTE="$INGEST_ROWS rows with --sync none, wall time of fstore ingest (v0 alone: $V0_RATE rows/s)"
@@ -203,6 +219,10 @@ else
     INGEST_ROWS=$((INGEST_ROWS + rows))
   done
   t1=$(now_ns)
+  # w0 as above (untimed).
+  "$BENCH" run --target "127.0.0.1:$PORT" --scenario write --view w0 --sequential --keys "$ENTITIES" \
+    --rows 1000 --pool "$(( (ENTITIES + 999) / 1000 ))" -n "$(( (ENTITIES + 999) / 1000 ))" -w 0 \
+    -c 2 -m 4 --check >>"$WORK/load.log" 2>&1 || { tail -20 "$WORK/load.log"; die "loading w0 failed"; }
   stop_pid "$SERVER_PID"
   SERVER_PID=""
   INGEST_NOTE="n/a: fstore ingest not built; $INGEST_ROWS rows loaded through WriteFeatures (sync none) at $(( INGEST_ROWS * 1000000000 / (t1 - t0) )) rows/s"
@@ -231,13 +251,16 @@ else
   REDIS_NOTE="redis-server or redis-benchmark not installed"
 fi
 rb() { # rb NAME N [-P depth]: one redis-benchmark run, CSV in results/NAME.csv
-  local name=$1 n=$2; shift 2
+  local name=$1 n=$2 c0; shift 2
   local TIMEFORMAT='%U %S'
+  c0=$(proc_cpu "$REDIS_PID")
   # The client's CPU (user system seconds) goes beside the CSV, as fstore-bench reports its own.
   { time redis-benchmark -h 127.0.0.1 -p "$RPORT" -c "$CONC" -n "$n" -r "$ENTITIES" --csv "$@" \
     HMGET "e:__rand_int__" "${FIELDS[@]}" >"$RES/$name.csv" 2>>"$WORK/redis-bench.log"; } \
     2>"$RES/$name.cpu"
   echo "$n" >>"$RES/$name.cpu"
+  # Redis's own CPU across the run, for its requests: ticks, ticks per second, requests.
+  echo "$(( $(proc_cpu "$REDIS_PID") - c0 )) $CLK_TCK $n" >"$RES/$name.srv"
 }
 peer() { # peer NAME [-P depth]: a short calibration run sizes -n to about --duration seconds
   [ $HAVE_REDIS -eq 1 ] || return 0
@@ -252,7 +275,7 @@ peer() { # peer NAME [-P depth]: a short calibration run sizes -n to about --dur
 # The server
 PORT=$(free_port)
 TARGET=127.0.0.1:$PORT
-serve_args=(--listen "$TARGET" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data")
+serve_args=(--listen "$TARGET" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" --sync full)
 [ -z "$WORKERS" ] || serve_args+=(--workers "$WORKERS")
 [ "$SLICE" = 0 ] || serve_args+=(--sched-slice-us "$SLICE")
 "$FSTORE" serve "${serve_args[@]}" >"$WORK/server.log" 2>&1 &
@@ -260,11 +283,14 @@ SERVER_PID=$!
 wait_healthy "$TARGET" "$WORK/server.log"
 log "fstore serve pid $SERVER_PID on $TARGET"
 
-# bench NAME ARGS...: one fstore-bench run, its JSON kept in results/NAME.json.
+# bench NAME ARGS...: one fstore-bench run, its JSON kept in results/NAME.json, and the server's
+# CPU across it (warm-up included) in results/NAME.srv: ticks, ticks per second.
 bench() {
-  local name=$1; shift
+  local name=$1 c0; shift
   log "$name: fstore-bench run $*"
+  c0=$(proc_cpu "$SERVER_PID")
   "$BENCH" run --target "$TARGET" --json --label "$name" "$@" >"$RES/$name.json" 2>"$RES/$name.err" || true
+  echo "$(( $(proc_cpu "$SERVER_PID") - c0 )) $CLK_TCK" >"$RES/$name.srv"
   [ -s "$RES/$name.json" ] || { cat "$RES/$name.err" >&2; log "$name produced no result"; }
 }
 json_field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@" 2>/dev/null || echo 0; }
@@ -299,6 +325,7 @@ bench s1_open "${GET50[@]}" --entities 1 "${OPENARGS[@]}" --rate "$(half_rate s1
 # The latency floor for the open-loop rows: an empty gRPC call at the same arrival rate, through
 # the same client, server threads and machine.
 bench s0_open_s1 --scenario health "${OPENARGS[@]}" --rate "$(half_rate s1)"
+peer redis-hmget50-p10 -P 10
 bench s2_10 "${GET50[@]}" --entities 10 "${LOADARGS[@]}"
 peer redis-hmget50-p100 -P 100
 bench s2_100 "${GET50[@]}" --entities 100 --pool 1024 "${LOADARGS[@]}"

@@ -7,6 +7,7 @@
 import csv
 import json
 import os
+import re
 import sys
 
 MS = 1000.0  # fstore-bench reports microseconds
@@ -21,6 +22,19 @@ def load(d, name):
     return json.loads(txt) if txt else None
 
 
+def server_cpu(d, name):
+    """The server's CPU across a run (NAME.srv from run.sh), in seconds, and Redis's request
+    count when the file has one."""
+    p = os.path.join(d, name + ".srv")
+    if not os.path.exists(p):
+        return None, None
+    try:
+        parts = open(p).read().split()
+        return float(parts[0]) / float(parts[1]), (float(parts[2]) if len(parts) > 2 else None)
+    except (ValueError, IndexError, ZeroDivisionError):
+        return None, None
+
+
 def redis(d, name):
     p = os.path.join(d, name + ".csv")
     if not os.path.exists(p):
@@ -31,7 +45,10 @@ def redis(d, name):
         return None
     r = rows[-1]
     out = {"rps": float(r["rps"]), "p50_ms": float(r["p50_latency_ms"]),
-           "p99_ms": float(r["p99_latency_ms"]), "client_us": None}
+           "p99_ms": float(r["p99_latency_ms"]), "client_us": None, "server_us": None}
+    secs, n = server_cpu(d, name)
+    if secs is not None and n:
+        out["server_us"] = secs * 1e6 / n
     cpu = os.path.join(d, name + ".cpu")
     if os.path.exists(cpu):
         try:
@@ -40,6 +57,10 @@ def redis(d, name):
         except (ValueError, IndexError):
             pass
     return out
+
+
+def s0_rps(run):
+    return run["rps"] if run and run["ok"] else None
 
 
 def fmt(v, spec="{:.0f}"):
@@ -54,7 +75,13 @@ def main():
     runs = {n: load(d, n) for n in
             ["s0", "s0_end", "s1", "s1_open", "s0_open_s1", "s2_10", "s2_100", "s2_100_open",
              "s0_open_s2", "s3", "s4", "s5_1", "s5_100"]}
-    peer = {"hmget": redis(d, "redis-hmget50"), "pipe": redis(d, "redis-hmget50-p100")}
+    peer = {"hmget": redis(d, "redis-hmget50"), "pipe10": redis(d, "redis-hmget50-p10"),
+            "pipe": redis(d, "redis-hmget50-p100")}
+    # The verdicts of a run on a busy or changing machine are marked as such ("pass?").
+    e0 = runs["s0_end"]
+    untrusted = (facts.get("other_cpu_pct") or 0) > 10 or bool(
+        s0_rps(runs["s0"]) and e0 and e0["rps"] and
+        abs(e0["rps"] - s0_rps(runs["s0"])) / s0_rps(runs["s0"]) > 0.15)
     s0 = runs["s0"]["rps"] if runs["s0"] and runs["s0"]["ok"] else None
     rows = []
 
@@ -63,13 +90,19 @@ def main():
         r = {"key": key, "scenario": name, "rps": None, "p50_ms": None, "p99_ms": None,
              "p999_ms": None, "rows_per_s": None, "x_s0": None, "x_redis": None,
              "target": target, "result": "", "errors": 0, "problems": 0, "note": note,
-             "client_us": None}
+             "client_us": None, "server_us": None}
         if run is not None:
             lat = run["latency_us"]["all"]
             r.update(rps=run["rps"], p50_ms=lat["p50"] / MS, p99_ms=lat["p99"] / MS,
                      p999_ms=lat["p999"] / MS, rows_per_s=run[rows_key],
                      errors=run["failed"], problems=run.get("check", {}).get("problems", 0),
                      client_us=run.get("client_cpu_us_per_call"))
+            # The server's CPU over the run's whole window (warm-up included, at the same load)
+            # per call.
+            secs, _ = server_cpu(d, key)
+            calls = run["rps"] * (run.get("warmup_s", 0) + run.get("elapsed_s", 0))
+            if secs is not None and calls > 0:
+                r["server_us"] = secs * 1e6 / calls
             if s0 and run["mode"] == "closed":
                 r["x_s0"] = run["rps"] / s0
             if vs_redis:
@@ -81,11 +114,17 @@ def main():
         if verdict is not None and run is not None:
             ok = verdict(r)
             r["result"] = "n/a" if ok is None else ("pass" if ok else "MISS")
+            # A figure with failed calls or check problems does not count.
+            if r["errors"] or r["problems"]:
+                r["result"] = "INVALID"
+            elif ok is not None and untrusted:
+                r["result"] += "?"
         rows.append(r)
         return r
 
     hm = peer["hmget"]
     pp = peer["pipe"]
+    pp10 = peer["pipe10"] or pp
     add("s0", "S0 Health/Check (floor)", runs["s0"])
     add("s1", "S1 1x50 closed (max)", runs["s1"],
         vs_redis=(lambda run: run["rps"] / hm["rps"]) if hm else None,
@@ -97,7 +136,7 @@ def main():
     if runs["s0_open_s1"] is not None:
         add("s0_open_s1", "  S0 open, same rate (floor)", runs["s0_open_s1"])
     add("s2_10", "S2 10x50 closed", runs["s2_10"],
-        vs_redis=(lambda run: run["rows_per_s"] / pp["rps"]) if pp else None)
+        vs_redis=(lambda run: run["rows_per_s"] / pp10["rps"]) if pp10 else None)
     add("s2_100", "S2 100x50 closed (max)", runs["s2_100"],
         vs_redis=(lambda run: run["rows_per_s"] / pp["rps"]) if pp else None,
         target=">=1.5x Redis rows/s",
@@ -122,7 +161,8 @@ def main():
     rows.append({"key": "ingest", "scenario": "S4 bulk ingest (sync=none)", "rps": None,
                  "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": ing,
                  "x_s0": None, "x_redis": None, "target": ">=1M rows/s",
-                 "result": "" if ing is None else ("pass" if ing >= 1e6 else "MISS"),
+                 "result": "" if ing is None else ("pass" if ing >= 1e6 else "MISS") +
+                 ("?" if untrusted else ""),
                  "errors": 0, "problems": 0, "note": facts.get("ingest_note", "")})
     for key, name in (("s5_1", "S5 Predict batch 1"), ("s5_100", "S5 Predict batch 100")):
         if runs[key] is None:
@@ -131,24 +171,45 @@ def main():
                          "x_redis": None, "target": "", "result": "n/a", "errors": 0,
                          "problems": 0, "note": facts.get("predict_note", "n/a")})
         else:
-            add(key, name, runs[key])
+            # The Predict path's cost over the same read through GetOnlineFeatures.
+            base, what = (runs["s1"], "S1") if key == "s5_1" else (runs["s2_100"], "S2 100x50")
+            note = ""
+            if base and base["rows_per_s"]:
+                note = "%.2fx %s rows/s" % (runs[key]["rows_per_s"] / base["rows_per_s"], what)
+            add(key, name, runs[key], note=note)
     if runs["s0_end"] is not None:
         add("s0_end", "S0 again at the end", runs["s0_end"])
     for key, name, r, per in (("redis_hmget", "Peer Redis HMGET-50", hm, 1),
+                              ("redis_pipe10", "Peer Redis HMGET-50 -P10", peer["pipe10"], 1),
                               ("redis_pipe", "Peer Redis HMGET-50 -P100", pp, 1)):
         rows.append({"key": key, "scenario": name, "rps": r and r["rps"],
                      "p50_ms": r and r["p50_ms"], "p99_ms": r and r["p99_ms"], "p999_ms": None,
                      "rows_per_s": r and r["rps"] * per, "x_s0": (r["rps"] / s0) if r and s0
                      else None, "x_redis": None, "target": "", "result": "",
                      "errors": 0, "problems": 0, "client_us": r and r["client_us"],
+                     "server_us": r and r["server_us"],
                      "note": "" if r else facts.get("redis_note", "not run")})
     fl = facts.get("storage_floor")
     if fl:
+        # The verdict is the storage read path's (store_read_* against raw mdb_get of the same
+        # keys, one and a request's worth per transaction). For context, the whole server's CPU
+        # per (view, entity) in S2 100x50 (5 views x 100 entities a call; gRPC, decoding and
+        # encoding included) next to the batched floor.
+        result, note = fl.get("result", ""), fl.get("summary", "")
+        m = re.search(r"batched ([0-9.]+) vs ([0-9.]+) ns", note)
+        s2 = next((r for r in rows if r["key"] == "s2_100"), None)
+        if m and s2 and s2.get("server_us"):
+            ns = s2["server_us"] * 1e3 / (5 * runs["s2_100"].get("rows_per_call", 100))
+            x = ns / float(m.group(2))
+            fl["server_ns_per_view_entity"], fl["ratio_server"] = ns, x
+            note += ("; for context, the whole server in S2 100x50 (gRPC, decoding and encoding "
+                     "included): %.0f ns of CPU per (view, entity) = %.2fx" % (ns, x))
+        if result in ("pass", "MISS") and untrusted:
+            result += "?"
         rows.append({"key": "floor", "scenario": "Floor mdb_get (in-process)", "rps": None,
                      "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": None,
-                     "x_s0": None, "x_redis": None, "target": "read <= 2x mdb_get",
-                     "result": fl.get("result", ""), "errors": 0, "problems": 0,
-                     "note": fl.get("summary", "")})
+                     "x_s0": None, "x_redis": None, "target": "store read <= 2x mdb_get",
+                     "result": result, "errors": 0, "problems": 0, "note": note})
     rss = facts.get("rss")
     if rss:
         outside = rss["outside_map_kb"] / 1024.0
@@ -190,22 +251,27 @@ def main():
     print("load: %s" % facts.get("concurrency", ""))
     print()
     hdr = ["scenario", "calls/s", "p50 ms", "p99 ms", "p99.9 ms", "rows/s", "xS0", "xRedis",
-           "client us", "target", "result"]
+           "server us", "client us", "target", "result"]
     table = [hdr]
     for r in rows:
         table.append([r["scenario"], fmt(r["rps"]), fmt(r["p50_ms"], "{:.3f}"),
                       fmt(r["p99_ms"], "{:.3f}"), fmt(r["p999_ms"], "{:.3f}"),
                       fmt(r["rows_per_s"]), fmt(r["x_s0"], "{:.2f}"),
-                      fmt(r["x_redis"], "{:.2f}"), fmt(r.get("client_us"), "{:.1f}"),
+                      fmt(r["x_redis"], "{:.2f}"), fmt(r.get("server_us"), "{:.1f}"),
+                      fmt(r.get("client_us"), "{:.1f}"),
                       r["target"], r["result"]])
     w = [max(len(str(row[i])) for row in table) for i in range(len(hdr))]
     for i, row in enumerate(table):
-        print("  ".join(str(c).ljust(w[k]) if k in (0, 9, 10) else str(c).rjust(w[k])
+        print("  ".join(str(c).ljust(w[k]) if k in (0, 10, 11) else str(c).rjust(w[k])
                         for k, c in enumerate(row)).rstrip())
         if i == 0:
             print("  ".join("-" * x for x in w))
     print()
+    print("  server us: the server's CPU per call (fstore's over the run, warm-up included;"
+          " Redis's per request)")
     print("  client us: the load generator's CPU per call (all its threads), on the same cores")
+    print("  result: INVALID = the run had failed calls or check problems; pass? / MISS? = measured"
+          " on a busy or changing machine (see above)")
     notes = [(r["scenario"], r["note"]) for r in rows if r["note"]]
     if notes:
         print()
