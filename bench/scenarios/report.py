@@ -148,15 +148,16 @@ def main():
     add("s3", "S3 1x250 closed", runs["s3"])
     s4 = add("s4", "S4 Write 100x10 sync=full", runs["s4"], target=">=150k rows/s",
              verdict=lambda r: r["rows_per_s"] >= 150000)
-    # What the disk took: the server's write_bytes over S4's whole window (warm-up included, at
-    # the same load) per acknowledged row.
+    # What the disk took: what the data directory's block device wrote over S4's whole window
+    # (warm-up included, at the same load) per acknowledged row.
     disk = facts.get("s4_disk") or {}
     if s4["rows_per_s"] and disk.get("write_bytes", 0) > 0 and disk.get("seconds", 0) > 0:
         mbps = disk["write_bytes"] / disk["seconds"] / 1e6
         disk["mb_per_s"] = mbps
         disk["kb_per_row"] = mbps * 1e3 / s4["rows_per_s"]
         s4["note"] = (s4["note"] + " " if s4["note"] else "") + \
-            "disk: %.1f KB written per acknowledged row, %.0f MB/s" % (disk["kb_per_row"], mbps)
+            "the device under the data directory wrote %.1f KB per acknowledged row, %.0f MB/s " \
+            "(the whole device: other writers count too)" % (disk["kb_per_row"], mbps)
     ing = facts.get("ingest_rows_per_s")
     rows.append({"key": "ingest", "scenario": "S4 bulk ingest (sync=none)", "rps": None,
                  "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": ing,
