@@ -176,13 +176,20 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
         name_bytes += r->name_lens[i] + 1;
     size_t set_slots = (size_t)r->set_mask + 1;
 
-    /* One block: the entry, refs, name pointers, name lengths, the name set, names, the names
-     * encoded for the response, key. */
+    const server_ref_groups_t *g = &r->groups;
+    size_t n_grouped = g->groups != NULL ? g->n_refs : 0;
+
+    /* One block: the entry, refs, name pointers, name lengths, the name set, the groups, their
+     * ref and feature indexes, the views, names, the names encoded for the response, key. */
     size_t off_refs = align_up(sizeof(cache_entry_t));
     size_t off_names = off_refs + align_up(r->n_refs * sizeof *r->refs);
     size_t off_lens = off_names + align_up(r->n_refs * sizeof *r->names);
     size_t off_set = off_lens + align_up(r->n_refs * sizeof *r->name_lens);
-    size_t off_chars = off_set + align_up(set_slots * sizeof *r->set);
+    size_t off_groups = off_set + align_up(set_slots * sizeof *r->set);
+    size_t off_ref_idx = off_groups + align_up(g->n_groups * sizeof *g->groups);
+    size_t off_feature_idx = off_ref_idx + align_up(n_grouped * sizeof *g->ref_idx);
+    size_t off_views = off_feature_idx + align_up(n_grouped * sizeof *g->feature_idx);
+    size_t off_chars = off_views + align_up(r->n_views * sizeof *r->views);
     size_t off_pb = off_chars + name_bytes;
     size_t off_key = off_pb + r->names_pb_len;
     char *block = malloc(off_key + (key_len == 0 ? 1 : key_len));
@@ -193,6 +200,10 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
     const char **names = (const char **)(void *)(block + off_names);
     size_t *name_lens = (size_t *)(void *)(block + off_lens);
     uint32_t *set = (uint32_t *)(void *)(block + off_set);
+    server_ref_group_t *groups = (server_ref_group_t *)(void *)(block + off_groups);
+    uint32_t *ref_idx = (uint32_t *)(void *)(block + off_ref_idx);
+    uint32_t *feature_idx = (uint32_t *)(void *)(block + off_feature_idx);
+    server_feast_view_md_t *views = (server_feast_view_md_t *)(void *)(block + off_views);
     char *chars = block + off_chars;
     uint8_t *names_pb = (uint8_t *)block + off_pb;
     uint8_t *key_copy = (uint8_t *)block + off_key;
@@ -200,6 +211,15 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
     memcpy(refs, r->refs, r->n_refs * sizeof *refs);
     memcpy(name_lens, r->name_lens, r->n_refs * sizeof *name_lens);
     memcpy(set, r->set, set_slots * sizeof *set);
+    if (g->n_groups > 0)
+        memcpy(groups, g->groups, g->n_groups * sizeof *groups);
+    if (n_grouped > 0) {
+        memcpy(ref_idx, g->ref_idx, n_grouped * sizeof *ref_idx);
+        memcpy(feature_idx, g->feature_idx, n_grouped * sizeof *feature_idx);
+    }
+    /* View names stay the catalog's, which the cache keeps alive. */
+    if (r->n_views > 0)
+        memcpy(views, r->views, r->n_views * sizeof *views);
     if (r->names_pb_len > 0)
         memcpy(names_pb, r->names_pb, r->names_pb_len);
     for (size_t i = 0; i < r->n_refs; i++) {
@@ -213,6 +233,10 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
     e->flags = flags;
     e->key_len = key_len;
     e->key = key_copy;
+    server_ref_groups_t gc = *g;
+    gc.groups = g->groups != NULL ? groups : NULL;
+    gc.ref_idx = g->groups != NULL ? ref_idx : NULL;
+    gc.feature_idx = g->groups != NULL ? feature_idx : NULL;
     e->r = (server_resolved_t){.n_refs = r->n_refs,
                                .refs = refs,
                                .names = names,
@@ -221,7 +245,10 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
                                .set = set,
                                .set_mask = r->set_mask,
                                .names_pb = r->names_pb != NULL ? names_pb : NULL,
-                               .names_pb_len = r->names_pb_len};
+                               .names_pb_len = r->names_pb_len,
+                               .groups = gc,
+                               .n_views = r->n_views,
+                               .views = r->views != NULL ? views : NULL};
     free(rc->slots[h % CACHE_SLOTS]);
     rc->slots[h % CACHE_SLOTS] = e;
 }

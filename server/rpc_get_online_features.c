@@ -221,6 +221,27 @@ static int resolve_features(server_call_t *c, server_read_request_t *rr,
     res->names_pb = server__feast_encode_names(a, names, lens, n_refs, &res->names_pb_len);
     if (res->names_pb == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
+    if (server__group_refs(a, refs, n_refs, &res->groups) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    /* The views for feature_view_metadata, from the groups (views in order of first
+     * appearance), so a hit compares no names. */
+    const server_ref_groups_t *gs = &res->groups;
+    server_feast_view_md_t *views =
+        server__arena_array(a, gs->n_groups == 0 ? 1 : gs->n_groups, sizeof *views);
+    if (views == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    size_t nv = 0;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const catalog_view_t *v = gs->groups[g].view;
+        size_t k = 0;
+        while (k < nv &&
+               !(strcmp(views[k].name, v->name) == 0 && views[k].version == (int32_t)v->version))
+            k++;
+        if (k == nv)
+            views[nv++] = (server_feast_view_md_t){v->name, (int32_t)v->version};
+    }
+    res->views = views;
+    res->n_views = nv;
     server__ref_cache_put(cache, cat, flags, key, key_len, res);
     *out = res;
     return 0;
@@ -468,8 +489,8 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
     if (rc < 0)
         return server__fail(c, rc, "store read failed: %s", strerror(-rc));
     reading = true;
-    rc = server__read_features(reader, a, refs, n_refs, &ents, store_now_us(), cells, c->msg,
-                               sizeof c->msg);
+    rc = server__read_features(reader, a, refs, n_refs, &res->groups, &ents, store_now_us(), cells,
+                               c->msg, sizeof c->msg);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < n_refs; i++) {
@@ -485,23 +506,8 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
                                  .names_pre_len = res->names_pb_len,
                                  .n_names_pre = n_refs};
     if (rr.include_md) {
-        server_feast_view_md_t *views = server__arena_calloc(a, n_refs, sizeof *views);
-        if (views == NULL) {
-            rc = server__fail(c, -ENOMEM, "out of memory");
-            goto out;
-        }
-        size_t nv = 0;
-        for (size_t i = 0; i < n_refs; i++) {
-            size_t k = 0;
-            while (k < nv && !(strcmp(views[k].name, refs[i].view->name) == 0 &&
-                               views[k].version == (int32_t)refs[i].view->version))
-                k++;
-            if (k == nv)
-                views[nv++] =
-                    (server_feast_view_md_t){refs[i].view->name, (int32_t)refs[i].view->version};
-        }
-        r.views = views;
-        r.n_views = nv;
+        r.views = res->views;
+        r.n_views = res->n_views;
     }
     server_feast_vec_t *vecs = server__arena_array(a, n_cols, sizeof *vecs);
     if (vecs == NULL) {

@@ -427,19 +427,43 @@ typedef struct server_cell {
     int64_t event_ts_us; /* the row's event time; 0 when NOT_FOUND */
 } server_cell_t;
 
+/* refs grouped by view, in order of first appearance: one store lookup per view and row. */
+typedef struct server_ref_group {
+    const catalog_view_t *view;
+    uint32_t first;  /* its refs are ref_idx[first .. first + n_refs) */
+    uint32_t n_refs; /* at least 1 */
+    bool same_keys;  /* the view's join keys are named as the previous group's, in order */
+} server_ref_group_t;
+
+typedef struct server_ref_groups {
+    size_t n_groups;
+    const server_ref_group_t *groups;
+    size_t n_refs;
+    const uint32_t *ref_idx;     /* [n_refs]: indexes into refs, group after group */
+    const uint32_t *feature_idx; /* [n_refs]: refs[ref_idx[k]].feature->index */
+    size_t n_keys;               /* join keys of all groups' views */
+    size_t max_keys, max_refs;   /* the most of any one group, at least 1 */
+} server_ref_groups_t;
+
+/* Groups refs (resolved against one catalog) by view into *out, in the arena; it depends on refs
+ * alone. Returns: 0, -ENOMEM. */
+int server__group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
+                       server_ref_groups_t *out);
+
 /*
  * Reads refs (resolved against one catalog snapshot) for every entity row of ents into
  * cells[ref * ents->n_rows + row], every one of them on success (cells need not be zeroed).
- * Each distinct view is looked up once per row; its join keys are
- * taken from the entity columns by name (extra columns are ignored). The caller brackets the
- * call with store_read_begin()/store_read_end() on r, so a request sees one snapshot, and
- * encodes the cells before ending the read.
+ * groups is server__group_refs() of refs, or NULL to have it computed here. Each distinct view
+ * is looked up once per row; its join keys are taken from the entity columns by name (extra
+ * columns are ignored). The caller brackets the call with store_read_begin()/store_read_end()
+ * on r, so a request sees one snapshot, and encodes the cells before ending the read.
  * Returns: 0; -EINVAL (a missing join key, a key value of the wrong type, a key over
  *          STORE_MAX_KEY) with a message in err; -ENOMEM; -EIO.
  */
 int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_feature_ref_t *refs,
-                          size_t n_refs, const server_columns_t *ents, int64_t now_us,
-                          server_cell_t *cells, char *err, size_t err_cap);
+                          size_t n_refs, const server_ref_groups_t *groups,
+                          const server_columns_t *ents, int64_t now_us, server_cell_t *cells,
+                          char *err, size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* GetOnlineFeaturesRequest, decoded by hand in its usual shape (feast_decode.c).              */
@@ -522,7 +546,14 @@ int server__columns_shape(server_call_t *c, const char *what, size_t n, char *co
 /* ------------------------------------------------------------------------------------------ */
 /* Resolved feature lists, and the per-worker cache of them (ref_cache.c).                     */
 
-/* A request's feature list resolved against one catalog: references and response column names. */
+/* One entry of a response's metadata.feature_view_metadata. */
+typedef struct server_feast_view_md {
+    const char *name;
+    int32_t version;
+} server_feast_view_md_t;
+
+/* A request's feature list resolved against one catalog: references and response column names,
+ * and what else about a read depends on the list alone. */
 typedef struct server_resolved {
     size_t n_refs;
     const catalog_feature_ref_t *refs;
@@ -534,6 +565,11 @@ typedef struct server_resolved {
     /* names as metadata.feature_names entries (server__feast_encode_names()), or NULL */
     const uint8_t *names_pb;
     size_t names_pb_len;
+    server_ref_groups_t groups; /* server__group_refs() of refs */
+    /* the refs' views, each (name, version) once in order of first appearance: what
+     * include_feature_view_version_metadata lists */
+    size_t n_views;
+    const server_feast_view_md_t *views;
 } server_resolved_t;
 
 /* Builds r->set over r->names in the arena and sets r->unique. Returns: 0, -ENOMEM. */
@@ -575,11 +611,6 @@ typedef struct server_feast_column {
     size_t name_len;
     const server_cell_t *cells; /* [n_rows] */
 } server_feast_column_t;
-
-typedef struct server_feast_view_md {
-    const char *name;
-    int32_t version;
-} server_feast_view_md_t;
 
 typedef struct server_feast_response {
     size_t n_rows;

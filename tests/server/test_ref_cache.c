@@ -233,3 +233,35 @@ Test(ref_cache, lists_with_repeated_names_are_not_stored)
     cr_assert_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN));
     server__ref_cache_free(rc);
 }
+
+/* What a read needs besides names (the groups by view, the views for metadata) is copied into
+ * the entry: a hit must not point into the arena of the request that filled it. */
+Test(ref_cache, an_entry_keeps_its_own_groups_and_views)
+{
+    server_ref_cache_t *rc = NULL;
+    cr_assert_eq(server__ref_cache_new(&rc), 0);
+    server_resolved_t r = resolved(cat1, "a", "b");
+    cr_assert_eq(server__group_refs(&arena, r.refs, r.n_refs, &r.groups), 0);
+    server_feast_view_md_t views[1] = {{r.refs[0].view->name, 1}};
+    r.views = views;
+    r.n_views = 1;
+    server__ref_cache_put(rc, cat1, 2, list_ab, LIST_AB_LEN, &r);
+    /* The arena is reused and scribbled over, as by the next request. */
+    server__arena_reset(&arena);
+    memset(server__arena_alloc(&arena, 4000), 0xee, 4000);
+    views[0].name = NULL;
+    const server_resolved_t *hit = server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN);
+    cr_assert_not_null(hit);
+    const server_ref_groups_t *g = &hit->groups;
+    cr_assert_eq(g->n_groups, 1);
+    cr_assert_eq(g->groups[0].view, hit->refs[0].view);
+    cr_assert_eq(g->groups[0].first, 0);
+    cr_assert_eq(g->groups[0].n_refs, 2);
+    cr_assert_eq(g->n_refs, 2);
+    cr_assert_eq(g->ref_idx[1], 1);
+    cr_assert_eq(g->feature_idx[1], hit->refs[1].feature->index);
+    cr_assert_eq(hit->n_views, 1);
+    cr_assert_str_eq(hit->views[0].name, "fv");
+    cr_assert_eq(hit->views[0].version, 1);
+    server__ref_cache_free(rc);
+}
