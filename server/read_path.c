@@ -157,7 +157,9 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
     size_t *lens = server__arena_alloc(a, gs->max_refs * sizeof *lens);
     store_status_t *sts = server__arena_alloc(a, gs->max_refs * sizeof *sts);
     uint32_t *slots = server__arena_alloc(a, gs->max_refs * sizeof *slots);
-    if (keys == NULL || wires == NULL || lens == NULL || sts == NULL || slots == NULL)
+    server_cell_t **col = server__arena_alloc(a, gs->max_refs * sizeof *col);
+    if (keys == NULL || wires == NULL || lens == NULL || sts == NULL || slots == NULL ||
+        col == NULL)
         return -ENOMEM;
     uint8_t key[STORE_MAX_KEY + 1];
 
@@ -171,6 +173,9 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
         /* feature_idx resolved to record slots, for rows whose store_row_t.slots is slots_of
          * (one resolution per view per read, rather than one per row) */
         const void *slots_of = NULL;
+        /* Each ref's column of cells, so the row loop indexes without multiplying. */
+        for (size_t k = 0; k < n; k++)
+            col[k] = &cells[ref_idx[k] * n_rows];
         for (size_t row = 0; row < n_rows; row++) {
             for (size_t k = 0; k < v->n_join_keys; k++)
                 keys[k] = ents->cols[kc[k]][row];
@@ -184,8 +189,7 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
             if (rc == -ENOENT || (rc == 0 && !srow.found)) {
                 /* -ENOENT: the version has no database yet (applied with no data). */
                 for (size_t k = 0; k < n; k++)
-                    cells[ref_idx[k] * n_rows + row] =
-                        (server_cell_t){NULL, 0, STORE_STATUS_NOT_FOUND, 0};
+                    col[k][row] = (server_cell_t){NULL, 0, STORE_STATUS_NOT_FOUND, 0};
                 continue;
             }
             if (rc < 0) {
@@ -199,7 +203,7 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
             store_row_slot_features(&srow, v, slots, n, now_us, wires, lens, sts);
             /* A found row: no NOT_FOUND among its features, every one carries the row's time. */
             for (size_t k = 0; k < n; k++) {
-                server_cell_t *cell = &cells[ref_idx[k] * n_rows + row];
+                server_cell_t *cell = &col[k][row];
                 cell->wire = wires[k];
                 cell->len = (uint32_t)lens[k];
                 cell->status = (uint8_t)sts[k];
