@@ -237,48 +237,14 @@ int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
                 out->service = server__arena_strndup(a, (const char *)body.p, n);
                 if (out->service == NULL)
                     return -ENOMEM;
+                out->service_len = n;
                 continue;
             }
-            /* One pass, growing the arrays as it goes: counting first would read every tag and
-             * length twice. */
-            size_t n = 0, fcap = 0;
-            const char **strs = NULL;
-            size_t *lens = NULL;
-            while (body.p < body.end) {
-                cursor_t s;
-                uint32_t sf;
-                unsigned swt;
-                if (!get_tag(&body, &sf, &swt) || sf != 1 || swt != WT_LEN ||
-                    !get_body(&body, &s) || !string_ok(s.p, (size_t)(s.end - s.p)))
-                    return 1;
-                if (n == fcap) {
-                    size_t ncap = fcap == 0 ? 64 : 2 * fcap;
-                    const char **ns = server__arena_alloc(a, ncap * sizeof *ns);
-                    size_t *nl = server__arena_alloc(a, ncap * sizeof *nl);
-                    if (ns == NULL || nl == NULL)
-                        return -ENOMEM;
-                    if (n > 0) {
-                        memcpy(ns, strs, n * sizeof *ns);
-                        memcpy(nl, lens, n * sizeof *nl);
-                    }
-                    strs = ns;
-                    lens = nl;
-                    fcap = ncap;
-                }
-                strs[n] = (const char *)s.p;
-                lens[n] = (size_t)(s.end - s.p);
-                n++;
-            }
-            if (n == 0) {
-                strs = server__arena_alloc(a, sizeof *strs);
-                lens = server__arena_alloc(a, sizeof *lens);
-                if (strs == NULL || lens == NULL)
-                    return -ENOMEM;
-            }
+            /* The list itself is parsed on demand (server__feast_decode_features()): a read
+             * whose list the worker has resolved before needs only its bytes. */
             out->kind = SERVER_READ_FEATURES;
-            out->n_features = n;
-            out->features = strs;
-            out->feature_lens = lens;
+            out->features_pb = body.p;
+            out->features_pb_len = (size_t)(body.end - body.p);
             continue;
         }
         if (f != F_ENTITIES)
@@ -298,5 +264,50 @@ int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
             return rc;
         out->n_entities++;
     }
+    return 0;
+}
+
+int server__feast_decode_features(server_arena_t *a, server_read_request_t *rr)
+{
+    cursor_t body = {rr->features_pb, rr->features_pb + rr->features_pb_len};
+    /* One pass, growing the arrays as it goes: counting first would read every tag and length
+     * twice. */
+    size_t n = 0, fcap = 0;
+    const char **strs = NULL;
+    size_t *lens = NULL;
+    while (body.p < body.end) {
+        cursor_t s;
+        uint32_t sf;
+        unsigned swt;
+        if (!get_tag(&body, &sf, &swt) || sf != 1 || swt != WT_LEN || !get_body(&body, &s) ||
+            !string_ok(s.p, (size_t)(s.end - s.p)))
+            return 1;
+        if (n == fcap) {
+            size_t ncap = fcap == 0 ? 64 : 2 * fcap;
+            const char **ns = server__arena_alloc(a, ncap * sizeof *ns);
+            size_t *nl = server__arena_alloc(a, ncap * sizeof *nl);
+            if (ns == NULL || nl == NULL)
+                return -ENOMEM;
+            if (n > 0) {
+                memcpy(ns, strs, n * sizeof *ns);
+                memcpy(nl, lens, n * sizeof *nl);
+            }
+            strs = ns;
+            lens = nl;
+            fcap = ncap;
+        }
+        strs[n] = (const char *)s.p;
+        lens[n] = (size_t)(s.end - s.p);
+        n++;
+    }
+    if (n == 0) {
+        strs = server__arena_alloc(a, sizeof *strs);
+        lens = server__arena_alloc(a, sizeof *lens);
+        if (strs == NULL || lens == NULL)
+            return -ENOMEM;
+    }
+    rr->n_features = n;
+    rr->features = strs;
+    rr->feature_lens = lens;
     return 0;
 }

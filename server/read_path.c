@@ -12,73 +12,69 @@
  * features are asked for.
  */
 
-typedef struct view_group {
-    const catalog_view_t *view;
-    size_t n_refs;
-    size_t *ref_idx;       /* indexes into refs */
-    uint32_t *feature_idx; /* refs[ref_idx[k]].feature->index, for store_row_slots() */
-    int *key_cols;         /* entity column of each join key */
-    server_cell_t **col;   /* &cells[ref_idx[k] * n_rows]: each ref's column of cells */
-    /* feature_idx resolved to record slots, for rows whose store_row_t.slots is slots_of (one
-     * resolution per view per read, rather than one per row) */
-    uint32_t *slots;
-    const void *slots_of;
-} view_group_t;
-
 /*
  * Groups refs by view, in order of first appearance. A wide request (a feature service of 25
- * views) would otherwise cost more in bookkeeping than in reading one entity: so the per-group
- * arrays are slices of one array per kind (five allocations, whatever the number of views), and
- * a ref is first tried against the previous ref's group, since lists name a view's features
- * side by side.
+ * views) would otherwise cost more in bookkeeping than in reading one entity: so a ref is first
+ * tried against the previous ref's group, since lists name a view's features side by side, and
+ * the result depends on the list alone, so GetOnlineFeatures keeps it with the list in its
+ * cache.
  */
-static int group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
-                      view_group_t **out, size_t *n_out)
+int server__group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
+                       server_ref_groups_t *out)
 {
     size_t cap = n_refs == 0 ? 1 : n_refs;
-    const catalog_view_t **views = server__arena_array(a, cap, sizeof *views);
+    server_ref_group_t *groups = server__arena_array(a, cap, sizeof *groups);
     uint32_t *group_of = server__arena_array(a, cap, sizeof *group_of);
-    if (views == NULL || group_of == NULL)
+    uint32_t *ref_idx = server__arena_array(a, cap, sizeof *ref_idx);
+    uint32_t *feature_idx = server__arena_array(a, cap, sizeof *feature_idx);
+    if (groups == NULL || group_of == NULL || ref_idx == NULL || feature_idx == NULL)
         return -ENOMEM;
     size_t n = 0, g = 0;
     for (size_t i = 0; i < n_refs; i++) {
         const catalog_view_t *v = refs[i].view;
-        if (n == 0 || views[g] != v) {
+        if (n == 0 || groups[g].view != v) {
             /* Requests name a handful of views; a linear scan beats hashing here. */
             g = 0;
-            while (g < n && views[g] != v)
+            while (g < n && groups[g].view != v)
                 g++;
             if (g == n)
-                views[n++] = v;
+                groups[n++] = (server_ref_group_t){.view = v};
         }
         group_of[i] = (uint32_t)g;
+        groups[g].n_refs++;
     }
-    view_group_t *groups = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *groups);
-    size_t *ref_idx = server__arena_array(a, cap, sizeof *ref_idx);
-    uint32_t *feature_idx = server__arena_array(a, cap, sizeof *feature_idx);
-    server_cell_t **col = server__arena_array(a, cap, sizeof *col);
-    uint32_t *slots = server__arena_array(a, cap, sizeof *slots);
-    if (groups == NULL || ref_idx == NULL || feature_idx == NULL || col == NULL || slots == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n_refs; i++)
-        groups[group_of[i]].n_refs++;
-    size_t at = 0;
+    size_t at = 0, n_keys = 0, max_keys = 1, max_refs = 1;
     for (size_t k = 0; k < n; k++) {
-        groups[k].view = views[k];
-        groups[k].ref_idx = ref_idx + at;
-        groups[k].feature_idx = feature_idx + at;
-        groups[k].col = col + at;
-        groups[k].slots = slots + at;
-        at += groups[k].n_refs;
-        groups[k].n_refs = 0;
+        server_ref_group_t *grp = &groups[k];
+        const catalog_view_t *v = grp->view;
+        grp->first = (uint32_t)at;
+        at += grp->n_refs;
+        if (grp->n_refs > max_refs)
+            max_refs = grp->n_refs;
+        grp->n_refs = 0; /* counts again below */
+        n_keys += v->n_join_keys;
+        if (v->n_join_keys > max_keys)
+            max_keys = v->n_join_keys;
+        /* Views of one entity take their keys from the same columns: found once. */
+        const catalog_view_t *pv = k > 0 ? groups[k - 1].view : NULL;
+        grp->same_keys = pv != NULL && pv->n_join_keys == v->n_join_keys;
+        for (size_t j = 0; grp->same_keys && j < v->n_join_keys; j++)
+            grp->same_keys = strcmp(pv->join_keys[j].name, v->join_keys[j].name) == 0;
     }
     for (size_t i = 0; i < n_refs; i++) {
-        view_group_t *grp = &groups[group_of[i]];
-        grp->feature_idx[grp->n_refs] = refs[i].feature->index;
-        grp->ref_idx[grp->n_refs++] = i;
+        server_ref_group_t *grp = &groups[group_of[i]];
+        size_t k = grp->first + grp->n_refs++;
+        ref_idx[k] = (uint32_t)i;
+        feature_idx[k] = refs[i].feature->index;
     }
-    *out = groups;
-    *n_out = n;
+    *out = (server_ref_groups_t){.n_groups = n,
+                                 .groups = groups,
+                                 .n_refs = n_refs,
+                                 .ref_idx = ref_idx,
+                                 .feature_idx = feature_idx,
+                                 .n_keys = n_keys,
+                                 .max_keys = max_keys,
+                                 .max_refs = max_refs};
     return 0;
 }
 
@@ -87,129 +83,134 @@ static void view_label(const catalog_view_t *v, char *buf, size_t cap)
     snprintf(buf, cap, "%s@v%u", v->name, (unsigned)v->version);
 }
 
-static void fill_not_found(const view_group_t *grp, size_t row)
+/* The message for store_encode_key()'s error klen on entity row `row` of view v. */
+static void key_error(const catalog_view_t *v, int klen, size_t row, char *err, size_t err_cap)
 {
-    for (size_t k = 0; k < grp->n_refs; k++) {
-        server_cell_t *cell = &grp->col[k][row];
-        cell->wire = NULL;
-        cell->len = 0;
-        cell->status = STORE_STATUS_NOT_FOUND;
-        cell->event_ts_us = 0;
+    char label[CATALOG_MAX_NAME + 16];
+    view_label(v, label, sizeof label);
+    if (klen == -ENAMETOOLONG) {
+        snprintf(err, err_cap,
+                 "entity row %zu: the encoded key for feature view '%s' is longer "
+                 "than %d bytes (STORE_MAX_KEY)",
+                 row, label, STORE_MAX_KEY);
+    } else if (klen == -ERANGE) {
+        snprintf(err, err_cap,
+                 "entity row %zu: a join key value of feature view '%s' is out of "
+                 "range for its type",
+                 row, label);
+    } else {
+        size_t n = (size_t)snprintf(err, err_cap,
+                                    "entity row %zu: join key values do not match "
+                                    "feature view '%s' (want",
+                                    row, label);
+        for (size_t k = 0; k < v->n_join_keys && n < err_cap; k++) {
+            n += (size_t)snprintf(err + n, err_cap - n, " %s %s", v->join_keys[k].name,
+                                  catalog_dtype_name(v->join_keys[k].dtype));
+        }
+        if (n < err_cap)
+            snprintf(err + n, err_cap - n, ")");
     }
 }
 
 int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_feature_ref_t *refs,
-                          size_t n_refs, const server_columns_t *ents, int64_t now_us,
-                          server_cell_t *cells, char *err, size_t err_cap)
+                          size_t n_refs, const server_ref_groups_t *gs,
+                          const server_columns_t *ents, int64_t now_us, server_cell_t *cells,
+                          char *err, size_t err_cap)
 {
-    view_group_t *groups = NULL;
-    size_t n_groups = 0;
-    int rc = group_refs(a, refs, n_refs, &groups, &n_groups);
-    if (rc < 0)
-        return rc;
+    server_ref_groups_t grouped;
+    if (gs == NULL) {
+        int rc = server__group_refs(a, refs, n_refs, &grouped);
+        if (rc < 0)
+            return rc;
+        gs = &grouped;
+    }
     size_t n_rows = ents->n_rows;
     char label[CATALOG_MAX_NAME + 16];
 
     /* Check every view's join keys before reading anything, so errors do not depend on data. */
-    size_t n_keys_all = 0;
-    for (size_t g = 0; g < n_groups; g++)
-        n_keys_all += groups[g].view->n_join_keys;
-    int *key_cols = server__arena_array(a, n_keys_all == 0 ? 1 : n_keys_all, sizeof *key_cols);
+    int *key_cols = server__arena_array(a, gs->n_keys == 0 ? 1 : gs->n_keys, sizeof *key_cols);
     if (key_cols == NULL)
         return -ENOMEM;
-    for (size_t g = 0; g < n_groups; g++) {
-        view_group_t *grp = &groups[g];
-        const catalog_view_t *v = grp->view;
-        grp->key_cols = key_cols;
-        key_cols += v->n_join_keys;
-        for (size_t k = 0; k < v->n_join_keys; k++) {
-            int col = server__columns_find(ents, v->join_keys[k].name);
-            if (col < 0) {
-                view_label(v, label, sizeof label);
-                snprintf(err, err_cap, "missing join key '%s' (needed by feature view '%s')",
-                         v->join_keys[k].name, label);
-                return -EINVAL;
+    int *kc = key_cols;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const catalog_view_t *v = gs->groups[g].view;
+        if (gs->groups[g].same_keys) {
+            memcpy(kc, kc - v->n_join_keys, v->n_join_keys * sizeof *kc);
+        } else {
+            for (size_t k = 0; k < v->n_join_keys; k++) {
+                int col = server__columns_find(ents, v->join_keys[k].name);
+                if (col < 0) {
+                    view_label(v, label, sizeof label);
+                    snprintf(err, err_cap, "missing join key '%s' (needed by feature view '%s')",
+                             v->join_keys[k].name, label);
+                    return -EINVAL;
+                }
+                kc[k] = col;
             }
-            grp->key_cols[k] = col;
         }
-        for (size_t k = 0; k < grp->n_refs; k++)
-            grp->col[k] = &cells[grp->ref_idx[k] * n_rows];
+        kc += v->n_join_keys;
     }
 
-    size_t max_keys = 1, max_refs = 1;
-    for (size_t g = 0; g < n_groups; g++) {
-        if (groups[g].view->n_join_keys > max_keys)
-            max_keys = groups[g].view->n_join_keys;
-        if (groups[g].n_refs > max_refs)
-            max_refs = groups[g].n_refs;
-    }
-    catalog_value_t *keys = server__arena_calloc(a, max_keys, sizeof *keys);
+    catalog_value_t *keys = server__arena_calloc(a, gs->max_keys, sizeof *keys);
     /* One row's features of one view come out of the store together (one record parse). */
-    const uint8_t **wires = server__arena_alloc(a, max_refs * sizeof *wires);
-    size_t *lens = server__arena_alloc(a, max_refs * sizeof *lens);
-    store_status_t *sts = server__arena_alloc(a, max_refs * sizeof *sts);
-    if (keys == NULL || wires == NULL || lens == NULL || sts == NULL)
+    const uint8_t **wires = server__arena_alloc(a, gs->max_refs * sizeof *wires);
+    size_t *lens = server__arena_alloc(a, gs->max_refs * sizeof *lens);
+    store_status_t *sts = server__arena_alloc(a, gs->max_refs * sizeof *sts);
+    uint32_t *slots = server__arena_alloc(a, gs->max_refs * sizeof *slots);
+    server_cell_t **col = server__arena_alloc(a, gs->max_refs * sizeof *col);
+    if (keys == NULL || wires == NULL || lens == NULL || sts == NULL || slots == NULL ||
+        col == NULL)
         return -ENOMEM;
     uint8_t key[STORE_MAX_KEY + 1];
 
-    for (size_t g = 0; g < n_groups; g++) {
-        view_group_t *grp = &groups[g];
+    kc = key_cols;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const server_ref_group_t *grp = &gs->groups[g];
         const catalog_view_t *v = grp->view;
+        const uint32_t *ref_idx = gs->ref_idx + grp->first;
+        const uint32_t *feature_idx = gs->feature_idx + grp->first;
+        size_t n = grp->n_refs;
+        /* feature_idx resolved to record slots, for rows whose store_row_t.slots is slots_of
+         * (one resolution per view per read, rather than one per row) */
+        const void *slots_of = NULL;
+        /* Each ref's column of cells, so the row loop indexes without multiplying. */
+        for (size_t k = 0; k < n; k++)
+            col[k] = &cells[ref_idx[k] * n_rows];
         for (size_t row = 0; row < n_rows; row++) {
             for (size_t k = 0; k < v->n_join_keys; k++)
-                keys[k] = ents->cols[grp->key_cols[k]][row];
+                keys[k] = ents->cols[kc[k]][row];
             int klen = store_encode_key(v, keys, v->n_join_keys, key, sizeof key);
             if (klen < 0) {
-                view_label(v, label, sizeof label);
-                if (klen == -ENAMETOOLONG) {
-                    snprintf(err, err_cap,
-                             "entity row %zu: the encoded key for feature view '%s' is longer "
-                             "than %d bytes (STORE_MAX_KEY)",
-                             row, label, STORE_MAX_KEY);
-                } else if (klen == -ERANGE) {
-                    snprintf(err, err_cap,
-                             "entity row %zu: a join key value of feature view '%s' is out of "
-                             "range for its type",
-                             row, label);
-                } else {
-                    size_t n = (size_t)snprintf(err, err_cap,
-                                                "entity row %zu: join key values do not match "
-                                                "feature view '%s' (want",
-                                                row, label);
-                    for (size_t k = 0; k < v->n_join_keys && n < err_cap; k++) {
-                        n += (size_t)snprintf(err + n, err_cap - n, " %s %s", v->join_keys[k].name,
-                                              catalog_dtype_name(v->join_keys[k].dtype));
-                    }
-                    if (n < err_cap)
-                        snprintf(err + n, err_cap - n, ")");
-                }
+                key_error(v, klen, row, err, err_cap);
                 return klen == -ENOMEM ? -ENOMEM : -EINVAL;
             }
             store_row_t srow;
-            rc = store_read_row(r, v, key, (size_t)klen, &srow);
+            int rc = store_read_row(r, v, key, (size_t)klen, &srow);
             if (rc == -ENOENT || (rc == 0 && !srow.found)) {
                 /* -ENOENT: the version has no database yet (applied with no data). */
-                fill_not_found(grp, row);
+                for (size_t k = 0; k < n; k++)
+                    col[k][row] = (server_cell_t){NULL, 0, STORE_STATUS_NOT_FOUND, 0};
                 continue;
             }
             if (rc < 0) {
                 snprintf(err, err_cap, "store read failed");
                 return rc;
             }
-            if (srow.slots != grp->slots_of) {
-                store_row_slots(&srow, v, grp->feature_idx, grp->n_refs, grp->slots);
-                grp->slots_of = srow.slots;
+            if (srow.slots != slots_of) {
+                store_row_slots(&srow, v, feature_idx, n, slots);
+                slots_of = srow.slots;
             }
-            store_row_slot_features(&srow, v, grp->slots, grp->n_refs, now_us, wires, lens, sts);
+            store_row_slot_features(&srow, v, slots, n, now_us, wires, lens, sts);
             /* A found row: no NOT_FOUND among its features, every one carries the row's time. */
-            for (size_t k = 0; k < grp->n_refs; k++) {
-                server_cell_t *cell = &grp->col[k][row];
+            for (size_t k = 0; k < n; k++) {
+                server_cell_t *cell = &col[k][row];
                 cell->wire = wires[k];
                 cell->len = (uint32_t)lens[k];
                 cell->status = (uint8_t)sts[k];
                 cell->event_ts_us = srow.event_ts_us;
             }
         }
+        kc += v->n_join_keys;
     }
     return 0;
 }

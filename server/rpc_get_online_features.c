@@ -95,11 +95,14 @@ static char *column_name(server_arena_t *a, const catalog_feature_ref_t *ref, bo
 
 /*
  * Resolves the request's features (a service's list, or each reference) against the pinned
- * catalog, with the checks that depend on the list alone, and names the response columns.
- * Returns: 0 and *out (in the arena or the worker's cache); a negative errno with the call's
- *          message set.
+ * catalog, with the checks that depend on the list alone, and names the response columns. A
+ * list the worker has resolved before is recognised by its bytes; a hand-decoded request's
+ * references are only parsed when it is not.
+ * Returns: 0 and *out (in the arena or the worker's cache); 1 when the hand-decoded request's
+ *          list is not of the usual shape (decode the request with protobuf-c; nothing else has
+ *          been checked); a negative errno with the call's message set.
  */
-static int resolve_features(server_call_t *c, const server_read_request_t *rr,
+static int resolve_features(server_call_t *c, server_read_request_t *rr,
                             const server_resolved_t **out)
 {
     server_arena_t *a = &c->arena;
@@ -107,35 +110,50 @@ static int resolve_features(server_call_t *c, const server_read_request_t *rr,
     const catalog_t *cat = c->catalog;
     server_ref_cache_t *cache = server__call_ref_cache(c);
     unsigned flags = rr->full_feature_names ? LIST_FULL_NAMES : 0;
-    const char *const *key = NULL;
-    const size_t *key_lens = NULL;
-    size_t n_key = 0;
-    size_t one_len = 0;
+    const uint8_t *key = NULL;
+    size_t key_len = 0;
 
     if (rr->kind == SERVER_READ_SERVICE) {
         flags |= LIST_SERVICE;
-        key = &rr->service;
-        one_len = strlen(rr->service);
-        key_lens = &one_len;
-        n_key = 1;
+        key = (const uint8_t *)rr->service;
+        key_len = rr->service_len;
     } else if (rr->kind == SERVER_READ_FEATURES) {
-        n_key = rr->n_features;
-        if (n_key > lim->max_features)
+        flags |= LIST_FEATURES;
+        key = rr->features_pb;
+        key_len = rr->features_pb_len;
+    }
+    if (flags & (LIST_SERVICE | LIST_FEATURES)) {
+        const server_resolved_t *hit = server__ref_cache_get(cache, cat, flags, key, key_len);
+        /* A feature list's references are as many as its strings. */
+        if (hit != NULL && (flags & LIST_FEATURES) && hit->n_refs > lim->max_features)
             return server__fail(c, -E2BIG,
                                 "request asks for %zu features; the limit is %zu "
                                 "(--max-features)",
-                                n_key, lim->max_features);
-        flags |= LIST_FEATURES;
-        key = rr->features;
-        key_lens = rr->feature_lens;
-    }
-    if (flags & (LIST_SERVICE | LIST_FEATURES)) {
-        const server_resolved_t *hit =
-            server__ref_cache_get(cache, cat, flags, key, key_lens, n_key);
+                                hit->n_refs, lim->max_features);
         if (hit != NULL) {
             *out = hit;
             return 0;
         }
+    }
+    const char *const *strs = NULL;
+    const size_t *strs_lens = NULL;
+    size_t n_strs = 0;
+    if (flags & LIST_FEATURES) {
+        if (rr->features == NULL) {
+            int rc = server__feast_decode_features(a, rr);
+            if (rc < 0)
+                return server__fail(c, -ENOMEM, "out of memory");
+            if (rc > 0)
+                return 1;
+        }
+        n_strs = rr->n_features;
+        if (n_strs > lim->max_features)
+            return server__fail(c, -E2BIG,
+                                "request asks for %zu features; the limit is %zu "
+                                "(--max-features)",
+                                n_strs, lim->max_features);
+        strs = rr->features;
+        strs_lens = rr->feature_lens;
     }
 
     const catalog_feature_ref_t *refs = NULL;
@@ -158,14 +176,14 @@ static int resolve_features(server_call_t *c, const server_read_request_t *rr,
         for (size_t i = 0; i < n_refs; i++)
             versioned[i] = !refs[i].view->is_default;
     } else if (flags & LIST_FEATURES) {
-        n_refs = n_key;
+        n_refs = n_strs;
         catalog_feature_ref_t *r = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *r);
         versioned = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *versioned);
         if (r == NULL || versioned == NULL)
             return server__fail(c, -ENOMEM, "out of memory");
         for (size_t i = 0; i < n_refs; i++) {
             /* The request's strings are not NUL-terminated; messages need them to be. */
-            const char *ref = server__arena_strndup(a, key[i], key_lens[i]);
+            const char *ref = server__arena_strndup(a, strs[i], strs_lens[i]);
             if (ref == NULL)
                 return server__fail(c, -ENOMEM, "out of memory");
             int rc = resolve_ref(c, cat, ref, &r[i]);
@@ -203,7 +221,28 @@ static int resolve_features(server_call_t *c, const server_read_request_t *rr,
     res->names_pb = server__feast_encode_names(a, names, lens, n_refs, &res->names_pb_len);
     if (res->names_pb == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
-    server__ref_cache_put(cache, cat, flags, key, key_lens, n_key, res);
+    if (server__group_refs(a, refs, n_refs, &res->groups) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    /* The views for feature_view_metadata, from the groups (views in order of first
+     * appearance), so a hit compares no names. */
+    const server_ref_groups_t *gs = &res->groups;
+    server_feast_view_md_t *views =
+        server__arena_array(a, gs->n_groups == 0 ? 1 : gs->n_groups, sizeof *views);
+    if (views == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    size_t nv = 0;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const catalog_view_t *v = gs->groups[g].view;
+        size_t k = 0;
+        while (k < nv &&
+               !(strcmp(views[k].name, v->name) == 0 && views[k].version == (int32_t)v->version))
+            k++;
+        if (k == nv)
+            views[nv++] = (server_feast_view_md_t){v->name, (int32_t)v->version};
+    }
+    res->views = views;
+    res->n_views = nv;
+    server__ref_cache_put(cache, cat, flags, key, key_len, res);
     *out = res;
     return 0;
 }
@@ -254,7 +293,9 @@ static int check_names(server_call_t *c, const server_resolved_t *res, const ser
 }
 
 /* The general path's request in the form the rest of the handler reads. Entities stay in rq
- * (entities_from_pb()). Returns: 0, -ENOMEM. */
+ * (entities_from_pb()). A feature list also gets the bytes the hand decoder would have noted for
+ * it, the minimal encoding of its strings, so that either path finds what the other cached.
+ * Returns: 0, -ENOMEM. */
 static int read_request_from_pb(server_arena_t *a,
                                 const Feast__Serving__GetOnlineFeaturesRequest *rq,
                                 server_read_request_t *rr)
@@ -265,17 +306,38 @@ static int read_request_from_pb(server_arena_t *a,
     if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE) {
         rr->kind = SERVER_READ_SERVICE;
         rr->service = rq->feature_service;
+        rr->service_len = strlen(rq->feature_service);
     } else if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES &&
                rq->features != NULL) {
         size_t n = rq->features->n_val;
         size_t *lens = server__arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
         if (lens == NULL)
             return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
+        size_t pb_len = 0;
+        for (size_t i = 0; i < n; i++) {
             lens[i] = strlen(rq->features->val[i]);
+            pb_len += 1 + server__varint_size(lens[i]) + lens[i];
+        }
+        uint8_t *pb = server__arena_alloc(a, pb_len == 0 ? 1 : pb_len);
+        if (pb == NULL)
+            return -ENOMEM;
+        uint8_t *p = pb;
+        for (size_t i = 0; i < n; i++) {
+            *p++ = (1 << 3) | 2; /* field 1, length-delimited */
+            uint64_t v = lens[i];
+            for (; v >= 0x80; v >>= 7)
+                *p++ = (uint8_t)(v | 0x80);
+            *p++ = (uint8_t)v;
+            memcpy(p, rq->features->val[i], lens[i]);
+            p += lens[i];
+        }
         rr->kind = SERVER_READ_FEATURES;
+        rr->features_pb = pb;
+        rr->features_pb_len = pb_len;
         rr->n_features = n;
-        rr->features = (const char *const *)rq->features->val;
+        /* Never NULL: resolve_features() would take the list for unparsed. */
+        static const char *const no_features[1] = {""};
+        rr->features = n > 0 ? (const char *const *)rq->features->val : no_features;
         rr->feature_lens = lens;
     }
     return 0;
@@ -341,12 +403,20 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
     bool reading = false;
     int rc = 0;
 
-    /* The usual request decodes by hand; anything else goes through protobuf-c. */
+    /* The usual request decodes by hand; anything else goes through protobuf-c. The hand
+     * decoder's second step, the feature list, waits for resolve_features(): a list seen before
+     * is not parsed again. */
     server_read_request_t rr;
     Feast__Serving__GetOnlineFeaturesRequest *rq = NULL;
+    const server_resolved_t *res = NULL;
     rc = server__feast_decode_read(a, req, len, &rr);
     if (rc < 0)
         return server__fail(c, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = resolve_features(c, &rr, &res);
+        if (rc < 0)
+            return rc;
+    }
     if (rc > 0) {
         rc = server__unpack(c, &feast__serving__get_online_features_request__descriptor, req, len,
                             (ProtobufCMessage **)&rq);
@@ -355,12 +425,11 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         rc = read_request_from_pb(a, rq, &rr);
         if (rc < 0)
             return server__fail(c, rc, "out of memory");
+        /* Its list is parsed, so never 1 here. */
+        rc = resolve_features(c, &rr, &res);
+        if (rc != 0)
+            return rc < 0 ? rc : server__fail(c, -EIO, "feature list not resolved");
     }
-
-    const server_resolved_t *res = NULL;
-    rc = resolve_features(c, &rr, &res);
-    if (rc < 0)
-        return rc;
     const catalog_feature_ref_t *refs = res->refs;
     size_t n_refs = res->n_refs;
 
@@ -420,8 +489,8 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
     if (rc < 0)
         return server__fail(c, rc, "store read failed: %s", strerror(-rc));
     reading = true;
-    rc = server__read_features(reader, a, refs, n_refs, &ents, store_now_us(), cells, c->msg,
-                               sizeof c->msg);
+    rc = server__read_features(reader, a, refs, n_refs, &res->groups, &ents, store_now_us(), cells,
+                               c->msg, sizeof c->msg);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < n_refs; i++) {
@@ -437,23 +506,8 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
                                  .names_pre_len = res->names_pb_len,
                                  .n_names_pre = n_refs};
     if (rr.include_md) {
-        server_feast_view_md_t *views = server__arena_calloc(a, n_refs, sizeof *views);
-        if (views == NULL) {
-            rc = server__fail(c, -ENOMEM, "out of memory");
-            goto out;
-        }
-        size_t nv = 0;
-        for (size_t i = 0; i < n_refs; i++) {
-            size_t k = 0;
-            while (k < nv && !(strcmp(views[k].name, refs[i].view->name) == 0 &&
-                               views[k].version == (int32_t)refs[i].view->version))
-                k++;
-            if (k == nv)
-                views[nv++] =
-                    (server_feast_view_md_t){refs[i].view->name, (int32_t)refs[i].view->version};
-        }
-        r.views = views;
-        r.n_views = nv;
+        r.views = res->views;
+        r.n_views = res->n_views;
     }
     server_feast_vec_t *vecs = server__arena_array(a, n_cols, sizeof *vecs);
     if (vecs == NULL) {

@@ -400,7 +400,7 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     if (rc < 0)
         return server__fail(c, rc, "store read failed: %s", strerror(-rc));
     reading = true;
-    rc = server__read_features(reader, a, refs, n_out, &ents, store_now_us(), cells, c->msg,
+    rc = server__read_features(reader, a, refs, n_out, NULL, &ents, store_now_us(), cells, c->msg,
                                sizeof c->msg);
     if (rc < 0)
         goto out;

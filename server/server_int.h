@@ -427,19 +427,43 @@ typedef struct server_cell {
     int64_t event_ts_us; /* the row's event time; 0 when NOT_FOUND */
 } server_cell_t;
 
+/* refs grouped by view, in order of first appearance: one store lookup per view and row. */
+typedef struct server_ref_group {
+    const catalog_view_t *view;
+    uint32_t first;  /* its refs are ref_idx[first .. first + n_refs) */
+    uint32_t n_refs; /* at least 1 */
+    bool same_keys;  /* the view's join keys are named as the previous group's, in order */
+} server_ref_group_t;
+
+typedef struct server_ref_groups {
+    size_t n_groups;
+    const server_ref_group_t *groups;
+    size_t n_refs;
+    const uint32_t *ref_idx;     /* [n_refs]: indexes into refs, group after group */
+    const uint32_t *feature_idx; /* [n_refs]: refs[ref_idx[k]].feature->index */
+    size_t n_keys;               /* join keys of all groups' views */
+    size_t max_keys, max_refs;   /* the most of any one group, at least 1 */
+} server_ref_groups_t;
+
+/* Groups refs (resolved against one catalog) by view into *out, in the arena; it depends on refs
+ * alone. Returns: 0, -ENOMEM. */
+int server__group_refs(server_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
+                       server_ref_groups_t *out);
+
 /*
  * Reads refs (resolved against one catalog snapshot) for every entity row of ents into
  * cells[ref * ents->n_rows + row], every one of them on success (cells need not be zeroed).
- * Each distinct view is looked up once per row; its join keys are
- * taken from the entity columns by name (extra columns are ignored). The caller brackets the
- * call with store_read_begin()/store_read_end() on r, so a request sees one snapshot, and
- * encodes the cells before ending the read.
+ * groups is server__group_refs() of refs, or NULL to have it computed here. Each distinct view
+ * is looked up once per row; its join keys are taken from the entity columns by name (extra
+ * columns are ignored). The caller brackets the call with store_read_begin()/store_read_end()
+ * on r, so a request sees one snapshot, and encodes the cells before ending the read.
  * Returns: 0; -EINVAL (a missing join key, a key value of the wrong type, a key over
  *          STORE_MAX_KEY) with a message in err; -ENOMEM; -EIO.
  */
 int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_feature_ref_t *refs,
-                          size_t n_refs, const server_columns_t *ents, int64_t now_us,
-                          server_cell_t *cells, char *err, size_t err_cap);
+                          size_t n_refs, const server_ref_groups_t *groups,
+                          const server_columns_t *ents, int64_t now_us, server_cell_t *cells,
+                          char *err, size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* GetOnlineFeaturesRequest, decoded by hand in its usual shape (feast_decode.c).              */
@@ -465,9 +489,17 @@ enum {
 
 typedef struct server_read_request {
     int kind;
-    const char *service;         /* SERVER_READ_SERVICE: NUL-terminated, in the arena */
-    size_t n_features;           /* SERVER_READ_FEATURES: the references, */
-    const char *const *features; /* pointing into the request, not NUL-terminated */
+    const char *service; /* SERVER_READ_SERVICE: NUL-terminated, in the arena */
+    size_t service_len;
+    /* SERVER_READ_FEATURES: the list as the repeated-string field's body (tag, length and bytes
+     * of each reference, every encoding minimal), which one list has exactly one of; the key of
+     * the worker's cache of resolved lists. */
+    const uint8_t *features_pb;
+    size_t features_pb_len;
+    /* SERVER_READ_FEATURES, once parsed (NULL before server__feast_decode_features()): the
+     * references, pointing into the request, not NUL-terminated. */
+    size_t n_features;
+    const char *const *features;
     const size_t *feature_lens;
     size_t n_entities;
     server_read_column_t *entities; /* map entries in request order (repeats kept) */
@@ -480,6 +512,11 @@ typedef struct server_read_request {
  * feature_service and features, entity values of type INT64, INT32, STRING or BYTES, nothing
  * else but the two flags, every string NUL-free UTF-8 and every encoding minimal. Such a request
  * decodes exactly as protobuf-c decodes it, and each Value body packs back to the bytes sent.
+ * In two steps: server__feast_decode_read() reads everything but the references of a feature
+ * list, of which it only notes the bytes (features_pb), and server__feast_decode_features()
+ * reads those, when the caller needs them (a list it has resolved before it can recognise by
+ * its bytes, which one accepted list has exactly one of). The request has the usual shape when
+ * both accept it.
  * Returns: 0 and *out (pointing into buf and the arena); 1 when the request is anything else
  *          (decode it with protobuf-c: it may still be valid); -ENOMEM. On 1 and -ENOMEM *out
  *          is left partly written: discard it. The two bool flags may be non-minimal varints
@@ -487,6 +524,11 @@ typedef struct server_read_request {
  */
 int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
                               server_read_request_t *out);
+/* The second step, for rr->kind == SERVER_READ_FEATURES: reads rr->features_pb into
+ * rr->n_features, features and feature_lens.
+ * Returns: 0; 1 when the list is not of the usual shape (decode the whole request with
+ *          protobuf-c); -ENOMEM. */
+int server__feast_decode_features(server_arena_t *a, server_read_request_t *rr);
 
 /* Returns: whether s (len bytes) is UTF-8 (RFC 3629: no overlong forms, no surrogates). */
 bool server__utf8_valid(const uint8_t *s, size_t len);
@@ -504,7 +546,14 @@ int server__columns_shape(server_call_t *c, const char *what, size_t n, char *co
 /* ------------------------------------------------------------------------------------------ */
 /* Resolved feature lists, and the per-worker cache of them (ref_cache.c).                     */
 
-/* A request's feature list resolved against one catalog: references and response column names. */
+/* One entry of a response's metadata.feature_view_metadata. */
+typedef struct server_feast_view_md {
+    const char *name;
+    int32_t version;
+} server_feast_view_md_t;
+
+/* A request's feature list resolved against one catalog: references and response column names,
+ * and what else about a read depends on the list alone. */
 typedef struct server_resolved {
     size_t n_refs;
     const catalog_feature_ref_t *refs;
@@ -516,6 +565,11 @@ typedef struct server_resolved {
     /* names as metadata.feature_names entries (server__feast_encode_names()), or NULL */
     const uint8_t *names_pb;
     size_t names_pb_len;
+    server_ref_groups_t groups; /* server__group_refs() of refs */
+    /* the refs' views, each (name, version) once in order of first appearance: what
+     * include_feature_view_version_metadata lists */
+    size_t n_views;
+    const server_feast_view_md_t *views;
 } server_resolved_t;
 
 /* Builds r->set over r->names in the arena and sets r->unique. Returns: 0, -ENOMEM. */
@@ -525,9 +579,10 @@ bool server__resolved_has_name(const server_resolved_t *r, const char *name);
 
 /*
  * A cache of resolved feature lists for one thread, keyed by the catalog, flags (the kind of
- * list and the naming options) and the n strings the request carried (strs[i], lens[i] bytes,
- * which must hold no NUL; they need not be NUL-terminated). Holds a reference to the catalog of its
- * entries; meeting another catalog empties it. Thread safety: none; one cache per worker thread.
+ * list and the naming options) and key_len bytes from the request that name the list (the
+ * caller sees to it that one list has one key: a feature list's canonical encoding, a service's
+ * name). Holds a reference to the catalog of its entries; meeting another catalog empties it.
+ * Thread safety: none; one cache per worker thread.
  */
 typedef struct server_ref_cache server_ref_cache_t;
 /* Returns: 0, -ENOMEM. Ownership: *out is the caller's (server__ref_cache_free()). */
@@ -537,13 +592,14 @@ void server__ref_cache_free(server_ref_cache_t *rc);
 /* Returns: the cached resolution (valid until the next put or a call with another catalog), or
  * NULL. rc may be NULL (no cache). */
 const server_resolved_t *server__ref_cache_get(server_ref_cache_t *rc, const catalog_t *cat,
-                                               unsigned flags, const char *const *strs,
-                                               const size_t *lens, size_t n);
+                                               unsigned flags, const uint8_t *key, size_t key_len);
 /* Copies r (which must be unique, else nothing happens) into the cache. Out of memory is not an
  * error: the list is just not remembered. rc may be NULL. */
 void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigned flags,
-                           const char *const *strs, const size_t *lens, size_t n,
-                           const server_resolved_t *r);
+                           const uint8_t *key, size_t key_len, const server_resolved_t *r);
+/* For tests: keeps only the bits of mask of every key's hash, so that keys can be made to
+ * collide (mask 0: all of them share one hash and one slot). */
+void server__ref_cache_hash_mask(server_ref_cache_t *rc, uint64_t mask);
 /* This worker's cache, or NULL when it has none. */
 server_ref_cache_t *server__call_ref_cache(const server_call_t *c);
 
@@ -555,11 +611,6 @@ typedef struct server_feast_column {
     size_t name_len;
     const server_cell_t *cells; /* [n_rows] */
 } server_feast_column_t;
-
-typedef struct server_feast_view_md {
-    const char *name;
-    int32_t version;
-} server_feast_view_md_t;
 
 typedef struct server_feast_response {
     size_t n_rows;

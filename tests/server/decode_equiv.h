@@ -22,6 +22,13 @@ static int decode_equiv(const uint8_t *buf, size_t len, server_arena_t *a, char 
 {
     server_read_request_t rr;
     int d = server__feast_decode_read(a, buf, len, &rr);
+    if (d == 0 && rr.kind == SERVER_READ_FEATURES) {
+        if (rr.features != NULL) {
+            snprintf(why, why_cap, "the first step parsed the feature list");
+            return -1;
+        }
+        d = server__feast_decode_features(a, &rr);
+    }
     if (d == 1)
         return 0;
     if (d != 0) {
@@ -66,6 +73,18 @@ static int decode_equiv(const uint8_t *buf, size_t len, server_arena_t *a, char 
             const char *s = rq->features->val[i];
             if (strlen(s) != rr.feature_lens[i] || memcmp(s, rr.features[i], strlen(s)) != 0) {
                 snprintf(why, why_cap, "feature %zu differs", i);
+                return -1;
+            }
+        }
+        /* The noted bytes, the worker cache's key, must be the list as protobuf-c packs it:
+         * then one list has one key. */
+        {
+            size_t plen = feast__serving__feature_list__get_packed_size(rq->features);
+            uint8_t *packed = server__arena_alloc(a, plen + 1);
+            feast__serving__feature_list__pack(rq->features, packed);
+            if (plen != rr.features_pb_len ||
+                (plen > 0 && memcmp(packed, rr.features_pb, plen) != 0)) {
+                snprintf(why, why_cap, "the feature list's bytes are not protobuf-c's packing");
                 return -1;
             }
         }

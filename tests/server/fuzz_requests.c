@@ -310,6 +310,32 @@ static void check_value(const uint8_t *data, size_t size, server_arena_t *a)
         abort();
 }
 
+/*
+ * A read answered with the worker's cache of feature lists (a hit, or a miss that filled it)
+ * must be answered the same without it: the same result, message and bytes. Then once more with
+ * the cache, which now holds the list if it could be cached.
+ */
+static void check_uncached(server_call_t *c, const uint8_t *data, size_t size, int rc,
+                           grpc_slice resp)
+{
+    static char msg[SERVER_MSG_MAX];
+    memcpy(msg, c->msg, sizeof msg);
+    server_ref_cache_t *cache = worker.ref_cache;
+    for (int pass = 0; pass < 2; pass++) {
+        worker.ref_cache = pass == 0 ? NULL : cache;
+        c->msg[0] = '\0';
+        grpc_slice again = grpc_empty_slice();
+        int rc2 = server__rpc_get_online_features(c, data, size, &again);
+        if (rc2 != rc || strcmp(msg, c->msg) != 0 || !grpc_slice_eq(resp, again)) {
+            fprintf(stderr, "fuzz_requests: a read differs %s the cache: %d '%s' / %d '%s'\n",
+                    pass == 0 ? "without" : "again with", rc, msg, rc2, c->msg);
+            abort();
+        }
+        grpc_slice_unref(again);
+    }
+    worker.ref_cache = cache;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const server_unary_fn handlers[3] = {
@@ -347,6 +373,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (rc == 0 && which == 0)
             check_read(resp);
+        if (which == 0)
+            check_uncached(&c, data, size, rc, resp);
         grpc_slice_unref(resp);
     }
     /* As a worker does between calls: the arena is reused, so stale pointers show up. */

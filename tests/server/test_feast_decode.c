@@ -212,7 +212,10 @@ static int decode_hex(const char *hex, server_read_request_t *rr)
     /* The decoder points into its input: keep a copy alive in the arena. */
     uint8_t *copy = server__arena_alloc(&arena, n + 1);
     memcpy(copy, b, n);
-    return server__feast_decode_read(&arena, copy, n, rr);
+    int rc = server__feast_decode_read(&arena, copy, n, rr);
+    if (rc == 0 && rr->kind == SERVER_READ_FEATURES)
+        rc = server__feast_decode_features(&arena, rr);
+    return rc;
 }
 
 Test(feast_decode, reads_the_usual_request_without_copying_values)
@@ -238,6 +241,50 @@ Test(feast_decode, reads_the_usual_request_without_copying_values)
     cr_assert_eq(rr.entities[0].vals[0].type, CATALOG_DTYPE_INT64);
     cr_assert_eq(rr.entities[0].vals[0].u.i64, 7);
     cr_assert_eq(rr.entities[0].wire[0].len, 2);
+}
+
+Test(feast_decode, a_feature_list_is_only_noted_until_its_second_step)
+{
+    /* features { val: ["v0:f1", "v0:f2"] } full_feature_names: true */
+    static const uint8_t req[] = {0x12, 0x0e, 0x0a, 0x05, 'v', '0', ':', 'f',  '1',
+                                  0x0a, 0x05, 'v',  '0',  ':', 'f', '2', 0x20, 0x01};
+    server_read_request_t rr;
+    cr_assert_eq(server__feast_decode_read(&arena, req, sizeof req, &rr), 0);
+    cr_assert_eq(rr.kind, SERVER_READ_FEATURES);
+    cr_assert_null(rr.features);
+    cr_assert_eq(rr.n_features, 0);
+    cr_assert_eq(rr.features_pb, req + 2);
+    cr_assert_eq(rr.features_pb_len, 14);
+    cr_assert(rr.full_feature_names);
+    cr_assert_eq(server__feast_decode_features(&arena, &rr), 0);
+    cr_assert_eq(rr.n_features, 2);
+    cr_assert_eq(rr.feature_lens[1], 5);
+    cr_assert_eq(memcmp(rr.features[1], "v0:f2", 5), 0);
+}
+
+Test(feast_decode, a_malformed_feature_list_is_declined_by_the_second_step)
+{
+    server_read_request_t rr;
+    /* A non-minimal length (protobuf-c reads it; the bytes would not be the list's one form). */
+    static const uint8_t overlong[] = {0x12, 0x08, 0x0a, 0x86, 0x00, 'v', '0', ':', 'f', '1'};
+    cr_assert_eq(server__feast_decode_read(&arena, overlong, sizeof overlong, &rr), 0);
+    cr_assert_eq(server__feast_decode_features(&arena, &rr), 1);
+    /* Field 2 inside the list, a NUL in a reference, invalid UTF-8, a truncated string. */
+    static const uint8_t field2[] = {0x12, 0x03, 0x12, 0x01, 'a'};
+    static const uint8_t nul[] = {0x12, 0x03, 0x0a, 0x01, 0x00};
+    static const uint8_t utf8[] = {0x12, 0x03, 0x0a, 0x01, 0xff};
+    static const uint8_t cut[] = {0x12, 0x03, 0x0a, 0x05, 'a'};
+    const uint8_t *bad[] = {field2, nul, utf8, cut};
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(server__feast_decode_read(&arena, bad[i], 5, &rr), 0, "case %zu", i);
+        cr_assert_eq(server__feast_decode_features(&arena, &rr), 1, "case %zu", i);
+    }
+    /* An empty list is well formed. */
+    static const uint8_t empty[] = {0x12, 0x00};
+    cr_assert_eq(server__feast_decode_read(&arena, empty, sizeof empty, &rr), 0);
+    cr_assert_eq(server__feast_decode_features(&arena, &rr), 0);
+    cr_assert_eq(rr.n_features, 0);
+    cr_assert_not_null(rr.features);
 }
 
 Test(feast_decode, declines_what_protobuf_c_must_decide)

@@ -127,7 +127,7 @@ Test(read_path, every_status_comes_back_per_cell)
     memset(cells, 0xa5, sizeof cells);
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    int rc = server__read_features(reader, &arena, refs, 3, &ents, store_now_us(), cells, err,
+    int rc = server__read_features(reader, &arena, refs, 3, NULL, &ents, store_now_us(), cells, err,
                                    sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     for (size_t i = 0; i < 9; i++) {
@@ -163,8 +163,8 @@ Test(read_path, entityless_views_answer_every_row)
     server_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(server__read_features(reader, &arena, refs, 1, &ents, store_now_us(), cells, err,
-                                       sizeof err),
+    cr_assert_eq(server__read_features(reader, &arena, refs, 1, NULL, &ents, store_now_us(), cells,
+                                       err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(decode_i64(&cells[0]), 99);
     cr_assert_eq(decode_i64(&cells[1]), 99);
@@ -181,8 +181,8 @@ Test(read_path, a_missing_join_key_is_named)
     server_cell_t cells[1];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(server__read_features(reader, &arena, refs, 1, &ents, store_now_us(), cells, err,
-                                       sizeof err),
+    cr_assert_eq(server__read_features(reader, &arena, refs, 1, NULL, &ents, store_now_us(), cells,
+                                       err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "driver_id") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
     store_read_end(reader);
@@ -197,9 +197,94 @@ Test(read_path, a_key_of_the_wrong_type_is_rejected_with_the_row)
     server_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(server__read_features(reader, &arena, refs, 1, &ents, store_now_us(), cells, err,
-                                       sizeof err),
+    cr_assert_eq(server__read_features(reader, &arena, refs, 1, NULL, &ents, store_now_us(), cells,
+                                       err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "row 1") != NULL && strstr(err, "INT64") != NULL, "%s", err);
+    store_read_end(reader);
+}
+
+Test(read_path, refs_are_grouped_by_view_in_order_of_first_appearance)
+{
+    catalog_feature_ref_t refs[5] = {ref("fv:a"), ref("old:x"), ref("fv:b"), ref("g:total"),
+                                     ref("old:x")};
+    server_ref_groups_t gs;
+    cr_assert_eq(server__group_refs(&arena, refs, 5, &gs), 0);
+    cr_assert_eq(gs.n_groups, 3);
+    cr_assert_eq(gs.n_refs, 5);
+    cr_assert_eq(gs.groups[0].view, refs[0].view);
+    cr_assert_eq(gs.groups[1].view, refs[1].view);
+    cr_assert_eq(gs.groups[2].view, refs[3].view);
+    const uint32_t want_first[3] = {0, 2, 4}, want_n[3] = {2, 2, 1};
+    const uint32_t want_idx[5] = {0, 2, 1, 4, 3};
+    for (size_t g = 0; g < 3; g++) {
+        cr_assert_eq(gs.groups[g].first, want_first[g], "group %zu", g);
+        cr_assert_eq(gs.groups[g].n_refs, want_n[g], "group %zu", g);
+    }
+    for (size_t k = 0; k < 5; k++) {
+        cr_assert_eq(gs.ref_idx[k], want_idx[k], "ref %zu", k);
+        cr_assert_eq(gs.feature_idx[k], refs[want_idx[k]].feature->index, "ref %zu", k);
+    }
+    /* old takes driver_id like fv before it; g has no join keys. */
+    cr_assert_not(gs.groups[0].same_keys);
+    cr_assert(gs.groups[1].same_keys);
+    cr_assert_not(gs.groups[2].same_keys);
+    cr_assert_eq(gs.n_keys, 2);
+    cr_assert_eq(gs.max_keys, 1);
+    cr_assert_eq(gs.max_refs, 2);
+}
+
+/* GetOnlineFeatures hands over the groups it cached with the list: the cells must be exactly
+ * those of a read that groups for itself. */
+Test(read_path, given_groups_read_the_same_cells)
+{
+    catalog_feature_ref_t refs[5] = {ref("fv:a"), ref("old:x"), ref("fv:b"), ref("g:total"),
+                                     ref("fv:a")};
+    catalog_value_t ids[3] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 2},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 3}};
+    server_columns_t ents = drivers(ids, 3);
+    server_ref_groups_t gs;
+    cr_assert_eq(server__group_refs(&arena, refs, 5, &gs), 0);
+    server_cell_t want[15], got[15];
+    memset(want, 0x5a, sizeof want);
+    memset(got, 0xa5, sizeof got);
+    char err[256] = "";
+    int64_t now = store_now_us();
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(
+        server__read_features(reader, &arena, refs, 5, NULL, &ents, now, want, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(
+        server__read_features(reader, &arena, refs, 5, &gs, &ents, now, got, err, sizeof err), 0,
+        "%s", err);
+    for (size_t i = 0; i < 15; i++) {
+        cr_assert_eq(got[i].wire, want[i].wire, "cell %zu", i);
+        cr_assert_eq(got[i].len, want[i].len, "cell %zu", i);
+        cr_assert_eq(got[i].status, want[i].status, "cell %zu", i);
+        cr_assert_eq(got[i].event_ts_us, want[i].event_ts_us, "cell %zu", i);
+    }
+    cr_assert_eq(decode_i64(&got[0]), 10);
+    cr_assert_eq(decode_i64(&got[12]), 10);
+    cr_assert_eq(decode_i64(&got[9]), 99);
+    store_read_end(reader);
+}
+
+/* Views sharing their join keys find the columns once; a missing one is still named with the
+ * first view that needs it. */
+Test(read_path, a_missing_join_key_shared_by_views_names_the_first_view)
+{
+    catalog_feature_ref_t refs[3] = {ref("g:total"), ref("old:x"), ref("fv:a")};
+    static const char *names[1] = {"customer_id"};
+    catalog_value_t ids[1] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1}};
+    const catalog_value_t *cols[1] = {ids};
+    server_columns_t ents = {.n_cols = 1, .n_rows = 1, .names = names, .cols = cols};
+    server_cell_t cells[3];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(server__read_features(reader, &arena, refs, 3, NULL, &ents, store_now_us(), cells,
+                                       err, sizeof err),
+                 -EINVAL);
+    cr_assert_str_eq(err, "missing join key 'driver_id' (needed by feature view 'old@v1')");
     store_read_end(reader);
 }

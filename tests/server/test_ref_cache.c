@@ -1,5 +1,6 @@
 /* tests/server/test_ref_cache.c - the per-worker cache of resolved feature lists. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "server/server_int.h"
@@ -58,19 +59,25 @@ static server_resolved_t resolved(const catalog_t *cat, const char *n0, const ch
     return r;
 }
 
-Test(ref_cache, a_stored_list_is_found_by_the_same_strings_only)
+/* A key as a feature list's bytes would be: "\n\x04fv:a\n\x04fv:b". */
+static const uint8_t list_ab[] = "\n\x04"
+                                 "fv:a\n\x04"
+                                 "fv:b";
+#define LIST_AB_LEN (sizeof list_ab - 1)
+
+Test(ref_cache, a_stored_list_is_found_by_the_same_bytes_only)
 {
     server_ref_cache_t *rc = NULL;
     cr_assert_eq(server__ref_cache_new(&rc), 0);
-    /* Not NUL-terminated: the cache reads lens[i] bytes. */
-    const char *strs[2] = {"fv:aXX", "fv:bYY"};
-    size_t lens[2] = {4, 4};
     server_resolved_t r = resolved(cat1, "a", "b");
     cr_assert(r.unique);
-    cr_assert_null(server__ref_cache_get(rc, cat1, 2, strs, lens, 2));
-    server__ref_cache_put(rc, cat1, 2, strs, lens, 2, &r);
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN));
+    server__ref_cache_put(rc, cat1, 2, list_ab, LIST_AB_LEN, &r);
 
-    const server_resolved_t *hit = server__ref_cache_get(rc, cat1, 2, strs, lens, 2);
+    /* Another copy of the bytes: the cache kept its own. */
+    uint8_t copy[LIST_AB_LEN];
+    memcpy(copy, list_ab, LIST_AB_LEN);
+    const server_resolved_t *hit = server__ref_cache_get(rc, cat1, 2, copy, LIST_AB_LEN);
     cr_assert_not_null(hit);
     cr_assert_eq(hit->n_refs, 2);
     cr_assert_eq(hit->refs[1].feature, r.refs[1].feature);
@@ -78,12 +85,103 @@ Test(ref_cache, a_stored_list_is_found_by_the_same_strings_only)
     cr_assert(server__resolved_has_name(hit, "a"));
     cr_assert_not(server__resolved_has_name(hit, "id"));
 
-    /* Other flags, other splits of the same bytes, fewer strings: misses. */
-    cr_assert_null(server__ref_cache_get(rc, cat1, 6, strs, lens, 2));
-    const char *split[2] = {"fv:", "afv:b"};
-    size_t split_lens[2] = {3, 5};
-    cr_assert_null(server__ref_cache_get(rc, cat1, 2, split, split_lens, 2));
-    cr_assert_null(server__ref_cache_get(rc, cat1, 2, strs, lens, 1));
+    /* Other flags, a prefix, one more byte, any one byte changed: misses. */
+    cr_assert_null(server__ref_cache_get(rc, cat1, 6, copy, LIST_AB_LEN));
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, copy, LIST_AB_LEN - 1));
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN + 1));
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, copy, 0));
+    for (size_t i = 0; i < LIST_AB_LEN; i++) {
+        for (unsigned bit = 0; bit < 8; bit++) {
+            copy[i] ^= (uint8_t)(1u << bit);
+            cr_assert_null(server__ref_cache_get(rc, cat1, 2, copy, LIST_AB_LEN), "byte %zu bit %u",
+                           i, bit);
+            copy[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    cr_assert_not_null(server__ref_cache_get(rc, cat1, 2, copy, LIST_AB_LEN));
+    server__ref_cache_free(rc);
+}
+
+/* Long keys (the hash takes 32 bytes a step, then 8, then the tail): a change anywhere misses,
+ * whatever the length. */
+Test(ref_cache, long_keys_differing_in_any_byte_miss)
+{
+    server_ref_cache_t *rc = NULL;
+    cr_assert_eq(server__ref_cache_new(&rc), 0);
+    server_resolved_t r = resolved(cat1, "a", "b");
+    static uint8_t key[300];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (uint8_t)('a' + i % 26);
+    for (size_t len = 1; len <= sizeof key; len += 37) {
+        server__ref_cache_put(rc, cat1, 2, key, len, &r);
+        cr_assert_not_null(server__ref_cache_get(rc, cat1, 2, key, len));
+        for (size_t i = 0; i < len; i++) {
+            key[i] ^= 0x20;
+            cr_assert_null(server__ref_cache_get(rc, cat1, 2, key, len), "len %zu byte %zu", len,
+                           i);
+            key[i] ^= 0x20;
+        }
+    }
+    server__ref_cache_free(rc);
+}
+
+/* Lists that share a slot (there are far fewer slots than lists here) never answer for one
+ * another: every hit is the resolution stored under exactly those bytes. */
+Test(ref_cache, lists_sharing_a_slot_never_answer_for_each_other)
+{
+    server_ref_cache_t *rc = NULL;
+    cr_assert_eq(server__ref_cache_new(&rc), 0);
+    enum { N = 1000 };
+    static char names[N][16];
+    static uint8_t keys[N][16];
+    size_t hits = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "n%d", i);
+        /* Keys one or two bytes apart: "\n\x04fv:a" with i written over its tail. */
+        memcpy(keys[i], list_ab, LIST_AB_LEN);
+        keys[i][LIST_AB_LEN - 1] = (uint8_t)i;
+        keys[i][LIST_AB_LEN - 2] = (uint8_t)(i >> 8);
+        server_resolved_t r = resolved(cat1, names[i], "b");
+        server__ref_cache_put(rc, cat1, 2, keys[i], LIST_AB_LEN, &r);
+        server__arena_reset(&arena);
+    }
+    for (int i = 0; i < N; i++) {
+        const server_resolved_t *hit = server__ref_cache_get(rc, cat1, 2, keys[i], LIST_AB_LEN);
+        if (hit == NULL)
+            continue;
+        hits++;
+        cr_assert_str_eq(hit->names[0], names[i]);
+    }
+    /* The last lists put are still there; most of the others were replaced. */
+    cr_assert_gt(hits, 0);
+    cr_assert_leq(hits, 64);
+    cr_assert_not_null(server__ref_cache_get(rc, cat1, 2, keys[N - 1], LIST_AB_LEN));
+    server__ref_cache_free(rc);
+}
+
+/* With every hash equal, only the bytes tell lists apart: each lookup finds its own entry or
+ * nothing, never the one that took the slot. */
+Test(ref_cache, keys_with_the_same_hash_are_told_apart_by_their_bytes)
+{
+    server_ref_cache_t *rc = NULL;
+    cr_assert_eq(server__ref_cache_new(&rc), 0);
+    server__ref_cache_hash_mask(rc, 0);
+    server_resolved_t r = resolved(cat1, "a", "b");
+    server__ref_cache_put(rc, cat1, 2, list_ab, LIST_AB_LEN, &r);
+    uint8_t other[LIST_AB_LEN];
+    memcpy(other, list_ab, LIST_AB_LEN);
+    other[LIST_AB_LEN - 1] = 'c';
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, other, LIST_AB_LEN));
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN - 1));
+    cr_assert_null(server__ref_cache_get(rc, cat1, 4, list_ab, LIST_AB_LEN));
+    cr_assert_not_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN));
+    /* The other list takes the slot; the first is then a miss, not the other's entry. */
+    server_resolved_t r2 = resolved(cat1, "c", "d");
+    server__ref_cache_put(rc, cat1, 2, other, LIST_AB_LEN, &r2);
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN));
+    const server_resolved_t *hit = server__ref_cache_get(rc, cat1, 2, other, LIST_AB_LEN);
+    cr_assert_not_null(hit);
+    cr_assert_str_eq(hit->names[0], "c");
     server__ref_cache_free(rc);
 }
 
@@ -91,35 +189,79 @@ Test(ref_cache, another_catalog_empties_the_cache)
 {
     server_ref_cache_t *rc = NULL;
     cr_assert_eq(server__ref_cache_new(&rc), 0);
-    const char *strs[1] = {"svc"};
-    size_t lens[1] = {3};
+    const uint8_t *svc = (const uint8_t *)"svc";
     server_resolved_t r = resolved(cat1, "a", "b");
-    server__ref_cache_put(rc, cat1, 1, strs, lens, 1, &r);
-    cr_assert_not_null(server__ref_cache_get(rc, cat1, 1, strs, lens, 1));
-    /* The same strings against the reloaded catalog: resolved again, never the old pointers. */
-    cr_assert_null(server__ref_cache_get(rc, cat2, 1, strs, lens, 1));
-    cr_assert_null(server__ref_cache_get(rc, cat1, 1, strs, lens, 1));
+    server__ref_cache_put(rc, cat1, 1, svc, 3, &r);
+    cr_assert_not_null(server__ref_cache_get(rc, cat1, 1, svc, 3));
+    /* The same bytes against the reloaded catalog: resolved again, never the old pointers. */
+    cr_assert_null(server__ref_cache_get(rc, cat2, 1, svc, 3));
+    cr_assert_null(server__ref_cache_get(rc, cat1, 1, svc, 3));
     /* The cache's reference keeps a catalog alive after its owner lets go. */
     server_resolved_t r2 = resolved(cat2, "a", "b");
-    server__ref_cache_put(rc, cat2, 1, strs, lens, 1, &r2);
+    server__ref_cache_put(rc, cat2, 1, svc, 3, &r2);
     catalog_t *held = cat2;
     catalog_unref(cat2);
     cat2 = NULL;
-    const server_resolved_t *hit = server__ref_cache_get(rc, held, 1, strs, lens, 1);
+    const server_resolved_t *hit = server__ref_cache_get(rc, held, 1, svc, 3);
     cr_assert_not_null(hit);
+    cr_assert_eq(hit->refs[0].view, r2.refs[0].view);
     cr_assert_str_eq(hit->refs[0].view->name, "fv");
     server__ref_cache_free(rc); /* the last reference */
+}
+
+Test(ref_cache, a_put_against_another_catalog_forgets_the_old_entries)
+{
+    server_ref_cache_t *rc = NULL;
+    cr_assert_eq(server__ref_cache_new(&rc), 0);
+    server_resolved_t r = resolved(cat1, "a", "b");
+    server__ref_cache_put(rc, cat1, 2, list_ab, LIST_AB_LEN, &r);
+    server_resolved_t r2 = resolved(cat2, "a", "b");
+    server__ref_cache_put(rc, cat2, 1, (const uint8_t *)"svc", 3, &r2);
+    /* cat1's list is gone, though its slot was not reused. */
+    cr_assert_null(server__ref_cache_get(rc, cat2, 2, list_ab, LIST_AB_LEN));
+    cr_assert_not_null(server__ref_cache_get(rc, cat2, 1, (const uint8_t *)"svc", 3));
+    server__ref_cache_free(rc);
 }
 
 Test(ref_cache, lists_with_repeated_names_are_not_stored)
 {
     server_ref_cache_t *rc = NULL;
     cr_assert_eq(server__ref_cache_new(&rc), 0);
-    const char *strs[2] = {"fv:a", "fv:b"};
-    size_t lens[2] = {4, 4};
     server_resolved_t r = resolved(cat1, "x", "x");
     cr_assert_not(r.unique);
-    server__ref_cache_put(rc, cat1, 2, strs, lens, 2, &r);
-    cr_assert_null(server__ref_cache_get(rc, cat1, 2, strs, lens, 2));
+    server__ref_cache_put(rc, cat1, 2, list_ab, LIST_AB_LEN, &r);
+    cr_assert_null(server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN));
+    server__ref_cache_free(rc);
+}
+
+/* What a read needs besides names (the groups by view, the views for metadata) is copied into
+ * the entry: a hit must not point into the arena of the request that filled it. */
+Test(ref_cache, an_entry_keeps_its_own_groups_and_views)
+{
+    server_ref_cache_t *rc = NULL;
+    cr_assert_eq(server__ref_cache_new(&rc), 0);
+    server_resolved_t r = resolved(cat1, "a", "b");
+    cr_assert_eq(server__group_refs(&arena, r.refs, r.n_refs, &r.groups), 0);
+    server_feast_view_md_t views[1] = {{r.refs[0].view->name, 1}};
+    r.views = views;
+    r.n_views = 1;
+    server__ref_cache_put(rc, cat1, 2, list_ab, LIST_AB_LEN, &r);
+    /* The arena is reused and scribbled over, as by the next request. */
+    server__arena_reset(&arena);
+    memset(server__arena_alloc(&arena, 4000), 0xee, 4000);
+    views[0].name = NULL;
+    const server_resolved_t *hit = server__ref_cache_get(rc, cat1, 2, list_ab, LIST_AB_LEN);
+    cr_assert_not_null(hit);
+    const server_ref_groups_t *g = &hit->groups;
+    cr_assert_eq(g->n_groups, 1);
+    cr_assert_eq(g->groups[0].view, hit->refs[0].view);
+    cr_assert_eq(g->groups[0].first, 0);
+    cr_assert_eq(g->groups[0].n_refs, 2);
+    cr_assert_eq(g->n_refs, 2);
+    cr_assert_eq(g->ref_idx[1], 1);
+    cr_assert_eq(g->feature_idx[1], hit->refs[1].feature->index);
+    cr_assert_eq(hit->n_views, 1);
+    cr_assert_str_eq(hit->views[0].name, "fv");
+    cr_assert_eq(hit->views[0].version, 1);
     server__ref_cache_free(rc);
 }
