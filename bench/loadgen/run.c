@@ -117,7 +117,10 @@ static void usage(FILE *f)
         "Output:\n"
         "      --check           decode every response: count non-PRESENT statuses, bad shapes,\n"
         "                        unacknowledged rows; exit 1 on any error or problem\n"
-        "      --verify          with --check, compare every value with the generated dataset\n"
+        "      --verify          with --check, compare every value with the generated dataset;\n"
+        "                        a column or tensor whose name is neither a generated feature\n"
+        "                        (v<V>__f<F>, so full feature names) nor the join key is a\n"
+        "                        problem (unknown columns)\n"
         "      --check-every N   --check one response in N (decoding a wide response costs the\n"
         "                        client about as much as receiving it; errors are still all\n"
         "                        counted)\n"
@@ -257,8 +260,10 @@ static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
                ", INVALID %" PRIu64 "\n",
                k->responses, k->status[1], k->status[2], k->status[3], k->status[4], k->status[0]);
         printf("               values %" PRIu64 " (verified %" PRIu64 ", wrong %" PRIu64
-               "), bad shape %" PRIu64 ", malformed %" PRIu64 ", rows acked %" PRIu64 "\n",
-               k->values, k->verified, k->wrong, k->bad_shape, k->malformed, k->rows_acked);
+               "), bad shape %" PRIu64 ", unknown columns %" PRIu64 ", malformed %" PRIu64
+               ", rows acked %" PRIu64 "\n",
+               k->values, k->verified, k->wrong, k->bad_shape, k->unknown, k->malformed,
+               k->rows_acked);
         printf("  verdict      %s\n",
                r->failed == 0 && wire_check_problems(k) == 0 && r->ok > 0 ? "PASS" : "FAIL");
     }
@@ -324,11 +329,11 @@ static void report_json(const opts_t *o, const lg_result_t *r, size_t per_call)
         printf(",\"check\":{\"responses\":%" PRIu64 ",\"present\":%" PRIu64
                ",\"null_value\":%" PRIu64 ",\"not_found\":%" PRIu64 ",\"outside_max_age\":%" PRIu64
                ",\"invalid\":%" PRIu64 ",\"values\":%" PRIu64 ",\"verified\":%" PRIu64
-               ",\"wrong\":%" PRIu64 ",\"bad_shape\":%" PRIu64 ",\"malformed\":%" PRIu64
-               ",\"rows_acked\":%" PRIu64 ",\"problems\":%" PRIu64 "}",
+               ",\"wrong\":%" PRIu64 ",\"bad_shape\":%" PRIu64 ",\"unknown_columns\":%" PRIu64
+               ",\"malformed\":%" PRIu64 ",\"rows_acked\":%" PRIu64 ",\"problems\":%" PRIu64 "}",
                k->responses, k->status[1], k->status[2], k->status[3], k->status[4], k->status[0],
-               k->values, k->verified, k->wrong, k->bad_shape, k->malformed, k->rows_acked,
-               wire_check_problems(k));
+               k->values, k->verified, k->wrong, k->bad_shape, k->unknown, k->malformed,
+               k->rows_acked, wire_check_problems(k));
     }
     printf("}\n");
 }

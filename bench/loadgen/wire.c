@@ -302,6 +302,7 @@ void wire_check_merge(wire_check_t *dst, const wire_check_t *src)
     dst->verified += src->verified;
     dst->wrong += src->wrong;
     dst->bad_shape += src->bad_shape;
+    dst->unknown += src->unknown;
     dst->malformed += src->malformed;
     dst->rows_acked += src->rows_acked;
 }
@@ -309,7 +310,7 @@ void wire_check_merge(wire_check_t *dst, const wire_check_t *src)
 uint64_t wire_check_problems(const wire_check_t *c)
 {
     return c->status[0] + c->status[2] + c->status[3] + c->status[4] + c->wrong + c->bad_shape +
-           c->malformed;
+           c->unknown + c->malformed;
 }
 
 #define MAX_COLUMNS 4096
@@ -408,6 +409,10 @@ static void check_column(const column_t *col, const int64_t *ids, size_t n, cons
 {
     uint32_t view = 0, feat = 0;
     col_kind_t kind = verify ? classify(col, join_key, &view, &feat) : COL_UNKNOWN;
+    /* A column --verify cannot place would otherwise be neither verified nor a problem: a
+     * renamed column, or names the check does not parse, would pass having compared nothing. */
+    if (verify && kind == COL_UNKNOWN)
+        c->unknown++;
     rd_t r = col->vec;
     size_t n_values = 0, n_status = 0;
     uint32_t field, wt;
@@ -536,6 +541,8 @@ static void check_tensor(const uint8_t *name, size_t name_len, rd_t t, const int
     column_t col = {.name = name, .name_len = name_len};
     uint32_t view = 0, feat = 0;
     bool known = verify && classify(&col, "", &view, &feat) == COL_FEATURE;
+    if (verify && !known)
+        c->unknown++;
     size_t count = 0;
     uint32_t field, wt;
     while (rd_tag(&t, &field, &wt)) {

@@ -79,19 +79,24 @@ typedef struct wire_check {
     uint64_t verified;   /* values compared with the generated dataset and equal */
     uint64_t wrong;      /* values compared and different */
     uint64_t bad_shape;  /* a column with the wrong length, or too few columns */
+    uint64_t unknown;    /* --verify: columns or tensors whose name says nothing to compare
+                            with (neither a generated feature nor the join key) */
     uint64_t malformed;  /* bytes that do not parse */
     uint64_t rows_acked; /* WriteFeatures: rows_written + rows_stale */
 } wire_check_t;
 
 void wire_check_merge(wire_check_t *dst, const wire_check_t *src);
-/* Returns: the number of problems: non-PRESENT statuses, wrong values, bad shapes, malformed. */
+/* Returns: the number of problems: non-PRESENT statuses, wrong values, bad shapes, unknown
+ * columns, malformed. */
 uint64_t wire_check_problems(const wire_check_t *c);
 
 /*
  * Checks one GetOnlineFeaturesResponse for a request of n entities ids[0..n) asking for
  * n_features features: every column has n values and n statuses, and at least n_features
  * columns came back. With verify, columns named "v<V>__f<F>" (or "v<V>:f<F>") are compared with
- * the generated dataset; a join-key column named join_key is compared with ids.
+ * the generated dataset; a join-key column named join_key is compared with ids; a column with
+ * any other name (a renamed feature, short feature names) counts in `unknown`, so that a check
+ * cannot pass having verified nothing.
  */
 void wire_check_get(const uint8_t *buf, size_t len, const int64_t *ids, size_t n, size_t n_features,
                     const char *join_key, bool verify, wire_check_t *c);
@@ -99,7 +104,8 @@ void wire_check_get(const uint8_t *buf, size_t len, const int64_t *ids, size_t n
 /*
  * Checks one PredictResponse for n entities ids[0..n) of a features-only binding of n_features
  * features: at least n_features output tensors, each holding n values. With verify, tensors named
- * "v<V>__f<F>" are compared with the generated dataset. A Predict response has no field status:
+ * "v<V>__f<F>" are compared with the generated dataset and any other tensor counts in `unknown`.
+ * A Predict response has no field status:
  * a missing value is either an error status (on_missing: error) or a zero, which --verify
  * catches.
  */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/bench/smoke.sh - a few seconds of fstore-bench against a real `fstore serve`.
 # Keeps the benchmark instrument working: asserts zero errors, every value PRESENT and equal to
-# the generated dataset, every written row acknowledged. Never asserts on speed.
+# the generated dataset (every value seen verified), every written row acknowledged. Never
+# asserts on speed.
 # Usage: smoke.sh FSTORE FSTORE_BENCH   (exit 77 = skipped: the binary has no serve command yet)
 set -euo pipefail
 fstore=$1
@@ -71,9 +72,22 @@ for v in $grpc_views; do
 done
 
 status=0
+# run ARGS...: one checked run, its JSON in $dir/last.json. A --verify run must also have compared
+# every value it saw (verified == values > 0): a check that verified nothing must not pass.
 run() {
   echo "+ fstore-bench run $*"
-  "$bench" run --target 127.0.0.1:$port "$@" || status=1
+  "$bench" run --target 127.0.0.1:$port --json "$@" >"$dir/last.json" || status=1
+  cat "$dir/last.json"
+  case " $* " in
+    *" --verify "*)
+      /usr/bin/python3 - "$dir/last.json" <<'PY' || status=1
+import json, sys
+c = json.load(open(sys.argv[1]))["check"]
+if not (c["values"] > 0 and c["verified"] == c["values"]):
+    sys.exit("bench_smoke: --verify compared %d of %d values" % (c["verified"], c["values"]))
+PY
+      ;;
+  esac
 }
 run --label smoke-health --scenario health -c 2 -m 2 -d 1 -w 0.2 --check
 run --label smoke-get-1x20 --scenario get --views 2 --features-per-view 10 --entities 1 \

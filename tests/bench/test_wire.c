@@ -5,14 +5,15 @@
 
 #include "bench/loadgen/wire_int.h"
 
-/* A GetOnlineFeaturesResponse for ids with one column per (view, feature) and statuses. */
-static void build_response(wbuf_t *out, const int64_t *ids, size_t n, uint32_t n_feat, int status,
-                           int64_t corrupt_id)
+/* A GetOnlineFeaturesResponse for ids with one column per (view, feature) and statuses; columns
+ * are named prefix + the feature number ("v3__f" + "0"). */
+static void build_named_response(wbuf_t *out, const char *prefix, const int64_t *ids, size_t n,
+                                 uint32_t n_feat, int status, int64_t corrupt_id)
 {
     wbuf_t meta = {0}, names = {0}, vec = {0}, st = {0};
     for (uint32_t f = 0; f < n_feat; f++) {
         char name[32];
-        snprintf(name, sizeof name, "v3__f%u", f);
+        snprintf(name, sizeof name, "%s%u", prefix, f);
         wbuf_bytes(&names, 1, name, strlen(name));
     }
     wbuf_bytes(&meta, 1, names.data, names.len);
@@ -33,6 +34,12 @@ static void build_response(wbuf_t *out, const int64_t *ids, size_t n, uint32_t n
     wbuf_free(&names);
     wbuf_free(&vec);
     wbuf_free(&st);
+}
+
+static void build_response(wbuf_t *out, const int64_t *ids, size_t n, uint32_t n_feat, int status,
+                           int64_t corrupt_id)
+{
+    build_named_response(out, "v3__f", ids, n, n_feat, status, corrupt_id);
 }
 
 Test(wire, generated_values_round_trip_through_the_check)
@@ -72,6 +79,35 @@ Test(wire, not_found_and_missing_columns_are_problems)
     cr_assert_eq(c.status[3], 3);
     cr_assert_eq(c.bad_shape, 1, "5 features asked, 3 columns returned");
     wbuf_free(&resp);
+}
+
+Test(wire, verify_counts_a_column_it_cannot_place_as_a_problem)
+{
+    /* Right values under names the check does not know: nothing can be verified, and a check
+     * that compared nothing must not pass. */
+    int64_t ids[] = {4, 8};
+    wbuf_t resp = {0};
+    build_named_response(&resp, "v3__renamed", ids, 2, 3, 1, -1);
+    wire_check_t c = {0};
+    wire_check_get(resp.data, resp.len, ids, 2, 3, "id", true, &c);
+    cr_assert_eq(c.values, 6);
+    cr_assert_eq(c.verified, 0);
+    cr_assert_eq(c.unknown, 3, "one per column");
+    cr_assert_eq(wire_check_problems(&c), 3);
+
+    /* Without --verify names do not matter. */
+    wire_check_t plain = {0};
+    wire_check_get(resp.data, resp.len, ids, 2, 3, "id", false, &plain);
+    cr_assert_eq(wire_check_problems(&plain), 0);
+    wbuf_free(&resp);
+}
+
+Test(wire, merged_checks_keep_unknown_columns)
+{
+    wire_check_t a = {.unknown = 2}, b = {.unknown = 3};
+    wire_check_merge(&a, &b);
+    cr_assert_eq(a.unknown, 5);
+    cr_assert_eq(wire_check_problems(&a), 5);
 }
 
 Test(wire, truncated_response_is_malformed)
@@ -127,13 +163,15 @@ Test(wire, predict_request_has_the_expected_bytes)
     wbuf_free(&req);
 }
 
-/* A PredictResponse with tensors v2__f0 (INT64) and v2__f1 (DOUBLE) for ids. */
-static void build_predict_response(wbuf_t *out, const int64_t *ids, size_t n, int64_t corrupt_id)
+/* A PredictResponse with tensors prefix + "0" (INT64 values of v2:f0) and prefix + "1" (DOUBLE,
+ * v2:f1). */
+static void build_named_predict_response(wbuf_t *out, const char *prefix, const int64_t *ids,
+                                         size_t n, int64_t corrupt_id)
 {
     for (uint32_t f = 0; f < 2; f++) {
         wbuf_t entry = {0}, tensor = {0}, vals = {0};
-        char name[16];
-        snprintf(name, sizeof name, "v2__f%u", f);
+        char name[32];
+        snprintf(name, sizeof name, "%s%u", prefix, f);
         for (size_t i = 0; i < n; i++) {
             int64_t id = ids[i] == corrupt_id ? ids[i] + 1 : ids[i];
             if (f == 0) {
@@ -151,6 +189,12 @@ static void build_predict_response(wbuf_t *out, const int64_t *ids, size_t n, in
         wbuf_free(&tensor);
         wbuf_free(&vals);
     }
+}
+
+/* The same with tensors v2__f0 and v2__f1. */
+static void build_predict_response(wbuf_t *out, const int64_t *ids, size_t n, int64_t corrupt_id)
+{
+    build_named_predict_response(out, "v2__f", ids, n, corrupt_id);
 }
 
 Test(wire, predict_response_values_are_verified)
@@ -171,4 +215,18 @@ Test(wire, predict_response_values_are_verified)
     cr_assert_eq(c2.wrong, 2);
     cr_assert_eq(c2.bad_shape, 1, "3 outputs expected, 2 returned");
     wbuf_free(&bad);
+}
+
+Test(wire, predict_verify_counts_a_tensor_it_cannot_place_as_a_problem)
+{
+    int64_t ids[] = {3, 4};
+    wbuf_t resp = {0};
+    build_named_predict_response(&resp, "output_", ids, 2, -1);
+    wire_check_t c = {0};
+    wire_check_predict(resp.data, resp.len, ids, 2, 2, true, &c);
+    cr_assert_eq(c.values, 4);
+    cr_assert_eq(c.verified, 0);
+    cr_assert_eq(c.unknown, 2);
+    cr_assert_gt(wire_check_problems(&c), 0);
+    wbuf_free(&resp);
 }
