@@ -107,6 +107,12 @@ const char *lg_status_name(int code)
     return code >= 0 && code <= 16 ? names[code] : "OTHER";
 }
 
+bool lg_result_passed(const lg_result_t *res)
+{
+    return res->ok > 0 && res->failed == 0 && res->warmup_failed == 0 &&
+           wire_check_problems(&res->check) == 0;
+}
+
 /* Starts one call on slot s, measured from t_sched. Returns: 0, or -EIO when gRPC refused. */
 static int start_call(group_t *g, slot_t *s, uint64_t t_sched)
 {
@@ -159,45 +165,68 @@ static int start_call(group_t *g, slot_t *s, uint64_t t_sched)
     return 0;
 }
 
+/* Keeps the first error's status and details in buf (left alone once set). */
+static void note_error(char *buf, size_t cap, int code, grpc_slice details)
+{
+    if (buf[0] != '\0')
+        return;
+    char *d = grpc_slice_to_c_string(details);
+    snprintf(buf, cap, "%s: %s", lg_status_name(code), d);
+    gpr_free(d);
+}
+
+/* Decodes the response of an OK call for cfg->check. */
+static void check_call(group_t *g, const slot_t *s)
+{
+    const lg_config_t *cfg = g->cfg;
+    if (s->recv == NULL) {
+        g->res.check.responses++;
+        g->res.check.malformed++;
+        return;
+    }
+    grpc_byte_buffer_reader rd;
+    if (grpc_byte_buffer_reader_init(&rd, s->recv)) {
+        grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
+        cfg->check(cfg->check_ctx, s->pool_index, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
+                   &g->res.check);
+        grpc_slice_unref(all);
+    }
+}
+
 /* Accounts for a completed call and releases what it held. */
 static void finish_call(group_t *g, slot_t *s, bool success)
 {
     uint64_t now = mono_ns();
     const lg_config_t *cfg = g->cfg;
+    lg_result_t *r = &g->res;
     int code = success ? (int)s->status : LG_MAX_STATUS;
     if (code < 0 || code > LG_MAX_STATUS)
         code = LG_MAX_STATUS;
-    if (s->measured) {
-        g->res.status[code]++;
+    if (!s->measured) {
+        if (code == GRPC_STATUS_OK) {
+            r->warmup_ok++;
+        } else {
+            r->warmup_failed++;
+            r->warmup_status[code]++;
+            note_error(r->warmup_first_error, sizeof r->warmup_first_error, code, s->details);
+        }
+    } else {
+        r->status[code]++;
         if (now > g->last_done)
             g->last_done = now;
+        /* Failed calls are in the latency too: leaving out the calls that timed out would make
+         * a stalling server look faster. */
+        hist_record(&r->latency, now - s->t_sched);
         if (code == GRPC_STATUS_OK) {
-            g->res.ok++;
-            hist_record(&g->res.latency, now - s->t_sched);
+            r->ok++;
+            hist_record(&r->latency_ok, now - s->t_sched);
             if (cfg->check != NULL &&
-                (cfg->check_every <= 1 || g->check_seq++ % cfg->check_every == 0)) {
-                if (s->recv == NULL) {
-                    g->res.check.responses++;
-                    g->res.check.malformed++;
-                } else {
-                    grpc_byte_buffer_reader rd;
-                    if (grpc_byte_buffer_reader_init(&rd, s->recv)) {
-                        grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-                        grpc_byte_buffer_reader_destroy(&rd);
-                        cfg->check(cfg->check_ctx, s->pool_index, GRPC_SLICE_START_PTR(all),
-                                   GRPC_SLICE_LENGTH(all), &g->res.check);
-                        grpc_slice_unref(all);
-                    }
-                }
-            }
+                (cfg->check_every <= 1 || g->check_seq++ % cfg->check_every == 0))
+                check_call(g, s);
         } else {
-            g->res.failed++;
-            if (g->res.first_error[0] == '\0') {
-                char *d = grpc_slice_to_c_string(s->details);
-                snprintf(g->res.first_error, sizeof g->res.first_error, "%s: %s",
-                         lg_status_name(code), d);
-                gpr_free(d);
-            }
+            r->failed++;
+            note_error(r->first_error, sizeof r->first_error, code, s->details);
         }
     }
     if (s->recv != NULL)
@@ -390,6 +419,7 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     hist_reset(&g->res.latency);
+    hist_reset(&g->res.latency_ok);
     hist_reset(&g->res.send_lag);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     g->chans = calloc(n_chans, sizeof *g->chans);
@@ -546,20 +576,29 @@ int lg_run(const lg_config_t *cfg, lg_result_t *res)
     memset(res, 0, sizeof *res);
     res->client_cpu_s = cpu_end - cpu_start;
     hist_reset(&res->latency);
+    hist_reset(&res->latency_ok);
     hist_reset(&res->send_lag);
     res->rate_target = cfg->rate;
     uint64_t first = UINT64_MAX, last = 0;
     for (size_t i = 0; i < n_groups; i++) {
         group_t *g = &groups[i];
         hist_merge(&res->latency, &g->res.latency);
+        hist_merge(&res->latency_ok, &g->res.latency_ok);
         hist_merge(&res->send_lag, &g->res.send_lag);
         res->ok += g->res.ok;
         res->failed += g->res.failed;
-        for (int k = 0; k <= LG_MAX_STATUS; k++)
+        res->warmup_ok += g->res.warmup_ok;
+        res->warmup_failed += g->res.warmup_failed;
+        for (int k = 0; k <= LG_MAX_STATUS; k++) {
             res->status[k] += g->res.status[k];
+            res->warmup_status[k] += g->res.warmup_status[k];
+        }
         wire_check_merge(&res->check, &g->res.check);
         if (res->first_error[0] == '\0' && g->res.first_error[0] != '\0')
             memcpy(res->first_error, g->res.first_error, sizeof res->first_error);
+        if (res->warmup_first_error[0] == '\0' && g->res.warmup_first_error[0] != '\0')
+            memcpy(res->warmup_first_error, g->res.warmup_first_error,
+                   sizeof res->warmup_first_error);
         if (g->first_sched != 0 && g->first_sched < first)
             first = g->first_sched;
         if (g->last_done > last)

@@ -59,11 +59,20 @@ typedef struct lg_config {
 } lg_config_t;
 
 typedef struct lg_result {
-    hist_t latency;  /* measured calls that completed with OK */
-    hist_t send_lag; /* open loop: actual send - scheduled send (the generator's own delay) */
-    uint64_t ok;     /* measured calls with status OK */
-    uint64_t failed; /* measured calls with another status */
+    /* Every measured call that completed, whatever its status, from its start (closed loop) or
+     * its scheduled send time (open loop): a call that fails, DEADLINE_EXCEEDED after --timeout
+     * included, can only make these figures worse, never better. */
+    hist_t latency;
+    hist_t latency_ok; /* the same for the calls that completed with OK alone */
+    hist_t send_lag;   /* open loop: actual send - scheduled send (the generator's own delay) */
+    uint64_t ok;       /* measured calls with status OK */
+    uint64_t failed;   /* measured calls with another status */
     uint64_t status[LG_MAX_STATUS + 1]; /* by grpc_status_code; the last slot is "other" */
+    /* Warm-up calls are not measured but their statuses are counted, so that errors before the
+     * measured phase are seen too. */
+    uint64_t warmup_ok, warmup_failed;
+    uint64_t warmup_status[LG_MAX_STATUS + 1];
+    char warmup_first_error[256];
     double elapsed_s; /* measured phase: first scheduled start to last completion */
     double rate_target;
     double client_cpu_s; /* this process's CPU (all threads) from the measured phase's start to
@@ -77,6 +86,12 @@ typedef struct lg_result {
  * Returns: 0; -EINVAL (bad configuration); -ENOMEM; -EIO (a channel or thread could not start).
  */
 int lg_run(const lg_config_t *cfg, lg_result_t *res);
+
+/*
+ * The verdict of a checked run. Returns: true when measured calls completed OK, no call failed
+ * (measured or warm-up) and the response checks found no problem.
+ */
+bool lg_result_passed(const lg_result_t *res);
 
 /* Returns: the gRPC status code's name ("OK", "UNAVAILABLE"), "OTHER" for an unknown code. */
 const char *lg_status_name(int code);

@@ -84,7 +84,8 @@ static void usage(FILE *f)
         "      --max-outstanding N  open loop: calls outstanding at most (default 10000)\n"
         "  -d, --duration S      measured seconds (default 10)\n"
         "  -n, --calls N         measured calls instead of a duration\n"
-        "  -w, --warmup S        seconds of unmeasured load first (default 1)\n"
+        "  -w, --warmup S        seconds of unmeasured load first (default 1); its calls'\n"
+        "                        statuses are counted apart (warm-up ok/failed)\n"
         "      --timeout S       per-call deadline (default 10)\n"
         "      --sched-slice-us N  the generator's threads ask Linux 6.12+ for an N us CPU\n"
         "                        slice, as fstore serve --sched-slice-us (default 0: kernel's)\n\n"
@@ -116,7 +117,8 @@ static void usage(FILE *f)
         "      --seed N          key sequence seed (default 1)\n\n"
         "Output:\n"
         "      --check           decode every response: count non-PRESENT statuses, bad shapes,\n"
-        "                        unacknowledged rows; exit 1 on any error or problem\n"
+        "                        unacknowledged rows; exit 1 on any error (warm-up errors\n"
+        "                        included) or problem\n"
         "      --verify          with --check, compare every value with the generated dataset;\n"
         "                        a column or tensor whose name is neither a generated feature\n"
         "                        (v<V>__f<F>, so full feature names) nor the join key is a\n"
@@ -124,7 +126,9 @@ static void usage(FILE *f)
         "      --check-every N   --check one response in N (decoding a wide response costs the\n"
         "                        client about as much as receiving it; errors are still all\n"
         "                        counted)\n"
-        "      --json            one JSON object instead of text\n"
+        "      --json            one JSON object instead of text. Latency (\"all\") counts\n"
+        "                        every completed measured call, failed ones included, so\n"
+        "                        errors can only make it worse; \"ok\" the OK calls alone\n"
         "      --label TEXT      a name carried into the output\n"
         "  -v, --verbose\n");
 }
@@ -210,6 +214,26 @@ static void print_ms(FILE *f, const char *name, uint64_t ns)
     fprintf(f, "  %s %.3f", name, (double)ns / 1e6);
 }
 
+static void print_latency(const char *title, const hist_t *h)
+{
+    printf("  %s", title);
+    print_ms(stdout, "p50", hist_percentile(h, 50));
+    print_ms(stdout, "p90", hist_percentile(h, 90));
+    print_ms(stdout, "p99", hist_percentile(h, 99));
+    print_ms(stdout, "p99.9", hist_percentile(h, 99.9));
+    print_ms(stdout, "max", h->max_ns);
+    printf("  mean %.3f\n", hist_mean(h) / 1e6);
+}
+
+/* The failed statuses among counts, as " NAME count" pairs. */
+static void print_statuses(const uint64_t *counts)
+{
+    for (int k = 1; k <= LG_MAX_STATUS; k++) {
+        if (counts[k] > 0)
+            printf(" %s %" PRIu64, lg_status_name(k), counts[k]);
+    }
+}
+
 static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
 {
     const lg_config_t *c = &o->lg;
@@ -222,25 +246,27 @@ static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
     else
         printf("  load         %zu connection(s) x %zu in flight, %zu thread(s)\n", c->connections,
                c->inflight, c->threads);
-    printf("  calls        %" PRIu64 " ok, %" PRIu64 " failed in %.2f s (warm-up %.1f s)\n", r->ok,
-           r->failed, r->elapsed_s, c->warmup_s);
+    printf("  calls        %" PRIu64 " ok, %" PRIu64 " failed in %.2f s\n", r->ok, r->failed,
+           r->elapsed_s);
     if (r->failed > 0) {
         printf("  errors      ");
-        for (int k = 1; k <= LG_MAX_STATUS; k++) {
-            if (r->status[k] > 0)
-                printf(" %s %" PRIu64, lg_status_name(k), r->status[k]);
-        }
+        print_statuses(r->status);
         printf("\n  first error  %s\n", r->first_error);
+    }
+    printf("  warm-up      %" PRIu64 " ok, %" PRIu64 " failed in %.1f s (not measured)\n",
+           r->warmup_ok, r->warmup_failed, c->warmup_s);
+    if (r->warmup_failed > 0) {
+        printf("  warm-up err ");
+        print_statuses(r->warmup_status);
+        printf("\n  first error  %s\n", r->warmup_first_error);
     }
     printf("  throughput   %.1f calls/s, %.1f rows/s (%zu per call)\n", rps, rps * (double)per_call,
            per_call);
-    printf("  latency ms  ");
-    print_ms(stdout, "p50", hist_percentile(&r->latency, 50));
-    print_ms(stdout, "p90", hist_percentile(&r->latency, 90));
-    print_ms(stdout, "p99", hist_percentile(&r->latency, 99));
-    print_ms(stdout, "p99.9", hist_percentile(&r->latency, 99.9));
-    print_ms(stdout, "max", r->latency.max_ns);
-    printf("  mean %.3f\n", hist_mean(&r->latency) / 1e6);
+    print_latency("latency ms  ", &r->latency);
+    if (r->failed > 0) {
+        printf("               (every completed call, failed ones included)\n");
+        print_latency("ok calls ms ", &r->latency_ok);
+    }
     printf("  client cpu   %.1f us per call (user + system, all of the generator's threads)\n",
            client_cpu_us);
     if (c->rate > 0) {
@@ -264,8 +290,7 @@ static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
                ", rows acked %" PRIu64 "\n",
                k->values, k->verified, k->wrong, k->bad_shape, k->unknown, k->malformed,
                k->rows_acked);
-        printf("  verdict      %s\n",
-               r->failed == 0 && wire_check_problems(k) == 0 && r->ok > 0 ? "PASS" : "FAIL");
+        printf("  verdict      %s\n", lg_result_passed(r) ? "PASS" : "FAIL");
     }
 }
 
@@ -294,6 +319,20 @@ static void json_latency(const char *name, const hist_t *h)
            h->total ? (double)h->min_ns / 1e3 : 0.0);
 }
 
+/* {"NAME":count,...} of the failed statuses among counts. */
+static void json_statuses(const uint64_t *counts)
+{
+    bool first = true;
+    putchar('{');
+    for (int k = 1; k <= LG_MAX_STATUS; k++) {
+        if (counts[k] > 0) {
+            printf("%s\"%s\":%" PRIu64, first ? "" : ",", lg_status_name(k), counts[k]);
+            first = false;
+        }
+    }
+    putchar('}');
+}
+
 static void report_json(const opts_t *o, const lg_result_t *r, size_t per_call)
 {
     const lg_config_t *c = &o->lg;
@@ -310,18 +349,20 @@ static void report_json(const opts_t *o, const lg_result_t *r, size_t per_call)
            c->rate > 0 ? "open" : "closed", c->connections, c->inflight, c->threads, c->rate,
            c->warmup_s, r->elapsed_s, per_call, r->ok, r->failed, rps, rps * (double)per_call);
     printf("\"client_cpu_us_per_call\":%.2f,", client_cpu_us);
-    printf("\"errors\":{");
-    bool first = true;
-    for (int k = 1; k <= LG_MAX_STATUS; k++) {
-        if (r->status[k] > 0) {
-            printf("%s\"%s\":%" PRIu64, first ? "" : ",", lg_status_name(k), r->status[k]);
-            first = false;
-        }
-    }
-    printf("},\"first_error\":");
+    printf("\"errors\":");
+    json_statuses(r->status);
+    printf(",\"first_error\":");
     json_string(r->first_error);
+    printf(",\"warmup_ok\":%" PRIu64 ",\"warmup_failed\":%" PRIu64 ",\"warmup_errors\":",
+           r->warmup_ok, r->warmup_failed);
+    json_statuses(r->warmup_status);
+    printf(",\"warmup_first_error\":");
+    json_string(r->warmup_first_error);
+    /* "all" holds every completed measured call, failed ones included; "ok" the OK ones. */
     printf(",\"latency_us\":{");
     json_latency("all", &r->latency);
+    printf(",");
+    json_latency("ok", &r->latency_ok);
     printf("},");
     json_latency("send_lag_us", &r->send_lag);
     if (o->check) {
@@ -743,8 +784,7 @@ int bench__cmd_run(int argc, char **argv)
         else
             report_text(&o, res, per_call);
         fflush(stdout);
-        bool bad = res->failed > 0 || res->ok == 0 || wire_check_problems(&res->check) > 0;
-        rc = o.check && bad ? 1 : 0;
+        rc = o.check && !lg_result_passed(res) ? 1 : 0;
     }
     free(res);
     grpc_shutdown();

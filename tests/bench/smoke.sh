@@ -99,6 +99,35 @@ run --label smoke-get-open --scenario get --views 2 --features-per-view 10 --ent
 run --label smoke-write --scenario write --view w0 --rows 100 --keys $rows -c 2 -m 2 -d 1 -w 0 \
   --check --pool 64
 
+# Failed calls count: a method the server does not have fails every call (UNIMPLEMENTED), in the
+# warm-up and in the measured phase. Every failed measured call must be in the latency histogram
+# ("all"; "ok" has none), the warm-up's failures must be reported, and --check must exit 1.
+echo "+ fstore-bench run --scenario raw --method /fstore.v1.NoSuchService/Nothing (must fail)"
+if "$bench" run --target 127.0.0.1:$port --scenario raw --method /fstore.v1.NoSuchService/Nothing \
+    -n 20 -w 0.2 --check --json >"$dir/failing.json"; then
+  echo "bench_smoke: --check passed a run whose calls all failed"
+  status=1
+fi
+cat "$dir/failing.json"
+/usr/bin/python3 - "$dir/failing.json" <<'PY' || status=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = r["latency_us"]
+problems = []
+if not (r["failed"] == 20 and r["ok"] == 0):
+    problems.append("expected 20 failed calls, got %d failed, %d ok" % (r["failed"], r["ok"]))
+if lat["all"]["count"] != r["ok"] + r["failed"]:
+    problems.append("latency all has %d calls, not ok + failed = %d"
+                    % (lat["all"]["count"], r["ok"] + r["failed"]))
+if lat["ok"]["count"] != r["ok"]:
+    problems.append("latency ok has %d calls, not %d" % (lat["ok"]["count"], r["ok"]))
+if not (r["warmup_failed"] > 0 and r["warmup_errors"].get("UNIMPLEMENTED") == r["warmup_failed"]):
+    problems.append("warm-up failures not reported: %r, %r"
+                    % (r.get("warmup_failed"), r.get("warmup_errors")))
+if problems:
+    sys.exit("bench_smoke: " + "; ".join(problems))
+PY
+
 # Predict (features only, binding m1 over s1) once the server has it: a probe with an empty
 # request gets UNIMPLEMENTED (or no answer) from a server without it.
 probe=$("$bench" run --target 127.0.0.1:$port --scenario raw \
