@@ -8,10 +8,10 @@
 
 /*
  * The load generator encodes its few request shapes by hand rather than through protobuf-c: the
- * messages are built once into a pool before the run, and response checks walk the bytes without
- * allocating, so the generator stays cheap on a machine it shares with the server. Field numbers
- * follow protos/feast/serving/ServingService.proto, protos/feast/types/Value.proto and
- * protos/fstore/v1/fstore.proto.
+ * fixed parts of a request are encoded once (a template) and each call adds only its ids, and
+ * response checks walk the bytes without allocating, so the generator stays cheap on a machine it
+ * shares with the server. Field numbers follow protos/feast/serving/ServingService.proto,
+ * protos/feast/types/Value.proto and protos/fstore/v1/fstore.proto.
  */
 
 /* A growable byte buffer. */
@@ -67,6 +67,37 @@ int wire_write_request(const char *view_name, uint32_t view_index, const char *j
  */
 int wire_predict_request(const char *model, const char *input, const int64_t *ids, size_t n,
                          wbuf_t *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Per-call requests                                                                           */
+
+/*
+ * One request shape whose only varying part is its n entity ids. The template holds everything
+ * else pre-encoded (the feature list or service, the model spec and tensor shape, the view and
+ * feature names), so encoding one call costs a few varints per id (for writes, also one
+ * generated value per id and feature): cheap enough to draw fresh ids for every call.
+ * wire_tmpl_encode() writes exactly the bytes that wire_get_request(), wire_predict_request() or
+ * wire_write_request() would write for the same ids.
+ */
+typedef struct wire_tmpl wire_tmpl_t;
+
+/*
+ * Create the template of a GetOnlineFeatures, Predict or WriteFeatures request for n ids, with
+ * the other arguments of the matching wire_*_request(). Returns: 0, -EINVAL (n == 0), -ENOMEM.
+ * Ownership: *out is the caller's, released with wire_tmpl_free(); the arguments are copied.
+ */
+int wire_tmpl_get(const wire_get_spec_t *spec, size_t n, wire_tmpl_t **out);
+int wire_tmpl_predict(const char *model, const char *input, size_t n, wire_tmpl_t **out);
+int wire_tmpl_write(const char *view_name, uint32_t view_index, const char *join_key,
+                    uint32_t n_features, size_t n, int64_t event_s, wire_tmpl_t **out);
+/* Accepts NULL. */
+void wire_tmpl_free(wire_tmpl_t *t);
+
+/*
+ * Appends the request for ids[0..n) (n as created) to out. Returns: 0, -ENOMEM.
+ * Thread safety: t is only read; any number of threads may encode with one template.
+ */
+int wire_tmpl_encode(const wire_tmpl_t *t, const int64_t *ids, wbuf_t *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Response checks                                                                             */

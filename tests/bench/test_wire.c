@@ -1,5 +1,6 @@
 /* tests/bench/test_wire.c - the load generator's hand-built requests and response checks. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -229,4 +230,106 @@ Test(wire, predict_verify_counts_a_tensor_it_cannot_place_as_a_problem)
     cr_assert_eq(c.unknown, 2);
     cr_assert_gt(wire_check_problems(&c), 0);
     wbuf_free(&resp);
+}
+
+/* Ids of every varint length: 0, small, a 2-byte one, large, negative (10 bytes), random. */
+static void fill_ids(int64_t *ids, size_t n, uint64_t seed)
+{
+    static const int64_t edge[] = {0, 1, 127, 128, 300, 999999, INT64_MAX / 1000, -1, -1000};
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ids[i] = i < sizeof edge / sizeof edge[0] ? edge[i] : (int64_t)(x % 5000000);
+    }
+}
+
+/* Encodes ids with the template (after bytes already in the buffer) and compares with want. */
+static void assert_tmpl_matches(const wire_tmpl_t *t, const int64_t *ids, const wbuf_t *want)
+{
+    wbuf_t got = {0};
+    wbuf_raw(&got, "xy", 2); /* wire_tmpl_encode appends */
+    cr_assert_eq(wire_tmpl_encode(t, ids, &got), 0);
+    cr_assert_eq(got.len, want->len + 2, "template %zu bytes, reference %zu", got.len - 2,
+                 want->len);
+    cr_assert_arr_eq(got.data + 2, want->data, want->len);
+    wbuf_free(&got);
+}
+
+Test(wire, get_template_writes_the_reference_bytes_for_any_ids)
+{
+    char *features[] = {"v0:f0", "v0:f1", "v4:f9"};
+    wire_get_spec_t specs[] = {
+        {.features = features, .n_features = 3, .join_key = "id", .full_feature_names = true},
+        {.features = features, .n_features = 1, .join_key = "id"},
+        {.feature_service = "s1", .join_key = "user_id", .full_feature_names = true},
+    };
+    size_t sizes[] = {1, 10, 100, 300};
+    int64_t ids[300];
+    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            wire_tmpl_t *t = NULL;
+            cr_assert_eq(wire_tmpl_get(&specs[s], sizes[k], &t), 0);
+            for (uint64_t seed = 1; seed <= 20; seed++) {
+                fill_ids(ids, sizes[k], seed);
+                wbuf_t want = {0};
+                cr_assert_eq(wire_get_request(&specs[s], ids, sizes[k], &want), 0);
+                assert_tmpl_matches(t, ids, &want);
+                wbuf_free(&want);
+            }
+            wire_tmpl_free(t);
+        }
+    }
+}
+
+Test(wire, predict_template_writes_the_reference_bytes_for_any_ids)
+{
+    size_t sizes[] = {1, 2, 100, 200};
+    int64_t ids[200];
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        wire_tmpl_t *t = NULL;
+        cr_assert_eq(wire_tmpl_predict("m1", "id", sizes[k], &t), 0);
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+            fill_ids(ids, sizes[k], seed);
+            wbuf_t want = {0};
+            cr_assert_eq(wire_predict_request("m1", "id", ids, sizes[k], &want), 0);
+            assert_tmpl_matches(t, ids, &want);
+            wbuf_free(&want);
+        }
+        wire_tmpl_free(t);
+    }
+}
+
+Test(wire, write_template_writes_the_reference_bytes_for_any_ids)
+{
+    struct {
+        uint32_t view, n_features;
+        size_t n;
+        int64_t event_s;
+    } cases[] = {{0, 10, 100, 0}, {3, 10, 1, 0}, {24, 12, 50, 1700000000}, {7, 0, 5, 0}};
+    int64_t ids[100];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        wire_tmpl_t *t = NULL;
+        cr_assert_eq(wire_tmpl_write("w0", cases[c].view, "id", cases[c].n_features, cases[c].n,
+                                     cases[c].event_s, &t),
+                     0);
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+            fill_ids(ids, cases[c].n, seed);
+            wbuf_t want = {0};
+            cr_assert_eq(wire_write_request("w0", cases[c].view, "id", cases[c].n_features, ids,
+                                            cases[c].n, cases[c].event_s, &want),
+                         0);
+            assert_tmpl_matches(t, ids, &want);
+            wbuf_free(&want);
+        }
+        wire_tmpl_free(t);
+    }
+}
+
+Test(wire, a_template_needs_at_least_one_id)
+{
+    wire_tmpl_t *t = NULL;
+    cr_assert_eq(wire_tmpl_predict("m1", "id", 0, &t), -EINVAL);
+    cr_assert_null(t);
 }
