@@ -34,8 +34,10 @@ typedef struct slot {
     grpc_metadata_array md_init, md_trail;
     grpc_status_code status;
     grpc_slice details;
-    uint64_t t_sched; /* latency is measured from here */
-    size_t pool_index;
+    uint64_t t_sched;   /* latency is measured from here */
+    const int64_t *ids; /* the ids this call asked for (for the check), or NULL */
+    int64_t *own_ids;   /* per-call requests: this slot's ids */
+    wbuf_t req;         /* per-call requests: this slot's encoded request, reused */
     bool measured;
     struct slot *next_free;
 } slot_t;
@@ -51,6 +53,8 @@ struct group {
     slot_t *slots;
     size_t n_slots;
     size_t next_chan, pool_pos;
+    uint64_t rng;                       /* per-call ids; only the thread that starts calls draws */
+    int64_t *id_store;                  /* per-call ids of every slot */
     uint64_t t_start, t_measure, t_end; /* monotonic ns; t_end = UINT64_MAX in calls mode */
     uint64_t quota;                     /* calls mode: measured calls this group starts */
     uint64_t started_measured;
@@ -113,20 +117,60 @@ bool lg_result_passed(const lg_result_t *res)
            wire_check_problems(&res->check) == 0;
 }
 
-/* Starts one call on slot s, measured from t_sched. Returns: 0, or -EIO when gRPC refused. */
+/* xorshift64* (Vigna): cheap, and its high bits are good enough to pick keys uniformly. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* The request of the next call on s: fresh ids encoded with the template, or the next one of
+ * the pool. Returns: 0, -ENOMEM. */
+static int next_request(group_t *g, slot_t *s, grpc_slice *payload)
+{
+    const lg_config_t *cfg = g->cfg;
+    if (cfg->tmpl == NULL) {
+        size_t i = g->pool_pos++ % cfg->pool_n;
+        s->ids = cfg->pool[i].ids;
+        *payload = g->payloads[i];
+        return 0;
+    }
+    for (size_t k = 0; k < cfg->rows_per_call; k++)
+        s->own_ids[k] = cfg->first_key + (int64_t)(next_random(&g->rng) % cfg->keys);
+    s->ids = s->own_ids;
+    s->req.len = 0;
+    if (wire_tmpl_encode(cfg->tmpl, s->own_ids, &s->req) != 0)
+        return -ENOMEM;
+    /* A copy that gRPC owns: the transport may hold a message's bytes after its call completed
+     * (a cancelled call's pending write), when this slot's buffer is already being refilled. */
+    *payload = grpc_slice_from_copied_buffer((const char *)s->req.data, s->req.len);
+    return 0;
+}
+
+/* Starts one call on slot s, measured from t_sched. Returns: 0, -ENOMEM, or -EIO when gRPC
+ * refused. */
 static int start_call(group_t *g, slot_t *s, uint64_t t_sched)
 {
     const lg_config_t *cfg = g->cfg;
     s->t_sched = t_sched;
     s->measured = t_sched >= g->t_measure;
-    s->pool_index = g->pool_pos++ % cfg->pool_n;
+    grpc_slice payload;
+    int rc = next_request(g, s, &payload);
+    if (rc != 0)
+        return rc;
     s->call = grpc_channel_create_registered_call(
         g->chans[s->chan], NULL, GRPC_PROPAGATE_DEFAULTS, g->cq, g->regs[s->chan],
         deadline_in((uint64_t)(cfg->timeout_s * (double)NS_PER_S)), NULL);
-    if (s->call == NULL)
+    if (s->call == NULL) {
+        grpc_slice_unref(payload);
         return -EIO;
-    grpc_slice payload = g->payloads[s->pool_index];
+    }
     s->send = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_slice_unref(payload); /* the byte buffer holds its own reference */
     s->recv = NULL;
     grpc_metadata_array_init(&s->md_init);
     grpc_metadata_array_init(&s->md_trail);
@@ -188,7 +232,7 @@ static void check_call(group_t *g, const slot_t *s)
     if (grpc_byte_buffer_reader_init(&rd, s->recv)) {
         grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
         grpc_byte_buffer_reader_destroy(&rd);
-        cfg->check(cfg->check_ctx, s->pool_index, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
+        cfg->check(cfg->check_ctx, s->ids, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
                    &g->res.check);
         grpc_slice_unref(all);
     }
@@ -402,7 +446,10 @@ static void group_destroy(group_t *g)
     }
     free(g->chans);
     free(g->regs);
+    for (size_t i = 0; g->slots != NULL && i < g->n_slots; i++)
+        wbuf_free(&g->slots[i].req);
     free(g->slots);
+    free(g->id_store);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
 }
@@ -434,6 +481,15 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
     g->slots = calloc(g->n_slots, sizeof *g->slots);
     if (g->cq == NULL || g->chans == NULL || g->regs == NULL || g->slots == NULL)
         return -ENOMEM;
+    if (cfg->tmpl != NULL) {
+        g->id_store = calloc(g->n_slots * cfg->rows_per_call, sizeof *g->id_store);
+        if (g->id_store == NULL)
+            return -ENOMEM;
+        /* One stream per group (the state must not start at 0). */
+        g->rng = (cfg->seed + 1) * 0x9E3779B97F4A7C15ull ^ (id + 1) * 0xBF58476D1CE4E5B9ull;
+        if (g->rng == 0)
+            g->rng = 1;
+    }
 
     /* A local subchannel pool gives every channel its own TCP connection: without it, channels
      * to one target share a subchannel and "N connections" would be one. Retries are off (no
@@ -473,6 +529,8 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
         g->slots[i].g = g;
         g->slots[i].chan = i % n_chans;
         g->slots[i].next_free = i + 1 < g->n_slots ? &g->slots[i + 1] : NULL;
+        if (g->id_store != NULL)
+            g->slots[i].own_ids = g->id_store + i * cfg->rows_per_call;
     }
     g->free_list = &g->slots[0];
     /* Connecting before the clock starts keeps handshakes out of the first calls' latency. A
@@ -489,20 +547,23 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
 
 int lg_run(const lg_config_t *cfg, lg_result_t *res)
 {
-    if (cfg->target == NULL || cfg->method == NULL || cfg->pool_n == 0 || cfg->connections == 0 ||
+    bool per_call = cfg->tmpl != NULL;
+    if (per_call ? cfg->keys == 0 || cfg->rows_per_call == 0 : cfg->pool_n == 0)
+        return -EINVAL;
+    if (cfg->target == NULL || cfg->method == NULL || cfg->connections == 0 ||
         (cfg->rate <= 0 && cfg->inflight == 0) || (cfg->calls == 0 && cfg->duration_s <= 0) ||
         cfg->threads == 0 || cfg->threads > cfg->connections || cfg->timeout_s <= 0)
         return -EINVAL;
     int rc = 0;
     size_t n_groups = cfg->threads;
-    grpc_slice *payloads = calloc(cfg->pool_n, sizeof *payloads);
+    grpc_slice *payloads = calloc(per_call ? 1 : cfg->pool_n, sizeof *payloads);
     group_t *groups = calloc(n_groups, sizeof *groups);
     size_t inited = 0;
     if (payloads == NULL || groups == NULL) {
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < cfg->pool_n; i++)
+    for (size_t i = 0; !per_call && i < cfg->pool_n; i++)
         payloads[i] = grpc_slice_from_static_buffer(cfg->pool[i].data, cfg->pool[i].len);
     for (size_t i = 0; i < n_groups; i++) {
         size_t n = cfg->connections / n_groups + (i < cfg->connections % n_groups ? 1 : 0);

@@ -99,6 +99,28 @@ run --label smoke-get-open --scenario get --views 2 --features-per-view 10 --ent
 run --label smoke-write --scenario write --view w0 --rows 100 --keys $rows -c 2 -m 2 -d 1 -w 0 \
   --check --pool 64
 
+# Every call draws fresh ids, even with --pool given (as bench/run.sh does): 200 writes of 10
+# random rows over 2000 ids outside the loaded range must land on about 2000 * (1 - 1/e) = 1264
+# distinct rows, where a pool of 4 requests would write 40. Read them all back and count.
+wfirst=100000
+"$bench" run --target 127.0.0.1:$port --scenario write --view w0 --rows 10 --first-key $wfirst \
+  --keys $rows --pool 4 -n 200 -w 0 -c 1 -m 2 --check >/dev/null ||
+  { echo "bench_smoke: random writes into w0 failed"; status=1; }
+echo "+ fstore-bench run --scenario get --features w0:f0 --sequential (count the rows written)"
+"$bench" run --target 127.0.0.1:$port --scenario get --features w0:f0 --sequential \
+  --first-key $wfirst --keys $rows --pool $rows -n $rows -w 0 -c 1 -m 4 --check --json \
+  >"$dir/readback.json" || true
+/usr/bin/python3 - "$dir/readback.json" <<'PY' || status=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+# One status per id in w0__f0 (the join-key column is PRESENT for every id): the ids never
+# written are NOT_FOUND.
+written = 2000 - r["check"]["not_found"]
+print("bench_smoke: 200 x 10 random writes over 2000 ids wrote %d distinct rows" % written)
+if r["failed"] != 0 or r["check"]["responses"] != 2000 or not 1000 < written < 1500:
+    sys.exit("bench_smoke: expected about 1264 distinct rows (fresh ids every call)")
+PY
+
 # Failed calls count: a method the server does not have fails every call (UNIMPLEMENTED), in the
 # warm-up and in the measured phase. Every failed measured call must be in the latency histogram
 # ("all"; "ok" has none), the warm-up's failures must be reported, and --check must exit 1.
