@@ -34,8 +34,10 @@ typedef struct slot {
     grpc_metadata_array md_init, md_trail;
     grpc_status_code status;
     grpc_slice details;
-    uint64_t t_sched; /* latency is measured from here */
-    size_t pool_index;
+    uint64_t t_sched;   /* latency is measured from here */
+    const int64_t *ids; /* the ids this call asked for (for the check), or NULL */
+    int64_t *own_ids;   /* per-call requests: this slot's ids */
+    wbuf_t req;         /* per-call requests: this slot's encoded request, reused */
     bool measured;
     struct slot *next_free;
 } slot_t;
@@ -51,6 +53,8 @@ struct group {
     slot_t *slots;
     size_t n_slots;
     size_t next_chan, pool_pos;
+    uint64_t rng;                       /* per-call ids; only the thread that starts calls draws */
+    int64_t *id_store;                  /* per-call ids of every slot */
     uint64_t t_start, t_measure, t_end; /* monotonic ns; t_end = UINT64_MAX in calls mode */
     uint64_t quota;                     /* calls mode: measured calls this group starts */
     uint64_t started_measured;
@@ -107,20 +111,66 @@ const char *lg_status_name(int code)
     return code >= 0 && code <= 16 ? names[code] : "OTHER";
 }
 
-/* Starts one call on slot s, measured from t_sched. Returns: 0, or -EIO when gRPC refused. */
+bool lg_result_passed(const lg_result_t *res)
+{
+    return res->ok > 0 && res->failed == 0 && res->warmup_failed == 0 &&
+           wire_check_problems(&res->check) == 0;
+}
+
+/* xorshift64* (Vigna): cheap, and its high bits are good enough to pick keys uniformly. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* The request of the next call on s: fresh ids encoded with the template, or the next one of
+ * the pool. Returns: 0, -ENOMEM. */
+static int next_request(group_t *g, slot_t *s, grpc_slice *payload)
+{
+    const lg_config_t *cfg = g->cfg;
+    if (cfg->tmpl == NULL) {
+        size_t i = g->pool_pos++ % cfg->pool_n;
+        s->ids = cfg->pool[i].ids;
+        *payload = g->payloads[i];
+        return 0;
+    }
+    for (size_t k = 0; k < cfg->rows_per_call; k++)
+        s->own_ids[k] = cfg->first_key + (int64_t)(next_random(&g->rng) % cfg->keys);
+    s->ids = s->own_ids;
+    s->req.len = 0;
+    if (wire_tmpl_encode(cfg->tmpl, s->own_ids, &s->req) != 0)
+        return -ENOMEM;
+    /* A copy that gRPC owns: the transport may hold a message's bytes after its call completed
+     * (a cancelled call's pending write), when this slot's buffer is already being refilled. */
+    *payload = grpc_slice_from_copied_buffer((const char *)s->req.data, s->req.len);
+    return 0;
+}
+
+/* Starts one call on slot s, measured from t_sched. Returns: 0, -ENOMEM, or -EIO when gRPC
+ * refused. */
 static int start_call(group_t *g, slot_t *s, uint64_t t_sched)
 {
     const lg_config_t *cfg = g->cfg;
     s->t_sched = t_sched;
     s->measured = t_sched >= g->t_measure;
-    s->pool_index = g->pool_pos++ % cfg->pool_n;
+    grpc_slice payload;
+    int rc = next_request(g, s, &payload);
+    if (rc != 0)
+        return rc;
     s->call = grpc_channel_create_registered_call(
         g->chans[s->chan], NULL, GRPC_PROPAGATE_DEFAULTS, g->cq, g->regs[s->chan],
         deadline_in((uint64_t)(cfg->timeout_s * (double)NS_PER_S)), NULL);
-    if (s->call == NULL)
+    if (s->call == NULL) {
+        grpc_slice_unref(payload);
         return -EIO;
-    grpc_slice payload = g->payloads[s->pool_index];
+    }
     s->send = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_slice_unref(payload); /* the byte buffer holds its own reference */
     s->recv = NULL;
     grpc_metadata_array_init(&s->md_init);
     grpc_metadata_array_init(&s->md_trail);
@@ -159,45 +209,68 @@ static int start_call(group_t *g, slot_t *s, uint64_t t_sched)
     return 0;
 }
 
+/* Keeps the first error's status and details in buf (left alone once set). */
+static void note_error(char *buf, size_t cap, int code, grpc_slice details)
+{
+    if (buf[0] != '\0')
+        return;
+    char *d = grpc_slice_to_c_string(details);
+    snprintf(buf, cap, "%s: %s", lg_status_name(code), d);
+    gpr_free(d);
+}
+
+/* Decodes the response of an OK call for cfg->check. */
+static void check_call(group_t *g, const slot_t *s)
+{
+    const lg_config_t *cfg = g->cfg;
+    if (s->recv == NULL) {
+        g->res.check.responses++;
+        g->res.check.malformed++;
+        return;
+    }
+    grpc_byte_buffer_reader rd;
+    if (grpc_byte_buffer_reader_init(&rd, s->recv)) {
+        grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
+        cfg->check(cfg->check_ctx, s->ids, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
+                   &g->res.check);
+        grpc_slice_unref(all);
+    }
+}
+
 /* Accounts for a completed call and releases what it held. */
 static void finish_call(group_t *g, slot_t *s, bool success)
 {
     uint64_t now = mono_ns();
     const lg_config_t *cfg = g->cfg;
+    lg_result_t *r = &g->res;
     int code = success ? (int)s->status : LG_MAX_STATUS;
     if (code < 0 || code > LG_MAX_STATUS)
         code = LG_MAX_STATUS;
-    if (s->measured) {
-        g->res.status[code]++;
+    if (!s->measured) {
+        if (code == GRPC_STATUS_OK) {
+            r->warmup_ok++;
+        } else {
+            r->warmup_failed++;
+            r->warmup_status[code]++;
+            note_error(r->warmup_first_error, sizeof r->warmup_first_error, code, s->details);
+        }
+    } else {
+        r->status[code]++;
         if (now > g->last_done)
             g->last_done = now;
+        /* Failed calls are in the latency too: leaving out the calls that timed out would make
+         * a stalling server look faster. */
+        hist_record(&r->latency, now - s->t_sched);
         if (code == GRPC_STATUS_OK) {
-            g->res.ok++;
-            hist_record(&g->res.latency, now - s->t_sched);
+            r->ok++;
+            hist_record(&r->latency_ok, now - s->t_sched);
             if (cfg->check != NULL &&
-                (cfg->check_every <= 1 || g->check_seq++ % cfg->check_every == 0)) {
-                if (s->recv == NULL) {
-                    g->res.check.responses++;
-                    g->res.check.malformed++;
-                } else {
-                    grpc_byte_buffer_reader rd;
-                    if (grpc_byte_buffer_reader_init(&rd, s->recv)) {
-                        grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-                        grpc_byte_buffer_reader_destroy(&rd);
-                        cfg->check(cfg->check_ctx, s->pool_index, GRPC_SLICE_START_PTR(all),
-                                   GRPC_SLICE_LENGTH(all), &g->res.check);
-                        grpc_slice_unref(all);
-                    }
-                }
-            }
+                (cfg->check_every <= 1 || g->check_seq++ % cfg->check_every == 0))
+                check_call(g, s);
         } else {
-            g->res.failed++;
-            if (g->res.first_error[0] == '\0') {
-                char *d = grpc_slice_to_c_string(s->details);
-                snprintf(g->res.first_error, sizeof g->res.first_error, "%s: %s",
-                         lg_status_name(code), d);
-                gpr_free(d);
-            }
+            r->failed++;
+            note_error(r->first_error, sizeof r->first_error, code, s->details);
         }
     }
     if (s->recv != NULL)
@@ -373,7 +446,10 @@ static void group_destroy(group_t *g)
     }
     free(g->chans);
     free(g->regs);
+    for (size_t i = 0; g->slots != NULL && i < g->n_slots; i++)
+        wbuf_free(&g->slots[i].req);
     free(g->slots);
+    free(g->id_store);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
 }
@@ -390,6 +466,7 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     hist_reset(&g->res.latency);
+    hist_reset(&g->res.latency_ok);
     hist_reset(&g->res.send_lag);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     g->chans = calloc(n_chans, sizeof *g->chans);
@@ -404,6 +481,15 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
     g->slots = calloc(g->n_slots, sizeof *g->slots);
     if (g->cq == NULL || g->chans == NULL || g->regs == NULL || g->slots == NULL)
         return -ENOMEM;
+    if (cfg->tmpl != NULL) {
+        g->id_store = calloc(g->n_slots * cfg->rows_per_call, sizeof *g->id_store);
+        if (g->id_store == NULL)
+            return -ENOMEM;
+        /* One stream per group (the state must not start at 0). */
+        g->rng = (cfg->seed + 1) * 0x9E3779B97F4A7C15ull ^ (id + 1) * 0xBF58476D1CE4E5B9ull;
+        if (g->rng == 0)
+            g->rng = 1;
+    }
 
     /* A local subchannel pool gives every channel its own TCP connection: without it, channels
      * to one target share a subchannel and "N connections" would be one. Retries are off (no
@@ -443,6 +529,8 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
         g->slots[i].g = g;
         g->slots[i].chan = i % n_chans;
         g->slots[i].next_free = i + 1 < g->n_slots ? &g->slots[i + 1] : NULL;
+        if (g->id_store != NULL)
+            g->slots[i].own_ids = g->id_store + i * cfg->rows_per_call;
     }
     g->free_list = &g->slots[0];
     /* Connecting before the clock starts keeps handshakes out of the first calls' latency. A
@@ -459,20 +547,23 @@ static int group_init(group_t *g, const lg_config_t *cfg, size_t id, size_t n_ch
 
 int lg_run(const lg_config_t *cfg, lg_result_t *res)
 {
-    if (cfg->target == NULL || cfg->method == NULL || cfg->pool_n == 0 || cfg->connections == 0 ||
+    bool per_call = cfg->tmpl != NULL;
+    if (per_call ? cfg->keys == 0 || cfg->rows_per_call == 0 : cfg->pool_n == 0)
+        return -EINVAL;
+    if (cfg->target == NULL || cfg->method == NULL || cfg->connections == 0 ||
         (cfg->rate <= 0 && cfg->inflight == 0) || (cfg->calls == 0 && cfg->duration_s <= 0) ||
         cfg->threads == 0 || cfg->threads > cfg->connections || cfg->timeout_s <= 0)
         return -EINVAL;
     int rc = 0;
     size_t n_groups = cfg->threads;
-    grpc_slice *payloads = calloc(cfg->pool_n, sizeof *payloads);
+    grpc_slice *payloads = calloc(per_call ? 1 : cfg->pool_n, sizeof *payloads);
     group_t *groups = calloc(n_groups, sizeof *groups);
     size_t inited = 0;
     if (payloads == NULL || groups == NULL) {
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < cfg->pool_n; i++)
+    for (size_t i = 0; !per_call && i < cfg->pool_n; i++)
         payloads[i] = grpc_slice_from_static_buffer(cfg->pool[i].data, cfg->pool[i].len);
     for (size_t i = 0; i < n_groups; i++) {
         size_t n = cfg->connections / n_groups + (i < cfg->connections % n_groups ? 1 : 0);
@@ -546,20 +637,29 @@ int lg_run(const lg_config_t *cfg, lg_result_t *res)
     memset(res, 0, sizeof *res);
     res->client_cpu_s = cpu_end - cpu_start;
     hist_reset(&res->latency);
+    hist_reset(&res->latency_ok);
     hist_reset(&res->send_lag);
     res->rate_target = cfg->rate;
     uint64_t first = UINT64_MAX, last = 0;
     for (size_t i = 0; i < n_groups; i++) {
         group_t *g = &groups[i];
         hist_merge(&res->latency, &g->res.latency);
+        hist_merge(&res->latency_ok, &g->res.latency_ok);
         hist_merge(&res->send_lag, &g->res.send_lag);
         res->ok += g->res.ok;
         res->failed += g->res.failed;
-        for (int k = 0; k <= LG_MAX_STATUS; k++)
+        res->warmup_ok += g->res.warmup_ok;
+        res->warmup_failed += g->res.warmup_failed;
+        for (int k = 0; k <= LG_MAX_STATUS; k++) {
             res->status[k] += g->res.status[k];
+            res->warmup_status[k] += g->res.warmup_status[k];
+        }
         wire_check_merge(&res->check, &g->res.check);
         if (res->first_error[0] == '\0' && g->res.first_error[0] != '\0')
             memcpy(res->first_error, g->res.first_error, sizeof res->first_error);
+        if (res->warmup_first_error[0] == '\0' && g->res.warmup_first_error[0] != '\0')
+            memcpy(res->warmup_first_error, g->res.warmup_first_error,
+                   sizeof res->warmup_first_error);
         if (g->first_sched != 0 && g->first_sched < first)
             first = g->first_sched;
         if (g->last_done > last)

@@ -10,8 +10,11 @@
 #include "bench/loadgen/wire_int.h"
 
 /*
- * The engine sends one unary method with payloads taken round-robin from a pool of pre-built
- * serialized requests, so building a request costs nothing during the run.
+ * The engine sends one unary method. Its requests come either from a template (cfg->tmpl): every
+ * call asks for fresh ids drawn uniformly from [first_key, first_key + keys), so a run touches
+ * the whole key space as redis-benchmark's __rand_int__ does, and only the ids are encoded per
+ * call; or from a pool of pre-built serialized requests sent round-robin (raw requests, and the
+ * fixed id sets of --sequential and --pooled).
  *
  * Closed loop: every channel keeps `inflight` calls outstanding; a call's latency is from its
  * start to its status. Open loop: calls are scheduled at a fixed total rate, independent of
@@ -27,18 +30,27 @@
 
 #define LG_MAX_STATUS 17 /* grpc_status_code values 0..16 */
 
-/* Checks one response; pool_index says which request it answers. */
-typedef void (*lg_check_fn)(void *ctx, size_t pool_index, const uint8_t *buf, size_t len,
+/* Checks one response to a request that asked for ids (rows_per_call of them; NULL when the
+ * request has no ids). */
+typedef void (*lg_check_fn)(void *ctx, const int64_t *ids, const uint8_t *buf, size_t len,
                             wire_check_t *c);
 
 typedef struct lg_payload {
     const uint8_t *data; /* borrowed for the run */
     size_t len;
+    const int64_t *ids; /* the ids it asks for, for the check; NULL if none; borrowed */
 } lg_payload_t;
 
 typedef struct lg_config {
     const char *target; /* host:port */
     const char *method; /* "/package.Service/Method" */
+    /* Per-call requests (tmpl != NULL): rows_per_call ids each, drawn from [first_key, first_key
+     * + keys) by a generator seeded with seed. Borrowed for the run. */
+    const wire_tmpl_t *tmpl;
+    int64_t first_key;
+    uint64_t keys;
+    uint64_t seed;
+    /* Otherwise the pool, sent round-robin. */
     const lg_payload_t *pool;
     size_t pool_n;
     size_t connections;     /* channels, each its own TCP connection */
@@ -47,11 +59,11 @@ typedef struct lg_config {
     double rate;            /* > 0: open loop at this many calls/s in total */
     size_t max_outstanding; /* open loop: slots per group; a due call waits for a free one */
     double warmup_s;
-    double duration_s; /* measured phase; ignored when calls > 0 */
-    uint64_t calls;    /* measured calls (0 = use duration) */
-    double timeout_s;  /* per-call deadline */
-    size_t rows_per_call;
-    lg_check_fn check; /* NULL: no response check */
+    double duration_s;    /* measured phase; ignored when calls > 0 */
+    uint64_t calls;       /* measured calls (0 = use duration) */
+    double timeout_s;     /* per-call deadline */
+    size_t rows_per_call; /* ids (entities, rows) per request */
+    lg_check_fn check;    /* NULL: no response check */
     void *check_ctx;
     unsigned check_every;    /* check one response in this many (0 or 1 = every one) */
     unsigned sched_slice_us; /* > 0: the generator's threads ask for this CPU slice */
@@ -59,11 +71,20 @@ typedef struct lg_config {
 } lg_config_t;
 
 typedef struct lg_result {
-    hist_t latency;  /* measured calls that completed with OK */
-    hist_t send_lag; /* open loop: actual send - scheduled send (the generator's own delay) */
-    uint64_t ok;     /* measured calls with status OK */
-    uint64_t failed; /* measured calls with another status */
+    /* Every measured call that completed, whatever its status, from its start (closed loop) or
+     * its scheduled send time (open loop): a call that fails, DEADLINE_EXCEEDED after --timeout
+     * included, can only make these figures worse, never better. */
+    hist_t latency;
+    hist_t latency_ok; /* the same for the calls that completed with OK alone */
+    hist_t send_lag;   /* open loop: actual send - scheduled send (the generator's own delay) */
+    uint64_t ok;       /* measured calls with status OK */
+    uint64_t failed;   /* measured calls with another status */
     uint64_t status[LG_MAX_STATUS + 1]; /* by grpc_status_code; the last slot is "other" */
+    /* Warm-up calls are not measured but their statuses are counted, so that errors before the
+     * measured phase are seen too. */
+    uint64_t warmup_ok, warmup_failed;
+    uint64_t warmup_status[LG_MAX_STATUS + 1];
+    char warmup_first_error[256];
     double elapsed_s; /* measured phase: first scheduled start to last completion */
     double rate_target;
     double client_cpu_s; /* this process's CPU (all threads) from the measured phase's start to
@@ -77,6 +98,12 @@ typedef struct lg_result {
  * Returns: 0; -EINVAL (bad configuration); -ENOMEM; -EIO (a channel or thread could not start).
  */
 int lg_run(const lg_config_t *cfg, lg_result_t *res);
+
+/*
+ * The verdict of a checked run. Returns: true when measured calls completed OK, no call failed
+ * (measured or warm-up) and the response checks found no problem.
+ */
+bool lg_result_passed(const lg_result_t *res);
 
 /* Returns: the gRPC status code's name ("OK", "UNAVAILABLE"), "OTHER" for an unknown code. */
 const char *lg_status_name(int code);

@@ -1,4 +1,4 @@
-/* bench/loadgen/run.c - `fstore-bench run`: builds the request pool, runs the load, reports. */
+/* bench/loadgen/run.c - `fstore-bench run`: builds the requests, runs the load, reports. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -31,13 +31,12 @@ typedef struct opts {
     int64_t keys, first_key;
     uint64_t seed;
     long view_index; /* write: whose generated values; -1 = the digits in --view */
-    bool check, verify, json, short_names, sequential;
+    bool check, verify, json, short_names, sequential, pooled;
     lg_config_t lg;
 } opts_t;
 
-/* What the response checks need: the ids each pooled request asked for. */
+/* What the response checks need besides the ids each call asked for. */
 typedef struct check_ctx {
-    const int64_t *ids; /* [pool][per_call] */
     size_t per_call;
     size_t n_features;
     const char *join_key;
@@ -45,18 +44,16 @@ typedef struct check_ctx {
     scenario_t scenario;
 } check_ctx_t;
 
-static void check_response(void *ctx, size_t pool_index, const uint8_t *buf, size_t len,
+static void check_response(void *ctx, const int64_t *ids, const uint8_t *buf, size_t len,
                            wire_check_t *c)
 {
     const check_ctx_t *cc = ctx;
     if (cc->scenario == SC_WRITE)
         wire_check_write(buf, len, cc->per_call, c);
     else if (cc->scenario == SC_PREDICT)
-        wire_check_predict(buf, len, cc->ids + pool_index * cc->per_call, cc->per_call,
-                           cc->n_features, cc->verify, c);
+        wire_check_predict(buf, len, ids, cc->per_call, cc->n_features, cc->verify, c);
     else
-        wire_check_get(buf, len, cc->ids + pool_index * cc->per_call, cc->per_call, cc->n_features,
-                       cc->join_key, cc->verify, c);
+        wire_check_get(buf, len, ids, cc->per_call, cc->n_features, cc->join_key, cc->verify, c);
 }
 
 static void usage(FILE *f)
@@ -74,7 +71,8 @@ static void usage(FILE *f)
         "          --rows random ids x --write-features generated features f0.. into --view\n"
         "  predict Predict (default " DEFAULT_PREDICT "),\n"
         "          model binding --model with --entities random ids in input tensor --input;\n"
-        "          --check expects --views x --features-per-view output tensors\n\n"
+        "          --check expects --views x --features-per-view output tensors\n"
+        "  get, write and predict draw fresh ids for every call (see --pooled, --sequential)\n\n"
         "Load:\n"
         "  -c, --connections N   TCP connections (default 1)\n"
         "  -m, --inflight M      closed loop: calls outstanding per connection (default 1)\n"
@@ -84,7 +82,8 @@ static void usage(FILE *f)
         "      --max-outstanding N  open loop: calls outstanding at most (default 10000)\n"
         "  -d, --duration S      measured seconds (default 10)\n"
         "  -n, --calls N         measured calls instead of a duration\n"
-        "  -w, --warmup S        seconds of unmeasured load first (default 1)\n"
+        "  -w, --warmup S        seconds of unmeasured load first (default 1); its calls'\n"
+        "                        statuses are counted apart (warm-up ok/failed)\n"
         "      --timeout S       per-call deadline (default 10)\n"
         "      --sched-slice-us N  the generator's threads ask Linux 6.12+ for an N us CPU\n"
         "                        slice, as fstore serve --sched-slice-us (default 0: kernel's)\n\n"
@@ -105,23 +104,35 @@ static void usage(FILE *f)
         "      --view NAME       write: the view (default w0)\n"
         "      --view-index N    write: the generated values of view N (default: the digits\n"
         "                        ending --view, so --view v3 writes what v3 was loaded with)\n"
-        "      --sequential      ids in order instead of random: request i holds ids\n"
-        "                        first+i*R .. first+i*R+R-1 (wrapping at --keys), so\n"
-        "                        --pool K/R -n K/R writes every id once\n"
+        "      --sequential      ids in order instead of random, from a pool of --pool\n"
+        "                        requests sent round-robin: request i holds ids first+i*R ..\n"
+        "                        first+i*R+R-1 (wrapping at --keys), so --pool K/R -n K/R\n"
+        "                        writes every id once\n"
         "      --rows R          write: rows per call (default 100)\n"
         "      --model NAME      predict: the model binding (default m1)\n"
         "      --input NAME      predict: the entity input tensor (default id)\n"
         "      --write-features K  write: features per row (default 10)\n"
-        "      --pool N          distinct pre-built requests (default 4096)\n"
+        "      --pooled          get, write, predict: send --pool pre-built requests of random\n"
+        "                        ids round-robin (at most N x ids-per-call distinct ids) instead\n"
+        "                        of fresh random ids for every call (the default, which costs\n"
+        "                        the client a varint per id)\n"
+        "      --pool N          requests pre-built for --pooled and --sequential (default\n"
+        "                        4096; otherwise unused)\n"
         "      --seed N          key sequence seed (default 1)\n\n"
         "Output:\n"
         "      --check           decode every response: count non-PRESENT statuses, bad shapes,\n"
-        "                        unacknowledged rows; exit 1 on any error or problem\n"
-        "      --verify          with --check, compare every value with the generated dataset\n"
+        "                        unacknowledged rows; exit 1 on any error (warm-up errors\n"
+        "                        included) or problem\n"
+        "      --verify          with --check, compare every value with the generated dataset;\n"
+        "                        a column or tensor whose name is neither a generated feature\n"
+        "                        (v<V>__f<F>, so full feature names) nor the join key is a\n"
+        "                        problem (unknown columns)\n"
         "      --check-every N   --check one response in N (decoding a wide response costs the\n"
         "                        client about as much as receiving it; errors are still all\n"
         "                        counted)\n"
-        "      --json            one JSON object instead of text\n"
+        "      --json            one JSON object instead of text. Latency (\"all\") counts\n"
+        "                        every completed measured call, failed ones included, so\n"
+        "                        errors can only make it worse; \"ok\" the OK calls alone\n"
         "      --label TEXT      a name carried into the output\n"
         "  -v, --verbose\n");
 }
@@ -207,6 +218,37 @@ static void print_ms(FILE *f, const char *name, uint64_t ns)
     fprintf(f, "  %s %.3f", name, (double)ns / 1e6);
 }
 
+static void print_latency(const char *title, const hist_t *h)
+{
+    printf("  %s", title);
+    print_ms(stdout, "p50", hist_percentile(h, 50));
+    print_ms(stdout, "p90", hist_percentile(h, 90));
+    print_ms(stdout, "p99", hist_percentile(h, 99));
+    print_ms(stdout, "p99.9", hist_percentile(h, 99.9));
+    print_ms(stdout, "max", h->max_ns);
+    printf("  mean %.3f\n", hist_mean(h) / 1e6);
+}
+
+/* The failed statuses among counts, as " NAME count" pairs. */
+static void print_statuses(const uint64_t *counts)
+{
+    for (int k = 1; k <= LG_MAX_STATUS; k++) {
+        if (counts[k] > 0)
+            printf(" %s %" PRIu64, lg_status_name(k), counts[k]);
+    }
+}
+
+/* Where a run's ids come from: "per_call" (fresh random ids every call), "pooled" (random ids
+ * in --pool requests), "sequential", or "none" (raw, health). */
+static const char *ids_mode(const opts_t *o)
+{
+    if (o->lg.tmpl != NULL)
+        return "per_call";
+    if (o->scenario == SC_RAW || o->scenario == SC_HEALTH)
+        return "none";
+    return o->sequential ? "sequential" : "pooled";
+}
+
 static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
 {
     const lg_config_t *c = &o->lg;
@@ -219,25 +261,32 @@ static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
     else
         printf("  load         %zu connection(s) x %zu in flight, %zu thread(s)\n", c->connections,
                c->inflight, c->threads);
-    printf("  calls        %" PRIu64 " ok, %" PRIu64 " failed in %.2f s (warm-up %.1f s)\n", r->ok,
-           r->failed, r->elapsed_s, c->warmup_s);
+    printf("  calls        %" PRIu64 " ok, %" PRIu64 " failed in %.2f s\n", r->ok, r->failed,
+           r->elapsed_s);
     if (r->failed > 0) {
         printf("  errors      ");
-        for (int k = 1; k <= LG_MAX_STATUS; k++) {
-            if (r->status[k] > 0)
-                printf(" %s %" PRIu64, lg_status_name(k), r->status[k]);
-        }
+        print_statuses(r->status);
         printf("\n  first error  %s\n", r->first_error);
     }
+    printf("  warm-up      %" PRIu64 " ok, %" PRIu64 " failed in %.1f s (not measured)\n",
+           r->warmup_ok, r->warmup_failed, c->warmup_s);
+    if (r->warmup_failed > 0) {
+        printf("  warm-up err ");
+        print_statuses(r->warmup_status);
+        printf("\n  first error  %s\n", r->warmup_first_error);
+    }
+    if (o->lg.tmpl != NULL)
+        printf("  ids          fresh random ids from [%" PRId64 ", %" PRId64 ") every call\n",
+               o->first_key, o->first_key + o->keys);
+    else if (o->lg.rows_per_call > 0 && strcmp(ids_mode(o), "none") != 0)
+        printf("  ids          %s, %zu requests round-robin\n", ids_mode(o), o->lg.pool_n);
     printf("  throughput   %.1f calls/s, %.1f rows/s (%zu per call)\n", rps, rps * (double)per_call,
            per_call);
-    printf("  latency ms  ");
-    print_ms(stdout, "p50", hist_percentile(&r->latency, 50));
-    print_ms(stdout, "p90", hist_percentile(&r->latency, 90));
-    print_ms(stdout, "p99", hist_percentile(&r->latency, 99));
-    print_ms(stdout, "p99.9", hist_percentile(&r->latency, 99.9));
-    print_ms(stdout, "max", r->latency.max_ns);
-    printf("  mean %.3f\n", hist_mean(&r->latency) / 1e6);
+    print_latency("latency ms  ", &r->latency);
+    if (r->failed > 0) {
+        printf("               (every completed call, failed ones included)\n");
+        print_latency("ok calls ms ", &r->latency_ok);
+    }
     printf("  client cpu   %.1f us per call (user + system, all of the generator's threads)\n",
            client_cpu_us);
     if (c->rate > 0) {
@@ -257,10 +306,11 @@ static void report_text(const opts_t *o, const lg_result_t *r, size_t per_call)
                ", INVALID %" PRIu64 "\n",
                k->responses, k->status[1], k->status[2], k->status[3], k->status[4], k->status[0]);
         printf("               values %" PRIu64 " (verified %" PRIu64 ", wrong %" PRIu64
-               "), bad shape %" PRIu64 ", malformed %" PRIu64 ", rows acked %" PRIu64 "\n",
-               k->values, k->verified, k->wrong, k->bad_shape, k->malformed, k->rows_acked);
-        printf("  verdict      %s\n",
-               r->failed == 0 && wire_check_problems(k) == 0 && r->ok > 0 ? "PASS" : "FAIL");
+               "), bad shape %" PRIu64 ", unknown columns %" PRIu64 ", malformed %" PRIu64
+               ", rows acked %" PRIu64 "\n",
+               k->values, k->verified, k->wrong, k->bad_shape, k->unknown, k->malformed,
+               k->rows_acked);
+        printf("  verdict      %s\n", lg_result_passed(r) ? "PASS" : "FAIL");
     }
 }
 
@@ -289,6 +339,20 @@ static void json_latency(const char *name, const hist_t *h)
            h->total ? (double)h->min_ns / 1e3 : 0.0);
 }
 
+/* {"NAME":count,...} of the failed statuses among counts. */
+static void json_statuses(const uint64_t *counts)
+{
+    bool first = true;
+    putchar('{');
+    for (int k = 1; k <= LG_MAX_STATUS; k++) {
+        if (counts[k] > 0) {
+            printf("%s\"%s\":%" PRIu64, first ? "" : ",", lg_status_name(k), counts[k]);
+            first = false;
+        }
+    }
+    putchar('}');
+}
+
 static void report_json(const opts_t *o, const lg_result_t *r, size_t per_call)
 {
     const lg_config_t *c = &o->lg;
@@ -304,19 +368,21 @@ static void report_json(const opts_t *o, const lg_result_t *r, size_t per_call)
            "\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"rps\":%.1f,\"rows_per_s\":%.1f,",
            c->rate > 0 ? "open" : "closed", c->connections, c->inflight, c->threads, c->rate,
            c->warmup_s, r->elapsed_s, per_call, r->ok, r->failed, rps, rps * (double)per_call);
-    printf("\"client_cpu_us_per_call\":%.2f,", client_cpu_us);
-    printf("\"errors\":{");
-    bool first = true;
-    for (int k = 1; k <= LG_MAX_STATUS; k++) {
-        if (r->status[k] > 0) {
-            printf("%s\"%s\":%" PRIu64, first ? "" : ",", lg_status_name(k), r->status[k]);
-            first = false;
-        }
-    }
-    printf("},\"first_error\":");
+    printf("\"client_cpu_us_per_call\":%.2f,\"ids\":\"%s\",", client_cpu_us, ids_mode(o));
+    printf("\"errors\":");
+    json_statuses(r->status);
+    printf(",\"first_error\":");
     json_string(r->first_error);
+    printf(",\"warmup_ok\":%" PRIu64 ",\"warmup_failed\":%" PRIu64 ",\"warmup_errors\":",
+           r->warmup_ok, r->warmup_failed);
+    json_statuses(r->warmup_status);
+    printf(",\"warmup_first_error\":");
+    json_string(r->warmup_first_error);
+    /* "all" holds every completed measured call, failed ones included; "ok" the OK ones. */
     printf(",\"latency_us\":{");
     json_latency("all", &r->latency);
+    printf(",");
+    json_latency("ok", &r->latency_ok);
     printf("},");
     json_latency("send_lag_us", &r->send_lag);
     if (o->check) {
@@ -324,11 +390,11 @@ static void report_json(const opts_t *o, const lg_result_t *r, size_t per_call)
         printf(",\"check\":{\"responses\":%" PRIu64 ",\"present\":%" PRIu64
                ",\"null_value\":%" PRIu64 ",\"not_found\":%" PRIu64 ",\"outside_max_age\":%" PRIu64
                ",\"invalid\":%" PRIu64 ",\"values\":%" PRIu64 ",\"verified\":%" PRIu64
-               ",\"wrong\":%" PRIu64 ",\"bad_shape\":%" PRIu64 ",\"malformed\":%" PRIu64
-               ",\"rows_acked\":%" PRIu64 ",\"problems\":%" PRIu64 "}",
+               ",\"wrong\":%" PRIu64 ",\"bad_shape\":%" PRIu64 ",\"unknown_columns\":%" PRIu64
+               ",\"malformed\":%" PRIu64 ",\"rows_acked\":%" PRIu64 ",\"problems\":%" PRIu64 "}",
                k->responses, k->status[1], k->status[2], k->status[3], k->status[4], k->status[0],
-               k->values, k->verified, k->wrong, k->bad_shape, k->malformed, k->rows_acked,
-               wire_check_problems(k));
+               k->values, k->verified, k->wrong, k->bad_shape, k->unknown, k->malformed,
+               k->rows_acked, wire_check_problems(k));
     }
     printf("}\n");
 }
@@ -368,6 +434,7 @@ static int parse(int argc, char **argv, opts_t *o)
         O_CHECK_EVERY,
         O_MODEL,
         O_INPUT,
+        O_POOLED,
     };
     static const struct option opts[] = {
         {"scenario", required_argument, NULL, O_SCENARIO},
@@ -394,6 +461,7 @@ static int parse(int argc, char **argv, opts_t *o)
         {"rows", required_argument, NULL, O_ROWS},
         {"write-features", required_argument, NULL, O_WRITE_FEATURES},
         {"pool", required_argument, NULL, O_POOL},
+        {"pooled", no_argument, NULL, O_POOLED},
         {"seed", required_argument, NULL, O_SEED},
         {"check", no_argument, NULL, O_CHECK},
         {"verify", no_argument, NULL, O_VERIFY},
@@ -502,6 +570,9 @@ static int parse(int argc, char **argv, opts_t *o)
             break;
         case O_POOL:
             o->pool = strtoul(optarg, NULL, 10);
+            break;
+        case O_POOLED:
+            o->pooled = true;
             break;
         case O_SEED:
             o->seed = strtoull(optarg, NULL, 10);
@@ -614,6 +685,7 @@ int bench__cmd_run(int argc, char **argv)
     lg_payload_t *pool = NULL;
     wbuf_t *bufs = NULL;
     int64_t *ids = NULL;
+    wire_tmpl_t *tmpl = NULL;
     long n_features = 0, view_index = o.view_index;
     size_t per_call = 1;
     check_ctx_t cc = {.join_key = o.join_key};
@@ -666,9 +738,36 @@ int bench__cmd_run(int argc, char **argv)
         break;
     }
 
-    pool = calloc(o.pool, sizeof *pool);
-    bufs = calloc(o.pool, sizeof *bufs);
-    ids = calloc(o.pool * per_call, sizeof *ids);
+    bool has_ids = o.scenario == SC_GET || o.scenario == SC_WRITE || o.scenario == SC_PREDICT;
+    wire_get_spec_t spec = {
+        .feature_service = o.feature_service,
+        .features = refs,
+        .n_features = (size_t)n_features,
+        .join_key = o.join_key,
+        /* Full names by default: the generated views share feature names, and a server must
+         * refuse duplicate short names. */
+        .full_feature_names = !o.short_names,
+    };
+    if (has_ids && !o.sequential && !o.pooled) {
+        /* Fresh ids for every call: only the template is built now, and no pool. */
+        int err = 0;
+        if (o.scenario == SC_GET)
+            err = wire_tmpl_get(&spec, per_call, &tmpl);
+        else if (o.scenario == SC_WRITE)
+            err = wire_tmpl_write(o.view, (uint32_t)view_index, o.join_key,
+                                  (uint32_t)o.write_features, per_call, 0, &tmpl);
+        else
+            err = wire_tmpl_predict(o.model, o.input, per_call, &tmpl);
+        if (err != 0) {
+            fprintf(stderr, "fstore-bench: cannot build the request: %s\n", strerror(-err));
+            goto out;
+        }
+        o.pool = 0;
+    }
+
+    pool = calloc(o.pool ? o.pool : 1, sizeof *pool);
+    bufs = calloc(o.pool ? o.pool : 1, sizeof *bufs);
+    ids = calloc(o.pool ? o.pool * per_call : 1, sizeof *ids);
     if (pool == NULL || bufs == NULL || ids == NULL) {
         fprintf(stderr, "fstore-bench: out of memory for a pool of %zu requests\n", o.pool);
         goto out;
@@ -677,22 +776,13 @@ int bench__cmd_run(int argc, char **argv)
     for (size_t i = 0; i < o.pool; i++) {
         int64_t *row = ids + i * per_call;
         int err = 0;
-        if (o.scenario == SC_GET || o.scenario == SC_WRITE || o.scenario == SC_PREDICT) {
+        if (has_ids) {
             for (size_t k = 0; k < per_call; k++) {
                 uint64_t r = o.sequential ? i * per_call + k : xorshift(&rng);
                 row[k] = o.first_key + (int64_t)(r % (uint64_t)o.keys);
             }
         }
         if (o.scenario == SC_GET) {
-            wire_get_spec_t spec = {
-                .feature_service = o.feature_service,
-                .features = refs,
-                .n_features = (size_t)n_features,
-                .join_key = o.join_key,
-                /* Full names by default: the generated views share feature names, and a
-                 * server must refuse duplicate short names. */
-                .full_feature_names = !o.short_names,
-            };
             err = wire_get_request(&spec, row, per_call, &bufs[i]);
         } else if (o.scenario == SC_WRITE) {
             err = wire_write_request(o.view, (uint32_t)view_index, o.join_key,
@@ -708,19 +798,23 @@ int bench__cmd_run(int argc, char **argv)
         }
         pool[i].data = bufs[i].data ? bufs[i].data : (const uint8_t *)"";
         pool[i].len = bufs[i].len;
+        pool[i].ids = has_ids ? row : NULL;
     }
 
-    cc.ids = ids;
     cc.per_call = per_call;
     cc.n_features = o.feature_service ? 0 : (size_t)n_features;
     cc.verify = o.verify;
     cc.scenario = o.scenario;
     o.lg.target = o.target;
     o.lg.method = o.method;
+    o.lg.tmpl = tmpl;
+    o.lg.first_key = o.first_key;
+    o.lg.keys = (uint64_t)o.keys;
+    o.lg.seed = o.seed;
     o.lg.pool = pool;
     o.lg.pool_n = o.pool;
     o.lg.rows_per_call = per_call;
-    if (o.check && (o.scenario == SC_GET || o.scenario == SC_WRITE || o.scenario == SC_PREDICT)) {
+    if (o.check && has_ids) {
         o.lg.check = check_response;
         o.lg.check_ctx = &cc;
     }
@@ -738,8 +832,7 @@ int bench__cmd_run(int argc, char **argv)
         else
             report_text(&o, res, per_call);
         fflush(stdout);
-        bool bad = res->failed > 0 || res->ok == 0 || wire_check_problems(&res->check) > 0;
-        rc = o.check && bad ? 1 : 0;
+        rc = o.check && !lg_result_passed(res) ? 1 : 0;
     }
     free(res);
     grpc_shutdown();
@@ -750,5 +843,6 @@ out:
     free(pool);
     free(ids);
     free(ref_storage);
+    wire_tmpl_free(tmpl);
     return rc;
 }

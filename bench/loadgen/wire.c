@@ -219,6 +219,299 @@ int wire_predict_request(const char *model, const char *input, const int64_t *id
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Per-call requests                                                                           */
+
+typedef enum { TMPL_GET, TMPL_PREDICT, TMPL_WRITE } tmpl_kind_t;
+
+/*
+ * Each shape is fixed bytes around one or more length-delimited fields whose length depends on
+ * the ids. wire_tmpl_encode() first adds up those lengths (varint sizes), then writes the bytes
+ * front to back into space reserved once, so an id costs a varint and no copy.
+ *
+ *   get:     head  1a <entry>{ key  12 <rv>{ (0a len 20 <id>)* } }  tail
+ *   predict: head  12 <entry>{ key  12 <tensor>{ mid  52 <packed>{ <id>* } } }
+ *   write:   head  12 <entry>{ key  12 <rv>{ (0a len 20 <id>)* } }
+ *                  (12 <entry>{ name_f  12 <rv>{ (0a len <value of f, id>)* } })*  tail
+ */
+struct wire_tmpl {
+    tmpl_kind_t kind;
+    size_t n;
+    wbuf_t head, key, mid, tail;
+    wbuf_t names;     /* write: the name fields of features f0.., back to back */
+    size_t *name_end; /* write: where each name field ends in names */
+    uint32_t view, n_features;
+    size_t max_len; /* no request of this template is longer */
+};
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *put_raw(uint8_t *p, const wbuf_t *b)
+{
+    if (b->len > 0)
+        memcpy(p, b->data, b->len);
+    return p + b->len;
+}
+
+/* The length of one generated value's feast.types.Value bytes (see bench_value_wire). */
+static size_t value_len(uint32_t view, uint32_t feature, int64_t id)
+{
+    if (!bench_feature_is_int(feature))
+        return 9;
+    return 1 + varint_len((uint64_t)bench_int_value(view, feature, id));
+}
+
+/* The bytes of a RepeatedValue of ids as INT64 Values: (0a len 20 <id>)*. */
+static size_t id_values_len(const int64_t *ids, size_t n)
+{
+    size_t len = 3 * n;
+    for (size_t i = 0; i < n; i++)
+        len += varint_len((uint64_t)ids[i]);
+    return len;
+}
+
+static uint8_t *put_id_values(uint8_t *p, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *p++ = 0x0a; /* RepeatedValue.val */
+        *p++ = (uint8_t)(1 + varint_len((uint64_t)ids[i]));
+        *p++ = 0x20; /* Value.int64_val */
+        p = put_varint(p, (uint64_t)ids[i]);
+    }
+    return p;
+}
+
+/* Writes a length-delimited field's tag and length; the payload follows. */
+static uint8_t *put_len_field(uint8_t *p, uint8_t tag, size_t len)
+{
+    *p++ = tag;
+    return put_varint(p, len);
+}
+
+static int tmpl_new(tmpl_kind_t kind, size_t n, wire_tmpl_t **out)
+{
+    if (n == 0)
+        return -EINVAL;
+    wire_tmpl_t *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return -ENOMEM;
+    t->kind = kind;
+    t->n = n;
+    *out = t;
+    return 0;
+}
+
+/* Finishes a template: an allocation failure while building it fails the whole. */
+static int tmpl_done(wire_tmpl_t *t, size_t per_id, wire_tmpl_t **out)
+{
+    bool oom = t->head.oom || t->key.oom || t->mid.oom || t->tail.oom || t->names.oom;
+    if (oom) {
+        wire_tmpl_free(t);
+        return -ENOMEM;
+    }
+    /* Three nested lengths per column at most 10 bytes each, plus every fixed part. */
+    t->max_len = t->head.len + t->key.len + t->mid.len + t->tail.len + t->names.len + 64 +
+                 (t->n_features + 1) * 32 + t->n * per_id;
+    *out = t;
+    return 0;
+}
+
+int wire_tmpl_get(const wire_get_spec_t *spec, size_t n, wire_tmpl_t **out)
+{
+    wire_tmpl_t *t = NULL;
+    int rc = tmpl_new(TMPL_GET, n, &t);
+    if (rc != 0)
+        return rc;
+    /* The same fields, in the same order, as wire_get_request(). */
+    if (spec->feature_service != NULL) {
+        wbuf_bytes(&t->head, 1, spec->feature_service, strlen(spec->feature_service));
+    } else {
+        wbuf_t sub = {0};
+        for (size_t i = 0; i < spec->n_features; i++)
+            wbuf_bytes(&sub, 1, spec->features[i], strlen(spec->features[i]));
+        put_message(&t->head, 2, &sub);
+        wbuf_free(&sub);
+    }
+    wbuf_bytes(&t->key, 1, spec->join_key, strlen(spec->join_key));
+    if (spec->full_feature_names) {
+        wbuf_tag(&t->tail, 4, WT_VARINT);
+        wbuf_varint(&t->tail, 1);
+    }
+    return tmpl_done(t, 13, out);
+}
+
+int wire_tmpl_predict(const char *model, const char *input, size_t n, wire_tmpl_t **out)
+{
+    wire_tmpl_t *t = NULL;
+    int rc = tmpl_new(TMPL_PREDICT, n, &t);
+    if (rc != 0)
+        return rc;
+    wbuf_t spec = {0}, dim = {0}, shape = {0};
+    wbuf_bytes(&spec, 1, model, strlen(model)); /* ModelSpec.name */
+    put_message(&t->head, 1, &spec);
+    wbuf_bytes(&t->key, 1, input, strlen(input));
+    wbuf_tag(&t->mid, 1, WT_VARINT); /* TensorProto.dtype = DT_INT64 */
+    wbuf_varint(&t->mid, 9);
+    wbuf_tag(&dim, 1, WT_VARINT); /* TensorShapeProto.Dim.size */
+    wbuf_varint(&dim, n);
+    put_message(&shape, 2, &dim); /* TensorShapeProto.dim */
+    put_message(&t->mid, 2, &shape);
+    bool oom = spec.oom || dim.oom || shape.oom;
+    wbuf_free(&spec);
+    wbuf_free(&dim);
+    wbuf_free(&shape);
+    if (oom)
+        t->head.oom = true;
+    return tmpl_done(t, 10, out);
+}
+
+int wire_tmpl_write(const char *view_name, uint32_t view_index, const char *join_key,
+                    uint32_t n_features, size_t n, int64_t event_s, wire_tmpl_t **out)
+{
+    wire_tmpl_t *t = NULL;
+    int rc = tmpl_new(TMPL_WRITE, n, &t);
+    if (rc != 0)
+        return rc;
+    t->view = view_index;
+    t->n_features = n_features;
+    t->name_end = calloc(n_features ? n_features : 1, sizeof *t->name_end);
+    if (t->name_end == NULL) {
+        wire_tmpl_free(t);
+        return -ENOMEM;
+    }
+    wbuf_bytes(&t->head, 1, view_name, strlen(view_name));
+    wbuf_bytes(&t->key, 1, join_key, strlen(join_key));
+    for (uint32_t f = 0; f < n_features; f++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%u", f);
+        wbuf_bytes(&t->names, 1, name, strlen(name));
+        t->name_end[f] = t->names.len;
+    }
+    wbuf_t ts = {0};
+    for (size_t i = 0; event_s > 0 && i < n; i++) {
+        wbuf_tag(&ts, 1, WT_VARINT); /* google.protobuf.Timestamp.seconds */
+        wbuf_varint(&ts, (uint64_t)event_s);
+        put_message(&t->tail, 3, &ts);
+    }
+    if (ts.oom)
+        t->tail.oom = true;
+    wbuf_free(&ts);
+    /* Per id: the key value (13 bytes) and one value per feature (at most 13 bytes). */
+    return tmpl_done(t, 13 * ((size_t)n_features + 1), out);
+}
+
+void wire_tmpl_free(wire_tmpl_t *t)
+{
+    if (t == NULL)
+        return;
+    wbuf_free(&t->head);
+    wbuf_free(&t->key);
+    wbuf_free(&t->mid);
+    wbuf_free(&t->tail);
+    wbuf_free(&t->names);
+    free(t->name_end);
+    free(t);
+}
+
+/* One write column's RepeatedValue length: feature f's generated values for ids. */
+static size_t feature_values_len(const wire_tmpl_t *t, uint32_t f, const int64_t *ids)
+{
+    if (!bench_feature_is_int(f))
+        return 11 * t->n; /* 0a 09 + 09 bytes */
+    size_t len = 0;
+    for (size_t i = 0; i < t->n; i++)
+        len += 2 + value_len(t->view, f, ids[i]);
+    return len;
+}
+
+static uint8_t *encode_write(const wire_tmpl_t *t, const int64_t *ids, uint8_t *p)
+{
+    size_t rv = id_values_len(ids, t->n);
+    size_t entry = t->key.len + 1 + varint_len(rv) + rv;
+    p = put_len_field(p, 0x12, entry); /* WriteFeaturesRequest.columns */
+    p = put_raw(p, &t->key);
+    p = put_len_field(p, 0x12, rv);
+    p = put_id_values(p, ids, t->n);
+    for (uint32_t f = 0; f < t->n_features; f++) {
+        size_t start = f == 0 ? 0 : t->name_end[f - 1];
+        size_t name_len = t->name_end[f] - start;
+        rv = feature_values_len(t, f, ids);
+        entry = name_len + 1 + varint_len(rv) + rv;
+        p = put_len_field(p, 0x12, entry);
+        memcpy(p, t->names.data + start, name_len);
+        p += name_len;
+        p = put_len_field(p, 0x12, rv);
+        for (size_t i = 0; i < t->n; i++) {
+            uint8_t *len_at = p + 1;
+            *p++ = 0x0a; /* RepeatedValue.val */
+            p++;
+            size_t vlen = bench_value_wire(t->view, f, ids[i], p);
+            *len_at = (uint8_t)vlen;
+            p += vlen;
+        }
+    }
+    return p;
+}
+
+int wire_tmpl_encode(const wire_tmpl_t *t, const int64_t *ids, wbuf_t *out)
+{
+    /* bench_value_wire() writes up to 16 bytes at a time: room for its scratch. */
+    if (!reserve(out, t->max_len + 16))
+        return -ENOMEM;
+    uint8_t *p = out->data + out->len;
+    p = put_raw(p, &t->head);
+    switch (t->kind) {
+    case TMPL_GET: {
+        size_t rv = id_values_len(ids, t->n);
+        size_t entry = t->key.len + 1 + varint_len(rv) + rv;
+        p = put_len_field(p, 0x1a, entry); /* GetOnlineFeaturesRequest.entities */
+        p = put_raw(p, &t->key);
+        p = put_len_field(p, 0x12, rv);
+        p = put_id_values(p, ids, t->n);
+        break;
+    }
+    case TMPL_PREDICT: {
+        size_t packed = 0;
+        for (size_t i = 0; i < t->n; i++)
+            packed += varint_len((uint64_t)ids[i]);
+        size_t tensor = t->mid.len + 1 + varint_len(packed) + packed;
+        size_t entry = t->key.len + 1 + varint_len(tensor) + tensor;
+        p = put_len_field(p, 0x12, entry); /* PredictRequest.inputs */
+        p = put_raw(p, &t->key);
+        p = put_len_field(p, 0x12, tensor);
+        p = put_raw(p, &t->mid);
+        p = put_len_field(p, 0x52, packed); /* TensorProto.int64_val, packed */
+        for (size_t i = 0; i < t->n; i++)
+            p = put_varint(p, (uint64_t)ids[i]);
+        break;
+    }
+    case TMPL_WRITE:
+        p = encode_write(t, ids, p);
+        break;
+    }
+    p = put_raw(p, &t->tail);
+    out->len = (size_t)(p - out->data);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Reading                                                                                     */
 
 typedef struct rd {
@@ -302,6 +595,7 @@ void wire_check_merge(wire_check_t *dst, const wire_check_t *src)
     dst->verified += src->verified;
     dst->wrong += src->wrong;
     dst->bad_shape += src->bad_shape;
+    dst->unknown += src->unknown;
     dst->malformed += src->malformed;
     dst->rows_acked += src->rows_acked;
 }
@@ -309,7 +603,7 @@ void wire_check_merge(wire_check_t *dst, const wire_check_t *src)
 uint64_t wire_check_problems(const wire_check_t *c)
 {
     return c->status[0] + c->status[2] + c->status[3] + c->status[4] + c->wrong + c->bad_shape +
-           c->malformed;
+           c->unknown + c->malformed;
 }
 
 #define MAX_COLUMNS 4096
@@ -408,6 +702,10 @@ static void check_column(const column_t *col, const int64_t *ids, size_t n, cons
 {
     uint32_t view = 0, feat = 0;
     col_kind_t kind = verify ? classify(col, join_key, &view, &feat) : COL_UNKNOWN;
+    /* A column --verify cannot place would otherwise be neither verified nor a problem: a
+     * renamed column, or names the check does not parse, would pass having compared nothing. */
+    if (verify && kind == COL_UNKNOWN)
+        c->unknown++;
     rd_t r = col->vec;
     size_t n_values = 0, n_status = 0;
     uint32_t field, wt;
@@ -536,6 +834,8 @@ static void check_tensor(const uint8_t *name, size_t name_len, rd_t t, const int
     column_t col = {.name = name, .name_len = name_len};
     uint32_t view = 0, feat = 0;
     bool known = verify && classify(&col, "", &view, &feat) == COL_FEATURE;
+    if (verify && !known)
+        c->unknown++;
     size_t count = 0;
     uint32_t field, wt;
     while (rd_tag(&t, &field, &wt)) {

@@ -8,10 +8,10 @@
 
 /*
  * The load generator encodes its few request shapes by hand rather than through protobuf-c: the
- * messages are built once into a pool before the run, and response checks walk the bytes without
- * allocating, so the generator stays cheap on a machine it shares with the server. Field numbers
- * follow protos/feast/serving/ServingService.proto, protos/feast/types/Value.proto and
- * protos/fstore/v1/fstore.proto.
+ * fixed parts of a request are encoded once (a template) and each call adds only its ids, and
+ * response checks walk the bytes without allocating, so the generator stays cheap on a machine it
+ * shares with the server. Field numbers follow protos/feast/serving/ServingService.proto,
+ * protos/feast/types/Value.proto and protos/fstore/v1/fstore.proto.
  */
 
 /* A growable byte buffer. */
@@ -69,6 +69,37 @@ int wire_predict_request(const char *model, const char *input, const int64_t *id
                          wbuf_t *out);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Per-call requests                                                                           */
+
+/*
+ * One request shape whose only varying part is its n entity ids. The template holds everything
+ * else pre-encoded (the feature list or service, the model spec and tensor shape, the view and
+ * feature names), so encoding one call costs a few varints per id (for writes, also one
+ * generated value per id and feature): cheap enough to draw fresh ids for every call.
+ * wire_tmpl_encode() writes exactly the bytes that wire_get_request(), wire_predict_request() or
+ * wire_write_request() would write for the same ids.
+ */
+typedef struct wire_tmpl wire_tmpl_t;
+
+/*
+ * Create the template of a GetOnlineFeatures, Predict or WriteFeatures request for n ids, with
+ * the other arguments of the matching wire_*_request(). Returns: 0, -EINVAL (n == 0), -ENOMEM.
+ * Ownership: *out is the caller's, released with wire_tmpl_free(); the arguments are copied.
+ */
+int wire_tmpl_get(const wire_get_spec_t *spec, size_t n, wire_tmpl_t **out);
+int wire_tmpl_predict(const char *model, const char *input, size_t n, wire_tmpl_t **out);
+int wire_tmpl_write(const char *view_name, uint32_t view_index, const char *join_key,
+                    uint32_t n_features, size_t n, int64_t event_s, wire_tmpl_t **out);
+/* Accepts NULL. */
+void wire_tmpl_free(wire_tmpl_t *t);
+
+/*
+ * Appends the request for ids[0..n) (n as created) to out. Returns: 0, -ENOMEM.
+ * Thread safety: t is only read; any number of threads may encode with one template.
+ */
+int wire_tmpl_encode(const wire_tmpl_t *t, const int64_t *ids, wbuf_t *out);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Response checks                                                                             */
 
 /* What the checks found, summed over responses. */
@@ -79,19 +110,24 @@ typedef struct wire_check {
     uint64_t verified;   /* values compared with the generated dataset and equal */
     uint64_t wrong;      /* values compared and different */
     uint64_t bad_shape;  /* a column with the wrong length, or too few columns */
+    uint64_t unknown;    /* --verify: columns or tensors whose name says nothing to compare
+                            with (neither a generated feature nor the join key) */
     uint64_t malformed;  /* bytes that do not parse */
     uint64_t rows_acked; /* WriteFeatures: rows_written + rows_stale */
 } wire_check_t;
 
 void wire_check_merge(wire_check_t *dst, const wire_check_t *src);
-/* Returns: the number of problems: non-PRESENT statuses, wrong values, bad shapes, malformed. */
+/* Returns: the number of problems: non-PRESENT statuses, wrong values, bad shapes, unknown
+ * columns, malformed. */
 uint64_t wire_check_problems(const wire_check_t *c);
 
 /*
  * Checks one GetOnlineFeaturesResponse for a request of n entities ids[0..n) asking for
  * n_features features: every column has n values and n statuses, and at least n_features
  * columns came back. With verify, columns named "v<V>__f<F>" (or "v<V>:f<F>") are compared with
- * the generated dataset; a join-key column named join_key is compared with ids.
+ * the generated dataset; a join-key column named join_key is compared with ids; a column with
+ * any other name (a renamed feature, short feature names) counts in `unknown`, so that a check
+ * cannot pass having verified nothing.
  */
 void wire_check_get(const uint8_t *buf, size_t len, const int64_t *ids, size_t n, size_t n_features,
                     const char *join_key, bool verify, wire_check_t *c);
@@ -99,7 +135,8 @@ void wire_check_get(const uint8_t *buf, size_t len, const int64_t *ids, size_t n
 /*
  * Checks one PredictResponse for n entities ids[0..n) of a features-only binding of n_features
  * features: at least n_features output tensors, each holding n values. With verify, tensors named
- * "v<V>__f<F>" are compared with the generated dataset. A Predict response has no field status:
+ * "v<V>__f<F>" are compared with the generated dataset and any other tensor counts in `unknown`.
+ * A Predict response has no field status:
  * a missing value is either an error status (on_missing: error) or a zero, which --verify
  * catches.
  */

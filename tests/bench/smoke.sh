@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/bench/smoke.sh - a few seconds of fstore-bench against a real `fstore serve`.
 # Keeps the benchmark instrument working: asserts zero errors, every value PRESENT and equal to
-# the generated dataset, every written row acknowledged. Never asserts on speed.
+# the generated dataset (every value seen verified), every written row acknowledged. Never
+# asserts on speed.
 # Usage: smoke.sh FSTORE FSTORE_BENCH   (exit 77 = skipped: the binary has no serve command yet)
 set -euo pipefail
 fstore=$1
@@ -71,9 +72,22 @@ for v in $grpc_views; do
 done
 
 status=0
+# run ARGS...: one checked run, its JSON in $dir/last.json. A --verify run must also have compared
+# every value it saw (verified == values > 0): a check that verified nothing must not pass.
 run() {
   echo "+ fstore-bench run $*"
-  "$bench" run --target 127.0.0.1:$port "$@" || status=1
+  "$bench" run --target 127.0.0.1:$port --json "$@" >"$dir/last.json" || status=1
+  cat "$dir/last.json"
+  case " $* " in
+    *" --verify "*)
+      /usr/bin/python3 - "$dir/last.json" <<'PY' || status=1
+import json, sys
+c = json.load(open(sys.argv[1]))["check"]
+if not (c["values"] > 0 and c["verified"] == c["values"]):
+    sys.exit("bench_smoke: --verify compared %d of %d values" % (c["verified"], c["values"]))
+PY
+      ;;
+  esac
 }
 run --label smoke-health --scenario health -c 2 -m 2 -d 1 -w 0.2 --check
 run --label smoke-get-1x20 --scenario get --views 2 --features-per-view 10 --entities 1 \
@@ -84,6 +98,57 @@ run --label smoke-get-open --scenario get --views 2 --features-per-view 10 --ent
   --keys $rows -c 2 -t 2 --rate 200 -d 1 -w 0.2 --verify
 run --label smoke-write --scenario write --view w0 --rows 100 --keys $rows -c 2 -m 2 -d 1 -w 0 \
   --check --pool 64
+
+# Every call draws fresh ids, even with --pool given (as bench/run.sh does): 200 writes of 10
+# random rows over 2000 ids outside the loaded range must land on about 2000 * (1 - 1/e) = 1264
+# distinct rows, where a pool of 4 requests would write 40. Read them all back and count.
+wfirst=100000
+"$bench" run --target 127.0.0.1:$port --scenario write --view w0 --rows 10 --first-key $wfirst \
+  --keys $rows --pool 4 -n 200 -w 0 -c 1 -m 2 --check >/dev/null ||
+  { echo "bench_smoke: random writes into w0 failed"; status=1; }
+echo "+ fstore-bench run --scenario get --features w0:f0 --sequential (count the rows written)"
+"$bench" run --target 127.0.0.1:$port --scenario get --features w0:f0 --sequential \
+  --first-key $wfirst --keys $rows --pool $rows -n $rows -w 0 -c 1 -m 4 --check --json \
+  >"$dir/readback.json" || true
+/usr/bin/python3 - "$dir/readback.json" <<'PY' || status=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+# One status per id in w0__f0 (the join-key column is PRESENT for every id): the ids never
+# written are NOT_FOUND.
+written = 2000 - r["check"]["not_found"]
+print("bench_smoke: 200 x 10 random writes over 2000 ids wrote %d distinct rows" % written)
+if r["failed"] != 0 or r["check"]["responses"] != 2000 or not 1000 < written < 1500:
+    sys.exit("bench_smoke: expected about 1264 distinct rows (fresh ids every call)")
+PY
+
+# Failed calls count: a method the server does not have fails every call (UNIMPLEMENTED), in the
+# warm-up and in the measured phase. Every failed measured call must be in the latency histogram
+# ("all"; "ok" has none), the warm-up's failures must be reported, and --check must exit 1.
+echo "+ fstore-bench run --scenario raw --method /fstore.v1.NoSuchService/Nothing (must fail)"
+if "$bench" run --target 127.0.0.1:$port --scenario raw --method /fstore.v1.NoSuchService/Nothing \
+    -n 20 -w 0.2 --check --json >"$dir/failing.json"; then
+  echo "bench_smoke: --check passed a run whose calls all failed"
+  status=1
+fi
+cat "$dir/failing.json"
+/usr/bin/python3 - "$dir/failing.json" <<'PY' || status=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = r["latency_us"]
+problems = []
+if not (r["failed"] == 20 and r["ok"] == 0):
+    problems.append("expected 20 failed calls, got %d failed, %d ok" % (r["failed"], r["ok"]))
+if lat["all"]["count"] != r["ok"] + r["failed"]:
+    problems.append("latency all has %d calls, not ok + failed = %d"
+                    % (lat["all"]["count"], r["ok"] + r["failed"]))
+if lat["ok"]["count"] != r["ok"]:
+    problems.append("latency ok has %d calls, not %d" % (lat["ok"]["count"], r["ok"]))
+if not (r["warmup_failed"] > 0 and r["warmup_errors"].get("UNIMPLEMENTED") == r["warmup_failed"]):
+    problems.append("warm-up failures not reported: %r, %r"
+                    % (r.get("warmup_failed"), r.get("warmup_errors")))
+if problems:
+    sys.exit("bench_smoke: " + "; ".join(problems))
+PY
 
 # Predict (features only, binding m1 over s1) once the server has it: a probe with an empty
 # request gets UNIMPLEMENTED (or no answer) from a server without it.
