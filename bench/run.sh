@@ -328,8 +328,8 @@ bench s0_open_s1 --scenario health "${OPENARGS[@]}" --rate "$(half_rate s1)"
 peer redis-hmget50-p10 -P 10
 bench s2_10 "${GET50[@]}" --entities 10 "${LOADARGS[@]}"
 peer redis-hmget50-p100 -P 100
-bench s2_100 "${GET50[@]}" --entities 100 --pool 1024 "${LOADARGS[@]}"
-bench s2_100_open "${GET50[@]}" --entities 100 --pool 1024 "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
+bench s2_100 "${GET50[@]}" --entities 100 "${LOADARGS[@]}"
+bench s2_100_open "${GET50[@]}" --entities 100 "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
 bench s0_open_s2 --scenario health "${OPENARGS[@]}" --rate "$(half_rate s2_100)"
 bench s3 --scenario get --views 25 --features-per-view 10 --keys "$EXTRA" --check-every 16 --entities 1 "${LOADARGS[@]}"
 # What the durable writes cost the disk: the bytes the block device under the data directory
@@ -344,7 +344,7 @@ io_written() {
 sync
 S4_IO_A=$(io_written)
 S4_T_A=$(now_ns)
-bench s4 --scenario write --view w0 --rows 100 --write-features 10 --keys "$ENTITIES" --pool 1024 \
+bench s4 --scenario write --view w0 --rows 100 --write-features 10 --keys "$ENTITIES" \
   --check "${LOADARGS[@]}"
 sync
 S4_IO_B=$(io_written)
@@ -363,7 +363,7 @@ else
   PREDICT=(--scenario predict --method "$PREDICT_METHOD" --model m1 --views 5 --features-per-view 10
            --keys "$ENTITIES" --check-every 16)
   bench s5_1 "${PREDICT[@]}" --entities 1 "${LOADARGS[@]}"
-  bench s5_100 "${PREDICT[@]}" --entities 100 --pool 1024 "${LOADARGS[@]}"
+  bench s5_100 "${PREDICT[@]}" --entities 100 "${LOADARGS[@]}"
 fi
 
 # S0 again: if the machine's capacity changed during the run (other work started or stopped),
