@@ -135,16 +135,27 @@ static void describe_row(const catalog_model_t *m, const server_columns_t *ents,
         snprintf(buf, cap, "row %zu", row);
 }
 
-/* Which of the service's features to read: all, or those output_filter names. */
+/* Which of the service's features to read, in service order: all of them (outs's own arrays, no
+ * copy), or those output_filter names. A passthrough reads them all: output_filter is the
+ * upstream's business. */
 static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRequest *rq,
-                          const server_predict_outputs_t *outs, bool *wanted)
+                          const catalog_model_t *m, const server_predict_outputs_t *outs,
+                          const catalog_feature_ref_t **refs_out, const char *const **names_out,
+                          size_t *n_out)
 {
     size_t n = outs->n;
-    if (rq->n_output_filter == 0) {
-        for (size_t i = 0; i < n; i++)
-            wanted[i] = true;
+    if (m->has_upstream || rq->n_output_filter == 0) {
+        *refs_out = outs->service->features;
+        *names_out = outs->names;
+        *n_out = n;
         return 0;
     }
+    server_arena_t *a = &c->arena;
+    bool *wanted = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *wanted);
+    catalog_feature_ref_t *refs = server__arena_array(a, n == 0 ? 1 : n, sizeof *refs);
+    const char **names = server__arena_array(a, n == 0 ? 1 : n, sizeof *names);
+    if (wanted == NULL || refs == NULL || names == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
     for (size_t k = 0; k < rq->n_output_filter; k++) {
         long i = server__predict_outputs_find(outs, rq->output_filter[k]);
         if (i < 0) {
@@ -161,6 +172,16 @@ static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRe
         }
         wanted[i] = true;
     }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (wanted[i]) {
+            refs[k] = outs->service->features[i];
+            names[k++] = outs->names[i];
+        }
+    }
+    *refs_out = refs;
+    *names_out = names;
+    *n_out = k;
     return 0;
 }
 
@@ -290,33 +311,18 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
                             "the batch has %zu entity rows; the limit is %zu (--max-entities)",
                             n_rows, lim->max_entities);
 
-    /* Outputs: names for every feature, then the subset to read. A passthrough reads them all:
-     * output_filter is the upstream's business. */
-    bool *wanted = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *wanted);
-    if (wanted == NULL)
-        return server__fail(c, -ENOMEM, "out of memory");
-    if (m->has_upstream) {
-        for (size_t i = 0; i < n_refs; i++)
-            wanted[i] = true;
-    } else if ((rc = select_outputs(c, rq, outs, wanted)) < 0) {
-        return rc;
-    }
+    const catalog_feature_ref_t *refs = NULL;
+    const char *const *names = NULL;
     size_t n_out = 0;
-    catalog_feature_ref_t *refs = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *refs);
-    const char **names = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *names);
-    if (refs == NULL || names == NULL)
-        return server__fail(c, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < n_refs; i++) {
-        if (wanted[i]) {
-            refs[n_out] = svc->features[i];
-            names[n_out++] = outs->names[i];
-        }
-    }
+    rc = select_outputs(c, rq, m, outs, &refs, &names, &n_out);
+    if (rc < 0)
+        return rc;
 
     server_cell_t *cells =
         server__arena_array(a, n_out * n_rows == 0 ? 1 : n_out * n_rows, sizeof *cells);
+    /* Each tensor is initialized by server__tensor_from_cells(). */
     Tensorflow__TensorProto *tensors =
-        server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
+        server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
     if (cells == NULL || tensors == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     rc = store_read_begin(reader);
@@ -377,8 +383,8 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     }
 
     typedef Tensorflow__Serving__PredictResponse__OutputsEntry output_entry_t;
-    output_entry_t *entries = server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *entries);
-    output_entry_t **entryp = server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *entryp);
+    output_entry_t *entries = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *entries);
+    output_entry_t **entryp = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *entryp);
     if (entries == NULL || entryp == NULL) {
         rc = server__fail(c, -ENOMEM, "out of memory");
         goto out;
