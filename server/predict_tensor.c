@@ -310,8 +310,9 @@ static int set_shape(Tensorflow__TensorProto *out, size_t n_rows, bool list, siz
 {
     size_t n_dim = list ? 2 : 1;
     Tensorflow__TensorShapeProto *sh = server__arena_alloc(a, sizeof *sh);
-    Tensorflow__TensorShapeProto__Dim *dims = server__arena_calloc(a, n_dim, sizeof *dims);
-    Tensorflow__TensorShapeProto__Dim **dimp = server__arena_calloc(a, n_dim, sizeof *dimp);
+    /* Every element is set below. */
+    Tensorflow__TensorShapeProto__Dim *dims = server__arena_array(a, n_dim, sizeof *dims);
+    Tensorflow__TensorShapeProto__Dim **dimp = server__arena_array(a, n_dim, sizeof *dimp);
     if (sh == NULL || dims == NULL || dimp == NULL)
         return -ENOMEM;
     tensorflow__tensor_shape_proto__init(sh);

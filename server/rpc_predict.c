@@ -16,81 +16,9 @@
  * caller's inputs and the call continues asynchronously (SERVER_PENDING): the upstream's answer,
  * good or bad, is what the caller gets.
  *
- * Output names are feature names; when two features of the service share a name both become
- * `view__feature`, and `view@vN__feature` when that still collides (two versions of one view).
+ * Output names (server/predict_outputs.c) are feature names, qualified by view where they collide;
+ * each read worker computes them once per catalog and service.
  */
-
-/* A small open-addressing index of names, for collisions and output_filter lookups. */
-typedef struct name_index {
-    size_t cap;
-    size_t *slots; /* index + 1; 0 = empty */
-    char *const *names;
-} name_index_t;
-
-static int index_init(name_index_t *ix, server_arena_t *a, char *const *names, size_t n)
-{
-    ix->cap = 16;
-    while (ix->cap < 2 * n)
-        ix->cap *= 2;
-    ix->slots = server__arena_calloc(a, ix->cap, sizeof *ix->slots);
-    ix->names = names;
-    return ix->slots != NULL ? 0 : -ENOMEM;
-}
-
-/* Returns: the index of name, or -1 after adding it as index i (i < 0: lookup only). */
-static long index_put(name_index_t *ix, const char *name, long i)
-{
-    size_t h = (size_t)server__fnv1a(name, strlen(name)) & (ix->cap - 1);
-    while (ix->slots[h] != 0) {
-        if (strcmp(ix->names[ix->slots[h] - 1], name) == 0)
-            return (long)(ix->slots[h] - 1);
-        h = (h + 1) & (ix->cap - 1);
-    }
-    if (i >= 0)
-        ix->slots[h] = (size_t)i + 1;
-    return -1;
-}
-
-/* Output names of the service's features (see the comment at the top). */
-static int output_names(server_arena_t *a, const catalog_service_t *svc, char **names)
-{
-    size_t n = svc->n_features;
-    uint8_t *level = server__arena_calloc(a, n == 0 ? 1 : n, 1);
-    if (level == NULL)
-        return -ENOMEM;
-    char buf[2 * CATALOG_MAX_NAME + 32];
-    for (int pass = 0; pass < 3; pass++) {
-        for (size_t i = 0; i < n; i++) {
-            const catalog_feature_ref_t *r = &svc->features[i];
-            int len;
-            if (level[i] == 0)
-                len = snprintf(buf, sizeof buf, "%s", r->feature->name);
-            else if (level[i] == 1)
-                len = snprintf(buf, sizeof buf, "%s__%s", r->view->name, r->feature->name);
-            else
-                len = snprintf(buf, sizeof buf, "%s@v%u__%s", r->view->name,
-                               (unsigned)r->view->version, r->feature->name);
-            names[i] = server__arena_strndup(a, buf, (size_t)len);
-            if (names[i] == NULL)
-                return -ENOMEM;
-        }
-        name_index_t ix;
-        if (index_init(&ix, a, names, n) < 0)
-            return -ENOMEM;
-        bool clash = false;
-        for (size_t i = 0; i < n; i++) {
-            long j = index_put(&ix, names[i], (long)i);
-            if (j >= 0 && level[i] < 2) {
-                level[i]++;
-                level[j] = level[i];
-                clash = true;
-            }
-        }
-        if (!clash)
-            break;
-    }
-    return 0;
-}
 
 /* NOT_FOUND naming the bindings that exist. */
 static int fail_no_model(server_call_t *c, const catalog_t *cat,
@@ -207,29 +135,36 @@ static void describe_row(const catalog_model_t *m, const server_columns_t *ents,
         snprintf(buf, cap, "row %zu", row);
 }
 
-/* Which of the service's features to read: all, or those output_filter names. */
+/* Which of the service's features to read, in service order: all of them (outs's own arrays, no
+ * copy), or those output_filter names. A passthrough reads them all: output_filter is the
+ * upstream's business. */
 static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRequest *rq,
-                          char *const *names, size_t n, bool *wanted)
+                          const catalog_model_t *m, const server_predict_outputs_t *outs,
+                          const catalog_feature_ref_t **refs_out, const char *const **names_out,
+                          size_t *n_out)
 {
-    if (rq->n_output_filter == 0) {
-        for (size_t i = 0; i < n; i++)
-            wanted[i] = true;
+    size_t n = outs->n;
+    if (m->has_upstream || rq->n_output_filter == 0) {
+        *refs_out = outs->service->features;
+        *names_out = outs->names;
+        *n_out = n;
         return 0;
     }
-    name_index_t ix;
-    if (index_init(&ix, &c->arena, names, n) < 0)
+    server_arena_t *a = &c->arena;
+    bool *wanted = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *wanted);
+    catalog_feature_ref_t *refs = server__arena_array(a, n == 0 ? 1 : n, sizeof *refs);
+    const char **names = server__arena_array(a, n == 0 ? 1 : n, sizeof *names);
+    if (wanted == NULL || refs == NULL || names == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        index_put(&ix, names[i], (long)i);
     for (size_t k = 0; k < rq->n_output_filter; k++) {
-        long i = index_put(&ix, rq->output_filter[k], -1);
+        long i = server__predict_outputs_find(outs, rq->output_filter[k]);
         if (i < 0) {
             char have[SERVER_MSG_MAX / 2];
             size_t len = 0;
             have[0] = '\0';
             for (size_t j = 0; j < n && len < sizeof have; j++)
                 len += (size_t)snprintf(have + len, sizeof have - len, "%s%s", j > 0 ? ", " : "",
-                                        names[j]);
+                                        outs->names[j]);
             return server__fail(c, -EINVAL,
                                 "output_filter names '%.128s', not an output of "
                                 "this model; the outputs are: %s",
@@ -237,6 +172,16 @@ static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRe
         }
         wanted[i] = true;
     }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (wanted[i]) {
+            refs[k] = outs->service->features[i];
+            names[k++] = outs->names[i];
+        }
+    }
+    *refs_out = refs;
+    *names_out = names;
+    *n_out = k;
     return 0;
 }
 
@@ -248,18 +193,16 @@ static int predict_resume(server_call_t *c, bool ok, grpc_slice *resp)
 typedef Tensorflow__Serving__PredictRequest__InputsEntry input_entry_t;
 
 /* The upstream's request: the caller's inputs (entity inputs unless dropped) plus one input per
- * feature, for the binding's upstream model. Packed here, while the cells are still readable. */
+ * feature (all of outs), for the binding's upstream model. Packed here, while the cells are still
+ * readable. */
 static int upstream_request(server_call_t *c, const catalog_model_t *m,
-                            const Tensorflow__Serving__PredictRequest *rq, char *const *names,
-                            Tensorflow__TensorProto *tensors, size_t n_feat, grpc_slice *out)
+                            const Tensorflow__Serving__PredictRequest *rq,
+                            const server_predict_outputs_t *outs, Tensorflow__TensorProto *tensors,
+                            grpc_slice *out)
 {
     server_arena_t *a = &c->arena;
     const catalog_upstream_t *up = &m->upstream;
-    name_index_t ix;
-    if (index_init(&ix, a, names, n_feat) < 0)
-        return server__fail(c, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < n_feat; i++)
-        index_put(&ix, names[i], (long)i);
+    size_t n_feat = outs->n;
 
     size_t cap = rq->n_inputs + n_feat;
     input_entry_t **inputs = server__arena_calloc(a, cap == 0 ? 1 : cap, sizeof *inputs);
@@ -274,7 +217,7 @@ static int upstream_request(server_call_t *c, const catalog_model_t *m,
             is_entity = strcmp(m->entity_inputs[k].input, key) == 0;
         if (is_entity && !up->keep_entity_inputs)
             continue;
-        if (index_put(&ix, key, -1) >= 0)
+        if (server__predict_outputs_find(outs, key) >= 0)
             return server__fail(c, -EINVAL,
                                 "input '%.128s' has the name of a feature of service '%s', "
                                 "which fstore adds; rename the input",
@@ -283,7 +226,7 @@ static int upstream_request(server_call_t *c, const catalog_model_t *m,
     }
     for (size_t i = 0; i < n_feat; i++) {
         tensorflow__serving__predict_request__inputs_entry__init(&fe[i]);
-        fe[i].key = names[i];
+        fe[i].key = (char *)outs->names[i];
         fe[i].value = &tensors[i];
         inputs[n++] = &fe[i];
     }
@@ -349,11 +292,13 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
                             "feature service '%s' has %zu features; the limit is %zu "
                             "(--max-features)",
                             svc->name, n_refs, lim->max_features);
-    for (size_t i = 0; i < n_refs; i++) {
-        if (!svc->features[i].view->online)
-            return server__fail(c, -EINVAL, "feature view '%s@v%u' is not online",
-                                svc->features[i].view->name,
-                                (unsigned)svc->features[i].view->version);
+    const server_predict_outputs_t *outs = NULL;
+    if (server__predict_outputs_get(server__call_predict_cache(c), a, cat, svc, &outs) < 0)
+        return server__fail(c, -ENOMEM, "out of memory");
+    if (outs->offline < n_refs) {
+        const catalog_view_t *v = svc->features[outs->offline].view;
+        return server__fail(c, -EINVAL, "feature view '%s@v%u' is not online", v->name,
+                            (unsigned)v->version);
     }
 
     server_columns_t ents;
@@ -366,34 +311,18 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
                             "the batch has %zu entity rows; the limit is %zu (--max-entities)",
                             n_rows, lim->max_entities);
 
-    /* Outputs: names for every feature, then the subset to read. A passthrough reads them all:
-     * output_filter is the upstream's business. */
-    char **all_names = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *all_names);
-    bool *wanted = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *wanted);
-    if (all_names == NULL || wanted == NULL || output_names(a, svc, all_names) < 0)
-        return server__fail(c, -ENOMEM, "out of memory");
-    if (m->has_upstream) {
-        for (size_t i = 0; i < n_refs; i++)
-            wanted[i] = true;
-    } else if ((rc = select_outputs(c, rq, all_names, n_refs, wanted)) < 0) {
-        return rc;
-    }
+    const catalog_feature_ref_t *refs = NULL;
+    const char *const *names = NULL;
     size_t n_out = 0;
-    catalog_feature_ref_t *refs = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *refs);
-    char **names = server__arena_calloc(a, n_refs == 0 ? 1 : n_refs, sizeof *names);
-    if (refs == NULL || names == NULL)
-        return server__fail(c, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < n_refs; i++) {
-        if (wanted[i]) {
-            refs[n_out] = svc->features[i];
-            names[n_out++] = all_names[i];
-        }
-    }
+    rc = select_outputs(c, rq, m, outs, &refs, &names, &n_out);
+    if (rc < 0)
+        return rc;
 
     server_cell_t *cells =
         server__arena_array(a, n_out * n_rows == 0 ? 1 : n_out * n_rows, sizeof *cells);
+    /* Each tensor is initialized by server__tensor_from_cells(). */
     Tensorflow__TensorProto *tensors =
-        server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
+        server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
     if (cells == NULL || tensors == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     rc = store_read_begin(reader);
@@ -437,7 +366,7 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
 
     if (m->has_upstream) {
         grpc_slice request;
-        rc = upstream_request(c, m, rq, names, tensors, n_out, &request);
+        rc = upstream_request(c, m, rq, outs, tensors, &request);
         if (rc < 0)
             goto out;
         store_read_end(reader);
@@ -454,15 +383,15 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     }
 
     typedef Tensorflow__Serving__PredictResponse__OutputsEntry output_entry_t;
-    output_entry_t *entries = server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *entries);
-    output_entry_t **entryp = server__arena_calloc(a, n_out == 0 ? 1 : n_out, sizeof *entryp);
+    output_entry_t *entries = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *entries);
+    output_entry_t **entryp = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *entryp);
     if (entries == NULL || entryp == NULL) {
         rc = server__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n_out; i++) {
         tensorflow__serving__predict_response__outputs_entry__init(&entries[i]);
-        entries[i].key = names[i];
+        entries[i].key = (char *)names[i];
         entries[i].value = &tensors[i];
         entryp[i] = &entries[i];
     }

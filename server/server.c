@@ -66,8 +66,9 @@ struct server_worker {
     pthread_t thread;
     bool started;
     grpc_completion_queue *cq;
-    store_reader_t *reader;        /* read workers only */
-    server_ref_cache_t *ref_cache; /* read workers only: resolved feature lists */
+    store_reader_t *reader;                /* read workers only */
+    server_ref_cache_t *ref_cache;         /* read workers only: resolved feature lists */
+    server_predict_cache_t *predict_cache; /* read workers only: Predict's output names */
     server_call_t *calls;
     size_t n_calls;
 };
@@ -185,6 +186,11 @@ grpc_completion_queue *server__call_cq(const server_call_t *c)
 server_ref_cache_t *server__call_ref_cache(const server_call_t *c)
 {
     return c->worker->ref_cache;
+}
+
+server_predict_cache_t *server__call_predict_cache(const server_call_t *c)
+{
+    return c->worker->predict_cache;
 }
 
 server_upstreams_t *server__call_upstreams(const server_call_t *c)
@@ -641,7 +647,8 @@ static int setup_workers(server_t *s)
         w->cq = queue_new(w->pool == SERVER_POOL_READ);
         if (w->cq == NULL)
             return -ENOMEM;
-        if (w->pool == SERVER_POOL_READ && server__ref_cache_new(&w->ref_cache) < 0)
+        if (w->pool == SERVER_POOL_READ && (server__ref_cache_new(&w->ref_cache) < 0 ||
+                                            server__predict_cache_new(&w->predict_cache) < 0))
             return -ENOMEM;
         grpc_server_register_completion_queue(s->grpc, w->cq, NULL);
         size_t n_calls = 0;
@@ -1004,6 +1011,7 @@ void server_free(server_t *s)
         free(w->calls);
         store_reader_free(w->reader);
         server__ref_cache_free(w->ref_cache);
+        server__predict_cache_free(w->predict_cache);
     }
     free(s->workers);
     if (s->holder_ready)

@@ -684,6 +684,47 @@ int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *c
                               bool zero_missing, server_arena_t *a, Tensorflow__TensorProto *out,
                               size_t *bad_row, char *why, size_t why_cap);
 
+/*
+ * Predict's outputs of one feature service (predict_outputs.c): one name per feature, the
+ * feature's name or, where names collide, `view__feature`, then `view@vN__feature`; and an index
+ * over the names for output_filter. They depend on the service alone.
+ */
+typedef struct server_predict_outputs {
+    const catalog_service_t *service;
+    size_t n;                 /* svc->n_features */
+    const char *const *names; /* [n], NUL-terminated */
+    const size_t *name_lens;  /* [n] */
+    const uint32_t *set;      /* open addressing over names: index + 1, 0 = empty */
+    uint32_t set_mask;
+    size_t offline; /* the first feature whose view is not online, or n */
+} server_predict_outputs_t;
+
+/* Computes svc's outputs into *out, everything in the arena. Returns: 0, -ENOMEM. */
+int server__predict_outputs_build(server_arena_t *a, const catalog_service_t *svc,
+                                  server_predict_outputs_t *out);
+/* Returns: the index of the output called name (the first, should two share it), or -1. */
+long server__predict_outputs_find(const server_predict_outputs_t *o, const char *name);
+
+/*
+ * A cache of outputs for one thread, keyed by the catalog and the service. Holds a reference to
+ * the catalog of its entries; meeting another catalog empties it. Thread safety: none; one cache
+ * per read worker.
+ */
+typedef struct server_predict_cache server_predict_cache_t;
+/* Returns: 0, -ENOMEM. Ownership: *out is the caller's (server__predict_cache_free()). */
+int server__predict_cache_new(server_predict_cache_t **out);
+/* Frees the entries and drops the catalog reference. Accepts NULL. */
+void server__predict_cache_free(server_predict_cache_t *pc);
+/*
+ * The outputs of svc (a service of cat), from pc or built (then remembered in pc, if it can
+ * grow). pc may be NULL (no cache: built every time). a holds what is built for this call.
+ * Returns: 0 and *out, borrowed until the next call on pc or the reset of a; -ENOMEM.
+ */
+int server__predict_outputs_get(server_predict_cache_t *pc, server_arena_t *a, const catalog_t *cat,
+                                const catalog_service_t *svc, const server_predict_outputs_t **out);
+/* This worker's cache, or NULL when it has none. */
+server_predict_cache_t *server__call_predict_cache(const server_call_t *c);
+
 /* Upstreams: one long-lived client channel per target, shared by every worker (channels are
  * thread-safe); created on first use, destroyed with the server after every call has ended. */
 typedef struct server_upstreams server_upstreams_t;

@@ -2,12 +2,13 @@
 import math
 import os
 import shutil
+import signal
 import tempfile
 import unittest
 
 import grpc
 
-from harness import E2E_DIR, ServerTestCase, free_port
+from harness import E2E_DIR, Server, ServerTestCase, free_port
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from upstream_model_server import make_tensor, tensor_rows, tensor_shape
 
@@ -292,6 +293,56 @@ class PredictFeatures(PredictServerTestCase):
                             version=1, output_filter=["weights", "acc_rate"])
         self.assertEqual(tensor_rows(resp.outputs["weights"]), [[1.0, 2.0]])
         self.assertTrue(math.isclose(tensor_rows(resp.outputs["acc_rate"])[0], 0.5))
+
+
+ZONE_EXTRA = """
+  - name: zone_extra
+    version: 1
+    entities: [zone]
+    ttl: 0
+    features:
+      - {name: surge, dtype: FLOAT, default: 2.0}
+"""
+
+
+class PredictReload(unittest.TestCase):
+    """Output names are computed once per catalog and worker: a reload must change them."""
+
+    def test_a_reload_that_changes_a_service_changes_its_output_names(self):
+        d, path = render_catalog(free_port(), free_port())
+        self.addCleanup(shutil.rmtree, d, True)
+        # One read worker: its cache has seen the old catalog when the new one arrives.
+        s = Server(catalog=path, args=["--workers", "1"])
+        self.addCleanup(s.cleanup)
+        s.start()
+        s.client.write_features("zone_stats", {"zone_id": [1], "surge": [1.5]})
+        channel = grpc.insecure_channel(s.target)
+        self.addCleanup(channel.close)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def zone():
+            req = predict_request("zone", {"zone": make_tensor("DT_INT64", [1])})
+            return stub.Predict(req, timeout=30).outputs
+
+        for _ in range(3):
+            self.assertEqual(sorted(zone()), ["surge"])
+        with open(path) as f:
+            text = f.read()
+        text = text.replace("feature_services:", ZONE_EXTRA.strip("\n") + "\nfeature_services:", 1)
+        text = text.replace('features: ["zone_stats:surge"]',
+                            'features: ["zone_stats:surge", "zone_extra:surge"]', 1)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        s.send(signal.SIGHUP)
+        s.wait_event("catalog_reloaded", 1)
+        out = zone()
+        self.assertEqual(sorted(out), ["zone_extra__surge", "zone_stats__surge"])
+        self.assertEqual(tensor_rows(out["zone_stats__surge"]), [1.5])
+        self.assertEqual(tensor_rows(out["zone_extra__surge"]), [2.0])
+        report = s.sanitizer_report()
+        self.assertIsNone(report, report)
+        self.assertEqual(s.stop(), 0, s.log())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,257 @@
+/* server/predict_outputs.c - Predict's output names, once per catalog snapshot and service. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+/*
+ * Output names are feature names; when two features of the service share a name both become
+ * `view__feature`, and `view@vN__feature` when that still collides (two versions of one view).
+ *
+ * They depend on the service alone, and a catalog is an immutable snapshot, so formatting them
+ * (and indexing them for output_filter) on every request was most of a small Predict's cost.
+ * Each read worker keeps them per service, with the ownership of ref_cache.c: the cache holds a
+ * reference to the catalog its entries were built against, which makes comparing catalog
+ * pointers sound (the address cannot be reused while the cache remembers it), and the first
+ * Predict that sees another catalog (a reload) empties it and drops the reference. The cache
+ * belongs to one thread, so it takes no lock. Direct-mapped on the service's address: a service
+ * simply replaces whatever shared its slot.
+ */
+
+#define CACHE_SLOTS 64u
+
+struct server_predict_cache {
+    catalog_t *catalog; /* referenced; NULL when empty */
+    server_predict_outputs_t *slots[CACHE_SLOTS];
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Building                                                                                    */
+
+/* A small open-addressing index of names, for collisions. */
+typedef struct name_index {
+    size_t cap;
+    size_t *slots; /* index + 1; 0 = empty */
+    char *const *names;
+} name_index_t;
+
+static int index_init(name_index_t *ix, server_arena_t *a, char *const *names, size_t n)
+{
+    ix->cap = 16;
+    while (ix->cap < 2 * n)
+        ix->cap *= 2;
+    ix->slots = server__arena_calloc(a, ix->cap, sizeof *ix->slots);
+    ix->names = names;
+    return ix->slots != NULL ? 0 : -ENOMEM;
+}
+
+/* Returns: the index of name, or -1 after adding it as index i. */
+static long index_put(name_index_t *ix, const char *name, long i)
+{
+    size_t h = (size_t)server__fnv1a(name, strlen(name)) & (ix->cap - 1);
+    while (ix->slots[h] != 0) {
+        if (strcmp(ix->names[ix->slots[h] - 1], name) == 0)
+            return (long)(ix->slots[h] - 1);
+        h = (h + 1) & (ix->cap - 1);
+    }
+    ix->slots[h] = (size_t)i + 1;
+    return -1;
+}
+
+/* Output names of the service's features (see the comment at the top). */
+static int output_names(server_arena_t *a, const catalog_service_t *svc, char **names)
+{
+    size_t n = svc->n_features;
+    uint8_t *level = server__arena_calloc(a, n == 0 ? 1 : n, 1);
+    if (level == NULL)
+        return -ENOMEM;
+    char buf[2 * CATALOG_MAX_NAME + 32];
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const catalog_feature_ref_t *r = &svc->features[i];
+            int len;
+            if (level[i] == 0)
+                len = snprintf(buf, sizeof buf, "%s", r->feature->name);
+            else if (level[i] == 1)
+                len = snprintf(buf, sizeof buf, "%s__%s", r->view->name, r->feature->name);
+            else
+                len = snprintf(buf, sizeof buf, "%s@v%u__%s", r->view->name,
+                               (unsigned)r->view->version, r->feature->name);
+            names[i] = server__arena_strndup(a, buf, (size_t)len);
+            if (names[i] == NULL)
+                return -ENOMEM;
+        }
+        name_index_t ix;
+        if (index_init(&ix, a, names, n) < 0)
+            return -ENOMEM;
+        bool clash = false;
+        for (size_t i = 0; i < n; i++) {
+            long j = index_put(&ix, names[i], (long)i);
+            if (j >= 0 && level[i] < 2) {
+                level[i]++;
+                level[j] = level[i];
+                clash = true;
+            }
+        }
+        if (!clash)
+            break;
+    }
+    return 0;
+}
+
+int server__predict_outputs_build(server_arena_t *a, const catalog_service_t *svc,
+                                  server_predict_outputs_t *out)
+{
+    size_t n = svc->n_features;
+    size_t m = n == 0 ? 1 : n;
+    char **names = server__arena_calloc(a, m, sizeof *names);
+    size_t *lens = server__arena_array(a, m, sizeof *lens);
+    if (names == NULL || lens == NULL || output_names(a, svc, names) < 0)
+        return -ENOMEM;
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *set = server__arena_calloc(a, cap, sizeof *set);
+    if (set == NULL)
+        return -ENOMEM;
+    /* The catalog refuses a feature referenced twice, so names are unique; were one repeated,
+     * the first would keep it, as in the index output_filter used to build per request. */
+    size_t offline = n;
+    for (size_t i = 0; i < n; i++) {
+        lens[i] = strlen(names[i]);
+        size_t h = (size_t)server__fnv1a(names[i], lens[i]) & (cap - 1);
+        bool dup = false;
+        while (set[h] != 0 && !dup) {
+            size_t j = set[h] - 1;
+            dup = lens[j] == lens[i] && memcmp(names[j], names[i], lens[i]) == 0;
+            h = (h + 1) & (cap - 1);
+        }
+        if (!dup)
+            set[h] = (uint32_t)i + 1;
+        if (offline == n && !svc->features[i].view->online)
+            offline = i;
+    }
+    *out = (server_predict_outputs_t){.service = svc,
+                                      .n = n,
+                                      .names = (const char *const *)names,
+                                      .name_lens = lens,
+                                      .set = set,
+                                      .set_mask = (uint32_t)(cap - 1),
+                                      .offline = offline};
+    return 0;
+}
+
+long server__predict_outputs_find(const server_predict_outputs_t *o, const char *name)
+{
+    size_t len = strlen(name);
+    size_t h = (size_t)server__fnv1a(name, len) & o->set_mask;
+    while (o->set[h] != 0) {
+        size_t j = o->set[h] - 1;
+        if (o->name_lens[j] == len && memcmp(o->names[j], name, len) == 0)
+            return (long)j;
+        h = (h + 1) & o->set_mask;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The per-worker cache                                                                        */
+
+int server__predict_cache_new(server_predict_cache_t **out)
+{
+    server_predict_cache_t *pc = calloc(1, sizeof *pc);
+    if (pc == NULL)
+        return -ENOMEM;
+    *out = pc;
+    return 0;
+}
+
+static void cache_clear(server_predict_cache_t *pc)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        free(pc->slots[i]);
+        pc->slots[i] = NULL;
+    }
+    catalog_unref(pc->catalog);
+    pc->catalog = NULL;
+}
+
+void server__predict_cache_free(server_predict_cache_t *pc)
+{
+    if (pc == NULL)
+        return;
+    cache_clear(pc);
+    free(pc);
+}
+
+/* Rounds n up for the next array in one block. */
+static size_t align_up(size_t n)
+{
+    return (n + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
+}
+
+/* A copy of o in one malloc'd block (NULL when out of memory). */
+static server_predict_outputs_t *copy_outputs(const server_predict_outputs_t *o)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < o->n; i++)
+        chars += o->name_lens[i] + 1;
+    size_t set_slots = (size_t)o->set_mask + 1;
+    size_t off_names = align_up(sizeof *o);
+    size_t off_lens = off_names + align_up(o->n * sizeof *o->names);
+    size_t off_set = off_lens + align_up(o->n * sizeof *o->name_lens);
+    size_t off_chars = off_set + align_up(set_slots * sizeof *o->set);
+    char *block = malloc(off_chars + chars);
+    if (block == NULL)
+        return NULL;
+    server_predict_outputs_t *e = (server_predict_outputs_t *)(void *)block;
+    const char **names = (const char **)(void *)(block + off_names);
+    size_t *lens = (size_t *)(void *)(block + off_lens);
+    uint32_t *set = (uint32_t *)(void *)(block + off_set);
+    char *p = block + off_chars;
+    memcpy(lens, o->name_lens, o->n * sizeof *lens);
+    memcpy(set, o->set, set_slots * sizeof *set);
+    for (size_t i = 0; i < o->n; i++) {
+        memcpy(p, o->names[i], o->name_lens[i] + 1);
+        names[i] = p;
+        p += o->name_lens[i] + 1;
+    }
+    *e = *o;
+    e->names = names;
+    e->name_lens = lens;
+    e->set = set;
+    return e;
+}
+
+int server__predict_outputs_get(server_predict_cache_t *pc, server_arena_t *a, const catalog_t *cat,
+                                const catalog_service_t *svc, const server_predict_outputs_t **out)
+{
+    size_t slot = ((uintptr_t)svc / sizeof *svc) % CACHE_SLOTS;
+    if (pc != NULL && pc->catalog != cat) {
+        cache_clear(pc);
+        /* The handler only holds the catalog pinned; the cache needs it to outlive the call. */
+        pc->catalog = catalog_ref((catalog_t *)(uintptr_t)cat);
+    }
+    if (pc != NULL && pc->slots[slot] != NULL && pc->slots[slot]->service == svc) {
+        *out = pc->slots[slot];
+        return 0;
+    }
+    server_predict_outputs_t *o = server__arena_alloc(a, sizeof *o);
+    if (o == NULL)
+        return -ENOMEM;
+    int rc = server__predict_outputs_build(a, svc, o);
+    if (rc < 0)
+        return rc;
+    if (pc != NULL) {
+        /* A cache that cannot grow is only slower: the arena's copy serves this call. */
+        server_predict_outputs_t *e = copy_outputs(o);
+        if (e != NULL) {
+            free(pc->slots[slot]);
+            pc->slots[slot] = e;
+        }
+    }
+    *out = o;
+    return 0;
+}
