@@ -1,4 +1,5 @@
 /* server/read_path.c - resolved feature refs x entity rows -> cells, one store snapshot. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,6 +119,8 @@ int server__read_features(store_reader_t *r, server_arena_t *a, const catalog_fe
                           char *err, size_t err_cap)
 {
     server_ref_groups_t grouped;
+    /* Given groups must be those of refs: cells they do not cover would be left unwritten. */
+    assert(gs == NULL || (gs->n_refs == n_refs && (n_refs == 0 || gs->groups != NULL)));
     if (gs == NULL) {
         int rc = server__group_refs(a, refs, n_refs, &grouped);
         if (rc < 0)

@@ -10,9 +10,11 @@
  * is most of a small read's cost: per reference a parse, two hash lookups and a response column
  * name. So each read worker remembers its recent lists, keyed by the exact bytes the request
  * carried: the feature list's repeated-string field as sent (the decoder accepts only minimal
- * encodings, so a list has one form) or the service's name. Comparing those bytes is cheaper
- * than comparing the strings one by one, and a hit need not even split them. The cache belongs
- * to one thread, so it takes no lock and shares no cache line.
+ * encodings, so a list has one form) or the service's name. A lookup may be given bytes nobody
+ * has checked yet; a stored key always was (parsed by server__feast_decode_features(), or
+ * re-encoded from what protobuf-c parsed), so a hit is a list that was valid. Comparing those bytes
+ * is cheaper than comparing the strings one by one, and a hit need not even split them. The cache
+ * belongs to one thread, so it takes no lock and shares no cache line.
  *
  * An entry points into the catalog it was resolved against. The cache holds a reference to that
  * catalog, which is what makes comparing catalog pointers sound: the address cannot be reused by
@@ -147,7 +149,8 @@ static void cache_use_catalog(server_ref_cache_t *rc, const catalog_t *cat)
 const server_resolved_t *server__ref_cache_get(server_ref_cache_t *rc, const catalog_t *cat,
                                                unsigned flags, const uint8_t *key, size_t key_len)
 {
-    if (rc == NULL)
+    /* A list longer than put() keeps is never there: no need to hash it. */
+    if (rc == NULL || key_len > CACHE_MAX_KEY_BYTES)
         return NULL;
     cache_use_catalog(rc, cat);
     uint64_t h = key_hash(flags, key, key_len) & rc->hash_mask;

@@ -1,5 +1,6 @@
 /* server/rpc_get_online_features.c - GetOnlineFeatures (Feast's and fstore's paths, one handler).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,7 +89,8 @@ static char *column_name(server_arena_t *a, const catalog_feature_ref_t *ref, bo
     return p;
 }
 
-/* Cache flags (server__ref_cache_get): which list the strings are, and the naming option. */
+/* Cache flags (server__ref_cache_get): which kind of list the key bytes are, and the naming
+ * option. */
 #define LIST_SERVICE 1u
 #define LIST_FEATURES 2u
 #define LIST_FULL_NAMES 4u
@@ -427,8 +429,9 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
             return server__fail(c, rc, "out of memory");
         /* Its list is parsed, so never 1 here. */
         rc = resolve_features(c, &rr, &res);
-        if (rc != 0)
-            return rc < 0 ? rc : server__fail(c, -EIO, "feature list not resolved");
+        assert(rc <= 0);
+        if (rc < 0)
+            return rc;
     }
     const catalog_feature_ref_t *refs = res->refs;
     size_t n_refs = res->n_refs;

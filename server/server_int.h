@@ -492,8 +492,10 @@ typedef struct server_read_request {
     const char *service; /* SERVER_READ_SERVICE: NUL-terminated, in the arena */
     size_t service_len;
     /* SERVER_READ_FEATURES: the list as the repeated-string field's body (tag, length and bytes
-     * of each reference, every encoding minimal), which one list has exactly one of; the key of
-     * the worker's cache of resolved lists. */
+     * of each reference), the key of the worker's cache of resolved lists. Valid for the call: it
+     * points into the request (hand decoder) or the arena (re-encoded from protobuf-c's parse).
+     * Only the protobuf-c form is checked when it is set; the hand decoder's bytes are checked,
+     * and shown minimal (the one form a list has), by server__feast_decode_features(). */
     const uint8_t *features_pb;
     size_t features_pb_len;
     /* SERVER_READ_FEATURES, once parsed (NULL before server__feast_decode_features()): the
@@ -525,7 +527,8 @@ typedef struct server_read_request {
 int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
                               server_read_request_t *out);
 /* The second step, for rr->kind == SERVER_READ_FEATURES: reads rr->features_pb into
- * rr->n_features, features and feature_lens.
+ * rr->n_features, features and feature_lens (pointing into rr->features_pb, so valid as long as
+ * it is).
  * Returns: 0; 1 when the list is not of the usual shape (decode the whole request with
  *          protobuf-c); -ENOMEM. */
 int server__feast_decode_features(server_arena_t *a, server_read_request_t *rr);

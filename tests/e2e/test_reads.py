@@ -164,5 +164,61 @@ class Reads(ServerTestCase):
         self.assertEqual(r.statuses["conv_rate"], ["NULL_VALUE"] * len(ids))
 
 
+class CachedFeatureLists(ServerTestCase):
+    """One read worker, so every request meets the same feature-list cache: what a request asks
+    for (names, list or service, decoder path) must come out the same on a hit as on a miss."""
+    server_args = ("--workers", "1")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.client.write_features("driver_stats@v1", {
+            "driver_id": [1001], "conv_rate": [0.5], "trips": [10]})
+
+    LIST = ["driver_stats@v1:conv_rate", "driver_stats@v1:trips"]
+
+    def test_the_naming_flag_is_part_of_what_is_cached(self):
+        short = ["driver_id", "conv_rate", "trips"]
+        full = ["driver_id", "driver_stats@v1__conv_rate", "driver_stats@v1__trips"]
+        for flag in (False, True, False, True):
+            with self.subTest(full_feature_names=flag):
+                r = self.client.get_online_features(features=self.LIST,
+                                                    entities={"driver_id": [1001]},
+                                                    full_feature_names=flag)
+                self.assertEqual(list(r), full if flag else short)
+                self.assertEqual(r[full[2] if flag else "trips"], [10])
+
+    def test_include_metadata_follows_each_request(self):
+        for meta in (True, False, True):
+            with self.subTest(include_metadata=meta):
+                r = self.client.get_online_features(features=self.LIST,
+                                                    entities={"driver_id": [1001]},
+                                                    include_metadata=meta)
+                self.assertEqual(r.feature_view_metadata,
+                                 [("driver_stats", 1)] if meta else [])
+
+    def test_a_list_and_a_service_with_the_same_bytes_are_not_confused(self):
+        # features=["driver_service"] is a list holding one bad reference; the service of that
+        # name is fine. Each answer must stay what it is whatever came before it.
+        for _ in range(2):
+            self.assertRpcError(lambda: self.client.get_online_features(
+                features=["driver_service"], entities={"driver_id": [1001]}),
+                grpc.StatusCode.INVALID_ARGUMENT, "driver_service")
+            r = self.client.get_online_features(feature_service="driver_service",
+                                                entities={"driver_id": [1001]})
+            self.assertEqual(list(r), ["driver_id", "conv_rate", "trips"])
+
+    def test_both_decoders_share_the_list_and_answer_alike(self):
+        # A DOUBLE entity value takes the request through protobuf-c instead of the hand decoder.
+        for extra in (False, True, False):
+            with self.subTest(protobuf_c=extra):
+                ents = {"driver_id": [1001]}
+                if extra:
+                    ents["unused"] = [0.5]
+                r = self.client.get_online_features(features=self.LIST, entities=ents)
+                self.assertEqual(list(r)[-2:], ["conv_rate", "trips"])
+                self.assertEqual(r["trips"], [10])
+
+
 if __name__ == "__main__":
     unittest.main()

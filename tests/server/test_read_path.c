@@ -11,13 +11,15 @@
 
 static const char yaml[] =
     "project: t\n"
-    "entities: [{name: driver, join_keys: [{name: driver_id, type: INT64}]}]\n"
+    "entities: [{name: driver, join_keys: [{name: driver_id, type: INT64}]},\n"
+    "           {name: customer, join_keys: [{name: customer_id, type: INT64}]}]\n"
     "feature_views:\n"
     "  - {name: fv, version: 1, entities: [driver], ttl: 1h,\n"
     "     features: [{name: a, dtype: INT64}, {name: b, dtype: STRING}]}\n"
     "  - {name: old, version: 1, entities: [driver], ttl: 10s,\n"
     "     features: [{name: x, dtype: INT64}]}\n"
-    "  - {name: g, version: 1, entities: [], features: [{name: total, dtype: INT64}]}\n";
+    "  - {name: g, version: 1, entities: [], features: [{name: total, dtype: INT64}]}\n"
+    "  - {name: cust, version: 1, entities: [customer], features: [{name: y, dtype: INT64}]}\n";
 
 static char dir[] = "/tmp/fstore-test-read-XXXXXX";
 static catalog_t *cat;
@@ -78,6 +80,7 @@ static void setup(void)
     put("old", 1, 0, (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = 7},
         now - 3600 * 1000000LL);
     put("g", 0, 0, (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = 99}, now);
+    put("cust", 5, 0, (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = 50}, now);
 }
 
 static void teardown(void)
@@ -234,8 +237,8 @@ Test(read_path, refs_are_grouped_by_view_in_order_of_first_appearance)
     cr_assert_eq(gs.max_refs, 2);
 }
 
-/* GetOnlineFeatures hands over the groups it cached with the list: the cells must be exactly
- * those of a read that groups for itself. */
+/* GetOnlineFeatures hands over the groups it cached with the list: a read given groups fills
+ * the same cells as one that groups for itself, and those cells are the stored values. */
 Test(read_path, given_groups_read_the_same_cells)
 {
     catalog_feature_ref_t refs[5] = {ref("fv:a"), ref("old:x"), ref("fv:b"), ref("g:total"),
@@ -286,5 +289,47 @@ Test(read_path, a_missing_join_key_shared_by_views_names_the_first_view)
                                        err, sizeof err),
                  -EINVAL);
     cr_assert_str_eq(err, "missing join key 'driver_id' (needed by feature view 'old@v1')");
+    store_read_end(reader);
+}
+
+/* Two views with one join key each, but different ones: the second must not take the first's
+ * column (the views-share-keys shortcut compares names, not only counts). */
+Test(read_path, views_of_different_entities_each_read_their_own_key_column)
+{
+    catalog_feature_ref_t refs[2] = {ref("fv:a"), ref("cust:y")};
+    static const char *names[2] = {"driver_id", "customer_id"};
+    catalog_value_t drv[1] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1}};
+    catalog_value_t cus[1] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 5}};
+    const catalog_value_t *cols[2] = {drv, cus};
+    server_columns_t ents = {.n_cols = 2, .n_rows = 1, .names = names, .cols = cols};
+    server_cell_t cells[2];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(server__read_features(reader, &arena, refs, 2, NULL, &ents, store_now_us(), cells,
+                                       err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(cells[0].status, STORE_STATUS_PRESENT);
+    cr_assert_eq(decode_i64(&cells[0]), 10);
+    cr_assert_eq(cells[1].status, STORE_STATUS_PRESENT, "cust:y was keyed by the wrong column");
+    cr_assert_eq(decode_i64(&cells[1]), 50);
+    store_read_end(reader);
+}
+
+/* A view that shares the previous view's key columns still checks each row's key: a bad value in
+ * a later row is named with its row. */
+Test(read_path, a_bad_key_in_a_later_row_is_named_when_views_share_keys)
+{
+    catalog_feature_ref_t refs[2] = {ref("fv:a"), ref("old:x")};
+    catalog_value_t ids[3] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 2},
+                              {.type = CATALOG_DTYPE_STRING, .u.bytes = {(const uint8_t *)"x", 1}}};
+    server_columns_t ents = drivers(ids, 3);
+    server_cell_t cells[6];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(server__read_features(reader, &arena, refs, 2, NULL, &ents, store_now_us(), cells,
+                                       err, sizeof err),
+                 -EINVAL);
+    cr_assert(strstr(err, "row 2") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
     store_read_end(reader);
 }

@@ -102,8 +102,9 @@ Test(ref_cache, a_stored_list_is_found_by_the_same_bytes_only)
     server__ref_cache_free(rc);
 }
 
-/* Long keys (the hash takes 32 bytes a step, then 8, then the tail): a change anywhere misses,
- * whatever the length. */
+/* Long keys, of lengths that end in each stage of the hash (32 bytes a step, then 8, then the
+ * tail): a change anywhere misses, whatever the length. (The bytes are compared on a hit, so
+ * this holds even if the hash missed a byte; the collision test below pins that comparison.) */
 Test(ref_cache, long_keys_differing_in_any_byte_miss)
 {
     server_ref_cache_t *rc = NULL;
