@@ -141,12 +141,13 @@ static void describe_row(const catalog_model_t *m, const server_columns_t *ents,
 static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRequest *rq,
                           const catalog_model_t *m, const server_predict_outputs_t *outs,
                           const catalog_feature_ref_t **refs_out, const char *const **names_out,
-                          size_t *n_out)
+                          const size_t **lens_out, size_t *n_out)
 {
     size_t n = outs->n;
     if (m->has_upstream || rq->n_output_filter == 0) {
         *refs_out = outs->service->features;
         *names_out = outs->names;
+        *lens_out = outs->name_lens;
         *n_out = n;
         return 0;
     }
@@ -154,7 +155,8 @@ static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRe
     bool *wanted = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *wanted);
     catalog_feature_ref_t *refs = server__arena_array(a, n == 0 ? 1 : n, sizeof *refs);
     const char **names = server__arena_array(a, n == 0 ? 1 : n, sizeof *names);
-    if (wanted == NULL || refs == NULL || names == NULL)
+    size_t *lens = server__arena_array(a, n == 0 ? 1 : n, sizeof *lens);
+    if (wanted == NULL || refs == NULL || names == NULL || lens == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     for (size_t k = 0; k < rq->n_output_filter; k++) {
         long i = server__predict_outputs_find(outs, rq->output_filter[k]);
@@ -176,11 +178,13 @@ static int select_outputs(server_call_t *c, const Tensorflow__Serving__PredictRe
     for (size_t i = 0; i < n; i++) {
         if (wanted[i]) {
             refs[k] = outs->service->features[i];
+            lens[k] = outs->name_lens[i];
             names[k++] = outs->names[i];
         }
     }
     *refs_out = refs;
     *names_out = names;
+    *lens_out = lens;
     *n_out = k;
     return 0;
 }
@@ -313,8 +317,9 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
 
     const catalog_feature_ref_t *refs = NULL;
     const char *const *names = NULL;
+    const size_t *name_lens = NULL;
     size_t n_out = 0;
-    rc = select_outputs(c, rq, m, outs, &refs, &names, &n_out);
+    rc = select_outputs(c, rq, m, outs, &refs, &names, &name_lens, &n_out);
     if (rc < 0)
         return rc;
 
@@ -382,32 +387,27 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
         return rc < 0 ? rc : SERVER_PENDING;
     }
 
-    typedef Tensorflow__Serving__PredictResponse__OutputsEntry output_entry_t;
-    output_entry_t *entries = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *entries);
-    output_entry_t **entryp = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *entryp);
-    if (entries == NULL || entryp == NULL) {
+    /* The response is written by hand (predict_encode.c), with the bytes protobuf-c would pack;
+     * model_spec is echoed with the version that served the call. */
+    server_predict_response_t r = {.n_outputs = n_out,
+                                   .names = names,
+                                   .name_lens = name_lens,
+                                   .tensors = tensors,
+                                   .model_name = m->name,
+                                   .has_version = true,
+                                   .version = m->version,
+                                   .signature_name = spec->signature_name};
+    server_predict_sizes_t *sizes = server__arena_array(a, n_out == 0 ? 1 : n_out, sizeof *sizes);
+    if (sizes == NULL) {
         rc = server__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n_out; i++) {
-        tensorflow__serving__predict_response__outputs_entry__init(&entries[i]);
-        entries[i].key = (char *)names[i];
-        entries[i].value = &tensors[i];
-        entryp[i] = &entries[i];
-    }
-    /* model_spec is echoed with the version that served the call. */
-    Google__Protobuf__Int64Value ver = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
-    ver.value = m->version;
-    Tensorflow__Serving__ModelSpec out_spec = TENSORFLOW__SERVING__MODEL_SPEC__INIT;
-    out_spec.name = (char *)m->name;
-    out_spec.signature_name = spec->signature_name;
-    out_spec.version_choice_case = TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION;
-    out_spec.version = &ver;
-    Tensorflow__Serving__PredictResponse r = TENSORFLOW__SERVING__PREDICT_RESPONSE__INIT;
-    r.model_spec = &out_spec;
-    r.n_outputs = n_out;
-    r.outputs = entryp;
-    rc = server__pack_slice(c, &r.base, resp);
+    grpc_slice s;
+    rc = server__response_slice(c, "response", server__predict_size(&r, sizes), &s);
+    if (rc < 0)
+        goto out;
+    server__predict_write(&r, sizes, GRPC_SLICE_START_PTR(s));
+    *resp = s;
 out:
     if (reading)
         store_read_end(reader);

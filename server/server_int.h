@@ -688,6 +688,40 @@ int server__tensor_from_cells(const catalog_feature_t *f, const server_cell_t *c
                               size_t *bad_row, char *why, size_t why_cap);
 
 /*
+ * Predict's response without an upstream, written by hand (predict_encode.c): the outputs map in
+ * the order given, then model_spec. The bytes are those protobuf-c packs for the same
+ * PredictResponse (tests/server/test_predict_encode.c holds them to it).
+ */
+typedef struct server_predict_response {
+    size_t n_outputs;
+    const char *const *names;               /* [n_outputs] map keys */
+    const size_t *name_lens;                /* [n_outputs] */
+    const Tensorflow__TensorProto *tensors; /* [n_outputs] map values */
+    const char *model_name;                 /* model_spec.name; "" leaves it out */
+    bool has_version;                       /* model_spec.version is set ... */
+    int64_t version;                        /* ... to this value */
+    const char *signature_name;             /* model_spec.signature_name; "" leaves it out */
+} server_predict_response_t;
+
+/* What the measuring pass found about one tensor, for the writing pass. */
+typedef struct server_predict_sizes {
+    size_t tensor; /* the TensorProto's body */
+    size_t shape;  /* its tensor_shape's body */
+    size_t ints;   /* the packed int_val, int64_val and half_val payloads */
+    size_t int64s;
+    size_t half;
+} server_predict_sizes_t;
+
+/*
+ * Two passes: server__predict_size() measures (filling sizes[n_outputs]) and
+ * server__predict_write() writes exactly that many bytes into out, given the same r and sizes.
+ * Returns: the encoded size / the number of bytes written.
+ */
+size_t server__predict_size(const server_predict_response_t *r, server_predict_sizes_t *sizes);
+size_t server__predict_write(const server_predict_response_t *r,
+                             const server_predict_sizes_t *sizes, uint8_t *out);
+
+/*
  * Predict's outputs of one feature service (predict_outputs.c): one name per feature, the
  * feature's name or, where names collide, `view__feature`, then `view@vN__feature`; and an index
  * over the names for output_filter. They depend on the service alone.
