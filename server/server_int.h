@@ -744,8 +744,10 @@ long server__predict_outputs_find(const server_predict_outputs_t *o, const char 
 
 /*
  * A cache of outputs for one thread, keyed by the catalog and the service. Holds a reference to
- * the catalog of its entries; meeting another catalog empties it. Thread safety: none; one cache
- * per read worker.
+ * the catalog of its entries; meeting another catalog empties it. So after a reload a worker
+ * keeps the old catalog alive until its next Predict (or until freed), as the feature-list cache
+ * does until its next GetOnlineFeatures: memory only, nothing waits for it. Thread safety: none;
+ * one cache per read worker.
  */
 typedef struct server_predict_cache server_predict_cache_t;
 /* Returns: 0, -ENOMEM. Ownership: *out is the caller's (server__predict_cache_free()). */

@@ -156,12 +156,16 @@ static int next_request(group_t *g, slot_t *s, grpc_slice *payload)
 static int start_call(group_t *g, slot_t *s, uint64_t t_sched)
 {
     const lg_config_t *cfg = g->cfg;
-    s->t_sched = t_sched;
-    s->measured = t_sched >= g->t_measure;
     grpc_slice payload;
     int rc = next_request(g, s, &payload);
     if (rc != 0)
         return rc;
+    /* Closed loop: a call's latency starts when it is sent, not while its request is encoded.
+     * Open loop: from its scheduled time, whatever the generator spent before sending it. */
+    if (cfg->rate <= 0)
+        t_sched = mono_ns();
+    s->t_sched = t_sched;
+    s->measured = t_sched >= g->t_measure;
     s->call = grpc_channel_create_registered_call(
         g->chans[s->chan], NULL, GRPC_PROPAGATE_DEFAULTS, g->cq, g->regs[s->chan],
         deadline_in((uint64_t)(cfg->timeout_s * (double)NS_PER_S)), NULL);
@@ -318,10 +322,11 @@ static void *closed_loop(void *arg)
     for (size_t i = 0; i < g->n_slots; i++) {
         if (!closed_should_continue(g, now))
             break;
-        if (start_call(g, &g->slots[i], now) == 0)
+        int rc = start_call(g, &g->slots[i], now);
+        if (rc == 0)
             outstanding++;
         else
-            g->err = -EIO;
+            g->err = rc;
     }
     while (outstanding > 0) {
         grpc_event ev = grpc_completion_queue_next(g->cq, deadline_in(POLL_NS), NULL);
@@ -332,10 +337,11 @@ static void *closed_loop(void *arg)
         outstanding--;
         now = mono_ns();
         if (closed_should_continue(g, now)) {
-            if (start_call(g, s, now) == 0)
+            int rc = start_call(g, s, now);
+            if (rc == 0)
                 outstanding++;
             else
-                g->err = -EIO;
+                g->err = rc;
         }
     }
     return NULL;

@@ -93,24 +93,27 @@ def main():
              "client_us": None, "server_us": None}
         if run is not None:
             lat = run["latency_us"]["all"]
+            # Failures during the warm-up count as errors too: the run was not clean.
             r.update(rps=run["rps"], p50_ms=lat["p50"] / MS, p99_ms=lat["p99"] / MS,
                      p999_ms=lat["p999"] / MS, rows_per_s=run[rows_key],
-                     errors=run["failed"], problems=run.get("check", {}).get("problems", 0),
+                     errors=run["failed"] + run.get("warmup_failed", 0),
+                     problems=run.get("check", {}).get("problems", 0),
                      client_us=run.get("client_cpu_us_per_call"))
             # The server's CPU over the run's whole window (warm-up included, at the same load)
             # per call.
             secs, _ = server_cpu(d, key)
-            calls = run["rps"] * (run.get("warmup_s", 0) + run.get("elapsed_s", 0))
+            calls = sum(run.get(k, 0) for k in ("ok", "failed", "warmup_ok", "warmup_failed"))
             if secs is not None and calls > 0:
                 r["server_us"] = secs * 1e6 / calls
             if s0 and run["mode"] == "closed":
                 r["x_s0"] = run["rps"] / s0
             if vs_redis:
                 r["x_redis"] = vs_redis(run)
-            if run["failed"] or r["problems"]:
+            if r["errors"] or r["problems"]:
                 r["note"] = (r["note"] + " " if r["note"] else "") + \
-                    "%d errors, %d check problems (%s)" % (run["failed"], r["problems"],
-                                                          run.get("first_error", ""))
+                    "%d errors (%d in the warm-up), %d check problems (%s)" % (
+                        r["errors"], run.get("warmup_failed", 0), r["problems"],
+                        run.get("first_error") or run.get("warmup_first_error", ""))
         if verdict is not None and run is not None:
             ok = verdict(r)
             r["result"] = "n/a" if ok is None else ("pass" if ok else "MISS")

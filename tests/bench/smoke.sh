@@ -93,7 +93,10 @@ run --label smoke-health --scenario health -c 2 -m 2 -d 1 -w 0.2 --check
 run --label smoke-get-1x20 --scenario get --views 2 --features-per-view 10 --entities 1 \
   --keys $rows -c 2 -m 4 -d 2 -w 0.2 --verify
 run --label smoke-get-100x20 --scenario get --views 2 --features-per-view 10 --entities 100 \
-  --keys $rows -c 1 -m 2 -d 1 -w 0.2 --verify --pool 64
+  --keys $rows -c 1 -m 2 -d 1 -w 0.2 --verify
+# The pooled mode checks each response against the ids of the request it answers.
+run --label smoke-get-pooled --scenario get --views 2 --features-per-view 10 --entities 10 \
+  --keys $rows -c 1 -m 4 -d 1 -w 0.2 --verify --pooled --pool 64
 run --label smoke-get-open --scenario get --views 2 --features-per-view 10 --entities 10 \
   --keys $rows -c 2 -t 2 --rate 200 -d 1 -w 0.2 --verify
 run --label smoke-write --scenario write --view w0 --rows 100 --keys $rows -c 2 -m 2 -d 1 -w 0 \

@@ -206,6 +206,28 @@ Test(predict_outputs, every_service_of_a_catalog_gets_its_own_names)
     catalog_unref(cat);
 }
 
+/* Entries are found by service address: a service of a new catalog at the very address of an
+ * old one (which an allocator may well hand out again) must not get the old names. The address
+ * is forced here, as the test build's allocator would not reuse it. */
+Test(predict_outputs, a_new_catalog_at_an_old_services_address_gets_its_own_names)
+{
+    server_predict_cache_t *pc = NULL;
+    cr_assert_eq(server__predict_cache_new(&pc), 0);
+    catalog_t *cat1 = load(yaml), *cat2 = load(yaml2);
+    static catalog_service_t same;
+    const server_predict_outputs_t *o = NULL;
+    same = *service(cat1, "mix");
+    cr_assert_eq(server__predict_outputs_get(pc, &arena, cat1, &same, &o), 0);
+    expect_names(o, mix_names, 8);
+    same = *service(cat2, "mix");
+    cr_assert_eq(server__predict_outputs_get(pc, &arena, cat2, &same, &o), 0);
+    static const char *const mix2[] = {"y", "g"};
+    expect_names(o, mix2, 2);
+    server__predict_cache_free(pc);
+    catalog_unref(cat1);
+    catalog_unref(cat2);
+}
+
 Test(predict_outputs, a_catalog_swap_never_serves_stale_names)
 {
     server_predict_cache_t *pc = NULL;
