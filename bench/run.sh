@@ -13,7 +13,7 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 usage: bench/run.sh [--quick] [--json] [flags]
-  --quick            a short run: 100k entities, 3 s per scenario (about a minute and a half)
+  --quick            a short run: 100k entities, 3 s per scenario (about two minutes)
   --json             print the results as JSON instead of the table
   --entities N       entities in v0..v4 (S1, S2, Redis) (default 1000000)
   --extra-entities N entities in v5..v24 (S3 only) (default 100000)
