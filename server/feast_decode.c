@@ -17,9 +17,6 @@
  * tests/server/test_feast_decode.c and fuzz_requests.c hold it to that against protobuf-c.
  */
 
-#define WT_VARINT 0
-#define WT_LEN 2
-
 /* Request fields (feast/serving/ServingService.proto). */
 #define F_SERVICE 1
 #define F_FEATURES 2
@@ -97,14 +94,14 @@ static bool get_value(cursor_t body, catalog_value_t *out)
     uint8_t tag = *body.p++;
     memset(out, 0, sizeof *out);
     switch (tag) {
-    case (1 << 3) | WT_LEN: /* bytes_val */
-    case (2 << 3) | WT_LEN: /* string_val */
+    case (1 << 3) | SERVER_WT_LEN: /* bytes_val */
+    case (2 << 3) | SERVER_WT_LEN: /* string_val */
     {
         cursor_t s;
         if (!get_body(&body, &s) || body.p != body.end)
             return false;
         size_t len = (size_t)(s.end - s.p);
-        if (tag == ((2 << 3) | WT_LEN)) {
+        if (tag == ((2 << 3) | SERVER_WT_LEN)) {
             if (!string_ok(s.p, len))
                 return false;
             out->type = CATALOG_DTYPE_STRING;
@@ -115,14 +112,14 @@ static bool get_value(cursor_t body, catalog_value_t *out)
         out->u.bytes.len = len;
         return true;
     }
-    case (3 << 3) | WT_VARINT: /* int32_val */
-    case (4 << 3) | WT_VARINT: /* int64_val */
+    case (3 << 3) | SERVER_WT_VARINT: /* int32_val */
+    case (4 << 3) | SERVER_WT_VARINT: /* int64_val */
     {
         uint64_t u;
         size_t nb;
         if (!get_varint(&body, &u, &nb) || body.p != body.end)
             return false;
-        if (tag == ((3 << 3) | WT_VARINT)) {
+        if (tag == ((3 << 3) | SERVER_WT_VARINT)) {
             /* protobuf-c keeps the low 32 bits and packs a negative int32 as ten bytes. */
             int32_t v = (int32_t)(uint32_t)u;
             uint64_t canon = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v;
@@ -152,7 +149,7 @@ static bool count_items(cursor_t body, size_t *n)
         uint32_t f;
         unsigned wt;
         cursor_t item;
-        if (!get_tag(&body, &f, &wt) || f != 1 || wt != WT_LEN || !get_body(&body, &item))
+        if (!get_tag(&body, &f, &wt) || f != 1 || wt != SERVER_WT_LEN || !get_body(&body, &item))
             return false;
         k++;
     }
@@ -166,9 +163,9 @@ static int get_entity(server_arena_t *a, cursor_t body, server_read_column_t *co
     uint32_t f;
     unsigned wt;
     cursor_t key, rv;
-    if (!get_tag(&body, &f, &wt) || f != 1 || wt != WT_LEN || !get_body(&body, &key))
+    if (!get_tag(&body, &f, &wt) || f != 1 || wt != SERVER_WT_LEN || !get_body(&body, &key))
         return 1;
-    if (!get_tag(&body, &f, &wt) || f != 2 || wt != WT_LEN || !get_body(&body, &rv) ||
+    if (!get_tag(&body, &f, &wt) || f != 2 || wt != SERVER_WT_LEN || !get_body(&body, &rv) ||
         body.p != body.end)
         return 1;
     size_t klen = (size_t)(key.end - key.p);
@@ -211,7 +208,7 @@ int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
         unsigned wt;
         if (!get_tag(&c, &f, &wt))
             return 1;
-        if ((f == F_FULL_NAMES || f == F_INCLUDE_MD) && wt == WT_VARINT) {
+        if ((f == F_FULL_NAMES || f == F_INCLUDE_MD) && wt == SERVER_WT_VARINT) {
             uint64_t v;
             if (!get_varint(&c, &v, NULL))
                 return 1;
@@ -223,7 +220,7 @@ int server__feast_decode_read(server_arena_t *a, const uint8_t *buf, size_t len,
             continue;
         }
         cursor_t body;
-        if (wt != WT_LEN || !get_body(&c, &body))
+        if (wt != SERVER_WT_LEN || !get_body(&c, &body))
             return 1;
         if (f == F_SERVICE || f == F_FEATURES) {
             if (seen_kind)
@@ -279,7 +276,7 @@ int server__feast_decode_features(server_arena_t *a, server_read_request_t *rr)
         cursor_t s;
         uint32_t sf;
         unsigned swt;
-        if (!get_tag(&body, &sf, &swt) || sf != 1 || swt != WT_LEN || !get_body(&body, &s) ||
+        if (!get_tag(&body, &sf, &swt) || sf != 1 || swt != SERVER_WT_LEN || !get_body(&body, &s) ||
             !string_ok(s.p, (size_t)(s.end - s.p)))
             return 1;
         if (n == fcap) {

@@ -19,27 +19,6 @@
  *   3 status
  */
 
-#define WT_VARINT 0
-#define WT_LEN 2
-#define TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
-
-/* Inline: these run several times per cell (server__varint_size() is shared with the decoder). */
-static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* A tag, a length and a body of len bytes. */
-static inline size_t len_field_size(size_t len)
-{
-    return 1 + server__varint_size(len) + len;
-}
-
 static void ts_split(int64_t us, int64_t *sec, int32_t *nanos)
 {
     int64_t s = us / 1000000;
@@ -63,14 +42,14 @@ static size_t ts_encode(int64_t us, uint8_t *buf)
     ts_split(us, &sec, &nanos);
     uint8_t *p = buf + 2;
     if (sec != 0) {
-        *p++ = TAG(1, WT_VARINT);
-        p = put_varint(p, (uint64_t)sec);
+        *p++ = SERVER_TAG(1, SERVER_WT_VARINT);
+        p = server__put_varint(p, (uint64_t)sec);
     }
     if (nanos != 0) {
-        *p++ = TAG(2, WT_VARINT);
-        p = put_varint(p, (uint64_t)nanos);
+        *p++ = SERVER_TAG(2, SERVER_WT_VARINT);
+        p = server__put_varint(p, (uint64_t)nanos);
     }
-    buf[0] = TAG(3, WT_LEN);
+    buf[0] = SERVER_TAG(3, SERVER_WT_LEN);
     buf[1] = (uint8_t)(p - buf - 2);
     return (size_t)(p - buf);
 }
@@ -113,11 +92,11 @@ static void vector_measure(const server_feast_response_t *r, size_t i, size_t pr
     for (size_t row = 0; row < r->n_rows; row++) {
         uint32_t len = cells[row].len;
         /* A tag and a one-byte length, unless the value has 128 bytes or more (rare). */
-        n += len < 0x80 ? 2 + (size_t)len : len_field_size(len);
+        n += len < 0x80 ? 2 + (size_t)len : server__len_field_size(len);
     }
     /* Statuses are 0..4, one byte each when packed. */
     if (r->n_rows > 0)
-        n += len_field_size(r->n_rows);
+        n += server__len_field_size(r->n_rows);
     vec->ts_repeat = i > 0 && same_timestamps(cells, r->cols[i - 1].cells, r->n_rows);
     if (vec->ts_repeat) {
         vec->ts_len = prev_ts_len;
@@ -131,7 +110,7 @@ static void vector_measure(const server_feast_response_t *r, size_t i, size_t pr
 
 static size_t view_md_body_size(const server_feast_view_md_t *v)
 {
-    size_t n = len_field_size(strlen(v->name));
+    size_t n = server__len_field_size(strlen(v->name));
     if (v->version != 0)
         n += 1 + server__varint_size((uint64_t)(int64_t)v->version);
     return n;
@@ -149,15 +128,15 @@ static size_t names_body_size(const server_feast_response_t *r)
     size_t plain = plain_names(r);
     size_t n = plain < r->n_cols ? r->names_pre_len : 0;
     for (size_t i = 0; i < plain; i++)
-        n += len_field_size(r->cols[i].name_len);
+        n += server__len_field_size(r->cols[i].name_len);
     return n;
 }
 
 static size_t metadata_body_size(const server_feast_response_t *r)
 {
-    size_t n = len_field_size(names_body_size(r));
+    size_t n = server__len_field_size(names_body_size(r));
     for (size_t i = 0; i < r->n_views; i++)
-        n += len_field_size(view_md_body_size(&r->views[i]));
+        n += server__len_field_size(view_md_body_size(&r->views[i]));
     return n;
 }
 
@@ -174,27 +153,27 @@ static size_t size_one_row(const server_feast_response_t *r, server_feast_vec_t 
         const server_cell_t *cell = r->cols[i].cells;
         uint32_t len = cell->len;
         /* The value, then the packed status: a tag, a length of 1 and the byte. */
-        size_t body = (len < 0x80 ? 2 + (size_t)len : len_field_size(len)) + 3;
+        size_t body = (len < 0x80 ? 2 + (size_t)len : server__len_field_size(len)) + 3;
         bool repeat = i > 0 && cell->event_ts_us == prev_ts;
         if (!repeat)
             ts_len = ts_entry_size(cell->event_ts_us);
         prev_ts = cell->event_ts_us;
         vecs[i] = (server_feast_vec_t){body + ts_len, ts_len, repeat};
-        n += len_field_size(body + ts_len);
+        n += server__len_field_size(body + ts_len);
     }
     return n;
 }
 
 size_t server__feast_size(const server_feast_response_t *r, server_feast_vec_t *vecs)
 {
-    size_t n = len_field_size(metadata_body_size(r));
+    size_t n = server__len_field_size(metadata_body_size(r));
     if (r->n_rows == 1) {
         n += size_one_row(r, vecs);
         return r->status ? n + 2 : n;
     }
     for (size_t i = 0; i < r->n_cols; i++) {
         vector_measure(r, i, i > 0 ? vecs[i - 1].ts_len : 0, &vecs[i]);
-        n += len_field_size(vecs[i].size);
+        n += server__len_field_size(vecs[i].size);
     }
     if (r->status)
         n += 2;
@@ -231,7 +210,7 @@ static inline uint8_t *copy_bytes(uint8_t *p, const uint8_t *src, size_t len)
 static inline uint8_t *put_len_field(uint8_t *p, uint8_t tag, const void *data, size_t len)
 {
     *p++ = tag;
-    p = put_varint(p, len);
+    p = server__put_varint(p, len);
     return copy_bytes(p, data, len);
 }
 
@@ -240,13 +219,13 @@ uint8_t *server__feast_encode_names(server_arena_t *a, const char *const *names,
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += len_field_size(lens[i]);
+        total += server__len_field_size(lens[i]);
     uint8_t *buf = server__arena_alloc(a, total == 0 ? 1 : total);
     if (buf == NULL)
         return NULL;
     uint8_t *p = buf;
     for (size_t i = 0; i < n; i++)
-        p = put_len_field(p, TAG(1, WT_LEN), names[i], lens[i]);
+        p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), names[i], lens[i]);
     *len = total;
     return buf;
 }
@@ -256,25 +235,25 @@ size_t server__feast_write(const server_feast_response_t *r, const server_feast_
 {
     uint8_t *p = out;
 
-    *p++ = TAG(1, WT_LEN);
-    p = put_varint(p, metadata_body_size(r));
-    *p++ = TAG(1, WT_LEN);
-    p = put_varint(p, names_body_size(r));
+    *p++ = SERVER_TAG(1, SERVER_WT_LEN);
+    p = server__put_varint(p, metadata_body_size(r));
+    *p++ = SERVER_TAG(1, SERVER_WT_LEN);
+    p = server__put_varint(p, names_body_size(r));
     size_t plain = plain_names(r);
     for (size_t i = 0; i < plain; i++)
-        p = put_len_field(p, TAG(1, WT_LEN), r->cols[i].name, r->cols[i].name_len);
+        p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), r->cols[i].name, r->cols[i].name_len);
     if (plain < r->n_cols) {
         memcpy(p, r->names_pre, r->names_pre_len);
         p += r->names_pre_len;
     }
     for (size_t i = 0; i < r->n_views; i++) {
         const server_feast_view_md_t *v = &r->views[i];
-        *p++ = TAG(2, WT_LEN);
-        p = put_varint(p, view_md_body_size(v));
-        p = put_len_field(p, TAG(1, WT_LEN), v->name, strlen(v->name));
+        *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+        p = server__put_varint(p, view_md_body_size(v));
+        p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), v->name, strlen(v->name));
         if (v->version != 0) {
-            *p++ = TAG(2, WT_VARINT);
-            p = put_varint(p, (uint64_t)(int64_t)v->version);
+            *p++ = SERVER_TAG(2, SERVER_WT_VARINT);
+            p = server__put_varint(p, (uint64_t)(int64_t)v->version);
         }
     }
 
@@ -282,17 +261,17 @@ size_t server__feast_write(const server_feast_response_t *r, const server_feast_
     /* One entity row (see size_one_row()), then the general loops. */
     for (size_t i = 0; i < r->n_cols && r->n_rows == 1; i++) {
         const server_cell_t *cell = r->cols[i].cells;
-        *p++ = TAG(2, WT_LEN);
-        p = put_varint(p, vecs[i].size);
+        *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+        p = server__put_varint(p, vecs[i].size);
         size_t len = cell->len;
         if (len < 0x80) {
-            p[0] = TAG(1, WT_LEN);
+            p[0] = SERVER_TAG(1, SERVER_WT_LEN);
             p[1] = (uint8_t)len;
             p = copy_bytes(p + 2, cell->wire, len);
         } else {
-            p = put_len_field(p, TAG(1, WT_LEN), cell->wire, len);
+            p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), cell->wire, len);
         }
-        p[0] = TAG(2, WT_LEN);
+        p[0] = SERVER_TAG(2, SERVER_WT_LEN);
         p[1] = 1;
         p[2] = cell->status;
         p += 3;
@@ -305,21 +284,21 @@ size_t server__feast_write(const server_feast_response_t *r, const server_feast_
     }
     for (size_t i = 0; i < r->n_cols && r->n_rows != 1; i++) {
         const server_cell_t *cells = r->cols[i].cells;
-        *p++ = TAG(2, WT_LEN);
-        p = put_varint(p, vecs[i].size);
+        *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+        p = server__put_varint(p, vecs[i].size);
         for (size_t row = 0; row < r->n_rows; row++) {
             size_t len = cells[row].len;
             if (len < 0x80) {
-                p[0] = TAG(1, WT_LEN);
+                p[0] = SERVER_TAG(1, SERVER_WT_LEN);
                 p[1] = (uint8_t)len;
                 p = copy_bytes(p + 2, cells[row].wire, len);
             } else {
-                p = put_len_field(p, TAG(1, WT_LEN), cells[row].wire, len);
+                p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), cells[row].wire, len);
             }
         }
         if (r->n_rows > 0) {
-            *p++ = TAG(2, WT_LEN);
-            p = put_varint(p, r->n_rows);
+            *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+            p = server__put_varint(p, r->n_rows);
             for (size_t row = 0; row < r->n_rows; row++)
                 p[row] = cells[row].status;
             p += r->n_rows;
@@ -337,7 +316,7 @@ size_t server__feast_write(const server_feast_response_t *r, const server_feast_
     }
 
     if (r->status) {
-        *p++ = TAG(3, WT_VARINT);
+        *p++ = SERVER_TAG(3, SERVER_WT_VARINT);
         *p++ = 1;
     }
     return (size_t)(p - out);

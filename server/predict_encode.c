@@ -24,20 +24,6 @@
  *                 8 string_val* 10 int64_val 11 bool_val 13 half_val }  (5-7, 10, 11, 13 packed)
  */
 
-#define WT_VARINT 0
-#define WT_LEN 2
-#define TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
-
-static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* protobuf-c writes a negative int32 (and enum) as its 64-bit sign extension: ten bytes. */
 static inline uint64_t int32_wire(int32_t v)
 {
@@ -48,11 +34,6 @@ static inline uint64_t int32_wire(int32_t v)
 static inline bool str_set(const char *s)
 {
     return s != NULL && s[0] != '\0';
-}
-
-static inline size_t len_field_size(size_t len)
-{
-    return 1 + server__varint_size(len) + len;
 }
 
 static inline uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
@@ -66,7 +47,7 @@ static inline uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
 static inline uint8_t *put_len_field(uint8_t *p, uint8_t tag, const void *data, size_t len)
 {
     *p++ = tag;
-    p = put_varint(p, len);
+    p = server__put_varint(p, len);
     return put_bytes(p, data, len);
 }
 
@@ -89,7 +70,7 @@ static size_t int64s_size(const int64_t *v, size_t n)
 /* A packed field of len payload bytes; nothing at all when the array is empty. */
 static inline size_t packed_size(size_t n, size_t len)
 {
-    return n == 0 ? 0 : len_field_size(len);
+    return n == 0 ? 0 : server__len_field_size(len);
 }
 
 static size_t dim_body_size(const Tensorflow__TensorShapeProto__Dim *d)
@@ -98,7 +79,7 @@ static size_t dim_body_size(const Tensorflow__TensorShapeProto__Dim *d)
     if (d->size != 0)
         n += 1 + server__varint_size((uint64_t)d->size);
     if (str_set(d->name))
-        n += len_field_size(strlen(d->name));
+        n += server__len_field_size(strlen(d->name));
     return n;
 }
 
@@ -108,7 +89,7 @@ static size_t shape_body_size(const Tensorflow__TensorShapeProto *sh)
     for (size_t i = 0; i < sh->n_dim; i++) {
         /* protobuf-c writes no entry for a NULL element; the tensors here have none. */
         if (sh->dim[i] != NULL)
-            n += len_field_size(dim_body_size(sh->dim[i]));
+            n += server__len_field_size(dim_body_size(sh->dim[i]));
     }
     if (sh->unknown_rank)
         n += 2;
@@ -123,18 +104,18 @@ static size_t tensor_body_size(const Tensorflow__TensorProto *t, server_predict_
     s->shape = 0;
     if (t->tensor_shape != NULL) {
         s->shape = shape_body_size(t->tensor_shape);
-        n += len_field_size(s->shape);
+        n += server__len_field_size(s->shape);
     }
     if (t->version_number != 0)
         n += 1 + server__varint_size(int32_wire(t->version_number));
     if (t->tensor_content.len > 0)
-        n += len_field_size(t->tensor_content.len);
+        n += server__len_field_size(t->tensor_content.len);
     n += packed_size(t->n_float_val, 4 * t->n_float_val);
     n += packed_size(t->n_double_val, 8 * t->n_double_val);
     s->ints = int32s_size(t->int_val, t->n_int_val);
     n += packed_size(t->n_int_val, s->ints);
     for (size_t i = 0; i < t->n_string_val; i++)
-        n += len_field_size(t->string_val[i].len);
+        n += server__len_field_size(t->string_val[i].len);
     s->int64s = int64s_size(t->int64_val, t->n_int64_val);
     n += packed_size(t->n_int64_val, s->int64s);
     n += packed_size(t->n_bool_val, t->n_bool_val);
@@ -146,9 +127,9 @@ static size_t tensor_body_size(const Tensorflow__TensorProto *t, server_predict_
 
 static size_t entry_body_size(const server_predict_response_t *r, size_t i, size_t tensor)
 {
-    size_t n = len_field_size(tensor);
+    size_t n = server__len_field_size(tensor);
     if (r->name_lens[i] > 0)
-        n += len_field_size(r->name_lens[i]);
+        n += server__len_field_size(r->name_lens[i]);
     return n;
 }
 
@@ -156,11 +137,12 @@ static size_t spec_body_size(const server_predict_response_t *r)
 {
     size_t n = 0;
     if (str_set(r->model_name))
-        n += len_field_size(strlen(r->model_name));
+        n += server__len_field_size(strlen(r->model_name));
     if (r->has_version)
-        n += len_field_size(r->version != 0 ? 1 + server__varint_size((uint64_t)r->version) : 0);
+        n += server__len_field_size(r->version != 0 ? 1 + server__varint_size((uint64_t)r->version)
+                                                    : 0);
     if (str_set(r->signature_name))
-        n += len_field_size(strlen(r->signature_name));
+        n += server__len_field_size(strlen(r->signature_name));
     return n;
 }
 
@@ -169,9 +151,9 @@ size_t server__predict_size(const server_predict_response_t *r, server_predict_s
     size_t n = 0;
     for (size_t i = 0; i < r->n_outputs; i++) {
         size_t t = tensor_body_size(&r->tensors[i], &sizes[i]);
-        n += len_field_size(entry_body_size(r, i, t));
+        n += server__len_field_size(entry_body_size(r, i, t));
     }
-    return n + len_field_size(spec_body_size(r));
+    return n + server__len_field_size(spec_body_size(r));
 }
 
 /* Little-endian fixed-width values: one copy of the array on a little-endian host, as protobuf-c
@@ -200,23 +182,23 @@ static uint8_t *put_fixed(uint8_t *p, const void *v, size_t n, size_t width)
 
 static uint8_t *put_shape(uint8_t *p, const Tensorflow__TensorShapeProto *sh, size_t body)
 {
-    *p++ = TAG(2, WT_LEN);
-    p = put_varint(p, body);
+    *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+    p = server__put_varint(p, body);
     for (size_t i = 0; i < sh->n_dim; i++) {
         const Tensorflow__TensorShapeProto__Dim *d = sh->dim[i];
         if (d == NULL)
             continue;
-        *p++ = TAG(2, WT_LEN);
-        p = put_varint(p, dim_body_size(d));
+        *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+        p = server__put_varint(p, dim_body_size(d));
         if (d->size != 0) {
-            *p++ = TAG(1, WT_VARINT);
-            p = put_varint(p, (uint64_t)d->size);
+            *p++ = SERVER_TAG(1, SERVER_WT_VARINT);
+            p = server__put_varint(p, (uint64_t)d->size);
         }
         if (str_set(d->name))
-            p = put_len_field(p, TAG(2, WT_LEN), d->name, strlen(d->name));
+            p = put_len_field(p, SERVER_TAG(2, SERVER_WT_LEN), d->name, strlen(d->name));
     }
     if (sh->unknown_rank) {
-        *p++ = TAG(3, WT_VARINT);
+        *p++ = SERVER_TAG(3, SERVER_WT_VARINT);
         *p++ = 1;
     }
     return p;
@@ -227,9 +209,9 @@ static uint8_t *put_int32s(uint8_t *p, uint8_t tag, const int32_t *v, size_t n, 
     if (n == 0)
         return p;
     *p++ = tag;
-    p = put_varint(p, len);
+    p = server__put_varint(p, len);
     for (size_t i = 0; i < n; i++)
-        p = put_varint(p, int32_wire(v[i]));
+        p = server__put_varint(p, int32_wire(v[i]));
     return p;
 }
 
@@ -237,43 +219,45 @@ static uint8_t *put_tensor(uint8_t *p, const Tensorflow__TensorProto *t,
                            const server_predict_sizes_t *s)
 {
     if (t->dtype != 0) {
-        *p++ = TAG(1, WT_VARINT);
-        p = put_varint(p, int32_wire((int32_t)t->dtype));
+        *p++ = SERVER_TAG(1, SERVER_WT_VARINT);
+        p = server__put_varint(p, int32_wire((int32_t)t->dtype));
     }
     if (t->tensor_shape != NULL)
         p = put_shape(p, t->tensor_shape, s->shape);
     if (t->version_number != 0) {
-        *p++ = TAG(3, WT_VARINT);
-        p = put_varint(p, int32_wire(t->version_number));
+        *p++ = SERVER_TAG(3, SERVER_WT_VARINT);
+        p = server__put_varint(p, int32_wire(t->version_number));
     }
     if (t->tensor_content.len > 0)
-        p = put_len_field(p, TAG(4, WT_LEN), t->tensor_content.data, t->tensor_content.len);
+        p = put_len_field(p, SERVER_TAG(4, SERVER_WT_LEN), t->tensor_content.data,
+                          t->tensor_content.len);
     if (t->n_float_val > 0) {
-        *p++ = TAG(5, WT_LEN);
-        p = put_varint(p, 4 * t->n_float_val);
+        *p++ = SERVER_TAG(5, SERVER_WT_LEN);
+        p = server__put_varint(p, 4 * t->n_float_val);
         p = put_fixed(p, t->float_val, t->n_float_val, 4);
     }
     if (t->n_double_val > 0) {
-        *p++ = TAG(6, WT_LEN);
-        p = put_varint(p, 8 * t->n_double_val);
+        *p++ = SERVER_TAG(6, SERVER_WT_LEN);
+        p = server__put_varint(p, 8 * t->n_double_val);
         p = put_fixed(p, t->double_val, t->n_double_val, 8);
     }
-    p = put_int32s(p, TAG(7, WT_LEN), t->int_val, t->n_int_val, s->ints);
+    p = put_int32s(p, SERVER_TAG(7, SERVER_WT_LEN), t->int_val, t->n_int_val, s->ints);
     for (size_t i = 0; i < t->n_string_val; i++)
-        p = put_len_field(p, TAG(8, WT_LEN), t->string_val[i].data, t->string_val[i].len);
+        p = put_len_field(p, SERVER_TAG(8, SERVER_WT_LEN), t->string_val[i].data,
+                          t->string_val[i].len);
     if (t->n_int64_val > 0) {
-        *p++ = TAG(10, WT_LEN);
-        p = put_varint(p, s->int64s);
+        *p++ = SERVER_TAG(10, SERVER_WT_LEN);
+        p = server__put_varint(p, s->int64s);
         for (size_t i = 0; i < t->n_int64_val; i++)
-            p = put_varint(p, (uint64_t)t->int64_val[i]);
+            p = server__put_varint(p, (uint64_t)t->int64_val[i]);
     }
     if (t->n_bool_val > 0) {
-        *p++ = TAG(11, WT_LEN);
-        p = put_varint(p, t->n_bool_val);
+        *p++ = SERVER_TAG(11, SERVER_WT_LEN);
+        p = server__put_varint(p, t->n_bool_val);
         for (size_t i = 0; i < t->n_bool_val; i++)
             *p++ = t->bool_val[i] ? 1 : 0;
     }
-    return put_int32s(p, TAG(13, WT_LEN), t->half_val, t->n_half_val, s->half);
+    return put_int32s(p, SERVER_TAG(13, SERVER_WT_LEN), t->half_val, t->n_half_val, s->half);
 }
 
 size_t server__predict_write(const server_predict_response_t *r,
@@ -281,29 +265,30 @@ size_t server__predict_write(const server_predict_response_t *r,
 {
     uint8_t *p = out;
     for (size_t i = 0; i < r->n_outputs; i++) {
-        *p++ = TAG(1, WT_LEN);
-        p = put_varint(p, entry_body_size(r, i, sizes[i].tensor));
+        *p++ = SERVER_TAG(1, SERVER_WT_LEN);
+        p = server__put_varint(p, entry_body_size(r, i, sizes[i].tensor));
         if (r->name_lens[i] > 0)
-            p = put_len_field(p, TAG(1, WT_LEN), r->names[i], r->name_lens[i]);
-        *p++ = TAG(2, WT_LEN);
-        p = put_varint(p, sizes[i].tensor);
+            p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), r->names[i], r->name_lens[i]);
+        *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+        p = server__put_varint(p, sizes[i].tensor);
         p = put_tensor(p, &r->tensors[i], &sizes[i]);
     }
-    *p++ = TAG(2, WT_LEN);
-    p = put_varint(p, spec_body_size(r));
+    *p++ = SERVER_TAG(2, SERVER_WT_LEN);
+    p = server__put_varint(p, spec_body_size(r));
     if (str_set(r->model_name))
-        p = put_len_field(p, TAG(1, WT_LEN), r->model_name, strlen(r->model_name));
+        p = put_len_field(p, SERVER_TAG(1, SERVER_WT_LEN), r->model_name, strlen(r->model_name));
     if (r->has_version) {
-        *p++ = TAG(2, WT_LEN);
+        *p++ = SERVER_TAG(2, SERVER_WT_LEN);
         if (r->version != 0) {
             *p++ = (uint8_t)(1 + server__varint_size((uint64_t)r->version));
-            *p++ = TAG(1, WT_VARINT);
-            p = put_varint(p, (uint64_t)r->version);
+            *p++ = SERVER_TAG(1, SERVER_WT_VARINT);
+            p = server__put_varint(p, (uint64_t)r->version);
         } else {
             *p++ = 0;
         }
     }
     if (str_set(r->signature_name))
-        p = put_len_field(p, TAG(3, WT_LEN), r->signature_name, strlen(r->signature_name));
+        p = put_len_field(p, SERVER_TAG(3, SERVER_WT_LEN), r->signature_name,
+                          strlen(r->signature_name));
     return (size_t)(p - out);
 }

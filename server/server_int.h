@@ -69,6 +69,28 @@ static inline size_t server__varint_size(uint64_t v)
     return n;
 }
 
+/* Protobuf wire types, and a field's tag when it fits one byte (fields 1-15). */
+#define SERVER_WT_VARINT 0
+#define SERVER_WT_LEN 2
+#define SERVER_TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
+
+/* Writes v as a protobuf varint at p. Returns: the byte after it. */
+static inline uint8_t *server__put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The bytes of a length-delimited field with a one-byte tag and a body of len bytes. */
+static inline size_t server__len_field_size(size_t len)
+{
+    return 1 + server__varint_size(len) + len;
+}
+
 typedef struct server_arena_chunk server_arena_chunk_t;
 
 typedef struct server_arena {
