@@ -337,9 +337,13 @@ bench s3 --scenario get --views 25 --features-per-view 10 --keys "$EXTRA" --chec
 # whole device, so other writers count too). Not the server's write_bytes from /proc/PID/io:
 # Linux accounts that per page-cache folio dirtied, and after a bulk load the file's pages sit in
 # large folios, so a 4 KiB page write was accounted as up to 4 times what reached the device.
-DATA_DEV=$(basename "$(df --output=source "$WORK" 2>/dev/null | tail -1)")
+# The device is found by the filesystem's major:minor (LVM and device-mapper included); on
+# overlay, tmpfs and the like there is none, and the table says so.
+DATA_DEV_STAT=/sys/dev/block/$(findmnt -no MAJ:MIN -T "$WORK" 2>/dev/null | head -1 | tr -d ' ')/stat
+S4_DISK_NOTE=""
+[ -r "$DATA_DEV_STAT" ] || S4_DISK_NOTE="n/a: no block device under $WORK ($(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || echo unknown))"
 io_written() {
-  awk '{printf "%.0f\n", $7 * 512}' "/sys/class/block/$DATA_DEV/stat" 2>/dev/null || echo 0
+  awk '{printf "%.0f\n", $7 * 512}' "$DATA_DEV_STAT" 2>/dev/null || echo 0
 }
 sync
 S4_IO_A=$(io_written)
@@ -405,7 +409,7 @@ fi
 BUSY_END=$(machine_busy)
 MACHINE="$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 export OTHER_CPU MACHINE LOAD_START LOAD_END BUSY_START BUSY_END INGEST_ROWS INGEST_RATE INGEST_NOTE VMRSS RSSFILE RSSANON \
-  RSSSHMEM S4_IO_A S4_IO_B S4_T_A S4_T_B PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE SLICE \
+  RSSSHMEM S4_IO_A S4_IO_B S4_T_A S4_T_B S4_DISK_NOTE PREDICT_NOTE REDIS_NOTE ENTITIES EXTRA CONNS INFLIGHT CONC DURATION WARMUP FLOOR_FILE SLICE \
   WORKERS \
   CMDLINE="bench/run.sh $ORIG_ARGS"
 "$PY" - "$RES/facts.json" <<'PYEOF'
@@ -435,7 +439,8 @@ facts = {
     "predict_note": e["PREDICT_NOTE"],
     "redis_note": e["REDIS_NOTE"],
     "s4_disk": {"write_bytes": int(e["S4_IO_B"] or 0) - int(e["S4_IO_A"] or 0),
-                "seconds": (int(e["S4_T_B"]) - int(e["S4_T_A"])) / 1e9},
+                "seconds": (int(e["S4_T_B"]) - int(e["S4_T_A"])) / 1e9,
+                "note": e["S4_DISK_NOTE"]},
 }
 p = e["FLOOR_FILE"]
 if os.path.exists(p):

@@ -1,4 +1,5 @@
 /* server/rpc_predict.c - TF Serving Predict: feature tensors, or features sent on to a model. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -403,10 +404,13 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
         goto out;
     }
     grpc_slice s;
-    rc = server__response_slice(c, "response", server__predict_size(&r, sizes), &s);
+    size_t size = server__predict_size(&r, sizes);
+    rc = server__response_slice(c, "response", size, &s);
     if (rc < 0)
         goto out;
-    server__predict_write(&r, sizes, GRPC_SLICE_START_PTR(s));
+    size_t written = server__predict_write(&r, sizes, GRPC_SLICE_START_PTR(s));
+    assert(written == size);
+    (void)written;
     *resp = s;
 out:
     if (reading)

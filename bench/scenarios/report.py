@@ -30,7 +30,10 @@ def server_cpu(d, name):
         return None, None
     try:
         parts = open(p).read().split()
-        return float(parts[0]) / float(parts[1]), (float(parts[2]) if len(parts) > 2 else None)
+        ticks = float(parts[0])
+        if ticks <= 0:  # the process was gone by the end of the run: no figure
+            return None, None
+        return ticks / float(parts[1]), (float(parts[2]) if len(parts) > 2 else None)
     except (ValueError, IndexError, ZeroDivisionError):
         return None, None
 
@@ -59,8 +62,12 @@ def redis(d, name):
     return out
 
 
+def failures(run):
+    return run["failed"] + run.get("warmup_failed", 0) + run.get("check", {}).get("problems", 0)
+
+
 def s0_rps(run):
-    return run["rps"] if run and run["ok"] else None
+    return run["rps"] if run and run["ok"] and not failures(run) else None
 
 
 def fmt(v, spec="{:.0f}"):
@@ -82,7 +89,8 @@ def main():
     untrusted = (facts.get("other_cpu_pct") or 0) > 10 or bool(
         s0_rps(runs["s0"]) and e0 and e0["rps"] and
         abs(e0["rps"] - s0_rps(runs["s0"])) / s0_rps(runs["s0"]) > 0.15)
-    s0 = runs["s0"]["rps"] if runs["s0"] and runs["s0"]["ok"] else None
+    # S0 is every row's floor: a run of it with failures is no floor.
+    s0 = s0_rps(runs["s0"])
     rows = []
 
     def add(key, name, run, rows_key="rows_per_s", vs_redis=None, target="", verdict=None,
@@ -117,17 +125,17 @@ def main():
         if verdict is not None and run is not None:
             ok = verdict(r)
             r["result"] = "n/a" if ok is None else ("pass" if ok else "MISS")
-            # A figure with failed calls or check problems does not count.
-            if r["errors"] or r["problems"]:
-                r["result"] = "INVALID"
-            elif ok is not None and untrusted:
+            if ok is not None and untrusted:
                 r["result"] += "?"
+        # A figure with failed calls or check problems does not count, target or not.
+        if run is not None and (r["errors"] or r["problems"]):
+            r["result"] = "INVALID"
         rows.append(r)
         return r
 
     hm = peer["hmget"]
     pp = peer["pipe"]
-    pp10 = peer["pipe10"] or pp
+    pp10 = peer["pipe10"]
     add("s0", "S0 Health/Check (floor)", runs["s0"])
     add("s1", "S1 1x50 closed (max)", runs["s1"],
         vs_redis=(lambda run: run["rps"] / hm["rps"]) if hm else None,
@@ -154,13 +162,17 @@ def main():
     # What the disk took: what the data directory's block device wrote over S4's whole window
     # (warm-up included, at the same load) per acknowledged row.
     disk = facts.get("s4_disk") or {}
-    if s4["rows_per_s"] and disk.get("write_bytes", 0) > 0 and disk.get("seconds", 0) > 0:
-        mbps = disk["write_bytes"] / disk["seconds"] / 1e6
-        disk["mb_per_s"] = mbps
-        disk["kb_per_row"] = mbps * 1e3 / s4["rows_per_s"]
+    run4 = runs["s4"]
+    acked = run4 and (run4.get("ok", 0) + run4.get("warmup_ok", 0)) * run4.get("rows_per_call", 0)
+    if acked and disk.get("write_bytes", 0) > 0 and disk.get("seconds", 0) > 0:
+        disk["kb_per_row"] = disk["write_bytes"] / acked / 1e3
+        disk["mb_per_s"] = disk["write_bytes"] / disk["seconds"] / 1e6
         s4["note"] = (s4["note"] + " " if s4["note"] else "") + \
-            "the device under the data directory wrote %.1f KB per acknowledged row, %.0f MB/s " \
-            "(the whole device: other writers count too)" % (disk["kb_per_row"], mbps)
+            "the device under the data directory wrote %.1f KB per acknowledged row (warm-up " \
+            "included), %.0f MB/s over S4 with its start and final sync (the whole device: " \
+            "other writers count too)" % (disk["kb_per_row"], disk["mb_per_s"])
+    elif run4 and disk.get("note"):
+        s4["note"] = (s4["note"] + " " if s4["note"] else "") + "disk: " + disk["note"]
     ing = facts.get("ingest_rows_per_s")
     rows.append({"key": "ingest", "scenario": "S4 bulk ingest (sync=none)", "rps": None,
                  "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": ing,

@@ -130,12 +130,32 @@ class Report(unittest.TestCase):
 
     def test_s4_disk_and_floor_notes(self):
         rows, _ = self.report()
-        # 450 MB over 12 s at 50000 rows/s: 37.5 MB/s, 0.75 KB per row.
-        self.assertIn("0.8 KB per acknowledged row, 38 MB/s", rows["s4"]["note"])
+        # 450 MB over 12 s for (5000 measured + 0 warm-up calls) x 100 rows: 0.9 KB a row.
+        self.assertIn("0.9 KB per acknowledged row (warm-up included), 38 MB/s",
+                      rows["s4"]["note"])
         # S2 100x50: 15 s of CPU over 20000 calls = 750 us a call = 1500 ns per (view, entity),
         # 3x the batched floor (500 ns); the verdict stays the storage read path's.
         self.assertIn("1500 ns of CPU per (view, entity) = 3.00x", rows["floor"]["note"])
         self.assertEqual(rows["floor"]["result"], "pass")
+
+    def test_rows_without_a_target_are_invalid_too_and_a_failed_s0_is_no_floor(self):
+        self.runs["s3"]["failed"] = 1
+        self.runs["s0"]["failed"] = 2
+        rows, _ = self.report()
+        self.assertEqual(rows["s3"]["result"], "INVALID")
+        self.assertEqual(rows["s0"]["result"], "INVALID")
+        self.assertIsNone(rows["s1"]["x_s0"])
+        self.assertEqual(rows["s1"]["result"], "n/a")
+
+    def test_a_missing_peer_or_device_is_said_not_substituted(self):
+        del self.redis["redis-hmget50-p10"]
+        self.facts["s4_disk"] = {"write_bytes": 0, "seconds": 12.0,
+                                 "note": "n/a: no block device under /w (overlay)"}
+        self.srv["s1"] = "-500 100"   # the server died during the run
+        rows, _ = self.report()
+        self.assertIsNone(rows["s2_10"]["x_redis"])
+        self.assertIn("no block device", rows["s4"]["note"])
+        self.assertIsNone(rows["s1"]["server_us"])
 
     def test_predict_rows_give_their_ratio_to_the_same_read(self):
         rows, _ = self.report()
