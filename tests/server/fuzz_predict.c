@@ -1,4 +1,5 @@
 /* tests/server/fuzz_predict.c - libFuzzer: PredictRequest bytes from the network. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,114 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A copy of t without the unknown fields protobuf-c kept from the input (it packs them back; a
+ * response fstore builds never has any), in a. */
+static Tensorflow__TensorProto known_fields(const Tensorflow__TensorProto *t, server_arena_t *a)
+{
+    Tensorflow__TensorProto c = *t;
+    c.base.n_unknown_fields = 0;
+    c.base.unknown_fields = NULL;
+    if (t->tensor_shape != NULL) {
+        Tensorflow__TensorShapeProto *sh = server__arena_alloc(a, sizeof *sh);
+        Tensorflow__TensorShapeProto__Dim **dims =
+            server__arena_alloc(a, (t->tensor_shape->n_dim + 1) * sizeof *dims);
+        if (sh == NULL || dims == NULL)
+            abort();
+        *sh = *t->tensor_shape;
+        sh->base.n_unknown_fields = 0;
+        sh->base.unknown_fields = NULL;
+        for (size_t i = 0; i < sh->n_dim; i++) {
+            dims[i] = server__arena_alloc(a, sizeof *dims[i]);
+            if (dims[i] == NULL)
+                abort();
+            *dims[i] = *t->tensor_shape->dim[i];
+            dims[i]->base.n_unknown_fields = 0;
+            dims[i]->base.unknown_fields = NULL;
+        }
+        sh->dim = dims;
+        c.tensor_shape = sh;
+    }
+    return c;
+}
+
+/*
+ * The hand-written PredictResponse encoder (predict_encode.c) against protobuf-c, on whatever
+ * tensors the bytes hold: the request's inputs answered back as outputs, with its model_spec.
+ * Sizes and bytes must be the same.
+ */
+static void check_encoder(const Tensorflow__Serving__PredictRequest *rq, server_arena_t *a)
+{
+    size_t n = rq->n_inputs;
+    Tensorflow__TensorProto *ts = server__arena_alloc(a, (n + 1) * sizeof *ts);
+    const char **names = server__arena_alloc(a, (n + 1) * sizeof *names);
+    size_t *lens = server__arena_alloc(a, (n + 1) * sizeof *lens);
+    Tensorflow__Serving__PredictResponse__OutputsEntry *es =
+        server__arena_alloc(a, (n + 1) * sizeof *es);
+    Tensorflow__Serving__PredictResponse__OutputsEntry **ep =
+        server__arena_alloc(a, (n + 1) * sizeof *ep);
+    server_predict_sizes_t *sizes = server__arena_alloc(a, (n + 1) * sizeof *sizes);
+    if (ts == NULL || names == NULL || lens == NULL || es == NULL || ep == NULL || sizes == NULL)
+        abort();
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rq->inputs[i]->value == NULL)
+            continue; /* fstore answers every output with a tensor */
+        ts[m] = known_fields(rq->inputs[i]->value, a);
+        names[m] = rq->inputs[i]->key;
+        lens[m] = strlen(names[m]);
+        tensorflow__serving__predict_response__outputs_entry__init(&es[m]);
+        es[m].key = rq->inputs[i]->key;
+        es[m].value = &ts[m];
+        ep[m] = &es[m];
+        m++;
+    }
+    const Tensorflow__Serving__ModelSpec *in = rq->model_spec;
+    bool has_version =
+        in != NULL &&
+        in->version_choice_case == TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION &&
+        in->version != NULL;
+    server_predict_response_t r = {.n_outputs = m,
+                                   .names = names,
+                                   .name_lens = lens,
+                                   .tensors = ts,
+                                   .model_name = in != NULL ? in->name : "",
+                                   .has_version = has_version,
+                                   .version = has_version ? in->version->value : 0,
+                                   .signature_name = in != NULL ? in->signature_name : ""};
+    size_t size = server__predict_size(&r, sizes);
+    uint8_t *mine = malloc(size + 1);
+    if (mine == NULL || server__predict_write(&r, sizes, mine) != size)
+        abort();
+
+    Google__Protobuf__Int64Value v = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
+    Tensorflow__Serving__ModelSpec spec = TENSORFLOW__SERVING__MODEL_SPEC__INIT;
+    spec.name = (char *)r.model_name;
+    spec.signature_name = (char *)r.signature_name;
+    if (has_version) {
+        v.value = r.version;
+        spec.version_choice_case = TENSORFLOW__SERVING__MODEL_SPEC__VERSION_CHOICE_VERSION;
+        spec.version = &v;
+    }
+    Tensorflow__Serving__PredictResponse resp = TENSORFLOW__SERVING__PREDICT_RESPONSE__INIT;
+    resp.n_outputs = m;
+    resp.outputs = ep;
+    resp.model_spec = &spec;
+    size_t want = tensorflow__serving__predict_response__get_packed_size(&resp);
+    if (want != size)
+        abort();
+    uint8_t *theirs = malloc(want + 1);
+    if (theirs == NULL || tensorflow__serving__predict_response__pack(&resp, theirs) != want ||
+        memcmp(mine, theirs, want) != 0)
+        abort();
+    free(mine);
+    free(theirs);
+}
+
 /*
  * What rpc_predict.c does with untrusted bytes before any catalog or store is involved: unpack
  * the request into the call arena and read every input tensor as join keys of each key type.
- * Each accepted read must give exactly the tensor's batch of values of the asked type.
+ * Each accepted read must give exactly the tensor's batch of values of the asked type. Then the
+ * response encoder on those tensors (check_encoder()).
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,6 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
+    if (rq != NULL)
+        check_encoder(rq, &a);
     server__arena_free(&a);
     return 0;
 }

@@ -23,6 +23,7 @@ for p in "${protos[@]}" google/protobuf/wrappers.proto; do gen+=("$work/gen/${p%
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -isystem "$work/gen" -w)
 "$cc" "${flags[@]}" "$root"/catalog/*.c "$root/server/arena.c" "$root/server/predict_tensor.c" \
+  "$root/server/predict_encode.c" \
   "${gen[@]}" "$root/tests/server/fuzz_predict.c" -lyaml -lprotobuf-c -lm -o "$work/fuzz_predict"
 
 # Seeds: one entity input of each accepted form, built with protoc's text format.
