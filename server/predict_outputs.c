@@ -30,42 +30,15 @@ struct server_predict_cache {
 /* ------------------------------------------------------------------------------------------ */
 /* Building                                                                                    */
 
-/* A small open-addressing index of names, for collisions. */
-typedef struct name_index {
-    size_t cap;
-    size_t *slots; /* index + 1; 0 = empty */
-    char *const *names;
-} name_index_t;
-
-static int index_init(name_index_t *ix, server_arena_t *a, char *const *names, size_t n)
-{
-    ix->cap = 16;
-    while (ix->cap < 2 * n)
-        ix->cap *= 2;
-    ix->slots = server__arena_calloc(a, ix->cap, sizeof *ix->slots);
-    ix->names = names;
-    return ix->slots != NULL ? 0 : -ENOMEM;
-}
-
-/* Returns: the index of name, or -1 after adding it as index i. */
-static long index_put(name_index_t *ix, const char *name, long i)
-{
-    size_t h = (size_t)server__fnv1a(name, strlen(name)) & (ix->cap - 1);
-    while (ix->slots[h] != 0) {
-        if (strcmp(ix->names[ix->slots[h] - 1], name) == 0)
-            return (long)(ix->slots[h] - 1);
-        h = (h + 1) & (ix->cap - 1);
-    }
-    ix->slots[h] = (size_t)i + 1;
-    return -1;
-}
-
-/* Output names of the service's features (see the comment at the top). */
-static int output_names(server_arena_t *a, const catalog_service_t *svc, char **names)
+/* Output names of the service's features (see the comment at the top), their lengths and the
+ * index over them. */
+static int output_names(server_arena_t *a, const catalog_service_t *svc, char **names, size_t *lens,
+                        server_name_index_t *ix)
 {
     size_t n = svc->n_features;
     uint8_t *level = server__arena_calloc(a, n == 0 ? 1 : n, 1);
-    if (level == NULL)
+    long *dup = server__arena_array(a, n == 0 ? 1 : n, sizeof *dup);
+    if (level == NULL || dup == NULL)
         return -ENOMEM;
     char buf[2 * CATALOG_MAX_NAME + 32];
     for (int pass = 0; pass < 3; pass++) {
@@ -82,13 +55,13 @@ static int output_names(server_arena_t *a, const catalog_service_t *svc, char **
             names[i] = server__arena_strndup(a, buf, (size_t)len);
             if (names[i] == NULL)
                 return -ENOMEM;
+            lens[i] = (size_t)len;
         }
-        name_index_t ix;
-        if (index_init(&ix, a, names, n) < 0)
+        if (server__name_index_build(a, (const char *const *)names, lens, n, ix, dup) < 0)
             return -ENOMEM;
         bool clash = false;
         for (size_t i = 0; i < n; i++) {
-            long j = index_put(&ix, names[i], (long)i);
+            long j = dup[i];
             if (j >= 0 && level[i] < 2) {
                 level[i]++;
                 level[j] = level[i];
@@ -108,52 +81,27 @@ int server__predict_outputs_build(server_arena_t *a, const catalog_service_t *sv
     size_t m = n == 0 ? 1 : n;
     char **names = server__arena_calloc(a, m, sizeof *names);
     size_t *lens = server__arena_array(a, m, sizeof *lens);
-    if (names == NULL || lens == NULL || output_names(a, svc, names) < 0)
-        return -ENOMEM;
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    uint32_t *set = server__arena_calloc(a, cap, sizeof *set);
-    if (set == NULL)
+    server_name_index_t set;
+    if (names == NULL || lens == NULL || output_names(a, svc, names, lens, &set) < 0)
         return -ENOMEM;
     /* The catalog refuses a feature referenced twice, so names are unique; were one repeated,
      * the first would keep it, as in the index output_filter used to build per request. */
     size_t offline = n;
-    for (size_t i = 0; i < n; i++) {
-        lens[i] = strlen(names[i]);
-        size_t h = (size_t)server__fnv1a(names[i], lens[i]) & (cap - 1);
-        bool dup = false;
-        while (set[h] != 0 && !dup) {
-            size_t j = set[h] - 1;
-            dup = lens[j] == lens[i] && memcmp(names[j], names[i], lens[i]) == 0;
-            h = (h + 1) & (cap - 1);
-        }
-        if (!dup)
-            set[h] = (uint32_t)i + 1;
-        if (offline == n && !svc->features[i].view->online)
+    for (size_t i = 0; i < n && offline == n; i++)
+        if (!svc->features[i].view->online)
             offline = i;
-    }
     *out = (server_predict_outputs_t){.service = svc,
                                       .n = n,
                                       .names = (const char *const *)names,
                                       .name_lens = lens,
                                       .set = set,
-                                      .set_mask = (uint32_t)(cap - 1),
                                       .offline = offline};
     return 0;
 }
 
 long server__predict_outputs_find(const server_predict_outputs_t *o, const char *name)
 {
-    size_t len = strlen(name);
-    size_t h = (size_t)server__fnv1a(name, len) & o->set_mask;
-    while (o->set[h] != 0) {
-        size_t j = o->set[h] - 1;
-        if (o->name_lens[j] == len && memcmp(o->names[j], name, len) == 0)
-            return (long)j;
-        h = (h + 1) & o->set_mask;
-    }
-    return -1;
+    return server__name_index_find(&o->set, o->names, o->name_lens, name, strlen(name));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -198,11 +146,11 @@ static server_predict_outputs_t *copy_outputs(const server_predict_outputs_t *o)
     size_t chars = 0;
     for (size_t i = 0; i < o->n; i++)
         chars += o->name_lens[i] + 1;
-    size_t set_slots = (size_t)o->set_mask + 1;
+    size_t set_slots = (size_t)o->set.mask + 1;
     size_t off_names = align_up(sizeof *o);
     size_t off_lens = off_names + align_up(o->n * sizeof *o->names);
     size_t off_set = off_lens + align_up(o->n * sizeof *o->name_lens);
-    size_t off_chars = off_set + align_up(set_slots * sizeof *o->set);
+    size_t off_chars = off_set + align_up(set_slots * sizeof *o->set.slots);
     char *block = malloc(off_chars + chars);
     if (block == NULL)
         return NULL;
@@ -212,7 +160,7 @@ static server_predict_outputs_t *copy_outputs(const server_predict_outputs_t *o)
     uint32_t *set = (uint32_t *)(void *)(block + off_set);
     char *p = block + off_chars;
     memcpy(lens, o->name_lens, o->n * sizeof *lens);
-    memcpy(set, o->set, set_slots * sizeof *set);
+    memcpy(set, o->set.slots, set_slots * sizeof *set);
     for (size_t i = 0; i < o->n; i++) {
         memcpy(p, o->names[i], o->name_lens[i] + 1);
         names[i] = p;
@@ -221,7 +169,7 @@ static server_predict_outputs_t *copy_outputs(const server_predict_outputs_t *o)
     *e = *o;
     e->names = names;
     e->name_lens = lens;
-    e->set = set;
+    e->set.slots = set;
     return e;
 }
 

@@ -177,7 +177,7 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
     size_t name_bytes = 0;
     for (size_t i = 0; i < r->n_refs; i++)
         name_bytes += r->name_lens[i] + 1;
-    size_t set_slots = (size_t)r->set_mask + 1;
+    size_t set_slots = (size_t)r->set.mask + 1;
 
     const server_ref_groups_t *g = &r->groups;
     size_t n_grouped = g->groups != NULL ? g->n_refs : 0;
@@ -188,7 +188,7 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
     size_t off_names = off_refs + align_up(r->n_refs * sizeof *r->refs);
     size_t off_lens = off_names + align_up(r->n_refs * sizeof *r->names);
     size_t off_set = off_lens + align_up(r->n_refs * sizeof *r->name_lens);
-    size_t off_groups = off_set + align_up(set_slots * sizeof *r->set);
+    size_t off_groups = off_set + align_up(set_slots * sizeof *r->set.slots);
     size_t off_ref_idx = off_groups + align_up(g->n_groups * sizeof *g->groups);
     size_t off_feature_idx = off_ref_idx + align_up(n_grouped * sizeof *g->ref_idx);
     size_t off_views = off_feature_idx + align_up(n_grouped * sizeof *g->feature_idx);
@@ -213,7 +213,7 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
 
     memcpy(refs, r->refs, r->n_refs * sizeof *refs);
     memcpy(name_lens, r->name_lens, r->n_refs * sizeof *name_lens);
-    memcpy(set, r->set, set_slots * sizeof *set);
+    memcpy(set, r->set.slots, set_slots * sizeof *set);
     if (g->n_groups > 0)
         memcpy(groups, g->groups, g->n_groups * sizeof *groups);
     if (n_grouped > 0) {
@@ -245,8 +245,7 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
                                .names = names,
                                .name_lens = name_lens,
                                .unique = true,
-                               .set = set,
-                               .set_mask = r->set_mask,
+                               .set = {.slots = set, .mask = r->set.mask},
                                .names_pb = r->names_pb != NULL ? names_pb : NULL,
                                .names_pb_len = r->names_pb_len,
                                .groups = gc,
@@ -261,39 +260,14 @@ void server__ref_cache_put(server_ref_cache_t *rc, const catalog_t *cat, unsigne
 
 int server__resolved_index_names(server_arena_t *a, server_resolved_t *r)
 {
-    /* Open addressing at most half full, as server__find_duplicate(). */
-    size_t cap = 16;
-    while (cap < 2 * r->n_refs)
-        cap *= 2;
-    uint32_t *set = server__arena_calloc(a, cap, sizeof *set); /* index + 1; 0 = empty */
-    if (set == NULL)
-        return -ENOMEM;
-    r->set = set;
-    r->set_mask = (uint32_t)(cap - 1);
-    r->unique = true;
-    for (size_t i = 0; i < r->n_refs; i++) {
-        size_t h = (size_t)server__fnv1a(r->names[i], r->name_lens[i]) & (cap - 1);
-        while (set[h] != 0) {
-            size_t j = set[h] - 1;
-            if (r->name_lens[j] == r->name_lens[i] &&
-                memcmp(r->names[j], r->names[i], r->name_lens[i]) == 0)
-                r->unique = false;
-            h = (h + 1) & (cap - 1);
-        }
-        set[h] = (uint32_t)i + 1;
-    }
+    long repeats = server__name_index_build(a, r->names, r->name_lens, r->n_refs, &r->set, NULL);
+    if (repeats < 0)
+        return (int)repeats;
+    r->unique = repeats == 0;
     return 0;
 }
 
 bool server__resolved_has_name(const server_resolved_t *r, const char *name)
 {
-    size_t len = strlen(name);
-    size_t h = (size_t)server__fnv1a(name, len) & r->set_mask;
-    while (r->set[h] != 0) {
-        size_t j = r->set[h] - 1;
-        if (r->name_lens[j] == len && memcmp(r->names[j], name, len) == 0)
-            return true;
-        h = (h + 1) & r->set_mask;
-    }
-    return false;
+    return server__name_index_find(&r->set, r->names, r->name_lens, name, strlen(name)) >= 0;
 }

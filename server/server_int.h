@@ -413,6 +413,25 @@ int server__columns_from_pb(server_call_t *c, const char *what, size_t n, char *
  */
 int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n, size_t *first,
                            size_t *second);
+
+/*
+ * A hash index over names[0..n) (lens[i] bytes each, NUL-free), built once and looked up by
+ * name: open addressing at most half full, each slot the index + 1 of a name (0 = empty). Every
+ * name has a slot, and of equal names the first is met first on a lookup.
+ */
+typedef struct server_name_index {
+    uint32_t *slots;
+    uint32_t mask; /* slots - 1 */
+} server_name_index_t;
+/* Builds *ix in the arena. dup, when not NULL, gets dup[i] = the index of the first earlier name
+ * equal to names[i], or -1. Returns: how many names equal an earlier one (0: all differ);
+ * -ENOMEM. */
+long server__name_index_build(server_arena_t *a, const char *const *names, const size_t *lens,
+                              size_t n, server_name_index_t *ix, long *dup);
+/* Returns: the index of the first of names (those ix was built over) equal to name (len bytes),
+ * or -1. */
+long server__name_index_find(const server_name_index_t *ix, const char *const *names,
+                             const size_t *lens, const char *name, size_t len);
 /* Returns: the index of the column called name, or -1. */
 int server__columns_find(const server_columns_t *cols, const char *name);
 
@@ -584,9 +603,8 @@ typedef struct server_resolved {
     const catalog_feature_ref_t *refs;
     const char *const *names; /* response column names, NUL-terminated */
     const size_t *name_lens;
-    bool unique;   /* no two names are equal (set by server__resolved_index_names) */
-    uint32_t *set; /* open addressing over names: index + 1, 0 = empty */
-    uint32_t set_mask;
+    bool unique;             /* no two names are equal (set by server__resolved_index_names) */
+    server_name_index_t set; /* over names */
     /* names as metadata.feature_names entries (server__feast_encode_names()), or NULL */
     const uint8_t *names_pb;
     size_t names_pb_len;
@@ -753,9 +771,8 @@ typedef struct server_predict_outputs {
     size_t n;                 /* svc->n_features */
     const char *const *names; /* [n], NUL-terminated */
     const size_t *name_lens;  /* [n] */
-    const uint32_t *set;      /* open addressing over names: index + 1, 0 = empty */
-    uint32_t set_mask;
-    size_t offline; /* the first feature whose view is not online, or n */
+    server_name_index_t set;  /* over names */
+    size_t offline;           /* the first feature whose view is not online, or n */
 } server_predict_outputs_t;
 
 /* Computes svc's outputs into *out, everything in the arena. Returns: 0, -ENOMEM. */

@@ -298,27 +298,65 @@ int server__columns_find(const server_columns_t *cols, const char *name)
 int server__find_duplicate(server_arena_t *a, const char *const *names, size_t n, size_t *first,
                            size_t *second)
 {
-    /* Open addressing at most half full; names come from requests, so any quadratic scan over
-     * them is a way to burn a worker's CPU. */
+    /* A hash index: names come from requests, so any quadratic scan over them is a way to burn
+     * a worker's CPU. */
+    size_t *lens = server__arena_array(a, n == 0 ? 1 : n, sizeof *lens);
+    long *dup = server__arena_array(a, n == 0 ? 1 : n, sizeof *dup);
+    if (lens == NULL || dup == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(names[i]);
+    server_name_index_t ix;
+    long repeats = server__name_index_build(a, names, lens, n, &ix, dup);
+    if (repeats <= 0)
+        return (int)repeats;
+    for (size_t i = 0; i < n; i++) {
+        if (dup[i] >= 0) {
+            *first = (size_t)dup[i];
+            *second = i;
+            break;
+        }
+    }
+    return 1;
+}
+
+long server__name_index_build(server_arena_t *a, const char *const *names, const size_t *lens,
+                              size_t n, server_name_index_t *ix, long *dup)
+{
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    size_t *slots = server__arena_calloc(a, cap, sizeof *slots); /* index + 1; 0 = empty */
+    uint32_t *slots = server__arena_calloc(a, cap, sizeof *slots);
     if (slots == NULL)
         return -ENOMEM;
+    long repeats = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)server__fnv1a(names[i], strlen(names[i])) & (cap - 1);
-        while (slots[h] != 0) {
-            if (strcmp(names[slots[h] - 1], names[i]) == 0) {
-                *first = slots[h] - 1;
-                *second = i;
-                return 1;
-            }
-            h = (h + 1) & (cap - 1);
+        size_t h = (size_t)server__fnv1a(names[i], lens[i]) & (cap - 1);
+        long first = -1;
+        for (; slots[h] != 0; h = (h + 1) & (cap - 1)) {
+            size_t j = slots[h] - 1;
+            if (first < 0 && lens[j] == lens[i] && memcmp(names[j], names[i], lens[i]) == 0)
+                first = (long)j;
         }
-        slots[h] = i + 1;
+        slots[h] = (uint32_t)i + 1;
+        repeats += first >= 0;
+        if (dup != NULL)
+            dup[i] = first;
     }
-    return 0;
+    *ix = (server_name_index_t){.slots = slots, .mask = (uint32_t)(cap - 1)};
+    return repeats;
+}
+
+long server__name_index_find(const server_name_index_t *ix, const char *const *names,
+                             const size_t *lens, const char *name, size_t len)
+{
+    size_t h = (size_t)server__fnv1a(name, len) & ix->mask;
+    for (; ix->slots[h] != 0; h = (h + 1) & ix->mask) {
+        size_t j = ix->slots[h] - 1;
+        if (lens[j] == len && memcmp(names[j], name, len) == 0)
+            return (long)j;
+    }
+    return -1;
 }
 
 int server__columns_shape(server_call_t *c, const char *what, size_t n, char *const *keys,
