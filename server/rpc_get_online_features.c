@@ -225,25 +225,18 @@ static int resolve_features(server_call_t *c, server_read_request_t *rr,
         return server__fail(c, -ENOMEM, "out of memory");
     if (server__group_refs(a, refs, n_refs, &res->groups) < 0)
         return server__fail(c, -ENOMEM, "out of memory");
-    /* The views for feature_view_metadata, from the groups (views in order of first
-     * appearance), so a hit compares no names. */
+    /* The views for feature_view_metadata are the groups' views (each once, in order of first
+     * appearance; one catalog has one view per name and version), kept so a hit has them. */
     const server_ref_groups_t *gs = &res->groups;
     server_feast_view_md_t *views =
         server__arena_array(a, gs->n_groups == 0 ? 1 : gs->n_groups, sizeof *views);
     if (views == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
-    size_t nv = 0;
-    for (size_t g = 0; g < gs->n_groups; g++) {
-        const catalog_view_t *v = gs->groups[g].view;
-        size_t k = 0;
-        while (k < nv &&
-               !(strcmp(views[k].name, v->name) == 0 && views[k].version == (int32_t)v->version))
-            k++;
-        if (k == nv)
-            views[nv++] = (server_feast_view_md_t){v->name, (int32_t)v->version};
-    }
+    for (size_t g = 0; g < gs->n_groups; g++)
+        views[g] = (server_feast_view_md_t){gs->groups[g].view->name,
+                                            (int32_t)gs->groups[g].view->version};
     res->views = views;
-    res->n_views = nv;
+    res->n_views = gs->n_groups;
     server__ref_cache_put(cache, cat, flags, key, key_len, res);
     *out = res;
     return 0;
@@ -318,18 +311,15 @@ static int read_request_from_pb(server_arena_t *a,
         size_t pb_len = 0;
         for (size_t i = 0; i < n; i++) {
             lens[i] = strlen(rq->features->val[i]);
-            pb_len += 1 + server__varint_size(lens[i]) + lens[i];
+            pb_len += server__len_field_size(lens[i]);
         }
         uint8_t *pb = server__arena_alloc(a, pb_len == 0 ? 1 : pb_len);
         if (pb == NULL)
             return -ENOMEM;
         uint8_t *p = pb;
         for (size_t i = 0; i < n; i++) {
-            *p++ = (1 << 3) | 2; /* field 1, length-delimited */
-            uint64_t v = lens[i];
-            for (; v >= 0x80; v >>= 7)
-                *p++ = (uint8_t)(v | 0x80);
-            *p++ = (uint8_t)v;
+            *p++ = SERVER_TAG(1, SERVER_WT_LEN); /* RepeatedString.val */
+            p = server__put_varint(p, lens[i]);
             memcpy(p, rq->features->val[i], lens[i]);
             p += lens[i];
         }
