@@ -171,7 +171,6 @@ typedef struct store__rec {
 
 /* Parses and bounds-checks a record header. Returns: 0, -EIO for a malformed record. */
 int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out);
-/* store__rec_slot(), inline below: value bytes of one slot. */
 /*
  * Writes into out the record that results from merging row's values over old (NULL = no record):
  * slots the row lists take the row's bytes, the others keep old's.

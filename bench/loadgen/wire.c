@@ -38,6 +38,27 @@ static bool reserve(wbuf_t *b, size_t extra)
     return true;
 }
 
+/* Protobuf varints, for wbuf_varint() and the request templates below. */
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 void wbuf_raw(wbuf_t *b, const void *data, size_t len)
 {
     if (len == 0 || !reserve(b, len))
@@ -49,15 +70,7 @@ void wbuf_raw(wbuf_t *b, const void *data, size_t len)
 void wbuf_varint(wbuf_t *b, uint64_t v)
 {
     uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v != 0)
-            tmp[n] |= 0x80;
-        n++;
-    } while (v != 0);
-    wbuf_raw(b, tmp, n);
+    wbuf_raw(b, tmp, (size_t)(put_varint(tmp, v) - tmp));
 }
 
 void wbuf_tag(wbuf_t *b, uint32_t field, uint32_t wire_type)
@@ -242,26 +255,6 @@ struct wire_tmpl {
     uint32_t view, n_features;
     size_t max_len; /* no request of this template is longer */
 };
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
 
 static uint8_t *put_raw(uint8_t *p, const wbuf_t *b)
 {
