@@ -17,7 +17,7 @@ ARG BUILD_JOBS=
 RUN rm -rf build \
     && cmake --preset release \
     && cmake --build --preset release --target fstore -j"${BUILD_JOBS:-$(nproc)}" \
-    && strip build/release/server/fstore
+    && strip build/release/fstore
 
 FROM ${BASE}
 RUN apt-get update -qq \
@@ -28,7 +28,7 @@ RUN apt-get update -qq \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /var/lib/fstore \
        --shell /usr/sbin/nologin fstore \
     && install -d -o fstore -g fstore -m 0755 /var/lib/fstore /var/lib/fstore/data
-COPY --from=build /src/build/release/server/fstore /usr/local/bin/fstore
+COPY --from=build /src/build/release/fstore /usr/local/bin/fstore
 COPY --from=build /src/examples/catalog /etc/fstore/catalog
 # Fail the build, not the first start, if the runtime stage lacks a library the binary links.
 RUN missing="$(ldd /usr/local/bin/fstore | grep 'not found' || true)"; \

@@ -3,10 +3,10 @@
 #
 # Scenarios (see BENCHMARKS.md): S0 Health/Check floor; S1 1x50 GetOnlineFeatures (closed loop
 # for the maximum, then open loop at half of it for latency); S2 10x50 and 100x50; S3 1x250;
-# S4 WriteFeatures 100 rows x 10 features with sync=full, and bulk ingest; S5 Predict (n/a until
-# the server has it); peers: Redis HMGET-50 with redis-benchmark, plain and pipelined 100 deep,
-# on a Redis started here and loaded with the same rows; the in-process mdb_get floor from
-# bench_storage when it is built; the server's RSS at the end.
+# S4 WriteFeatures 100 rows x 10 features with sync=full, and bulk ingest; S5 Predict; peers:
+# Redis HMGET-50 with redis-benchmark, plain and pipelined 100 deep, on a Redis started here and
+# loaded with the same rows; the in-process mdb_get floor from bench_storage; the server's RSS at
+# the end.
 # Everything runs on 127.0.0.1 and everything started here is stopped on exit.
 set -euo pipefail
 
@@ -72,7 +72,7 @@ CONC=$((CONNS * INFLIGHT))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 WORK=${WORK:-$ROOT/build/release/bench-run}
-FSTORE=$ROOT/build/release/server/fstore
+FSTORE=$ROOT/build/release/fstore
 BENCH=$ROOT/build/release/bench/loadgen/fstore-bench
 STORAGE_BENCH=$ROOT/build/release/bench/storage/bench_storage
 PREDICT_METHOD=${FSTORE_BENCH_PREDICT_METHOD:-/tensorflow.serving.PredictionService/Predict}
@@ -148,7 +148,6 @@ if [ $BUILD -eq 1 ]; then
 fi
 [ -x "$FSTORE" ] || die "$FSTORE not built"
 [ -x "$BENCH" ] || die "$BENCH not built"
-"$FSTORE" serve --help >/dev/null 2>&1 || die "this fstore binary has no serve command yet"
 
 rm -rf "$WORK/data" "$WORK/csv" "$WORK/results"
 mkdir -p "$WORK/csv" "$WORK/results"
@@ -171,63 +170,31 @@ machine_busy() {
 log "dataset: v0..v4 x $ENTITIES entities, v5..v24 x $EXTRA entities, 10 features each"
 "$BENCH" gen catalog --views 25 --features 10 >"$WORK/catalog.yaml"
 INGEST_ROWS=0 INGEST_NS=0 V0_RATE="" INGEST_RATE="" INGEST_NOTE=""
-HAVE_INGEST=0
-if "$FSTORE" ingest --help >/dev/null 2>&1 && "$FSTORE" apply --help >/dev/null 2>&1; then
-  HAVE_INGEST=1
-fi
 view_rows() { if [ "$1" -lt 5 ]; then echo "$ENTITIES"; else echo "$EXTRA"; fi; }
-if [ $HAVE_INGEST -eq 1 ]; then
-  "$FSTORE" apply --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" >"$WORK/apply.log" 2>&1 ||
-    { cat "$WORK/apply.log"; die "fstore apply failed"; }
-  for v in $(seq 0 24); do
-    rows=$(view_rows "$v")
-    csv=$WORK/csv/v$v.csv
-    "$BENCH" gen csv --view-index "$v" --features 10 --rows "$rows" >"$csv"
-    t0=$(now_ns)
-    "$FSTORE" ingest --data-dir "$WORK/data" --view "v$v" --sync none "$csv" >>"$WORK/ingest.log" 2>&1 ||
-      { tail -20 "$WORK/ingest.log"; die "fstore ingest of v$v failed"; }
-    t1=$(now_ns)
-    INGEST_ROWS=$((INGEST_ROWS + rows))
-    INGEST_NS=$((INGEST_NS + t1 - t0))
-    [ "$v" -ne 0 ] || V0_RATE=$(( rows * 1000000000 / (t1 - t0) ))
-    # The write target w0 (same columns) gets v0's rows too, untimed: S4 then updates entities
-    # that exist, the steady state of online writes, rather than growing a new tree as it goes.
-    if [ "$v" -eq 0 ]; then
-      "$FSTORE" ingest --data-dir "$WORK/data" --view w0 --sync none "$csv" >>"$WORK/ingest.log" 2>&1 ||
-        { tail -20 "$WORK/ingest.log"; die "fstore ingest of w0 failed"; }
-    fi
-    [ $KEEP -eq 1 ] || rm -f "$csv"
-  done
-  INGEST_RATE=$(( INGEST_ROWS * 1000000000 / INGEST_NS ))
-  INGEST_NOTE="$INGEST_ROWS rows with --sync none, wall time of fstore ingest (v0 alone: $V0_RATE rows/s)"
-  log "ingested $INGEST_ROWS rows at $INGEST_RATE rows/s (v0 alone: $V0_RATE rows/s)"
-else
-  # Without `fstore ingest` the rows go in through WriteFeatures, on a server started with
-  # --sync none for the load only; the bulk-ingest row of the table is then n/a.
-  PORT=$(free_port)
-  "$FSTORE" serve --listen "127.0.0.1:$PORT" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" \
-    --sync none >"$WORK/load-server.log" 2>&1 &
-  SERVER_PID=$!
-  wait_healthy "127.0.0.1:$PORT" "$WORK/load-server.log"
+"$FSTORE" apply --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" >"$WORK/apply.log" 2>&1 ||
+  { cat "$WORK/apply.log"; die "fstore apply failed"; }
+for v in $(seq 0 24); do
+  rows=$(view_rows "$v")
+  csv=$WORK/csv/v$v.csv
+  "$BENCH" gen csv --view-index "$v" --features 10 --rows "$rows" >"$csv"
   t0=$(now_ns)
-  for v in $(seq 0 24); do
-    rows=$(view_rows "$v")
-    calls=$(( (rows + 999) / 1000 ))
-    "$BENCH" run --target "127.0.0.1:$PORT" --scenario write --view "v$v" --sequential --keys "$rows" \
-      --rows 1000 --pool "$calls" -n "$calls" -w 0 -c 2 -m 4 --check >>"$WORK/load.log" 2>&1 ||
-      { tail -20 "$WORK/load.log"; die "loading v$v through WriteFeatures failed"; }
-    INGEST_ROWS=$((INGEST_ROWS + rows))
-  done
+  "$FSTORE" ingest --data-dir "$WORK/data" --view "v$v" --sync none "$csv" >>"$WORK/ingest.log" 2>&1 ||
+    { tail -20 "$WORK/ingest.log"; die "fstore ingest of v$v failed"; }
   t1=$(now_ns)
-  # w0 as above (untimed).
-  "$BENCH" run --target "127.0.0.1:$PORT" --scenario write --view w0 --sequential --keys "$ENTITIES" \
-    --rows 1000 --pool "$(( (ENTITIES + 999) / 1000 ))" -n "$(( (ENTITIES + 999) / 1000 ))" -w 0 \
-    -c 2 -m 4 --check >>"$WORK/load.log" 2>&1 || { tail -20 "$WORK/load.log"; die "loading w0 failed"; }
-  stop_pid "$SERVER_PID"
-  SERVER_PID=""
-  INGEST_NOTE="n/a: fstore ingest not built; $INGEST_ROWS rows loaded through WriteFeatures (sync none) at $(( INGEST_ROWS * 1000000000 / (t1 - t0) )) rows/s"
-  log "$INGEST_NOTE"
-fi
+  INGEST_ROWS=$((INGEST_ROWS + rows))
+  INGEST_NS=$((INGEST_NS + t1 - t0))
+  [ "$v" -ne 0 ] || V0_RATE=$(( rows * 1000000000 / (t1 - t0) ))
+  # The write target w0 (same columns) gets v0's rows too, untimed: S4 then updates entities
+  # that exist, the steady state of online writes, rather than growing a new tree as it goes.
+  if [ "$v" -eq 0 ]; then
+    "$FSTORE" ingest --data-dir "$WORK/data" --view w0 --sync none "$csv" >>"$WORK/ingest.log" 2>&1 ||
+      { tail -20 "$WORK/ingest.log"; die "fstore ingest of w0 failed"; }
+  fi
+  [ $KEEP -eq 1 ] || rm -f "$csv"
+done
+INGEST_RATE=$(( INGEST_ROWS * 1000000000 / INGEST_NS ))
+INGEST_NOTE="$INGEST_ROWS rows with --sync none, wall time of fstore ingest (v0 alone: $V0_RATE rows/s)"
+log "ingested $INGEST_ROWS rows at $INGEST_RATE rows/s (v0 alone: $V0_RATE rows/s)"
 
 # ---------------------------------------------------------------------------------------------
 # Peer: Redis with Feast's layout, the same rows of v0..v4, the same requests outstanding. It is
@@ -354,21 +321,12 @@ sync
 S4_IO_B=$(io_written)
 S4_T_B=$(now_ns)
 
-# S5: Predict, features only (binding m1 over s1: 50 features). Probe first: UNIMPLEMENTED, or
-# no answer at all, means this server does not have it yet.
+# S5: Predict, features only (binding m1 over s1: 50 features).
 PREDICT_NOTE=""
-"$BENCH" run --target "$TARGET" --scenario raw --method "$PREDICT_METHOD" -n 1 -w 0 --timeout 2 \
-  --json >"$RES/predict-probe.json" 2>/dev/null || true
-if grep -q UNIMPLEMENTED "$RES/predict-probe.json" 2>/dev/null; then
-  PREDICT_NOTE="n/a (Predict not built)"
-elif grep -q DEADLINE_EXCEEDED "$RES/predict-probe.json" 2>/dev/null; then
-  PREDICT_NOTE="n/a (Predict not built; the server left $PREDICT_METHOD unanswered until the deadline instead of answering UNIMPLEMENTED)"
-else
-  PREDICT=(--scenario predict --method "$PREDICT_METHOD" --model m1 --views 5 --features-per-view 10
-           --keys "$ENTITIES" --check-every 16)
-  bench s5_1 "${PREDICT[@]}" --entities 1 "${LOADARGS[@]}"
-  bench s5_100 "${PREDICT[@]}" --entities 100 "${LOADARGS[@]}"
-fi
+PREDICT=(--scenario predict --method "$PREDICT_METHOD" --model m1 --views 5 --features-per-view 10
+         --keys "$ENTITIES" --check-every 16)
+bench s5_1 "${PREDICT[@]}" --entities 1 "${LOADARGS[@]}"
+bench s5_100 "${PREDICT[@]}" --entities 100 "${LOADARGS[@]}"
 
 # S0 again: if the machine's capacity changed during the run (other work started or stopped),
 # the two S0 figures differ and the ratios of this run are not to be trusted.

@@ -6,48 +6,40 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 
+#include "base/base.h"
 #include "catalog/catalog.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Arena: everything a catalog owns lives in one, so the last catalog_unref() is one walk.     */
+/* Memory and indexes. Everything a catalog owns lives in one base_arena_t (base/base.h), so the
+ * last catalog_unref() is one walk; catalog__alloc() is base_arena_calloc() of one block, since
+ * drafts and snapshots are filled field by field and rely on zeroes elsewhere.              */
 
-typedef struct catalog__chunk catalog__chunk_t;
+#define CATALOG__ARENA_CHUNK (32u * 1024u)
 
-typedef struct catalog__arena {
-    catalog__chunk_t *head;
-} catalog__arena_t;
+/* Zeroed, max-aligned memory valid until the arena goes. Returns NULL on OOM. */
+static inline void *catalog__alloc(base_arena_t *a, size_t size)
+{
+    return base_arena_calloc(a, 1, size);
+}
 
-/* Zeroed, max-aligned memory valid until catalog__arena_free(). Returns NULL on OOM. */
-void *catalog__alloc(catalog__arena_t *a, size_t size);
-/* Copies n bytes and adds a NUL. Returns NULL on OOM. */
-char *catalog__strndup(catalog__arena_t *a, const char *s, size_t n);
-char *catalog__strdup(catalog__arena_t *a, const char *s);
-/* Grows an array held in the arena to at least need elements (the old block is abandoned). */
-int catalog__grow(catalog__arena_t *a, void **array, size_t *cap, size_t need, size_t elem);
-void catalog__arena_free(catalog__arena_t *a);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Hash index: open addressing over keys that live in the same arena.                          */
-
-typedef struct catalog__slot {
-    const char *key;
-    size_t len;
-    uint64_t hash;
-    const void *val;
-} catalog__slot_t;
-
+/*
+ * A map from names (any bytes, living as long as the index) to values, for lookups by name:
+ * a base_name_index_t over the keys added so far, beside the values. Sized once for its n keys.
+ */
 typedef struct catalog__index {
-    catalog__slot_t *slots;
-    size_t mask;
+    base_name_index_t ix;
+    const char **keys;
+    size_t *lens;
+    const void **vals;
+    size_t n, cap;
 } catalog__index_t;
 
-uint64_t catalog__fnv1a(const void *data, size_t len, uint64_t h);
-#define CATALOG__FNV_OFFSET 0xcbf29ce484222325ull
-
-/* Sized for n keys. Returns: 0, -ENOMEM. */
-int catalog__index_init(catalog__arena_t *a, catalog__index_t *ix, size_t n);
-/* key must outlive the index. Returns: 0, -EEXIST (the first value stays). */
+/* Sized for n keys, in the arena. Returns: 0, -ENOMEM. */
+int catalog__index_init(base_arena_t *a, catalog__index_t *ix, size_t n);
+/* key must outlive the index. Returns: 0; -EEXIST (the first value stays); -ENOSPC (more keys
+ * than the index was sized for). */
 int catalog__index_put(catalog__index_t *ix, const char *key, size_t len, const void *val);
+/* Returns: the value of key, or NULL (also for an index never initialised). */
 const void *catalog__index_get(const catalog__index_t *ix, const char *key, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -88,7 +80,7 @@ bool catalog__pattern_match(const catalog__pattern_t *p, const uint8_t *s, size_
 
 struct catalog {
     atomic_int refs;
-    catalog__arena_t arena;
+    base_arena_t arena;
     catalog__pattern_t *patterns; /* regfree'd on the last unref */
     const char *project;
     char digest[17];
@@ -152,7 +144,7 @@ typedef struct catalog__draft_model {
 } catalog__draft_model_t;
 
 typedef struct catalog__draft {
-    catalog__arena_t scratch; /* trees, drafts and positions; freed after resolve */
+    base_arena_t scratch; /* trees, drafts and positions; freed after resolve */
     const char *first_file;
     const char *project;
     catalog__pos_t project_pos;

@@ -71,7 +71,7 @@ static const char *path(loader_t *L, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    const char *p = catalog__strdup(&L->d.scratch, buf);
+    const char *p = base_arena_strndup(&L->d.scratch, buf, strlen(buf));
     if (p == NULL) {
         L->nomem = true;
         return "";
@@ -318,7 +318,7 @@ static const ynode_t *required_list(loader_t *L, const ynode_t *n, const char *k
 /* Copies a scalar into the catalog arena. */
 static const char *keep(loader_t *L, const ynode_t *n)
 {
-    const char *s = catalog__strndup(&L->c->arena, n->s, n->len);
+    const char *s = base_arena_strndup(&L->c->arena, n->s, n->len);
     if (s == NULL) {
         L->nomem = true;
         return "";
@@ -777,7 +777,7 @@ static void load_feature(loader_t *L, const ynode_t *n, const char *at, catalog_
 
 static void *push(loader_t *L, void **array, size_t *n, size_t *cap, size_t elem)
 {
-    if (catalog__grow(&L->d.scratch, array, cap, *n + 1, elem) != 0) {
+    if (base_arena_grow(&L->d.scratch, array, cap, *n + 1, elem) != 0) {
         L->nomem = true;
         return NULL;
     }
@@ -992,7 +992,7 @@ static void load_service(loader_t *L, const ynode_t *n, const char *at)
         const char *rat = path(L, "%s[%zu]", fk, i);
         if (!want(L, r, YN_SCALAR, rat))
             continue;
-        ds->refs[ds->n_refs] = catalog__strndup(&L->d.scratch, r->s, r->len);
+        ds->refs[ds->n_refs] = base_arena_strndup(&L->d.scratch, r->s, r->len);
         ds->ref_pos[ds->n_refs++] = pos_of(L, r, rat);
     }
 }
@@ -1302,7 +1302,7 @@ static void parse_text(loader_t *L, const char *text, size_t len)
             if (n == NULL)
                 break;
             n->len = ev.data.scalar.length;
-            n->s = catalog__strndup(&L->d.scratch, (const char *)ev.data.scalar.value, n->len);
+            n->s = base_arena_strndup(&L->d.scratch, (const char *)ev.data.scalar.value, n->len);
             if (n->s == NULL) {
                 L->nomem = true;
                 break;
@@ -1351,6 +1351,7 @@ static void parse_text(loader_t *L, const char *text, size_t len)
 static int loader_init(loader_t *L, catalog_errors_t *errs)
 {
     memset(L, 0, sizeof *L);
+    base_arena_init(&L->d.scratch, CATALOG__ARENA_CHUNK);
     L->errs = errs;
     L->c = catalog__new();
     return L->c != NULL ? 0 : -ENOMEM;
@@ -1358,7 +1359,7 @@ static int loader_init(loader_t *L, catalog_errors_t *errs)
 
 static void add_text(loader_t *L, const char *text, size_t len, const char *file)
 {
-    L->file = catalog__strdup(&L->d.scratch, file);
+    L->file = base_arena_strndup(&L->d.scratch, file, strlen(file));
     if (L->file == NULL) {
         L->nomem = true;
         return;
@@ -1384,7 +1385,7 @@ static int finish(loader_t *L, size_t first_err, catalog_t **out)
     if (rc == 0)
         rc = catalog__finalize(L->c);
     catalog__errors_sort(L->errs, first_err);
-    catalog__arena_free(&L->d.scratch);
+    base_arena_free(&L->d.scratch);
     if (rc != 0) {
         catalog__free(L->c);
         return rc;
@@ -1491,7 +1492,7 @@ static void load_dir(loader_t *L, const char *dir)
     while ((de = readdir(d)) != NULL) {
         if (!yaml_name(de->d_name))
             continue;
-        if (catalog__grow(&L->d.scratch, (void **)&names, &cap, n + 1, sizeof *names) != 0) {
+        if (base_arena_grow(&L->d.scratch, (void **)&names, &cap, n + 1, sizeof *names) != 0) {
             L->nomem = true;
             break;
         }

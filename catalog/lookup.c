@@ -13,6 +13,7 @@ catalog_t *catalog__new(void)
     if (c == NULL)
         return NULL;
     atomic_init(&c->refs, 1);
+    base_arena_init(&c->arena, CATALOG__ARENA_CHUNK);
     c->project = "";
     return c;
 }
@@ -23,7 +24,7 @@ void catalog__free(catalog_t *c)
         return;
     for (catalog__pattern_t *p = c->patterns; p != NULL; p = p->next)
         regfree(&p->re);
-    catalog__arena_free(&c->arena);
+    base_arena_free(&c->arena);
     free(c);
 }
 

@@ -33,7 +33,7 @@ static void err_at(resolver_t *R, const catalog__pos_t *p, const char *fmt, ...)
     va_end(ap);
 }
 
-static void *alloc(resolver_t *R, catalog__arena_t *a, size_t n)
+static void *alloc(resolver_t *R, base_arena_t *a, size_t n)
 {
     void *p = catalog__alloc(a, n);
     if (p == NULL)
@@ -51,7 +51,7 @@ static const char *keyf(resolver_t *R, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    const char *k = catalog__strdup(&R->c->arena, buf);
+    const char *k = base_arena_strndup(&R->c->arena, buf, strlen(buf));
     if (k == NULL) {
         R->nomem = true;
         return "";
@@ -398,7 +398,7 @@ static bool resolve_ref(resolver_t *R, const char *ref, const catalog__pos_t *po
             ok = false;
             continue;
         }
-        if (catalog__grow(&R->d->scratch, (void **)refs, cap, *n + 1, sizeof **refs) != 0) {
+        if (base_arena_grow(&R->d->scratch, (void **)refs, cap, *n + 1, sizeof **refs) != 0) {
             R->nomem = true;
             return false;
         }
@@ -644,7 +644,7 @@ static void resolve_models(resolver_t *R)
 
 int catalog__resolve(catalog_t *c, catalog__draft_t *d, catalog_errors_t *errs)
 {
-    resolver_t R = {c, d, errs, {NULL, 0}, false};
+    resolver_t R = {.c = c, .d = d, .errs = errs};
     size_t first = errs->count;
     if (d->project == NULL) {
         catalog__error(errs, d->first_file, 0, 0, "project",
@@ -674,7 +674,7 @@ int catalog__finalize(catalog_t *c)
     size_t len = 0;
     if (catalog__dump(c, &yaml, &len) != 0)
         return -ENOMEM;
-    uint64_t h = catalog__fnv1a(yaml, len, CATALOG__FNV_OFFSET);
+    uint64_t h = base_fnv1a(yaml, len, BASE_FNV_OFFSET);
     free(yaml);
     snprintf(c->digest, sizeof c->digest, "%016" PRIx64, h);
     return 0;

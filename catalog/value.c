@@ -20,53 +20,11 @@
  * `{ repeated T val = 1; }`; numeric ones go out packed (proto3) and come in either way.
  */
 
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
-
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
-{
-    const uint8_t *p = *pp;
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (p >= end)
-            return -EINVAL;
-        uint8_t b = *p++;
-        /* The tenth byte may only carry the top bit of a 64-bit value. */
-        if (shift == 63 && b > 1)
-            return -EINVAL;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0) {
-            *pp = p;
-            *out = v;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-static uint64_t tag(unsigned field, unsigned wt)
-{
-    return ((uint64_t)field << 3) | wt;
-}
+/* Wire types and varints are base/base.h's. */
+#define WT_VARINT BASE_WT_VARINT
+#define WT_I64 BASE_WT_I64
+#define WT_LEN BASE_WT_LEN
+#define WT_I32 BASE_WT_I32
 
 /* int32 goes on the wire sign-extended to 64 bits: -1 is ten bytes, as protobuf does it. */
 static uint64_t i32_wire(int32_t v)
@@ -87,12 +45,12 @@ static size_t packed_payload_size(const catalog_value_t *v)
     switch (v->type) {
     case CATALOG_DTYPE_INT32_LIST:
         for (size_t i = 0; i < n; i++)
-            payload += varint_size(i32_wire(v->u.list.v.i32[i]));
+            payload += base_varint_size(i32_wire(v->u.list.v.i32[i]));
         return payload;
     case CATALOG_DTYPE_INT64_LIST:
     case CATALOG_DTYPE_UNIX_TIMESTAMP_LIST:
         for (size_t i = 0; i < n; i++)
-            payload += varint_size((uint64_t)v->u.list.v.i64[i]);
+            payload += base_varint_size((uint64_t)v->u.list.v.i64[i]);
         return payload;
     case CATALOG_DTYPE_DOUBLE_LIST:
         return 8 * n;
@@ -112,31 +70,31 @@ static size_t list_body_size(const catalog_value_t *v)
         size_t body = 0;
         for (size_t i = 0; i < v->u.list.n; i++) {
             size_t len = v->u.list.v.bytes[i].len;
-            body += 1 + varint_size(len) + len;
+            body += 1 + base_varint_size(len) + len;
         }
         return body;
     }
     size_t payload = packed_payload_size(v);
     /* proto3 leaves an empty packed field out entirely. */
-    return payload == 0 ? 0 : 1 + varint_size(payload) + payload;
+    return payload == 0 ? 0 : 1 + base_varint_size(payload) + payload;
 }
 
 size_t catalog_value_wire_size(const catalog_value_t *v)
 {
     if (v == NULL || !valid_type(v->type))
         return 0;
-    size_t t = varint_size(tag((unsigned)v->type, WT_VARINT));
+    size_t t = base_varint_size(base_tag((unsigned)v->type, WT_VARINT));
     switch (v->type) {
     case CATALOG_DTYPE_NULL:
         return t + 1;
     case CATALOG_DTYPE_BYTES:
     case CATALOG_DTYPE_STRING:
-        return t + varint_size(v->u.bytes.len) + v->u.bytes.len;
+        return t + base_varint_size(v->u.bytes.len) + v->u.bytes.len;
     case CATALOG_DTYPE_INT32:
-        return t + varint_size(i32_wire(v->u.i32));
+        return t + base_varint_size(i32_wire(v->u.i32));
     case CATALOG_DTYPE_INT64:
     case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        return t + varint_size((uint64_t)v->u.i64);
+        return t + base_varint_size((uint64_t)v->u.i64);
     case CATALOG_DTYPE_DOUBLE:
         return t + 8;
     case CATALOG_DTYPE_FLOAT:
@@ -145,7 +103,7 @@ size_t catalog_value_wire_size(const catalog_value_t *v)
         return t + 1;
     default: {
         size_t body = list_body_size(v);
-        return t + varint_size(body) + body;
+        return t + base_varint_size(body) + body;
     }
     }
 }
@@ -170,8 +128,8 @@ static uint8_t *put_list(uint8_t *p, const catalog_value_t *v)
     if (v->type == CATALOG_DTYPE_BYTES_LIST || v->type == CATALOG_DTYPE_STRING_LIST) {
         for (size_t i = 0; i < n; i++) {
             const catalog_bytes_t *b = &v->u.list.v.bytes[i];
-            p = put_varint(p, tag(1, WT_LEN));
-            p = put_varint(p, b->len);
+            p = base_put_varint(p, base_tag(1, WT_LEN));
+            p = base_put_varint(p, b->len);
             if (b->len > 0)
                 memcpy(p, b->data, b->len);
             p += b->len;
@@ -181,16 +139,16 @@ static uint8_t *put_list(uint8_t *p, const catalog_value_t *v)
     size_t payload = packed_payload_size(v);
     if (payload == 0)
         return p;
-    p = put_varint(p, tag(1, WT_LEN));
-    p = put_varint(p, payload);
+    p = base_put_varint(p, base_tag(1, WT_LEN));
+    p = base_put_varint(p, payload);
     for (size_t i = 0; i < n; i++) {
         switch (v->type) {
         case CATALOG_DTYPE_INT32_LIST:
-            p = put_varint(p, i32_wire(v->u.list.v.i32[i]));
+            p = base_put_varint(p, i32_wire(v->u.list.v.i32[i]));
             break;
         case CATALOG_DTYPE_INT64_LIST:
         case CATALOG_DTYPE_UNIX_TIMESTAMP_LIST:
-            p = put_varint(p, (uint64_t)v->u.list.v.i64[i]);
+            p = base_put_varint(p, (uint64_t)v->u.list.v.i64[i]);
             break;
         case CATALOG_DTYPE_DOUBLE_LIST: {
             uint64_t bits;
@@ -226,18 +184,18 @@ int catalog_value_encode(const catalog_value_t *v, uint8_t *buf, size_t cap)
         switch (v->type) {
         case CATALOG_DTYPE_INT64:
         case CATALOG_DTYPE_UNIX_TIMESTAMP:
-            buf[0] = (uint8_t)tag(f, WT_VARINT);
-            return (int)(put_varint(buf + 1, (uint64_t)v->u.i64) - buf);
+            buf[0] = (uint8_t)base_tag(f, WT_VARINT);
+            return (int)(base_put_varint(buf + 1, (uint64_t)v->u.i64) - buf);
         case CATALOG_DTYPE_DOUBLE: {
             uint64_t bits;
             memcpy(&bits, &v->u.f64, 8);
-            buf[0] = (uint8_t)tag(f, WT_I64);
+            buf[0] = (uint8_t)base_tag(f, WT_I64);
             return (int)(put_fixed64(buf + 1, bits) - buf);
         }
         case CATALOG_DTYPE_FLOAT: {
             uint32_t bits;
             memcpy(&bits, &v->u.f32, 4);
-            buf[0] = (uint8_t)tag(f, WT_I32);
+            buf[0] = (uint8_t)base_tag(f, WT_I32);
             return (int)(put_fixed32(buf + 1, bits) - buf);
         }
         default:
@@ -253,48 +211,48 @@ int catalog_value_encode(const catalog_value_t *v, uint8_t *buf, size_t cap)
     unsigned f = (unsigned)v->type;
     switch (v->type) {
     case CATALOG_DTYPE_NULL:
-        p = put_varint(p, tag(f, WT_VARINT));
+        p = base_put_varint(p, base_tag(f, WT_VARINT));
         *p++ = 0;
         break;
     case CATALOG_DTYPE_BYTES:
     case CATALOG_DTYPE_STRING:
-        p = put_varint(p, tag(f, WT_LEN));
-        p = put_varint(p, v->u.bytes.len);
+        p = base_put_varint(p, base_tag(f, WT_LEN));
+        p = base_put_varint(p, v->u.bytes.len);
         if (v->u.bytes.len > 0)
             memcpy(p, v->u.bytes.data, v->u.bytes.len);
         p += v->u.bytes.len;
         break;
     case CATALOG_DTYPE_INT32:
-        p = put_varint(p, tag(f, WT_VARINT));
-        p = put_varint(p, i32_wire(v->u.i32));
+        p = base_put_varint(p, base_tag(f, WT_VARINT));
+        p = base_put_varint(p, i32_wire(v->u.i32));
         break;
     case CATALOG_DTYPE_INT64:
     case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        p = put_varint(p, tag(f, WT_VARINT));
-        p = put_varint(p, (uint64_t)v->u.i64);
+        p = base_put_varint(p, base_tag(f, WT_VARINT));
+        p = base_put_varint(p, (uint64_t)v->u.i64);
         break;
     case CATALOG_DTYPE_DOUBLE: {
         uint64_t bits;
         memcpy(&bits, &v->u.f64, 8);
-        p = put_varint(p, tag(f, WT_I64));
+        p = base_put_varint(p, base_tag(f, WT_I64));
         p = put_fixed64(p, bits);
         break;
     }
     case CATALOG_DTYPE_FLOAT: {
         uint32_t bits;
         memcpy(&bits, &v->u.f32, 4);
-        p = put_varint(p, tag(f, WT_I32));
+        p = base_put_varint(p, base_tag(f, WT_I32));
         p = put_fixed32(p, bits);
         break;
     }
     case CATALOG_DTYPE_BOOL:
-        p = put_varint(p, tag(f, WT_VARINT));
+        p = base_put_varint(p, base_tag(f, WT_VARINT));
         *p++ = v->u.b ? 1 : 0;
         break;
     default: {
         size_t body = list_body_size(v);
-        p = put_varint(p, tag(f, WT_LEN));
-        p = put_varint(p, body);
+        p = base_put_varint(p, base_tag(f, WT_LEN));
+        p = base_put_varint(p, body);
         p = put_list(p, v);
         break;
     }
@@ -350,7 +308,7 @@ static int read_elem(const uint8_t **pp, const uint8_t *end, catalog_dtype_t lt,
 {
     uint64_t raw;
     if (wt == WT_VARINT) {
-        if (get_varint(pp, end, &raw) != 0)
+        if (!base_get_varint(pp, end, &raw))
             return -EINVAL;
     } else {
         unsigned bytes = wt == WT_I64 ? 8 : 4;
@@ -396,11 +354,11 @@ static int scan_list(const uint8_t *p, const uint8_t *end, catalog_dtype_t lt, v
     size_t n = 0;
     while (p < end) {
         uint64_t key, len;
-        if (get_varint(&p, end, &key) != 0 || (key >> 3) != 1)
+        if (!base_get_varint(&p, end, &key) || (key >> 3) != 1)
             return -EINVAL;
         unsigned wt = (unsigned)(key & 7);
         if (ewt == WT_LEN) {
-            if (wt != WT_LEN || get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
+            if (wt != WT_LEN || !base_get_varint(&p, end, &len) || len > (uint64_t)(end - p))
                 return -EINVAL;
             if (items != NULL) {
                 catalog_bytes_t *b = &((catalog_bytes_t *)items)[n];
@@ -410,7 +368,7 @@ static int scan_list(const uint8_t *p, const uint8_t *end, catalog_dtype_t lt, v
             p += len;
             n++;
         } else if (wt == WT_LEN) {
-            if (get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
+            if (!base_get_varint(&p, end, &len) || len > (uint64_t)(end - p))
                 return -EINVAL;
             const uint8_t *sub_end = p + len;
             while (p < sub_end) {
@@ -471,7 +429,7 @@ int catalog_value_decode(const uint8_t *wire, size_t len, catalog_value_t *out, 
     /* A oneof seen twice keeps the last value, as protobuf parsers do. */
     while (p < end) {
         uint64_t key, x;
-        if (get_varint(&p, end, &key) != 0)
+        if (!base_get_varint(&p, end, &key))
             return -EINVAL;
         uint64_t field = key >> 3;
         unsigned wt = (unsigned)(key & 7);
@@ -479,7 +437,7 @@ int catalog_value_decode(const uint8_t *wire, size_t len, catalog_value_t *out, 
             return -EINVAL;
         catalog_dtype_t t = (catalog_dtype_t)field;
         if (t == CATALOG_DTYPE_NULL) {
-            if (wt != WT_VARINT || get_varint(&p, end, &x) != 0)
+            if (wt != WT_VARINT || !base_get_varint(&p, end, &x))
                 return -EINVAL;
             memset(&v, 0, sizeof v);
             v.type = CATALOG_DTYPE_NULL;
@@ -493,25 +451,25 @@ int catalog_value_decode(const uint8_t *wire, size_t len, catalog_value_t *out, 
         switch (t) {
         case CATALOG_DTYPE_BYTES:
         case CATALOG_DTYPE_STRING:
-            if (get_varint(&p, end, &x) != 0 || x > (uint64_t)(end - p))
+            if (!base_get_varint(&p, end, &x) || x > (uint64_t)(end - p))
                 return -EINVAL;
             v.u.bytes.data = x > 0 ? p : NULL;
             v.u.bytes.len = (size_t)x;
             p += x;
             break;
         case CATALOG_DTYPE_INT32:
-            if (get_varint(&p, end, &x) != 0)
+            if (!base_get_varint(&p, end, &x))
                 return -EINVAL;
             v.u.i32 = (int32_t)(uint32_t)x;
             break;
         case CATALOG_DTYPE_INT64:
         case CATALOG_DTYPE_UNIX_TIMESTAMP:
-            if (get_varint(&p, end, &x) != 0)
+            if (!base_get_varint(&p, end, &x))
                 return -EINVAL;
             v.u.i64 = (int64_t)x;
             break;
         case CATALOG_DTYPE_BOOL:
-            if (get_varint(&p, end, &x) != 0)
+            if (!base_get_varint(&p, end, &x))
                 return -EINVAL;
             v.u.b = x != 0;
             break;
@@ -531,7 +489,7 @@ int catalog_value_decode(const uint8_t *wire, size_t len, catalog_value_t *out, 
             break;
         }
         default: {
-            if (get_varint(&p, end, &x) != 0 || x > (uint64_t)(end - p))
+            if (!base_get_varint(&p, end, &x) || x > (uint64_t)(end - p))
                 return -EINVAL;
             int rc = decode_list(p, (size_t)x, t, &v, scratch, scratch_cap);
             if (rc != 0)

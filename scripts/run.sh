@@ -8,7 +8,7 @@ root=$(pwd)
 bash scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)"
-fstore=$root/build/release/server/fstore
+fstore=$root/build/release/fstore
 
 catalog=${FSTORE_CATALOG:-$root/examples/catalog}
 data=${FSTORE_DATA_DIR:-$root/.fstore/data}

@@ -1,27 +1,17 @@
-/* server/call.c - helpers every handler uses on its call: error messages and response slices. */
+/* server/call.c - what every method does with its call: the response's slice within the limit. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "server/server_int.h"
 
 /*
- * Kept apart from server.c (workers, queues, lifecycle) so that anything driving handlers
- * without a running server, the request fuzzers among them, links the same code.
+ * Kept apart from server.c (workers, queues, lifecycle) so that an in-process call (local.c)
+ * links the same code.
  */
-
-int server__fail(server_call_t *c, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
-    va_end(ap);
-    return err;
-}
 
 int server__response_slice(server_call_t *c, const char *what, size_t n, grpc_slice *out)
 {
-    size_t limit = server__call_limits(c)->max_response_bytes;
+    size_t limit = c->ctx.limits->max_response_bytes;
     if (n > limit)
         return server__fail(c, -EMSGSIZE,
                             "%s would be %zu bytes; the limit is %zu (--max-response-bytes)", what,

@@ -16,16 +16,16 @@ static int reply(server_call_t *c, const store_apply_result_t *res, grpc_slice *
  * writes and replicated the same way. */
 int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
-    server_arena_t *a = &c->arena;
+    base_arena_t *a = &c->arena;
     Fstore__V1__DeleteEntitiesRequest *rq = NULL;
-    int urc = server__unpack(c, &fstore__v1__delete_entities_request__descriptor, req, len,
-                             (ProtobufCMessage **)&rq);
+    int urc = codec_unpack(&c->ctx, &fstore__v1__delete_entities_request__descriptor, req, len,
+                           (ProtobufCMessage **)&rq);
     if (urc < 0)
         return urc;
 
     size_t n = rq->n_entities;
-    char **keys = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
-    Feast__Types__RepeatedValue **vals = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
+    const char **keys = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
+    Feast__Types__RepeatedValue **vals = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
     if (keys == NULL || vals == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
@@ -33,6 +33,6 @@ int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len
         vals[i] = rq->entities[i]->value;
     }
     /* The response is built by reply() once the deletes are durable (SERVER_DETACHED). */
-    return server__apply_columns(c, rq->feature_view, n, keys, vals, NULL, 0, STORE_OP_DELETE,
-                                 reply, resp);
+    return server__write(c, rq->feature_view, "delete", n, keys, vals, NULL, 0, STORE_OP_DELETE,
+                         reply, resp);
 }

@@ -14,8 +14,8 @@ int server__rpc_get_feast_serving_info(server_call_t *c, const uint8_t *req, siz
                                        grpc_slice *resp)
 {
     Feast__Serving__GetFeastServingInfoRequest *rq = NULL;
-    int rc = server__unpack(c, &feast__serving__get_feast_serving_info_request__descriptor, req,
-                            len, (ProtobufCMessage **)&rq);
+    int rc = codec_unpack(&c->ctx, &feast__serving__get_feast_serving_info_request__descriptor, req,
+                          len, (ProtobufCMessage **)&rq);
     if (rc < 0)
         return rc;
     Feast__Serving__GetFeastServingInfoResponse out =

@@ -11,11 +11,11 @@
 int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     Grpc__Health__V1__HealthCheckRequest *rq = NULL;
-    int rc = server__unpack(c, &grpc__health__v1__health_check_request__descriptor, req, len,
-                            (ProtobufCMessage **)&rq);
+    int rc = codec_unpack(&c->ctx, &grpc__health__v1__health_check_request__descriptor, req, len,
+                          (ProtobufCMessage **)&rq);
     if (rc < 0)
         return rc;
-    int st = server__health_status(server__call_server(c), rq->service);
+    int st = server__health_status(c->ctx.core, rq->service);
     if (st == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN)
         return server__fail(c, -ENOENT, "unknown service '%s'", rq->service);
     Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;

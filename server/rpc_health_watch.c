@@ -50,7 +50,7 @@ struct watch {
 };
 
 struct server_watches {
-    server_t *srv;
+    core_t *core;
     grpc_server *grpc;
     grpc_completion_queue *cq;
     void *handle;
@@ -65,13 +65,13 @@ static void on_send(server_tag_t *t, bool ok);
 static void on_close(server_tag_t *t, bool ok);
 static void on_status(server_tag_t *t, bool ok);
 
-int server__watch_init(server_t *s, grpc_server *gs, grpc_completion_queue *cq,
+int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
                        server_watches_t **out)
 {
     server_watches_t *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
         return -ENOMEM;
-    ws->srv = s;
+    ws->core = core;
     ws->grpc = gs;
     ws->cq = cq;
     ws->handle = grpc_server_register_method(gs, "/grpc.health.v1.Health/Watch", NULL,
@@ -123,7 +123,7 @@ static void request_one(server_watches_t *ws)
         return;
     watch_t *w = calloc(1, sizeof *w);
     if (w == NULL) {
-        server__log(SERVER_LOG_ERROR, "watch_request_failed", "{s:s}", "error", "out of memory");
+        base_log(BASE_LOG_ERROR, "watch_request_failed", "{s:s}", "error", "out of memory");
         return;
     }
     w->owner = ws;
@@ -172,7 +172,7 @@ static void parse_service(watch_t *w)
 
 static void send_status_update(watch_t *w)
 {
-    int st = server__health_status(w->owner->srv, w->service);
+    int st = server__health_status(w->owner->core, w->service);
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)st;
     /* A status is one enum field: a few bytes, packed on the stack (this is no server call, so
@@ -248,7 +248,7 @@ static void on_send(server_tag_t *t, bool ok)
     if (w->out != NULL)
         grpc_byte_buffer_destroy(w->out);
     w->out = NULL;
-    if (ok && !w->closed && server__health_status(w->owner->srv, w->service) != w->last_sent) {
+    if (ok && !w->closed && server__health_status(w->owner->core, w->service) != w->last_sent) {
         send_status_update(w);
         return;
     }
@@ -282,7 +282,7 @@ void server__watch_notify(server_watches_t *ws)
     while (w != NULL) {
         watch_t *next = w->next;
         if (w->active && !w->sending && !w->closed && !w->status_sent &&
-            server__health_status(ws->srv, w->service) != w->last_sent)
+            server__health_status(ws->core, w->service) != w->last_sent)
             send_status_update(w);
         w = next;
     }

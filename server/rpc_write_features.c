@@ -19,17 +19,17 @@ static int reply(server_call_t *c, const store_apply_result_t *res, grpc_slice *
 
 int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
-    server_arena_t *a = &c->arena;
+    base_arena_t *a = &c->arena;
     Fstore__V1__WriteFeaturesRequest *rq = NULL;
-    int urc = server__unpack(c, &fstore__v1__write_features_request__descriptor, req, len,
-                             (ProtobufCMessage **)&rq);
+    int urc = codec_unpack(&c->ctx, &fstore__v1__write_features_request__descriptor, req, len,
+                           (ProtobufCMessage **)&rq);
     if (urc < 0)
         return urc;
 
     size_t n = rq->n_columns;
-    char **keys = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
-    Feast__Types__RepeatedValue **vals = server__arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
-    int64_t *ts = server__arena_calloc(a, rq->n_event_timestamps + 1, sizeof *ts);
+    const char **keys = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
+    Feast__Types__RepeatedValue **vals = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
+    int64_t *ts = base_arena_calloc(a, rq->n_event_timestamps + 1, sizeof *ts);
     if (keys == NULL || vals == NULL || ts == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
@@ -50,6 +50,6 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
     }
 
     /* The response is built by reply() once the rows are durable (SERVER_DETACHED). */
-    return server__apply_columns(c, rq->feature_view, n, keys, vals, ts, rq->n_event_timestamps,
-                                 STORE_OP_UPSERT, reply, resp);
+    return server__write(c, rq->feature_view, "write", n, keys, vals, ts, rq->n_event_timestamps,
+                         STORE_OP_UPSERT, reply, resp);
 }

@@ -1,4 +1,4 @@
-/* server/server.h - the fstore gRPC server: Feast-compatible reads, writes, health, hot reload. */
+/* server/server.h - the gRPC transport: Feast, fstore, TF Serving and health on gRPC's C core. */
 #ifndef SERVER_SERVER_H
 #define SERVER_SERVER_H
 
@@ -6,76 +6,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "storage/store.h"
+#include "core/core.h"
 
 /*
- * One server = one gRPC server (gRPC's C core), one open store and the catalog it serves. It
+ * One server = one gRPC server (gRPC's C core) in front of a serving core (core/core.h). It
  * answers on one address:
  *   /feast.serving.ServingService/GetOnlineFeatures     (Feast's API, unchanged)
  *   /feast.serving.ServingService/GetFeastServingInfo
- *   /fstore.v1.OnlineFeatureService/GetOnlineFeatures  (the same handler)
+ *   /fstore.v1.OnlineFeatureService/GetOnlineFeatures  (the same method)
  *   /fstore.v1.OnlineFeatureService/WriteFeatures, DeleteEntities, GetCatalog
  *   /grpc.health.v1.Health/Check, Watch
  *   /tensorflow.serving.PredictionService/Predict       (TF Serving's API, for model bindings:
  *                                                        feature tensors, or features added on the
  *                                                        way to an upstream model server)
+ * Each method is decode (codec/) -> core -> encode (codec/); this module adds the runtime: call
+ * slots, completion queues, threads, signals' effects, drain.
  *
  * Threads: `workers` read workers and `write_workers` write workers, each with its own completion
- * queue, plus the thread that calls server_run() (the control thread: health watches, catalog
- * reloads, shutdown). Ordinary writes never make a read wait: the catalog is an atomically
- * swapped snapshot whose old versions are freed only once every worker has passed a quiescent
- * point and each read worker's feature-list cache has let go of it (on its next read), each read
- * worker owns its store reader, and the store's writer commits beside open reads. Two rare, brief
- * events do make reads wait (see storage/store.h): a reload's catalog commit (store_apply_catalog()
- * on SIGHUP) and a map resize (when the data file fills up and its map doubles). Both take the
- * store's map lock exclusively: they wait for the reads already open to end, and new reads wait for
- * them.
+ * queue and core worker, plus the thread that calls server_run() (the control thread: health
+ * watches, catalog reloads, shutdown). Ordinary writes never make a read wait: the catalog is an
+ * atomically swapped snapshot, each read worker owns its store reader, and the store's writer
+ * commits beside open reads. Two rare, brief events do make reads wait (see storage/store.h): a
+ * reload's catalog commit and a map resize (when the data file fills up and its map doubles).
  */
 
 typedef struct server server_t;
 
-typedef enum server_log_format {
-    SERVER_LOG_JSON = 0, /* one JSON object per line (the default) */
-    SERVER_LOG_TEXT = 1, /* "time LEVEL event key=value ..." for people */
-} server_log_format_t;
-
-/*
- * Request limits. A request over a limit fails with INVALID_ARGUMENT naming the limit and its
- * flag; a message over max_message_bytes is refused by gRPC with RESOURCE_EXHAUSTED. A response
- * over max_response_bytes (a read of many large values, a Predict batch, the catalog) fails with
- * RESOURCE_EXHAUSTED before it is allocated; the same cap applies to the request Predict sends
- * to an upstream model server and to the response it takes back.
- */
-typedef struct server_limits {
-    size_t max_message_bytes;  /* --max-message-bytes, default 4 MiB (gRPC's own default) */
-    size_t max_response_bytes; /* --max-response-bytes: largest response, default 64 MiB */
-    size_t max_entities;       /* --max-entities: entity rows per read, default 1000 */
-    size_t max_features;       /* --max-features: feature references per read, default 1000 */
-    size_t max_write_rows;     /* --max-write-rows: rows per write or delete, default 10000 */
-} server_limits_t;
-
-/* Entity columns (join keys) one read may carry; not a flag, since a read needs only the join
- * keys of its views. A write's columns are bounded by its view instead: its join keys plus its
- * features (a delete: its join keys). Both are checked before any value is converted. */
-#define SERVER_MAX_ENTITY_COLUMNS 256u
-
 #define SERVER_DEFAULT_LISTEN "0.0.0.0:6566" /* Feast's feature server port */
-#define SERVER_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
-#define SERVER_DEFAULT_MAX_RESPONSE_BYTES (64u << 20)
-#define SERVER_DEFAULT_MAX_ENTITIES 1000u
-#define SERVER_DEFAULT_MAX_FEATURES 1000u
-#define SERVER_DEFAULT_MAX_WRITE_ROWS 10000u
 #define SERVER_DEFAULT_WRITE_WORKERS 4u
 #define SERVER_DEFAULT_SHUTDOWN_GRACE_MS 10000u
 
 typedef struct server_options {
-    const char *listen;       /* host:port; port 0 picks a free one (see server_port()) */
-    const char *catalog_path; /* YAML file or directory, applied at start and on reload; NULL =
-                                 serve the catalog already applied to the data directory */
-    const char *data_dir;     /* the store's directory (created if missing) */
-    unsigned workers;         /* read workers; 0 = the number of online CPUs */
-    unsigned write_workers;   /* threads that decode, validate and queue writes; 0 = 1 */
-    server_limits_t limits;
+    const char *listen;     /* host:port; port 0 picks a free one (see server_port()) */
+    unsigned workers;       /* read workers; 0 = the number of online CPUs */
+    unsigned write_workers; /* threads that decode, validate and queue writes; 0 = 1 */
     /* On stop, health turns NOT_SERVING at once but calls keep being accepted for this long,
      * so that whatever routes by health (Kubernetes endpoints, hence new connections through a
      * Service; clients balancing with gRPC health checks) moves away before the listener closes;
@@ -85,29 +49,28 @@ typedef struct server_options {
     unsigned drain_delay_ms;
     unsigned shutdown_grace_ms; /* how long in-flight calls may take to finish on stop */
     bool log_requests;          /* one log line per call (method, status, duration; no values) */
-    store_sync_t sync;          /* the store's durability policy */
     /* Read workers' CPU slice in microseconds (Linux 6.12+ custom slices for normal tasks, 100
      * to 100000); 0 = the kernel's default. A short slice lets a worker woken by a request
      * preempt a busy neighbour instead of queueing behind its slice. */
     unsigned sched_slice_us;
 } server_options_t;
 
-/* Fills *o with the documented defaults (data_dir and catalog_path NULL). */
+/* Fills *o with the documented defaults. */
 void server_options_init(server_options_t *o);
 
-/* Sets the process-wide log format (default JSON). Call before server_new(). */
-void server_log_setup(server_log_format_t format);
+/* Returns: how many core workers a server with these options takes (read + write workers), for
+ * core_options_t.max_workers. */
+size_t server_worker_count(const server_options_t *o);
 
 /*
- * Opens the store, applies the catalog (or takes the applied one), and binds the listening
- * address; nothing is served until server_run(). Problems are logged with their details.
+ * Creates the gRPC server in front of core (borrowed: it must outlive the server) and binds the
+ * listening address; nothing is served until server_run(). Problems are logged.
  * Returns: 0 and *out; -EADDRINUSE when the address cannot be bound (SO_REUSEPORT is off, so a
- *          port held by another process fails here); -EINVAL for an invalid catalog or options;
- *          -EPERM when the catalog has breaking changes against the stored one; -ENOENT when no
- *          catalog was given and none is applied; the store's errors from store_open().
+ *          port held by another process fails here); -EMFILE when core has too few worker slots;
+ *          -ENOMEM; store_reader_new()'s errors.
  * Ownership: *out is the caller's, freed with server_free() after server_run() returns.
  */
-int server_new(const server_options_t *o, server_t **out);
+int server_new(core_t *core, const server_options_t *o, server_t **out);
 
 /* The bound TCP port (useful with port 0). */
 int server_port(const server_t *s);
@@ -115,11 +78,11 @@ int server_port(const server_t *s);
 /*
  * Serves until server_request_stop(): health turns SERVING, and on stop NOT_SERVING; after
  * drain_delay_ms of serving as usual (none if the stop was requested before SERVING) the server
- * stops accepting calls, lets in-flight calls
- * finish (up to shutdown_grace_ms, then cancels them), and stops its workers. Catalog reloads
- * requested with server_request_reload() run here. Returns: 0 after a clean stop; when workers
- * could not start, store_reader_new()'s error
- *          (-ENOMEM, ...) or pthread_create()'s as a negative errno (-EAGAIN, ...).
+ * stops accepting calls, lets in-flight calls finish (up to shutdown_grace_ms, then cancels
+ * them), and stops its workers. Catalog reloads requested with server_request_reload() run here
+ * (core_reload()).
+ * Returns: 0 after a clean stop; pthread_create()'s error as a negative errno when workers could
+ *          not start.
  * Thread safety: call once, from one thread (it becomes the control thread).
  */
 int server_run(server_t *s);
@@ -130,20 +93,45 @@ int server_run(server_t *s);
  * server_run() is kept: it stops right after starting. */
 void server_request_stop(server_t *s);
 
-/*
- * Asks the control thread to reload the catalog from catalog_path: it is loaded, checked,
- * applied to the store (breaking changes refused) and swapped in while requests keep flowing; an
- * invalid catalog is logged with every error and the old one keeps serving.
- * Async-signal-safe (an atomic store) and callable from any thread; `fstore serve` calls it from
- * its sigwait() thread on SIGHUP.
- */
+/* Asks the control thread to reload the catalog (core_reload()). Async-signal-safe (an atomic
+ * store) and callable from any thread; `fstore serve` calls it on SIGHUP. */
 void server_request_reload(server_t *s);
 
-/* Counters for tests and logs: catalog reloads that succeeded and that were rejected. */
-void server_reload_counts(const server_t *s, uint64_t *applied, uint64_t *rejected);
-
-/* Closes the store and frees the server. Accepts NULL. Call after server_run() returned (or
- * instead of it). */
+/* Frees the server (not the core). Accepts NULL. Call after server_run() returned (or instead of
+ * it). */
 void server_free(server_t *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* In-process calls: every method without a network, for fuzzers and tests                    */
+
+typedef struct server_local server_local_t;
+
+/* A call's outcome: the status gRPC would send, its message, and the response bytes. */
+typedef struct server_local_result {
+    int status; /* grpc_status_code */
+    char msg[CORE_MSG_MAX];
+    uint8_t *response; /* malloc'd, response_len bytes; NULL unless status is OK */
+    size_t response_len;
+} server_local_result_t;
+
+/*
+ * An in-process caller of core: one read worker's state (reader and, with cache, the caches of
+ * resolved feature lists and output names a gRPC worker keeps) and one call slot, no sockets or
+ * threads. A Predict passthrough (which needs a network) answers UNIMPLEMENTED.
+ * Returns: 0 and *out; -EMFILE, -ENOMEM, store_reader_new()'s errors.
+ * Ownership: *out is the caller's (server_local_free()), freed before core_close().
+ * Thread safety: one thread at a time.
+ */
+int server_local_new(core_t *core, bool cache, server_local_t **out);
+/*
+ * Runs method (its gRPC path, e.g. "/fstore.v1.OnlineFeatureService/WriteFeatures") on req as a
+ * gRPC worker would, waiting for a write's group commit.
+ * Returns: 0 with *out filled (whatever the call's status); -ENOENT for a method fstore does not
+ *          serve. Ownership: out->response is the caller's (free()).
+ */
+int server_local_call(server_local_t *l, const char *method, const uint8_t *req, size_t len,
+                      server_local_result_t *out);
+/* Accepts NULL. */
+void server_local_free(server_local_t *l);
 
 #endif /* SERVER_SERVER_H */

@@ -122,7 +122,7 @@ static int channel_get(server_upstreams_t *u, const char *target, grpc_channel *
     u->n++;
     *ch = e->channel;
     *method = e->method;
-    server__log(SERVER_LOG_INFO, "upstream_channel", "{s:s}", "target", target);
+    base_log(BASE_LOG_INFO, "upstream_channel", "{s:s}", "target", target);
 out:
     pthread_mutex_unlock(&u->lock);
     return rc;
@@ -152,14 +152,14 @@ static void upstream_release(server_upstream_call_t *uc)
 int server__upstream_start(server_call_t *c, const catalog_upstream_t *up, grpc_slice request,
                            server_upstream_call_t *uc)
 {
-    server_arena_t *a = &c->arena;
+    base_arena_t *a = &c->arena;
     memset(uc, 0, sizeof *uc);
     grpc_metadata_array_init(&uc->initial_md);
     grpc_metadata_array_init(&uc->trailing_md);
     uc->details = grpc_empty_slice();
     uc->timeout_ms = up->timeout_ms;
-    uc->target = server__arena_strndup(a, up->target, strlen(up->target));
-    uc->model = server__arena_strndup(a, up->model_name, strlen(up->model_name));
+    uc->target = base_arena_strndup(a, up->target, strlen(up->target));
+    uc->model = base_arena_strndup(a, up->model_name, strlen(up->model_name));
     uc->send = grpc_raw_byte_buffer_create(&request, 1);
     grpc_slice_unref(request);
     if (uc->target == NULL || uc->model == NULL) {

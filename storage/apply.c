@@ -226,7 +226,8 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
         }
         /* Room for the key and every fixed-size value at once; only strings, bytes and lists
          * reserve again, for their own length. */
-        rc = store__buf_reserve(&enc->arena, STORE_MAX_KEY + nf * (8 + SMALL_WIRE_MAX));
+        rc = store__buf_reserve(&enc->arena,
+                                STORE_MAX_KEY + nf * (STORE__VAL_BYTES + SMALL_WIRE_MAX));
         if (rc < 0)
             return rc;
         int klen = store_encode_key(v, st->keys, v->n_join_keys, enc->arena.data + enc->arena.len,
@@ -286,20 +287,21 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
             if (!small) {
                 /* Its own room, and again the room the row's remaining fixed-size values may
                  * need, which this value may take from the reserve above. */
-                rc = store__buf_reserve(&enc->arena, 8 + len + nf * (8 + SMALL_WIRE_MAX));
+                rc = store__buf_reserve(&enc->arena, STORE__VAL_BYTES + len +
+                                                         nf * (STORE__VAL_BYTES + SMALL_WIRE_MAX));
                 if (rc < 0)
                     return rc;
             }
             uint8_t *p = enc->arena.data + enc->arena.len;
             if (len > 0) {
-                int n = catalog_value_encode(&val, p + 8, len);
+                int n = catalog_value_encode(&val, p + STORE__VAL_BYTES, len);
                 if (n < 0 || (!small && (size_t)n != len))
                     return fail(res, -EINVAL, bi, r, f->name, "value cannot be encoded (%d)", n);
                 len = (size_t)n;
             }
-            store__put_le32(p, st->slots[j]);
-            store__put_le32(p + 4, (uint32_t)len);
-            enc->arena.len += 8 + len;
+            store__put_le32(p + STORE__VAL_SLOT, st->slots[j]);
+            store__put_le32(p + STORE__VAL_LEN, (uint32_t)len);
+            enc->arena.len += STORE__VAL_BYTES + len;
         }
         enc->n_rows++;
     }

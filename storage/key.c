@@ -103,13 +103,3 @@ int store__view_key(char *buf, size_t cap, const char *name, uint32_t version)
         return -ENAMETOOLONG;
     return n;
 }
-
-uint64_t store__hash(const void *p, size_t n, uint64_t h)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}

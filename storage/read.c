@@ -39,8 +39,7 @@ int store_reader_new(store_t *s, store_reader_t **out)
         free(r);
         return rc;
     }
-    mdb_txn_reset(r->txn);
-    pthread_rwlock_unlock(&s->map_lock);
+    store__txn_end(s, r->txn, STORE__TXN_RESET);
     *out = r;
     return 0;
 }
@@ -70,9 +69,8 @@ void store_read_end(store_reader_t *r)
 {
     if (r == NULL || !r->active)
         return;
-    mdb_txn_reset(r->txn);
     r->active = false;
-    pthread_rwlock_unlock(&r->s->map_lock);
+    store__txn_end(r->s, r->txn, STORE__TXN_RESET);
 }
 
 int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key, size_t key_len,

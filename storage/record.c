@@ -6,7 +6,8 @@
 #include "storage/store_int.h"
 
 /*
- * One LMDB value per (view version, entity key):
+ * One LMDB value per (view version, entity key): a store__rec_header_t (store_int.h, whose
+ * offsets the code names: STORE__REC_N_SLOTS, ...), the offset table, the data.
  *
  *   offset  size      field
  *   0       1         format (STORE__REC_FORMAT = 1)
@@ -26,21 +27,13 @@
  * Why wire form rather than a compact typed encoding: a read never decodes. The server copies a
  * slot's bytes straight into the GetOnlineFeatures response (store_row_feature() returns a pointer
  * into the map), and writes encode once, in the caller's thread. The cost is space: a FLOAT is 5
- * bytes instead of 4, an INT64 up to 11 instead of 8, plus a 4-byte offset per slot. For the
- * benchmark's view (10 FLOAT features, INT64 key) a record is 114 bytes against about 66 for a
- * typed layout (header + null bitmap + 10 x 4 bytes). Measured with bench_storage (release build,
- * 2 cores, 1M entities x 10 FLOAT features, random keys, one thread, warm page cache):
- *   store_read_begin/read_row/10 x row_feature/read_end ... 1014 ns per (view, entity)
- *   raw mdb_txn_renew/mdb_get/mdb_txn_reset, same keys ...   892 ns (ratio 1.14)
- *   100 entities per read transaction: 865 vs 830 ns ........ (ratio 1.04)
- *   10 x catalog_value_encode(FLOAT), what a typed layout
- *   would add to every read ..................................  57 ns per entity
- *   space: 137 bytes per row including B-tree overhead (131 MiB for 1M rows)
- * A read is dominated by the B-tree walk's cache misses (~850 ns of random access into 131 MiB);
- * the typed layout would save ~45 bytes per row (a third of the file, so somewhat fewer misses
- * once the data outgrows RAM) and cost ~57 ns of encoding on every read, plus a decode/encode
- * path to keep in step with Feast's wire format. Wire form wins while the hot set fits in memory,
- * which is what an online store is sized for.
+ * bytes instead of 4, an INT64 up to 11 instead of 8, plus a 4-byte offset per slot: a record of
+ * 10 FLOAT features is about twice a typed layout's size. A read is dominated by the B-tree walk's
+ * cache misses, which the smaller file would only reduce once the data outgrows RAM, while a
+ * typed layout would add encoding to every read and a decode/encode path to keep in step with
+ * Feast's wire format. Wire form wins while the hot set fits in memory, which is what an online
+ * store is sized for. (bench_storage measures the read against a raw mdb_get; BENCHMARKS.md has
+ * the figures.)
  *
  * The offset table makes any slot O(1) to find, so reading N features of a view is one mdb_get
  * plus N array lookups.
@@ -50,12 +43,12 @@ int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out)
 {
     if (len < STORE__REC_HEADER || p[0] != STORE__REC_FORMAT)
         return -EIO;
-    uint32_t n = store__le32(p + 4);
+    uint32_t n = store__le32(p + STORE__REC_N_SLOTS);
     if (n > (len - STORE__REC_HEADER) / 4)
         return -EIO;
     out->n_slots = n;
-    out->event_ts_us = (int64_t)store__le64(p + 8);
-    out->created_ts_us = (int64_t)store__le64(p + 16);
+    out->event_ts_us = (int64_t)store__le64(p + STORE__REC_EVENT_TS);
+    out->created_ts_us = (int64_t)store__le64(p + STORE__REC_CREATED_TS);
     out->ends = p + STORE__REC_HEADER;
     out->data = p + STORE__REC_HEADER + 4 * (size_t)n;
     out->data_len = len - STORE__REC_HEADER - 4 * (size_t)n;
@@ -71,10 +64,10 @@ int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uin
     {
         const uint8_t *q = vals;
         for (uint32_t i = 0; i < row->n_vals; i++) {
-            uint32_t slot = store__le32(q), len = store__le32(q + 4);
+            uint32_t slot = store__le32(q + STORE__VAL_SLOT), len = store__le32(q + STORE__VAL_LEN);
             if (slot + 1 > n_slots)
                 n_slots = slot + 1;
-            q += 8 + len;
+            q += STORE__VAL_BYTES + len;
         }
     }
     /* A record has as many slots as its highest written slot needs (or old's): rows written
@@ -86,28 +79,28 @@ int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uin
     uint8_t *h = out->data;
     memset(h, 0, STORE__REC_HEADER);
     h[0] = STORE__REC_FORMAT;
-    store__put_le32(h + 4, n_slots);
-    store__put_le64(h + 8, (uint64_t)row->event_ts_us);
-    store__put_le64(h + 16, (uint64_t)created_ts_us);
+    store__put_le32(h + STORE__REC_N_SLOTS, n_slots);
+    store__put_le64(h + STORE__REC_EVENT_TS, (uint64_t)row->event_ts_us);
+    store__put_le64(h + STORE__REC_CREATED_TS, (uint64_t)created_ts_us);
     out->len = STORE__REC_HEADER + 4 * (size_t)n_slots;
 
     const uint8_t *q = vals;
     uint32_t next_row_slot = UINT32_MAX, next_row_len = 0, left = row->n_vals;
     if (left > 0) {
-        next_row_slot = store__le32(q);
-        next_row_len = store__le32(q + 4);
+        next_row_slot = store__le32(q + STORE__VAL_SLOT);
+        next_row_len = store__le32(q + STORE__VAL_LEN);
     }
     size_t data_len = 0;
     for (uint32_t slot = 0; slot < n_slots; slot++) {
         const uint8_t *src = NULL;
         size_t len = 0;
         if (slot == next_row_slot) {
-            src = q + 8;
+            src = q + STORE__VAL_BYTES;
             len = next_row_len;
-            q += 8 + next_row_len;
+            q += STORE__VAL_BYTES + next_row_len;
             if (--left > 0) {
-                next_row_slot = store__le32(q);
-                next_row_len = store__le32(q + 4);
+                next_row_slot = store__le32(q + STORE__VAL_SLOT);
+                next_row_len = store__le32(q + STORE__VAL_LEN);
             } else {
                 next_row_slot = UINT32_MAX;
             }
@@ -140,11 +133,11 @@ int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t crea
     size_t data_len = 0;
     const uint8_t *q = vals;
     for (uint32_t i = 0; i < row->n_vals; i++) {
-        uint32_t slot = store__le32(q), len = store__le32(q + 4);
+        uint32_t slot = store__le32(q + STORE__VAL_SLOT), len = store__le32(q + STORE__VAL_LEN);
         if (slot + 1 > n_slots)
             n_slots = slot + 1;
         data_len += len;
-        q += 8 + len;
+        q += STORE__VAL_BYTES + len;
     }
     if (data_len > UINT32_MAX)
         return -E2BIG;
@@ -155,27 +148,27 @@ int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t crea
     uint8_t *h = out->data + out->len;
     memset(h, 0, STORE__REC_HEADER);
     h[0] = STORE__REC_FORMAT;
-    store__put_le32(h + 4, n_slots);
-    store__put_le64(h + 8, (uint64_t)row->event_ts_us);
-    store__put_le64(h + 16, (uint64_t)created_ts_us);
+    store__put_le32(h + STORE__REC_N_SLOTS, n_slots);
+    store__put_le64(h + STORE__REC_EVENT_TS, (uint64_t)row->event_ts_us);
+    store__put_le64(h + STORE__REC_CREATED_TS, (uint64_t)created_ts_us);
     uint8_t *ends = h + STORE__REC_HEADER, *d = h + head;
     uint32_t end = 0, slot = 0;
     q = vals;
     for (uint32_t i = 0; i < row->n_vals; i++) {
-        uint32_t vs = store__le32(q), len = store__le32(q + 4);
+        uint32_t vs = store__le32(q + STORE__VAL_SLOT), len = store__le32(q + STORE__VAL_LEN);
         for (; slot < vs; slot++)
             store__put_le32(ends + 4 * (size_t)slot, end);
         /* Values are mostly a few bytes (scalars): a loop beats a call to memcpy. */
         if (len <= 16) {
             for (uint32_t b = 0; b < len; b++)
-                d[end + b] = q[8 + b];
+                d[end + b] = q[STORE__VAL_BYTES + b];
         } else {
-            memcpy(d + end, q + 8, len);
+            memcpy(d + end, q + STORE__VAL_BYTES, len);
         }
         end += len;
         store__put_le32(ends + 4 * (size_t)slot, end);
         slot++;
-        q += 8 + len;
+        q += STORE__VAL_BYTES + len;
     }
     out->len += head + data_len;
     return 0;
@@ -187,7 +180,7 @@ int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t crea
 uint32_t store__slot_by_name(const store__view_t *e, const char *name)
 {
     size_t len = strlen(name);
-    uint32_t i = (uint32_t)store__hash(name, len, STORE__HASH_SEED) & e->name_mask;
+    uint32_t i = (uint32_t)base_fnv1a(name, len, BASE_FNV_OFFSET) & e->name_mask;
     for (;;) {
         uint32_t x = e->name_ix[i];
         if (x == 0)

@@ -119,8 +119,7 @@ int store_plan_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan)
     if (rc == 0) {
         /* s->catalog only changes under the map lock held exclusively. */
         rc = plan_in_txn(s, txn, c, plan);
-        mdb_txn_abort(txn);
-        pthread_rwlock_unlock(&s->map_lock);
+        store__txn_end(s, txn, STORE__TXN_ABORT);
     }
     if (rc < 0)
         catalog_plan_clear(plan);

@@ -189,6 +189,17 @@ int store__txn_begin(store_t *s, store__txn_mode_t mode, MDB_txn **txn)
     }
 }
 
+void store__txn_end(store_t *s, MDB_txn *txn, store__txn_end_t how)
+{
+    if (txn != NULL) {
+        if (how == STORE__TXN_RESET)
+            mdb_txn_reset(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&s->map_lock);
+}
+
 static int open_meta(store_t *s, const store_options_t *opts)
 {
     MDB_txn *txn = NULL;
@@ -393,8 +404,7 @@ static int read_txn(store_t *s, MDB_txn **txn)
 
 static void read_txn_end(store_t *s, MDB_txn *txn)
 {
-    mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&s->map_lock);
+    store__txn_end(s, txn, STORE__TXN_ABORT);
 }
 
 int store_last_position(store_t *s, uint64_t *pos)

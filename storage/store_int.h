@@ -7,9 +7,11 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "storage/store.h"
 
 /* LMDB names. Meta keys are short ASCII strings; view keys are "<name>@v<version>". */
@@ -37,9 +39,6 @@ typedef struct store__buf {
 int store__buf_reserve(store__buf_t *b, size_t n);
 int store__buf_append(store__buf_t *b, const void *p, size_t n);
 void store__buf_free(store__buf_t *b);
-
-uint64_t store__hash(const void *p, size_t n, uint64_t h);
-#define STORE__HASH_SEED 0xcbf29ce484222325ull
 
 /* Formats "<name>@v<version>". Returns: its length, or -ENAMETOOLONG. */
 int store__view_key(char *buf, size_t cap, const char *name, uint32_t version);
@@ -87,8 +86,8 @@ void store__views_unref(store__views_t *t);
 /* Encoded rows: what the caller's thread hands the writer after validation                    */
 
 /*
- * A row's values live in the arena at vals_off as n_vals entries of (u32 slot, u32 len, len
- * bytes), in increasing slot order; len 0 is an explicit null.
+ * A row's values live in the arena at vals_off as n_vals entries of a store__val_header_t and its
+ * len bytes, in increasing slot order; len 0 is an explicit null.
  */
 typedef struct store__row {
     size_t key_off;
@@ -158,7 +157,35 @@ void store__enc_free(store__enc_t *enc);
 /* Records                                                                                     */
 
 #define STORE__REC_FORMAT 1
-#define STORE__REC_HEADER 24
+
+/*
+ * A record's header as stored, every field little-endian (store__le32/64 at the offsets below),
+ * followed by n_slots u32 end offsets and the value bytes (record.c has the whole layout).
+ */
+typedef struct store__rec_header {
+    uint8_t format;        /* STORE__REC_FORMAT */
+    uint8_t reserved[3];   /* zero */
+    uint32_t n_slots;      /* slots in the offset table */
+    int64_t event_ts_us;   /* the row's event time: last write wins by it */
+    int64_t created_ts_us; /* when the writer stored it */
+} store__rec_header_t;
+
+#define STORE__REC_N_SLOTS offsetof(store__rec_header_t, n_slots)
+#define STORE__REC_EVENT_TS offsetof(store__rec_header_t, event_ts_us)
+#define STORE__REC_CREATED_TS offsetof(store__rec_header_t, created_ts_us)
+#define STORE__REC_HEADER sizeof(store__rec_header_t)
+_Static_assert(sizeof(store__rec_header_t) == 24, "the record header is 24 bytes on disk");
+
+/* One encoded value in a store__enc_t arena (store__row_t.vals_off): this header, then len bytes
+ * of feast.types.Value wire form (len 0: an explicit null). */
+typedef struct store__val_header {
+    uint32_t slot;
+    uint32_t len;
+} store__val_header_t;
+
+#define STORE__VAL_SLOT offsetof(store__val_header_t, slot)
+#define STORE__VAL_LEN offsetof(store__val_header_t, len)
+#define STORE__VAL_BYTES sizeof(store__val_header_t)
 
 typedef struct store__rec {
     int64_t event_ts_us;
@@ -277,9 +304,20 @@ typedef enum {
 
 /* Begins (or renews) *txn under the map lock, taken as mode says. A map another process grew
  * (MDB_MAP_RESIZED) is adopted and the begin tried again. Caller holds no map lock.
- * Returns: 0 with the lock held (the caller ends *txn, then releases the lock); a negative errno
- * with the lock released (*txn not begun; a renewed one stays reset). */
+ * Returns: 0 with the lock held, to be released by store__txn_end(); a negative errno with the
+ * lock released (*txn not begun; a renewed one stays reset). */
 int store__txn_begin(store_t *s, store__txn_mode_t mode, MDB_txn **txn);
+
+/* How store__txn_end() leaves the transaction. */
+typedef enum {
+    STORE__TXN_ABORT, /* mdb_txn_abort() */
+    STORE__TXN_RESET, /* mdb_txn_reset(): a read transaction kept for STORE__TXN_RENEW */
+} store__txn_end_t;
+
+/* Ends what store__txn_begin() began: txn as `how` says (NULL when the caller already committed
+ * or aborted it), then the map lock. Whatever runs between a commit and this call still holds
+ * the lock (a catalog job's `after`). */
+void store__txn_end(store_t *s, MDB_txn *txn, store__txn_end_t how);
 
 /* Publishes a new view table (caller holds map_lock exclusively). Takes over t's reference. */
 void store__views_publish(store_t *s, store__views_t *t);

@@ -16,8 +16,8 @@
 
 static uint64_t view_hash(const char *name, uint32_t version)
 {
-    uint64_t h = store__hash(name, strlen(name), STORE__HASH_SEED);
-    return store__hash(&version, sizeof version, h);
+    uint64_t h = base_fnv1a(name, strlen(name), BASE_FNV_OFFSET);
+    return base_fnv1a(&version, sizeof version, h);
 }
 
 const store__view_t *store__views_find(const store__views_t *t, const char *name, uint32_t version)
@@ -98,7 +98,7 @@ static int load_slots(store__view_t *e, const MDB_val *val)
         if (e->slot_names[i] == NULL)
             return -ENOMEM;
         e->n_slots = i + 1;
-        uint32_t h = (uint32_t)store__hash(p, (size_t)(z - p), STORE__HASH_SEED) & e->name_mask;
+        uint32_t h = (uint32_t)base_fnv1a(p, (size_t)(z - p), BASE_FNV_OFFSET) & e->name_mask;
         while (e->name_ix[h] != 0)
             h = (h + 1) & e->name_mask;
         e->name_ix[h] = i + 1;

@@ -44,24 +44,34 @@ typedef enum job_kind {
     JOB_FN,
 } job_kind_t;
 
+/* A job is one of three kinds, and holds only what its kind needs. */
 struct store__job {
     store__job_t *next;
     job_kind_t kind;
-    store__enc_t *enc;
-    /* Asynchronous jobs: the callback, and the encoded rows the job owns (enc points here). */
-    store_apply_done_fn done_fn;
-    void *done_arg;
-    store__enc_t own;
-    uint64_t log_position;
-    size_t written, stale;
-    store__job_fn fn;
-    void *arg;
-    bool exclusive;
-    void (*after)(store_t *s, int rc, void *arg);
-    store__stream_t *stream;
     int rc;
     bool done;
     pthread_cond_t cv;
+    size_t written, stale; /* JOB_APPLY and JOB_STREAM: the rows' outcome */
+    union {
+        struct {
+            store__enc_t *enc;
+            uint64_t log_position;
+            /* Asynchronous jobs: the callback, and the encoded rows the job owns (enc points
+             * at own). */
+            store_apply_done_fn done_fn;
+            void *done_arg;
+            store__enc_t own;
+        } apply;
+        struct {
+            store__stream_t *stream;
+        } stream;
+        struct {
+            store__job_fn fn;
+            void *arg;
+            bool exclusive;
+            void (*after)(store_t *s, int rc, void *arg);
+        } fn;
+    } u;
 };
 
 static void finish_async(store_t *s, store__job_t *job);
@@ -150,8 +160,8 @@ static int apply_row(apply_ctx_t *c, MDB_dbi dbi, const store__row_t *row, const
  * down and created again) since the job was encoded. */
 static int resolve_views(store_t *s, const store__job_t *job, MDB_dbi *dbis)
 {
-    for (size_t i = 0; i < job->enc->n_views; i++) {
-        const store__enc_view_t *ev = &job->enc->views[i];
+    for (size_t i = 0; i < job->u.apply.enc->n_views; i++) {
+        const store__enc_view_t *ev = &job->u.apply.enc->views[i];
         const store__view_t *e = store__views_find(s->views, ev->name, ev->version);
         if (e == NULL || e->gen != ev->gen)
             return -ENOENT;
@@ -184,11 +194,11 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     for (store__job_t *j = group; j != NULL; j = j->next) {
         j->rc = 0;
         j->written = j->stale = 0;
-        if (j->log_position > 0 && j->log_position <= pos) {
+        if (j->u.apply.log_position > 0 && j->u.apply.log_position <= pos) {
             j->rc = -EALREADY;
             continue;
         }
-        size_t nv = j->enc->n_views;
+        size_t nv = j->u.apply.enc->n_views;
         free(dbis);
         dbis = malloc((nv + 1) * sizeof *dbis);
         rc = -ENOMEM;
@@ -201,15 +211,15 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         }
         if (rc != 0)
             goto out;
-        const uint8_t *arena = j->enc->arena.data;
-        for (size_t r = 0; r < j->enc->n_rows && rc == 0; r++) {
-            const store__row_t *row = &j->enc->rows[r];
+        const uint8_t *arena = j->u.apply.enc->arena.data;
+        for (size_t r = 0; r < j->u.apply.enc->n_rows && rc == 0; r++) {
+            const store__row_t *row = &j->u.apply.enc->rows[r];
             rc = apply_row(c, dbis[row->view], row, arena, j);
         }
         if (rc != 0)
             goto out;
-        if (j->log_position > 0) {
-            pos = j->log_position;
+        if (j->u.apply.log_position > 0) {
+            pos = j->u.apply.log_position;
             pos_dirty = true;
         }
         *any = true;
@@ -227,9 +237,7 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     if (rc == 0)
         s->last_created_us = c->created;
 out:
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&s->map_lock);
+    store__txn_end(s, txn, STORE__TXN_ABORT);
     free(dbis);
     return rc;
 }
@@ -271,13 +279,13 @@ static void run_fn(store_t *s, store__job_t *job)
     int rc;
     for (;;) {
         MDB_txn *txn = NULL;
-        rc = store__txn_begin(s, job->exclusive ? STORE__TXN_WRITE_EXCLUSIVE : STORE__TXN_WRITE,
-                              &txn);
+        rc = store__txn_begin(
+            s, job->u.fn.exclusive ? STORE__TXN_WRITE_EXCLUSIVE : STORE__TXN_WRITE, &txn);
         if (rc < 0)
             break;
         /* Inside a transaction -ENOSPC can only mean the map is full: the disk is only written
          * at commit, and MDB_DBS_FULL translates to -EMFILE. */
-        rc = job->fn(s, txn, job->arg);
+        rc = job->u.fn.fn(s, txn, job->u.fn.arg);
         if (rc < 0) {
             mdb_txn_abort(txn);
             rc = rc == -ENOSPC ? RETRY : rc;
@@ -286,9 +294,9 @@ static void run_fn(store_t *s, store__job_t *job)
         }
         /* after runs on every attempt that began: a replayed teardown needs its view table
          * rebuilt. */
-        if (job->after != NULL)
-            job->after(s, rc == RETRY ? -ENOSPC : rc, job->arg);
-        pthread_rwlock_unlock(&s->map_lock);
+        if (job->u.fn.after != NULL)
+            job->u.fn.after(s, rc == RETRY ? -ENOSPC : rc, job->u.fn.arg);
+        store__txn_end(s, NULL, STORE__TXN_ABORT);
         if (rc != RETRY)
             break;
         rc = store__map_grow(s, true);
@@ -459,7 +467,7 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
                     return rc;
             }
             uint8_t *rec = p->recs.data + g->rec_off;
-            store__put_le64(rec + 16, (uint64_t)t->c.created);
+            store__put_le64(rec + STORE__REC_CREATED_TS, (uint64_t)t->c.created);
             MDB_val k = {g->key_len, (void *)key}, d = {g->rec_len, rec};
             rc = lmdb_rc(mdb_cursor_put(v->cur, &k, &d, MDB_APPEND));
             if (rc != 0)
@@ -524,9 +532,7 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
         done = next;
     }
     stream_txn_reset(t);
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&s->map_lock);
+    store__txn_end(s, txn, STORE__TXN_ABORT);
     return rc;
 }
 
@@ -597,7 +603,7 @@ static void *writer_main(void *arg)
         if (group->kind == JOB_FN)
             run_fn(s, group);
         else if (group->kind == JOB_STREAM)
-            run_stream(s, group->stream);
+            run_stream(s, group->u.stream.stream);
         else
             run_apply(s, group);
 
@@ -605,7 +611,7 @@ static void *writer_main(void *arg)
         store__job_t *async = NULL, **tail = &async;
         for (store__job_t *j = group, *next; j != NULL; j = next) {
             next = j->next; /* j lives on its caller's stack: gone once done is seen */
-            if (j->done_fn != NULL) {
+            if (j->kind == JOB_APPLY && j->u.apply.done_fn != NULL) {
                 *tail = j;
                 tail = &j->next;
                 continue;
@@ -679,14 +685,16 @@ int store__run(store_t *s, store__job_fn fn, void *arg, bool exclusive,
                void (*after)(store_t *s, int rc, void *arg))
 {
     store__job_t job = {
-        .kind = JOB_FN, .fn = fn, .arg = arg, .exclusive = exclusive, .after = after};
+        .kind = JOB_FN,
+        .u.fn = {.fn = fn, .arg = arg, .exclusive = exclusive, .after = after},
+    };
     return submit(s, &job);
 }
 
 /* Fills *res from a finished apply job with result rc. */
 static void job_result(const store__job_t *job, int rc, store_apply_result_t *res)
 {
-    const store__enc_t *enc = job->enc;
+    const store__enc_t *enc = job->u.apply.enc;
     res->written = job->written;
     res->stale = job->stale;
     /* The view was dropped between validation and commit (a teardown or catalog change raced
@@ -709,14 +717,14 @@ static void finish_async(store_t *s, store__job_t *job)
     store_apply_result_t res;
     memset(&res, 0, sizeof res);
     job_result(job, job->rc, &res);
-    job->done_fn(job->done_arg, job->rc, &res);
-    store__enc_free(&job->own);
+    job->u.apply.done_fn(job->u.apply.done_arg, job->rc, &res);
+    store__enc_free(&job->u.apply.own);
     free(job);
 }
 
 int store__submit(store_t *s, store__enc_t *enc, uint64_t log_position, store_apply_result_t *res)
 {
-    store__job_t job = {.kind = JOB_APPLY, .enc = enc, .log_position = log_position};
+    store__job_t job = {.kind = JOB_APPLY, .u.apply = {.enc = enc, .log_position = log_position}};
     int rc = submit(s, &job);
     if (res != NULL)
         job_result(&job, rc, res);
@@ -732,11 +740,11 @@ int store__submit_async(store_t *s, store__enc_t *enc, uint64_t log_position,
     if (job == NULL)
         return -ENOMEM;
     job->kind = JOB_APPLY;
-    job->log_position = log_position;
-    job->done_fn = done;
-    job->done_arg = arg;
-    job->own = *enc;
-    job->enc = &job->own;
+    job->u.apply.log_position = log_position;
+    job->u.apply.done_fn = done;
+    job->u.apply.done_arg = arg;
+    job->u.apply.own = *enc;
+    job->u.apply.enc = &job->u.apply.own;
     pthread_mutex_lock(&s->q_mu);
     int rc = enqueue_locked(s, job);
     pthread_mutex_unlock(&s->q_mu);
@@ -757,7 +765,7 @@ int store__stream_begin(store_t *s, store__stream_t **out)
         return -ENOMEM;
     st->s = s;
     st->job.kind = JOB_STREAM;
-    st->job.stream = st;
+    st->job.u.stream.stream = st;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     *out = st;

@@ -1,4 +1,5 @@
 /* bench/loadgen/loadgen.c - the load engine: channels, completion queues, open/closed loop. */
+#include "base/base.h"
 #include "bench/loadgen/loadgen_int.h"
 
 #include <errno.h>
@@ -308,7 +309,7 @@ static bool closed_should_continue(const group_t *g, uint64_t now)
 static void thread_setup(const lg_config_t *cfg)
 {
     if (cfg->sched_slice_us != 0)
-        (void)fstore_sched_slice(cfg->sched_slice_us);
+        (void)base_sched_slice(cfg->sched_slice_us);
 }
 
 static void *closed_loop(void *arg)

@@ -1,4 +1,5 @@
 /* bench/loadgen/wire.c - protobuf wire encoding of the benchmark's requests and checks. */
+#include "base/base.h"
 #include "bench/loadgen/wire_int.h"
 
 #include <errno.h>
@@ -38,27 +39,6 @@ static bool reserve(wbuf_t *b, size_t extra)
     return true;
 }
 
-/* Protobuf varints, for wbuf_varint() and the request templates below. */
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 void wbuf_raw(wbuf_t *b, const void *data, size_t len)
 {
     if (len == 0 || !reserve(b, len))
@@ -70,7 +50,7 @@ void wbuf_raw(wbuf_t *b, const void *data, size_t len)
 void wbuf_varint(wbuf_t *b, uint64_t v)
 {
     uint8_t tmp[10];
-    wbuf_raw(b, tmp, (size_t)(put_varint(tmp, v) - tmp));
+    wbuf_raw(b, tmp, (size_t)(base_put_varint(tmp, v) - tmp));
 }
 
 void wbuf_tag(wbuf_t *b, uint32_t field, uint32_t wire_type)
@@ -268,7 +248,7 @@ static size_t value_len(uint32_t view, uint32_t feature, int64_t id)
 {
     if (!bench_feature_is_int(feature))
         return 9;
-    return 1 + varint_len((uint64_t)bench_int_value(view, feature, id));
+    return 1 + base_varint_size((uint64_t)bench_int_value(view, feature, id));
 }
 
 /* The bytes of a RepeatedValue of ids as INT64 Values: (0a len 20 <id>)*. */
@@ -276,7 +256,7 @@ static size_t id_values_len(const int64_t *ids, size_t n)
 {
     size_t len = 3 * n;
     for (size_t i = 0; i < n; i++)
-        len += varint_len((uint64_t)ids[i]);
+        len += base_varint_size((uint64_t)ids[i]);
     return len;
 }
 
@@ -284,9 +264,9 @@ static uint8_t *put_id_values(uint8_t *p, const int64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         *p++ = 0x0a; /* RepeatedValue.val */
-        *p++ = (uint8_t)(1 + varint_len((uint64_t)ids[i]));
+        *p++ = (uint8_t)(1 + base_varint_size((uint64_t)ids[i]));
         *p++ = 0x20; /* Value.int64_val */
-        p = put_varint(p, (uint64_t)ids[i]);
+        p = base_put_varint(p, (uint64_t)ids[i]);
     }
     return p;
 }
@@ -295,7 +275,7 @@ static uint8_t *put_id_values(uint8_t *p, const int64_t *ids, size_t n)
 static uint8_t *put_len_field(uint8_t *p, uint8_t tag, size_t len)
 {
     *p++ = tag;
-    return put_varint(p, len);
+    return base_put_varint(p, len);
 }
 
 static int tmpl_new(tmpl_kind_t kind, size_t n, wire_tmpl_t **out)
@@ -437,7 +417,7 @@ static size_t feature_values_len(const wire_tmpl_t *t, uint32_t f, const int64_t
 static uint8_t *encode_write(const wire_tmpl_t *t, const int64_t *ids, uint8_t *p)
 {
     size_t rv = id_values_len(ids, t->n);
-    size_t entry = t->key.len + 1 + varint_len(rv) + rv;
+    size_t entry = t->key.len + 1 + base_varint_size(rv) + rv;
     p = put_len_field(p, 0x12, entry); /* WriteFeaturesRequest.columns */
     p = put_raw(p, &t->key);
     p = put_len_field(p, 0x12, rv);
@@ -446,7 +426,7 @@ static uint8_t *encode_write(const wire_tmpl_t *t, const int64_t *ids, uint8_t *
         size_t start = f == 0 ? 0 : t->name_end[f - 1];
         size_t name_len = t->name_end[f] - start;
         rv = feature_values_len(t, f, ids);
-        entry = name_len + 1 + varint_len(rv) + rv;
+        entry = name_len + 1 + base_varint_size(rv) + rv;
         p = put_len_field(p, 0x12, entry);
         memcpy(p, t->names.data + start, name_len);
         p += name_len;
@@ -473,7 +453,7 @@ int wire_tmpl_encode(const wire_tmpl_t *t, const int64_t *ids, wbuf_t *out)
     switch (t->kind) {
     case TMPL_GET: {
         size_t rv = id_values_len(ids, t->n);
-        size_t entry = t->key.len + 1 + varint_len(rv) + rv;
+        size_t entry = t->key.len + 1 + base_varint_size(rv) + rv;
         p = put_len_field(p, 0x1a, entry); /* GetOnlineFeaturesRequest.entities */
         p = put_raw(p, &t->key);
         p = put_len_field(p, 0x12, rv);
@@ -483,16 +463,16 @@ int wire_tmpl_encode(const wire_tmpl_t *t, const int64_t *ids, wbuf_t *out)
     case TMPL_PREDICT: {
         size_t packed = 0;
         for (size_t i = 0; i < t->n; i++)
-            packed += varint_len((uint64_t)ids[i]);
-        size_t tensor = t->mid.len + 1 + varint_len(packed) + packed;
-        size_t entry = t->key.len + 1 + varint_len(tensor) + tensor;
+            packed += base_varint_size((uint64_t)ids[i]);
+        size_t tensor = t->mid.len + 1 + base_varint_size(packed) + packed;
+        size_t entry = t->key.len + 1 + base_varint_size(tensor) + tensor;
         p = put_len_field(p, 0x12, entry); /* PredictRequest.inputs */
         p = put_raw(p, &t->key);
         p = put_len_field(p, 0x12, tensor);
         p = put_raw(p, &t->mid);
         p = put_len_field(p, 0x52, packed); /* TensorProto.int64_val, packed */
         for (size_t i = 0; i < t->n; i++)
-            p = put_varint(p, (uint64_t)ids[i]);
+            p = base_put_varint(p, (uint64_t)ids[i]);
         break;
     }
     case TMPL_WRITE:

@@ -1,5 +1,4 @@
 /* clients/c/fstore_client.c - blocking unary calls over gRPC's C core, protobuf-c messages. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -12,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "clients/c/fstore_client.h"
 #include "grpc/health/v1/health.pb-c.h"
 
@@ -28,63 +27,11 @@ struct fstore_client {
     grpc_channel *channel;
 };
 
-/* absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle) in Debian's abseil (inline namespace
- * debian3) and upstream's LTS 20220623; OnDeadlockCycle is an enum class on int, kIgnore = 0, so
- * on the x86-64 and AArch64 C ABIs it is called exactly like a C function taking an int. */
-static const char *const absl_detection_symbols[] = {
-    "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
-    "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
-};
-
-static atomic_bool detection_off;
-static pthread_once_t detection_once = PTHREAD_ONCE_INIT;
-
-static void switch_detection_off(void)
-{
-    const char *keep = getenv("FSTORE_ABSL_DEADLOCK_DETECTION");
-    if (keep != NULL && strcmp(keep, "1") == 0)
-        return;
-    for (size_t i = 0; i < sizeof absl_detection_symbols / sizeof absl_detection_symbols[0]; i++) {
-        void *sym = dlsym(RTLD_DEFAULT, absl_detection_symbols[i]);
-        if (sym == NULL)
-            continue;
-        void (*set_mode)(int);
-        memcpy(&set_mode, &sym, sizeof set_mode); /* object pointer to function pointer */
-        set_mode(0);
-        atomic_store(&detection_off, true);
-        return;
-    }
-}
-
 bool fstore_grpc_init(void)
 {
-    pthread_once(&detection_once, switch_detection_off);
+    bool lean = base_lean_mutexes();
     grpc_init();
-    return atomic_load(&detection_off);
-}
-
-/* struct sched_attr of sched_setattr(2), which glibc 2.36 does not wrap. */
-struct slice_attr {
-    uint32_t size;
-    uint32_t sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime; /* SCHED_OTHER since Linux 6.12: the task's slice, in ns */
-    uint64_t sched_deadline;
-    uint64_t sched_period;
-};
-
-int fstore_sched_slice(unsigned us)
-{
-    if (us < 100 || us > 100000)
-        return -EINVAL;
-    struct slice_attr a;
-    memset(&a, 0, sizeof a);
-    a.size = sizeof a;
-    a.sched_policy = 0; /* SCHED_OTHER */
-    a.sched_runtime = (uint64_t)us * 1000;
-    return syscall(SYS_sched_setattr, 0, &a, 0) == 0 ? 0 : -errno;
+    return lean;
 }
 
 int fstore_client_connect(const char *target, fstore_client_t **out)

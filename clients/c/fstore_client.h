@@ -29,25 +29,12 @@
 #define FSTORE_PATH_HEALTH_CHECK "/grpc.health.v1.Health/Check"
 
 /*
- * grpc_init() for any process on gRPC's C core: the server, the benchmark and this client call it
- * instead. First, unless FSTORE_ABSL_DEADLOCK_DETECTION=1 is set, it switches off abseil's mutex
- * deadlock detection: Debian builds abseil without NDEBUG, so every absl::Mutex that gRPC takes
- * records lock-order edges in a global cycle graph, about 11k instructions of a Health/Check's 42k
- * on the server and 5k of a 1 x 50 read (callgrind). Upstream release builds have it off. It is
- * absl::SetMutexDeadlockDetectionMode(kIgnore), looked up by its mangled name in the abseil gRPC
- * loaded, so an abseil without it is left alone. Idempotent; pair each call with grpc_shutdown().
- * Returns: true when deadlock detection was switched off by this call or an earlier one.
+ * grpc_init() for a client process: first base_lean_mutexes() (abseil's deadlock detection off,
+ * unless FSTORE_ABSL_DEADLOCK_DETECTION=1), as the server does. Idempotent; pair each call with
+ * grpc_shutdown().
+ * Returns: true when deadlock detection is off.
  */
 bool fstore_grpc_init(void);
-
-/*
- * Gives the calling thread a CPU slice of us microseconds (100 to 100000) as a normal
- * (SCHED_OTHER, nice 0) task: Linux 6.12+ lets a task with a short slice preempt one with a
- * longer slice when it wakes up, so a thread woken by a request or a reply runs at once instead of
- * waiting up to the default slice (1.4 ms on two CPUs). The server's read workers and the
- * benchmark's threads use it. Returns: 0; -EINVAL (older kernels, or us out of range), -EPERM.
- */
-int fstore_sched_slice(unsigned us);
 
 typedef struct fstore_client fstore_client_t;
 

@@ -3,18 +3,13 @@
 # Keeps the benchmark instrument working: asserts zero errors, every value PRESENT and equal to
 # the generated dataset (every value seen verified), every written row acknowledged. Never
 # asserts on speed.
-# Usage: smoke.sh FSTORE FSTORE_BENCH   (exit 77 = skipped: the binary has no serve command yet)
+# Usage: smoke.sh FSTORE FSTORE_BENCH
 set -euo pipefail
 fstore=$1
 bench=$2
 rows=2000
 
-if ! "$fstore" serve --help >/dev/null 2>&1; then
-  echo "bench_smoke: skipped, '$fstore serve' is not built yet"
-  exit 77
-fi
-
-dir=$(mktemp -d /tmp/fstore-bench-smoke.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/fstore-bench-smoke.XXXXXX")
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
@@ -31,17 +26,12 @@ free_port() {
 }
 
 "$bench" gen catalog --views 2 --features 10 >"$dir/catalog.yaml"
-# v0 goes through `fstore apply` + `fstore ingest` of a generated CSV when the binary has them
-# (the path bench/run.sh uses); the rest is loaded through WriteFeatures once the server is up.
+# v0 goes through `fstore apply` + `fstore ingest` of a generated CSV (the path bench/run.sh
+# uses); v1 is loaded through WriteFeatures once the server is up.
 grpc_views="v1"
-if "$fstore" ingest --help >/dev/null 2>&1 && "$fstore" apply --help >/dev/null 2>&1; then
-  "$fstore" apply --catalog "$dir/catalog.yaml" --data-dir "$dir/data"
-  "$bench" gen csv --view-index 0 --features 10 --rows $rows >"$dir/v0.csv"
-  "$fstore" ingest --data-dir "$dir/data" --view v0 --sync none "$dir/v0.csv"
-else
-  echo "bench_smoke: no fstore ingest yet, loading v0 through WriteFeatures too"
-  grpc_views="v0 v1"
-fi
+"$fstore" apply --catalog "$dir/catalog.yaml" --data-dir "$dir/data"
+"$bench" gen csv --view-index 0 --features 10 --rows $rows >"$dir/v0.csv"
+"$fstore" ingest --data-dir "$dir/data" --view v0 --sync none "$dir/v0.csv"
 
 port=$(free_port)
 "$fstore" serve --listen 127.0.0.1:$port --catalog "$dir/catalog.yaml" --data-dir "$dir/data" \

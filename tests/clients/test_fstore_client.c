@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "clients/c/fstore_client.h"
@@ -39,42 +38,6 @@ Test(fstore_grpc_init, leaves_detection_on_when_asked)
     setenv("FSTORE_ABSL_DEADLOCK_DETECTION", "1", 1);
     cr_assert_not(fstore_grpc_init());
     grpc_shutdown();
-}
-
-/* The calling thread's se.slice from /proc (ns), or -1 when the kernel does not show it. */
-static long long own_slice_ns(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/sched", (long)syscall(SYS_gettid));
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    char line[256];
-    long long ns = -1;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "se.slice", 8) == 0) {
-            const char *colon = strchr(line, ':');
-            ns = colon != NULL ? atoll(colon + 1) : -1;
-        }
-    }
-    fclose(f);
-    return ns;
-}
-
-Test(fstore_sched_slice, refuses_slices_out_of_range_and_sets_the_calling_thread)
-{
-    cr_assert_eq(fstore_sched_slice(0), -EINVAL);
-    cr_assert_eq(fstore_sched_slice(99), -EINVAL);
-    cr_assert_eq(fstore_sched_slice(100001), -EINVAL);
-    int rc = fstore_sched_slice(250);
-    if (rc == -EINVAL) {
-        cr_log_warn("this kernel has no custom slices for normal tasks (before Linux 6.12)");
-        return;
-    }
-    cr_assert_eq(rc, 0, "%s", strerror(-rc));
-    long long ns = own_slice_ns();
-    if (ns >= 0)
-        cr_assert_eq(ns, 250000LL);
 }
 
 /* A TCP listener that accepts and never speaks HTTP/2: every health check runs to its deadline. */

@@ -1,7 +1,7 @@
 # tests/e2e/harness.py - start the real fstore binary on 127.0.0.1, and always stop it.
 """Shared by every end-to-end suite.
 
-The binary comes from $FSTORE_BINARY_DIR/server/fstore (set by ctest). Each server gets a free
+The binary comes from $FSTORE_BINARY_DIR/fstore (set by ctest). Each server gets a free
 port on 127.0.0.1 and, unless given one, a temporary data directory. Its stderr (the JSON log, and
 under ASan any sanitizer report) goes to a file: a sanitizer report fails the test, and so does an
 exit status other than 0 after SIGTERM.
@@ -25,7 +25,7 @@ from fstore_client import FeatureStoreClient
 SOURCE_DIR = os.environ.get("FSTORE_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY_DIR = os.environ.get("FSTORE_BINARY_DIR") or os.path.join(SOURCE_DIR, "build", "asan")
-FSTORE = os.path.join(BINARY_DIR, "server", "fstore")
+FSTORE = os.path.join(BINARY_DIR, "fstore")
 E2E_DIR = os.path.dirname(os.path.abspath(__file__))
 CATALOG = os.path.join(E2E_DIR, "catalog.yaml")
 

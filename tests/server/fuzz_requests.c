@@ -7,26 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server_int.h"
-#include "tests/server/decode_equiv.h"
+#include "codec/codec.h"
+#include "core/core.h"
+#include "server/server.h"
+#include "tests/codec/decode_equiv.h"
 
 #include "feast/serving/ServingService.pb-c.h"
 #include "fstore/v1/fstore.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#define FEAST_GET "/feast.serving.ServingService/GetOnlineFeatures"
+
 /*
  * The first byte picks what the rest is, modulo 5:
- *   0 a GetOnlineFeaturesRequest for server__rpc_get_online_features(),
- *   1 a WriteFeaturesRequest for server__rpc_write_features(),
- *   2 a DeleteEntitiesRequest for server__rpc_delete_entities(),
- *   3 a feast.types.Value for server__value_from_pb(),
+ *   0 a GetOnlineFeaturesRequest for the GetOnlineFeatures method,
+ *   1 a WriteFeaturesRequest for WriteFeatures,
+ *   2 a DeleteEntitiesRequest for DeleteEntities,
+ *   3 a feast.types.Value for codec_value_from_pb(),
  *   4 a GetOnlineFeaturesRequest for the hand-written decoder, compared with protobuf-c.
- * The handlers run unchanged against a minimal call: this file stands in for server.c's call
- * helpers (limits, store, reader, messages), and the call's catalog and store are real: the
- * catalog below, applied to a temporary LMDB store under $TMPDIR with a few rows. Writes that
- * the fuzzer gets right land in that store and are read back by later inputs, so the store
- * changes over a run (a crash seen in a long run may need the inputs before it to reproduce).
+ * The methods run as a gRPC worker runs them, through server_local_call() (server/server.h),
+ * against a real core: the catalog below, applied to a temporary LMDB store under $TMPDIR with a
+ * few rows. Writes that the fuzzer gets right land in that store and are read back by later
+ * inputs, so the store changes over a run (a crash seen in a long run may need the inputs before
+ * it to reproduce).
  */
 
 static const char catalog_yaml[] =
@@ -87,78 +91,11 @@ static const char catalog_yaml[] =
     "  - {name: svc, features: ['fv:i64', 'fv@v2:*', 'pair:n', 'dev:v', 'g:total']}\n"
     "  - {name: all, features: ['fv:*']}\n";
 
-/* server.c's worker, reduced to what the call helpers below read. */
-struct server_worker {
-    store_t *store;
-    store_reader_t *reader;
-    server_limits_t limits;
-    server_ref_cache_t *ref_cache;
-};
-
-static server_worker_t worker;
+/* The core on a temporary store with the catalog above, and two in-process callers of it: one
+ * with a gRPC worker's caches, one that resolves every request afresh. */
+static core_t *core;
+static server_local_t *cached, *uncached;
 static catalog_t *cat;
-
-store_t *server__call_store(const server_call_t *c)
-{
-    return c->worker->store;
-}
-
-store_reader_t *server__call_reader(const server_call_t *c)
-{
-    return c->worker->reader;
-}
-
-const server_limits_t *server__call_limits(const server_call_t *c)
-{
-    return &c->worker->limits;
-}
-
-server_ref_cache_t *server__call_ref_cache(const server_call_t *c)
-{
-    return c->worker->ref_cache;
-}
-
-/* Detached writes complete on the store's writer thread: the fuzzer waits for that here. */
-static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
-static bool detached, completed;
-static int completed_rc;
-
-void server__call_detach(server_call_t *c)
-{
-    (void)c;
-    detached = true;
-    completed = false;
-}
-
-void server__call_attach(server_call_t *c)
-{
-    (void)c;
-    detached = false;
-}
-
-void server__call_complete(server_call_t *c, int rc, grpc_slice resp)
-{
-    (void)c;
-    grpc_slice_unref(resp);
-    pthread_mutex_lock(&done_mu);
-    completed_rc = rc;
-    completed = true;
-    pthread_cond_signal(&done_cv);
-    pthread_mutex_unlock(&done_mu);
-}
-
-/* The result of a detached call, once the writer has completed it. */
-static int wait_completed(void)
-{
-    pthread_mutex_lock(&done_mu);
-    while (!completed)
-        pthread_cond_wait(&done_cv, &done_mu);
-    int rc = completed_rc;
-    pthread_mutex_unlock(&done_mu);
-    detached = false;
-    return rc;
-}
 
 static void die(const char *what, int rc)
 {
@@ -207,7 +144,7 @@ static void seed_rows(void)
              .event_ts_us = &now},
         };
         store_apply_result_t res;
-        int rc = store_apply(worker.store, b, 2, 0, &res);
+        int rc = store_apply(core_store(core), b, 2, 0, &res);
         if (rc < 0)
             die(res.error, rc);
     }
@@ -222,7 +159,7 @@ static void seed_rows(void)
                        .values = g_vals,
                        .event_ts_us = &now};
     store_apply_result_t res;
-    int rc = store_apply(worker.store, &b, 1, 0, &res);
+    int rc = store_apply(core_store(core), &b, 1, 0, &res);
     if (rc < 0)
         die(res.error, rc);
 }
@@ -231,42 +168,47 @@ static void seed_rows(void)
  * work directory so that it goes with it. */
 static void setup(void)
 {
-    catalog_errors_t errs = {0};
-    int rc = catalog_load_string(catalog_yaml, sizeof catalog_yaml - 1, "fuzz.yaml", &cat, &errs);
-    if (rc < 0)
-        die("catalog_load_string", rc);
     const char *tmp = getenv("TMPDIR");
-    static char dir[4096];
+    static char dir[4096], yaml[4200];
     snprintf(dir, sizeof dir, "%s/fstore-fuzz-store-XXXXXX", tmp != NULL ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)
         die("mkdtemp", -errno);
-    /* A small map, so that long runs also go through the store's map growth. */
-    store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE, .map_size = 4u << 20};
-    if ((rc = store_open(&o, &worker.store)) < 0)
-        die("store_open", rc);
-    if ((rc = store_apply_catalog(worker.store, cat, NULL)) < 0)
-        die("store_apply_catalog", rc);
-    if ((rc = store_reader_new(worker.store, &worker.reader)) < 0)
-        die("store_reader_new", rc);
-    /* The worker's cache of resolved feature lists, so that hits and misses are fuzzed alike. */
-    if ((rc = server__ref_cache_new(&worker.ref_cache)) < 0)
-        die("server__ref_cache_new", rc);
+    snprintf(yaml, sizeof yaml, "%s/fuzz.yaml", dir);
+    FILE *f = fopen(yaml, "w");
+    if (f == NULL ||
+        fwrite(catalog_yaml, 1, sizeof catalog_yaml - 1, f) != sizeof catalog_yaml - 1 ||
+        fclose(f) != 0)
+        die("writing the catalog", -errno);
+    core_options_t o;
+    core_options_init(&o);
+    o.data_dir = dir;
+    o.catalog_path = yaml;
+    o.sync = STORE_SYNC_NONE;
+    o.max_workers = 2;
     /* Limits a small input can reach, so the limit checks are fuzzed too. */
-    worker.limits = (server_limits_t){.max_message_bytes = SERVER_DEFAULT_MAX_MESSAGE_BYTES,
-                                      .max_response_bytes = 64 * 1024,
-                                      .max_entities = 8,
-                                      .max_features = 8,
-                                      .max_write_rows = 8};
+    o.limits = (core_limits_t){.max_message_bytes = CORE_DEFAULT_MAX_MESSAGE_BYTES,
+                               .max_response_bytes = 64 * 1024,
+                               .max_entities = 8,
+                               .max_features = 8,
+                               .max_write_rows = 8};
+    int rc = core_open(&o, &core);
+    if (rc < 0)
+        die("core_open", rc);
+    cat = core_catalog_ref(core);
+    if ((rc = server_local_new(core, true, &cached)) < 0)
+        die("server_local_new", rc);
+    if ((rc = server_local_new(core, false, &uncached)) < 0)
+        die("server_local_new", rc);
     seed_rows();
 }
 
 /* A successful read must decode as Feast's response: one FeatureVector per name, every vector
  * with one value, status and timestamp per entity row. */
-static void check_read(grpc_slice resp)
+static void check_read(const server_local_result_t *res)
 {
     Feast__Serving__GetOnlineFeaturesResponse *r =
-        feast__serving__get_online_features_response__unpack(NULL, GRPC_SLICE_LENGTH(resp),
-                                                             GRPC_SLICE_START_PTR(resp));
+        feast__serving__get_online_features_response__unpack(NULL, res->response_len,
+                                                             res->response);
     if (r == NULL || r->metadata == NULL || r->metadata->feature_names == NULL || !r->status ||
         r->n_results != r->metadata->feature_names->n_val || r->n_results == 0)
         abort();
@@ -284,66 +226,71 @@ static void check_read(grpc_slice resp)
     feast__serving__get_online_features_response__free_unpacked(r, NULL);
 }
 
-/* A converted value must survive server__value_to_pb() and back unchanged. */
-static void check_value(const uint8_t *data, size_t size, server_arena_t *a)
+/* A converted value must survive codec_value_to_pb() and back unchanged. */
+static void check_value(const uint8_t *data, size_t size, base_arena_t *a)
 {
-    Feast__Types__Value *pb = feast__types__value__unpack(server__arena_allocator(a), size, data);
+    Feast__Types__Value *pb =
+        feast__types__value__unpack(codec_allocator(a, &(ProtobufCAllocator){0}), size, data);
     char why[200];
     /* As the handlers do: strings are checked on the wire before the value is used. */
     if (pb == NULL ||
-        server__pb_check_strings(&feast__types__value__descriptor, data, size, why, sizeof why) < 0)
+        codec_check_strings(&feast__types__value__descriptor, data, size, why, sizeof why) < 0)
         return;
     catalog_value_t v;
-    if (server__value_from_pb(pb, a, &v, why, sizeof why) != 0)
+    if (codec_value_from_pb(pb, a, &v, why, sizeof why) != 0)
         return;
     Feast__Types__Value back;
-    if (server__value_to_pb(&v, a, &back) != 0)
+    if (codec_value_to_pb(&v, a, &back) != 0)
         abort();
     size_t n = feast__types__value__get_packed_size(&back);
-    uint8_t *buf = server__arena_alloc(a, n);
+    uint8_t *buf = base_arena_alloc(a, n);
     if (buf == NULL || feast__types__value__pack(&back, buf) != n)
         abort();
-    Feast__Types__Value *pb2 = feast__types__value__unpack(server__arena_allocator(a), n, buf);
+    Feast__Types__Value *pb2 =
+        feast__types__value__unpack(codec_allocator(a, &(ProtobufCAllocator){0}), n, buf);
     catalog_value_t v2;
-    if (pb2 == NULL || server__value_from_pb(pb2, a, &v2, why, sizeof why) != 0 ||
+    if (pb2 == NULL || codec_value_from_pb(pb2, a, &v2, why, sizeof why) != 0 ||
         !catalog_value_equal(&v, &v2))
         abort();
 }
 
+static bool same(const server_local_result_t *a, const server_local_result_t *b)
+{
+    return a->status == b->status && strcmp(a->msg, b->msg) == 0 &&
+           a->response_len == b->response_len &&
+           (a->response_len == 0 || memcmp(a->response, b->response, a->response_len) == 0);
+}
+
 /*
  * A read answered with the worker's cache of feature lists (a hit, or a miss that filled it)
- * must be answered the same without it: the same result, message and bytes. Then once more with
+ * must be answered the same without it: the same status, message and bytes. Then once more with
  * the cache, which now holds the list if it could be cached.
  */
-static void check_uncached(server_call_t *c, const uint8_t *data, size_t size, int rc,
-                           grpc_slice resp)
+static void check_uncached(const uint8_t *data, size_t size, const server_local_result_t *first)
 {
-    static char msg[SERVER_MSG_MAX];
-    memcpy(msg, c->msg, sizeof msg);
-    server_ref_cache_t *cache = worker.ref_cache;
     for (int pass = 0; pass < 2; pass++) {
-        worker.ref_cache = pass == 0 ? NULL : cache;
-        c->msg[0] = '\0';
-        grpc_slice again = grpc_empty_slice();
-        int rc2 = server__rpc_get_online_features(c, data, size, &again);
-        if (rc2 != rc || strcmp(msg, c->msg) != 0 || !grpc_slice_eq(resp, again)) {
+        server_local_result_t again;
+        if (server_local_call(pass == 0 ? uncached : cached, FEAST_GET, data, size, &again) != 0)
+            abort();
+        if (!same(first, &again)) {
             fprintf(stderr, "fuzz_requests: a read differs %s the cache: %d '%s' / %d '%s'\n",
-                    pass == 0 ? "without" : "again with", rc, msg, rc2, c->msg);
+                    pass == 0 ? "without" : "again with", first->status, first->msg, again.status,
+                    again.msg);
             abort();
         }
-        grpc_slice_unref(again);
+        free(again.response);
     }
-    worker.ref_cache = cache;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const server_unary_fn handlers[3] = {
-        server__rpc_get_online_features, server__rpc_write_features, server__rpc_delete_entities};
-    static server_call_t c;
-    if (cat == NULL) {
+    static const char *const methods[3] = {FEAST_GET,
+                                           "/fstore.v1.OnlineFeatureService/WriteFeatures",
+                                           "/fstore.v1.OnlineFeatureService/DeleteEntities"};
+    static base_arena_t a;
+    if (core == NULL) {
         setup();
-        server__arena_init(&c.arena, 4096);
+        base_arena_init(&a, 4096);
     }
     if (size == 0)
         return 0;
@@ -351,33 +298,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
 
-    c.worker = &worker;
-    c.catalog = cat;
-    c.msg[0] = '\0';
     if (which == 3) {
-        check_value(data, size, &c.arena);
+        check_value(data, size, &a);
     } else if (which == 4) {
         char why[256];
-        if (decode_equiv(data, size, &c.arena, why, sizeof why) < 0) {
+        if (decode_equiv(data, size, &a, why, sizeof why) < 0) {
             fprintf(stderr, "fuzz_requests: decoder disagrees with protobuf-c: %s\n", why);
             abort();
         }
     } else {
-        grpc_slice resp = grpc_empty_slice();
-        int rc = handlers[which](&c, data, size, &resp);
-        if ((rc == SERVER_DETACHED) != detached)
+        server_local_result_t res;
+        if (server_local_call(cached, methods[which], data, size, &res) != 0)
             abort();
-        if (rc == SERVER_DETACHED)
-            rc = wait_completed();
-        if (rc > 0 || (rc < 0 && c.msg[0] == '\0'))
+        /* Every refusal says why. */
+        if (res.status != 0 && res.msg[0] == '\0')
             abort();
-        if (rc == 0 && which == 0)
-            check_read(resp);
+        if (res.status == 0 && which == 0)
+            check_read(&res);
         if (which == 0)
-            check_uncached(&c, data, size, rc, resp);
-        grpc_slice_unref(resp);
+            check_uncached(data, size, &res);
+        free(res.response);
     }
     /* As a worker does between calls: the arena is reused, so stale pointers show up. */
-    server__arena_reset(&c.arena);
+    base_arena_reset(&a);
     return 0;
 }

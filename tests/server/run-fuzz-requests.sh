@@ -1,38 +1,21 @@
 #!/usr/bin/env bash
 # tests/server/run-fuzz-requests.sh - builds the read/write request fuzzer (fuzz_requests.c) with
-# clang's libFuzzer and runs it for FUZZ_SECONDS (default 20). The protos are compiled here with
-# protoc-c, so the script needs no build tree. Seeds are serialized with protoc's text format,
+# clang's libFuzzer (tests/fuzz-lib.sh) and runs it for FUZZ_SECONDS (default 20); it needs no
+# build tree. Seeds are serialized with protoc's text format,
 # each behind the byte that picks its handler. The fuzzer's LMDB store lives in the work
 # directory; crashes are kept in a printed directory, never in the source tree.
 # FUZZ_KEEP=DIR keeps the binary and the grown corpus in DIR for longer runs.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-cc=${CC:-clang}
 seconds=${FUZZ_SECONDS:-20}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-requests.XXXXXX")
 keep=0
 cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
 trap cleanup EXIT
 
-protos=(feast/types/Value.proto feast/serving/ServingService.proto fstore/v1/fstore.proto)
-# server_int.h also includes the tensor headers; nothing here links their code.
-headers_only=(tensorflow/core/framework/types.proto tensorflow/core/framework/tensor_shape.proto
-              tensorflow/core/framework/tensor.proto)
-mkdir -p "$work/gen"
-(cd "$root/protos" && protoc-c -I. -I/usr/include --c_out="$work/gen" "${protos[@]}" \
-  "${headers_only[@]}" google/protobuf/timestamp.proto)
-gen=()
-for p in "${protos[@]}" google/protobuf/timestamp.proto; do gen+=("$work/gen/${p%.proto}.pb-c.c"); done
-
-server=(arena call pb_strings values write_path read_path feast_encode feast_decode ref_cache
-        rpc_get_online_features rpc_write_features rpc_delete_entities)
-srcs=("$root"/catalog/*.c "$root"/storage/*.c)
-for s in "${server[@]}"; do srcs+=("$root/server/$s.c"); done
-flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -isystem "$work/gen" -w
-       $(pkg-config --cflags grpc))
-"$cc" "${flags[@]}" "${srcs[@]}" "${gen[@]}" "$root/tests/server/fuzz_requests.c" \
-  -llmdb -lyaml -lprotobuf-c $(pkg-config --libs grpc) -lpthread -lm -o "$work/fuzz_requests"
+. "$root/tests/fuzz-lib.sh"
+fuzz_build "$work" fuzz_requests "$root/tests/server/fuzz_requests.c" base catalog storage core \
+  codec server
 
 # Seeds: the handler byte (0 read, 1 write, 2 delete, 3 value, 4 read decoder), then the message.
 mkdir -p "$work/corpus"

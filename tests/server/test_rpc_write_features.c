@@ -18,12 +18,13 @@ static server_call_t call;
 static void setup(void)
 {
     memset(&call, 0, sizeof call);
-    server__arena_init(&call.arena, 4096);
+    base_arena_init(&call.arena, 4096);
+    call.ctx.arena = &call.arena;
 }
 
 static void teardown(void)
 {
-    server__arena_free(&call.arena);
+    base_arena_free(&call.arena);
 }
 
 TestSuite(write_features, .init = setup, .fini = teardown);
@@ -47,7 +48,7 @@ static int write_with_seconds(int64_t seconds)
 Test(write_features, event_timestamp_outside_years_1_to_9999_is_invalid_argument)
 {
     cr_assert_eq(write_with_seconds(253402300800LL), -EINVAL);
-    cr_assert_str_eq(call.msg, "event_timestamps[0]: seconds out of range (years 1 to 9999)");
+    cr_assert_str_eq(call.ctx.msg, "event_timestamps[0]: seconds out of range (years 1 to 9999)");
     cr_assert_eq(write_with_seconds(INT64_MAX), -EINVAL);
     cr_assert_eq(write_with_seconds(-62135596801LL), -EINVAL);
     cr_assert_eq(write_with_seconds(INT64_MIN), -EINVAL);
@@ -61,6 +62,6 @@ Test(write_features, a_join_key_with_a_nul_inside_is_invalid_argument)
                                  0x09, 0x0a, 0x07, 0x12, 0x05, 'a',  'l',  'i',  '\0', 'x'};
     grpc_slice resp = grpc_empty_slice();
     cr_assert_eq(server__rpc_write_features(&call, rq, sizeof rq, &resp), -EINVAL);
-    cr_assert_str_eq(call.msg, "malformed WriteFeaturesRequest: feast.types.Value.string_val "
-                               "contains a NUL byte");
+    cr_assert_str_eq(call.ctx.msg, "malformed WriteFeaturesRequest: feast.types.Value.string_val "
+                                   "contains a NUL byte");
 }

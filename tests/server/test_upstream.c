@@ -46,9 +46,9 @@ Test(upstream, error_status_is_relayed_with_a_message_naming_the_upstream)
     cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), -EREMOTEIO);
     cr_assert(call.relayed);
     cr_assert_eq(call.relay_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
-    cr_assert(strstr(call.msg, "upstream 127.0.0.1:8500") && strstr(call.msg, "'ranker'") &&
-                  strstr(call.msg, "queue full"),
-              "%s", call.msg);
+    cr_assert(strstr(call.ctx.msg, "upstream 127.0.0.1:8500") && strstr(call.ctx.msg, "'ranker'") &&
+                  strstr(call.ctx.msg, "queue full"),
+              "%s", call.ctx.msg);
     cr_assert_eq(GRPC_SLICE_LENGTH(resp), 0);
 }
 
@@ -58,19 +58,19 @@ Test(upstream, unreachable_and_slow_upstreams_say_so)
     fresh(GRPC_STATUS_UNAVAILABLE);
     cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), -EREMOTEIO);
     cr_assert_eq(call.relay_status, GRPC_STATUS_UNAVAILABLE);
-    cr_assert(strstr(call.msg, "cannot reach") != NULL, "%s", call.msg);
+    cr_assert(strstr(call.ctx.msg, "cannot reach") != NULL, "%s", call.ctx.msg);
 
     fresh(GRPC_STATUS_DEADLINE_EXCEEDED);
     uc.timeout_ms = 200;
     uc.timeout_first = true;
     cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), -EREMOTEIO);
     cr_assert_eq(call.relay_status, GRPC_STATUS_DEADLINE_EXCEEDED);
-    cr_assert(strstr(call.msg, "binding's timeout_ms") != NULL, "%s", call.msg);
+    cr_assert(strstr(call.ctx.msg, "binding's timeout_ms") != NULL, "%s", call.ctx.msg);
 
     fresh(GRPC_STATUS_DEADLINE_EXCEEDED);
     uc.timeout_ms = 200;
     cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), -EREMOTEIO);
-    cr_assert(strstr(call.msg, "caller's deadline") != NULL, "%s", call.msg);
+    cr_assert(strstr(call.ctx.msg, "caller's deadline") != NULL, "%s", call.ctx.msg);
 }
 
 Test(upstream, ok_returns_the_response_bytes_as_sent)
@@ -79,7 +79,7 @@ Test(upstream, ok_returns_the_response_bytes_as_sent)
     uc.recv = grpc_raw_byte_buffer_create(&body, 1);
     grpc_slice_unref(body);
     grpc_slice resp = grpc_empty_slice();
-    cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), 0, "%s", call.msg);
+    cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), 0, "%s", call.ctx.msg);
     cr_assert_not(call.relayed);
     cr_assert_eq(GRPC_SLICE_LENGTH(resp), 5);
     cr_assert_eq(memcmp(GRPC_SLICE_START_PTR(resp), "\x0a\x03\x61\x62\x63", 5), 0);
@@ -92,7 +92,7 @@ Test(upstream, ok_without_a_message_is_a_protocol_error)
     grpc_slice resp = grpc_empty_slice();
     cr_assert_eq(server__upstream_finish(&call, &uc, true, &resp), -EPROTO);
     cr_assert_not(call.relayed);
-    cr_assert(strstr(call.msg, "without a response") != NULL, "%s", call.msg);
+    cr_assert(strstr(call.ctx.msg, "without a response") != NULL, "%s", call.ctx.msg);
 }
 
 Test(upstream, registry_starts_empty_and_frees)

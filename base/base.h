@@ -1,0 +1,289 @@
+/* base/base.h - the basic tools every module shares: wire varints, hash, arena, name index. */
+#ifndef BASE_BASE_H
+#define BASE_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One copy of each basic tool. Whatever two modules would otherwise each write (a varint
+ * writer, a hash, a bump allocator, a set of names, the log line, process setup) lives here
+ * once, with no dependency on anything of fstore's: catalog/, storage/ and everything above
+ * build on it.
+ *
+ *   wire        protobuf varints and tags (inline: the encoders run them per value)
+ *   hash        FNV-1a
+ *   arena       a bump allocator that forgets everything at once
+ *   name index  open addressing over an array of names
+ *   utf8        RFC 3629 validation
+ *   log         structured log lines (JSON or text) on stderr
+ *   process     monotonic time, CPU slices, gRPC's mutex bookkeeping
+ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Wire: protobuf varints and tags                                                             */
+
+/* Protobuf wire types. */
+#define BASE_WT_VARINT 0
+#define BASE_WT_I64 1
+#define BASE_WT_LEN 2
+#define BASE_WT_I32 5
+
+/* A field's tag, as the varint that precedes the field. */
+static inline uint64_t base_tag(unsigned field, unsigned wt)
+{
+    return ((uint64_t)field << 3) | wt;
+}
+
+/* A field's tag when it fits one byte (fields 1 to 15). */
+#define BASE_TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
+
+/*
+ * Reads a protobuf varint of at most 10 bytes (64 bits) at *p, not past end, and moves *p past
+ * it. A one-byte fast path: tags and lengths are nearly all one byte.
+ * Returns: false when it is truncated or too long, or its tenth byte carries more than bit 63
+ *          (then *p is left unchanged).
+ */
+static inline bool base_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *q = *p;
+    if (q < end && *q < 0x80) {
+        *out = *q;
+        *p = q + 1;
+        return true;
+    }
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70 && q < end; shift += 7) {
+        uint8_t b = *q++;
+        if (shift == 63 && b > 1)
+            return false;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *out = v;
+            *p = q;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Returns: the bytes a protobuf varint of v takes (1 for most lengths and tags, checked first). */
+static inline size_t base_varint_size(uint64_t v)
+{
+    if (v < 0x80)
+        return 1;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Writes v as a protobuf varint at p (room for 10 bytes). Returns: the byte after it. */
+static inline uint8_t *base_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Returns: the bytes of a length-delimited field with a one-byte tag and a body of len bytes. */
+static inline size_t base_len_field_size(size_t len)
+{
+    return 1 + base_varint_size(len) + len;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hash                                                                                        */
+
+#define BASE_FNV_OFFSET 0xcbf29ce484222325ull
+
+/*
+ * Two functions, for two jobs; neither is meant to resist chosen collisions, and every table that
+ * takes names from a request bounds what a collision costs (a failed comparison, a slot).
+ *
+ * FNV-1a over n bytes, continuing from h (BASE_FNV_OFFSET to start): for hash tables of names
+ * (short: a byte at a time is as fast as anything) and for fingerprints whose value fstore shows
+ * (the catalog digest), so its result must never change.
+ */
+static inline uint64_t base_fnv1a(const void *p, size_t n, uint64_t h)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/*
+ * A word-at-a-time hash of n bytes mixed with seed, for long keys hashed on every request (a
+ * feature list's bytes: hundreds of bytes for 50 references, thousands for 250), where FNV-1a's
+ * byte loop would cost more than the rest of a cache lookup. Its values are only ever compared
+ * within one process.
+ */
+uint64_t base_hash_words(const void *p, size_t n, uint64_t seed);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arena                                                                                       */
+
+typedef struct base_arena_chunk base_arena_chunk_t;
+
+/*
+ * A bump allocator: many small allocations, one release. A call's memory (its unpacked
+ * request, resolved references, cells) and a catalog's (every string and table of it) each live
+ * exactly as long as their owner, so nothing is freed alone. After a reset the arena keeps one
+ * chunk sized for what the last use needed, so a steady workload stops calling malloc.
+ * Thread safety: none; one owner at a time.
+ */
+typedef struct base_arena {
+    base_arena_chunk_t *head; /* newest chunk first */
+    size_t first_size;        /* size of the first chunk */
+    size_t used_total;        /* bytes handed out since the last reset, for resizing */
+} base_arena_t;
+
+/* Chunks bigger than this are not kept across resets: one huge request must not pin memory in
+ * every call slot forever. */
+#define BASE_ARENA_KEEP_MAX ((size_t)1 << 20)
+
+/* Prepares an empty arena whose first chunk will have first_size bytes (at least 1 KiB);
+ * nothing is allocated until the first use. A zeroed base_arena_t is an empty arena too, whose
+ * first chunk has 4 KiB. */
+void base_arena_init(base_arena_t *a, size_t first_size);
+/* Returns: n bytes aligned for any type, not zeroed, or NULL when out of memory (or n so large
+ * that rounding it up overflows). Valid until base_arena_reset() or base_arena_free(). */
+void *base_arena_alloc(base_arena_t *a, size_t n);
+/* As base_arena_alloc(), zeroed, for n * size bytes (NULL on overflow). */
+void *base_arena_calloc(base_arena_t *a, size_t n, size_t size);
+/* As base_arena_calloc(), not zeroed: for arrays the caller fills completely. */
+void *base_arena_array(base_arena_t *a, size_t n, size_t size);
+/* Copies len bytes and adds a NUL. Returns: the copy, or NULL. */
+char *base_arena_strndup(base_arena_t *a, const char *s, size_t len);
+/*
+ * Grows an array held in the arena so it has room for at least need elements of elem bytes:
+ * doubles *cap (8 at first) and copies the old elements into a new block whose new elements are
+ * zeroed (the old block is abandoned until the arena goes).
+ * Returns: 0, -ENOMEM (the array is left as it was).
+ */
+int base_arena_grow(base_arena_t *a, void **array, size_t *cap, size_t need, size_t elem);
+/* Forgets every allocation. Keeps one chunk sized for what the last use needed, or none when
+ * that exceeded BASE_ARENA_KEEP_MAX. */
+void base_arena_reset(base_arena_t *a);
+/* Frees every chunk; the arena is empty and usable again. Accepts NULL. */
+void base_arena_free(base_arena_t *a);
+
+/*
+ * Encodes n strings (lens[i] bytes each) as the body of a protobuf `repeated string` field 1
+ * (Feast's RepeatedString): a one-byte tag, a varint length and the bytes, each. One list of
+ * strings has exactly one such form, which makes it a key too (core's feature-list cache).
+ * Returns: 0 and *out (in a, *len bytes); -ENOMEM.
+ */
+int base_wire_strings(base_arena_t *a, const char *const *strs, const size_t *lens, size_t n,
+                      const uint8_t **out, size_t *len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Name index                                                                                  */
+
+/*
+ * A hash index over an array of names (names[i], lens[i] bytes each, any bytes), kept beside
+ * it: open addressing at most half full, each slot the index + 1 of a name (0 = empty). The
+ * names stay the caller's; the index only remembers where they are, so it must be used with
+ * the same arrays it was built over. Equal names each get a slot, and of equal names the first
+ * added is found first.
+ */
+typedef struct base_name_index {
+    uint32_t *slots;
+    uint32_t mask; /* slots - 1 */
+} base_name_index_t;
+
+/* Sizes an empty index, in the arena, for up to n names. Returns: 0, -ENOMEM. */
+int base_name_index_init(base_arena_t *a, base_name_index_t *ix, size_t n);
+/*
+ * Adds name i (at most the n the index was sized for, in all).
+ * Returns: the index of an earlier name equal to names[i] (the first added), or -1.
+ */
+long base_name_index_add(base_name_index_t *ix, const char *const *names, const size_t *lens,
+                         size_t i);
+/*
+ * Builds *ix over names[0..n) in the arena. dup, when not NULL, gets dup[i] = the index of the
+ * first earlier name equal to names[i], or -1.
+ * Returns: how many names equal an earlier one (0: all differ); -ENOMEM.
+ */
+long base_name_index_build(base_arena_t *a, const char *const *names, const size_t *lens, size_t n,
+                           base_name_index_t *ix, long *dup);
+/* Returns: the index of the first name (of those added) equal to name (len bytes), or -1. */
+long base_name_index_find(const base_name_index_t *ix, const char *const *names, const size_t *lens,
+                          const char *name, size_t len);
+/*
+ * Looks for two equal strings among NUL-terminated names[0..n) in linear time (an index in the
+ * arena): names from a request must never cost a quadratic scan.
+ * Returns: 1 with *first < *second the indexes of the first repeat found; 0 when all differ;
+ *          -ENOMEM.
+ */
+int base_find_duplicate(base_arena_t *a, const char *const *names, size_t n, size_t *first,
+                        size_t *second);
+
+/* ------------------------------------------------------------------------------------------ */
+/* UTF-8                                                                                       */
+
+/* Returns: the offset of the first byte that breaks UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) in s[0..len), or len when s is valid. */
+size_t base_utf8_bad_at(const uint8_t *s, size_t len);
+/* Returns: whether s (len bytes) is valid UTF-8. */
+bool base_utf8_valid(const uint8_t *s, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Log                                                                                         */
+
+typedef enum base_log_level {
+    BASE_LOG_DEBUG = 0,
+    BASE_LOG_INFO = 1,
+    BASE_LOG_WARN = 2,
+    BASE_LOG_ERROR = 3,
+} base_log_level_t;
+
+typedef enum base_log_format {
+    BASE_LOG_JSON = 0, /* one JSON object per line (the default) */
+    BASE_LOG_TEXT = 1, /* "time LEVEL event key=value ..." for people */
+} base_log_format_t;
+
+/* Sets the process-wide log format. Thread safety: any thread (an atomic store). */
+void base_log_setup(base_log_format_t format);
+
+/*
+ * Logs one event on stderr. fields is a jansson json_pack() format for an object of extra
+ * fields (NULL = none), e.g. base_log(BASE_LOG_INFO, "listening", "{s:s, s:i}", "address", a,
+ * "port", p). Callers pass names, counts and codes: feature values never reach a log line.
+ * Thread safety: any thread; a line is written with one write().
+ */
+void base_log(base_log_level_t level, const char *event, const char *fields, ...);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Process                                                                                     */
+
+/* Returns: CLOCK_MONOTONIC in microseconds. */
+int64_t base_mono_us(void);
+
+/*
+ * Asks Linux 6.12+ for a custom CPU slice of us microseconds (100 to 100000) for the calling
+ * thread (sched_setattr's sched_runtime for SCHED_OTHER): a thread woken by work preempts a busy
+ * neighbour instead of waiting out the neighbour's slice.
+ * Returns: 0; -EINVAL (out of range); the kernel's error (-EINVAL on older kernels, -EPERM).
+ */
+int base_sched_slice(unsigned us);
+
+/*
+ * Switches off abseil's mutex deadlock detection in the process, as upstream's release builds
+ * have it: Debian's abseil is built without NDEBUG, so every mutex gRPC takes records lock-order
+ * edges in a global graph, a large share of an empty gRPC call's cost. Found with dlsym, so
+ * this needs no abseil or gRPC header; it does nothing when FSTORE_ABSL_DEADLOCK_DETECTION=1 or
+ * when the process has no such abseil. Call before grpc_init(). Idempotent.
+ * Returns: whether detection is off.
+ * Thread safety: any thread (once-only inside).
+ */
+bool base_lean_mutexes(void);
+
+#endif /* BASE_BASE_H */

@@ -1,0 +1,85 @@
+/* cli/apply.c - `fstore apply`: apply a catalog's safe changes to a data directory. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/catalog.h"
+#include "cli/cli_int.h"
+#include "storage/store.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fstore apply --catalog PATH --data-dir DIR [--sync full|none]\n"
+            "\n"
+            "Plans catalog PATH against the catalog last applied to DIR, prints the plan, and\n"
+            "applies it when every change is safe: databases for new online view versions, new\n"
+            "features appended to slot tables, and the catalog itself, in one transaction.\n"
+            "Breaking changes (a changed dtype or entity, a removed feature or view version) are\n"
+            "refused with the reason; tear the view version down first to redefine it.\n"
+            "\n"
+            "flags:\n"
+            "  -c, --catalog PATH   catalog file or directory (env FSTORE_CATALOG)\n"
+            "  -d, --data-dir DIR   data directory, created if missing (env FSTORE_DATA_DIR)\n"
+            "      --sync MODE      full (fsync, the default) or none (env FSTORE_SYNC)\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "exit status: 0 applied (or nothing to do), 1 refused or failed, 2 usage error\n");
+}
+
+int cli_apply(int argc, char **argv)
+{
+    const char *path = NULL, *dir = NULL;
+    store_sync_t sync_mode = STORE_SYNC_FULL;
+    const cli_opt_t opts[] = {
+        {"catalog", 'c', CLI_STRING, &path, CLI_ENV | CLI_REQUIRED},
+        {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV | CLI_REQUIRED},
+        {"sync", 0, CLI_SYNC, &sync_mode, CLI_ENV},
+    };
+    const cli_cmd_t cmd = {"apply", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
+    int first = 0;
+    int prc = cli__parse(&cmd, argc, argv, &first);
+    if (prc != 0)
+        return prc == 1 ? 0 : 2;
+
+    catalog_t *c = NULL;
+    store_t *s = NULL;
+    catalog_plan_t plan = {0};
+    catalog_errors_t errs = {0};
+    int status = 1;
+    if (catalog_load(path, &c, &errs) != 0) {
+        cli__print_catalog_errors("apply", path, &errs, false);
+        goto out;
+    }
+    store_options_t o = {.dir = dir, .sync = sync_mode};
+    int rc = cli__open_store("apply", &o, &s);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = store_apply_catalog(s, c, &plan);
+    cli__print_plan_changes(&plan);
+    if (rc == -EPERM) {
+        fprintf(stderr,
+                "fstore apply: refused: %zu breaking change%s (nothing applied); tear the view "
+                "version down or add a new version instead\n",
+                plan.n_breaking, plan.n_breaking == 1 ? "" : "s");
+        goto out;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "fstore apply: %s\n", strerror(-rc));
+        goto out;
+    }
+    if (plan.count == 0)
+        printf("apply: no changes (catalog %s)\n", catalog_digest(c));
+    else
+        printf("apply: applied %zu change%s to %s (catalog %s)\n", plan.count,
+               plan.count == 1 ? "" : "s", dir, catalog_digest(c));
+    status = 0;
+out:
+    catalog_plan_clear(&plan);
+    catalog_errors_clear(&errs);
+    store_close(s);
+    catalog_unref(c);
+    return status;
+}

@@ -1,0 +1,88 @@
+/* cli/cli_int.h - shared inside cli/: the flag parser and the catalog printers. */
+#ifndef CLI_CLI_INT_H
+#define CLI_CLI_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+#include "cli/cli.h"
+#include "storage/store.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Flags: one parser for every subcommand (opts.c)                                             */
+
+typedef enum cli_kind {
+    CLI_STRING,   /* const char **: the value as given; with choices, one of them */
+    CLI_FLAG,     /* bool *: no value on the command line; from the environment any value but
+                     "", "0" and "false" sets it */
+    CLI_LIST,     /* cli_list_t *: repeatable, each value appended */
+    CLI_SIZE,     /* size_t *: a whole number in [min, max] (max 0: SIZE_MAX) */
+    CLI_UNSIGNED, /* unsigned *: a whole number in [min, max] (max 0: 1000000) */
+    CLI_SYNC,     /* store_sync_t *: full or none */
+} cli_kind_t;
+
+#define CLI_ENV 1u      /* FSTORE_<NAME> in the environment sets it too */
+#define CLI_REQUIRED 2u /* absent (from both): a usage error naming it */
+
+typedef struct cli_opt {
+    const char *name; /* the long flag without its dashes: "data-dir" */
+    char short_name;  /* 'd', or 0 */
+    cli_kind_t kind;
+    void *dest;
+    unsigned flags;
+    unsigned long long min, max;
+    const char *choices; /* CLI_STRING: "csv|jsonl"; NULL = anything */
+} cli_opt_t;
+
+/* The values of a repeatable flag, in an array the caller provides (cap entries). */
+typedef struct cli_list {
+    const char **items;
+    size_t n, cap;
+} cli_list_t;
+
+typedef struct cli_cmd {
+    const char *name;       /* "ingest", for messages: "fstore ingest: ..." */
+    void (*usage)(FILE *f); /* the help text */
+    const cli_opt_t *opts;
+    size_t n_opts;
+    int min_args, max_args; /* positional arguments allowed */
+    const char *args_name;  /* what they are, for messages: "FILE" */
+} cli_cmd_t;
+
+/*
+ * Parses argv (argv[0] = the subcommand) against cmd: values from the environment first (flags
+ * with CLI_ENV), then the command line, whose flags win. A bad value says which flag and what
+ * it wants ("--workers wants a whole number from 0 to 1000000, got 'x'"; from the environment,
+ * also which variable), an unknown flag or a missing value is named, and each ends with the
+ * usage on stderr. *first gets the index of the first positional argument.
+ * Returns: 0 parsed; 1 --help was printed on stdout (exit 0); 2 a usage error was printed (exit
+ *          2).
+ */
+int cli__parse(const cli_cmd_t *cmd, int argc, char **argv, int *first);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output shared by the subcommands (print.c)                                                  */
+
+/* store_open() for a subcommand: on failure prints "fstore CMD: cannot open DIR: why" on stderr.
+ * Returns: store_open()'s result. Ownership: *out as store_open(). */
+int cli__open_store(const char *cmd, const store_options_t *o, store_t **out);
+/* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
+void cli__print_json(json_t *doc);
+/*
+ * Prints every error of a catalog that failed to load: as `file:line:col: key: message` lines
+ * (the location is left out for an error without a line, the key for one without a key)
+ * plus "fstore CMD: catalog PATH is not valid (N errors)" on stderr, or with json as one document
+ * {"ok":false,"errors":[{file,line,column,key,message}...]} on stdout.
+ */
+void cli__print_catalog_errors(const char *cmd, const char *path, const catalog_errors_t *errs,
+                               bool json);
+/* Returns: "added", "removed" or "changed". */
+const char *cli__change_kind_name(catalog_change_kind_t k);
+/* Prints one line per change: mark, kind, SAFE or BREAKING, object: detail. */
+void cli__print_plan_changes(const catalog_plan_t *plan);
+
+#endif /* CLI_CLI_INT_H */

@@ -1,0 +1,502 @@
+/* cli/get.c - `fstore get`: read online features through the serving core's read path. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+#include "cli/cli_int.h"
+#include "core/core.h"
+#include "storage/store.h"
+
+#define MAX_ENTITIES 1024
+#define MAX_FEATURES 4096
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: fstore get --data-dir DIR (--features REFS | --feature-service NAME)\n"
+           "                  [--entity KEY=VALUE[,KEY=VALUE...]]... [--json]\n"
+           "\n"
+           "Reads features of one or more entities from DIR with the catalog applied there,\n"
+           "and prints one line per (entity, feature): value, status (PRESENT, NULL_VALUE,\n"
+           "NOT_FOUND, OUTSIDE_MAX_AGE) and the row's event time.\n"
+           "\n"
+           "Each --entity is one entity (one row): KEY=VALUE pairs separated by commas give\n"
+           "every join key the requested views need, e.g. --entity driver_id=1001 or\n"
+           "--entity driver_id=1001,city=Paris. Repeat --entity for more entities. Values\n"
+           "cannot contain commas. Entityless views need no --entity.\n"
+           "\n"
+           "flags:\n"
+           "  -d, --data-dir DIR           data directory (env FSTORE_DATA_DIR)\n"
+           "  -f, --features REFS          view:feature or view@vN:feature, comma-separated;\n"
+           "                               view:* for every feature of a view; repeatable\n"
+           "  -s, --feature-service NAME   every feature of a feature service\n"
+           "  -e, --entity PAIRS           one entity's join keys (see above); repeatable\n"
+           "      --json                   print JSON: {\"rows\":[{\"entity\":{...},\"features\":\n"
+           "                               {REF:{\"value\",\"status\",\"event_timestamp\"}}}]}\n"
+           "  -h, --help                   this help\n"
+           "\n"
+           "exit status: 0 read (missing rows are not errors), 1 failed, 2 usage error\n");
+}
+
+static const char *status_name(store_status_t st)
+{
+    switch (st) {
+    case STORE_STATUS_PRESENT:
+        return "PRESENT";
+    case STORE_STATUS_NULL_VALUE:
+        return "NULL_VALUE";
+    case STORE_STATUS_NOT_FOUND:
+        return "NOT_FOUND";
+    case STORE_STATUS_OUTSIDE_MAX_AGE:
+        return "OUTSIDE_MAX_AGE";
+    default:
+        return "INVALID";
+    }
+}
+
+static void format_ts(int64_t us, char *buf, size_t cap)
+{
+    time_t sec = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+    int64_t frac = us - (int64_t)sec * 1000000;
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (frac != 0)
+        snprintf(buf + n, cap - n, ".%06" PRId64 "Z", frac);
+    else
+        snprintf(buf + n, cap - n, "Z");
+}
+
+/* A decoded value as JSON (strings that are not UTF-8 and bytes print as catalog formats them). */
+static json_t *value_json(const catalog_value_t *v)
+{
+    char buf[256];
+    switch (v->type) {
+    case CATALOG_DTYPE_NULL:
+        return json_null();
+    case CATALOG_DTYPE_INT32:
+        return json_integer(v->u.i32);
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        return json_integer(v->u.i64);
+    case CATALOG_DTYPE_FLOAT:
+        return json_real(v->u.f32);
+    case CATALOG_DTYPE_DOUBLE:
+        return json_real(v->u.f64);
+    case CATALOG_DTYPE_BOOL:
+        return json_boolean(v->u.b);
+    case CATALOG_DTYPE_STRING: {
+        json_t *s = json_stringn((const char *)v->u.bytes.data, v->u.bytes.len);
+        if (s != NULL)
+            return s;
+        break;
+    }
+    default:
+        if (catalog_dtype_is_list(v->type)) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < v->u.list.n; i++) {
+                catalog_value_t e = {.type = catalog_dtype_element(v->type)};
+                switch (e.type) {
+                case CATALOG_DTYPE_INT32:
+                    e.u.i32 = v->u.list.v.i32[i];
+                    break;
+                case CATALOG_DTYPE_INT64:
+                case CATALOG_DTYPE_UNIX_TIMESTAMP:
+                    e.u.i64 = v->u.list.v.i64[i];
+                    break;
+                case CATALOG_DTYPE_FLOAT:
+                    e.u.f32 = v->u.list.v.f32[i];
+                    break;
+                case CATALOG_DTYPE_DOUBLE:
+                    e.u.f64 = v->u.list.v.f64[i];
+                    break;
+                case CATALOG_DTYPE_BOOL:
+                    e.u.b = v->u.list.v.b[i];
+                    break;
+                default:
+                    e.u.bytes = v->u.list.v.bytes[i];
+                    break;
+                }
+                json_array_append_new(arr, value_json(&e));
+            }
+            return arr;
+        }
+        break;
+    }
+    size_t need = catalog_value_format(v, buf, sizeof buf);
+    if (need < sizeof buf)
+        return json_string(buf);
+    char *big = malloc(need + 1);
+    if (big == NULL)
+        return json_null();
+    catalog_value_format(v, big, need + 1);
+    json_t *s = json_string(big);
+    free(big);
+    return s;
+}
+
+typedef struct pair {
+    char *key;
+    char *value;
+} pair_t;
+
+#define MAX_PAIRS 16
+
+typedef struct entity {
+    pair_t pairs[MAX_PAIRS];
+    size_t n;
+} entity_t;
+
+/* Parses "k=v,k2=v2" in place. Returns: 0, -EINVAL. */
+static int parse_entity(char *text, entity_t *e)
+{
+    e->n = 0;
+    for (char *save = NULL, *tok = strtok_r(text, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL || eq == tok || e->n == sizeof e->pairs / sizeof e->pairs[0])
+            return -EINVAL;
+        *eq = '\0';
+        e->pairs[e->n].key = tok;
+        e->pairs[e->n].value = eq + 1;
+        e->n++;
+    }
+    return e->n > 0 ? 0 : -EINVAL;
+}
+
+/* The type a join key called name has in the views of res (the first view that has it), or
+ * STRING when none has it (the read ignores such a column). */
+static catalog_dtype_t key_type(const core_resolved_t *res, const char *name)
+{
+    for (size_t g = 0; g < res->groups.n_groups; g++) {
+        const catalog_view_t *v = res->groups.groups[g].view;
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            if (strcmp(v->join_keys[k].name, name) == 0)
+                return v->join_keys[k].dtype;
+        }
+    }
+    return CATALOG_DTYPE_STRING;
+}
+
+/* Entity e as one row of columns typed by the views' join keys. Returns: 0, or -EINVAL with a
+ * message in err. */
+static int entity_columns(const core_resolved_t *res, const entity_t *e, catalog_value_t *vals,
+                          const catalog_value_t **ptrs, const char **names, core_columns_t *cols,
+                          char *err, size_t cap)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        const char *text = e->pairs[i].value;
+        catalog_dtype_t t = key_type(res, e->pairs[i].key);
+        names[i] = e->pairs[i].key;
+        if (t == CATALOG_DTYPE_INT64 || t == CATALOG_DTYPE_INT32) {
+            char *end;
+            errno = 0;
+            long long x = strtoll(text, &end, 10);
+            if (errno != 0 || end == text || *end != '\0') {
+                snprintf(err, cap, "join key %s: '%s' is not an integer", e->pairs[i].key, text);
+                return -EINVAL;
+            }
+            /* An INT64 value finds an INT32 entity too, when it fits. */
+            vals[i] = (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = x};
+        } else {
+            vals[i] = (catalog_value_t){.type = t};
+            vals[i].u.bytes.data = (const uint8_t *)text;
+            vals[i].u.bytes.len = strlen(text);
+        }
+    }
+    for (size_t i = 0; i < e->n; i++)
+        ptrs[i] = &vals[i];
+    *cols = (core_columns_t){.n_cols = e->n, .n_rows = 1, .names = names, .cols = ptrs};
+    return 0;
+}
+
+/* "view:feature", or "view@vN:feature" for a version that is not the default. */
+static void ref_name(const catalog_feature_ref_t *r, char *buf, size_t cap)
+{
+    if (r->view->is_default)
+        snprintf(buf, cap, "%s:%s", r->view->name, r->feature->name);
+    else
+        snprintf(buf, cap, "%s@v%u:%s", r->view->name, r->view->version, r->feature->name);
+}
+
+/* Appends the references of one comma-separated --features argument to refs (view:* for every
+ * feature of a view). Returns: 0, or 1 after printing why. */
+static int add_refs(const catalog_t *cat, base_arena_t *a, char *list, const char **refs,
+                    size_t *lens, size_t *n)
+{
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        size_t len = strlen(tok);
+        if (len > 2 && strcmp(tok + len - 2, ":*") == 0) {
+            tok[len - 2] = '\0';
+            const catalog_view_t *v;
+            if (catalog_find_view_ref(cat, tok, &v) != 0) {
+                fprintf(stderr, "fstore get: no feature view '%s' in the applied catalog\n", tok);
+                return 1;
+            }
+            for (size_t i = 0; i < v->n_features; i++) {
+                if (*n == MAX_FEATURES)
+                    return 1;
+                char buf[2 * CATALOG_MAX_NAME + 16];
+                catalog_feature_ref_t r = {v, &v->features[i]};
+                ref_name(&r, buf, sizeof buf);
+                refs[*n] = base_arena_strndup(a, buf, strlen(buf));
+                if (refs[*n] == NULL)
+                    return 1;
+                lens[*n] = strlen(buf);
+                (*n)++;
+            }
+            continue;
+        }
+        if (*n == MAX_FEATURES)
+            return 1;
+        refs[*n] = tok;
+        lens[*n] = len;
+        (*n)++;
+    }
+    return 0;
+}
+
+static void entity_text(const entity_t *e, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < e->n && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s=%s", i ? "," : "", e->pairs[i].key,
+                                e->pairs[i].value);
+    if (e->n == 0)
+        snprintf(buf, cap, "-");
+}
+
+typedef struct opts {
+    const char *dir;
+    const char *features[64];
+    cli_list_t feature_list;
+    const char *service;
+    const char *entities[MAX_ENTITIES];
+    cli_list_t entity_list;
+    bool json;
+} opts_t;
+
+/* Prints the (entity, feature) lines of one entity row, or adds its JSON object to rows. */
+static void print_row(const opts_t *o, const core_resolved_t *res, const core_cell_t *cells,
+                      const entity_t *ent, const char *etext, bool *header, json_t *rows)
+{
+    json_t *jfeat = o->json ? json_object() : NULL;
+    for (size_t i = 0; i < res->n_refs; i++) {
+        const core_cell_t *cell = &cells[i];
+        char name[2 * CATALOG_MAX_NAME + 16];
+        ref_name(&res->refs[i], name, sizeof name);
+        catalog_value_t val = {.type = CATALOG_DTYPE_NULL};
+        void *scratch = NULL;
+        if (cell->len > 0) {
+            scratch = malloc(16 * (size_t)cell->len + 64);
+            if (scratch == NULL || catalog_value_decode(cell->wire, cell->len, &val, scratch,
+                                                        16 * (size_t)cell->len + 64) != 0)
+                val.type = CATALOG_DTYPE_NULL;
+        }
+        bool found = cell->status != STORE_STATUS_NOT_FOUND;
+        char ts[64] = "-";
+        if (found)
+            format_ts(cell->event_ts_us, ts, sizeof ts);
+        if (o->json) {
+            json_t *jv = json_pack("{s:o, s:s}", "value", value_json(&val), "status",
+                                   status_name((store_status_t)cell->status));
+            if (found)
+                json_object_set_new(jv, "event_timestamp", json_string(ts));
+            json_object_set_new(jfeat, name, jv);
+        } else {
+            char text[4096];
+            if (!*header) {
+                printf("%-24s %-32s %-20s %-15s %s\n", "ENTITY", "FEATURE", "VALUE", "STATUS",
+                       "EVENT_TIMESTAMP");
+                *header = true;
+            }
+            if (cell->len > 0)
+                catalog_value_format(&val, text, sizeof text);
+            else
+                snprintf(text, sizeof text, "-");
+            printf("%-24s %-32s %-20s %-15s %s\n", etext, name, text,
+                   status_name((store_status_t)cell->status), ts);
+        }
+        free(scratch);
+    }
+    if (!o->json)
+        return;
+    json_t *jent = json_object();
+    for (size_t i = 0; i < ent->n; i++) {
+        /* Integer join keys print as numbers, like the values. */
+        const char *text = ent->pairs[i].value;
+        char *end;
+        errno = 0;
+        long long x = strtoll(text, &end, 10);
+        bool is_int = text[0] != '\0' && *end == '\0' && errno == 0;
+        json_object_set_new(jent, ent->pairs[i].key, is_int ? json_integer(x) : json_string(text));
+    }
+    json_array_append_new(rows, json_pack("{s:o, s:o}", "entity", jent, "features", jfeat));
+}
+
+static int run(opts_t *o)
+{
+    core_t *core = NULL;
+    core_worker_t *w = NULL;
+    base_arena_t arena;
+    base_arena_init(&arena, 64 * 1024);
+    core_ctx_t ctx = {0};
+    bool begun = false;
+    size_t n_ents = o->entity_list.n;
+    entity_t *ents = calloc(n_ents + 1, sizeof *ents);
+    const char **refs = calloc(MAX_FEATURES, sizeof *refs);
+    size_t *lens = calloc(MAX_FEATURES, sizeof *lens);
+    json_t *rows = o->json ? json_array() : NULL;
+    int status = 1;
+    if (ents == NULL || refs == NULL || lens == NULL)
+        goto out;
+    core_options_t co;
+    core_options_init(&co);
+    co.data_dir = o->dir;
+    co.read_only = true;
+    co.quiet = true;
+    co.max_workers = 1;
+    /* Anything this process asks for is the reader's own business: no request limits. */
+    co.limits.max_entities = co.limits.max_features = SIZE_MAX;
+    int rc = core_open(&co, &core);
+    if (rc == -ENOENT) {
+        fprintf(stderr, "fstore get: no catalog applied to %s (run fstore apply)\n", o->dir);
+        goto out;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "fstore get: cannot open %s: %s\n", o->dir, strerror(-rc));
+        goto out;
+    }
+    rc = core_worker_new(core, CORE_WORKER_READS, NULL, &w);
+    if (rc < 0) {
+        fprintf(stderr, "fstore get: %s\n", strerror(-rc));
+        goto out;
+    }
+    core_ctx_begin(&ctx, w, &arena);
+    begun = true;
+
+    core_feature_list_t list = {.full_names = true};
+    if (o->service != NULL) {
+        list.kind = CORE_LIST_SERVICE;
+        list.service = o->service;
+        list.service_len = strlen(o->service);
+    } else {
+        size_t n = 0;
+        for (size_t i = 0; i < o->feature_list.n; i++) {
+            char *copy = base_arena_strndup(&arena, o->feature_list.items[i],
+                                            strlen(o->feature_list.items[i]));
+            if (copy == NULL || add_refs(ctx.catalog, &arena, copy, refs, lens, &n) != 0)
+                goto out;
+        }
+        list.kind = CORE_LIST_FEATURES;
+        list.refs = refs;
+        list.ref_lens = lens;
+        list.n_refs = n;
+        if (base_wire_strings(&arena, refs, lens, n, &list.key, &list.key_len) < 0)
+            goto out;
+    }
+    const core_resolved_t *res = NULL;
+    rc = core_resolve(&ctx, &list, &res);
+    if (rc != 0) {
+        fprintf(stderr, "fstore get: %s\n", ctx.msg);
+        goto out;
+    }
+    /* A view version in the catalog whose data was torn down reads as NOT_FOUND to a server's
+     * clients; asked for by name here, it is an error that says so. */
+    for (size_t g = 0; g < res->groups.n_groups; g++) {
+        const catalog_view_t *v = res->groups.groups[g].view;
+        size_t n_rows = 0;
+        rc = store_count_rows(core_store(core), v, &n_rows);
+        if (rc < 0) {
+            fprintf(stderr, "fstore get: view %s@v%u: %s\n", v->name, v->version,
+                    rc == -ENOENT ? "no data here (offline, or not applied)" : strerror(-rc));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n_ents; i++) {
+        char *text =
+            base_arena_strndup(&arena, o->entity_list.items[i], strlen(o->entity_list.items[i]));
+        if (text == NULL || parse_entity(text, &ents[i]) != 0) {
+            fprintf(stderr, "fstore get: --entity wants KEY=VALUE[,KEY=VALUE...]\n");
+            status = 2;
+            goto out;
+        }
+    }
+    if (n_ents == 0)
+        n_ents = 1; /* entityless views: one row without keys */
+
+    bool header = false;
+    for (size_t e = 0; e < n_ents; e++) {
+        char etext[512], err[256];
+        entity_text(&ents[e], etext, sizeof etext);
+        catalog_value_t vals[MAX_PAIRS];
+        const catalog_value_t *ptrs[MAX_PAIRS];
+        const char *names[MAX_PAIRS];
+        core_columns_t cols;
+        if (entity_columns(res, &ents[e], vals, ptrs, names, &cols, err, sizeof err) < 0) {
+            fprintf(stderr, "fstore get: entity %s: %s\n", etext, err);
+            goto out;
+        }
+        core_cell_t *cells = NULL;
+        rc = core_read_begin(&ctx, res, &cols, true, &cells);
+        if (rc < 0) {
+            fprintf(stderr, "fstore get: entity %s: %s\n", etext, ctx.msg);
+            goto out;
+        }
+        print_row(o, res, cells, &ents[e], etext, &header, rows);
+        core_read_end(&ctx);
+    }
+    if (o->json) {
+        json_t *doc = json_pack("{s:O}", "rows", rows);
+        char *text = json_dumps(doc, JSON_INDENT(2));
+        if (text != NULL)
+            printf("%s\n", text);
+        free(text);
+        json_decref(doc);
+    }
+    status = 0;
+out:
+    if (begun)
+        core_ctx_end(&ctx);
+    core_worker_free(w);
+    core_close(core);
+    base_arena_free(&arena);
+    json_decref(rows);
+    free(ents);
+    free(refs);
+    free(lens);
+    return status;
+}
+
+int cli_get(int argc, char **argv)
+{
+    opts_t o = {0};
+    o.feature_list = (cli_list_t){o.features, 0, sizeof o.features / sizeof o.features[0]};
+    o.entity_list = (cli_list_t){o.entities, 0, MAX_ENTITIES};
+    const cli_opt_t opts[] = {
+        {"data-dir", 'd', CLI_STRING, &o.dir, CLI_ENV | CLI_REQUIRED},
+        {"features", 'f', CLI_LIST, &o.feature_list, 0},
+        {"feature-service", 's', CLI_STRING, &o.service, 0},
+        {"entity", 'e', CLI_LIST, &o.entity_list, 0},
+        {"json", 0, CLI_FLAG, &o.json, 0},
+    };
+    const cli_cmd_t cmd = {"get", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
+    int first = 0;
+    int prc = cli__parse(&cmd, argc, argv, &first);
+    if (prc != 0)
+        return prc == 1 ? 0 : 2;
+    if ((o.feature_list.n == 0) == (o.service == NULL)) {
+        fprintf(stderr, "fstore get: give --features or --feature-service (one of them)\n\n");
+        usage(stderr);
+        return 2;
+    }
+    return run(&o);
+}

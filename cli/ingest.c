@@ -1,0 +1,1378 @@
+/* cli/ingest.c - `fstore ingest`: load CSV or JSON Lines rows into a view, all or nothing.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+#include "cli/cli_int.h"
+#include "cli/ingest_int.h"
+#include "storage/store.h"
+
+/*
+ * The whole input is read into memory, parsed and validated row by row (cells typed by the
+ * catalog, then catalog_validate_value() and the key checks), and handed to a store bulk load in
+ * chunks of --batch-rows; the bulk streams each chunk into its one open transaction while the
+ * parse goes on. Any bad row stops the hand-over but not the parse, so every bad row (up to
+ * --max-errors) is reported with its line; the transaction is committed only if every row is
+ * good, and aborted otherwise (the chunks already streamed included): all or nothing.
+ * Three threads: this one parses, the loader encodes (below), the store's writer writes.
+ */
+
+#define TS_COLUMN "event_timestamp"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fstore ingest --data-dir DIR --view NAME[@vN] [--format csv|jsonl]\n"
+            "                     [--batch-rows N] [--sync full|none] [--max-errors N] FILE\n"
+            "\n"
+            "Loads FILE (- = standard input) into feature view NAME (its default version, or\n"
+            "vN) of the catalog applied to DIR. All or nothing: rows are typed and validated\n"
+            "against the catalog first, every bad row is reported with its line number, and\n"
+            "only a file without bad rows is committed, in one transaction.\n"
+            "\n"
+            "CSV (RFC 4180): a header row naming the view's join keys (all required), any\n"
+            "subset of its features, and optionally event_timestamp; quoted fields may hold\n"
+            "commas, quotes (\"\") and newlines. An empty feature cell is an explicit null.\n"
+            "List features are JSON arrays in a cell: \"[1, 2, 3]\". BYTES cells are raw text, or\n"
+            "base64 after a b64: prefix. BOOL cells: true/false/1/0.\n"
+            "JSON Lines: one object per line with the same keys; a missing feature is left as\n"
+            "stored, null is an explicit null.\n"
+            "event_timestamp: RFC 3339 (2024-05-01T12:00:00.5Z, +02:00 offsets; T or a space;\n"
+            "two digits per field, a real date: no Feb 30) or seconds since the epoch (fractions\n"
+            "and a sign allowed); absent or empty = now. Rows with an older event time than the\n"
+            "stored row, or than an earlier row of the file, are skipped (last write wins).\n"
+            "\n"
+            "flags:\n"
+            "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
+            "  -v, --view REF         NAME or NAME@vN\n"
+            "  -F, --format FMT       csv or jsonl (default: jsonl for *.jsonl / *.ndjson,\n"
+            "                         else csv)\n"
+            "  -b, --batch-rows N     rows validated and encoded per step (default 10000)\n"
+            "      --sync MODE        full (fsync the commit, default) or none (env FSTORE_SYNC)\n"
+            "      --max-errors N     bad rows reported before giving up listing (default 20)\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "exit status: 0 loaded, 1 bad rows or failure (nothing loaded), 2 usage error\n");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scratch memory for one chunk of rows (strings, lists); freed after the chunk is handed over */
+
+typedef struct block {
+    struct block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} block_t;
+
+typedef struct pool {
+    block_t *head;
+} pool_t;
+
+static void *pool_alloc(pool_t *p, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (p->head == NULL || p->head->cap - p->head->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        block_t *b = malloc(sizeof *b + cap);
+        if (b == NULL)
+            return NULL;
+        b->next = p->head;
+        b->used = 0;
+        b->cap = cap;
+        p->head = b;
+    }
+    void *r = p->head->data + p->head->used;
+    p->head->used += n;
+    return r;
+}
+
+static void pool_clear(pool_t *p)
+{
+    while (p->head != NULL) {
+        block_t *n = p->head->next;
+        free(p->head);
+        p->head = n;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Typed values from text and JSON                                                             */
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Bytes from text: raw, or base64 after "b64:". Either alphabet (standard or URL-safe), padding
+ * optional, since exported data comes in both flavours; but what is there must be whole base64:
+ * after a '=' only padding may follow, and a lone trailing character (six bits, not a byte) is an
+ * error, so a damaged cell is reported instead of loading part of it.
+ * Returns: 0, -EINVAL, -ENOMEM. */
+static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
+{
+    if (n < 4 || memcmp(s, "b64:", 4) != 0) {
+        out->data = (const uint8_t *)s;
+        out->len = n;
+        return 0;
+    }
+    s += 4;
+    n -= 4;
+    uint8_t *d = pool_alloc(p, n + 1);
+    if (d == NULL)
+        return -ENOMEM;
+    size_t len = 0, chars = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t i = 0;
+    for (; i < n && s[i] != '='; i++) {
+        int v = b64_value(s[i]);
+        if (v < 0)
+            return -EINVAL;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        chars++;
+        if (bits >= 8) {
+            bits -= 8;
+            d[len++] = (uint8_t)(acc >> bits);
+        }
+    }
+    size_t pad = n - i;
+    for (; i < n; i++) {
+        if (s[i] != '=')
+            return -EINVAL;
+    }
+    /* chars % 4 == 1 leaves six bits that make no byte; padding, when present, completes a
+     * quantum of four exactly. */
+    if (chars % 4 == 1 || (pad > 0 && (pad > 2 || (chars + pad) % 4 != 0)))
+        return -EINVAL;
+    out->data = d;
+    out->len = len;
+    return 0;
+}
+
+/* Writes "dtype: ..." style messages. */
+static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* A scalar of type t from a JSON value. */
+static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_value_t *out,
+                       char *why, size_t cap)
+{
+    out->type = t;
+    switch (t) {
+    case CATALOG_DTYPE_INT32:
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP: {
+        int64_t x;
+        if (json_is_integer(j)) {
+            x = json_integer_value(j);
+        } else if (json_is_string(j) &&
+                   cli__ingest_parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
+        } else if (t == CATALOG_DTYPE_UNIX_TIMESTAMP && json_is_string(j) &&
+                   cli__ingest_parse_time(json_string_value(j), json_string_length(j), &x) == 0) {
+            x /= 1000000;
+        } else {
+            return bad(why, cap, "want %s, got '%s'", catalog_dtype_name(t),
+                       json_is_string(j) ? json_string_value(j) : "non-integer");
+        }
+        if (t == CATALOG_DTYPE_INT32) {
+            if (x < INT32_MIN || x > INT32_MAX)
+                return bad(why, cap, "%" PRId64 " is out of range for INT32", x);
+            out->u.i32 = (int32_t)x;
+        } else {
+            out->u.i64 = x;
+        }
+        return 0;
+    }
+    case CATALOG_DTYPE_FLOAT:
+    case CATALOG_DTYPE_DOUBLE: {
+        double d;
+        if (json_is_number(j))
+            d = json_number_value(j);
+        else if (!json_is_string(j) ||
+                 cli__ingest_parse_double(json_string_value(j), json_string_length(j), &d) != 0)
+            return bad(why, cap, "want %s, got a non-number", catalog_dtype_name(t));
+        if (t == CATALOG_DTYPE_FLOAT)
+            out->u.f32 = (float)d;
+        else
+            out->u.f64 = d;
+        return 0;
+    }
+    case CATALOG_DTYPE_BOOL:
+        if (!json_is_boolean(j))
+            return bad(why, cap, "want BOOL (true or false)");
+        out->u.b = json_is_true(j);
+        return 0;
+    case CATALOG_DTYPE_STRING:
+        if (!json_is_string(j))
+            return bad(why, cap, "want STRING");
+        out->u.bytes.data = (const uint8_t *)json_string_value(j);
+        out->u.bytes.len = json_string_length(j);
+        return 0;
+    case CATALOG_DTYPE_BYTES:
+        if (!json_is_string(j))
+            return bad(why, cap, "want BYTES (a string; b64: for base64)");
+        if (parse_bytes(p, json_string_value(j), json_string_length(j), &out->u.bytes) != 0)
+            return bad(why, cap, "bad base64");
+        return 0;
+    default:
+        return bad(why, cap, "unsupported type %s", catalog_dtype_name(t));
+    }
+}
+
+/* A value of type t (scalar or list) from JSON. Strings are borrowed from j, which must outlive
+ * the value (the caller keeps parsed documents until the chunk is handed over). */
+static int value_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_value_t *out,
+                      char *why, size_t cap)
+{
+    if (json_is_null(j)) {
+        out->type = CATALOG_DTYPE_NULL;
+        return 0;
+    }
+    if (!catalog_dtype_is_list(t))
+        return scalar_json(p, t, j, out, why, cap);
+    if (!json_is_array(j))
+        return bad(why, cap, "want %s (a JSON array)", catalog_dtype_name(t));
+    catalog_dtype_t et = catalog_dtype_element(t);
+    size_t n = json_array_size(j);
+    size_t esz = et == CATALOG_DTYPE_INT32                                         ? sizeof(int32_t)
+                 : et == CATALOG_DTYPE_FLOAT                                       ? sizeof(float)
+                 : et == CATALOG_DTYPE_BOOL                                        ? sizeof(bool)
+                 : et == CATALOG_DTYPE_INT64 || et == CATALOG_DTYPE_UNIX_TIMESTAMP ? sizeof(int64_t)
+                 : et == CATALOG_DTYPE_DOUBLE                                      ? sizeof(double)
+                                              : sizeof(catalog_bytes_t);
+    void *items = pool_alloc(p, n * esz + 1);
+    if (items == NULL)
+        return bad(why, cap, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        catalog_value_t e;
+        if (scalar_json(p, et, json_array_get(j, i), &e, why, cap) != 0) {
+            size_t len = strlen(why);
+            snprintf(why + len, cap - len, " (item %zu)", i);
+            return -EINVAL;
+        }
+        switch (et) {
+        case CATALOG_DTYPE_INT32:
+            ((int32_t *)items)[i] = e.u.i32;
+            break;
+        case CATALOG_DTYPE_INT64:
+        case CATALOG_DTYPE_UNIX_TIMESTAMP:
+            ((int64_t *)items)[i] = e.u.i64;
+            break;
+        case CATALOG_DTYPE_FLOAT:
+            ((float *)items)[i] = e.u.f32;
+            break;
+        case CATALOG_DTYPE_DOUBLE:
+            ((double *)items)[i] = e.u.f64;
+            break;
+        case CATALOG_DTYPE_BOOL:
+            ((bool *)items)[i] = e.u.b;
+            break;
+        default:
+            ((catalog_bytes_t *)items)[i] = e.u.bytes;
+            break;
+        }
+    }
+    out->type = t;
+    out->u.list.n = n;
+    out->u.list.v.i64 = items; /* any member: the union aliases one pointer */
+    return 0;
+}
+
+/* A CSV cell of type t. Lists are JSON arrays, kept alive in *keep. */
+static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, json_t **keep,
+                      catalog_value_t *out, char *why, size_t cap)
+{
+    out->type = t;
+    if (catalog_dtype_is_list(t)) {
+        json_error_t jerr;
+        json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+        if (j == NULL)
+            return bad(why, cap, "want %s as a JSON array: %s", catalog_dtype_name(t), jerr.text);
+        int rc = value_json(p, t, j, out, why, cap);
+        *keep = j;
+        return rc;
+    }
+    int64_t x;
+    switch (t) {
+    case CATALOG_DTYPE_INT32:
+    case CATALOG_DTYPE_INT64:
+        if (cli__ingest_parse_int(s, n, &x) != 0)
+            return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
+                       (int)(n > 40 ? 40 : n), s);
+        if (t == CATALOG_DTYPE_INT32 && (x < INT32_MIN || x > INT32_MAX))
+            return bad(why, cap, "%" PRId64 " is out of range for INT32", x);
+        if (t == CATALOG_DTYPE_INT32)
+            out->u.i32 = (int32_t)x;
+        else
+            out->u.i64 = x;
+        return 0;
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        if (cli__ingest_parse_int(s, n, &x) == 0) {
+            out->u.i64 = x;
+            return 0;
+        }
+        if (cli__ingest_parse_time(s, n, &x) != 0)
+            return bad(why, cap, "want UNIX_TIMESTAMP (seconds or RFC 3339)");
+        out->u.i64 = x / 1000000;
+        return 0;
+    case CATALOG_DTYPE_FLOAT:
+    case CATALOG_DTYPE_DOUBLE: {
+        double d;
+        if (cli__ingest_parse_double(s, n, &d) != 0)
+            return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
+                       (int)(n > 40 ? 40 : n), s);
+        if (t == CATALOG_DTYPE_FLOAT)
+            out->u.f32 = (float)d;
+        else
+            out->u.f64 = d;
+        return 0;
+    }
+    case CATALOG_DTYPE_BOOL:
+        if ((n == 4 && strncasecmp(s, "true", 4) == 0) || (n == 1 && s[0] == '1'))
+            out->u.b = true;
+        else if ((n == 5 && strncasecmp(s, "false", 5) == 0) || (n == 1 && s[0] == '0'))
+            out->u.b = false;
+        else
+            return bad(why, cap, "want BOOL (true, false, 1 or 0)");
+        return 0;
+    case CATALOG_DTYPE_STRING:
+        out->u.bytes.data = (const uint8_t *)s;
+        out->u.bytes.len = n;
+        return 0;
+    case CATALOG_DTYPE_BYTES:
+        if (parse_bytes(p, s, n, &out->u.bytes) != 0)
+            return bad(why, cap, "bad base64");
+        return 0;
+    default:
+        return bad(why, cap, "unsupported type %s", catalog_dtype_name(t));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rows and chunks                                                                             */
+
+/* One chunk of rows, row-major; the parser fills one while the loader hands the other over. */
+typedef struct chunk {
+    size_t n;              /* rows in the chunk */
+    catalog_value_t *keys; /* [batch_rows * n_join_keys] */
+    catalog_value_t *vals; /* [batch_rows * n_features]: by feature index */
+    bool *has;             /* [batch_rows * n_features]: the row sets this feature */
+    int64_t *ts;           /* [batch_rows] */
+    size_t *line;          /* [batch_rows] */
+    json_t **docs;         /* parsed JSON kept alive until the chunk is handed over */
+    size_t n_docs, cap_docs;
+    pool_t pool;
+} chunk_t;
+
+/*
+ * The loader thread: store_bulk_add_checked() (encoding and folding rows into records, inside
+ * storage, which streams them into the load's open transaction; check_row() already ran the
+ * catalog rules, so they are not run again) runs beside the parser. Filled chunks queue up to
+ * LOADER_DEPTH deep, so neither side waits on the other for every chunk; the loader takes them
+ * one at a time, in file order, so the bulk sees rows in the order of a single-threaded load.
+ * After a failure it only empties chunks. Its results are reported by the parser's thread, so
+ * all output comes from one thread and n_bad has one writer.
+ */
+#define LOADER_DEPTH 3
+
+typedef struct loader {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, quit;
+    chunk_t queue[LOADER_DEPTH]; /* filled chunks, oldest at head; the loader owns them */
+    size_t head, n_queued;
+    bool busy;                   /* the loader is adding queue[head] */
+    chunk_t spare[LOADER_DEPTH]; /* emptied chunks for the parser */
+    size_t n_spare;
+    int rc;        /* the first failure: 0, -EINVAL (a bad row, bad_line), or already described */
+    bool reported; /* the parser has reported rc */
+    size_t bad_line;
+    char bad_field[CATALOG_MAX_NAME];
+    char error[320];
+} loader_t;
+
+typedef struct ingest {
+    const catalog_view_t *v;
+    store_bulk_t *bulk;
+    const char *file;
+    size_t max_errors, n_bad, n_rows;
+    size_t batch_rows;
+    bool progress;
+    chunk_t c; /* the chunk being parsed */
+    loader_t ld;
+    int64_t now;
+    cli__ts_memo_t ts_memo; /* of the event_timestamp column */
+    bool *rules;            /* [n_features]: catalog_feature_has_rules() */
+} ingest_t;
+
+static void report(ingest_t *g, size_t line, const char *field, const char *why)
+{
+    g->n_bad++;
+    if (g->n_bad <= g->max_errors)
+        fprintf(stderr, "%s:%zu: %s%s%s\n", g->file, line, field != NULL ? field : "",
+                field != NULL ? ": " : "", why);
+}
+
+static int keep_doc(ingest_t *g, json_t *j)
+{
+    if (j == NULL)
+        return 0;
+    if (g->c.n_docs == g->c.cap_docs) {
+        size_t cap = g->c.cap_docs ? 2 * g->c.cap_docs : 256;
+        json_t **d = realloc(g->c.docs, cap * sizeof *d);
+        if (d == NULL) {
+            json_decref(j);
+            return -ENOMEM;
+        }
+        g->c.docs = d;
+        g->c.cap_docs = cap;
+    }
+    g->c.docs[g->c.n_docs++] = j;
+    return 0;
+}
+
+/* Checks the current row's keys (types, ranges, length) and values (catalog rules). Returns:
+ * true when the row is good; reports it otherwise. */
+static bool check_row(ingest_t *g, size_t r)
+{
+    const catalog_view_t *v = g->v;
+    catalog_value_t *keys = &g->c.keys[r * v->n_join_keys];
+    uint8_t kb[STORE_MAX_KEY];
+    int n = store_encode_key(v, keys, v->n_join_keys, kb, sizeof kb);
+    if (n < 0) {
+        report(g, g->c.line[r], v->n_join_keys ? v->join_keys[0].name : NULL,
+               n == -ERANGE ? "join key out of range" : "entity key too long or mistyped");
+        return false;
+    }
+    char why[320];
+    for (size_t f = 0; f < v->n_features; f++) {
+        if (!g->c.has[r * v->n_features + f])
+            continue;
+        const catalog_value_t *val = &g->c.vals[r * v->n_features + f];
+        /* A value typed as its feature's dtype passes when the feature has no rules. */
+        if (!g->rules[f] && val->type == v->features[f].dtype)
+            continue;
+        why[0] = '\0';
+        if (catalog_validate_value(&v->features[f], val, why, sizeof why) != 0) {
+            report(g, g->c.line[r], v->features[f].name, why[0] ? why : "invalid value");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Drops a chunk's rows and the memory they borrowed from. */
+static void chunk_clear(chunk_t *c)
+{
+    for (size_t i = 0; i < c->n_docs; i++)
+        json_decref(c->docs[i]);
+    c->n_docs = 0;
+    pool_clear(&c->pool);
+    c->n = 0;
+}
+
+static int chunk_alloc(chunk_t *c, const catalog_view_t *v, size_t rows)
+{
+    c->keys = malloc((rows * v->n_join_keys + 1) * sizeof *c->keys);
+    c->vals = malloc((rows * v->n_features + 1) * sizeof *c->vals);
+    c->has = malloc((rows * v->n_features + 1) * sizeof *c->has);
+    c->ts = malloc(rows * sizeof *c->ts);
+    c->line = malloc(rows * sizeof *c->line);
+    return c->keys && c->vals && c->has && c->ts && c->line ? 0 : -ENOMEM;
+}
+
+static void chunk_free(chunk_t *c)
+{
+    chunk_clear(c);
+    free(c->docs);
+    free(c->keys);
+    free(c->vals);
+    free(c->has);
+    free(c->ts);
+    free(c->line);
+}
+
+/* Adds a chunk to the bulk load: consecutive rows writing the same features form one batch.
+ * Returns: 0; -EINVAL with *bad_r and res (a row the parser's checks let through); or a failure,
+ * with res->error when the store said more. */
+static int add_chunk(store_bulk_t *bulk, const catalog_view_t *v, const chunk_t *c, size_t *bad_r,
+                     store_apply_result_t *res)
+{
+    size_t nk = v->n_join_keys, nf = v->n_features;
+    int rc = -ENOMEM;
+    res->error[0] = '\0';
+    catalog_value_t *kcols = malloc((nk * c->n + 1) * sizeof *kcols);
+    catalog_value_t *vcols = malloc((nf * c->n + 1) * sizeof *vcols);
+    const catalog_value_t **kp = malloc((nk + 1) * sizeof *kp);
+    const catalog_value_t **vp = malloc((nf + 1) * sizeof *vp);
+    uint32_t *idx = malloc((nf + 1) * sizeof *idx);
+    int64_t *ts = malloc((c->n + 1) * sizeof *ts);
+    if (kcols == NULL || vcols == NULL || kp == NULL || vp == NULL || idx == NULL || ts == NULL)
+        goto out;
+    rc = 0;
+    for (size_t start = 0; start < c->n && rc == 0;) {
+        const bool *has0 = &c->has[start * nf];
+        size_t end = start + 1;
+        while (end < c->n && memcmp(&c->has[end * nf], has0, nf * sizeof *has0) == 0)
+            end++;
+        size_t rows = end - start, nsel = 0;
+        for (size_t f = 0; f < nf; f++) {
+            if (has0[f])
+                idx[nsel++] = (uint32_t)f;
+        }
+        for (size_t k = 0; k < nk; k++) {
+            kp[k] = &kcols[k * rows];
+            for (size_t r = 0; r < rows; r++)
+                kcols[k * rows + r] = c->keys[(start + r) * nk + k];
+        }
+        for (size_t j = 0; j < nsel; j++) {
+            vp[j] = &vcols[j * rows];
+            for (size_t r = 0; r < rows; r++)
+                vcols[j * rows + r] = c->vals[(start + r) * nf + idx[j]];
+        }
+        for (size_t r = 0; r < rows; r++)
+            ts[r] = c->ts[start + r];
+        store_batch_t b = {.view = v,
+                           .n_rows = rows,
+                           .keys = kp,
+                           .n_features = nsel,
+                           .feature_idx = idx,
+                           .values = vp,
+                           .event_ts_us = ts};
+        rc = store_bulk_add_checked(bulk, &b, 1, res);
+        if (rc == -EINVAL)
+            *bad_r = start + res->bad_row;
+        start = end;
+    }
+out:
+    free(kcols);
+    free(vcols);
+    free(kp);
+    free(vp);
+    free(idx);
+    free(ts);
+    return rc;
+}
+
+static void *loader_main(void *arg)
+{
+    ingest_t *g = arg;
+    loader_t *ld = &g->ld;
+    pthread_mutex_lock(&ld->mu);
+    for (;;) {
+        while (ld->n_queued == 0 && !ld->quit)
+            pthread_cond_wait(&ld->cv, &ld->mu);
+        if (ld->n_queued == 0)
+            break;
+        chunk_t *c = &ld->queue[ld->head];
+        bool failed = ld->rc != 0;
+        ld->busy = true;
+        pthread_mutex_unlock(&ld->mu);
+        store_apply_result_t res;
+        memset(&res, 0, sizeof res);
+        size_t bad_r = 0;
+        int rc = failed ? 0 : add_chunk(g->bulk, g->v, c, &bad_r, &res);
+        size_t bad_line = rc == -EINVAL ? c->line[bad_r] : 0;
+        chunk_clear(c);
+        pthread_mutex_lock(&ld->mu);
+        if (rc != 0) {
+            ld->rc = rc;
+            ld->bad_line = bad_line;
+            memcpy(ld->bad_field, res.bad_field, sizeof ld->bad_field);
+            memcpy(ld->error, res.error, sizeof ld->error);
+        }
+        ld->spare[ld->n_spare++] = *c;
+        ld->head = (ld->head + 1) % LOADER_DEPTH;
+        ld->n_queued--;
+        ld->busy = false;
+        pthread_cond_broadcast(&ld->cv);
+    }
+    pthread_mutex_unlock(&ld->mu);
+    return NULL;
+}
+
+/* Reports the loader's failure once, from the parser's thread (ld->mu held). Returns: 0, or < 0
+ * when the load cannot go on (described here). */
+static int loader_report(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (ld->rc == 0 || ld->reported)
+        return ld->rc == -EINVAL ? 0 : ld->rc;
+    ld->reported = true;
+    if (ld->rc == -EINVAL) {
+        /* Everything was checked already; report it like a parse error anyway. */
+        report(g, ld->bad_line, ld->bad_field, ld->error);
+        return 0;
+    }
+    fprintf(stderr, "fstore ingest: %s\n", ld->error[0] ? ld->error : strerror(-ld->rc));
+    return ld->rc;
+}
+
+/* Waits for the loader to add every queued chunk and reports how it went. Returns: 0, or < 0
+ * when the load cannot go on (already printed). */
+static int loader_wait(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (!ld->started)
+        return 0;
+    pthread_mutex_lock(&ld->mu);
+    while (ld->n_queued > 0)
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    int rc = loader_report(g);
+    pthread_mutex_unlock(&ld->mu);
+    return rc;
+}
+
+/* Queues the current chunk for the loader and takes an emptied one to parse into, waiting for
+ * one when LOADER_DEPTH chunks are queued. With bad rows nothing is handed over: the chunk is
+ * only emptied. */
+static int flush(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    int rc = 0;
+    if (ld->started) {
+        pthread_mutex_lock(&ld->mu);
+        rc = loader_report(g);
+        pthread_mutex_unlock(&ld->mu);
+    }
+    if (rc < 0 || g->n_bad > 0 || g->c.n == 0) {
+        chunk_clear(&g->c);
+        return rc;
+    }
+    if (!ld->started) {
+        for (ld->n_spare = 0; ld->n_spare < LOADER_DEPTH; ld->n_spare++) {
+            if (chunk_alloc(&ld->spare[ld->n_spare], g->v, g->batch_rows) < 0) {
+                chunk_free(&ld->spare[ld->n_spare]);
+                fprintf(stderr, "fstore ingest: out of memory\n");
+                return -ENOMEM;
+            }
+        }
+        if (pthread_create(&ld->thread, NULL, loader_main, g) != 0) {
+            fprintf(stderr, "fstore ingest: cannot start the loader thread\n");
+            return -ENOMEM;
+        }
+        ld->started = true;
+    }
+    pthread_mutex_lock(&ld->mu);
+    while (ld->n_spare == 0)
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    ld->queue[(ld->head + ld->n_queued) % LOADER_DEPTH] = g->c;
+    ld->n_queued++;
+    g->c = ld->spare[--ld->n_spare];
+    pthread_cond_broadcast(&ld->cv);
+    pthread_mutex_unlock(&ld->mu);
+    return 0;
+}
+
+/* Stops the loader thread (after the chunks queued) and frees its chunks. Accepts a loader
+ * never started. */
+static void loader_stop(ingest_t *g)
+{
+    loader_t *ld = &g->ld;
+    if (ld->started) {
+        pthread_mutex_lock(&ld->mu);
+        ld->quit = true;
+        pthread_cond_broadcast(&ld->cv);
+        pthread_mutex_unlock(&ld->mu);
+        pthread_join(ld->thread, NULL);
+        ld->started = false;
+    }
+    for (size_t i = 0; i < ld->n_spare; i++)
+        chunk_free(&ld->spare[i]);
+    ld->n_spare = 0;
+}
+
+/* Starts a new row in the chunk. */
+static size_t new_row(ingest_t *g, size_t line)
+{
+    size_t r = g->c.n;
+    memset(&g->c.has[r * g->v->n_features], 0, g->v->n_features * sizeof *g->c.has);
+    for (size_t k = 0; k < g->v->n_join_keys; k++)
+        g->c.keys[r * g->v->n_join_keys + k].type = CATALOG_DTYPE_INVALID;
+    g->c.ts[r] = g->now;
+    g->c.line[r] = line;
+    return r;
+}
+
+/* Ends the current row: keeps it when good, and flushes a full chunk. */
+static int end_row(ingest_t *g, size_t r, bool ok)
+{
+    g->n_rows++;
+    if (ok)
+        ok = check_row(g, r);
+    if (ok && g->n_bad == 0)
+        g->c.n++;
+    if (g->progress && g->n_rows % 100000 == 0)
+        fprintf(stderr, "\rfstore ingest: %zu rows read", g->n_rows);
+    /* With bad rows nothing is kept, but parsed documents still pile up: drop them too. */
+    if (g->c.n == g->batch_rows || (g->n_bad > 0 && g->n_rows % g->batch_rows == 0))
+        return flush(g);
+    return 0;
+}
+
+/* Which column does a header name stand for: join key k (>= 0), feature (-2 - index), the event
+ * timestamp (-1)? Returns: false for an unknown name. */
+static bool classify(const catalog_view_t *v, const char *name, size_t len, long *out)
+{
+    if (len == strlen(TS_COLUMN) && memcmp(name, TS_COLUMN, len) == 0) {
+        *out = -1;
+        return true;
+    }
+    for (size_t k = 0; k < v->n_join_keys; k++) {
+        if (strlen(v->join_keys[k].name) == len && memcmp(v->join_keys[k].name, name, len) == 0) {
+            *out = (long)k;
+            return true;
+        }
+    }
+    for (size_t f = 0; f < v->n_features; f++) {
+        if (strlen(v->features[f].name) == len && memcmp(v->features[f].name, name, len) == 0) {
+            *out = -2 - (long)f;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Sets one column of row r from a CSV cell or a JSON value. */
+static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n, const json_t *j,
+                     const char *colname)
+{
+    const catalog_view_t *v = g->v;
+    char why[320];
+    json_t *keep = NULL;
+    if (col == -1) {
+        int64_t us;
+        if (j != NULL && json_is_null(j))
+            return true;
+        if (j != NULL && json_is_number(j)) {
+            double d = json_number_value(j);
+            if (!isfinite(d) || fabs(d) > 9.2e12) {
+                report(g, g->c.line[r], colname, "event_timestamp out of range");
+                return false;
+            }
+            g->c.ts[r] =
+                json_is_integer(j) ? json_integer_value(j) * 1000000 : (int64_t)llround(d * 1e6);
+            return true;
+        }
+        if (j != NULL) {
+            if (!json_is_string(j)) {
+                report(g, g->c.line[r], colname, "want RFC 3339 or epoch seconds");
+                return false;
+            }
+            text = json_string_value(j);
+            n = json_string_length(j);
+        }
+        if (n == 0)
+            return true;
+        if (cli__ingest_parse_time_memo(&g->ts_memo, text, n, &us) != 0) {
+            report(g, g->c.line[r], colname,
+                   "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
+            return false;
+        }
+        g->c.ts[r] = us;
+        return true;
+    }
+    if (col >= 0) {
+        catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
+        catalog_dtype_t t = v->join_keys[col].dtype;
+        int rc = j != NULL ? (json_is_null(j) ? bad(why, sizeof why, "a join key cannot be null")
+                                              : scalar_json(&g->c.pool, t, j, k, why, sizeof why))
+                           : value_text(&g->c.pool, t, text, n, &keep, k, why, sizeof why);
+        json_decref(keep);
+        if (rc != 0) {
+            report(g, g->c.line[r], colname, why);
+            return false;
+        }
+        return true;
+    }
+    size_t f = (size_t)(-2 - col);
+    catalog_value_t *val = &g->c.vals[r * v->n_features + f];
+    int rc;
+    if (j != NULL)
+        rc = value_json(&g->c.pool, v->features[f].dtype, j, val, why, sizeof why);
+    else if (n == 0)
+        val->type = CATALOG_DTYPE_NULL, rc = 0;
+    else
+        rc = value_text(&g->c.pool, v->features[f].dtype, text, n, &keep, val, why, sizeof why);
+    if (keep != NULL && keep_doc(g, keep) < 0)
+        rc = bad(why, sizeof why, "out of memory");
+    if (rc != 0) {
+        report(g, g->c.line[r], colname, why);
+        return false;
+    }
+    g->c.has[r * v->n_features + f] = true;
+    return true;
+}
+
+/*
+ * set_cell() for the common CSV cells, without its generality: an INT64 or DOUBLE feature or
+ * join key that parses, and the event timestamp. Anything else, and every cell that does not
+ * parse, goes to set_cell(), which does the same and explains failures, so both paths agree.
+ */
+static inline bool csv_cell(ingest_t *g, size_t r, long col, const char *text, size_t n,
+                            const char *colname)
+{
+    const catalog_view_t *v = g->v;
+    if (col <= -2 && n > 0) {
+        size_t f = (size_t)(-2 - col);
+        catalog_value_t *val = &g->c.vals[r * v->n_features + f];
+        catalog_dtype_t t = v->features[f].dtype;
+        if ((t == CATALOG_DTYPE_INT64 && cli__ingest_parse_int(text, n, &val->u.i64) == 0) ||
+            (t == CATALOG_DTYPE_DOUBLE && cli__ingest_parse_double(text, n, &val->u.f64) == 0)) {
+            val->type = t;
+            g->c.has[r * v->n_features + f] = true;
+            return true;
+        }
+    } else if (col >= 0 && v->join_keys[col].dtype == CATALOG_DTYPE_INT64) {
+        catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
+        if (cli__ingest_parse_int(text, n, &k->u.i64) == 0) {
+            k->type = CATALOG_DTYPE_INT64;
+            return true;
+        }
+    } else if (col == -1 && n > 0 &&
+               cli__ingest_parse_time_memo(&g->ts_memo, text, n, &g->c.ts[r]) == 0) {
+        return true;
+    }
+    return set_cell(g, r, col, text, n, NULL, colname);
+}
+
+static bool keys_complete(ingest_t *g, size_t r)
+{
+    for (size_t k = 0; k < g->v->n_join_keys; k++) {
+        if (g->c.keys[r * g->v->n_join_keys + k].type == CATALOG_DTYPE_INVALID) {
+            report(g, g->c.line[r], g->v->join_keys[k].name, "missing join key");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* CSV (RFC 4180)                                                                              */
+
+typedef struct csv {
+    char *p, *end;
+    size_t line;
+} csv_t;
+
+/*
+ * Reads one field in place (quoted fields are unescaped where they lie: the text only shrinks).
+ * Returns: 1 more fields follow in this record, 0 the record ended, -1 end of input, -2 a quote
+ * error.
+ */
+static int csv_field(csv_t *c, char **out, size_t *len)
+{
+    if (c->p >= c->end)
+        return -1;
+    char *start = c->p;
+    if (*c->p == '"') {
+        char *w = c->p, *r = c->p + 1;
+        start = w;
+        for (;;) {
+            if (r >= c->end)
+                return -2;
+            if (*r == '"') {
+                if (r + 1 < c->end && r[1] == '"') {
+                    *w++ = '"';
+                    r += 2;
+                    continue;
+                }
+                r++;
+                break;
+            }
+            if (*r == '\n')
+                c->line++;
+            *w++ = *r++;
+        }
+        *out = start;
+        *len = (size_t)(w - start);
+        c->p = r;
+        if (c->p < c->end && *c->p == '\r')
+            c->p++;
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == ',') {
+            c->p++;
+            return 1;
+        }
+        if (*c->p == '\n') {
+            c->p++;
+            c->line++;
+            return 0;
+        }
+        return -2;
+    }
+    c->p += cli__ingest_field_len(c->p, (size_t)(c->end - c->p));
+    *out = start;
+    *len = (size_t)(c->p - start);
+    if (*len > 0 && start[*len - 1] == '\r')
+        (*len)--;
+    if (c->p >= c->end)
+        return 0;
+    if (*c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    c->p++;
+    c->line++;
+    return 0;
+}
+
+static int ingest_csv(ingest_t *g, char *data, size_t size)
+{
+    csv_t c = {data, data + size, 1};
+    long cols[1024];
+    char *names[1024];
+    size_t ncols = 0;
+    char *f;
+    size_t len;
+    int more;
+    int status = 0;
+    /* Header. */
+    do {
+        more = csv_field(&c, &f, &len);
+        if (more == -1 || more == -2 || ncols == 1024) {
+            fprintf(stderr, "%s:1: bad or missing CSV header\n", g->file);
+            status = 1;
+            break;
+        }
+        if (!classify(g->v, f, len, &cols[ncols])) {
+            fprintf(stderr, "%s:1: column '%.*s' is not a join key, feature or %s of %s@v%u\n",
+                    g->file, (int)len, f, TS_COLUMN, g->v->name, g->v->version);
+            status = 1;
+            break;
+        }
+        names[ncols] = strndup(f, len);
+        if (names[ncols] == NULL) {
+            status = 1;
+            break;
+        }
+        ncols++;
+    } while (more == 1);
+    for (size_t k = 0; k < g->v->n_join_keys && status == 0; k++) {
+        bool found = false;
+        for (size_t i = 0; i < ncols; i++)
+            found |= cols[i] == (long)k;
+        if (!found) {
+            fprintf(stderr, "%s:1: join key column '%s' is missing\n", g->file,
+                    g->v->join_keys[k].name);
+            status = 1;
+        }
+    }
+    while (status == 0) {
+        size_t line = c.line;
+        if (c.p >= c.end)
+            break;
+        /* Skip blank lines. */
+        if (*c.p == '\n' || (*c.p == '\r' && c.p + 1 < c.end && c.p[1] == '\n')) {
+            c.p += *c.p == '\r' ? 2 : 1;
+            c.line++;
+            continue;
+        }
+        size_t r = new_row(g, line);
+        bool ok = true;
+        size_t i = 0;
+        do {
+            more = csv_field(&c, &f, &len);
+            if (more == -2) {
+                report(g, line, NULL, "unterminated or misplaced quote");
+                status = 1; /* cannot resynchronise reliably */
+                break;
+            }
+            if (more == -1)
+                break;
+            if (i < ncols && ok)
+                ok = csv_cell(g, r, cols[i], f, len, names[i]);
+            i++;
+        } while (more == 1);
+        if (status != 0)
+            break;
+        if (i != ncols) {
+            char why[96];
+            snprintf(why, sizeof why, "%zu fields, the header has %zu", i, ncols);
+            if (ok)
+                report(g, line, NULL, why);
+            ok = false;
+        }
+        if (ok)
+            ok = keys_complete(g, r);
+        if (end_row(g, r, ok) < 0)
+            status = 1;
+    }
+    for (size_t i = 0; i < ncols; i++)
+        free(names[i]);
+    return status;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JSON Lines                                                                                  */
+
+static int ingest_jsonl(ingest_t *g, char *data, size_t size)
+{
+    size_t line = 0;
+    char *p = data, *end = data + size;
+    while (p < end) {
+        line++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *stop = nl != NULL ? nl : end;
+        char *q = p;
+        while (q < stop && isspace((unsigned char)*q))
+            q++;
+        if (q == stop) {
+            p = stop + 1;
+            continue;
+        }
+        json_error_t jerr;
+        json_t *obj = json_loadb(p, (size_t)(stop - p), 0, &jerr);
+        p = stop + 1;
+        size_t r = new_row(g, line);
+        bool ok = obj != NULL && json_is_object(obj);
+        if (!ok) {
+            report(g, line, NULL, obj == NULL ? jerr.text : "not a JSON object");
+            json_decref(obj);
+            if (end_row(g, r, false) < 0)
+                return 1;
+            continue;
+        }
+        const char *key;
+        json_t *val;
+        json_object_foreach(obj, key, val)
+        {
+            long col;
+            if (!classify(g->v, key, strlen(key), &col)) {
+                char why[CATALOG_MAX_NAME + 64];
+                snprintf(why, sizeof why, "not a join key, feature or %s of the view", TS_COLUMN);
+                report(g, line, key, why);
+                ok = false;
+                break;
+            }
+            if (!set_cell(g, r, col, NULL, 0, val, key)) {
+                ok = false;
+                break;
+            }
+        }
+        if (ok)
+            ok = keys_complete(g, r);
+        /* The row's strings point into obj: keep it until the chunk is handed over. */
+        if (keep_doc(g, obj) < 0)
+            return 1;
+        if (end_row(g, r, ok) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A regular file is mapped rather than read: copy-on-write, since quoted fields are unescaped
+ * in place, and faulted in as the parser goes instead of copied whole before it starts. Nothing
+ * reads past size (numbers are copied out before strtod, JSON is parsed by length), so the
+ * mapping needs no terminating NUL. Sets *mapped; free with unmap_or_free(). A mapped file's
+ * descriptor and stat are kept (*fd_out, *st_out; -1 otherwise) for file_changed().
+ */
+static char *map_file(const char *path, size_t *size, bool *mapped, int *fd_out,
+                      struct stat *st_out)
+{
+    *mapped = false;
+    *fd_out = -1;
+    if (strcmp(path, "-") == 0)
+        return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *p = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            p = NULL;
+        } else {
+            madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+            *size = (size_t)st.st_size;
+            *mapped = true;
+            *fd_out = fd;
+            *st_out = st;
+            return p;
+        }
+    }
+    close(fd);
+    return p;
+}
+
+/*
+ * A mapped file that shrinks while it is read (another process truncating or rewriting it in
+ * place) turns the next read of a page past its new end into SIGBUS, on the parser or the loader
+ * thread. The load is one transaction committed only after the whole file is read, so dying is
+ * safe (LMDB's robust writer lock is recovered by the next writer); this handler makes it die
+ * with a reason and exit status 1 instead of "Bus error". A SIGBUS elsewhere keeps its default.
+ */
+static const char *volatile bus_file;
+static const char *volatile bus_lo;
+static const char *volatile bus_hi;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    const char *a = si->si_addr;
+    if (bus_file != NULL && a >= bus_lo && a < bus_hi) {
+        static const char m1[] = "fstore ingest: ";
+        static const char m2[] = " shrank while it was being read (truncated or rewritten in "
+                                 "place?); nothing was loaded\n";
+        ssize_t n = write(STDERR_FILENO, m1, sizeof m1 - 1);
+        n = write(STDERR_FILENO, (const char *)bus_file, strlen((const char *)bus_file));
+        n = write(STDERR_FILENO, m2, sizeof m2 - 1);
+        (void)n;
+        _exit(1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void watch_mapping(const char *file, const char *data, size_t size)
+{
+    bus_file = file;
+    bus_lo = data;
+    bus_hi = data + size;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+/* Whether the mapped file was truncated or rewritten since it was mapped. Shrinking within its
+ * last page raises no SIGBUS (the rest of the page reads as zeros), so the size and modification
+ * time are checked once more after the parse, before anything is committed. */
+static bool file_changed(int fd, const struct stat *then)
+{
+    struct stat now;
+    if (fstat(fd, &now) != 0)
+        return true;
+    return now.st_size != then->st_size || now.st_mtim.tv_sec != then->st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != then->st_mtim.tv_nsec;
+}
+
+static void unmap_or_free(char *data, size_t size, bool mapped)
+{
+    bus_file = NULL;
+    if (mapped)
+        munmap(data, size);
+    else
+        free(data);
+}
+
+static char *read_all(const char *path, size_t *size)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (cap - n - 1 == 0) {
+            char *b = realloc(buf, cap * 2);
+            if (b == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    bool err = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL || err) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *size = n;
+    return buf;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int cli_ingest(int argc, char **argv)
+{
+    const char *dir = NULL, *view = NULL, *format = NULL;
+    store_sync_t sync_mode = STORE_SYNC_FULL;
+    size_t batch_rows = 10000, max_errors = 20;
+    const cli_opt_t opts[] = {
+        {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV | CLI_REQUIRED},
+        {"view", 'v', CLI_STRING, &view, CLI_REQUIRED},
+        {"format", 'F', CLI_STRING, &format, 0, 0, 0, "csv|jsonl"},
+        {"batch-rows", 'b', CLI_SIZE, &batch_rows, 0, 1, 10000000},
+        {"sync", 0, CLI_SYNC, &sync_mode, CLI_ENV},
+        {"max-errors", 0, CLI_SIZE, &max_errors, 0, 1, 0},
+    };
+    const cli_cmd_t cmd = {
+        "ingest", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "FILE (- for standard input)"};
+    int first = 0;
+    int prc = cli__parse(&cmd, argc, argv, &first);
+    if (prc != 0)
+        return prc == 1 ? 0 : 2;
+    const char *file = argv[first];
+    bool jsonl;
+    if (format == NULL) {
+        size_t n = strlen(file);
+        jsonl = (n > 6 && strcmp(file + n - 6, ".jsonl") == 0) ||
+                (n > 7 && strcmp(file + n - 7, ".ndjson") == 0);
+    } else {
+        jsonl = strcmp(format, "jsonl") == 0;
+    }
+
+    store_t *s = NULL;
+    catalog_t *cat = NULL;
+    char *data = NULL;
+    bool mapped = false;
+    ingest_t g = {.ld = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER},
+                  .file = strcmp(file, "-") == 0 ? "<stdin>" : file,
+                  .max_errors = max_errors,
+                  .batch_rows = batch_rows,
+                  .progress = isatty(2) == 1,
+                  .now = store_now_us()};
+    int status = 1;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t size = 0;
+    int map_fd = -1;
+    struct stat map_st = {0};
+    data = map_file(file, &size, &mapped, &map_fd, &map_st);
+    if (mapped)
+        watch_mapping(g.file, data, size);
+    if (data == NULL)
+        data = read_all(file, &size);
+    if (data == NULL) {
+        fprintf(stderr, "fstore ingest: cannot read %s: %s\n", g.file, strerror(errno));
+        goto out;
+    }
+    store_options_t o = {.dir = dir, .sync = sync_mode};
+    int rc = cli__open_store("ingest", &o, &s);
+    if (rc < 0) {
+        goto out;
+    }
+    if (store_applied_catalog(s, &cat) != 0) {
+        fprintf(stderr, "fstore ingest: no catalog applied to %s (run fstore apply)\n", dir);
+        goto out;
+    }
+    if (catalog_find_view_ref(cat, view, &g.v) != 0) {
+        fprintf(stderr, "fstore ingest: no feature view '%s' in the applied catalog\n", view);
+        goto out;
+    }
+    if (!g.v->online) {
+        fprintf(stderr, "fstore ingest: view %s@v%u is offline: it has no online data\n", g.v->name,
+                g.v->version);
+        goto out;
+    }
+    rc = store_bulk_begin(s, &g.bulk);
+    g.rules = malloc((g.v->n_features + 1) * sizeof *g.rules);
+    if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0 || g.rules == NULL) {
+        fprintf(stderr, "fstore ingest: out of memory\n");
+        goto out;
+    }
+    for (size_t f = 0; f < g.v->n_features; f++)
+        g.rules[f] = catalog_feature_has_rules(&g.v->features[f]);
+    int perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
+    if (perr == 0 && flush(&g) < 0)
+        perr = 1;
+    if (loader_wait(&g) < 0)
+        perr = 1;
+    if (mapped && file_changed(map_fd, &map_st)) {
+        /* Before the bad-row verdict: rows read from a changed file may be bad only because of
+         * the change. */
+        fprintf(stderr,
+                "fstore ingest: %s changed while it was being read (truncated or rewritten in "
+                "place?); nothing was loaded\n",
+                g.file);
+        goto out;
+    }
+    if (g.progress && g.n_rows >= 100000)
+        fprintf(stderr, "\n");
+    if (g.n_bad > 0) {
+        if (g.n_bad > g.max_errors)
+            fprintf(stderr, "... and %zu more bad rows\n", g.n_bad - g.max_errors);
+        fprintf(stderr, "fstore ingest: %zu of %zu rows are bad; nothing was loaded\n", g.n_bad,
+                g.n_rows);
+        goto out;
+    }
+    if (perr != 0) {
+        fprintf(stderr, "fstore ingest: nothing was loaded\n");
+        goto out;
+    }
+
+    if (g.progress)
+        fprintf(stderr, "fstore ingest: committing %zu rows...\n", g.n_rows);
+    store_apply_result_t res;
+    rc = store_bulk_commit(g.bulk, &res);
+    if (rc < 0) {
+        fprintf(stderr, "fstore ingest: commit failed, nothing was loaded: %s\n",
+                res.error[0] ? res.error : strerror(-rc));
+        goto out;
+    }
+    double secs = seconds_since(&t0);
+    printf("ingest: %zu rows into %s@v%u: %zu written, %zu stale (older than stored) in %.2f s "
+           "(%.0f rows/s)\n",
+           g.n_rows, g.v->name, g.v->version, res.written, res.stale, secs,
+           secs > 0 ? (double)g.n_rows / secs : 0.0);
+    status = 0;
+out:
+    loader_stop(&g);
+    chunk_free(&g.c);
+    free(g.rules);
+    store_bulk_free(g.bulk);
+    store_close(s);
+    catalog_unref(cat);
+    if (data != NULL)
+        unmap_or_free(data, size, mapped);
+    if (map_fd >= 0)
+        close(map_fd);
+    return status;
+}

@@ -1,0 +1,69 @@
+/* cli/print.c - output shared by the subcommands: catalog errors, plans, JSON, store opening. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_int.h"
+
+void cli__print_json(json_t *doc)
+{
+    if (doc == NULL)
+        return;
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+    json_decref(doc);
+}
+
+void cli__print_catalog_errors(const char *cmd, const char *path, const catalog_errors_t *errs,
+                               bool json)
+{
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr != NULL && i < errs->count; i++) {
+            const catalog_error_t *e = &errs->items[i];
+            json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s, s:s}", "file", e->file,
+                                                 "line", e->line, "column", e->column, "key",
+                                                 e->key, "message", e->message));
+        }
+        cli__print_json(json_pack("{s:b, s:o}", "ok", 0, "errors", arr));
+        return;
+    }
+    for (size_t i = 0; i < errs->count; i++) {
+        const catalog_error_t *e = &errs->items[i];
+        if (e->line > 0)
+            fprintf(stderr, "%s:%d:%d: ", e->file, e->line, e->column);
+        else if (e->file[0] != '\0')
+            fprintf(stderr, "%s: ", e->file);
+        fprintf(stderr, "%s%s%s\n", e->key, e->key[0] != '\0' ? ": " : "", e->message);
+    }
+    fprintf(stderr, "fstore %s: catalog %s is not valid (%zu error%s)\n", cmd, path, errs->count,
+            errs->count == 1 ? "" : "s");
+}
+
+const char *cli__change_kind_name(catalog_change_kind_t k)
+{
+    return k == CATALOG_CHANGE_ADDED     ? "added"
+           : k == CATALOG_CHANGE_REMOVED ? "removed"
+                                         : "changed";
+}
+
+void cli__print_plan_changes(const catalog_plan_t *plan)
+{
+    static const char marks[] = {'+', '-', '~'};
+    for (size_t i = 0; i < plan->count; i++) {
+        const catalog_change_t *ch = &plan->items[i];
+        printf("%c %-8s %-8s %s: %s\n", marks[ch->kind], cli__change_kind_name(ch->kind),
+               ch->breaking ? "BREAKING" : "SAFE", ch->object, ch->detail);
+    }
+}
+
+int cli__open_store(const char *cmd, const store_options_t *o, store_t **out)
+{
+    int rc = store_open(o, out);
+    if (rc < 0)
+        fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, o->dir, strerror(-rc));
+    return rc;
+}

@@ -1,0 +1,193 @@
+/* cli/serve.c - `fstore serve`: flags, the serving core, the gRPC server, signals. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_int.h"
+#include "core/core.h"
+#include "server/server.h"
+
+/*
+ * Signals are not handled in a signal handler at all. SIGTERM, SIGINT and SIGHUP are blocked
+ * before any thread exists (the store's writer starts in core_open(), gRPC's in server_new()), so
+ * every thread inherits the mask and none of them is ever interrupted; one thread takes them
+ * with sigwait() and calls the server's stop and reload entry points as ordinary code. That
+ * thread gets the server as its argument and is joined before server_free(), so no signal can
+ * reach a server that is not there yet or no longer (a handler reading a global could), and a
+ * signal that arrives while the server is starting stays pending until the thread takes it.
+ * Once server_run() has returned, signals stay blocked and pending: a late SIGTERM cannot turn a
+ * clean exit into a kill.
+ */
+
+typedef struct signal_thread {
+    pthread_t thread;
+    sigset_t set;
+    server_t *server;
+    _Atomic bool done; /* set before waking the thread to make it return */
+} signal_thread_t;
+
+static void *signal_main(void *arg)
+{
+    signal_thread_t *st = arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&st->set, &sig) != 0)
+            continue;
+        if (atomic_load(&st->done))
+            return NULL;
+        if (sig == SIGHUP)
+            server_request_reload(st->server);
+        else
+            server_request_stop(st->server); /* a second one cancels in-flight calls */
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fstore serve --data-dir DIR [--catalog PATH] [flags]\n"
+            "\n"
+            "Serves online features over gRPC: Feast's feast.serving.ServingService,\n"
+            "fstore.v1.OnlineFeatureService (reads, writes, deletes, catalog),\n"
+            "tensorflow.serving.PredictionService/Predict (a model binding's features as\n"
+            "tensors, or sent on to its model server) and grpc.health.v1.Health (Check, Watch).\n"
+            "SIGHUP reloads the catalog; SIGTERM/SIGINT drain and exit 0 (a second one\n"
+            "cancels the calls still in flight).\n"
+            "\n"
+            "flags (each also FSTORE_<FLAG> in the environment, e.g. FSTORE_DATA_DIR):\n"
+            "  --listen ADDR            host:port to listen on (default %s)\n"
+            "  --catalog PATH           catalog YAML file or directory, applied at start and\n"
+            "                           on SIGHUP (default: the catalog applied to --data-dir)\n"
+            "  --data-dir DIR           the store's data directory (required)\n"
+            "  --workers N              read worker threads (default: number of CPUs)\n"
+            "  --write-workers N        write worker threads (default %u)\n"
+            "  --max-message-bytes N    largest request message (default %u)\n"
+            "  --max-response-bytes N   largest response, and largest request or response\n"
+            "                           exchanged with a Predict upstream (default %u)\n"
+            "  --max-entities N         entity rows per read request (default %u)\n"
+            "  --max-features N         feature references per read request (default %u)\n"
+            "  --max-write-rows N       rows per write or delete request (default %u)\n"
+            "  --drain-delay-ms N       on stop, keep accepting calls this long after health\n"
+            "                           turns NOT_SERVING (default 0; set it to the time your\n"
+            "                           load balancer takes to notice, e.g. 5000 on Kubernetes)\n"
+            "  --shutdown-grace-ms N    time in-flight calls get on stop (default %u)\n"
+            "  --sync full|none         fsync every write batch (default full)\n"
+            "  --log-format json|text   log line format (default json)\n"
+            "  --log-requests           log every call (method, status, duration; no values)\n"
+            "  --sched-slice-us N       read workers' CPU slice on Linux 6.12+ (100-100000;\n"
+            "                           default 0: the kernel's): a worker woken by a request\n"
+            "                           preempts a busy neighbour instead of waiting its turn\n"
+            "  --help                   this text\n",
+            SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
+            CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
+            CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    server_options_t o;
+    server_options_init(&o);
+    core_options_t co;
+    core_options_init(&co);
+    const char *log_format = "json";
+    const cli_opt_t opts[] = {
+        {"listen", 0, CLI_STRING, &o.listen, CLI_ENV},
+        {"catalog", 0, CLI_STRING, &co.catalog_path, CLI_ENV},
+        {"data-dir", 0, CLI_STRING, &co.data_dir, CLI_ENV | CLI_REQUIRED},
+        {"workers", 0, CLI_UNSIGNED, &o.workers, CLI_ENV},
+        {"write-workers", 0, CLI_UNSIGNED, &o.write_workers, CLI_ENV, 1},
+        {"max-message-bytes", 0, CLI_SIZE, &co.limits.max_message_bytes, CLI_ENV, 1024},
+        {"max-response-bytes", 0, CLI_SIZE, &co.limits.max_response_bytes, CLI_ENV, 1024},
+        {"max-entities", 0, CLI_SIZE, &co.limits.max_entities, CLI_ENV, 1},
+        {"max-features", 0, CLI_SIZE, &co.limits.max_features, CLI_ENV, 1},
+        {"max-write-rows", 0, CLI_SIZE, &co.limits.max_write_rows, CLI_ENV, 1},
+        {"drain-delay-ms", 0, CLI_UNSIGNED, &o.drain_delay_ms, CLI_ENV},
+        {"shutdown-grace-ms", 0, CLI_UNSIGNED, &o.shutdown_grace_ms, CLI_ENV},
+        {"sync", 0, CLI_SYNC, &co.sync, CLI_ENV},
+        {"log-format", 0, CLI_STRING, &log_format, CLI_ENV, 0, 0, "json|text"},
+        {"log-requests", 0, CLI_FLAG, &o.log_requests, CLI_ENV},
+        {"sched-slice-us", 0, CLI_UNSIGNED, &o.sched_slice_us, CLI_ENV},
+    };
+    const cli_cmd_t cmd = {"serve", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
+    int first = 0;
+    int prc = cli__parse(&cmd, argc, argv, &first);
+    if (prc != 0)
+        return prc == 1 ? 0 : 2;
+    if (o.sched_slice_us != 0 && (o.sched_slice_us < 100 || o.sched_slice_us > 100000)) {
+        fprintf(stderr, "fstore serve: --sched-slice-us wants 0 or 100 to 100000, got %u\n",
+                o.sched_slice_us);
+        return 2;
+    }
+    base_log_setup(strcmp(log_format, "text") == 0 ? BASE_LOG_TEXT : BASE_LOG_JSON);
+
+    /* Before core_open(), which starts the first thread: they must all inherit the mask. */
+    signal_thread_t st = {.server = NULL};
+    atomic_init(&st.done, false);
+    sigemptyset(&st.set);
+    sigaddset(&st.set, SIGTERM);
+    sigaddset(&st.set, SIGINT);
+    sigaddset(&st.set, SIGHUP);
+    int e = pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+    if (e != 0) {
+        fprintf(stderr, "fstore serve: cannot block signals: %s\n", strerror(e));
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    core_t *core = NULL;
+    server_t *s = NULL;
+    co.max_workers = server_worker_count(&o);
+    int rc = core_open(&co, &core);
+    if (rc == 0)
+        rc = server_new(core, &o, &s);
+    if (rc == -EADDRINUSE) {
+        fprintf(stderr, "fstore serve: cannot listen on %s: address in use or invalid\n", o.listen);
+        core_close(core);
+        return 1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "fstore serve: cannot start: %s (details in the log above)\n",
+                strerror(-rc));
+        core_close(core);
+        return 1;
+    }
+
+    /* A signal that came while the server was being built is taken here, so that server_run()
+     * sees the stop before it reports SERVING (and then skips the drain delay). */
+    struct timespec no_wait = {0, 0};
+    int pending;
+    while ((pending = sigtimedwait(&st.set, NULL, &no_wait)) > 0) {
+        if (pending == SIGHUP)
+            server_request_reload(s);
+        else
+            server_request_stop(s);
+    }
+
+    st.server = s;
+    e = pthread_create(&st.thread, NULL, signal_main, &st);
+    if (e != 0) {
+        fprintf(stderr, "fstore serve: cannot start the signal thread: %s\n", strerror(e));
+        server_free(s);
+        core_close(core);
+        return 1;
+    }
+
+    rc = server_run(s);
+
+    /* The signal thread goes before the server does; a signal aimed at it wakes its sigwait(). */
+    atomic_store(&st.done, true);
+    pthread_kill(st.thread, SIGHUP);
+    pthread_join(st.thread, NULL);
+    server_free(s);
+    core_close(core);
+    return rc < 0 ? 1 : 0;
+}

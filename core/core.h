@@ -1,0 +1,472 @@
+/* core/core.h - the serving core: what a read, a write or a Predict means, whatever the wire. */
+#ifndef CORE_CORE_H
+#define CORE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "catalog/catalog.h"
+#include "storage/store.h"
+
+/*
+ * Every transport (gRPC in server/, HTTP beside it) decodes its request into the plain types
+ * below, calls the core, and encodes what comes back: decode -> core -> encode. The core holds
+ * the semantics and the messages a client sees (Feast's naming rules, the limits, which
+ * reference or row is at fault), and it answers with an errno and a message, never with a
+ * protocol's status: a transport maps the errno in one place of its own. Nothing here includes
+ * gRPC, protobuf-c or an HTTP library.
+ *
+ *   core_t        one serving instance: the store, the current catalog (swapped atomically on
+ *                 reload, read without locks), limits and health
+ *   core_worker_t one per transport thread: its pin on the catalog, its store reader, its
+ *                 caches (resolved feature lists, Predict's output names)
+ *   core_ctx_t    one per request: the pinned catalog, the call's arena, deadline, principal,
+ *                 and the message of its error
+ *
+ * Ownership: everything a request function returns lives in the request's arena or in the
+ * worker's caches, and is valid until the request ends (core_ctx_end()) unless said otherwise.
+ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Limits                                                                                      */
+
+/*
+ * Request limits, the same for every transport. A request over one fails with
+ * INVALID_ARGUMENT (-E2BIG) naming the limit and its flag; a response over max_response_bytes
+ * fails with RESOURCE_EXHAUSTED (-EMSGSIZE) before it is built.
+ */
+typedef struct core_limits {
+    /* Sizes are at most INT32_MAX (larger settings mean that much): gRPC takes message limits
+     * as int, and the same numbers bound every transport. */
+    size_t max_message_bytes;  /* --max-message-bytes: largest request (checked by transports) */
+    size_t max_response_bytes; /* --max-response-bytes: largest response */
+    size_t max_entities;       /* --max-entities: entity rows per read */
+    size_t max_features;       /* --max-features: feature references per read */
+    size_t max_write_rows;     /* --max-write-rows: rows per write or delete */
+} core_limits_t;
+
+#define CORE_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
+#define CORE_DEFAULT_MAX_RESPONSE_BYTES (64u << 20)
+#define CORE_DEFAULT_MAX_ENTITIES 1000u
+#define CORE_DEFAULT_MAX_FEATURES 1000u
+#define CORE_DEFAULT_MAX_WRITE_ROWS 10000u
+
+/* Entity columns (join keys) one read may carry; not a flag, since a read needs only the join
+ * keys of its views. A write's columns are bounded by its view instead: its join keys plus its
+ * features (a delete: its join keys). Both are checked before any value is converted. */
+#define CORE_MAX_ENTITY_COLUMNS 256u
+
+/* Results besides 0 and a negative errno. */
+#define CORE_DECLINED 1 /* core_resolve(): the list's bytes are not in the usual shape */
+#define CORE_ASYNC 2    /* core_write(): the batch went to the writer; done() will follow */
+
+/* ------------------------------------------------------------------------------------------ */
+/* The instance                                                                                */
+
+typedef struct core core_t;
+
+typedef struct core_options {
+    const char *data_dir;     /* the store's directory (created if missing, unless read_only) */
+    const char *catalog_path; /* YAML file or directory, applied at open and on reload; NULL =
+                                 serve the catalog already applied to the data directory */
+    store_sync_t sync;        /* the store's durability policy */
+    bool read_only;           /* open the store read-only (no catalog is applied then) */
+    core_limits_t limits;
+    size_t max_workers; /* threads that will each hold a core_worker_t (default 64) */
+    bool quiet;         /* log nothing at open: the caller reports errors itself (the CLI) */
+} core_options_t;
+
+/* Fills *o with the documented defaults (no data_dir, no catalog_path). */
+void core_options_init(core_options_t *o);
+
+/*
+ * Opens the store and applies the catalog (catalog_path), or takes the one applied to the data
+ * directory. Problems are logged with their details (event store_open_failed, catalog_rejected,
+ * no_catalog) unless quiet.
+ * Returns: 0 and *out; -EINVAL (no data_dir, or an invalid catalog); -EPERM (breaking changes
+ *          against the applied catalog); -ENOENT (no catalog given and none applied); -ENOMEM;
+ *          store_open()'s errors.
+ * Ownership: *out is the caller's, closed with core_close() once no worker is left.
+ */
+int core_open(const core_options_t *o, core_t **out);
+/* Frees every worker's leftovers, the catalogs and the store. Accepts NULL. */
+void core_close(core_t *c);
+
+/* The store (for a transport's own counters and maintenance). Valid until core_close(). */
+store_t *core_store(core_t *c);
+/* The data directory, as given. Valid until core_close(). */
+const char *core_data_dir(const core_t *c);
+/* The limits, for transports' own checks (message sizes). Valid until core_close(). */
+const core_limits_t *core_limits(const core_t *c);
+/* A new reference to the current catalog, for threads without a worker (catalog_unref()). */
+catalog_t *core_catalog_ref(core_t *c);
+
+/*
+ * Loads catalog_path again, applies it to the store (breaking changes refused) and swaps it in
+ * while requests keep flowing; an invalid catalog is logged with every error
+ * (catalog_reload_rejected) and the old one keeps serving.
+ * Returns: 0; -ENOENT (opened without catalog_path), -EINVAL, -EPERM, -ENOMEM, store errors.
+ * Thread safety: one thread at a time (the transport's control thread).
+ */
+int core_reload(core_t *c);
+/* Counters for tests and logs: reloads that succeeded and that were rejected. */
+void core_reload_counts(const core_t *c, uint64_t *applied, uint64_t *rejected);
+/* Frees catalogs no worker can still see. Call now and then from the control thread.
+ * Returns: how many are still waiting for a worker to move on. */
+size_t core_collect(core_t *c);
+
+/* Health, as grpc.health.v1 numbers it (the HTTP front door maps it to /health and /ping). */
+typedef enum core_health {
+    CORE_SERVING = 1,
+    CORE_NOT_SERVING = 2,
+} core_health_t;
+
+/* Returns: the instance's health: NOT_SERVING until a transport says it serves, and again once
+ * it drains. Thread safety: any thread. */
+core_health_t core_health(const core_t *c);
+/* Sets the health (transports: SERVING once listening, NOT_SERVING when draining). */
+void core_set_health(core_t *c, core_health_t h);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workers and requests                                                                        */
+
+typedef struct core_worker core_worker_t;
+
+/* What a worker's requests may do. */
+#define CORE_WORKER_READS 1u    /* reads: a store reader and the read caches */
+#define CORE_WORKER_NO_CACHE 2u /* with READS: no caches; every request resolves afresh */
+
+/*
+ * A transport's way to encode a list's column names for its own responses, once per list: the
+ * result is kept with the resolved list in the worker's cache (core_resolved_t.names_enc).
+ * Returns: 0 and *out (in the arena, *len bytes); -ENOMEM.
+ */
+typedef int (*core_names_fn)(base_arena_t *a, const char *const *names, const size_t *lens,
+                             size_t n, const uint8_t **out, size_t *len);
+
+/*
+ * A worker for one thread: a pin slot on the catalog and, with CORE_WORKER_READS, a store reader
+ * and caches. names may be NULL.
+ * Returns: 0 and *out; -EMFILE (more workers than max_workers); -ENOMEM; store_reader_new()'s
+ *          errors.
+ * Ownership: *out is the caller's (core_worker_free()), freed before core_close().
+ * Thread safety: create and free from any thread; use from one thread at a time.
+ */
+int core_worker_new(core_t *c, unsigned flags, core_names_fn names, core_worker_t **out);
+/* Releases the reader, the caches and the pin slot. Accepts NULL. */
+void core_worker_free(core_worker_t *w);
+
+#define CORE_MSG_MAX 1024
+
+/*
+ * One request. The transport begins it on its worker with the request's arena, and ends it
+ * when the handler returns (for a write handed to the writer, before its completion arrives:
+ * the completion uses only msg and the arena).
+ */
+typedef struct core_ctx {
+    core_t *core;
+    core_worker_t *worker;
+    base_arena_t *arena;
+    const catalog_t *catalog; /* pinned from core_ctx_begin() to core_ctx_end() */
+    const core_limits_t *limits;
+    int64_t deadline_us;   /* CLOCK_MONOTONIC (base_mono_us()) deadline; 0 = none */
+    const char *principal; /* who is calling, when a transport authenticated it; NULL = anyone */
+    bool reading;          /* a store read is open (core_read_begin() .. core_read_end()) */
+    char msg[CORE_MSG_MAX];
+} core_ctx_t;
+
+/* Pins the current catalog for the request and clears its message. Lock-free. */
+void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena);
+/* Ends a store read still open, and unpins the catalog. */
+void core_ctx_end(core_ctx_t *ctx);
+
+/* Formats the request's error message and returns err: `return core_fail(ctx, -EINVAL, ...)`. */
+int core_fail(core_ctx_t *ctx, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------------------------------ */
+/* Columns: the entities of a read, the rows of a write                                        */
+
+/* n_cols columns of n_rows values each, named. */
+typedef struct core_columns {
+    size_t n_cols;
+    size_t n_rows;
+    const char **names;           /* NUL-terminated */
+    const catalog_value_t **cols; /* [n_cols][n_rows] */
+} core_columns_t;
+
+/* The shape columns may have, and what sets each bound (for messages). */
+typedef struct core_columns_limits {
+    size_t max_cols;
+    const char *max_cols_why; /* "entity columns per read" */
+    size_t max_rows;
+    const char *max_rows_why; /* "--max-entities" */
+} core_columns_limits_t;
+
+/*
+ * The shape checks every transport makes before it converts a value: n columns named keys[i]
+ * with lens[i] values each. In order: at most lim->max_cols columns; non-empty names and equal
+ * lengths, column by column; at most lim->max_rows rows; then unique names (linear time). `what`
+ * names the columns in messages ("entity", "write", "delete").
+ * Returns: 0 and *rows; -E2BIG, -EINVAL or -ENOMEM with the message set.
+ */
+int core_columns_shape(core_ctx_t *ctx, const char *what, size_t n, const char *const *keys,
+                       const size_t *lens, const core_columns_limits_t *lim, size_t *rows);
+/* Returns: the index of the column called name, or -1. */
+int core_columns_find(const core_columns_t *cols, const char *name);
+/* The limits of a read's entity columns under ctx's limits. */
+core_columns_limits_t core_entity_limits(const core_ctx_t *ctx);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reads                                                                                       */
+
+/* One feature of one entity row, as stored. */
+typedef struct core_cell {
+    const uint8_t *wire; /* feast.types.Value body; borrowed until core_read_end() */
+    uint32_t len;        /* 0 for NOT_FOUND and NULL_VALUE */
+    uint8_t status;      /* store_status_t (Feast's FieldStatus) */
+    int64_t event_ts_us; /* the row's event time; 0 when NOT_FOUND */
+} core_cell_t;
+
+/* refs grouped by view, in order of first appearance: one store lookup per view and row. */
+typedef struct core_ref_group {
+    const catalog_view_t *view;
+    uint32_t first;  /* its refs are ref_idx[first .. first + n_refs) */
+    uint32_t n_refs; /* at least 1 */
+    bool same_keys;  /* the view's join keys are named as the previous group's, in order */
+} core_ref_group_t;
+
+typedef struct core_ref_groups {
+    size_t n_groups;
+    const core_ref_group_t *groups;
+    size_t n_refs;
+    const uint32_t *ref_idx;     /* [n_refs]: indexes into refs, group after group */
+    const uint32_t *feature_idx; /* [n_refs]: refs[ref_idx[k]].feature->index */
+    size_t n_keys;               /* join keys of all groups' views */
+    size_t max_keys, max_refs;   /* the most of any one group, at least 1 */
+} core_ref_groups_t;
+
+/* One view of a read's feature list, for responses that list them (Feast's metadata). */
+typedef struct core_view_md {
+    const char *name;
+    int32_t version;
+} core_view_md_t;
+
+/* A feature list resolved against one catalog: references, response column names, and what
+ * else about a read depends on the list alone. */
+typedef struct core_resolved {
+    size_t n_refs;
+    const catalog_feature_ref_t *refs;
+    const char *const *names; /* response column names, NUL-terminated */
+    const size_t *name_lens;
+    bool unique;              /* no two names are equal */
+    base_name_index_t set;    /* over names */
+    const uint8_t *names_enc; /* the worker's core_names_fn of names, or NULL */
+    size_t names_enc_len;
+    core_ref_groups_t groups; /* core_group_refs() of refs */
+    /* the refs' views, each (name, version) once, in order of first appearance */
+    size_t n_views;
+    const core_view_md_t *views;
+} core_resolved_t;
+
+enum {
+    CORE_LIST_NONE = 0,     /* neither a service nor features */
+    CORE_LIST_SERVICE = 1,  /* a feature service by name */
+    CORE_LIST_FEATURES = 2, /* feature references */
+};
+
+/*
+ * What a read asks for. A list of references is known to the worker's cache by its key: the
+ * references as base_wire_strings() encodes them (a protobuf transport has those bytes as sent,
+ * Feast's RepeatedString). A transport that can read the references lazily leaves refs NULL and
+ * gives parse, which the core calls only when the cache does not know the key.
+ */
+typedef struct core_feature_list {
+    int kind;
+    const char *service; /* CORE_LIST_SERVICE: NUL-terminated */
+    size_t service_len;
+    const uint8_t *key; /* CORE_LIST_FEATURES: the list's key (see above) */
+    size_t key_len;
+    size_t n_refs; /* CORE_LIST_FEATURES: references, not NUL-terminated; NULL until parsed */
+    const char *const *refs;
+    const size_t *ref_lens;
+    /* Parses key into n_refs/refs/ref_lens. Returns: 0; CORE_DECLINED when the bytes are not
+     * the transport's usual shape (it must decode the request another way); -ENOMEM. */
+    int (*parse)(base_arena_t *a, struct core_feature_list *l);
+    bool full_names; /* columns named view__feature (view@vN__feature for pinned references) */
+} core_feature_list_t;
+
+/*
+ * Resolves a read's feature list against the pinned catalog with every check that depends on
+ * the list alone (unknown features, views or services: NOT_FOUND naming them; --max-features;
+ * offline views; no features), and names the response columns: `feature`, or with full_names
+ * `view__feature` (`view@vN__feature` when the reference named a version). A list the worker
+ * resolved before is recognised by its key and costs one hash and one comparison.
+ * Returns: 0 and *out (the arena's or the worker's cache's, valid for the request);
+ *          CORE_DECLINED (list->parse declined; nothing else was checked); a negative errno
+ *          with the message set.
+ */
+int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved_t **out);
+
+/*
+ * The checks that depend on the list and the entities together, then the read: names (an
+ * entity column and a feature column may not share a name: INVALID_ARGUMENT, as in Feast, with
+ * the advice for full_names), then one store snapshot opened for the request, and every cell
+ * of res's refs x ents's rows read into *cells (cells[ref * n_rows + row]). An entityless read
+ * (no columns) has one row: ents->n_rows is set to 1.
+ * Returns: 0 and *cells (in the arena); -EINVAL (a missing join key, a key value of the wrong
+ *          type or out of range, a key over STORE_MAX_KEY, a name clash), -ENOMEM, -EIO, with
+ *          the message set. The store read stays open on any result: end it with
+ *          core_read_end() (or core_ctx_end()) once the cells are encoded.
+ */
+int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
+                    bool full_names, core_cell_t **cells);
+/* Ends the store read of the request (the cells' bytes go with it). Idempotent. */
+void core_read_end(core_ctx_t *ctx);
+
+/* Groups refs (resolved against one catalog) by view into *out, in the arena; it depends on refs
+ * alone. Returns: 0, -ENOMEM. */
+int core_group_refs(base_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
+                    core_ref_groups_t *out);
+/*
+ * The read itself, for callers that manage the store read: refs x rows into
+ * cells[ref * ents->n_rows + row], every one of them on success (cells need not be zeroed).
+ * groups is core_group_refs() of refs, or NULL to have it computed here. Each distinct view is
+ * looked up once per row; its join keys are taken from the entity columns by name (extra
+ * columns are ignored). Bracket it with store_read_begin()/store_read_end() on r.
+ * Returns: 0; -EINVAL (a missing join key, a key value of the wrong type, a key over
+ *          STORE_MAX_KEY) with a message in err; -ENOMEM; -EIO.
+ */
+int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
+                       size_t n_refs, const core_ref_groups_t *groups, const core_columns_t *ents,
+                       int64_t now_us, core_cell_t *cells, char *err, size_t err_cap);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Writes                                                                                      */
+
+/*
+ * A write's view: view_ref is "name" (the default version) or "name@vN"; it must be online.
+ * *lim gets the shape a write's columns may have: at most the view's join keys and features,
+ * at most --max-write-rows rows (for core_columns_shape(), before any value is converted).
+ * Returns: 0 and *out; -ENOENT, -EINVAL with the message set.
+ */
+int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out,
+                    core_columns_limits_t *lim);
+
+/* A write's outcome, on the store's writer thread (or the caller's when nothing was written):
+ * rc 0 and res, or a negative errno with ctx's message set. */
+typedef void (*core_write_done_fn)(void *arg, int rc, const store_apply_result_t *res);
+
+/*
+ * Checks cols against view v (every join key present; for upserts every other column a feature
+ * of v; for deletes join keys only; n_ts 0 or one event time per row, 0 meaning "now") and
+ * hands one batch to the store, which validates and encodes it in this thread and applies it
+ * with group commit. A refused value fails the whole batch: "row R, feature F: rule".
+ * Returns: CORE_ASYNC (done(arg, ...) will be called once the batch is durable or failed, maybe
+ *          before this returns); 0 when there is no row to write (done is not called; nothing
+ *          was written); a negative errno with the message set (done is not called).
+ */
+int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *cols,
+               const int64_t *event_ts_us, size_t n_ts, store_op_t op, core_write_done_fn done,
+               void *arg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Predict (TensorFlow Serving's API): a model binding's features as dense tensors              */
+
+/* Which binding: model_spec's name and its version or version label. */
+typedef struct core_model_spec {
+    const char *name;
+    bool has_version;
+    int64_t version;
+    const char *label; /* NULL: none */
+} core_model_spec_t;
+
+/*
+ * One output: a feature over n_rows entity rows, dense. Shape [n_rows] for scalars, [n_rows,
+ * width] for lists (every row the same width). elem is the element type (FLOAT, DOUBLE, INT64,
+ * UNIX_TIMESTAMP, INT32, BOOL, STRING or BYTES); v holds n values of it. Strings and bytes
+ * point into the cells and the catalog: encode before core_read_end().
+ */
+typedef struct core_tensor {
+    catalog_dtype_t elem;
+    bool list;
+    size_t n_rows, width, n;
+    union {
+        float *f32;
+        double *f64;
+        int64_t *i64; /* INT64, UNIX_TIMESTAMP */
+        int32_t *i32;
+        bool *b;
+        catalog_bytes_t *bytes; /* STRING, BYTES */
+    } v;
+} core_tensor_t;
+
+/* A service's outputs: one name per feature, the feature's name or, where names collide,
+ * `view__feature`, then `view@vN__feature`; and an index over the names. */
+typedef struct core_outputs {
+    const catalog_service_t *service;
+    size_t n;                 /* svc->n_features */
+    const char *const *names; /* [n], NUL-terminated */
+    const size_t *name_lens;  /* [n] */
+    base_name_index_t set;    /* over names */
+    size_t offline;           /* the first feature whose view is not online, or n */
+} core_outputs_t;
+
+/* A Predict in progress (core_predict_*() fill it in order). */
+typedef struct core_predict {
+    const catalog_model_t *model;
+    const core_outputs_t *outs;
+    core_columns_t ents; /* entity inputs as join-key columns */
+    /* the outputs read: all of outs, or those output_filter names (in service order) */
+    size_t n_out;
+    const catalog_feature_ref_t *refs;
+    const char *const *names;
+    const size_t *name_lens;
+    core_cell_t *cells;     /* [n_out * ents.n_rows] */
+    core_tensor_t *tensors; /* [n_out] */
+} core_predict_t;
+
+/*
+ * Finds the binding (NOT_FOUND listing the bindings there are), checks its service against
+ * --max-features and that every view is online, and takes its output names (once per catalog
+ * and service per worker).
+ * Returns: 0; -ENOENT, -E2BIG, -EINVAL, -ENOMEM with the message set.
+ */
+int core_predict_begin(core_ctx_t *ctx, const core_model_spec_t *spec, core_predict_t *p);
+
+/*
+ * Reads one entity input as join-key values of type want (INT64, INT32, STRING or BYTES), for
+ * core_predict_entities(): the transport's decoding of its own tensors.
+ * Returns: 0, *vals (batch values, in a) and *batch; -ENOENT when the request has no such
+ *          input; -EINVAL with the reason in why ("has shape [] ..."); -ENOMEM.
+ */
+typedef int (*core_input_fn)(void *arg, const char *input, catalog_dtype_t want, base_arena_t *a,
+                             catalog_value_t **vals, size_t *batch, char *why, size_t why_cap);
+
+/* Reads the binding's entity inputs through input (n_inputs: how many the request has, for
+ * messages) into p->ents: every one present, of a type its join key takes, all with one batch
+ * size, at most --max-entities rows. Returns: 0; -EINVAL, -E2BIG, -ENOMEM with the message set. */
+int core_predict_entities(core_ctx_t *ctx, core_predict_t *p, core_input_fn input, void *arg,
+                          size_t n_inputs);
+
+/* The outputs to read: all of them (a passthrough, or no filter), or those filter names, in
+ * service order. Returns: 0; -EINVAL naming an unknown output and listing the outputs; -ENOMEM. */
+int core_predict_select(core_ctx_t *ctx, core_predict_t *p, const char *const *filter,
+                        size_t n_filter);
+
+/*
+ * Opens the store read (end it with core_read_end() after encoding), reads the selected outputs
+ * for every row, and builds one tensor per output: a missing value (no row, null, or past the
+ * view's TTL) takes the feature's default, else zeros when the binding says on_missing: zero,
+ * else fails; lists must have one length across the batch.
+ * Returns: 0 (p->cells, p->tensors); -ENOENT (a missing value), -EINVAL (ragged lists, a key
+ *          error), -EIO (a stored value of the wrong type), -EMSGSIZE (the values alone are over
+ *          --max-response-bytes), -ENOMEM; each with the message naming the entity and feature.
+ */
+int core_predict_read(core_ctx_t *ctx, core_predict_t *p);
+
+/* Returns: the index of the output called name (len bytes) among p->outs, or -1. */
+long core_predict_output(const core_predict_t *p, const char *name, size_t len);
+
+#endif /* CORE_CORE_H */

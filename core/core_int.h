@@ -1,0 +1,185 @@
+/* core/core_int.h - shared inside core/: the catalog holder, the instance, workers, caches. */
+#ifndef CORE_CORE_INT_H
+#define CORE_CORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "core/core.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Catalog holder: the current catalog, swapped atomically, pinned without locks.              */
+
+/* One reader slot, on its own cache line: 0 when the thread is outside a request, else the
+ * global epoch it saw when it entered. */
+typedef struct core__pin {
+    _Alignas(64) _Atomic uint64_t active;
+} core__pin_t;
+
+typedef struct core__retired core__retired_t;
+
+typedef struct core__holder {
+    _Atomic(catalog_t *) current;
+    _Atomic uint64_t epoch;
+    core__pin_t *pins;
+    size_t n_pins;
+    pthread_mutex_t write_lock; /* swap and collect only; readers never take it */
+    core__retired_t *retired;   /* old catalogs waiting for readers to move on */
+} core__holder_t;
+
+/* On success takes ownership of initial (one reference); on -ENOMEM the caller keeps it.
+ * Returns: 0, -ENOMEM. */
+int core__holder_init(core__holder_t *h, catalog_t *initial, size_t n_pins);
+/* Unrefs the current and every retired catalog. Every reader must have exited. */
+void core__holder_destroy(core__holder_t *h);
+/*
+ * Enters a read-side critical section on pin slot `pin` (one slot per thread) and returns the
+ * current catalog, valid until core__holder_exit(). Lock-free: two atomic stores and loads.
+ */
+const catalog_t *core__holder_enter(core__holder_t *h, size_t pin);
+void core__holder_exit(core__holder_t *h, size_t pin);
+/* A new reference to the current catalog, for threads without a pin (the control thread). */
+catalog_t *core__holder_ref(core__holder_t *h);
+/* Publishes next (takes its reference) and retires the old catalog. Returns: 0, -ENOMEM (next
+ * is then released and the old catalog stays). */
+int core__holder_swap(core__holder_t *h, catalog_t *next);
+/* Frees retired catalogs no reader can still see. Returns: how many are still waiting. */
+size_t core__holder_collect(core__holder_t *h);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The instance and its workers                                                                */
+
+struct core {
+    char *data_dir;
+    char *catalog_path;
+    core_limits_t limits;
+    store_t *store;
+    core__holder_t holder;
+    bool holder_ready;
+    pthread_mutex_t pins_mu; /* which pin slots workers hold */
+    bool *pin_used;          /* [holder.n_pins] */
+    _Atomic int health;
+    _Atomic uint64_t reloads_applied;
+    _Atomic uint64_t reloads_rejected;
+};
+
+typedef struct core__ref_cache core__ref_cache_t;
+typedef struct core__predict_cache core__predict_cache_t;
+
+struct core_worker {
+    core_t *core;
+    size_t pin;
+    store_reader_t *reader;               /* CORE_WORKER_READS */
+    core__ref_cache_t *ref_cache;         /* CORE_WORKER_READS: resolved feature lists */
+    core__predict_cache_t *predict_cache; /* CORE_WORKER_READS: Predict's output names */
+    core_names_fn names;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Per-worker caches' table (slots.c): what the feature-list and output-name caches share.     */
+
+#define CORE__SLOTS 64u
+
+/*
+ * 64 direct-mapped slots of malloc'd entries, all built against one catalog, whose reference
+ * the table holds: that is what makes comparing catalog pointers sound (the address cannot be
+ * reused by another catalog while the table remembers it). Meeting another catalog empties it,
+ * so after a reload a worker keeps the old catalog alive until its next request of that kind:
+ * memory only, nothing waits for it. Thread safety: none; one table per worker thread.
+ */
+typedef struct core__slots {
+    catalog_t *catalog; /* referenced; NULL when empty */
+    void *slot[CORE__SLOTS];
+} core__slots_t;
+
+/* Empties t when cat is not its catalog, and then holds a reference to cat. */
+void core__slots_use(core__slots_t *t, const catalog_t *cat);
+/* Puts e (malloc'd; the table owns it now) into slot i, freeing what was there. */
+void core__slots_put(core__slots_t *t, size_t i, void *e);
+/* Frees every entry and drops the catalog. */
+void core__slots_clear(core__slots_t *t);
+
+/* Rounds n up for the next array laid out in one malloc'd block. */
+static inline size_t core__align_up(size_t n)
+{
+    return (n + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resolved feature lists, and the per-worker cache of them (ref_cache.c).                     */
+
+/* Cache flags: which kind of list the key bytes are, and the naming option. */
+#define CORE__LIST_SERVICE 1u
+#define CORE__LIST_FEATURES 2u
+#define CORE__LIST_FULL_NAMES 4u
+
+/* Builds r->set over r->names in the arena and sets r->unique. Returns: 0, -ENOMEM. */
+int core__resolved_index_names(base_arena_t *a, core_resolved_t *r);
+/* Returns: whether one of r's names equals name (r->set must be built). */
+bool core__resolved_has_name(const core_resolved_t *r, const char *name);
+
+/*
+ * A cache of resolved feature lists for one thread, keyed by the catalog, flags (the kind of
+ * list and the naming options) and key_len bytes from the request that name the list (the
+ * caller sees to it that one list has one key: a feature list's canonical encoding, a service's
+ * name). Holds a reference to the catalog of its entries; meeting another catalog empties it.
+ * Thread safety: none; one cache per worker thread.
+ */
+/* Returns: 0, -ENOMEM. Ownership: *out is the caller's (core__ref_cache_free()). */
+int core__ref_cache_new(core__ref_cache_t **out);
+/* Frees the entries and drops the catalog reference. Accepts NULL. */
+void core__ref_cache_free(core__ref_cache_t *rc);
+/* Returns: the cached resolution (valid until the next put or a call with another catalog), or
+ * NULL. rc may be NULL (no cache). */
+const core_resolved_t *core__ref_cache_get(core__ref_cache_t *rc, const catalog_t *cat,
+                                           unsigned flags, const uint8_t *key, size_t key_len);
+/* Copies r (which must be unique, else nothing happens) into the cache. Out of memory is not an
+ * error: the list is just not remembered. rc may be NULL. */
+void core__ref_cache_put(core__ref_cache_t *rc, const catalog_t *cat, unsigned flags,
+                         const uint8_t *key, size_t key_len, const core_resolved_t *r);
+/* For tests: keeps only the bits of mask of every key's hash, so that keys can be made to
+ * collide (mask 0: all of them share one hash and one slot). */
+void core__ref_cache_hash_mask(core__ref_cache_t *rc, uint64_t mask);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Predict: output names (predict_outputs.c), tensors from cells (tensor.c).                   */
+
+/* Computes svc's outputs into *out, everything in the arena. Returns: 0, -ENOMEM. */
+int core__outputs_build(base_arena_t *a, const catalog_service_t *svc, core_outputs_t *out);
+/* Returns: the index of the output called name (the first, should two share it), or -1. */
+long core__outputs_find(const core_outputs_t *o, const char *name, size_t len);
+
+/*
+ * A cache of outputs for one thread, keyed by the catalog and the service. Holds a reference to
+ * the catalog of its entries; meeting another catalog empties it. So after a reload a worker
+ * keeps the old catalog alive until its next Predict (or until freed), as the feature-list cache
+ * does until its next read: memory only, nothing waits for it. Thread safety: none; one cache
+ * per read worker.
+ */
+/* Returns: 0, -ENOMEM. Ownership: *out is the caller's (core__predict_cache_free()). */
+int core__predict_cache_new(core__predict_cache_t **out);
+/* Frees the entries and drops the catalog reference. Accepts NULL. */
+void core__predict_cache_free(core__predict_cache_t *pc);
+/*
+ * The outputs of svc (a service of cat), from pc or built (then remembered in pc, if it can
+ * grow). pc may be NULL (no cache: built every time). a holds what is built for this call.
+ * Returns: 0 and *out, borrowed until the next call on pc or the reset of a; -ENOMEM.
+ */
+int core__outputs_get(core__predict_cache_t *pc, base_arena_t *a, const catalog_t *cat,
+                      const catalog_service_t *svc, const core_outputs_t **out);
+
+/*
+ * Builds the tensor of feature f over n_rows entity rows from its cells: shape [n_rows] for
+ * scalars, [n_rows, width] for lists, every row's list the same width. A row without a value
+ * (NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE or a null) takes f's default, else zeros when
+ * zero_missing, else fails.
+ * Returns: 0 and *out; -ENOENT (a row with no value and no default), -EINVAL (lists of different
+ *          lengths across the batch, a type with no tensor form) and -EIO (a stored value that
+ *          does not decode as f's type), each with *bad_row and the reason in why; -ENOMEM.
+ */
+int core__tensor_from_cells(const catalog_feature_t *f, const core_cell_t *cells, size_t n_rows,
+                            bool zero_missing, base_arena_t *a, core_tensor_t *out, size_t *bad_row,
+                            char *why, size_t why_cap);
+
+#endif /* CORE_CORE_INT_H */

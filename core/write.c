@@ -1,0 +1,174 @@
+/* core/write.c - a write's columns -> one store batch, for upserts and deletes alike. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core_int.h"
+
+/*
+ * Writes are column-wise like reads: the request's columns become the store's batch without
+ * copying values (catalog_value_t views into the decoded request). The store validates and
+ * encodes every value in the caller's thread, then applies the batch in its writer thread with
+ * group commit; here we check the shape against the view and turn the store's verdict into a
+ * message a client can act on. The caller does not wait: the writer completes the write after
+ * the fsync, so a transport's thread takes the next write at once and the writes in flight share
+ * one commit.
+ */
+
+/* What the completion needs, in the request's arena (the catalog is not pinned by then). */
+typedef struct write_ctx {
+    core_ctx_t *ctx;
+    core_write_done_fn done;
+    void *arg;
+    char view[CATALOG_MAX_NAME + 1];
+    unsigned version;
+} write_ctx_t;
+
+/* The message for a store error other than a refused value. Returns: rc. */
+static int fail_store(core_ctx_t *ctx, int rc, const char *view, unsigned version)
+{
+    if (rc == -ENOENT)
+        return core_fail(ctx, rc,
+                         "feature view '%s@v%u' has no data in this store (not applied, or "
+                         "torn down)",
+                         view, version);
+    if (rc == -ESHUTDOWN)
+        return core_fail(ctx, rc, "the store is shutting down");
+    if (rc == -ENOSPC)
+        return core_fail(ctx, rc, "the data directory's disk is full");
+    return core_fail(ctx, rc, "write failed: %s", strerror(-rc));
+}
+
+/* The store's verdict, on the writer thread. */
+static void apply_done(void *arg, int rc, const store_apply_result_t *res)
+{
+    write_ctx_t *w = arg;
+    if (rc < 0)
+        fail_store(w->ctx, rc, w->view, w->version);
+    w->done(w->arg, rc, res);
+}
+
+static int find_feature(const catalog_view_t *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_features; i++) {
+        if (strcmp(v->features[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static bool is_join_key(const catalog_view_t *v, const char *name)
+{
+    for (size_t k = 0; k < v->n_join_keys; k++) {
+        if (strcmp(v->join_keys[k].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out,
+                    core_columns_limits_t *lim)
+{
+    const catalog_view_t *v = NULL;
+    int rc = catalog_find_view_ref(ctx->catalog, view_ref, &v);
+    if (rc == -ENOENT)
+        return core_fail(ctx, -ENOENT, "feature view '%.200s' not found", view_ref);
+    if (rc < 0)
+        return core_fail(ctx, -EINVAL,
+                         "malformed feature view reference '%.200s' (want name or name@vN)",
+                         view_ref);
+    if (!v->online)
+        return core_fail(ctx, -EINVAL, "feature view '%s@v%u' is not online", v->name,
+                         (unsigned)v->version);
+    /* More columns than the view has join keys and features means some are unknown or
+     * repeated: such a request is refused before its values are converted. (A delete takes
+     * fewer, but a column too many is better told apart later, by name.) */
+    char *why = base_arena_alloc(ctx->arena, CATALOG_MAX_NAME + 64);
+    if (why == NULL)
+        return core_fail(ctx, -ENOMEM, "out of memory");
+    snprintf(why, CATALOG_MAX_NAME + 64, "the join keys and features of feature view '%s@v%u'",
+             v->name, (unsigned)v->version);
+    *lim = (core_columns_limits_t){v->n_join_keys + v->n_features, why, ctx->limits->max_write_rows,
+                                   "--max-write-rows"};
+    *out = v;
+    return 0;
+}
+
+int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *cols,
+               const int64_t *event_ts_us, size_t n_ts, store_op_t op, core_write_done_fn done,
+               void *arg)
+{
+    base_arena_t *a = ctx->arena;
+    if (cols->n_cols == 0)
+        return core_fail(ctx, -EINVAL, "no columns: give one per join key and written feature");
+    if (n_ts != 0 && n_ts != cols->n_rows)
+        return core_fail(ctx, -EINVAL,
+                         "event_timestamps has %zu entries for %zu rows (give one per row, or "
+                         "none for now)",
+                         n_ts, cols->n_rows);
+
+    const catalog_value_t **key_cols =
+        base_arena_calloc(a, v->n_join_keys == 0 ? 1 : v->n_join_keys, sizeof *key_cols);
+    const catalog_value_t **feat_cols = base_arena_calloc(a, cols->n_cols, sizeof *feat_cols);
+    uint32_t *feat_idx = base_arena_calloc(a, cols->n_cols, sizeof *feat_idx);
+    if (key_cols == NULL || feat_cols == NULL || feat_idx == NULL)
+        return core_fail(ctx, -ENOMEM, "out of memory");
+    for (size_t k = 0; k < v->n_join_keys; k++) {
+        int col = core_columns_find(cols, v->join_keys[k].name);
+        if (col < 0)
+            return core_fail(ctx, -EINVAL, "missing join key column '%s' for feature view '%s@v%u'",
+                             v->join_keys[k].name, v->name, (unsigned)v->version);
+        key_cols[k] = cols->cols[col];
+    }
+    size_t n_feat = 0;
+    for (size_t i = 0; i < cols->n_cols; i++) {
+        if (is_join_key(v, cols->names[i]))
+            continue;
+        int f = find_feature(v, cols->names[i]);
+        if (f < 0 || op == STORE_OP_DELETE)
+            return core_fail(ctx, -EINVAL,
+                             op == STORE_OP_DELETE
+                                 ? "column '%s' is not a join key of feature view '%s@v%u' "
+                                   "(a delete takes join keys only)"
+                                 : "column '%s' is neither a join key nor a feature of "
+                                   "feature view '%s@v%u'",
+                             cols->names[i], v->name, (unsigned)v->version);
+        feat_idx[n_feat] = v->features[f].index;
+        feat_cols[n_feat] = cols->cols[i];
+        n_feat++;
+    }
+    if (cols->n_rows == 0)
+        return 0;
+
+    store_batch_t batch = {
+        .view = v,
+        .op = op,
+        .n_rows = cols->n_rows,
+        .keys = key_cols,
+        .n_features = n_feat,
+        .feature_idx = feat_idx,
+        .values = feat_cols,
+        .event_ts_us = n_ts == 0 ? NULL : event_ts_us,
+    };
+    write_ctx_t *w = base_arena_alloc(a, sizeof *w);
+    if (w == NULL)
+        return core_fail(ctx, -ENOMEM, "out of memory");
+    w->ctx = ctx;
+    w->done = done;
+    w->arg = arg;
+    snprintf(w->view, sizeof w->view, "%s", v->name);
+    w->version = (unsigned)v->version;
+    store_apply_result_t res;
+    memset(&res, 0, sizeof res);
+    int rc = store_apply_async(ctx->core->store, &batch, 1, 0, &res, apply_done, w);
+    if (rc == 0)
+        return CORE_ASYNC;
+    if (rc == -EINVAL) {
+        const char *what = is_join_key(v, res.bad_field) ? "join key" : "feature";
+        if (res.bad_field[0] == '\0')
+            return core_fail(ctx, rc, "row %zu: %s", res.bad_row, res.error);
+        return core_fail(ctx, rc, "row %zu, %s '%s': %s", res.bad_row, what, res.bad_field,
+                         res.error);
+    }
+    return fail_store(ctx, rc, w->view, w->version);
+}

@@ -1,0 +1,56 @@
+/* tests/base/test_proc.c - process setup: CPU slices, monotonic time. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+/* The calling thread's se.slice from /proc (ns), or -1 when the kernel does not show it. */
+static long long own_slice_ns(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/sched", (long)syscall(SYS_gettid));
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long long ns = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "se.slice", 8) == 0) {
+            const char *colon = strchr(line, ':');
+            ns = colon != NULL ? atoll(colon + 1) : -1;
+        }
+    }
+    fclose(f);
+    return ns;
+}
+
+Test(sched_slice, refuses_slices_out_of_range_and_sets_the_calling_thread)
+{
+    cr_assert_eq(base_sched_slice(0), -EINVAL);
+    cr_assert_eq(base_sched_slice(99), -EINVAL);
+    cr_assert_eq(base_sched_slice(100001), -EINVAL);
+    int rc = base_sched_slice(250);
+    if (rc == -EINVAL) {
+        cr_log_warn("this kernel has no custom slices for normal tasks (before Linux 6.12)");
+        return;
+    }
+    cr_assert_eq(rc, 0, "%s", strerror(-rc));
+    long long ns = own_slice_ns();
+    if (ns >= 0)
+        cr_assert_eq(ns, 250000LL);
+}
+
+Test(mono_us, moves_forward_with_the_clock)
+{
+    int64_t a = base_mono_us();
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    int64_t b = base_mono_us();
+    cr_assert_geq(b - a, 2000, "2 ms slept, %lld us seen", (long long)(b - a));
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# tests/codec/run-fuzz-predict.sh - builds the Predict request fuzzer with clang's libFuzzer and
+# runs it for FUZZ_SECONDS (default 20) (tests/fuzz-lib.sh builds it; no build tree needed); crashes are kept in a printed directory, never in the source tree.
+set -euo pipefail
+root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+seconds=${FUZZ_SECONDS:-20}
+work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-predict.XXXXXX")
+keep=0
+cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
+trap cleanup EXIT
+
+. "$root/tests/fuzz-lib.sh"
+fuzz_build "$work" fuzz_predict "$root/tests/codec/fuzz_predict.c" base catalog storage core codec
+
+# Seeds: one entity input of each accepted form, built with protoc's text format.
+mkdir -p "$work/corpus"
+seed() {
+  printf '%s' "$2" | protoc -I"$root/protos" -I/usr/include \
+    --encode=tensorflow.serving.PredictRequest tensorflow_serving/apis/predict.proto \
+    >"$work/corpus/$1"
+}
+seed int64 'model_spec { name: "m" } inputs { key: "id" value { dtype: DT_INT64 tensor_shape { dim { size: 2 } } int64_val: [1, 2] } }'
+seed int32_col 'inputs { key: "id" value { dtype: DT_INT32 tensor_shape { dim { size: 2 } dim { size: 1 } } int_val: [1, 2] } }'
+seed content 'inputs { key: "id" value { dtype: DT_INT64 tensor_shape { dim { size: 1 } } tensor_content: "\001\000\000\000\000\000\000\000" } }'
+seed strings 'inputs { key: "c" value { dtype: DT_STRING tensor_shape { dim { size: 2 } } string_val: ["a", "bc"] } }'
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+echo "fuzzing fuzz_predict for ${seconds}s"
+if ! "$work/fuzz_predict" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+     -artifact_prefix="$work/" -print_final_stats=1 "$work/corpus" 2>&1 | tail -n 40; then
+  keep=1
+  exit 1
+fi

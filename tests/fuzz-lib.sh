@@ -1,0 +1,30 @@
+# tests/fuzz-lib.sh - sourced by the run-fuzz*.sh scripts: builds a libFuzzer target from fstore's
+# modules with clang, ASan and UBSan, without a build tree (the protos are compiled here with
+# protoc-c, as protos/CMakeLists.txt does).
+#
+# fuzz_build WORK OUT MAIN.c MODULE...: compiles MAIN.c with every source of each MODULE
+# (base catalog storage core codec server) into WORK/OUT.
+
+fuzz_build() {
+  local work=$1 out=$2 main=$3
+  shift 3
+  local root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+  local cc=${CC:-clang}
+  local protos=(feast/types/Value.proto feast/serving/ServingService.proto fstore/v1/fstore.proto
+                tensorflow/core/framework/types.proto tensorflow/core/framework/tensor_shape.proto
+                tensorflow/core/framework/tensor.proto tensorflow_serving/apis/model.proto
+                tensorflow_serving/apis/predict.proto)
+  local wkt=(google/protobuf/timestamp.proto google/protobuf/wrappers.proto)
+  local health=grpc/health/v1/health.proto
+  mkdir -p "$work/gen"
+  (cd "$root/protos" && protoc-c -I. -I/usr/include -I/usr/share/grpc-proto --c_out="$work/gen" \
+     "${protos[@]}" "${wkt[@]}" "$health")
+  local srcs=() p m
+  for p in "${protos[@]}" "${wkt[@]}" "$health"; do srcs+=("$work/gen/${p%.proto}.pb-c.c"); done
+  for m in "$@"; do srcs+=("$root/$m"/*.c); done
+  local flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+               -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -isystem "$work/gen"
+               -w $(pkg-config --cflags grpc))
+  "$cc" "${flags[@]}" "${srcs[@]}" "$main" -llmdb -lyaml -ljansson -lprotobuf-c \
+    $(pkg-config --libs grpc) -lpthread -ldl -lm -o "$work/$out"
+}
