@@ -43,11 +43,13 @@ void store__enc_free(store__enc_t *enc)
     memset(enc, 0, sizeof *enc);
 }
 
-static int enc_view(store__enc_t *enc, const store__view_t *e, uint32_t *out)
+/* The enc's entry for a view version (name, version, and the database's generation gen). */
+static int enc_view(store__enc_t *enc, const char *name, uint32_t version, uint64_t gen,
+                    uint32_t *out)
 {
     for (size_t i = 0; i < enc->n_views; i++) {
-        if (enc->views[i].version == e->version && enc->views[i].gen == e->gen &&
-            strcmp(enc->views[i].name, e->name) == 0) {
+        if (enc->views[i].version == version && enc->views[i].gen == gen &&
+            strcmp(enc->views[i].name, name) == 0) {
             *out = (uint32_t)i;
             return 0;
         }
@@ -55,9 +57,9 @@ static int enc_view(store__enc_t *enc, const store__view_t *e, uint32_t *out)
     if (store__grow((void **)&enc->views, &enc->cap_views, enc->n_views, sizeof *enc->views, 4) < 0)
         return -ENOMEM;
     store__enc_view_t *v = &enc->views[enc->n_views];
-    snprintf(v->name, sizeof v->name, "%s", e->name);
-    v->version = e->version;
-    v->gen = e->gen;
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->version = version;
+    v->gen = gen;
     *out = (uint32_t)enc->n_views++;
     return 0;
 }
@@ -169,8 +171,9 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
     const catalog_view_t *v = b->view;
     if (v == NULL)
         return fail(res, -EINVAL, bi, 0, "", "batch has no view");
-    const store__view_t *e = store__views_find(t, v->name, v->version);
-    if (e == NULL)
+    /* Without a view table (store_wire_begin() without a store) a feature's slot is its index. */
+    const store__view_t *e = t != NULL ? store__views_find(t, v->name, v->version) : NULL;
+    if (t != NULL && e == NULL)
         return fail(res, -ENOENT, bi, 0, "",
                     "feature view %s@v%u has no database here (not applied, or offline)", v->name,
                     v->version);
@@ -185,7 +188,7 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
     if (rc < 0)
         return rc;
     uint32_t vi;
-    rc = enc_view(enc, e, &vi);
+    rc = enc_view(enc, v->name, v->version, e != NULL ? e->gen : 0, &vi);
     if (rc < 0)
         return rc;
 
@@ -196,7 +199,7 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
         if (idx >= v->n_features)
             return fail(res, -EINVAL, bi, 0, "", "feature index %u out of range (view has %zu)",
                         idx, v->n_features);
-        uint32_t slot = store__slot_of(e, v, idx);
+        uint32_t slot = e != NULL ? store__slot_of(e, v, idx) : idx;
         if (slot == UINT32_MAX)
             return fail(res, -EINVAL, bi, 0, v->features[idx].name,
                         "feature is not in the catalog applied to this store (run apply)");
@@ -313,7 +316,7 @@ int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool check
 {
     size_t n_rows = enc->n_rows, n_views = enc->n_views, arena_len = enc->arena.len;
     enc_state_t st = {0};
-    store__views_t *t = store__views_get(s);
+    store__views_t *t = s != NULL ? store__views_get(s) : NULL;
     int64_t now = store_now_us();
     int rc = 0;
     if (n > 0 && batches == NULL)
@@ -380,6 +383,268 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Wire batches: what the replication log carries                                              */
+
+/* store_wire_begin()'s result: the public part, then the encoded rows it points into. */
+typedef struct wire {
+    store_wire_t pub;
+    store__enc_t enc;
+    const uint8_t **ptrs;  /* every batch's keys, then its values */
+    uint32_t *lens;        /* the same */
+    uint32_t *feature_idx; /* every batch's, in the order of its encoded values */
+    int64_t *event_ts;
+} wire_t;
+
+void store_wire_end(store_wire_t *w)
+{
+    if (w == NULL)
+        return;
+    wire_t *x = (wire_t *)w;
+    store__enc_free(&x->enc);
+    free(x->pub.batches);
+    free(x->ptrs);
+    free(x->lens);
+    free(x->feature_idx);
+    free(x->event_ts);
+    free(x);
+}
+
+typedef struct slot_idx {
+    uint32_t slot, idx;
+} slot_idx_t;
+
+static int cmp_slot_idx(const void *a, const void *b)
+{
+    uint32_t x = ((const slot_idx_t *)a)->slot, y = ((const slot_idx_t *)b)->slot;
+    return x < y ? -1 : x > y;
+}
+
+/* The feature indexes of batch b in the order its values were encoded (by slot). */
+static int wire_features(const store__views_t *t, const store_batch_t *b, uint32_t *out)
+{
+    const catalog_view_t *v = b->view;
+    const store__view_t *e = t != NULL ? store__views_find(t, v->name, v->version) : NULL;
+    slot_idx_t *p = malloc((b->n_features + 1) * sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    for (size_t j = 0; j < b->n_features; j++) {
+        p[j].idx = b->feature_idx[j];
+        p[j].slot = e != NULL ? store__slot_of(e, v, p[j].idx) : p[j].idx;
+    }
+    qsort(p, b->n_features, sizeof *p, cmp_slot_idx);
+    for (size_t j = 0; j < b->n_features; j++)
+        out[j] = p[j].idx;
+    free(p);
+    return 0;
+}
+
+int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches, store_wire_t **out,
+                     store_apply_result_t *res)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    wire_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    int rc = store__encode(s, batches, n_batches, false, &w->enc, res);
+    if (rc < 0) {
+        store_wire_end(&w->pub);
+        return rc;
+    }
+    /* Every row of batch i was encoded, in order: rows are cut back into their batches. */
+    size_t n_ptrs = 0, n_feat = 0;
+    for (size_t i = 0; i < n_batches; i++) {
+        size_t nf = batches[i].op == STORE_OP_UPSERT ? batches[i].n_features : 0;
+        n_ptrs += batches[i].n_rows * (1 + nf);
+        n_feat += nf;
+    }
+    w->pub.n_batches = n_batches;
+    w->pub.batches = calloc(n_batches + 1, sizeof *w->pub.batches);
+    w->ptrs = malloc((n_ptrs + 1) * sizeof *w->ptrs);
+    w->lens = malloc((n_ptrs + 1) * sizeof *w->lens);
+    w->feature_idx = malloc((n_feat + 1) * sizeof *w->feature_idx);
+    w->event_ts = malloc((w->enc.n_rows + 1) * sizeof *w->event_ts);
+    store__views_t *t = s != NULL ? store__views_get(s) : NULL;
+    rc = w->pub.batches == NULL || w->ptrs == NULL || w->lens == NULL || w->feature_idx == NULL ||
+                 w->event_ts == NULL
+             ? -ENOMEM
+             : 0;
+    size_t row = 0, ptr = 0, feat = 0;
+    const uint8_t *arena = w->enc.arena.data;
+    for (size_t i = 0; i < n_batches && rc == 0; i++) {
+        const store_batch_t *b = &batches[i];
+        store_wire_batch_t *o = &w->pub.batches[i];
+        size_t nf = b->op == STORE_OP_UPSERT ? b->n_features : 0;
+        o->view = b->view;
+        o->op = b->op;
+        o->n_rows = b->n_rows;
+        o->n_features = nf;
+        o->feature_idx = w->feature_idx + feat;
+        if (nf > 0)
+            rc = wire_features(t, b, w->feature_idx + feat);
+        feat += nf;
+        o->keys = w->ptrs + ptr;
+        o->key_lens = w->lens + ptr;
+        o->event_ts_us = w->event_ts + row;
+        for (size_t r = 0; r < b->n_rows; r++) {
+            const store__row_t *er = &w->enc.rows[row + r];
+            w->ptrs[ptr + r] = arena + er->key_off;
+            w->lens[ptr + r] = er->key_len;
+            w->event_ts[row + r] = er->event_ts_us;
+        }
+        ptr += b->n_rows;
+        o->values = w->ptrs + ptr;
+        o->value_lens = w->lens + ptr;
+        for (size_t r = 0; r < b->n_rows; r++) {
+            const store__row_t *er = &w->enc.rows[row + r];
+            const uint8_t *p = arena + er->vals_off;
+            for (size_t x = 0; x < er->n_vals; x++) {
+                uint32_t len = store__le32(p + STORE__VAL_LEN);
+                w->ptrs[ptr] = p + STORE__VAL_BYTES;
+                w->lens[ptr++] = len;
+                p += STORE__VAL_BYTES + len;
+            }
+        }
+        row += b->n_rows;
+    }
+    store__views_unref(t);
+    if (rc < 0) {
+        store_wire_end(&w->pub);
+        return rc;
+    }
+    *out = &w->pub;
+    return 0;
+}
+
+static int encode_wire_batch(const store__views_t *t, const store_wire_batch_t *b, size_t bi,
+                             store__enc_t *enc, enc_state_t *st, store_apply_result_t *res)
+{
+    const catalog_view_t *v = b->view;
+    if (v == NULL)
+        return fail(res, -EINVAL, bi, 0, "", "batch has no view");
+    const store__view_t *e = store__views_find(t, v->name, v->version);
+    if (e == NULL)
+        return fail(res, -ENOENT, bi, 0, "",
+                    "feature view %s@v%u has no database here (not applied, or offline)", v->name,
+                    v->version);
+    if (b->op != STORE_OP_UPSERT && b->op != STORE_OP_DELETE)
+        return fail(res, -EINVAL, bi, 0, "", "unknown op %d", (int)b->op);
+    size_t nf = b->op == STORE_OP_UPSERT ? b->n_features : 0;
+    int rc = grow_state(st, nf, 0);
+    if (rc < 0)
+        return rc;
+    uint32_t vi;
+    rc = enc_view(enc, v->name, v->version, e->gen, &vi);
+    if (rc < 0)
+        return rc;
+    for (size_t j = 0; j < nf; j++) {
+        uint32_t idx = b->feature_idx[j];
+        if (idx >= v->n_features)
+            return fail(res, -EINVAL, bi, 0, "", "feature index %u out of range (view has %zu)",
+                        idx, v->n_features);
+        uint32_t slot = store__slot_of(e, v, idx);
+        if (slot == UINT32_MAX)
+            return fail(res, -EINVAL, bi, 0, v->features[idx].name,
+                        "feature is not in the catalog applied to this store");
+        st->slots[j] = slot;
+        size_t k = j;
+        while (k > 0 && st->slots[st->perm[k - 1]] > slot) {
+            st->perm[k] = st->perm[k - 1];
+            k--;
+        }
+        if (k > 0 && st->slots[st->perm[k - 1]] == slot)
+            return fail(res, -EINVAL, bi, 0, v->features[idx].name,
+                        "feature listed twice in one batch");
+        st->perm[k] = (uint32_t)j;
+    }
+    for (size_t r = 0; r < b->n_rows; r++) {
+        uint32_t klen = b->key_lens[r];
+        if (klen == 0 || klen > STORE_MAX_KEY)
+            return fail(res, -EINVAL, bi, r, "", "entity key of %u bytes", klen);
+        size_t need = klen;
+        for (size_t j = 0; j < nf; j++) {
+            uint32_t len = b->value_lens[r * nf + j];
+            if (len > STORE_MAX_VALUE)
+                return fail(res, -EINVAL, bi, r, v->features[b->feature_idx[j]].name,
+                            "value is %u bytes encoded, more than %u", len, STORE_MAX_VALUE);
+            need += STORE__VAL_BYTES + len;
+        }
+        rc = store__buf_reserve(&enc->arena, need);
+        if (rc < 0)
+            return rc;
+        store__row_t *row;
+        rc = enc_row(enc, &row);
+        if (rc < 0)
+            return rc;
+        row->key_off = enc->arena.len;
+        row->key_len = klen;
+        memcpy(enc->arena.data + enc->arena.len, b->keys[r], klen);
+        enc->arena.len += klen;
+        row->op = (uint8_t)b->op;
+        row->view = vi;
+        row->event_ts_us = b->event_ts_us[r];
+        row->vals_off = enc->arena.len;
+        row->n_vals = (uint32_t)nf;
+        for (size_t x = 0; x < nf; x++) {
+            size_t j = st->perm[x];
+            uint32_t len = b->value_lens[r * nf + j];
+            uint8_t *p = enc->arena.data + enc->arena.len;
+            store__put_le32(p + STORE__VAL_SLOT, st->slots[j]);
+            store__put_le32(p + STORE__VAL_LEN, len);
+            if (len > 0)
+                memcpy(p + STORE__VAL_BYTES, b->values[r * nf + j], len);
+            enc->arena.len += STORE__VAL_BYTES + len;
+        }
+        enc->n_rows++;
+    }
+    return 0;
+}
+
+int store__encode_wire(store_t *s, const store_wire_batch_t *batches, size_t n, store__enc_t *enc,
+                       store_apply_result_t *res)
+{
+    size_t n_rows = enc->n_rows, n_views = enc->n_views, arena_len = enc->arena.len;
+    enc_state_t st = {0};
+    store__views_t *t = store__views_get(s);
+    int rc = 0;
+    if (n > 0 && batches == NULL)
+        rc = fail(res, -EINVAL, 0, 0, "", "no batches");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = encode_wire_batch(t, &batches[i], i, enc, &st, res);
+    if (rc < 0) {
+        enc->n_rows = n_rows;
+        enc->n_views = n_views;
+        enc->arena.len = arena_len;
+    }
+    store__views_unref(t);
+    free(st.slots);
+    free(st.perm);
+    free(st.keys);
+    return rc;
+}
+
+int store_apply_wire_async(store_t *s, const store_wire_batch_t *batches, size_t n_batches,
+                           uint64_t log_position, store_apply_result_t *res,
+                           store_apply_done_fn done, void *arg)
+{
+    store_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    store__enc_t enc;
+    memset(&enc, 0, sizeof enc);
+    int rc = s->read_only ? -EROFS : store__encode_wire(s, batches, n_batches, &enc, res);
+    if (rc == 0 && enc.n_rows == 0 && log_position == 0)
+        done(arg, 0, res);
+    else if (rc == 0)
+        rc = store__submit_async(s, &enc, log_position, done, arg);
+    store__enc_free(&enc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Bulk loads                                                                                  */
 
 /*
@@ -437,8 +702,9 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
 }
 
 /* Folds one group's rows, in input order, into the record they make for an absent key: the
- * same rules as the writer's row-by-row path (deletes drop what came before, an older event
- * is stale, a tie goes to the later row). Returns: 0, -EIO, -E2BIG, -ENOMEM. */
+ * same rules as the writer's row-by-row path (last write wins by event time, a delete leaves a
+ * tombstone, an upsert must be newer than a tombstone, a tie otherwise goes to the later row).
+ * Returns: 0, -EIO, -E2BIG, -ENOMEM. */
 static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, store__buf_t *b)
 {
     const store__enc_t *enc = &p->enc;
@@ -451,47 +717,54 @@ static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, stor
         return rc;
     g->rec_off = p->recs.len;
     if (g->n == 1) {
-        /* Most groups: one row, built straight into place. */
-        if (first->op == STORE_OP_DELETE)
-            return 0;
-        rc = store__rec_build(first, enc->arena.data, 0, &p->recs);
+        /* Most groups: one row, built straight into place (the write time is the commit's: the
+         * writer fills it in). */
+        rc = first->op == STORE_OP_DELETE ? store__rec_tombstone(first->event_ts_us, 0, &p->recs)
+                                          : store__rec_build(first, enc->arena.data, 0, &p->recs);
         if (rc < 0)
             return rc;
         if (p->recs.len - g->rec_off > UINT32_MAX)
             return -E2BIG;
-        g->written = 1;
+        g->written = first->op != STORE_OP_DELETE;
         g->rec_len = (uint32_t)(p->recs.len - g->rec_off);
         return 0;
     }
-    bool have = false;
+    enum { NONE, LIVE, DELETED } state = NONE;
+    int64_t ts = 0;
     for (uint32_t x = g->first; x < g->first + g->n; x++) {
         const store__row_t *r = &enc->rows[enc->order[x]];
+        if (state != NONE &&
+            (r->event_ts_us < ts ||
+             (state == DELETED && r->op != STORE_OP_DELETE && r->event_ts_us == ts))) {
+            g->stale++;
+            continue;
+        }
+        ts = r->event_ts_us;
         if (r->op == STORE_OP_DELETE) {
-            have = false;
+            g->written += state == LIVE;
+            state = DELETED;
             continue;
         }
         store__rec_t old;
-        if (have) {
-            if (store__rec_parse(a->data, a->len, &old) < 0)
-                return -EIO;
-            if (r->event_ts_us < old.event_ts_us) {
-                g->stale++;
-                continue;
-            }
-        }
-        /* The write time is the commit's: the writer fills it in. */
-        rc = store__rec_merge(have ? &old : NULL, r, enc->arena.data, 0, b);
+        if (state == LIVE && store__rec_parse(a->data, a->len, &old) < 0)
+            return -EIO;
+        rc = store__rec_merge(state == LIVE ? &old : NULL, r, enc->arena.data, 0, b);
         if (rc < 0)
             return rc;
         store__buf_t t = *a;
         *a = *b;
         *b = t;
-        have = true;
+        state = LIVE;
         g->written++;
     }
     g->rec_len = 0;
-    if (!have)
+    if (state == NONE)
         return 0;
+    if (state == DELETED) {
+        rc = store__rec_tombstone(ts, 0, &p->recs);
+        g->rec_len = STORE__REC_HEADER;
+        return rc;
+    }
     if (a->len > UINT32_MAX)
         return -E2BIG;
     g->rec_len = (uint32_t)a->len;

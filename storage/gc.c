@@ -1,4 +1,4 @@
-/* storage/gc.c - TTL sweeps in small transactions. */
+/* storage/gc.c - TTL and tombstone sweeps in small transactions. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +10,8 @@
  * short write transaction on the writer thread (at most GC_SCAN rows looked at, so store_apply()
  * callers queue behind it for a few milliseconds at most), and the next chunk resumes at the
  * first key not yet looked at. Rows written meanwhile are either seen or not; both are fine,
- * since a row is only deleted when it is expired at now_us.
+ * since a row is only deleted when it is expired at now_us. Tombstones (deleted rows) are
+ * dropped once their event time is older than the store's tombstone retention, in every view.
  */
 
 #define GC_SCAN 4096
@@ -19,7 +20,8 @@ typedef struct gc_arg {
     char name[CATALOG_MAX_NAME + 1];
     uint32_t version;
     uint64_t gen;
-    int64_t cutoff_us;
+    int64_t cutoff_us;      /* live rows with an older event time are expired */
+    int64_t tomb_cutoff_us; /* tombstones with an older event time are dropped */
     uint8_t resume[STORE_MAX_KEY];
     size_t resume_len; /* 0 = from the first key */
     /* this attempt's outcome, kept only when it commits */
@@ -55,7 +57,8 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
             break;
         }
         store__rec_t r;
-        if (store__rec_parse(d.mv_data, d.mv_size, &r) == 0 && r.event_ts_us < a->cutoff_us) {
+        if (store__rec_parse(d.mv_data, d.mv_size, &r) == 0 &&
+            r.event_ts_us < (r.tombstone ? a->tomb_cutoff_us : a->cutoff_us)) {
             mrc = mdb_cursor_del(cur, 0);
             if (mrc != 0)
                 break;
@@ -89,7 +92,7 @@ int store_gc(store_t *s, int64_t now_us, size_t *deleted)
     rc = 0;
     for (size_t i = 0; i < catalog_view_count(cat) && rc == 0; i++) {
         const catalog_view_t *v = catalog_view_at(cat, i);
-        if (!v->online || !store__ttl_applies(v))
+        if (!v->online)
             continue;
         const store__view_t *e = store__views_find(t, v->name, v->version);
         if (e == NULL)
@@ -98,7 +101,8 @@ int store_gc(store_t *s, int64_t now_us, size_t *deleted)
         strncpy(a->name, v->name, sizeof a->name - 1);
         a->version = v->version;
         a->gen = e->gen;
-        a->cutoff_us = store__ttl_cutoff(v, now_us);
+        a->cutoff_us = store__ttl_applies(v) ? store__ttl_cutoff(v, now_us) : INT64_MIN;
+        a->tomb_cutoff_us = now_us - s->tombstone_retention_us;
         do {
             rc = store__run(s, gc_chunk, a, false, NULL);
             if (rc < 0)

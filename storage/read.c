@@ -117,11 +117,13 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
     store__rec_t rec;
     if (store__rec_parse(d.mv_data, d.mv_size, &rec) < 0)
         return -EIO;
+    row->slots = e;
+    if (rec.tombstone)
+        return 0; /* deleted: NOT_FOUND */
     row->found = true;
     row->event_ts_us = rec.event_ts_us;
     row->created_ts_us = rec.created_ts_us;
     row->rec = d.mv_data;
     row->rec_len = d.mv_size;
-    row->slots = e;
     return 0;
 }

@@ -11,7 +11,7 @@
  *
  *   offset  size      field
  *   0       1         format (STORE__REC_FORMAT = 1)
- *   1       1         flags (0; reserved)
+ *   1       1         flags: STORE__REC_TOMBSTONE for a deleted row (then n_slots is 0)
  *   2       2         reserved (0)
  *   4       4         n_slots, little-endian
  *   8       8         event_ts_us, little-endian int64: the row's event time (LWW and TTL)
@@ -47,6 +47,7 @@ int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out)
     if (n > (len - STORE__REC_HEADER) / 4)
         return -EIO;
     out->n_slots = n;
+    out->tombstone = (p[STORE__REC_FLAGS] & STORE__REC_TOMBSTONE) != 0;
     out->event_ts_us = (int64_t)store__le64(p + STORE__REC_EVENT_TS);
     out->created_ts_us = (int64_t)store__le64(p + STORE__REC_CREATED_TS);
     out->ends = p + STORE__REC_HEADER;
@@ -120,6 +121,21 @@ int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uin
         data_len += len;
         store__put_le32(out->data + STORE__REC_HEADER + 4 * (size_t)slot, (uint32_t)data_len);
     }
+    return 0;
+}
+
+int store__rec_tombstone(int64_t event_ts_us, int64_t created_ts_us, store__buf_t *out)
+{
+    int rc = store__buf_reserve(out, STORE__REC_HEADER);
+    if (rc < 0)
+        return rc;
+    uint8_t *h = out->data + out->len;
+    memset(h, 0, STORE__REC_HEADER);
+    h[0] = STORE__REC_FORMAT;
+    h[STORE__REC_FLAGS] = STORE__REC_TOMBSTONE;
+    store__put_le64(h + STORE__REC_EVENT_TS, (uint64_t)event_ts_us);
+    store__put_le64(h + STORE__REC_CREATED_TS, (uint64_t)created_ts_us);
+    out->len += STORE__REC_HEADER;
     return 0;
 }
 

@@ -177,6 +177,7 @@ typedef struct apply_arg {
     catalog_t *c;
     catalog_plan_t plan;
     store__views_t *table;
+    uint64_t position; /* the replication log's, recorded with the catalog; 0 = none */
 } apply_arg_t;
 
 /* Extends (or creates) one online view version's slot table. Returns: 1 when the database is
@@ -257,7 +258,21 @@ static int apply_fn(store_t *s, MDB_txn *txn, void *p)
     catalog_plan_clear(&a->plan);
     store__views_unref(a->table);
     a->table = NULL;
-    int rc = plan_in_txn(s, txn, a->c, &a->plan);
+    int rc;
+    if (a->position > 0) {
+        MDB_val v;
+        rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
+        if (rc == 0 && v.mv_size == 8 && store__le64(v.mv_data) >= a->position)
+            return -EALREADY;
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        uint8_t b[8];
+        store__put_le64(b, a->position);
+        rc = store__meta_put(txn, s->meta, STORE__KEY_POSITION, b, sizeof b);
+        if (rc < 0)
+            return rc;
+    }
+    rc = plan_in_txn(s, txn, a->c, &a->plan);
     if (rc < 0)
         return rc;
     if (a->plan.n_breaking > 0)
@@ -304,6 +319,12 @@ static void apply_after(store_t *s, int rc, void *p)
 
 int store_apply_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan)
 {
+    return store_apply_catalog_at(s, c, plan, 0);
+}
+
+int store_apply_catalog_at(store_t *s, const catalog_t *c, catalog_plan_t *plan,
+                           uint64_t log_position)
+{
     if (plan != NULL)
         memset(plan, 0, sizeof *plan);
     if (c == NULL)
@@ -311,7 +332,7 @@ int store_apply_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan)
     /* The store keeps a reference to the caller's catalog itself (reference counts are the only
      * thing that changes in a catalog), so readers using that same catalog hit the slot fast
      * path. */
-    apply_arg_t a = {.c = (catalog_t *)c};
+    apply_arg_t a = {.c = (catalog_t *)c, .position = log_position};
     int rc = store__run(s, apply_fn, &a, true, apply_after);
     store__views_unref(a.table);
     if (plan != NULL)

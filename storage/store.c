@@ -226,6 +226,13 @@ static int open_meta(store_t *s, const store_options_t *opts)
             rc = -EIO;
         else if (store__le32(v.mv_data) > STORE_FORMAT_VERSION)
             rc = -EPROTO;
+        else if (store__le32(v.mv_data) < STORE_FORMAT_VERSION && !opts->read_only) {
+            /* Version 1 had no tombstones: its records are all valid in version 2, which an
+             * older fstore must refuse (it would read a tombstone as a row of nulls). */
+            uint8_t b[4];
+            store__put_le32(b, STORE_FORMAT_VERSION);
+            rc = store__meta_put(txn, s->meta, STORE__KEY_FORMAT, b, sizeof b);
+        }
     } else if (rc == -ENOENT) {
         rc = 0;
     }
@@ -295,6 +302,9 @@ int store_open(const store_options_t *opts, store_t **out)
         goto fail;
     s->read_only = opts->read_only;
     s->sync = opts->sync;
+    s->tombstone_retention_us = (opts->tombstone_retention_s > 0 ? opts->tombstone_retention_s
+                                                                 : STORE_TOMBSTONE_RETENTION_S) *
+                                1000000;
     s->dir = strdup(opts->dir);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
@@ -320,12 +330,15 @@ int store_open(const store_options_t *opts, store_t **out)
      * the meta page can never reach the disk ahead of the pages it points to. (MDB_NOSYNC plus
      * one fsync per group would be cheaper but write both in one unordered flush: a power loss
      * during it could leave a meta page pointing at pages that never made it.)
+     * STORE_SYNC_DATA, MDB_NOMETASYNC without the second fsync: one fdatasync per group, and a
+     * power loss can lose the last commits but never leaves the file inconsistent (replicas,
+     * whose log has every acknowledged write and replays what they lost).
      * STORE_SYNC_NONE, MDB_NOSYNC: no fsync at all until store_close() (bulk loads).
      * MDB_NOTLS: a reader's transaction is reset and renewed, possibly on another thread.
      * MDB_NORDAHEAD: reads are random point lookups; readahead only evicts useful pages.
      */
     unsigned flags =
-        (opts->sync == STORE_SYNC_FULL ? MDB_NOMETASYNC : MDB_NOSYNC) | MDB_NOTLS | MDB_NORDAHEAD;
+        (opts->sync == STORE_SYNC_NONE ? MDB_NOSYNC : MDB_NOMETASYNC) | MDB_NOTLS | MDB_NORDAHEAD;
     if (opts->read_only)
         flags |= MDB_RDONLY;
     /* A new environment starts at the requested size; an existing one at its recorded size,
@@ -452,15 +465,31 @@ int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows)
     int rc = read_txn(s, &txn);
     if (rc < 0)
         return rc;
-    /* Under the map lock the published table cannot change. */
+    /* Under the map lock the published table cannot change. Tombstones are not rows: the
+     * records are walked (this is for the CLI and tests, not for requests). */
     const store__view_t *e = store__views_find(s->views, v->name, v->version);
-    MDB_stat st;
+    MDB_cursor *cur = NULL;
+    size_t n = 0;
     if (e == NULL)
         rc = -ENOENT;
     else
-        rc = store__errno(mdb_stat(txn, e->dbi, &st));
+        rc = store__errno(mdb_cursor_open(txn, e->dbi, &cur));
+    if (rc == 0) {
+        MDB_val k, d;
+        int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+        for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+            store__rec_t r;
+            if (store__rec_parse(d.mv_data, d.mv_size, &r) < 0) {
+                mrc = MDB_CORRUPTED;
+                break;
+            }
+            n += !r.tombstone;
+        }
+        rc = mrc == MDB_NOTFOUND ? 0 : store__errno(mrc);
+        mdb_cursor_close(cur);
+    }
     if (rc == 0)
-        *rows = st.ms_entries;
+        *rows = n;
     read_txn_end(s, txn);
     return rc;
 }
@@ -500,5 +529,81 @@ int store_snapshot(store_t *s, const char *out_dir)
     pthread_rwlock_rdlock(&s->map_lock);
     rc = store__errno(mdb_env_copy2(s->env, out_dir, MDB_CP_COMPACT));
     pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}
+
+/* One record into a digest: key, whether deleted, event time, and every feature of v by name
+ * (slot numbers differ between stores that applied different catalog histories). */
+static int digest_record(const store__view_t *e, const catalog_view_t *v, const MDB_val *k,
+                         const MDB_val *d, uint64_t *h, bool *tombstone)
+{
+    store__rec_t r;
+    if (store__rec_parse(d->mv_data, d->mv_size, &r) < 0)
+        return -EIO;
+    uint8_t b[9];
+    store__put_le32(b, (uint32_t)k->mv_size);
+    *h = base_fnv1a(b, 4, *h);
+    *h = base_fnv1a(k->mv_data, k->mv_size, *h);
+    b[0] = r.tombstone;
+    store__put_le64(b + 1, (uint64_t)r.event_ts_us);
+    *h = base_fnv1a(b, 9, *h);
+    *tombstone = r.tombstone;
+    for (size_t f = 0; f < v->n_features && !r.tombstone; f++) {
+        uint32_t slot = store__slot_of(e, v, (uint32_t)f);
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        if (slot != UINT32_MAX && store__rec_slot(&r, slot, &p, &n) < 0)
+            return -EIO;
+        /* absent (never written) and an explicit null (empty) hash differently */
+        b[0] = p == NULL ? 0 : 1;
+        store__put_le32(b + 1, (uint32_t)n);
+        *h = base_fnv1a(b, 5, *h);
+        *h = base_fnv1a(p, n, *h);
+    }
+    return 0;
+}
+
+int store_digest(store_t *s, store_digest_fn fn, void *arg)
+{
+    catalog_t *cat = NULL;
+    int rc = store_applied_catalog(s, &cat);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < catalog_view_count(cat) && rc == 0; i++) {
+        const catalog_view_t *v = catalog_view_at(cat, i);
+        MDB_txn *txn;
+        rc = read_txn(s, &txn);
+        if (rc < 0)
+            break;
+        /* Under the map lock the published table cannot change. */
+        const store__view_t *e = store__views_find(s->views, v->name, v->version);
+        if (e == NULL) {
+            read_txn_end(s, txn);
+            continue;
+        }
+        MDB_cursor *cur = NULL;
+        uint64_t h = BASE_FNV_OFFSET;
+        size_t rows = 0, tombs = 0;
+        rc = store__errno(mdb_cursor_open(txn, e->dbi, &cur));
+        if (rc == 0) {
+            MDB_val k, d;
+            int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+            for (; mrc == 0 && rc == 0; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+                bool tomb = false;
+                rc = digest_record(e, v, &k, &d, &h, &tomb);
+                tombs += tomb;
+                rows += !tomb;
+            }
+            if (rc == 0 && mrc != MDB_NOTFOUND)
+                rc = store__errno(mrc);
+            mdb_cursor_close(cur);
+        }
+        read_txn_end(s, txn);
+        if (rc == 0)
+            rc = fn(arg, v, h, rows, tombs);
+    }
+    catalog_unref(cat);
     return rc;
 }

@@ -44,8 +44,8 @@
 
 #define STORE_MAX_KEY 511          /* LMDB's default max key size: longest encoded entity key */
 #define STORE_MAX_VALUE (1u << 20) /* longest encoded feature value (wire bytes) */
-#define STORE_FORMAT_VERSION 1
-#define STORE_MAX_VIEWS 1023 /* online view versions per store (LMDB named databases) */
+#define STORE_FORMAT_VERSION 2     /* 2: tombstones (a version 1 store is upgraded on open) */
+#define STORE_MAX_VIEWS 1023       /* online view versions per store (LMDB named databases) */
 
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;
@@ -54,14 +54,22 @@ typedef enum store_sync {
     STORE_SYNC_FULL = 0, /* fsync before store_apply() returns: an acknowledged batch survives a
                             machine crash (the default) */
     STORE_SYNC_NONE = 1, /* no fsync: survives a process kill, not a machine crash (bulk loads) */
+    STORE_SYNC_DATA = 2, /* one fdatasync per commit, meta page lazily: a machine crash may lose
+                            the last commits, never the file's consistency (replicas, whose
+                            replication log holds every acknowledged write and replays it) */
 } store_sync_t;
+
+/* How long a deleted row's tombstone is kept by default (7 days): an upsert with an older event
+ * time than a kept tombstone is stale, one older than a tombstone gc dropped comes back. */
+#define STORE_TOMBSTONE_RETENTION_S (7 * 24 * 3600)
 
 typedef struct store_options {
     const char *dir; /* data directory; created if missing */
     size_t map_size; /* initial LMDB map size in bytes; 0 = 1 GiB. Grows automatically. */
     store_sync_t sync;
-    unsigned max_readers; /* 0 = 512 */
-    bool read_only;       /* open for reads only (get, plan, snapshot of a live store) */
+    unsigned max_readers;          /* 0 = 512 */
+    bool read_only;                /* open for reads only (get, plan, snapshot of a live store) */
+    int64_t tombstone_retention_s; /* 0 = STORE_TOMBSTONE_RETENTION_S */
 } store_options_t;
 
 /*
@@ -98,6 +106,11 @@ int store_applied_catalog(store_t *s, catalog_t **out);
  * Thread safety: reads wait while the change is committed (see the top of this file).
  */
 int store_apply_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan);
+/* store_apply_catalog() at a replication log position, recorded in the same transaction (the
+ * catalog changes of the log are applied where they stand in it). A position not above the
+ * stored one is a replay: -EALREADY, nothing applied. */
+int store_apply_catalog_at(store_t *s, const catalog_t *c, catalog_plan_t *plan,
+                           uint64_t log_position);
 
 /*
  * The plan store_apply_catalog() would follow for c, without applying anything (for
@@ -134,7 +147,9 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
 
 typedef enum store_op {
     STORE_OP_UPSERT = 0, /* merge the given features into the row (last write wins) */
-    STORE_OP_DELETE = 1, /* delete the rows (right to be forgotten); values are ignored */
+    STORE_OP_DELETE = 1, /* delete the rows (right to be forgotten); values are ignored. The row
+                            becomes a tombstone holding the delete's event time, so an upsert
+                            older than the delete (or as old) cannot bring it back */
 } store_op_t;
 
 /*
@@ -172,10 +187,11 @@ typedef struct store_apply_result {
  * replication position when log_position > 0 (a position lower than the stored one is stale and
  * the call returns -EALREADY without writing: replays are idempotent).
  * A position equal to the stored one is a replay too.
- * Per row: an event older than the stored row's is ignored (stale); an equal event timestamp is
- * decided by write time (the later write wins: rows are applied in call order, batch order, row
- * order). The write timestamp is taken at commit. A delete removes the row whatever its event
- * time (a later upsert with an older event time creates it again).
+ * Per row, last write wins by event time: an event older than the stored row's (live or
+ * deleted) is ignored (stale); an equal event timestamp is decided by write time (the later write
+ * wins: rows are applied in call order, batch order, row order), except that an upsert must be
+ * newer than a delete to bring the row back. The write timestamp is taken at commit. A delete
+ * leaves a tombstone with its event time (store_gc() drops it after the retention).
  * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -ENOENT (a batch's
  *          view version has no database: not applied, offline or torn down; *res names it),
  *          -EALREADY, -ENOSPC (the disk, not the map: the map grows), -EIO, -EROFS, -ENOMEM,
@@ -212,6 +228,54 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
 
 /* The last applied replication log position (0 = none). Returns: 0, -EIO. */
 int store_last_position(store_t *s, uint64_t *pos);
+
+/*
+ * A batch in the store's wire forms, as the replication log carries it: keys as
+ * store_encode_key() wrote them for view, values as catalog_value_encode() wrote them (length 0:
+ * an explicit null), row by row (values[r * n_features + j] is row r's value of feature
+ * feature_idx[j] of view). Event times are fixed (no "now"); a delete has no features.
+ */
+typedef struct store_wire_batch {
+    const catalog_view_t *view;
+    store_op_t op;
+    size_t n_rows;
+    const uint8_t *const *keys; /* [n_rows] */
+    const uint32_t *key_lens;   /* [n_rows] */
+    size_t n_features;
+    const uint32_t *feature_idx;  /* [n_features] */
+    const uint8_t *const *values; /* [n_rows * n_features] */
+    const uint32_t *value_lens;   /* [n_rows * n_features] */
+    const int64_t *event_ts_us;   /* [n_rows] */
+} store_wire_batch_t;
+
+/*
+ * Validates batches exactly as store_apply() does and writes nothing: *out holds their wire
+ * form, what a node publishes to the replication log (so that a write refused anywhere is
+ * refused before anyone sees it, and every replica applies the same bytes and event times).
+ * out->batches[i] is batches[i]; its pointers live until store_wire_end(). s may be NULL: then
+ * the batches are checked against their catalog views alone, not against a store's databases
+ * (a client of the log that holds no replica, `fstore ingest --replication`).
+ * Returns: 0 and *out; -EINVAL / -ENOENT with *res (as store_apply()), -ENOMEM.
+ * Ownership: the caller ends *out with store_wire_end().
+ */
+typedef struct store_wire {
+    size_t n_batches;
+    store_wire_batch_t *batches;
+} store_wire_t;
+int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches, store_wire_t **out,
+                     store_apply_result_t *res);
+void store_wire_end(store_wire_t *w);
+
+/*
+ * store_apply_async() for wire batches, as store_wire_begin() made them on the node that
+ * published them, against the same catalog (the log orders catalog changes with writes): only
+ * their form is checked here (views, feature indexes, key and value lengths), not the catalog's
+ * rules again. The log is trusted: whoever may publish to it may write.
+ * Returns: as store_apply_async().
+ */
+int store_apply_wire_async(store_t *s, const store_wire_batch_t *batches, size_t n_batches,
+                           uint64_t log_position, store_apply_result_t *res,
+                           store_apply_done_fn done, void *arg);
 
 /*
  * Bulk loads (`fstore ingest`): ONE transaction, all or nothing, that stays open on the writer
@@ -359,8 +423,9 @@ void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, co
 /* Maintenance                                                                                 */
 
 /*
- * Deletes rows past their view's TTL at now_us, in small transactions so writers are not held up
- * (readers never are). Returns: 0 and the number deleted in *deleted (may be NULL); -EIO.
+ * Deletes rows past their view's TTL at now_us, and tombstones whose event time is older than
+ * the tombstone retention, in small transactions so writers are not held up (readers never
+ * are). Returns: 0 and the number of records deleted in *deleted (may be NULL); -EIO.
  */
 int store_gc(store_t *s, int64_t now_us, size_t *deleted);
 
@@ -382,8 +447,21 @@ typedef struct store_stats {
 /* Returns: 0 and *out (written only on success); -EIO or another store error. */
 int store_stat(store_t *s, store_stats_t *out);
 
-/* Counts rows of one view version (for the CLI and tests). Returns: 0, -ENOENT, -EIO. */
+/* Counts rows of one view version (tombstones are not rows), walking them all: for the CLI and
+ * tests. Returns: 0, -ENOENT, -EIO. */
 int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);
+
+/*
+ * The content of every view version with a database, for comparing replicas: per view version
+ * (in catalog order) a 64-bit hash over its records in key order, each the entity key, whether it
+ * is a tombstone, its event time and its slots' value bytes, and never what differs between two
+ * replicas of the same content (write times, LMDB's page layout). rows counts live rows,
+ * tombstones the deleted ones. fn is called once per view version with what it found.
+ * Returns: 0; fn's nonzero result (the walk stops); -EIO (a malformed record), -ENOMEM.
+ */
+typedef int (*store_digest_fn)(void *arg, const catalog_view_t *v, uint64_t hash, size_t rows,
+                               size_t tombstones);
+int store_digest(store_t *s, store_digest_fn fn, void *arg);
 
 /* Microseconds since the epoch, from CLOCK_REALTIME. */
 int64_t store_now_us(void);

@@ -151,6 +151,10 @@ typedef struct store__part {
  * Returns: 0, -EINVAL (res says where), -ENOENT (a view has no database), -ENOMEM. */
 int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool checked,
                   store__enc_t *enc, store_apply_result_t *res);
+/* The same for batches already in wire form (store_apply_wire_async()): only their form is
+ * checked. Returns: as store__encode(). */
+int store__encode_wire(store_t *s, const store_wire_batch_t *batches, size_t n, store__enc_t *enc,
+                       store_apply_result_t *res);
 void store__enc_free(store__enc_t *enc);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -164,17 +168,24 @@ void store__enc_free(store__enc_t *enc);
  */
 typedef struct store__rec_header {
     uint8_t format;        /* STORE__REC_FORMAT */
-    uint8_t reserved[3];   /* zero */
+    uint8_t flags;         /* STORE__REC_TOMBSTONE or 0 */
+    uint8_t reserved[2];   /* zero */
     uint32_t n_slots;      /* slots in the offset table */
     int64_t event_ts_us;   /* the row's event time: last write wins by it */
     int64_t created_ts_us; /* when the writer stored it */
 } store__rec_header_t;
 
+#define STORE__REC_FLAGS offsetof(store__rec_header_t, flags)
 #define STORE__REC_N_SLOTS offsetof(store__rec_header_t, n_slots)
 #define STORE__REC_EVENT_TS offsetof(store__rec_header_t, event_ts_us)
 #define STORE__REC_CREATED_TS offsetof(store__rec_header_t, created_ts_us)
 #define STORE__REC_HEADER sizeof(store__rec_header_t)
 _Static_assert(sizeof(store__rec_header_t) == 24, "the record header is 24 bytes on disk");
+
+/* A deleted row: no slots, and the event time of the delete, so that last write wins across
+ * deletes too (an upsert must be newer than the tombstone to bring the row back). gc drops
+ * tombstones past the store's tombstone retention. */
+#define STORE__REC_TOMBSTONE 1u
 
 /* One encoded value in a store__enc_t arena (store__row_t.vals_off): this header, then len bytes
  * of feast.types.Value wire form (len 0: an explicit null). */
@@ -190,6 +201,7 @@ typedef struct store__val_header {
 typedef struct store__rec {
     int64_t event_ts_us;
     int64_t created_ts_us;
+    bool tombstone;
     uint32_t n_slots;
     const uint8_t *ends; /* n_slots little-endian u32 end offsets into data */
     const uint8_t *data;
@@ -210,6 +222,8 @@ int store__rec_merge(const store__rec_t *old, const store__row_t *row, const uin
  * Returns: 0, -E2BIG, -ENOMEM. */
 int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t created_ts_us,
                      store__buf_t *out);
+/* A tombstone record, appended to out. Returns: 0, -ENOMEM. */
+int store__rec_tombstone(int64_t event_ts_us, int64_t created_ts_us, store__buf_t *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The store and its writer                                                                    */
@@ -222,6 +236,7 @@ struct store {
     MDB_dbi meta;
     bool read_only;
     store_sync_t sync;
+    int64_t tombstone_retention_us;
     char *dir;
 
     /*

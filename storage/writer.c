@@ -118,33 +118,38 @@ typedef struct apply_ctx {
     store__buf_t a, b; /* record scratch */
 } apply_ctx_t;
 
-/* Applies one row over what the database holds. Returns: 0, RETRY, negative errno. */
+/*
+ * Applies one row over what the database holds, last write wins by event time: a row older than
+ * the stored one (live or deleted) is stale; a tie goes to this, the later, write, except that an
+ * upsert must be newer than a tombstone to bring a deleted row back. A delete leaves a tombstone
+ * with its event time. Returns: 0, RETRY, negative errno.
+ */
 static int apply_row(apply_ctx_t *c, MDB_dbi dbi, const store__row_t *row, const uint8_t *arena,
                      store__job_t *job)
 {
     MDB_val k = {row->key_len, (void *)(arena + row->key_off)}, d;
-    if (row->op == STORE_OP_DELETE) {
-        int rc = mdb_del(c->txn, dbi, &k, NULL);
-        if (rc == 0)
-            job->written++;
-        return rc == MDB_NOTFOUND ? 0 : lmdb_rc(rc);
-    }
     store__rec_t old;
+    bool have = false;
     int rc = mdb_get(c->txn, dbi, &k, &d);
     if (rc == 0) {
         if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0)
             return -EIO;
-        /* Last write wins by event time; on a tie the later write (this one) wins. */
-        if (row->event_ts_us < old.event_ts_us) {
-            job->stale++;
-            return 0;
-        }
-        rc = store__rec_merge(&old, row, arena, c->created, &c->a);
-    } else if (rc == MDB_NOTFOUND) {
-        rc = store__rec_merge(NULL, row, arena, c->created, &c->a);
-    } else {
+        have = true;
+    } else if (rc != MDB_NOTFOUND) {
         return lmdb_rc(rc);
     }
+    bool live = have && !old.tombstone;
+    if (have &&
+        (row->event_ts_us < old.event_ts_us ||
+         (old.tombstone && row->op != STORE_OP_DELETE && row->event_ts_us == old.event_ts_us))) {
+        job->stale++;
+        return 0;
+    }
+    c->a.len = 0;
+    if (row->op == STORE_OP_DELETE)
+        rc = store__rec_tombstone(row->event_ts_us, c->created, &c->a);
+    else
+        rc = store__rec_merge(live ? &old : NULL, row, arena, c->created, &c->a);
     if (rc < 0)
         return rc;
     d.mv_size = c->a.len;
@@ -152,7 +157,9 @@ static int apply_row(apply_ctx_t *c, MDB_dbi dbi, const store__row_t *row, const
     rc = mdb_put(c->txn, dbi, &k, &d, 0);
     if (rc != 0)
         return lmdb_rc(rc);
-    job->written++;
+    /* A delete counts the rows it removed; deleting an absent row leaves a tombstone only. */
+    if (row->op != STORE_OP_DELETE || live)
+        job->written++;
     return 0;
 }
 

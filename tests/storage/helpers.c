@@ -145,6 +145,15 @@ int th_put(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature, ca
     return store_apply(s, &b, 1, 0, &res);
 }
 
+int th_del(store_t *s, const catalog_view_t *v, int64_t id, int64_t event_ts_us)
+{
+    catalog_value_t key = th_i64(id);
+    const catalog_value_t *keys[] = {&key};
+    store_batch_t b = {
+        .view = v, .op = STORE_OP_DELETE, .n_rows = 1, .keys = keys, .event_ts_us = &event_ts_us};
+    return store_apply(s, &b, 1, 0, NULL);
+}
+
 store_status_t th_get(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature,
                       int64_t now_us, catalog_value_t *out, int64_t *ts)
 {

@@ -1,6 +1,7 @@
 /* tests/storage/test_apply.c - validation, atomic rejection and bulk loads (storage/apply.c). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,4 +460,290 @@ Test(apply, a_string_before_many_numbers_in_a_row_does_not_take_their_room)
     catalog_unref(c2);
     th_rmrf(dir2);
     free(dir2);
+}
+
+Test(apply, a_bulk_fold_keeps_deletes_as_tombstones_that_older_rows_cannot_undo)
+{
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    /* id 4: upsert 100, delete 200, upsert 150 (stale): deleted. id 6: delete 50, upsert 60:
+     * back. id 8: a delete alone (a tombstone, no row). */
+    const int64_t ids[] = {4, 4, 4, 6, 6, 8};
+    const int64_t ts[] = {100, 200, 150, 50, 60, 10};
+    const bool del[] = {false, true, false, true, false, true};
+    uint32_t idx = 1;
+    for (size_t i = 0; i < 6; i++) {
+        catalog_value_t key = th_i64(ids[i]), val = th_i64((int64_t)i);
+        const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+        store_batch_t batch = {.view = fv,
+                               .op = del[i] ? STORE_OP_DELETE : STORE_OP_UPSERT,
+                               .n_rows = 1,
+                               .keys = keys,
+                               .n_features = 1,
+                               .feature_idx = &idx,
+                               .values = vals,
+                               .event_ts_us = &ts[i]};
+        cr_assert_eq(store_bulk_add(b, &batch, 1, NULL), 0);
+    }
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_commit(b, &res), 0);
+    store_bulk_free(b);
+    cr_assert_eq(res.stale, 1);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, 4, 1, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_get(s, fv, 6, 1, 0, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 4);
+    cr_assert_eq(th_rows(s, fv), 1);
+    /* The folded tombstone of id 4 still holds its event time against a later, older upsert. */
+    cr_assert_eq(th_put(s, fv, 4, 1, th_i64(9), 199), 0);
+    cr_assert_eq(th_get(s, fv, 4, 1, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+}
+
+/* Wire batches ----------------------------------------------------------------------------- */
+
+typedef struct digest_list {
+    uint64_t hash[8];
+    size_t rows[8], tombs[8], n;
+} digest_list_t;
+
+static int collect_digest(void *arg, const catalog_view_t *v, uint64_t hash, size_t rows,
+                          size_t tombstones)
+{
+    (void)v;
+    digest_list_t *d = arg;
+    cr_assert_lt(d->n, 8);
+    d->hash[d->n] = hash;
+    d->rows[d->n] = rows;
+    d->tombs[d->n++] = tombstones;
+    return 0;
+}
+
+static digest_list_t digest_of(store_t *st)
+{
+    digest_list_t d = {0};
+    cr_assert_eq(store_digest(st, collect_digest, &d), 0);
+    return d;
+}
+
+static void assert_same_digest(store_t *a, store_t *b)
+{
+    digest_list_t x = digest_of(a), y = digest_of(b);
+    cr_assert_eq(x.n, y.n);
+    for (size_t i = 0; i < x.n; i++) {
+        cr_assert_eq(x.hash[i], y.hash[i], "view %zu differs", i);
+        cr_assert_eq(x.rows[i], y.rows[i]);
+        cr_assert_eq(x.tombs[i], y.tombs[i]);
+    }
+}
+
+/* Three rows of four features (a string, a list and a null among them) without event times
+ * (the wire form must fix "now"), then a delete of one of them. */
+typedef struct mixed {
+    catalog_value_t ids[3], rate[3], trips[3], label[3], hist[3];
+    int64_t h0[2], h1[1];
+    const catalog_value_t *keys[1], *cols[4];
+    uint32_t idx[4];
+    int64_t del_ts;
+    store_batch_t b[2];
+} mixed_t;
+
+static void mixed_batches(mixed_t *m)
+{
+    memset(m, 0, sizeof *m);
+    for (int r = 0; r < 3; r++) {
+        m->ids[r] = th_i64(10 + r);
+        m->rate[r] = th_f32(0.25f * (float)r);
+        m->trips[r] = r == 1 ? th_null() : th_i64(100 + r);
+        m->label[r] = th_str(r == 2 ? "a longer label for the third row" : "x");
+    }
+    m->h0[0] = 1;
+    m->h0[1] = 2;
+    m->h1[0] = 3;
+    m->hist[0] = (catalog_value_t){.type = CATALOG_DTYPE_INT64_LIST, .u.list = {.n = 2}};
+    m->hist[0].u.list.v.i64 = m->h0;
+    m->hist[1] = (catalog_value_t){.type = CATALOG_DTYPE_INT64_LIST, .u.list = {.n = 1}};
+    m->hist[1].u.list.v.i64 = m->h1;
+    m->hist[2] = th_null();
+    m->keys[0] = m->ids;
+    /* Given out of slot order: the wire form lists them as encoded. */
+    m->cols[0] = m->hist;
+    m->cols[1] = m->label;
+    m->cols[2] = m->rate;
+    m->cols[3] = m->trips;
+    m->idx[0] = 3;
+    m->idx[1] = 2;
+    m->idx[2] = 0;
+    m->idx[3] = 1;
+    m->del_ts = store_now_us() + 1000000;
+    m->b[0] = (store_batch_t){.view = fv,
+                              .n_rows = 3,
+                              .keys = m->keys,
+                              .n_features = 4,
+                              .feature_idx = m->idx,
+                              .values = m->cols};
+    m->b[1] = (store_batch_t){
+        .view = fv, .op = STORE_OP_DELETE, .n_rows = 1, .keys = m->keys, .event_ts_us = &m->del_ts};
+}
+
+typedef struct wire_done {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    store_apply_result_t res;
+} wire_done_t;
+
+static void on_wire_done(void *arg, int rc, const store_apply_result_t *res)
+{
+    wire_done_t *d = arg;
+    pthread_mutex_lock(&d->mu);
+    d->rc = rc;
+    d->res = *res;
+    d->done = true;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static int apply_wire(store_t *st, const store_wire_t *w, uint64_t pos, store_apply_result_t *res)
+{
+    wire_done_t d = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int rc = store_apply_wire_async(st, w->batches, w->n_batches, pos, res, on_wire_done, &d);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&d.mu);
+    while (!d.done)
+        pthread_cond_wait(&d.cv, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    if (res != NULL)
+        *res = d.res;
+    return d.rc;
+}
+
+Test(apply, the_wire_form_applied_elsewhere_makes_the_same_content)
+{
+    mixed_t m;
+    mixed_batches(&m);
+    store_wire_t *w = NULL;
+    store_apply_result_t res;
+    cr_assert_eq(store_wire_begin(s, m.b, 2, &w, &res), 0, "%s", res.error);
+    cr_assert_eq(w->n_batches, 2);
+    cr_assert_eq(w->batches[0].n_rows, 3);
+    cr_assert_eq(w->batches[0].n_features, 4);
+    cr_assert_eq(w->batches[1].op, STORE_OP_DELETE);
+    cr_assert_eq(w->batches[1].n_features, 0);
+    int64_t now = store_now_us();
+    for (int r = 0; r < 3; r++)
+        cr_assert(w->batches[0].event_ts_us[r] > 0 && w->batches[0].event_ts_us[r] <= now,
+                  "\"now\" is fixed once, in the wire form");
+    /* A wire batch names its features by index; with a store they come in slot order. */
+    cr_assert_eq(w->batches[0].feature_idx[0], 0);
+    cr_assert_eq(w->batches[0].feature_idx[3], 3);
+    cr_assert_eq(th_rows(s, fv), 0, "store_wire_begin writes nothing");
+
+    /* Without a store: the same checks and the same bytes. */
+    store_wire_t *w2 = NULL;
+    cr_assert_eq(store_wire_begin(NULL, m.b, 2, &w2, &res), 0, "%s", res.error);
+    for (size_t r = 0; r < 3; r++) {
+        cr_assert_eq(w2->batches[0].key_lens[r], w->batches[0].key_lens[r]);
+        cr_assert_eq(
+            memcmp(w2->batches[0].keys[r], w->batches[0].keys[r], w->batches[0].key_lens[r]), 0);
+        for (size_t j = 0; j < 4; j++) {
+            size_t x = r * 4 + j;
+            cr_assert_eq(w2->batches[0].feature_idx[j], w->batches[0].feature_idx[j]);
+            cr_assert_eq(w2->batches[0].value_lens[x], w->batches[0].value_lens[x]);
+            cr_assert_eq(memcmp(w2->batches[0].values[x], w->batches[0].values[x],
+                                w->batches[0].value_lens[x]),
+                         0);
+        }
+    }
+    store_wire_end(w2);
+
+    /* Apply the wire form here and in a second store; apply the same rows with store_apply()
+     * (the same event times) in a third: all three hold the same content. */
+    cr_assert_eq(apply_wire(s, w, 1, &res), 0);
+    cr_assert_eq(res.written, 4, "three rows, then a delete of one");
+    char *d2 = th_tmpdir(), *d3 = th_tmpdir();
+    store_t *s2 = th_open_applied(d2, cat), *s3 = th_open_applied(d3, cat);
+    cr_assert_eq(apply_wire(s2, w, 1, NULL), 0);
+    int64_t ts[3] = {w->batches[0].event_ts_us[0], w->batches[0].event_ts_us[1],
+                     w->batches[0].event_ts_us[2]};
+    m.b[0].event_ts_us = ts;
+    cr_assert_eq(store_apply(s3, m.b, 2, 1, NULL), 0);
+    assert_same_digest(s, s2);
+    assert_same_digest(s, s3);
+    digest_list_t d = digest_of(s);
+    cr_assert_eq(d.rows[0], 2);
+    cr_assert_eq(d.tombs[0], 1);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s2, fv, 12, 1, 0, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 102);
+    cr_assert_eq(th_get(s2, fv, 11, 1, 0, &out, NULL), STORE_STATUS_NULL_VALUE);
+    cr_assert_eq(th_get(s2, fv, 10, 0, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(s2, &pos), 0);
+    cr_assert_eq(pos, 1);
+    cr_assert_eq(apply_wire(s2, w, 1, NULL), -EALREADY, "a replayed position applies nothing");
+
+    /* One differing value makes a different digest. */
+    cr_assert_eq(th_put(s3, fv, 11, 0, th_f32(0.5f), store_now_us()), 0);
+    digest_list_t x = digest_of(s), y = digest_of(s3);
+    cr_assert_neq(x.hash[0], y.hash[0]);
+    cr_assert_eq(x.hash[1], y.hash[1], "other views are untouched");
+
+    store_wire_end(w);
+    store_close(s2);
+    store_close(s3);
+    th_rmrf(d2);
+    th_rmrf(d3);
+    free(d2);
+    free(d3);
+}
+
+Test(apply, store_wire_begin_refuses_what_store_apply_refuses_with_the_same_error)
+{
+    static const uint32_t idx[] = {0};
+    const float bad[] = {0.5f, 1.5f};
+    catalog_value_t ids[2], v[2];
+    const catalog_value_t *k[1], *c[1];
+    store_batch_t b = rates_batch(ids, v, k, c, idx, 2, 1, bad);
+    store_wire_t *w = NULL;
+    store_apply_result_t a, x;
+    cr_assert_eq(store_wire_begin(s, &b, 1, &w, &a), -EINVAL);
+    cr_assert_null(w);
+    cr_assert_eq(store_wire_begin(NULL, &b, 1, &w, &a), -EINVAL);
+    cr_assert_eq(store_apply(s, &b, 1, 0, &x), -EINVAL);
+    cr_assert_eq(a.bad_row, x.bad_row);
+    cr_assert_str_eq(a.bad_field, x.bad_field);
+    cr_assert_str_eq(a.error, x.error);
+}
+
+Test(apply, a_malformed_wire_batch_is_refused_whole)
+{
+    mixed_t m;
+    mixed_batches(&m);
+    store_wire_t *w = NULL;
+    cr_assert_eq(store_wire_begin(s, m.b, 1, &w, NULL), 0);
+    store_wire_batch_t bad = w->batches[0];
+    uint32_t lens[3] = {0, 9, 9};
+    bad.key_lens = lens;
+    store_apply_result_t res;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert_eq(res.bad_row, 0);
+    bad = w->batches[0];
+    uint32_t fidx[4] = {0, 1, 2, 99};
+    bad.feature_idx = fidx;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert(strstr(res.error, "out of range") != NULL, "%s", res.error);
+    bad = w->batches[0];
+    uint32_t vl[12];
+    memcpy(vl, bad.value_lens, sizeof vl);
+    vl[5] = STORE_MAX_VALUE + 1;
+    bad.value_lens = vl;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert_eq(res.bad_row, 1);
+    cr_assert_eq(th_rows(s, fv), 0);
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 0, "a refused message records no position");
+    store_wire_end(w);
 }

@@ -80,3 +80,34 @@ Test(gc, a_store_without_a_catalog_has_nothing_to_sweep)
     cr_assert_eq(deleted, 0);
     store_close(s);
 }
+
+Test(gc, tombstones_are_dropped_after_the_retention_in_every_view)
+{
+    store_options_t o = {.dir = dir, .tombstone_retention_s = 3600};
+    store_t *s = NULL;
+    cr_assert_eq(store_open(&o, &s), 0);
+    cr_assert_eq(store_apply_catalog(s, cat, NULL), 0);
+    const int64_t now = 1700000000ll * 1000000, min = 60ll * 1000000;
+    /* "global" has no TTL and no entities: its one row's tombstone is swept all the same. */
+    const catalog_view_t *g = th_view(cat, "global", 1);
+    int64_t gts = now - 90 * min;
+    store_batch_t gd = {.view = g, .op = STORE_OP_DELETE, .n_rows = 1, .event_ts_us = &gts};
+    cr_assert_eq(store_apply(s, &gd, 1, 0, NULL), 0);
+    /* fv has a TTL of 1h: a fresh row, a tombstone inside the retention, one past it. */
+    cr_assert_eq(th_put(s, fv, 1, 1, th_i64(1), now - min), 0);
+    cr_assert_eq(th_put(s, fv, 2, 1, th_i64(2), now - 10 * min), 0);
+    cr_assert_eq(th_del(s, fv, 2, now - 5 * min), 0);
+    cr_assert_eq(th_del(s, fv, 3, now - 61 * min), 0);
+    size_t deleted = 0;
+    cr_assert_eq(store_gc(s, now, &deleted), 0);
+    cr_assert_eq(deleted, 2, "only the tombstones past the retention go");
+    cr_assert_eq(store_gc(s, now, &deleted), 0);
+    cr_assert_eq(deleted, 0);
+    /* The kept tombstone still wins over an older upsert; the dropped one no longer does. */
+    cr_assert_eq(th_put(s, fv, 2, 1, th_i64(22), now - 6 * min), 0);
+    cr_assert_eq(th_put(s, fv, 3, 1, th_i64(33), now - 62 * min + 2 * min), 0);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, 2, 1, now, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_get(s, fv, 3, 1, now, &out, NULL), STORE_STATUS_PRESENT);
+    store_close(s);
+}

@@ -200,3 +200,29 @@ Test(schema, tearing_everything_down_forgets_catalog_position_and_data)
     cr_assert_eq(store_apply_catalog(s, cat, NULL), 0);
     cr_assert_eq(th_rows(s, fv), 0);
 }
+
+Test(schema, a_catalog_applied_at_a_log_position_records_it_and_a_replay_is_ealready)
+{
+    char both[1024];
+    snprintf(both, sizeof both,
+             "%s  - name: fv\n"
+             "    version: 2\n"
+             "    entities: [driver]\n"
+             "    features:\n"
+             "      - {name: trips, dtype: INT64}\n",
+             fv_block);
+    catalog_t *v2 = variant(fv_block, both);
+    cr_assert_eq(store_apply_catalog_at(s, v2, NULL, 7), 0);
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 7);
+    cr_assert_not_null(th_view(v2, "fv", 2));
+    cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 7), -EALREADY);
+    cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 3), -EALREADY);
+    assert_applied_is(v2);
+    /* A write logged after it lands at its own position. */
+    cr_assert_eq(store_apply(s, NULL, 0, 8, NULL), 0);
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 8);
+    catalog_unref(v2);
+}

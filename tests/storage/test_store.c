@@ -100,10 +100,9 @@ Test(store, read_only_opening_of_an_empty_directory_is_enoent)
     cr_assert_eq(store_open(&o, &s), -ENOENT);
 }
 
-Test(store, a_store_from_a_newer_fstore_is_eproto)
+/* Records format version `version` behind the store's back; returns the one it replaced. */
+static uint32_t set_format(uint32_t version)
 {
-    store_close(th_open(dir, 0, STORE_SYNC_FULL));
-    /* Bump the recorded format version behind the store's back. */
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi meta;
@@ -112,11 +111,30 @@ Test(store, a_store_from_a_newer_fstore_is_eproto)
     cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    uint8_t v[4] = {STORE_FORMAT_VERSION + 1, 0, 0, 0};
-    MDB_val k = {6, "format"}, d = {4, v};
+    MDB_val k = {6, "format"}, d;
+    cr_assert_eq(mdb_get(txn, meta, &k, &d), 0);
+    uint32_t was;
+    memcpy(&was, d.mv_data, 4);
+    uint8_t v[4] = {(uint8_t)version, 0, 0, 0};
+    d = (MDB_val){4, v};
     cr_assert_eq(mdb_put(txn, meta, &k, &d, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+    return was;
+}
+
+Test(store, a_store_of_format_1_is_upgraded_so_older_fstores_refuse_its_tombstones)
+{
+    store_close(th_open(dir, 0, STORE_SYNC_FULL));
+    cr_assert_eq(set_format(1), STORE_FORMAT_VERSION);
+    store_close(th_open(dir, 0, STORE_SYNC_FULL));
+    cr_assert_eq(set_format(1), 2, "opening a version 1 store for writes records version 2");
+}
+
+Test(store, a_store_from_a_newer_fstore_is_eproto)
+{
+    store_close(th_open(dir, 0, STORE_SYNC_FULL));
+    set_format(STORE_FORMAT_VERSION + 1);
 
     store_options_t o = {.dir = dir};
     store_t *s = NULL;

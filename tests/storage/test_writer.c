@@ -147,6 +147,44 @@ Test(writer, deletes_remove_rows_and_count_only_rows_that_existed)
     cr_assert_eq(th_get(s, fv, 2, 0, 0, &out, NULL), STORE_STATUS_PRESENT);
 }
 
+Test(writer, a_delete_leaves_a_tombstone_so_an_older_or_equal_upsert_stays_deleted)
+{
+    cr_assert_eq(th_put(s, fv, 1, 0, th_f32(0.5f), 100), 0);
+    cr_assert_eq(th_del(s, fv, 1, 200), 0);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, 1, 0, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    /* Replicas may see the delete before an older upsert: last write wins by event time. */
+    catalog_value_t key = th_i64(1), val = th_f32(0.7f);
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+    uint32_t idx = 0;
+    int64_t ts = 150;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = vals,
+                       .event_ts_us = &ts};
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), 0);
+    cr_assert_eq(res.stale, 1, "an upsert older than the delete is stale");
+    ts = 200;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), 0);
+    cr_assert_eq(res.stale, 1, "an upsert as old as the delete loses to it");
+    cr_assert_eq(th_get(s, fv, 1, 0, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_rows(s, fv), 0, "a tombstone is not a row");
+    /* A newer upsert brings the row back, without the deleted features. */
+    cr_assert_eq(th_put(s, fv, 1, 1, th_i64(7), 300), 0);
+    cr_assert_eq(th_get(s, fv, 1, 1, 0, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 7);
+    cr_assert_neq(th_get(s, fv, 1, 0, 0, &out, NULL), STORE_STATUS_PRESENT,
+                  "the delete forgot conv_rate");
+    cr_assert_eq(th_rows(s, fv), 1);
+    /* An older delete than the live row is stale too. */
+    cr_assert_eq(th_del(s, fv, 1, 250), 0);
+    cr_assert_eq(th_get(s, fv, 1, 1, 0, &out, NULL), STORE_STATUS_PRESENT);
+}
+
 Test(writer, log_positions_are_recorded_and_replays_are_ealready)
 {
     uint64_t pos = 99;
