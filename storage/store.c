@@ -302,6 +302,7 @@ int store_open(const store_options_t *opts, store_t **out)
         goto fail;
     s->read_only = opts->read_only;
     s->sync = opts->sync;
+    s->log_contiguous = opts->log_contiguous;
     s->tombstone_retention_us = (opts->tombstone_retention_s > 0 ? opts->tombstone_retention_s
                                                                  : STORE_TOMBSTONE_RETENTION_S) *
                                 1000000;

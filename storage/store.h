@@ -70,6 +70,10 @@ typedef struct store_options {
     unsigned max_readers;          /* 0 = 512 */
     bool read_only;                /* open for reads only (get, plan, snapshot of a live store) */
     int64_t tombstone_retention_s; /* 0 = STORE_TOMBSTONE_RETENTION_S */
+    /* A replica of a log: every log position must be the stored one + 1 (store_apply*() with
+     * any other is -ESPIPE, nothing applied), so a lost message can never be skipped; a batch
+     * whose view has no database here (-ENOENT) still records its position. */
+    bool log_contiguous;
 } store_options_t;
 
 /*
@@ -194,7 +198,7 @@ typedef struct store_apply_result {
  * leaves a tombstone with its event time (store_gc() drops it after the retention).
  * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -ENOENT (a batch's
  *          view version has no database: not applied, offline or torn down; *res names it),
- *          -EALREADY, -ENOSPC (the disk, not the map: the map grows), -EIO, -EROFS, -ENOMEM,
+ *          -EALREADY, -ESPIPE (log_contiguous: not the next position), -ENOSPC (the disk, not the map: the map grows), -EIO, -EROFS, -ENOMEM,
  *          -E2BIG (a merged record over LMDB's value limit), -ESHUTDOWN when the store is
  *          closing. An error other than -EINVAL, -ENOENT and -EALREADY comes from the group's
  *          transaction and fails every call committed in that group.

@@ -237,6 +237,7 @@ struct store {
     bool read_only;
     store_sync_t sync;
     int64_t tombstone_retention_us;
+    bool log_contiguous;
     char *dir;
 
     /*

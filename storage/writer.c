@@ -201,8 +201,13 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     for (store__job_t *j = group; j != NULL; j = j->next) {
         j->rc = 0;
         j->written = j->stale = 0;
-        if (j->u.apply.log_position > 0 && j->u.apply.log_position <= pos) {
+        uint64_t lp = j->u.apply.log_position;
+        if (lp > 0 && lp <= pos) {
             j->rc = -EALREADY;
+            continue;
+        }
+        if (lp > 0 && s->log_contiguous && lp != pos + 1) {
+            j->rc = -ESPIPE; /* a message between them was lost: nothing may skip it */
             continue;
         }
         size_t nv = j->u.apply.enc->n_views;
@@ -214,6 +219,11 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         rc = resolve_views(s, j, dbis);
         if (rc == -ENOENT) {
             j->rc = rc;
+            /* In a log, a message that cannot apply here is still passed (see log_contiguous). */
+            if (lp > 0 && s->log_contiguous) {
+                pos = lp;
+                pos_dirty = true;
+            }
             continue;
         }
         if (rc != 0)

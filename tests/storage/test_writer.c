@@ -644,3 +644,31 @@ Test(writer, async_apply_with_nothing_to_write_calls_back_at_once_without_a_comm
     cr_assert_eq(store_stat(s, &after), 0);
     cr_assert_eq(after.commits, before.commits);
 }
+
+Test(writer, a_log_replica_refuses_any_position_but_the_next)
+{
+    store_close(s);
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_DATA, .log_contiguous = true};
+    cr_assert_eq(store_open(&o, &s), 0);
+    catalog_value_t key = th_i64(1), val = th_f32(0.1f);
+    const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
+    uint32_t idx = 0;
+    int64_t ts = 100;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = vals,
+                       .event_ts_us = &ts};
+    cr_assert_eq(store_apply(s, &b, 1, 1, NULL), 0);
+    cr_assert_eq(store_apply(s, &b, 1, 3, NULL), -ESPIPE, "position 2 was never applied");
+    cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 3), -ESPIPE);
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 1);
+    cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 2), 0);
+    cr_assert_eq(store_apply(s, NULL, 0, 3, NULL), 0, "a position alone is applied too");
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 3);
+}

@@ -1,0 +1,582 @@
+/* repl/repl.c - the connection, the stream, the log's catalog, status and waits. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "repl/repl_int.h"
+
+void repl_options_init(repl_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_age_s = -1;
+    o->max_bytes = -1;
+}
+
+const char *repl_state_name(repl_state_t s)
+{
+    switch (s) {
+    case REPL_CONNECTING:
+        return "connecting";
+    case REPL_CATCHING_UP:
+        return "catching_up";
+    case REPL_READY:
+        return "ready";
+    case REPL_NEEDS_SNAPSHOT:
+        return "needs_snapshot";
+    case REPL_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}
+
+int repl__fail(char *err, size_t cap, int rc, const char *fmt, ...)
+{
+    if (err != NULL && cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+void repl__error(struct repl *r, const char *event, const char *fmt, ...)
+{
+    char buf[sizeof r->last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&r->mu);
+    memcpy(r->last_error, buf, sizeof buf);
+    pthread_mutex_unlock(&r->mu);
+    base_log(BASE_LOG_ERROR, event, "{s:s, s:s}", "stream", r->stream, "error", buf);
+}
+
+void repl__nats_text(natsStatus s, jsErrCode jerr, char *buf, size_t cap)
+{
+    /* Some paths return a status without setting the last error (NO_RESPONDERS, NOT_FOUND):
+     * the status and code decide, the library's text only adds to them. */
+    const char *text = nats_GetLastError(NULL);
+    if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT || s == NATS_NOT_FOUND || text == NULL)
+        text = "";
+    if (jerr != 0)
+        snprintf(buf, cap, "%s (JetStream error %d)%s%s", natsStatus_GetText(s), (int)jerr,
+                 text[0] ? ": " : "", text);
+    else if (text[0])
+        snprintf(buf, cap, "%s: %s", natsStatus_GetText(s), text);
+    else
+        snprintf(buf, cap, "%s", natsStatus_GetText(s));
+}
+
+const char *repl_stream(const repl_t *r)
+{
+    return r->stream;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connection callbacks (cnats's one callback thread: never block here)                        */
+
+static void on_disconnected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    repl_t *r = arg;
+    if (atomic_exchange(&r->connected, false))
+        base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", r->stream);
+}
+
+static void on_reconnected(natsConnection *nc, void *arg)
+{
+    repl_t *r = arg;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    atomic_store(&r->connected, true);
+    base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", r->stream, "server", url);
+}
+
+/* Never dereference sub here (cnats 3.4.1 may pass a freed one): any subscription trouble
+ * means "check the replica's consumer", which the watchdog does. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    repl_t *r = arg;
+    if (err == NATS_SLOW_CONSUMER || err == NATS_MISSED_HEARTBEAT) {
+        pthread_mutex_lock(&r->mu);
+        r->resubscribe = true;
+        pthread_mutex_unlock(&r->mu);
+    }
+    base_log(BASE_LOG_WARN, "nats_error", "{s:s, s:s}", "stream", r->stream, "error",
+             natsStatus_GetText(err));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Opening                                                                                     */
+
+static void upper_token(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in != '\0' && n + 1 < cap; in++)
+        out[n++] = isalnum((unsigned char)*in) ? (char)toupper((unsigned char)*in) : '_';
+    out[n] = '\0';
+}
+
+/* A stream name or subject prefix: printable, no spaces or wildcards; a prefix may have dots. */
+static bool valid_token(const char *s, bool dots)
+{
+    if (s == NULL || s[0] == '\0' || s[0] == '.')
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~' || *p == '*' || *p == '>' || (*p == '.' && !dots))
+            return false;
+        if (*p == '.' && (p[1] == '.' || p[1] == '\0'))
+            return false;
+    }
+    return true;
+}
+
+static int set_servers(repl_t *r, char *err, size_t cap)
+{
+    const char *list[16];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(r->urls, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (*tok == '\0')
+            continue;
+        if (n == 16)
+            return repl__fail(err, cap, -EINVAL, "--replication: at most 16 URLs");
+        list[n++] = tok;
+    }
+    if (n == 0)
+        return repl__fail(err, cap, -EINVAL, "--replication: no NATS URL given");
+    natsStatus s = natsOptions_SetServers(r->nopts, list, n);
+    if (s != NATS_OK)
+        return repl__fail(err, cap, -EINVAL, "--replication: %s", natsStatus_GetText(s));
+    return 0;
+}
+
+static int connect_nats(repl_t *r, char *err, size_t cap)
+{
+    natsStatus s = natsOptions_Create(&r->nopts);
+    if (s != NATS_OK)
+        return repl__fail(err, cap, -ENOMEM, "NATS options: %s", natsStatus_GetText(s));
+    int rc = set_servers(r, err, cap);
+    if (rc < 0)
+        return rc;
+    /* Reconnect forever, quickly; notice a dead server in about 3 s; let requests in flight
+     * fail at once on a disconnect (the publishers retry them) rather than wait them out. */
+    natsOptions_SetName(r->nopts, r->name);
+    natsOptions_SetTimeout(r->nopts, 2000);
+    natsOptions_SetMaxReconnect(r->nopts, -1);
+    natsOptions_SetReconnectWait(r->nopts, 250);
+    natsOptions_SetPingInterval(r->nopts, 1000);
+    natsOptions_SetMaxPingsOut(r->nopts, 3);
+    natsOptions_SetFailRequestsOnDisconnect(r->nopts, true);
+    natsOptions_SetErrorHandler(r->nopts, on_error, r);
+    natsOptions_SetDisconnectedCB(r->nopts, on_disconnected, r);
+    natsOptions_SetReconnectedCB(r->nopts, on_reconnected, r);
+    /* A server that is not up yet at start (the nodes and NATS start together) is waited for,
+     * a bounded time. */
+    int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000, logged = 0;
+    for (;;) {
+        s = natsConnection_Connect(&r->nc, r->nopts);
+        if (s == NATS_OK)
+            break;
+        int64_t now = base_mono_us();
+        if ((s != NATS_NO_SERVER && s != NATS_TIMEOUT) || now >= until)
+            return repl__fail(err, cap, -ECONNREFUSED, "no NATS server answered at %s: %s",
+                              r->o.urls, natsStatus_GetText(s));
+        if (now - logged > 5000000) {
+            base_log(BASE_LOG_WARN, "nats_connect_retry", "{s:s, s:s}", "urls", r->o.urls,
+                     "error", natsStatus_GetText(s));
+            logged = now;
+        }
+        struct timespec ts = {0, 250 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&r->connected, true);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    s = natsConnection_JetStream(&r->js, r->nc, &jo);
+    if (s != NATS_OK)
+        return repl__fail(err, cap, -EIO, "JetStream context: %s", natsStatus_GetText(s));
+    return 0;
+}
+
+/* Field-by-field comparison of what we own in an existing stream's config. */
+static int check_stream(repl_t *r, const jsStreamConfig *c, char *err, size_t cap)
+{
+    if (c->SubjectsLen != 1 || strcmp(c->Subjects[0], r->filter) != 0)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with subjects %s%s, not %s: choose another --stream "
+                          "or --subject-prefix",
+                          r->stream, c->SubjectsLen > 0 ? c->Subjects[0] : "(none)",
+                          c->SubjectsLen > 1 ? ", ..." : "", r->filter);
+    if (r->o.replicas > 0 && c->Replicas != r->o.replicas)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with %lld replicas, --stream-replicas is %d (fstore "
+                          "never reconfigures a stream: change it with the nats tool, or match it)",
+                          r->stream, (long long)c->Replicas, r->o.replicas);
+    int64_t age_ns = r->o.max_age_s * 1000000000ll;
+    if (r->o.max_age_s >= 0 && c->MaxAge != age_ns)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with max age %llds, --stream-max-age is %llds",
+                          r->stream, (long long)(c->MaxAge / 1000000000ll),
+                          (long long)r->o.max_age_s);
+    int64_t bytes = r->o.max_bytes > 0 ? r->o.max_bytes : -1;
+    if (r->o.max_bytes >= 0 && c->MaxBytes != bytes)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with max bytes %lld, --stream-max-bytes is %lld",
+                          r->stream, (long long)c->MaxBytes, (long long)r->o.max_bytes);
+    return 0;
+}
+
+static int ensure_stream(repl_t *r, char *err, size_t cap)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    char why[256];
+    natsStatus s = js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr);
+    if (s == NATS_OK) {
+        int rc = check_stream(r, si->Config, err, cap);
+        jsStreamInfo_Destroy(si);
+        return rc;
+    }
+    if (s != NATS_NOT_FOUND) {
+        repl__nats_text(s, jerr, why, sizeof why);
+        return repl__fail(err, cap, -ETIMEDOUT, "stream %s: no answer from JetStream: %s",
+                          r->stream, why);
+    }
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char *subjects[] = {r->filter};
+    cfg.Name = r->stream;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardOld;
+    cfg.Replicas = r->o.replicas > 0 ? r->o.replicas : 1;
+    cfg.MaxAge = r->o.max_age_s > 0 ? r->o.max_age_s * 1000000000ll : 0;
+    cfg.MaxBytes = r->o.max_bytes > 0 ? r->o.max_bytes : -1;
+    cfg.Duplicates = 120 * 1000000000ll;
+    s = js_AddStream(&si, r->js, &cfg, NULL, &jerr);
+    if (s == NATS_OK) {
+        base_log(BASE_LOG_INFO, "stream_created", "{s:s, s:s, s:I}", "stream", r->stream,
+                 "subjects", r->filter, "replicas", (json_int_t)cfg.Replicas);
+        jsStreamInfo_Destroy(si);
+        return 0;
+    }
+    repl__nats_text(s, jerr, why, sizeof why);
+    if (jerr == JSStreamNameExistErr) {
+        /* Created meanwhile by another node, differently. */
+        return repl__fail(err, cap, -EEXIST, "stream %s exists with another configuration: %s",
+                          r->stream, why);
+    }
+    return repl__fail(err, cap, jerr == JSStreamSubjectOverlapErr ? -EEXIST : -EIO,
+                      "stream %s cannot be created: %s", r->stream, why);
+}
+
+int repl_open(const repl_options_t *o, const char *project, store_t *store, repl_t **out,
+              char *err, size_t err_cap)
+{
+    if (o->urls == NULL || project == NULL)
+        return repl__fail(err, err_cap, -EINVAL, "--replication needs NATS URLs");
+    repl_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    r->o = *o;
+    r->urls = strdup(o->urls);
+    r->name = strdup(o->name != NULL ? o->name : "fstore");
+    r->o.urls = r->urls;
+    if (r->o.publish_timeout_ms <= 0)
+        r->o.publish_timeout_ms = REPL_DEFAULT_PUBLISH_TIMEOUT_MS;
+    if (r->o.publish_threads == 0)
+        r->o.publish_threads = REPL_DEFAULT_PUBLISH_THREADS;
+    if (r->o.max_pending == 0)
+        r->o.max_pending = REPL_DEFAULT_MAX_PENDING;
+    if (r->o.apply_window == 0)
+        r->o.apply_window = REPL_DEFAULT_APPLY_WINDOW;
+    if (r->o.stall_ms <= 0)
+        r->o.stall_ms = REPL_DEFAULT_STALL_MS;
+    if (r->o.connect_timeout_ms <= 0)
+        r->o.connect_timeout_ms = REPL_DEFAULT_CONNECT_TIMEOUT_MS;
+    r->store = store;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = -ENOMEM;
+    if (r->urls == NULL || r->name == NULL)
+        goto fail;
+    char up[56];
+    upper_token(project, up, sizeof up);
+    if (o->stream != NULL)
+        snprintf(r->stream, sizeof r->stream, "%s", o->stream);
+    else
+        snprintf(r->stream, sizeof r->stream, "FSTORE_%s", up);
+    if (o->subject_prefix != NULL)
+        snprintf(r->prefix, sizeof r->prefix, "%s", o->subject_prefix);
+    else
+        snprintf(r->prefix, sizeof r->prefix, "fstore.%s", project);
+    rc = -EINVAL;
+    if (!valid_token(r->stream, false) || (o->stream != NULL && strlen(o->stream) >= 64)) {
+        repl__fail(err, err_cap, rc, "--stream '%s': want up to 63 printable characters, no "
+                   "spaces, dots or wildcards", o->stream != NULL ? o->stream : r->stream);
+        goto fail;
+    }
+    if (!valid_token(r->prefix, true) ||
+        (o->subject_prefix != NULL && strlen(o->subject_prefix) >= 200)) {
+        repl__fail(err, err_cap, rc, "--subject-prefix '%s': want dot-separated tokens without "
+                   "spaces or wildcards", r->prefix);
+        goto fail;
+    }
+    snprintf(r->filter, sizeof r->filter, "%s.>", r->prefix);
+    snprintf(r->catalog_subject, sizeof r->catalog_subject, "%s.$catalog", r->prefix);
+    rc = connect_nats(r, err, err_cap);
+    if (rc == 0)
+        rc = ensure_stream(r, err, err_cap);
+    if (rc == 0)
+        rc = repl__publishers_start(r);
+    if (rc < 0)
+        goto fail;
+    if (store != NULL) {
+        rc = store_last_position(store, &r->applied);
+        if (rc < 0) {
+            repl__fail(err, err_cap, rc, "the store's position: %s", strerror(-rc));
+            goto fail;
+        }
+        catalog_t *cat = NULL;
+        if (store_applied_catalog(store, &cat) == 0)
+            r->catalog = cat;
+    }
+    r->next = r->applied + 1;
+    *out = r;
+    return 0;
+fail:
+    repl_close(r);
+    return rc;
+}
+
+void repl_close(repl_t *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->closing = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    repl__applier_stop(r);
+    repl__publishers_stop(r);
+    pthread_mutex_lock(&r->mu);
+    repl__pub_t *left = repl__release_locked(r, true, 0);
+    pthread_mutex_unlock(&r->mu);
+    repl__complete(left, -ESHUTDOWN, "the server is shutting down");
+    if (r->js != NULL)
+        jsCtx_Destroy(r->js);
+    if (r->nc != NULL)
+        natsConnection_Destroy(r->nc);
+    if (r->nopts != NULL)
+        natsOptions_Destroy(r->nopts);
+    catalog_unref(r->catalog);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->urls);
+    free(r->name);
+    free(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The log's catalog                                                                           */
+
+int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_t err_cap)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+        natsMsg_Destroy(m);
+        return -ENOENT;
+    }
+    if (s != NATS_OK) {
+        char why[200];
+        repl__nats_text(s, jerr, why, sizeof why);
+        return repl__fail(err, err_cap, -EAGAIN, "stream %s: the catalog could not be read: %s",
+                          r->stream, why);
+    }
+    int rc = repl_msg_decode_catalog((const uint8_t *)natsMsg_GetData(m),
+                                     (size_t)natsMsg_GetDataLength(m), out, err, err_cap);
+    if (rc == 0)
+        *seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
+    return rc;
+}
+
+static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, size_t len,
+                        const char *msg_id, uint64_t expect_subject_seq, bool expect_none,
+                        uint64_t *seq, char *err, size_t err_cap)
+{
+    int64_t max = natsConnection_GetMaxPayload(r->nc);
+    if (max > 0 && (int64_t)len + 256 > max)
+        return repl__fail(err, err_cap, -EMSGSIZE,
+                          "the write is %zu bytes encoded, over the log's %lld-byte message "
+                          "limit (NATS max_payload): split it into smaller writes",
+                          len, (long long)max);
+    int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000;
+    char why[256] = "";
+    for (int attempt = 0;; attempt++) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = msg_id;
+        po.MaxWait = 2000;
+        po.ExpectLastSubjectSeq = expect_subject_seq;
+        po.ExpectNoMessage = expect_none;
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s =
+            js_Publish(&pa, r->js, subject, data, (int)len, &po, &jerr);
+        if (s == NATS_OK) {
+            *seq = pa->Sequence;
+            jsPubAck_Destroy(pa);
+            if (attempt > 0) {
+                pthread_mutex_lock(&r->mu);
+                r->publish_retries += (uint64_t)attempt;
+                pthread_mutex_unlock(&r->mu);
+            }
+            return 0;
+        }
+        repl__nats_text(s, jerr, why, sizeof why);
+        if (jerr == JSStreamWrongLastSequenceErr)
+            return repl__fail(err, err_cap, -ESTALE, "stream %s: %s", r->stream, why);
+        if (s == NATS_ERR && jerr != 0 && jerr != JSNotEnabledErr)
+            return repl__fail(err, err_cap, -EIO, "stream %s refused the write: %s", r->stream,
+                              why);
+        /* Timeouts, no responders (an election), a disconnect: the same id again. */
+        if (base_mono_us() >= until)
+            break;
+        struct timespec ts = {0, (attempt < 4 ? 50 : 250) * 1000000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&r->mu);
+        bool closing = r->closing;
+        pthread_mutex_unlock(&r->mu);
+        if (closing)
+            break;
+    }
+    return repl__fail(err, err_cap, -EAGAIN,
+                      "the replication log (stream %s) did not acknowledge the write within "
+                      "%lld ms: %s",
+                      r->stream, (long long)r->o.publish_timeout_ms, why);
+}
+
+int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
+                           const char *msg_id, uint64_t *seq, char *err, size_t err_cap);
+int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
+                           const char *msg_id, uint64_t *seq, char *err, size_t err_cap)
+{
+    return publish_sync(r, subject, data, len, msg_id, 0, false, seq, err, err_cap);
+}
+
+int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uint64_t *seq,
+                         char *err, size_t err_cap)
+{
+    catalog_t *cur = NULL;
+    uint64_t cur_seq = 0;
+    int rc = repl_log_catalog(r, &cur, &cur_seq, err, err_cap);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    if (rc == 0) {
+        bool same = strcmp(catalog_digest(cur), catalog_digest(c)) == 0;
+        catalog_unref(cur);
+        if (same) {
+            *seq = cur_seq;
+            return 0;
+        }
+        if (cur_seq != expect_seq)
+            return repl__fail(err, err_cap, -ESTALE,
+                              "the log's catalog changed (sequence %llu, planned against %llu): "
+                              "plan again",
+                              (unsigned long long)cur_seq, (unsigned long long)expect_seq);
+    }
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rc = repl_msg_encode_catalog(c, &data, &len);
+    if (rc < 0)
+        return rc;
+    char id[96];
+    snprintf(id, sizeof id, "catalog:%s:%llu", catalog_digest(c), (unsigned long long)expect_seq);
+    rc = publish_sync(r, r->catalog_subject, data, len, id, expect_seq, expect_seq == 0, seq, err,
+                      err_cap);
+    free(data);
+    if (rc == 0)
+        base_log(BASE_LOG_INFO, "catalog_published", "{s:s, s:s, s:I}", "stream", r->stream,
+                 "digest", catalog_digest(c), "sequence", (json_int_t)*seq);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status and waits                                                                            */
+
+void repl_status(repl_t *r, repl_status_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t now_ns = (int64_t)time(NULL) * 1000000000ll;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+        now_ns = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    pthread_mutex_lock(&r->mu);
+    out->state = r->state;
+    out->connected = atomic_load(&r->connected);
+    out->applied = r->applied;
+    out->stream_last = r->stream_last > r->applied ? r->stream_last : r->applied;
+    out->stream_first = r->stream_first;
+    out->lag = out->stream_last - r->applied;
+    out->lag_ms = out->lag > 0 && r->next_time_ns > 0 ? (now_ns - r->next_time_ns) / 1000000 : 0;
+    if (out->lag_ms < 0)
+        out->lag_ms = 0;
+    out->target = r->target;
+    out->resubscribes = r->resubscribes;
+    out->skipped = r->skipped;
+    out->published = r->published;
+    out->publish_retries = r->publish_retries;
+    out->pending = r->pending;
+    snprintf(out->stream, sizeof out->stream, "%s", r->stream);
+    snprintf(out->last_error, sizeof out->last_error, "%s", r->last_error);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int repl_wait(repl_t *r, uint64_t seq, int64_t deadline_us)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    while (r->applied < seq) {
+        if (r->state == REPL_NEEDS_SNAPSHOT || r->state == REPL_FAILED || r->closing ||
+            (r->stream_last > 0 && seq > r->stream_last + 1000000)) {
+            rc = -EAGAIN;
+            break;
+        }
+        int64_t now = base_mono_us();
+        if (now >= deadline_us) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        int64_t until = deadline_us < now + 100000 ? deadline_us : now + 100000;
+        struct timespec ts = {until / 1000000, (until % 1000000) * 1000};
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void repl_library_close(void)
+{
+    nats_CloseAndWait(5000);
+}

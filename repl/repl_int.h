@@ -1,0 +1,102 @@
+/* repl/repl_int.h - shared inside repl/: the instance, its publisher and its applier. */
+#ifndef REPL_REPL_INT_H
+#define REPL_REPL_INT_H
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/base.h"
+#include "repl/repl.h"
+
+/* A write waiting for the publishers, or (once acknowledged) for this node's apply. */
+typedef struct repl__pub {
+    struct repl__pub *next;
+    uint8_t *data;
+    size_t len;
+    char subject[256];
+    char msg_id[REPL_MAX_REQUEST_ID + 1];
+    int64_t deadline_us; /* base_mono_us(): the last moment a retry may start */
+    uint64_t seq;        /* once acknowledged */
+    repl_done_fn done;
+    void *arg;
+} repl__pub_t;
+
+/* One subscription's closure, freed by its OnComplete callback (after its last delivery). */
+typedef struct repl__sub {
+    struct repl *r;
+    uint64_t gen;
+} repl__sub_t;
+
+struct repl {
+    /* Options, with defaults filled in and strings copied. */
+    repl_options_t o;
+    char *urls, *name;
+    char stream[64];
+    char prefix[200];
+    char filter[210];           /* prefix + ".>" */
+    char catalog_subject[220];  /* prefix + ".$catalog" */
+
+    natsOptions *nopts;
+    natsConnection *nc;
+    jsCtx *js;
+    store_t *store;
+    atomic_bool connected;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* applied moved, in_flight fell, a state changed, closing */
+    bool closing;
+
+    /* Publishing (publish.c). */
+    repl__pub_t *q_head, *q_tail; /* waiting for a publisher */
+    size_t pending;               /* queued + in flight + awaiting apply */
+    pthread_t *publishers;
+    size_t n_publishers;
+    repl__pub_t *wait_head; /* acknowledged, awaiting this node's apply, by sequence */
+    uint64_t published, publish_retries;
+
+    /* Applying (apply.c). */
+    repl_state_t state;
+    bool started;
+    catalog_t *catalog;  /* what decodes writes: the catalog the store applied last */
+    uint64_t applied;    /* the store's committed position */
+    uint64_t next;       /* the sequence the consumer must deliver next */
+    uint64_t target;     /* the stream's last sequence at start */
+    uint64_t stream_last, stream_first;
+    int64_t applied_time_ns; /* publish time of the message at `applied` */
+    int64_t next_time_ns;    /* publish time of the first message not yet applied, 0 = none */
+    size_t in_flight;        /* messages handed to the store, not yet committed */
+    bool halted;             /* an apply failed: resynchronise from the store's position */
+    bool resubscribe;        /* the consumer must be created again */
+    natsSubscription *sub;
+    uint64_t sub_gen;
+    size_t live_subs; /* subscriptions whose OnComplete has not run yet */
+    int64_t last_delivery_us;
+    uint64_t resubscribes, skipped;
+    char last_error[256];
+    pthread_t watchdog;
+    bool watchdog_started;
+};
+
+/* Formats into err (cap bytes) and returns rc. */
+int repl__fail(char *err, size_t cap, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Records the last error for repl_status() (and logs it as event). Lock not held. */
+void repl__error(struct repl *r, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The text of a NATS failure: its status and the library's last error when it has one. */
+void repl__nats_text(natsStatus s, jsErrCode jerr, char *buf, size_t cap);
+
+/* publish.c */
+int repl__publishers_start(struct repl *r);
+void repl__publishers_stop(struct repl *r);
+/* Releases writes awaiting apply up to r->applied (and, with force, all of them, with rc).
+ * Called with r->mu held; the completions run after it is released, from the list returned. */
+repl__pub_t *repl__release_locked(struct repl *r, bool force, int64_t now_us);
+void repl__complete(repl__pub_t *list, int rc, const char *msg);
+
+/* apply.c */
+void repl__applier_stop(struct repl *r);
+
+#endif /* REPL_REPL_INT_H */

@@ -1,0 +1,518 @@
+/* tests/repl/test_repl.c - replication against a real nats-server on 127.0.0.1 (repl/). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "repl/repl.h"
+#include "tests/storage/helpers.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* A nats-server of our own                                                                   */
+
+static pid_t nats_pid;
+static int nats_port;
+static char *nats_dir;
+static char nats_url[64];
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t n = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &n);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000l};
+    nanosleep(&ts, NULL);
+}
+
+static void nats_up(void)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", nats_port);
+    nats_pid = fork();
+    cr_assert_geq(nats_pid, 0);
+    if (nats_pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("nats-server", "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", nats_dir,
+               (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && !port_open(nats_port); i++)
+        sleep_ms(50);
+    cr_assert(port_open(nats_port), "nats-server did not start on port %d", nats_port);
+}
+
+static void nats_down(int sig)
+{
+    if (nats_pid > 0) {
+        kill(nats_pid, sig);
+        waitpid(nats_pid, NULL, 0);
+        nats_pid = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Two nodes                                                                                   */
+
+typedef struct node {
+    char *dir;
+    store_t *s;
+    repl_t *r;
+    pthread_mutex_t mu;
+    int catalogs; /* on_catalog calls */
+} node_t;
+
+static catalog_t *cat;
+static node_t A, B;
+
+static void on_catalog(void *arg, catalog_t *c, uint64_t seq)
+{
+    (void)seq;
+    node_t *n = arg;
+    pthread_mutex_lock(&n->mu);
+    n->catalogs++;
+    pthread_mutex_unlock(&n->mu);
+    catalog_unref(c);
+}
+
+static repl_options_t options(node_t *n)
+{
+    repl_options_t o;
+    repl_options_init(&o);
+    o.urls = nats_url;
+    o.publish_timeout_ms = 1500;
+    o.connect_timeout_ms = 2000;
+    o.on_catalog = on_catalog;
+    o.on_catalog_arg = n;
+    return o;
+}
+
+static void node_open(node_t *n, bool start)
+{
+    if (n->dir == NULL)
+        n->dir = th_tmpdir();
+    store_options_t so = {.dir = n->dir, .sync = STORE_SYNC_DATA, .log_contiguous = true};
+    cr_assert_eq(store_open(&so, &n->s), 0);
+    repl_options_t o = options(n);
+    char err[512] = "";
+    cr_assert_eq(repl_open(&o, "p", n->s, &n->r, err, sizeof err), 0, "%s", err);
+    if (start)
+        cr_assert_eq(repl_start(n->r), 0);
+}
+
+static void node_close(node_t *n)
+{
+    repl_close(n->r);
+    n->r = NULL;
+    store_close(n->s);
+    n->s = NULL;
+}
+
+static void setup(void)
+{
+    nats_dir = th_tmpdir();
+    nats_port = free_port();
+    snprintf(nats_url, sizeof nats_url, "nats://127.0.0.1:%d", nats_port);
+    nats_up();
+    cat = th_catalog(th_yaml);
+    memset(&A, 0, sizeof A);
+    memset(&B, 0, sizeof B);
+    pthread_mutex_init(&A.mu, NULL);
+    pthread_mutex_init(&B.mu, NULL);
+}
+
+static void teardown(void)
+{
+    node_t *nodes[] = {&A, &B};
+    for (int i = 0; i < 2; i++) {
+        if (nodes[i]->r != NULL || nodes[i]->s != NULL)
+            node_close(nodes[i]);
+        if (nodes[i]->dir != NULL) {
+            th_rmrf(nodes[i]->dir);
+            free(nodes[i]->dir);
+        }
+    }
+    catalog_unref(cat);
+    nats_down(SIGTERM);
+    th_rmrf(nats_dir);
+    free(nats_dir);
+    repl_library_close();
+}
+
+TestSuite(repl, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Both nodes open; A publishes the catalog; both start and become ready. */
+static uint64_t two_nodes(void)
+{
+    node_open(&A, false);
+    node_open(&B, false);
+    catalog_t *c = NULL;
+    uint64_t seq = 0;
+    char err[256];
+    cr_assert_eq(repl_log_catalog(A.r, &c, &seq, err, sizeof err), -ENOENT);
+    cr_assert_eq(repl_publish_catalog(A.r, cat, 0, &seq, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(seq, 1);
+    cr_assert_eq(repl_start(A.r), 0);
+    cr_assert_eq(repl_start(B.r), 0);
+    cr_assert_eq(repl_wait(A.r, 1, base_mono_us() + 5000000), 0);
+    cr_assert_eq(repl_wait(B.r, 1, base_mono_us() + 5000000), 0);
+    return seq;
+}
+
+typedef struct outcome {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    uint64_t seq;
+    char msg[512];
+} outcome_t;
+
+static void on_done(void *arg, int rc, uint64_t seq, const char *msg)
+{
+    outcome_t *o = arg;
+    pthread_mutex_lock(&o->mu);
+    o->done = true;
+    o->rc = rc;
+    o->seq = seq;
+    snprintf(o->msg, sizeof o->msg, "%s", msg != NULL ? msg : "");
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* Publishes rows ids [first, first + n) of fv (trips = id * mult) through node n and waits. */
+static outcome_t write_rows(node_t *n, int64_t first, size_t n_rows, int64_t mult, const char *id)
+{
+    catalog_value_t ids[64], trips[64];
+    cr_assert_leq(n_rows, 64);
+    for (size_t r = 0; r < n_rows; r++) {
+        ids[r] = th_i64(first + (int64_t)r);
+        trips[r] = th_i64((first + (int64_t)r) * mult);
+    }
+    const catalog_value_t *keys[] = {ids}, *cols[] = {trips};
+    uint32_t idx = 1;
+    store_batch_t b = {.view = th_view(cat, "fv", 1),
+                       .n_rows = n_rows,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = cols};
+    store_wire_t *w = NULL;
+    cr_assert_eq(store_wire_begin(NULL, &b, 1, &w, NULL), 0);
+    outcome_t o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char err[256];
+    int rc = repl_publish(n->r, w, id, 0, on_done, &o, err, sizeof err);
+    store_wire_end(w);
+    cr_assert_eq(rc, 0, "%s", err);
+    pthread_mutex_lock(&o.mu);
+    while (!o.done)
+        pthread_cond_wait(&o.cv, &o.mu);
+    pthread_mutex_unlock(&o.mu);
+    return o;
+}
+
+static int64_t trips_of(store_t *s, int64_t id)
+{
+    catalog_value_t out;
+    if (th_get(s, th_view(cat, "fv", 1), id, 1, 0, &out, NULL) != STORE_STATUS_PRESENT)
+        return -1;
+    return out.u.i64;
+}
+
+typedef struct digests {
+    uint64_t h[8];
+    size_t n;
+} digests_t;
+
+static int collect(void *arg, const catalog_view_t *v, uint64_t hash, size_t rows, size_t tombs)
+{
+    (void)v;
+    (void)rows;
+    (void)tombs;
+    digests_t *d = arg;
+    d->h[d->n++] = hash;
+    return 0;
+}
+
+static void assert_same_content(store_t *a, store_t *b)
+{
+    digests_t x = {0}, y = {0};
+    cr_assert_eq(store_digest(a, collect, &x), 0);
+    cr_assert_eq(store_digest(b, collect, &y), 0);
+    cr_assert_eq(x.n, y.n);
+    for (size_t i = 0; i < x.n; i++)
+        cr_assert_eq(x.h[i], y.h[i], "view %zu differs", i);
+}
+
+Test(repl, a_write_through_one_node_is_applied_by_both_and_acknowledged_after_its_own_apply)
+{
+    two_nodes();
+    outcome_t o = write_rows(&A, 1, 10, 3, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.seq, 2);
+    /* Acknowledged: A applied it already (a client reading A next sees its write). */
+    cr_assert_eq(trips_of(A.s, 4), 12);
+    cr_assert_eq(repl_wait(B.r, o.seq, base_mono_us() + 5000000), 0);
+    cr_assert_eq(trips_of(B.s, 10), 30);
+    assert_same_content(A.s, B.s);
+    repl_status_t st;
+    repl_status(B.r, &st);
+    cr_assert_eq(st.state, REPL_READY);
+    cr_assert_eq(st.applied, 2);
+    cr_assert_eq(st.lag, 0);
+    cr_assert(st.connected);
+    cr_assert_str_eq(st.stream, "FSTORE_P");
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(B.s, &pos), 0);
+    cr_assert_eq(pos, 2);
+}
+
+Test(repl, a_retried_write_with_the_same_request_id_is_applied_once)
+{
+    two_nodes();
+    outcome_t a = write_rows(&A, 1, 2, 1, "req-42");
+    /* The retry goes to the other node, with other values: the log keeps the first. */
+    outcome_t b = write_rows(&B, 1, 2, 100, "req-42");
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(b.rc, 0);
+    cr_assert_eq(b.seq, a.seq, "the duplicate is acknowledged with the original sequence");
+    outcome_t c = write_rows(&B, 5, 1, 1, "req-43");
+    cr_assert_eq(c.seq, a.seq + 1, "the duplicate took no sequence");
+    cr_assert_eq(repl_wait(A.r, c.seq, base_mono_us() + 5000000), 0);
+    cr_assert_eq(trips_of(A.s, 2), 2);
+    cr_assert_eq(trips_of(B.s, 2), 2);
+    char err[256];
+    store_wire_t w = {0};
+    cr_assert_eq(repl_publish(A.r, &w, "has space", 0, on_done, NULL, err, sizeof err), -EINVAL);
+}
+
+Test(repl, catalog_changes_are_applied_in_their_place_in_the_log)
+{
+    uint64_t first = two_nodes();
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "%s  - name: extra\n"
+             "    version: 1\n"
+             "    entities: [driver]\n"
+             "    features:\n"
+             "      - {name: n, dtype: INT64}\n",
+             th_yaml);
+    catalog_t *v2 = th_catalog(yaml);
+    uint64_t seq = 0;
+    char err[256];
+    cr_assert_eq(repl_publish_catalog(A.r, v2, 0, &seq, err, sizeof err), -ESTALE,
+                 "planned against no catalog, but the log has one");
+    cr_assert_eq(repl_publish_catalog(A.r, v2, first, &seq, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(seq, 2);
+    uint64_t again = 0;
+    cr_assert_eq(repl_publish_catalog(A.r, v2, first, &again, err, sizeof err), 0);
+    cr_assert_eq(again, 2, "the same catalog is not published twice");
+    /* A write to the new view, validated against the new catalog, right behind it. */
+    catalog_value_t id = th_i64(1), n = th_i64(5);
+    const catalog_value_t *keys[] = {&id}, *cols[] = {&n};
+    uint32_t idx = 0;
+    store_batch_t b = {.view = th_view(v2, "extra", 1),
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = cols};
+    store_wire_t *w = NULL;
+    cr_assert_eq(store_wire_begin(NULL, &b, 1, &w, NULL), 0);
+    uint64_t wseq = 0;
+    cr_assert_eq(repl_publish_sync(A.r, w, NULL, &wseq, err, sizeof err), 0, "%s", err);
+    store_wire_end(w);
+    cr_assert_eq(wseq, 3);
+    cr_assert_eq(repl_wait(B.r, 3, base_mono_us() + 5000000), 0);
+    cr_assert_eq(repl_wait(A.r, 3, base_mono_us() + 5000000), 0);
+    size_t rows = 0;
+    cr_assert_eq(store_count_rows(B.s, th_view(v2, "extra", 1), &rows), 0);
+    cr_assert_eq(rows, 1);
+    catalog_t *applied = NULL;
+    cr_assert_eq(store_applied_catalog(B.s, &applied), 0);
+    cr_assert_str_eq(catalog_digest(applied), catalog_digest(v2));
+    catalog_unref(applied);
+    pthread_mutex_lock(&B.mu);
+    cr_assert_eq(B.catalogs, 2, "the hook saw both catalogs");
+    pthread_mutex_unlock(&B.mu);
+    catalog_t *logc = NULL;
+    cr_assert_eq(repl_log_catalog(B.r, &logc, &seq, err, sizeof err), 0);
+    cr_assert_eq(seq, 2);
+    catalog_unref(logc);
+    assert_same_content(A.s, B.s);
+    catalog_unref(v2);
+}
+
+Test(repl, a_stream_configured_otherwise_is_refused_not_reconfigured)
+{
+    node_open(&A, false);
+    repl_t *r = NULL;
+    char err[512] = "";
+    repl_options_t o = options(&B);
+    o.replicas = 3;
+    cr_assert_eq(repl_open(&o, "p", NULL, &r, err, sizeof err), -EEXIST);
+    cr_assert(strstr(err, "replicas") != NULL && strstr(err, "FSTORE_P") != NULL, "%s", err);
+    o = options(&B);
+    o.stream = "FSTORE_P";
+    o.subject_prefix = "other.p";
+    cr_assert_eq(repl_open(&o, "p", NULL, &r, err, sizeof err), -EEXIST);
+    cr_assert(strstr(err, "subjects") != NULL, "%s", err);
+    o = options(&B);
+    o.max_age_s = 3600;
+    cr_assert_eq(repl_open(&o, "p", NULL, &r, err, sizeof err), -EEXIST);
+    cr_assert(strstr(err, "max age") != NULL, "%s", err);
+    o = options(&B);
+    o.stream = "bad name";
+    cr_assert_eq(repl_open(&o, "p", NULL, &r, err, sizeof err), -EINVAL);
+}
+
+Test(repl, no_server_is_a_clear_error_within_the_connect_timeout)
+{
+    repl_options_t o = options(&A);
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", free_port());
+    o.urls = url;
+    o.connect_timeout_ms = 500;
+    repl_t *r = NULL;
+    char err[512] = "";
+    int64_t t0 = base_mono_us();
+    cr_assert_eq(repl_open(&o, "p", NULL, &r, err, sizeof err), -ECONNREFUSED);
+    cr_assert_lt(base_mono_us() - t0, 3000000);
+    cr_assert(strstr(err, url) != NULL, "%s", err);
+}
+
+Test(repl, with_the_log_down_a_write_fails_unavailable_naming_the_stream_then_recovers)
+{
+    two_nodes();
+    nats_down(SIGKILL);
+    outcome_t o = write_rows(&A, 1, 1, 1, "down-1");
+    cr_assert_eq(o.rc, -EAGAIN, "%d %s", o.rc, o.msg);
+    cr_assert(strstr(o.msg, "FSTORE_P") != NULL, "%s", o.msg);
+    /* Reads keep their local replica; the status says the log is gone. */
+    cr_assert_eq(trips_of(A.s, 1), -1);
+    repl_status_t st;
+    for (int i = 0; i < 100; i++) {
+        repl_status(A.r, &st);
+        if (!st.connected)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert(!st.connected);
+    cr_assert_eq(st.state, REPL_READY);
+    nats_up();
+    outcome_t again;
+    for (int i = 0; i < 50; i++) {
+        again = write_rows(&A, 1, 1, 7, "down-2");
+        if (again.rc == 0)
+            break;
+        sleep_ms(100);
+    }
+    cr_assert_eq(again.rc, 0, "%s", again.msg);
+    cr_assert_eq(repl_wait(B.r, again.seq, base_mono_us() + 10000000), 0);
+    cr_assert_eq(trips_of(B.s, 1), 7);
+    assert_same_content(A.s, B.s);
+}
+
+Test(repl, a_replica_whose_next_message_retention_dropped_refuses_to_catch_up)
+{
+    two_nodes();
+    cr_assert_eq(write_rows(&A, 1, 1, 1, NULL).rc, 0);
+    cr_assert_eq(repl_wait(B.r, 2, base_mono_us() + 5000000), 0);
+    node_close(&B);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(write_rows(&A, 10 + i, 1, 1, NULL).rc, 0);
+    /* Retention: keep only the last message. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Stream.Purge.Keep = 1;
+    cr_assert_eq(js_PurgeStream(js, "FSTORE_P", &jo, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+
+    node_open(&B, true);
+    repl_status_t st;
+    repl_status(B.r, &st);
+    cr_assert_eq(st.state, REPL_NEEDS_SNAPSHOT, "%s", repl_state_name(st.state));
+    cr_assert(strstr(st.last_error, "snapshot") != NULL, "%s", st.last_error);
+    cr_assert_eq(repl_wait(B.r, 7, base_mono_us() + 1000000), -EAGAIN);
+    cr_assert_eq(trips_of(B.s, 14), -1, "nothing after the hole was applied");
+}
+
+Test(repl, a_message_a_node_cannot_apply_is_passed_and_the_next_ones_apply)
+{
+    two_nodes();
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_Publish(NULL, js, "fstore.p.fv", "garbage", 7, NULL, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    outcome_t o = write_rows(&A, 3, 1, 2, NULL);
+    cr_assert_eq(o.rc, 0);
+    cr_assert_eq(o.seq, 3);
+    cr_assert_eq(repl_wait(B.r, 3, base_mono_us() + 5000000), 0);
+    cr_assert_eq(trips_of(B.s, 3), 6);
+    repl_status_t st;
+    repl_status(B.r, &st);
+    cr_assert_eq(st.skipped, 1);
+    cr_assert(strstr(st.last_error, "sequence 2") != NULL, "%s", st.last_error);
+}
+
+Test(repl, a_restarted_replica_resumes_from_its_position_without_gaps)
+{
+    two_nodes();
+    cr_assert_eq(write_rows(&A, 1, 4, 1, NULL).rc, 0);
+    cr_assert_eq(repl_wait(B.r, 2, base_mono_us() + 5000000), 0);
+    node_close(&B);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(write_rows(&A, 100 + i * 2, 2, 5, NULL).rc, 0);
+    node_open(&B, true);
+    cr_assert_eq(repl_wait(B.r, 22, base_mono_us() + 10000000), 0);
+    repl_status_t st;
+    for (int i = 0; i < 40; i++) {
+        repl_status(B.r, &st);
+        if (st.state == REPL_READY)
+            break;
+        sleep_ms(100);
+    }
+    cr_assert_eq(st.state, REPL_READY);
+    assert_same_content(A.s, B.s);
+    cr_assert_eq(trips_of(B.s, 139), 139 * 5);
+}
