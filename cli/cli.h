@@ -18,5 +18,7 @@ int cli_get(int argc, char **argv);      /* get.c: read features through the ser
 int cli_snapshot(int argc, char **argv); /* snapshot.c: a compacted copy of a data directory */
 int cli_gc(int argc, char **argv);       /* gc.c: delete rows past their TTL */
 int cli_serve(int argc, char **argv);    /* serve.c: run the server */
+int cli_status(int argc, char **argv);   /* status.c: a running node's replica and health */
+int cli_digest(int argc, char **argv);   /* digest.c: content hashes to compare replicas */
 
 #endif /* CLI_CLI_H */

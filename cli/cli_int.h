@@ -10,6 +10,7 @@
 
 #include "catalog/catalog.h"
 #include "cli/cli.h"
+#include "repl/repl.h"
 #include "storage/store.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -23,6 +24,8 @@ typedef enum cli_kind {
     CLI_SIZE,     /* size_t *: a whole number in [min, max] (max 0: SIZE_MAX) */
     CLI_UNSIGNED, /* unsigned *: a whole number in [min, max] (max 0: 1000000) */
     CLI_SYNC,     /* store_sync_t *: full or none */
+    CLI_I64,      /* int64_t *: a whole number in [min, max] (max 0: INT64_MAX) */
+    CLI_DURATION, /* int64_t *: seconds, as the catalog writes them ("90s", "15m", "7d", "0") */
 } cli_kind_t;
 
 #define CLI_ENV 1u      /* FSTORE_<NAME> in the environment sets it too */
@@ -63,6 +66,25 @@ typedef struct cli_cmd {
  *          2).
  */
 int cli__parse(const cli_cmd_t *cmd, int argc, char **argv, int *first);
+
+/* The replication flags every subcommand that talks to the log takes (serve, apply, ingest), into
+ * a repl_options_t; cli__repl_usage() prints their help. */
+#define CLI_REPL_OPTS(ro)                                                                          \
+    {"replication", 0, CLI_STRING, &(ro).urls, CLI_ENV},                                           \
+        {"stream", 0, CLI_STRING, &(ro).stream, CLI_ENV},                                          \
+        {"subject-prefix", 0, CLI_STRING, &(ro).subject_prefix, CLI_ENV},                          \
+        {"stream-replicas", 0, CLI_UNSIGNED, &(ro).replicas, CLI_ENV, 1, 5},                       \
+        {"stream-max-age", 0, CLI_DURATION, &(ro).max_age_s, CLI_ENV},                             \
+        {"stream-max-bytes", 0, CLI_I64, &(ro).max_bytes, CLI_ENV},                                \
+        {"publish-timeout-ms", 0, CLI_I64, &(ro).publish_timeout_ms, CLI_ENV, 100, 3600000},       \
+    {                                                                                              \
+        "connect-timeout-ms", 0, CLI_I64, &(ro).connect_timeout_ms, CLI_ENV, 100, 3600000          \
+    }
+void cli__repl_usage(FILE *f);
+
+/* `fstore serve --bootstrap-from`: copies a ready peer's store into dir when dir has none
+ * (bootstrap.c). Returns: 0 (copied, or dir had a store), or a negative errno after logging. */
+int cli__bootstrap(const char *dir, const char *peer);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Output shared by the subcommands (print.c)                                                  */

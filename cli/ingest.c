@@ -18,6 +18,8 @@
 
 #include <jansson.h>
 
+#include <sys/random.h>
+
 #include "catalog/catalog.h"
 #include "cli/cli_int.h"
 #include "cli/ingest_int.h"
@@ -40,6 +42,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: fstore ingest --data-dir DIR --view NAME[@vN] [--format csv|jsonl]\n"
             "                     [--batch-rows N] [--sync full|none] [--max-errors N] FILE\n"
+            "       fstore ingest --replication URLS --project P --view NAME[@vN] [...] FILE\n"
             "\n"
             "Loads FILE (- = standard input) into feature view NAME (its default version, or\n"
             "vN) of the catalog applied to DIR. All or nothing: rows are typed and validated\n"
@@ -58,6 +61,14 @@ static void usage(FILE *f)
             "and a sign allowed); absent or empty = now. Rows with an older event time than the\n"
             "stored row, or than an earlier row of the file, are skipped (last write wins).\n"
             "\n"
+            "With --replication the rows go to the replication log instead, validated against\n"
+            "the log's catalog: the whole file is checked first and nothing is published if a\n"
+            "row is bad; then it is published in messages of at most --batch-rows rows (fewer\n"
+            "when a message would pass the log's size limit), each acknowledged by JetStream\n"
+            "before the next, and every node applies them. A failure midway leaves the\n"
+            "messages before it published (the output says up to which sequence): run it\n"
+            "again, rows are idempotent by event time.\n"
+            "\n"
             "flags:\n"
             "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
             "  -v, --view REF         NAME or NAME@vN\n"
@@ -66,9 +77,13 @@ static void usage(FILE *f)
             "  -b, --batch-rows N     rows validated and encoded per step (default 10000)\n"
             "      --sync MODE        full (fsync the commit, default) or none (env FSTORE_SYNC)\n"
             "      --max-errors N     bad rows reported before giving up listing (default 20)\n"
+            "      --project P        with --replication: the catalog's project (names the\n"
+            "                         stream, FSTORE_<P>)\n"
             "  -h, --help             this help\n"
             "\n"
-            "exit status: 0 loaded, 1 bad rows or failure (nothing loaded), 2 usage error\n");
+            "\n");
+    cli__repl_usage(f);
+    fprintf(f, "\nexit status: 0 loaded, 1 bad rows or failure (nothing loaded), 2 usage error\n");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -429,6 +444,12 @@ typedef struct loader {
 typedef struct ingest {
     const catalog_view_t *v;
     store_bulk_t *bulk;
+    /* --replication: rows go to the log (pass 1 only checks: dry) */
+    repl_t *repl;
+    bool dry;
+    size_t rows_per_msg, n_msgs;
+    uint64_t first_seq, last_seq;
+    char id_prefix[40];
     const char *file;
     size_t max_errors, n_bad, n_rows;
     size_t batch_rows;
@@ -527,12 +548,58 @@ static void chunk_free(chunk_t *c)
     free(c->line);
 }
 
-/* Adds a chunk to the bulk load: consecutive rows writing the same features form one batch.
- * Returns: 0; -EINVAL with *bad_r and res (a row the parser's checks let through); or a failure,
- * with res->error when the store said more. */
-static int add_chunk(store_bulk_t *bulk, const catalog_view_t *v, const chunk_t *c, size_t *bad_r,
-                     store_apply_result_t *res)
+/* --replication: one batch into as many log messages as the payload limit takes, each one
+ * acknowledged before the next. Returns: 0, or a failure with res->error. */
+static int publish_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t *res)
 {
+    const catalog_value_t **keys = malloc((b->view->n_join_keys + 1) * sizeof *keys);
+    const catalog_value_t **vals = malloc((b->n_features + 1) * sizeof *vals);
+    int rc = keys != NULL && vals != NULL ? 0 : -ENOMEM;
+    for (size_t start = 0; rc == 0 && start < b->n_rows;) {
+        size_t n = b->n_rows - start < g->rows_per_msg ? b->n_rows - start : g->rows_per_msg;
+        for (size_t k = 0; k < b->view->n_join_keys; k++)
+            keys[k] = b->keys[k] + start;
+        for (size_t j = 0; j < b->n_features; j++)
+            vals[j] = b->values[j] + start;
+        store_batch_t part = *b;
+        part.n_rows = n;
+        part.keys = keys;
+        part.values = vals;
+        part.event_ts_us = b->event_ts_us + start;
+        store_wire_t *w = NULL;
+        rc = store_wire_begin(NULL, &part, 1, &w, res);
+        if (rc < 0)
+            break;
+        char id[80];
+        snprintf(id, sizeof id, "%s-%zu", g->id_prefix, g->n_msgs);
+        uint64_t seq = 0;
+        rc = repl_publish_sync(g->repl, w, id, &seq, res->error, sizeof res->error);
+        store_wire_end(w);
+        if (rc == -EMSGSIZE && n > 1) {
+            g->rows_per_msg = n / 2; /* the same rows again, in smaller messages */
+            rc = 0;
+            continue;
+        }
+        if (rc < 0)
+            break;
+        if (g->first_seq == 0)
+            g->first_seq = seq;
+        g->last_seq = seq;
+        g->n_msgs++;
+        start += n;
+    }
+    free(keys);
+    free(vals);
+    return rc;
+}
+
+/* Adds a chunk to the bulk load (or the log): consecutive rows writing the same features form
+ * one batch. Returns: 0; -EINVAL with *bad_r and res (a row the parser's checks let through); or
+ * a failure, with res->error when the store said more. */
+static int add_chunk(ingest_t *g, const chunk_t *c, size_t *bad_r, store_apply_result_t *res)
+{
+    store_bulk_t *bulk = g->bulk;
+    const catalog_view_t *v = g->v;
     size_t nk = v->n_join_keys, nf = v->n_features;
     int rc = -ENOMEM;
     res->error[0] = '\0';
@@ -574,7 +641,7 @@ static int add_chunk(store_bulk_t *bulk, const catalog_view_t *v, const chunk_t 
                            .feature_idx = idx,
                            .values = vp,
                            .event_ts_us = ts};
-        rc = store_bulk_add_checked(bulk, &b, 1, res);
+        rc = g->repl != NULL ? publish_batch(g, &b, res) : store_bulk_add_checked(bulk, &b, 1, res);
         if (rc == -EINVAL)
             *bad_r = start + res->bad_row;
         start = end;
@@ -606,7 +673,7 @@ static void *loader_main(void *arg)
         store_apply_result_t res;
         memset(&res, 0, sizeof res);
         size_t bad_r = 0;
-        int rc = failed ? 0 : add_chunk(g->bulk, g->v, c, &bad_r, &res);
+        int rc = failed ? 0 : add_chunk(g, c, &bad_r, &res);
         size_t bad_line = rc == -EINVAL ? c->line[bad_r] : 0;
         chunk_clear(c);
         pthread_mutex_lock(&ld->mu);
@@ -670,7 +737,7 @@ static int flush(ingest_t *g)
         rc = loader_report(g);
         pthread_mutex_unlock(&ld->mu);
     }
-    if (rc < 0 || g->n_bad > 0 || g->c.n == 0) {
+    if (rc < 0 || g->n_bad > 0 || g->c.n == 0 || g->dry) {
         chunk_clear(&g->c);
         return rc;
     }
@@ -1245,8 +1312,13 @@ int cli_ingest(int argc, char **argv)
     const char *dir = NULL, *view = NULL, *format = NULL;
     store_sync_t sync_mode = STORE_SYNC_FULL;
     size_t batch_rows = 10000, max_errors = 20;
+    repl_options_t ro;
+    repl_options_init(&ro);
+    const char *project = NULL;
     const cli_opt_t opts[] = {
-        {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV | CLI_REQUIRED},
+        CLI_REPL_OPTS(ro),
+        {"project", 0, CLI_STRING, &project, CLI_ENV},
+        {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV},
         {"view", 'v', CLI_STRING, &view, CLI_REQUIRED},
         {"format", 'F', CLI_STRING, &format, 0, 0, 0, "csv|jsonl"},
         {"batch-rows", 'b', CLI_SIZE, &batch_rows, 0, 1, 10000000},
@@ -1259,6 +1331,13 @@ int cli_ingest(int argc, char **argv)
     int prc = cli__parse(&cmd, argc, argv, &first);
     if (prc != 0)
         return prc == 1 ? 0 : 2;
+    bool replicated = ro.urls != NULL && ro.urls[0] != '\0';
+    if (replicated == (dir != NULL)) {
+        fprintf(stderr, "fstore ingest: give --data-dir (a local store) or --replication (the "
+                        "log every node applies), one of them\n\n");
+        usage(stderr);
+        return 2;
+    }
     const char *file = argv[first];
     bool jsonl;
     if (format == NULL) {
@@ -1294,17 +1373,40 @@ int cli_ingest(int argc, char **argv)
         fprintf(stderr, "fstore ingest: cannot read %s: %s\n", g.file, strerror(errno));
         goto out;
     }
-    store_options_t o = {.dir = dir, .sync = sync_mode};
-    int rc = cli__open_store("ingest", &o, &s);
-    if (rc < 0) {
-        goto out;
-    }
-    if (store_applied_catalog(s, &cat) != 0) {
-        fprintf(stderr, "fstore ingest: no catalog applied to %s (run fstore apply)\n", dir);
-        goto out;
+    int rc = 0;
+    if (replicated) {
+        /* The project names the stream; the log's catalog is what every node validates by. */
+        char err[512] = "";
+        uint64_t cseq = 0;
+        if (project == NULL) {
+            fprintf(stderr, "fstore ingest: --replication needs --project (the catalog's project "
+                            "names the stream)\n");
+            goto out;
+        }
+        rc = repl_open(&ro, project, NULL, &g.repl, err, sizeof err);
+        if (rc == 0)
+            rc = repl_log_catalog(g.repl, &cat, &cseq, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "fstore ingest: %s\n",
+                    rc == -ENOENT ? "the replication log holds no catalog (fstore apply "
+                                    "--replication first)"
+                                  : err);
+            goto out;
+        }
+    } else {
+        store_options_t o = {.dir = dir, .sync = sync_mode};
+        rc = cli__open_store("ingest", &o, &s);
+        if (rc < 0) {
+            goto out;
+        }
+        if (store_applied_catalog(s, &cat) != 0) {
+            fprintf(stderr, "fstore ingest: no catalog applied to %s (run fstore apply)\n", dir);
+            goto out;
+        }
     }
     if (catalog_find_view_ref(cat, view, &g.v) != 0) {
-        fprintf(stderr, "fstore ingest: no feature view '%s' in the applied catalog\n", view);
+        fprintf(stderr, "fstore ingest: no feature view '%s' in the %s catalog\n", view,
+                replicated ? "replication log's" : "applied");
         goto out;
     }
     if (!g.v->online) {
@@ -1312,7 +1414,7 @@ int cli_ingest(int argc, char **argv)
                 g.v->version);
         goto out;
     }
-    rc = store_bulk_begin(s, &g.bulk);
+    rc = replicated ? 0 : store_bulk_begin(s, &g.bulk);
     g.rules = malloc((g.v->n_features + 1) * sizeof *g.rules);
     if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0 || g.rules == NULL) {
         fprintf(stderr, "fstore ingest: out of memory\n");
@@ -1320,7 +1422,24 @@ int cli_ingest(int argc, char **argv)
     }
     for (size_t f = 0; f < g.v->n_features; f++)
         g.rules[f] = catalog_feature_has_rules(&g.v->features[f]);
-    int perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
+    int perr = 0;
+    if (replicated) {
+        /* The log cannot take a file back: every row is checked before the first is sent. */
+        g.dry = true;
+        perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
+        if (perr == 0 && g.n_bad == 0) {
+            g.dry = false;
+            g.n_rows = 0;
+            g.rows_per_msg = g.batch_rows < 5000 ? g.batch_rows : 5000;
+            /* The messages' ids: a retry of one (a lost acknowledgement) is applied once. */
+            uint64_t rnd = (uint64_t)store_now_us();
+            if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+                rnd ^= (uint64_t)getpid() << 32;
+            snprintf(g.id_prefix, sizeof g.id_prefix, "ingest-%016llx", (unsigned long long)rnd);
+        }
+    }
+    if (perr == 0 && g.n_bad == 0)
+        perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
     if (perr == 0 && flush(&g) < 0)
         perr = 1;
     if (loader_wait(&g) < 0)
@@ -1348,6 +1467,16 @@ int cli_ingest(int argc, char **argv)
         goto out;
     }
 
+    if (replicated) {
+        double secs = seconds_since(&t0);
+        printf("ingest: %zu rows into %s@v%u published to %s in %zu messages (sequences %llu to "
+               "%llu) in %.2f s (%.0f rows/s)\n",
+               g.n_rows, g.v->name, g.v->version, repl_stream(g.repl), g.n_msgs,
+               (unsigned long long)g.first_seq, (unsigned long long)g.last_seq, secs,
+               secs > 0 ? (double)g.n_rows / secs : 0.0);
+        status = 0;
+        goto out;
+    }
     if (g.progress)
         fprintf(stderr, "fstore ingest: committing %zu rows...\n", g.n_rows);
     store_apply_result_t res;
@@ -1369,6 +1498,15 @@ out:
     free(g.rules);
     store_bulk_free(g.bulk);
     store_close(s);
+    if (g.repl != NULL) {
+        if (status != 0 && g.n_msgs > 0)
+            fprintf(stderr,
+                    "fstore ingest: %zu messages were published before the failure (sequences "
+                    "%llu to %llu): run the same ingest again\n",
+                    g.n_msgs, (unsigned long long)g.first_seq, (unsigned long long)g.last_seq);
+        repl_close(g.repl);
+        repl_library_close();
+    }
     catalog_unref(cat);
     if (data != NULL)
         unmap_or_free(data, size, mapped);

@@ -25,6 +25,8 @@ static const command_t commands[] = {
     {"snapshot", cli_snapshot, "write a compacted copy of a data directory"},
     {"gc", cli_gc, "delete rows past their view's TTL"},
     {"serve", cli_serve, "run the gRPC server"},
+    {"status", cli_status, "a running server's health and replica (lag, state)"},
+    {"digest", cli_digest, "content hashes per view version, to compare replicas"},
 };
 
 static void usage(FILE *f)

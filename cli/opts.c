@@ -84,6 +84,31 @@ static int apply(const cli_cmd_t *cmd, const cli_opt_t *o, const char *val)
             *(unsigned *)o->dest = (unsigned)v;
         return 0;
     }
+    case CLI_I64: {
+        long long max = o->max != 0 ? (long long)o->max : INT64_MAX;
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (errno != 0 || end == val || *end != '\0' || v < (long long)o->min || v > max) {
+            fprintf(stderr, "fstore %s: --%s wants a whole number from %llu to %lld, got '%s'\n",
+                    cmd->name, o->name, o->min, max, val);
+            return -EINVAL;
+        }
+        *(int64_t *)o->dest = v;
+        return 0;
+    }
+    case CLI_DURATION: {
+        int64_t secs = 0;
+        if (strcmp(val, "0") != 0 && catalog_parse_duration(val, &secs) < 0) {
+            fprintf(stderr,
+                    "fstore %s: --%s wants a duration such as 90s, 15m, 12h or 7d (0: none), "
+                    "got '%s'\n",
+                    cmd->name, o->name, val);
+            return -EINVAL;
+        }
+        *(int64_t *)o->dest = secs;
+        return 0;
+    }
     case CLI_SYNC:
         if (strcmp(val, "full") == 0) {
             *(store_sync_t *)o->dest = STORE_SYNC_FULL;
@@ -194,4 +219,23 @@ int cli__parse(const cli_cmd_t *cmd, int argc, char **argv, int *first)
     }
     *first = optind;
     return 0;
+}
+
+void cli__repl_usage(FILE *f)
+{
+    fprintf(f,
+            "replication (NATS JetStream; see README, Scaling out):\n"
+            "  --replication URLS       comma-separated nats:// URLs of the log (default: none,\n"
+            "                           a single node)\n"
+            "  --stream NAME            the JetStream stream (default FSTORE_<PROJECT>)\n"
+            "  --subject-prefix P       its subjects, P.<view> (default fstore.<project>)\n"
+            "  --stream-replicas N      stream replicas when created (default 1; an existing\n"
+            "                           stream must match what is given)\n"
+            "  --stream-max-age D       retention by age, e.g. 7d (default: none)\n"
+            "  --stream-max-bytes N     retention by size (default: none)\n"
+            "  --publish-timeout-ms N   how long a write is retried against the log before it\n"
+            "                           fails UNAVAILABLE (default %d)\n"
+            "  --connect-timeout-ms N   how long to wait for a first NATS server at start\n"
+            "                           (default %d)\n",
+            REPL_DEFAULT_PUBLISH_TIMEOUT_MS, REPL_DEFAULT_CONNECT_TIMEOUT_MS);
 }

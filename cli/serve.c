@@ -82,10 +82,27 @@ static void usage(FILE *f)
             "  --sched-slice-us N       read workers' CPU slice on Linux 6.12+ (100-100000;\n"
             "                           default 0: the kernel's): a worker woken by a request\n"
             "                           preempts a busy neighbour instead of waiting its turn\n"
-            "  --help                   this text\n",
+            "  --tombstone-retention D  how long a delete's tombstone is kept, e.g. 7d (default\n"
+            "                           7d): an upsert older than a kept tombstone is stale\n"
+            "  --help                   this text\n"
+            "\n",
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
             CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
             CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS);
+    cli__repl_usage(f);
+    fprintf(f,
+            "  --publish-threads N      writes in flight to the log at once (default %d)\n"
+            "  --max-pending-writes N   writes waiting for the log or this node's apply; more\n"
+            "                           fail RESOURCE_EXHAUSTED (default %d)\n"
+            "  --max-lag N              SERVING once within N messages of the stream's last\n"
+            "                           sequence seen at start (default 0)\n"
+            "  --max-read-wait-ms N     longest wait of a read carrying fstore-min-seq\n"
+            "                           (default 5000)\n"
+            "  --max-read-waiters N     reads waiting for fstore-min-seq at once; more fail\n"
+            "                           UNAVAILABLE (default 16)\n"
+            "  --bootstrap-from ADDR    a ready peer (host:port) to copy the store from when\n"
+            "                           --data-dir is empty, before replaying the log\n",
+            REPL_DEFAULT_PUBLISH_THREADS, REPL_DEFAULT_MAX_PENDING);
 }
 
 int cli_serve(int argc, char **argv)
@@ -95,6 +112,9 @@ int cli_serve(int argc, char **argv)
     core_options_t co;
     core_options_init(&co);
     const char *log_format = "json";
+    const char *bootstrap_from = NULL;
+    repl_options_t ro;
+    repl_options_init(&ro);
     const cli_opt_t opts[] = {
         {"listen", 0, CLI_STRING, &o.listen, CLI_ENV},
         {"catalog", 0, CLI_STRING, &co.catalog_path, CLI_ENV},
@@ -112,6 +132,14 @@ int cli_serve(int argc, char **argv)
         {"log-format", 0, CLI_STRING, &log_format, CLI_ENV, 0, 0, "json|text"},
         {"log-requests", 0, CLI_FLAG, &o.log_requests, CLI_ENV},
         {"sched-slice-us", 0, CLI_UNSIGNED, &o.sched_slice_us, CLI_ENV},
+        {"tombstone-retention", 0, CLI_DURATION, &co.tombstone_retention_s, CLI_ENV},
+        CLI_REPL_OPTS(ro),
+        {"publish-threads", 0, CLI_SIZE, &ro.publish_threads, CLI_ENV, 1, 256},
+        {"max-pending-writes", 0, CLI_SIZE, &ro.max_pending, CLI_ENV, 1, 1000000},
+        {"max-lag", 0, CLI_SIZE, &ro.max_lag, CLI_ENV},
+        {"max-read-wait-ms", 0, CLI_I64, &co.max_read_wait_ms, CLI_ENV, 1, 600000},
+        {"max-read-waiters", 0, CLI_SIZE, &co.max_read_waiters, CLI_ENV, 1, 100000},
+        {"bootstrap-from", 0, CLI_STRING, &bootstrap_from, CLI_ENV},
     };
     const cli_cmd_t cmd = {"serve", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
     int first = 0;
@@ -124,6 +152,18 @@ int cli_serve(int argc, char **argv)
         return 2;
     }
     base_log_setup(strcmp(log_format, "text") == 0 ? BASE_LOG_TEXT : BASE_LOG_JSON);
+    if (ro.urls != NULL && ro.urls[0] != '\0') {
+        co.replication = &ro;
+    } else if (bootstrap_from != NULL) {
+        fprintf(stderr, "fstore serve: --bootstrap-from needs --replication (a copy without the "
+                        "log would never catch up)\n");
+        return 2;
+    }
+    if (bootstrap_from != NULL && bootstrap_from[0] != '\0') {
+        int brc = cli__bootstrap(co.data_dir, bootstrap_from);
+        if (brc < 0)
+            return 1;
+    }
 
     /* Before core_open(), which starts the first thread: they must all inherit the mask. */
     signal_thread_t st = {.server = NULL};
@@ -158,6 +198,8 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "fstore serve: cannot start: %s (details in the log above)\n",
                 strerror(-rc));
         core_close(core);
+        if (co.replication != NULL)
+            repl_library_close();
         return 1;
     }
 
@@ -189,5 +231,7 @@ int cli_serve(int argc, char **argv)
     pthread_join(st.thread, NULL);
     server_free(s);
     core_close(core);
+    if (co.replication != NULL)
+        repl_library_close();
     return rc < 0 ? 1 : 0;
 }

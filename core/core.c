@@ -29,6 +29,8 @@ void core_options_init(core_options_t *o)
         .max_write_rows = CORE_DEFAULT_MAX_WRITE_ROWS,
     };
     o->max_workers = 64;
+    o->max_read_wait_ms = 5000;
+    o->max_read_waiters = 16;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -113,8 +115,52 @@ static int open_catalog(core_t *c, bool quiet, catalog_t **out)
     return rc;
 }
 
+/* Plans path's catalog against the one being served and publishes it to the log; every node
+ * (this one included) applies it in its place there. */
+static int reload_replicated(core_t *c)
+{
+    catalog_errors_t errs = {0};
+    catalog_plan_t plan = {0};
+    catalog_t *cat = NULL, *cur = core__holder_ref(&c->holder);
+    char err[512] = "";
+    uint64_t seq = 0;
+    int rc = catalog_load(c->catalog_path, &cat, &errs);
+    if (rc < 0) {
+        log_catalog_errors("catalog_reload_rejected", c->catalog_path, rc, &errs);
+        goto out;
+    }
+    rc = catalog_plan(cur, cat, &plan);
+    if (rc == 0 && plan.n_breaking > 0) {
+        log_breaking("catalog_reload_rejected", c->catalog_path, &plan);
+        rc = -EPERM;
+        goto out;
+    }
+    if (rc == 0)
+        rc =
+            repl_publish_catalog(c->repl, cat, atomic_load(&c->catalog_seq), &seq, err, sizeof err);
+    if (rc < 0) {
+        base_log(BASE_LOG_ERROR, "catalog_reload_rejected", "{s:s, s:s}", "catalog",
+                 c->catalog_path, "error", err[0] ? err : strerror(-rc));
+        goto out;
+    }
+    base_log(BASE_LOG_INFO, "catalog_reloaded", "{s:s, s:s, s:I}", "catalog", c->catalog_path,
+             "digest", catalog_digest(cat), "sequence", (json_int_t)seq);
+out:
+    if (rc < 0)
+        atomic_fetch_add(&c->reloads_rejected, 1);
+    else
+        atomic_fetch_add(&c->reloads_applied, 1);
+    catalog_unref(cat);
+    catalog_unref(cur);
+    catalog_plan_clear(&plan);
+    catalog_errors_clear(&errs);
+    return rc;
+}
+
 int core_reload(core_t *c)
 {
+    if (c->repl != NULL && c->catalog_path != NULL)
+        return reload_replicated(c);
     if (c->catalog_path == NULL) {
         base_log(BASE_LOG_WARN, "catalog_reload_rejected", "{s:s}", "error",
                  "no --catalog to reload from; the applied catalog keeps serving");
@@ -147,12 +193,157 @@ void core_reload_counts(const core_t *c, uint64_t *applied, uint64_t *rejected)
 
 size_t core_collect(core_t *c)
 {
+    core__snapshot_reap(c, false);
     return core__holder_collect(&c->holder);
 }
 
 catalog_t *core_catalog_ref(core_t *c)
 {
     return core__holder_ref(&c->holder);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Replication: the log's catalog                                                              */
+
+/* A catalog the replica applied from the log: served if it is the newest one seen. */
+static void on_log_catalog(void *arg, catalog_t *cat, uint64_t seq)
+{
+    core_t *c = arg;
+    if (seq < atomic_load(&c->catalog_seq) || core__holder_swap(&c->holder, cat) < 0) {
+        catalog_unref(cat);
+        return;
+    }
+    atomic_store(&c->catalog_seq, seq);
+}
+
+/*
+ * The catalog a replicated node starts with: the log's; or, on a log without one, the catalog
+ * file, published (planned against this store's, which may have served alone before).
+ */
+static int open_replicated(core_t *c, const core_options_t *o, catalog_t **out)
+{
+    catalog_errors_t errs = {0};
+    catalog_t *file = NULL, *applied = NULL, *logc = NULL;
+    char err[512] = "";
+    uint64_t seq = 0;
+    int rc = 0;
+    if (c->catalog_path != NULL) {
+        rc = catalog_load(c->catalog_path, &file, &errs);
+        if (rc < 0) {
+            log_catalog_errors("catalog_rejected", c->catalog_path, rc, &errs);
+            goto out;
+        }
+    }
+    store_applied_catalog(c->store, &applied);
+    const char *project = file != NULL      ? catalog_project(file)
+                          : applied != NULL ? catalog_project(applied)
+                                            : NULL;
+    if (project == NULL) {
+        base_log(BASE_LOG_ERROR, "no_catalog", "{s:s, s:s}", "data_dir", c->data_dir, "error",
+                 "a first start with --replication needs --catalog (its project names the "
+                 "stream)");
+        rc = -ENOENT;
+        goto out;
+    }
+    repl_options_t ro = *o->replication;
+    ro.on_catalog = on_log_catalog;
+    ro.on_catalog_arg = c;
+    rc = repl_open(&ro, project, c->store, &c->repl, err, sizeof err);
+    if (rc < 0) {
+        base_log(BASE_LOG_ERROR, "replication_failed", "{s:s, s:s}", "urls",
+                 o->replication->urls != NULL ? o->replication->urls : "", "error", err);
+        goto out;
+    }
+    rc = repl_log_catalog(c->repl, &logc, &seq, err, sizeof err);
+    if (rc == -ENOENT && file != NULL) {
+        catalog_plan_t plan = {0};
+        rc = store_plan_catalog(c->store, file, &plan);
+        if (rc == 0 && plan.n_breaking > 0) {
+            log_breaking("catalog_rejected", c->catalog_path, &plan);
+            rc = -EPERM;
+        }
+        catalog_plan_clear(&plan);
+        if (rc == 0)
+            rc = repl_publish_catalog(c->repl, file, 0, &seq, err, sizeof err);
+        if (rc == 0) {
+            *out = file;
+            file = NULL;
+            atomic_store(&c->catalog_seq, seq);
+            goto out;
+        }
+        if (rc == -ESTALE) /* another node published first: take the log's */
+            rc = repl_log_catalog(c->repl, &logc, &seq, err, sizeof err);
+    }
+    if (rc == -ENOENT) {
+        base_log(BASE_LOG_ERROR, "no_catalog", "{s:s, s:s}", "stream", repl_stream(c->repl),
+                 "error", "the log holds no catalog yet: give --catalog");
+        goto out;
+    }
+    if (rc < 0) {
+        base_log(BASE_LOG_ERROR, "replication_failed", "{s:s, s:s}", "stream", repl_stream(c->repl),
+                 "error", err[0] ? err : strerror(-rc));
+        goto out;
+    }
+    if (file != NULL && strcmp(catalog_digest(file), catalog_digest(logc)) != 0)
+        base_log(BASE_LOG_WARN, "catalog_from_log", "{s:s, s:s, s:s, s:I, s:s}", "catalog",
+                 c->catalog_path, "file_digest", catalog_digest(file), "log_digest",
+                 catalog_digest(logc), "sequence", (json_int_t)seq, "note",
+                 "the catalog file differs from the replication log's: the log's is served; "
+                 "change it with fstore apply --replication (or SIGHUP after editing the file)");
+    atomic_store(&c->catalog_seq, seq);
+    *out = logc;
+    logc = NULL;
+out:
+    catalog_unref(file);
+    catalog_unref(applied);
+    catalog_unref(logc);
+    catalog_errors_clear(&errs);
+    return rc;
+}
+
+repl_t *core_repl(core_t *c)
+{
+    return c->repl;
+}
+
+int core__wait_min_seq(core_ctx_t *ctx)
+{
+    core_t *c = ctx->core;
+    if (c->repl == NULL)
+        return core_fail(ctx, -EBUSY,
+                         "fstore-min-seq %llu: this server does not replicate (started without "
+                         "--replication), so there is no sequence to wait for",
+                         (unsigned long long)ctx->min_seq);
+    int64_t now = base_mono_us();
+    if (repl_wait(c->repl, ctx->min_seq, now) == 0)
+        return 0;
+    if (atomic_fetch_add(&c->read_waiters, 1) >= c->max_read_waiters) {
+        atomic_fetch_sub(&c->read_waiters, 1);
+        return core_fail(ctx, -EAGAIN,
+                         "replica behind: sequence %llu is not applied here yet and %zu reads "
+                         "are already waiting (--max-read-waiters)",
+                         (unsigned long long)ctx->min_seq, c->max_read_waiters);
+    }
+    int64_t deadline = now + c->max_read_wait_ms * 1000;
+    if (ctx->deadline_us > 0 && ctx->deadline_us < deadline)
+        deadline = ctx->deadline_us;
+    int rc = repl_wait(c->repl, ctx->min_seq, deadline);
+    atomic_fetch_sub(&c->read_waiters, 1);
+    if (rc == 0)
+        return 0;
+    repl_status_t st;
+    repl_status(c->repl, &st);
+    if (rc == -ETIMEDOUT)
+        return core_fail(ctx, -EAGAIN,
+                         "replica behind: it applied sequence %llu, the read needs %llu "
+                         "(waited %lld ms)",
+                         (unsigned long long)st.applied, (unsigned long long)ctx->min_seq,
+                         (long long)((base_mono_us() - now) / 1000));
+    return core_fail(ctx, -EAGAIN,
+                     "replica behind: it applied sequence %llu, the read needs %llu, and it "
+                     "cannot catch up (%s%s%s)",
+                     (unsigned long long)st.applied, (unsigned long long)ctx->min_seq,
+                     repl_state_name(st.state), st.last_error[0] ? ": " : "", st.last_error);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -171,6 +362,8 @@ int core_open(const core_options_t *o, core_t **out)
     if (c == NULL)
         return -ENOMEM;
     pthread_mutex_init(&c->pins_mu, NULL);
+    pthread_mutex_init(&c->snap_mu, NULL);
+    c->snap_fd = -1;
     atomic_init(&c->health, CORE_NOT_SERVING);
     c->limits = o->limits;
     if (c->limits.max_message_bytes > (size_t)INT32_MAX)
@@ -196,7 +389,14 @@ int core_open(const core_options_t *o, core_t **out)
         rc = -ENOMEM;
         goto out;
     }
-    store_options_t so = {.dir = c->data_dir, .sync = o->sync, .read_only = o->read_only};
+    c->max_read_wait_ms = o->max_read_wait_ms > 0 ? o->max_read_wait_ms : 5000;
+    c->max_read_waiters = o->max_read_waiters > 0 ? o->max_read_waiters : 16;
+    bool replicated = o->replication != NULL && !o->read_only;
+    store_options_t so = {.dir = c->data_dir,
+                          .sync = replicated ? STORE_SYNC_DATA : o->sync,
+                          .read_only = o->read_only,
+                          .log_contiguous = replicated,
+                          .tombstone_retention_s = o->tombstone_retention_s};
     rc = store_open(&so, &c->store);
     if (rc < 0) {
         if (!o->quiet)
@@ -204,7 +404,7 @@ int core_open(const core_options_t *o, core_t **out)
                      "error", strerror(-rc));
         goto out;
     }
-    rc = open_catalog(c, o->quiet, &cat);
+    rc = replicated ? open_replicated(c, o, &cat) : open_catalog(c, o->quiet, &cat);
     if (rc < 0)
         goto out;
     rc = core__holder_init(&c->holder, cat, n_pins);
@@ -212,6 +412,14 @@ int core_open(const core_options_t *o, core_t **out)
         goto out;
     cat = NULL;
     c->holder_ready = true;
+    if (replicated) {
+        rc = repl_start(c->repl);
+        if (rc < 0) {
+            base_log(BASE_LOG_ERROR, "replication_failed", "{s:s, s:s}", "stream",
+                     repl_stream(c->repl), "error", "the stream's state could not be read");
+            goto out;
+        }
+    }
     *out = c;
     c = NULL;
 out:
@@ -224,6 +432,10 @@ void core_close(core_t *c)
 {
     if (c == NULL)
         return;
+    core__snapshot_reap(c, true);
+    pthread_mutex_destroy(&c->snap_mu);
+    /* The replica applies into the store and swaps catalogs: it goes first. */
+    repl_close(c->repl);
     if (c->holder_ready)
         core__holder_destroy(&c->holder);
     store_close(c->store);
@@ -251,7 +463,15 @@ const core_limits_t *core_limits(const core_t *c)
 
 core_health_t core_health(const core_t *c)
 {
-    return (core_health_t)atomic_load(&((core_t *)c)->health);
+    core_t *m = (core_t *)c;
+    core_health_t h = (core_health_t)atomic_load(&m->health);
+    if (h == CORE_SERVING && m->repl != NULL) {
+        repl_status_t st;
+        repl_status(m->repl, &st);
+        if (st.state != REPL_READY)
+            h = CORE_NOT_SERVING;
+    }
+    return h;
 }
 
 void core_set_health(core_t *c, core_health_t h)
@@ -321,6 +541,8 @@ void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena)
     ctx->arena = arena;
     ctx->limits = &c->limits;
     ctx->reading = false;
+    ctx->request_id = NULL;
+    ctx->min_seq = 0;
     ctx->msg[0] = '\0';
     ctx->catalog = core__holder_enter(&c->holder, w->pin);
 }

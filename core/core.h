@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "catalog/catalog.h"
+#include "repl/repl.h"
 #include "storage/store.h"
 
 /*
@@ -76,6 +77,18 @@ typedef struct core_options {
     core_limits_t limits;
     size_t max_workers; /* threads that will each hold a core_worker_t (default 64) */
     bool quiet;         /* log nothing at open: the caller reports errors itself (the CLI) */
+    /*
+     * Replication (NULL: one node, no log). Then the store is a replica of the log (sync
+     * policy STORE_SYNC_DATA: the log holds every acknowledged write), writes are published to
+     * the log and applied from it, the catalog is the log's (catalog_path is published when
+     * the log has none yet, ignored with a warning when it differs from the log's, published
+     * by core_reload()), and the health is SERVING only once the replica caught up.
+     */
+    const repl_options_t *replication;
+    int64_t max_read_wait_ms;      /* --max-read-wait: longest wait of a read for fstore-min-seq
+                                      (default 5000) */
+    size_t max_read_waiters;       /* --max-read-waiters: reads waiting at once (default 16) */
+    int64_t tombstone_retention_s; /* --tombstone-retention (0: STORE_TOMBSTONE_RETENTION_S) */
 } core_options_t;
 
 /* Fills *o with the documented defaults (no data_dir, no catalog_path). */
@@ -124,10 +137,37 @@ typedef enum core_health {
 } core_health_t;
 
 /* Returns: the instance's health: NOT_SERVING until a transport says it serves, and again once
- * it drains. Thread safety: any thread. */
+ * it drains; with replication also until the replica caught up with the log, and while it
+ * cannot (it needs a snapshot, or its store failed). Thread safety: any thread. */
 core_health_t core_health(const core_t *c);
 /* Sets the health (transports: SERVING once listening, NOT_SERVING when draining). */
 void core_set_health(core_t *c, core_health_t h);
+/* The replication client, or NULL on a single node. Valid until core_close(). */
+repl_t *core_repl(core_t *c);
+
+/*
+ * Snapshots: a consistent copy of the store for a new node to start from. At most
+ * CORE_MAX_SNAPSHOTS at a time, taken only while SERVING; one without a read for
+ * CORE_SNAPSHOT_IDLE_S is removed. The copy lies beside the data directory
+ * ("<data-dir>.snapshot-<id>") and costs its size on that disk until it ends.
+ * Thread safety: any thread.
+ */
+#define CORE_MAX_SNAPSHOTS 1
+#define CORE_SNAPSHOT_IDLE_S 60
+typedef struct core_snapshot {
+    char id[17];
+    uint64_t size;     /* bytes of the copy (an LMDB data.mdb) */
+    uint64_t sequence; /* the log position the copy holds everything up to */
+} core_snapshot_t;
+/* Returns: 0 and *out; -EAGAIN (not serving), -ENOBUFS (one is being taken), store errors; msg
+ * says why. */
+int core_snapshot_begin(core_t *c, core_snapshot_t *out, char *msg, size_t cap);
+/* Up to cap bytes at offset into buf (*n = 0 at the end). Returns: 0, -ENOENT (no such
+ * snapshot), -EINVAL (offset past the end), -EIO; msg says why. */
+int core_snapshot_read(core_t *c, const char *id, uint64_t offset, uint8_t *buf, size_t cap,
+                       size_t *n, char *msg, size_t msg_cap);
+/* Removes the copy. Returns: 0, -ENOENT. */
+int core_snapshot_end(core_t *c, const char *id);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Workers and requests                                                                        */
@@ -171,9 +211,11 @@ typedef struct core_ctx {
     base_arena_t *arena;
     const catalog_t *catalog; /* pinned from core_ctx_begin() to core_ctx_end() */
     const core_limits_t *limits;
-    int64_t deadline_us;   /* CLOCK_MONOTONIC (base_mono_us()) deadline; 0 = none */
-    const char *principal; /* who is calling, when a transport authenticated it; NULL = anyone */
-    bool reading;          /* a store read is open (core_read_begin() .. core_read_end()) */
+    int64_t deadline_us;    /* CLOCK_MONOTONIC (base_mono_us()) deadline; 0 = none */
+    const char *principal;  /* who is calling, when a transport authenticated it; NULL = anyone */
+    const char *request_id; /* a write's idempotency key (fstore-request-id); NULL = none */
+    uint64_t min_seq;       /* a read waits for the replica to apply this (fstore-min-seq) */
+    bool reading;           /* a store read is open (core_read_begin() .. core_read_end()) */
     char msg[CORE_MSG_MAX];
 } core_ctx_t;
 
@@ -354,15 +396,26 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
 int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out,
                     core_columns_limits_t *lim);
 
-/* A write's outcome, on the store's writer thread (or the caller's when nothing was written):
- * rc 0 and res, or a negative errno with ctx's message set. */
-typedef void (*core_write_done_fn)(void *arg, int rc, const store_apply_result_t *res);
+/* What a write did: rows stored and rows stale (last write wins), as the store counted them, and
+ * with replication the log's sequence that holds the write (0 on a single node). Replicated
+ * rows whose apply did not follow in time are counted as written. */
+typedef struct core_write_result {
+    uint64_t written, stale;
+    uint64_t sequence;
+} core_write_result_t;
+
+/* A write's outcome, on the store's writer thread or a replication thread (or the caller's when
+ * nothing was written): rc 0 and res, or a negative errno with ctx's message set. */
+typedef void (*core_write_done_fn)(void *arg, int rc, const core_write_result_t *res);
 
 /*
  * Checks cols against view v (every join key present; for upserts every other column a feature
  * of v; for deletes join keys only; n_ts 0 or one event time per row, 0 meaning "now") and
  * hands one batch to the store, which validates and encodes it in this thread and applies it
  * with group commit. A refused value fails the whole batch: "row R, feature F: rule".
+ * With replication the validated batch is published to the log instead (ctx->request_id its
+ * idempotency key), and done follows JetStream's acknowledgement and this node's apply; the
+ * log unreachable for the publish timeout fails it with -EAGAIN naming the stream.
  * Returns: CORE_ASYNC (done(arg, ...) will be called once the batch is durable or failed, maybe
  *          before this returns); 0 when there is no row to write (done is not called; nothing
  *          was written); a negative errno with the message set (done is not called).

@@ -62,7 +62,28 @@ struct core {
     _Atomic int health;
     _Atomic uint64_t reloads_applied;
     _Atomic uint64_t reloads_rejected;
+    /* Replication (NULL: one node). */
+    repl_t *repl;
+    _Atomic uint64_t catalog_seq; /* the log's sequence of the catalog being served */
+    int64_t max_read_wait_ms;
+    size_t max_read_waiters;
+    _Atomic size_t read_waiters;
+    /* The snapshot being handed out (snapshot.c). */
+    pthread_mutex_t snap_mu;
+    char snap_id[17]; /* "" = none */
+    char snap_dir[4096];
+    int snap_fd;
+    uint64_t snap_size;
+    int64_t snap_used_us;
 };
+
+/* Removes an idle snapshot (all: any snapshot, at close). */
+void core__snapshot_reap(core_t *c, bool all);
+
+/* Waits for ctx->min_seq to be applied here (fstore-min-seq), bounded by the request's deadline,
+ * --max-read-wait and --max-read-waiters. Returns: 0; -EAGAIN (behind, or too many waiting),
+ * -EBUSY (no replication) with the message set. */
+int core__wait_min_seq(core_ctx_t *ctx);
 
 typedef struct core__ref_cache core__ref_cache_t;
 typedef struct core__predict_cache core__predict_cache_t;

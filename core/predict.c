@@ -210,6 +210,11 @@ int core_predict_read(core_ctx_t *ctx, core_predict_t *p)
     core_tensor_t *tensors = base_arena_array(a, n_out == 0 ? 1 : n_out, sizeof *tensors);
     if (cells == NULL || tensors == NULL)
         return core_fail(ctx, -ENOMEM, "out of memory");
+    if (ctx->min_seq > 0) {
+        int wrc = core__wait_min_seq(ctx);
+        if (wrc < 0)
+            return wrc;
+    }
     store_reader_t *reader = ctx->worker->reader;
     int rc = store_read_begin(reader);
     if (rc < 0)

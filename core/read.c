@@ -278,6 +278,8 @@ int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t 
     core_cell_t *cells = base_arena_array(ctx->arena, n_cells == 0 ? 1 : n_cells, sizeof *cells);
     if (cells == NULL)
         return core_fail(ctx, -ENOMEM, "out of memory");
+    if (ctx->min_seq > 0 && (rc = core__wait_min_seq(ctx)) < 0)
+        return rc;
     store_reader_t *reader = ctx->worker->reader;
     rc = store_read_begin(reader);
     if (rc < 0)

@@ -22,7 +22,10 @@ typedef struct write_ctx {
     void *arg;
     char view[CATALOG_MAX_NAME + 1];
     unsigned version;
+    size_t n_rows;
 } write_ctx_t;
+
+static bool is_join_key(const catalog_view_t *v, const char *name);
 
 /* The message for a store error other than a refused value. Returns: rc. */
 static int fail_store(core_ctx_t *ctx, int rc, const char *view, unsigned version)
@@ -45,7 +48,54 @@ static void apply_done(void *arg, int rc, const store_apply_result_t *res)
     write_ctx_t *w = arg;
     if (rc < 0)
         fail_store(w->ctx, rc, w->view, w->version);
-    w->done(w->arg, rc, res);
+    core_write_result_t out = {.written = res->written, .stale = res->stale};
+    w->done(w->arg, rc, &out);
+}
+
+/* The log's verdict (and this node's apply), on a replication thread or the writer. */
+static void publish_done(void *arg, int rc, const repl_result_t *res, const char *msg)
+{
+    write_ctx_t *w = arg;
+    if (rc < 0)
+        core_fail(w->ctx, rc, "%s", msg != NULL ? msg : strerror(-rc));
+    /* Not applied here in time: the log has every row; what was stale is not known. */
+    core_write_result_t out = {.written = res->applied ? res->written : w->n_rows,
+                               .stale = res->applied ? res->stale : 0,
+                               .sequence = res->seq};
+    w->done(w->arg, rc, &out);
+}
+
+/* The refusal of a value, as the store words it. Returns: rc. */
+static int fail_value(core_ctx_t *ctx, const catalog_view_t *v, int rc,
+                      const store_apply_result_t *res)
+{
+    const char *what = is_join_key(v, res->bad_field) ? "join key" : "feature";
+    if (res->bad_field[0] == '\0')
+        return core_fail(ctx, rc, "row %zu: %s", res->bad_row, res->error);
+    return core_fail(ctx, rc, "row %zu, %s '%s': %s", res->bad_row, what, res->bad_field,
+                     res->error);
+}
+
+/* Replicated: validated exactly as the store would, then published to the log. */
+static int publish(core_ctx_t *ctx, const catalog_view_t *v, const store_batch_t *batch,
+                   write_ctx_t *w)
+{
+    store_wire_t *wire = NULL;
+    store_apply_result_t res;
+    int rc = store_wire_begin(NULL, batch, 1, &wire, &res);
+    if (rc == -EINVAL)
+        return fail_value(ctx, v, rc, &res);
+    if (rc < 0)
+        return fail_store(ctx, rc, w->view, w->version);
+    char err[CORE_MSG_MAX];
+    rc = repl_publish(ctx->core->repl, wire, ctx->request_id, ctx->deadline_us, publish_done, w,
+                      err, sizeof err);
+    store_wire_end(wire);
+    if (rc == 0)
+        return CORE_ASYNC;
+    if (rc == -EINVAL)
+        return core_fail(ctx, rc, "fstore-request-id: %s", err);
+    return core_fail(ctx, rc, "%s", err);
 }
 
 static int find_feature(const catalog_view_t *v, const char *name)
@@ -158,17 +208,15 @@ int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *c
     w->arg = arg;
     snprintf(w->view, sizeof w->view, "%s", v->name);
     w->version = (unsigned)v->version;
+    w->n_rows = cols->n_rows;
+    if (ctx->core->repl != NULL)
+        return publish(ctx, v, &batch, w);
     store_apply_result_t res;
     memset(&res, 0, sizeof res);
     int rc = store_apply_async(ctx->core->store, &batch, 1, 0, &res, apply_done, w);
     if (rc == 0)
         return CORE_ASYNC;
-    if (rc == -EINVAL) {
-        const char *what = is_join_key(v, res.bad_field) ? "join key" : "feature";
-        if (res.bad_field[0] == '\0')
-            return core_fail(ctx, rc, "row %zu: %s", res.bad_row, res.error);
-        return core_fail(ctx, rc, "row %zu, %s '%s': %s", res.bad_row, what, res.bad_field,
-                         res.error);
-    }
+    if (rc == -EINVAL)
+        return fail_value(ctx, v, rc, &res);
     return fail_store(ctx, rc, w->view, w->version);
 }

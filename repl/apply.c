@@ -39,15 +39,27 @@ typedef struct apply_job {
     int64_t time_ns; /* the message's publish time */
 } apply_job_t;
 
-
 /* On the store's writer thread, once a message's group committed (or failed). */
 static void apply_done(void *arg, int rc, const store_apply_result_t *res)
 {
-    (void)res;
     apply_job_t *j = arg;
     repl_t *r = j->r;
     pthread_mutex_lock(&r->mu);
     r->in_flight--;
+    if (rc == 0 || rc == -EALREADY) {
+        size_t x = j->seq % (sizeof r->recent / sizeof r->recent[0]);
+        r->recent[x].seq = j->seq;
+        r->recent[x].written = res != NULL ? res->written : 0;
+        r->recent[x].stale = res != NULL ? res->stale : 0;
+    }
+    /* A write of this node's own, waiting for this: it learns what the store did. */
+    for (repl__pub_t *p = r->wait_head; p != NULL && p->res.seq <= j->seq; p = p->next) {
+        if (p->res.seq == j->seq && (rc == 0 || rc == -EALREADY)) {
+            p->res.applied = true;
+            p->res.written = res != NULL ? res->written : 0;
+            p->res.stale = res != NULL ? res->stale : 0;
+        }
+    }
     if (rc == 0 || rc == -EALREADY || rc == -ENOENT) {
         if (rc == -ENOENT)
             r->skipped++;
@@ -62,8 +74,8 @@ static void apply_done(void *arg, int rc, const store_apply_result_t *res)
         snprintf(r->last_error, sizeof r->last_error, "applying sequence %llu: %s",
                  (unsigned long long)j->seq, strerror(-rc));
         if (rc != -ESPIPE)
-            base_log(BASE_LOG_ERROR, "replica_apply_failed", "{s:s, s:I, s:s}", "stream",
-                     r->stream, "sequence", (json_int_t)j->seq, "error", strerror(-rc));
+            base_log(BASE_LOG_ERROR, "replica_apply_failed", "{s:s, s:I, s:s}", "stream", r->stream,
+                     "sequence", (json_int_t)j->seq, "error", strerror(-rc));
     }
     repl__pub_t *done = repl__release_locked(r, false, 0);
     pthread_cond_broadcast(&r->cv);
@@ -100,8 +112,8 @@ static void apply_catalog(repl_t *r, apply_job_t *j, const uint8_t *data, size_t
     rc = store_apply_catalog_at(r->store, cat, &plan, j->seq);
     catalog_plan_clear(&plan);
     if (rc == 0) {
-        base_log(BASE_LOG_INFO, "catalog_applied_from_log", "{s:s, s:s, s:I}", "stream",
-                 r->stream, "digest", catalog_digest(cat), "sequence", (json_int_t)j->seq);
+        base_log(BASE_LOG_INFO, "catalog_applied_from_log", "{s:s, s:s, s:I}", "stream", r->stream,
+                 "digest", catalog_digest(cat), "sequence", (json_int_t)j->seq);
         pthread_mutex_lock(&r->mu);
         catalog_t *old = r->catalog;
         r->catalog = catalog_ref(cat);
@@ -335,9 +347,9 @@ static void set_needs_snapshot_locked(repl_t *r)
              "dropped it): it needs a snapshot (start it with an empty --data-dir and "
              "--bootstrap-from a ready peer)",
              (unsigned long long)r->stream_first, (unsigned long long)(r->applied + 1));
-    base_log(BASE_LOG_ERROR, "replica_needs_snapshot", "{s:s, s:I, s:I, s:s}", "stream",
-             r->stream, "applied", (json_int_t)r->applied, "first", (json_int_t)r->stream_first,
-             "error", r->last_error);
+    base_log(BASE_LOG_ERROR, "replica_needs_snapshot", "{s:s, s:I, s:I, s:s}", "stream", r->stream,
+             "applied", (json_int_t)r->applied, "first", (json_int_t)r->stream_first, "error",
+             r->last_error);
     pthread_cond_broadcast(&r->cv);
 }
 

@@ -104,7 +104,7 @@ void repl__complete(repl__pub_t *list, int rc, const char *msg)
 {
     while (list != NULL) {
         repl__pub_t *next = list->next;
-        list->done(list->arg, rc, rc == 0 ? list->seq : 0, msg);
+        list->done(list->arg, rc, &list->res, msg);
         pub_free(list);
         list = next;
     }
@@ -116,7 +116,8 @@ repl__pub_t *repl__release_locked(repl_t *r, bool force, int64_t now_us)
     bool give_up = r->state == REPL_NEEDS_SNAPSHOT || r->state == REPL_FAILED;
     while (*pp != NULL) {
         repl__pub_t *p = *pp;
-        bool due = force || give_up || p->seq <= r->applied || (now_us > 0 && now_us >= p->deadline_us);
+        bool due = force || give_up || p->res.seq <= r->applied ||
+                   (now_us > 0 && now_us >= p->deadline_us);
         if (!due) {
             /* Ordered by sequence: the rest are due only by their deadline. */
             if (now_us == 0)
@@ -139,7 +140,7 @@ static void park_locked(repl_t *r, repl__pub_t *p)
     /* Acknowledgements arrive almost in sequence order: search from the head is short when
      * the list is, and it is bounded by --max-pending-writes. */
     repl__pub_t **pp = &r->wait_head;
-    while (*pp != NULL && (*pp)->seq < p->seq)
+    while (*pp != NULL && (*pp)->res.seq < p->res.seq)
         pp = &(*pp)->next;
     p->next = *pp;
     *pp = p;
@@ -174,7 +175,16 @@ static void *publisher(void *arg)
             continue;
         }
         r->published++;
-        p->seq = seq;
+        p->res.seq = seq;
+        if (r->started && seq <= r->applied) {
+            /* Applied before its acknowledgement came back. */
+            size_t x = seq % (sizeof r->recent / sizeof r->recent[0]);
+            if (r->recent[x].seq == seq) {
+                p->res.applied = true;
+                p->res.written = r->recent[x].written;
+                p->res.stale = r->recent[x].stale;
+            }
+        }
         if (r->store == NULL || !r->started || seq <= r->applied) {
             r->pending--;
             pthread_mutex_unlock(&r->mu);

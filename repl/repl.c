@@ -193,8 +193,8 @@ static int connect_nats(repl_t *r, char *err, size_t cap)
             return repl__fail(err, cap, -ECONNREFUSED, "no NATS server answered at %s: %s",
                               r->o.urls, natsStatus_GetText(s));
         if (now - logged > 5000000) {
-            base_log(BASE_LOG_WARN, "nats_connect_retry", "{s:s, s:s}", "urls", r->o.urls,
-                     "error", natsStatus_GetText(s));
+            base_log(BASE_LOG_WARN, "nats_connect_retry", "{s:s, s:s}", "urls", r->o.urls, "error",
+                     natsStatus_GetText(s));
             logged = now;
         }
         struct timespec ts = {0, 250 * 1000000};
@@ -219,17 +219,16 @@ static int check_stream(repl_t *r, const jsStreamConfig *c, char *err, size_t ca
                           "or --subject-prefix",
                           r->stream, c->SubjectsLen > 0 ? c->Subjects[0] : "(none)",
                           c->SubjectsLen > 1 ? ", ..." : "", r->filter);
-    if (r->o.replicas > 0 && c->Replicas != r->o.replicas)
+    if (r->o.replicas > 0 && c->Replicas != (int64_t)r->o.replicas)
         return repl__fail(err, cap, -EEXIST,
-                          "stream %s exists with %lld replicas, --stream-replicas is %d (fstore "
+                          "stream %s exists with %lld replicas, --stream-replicas is %u (fstore "
                           "never reconfigures a stream: change it with the nats tool, or match it)",
                           r->stream, (long long)c->Replicas, r->o.replicas);
     int64_t age_ns = r->o.max_age_s * 1000000000ll;
     if (r->o.max_age_s >= 0 && c->MaxAge != age_ns)
-        return repl__fail(err, cap, -EEXIST,
-                          "stream %s exists with max age %llds, --stream-max-age is %llds",
-                          r->stream, (long long)(c->MaxAge / 1000000000ll),
-                          (long long)r->o.max_age_s);
+        return repl__fail(
+            err, cap, -EEXIST, "stream %s exists with max age %llds, --stream-max-age is %llds",
+            r->stream, (long long)(c->MaxAge / 1000000000ll), (long long)r->o.max_age_s);
     int64_t bytes = r->o.max_bytes > 0 ? r->o.max_bytes : -1;
     if (r->o.max_bytes >= 0 && c->MaxBytes != bytes)
         return repl__fail(err, cap, -EEXIST,
@@ -284,8 +283,8 @@ static int ensure_stream(repl_t *r, char *err, size_t cap)
                       "stream %s cannot be created: %s", r->stream, why);
 }
 
-int repl_open(const repl_options_t *o, const char *project, store_t *store, repl_t **out,
-              char *err, size_t err_cap)
+int repl_open(const repl_options_t *o, const char *project, store_t *store, repl_t **out, char *err,
+              size_t err_cap)
 {
     if (o->urls == NULL || project == NULL)
         return repl__fail(err, err_cap, -EINVAL, "--replication needs NATS URLs");
@@ -330,14 +329,18 @@ int repl_open(const repl_options_t *o, const char *project, store_t *store, repl
         snprintf(r->prefix, sizeof r->prefix, "fstore.%s", project);
     rc = -EINVAL;
     if (!valid_token(r->stream, false) || (o->stream != NULL && strlen(o->stream) >= 64)) {
-        repl__fail(err, err_cap, rc, "--stream '%s': want up to 63 printable characters, no "
-                   "spaces, dots or wildcards", o->stream != NULL ? o->stream : r->stream);
+        repl__fail(err, err_cap, rc,
+                   "--stream '%s': want up to 63 printable characters, no "
+                   "spaces, dots or wildcards",
+                   o->stream != NULL ? o->stream : r->stream);
         goto fail;
     }
     if (!valid_token(r->prefix, true) ||
         (o->subject_prefix != NULL && strlen(o->subject_prefix) >= 200)) {
-        repl__fail(err, err_cap, rc, "--subject-prefix '%s': want dot-separated tokens without "
-                   "spaces or wildcards", r->prefix);
+        repl__fail(err, err_cap, rc,
+                   "--subject-prefix '%s': want dot-separated tokens without "
+                   "spaces or wildcards",
+                   r->prefix);
         goto fail;
     }
     snprintf(r->filter, sizeof r->filter, "%s.>", r->prefix);
@@ -442,8 +445,7 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
         po.ExpectNoMessage = expect_none;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
-        natsStatus s =
-            js_Publish(&pa, r->js, subject, data, (int)len, &po, &jerr);
+        natsStatus s = js_Publish(&pa, r->js, subject, data, (int)len, &po, &jerr);
         if (s == NATS_OK) {
             *seq = pa->Sequence;
             jsPubAck_Destroy(pa);

@@ -1,4 +1,5 @@
-/* repl/repl.h - replication: every node's store is a materialised prefix of a NATS JetStream log. */
+/* repl/repl.h - replication: every node's store is a materialised prefix of a NATS JetStream log.
+ */
 #ifndef REPL_REPL_H
 #define REPL_REPL_H
 
@@ -54,15 +55,15 @@ typedef struct repl_options {
     /* The stream's configuration. When the stream exists, what is given must match it (an
      * option not given, 0 or -1 below, accepts the stream's); when it is created, what is not
      * given takes the default. */
-    int replicas;      /* --stream-replicas (0: not given; 1 at creation) */
-    int64_t max_age_s; /* --stream-max-age: retention by age (-1: not given; 0: none) */
-    int64_t max_bytes; /* --stream-max-bytes: retention by size (-1: not given; 0: none) */
+    unsigned replicas;          /* --stream-replicas (0: not given; 1 at creation) */
+    int64_t max_age_s;          /* --stream-max-age: retention by age (-1: not given; 0: none) */
+    int64_t max_bytes;          /* --stream-max-bytes: retention by size (-1: not given; 0: none) */
     int64_t publish_timeout_ms; /* --publish-timeout: how long a write is retried (0 = 20000) */
     int64_t connect_timeout_ms; /* --connect-timeout: how long repl_open() waits for a first
                                    NATS server (0 = 30000) */
     size_t publish_threads;     /* --publish-threads: writes in flight to the log (0 = 8) */
     size_t max_pending;         /* --max-pending-writes: writes queued or in flight (0 = 1024) */
-    uint64_t max_lag;           /* --max-lag: ready within this many messages (default 0) */
+    size_t max_lag;             /* --max-lag: ready within this many messages (default 0) */
     size_t apply_window;        /* messages handed to the store, not yet committed (0 = 512) */
     int64_t stall_ms;           /* watchdog: nothing delivered this long while the stream has
                                    more = a stalled consumer (0 = 3000) */
@@ -92,8 +93,8 @@ void repl_options_init(repl_options_t *o);
  *          -ETIMEDOUT, -EIO (another NATS error), -ENOMEM; err says what and where.
  * Ownership: the caller closes *out with repl_close() before closing store.
  */
-int repl_open(const repl_options_t *o, const char *project, store_t *store, repl_t **out,
-              char *err, size_t err_cap);
+int repl_open(const repl_options_t *o, const char *project, store_t *store, repl_t **out, char *err,
+              size_t err_cap);
 /* Stops the applier, waits for publishes in flight to finish (or time out) and disconnects.
  * Completions still parked are called with -ESHUTDOWN. Accepts NULL. */
 void repl_close(repl_t *r);
@@ -127,12 +128,18 @@ int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uin
 int repl_start(repl_t *r);
 
 /*
- * A write's outcome: rc 0 and the stream sequence that holds it (acknowledged by JetStream and
- * applied to this node's store, or the apply did not follow within the deadline: the write is
- * in the log either way); rc < 0 with msg (-EAGAIN: the log did not acknowledge in time, the
- * write may or may not be in it; a retry with the same request id is applied once).
+ * A write's outcome: rc 0 and res (res->seq: the stream sequence that holds it, acknowledged by
+ * JetStream; res->applied: this node's store applied it, with res->written and res->stale as
+ * store_apply() counts them; not applied: the apply did not follow within the deadline, and the
+ * write is in the log all the same); rc < 0 with msg (-EAGAIN: the log did not acknowledge in
+ * time, the write may or may not be in it: a retry with the same request id is applied once).
  */
-typedef void (*repl_done_fn)(void *arg, int rc, uint64_t seq, const char *msg);
+typedef struct repl_result {
+    uint64_t seq;
+    bool applied;
+    size_t written, stale;
+} repl_result_t;
+typedef void (*repl_done_fn)(void *arg, int rc, const repl_result_t *res, const char *msg);
 
 /* Longest request id (Nats-Msg-Id): printable ASCII, no spaces. */
 #define REPL_MAX_REQUEST_ID 128
@@ -159,18 +166,18 @@ int repl_wait(repl_t *r, uint64_t seq, int64_t deadline_us);
 
 typedef struct repl_status {
     repl_state_t state;
-    bool connected;         /* the NATS connection is up */
-    uint64_t applied;       /* the store's position */
-    uint64_t stream_last;   /* the stream's last sequence, as last seen */
-    uint64_t stream_first;  /* its first retained sequence */
-    uint64_t lag;           /* stream_last - applied */
-    int64_t lag_ms;         /* now - the publish time of the message after applied; 0 if none */
-    uint64_t target;        /* the last sequence seen at start: ready once applied reaches it */
-    uint64_t resubscribes;  /* watchdog restarts of the consumer */
-    uint64_t skipped;       /* messages that could not be applied (logged) */
-    uint64_t published;     /* writes acknowledged by the log */
+    bool connected;        /* the NATS connection is up */
+    uint64_t applied;      /* the store's position */
+    uint64_t stream_last;  /* the stream's last sequence, as last seen */
+    uint64_t stream_first; /* its first retained sequence */
+    uint64_t lag;          /* stream_last - applied */
+    int64_t lag_ms;        /* now - the publish time of the message after applied; 0 if none */
+    uint64_t target;       /* the last sequence seen at start: ready once applied reaches it */
+    uint64_t resubscribes; /* watchdog restarts of the consumer */
+    uint64_t skipped;      /* messages that could not be applied (logged) */
+    uint64_t published;    /* writes acknowledged by the log */
     uint64_t publish_retries;
-    size_t pending;         /* writes queued or in flight */
+    size_t pending; /* writes queued or in flight */
     char stream[64];
     char last_error[256];
 } repl_status_t;

@@ -18,7 +18,7 @@ typedef struct repl__pub {
     char subject[256];
     char msg_id[REPL_MAX_REQUEST_ID + 1];
     int64_t deadline_us; /* base_mono_us(): the last moment a retry may start */
-    uint64_t seq;        /* once acknowledged */
+    repl_result_t res;   /* res.seq once acknowledged; the rest once applied here */
     repl_done_fn done;
     void *arg;
 } repl__pub_t;
@@ -35,8 +35,8 @@ struct repl {
     char *urls, *name;
     char stream[64];
     char prefix[200];
-    char filter[210];           /* prefix + ".>" */
-    char catalog_subject[220];  /* prefix + ".$catalog" */
+    char filter[210];          /* prefix + ".>" */
+    char catalog_subject[220]; /* prefix + ".$catalog" */
 
     natsOptions *nopts;
     natsConnection *nc;
@@ -59,10 +59,10 @@ struct repl {
     /* Applying (apply.c). */
     repl_state_t state;
     bool started;
-    catalog_t *catalog;  /* what decodes writes: the catalog the store applied last */
-    uint64_t applied;    /* the store's committed position */
-    uint64_t next;       /* the sequence the consumer must deliver next */
-    uint64_t target;     /* the stream's last sequence at start */
+    catalog_t *catalog; /* what decodes writes: the catalog the store applied last */
+    uint64_t applied;   /* the store's committed position */
+    uint64_t next;      /* the sequence the consumer must deliver next */
+    uint64_t target;    /* the stream's last sequence at start */
     uint64_t stream_last, stream_first;
     int64_t applied_time_ns; /* publish time of the message at `applied` */
     int64_t next_time_ns;    /* publish time of the first message not yet applied, 0 = none */
@@ -74,6 +74,11 @@ struct repl {
     size_t live_subs; /* subscriptions whose OnComplete has not run yet */
     int64_t last_delivery_us;
     uint64_t resubscribes, skipped;
+    /* What the store did with recent sequences, for writes acknowledged after their apply. */
+    struct {
+        uint64_t seq;
+        size_t written, stale;
+    } recent[1024];
     char last_error[256];
     pthread_t watchdog;
     bool watchdog_started;

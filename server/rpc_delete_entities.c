@@ -5,10 +5,11 @@
 
 #include "fstore/v1/fstore.pb-c.h"
 
-static int reply(server_call_t *c, const store_apply_result_t *res, grpc_slice *resp)
+static int reply(server_call_t *c, const core_write_result_t *res, grpc_slice *resp)
 {
     Fstore__V1__DeleteEntitiesResponse out = FSTORE__V1__DELETE_ENTITIES_RESPONSE__INIT;
     out.rows_deleted = res->written;
+    out.sequence = res->sequence;
     return server__pack_slice(c, &out.base, resp);
 }
 
@@ -33,6 +34,8 @@ int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len
         vals[i] = rq->entities[i]->value;
     }
     /* The response is built by reply() once the deletes are durable (SERVER_DETACHED). */
+    if (rq->request_id != NULL && rq->request_id[0] != '\0')
+        c->ctx.request_id = rq->request_id;
     return server__write(c, rq->feature_view, "delete", n, keys, vals, NULL, 0, STORE_OP_DELETE,
                          reply, resp);
 }

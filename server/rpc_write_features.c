@@ -9,11 +9,12 @@
 #define TIMESTAMP_MIN_SECONDS (-62135596800LL)
 #define TIMESTAMP_MAX_SECONDS 253402300799LL
 
-static int reply(server_call_t *c, const store_apply_result_t *res, grpc_slice *resp)
+static int reply(server_call_t *c, const core_write_result_t *res, grpc_slice *resp)
 {
     Fstore__V1__WriteFeaturesResponse out = FSTORE__V1__WRITE_FEATURES_RESPONSE__INIT;
     out.rows_written = res->written;
     out.rows_stale = res->stale;
+    out.sequence = res->sequence;
     return server__pack_slice(c, &out.base, resp);
 }
 
@@ -50,6 +51,8 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
     }
 
     /* The response is built by reply() once the rows are durable (SERVER_DETACHED). */
+    if (rq->request_id != NULL && rq->request_id[0] != '\0')
+        c->ctx.request_id = rq->request_id;
     return server__write(c, rq->feature_view, "write", n, keys, vals, ts, rq->n_event_timestamps,
                          STORE_OP_UPSERT, reply, resp);
 }

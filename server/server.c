@@ -89,6 +89,16 @@ const server_method_t server__methods[] = {
      server__rpc_delete_entities, SERVER_POOL_WRITE, 2, ARENA_SMALL},
     {"/fstore.v1.OnlineFeatureService/GetCatalog", "GetCatalog", server__rpc_get_catalog,
      SERVER_POOL_READ, 1, ARENA_SMALL},
+    {"/fstore.v1.OnlineFeatureService/GetReplicationStatus", "GetReplicationStatus",
+     server__rpc_get_replication_status, SERVER_POOL_READ, 1, ARENA_SMALL},
+    /* A snapshot is made and read on a write worker: a copy of a large store takes seconds,
+     * which reads must not wait behind. */
+    {"/fstore.v1.OnlineFeatureService/BeginSnapshot", "BeginSnapshot", server__rpc_begin_snapshot,
+     SERVER_POOL_WRITE, 1, ARENA_SMALL},
+    {"/fstore.v1.OnlineFeatureService/ReadSnapshot", "ReadSnapshot", server__rpc_read_snapshot,
+     SERVER_POOL_WRITE, 1, ARENA_SMALL},
+    {"/fstore.v1.OnlineFeatureService/EndSnapshot", "EndSnapshot", server__rpc_end_snapshot,
+     SERVER_POOL_WRITE, 1, ARENA_SMALL},
     {"/grpc.health.v1.Health/Check", "Health.Check", server__rpc_health_check, SERVER_POOL_READ, 2,
      ARENA_SMALL},
     /* A passthrough holds its slot for the upstream's whole round trip. */
@@ -335,6 +345,50 @@ static void call_watch_close(server_call_t *c)
     c->close_pending = true;
 }
 
+/*
+ * What a call says in its metadata and its deadline, for the core: fstore-min-seq (a read waits
+ * for this node's replica to apply that sequence), fstore-request-id (a replicated write's
+ * idempotency key). Returns: 0, or -EINVAL with the message set.
+ */
+static int call_context(server_call_t *c)
+{
+    core_ctx_t *ctx = &c->ctx;
+    gpr_timespec dl = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    ctx->deadline_us = 0;
+    if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) != 0) {
+        int64_t left = gpr_time_to_millis(gpr_time_sub(dl, now)) * 1000;
+        ctx->deadline_us = base_mono_us() + (left > 0 ? left : 0);
+    }
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+        size_t n = GRPC_SLICE_LENGTH(m->value);
+        if (grpc_slice_str_cmp(m->key, "fstore-min-seq") == 0) {
+            uint64_t seq = 0;
+            bool ok = n > 0 && n <= 20;
+            for (size_t k = 0; ok && k < n; k++) {
+                ok = v[k] >= '0' && v[k] <= '9' && seq <= (UINT64_MAX - 9) / 10;
+                seq = seq * 10 + (uint64_t)(v[k] - '0');
+            }
+            if (!ok)
+                return server__fail(c, -EINVAL,
+                                    "fstore-min-seq metadata: want a decimal sequence (a write's "
+                                    "sequence), got '%.*s'",
+                                    (int)(n < 40 ? n : 40), v);
+            ctx->min_seq = seq;
+        } else if (grpc_slice_str_cmp(m->key, "fstore-request-id") == 0) {
+            char *id = base_arena_alloc(&c->arena, n + 1);
+            if (id == NULL)
+                return server__fail(c, -ENOMEM, "out of memory");
+            memcpy(id, v, n);
+            id[n] = '\0';
+            ctx->request_id = id;
+        }
+    }
+    return 0;
+}
+
 static void call_handle(server_call_t *c)
 {
     server_worker_t *w = c->worker;
@@ -357,7 +411,7 @@ static void call_handle(server_call_t *c)
                           max_message);
     } else if ((rc = call_payload(c, &req, &req_len)) < 0) {
         rc = server__fail(c, rc, "cannot read the request message");
-    } else {
+    } else if ((rc = call_context(c)) == 0) {
         c->req_len = req_len;
         rc = c->method->fn(c, req, req_len, &resp);
     }
@@ -782,6 +836,9 @@ int server_run(server_t *s)
         if (!stopping && atomic_exchange(&s->reload_requested, 0))
             core_reload(s->core);
         core_collect(s->core);
+        /* The health can change by itself (a replica catching up): watchers follow. */
+        if (!stopping)
+            server__watch_notify(s->watches);
     }
     stop_workers(s);
     /* The writer's counters: batches / commits is the group-commit factor of this run. */

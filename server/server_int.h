@@ -152,6 +152,11 @@ int server__rpc_get_feast_serving_info(server_call_t *c, const uint8_t *req, siz
 int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_delete_entities(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_get_catalog(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_get_replication_status(server_call_t *c, const uint8_t *req, size_t len,
+                                       grpc_slice *resp);
+int server__rpc_begin_snapshot(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_read_snapshot(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 
@@ -162,7 +167,7 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
  * Returns: SERVER_DETACHED (the call now belongs to the writer); 0 and *resp (no row to write);
  *          a negative errno with the message set.
  */
-typedef int (*server_write_reply_fn)(server_call_t *c, const store_apply_result_t *res,
+typedef int (*server_write_reply_fn)(server_call_t *c, const core_write_result_t *res,
                                      grpc_slice *resp);
 int server__write(server_call_t *c, const char *view_ref, const char *what, size_t n,
                   const char *const *keys, Feast__Types__RepeatedValue *const *vals,

@@ -28,7 +28,8 @@ grpc_status_code server__status_from_errno(int err)
     case -ENOMEM:
     case -ENOSPC:
     case -EMSGSIZE:
-    case -EMFILE: /* more view versions than the store holds */
+    case -EMFILE:  /* more view versions than the store holds */
+    case -ENOBUFS: /* a queue or slot bound (writes waiting for the log, snapshots) */
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case -EAGAIN:
     case -ESHUTDOWN:
@@ -41,7 +42,8 @@ grpc_status_code server__status_from_errno(int err)
     case -ENOSYS:
     case -EOPNOTSUPP:
         return GRPC_STATUS_UNIMPLEMENTED;
-    case -EBUSY:
+    case -EBUSY: /* fstore-min-seq on a node without replication */
+    case -ESTALE:
     case -EROFS: /* a read-only store */
         return GRPC_STATUS_FAILED_PRECONDITION;
     case -EPROTO:

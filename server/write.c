@@ -14,7 +14,7 @@ typedef struct write_call {
     server_write_reply_fn reply;
 } write_call_t;
 
-static void done(void *arg, int rc, const store_apply_result_t *res)
+static void done(void *arg, int rc, const core_write_result_t *res)
 {
     write_call_t *w = arg;
     grpc_slice resp = grpc_empty_slice();
@@ -51,6 +51,6 @@ int server__write(server_call_t *c, const char *view_ref, const char *what, size
     if (rc < 0)
         return rc;
     /* Nothing to write: the reply says so at once. */
-    store_apply_result_t none = {0};
+    core_write_result_t none = {0};
     return reply(c, &none, resp);
 }

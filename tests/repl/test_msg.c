@@ -43,18 +43,15 @@ static store_wire_t *sample(void)
     cols[0] = label;
     cols[1] = rate;
     cols[2] = trips;
-    store_batch_t b[2] = {{.view = fv,
-                           .n_rows = 2,
-                           .keys = keys,
-                           .n_features = 3,
-                           .feature_idx = idx,
-                           .values = cols,
-                           .event_ts_us = ts},
-                          {.view = fv,
-                           .op = STORE_OP_DELETE,
-                           .n_rows = 1,
-                           .keys = keys,
-                           .event_ts_us = &del_ts}};
+    store_batch_t b[2] = {
+        {.view = fv,
+         .n_rows = 2,
+         .keys = keys,
+         .n_features = 3,
+         .feature_idx = idx,
+         .values = cols,
+         .event_ts_us = ts},
+        {.view = fv, .op = STORE_OP_DELETE, .n_rows = 1, .keys = keys, .event_ts_us = &del_ts}};
     store_wire_t *w = NULL;
     store_apply_result_t res;
     cr_assert_eq(store_wire_begin(NULL, b, 2, &w, &res), 0, "%s", res.error);
@@ -176,8 +173,8 @@ Test(msg, hostile_counts_are_refused_before_anything_is_allocated_for_them)
     char err[256];
     cr_assert_eq(repl_msg_decode_write(p, sizeof p, cat, &m, err, sizeof err), -EPROTO);
     /* One batch claiming 2^32-1 features and rows. */
-    uint8_t q[] = {'F', 'S', 'R', 1, REPL_MSG_WRITE, 1, 0, 0, 0, 0, 2, 0, 'f', 'v', 1, 0, 0, 0,
-                   0xff, 0xff, 0xff, 0xff};
+    uint8_t q[] = {'F', 'S', 'R', 1, REPL_MSG_WRITE, 1,    0,    0,   0, 0, 2, 0, 'f', 'v',
+                   1,   0,   0,   0, 0xff,           0xff, 0xff, 0xff};
     cr_assert_eq(repl_msg_decode_write(q, sizeof q, cat, &m, err, sizeof err), -EPROTO);
 }
 

@@ -197,16 +197,20 @@ typedef struct outcome {
     bool done;
     int rc;
     uint64_t seq;
+    bool applied;
+    size_t written;
     char msg[512];
 } outcome_t;
 
-static void on_done(void *arg, int rc, uint64_t seq, const char *msg)
+static void on_done(void *arg, int rc, const repl_result_t *res, const char *msg)
 {
     outcome_t *o = arg;
     pthread_mutex_lock(&o->mu);
     o->done = true;
     o->rc = rc;
-    o->seq = seq;
+    o->seq = res->seq;
+    o->applied = res->applied;
+    o->written = res->written;
     snprintf(o->msg, sizeof o->msg, "%s", msg != NULL ? msg : "");
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
@@ -282,6 +286,8 @@ Test(repl, a_write_through_one_node_is_applied_by_both_and_acknowledged_after_it
     outcome_t o = write_rows(&A, 1, 10, 3, NULL);
     cr_assert_eq(o.rc, 0, "%s", o.msg);
     cr_assert_eq(o.seq, 2);
+    cr_assert(o.applied);
+    cr_assert_eq(o.written, 10, "the local apply's count");
     /* Acknowledged: A applied it already (a client reading A next sees its write). */
     cr_assert_eq(trips_of(A.s, 4), 12);
     cr_assert_eq(repl_wait(B.r, o.seq, base_mono_us() + 5000000), 0);
