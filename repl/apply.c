@@ -39,6 +39,17 @@ typedef struct apply_job {
     int64_t time_ns; /* the message's publish time */
 } apply_job_t;
 
+/* Catching up is over once the applied sequence reached the target (within --max-lag). */
+static void ready_locked(repl_t *r)
+{
+    if (r->state == REPL_CATCHING_UP && r->applied + r->o.max_lag >= r->target) {
+        r->state = REPL_READY;
+        base_log(BASE_LOG_INFO, "replica_ready", "{s:s, s:I, s:I}", "stream", r->stream,
+                 "applied", (json_int_t)r->applied, "target", (json_int_t)r->target);
+        pthread_cond_broadcast(&r->cv);
+    }
+}
+
 /* On the store's writer thread, once a message's group committed (or failed). */
 static void apply_done(void *arg, int rc, const store_apply_result_t *res)
 {
@@ -69,6 +80,7 @@ static void apply_done(void *arg, int rc, const store_apply_result_t *res)
         }
         if (r->applied + 1 >= r->next)
             r->next_time_ns = 0;
+        ready_locked(r);
     } else if (!r->halted) {
         r->halted = true;
         snprintf(r->last_error, sizeof r->last_error, "applying sequence %llu: %s",
@@ -407,12 +419,7 @@ static void *watchdog(void *arg)
             why = "nothing delivered while the stream has more";
         if (why == NULL && r->sub == NULL && !r->halted)
             why = "no consumer";
-        if (r->state == REPL_CATCHING_UP && r->applied + r->o.max_lag >= r->target) {
-            r->state = REPL_READY;
-            base_log(BASE_LOG_INFO, "replica_ready", "{s:s, s:I, s:I}", "stream", r->stream,
-                     "applied", (json_int_t)r->applied, "target", (json_int_t)r->target);
-            pthread_cond_broadcast(&r->cv);
-        }
+        ready_locked(r);
         bool connected = atomic_load(&r->connected);
         pthread_mutex_unlock(&r->mu);
         if (why != NULL && connected)
@@ -425,7 +432,12 @@ int repl_start(repl_t *r)
 {
     if (r->store == NULL)
         return -EINVAL;
-    int rc = poll_stream(r);
+    int rc;
+    int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000;
+    while ((rc = poll_stream(r)) < 0 && base_mono_us() < until) {
+        struct timespec ts = {0, 250 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&r->mu);

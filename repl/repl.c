@@ -85,7 +85,10 @@ static void on_disconnected(natsConnection *nc, void *arg)
 {
     (void)nc;
     repl_t *r = arg;
-    if (atomic_exchange(&r->connected, false))
+    pthread_mutex_lock(&r->mu);
+    bool closing = r->closing;
+    pthread_mutex_unlock(&r->mu);
+    if (atomic_exchange(&r->connected, false) && !closing)
         base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", r->stream);
 }
 
@@ -96,6 +99,18 @@ static void on_reconnected(natsConnection *nc, void *arg)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_store(&r->connected, true);
     base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", r->stream, "server", url);
+}
+
+/* The last callback of a connection: after it none of ours runs again (they share cnats's one
+ * callback thread), so repl_close() may free r. */
+static void on_closed(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    repl_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->nc_closed = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Never dereference sub here (cnats 3.4.1 may pass a freed one): any subscription trouble
@@ -181,6 +196,7 @@ static int connect_nats(repl_t *r, char *err, size_t cap)
     natsOptions_SetErrorHandler(r->nopts, on_error, r);
     natsOptions_SetDisconnectedCB(r->nopts, on_disconnected, r);
     natsOptions_SetReconnectedCB(r->nopts, on_reconnected, r);
+    natsOptions_SetClosedCB(r->nopts, on_closed, r);
     /* A server that is not up yet at start (the nodes and NATS start together) is waited for,
      * a bounded time. */
     int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000, logged = 0;
@@ -237,12 +253,36 @@ static int check_stream(repl_t *r, const jsStreamConfig *c, char *err, size_t ca
     return 0;
 }
 
+/* JetStream not answering yet (a cluster electing its meta leader at start, a stream leader
+ * election): worth asking again. */
+static bool transient(natsStatus s, jsErrCode jerr)
+{
+    return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || jerr == JSNotEnabledErr ||
+           jerr == JSClusterNotAvailErr || s == NATS_CONNECTION_DISCONNECTED;
+}
+
+static int ensure_stream_once(repl_t *r, bool *retry, char *err, size_t cap);
+
 static int ensure_stream(repl_t *r, char *err, size_t cap)
+{
+    int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000;
+    for (;;) {
+        bool retry = false;
+        int rc = ensure_stream_once(r, &retry, err, cap);
+        if (!retry || base_mono_us() >= until)
+            return rc;
+        struct timespec ts = {0, 250 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int ensure_stream_once(repl_t *r, bool *retry, char *err, size_t cap)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     char why[256];
     natsStatus s = js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr);
+    *retry = transient(s, jerr);
     if (s == NATS_OK) {
         int rc = check_stream(r, si->Config, err, cap);
         jsStreamInfo_Destroy(si);
@@ -265,8 +305,12 @@ static int ensure_stream(repl_t *r, char *err, size_t cap)
     cfg.Replicas = r->o.replicas > 0 ? r->o.replicas : 1;
     cfg.MaxAge = r->o.max_age_s > 0 ? r->o.max_age_s * 1000000000ll : 0;
     cfg.MaxBytes = r->o.max_bytes > 0 ? r->o.max_bytes : -1;
-    cfg.Duplicates = 120 * 1000000000ll;
+    /* The duplicate window (retries with one request id apply once) is 2 minutes, or the
+     * retention's age when shorter (JetStream refuses a longer one). */
+    cfg.Duplicates = cfg.MaxAge > 0 && cfg.MaxAge < 120 * 1000000000ll ? cfg.MaxAge
+                                                                       : 120 * 1000000000ll;
     s = js_AddStream(&si, r->js, &cfg, NULL, &jerr);
+    *retry = transient(s, jerr);
     if (s == NATS_OK) {
         base_log(BASE_LOG_INFO, "stream_created", "{s:s, s:s, s:I}", "stream", r->stream,
                  "subjects", r->filter, "replicas", (json_int_t)cfg.Replicas);
@@ -386,8 +430,19 @@ void repl_close(repl_t *r)
     repl__complete(left, -ESHUTDOWN, "the server is shutting down");
     if (r->js != NULL)
         jsCtx_Destroy(r->js);
-    if (r->nc != NULL)
+    if (r->nc != NULL) {
+        natsConnection_Close(r->nc);
+        /* Callbacks run on cnats's own thread after Close returns: wait for the last one. */
+        pthread_mutex_lock(&r->mu);
+        int64_t until = base_mono_us() + 10 * 1000000ll;
+        while (!r->nc_closed && base_mono_us() < until) {
+            int64_t t = base_mono_us() + 100000;
+            struct timespec ts = {t / 1000000, (t % 1000000) * 1000};
+            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        }
+        pthread_mutex_unlock(&r->mu);
         natsConnection_Destroy(r->nc);
+    }
     if (r->nopts != NULL)
         natsOptions_Destroy(r->nopts);
     catalog_unref(r->catalog);
@@ -405,7 +460,15 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr);
+    natsStatus s;
+    int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000;
+    while (transient(s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr),
+                     jerr) &&
+           base_mono_us() < until) {
+        struct timespec ts = {0, 250 * 1000000};
+        nanosleep(&ts, NULL);
+        jerr = 0;
+    }
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
         natsMsg_Destroy(m);
         return -ENOENT;

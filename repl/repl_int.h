@@ -43,6 +43,7 @@ struct repl {
     jsCtx *js;
     store_t *store;
     atomic_bool connected;
+    bool nc_closed; /* the connection's closed callback ran (mu) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* applied moved, in_flight fell, a state changed, closing */

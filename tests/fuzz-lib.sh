@@ -3,7 +3,7 @@
 # protoc-c, as protos/CMakeLists.txt does).
 #
 # fuzz_build WORK OUT MAIN.c MODULE...: compiles MAIN.c with every source of each MODULE
-# (base catalog storage core codec server) into WORK/OUT.
+# (base catalog storage repl core codec server) into WORK/OUT.
 
 fuzz_build() {
   local work=$1 out=$2 main=$3
@@ -25,6 +25,6 @@ fuzz_build() {
   local flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
                -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -isystem "$work/gen"
                -w $(pkg-config --cflags grpc))
-  "$cc" "${flags[@]}" "${srcs[@]}" "$main" -llmdb -lyaml -ljansson -lprotobuf-c \
+  "$cc" "${flags[@]}" "${srcs[@]}" "$main" -llmdb -lyaml -ljansson -lprotobuf-c -lnats \
     $(pkg-config --libs grpc) -lpthread -ldl -lm -o "$work/$out"
 }

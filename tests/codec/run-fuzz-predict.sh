@@ -10,7 +10,7 @@ cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts
 trap cleanup EXIT
 
 . "$root/tests/fuzz-lib.sh"
-fuzz_build "$work" fuzz_predict "$root/tests/codec/fuzz_predict.c" base catalog storage core codec
+fuzz_build "$work" fuzz_predict "$root/tests/codec/fuzz_predict.c" base catalog storage repl core codec
 
 # Seeds: one entity input of each accepted form, built with protoc's text format.
 mkdir -p "$work/corpus"

@@ -14,7 +14,7 @@ cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts
 trap cleanup EXIT
 
 . "$root/tests/fuzz-lib.sh"
-fuzz_build "$work" fuzz_requests "$root/tests/server/fuzz_requests.c" base catalog storage core \
+fuzz_build "$work" fuzz_requests "$root/tests/server/fuzz_requests.c" base catalog storage repl core \
   codec server
 
 # Seeds: the handler byte (0 read, 1 write, 2 delete, 3 value, 4 read decoder), then the message.

@@ -1,0 +1,545 @@
+# tests/e2e/test_replication.py - N fstore nodes, one NATS JetStream log, real processes.
+"""Replication end to end: nats-server (one, or a cluster of three with an R3 stream) and fstore
+nodes started here on 127.0.0.1; Python gRPC clients; `fstore digest` to compare replicas.
+
+What each class shows:
+  ClusterTest     three nats-servers, R3 stream, three nodes (a fourth joins): writes on one
+                  node are read on the others, read-your-writes with fstore-min-seq, concurrent
+                  writers converge, SIGKILL of a node or of a nats-server loses no acknowledged
+                  write and applies none twice, every nats-server restarted, bootstrap from a
+                  peer while writes go on, catalog changes and ingest through the log
+  SingleNatsTest  one nats-server: the log down (writes UNAVAILABLE naming the stream, reads
+                  go on, status says so), retried request ids, retention past a stopped node
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+from harness import CATALOG, FSTORE, SANITIZER_RE, Server, free_port
+from fstore_client import FeatureStoreClient, to_value
+from fstore.v1 import fstore_pb2
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class NatsServer:
+    """One nats-server -js process; with `routes`, a member of a cluster."""
+
+    def __init__(self, name, store_dir, port=None, cluster_port=None, routes=None):
+        self.name = name
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.cluster_port = cluster_port
+        self.routes = routes
+        self.proc = None
+        self.log_path = os.path.join(store_dir, name + ".log")
+
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def start(self, wait=True):
+        cmd = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port),
+               "-sd", os.path.join(self.store_dir, self.name), "--server_name", self.name]
+        if self.routes:
+            cmd += ["--cluster_name", "fsc", "--cluster",
+                    "nats://127.0.0.1:%d" % self.cluster_port, "--routes", self.routes]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if wait:
+            self.wait()
+
+    def wait(self):
+        deadline = time.monotonic() + 20
+        while not port_open(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("nats-server %s did not start" % self.name)
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.proc = None
+
+
+class NatsCluster:
+    def __init__(self, n):
+        self.dir = tempfile.mkdtemp(prefix="fstore-nats-")
+        ports = [free_port() for _ in range(n)]
+        cports = [free_port() for _ in range(n)]
+        routes = ",".join("nats://127.0.0.1:%d" % p for p in cports) if n > 1 else None
+        self.servers = [NatsServer("n%d" % (i + 1), self.dir, ports[i], cports[i], routes)
+                        for i in range(n)]
+
+    def urls(self):
+        return ",".join(s.url() for s in self.servers)
+
+    def start(self):
+        for s in self.servers:
+            s.start(wait=False)
+        for s in self.servers:
+            s.wait()
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+    def cleanup(self):
+        for s in self.servers:
+            s.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def status(node):
+    resp = node.client.fstore.GetReplicationStatus(fstore_pb2.GetReplicationStatusRequest(),
+                                                   timeout=10)
+    return resp
+
+
+def digest(node):
+    """`fstore digest --json` of a node's data directory (read-only, while it serves)."""
+    out = subprocess.run([FSTORE, "digest", "--data-dir", node.data_dir, "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    return [(v["view"], v["version"], v["digest"], v["rows"], v["tombstones"])
+            for v in doc["views"]], doc["position"]
+
+
+def write(node, ids, value, request_id=None, metadata=(), view="driver_stats@v1", timeout=30):
+    """WriteFeatures of trips=value for driver ids; returns the response."""
+    req = fstore_pb2.WriteFeaturesRequest(feature_view=view)
+    req.columns["driver_id"].val.extend(to_value(i, "INT64") for i in ids)
+    req.columns["trips"].val.extend(to_value(value, "INT64") for _ in ids)
+    if request_id:
+        req.request_id = request_id
+    return node.client.fstore.WriteFeatures(req, timeout=timeout, metadata=list(metadata))
+
+
+def read_trips(node, ids, metadata=(), timeout=30):
+    req = FeatureStoreClient.online_request(features=["driver_stats@v1:trips"],
+                                            entities={"driver_id": list(ids)})
+    resp = node.client.serving.GetOnlineFeatures(req, timeout=timeout, metadata=list(metadata))
+    col = resp.results[1]
+    return [v.int64_val if s == 1 else None for v, s in zip(col.values, col.statuses)]
+
+
+class ReplicationCase(unittest.TestCase):
+    nodes = ()
+
+    def node(self, urls, data_dir=None, extra=(), catalog=CATALOG, start=True):
+        n = Server(catalog=catalog, data_dir=data_dir,
+                   args=["--replication", urls, "--max-read-wait-ms", "3000"] + list(extra))
+        self.addCleanup(n.cleanup)
+        if start:
+            n.start()
+        return n
+
+    def wait_converged(self, nodes, timeout=120):
+        """Every node applied the stream's last sequence; returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sts = [status(n) for n in nodes]
+            last = max(s.stream_sequence for s in sts)
+            if all(s.applied_sequence == last for s in sts):
+                return last
+            if time.monotonic() > deadline:
+                raise AssertionError("no convergence: %s" % [
+                    (s.applied_sequence, s.stream_sequence, s.state, s.last_error) for s in sts])
+            time.sleep(0.2)
+
+    def assert_same_digests(self, nodes):
+        ds = [digest(n) for n in nodes]
+        for d in ds[1:]:
+            self.assertEqual(d, ds[0])
+        return ds[0]
+
+    def assert_clean_stop(self, node):
+        rc = node.stop()
+        m = SANITIZER_RE.search(node.log())
+        self.assertIsNone(m, node.log()[-4000:])
+        self.assertEqual(rc, 0, node.log()[-4000:])
+
+
+class ClusterTest(ReplicationCase):
+    """Three nats-servers, an R3 stream, three nodes; the tests run in order on one cluster."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.nats = NatsCluster(3)
+        cls.addClassCleanup(cls.nats.cleanup)
+        cls.nats.start()
+        cls.urls = cls.nats.urls()
+        cls.servers = []
+        for i in range(3):
+            s = Server(catalog=CATALOG, args=["--replication", cls.urls, "--stream-replicas",
+                                              "3", "--max-read-wait-ms", "3000"])
+            cls.addClassCleanup(s.cleanup)
+            cls.servers.append(s)
+        # The first publishes its catalog; the others find it in the log.
+        cls.servers[0].start()
+        for s in cls.servers[1:]:
+            s.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.servers:
+            if s.proc is not None and s.proc.poll() is None:
+                rc = s.stop()
+                m = SANITIZER_RE.search(s.log())
+                assert m is None, s.log()[-4000:]
+                assert rc == 0, "fstore exited with %s:\n%s" % (rc, s.log()[-4000:])
+
+    def test_1_a_write_on_one_node_is_read_on_the_others(self):
+        a, b, c = self.servers
+        resp = write(a, [1, 2, 3], 41)
+        self.assertEqual(resp.rows_written, 3)
+        self.assertGreater(resp.sequence, 1)
+        # Read-your-writes: B waits for the sequence A returned.
+        md = [("fstore-min-seq", str(resp.sequence))]
+        self.assertEqual(read_trips(b, [1, 2, 3], md), [41, 41, 41])
+        self.assertEqual(read_trips(c, [1, 2, 3], md), [41, 41, 41])
+        # A node never says it has a sequence it does not.
+        with self.assertRaises(grpc.RpcError) as cm:
+            read_trips(c, [1], [("fstore-min-seq", str(resp.sequence + 1000))])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("replica behind", cm.exception.details())
+        with self.assertRaises(grpc.RpcError) as cm:
+            read_trips(c, [1], [("fstore-min-seq", "x1")])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # The writer itself applied it before it answered.
+        self.assertEqual(read_trips(a, [1]), [41])
+        st = status(b)
+        self.assertTrue(st.replicated)
+        self.assertEqual(st.state, "ready")
+        self.assertEqual(st.stream, "FSTORE_E2E")
+        self.assertEqual(st.health, "SERVING")
+        # fstore status prints the same.
+        out = subprocess.run([FSTORE, "status", "--listen", b.target], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("state      ready", out.stdout)
+        self.assertIn("FSTORE_E2E (connected)", out.stdout)
+
+    def test_2_concurrent_writers_to_the_same_keys_converge(self):
+        errors = []
+
+        def writer(node, value):
+            try:
+                for k in range(30):
+                    write(node, list(range(100, 120)), value * 1000 + k)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer, args=(n, i + 1))
+                   for i, n in enumerate(self.servers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.wait_converged(self.servers)
+        views, _ = self.assert_same_digests(self.servers)
+        self.assertTrue(any(v[0] == "driver_stats" and v[3] >= 20 for v in views), views)
+        values = [read_trips(n, list(range(100, 120))) for n in self.servers]
+        self.assertEqual(values[0], values[1])
+        self.assertEqual(values[0], values[2])
+
+    def _load(self, stop, acked, failures, nodes):
+        """Writes 5 unique rows per call until stop, round robin over nodes; a failed write is
+        retried with the same request id on the next node until acknowledged.
+        acked: {request_id: (ids, sequence)}."""
+        k = 0
+        nonce = "%d-%d" % (os.getpid(), time.monotonic_ns())
+        while not stop.is_set():
+            k += 1
+            rid = "load-%s-%d" % (nonce, k)
+            ids = list(range(100000 + k * 5, 100000 + k * 5 + 5))
+            deadline = time.monotonic() + 60
+            attempt = 0
+            while True:
+                node = nodes[(k + attempt) % len(nodes)]
+                try:
+                    resp = write(node, ids, k, request_id=rid, timeout=30)
+                    acked[rid] = (ids, resp.sequence, k)
+                    break
+                except grpc.RpcError as e:
+                    failures.append((rid, e.code()))
+                    if time.monotonic() > deadline:
+                        raise
+                    attempt += 1
+                    time.sleep(0.2)
+
+    def _check_load(self, acked, nodes):
+        last = self.wait_converged(nodes)
+        for rid, (ids, seq, k) in acked.items():
+            self.assertLessEqual(seq, last)
+        # Every acknowledged write is on every node, with its value.
+        want = {i: k for ids, _, k in acked.values() for i in ids}
+        all_ids = sorted(want)
+        for node in nodes:
+            for at in range(0, len(all_ids), 900):
+                chunk = all_ids[at:at + 900]
+                self.assertEqual(read_trips(node, chunk), [want[i] for i in chunk],
+                                 "an acknowledged write is missing on %s" % node.target)
+        # None applied twice: one message per request id (retries deduplicated by the log).
+        seqs = [seq for _, seq, _ in acked.values()]
+        self.assertEqual(len(seqs), len(set(seqs)), "two request ids share a sequence")
+        return last
+
+    def test_3_sigkill_of_a_replica_under_load_converges(self):
+        stop, acked, failures = threading.Event(), {}, []
+        t = threading.Thread(target=self._load,
+                             args=(stop, acked, failures, self.servers[:2]))
+        t.start()
+        try:
+            time.sleep(1.5)
+            c = self.servers[2]
+            c.kill()
+            time.sleep(1.5)
+            c.start()  # same data directory: it resumes from its own position
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreater(len(acked), 10)
+        self._check_load(acked, self.servers)
+        self.assert_same_digests(self.servers)
+
+    def test_4_sigkill_of_a_nats_server_loses_no_acknowledged_write(self):
+        stop, acked, failures = threading.Event(), {}, []
+        before = status(self.servers[0]).stream_sequence
+        t = threading.Thread(target=self._load,
+                             args=(stop, acked, failures, self.servers))
+        t.start()
+        try:
+            time.sleep(1.5)
+            self.nats.servers[0].stop(signal.SIGKILL)
+            time.sleep(4)
+        finally:
+            stop.set()
+            t.join()
+        self.nats.servers[0].start()
+        last = self._check_load(acked, self.servers)
+        # Exactly one message per acknowledged request id was added to the log.
+        self.assertEqual(last - before, len(acked),
+                         "retries were applied twice or a message is missing")
+        self.assert_same_digests(self.servers)
+
+    def test_5_every_nats_server_restarted_nodes_resume_without_gaps(self):
+        write(self.servers[0], [7], 700)
+        self.nats.stop()
+        # The log is down: reads go on from the local replicas.
+        self.assertEqual(read_trips(self.servers[1], [7], timeout=10), [700])
+        self.nats.start()
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                resp = write(self.servers[1], [8], 800, timeout=30)
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        md = [("fstore-min-seq", str(resp.sequence))]
+        for n in self.servers:
+            self.assertEqual(read_trips(n, [7, 8], md), [700, 800])
+        self.wait_converged(self.servers)
+        self.assert_same_digests(self.servers)
+
+    def test_6_a_fourth_node_bootstraps_from_a_peer_while_writes_continue(self):
+        stop, acked, failures = threading.Event(), {}, []
+        t = threading.Thread(target=self._load,
+                             args=(stop, acked, failures, self.servers))
+        t.start()
+        try:
+            d = self.node(self.urls, extra=["--bootstrap-from", self.servers[0].target])
+            d.wait_event("bootstrapped")
+            time.sleep(1)
+        finally:
+            stop.set()
+            t.join()
+        ev = d.events("bootstrapped")[0]
+        self.assertGreater(ev["bytes"], 0)
+        self.assertGreater(ev["sequence"], 1)
+        nodes = self.servers + [d]
+        self._check_load(acked, nodes)
+        self.assert_same_digests(nodes)
+        self.assert_clean_stop(d)
+
+    def test_7_catalog_changes_and_ingest_go_through_the_log(self):
+        tmp = tempfile.mkdtemp(prefix="fstore-e2e-cat-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        with open(CATALOG) as f:
+            text = f.read()
+        extra = ("  - name: repl_extra\n    version: 1\n    entities: [driver]\n"
+                 "    features:\n      - {name: score, dtype: INT64}\n")
+        marker = "feature_views:\n"
+        newcat = os.path.join(tmp, "catalog.yaml")
+        with open(newcat, "w") as f:
+            f.write(text.replace(marker, marker + extra, 1))
+        out = subprocess.run([FSTORE, "apply", "--catalog", newcat, "--replication", self.urls],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("published", out.stdout)
+        # Every node serves it once its replica applied it.
+        deadline = time.monotonic() + 30
+        for n in self.servers:
+            while not any(fv.name == "repl_extra" for fv in n.client.get_catalog().feature_views):
+                self.assertLess(time.monotonic(), deadline, "catalog not applied on every node")
+                time.sleep(0.1)
+        # A breaking change is refused before anything is published.
+        broken = os.path.join(tmp, "broken.yaml")
+        with open(broken, "w") as f:
+            f.write(text.replace("{name: conv_rate, dtype: FLOAT}", "{name: conv_rate, dtype: INT64}",
+                                 1))
+        out = subprocess.run([FSTORE, "apply", "--catalog", broken, "--replication", self.urls],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("breaking", out.stderr)
+        # Ingest through the log: validated whole first, then published.
+        rows = os.path.join(tmp, "rows.csv")
+        with open(rows, "w") as f:
+            f.write("driver_id,score\n")
+            for i in range(2500):
+                f.write("%d,%d\n" % (500000 + i, i))
+        out = subprocess.run([FSTORE, "ingest", "--replication", self.urls, "--project", "e2e",
+                              "--view", "repl_extra", "--batch-rows", "1000", rows],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("2500 rows", out.stdout)
+        bad = os.path.join(tmp, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("driver_id,score\n1,2\nx,3\n")
+        before = status(self.servers[0]).stream_sequence
+        out = subprocess.run([FSTORE, "ingest", "--replication", self.urls, "--project", "e2e",
+                              "--view", "repl_extra", bad],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(":3:", out.stderr)
+        self.assertEqual(status(self.servers[0]).stream_sequence, before,
+                         "a file with a bad row published something")
+        self.wait_converged(self.servers)
+        req = FeatureStoreClient.online_request(features=["repl_extra:score"],
+                                                entities={"driver_id": [500000, 502499]})
+        for n in self.servers:
+            resp = n.client.serving.GetOnlineFeatures(req, timeout=30)
+            self.assertEqual([v.int64_val for v in resp.results[1].values], [0, 2499])
+        self.assert_same_digests(self.servers)
+
+
+class SingleNatsTest(ReplicationCase):
+    def setUp(self):
+        self.nats = NatsCluster(1)
+        self.addCleanup(self.nats.cleanup)
+        self.nats.start()
+        self.urls = self.nats.urls()
+
+    def test_a_retried_write_with_the_same_request_id_is_applied_once(self):
+        a = self.node(self.urls)
+        b = self.node(self.urls)
+        first = write(a, [1], 10, metadata=[("fstore-request-id", "order-17")])
+        again = write(b, [1], 99, metadata=[("fstore-request-id", "order-17")])
+        self.assertEqual(again.sequence, first.sequence)
+        # The proto field works the same, and wins over the metadata.
+        third = write(b, [2], 5, request_id="order-18",
+                      metadata=[("fstore-request-id", "order-17")])
+        self.assertEqual(third.sequence, first.sequence + 1)
+        md = [("fstore-min-seq", str(third.sequence))]
+        self.assertEqual(read_trips(a, [1, 2], md), [10, 5])
+        self.assertEqual(read_trips(b, [1, 2], md), [10, 5])
+        with self.assertRaises(grpc.RpcError) as cm:
+            write(a, [3], 1, request_id="has space")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("request id", cm.exception.details())
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
+
+    def test_with_the_log_down_writes_fail_unavailable_and_reads_go_on(self):
+        a = self.node(self.urls, extra=["--publish-timeout-ms", "1500"])
+        write(a, [1], 11)
+        self.nats.stop()
+        t0 = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as cm:
+            write(a, [2], 22)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("FSTORE_E2E", cm.exception.details())
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual(read_trips(a, [1, 2]), [11, None], "nothing half-written")
+        self.assertEqual(a.client.health(), "SERVING")
+        out = subprocess.run([FSTORE, "status", "--listen", a.target], capture_output=True,
+                             text=True, timeout=60)
+        self.assertIn("NATS unreachable", out.stdout)
+        self.nats.start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                write(a, [2], 22)
+                break
+            except grpc.RpcError:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.3)
+        self.assertEqual(read_trips(a, [1, 2]), [11, 22])
+        self.assert_clean_stop(a)
+
+    def test_a_node_past_the_streams_retention_refuses_to_serve_and_says_why(self):
+        a = self.node(self.urls, extra=["--stream-max-age", "2s"])
+        c = self.node(self.urls)
+        write(a, [1], 1)
+        self.wait_converged([a, c])
+        self.assert_clean_stop(c)
+        # Writes go on for longer than the retention: what c needs next is gone.
+        for k in range(8):
+            write(a, [10 + k], k)
+            time.sleep(0.5)
+        c2 = self.node(self.urls, data_dir=c.data_dir, start=False)
+        c2.spawn()
+        c2.wait_event("replica_needs_snapshot")
+        deadline = time.monotonic() + 30
+        while not c2.port_open():
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        client = FeatureStoreClient(c2.target, timeout=10)
+        self.addCleanup(client.close)
+        c2.client = client
+        self.assertEqual(client.health(), "NOT_SERVING")
+        st = status(c2)
+        self.assertEqual(st.state, "needs_snapshot")
+        self.assertIn("snapshot", st.last_error)
+        # A snapshot from a ready peer brings it back.
+        self.assert_clean_stop(c2)
+        shutil.rmtree(c.data_dir)
+        c3 = self.node(self.urls, extra=["--bootstrap-from", a.target])
+        self.assertEqual(read_trips(c3, [17]), [7])
+        self.assert_clean_stop(c3)
+        self.assert_clean_stop(a)
+
+    def test_a_stream_with_another_configuration_is_a_startup_error(self):
+        a = self.node(self.urls)
+        b = Server(catalog=CATALOG, args=["--replication", self.urls, "--stream-replicas", "3"])
+        self.addCleanup(b.cleanup)
+        b.spawn()
+        self.assertNotEqual(b.proc.wait(60), 0)
+        self.assertIn("--stream-replicas", b.log())
+        self.assert_clean_stop(a)
+
+
+if __name__ == "__main__":
+    unittest.main()
