@@ -1,5 +1,7 @@
 # Dockerfile - fstore server image. Two stages on Debian bookworm: build with the project's own
-# install script, then a slim runtime with only the shared libraries the binary links.
+# install script, then a slim runtime with only the shared libraries the binary links, and
+# Debian's nats-server (the replicated Kubernetes overlay runs its NATS StatefulSet from this same
+# image, so the log's version is the one fstore is tested with).
 #   podman build -t fstore:dev .          (or docker build; scripts/container-smoke.sh checks it)
 #   podman run --rm --network=host -e FSTORE_LISTEN=127.0.0.1:6566 fstore:dev serve
 # Build args: BASE (the Debian bookworm base image), BUILD_JOBS (compile jobs; default: all CPUs).
@@ -22,7 +24,8 @@ RUN rm -rf build \
 FROM ${BASE}
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-       libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 ca-certificates \
+       libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 libnats3.4 ca-certificates \
+       nats-server \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 fstore \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /var/lib/fstore \

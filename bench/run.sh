@@ -10,9 +10,17 @@
 # Everything runs on 127.0.0.1 and everything started here is stopped on exit.
 set -euo pipefail
 
+# Replication's rows (several nodes, NATS JetStream) are a run of their own.
+if [ "${1:-}" = "--replication" ]; then
+  shift
+  exec "$(dirname "$0")/replication.sh" "$@"
+fi
+
 usage() {
   cat <<'USAGE'
 usage: bench/run.sh [--quick] [--json] [flags]
+       bench/run.sh --replication [--quick] [flags]   (bench/replication.sh: writes through
+                     the log, write -> visible on another node, apply, bootstrap)
   --quick            a short run: 100k entities, 3 s per scenario (about two minutes)
   --json             print the results as JSON instead of the table
   --entities N       entities in v0..v4 (S1, S2, Redis) (default 1000000)

@@ -19,10 +19,11 @@
  * snapshot (BeginSnapshot: a consistent copy and the log sequence it holds), reads it in 4 MiB
  * chunks into data.mdb.part, syncs it and renames it into place; the replica then replays the
  * log from the next sequence. A data directory that already has a store is left alone: a node
- * that restarts resumes from its own position.
+ * that restarts resumes from its own position. No ready peer within wait_ms (the first nodes of a
+ * new cluster) is not an error: the node then replays the log from its start, and if retention
+ * dropped that start it says it needs a snapshot and does not serve.
  */
 
-#define PEER_WAIT_MS 120000
 #define CHUNK (4u << 20)
 
 static int call(fstore_client_t *cl, const char *method, const ProtobufCMessage *req,
@@ -121,7 +122,7 @@ end:;
     return rc;
 }
 
-int cli__bootstrap(const char *dir, const char *peer)
+int cli__bootstrap(const char *dir, const char *peer, int wait_ms)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
@@ -141,14 +142,16 @@ int cli__bootstrap(const char *dir, const char *peer)
     int rc = fstore_client_connect(peer, &cl);
     if (rc == 0) {
         base_log(BASE_LOG_INFO, "bootstrap_waiting", "{s:s, s:i}", "peer", peer, "timeout_ms",
-                 PEER_WAIT_MS);
-        rc = fstore_client_wait_serving(cl, PEER_WAIT_MS);
-        if (rc < 0)
-            base_log(BASE_LOG_ERROR, "bootstrap_failed", "{s:s, s:s}", "peer", peer, "error",
-                     "the peer did not report SERVING in time");
-    }
-    if (rc == 0)
+                 wait_ms);
+        if (fstore_client_wait_serving(cl, wait_ms) < 0) {
+            base_log(BASE_LOG_WARN, "bootstrap_skipped", "{s:s, s:s}", "peer", peer, "reason",
+                     "no ready peer answered in time: replaying the log from its start");
+            fstore_client_close(cl);
+            grpc_shutdown();
+            return 0;
+        }
         rc = fetch(cl, peer, dir);
+    }
     fstore_client_close(cl);
     grpc_shutdown();
     return rc;

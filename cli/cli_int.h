@@ -83,8 +83,10 @@ int cli__parse(const cli_cmd_t *cmd, int argc, char **argv, int *first);
 void cli__repl_usage(FILE *f);
 
 /* `fstore serve --bootstrap-from`: copies a ready peer's store into dir when dir has none
- * (bootstrap.c). Returns: 0 (copied, or dir had a store), or a negative errno after logging. */
-int cli__bootstrap(const char *dir, const char *peer);
+ * (bootstrap.c), waiting up to wait_ms for the peer to be SERVING. Returns: 0 (copied, dir had a
+ * store, or no peer was ready: the log is replayed from its start), or a negative errno after
+ * logging (the copy failed midway). */
+int cli__bootstrap(const char *dir, const char *peer, int wait_ms);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Output shared by the subcommands (print.c)                                                  */

@@ -101,7 +101,9 @@ static void usage(FILE *f)
             "  --max-read-waiters N     reads waiting for fstore-min-seq at once; more fail\n"
             "                           UNAVAILABLE (default 16)\n"
             "  --bootstrap-from ADDR    a ready peer (host:port) to copy the store from when\n"
-            "                           --data-dir is empty, before replaying the log\n",
+            "                           --data-dir is empty, before replaying the log\n"
+            "  --bootstrap-wait-ms N    how long to wait for that peer to be SERVING; then the\n"
+            "                           log is replayed from its start (default 30000)\n",
             REPL_DEFAULT_PUBLISH_THREADS, REPL_DEFAULT_MAX_PENDING);
 }
 
@@ -113,6 +115,7 @@ int cli_serve(int argc, char **argv)
     core_options_init(&co);
     const char *log_format = "json";
     const char *bootstrap_from = NULL;
+    int64_t bootstrap_wait_ms = 30000;
     repl_options_t ro;
     repl_options_init(&ro);
     const cli_opt_t opts[] = {
@@ -140,6 +143,7 @@ int cli_serve(int argc, char **argv)
         {"max-read-wait-ms", 0, CLI_I64, &co.max_read_wait_ms, CLI_ENV, 1, 600000},
         {"max-read-waiters", 0, CLI_SIZE, &co.max_read_waiters, CLI_ENV, 1, 100000},
         {"bootstrap-from", 0, CLI_STRING, &bootstrap_from, CLI_ENV},
+        {"bootstrap-wait-ms", 0, CLI_I64, &bootstrap_wait_ms, CLI_ENV, 0, 3600000},
     };
     const cli_cmd_t cmd = {"serve", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
     int first = 0;
@@ -160,7 +164,7 @@ int cli_serve(int argc, char **argv)
         return 2;
     }
     if (bootstrap_from != NULL && bootstrap_from[0] != '\0') {
-        int brc = cli__bootstrap(co.data_dir, bootstrap_from);
+        int brc = cli__bootstrap(co.data_dir, bootstrap_from, (int)bootstrap_wait_ms);
         if (brc < 0)
             return 1;
     }

@@ -393,7 +393,7 @@ int core_open(const core_options_t *o, core_t **out)
     c->max_read_waiters = o->max_read_waiters > 0 ? o->max_read_waiters : 16;
     bool replicated = o->replication != NULL && !o->read_only;
     store_options_t so = {.dir = c->data_dir,
-                          .sync = replicated ? STORE_SYNC_DATA : o->sync,
+                          .sync = replicated ? STORE_SYNC_LOG : o->sync,
                           .read_only = o->read_only,
                           .log_contiguous = replicated,
                           .tombstone_retention_s = o->tombstone_retention_s};
@@ -472,6 +472,11 @@ core_health_t core_health(const core_t *c)
             h = CORE_NOT_SERVING;
     }
     return h;
+}
+
+core_health_t core_live(const core_t *c)
+{
+    return (core_health_t)atomic_load(&((core_t *)c)->health);
 }
 
 void core_set_health(core_t *c, core_health_t h)

@@ -79,7 +79,7 @@ typedef struct core_options {
     bool quiet;         /* log nothing at open: the caller reports errors itself (the CLI) */
     /*
      * Replication (NULL: one node, no log). Then the store is a replica of the log (sync
-     * policy STORE_SYNC_DATA: the log holds every acknowledged write), writes are published to
+     * policy STORE_SYNC_LOG: the log holds every acknowledged write), writes are published to
      * the log and applied from it, the catalog is the log's (catalog_path is published when
      * the log has none yet, ignored with a warning when it differs from the log's, published
      * by core_reload()), and the health is SERVING only once the replica caught up.
@@ -140,6 +140,9 @@ typedef enum core_health {
  * it drains; with replication also until the replica caught up with the log, and while it
  * cannot (it needs a snapshot, or its store failed). Thread safety: any thread. */
 core_health_t core_health(const core_t *c);
+/* Returns: the transport's health alone (SERVING from listening until draining), whatever the
+ * replica's state: liveness, as against core_health()'s readiness. */
+core_health_t core_live(const core_t *c);
 /* Sets the health (transports: SERVING once listening, NOT_SERVING when draining). */
 void core_set_health(core_t *c, core_health_t h);
 /* The replication client, or NULL on a single node. Valid until core_close(). */

@@ -44,8 +44,8 @@ static void ready_locked(repl_t *r)
 {
     if (r->state == REPL_CATCHING_UP && r->applied + r->o.max_lag >= r->target) {
         r->state = REPL_READY;
-        base_log(BASE_LOG_INFO, "replica_ready", "{s:s, s:I, s:I}", "stream", r->stream,
-                 "applied", (json_int_t)r->applied, "target", (json_int_t)r->target);
+        base_log(BASE_LOG_INFO, "replica_ready", "{s:s, s:I, s:I}", "stream", r->stream, "applied",
+                 (json_int_t)r->applied, "target", (json_int_t)r->target);
         pthread_cond_broadcast(&r->cv);
     }
 }
@@ -368,13 +368,14 @@ static void set_needs_snapshot_locked(repl_t *r)
 static void *watchdog(void *arg)
 {
     repl_t *r = arg;
-    int64_t last_poll = 0, last_resync = 0;
+    int64_t last_poll = 0, last_resync = 0, last_flush = 0;
+    uint64_t flushed = 0;
     for (;;) {
         pthread_mutex_lock(&r->mu);
         int64_t until = base_mono_us() + TICK_MS * 1000;
         struct timespec ts = {until / 1000000, (until % 1000000) * 1000};
         if (!r->closing)
-            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            pthread_cond_timedwait(&r->wd_cv, &r->mu, &ts);
         if (r->closing) {
             pthread_mutex_unlock(&r->mu);
             break;
@@ -398,8 +399,20 @@ static void *watchdog(void *arg)
             }
         }
         bool poll = now - last_poll >= 1000000;
+        uint64_t applied = r->applied;
+        bool state_ready = r->state == REPL_READY;
         pthread_mutex_unlock(&r->mu);
         repl__complete(due, 0, NULL);
+        /* The store commits without fsync (STORE_SYNC_LOG): once ready, at most a second of it
+         * is left to the page cache, so a machine crash costs at most that much replay. While
+         * catching up, every ten seconds: a flush stalls the apply, and what it would save is
+         * replayed from the log anyway. */
+        int64_t every = state_ready ? 1000000 : 10000000;
+        if (applied != flushed && now - last_flush >= every) {
+            if (store_flush(r->store) == 0)
+                flushed = applied;
+            last_flush = now;
+        }
         if (poll && poll_stream(r) == 0)
             last_poll = now;
 

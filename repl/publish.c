@@ -152,7 +152,7 @@ static void *publisher(void *arg)
     pthread_mutex_lock(&r->mu);
     for (;;) {
         while (r->q_head == NULL && !r->closing)
-            pthread_cond_wait(&r->cv, &r->mu);
+            pthread_cond_wait(&r->q_cv, &r->mu);
         if (r->q_head == NULL)
             break; /* closing and nothing left to send */
         repl__pub_t *p = r->q_head;
@@ -221,7 +221,7 @@ void repl__publishers_stop(repl_t *r)
     /* closing is set: they finish what is queued (each bounded by the publish timeout, cut
      * short by closing between retries) and exit. */
     pthread_mutex_lock(&r->mu);
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->q_cv);
     pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < r->n_publishers; i++)
         pthread_join(r->publishers[i], NULL);
@@ -255,7 +255,7 @@ int repl_publish(repl_t *r, const store_wire_t *w, const char *request_id, int64
         else
             r->q_head = p;
         r->q_tail = p;
-        pthread_cond_broadcast(&r->cv);
+        pthread_cond_signal(&r->q_cv);
     }
     pthread_mutex_unlock(&r->mu);
     if (rc < 0)

@@ -307,8 +307,8 @@ static int ensure_stream_once(repl_t *r, bool *retry, char *err, size_t cap)
     cfg.MaxBytes = r->o.max_bytes > 0 ? r->o.max_bytes : -1;
     /* The duplicate window (retries with one request id apply once) is 2 minutes, or the
      * retention's age when shorter (JetStream refuses a longer one). */
-    cfg.Duplicates = cfg.MaxAge > 0 && cfg.MaxAge < 120 * 1000000000ll ? cfg.MaxAge
-                                                                       : 120 * 1000000000ll;
+    cfg.Duplicates =
+        cfg.MaxAge > 0 && cfg.MaxAge < 120 * 1000000000ll ? cfg.MaxAge : 120 * 1000000000ll;
     s = js_AddStream(&si, r->js, &cfg, NULL, &jerr);
     *retry = transient(s, jerr);
     if (s == NATS_OK) {
@@ -357,6 +357,8 @@ int repl_open(const repl_options_t *o, const char *project, store_t *store, repl
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&r->cv, &ca);
+    pthread_cond_init(&r->q_cv, &ca);
+    pthread_cond_init(&r->wd_cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = -ENOMEM;
     if (r->urls == NULL || r->name == NULL)
@@ -421,6 +423,8 @@ void repl_close(repl_t *r)
     pthread_mutex_lock(&r->mu);
     r->closing = true;
     pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->q_cv);
+    pthread_cond_broadcast(&r->wd_cv);
     pthread_mutex_unlock(&r->mu);
     repl__applier_stop(r);
     repl__publishers_stop(r);
@@ -448,6 +452,8 @@ void repl_close(repl_t *r)
     catalog_unref(r->catalog);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
+    pthread_cond_destroy(&r->q_cv);
+    pthread_cond_destroy(&r->wd_cv);
     free(r->urls);
     free(r->name);
     free(r);
@@ -462,9 +468,9 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
     jsErrCode jerr = 0;
     natsStatus s;
     int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000;
-    while (transient(s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr),
-                     jerr) &&
-           base_mono_us() < until) {
+    while (
+        transient(s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr), jerr) &&
+        base_mono_us() < until) {
         struct timespec ts = {0, 250 * 1000000};
         nanosleep(&ts, NULL);
         jerr = 0;

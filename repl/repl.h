@@ -64,7 +64,7 @@ typedef struct repl_options {
     size_t publish_threads;     /* --publish-threads: writes in flight to the log (0 = 8) */
     size_t max_pending;         /* --max-pending-writes: writes queued or in flight (0 = 1024) */
     size_t max_lag;             /* --max-lag: ready within this many messages (default 0) */
-    size_t apply_window;        /* messages handed to the store, not yet committed (0 = 512) */
+    size_t apply_window;        /* messages handed to the store, not yet committed (0 = 1024) */
     int64_t stall_ms;           /* watchdog: nothing delivered this long while the stream has
                                    more = a stalled consumer (0 = 3000) */
     const char *name;           /* the connection's name in NATS monitoring; NULL: "fstore" */
@@ -77,7 +77,7 @@ typedef struct repl_options {
 #define REPL_DEFAULT_PUBLISH_TIMEOUT_MS 20000
 #define REPL_DEFAULT_PUBLISH_THREADS 8
 #define REPL_DEFAULT_MAX_PENDING 1024
-#define REPL_DEFAULT_APPLY_WINDOW 512
+#define REPL_DEFAULT_APPLY_WINDOW 1024
 #define REPL_DEFAULT_STALL_MS 3000
 #define REPL_DEFAULT_CONNECT_TIMEOUT_MS 30000
 
@@ -122,7 +122,8 @@ int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uin
 
 /*
  * Starts applying the log to the store from its recorded position + 1 (the store must have
- * been opened with log_contiguous). Returns at once; repl_status() tells the progress.
+ * been opened with log_contiguous, and STORE_SYNC_LOG: the watchdog flushes it every second).
+ * Returns at once; repl_status() tells the progress.
  * Returns: 0; -EAGAIN (no stream info: NATS is down; the watchdog keeps trying); -ENOMEM.
  */
 int repl_start(repl_t *r);

@@ -46,7 +46,9 @@ struct repl {
     bool nc_closed; /* the connection's closed callback ran (mu) */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* applied moved, in_flight fell, a state changed, closing */
+    pthread_cond_t cv;    /* applied moved, in_flight fell, a state changed, closing */
+    pthread_cond_t q_cv;  /* a write was queued for the publishers, closing */
+    pthread_cond_t wd_cv; /* the watchdog's sleep: closing */
     bool closing;
 
     /* Publishing (publish.c). */

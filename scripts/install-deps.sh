@@ -8,7 +8,7 @@ packages=(
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
   grpc-proto liblmdb-dev lmdb-utils libjansson-dev libyaml-dev libcriterion-dev
   libmicrohttpd-dev nats-server libnats-dev
-  python3-grpcio python3-protobuf curl redis-server redis-tools procps
+  python3-grpcio python3-protobuf python3-yaml curl redis-server redis-tools procps
 )
 
 missing=()

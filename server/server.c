@@ -190,6 +190,10 @@ server_upstreams_t *server__call_upstreams(const server_call_t *c)
 
 int server__health_status(core_t *core, const char *service)
 {
+    /* "liveness": the process serves its transport, whether or not its replica is ready (a
+     * Kubernetes liveness probe must not restart a node that is catching up). */
+    if (strcmp(service, SERVER_HEALTH_LIVENESS) == 0)
+        return (int)core_live(core);
     for (size_t i = 0; i < sizeof health_services / sizeof health_services[0]; i++) {
         if (strcmp(service, health_services[i]) == 0)
             return (int)core_health(core);

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The grpc.health.v1 service name that answers SERVING while the server runs, even while its
+ * replica catches up (for liveness probes; every other name is readiness: core_health()). */
+#define SERVER_HEALTH_LIVENESS "liveness"
+
 #include "core/core.h"
 
 /*
@@ -14,8 +18,10 @@
  *   /feast.serving.ServingService/GetOnlineFeatures     (Feast's API, unchanged)
  *   /feast.serving.ServingService/GetFeastServingInfo
  *   /fstore.v1.OnlineFeatureService/GetOnlineFeatures  (the same method)
- *   /fstore.v1.OnlineFeatureService/WriteFeatures, DeleteEntities, GetCatalog
- *   /grpc.health.v1.Health/Check, Watch
+ *   /fstore.v1.OnlineFeatureService/WriteFeatures, DeleteEntities, GetCatalog,
+ *       GetReplicationStatus, BeginSnapshot, ReadSnapshot, EndSnapshot
+ *   /grpc.health.v1.Health/Check, Watch                 (readiness; service "liveness":
+ *                                                        liveness)
  *   /tensorflow.serving.PredictionService/Predict       (TF Serving's API, for model bindings:
  *                                                        feature tensors, or features added on the
  *                                                        way to an upstream model server)

@@ -45,7 +45,8 @@
 #define STORE_MAX_KEY 511          /* LMDB's default max key size: longest encoded entity key */
 #define STORE_MAX_VALUE (1u << 20) /* longest encoded feature value (wire bytes) */
 #define STORE_FORMAT_VERSION 2     /* 2: tombstones (a version 1 store is upgraded on open) */
-#define STORE_MAX_VIEWS 1023       /* online view versions per store (LMDB named databases) */
+#define STORE_OPEN_MARKER "fstore-open" /* STORE_SYNC_LOG: in dir while open (see store_open) */
+#define STORE_MAX_VIEWS 1023            /* online view versions per store (LMDB named databases) */
 
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;
@@ -54,9 +55,10 @@ typedef enum store_sync {
     STORE_SYNC_FULL = 0, /* fsync before store_apply() returns: an acknowledged batch survives a
                             machine crash (the default) */
     STORE_SYNC_NONE = 1, /* no fsync: survives a process kill, not a machine crash (bulk loads) */
-    STORE_SYNC_DATA = 2, /* one fdatasync per commit, meta page lazily: a machine crash may lose
-                            the last commits, never the file's consistency (replicas, whose
-                            replication log holds every acknowledged write and replays it) */
+    STORE_SYNC_LOG = 2,  /* a replica of a replication log: no fsync per commit, store_flush()
+                            now and then. A process crash loses nothing; a machine crash loses the
+                            commits since the last flush (the log replays them) and may damage
+                            the file: store_open() then verifies it (see below) */
 } store_sync_t;
 
 /* How long a deleted row's tombstone is kept by default (7 days): an upsert with an older event
@@ -78,9 +80,14 @@ typedef struct store_options {
 
 /*
  * Opens (creating if needed) the store in opts->dir.
+ * STORE_SYNC_LOG: the store leaves a marker (STORE_OPEN_MARKER, holding the boot id) in dir
+ * while it is open. Found at open with another boot id, the machine went down with the store
+ * open and unflushed pages may be lost or torn: every record of every view is then read back
+ * (store_digest()) before the store is used, and a damaged one is refused (-EUCLEAN).
  * Returns: 0; -ENOENT (read_only and no store there); -EPROTO (store-format version from a newer
  *          fstore, or not an LMDB environment); -EACCES; -ENOMEM; -EIO; -EAGAIN (the data
- *          directory is in use by another process in a way LMDB refuses).
+ *          directory is in use by another process in a way LMDB refuses); -EUCLEAN (damaged by
+ *          a machine crash: start the replica again from a snapshot).
  * A read-only store has no writer: writing functions return -EROFS.
  * Ownership: *out is the caller's, closed with store_close().
  */
@@ -228,6 +235,9 @@ typedef void (*store_apply_done_fn)(void *arg, int rc, const store_apply_result_
 int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches,
                       uint64_t log_position, store_apply_result_t *res, store_apply_done_fn done,
                       void *arg);
+
+/* Makes every commit so far durable (one fsync): STORE_SYNC_LOG's checkpoint. Returns: 0, -EIO. */
+int store_flush(store_t *s);
 
 /* The last applied replication log position (0 = none). Returns: 0, -EIO. */
 int store_last_position(store_t *s, uint64_t *pos);

@@ -238,6 +238,7 @@ struct store {
     store_sync_t sync;
     int64_t tombstone_retention_us;
     bool log_contiguous;
+    bool marker; /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
     char *dir;
 
     /*

@@ -82,7 +82,22 @@ static void set_status(fstore_status_t *st, int code, const char *msg, size_t le
 int fstore_client_call(fstore_client_t *c, const char *method, const uint8_t *req, size_t req_len,
                        int timeout_ms, uint8_t **resp, size_t *resp_len, fstore_status_t *st)
 {
+    return fstore_client_call_md(c, method, NULL, 0, req, req_len, timeout_ms, resp, resp_len, st);
+}
+
+int fstore_client_call_md(fstore_client_t *c, const char *method, const fstore_metadata_t *md,
+                          size_t n_md, const uint8_t *req, size_t req_len, int timeout_ms,
+                          uint8_t **resp, size_t *resp_len, fstore_status_t *st)
+{
     int rc = 0;
+    grpc_metadata send_md[8];
+    if (n_md > sizeof send_md / sizeof send_md[0])
+        return -EINVAL;
+    for (size_t i = 0; i < n_md; i++) {
+        memset(&send_md[i], 0, sizeof send_md[i]);
+        send_md[i].key = grpc_slice_from_static_string(md[i].key);
+        send_md[i].value = grpc_slice_from_copied_string(md[i].value);
+    }
     if (timeout_ms <= 0)
         timeout_ms = 30000;
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -104,6 +119,8 @@ int fstore_client_call(fstore_client_t *c, const char *method, const uint8_t *re
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = n_md;
+    ops[0].data.send_initial_metadata.metadata = n_md > 0 ? send_md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -158,6 +175,8 @@ out:
     grpc_metadata_array_destroy(&initial_md);
     grpc_metadata_array_destroy(&trailing_md);
     grpc_slice_unref(details);
+    for (size_t i = 0; i < n_md; i++)
+        grpc_slice_unref(send_md[i].value);
     if (call != NULL)
         grpc_call_unref(call);
     grpc_completion_queue_shutdown(cq);

@@ -59,6 +59,17 @@ void fstore_client_close(fstore_client_t *c);
 int fstore_client_call(fstore_client_t *c, const char *method, const uint8_t *req, size_t req_len,
                        int timeout_ms, uint8_t **resp, size_t *resp_len, fstore_status_t *st);
 
+/* One metadata entry sent with a call ("fstore-min-seq", "fstore-request-id"). */
+typedef struct fstore_metadata {
+    const char *key;
+    const char *value;
+} fstore_metadata_t;
+
+/* fstore_client_call() with n_md metadata entries sent with the request. */
+int fstore_client_call_md(fstore_client_t *c, const char *method, const fstore_metadata_t *md,
+                          size_t n_md, const uint8_t *req, size_t req_len, int timeout_ms,
+                          uint8_t **resp, size_t *resp_len, fstore_status_t *st);
+
 /*
  * GetOnlineFeatures on the Feast path (feast_path != 0) or fstore's.
  * Ownership: on 0, *out is the caller's:

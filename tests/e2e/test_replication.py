@@ -531,6 +531,42 @@ class SingleNatsTest(ReplicationCase):
         self.assert_clean_stop(c3)
         self.assert_clean_stop(a)
 
+    def test_sighup_publishes_the_catalog_file_and_a_node_with_an_older_file_takes_the_logs(self):
+        tmp = tempfile.mkdtemp(prefix="fstore-e2e-cat-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "catalog.yaml")
+        shutil.copy(CATALOG, path)
+        a = self.node(self.urls, catalog=path)
+        b = self.node(self.urls, catalog=CATALOG)
+        with open(CATALOG) as f:
+            text = f.read()
+        marker = "feature_views:\n"
+        with open(path, "w") as f:
+            f.write(text.replace(marker, marker + "  - name: hup_view\n    version: 1\n"
+                                 "    entities: [driver]\n    features:\n"
+                                 "      - {name: x, dtype: INT64}\n", 1))
+        a.send(signal.SIGHUP)
+        a.wait_event("catalog_reloaded")
+        deadline = time.monotonic() + 30
+        while not any(fv.name == "hup_view" for fv in b.client.get_catalog().feature_views):
+            self.assertLess(time.monotonic(), deadline, "b never applied the reloaded catalog")
+            time.sleep(0.1)
+        # b restarts with its older file: it serves the log's catalog and says so.
+        self.assert_clean_stop(b)
+        b2 = self.node(self.urls, data_dir=b.data_dir, catalog=CATALOG)
+        ev = b2.wait_event("catalog_from_log")[0]
+        self.assertNotEqual(ev["file_digest"], ev["log_digest"])
+        self.assertTrue(any(fv.name == "hup_view" for fv in b2.client.get_catalog().feature_views))
+        # A breaking edit is refused on SIGHUP: nothing is published, the old catalog serves.
+        with open(path, "w") as f:
+            f.write(text.replace("{name: conv_rate, dtype: FLOAT}",
+                                 "{name: conv_rate, dtype: INT64}", 1))
+        a.send(signal.SIGHUP)
+        a.wait_event("catalog_reload_rejected")
+        self.assertTrue(any(fv.name == "hup_view" for fv in a.client.get_catalog().feature_views))
+        self.assert_clean_stop(b2)
+        self.assert_clean_stop(a)
+
     def test_a_stream_with_another_configuration_is_a_startup_error(self):
         a = self.node(self.urls)
         b = Server(catalog=CATALOG, args=["--replication", self.urls, "--stream-replicas", "3"])

@@ -123,7 +123,7 @@ static void node_open(node_t *n, bool start)
 {
     if (n->dir == NULL)
         n->dir = th_tmpdir();
-    store_options_t so = {.dir = n->dir, .sync = STORE_SYNC_DATA, .log_contiguous = true};
+    store_options_t so = {.dir = n->dir, .sync = STORE_SYNC_LOG, .log_contiguous = true};
     cr_assert_eq(store_open(&so, &n->s), 0);
     repl_options_t o = options(n);
     char err[512] = "";

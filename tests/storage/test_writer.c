@@ -648,7 +648,7 @@ Test(writer, async_apply_with_nothing_to_write_calls_back_at_once_without_a_comm
 Test(writer, a_log_replica_refuses_any_position_but_the_next)
 {
     store_close(s);
-    store_options_t o = {.dir = dir, .sync = STORE_SYNC_DATA, .log_contiguous = true};
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_LOG, .log_contiguous = true};
     cr_assert_eq(store_open(&o, &s), 0);
     catalog_value_t key = th_i64(1), val = th_f32(0.1f);
     const catalog_value_t *keys[] = {&key}, *vals[] = {&val};
