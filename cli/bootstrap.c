@@ -1,6 +1,7 @@
 /* cli/bootstrap.c - `fstore serve --bootstrap-from PEER`: a new node's store copied from a peer. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,17 @@
  */
 
 #define CHUNK (4u << 20)
+#define FETCHERS 3
+
+typedef struct fetch {
+    fstore_client_t *cl;
+    const char *id, *peer;
+    uint64_t size;
+    int fd;
+    pthread_mutex_t mu;
+    uint64_t next; /* the next chunk's offset */
+    int rc;        /* the first failure */
+} fetch_t;
 
 static int call(fstore_client_t *cl, const char *method, const ProtobufCMessage *req,
                 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **out,
@@ -44,6 +56,53 @@ static int call(fstore_client_t *cl, const char *method, const ProtobufCMessage 
     *out = protobuf_c_message_unpack(resp_desc, NULL, resp_len, resp);
     free(resp);
     return *out != NULL ? 0 : -EPROTO;
+}
+
+static void *fetcher(void *arg)
+{
+    fetch_t *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        uint64_t off = f->next;
+        bool stop = f->rc < 0 || off >= f->size;
+        f->next += CHUNK;
+        pthread_mutex_unlock(&f->mu);
+        if (stop)
+            return NULL;
+        Fstore__V1__ReadSnapshotRequest rreq = FSTORE__V1__READ_SNAPSHOT_REQUEST__INIT;
+        rreq.snapshot_id = (char *)f->id;
+        rreq.offset = off;
+        rreq.max_bytes = CHUNK;
+        Fstore__V1__ReadSnapshotResponse *chunk = NULL;
+        fstore_status_t st = {0};
+        int rc =
+            call(f->cl, "/fstore.v1.OnlineFeatureService/ReadSnapshot", &rreq.base,
+                 &fstore__v1__read_snapshot_response__descriptor, (ProtobufCMessage **)&chunk, &st);
+        uint64_t want = f->size - off < CHUNK ? f->size - off : CHUNK;
+        if (rc == 0 && chunk->data.len != want)
+            rc = -EPROTO; /* the copy is not what was announced */
+        for (size_t done = 0; rc == 0 && done < chunk->data.len;) {
+            ssize_t w =
+                pwrite(f->fd, chunk->data.data + done, chunk->data.len - done, (off_t)(off + done));
+            if (w < 0)
+                rc = -errno;
+            else
+                done += (size_t)w;
+        }
+        if (chunk != NULL)
+            protobuf_c_message_free_unpacked(&chunk->base, NULL);
+        if (rc < 0) {
+            pthread_mutex_lock(&f->mu);
+            if (f->rc == 0) {
+                f->rc = rc;
+                base_log(BASE_LOG_ERROR, "bootstrap_failed", "{s:s, s:I, s:s}", "peer", f->peer,
+                         "offset", (json_int_t)off, "error",
+                         rc == -EREMOTEIO ? st.message : strerror(-rc));
+            }
+            pthread_mutex_unlock(&f->mu);
+            return NULL;
+        }
+    }
 }
 
 static int fetch(fstore_client_t *cl, const char *peer, const char *dir)
@@ -70,35 +129,22 @@ static int fetch(fstore_client_t *cl, const char *peer, const char *dir)
         goto end;
     }
     int64_t t0 = base_mono_us();
-    uint64_t off = 0;
-    while (off < begin->size_bytes) {
-        Fstore__V1__ReadSnapshotRequest rreq = FSTORE__V1__READ_SNAPSHOT_REQUEST__INIT;
-        rreq.snapshot_id = begin->snapshot_id;
-        rreq.offset = off;
-        rreq.max_bytes = CHUNK;
-        Fstore__V1__ReadSnapshotResponse *chunk = NULL;
-        rc =
-            call(cl, "/fstore.v1.OnlineFeatureService/ReadSnapshot", &rreq.base,
-                 &fstore__v1__read_snapshot_response__descriptor, (ProtobufCMessage **)&chunk, &st);
-        if (rc == 0 && chunk->data.len == 0)
-            rc = -EPROTO; /* short: the copy is smaller than announced */
-        for (size_t done = 0; rc == 0 && done < chunk->data.len;) {
-            ssize_t w = write(fd, chunk->data.data + done, chunk->data.len - done);
-            if (w < 0)
-                rc = -errno;
-            else
-                done += (size_t)w;
-        }
-        if (rc == 0)
-            off += chunk->data.len;
-        if (chunk != NULL)
-            protobuf_c_message_free_unpacked(&chunk->base, NULL);
-        if (rc < 0) {
-            base_log(BASE_LOG_ERROR, "bootstrap_failed", "{s:s, s:I, s:s}", "peer", peer, "offset",
-                     (json_int_t)off, "error", rc == -EREMOTEIO ? st.message : strerror(-rc));
-            break;
-        }
-    }
+    /* FETCHERS chunks in flight at once, each written at its own offset: the copy, the packing
+     * and the writing of one overlap the others'. */
+    fetch_t f = {.cl = cl,
+                 .id = begin->snapshot_id,
+                 .size = begin->size_bytes,
+                 .fd = fd,
+                 .peer = peer,
+                 .mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th[FETCHERS];
+    int started = 0;
+    for (int i = 0; i < FETCHERS; i++)
+        started += pthread_create(&th[i], NULL, fetcher, &f) == 0;
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    rc = started == 0 ? -ENOMEM : f.rc;
+    uint64_t off = f.size;
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     close(fd);

@@ -1,0 +1,84 @@
+/* http/http.h - the HTTP front door: Feast's HTTP feature server, SageMaker, TF Serving REST. */
+#ifndef HTTP_HTTP_H
+#define HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/core.h"
+
+/*
+ * One HTTP/1.1 listener (libmicrohttpd: epoll, a thread pool, keep-alive and pipelining) in
+ * front of the same serving core as gRPC: decode JSON (or CSV) -> core -> encode. Routes:
+ *
+ *   Feast's HTTP feature server (feast serve; its Python SDK's remote online store):
+ *     POST /get-online-features      features or feature_service, entities as columns
+ *     POST /write-to-online-store    feature_view_name, df (columns, event_timestamp)
+ *     POST /push                     push_source_name, df, to
+ *     GET  /health                   200 when SERVING, else 503; empty body
+ *   SageMaker's container contract:
+ *     GET  /ping                     200 when SERVING, else 503; empty body
+ *     POST /invocations              rows (JSON or CSV) with the binding's features appended
+ *   TensorFlow Serving REST:
+ *     POST /v1/models/NAME[/versions/N|/labels/L]:predict   instances or inputs
+ *     GET  /v1/models/NAME[/versions/N|/labels/L]           model status
+ *   GET  /metrics                    Prometheus text format 0.0.4 (http_options_t.metrics)
+ *
+ * Errors: Feast routes answer Feast's error body (a JSON string holding {"module","class",
+ * "message"}) with Feast's status codes, so Feast's client raises its own exception classes;
+ * TF Serving routes answer {"error": "..."} with TF Serving's status mapping; SageMaker routes
+ * answer {"error": "..."}. Every request is bounded like a gRPC one: the body by
+ * --max-message-bytes (refused from its Content-Length before it is read), entities, features
+ * and write rows by the core's limits, and a 4xx names the limit.
+ *
+ * Threads: the listener's thread pool (each with its own core worker, made on first use); a
+ * write is handed to the store (or the replication log) and its connection suspended, not its
+ * thread, until the write completes.
+ */
+
+typedef struct http http_t;
+
+/* Writes Prometheus text (complete families) to out; called on a scrape. */
+typedef void (*http_metrics_fn)(void *arg, FILE *out);
+
+typedef struct http_options {
+    const char *listen;          /* --http-listen "host:port"; NULL or "" = no HTTP listener */
+    unsigned threads;            /* --http-threads (0: CPUs) */
+    unsigned max_connections;    /* --http-max-connections (0: 1024) */
+    unsigned idle_timeout_s;     /* --http-idle-timeout-s: an idle keep-alive connection is
+                                    closed after this long (0: 60) */
+    const char *sagemaker_model; /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
+                                    request's custom attributes name none */
+    http_metrics_fn metrics[4];  /* /metrics: each adds its families */
+    void *metrics_arg[4];
+    size_t n_metrics;
+} http_options_t;
+
+#define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"
+#define HTTP_DEFAULT_MAX_CONNECTIONS 1024
+#define HTTP_DEFAULT_IDLE_TIMEOUT_S 60
+
+/* Fills *o with the defaults (HTTP_DEFAULT_LISTEN, or $SAGEMAKER_BIND_TO_PORT's port on all
+ * addresses when it is set; $FSTORE_SAGEMAKER_MODEL). */
+void http_options_init(http_options_t *o);
+
+/* Core workers the listener needs (one per thread): add it to core_options_t.max_workers. */
+unsigned http_worker_count(const http_options_t *o);
+
+/*
+ * Binds o->listen and starts serving on core. Returns: 0 and *out; -EADDRINUSE (cannot listen:
+ * in use or not an address), -EINVAL (a malformed address), -ENOMEM.
+ * Ownership: *out is the caller's, stopped with http_stop() before core_close().
+ */
+int http_start(core_t *core, const http_options_t *o, http_t **out);
+/* The port it listens on (for an address given with port 0). */
+int http_port(const http_t *h);
+/* Stops listening, finishes the requests in flight (writes included), frees. Accepts NULL. */
+void http_stop(http_t *h);
+
+/* Per-route request counters and latency, as Prometheus families (http_requests_total,
+ * http_request_duration_seconds). */
+void http_metrics(void *h, FILE *out);
+
+#endif /* HTTP_HTTP_H */
