@@ -1,0 +1,567 @@
+/* http/http.c - the listener: libmicrohttpd, routing, bodies, suspended writes, errors. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+
+/*
+ * libmicrohttpd runs an epoll listener with a thread pool; each pool thread calls on_request()
+ * for the requests of its connections, and gets a core worker of its own the first time (a
+ * thread-specific key frees it when the pool stops). A body is collected, up to
+ * --max-message-bytes (a Content-Length over it is refused before anything is read), and the
+ * route runs once it is complete. A write suspends its connection (not the thread) while the
+ * store or the replication log completes it, and resumes it from the completing thread.
+ */
+
+static const http_route_t routes[] = {
+    {"POST", "/get-online-features", ROUTE_GET_ONLINE_FEATURES, DIALECT_FEAST,
+     http__feast_get_online_features, "/get-online-features"},
+    {"POST", "/write-to-online-store", ROUTE_WRITE_TO_ONLINE_STORE, DIALECT_FEAST,
+     http__feast_write, "/write-to-online-store"},
+    {"POST", "/push", ROUTE_PUSH, DIALECT_FEAST, http__feast_push, "/push"},
+    {"GET", "/health", ROUTE_HEALTH, DIALECT_FEAST, http__health, "/health"},
+    {"GET", "/ping", ROUTE_PING, DIALECT_PLAIN, http__health, "/ping"},
+    {"POST", "/invocations", ROUTE_INVOCATIONS, DIALECT_PLAIN, http__invocations, "/invocations"},
+    {"POST", "/v1/models/", ROUTE_TFS_PREDICT, DIALECT_TFS, http__tfs, "/v1/models:predict"},
+    {"GET", "/v1/models/", ROUTE_TFS_STATUS, DIALECT_TFS, http__tfs, "/v1/models"},
+    {"GET", "/metrics", ROUTE_METRICS, DIALECT_PLAIN, http__metrics_route, "/metrics"},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+static const char *const route_names[ROUTE_COUNT] = {
+    [ROUTE_GET_ONLINE_FEATURES] = "/get-online-features",
+    [ROUTE_WRITE_TO_ONLINE_STORE] = "/write-to-online-store",
+    [ROUTE_PUSH] = "/push",
+    [ROUTE_HEALTH] = "/health",
+    [ROUTE_PING] = "/ping",
+    [ROUTE_INVOCATIONS] = "/invocations",
+    [ROUTE_TFS_PREDICT] = "/v1/models:predict",
+    [ROUTE_TFS_STATUS] = "/v1/models",
+    [ROUTE_METRICS] = "/metrics",
+    [ROUTE_OTHER] = "other",
+};
+
+void http_options_init(http_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->listen = HTTP_DEFAULT_LISTEN;
+    /* SageMaker's inference pipelines give each container its port. */
+    const char *port = getenv("SAGEMAKER_BIND_TO_PORT");
+    if (port != NULL && port[0] != '\0') {
+        static char addr[64];
+        snprintf(addr, sizeof addr, "0.0.0.0:%.10s", port);
+        o->listen = addr;
+    }
+    o->sagemaker_model = getenv("FSTORE_SAGEMAKER_MODEL");
+}
+
+static unsigned threads_of(const http_options_t *o)
+{
+    if (o->threads > 0)
+        return o->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+unsigned http_worker_count(const http_options_t *o)
+{
+    return o->listen != NULL && o->listen[0] != '\0' ? threads_of(o) : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Responses                                                                                   */
+
+void http__respond(http_req_t *r, int status, const char *content_type)
+{
+    r->status = status;
+    r->content_type = content_type;
+}
+
+void http__header(http_req_t *r, const char *name, const char *value)
+{
+    if (r->n_headers >= 2)
+        return;
+    snprintf(r->headers[r->n_headers][0], sizeof r->headers[0][0], "%s", name);
+    snprintf(r->headers[r->n_headers][1], sizeof r->headers[0][1], "%s", value);
+    r->n_headers++;
+}
+
+int http__status_of(int rc)
+{
+    switch (rc) {
+    case -EINVAL:
+    case -ERANGE:
+    case -ENAMETOOLONG:
+    case -E2BIG:
+    case -EBUSY:
+    case -EROFS:
+    case -ESTALE:
+        return 400;
+    case -ENOENT:
+        return 404;
+    case -EEXIST:
+    case -EALREADY:
+        return 409;
+    case -EPERM:
+    case -EACCES:
+        return 403;
+    case -ENOMEM:
+    case -ENOSPC:
+    case -EMSGSIZE:
+    case -EMFILE:
+    case -ENOBUFS:
+        return 429;
+    case -EAGAIN:
+    case -ESHUTDOWN:
+    case -ECONNREFUSED:
+        return 503;
+    case -ETIMEDOUT:
+        return 504;
+    case -ECANCELED:
+        return 499;
+    case -ENOSYS:
+    case -EOPNOTSUPP:
+        return 501;
+    default:
+        return 500;
+    }
+}
+
+/* Feast's error body: a JSON string holding {"module", "class", "message"} (what
+ * FeastError.to_error_detail() returns, encoded again by the response). */
+static void feast_error(http_buf_t *b, const char *cls, const char *msg)
+{
+    http_buf_t inner = {0};
+    http__puts(&inner, "{\"module\": \"feast.errors\", \"class\": ");
+    http__json_str(&inner, cls, strlen(cls));
+    http__puts(&inner, ", \"message\": ");
+    http__json_str(&inner, msg, strlen(msg));
+    http__putc(&inner, '}');
+    if (inner.oom)
+        b->oom = true;
+    else
+        http__json_str(b, inner.p, inner.len);
+    http__buf_free(&inner);
+}
+
+void http__respond_error(http_req_t *r, int rc)
+{
+    const char *msg = r->ctx.msg[0] != '\0' ? r->ctx.msg : strerror(-rc);
+    int status = http__status_of(rc);
+    r->out.len = 0;
+    r->out.oom = false;
+    r->n_headers = 0;
+    if (r->route != NULL && r->route->dialect == DIALECT_FEAST) {
+        /* Feast: unknown objects are 404, a request it cannot take 422 (FastAPI's validation
+         * status), the rest as the errno says. */
+        const char *cls = r->feast_class;
+        if (rc == -ENOENT) {
+            status = 404;
+            if (cls == NULL)
+                cls = "FeatureViewNotFoundException";
+        } else if (rc == -EINVAL || rc == -ERANGE || rc == -E2BIG || rc == -ENAMETOOLONG) {
+            status = 422;
+        }
+        if (cls == NULL)
+            cls = "FeastError";
+        feast_error(&r->out, cls, msg);
+    } else {
+        http__puts(&r->out, "{\"error\": ");
+        http__json_str(&r->out, msg, strlen(msg));
+        http__putc(&r->out, '}');
+    }
+    http__respond(r, status, "application/json");
+}
+
+const char *http__header_in(http_req_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int http__parse_json(http_req_t *r, json_t **out)
+{
+    json_error_t err;
+    json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &err);
+    if (j == NULL)
+        return core_fail(&r->ctx, -EINVAL, "the body is not JSON: %s (line %d, column %d)",
+                         err.text, err.line, err.column);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return core_fail(&r->ctx, -EINVAL, "the body must be a JSON object");
+    }
+    *out = j;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests                                                                                    */
+
+static void worker_free(void *w)
+{
+    core_worker_free(w);
+}
+
+/* This pool thread's core worker, made on first use. */
+static core_worker_t *worker(http_t *h)
+{
+    core_worker_t *w = pthread_getspecific(h->worker_key);
+    if (w == NULL && core_worker_new(h->core, CORE_WORKER_READS, NULL, &w) == 0) {
+        pthread_setspecific(h->worker_key, w);
+        atomic_fetch_add(&h->n_workers, 1);
+    }
+    return w;
+}
+
+static const http_route_t *route_of(const char *method, const char *url, bool *wrong_method)
+{
+    *wrong_method = false;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const http_route_t *rt = &routes[i];
+        size_t n = strlen(rt->path);
+        bool match = rt->path[n - 1] == '/' ? strncmp(url, rt->path, n) == 0
+                                            : strcmp(url, rt->path) == 0;
+        if (!match)
+            continue;
+        if (strcmp(method, rt->method) == 0)
+            return rt;
+        *wrong_method = true;
+    }
+    return NULL;
+}
+
+static void stats(http_t *h, http_route_id_t id, int status, int64_t us)
+{
+    static const int64_t bounds_us[HTTP_BUCKETS - 1] = {500,   1000,   2500,   5000,
+                                                        10000, 25000,  50000,  100000,
+                                                        250000, 500000, 1000000};
+    http_route_stats_t *s = &h->stats[id];
+    int cls = status / 100;
+    atomic_fetch_add_explicit(&s->by_code[cls >= 1 && cls <= 5 ? cls : 5], 1, memory_order_relaxed);
+    size_t b = 0;
+    while (b < HTTP_BUCKETS - 1 && us > bounds_us[b])
+        b++;
+    atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+}
+
+static enum MHD_Result send_response(http_req_t *r)
+{
+    struct MHD_Response *resp;
+    if (r->out.oom) {
+        http__buf_free(&r->out);
+        r->status = 500;
+        r->content_type = "application/json";
+        http__puts(&r->out, "{\"error\": \"out of memory\"}");
+    }
+    if (r->out.len > 0) {
+        resp = MHD_create_response_from_buffer_with_free_callback(r->out.len, r->out.p, free);
+        r->out.p = NULL; /* the response owns it now */
+        r->out.len = r->out.cap = 0;
+    } else {
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (resp == NULL)
+        return MHD_NO;
+    if (r->content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    for (int i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    stats(r->h, r->route != NULL ? r->route->id : ROUTE_OTHER, r->status,
+          base_mono_us() - r->t0_us);
+    return ok;
+}
+
+void http__complete(http_req_t *r, int rc)
+{
+    if (rc < 0)
+        http__respond_error(r, rc);
+    /* Under the request's lock: either the handler has not suspended the connection yet (it
+     * will see done and answer at once), or it has, and it is resumed here. */
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    if (r->suspended)
+        MHD_resume_connection(r->conn);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Runs the route on a complete request. */
+static enum MHD_Result run(http_t *h, http_req_t *r)
+{
+    core_worker_t *w = worker(h);
+    if (w == NULL) {
+        http__puts(&r->out, "{\"error\": \"no core worker for this thread (too many threads)\"}");
+        http__respond(r, 503, "application/json");
+        return send_response(r);
+    }
+    core_ctx_begin(&r->ctx, w, &r->arena);
+    int rc = r->route->fn(r);
+    /* The catalog pin is this thread's: the request ends here even when it was suspended
+     * (the completion uses only the message, the arena and the buffer). */
+    core_ctx_end(&r->ctx);
+    if (rc == HTTP_SUSPENDED) {
+        pthread_mutex_lock(&r->mu);
+        bool done = r->done;
+        if (!done) {
+            MHD_suspend_connection(r->conn);
+            r->suspended = true;
+        }
+        pthread_mutex_unlock(&r->mu);
+        return done ? send_response(r) : MHD_YES;
+    }
+    if (rc < 0)
+        http__respond_error(r, rc);
+    return send_response(r);
+}
+
+static void req_free(http_req_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->body);
+    http__buf_free(&r->out);
+    base_arena_free(&r->arena);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    req_free(*req_cls);
+    *req_cls = NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    (void)version;
+    http_t *h = cls;
+    http_req_t *r = *req_cls;
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        r->h = h;
+        r->conn = conn;
+        r->url = url;
+        r->t0_us = base_mono_us();
+        pthread_mutex_init(&r->mu, NULL);
+        *req_cls = r;
+        bool wrong = false;
+        r->route = route_of(method, url, &wrong);
+        size_t max = core_limits(h->core)->max_message_bytes;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (r->route == NULL) {
+            http__puts(&r->out, wrong ? "{\"detail\":\"Method Not Allowed\"}"
+                                      : "{\"detail\":\"Not Found\"}");
+            http__respond(r, wrong ? 405 : 404, "application/json");
+            r->refused = true;
+        } else if (cl != NULL && strtoull(cl, NULL, 10) > max) {
+            /* Refused from its length, before any of it is read. */
+            core_fail(&r->ctx, -E2BIG,
+                      "request body of %s bytes is over --max-message-bytes %zu", cl, max);
+            http__respond_error(r, -E2BIG);
+            r->status = 413;
+            r->refused = true;
+        }
+        return MHD_YES;
+    }
+    if (r->suspended) {
+        /* Resumed: the completion set the response. */
+        return send_response(r);
+    }
+    if (*upload_data_size > 0) {
+        if (!r->refused) {
+            size_t max = core_limits(h->core)->max_message_bytes;
+            if (r->len + *upload_data_size > max) {
+                /* No length announced (chunked), or a lying one. */
+                core_fail(&r->ctx, -E2BIG, "request body over --max-message-bytes %zu", max);
+                http__respond_error(r, -E2BIG);
+                r->status = 413;
+                r->refused = true;
+                free(r->body);
+                r->body = NULL;
+                r->len = r->cap = 0;
+            } else {
+                if (r->cap - r->len < *upload_data_size + 1) {
+                    size_t cap = r->cap ? r->cap : 4096;
+                    while (cap - r->len < *upload_data_size + 1)
+                        cap *= 2;
+                    char *p = realloc(r->body, cap);
+                    if (p == NULL)
+                        return MHD_NO;
+                    r->body = p;
+                    r->cap = cap;
+                }
+                memcpy(r->body + r->len, upload_data, *upload_data_size);
+                r->len += *upload_data_size;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->refused)
+        return send_response(r);
+    if (r->body == NULL) {
+        r->body = malloc(1);
+        if (r->body == NULL)
+            return MHD_NO;
+    }
+    r->body[r->len] = '\0';
+    return run(h, r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start and stop                                                                              */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen)
+        return -EINVAL;
+    char host[256];
+    size_t hn = (size_t)(colon - listen);
+    if (hn >= sizeof host)
+        return -EINVAL;
+    memcpy(host, listen, hn);
+    host[hn] = '\0';
+    if (host[0] == '[' && hn > 2 && host[hn - 1] == ']') {
+        memmove(host, host + 1, hn - 2);
+        host[hn - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+        return -EINVAL;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int http_start(core_t *core, const http_options_t *o, http_t **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (parse_listen(o->listen, &ss, &sl) < 0)
+        return -EINVAL;
+    http_t *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return -ENOMEM;
+    h->core = core;
+    h->o = *o;
+    if (pthread_key_create(&h->worker_key, worker_free) != 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads_of(o), MHD_OPTION_CONNECTION_LIMIT,
+        o->max_connections ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        o->idle_timeout_s ? o->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        pthread_key_delete(h->worker_key);
+        free(h);
+        return -EADDRINUSE;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di != NULL ? di->port : 0;
+    *out = h;
+    return 0;
+}
+
+int http_port(const http_t *h)
+{
+    return h->port;
+}
+
+void http_stop(http_t *h)
+{
+    if (h == NULL)
+        return;
+    /* Joins the pool: each thread's worker is freed by the key's destructor as it exits. */
+    MHD_stop_daemon(h->daemon);
+    pthread_key_delete(h->worker_key);
+    free(h);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Health and metrics                                                                          */
+
+int http__health(http_req_t *r)
+{
+    /* Feast's /health and SageMaker's /ping: empty bodies, 200 or 503. */
+    http__respond(r, core_health(r->h->core) == CORE_SERVING ? 200 : 503, NULL);
+    return 0;
+}
+
+void http_metrics(void *arg, FILE *out)
+{
+    http_t *h = arg;
+    static const char *const le[HTTP_BUCKETS] = {"0.0005", "0.001", "0.0025", "0.005",
+                                                 "0.01",   "0.025", "0.05",   "0.1",
+                                                 "0.25",   "0.5",   "1",      "+Inf"};
+    fputs("# HELP http_requests_total HTTP requests answered, by route and status class.\n"
+          "# TYPE http_requests_total counter\n",
+          out);
+    for (int i = 0; i < ROUTE_COUNT; i++) {
+        for (int c = 1; c <= 5; c++)
+            fprintf(out, "http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", route_names[i],
+                    c,
+                    (unsigned long long)atomic_load_explicit(&h->stats[i].by_code[c],
+                                                             memory_order_relaxed));
+    }
+    fputs("# HELP http_request_duration_seconds Time from a request's first byte to its "
+          "response, by route.\n"
+          "# TYPE http_request_duration_seconds histogram\n",
+          out);
+    for (int i = 0; i < ROUTE_COUNT; i++) {
+        const http_route_stats_t *s = &h->stats[i];
+        uint64_t cum = 0;
+        for (int b = 0; b < HTTP_BUCKETS; b++) {
+            cum += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+            fprintf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %llu\n",
+                    route_names[i], le[b], (unsigned long long)cum);
+        }
+        fprintf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[i],
+                (double)atomic_load_explicit(&s->sum_us, memory_order_relaxed) / 1e6);
+        fprintf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[i],
+                (unsigned long long)cum);
+    }
+}
+
+int http__metrics_route(http_req_t *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return core_fail(&r->ctx, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->h->o.n_metrics; i++)
+        r->h->o.metrics[i](r->h->o.metrics_arg[i], f);
+    fclose(f);
+    http__put(&r->out, text, len);
+    free(text);
+    http__respond(r, 200, "text/plain; version=0.0.4; charset=utf-8");
+    return 0;
+}

@@ -1,0 +1,188 @@
+/* http/http_int.h - shared inside http/: requests, routes, the JSON writer and converters. */
+#ifndef HTTP_HTTP_INT_H
+#define HTTP_HTTP_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "http/http.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output buffer and JSON writer (json.c)                                                      */
+
+/* A growable byte buffer; out of memory is sticky (oom) and checked once at the end. */
+typedef struct http_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} http_buf_t;
+
+void http__put(http_buf_t *b, const void *p, size_t n);
+void http__puts(http_buf_t *b, const char *s);
+void http__putc(http_buf_t *b, char c);
+void http__printf(http_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal of n bytes of UTF-8 (escaped as RFC 8259 asks). */
+void http__json_str(http_buf_t *b, const char *s, size_t n);
+/* A double as the shortest text that reads back as the same double (Python's repr); NaN and
+ * infinities as null (Feast refuses them: allow_nan=False). */
+void http__json_double(http_buf_t *b, double v);
+/* Standard base64 (RFC 4648, padded) of n bytes, as a JSON string. */
+void http__json_base64(http_buf_t *b, const uint8_t *p, size_t n);
+/* A catalog value as Feast's HTTP server renders it (null, numbers, strings, base64 bytes,
+ * arrays). */
+void http__json_value(http_buf_t *b, const catalog_value_t *v);
+/* RFC 3339 UTC with Feast's adaptive fraction ("...:00Z", ".500Z", ".123456Z"). */
+void http__json_timestamp(http_buf_t *b, int64_t us);
+/* A double as TF Serving writes tensors: 6 significant digits when they round-trip, else 9
+ * (float) or 17; ".0" appended to integral text. */
+void http__tfs_number(http_buf_t *b, double v, bool is_float);
+void http__buf_free(http_buf_t *b);
+
+/* Standard base64 decoding. Returns: the decoded length, or -1 for bad input. out must have
+ * room for 3 * (n / 4) + 3 bytes. */
+long http__base64_decode(const char *in, size_t n, uint8_t *out);
+
+/*
+ * A JSON value as a typed catalog value for a feature or key of dtype want (lists of its element
+ * type): numbers for numeric types (integral ones must be whole and in range), strings for
+ * STRING, base64 strings for BYTES, true/false for BOOL, numbers of seconds or RFC 3339
+ * strings for UNIX_TIMESTAMP, arrays for lists, null for an explicit null. want
+ * CATALOG_DTYPE_INVALID takes the value's own JSON type (integer -> INT64, real -> DOUBLE,
+ * string -> STRING, bool -> BOOL), as Feast types entity values.
+ * Returns: 0 and *out (pointing into j and the arena); -EINVAL with why; -ENOMEM.
+ */
+int http__json_to_value(const json_t *j, catalog_dtype_t want, base_arena_t *a,
+                        catalog_value_t *out, char *why, size_t why_cap);
+
+/* RFC 3339 ("2024-05-01T12:00:00.5Z", "+02:00", a space for the T; no zone: UTC) to
+ * microseconds since the epoch. Returns: 0, -EINVAL. */
+int http__parse_time(const char *s, int64_t *us);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests                                                                                    */
+
+typedef enum http_route_id {
+    ROUTE_GET_ONLINE_FEATURES,
+    ROUTE_WRITE_TO_ONLINE_STORE,
+    ROUTE_PUSH,
+    ROUTE_HEALTH,
+    ROUTE_PING,
+    ROUTE_INVOCATIONS,
+    ROUTE_TFS_PREDICT,
+    ROUTE_TFS_STATUS,
+    ROUTE_METRICS,
+    ROUTE_OTHER, /* unknown paths and methods */
+    ROUTE_COUNT
+} http_route_id_t;
+
+/* How a route words its errors. */
+typedef enum http_dialect {
+    DIALECT_FEAST,  /* a JSON string of {"module","class","message"} */
+    DIALECT_TFS,    /* {"error": "..."} with TF Serving's status mapping */
+    DIALECT_PLAIN,  /* {"error": "..."} */
+} http_dialect_t;
+
+typedef struct http_req http_req_t;
+
+/* A route's handler. Returns: 0 with the response set (http__respond*); HTTP_SUSPENDED (the
+ * request completes later, from another thread, with http__complete()); or a negative errno
+ * with the core context's message set (answered as an error in the route's dialect). */
+typedef int (*http_handler_fn)(http_req_t *r);
+#define HTTP_SUSPENDED 1
+
+typedef struct http_route {
+    const char *method;
+    const char *path; /* exact, or a prefix ending with '/' for TF Serving's */
+    http_route_id_t id;
+    http_dialect_t dialect;
+    http_handler_fn fn;
+    const char *name; /* the route label in metrics */
+} http_route_t;
+
+struct http_req {
+    http_t *h;
+    struct MHD_Connection *conn;
+    const http_route_t *route;
+    const char *url;
+    char *body; /* NUL-terminated */
+    size_t len, cap;
+    bool too_big, refused, suspended;
+    /* the response (set by the handler or by the completion) */
+    int status;
+    http_buf_t out;
+    const char *content_type;
+    char headers[2][2][64]; /* up to two extra response headers: name, value */
+    int n_headers;
+    /* a failure's errno and the Feast class that goes with it (Feast routes) */
+    const char *feast_class;
+    base_arena_t arena;
+    core_ctx_t ctx;
+    int64_t t0_us;
+    /* completion from another thread (writes) */
+    pthread_mutex_t mu;
+    bool done;
+};
+
+/* Sets a JSON (or other) response. */
+void http__respond(http_req_t *r, int status, const char *content_type);
+/* An extra response header (at most two, short). */
+void http__header(http_req_t *r, const char *name, const char *value);
+/* Answers the failure rc (ctx.msg holds the message) in the route's dialect. */
+void http__respond_error(http_req_t *r, int rc);
+/* For a suspended request: the response is set (or rc < 0 with ctx.msg); resumes it. Any
+ * thread. */
+void http__complete(http_req_t *r, int rc);
+/* The request header's value, or NULL. */
+const char *http__header_in(http_req_t *r, const char *name);
+/* Parses the body as a JSON object. Returns: 0 and *out (decref it); -EINVAL with the message
+ * set. */
+int http__parse_json(http_req_t *r, json_t **out);
+
+/* HTTP status for an errno, as TF Serving maps gRPC codes (400, 404, 429, 503, 504, ...). */
+int http__status_of(int rc);
+
+/* The routes (feast.c, sagemaker.c, tfs.c, http.c). */
+int http__feast_get_online_features(http_req_t *r);
+int http__feast_write(http_req_t *r);
+int http__feast_push(http_req_t *r);
+int http__health(http_req_t *r);
+int http__invocations(http_req_t *r);
+int http__tfs(http_req_t *r);
+int http__metrics_route(http_req_t *r);
+
+/* Predict's outputs as JSON (predict.c): the core Predict, the binding named by spec, entity
+ * inputs from the instances (rows) or inputs (columns). */
+typedef struct http_predict_in {
+    const json_t *instances; /* an array, or NULL */
+    const json_t *inputs;    /* an object (or a single input's value), or NULL */
+} http_predict_in_t;
+int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predict_in_t *in,
+                  core_predict_t *p);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The listener                                                                                */
+
+#define HTTP_BUCKETS 12 /* latency buckets (seconds): .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5
+                           1 +Inf */
+
+/* Per route counters: by status class, and a latency histogram. */
+typedef struct http_route_stats {
+    _Atomic uint64_t by_code[6]; /* 1xx..5xx, [0] unused */
+    _Atomic uint64_t buckets[HTTP_BUCKETS];
+    _Atomic uint64_t sum_us;
+    _Atomic uint64_t count;
+} http_route_stats_t;
+
+struct http {
+    core_t *core;
+    http_options_t o;
+    struct MHD_Daemon *daemon;
+    int port;
+    pthread_key_t worker_key;
+    _Atomic unsigned n_workers;
+    http_route_stats_t stats[ROUTE_COUNT];
+};
+
+#endif /* HTTP_HTTP_INT_H */

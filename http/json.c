@@ -1,0 +1,521 @@
+/* http/json.c - the JSON writer (Feast's and TF Serving's renderings) and JSON -> values. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/http_int.h"
+
+/*
+ * Responses are written straight into a buffer rather than built as a jansson tree and dumped:
+ * a read of 100 entities x 50 features is 5,000 values, and a tree costs an allocation per
+ * value. What the writer produces is checked against jansson's parser in tests/http. Requests
+ * are parsed with jansson.
+ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Buffer                                                                                      */
+
+static bool grow(http_buf_t *b, size_t n)
+{
+    if (b->oom)
+        return false;
+    if (b->cap - b->len >= n)
+        return true;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap - b->len < n)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void http__put(http_buf_t *b, const void *p, size_t n)
+{
+    if (n > 0 && grow(b, n)) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+    }
+}
+
+void http__puts(http_buf_t *b, const char *s)
+{
+    http__put(b, s, strlen(s));
+}
+
+void http__putc(http_buf_t *b, char c)
+{
+    if (grow(b, 1))
+        b->p[b->len++] = c;
+}
+
+void http__printf(http_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !grow(b, (size_t)n + 1))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void http__buf_free(http_buf_t *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JSON scalars                                                                                */
+
+void http__json_str(http_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case six bytes per byte, plus the quotes. */
+    if (!grow(b, 6 * n + 2))
+        return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            *o++ = '\\';
+            switch (c) {
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 15];
+            }
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+void http__json_double(http_buf_t *b, double v)
+{
+    if (!isfinite(v)) {
+        http__puts(b, "null");
+        return;
+    }
+    char t[32];
+    /* The shortest of 15, 16 or 17 significant digits that reads back as v. */
+    for (int p = 15; p <= 17; p++) {
+        snprintf(t, sizeof t, "%.*g", p, v);
+        if (p == 17 || strtod(t, NULL) == v)
+            break;
+    }
+    /* Python prints a whole float with ".0" (1.0, not 1); "1e+20" stays as it is. */
+    if (strpbrk(t, ".eninf") == NULL)
+        strcat(t, ".0");
+    http__puts(b, t);
+}
+
+void http__tfs_number(http_buf_t *b, double v, bool is_float)
+{
+    char t[40];
+    if (isnan(v)) {
+        http__puts(b, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        http__puts(b, v > 0 ? "Infinity" : "-Infinity");
+        return;
+    }
+    snprintf(t, sizeof t, "%.6g", v);
+    bool round_trips = is_float ? (float)strtod(t, NULL) == (float)v : strtod(t, NULL) == v;
+    if (!round_trips)
+        snprintf(t, sizeof t, is_float ? "%.9g" : "%.17g", v);
+    if (strpbrk(t, ".e") == NULL)
+        strcat(t, ".0");
+    http__puts(b, t);
+}
+
+void http__json_base64(http_buf_t *b, const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!grow(b, 4 * (n / 3 + 1) + 2))
+        return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t x = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[x >> 18];
+        *o++ = tab[(x >> 12) & 63];
+        *o++ = tab[(x >> 6) & 63];
+        *o++ = tab[x & 63];
+    }
+    if (n - i == 1) {
+        uint32_t x = (uint32_t)p[i] << 16;
+        *o++ = tab[x >> 18];
+        *o++ = tab[(x >> 12) & 63];
+        *o++ = '=';
+        *o++ = '=';
+    } else if (n - i == 2) {
+        uint32_t x = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        *o++ = tab[x >> 18];
+        *o++ = tab[(x >> 12) & 63];
+        *o++ = tab[(x >> 6) & 63];
+        *o++ = '=';
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+long http__base64_decode(const char *in, size_t n, uint8_t *out)
+{
+    if (n % 4 != 0)
+        return -1;
+    long o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t x = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char c = in[i + k];
+            int v;
+            if (c >= 'A' && c <= 'Z')
+                v = c - 'A';
+            else if (c >= 'a' && c <= 'z')
+                v = c - 'a' + 26;
+            else if (c >= '0' && c <= '9')
+                v = c - '0' + 52;
+            else if (c == '+')
+                v = 62;
+            else if (c == '/')
+                v = 63;
+            else if (c == '=' && i + 4 == n && k >= 2 && (k == 3 || in[i + 3] == '='))
+                v = 0, pad++;
+            else
+                return -1;
+            if (pad > 0 && c != '=')
+                return -1;
+            x = x << 6 | (uint32_t)v;
+        }
+        out[o++] = (uint8_t)(x >> 16);
+        if (pad < 2)
+            out[o++] = (uint8_t)(x >> 8);
+        if (pad < 1)
+            out[o++] = (uint8_t)x;
+    }
+    return o;
+}
+
+void http__json_timestamp(http_buf_t *b, int64_t us)
+{
+    if (us <= 0) {
+        http__puts(b, "\"1970-01-01T00:00:00Z\"");
+        return;
+    }
+    time_t s = (time_t)(us / 1000000);
+    int64_t f = us % 1000000;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char t[48];
+    size_t n = strftime(t, sizeof t, "\"%Y-%m-%dT%H:%M:%S", &tm);
+    if (f == 0)
+        snprintf(t + n, sizeof t - n, "Z\"");
+    else if (f % 1000 == 0)
+        snprintf(t + n, sizeof t - n, ".%03lldZ\"", (long long)(f / 1000));
+    else
+        snprintf(t + n, sizeof t - n, ".%06lldZ\"", (long long)f);
+    http__puts(b, t);
+}
+
+void http__json_value(http_buf_t *b, const catalog_value_t *v)
+{
+    char t[32];
+    switch (v->type) {
+    case CATALOG_DTYPE_INT32:
+        http__printf(b, "%d", v->u.i32);
+        return;
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        snprintf(t, sizeof t, "%lld", (long long)v->u.i64);
+        http__puts(b, t);
+        return;
+    case CATALOG_DTYPE_DOUBLE:
+        http__json_double(b, v->u.f64);
+        return;
+    case CATALOG_DTYPE_FLOAT:
+        http__json_double(b, (double)v->u.f32);
+        return;
+    case CATALOG_DTYPE_BOOL:
+        http__puts(b, v->u.b ? "true" : "false");
+        return;
+    case CATALOG_DTYPE_STRING:
+        http__json_str(b, (const char *)v->u.bytes.data, v->u.bytes.len);
+        return;
+    case CATALOG_DTYPE_BYTES:
+        http__json_base64(b, v->u.bytes.data, v->u.bytes.len);
+        return;
+    default:
+        break;
+    }
+    if (!catalog_dtype_is_list(v->type)) {
+        http__puts(b, "null");
+        return;
+    }
+    http__putc(b, '[');
+    for (size_t i = 0; i < v->u.list.n; i++) {
+        if (i > 0)
+            http__putc(b, ',');
+        catalog_value_t e = {.type = catalog_dtype_element(v->type)};
+        switch (e.type) {
+        case CATALOG_DTYPE_INT32:
+            e.u.i32 = v->u.list.v.i32[i];
+            break;
+        case CATALOG_DTYPE_INT64:
+        case CATALOG_DTYPE_UNIX_TIMESTAMP:
+            e.u.i64 = v->u.list.v.i64[i];
+            break;
+        case CATALOG_DTYPE_DOUBLE:
+            e.u.f64 = v->u.list.v.f64[i];
+            break;
+        case CATALOG_DTYPE_FLOAT:
+            e.u.f32 = v->u.list.v.f32[i];
+            break;
+        case CATALOG_DTYPE_BOOL:
+            e.u.b = v->u.list.v.b[i];
+            break;
+        default:
+            e.u.bytes = v->u.list.v.bytes[i];
+            break;
+        }
+        http__json_value(b, &e);
+    }
+    http__putc(b, ']');
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JSON -> values                                                                              */
+
+int http__parse_time(const char *s, int64_t *us)
+{
+    return base_parse_time(s, strlen(s), us);
+}
+
+static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static const char *json_kind(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* One scalar of type t from j. */
+static int scalar(const json_t *j, catalog_dtype_t t, base_arena_t *a, catalog_value_t *out,
+                  char *why, size_t cap)
+{
+    out->type = t;
+    switch (t) {
+    case CATALOG_DTYPE_INT32:
+    case CATALOG_DTYPE_INT64: {
+        json_int_t x;
+        if (json_is_integer(j)) {
+            x = json_integer_value(j);
+        } else if (json_is_real(j) && json_real_value(j) == floor(json_real_value(j)) &&
+                   fabs(json_real_value(j)) < 9.0e15) {
+            x = (json_int_t)json_real_value(j);
+        } else {
+            return bad(why, cap, "want a whole number for %s, got %s", catalog_dtype_name(t),
+                       json_kind(j));
+        }
+        if (t == CATALOG_DTYPE_INT32 && (x < INT32_MIN || x > INT32_MAX))
+            return bad(why, cap, "%lld is out of range for INT32", (long long)x);
+        if (t == CATALOG_DTYPE_INT32)
+            out->u.i32 = (int32_t)x;
+        else
+            out->u.i64 = x;
+        return 0;
+    }
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        if (json_is_string(j)) {
+            int64_t us;
+            if (base_parse_time(json_string_value(j), json_string_length(j), &us) < 0)
+                return bad(why, cap, "want an RFC 3339 time or seconds since the epoch, got '%.40s'",
+                           json_string_value(j));
+            out->u.i64 = us / 1000000;
+            return 0;
+        }
+        if (!json_is_number(j))
+            return bad(why, cap, "want seconds since the epoch or an RFC 3339 string, got %s",
+                       json_kind(j));
+        out->u.i64 = json_is_integer(j) ? json_integer_value(j) : (int64_t)json_real_value(j);
+        return 0;
+    case CATALOG_DTYPE_DOUBLE:
+    case CATALOG_DTYPE_FLOAT:
+        if (!json_is_number(j))
+            return bad(why, cap, "want a number for %s, got %s", catalog_dtype_name(t),
+                       json_kind(j));
+        if (t == CATALOG_DTYPE_DOUBLE)
+            out->u.f64 = json_number_value(j);
+        else
+            out->u.f32 = (float)json_number_value(j);
+        return 0;
+    case CATALOG_DTYPE_BOOL:
+        if (!json_is_boolean(j))
+            return bad(why, cap, "want true or false, got %s", json_kind(j));
+        out->u.b = json_is_true(j);
+        return 0;
+    case CATALOG_DTYPE_STRING:
+        if (!json_is_string(j))
+            return bad(why, cap, "want a string, got %s", json_kind(j));
+        out->u.bytes.data = (const uint8_t *)json_string_value(j);
+        out->u.bytes.len = json_string_length(j);
+        return 0;
+    case CATALOG_DTYPE_BYTES: {
+        if (!json_is_string(j))
+            return bad(why, cap, "want a base64 string for BYTES, got %s", json_kind(j));
+        size_t n = json_string_length(j);
+        uint8_t *p = base_arena_alloc(a, 3 * (n / 4) + 4);
+        if (p == NULL)
+            return -ENOMEM;
+        long m = http__base64_decode(json_string_value(j), n, p);
+        if (m < 0)
+            return bad(why, cap, "want standard base64 for BYTES");
+        out->u.bytes.data = p;
+        out->u.bytes.len = (size_t)m;
+        return 0;
+    }
+    default:
+        return bad(why, cap, "values of type %s are not supported", catalog_dtype_name(t));
+    }
+}
+
+int http__json_to_value(const json_t *j, catalog_dtype_t want, base_arena_t *a,
+                        catalog_value_t *out, char *why, size_t why_cap)
+{
+    memset(out, 0, sizeof *out);
+    if (json_is_null(j)) {
+        out->type = CATALOG_DTYPE_NULL;
+        return 0;
+    }
+    if (want == CATALOG_DTYPE_INVALID) {
+        /* Entity values: the JSON type decides, as Feast's server types them. */
+        if (json_is_integer(j))
+            want = CATALOG_DTYPE_INT64;
+        else if (json_is_real(j))
+            want = CATALOG_DTYPE_DOUBLE;
+        else if (json_is_string(j))
+            want = CATALOG_DTYPE_STRING;
+        else if (json_is_boolean(j))
+            want = CATALOG_DTYPE_BOOL;
+        else
+            return bad(why, why_cap, "entity values are numbers, strings or booleans, got %s",
+                       json_kind(j));
+    }
+    if (!catalog_dtype_is_list(want))
+        return scalar(j, want, a, out, why, why_cap);
+    if (!json_is_array(j))
+        return bad(why, why_cap, "want an array for %s, got %s", catalog_dtype_name(want),
+                   json_kind(j));
+    catalog_dtype_t et = catalog_dtype_element(want);
+    size_t n = json_array_size(j);
+    size_t size = et == CATALOG_DTYPE_INT32   ? sizeof(int32_t)
+                  : et == CATALOG_DTYPE_FLOAT ? sizeof(float)
+                  : et == CATALOG_DTYPE_BOOL  ? sizeof(bool)
+                  : et == CATALOG_DTYPE_STRING || et == CATALOG_DTYPE_BYTES
+                      ? sizeof(catalog_bytes_t)
+                      : sizeof(int64_t);
+    void *items = base_arena_alloc(a, (n + 1) * size);
+    if (items == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        catalog_value_t e;
+        const json_t *ji = json_array_get(j, i);
+        if (json_is_null(ji))
+            return bad(why, why_cap, "item %zu: lists cannot hold null", i);
+        int rc = scalar(ji, et, a, &e, why, why_cap);
+        if (rc < 0) {
+            if (rc == -EINVAL) {
+                char inner[200];
+                snprintf(inner, sizeof inner, "%s", why);
+                snprintf(why, why_cap, "item %zu: %s", i, inner);
+            }
+            return rc;
+        }
+        switch (et) {
+        case CATALOG_DTYPE_INT32:
+            ((int32_t *)items)[i] = e.u.i32;
+            break;
+        case CATALOG_DTYPE_FLOAT:
+            ((float *)items)[i] = e.u.f32;
+            break;
+        case CATALOG_DTYPE_DOUBLE:
+            ((double *)items)[i] = e.u.f64;
+            break;
+        case CATALOG_DTYPE_BOOL:
+            ((bool *)items)[i] = e.u.b;
+            break;
+        case CATALOG_DTYPE_STRING:
+        case CATALOG_DTYPE_BYTES:
+            ((catalog_bytes_t *)items)[i] = e.u.bytes;
+            break;
+        default:
+            ((int64_t *)items)[i] = e.u.i64;
+            break;
+        }
+    }
+    out->type = want;
+    out->u.list.n = n;
+    out->u.list.v.i64 = items; /* the union's members share the address */
+    return 0;
+}
