@@ -286,4 +286,57 @@ int base_sched_slice(unsigned us);
  */
 bool base_lean_mutexes(void);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */
+
+/*
+ * A CSV or JSON-string cell as an integer: exactly what strtoll(s, &end, 10) accepts when it
+ * consumes the whole cell (leading white space, an optional sign, decimal digits). s need not be
+ * NUL-terminated; cells of 32 bytes or more are rejected.
+ * Returns: 0 and *out; -ERANGE (out of int64 range); -EINVAL.
+ * Thread safety: any thread.
+ */
+int base_parse_int(const char *s, size_t n, int64_t *out);
+
+/*
+ * A cell as a double, bit for bit what strtod() returns when it consumes the whole cell (so a
+ * FLOAT is (float) of the result, as before). Cells of 64 bytes or more are rejected.
+ * Returns: 0 and *out; -EINVAL.
+ * Thread safety: any thread.
+ */
+int base_parse_double(const char *s, size_t n, double *out);
+
+/*
+ * A timestamp cell as microseconds since the epoch. Two forms:
+ *   - RFC 3339: "YYYY-MM-DD" 'T' (or 't' or a space) "hh:mm:ss", an optional fraction of one
+ *     or more digits (digits past microseconds are dropped), then 'Z' (or 'z') or an offset
+ *     "+hh:mm" / "-hh:mm". Every field has exactly its two (four for the year) digits; the date
+ *     must exist (no Feb 30, no Feb 29 outside leap years); hours 0..23, minutes 0..59, seconds
+ *     0..60 (a leap second is the next minute's first, as timegm() has it); offsets up to
+ *     23:59. Years 0000..9999, proleptic Gregorian, UTC.
+ *   - Seconds since the epoch: an integer as base_parse_int() takes it, then an
+ *     optional '.' and zero or more fraction digits ("5." is 5 s); the sign applies to the
+ *     fraction too ("-0.5").
+ * Nothing may follow (no trailing junk, no NUL bytes). s need not be NUL-terminated; cells of
+ * 64 bytes or more are rejected.
+ * Returns: 0 and *us; -EINVAL (*us untouched).
+ * Thread safety: any thread.
+ */
+int base_parse_time(const char *s, size_t n, int64_t *us);
+
+/* The last timestamp text parsed and its value (exports usually carry one per batch of rows).
+ * Zero-initialise. */
+typedef struct base_ts_memo {
+    size_t n; /* 0 = empty */
+    char text[64];
+    int64_t us;
+} base_ts_memo_t;
+
+/*
+ * base_parse_time() behind a one-entry memo: text equal to the last successfully
+ * parsed one returns its value without parsing again. Same results and errors.
+ * Thread safety: one thread per memo.
+ */
+int base_parse_time_memo(base_ts_memo_t *m, const char *s, size_t n, int64_t *us);
+
 #endif /* BASE_BASE_H */

@@ -50,7 +50,7 @@ done
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TARGET=127.0.0.1:$PORT
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/cg.out" \
-  "$FSTORE" serve --listen "$TARGET" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" \
+  "$FSTORE" serve --listen "$TARGET" --http-listen '' --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" \
   --workers 1 >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 600); do

@@ -105,7 +105,8 @@ serve() { # serve NAME DATA_DIR ARGS...: fstore serve, target in LAST_TARGET, pi
   local name=$1 dir=$2 port; shift 2
   port=$(free_port)
   LAST_TARGET=127.0.0.1:$port
-  "$FSTORE" serve --listen "$LAST_TARGET" --data-dir "$dir" --catalog "$WORK/catalog.yaml" "$@" \
+  "$FSTORE" serve --listen "$LAST_TARGET" --http-listen '' --data-dir "$dir" \
+    --catalog "$WORK/catalog.yaml" "$@" \
     >"$WORK/$name.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")

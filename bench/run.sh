@@ -250,7 +250,9 @@ peer() { # peer NAME [-P depth]: a short calibration run sizes -n to about --dur
 # The server
 PORT=$(free_port)
 TARGET=127.0.0.1:$PORT
-serve_args=(--listen "$TARGET" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" --sync full)
+HTTP_PORT=$(free_port)
+HTTP_TARGET=127.0.0.1:$HTTP_PORT
+serve_args=(--listen "$TARGET" --http-listen "$HTTP_TARGET" --catalog "$WORK/catalog.yaml" --data-dir "$WORK/data" --sync full)
 [ -z "$WORKERS" ] || serve_args+=(--workers "$WORKERS")
 [ "$SLICE" = 0 ] || serve_args+=(--sched-slice-us "$SLICE")
 "$FSTORE" serve "${serve_args[@]}" >"$WORK/server.log" 2>&1 &

@@ -187,6 +187,7 @@ typedef struct catalog_view {
     size_t n_tags;
     const char *lineage_source;         /* "" when absent */
     const char *lineage_transformation; /* "" when absent */
+    const char *push_source; /* Feast's push source feeding it (HTTP /push); "" when none */
 } catalog_view_t;
 
 typedef struct catalog_feature_ref {

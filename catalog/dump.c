@@ -297,6 +297,7 @@ static void dump_view(buf_t *b, const catalog_t *c, size_t i)
         puts_(b, "    online: false\n");
     str_line(b, 2, "description", v->description);
     str_line(b, 2, "owner", v->owner);
+    str_line(b, 2, "push_source", v->push_source);
     tags(b, 2, v->tags, v->n_tags);
     if (v->lineage_source[0] != '\0' || v->lineage_transformation[0] != '\0') {
         puts_(b, "    lineage:\n");

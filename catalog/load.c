@@ -596,7 +596,7 @@ static const char *const entity_keys[] = {"name", "join_keys", "description", "t
 static const char *const join_key_keys[] = {"name", "type"};
 static const char *const view_keys[] = {"name",   "version", "entities", "ttl",
                                         "online", "default", "features", "description",
-                                        "owner",  "tags",    "lineage"};
+                                        "owner",  "tags",    "lineage",  "push_source"};
 static const char *const lineage_keys[] = {"source", "transformation"};
 static const char *const feature_keys[] = {"name",       "dtype",       "default",
                                            "validation", "description", "tags"};
@@ -887,6 +887,7 @@ static void load_view(loader_t *L, const ynode_t *n, const char *at)
         v->online = b;
     opt_string(L, n, "description", at, &v->description);
     opt_string(L, n, "owner", at, &v->owner);
+    opt_string(L, n, "push_source", at, &v->push_source);
     opt_tags(L, n, at, &v->tags, &v->n_tags);
     v->lineage_source = "";
     v->lineage_transformation = "";

@@ -292,6 +292,8 @@ static void diff_view(planner_t *P, const catalog_view_t *o, const catalog_view_
         note(what, sizeof what, "description");
     if (!str_eq(o->owner, n->owner))
         note(what, sizeof what, "owner");
+    if (!str_eq(o->push_source, n->push_source))
+        note(what, sizeof what, "push_source");
     if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
         note(what, sizeof what, "tags");
     if (!str_eq(o->lineage_source, n->lineage_source) ||

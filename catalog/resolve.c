@@ -254,6 +254,8 @@ static void resolve_views(resolver_t *R)
             c->views[i].description = "";
         if (c->views[i].owner == NULL)
             c->views[i].owner = "";
+        if (c->views[i].push_source == NULL)
+            c->views[i].push_source = "";
         view_entities(R, order[i], &c->views[i], entity_names);
     }
 

@@ -22,6 +22,7 @@
 
 #include "catalog/catalog.h"
 #include "cli/cli_int.h"
+#include "base/base.h"
 #include "cli/ingest_int.h"
 #include "storage/store.h"
 
@@ -215,9 +216,9 @@ static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_va
         if (json_is_integer(j)) {
             x = json_integer_value(j);
         } else if (json_is_string(j) &&
-                   cli__ingest_parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
+                   base_parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
         } else if (t == CATALOG_DTYPE_UNIX_TIMESTAMP && json_is_string(j) &&
-                   cli__ingest_parse_time(json_string_value(j), json_string_length(j), &x) == 0) {
+                   base_parse_time(json_string_value(j), json_string_length(j), &x) == 0) {
             x /= 1000000;
         } else {
             return bad(why, cap, "want %s, got '%s'", catalog_dtype_name(t),
@@ -238,7 +239,7 @@ static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_va
         if (json_is_number(j))
             d = json_number_value(j);
         else if (!json_is_string(j) ||
-                 cli__ingest_parse_double(json_string_value(j), json_string_length(j), &d) != 0)
+                 base_parse_double(json_string_value(j), json_string_length(j), &d) != 0)
             return bad(why, cap, "want %s, got a non-number", catalog_dtype_name(t));
         if (t == CATALOG_DTYPE_FLOAT)
             out->u.f32 = (float)d;
@@ -345,7 +346,7 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
     switch (t) {
     case CATALOG_DTYPE_INT32:
     case CATALOG_DTYPE_INT64:
-        if (cli__ingest_parse_int(s, n, &x) != 0)
+        if (base_parse_int(s, n, &x) != 0)
             return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
                        (int)(n > 40 ? 40 : n), s);
         if (t == CATALOG_DTYPE_INT32 && (x < INT32_MIN || x > INT32_MAX))
@@ -356,18 +357,18 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
             out->u.i64 = x;
         return 0;
     case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        if (cli__ingest_parse_int(s, n, &x) == 0) {
+        if (base_parse_int(s, n, &x) == 0) {
             out->u.i64 = x;
             return 0;
         }
-        if (cli__ingest_parse_time(s, n, &x) != 0)
+        if (base_parse_time(s, n, &x) != 0)
             return bad(why, cap, "want UNIX_TIMESTAMP (seconds or RFC 3339)");
         out->u.i64 = x / 1000000;
         return 0;
     case CATALOG_DTYPE_FLOAT:
     case CATALOG_DTYPE_DOUBLE: {
         double d;
-        if (cli__ingest_parse_double(s, n, &d) != 0)
+        if (base_parse_double(s, n, &d) != 0)
             return bad(why, cap, "want %s, got '%.*s'", catalog_dtype_name(t),
                        (int)(n > 40 ? 40 : n), s);
         if (t == CATALOG_DTYPE_FLOAT)
@@ -457,7 +458,7 @@ typedef struct ingest {
     chunk_t c; /* the chunk being parsed */
     loader_t ld;
     int64_t now;
-    cli__ts_memo_t ts_memo; /* of the event_timestamp column */
+    base_ts_memo_t ts_memo; /* of the event_timestamp column */
     bool *rules;            /* [n_features]: catalog_feature_has_rules() */
 } ingest_t;
 
@@ -866,7 +867,7 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
         }
         if (n == 0)
             return true;
-        if (cli__ingest_parse_time_memo(&g->ts_memo, text, n, &us) != 0) {
+        if (base_parse_time_memo(&g->ts_memo, text, n, &us) != 0) {
             report(g, g->c.line[r], colname,
                    "want RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds");
             return false;
@@ -919,20 +920,19 @@ static inline bool csv_cell(ingest_t *g, size_t r, long col, const char *text, s
         size_t f = (size_t)(-2 - col);
         catalog_value_t *val = &g->c.vals[r * v->n_features + f];
         catalog_dtype_t t = v->features[f].dtype;
-        if ((t == CATALOG_DTYPE_INT64 && cli__ingest_parse_int(text, n, &val->u.i64) == 0) ||
-            (t == CATALOG_DTYPE_DOUBLE && cli__ingest_parse_double(text, n, &val->u.f64) == 0)) {
+        if ((t == CATALOG_DTYPE_INT64 && base_parse_int(text, n, &val->u.i64) == 0) ||
+            (t == CATALOG_DTYPE_DOUBLE && base_parse_double(text, n, &val->u.f64) == 0)) {
             val->type = t;
             g->c.has[r * v->n_features + f] = true;
             return true;
         }
     } else if (col >= 0 && v->join_keys[col].dtype == CATALOG_DTYPE_INT64) {
         catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
-        if (cli__ingest_parse_int(text, n, &k->u.i64) == 0) {
+        if (base_parse_int(text, n, &k->u.i64) == 0) {
             k->type = CATALOG_DTYPE_INT64;
             return true;
         }
-    } else if (col == -1 && n > 0 &&
-               cli__ingest_parse_time_memo(&g->ts_memo, text, n, &g->c.ts[r]) == 0) {
+    } else if (col == -1 && n > 0 && base_parse_time_memo(&g->ts_memo, text, n, &g->c.ts[r]) == 0) {
         return true;
     }
     return set_cell(g, r, col, text, n, NULL, colname);

@@ -16,7 +16,7 @@
  * checked against their range, choices named, and the same messages for the same mistakes.
  */
 
-#define MAX_OPTS 32
+#define MAX_OPTS 64
 
 /* FSTORE_<NAME>, upper case, '-' as '_'. */
 static void env_name(const char *flag, char *buf, size_t cap)
@@ -134,8 +134,12 @@ static int usage_error(const cli_cmd_t *cmd)
 int cli__parse(const cli_cmd_t *cmd, int argc, char **argv, int *first)
 {
     bool seen[MAX_OPTS] = {false};
-    if (cmd->n_opts > MAX_OPTS)
+    if (cmd->n_opts > MAX_OPTS) {
+        /* A subcommand's table outgrew the parser: a bug to see at once, not a silent exit. */
+        fprintf(stderr, "fstore %s: %zu flags, the parser takes %d\n", cmd->name, cmd->n_opts,
+                MAX_OPTS);
         return 2;
+    }
 
     /* The environment first, so flags on the command line win. */
     for (size_t i = 0; i < cmd->n_opts; i++) {

@@ -10,6 +10,7 @@
 
 #include "cli/cli_int.h"
 #include "core/core.h"
+#include "http/http.h"
 #include "server/server.h"
 
 /*
@@ -82,13 +83,23 @@ static void usage(FILE *f)
             "  --sched-slice-us N       read workers' CPU slice on Linux 6.12+ (100-100000;\n"
             "                           default 0: the kernel's): a worker woken by a request\n"
             "                           preempts a busy neighbour instead of waiting its turn\n"
+            "  --http-listen ADDR       the HTTP front door (Feast HTTP, SageMaker, TF Serving\n"
+            "                           REST, /metrics): host:port, '' for none (default\n"
+            "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"
+            "  --http-threads N         HTTP worker threads (default: number of CPUs)\n"
+            "  --http-max-connections N open HTTP connections at most (default %u)\n"
+            "  --http-idle-timeout-s N  close an idle HTTP keep-alive connection after N s\n"
+            "                           (default %u)\n"
+            "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
+            "                           names none (env FSTORE_SAGEMAKER_MODEL)\n"
             "  --tombstone-retention D  how long a delete's tombstone is kept, e.g. 7d (default\n"
             "                           7d): an upsert older than a kept tombstone is stale\n"
             "  --help                   this text\n"
             "\n",
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
             CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
-            CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS);
+            CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS, HTTP_DEFAULT_LISTEN,
+            HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -118,6 +129,8 @@ int cli_serve(int argc, char **argv)
     int64_t bootstrap_wait_ms = 30000;
     repl_options_t ro;
     repl_options_init(&ro);
+    http_options_t ho;
+    http_options_init(&ho);
     const cli_opt_t opts[] = {
         {"listen", 0, CLI_STRING, &o.listen, CLI_ENV},
         {"catalog", 0, CLI_STRING, &co.catalog_path, CLI_ENV},
@@ -136,6 +149,11 @@ int cli_serve(int argc, char **argv)
         {"log-requests", 0, CLI_FLAG, &o.log_requests, CLI_ENV},
         {"sched-slice-us", 0, CLI_UNSIGNED, &o.sched_slice_us, CLI_ENV},
         {"tombstone-retention", 0, CLI_DURATION, &co.tombstone_retention_s, CLI_ENV},
+        {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
+        {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
+        {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
+        {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
+        {"sagemaker-model", 0, CLI_STRING, &ho.sagemaker_model, CLI_ENV},
         CLI_REPL_OPTS(ro),
         {"publish-threads", 0, CLI_SIZE, &ro.publish_threads, CLI_ENV, 1, 256},
         {"max-pending-writes", 0, CLI_SIZE, &ro.max_pending, CLI_ENV, 1, 1000000},
@@ -189,14 +207,28 @@ int cli_serve(int argc, char **argv)
 
     core_t *core = NULL;
     server_t *s = NULL;
-    co.max_workers = server_worker_count(&o);
+    http_t *h = NULL;
+    co.max_workers = server_worker_count(&o) + http_worker_count(&ho);
     int rc = core_open(&co, &core);
     if (rc == 0)
         rc = server_new(core, &o, &s);
     if (rc == -EADDRINUSE) {
         fprintf(stderr, "fstore serve: cannot listen on %s: address in use or invalid\n", o.listen);
+        server_free(s);
         core_close(core);
         return 1;
+    }
+    if (rc == 0 && ho.listen != NULL && ho.listen[0] != '\0') {
+        rc = http_start(core, &ho, &h);
+        if (rc < 0) {
+            fprintf(stderr, "fstore serve: cannot listen on %s (HTTP): %s\n", ho.listen,
+                    rc == -EINVAL ? "not a host:port address" : "address in use or invalid");
+            server_free(s);
+            core_close(core);
+            return 1;
+        }
+        base_log(BASE_LOG_INFO, "http_listening", "{s:s, s:i}", "address", ho.listen, "port",
+                 http_port(h));
     }
     if (rc < 0) {
         fprintf(stderr, "fstore serve: cannot start: %s (details in the log above)\n",
@@ -222,6 +254,7 @@ int cli_serve(int argc, char **argv)
     e = pthread_create(&st.thread, NULL, signal_main, &st);
     if (e != 0) {
         fprintf(stderr, "fstore serve: cannot start the signal thread: %s\n", strerror(e));
+        http_stop(h);
         server_free(s);
         core_close(core);
         return 1;
@@ -233,6 +266,7 @@ int cli_serve(int argc, char **argv)
     atomic_store(&st.done, true);
     pthread_kill(st.thread, SIGHUP);
     pthread_join(st.thread, NULL);
+    http_stop(h);
     server_free(s);
     core_close(core);
     if (co.replication != NULL)

@@ -126,6 +126,7 @@ static int view(base_arena_t *a, const catalog_view_t *v, Fstore__V1__CatalogFea
         return -ENOMEM;
     m->lineage_source = s_(v->lineage_source);
     m->lineage_transformation = s_(v->lineage_transformation);
+    m->push_source = s_(v->push_source);
     *out = m;
     return 0;
 }

@@ -426,6 +426,12 @@ typedef void (*core_write_done_fn)(void *arg, int rc, const core_write_result_t 
 int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *cols,
                const int64_t *event_ts_us, size_t n_ts, store_op_t op, core_write_done_fn done,
                void *arg);
+/* core_write() of several views at once (cols[i] for views[i], one event time column for all):
+ * one store batch each, applied (or published) together, all or nothing. Feast's /push writes
+ * every view its push source feeds this way. Returns: as core_write(). */
+int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
+                     const core_columns_t *cols, size_t n_views, const int64_t *event_ts_us,
+                     size_t n_ts, store_op_t op, core_write_done_fn done, void *arg);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Predict (TensorFlow Serving's API): a model binding's features as dense tensors              */

@@ -77,14 +77,13 @@ static int fail_value(core_ctx_t *ctx, const catalog_view_t *v, int rc,
 }
 
 /* Replicated: validated exactly as the store would, then published to the log. */
-static int publish(core_ctx_t *ctx, const catalog_view_t *v, const store_batch_t *batch,
-                   write_ctx_t *w)
+static int publish(core_ctx_t *ctx, const store_batch_t *batches, size_t n, write_ctx_t *w)
 {
     store_wire_t *wire = NULL;
     store_apply_result_t res;
-    int rc = store_wire_begin(NULL, batch, 1, &wire, &res);
+    int rc = store_wire_begin(NULL, batches, n, &wire, &res);
     if (rc == -EINVAL)
-        return fail_value(ctx, v, rc, &res);
+        return fail_value(ctx, batches[res.bad_batch < n ? res.bad_batch : 0].view, rc, &res);
     if (rc < 0)
         return fail_store(ctx, rc, w->view, w->version);
     char err[CORE_MSG_MAX];
@@ -144,9 +143,10 @@ int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t 
     return 0;
 }
 
-int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *cols,
-               const int64_t *event_ts_us, size_t n_ts, store_op_t op, core_write_done_fn done,
-               void *arg)
+/* One view's columns as a store batch (the checks of core_write()). Returns: 0 (an empty batch
+ * when there are no rows), or a negative errno with the message set. */
+static int build_batch(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *cols,
+                       const int64_t *event_ts_us, size_t n_ts, store_op_t op, store_batch_t *batch)
 {
     base_arena_t *a = ctx->arena;
     if (cols->n_cols == 0)
@@ -187,10 +187,7 @@ int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *c
         feat_cols[n_feat] = cols->cols[i];
         n_feat++;
     }
-    if (cols->n_rows == 0)
-        return 0;
-
-    store_batch_t batch = {
+    *batch = (store_batch_t){
         .view = v,
         .op = op,
         .n_rows = cols->n_rows,
@@ -200,6 +197,37 @@ int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *c
         .values = feat_cols,
         .event_ts_us = n_ts == 0 ? NULL : event_ts_us,
     };
+    return 0;
+}
+
+int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *cols,
+               const int64_t *event_ts_us, size_t n_ts, store_op_t op, core_write_done_fn done,
+               void *arg)
+{
+    return core_write_views(ctx, &v, cols, 1, event_ts_us, n_ts, op, done, arg);
+}
+
+int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
+                     const core_columns_t *cols, size_t n_views, const int64_t *event_ts_us,
+                     size_t n_ts, store_op_t op, core_write_done_fn done, void *arg)
+{
+    base_arena_t *a = ctx->arena;
+    store_batch_t *batches = base_arena_calloc(a, n_views + 1, sizeof *batches);
+    if (batches == NULL)
+        return core_fail(ctx, -ENOMEM, "out of memory");
+    size_t rows = 0, n = 0;
+    for (size_t i = 0; i < n_views; i++) {
+        int rc = build_batch(ctx, views[i], &cols[i], event_ts_us, n_ts, op, &batches[n]);
+        if (rc < 0)
+            return rc;
+        if (batches[n].n_rows > 0) {
+            rows += batches[n].n_rows;
+            n++;
+        }
+    }
+    if (n == 0)
+        return 0;
+    const catalog_view_t *v = batches[0].view;
     write_ctx_t *w = base_arena_alloc(a, sizeof *w);
     if (w == NULL)
         return core_fail(ctx, -ENOMEM, "out of memory");
@@ -208,15 +236,15 @@ int core_write(core_ctx_t *ctx, const catalog_view_t *v, const core_columns_t *c
     w->arg = arg;
     snprintf(w->view, sizeof w->view, "%s", v->name);
     w->version = (unsigned)v->version;
-    w->n_rows = cols->n_rows;
+    w->n_rows = rows;
     if (ctx->core->repl != NULL)
-        return publish(ctx, v, &batch, w);
+        return publish(ctx, batches, n, w);
     store_apply_result_t res;
     memset(&res, 0, sizeof res);
-    int rc = store_apply_async(ctx->core->store, &batch, 1, 0, &res, apply_done, w);
+    int rc = store_apply_async(ctx->core->store, batches, n, 0, &res, apply_done, w);
     if (rc == 0)
         return CORE_ASYNC;
     if (rc == -EINVAL)
-        return fail_value(ctx, v, rc, &res);
+        return fail_value(ctx, batches[res.bad_batch < n ? res.bad_batch : 0].view, rc, &res);
     return fail_store(ctx, rc, w->view, w->version);
 }

@@ -32,7 +32,7 @@ static int member(http_req_t *r, const json_t *o, const char *name, json_type ty
         return 0;
     }
     if (json_typeof(j) != type && !(type == JSON_TRUE && json_is_boolean(j))) {
-        static const char *const kinds[] = {"an object", "an array",  "a string", "an integer",
+        static const char *const kinds[] = {"an object", "an array",  "a string",  "an integer",
                                             "a number",  "a boolean", "a boolean", "null"};
         return core_fail(&r->ctx, -EINVAL, "%s: want %s", name, kinds[type]);
     }
@@ -66,8 +66,8 @@ static int columns(http_req_t *r, const json_t *obj, const char *what,
         if (skip)
             continue;
         if (!json_is_array(val))
-            return core_fail(&r->ctx, -EINVAL, "%s column '%.128s': want an array of values",
-                             what, key);
+            return core_fail(&r->ctx, -EINVAL, "%s column '%.128s': want an array of values", what,
+                             key);
         keys[k] = key;
         lens[k] = json_array_size(val);
         vals[k] = val;
@@ -220,7 +220,8 @@ int http__feast_get_online_features(http_req_t *r)
         (rc = member(r, body, "full_feature_names", JSON_TRUE, false, &full)) < 0)
         goto out;
 
-    core_feature_list_t list = {.kind = CORE_LIST_NONE, .full_names = full != NULL && json_is_true(full)};
+    core_feature_list_t list = {.kind = CORE_LIST_NONE,
+                                .full_names = full != NULL && json_is_true(full)};
     if (svc != NULL) {
         /* The service wins over features, as in Feast. */
         list.kind = CORE_LIST_SERVICE;
@@ -418,7 +419,8 @@ int http__feast_write(http_req_t *r)
         goto out;
     w->r = r;
     w->push = false;
-    rc = core_write(ctx, v, &cols, ts, ts != NULL ? cols.n_rows : 0, STORE_OP_UPSERT, write_done, w);
+    rc =
+        core_write(ctx, v, &cols, ts, ts != NULL ? cols.n_rows : 0, STORE_OP_UPSERT, write_done, w);
     if (rc == CORE_ASYNC) {
         rc = HTTP_SUSPENDED;
     } else if (rc == 0) {

@@ -223,8 +223,8 @@ static const http_route_t *route_of(const char *method, const char *url, bool *w
     for (size_t i = 0; i < N_ROUTES; i++) {
         const http_route_t *rt = &routes[i];
         size_t n = strlen(rt->path);
-        bool match = rt->path[n - 1] == '/' ? strncmp(url, rt->path, n) == 0
-                                            : strcmp(url, rt->path) == 0;
+        bool match =
+            rt->path[n - 1] == '/' ? strncmp(url, rt->path, n) == 0 : strcmp(url, rt->path) == 0;
         if (!match)
             continue;
         if (strcmp(method, rt->method) == 0)
@@ -236,9 +236,8 @@ static const http_route_t *route_of(const char *method, const char *url, bool *w
 
 static void stats(http_t *h, http_route_id_t id, int status, int64_t us)
 {
-    static const int64_t bounds_us[HTTP_BUCKETS - 1] = {500,   1000,   2500,   5000,
-                                                        10000, 25000,  50000,  100000,
-                                                        250000, 500000, 1000000};
+    static const int64_t bounds_us[HTTP_BUCKETS - 1] = {
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
     http_route_stats_t *s = &h->stats[id];
     int cls = status / 100;
     atomic_fetch_add_explicit(&s->by_code[cls >= 1 && cls <= 5 ? cls : 5], 1, memory_order_relaxed);
@@ -343,9 +342,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     http_t *h = cls;
@@ -363,8 +361,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         bool wrong = false;
         r->route = route_of(method, url, &wrong);
         size_t max = core_limits(h->core)->max_message_bytes;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (r->route == NULL) {
             http__puts(&r->out, wrong ? "{\"detail\":\"Method Not Allowed\"}"
                                       : "{\"detail\":\"Not Found\"}");
@@ -372,8 +370,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->refused = true;
         } else if (cl != NULL && strtoull(cl, NULL, 10) > max) {
             /* Refused from its length, before any of it is read. */
-            core_fail(&r->ctx, -E2BIG,
-                      "request body of %s bytes is over --max-message-bytes %zu", cl, max);
+            core_fail(&r->ctx, -E2BIG, "request body of %s bytes is over --max-message-bytes %zu",
+                      cl, max);
             http__respond_error(r, -E2BIG);
             r->status = 413;
             r->refused = true;

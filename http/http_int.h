@@ -79,9 +79,9 @@ typedef enum http_route_id {
 
 /* How a route words its errors. */
 typedef enum http_dialect {
-    DIALECT_FEAST,  /* a JSON string of {"module","class","message"} */
-    DIALECT_TFS,    /* {"error": "..."} with TF Serving's status mapping */
-    DIALECT_PLAIN,  /* {"error": "..."} */
+    DIALECT_FEAST, /* a JSON string of {"module","class","message"} */
+    DIALECT_TFS,   /* {"error": "..."} with TF Serving's status mapping */
+    DIALECT_PLAIN, /* {"error": "..."} */
 } http_dialect_t;
 
 typedef struct http_req http_req_t;
@@ -160,12 +160,18 @@ typedef struct http_predict_in {
 } http_predict_in_t;
 int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predict_in_t *in,
                   core_predict_t *p);
+/* Row r of a tensor as TF Serving writes it: a scalar, or a list of the tensor's width; strings
+ * as {"b64": ...} with b64 (tfs.c). */
+void http__tensor_row(http_buf_t *b, const core_tensor_t *t, size_t r, bool b64);
+/* Predict's tensors as {"predictions": ...} (rows) or {"outputs": ...} (columns) (tfs.c). */
+void http__tensors_json(http_buf_t *b, const core_predict_t *p, bool rows);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The listener                                                                                */
 
-#define HTTP_BUCKETS 12 /* latency buckets (seconds): .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5
-                           1 +Inf */
+#define HTTP_BUCKETS                                                                               \
+    12 /* latency buckets (seconds): .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5                  \
+          1 +Inf */
 
 /* Per route counters: by status class, and a latency histogram. */
 typedef struct http_route_stats {

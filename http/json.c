@@ -390,7 +390,8 @@ static int scalar(const json_t *j, catalog_dtype_t t, base_arena_t *a, catalog_v
         if (json_is_string(j)) {
             int64_t us;
             if (base_parse_time(json_string_value(j), json_string_length(j), &us) < 0)
-                return bad(why, cap, "want an RFC 3339 time or seconds since the epoch, got '%.40s'",
+                return bad(why, cap,
+                           "want an RFC 3339 time or seconds since the epoch, got '%.40s'",
                            json_string_value(j));
             out->u.i64 = us / 1000000;
             return 0;

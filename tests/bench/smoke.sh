@@ -34,7 +34,7 @@ grpc_views="v1"
 "$fstore" ingest --data-dir "$dir/data" --view v0 --sync none "$dir/v0.csv"
 
 port=$(free_port)
-"$fstore" serve --listen 127.0.0.1:$port --catalog "$dir/catalog.yaml" --data-dir "$dir/data" \
+"$fstore" serve --listen 127.0.0.1:$port --http-listen '' --catalog "$dir/catalog.yaml" --data-dir "$dir/data" \
   --workers 2 >"$dir/server.out" 2>"$dir/server.err" &
 server_pid=$!
 

@@ -55,13 +55,16 @@ class Server:
         self.args = list(args)
         self.port = port or free_port()
         self.target = "127.0.0.1:%d" % self.port
+        self.http_port = free_port()
+        self.http = "127.0.0.1:%d" % self.http_port
         self.proc = None
         self.log_file = None
         self.log_path = None
         self.client = None
 
     def command(self):
-        cmd = [FSTORE, "serve", "--listen", self.target, "--data-dir", self.data_dir]
+        cmd = [FSTORE, "serve", "--listen", self.target, "--data-dir", self.data_dir,
+               "--http-listen", self.http]
         if self.catalog:
             cmd += ["--catalog", self.catalog]
         return cmd + self.args

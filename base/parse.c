@@ -1,4 +1,4 @@
-/* cli/ingest_parse.c - integers, doubles and timestamps from ingest cells, without libc's
+/* base/parse.c - integers, doubles and timestamps from text cells, without libc's
  * scanners on the common shapes. */
 #include <errno.h>
 #include <float.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/ingest_int.h"
+#include "base/base.h"
 
 /*
  * Bulk ingest spends most of its parse time in strtoll/strtod, which also need a NUL-terminated
@@ -31,7 +31,7 @@ static int slow_int(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
-int cli__ingest_parse_int(const char *s, size_t n, int64_t *out)
+int base_parse_int(const char *s, size_t n, int64_t *out)
 {
     if (n == 0 || n >= 32)
         return -EINVAL;
@@ -77,7 +77,7 @@ static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-int cli__ingest_parse_double(const char *s, size_t n, double *out)
+int base_parse_double(const char *s, size_t n, double *out)
 {
     if (n == 0 || n >= 64)
         return -EINVAL;
@@ -208,14 +208,14 @@ static int fraction_us(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
-/* Seconds since the epoch, "[-+]S[.F]": the integer part is what cli__ingest_parse_int()
+/* Seconds since the epoch, "[-+]S[.F]": the integer part is what base_parse_int()
  * takes (so the accepted syntax is the one ingest always had), the fraction is digits. */
 static int parse_epoch(const char *s, size_t n, int64_t *us)
 {
     const char *dot = memchr(s, '.', n);
     size_t ni = dot != NULL ? (size_t)(dot - s) : n;
     int64_t sec, frac = 0;
-    if (cli__ingest_parse_int(s, ni, &sec) != 0)
+    if (base_parse_int(s, ni, &sec) != 0)
         return -EINVAL;
     if (dot != NULL && ni + 1 < n && fraction_us(dot + 1, n - ni - 1, &frac) != 0)
         return -EINVAL;
@@ -230,7 +230,7 @@ static int parse_epoch(const char *s, size_t n, int64_t *us)
     return 0;
 }
 
-int cli__ingest_parse_time(const char *s, size_t n, int64_t *us)
+int base_parse_time(const char *s, size_t n, int64_t *us)
 {
     if (n == 0 || n >= 64)
         return -EINVAL;
@@ -279,13 +279,13 @@ int cli__ingest_parse_time(const char *s, size_t n, int64_t *us)
     return 0;
 }
 
-int cli__ingest_parse_time_memo(cli__ts_memo_t *m, const char *s, size_t n, int64_t *us)
+int base_parse_time_memo(base_ts_memo_t *m, const char *s, size_t n, int64_t *us)
 {
     if (m->n == n && n > 0 && memcmp(m->text, s, n) == 0) {
         *us = m->us;
         return 0;
     }
-    int rc = cli__ingest_parse_time(s, n, us);
+    int rc = base_parse_time(s, n, us);
     /* Only successes are kept: a bad cell is reported again on every row that has it. */
     if (rc == 0 && n <= sizeof m->text) {
         memcpy(m->text, s, n);

@@ -1,4 +1,4 @@
-/* tests/server/test_ingest_parse.c - ingest's number fast paths agree with strtoll / strtod, its
+/* tests/base/test_parse.c - the number fast paths agree with strtoll / strtod, and times parse
  * timestamp parser with timegm(). */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/ingest_int.h"
+#include "base/base.h"
 
 /* The reference: what cmd_ingest did before the fast paths. */
 static int ref_int(const char *s, int64_t *out)
@@ -36,7 +36,7 @@ static int ref_double(const char *s, double *out)
 static void same_int(const char *s)
 {
     int64_t a = 0, b = 0;
-    int ra = cli__ingest_parse_int(s, strlen(s), &a);
+    int ra = base_parse_int(s, strlen(s), &a);
     int rb = ref_int(s, &b);
     cr_assert_eq(ra, rb, "'%s': rc %d, strtoll %d", s, ra, rb);
     if (ra == 0)
@@ -46,7 +46,7 @@ static void same_int(const char *s)
 static void same_double(const char *s)
 {
     double a = 0, b = 0;
-    int ra = cli__ingest_parse_double(s, strlen(s), &a);
+    int ra = base_parse_double(s, strlen(s), &a);
     int rb = ref_double(s, &b);
     cr_assert_eq(ra, rb, "'%s': rc %d, strtod %d", s, ra, rb);
     if (ra == 0) {
@@ -57,7 +57,7 @@ static void same_double(const char *s)
     }
 }
 
-Test(ingest_parse, integers_match_strtoll_at_the_edges)
+Test(parse, integers_match_strtoll_at_the_edges)
 {
     static const char *const cases[] = {"0",
                                         "-0",
@@ -96,12 +96,12 @@ Test(ingest_parse, integers_match_strtoll_at_the_edges)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         same_int(cases[i]);
     int64_t x;
-    cr_assert_eq(cli__ingest_parse_int("", 0, &x), -EINVAL);
-    cr_assert_eq(cli__ingest_parse_int("12,34", 2, &x), 0, "the cell need not end in NUL");
+    cr_assert_eq(base_parse_int("", 0, &x), -EINVAL);
+    cr_assert_eq(base_parse_int("12,34", 2, &x), 0, "the cell need not end in NUL");
     cr_assert_eq(x, 12);
 }
 
-Test(ingest_parse, random_integers_match_strtoll)
+Test(parse, random_integers_match_strtoll)
 {
     srand(1);
     char digits[24], buf[40];
@@ -115,7 +115,7 @@ Test(ingest_parse, random_integers_match_strtoll)
     }
 }
 
-Test(ingest_parse, doubles_match_strtod_at_the_edges)
+Test(parse, doubles_match_strtod_at_the_edges)
 {
     static const char *const cases[] = {
         "0",
@@ -183,11 +183,11 @@ Test(ingest_parse, doubles_match_strtod_at_the_edges)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         same_double(cases[i]);
     double d;
-    cr_assert_eq(cli__ingest_parse_double("2.5,7", 3, &d), 0, "the cell need not end in NUL");
+    cr_assert_eq(base_parse_double("2.5,7", 3, &d), 0, "the cell need not end in NUL");
     cr_assert_eq(d, 2.5);
 }
 
-Test(ingest_parse, random_doubles_match_strtod)
+Test(parse, random_doubles_match_strtod)
 {
     srand(2);
     char buf[80];
@@ -232,7 +232,7 @@ static int64_t ref_time(int y, int mo, int d, int h, int mi, int s)
 static int64_t parse_ok(const char *s)
 {
     int64_t us = 0;
-    int rc = cli__ingest_parse_time(s, strlen(s), &us);
+    int rc = base_parse_time(s, strlen(s), &us);
     cr_assert_eq(rc, 0, "'%s': rc %d", s, rc);
     return us;
 }
@@ -240,7 +240,7 @@ static int64_t parse_ok(const char *s)
 static void parse_bad(const char *s, size_t n)
 {
     int64_t us = 12345;
-    int rc = cli__ingest_parse_time(s, n, &us);
+    int rc = base_parse_time(s, n, &us);
     cr_assert_eq(rc, -EINVAL, "'%.*s' was accepted (%lld)", (int)n, s, (long long)us);
     cr_assert_eq(us, 12345, "*us written on failure");
 }
@@ -250,7 +250,7 @@ static bool leap(int y)
     return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
 }
 
-Test(ingest_parse, every_day_of_many_years_matches_timegm)
+Test(parse, every_day_of_many_years_matches_timegm)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     /* Around 0, the 1900 and 2000 century rules, both sides of 1970, 2038, the far end. */
@@ -271,7 +271,7 @@ Test(ingest_parse, every_day_of_many_years_matches_timegm)
     }
 }
 
-Test(ingest_parse, random_instants_with_offsets_and_fractions_match_timegm)
+Test(parse, random_instants_with_offsets_and_fractions_match_timegm)
 {
     srand(2);
     char buf[64];
@@ -299,7 +299,7 @@ Test(ingest_parse, random_instants_with_offsets_and_fractions_match_timegm)
     }
 }
 
-Test(ingest_parse, the_epoch_and_its_neighbours)
+Test(parse, the_epoch_and_its_neighbours)
 {
     cr_assert_eq(parse_ok("1970-01-01T00:00:00Z"), 0);
     cr_assert_eq(parse_ok("1969-12-31T23:59:59Z"), -1000000);
@@ -319,11 +319,11 @@ Test(ingest_parse, the_epoch_and_its_neighbours)
     cr_assert_eq(parse_ok("2024-05-01T12:00:00.1234569Z"), ref_time(2024, 5, 1, 12, 0, 0) + 123456);
     /* The cell need not end in NUL. */
     int64_t us;
-    cr_assert_eq(cli__ingest_parse_time("1970-01-01T00:00:01Z,9", 20, &us), 0);
+    cr_assert_eq(base_parse_time("1970-01-01T00:00:01Z,9", 20, &us), 0);
     cr_assert_eq(us, 1000000);
 }
 
-Test(ingest_parse, epoch_seconds_with_signs_and_fractions)
+Test(parse, epoch_seconds_with_signs_and_fractions)
 {
     cr_assert_eq(parse_ok("0"), 0);
     cr_assert_eq(parse_ok("1714564800"), INT64_C(1714564800000000));
@@ -340,7 +340,7 @@ Test(ingest_parse, epoch_seconds_with_signs_and_fractions)
     cr_assert_eq(parse_ok("-9223372036853"), -INT64_C(9223372036853000000));
 }
 
-Test(ingest_parse, bad_timestamps_are_refused)
+Test(parse, bad_timestamps_are_refused)
 {
     static const char *const cases[] = {
         "",
@@ -395,57 +395,29 @@ Test(ingest_parse, bad_timestamps_are_refused)
     parse_bad("2024-01-01T00:00:00Z\0", 21);
     parse_bad("2024-01-01T00:00:00\0Z", 21);
     int64_t x;
-    cr_assert_eq(cli__ingest_parse_int(" 12\0", 4, &x), -EINVAL);
+    cr_assert_eq(base_parse_int(" 12\0", 4, &x), -EINVAL);
     double d;
-    cr_assert_eq(cli__ingest_parse_double(" 1.5\0", 5, &d), -EINVAL);
+    cr_assert_eq(base_parse_double(" 1.5\0", 5, &d), -EINVAL);
 }
 
-Test(ingest_parse, the_memo_returns_what_the_parser_would)
+Test(parse, the_memo_returns_what_the_parser_would)
 {
-    cli__ts_memo_t m = {0};
+    base_ts_memo_t m = {0};
     int64_t us = 0;
     const char *a = "2024-05-01T12:00:00Z", *b = "2024-05-01T12:00:01Z";
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, a, strlen(a), &us), 0);
+    cr_assert_eq(base_parse_time_memo(&m, a, strlen(a), &us), 0);
     cr_assert_eq(us, ref_time(2024, 5, 1, 12, 0, 0));
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, a, strlen(a), &us), 0);
+    cr_assert_eq(base_parse_time_memo(&m, a, strlen(a), &us), 0);
     cr_assert_eq(us, ref_time(2024, 5, 1, 12, 0, 0));
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, b, strlen(b), &us), 0);
+    cr_assert_eq(base_parse_time_memo(&m, b, strlen(b), &us), 0);
     cr_assert_eq(us, ref_time(2024, 5, 1, 12, 0, 1));
     /* A prefix of the remembered text is not the remembered text. */
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, b, 4, &us), 0);
+    cr_assert_eq(base_parse_time_memo(&m, b, 4, &us), 0);
     cr_assert_eq(us, 2024000000);
     /* Errors are not remembered, and a bad cell after a good one is still bad. */
     us = 7;
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, "2023-02-29T00:00:00Z", 20, &us), -EINVAL);
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, "2023-02-29T00:00:00Z", 20, &us), -EINVAL);
+    cr_assert_eq(base_parse_time_memo(&m, "2023-02-29T00:00:00Z", 20, &us), -EINVAL);
+    cr_assert_eq(base_parse_time_memo(&m, "2023-02-29T00:00:00Z", 20, &us), -EINVAL);
     cr_assert_eq(us, 7);
-    cr_assert_eq(cli__ingest_parse_time_memo(&m, "", 0, &us), -EINVAL);
-}
-
-Test(ingest_parse, field_lengths_match_a_byte_loop_at_every_offset_and_length)
-{
-    /* Separators at every position of a word, next to bytes whose borrow could mislead (',' - 1,
-     * '\n' + 1, 0x80, 0x00), and none at all; every start and length, so the tail loop and the
-     * bound are covered too. */
-    static const char alphabet[] = {'a', ',', '\n', ',' - 1, '\n' + 1, (char)0x80, '\0', '"'};
-    char buf[64];
-    unsigned seed = 12345;
-    for (int round = 0; round < 500; round++) {
-        for (size_t i = 0; i < sizeof buf; i++) {
-            seed = seed * 1103515245u + 12345u;
-            unsigned r = (seed >> 16) % 16;
-            buf[i] = r < 8 ? 'x' : alphabet[r - 8];
-        }
-        for (size_t start = 0; start < 9; start++) {
-            for (size_t n = 0; start + n <= sizeof buf; n++) {
-                size_t want = 0;
-                while (want < n && buf[start + want] != ',' && buf[start + want] != '\n')
-                    want++;
-                size_t got = cli__ingest_field_len(buf + start, n);
-                if (got != want) /* (not cr_assert_eq: a million passing checks are slow) */
-                    cr_assert_fail("round %d start %zu n %zu: %zu, want %zu", round, start, n, got,
-                                   want);
-            }
-        }
-    }
+    cr_assert_eq(base_parse_time_memo(&m, "", 0, &us), -EINVAL);
 }

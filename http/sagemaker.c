@@ -1,0 +1,325 @@
+/* http/sagemaker.c - SageMaker's /invocations: rows in, the same rows with features out. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+
+/*
+ * fstore as the feature-enrichment container of a SageMaker inference pipeline: the request's
+ * rows carry a model binding's entity inputs (and anything else the next container needs);
+ * the answer is the same rows with the binding's features appended, in the Accept format, for
+ * the next container. The binding comes from X-Amzn-SageMaker-Custom-Attributes (model=NAME,
+ * optionally version=N or label=L, comma-separated) or FSTORE_SAGEMAKER_MODEL.
+ *   application/json: {"instances": [{...}, ...]} -> {"instances": [{..., f1: v, ...}, ...]}
+ *                     {"inputs": {k: [...], ...}} -> {"inputs": {k: [...], ..., f1: [...]}}
+ *   text/csv:         one row per line, the entity inputs first in the binding's order, then
+ *                     anything; each line comes back with the features appended (lists as JSON
+ *                     arrays in quotes)
+ */
+
+static bool is_json(const char *ct)
+{
+    return ct == NULL || ct[0] == '\0' || strncasecmp(ct, "application/json", 16) == 0 ||
+           strncmp(ct, "*/*", 3) == 0;
+}
+
+static bool is_csv(const char *ct)
+{
+    return ct != NULL && strncasecmp(ct, "text/csv", 8) == 0;
+}
+
+/* model=NAME[,version=N][,label=L] in the custom attributes. */
+static void attributes(const char *attrs, char *name, size_t cap, core_model_spec_t *spec,
+                       char *label, size_t label_cap)
+{
+    if (attrs == NULL)
+        return;
+    const char *p = attrs;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        const char *eq = memchr(p, '=', n);
+        if (eq != NULL) {
+            size_t kl = (size_t)(eq - p), vl = n - kl - 1;
+            if (kl == 5 && memcmp(p, "model", 5) == 0 && vl < cap) {
+                memcpy(name, eq + 1, vl);
+                name[vl] = '\0';
+            } else if (kl == 7 && memcmp(p, "version", 7) == 0) {
+                spec->has_version = true;
+                spec->version = strtoll(eq + 1, NULL, 10);
+            } else if (kl == 5 && memcmp(p, "label", 5) == 0 && vl < label_cap) {
+                memcpy(label, eq + 1, vl);
+                label[vl] = '\0';
+                spec->label = label;
+            }
+        }
+        p += n;
+    }
+}
+
+/* One row's features as JSON members ("f": value, ...), after others unless first. */
+static void members(http_buf_t *b, const core_predict_t *p, size_t r, bool first)
+{
+    for (size_t o = 0; o < p->n_out; o++) {
+        if (!first || o > 0)
+            http__puts(b, ", ");
+        http__json_str(b, p->names[o], p->name_lens[o]);
+        http__puts(b, ": ");
+        http__tensor_row(b, &p->tensors[o], r, false);
+    }
+}
+
+static int answer_json(http_req_t *r, const json_t *body, const core_predict_t *p)
+{
+    http_buf_t *b = &r->out;
+    const json_t *inst = json_object_get(body, "instances");
+    if (inst != NULL) {
+        http__puts(b, "{\"instances\": [");
+        for (size_t i = 0; i < json_array_size(inst); i++) {
+            const json_t *row = json_array_get(inst, i);
+            if (i > 0)
+                http__puts(b, ", ");
+            if (json_is_object(row)) {
+                /* The row as it came, then the features. */
+                char *s = json_dumps(row, JSON_COMPACT);
+                if (s == NULL)
+                    return core_fail(&r->ctx, -ENOMEM, "out of memory");
+                http__put(b, s, strlen(s) - 1); /* without its closing brace */
+                free(s);
+                members(b, p, i, json_object_size(row) == 0);
+                http__putc(b, '}');
+            } else {
+                /* A bare value of the one entity input. */
+                http__putc(b, '{');
+                const char *in = p->model->entity_inputs[0].input;
+                http__json_str(b, in, strlen(in));
+                http__puts(b, ": ");
+                char *s = json_dumps(row, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (s == NULL)
+                    return core_fail(&r->ctx, -ENOMEM, "out of memory");
+                http__puts(b, s);
+                free(s);
+                members(b, p, i, false);
+                http__putc(b, '}');
+            }
+        }
+        http__puts(b, "]}");
+    } else {
+        const json_t *inputs = json_object_get(body, "inputs");
+        char *s = json_dumps(inputs, JSON_COMPACT);
+        if (s == NULL)
+            return core_fail(&r->ctx, -ENOMEM, "out of memory");
+        http__puts(b, "{\"inputs\": ");
+        size_t n = strlen(s);
+        http__put(b, s, n - 1);
+        free(s);
+        for (size_t o = 0; o < p->n_out; o++) {
+            if (o > 0 || json_object_size(inputs) > 0)
+                http__puts(b, ", ");
+            http__json_str(b, p->names[o], p->name_lens[o]);
+            http__puts(b, ": [");
+            for (size_t i = 0; i < p->ents.n_rows; i++) {
+                if (i > 0)
+                    http__puts(b, ", ");
+                http__tensor_row(b, &p->tensors[o], i, false);
+            }
+            http__putc(b, ']');
+        }
+        http__puts(b, "}}");
+    }
+    http__respond(r, 200, "application/json");
+    return 0;
+}
+
+/* A CSV cell for a value: numbers as they are, strings and lists quoted when they must be. */
+static void csv_cell(http_buf_t *b, const core_tensor_t *t, size_t r)
+{
+    http_buf_t v = {0};
+    http__tensor_row(&v, t, r, false);
+    bool str = t->elem == CATALOG_DTYPE_STRING || t->elem == CATALOG_DTYPE_BYTES;
+    if (v.oom) {
+        b->oom = true;
+    } else if (!t->list && str && v.len >= 2) {
+        /* A JSON string: its text, CSV-quoted. */
+        json_t *j = json_loadb(v.p, v.len, JSON_DECODE_ANY, NULL);
+        const char *s = json_is_string(j) ? json_string_value(j) : "";
+        size_t n = json_is_string(j) ? json_string_length(j) : 0;
+        bool quote = strpbrk(s, ",\"\n\r") != NULL;
+        if (quote)
+            http__putc(b, '"');
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == '"')
+                http__putc(b, '"');
+            http__putc(b, s[i]);
+        }
+        if (quote)
+            http__putc(b, '"');
+        json_decref(j);
+    } else if (t->list) {
+        http__putc(b, '"');
+        for (size_t i = 0; i < v.len; i++) {
+            if (v.p[i] == '"')
+                http__putc(b, '"');
+            http__putc(b, v.p[i]);
+        }
+        http__putc(b, '"');
+    } else {
+        http__put(b, v.p, v.len);
+    }
+    http__buf_free(&v);
+}
+
+/* The CSV body's lines and their first fields (the entity inputs, unquoted). */
+static int csv_inputs(http_req_t *r, const catalog_model_t *m, json_t **inputs, size_t *n_lines)
+{
+    json_t *obj = json_object();
+    json_t **cols = base_arena_calloc(&r->arena, m->n_entity_inputs + 1, sizeof *cols);
+    if (obj == NULL || cols == NULL) {
+        json_decref(obj);
+        return core_fail(&r->ctx, -ENOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < m->n_entity_inputs; k++) {
+        cols[k] = json_array();
+        json_object_set_new(obj, m->entity_inputs[k].input, cols[k]);
+    }
+    size_t lines = 0;
+    const char *p = r->body, *end = r->body + r->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl : end;
+        if (le > p && le[-1] == '\r')
+            le--;
+        if (le > p) {
+            const char *f = p;
+            for (size_t k = 0; k < m->n_entity_inputs; k++) {
+                const char *fe = memchr(f, ',', (size_t)(le - f));
+                if (fe == NULL)
+                    fe = le;
+                if (f > le || (fe == f && k < m->n_entity_inputs)) {
+                    json_decref(obj);
+                    return core_fail(&r->ctx, -EINVAL,
+                                     "line %zu: want the %zu entity inputs (%s, ...) first",
+                                     lines + 1, m->n_entity_inputs, m->entity_inputs[0].input);
+                }
+                int64_t x;
+                json_t *v = base_parse_int(f, (size_t)(fe - f), &x) == 0
+                                ? json_integer(x)
+                                : json_stringn(f, (size_t)(fe - f));
+                json_array_append_new(cols[k], v);
+                f = fe + 1;
+            }
+            lines++;
+        }
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (lines == 0) {
+        json_decref(obj);
+        return core_fail(&r->ctx, -EINVAL, "the CSV body has no rows");
+    }
+    *inputs = obj;
+    *n_lines = lines;
+    return 0;
+}
+
+static int answer_csv(http_req_t *r, const core_predict_t *p)
+{
+    http_buf_t *b = &r->out;
+    const char *s = r->body, *end = r->body + r->len;
+    size_t row = 0;
+    while (s < end && row < p->ents.n_rows) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *le = nl != NULL ? nl : end;
+        if (le > s && le[-1] == '\r')
+            le--;
+        if (le > s) {
+            http__put(b, s, (size_t)(le - s));
+            for (size_t o = 0; o < p->n_out; o++) {
+                http__putc(b, ',');
+                csv_cell(b, &p->tensors[o], row);
+            }
+            http__putc(b, '\n');
+            row++;
+        }
+        s = nl != NULL ? nl + 1 : end;
+    }
+    http__respond(r, 200, "text/csv");
+    return 0;
+}
+
+int http__invocations(http_req_t *r)
+{
+    core_ctx_t *ctx = &r->ctx;
+    char name[CATALOG_MAX_NAME + 1] = "", label[64] = "";
+    core_model_spec_t spec = {0};
+    attributes(http__header_in(r, "X-Amzn-SageMaker-Custom-Attributes"), name, sizeof name, &spec,
+               label, sizeof label);
+    if (name[0] == '\0' && r->h->o.sagemaker_model != NULL)
+        snprintf(name, sizeof name, "%s", r->h->o.sagemaker_model);
+    if (name[0] == '\0')
+        return core_fail(ctx, -EINVAL,
+                         "no model binding: set FSTORE_SAGEMAKER_MODEL, or send "
+                         "X-Amzn-SageMaker-Custom-Attributes: model=NAME");
+    spec.name = name;
+    const char *ct = http__header_in(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *accept = http__header_in(r, MHD_HTTP_HEADER_ACCEPT);
+    bool csv_in = is_csv(ct);
+    if (!csv_in && !is_json(ct)) {
+        http__printf(&r->out, "{\"error\": \"Unsupported Media Type: %.60s\"}", ct);
+        http__respond(r, 415, "application/json");
+        return 0;
+    }
+    bool csv_out = accept == NULL || accept[0] == '\0' || strncmp(accept, "*/*", 3) == 0
+                       ? csv_in
+                       : is_csv(accept);
+    if (!csv_out && !is_json(accept) && accept != NULL && accept[0] != '\0' &&
+        strncmp(accept, "*/*", 3) != 0) {
+        http__printf(&r->out, "{\"error\": \"Not Acceptable: %.60s\"}", accept);
+        http__respond(r, 406, "application/json");
+        return 0;
+    }
+    if (csv_in != csv_out)
+        return core_fail(ctx, -EINVAL,
+                         "the answer is the request's rows with features appended: ask for the "
+                         "request's own format (Accept %s)",
+                         csv_in ? "text/csv" : "application/json");
+    json_t *body = NULL, *csv = NULL;
+    int rc;
+    http_predict_in_t in = {0};
+    core_predict_t p;
+    if (csv_in) {
+        const catalog_model_t *m = NULL;
+        rc = catalog_find_model(ctx->catalog, spec.name, spec.has_version ? spec.version : 0,
+                                spec.label, &m);
+        if (rc < 0)
+            return core_fail(ctx, -ENOENT, "model binding '%.128s' not found", spec.name);
+        size_t lines = 0;
+        rc = csv_inputs(r, m, &csv, &lines);
+        if (rc < 0)
+            return rc;
+        in.inputs = csv;
+    } else {
+        rc = http__parse_json(r, &body);
+        if (rc < 0)
+            return rc;
+        in.instances = json_object_get(body, "instances");
+        in.inputs = json_object_get(body, "inputs");
+        if ((in.instances == NULL) == (in.inputs == NULL) ||
+            (in.instances != NULL && !json_is_array(in.instances)) ||
+            (in.inputs != NULL && !json_is_object(in.inputs))) {
+            json_decref(body);
+            return core_fail(ctx, -EINVAL,
+                             "want {\"instances\": [rows]} or {\"inputs\": {column: [values]}}");
+        }
+    }
+    rc = http__predict(r, &spec, &in, &p);
+    if (rc == 0)
+        rc = csv_in ? answer_csv(r, &p) : answer_json(r, body, &p);
+    core_read_end(ctx);
+    json_decref(body);
+    json_decref(csv);
+    return rc;
+}

@@ -1,0 +1,377 @@
+# tests/e2e/test_http.py - the HTTP front door of the real binary: Feast, SageMaker, TF Serving.
+"""Every route and its errors, with Python's http.client (keep-alive), raw sockets (pipelining)
+and curl. Feast's own feature-server test requests (feast-dev/feast
+sdk/python/tests/unit/test_feature_server.py: get_online_features_body, push_body,
+test_push_and_get) are replayed against a catalog equivalent to their example repository, and
+errors are parsed the way Feast's client parses them (rest_error_handler: the body is a JSON
+string holding {"module", "class", "message"})."""
+import base64
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import unittest
+
+from harness import E2E_DIR, ServerTestCase
+
+CATALOG = os.path.join(E2E_DIR, "http_catalog.yaml")
+
+
+class HttpCase(ServerTestCase):
+    catalog = CATALOG
+    server_args = ["--max-entities", "50", "--max-features", "20", "--max-write-rows", "100",
+                   "--max-message-bytes", "65536", "--sagemaker-model", "ranker"]
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=30)
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        raw = resp.read()
+        if own:
+            conn.close()
+        return resp, raw
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def feast_error(self, raw):
+        """What Feast's client does with an error body."""
+        detail = json.loads(raw)
+        self.assertIsInstance(detail, str, raw)
+        err = json.loads(detail)
+        self.assertEqual(err["module"], "feast.errors")
+        return err["class"], err["message"]
+
+    def gof(self, body, **kw):
+        resp, raw = self.post("/get-online-features", body, **kw)
+        return resp, raw
+
+    def columns(self, raw):
+        doc = json.loads(raw)
+        names = doc["metadata"]["feature_names"]
+        self.assertEqual(len(names), len(doc["results"]))
+        return {n: r for n, r in zip(names, doc["results"])}
+
+
+class FeastHttpTest(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = cls.client
+        c.write_features("driver_hourly_stats",
+                         {"driver_id": [1001, 1002], "conv_rate": [0.5, 0.25],
+                          "acc_rate": [0.1, 0.9], "avg_daily_trips": [10, 20]},
+                         event_timestamps=[1700000000.5, 1700000001])
+        c.write_features("customer_profile",
+                         {"customer_id": ["c1"], "age": [41], "tags": [["a", "b\"q"]],
+                          "scores": [[1.5, -2.0]], "avatar": [b"\x00\x01\x02\x03"],
+                          "vip": [True], "big": [9223372036854775807], "seen": [1700000000]})
+
+    def test_health_and_unknown_routes(self):
+        resp, raw = self.request("GET", "/health")
+        self.assertEqual((resp.status, raw), (200, b""))
+        resp, raw = self.request("GET", "/nowhere")
+        self.assertEqual(resp.status, 404)
+        self.assertEqual(json.loads(raw), {"detail": "Not Found"})
+        resp, raw = self.request("GET", "/get-online-features")
+        self.assertEqual(resp.status, 405)
+        self.assertEqual(json.loads(raw), {"detail": "Method Not Allowed"})
+
+    def test_columnar_response_join_keys_first_then_features(self):
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate",
+                                           "driver_hourly_stats:avg_daily_trips"],
+                              "entities": {"driver_id": [1001, 1002, 9999]}})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(resp.getheader("Content-Type"), "application/json")
+        doc = json.loads(raw)
+        self.assertEqual(list(doc), ["results", "metadata"])
+        self.assertEqual(doc["metadata"]["feature_names"],
+                         ["driver_id", "conv_rate", "avg_daily_trips"])
+        cols = self.columns(raw)
+        self.assertEqual(cols["driver_id"]["values"], [1001, 1002, 9999])
+        self.assertEqual(cols["driver_id"]["statuses"], ["PRESENT"] * 3)
+        self.assertEqual(cols["driver_id"]["event_timestamps"], ["1970-01-01T00:00:00Z"] * 3)
+        self.assertEqual(cols["conv_rate"]["values"], [0.5, 0.25, None])
+        self.assertEqual(cols["conv_rate"]["statuses"], ["PRESENT", "PRESENT", "NOT_FOUND"])
+        self.assertEqual(cols["conv_rate"]["event_timestamps"],
+                         ["2023-11-14T22:13:20.500Z", "2023-11-14T22:13:21Z",
+                          "1970-01-01T00:00:00Z"])
+        self.assertEqual(cols["avg_daily_trips"]["values"], [10, 20, None])
+
+    def test_feature_service_and_full_feature_names(self):
+        resp, raw = self.gof({"feature_service": "driver_activity", "full_feature_names": True,
+                              "features": ["ignored:x"], "entities": {"driver_id": [1002]}})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw)["metadata"]["feature_names"],
+                         ["driver_id", "driver_hourly_stats__conv_rate",
+                          "driver_hourly_stats__avg_daily_trips"])
+
+    def test_every_value_type_renders_as_feast_does(self):
+        resp, raw = self.gof({"features": ["customer_profile:" + f for f in
+                                           ("age", "tags", "scores", "avatar", "vip", "big",
+                                            "seen")],
+                              "entities": {"customer_id": ["c1"]}})
+        self.assertEqual(resp.status, 200, raw)
+        cols = self.columns(raw)
+        self.assertEqual(cols["age"]["values"], [41])
+        self.assertEqual(cols["tags"]["values"], [["a", "b\"q"]])
+        self.assertEqual(cols["scores"]["values"], [[1.5, -2.0]])
+        self.assertEqual(cols["avatar"]["values"], [base64.b64encode(b"\x00\x01\x02\x03").decode()])
+        self.assertEqual(cols["vip"]["values"], [True])
+        self.assertEqual(cols["big"]["values"], [9223372036854775807])
+        self.assertIn(b"9223372036854775807", raw, "int64 is a number, not a string")
+        self.assertEqual(cols["seen"]["values"], [1700000000])
+
+    def test_errors_carry_feast_classes_and_status_codes(self):
+        resp, raw = self.gof({"features": ["nope:x"], "entities": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 404)
+        cls, msg = self.feast_error(raw)
+        self.assertEqual(cls, "FeatureViewNotFoundException")
+        self.assertIn("nope", msg)
+        resp, raw = self.gof({"feature_service": "nope", "entities": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 404)
+        self.assertEqual(self.feast_error(raw)[0], "FeatureServiceNotFoundException")
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"]})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("entities", self.feast_error(raw)[1])
+        resp, raw = self.post("/get-online-features", b"{not json")
+        self.assertEqual(resp.status, 422)
+        self.assertIn("not JSON", self.feast_error(raw)[1])
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                              "entities": {"driver_id": list(range(51))}})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("--max-entities", self.feast_error(raw)[1])
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"] * 21,
+                              "entities": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("--max-features", self.feast_error(raw)[1])
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                              "entities": {"driver_id": [1, 2], "other": [1]}})
+        self.assertEqual(resp.status, 422)
+
+    def test_a_body_over_the_limit_is_refused_from_its_length(self):
+        resp, raw = self.post("/get-online-features", b"x" * 70000)
+        self.assertEqual(resp.status, 413)
+        self.assertIn("--max-message-bytes", self.feast_error(raw)[1])
+
+    def test_keep_alive_and_pipelining(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=30)
+        for _ in range(20):
+            resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                                  "entities": {"driver_id": [1001]}}, conn=conn)
+            self.assertEqual(resp.status, 200)
+        conn.close()
+        body = json.dumps({"features": ["driver_hourly_stats:conv_rate"],
+                           "entities": {"driver_id": [1002]}}).encode()
+        one = (b"POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+               b"\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=30) as s:
+            s.sendall(one * 3 + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertEqual(data.count(b"HTTP/1.1 200 OK"), 4, data[:500])
+        self.assertEqual(data.count(b'"values":[0.25]'), 3)
+
+    def test_write_to_online_store_as_feasts_remote_client_sends_it(self):
+        body = {"feature_view_name": "driver_hourly_stats",
+                "df": {"driver_id": [2001, 2002], "conv_rate": [0.125, 0.75],
+                       "event_timestamp": ["2024-05-01T12:00:00.123456", "2024-05-01T12:00:00"],
+                       "created": [None, None]},
+                "allow_registry_cache": False}
+        resp, raw = self.post("/write-to-online-store", body)
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(raw, b"null")
+        self.assertEqual(resp.getheader("fstore-rows-written"), "2")
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                              "entities": {"driver_id": [2001, 2002]}})
+        cols = self.columns(raw)
+        self.assertEqual(cols["conv_rate"]["values"], [0.125, 0.75])
+        self.assertEqual(cols["conv_rate"]["event_timestamps"],
+                         ["2024-05-01T12:00:00.123456Z", "2024-05-01T12:00:00Z"])
+
+    def test_write_errors_name_the_view_column_and_row(self):
+        resp, raw = self.post("/write-to-online-store",
+                              {"feature_view_name": "nope", "df": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 404)
+        cls, msg = self.feast_error(raw)
+        self.assertEqual(cls, "FeastObjectNotFoundException")
+        self.assertEqual(msg, "Can't recognize feast object with a name nope")
+        resp, raw = self.post("/write-to-online-store",
+                              {"feature_view_name": "driver_hourly_stats",
+                               "df": {"driver_id": [1, 2], "conv_rate": [0.5, 1.5]}})
+        self.assertEqual(resp.status, 422)
+        msg = self.feast_error(raw)[1]
+        self.assertIn("row 1", msg)
+        self.assertIn("conv_rate", msg)
+        resp, raw = self.post("/write-to-online-store",
+                              {"feature_view_name": "driver_hourly_stats",
+                               "df": {"driver_id": [1], "avg_daily_trips": ["ten"]}})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("avg_daily_trips", self.feast_error(raw)[1])
+        resp, raw = self.post("/write-to-online-store",
+                              {"feature_view_name": "driver_hourly_stats",
+                               "df": {"driver_id": list(range(101))}})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("--max-write-rows", self.feast_error(raw)[1])
+        # Nothing of a refused write was stored.
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                              "entities": {"driver_id": [1]}})
+        self.assertEqual(self.columns(raw)["conv_rate"]["statuses"], ["NOT_FOUND"])
+
+
+class FeastReplayTest(HttpCase):
+    """Feast's own feature-server tests, rewritten against fstore."""
+
+    def test_push_and_get(self):
+        # feast test_feature_server.py::push_body / get_online_features_body, test_push_and_get
+        push_body = {"push_source_name": "driver_locations_push",
+                     "df": {"driver_lat": [42.0], "driver_long": ["42.0"], "driver_id": [123],
+                            "event_timestamp": ["2024-05-01 12:00:00.123456+00:00"],
+                            "created_timestamp": ["2024-05-01 12:00:00.123456+00:00"]},
+                     "to": "online"}
+        resp, raw = self.post("/push", push_body)
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(raw, b"")
+        body = {"features": ["pushed_driver_locations:driver_lat",
+                             "pushed_driver_locations:driver_long"],
+                "entities": {"driver_id": [123]}}
+        resp, raw = self.gof(body)
+        self.assertEqual(resp.status, 200, raw)
+        parsed = json.loads(raw)
+        names = parsed["metadata"]["feature_names"]
+        self.assertEqual(parsed["results"][names.index("driver_lat")]["values"][0], 42.0)
+        self.assertEqual(parsed["results"][names.index("driver_long")]["values"][0], "42.0")
+        # The push wrote every view the source feeds.
+        resp, raw = self.gof({"features": ["driver_location_history:driver_lat"],
+                              "entities": {"driver_id": [123]}})
+        self.assertEqual(self.columns(raw)["driver_lat"]["values"], [42.0])
+
+    def test_push_to_an_unknown_source_is_422(self):
+        resp, raw = self.post("/push", {"push_source_name": "nope", "df": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 422)
+        cls, msg = self.feast_error(raw)
+        self.assertEqual(cls, "PushSourceNotFoundException")
+        self.assertEqual(msg, "Unable to find push source 'nope'.")
+        resp, raw = self.post("/push", {"push_source_name": "driver_locations_push",
+                                        "df": {"driver_id": [1]}, "to": "offline"})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("offline", self.feast_error(raw)[1])
+
+    def test_curl_as_the_docs_show(self):
+        if shutil.which("curl") is None:
+            self.skipTest("curl is not installed")
+        out = subprocess.run(
+            ["curl", "-sS", "-X", "POST", "http://%s/get-online-features" % self.server.http,
+             "-d", '{"features":["driver_hourly_stats:conv_rate"],"entities":{"driver_id":[1]}}'],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["metadata"]["feature_names"],
+                         ["driver_id", "conv_rate"])
+
+
+class TfServingRestTest(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.client.write_features("driver_hourly_stats",
+                                  {"driver_id": [7, 8], "conv_rate": [0.5, 0.25],
+                                   "acc_rate": [1.0, 2.5], "avg_daily_trips": [3, 4]})
+
+    def test_predict_rows_and_columns(self):
+        # Without a version: the binding's highest (2, driver_activity).
+        resp, raw = self.post("/v1/models/ranker:predict", {"instances": [7, 8, 99]})
+        self.assertEqual(resp.status, 200, raw)
+        doc = json.loads(raw)
+        self.assertEqual(doc["predictions"][0], {"conv_rate": 0.5, "avg_daily_trips": 3})
+        self.assertEqual(doc["predictions"][2], {"conv_rate": 0.0, "avg_daily_trips": 0})
+        self.assertIn(b'"avg_daily_trips": 0', raw)
+        self.assertIn(b'"conv_rate": 0.0', raw, "TF Serving writes whole floats with .0")
+        resp, raw = self.post("/v1/models/ranker/versions/1:predict",
+                              {"signature_name": "serving_default",
+                               "inputs": {"driver_id": [8]}})
+        self.assertEqual(json.loads(raw), {"outputs": {"conv_rate": [0.25], "acc_rate": [2.5]}})
+        resp, raw = self.post("/v1/models/ranker/labels/canary:predict",
+                              {"instances": [{"driver_id": 7}]})
+        self.assertEqual(json.loads(raw)["predictions"],
+                         [{"conv_rate": 0.5, "avg_daily_trips": 3}])
+
+    def test_model_status(self):
+        resp, raw = self.request("GET", "/v1/models/ranker")
+        self.assertEqual(resp.status, 200)
+        self.assertEqual([s["version"] for s in json.loads(raw)["model_version_status"]],
+                         ["2", "1"])
+        self.assertEqual(json.loads(raw)["model_version_status"][0]["state"], "AVAILABLE")
+        resp, raw = self.request("GET", "/v1/models/nope")
+        self.assertEqual(resp.status, 404)
+        self.assertEqual(json.loads(raw), {"error": "Could not find any versions of model nope"})
+
+    def test_errors_as_tf_serving_words_them(self):
+        resp, raw = self.post("/v1/models/ranker:predict", {})
+        self.assertEqual(resp.status, 400)
+        self.assertEqual(json.loads(raw)["error"], "Missing 'inputs' or 'instances' key")
+        resp, raw = self.post("/v1/models/ranker:predict", {"instances": [1], "inputs": [1]})
+        self.assertEqual(resp.status, 400)
+        resp, raw = self.post("/v1/models/nope:predict", {"instances": [1]})
+        self.assertEqual(resp.status, 404)
+        resp, raw = self.post("/v1/models/ranker:predict", {"instances": ["x"]})
+        self.assertEqual(resp.status, 400)
+        resp, raw = self.post("/v1/models/ranker:classify", {"examples": []})
+        self.assertEqual(resp.status, 501)
+
+
+class SageMakerTest(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.client.write_features("driver_hourly_stats",
+                                  {"driver_id": [7], "conv_rate": [0.5], "acc_rate": [1.25],
+                                   "avg_daily_trips": [3]})
+
+    def test_ping(self):
+        resp, raw = self.request("GET", "/ping")
+        self.assertEqual((resp.status, raw), (200, b""))
+
+    def test_json_rows_come_back_with_the_features_appended(self):
+        # --sagemaker-model ranker: its highest version (2).
+        resp, raw = self.post("/invocations", {"instances": [{"driver_id": 7, "x": "keep"}]})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw), {"instances": [{"driver_id": 7, "x": "keep",
+                                                          "conv_rate": 0.5,
+                                                          "avg_daily_trips": 3}]})
+        resp, raw = self.post("/invocations", {"inputs": {"driver_id": [7]}},
+                              headers={"X-Amzn-SageMaker-Custom-Attributes":
+                                       "model=ranker,version=1"})
+        self.assertEqual(json.loads(raw), {"inputs": {"driver_id": [7], "conv_rate": [0.5],
+                                                      "acc_rate": [1.25]}})
+
+    def test_csv_rows(self):
+        resp, raw = self.post("/invocations", b"7,a\n8,b\n",
+                              headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(resp.getheader("Content-Type"), "text/csv")
+        self.assertEqual(raw.decode().splitlines(), ["7,a,0.5,3", "8,b,0.0,0"])
+
+    def test_errors(self):
+        resp, raw = self.post("/invocations", b"a=b",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(resp.status, 415)
+        resp, raw = self.post("/invocations", {"instances": [7]},
+                              headers={"X-Amzn-SageMaker-Custom-Attributes": "model=nope"})
+        self.assertEqual(resp.status, 404)
+        self.assertIn("nope", json.loads(raw)["error"])
+        resp, raw = self.post("/invocations", {"rows": []})
+        self.assertEqual(resp.status, 400)
+
+
+if __name__ == "__main__":
+    unittest.main()
