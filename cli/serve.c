@@ -90,6 +90,8 @@ static void usage(FILE *f)
             "  --http-max-connections N open HTTP connections at most (default %u)\n"
             "  --http-idle-timeout-s N  close an idle HTTP keep-alive connection after N s\n"
             "                           (default %u)\n"
+            "  --metrics-listen ADDR    also serve /metrics alone on this host:port (default:\n"
+            "                           only on --http-listen)\n"
             "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
             "                           names none (env FSTORE_SAGEMAKER_MODEL)\n"
             "  --tombstone-retention D  how long a delete's tombstone is kept, e.g. 7d (default\n"
@@ -131,6 +133,7 @@ int cli_serve(int argc, char **argv)
     repl_options_init(&ro);
     http_options_t ho;
     http_options_init(&ho);
+    const char *metrics_listen = NULL;
     const cli_opt_t opts[] = {
         {"listen", 0, CLI_STRING, &o.listen, CLI_ENV},
         {"catalog", 0, CLI_STRING, &co.catalog_path, CLI_ENV},
@@ -154,6 +157,7 @@ int cli_serve(int argc, char **argv)
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
         {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
         {"sagemaker-model", 0, CLI_STRING, &ho.sagemaker_model, CLI_ENV},
+        {"metrics-listen", 0, CLI_STRING, &metrics_listen, CLI_ENV},
         CLI_REPL_OPTS(ro),
         {"publish-threads", 0, CLI_SIZE, &ro.publish_threads, CLI_ENV, 1, 256},
         {"max-pending-writes", 0, CLI_SIZE, &ro.max_pending, CLI_ENV, 1, 1000000},
@@ -207,8 +211,12 @@ int cli_serve(int argc, char **argv)
 
     core_t *core = NULL;
     server_t *s = NULL;
-    http_t *h = NULL;
-    co.max_workers = server_worker_count(&o) + http_worker_count(&ho);
+    http_t *h = NULL, *hm = NULL;
+    http_options_t mo = ho;
+    mo.listen = metrics_listen;
+    mo.metrics_only = true;
+    mo.threads = 1;
+    co.max_workers = server_worker_count(&o) + http_worker_count(&ho) + http_worker_count(&mo);
     int rc = core_open(&co, &core);
     if (rc == 0)
         rc = server_new(core, &o, &s);
@@ -218,6 +226,10 @@ int cli_serve(int argc, char **argv)
         core_close(core);
         return 1;
     }
+    ho.metrics[ho.n_metrics] = core_metrics;
+    ho.metrics_arg[ho.n_metrics++] = core;
+    ho.metrics[ho.n_metrics] = server_metrics;
+    ho.metrics_arg[ho.n_metrics++] = s;
     if (rc == 0 && ho.listen != NULL && ho.listen[0] != '\0') {
         rc = http_start(core, &ho, &h);
         if (rc < 0) {
@@ -229,6 +241,27 @@ int cli_serve(int argc, char **argv)
         }
         base_log(BASE_LOG_INFO, "http_listening", "{s:s, s:i}", "address", ho.listen, "port",
                  http_port(h));
+    }
+    if (rc == 0 && mo.listen != NULL && mo.listen[0] != '\0') {
+        /* The metrics listener reports the main listener's HTTP counters, not its own. */
+        mo.n_metrics = 0;
+        if (h != NULL) {
+            mo.metrics[mo.n_metrics] = http_metrics;
+            mo.metrics_arg[mo.n_metrics++] = h;
+        }
+        mo.metrics[mo.n_metrics] = core_metrics;
+        mo.metrics_arg[mo.n_metrics++] = core;
+        mo.metrics[mo.n_metrics] = server_metrics;
+        mo.metrics_arg[mo.n_metrics++] = s;
+        rc = http_start(core, &mo, &hm);
+        if (rc < 0) {
+            fprintf(stderr, "fstore serve: cannot listen on %s (metrics): %s\n", mo.listen,
+                    rc == -EINVAL ? "not a host:port address" : "address in use or invalid");
+            http_stop(h);
+            server_free(s);
+            core_close(core);
+            return 1;
+        }
     }
     if (rc < 0) {
         fprintf(stderr, "fstore serve: cannot start: %s (details in the log above)\n",
@@ -267,6 +300,7 @@ int cli_serve(int argc, char **argv)
     pthread_kill(st.thread, SIGHUP);
     pthread_join(st.thread, NULL);
     http_stop(h);
+    http_stop(hm);
     server_free(s);
     core_close(core);
     if (co.replication != NULL)

@@ -174,6 +174,8 @@ int core_reload(core_t *c)
         return rc;
     }
     rc = core__holder_swap(&c->holder, cat);
+    if (rc == 0)
+        atomic_store(&c->catalog_time_us, store_now_us());
     if (rc < 0) {
         base_log(BASE_LOG_ERROR, "catalog_reload_rejected", "{s:s}", "error", "out of memory");
         atomic_fetch_add(&c->reloads_rejected, 1);
@@ -214,6 +216,7 @@ static void on_log_catalog(void *arg, catalog_t *cat, uint64_t seq)
         return;
     }
     atomic_store(&c->catalog_seq, seq);
+    atomic_store(&c->catalog_time_us, store_now_us());
 }
 
 /*
@@ -363,6 +366,8 @@ int core_open(const core_options_t *o, core_t **out)
         return -ENOMEM;
     pthread_mutex_init(&c->pins_mu, NULL);
     pthread_mutex_init(&c->snap_mu, NULL);
+    pthread_mutex_init(&c->rejected_mu, NULL);
+    atomic_init(&c->catalog_time_us, store_now_us());
     c->snap_fd = -1;
     atomic_init(&c->health, CORE_NOT_SERVING);
     c->limits = o->limits;
@@ -385,7 +390,8 @@ int core_open(const core_options_t *o, core_t **out)
     }
     size_t n_pins = o->max_workers == 0 ? 1 : o->max_workers;
     c->pin_used = calloc(n_pins, sizeof *c->pin_used);
-    if (c->pin_used == NULL) {
+    c->workers = calloc(n_pins, sizeof *c->workers);
+    if (c->pin_used == NULL || c->workers == NULL) {
         rc = -ENOMEM;
         goto out;
     }
@@ -434,6 +440,9 @@ void core_close(core_t *c)
         return;
     core__snapshot_reap(c, true);
     pthread_mutex_destroy(&c->snap_mu);
+    core__metrics_free(c);
+    pthread_mutex_destroy(&c->rejected_mu);
+    free(c->workers);
     /* The replica applies into the store and swaps catalogs: it goes first. */
     repl_close(c->repl);
     if (c->holder_ready)
@@ -498,8 +507,10 @@ int core_worker_new(core_t *c, unsigned flags, core_names_fn names, core_worker_
     size_t pin = 0;
     while (pin < c->holder.n_pins && c->pin_used[pin])
         pin++;
-    if (pin < c->holder.n_pins)
+    if (pin < c->holder.n_pins) {
         c->pin_used[pin] = true;
+        c->workers[pin] = w;
+    }
     pthread_mutex_unlock(&c->pins_mu);
     if (pin == c->holder.n_pins) {
         free(w);
@@ -531,6 +542,8 @@ void core_worker_free(core_worker_t *w)
     core__predict_cache_free(w->predict_cache);
     pthread_mutex_lock(&w->core->pins_mu);
     w->core->pin_used[w->pin] = false;
+    if (w->core->workers[w->pin] == w)
+        w->core->workers[w->pin] = NULL;
     pthread_mutex_unlock(&w->core->pins_mu);
     free(w);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/base.h"
 #include "catalog/catalog.h"
@@ -145,6 +146,15 @@ core_health_t core_health(const core_t *c);
 core_health_t core_live(const core_t *c);
 /* Sets the health (transports: SERVING once listening, NOT_SERVING when draining). */
 void core_set_health(core_t *c, core_health_t h);
+/*
+ * The core's Prometheus families (text format 0.0.4) into out: fstore_up, the catalog (info,
+ * load time, reloads), the store (map size and use, commits, log position), per view version
+ * rows read, rows applied, newest event time and refused writes, replication (state, lag,
+ * sequences) when on, and the process (CPU, memory, descriptors). core is a core_t (the
+ * signature of an HTTP metrics source). Thread safety: any thread.
+ */
+void core_metrics(void *core, FILE *out);
+
 /* The replication client, or NULL on a single node. Valid until core_close(). */
 repl_t *core_repl(core_t *c);
 

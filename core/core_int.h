@@ -68,6 +68,11 @@ struct core {
     int64_t max_read_wait_ms;
     size_t max_read_waiters;
     _Atomic size_t read_waiters;
+    /* Metrics (metrics.c). */
+    core_worker_t **workers;         /* [holder.n_pins], under pins_mu */
+    _Atomic int64_t catalog_time_us; /* when the catalog being served was swapped in */
+    pthread_mutex_t rejected_mu;
+    struct core__rejected *rejected; /* writes refused, per view version */
     /* The snapshot being handed out (snapshot.c). */
     pthread_mutex_t snap_mu;
     char snap_id[17]; /* "" = none */
@@ -76,6 +81,13 @@ struct core {
     uint64_t snap_size;
     int64_t snap_used_us;
 };
+
+/* Counts rows read from view v by request ctx (metrics). */
+void core__count_reads(core_ctx_t *ctx, const catalog_view_t *v, size_t rows);
+/* Counts a write refused for view v (metrics). */
+void core__count_rejected(core_t *c, const catalog_view_t *v, size_t rows);
+/* Frees the metrics' tables at close. */
+void core__metrics_free(core_t *c);
 
 /* Removes an idle snapshot (all: any snapshot, at close). */
 void core__snapshot_reap(core_t *c, bool all);
@@ -88,9 +100,14 @@ int core__wait_min_seq(core_ctx_t *ctx);
 typedef struct core__ref_cache core__ref_cache_t;
 typedef struct core__predict_cache core__predict_cache_t;
 
+/* Rows read per view id of stats_cat (metrics; summed on a scrape). */
+#define CORE_STATS_VIEWS 1024
+
 struct core_worker {
     core_t *core;
     size_t pin;
+    const catalog_t *stats_cat; /* the catalog whose view ids `reads` counts by */
+    _Atomic uint64_t reads[CORE_STATS_VIEWS];
     store_reader_t *reader;               /* CORE_WORKER_READS */
     core__ref_cache_t *ref_cache;         /* CORE_WORKER_READS: resolved feature lists */
     core__predict_cache_t *predict_cache; /* CORE_WORKER_READS: Predict's output names */

@@ -224,6 +224,13 @@ int core_predict_read(core_ctx_t *ctx, core_predict_t *p)
                             ctx->msg, sizeof ctx->msg);
     if (rc < 0)
         return rc;
+    for (size_t i = 0; i < n_out; i++) {
+        size_t j = 0;
+        while (j < i && p->refs[j].view != p->refs[i].view)
+            j++;
+        if (j == i)
+            core__count_reads(ctx, p->refs[i].view, n_rows);
+    }
     /* The tensors carry at least the stored values' bytes (decoded, often more), so a batch
      * whose values alone pass the limit is refused before anything is decoded into the arena;
      * the transport checks the exact size again when it encodes. */

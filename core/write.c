@@ -82,8 +82,11 @@ static int publish(core_ctx_t *ctx, const store_batch_t *batches, size_t n, writ
     store_wire_t *wire = NULL;
     store_apply_result_t res;
     int rc = store_wire_begin(NULL, batches, n, &wire, &res);
-    if (rc == -EINVAL)
-        return fail_value(ctx, batches[res.bad_batch < n ? res.bad_batch : 0].view, rc, &res);
+    if (rc == -EINVAL) {
+        const catalog_view_t *bad = batches[res.bad_batch < n ? res.bad_batch : 0].view;
+        core__count_rejected(ctx->core, bad, w->n_rows);
+        return fail_value(ctx, bad, rc, &res);
+    }
     if (rc < 0)
         return fail_store(ctx, rc, w->view, w->version);
     char err[CORE_MSG_MAX];
@@ -218,8 +221,10 @@ int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
     size_t rows = 0, n = 0;
     for (size_t i = 0; i < n_views; i++) {
         int rc = build_batch(ctx, views[i], &cols[i], event_ts_us, n_ts, op, &batches[n]);
-        if (rc < 0)
+        if (rc < 0) {
+            core__count_rejected(ctx->core, views[i], cols[i].n_rows);
             return rc;
+        }
         if (batches[n].n_rows > 0) {
             rows += batches[n].n_rows;
             n++;
@@ -244,7 +249,10 @@ int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
     int rc = store_apply_async(ctx->core->store, batches, n, 0, &res, apply_done, w);
     if (rc == 0)
         return CORE_ASYNC;
-    if (rc == -EINVAL)
-        return fail_value(ctx, batches[res.bad_batch < n ? res.bad_batch : 0].view, rc, &res);
+    if (rc == -EINVAL) {
+        const catalog_view_t *bad = batches[res.bad_batch < n ? res.bad_batch : 0].view;
+        core__count_rejected(ctx->core, bad, rows);
+        return fail_value(ctx, bad, rc, &res);
+    }
     return fail_store(ctx, rc, w->view, w->version);
 }

@@ -360,6 +360,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *req_cls = r;
         bool wrong = false;
         r->route = route_of(method, url, &wrong);
+        if (h->o.metrics_only && r->route != NULL && r->route->id != ROUTE_METRICS)
+            r->route = NULL;
         size_t max = core_limits(h->core)->max_message_bytes;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -523,11 +525,14 @@ void http_metrics(void *arg, FILE *out)
           "# TYPE http_requests_total counter\n",
           out);
     for (int i = 0; i < ROUTE_COUNT; i++) {
-        for (int c = 1; c <= 5; c++)
+        for (int c = 2; c <= 5; c++) {
+            if (c == 3)
+                continue;
             fprintf(out, "http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", route_names[i],
                     c,
                     (unsigned long long)atomic_load_explicit(&h->stats[i].by_code[c],
                                                              memory_order_relaxed));
+        }
     }
     fputs("# HELP http_request_duration_seconds Time from a request's first byte to its "
           "response, by route.\n"
@@ -555,6 +560,8 @@ int http__metrics_route(http_req_t *r)
     FILE *f = open_memstream(&text, &len);
     if (f == NULL)
         return core_fail(&r->ctx, -ENOMEM, "out of memory");
+    if (!r->h->o.metrics_only)
+        http_metrics(r->h, f);
     for (size_t i = 0; i < r->h->o.n_metrics; i++)
         r->h->o.metrics[i](r->h->o.metrics_arg[i], f);
     fclose(f);

@@ -50,9 +50,10 @@ typedef struct http_options {
                                     closed after this long (0: 60) */
     const char *sagemaker_model; /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
                                     request's custom attributes name none */
-    http_metrics_fn metrics[4];  /* /metrics: each adds its families */
+    http_metrics_fn metrics[4];  /* /metrics: each adds its families (after the listener's own) */
     void *metrics_arg[4];
     size_t n_metrics;
+    bool metrics_only; /* serve /metrics alone (--metrics-listen) */
 } http_options_t;
 
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"

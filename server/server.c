@@ -58,6 +58,16 @@ enum call_state {
 #define IS_CLOSE_TAG(t) ((uintptr_t)(t) % 2 != 0)
 #define CALL_OF_TAG(t) ((server_call_t *)((uintptr_t)(t) & ~(uintptr_t)1u))
 
+/* Per method, on each worker: what grpc_server_* families report (summed on a scrape). */
+#define METRIC_CODES 17
+#define METRIC_BUCKETS 12 /* .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 +Inf seconds */
+typedef struct method_stats {
+    _Atomic uint64_t started;
+    _Atomic uint64_t handled[METRIC_CODES];
+    _Atomic uint64_t buckets[METRIC_BUCKETS];
+    _Atomic uint64_t sum_us;
+} method_stats_t;
+
 struct server_worker {
     server_t *srv;
     unsigned index;
@@ -68,6 +78,7 @@ struct server_worker {
     core_worker_t *core; /* its catalog pin; read workers: its store reader and caches */
     server_call_t *calls;
     size_t n_calls;
+    method_stats_t *stats; /* [server__n_methods] */
 };
 
 /* Read methods get a larger first arena chunk: reads of many rows need room. */
@@ -272,6 +283,20 @@ static int call_payload(server_call_t *c, const uint8_t **data, size_t *len)
 }
 
 /* Sends the reply for handler result rc (resp on success; the slice is released here). */
+static void count_handled(server_call_t *c, grpc_status_code code, int64_t us)
+{
+    static const int64_t bounds_us[METRIC_BUCKETS - 1] = {
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+    method_stats_t *m = &c->worker->stats[c->method - server__methods];
+    atomic_fetch_add_explicit(&m->handled[(unsigned)code < METRIC_CODES ? code : 2], 1,
+                              memory_order_relaxed);
+    size_t b = 0;
+    while (b < METRIC_BUCKETS - 1 && us > bounds_us[b])
+        b++;
+    atomic_fetch_add_explicit(&m->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
+}
+
 static void call_reply(server_call_t *c, int rc, grpc_slice resp)
 {
     server_t *s = c->worker->srv;
@@ -303,7 +328,8 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
     /* Read before the batch starts: a detached call's reply is sent from the store's writer
      * thread, and once the batch is started the worker may complete and reuse the slot. */
     const char *path = c->method->path;
-    int64_t us = s->opts.log_requests ? base_mono_us() - c->t0_us : 0;
+    int64_t us = base_mono_us() - c->t0_us;
+    count_handled(c, code, us);
     size_t req_len = c->req_len;
     c->state = CALL_SENDING;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
@@ -403,7 +429,9 @@ static void call_handle(server_call_t *c)
     size_t max_message = core_limits(s->core)->max_message_bytes;
     int rc;
 
-    c->t0_us = s->opts.log_requests ? base_mono_us() : 0;
+    c->t0_us = base_mono_us();
+    atomic_fetch_add_explicit(&w->stats[c->method - server__methods].started, 1,
+                              memory_order_relaxed);
     c->req_len = 0;
     core_ctx_begin(&c->ctx, w->core, &c->arena);
     if (c->payload == NULL) {
@@ -603,7 +631,8 @@ static int setup_workers(server_t *s)
                 n_calls += server__methods[m].slots;
         }
         w->calls = calloc(n_calls, sizeof *w->calls);
-        if (w->calls == NULL)
+        w->stats = calloc(N_METHODS, sizeof *w->stats);
+        if (w->calls == NULL || w->stats == NULL)
             return -ENOMEM;
         w->n_calls = n_calls;
         size_t k = 0;
@@ -901,6 +930,7 @@ void server_free(server_t *s)
             base_arena_free(&w->calls[k].arena);
         }
         free(w->calls);
+        free(w->stats);
         core_worker_free(w->core);
     }
     free(s->workers);
@@ -908,4 +938,92 @@ void server_free(server_t *s)
         grpc_shutdown();
     free(s->listen);
     free(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Metrics                                                                                     */
+
+/* "/pkg.Service/Method" -> service and method labels. */
+static void split_path(const char *path, char *svc, size_t svc_cap, const char **method)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = (size_t)(slash - path - 1);
+    snprintf(svc, svc_cap, "%.*s", (int)(n < svc_cap ? n : svc_cap - 1), path + 1);
+    *method = slash + 1;
+}
+
+void server_metrics(void *arg, FILE *out)
+{
+    static const char *const codes[METRIC_CODES] = {
+        "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+        "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+        "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+        "DataLoss", "Unauthenticated"};
+    static const char *const le[METRIC_BUCKETS] = {"0.0005", "0.001", "0.0025", "0.005",
+                                                   "0.01",   "0.025", "0.05",   "0.1",
+                                                   "0.25",   "0.5",   "1",      "+Inf"};
+    server_t *s = arg;
+    method_stats_t *sum = calloc(N_METHODS, sizeof *sum);
+    if (sum == NULL)
+        return;
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        const method_stats_t *ws = s->workers[i].stats;
+        for (size_t m = 0; ws != NULL && m < N_METHODS; m++) {
+            sum[m].started += atomic_load_explicit(&ws[m].started, memory_order_relaxed);
+            sum[m].sum_us += atomic_load_explicit(&ws[m].sum_us, memory_order_relaxed);
+            for (int k = 0; k < METRIC_CODES; k++)
+                sum[m].handled[k] += atomic_load_explicit(&ws[m].handled[k], memory_order_relaxed);
+            for (int b = 0; b < METRIC_BUCKETS; b++)
+                sum[m].buckets[b] += atomic_load_explicit(&ws[m].buckets[b], memory_order_relaxed);
+        }
+    }
+    char svc[128];
+    const char *method;
+    /* Every series exists from the start, at zero, as go-grpc-prometheus creates them. */
+    fputs("# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
+          "# TYPE grpc_server_started_total counter\n",
+          out);
+    for (size_t m = 0; m < N_METHODS; m++) {
+        split_path(server__methods[m].path, svc, sizeof svc, &method);
+        fprintf(out,
+                "grpc_server_started_total{grpc_method=\"%s\",grpc_service=\"%s\","
+                "grpc_type=\"unary\"} %llu\n",
+                method, svc, (unsigned long long)sum[m].started);
+    }
+    fputs("# HELP grpc_server_handled_total Total number of RPCs completed on the server, "
+          "regardless of success or failure.\n"
+          "# TYPE grpc_server_handled_total counter\n",
+          out);
+    for (size_t m = 0; m < N_METHODS; m++) {
+        split_path(server__methods[m].path, svc, sizeof svc, &method);
+        for (int k = 0; k < METRIC_CODES; k++)
+            fprintf(out,
+                    "grpc_server_handled_total{grpc_code=\"%s\",grpc_method=\"%s\","
+                    "grpc_service=\"%s\",grpc_type=\"unary\"} %llu\n",
+                    codes[k], method, svc, (unsigned long long)sum[m].handled[k]);
+    }
+    fputs("# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC "
+          "that had been application-level handled by the server.\n"
+          "# TYPE grpc_server_handling_seconds histogram\n",
+          out);
+    for (size_t m = 0; m < N_METHODS; m++) {
+        split_path(server__methods[m].path, svc, sizeof svc, &method);
+        uint64_t cum = 0;
+        for (int b = 0; b < METRIC_BUCKETS; b++) {
+            cum += sum[m].buckets[b];
+            fprintf(out,
+                    "grpc_server_handling_seconds_bucket{grpc_method=\"%s\",grpc_service=\"%s\","
+                    "grpc_type=\"unary\",le=\"%s\"} %llu\n",
+                    method, svc, le[b], (unsigned long long)cum);
+        }
+        fprintf(out,
+                "grpc_server_handling_seconds_sum{grpc_method=\"%s\",grpc_service=\"%s\","
+                "grpc_type=\"unary\"} %.6f\n",
+                method, svc, (double)sum[m].sum_us / 1e6);
+        fprintf(out,
+                "grpc_server_handling_seconds_count{grpc_method=\"%s\",grpc_service=\"%s\","
+                "grpc_type=\"unary\"} %llu\n",
+                method, svc, (unsigned long long)cum);
+    }
+    free(sum);
 }

@@ -10,6 +10,8 @@
  * replica catches up (for liveness probes; every other name is readiness: core_health()). */
 #define SERVER_HEALTH_LIVENESS "liveness"
 
+#include <stdio.h>
+
 #include "core/core.h"
 
 /*
@@ -139,5 +141,11 @@ int server_local_call(server_local_t *l, const char *method, const uint8_t *req,
                       server_local_result_t *out);
 /* Accepts NULL. */
 void server_local_free(server_local_t *l);
+
+/* The gRPC methods' Prometheus families (go-grpc-prometheus' names and labels, every series
+ * created at zero): grpc_server_started_total, grpc_server_handled_total{grpc_code},
+ * grpc_server_handling_seconds. server is a server_t (an HTTP metrics source). Counted per worker,
+ * summed here. Thread safety: any thread while the server runs. */
+void server_metrics(void *server, FILE *out);
 
 #endif /* SERVER_SERVER_H */

@@ -318,6 +318,7 @@ int store_open(const store_options_t *opts, store_t **out)
     pthread_rwlock_init(&s->map_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->views_mu, NULL);
+    pthread_mutex_init(&s->vstats_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     if (s->dir == NULL)
@@ -417,12 +418,44 @@ void store_close(store_t *s)
         mdb_env_close(s->env);
     }
     catalog_unref(s->catalog);
+    for (store__vstat_t *v = s->vstats, *next; v != NULL; v = next) {
+        next = v->next;
+        free(v);
+    }
+    pthread_mutex_destroy(&s->vstats_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->q_mu);
     pthread_mutex_destroy(&s->views_mu);
     pthread_rwlock_destroy(&s->map_lock);
     free(s->dir);
     free(s);
+}
+
+store__vstat_t *store__vstat(store_t *s, const char *name, uint32_t version)
+{
+    pthread_mutex_lock(&s->vstats_mu);
+    store__vstat_t *v = s->vstats;
+    while (v != NULL && (v->version != version || strcmp(v->name, name) != 0))
+        v = v->next;
+    if (v == NULL && (v = calloc(1, sizeof *v)) != NULL) {
+        snprintf(v->name, sizeof v->name, "%s", name);
+        v->version = version;
+        v->next = s->vstats;
+        s->vstats = v;
+    }
+    pthread_mutex_unlock(&s->vstats_mu);
+    return v;
+}
+
+int store_view_stats(store_t *s, store_view_stats_fn fn, void *arg)
+{
+    pthread_mutex_lock(&s->vstats_mu);
+    int rc = 0;
+    for (store__vstat_t *v = s->vstats; v != NULL && rc == 0; v = v->next)
+        rc = fn(arg, v->name, v->version, atomic_load_explicit(&v->rows, memory_order_relaxed),
+                atomic_load_explicit(&v->newest_event_us, memory_order_relaxed));
+    pthread_mutex_unlock(&s->vstats_mu);
+    return rc;
 }
 
 int store_flush(store_t *s)

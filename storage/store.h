@@ -236,6 +236,16 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
                       uint64_t log_position, store_apply_result_t *res, store_apply_done_fn done,
                       void *arg);
 
+/*
+ * What the writer applied since store_open(), per view version: rows (last write wins may have
+ * kept some of them out) and the newest event time among them (a view's freshness). fn is
+ * called once per view version that had rows, under a lock the writer takes once per commit.
+ * Returns: 0, or fn's nonzero result.
+ */
+typedef int (*store_view_stats_fn)(void *arg, const char *view, uint32_t version, uint64_t rows,
+                                   int64_t newest_event_us);
+int store_view_stats(store_t *s, store_view_stats_fn fn, void *arg);
+
 /* Makes every commit so far durable (one fsync): STORE_SYNC_LOG's checkpoint. Returns: 0, -EIO. */
 int store_flush(store_t *s);
 

@@ -225,6 +225,19 @@ int store__rec_build(const store__row_t *row, const uint8_t *arena, int64_t crea
 /* A tombstone record, appended to out. Returns: 0, -ENOMEM. */
 int store__rec_tombstone(int64_t event_ts_us, int64_t created_ts_us, store__buf_t *out);
 
+/* One view version's apply counters (store_view_stats()); kept until store_close(), across
+ * catalog changes. */
+typedef struct store__vstat {
+    struct store__vstat *next;
+    char name[CATALOG_MAX_NAME + 1];
+    uint32_t version;
+    _Atomic uint64_t rows;
+    _Atomic int64_t newest_event_us;
+} store__vstat_t;
+
+/* The counters of (name, version), made on first use. Returns: NULL only out of memory. */
+store__vstat_t *store__vstat(store_t *s, const char *name, uint32_t version);
+
 /* ------------------------------------------------------------------------------------------ */
 /* The store and its writer                                                                    */
 
@@ -263,6 +276,9 @@ struct store {
     int64_t last_created_us; /* writer only: write times never go backwards */
 
     atomic_uint_fast64_t commits, batches;
+    /* Per view version: rows applied and the newest event time (store_view_stats()). */
+    pthread_mutex_t vstats_mu;
+    struct store__vstat *vstats;
 };
 
 /* Translates an LMDB return code (or a positive errno from LMDB) to a negative errno. */

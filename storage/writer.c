@@ -259,6 +259,27 @@ out:
     return rc;
 }
 
+/* A committed job's rows into its views' counters (rows, newest event time). */
+static void count_rows(store_t *s, const store__enc_t *enc)
+{
+    store__vstat_t *vs[8];
+    size_t nv = enc->n_views < 8 ? enc->n_views : 8;
+    for (size_t i = 0; i < nv; i++)
+        vs[i] = store__vstat(s, enc->views[i].name, enc->views[i].version);
+    for (size_t r = 0; r < enc->n_rows; r++) {
+        const store__row_t *row = &enc->rows[r];
+        store__vstat_t *v = row->view < nv ? vs[row->view]
+                                           : store__vstat(s, enc->views[row->view].name,
+                                                          enc->views[row->view].version);
+        if (v == NULL)
+            continue;
+        atomic_fetch_add_explicit(&v->rows, 1, memory_order_relaxed);
+        int64_t cur = atomic_load_explicit(&v->newest_event_us, memory_order_relaxed);
+        if (row->event_ts_us > cur)
+            atomic_store_explicit(&v->newest_event_us, row->event_ts_us, memory_order_relaxed);
+    }
+}
+
 static void run_apply(store_t *s, store__job_t *group)
 {
     apply_ctx_t c = {0};
@@ -279,8 +300,11 @@ static void run_apply(store_t *s, store__job_t *group)
             j->rc = rc;
     } else {
         uint64_t n = 0;
-        for (store__job_t *j = group; j != NULL; j = j->next)
+        for (store__job_t *j = group; j != NULL; j = j->next) {
             n += j->rc == 0;
+            if (j->rc == 0)
+                count_rows(s, j->u.apply.enc);
+        }
         if (any) {
             atomic_fetch_add(&s->commits, 1);
             atomic_fetch_add(&s->batches, n);

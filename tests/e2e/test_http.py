@@ -375,3 +375,100 @@ class SageMakerTest(HttpCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MetricsTest(HttpCase):
+    """/metrics as promtool checks it, and as a real Prometheus scrapes and queries it."""
+
+    def metrics(self):
+        resp, raw = self.request("GET", "/metrics")
+        self.assertEqual(resp.status, 200)
+        self.assertTrue(resp.getheader("Content-Type").startswith("text/plain; version=0.0.4"))
+        return raw.decode()
+
+    def value(self, text, series):
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        self.fail("no series %s in /metrics" % series)
+
+    def test_the_exposition_passes_promtool_and_counts_what_happened(self):
+        before = self.metrics()
+        for _ in range(3):
+            self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                      "entities": {"driver_id": [1, 2]}})
+        self.client.get_online_features(["driver_hourly_stats:conv_rate"],
+                                        entities={"driver_id": [5]})
+        self.post("/write-to-online-store",
+                  {"feature_view_name": "driver_hourly_stats",
+                   "df": {"driver_id": [1], "conv_rate": [7.0]}})  # refused: max 1
+        self.post("/write-to-online-store",
+                  {"feature_view_name": "driver_hourly_stats",
+                   "df": {"driver_id": [3], "conv_rate": [0.5],
+                          "event_timestamp": ["2030-01-01T00:00:00Z"]}})
+        text = self.metrics()
+        promtool = shutil.which("promtool")
+        if promtool:
+            out = subprocess.run([promtool, "check", "metrics"], input=text,
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        gof = 'http_requests_total{route="/get-online-features",code="2xx"}'
+        self.assertEqual(self.value(text, gof) - self.value(before, gof), 3)
+        ok = ('grpc_server_handled_total{grpc_code="OK",grpc_method="GetOnlineFeatures",'
+              'grpc_service="feast.serving.ServingService",grpc_type="unary"}')
+        self.assertGreaterEqual(self.value(text, ok) - self.value(before, ok), 1)
+        read = 'fstore_rows_read_total{view="driver_hourly_stats",version="1"}'
+        self.assertEqual(self.value(text, read) - self.value(before, read), 7)
+        self.assertEqual(self.value(
+            text, 'fstore_writes_rejected_total{view="driver_hourly_stats",version="1"}'), 1)
+        self.assertEqual(self.value(
+            text, 'fstore_view_newest_event_seconds{view="driver_hourly_stats",version="1"}'),
+            1893456000.0)
+        self.assertEqual(self.value(text, "fstore_up"), 1)
+        self.assertGreater(self.value(text, "process_resident_memory_bytes"), 1e6)
+        self.assertIn('fstore_catalog_info{project="http_e2e"', text)
+
+    def test_a_real_prometheus_scrapes_and_queries_it(self):
+        prom = shutil.which("prometheus")
+        if prom is None:
+            self.skipTest("prometheus is not installed (scripts/install-deps.sh installs it)")
+        import tempfile
+        import time
+        import urllib.parse
+        import urllib.request
+        from harness import free_port
+        work = tempfile.mkdtemp(prefix="fstore-prom-")
+        self.addCleanup(shutil.rmtree, work, True)
+        with open(os.path.join(work, "prometheus.yml"), "w") as f:
+            f.write("global: {scrape_interval: 1s}\nscrape_configs:\n"
+                    "  - job_name: fstore\n    static_configs:\n"
+                    "      - targets: ['127.0.0.1:%d']\n" % self.server.http_port)
+        port = free_port()
+        log = open(os.path.join(work, "prom.log"), "w")
+        p = subprocess.Popen([prom, "--config.file", os.path.join(work, "prometheus.yml"),
+                              "--storage.tsdb.path", os.path.join(work, "data"),
+                              "--web.listen-address", "127.0.0.1:%d" % port],
+                             stdout=log, stderr=log)
+        self.addCleanup(log.close)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.terminate)
+        for _ in range(5):
+            self.gof({"features": ["driver_hourly_stats:acc_rate"],
+                      "entities": {"driver_id": [42]}})
+        query = 'sum(http_requests_total{route="/get-online-features",code="2xx"})'
+        url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(query))
+        deadline = time.monotonic() + 60
+        got = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    doc = json.loads(r.read())
+                result = doc["data"]["result"]
+                if result and float(result[0]["value"][1]) >= 5:
+                    got = float(result[0]["value"][1])
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.assertIsNotNone(got, "Prometheus never saw the requests")
+        self.assertGreaterEqual(got, 5)
