@@ -153,6 +153,7 @@ struct server {
     server_worker_t *workers;
     void *handles[N_METHODS];
     server_watches_t *watches;
+    server_reflection_t *reflection;
     server_unknown_t *unknown;
     server_upstreams_t *upstreams;
     server_tag_t shutdown_tag;
@@ -714,6 +715,10 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     rc = server__watch_init(core, s->grpc, s->ctl_cq, &s->watches);
     if (rc < 0)
         goto out;
+    rc = server__reflection_init(s->grpc, s->ctl_cq, core_limits(core)->max_message_bytes,
+                                 &s->reflection);
+    if (rc < 0)
+        goto out;
     rc = server__unknown_init(s->grpc, s->ctl_cq, &s->unknown);
     if (rc < 0)
         goto out;
@@ -809,6 +814,7 @@ int server_run(server_t *s)
             call_request(&w->calls[k]);
     }
     server__watch_start(s->watches);
+    server__reflection_start(s->reflection);
     server__unknown_start(s->unknown);
     for (unsigned i = 0; i < s->n_workers; i++) {
         server_worker_t *w = &s->workers[i];
@@ -857,6 +863,7 @@ int server_run(server_t *s)
             base_log(BASE_LOG_INFO, "draining", "{s:i}", "grace_ms",
                      (int)s->opts.shutdown_grace_ms);
             server__watch_drain(s->watches);
+            server__reflection_drain(s->reflection);
             grpc_server_shutdown_and_notify(s->grpc, s->ctl_cq, &s->shutdown_tag);
             grace_end = base_mono_us() + (int64_t)s->opts.shutdown_grace_ms * 1000;
         }
@@ -893,6 +900,8 @@ void server_free(server_t *s)
             atomic_store(&s->draining, true);
             if (s->watches != NULL)
                 server__watch_drain(s->watches);
+            if (s->reflection != NULL)
+                server__reflection_drain(s->reflection);
             grpc_server_shutdown_and_notify(s->grpc, s->ctl_cq, &s->shutdown_tag);
             grpc_server_cancel_all_calls(s->grpc);
             while (!s->grpc_shutdown_done)
@@ -917,6 +926,7 @@ void server_free(server_t *s)
         grpc_completion_queue_destroy(s->ctl_cq);
     }
     server__watch_free(s->watches);
+    server__reflection_free(s->reflection);
     server__unknown_free(s->unknown);
     /* After stop_workers(): every server call has ended, so no client call is left. */
     server__upstreams_free(s->upstreams);

@@ -196,6 +196,14 @@ void server__watch_drain(server_watches_t *w);
 /* Frees the bookkeeping; every call must have completed. */
 void server__watch_free(server_watches_t *w);
 
+/* gRPC server reflection (rpc_reflection.c): v1 and v1alpha streams on the control thread. */
+typedef struct server_reflection server_reflection_t;
+int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t max_request,
+                            server_reflection_t **out);
+void server__reflection_start(server_reflection_t *rs);
+void server__reflection_drain(server_reflection_t *rs);
+void server__reflection_free(server_reflection_t *rs);
+
 /* Calls to methods fstore does not serve: answered UNIMPLEMENTED by the control thread
  * (rpc_unimplemented.c). Init before grpc_server_start(), start after it, free after the
  * control queue has been drained. */
