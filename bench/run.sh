@@ -331,6 +331,45 @@ sync
 S4_IO_B=$(io_written)
 S4_T_B=$(now_ns)
 
+# HTTP front door (the same server's --http-listen): Feast's /get-online-features 1x50 and
+# 100x50 over CONC keep-alive connections (one request in flight each, as gRPC's CONC calls),
+# against GET /health on the same listener; then open loop at half of 1x50's rate against
+# /health at that rate; then S1 again while something scrapes /metrics every second.
+HBENCH=$ROOT/build/release/bench/http/fstore-http-bench
+"$PY" - "$WORK" "$ENTITIES" <<'PYEOF'
+import json, random, sys
+work, n = sys.argv[1], int(sys.argv[2])
+feats = ["v%d:f%d" % (v, f) for v in range(5) for f in range(10)]
+rnd = random.Random(7)
+for name, rows in (("h1", 1), ("h100", 100)):
+    ids = [rnd.randrange(n) for _ in range(rows)]
+    json.dump({"features": feats, "entities": {"id": ids}, "full_feature_names": True}, open("%s/%s.json" % (work, name), "w"))
+PYEOF
+hbench() { # hbench NAME ARGS...: one fstore-http-bench run, JSON in results/NAME.json, server CPU
+  local name=$1 c0; shift
+  log "$name: fstore-http-bench $*"
+  c0=$(proc_cpu "$SERVER_PID")
+  "$HBENCH" --target "$HTTP_TARGET" --label "$name" --duration "$DURATION" --warmup "$WARMUP" \
+    "$@" >"$RES/$name.http.json" 2>"$RES/$name.err" || true
+  echo "$(( $(proc_cpu "$SERVER_PID") - c0 )) $CLK_TCK" >"$RES/$name.http.srv"
+  [ -s "$RES/$name.http.json" ] || { cat "$RES/$name.err" >&2; log "$name produced no result"; }
+}
+hjson() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$RES/$1.http.json" "$2" 2>/dev/null || echo 0; }
+hbench h0 --path /health --connections "$CONC"
+hbench h1 --path /get-online-features --body-file "$WORK/h1.json" --connections "$CONC"
+hbench h100 --path /get-online-features --body-file "$WORK/h100.json" --connections "$CONC"
+HRATE=$("$PY" -c 'import sys; print(max(1.0, float(sys.argv[1]) / 2))' "$(hjson h1 rps)")
+hbench h1_open --path /get-online-features --body-file "$WORK/h1.json" --connections "$CONC" \
+  --rate "$HRATE"
+hbench h0_open --path /health --connections "$CONC" --rate "$HRATE"
+( while sleep 1; do curl -s "http://$HTTP_TARGET/metrics" >/dev/null; done ) &
+SCRAPER_PID=$!
+bench s1_scraped "${GET50[@]}" --entities 1 "${LOADARGS[@]}"
+kill "$SCRAPER_PID" 2>/dev/null || true
+wait "$SCRAPER_PID" 2>/dev/null || true
+METRICS_BYTES=$(curl -s "http://$HTTP_TARGET/metrics" | wc -c)
+export METRICS_BYTES
+
 # S5: Predict, features only (binding m1 over s1: 50 features).
 PREDICT_NOTE=""
 PREDICT=(--scenario predict --method "$PREDICT_METHOD" --model m1 --views 5 --features-per-view 10
@@ -432,4 +471,5 @@ if [ $JSON -eq 1 ]; then
   "$PY" "$ROOT/bench/scenarios/report.py" "$RES" --json
 else
   "$PY" "$ROOT/bench/scenarios/report.py" "$RES" | tee "$WORK/table.txt"
+  "$PY" "$ROOT/bench/scenarios/http_report.py" "$RES" | tee -a "$WORK/table.txt"
 fi

@@ -213,7 +213,7 @@ int http__feast_get_online_features(http_req_t *r)
     int rc = http__parse_json(r, &body);
     if (rc < 0)
         return rc;
-    const json_t *ents_j, *feats, *svc, *full;
+    const json_t *ents_j = NULL, *feats = NULL, *svc = NULL, *full = NULL;
     if ((rc = member(r, body, "entities", JSON_OBJECT, true, &ents_j)) < 0 ||
         (rc = member(r, body, "features", JSON_ARRAY, false, &feats)) < 0 ||
         (rc = member(r, body, "feature_service", JSON_STRING, false, &svc)) < 0 ||
@@ -392,7 +392,7 @@ int http__feast_write(http_req_t *r)
     int rc = http__parse_json(r, &body);
     if (rc < 0)
         return rc;
-    const json_t *name, *df;
+    const json_t *name = NULL, *df = NULL;
     if ((rc = member(r, body, "feature_view_name", JSON_STRING, true, &name)) < 0 ||
         (rc = member(r, body, "df", JSON_OBJECT, true, &df)) < 0)
         goto out;
@@ -440,7 +440,7 @@ int http__feast_push(http_req_t *r)
     int rc = http__parse_json(r, &body);
     if (rc < 0)
         return rc;
-    const json_t *name, *df, *to;
+    const json_t *name = NULL, *df = NULL, *to = NULL;
     if ((rc = member(r, body, "push_source_name", JSON_STRING, true, &name)) < 0 ||
         (rc = member(r, body, "df", JSON_OBJECT, true, &df)) < 0 ||
         (rc = member(r, body, "to", JSON_STRING, false, &to)) < 0)

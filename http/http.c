@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "http/http_int.h"
@@ -180,6 +181,13 @@ void http__respond_error(http_req_t *r, int rc)
 
 const char *http__header_in(http_req_t *r, const char *name)
 {
+    if (r->conn == NULL) {
+        for (const char *const *h = r->local_headers; h != NULL && h[0] != NULL; h += 2) {
+            if (strcasecmp(h[0], name) == 0)
+                return h[1];
+        }
+        return NULL;
+    }
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
@@ -286,9 +294,34 @@ void http__complete(http_req_t *r, int rc)
      * will see done and answer at once), or it has, and it is resumed here. */
     pthread_mutex_lock(&r->mu);
     r->done = true;
-    if (r->suspended)
+    if (r->conn == NULL)
+        pthread_cond_broadcast(&r->cv);
+    else if (r->suspended)
         MHD_resume_connection(r->conn);
     pthread_mutex_unlock(&r->mu);
+}
+
+/* The headers the core reads, as gRPC's metadata carries them: fstore-min-seq (a read waits for
+ * this node to apply that sequence of the replication log) and fstore-request-id (a replicated
+ * write's idempotency key). Returns: 0, or -EINVAL with the message set. */
+static int request_context(http_req_t *r)
+{
+    const char *seq = http__header_in(r, "fstore-min-seq");
+    if (seq != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(seq, &end, 10);
+        if (seq[0] < '0' || seq[0] > '9' || *end != '\0' || errno != 0)
+            return core_fail(&r->ctx, -EINVAL,
+                             "fstore-min-seq header: want a decimal sequence (a write's "
+                             "fstore-sequence), got '%.40s'",
+                             seq);
+        r->ctx.min_seq = v;
+    }
+    const char *id = http__header_in(r, "fstore-request-id");
+    if (id != NULL)
+        r->ctx.request_id = id;
+    return 0;
 }
 
 /* Runs the route on a complete request. */
@@ -301,7 +334,9 @@ static enum MHD_Result run(http_t *h, http_req_t *r)
         return send_response(r);
     }
     core_ctx_begin(&r->ctx, w, &r->arena);
-    int rc = r->route->fn(r);
+    int rc = request_context(r);
+    if (rc == 0)
+        rc = r->route->fn(r);
     /* The catalog pin is this thread's: the request ends here even when it was suspended
      * (the completion uses only the message, the arena and the buffer). */
     core_ctx_end(&r->ctx);
@@ -569,4 +604,78 @@ int http__metrics_route(http_req_t *r)
     free(text);
     http__respond(r, 200, "text/plain; version=0.0.4; charset=utf-8");
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* In-process calls (fuzzers, tests)                                                           */
+
+int http_local_call(core_t *core, const http_options_t *o, const char *method, const char *path,
+                    const char *const *headers, const void *body, size_t len, int *status,
+                    char **out, size_t *out_len)
+{
+    http_t h = {.core = core, .o = *o};
+    bool wrong = false;
+    const http_route_t *rt = route_of(method, path, &wrong);
+    if (rt == NULL) {
+        *status = wrong ? 405 : 404;
+        *out = NULL;
+        *out_len = 0;
+        return 0;
+    }
+    if (len > core_limits(core)->max_message_bytes) {
+        *status = 413;
+        *out = NULL;
+        *out_len = 0;
+        return 0;
+    }
+    core_worker_t *w = NULL;
+    int rc = core_worker_new(core, CORE_WORKER_READS, NULL, &w);
+    if (rc < 0)
+        return rc;
+    http_req_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        core_worker_free(w);
+        return -ENOMEM;
+    }
+    r->h = &h;
+    r->route = rt;
+    r->url = path;
+    r->local_headers = headers;
+    r->body = malloc(len + 1);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (r->body == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(r->body, body, len);
+    r->body[len] = '\0';
+    r->len = len;
+    core_ctx_begin(&r->ctx, w, &r->arena);
+    rc = request_context(r);
+    if (rc == 0)
+        rc = rt->fn(r);
+    core_ctx_end(&r->ctx);
+    if (rc == HTTP_SUSPENDED) {
+        pthread_mutex_lock(&r->mu);
+        while (!r->done)
+            pthread_cond_wait(&r->cv, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+    } else if (rc < 0) {
+        http__respond_error(r, rc);
+    }
+    if (r->out.oom) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    *status = r->status;
+    *out = r->out.p;
+    *out_len = r->out.len;
+    r->out.p = NULL;
+    rc = 0;
+out:
+    pthread_cond_destroy(&r->cv);
+    req_free(r);
+    core_worker_free(w);
+    return rc;
 }

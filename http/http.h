@@ -78,6 +78,16 @@ int http_port(const http_t *h);
 /* Stops listening, finishes the requests in flight (writes included), frees. Accepts NULL. */
 void http_stop(http_t *h);
 
+/*
+ * One request through its route without a listener, in this thread (a write waits for its
+ * completion): for fuzzers and tests. headers: name, value, ..., NULL (or NULL). *out is the
+ * response body (malloc'd, NULL when empty; the caller frees it).
+ * Returns: 0 and *status; -ENOMEM, or core_worker_new()'s errors.
+ */
+int http_local_call(core_t *core, const http_options_t *o, const char *method, const char *path,
+                    const char *const *headers, const void *body, size_t len, int *status,
+                    char **out, size_t *out_len);
+
 /* Per-route request counters and latency, as Prometheus families (http_requests_total,
  * http_request_duration_seconds). */
 void http_metrics(void *h, FILE *out);

@@ -122,7 +122,10 @@ struct http_req {
     int64_t t0_us;
     /* completion from another thread (writes) */
     pthread_mutex_t mu;
+    pthread_cond_t cv; /* in-process calls wait on it */
     bool done;
+    /* in-process calls (local.c): no connection; their headers */
+    const char *const *local_headers; /* name, value, ..., NULL */
 };
 
 /* Sets a JSON (or other) response. */

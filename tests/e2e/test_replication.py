@@ -567,6 +567,42 @@ class SingleNatsTest(ReplicationCase):
         self.assert_clean_stop(b2)
         self.assert_clean_stop(a)
 
+    def test_read_your_writes_over_http_headers(self):
+        import http.client
+        a = self.node(self.urls)
+        b = self.node(self.urls)
+
+        def post(node, path, body, headers):
+            conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
+            hdrs = {"Content-Type": "application/json"}
+            hdrs.update(headers)
+            conn.request("POST", path, body=json.dumps(body), headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+            conn.close()
+            return resp, raw
+
+        body = {"feature_view_name": "driver_stats@v1",
+                "df": {"driver_id": [77], "trips": [7]}}
+        resp, raw = post(a, "/write-to-online-store", body, {"fstore-request-id": "http-1"})
+        self.assertEqual(resp.status, 200, raw)
+        seq = resp.getheader("fstore-sequence")
+        self.assertIsNotNone(seq)
+        again, _ = post(b, "/write-to-online-store", body, {"fstore-request-id": "http-1"})
+        self.assertEqual(again.getheader("fstore-sequence"), seq, "applied once")
+        resp, raw = post(b, "/get-online-features",
+                         {"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [77]}},
+                         {"fstore-min-seq": seq})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw)["results"][1]["values"], [7])
+        resp, raw = post(b, "/get-online-features",
+                         {"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [77]}},
+                         {"fstore-min-seq": str(int(seq) + 1000)})
+        self.assertEqual(resp.status, 503)
+        self.assertIn("replica behind", json.loads(json.loads(raw))["message"])
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
+
     def test_a_stream_with_another_configuration_is_a_startup_error(self):
         a = self.node(self.urls)
         b = Server(catalog=CATALOG, args=["--replication", self.urls, "--stream-replicas", "3"])

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+# bench/scenarios/http_report.py - the HTTP rows of one bench/run.sh run (results/h*.http.json).
+import json
+import os
+import sys
+
+
+def load(d, name):
+    p = os.path.join(d, name + ".http.json")
+    if not os.path.exists(p) or os.path.getsize(p) == 0:
+        return None
+    return json.load(open(p))
+
+
+def cpu_us(d, name, calls):
+    p = os.path.join(d, name + ".http.srv")
+    try:
+        ticks, hz = open(p).read().split()
+        return float(ticks) / float(hz) * 1e6 / calls if calls else None
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    d = sys.argv[1]
+    h0, h1, h100, h1o, h0o = (load(d, n) for n in ("h0", "h1", "h100", "h1_open", "h0_open"))
+    grpc = lambda n: json.load(open(os.path.join(d, n + ".json"))) \
+        if os.path.exists(os.path.join(d, n + ".json")) else None
+    s1, s1s = grpc("s1"), grpc("s1_scraped")
+    if h0 is None:
+        return
+    print()
+    print("HTTP front door (fstore-http-bench, keep-alive, one request in flight per connection)")
+    print("%-44s %10s %9s %9s %8s %10s %s" % ("row", "req/s", "p50 ms", "p99 ms", "ratio",
+                                             "target", "result"))
+
+    def row(name, r, ratio=None, target="", ok=None):
+        if r is None:
+            print("%-44s %10s" % (name, "-"))
+            return
+        print("%-44s %10.0f %9.3f %9.3f %8s %10s %s" % (
+            name, r["rps"], r["p50_us"] / 1e3, r["p99_us"] / 1e3,
+            "" if ratio is None else "%.2fx" % ratio, target,
+            "" if ok is None else ("pass" if ok else "MISS")))
+
+    row("H0 GET /health (floor)", h0)
+    x = h1["rps"] / h0["rps"] if h1 and h0["rps"] else None
+    row("H1 /get-online-features 1x50", h1, x, ">=0.7x H0", None if x is None else x >= 0.7)
+    row("H2 /get-online-features 100x50", h100,
+        h100["rps"] * 100 / h0["rps"] if h100 and h0["rps"] else None)
+    y = h1o["p99_us"] / h0o["p99_us"] if h1o and h0o and h0o["p99_us"] else None
+    row("H1 open @50%% of H1 (%.0f/s)" % (h1o["rate_target"] if h1o else 0), h1o, y,
+        "p99<=1.25x", None if y is None else y <= 1.25)
+    row("  H0 open, same rate", h0o)
+    if s1 and s1s:
+        z = s1s["rps"] / s1["rps"]
+        print("%-44s %10.0f %9s %9s %7.2fx %10s %s" % (
+            "S1 1x50 gRPC while /metrics scraped every 1 s", s1s["rps"], "", "", z,
+            ">=0.98x S1", "pass" if z >= 0.98 else "MISS"))
+    if h100:
+        us = cpu_us(d, "h100", h100["ok"])
+        if us:
+            print("JSON encoding: H2 costs the server %.1f us per call, %.0f ns per value "
+                  "(100 x 50 values plus join keys)" % (us, us * 1e3 / 5100))
+    print("errors: %s" % ", ".join("%s %d" % (n, r["failed"]) for n, r in
+                                   (("h0", h0), ("h1", h1), ("h100", h100), ("h1_open", h1o),
+                                    ("h0_open", h0o)) if r))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# tests/http/run-fuzz-http.sh - builds the HTTP body fuzzer (fuzz_http.c) with clang's libFuzzer
+# (tests/fuzz-lib.sh) and runs it for FUZZ_SECONDS (default 20), from seeds of every route.
+# FUZZ_KEEP=DIR keeps the binary and the grown corpus in DIR for longer runs.
+set -euo pipefail
+root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+seconds=${FUZZ_SECONDS:-20}
+work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-http.XXXXXX")
+keep=0
+cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
+trap cleanup EXIT
+
+. "$root/tests/fuzz-lib.sh"
+FUZZ_EXTRA_LIBS="-lmicrohttpd" fuzz_build "$work" fuzz_http "$root/tests/http/fuzz_http.c" base \
+  catalog storage repl core http
+
+mkdir -p "$work/corpus"
+seed() { printf "\\x$2"; printf '%s' "$3"; }
+seed x 00 '{"features":["fv:f","fv:s","fv:il"],"entities":{"driver_id":[1,2]}}' >"$work/corpus/read"
+seed x 00 '{"feature_service":"svc","full_feature_names":true,"entities":{"driver_id":[1]}}' >"$work/corpus/svc"
+seed x 01 '{"feature_view_name":"fv","df":{"driver_id":[1,2],"f":[0.5,null],"s":["a","b"],"il":[[1,2],[]],"by":["AAE="," "],"ts":["2024-01-01T00:00:00Z",5],"event_timestamp":["2024-05-01 12:00:00",null]}}' >"$work/corpus/write"
+seed x 02 '{"push_source_name":"src","df":{"driver_id":[3],"b":[true],"sl":[["x"]]},"to":"online"}' >"$work/corpus/push"
+seed x 03 '{"instances":[{"driver_id":1,"x":2},{"driver_id":2}]}' >"$work/corpus/inv_json"
+seed x 04 $'1,a\n2,"b,c"\n' >"$work/corpus/inv_csv"
+seed x 05 '{"instances":[1,2,3]}' >"$work/corpus/tfs_rows"
+seed x 06 '{"signature_name":"x","inputs":{"driver_id":[{"b64":"AQ=="}]}}' >"$work/corpus/tfs_cols"
+
+corpus=$work/corpus
+if [ -n "${FUZZ_KEEP:-}" ]; then
+  mkdir -p "$FUZZ_KEEP/corpus"
+  cp "$work/fuzz_http" "$FUZZ_KEEP/"
+  cp -n "$work/corpus/"* "$FUZZ_KEEP/corpus/" 2>/dev/null || true
+  corpus=$FUZZ_KEEP/corpus
+fi
+export TMPDIR=$work
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+echo "fuzzing fuzz_http for ${seconds}s"
+if ! "$work/fuzz_http" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+     -artifact_prefix="$work/" -print_final_stats=1 "$corpus" 2>&1 | tail -n 40; then
+  keep=1
+  exit 1
+fi

@@ -1,0 +1,180 @@
+/* tests/http/test_json.c - the JSON writer against jansson's parser, and JSON -> values. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_int.h"
+
+static json_t *parsed(http_buf_t *b)
+{
+    cr_assert(!b->oom);
+    json_error_t err;
+    json_t *j = json_loadb(b->p, b->len, JSON_DECODE_ANY, &err);
+    cr_assert_not_null(j, "not JSON: %.*s (%s)", (int)b->len, b->p, err.text);
+    return j;
+}
+
+Test(json, strings_with_every_byte_below_0x20_quotes_and_utf8_read_back_the_same)
+{
+    char s[64];
+    size_t n = 0;
+    for (int c = 1; c < 0x20; c++)
+        s[n++] = (char)c;
+    memcpy(s + n, "\"\\h\xc3\xa9", 5);
+    n += 5;
+    http_buf_t b = {0};
+    http__json_str(&b, s, n);
+    json_t *j = parsed(&b);
+    cr_assert_eq(json_string_length(j), n);
+    cr_assert_eq(memcmp(json_string_value(j), s, n), 0);
+    json_decref(j);
+    http__buf_free(&b);
+}
+
+Test(json, doubles_are_the_shortest_text_that_reads_back_as_python_prints_them)
+{
+    const struct {
+        double v;
+        const char *want;
+    } cases[] = {{0.5, "0.5"},
+                 {1.0, "1.0"},
+                 {-2.0, "-2.0"},
+                 {0.1, "0.1"},
+                 {(double)0.456f, "0.4560000002384186"},
+                 {1e20, "1e+20"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {NAN, "null"},
+                 {INFINITY, "null"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_buf_t b = {0};
+        http__json_double(&b, cases[i].v);
+        http__putc(&b, '\0');
+        cr_assert_str_eq(b.p, cases[i].want);
+        http__buf_free(&b);
+    }
+    /* Every double of a sweep reads back exactly. */
+    for (double v = 1e-9; v < 1e12; v *= 3.3) {
+        http_buf_t b = {0};
+        http__json_double(&b, v);
+        json_t *j = parsed(&b);
+        cr_assert_eq(json_real_value(j), v, "%.17g", v);
+        json_decref(j);
+        http__buf_free(&b);
+    }
+}
+
+Test(json, tf_serving_numbers)
+{
+    const struct {
+        double v;
+        bool f;
+        const char *want;
+    } cases[] = {{3, false, "3.0"},
+                 {999999, false, "999999.0"},
+                 {9000000, false, "9e+06"},
+                 {3e-5, false, "3e-05"},
+                 {0.1f, true, "0.1"},
+                 {NAN, false, "NaN"},
+                 {-INFINITY, false, "-Infinity"},
+                 {1.0 / 3, false, "0.33333333333333331"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_buf_t b = {0};
+        http__tfs_number(&b, cases[i].v, cases[i].f);
+        http__putc(&b, '\0');
+        cr_assert_str_eq(b.p, cases[i].want, "case %zu", i);
+        http__buf_free(&b);
+    }
+}
+
+Test(json, base64_both_ways)
+{
+    uint8_t bytes[64], back[64];
+    for (size_t n = 0; n < sizeof bytes; n++) {
+        for (size_t i = 0; i < n; i++)
+            bytes[i] = (uint8_t)(i * 37 + n);
+        http_buf_t b = {0};
+        http__json_base64(&b, bytes, n);
+        json_t *j = parsed(&b);
+        long m = http__base64_decode(json_string_value(j), json_string_length(j), back);
+        cr_assert_eq(m, (long)n);
+        cr_assert_eq(memcmp(back, bytes, n), 0);
+        json_decref(j);
+        http__buf_free(&b);
+    }
+    cr_assert_eq(http__base64_decode("AAE", 3, back), -1);
+    cr_assert_eq(http__base64_decode("A=AA", 4, back), -1);
+    cr_assert_eq(http__base64_decode("AA*A", 4, back), -1);
+    cr_assert_eq(http__base64_decode("AA==AAAA", 8, back), -1);
+}
+
+Test(json, timestamps_use_feasts_adaptive_fraction)
+{
+    const struct {
+        int64_t us;
+        const char *want;
+    } cases[] = {{0, "\"1970-01-01T00:00:00Z\""},
+                 {1700000000000000ll, "\"2023-11-14T22:13:20Z\""},
+                 {1700000000500000ll, "\"2023-11-14T22:13:20.500Z\""},
+                 {1700000000123456ll, "\"2023-11-14T22:13:20.123456Z\""}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_buf_t b = {0};
+        http__json_timestamp(&b, cases[i].us);
+        http__putc(&b, '\0');
+        cr_assert_str_eq(b.p, cases[i].want);
+        http__buf_free(&b);
+    }
+}
+
+Test(json, values_convert_by_dtype_and_refuse_what_does_not_fit)
+{
+    base_arena_t a = {0};
+    char why[256];
+    catalog_value_t v;
+    json_t *j =
+        json_loads("[1, 2.0, \"x\", true, null, [1,2], 3000000000, \"AAE=\", 1.5]", 0, NULL);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 0), CATALOG_DTYPE_INT32, &a, &v, why, sizeof why), 0);
+    cr_assert_eq(v.u.i32, 1);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 1), CATALOG_DTYPE_INT64, &a, &v, why, sizeof why), 0,
+        "a whole real is a whole number");
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 8), CATALOG_DTYPE_INT64, &a, &v, why, sizeof why),
+        -EINVAL);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 6), CATALOG_DTYPE_INT32, &a, &v, why, sizeof why),
+        -EINVAL);
+    cr_assert(strstr(why, "out of range") != NULL, "%s", why);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 4), CATALOG_DTYPE_FLOAT, &a, &v, why, sizeof why), 0);
+    cr_assert_eq(v.type, CATALOG_DTYPE_NULL);
+    cr_assert_eq(http__json_to_value(json_array_get(j, 5), CATALOG_DTYPE_INT64_LIST, &a, &v, why,
+                                     sizeof why),
+                 0);
+    cr_assert_eq(v.u.list.n, 2);
+    cr_assert_eq(v.u.list.v.i64[1], 2);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 7), CATALOG_DTYPE_BYTES, &a, &v, why, sizeof why), 0);
+    cr_assert_eq(v.u.bytes.len, 2);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 2), CATALOG_DTYPE_BYTES, &a, &v, why, sizeof why),
+        -EINVAL);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 3), CATALOG_DTYPE_STRING, &a, &v, why, sizeof why),
+        -EINVAL);
+    cr_assert(strstr(why, "want a string") != NULL, "%s", why);
+    /* Entity values take their JSON type. */
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 2), CATALOG_DTYPE_INVALID, &a, &v, why, sizeof why),
+        0);
+    cr_assert_eq(v.type, CATALOG_DTYPE_STRING);
+    cr_assert_eq(
+        http__json_to_value(json_array_get(j, 5), CATALOG_DTYPE_INVALID, &a, &v, why, sizeof why),
+        -EINVAL);
+    json_decref(j);
+    base_arena_free(&a);
+}
