@@ -41,72 +41,15 @@ static int input_keys(void *arg, const char *input, catalog_dtype_t want, base_a
 
 static int predict_resume(server_call_t *c, bool ok, grpc_slice *resp)
 {
-    return server__upstream_finish(c, c->resume_arg, ok, resp);
-}
-
-typedef Tensorflow__Serving__PredictRequest__InputsEntry input_entry_t;
-
-/* The upstream's request: the caller's inputs (entity inputs unless dropped) plus one input per
- * feature (all of outs), for the binding's upstream model. Packed here, while the cells are still
- * readable. */
-static int upstream_request(server_call_t *c, const core_predict_t *p,
-                            const Tensorflow__Serving__PredictRequest *rq,
-                            Tensorflow__TensorProto *tensors, grpc_slice *out)
-{
-    base_arena_t *a = &c->arena;
-    const catalog_model_t *m = p->model;
-    const catalog_upstream_t *up = &m->upstream;
-    size_t n_feat = p->outs->n;
-
-    size_t cap = rq->n_inputs + n_feat;
-    input_entry_t **inputs = base_arena_calloc(a, cap == 0 ? 1 : cap, sizeof *inputs);
-    input_entry_t *fe = base_arena_calloc(a, n_feat == 0 ? 1 : n_feat, sizeof *fe);
-    if (inputs == NULL || fe == NULL)
-        return server__fail(c, -ENOMEM, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; i < rq->n_inputs; i++) {
-        const char *key = rq->inputs[i]->key;
-        bool is_entity = false;
-        for (size_t k = 0; k < m->n_entity_inputs && !is_entity; k++)
-            is_entity = strcmp(m->entity_inputs[k].input, key) == 0;
-        if (is_entity && !up->keep_entity_inputs)
-            continue;
-        if (core_predict_output(p, key, strlen(key)) >= 0)
-            return server__fail(c, -EINVAL,
-                                "input '%.128s' has the name of a feature of service '%s', "
-                                "which fstore adds; rename the input",
-                                key, m->service->name);
-        inputs[n++] = rq->inputs[i];
+    upstream_call_t *uc = c->resume_arg;
+    char why[512];
+    int rc = upstream_finish(uc, ok, resp, why, sizeof why);
+    if (rc == -EREMOTEIO) {
+        /* The upstream's status goes back to the caller as it came. */
+        c->relayed = true;
+        c->relay_status = uc->status;
     }
-    for (size_t i = 0; i < n_feat; i++) {
-        tensorflow__serving__predict_request__inputs_entry__init(&fe[i]);
-        fe[i].key = (char *)p->outs->names[i];
-        fe[i].value = &tensors[i];
-        inputs[n++] = &fe[i];
-    }
-
-    Tensorflow__Serving__ModelSpec spec = TENSORFLOW__SERVING__MODEL_SPEC__INIT;
-    spec.name = (char *)up->model_name;
-    /* The binding's signature wins; without one the caller's choice goes through. */
-    spec.signature_name = up->signature_name[0] != '\0' ? (char *)up->signature_name
-                          : rq->model_spec != NULL      ? rq->model_spec->signature_name
-                                                        : (char *)"";
-    Tensorflow__Serving__PredictRequest urq = TENSORFLOW__SERVING__PREDICT_REQUEST__INIT;
-    urq.model_spec = &spec;
-    urq.n_inputs = n;
-    urq.inputs = inputs;
-    urq.n_output_filter = rq->n_output_filter;
-    urq.output_filter = rq->output_filter;
-    /* What we send is bounded like what we answer: the features of a whole batch can be far
-     * larger than the caller's request. */
-    grpc_slice s;
-    int rc = server__response_slice(
-        c, "upstream request", tensorflow__serving__predict_request__get_packed_size(&urq), &s);
-    if (rc < 0)
-        return rc;
-    tensorflow__serving__predict_request__pack(&urq, GRPC_SLICE_START_PTR(s));
-    *out = s;
-    return 0;
+    return rc < 0 ? server__fail(c, rc, "%s", why) : 0;
 }
 
 int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
@@ -157,20 +100,33 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
                                 "model binding '%s' sends its features to an "
                                 "upstream, which an in-process call cannot reach",
                                 p.model->name);
+        const char **names = base_arena_array(a, rq->n_inputs + 1, sizeof *names);
+        Tensorflow__TensorProto **inputs = base_arena_array(a, rq->n_inputs + 1, sizeof *inputs);
+        if (names == NULL || inputs == NULL)
+            return server__fail(c, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < rq->n_inputs; i++) {
+            names[i] = rq->inputs[i]->key;
+            inputs[i] = rq->inputs[i]->value; /* NULL stays an entry without a value */
+        }
+        char why[512];
         grpc_slice request;
-        rc = upstream_request(c, &p, rq, tensors, &request);
+        rc = upstream_request(&p, inputs, names, rq->n_inputs, tensors,
+                              ms != NULL ? ms->signature_name : NULL, rq->output_filter,
+                              rq->n_output_filter, ctx->limits->max_response_bytes, a, &request,
+                              why, sizeof why);
         if (rc < 0)
-            return rc;
+            return server__fail(c, rc, "%s", why);
         core_read_end(ctx);
-        server_upstream_call_t *uc = base_arena_alloc(a, sizeof *uc);
+        upstream_call_t *uc = base_arena_alloc(a, sizeof *uc);
         if (uc == NULL) {
             grpc_slice_unref(request);
             return server__fail(c, -ENOMEM, "out of memory");
         }
         c->resume = predict_resume;
         c->resume_arg = uc;
-        rc = server__upstream_start(c, &p.model->upstream, request, uc);
-        return rc < 0 ? rc : SERVER_PENDING;
+        rc = upstream_start(server__call_upstreams(c), &p.model->upstream, request, c->deadline,
+                            c->call, server__call_cq(c), c, NULL, NULL, uc, why, sizeof why);
+        return rc < 0 ? server__fail(c, rc, "%s", why) : SERVER_PENDING;
     }
 
     /* The response is written by hand (codec/predict_encode.c), with the bytes protobuf-c would

@@ -155,7 +155,7 @@ struct server {
     server_watches_t *watches;
     server_reflection_t *reflection;
     server_unknown_t *unknown;
-    server_upstreams_t *upstreams;
+    upstream_pool_t *upstreams;
     server_tag_t shutdown_tag;
     _Atomic int stop_requested;
     _Atomic int reload_requested;
@@ -195,7 +195,7 @@ grpc_completion_queue *server__call_cq(const server_call_t *c)
     return c->worker != NULL ? c->worker->cq : NULL;
 }
 
-server_upstreams_t *server__call_upstreams(const server_call_t *c)
+upstream_pool_t *server__call_upstreams(const server_call_t *c)
 {
     return c->worker != NULL ? c->worker->srv->upstreams : NULL;
 }
@@ -722,7 +722,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     rc = server__unknown_init(s->grpc, s->ctl_cq, &s->unknown);
     if (rc < 0)
         goto out;
-    rc = server__upstreams_new(core_limits(core)->max_response_bytes, &s->upstreams);
+    rc = upstream_pool_new(core_limits(core)->max_response_bytes, &s->upstreams);
     if (rc < 0)
         goto out;
     rc = setup_workers(s);
@@ -929,7 +929,7 @@ void server_free(server_t *s)
     server__reflection_free(s->reflection);
     server__unknown_free(s->unknown);
     /* After stop_workers(): every server call has ended, so no client call is left. */
-    server__upstreams_free(s->upstreams);
+    upstream_pool_free(s->upstreams);
     for (unsigned i = 0; s->workers != NULL && i < s->n_workers; i++) {
         server_worker_t *w = &s->workers[i];
         if (w->cq != NULL)

@@ -10,6 +10,7 @@
 #include "codec/codec.h"
 #include "core/core.h"
 #include "server/server.h"
+#include "upstream/upstream.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Status mapping: the one place where errno meets grpc_status_code.                            */
@@ -118,8 +119,7 @@ struct server_call {
 };
 
 /* The server's upstream channels, for Predict's passthrough (NULL for an in-process call). */
-typedef struct server_upstreams server_upstreams_t;
-server_upstreams_t *server__call_upstreams(const server_call_t *c);
+upstream_pool_t *server__call_upstreams(const server_call_t *c);
 /* The worker's completion queue, for client calls whose completion resumes c. */
 grpc_completion_queue *server__call_cq(const server_call_t *c);
 
@@ -211,52 +211,5 @@ typedef struct server_unknown server_unknown_t;
 int server__unknown_init(grpc_server *gs, grpc_completion_queue *cq, server_unknown_t **out);
 void server__unknown_start(server_unknown_t *u);
 void server__unknown_free(server_unknown_t *u);
-
-/* ------------------------------------------------------------------------------------------ */
-/* Upstreams: one long-lived client channel per target, shared by every worker (channels are   */
-/* thread-safe); created on first use, destroyed with the server after every call has ended.  */
-
-/* Returns: 0 and *out, -ENOMEM. Requests and responses over max_bytes (the server's
- * max_response_bytes: the upstream's answer becomes ours) are refused by gRPC. */
-int server__upstreams_new(size_t max_bytes, server_upstreams_t **out);
-/* Destroys every channel. No call may be in flight. Accepts NULL. */
-void server__upstreams_free(server_upstreams_t *u);
-
-/* One Predict in flight to an upstream; lives in the server call's arena. */
-typedef struct server_upstream_call {
-    grpc_call *call;
-    grpc_byte_buffer *send;
-    grpc_byte_buffer *recv;
-    grpc_metadata_array initial_md;
-    grpc_metadata_array trailing_md;
-    grpc_status_code status;
-    grpc_slice details;
-    const char *error_string;
-    const char *target; /* copied into the arena, for messages after the catalog is unpinned */
-    const char *model;
-    uint32_t timeout_ms;
-    bool timeout_first; /* the binding's timeout_ms ends before the caller's deadline */
-} server_upstream_call_t;
-
-/*
- * Sends request (a packed PredictRequest; the reference is taken) to up->target as a child of
- * the server call c: its deadline is the smaller of c's and up->timeout_ms, and cancelling c
- * cancels it. The completion arrives on c's worker queue tagged c; pass it to
- * server__upstream_finish() from c->resume.
- * Returns: 0 (a completion will come); -ENOMEM or -EIO with the call's message set (nothing
- *          in flight).
- */
-int server__upstream_start(server_call_t *c, const catalog_upstream_t *up, grpc_slice request,
-                           server_upstream_call_t *uc);
-/*
- * Ends uc after its completion and releases what it holds.
- * Returns: 0 and *resp (the upstream's response bytes, as sent); -EREMOTEIO when the upstream
- *          answered with an error, with c->relayed and c->relay_status set to its status
- *          (UNAVAILABLE when it could not be reached, DEADLINE_EXCEEDED when it was too slow) and
- *          a message naming the upstream; -EPROTO when it answered OK without a readable
- *          response; -EIO when the batch itself failed. Every error sets the call's message.
- */
-int server__upstream_finish(server_call_t *c, server_upstream_call_t *uc, bool ok,
-                            grpc_slice *resp);
 
 #endif /* SERVER_SERVER_INT_H */
