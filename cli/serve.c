@@ -90,6 +90,9 @@ static void usage(FILE *f)
             "  --http-max-connections N open HTTP connections at most (default %u)\n"
             "  --http-idle-timeout-s N  close an idle HTTP keep-alive connection after N s\n"
             "                           (default %u)\n"
+            "  --http-upstream-timeout-ms N  an HTTP Predict passthrough to a binding's model\n"
+            "                           server ends after N ms (default %u; the binding's\n"
+            "                           timeout_ms when sooner; 0: only the binding's)\n"
             "  --metrics-listen ADDR    also serve /metrics alone on this host:port (default:\n"
             "                           only on --http-listen)\n"
             "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
@@ -101,7 +104,8 @@ static void usage(FILE *f)
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
             CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
             CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS, HTTP_DEFAULT_LISTEN,
-            HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S);
+            HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
+            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -156,6 +160,7 @@ int cli_serve(int argc, char **argv)
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
         {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
+        {"http-upstream-timeout-ms", 0, CLI_UNSIGNED, &ho.upstream_timeout_ms, CLI_ENV, 0, 3600000},
         {"sagemaker-model", 0, CLI_STRING, &ho.sagemaker_model, CLI_ENV},
         {"metrics-listen", 0, CLI_STRING, &metrics_listen, CLI_ENV},
         CLI_REPL_OPTS(ro),

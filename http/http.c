@@ -59,6 +59,7 @@ void http_options_init(http_options_t *o)
         o->listen = addr;
     }
     o->sagemaker_model = getenv("FSTORE_SAGEMAKER_MODEL");
+    o->upstream_timeout_ms = HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS;
 }
 
 static unsigned threads_of(const http_options_t *o)
@@ -369,9 +370,11 @@ static void req_free(http_req_t *r)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    http_t *h = cls;
     (void)conn;
     (void)toe;
+    if (*req_cls != NULL)
+        atomic_fetch_sub(&h->active, 1);
     req_free(*req_cls);
     *req_cls = NULL;
 }
@@ -387,6 +390,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = calloc(1, sizeof *r);
         if (r == NULL)
             return MHD_NO;
+        atomic_fetch_add(&h->active, 1);
         r->h = h;
         r->conn = conn;
         r->url = url;
@@ -504,6 +508,12 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         free(h);
         return -ENOMEM;
     }
+    if (!o->metrics_only &&
+        upstream_pool_new(core_limits(core)->max_response_bytes, &h->upstreams) < 0) {
+        pthread_key_delete(h->worker_key);
+        free(h);
+        return -ENOMEM;
+    }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -515,6 +525,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         o->idle_timeout_s ? o->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (h->daemon == NULL) {
+        upstream_pool_free(h->upstreams);
         pthread_key_delete(h->worker_key);
         free(h);
         return -EADDRINUSE;
@@ -530,12 +541,21 @@ int http_port(const http_t *h)
     return h->port;
 }
 
+/* How long a stop waits for requests in progress to be answered. */
+#define HTTP_STOP_FLUSH_MS 2000
+
 void http_stop(http_t *h)
 {
     if (h == NULL)
         return;
+    /* Passthroughs in flight are cancelled and answered (their connections resumed), later ones
+     * refused; then the listener gets a moment to send what is answered before it stops. */
+    upstream_pool_close(h->upstreams);
+    for (int i = 0; i < HTTP_STOP_FLUSH_MS / 10 && atomic_load(&h->active) > 0; i++)
+        usleep(10000);
     /* Joins the pool: each thread's worker is freed by the key's destructor as it exits. */
     MHD_stop_daemon(h->daemon);
+    upstream_pool_free(h->upstreams);
     pthread_key_delete(h->worker_key);
     free(h);
 }

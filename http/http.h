@@ -21,7 +21,8 @@
  *     GET  /ping                     200 when SERVING, else 503; empty body
  *     POST /invocations              rows (JSON or CSV) with the binding's features appended
  *   TensorFlow Serving REST:
- *     POST /v1/models/NAME[/versions/N|/labels/L]:predict   instances or inputs
+ *     POST /v1/models/NAME[/versions/N|/labels/L]:predict   instances or inputs (a binding with
+ *                                    an upstream answers the model server's outputs)
  *     GET  /v1/models/NAME[/versions/N|/labels/L]           model status
  *   GET  /metrics                    Prometheus text format 0.0.4 (http_options_t.metrics)
  *
@@ -34,7 +35,8 @@
  *
  * Threads: the listener's thread pool (each with its own core worker, made on first use); a
  * write is handed to the store (or the replication log) and its connection suspended, not its
- * thread, until the write completes.
+ * thread, until the write completes; so is a Predict passthrough while the model server thinks
+ * (its call runs on the upstream pool's thread).
  */
 
 typedef struct http http_t;
@@ -43,14 +45,18 @@ typedef struct http http_t;
 typedef void (*http_metrics_fn)(void *arg, FILE *out);
 
 typedef struct http_options {
-    const char *listen;          /* --http-listen "host:port"; NULL or "" = no HTTP listener */
-    unsigned threads;            /* --http-threads (0: CPUs) */
-    unsigned max_connections;    /* --http-max-connections (0: 1024) */
-    unsigned idle_timeout_s;     /* --http-idle-timeout-s: an idle keep-alive connection is
-                                    closed after this long (0: 60) */
-    const char *sagemaker_model; /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
-                                    request's custom attributes name none */
-    http_metrics_fn metrics[4];  /* /metrics: each adds its families (after the listener's own) */
+    const char *listen;           /* --http-listen "host:port"; NULL or "" = no HTTP listener */
+    unsigned threads;             /* --http-threads (0: CPUs) */
+    unsigned max_connections;     /* --http-max-connections (0: 1024) */
+    unsigned idle_timeout_s;      /* --http-idle-timeout-s: an idle keep-alive connection is
+                                     closed after this long (0: 60) */
+    unsigned upstream_timeout_ms; /* --http-upstream-timeout-ms: a passthrough to a binding's
+                                     upstream ends by then (the binding's timeout_ms when
+                                     sooner; HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS; 0: no
+                                     bound but the binding's) */
+    const char *sagemaker_model;  /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
+                                     request's custom attributes name none */
+    http_metrics_fn metrics[4];   /* /metrics: each adds its families (after the listener's own) */
     void *metrics_arg[4];
     size_t n_metrics;
     bool metrics_only; /* serve /metrics alone (--metrics-listen) */
@@ -59,6 +65,7 @@ typedef struct http_options {
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"
 #define HTTP_DEFAULT_MAX_CONNECTIONS 1024
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 60
+#define HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS 60000 /* SageMaker's own limit on an invocation */
 
 /* Fills *o with the defaults (HTTP_DEFAULT_LISTEN, or $SAGEMAKER_BIND_TO_PORT's port on all
  * addresses when it is set; $FSTORE_SAGEMAKER_MODEL). */
@@ -75,7 +82,8 @@ unsigned http_worker_count(const http_options_t *o);
 int http_start(core_t *core, const http_options_t *o, http_t **out);
 /* The port it listens on (for an address given with port 0). */
 int http_port(const http_t *h);
-/* Stops listening, finishes the requests in flight (writes included), frees. Accepts NULL. */
+/* Stops listening, finishes the requests in flight (writes included; Predict passthroughs are
+ * cancelled and answered 499), frees. Accepts NULL. */
 void http_stop(http_t *h);
 
 /*

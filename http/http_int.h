@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "codec/codec.h"
 #include "http/http.h"
+#include "upstream/upstream.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Output buffer and JSON writer (json.c)                                                      */
@@ -157,12 +159,23 @@ int http__metrics_route(http_req_t *r);
 
 /* Predict's outputs as JSON (predict.c): the core Predict, the binding named by spec, entity
  * inputs from the instances (rows) or inputs (columns). */
+/* How a passthrough's answer is written (the upstream's outputs): TF Serving's rows
+ * ("predictions"), its columns ("outputs"), or CSV lines (SageMaker). */
+typedef enum http_output { HTTP_OUTPUT_ROWS, HTTP_OUTPUT_COLUMNS, HTTP_OUTPUT_CSV } http_output_t;
 typedef struct http_predict_in {
-    const json_t *instances; /* an array, or NULL */
-    const json_t *inputs;    /* an object (or a single input's value), or NULL */
+    const json_t *instances;    /* an array, or NULL */
+    const json_t *inputs;       /* an object (or a single input's value), or NULL */
+    const char *signature_name; /* the caller's, or NULL */
+    http_output_t output;       /* a passthrough's answer */
 } http_predict_in_t;
+/* Returns: 0 with p's tensors read (end with core_read_end()); HTTP_SUSPENDED when the binding
+ * has an upstream (http__passthrough() answers); a negative errno with the message set. */
 int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predict_in_t *in,
                   core_predict_t *p);
+/* A binding with an upstream (passthrough.c): the caller's JSON inputs and p's features go to
+ * the model server; its answer is written as in->output says when it comes.
+ * Returns: HTTP_SUSPENDED; a negative errno with the message set (nothing in flight). */
+int http__passthrough(http_req_t *r, core_predict_t *p, const http_predict_in_t *in);
 /* Row r of a tensor as TF Serving writes it: a scalar, or a list of the tensor's width; strings
  * as {"b64": ...} with b64 (tfs.c). */
 void http__tensor_row(http_buf_t *b, const core_tensor_t *t, size_t r, bool b64);
@@ -190,6 +203,8 @@ struct http {
     struct MHD_Daemon *daemon;
     int port;
     pthread_key_t worker_key;
+    upstream_pool_t *upstreams; /* model servers behind bindings (NULL in-process) */
+    _Atomic unsigned active;    /* requests begun and not yet answered and freed */
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };

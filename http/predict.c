@@ -102,12 +102,6 @@ int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predi
     int rc = core_predict_begin(ctx, spec, p);
     if (rc < 0)
         return rc;
-    if (p->model->has_upstream)
-        return core_fail(ctx, -EOPNOTSUPP,
-                         "model binding '%s' sends its features on to an upstream model server "
-                         "(%s): call it through gRPC Predict; the HTTP front door answers "
-                         "features-only bindings",
-                         p->model->name, p->model->upstream.target);
     if (in->instances != NULL && json_array_size(in->instances) == 0)
         return core_fail(ctx, -EINVAL, "No values in 'instances' array");
     input_arg_t ia = {.in = in, .n_inputs = p->model->n_entity_inputs};
@@ -122,5 +116,8 @@ int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predi
     rc = core_predict_select(ctx, p, NULL, 0);
     if (rc < 0)
         return rc;
-    return core_predict_read(ctx, p);
+    rc = core_predict_read(ctx, p);
+    if (rc < 0 || !p->model->has_upstream)
+        return rc;
+    return http__passthrough(r, p, in);
 }

@@ -18,6 +18,9 @@
  *   text/csv:         one row per line, the entity inputs first in the binding's order, then
  *                     anything; each line comes back with the features appended (lists as JSON
  *                     arrays in quotes)
+ * A binding with an upstream sends the enriched rows on to its model server, as Predict does,
+ * and answers the model's outputs: TF Serving's {"predictions": [...]} (or {"outputs": ...} for
+ * columns), or for CSV one line per row of the outputs' values.
  */
 
 static bool is_json(const char *ct)
@@ -315,6 +318,10 @@ int http__invocations(http_req_t *r)
                              "want {\"instances\": [rows]} or {\"inputs\": {column: [values]}}");
         }
     }
+    /* A binding with an upstream answers the model server's outputs instead (passthrough.c). */
+    in.output = csv_in                 ? HTTP_OUTPUT_CSV
+                : in.instances != NULL ? HTTP_OUTPUT_ROWS
+                                       : HTTP_OUTPUT_COLUMNS;
     rc = http__predict(r, &spec, &in, &p);
     if (rc == 0)
         rc = csv_in ? answer_csv(r, &p) : answer_json(r, body, &p);

@@ -11,6 +11,7 @@
  * with "instances" (rows) answers {"predictions": ...}, with "inputs" (columns) answers
  * {"outputs": ...}; GET /v1/models/NAME[/versions/N|/labels/L] answers the model status. Errors
  * are {"error": "..."} with TF Serving's mapping of status codes (400, 404, 429, 503, 504).
+ * A binding with an upstream answers its model server's outputs (passthrough.c).
  */
 
 /* One element of a tensor as TF Serving writes it. */
@@ -248,7 +249,10 @@ int http__tfs(http_req_t *r)
     }
     core_predict_t p;
     if (rc == 0) {
-        http_predict_in_t in = {.instances = inst, .inputs = inputs};
+        http_predict_in_t in = {.instances = inst,
+                                .inputs = inputs,
+                                .signature_name = sig != NULL ? json_string_value(sig) : NULL,
+                                .output = inst != NULL ? HTTP_OUTPUT_ROWS : HTTP_OUTPUT_COLUMNS};
         rc = http__predict(r, &spec, &in, &p);
     }
     if (rc == 0) {

@@ -3,7 +3,7 @@
 # protoc-c, as protos/CMakeLists.txt does).
 #
 # fuzz_build WORK OUT MAIN.c MODULE...: compiles MAIN.c with every source of each MODULE
-# (base catalog storage repl core codec server) into WORK/OUT.
+# (base catalog storage repl core codec upstream server http) into WORK/OUT.
 
 fuzz_build() {
   local work=$1 out=$2 main=$3
@@ -15,15 +15,23 @@ fuzz_build() {
                 tensorflow/core/framework/tensor.proto tensorflow_serving/apis/model.proto
                 tensorflow_serving/apis/predict.proto)
   local wkt=(google/protobuf/timestamp.proto google/protobuf/wrappers.proto)
-  local health=grpc/health/v1/health.proto
+  local health=(grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto)
+  local served=(feast/serving/ServingService.proto fstore/v1/fstore.proto
+                tensorflow_serving/apis/prediction_service.proto grpc/health/v1/health.proto
+                grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto)
   mkdir -p "$work/gen"
   (cd "$root/protos" && protoc-c -I. -I/usr/include -I/usr/share/grpc-proto --c_out="$work/gen" \
-     "${protos[@]}" "${wkt[@]}" "$health")
-  local srcs=() p m
-  for p in "${protos[@]}" "${wkt[@]}" "$health"; do srcs+=("$work/gen/${p%.proto}.pb-c.c"); done
+     "${protos[@]}" "${wkt[@]}" "${health[@]}")
+  # gRPC reflection's descriptor table, as protos/CMakeLists.txt makes it.
+  (cd "$root/protos" && protoc -I. -I/usr/include -I/usr/share/grpc-proto --include_imports \
+     --descriptor_set_out="$work/gen/served.desc" "${served[@]}")
+  /usr/bin/python3 "$root/protos/reflection_table.py" "$work/gen/served.desc" \
+    "$work/gen/reflection_table.c"
+  local srcs=("$work/gen/reflection_table.c") p m
+  for p in "${protos[@]}" "${wkt[@]}" "${health[@]}"; do srcs+=("$work/gen/${p%.proto}.pb-c.c"); done
   for m in "$@"; do srcs+=("$root/$m"/*.c); done
   local flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
-               -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -isystem "$work/gen"
+               -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -I "$root/protos" -isystem "$work/gen"
                -w $(pkg-config --cflags grpc))
   "$cc" "${flags[@]}" "${srcs[@]}" "$main" -llmdb -lyaml -ljansson -lprotobuf-c -lnats ${FUZZ_EXTRA_LIBS:-} \
     $(pkg-config --libs grpc) -lpthread -ldl -lm -o "$work/$out"

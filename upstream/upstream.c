@@ -40,6 +40,9 @@ struct upstream_pool {
     grpc_completion_queue *cq;
     pthread_t thread;
     upstream_call_t *calls; /* in flight on cq */
+    size_t active;          /* calls on cq whose callback has not returned */
+    pthread_cond_t idle;    /* signalled when active drops to 0 */
+    bool closed;            /* upstream_pool_close(): no new calls on cq */
 };
 
 int upstream_pool_new(size_t max_bytes, upstream_pool_t **out)
@@ -48,21 +51,32 @@ int upstream_pool_new(size_t max_bytes, upstream_pool_t **out)
     if (u == NULL)
         return -ENOMEM;
     pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->idle, NULL);
     u->max_bytes = max_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)max_bytes;
     *out = u;
     return 0;
+}
+
+void upstream_pool_close(upstream_pool_t *u)
+{
+    if (u == NULL)
+        return;
+    pthread_mutex_lock(&u->lock);
+    u->closed = true;
+    for (upstream_call_t *c = u->calls; c != NULL; c = c->next)
+        grpc_call_cancel(c->call, NULL);
+    while (u->active > 0)
+        pthread_cond_wait(&u->idle, &u->lock);
+    pthread_mutex_unlock(&u->lock);
 }
 
 void upstream_pool_free(upstream_pool_t *u)
 {
     if (u == NULL)
         return;
+    upstream_pool_close(u);
     if (u->cq != NULL) {
-        pthread_mutex_lock(&u->lock);
-        for (upstream_call_t *c = u->calls; c != NULL; c = c->next)
-            grpc_call_cancel(c->call, NULL);
-        pthread_mutex_unlock(&u->lock);
-        /* The queue delivers every pending completion before it reports shutdown. */
+        /* Every call has ended: the queue reports shutdown at once. */
         grpc_completion_queue_shutdown(u->cq);
         pthread_join(u->thread, NULL);
         grpc_completion_queue_destroy(u->cq);
@@ -72,6 +86,7 @@ void upstream_pool_free(upstream_pool_t *u)
         free(u->items[i].target);
     }
     free(u->items);
+    pthread_cond_destroy(&u->idle);
     pthread_mutex_destroy(&u->lock);
     free(u);
 }
@@ -96,6 +111,10 @@ static void *pool_thread(void *arg)
             c->next->prev = c->prev;
         pthread_mutex_unlock(&u->lock);
         c->done(c->arg, c, ev.success != 0);
+        pthread_mutex_lock(&u->lock);
+        if (--u->active == 0)
+            pthread_cond_broadcast(&u->idle);
+        pthread_mutex_unlock(&u->lock);
     }
     return NULL;
 }
@@ -274,6 +293,13 @@ int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice 
     if (cq == NULL) {
         /* Listed before the batch starts: its completion may come at once. */
         pthread_mutex_lock(&u->lock);
+        if (u->closed) {
+            pthread_mutex_unlock(&u->lock);
+            snprintf(why, why_cap, "upstream %s: the server is stopping", uc->target);
+            call_release(uc);
+            return -ECANCELED;
+        }
+        u->active++;
         uc->next = u->calls;
         if (u->calls != NULL)
             u->calls->prev = uc;
@@ -290,6 +316,8 @@ int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice 
                 u->calls = uc->next;
             if (uc->next != NULL)
                 uc->next->prev = uc->prev;
+            if (--u->active == 0)
+                pthread_cond_broadcast(&u->idle);
             pthread_mutex_unlock(&u->lock);
         }
         snprintf(why, why_cap, "upstream %s: cannot start the call (%s)", uc->target,

@@ -31,8 +31,13 @@ typedef struct upstream_pool upstream_pool_t;
  * Ownership: the caller frees *out with upstream_pool_free(). */
 int upstream_pool_new(size_t max_bytes, upstream_pool_t **out);
 
-/* Cancels the calls in flight on the pool's own thread, waits for their callbacks, stops the
- * thread and destroys every channel. Calls on callers' queues must have ended. Accepts NULL. */
+/* Refuses new calls on the pool's own thread (-ECANCELED), cancels those in flight and waits
+ * until their callbacks have returned. For a front door that stops: close, stop taking
+ * requests, then free. Accepts NULL. */
+void upstream_pool_close(upstream_pool_t *u);
+
+/* Closes (upstream_pool_close()), stops the pool's thread and destroys every channel. Calls on
+ * callers' queues must have ended. Accepts NULL. */
 void upstream_pool_free(upstream_pool_t *u);
 
 typedef struct upstream_call upstream_call_t;
@@ -69,7 +74,8 @@ struct upstream_call {
  *               and cancellation reach it; parent may be NULL) and completes on cq with tag.
  *   cq == NULL: it runs on the pool's own queue; done(arg, uc, ok) is called once on the pool's
  *               thread (also when the pool is freed first: the call is cancelled).
- * Returns: 0 (a completion will come); -ENOMEM or -EIO with why set (nothing in flight).
+ * Returns: 0 (a completion will come); -ENOMEM, -EIO, or -ECANCELED (the pool is closed), with
+ *          why set (nothing in flight).
  */
 int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice request,
                    gpr_timespec caller_deadline, grpc_call *parent, grpc_completion_queue *cq,

@@ -5,6 +5,9 @@ Models, by model_spec.name:
   weighted_sum  score = 1*conv_rate + 2*acc_rate + 0.5*trips (+ bias when given), one DT_DOUBLE
                 per row; also returns `received` (the input names it got, sorted) and `echo`
                 (model name and signature name). An int64 `sleep_ms` input makes it wait first.
+  rowwise       the same score, plus outputs of one row each per input row, of several types:
+                `pair` DT_FLOAT [n, 2] in tensor_content (score, -score), `count` DT_INT32 [n]
+                (trips), `label_bytes` DT_STRING [n] (b"\xffL" + trips).
   slow          waits 10 s (or until cancelled), then answers like weighted_sum.
   failing       aborts with the status named by the string input `fail` (default INTERNAL).
 
@@ -125,11 +128,21 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         resp.model_spec.name = spec.name
         resp.model_spec.signature_name = spec.signature_name
         resp.model_spec.version.value = 42
-        outputs = {
-            "score": make_tensor("DT_DOUBLE", score),
-            "received": make_tensor("DT_STRING", sorted(inputs)),
-            "echo": make_tensor("DT_STRING", [spec.name, spec.signature_name]),
-        }
+        if spec.name == "rowwise":
+            outputs = {
+                "score": make_tensor("DT_DOUBLE", score),
+                "pair": make_tensor("DT_FLOAT", [v for x in score for v in (x, -x)],
+                                    shape=[len(score), 2], content=True),
+                "count": make_tensor("DT_INT32", [int(t) for t in trips]),
+                "label_bytes": make_tensor("DT_STRING",
+                                           [b"\xffL%d" % int(t) for t in trips]),
+            }
+        else:
+            outputs = {
+                "score": make_tensor("DT_DOUBLE", score),
+                "received": make_tensor("DT_STRING", sorted(inputs)),
+                "echo": make_tensor("DT_STRING", [spec.name, spec.signature_name]),
+            }
         for name, t in outputs.items():
             if not request.output_filter or name in request.output_filter:
                 resp.outputs[name].CopyFrom(t)

@@ -11,7 +11,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
- * The first byte picks the route (modulo 8), the rest is the body: Feast's reads, writes and
+ * The first byte picks the route (modulo 9), the rest is the body: Feast's reads, writes and
  * pushes, SageMaker's JSON and CSV invocations, TF Serving's row and column predicts. They run
  * through http_local_call() against a real core on a temporary store under $TMPDIR, as a pool
  * thread runs them; writes that get through land in the store.
@@ -46,7 +46,9 @@ static const char catalog_yaml[] =
     "  - {name: svc, features: [\"fv:*\"]}\n"
     "models:\n"
     "  - {name: m, version: 1, feature_service: svc, entity_inputs: {driver_id: driver_id},\n"
-    "     on_missing: zero}\n";
+    "     on_missing: zero}\n"
+    "  - {name: up, version: 1, feature_service: svc, entity_inputs: {driver_id: driver_id},\n"
+    "     on_missing: zero, upstream: {target: \"127.0.0.1:9\", timeout_ms: 10}}\n";
 
 static core_t *core;
 
@@ -97,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {"POST", "/v1/models/m:predict", "application/json"},
         {"POST", "/v1/models/m/versions/1:predict", "application/json"},
         {"GET", "/v1/models/m", "application/json"},
+        {"POST", "/v1/models/up:predict", "application/json"},
     };
     size_t k = data[0] % (sizeof routes / sizeof routes[0]);
     const char *headers[] = {

@@ -12,7 +12,7 @@ trap cleanup EXIT
 
 . "$root/tests/fuzz-lib.sh"
 FUZZ_EXTRA_LIBS="-lmicrohttpd" fuzz_build "$work" fuzz_http "$root/tests/http/fuzz_http.c" base \
-  catalog storage repl core http
+  catalog storage repl core codec upstream http
 
 mkdir -p "$work/corpus"
 seed() { printf "\\x$2"; printf '%s' "$3"; }
@@ -24,6 +24,8 @@ seed x 03 '{"instances":[{"driver_id":1,"x":2},{"driver_id":2}]}' >"$work/corpus
 seed x 04 $'1,a\n2,"b,c"\n' >"$work/corpus/inv_csv"
 seed x 05 '{"instances":[1,2,3]}' >"$work/corpus/tfs_rows"
 seed x 06 '{"signature_name":"x","inputs":{"driver_id":[{"b64":"AQ=="}]}}' >"$work/corpus/tfs_cols"
+seed x 08 '{"instances":[{"driver_id":1,"x":[[1,2.5]],"s":{"b64":"AA=="}},{"driver_id":2,"x":[[3,4]],"s":"t"}]}' >"$work/corpus/up_rows"
+seed x 08 '{"inputs":{"driver_id":[1],"y":[true],"z":[[["a"]]]},"signature_name":"s"}' >"$work/corpus/up_cols"
 
 corpus=$work/corpus
 if [ -n "${FUZZ_KEEP:-}" ]; then

@@ -15,7 +15,7 @@ trap cleanup EXIT
 
 . "$root/tests/fuzz-lib.sh"
 fuzz_build "$work" fuzz_requests "$root/tests/server/fuzz_requests.c" base catalog storage repl core \
-  codec server
+  codec upstream server
 
 # Seeds: the handler byte (0 read, 1 write, 2 delete, 3 value, 4 read decoder), then the message.
 mkdir -p "$work/corpus"
