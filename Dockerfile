@@ -24,8 +24,8 @@ RUN rm -rf build \
 FROM ${BASE}
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-       libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 libnats3.4 ca-certificates \
-       nats-server \
+       libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 libnats3.4 libmicrohttpd12 \
+       ca-certificates nats-server \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 fstore \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /var/lib/fstore \
@@ -42,7 +42,10 @@ USER 10001:10001
 ENV FSTORE_DATA_DIR=/var/lib/fstore/data \
     FSTORE_CATALOG=/etc/fstore/catalog \
     FSTORE_LISTEN=0.0.0.0:6566
-EXPOSE 6566
+# gRPC on 6566; HTTP (Feast HTTP, SageMaker's /ping and /invocations, TF Serving REST,
+# /metrics) on 8080, or on the port SageMaker gives in SAGEMAKER_BIND_TO_PORT.
+EXPOSE 6566 8080
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 VOLUME ["/var/lib/fstore"]
 ENTRYPOINT ["/usr/local/bin/fstore"]
 CMD ["serve"]
