@@ -369,6 +369,9 @@ kill "$SCRAPER_PID" 2>/dev/null || true
 wait "$SCRAPER_PID" 2>/dev/null || true
 METRICS_BYTES=$(curl -s "http://$HTTP_TARGET/metrics" | wc -c)
 export METRICS_BYTES
+# The JSON writer per value against jansson (in-process; the server is idle meanwhile).
+log "json: fstore-json-bench"
+"$ROOT/build/release/bench/http/fstore-json-bench" 0.5 >"$RES/json.json" 2>"$RES/json.err" || true
 
 # S5: Predict, features only (binding m1 over s1: 50 features).
 PREDICT_NOTE=""

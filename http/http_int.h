@@ -30,6 +30,8 @@ void http__json_str(http_buf_t *b, const char *s, size_t n);
 /* A double as the shortest text that reads back as the same double (Python's repr); NaN and
  * infinities as null (Feast refuses them: allow_nan=False). */
 void http__json_double(http_buf_t *b, double v);
+/* A whole number. */
+void http__json_i64(http_buf_t *b, int64_t v);
 /* Standard base64 (RFC 4648, padded) of n bytes, as a JSON string. */
 void http__json_base64(http_buf_t *b, const uint8_t *p, size_t n);
 /* A catalog value as Feast's HTTP server renders it (null, numbers, strings, base64 bytes,

@@ -126,15 +126,113 @@ void http__json_str(http_buf_t *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
 }
 
+/* Decimal digits of u into t (no terminator). Returns: their count. */
+static size_t put_u64(char *t, uint64_t u)
+{
+    char r[20];
+    size_t n = 0;
+    do {
+        r[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    for (size_t i = 0; i < n; i++)
+        t[i] = r[n - 1 - i];
+    return n;
+}
+
+void http__json_i64(http_buf_t *b, int64_t v)
+{
+    char t[24];
+    size_t n = 0;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        t[n++] = '-';
+        u = 0 - u;
+    }
+    n += put_u64(t + n, u);
+    http__put(b, t, n);
+}
+
+/*
+ * The positional fast path: the fewest decimals k for which a = m / 10^k with m a whole number
+ * below 2^53. m and 10^k (k <= 22) are exact doubles, so m / 10^k is correctly rounded, as
+ * strtod() of the text "m e-k" is: when it equals a, the text reads back as a. Most feature
+ * values (prices, rates, float32s widened to double) take this path, which costs a handful of
+ * multiplications instead of printf's and strtod's big-number arithmetic.
+ * Returns: the text's length in t, or 0 when a needs the general path.
+ */
+static size_t fixed_shortest(double a, char *t)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    static const uint64_t u10[] = {1ull,
+                                   10ull,
+                                   100ull,
+                                   1000ull,
+                                   10000ull,
+                                   100000ull,
+                                   1000000ull,
+                                   10000000ull,
+                                   100000000ull,
+                                   1000000000ull,
+                                   10000000000ull,
+                                   100000000000ull,
+                                   1000000000000ull,
+                                   10000000000000ull,
+                                   100000000000000ull,
+                                   1000000000000000ull,
+                                   10000000000000000ull,
+                                   100000000000000000ull,
+                                   1000000000000000000ull};
+    /* Python writes 1e-4 <= |v| < 1e16 positionally; 2^53 bounds m. */
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (int k = 0; k <= 18; k++) {
+        double s = a * p10[k];
+        if (s >= 9007199254740992.0)
+            return 0;
+        double m = nearbyint(s);
+        if (m / p10[k] != a)
+            continue;
+        uint64_t u = (uint64_t)m, ip = u / u10[k], fp = u % u10[k];
+        size_t n = put_u64(t, ip);
+        t[n++] = '.';
+        if (k == 0) {
+            t[n++] = '0';
+            return n;
+        }
+        char f[20];
+        size_t fn = put_u64(f, fp);
+        for (size_t z = fn; z < (size_t)k; z++)
+            t[n++] = '0';
+        memcpy(t + n, f, fn);
+        n += fn;
+        while (t[n - 1] == '0' && t[n - 2] != '.')
+            n--;
+        return n;
+    }
+    return 0;
+}
+
 void http__json_double(http_buf_t *b, double v)
 {
     if (!isfinite(v)) {
         http__puts(b, "null");
         return;
     }
-    char t[32];
-    /* The shortest of 15, 16 or 17 significant digits that reads back as v. */
-    for (int p = 15; p <= 17; p++) {
+    char t[40];
+    size_t n = 0;
+    if (signbit(v) && v != 0)
+        t[n++] = '-';
+    size_t m = fixed_shortest(fabs(v), t + n);
+    if (m > 0) {
+        http__put(b, t, n + m);
+        return;
+    }
+    /* The shortest of 15, 16 or 17 significant digits that reads back as v (values the fast
+     * path took need no more than 15 digits, so it only leaves 16 and 17 inside its range). */
+    for (int p = fabs(v) >= 1e-4 && fabs(v) < 1e15 ? 16 : 15; p <= 17; p++) {
         snprintf(t, sizeof t, "%.*g", p, v);
         if (p == 17 || strtod(t, NULL) == v)
             break;
@@ -258,15 +356,13 @@ void http__json_timestamp(http_buf_t *b, int64_t us)
 
 void http__json_value(http_buf_t *b, const catalog_value_t *v)
 {
-    char t[32];
     switch (v->type) {
     case CATALOG_DTYPE_INT32:
-        http__printf(b, "%d", v->u.i32);
+        http__json_i64(b, v->u.i32);
         return;
     case CATALOG_DTYPE_INT64:
     case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        snprintf(t, sizeof t, "%lld", (long long)v->u.i64);
-        http__puts(b, t);
+        http__json_i64(b, v->u.i64);
         return;
     case CATALOG_DTYPE_DOUBLE:
         http__json_double(b, v->u.f64);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 # bench/scenarios/http_report.py - the HTTP rows of one bench/run.sh run (results/h*.http.json).
+import csv
 import json
 import os
 import sys
@@ -18,6 +19,16 @@ def cpu_us(d, name, calls):
         ticks, hz = open(p).read().split()
         return float(ticks) / float(hz) * 1e6 / calls if calls else None
     except (OSError, ValueError):
+        return None
+
+
+def redis_rps(d, name):
+    p = os.path.join(d, name + ".csv")
+    try:
+        with open(p) as f:
+            rows = list(csv.DictReader(f))
+        return float(rows[0]["rps"]) if rows else None
+    except (OSError, KeyError, ValueError):
         return None
 
 
@@ -48,6 +59,13 @@ def main():
     row("H1 /get-online-features 1x50", h1, x, ">=0.7x H0", None if x is None else x >= 0.7)
     row("H2 /get-online-features 100x50", h100,
         h100["rps"] * 100 / h0["rps"] if h100 and h0["rps"] else None)
+    r1, r100 = redis_rps(d, "redis-hmget50"), redis_rps(d, "redis-hmget50-p100")
+    if h1 and r1:
+        print("%-44s %10s %9s %9s %7.2fx" % ("  H1 against Redis HMGET-50 (same -c)", "", "", "",
+                                             h1["rps"] / r1))
+    if h100 and r100:
+        print("%-44s %10s %9s %9s %7.2fx" % ("  H2 rows/s against Redis HMGET-50 -P100", "", "",
+                                             "", h100["rps"] * 100 / r100))
     y = h1o["p99_us"] / h0o["p99_us"] if h1o and h0o and h0o["p99_us"] else None
     row("H1 open @50%% of H1 (%.0f/s)" % (h1o["rate_target"] if h1o else 0), h1o, y,
         "p99<=1.25x", None if y is None else y <= 1.25)
@@ -60,8 +78,19 @@ def main():
     if h100:
         us = cpu_us(d, "h100", h100["ok"])
         if us:
-            print("JSON encoding: H2 costs the server %.1f us per call, %.0f ns per value "
-                  "(100 x 50 values plus join keys)" % (us, us * 1e3 / 5100))
+            print("H2 costs the server %.1f us of CPU per call, %.0f ns per value (100 x 50 "
+                  "values plus join keys; reading, HTTP and JSON together)" % (us, us * 1e3 / 5100))
+    jp = os.path.join(d, "json.json")
+    if os.path.exists(jp) and os.path.getsize(jp) > 0:
+        j = json.load(open(jp))
+        print("JSON encoding per value (fstore-json-bench: the server's writer vs jansson "
+              "building and dumping the same values, same run):")
+        for k in ("mix", "double", "decimal", "float", "int64", "string"):
+            if k in j:
+                v = j[k]
+                print("  %-8s %7.1f ns   jansson %7.1f ns (dump alone %7.1f)   %.2fx" % (
+                    k, v["fstore_ns"], v["jansson_build_dump_ns"], v["jansson_dump_ns"],
+                    v["jansson_build_dump_ns"] / v["fstore_ns"]))
     print("errors: %s" % ", ".join("%s %d" % (n, r["failed"]) for n, r in
                                    (("h0", h0), ("h1", h1), ("h100", h100), ("h1_open", h1o),
                                     ("h0_open", h0o)) if r))

@@ -67,6 +67,70 @@ Test(json, doubles_are_the_shortest_text_that_reads_back_as_python_prints_them)
     }
 }
 
+/* The old general path: the shortest of %.15g, %.16g, %.17g that reads back. */
+static size_t printf_shortest_len(double v)
+{
+    char t[40];
+    for (int p = 15; p <= 17; p++) {
+        snprintf(t, sizeof t, "%.*g", p, v);
+        if (p == 17 || strtod(t, NULL) == v)
+            break;
+    }
+    return strlen(t) + (strpbrk(t, ".eninf") == NULL ? 2 : 0);
+}
+
+Test(json, the_fast_path_reads_back_exactly_and_is_never_longer_than_printf)
+{
+    srand(11);
+    for (int i = 0; i < 200000; i++) {
+        double v;
+        switch (i % 5) {
+        case 0:
+            v = (double)(rand() % 100000000) / 10000.0; /* decimals */
+            break;
+        case 1:
+            v = (double)((float)rand() / (float)RAND_MAX); /* float32 widened */
+            break;
+        case 2: {
+            uint64_t bits = (uint64_t)rand() << 33 ^ (uint64_t)rand() << 11 ^ (uint64_t)rand();
+            memcpy(&v, &bits, sizeof v); /* any bit pattern */
+            break;
+        }
+        case 3:
+            v = -(double)(rand() % 1000) * 1e-4; /* small, negative */
+            break;
+        default:
+            v = (double)rand() * 1e5 + 0.5; /* near the fast path's upper bound */
+            break;
+        }
+        http_buf_t b = {0};
+        http__json_double(&b, v);
+        http__putc(&b, '\0');
+        if (!isfinite(v)) {
+            cr_assert_str_eq(b.p, "null");
+        } else {
+            cr_assert_eq(strtod(b.p, NULL), v, "%s does not read back as %.17g", b.p, v);
+            cr_assert_leq(strlen(b.p), printf_shortest_len(v), "%s for %.17g", b.p, v);
+            cr_assert(strpbrk(b.p, ".e") != NULL, "%s is not a float", b.p);
+        }
+        http__buf_free(&b);
+    }
+}
+
+Test(json, whole_numbers)
+{
+    const int64_t cases[] = {0, 7, -7, 1234567890123, INT64_MAX, INT64_MIN};
+    const char *want[] = {
+        "0", "7", "-7", "1234567890123", "9223372036854775807", "-9223372036854775808"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_buf_t b = {0};
+        http__json_i64(&b, cases[i]);
+        http__putc(&b, '\0');
+        cr_assert_str_eq(b.p, want[i]);
+        http__buf_free(&b);
+    }
+}
+
 Test(json, tf_serving_numbers)
 {
     const struct {
