@@ -369,6 +369,11 @@ kill "$SCRAPER_PID" 2>/dev/null || true
 wait "$SCRAPER_PID" 2>/dev/null || true
 METRICS_BYTES=$(curl -s "http://$HTTP_TARGET/metrics" | wc -c)
 export METRICS_BYTES
+# What one scrape costs the server (CPU over 50 back-to-back scrapes), to set against S1's CPU:
+# the throughput ratio above is at the mercy of this VM's drift, the CPU share is not.
+c0=$(proc_cpu "$SERVER_PID")
+for _ in $(seq 50); do curl -s "http://$HTTP_TARGET/metrics" >/dev/null; done
+echo "$(( $(proc_cpu "$SERVER_PID") - c0 )) $CLK_TCK 50" >"$RES/scrape.srv"
 # The JSON writer per value against jansson (in-process; the server is idle meanwhile).
 log "json: fstore-json-bench"
 "$ROOT/build/release/bench/http/fstore-json-bench" 0.5 >"$RES/json.json" 2>"$RES/json.err" || true

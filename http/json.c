@@ -333,25 +333,76 @@ long http__base64_decode(const char *in, size_t n, uint8_t *out)
     return o;
 }
 
+/* n digits of v, zero-padded, at t. */
+static void put_digits(char *t, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        t[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void http__json_timestamp(http_buf_t *b, int64_t us)
 {
+    /* A response repeats the same few event times (one per view and row), so the text of the
+     * last second written on this thread is kept; the calendar comes from the day number
+     * (Howard Hinnant's days_from_civil, inverted), without gmtime's locks and tables. */
+    static _Thread_local int64_t last_s = INT64_MIN;
+    static _Thread_local char last[20]; /* "YYYY-MM-DDTHH:MM:SS" */
     if (us <= 0) {
         http__puts(b, "\"1970-01-01T00:00:00Z\"");
         return;
     }
-    time_t s = (time_t)(us / 1000000);
-    int64_t f = us % 1000000;
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char t[48];
-    size_t n = strftime(t, sizeof t, "\"%Y-%m-%dT%H:%M:%S", &tm);
-    if (f == 0)
-        snprintf(t + n, sizeof t - n, "Z\"");
-    else if (f % 1000 == 0)
-        snprintf(t + n, sizeof t - n, ".%03lldZ\"", (long long)(f / 1000));
-    else
-        snprintf(t + n, sizeof t - n, ".%06lldZ\"", (long long)f);
-    http__puts(b, t);
+    int64_t s = us / 1000000, f = us % 1000000;
+    if (s != last_s) {
+        int64_t days = s / 86400, sod = s % 86400;
+        int64_t z = days + 719468, era = z / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
+        int64_t m = mp < 10 ? mp + 3 : mp - 9;
+        y += m <= 2;
+        if (y > 9999) {
+            /* Past what four digits hold: the general path. */
+            time_t ts = (time_t)s;
+            struct tm tm;
+            gmtime_r(&ts, &tm);
+            char t[48];
+            size_t n = strftime(t, sizeof t, "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+            http__put(b, t, n);
+            return;
+        }
+        put_digits(last, (unsigned)y, 4);
+        last[4] = '-';
+        put_digits(last + 5, (unsigned)m, 2);
+        last[7] = '-';
+        put_digits(last + 8, (unsigned)d, 2);
+        last[10] = 'T';
+        put_digits(last + 11, (unsigned)(sod / 3600), 2);
+        last[13] = ':';
+        put_digits(last + 14, (unsigned)(sod / 60 % 60), 2);
+        last[16] = ':';
+        put_digits(last + 17, (unsigned)(sod % 60), 2);
+        last_s = s;
+    }
+    char t[32];
+    size_t n = 0;
+    t[n++] = '"';
+    memcpy(t + n, last, 19);
+    n += 19;
+    if (f != 0 && f % 1000 == 0) {
+        t[n++] = '.';
+        put_digits(t + n, (unsigned)(f / 1000), 3);
+        n += 3;
+    } else if (f != 0) {
+        t[n++] = '.';
+        put_digits(t + n, (unsigned)f, 6);
+        n += 6;
+    }
+    t[n++] = 'Z';
+    t[n++] = '"';
+    http__put(b, t, n);
 }
 
 void http__json_value(http_buf_t *b, const catalog_value_t *v)

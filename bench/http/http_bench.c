@@ -17,19 +17,23 @@
 
 /*
  * One thread, epoll over --connections keep-alive connections, one request in flight on each
- * (no pipelining). Closed loop (no --rate): a connection sends its next request as soon as the
- * answer is in. Open loop (--rate R): requests are due at 1/R intervals from the start; a due
- * request goes out on an idle connection, or waits for one, and its latency counts from when it
- * was due (so a slow answer cannot hide the requests it delayed). Every answer must be
- * "HTTP/1.1 200" with a Content-Length; anything else is counted as failed. Prints JSON.
+ * (no pipelining; answers of any size, their bodies counted and dropped). Closed loop (no --rate):
+ * a connection sends its next request as soon as the answer is in. Open loop (--rate R): requests
+ * are due at 1/R intervals from the start; a due request goes out on an idle connection, or waits
+ * for one, and its latency counts from when it was due (so a slow answer cannot hide the requests
+ * it delayed). Every answer must be "HTTP/1.1 200" with a Content-Length; anything else is counted
+ * as failed. Prints JSON.
  */
 
 typedef struct conn {
     int fd;
     bool busy;
     int64_t due_ns;
-    char buf[1 << 16];
+    char buf[1 << 16]; /* the answer's head (bodies are counted, not kept) */
     size_t len;
+    size_t seen;  /* bytes of the answer received */
+    size_t total; /* head + Content-Length, once the head is in (0 before) */
+    bool ok;      /* the head said 200 */
 } conn_t;
 
 static int64_t now_ns(void)
@@ -83,26 +87,29 @@ static bool send_all(conn_t *c)
         off += (size_t)n;
     }
     c->busy = true;
-    c->len = 0;
+    c->len = c->seen = c->total = 0;
     return true;
 }
 
-/* A complete answer in c->buf? Returns: 1 (ok), 2 (complete, not 200), 0 (more to read), -1. */
+/* The whole answer in? Returns: 1 (ok), 2 (complete, not 200), 0 (more to read), -1. */
 static int answer_done(conn_t *c)
 {
-    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-    if (end == NULL)
-        return c->len == sizeof c->buf ? -1 : 0;
-    size_t head = (size_t)(end - c->buf) + 4;
-    char *cl = memmem(c->buf, head, "Content-Length:", 15);
-    if (cl == NULL)
-        cl = memmem(c->buf, head, "content-length:", 15);
-    size_t body = cl != NULL ? strtoul(cl + 15, NULL, 10) : 0;
-    if (head + body > sizeof c->buf)
-        return -1;
-    if (c->len < head + body)
+    if (c->total == 0) {
+        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        if (end == NULL)
+            return c->len == sizeof c->buf ? -1 : 0;
+        size_t head = (size_t)(end - c->buf) + 4;
+        char *cl = memmem(c->buf, head, "Content-Length:", 15);
+        if (cl == NULL)
+            cl = memmem(c->buf, head, "content-length:", 15);
+        c->total = head + (cl != NULL ? strtoul(cl + 15, NULL, 10) : 0);
+        c->ok = strncmp(c->buf, "HTTP/1.1 200", 12) == 0;
+    }
+    /* The body is only counted: the buffer is free for what comes next. */
+    c->len = 0;
+    if (c->seen < c->total)
         return 0;
-    return strncmp(c->buf, "HTTP/1.1 200", 12) == 0 ? 1 : 2;
+    return c->seen == c->total ? (c->ok ? 1 : 2) : -1;
 }
 
 int main(int argc, char **argv)
@@ -212,6 +219,7 @@ int main(int argc, char **argv)
                 return 1;
             }
             c->len += (size_t)r;
+            c->seen += (size_t)r;
             int st = answer_done(c);
             if (st == 0)
                 continue;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/http_int.h"
 
@@ -190,6 +191,36 @@ Test(json, timestamps_use_feasts_adaptive_fraction)
         http__putc(&b, '\0');
         cr_assert_str_eq(b.p, cases[i].want);
         http__buf_free(&b);
+    }
+}
+
+Test(json, timestamps_agree_with_gmtime_across_the_calendar)
+{
+    srand(5);
+    for (int i = 0; i < 100000; i++) {
+        /* 1970..9999, leap days and centuries included, then the same second again. */
+        int64_t s = ((int64_t)rand() * 7919 + rand()) % 253402300799ll + 1;
+        if (i % 3 == 1)
+            s = 951782400 + rand() % 86400; /* 2000-02-29 */
+        int64_t us = s * 1000000 + (i % 4 == 0 ? 0 : i % 4 == 1 ? 250000 : 123457);
+        for (int rep = 0; rep < 2; rep++) {
+            http_buf_t b = {0};
+            http__json_timestamp(&b, us);
+            http__putc(&b, '\0');
+            time_t ts = (time_t)s;
+            struct tm tm;
+            gmtime_r(&ts, &tm);
+            char want[64];
+            size_t n = strftime(want, sizeof want, "\"%Y-%m-%dT%H:%M:%S", &tm);
+            int64_t f = us % 1000000;
+            snprintf(want + n, sizeof want - n,
+                     f == 0          ? "Z\""
+                     : f % 1000 == 0 ? ".%03lldZ\""
+                                     : ".%06lldZ\"",
+                     (long long)(f % 1000 == 0 ? f / 1000 : f));
+            cr_assert_str_eq(b.p, want, "second %lld", (long long)s);
+            http__buf_free(&b);
+        }
     }
 }
 
