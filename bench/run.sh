@@ -362,6 +362,8 @@ HRATE=$("$PY" -c 'import sys; print(max(1.0, float(sys.argv[1]) / 2))' "$(hjson 
 hbench h1_open --path /get-online-features --body-file "$WORK/h1.json" --connections "$CONC" \
   --rate "$HRATE"
 hbench h0_open --path /health --connections "$CONC" --rate "$HRATE"
+# S1 again right before, as the reference: this VM drifts by 10-20% over a run.
+bench s1_ref "${GET50[@]}" --entities 1 "${LOADARGS[@]}"
 ( while sleep 1; do curl -s "http://$HTTP_TARGET/metrics" >/dev/null; done ) &
 SCRAPER_PID=$!
 bench s1_scraped "${GET50[@]}" --entities 1 "${LOADARGS[@]}"

@@ -53,7 +53,7 @@ def main():
     h0, h1, h100, h1o, h0o = (load(d, n) for n in ("h0", "h1", "h100", "h1_open", "h0_open"))
     grpc = lambda n: json.load(open(os.path.join(d, n + ".json"))) \
         if os.path.exists(os.path.join(d, n + ".json")) else None
-    s1, s1s = grpc("s1"), grpc("s1_scraped")
+    s1, s1s = grpc("s1_ref") or grpc("s1"), grpc("s1_scraped")
     if h0 is None:
         return
     print()
@@ -88,8 +88,10 @@ def main():
     row("  H0 open, same rate", h0o)
     if s1 and s1s:
         z = s1s["rps"] / s1["rps"]
-        print("%-44s %10.0f %9s %9s %7.2fx" % (
-            "S1 1x50 gRPC while /metrics scraped every 1 s", s1s["rps"], "", "", z))
+        print("%-44s %10.0f %9s %9s %7.2fx %10s %s" % (
+            "S1 1x50 gRPC while /metrics scraped every 1 s", s1s["rps"], "", "", z,
+            ">=0.98x", "pass" if z >= 0.98 else "MISS"))
+        print("  (against S1 run just before it, %.0f calls/s)" % s1["rps"])
     share = scrape_share(d)
     if share is not None:
         us, pct = share
