@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # scripts/run.sh - the README's run command: install, build, load the example catalog and sample
-# data into an embedded store, show a read, then serve gRPC on $FSTORE_LISTEN (default :6566).
+# data into an embedded store, show a read, then serve gRPC on $FSTORE_LISTEN (default :6566) and
+# HTTP on $FSTORE_HTTP_LISTEN (default :8080).
+# For tests (tests/e2e/test_readme.py): FSTORE_RUN_PRESET picks the CMake preset (default
+# release); FSTORE_RUN_SKIP_DEPS=1 skips the package installation the suite has already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+preset=${FSTORE_RUN_PRESET:-release}
 
-bash scripts/install-deps.sh
-cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)"
-fstore=$root/build/release/fstore
+[ "${FSTORE_RUN_SKIP_DEPS:-0}" = 1 ] || bash scripts/install-deps.sh
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j"$(nproc)"
+fstore=$root/build/$preset/fstore
 
 catalog=${FSTORE_CATALOG:-$root/examples/catalog}
 data=${FSTORE_DATA_DIR:-$root/.fstore/data}
@@ -28,9 +32,13 @@ done
 "$fstore" get --data-dir "$data" --feature-service driver_activity_v1 \
   --entity driver_id=1001 --entity driver_id=1002
 
+http=${FSTORE_HTTP_LISTEN-0.0.0.0:8080}
 cat <<MSG
 
-fstore is serving the example catalog on $listen (Ctrl-C stops it). From another shell:
+fstore is serving the example catalog: gRPC on $listen, HTTP on ${http:-(off)} (Ctrl-C stops it).
+From another shell:
   /usr/bin/python3 examples/python/get_features.py 127.0.0.1:${listen##*:}
+  curl -s -X POST http://127.0.0.1:${http##*:}/get-online-features \\
+    -d '{"feature_service": "driver_activity_v1", "entities": {"driver_id": [1001]}}'
 MSG
 exec "$fstore" serve --listen "$listen" --catalog "$catalog" --data-dir "$data"
