@@ -1,4 +1,5 @@
-/* base/base.h - the basic tools every module shares: wire varints, hash, arena, name index. */
+/* base/base.h - the basic tools every module shares: wire varints, hash, arena, name index,
+ * base64, UTF-8, logs, parsing, process figures. */
 #ifndef BASE_BASE_H
 #define BASE_BASE_H
 
@@ -16,6 +17,7 @@
  *   hash        FNV-1a
  *   arena       a bump allocator that forgets everything at once
  *   name index  open addressing over an array of names
+ *   base64      RFC 4648 encoding and decoding
  *   utf8        RFC 3629 validation
  *   log         structured log lines (JSON or text) on stderr
  *   process     monotonic time, CPU slices, gRPC's mutex bookkeeping
@@ -225,6 +227,25 @@ long base_name_index_find(const base_name_index_t *ix, const char *const *names,
  */
 int base_find_duplicate(base_arena_t *a, const char *const *names, size_t n, size_t *first,
                         size_t *second);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Base64 (RFC 4648)                                                                           */
+
+/* Characters base_base64_encode() writes for n bytes. */
+#define BASE_BASE64_LEN(n) (4 * (((size_t)(n) + 2) / 3))
+/* Room base_base64_decode() may write for n characters. */
+#define BASE_BASE64_DECODED_MAX(n) (3 * ((size_t)(n) / 4) + 3)
+/* Decoding flags: the URL-safe alphabet ('-', '_') too, and padding optional (exported data
+ * comes in both flavours). Without it: the standard alphabet, padded to a multiple of four. */
+#define BASE_BASE64_LENIENT 1u
+
+/* The standard alphabet, padded: BASE_BASE64_LEN(n) characters into out, not terminated.
+ * Returns: their count. */
+size_t base_base64_encode(const uint8_t *in, size_t n, char *out);
+/* Decodes n characters into out (room for BASE_BASE64_DECODED_MAX(n)). What is there must be
+ * whole base64 in either mode: only padding after a '=', no lone trailing character.
+ * Returns: the decoded length, or -1 for bad input. */
+long base_base64_decode(const char *in, size_t n, uint8_t *out, unsigned flags);
 
 /* ------------------------------------------------------------------------------------------ */
 /* UTF-8                                                                                       */

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base.h"
+
 /*
  * A catalog describes a project's entities, feature views (versioned, typed, with validation
  * rules, TTL and metadata), feature services and model bindings. It is loaded from YAML (one file,
@@ -315,6 +317,27 @@ int catalog_find_entity(const catalog_t *c, const char *name, const catalog_enti
  */
 int catalog_find_model(const catalog_t *c, const char *name, int64_t version, const char *label,
                        const catalog_model_t **out);
+
+/*
+ * A value of type want from JSON (a jansson json_t): null is an explicit null; numbers for the
+ * numeric types (integral ones whole and in range; a whole real counts), strings for STRING,
+ * standard base64 strings for BYTES, true/false for BOOL, seconds or RFC 3339 strings for
+ * UNIX_TIMESTAMP, arrays of the element type for lists (no nulls inside). want
+ * CATALOG_DTYPE_INVALID takes the JSON's own type (integer -> INT64, real -> DOUBLE, string ->
+ * STRING, bool -> BOOL), as Feast types entity values. CATALOG_JSON_TEXT also takes what files
+ * written by other tools hold: numbers and times as strings, BYTES as raw text or as "b64:"
+ * base64 of either alphabet, padding optional.
+ * Returns: 0 and *out (strings point into j, decoded bytes and list items into a); -EINVAL with
+ *          the reason in why ("item 2: want a number for FLOAT, got a string"); -ENOMEM.
+ */
+#define CATALOG_JSON_TEXT 1u
+struct json_t;
+/* BYTES as files written by other tools hold them: the text itself, or base64 of either
+ * alphabet (padding optional) after "b64:". Returns: 0 and *out (the text, or decoded into a);
+ * -EINVAL (bad base64); -ENOMEM. */
+int catalog_bytes_from_text(const char *s, size_t n, base_arena_t *a, catalog_bytes_t *out);
+int catalog_value_from_json(const struct json_t *j, catalog_dtype_t want, unsigned flags,
+                            base_arena_t *a, catalog_value_t *out, char *why, size_t why_cap);
 
 /*
  * Checks one value against a feature's dtype and validation rules. A NULL value passes unless

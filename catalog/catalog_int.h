@@ -172,10 +172,6 @@ size_t catalog__distance(const char *a, const char *b);
 /* The candidate closest to s, or NULL when none is close enough to be a likely typo. */
 const char *catalog__closest(const char *s, const char *const *cands, size_t n);
 
-/* Base64 (RFC 4648, padded). decode returns the length or -EINVAL; out needs 3 * len / 4. */
-size_t catalog__b64_encode(const uint8_t *in, size_t len, char *out, size_t cap);
-long catalog__b64_decode(const char *in, size_t len, uint8_t *out);
-
 /* Shortest decimal that reads back as the same double / float ("%.17g" at worst). */
 void catalog__format_double(double d, char *buf, size_t cap);
 void catalog__format_float(float f, char *buf, size_t cap);

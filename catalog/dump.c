@@ -163,13 +163,13 @@ static void scalar(buf_t *b, const catalog_value_t *v)
         quoted(b, (const char *)v->u.bytes.data, v->u.bytes.len);
         break;
     case CATALOG_DTYPE_BYTES: {
-        size_t need = (v->u.bytes.len + 2) / 3 * 4 + 1;
+        size_t need = BASE_BASE64_LEN(v->u.bytes.len) + 1;
         char *enc = malloc(need);
         if (enc == NULL) {
             b->nomem = true;
             return;
         }
-        catalog__b64_encode(v->u.bytes.data, v->u.bytes.len, enc, need);
+        enc[base_base64_encode(v->u.bytes.data, v->u.bytes.len, enc)] = '\0';
         puts_(b, "\"b64:");
         puts_(b, enc);
         puts_(b, "\"");

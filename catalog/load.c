@@ -488,8 +488,8 @@ static bool parse_elem(loader_t *L, const ynode_t *n, catalog_dtype_t t, const c
             return false;
         }
         if (t == CATALOG_DTYPE_BYTES && n->len >= 4 && memcmp(n->s, "b64:", 4) == 0) {
-            uint8_t *buf = catalog__alloc(&L->c->arena, n->len);
-            long len = buf != NULL ? catalog__b64_decode(n->s + 4, n->len - 4, buf) : -ENOMEM;
+            uint8_t *buf = catalog__alloc(&L->c->arena, BASE_BASE64_DECODED_MAX(n->len));
+            long len = buf != NULL ? base_base64_decode(n->s + 4, n->len - 4, buf, 0) : -ENOMEM;
             if (len < 0) {
                 err(L, n, at, "invalid base64 after 'b64:'");
                 return false;

@@ -637,64 +637,6 @@ void catalog__format_float(float f, char *buf, size_t cap)
     snprintf(buf, cap, "%s", tmp);
 }
 
-static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t catalog__b64_encode(const uint8_t *in, size_t len, char *out, size_t cap)
-{
-    size_t need = (len + 2) / 3 * 4, o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t n = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            n |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            n |= in[i + 2];
-        char q[4] = {b64_chars[(n >> 18) & 63], b64_chars[(n >> 12) & 63],
-                     i + 1 < len ? b64_chars[(n >> 6) & 63] : '=',
-                     i + 2 < len ? b64_chars[n & 63] : '='};
-        for (int k = 0; k < 4; k++, o++) {
-            if (o + 1 < cap)
-                out[o] = q[k];
-        }
-    }
-    if (cap > 0)
-        out[o < cap ? o : cap - 1] = '\0';
-    return need;
-}
-
-static int b64_val(char ch)
-{
-    const char *p = ch != '\0' ? strchr(b64_chars, ch) : NULL;
-    return p != NULL ? (int)(p - b64_chars) : -1;
-}
-
-long catalog__b64_decode(const char *in, size_t len, uint8_t *out)
-{
-    if (len % 4 != 0)
-        return -EINVAL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            if (in[i + k] == '=' && i + 4 == len && k >= 2) {
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            if (pad > 0 || (v[k] = b64_val(in[i + k])) < 0)
-                return -EINVAL;
-        }
-        uint32_t n =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        out[o++] = (uint8_t)(n >> 16);
-        if (pad < 2)
-            out[o++] = (uint8_t)(n >> 8);
-        if (pad < 1)
-            out[o++] = (uint8_t)n;
-    }
-    return (long)o;
-}
-
 /* A tiny bounded writer with snprintf's contract: it counts what it could not store. */
 typedef struct writer {
     char *buf;
@@ -753,7 +695,7 @@ static void w_scalar(writer_t *w, const catalog_value_t *v)
         for (size_t i = 0; i < v->u.bytes.len; i += 48) {
             size_t chunk = v->u.bytes.len - i < 48 ? v->u.bytes.len - i : 48;
             char enc[72];
-            catalog__b64_encode(v->u.bytes.data + i, chunk, enc, sizeof enc);
+            enc[base_base64_encode(v->u.bytes.data + i, chunk, enc)] = '\0';
             w_str(w, enc);
         }
         return;

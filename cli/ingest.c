@@ -88,109 +88,7 @@ static void usage(FILE *f)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Scratch memory for one chunk of rows (strings, lists); freed after the chunk is handed over */
-
-typedef struct block {
-    struct block *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-} block_t;
-
-typedef struct pool {
-    block_t *head;
-} pool_t;
-
-static void *pool_alloc(pool_t *p, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    if (p->head == NULL || p->head->cap - p->head->used < n) {
-        size_t cap = n > 65536 ? n : 65536;
-        block_t *b = malloc(sizeof *b + cap);
-        if (b == NULL)
-            return NULL;
-        b->next = p->head;
-        b->used = 0;
-        b->cap = cap;
-        p->head = b;
-    }
-    void *r = p->head->data + p->head->used;
-    p->head->used += n;
-    return r;
-}
-
-static void pool_clear(pool_t *p)
-{
-    while (p->head != NULL) {
-        block_t *n = p->head->next;
-        free(p->head);
-        p->head = n;
-    }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Typed values from text and JSON                                                             */
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Bytes from text: raw, or base64 after "b64:". Either alphabet (standard or URL-safe), padding
- * optional, since exported data comes in both flavours; but what is there must be whole base64:
- * after a '=' only padding may follow, and a lone trailing character (six bits, not a byte) is an
- * error, so a damaged cell is reported instead of loading part of it.
- * Returns: 0, -EINVAL, -ENOMEM. */
-static int parse_bytes(pool_t *p, const char *s, size_t n, catalog_bytes_t *out)
-{
-    if (n < 4 || memcmp(s, "b64:", 4) != 0) {
-        out->data = (const uint8_t *)s;
-        out->len = n;
-        return 0;
-    }
-    s += 4;
-    n -= 4;
-    uint8_t *d = pool_alloc(p, n + 1);
-    if (d == NULL)
-        return -ENOMEM;
-    size_t len = 0, chars = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t i = 0;
-    for (; i < n && s[i] != '='; i++) {
-        int v = b64_value(s[i]);
-        if (v < 0)
-            return -EINVAL;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        chars++;
-        if (bits >= 8) {
-            bits -= 8;
-            d[len++] = (uint8_t)(acc >> bits);
-        }
-    }
-    size_t pad = n - i;
-    for (; i < n; i++) {
-        if (s[i] != '=')
-            return -EINVAL;
-    }
-    /* chars % 4 == 1 leaves six bits that make no byte; padding, when present, completes a
-     * quantum of four exactly. */
-    if (chars % 4 == 1 || (pad > 0 && (pad > 2 || (chars + pad) % 4 != 0)))
-        return -EINVAL;
-    out->data = d;
-    out->len = len;
-    return 0;
-}
+/* Typed values from text (JSON values: catalog_value_from_json() with CATALOG_JSON_TEXT)        */
 
 /* Writes "dtype: ..." style messages. */
 static int bad(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -203,133 +101,8 @@ static int bad(char *why, size_t cap, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* A scalar of type t from a JSON value. */
-static int scalar_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_value_t *out,
-                       char *why, size_t cap)
-{
-    out->type = t;
-    switch (t) {
-    case CATALOG_DTYPE_INT32:
-    case CATALOG_DTYPE_INT64:
-    case CATALOG_DTYPE_UNIX_TIMESTAMP: {
-        int64_t x;
-        if (json_is_integer(j)) {
-            x = json_integer_value(j);
-        } else if (json_is_string(j) &&
-                   base_parse_int(json_string_value(j), json_string_length(j), &x) == 0) {
-        } else if (t == CATALOG_DTYPE_UNIX_TIMESTAMP && json_is_string(j) &&
-                   base_parse_time(json_string_value(j), json_string_length(j), &x) == 0) {
-            x /= 1000000;
-        } else {
-            return bad(why, cap, "want %s, got '%s'", catalog_dtype_name(t),
-                       json_is_string(j) ? json_string_value(j) : "non-integer");
-        }
-        if (t == CATALOG_DTYPE_INT32) {
-            if (x < INT32_MIN || x > INT32_MAX)
-                return bad(why, cap, "%" PRId64 " is out of range for INT32", x);
-            out->u.i32 = (int32_t)x;
-        } else {
-            out->u.i64 = x;
-        }
-        return 0;
-    }
-    case CATALOG_DTYPE_FLOAT:
-    case CATALOG_DTYPE_DOUBLE: {
-        double d;
-        if (json_is_number(j))
-            d = json_number_value(j);
-        else if (!json_is_string(j) ||
-                 base_parse_double(json_string_value(j), json_string_length(j), &d) != 0)
-            return bad(why, cap, "want %s, got a non-number", catalog_dtype_name(t));
-        if (t == CATALOG_DTYPE_FLOAT)
-            out->u.f32 = (float)d;
-        else
-            out->u.f64 = d;
-        return 0;
-    }
-    case CATALOG_DTYPE_BOOL:
-        if (!json_is_boolean(j))
-            return bad(why, cap, "want BOOL (true or false)");
-        out->u.b = json_is_true(j);
-        return 0;
-    case CATALOG_DTYPE_STRING:
-        if (!json_is_string(j))
-            return bad(why, cap, "want STRING");
-        out->u.bytes.data = (const uint8_t *)json_string_value(j);
-        out->u.bytes.len = json_string_length(j);
-        return 0;
-    case CATALOG_DTYPE_BYTES:
-        if (!json_is_string(j))
-            return bad(why, cap, "want BYTES (a string; b64: for base64)");
-        if (parse_bytes(p, json_string_value(j), json_string_length(j), &out->u.bytes) != 0)
-            return bad(why, cap, "bad base64");
-        return 0;
-    default:
-        return bad(why, cap, "unsupported type %s", catalog_dtype_name(t));
-    }
-}
-
-/* A value of type t (scalar or list) from JSON. Strings are borrowed from j, which must outlive
- * the value (the caller keeps parsed documents until the chunk is handed over). */
-static int value_json(pool_t *p, catalog_dtype_t t, const json_t *j, catalog_value_t *out,
-                      char *why, size_t cap)
-{
-    if (json_is_null(j)) {
-        out->type = CATALOG_DTYPE_NULL;
-        return 0;
-    }
-    if (!catalog_dtype_is_list(t))
-        return scalar_json(p, t, j, out, why, cap);
-    if (!json_is_array(j))
-        return bad(why, cap, "want %s (a JSON array)", catalog_dtype_name(t));
-    catalog_dtype_t et = catalog_dtype_element(t);
-    size_t n = json_array_size(j);
-    size_t esz = et == CATALOG_DTYPE_INT32                                         ? sizeof(int32_t)
-                 : et == CATALOG_DTYPE_FLOAT                                       ? sizeof(float)
-                 : et == CATALOG_DTYPE_BOOL                                        ? sizeof(bool)
-                 : et == CATALOG_DTYPE_INT64 || et == CATALOG_DTYPE_UNIX_TIMESTAMP ? sizeof(int64_t)
-                 : et == CATALOG_DTYPE_DOUBLE                                      ? sizeof(double)
-                                              : sizeof(catalog_bytes_t);
-    void *items = pool_alloc(p, n * esz + 1);
-    if (items == NULL)
-        return bad(why, cap, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        catalog_value_t e;
-        if (scalar_json(p, et, json_array_get(j, i), &e, why, cap) != 0) {
-            size_t len = strlen(why);
-            snprintf(why + len, cap - len, " (item %zu)", i);
-            return -EINVAL;
-        }
-        switch (et) {
-        case CATALOG_DTYPE_INT32:
-            ((int32_t *)items)[i] = e.u.i32;
-            break;
-        case CATALOG_DTYPE_INT64:
-        case CATALOG_DTYPE_UNIX_TIMESTAMP:
-            ((int64_t *)items)[i] = e.u.i64;
-            break;
-        case CATALOG_DTYPE_FLOAT:
-            ((float *)items)[i] = e.u.f32;
-            break;
-        case CATALOG_DTYPE_DOUBLE:
-            ((double *)items)[i] = e.u.f64;
-            break;
-        case CATALOG_DTYPE_BOOL:
-            ((bool *)items)[i] = e.u.b;
-            break;
-        default:
-            ((catalog_bytes_t *)items)[i] = e.u.bytes;
-            break;
-        }
-    }
-    out->type = t;
-    out->u.list.n = n;
-    out->u.list.v.i64 = items; /* any member: the union aliases one pointer */
-    return 0;
-}
-
 /* A CSV cell of type t. Lists are JSON arrays, kept alive in *keep. */
-static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, json_t **keep,
+static int value_text(base_arena_t *p, catalog_dtype_t t, const char *s, size_t n, json_t **keep,
                       catalog_value_t *out, char *why, size_t cap)
 {
     out->type = t;
@@ -338,7 +111,7 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
         json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
         if (j == NULL)
             return bad(why, cap, "want %s as a JSON array: %s", catalog_dtype_name(t), jerr.text);
-        int rc = value_json(p, t, j, out, why, cap);
+        int rc = catalog_value_from_json(j, t, CATALOG_JSON_TEXT, p, out, why, cap);
         *keep = j;
         return rc;
     }
@@ -390,9 +163,9 @@ static int value_text(pool_t *p, catalog_dtype_t t, const char *s, size_t n, jso
         out->u.bytes.len = n;
         return 0;
     case CATALOG_DTYPE_BYTES:
-        if (parse_bytes(p, s, n, &out->u.bytes) != 0)
-            return bad(why, cap, "bad base64");
-        return 0;
+        return catalog_bytes_from_text(s, n, p, &out->u.bytes) == 0
+                   ? 0
+                   : bad(why, cap, "bad base64 after 'b64:'");
     default:
         return bad(why, cap, "unsupported type %s", catalog_dtype_name(t));
     }
@@ -411,7 +184,7 @@ typedef struct chunk {
     size_t *line;          /* [batch_rows] */
     json_t **docs;         /* parsed JSON kept alive until the chunk is handed over */
     size_t n_docs, cap_docs;
-    pool_t pool;
+    base_arena_t arena;
 } chunk_t;
 
 /*
@@ -524,7 +297,7 @@ static void chunk_clear(chunk_t *c)
     for (size_t i = 0; i < c->n_docs; i++)
         json_decref(c->docs[i]);
     c->n_docs = 0;
-    pool_clear(&c->pool);
+    base_arena_reset(&c->arena);
     c->n = 0;
 }
 
@@ -541,6 +314,7 @@ static int chunk_alloc(chunk_t *c, const catalog_view_t *v, size_t rows)
 static void chunk_free(chunk_t *c)
 {
     chunk_clear(c);
+    base_arena_free(&c->arena);
     free(c->docs);
     free(c->keys);
     free(c->vals);
@@ -878,9 +652,11 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
     if (col >= 0) {
         catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
         catalog_dtype_t t = v->join_keys[col].dtype;
-        int rc = j != NULL ? (json_is_null(j) ? bad(why, sizeof why, "a join key cannot be null")
-                                              : scalar_json(&g->c.pool, t, j, k, why, sizeof why))
-                           : value_text(&g->c.pool, t, text, n, &keep, k, why, sizeof why);
+        int rc = j != NULL
+                     ? (json_is_null(j) ? bad(why, sizeof why, "a join key cannot be null")
+                                        : catalog_value_from_json(j, t, CATALOG_JSON_TEXT,
+                                                                  &g->c.arena, k, why, sizeof why))
+                     : value_text(&g->c.arena, t, text, n, &keep, k, why, sizeof why);
         json_decref(keep);
         if (rc != 0) {
             report(g, g->c.line[r], colname, why);
@@ -892,11 +668,12 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
     catalog_value_t *val = &g->c.vals[r * v->n_features + f];
     int rc;
     if (j != NULL)
-        rc = value_json(&g->c.pool, v->features[f].dtype, j, val, why, sizeof why);
+        rc = catalog_value_from_json(j, v->features[f].dtype, CATALOG_JSON_TEXT, &g->c.arena, val,
+                                     why, sizeof why);
     else if (n == 0)
         val->type = CATALOG_DTYPE_NULL, rc = 0;
     else
-        rc = value_text(&g->c.pool, v->features[f].dtype, text, n, &keep, val, why, sizeof why);
+        rc = value_text(&g->c.arena, v->features[f].dtype, text, n, &keep, val, why, sizeof why);
     if (keep != NULL && keep_doc(g, keep) < 0)
         rc = bad(why, sizeof why, "out of memory");
     if (rc != 0) {

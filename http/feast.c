@@ -87,8 +87,8 @@ static int columns(http_req_t *r, const json_t *obj, const char *what,
         if (col == NULL)
             return core_fail(&r->ctx, -ENOMEM, "out of memory");
         for (size_t i = 0; i < rows; i++) {
-            rc = http__json_to_value(json_array_get(vals[c], i), types[c], a, &col[i], why,
-                                     sizeof why);
+            rc = catalog_value_from_json(json_array_get(vals[c], i), types[c], 0, a, &col[i], why,
+                                         sizeof why);
             if (rc == -ENOMEM)
                 return core_fail(&r->ctx, rc, "out of memory");
             if (rc < 0)

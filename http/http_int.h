@@ -44,22 +44,6 @@ void http__json_timestamp(http_buf_t *b, int64_t us);
 void http__tfs_number(http_buf_t *b, double v, bool is_float);
 void http__buf_free(http_buf_t *b);
 
-/* Standard base64 decoding. Returns: the decoded length, or -1 for bad input. out must have
- * room for 3 * (n / 4) + 3 bytes. */
-long http__base64_decode(const char *in, size_t n, uint8_t *out);
-
-/*
- * A JSON value as a typed catalog value for a feature or key of dtype want (lists of its element
- * type): numbers for numeric types (integral ones must be whole and in range), strings for
- * STRING, base64 strings for BYTES, true/false for BOOL, numbers of seconds or RFC 3339
- * strings for UNIX_TIMESTAMP, arrays for lists, null for an explicit null. want
- * CATALOG_DTYPE_INVALID takes the value's own JSON type (integer -> INT64, real -> DOUBLE,
- * string -> STRING, bool -> BOOL), as Feast types entity values.
- * Returns: 0 and *out (pointing into j and the arena); -EINVAL with why; -ENOMEM.
- */
-int http__json_to_value(const json_t *j, catalog_dtype_t want, base_arena_t *a,
-                        catalog_value_t *out, char *why, size_t why_cap);
-
 /* RFC 3339 ("2024-05-01T12:00:00.5Z", "+02:00", a space for the T; no zone: UTC) to
  * microseconds since the epoch. Returns: 0, -EINVAL. */
 int http__parse_time(const char *s, int64_t *us);

@@ -154,10 +154,10 @@ static int fill(const json_t *j, tensor_fill_t *f, const char *name, char *why, 
             if (!json_is_string(s))
                 return snprintf(why, cap, "input '%s': b64 wants a base64 string", name), -EINVAL;
             size_t n = json_string_length(s);
-            uint8_t *p = base_arena_alloc(f->a, 3 * (n / 4) + 4);
+            uint8_t *p = base_arena_alloc(f->a, BASE_BASE64_DECODED_MAX(n));
             if (p == NULL)
                 return -ENOMEM;
-            long m = http__base64_decode(json_string_value(s), n, p);
+            long m = base_base64_decode(json_string_value(s), n, p, 0);
             if (m < 0)
                 return snprintf(why, cap, "input '%s': b64 is not standard base64", name), -EINVAL;
             t->string_val[i].data = p;

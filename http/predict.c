@@ -26,10 +26,10 @@ static int key_value(const json_t *j, catalog_dtype_t want, base_arena_t *a, cat
         if (!json_is_string(s))
             return snprintf(why, cap, "b64: want a base64 string"), -EINVAL;
         size_t n = json_string_length(s);
-        uint8_t *p = base_arena_alloc(a, 3 * (n / 4) + 4);
+        uint8_t *p = base_arena_alloc(a, BASE_BASE64_DECODED_MAX(n));
         if (p == NULL)
             return -ENOMEM;
-        long m = http__base64_decode(json_string_value(s), n, p);
+        long m = base_base64_decode(json_string_value(s), n, p, 0);
         if (m < 0)
             return snprintf(why, cap, "b64: not standard base64"), -EINVAL;
         out->type = want == CATALOG_DTYPE_STRING ? CATALOG_DTYPE_STRING : CATALOG_DTYPE_BYTES;
@@ -37,7 +37,7 @@ static int key_value(const json_t *j, catalog_dtype_t want, base_arena_t *a, cat
         out->u.bytes.len = (size_t)m;
         return 0;
     }
-    return http__json_to_value(j, want, a, out, why, cap);
+    return catalog_value_from_json(j, want, 0, a, out, why, cap);
 }
 
 static int input_values(void *arg, const char *input, catalog_dtype_t want, base_arena_t *a,
