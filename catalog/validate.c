@@ -16,6 +16,49 @@
 #define MAX_PATTERN 512
 #define MAX_REPEAT_PRODUCT 10000
 
+/*
+ * Backreferences (\1 to \9, a glibc extension to EREs) are the one construct that makes glibc's
+ * matcher backtrack: `(a*)*\1b` against 1000 characters ran for minutes. Without them it
+ * matches by automaton, in time polynomial in the value (whose length validation and
+ * --max-message-bytes bound), so they are refused. Inside a bracket expression a backslash is
+ * an ordinary character, so brackets are skipped, classes ([:alpha:]) included.
+ * Returns: the offset of the first backreference in t, or -1.
+ */
+static long backreference_at(const char *t)
+{
+    for (const char *p = t; *p != '\0'; p++) {
+        if (*p == '\\') {
+            if (p[1] >= '1' && p[1] <= '9')
+                return p - t;
+            if (p[1] != '\0')
+                p++;
+            continue;
+        }
+        if (*p != '[')
+            continue;
+        /* A bracket expression: "]" first (after an optional "^") is a member, not its end. */
+        p++;
+        if (*p == '^')
+            p++;
+        if (*p == ']')
+            p++;
+        while (*p != '\0' && *p != ']') {
+            if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+                char close[3] = {p[1], ']', '\0'};
+                const char *e = strstr(p + 2, close);
+                if (e == NULL)
+                    return -1; /* regcomp reports it */
+                p = e + 2;
+                continue;
+            }
+            p++;
+        }
+        if (*p == '\0')
+            return -1;
+    }
+    return -1;
+}
+
 static bool pattern_size_ok(const char *text, char *why, size_t why_cap)
 {
     if (strlen(text) > MAX_PATTERN) {
@@ -58,6 +101,14 @@ catalog__pattern_t *catalog__pattern_compile(catalog_t *c, const char *text, cha
 {
     if (!pattern_size_ok(text, why, why_cap))
         return NULL;
+    long br = backreference_at(text);
+    if (br >= 0) {
+        snprintf(why, why_cap,
+                 "backreference '\\%c' at offset %ld: backreferences make matching take "
+                 "exponential time and are not allowed",
+                 text[br + 1], br);
+        return NULL;
+    }
     size_t len = strlen(text);
     catalog__pattern_t *p = catalog__alloc(&c->arena, sizeof *p + len + 1);
     if (p == NULL) {

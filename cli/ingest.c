@@ -78,6 +78,8 @@ static void usage(FILE *f)
             "  -b, --batch-rows N     rows validated and encoded per step (default 10000)\n"
             "      --sync MODE        full (fsync the commit, default) or none (env FSTORE_SYNC)\n"
             "      --max-errors N     bad rows reported before giving up listing (default 20)\n"
+            "      --max-future-skew D  refuse event times more than D ahead of this machine's\n"
+            "                         clock, e.g. 2d (default 1d)\n"
             "      --project P        with --replication: the catalog's project (names the\n"
             "                         stream, FSTORE_<P>)\n"
             "  -h, --help             this help\n"
@@ -1092,6 +1094,7 @@ int cli_ingest(int argc, char **argv)
     repl_options_t ro;
     repl_options_init(&ro);
     const char *project = NULL;
+    int64_t max_future_skew_s = 0;
     const cli_opt_t opts[] = {
         CLI_REPL_OPTS(ro),
         {"project", 0, CLI_STRING, &project, CLI_ENV},
@@ -1101,6 +1104,7 @@ int cli_ingest(int argc, char **argv)
         {"batch-rows", 'b', CLI_SIZE, &batch_rows, 0, 1, 10000000},
         {"sync", 0, CLI_SYNC, &sync_mode, CLI_ENV},
         {"max-errors", 0, CLI_SIZE, &max_errors, 0, 1, 0},
+        {"max-future-skew", 0, CLI_DURATION, &max_future_skew_s, CLI_ENV},
     };
     const cli_cmd_t cmd = {
         "ingest", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "FILE (- for standard input)"};
@@ -1171,7 +1175,7 @@ int cli_ingest(int argc, char **argv)
             goto out;
         }
     } else {
-        store_options_t o = {.dir = dir, .sync = sync_mode};
+        store_options_t o = {.dir = dir, .sync = sync_mode, .max_future_skew_s = max_future_skew_s};
         rc = cli__open_store("ingest", &o, &s);
         if (rc < 0) {
             goto out;

@@ -99,6 +99,8 @@ static void usage(FILE *f)
             "                           names none (env FSTORE_SAGEMAKER_MODEL)\n"
             "  --tombstone-retention D  how long a delete's tombstone is kept, e.g. 7d (default\n"
             "                           7d): an upsert older than a kept tombstone is stale\n"
+            "  --max-future-skew D      refuse event times more than D ahead of this node's\n"
+            "                           clock (default 1d)\n"
             "  --help                   this text\n"
             "\n",
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
@@ -156,6 +158,7 @@ int cli_serve(int argc, char **argv)
         {"log-requests", 0, CLI_FLAG, &o.log_requests, CLI_ENV},
         {"sched-slice-us", 0, CLI_UNSIGNED, &o.sched_slice_us, CLI_ENV},
         {"tombstone-retention", 0, CLI_DURATION, &co.tombstone_retention_s, CLI_ENV},
+        {"max-future-skew", 0, CLI_DURATION, &co.max_future_skew_s, CLI_ENV},
         {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},

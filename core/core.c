@@ -402,7 +402,8 @@ int core_open(const core_options_t *o, core_t **out)
                           .sync = replicated ? STORE_SYNC_LOG : o->sync,
                           .read_only = o->read_only,
                           .log_contiguous = replicated,
-                          .tombstone_retention_s = o->tombstone_retention_s};
+                          .tombstone_retention_s = o->tombstone_retention_s,
+                          .max_future_skew_s = o->max_future_skew_s};
     rc = store_open(&so, &c->store);
     if (rc < 0) {
         if (!o->quiet)

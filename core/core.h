@@ -90,6 +90,7 @@ typedef struct core_options {
                                       (default 5000) */
     size_t max_read_waiters;       /* --max-read-waiters: reads waiting at once (default 16) */
     int64_t tombstone_retention_s; /* --tombstone-retention (0: STORE_TOMBSTONE_RETENTION_S) */
+    int64_t max_future_skew_s;     /* --max-future-skew (0: STORE_MAX_FUTURE_SKEW_S) */
 } core_options_t;
 
 /* Fills *o with the documented defaults (no data_dir, no catalog_path). */

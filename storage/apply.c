@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/store_int.h"
 
@@ -165,8 +166,26 @@ static int grow_state(enc_state_t *st, size_t nf, size_t nk)
     return 0;
 }
 
+/* An event time after latest_us: the message names it and the bound. */
+static int too_far_ahead(store_apply_result_t *res, size_t bi, size_t r, int64_t ts_us,
+                         int64_t latest_us, int64_t now_us)
+{
+    char when[40] = "";
+    time_t sec = (time_t)(ts_us / 1000000);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return fail(res, -EINVAL, bi, r, "event_timestamp",
+                "event time %s is more than %lld s ahead of this node's clock "
+                "(--max-future-skew): a row stamped that far ahead would make every later "
+                "write to it stale",
+                when[0] != '\0' ? when : "(out of range)",
+                (long long)((latest_us - now_us) / 1000000));
+}
+
 static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t bi, int64_t now,
-                        bool checked, store__enc_t *enc, enc_state_t *st, store_apply_result_t *res)
+                        int64_t latest, bool checked, store__enc_t *enc, enc_state_t *st,
+                        store_apply_result_t *res)
 {
     const catalog_view_t *v = b->view;
     if (v == NULL)
@@ -248,6 +267,8 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
         row->op = (uint8_t)b->op;
         row->view = vi;
         row->event_ts_us = b->event_ts_us != NULL ? b->event_ts_us[r] : now;
+        if (row->event_ts_us > latest)
+            return too_far_ahead(res, bi, r, row->event_ts_us, latest, now);
         row->vals_off = enc->arena.len;
         row->n_vals = (uint32_t)nf;
         for (size_t x = 0; x < nf; x++) {
@@ -318,11 +339,13 @@ int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool check
     enc_state_t st = {0};
     store__views_t *t = s != NULL ? store__views_get(s) : NULL;
     int64_t now = store_now_us();
+    int64_t skew = s != NULL ? s->max_future_skew_us : (int64_t)STORE_MAX_FUTURE_SKEW_S * 1000000;
+    int64_t latest = skew < 0 ? INT64_MAX : now + skew;
     int rc = 0;
     if (n > 0 && batches == NULL)
         rc = fail(res, -EINVAL, 0, 0, "", "no batches");
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = encode_batch(t, &batches[i], i, now, checked, enc, &st, res);
+        rc = encode_batch(t, &batches[i], i, now, latest, checked, enc, &st, res);
     if (rc < 0) {
         enc->n_rows = n_rows;
         enc->n_views = n_views;

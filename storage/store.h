@@ -64,6 +64,9 @@ typedef enum store_sync {
 /* How long a deleted row's tombstone is kept by default (7 days): an upsert with an older event
  * time than a kept tombstone is stale, one older than a tombstone gc dropped comes back. */
 #define STORE_TOMBSTONE_RETENTION_S (7 * 24 * 3600)
+/* How far ahead of this node's clock an event time may be (a year-9999 event time would freeze
+ * its row: every later write would be stale). */
+#define STORE_MAX_FUTURE_SKEW_S (24 * 3600)
 
 typedef struct store_options {
     const char *dir; /* data directory; created if missing */
@@ -72,6 +75,8 @@ typedef struct store_options {
     unsigned max_readers;          /* 0 = 512 */
     bool read_only;                /* open for reads only (get, plan, snapshot of a live store) */
     int64_t tombstone_retention_s; /* 0 = STORE_TOMBSTONE_RETENTION_S */
+    int64_t max_future_skew_s;     /* event times later than now + this are refused (-EINVAL);
+                                      0 = STORE_MAX_FUTURE_SKEW_S, < 0 = no bound */
     /* A replica of a log: every log position must be the stored one + 1 (store_apply*() with
      * any other is -ESPIPE, nothing applied), so a lost message can never be skipped; a batch
      * whose view has no database here (-ENOENT) still records its position. */

@@ -250,6 +250,7 @@ struct store {
     bool read_only;
     store_sync_t sync;
     int64_t tombstone_retention_us;
+    int64_t max_future_skew_us; /* < 0: no bound */
     bool log_contiguous;
     bool marker; /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
     char *dir;

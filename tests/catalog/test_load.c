@@ -959,6 +959,37 @@ Test(catalog_load, patterns_that_would_explode_regcomp_are_refused)
                       "repetition counts multiply past");
 }
 
+Test(catalog_load, backreferences_are_refused_with_where_they_are)
+{
+    /* The attack pattern: with it, one 1000-character write spun a worker for 40 s. */
+    expect_only_error("project: p\n"
+                      "feature_views:\n"
+                      "  - name: v\n"
+                      "    features:\n"
+                      "      - name: s\n"
+                      "        dtype: STRING\n"
+                      "        validation: {pattern: '(a*)*\\1b'}\n",
+                      "feature_views[0].features[0].validation.pattern", 7, 31,
+                      "backreference '\\1' at offset 5");
+}
+
+Test(catalog_load, a_backslash_digit_inside_brackets_is_a_character_not_a_backreference)
+{
+    catalog_t *c = load_ok("project: p\n"
+                           "feature_views:\n"
+                           "  - name: v\n"
+                           "    features:\n"
+                           "      - name: s\n"
+                           "        dtype: STRING\n"
+                           "        validation: {pattern: '[\\1[:digit:]]+x\\.'}\n");
+    const catalog_view_t *v = NULL;
+    cr_assert_eq(catalog_find_view(c, "v", 0, &v), 0);
+    char why[128];
+    catalog_value_t ok = {.type = CATALOG_DTYPE_STRING, .u.bytes = {(const uint8_t *)"\\19x.", 5}};
+    cr_assert_eq(catalog_validate_value(&v->features[0], &ok, why, sizeof why), 0, "%s", why);
+    catalog_unref(c);
+}
+
 Test(catalog_load, nul_characters_in_strings_are_refused)
 {
     expect_only_error("project: \"a\\0b\"\n", "(yaml)", 1, 10, "NUL characters");

@@ -22,6 +22,17 @@ class Writes(ServerTestCase):
                                           event_timestamps=[now + 1]), (1, 0))
         self.assertEqual(self.read(["driver_stats@v1:trips"], [1])["trips"], [6])
 
+    def test_an_event_time_in_year_9999_is_refused_and_the_row_stays_writable(self):
+        import grpc
+        c = self.client
+        self.assertRpcError(
+            lambda: c.write_features("driver_stats@v1", {"driver_id": [77], "trips": [1]},
+                                     event_timestamps=[253402214400.0]),
+            grpc.StatusCode.INVALID_ARGUMENT, "9999-12-31", "--max-future-skew")
+        self.assertEqual(c.write_features("driver_stats@v1", {"driver_id": [77], "trips": [2]}),
+                         (1, 0))
+        self.assertEqual(self.read(["driver_stats@v1:trips"], [77])["trips"], [2])
+
     def test_partial_writes_keep_other_features(self):
         c = self.client
         c.write_features("driver_stats@v1", {"driver_id": [2], "trips": [1], "conv_rate": [0.5]})

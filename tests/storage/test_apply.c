@@ -70,6 +70,50 @@ Test(apply, an_invalid_row_rejects_every_batch_and_names_batch_row_field_and_rul
     cr_assert_eq(st.batches, 0);
 }
 
+Test(apply, an_event_time_more_than_the_skew_ahead_is_refused_and_freezes_nothing)
+{
+    static const uint32_t idx[] = {0};
+    const float rates[] = {0.1f, 0.2f};
+    catalog_value_t ids[2], v[2];
+    const catalog_value_t *k[1], *c[1];
+    store_batch_t b = rates_batch(ids, v, k, c, idx, 2, 500, rates);
+    /* Year 9999 on row 1: accepted, it would make every later write to the row stale. */
+    int64_t ts[2] = {store_now_us(), 253402214400ll * 1000000};
+    b.event_ts_us = ts;
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), -EINVAL);
+    cr_assert_eq(res.bad_row, 1);
+    cr_assert_str_eq(res.bad_field, "event_timestamp");
+    cr_assert(strstr(res.error, "9999-12-31T00:00:00Z") && strstr(res.error, "86400 s ahead") &&
+                  strstr(res.error, "--max-future-skew"),
+              "%s", res.error);
+    cr_assert_eq(th_rows(s, fv), 0);
+    /* Within the bound (an hour ahead: clocks differ) is fine. */
+    ts[1] = store_now_us() + 3600ll * 1000000;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), 0, "%s", res.error);
+    cr_assert_eq(th_rows(s, fv), 2);
+}
+
+Test(apply, the_future_skew_is_a_store_option_and_can_be_turned_off)
+{
+    static const uint32_t idx[] = {0};
+    const float rates[] = {0.1f};
+    catalog_value_t ids[1], v[1];
+    const catalog_value_t *k[1], *c[1];
+    store_batch_t b = rates_batch(ids, v, k, c, idx, 1, 600, rates);
+    int64_t ts[1] = {store_now_us() + 2 * 3600ll * 1000000};
+    b.event_ts_us = ts;
+    store_close(s);
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE, .max_future_skew_s = 3600};
+    cr_assert_eq(store_open(&o, &s), 0);
+    store_apply_result_t res;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), -EINVAL, "two hours is over an hour");
+    store_close(s);
+    o.max_future_skew_s = -1;
+    cr_assert_eq(store_open(&o, &s), 0);
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), 0, "%s", res.error);
+}
+
 Test(apply, a_join_key_of_the_wrong_type_is_named)
 {
     catalog_value_t key = th_str("1001"), val = th_f32(0.5f);
