@@ -134,6 +134,8 @@ static int scalar(const json_t *j, catalog_dtype_t t, unsigned flags, base_arena
         if (!json_is_number(j))
             return bad(why, cap, "want seconds since the epoch or an RFC 3339 string, got %s",
                        kind(j));
+        if (json_is_real(j) && !(fabs(json_real_value(j)) < 9.2e18))
+            return bad(why, cap, "%g seconds since the epoch is out of range", json_real_value(j));
         out->u.i64 = json_is_integer(j) ? json_integer_value(j) : (int64_t)json_real_value(j);
         return 0;
     case CATALOG_DTYPE_DOUBLE:

@@ -93,6 +93,8 @@ static void usage(FILE *f)
             "  --http-upstream-timeout-ms N  an HTTP Predict passthrough to a binding's model\n"
             "                           server ends after N ms (default %u; the binding's\n"
             "                           timeout_ms when sooner; 0: only the binding's)\n"
+            "  --http-max-passthroughs N  HTTP Predict passthroughs in flight at once; more\n"
+            "                           are answered 503 (default %u)\n"
             "  --metrics-listen ADDR    also serve /metrics alone on this host:port (default:\n"
             "                           only on --http-listen)\n"
             "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
@@ -107,7 +109,7 @@ static void usage(FILE *f)
             CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
             CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS, HTTP_DEFAULT_LISTEN,
             HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
-            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS);
+            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -164,6 +166,7 @@ int cli_serve(int argc, char **argv)
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
         {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
         {"http-upstream-timeout-ms", 0, CLI_UNSIGNED, &ho.upstream_timeout_ms, CLI_ENV, 0, 3600000},
+        {"http-max-passthroughs", 0, CLI_UNSIGNED, &ho.max_passthroughs, CLI_ENV, 1, 100000},
         {"sagemaker-model", 0, CLI_STRING, &ho.sagemaker_model, CLI_ENV},
         {"metrics-listen", 0, CLI_STRING, &metrics_listen, CLI_ENV},
         CLI_REPL_OPTS(ro),

@@ -1,6 +1,7 @@
 /* http/feast.c - Feast's HTTP feature server: /get-online-features, /write-to-online-store,
  * /push. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,7 +305,14 @@ static int event_times(http_req_t *r, const json_t *df, size_t rows, int64_t **t
         if (json_is_null(j)) {
             t[i] = now;
         } else if (json_is_number(j)) {
-            t[i] = (int64_t)(json_number_value(j) * 1e6);
+            /* Seconds since the epoch; beyond int64 microseconds (about 292,000 years) is no
+             * time at all. */
+            double sec = json_number_value(j);
+            if (!(fabs(sec) < 9.2e12))
+                return core_fail(&r->ctx, -EINVAL,
+                                 "df column 'event_timestamp' row %zu: %g seconds is out of range",
+                                 i, sec);
+            t[i] = (int64_t)(sec * 1e6);
         } else if (!json_is_string(j) ||
                    base_parse_time(json_string_value(j), json_string_length(j), &t[i]) < 0) {
             /* Feast's client sends naive ISO times ("2024-05-01T12:00:00.123456"): UTC. */

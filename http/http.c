@@ -1,6 +1,7 @@
 /* http/http.c - the listener: libmicrohttpd, routing, bodies, suspended writes, errors. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,8 +125,10 @@ int http__status_of(int rc)
         return 503;
     case -ETIMEDOUT:
         return 504;
-    case -ECANCELED:
-        return 499;
+    case -EFBIG: /* a body too large or too dense */
+        return 413;
+    case -ECANCELED: /* the server is stopping */
+        return 503;
     case -ENOSYS:
     case -EOPNOTSUPP:
         return 501;
@@ -192,10 +195,59 @@ const char *http__header_in(http_req_t *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/*
+ * A JSON body's parsed tree is bounded too: jansson's values take tens of bytes each, so a body
+ * of "[{},{},...]" becomes a tree 60-100 times its size. While a body is parsed, this thread's
+ * jansson allocations count against HTTP_JSON_AMPLIFICATION times its size (plus a floor), and
+ * the parse fails past it. Other jansson users (and other threads) are not counted.
+ */
+static _Thread_local size_t json_budget; /* 0: not counting */
+static _Thread_local size_t json_used;
+static _Thread_local bool json_over;
+
+static void *json_counted_malloc(size_t n)
+{
+    if (json_budget == 0)
+        return malloc(n);
+    if (n > json_budget - json_used) {
+        json_over = true;
+        return NULL;
+    }
+    void *p = malloc(n);
+    if (p != NULL)
+        json_used += malloc_usable_size(p);
+    return p;
+}
+
+static void json_counted_free(void *p)
+{
+    if (json_budget != 0 && p != NULL) {
+        size_t u = malloc_usable_size(p);
+        json_used -= u < json_used ? u : json_used;
+    }
+    free(p);
+}
+
+static void json_alloc_setup(void)
+{
+    json_set_alloc_funcs(json_counted_malloc, json_counted_free);
+}
+
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
+
 int http__parse_json(http_req_t *r, json_t **out)
 {
     json_error_t err;
+    json_budget = HTTP_JSON_AMPLIFICATION * r->len + HTTP_JSON_FLOOR;
+    json_used = 0;
+    json_over = false;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &err);
+    json_budget = 0;
+    if (j == NULL && json_over)
+        return core_fail(&r->ctx, -EFBIG,
+                         "the body's JSON is too dense: parsed, it would take over %d times "
+                         "its %zu bytes (an array or object per few bytes)",
+                         HTTP_JSON_AMPLIFICATION, r->len);
     if (j == NULL)
         return core_fail(&r->ctx, -EINVAL, "the body is not JSON: %s (line %d, column %d)",
                          err.text, err.line, err.column);
@@ -226,9 +278,11 @@ static core_worker_t *worker(http_t *h)
     return w;
 }
 
-static const http_route_t *route_of(const char *method, const char *url, bool *wrong_method)
+/* The route of method and url; NULL with *allow set to the path's method when only the method is
+ * wrong (else NULL). */
+static const http_route_t *route_of(const char *method, const char *url, const char **allow)
 {
-    *wrong_method = false;
+    *allow = NULL;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const http_route_t *rt = &routes[i];
         size_t n = strlen(rt->path);
@@ -238,7 +292,7 @@ static const http_route_t *route_of(const char *method, const char *url, bool *w
             continue;
         if (strcmp(method, rt->method) == 0)
             return rt;
-        *wrong_method = true;
+        *allow = rt->method;
     }
     return NULL;
 }
@@ -269,8 +323,10 @@ static enum MHD_Result send_response(http_req_t *r)
     }
     if (r->out.len > 0) {
         resp = MHD_create_response_from_buffer_with_free_callback(r->out.len, r->out.p, free);
-        r->out.p = NULL; /* the response owns it now */
-        r->out.len = r->out.cap = 0;
+        if (resp != NULL) {
+            r->out.p = NULL; /* the response owns it now */
+            r->out.len = r->out.cap = 0;
+        }
     } else {
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
@@ -292,14 +348,28 @@ void http__complete(http_req_t *r, int rc)
     if (rc < 0)
         http__respond_error(r, rc);
     /* Under the request's lock: either the handler has not suspended the connection yet (it
-     * will see done and answer at once), or it has, and it is resumed here. */
+     * will see done and answer at once), or it has, and it is resumed here, after the unlock:
+     * once resumed, the listener may answer and free r at any moment. */
+    http_t *h = r->h;
     pthread_mutex_lock(&r->mu);
     r->done = true;
+    struct MHD_Connection *conn = r->suspended ? r->conn : NULL;
     if (r->conn == NULL)
         pthread_cond_broadcast(&r->cv);
-    else if (r->suspended)
-        MHD_resume_connection(r->conn);
     pthread_mutex_unlock(&r->mu);
+    if (conn != NULL) {
+        MHD_resume_connection(conn);
+        atomic_fetch_sub(&h->suspended, 1);
+    }
+}
+
+/* What a completion left for the listener's thread (a passthrough's answer to write). */
+static void finish(http_req_t *r)
+{
+    void (*fn)(http_req_t *) = r->finish;
+    r->finish = NULL;
+    if (fn != NULL)
+        fn(r);
 }
 
 /* The headers the core reads, as gRPC's metadata carries them: fstore-min-seq (a read waits for
@@ -347,9 +417,13 @@ static enum MHD_Result run(http_t *h, http_req_t *r)
         if (!done) {
             MHD_suspend_connection(r->conn);
             r->suspended = true;
+            atomic_fetch_add(&h->suspended, 1);
         }
         pthread_mutex_unlock(&r->mu);
-        return done ? send_response(r) : MHD_YES;
+        if (!done)
+            return MHD_YES;
+        finish(r);
+        return send_response(r);
     }
     if (rc < 0)
         http__respond_error(r, rc);
@@ -397,17 +471,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->t0_us = base_mono_us();
         pthread_mutex_init(&r->mu, NULL);
         *req_cls = r;
-        bool wrong = false;
-        r->route = route_of(method, url, &wrong);
+        const char *allow = NULL;
+        r->route = route_of(method, url, &allow);
         if (h->o.metrics_only && r->route != NULL && r->route->id != ROUTE_METRICS)
             r->route = NULL;
         size_t max = core_limits(h->core)->max_message_bytes;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (r->route == NULL) {
-            http__puts(&r->out, wrong ? "{\"detail\":\"Method Not Allowed\"}"
-                                      : "{\"detail\":\"Not Found\"}");
-            http__respond(r, wrong ? 405 : 404, "application/json");
+        if (atomic_load(&h->stopping)) {
+            /* Nothing new once stopping: the stop waits for what is in flight to finish. */
+            core_fail(&r->ctx, -ESHUTDOWN, "the server is stopping: try another node");
+            http__respond_error(r, -ESHUTDOWN);
+            http__header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+            r->refused = true;
+        } else if (r->route == NULL) {
+            http__puts(&r->out, allow != NULL ? "{\"detail\":\"Method Not Allowed\"}"
+                                              : "{\"detail\":\"Not Found\"}");
+            http__respond(r, allow != NULL ? 405 : 404, "application/json");
+            if (allow != NULL)
+                http__header(r, MHD_HTTP_HEADER_ALLOW, allow);
             r->refused = true;
         } else if (cl != NULL && strtoull(cl, NULL, 10) > max) {
             /* Refused from its length, before any of it is read. */
@@ -417,10 +499,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->status = 413;
             r->refused = true;
         }
-        return MHD_YES;
+        /* Refused at its headers: answered before any of its body is read (the connection then
+         * closes instead of reading a body nobody wants). */
+        return r->refused ? send_response(r) : MHD_YES;
     }
     if (r->suspended) {
-        /* Resumed: the completion set the response. */
+        /* Resumed: the completion set the response, or left its writing to this thread. */
+        finish(r);
         return send_response(r);
     }
     if (*upload_data_size > 0) {
@@ -504,6 +589,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         return -ENOMEM;
     h->core = core;
     h->o = *o;
+    pthread_once(&json_alloc_once, json_alloc_setup);
     if (pthread_key_create(&h->worker_key, worker_free) != 0) {
         free(h);
         return -ENOMEM;
@@ -548,13 +634,21 @@ void http_stop(http_t *h)
 {
     if (h == NULL)
         return;
-    /* Passthroughs in flight are cancelled and answered (their connections resumed), later ones
-     * refused; then the listener gets a moment to send what is answered before it stops. */
+    /* No new connections. Passthroughs in flight are cancelled and answered (their connections
+     * resumed), later ones refused; writes in flight complete (the core bounds them); then the
+     * listener gets a moment to send what is answered before it stops. */
+    atomic_store(&h->stopping, true);
+    MHD_socket listen_fd = MHD_quiesce_daemon(h->daemon);
     upstream_pool_close(h->upstreams);
+    /* libmicrohttpd must not stop with a connection suspended: wait for the completions. */
+    while (atomic_load(&h->suspended) > 0)
+        usleep(10000);
     for (int i = 0; i < HTTP_STOP_FLUSH_MS / 10 && atomic_load(&h->active) > 0; i++)
         usleep(10000);
     /* Joins the pool: each thread's worker is freed by the key's destructor as it exits. */
     MHD_stop_daemon(h->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
     upstream_pool_free(h->upstreams);
     pthread_key_delete(h->worker_key);
     free(h);
@@ -634,10 +728,11 @@ int http_local_call(core_t *core, const http_options_t *o, const char *method, c
                     char **out, size_t *out_len)
 {
     http_t h = {.core = core, .o = *o};
-    bool wrong = false;
-    const http_route_t *rt = route_of(method, path, &wrong);
+    pthread_once(&json_alloc_once, json_alloc_setup);
+    const char *allow = NULL;
+    const http_route_t *rt = route_of(method, path, &allow);
     if (rt == NULL) {
-        *status = wrong ? 405 : 404;
+        *status = allow != NULL ? 405 : 404;
         *out = NULL;
         *out_len = 0;
         return 0;
@@ -681,6 +776,7 @@ int http_local_call(core_t *core, const http_options_t *o, const char *method, c
         while (!r->done)
             pthread_cond_wait(&r->cv, &r->mu);
         pthread_mutex_unlock(&r->mu);
+        finish(r);
     } else if (rc < 0) {
         http__respond_error(r, rc);
     }

@@ -54,6 +54,8 @@ typedef struct http_options {
                                      upstream ends by then (the binding's timeout_ms when
                                      sooner; HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS; 0: no
                                      bound but the binding's) */
+    unsigned max_passthroughs;    /* --http-max-passthroughs: upstream calls in flight at once;
+                                     more are 503 (0: HTTP_DEFAULT_MAX_PASSTHROUGHS) */
     const char *sagemaker_model;  /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
                                      request's custom attributes name none */
     http_metrics_fn metrics[4];   /* /metrics: each adds its families (after the listener's own) */
@@ -65,6 +67,7 @@ typedef struct http_options {
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"
 #define HTTP_DEFAULT_MAX_CONNECTIONS 1024
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 60
+#define HTTP_DEFAULT_MAX_PASSTHROUGHS 64
 #define HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS 60000 /* SageMaker's own limit on an invocation */
 
 /* Fills *o with the defaults (HTTP_DEFAULT_LISTEN, or $SAGEMAKER_BIND_TO_PORT's port on all

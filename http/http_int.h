@@ -42,6 +42,11 @@ void http__json_timestamp(http_buf_t *b, int64_t us);
 /* A double as TF Serving writes tensors: 6 significant digits when they round-trip, else 9
  * (float) or 17; ".0" appended to integral text. */
 void http__tfs_number(http_buf_t *b, double v, bool is_float);
+/* A CSV cell (RFC 4180) of n bytes of text: as it is, or in double quotes with its quotes
+ * doubled when it holds a comma, a quote or a line break. */
+void http__csv_text(http_buf_t *b, const char *s, size_t n);
+/* A CSV cell of n bytes as standard base64 (never needs quotes). */
+void http__csv_base64(http_buf_t *b, const uint8_t *p, size_t n);
 void http__buf_free(http_buf_t *b);
 
 /* RFC 3339 ("2024-05-01T12:00:00.5Z", "+02:00", a space for the T; no zone: UTC) to
@@ -112,6 +117,10 @@ struct http_req {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* in-process calls wait on it */
     bool done;
+    /* work the completion left for the listener's thread once resumed (a passthrough writes
+     * the upstream's answer there, not on the upstream pool's one thread); then cleared */
+    void (*finish)(http_req_t *r);
+    void *finish_arg;
     /* in-process calls (local.c): no connection; their headers */
     const char *const *local_headers; /* name, value, ..., NULL */
 };
@@ -127,8 +136,11 @@ void http__respond_error(http_req_t *r, int rc);
 void http__complete(http_req_t *r, int rc);
 /* The request header's value, or NULL. */
 const char *http__header_in(http_req_t *r, const char *name);
-/* Parses the body as a JSON object. Returns: 0 and *out (decref it); -EINVAL with the message
- * set. */
+/* Parses the body as a JSON object, its tree at most HTTP_JSON_AMPLIFICATION times the body's
+ * size (plus HTTP_JSON_FLOOR). Returns: 0 and *out (decref it); -EINVAL (not a JSON object) or
+ * -EFBIG (too dense: 413) with the message set. */
+#define HTTP_JSON_AMPLIFICATION 32
+#define HTTP_JSON_FLOOR (256u << 10)
 int http__parse_json(http_req_t *r, json_t **out);
 
 /* HTTP status for an errno, as TF Serving maps gRPC codes (400, 404, 429, 503, 504, ...). */
@@ -152,6 +164,7 @@ typedef struct http_predict_in {
     const json_t *instances;    /* an array, or NULL */
     const json_t *inputs;       /* an object (or a single input's value), or NULL */
     const char *signature_name; /* the caller's, or NULL */
+    bool text;                  /* values are text (CSV): typed by their join keys */
     http_output_t output;       /* a passthrough's answer */
 } http_predict_in_t;
 /* Returns: 0 with p's tensors read (end with core_read_end()); HTTP_SUSPENDED when the binding
@@ -189,8 +202,11 @@ struct http {
     struct MHD_Daemon *daemon;
     int port;
     pthread_key_t worker_key;
-    upstream_pool_t *upstreams; /* model servers behind bindings (NULL in-process) */
-    _Atomic unsigned active;    /* requests begun and not yet answered and freed */
+    upstream_pool_t *upstreams;    /* model servers behind bindings (NULL in-process) */
+    _Atomic unsigned active;       /* requests begun and not yet answered and freed */
+    _Atomic unsigned suspended;    /* connections suspended and not yet resumed */
+    _Atomic unsigned passthroughs; /* upstream calls in flight (--http-max-passthroughs) */
+    _Atomic bool stopping;
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };

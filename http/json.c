@@ -272,6 +272,31 @@ void http__json_base64(http_buf_t *b, const uint8_t *p, size_t n)
     b->p[b->len++] = '"';
 }
 
+void http__csv_text(http_buf_t *b, const char *s, size_t n)
+{
+    bool quote = false;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) {
+        http__put(b, s, n);
+        return;
+    }
+    http__putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            http__putc(b, '"');
+        http__putc(b, s[i]);
+    }
+    http__putc(b, '"');
+}
+
+void http__csv_base64(http_buf_t *b, const uint8_t *p, size_t n)
+{
+    if (!grow(b, BASE_BASE64_LEN(n)))
+        return;
+    b->len += base_base64_encode(p, n, b->p + b->len);
+}
+
 /* n digits of v, zero-padded, at t. */
 static void put_digits(char *t, unsigned v, int n)
 {

@@ -265,6 +265,31 @@ static catalog_dtype_t key_type(const core_predict_t *p, const char *input)
     return CATALOG_DTYPE_INVALID;
 }
 
+/* An entity input's values as the core read them (CSV's text typed by its join key), as JSON. */
+static json_t *typed_column(const core_predict_t *p, const char *input)
+{
+    const catalog_model_t *m = p->model;
+    for (size_t k = 0; k < m->n_entity_inputs; k++) {
+        if (strcmp(m->entity_inputs[k].input, input) != 0)
+            continue;
+        int c = core_columns_find(&p->ents, m->entity_inputs[k].join_key);
+        json_t *col = c >= 0 ? json_array() : NULL;
+        for (size_t i = 0; col != NULL && i < p->ents.n_rows; i++) {
+            const catalog_value_t *v = &p->ents.cols[c][i];
+            json_t *x = v->type == CATALOG_DTYPE_INT64 ? json_integer(v->u.i64)
+                        : v->type == CATALOG_DTYPE_INT32
+                            ? json_integer(v->u.i32)
+                            : json_stringn((const char *)v->u.bytes.data, v->u.bytes.len);
+            if (json_array_append_new(col, x) < 0) {
+                json_decref(col);
+                col = NULL;
+            }
+        }
+        return col;
+    }
+    return NULL;
+}
+
 /* The caller's inputs as named tensors: the columns of "inputs", or the rows of "instances"
  * stacked (objects: one input per key; bare values: the binding's one entity input). */
 static int caller_inputs(core_ctx_t *ctx, const core_predict_t *p, const http_predict_in_t *in,
@@ -284,8 +309,12 @@ static int caller_inputs(core_ctx_t *ctx, const core_predict_t *p, const http_pr
     if (t == NULL || tp == NULL || nm == NULL)
         return core_fail(ctx, -ENOMEM, "out of memory");
     size_t k = 0;
+    if (!named && m->n_entity_inputs != 1)
+        return core_fail(ctx, -EINVAL,
+                         "name the inputs: model binding '%s' sends its upstream the caller's "
+                         "inputs by name, and has %zu entity inputs to feed a bare value to",
+                         m->name, m->n_entity_inputs);
     if (!named) {
-        /* core_predict_entities() already refused this unless the binding has one input. */
         nm[0] = m->entity_inputs[0].input;
         int rc = json_tensor(src, key_type(p, nm[0]), nm[0], a, &tp[0], why, sizeof why);
         if (rc < 0)
@@ -299,7 +328,13 @@ static int caller_inputs(core_ctx_t *ctx, const core_predict_t *p, const http_pr
         {
             const json_t *col = v;
             json_t *stacked = NULL;
-            if (rows) {
+            if (in->text) {
+                /* CSV: the text the core typed by the join key. */
+                stacked = typed_column(p, key);
+                if (stacked == NULL)
+                    return core_fail(ctx, -ENOMEM, "out of memory");
+                col = stacked;
+            } else if (rows) {
                 /* Stack the rows' values of this input into one array. */
                 stacked = json_array();
                 if (stacked == NULL)
@@ -339,6 +374,11 @@ typedef struct passthrough {
     http_req_t *r;
     http_output_t output;
     upstream_call_t uc;
+    /* the completion's result, for finish() on the listener's thread */
+    int rc;
+    grpc_status_code status;
+    grpc_slice resp;
+    char why[768];
 } passthrough_t;
 
 static void done(void *arg, upstream_call_t *uc, bool ok);
@@ -375,8 +415,20 @@ int http__passthrough(http_req_t *r, core_predict_t *p, const http_predict_in_t 
                          "in-process call cannot reach",
                          p->model->name);
     }
+    /* Each holds its request's memory until the upstream answers: a bound on them all. */
+    http_t *h = r->h;
+    unsigned max = h->o.max_passthroughs ? h->o.max_passthroughs : HTTP_DEFAULT_MAX_PASSTHROUGHS;
+    if (atomic_fetch_add(&h->passthroughs, 1) >= max) {
+        atomic_fetch_sub(&h->passthroughs, 1);
+        grpc_slice_unref(request);
+        return core_fail(ctx, -EAGAIN,
+                         "%u Predict passthroughs are in flight, the most "
+                         "--http-max-passthroughs allows: try again",
+                         max);
+    }
     passthrough_t *pt = base_arena_calloc(a, 1, sizeof *pt);
     if (pt == NULL) {
+        atomic_fetch_sub(&h->passthroughs, 1);
         grpc_slice_unref(request);
         return core_fail(ctx, -ENOMEM, "out of memory");
     }
@@ -388,8 +440,10 @@ int http__passthrough(http_req_t *r, core_predict_t *p, const http_predict_in_t 
                                 gpr_time_from_millis(r->h->o.upstream_timeout_ms, GPR_TIMESPAN));
     rc = upstream_start(pool, &p->model->upstream, request, deadline, NULL, NULL, NULL, done, pt,
                         &pt->uc, why, sizeof why);
-    if (rc < 0)
+    if (rc < 0) {
+        atomic_fetch_sub(&h->passthroughs, 1);
         return core_fail(ctx, rc, "%s", why);
+    }
     return HTTP_SUSPENDED;
 }
 
@@ -437,6 +491,8 @@ typedef struct tensor_view {
     int64_t dims[MAX_RANK];
     size_t n;     /* elements */
     size_t avail; /* values present (typed field or tensor_content); 1 broadcasts */
+    size_t cost;  /* elements plus lists written (each at least a byte), saturating */
+    size_t limit; /* the answer stops growing past this many bytes */
     bool content; /* from tensor_content */
     bool b64;     /* strings as {"b64": ...} */
 } tensor_view_t;
@@ -466,6 +522,16 @@ static size_t elem_size(Tensorflow__DataType dt)
     }
 }
 
+static size_t sat_mul(size_t a, size_t b)
+{
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
 /* Checks what can be written and sizes it. Returns: 0; -EPROTO with why. */
 static int view_of(const char *name, const Tensorflow__TensorProto *t, tensor_view_t *v, char *why,
                    size_t cap)
@@ -478,6 +544,8 @@ static int view_of(const char *name, const Tensorflow__TensorProto *t, tensor_vi
         return snprintf(why, cap, "output '%s' has rank %zu, over %d", name, nd, MAX_RANK), -EPROTO;
     v->rank = nd;
     v->n = 1;
+    /* A dimension of 0 makes n 0 but not the lists before it: [1e15, 0] is 1e15 "[]"s. */
+    size_t outer = 1;
     for (size_t d = 0; d < nd; d++) {
         int64_t s = t->tensor_shape->dim[d]->size;
         if (s < 0 || (s > 0 && v->n > SIZE_MAX / (size_t)s))
@@ -485,7 +553,10 @@ static int view_of(const char *name, const Tensorflow__TensorProto *t, tensor_vi
                    -EPROTO;
         v->dims[d] = s;
         v->n *= (size_t)s;
+        v->cost = sat_add(v->cost, outer);
+        outer = sat_mul(outer, (size_t)s);
     }
+    v->cost = sat_add(v->cost, v->n);
     size_t es = elem_size(t->dtype);
     if (t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING) {
         v->avail = t->n_string_val;
@@ -513,6 +584,12 @@ static int view_of(const char *name, const Tensorflow__TensorProto *t, tensor_vi
             break;
         case TENSORFLOW__DATA_TYPE__DT_BOOL:
             v->avail = t->n_bool_val;
+            break;
+        case TENSORFLOW__DATA_TYPE__DT_UINT32:
+            v->avail = t->n_uint32_val;
+            break;
+        case TENSORFLOW__DATA_TYPE__DT_UINT64:
+            v->avail = t->n_uint64_val;
             break;
         case TENSORFLOW__DATA_TYPE__DT_HALF:
         case TENSORFLOW__DATA_TYPE__DT_BFLOAT16:
@@ -624,6 +701,8 @@ static void write_element(http_buf_t *b, const tensor_view_t *v, size_t i)
         uint64_t u;
         if (v->content)
             memcpy(&u, c + 8 * i, 8);
+        else if (t->dtype == TENSORFLOW__DATA_TYPE__DT_UINT64)
+            u = t->uint64_val[i];
         else
             u = (uint64_t)t->int64_val[i];
         if (t->dtype == TENSORFLOW__DATA_TYPE__DT_UINT64)
@@ -635,7 +714,9 @@ static void write_element(http_buf_t *b, const tensor_view_t *v, size_t i)
     }
     default: {
         long long x;
-        if (!v->content) {
+        if (!v->content && t->dtype == TENSORFLOW__DATA_TYPE__DT_UINT32) {
+            x = t->uint32_val[i];
+        } else if (!v->content) {
             x = t->int_val[i];
         } else {
             switch (t->dtype) {
@@ -686,7 +767,7 @@ static void write_nested(http_buf_t *b, const tensor_view_t *v, size_t d, size_t
         return;
     }
     http__putc(b, '[');
-    for (int64_t k = 0; k < v->dims[d]; k++) {
+    for (int64_t k = 0; k < v->dims[d] && b->len <= v->limit; k++) {
         if (k > 0)
             http__puts(b, ", ");
         write_nested(b, v, d + 1, i);
@@ -714,18 +795,16 @@ static void csv_row(http_buf_t *b, const tensor_view_t *vs, size_t n, size_t r)
                 http__putc(b, ',');
             first = false;
             if (v->t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING) {
-                /* A JSON string is a valid CSV cell once its quotes are doubled. */
-                http_buf_t s = {0};
-                write_element(&s, v, r * per + k);
-                http__putc(b, '"');
-                for (size_t c = 0; c < s.len; c++) {
-                    if (s.p[c] == '"')
-                        http__putc(b, '"');
-                    http__putc(b, s.p[c]);
+                /* Text as a CSV cell; bytes (a name ending in _bytes, or not UTF-8) as base64. */
+                size_t e = r * per + k;
+                if (v->avail > 0) {
+                    const ProtobufCBinaryData *sv =
+                        &v->t->string_val[e < v->avail ? e : v->avail - 1];
+                    if (v->b64 || !base_utf8_valid(sv->data, sv->len))
+                        http__csv_base64(b, sv->data, sv->len);
+                    else
+                        http__csv_text(b, (const char *)sv->data, sv->len);
                 }
-                http__putc(b, '"');
-                b->oom |= s.oom;
-                http__buf_free(&s);
             } else {
                 write_element(b, v, r * per + k);
             }
@@ -734,20 +813,32 @@ static void csv_row(http_buf_t *b, const tensor_view_t *vs, size_t n, size_t r)
     http__putc(b, '\n');
 }
 
+/* Whether the answer grew past limit (and is dropped). */
+static bool over(http_req_t *r, size_t limit, char *why, size_t cap)
+{
+    if (r->out.len <= limit)
+        return false;
+    snprintf(why, cap, "its answer is over --max-response-bytes %zu", limit);
+    r->out.len = 0;
+    return true;
+}
+
 static int compare_names(const void *x, const void *y)
 {
     return strcmp(((const tensor_view_t *)x)->name, ((const tensor_view_t *)y)->name);
 }
 
-/* The upstream's PredictResponse as the answer. Returns: 0; -EPROTO with why. */
+/* The upstream's PredictResponse as the answer, at most --max-response-bytes of it.
+ * Returns: 0; -EPROTO with why. */
 static int render(http_req_t *r, http_output_t output, grpc_slice resp, char *why, size_t cap)
 {
+    size_t limit = core_limits(r->h->core)->max_response_bytes;
     ProtobufCAllocator alloc;
     Tensorflow__Serving__PredictResponse *pr = tensorflow__serving__predict_response__unpack(
         codec_allocator(&r->arena, &alloc), GRPC_SLICE_LENGTH(resp), GRPC_SLICE_START_PTR(resp));
     if (pr == NULL)
         return snprintf(why, cap, "the upstream's PredictResponse does not parse"), -EPROTO;
-    size_t n = pr->n_outputs;
+    size_t n = pr->n_outputs, cost = 0;
     tensor_view_t *vs = base_arena_array(&r->arena, n + 1, sizeof *vs);
     if (vs == NULL)
         return snprintf(why, cap, "out of memory"), -ENOMEM;
@@ -757,7 +848,18 @@ static int render(http_req_t *r, http_output_t output, grpc_slice resp, char *wh
         int rc = view_of(pr->outputs[o]->key, t != NULL ? t : &empty, &vs[o], why, cap);
         if (rc < 0)
             return rc;
+        vs[o].limit = limit;
+        if (!base_utf8_valid((const uint8_t *)vs[o].name, strlen(vs[o].name)))
+            return snprintf(why, cap, "an output's name is not UTF-8"), -EPROTO;
+        cost = sat_add(cost, vs[o].cost);
     }
+    /* Each element and list is at least a byte of the answer: refused before any is written
+     * when they cannot fit (a shape of [1e12] with one value repeated, [1e15, 0], ...). */
+    if (cost > limit)
+        return snprintf(why, cap,
+                        "its outputs hold %zu elements and lists, over --max-response-bytes %zu",
+                        cost, limit),
+               -EPROTO;
     /* Protobuf maps have no order; TF Serving writes them sorted by name. */
     qsort(vs, n, sizeof *vs, compare_names);
     bool rows = output != HTTP_OUTPUT_COLUMNS;
@@ -779,14 +881,13 @@ static int render(http_req_t *r, http_output_t output, grpc_slice resp, char *wh
     }
     http_buf_t *b = &r->out;
     if (output == HTTP_OUTPUT_CSV) {
-        for (int64_t k = 0; k < batch; k++)
+        for (int64_t k = 0; k < batch && b->len <= limit; k++)
             csv_row(b, vs, n, (size_t)k);
-        http__respond(r, 200, "text/csv");
-        return 0;
+        return over(r, limit, why, cap) ? -EPROTO : (http__respond(r, 200, "text/csv"), 0);
     }
     if (rows) {
         http__puts(b, "{\"predictions\": [");
-        for (int64_t k = 0; k < batch; k++) {
+        for (int64_t k = 0; k < batch && b->len <= limit; k++) {
             if (k > 0)
                 http__puts(b, ", ");
             if (n == 1) {
@@ -822,35 +923,53 @@ static int render(http_req_t *r, http_output_t output, grpc_slice resp, char *wh
             http__putc(b, '}');
         http__putc(b, '}');
     }
+    if (over(r, limit, why, cap))
+        return -EPROTO;
     http__respond(r, 200, "application/json");
     return 0;
 }
 
-static void done(void *arg, upstream_call_t *uc, bool ok)
+/* On the listener's thread, once resumed: the upstream's answer written, or its error. */
+static void finish(http_req_t *r)
 {
-    passthrough_t *pt = arg;
-    http_req_t *r = pt->r;
-    char why[768];
-    grpc_slice resp = grpc_empty_slice();
-    grpc_status_code status = uc->status;
-    int rc = upstream_finish(uc, ok, &resp, why, sizeof why);
+    passthrough_t *pt = r->finish_arg;
+    int rc = pt->rc;
+    char *why = pt->why;
     if (rc == 0) {
-        rc = render(r, pt->output, resp, why, sizeof why);
+        rc = render(r, pt->output, pt->resp, why, sizeof pt->why);
         if (rc < 0)
             core_fail(&r->ctx, rc, "upstream answer: %s", why);
     } else {
         core_fail(&r->ctx, rc, "%s", why);
     }
-    grpc_slice_unref(resp);
-    if (rc == -EREMOTEIO) {
+    grpc_slice_unref(pt->resp);
+    pt->resp = grpc_empty_slice();
+    if (rc == -EREMOTEIO && pt->status == GRPC_STATUS_CANCELLED && atomic_load(&r->h->stopping)) {
+        /* Cancelled by this server's stop: unavailable here, try another node. */
+        http__respond_error(r, -ECANCELED);
+    } else if (rc == -EREMOTEIO) {
         /* The upstream's own status, mapped as TF Serving maps it. */
         http__respond_error(r, rc);
-        r->status = http_status_of_grpc(status);
-        rc = 0;
+        r->status = http_status_of_grpc(pt->status);
     } else if (rc == -EPROTO || rc == -EIO) {
         http__respond_error(r, rc);
         r->status = 502;
-        rc = 0;
+    } else if (rc < 0) {
+        http__respond_error(r, rc);
     }
-    http__complete(r, rc);
+}
+
+/* On the upstream pool's one thread: keeps the result and resumes the request; the writing is
+ * the listener's (finish()), so that one large answer holds up no other passthrough. */
+static void done(void *arg, upstream_call_t *uc, bool ok)
+{
+    passthrough_t *pt = arg;
+    http_req_t *r = pt->r;
+    pt->status = uc->status;
+    pt->resp = grpc_empty_slice();
+    pt->rc = upstream_finish(uc, ok, &pt->resp, pt->why, sizeof pt->why);
+    atomic_fetch_sub(&r->h->passthroughs, 1);
+    r->finish = finish;
+    r->finish_arg = pt;
+    http__complete(r, 0);
 }

@@ -18,8 +18,8 @@ typedef struct input_arg {
 } input_arg_t;
 
 /* One key value: TF's {"b64": "..."} is a BYTES (or STRING) value's base64. */
-static int key_value(const json_t *j, catalog_dtype_t want, base_arena_t *a, catalog_value_t *out,
-                     char *why, size_t cap)
+static int key_value(const json_t *j, catalog_dtype_t want, unsigned flags, base_arena_t *a,
+                     catalog_value_t *out, char *why, size_t cap)
 {
     if (json_is_object(j) && json_object_size(j) == 1 && json_object_get(j, "b64") != NULL) {
         const json_t *s = json_object_get(j, "b64");
@@ -37,7 +37,7 @@ static int key_value(const json_t *j, catalog_dtype_t want, base_arena_t *a, cat
         out->u.bytes.len = (size_t)m;
         return 0;
     }
-    return catalog_value_from_json(j, want, 0, a, out, why, cap);
+    return catalog_value_from_json(j, want, flags, a, out, why, cap);
 }
 
 static int input_values(void *arg, const char *input, catalog_dtype_t want, base_arena_t *a,
@@ -84,7 +84,8 @@ static int input_values(void *arg, const char *input, catalog_dtype_t want, base
                                              : in->inputs;
         }
         char inner[160];
-        int rc = key_value(j, want, a, &v[i], inner, sizeof inner);
+        int rc =
+            key_value(j, want, in->text ? CATALOG_JSON_TEXT : 0, a, &v[i], inner, sizeof inner);
         if (rc == -EINVAL)
             return snprintf(why, why_cap, "row %zu: %s", i, inner), -EINVAL;
         if (rc < 0)
@@ -105,6 +106,17 @@ int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predi
     if (in->instances != NULL && json_array_size(in->instances) == 0)
         return core_fail(ctx, -EINVAL, "No values in 'instances' array");
     input_arg_t ia = {.in = in, .n_inputs = p->model->n_entity_inputs};
+    /* A bare row (not an object) is the value of the binding's one entity input. */
+    for (size_t i = 0;
+         in->instances != NULL && ia.n_inputs != 1 && i < json_array_size(in->instances); i++) {
+        const json_t *row = json_array_get(in->instances, i);
+        if (!json_is_object(row) ||
+            (json_object_size(row) == 1 && json_object_get(row, "b64") != NULL))
+            return core_fail(ctx, -EINVAL,
+                             "instances[%zu]: want an object of named inputs (model binding "
+                             "'%s' has %zu entity inputs, so a bare value feeds none of them)",
+                             i, p->model->name, ia.n_inputs);
+    }
     size_t n_inputs = in->instances != NULL
                           ? (json_is_object(json_array_get(in->instances, 0))
                                  ? json_object_size(json_array_get(in->instances, 0))

@@ -1,5 +1,6 @@
 /* http/sagemaker.c - SageMaker's /invocations: rows in, the same rows with features out. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +65,17 @@ static void attributes(const char *attrs, char *name, size_t cap, core_model_spe
     }
 }
 
-/* One row's features as JSON members ("f": value, ...), after others unless first. */
-static void members(http_buf_t *b, const core_predict_t *p, size_t r, bool first)
+/* The tensor row of the request's row i: a binding without entity inputs reads one row, which
+ * every request row gets. */
+static size_t row_of(const core_predict_t *p, size_t i)
 {
+    return p->model->n_entity_inputs == 0 ? 0 : i;
+}
+
+/* One row's features as JSON members ("f": value, ...), after others unless first. */
+static void members(http_buf_t *b, const core_predict_t *p, size_t i, bool first)
+{
+    size_t r = row_of(p, i);
     for (size_t o = 0; o < p->n_out; o++) {
         if (!first || o > 0)
             http__puts(b, ", ");
@@ -96,7 +105,8 @@ static int answer_json(http_req_t *r, const json_t *body, const core_predict_t *
                 members(b, p, i, json_object_size(row) == 0);
                 http__putc(b, '}');
             } else {
-                /* A bare value of the one entity input. */
+                /* A bare value of the one entity input (http__predict() refused it
+                 * otherwise). */
                 http__putc(b, '{');
                 const char *in = p->model->entity_inputs[0].input;
                 http__json_str(b, in, strlen(in));
@@ -128,7 +138,7 @@ static int answer_json(http_req_t *r, const json_t *body, const core_predict_t *
             for (size_t i = 0; i < p->ents.n_rows; i++) {
                 if (i > 0)
                     http__puts(b, ", ");
-                http__tensor_row(b, &p->tensors[o], i, false);
+                http__tensor_row(b, &p->tensors[o], row_of(p, i), false);
             }
             http__putc(b, ']');
         }
@@ -138,45 +148,30 @@ static int answer_json(http_req_t *r, const json_t *body, const core_predict_t *
     return 0;
 }
 
-/* A CSV cell for a value: numbers as they are, strings and lists quoted when they must be. */
+/* A CSV cell for a value: numbers as they are, strings as their text, bytes as base64, lists
+ * as JSON arrays; quoted when they must be. */
 static void csv_cell(http_buf_t *b, const core_tensor_t *t, size_t r)
 {
+    if (!t->list && t->elem == CATALOG_DTYPE_STRING) {
+        const catalog_bytes_t *v = &t->v.bytes[r];
+        http__csv_text(b, (const char *)v->data, v->len);
+        return;
+    }
+    if (!t->list && t->elem == CATALOG_DTYPE_BYTES) {
+        http__csv_base64(b, t->v.bytes[r].data, t->v.bytes[r].len);
+        return;
+    }
     http_buf_t v = {0};
     http__tensor_row(&v, t, r, false);
-    bool str = t->elem == CATALOG_DTYPE_STRING || t->elem == CATALOG_DTYPE_BYTES;
-    if (v.oom) {
+    if (v.oom)
         b->oom = true;
-    } else if (!t->list && str && v.len >= 2) {
-        /* A JSON string: its text, CSV-quoted. */
-        json_t *j = json_loadb(v.p, v.len, JSON_DECODE_ANY, NULL);
-        const char *s = json_is_string(j) ? json_string_value(j) : "";
-        size_t n = json_is_string(j) ? json_string_length(j) : 0;
-        bool quote = strpbrk(s, ",\"\n\r") != NULL;
-        if (quote)
-            http__putc(b, '"');
-        for (size_t i = 0; i < n; i++) {
-            if (s[i] == '"')
-                http__putc(b, '"');
-            http__putc(b, s[i]);
-        }
-        if (quote)
-            http__putc(b, '"');
-        json_decref(j);
-    } else if (t->list) {
-        http__putc(b, '"');
-        for (size_t i = 0; i < v.len; i++) {
-            if (v.p[i] == '"')
-                http__putc(b, '"');
-            http__putc(b, v.p[i]);
-        }
-        http__putc(b, '"');
-    } else {
-        http__put(b, v.p, v.len);
-    }
+    else
+        http__csv_text(b, v.p, v.len);
     http__buf_free(&v);
 }
 
-/* The CSV body's lines and their first fields (the entity inputs, unquoted). */
+/* The CSV body's lines and their first fields (the entity inputs, unquoted), as JSON strings
+ * that the join keys' types read (CATALOG_JSON_TEXT). */
 static int csv_inputs(http_req_t *r, const catalog_model_t *m, json_t **inputs, size_t *n_lines)
 {
     json_t *obj = json_object();
@@ -199,20 +194,21 @@ static int csv_inputs(http_req_t *r, const catalog_model_t *m, json_t **inputs, 
         if (le > p) {
             const char *f = p;
             for (size_t k = 0; k < m->n_entity_inputs; k++) {
-                const char *fe = memchr(f, ',', (size_t)(le - f));
+                const char *fe = f <= le ? memchr(f, ',', (size_t)(le - f)) : NULL;
                 if (fe == NULL)
                     fe = le;
-                if (f > le || (fe == f && k < m->n_entity_inputs)) {
+                if (f > le || fe == f) {
                     json_decref(obj);
                     return core_fail(&r->ctx, -EINVAL,
                                      "line %zu: want the %zu entity inputs (%s, ...) first",
                                      lines + 1, m->n_entity_inputs, m->entity_inputs[0].input);
                 }
-                int64_t x;
-                json_t *v = base_parse_int(f, (size_t)(fe - f), &x) == 0
-                                ? json_integer(x)
-                                : json_stringn(f, (size_t)(fe - f));
-                json_array_append_new(cols[k], v);
+                if (json_array_append_new(cols[k], json_stringn(f, (size_t)(fe - f))) < 0) {
+                    json_decref(obj);
+                    return core_fail(&r->ctx, -EINVAL,
+                                     "line %zu: entity input '%s' is not UTF-8 text", lines + 1,
+                                     m->entity_inputs[k].input);
+                }
                 f = fe + 1;
             }
             lines++;
@@ -233,7 +229,7 @@ static int answer_csv(http_req_t *r, const core_predict_t *p)
     http_buf_t *b = &r->out;
     const char *s = r->body, *end = r->body + r->len;
     size_t row = 0;
-    while (s < end && row < p->ents.n_rows) {
+    while (s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         const char *le = nl != NULL ? nl : end;
         if (le > s && le[-1] == '\r')
@@ -242,7 +238,7 @@ static int answer_csv(http_req_t *r, const core_predict_t *p)
             http__put(b, s, (size_t)(le - s));
             for (size_t o = 0; o < p->n_out; o++) {
                 http__putc(b, ',');
-                csv_cell(b, &p->tensors[o], row);
+                csv_cell(b, &p->tensors[o], row_of(p, row));
             }
             http__putc(b, '\n');
             row++;
@@ -250,6 +246,22 @@ static int answer_csv(http_req_t *r, const core_predict_t *p)
         s = nl != NULL ? nl + 1 : end;
     }
     http__respond(r, 200, "text/csv");
+    return 0;
+}
+
+/* A 415 or 406: {"error": message}. Returns 0 (answered). */
+__attribute__((format(printf, 3, 4))) static int media_error(http_req_t *r, int status,
+                                                             const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    http__puts(&r->out, "{\"error\": ");
+    http__json_str(&r->out, msg, strlen(msg));
+    http__putc(&r->out, '}');
+    http__respond(r, status, "application/json");
     return 0;
 }
 
@@ -270,25 +282,24 @@ int http__invocations(http_req_t *r)
     const char *ct = http__header_in(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *accept = http__header_in(r, MHD_HTTP_HEADER_ACCEPT);
     bool csv_in = is_csv(ct);
-    if (!csv_in && !is_json(ct)) {
-        http__printf(&r->out, "{\"error\": \"Unsupported Media Type: %.60s\"}", ct);
-        http__respond(r, 415, "application/json");
-        return 0;
-    }
+    if (!csv_in && !is_json(ct))
+        return media_error(r, 415,
+                           "Unsupported Media Type: %.60s (send application/json or "
+                           "text/csv)",
+                           ct);
     bool csv_out = accept == NULL || accept[0] == '\0' || strncmp(accept, "*/*", 3) == 0
                        ? csv_in
                        : is_csv(accept);
     if (!csv_out && !is_json(accept) && accept != NULL && accept[0] != '\0' &&
         strncmp(accept, "*/*", 3) != 0) {
-        http__printf(&r->out, "{\"error\": \"Not Acceptable: %.60s\"}", accept);
-        http__respond(r, 406, "application/json");
-        return 0;
+        return media_error(r, 406, "Not Acceptable: %.60s (ask for application/json or text/csv)",
+                           accept);
     }
     if (csv_in != csv_out)
-        return core_fail(ctx, -EINVAL,
-                         "the answer is the request's rows with features appended: ask for the "
-                         "request's own format (Accept %s)",
-                         csv_in ? "text/csv" : "application/json");
+        return media_error(r, 406,
+                           "Not Acceptable: %.60s; the answer is the request's rows with "
+                           "features appended: ask for the request's own format (Accept %s)",
+                           accept, csv_in ? "text/csv" : "application/json");
     json_t *body = NULL, *csv = NULL;
     int rc;
     http_predict_in_t in = {0};
@@ -304,6 +315,7 @@ int http__invocations(http_req_t *r)
         if (rc < 0)
             return rc;
         in.inputs = csv;
+        in.text = true;
     } else {
         rc = http__parse_json(r, &body);
         if (rc < 0)

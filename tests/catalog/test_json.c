@@ -87,6 +87,16 @@ Test(json, text_mode_takes_numbers_and_times_as_strings_and_raw_or_b64_bytes)
                                          CATALOG_JSON_TEXT, &a, &v, why, sizeof why),
                  0);
     cr_assert_eq(v.u.i64, 12, "seconds as text");
+    /* Seconds beyond int64 are refused, not converted (undefined behaviour). */
+    for (int k = 0; k < 3; k++) {
+        static const double far[] = {1e300, -1e300, 9.3e18};
+        json_t *x = json_real(far[k]);
+        cr_assert_eq(
+            catalog_value_from_json(x, CATALOG_DTYPE_UNIX_TIMESTAMP, 0, &a, &v, why, sizeof why),
+            -EINVAL, "%g", far[k]);
+        cr_assert(strstr(why, "out of range") != NULL, "%s", why);
+        json_decref(x);
+    }
     cr_assert_eq(catalog_value_from_json(json_array_get(j, 3), CATALOG_DTYPE_BYTES,
                                          CATALOG_JSON_TEXT, &a, &v, why, sizeof why),
                  0);

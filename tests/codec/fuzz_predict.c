@@ -17,6 +17,9 @@ static Tensorflow__TensorProto known_fields(const Tensorflow__TensorProto *t, ba
     Tensorflow__TensorProto c = *t;
     c.base.n_unknown_fields = 0;
     c.base.unknown_fields = NULL;
+    /* Read from upstreams' answers (HTTP passthrough), never written by fstore's encoder. */
+    c.n_uint32_val = 0;
+    c.n_uint64_val = 0;
     if (t->tensor_shape != NULL) {
         Tensorflow__TensorShapeProto *sh = base_arena_alloc(a, sizeof *sh);
         Tensorflow__TensorShapeProto__Dim **dims =

@@ -6,12 +6,15 @@ test_push_and_get) are replayed against a catalog equivalent to their example re
 errors are parsed the way Feast's client parses them (rest_error_handler: the body is a JSON
 string holding {"module", "class", "message"})."""
 import base64
+import csv
+import io
 import http.client
 import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -83,6 +86,9 @@ class FeastHttpTest(HttpCase):
         resp, raw = self.request("GET", "/get-online-features")
         self.assertEqual(resp.status, 405)
         self.assertEqual(json.loads(raw), {"detail": "Method Not Allowed"})
+        self.assertEqual(resp.getheader("Allow"), "POST")
+        resp, raw = self.request("POST", "/health")
+        self.assertEqual((resp.status, resp.getheader("Allow")), (405, "GET"))
 
     def test_columnar_response_join_keys_first_then_features(self):
         resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate",
@@ -160,6 +166,44 @@ class FeastHttpTest(HttpCase):
         resp, raw = self.post("/get-online-features", b"x" * 70000)
         self.assertEqual(resp.status, 413)
         self.assertIn("--max-message-bytes", self.feast_error(raw)[1])
+        # Refused from its headers: the answer comes before a byte of the body is sent.
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10) as s:
+            s.sendall(b"POST /get-online-features HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+            data = s.recv(65536)
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:200])
+        # A chunked body (no length) is cut off once it passes the limit.
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10) as s:
+            s.sendall(b"POST /get-online-features HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            for _ in range(5):
+                s.sendall(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:200])
+
+    def test_a_body_too_dense_to_parse_is_413_and_a_dense_legit_one_parses(self):
+        # 60 KB of empty objects would take about 4 MB as a tree (32x its size is the bound).
+        body = b'{"features": [], "entities": {"driver_id": [' + b",".join([b"{}"] * 20000) + b"]}}"
+        self.assertLess(len(body), 65536)
+        resp, raw = self.post("/get-online-features", body)
+        self.assertEqual(resp.status, 413, raw)
+        self.assertIn("too dense", self.feast_error(raw)[1])
+        # As many small whole numbers (about 20x as a tree) parse, and meet the entity limit.
+        body = b'{"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [' + \
+            b",".join([b"1"] * 30000) + b"]}}"
+        resp, raw = self.post("/get-online-features", body)
+        self.assertEqual(resp.status, 422, raw)
+        self.assertIn("--max-entities", self.feast_error(raw)[1])
+        # The server is fine afterwards.
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                              "entities": {"driver_id": [1001]}})
+        self.assertEqual(self.columns(raw)["conv_rate"]["values"], [0.5])
 
     def test_keep_alive_and_pipelining(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=30)
@@ -224,6 +268,14 @@ class FeastHttpTest(HttpCase):
                                "df": {"driver_id": list(range(101))}})
         self.assertEqual(resp.status, 422)
         self.assertIn("--max-write-rows", self.feast_error(raw)[1])
+        for t in (1e300, -1e300, 9.3e12):
+            resp, raw = self.post("/write-to-online-store",
+                                  {"feature_view_name": "driver_hourly_stats",
+                                   "df": {"driver_id": [1], "conv_rate": [0.5],
+                                          "event_timestamp": [t]}})
+            self.assertEqual(resp.status, 422, raw)
+            self.assertIn("row 0", self.feast_error(raw)[1])
+            self.assertIn("out of range", self.feast_error(raw)[1])
         # Nothing of a refused write was stored.
         resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
                               "entities": {"driver_id": [1]}})
@@ -362,6 +414,70 @@ class SageMakerTest(HttpCase):
         self.assertEqual(resp.getheader("Content-Type"), "text/csv")
         self.assertEqual(raw.decode().splitlines(), ["7,a,0.5,3", "8,b,0.0,0"])
 
+    def sm(self, model, body, csv=False):
+        hdrs = {"X-Amzn-SageMaker-Custom-Attributes": "model=" + model}
+        if csv:
+            hdrs.update({"Content-Type": "text/csv", "Accept": "text/csv"})
+        return self.post("/invocations", body, headers=hdrs)
+
+    def test_a_binding_without_entity_inputs_gives_every_row_its_one_row(self):
+        self.client.write_features("market", {"surge": [1.5]})
+        resp, raw = self.sm("market_model", {"instances": [{"a": 1}, {"a": 2}, {}]})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw), {"instances": [{"a": 1, "surge": 1.5},
+                                                         {"a": 2, "surge": 1.5},
+                                                         {"surge": 1.5}]})
+        resp, raw = self.sm("market_model", b"x\ny,z\n", csv=True)
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(raw.decode().splitlines(), ["x,1.5", "y,z,1.5"])
+        # A bare value feeds no input of a binding without one.
+        resp, raw = self.sm("market_model", {"instances": [1, 2]})
+        self.assertEqual(resp.status, 400, raw)
+        self.assertIn("instances[0]", json.loads(raw)["error"])
+        resp, raw = self.post("/v1/models/market_model:predict", {"instances": [{}, {}]})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw)["predictions"], [1.5])
+
+    def test_two_entity_inputs_need_named_values_and_whole_csv_lines(self):
+        for path in ("/invocations", "/v1/models/pair_model:predict"):
+            resp, raw = self.post(path, {"instances": [7]},
+                                  headers={"X-Amzn-SageMaker-Custom-Attributes":
+                                           "model=pair_model"})
+            self.assertEqual(resp.status, 400, raw)
+            self.assertIn("2 entity inputs", json.loads(raw)["error"])
+        for body in (b"7\n", b"7,\n", b"7,c1\n8\n", b",\n"):
+            with self.subTest(body=body):
+                resp, raw = self.sm("pair_model", body, csv=True)
+                self.assertEqual(resp.status, 400, raw)
+                self.assertIn("want the 2 entity inputs", json.loads(raw)["error"])
+        resp, raw = self.sm("pair_model", b"7,c1\n", csv=True)
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(raw.decode().splitlines(), ["7,c1,0.5,0"])
+
+    def test_csv_cells_are_text_bytes_base64_and_keys_typed_by_their_join_key(self):
+        self.client.write_features("customer_profile",
+                                   {"customer_id": ["0042"], "age": [41],
+                                    "tags": [["a", 'b"q,']], "avatar": [b"\x00\x01\xff"]})
+        resp, raw = self.sm("customer_model", b"0042,z\n", csv=True)
+        self.assertEqual(resp.status, 200, raw)
+        rows = list(csv.reader(io.StringIO(raw.decode())))
+        self.assertEqual(rows[0][:3], ["0042", "z", "41"])
+        self.assertEqual(json.loads(rows[0][3]), ["a", 'b"q,'])
+        self.assertEqual(base64.b64decode(rows[0][4]), b"\x00\x01\xff")
+
+    def test_media_type_errors_are_json_and_name_the_type(self):
+        resp, raw = self.post("/invocations", b"a",
+                              headers={"Content-Type": 'text/x"evil\\'})
+        self.assertEqual(resp.status, 415)
+        self.assertIn('text/x"evil\\', json.loads(raw)["error"])
+        resp, raw = self.post("/invocations", {"instances": [7]},
+                              headers={"Accept": "text/csv"})
+        self.assertEqual(resp.status, 406, raw)
+        self.assertIn("Accept application/json", json.loads(raw)["error"])
+        resp, raw = self.post("/invocations", {"instances": [7]},
+                              headers={"Accept": "image/png"})
+        self.assertEqual(resp.status, 406, raw)
+
     def test_errors(self):
         resp, raw = self.post("/invocations", b"a=b",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -374,8 +490,68 @@ class SageMakerTest(HttpCase):
         self.assertEqual(resp.status, 400)
 
 
-if __name__ == "__main__":
-    unittest.main()
+class HttpStopUnderWritesTest(unittest.TestCase):
+    """SIGTERM while HTTP writes are in flight (each waits suspended for its group commit): the
+    server exits cleanly (libmicrohttpd must not stop with a connection suspended) and every
+    write it acknowledged is there after a restart."""
+
+    def test_stop_under_http_write_load_loses_no_acknowledged_write(self):
+        from harness import Server
+        server = Server(catalog=CATALOG, args=["--sync", "full", "--shutdown-grace-ms", "300"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        acked, errors = [], []
+        lock = threading.Lock()
+
+        def writer(base):
+            conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+            for i in range(100000):
+                key = base * 1000000 + i
+                body = json.dumps({"feature_view_name": "driver_hourly_stats",
+                                   "df": {"driver_id": [key], "avg_daily_trips": [key]}})
+                try:
+                    conn.request("POST", "/write-to-online-store", body=body,
+                                 headers={"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    resp.read()
+                except (OSError, http.client.HTTPException):
+                    return
+                with lock:
+                    (acked if resp.status == 200 else errors).append((key, resp.status))
+
+        threads = [threading.Thread(target=writer, args=(b,)) for b in range(1, 9)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rc = server.stop()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(rc, 0, server.log()[-3000:])
+        self.assertIsNone(server.sanitizer_report())
+        self.assertNotIn("suspended connections", server.log())
+        self.assertGreater(len(acked), 200)
+        for key, status in errors:
+            self.assertEqual(status, 503, "refused while stopping, nothing else")
+        # Every acknowledged write is there after a restart.
+        again = Server(catalog=CATALOG, data_dir=server.data_dir)
+        self.addCleanup(again.cleanup)
+        again.start()
+        keys = [k for k, _ in acked]
+        got = {}
+        for i in range(0, len(keys), 40):
+            chunk = keys[i:i + 40]
+            conn = http.client.HTTPConnection("127.0.0.1", again.http_port, timeout=30)
+            conn.request("POST", "/get-online-features",
+                         body=json.dumps({"features": ["driver_hourly_stats:avg_daily_trips"],
+                                          "entities": {"driver_id": chunk}}),
+                         headers={"Content-Type": "application/json"})
+            doc = json.loads(conn.getresponse().read())
+            conn.close()
+            got.update(zip(chunk, doc["results"][1]["values"]))
+        self.assertEqual([k for k in keys if got.get(k) != k], [])
+        self.assertEqual(again.stop(), 0)
 
 
 class MetricsTest(HttpCase):
@@ -476,3 +652,7 @@ class MetricsTest(HttpCase):
             time.sleep(0.5)
         self.assertIsNotNone(got, "Prometheus never saw the requests")
         self.assertGreaterEqual(got, 5)
+
+
+if __name__ == "__main__":
+    unittest.main()

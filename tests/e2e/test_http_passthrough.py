@@ -169,13 +169,58 @@ class HttpPassthrough(HttpMixin, PredictServerTestCase):
         self.assertEqual(resp.getheader("Content-Type"), "text/csv")
         lines = raw.decode().splitlines()
         self.assertEqual(len(lines), 2)
-        # count, label_bytes (as {"b64": ...} in quotes), pair (two cells), score
+        # count, label_bytes (base64), pair (two cells), score
         for line, s, trips in zip(lines, (S1, S2), (10, 20)):
             cells = line.split(",")
             self.assertEqual(int(cells[0]), trips)
-            self.assertEqual(json.loads(cells[1][1:-1].replace('""', '"'))["b64"],
-                             base64.b64encode(b"\xffL%d" % trips).decode())
+            self.assertEqual(base64.b64decode(cells[1]), b"\xffL%d" % trips)
             self.assertEqual([float(c) for c in cells[2:]], [s, -s, s])
+
+    def odd(self, kind, output="rows", **kw):
+        body = ({"instances": [{"driver_id": 1, "kind": kind}]} if output == "rows"
+                else {"inputs": {"driver_id": [1], "kind": [kind]}})
+        return self.predict("scorer_odd", body, **kw)
+
+    def test_unsigned_outputs_come_from_their_own_fields(self):
+        resp, raw = self.odd("unsigned", output="columns")
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw), {"outputs": {"u32": [4000000000, 7],
+                                                       "u64": [2 ** 64 - 1, 8]}})
+
+    def test_an_answer_that_cannot_fit_is_refused_before_it_is_written(self):
+        for kind in ("huge", "empty_rows"):
+            for output in ("rows", "columns"):
+                with self.subTest(kind=kind, output=output):
+                    t0 = time.monotonic()
+                    resp, raw = self.odd(kind, output=output)
+                    self.assertError(resp, raw, 502, "over --max-response-bytes")
+                    self.assertLess(time.monotonic() - t0, 10)
+        resp, raw = self.predict("scorer_rows", {"instances": [1]})
+        self.assertEqual(resp.status, 200, raw)
+
+    def test_csv_string_outputs_are_text_cells(self):
+        resp, raw = self.http("POST", "/invocations", "1\n",
+                              headers={"Content-Type": "text/csv", "Accept": "text/csv",
+                                       "X-Amzn-SageMaker-Custom-Attributes": "model=scorer_odd"})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(raw.decode().splitlines(), ['"a,b"', '"say ""hi"""'])
+        resp, raw = self.http("POST", "/invocations", {"inputs": {"driver_id": [1],
+                                                                  "kind": ["text"]}},
+                              headers={"X-Amzn-SageMaker-Custom-Attributes": "model=scorer_odd",
+                                       "Accept": "application/json"})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw), {"outputs": ["a,b", 'say "hi"']})
+
+    def test_bare_values_need_one_entity_input(self):
+        for body in ({"instances": [1]}, {"inputs": [1]}):
+            with self.subTest(body=body):
+                resp, raw = self.predict("scorer_pair", body)
+                self.assertError(resp, raw, 400, "entity input")
+        self.assertIsNone(self.upstream.last_request())
+        resp, raw = self.predict("scorer_pair",
+                                 {"inputs": {"driver": [1], "customer": ["c5"]}})
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(json.loads(raw)["outputs"]["score"], [S1])
 
     def test_features_only_bindings_are_unchanged(self):
         resp, raw = self.predict("driver_features", {"instances": [1]})
@@ -207,6 +252,36 @@ class HttpPassthroughBounds(HttpMixin, unittest.TestCase):
         rc = self.server.stop()
         self.assertEqual(rc, 0, self.server.log())
         self.assertIsNone(self.server.sanitizer_report())
+
+    def test_passthroughs_in_flight_are_bounded(self):
+        server = self.server
+        server.stop()
+        self.server = Server(catalog=server.catalog, args=["--http-max-passthroughs", "2"])
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        results = []
+
+        def call():
+            resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1],
+                                                           "sleep_ms": [3000]}})
+            results.append(resp.status)
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(self.upstream.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1]}})
+        self.assertError(resp, raw, 503, "--http-max-passthroughs")
+        self.assertLess(time.monotonic() - t0, 2, "refused at once, not queued")
+        self.assertEqual(len(self.upstream.requests), 2, "the third never reached the upstream")
+        for t in threads:
+            t.join(30)
+        self.assertEqual(results, [200, 200])
+        resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 200, raw)
 
     def test_stop_cancels_passthroughs_in_flight_and_answers_them(self):
         # The binding has no timeout and --http-upstream-timeout-ms is 700 ms: sleep_ms keeps the
@@ -244,7 +319,8 @@ class HttpPassthroughBounds(HttpMixin, unittest.TestCase):
             t.join(30)
         self.assertEqual(len(results), 3)
         for r in results:
-            self.assertIn(r, (499, 503), "a stopped passthrough is answered, not dropped")
+            self.assertEqual(r, 503, "a stopped passthrough is answered (unavailable: try "
+                                     "another node), not dropped")
         self.assertTrue(self.upstream.wait_event("cancelled", timeout=10))
 
 

@@ -10,6 +10,10 @@ Models, by model_spec.name:
                 (trips), `label_bytes` DT_STRING [n] (b"\xffL" + trips).
   slow          waits 10 s (or until cancelled), then answers like weighted_sum.
   failing       aborts with the status named by the string input `fail` (default INTERNAL).
+  odd           answers outputs chosen by the string input `kind` (default "text"): "unsigned" (DT_UINT32 and
+                DT_UINT64 in their own fields, [2] each, values 4000000000 and 2**64-1), "huge"
+                (DT_FLOAT of shape [10**12] holding one value, which TF repeats), "empty_rows"
+                (DT_INT32 of shape [10**15, 0]), "text" (DT_STRING [2] with a comma and a quote).
 
 Every request is recorded (model, signature, inputs decoded to lists, shapes, dtypes), and so is
 every call that the client cancelled or let expire while it waited, so tests can check what
@@ -106,6 +110,9 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             "dtypes": {k: DT.Name(v.dtype) for k, v in inputs.items()},
             "output_filter": list(request.output_filter),
         })
+        if spec.name == "odd":
+            kind = tensor_values(inputs["kind"])[0].decode() if "kind" in inputs else "text"
+            return self._odd(spec, kind)
         if spec.name == "failing":
             code = "INTERNAL"
             if "fail" in inputs:
@@ -146,6 +153,34 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         for name, t in outputs.items():
             if not request.output_filter or name in request.output_filter:
                 resp.outputs[name].CopyFrom(t)
+        return resp
+
+
+    @staticmethod
+    def _odd(spec, kind):
+        resp = predict_pb2.PredictResponse()
+        resp.model_spec.name = spec.name
+        if kind == "unsigned":
+            u32 = tensor_pb2.TensorProto(dtype=DT.Value("DT_UINT32"))
+            u32.tensor_shape.dim.add(size=2)
+            u32.uint32_val.extend([4000000000, 7])
+            u64 = tensor_pb2.TensorProto(dtype=DT.Value("DT_UINT64"))
+            u64.tensor_shape.dim.add(size=2)
+            u64.uint64_val.extend([2 ** 64 - 1, 8])
+            resp.outputs["u32"].CopyFrom(u32)
+            resp.outputs["u64"].CopyFrom(u64)
+        elif kind == "huge":
+            t = tensor_pb2.TensorProto(dtype=DT.Value("DT_FLOAT"))
+            t.tensor_shape.dim.add(size=10 ** 12)
+            t.float_val.append(1.0)
+            resp.outputs["big"].CopyFrom(t)
+        elif kind == "empty_rows":
+            t = tensor_pb2.TensorProto(dtype=DT.Value("DT_INT32"))
+            t.tensor_shape.dim.add(size=10 ** 15)
+            t.tensor_shape.dim.add(size=0)
+            resp.outputs["rows"].CopyFrom(t)
+        elif kind == "text":
+            resp.outputs["text"].CopyFrom(make_tensor("DT_STRING", ['a,b', 'say "hi"']))
         return resp
 
 

@@ -172,6 +172,33 @@ Test(json, base64_both_ways)
     }
 }
 
+Test(json, csv_cells_quote_only_what_rfc_4180_needs)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"plain", "plain"},
+        {"", ""},
+        {"a,b", "\"a,b\""},
+        {"say \"hi\"", "\"say \"\"hi\"\"\""},
+        {"two\nlines", "\"two\nlines\""},
+        {"cr\r", "\"cr\r\""},
+        {"caf\xc3\xa9 {\"b64\"}", "\"caf\xc3\xa9 {\"\"b64\"\"}\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_buf_t b = {0};
+        http__csv_text(&b, cases[i].in, strlen(cases[i].in));
+        http__putc(&b, '\0');
+        cr_assert_str_eq(b.p, cases[i].want, "case %zu", i);
+        http__buf_free(&b);
+    }
+    http_buf_t b = {0};
+    http__csv_base64(&b, (const uint8_t *)"\x00\x01\xff", 3);
+    http__putc(&b, '\0');
+    cr_assert_str_eq(b.p, "AAH/");
+    http__buf_free(&b);
+}
+
 Test(json, timestamps_use_feasts_adaptive_fraction)
 {
     const struct {
