@@ -18,6 +18,7 @@
  *   arena       a bump allocator that forgets everything at once
  *   name index  open addressing over an array of names
  *   base64      RFC 4648 encoding and decoding
+ *   inflate     zlib and gzip streams, decompressed up to a bound (zlib's inflate)
  *   utf8        RFC 3629 validation
  *   log         structured log lines (JSON or text) on stderr
  *   process     monotonic time, CPU slices, gRPC's mutex bookkeeping
@@ -246,6 +247,23 @@ size_t base_base64_encode(const uint8_t *in, size_t n, char *out);
  * whole base64 in either mode: only padding after a '=', no lone trailing character.
  * Returns: the decoded length, or -1 for bad input. */
 long base_base64_decode(const char *in, size_t n, uint8_t *out, unsigned flags);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inflate (RFC 1950 zlib and RFC 1952 gzip streams)                                          */
+
+typedef enum base_inflate_format {
+    BASE_INFLATE_ZLIB, /* gRPC's "deflate" */
+    BASE_INFLATE_GZIP,
+} base_inflate_format_t;
+
+/*
+ * Decompresses the whole stream in[0..n) into a, never more than max bytes: a small stream that
+ * would expand past max (a "bomb") costs at most max bytes of memory and stops there.
+ * Returns: 0 and *out, *out_len (in a); -EMSGSIZE when the output would pass max; -EINVAL for a
+ *          corrupt or truncated stream, or bytes after its end; -ENOMEM.
+ */
+int base_inflate(const void *in, size_t n, base_inflate_format_t format, size_t max,
+                 base_arena_t *a, uint8_t **out, size_t *out_len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* UTF-8                                                                                       */

@@ -83,6 +83,17 @@ static void usage(FILE *f)
             "  --sched-slice-us N       read workers' CPU slice on Linux 6.12+ (100-100000;\n"
             "                           default 0: the kernel's): a worker woken by a request\n"
             "                           preempts a busy neighbour instead of waiting its turn\n"
+            "  --grpc-max-streams N     concurrent streams per gRPC connection (default %u)\n"
+            "  --grpc-max-memory N      bytes every gRPC connection's buffers and calls share;\n"
+            "                           past it new streams are refused (default %zu)\n"
+            "  --grpc-max-send-ms N     cancel a reply the client does not take within N ms,\n"
+            "                           freeing its call slot (default %u; 0: never)\n"
+            "  --grpc-max-connection-idle-s N  GOAWAY a connection idle this long (default 0:\n"
+            "                           never)\n"
+            "  --grpc-max-connection-age-s N   GOAWAY a connection this old, so clients\n"
+            "                           rebalance across replicas (default 0: never)\n"
+            "  --grpc-max-connection-age-grace-s N  calls in flight at that GOAWAY get N s\n"
+            "                           (default %u)\n"
             "  --http-listen ADDR       the HTTP front door (Feast HTTP, SageMaker, TF Serving\n"
             "                           REST, /metrics): host:port, '' for none (default\n"
             "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"
@@ -107,7 +118,9 @@ static void usage(FILE *f)
             "\n",
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
             CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
-            CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS, HTTP_DEFAULT_LISTEN,
+            CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS,
+            SERVER_DEFAULT_MAX_STREAMS, (size_t)SERVER_DEFAULT_MAX_MEMORY,
+            SERVER_DEFAULT_MAX_SEND_MS, SERVER_DEFAULT_MAX_AGE_GRACE_S, HTTP_DEFAULT_LISTEN,
             HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
             HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS);
     cli__repl_usage(f);
@@ -161,6 +174,13 @@ int cli_serve(int argc, char **argv)
         {"sched-slice-us", 0, CLI_UNSIGNED, &o.sched_slice_us, CLI_ENV},
         {"tombstone-retention", 0, CLI_DURATION, &co.tombstone_retention_s, CLI_ENV},
         {"max-future-skew", 0, CLI_DURATION, &co.max_future_skew_s, CLI_ENV},
+        {"grpc-max-streams", 0, CLI_UNSIGNED, &o.max_streams, CLI_ENV, 1, 100000},
+        {"grpc-max-memory", 0, CLI_SIZE, &o.max_memory, CLI_ENV, 1 << 20},
+        {"grpc-max-send-ms", 0, CLI_UNSIGNED, &o.max_send_ms, CLI_ENV, 0, 3600000},
+        {"grpc-max-connection-idle-s", 0, CLI_UNSIGNED, &o.max_idle_s, CLI_ENV, 0, 2000000},
+        {"grpc-max-connection-age-s", 0, CLI_UNSIGNED, &o.max_age_s, CLI_ENV, 0, 2000000},
+        {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
+         2000000},
         {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},

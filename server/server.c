@@ -4,6 +4,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -78,7 +79,8 @@ struct server_worker {
     core_worker_t *core; /* its catalog pin; read workers: its store reader and caches */
     server_call_t *calls;
     size_t n_calls;
-    method_stats_t *stats; /* [server__n_methods] */
+    int64_t stuck_logged_us; /* the last reply_not_taken log line */
+    method_stats_t *stats;   /* [server__n_methods] */
 };
 
 /* Read methods get a larger first arena chunk: reads of many rows need room. */
@@ -140,6 +142,9 @@ static const char *const health_services[] = {
 /* grpc.health.v1's number for a service we do not serve. */
 #define HEALTH_SERVICE_UNKNOWN 3
 
+#define STALLED_PEERS 64
+#define STALLED_FOR_US (30 * 1000000LL)
+
 struct server {
     char *listen;
     server_options_t opts;
@@ -160,7 +165,17 @@ struct server {
     _Atomic int stop_requested;
     _Atomic int reload_requested;
     _Atomic bool draining;
-    _Atomic int pending_calls; /* calls between SERVER_PENDING and their reply's start_batch */
+    _Atomic int pending_calls;      /* calls between SERVER_PENDING and their reply's start_batch */
+    _Atomic uint64_t stuck_replies; /* replies cancelled after --grpc-max-send-ms */
+    /* Connections that left a reply untaken: their next calls are refused at once, with a
+     * status alone (which needs no flow-control window), so their queued calls drain in
+     * microseconds instead of each holding a slot for --grpc-max-send-ms. */
+    pthread_mutex_t stalled_mu;
+    struct {
+        char peer[96];
+        int64_t until_us;
+    } stalled[STALLED_PEERS];
+    _Atomic int n_stalled;
     bool grpc_inited;
 };
 
@@ -171,6 +186,10 @@ void server_options_init(server_options_t *o)
     o->workers = 0;
     o->write_workers = SERVER_DEFAULT_WRITE_WORKERS;
     o->shutdown_grace_ms = SERVER_DEFAULT_SHUTDOWN_GRACE_MS;
+    o->max_streams = SERVER_DEFAULT_MAX_STREAMS;
+    o->max_memory = SERVER_DEFAULT_MAX_MEMORY;
+    o->max_send_ms = SERVER_DEFAULT_MAX_SEND_MS;
+    o->max_age_grace_s = SERVER_DEFAULT_MAX_AGE_GRACE_S;
 }
 
 /* The read workers a server with these options runs (0 = one per online CPU). */
@@ -255,10 +274,19 @@ static void call_finish(server_call_t *c)
 }
 
 /* The request bytes, contiguous: the payload's own slice when it is one plain slice (the usual
- * case), else a copy in the arena. */
-static int call_payload(server_call_t *c, const uint8_t **data, size_t *len)
+ * case), else a copy in the arena; a compressed message (grpc-encoding gzip or deflate, the
+ * frame's compressed flag set) decompressed into the arena, at most max bytes of it (gRPC's
+ * reader hands out the compressed bytes as they came). Returns: 0; -EMSGSIZE (decompressed
+ * over max), -EINVAL (corrupt), -EOPNOTSUPP (another encoding), -ENOMEM with the message set. */
+static int call_payload(server_call_t *c, size_t max, const uint8_t **data, size_t *len)
 {
     grpc_byte_buffer *bb = c->payload;
+    grpc_compression_algorithm alg =
+        bb->type == GRPC_BB_RAW ? bb->data.raw.compression : GRPC_COMPRESS_NONE;
+    if (alg != GRPC_COMPRESS_NONE && alg != GRPC_COMPRESS_GZIP && alg != GRPC_COMPRESS_DEFLATE)
+        return server__fail(c, -EOPNOTSUPP,
+                            "request compressed with an encoding this server does not take "
+                            "(it takes gzip and deflate)");
     if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
         bb->data.raw.slice_buffer.count == 1) {
         grpc_slice s = bb->data.raw.slice_buffer.slices[0];
@@ -268,16 +296,37 @@ static int call_payload(server_call_t *c, const uint8_t **data, size_t *len)
     }
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, bb))
-        return -EINVAL;
+        return server__fail(c, -EINVAL, "cannot read the request message");
     grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
     size_t n = GRPC_SLICE_LENGTH(all);
+    if (alg != GRPC_COMPRESS_NONE) {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        int rc = base_inflate(GRPC_SLICE_START_PTR(all), n,
+                              alg == GRPC_COMPRESS_GZIP ? BASE_INFLATE_GZIP : BASE_INFLATE_ZLIB,
+                              max, &c->arena, &out, &out_len);
+        grpc_slice_unref(all);
+        if (rc == -EMSGSIZE)
+            return server__fail(c, rc,
+                                "request message of %zu bytes decompresses to over "
+                                "--max-message-bytes %zu",
+                                n, max);
+        if (rc == -EINVAL)
+            return server__fail(c, rc, "request message: corrupt %s stream",
+                                alg == GRPC_COMPRESS_GZIP ? "gzip" : "deflate");
+        if (rc < 0)
+            return server__fail(c, rc, "out of memory");
+        *data = out;
+        *len = out_len;
+        return 0;
+    }
     uint8_t *copy = base_arena_alloc(&c->arena, n);
     if (copy != NULL && n > 0)
         memcpy(copy, GRPC_SLICE_START_PTR(all), n);
     grpc_slice_unref(all);
     if (copy == NULL)
-        return -ENOMEM;
+        return server__fail(c, -ENOMEM, "out of memory");
     *data = copy;
     *len = n;
     return 0;
@@ -333,6 +382,7 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
     count_handled(c, code, us);
     size_t req_len = c->req_len;
     c->state = CALL_SENDING;
+    atomic_store_explicit(&c->send_t0_us, base_mono_us(), memory_order_relaxed);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
         base_log(BASE_LOG_ERROR, "start_batch_failed", "{s:s, s:s}", "method", c->method->path,
@@ -420,6 +470,56 @@ static int call_context(server_call_t *c)
     return 0;
 }
 
+/* Marks c's connection as one that leaves replies untaken, for STALLED_FOR_US. */
+static void stalled_add(server_t *s, grpc_call *call, int64_t now_us)
+{
+    char *peer = grpc_call_get_peer(call);
+    if (peer == NULL)
+        return;
+    pthread_mutex_lock(&s->stalled_mu);
+    int slot = 0;
+    for (int i = 0; i < STALLED_PEERS; i++) {
+        if (strcmp(s->stalled[i].peer, peer) == 0 || s->stalled[i].until_us < now_us) {
+            slot = i; /* the same peer again, or a free (expired) entry */
+            break;
+        }
+        if (s->stalled[i].until_us < s->stalled[slot].until_us)
+            slot = i; /* else the one that expires first */
+    }
+    snprintf(s->stalled[slot].peer, sizeof s->stalled[slot].peer, "%s", peer);
+    s->stalled[slot].until_us = now_us + STALLED_FOR_US;
+    int n = 0;
+    for (int i = 0; i < STALLED_PEERS; i++)
+        n += s->stalled[i].until_us >= now_us;
+    atomic_store(&s->n_stalled, n);
+    pthread_mutex_unlock(&s->stalled_mu);
+    gpr_free(peer);
+}
+
+/* Whether c's connection left a reply untaken lately (no cost while none has). */
+static bool stalled_peer(server_t *s, grpc_call *call)
+{
+    if (atomic_load_explicit(&s->n_stalled, memory_order_relaxed) == 0 || call == NULL)
+        return false;
+    char *peer = grpc_call_get_peer(call);
+    if (peer == NULL)
+        return false;
+    int64_t now = base_mono_us();
+    bool found = false;
+    int n = 0;
+    pthread_mutex_lock(&s->stalled_mu);
+    for (int i = 0; i < STALLED_PEERS; i++) {
+        if (s->stalled[i].until_us < now)
+            continue;
+        n++;
+        found |= strcmp(s->stalled[i].peer, peer) == 0;
+    }
+    atomic_store(&s->n_stalled, n);
+    pthread_mutex_unlock(&s->stalled_mu);
+    gpr_free(peer);
+    return found;
+}
+
 static void call_handle(server_call_t *c)
 {
     server_worker_t *w = c->worker;
@@ -435,15 +535,20 @@ static void call_handle(server_call_t *c)
                               memory_order_relaxed);
     c->req_len = 0;
     core_ctx_begin(&c->ctx, w->core, &c->arena);
-    if (c->payload == NULL) {
+    if (stalled_peer(s, c->call)) {
+        rc = server__fail(c, -ENOBUFS,
+                          "this connection left a reply untaken for over --grpc-max-send-ms: "
+                          "its calls are refused for %lld s",
+                          STALLED_FOR_US / 1000000);
+    } else if (c->payload == NULL) {
         rc = server__fail(c, -EINVAL, "request message missing");
     } else if ((req_len = grpc_byte_buffer_length(c->payload)) > max_message) {
         /* gRPC's message-size filter is not in the minimal stack (see server_new()). */
         rc = server__fail(c, -EMSGSIZE,
                           "request message of %zu bytes is over --max-message-bytes %zu", req_len,
                           max_message);
-    } else if ((rc = call_payload(c, &req, &req_len)) < 0) {
-        rc = server__fail(c, rc, "cannot read the request message");
+    } else if ((rc = call_payload(c, max_message, &req, &req_len)) < 0) {
+        /* the message is set */
     } else if ((rc = call_context(c)) == 0) {
         c->req_len = req_len;
         rc = c->method->fn(c, req, req_len, &resp);
@@ -525,6 +630,7 @@ static void call_event(server_call_t *c, bool ok)
         return;
     }
     case CALL_SENDING:
+        atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
         if (c->close_pending) {
             c->state = CALL_CLOSING;
             return;
@@ -539,9 +645,39 @@ static void call_event(server_call_t *c, bool ok)
     }
 }
 
+/*
+ * A client that stops reading (its HTTP/2 window at 0) leaves a reply batch in flight, and the
+ * call holds its slot until the batch completes. Every call of this worker whose reply has
+ * waited longer than --grpc-max-send-ms is cancelled (the batch then fails and frees the slot).
+ * Runs on the worker's own thread, which alone completes its calls' batches, so a slot seen
+ * with a reply in flight cannot be recycled under it.
+ */
+static void sweep_stuck_replies(server_worker_t *w, int64_t now_us, int64_t max_us)
+{
+    for (size_t i = 0; i < w->n_calls; i++) {
+        server_call_t *c = &w->calls[i];
+        int64_t t0 = atomic_load_explicit(&c->send_t0_us, memory_order_relaxed);
+        if (t0 == 0 || now_us - t0 <= max_us || c->call == NULL)
+            continue;
+        atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
+        stalled_add(w->srv, c->call, now_us); /* first: a cancelled call forgets its peer */
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                     "reply not taken by the client within --grpc-max-send-ms",
+                                     NULL);
+        atomic_fetch_add_explicit(&w->srv->stuck_replies, 1, memory_order_relaxed);
+        if (now_us - w->stuck_logged_us > 60 * 1000000LL) {
+            w->stuck_logged_us = now_us;
+            base_log(BASE_LOG_WARN, "reply_not_taken", "{s:s, s:I}", "method", c->method->path,
+                     "max_send_ms", (json_int_t)(max_us / 1000));
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
     server_worker_t *w = arg;
+    int64_t max_send_us = (int64_t)w->srv->opts.max_send_ms * 1000;
+    int64_t next_sweep = base_mono_us() + max_send_us / 4;
     unsigned slice = w->srv->opts.sched_slice_us;
     if (slice != 0 && w->pool == SERVER_POOL_READ) {
         int rc = base_sched_slice(slice);
@@ -550,7 +686,18 @@ static void *worker_main(void *arg)
                      "error", strerror(-rc));
     }
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        gpr_timespec until = gpr_inf_future(GPR_CLOCK_REALTIME);
+        if (max_send_us > 0)
+            until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                 gpr_time_from_micros(max_send_us / 4 + 1, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
+        if (max_send_us > 0) {
+            int64_t now = base_mono_us();
+            if (now >= next_sweep) {
+                sweep_stuck_replies(w, now, max_send_us);
+                next_sweep = now + max_send_us / 4;
+            }
+        }
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -662,6 +809,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
         return -ENOMEM;
     s->opts = *o;
     s->core = core;
+    pthread_mutex_init(&s->stalled_mu, NULL);
     s->listen = dup_or_null(o->listen != NULL ? o->listen : SERVER_DEFAULT_LISTEN);
     s->shutdown_tag.fn = on_shutdown;
     if (s->listen == NULL) {
@@ -676,8 +824,9 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
         base_log(BASE_LOG_INFO, "absl_deadlock_detection", "{s:s}", "note",
                  "abseil mutex deadlock detection stays on (FSTORE_ABSL_DEADLOCK_DETECTION=1, "
                  "or not found in the abseil gRPC links against)");
-    grpc_arg args[3];
+    grpc_arg args[12];
     memset(args, 0, sizeof args);
+    size_t n_args = 3;
     /* gRPC sets SO_REUSEPORT by default, which lets a second server bind a port that is already
      * serving and silently split its traffic. A busy port must fail loudly instead. */
     args[0].type = GRPC_ARG_INTEGER;
@@ -691,13 +840,55 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
      * and a Predict passthrough carries the caller's deadline to its upstream) and no
      * message-size filter, so gRPC's max message length arguments would not be enforced:
      * call_handle() refuses requests over --max-message-bytes (naming the flag) and
-     * server__response_slice() bounds responses. Compressed requests still decompress (the call
-     * surface does it). */
+     * server__response_slice() bounds responses. Compressed requests are decompressed by
+     * call_payload() (the minimal stack has no decompression filter). */
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_MINIMAL_STACK;
-    args[2].value.integer = 1;
-    grpc_channel_args ch_args = {.num_args = 3, .args = args};
+    /* ... except that connection idle and age limits live in a filter (max_age) the minimal
+     * stack leaves out: with either set, the full stack, gRPC's receive limit (which also
+     * bounds its decompression) at --max-message-bytes and its send limit lifted (responses
+     * are bounded by --max-response-bytes). */
+    bool full_stack = s->opts.max_idle_s > 0 || s->opts.max_age_s > 0;
+    args[2].value.integer = full_stack ? 0 : 1;
+    if (full_stack) {
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH; /* also bounds decompression */
+        args[n_args++].value.integer = (int)core_limits(core)->max_message_bytes;
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+        args[n_args++].value.integer = -1;
+    }
+    /* What one client can make the server hold: streams per connection (a client opening
+     * more gets them refused), and one memory quota for every connection's buffers and calls
+     * (past it, gRPC refuses new streams and reads less instead of growing). */
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+    args[n_args++].value.integer =
+        (int)(o->max_streams ? o->max_streams : SERVER_DEFAULT_MAX_STREAMS);
+    grpc_resource_quota *quota = grpc_resource_quota_create("fstore");
+    grpc_resource_quota_resize(quota, o->max_memory ? o->max_memory : SERVER_DEFAULT_MAX_MEMORY);
+    args[n_args].type = GRPC_ARG_POINTER;
+    args[n_args].key = GRPC_ARG_RESOURCE_QUOTA;
+    args[n_args].value.pointer.p = quota;
+    args[n_args++].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+    /* Connections that rebalance: GOAWAY after an idle time or an age, with a grace for the
+     * calls in flight. */
+    if (o->max_idle_s > 0) {
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
+        args[n_args++].value.integer = (int)(o->max_idle_s * 1000u);
+    }
+    if (o->max_age_s > 0) {
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = GRPC_ARG_MAX_CONNECTION_AGE_MS;
+        args[n_args++].value.integer = (int)(o->max_age_s * 1000u);
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS;
+        args[n_args++].value.integer = (int)(o->max_age_grace_s * 1000u);
+    }
+    grpc_channel_args ch_args = {.num_args = n_args, .args = args};
     s->grpc = grpc_server_create(&ch_args, NULL);
+    grpc_resource_quota_unref(quota); /* the server's channel arguments hold their own */
     s->ctl_cq = queue_new(false);
     if (s->grpc == NULL || s->ctl_cq == NULL) {
         rc = -ENOMEM;
@@ -947,6 +1138,7 @@ void server_free(server_t *s)
     if (s->grpc_inited)
         grpc_shutdown();
     free(s->listen);
+    pthread_mutex_destroy(&s->stalled_mu);
     free(s);
 }
 
@@ -1035,5 +1227,11 @@ void server_metrics(void *arg, FILE *out)
                 "grpc_type=\"unary\"} %llu\n",
                 method, svc, (unsigned long long)cum);
     }
+    fprintf(out,
+            "# HELP fstore_grpc_replies_not_taken_total Replies cancelled because the client did "
+            "not take them within --grpc-max-send-ms (its flow-control window stayed closed).\n"
+            "# TYPE fstore_grpc_replies_not_taken_total counter\n"
+            "fstore_grpc_replies_not_taken_total %llu\n",
+            (unsigned long long)atomic_load(&s->stuck_replies));
     free(sum);
 }

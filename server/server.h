@@ -43,6 +43,10 @@ typedef struct server server_t;
 #define SERVER_DEFAULT_LISTEN "0.0.0.0:6566" /* Feast's feature server port */
 #define SERVER_DEFAULT_WRITE_WORKERS 4u
 #define SERVER_DEFAULT_SHUTDOWN_GRACE_MS 10000u
+#define SERVER_DEFAULT_MAX_STREAMS 100u
+#define SERVER_DEFAULT_MAX_MEMORY ((size_t)512 << 20)
+#define SERVER_DEFAULT_MAX_SEND_MS 10000u
+#define SERVER_DEFAULT_MAX_AGE_GRACE_S 30u
 
 typedef struct server_options {
     const char *listen;     /* host:port; port 0 picks a free one (see server_port()) */
@@ -61,6 +65,21 @@ typedef struct server_options {
      * to 100000); 0 = the kernel's default. A short slice lets a worker woken by a request
      * preempt a busy neighbour instead of queueing behind its slice. */
     unsigned sched_slice_us;
+    /* Bounds on what one client can make the server hold (0 = the default named): */
+    unsigned max_streams;     /* --grpc-max-streams: concurrent streams per HTTP/2 connection
+                                 (SETTINGS_MAX_CONCURRENT_STREAMS); SERVER_DEFAULT_MAX_STREAMS */
+    size_t max_memory;        /* --grpc-max-memory: gRPC's resource quota, bytes; every
+                                 connection's buffers and calls draw from it;
+                                 SERVER_DEFAULT_MAX_MEMORY */
+    unsigned max_send_ms;     /* --grpc-max-send-ms: a reply the client has not taken (its flow
+                                 control window closed) within this is cancelled, freeing its
+                                 call slot; SERVER_DEFAULT_MAX_SEND_MS */
+    unsigned max_idle_s;      /* --grpc-max-connection-idle-s: GOAWAY after this long without a
+                                 call; 0 = never */
+    unsigned max_age_s;       /* --grpc-max-connection-age-s: GOAWAY after this long, so clients
+                                 reconnect and rebalance across replicas; 0 = never */
+    unsigned max_age_grace_s; /* --grpc-max-connection-age-grace-s: calls in flight get this long
+                                 after the GOAWAY; SERVER_DEFAULT_MAX_AGE_GRACE_S */
 } server_options_t;
 
 /* Fills *o with the documented defaults. */

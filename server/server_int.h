@@ -114,6 +114,9 @@ struct server_call {
     bool relayed;            /* the status comes from another server, not from an errno */
     grpc_status_code relay_status;
     int64_t t0_us;              /* when the method started, for the request log */
+    _Atomic int64_t send_t0_us; /* when its reply batch started (0: none in flight): a reply
+                                   the client does not take is cancelled after
+                                   --grpc-max-send-ms (see worker_main()) */
     size_t req_len;             /* request bytes, for the request log */
     struct server_local *local; /* the in-process caller, for an in-process call */
 };

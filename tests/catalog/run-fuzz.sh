@@ -16,7 +16,7 @@ flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root")
 for target in fuzz_catalog_load fuzz_value_decode; do
   "$cc" "${flags[@]}" "$root"/base/*.c "$root"/catalog/*.c "$root/tests/catalog/$target.c" \
-    -lyaml -ljansson -ldl -lpthread -lm \
+    -lyaml -ljansson -lz -ldl -lpthread -lm \
     -o "$work/$target"
 done
 

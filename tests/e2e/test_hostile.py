@@ -1,0 +1,271 @@
+# tests/e2e/test_hostile.py - one hostile client against the real binary: what it can hold.
+"""The attacks of issue #14 that gRPC's own knobs answer, each against a real server on
+127.0.0.1 with raw HTTP/2 frames (python3-h2) where grpcio will not misbehave on request:
+compressed request frames (and a bomb), a stream flood on one connection, a client that never
+reads its replies, and connections that must rebalance. (Rapid resets are not answered here:
+gRPC 1.51 has no mitigation for CVE-2023-44487; see the README's "Hostile clients".) Each asserts that the
+server stays up, that another client is served within its deadline, and that the server's RSS
+stays under a stated bound."""
+import gzip
+import socket
+import struct
+import threading
+import time
+import unittest
+import urllib.request
+import zlib
+
+import grpc
+import hpack
+
+from fstore_client import FeatureStoreClient
+from grpc_health.v1 import health_pb2
+from h2_client import H2Grpc, frame
+from harness import Server
+
+HEALTH = "/grpc.health.v1.Health/Check"
+HEALTH_REQ = health_pb2.HealthCheckRequest(service="").SerializeToString()
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def raw_frame(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", ftype, flags, sid) + payload
+
+
+class HostileCase(unittest.TestCase):
+    args = []
+
+    def setUp(self):
+        self.server = Server(args=self.args)
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+
+    def tearDown(self):
+        rc = self.server.stop()
+        self.assertEqual(rc, 0, self.server.log()[-3000:])
+        self.assertIsNone(self.server.sanitizer_report())
+
+    def other_client_ok(self, deadline=3.0):
+        """A well-behaved client's Health/Check, within its deadline."""
+        ch = grpc.insecure_channel(self.server.target)
+        try:
+            c = FeatureStoreClient(channel=ch, timeout=deadline)
+            return c.health() == "SERVING"
+        finally:
+            ch.close()
+
+
+class Compression(HostileCase):
+    def test_gzip_and_deflate_requests_are_read(self):
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        for enc, body in (("gzip", gzip.compress(HEALTH_REQ)),
+                          ("deflate", zlib.compress(HEALTH_REQ))):
+            sid = c.call(HEALTH, body, encoding=enc, compressed=True)
+            status, msg, resp = c.result(sid)
+            self.assertEqual(status, 0, msg)
+            self.assertEqual(health_pb2.HealthCheckResponse.FromString(resp).status,
+                             health_pb2.HealthCheckResponse.SERVING)
+        # grpcio with compression on, on a request large enough to be worth compressing.
+        ch = grpc.insecure_channel(self.server.target, compression=grpc.Compression.Gzip)
+        self.addCleanup(ch.close)
+        client = FeatureStoreClient(channel=ch)
+        client.write_features("driver_stats@v1", {"driver_id": list(range(1, 201)),
+                                                  "trips": list(range(1, 201))})
+        got = client.get_online_features(features=["driver_stats@v1:trips"],
+                                         entities={"driver_id": list(range(1, 201))})
+        self.assertEqual(got["trips"], list(range(1, 201)))
+
+    def test_a_gzip_bomb_and_a_corrupt_stream_are_refused(self):
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        bomb = gzip.compress(b"\x0a\x80\x80\x80\x40" + b"a" * (128 << 20))
+        self.assertLess(len(bomb), 1 << 20)
+        before = rss_mb(self.server.proc.pid)
+        sid = c.call(HEALTH, bomb, encoding="gzip", compressed=True)
+        status, msg, _ = c.result(sid, timeout=30)
+        self.assertEqual(status, grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], msg)
+        self.assertIn("decompresses to over --max-message-bytes", msg)
+        self.assertLess(rss_mb(self.server.proc.pid) - before, 64,
+                        "a bomb costs at most --max-message-bytes, not its 128 MB")
+        sid = c.call(HEALTH, gzip.compress(HEALTH_REQ)[:-6], encoding="gzip", compressed=True)
+        status, msg, _ = c.result(sid)
+        self.assertEqual(status, grpc.StatusCode.INVALID_ARGUMENT.value[0], msg)
+        self.assertIn("corrupt gzip", msg)
+        self.assertTrue(self.other_client_ok())
+
+
+class StreamFlood(HostileCase):
+    args = ["--grpc-max-streams", "100", "--grpc-max-memory", str(128 << 20)]
+
+    def flood(self, n, reset):
+        """n streams on one connection, HEADERS only (or each reset at once), as fast as the
+        socket takes them; returns what the server answered."""
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        c.pump(lambda: c.remote_max_streams is not None, timeout=5)
+        enc = hpack.Encoder()
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", HEALTH),
+                   (":authority", "127.0.0.1"), ("content-type", "application/grpc"),
+                   ("te", "trailers")]
+        batch = []
+        sent = 0
+        try:
+            for i in range(n):
+                sid = 2 * i + 1
+                batch.append(raw_frame(0x1, 0x4, sid, enc.encode(headers)))
+                if reset:
+                    batch.append(raw_frame(0x3, 0, sid, struct.pack(">I", 0x8)))
+                if len(batch) >= 512:
+                    c.sock.sendall(b"".join(batch))
+                    sent += len(batch)
+                    batch = []
+            c.sock.sendall(b"".join(batch))
+        except OSError:
+            pass  # the server closed the connection: fine
+        return c
+
+    def check_bounded(self, reset):
+        pid = self.server.proc.pid
+        before = rss_mb(pid)
+        peak = [before]
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_mb(pid))
+                time.sleep(0.05)
+
+        t = threading.Thread(target=watch)
+        t.start()
+        try:
+            c = self.flood(60000, reset)
+            self.assertTrue(self.other_client_ok(), "another client is served during the flood")
+            answers = read_frames(c.sock, 2.0)
+        finally:
+            stop.set()
+            t.join()
+        self.assertLess(peak[0] - before, 200, "RSS grew %.0f MB" % (peak[0] - before))
+        self.assertTrue(self.other_client_ok())
+        return c, answers
+
+    def test_streams_past_the_limit_are_refused_and_memory_stays_bounded(self):
+        c, answers = self.check_bounded(reset=False)
+        self.assertEqual(c.remote_max_streams, 100, "the limit is advertised")
+        # The flood's streams are answered (a status, RST_STREAM) or the connection is closed
+        # (GOAWAY): none is left holding anything.
+        ended = set(sid for ftype, sid, _ in answers if ftype in (0x1, 0x3) and sid > 0)
+        goaway = any(ftype == 0x7 for ftype, _, _ in answers)
+        self.assertTrue(len(ended) > 0 or goaway or c.closed, answers[:10])
+
+
+class NeverReads(HostileCase):
+    """A client whose flow-control window stays at 0 leaves its replies unsent; each holds a
+    call slot until --grpc-max-send-ms cancels it, so other clients keep being served."""
+    args = ["--grpc-max-send-ms", "1000"]
+
+    def stall(self, n):
+        c = H2Grpc(self.server.port, window=0)
+        self.addCleanup(c.close)
+        c.pump(lambda: c.remote_max_streams is not None, timeout=5)
+        return c, [c.call(HEALTH, HEALTH_REQ) for _ in range(n)]
+
+    def test_a_client_that_never_reads_cannot_starve_health_checks(self):
+        # 90 calls, under the 100 streams a connection may have: with 4 Health slots (2 read
+        # workers x 2) and no bound, every other client's Health/Check would wait forever.
+        c, sids = self.stall(90)
+        time.sleep(0.3)
+        for _ in range(10):
+            t0 = time.monotonic()
+            self.assertTrue(self.other_client_ok(deadline=3.0))
+            self.assertLess(time.monotonic() - t0, 3.0)
+        # The stalled calls ended (cancelled, or refused at once as the connection's), and
+        # the cancellations were counted and logged.
+        c.pump(lambda: all(c.streams[s]["ended"] for s in sids), timeout=10)
+        self.assertEqual([s for s in sids if not c.streams[s]["ended"]], [])
+        refused = [s for s in sids
+                   if "left a reply untaken" in
+                   (c.streams[s]["trailers"].get("grpc-message", "") +
+                    c.streams[s]["headers"].get("grpc-message", ""))]
+        self.assertGreater(len(refused), 0)
+        self.assertIn("reply_not_taken", self.server.log())
+        with urllib.request.urlopen("http://%s/metrics" % self.server.http, timeout=10) as r:
+            text = r.read().decode()
+        taken = [l for l in text.splitlines() if l.startswith("fstore_grpc_replies_not_taken_total ")]
+        self.assertEqual(len(taken), 1)
+        self.assertGreaterEqual(float(taken[0].split()[1]), 4)
+
+
+class Rebalance(HostileCase):
+    """--grpc-max-connection-age-s: connections get GOAWAY and clients reconnect, without a
+    failed call."""
+    args = ["--grpc-max-connection-age-s", "1", "--grpc-max-connection-age-grace-s", "1"]
+
+    def test_old_connections_get_goaway_and_calls_keep_working(self):
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        t0 = time.monotonic()
+        c.pump(lambda: False, timeout=6)
+        self.assertTrue(c.closed, "GOAWAY (and close) after the connection's age")
+        self.assertLess(time.monotonic() - t0, 6)
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        client = FeatureStoreClient(channel=ch, timeout=5)
+        end = time.monotonic() + 3.5
+        n = 0
+        while time.monotonic() < end:
+            self.assertEqual(client.health(), "SERVING")
+            n += 1
+            time.sleep(0.02)
+        self.assertGreater(n, 20)
+
+
+class IdleLimit(HostileCase):
+    """--grpc-max-connection-idle-s (like the age) needs gRPC's full filter stack, whose own
+    decompression must stay bounded by --max-message-bytes."""
+    args = ["--grpc-max-connection-idle-s", "60"]
+
+    def test_the_full_stack_still_bounds_decompression(self):
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        sid = c.call(HEALTH, gzip.compress(HEALTH_REQ), encoding="gzip", compressed=True)
+        self.assertEqual(c.result(sid)[0], 0)
+        bomb = gzip.compress(b"\x0a\x80\x80\x80\x40" + b"a" * (128 << 20))
+        sid = c.call(HEALTH, bomb, encoding="gzip", compressed=True)
+        status, msg, _ = c.result(sid, timeout=30)
+        self.assertEqual(status, grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], msg)
+
+
+def read_frames(sock, seconds):
+    """Raw frames (type, stream, payload) the server sends within seconds, or until it closes."""
+    data = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            chunk = sock.recv(1 << 20)
+        except (socket.timeout, OSError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    frames = []
+    i = 0
+    while i + 9 <= len(data):
+        n = int.from_bytes(data[i:i + 3], "big")
+        ftype = data[i + 3]
+        sid = struct.unpack(">I", data[i + 5:i + 9])[0] & 0x7FFFFFFF
+        frames.append((ftype, sid, data[i + 9:i + 9 + n]))
+        i += 9 + n
+    return frames
+
+
+if __name__ == "__main__":
+    unittest.main()
