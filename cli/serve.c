@@ -1,5 +1,6 @@
 /* cli/serve.c - `fstore serve`: flags, the serving core, the gRPC server, signals. */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -7,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cli/cli_int.h"
 #include "core/core.h"
@@ -46,6 +49,47 @@ static void *signal_main(void *arg)
         else
             server_request_stop(st->server); /* a second one cancels in-flight calls */
     }
+}
+
+/*
+ * Whether host:port can be bound now (port 0 and names that do not resolve are left to the
+ * real bind). Tried before the data directory is touched, so that a second `serve` on a busy
+ * port fails before it applies its catalog; the listener itself binds later (a port taken in
+ * between still fails loudly there).
+ * Returns: 0, or -EADDRINUSE.
+ */
+static int probe_listen(const char *addr)
+{
+    if (addr == NULL || addr[0] == '\0')
+        return 0;
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || strcmp(colon + 1, "0") == 0)
+        return 0;
+    char host[256];
+    size_t hn = (size_t)(colon - addr);
+    if (hn >= sizeof host)
+        return 0;
+    memcpy(host, addr, hn);
+    host[hn] = '\0';
+    if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {
+        memmove(host, host + 1, hn - 2);
+        host[hn - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
+        return 0;
+    int rc = 0;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the listeners do */
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE)
+            rc = -EADDRINUSE;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return rc;
 }
 
 static void usage(FILE *f)
@@ -220,6 +264,17 @@ int cli_serve(int argc, char **argv)
         int brc = cli__bootstrap(co.data_dir, bootstrap_from, (int)bootstrap_wait_ms);
         if (brc < 0)
             return 1;
+    }
+
+    /* Ports first: a busy one must fail before the data directory is touched. */
+    const char *const listens[] = {o.listen, ho.listen, metrics_listen};
+    const char *const what[] = {"", " (HTTP)", " (metrics)"};
+    for (int i = 0; i < 3; i++) {
+        if (probe_listen(listens[i]) == -EADDRINUSE) {
+            fprintf(stderr, "fstore serve: cannot listen on %s%s: address in use\n", listens[i],
+                    what[i]);
+            return 1;
+        }
     }
 
     /* Before core_open(), which starts the first thread: they must all inherit the mask. */

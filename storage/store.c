@@ -370,6 +370,19 @@ int store_open(const store_options_t *opts, store_t **out)
         goto fail;
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
+    /* A file shorter than its meta page says (truncated by a copy, an operator, a full disk)
+     * would be a SIGBUS at the first read of a page past its end: refused here, by name. */
+    MDB_stat ms;
+    if (stat(path, &st) == 0 && mdb_env_stat(s->env, &ms) == MDB_SUCCESS &&
+        (uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize) {
+        base_log(BASE_LOG_ERROR, "store_truncated", "{s:s, s:I, s:I, s:s}", "file", path, "bytes",
+                 (long long)st.st_size, "meta_page_says",
+                 (long long)(((uint64_t)info.me_last_pgno + 1) * ms.ms_psize), "note",
+                 "the data file is shorter than its own meta page says (truncated): restore it "
+                 "from a snapshot or a peer");
+        rc = -EUCLEAN;
+        goto fail;
+    }
     if (!opts->read_only && info.me_mapsize < want) {
         rc = store__errno(mdb_env_set_mapsize(s->env, want));
         if (rc < 0)

@@ -92,7 +92,8 @@ typedef struct store_options {
  * Returns: 0; -ENOENT (read_only and no store there); -EPROTO (store-format version from a newer
  *          fstore, or not an LMDB environment); -EACCES; -ENOMEM; -EIO; -EAGAIN (the data
  *          directory is in use by another process in a way LMDB refuses); -EUCLEAN (damaged by
- *          a machine crash: start the replica again from a snapshot).
+ *          a machine crash: start the replica again from a snapshot; or data.mdb is shorter
+ *          than its meta page says, i.e. truncated: logged as store_truncated).
  * A read-only store has no writer: writing functions return -EROFS.
  * Ownership: *out is the caller's, closed with store_close().
  */

@@ -303,6 +303,16 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn(s.target, p.stderr)
         self.assertIsNone(SANITIZER_RE.search(p.stderr), p.stderr)
+        # Found before the data directory is touched: no catalog applied, no data file.
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "other", "data.mdb")), p.stderr)
+        self.assertNotIn("catalog_applied", p.stderr)
+        # The HTTP port likewise.
+        p = subprocess.run([FSTORE, "serve", "--listen", "127.0.0.1:0", "--http-listen", s.http,
+                            "--catalog", CATALOG, "--data-dir", os.path.join(self.tmp, "third")],
+                           capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(s.http, p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "third", "data.mdb")), p.stderr)
         self.assertEqual(s.client.health(), "SERVING")
         self.assertCleanExit(s, s.stop())
 

@@ -480,3 +480,40 @@ Test(store, a_log_replica_left_open_by_a_machine_crash_is_verified_and_refused_w
     int rc = store_open(&o, &s);
     cr_assert_eq(rc, -EUCLEAN, "%d %s", rc, strerror(-rc));
 }
+
+Test(store, a_truncated_data_file_is_refused_by_name_not_a_sigbus)
+{
+    store_t *s = th_open_applied(dir, cat);
+    /* Enough rows for many pages. */
+    for (int64_t base = 0; base < 20000; base += 1000) {
+        catalog_value_t keyv[1000], valv[1000];
+        const catalog_value_t *keys[1000], *vals[1000];
+        for (int i = 0; i < 1000; i++) {
+            keyv[i] = th_i64(base + i);
+            valv[i] = th_f32(0.5f);
+            keys[i] = &keyv[i];
+            vals[i] = &valv[i];
+        }
+        uint32_t idx = 0;
+        store_batch_t b = {.view = fv,
+                           .n_rows = 1000,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &idx,
+                           .values = vals};
+        cr_assert_eq(store_apply(s, &b, 1, (uint64_t)base + 1, NULL), 0);
+    }
+    store_close(s);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_gt(st.st_size, 64 * 4096);
+    cr_assert_eq(truncate(path, st.st_size / 2), 0);
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_FULL};
+    store_t *t = NULL;
+    cr_assert_eq(store_open(&o, &t), -EUCLEAN);
+    cr_assert_null(t);
+    o.read_only = true;
+    cr_assert_eq(store_open(&o, &t), -EUCLEAN, "read-only opens (fstore get) too");
+}
