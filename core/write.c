@@ -38,7 +38,10 @@ static int fail_store(core_ctx_t *ctx, int rc, const char *view, unsigned versio
     if (rc == -ESHUTDOWN)
         return core_fail(ctx, rc, "the store is shutting down");
     if (rc == -ENOSPC)
-        return core_fail(ctx, rc, "the data directory's disk is full");
+        return core_fail(ctx, rc,
+                         "disk full: the data directory %s has no space left (nothing of this "
+                         "write was stored; writes resume once space is freed)",
+                         core_data_dir(ctx->core));
     return core_fail(ctx, rc, "write failed: %s", strerror(-rc));
 }
 

@@ -277,6 +277,9 @@ struct store {
     int64_t last_created_us; /* writer only: write times never go backwards */
 
     atomic_uint_fast64_t commits, batches;
+    /* The writer's failing episodes, each logged once (writer thread only): a disk full, or
+     * another write error. */
+    bool disk_full, write_failing;
     /* Per view version: rows applied and the newest event time (store_view_stats()). */
     pthread_mutex_t vstats_mu;
     struct store__vstat *vstats;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "storage/store_int.h"
 
@@ -280,6 +281,40 @@ static void count_rows(store_t *s, const store__enc_t *enc)
     }
 }
 
+/* Below this much free space on the data directory's filesystem, a failed write is a full
+ * disk (LMDB reports one as EIO when the flush or fsync fails, ENOSPC when a write does). */
+#define DISK_LOW_BYTES ((uint64_t)4 << 20)
+
+/* A failed commit: named, and logged once per episode. Returns: rc, or -ENOSPC for a full
+ * disk. */
+static int write_failed(store_t *s, int rc)
+{
+    struct statvfs vfs;
+    if ((rc == -EIO || rc == -ENOSPC) && statvfs(s->dir, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < DISK_LOW_BYTES) {
+        if (!s->disk_full)
+            base_log(BASE_LOG_ERROR, "disk_full", "{s:s, s:I, s:s}", "data_dir", s->dir,
+                     "free_bytes", (long long)((uint64_t)vfs.f_bavail * vfs.f_frsize), "note",
+                     "writes fail RESOURCE_EXHAUSTED until space is freed; they resume by "
+                     "themselves, nothing acknowledged is lost");
+        s->disk_full = true;
+        return -ENOSPC;
+    }
+    if (!s->write_failing && rc != -ENOSPC)
+        base_log(BASE_LOG_ERROR, "store_write_failed", "{s:s, s:s}", "data_dir", s->dir, "error",
+                 strerror(-rc));
+    s->write_failing = true;
+    return rc;
+}
+
+/* A commit went through: the end of a failing episode, if one was going on. */
+static void write_ok(store_t *s)
+{
+    if (s->disk_full || s->write_failing)
+        base_log(BASE_LOG_INFO, "store_writes_resumed", "{s:s}", "data_dir", s->dir);
+    s->disk_full = s->write_failing = false;
+}
+
 static void run_apply(store_t *s, store__job_t *group)
 {
     apply_ctx_t c = {0};
@@ -296,9 +331,12 @@ static void run_apply(store_t *s, store__job_t *group)
     if (rc == 0 && any && s->sync == STORE_SYNC_FULL)
         rc = store__errno(mdb_env_sync(s->env, 1));
     if (rc < 0) {
+        rc = write_failed(s, rc);
         for (store__job_t *j = group; j != NULL; j = j->next)
             j->rc = rc;
     } else {
+        if (any)
+            write_ok(s);
         uint64_t n = 0;
         for (store__job_t *j = group; j != NULL; j = j->next) {
             n += j->rc == 0;

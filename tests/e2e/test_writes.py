@@ -1,9 +1,15 @@
 # tests/e2e/test_writes.py - WriteFeatures / DeleteEntities: last write wins, deletes, stale rows.
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from harness import ServerTestCase
+import grpc
+
+from harness import Server, ServerTestCase
 
 
 class Writes(ServerTestCase):
@@ -120,6 +126,61 @@ class Writes(ServerTestCase):
         self.client.write_features("global_stats", {"total_drivers": [42]})
         r = self.client.get_online_features(features=["global_stats:total_drivers"])
         self.assertEqual(r["total_drivers"], [42])
+
+
+class DiskFull(unittest.TestCase):
+    """A full disk under the data directory: writes fail RESOURCE_EXHAUSTED "disk full" naming
+    it (logged once), nothing acknowledged is lost, and writes resume by themselves once space
+    is freed. The disk is a small tmpfs (needs mount: skipped where the test may not mount)."""
+
+    def setUp(self):
+        self.mnt = tempfile.mkdtemp(prefix="fstore-diskfull-")
+        self.addCleanup(shutil.rmtree, self.mnt, True)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", self.mnt],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            self.skipTest("cannot mount a small tmpfs here: " + p.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mnt])
+
+    def test_a_full_disk_is_named_logged_once_and_recovers_by_itself(self):
+        data = os.path.join(self.mnt, "data")
+        os.makedirs(data)
+        filler = os.path.join(self.mnt, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (2 << 20))
+        server = Server(data_dir=data, args=["--sync", "full"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        c = server.client
+        acked, failures = [], []
+        for i in range(5000):
+            ids = list(range(i * 100, i * 100 + 100))
+            try:
+                c.write_features("driver_stats@v1", {"driver_id": ids, "trips": [i] * 100,
+                                                     "conv_rate": [0.5] * 100})
+                acked.append(i)
+            except grpc.RpcError as e:
+                failures.append((e.code(), e.details()))
+                if len(failures) >= 5:
+                    break
+        self.assertEqual(len(failures), 5, "the disk never filled")
+        for code, details in failures:
+            self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+            self.assertIn("disk full", details)
+            self.assertIn(data, details)
+        self.assertEqual(len(server.events("disk_full")), 1, "logged once per episode")
+        # Every acknowledged write is readable.
+        for i in acked[-3:] + acked[:3]:
+            got = c.get_online_features(features=["driver_stats@v1:trips"],
+                                        entities={"driver_id": [i * 100, i * 100 + 99]})
+            self.assertEqual(got["trips"], [i, i])
+        # Space back: writes resume without a restart.
+        os.unlink(filler)
+        self.assertEqual(c.write_features("driver_stats@v1", {"driver_id": [999999],
+                                                              "trips": [7]}), (1, 0))
+        self.assertEqual(len(server.events("store_writes_resumed")), 1)
+        self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIsNone(server.sanitizer_report())
 
 
 if __name__ == "__main__":
