@@ -124,6 +124,98 @@ class Limits(ServerTestCase):
         self.assertEqual(r["customer_id"], ["c1"])
         self.assertEqual(r["blobs__customer_id"], ["c1"])
 
+BOUNDARY_CATALOG = """\
+project: boundaries
+entities:
+  - {name: driver, join_keys: [{name: driver_id, type: INT64}]}
+feature_views:
+  - name: stats
+    version: 1
+    entities: [driver]
+    ttl: 0
+    features:
+      - {name: a, dtype: INT64}
+      - {name: b, dtype: INT64}
+      - {name: c, dtype: INT64}
+  - name: archive
+    version: 1
+    entities: [driver]
+    ttl: 0
+    online: false
+    features:
+      - {name: a, dtype: INT64}
+feature_services:
+  - {name: two, features: ["stats:a", "stats:b"]}
+  - {name: three, features: ["stats:a", "stats:b", "stats:c"]}
+models:
+  - {name: two, version: 1, feature_service: two, entity_inputs: {driver_id: driver_id},
+     on_missing: zero}
+  - {name: three, version: 1, feature_service: three, entity_inputs: {driver_id: driver_id},
+     on_missing: zero}
+"""
+
+
+class Boundaries(ServerTestCase):
+    """Every request limit at N (accepted) and N + 1 (refused, naming its flag), on every method
+    that has it; and a write to a view that is not online refused."""
+    server_args = ["--max-entities", "3", "--max-features", "2", "--max-write-rows", "3"]
+
+    @classmethod
+    def setUpClass(cls):
+        d = tempfile.mkdtemp(prefix="fstore-boundaries-")
+        cls.addClassCleanup(shutil.rmtree, d, True)
+        cls.catalog = os.path.join(d, "catalog.yaml")
+        with open(cls.catalog, "w") as f:
+            f.write(BOUNDARY_CATALOG)
+        super().setUpClass()
+
+    def gof(self, n_entities, features=None, service=None):
+        return self.client.get_online_features(
+            features=features, feature_service=service,
+            entities={"driver_id": list(range(n_entities))})
+
+    def predict(self, model, rows):
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = model
+        req.inputs["driver_id"].CopyFrom(make_tensor("DT_INT64", list(range(rows))))
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(self.client.channel)
+        return stub.Predict(req, timeout=30)
+
+    def test_max_features_on_lists_services_and_predict(self):
+        self.assertEqual(len(self.gof(1, features=["stats:a", "stats:b"])), 3)
+        self.assertRpcError(lambda: self.gof(1, features=["stats:a", "stats:b", "stats:c"]),
+                            INVALID, "--max-features")
+        self.assertEqual(len(self.gof(1, service="two")), 3)
+        self.assertRpcError(lambda: self.gof(1, service="three"), INVALID, "--max-features")
+        self.assertEqual(len(self.predict("two", 1).outputs), 2)
+        self.assertRpcError(lambda: self.predict("three", 1), INVALID, "--max-features")
+
+    def test_max_entities_on_reads_and_predict(self):
+        self.assertEqual(self.gof(3, features=["stats:a"])["driver_id"], [0, 1, 2])
+        self.assertRpcError(lambda: self.gof(4, features=["stats:a"]), INVALID,
+                            "--max-entities")
+        self.assertEqual(len(self.gof(3, service="two")["a"]), 3)
+        self.assertRpcError(lambda: self.gof(4, service="two"), INVALID, "--max-entities")
+        self.assertEqual(list(self.predict("two", 3).outputs["a"].tensor_shape.dim)[0].size, 3)
+        self.assertRpcError(lambda: self.predict("two", 4), INVALID, "--max-entities")
+
+    def test_max_write_rows_on_writes_and_deletes(self):
+        c = self.client
+        self.assertEqual(c.write_features("stats", {"driver_id": [1, 2, 3], "a": [1, 2, 3]}),
+                         (3, 0))
+        self.assertRpcError(lambda: c.write_features("stats", {"driver_id": [1, 2, 3, 4],
+                                                               "a": [1, 2, 3, 4]}),
+                            INVALID, "--max-write-rows")
+        self.assertRpcError(lambda: c.delete_entities("stats", {"driver_id": [1, 2, 3, 4]}),
+                            INVALID, "--max-write-rows")
+        c.delete_entities("stats", {"driver_id": [1, 2, 3]})
+        self.assertEqual(self.gof(3, features=["stats:a"]).statuses["a"][1], "NOT_FOUND")
+
+    def test_a_write_to_a_view_that_is_not_online_is_refused(self):
+        self.assertRpcError(
+            lambda: self.client.write_features("archive", {"driver_id": [1], "a": [1]}),
+            INVALID, "archive", "not online")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -251,6 +251,48 @@ Test(apply, bulk_loads_sort_merge_duplicates_and_keep_last_write_wins)
     cr_assert_eq(out.u.i64, 77);
 }
 
+Test(apply, a_bulk_tie_on_event_time_goes_to_the_later_row)
+{
+    /* Three rows of one key at one event time, in one bulk and across two adds: the last in
+     * input order wins, none is stale (as store_apply() does). */
+    for (int split = 0; split < 2; split++) {
+        store_bulk_t *b = NULL;
+        cr_assert_eq(store_bulk_begin(s, &b), 0);
+        const float rates[] = {0.1f, 0.5f, 0.9f};
+        const int64_t ts[] = {500, 500, 500};
+        uint32_t idx = 0;
+        store_apply_result_t res;
+        size_t done = 0;
+        const size_t parts[2][2] = {{3, 0}, {1, 2}};
+        for (int part = 0; part < 2; part++) {
+            size_t n = parts[split][part];
+            if (n == 0)
+                continue;
+            catalog_value_t keyv[3], valv[3];
+            for (size_t r = 0; r < n; r++) {
+                keyv[r] = th_i64(40 + split);
+                valv[r] = th_f32(rates[done + r]);
+            }
+            const catalog_value_t *keys[] = {keyv}, *vals[] = {valv};
+            store_batch_t batch = {.view = fv,
+                                   .n_rows = n,
+                                   .keys = keys,
+                                   .n_features = 1,
+                                   .feature_idx = &idx,
+                                   .values = vals,
+                                   .event_ts_us = &ts[done]};
+            cr_assert_eq(store_bulk_add(b, &batch, 1, &res), 0);
+            done += n;
+        }
+        cr_assert_eq(store_bulk_commit(b, &res), 0);
+        store_bulk_free(b);
+        cr_assert_eq(res.stale, 0, "split %d", split);
+        catalog_value_t out;
+        cr_assert_eq(th_get(s, fv, 40 + split, 0, 600, &out, NULL), STORE_STATUS_PRESENT);
+        cr_assert_float_eq(out.u.f32, 0.9f, 1e-6, "split %d: the later row wins a tie", split);
+    }
+}
+
 Test(apply, a_bulk_load_into_a_populated_view_merges_like_store_apply)
 {
     cr_assert_eq(th_put(s, fv, 1, 1, th_i64(5), 100), 0);
