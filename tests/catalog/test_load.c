@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "tests/catalog/helpers.h"
+#include "tests/tmpdir.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Keys and node kinds                                                                         */
@@ -782,8 +783,8 @@ static void remove_dir(const char *dir)
 
 Test(catalog_load, directory_files_are_merged_in_name_order)
 {
-    char dir[] = "/tmp/fstore-catalog-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[1024];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
     free(write_file(dir, "b_views.yml",
                     "feature_views:\n"
                     "  - name: stats\n"
@@ -823,8 +824,8 @@ Test(catalog_load, directory_files_are_merged_in_name_order)
 
 Test(catalog_load, directory_errors_name_their_file)
 {
-    char dir[] = "/tmp/fstore-catalog-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[1024];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
     free(write_file(dir, "1.yaml", "project: p\n"));
     char *two = write_file(dir, "2.yaml",
                            "project: q\n"
@@ -846,8 +847,8 @@ Test(catalog_load, directory_errors_name_their_file)
 
 Test(catalog_load, same_project_in_several_files_is_fine)
 {
-    char dir[] = "/tmp/fstore-catalog-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[1024];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
     free(write_file(dir, "1.yaml", "project: p\n"));
     free(write_file(dir, "2.yaml", "project: p\n"));
     catalog_t *c = NULL;
@@ -858,8 +859,8 @@ Test(catalog_load, same_project_in_several_files_is_fine)
 
 Test(catalog_load, syntax_error_in_one_file_still_reports_the_others)
 {
-    char dir[] = "/tmp/fstore-catalog-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[1024];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
     free(write_file(dir, "1.yaml", "project: [\n"));
     free(write_file(dir, "2.yaml", "projekt: p\n"));
     catalog_t *c = NULL;
@@ -873,8 +874,8 @@ Test(catalog_load, syntax_error_in_one_file_still_reports_the_others)
 
 Test(catalog_load, empty_directory_is_enoent)
 {
-    char dir[] = "/tmp/fstore-catalog-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[1024];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
     catalog_t *c = NULL;
     catalog_errors_t errs = {NULL, 0};
     cr_expect_eq(catalog_load(dir, &c, &errs), -ENOENT);
@@ -898,8 +899,8 @@ Test(catalog_load, unreadable_file_is_eacces)
 {
     if (geteuid() == 0)
         cr_skip_test("root reads everything");
-    char dir[] = "/tmp/fstore-catalog-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[1024];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
     char *p = write_file(dir, "c.yaml", "project: p\n");
     chmod(p, 0);
     catalog_t *c = NULL;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/core_int.h"
+#include "tests/tmpdir.h"
 
 static const char yaml[] =
     "project: t\n"
@@ -21,7 +22,7 @@ static const char yaml[] =
     "  - {name: g, version: 1, entities: [], features: [{name: total, dtype: INT64}]}\n"
     "  - {name: cust, version: 1, entities: [customer], features: [{name: y, dtype: INT64}]}\n";
 
-static char dir[] = "/tmp/fstore-test-read-XXXXXX";
+static char dir[4096];
 static catalog_t *cat;
 static store_t *store;
 static store_reader_t *reader;
@@ -64,7 +65,7 @@ static void put(const char *vname, int64_t id, uint32_t feature, catalog_value_t
 
 static void setup(void)
 {
-    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_not_null(test_tmpdir("test-read", dir, sizeof dir));
     catalog_errors_t errs = {0};
     cr_assert_eq(catalog_load_string(yaml, strlen(yaml), "t.yaml", &cat, &errs), 0);
     store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE};

@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "tests/tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,11 +55,8 @@ static core_t *core;
 
 static void setup(void)
 {
-    char dir[] = "/tmp/fstore-fuzz-http-XXXXXX";
-    const char *tmp = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/fstore-fuzz-http-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    char *d = mkdtemp(tmp != NULL ? path : dir);
+    static char path[4096];
+    char *d = test_tmpdir("fuzz-http", path, sizeof path);
     if (d == NULL)
         abort();
     static char cat[4200];

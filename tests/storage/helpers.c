@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tests/storage/helpers.h"
+#include "tests/tmpdir.h"
 
 const char th_yaml[] = "project: p\n"
                        "entities:\n"
@@ -46,9 +47,10 @@ const char th_yaml[] = "project: p\n"
 
 char *th_tmpdir(void)
 {
-    char *d = strdup("/tmp/fstore-storage-XXXXXX");
+    char path[4096];
+    cr_assert_not_null(test_tmpdir("storage", path, sizeof path), "mkdtemp: %s", strerror(errno));
+    char *d = strdup(path);
     cr_assert_not_null(d);
-    cr_assert_not_null(mkdtemp(d), "mkdtemp: %s", strerror(errno));
     return d;
 }
 
