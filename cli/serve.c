@@ -79,12 +79,15 @@ static int probe_listen(const char *addr)
     struct addrinfo *ai = NULL;
     if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
         return 0;
+    /* Every address the name resolves to: the listeners bind them all. */
     int rc = 0;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
+    for (struct addrinfo *a = ai; a != NULL && rc == 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the listeners do */
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE)
+        if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 && errno == EADDRINUSE)
             rc = -EADDRINUSE;
         close(fd);
     }

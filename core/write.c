@@ -42,6 +42,11 @@ static int fail_store(core_ctx_t *ctx, int rc, const char *view, unsigned versio
                          "disk full: the data directory %s has no space left (nothing of this "
                          "write was stored; writes resume once space is freed)",
                          core_data_dir(ctx->core));
+    if (rc == -EFBIG)
+        return core_fail(ctx, rc,
+                         "the store's map is at its largest size (data directory %s): delete "
+                         "rows (fstore gc) or rebuild the store",
+                         core_data_dir(ctx->core));
     return core_fail(ctx, rc, "write failed: %s", strerror(-rc));
 }
 

@@ -48,6 +48,9 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_OTHER] = "other",
 };
 
+static void json_alloc_setup(void);
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
+
 void http_options_init(http_options_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -60,6 +63,8 @@ void http_options_init(http_options_t *o)
         o->listen = addr;
     }
     o->sagemaker_model = getenv("FSTORE_SAGEMAKER_MODEL");
+    /* Before any thread logs through jansson: its allocator is process-wide. */
+    pthread_once(&json_alloc_once, json_alloc_setup);
     o->upstream_timeout_ms = HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS;
 }
 
@@ -113,8 +118,9 @@ int http__status_of(int rc)
     case -EPERM:
     case -EACCES:
         return 403;
+    case -ENOSPC: /* the data directory's disk is full */
+        return 507;
     case -ENOMEM:
-    case -ENOSPC:
     case -EMSGSIZE:
     case -EMFILE:
     case -ENOBUFS:
@@ -125,8 +131,10 @@ int http__status_of(int rc)
         return 503;
     case -ETIMEDOUT:
         return 504;
-    case -EFBIG: /* a body too large or too dense */
+    case -EOVERFLOW: /* a JSON body too dense */
         return 413;
+    case -EFBIG: /* the store's map at its largest size */
+        return 507;
     case -ECANCELED: /* the server is stopping */
         return 503;
     case -ENOSYS:
@@ -209,7 +217,7 @@ static void *json_counted_malloc(size_t n)
 {
     if (json_budget == 0)
         return malloc(n);
-    if (n > json_budget - json_used) {
+    if (json_used >= json_budget || n > json_budget - json_used) {
         json_over = true;
         return NULL;
     }
@@ -233,8 +241,6 @@ static void json_alloc_setup(void)
     json_set_alloc_funcs(json_counted_malloc, json_counted_free);
 }
 
-static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
-
 int http__parse_json(http_req_t *r, json_t **out)
 {
     json_error_t err;
@@ -244,7 +250,7 @@ int http__parse_json(http_req_t *r, json_t **out)
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &err);
     json_budget = 0;
     if (j == NULL && json_over)
-        return core_fail(&r->ctx, -EFBIG,
+        return core_fail(&r->ctx, -EOVERFLOW,
                          "the body's JSON is too dense: parsed, it would take over %d times "
                          "its %zu bytes (an array or object per few bytes)",
                          HTTP_JSON_AMPLIFICATION, r->len);
@@ -395,8 +401,27 @@ static int request_context(http_req_t *r)
     return 0;
 }
 
+static enum MHD_Result run_route(http_t *h, http_req_t *r);
+
 /* Runs the route on a complete request. */
 static enum MHD_Result run(http_t *h, http_req_t *r)
+{
+    /* Counted before stopping is read, which http_stop() sets before it reads the count: a
+     * request either sees the stop and is refused, or the stop waits for it. */
+    atomic_fetch_add(&h->running, 1);
+    if (atomic_load(&h->stopping)) {
+        atomic_fetch_sub(&h->running, 1);
+        core_fail(&r->ctx, -ESHUTDOWN, "the server is stopping: try another node");
+        http__respond_error(r, -ESHUTDOWN);
+        http__header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        return send_response(r);
+    }
+    enum MHD_Result res = run_route(h, r);
+    atomic_fetch_sub(&h->running, 1);
+    return res;
+}
+
+static enum MHD_Result run_route(http_t *h, http_req_t *r)
 {
     core_worker_t *w = worker(h);
     if (w == NULL) {
@@ -640,9 +665,18 @@ void http_stop(http_t *h)
     atomic_store(&h->stopping, true);
     MHD_socket listen_fd = MHD_quiesce_daemon(h->daemon);
     upstream_pool_close(h->upstreams);
-    /* libmicrohttpd must not stop with a connection suspended: wait for the completions. */
-    while (atomic_load(&h->suspended) > 0)
+    /* libmicrohttpd must not stop with a connection suspended: wait for the routes running and
+     * the completions (the core bounds every write's wait). */
+    int64_t t0 = base_mono_us(), said = t0;
+    while (atomic_load(&h->running) > 0 || atomic_load(&h->suspended) > 0) {
         usleep(10000);
+        if (base_mono_us() - said > 10 * 1000000LL) {
+            said = base_mono_us();
+            base_log(BASE_LOG_WARN, "http_stop_waiting", "{s:i, s:i, s:I}", "running",
+                     (int)atomic_load(&h->running), "suspended", (int)atomic_load(&h->suspended),
+                     "waited_ms", (long long)((said - t0) / 1000));
+        }
+    }
     for (int i = 0; i < HTTP_STOP_FLUSH_MS / 10 && atomic_load(&h->active) > 0; i++)
         usleep(10000);
     /* Joins the pool: each thread's worker is freed by the key's destructor as it exits. */

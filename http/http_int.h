@@ -138,7 +138,7 @@ void http__complete(http_req_t *r, int rc);
 const char *http__header_in(http_req_t *r, const char *name);
 /* Parses the body as a JSON object, its tree at most HTTP_JSON_AMPLIFICATION times the body's
  * size (plus HTTP_JSON_FLOOR). Returns: 0 and *out (decref it); -EINVAL (not a JSON object) or
- * -EFBIG (too dense: 413) with the message set. */
+ * -EOVERFLOW (too dense: 413) with the message set. */
 #define HTTP_JSON_AMPLIFICATION 32
 #define HTTP_JSON_FLOOR (256u << 10)
 int http__parse_json(http_req_t *r, json_t **out);
@@ -205,6 +205,7 @@ struct http {
     upstream_pool_t *upstreams;    /* model servers behind bindings (NULL in-process) */
     _Atomic unsigned active;       /* requests begun and not yet answered and freed */
     _Atomic unsigned suspended;    /* connections suspended and not yet resumed */
+    _Atomic unsigned running;      /* requests inside run() */
     _Atomic unsigned passthroughs; /* upstream calls in flight (--http-max-passthroughs) */
     _Atomic bool stopping;
     _Atomic unsigned n_workers;

@@ -211,7 +211,14 @@ static int csv_inputs(http_req_t *r, const catalog_model_t *m, json_t **inputs, 
                 }
                 f = fe + 1;
             }
-            lines++;
+            /* Refused while scanning: each line costs a JSON value per input. */
+            if (++lines > r->ctx.limits->max_entities) {
+                json_decref(obj);
+                return core_fail(&r->ctx, -E2BIG,
+                                 "the CSV body has over %zu rows; the limit is %zu "
+                                 "(--max-entities)",
+                                 r->ctx.limits->max_entities, r->ctx.limits->max_entities);
+            }
         }
         p = nl != NULL ? nl + 1 : end;
     }

@@ -7,6 +7,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,7 @@ static void call_finish(server_call_t *c)
     c->relayed = false;
     c->close_started = false;
     c->close_pending = false;
+    atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
     c->state = CALL_IDLE;
 }
 
@@ -385,6 +387,7 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
     atomic_store_explicit(&c->send_t0_us, base_mono_us(), memory_order_relaxed);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
+        atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
         base_log(BASE_LOG_ERROR, "start_batch_failed", "{s:s, s:s}", "method", c->method->path,
                  "error", grpc_call_error_to_string(e));
         if (c->close_pending) {
@@ -824,7 +827,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
         base_log(BASE_LOG_INFO, "absl_deadlock_detection", "{s:s}", "note",
                  "abseil mutex deadlock detection stays on (FSTORE_ABSL_DEADLOCK_DETECTION=1, "
                  "or not found in the abseil gRPC links against)");
-    grpc_arg args[12];
+    grpc_arg args[14];
     memset(args, 0, sizeof args);
     size_t n_args = 3;
     /* gRPC sets SO_REUSEPORT by default, which lets a second server bind a port that is already
@@ -845,15 +848,22 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_MINIMAL_STACK;
     /* ... except that connection idle and age limits live in a filter (max_age) the minimal
-     * stack leaves out: with either set, the full stack, gRPC's receive limit (which also
-     * bounds its decompression) at --max-message-bytes and its send limit lifted (responses
-     * are bounded by --max-response-bytes). */
+     * stack leaves out: with either set, the full stack, gRPC's receive limit at
+     * --max-message-bytes, its decompression off and its send limit lifted (responses are
+     * bounded by --max-response-bytes). */
     bool full_stack = s->opts.max_idle_s > 0 || s->opts.max_age_s > 0;
     args[2].value.integer = full_stack ? 0 : 1;
     if (full_stack) {
         args[n_args].type = GRPC_ARG_INTEGER;
-        args[n_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH; /* also bounds decompression */
-        args[n_args++].value.integer = (int)core_limits(core)->max_message_bytes;
+        size_t max_msg = core_limits(core)->max_message_bytes;
+        args[n_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+        args[n_args++].value.integer = max_msg > INT_MAX ? INT_MAX : (int)max_msg;
+        /* gRPC's decompression filter inflates a message whole before any size check: off, so
+         * that compressed requests reach call_payload() and its bounded inflate as they do on
+         * the minimal stack. */
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
+        args[n_args++].value.integer = 0;
         args[n_args].type = GRPC_ARG_INTEGER;
         args[n_args].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
         args[n_args++].value.integer = -1;

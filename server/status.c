@@ -28,6 +28,7 @@ grpc_status_code server__status_from_errno(int err)
     case -ENOMEM:
     case -ENOSPC:
     case -EMSGSIZE:
+    case -EFBIG:   /* the store's map at its largest size */
     case -EMFILE:  /* more view versions than the store holds */
     case -ENOBUFS: /* a queue or slot bound (writes waiting for the log, snapshots) */
         return GRPC_STATUS_RESOURCE_EXHAUSTED;

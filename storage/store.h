@@ -211,8 +211,10 @@ typedef struct store_apply_result {
  * leaves a tombstone with its event time (store_gc() drops it after the retention).
  * Returns: 0 when durable per the store's sync policy; -EINVAL (see *res), -ENOENT (a batch's
  *          view version has no database: not applied, offline or torn down; *res names it),
- *          -EALREADY, -ESPIPE (log_contiguous: not the next position), -ENOSPC (the disk, not the
- * map: the map grows), -EIO, -EROFS, -ENOMEM, -E2BIG (a merged record over LMDB's value limit),
+ *          -EALREADY, -ESPIPE (log_contiguous: not the next position), -ENOSPC (the data
+ * directory's disk is full: logged once per episode as disk_full), -EFBIG (the map is at its
+ * largest size and cannot grow), -EIO, -EROFS, -ENOMEM, -E2BIG (a merged record over LMDB's
+ * value limit),
  * -ESHUTDOWN when the store is closing. An error other than -EINVAL, -ENOENT and -EALREADY comes
  * from the group's transaction and fails every call committed in that group. Thread safety: any
  * number of threads; concurrent calls share transactions (group commit). res may be NULL.

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "storage/store_int.h"
 
@@ -285,24 +286,46 @@ static void count_rows(store_t *s, const store__enc_t *enc)
  * disk (LMDB reports one as EIO when the flush or fsync fails, ENOSPC when a write does). */
 #define DISK_LOW_BYTES ((uint64_t)4 << 20)
 
-/* A failed commit: named, and logged once per episode. Returns: rc, or -ENOSPC for a full
- * disk. */
-static int write_failed(store_t *s, int rc)
+/* Whether the data directory's filesystem is (nearly) full for this process: root may also
+ * write the blocks reserved for it. */
+static bool disk_low(const store_t *s, uint64_t *free_bytes)
 {
     struct statvfs vfs;
-    if ((rc == -EIO || rc == -ENOSPC) && statvfs(s->dir, &vfs) == 0 &&
-        (uint64_t)vfs.f_bavail * vfs.f_frsize < DISK_LOW_BYTES) {
+    if (statvfs(s->dir, &vfs) < 0)
+        return false;
+    uint64_t blocks = geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail;
+    *free_bytes = blocks * vfs.f_frsize;
+    return *free_bytes < DISK_LOW_BYTES;
+}
+
+/*
+ * A failed commit, named and logged once per failing episode. Returns: -ENOSPC for a full disk;
+ * -EFBIG for a map at its largest size (the map growth's -ENOSPC with the disk not full); else
+ * rc.
+ */
+static int write_failed(store_t *s, int rc)
+{
+    uint64_t free_bytes = 0;
+    bool first = !s->disk_full && !s->write_failing;
+    if ((rc == -EIO || rc == -ENOSPC) && disk_low(s, &free_bytes)) {
         if (!s->disk_full)
             base_log(BASE_LOG_ERROR, "disk_full", "{s:s, s:I, s:s}", "data_dir", s->dir,
-                     "free_bytes", (long long)((uint64_t)vfs.f_bavail * vfs.f_frsize), "note",
+                     "free_bytes", (long long)free_bytes, "note",
                      "writes fail RESOURCE_EXHAUSTED until space is freed; they resume by "
                      "themselves, nothing acknowledged is lost");
         s->disk_full = true;
         return -ENOSPC;
     }
-    if (!s->write_failing && rc != -ENOSPC)
+    if (rc == -ENOSPC) {
+        rc = -EFBIG;
+        if (first)
+            base_log(BASE_LOG_ERROR, "store_map_full", "{s:s, s:s}", "data_dir", s->dir, "note",
+                     "the store's map is at its largest size: writes fail until rows are "
+                     "deleted (fstore gc) or the store is rebuilt");
+    } else if (first) {
         base_log(BASE_LOG_ERROR, "store_write_failed", "{s:s, s:s}", "data_dir", s->dir, "error",
                  strerror(-rc));
+    }
     s->write_failing = true;
     return rc;
 }
@@ -385,8 +408,11 @@ static void run_fn(store_t *s, store__job_t *job)
     if (rc == 0 && s->sync == STORE_SYNC_FULL)
         rc = store__errno(mdb_env_sync(s->env, 1));
     if (rc == 0) {
+        write_ok(s);
         atomic_fetch_add(&s->commits, 1);
         grow_early(s);
+    } else if (rc == -EIO || rc == -ENOSPC) {
+        rc = write_failed(s, rc);
     }
     job->rc = rc;
 }
@@ -635,10 +661,13 @@ static void run_stream(store_t *s, store__stream_t *st)
             rc = store__errno(mdb_env_sync(s->env, 1));
     }
     if (rc == 0) {
+        write_ok(s);
         atomic_fetch_add(&s->commits, 1);
         atomic_fetch_add(&s->batches, 1);
         grow_early(s);
     }
+    if (rc == -EIO || rc == -ENOSPC)
+        rc = write_failed(s, rc);
     if (rc < 0) {
         /* Failed before the end: refuse further parts, then wait for the caller to end it, so
          * the caller's commit sees the failure (and a push of theirs never waits on us). */
