@@ -21,8 +21,9 @@ store_t *th_open(const char *dir, size_t map_size, store_sync_t sync);
 /* Opens dir and applies c (asserting success). */
 store_t *th_open_applied(const char *dir, const catalog_t *c);
 
-/* The usual suite fixture: a fresh directory with th_yaml applied, and its view "fv" v1.
- * Ownership: th_fixture_close() releases all of it (store, catalog, directory). */
+/* The usual suite fixture: a fresh directory with th_yaml applied, and its view "fv" v1 (s
+ * NULL: the directory and catalog only, no store opened).
+ * Ownership: th_fixture_close() releases all of it (store if any, catalog, directory). */
 void th_fixture_open(char **dir, catalog_t **cat, store_t **s, const catalog_view_t **fv);
 void th_fixture_close(char *dir, catalog_t *cat, store_t *s);
 

@@ -10,16 +10,12 @@ static const catalog_view_t *fv;
 
 static void setup(void)
 {
-    dir = th_tmpdir();
-    cat = th_catalog(th_yaml);
-    fv = th_view(cat, "fv", 1);
+    th_fixture_open(&dir, &cat, NULL, &fv);
 }
 
 static void teardown(void)
 {
-    catalog_unref(cat);
-    th_rmrf(dir);
-    free(dir);
+    th_fixture_close(dir, cat, NULL);
 }
 
 TestSuite(gc, .init = setup, .fini = teardown);
