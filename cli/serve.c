@@ -141,6 +141,11 @@ static void usage(FILE *f)
             "                           rebalance across replicas (default 0: never)\n"
             "  --grpc-max-connection-age-grace-s N  calls in flight at that GOAWAY get N s\n"
             "                           (default %u)\n"
+            "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
+            "                           certificate chain and key (gRPC reloads them when they\n"
+            "                           change; HTTP reads them at start)\n"
+            "  --tls-client-ca FILE     verify gRPC client certificates against these CAs\n"
+            "  --tls-require-client-cert  refuse gRPC clients without one (mTLS)\n"
             "  --http-listen ADDR       the HTTP front door (Feast HTTP, SageMaker, TF Serving\n"
             "                           REST, /metrics): host:port, '' for none (default\n"
             "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"
@@ -228,6 +233,10 @@ int cli_serve(int argc, char **argv)
         {"grpc-max-connection-age-s", 0, CLI_UNSIGNED, &o.max_age_s, CLI_ENV, 0, 2000000},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
+        {"tls-cert", 0, CLI_STRING, &o.tls_cert, CLI_ENV},
+        {"tls-key", 0, CLI_STRING, &o.tls_key, CLI_ENV},
+        {"tls-client-ca", 0, CLI_STRING, &o.tls_client_ca, CLI_ENV},
+        {"tls-require-client-cert", 0, CLI_FLAG, &o.tls_require_client_cert, CLI_ENV},
         {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
@@ -255,6 +264,17 @@ int cli_serve(int argc, char **argv)
                 o.sched_slice_us);
         return 2;
     }
+    bool tls_cert = o.tls_cert != NULL && o.tls_cert[0] != '\0';
+    bool tls_key = o.tls_key != NULL && o.tls_key[0] != '\0';
+    bool tls_ca = o.tls_client_ca != NULL && o.tls_client_ca[0] != '\0';
+    if (tls_cert != tls_key || (tls_ca && !tls_cert) || (o.tls_require_client_cert && !tls_ca)) {
+        fprintf(stderr, "fstore serve: TLS wants --tls-cert and --tls-key together; "
+                        "--tls-client-ca needs them, and --tls-require-client-cert needs "
+                        "--tls-client-ca\n");
+        return 2;
+    }
+    ho.tls_cert = o.tls_cert;
+    ho.tls_key = o.tls_key;
     base_log_setup(strcmp(log_format, "text") == 0 ? BASE_LOG_TEXT : BASE_LOG_JSON);
     if (ro.urls != NULL && ro.urls[0] != '\0') {
         co.replication = &ro;

@@ -603,6 +603,24 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+/* A PEM file's contents (malloc'd, NUL-terminated), or NULL. */
+static char *read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = malloc((1u << 20) + 1);
+    size_t n = buf != NULL ? fread(buf, 1, 1u << 20, f) : 0;
+    bool whole = feof(f) != 0;
+    fclose(f);
+    if (buf == NULL || !whole || n == 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 int http_start(core_t *core, const http_options_t *o, http_t **out)
 {
     struct sockaddr_storage ss;
@@ -628,14 +646,36 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    bool tls = o->tls_cert != NULL && o->tls_cert[0] != '\0';
+    if (tls) {
+        h->tls_pem[0] = read_pem(o->tls_cert);
+        h->tls_pem[1] = read_pem(o->tls_key);
+        if (h->tls_pem[0] == NULL || h->tls_pem[1] == NULL) {
+            base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error",
+                     "cannot read --tls-cert or --tls-key (a PEM file under 1 MiB)", "listener",
+                     o->listen);
+            free(h->tls_pem[0]);
+            free(h->tls_pem[1]);
+            upstream_pool_free(h->upstreams);
+            pthread_key_delete(h->worker_key);
+            free(h);
+            return -EINVAL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    /* Without TLS the two options are skipped (MHD_OPTION_END ends the list early). */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads_of(o), MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT,
         o->idle_timeout_s ? o->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls_pem[0], MHD_OPTION_HTTPS_MEM_KEY,
+        h->tls_pem[1], MHD_OPTION_END);
     if (h->daemon == NULL) {
+        free(h->tls_pem[0]);
+        free(h->tls_pem[1]);
         upstream_pool_free(h->upstreams);
         pthread_key_delete(h->worker_key);
         free(h);
@@ -685,6 +725,8 @@ void http_stop(http_t *h)
         close(listen_fd);
     upstream_pool_free(h->upstreams);
     pthread_key_delete(h->worker_key);
+    free(h->tls_pem[0]);
+    free(h->tls_pem[1]);
     free(h);
 }
 

@@ -56,9 +56,12 @@ typedef struct http_options {
                                      bound but the binding's) */
     unsigned max_passthroughs;    /* --http-max-passthroughs: upstream calls in flight at once;
                                      more are 503 (0: HTTP_DEFAULT_MAX_PASSTHROUGHS) */
-    const char *sagemaker_model;  /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
-                                     request's custom attributes name none */
-    http_metrics_fn metrics[4];   /* /metrics: each adds its families (after the listener's own) */
+    const char *tls_cert;         /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
+                                     and key (read at start); NULL: plain HTTP */
+    const char *tls_key;
+    const char *sagemaker_model; /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
+                                    request's custom attributes name none */
+    http_metrics_fn metrics[4];  /* /metrics: each adds its families (after the listener's own) */
     void *metrics_arg[4];
     size_t n_metrics;
     bool metrics_only; /* serve /metrics alone (--metrics-listen) */

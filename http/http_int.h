@@ -208,6 +208,7 @@ struct http {
     _Atomic unsigned running;      /* requests inside run() */
     _Atomic unsigned passthroughs; /* upstream calls in flight (--http-max-passthroughs) */
     _Atomic bool stopping;
+    char *tls_pem[2]; /* the certificate and key libmicrohttpd serves (--tls-cert, --tls-key) */
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };

@@ -151,6 +151,7 @@ struct server {
     server_options_t opts;
     core_t *core; /* borrowed */
     grpc_server *grpc;
+    server_tls_t *tls; /* --tls-cert: the certificate fetcher's state (freed after grpc) */
     bool grpc_started;
     bool grpc_shutdown_done;
     grpc_completion_queue *ctl_cq;
@@ -930,9 +931,24 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     if (rc < 0)
         goto out;
 
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = NULL;
+    if (o->tls_cert != NULL && o->tls_cert[0] != '\0') {
+        rc = server__tls_credentials(o, &s->tls, &creds);
+        if (rc < 0)
+            goto out;
+    } else {
+        creds = grpc_insecure_server_credentials_create();
+    }
     s->port = grpc_server_add_http2_port(s->grpc, s->listen, creds);
     grpc_server_credentials_release(creds);
+    if (s->port == 0 && s->tls != NULL) {
+        /* The port was free a moment ago (serve probes it first): gRPC refused the pair. */
+        base_log(BASE_LOG_ERROR, "tls_failed", "{s:s}", "error",
+                 "gRPC could not load --tls-cert and --tls-key (a key that is not the "
+                 "certificate's, or an unreadable chain; gRPC's own line above says which)");
+        rc = -EINVAL;
+        goto out;
+    }
     if (s->port == 0) {
         base_log(BASE_LOG_ERROR, "listen_failed", "{s:s, s:s}", "address", s->listen, "error",
                  "cannot bind the address (in use by another process, or invalid)");
@@ -1148,6 +1164,7 @@ void server_free(server_t *s)
     if (s->grpc_inited)
         grpc_shutdown();
     free(s->listen);
+    server__tls_free(s->tls);
     pthread_mutex_destroy(&s->stalled_mu);
     free(s);
 }

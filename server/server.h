@@ -80,6 +80,13 @@ typedef struct server_options {
                                  reconnect and rebalance across replicas; 0 = never */
     unsigned max_age_grace_s; /* --grpc-max-connection-age-grace-s: calls in flight get this long
                                  after the GOAWAY; SERVER_DEFAULT_MAX_AGE_GRACE_S */
+    /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
+     * new certificate). With a client CA, client certificates are verified when presented, and
+     * required with tls_require_client_cert (mTLS). */
+    const char *tls_cert;         /* --tls-cert: the certificate chain */
+    const char *tls_key;          /* --tls-key: its private key */
+    const char *tls_client_ca;    /* --tls-client-ca: CAs that sign client certificates */
+    bool tls_require_client_cert; /* --tls-require-client-cert */
 } server_options_t;
 
 /* Fills *o with the documented defaults. */

@@ -126,6 +126,16 @@ upstream_pool_t *server__call_upstreams(const server_call_t *c);
 /* The worker's completion queue, for client calls whose completion resumes c. */
 grpc_completion_queue *server__call_cq(const server_call_t *c);
 
+/* The gRPC listener's TLS (tls.c): o->tls_cert and o->tls_key (and o->tls_client_ca) loaded
+ * now and again whenever one of the files changes (checked at each new connection).
+ * Returns: 0, *tls (free it with server__tls_free() after the server) and *out (release it once
+ *          given to grpc_server_add_http2_port()); -EINVAL (a file unreadable or not a valid
+ *          pair, logged as tls_failed); -ENOMEM. */
+typedef struct server_tls server_tls_t;
+int server__tls_credentials(const server_options_t *o, server_tls_t **tls,
+                            grpc_server_credentials **out);
+void server__tls_free(server_tls_t *t);
+
 /* Formats the call's error message and returns err: `return server__fail(c, -EINVAL, ...)`. */
 #define server__fail(c, ...) core_fail(&(c)->ctx, __VA_ARGS__)
 

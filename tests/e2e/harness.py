@@ -101,7 +101,9 @@ class Server:
                 raise AssertionError("fstore did not listen in %.0fs:\n%s"
                                      % (START_TIMEOUT, self.log()))
             time.sleep(0.05)
-        self.client = FeatureStoreClient(self.target, timeout=30.0)
+        channel = (grpc.secure_channel(self.target, self.credentials)
+                   if getattr(self, "credentials", None) is not None else None)
+        self.client = FeatureStoreClient(self.target, timeout=30.0, channel=channel)
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError("fstore exited with %s while starting:\n%s"

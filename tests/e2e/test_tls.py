@@ -1,0 +1,193 @@
+# tests/e2e/test_tls.py - TLS and mTLS on gRPC and HTTPS, with certificates made by openssl here.
+"""The real binary with --tls-cert/--tls-key (and --tls-client-ca, --tls-require-client-cert):
+grpcio with the test CA gets answers and a plaintext client does not; mTLS refuses clients
+without a certificate or with one from another CA; a certificate rotated on disk is served to
+the next connection while calls keep succeeding; curl reaches the HTTP front door over HTTPS."""
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+from fstore_client import FeatureStoreClient
+from harness import Server
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", name + ".key", "-out", name + ".pem", "-days", "2",
+            "-subj", "/CN=" + name, cwd=d)
+
+
+def make_cert(d, ca, name, usage, serial):
+    """A certificate for 127.0.0.1 and localhost signed by ca, usage serverAuth or clientAuth."""
+    with open(os.path.join(d, name + ".ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=%s\n" % usage)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+            "-set_serial", str(serial), "-out", name + ".pem", "-days", "2",
+            "-extfile", name + ".ext", cwd=d)
+
+
+def read(d, name):
+    with open(os.path.join(d, name), "rb") as f:
+        return f.read()
+
+
+class TlsCase(unittest.TestCase):
+    args = []
+
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("openssl is not installed")
+        cls.d = tempfile.mkdtemp(prefix="fstore-tls-")
+        cls.addClassCleanup(shutil.rmtree, cls.d, True)
+        make_ca(cls.d, "ca")
+        make_ca(cls.d, "other_ca")
+        make_cert(cls.d, "ca", "server", "serverAuth", 1)
+        make_cert(cls.d, "ca", "client", "clientAuth", 2)
+        make_cert(cls.d, "other_ca", "stranger", "clientAuth", 3)
+
+    def setUp(self):
+        # The server reads the files at these paths; tests may replace them.
+        self.cert = os.path.join(self.d, "serving.pem")
+        self.key = os.path.join(self.d, "serving.key")
+        shutil.copy(os.path.join(self.d, "server.pem"), self.cert)
+        shutil.copy(os.path.join(self.d, "server.key"), self.key)
+        args = ["--tls-cert", self.cert, "--tls-key", self.key] + [
+            a.replace("@D@", self.d) for a in self.args]
+        self.server = Server(args=args)
+        self.server.credentials = self.creds(client=("client" if self.mtls else None))
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+
+    mtls = False
+
+    def tearDown(self):
+        self.assertEqual(self.server.stop(), 0, self.server.log()[-2000:])
+        self.assertIsNone(self.server.sanitizer_report())
+
+    def creds(self, client=None):
+        kw = {}
+        if client is not None:
+            kw = {"private_key": read(self.d, client + ".key"),
+                  "certificate_chain": read(self.d, client + ".pem")}
+        return grpc.ssl_channel_credentials(root_certificates=read(self.d, "ca.pem"), **kw)
+
+    def health(self, creds, timeout=5):
+        ch = (grpc.secure_channel(self.server.target, creds) if creds is not None
+              else grpc.insecure_channel(self.server.target))
+        try:
+            return FeatureStoreClient(channel=ch, timeout=timeout).health()
+        finally:
+            ch.close()
+
+
+class Tls(TlsCase):
+    def test_a_tls_client_is_served_and_a_plaintext_one_is_not(self):
+        self.assertEqual(self.health(self.creds()), "SERVING")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.health(None, timeout=2)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        # Reads and writes go through the same TLS channel.
+        c = self.server.client
+        c.write_features("driver_stats@v1", {"driver_id": [1], "trips": [3]})
+        self.assertEqual(c.get_online_features(features=["driver_stats@v1:trips"],
+                                               entities={"driver_id": [1]})["trips"], [3])
+
+    def test_https_on_the_http_front_door(self):
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                            os.path.join(self.d, "ca.pem"),
+                            "https://127.0.0.1:%d/health" % self.server.http_port],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.stdout, "200", p.stderr)
+        p = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/health" % self.server.http_port],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0, "plain HTTP is not served")
+
+    def test_a_rotated_certificate_is_served_without_a_restart_or_a_failed_call(self):
+        make_cert(self.d, "ca", "server2", "serverAuth", 42)
+        failures, calls = [], [0]
+        stop = threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    # A new channel each time: a new connection, a new handshake.
+                    self.assertEqual(self.health(self.creds()), "SERVING")
+                    calls[0] += 1
+                except Exception as e:  # noqa: BLE001 - any failure counts
+                    failures.append(repr(e))
+
+        t = threading.Thread(target=load)
+        t.start()
+        time.sleep(0.5)
+        # As Kubernetes does with a mounted secret: new files moved into place.
+        shutil.copy(os.path.join(self.d, "server2.key"), self.key + ".new")
+        shutil.copy(os.path.join(self.d, "server2.pem"), self.cert + ".new")
+        os.replace(self.key + ".new", self.key)
+        os.replace(self.cert + ".new", self.cert)
+        deadline = time.monotonic() + 15
+        served = None
+        while time.monotonic() < deadline:
+            served = ssl.get_server_certificate(("127.0.0.1", self.server.port))
+            if ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(
+                    read(self.d, "server2.pem").decode()):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        t.join(30)
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(served),
+                         ssl.PEM_cert_to_DER_cert(read(self.d, "server2.pem").decode()),
+                         "the new certificate is served")
+        self.assertEqual(failures, [])
+        self.assertGreater(calls[0], 5)
+        self.assertTrue(self.server.events("tls_reloaded"))
+
+
+class MutualTls(TlsCase):
+    args = ["--tls-client-ca", "@D@/ca.pem", "--tls-require-client-cert"]
+    mtls = True
+
+    def test_only_clients_with_a_certificate_from_the_ca_are_served(self):
+        self.assertEqual(self.health(self.creds(client="client")), "SERVING")
+        for who in (None, "stranger"):
+            with self.subTest(client=who):
+                with self.assertRaises(grpc.RpcError) as cm:
+                    self.health(self.creds(client=who), timeout=3)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+
+class BadFiles(unittest.TestCase):
+    def test_unreadable_or_mismatched_files_stop_the_start(self):
+        d = tempfile.mkdtemp(prefix="fstore-tls-bad-")
+        self.addCleanup(shutil.rmtree, d, True)
+        make_ca(d, "ca")
+        make_cert(d, "ca", "a", "serverAuth", 1)
+        make_cert(d, "ca", "b", "serverAuth", 2)
+        for cert, key, want in (("a.pem", "missing.key", "cannot read"),
+                                ("a.pem", "b.key", "tls_failed"),
+                                ("a.key", "a.key", "not PEM")):
+            with self.subTest(cert=cert, key=key):
+                s = Server(args=["--tls-cert", os.path.join(d, cert),
+                                 "--tls-key", os.path.join(d, key)])
+                self.addCleanup(s.cleanup)
+                s.spawn()
+                self.assertEqual(s.proc.wait(60), 1, s.log())
+                self.assertIn(want, s.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
