@@ -95,6 +95,14 @@ static int probe_listen(const char *addr)
     return rc;
 }
 
+static core_tokens_t *loaded_tokens;
+
+static void free_tokens(void)
+{
+    core_tokens_free(loaded_tokens);
+    loaded_tokens = NULL;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -146,6 +154,9 @@ static void usage(FILE *f)
             "                           change; HTTP reads them at start)\n"
             "  --tls-client-ca FILE     verify gRPC client certificates against these CAs\n"
             "  --tls-require-client-cert  refuse gRPC clients without one (mTLS)\n"
+            "  --tokens-file FILE       require bearer tokens: one 'NAME SHA256 SCOPES' line per\n"
+            "                           principal (scopes read, write, admin); health and\n"
+            "                           /metrics stay open\n"
             "  --http-listen ADDR       the HTTP front door (Feast HTTP, SageMaker, TF Serving\n"
             "                           REST, /metrics): host:port, '' for none (default\n"
             "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"
@@ -200,6 +211,7 @@ int cli_serve(int argc, char **argv)
     core_options_t co;
     core_options_init(&co);
     const char *log_format = "json";
+    const char *tokens_file = NULL;
     const char *bootstrap_from = NULL;
     int64_t bootstrap_wait_ms = 30000;
     repl_options_t ro;
@@ -233,6 +245,7 @@ int cli_serve(int argc, char **argv)
         {"grpc-max-connection-age-s", 0, CLI_UNSIGNED, &o.max_age_s, CLI_ENV, 0, 2000000},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
+        {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},
         {"tls-cert", 0, CLI_STRING, &o.tls_cert, CLI_ENV},
         {"tls-key", 0, CLI_STRING, &o.tls_key, CLI_ENV},
         {"tls-client-ca", 0, CLI_STRING, &o.tls_client_ca, CLI_ENV},
@@ -275,6 +288,21 @@ int cli_serve(int argc, char **argv)
     }
     ho.tls_cert = o.tls_cert;
     ho.tls_key = o.tls_key;
+    core_tokens_t *tokens = NULL;
+    if (tokens_file != NULL && tokens_file[0] != '\0') {
+        char why[512];
+        int trc = core_tokens_load(tokens_file, &tokens, why, sizeof why);
+        if (trc < 0) {
+            fprintf(stderr, "fstore serve: --tokens-file: %s\n",
+                    trc == -ENOMEM ? "out of memory" : why);
+            return 2;
+        }
+        o.tokens = tokens;
+        ho.tokens = tokens;
+        /* The listeners borrow them until the process ends, whichever way serve returns. */
+        loaded_tokens = tokens;
+        atexit(free_tokens);
+    }
     base_log_setup(strcmp(log_format, "text") == 0 ? BASE_LOG_TEXT : BASE_LOG_JSON);
     if (ro.urls != NULL && ro.urls[0] != '\0') {
         co.replication = &ro;

@@ -233,6 +233,42 @@ typedef struct core_ctx {
     char msg[CORE_MSG_MAX];
 } core_ctx_t;
 
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication and authorization (auth.c): every transport asks here, once per call        */
+
+/* Scopes a call may need (0: none, a probe's). admin implies the others. */
+#define CORE_SCOPE_READ 1u
+#define CORE_SCOPE_WRITE 2u
+#define CORE_SCOPE_ADMIN 4u
+
+typedef struct core_token core_token_t;
+/* The principals of a tokens file (core_tokens_load()). */
+typedef struct core_tokens {
+    core_token_t *t;
+    size_t n;
+} core_tokens_t;
+
+/*
+ * Loads a tokens file: one principal per line, "NAME SHA256-HEX SCOPES" (the token's SHA-256 as
+ * sha256sum prints it; SCOPES comma-separated from read, write, admin), '#' comments. The file
+ * holds no token.
+ * Returns: 0 and *out (free with core_tokens_free()); -EINVAL with why ("path:line: ..."),
+ *          -ENOENT/-EACCES (cannot open), -ENOMEM.
+ */
+int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap);
+void core_tokens_free(core_tokens_t *ts);
+
+/*
+ * Checks a call's credentials (authorization: the "Bearer <token>" header or metadata, or NULL)
+ * against ts for the scopes in need; sets ctx->principal to the principal's name. ts NULL (no
+ * tokens file) or need 0 lets everything through. Tokens are compared by hash in constant time;
+ * messages name the principal and the scope, never the token.
+ * Returns: 0; -ENOKEY (no credentials) or -EKEYREJECTED (an unknown token): UNAUTHENTICATED,
+ *          HTTP 401; -EPERM (the principal lacks a scope): PERMISSION_DENIED, HTTP 403.
+ */
+int core_authorize(core_ctx_t *ctx, const core_tokens_t *ts, const char *authorization,
+                   unsigned need);
+
 /* Pins the current catalog for the request and clears its message. Lock-free. */
 void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena);
 /* Ends a store read still open, and unpins the catalog. */

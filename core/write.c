@@ -23,7 +23,21 @@ typedef struct write_ctx {
     char view[CATALOG_MAX_NAME + 1];
     unsigned version;
     size_t n_rows;
+    const char *principal; /* the authenticated caller (NULL: no tokens file) */
+    bool is_delete;
 } write_ctx_t;
+
+/* With a tokens file, every write and delete leaves an audit line: who, what, how many rows,
+ * and how it ended. Never a value. */
+static void audit(const write_ctx_t *w, int rc, size_t written)
+{
+    if (w->principal == NULL)
+        return;
+    base_log(BASE_LOG_INFO, "audit", "{s:s, s:s, s:s, s:i, s:I, s:I, s:s}", "principal",
+             w->principal, "op", w->is_delete ? "delete" : "write", "view", w->view, "version",
+             (int)w->version, "rows", (long long)w->n_rows, "written", (long long)written, "result",
+             rc < 0 ? strerror(-rc) : "ok");
+}
 
 static bool is_join_key(const catalog_view_t *v, const char *name);
 
@@ -57,6 +71,7 @@ static void apply_done(void *arg, int rc, const store_apply_result_t *res)
     if (rc < 0)
         fail_store(w->ctx, rc, w->view, w->version);
     core_write_result_t out = {.written = res->written, .stale = res->stale};
+    audit(w, rc, out.written);
     w->done(w->arg, rc, &out);
 }
 
@@ -70,6 +85,7 @@ static void publish_done(void *arg, int rc, const repl_result_t *res, const char
     core_write_result_t out = {.written = res->applied ? res->written : w->n_rows,
                                .stale = res->applied ? res->stale : 0,
                                .sequence = res->seq};
+    audit(w, rc, out.written);
     w->done(w->arg, rc, &out);
 }
 
@@ -250,6 +266,8 @@ int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
     snprintf(w->view, sizeof w->view, "%s", v->name);
     w->version = (unsigned)v->version;
     w->n_rows = rows;
+    w->principal = ctx->principal;
+    w->is_delete = op == STORE_OP_DELETE;
     if (ctx->core->repl != NULL)
         return publish(ctx, batches, n, w);
     store_apply_result_t res;
@@ -257,6 +275,7 @@ int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
     int rc = store_apply_async(ctx->core->store, batches, n, 0, &res, apply_done, w);
     if (rc == 0)
         return CORE_ASYNC;
+    audit(w, rc, 0);
     if (rc == -EINVAL) {
         const catalog_view_t *bad = batches[res.bad_batch < n ? res.bad_batch : 0].view;
         core__count_rejected(ctx->core, bad, rows);

@@ -22,16 +22,18 @@
 
 static const http_route_t routes[] = {
     {"POST", "/get-online-features", ROUTE_GET_ONLINE_FEATURES, DIALECT_FEAST,
-     http__feast_get_online_features, "/get-online-features"},
+     http__feast_get_online_features, "/get-online-features", CORE_SCOPE_READ},
     {"POST", "/write-to-online-store", ROUTE_WRITE_TO_ONLINE_STORE, DIALECT_FEAST,
-     http__feast_write, "/write-to-online-store"},
-    {"POST", "/push", ROUTE_PUSH, DIALECT_FEAST, http__feast_push, "/push"},
-    {"GET", "/health", ROUTE_HEALTH, DIALECT_FEAST, http__health, "/health"},
-    {"GET", "/ping", ROUTE_PING, DIALECT_PLAIN, http__health, "/ping"},
-    {"POST", "/invocations", ROUTE_INVOCATIONS, DIALECT_PLAIN, http__invocations, "/invocations"},
-    {"POST", "/v1/models/", ROUTE_TFS_PREDICT, DIALECT_TFS, http__tfs, "/v1/models:predict"},
-    {"GET", "/v1/models/", ROUTE_TFS_STATUS, DIALECT_TFS, http__tfs, "/v1/models"},
-    {"GET", "/metrics", ROUTE_METRICS, DIALECT_PLAIN, http__metrics_route, "/metrics"},
+     http__feast_write, "/write-to-online-store", CORE_SCOPE_WRITE},
+    {"POST", "/push", ROUTE_PUSH, DIALECT_FEAST, http__feast_push, "/push", CORE_SCOPE_WRITE},
+    {"GET", "/health", ROUTE_HEALTH, DIALECT_FEAST, http__health, "/health", 0},
+    {"GET", "/ping", ROUTE_PING, DIALECT_PLAIN, http__health, "/ping", 0},
+    {"POST", "/invocations", ROUTE_INVOCATIONS, DIALECT_PLAIN, http__invocations, "/invocations",
+     CORE_SCOPE_READ},
+    {"POST", "/v1/models/", ROUTE_TFS_PREDICT, DIALECT_TFS, http__tfs, "/v1/models:predict",
+     CORE_SCOPE_READ},
+    {"GET", "/v1/models/", ROUTE_TFS_STATUS, DIALECT_TFS, http__tfs, "/v1/models", CORE_SCOPE_READ},
+    {"GET", "/metrics", ROUTE_METRICS, DIALECT_PLAIN, http__metrics_route, "/metrics", 0},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -118,6 +120,9 @@ int http__status_of(int rc)
     case -EPERM:
     case -EACCES:
         return 403;
+    case -ENOKEY:
+    case -EKEYREJECTED:
+        return 401;
     case -ENOSPC: /* the data directory's disk is full */
         return 507;
     case -ENOMEM:
@@ -179,6 +184,8 @@ void http__respond_error(http_req_t *r, int rc)
                 cls = "FeatureViewNotFoundException";
         } else if (rc == -EINVAL || rc == -ERANGE || rc == -E2BIG || rc == -ENAMETOOLONG) {
             status = 422;
+        } else if (rc == -EPERM || rc == -ENOKEY || rc == -EKEYREJECTED) {
+            cls = "FeastPermissionError"; /* 403 or 401, as Feast's server answers */
         }
         if (cls == NULL)
             cls = "FeastError";
@@ -398,7 +405,9 @@ static int request_context(http_req_t *r)
     const char *id = http__header_in(r, "fstore-request-id");
     if (id != NULL)
         r->ctx.request_id = id;
-    return 0;
+    /* Who is calling, and may they (the core's one check, as for gRPC). */
+    return core_authorize(&r->ctx, r->h->o.tokens, http__header_in(r, "Authorization"),
+                          r->route->scope);
 }
 
 static enum MHD_Result run_route(http_t *h, http_req_t *r);

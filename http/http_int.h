@@ -92,6 +92,7 @@ typedef struct http_route {
     http_dialect_t dialect;
     http_handler_fn fn;
     const char *name; /* the route label in metrics */
+    unsigned scope;   /* CORE_SCOPE_* a caller needs (with --tokens-file); 0: open */
 } http_route_t;
 
 struct http_req {

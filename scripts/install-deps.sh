@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
   grpc-proto liblmdb-dev lmdb-utils libjansson-dev libyaml-dev libcriterion-dev
-  libmicrohttpd-dev nats-server libnats-dev prometheus zlib1g-dev
+  libmicrohttpd-dev nats-server libnats-dev prometheus zlib1g-dev libssl-dev
   python3-grpcio python3-protobuf python3-yaml python3-h2 curl openssl redis-server redis-tools procps
 )
 

@@ -90,34 +90,34 @@ struct server_worker {
 
 const server_method_t server__methods[] = {
     {"/feast.serving.ServingService/GetOnlineFeatures", "GetOnlineFeatures",
-     server__rpc_get_online_features, SERVER_POOL_READ, 32, ARENA_BIG},
+     server__rpc_get_online_features, SERVER_POOL_READ, 32, ARENA_BIG, CORE_SCOPE_READ},
     {"/fstore.v1.OnlineFeatureService/GetOnlineFeatures", "GetOnlineFeatures",
-     server__rpc_get_online_features, SERVER_POOL_READ, 32, ARENA_BIG},
+     server__rpc_get_online_features, SERVER_POOL_READ, 32, ARENA_BIG, CORE_SCOPE_READ},
     {"/feast.serving.ServingService/GetFeastServingInfo", "GetFeastServingInfo",
-     server__rpc_get_feast_serving_info, SERVER_POOL_READ, 1, ARENA_SMALL},
+     server__rpc_get_feast_serving_info, SERVER_POOL_READ, 1, ARENA_SMALL, CORE_SCOPE_READ},
     /* Writes wait for the group commit in their slot, not in a thread: the slots bound how
      * many share one fsync. */
     {"/fstore.v1.OnlineFeatureService/WriteFeatures", "WriteFeatures", server__rpc_write_features,
-     SERVER_POOL_WRITE, 16, ARENA_SMALL},
+     SERVER_POOL_WRITE, 16, ARENA_SMALL, CORE_SCOPE_WRITE},
     {"/fstore.v1.OnlineFeatureService/DeleteEntities", "DeleteEntities",
-     server__rpc_delete_entities, SERVER_POOL_WRITE, 2, ARENA_SMALL},
+     server__rpc_delete_entities, SERVER_POOL_WRITE, 2, ARENA_SMALL, CORE_SCOPE_WRITE},
     {"/fstore.v1.OnlineFeatureService/GetCatalog", "GetCatalog", server__rpc_get_catalog,
-     SERVER_POOL_READ, 1, ARENA_SMALL},
+     SERVER_POOL_READ, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/fstore.v1.OnlineFeatureService/GetReplicationStatus", "GetReplicationStatus",
-     server__rpc_get_replication_status, SERVER_POOL_READ, 1, ARENA_SMALL},
+     server__rpc_get_replication_status, SERVER_POOL_READ, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     /* A snapshot is made and read on a write worker: a copy of a large store takes seconds,
      * which reads must not wait behind. */
     {"/fstore.v1.OnlineFeatureService/BeginSnapshot", "BeginSnapshot", server__rpc_begin_snapshot,
-     SERVER_POOL_WRITE, 1, ARENA_SMALL},
+     SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/fstore.v1.OnlineFeatureService/ReadSnapshot", "ReadSnapshot", server__rpc_read_snapshot,
-     SERVER_POOL_WRITE, 1, ARENA_SMALL},
+     SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/fstore.v1.OnlineFeatureService/EndSnapshot", "EndSnapshot", server__rpc_end_snapshot,
-     SERVER_POOL_WRITE, 1, ARENA_SMALL},
+     SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/grpc.health.v1.Health/Check", "Health.Check", server__rpc_health_check, SERVER_POOL_READ, 2,
-     ARENA_SMALL},
+     ARENA_SMALL, 0},
     /* A passthrough holds its slot for the upstream's whole round trip. */
     {"/tensorflow.serving.PredictionService/Predict", "Predict", server__rpc_predict,
-     SERVER_POOL_READ, 32, ARENA_BIG},
+     SERVER_POOL_READ, 32, ARENA_BIG, CORE_SCOPE_READ},
 };
 #define N_METHODS (sizeof server__methods / sizeof server__methods[0])
 const size_t server__n_methods = N_METHODS;
@@ -445,6 +445,7 @@ static int call_context(server_call_t *c)
         int64_t left = gpr_time_to_millis(gpr_time_sub(dl, now)) * 1000;
         ctx->deadline_us = base_mono_us() + (left > 0 ? left : 0);
     }
+    const char *authorization = NULL;
     for (size_t i = 0; i < c->md.count; i++) {
         const grpc_metadata *m = &c->md.metadata[i];
         const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
@@ -462,6 +463,13 @@ static int call_context(server_call_t *c)
                                     "sequence), got '%.*s'",
                                     (int)(n < 40 ? n : 40), v);
             ctx->min_seq = seq;
+        } else if (grpc_slice_str_cmp(m->key, "authorization") == 0) {
+            char *a = base_arena_alloc(&c->arena, n + 1);
+            if (a == NULL)
+                return server__fail(c, -ENOMEM, "out of memory");
+            memcpy(a, v, n);
+            a[n] = '\0';
+            authorization = a;
         } else if (grpc_slice_str_cmp(m->key, "fstore-request-id") == 0) {
             char *id = base_arena_alloc(&c->arena, n + 1);
             if (id == NULL)
@@ -471,7 +479,8 @@ static int call_context(server_call_t *c)
             ctx->request_id = id;
         }
     }
-    return 0;
+    /* Who is calling, and may they (the one check every method passes). */
+    return core_authorize(ctx, c->worker->srv->opts.tokens, authorization, c->method->scope);
 }
 
 /* Marks c's connection as one that leaves replies untaken, for STALLED_FOR_US. */

@@ -87,6 +87,9 @@ typedef struct server_options {
     const char *tls_key;          /* --tls-key: its private key */
     const char *tls_client_ca;    /* --tls-client-ca: CAs that sign client certificates */
     bool tls_require_client_cert; /* --tls-require-client-cert */
+    /* --tokens-file (NULL: every call is let through): bearer tokens and their scopes; each
+     * method needs one (server_method_t.scope). Borrowed: outlives the server. */
+    const core_tokens_t *tokens;
 } server_options_t;
 
 /* Fills *o with the documented defaults. */

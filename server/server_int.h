@@ -85,6 +85,7 @@ typedef struct server_method {
     server_pool_t pool;
     unsigned slots;     /* calls each worker keeps requested */
     size_t arena_first; /* the first chunk of each slot's arena */
+    unsigned scope;     /* CORE_SCOPE_* a caller needs (with --tokens-file); 0: open */
 } server_method_t;
 
 /* Every method fstore serves, and how many there are. */

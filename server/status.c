@@ -25,6 +25,9 @@ grpc_status_code server__status_from_errno(int err)
     case -EPERM:
     case -EACCES:
         return GRPC_STATUS_PERMISSION_DENIED;
+    case -ENOKEY:       /* no credentials */
+    case -EKEYREJECTED: /* credentials this server does not know */
+        return GRPC_STATUS_UNAUTHENTICATED;
     case -ENOMEM:
     case -ENOSPC:
     case -EMSGSIZE:
