@@ -1,5 +1,8 @@
 /* cli/serve.c - `fstore serve`: flags, the serving core, the gRPC server, signals. */
 #include <errno.h>
+#include <sys/stat.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -93,6 +96,41 @@ static int probe_listen(const char *addr)
     }
     freeaddrinfo(ai);
     return rc;
+}
+
+/*
+ * One serve per data directory: a second would apply its own catalog under the first and then
+ * serve a stale one after the first reloads. The lock (flock on DIR/serve.lock, which holds the
+ * holder's pid) lasts as long as the process. Other commands (get, gc, apply) still share the
+ * directory, as LMDB allows.
+ * Returns: 0; -EBUSY (held: *holder its pid, or 0); another -errno (cannot lock).
+ */
+static int lock_data_dir(const char *dir, long *holder)
+{
+    *holder = 0;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/serve.lock", dir) >= sizeof path)
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n > 0)
+            *holder = strtol(buf, NULL, 10);
+        close(fd);
+        return e == EWOULDBLOCK ? -EBUSY : -e;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* The lock holds without the pid: it only makes a message better. */
+    }
+    return 0; /* fd stays open (and locked) until exit */
 }
 
 static core_tokens_t *loaded_tokens;
@@ -311,12 +349,6 @@ int cli_serve(int argc, char **argv)
                         "log would never catch up)\n");
         return 2;
     }
-    if (bootstrap_from != NULL && bootstrap_from[0] != '\0') {
-        int brc = cli__bootstrap(co.data_dir, bootstrap_from, (int)bootstrap_wait_ms);
-        if (brc < 0)
-            return 1;
-    }
-
     /* Ports first: a busy one must fail before the data directory is touched. */
     const char *const listens[] = {o.listen, ho.listen, metrics_listen};
     const char *const what[] = {"", " (HTTP)", " (metrics)"};
@@ -326,6 +358,38 @@ int cli_serve(int argc, char **argv)
                     what[i]);
             return 1;
         }
+    }
+
+    /* Nothing to serve: said before the directory is touched. */
+    char mdb[4096];
+    struct stat mst;
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", co.data_dir);
+    if ((co.catalog_path == NULL || co.catalog_path[0] == '\0') && co.replication == NULL &&
+        stat(mdb, &mst) < 0) {
+        fprintf(stderr,
+                "fstore serve: %s holds no store and no catalog was given: pass --catalog FILE "
+                "(or --replication, to take the log's)\n",
+                co.data_dir);
+        return 1;
+    }
+    long holder = 0;
+    int lrc = lock_data_dir(co.data_dir, &holder);
+    if (lrc == -EBUSY) {
+        fprintf(stderr,
+                "fstore serve: %s is already served by another fstore serve (pid %ld): one "
+                "serve per data directory\n",
+                co.data_dir, holder);
+        return 1;
+    }
+    if (lrc < 0) {
+        fprintf(stderr, "fstore serve: cannot lock %s/serve.lock: %s\n", co.data_dir,
+                strerror(-lrc));
+        return 1;
+    }
+    if (bootstrap_from != NULL && bootstrap_from[0] != '\0') {
+        int brc = cli__bootstrap(co.data_dir, bootstrap_from, (int)bootstrap_wait_ms);
+        if (brc < 0)
+            return 1;
     }
 
     /* Before core_open(), which starts the first thread: they must all inherit the mask. */

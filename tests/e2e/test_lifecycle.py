@@ -316,6 +316,32 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(s.client.health(), "SERVING")
         self.assertCleanExit(s, s.stop())
 
+    def test_one_serve_per_data_directory(self):
+        s = self.start()
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+        p = subprocess.run([FSTORE, "serve", "--listen", "127.0.0.1:0", "--http-listen", "",
+                            "--catalog", CATALOG, "--data-dir", s.data_dir],
+                           capture_output=True, text=True, timeout=90, env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("already served by another fstore serve (pid %d)" % s.proc.pid, p.stderr)
+        self.assertNotIn("catalog_applied", p.stderr)
+        self.assertEqual(s.client.health(), "SERVING")
+        self.assertCleanExit(s, s.stop())
+        # Once the first is gone, the directory is free again.
+        again = self.start(data_dir=s.data_dir)
+        self.assertEqual(again.client.health(), "SERVING")
+        self.assertCleanExit(again, again.stop())
+
+    def test_no_store_and_no_catalog_is_said_before_anything_is_made(self):
+        d = os.path.join(self.tmp, "empty")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+        p = subprocess.run([FSTORE, "serve", "--listen", "127.0.0.1:0", "--http-listen", "",
+                            "--data-dir", d], capture_output=True, text=True, timeout=90,
+                           env=env)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("holds no store and no catalog was given: pass --catalog", p.stderr)
+        self.assertFalse(os.path.exists(d), "nothing made in the data directory")
+
     def test_read_workers_take_the_cpu_slice_asked_for(self):
         s = self.start(args=["--workers", "2", "--sched-slice-us", "200"])
         self.assertEqual(s.client.health(), "SERVING")
