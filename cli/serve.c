@@ -324,6 +324,13 @@ int cli_serve(int argc, char **argv)
                         "--tls-client-ca\n");
         return 2;
     }
+    if (o.tls_require_client_cert && ho.listen != NULL && ho.listen[0] != '\0' &&
+        (tokens_file == NULL || tokens_file[0] == '\0')) {
+        fprintf(stderr, "fstore serve: --tls-require-client-cert covers gRPC only, and the HTTP "
+                        "front door would let anyone in: add --tokens-file, or turn HTTP off "
+                        "(--http-listen '')\n");
+        return 2;
+    }
     ho.tls_cert = o.tls_cert;
     ho.tls_key = o.tls_key;
     core_tokens_t *tokens = NULL;

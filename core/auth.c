@@ -141,6 +141,7 @@ static const char *scope_name(unsigned need)
 int core_authorize(core_ctx_t *ctx, const core_tokens_t *ts, const char *authorization,
                    unsigned need)
 {
+    ctx->principal = NULL;
     if (ts == NULL || need == 0)
         return 0; /* no tokens file: open; a probe's method: open */
     const char *tok = NULL;

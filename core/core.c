@@ -558,6 +558,7 @@ void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena)
     ctx->core = c;
     ctx->worker = w;
     ctx->arena = arena;
+    ctx->principal = NULL;
     ctx->limits = &c->limits;
     ctx->reading = false;
     ctx->request_id = NULL;

@@ -510,6 +510,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (h->o.metrics_only && r->route != NULL && r->route->id != ROUTE_METRICS)
             r->route = NULL;
         size_t max = core_limits(h->core)->max_message_bytes;
+        int denied = 0;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (atomic_load(&h->stopping)) {
@@ -524,6 +525,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             http__respond(r, allow != NULL ? 405 : 404, "application/json");
             if (allow != NULL)
                 http__header(r, MHD_HTTP_HEADER_ALLOW, allow);
+            r->refused = true;
+        } else if ((denied =
+                        core_authorize(&r->ctx, h->o.tokens,
+                                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                   MHD_HTTP_HEADER_AUTHORIZATION),
+                                       r->route->scope)) < 0) {
+            /* Refused at its headers: nobody without the scope gets a body buffered. */
+            http__respond_error(r, denied);
             r->refused = true;
         } else if (cl != NULL && strtoull(cl, NULL, 10) > max) {
             /* Refused from its length, before any of it is read. */

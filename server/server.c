@@ -464,6 +464,10 @@ static int call_context(server_call_t *c)
                                     (int)(n < 40 ? n : 40), v);
             ctx->min_seq = seq;
         } else if (grpc_slice_str_cmp(m->key, "authorization") == 0) {
+            /* One, and text: two could be read differently by a proxy and by us. */
+            if (authorization != NULL || memchr(v, '\0', n) != NULL)
+                return server__fail(c, -EKEYREJECTED,
+                                    "authorization metadata: want one 'Bearer <token>' entry");
             char *a = base_arena_alloc(&c->arena, n + 1);
             if (a == NULL)
                 return server__fail(c, -ENOMEM, "out of memory");
@@ -560,9 +564,9 @@ static void call_handle(server_call_t *c)
         rc = server__fail(c, -EMSGSIZE,
                           "request message of %zu bytes is over --max-message-bytes %zu", req_len,
                           max_message);
-    } else if ((rc = call_payload(c, max_message, &req, &req_len)) < 0) {
-        /* the message is set */
-    } else if ((rc = call_context(c)) == 0) {
+    } else if ((rc = call_context(c)) < 0) {
+        /* refused (credentials, metadata) before its message is read or inflated */
+    } else if ((rc = call_payload(c, max_message, &req, &req_len)) == 0) {
         c->req_len = req_len;
         rc = c->method->fn(c, req, req_len, &resp);
     }

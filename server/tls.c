@@ -2,6 +2,9 @@
  */
 #include <errno.h>
 #include <grpc/grpc_security.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,20 @@ static bool same_stat(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* Whether the chain's first certificate and the key belong together. */
+static bool pair_matches(const char *cert_pem, const char *key_pem)
+{
+    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+    X509 *x = cb != NULL ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = kb != NULL ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    bool ok = x != NULL && k != NULL && X509_check_private_key(x, k) == 1;
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    return ok;
+}
+
 /* Reads the files into a new gRPC configuration. Returns: it, or NULL with why set. */
 static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now[3], char *why,
                                                 size_t cap)
@@ -87,6 +104,10 @@ static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now
                  "not PEM of the right kind (want --tls-cert a certificate "
                  "chain, --tls-key its private key, --tls-client-ca "
                  "certificates)");
+    } else if (!pair_matches(pem[0], pem[1])) {
+        /* Also what a rotation that replaced one file and not yet the other looks like. */
+        snprintf(why, cap, "the key in %s is not the certificate's in %s", t->paths[1],
+                 t->paths[0]);
     } else {
         grpc_ssl_pem_key_cert_pair pair = {.private_key = pem[1], .cert_chain = pem[0]};
         /* gRPC 1.51 asserts that a fetched configuration has root certificates even when no
@@ -96,6 +117,8 @@ static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now
         if (cfg == NULL)
             snprintf(why, cap, "gRPC refused the certificate configuration");
     }
+    if (pem[1] != NULL)
+        OPENSSL_cleanse(pem[1], strlen(pem[1]));
     for (int k = 0; k < 3; k++)
         free(pem[k]);
     return cfg;

@@ -82,12 +82,15 @@ Test(auth, scopes_are_checked_and_messages_name_the_principal_never_the_token)
     cr_assert_eq(core_authorize(&ctx, ts, "Bearer admin-secret", CORE_SCOPE_WRITE), 0,
                  "admin implies write");
     cr_assert_eq(core_authorize(&ctx, ts, "Bearer reader-secreT", CORE_SCOPE_READ), -EKEYREJECTED);
+    cr_assert_null(ctx.principal, "a refused call names nobody");
     cr_assert(strstr(ctx.msg, "secre") == NULL, "%s", ctx.msg);
     cr_assert_eq(core_authorize(&ctx, ts, NULL, CORE_SCOPE_READ), -ENOKEY);
     cr_assert(strstr(ctx.msg, "'read' scope") != NULL, "%s", ctx.msg);
     cr_assert_eq(core_authorize(&ctx, ts, "Basic cmVhZGVy", CORE_SCOPE_READ), -ENOKEY);
     cr_assert_eq(core_authorize(&ctx, ts, "Bearer ", CORE_SCOPE_READ), -ENOKEY);
+    cr_assert_eq(core_authorize(&ctx, ts, "Bearer admin-secret", CORE_SCOPE_READ), 0);
     cr_assert_eq(core_authorize(&ctx, ts, NULL, 0), 0, "probes need no scope");
+    cr_assert_null(ctx.principal, "not the previous call's principal");
     cr_assert_eq(core_authorize(&ctx, NULL, NULL, CORE_SCOPE_ADMIN), 0, "no tokens file: open");
     core_tokens_free(ts);
 }

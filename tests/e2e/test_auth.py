@@ -88,6 +88,24 @@ class Auth(unittest.TestCase):
         except grpc.RpcError as e:
             return e.code(), e.details()
 
+    def test_begin_snapshot_needs_admin(self):
+        # Only the refusals: an allowed call would make a snapshot.
+        for who in ("reader", "writer", None, "not-a-token"):
+            with self.subTest(who=who):
+                code, details = self.call("/fstore.v1.OnlineFeatureService/BeginSnapshot", who)
+                self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED if who in self.HAS
+                                 else grpc.StatusCode.UNAUTHENTICATED, details)
+
+    def test_one_authorization_entry_of_text(self):
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        two = [("authorization", "Bearer " + TOKENS["ops"]),
+               ("authorization", "Bearer " + TOKENS["reader"])]
+        with self.assertRaises(grpc.RpcError) as cm:
+            ch.unary_unary("/fstore.v1.OnlineFeatureService/GetCatalog")(
+                b"", metadata=two, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
     def test_every_method_needs_its_scope(self):
         denied = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
         for path, scope in self.METHODS.items():
@@ -138,6 +156,32 @@ class Auth(unittest.TestCase):
         self.assertEqual(self.http("/write-to-online-store", write, TOKENS["writer"])[0], 200)
         status, _ = self.http("/write-to-online-store", write, "wrong")
         self.assertEqual(status, 401)
+        # Every other route that reads or writes.
+        push = {"push_source_name": "none", "df": {"driver_id": [1]}, "to": "online"}
+        routes = [("/push", push, "write"),
+                  ("/invocations", {"instances": [1]}, "read"),
+                  ("/v1/models/m:predict", {"instances": [1]}, "read")]
+        for path, body, scope in routes:
+            with self.subTest(path=path):
+                self.assertEqual(self.http(path, body)[0], 401)
+                status, raw = self.http(path, body, TOKENS["reader"])
+                if scope == "write":
+                    self.assertEqual(status, 403, raw)
+                else:
+                    self.assertNotIn(status, (401, 403), raw)
+                self.assertNotIn(self.http(path, body, TOKENS["writer"])[0], (401, 403))
+        req = urllib.request.Request("http://%s/v1/models/m" % self.server.http)
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=10)
+        self.assertEqual(cm.exception.code, 401)
+
+    def test_no_body_is_buffered_for_a_caller_without_the_scope(self):
+        import socket
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10) as s:
+            s.sendall(b"POST /write-to-online-store HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n")
+            data = s.recv(65536)
+        self.assertTrue(data.startswith(b"HTTP/1.1 401"), data[:200])
 
     def test_writes_are_audited_and_tokens_never_logged(self):
         stub, md = self.client("writer")
@@ -155,7 +199,7 @@ class Auth(unittest.TestCase):
         self.assertTrue(any(a["principal"] == "writer" and a["op"] == "delete"
                             for a in audits), audits)
         log = self.server.log()
-        for token in TOKENS.values():
+        for token in list(TOKENS.values()) + ["not-a-token", "wrong"]:
             self.assertNotIn(token, log)
 
 

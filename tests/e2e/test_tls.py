@@ -157,8 +157,30 @@ class Tls(TlsCase):
         self.assertTrue(self.server.events("tls_reloaded"))
 
 
+    def test_a_key_that_is_not_the_certificates_keeps_the_pair_in_use(self):
+        make_cert(self.d, "ca", "other", "serverAuth", 77)
+        shutil.copy(os.path.join(self.d, "other.key"), self.key + ".new")
+        os.replace(self.key + ".new", self.key)
+        # New connections still get the old pair, and the log says why the new one was not
+        # taken.
+        for _ in range(3):
+            self.assertEqual(self.health(self.creds()), "SERVING")
+        self.assertTrue(self.server.events("tls_reload_failed"), self.server.log()[-2000:])
+        self.assertIn("is not the certificate's",
+                      self.server.events("tls_reload_failed")[0]["error"])
+        self.assertFalse(self.server.events("tls_reloaded"))
+        # The certificate that goes with it arrives: served from the next connection.
+        shutil.copy(os.path.join(self.d, "other.pem"), self.cert + ".new")
+        os.replace(self.cert + ".new", self.cert)
+        self.assertEqual(self.health(self.creds()), "SERVING")
+        served = ssl.get_server_certificate(("127.0.0.1", self.server.port))
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(served),
+                         ssl.PEM_cert_to_DER_cert(read(self.d, "other.pem").decode()))
+
+
 class MutualTls(TlsCase):
-    args = ["--tls-client-ca", "@D@/ca.pem", "--tls-require-client-cert"]
+    # gRPC alone: mTLS does not cover HTTP (serve refuses it without a tokens file).
+    args = ["--tls-client-ca", "@D@/ca.pem", "--tls-require-client-cert", "--http-listen", ""]
     mtls = True
 
     def test_only_clients_with_a_certificate_from_the_ca_are_served(self):
@@ -178,7 +200,7 @@ class BadFiles(unittest.TestCase):
         make_cert(d, "ca", "a", "serverAuth", 1)
         make_cert(d, "ca", "b", "serverAuth", 2)
         for cert, key, want in (("a.pem", "missing.key", "cannot read"),
-                                ("a.pem", "b.key", "tls_failed"),
+                                ("a.pem", "b.key", "is not the certificate's"),
                                 ("a.key", "a.key", "not PEM")):
             with self.subTest(cert=cert, key=key):
                 s = Server(args=["--tls-cert", os.path.join(d, cert),
@@ -187,6 +209,14 @@ class BadFiles(unittest.TestCase):
                 s.spawn()
                 self.assertEqual(s.proc.wait(60), 1, s.log())
                 self.assertIn(want, s.log())
+        # mTLS covers gRPC only: with HTTP on and no tokens file, anyone could write there.
+        s = Server(args=["--tls-cert", os.path.join(d, "a.pem"), "--tls-key",
+                         os.path.join(d, "a.key"), "--tls-client-ca", os.path.join(d, "ca.pem"),
+                         "--tls-require-client-cert"])
+        self.addCleanup(s.cleanup)
+        s.spawn()
+        self.assertEqual(s.proc.wait(60), 2, s.log())
+        self.assertIn("covers gRPC only", s.log())
 
 
 if __name__ == "__main__":
