@@ -108,9 +108,21 @@ static int probe_listen(const char *addr)
 static int lock_data_dir(const char *dir, long *holder)
 {
     *holder = 0;
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return -errno;
     char path[4096];
+    /* The directory and its parents, as the store would make them. */
+    if ((size_t)snprintf(path, sizeof path, "%s", dir) >= sizeof path)
+        return -ENAMETOOLONG;
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = c;
+        if (c == '\0')
+            break;
+    }
     if ((size_t)snprintf(path, sizeof path, "%s/serve.lock", dir) >= sizeof path)
         return -ENAMETOOLONG;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -106,6 +106,8 @@ static int publish(core_ctx_t *ctx, const store_batch_t *batches, size_t n, writ
     store_wire_t *wire = NULL;
     store_apply_result_t res;
     int rc = store_wire_begin(NULL, batches, n, &wire, &res);
+    if (rc < 0)
+        audit(w, rc, 0);
     if (rc == -EINVAL) {
         const catalog_view_t *bad = batches[res.bad_batch < n ? res.bad_batch : 0].view;
         core__count_rejected(ctx->core, bad, w->n_rows);
@@ -119,6 +121,7 @@ static int publish(core_ctx_t *ctx, const store_batch_t *batches, size_t n, writ
     store_wire_end(wire);
     if (rc == 0)
         return CORE_ASYNC;
+    audit(w, rc, 0);
     if (rc == -EINVAL)
         return core_fail(ctx, rc, "fstore-request-id: %s", err);
     return core_fail(ctx, rc, "%s", err);
