@@ -88,6 +88,15 @@ void cli__repl_usage(FILE *f);
  * logging (the copy failed midway). */
 int cli__bootstrap(const char *dir, const char *peer, int wait_ms);
 
+/* serve's catalog watch (watch.c): fn(arg) once the directory holding catalog_path (the path
+ * itself when a directory) has been quiet for quiet_ms after any change in it, on the watch's
+ * own thread. Returns: 0 and *out (stop it with cli__watch_stop(), which joins the thread);
+ * -errno (no such path, no inotify). */
+typedef struct cli_watch cli_watch_t;
+int cli__watch_start(const char *catalog_path, unsigned quiet_ms, void (*fn)(void *), void *arg,
+                     cli_watch_t **out);
+void cli__watch_stop(cli_watch_t *w);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Output shared by the subcommands (print.c)                                                  */
 

@@ -145,6 +145,12 @@ static int lock_data_dir(const char *dir, long *holder)
     return 0; /* fd stays open (and locked) until exit */
 }
 
+/* The catalog watch's callback: as a SIGHUP. */
+static void reload_from_watch(void *arg)
+{
+    server_request_reload(arg);
+}
+
 static core_tokens_t *loaded_tokens;
 
 static void free_tokens(void)
@@ -204,6 +210,9 @@ static void usage(FILE *f)
             "                           change; HTTP reads them at start)\n"
             "  --tls-client-ca FILE     verify gRPC client certificates against these CAs\n"
             "  --tls-require-client-cert  refuse gRPC clients without one (mTLS)\n"
+            "  --catalog-watch-ms N     reload the catalog once its directory has been quiet\n"
+            "                           for N ms after a change (a ConfigMap update, an\n"
+            "                           editor's save); 0: only on SIGHUP (default 500)\n"
             "  --tokens-file FILE       require bearer tokens: one 'NAME SHA256 SCOPES' line per\n"
             "                           principal (scopes read, write, admin); health and\n"
             "                           /metrics stay open\n"
@@ -262,6 +271,7 @@ int cli_serve(int argc, char **argv)
     core_options_init(&co);
     const char *log_format = "json";
     const char *tokens_file = NULL;
+    unsigned watch_ms = 500;
     const char *bootstrap_from = NULL;
     int64_t bootstrap_wait_ms = 30000;
     repl_options_t ro;
@@ -296,6 +306,7 @@ int cli_serve(int argc, char **argv)
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
         {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},
+        {"catalog-watch-ms", 0, CLI_UNSIGNED, &watch_ms, CLI_ENV, 0, 600000},
         {"tls-cert", 0, CLI_STRING, &o.tls_cert, CLI_ENV},
         {"tls-key", 0, CLI_STRING, &o.tls_key, CLI_ENV},
         {"tls-client-ca", 0, CLI_STRING, &o.tls_client_ca, CLI_ENV},
@@ -513,8 +524,17 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
 
+    cli_watch_t *watch = NULL;
+    if (watch_ms > 0 && co.catalog_path != NULL && co.catalog_path[0] != '\0') {
+        int wrc = cli__watch_start(co.catalog_path, watch_ms, reload_from_watch, s, &watch);
+        if (wrc < 0)
+            base_log(BASE_LOG_WARN, "catalog_watch_failed", "{s:s, s:s}", "catalog",
+                     co.catalog_path, "error", strerror(-wrc));
+    }
+
     rc = server_run(s);
 
+    cli__watch_stop(watch);
     /* The signal thread goes before the server does; a signal aimed at it wakes its sigwait(). */
     atomic_store(&st.done, true);
     pthread_kill(st.thread, SIGHUP);

@@ -91,6 +91,11 @@ class Lifecycle(unittest.TestCase):
         self.addCleanup(s.cleanup)
         return s.start()
 
+    def assertRpcStatus(self, fn, code):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn()
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+
     def assertCleanExit(self, server, rc):
         report = server.sanitizer_report()
         self.assertIsNone(report, report)
@@ -314,6 +319,35 @@ class Lifecycle(unittest.TestCase):
         self.assertIn(s.http, p.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "third", "data.mdb")), p.stderr)
         self.assertEqual(s.client.health(), "SERVING")
+        self.assertCleanExit(s, s.stop())
+
+    def test_a_configmap_style_swap_reloads_the_catalog_once_after_the_swap(self):
+        # A mounted ConfigMap: files are symlinks into ..data, which the kubelet points at a new
+        # hidden directory by renaming a temporary symlink onto it.
+        root = os.path.join(self.tmp, "configmap")
+        os.makedirs(os.path.join(root, "..v1"))
+        shutil.copy(CATALOG, os.path.join(root, "..v1", "catalog.yaml"))
+        os.symlink("..v1", os.path.join(root, "..data"))
+        os.symlink("..data/catalog.yaml", os.path.join(root, "catalog.yaml"))
+        s = self.start(catalog=root, args=["--catalog-watch-ms", "300"])
+        self.assertRpcStatus(lambda: s.client.write_features("watched_view", {"driver_id": [1],
+                                                                              "x": [1]}),
+                             grpc.StatusCode.NOT_FOUND)
+        with open(CATALOG) as f:
+            text = f.read()
+        marker = "feature_views:\n"
+        os.makedirs(os.path.join(root, "..v2"))
+        with open(os.path.join(root, "..v2", "catalog.yaml"), "w") as f:
+            f.write(text.replace(marker, marker + "  - name: watched_view\n    version: 1\n"
+                                 "    entities: [driver]\n    ttl: 0\n"
+                                 "    features: [{name: x, dtype: INT64}]\n", 1))
+        os.symlink("..v2", os.path.join(root, "..data_tmp"))
+        os.rename(os.path.join(root, "..data_tmp"), os.path.join(root, "..data"))
+        s.wait_event("catalog_reloaded", timeout=30)
+        self.assertEqual(s.client.write_features("watched_view", {"driver_id": [1], "x": [7]}),
+                         (1, 0))
+        time.sleep(1)  # any further reload the swap would cause has had time to happen
+        self.assertEqual(len(s.events("catalog_reloaded")), 1, "one reload for one swap")
         self.assertCleanExit(s, s.stop())
 
     def test_one_serve_per_data_directory(self):
