@@ -68,9 +68,9 @@ typedef struct server_options {
     /* Bounds on what one client can make the server hold (0 = the default named): */
     unsigned max_streams;     /* --grpc-max-streams: concurrent streams per HTTP/2 connection
                                  (SETTINGS_MAX_CONCURRENT_STREAMS); SERVER_DEFAULT_MAX_STREAMS */
-    size_t max_memory;        /* --grpc-max-memory: gRPC's resource quota, bytes; every
-                                 connection's buffers and calls draw from it;
-                                 SERVER_DEFAULT_MAX_MEMORY */
+    size_t max_memory;        /* --grpc-max-memory: gRPC's resource quota, bytes, which the
+                                 connections' buffers draw from (1.51 does not charge queued
+                                 calls to it); SERVER_DEFAULT_MAX_MEMORY */
     unsigned max_send_ms;     /* --grpc-max-send-ms: a reply the client has not taken (its flow
                                  control window closed) within this is cancelled, freeing its
                                  call slot; SERVER_DEFAULT_MAX_SEND_MS */
