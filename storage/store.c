@@ -360,7 +360,8 @@ int store_open(const store_options_t *opts, store_t **out)
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", opts->dir);
-    if (!opts->read_only && stat(path, &st) < 0) {
+    bool existed = stat(path, &st) == 0;
+    if (!opts->read_only && !existed) {
         rc = store__errno(mdb_env_set_mapsize(s->env, want));
         if (rc < 0)
             goto fail;
@@ -382,6 +383,27 @@ int store_open(const store_options_t *opts, store_t **out)
                  "from a snapshot or a peer");
         rc = -EUCLEAN;
         goto fail;
+    }
+    /* A file with data but no meta database of ours is damaged (or not ours): it is refused
+     * before a write transaction could try to create one in it, which LMDB does by writing
+     * through whatever the damaged pages say (a heap overflow inside liblmdb, seen under
+     * valgrind with pages overwritten). */
+    if (existed && info.me_last_pgno > 1) {
+        MDB_txn *probe = NULL;
+        MDB_dbi dbi;
+        int prc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &probe);
+        if (prc == MDB_SUCCESS) {
+            prc = mdb_dbi_open(probe, STORE__META_DB, 0, &dbi);
+            mdb_txn_abort(probe);
+        }
+        if (prc != MDB_SUCCESS) {
+            base_log(BASE_LOG_ERROR, "store_damaged", "{s:s, s:s, s:s}", "data_dir", s->dir,
+                     "error", prc == MDB_NOTFOUND ? "no meta database" : mdb_strerror(prc), "note",
+                     "the data file has data but not fstore's meta database: damaged, or not "
+                     "fstore's; restore it from a snapshot or a peer");
+            rc = -EUCLEAN;
+            goto fail;
+        }
     }
     if (!opts->read_only && info.me_mapsize < want) {
         rc = store__errno(mdb_env_set_mapsize(s->env, want));
