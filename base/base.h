@@ -258,7 +258,8 @@ typedef enum base_inflate_format {
 
 /*
  * Decompresses the whole stream in[0..n) into a, never more than max bytes: a small stream that
- * would expand past max (a "bomb") costs at most max bytes of memory and stops there.
+ * would expand past max (a "bomb") stops there, having cost at most max + 1 bytes of scratch
+ * (freed); a stream that fits costs its output twice at the peak (scratch, then the copy in a).
  * Returns: 0 and *out, *out_len (in a); -EMSGSIZE when the output would pass max; -EINVAL for a
  *          corrupt or truncated stream, or bytes after its end; -ENOMEM.
  */

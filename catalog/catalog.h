@@ -91,6 +91,10 @@ typedef struct catalog_value {
     } u;
 } catalog_value_t;
 
+/* Item i (< list->u.list.n) of a list value as a scalar value of its element type (strings and
+ * bytes point into the list's items); a scalar list gives type CATALOG_DTYPE_INVALID. */
+void catalog_list_item(const catalog_value_t *list, size_t i, catalog_value_t *out);
+
 /*
  * The feast.types.Value protobuf wire form of v (a message body, no outer tag or length).
  * A NULL value encodes as Feast's null_val; an empty message (0 bytes) also decodes as null.

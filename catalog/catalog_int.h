@@ -192,9 +192,6 @@ int catalog__parse_ref(const char *ref, size_t len, catalog__ref_t *out);
 int catalog__parse_view_ref(const char *ref, size_t len, const char **name, size_t *name_len,
                             uint32_t *version);
 
-/* Item i of a list value as a scalar value of the element type. */
-void catalog__list_item(const catalog_value_t *list, size_t i, catalog_value_t *out);
-
 /* Validation with the catalog's compiled pattern. */
 int catalog__check_value(const catalog_feature_t *f, const catalog_value_t *v, char *why,
                          size_t why_cap);

@@ -215,7 +215,7 @@ static void value(buf_t *b, const catalog_value_t *v)
     put(b, "[", 1);
     for (size_t i = 0; i < v->u.list.n; i++) {
         catalog_value_t item;
-        catalog__list_item(v, i, &item);
+        catalog_list_item(v, i, &item);
         if (i > 0)
             put(b, ", ", 2);
         scalar(b, &item);

@@ -311,7 +311,7 @@ int catalog__check_value(const catalog_feature_t *f, const catalog_value_t *v, c
                      (long long)f->validation.max_length);
     for (size_t i = 0; i < v->u.list.n; i++) {
         catalog_value_t item;
-        catalog__list_item(v, i, &item);
+        catalog_list_item(v, i, &item);
         int rc = check_elem(f, item, why, why_cap);
         if (rc != 0) {
             if (why != NULL && why_cap > 0) {

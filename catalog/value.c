@@ -553,15 +553,15 @@ bool catalog_value_equal(const catalog_value_t *a, const catalog_value_t *b)
         return false;
     for (size_t i = 0; i < a->u.list.n; i++) {
         catalog_value_t x, y;
-        catalog__list_item(a, i, &x);
-        catalog__list_item(b, i, &y);
+        catalog_list_item(a, i, &x);
+        catalog_list_item(b, i, &y);
         if (!catalog_value_equal(&x, &y))
             return false;
     }
     return true;
 }
 
-void catalog__list_item(const catalog_value_t *list, size_t i, catalog_value_t *out)
+void catalog_list_item(const catalog_value_t *list, size_t i, catalog_value_t *out)
 {
     memset(out, 0, sizeof *out);
     out->type = catalog_dtype_element(list->type);
@@ -732,7 +732,7 @@ size_t catalog_value_format(const catalog_value_t *v, char *buf, size_t cap)
         w_put(&w, "[", 1);
         for (size_t i = 0; i < v->u.list.n; i++) {
             catalog_value_t item;
-            catalog__list_item(v, i, &item);
+            catalog_list_item(v, i, &item);
             if (i > 0)
                 w_put(&w, ", ", 2);
             w_scalar(&w, &item);

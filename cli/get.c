@@ -101,28 +101,8 @@ static json_t *value_json(const catalog_value_t *v)
         if (catalog_dtype_is_list(v->type)) {
             json_t *arr = json_array();
             for (size_t i = 0; i < v->u.list.n; i++) {
-                catalog_value_t e = {.type = catalog_dtype_element(v->type)};
-                switch (e.type) {
-                case CATALOG_DTYPE_INT32:
-                    e.u.i32 = v->u.list.v.i32[i];
-                    break;
-                case CATALOG_DTYPE_INT64:
-                case CATALOG_DTYPE_UNIX_TIMESTAMP:
-                    e.u.i64 = v->u.list.v.i64[i];
-                    break;
-                case CATALOG_DTYPE_FLOAT:
-                    e.u.f32 = v->u.list.v.f32[i];
-                    break;
-                case CATALOG_DTYPE_DOUBLE:
-                    e.u.f64 = v->u.list.v.f64[i];
-                    break;
-                case CATALOG_DTYPE_BOOL:
-                    e.u.b = v->u.list.v.b[i];
-                    break;
-                default:
-                    e.u.bytes = v->u.list.v.bytes[i];
-                    break;
-                }
+                catalog_value_t e;
+                catalog_list_item(v, i, &e);
                 json_array_append_new(arr, value_json(&e));
             }
             return arr;

@@ -465,7 +465,8 @@ int cli_serve(int argc, char **argv)
         rc = http_start(core, &ho, &h);
         if (rc < 0) {
             fprintf(stderr, "fstore serve: cannot listen on %s (HTTP): %s\n", ho.listen,
-                    rc == -EINVAL ? "not a host:port address" : "address in use or invalid");
+                    rc == -EINVAL ? "not a host:port address, or unreadable TLS files (see the log)"
+                                  : "address in use or invalid");
             server_free(s);
             core_close(core);
             return 1;
@@ -487,7 +488,8 @@ int cli_serve(int argc, char **argv)
         rc = http_start(core, &mo, &hm);
         if (rc < 0) {
             fprintf(stderr, "fstore serve: cannot listen on %s (metrics): %s\n", mo.listen,
-                    rc == -EINVAL ? "not a host:port address" : "address in use or invalid");
+                    rc == -EINVAL ? "not a host:port address, or unreadable TLS files (see the log)"
+                                  : "address in use or invalid");
             http_stop(h);
             server_free(s);
             core_close(core);

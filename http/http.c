@@ -405,7 +405,12 @@ static int request_context(http_req_t *r)
     const char *id = http__header_in(r, "fstore-request-id");
     if (id != NULL)
         r->ctx.request_id = id;
-    /* Who is calling, and may they (the core's one check, as for gRPC). */
+    /* Who is calling, and may they (the core's one check, as for gRPC): done at the headers
+     * for the listener's requests (the context is begun after it), here for in-process ones. */
+    if (r->authorized) {
+        r->ctx.principal = r->principal;
+        return 0;
+    }
     return core_authorize(&r->ctx, r->h->o.tokens, http__header_in(r, "Authorization"),
                           r->route->scope);
 }
@@ -542,6 +547,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->status = 413;
             r->refused = true;
         }
+        /* The check is not made again when the route runs (request_context()). */
+        r->authorized = !r->refused;
+        r->principal = r->ctx.principal;
         /* Refused at its headers: answered before any of its body is read (the connection then
          * closes instead of reading a body nobody wants). */
         return r->refused ? send_response(r) : MHD_YES;

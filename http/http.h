@@ -84,14 +84,16 @@ unsigned http_worker_count(const http_options_t *o);
 
 /*
  * Binds o->listen and starts serving on core. Returns: 0 and *out; -EADDRINUSE (cannot listen:
- * in use or not an address), -EINVAL (a malformed address), -ENOMEM.
+ * in use or not an address, or libmicrohttpd refused the TLS pair), -EINVAL (a malformed
+ * address, or --tls-cert/--tls-key unreadable: logged as tls_failed), -ENOMEM.
  * Ownership: *out is the caller's, stopped with http_stop() before core_close().
  */
 int http_start(core_t *core, const http_options_t *o, http_t **out);
 /* The port it listens on (for an address given with port 0). */
 int http_port(const http_t *h);
-/* Stops listening, finishes the requests in flight (writes included; Predict passthroughs are
- * cancelled and answered 499), frees. Accepts NULL. */
+/* Stops listening and refuses new requests (503), finishes the requests in flight (writes
+ * included, however long the core takes to complete them; Predict passthroughs are cancelled
+ * and answered 503), frees. Accepts NULL. */
 void http_stop(http_t *h);
 
 /*

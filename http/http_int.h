@@ -122,6 +122,10 @@ struct http_req {
      * the upstream's answer there, not on the upstream pool's one thread); then cleared */
     void (*finish)(http_req_t *r);
     void *finish_arg;
+    /* the caller, authorized at the headers (the listener's requests; an in-process call is
+     * authorized in request_context()) */
+    bool authorized;
+    const char *principal;
     /* in-process calls (local.c): no connection; their headers */
     const char *const *local_headers; /* name, value, ..., NULL */
 };

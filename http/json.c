@@ -405,28 +405,8 @@ void http__json_value(http_buf_t *b, const catalog_value_t *v)
     for (size_t i = 0; i < v->u.list.n; i++) {
         if (i > 0)
             http__putc(b, ',');
-        catalog_value_t e = {.type = catalog_dtype_element(v->type)};
-        switch (e.type) {
-        case CATALOG_DTYPE_INT32:
-            e.u.i32 = v->u.list.v.i32[i];
-            break;
-        case CATALOG_DTYPE_INT64:
-        case CATALOG_DTYPE_UNIX_TIMESTAMP:
-            e.u.i64 = v->u.list.v.i64[i];
-            break;
-        case CATALOG_DTYPE_DOUBLE:
-            e.u.f64 = v->u.list.v.f64[i];
-            break;
-        case CATALOG_DTYPE_FLOAT:
-            e.u.f32 = v->u.list.v.f32[i];
-            break;
-        case CATALOG_DTYPE_BOOL:
-            e.u.b = v->u.list.v.b[i];
-            break;
-        default:
-            e.u.bytes = v->u.list.v.bytes[i];
-            break;
-        }
+        catalog_value_t e;
+        catalog_list_item(v, i, &e);
         http__json_value(b, &e);
     }
     http__putc(b, ']');

@@ -93,7 +93,8 @@ typedef struct store_options {
  *          fstore, or not an LMDB environment); -EACCES; -ENOMEM; -EIO; -EAGAIN (the data
  *          directory is in use by another process in a way LMDB refuses); -EUCLEAN (damaged by
  *          a machine crash: start the replica again from a snapshot; or data.mdb is shorter
- *          than its meta page says, i.e. truncated: logged as store_truncated).
+ *          than its meta page says, i.e. truncated: logged as store_truncated; or it holds
+ *          data but no meta database: logged as store_damaged).
  * A read-only store has no writer: writing functions return -EROFS.
  * Ownership: *out is the caller's, closed with store_close().
  */
