@@ -97,9 +97,7 @@ done
 log() { echo "run.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 now_ns() { date +%s%N; }
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+free_port() { "$PY" "$ROOT/tests/e2e/free_port.py"; }
 
 SERVER_PID="" REDIS_PID=""
 # proc_cpu PID: the process's user + system CPU so far, in clock ticks.

@@ -21,9 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+free_port() { /usr/bin/python3 "$(dirname "$0")/../e2e/free_port.py"; }
 
 "$bench" gen catalog --views 2 --features 10 >"$dir/catalog.yaml"
 # v0 goes through `fstore apply` + `fstore ingest` of a generated CSV (the path bench/run.sh

@@ -21,6 +21,7 @@ import unittest
 import grpc
 
 from fstore_client import FeatureStoreClient
+from free_port import free_port  # noqa: F401 (tests import it from here)
 
 SOURCE_DIR = os.environ.get("FSTORE_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -38,12 +39,6 @@ START_TIMEOUT = 90.0
 STOP_TIMEOUT = 90.0
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """One `fstore serve` process."""
 
@@ -53,6 +48,7 @@ class Server:
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="fstore-e2e-")
         self.args = list(args)
+        self.own_port = port is None
         self.port = port or free_port()
         self.target = "127.0.0.1:%d" % self.port
         self.http_port = free_port()
@@ -88,6 +84,20 @@ class Server:
             return False
 
     def start(self):
+        # Ports this harness picked are only probably free: another test can bind one between the
+        # pick and the server's bind. Such a start is retried on new ports, never a given one.
+        for attempt in range(3):
+            try:
+                return self._start()
+            except AssertionError:
+                if not (self.own_port and "address in use" in self.log()
+                        and self.proc.poll() is not None) or attempt == 2:
+                    raise
+                self.port, self.http_port = free_port(), free_port()
+                self.target = "127.0.0.1:%d" % self.port
+                self.http = "127.0.0.1:%d" % self.http_port
+
+    def _start(self):
         self.spawn()
         deadline = time.monotonic() + START_TIMEOUT
         # Wait for the listening socket before making a channel: a gRPC channel that met a
