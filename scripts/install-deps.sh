@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
 # scripts/install-deps.sh - every build, test and run dependency, from Debian bookworm's packages.
 # Idempotent: a machine that already has everything only pays for the dpkg check.
+#   bash scripts/install-deps.sh              everything (what scripts/test.sh and run.sh use)
+#   bash scripts/install-deps.sh --build-only what `cmake --build --preset release --target fstore`
+#                                             needs, and no more (the Dockerfile's build stage)
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
+build_packages=(
+  build-essential cmake ninja-build pkg-config
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
-  grpc-proto liblmdb-dev lmdb-utils libjansson-dev libyaml-dev libcriterion-dev
-  libmicrohttpd-dev nats-server libnats-dev prometheus zlib1g-dev libssl-dev
-  python3-grpcio python3-protobuf python3-yaml python3-h2 curl openssl redis-server redis-tools procps
+  grpc-proto liblmdb-dev libjansson-dev libyaml-dev libmicrohttpd-dev libnats-dev zlib1g-dev libssl-dev
+  python3-protobuf  # protos/reflection_table.py builds gRPC reflection's descriptor table
 )
+# The test and benchmark build (ASan/UBSan with clang's runtime, Criterion), the servers the tests
+# start (nats-server, prometheus, redis), the clients they call it with, and the container tools
+# scripts/container-smoke.sh uses (podman with runc, debootstrap for a base image).
+test_packages=(
+  clang clang-format libclang-rt-14-dev lmdb-utils libcriterion-dev nats-server prometheus
+  python3-grpcio python3-protobuf python3-yaml python3-h2 curl openssl redis-server redis-tools procps
+  podman runc debootstrap
+)
+packages=("${build_packages[@]}")
+case "${1:-}" in
+  --build-only) ;;
+  "") packages+=("${test_packages[@]}") ;;
+  *) echo "usage: install-deps.sh [--build-only]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -18,7 +18,8 @@ BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "libasan8", "libubsan1", "l
 
 
 def runtime_stage():
-    text = open(os.path.join(ROOT, "Dockerfile")).read()
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        text = f.read()
     text = text.replace("\\\n", " ")
     stages = re.split(r"^FROM ", text, flags=re.M)
     return stages[-1]
@@ -99,6 +100,24 @@ class Dockerfile(unittest.TestCase):
         self.assertEqual(ports, {"6566", "8080"})
         self.assertIn('ENTRYPOINT ["/usr/local/bin/fstore"]', self.stage)
         self.assertIn('CMD ["serve"]', self.stage)
+
+    def test_small_and_safe(self):
+        # Non-root; no image VOLUME (an anonymous volume left behind by every `podman run`);
+        # no HEALTHCHECK (probes belong to the orchestrator); exec-form entrypoint, so fstore is
+        # PID 1 and gets SIGTERM itself.
+        self.assertRegex(self.stage, r"(?m)^USER 10001:10001$")
+        self.assertNotRegex(self.stage, r"(?m)^VOLUME")
+        self.assertNotRegex(self.stage, r"(?m)^HEALTHCHECK")
+        self.assertRegex(self.stage, r'(?m)^ENTRYPOINT \[')
+        # The build stage installs the build packages only, and the catalog it ships exists.
+        with open(os.path.join(ROOT, "Dockerfile")) as f:
+            text = f.read()
+        self.assertIn("install-deps.sh --build-only", text)
+        for src in re.findall(r"COPY --from=build /src/(\S+)", text):
+            if not src.startswith("build/"):
+                self.assertTrue(os.path.exists(os.path.join(ROOT, src)), src)
+        with open(os.path.join(ROOT, ".dockerignore")) as f:
+            self.assertIn("build/", f.read().split())
 
 
 if __name__ == "__main__":

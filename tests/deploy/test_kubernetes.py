@@ -1,7 +1,12 @@
-# tests/deploy/test_kubernetes.py - the Kubernetes manifests render and say what the README says.
-"""kubectl kustomize renders deploy/kubernetes (one node) and deploy/kubernetes/replicated (NATS
-JetStream and three replicas); the rendered objects are checked for what the deployment story
-promises. Skipped, with a message, where kubectl is not installed."""
+# tests/deploy/test_kubernetes.py - the Kubernetes manifests render, validate and say what the
+# README says.
+"""kubectl kustomize renders every overlay of deploy/kubernetes: single (the default, one node)
+and replicated (NATS JetStream and three replicas). Every rendered object is validated against
+the Kubernetes OpenAPI schema by kubernetes-models (npm, installed into the build tree from
+tests/deploy/package-lock.json), every pod template is checked against Pod Security's
+"restricted" profile, and the objects are checked for what the deployment story promises.
+Skipped, with a message, where kubectl (or node and npm, for the schema check) is missing."""
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +17,15 @@ import yaml
 
 ROOT = os.environ.get("FSTORE_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY_DIR = os.environ.get("FSTORE_BINARY_DIR", os.path.join(ROOT, "build", "asan"))
+FSTORE = os.path.join(BINARY_DIR, "fstore")
 KUBECTL = shutil.which("kubectl")
+NODE, NPM = shutil.which("node"), shutil.which("npm")
+OVERLAYS = ("deploy/kubernetes", "deploy/kubernetes/single", "deploy/kubernetes/replicated")
+POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+# Pod Security "restricted" (Kubernetes 1.25+): the volume types it allows.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                      "persistentVolumeClaim", "projected", "secret"}
 
 
 def render(path):
@@ -33,10 +46,143 @@ def env_of(container):
     return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
+def pod_spec(obj):
+    """The pod template's spec of a workload object (None for other kinds)."""
+    if obj["kind"] not in POD_KINDS:
+        return None
+    if obj["kind"] == "Pod":
+        return obj["spec"]
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return obj["spec"]["template"]["spec"]
+
+
+def restricted_violations(spec):
+    """What breaks Pod Security's "restricted" profile in one pod spec (plus fstore's own rule:
+    a read-only root filesystem), as readable strings."""
+    why = []
+    psc = spec.get("securityContext", {})
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(host):
+            why.append(host)
+    for v in spec.get("volumes", []):
+        kinds = set(v) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            why.append("volume %s: %s" % (v["name"], sorted(kinds)))
+    containers = spec.get("initContainers", []) + spec["containers"]
+    for c in containers:
+        sc = c.get("securityContext", {})
+        name = c["name"]
+        if sc.get("privileged"):
+            why.append("%s: privileged" % name)
+        if sc.get("allowPrivilegeEscalation") is not False:
+            why.append("%s: allowPrivilegeEscalation is not false" % name)
+        caps = sc.get("capabilities", {})
+        if "ALL" not in caps.get("drop", []):
+            why.append("%s: capabilities do not drop ALL" % name)
+        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+            why.append("%s: adds capabilities %s" % (name, caps["add"]))
+        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+            why.append("%s: runAsNonRoot is not true" % name)
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            why.append("%s: runs as uid 0" % name)
+        seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            why.append("%s: seccompProfile is %s" % (name, seccomp))
+        if sc.get("readOnlyRootFilesystem") is not True:
+            why.append("%s: root filesystem is writable" % name)
+        if c.get("ports") and any(p.get("hostPort") for p in c["ports"]):
+            why.append("%s: hostPort" % name)
+        res = c.get("resources", {})
+        if not res.get("requests") or not res.get("limits", {}).get("memory"):
+            why.append("%s: no resource requests or memory limit" % name)
+    return why
+
+
+class RestrictedCheckTest(unittest.TestCase):
+    """The profile check itself finds what it must (it runs without kubectl)."""
+
+    def test_it_names_each_violation(self):
+        good = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"},
+                                                           "limits": {"memory": "1Gi"}},
+                                "securityContext": {"allowPrivilegeEscalation": False,
+                                                    "readOnlyRootFilesystem": True,
+                                                    "capabilities": {"drop": ["ALL"]}}}]}
+        self.assertEqual(restricted_violations(good), [])
+        for path, value, expect in [
+                (("securityContext", "runAsNonRoot"), False, "runAsNonRoot"),
+                (("securityContext", "seccompProfile"), {"type": "Unconfined"}, "seccompProfile"),
+                (("containers", 0, "securityContext", "allowPrivilegeEscalation"), True,
+                 "allowPrivilegeEscalation"),
+                (("containers", 0, "securityContext", "capabilities"), {"drop": ["NET_RAW"]},
+                 "drop ALL"),
+                (("containers", 0, "securityContext", "readOnlyRootFilesystem"), False,
+                 "writable"),
+                (("hostNetwork",), True, "hostNetwork"),
+                (("volumes",), [{"name": "h", "hostPath": {"path": "/"}}], "hostPath")]:
+            bad = json.loads(json.dumps(good))
+            node = bad
+            for k in path[:-1]:
+                node = node[k]
+            node[path[-1]] = value
+            found = restricted_violations(bad)
+            self.assertTrue(any(expect in w for w in found), (path, found))
+
+
+@unittest.skipIf(KUBECTL is None, "kubectl is not installed: manifests not rendered")
+class SchemaTest(unittest.TestCase):
+    """Every object of every overlay, against the Kubernetes OpenAPI schema."""
+
+    @classmethod
+    def setUpClass(cls):
+        if NODE is None or NPM is None:
+            raise unittest.SkipTest("node/npm are not installed: schema validation not run")
+        cls.npm_dir = os.path.join(BINARY_DIR, "tests", "deploy", "npm")
+        os.makedirs(cls.npm_dir, exist_ok=True)
+        lock = os.path.join(ROOT, "tests", "deploy", "package-lock.json")
+        stamp = os.path.join(cls.npm_dir, "node_modules", ".package-lock.json")
+        if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
+            for f in ("package.json", "package-lock.json"):
+                shutil.copy(os.path.join(ROOT, "tests", "deploy", f), cls.npm_dir)
+            out = subprocess.run([NPM, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                                 cwd=cls.npm_dir, capture_output=True, text=True, timeout=300)
+            if out.returncode != 0:
+                raise AssertionError("npm ci of tests/deploy/package-lock.json failed:\n"
+                                     + out.stdout + out.stderr)
+
+    def validate(self, docs):
+        return subprocess.run([NODE, os.path.join(ROOT, "tests", "deploy", "validate.js")],
+                              input=json.dumps(docs), capture_output=True, text=True,
+                              cwd=self.npm_dir, timeout=120,
+                              env=dict(os.environ, NODE_PATH=os.path.join(self.npm_dir,
+                                                                          "node_modules")))
+
+    def test_every_overlay_validates(self):
+        for overlay in OVERLAYS:
+            docs = render(overlay)
+            out = self.validate(docs)
+            self.assertEqual(out.returncode, 0, overlay + ":\n" + out.stdout + out.stderr)
+            self.assertEqual(out.stdout.count("ok "), len(docs), out.stdout)
+
+    def test_the_validator_refuses_a_broken_object(self):
+        docs = render("deploy/kubernetes")
+        sts = find(docs, "StatefulSet", "fstore")
+        c = sts["spec"]["template"]["spec"]["containers"][0]
+        c["ports"][0]["containerPort"] = "grpc"
+        c["imagePullPolicy"] = "Sometimes"
+        out = self.validate(docs)
+        self.assertEqual(out.returncode, 1, out.stdout)
+        self.assertIn("INVALID StatefulSet/fstore", out.stdout)
+        self.assertIn("containerPort must be integer", out.stdout)
+        self.assertIn("imagePullPolicy", out.stdout)
+
+
 @unittest.skipIf(KUBECTL is None, "kubectl is not installed: manifests not rendered")
 class KubernetesTest(unittest.TestCase):
     def test_the_default_is_one_node_without_nats(self):
         docs = render("deploy/kubernetes")
+        self.assertEqual(docs, render("deploy/kubernetes/single"))
         sts = find(docs, "StatefulSet", "fstore")
         self.assertEqual(sts["spec"]["replicas"], 1)
         c = sts["spec"]["template"]["spec"]["containers"][0]
@@ -46,6 +192,95 @@ class KubernetesTest(unittest.TestCase):
         for d in docs:
             if d["kind"] != "Namespace":
                 self.assertEqual(d["metadata"].get("namespace"), "fstore", d["metadata"])
+        # One replica: a budget could only allow a full outage or block every drain.
+        self.assertFalse([d for d in docs if d["kind"] == "PodDisruptionBudget"])
+
+    def test_every_pod_template_meets_the_restricted_profile(self):
+        for overlay in OVERLAYS:
+            docs = render(overlay)
+            specs = [(d["kind"] + "/" + d["metadata"]["name"], pod_spec(d)) for d in docs]
+            specs = [(n, s) for n, s in specs if s is not None]
+            self.assertTrue(specs, overlay)
+            for name, spec in specs:
+                self.assertEqual(restricted_violations(spec), [], "%s %s" % (overlay, name))
+                self.assertIs(spec.get("automountServiceAccountToken"), False, name)
+
+    def test_probes_readiness_means_data_liveness_means_process(self):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            c = find(render(overlay), "StatefulSet", "fstore")["spec"]["template"]["spec"][
+                "containers"][0]
+            # Readiness is the default health service: SERVING once a catalog is applied (and,
+            # replicated, the replica caught up); liveness and startup the "liveness" service.
+            self.assertNotIn("service", c["readinessProbe"]["grpc"], overlay)
+            self.assertEqual(c["livenessProbe"]["grpc"]["service"], "liveness", overlay)
+            self.assertEqual(c["startupProbe"]["grpc"]["service"], "liveness", overlay)
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            self.assertEqual(ports, {"grpc": 6566, "http": 8080})
+
+    def test_every_flag_set_from_the_environment_is_one_serve_knows(self):
+        help_flags = subprocess.run([FSTORE, "serve", "--help"], capture_output=True,
+                                    text=True).stdout
+        self.assertIn("--catalog-watch-ms", help_flags)
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            c = find(render(overlay), "StatefulSet", "fstore")["spec"]["template"]["spec"][
+                "containers"][0]
+            for name in env_of(c):
+                flag = "--" + name[len("FSTORE_"):].lower().replace("_", "-")
+                self.assertIn(flag, help_flags, (overlay, name))
+
+    def test_the_catalog_configmap_holds_the_catalog_fstore_validates(self):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            docs = render(overlay)
+            cm = find(docs, "ConfigMap", "fstore-catalog")
+            # Generated from the catalog's files, under a fixed name: a change reloads in place.
+            base = os.path.join(ROOT, "deploy", "kubernetes", "base", "catalog")
+            self.assertEqual(sorted(cm["data"]), sorted(os.listdir(base)))
+            d = tempfile.mkdtemp()
+            self.addCleanup(shutil.rmtree, d)
+            for name, text in cm["data"].items():
+                with open(os.path.join(base, name)) as f:
+                    self.assertEqual(text, f.read(), name)
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text)
+            out = subprocess.run([FSTORE, "validate", "--catalog", d], capture_output=True,
+                                 text=True)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            sts = find(docs, "StatefulSet", "fstore")
+            spec = sts["spec"]["template"]["spec"]
+            vols = {v["name"]: v for v in spec["volumes"]}
+            self.assertEqual(vols["catalog"]["configMap"]["name"], "fstore-catalog")
+            env = env_of(spec["containers"][0])
+            self.assertEqual(env["FSTORE_CATALOG"], "/etc/fstore/catalog")
+            self.assertGreater(int(env["FSTORE_CATALOG_WATCH_MS"]), 0)
+        # examples/catalog is the same directory (what run.sh and the README use).
+        self.assertEqual(os.path.realpath(os.path.join(ROOT, "examples", "catalog")),
+                         os.path.realpath(base))
+
+    def test_images_are_set_in_one_place_per_overlay(self):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            with open(os.path.join(ROOT, overlay, "kustomization.yaml")) as f:
+                k = yaml.safe_load(f)
+            self.assertEqual([i["name"] for i in k["images"]], ["fstore"], overlay)
+            want = "%s:%s" % (k["images"][0]["newName"], k["images"][0]["newTag"])
+            for d in render(overlay):
+                spec = pod_spec(d)
+                for c in (spec or {}).get("containers", []):
+                    self.assertEqual(c["image"], want, (overlay, d["metadata"]["name"]))
+
+    def test_storage_and_network_policy(self):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            docs = render(overlay)
+            vct = find(docs, "StatefulSet", "fstore")["spec"]["volumeClaimTemplates"]
+            self.assertEqual([v["metadata"]["name"] for v in vct], ["data"])
+            self.assertEqual(vct[0]["spec"]["resources"]["requests"]["storage"], "20Gi")
+            pol = find(docs, "NetworkPolicy", "fstore")
+            self.assertEqual(pol["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+                             "server")
+            self.assertEqual(sorted(pol["spec"]["policyTypes"]), ["Egress", "Ingress"])
+            ports = {p["port"] for rule in pol["spec"]["ingress"] for p in rule["ports"]}
+            self.assertEqual(ports, {6566, 8080})
+            egress = {p["port"] for rule in pol["spec"]["egress"] for p in rule["ports"]}
+            self.assertTrue({53, 6566} <= egress, egress)
 
     def test_the_replicated_overlay_runs_three_replicas_on_an_r3_stream(self):
         docs = render("deploy/kubernetes/replicated")
@@ -60,18 +295,6 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(len(urls), 3)
         self.assertEqual(env["FSTORE_STREAM_REPLICAS"], "3")
         self.assertEqual(env["FSTORE_BOOTSTRAP_FROM"], "fstore-headless:6566")
-        # Readiness is the default health service (caught up), liveness the "liveness" one.
-        self.assertNotIn("service", c["readinessProbe"]["grpc"])
-        self.assertEqual(c["livenessProbe"]["grpc"]["service"], "liveness")
-        self.assertEqual(c["startupProbe"]["grpc"]["service"], "liveness")
-        # Every flag set from the environment is one fstore serve knows.
-        help_flags = subprocess.run(
-            [os.path.join(os.environ.get("FSTORE_BINARY_DIR", ROOT + "/build/asan"), "fstore"),
-             "serve", "--help"], capture_output=True, text=True).stdout
-        for name in env:
-            flag = "--" + name[len("FSTORE_"):].lower().replace("_", "-")
-            self.assertIn(flag, help_flags, name)
-
         nats = find(docs, "StatefulSet", "nats")
         self.assertEqual(nats["spec"]["replicas"], 3)
         self.assertEqual(nats["spec"]["serviceName"], "nats-headless")
@@ -86,6 +309,18 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "fstore")
         self.assertGreaterEqual(hpa["spec"]["minReplicas"], 3)
         find(docs, "PodDisruptionBudget", "nats")
+        # Drains take one fstore node at a time, and there are at least three.
+        pdb = find(docs, "PodDisruptionBudget", "fstore")
+        self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
+        self.assertLess(pdb["spec"]["maxUnavailable"], hpa["spec"]["minReplicas"])
+        # NATS takes clients from fstore pods only, and fstore pods may reach it.
+        npol = find(docs, "NetworkPolicy", "nats")
+        client = [r for r in npol["spec"]["ingress"] if r["ports"][0]["port"] == 4222][0]
+        self.assertIn({"podSelector": {"matchLabels": {"app.kubernetes.io/component": "server",
+                                                       "app.kubernetes.io/name": "fstore"}}},
+                      client["from"])
+        egress = find(docs, "NetworkPolicy", "fstore-to-nats")["spec"]["egress"]
+        self.assertEqual(egress[0]["ports"][0]["port"], 4222)
 
         # The NATS config is one nats-server accepts.
         conf = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]

@@ -246,8 +246,9 @@ class Readme(unittest.TestCase):
     # The blocks, in README order (unittest runs methods alphabetically: hence the numbers).
 
     def test_00_every_block_is_marked_and_every_run_block_is_claimed(self):
-        claimed = {"top", "walkthrough", "example-script", "python-client", "http-feast",
-                   "http-predict", "replication", "models-yaml", "predict-python"}
+        claimed = {"top", "paths", "walkthrough", "example-script", "python-client", "http-feast",
+                   "http-predict", "replication", "models-yaml", "predict-python",
+                   "container"}  # container: tests/deploy/test_container.py runs it
         for marker, lang, _, line in blocks():
             self.assertIsNotNone(marker, "README.md:%d: a %s block without a readme-test "
                                          "marker" % (line, lang or "plain"))
@@ -291,6 +292,20 @@ class Readme(unittest.TestCase):
             self.skipTest("nats-server is not installed")
         self.run_block("replication")
         self.stop_all()
+
+    def test_05_paths_put_fstore_and_the_python_client_on_the_path(self):
+        lang, body = block("paths")
+        script = "set -e\n" + "\n".join(c for c, _, _ in commands(body)) + (
+            "\ncommand -v fstore\n/usr/bin/python3 -c 'import fstore_client, sys; "
+            "print(fstore_client.__file__)'\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+        env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        out = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=1200)
+        self.assertEqual(out.returncode, 0, out.stdout[-3000:] + out.stderr[-3000:])
+        lines = out.stdout.strip().splitlines()
+        self.assertEqual(lines[-2], os.path.join(ROOT, "build", "release", "fstore"))
+        self.assertEqual(lines[-1], os.path.join(ROOT, "clients", "python", "fstore_client.py"))
 
     def test_04_the_run_command(self):
         """scripts/run.sh on the test's build (its package installation already done)."""
