@@ -117,7 +117,7 @@ class Dockerfile(unittest.TestCase):
             if not src.startswith("build/"):
                 self.assertTrue(os.path.exists(os.path.join(ROOT, src)), src)
         with open(os.path.join(ROOT, ".dockerignore")) as f:
-            self.assertIn("build/", f.read().split())
+            self.assertIn("build", f.read().split())
 
 
 if __name__ == "__main__":
