@@ -287,8 +287,13 @@ typedef enum base_log_level {
 
 typedef enum base_log_format {
     BASE_LOG_JSON = 0, /* one JSON object per line (the default) */
-    BASE_LOG_TEXT = 1, /* "time LEVEL event key=value ..." for people */
+    /* "time LEVEL event key=value ..." for people (logfmt): a value with a space, '=', '"', '\\'
+     * or a control character is quoted and escaped (\" \\ \n \t \r \xNN); arrays and objects
+     * as compact JSON in such a value. A line longer than BASE_LOG_TEXT_LINE_MAX ends in
+     * " ...(truncated)". */
+    BASE_LOG_TEXT = 1,
 } base_log_format_t;
+#define BASE_LOG_TEXT_LINE_MAX 16384
 
 /* Sets the process-wide log format. Thread safety: any thread (an atomic store). */
 void base_log_setup(base_log_format_t format);

@@ -47,33 +47,65 @@ static void write_line(const char *s, size_t len)
     }
 }
 
-static void text_value(char *buf, size_t cap, json_t *v)
+/* A value's text for the text format: strings as they are, numbers and literals as JSON writes
+ * them, arrays and objects as compact JSON. Returns: a malloc'd string (NULL: out of memory). */
+static char *text_value(json_t *v)
 {
+    char buf[64];
     switch (json_typeof(v)) {
     case JSON_STRING:
-        snprintf(buf, cap, "%s", json_string_value(v));
-        break;
+        return strdup(json_string_value(v));
     case JSON_INTEGER:
-        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strdup(buf);
     case JSON_REAL:
-        snprintf(buf, cap, "%g", json_real_value(v));
-        break;
+        snprintf(buf, sizeof buf, "%g", json_real_value(v));
+        return strdup(buf);
     case JSON_TRUE:
-        snprintf(buf, cap, "true");
-        break;
+        return strdup("true");
     case JSON_FALSE:
-        snprintf(buf, cap, "false");
-        break;
+        return strdup("false");
     case JSON_NULL:
-        snprintf(buf, cap, "null");
-        break;
-    default: {
-        char *s = json_dumps(v, JSON_COMPACT);
-        snprintf(buf, cap, "%s", s != NULL ? s : "?");
-        free(s);
+        return strdup("null");
+    default:
+        return json_dumps(v, JSON_COMPACT);
     }
+}
+
+/* Appends " key=value" to line (n bytes used of cap), logfmt style: a value that is empty or
+ * holds a space, '=', '"', '\\' or a control character is quoted, with '"' and '\\' escaped and
+ * control characters written as \n, \t, \r or \xNN, so a line always splits back into its
+ * fields. Returns: the new n (at most cap; cap means the line is full). */
+static size_t append_field(char *line, size_t n, size_t cap, const char *key, const char *val)
+{
+    bool quote = val[0] == '\0';
+    for (const unsigned char *p = (const unsigned char *)val; *p != '\0' && !quote; p++)
+        quote = *p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f;
+    int w = snprintf(line + n, cap - n, " %s=%s", key, quote ? "\"" : "");
+    n += w > 0 ? (size_t)w : 0;
+    for (const unsigned char *p = (const unsigned char *)val; *p != '\0' && n < cap; p++) {
+        char esc[8];
+        size_t len = 0;
+        if (!quote || (*p >= ' ' && *p != '"' && *p != '\\' && *p != 0x7f))
+            esc[len++] = (char)*p;
+        else if (*p == '"' || *p == '\\')
+            esc[len++] = '\\', esc[len++] = (char)*p;
+        else if (*p == '\n')
+            esc[len++] = '\\', esc[len++] = 'n';
+        else if (*p == '\t')
+            esc[len++] = '\\', esc[len++] = 't';
+        else if (*p == '\r')
+            esc[len++] = '\\', esc[len++] = 'r';
+        else
+            len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
+        if (n + len > cap - 1)
+            return cap;
+        memcpy(line + n, esc, len);
+        n += len;
     }
+    if (quote && n < cap - 1)
+        line[n++] = '"';
+    return n < cap ? n : cap;
 }
 
 void base_log(base_log_level_t level, const char *event, const char *fields, ...)
@@ -89,24 +121,29 @@ void base_log(base_log_level_t level, const char *event, const char *fields, ...
         va_end(ap);
     }
     if (atomic_load(&log_format) == BASE_LOG_TEXT) {
-        char line[4096];
-        size_t n = (size_t)snprintf(line, sizeof line, "%s %-5s %s", ts, level_names[level], event);
+        /* Longer lines (a catalog's every error) end in " ...(truncated)". */
+        static const char cut[] = " ...(truncated)\n";
+        char line[BASE_LOG_TEXT_LINE_MAX];
+        size_t cap = sizeof line - sizeof cut;
+        int w = snprintf(line, cap, "%s %-5s %s", ts, level_names[level], event);
+        size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap;
         const char *key;
         json_t *v;
         if (extra != NULL) {
             json_object_foreach(extra, key, v)
             {
-                char val[1024];
-                text_value(val, sizeof val, v);
-                if (n < sizeof line) {
-                    const char *q = strchr(val, ' ') != NULL ? "\"" : "";
-                    n += (size_t)snprintf(line + n, sizeof line - n, " %s=%s%s%s", key, q, val, q);
-                }
+                char *val = text_value(v);
+                if (n < cap)
+                    n = append_field(line, n, cap, key, val != NULL ? val : "?");
+                free(val);
             }
         }
-        if (n >= sizeof line - 1)
-            n = sizeof line - 2;
-        line[n++] = '\n';
+        if (n >= cap) {
+            memcpy(line + cap, cut, sizeof cut - 1);
+            n = cap + sizeof cut - 1;
+        } else {
+            line[n++] = '\n';
+        }
         write_line(line, n);
         json_decref(extra);
         return;

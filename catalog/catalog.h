@@ -315,6 +315,24 @@ int catalog_find_feature(const catalog_t *c, const char *ref, size_t len,
 int catalog_find_view_ref(const catalog_t *c, const char *ref, const catalog_view_t **out);
 int catalog_find_service(const catalog_t *c, const char *name, const catalog_service_t **out);
 int catalog_find_entity(const catalog_t *c, const char *name, const catalog_entity_t **out);
+
+/* What a lookup that failed looked for, for catalog_describe_missing(). */
+typedef enum catalog_name_kind {
+    CATALOG_NAME_VIEW,    /* a feature view (versions listed once, by name) */
+    CATALOG_NAME_FEATURE, /* a feature of one view version */
+    CATALOG_NAME_SERVICE, /* a feature service */
+} catalog_name_kind_t;
+/*
+ * Help for a name that was not found, as validate gives it: " (did you mean 'x'?)" when one
+ * name of that kind is close (a typo or a clipped word), then what exists: "; feature views: a,
+ * b, c" ("feature services", or the view's: "its features"; at most 12 names, then "and N
+ * more"; "none" for none). A view asked for as "name@vN" whose name exists gets "; its
+ * versions: v1, v2" instead. view: the view
+ * whose features are meant (CATALOG_NAME_FEATURE only; NULL otherwise). Writes at most cap
+ * bytes, always NUL-terminated (truncated on the right).
+ */
+void catalog_describe_missing(const catalog_t *c, catalog_name_kind_t kind,
+                              const catalog_view_t *view, const char *name, char *buf, size_t cap);
 /*
  * A model binding by name and version (0 = highest) or label (NULL or "" = none; label wins).
  * Returns: 0, -ENOENT.

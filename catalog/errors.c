@@ -172,3 +172,92 @@ const char *catalog__closest(const char *s, const char *const *cands, size_t n)
         limit = 2;
     return best != NULL && best_d <= limit ? best : NULL;
 }
+
+/* The i-th name of a kind for catalog_describe_missing (views: once per name, at its first
+ * version; catalog_view_at() keeps a view's versions together). NULL to skip i. */
+static const char *nth_name(const catalog_t *c, catalog_name_kind_t kind, const catalog_view_t *v,
+                            size_t i)
+{
+    switch (kind) {
+    case CATALOG_NAME_VIEW: {
+        const catalog_view_t *cur = catalog_view_at(c, i);
+        if (i > 0 && strcmp(catalog_view_at(c, i - 1)->name, cur->name) == 0)
+            return NULL;
+        return cur->name;
+    }
+    case CATALOG_NAME_FEATURE:
+        return v->features[i].name;
+    case CATALOG_NAME_SERVICE:
+        return catalog_service_at(c, i)->name;
+    }
+    return NULL;
+}
+
+void catalog_describe_missing(const catalog_t *c, catalog_name_kind_t kind,
+                              const catalog_view_t *view, const char *name, char *buf, size_t cap)
+{
+    enum { LISTED = 12 };
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    char base[CATALOG_MAX_NAME + 1];
+    if (kind == CATALOG_NAME_VIEW && strchr(name, '@') != NULL) {
+        /* "view@vN": a view that exists without that version lists its versions. */
+        snprintf(base, sizeof base, "%.*s", (int)strcspn(name, "@"), name);
+        name = base;
+        size_t used = 0, count = catalog_view_count(c);
+        for (size_t i = 0; i < count && used < cap; i++) {
+            const catalog_view_t *v = catalog_view_at(c, i);
+            if (strcmp(v->name, name) != 0)
+                continue;
+            int w = snprintf(buf + used, cap - used, "%sv%u", used == 0 ? "; its versions: " : ", ",
+                             (unsigned)v->version);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        if (used > 0)
+            return;
+    }
+    size_t n = kind == CATALOG_NAME_VIEW      ? catalog_view_count(c)
+               : kind == CATALOG_NAME_SERVICE ? catalog_service_count(c)
+               : view != NULL                 ? view->n_features
+                                              : 0;
+    /* The names as a list for catalog__closest (none suggested if memory ran out). */
+    const char **names = n > 0 ? malloc(n * sizeof *names) : NULL;
+    size_t n_names = 0;
+    for (size_t i = 0; names != NULL && i < n; i++) {
+        const char *cand = nth_name(c, kind, view, i);
+        if (cand != NULL)
+            names[n_names++] = cand;
+    }
+    const char *best = names != NULL ? catalog__closest(name, names, n_names) : NULL;
+    free(names);
+    size_t used = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (used < cap) {                                                                          \
+            int w_ = snprintf(buf + used, cap - used, __VA_ARGS__);                                \
+            used += w_ > 0 ? (size_t)w_ : 0;                                                       \
+        }                                                                                          \
+    } while (0)
+    if (best != NULL)
+        PUT(" (did you mean '%s'?)", best);
+    const char *lead = kind == CATALOG_NAME_VIEW      ? "; feature views: "
+                       : kind == CATALOG_NAME_SERVICE ? "; feature services: "
+                                                      : "; its features: ";
+    size_t listed = 0, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *cand = nth_name(c, kind, view, i);
+        if (cand == NULL)
+            continue;
+        if (listed < LISTED) {
+            PUT("%s%s", listed == 0 ? lead : ", ", cand);
+            listed++;
+        }
+        total++;
+    }
+    if (total == 0)
+        PUT("%snone", lead);
+    else if (total > listed)
+        PUT(" and %zu more", total - listed);
+#undef PUT
+}

@@ -128,7 +128,7 @@ int cli_apply(int argc, char **argv)
         goto out;
     }
     store_options_t o = {.dir = dir, .sync = sync_mode};
-    int rc = cli__open_store("apply", &o, &s);
+    int rc = cli__open_store("apply", &o, true, &s);
     if (rc < 0) {
         goto out;
     }

@@ -101,8 +101,10 @@ void cli__watch_stop(cli_watch_t *w);
 /* Output shared by the subcommands (print.c)                                                  */
 
 /* store_open() for a subcommand: on failure prints "fstore CMD: cannot open DIR: why" on stderr.
+ * create: false refuses a directory without a store (-ENOENT, saying `fstore apply` makes one)
+ * before anything is created in it; only apply creates stores.
  * Returns: store_open()'s result. Ownership: *out as store_open(). */
-int cli__open_store(const char *cmd, const store_options_t *o, store_t **out);
+int cli__open_store(const char *cmd, const store_options_t *o, bool create, store_t **out);
 /* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
 void cli__print_json(json_t *doc);
 /*

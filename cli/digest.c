@@ -62,7 +62,7 @@ int cli_digest(int argc, char **argv)
         return prc == 1 ? 0 : 2;
     store_options_t so = {.dir = dir, .read_only = true};
     store_t *s = NULL;
-    if (cli__open_store("digest", &so, &s) < 0)
+    if (cli__open_store("digest", &so, false, &s) < 0)
         return 1;
     o.views = json_array();
     uint64_t pos = 0;

@@ -33,7 +33,7 @@ int cli_gc(int argc, char **argv)
         return prc == 1 ? 0 : 2;
     store_options_t o = {.dir = dir};
     store_t *s = NULL;
-    int rc = cli__open_store("gc", &o, &s);
+    int rc = cli__open_store("gc", &o, false, &s);
     if (rc < 0) {
         return 1;
     }

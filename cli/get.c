@@ -264,10 +264,57 @@ typedef struct opts {
     bool json;
 } opts_t;
 
-/* Prints the (entity, feature) lines of one entity row, or adds its JSON object to rows. */
-static void print_row(const opts_t *o, const core_resolved_t *res, const core_cell_t *cells,
-                      const entity_t *ent, const char *etext, bool *header, json_t *rows)
+/* The text table: every line is kept (in the arena) until the widths of the columns are known,
+ * so long feature names or values do not shift the columns after them. */
+enum { COL_ENTITY, COL_FEATURE, COL_VALUE, COL_STATUS, COL_TS, N_COLS };
+enum { VALUE_WIDTH_MAX = 40 }; /* a longer value (a list) overflows its own line only */
+typedef struct table {
+    base_arena_t *arena;
+    const char **cells; /* N_COLS per line; line 0 is the header */
+    size_t n, cap;
+} table_t;
+
+static int table_add(table_t *t, const char *const col[N_COLS])
 {
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        const char **c = realloc(t->cells, cap * N_COLS * sizeof *c);
+        if (c == NULL)
+            return -ENOMEM;
+        t->cells = c;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < N_COLS; i++) {
+        t->cells[t->n * N_COLS + i] = base_arena_strndup(t->arena, col[i], strlen(col[i]));
+        if (t->cells[t->n * N_COLS + i] == NULL)
+            return -ENOMEM;
+    }
+    t->n++;
+    return 0;
+}
+
+static void table_print(const table_t *t)
+{
+    int w[N_COLS] = {0};
+    for (size_t r = 0; r < t->n; r++) {
+        for (size_t i = 0; i + 1 < N_COLS; i++) {
+            int len = (int)strlen(t->cells[r * N_COLS + i]);
+            if (len > w[i] && !(i == COL_VALUE && len > VALUE_WIDTH_MAX))
+                w[i] = len;
+        }
+    }
+    for (size_t r = 0; r < t->n; r++) {
+        const char *const *c = &t->cells[r * N_COLS];
+        printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], c[0], w[1], c[1], w[2], c[2], w[3], c[3],
+               c[4]);
+    }
+}
+
+/* Adds the (entity, feature) lines of one entity row to the table, or its JSON object to rows. */
+static int print_row(const opts_t *o, const core_resolved_t *res, const core_cell_t *cells,
+                     const entity_t *ent, const char *etext, table_t *table, json_t *rows)
+{
+    int rc = 0;
     json_t *jfeat = o->json ? json_object() : NULL;
     for (size_t i = 0; i < res->n_refs; i++) {
         const core_cell_t *cell = &cells[i];
@@ -293,22 +340,19 @@ static void print_row(const opts_t *o, const core_resolved_t *res, const core_ce
             json_object_set_new(jfeat, name, jv);
         } else {
             char text[4096];
-            if (!*header) {
-                printf("%-24s %-32s %-20s %-15s %s\n", "ENTITY", "FEATURE", "VALUE", "STATUS",
-                       "EVENT_TIMESTAMP");
-                *header = true;
-            }
             if (cell->len > 0)
                 catalog_value_format(&val, text, sizeof text);
             else
                 snprintf(text, sizeof text, "-");
-            printf("%-24s %-32s %-20s %-15s %s\n", etext, name, text,
-                   status_name((store_status_t)cell->status), ts);
+            const char *line[N_COLS] = {etext, name, text,
+                                        status_name((store_status_t)cell->status), ts};
+            if (rc == 0)
+                rc = table_add(table, line);
         }
         free(scratch);
     }
     if (!o->json)
-        return;
+        return rc;
     json_t *jent = json_object();
     for (size_t i = 0; i < ent->n; i++) {
         /* Integer join keys print as numbers, like the values. */
@@ -320,6 +364,7 @@ static void print_row(const opts_t *o, const core_resolved_t *res, const core_ce
         json_object_set_new(jent, ent->pairs[i].key, is_int ? json_integer(x) : json_string(text));
     }
     json_array_append_new(rows, json_pack("{s:o, s:o}", "entity", jent, "features", jfeat));
+    return 0;
 }
 
 static int run(opts_t *o)
@@ -328,6 +373,7 @@ static int run(opts_t *o)
     core_worker_t *w = NULL;
     base_arena_t arena;
     base_arena_init(&arena, 64 * 1024);
+    table_t table = {.arena = &arena};
     core_ctx_t ctx = {0};
     bool begun = false;
     size_t n_ents = o->entity_list.n;
@@ -413,7 +459,9 @@ static int run(opts_t *o)
     if (n_ents == 0)
         n_ents = 1; /* entityless views: one row without keys */
 
-    bool header = false;
+    const char *header[N_COLS] = {"ENTITY", "FEATURE", "VALUE", "STATUS", "EVENT_TIMESTAMP"};
+    if (table_add(&table, header) < 0)
+        goto out;
     for (size_t e = 0; e < n_ents; e++) {
         char etext[512], err[256];
         entity_text(&ents[e], etext, sizeof etext);
@@ -431,9 +479,15 @@ static int run(opts_t *o)
             fprintf(stderr, "fstore get: entity %s: %s\n", etext, ctx.msg);
             goto out;
         }
-        print_row(o, res, cells, &ents[e], etext, &header, rows);
+        rc = print_row(o, res, cells, &ents[e], etext, &table, rows);
         core_read_end(&ctx);
+        if (rc < 0) {
+            fprintf(stderr, "fstore get: %s\n", strerror(-rc));
+            goto out;
+        }
     }
+    if (!o->json)
+        table_print(&table);
     if (o->json) {
         json_t *doc = json_pack("{s:O}", "rows", rows);
         char *text = json_dumps(doc, JSON_INDENT(2));
@@ -450,6 +504,7 @@ out:
     core_close(core);
     base_arena_free(&arena);
     json_decref(rows);
+    free(table.cells);
     free(ents);
     free(refs);
     free(lens);

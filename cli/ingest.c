@@ -1176,7 +1176,7 @@ int cli_ingest(int argc, char **argv)
         }
     } else {
         store_options_t o = {.dir = dir, .sync = sync_mode, .max_future_skew_s = max_future_skew_s};
-        rc = cli__open_store("ingest", &o, &s);
+        rc = cli__open_store("ingest", &o, false, &s);
         if (rc < 0) {
             goto out;
         }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli_int.h"
 
@@ -60,8 +61,18 @@ void cli__print_plan_changes(const catalog_plan_t *plan)
     }
 }
 
-int cli__open_store(const char *cmd, const store_options_t *o, store_t **out)
+int cli__open_store(const char *cmd, const store_options_t *o, bool create, store_t **out)
 {
+    char mdb[4096];
+    struct stat st;
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", o->dir);
+    if (!create && stat(mdb, &st) < 0 && errno == ENOENT) {
+        fprintf(stderr,
+                "fstore %s: %s holds no store (fstore apply --catalog FILE --data-dir %s "
+                "creates one)\n",
+                cmd, o->dir, o->dir);
+        return -ENOENT;
+    }
     int rc = store_open(o, out);
     if (rc < 0)
         fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, o->dir, strerror(-rc));

@@ -190,7 +190,8 @@ static void usage(FILE *f)
             "  --shutdown-grace-ms N    time in-flight calls get on stop (default %u)\n"
             "  --sync full|none         fsync every write batch (default full)\n"
             "  --log-format json|text   log line format (default json)\n"
-            "  --log-requests           log every call (method, status, duration; no values)\n"
+            "  --log-requests           log every call and HTTP request (method, status,\n"
+            "                           duration, sizes; no values)\n"
             "  --sched-slice-us N       read workers' CPU slice on Linux 6.12+ (100-100000;\n"
             "                           default 0: the kernel's): a worker woken by a request\n"
             "                           preempts a busy neighbour instead of waiting its turn\n"
@@ -356,6 +357,7 @@ int cli_serve(int argc, char **argv)
     }
     ho.tls_cert = o.tls_cert;
     ho.tls_key = o.tls_key;
+    ho.log_requests = o.log_requests;
     core_tokens_t *tokens = NULL;
     if (tokens_file != NULL && tokens_file[0] != '\0') {
         char why[512];
@@ -496,9 +498,17 @@ int cli_serve(int argc, char **argv)
             return 1;
         }
     }
-    if (rc < 0) {
+    if (rc == -ENOENT && core == NULL && (co.catalog_path == NULL || co.catalog_path[0] == '\0') &&
+        co.replication == NULL) {
+        fprintf(stderr,
+                "fstore serve: cannot start: no catalog is applied to %s and none was given: "
+                "pass --catalog FILE\n",
+                co.data_dir);
+    } else if (rc < 0) {
         fprintf(stderr, "fstore serve: cannot start: %s (details in the log above)\n",
                 strerror(-rc));
+    }
+    if (rc < 0) {
         core_close(core);
         if (co.replication != NULL)
             repl_library_close();

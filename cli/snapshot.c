@@ -36,7 +36,7 @@ int cli_snapshot(int argc, char **argv)
         return prc == 1 ? 0 : 2;
     store_options_t o = {.dir = dir, .read_only = true};
     store_t *s = NULL;
-    int rc = cli__open_store("snapshot", &o, &s);
+    int rc = cli__open_store("snapshot", &o, false, &s);
     if (rc < 0) {
         return 1;
     }

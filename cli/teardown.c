@@ -76,7 +76,7 @@ int cli_teardown(int argc, char **argv)
     }
     store_options_t o = {.dir = dir};
     store_t *s = NULL;
-    int rc = cli__open_store("teardown", &o, &s);
+    int rc = cli__open_store("teardown", &o, false, &s);
     if (rc < 0) {
         return 1;
     }

@@ -24,11 +24,17 @@ static int fail_not_found(core_ctx_t *ctx, const catalog_t *cat, const char *ref
     char view[CATALOG_MAX_NAME + 32];
     snprintf(view, sizeof view, "%.*s", (int)(colon - ref), ref);
     const catalog_view_t *v = NULL;
-    if (catalog_find_view_ref(cat, view, &v) < 0)
-        return core_fail(ctx, -ENOENT, "feature view '%s' not found (in reference '%.200s')", view,
-                         ref);
-    return core_fail(ctx, -ENOENT, "feature '%.128s' not found in feature view '%s@v%u'", colon + 1,
-                     v->name, (unsigned)v->version);
+    char help[512];
+    if (catalog_find_view_ref(cat, view, &v) < 0) {
+        catalog_describe_missing(cat, CATALOG_NAME_VIEW, NULL, view, help, sizeof help);
+        return core_fail(ctx, -ENOENT, "feature view '%s' not found (in reference '%.200s')%s",
+                         view, ref, help);
+    }
+    char feature[CATALOG_MAX_NAME + 1];
+    snprintf(feature, sizeof feature, "%s", colon + 1);
+    catalog_describe_missing(cat, CATALOG_NAME_FEATURE, v, feature, help, sizeof help);
+    return core_fail(ctx, -ENOENT, "feature '%.128s' not found in feature view '%s@v%u'%s",
+                     colon + 1, v->name, (unsigned)v->version, help);
 }
 
 static int resolve_ref(core_ctx_t *ctx, const catalog_t *cat, const char *ref,
@@ -139,8 +145,13 @@ int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved
     size_t n_refs = 0;
     if (flags & CORE__LIST_SERVICE) {
         const catalog_service_t *svc = NULL;
-        if (catalog_find_service(cat, list->service, &svc) < 0)
-            return core_fail(ctx, -ENOENT, "feature service '%.200s' not found", list->service);
+        if (catalog_find_service(cat, list->service, &svc) < 0) {
+            char help[512];
+            catalog_describe_missing(cat, CATALOG_NAME_SERVICE, NULL, list->service, help,
+                                     sizeof help);
+            return core_fail(ctx, -ENOENT, "feature service '%.200s' not found%s", list->service,
+                             help);
+        }
         refs = svc->features;
         n_refs = svc->n_features;
         if (n_refs > lim->max_features)

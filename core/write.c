@@ -150,8 +150,12 @@ int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t 
 {
     const catalog_view_t *v = NULL;
     int rc = catalog_find_view_ref(ctx->catalog, view_ref, &v);
-    if (rc == -ENOENT)
-        return core_fail(ctx, -ENOENT, "feature view '%.200s' not found", view_ref);
+    if (rc == -ENOENT) {
+        char help[512];
+        catalog_describe_missing(ctx->catalog, CATALOG_NAME_VIEW, NULL, view_ref, help,
+                                 sizeof help);
+        return core_fail(ctx, -ENOENT, "feature view '%.200s' not found%s", view_ref, help);
+    }
     if (rc < 0)
         return core_fail(ctx, -EINVAL,
                          "malformed feature view reference '%.200s' (want name or name@vN)",

@@ -334,6 +334,7 @@ static enum MHD_Result send_response(http_req_t *r)
         r->content_type = "application/json";
         http__puts(&r->out, "{\"error\": \"out of memory\"}");
     }
+    size_t out_len = r->out.len;
     if (r->out.len > 0) {
         resp = MHD_create_response_from_buffer_with_free_callback(r->out.len, r->out.p, free);
         if (resp != NULL) {
@@ -351,8 +352,17 @@ static enum MHD_Result send_response(http_req_t *r)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    stats(r->h, r->route != NULL ? r->route->id : ROUTE_OTHER, r->status,
-          base_mono_us() - r->t0_us);
+    int64_t us = base_mono_us() - r->t0_us;
+    stats(r->h, r->route != NULL ? r->route->id : ROUTE_OTHER, r->status, us);
+    if (r->h->o.log_requests) {
+        /* As gRPC's "call" lines: the route, not the URL (a path can carry anything a client
+         * typed), and no body or message (they can carry feature values). */
+        base_log(r->status < 400 ? BASE_LOG_INFO : BASE_LOG_WARN, "http_request",
+                 "{s:s, s:s, s:i, s:I, s:I, s:I}", "method", r->method != NULL ? r->method : "?",
+                 "route", r->route != NULL ? r->route->name : "other", "status", r->status, "us",
+                 (json_int_t)us, "request_bytes", (json_int_t)r->len, "response_bytes",
+                 (json_int_t)out_len);
+    }
     return ok;
 }
 
@@ -507,6 +517,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->h = h;
         r->conn = conn;
         r->url = url;
+        r->method = method;
         r->t0_us = base_mono_us();
         pthread_mutex_init(&r->mu, NULL);
         *req_cls = r;

@@ -67,6 +67,9 @@ typedef struct http_options {
     void *metrics_arg[4];
     size_t n_metrics;
     bool metrics_only; /* serve /metrics alone (--metrics-listen) */
+    bool log_requests; /* --log-requests: one "http_request" line per answered request (method,
+                          route or "other", status, time, sizes; never the URL's query, a body
+                          or an error message) */
 } http_options_t;
 
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"

@@ -100,7 +100,8 @@ struct http_req {
     struct MHD_Connection *conn;
     const http_route_t *route;
     const char *url;
-    char *body; /* NUL-terminated */
+    const char *method; /* libmicrohttpd's, valid for the request's life */
+    char *body;         /* NUL-terminated */
     size_t len, cap;
     bool too_big, refused, suspended;
     /* the response (set by the handler or by the completion) */

@@ -19,15 +19,22 @@ data=${FSTORE_DATA_DIR:-$root/.fstore/data}
 listen=${FSTORE_LISTEN:-0.0.0.0:6566}
 
 "$fstore" validate --catalog "$catalog"
+fresh=1
+[ -e "$data/data.mdb" ] && fresh=0
 "$fstore" plan --catalog "$catalog" --data-dir "$data" || true
 "$fstore" apply --catalog "$catalog" --data-dir "$data"
 
-# Sample rows: examples/data/<view>@v<N>.csv. Re-ingesting is harmless: last write wins by event
-# time, so the same rows again change nothing.
-for f in "$root"/examples/data/*.csv; do
-  view=$(basename "$f" .csv)
-  "$fstore" ingest --data-dir "$data" --view "$view" --sync none "$f"
-done
+# Sample rows: examples/data/<view>@v<N>.csv, loaded into a new data directory only. They carry no
+# event_timestamp (so they stay within the views' TTLs): each load stamps them "now", which would
+# overwrite whatever was written since the last start.
+if [ "$fresh" = 1 ]; then
+  for f in "$root"/examples/data/*.csv; do
+    view=$(basename "$f" .csv)
+    "$fstore" ingest --data-dir "$data" --view "$view" --sync none "$f"
+  done
+else
+  echo "run.sh: $data already holds data: sample rows not loaded again (remove it to start over)"
+fi
 
 "$fstore" get --data-dir "$data" --feature-service driver_activity_v1 \
   --entity driver_id=1001 --entity driver_id=1002

@@ -260,3 +260,49 @@ Test(catalog_lookup, concurrent_readers_share_one_snapshot)
         cr_expect_null(rc);
     }
 }
+
+Test(catalog_lookup, a_missing_name_gets_the_closest_one_and_what_exists)
+{
+    catalog_t *c = load_ok(versions_yaml);
+    char buf[512];
+    /* A typo, a clipped word, nothing close; views listed once per name, in catalog order. */
+    catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "plian", buf, sizeof buf);
+    cr_assert_str_eq(buf, " (did you mean 'plain'?); feature views: global, marked, plain");
+    catalog_describe_missing(c, CATALOG_NAME_SERVICE, NULL, "mi", buf, sizeof buf);
+    cr_assert_str_eq(buf, " (did you mean 'mix'?); feature services: mix");
+    catalog_describe_missing(c, CATALOG_NAME_SERVICE, NULL, "ranking", buf, sizeof buf);
+    cr_assert_str_eq(buf, "; feature services: mix");
+    const catalog_view_t *v = NULL;
+    cr_assert_eq(catalog_find_view(c, "plain", 4, &v), 0);
+    catalog_describe_missing(c, CATALOG_NAME_FEATURE, v, "yy", buf, sizeof buf);
+    cr_assert_str_eq(buf, " (did you mean 'y'?); its features: x, y, z");
+    /* A version that does not exist of a view that does: its versions; of one that does not:
+     * as for a name. */
+    catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "plain@v9", buf, sizeof buf);
+    cr_assert_str_eq(buf, "; its versions: v1, v4");
+    catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "plian@v1", buf, sizeof buf);
+    cr_assert_str_eq(buf, " (did you mean 'plain'?); feature views: global, marked, plain");
+    /* Truncated to the buffer, always terminated. */
+    catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "plian", buf, 12);
+    cr_assert_str_eq(buf, " (did you m");
+    catalog_unref(c);
+}
+
+Test(catalog_lookup, a_long_list_is_cut_after_twelve_names)
+{
+    char yaml[8192];
+    size_t n = (size_t)snprintf(yaml, sizeof yaml, "project: p\nfeature_views:\n");
+    for (int i = 0; i < 15; i++)
+        n += (size_t)snprintf(yaml + n, sizeof yaml - n,
+                              "  - name: view_%02d\n    features: [{name: f, dtype: INT64}]\n", i);
+    n += (size_t)snprintf(yaml + n, sizeof yaml - n, "feature_services: []\n");
+    catalog_t *c = load_ok(yaml);
+    char buf[512];
+    catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "view_99", buf, sizeof buf);
+    cr_assert(strstr(buf, "feature views: view_00, view_01,") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "view_11 and 3 more") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "view_12") == NULL, "%s", buf);
+    catalog_describe_missing(c, CATALOG_NAME_SERVICE, NULL, "s", buf, sizeof buf);
+    cr_assert_str_eq(buf, "; feature services: none");
+    catalog_unref(c);
+}

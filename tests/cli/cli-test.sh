@@ -47,7 +47,7 @@ expect 0 "$fstore" plan --catalog "$root/examples/catalog"
 grep -q '^plan: 11 changes, 0 breaking, 11 safe$' "$work/out" || fail "plan summary: $(cat "$work/out")"
 
 # A changed dtype is breaking; an appended feature is safe.
-cp -r "$root/examples/catalog" "$work/new"
+cp -rL "$root/examples/catalog" "$work/new"  # -L: examples/catalog is a symlink
 python3 - "$work/new/driver_stats.yaml" <<'PY'
 import sys
 p = sys.argv[1]

@@ -522,3 +522,73 @@ Test(cli, snapshot_copies_the_data_and_gc_sweeps_expired_rows)
                  0, "%s", out);
     cr_assert(strstr(out, "NOT_FOUND") != NULL, "%s", out);
 }
+
+Test(cli, get_names_what_is_missing_with_the_closest_name_and_what_exists)
+{
+    apply_catalog();
+    int rc = run(out, sizeof out, "get --data-dir data --feature-service sv --entity driver_id=1");
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "feature service 'sv' not found (did you mean 'svc'?); feature "
+                          "services: svc") != NULL,
+              "%s", out);
+    rc = run(out, sizeof out, "get --data-dir data --features fw:trips --entity driver_id=1");
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "(did you mean 'fv'?); feature views: blobs, fv, glob") != NULL, "%s",
+              out);
+    rc = run(out, sizeof out, "get --data-dir data --features fv:trip --entity driver_id=1");
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "(did you mean 'trips'?); its features: conv_rate, trips, label, hist") !=
+                  NULL,
+              "%s", out);
+}
+
+Test(cli, get_aligns_its_table_to_the_longest_name)
+{
+    apply_catalog();
+    write_file("rows.csv", "driver_id,conv_rate,trips\n1,0.5,7\n1234567890123456789,0.25,8\n");
+    int rc = run(out, sizeof out, "ingest --data-dir data --view fv rows.csv");
+    cr_assert_eq(rc, 0, "%s", out);
+    rc = run(out, sizeof out,
+             "get --data-dir data --features fv:conv_rate,fv:trips --entity driver_id=1 "
+             "--entity driver_id=1234567890123456789");
+    cr_assert_eq(rc, 0, "%s", out);
+    /* Every line's STATUS column starts at the same offset as the header's. */
+    const char *line = out;
+    long col = -1;
+    int lines = 0;
+    while (*line != '\0') {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        const char *at = strstr(buf, "STATUS");
+        if (at == NULL)
+            at = strstr(buf, "PRESENT");
+        cr_assert_not_null(at, "%s", buf);
+        if (col < 0)
+            col = at - buf;
+        cr_assert_eq(at - buf, col, "misaligned:\n%s", out);
+        lines++;
+        line = nl ? nl + 1 : line + len;
+    }
+    cr_assert_eq(lines, 5, "%s", out);
+    cr_assert(strstr(out, "0.25 ") != NULL, "FLOAT printed shortest: %s", out);
+}
+
+Test(cli, only_apply_creates_a_store_the_others_say_so_and_leave_no_files)
+{
+    write_file("rows.csv", "driver_id,trips\n1,2\n");
+    const char *cmds[] = {"ingest --data-dir nowhere --view fv rows.csv", "gc --data-dir nowhere",
+                          "digest --data-dir nowhere", "teardown --data-dir nowhere --yes",
+                          "snapshot --data-dir nowhere --out snap"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = run(out, sizeof out, "%s", cmds[i]);
+        cr_assert_eq(rc, 1, "%s: %s", cmds[i], out);
+        cr_assert(strstr(out, "nowhere holds no store (fstore apply --catalog FILE --data-dir "
+                              "nowhere creates one)") != NULL,
+                  "%s: %s", cmds[i], out);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/nowhere/data.mdb", dir);
+        cr_assert(access(path, F_OK) != 0, "%s created %s", cmds[i], path);
+    }
+}

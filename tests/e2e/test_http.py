@@ -26,7 +26,8 @@ CATALOG = os.path.join(E2E_DIR, "http_catalog.yaml")
 class HttpCase(ServerTestCase):
     catalog = CATALOG
     server_args = ["--max-entities", "50", "--max-features", "20", "--max-write-rows", "100",
-                   "--max-message-bytes", "65536", "--sagemaker-model", "ranker"]
+                   "--max-message-bytes", "65536", "--sagemaker-model", "ranker",
+                   "--log-requests"]
 
     def request(self, method, path, body=None, headers=None, conn=None):
         own = conn is None
@@ -89,6 +90,29 @@ class FeastHttpTest(HttpCase):
         self.assertEqual(resp.getheader("Allow"), "POST")
         resp, raw = self.request("POST", "/health")
         self.assertEqual((resp.status, resp.getheader("Allow")), (405, "GET"))
+
+    def test_log_requests_logs_every_http_request_without_its_path_or_body(self):
+        resp, _ = self.request("GET", "/nowhere-secret-path?token=hunter2")
+        self.assertEqual(resp.status, 404)
+        resp, raw = self.gof({"features": ["no_such_secret_view:f"],
+                              "entities": {"driver_id": [1001]}})
+        self.assertEqual(resp.status, 404, raw)
+        want = [("GET", "other", 404), ("POST", "/get-online-features", 404)]
+        deadline = time.monotonic() + 10
+        while True:
+            got = [(e["method"], e["route"], e["status"]) for e in self.server.events("http_request")]
+            if all(w in got for w in want) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        for w in want:
+            self.assertIn(w, got)
+        log = self.server.log()
+        for secret in ("nowhere-secret-path", "hunter2", "no_such_secret_view"):
+            self.assertNotIn(secret, log)
+        e = [e for e in self.server.events("http_request") if e["status"] == 404][0]
+        self.assertEqual(e["level"], "warn")
+        self.assertGreater(e["response_bytes"], 0)
+        self.assertGreaterEqual(e["us"], 0)
 
     def test_columnar_response_join_keys_first_then_features(self):
         resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate",

@@ -334,6 +334,12 @@ class Readme(unittest.TestCase):
                                    '"entities": {"driver_id": [1001]}}'],
                                   capture_output=True, text=True, timeout=60)
             self.assertIn('"PRESENT"', curl.stdout)
+            write = subprocess.run([PY, "-c", "from fstore_client import FeatureStoreClient as C\n"
+                                    "with C('127.0.0.1:%d') as c: c.write_features("
+                                    "'driver_realtime_stats', {'driver_id': [1001], "
+                                    "'trips_today': [77]})" % self.ports["6567"]],
+                                   env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(write.returncode, 0, write.stderr)
         finally:
             p.send_signal(signal.SIGTERM)
             rc = p.wait(60)
@@ -341,6 +347,25 @@ class Readme(unittest.TestCase):
         self.assertEqual(rc, 0, text)
         self.assertIn("fstore is serving the example catalog", text)
         self.assertIn("driver_id=1001", text)
+
+        # A second start keeps what was written since: the sample rows are not loaded again.
+        with open(log, "w") as f:
+            p = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=f,
+                                 stderr=subprocess.STDOUT)
+        try:
+            self.assertTrue(wait_port(self.ports["6567"], timeout=600), slurp(log))
+            self.wait_serving(self.ports["6567"], log)
+            read = subprocess.run([PY, "-c", "from fstore_client import FeatureStoreClient as C\n"
+                                   "with C('127.0.0.1:%d') as c: print(c.get_online_features("
+                                   "features=['driver_realtime_stats:trips_today'], entities="
+                                   "{'driver_id': [1001]})['trips_today'])" % self.ports["6567"]],
+                                  env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(read.stdout.strip(), "[77]", read.stderr)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(60)
+        self.assertEqual(rc, 0, slurp(log))
+        self.assertIn("sample rows not loaded again", slurp(log))
 
 
 if __name__ == "__main__":

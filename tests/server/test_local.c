@@ -152,7 +152,7 @@ Test(local, a_refused_call_has_the_status_and_message_a_grpc_client_would_get)
                                    bad_service, sizeof bad_service, &res),
                  0);
     cr_assert_eq(res.status, GRPC_STATUS_NOT_FOUND);
-    cr_assert_str_eq(res.msg, "feature service 'nope' not found");
+    cr_assert_str_eq(res.msg, "feature service 'nope' not found; feature services: svc");
     cr_assert_null(res.response);
 
     uint8_t big[2048] = {0};
