@@ -105,6 +105,11 @@ void cli__watch_stop(cli_watch_t *w);
  * before anything is created in it; only apply creates stores.
  * Returns: store_open()'s result. Ownership: *out as store_open(). */
 int cli__open_store(const char *cmd, const store_options_t *o, bool create, store_t **out);
+
+/* A secret from a file (a bearer token, a Kubernetes Secret's key): its first line without the
+ * line end and surrounding blanks, into buf. Returns: 0; -EINVAL (empty, longer than cap - 1,
+ * or not printable ASCII); a negative errno from reading. */
+int cli__read_secret(const char *path, char *buf, size_t cap);
 /* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
 void cli__print_json(json_t *doc);
 /*

@@ -1,36 +1,107 @@
-/* cli/gc.c - `fstore gc`: delete rows past their view's TTL. */
+/* cli/gc.c - `fstore gc`: delete rows past their view's TTL, in a data directory or on a running
+ * server (CollectGarbage). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <grpc/grpc.h>
+
 #include "cli/cli_int.h"
+#include "clients/c/fstore_client.h"
 #include "storage/store.h"
+
+#define PATH_COLLECT_GARBAGE "/fstore.v1.OnlineFeatureService/CollectGarbage"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: fstore gc --data-dir DIR\n"
+               "       fstore gc --target HOST:PORT [--token-file F] [--timeout-ms N]\n"
                "\n"
                "Deletes every row whose event time is older than its view's TTL (views without a\n"
                "TTL keep everything), in small transactions so a running server's writes are not\n"
-               "held up.\n"
+               "held up. With --target, the running server at HOST:PORT does it to its own store\n"
+               "(CollectGarbage, admin scope): how a Kubernetes CronJob reaches pods whose\n"
+               "volumes it cannot mount. A replicated node sweeps its own replica: call each.\n"
                "\n"
                "flags:\n"
-               "  -d, --data-dir DIR   data directory (env FSTORE_DATA_DIR)\n"
-               "  -h, --help           this help\n"
+               "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
+               "      --target HOST:PORT a running server's gRPC address (env FSTORE_TARGET)\n"
+               "      --token-file F     with --target: a file holding a bearer token with the\n"
+               "                         admin scope (env FSTORE_TOKEN_FILE)\n"
+               "      --timeout-ms N     with --target: how long the sweep may take (default\n"
+               "                         3600000)\n"
+               "  -h, --help             this help\n"
                "\n"
+               "FSTORE_DATA_DIR in the environment yields to --target.\n"
                "exit status: 0 done, 1 failed, 2 usage error\n");
+}
+
+static int gc_remote(const char *target, const char *token_file, long timeout_ms)
+{
+    char auth[600] = "";
+    if (token_file != NULL) {
+        char tok[512];
+        if (cli__read_secret(token_file, tok, sizeof tok) < 0) {
+            fprintf(stderr, "fstore gc: cannot read a token from %s\n", token_file);
+            return 1;
+        }
+        snprintf(auth, sizeof auth, "Bearer %s", tok);
+    }
+    fstore_grpc_init();
+    fstore_client_t *cl = NULL;
+    fstore_status_t st = {0};
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    fstore_metadata_t md = {"authorization", auth};
+    int rc = fstore_client_connect(target, &cl);
+    if (rc == 0)
+        rc = fstore_client_call_md(cl, PATH_COLLECT_GARBAGE, &md, auth[0] != '\0' ? 1 : 0,
+                                   (const uint8_t *)"", 0, (int)timeout_ms, &resp, &len, &st);
+    fstore_client_close(cl);
+    Fstore__V1__CollectGarbageResponse *r =
+        rc == 0 ? fstore__v1__collect_garbage_response__unpack(NULL, len, resp) : NULL;
+    free(resp);
+    grpc_shutdown();
+    if (r == NULL) {
+        fprintf(stderr, "fstore gc: %s: %s\n", target,
+                rc == -EREMOTEIO ? st.message
+                : rc < 0         ? strerror(-rc)
+                                 : "malformed response");
+        return 1;
+    }
+    printf("gc: %s deleted %llu expired row%s\n", target, (unsigned long long)r->rows_deleted,
+           r->rows_deleted == 1 ? "" : "s");
+    fstore__v1__collect_garbage_response__free_unpacked(r, NULL);
+    return 0;
 }
 
 int cli_gc(int argc, char **argv)
 {
-    const char *dir = NULL;
+    const char *dir = NULL, *target = NULL, *token_file = NULL;
+    int64_t timeout_ms = 3600000;
     const cli_opt_t opts[] = {
-        {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV | CLI_REQUIRED},
+        {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV},
+        {"target", 0, CLI_STRING, &target, CLI_ENV},
+        {"token-file", 0, CLI_STRING, &token_file, CLI_ENV},
+        {"timeout-ms", 0, CLI_I64, &timeout_ms, 0, 1000, 86400000},
     };
     const cli_cmd_t cmd = {"gc", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
     int first = 0;
     int prc = cli__parse(&cmd, argc, argv, &first);
     if (prc != 0)
         return prc == 1 ? 0 : 2;
+    bool remote = target != NULL && target[0] != '\0';
+    if (dir != NULL && dir == getenv("FSTORE_DATA_DIR") && remote)
+        dir = NULL; /* the image's FSTORE_DATA_DIR yields to --target */
+    if (remote == (dir != NULL) || (token_file != NULL && !remote)) {
+        fprintf(stderr, "fstore gc: give --data-dir (a local store) or --target (a running "
+                        "server), one of them; --token-file goes with --target\n\n");
+        usage(stderr);
+        return 2;
+    }
+    if (remote)
+        return gc_remote(target, token_file, (long)timeout_ms);
     store_options_t o = {.dir = dir};
     store_t *s = NULL;
     int rc = cli__open_store("gc", &o, false, &s);

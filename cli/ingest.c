@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <grpc/grpc.h>
 #include <jansson.h>
 
 #include <sys/random.h>
@@ -24,6 +25,8 @@
 #include "cli/cli_int.h"
 #include "base/base.h"
 #include "cli/ingest_int.h"
+#include "clients/c/fstore_client.h"
+#include "codec/codec.h"
 #include "storage/store.h"
 
 /*
@@ -44,6 +47,8 @@ static void usage(FILE *f)
             "usage: fstore ingest --data-dir DIR --view NAME[@vN] [--format csv|jsonl]\n"
             "                     [--batch-rows N] [--sync full|none] [--max-errors N] FILE\n"
             "       fstore ingest --replication URLS --project P --view NAME[@vN] [...] FILE\n"
+            "       fstore ingest --target HOST:PORT [--catalog PATH] [--token-file F]\n"
+            "                     --view NAME[@vN] [...] FILE\n"
             "\n"
             "Loads FILE (- = standard input) into feature view NAME (its default version, or\n"
             "vN) of the catalog applied to DIR. All or nothing: rows are typed and validated\n"
@@ -70,6 +75,15 @@ static void usage(FILE *f)
             "messages before it published (the output says up to which sequence): run it\n"
             "again, rows are idempotent by event time.\n"
             "\n"
+            "With --target the rows go to a running fstore server over gRPC (WriteFeatures),\n"
+            "validated first against the server's catalog (GetCatalog, or --catalog PATH: the\n"
+            "same catalog as files) and again by the server: nothing is sent if a row is\n"
+            "bad; then requests of at most --batch-rows rows (fewer when the server's\n"
+            "--max-write-rows or --max-message-bytes says so). A failure midway leaves the\n"
+            "requests before it written (the output says how many rows): run it again. This\n"
+            "is how a Kubernetes Job loads data into pods whose volumes it cannot mount.\n"
+            "FSTORE_DATA_DIR in the environment yields to --target and --replication.\n"
+            "\n"
             "flags:\n"
             "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
             "  -v, --view REF         NAME or NAME@vN\n"
@@ -82,6 +96,11 @@ static void usage(FILE *f)
             "                         clock, e.g. 2d (default 1d)\n"
             "      --project P        with --replication: the catalog's project (names the\n"
             "                         stream, FSTORE_<P>)\n"
+            "      --target HOST:PORT a running server's gRPC address (env FSTORE_TARGET)\n"
+            "      --token-file F     with --target: a file holding a bearer token the server's\n"
+            "                         --tokens-file knows: scope write (and admin for\n"
+            "                         GetCatalog, without --catalog); env FSTORE_TOKEN_FILE\n"
+            "  -c, --catalog PATH     with --target: the server's catalog as a file or directory\n"
             "  -h, --help             this help\n"
             "\n"
             "\n");
@@ -226,6 +245,11 @@ typedef struct ingest {
     size_t rows_per_msg, n_msgs;
     uint64_t first_seq, last_seq;
     char id_prefix[40];
+    /* --target: rows go to a running server (pass 1 only checks, as for the log) */
+    fstore_client_t *client;
+    const char *view_ref; /* "name@vN" as the server names it */
+    char auth[600];       /* "Bearer TOKEN", or "" */
+    size_t rows_written, rows_stale;
     const char *file;
     size_t max_errors, n_bad, n_rows;
     size_t batch_rows;
@@ -370,6 +394,166 @@ static int publish_batch(ingest_t *g, const store_batch_t *b, store_apply_result
     return rc;
 }
 
+/* A column of a WriteFeaturesRequest from rows [0, n) of vals. */
+static int pb_column(base_arena_t *a, const char *name, const catalog_value_t *vals, size_t n,
+                     Fstore__V1__WriteFeaturesRequest__ColumnsEntry *out)
+{
+    fstore__v1__write_features_request__columns_entry__init(out);
+    out->key = (char *)name;
+    Feast__Types__RepeatedValue *rv = base_arena_alloc(a, sizeof *rv);
+    Feast__Types__Value **pv = base_arena_alloc(a, (n + 1) * sizeof *pv);
+    Feast__Types__Value *v = base_arena_alloc(a, (n + 1) * sizeof *v);
+    if (rv == NULL || pv == NULL || v == NULL)
+        return -ENOMEM;
+    feast__types__repeated_value__init(rv);
+    for (size_t r = 0; r < n; r++) {
+        feast__types__value__init(&v[r]);
+        if (vals[r].type != CATALOG_DTYPE_NULL && codec_value_to_pb(&vals[r], a, &v[r]) < 0)
+            return -ENOMEM;
+        pv[r] = &v[r];
+    }
+    rv->n_val = n;
+    rv->val = pv;
+    out->value = rv;
+    return 0;
+}
+
+/* --target: one batch as WriteFeatures requests of at most rows_per_msg rows, each answered
+ * before the next; fewer rows per request when the server says a request is too large.
+ * Returns: 0, or a failure with res->error. */
+static int send_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t *res)
+{
+    const catalog_view_t *v = b->view;
+    base_arena_t a;
+    base_arena_init(&a, 64 * 1024);
+    int rc = 0;
+    for (size_t start = 0; rc == 0 && start < b->n_rows;) {
+        size_t n = b->n_rows - start < g->rows_per_msg ? b->n_rows - start : g->rows_per_msg;
+        base_arena_reset(&a);
+        size_t ncol = v->n_join_keys + b->n_features;
+        Fstore__V1__WriteFeaturesRequest__ColumnsEntry *cols =
+            base_arena_alloc(&a, (ncol + 1) * sizeof *cols);
+        Fstore__V1__WriteFeaturesRequest__ColumnsEntry **pcols =
+            base_arena_alloc(&a, (ncol + 1) * sizeof *pcols);
+        Google__Protobuf__Timestamp *ts = base_arena_alloc(&a, (n + 1) * sizeof *ts);
+        Google__Protobuf__Timestamp **pts = base_arena_alloc(&a, (n + 1) * sizeof *pts);
+        if (cols == NULL || pcols == NULL || ts == NULL || pts == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (size_t k = 0; rc == 0 && k < v->n_join_keys; k++)
+            rc = pb_column(&a, v->join_keys[k].name, b->keys[k] + start, n, &cols[k]);
+        for (size_t j = 0; rc == 0 && j < b->n_features; j++)
+            rc = pb_column(&a, v->features[b->feature_idx[j]].name, b->values[j] + start, n,
+                           &cols[v->n_join_keys + j]);
+        if (rc < 0)
+            break;
+        for (size_t c = 0; c < ncol; c++)
+            pcols[c] = &cols[c];
+        for (size_t r = 0; r < n; r++) {
+            google__protobuf__timestamp__init(&ts[r]);
+            int64_t us = b->event_ts_us[start + r];
+            int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+            ts[r].seconds = sec;
+            ts[r].nanos = (int32_t)((us - sec * 1000000) * 1000);
+            pts[r] = &ts[r];
+        }
+        char id[80];
+        snprintf(id, sizeof id, "%s-%zu", g->id_prefix, g->n_msgs);
+        Fstore__V1__WriteFeaturesRequest req = FSTORE__V1__WRITE_FEATURES_REQUEST__INIT;
+        req.feature_view = (char *)g->view_ref;
+        req.n_columns = ncol;
+        req.columns = pcols;
+        req.n_event_timestamps = n;
+        req.event_timestamps = pts;
+        req.request_id = id;
+        size_t len = fstore__v1__write_features_request__get_packed_size(&req);
+        uint8_t *buf = malloc(len + 1);
+        if (buf == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        fstore__v1__write_features_request__pack(&req, buf);
+        fstore_metadata_t md = {"authorization", g->auth};
+        fstore_status_t st = {0};
+        uint8_t *resp = NULL;
+        size_t resp_len = 0;
+        rc = fstore_client_call_md(g->client, FSTORE_PATH_WRITE_FEATURES, &md,
+                                   g->auth[0] != '\0' ? 1 : 0, buf, len, 60000, &resp, &resp_len,
+                                   &st);
+        free(buf);
+        bool too_big = rc == -EREMOTEIO && (st.code == 8 /* RESOURCE_EXHAUSTED */ ||
+                                            strstr(st.message, "--max-write-rows") != NULL ||
+                                            strstr(st.message, "--max-message-bytes") != NULL);
+        if (too_big && n > 1) {
+            free(resp);
+            /* The same rows again, in smaller requests: as many as the server's row limit
+             * says ("... rows; the limit is N (--max-write-rows)"), else half as many. */
+            const char *lim = strstr(st.message, "the limit is ");
+            unsigned long long max = 0;
+            if (lim != NULL && strstr(lim, "(--max-write-rows)") != NULL)
+                max = strtoull(lim + strlen("the limit is "), NULL, 10);
+            g->rows_per_msg = max > 0 && max < n ? (size_t)max : n / 2;
+            rc = 0;
+            continue;
+        }
+        if (rc < 0) {
+            snprintf(res->error, sizeof res->error, "WriteFeatures: %.250s",
+                     rc == -EREMOTEIO ? st.message : strerror(-rc));
+            free(resp);
+            break;
+        }
+        Fstore__V1__WriteFeaturesResponse *w =
+            fstore__v1__write_features_response__unpack(NULL, resp_len, resp);
+        free(resp);
+        if (w == NULL) {
+            snprintf(res->error, sizeof res->error, "WriteFeatures: malformed response");
+            rc = -EPROTO;
+            break;
+        }
+        g->rows_written += w->rows_written;
+        g->rows_stale += w->rows_stale;
+        fstore__v1__write_features_response__free_unpacked(w, NULL);
+        g->n_msgs++;
+        start += n;
+    }
+    base_arena_free(&a);
+    return rc;
+}
+
+/* --target: the server's catalog (GetCatalog), to check every row before any is sent. Returns: 0,
+ * or a failure (printed). */
+static int target_catalog(ingest_t *g, const char *target, catalog_t **out)
+{
+    fstore_metadata_t md = {"authorization", g->auth};
+    fstore_status_t st = {0};
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int rc =
+        fstore_client_call_md(g->client, FSTORE_PATH_GET_CATALOG, &md, g->auth[0] != '\0' ? 1 : 0,
+                              (const uint8_t *)"", 0, 30000, &resp, &len, &st);
+    if (rc < 0) {
+        fprintf(stderr, "fstore ingest: GetCatalog from %s: %s\n", target,
+                rc == -EREMOTEIO ? st.message : strerror(-rc));
+        free(resp);
+        return rc;
+    }
+    Fstore__V1__GetCatalogResponse *r = fstore__v1__get_catalog_response__unpack(NULL, len, resp);
+    free(resp);
+    if (r == NULL) {
+        fprintf(stderr, "fstore ingest: GetCatalog from %s: malformed response\n", target);
+        return -EPROTO;
+    }
+    catalog_errors_t errs = {0};
+    rc = catalog_load_string(r->yaml, strlen(r->yaml), target, out, &errs);
+    if (rc < 0)
+        fprintf(stderr, "fstore ingest: the catalog %s serves does not load here (%zu errors)\n",
+                target, errs.count);
+    catalog_errors_clear(&errs);
+    fstore__v1__get_catalog_response__free_unpacked(r, NULL);
+    return rc;
+}
+
 /* Adds a chunk to the bulk load (or the log): consecutive rows writing the same features form
  * one batch. Returns: 0; -EINVAL with *bad_r and res (a row the parser's checks let through); or
  * a failure, with res->error when the store said more. */
@@ -418,7 +602,9 @@ static int add_chunk(ingest_t *g, const chunk_t *c, size_t *bad_r, store_apply_r
                            .feature_idx = idx,
                            .values = vp,
                            .event_ts_us = ts};
-        rc = g->repl != NULL ? publish_batch(g, &b, res) : store_bulk_add_checked(bulk, &b, 1, res);
+        rc = g->repl != NULL     ? publish_batch(g, &b, res)
+             : g->client != NULL ? send_batch(g, &b, res)
+                                 : store_bulk_add_checked(bulk, &b, 1, res);
         if (rc == -EINVAL)
             *bad_r = start + res->bad_row;
         start = end;
@@ -1095,9 +1281,13 @@ int cli_ingest(int argc, char **argv)
     repl_options_init(&ro);
     const char *project = NULL;
     int64_t max_future_skew_s = 0;
+    const char *target = NULL, *token_file = NULL, *catalog_path = NULL;
     const cli_opt_t opts[] = {
         CLI_REPL_OPTS(ro),
         {"project", 0, CLI_STRING, &project, CLI_ENV},
+        {"target", 0, CLI_STRING, &target, CLI_ENV},
+        {"token-file", 0, CLI_STRING, &token_file, CLI_ENV},
+        {"catalog", 'c', CLI_STRING, &catalog_path, 0},
         {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV},
         {"view", 'v', CLI_STRING, &view, CLI_REQUIRED},
         {"format", 'F', CLI_STRING, &format, 0, 0, 0, "csv|jsonl"},
@@ -1113,10 +1303,19 @@ int cli_ingest(int argc, char **argv)
     if (prc != 0)
         return prc == 1 ? 0 : 2;
     bool replicated = ro.urls != NULL && ro.urls[0] != '\0';
-    if (replicated == (dir != NULL)) {
-        fprintf(stderr, "fstore ingest: give --data-dir (a local store) or --replication (the "
-                        "log every node applies), one of them\n\n");
+    bool remote = target != NULL && target[0] != '\0';
+    /* FSTORE_DATA_DIR from the environment (the image sets it) yields to a remote destination;
+     * --data-dir on the command line does not. (The parser keeps the environment's pointer.) */
+    if (dir != NULL && dir == getenv("FSTORE_DATA_DIR") && (replicated || remote))
+        dir = NULL;
+    if ((int)replicated + (int)remote + (int)(dir != NULL) != 1) {
+        fprintf(stderr, "fstore ingest: give --data-dir (a local store), --replication (the "
+                        "log every node applies) or --target (a running server), one of them\n\n");
         usage(stderr);
+        return 2;
+    }
+    if ((token_file != NULL || catalog_path != NULL) && !remote) {
+        fprintf(stderr, "fstore ingest: --token-file and --catalog go with --target\n");
         return 2;
     }
     const char *file = argv[first];
@@ -1140,6 +1339,7 @@ int cli_ingest(int argc, char **argv)
                   .progress = isatty(2) == 1,
                   .now = store_now_us()};
     int status = 1;
+    bool grpc_started = false;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t size = 0;
@@ -1174,6 +1374,38 @@ int cli_ingest(int argc, char **argv)
                                   : err);
             goto out;
         }
+    } else if (remote) {
+        if (token_file != NULL) {
+            char tok[512];
+            if (cli__read_secret(token_file, tok, sizeof tok) < 0) {
+                fprintf(stderr, "fstore ingest: cannot read a token from %s\n", token_file);
+                goto out;
+            }
+            snprintf(g.auth, sizeof g.auth, "Bearer %s", tok);
+        }
+        fstore_grpc_init();
+        grpc_started = true;
+        rc = fstore_client_connect(target, &g.client);
+        if (rc < 0) {
+            fprintf(stderr, "fstore ingest: cannot connect to %s: %s\n", target, strerror(-rc));
+            goto out;
+        }
+        if (catalog_path != NULL) {
+            /* The catalog the server serves, as a file here (a Job mounting the server's
+             * ConfigMap): GetCatalog needs the admin scope, a loader only write. */
+            catalog_errors_t errs = {0};
+            rc = catalog_load(catalog_path, &cat, &errs);
+            catalog_errors_clear(&errs);
+            if (rc < 0) {
+                fprintf(stderr,
+                        "fstore ingest: %s is not a valid catalog (fstore validate "
+                        "--catalog %s says why)\n",
+                        catalog_path, catalog_path);
+                goto out;
+            }
+        } else if (target_catalog(&g, target, &cat) < 0) {
+            goto out;
+        }
     } else {
         store_options_t o = {.dir = dir, .sync = sync_mode, .max_future_skew_s = max_future_skew_s};
         rc = cli__open_store("ingest", &o, false, &s);
@@ -1186,16 +1418,24 @@ int cli_ingest(int argc, char **argv)
         }
     }
     if (catalog_find_view_ref(cat, view, &g.v) != 0) {
-        fprintf(stderr, "fstore ingest: no feature view '%s' in the %s catalog\n", view,
-                replicated ? "replication log's" : "applied");
+        char help[512];
+        catalog_describe_missing(cat, CATALOG_NAME_VIEW, NULL, view, help, sizeof help);
+        fprintf(stderr, "fstore ingest: no feature view '%s' in the %s catalog%s\n", view,
+                replicated ? "replication log's"
+                : remote   ? "server's"
+                           : "applied",
+                help);
         goto out;
     }
+    char view_ref[CATALOG_MAX_NAME + 16];
+    snprintf(view_ref, sizeof view_ref, "%s@v%u", g.v->name, (unsigned)g.v->version);
+    g.view_ref = view_ref;
     if (!g.v->online) {
         fprintf(stderr, "fstore ingest: view %s@v%u is offline: it has no online data\n", g.v->name,
                 g.v->version);
         goto out;
     }
-    rc = replicated ? 0 : store_bulk_begin(s, &g.bulk);
+    rc = replicated || remote ? 0 : store_bulk_begin(s, &g.bulk);
     g.rules = malloc((g.v->n_features + 1) * sizeof *g.rules);
     if (chunk_alloc(&g.c, g.v, g.batch_rows) < 0 || rc < 0 || g.rules == NULL) {
         fprintf(stderr, "fstore ingest: out of memory\n");
@@ -1204,10 +1444,23 @@ int cli_ingest(int argc, char **argv)
     for (size_t f = 0; f < g.v->n_features; f++)
         g.rules[f] = catalog_feature_has_rules(&g.v->features[f]);
     int perr = 0;
-    if (replicated) {
-        /* The log cannot take a file back: every row is checked before the first is sent. */
+    if (replicated || remote) {
+        /* The log or a server cannot take a file back: every row is checked before the first
+         * is sent. */
         g.dry = true;
-        perr = jsonl ? ingest_jsonl(&g, data, size) : ingest_csv(&g, data, size);
+        /* The parsers unquote cells in place: the check parses a copy, the send pass the
+         * original. */
+        char *copy = malloc(size + 1);
+        if (copy == NULL) {
+            fprintf(stderr, "fstore ingest: out of memory\n");
+            goto out;
+        }
+        memcpy(copy, data, size);
+        copy[size] = '\0';
+        perr = jsonl ? ingest_jsonl(&g, copy, size) : ingest_csv(&g, copy, size);
+        /* The last, partial chunk of the check holds rows the send pass parses again. */
+        chunk_clear(&g.c);
+        free(copy);
         if (perr == 0 && g.n_bad == 0) {
             g.dry = false;
             g.n_rows = 0;
@@ -1248,6 +1501,15 @@ int cli_ingest(int argc, char **argv)
         goto out;
     }
 
+    if (remote) {
+        double secs = seconds_since(&t0);
+        printf("ingest: %zu rows into %s@v%u sent to %s in %zu requests: %zu written, %zu stale "
+               "(older than stored) in %.2f s (%.0f rows/s)\n",
+               g.n_rows, g.v->name, g.v->version, target, g.n_msgs, g.rows_written, g.rows_stale,
+               secs, secs > 0 ? (double)g.n_rows / secs : 0.0);
+        status = 0;
+        goto out;
+    }
     if (replicated) {
         double secs = seconds_since(&t0);
         printf("ingest: %zu rows into %s@v%u published to %s in %zu messages (sequences %llu to "
@@ -1288,6 +1550,14 @@ out:
         repl_close(g.repl);
         repl_library_close();
     }
+    if (g.client != NULL && status != 0 && g.n_msgs > 0)
+        fprintf(stderr,
+                "fstore ingest: %zu requests (%zu rows written, %zu stale) were answered before "
+                "the failure: run the same ingest again\n",
+                g.n_msgs, g.rows_written, g.rows_stale);
+    fstore_client_close(g.client);
+    if (grpc_started)
+        grpc_shutdown();
     catalog_unref(cat);
     if (data != NULL)
         unmap_or_free(data, size, mapped);

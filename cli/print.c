@@ -78,3 +78,31 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
         fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, o->dir, strerror(-rc));
     return rc;
 }
+
+int cli__read_secret(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    char line[4096];
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!got)
+        return -EINVAL;
+    char *p = line, *end = line + strlen(line);
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n >= cap)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] <= ' ' || p[i] > '~')
+            return -EINVAL;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    explicit_bzero(line, sizeof line);
+    return 0;
+}

@@ -153,3 +153,19 @@ int core_snapshot_end(core_t *c, const char *id)
     pthread_mutex_unlock(&c->snap_mu);
     return rc;
 }
+
+int core_gc(core_t *c, size_t *deleted, char *msg, size_t cap)
+{
+    *deleted = 0;
+    int64_t t0 = base_mono_us();
+    int rc = store_gc(core_store(c), store_now_us(), deleted);
+    if (rc < 0) {
+        snprintf(msg, cap, "gc failed after %zu rows: %s", *deleted, strerror(-rc));
+        base_log(BASE_LOG_ERROR, "gc_failed", "{s:I, s:s}", "deleted", (json_int_t)*deleted,
+                 "error", strerror(-rc));
+        return rc;
+    }
+    base_log(BASE_LOG_INFO, "gc", "{s:I, s:I}", "deleted", (json_int_t)*deleted, "ms",
+             (json_int_t)((base_mono_us() - t0) / 1000));
+    return 0;
+}

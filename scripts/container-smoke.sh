@@ -2,7 +2,8 @@
 # scripts/container-smoke.sh - build the fstore image with podman and prove it runs: --help, the
 # runtime stage's shared libraries (ldd), `serve` answering grpc.health.v1.Health on loopback,
 # and the rendered single-node Kubernetes manifests run by `podman kube play` (restricted
-# security context and all), answering a health check, a write and a read.
+# security context and all): the server pod answering a health check, a write and a read, the
+# example loading Job's pod loading rows into it, the gc CronJob's pod sweeping it.
 #
 #   MAKE_BASE=1 bash scripts/container-smoke.sh   # no registry: debootstrap a bookworm base first
 #   bash scripts/container-smoke.sh               # base image already there (or from a registry)
@@ -82,8 +83,12 @@ play=""
 cleanup() {
   "${pm[@]}" rm -f -v -t 10 "$cid" >/dev/null 2>&1 || true
   if [ -n "$play" ]; then
+    "${pm[@]}" kube down "$play/load.yaml" >/dev/null 2>&1 || true
+    "${pm[@]}" kube down "$play/gc.yaml" >/dev/null 2>&1 || true
     "${pm[@]}" kube down "$play/pod.yaml" >/dev/null 2>&1 || true
     "${pm[@]}" volume rm -f fstore-smoke-data fstore-catalog >/dev/null 2>&1 || true
+    "${pm[@]}" volume ls -q | grep '^fstore-example-data' | xargs -r "${pm[@]}" volume rm -f \
+      >/dev/null 2>&1 || true
     rm -rf "$play"
   fi
 }
@@ -189,5 +194,72 @@ case "$got" in
   *'"values":[0.5],"statuses":["PRESENT"]'*) ;;
   *) echo "FAIL: the written row did not read back" >&2; "${pm[@]}" logs "$ctr" >&2; exit 1 ;;
 esac
+
+echo "== the example loading Job (deploy/kubernetes/load-example) against that pod"
+kubectl kustomize deploy/kubernetes/load-example >"$play/load-rendered.yaml"
+# The Job's pod template as pod fstore-load, as written, but for this build's image and the
+# server's loopback address instead of the Service's name.
+/usr/bin/python3 - "$play" "$IMAGE" "$PORT" <<'PY'
+import sys, yaml
+play, image, port = sys.argv[1:]
+docs = [d for d in yaml.safe_load_all(open(play + "/load-rendered.yaml")) if d]
+catalog = [d for d in yaml.safe_load_all(open(play + "/rendered.yaml"))
+           if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "fstore-catalog"]
+out = catalog + [d for d in docs if d["kind"] == "ConfigMap"]
+job = [d for d in docs if d["kind"] == "Job"][0]
+spec = job["spec"]["template"]["spec"]
+spec["restartPolicy"] = "Never"
+c = spec["containers"][0]
+c["image"] = image
+for e in c["env"]:
+    if e["name"] == "FSTORE_TARGET":
+        e["value"] = "127.0.0.1:" + port
+out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fstore-load"}, "spec": spec})
+yaml.safe_dump_all(out, open(play + "/load.yaml", "w"))
+PY
+"${pm[@]}" kube play --network=host "$play/load.yaml" >/dev/null
+rc=$("${pm[@]}" wait fstore-load-load)
+"${pm[@]}" logs fstore-load-load
+[ "$rc" = 0 ] || { echo "FAIL: the loading Job's pod exited $rc" >&2; exit 1; }
+got=$(curl -sSf -X POST "http://127.0.0.1:$HTTP_PORT/get-online-features" -d '{"features":
+  ["driver_realtime_stats:recent_ratings", "driver_realtime_stats:last_city"],
+  "entities": {"driver_id": [1001]}}')
+echo "read: $got"
+case "$got" in
+  *'"values":[[5.0,5.0,3.0]],"statuses":["PRESENT"]'*'"values":["Lisbon"],"statuses":["PRESENT"]'*) ;;
+  *) echo "FAIL: the Job's rows did not read back" >&2; exit 1 ;;
+esac
+"${pm[@]}" kube down "$play/load.yaml" >/dev/null
+
+echo "== the gc CronJob's pod against that pod"
+old=$(date -u -d '8 days ago' +%Y-%m-%dT%H:%M:%SZ) # past driver_hourly_stats' 7 day TTL
+curl -sSf -X POST "http://127.0.0.1:$HTTP_PORT/write-to-online-store" -d '{"feature_view_name":
+  "driver_hourly_stats", "df": {"driver_id": [7002], "conv_rate": [0.5], "acc_rate": [0.25],
+  "avg_daily_trips": [3], "event_timestamp": ["'"$old"'"]}}' >/dev/null
+/usr/bin/python3 - "$play" "$IMAGE" "$PORT" <<'PY'
+import sys, yaml
+play, image, port = sys.argv[1:]
+docs = [d for d in yaml.safe_load_all(open(play + "/rendered.yaml")) if d]
+cron = [d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == "fstore-gc"][0]
+spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+spec["restartPolicy"] = "Never"
+c = spec["containers"][0]
+c["image"] = image
+env = {"FSTORE_GC_SERVICE": "127.0.0.1", "FSTORE_GC_PORT": port}
+c["env"] = [e for e in c["env"] if e["name"] not in env] + [
+    {"name": k, "value": v} for k, v in env.items()]
+yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fstore-gc"},
+                "spec": spec}, open(play + "/gc.yaml", "w"))
+PY
+"${pm[@]}" kube play --network=host "$play/gc.yaml" >/dev/null
+rc=$("${pm[@]}" wait fstore-gc-gc)
+out=$("${pm[@]}" logs fstore-gc-gc 2>&1)
+echo "$out"
+"${pm[@]}" kube down "$play/gc.yaml" >/dev/null
+[ "$rc" = 0 ] || { echo "FAIL: the gc CronJob's pod exited $rc" >&2; exit 1; }
+case "$out" in
+  *"deleted 1 expired row"*) ;;
+  *) echo "FAIL: the gc pod did not delete the one expired row" >&2; exit 1 ;;
+esac
 "${pm[@]}" kube down "$play/pod.yaml" >/dev/null
-echo "OK: the rendered pod runs under its restricted security context, serves health, writes and reads"
+echo "OK: the rendered pod runs under its restricted security context, serves health, writes and reads; the loading Job loads the example rows into it; the gc CronJob sweeps it"

@@ -1,5 +1,6 @@
 /* server/rpc_snapshot.c - fstore.v1.OnlineFeatureService/{Begin,Read,End}Snapshot: one copy's
- * begin/read/end, thin adapters over core_snapshot_*(). */
+ * begin/read/end, thin adapters over core_snapshot_*(); and CollectGarbage over core_gc(), the
+ * other store maintenance call. */
 #include <errno.h>
 
 #include "server/server_int.h"
@@ -58,5 +59,23 @@ int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, g
     if (core_snapshot_end(c->ctx.core, rq->snapshot_id) < 0)
         return server__fail(c, -ENOENT, "no snapshot '%.40s' on this node", rq->snapshot_id);
     Fstore__V1__EndSnapshotResponse out = FSTORE__V1__END_SNAPSHOT_RESPONSE__INIT;
+    return server__pack_slice(c, &out.base, resp);
+}
+
+/* CollectGarbage: on a write worker, like a snapshot (a large store's sweep takes seconds, which
+ * reads must not wait behind); one at a time per node (its slot). */
+int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
+{
+    Fstore__V1__CollectGarbageRequest *rq = NULL;
+    int rc = codec_unpack(&c->ctx, &fstore__v1__collect_garbage_request__descriptor, req, len,
+                          (ProtobufCMessage **)&rq);
+    if (rc < 0)
+        return rc;
+    size_t deleted = 0;
+    rc = core_gc(c->ctx.core, &deleted, c->ctx.msg, sizeof c->ctx.msg);
+    if (rc < 0)
+        return rc;
+    Fstore__V1__CollectGarbageResponse out = FSTORE__V1__COLLECT_GARBAGE_RESPONSE__INIT;
+    out.rows_deleted = deleted;
     return server__pack_slice(c, &out.base, resp);
 }

@@ -113,6 +113,8 @@ const server_method_t server__methods[] = {
      SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/fstore.v1.OnlineFeatureService/EndSnapshot", "EndSnapshot", server__rpc_end_snapshot,
      SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
+    {"/fstore.v1.OnlineFeatureService/CollectGarbage", "CollectGarbage",
+     server__rpc_collect_garbage, SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/grpc.health.v1.Health/Check", "Health.Check", server__rpc_health_check, SERVER_POOL_READ, 2,
      ARENA_SMALL, 0},
     /* A passthrough holds its slot for the upstream's whole round trip. */
@@ -442,8 +444,16 @@ static int call_context(server_call_t *c)
     gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
     ctx->deadline_us = 0;
     if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) != 0) {
-        int64_t left = gpr_time_to_millis(gpr_time_sub(dl, now)) * 1000;
-        ctx->deadline_us = base_mono_us() + (left > 0 ? left : 0);
+        /* In microseconds from the timespec itself: gpr_time_to_millis() is an int32 of
+         * milliseconds, and times 1000 it overflowed for deadlines past 35 minutes. A deadline
+         * further than a year is as good as none. */
+        gpr_timespec left = gpr_time_sub(dl, now);
+        int64_t left_us = 0;
+        if (left.tv_sec > 365LL * 86400)
+            left_us = 365LL * 86400 * 1000000;
+        else if (left.tv_sec >= 0)
+            left_us = left.tv_sec * 1000000 + left.tv_nsec / 1000;
+        ctx->deadline_us = base_mono_us() + left_us;
     }
     const char *authorization = NULL;
     for (size_t i = 0; i < c->md.count; i++) {

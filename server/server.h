@@ -21,7 +21,7 @@
  *   /feast.serving.ServingService/GetFeastServingInfo
  *   /fstore.v1.OnlineFeatureService/GetOnlineFeatures  (the same method)
  *   /fstore.v1.OnlineFeatureService/WriteFeatures, DeleteEntities, GetCatalog,
- *       GetReplicationStatus, BeginSnapshot, ReadSnapshot, EndSnapshot
+ *       GetReplicationStatus, BeginSnapshot, ReadSnapshot, EndSnapshot, CollectGarbage
  *   /grpc.health.v1.Health/Check, Watch                 (readiness; service "liveness":
  *                                                        liveness)
  *   /tensorflow.serving.PredictionService/Predict       (TF Serving's API, for model bindings:

@@ -171,6 +171,7 @@ int server__rpc_get_replication_status(server_call_t *c, const uint8_t *req, siz
 int server__rpc_begin_snapshot(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_read_snapshot(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 

@@ -21,7 +21,8 @@ BINARY_DIR = os.environ.get("FSTORE_BINARY_DIR", os.path.join(ROOT, "build", "as
 FSTORE = os.path.join(BINARY_DIR, "fstore")
 KUBECTL = shutil.which("kubectl")
 NODE, NPM = shutil.which("node"), shutil.which("npm")
-OVERLAYS = ("deploy/kubernetes", "deploy/kubernetes/single", "deploy/kubernetes/replicated")
+OVERLAYS = ("deploy/kubernetes", "deploy/kubernetes/single", "deploy/kubernetes/replicated",
+            "deploy/kubernetes/load-example")
 POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 # Pod Security "restricted" (Kubernetes 1.25+): the volume types it allows.
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
@@ -256,8 +257,63 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(os.path.realpath(os.path.join(ROOT, "examples", "catalog")),
                          os.path.realpath(base))
 
-    def test_images_are_set_in_one_place_per_overlay(self):
+    def test_the_loading_job_sends_every_example_file_to_the_service(self):
+        docs = render("deploy/kubernetes/load-example")
+        job = find(docs, "Job", "fstore-load-example")
+        spec = job["spec"]["template"]["spec"]
+        self.assertIn(spec["restartPolicy"], ("OnFailure", "Never"))
+        c = spec["containers"][0]
+        self.assertEqual(env_of(c)["FSTORE_TARGET"], "fstore:6566")
+        script = c["args"][0]
+        self.assertIn("fstore ingest --target", script)
+        self.assertIn("--catalog /etc/fstore/catalog", script)
+        data_dir = os.path.join(ROOT, "deploy", "kubernetes", "load-example", "data")
+        files = sorted(os.listdir(data_dir))
+        views = [f[:-len(".csv")] for f in files]
+        self.assertIn("for v in " + " ".join(views) + ";", script)
+        vols = {v["name"]: v for v in spec["volumes"]}
+        cm = find(docs, "ConfigMap", vols["data"]["configMap"]["name"])
+        self.assertEqual(sorted(cm["data"]), sorted(v.replace("@", "_") + ".csv" for v in views))
+        for f in files:
+            with open(os.path.join(data_dir, f)) as fh:
+                self.assertEqual(cm["data"][f.replace("@", "_")], fh.read(), f)
+        self.assertEqual(vols["catalog"]["configMap"]["name"], "fstore-catalog")
+        self.assertEqual(os.path.realpath(os.path.join(ROOT, "examples", "data")),
+                         os.path.realpath(data_dir))
+        # Every view it loads is in the catalog the servers mount.
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        catalog = find(render("deploy/kubernetes/single"), "ConfigMap", "fstore-catalog")["data"]
+        for name, text in catalog.items():
+            with open(os.path.join(d, name), "w") as fh:
+                fh.write(text)
+        for v in views:
+            out = subprocess.run([FSTORE, "ingest", "--target", "127.0.0.1:1", "--catalog", d,
+                                  "--view", v, os.path.join(data_dir, v + ".csv")],
+                                 capture_output=True, text=True, timeout=60)
+            # Checked whole against the catalog, then the (absent) server is called.
+            self.assertIn("WriteFeatures", out.stderr, (v, out.stderr))
+
+    def test_the_gc_cronjob_sweeps_every_ready_pod_one_run_at_a_time(self):
         for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            cron = find(render(overlay), "CronJob", "fstore-gc")
+            self.assertEqual(cron["spec"]["concurrencyPolicy"], "Forbid")
+            c = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+            env = env_of(c)
+            self.assertEqual(env["FSTORE_GC_SERVICE"], "fstore-headless")
+            self.assertEqual(env["FSTORE_GC_PORT"], "6566")
+            self.assertIn('fstore gc --target "$t"', c["args"][0])
+            # The service it resolves lists the server pods, on the port the pods serve.
+            svc = find(render(overlay), "Service", "fstore-headless")
+            self.assertEqual(svc["spec"]["clusterIP"], "None")
+            self.assertEqual(svc["spec"]["ports"][0]["port"], 6566)
+        help_text = subprocess.run([FSTORE, "gc", "--help"], capture_output=True,
+                                   text=True).stdout
+        self.assertIn("--target", help_text)
+
+    def test_images_are_set_in_one_place_per_overlay(self):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated",
+                        "deploy/kubernetes/load-example"):
             with open(os.path.join(ROOT, overlay, "kustomization.yaml")) as f:
                 k = yaml.safe_load(f)
             self.assertEqual([i["name"] for i in k["images"]], ["fstore"], overlay)

@@ -73,6 +73,7 @@ class Auth(unittest.TestCase):
         "/fstore.v1.OnlineFeatureService/GetReplicationStatus": "admin",
         "/fstore.v1.OnlineFeatureService/ReadSnapshot": "admin",
         "/fstore.v1.OnlineFeatureService/EndSnapshot": "admin",
+        "/fstore.v1.OnlineFeatureService/CollectGarbage": "admin",
         "/grpc.health.v1.Health/Check": None,
     }
     HAS = {"reader": {"read"}, "writer": {"read", "write"}, "ops": {"read", "write", "admin"}}

@@ -33,6 +33,16 @@ class Errors(ServerTestCase):
         self.assertRpcError(lambda: self.client.write_features("ghost", {"driver_id": [1]}),
                             NOT_FOUND, "'ghost'")
 
+    def test_a_deadline_hours_or_days_away_is_kept_not_overflowed(self):
+        # The deadline was once taken as int32 milliseconds times 1000: past 35 minutes it
+        # overflowed (UBSan stopped the server; a release build answered DEADLINE_EXCEEDED).
+        req = self.client.online_request(features=["driver_stats:conv_rate"],
+                                         entities={"driver_id": [1]})
+        for timeout in (2200.0, 3600.0, 10 * 86400.0, 400 * 86400.0):
+            resp = self.client.serving.GetOnlineFeatures(req, timeout=timeout)
+            self.assertEqual(len(resp.results), 2, timeout)
+        self.assertEqual(self.client.health(), "SERVING")
+
     def test_unknown_methods_are_unimplemented_at_once(self):
         # Without an answer a call to a method fstore does not serve would hang until the
         # caller's deadline; a 20 s deadline and a 10 s budget tell the two apart.

@@ -419,12 +419,16 @@ class ClusterTest(ReplicationCase):
         with open(rows, "w") as f:
             f.write("driver_id,score\n")
             for i in range(2500):
-                f.write("%d,%d\n" % (500000 + i, i))
+                # Some cells quoted: the parser unquotes in place, and the file is parsed twice
+                # (checked whole, then published).
+                f.write(("%d,\"%d\"\n" if i % 3 == 0 else "%d,%d\n") % (500000 + i, i))
         out = subprocess.run([FSTORE, "ingest", "--replication", self.urls, "--project", "e2e",
                               "--view", "repl_extra", "--batch-rows", "1000", rows],
                              capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
+        # 2500 rows in messages of 1000: three, none sent twice.
         self.assertIn("2500 rows", out.stdout)
+        self.assertIn("in 3 messages", out.stdout)
         bad = os.path.join(tmp, "bad.csv")
         with open(bad, "w") as f:
             f.write("driver_id,score\n1,2\nx,3\n")
