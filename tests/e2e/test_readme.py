@@ -248,7 +248,7 @@ class Readme(unittest.TestCase):
     def test_00_every_block_is_marked_and_every_run_block_is_claimed(self):
         claimed = {"top", "paths", "walkthrough", "example-script", "python-client", "http-feast",
                    "http-predict", "replication", "models-yaml", "predict-python",
-                   "container"}  # container: tests/deploy/test_container.py runs it
+                   "container", "kustomize"}  # container: tests/deploy/test_container.py
         for marker, lang, _, line in blocks():
             self.assertIsNotNone(marker, "README.md:%d: a %s block without a readme-test "
                                          "marker" % (line, lang or "plain"))
@@ -306,6 +306,10 @@ class Readme(unittest.TestCase):
         lines = out.stdout.strip().splitlines()
         self.assertEqual(lines[-2], os.path.join(ROOT, "build", "release", "fstore"))
         self.assertEqual(lines[-1], os.path.join(ROOT, "clients", "python", "fstore_client.py"))
+
+    @unittest.skipIf(shutil.which("kubectl") is None, "kubectl is not installed")
+    def test_06_kustomize_renders_what_apply_would_send(self):
+        self.run_block("kustomize")
 
     def test_04_the_run_command(self):
         """scripts/run.sh on the test's build (its package installation already done)."""
