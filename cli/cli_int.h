@@ -110,6 +110,18 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
  * line end and surrounding blanks, into buf. Returns: 0; -EINVAL (empty, longer than cap - 1,
  * or not printable ASCII); a negative errno from reading. */
 int cli__read_secret(const char *path, char *buf, size_t cap);
+
+/* The authorization value for calls to a server: "Bearer TOKEN" from token_file (--token-file),
+ * or "" without one. Returns: 0, or -EINVAL having printed "fstore CMD: cannot read a token from
+ * FILE" (the token itself is never printed). */
+int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap);
+
+/* One call to a running server (`fstore status`, `fstore gc --target`): connects to target,
+ * calls method with req and, when auth is not "", its authorization metadata, and closes. On a
+ * failure prints "fstore CMD: TARGET: why" (the server's message for a status) on stderr.
+ * Returns: 0 with *resp (malloc'd, the caller frees it) and *resp_len; a negative errno. */
+int cli__call(const char *cmd, const char *target, const char *auth, const char *method,
+              const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len);
 /* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
 void cli__print_json(json_t *doc);
 /*

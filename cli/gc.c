@@ -5,10 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <grpc/grpc.h>
-
 #include "cli/cli_int.h"
-#include "clients/c/fstore_client.h"
+#include "fstore/v1/fstore.pb-c.h"
 #include "storage/store.h"
 
 #define PATH_COLLECT_GARBAGE "/fstore.v1.OnlineFeatureService/CollectGarbage"
@@ -39,35 +37,19 @@ static void usage(FILE *f)
 
 static int gc_remote(const char *target, const char *token_file, long timeout_ms)
 {
-    char auth[600] = "";
-    if (token_file != NULL) {
-        char tok[512];
-        if (cli__read_secret(token_file, tok, sizeof tok) < 0) {
-            fprintf(stderr, "fstore gc: cannot read a token from %s\n", token_file);
-            return 1;
-        }
-        snprintf(auth, sizeof auth, "Bearer %s", tok);
-    }
-    fstore_grpc_init();
-    fstore_client_t *cl = NULL;
-    fstore_status_t st = {0};
+    char auth[600];
+    if (cli__bearer("gc", token_file, auth, sizeof auth) < 0)
+        return 1;
     uint8_t *resp = NULL;
     size_t len = 0;
-    fstore_metadata_t md = {"authorization", auth};
-    int rc = fstore_client_connect(target, &cl);
-    if (rc == 0)
-        rc = fstore_client_call_md(cl, PATH_COLLECT_GARBAGE, &md, auth[0] != '\0' ? 1 : 0,
-                                   (const uint8_t *)"", 0, (int)timeout_ms, &resp, &len, &st);
-    fstore_client_close(cl);
+    if (cli__call("gc", target, auth, PATH_COLLECT_GARBAGE, (const uint8_t *)"", 0, (int)timeout_ms,
+                  &resp, &len) < 0)
+        return 1;
     Fstore__V1__CollectGarbageResponse *r =
-        rc == 0 ? fstore__v1__collect_garbage_response__unpack(NULL, len, resp) : NULL;
+        fstore__v1__collect_garbage_response__unpack(NULL, len, resp);
     free(resp);
-    grpc_shutdown();
     if (r == NULL) {
-        fprintf(stderr, "fstore gc: %s: %s\n", target,
-                rc == -EREMOTEIO ? st.message
-                : rc < 0         ? strerror(-rc)
-                                 : "malformed response");
+        fprintf(stderr, "fstore gc: %s: malformed response\n", target);
         return 1;
     }
     printf("gc: %s deleted %llu expired row%s\n", target, (unsigned long long)r->rows_deleted,

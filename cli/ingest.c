@@ -1375,14 +1375,8 @@ int cli_ingest(int argc, char **argv)
             goto out;
         }
     } else if (remote) {
-        if (token_file != NULL) {
-            char tok[512];
-            if (cli__read_secret(token_file, tok, sizeof tok) < 0) {
-                fprintf(stderr, "fstore ingest: cannot read a token from %s\n", token_file);
-                goto out;
-            }
-            snprintf(g.auth, sizeof g.auth, "Bearer %s", tok);
-        }
+        if (cli__bearer("ingest", token_file, g.auth, sizeof g.auth) < 0)
+            goto out;
         fstore_grpc_init();
         grpc_started = true;
         rc = fstore_client_connect(target, &g.client);

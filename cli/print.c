@@ -5,7 +5,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <grpc/grpc.h>
+
 #include "cli/cli_int.h"
+#include "clients/c/fstore_client.h"
 
 void cli__print_json(json_t *doc)
 {
@@ -105,4 +108,43 @@ int cli__read_secret(const char *path, char *buf, size_t cap)
     buf[n] = '\0';
     explicit_bzero(line, sizeof line);
     return 0;
+}
+
+int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)
+{
+    auth[0] = '\0';
+    if (token_file == NULL || token_file[0] == '\0')
+        return 0;
+    char tok[512];
+    if (cli__read_secret(token_file, tok, sizeof tok) < 0) {
+        fprintf(stderr, "fstore %s: cannot read a token from %s\n", cmd, token_file);
+        return -EINVAL;
+    }
+    snprintf(auth, cap, "Bearer %s", tok);
+    explicit_bzero(tok, sizeof tok);
+    return 0;
+}
+
+int cli__call(const char *cmd, const char *target, const char *auth, const char *method,
+              const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len)
+{
+    *resp = NULL;
+    *resp_len = 0;
+    fstore_grpc_init();
+    fstore_client_t *cl = NULL;
+    fstore_status_t st = {0};
+    fstore_metadata_t md = {"authorization", auth};
+    int rc = fstore_client_connect(target, &cl);
+    if (rc == 0)
+        rc = fstore_client_call_md(cl, method, &md, auth[0] != '\0' ? 1 : 0, req, len, timeout_ms,
+                                   resp, resp_len, &st);
+    fstore_client_close(cl);
+    grpc_shutdown();
+    if (rc < 0) {
+        fprintf(stderr, "fstore %s: %s: %s\n", cmd, target,
+                rc == -EREMOTEIO ? st.message : strerror(-rc));
+        free(*resp);
+        *resp = NULL;
+    }
+    return rc;
 }

@@ -5,9 +5,7 @@
 #include <string.h>
 
 #include "cli/cli_int.h"
-#include "clients/c/fstore_client.h"
-
-#include <grpc/grpc.h>
+#include "fstore/v1/fstore.pb-c.h"
 
 static void usage(FILE *f)
 {
@@ -40,25 +38,16 @@ int cli_status(int argc, char **argv)
     int prc = cli__parse(&cmd, argc, argv, &first);
     if (prc != 0)
         return prc == 1 ? 0 : 2;
-    fstore_grpc_init();
-    fstore_client_t *cl = NULL;
-    fstore_status_t st = {0};
     uint8_t *resp = NULL;
     size_t len = 0;
-    int rc = fstore_client_connect(listen, &cl);
-    if (rc == 0)
-        rc = fstore_client_call(cl, "/fstore.v1.OnlineFeatureService/GetReplicationStatus",
-                                (const uint8_t *)"", 0, 5000, &resp, &len, &st);
-    fstore_client_close(cl);
+    if (cli__call("status", listen, "", "/fstore.v1.OnlineFeatureService/GetReplicationStatus",
+                  (const uint8_t *)"", 0, 5000, &resp, &len) < 0)
+        return 1;
     Fstore__V1__GetReplicationStatusResponse *r =
-        rc == 0 ? fstore__v1__get_replication_status_response__unpack(NULL, len, resp) : NULL;
+        fstore__v1__get_replication_status_response__unpack(NULL, len, resp);
     free(resp);
-    grpc_shutdown();
     if (r == NULL) {
-        fprintf(stderr, "fstore status: %s: %s\n", listen,
-                rc == -EREMOTEIO ? st.message
-                : rc < 0         ? strerror(-rc)
-                                 : "malformed response");
+        fprintf(stderr, "fstore status: %s: malformed response\n", listen);
         return 1;
     }
     bool serving = strcmp(r->health, "SERVING") == 0;

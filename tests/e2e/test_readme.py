@@ -14,6 +14,7 @@ Python blocks run with the stubs and the client on the path; a line `EXPR  # VAL
 starts with a Python literal asserts EXPR == VALUE (floats to 1e-6).
 """
 import ast
+import contextlib
 import math
 import os
 import re
@@ -311,6 +312,22 @@ class Readme(unittest.TestCase):
     def test_06_kustomize_renders_what_apply_would_send(self):
         self.run_block("kustomize")
 
+    @contextlib.contextmanager
+    def run_sh(self, env, log):
+        """scripts/run.sh serving (its output in log) for the with block; stopped after it with
+        SIGTERM, which must end it with status 0."""
+        with open(log, "w") as f:
+            p = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=f,
+                                 stderr=subprocess.STDOUT)
+        try:
+            self.assertTrue(wait_port(self.ports["6567"], timeout=600), slurp(log))
+            self.wait_serving(self.ports["6567"], log)
+            yield p
+        finally:
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(60)
+        self.assertEqual(rc, 0, slurp(log))
+
     def test_04_the_run_command(self):
         """scripts/run.sh on the test's build (its package installation already done)."""
         lang, body = block("top")
@@ -322,12 +339,7 @@ class Readme(unittest.TestCase):
                     "FSTORE_LISTEN": "127.0.0.1:%d" % self.ports["6567"],
                     "FSTORE_HTTP_LISTEN": "127.0.0.1:%d" % self.ports["8081"]})
         log = os.path.join(self.tmp, "run.log")
-        with open(log, "w") as f:
-            p = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=f,
-                                 stderr=subprocess.STDOUT)
-        try:
-            self.assertTrue(wait_port(self.ports["6567"], timeout=600), slurp(log))
-            self.wait_serving(self.ports["6567"], log)
+        with self.run_sh(env, log):
             out = subprocess.run([PY, "examples/python/get_features.py",
                                   "127.0.0.1:%d" % self.ports["6567"]], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=120)
@@ -344,31 +356,18 @@ class Readme(unittest.TestCase):
                                     "'trips_today': [77]})" % self.ports["6567"]],
                                    env=env, capture_output=True, text=True, timeout=60)
             self.assertEqual(write.returncode, 0, write.stderr)
-        finally:
-            p.send_signal(signal.SIGTERM)
-            rc = p.wait(60)
         text = slurp(log)
-        self.assertEqual(rc, 0, text)
         self.assertIn("fstore is serving the example catalog", text)
         self.assertIn("driver_id=1001", text)
 
         # A second start keeps what was written since: the sample rows are not loaded again.
-        with open(log, "w") as f:
-            p = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=f,
-                                 stderr=subprocess.STDOUT)
-        try:
-            self.assertTrue(wait_port(self.ports["6567"], timeout=600), slurp(log))
-            self.wait_serving(self.ports["6567"], log)
+        with self.run_sh(env, log):
             read = subprocess.run([PY, "-c", "from fstore_client import FeatureStoreClient as C\n"
                                    "with C('127.0.0.1:%d') as c: print(c.get_online_features("
                                    "features=['driver_realtime_stats:trips_today'], entities="
                                    "{'driver_id': [1001]})['trips_today'])" % self.ports["6567"]],
                                   env=env, capture_output=True, text=True, timeout=60)
             self.assertEqual(read.stdout.strip(), "[77]", read.stderr)
-        finally:
-            p.send_signal(signal.SIGTERM)
-            rc = p.wait(60)
-        self.assertEqual(rc, 0, slurp(log))
         self.assertIn("sample rows not loaded again", slurp(log))
 
 
