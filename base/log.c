@@ -75,15 +75,20 @@ static char *text_value(json_t *v)
 /* Appends " key=value" to line (n bytes used of cap), logfmt style: a value that is empty or
  * holds a space, '=', '"', '\\' or a control character is quoted, with '"' and '\\' escaped and
  * control characters written as \n, \t, \r or \xNN, so a line always splits back into its
- * fields. Returns: the new n (at most cap; cap means the line is full). */
-static size_t append_field(char *line, size_t n, size_t cap, const char *key, const char *val)
+ * fields. A field that does not fit whole is not written at all: *full is set and n returned
+ * as it was. Returns: the new n (< cap). */
+static size_t append_field(char *line, size_t n, size_t cap, const char *key, const char *val,
+                           bool *full)
 {
+    size_t start = n;
     bool quote = val[0] == '\0';
     for (const unsigned char *p = (const unsigned char *)val; *p != '\0' && !quote; p++)
         quote = *p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f;
     int w = snprintf(line + n, cap - n, " %s=%s", key, quote ? "\"" : "");
-    n += w > 0 ? (size_t)w : 0;
-    for (const unsigned char *p = (const unsigned char *)val; *p != '\0' && n < cap; p++) {
+    if (w < 0 || (size_t)w >= cap - n)
+        goto cut;
+    n += (size_t)w;
+    for (const unsigned char *p = (const unsigned char *)val; *p != '\0'; p++) {
         char esc[8];
         size_t len = 0;
         if (!quote || (*p >= ' ' && *p != '"' && *p != '\\' && *p != 0x7f))
@@ -98,14 +103,17 @@ static size_t append_field(char *line, size_t n, size_t cap, const char *key, co
             esc[len++] = '\\', esc[len++] = 'r';
         else
             len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
-        if (n + len > cap - 1)
-            return cap;
+        if (n + len + (quote ? 1 : 0) >= cap) /* room for the closing quote, always */
+            goto cut;
         memcpy(line + n, esc, len);
         n += len;
     }
-    if (quote && n < cap - 1)
+    if (quote)
         line[n++] = '"';
-    return n < cap ? n : cap;
+    return n;
+cut:
+    *full = true;
+    return start;
 }
 
 void base_log(base_log_level_t level, const char *event, const char *fields, ...)
@@ -121,26 +129,29 @@ void base_log(base_log_level_t level, const char *event, const char *fields, ...
         va_end(ap);
     }
     if (atomic_load(&log_format) == BASE_LOG_TEXT) {
-        /* Longer lines (a catalog's every error) end in " ...(truncated)". */
+        /* Longer lines (a catalog's every error) end in " ...(truncated)" after the last
+         * field that fits whole. */
         static const char cut[] = " ...(truncated)\n";
         char line[BASE_LOG_TEXT_LINE_MAX];
         size_t cap = sizeof line - sizeof cut;
-        int w = snprintf(line, cap, "%s %-5s %s", ts, level_names[level], event);
-        size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap;
+        int w = snprintf(line, cap, "%s %-5s %.200s", ts, level_names[level], event);
+        size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
+        bool full = false;
         const char *key;
         json_t *v;
         if (extra != NULL) {
             json_object_foreach(extra, key, v)
             {
+                if (full)
+                    break;
                 char *val = text_value(v);
-                if (n < cap)
-                    n = append_field(line, n, cap, key, val != NULL ? val : "?");
+                n = append_field(line, n, cap, key, val != NULL ? val : "?", &full);
                 free(val);
             }
         }
-        if (n >= cap) {
-            memcpy(line + cap, cut, sizeof cut - 1);
-            n = cap + sizeof cut - 1;
+        if (full) {
+            memcpy(line + n, cut, sizeof cut - 1);
+            n += sizeof cut - 1;
         } else {
             line[n++] = '\n';
         }

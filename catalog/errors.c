@@ -221,7 +221,8 @@ void catalog_describe_missing(const catalog_t *c, catalog_name_kind_t kind,
                : kind == CATALOG_NAME_SERVICE ? catalog_service_count(c)
                : view != NULL                 ? view->n_features
                                               : 0;
-    /* The names as a list for catalog__closest (none suggested if memory ran out). */
+    /* The names as a list for catalog__closest (none suggested if memory ran out, or for a
+     * name longer than any catalog name can be: a client's megabyte name costs no distances). */
     const char **names = n > 0 ? malloc(n * sizeof *names) : NULL;
     size_t n_names = 0;
     for (size_t i = 0; names != NULL && i < n; i++) {
@@ -229,7 +230,9 @@ void catalog_describe_missing(const catalog_t *c, catalog_name_kind_t kind,
         if (cand != NULL)
             names[n_names++] = cand;
     }
-    const char *best = names != NULL ? catalog__closest(name, names, n_names) : NULL;
+    const char *best = names != NULL && strnlen(name, CATALOG_MAX_NAME + 1) <= CATALOG_MAX_NAME
+                           ? catalog__closest(name, names, n_names)
+                           : NULL;
     free(names);
     size_t used = 0;
 #define PUT(...)                                                                                   \

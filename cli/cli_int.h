@@ -67,6 +67,12 @@ typedef struct cli_cmd {
  */
 int cli__parse(const cli_cmd_t *cmd, int argc, char **argv, int *first);
 
+/* Whether a CLI_STRING flag's value, after cli__parse(), came from the environment variable
+ * FSTORE_<FLAG> rather than the command line (cli__parse() keeps the environment's own string:
+ * this compares the pointers). For defaults a container image sets, such as FSTORE_DATA_DIR,
+ * that a flag naming another destination should override. */
+bool cli__from_env(const char *flag, const char *value);
+
 /* The replication flags every subcommand that talks to the log takes (serve, apply, ingest), into
  * a repl_options_t; cli__repl_usage() prints their help. */
 #define CLI_REPL_OPTS(ro)                                                                          \

@@ -6,10 +6,8 @@
 #include <string.h>
 
 #include "cli/cli_int.h"
-#include "fstore/v1/fstore.pb-c.h"
+#include "clients/c/fstore_client.h"
 #include "storage/store.h"
-
-#define PATH_COLLECT_GARBAGE "/fstore.v1.OnlineFeatureService/CollectGarbage"
 
 static void usage(FILE *f)
 {
@@ -42,8 +40,10 @@ static int gc_remote(const char *target, const char *token_file, long timeout_ms
         return 1;
     uint8_t *resp = NULL;
     size_t len = 0;
-    if (cli__call("gc", target, auth, PATH_COLLECT_GARBAGE, (const uint8_t *)"", 0, (int)timeout_ms,
-                  &resp, &len) < 0)
+    int rc = cli__call("gc", target, auth, FSTORE_PATH_COLLECT_GARBAGE, (const uint8_t *)"", 0,
+                       (int)timeout_ms, &resp, &len);
+    explicit_bzero(auth, sizeof auth);
+    if (rc < 0)
         return 1;
     Fstore__V1__CollectGarbageResponse *r =
         fstore__v1__collect_garbage_response__unpack(NULL, len, resp);
@@ -74,7 +74,7 @@ int cli_gc(int argc, char **argv)
     if (prc != 0)
         return prc == 1 ? 0 : 2;
     bool remote = target != NULL && target[0] != '\0';
-    if (dir != NULL && dir == getenv("FSTORE_DATA_DIR") && remote)
+    if (cli__from_env("data-dir", dir) && remote)
         dir = NULL; /* the image's FSTORE_DATA_DIR yields to --target */
     if (remote == (dir != NULL) || (token_file != NULL && !remote)) {
         fprintf(stderr, "fstore gc: give --data-dir (a local store) or --target (a running "

@@ -460,8 +460,10 @@ static int run(opts_t *o)
         n_ents = 1; /* entityless views: one row without keys */
 
     const char *header[N_COLS] = {"ENTITY", "FEATURE", "VALUE", "STATUS", "EVENT_TIMESTAMP"};
-    if (table_add(&table, header) < 0)
+    if (table_add(&table, header) < 0) {
+        fprintf(stderr, "fstore get: out of memory\n");
         goto out;
+    }
     for (size_t e = 0; e < n_ents; e++) {
         char etext[512], err[256];
         entity_text(&ents[e], etext, sizeof etext);

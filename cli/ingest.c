@@ -78,7 +78,7 @@ static void usage(FILE *f)
             "With --target the rows go to a running fstore server over gRPC (WriteFeatures),\n"
             "validated first against the server's catalog (GetCatalog, or --catalog PATH: the\n"
             "same catalog as files) and again by the server: nothing is sent if a row is\n"
-            "bad; then requests of at most --batch-rows rows (fewer when the server's\n"
+            "bad; then requests of at most --batch-rows rows and 5000 (fewer when the server's\n"
             "--max-write-rows or --max-message-bytes says so). A failure midway leaves the\n"
             "requests before it written (the output says how many rows): run it again. This\n"
             "is how a Kubernetes Job loads data into pods whose volumes it cannot mount.\n"
@@ -482,9 +482,11 @@ static int send_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t 
                                    g->auth[0] != '\0' ? 1 : 0, buf, len, 60000, &resp, &resp_len,
                                    &st);
         free(buf);
-        bool too_big = rc == -EREMOTEIO && (st.code == 8 /* RESOURCE_EXHAUSTED */ ||
-                                            strstr(st.message, "--max-write-rows") != NULL ||
-                                            strstr(st.message, "--max-message-bytes") != NULL);
+        /* Too large for the server: its row or size limit (named in its message), or gRPC's
+         * own receive limit. Other refusals (a full disk, a full write queue) are failures. */
+        bool too_big = rc == -EREMOTEIO && (strstr(st.message, "(--max-write-rows)") != NULL ||
+                                            strstr(st.message, "--max-message-bytes") != NULL ||
+                                            strstr(st.message, "larger than max") != NULL);
         if (too_big && n > 1) {
             free(resp);
             /* The same rows again, in smaller requests: as many as the server's row limit
@@ -498,7 +500,7 @@ static int send_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t 
             continue;
         }
         if (rc < 0) {
-            snprintf(res->error, sizeof res->error, "WriteFeatures: %.250s",
+            snprintf(res->error, sizeof res->error, "WriteFeatures: %.290s",
                      rc == -EREMOTEIO ? st.message : strerror(-rc));
             free(resp);
             break;
@@ -1305,8 +1307,8 @@ int cli_ingest(int argc, char **argv)
     bool replicated = ro.urls != NULL && ro.urls[0] != '\0';
     bool remote = target != NULL && target[0] != '\0';
     /* FSTORE_DATA_DIR from the environment (the image sets it) yields to a remote destination;
-     * --data-dir on the command line does not. (The parser keeps the environment's pointer.) */
-    if (dir != NULL && dir == getenv("FSTORE_DATA_DIR") && (replicated || remote))
+     * --data-dir on the command line does not. */
+    if (cli__from_env("data-dir", dir) && (replicated || remote))
         dir = NULL;
     if ((int)replicated + (int)remote + (int)(dir != NULL) != 1) {
         fprintf(stderr, "fstore ingest: give --data-dir (a local store), --replication (the "
@@ -1443,18 +1445,31 @@ int cli_ingest(int argc, char **argv)
          * is sent. */
         g.dry = true;
         /* The parsers unquote cells in place: the check parses a copy, the send pass the
-         * original. */
-        char *copy = malloc(size + 1);
+         * original. A mapped file's copy is a second private mapping of it (pages are copied
+         * only where the check writes); standard input's is a heap copy. */
+        char *copy = NULL;
+        bool copy_mapped = false;
+        if (mapped && size > 0) {
+            copy = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, map_fd, 0);
+            copy_mapped = copy != MAP_FAILED;
+            if (!copy_mapped)
+                copy = NULL;
+        }
+        if (copy == NULL && (copy = malloc(size + 1)) != NULL) {
+            memcpy(copy, data, size);
+            copy[size] = '\0';
+        }
         if (copy == NULL) {
             fprintf(stderr, "fstore ingest: out of memory\n");
             goto out;
         }
-        memcpy(copy, data, size);
-        copy[size] = '\0';
         perr = jsonl ? ingest_jsonl(&g, copy, size) : ingest_csv(&g, copy, size);
         /* The last, partial chunk of the check holds rows the send pass parses again. */
         chunk_clear(&g.c);
-        free(copy);
+        if (copy_mapped)
+            munmap(copy, size);
+        else
+            free(copy);
         if (perr == 0 && g.n_bad == 0) {
             g.dry = false;
             g.n_rows = 0;
@@ -1491,7 +1506,10 @@ int cli_ingest(int argc, char **argv)
         goto out;
     }
     if (perr != 0) {
-        fprintf(stderr, "fstore ingest: nothing was loaded\n");
+        /* A failure after requests or messages went out is reported at out: with what they
+         * wrote. */
+        if (g.n_msgs == 0)
+            fprintf(stderr, "fstore ingest: nothing was loaded\n");
         goto out;
     }
 
@@ -1550,6 +1568,7 @@ out:
                 "the failure: run the same ingest again\n",
                 g.n_msgs, g.rows_written, g.rows_stale);
     fstore_client_close(g.client);
+    explicit_bzero(g.auth, sizeof g.auth);
     if (grpc_started)
         grpc_shutdown();
     catalog_unref(cat);

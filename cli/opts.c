@@ -243,3 +243,10 @@ void cli__repl_usage(FILE *f)
             "                           (default %d)\n",
             REPL_DEFAULT_PUBLISH_TIMEOUT_MS, REPL_DEFAULT_CONNECT_TIMEOUT_MS);
 }
+
+bool cli__from_env(const char *flag, const char *value)
+{
+    char var[96];
+    env_name(flag, var, sizeof var);
+    return value != NULL && value == getenv(var);
+}

@@ -98,16 +98,17 @@ int cli__read_secret(const char *path, char *buf, size_t cap)
     while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
     size_t n = (size_t)(end - p);
-    if (n == 0 || n >= cap)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
+    int rc = n == 0 || n >= cap ? -EINVAL : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         if (p[i] <= ' ' || p[i] > '~')
-            return -EINVAL;
+            rc = -EINVAL;
     }
-    memcpy(buf, p, n);
-    buf[n] = '\0';
+    if (rc == 0) {
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+    }
     explicit_bzero(line, sizeof line);
-    return 0;
+    return rc;
 }
 
 int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)

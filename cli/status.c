@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli/cli_int.h"
-#include "fstore/v1/fstore.pb-c.h"
+#include "clients/c/fstore_client.h"
 
 static void usage(FILE *f)
 {
@@ -40,8 +40,8 @@ int cli_status(int argc, char **argv)
         return prc == 1 ? 0 : 2;
     uint8_t *resp = NULL;
     size_t len = 0;
-    if (cli__call("status", listen, "", "/fstore.v1.OnlineFeatureService/GetReplicationStatus",
-                  (const uint8_t *)"", 0, 5000, &resp, &len) < 0)
+    if (cli__call("status", listen, "", FSTORE_PATH_GET_REPLICATION_STATUS, (const uint8_t *)"", 0,
+                  5000, &resp, &len) < 0)
         return 1;
     Fstore__V1__GetReplicationStatusResponse *r =
         fstore__v1__get_replication_status_response__unpack(NULL, len, resp);

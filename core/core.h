@@ -184,8 +184,10 @@ int core_snapshot_read(core_t *c, const char *id, uint64_t offset, uint8_t *buf,
 int core_snapshot_end(core_t *c, const char *id);
 
 /* Deletes this node's rows past their view's TTL (store_gc(), small transactions through the
- * writer: writes go on beside it), and logs a "gc" line with the count. Call it from any thread
- * but the store's writer. Returns: 0 with *deleted; a negative errno with msg set. */
+ * writer: writes go on beside it), and logs a "gc" line with the count. One sweep per node at a
+ * time: a call while one runs is refused at once (-EALREADY), so callers cannot stack sweeps
+ * that hold the writer up. Call it from any thread but the store's writer. Returns: 0 with
+ * *deleted; -EALREADY; a negative errno with msg set. */
 int core_gc(core_t *c, size_t *deleted, char *msg, size_t cap);
 
 /* ------------------------------------------------------------------------------------------ */

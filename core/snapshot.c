@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,12 +158,18 @@ int core_snapshot_end(core_t *c, const char *id)
 int core_gc(core_t *c, size_t *deleted, char *msg, size_t cap)
 {
     *deleted = 0;
+    if (atomic_exchange(&c->gc_running, true)) {
+        snprintf(msg, cap, "a gc is already running on this node: try again when it ends");
+        return -EALREADY;
+    }
     int64_t t0 = base_mono_us();
     int rc = store_gc(core_store(c), store_now_us(), deleted);
+    atomic_store(&c->gc_running, false);
     if (rc < 0) {
-        snprintf(msg, cap, "gc failed after %zu rows: %s", *deleted, strerror(-rc));
-        base_log(BASE_LOG_ERROR, "gc_failed", "{s:I, s:s}", "deleted", (json_int_t)*deleted,
-                 "error", strerror(-rc));
+        /* What it deleted before the failure stays deleted (store_gc() commits in small
+         * transactions); the count is not known then. */
+        snprintf(msg, cap, "gc failed: %s", strerror(-rc));
+        base_log(BASE_LOG_ERROR, "gc_failed", "{s:s}", "error", strerror(-rc));
         return rc;
     }
     base_log(BASE_LOG_INFO, "gc", "{s:I, s:I}", "deleted", (json_int_t)*deleted, "ms",

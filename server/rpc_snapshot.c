@@ -63,7 +63,8 @@ int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, g
 }
 
 /* CollectGarbage: on a write worker, like a snapshot (a large store's sweep takes seconds, which
- * reads must not wait behind); one at a time per node (its slot). */
+ * reads must not wait behind); one sweep per node at a time (core_gc() refuses a second:
+ * ALREADY_EXISTS). */
 int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     Fstore__V1__CollectGarbageRequest *rq = NULL;

@@ -26,6 +26,8 @@
 #define FSTORE_PATH_WRITE_FEATURES "/fstore.v1.OnlineFeatureService/WriteFeatures"
 #define FSTORE_PATH_DELETE_ENTITIES "/fstore.v1.OnlineFeatureService/DeleteEntities"
 #define FSTORE_PATH_GET_CATALOG "/fstore.v1.OnlineFeatureService/GetCatalog"
+#define FSTORE_PATH_GET_REPLICATION_STATUS "/fstore.v1.OnlineFeatureService/GetReplicationStatus"
+#define FSTORE_PATH_COLLECT_GARBAGE "/fstore.v1.OnlineFeatureService/CollectGarbage"
 #define FSTORE_PATH_HEALTH_CHECK "/grpc.health.v1.Health/Check"
 
 /*

@@ -63,6 +63,47 @@ Test(log, a_text_line_too_long_says_it_was_cut)
     cr_assert_leq(n, BASE_LOG_TEXT_LINE_MAX);
     cr_assert(n > 16 && strcmp(got + n - 16, " ...(truncated)\n") == 0, "%s", got + n - 40);
     cr_assert_null(strstr(got, "after="));
+    /* The field that did not fit is left out whole: no half value, no unbalanced quote. */
+    cr_assert_null(strstr(got, "value="), "%.80s", got);
+}
+
+Test(log, every_cut_keeps_the_line_whole_and_its_quotes_balanced)
+{
+    /* Values of every length around the line's end, quoted (with escapes) and not: the line is
+     * text to its end (no NUL), its quotes pair up, and a cut comes after a whole field. */
+    char *val = malloc(BASE_LOG_TEXT_LINE_MAX + 64);
+    base_log_setup(BASE_LOG_TEXT);
+    for (size_t len = BASE_LOG_TEXT_LINE_MAX - 120; len < BASE_LOG_TEXT_LINE_MAX; len += 7) {
+        for (int quoted = 0; quoted < 2; quoted++) {
+            memset(val, 'x', len);
+            if (quoted)
+                val[len / 2] = '"', val[len - 1] = ' ';
+            val[len] = '\0';
+            FILE *f = tmpfile();
+            fflush(stderr);
+            int saved = dup(STDERR_FILENO);
+            dup2(fileno(f), STDERR_FILENO);
+            base_log(BASE_LOG_INFO, "e", "{s:s, s:s}", "a", "1", "v", val);
+            dup2(saved, STDERR_FILENO);
+            close(saved);
+            rewind(f);
+            size_t n = fread(got, 1, sizeof got - 1, f);
+            fclose(f);
+            got[n] = '\0';
+            cr_assert_eq(strlen(got), n, "a NUL inside the line (len %zu)", len);
+            cr_assert_eq(got[n - 1], '\n');
+            size_t quotes = 0;
+            for (size_t i = 0; i < n; i++)
+                quotes += got[i] == '"' && (i == 0 || got[i - 1] != '\\');
+            cr_assert_eq(quotes % 2, 0, "unbalanced quotes (len %zu, quoted %d)", len, quoted);
+            bool cut = n > 16 && strcmp(got + n - 16, " ...(truncated)\n") == 0;
+            cr_assert(cut || strstr(got, " v=") != NULL, "len %zu", len);
+            if (cut)
+                cr_assert_null(strstr(got, " v="), "a cut field was written in part");
+        }
+    }
+    base_log_setup(BASE_LOG_JSON);
+    free(val);
 }
 
 Test(log, json_lines_parse_and_keep_every_field)

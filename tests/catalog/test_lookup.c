@@ -282,6 +282,14 @@ Test(catalog_lookup, a_missing_name_gets_the_closest_one_and_what_exists)
     cr_assert_str_eq(buf, "; its versions: v1, v4");
     catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "plian@v1", buf, sizeof buf);
     cr_assert_str_eq(buf, " (did you mean 'plain'?); feature views: global, marked, plain");
+    /* A name longer than any catalog name (a client's megabyte) is not compared, only told
+     * what exists. */
+    char *huge = malloc(1 << 20);
+    memset(huge, 'p', (1 << 20) - 1);
+    huge[(1 << 20) - 1] = '\0';
+    catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, huge, buf, sizeof buf);
+    cr_assert_str_eq(buf, "; feature views: global, marked, plain");
+    free(huge);
     /* Truncated to the buffer, always terminated. */
     catalog_describe_missing(c, CATALOG_NAME_VIEW, NULL, "plian", buf, 12);
     cr_assert_str_eq(buf, " (did you m");

@@ -147,10 +147,14 @@ class SchemaTest(unittest.TestCase):
             for f in ("package.json", "package-lock.json"):
                 shutil.copy(os.path.join(ROOT, "tests", "deploy", f), cls.npm_dir)
             out = subprocess.run([NPM, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                                 cwd=cls.npm_dir, capture_output=True, text=True, timeout=300)
+                                 cwd=cls.npm_dir, capture_output=True, text=True, timeout=600)
             if out.returncode != 0:
-                raise AssertionError("npm ci of tests/deploy/package-lock.json failed:\n"
-                                     + out.stdout + out.stderr)
+                text = out.stdout + out.stderr
+                if any(e in text for e in ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT",
+                                           "ENETUNREACH", "ECONNRESET")):
+                    raise unittest.SkipTest("the npm registry is unreachable: schema validation "
+                                            "not run (" + text.strip().splitlines()[-1] + ")")
+                raise AssertionError("npm ci of tests/deploy/package-lock.json failed:\n" + text)
 
     def validate(self, docs):
         return subprocess.run([NODE, os.path.join(ROOT, "tests", "deploy", "validate.js")],
@@ -323,6 +327,29 @@ class KubernetesTest(unittest.TestCase):
                 for c in (spec or {}).get("containers", []):
                     self.assertEqual(c["image"], want, (overlay, d["metadata"]["name"]))
 
+    def test_the_namespace_enforces_the_restricted_profile(self):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            labels = find(render(overlay), "Namespace", "fstore")["metadata"]["labels"]
+            for mode in ("enforce", "warn", "audit"):
+                self.assertEqual(labels["pod-security.kubernetes.io/" + mode], "restricted")
+
+    def test_every_network_policy_lets_its_pods_reach_cluster_dns(self):
+        # Exactly kube-dns, in any namespace: a selector that also asks for fstore's own labels
+        # (kustomize adds them to matchLabels) matches no DNS pod, and nothing resolves.
+        want = {"namespaceSelector": {},
+                "podSelector": {"matchExpressions": [{"key": "k8s-app", "operator": "In",
+                                                      "values": ["kube-dns"]}]}}
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+            for pol in [d for d in render(overlay) if d["kind"] == "NetworkPolicy"]:
+                if "Egress" not in pol["spec"]["policyTypes"] or pol["metadata"]["name"] == \
+                        "fstore-to-nats":
+                    continue
+                dns = [r for r in pol["spec"]["egress"]
+                       if {p["port"] for p in r["ports"]} == {53}]
+                self.assertEqual(len(dns), 1, pol["metadata"]["name"])
+                self.assertEqual(dns[0]["to"], [want], pol["metadata"]["name"])
+                self.assertEqual(sorted(p["protocol"] for p in dns[0]["ports"]), ["TCP", "UDP"])
+
     def test_storage_and_network_policy(self):
         for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
             docs = render(overlay)
@@ -372,9 +399,8 @@ class KubernetesTest(unittest.TestCase):
         # NATS takes clients from fstore pods only, and fstore pods may reach it.
         npol = find(docs, "NetworkPolicy", "nats")
         client = [r for r in npol["spec"]["ingress"] if r["ports"][0]["port"] == 4222][0]
-        self.assertIn({"podSelector": {"matchLabels": {"app.kubernetes.io/component": "server",
-                                                       "app.kubernetes.io/name": "fstore"}}},
-                      client["from"])
+        self.assertEqual(client["from"], [{"podSelector": {"matchLabels": {
+            "app.kubernetes.io/component": "server", "app.kubernetes.io/name": "fstore"}}}])
         egress = find(docs, "NetworkPolicy", "fstore-to-nats")["spec"]["egress"]
         self.assertEqual(egress[0]["ports"][0]["port"], 4222)
 

@@ -40,7 +40,11 @@ static int free_port(void)
         fclose(f);
     }
     int base = low - 1 - 10000 >= 1000 ? 10000 : 1024;
-    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    static bool seeded;
+    if (!seeded) {
+        srand((unsigned)getpid() ^ (unsigned)time(NULL));
+        seeded = true;
+    }
     for (int i = 0; i < 200; i++) {
         int port = base + rand() % (low - base);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
