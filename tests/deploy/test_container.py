@@ -33,8 +33,12 @@ class Container(unittest.TestCase):
         if smoke.returncode == 77:
             self.skipTest(smoke.stdout.strip().splitlines()[-1])
         self.assertEqual(smoke.returncode, 0, smoke.stdout[-4000:] + smoke.stderr[-4000:])
-        self.assertIn("OK: the rendered pod runs under its restricted security context",
-                      smoke.stdout)
+        self.assertIn("OK: %s builds, runs --help, links all libraries and serves gRPC health"
+                      % IMAGE, smoke.stdout)
+        if "SKIP: kubectl is not installed" not in smoke.stdout:
+            self.assertIn("OK: the rendered pod runs under its restricted security context, "
+                          "serves health, writes and reads; the loading Job loads the example "
+                          "rows into it; the gc CronJob sweeps it", smoke.stdout)
 
         lang, body = block("container")
         tag = "fstore-readme-" + uuid.uuid4().hex[:8]
