@@ -211,6 +211,14 @@ class Boundaries(ServerTestCase):
         c.delete_entities("stats", {"driver_id": [1, 2, 3]})
         self.assertEqual(self.gof(3, features=["stats:a"]).statuses["a"][1], "NOT_FOUND")
 
+    def test_a_read_of_a_view_that_is_not_online_is_refused_on_both_paths(self):
+        for feast_path in (True, False):
+            self.assertRpcError(
+                lambda: self.client.get_online_features(
+                    features=["stats:a", "archive:a"], entities={"driver_id": [1]},
+                    feast_path=feast_path),
+                INVALID, "archive@v1", "not online")
+
     def test_a_write_to_a_view_that_is_not_online_is_refused(self):
         self.assertRpcError(
             lambda: self.client.write_features("archive", {"driver_id": [1], "a": [1]}),

@@ -23,6 +23,7 @@ static const char keys_yaml[] =
     "  - {name: vb, version: 1, entities: [db], features: [{name: f, dtype: INT64}]}\n"
     "  - {name: vpair, version: 1, entities: [pair], features: [{name: f, dtype: INT64}]}\n"
     "  - {name: vmix, version: 1, entities: [d32, ds], features: [{name: f, dtype: INT64}]}\n"
+    "  - {name: vmix2, version: 1, entities: [ds, d32], features: [{name: f, dtype: INT64}]}\n"
     "  - {name: none, version: 1, entities: [], features: [{name: f, dtype: INT64}]}\n";
 
 static catalog_t *cat;
@@ -158,6 +159,16 @@ Test(key, keys_longer_than_store_max_key_are_enametoolong)
     big[STORE_MAX_KEY - 1] = '\0';
     cr_assert_eq(enc1("vs", th_str(big), b, sizeof b), -ENAMETOOLONG);
     cr_assert_eq(enc1("v64", th_i64(1), b, 4), -ENOSPC);
+    /* The limit holds for a fixed-width key after a string too: 2 + 505 + 4 is exactly it. */
+    memset(big, 'x', sizeof big - 1);
+    big[505] = '\0';
+    catalog_value_t two[] = {th_str(big), {.type = CATALOG_DTYPE_INT32, .u.i32 = 7}};
+    const catalog_view_t *mix2 = th_view(cat, "vmix2", 1);
+    cr_assert_eq(store_encode_key(mix2, two, 2, b, sizeof b), STORE_MAX_KEY);
+    big[505] = 'x';
+    big[506] = '\0';
+    two[0] = th_str(big);
+    cr_assert_eq(store_encode_key(mix2, two, 2, b, sizeof b), -ENAMETOOLONG);
 }
 
 Test(key, an_entityless_view_has_one_fixed_key)
