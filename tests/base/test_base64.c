@@ -57,5 +57,9 @@ Test(base64, lenient_takes_either_alphabet_and_optional_padding_but_not_damage)
                  "a lone trailing character");
     cr_assert_eq(base_base64_decode("AA=A", 4, back, BASE_BASE64_LENIENT), -1);
     cr_assert_eq(base_base64_decode("AA===", 5, back, BASE_BASE64_LENIENT), -1, "three pads");
+    /* Padding, when present, completes a quantum of four exactly. */
+    cr_assert_eq(base_base64_decode("AA=", 3, back, BASE_BASE64_LENIENT), -1, "one pad short");
+    cr_assert_eq(base_base64_decode("AAE==", 5, back, BASE_BASE64_LENIENT), -1, "a pad too many");
+    cr_assert_eq(base_base64_decode("AAE=", 4, back, BASE_BASE64_LENIENT), 2);
     cr_assert_eq(base_base64_decode("%%", 2, back, BASE_BASE64_LENIENT), -1);
 }

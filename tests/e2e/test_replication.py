@@ -227,6 +227,12 @@ class ClusterTest(ReplicationCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         # The writer itself applied it before it answered.
         self.assertEqual(read_trips(a, [1]), [41])
+        # A caller's deadline hours away bounds the publish and the read's wait as given (it
+        # was once taken in 32-bit milliseconds: past 35 minutes it wrapped into the past).
+        resp = write(a, [4], 43, timeout=2200)
+        self.assertEqual(resp.rows_written, 1)
+        self.assertEqual(read_trips(b, [4], [("fstore-min-seq", str(resp.sequence))],
+                                    timeout=2200), [43])
         st = status(b)
         self.assertTrue(st.replicated)
         self.assertEqual(st.state, "ready")
