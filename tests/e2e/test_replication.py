@@ -233,6 +233,23 @@ class ClusterTest(ReplicationCase):
         self.assertEqual(resp.rows_written, 1)
         self.assertEqual(read_trips(b, [4], [("fstore-min-seq", str(resp.sequence))],
                                     timeout=2200), [43])
+        # ...and a read waiting for the next sequence under such a deadline waits for it (in
+        # the past, the deadline had ended the wait at once).
+        got = {}
+
+        def reader():
+            try:
+                got["v"] = read_trips(b, [5], [("fstore-min-seq", str(resp.sequence + 1))],
+                                      timeout=2200)
+            except grpc.RpcError as e:
+                got["e"] = "%s: %s" % (e.code(), e.details())
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.3)  # the read is most likely waiting by now; it passes either way
+        self.assertEqual(write(a, [5], 44).sequence, resp.sequence + 1)
+        t.join(60)
+        self.assertEqual(got.get("v"), [44], got.get("e"))
         st = status(b)
         self.assertTrue(st.replicated)
         self.assertEqual(st.state, "ready")
