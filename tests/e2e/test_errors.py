@@ -70,9 +70,9 @@ class Errors(ServerTestCase):
                             INVALID, "missing join key 'driver_id'")
         # Both ways round: a map's columns arrive in no fixed order, and a shorter column after
         # a longer one must be caught as well as a longer one after a shorter.
-        for ents in ({"driver_id": [1, 2], "customer_id": ["a"]},
-                     {"driver_id": [1], "customer_id": ["a", "b"]}):
-            self.assertRpcError(self.get(features=["driver_stats@v1:trips"], entities=ents),
+        for ragged in ({"driver_id": [1, 2], "customer_id": ["a"]},
+                       {"driver_id": [1], "customer_id": ["a", "b"]}):
+            self.assertRpcError(self.get(features=["driver_stats@v1:trips"], entities=ragged),
                                 INVALID, "different lengths")
         self.assertRpcError(self.get(features=["driver_stats@v1:trips"],
                                      entities={"driver_id": ["not-a-number"]}),
