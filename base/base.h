@@ -287,10 +287,11 @@ typedef enum base_log_level {
 
 typedef enum base_log_format {
     BASE_LOG_JSON = 0, /* one JSON object per line (the default) */
-    /* "time LEVEL event key=value ..." for people (logfmt): a value with a space, '=', '"', '\\'
-     * or a control character is quoted and escaped (\" \\ \n \t \r \xNN); arrays and objects
-     * as compact JSON in such a value. A line longer than BASE_LOG_TEXT_LINE_MAX ends in
-     * " ...(truncated)". */
+    /* "time LEVEL event key=value ..." for people (logfmt): a value that is empty or holds a
+     * space, '=', '"', '\\', DEL or a control character is quoted and escaped (\" \\ \n \t \r
+     * \xNN); arrays and objects as compact JSON in such a value. The event name is cut at 200
+     * characters. A line longer than BASE_LOG_TEXT_LINE_MAX ends in " ...(truncated)" after its
+     * last whole field. */
     BASE_LOG_TEXT = 1,
 } base_log_format_t;
 #define BASE_LOG_TEXT_LINE_MAX 16384

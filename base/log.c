@@ -48,27 +48,29 @@ static void write_line(const char *s, size_t len)
 }
 
 /* A value's text for the text format: strings as they are, numbers and literals as JSON writes
- * them, arrays and objects as compact JSON. Returns: a malloc'd string (NULL: out of memory). */
-static char *text_value(json_t *v)
+ * them (into buf), arrays and objects as compact JSON (into *heap, which the caller frees).
+ * Returns: the text, valid while v, buf and *heap are; "?" when memory ran out. */
+static const char *text_value(json_t *v, char *buf, size_t cap, char **heap)
 {
-    char buf[64];
+    *heap = NULL;
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return strdup(json_string_value(v));
+        return json_string_value(v);
     case JSON_INTEGER:
-        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return strdup(buf);
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
     case JSON_REAL:
-        snprintf(buf, sizeof buf, "%g", json_real_value(v));
-        return strdup(buf);
+        snprintf(buf, cap, "%g", json_real_value(v));
+        return buf;
     case JSON_TRUE:
-        return strdup("true");
+        return "true";
     case JSON_FALSE:
-        return strdup("false");
+        return "false";
     case JSON_NULL:
-        return strdup("null");
+        return "null";
     default:
-        return json_dumps(v, JSON_COMPACT);
+        *heap = json_dumps(v, JSON_COMPACT);
+        return *heap != NULL ? *heap : "?";
     }
 }
 
@@ -144,9 +146,9 @@ void base_log(base_log_level_t level, const char *event, const char *fields, ...
             {
                 if (full)
                     break;
-                char *val = text_value(v);
-                n = append_field(line, n, cap, key, val != NULL ? val : "?", &full);
-                free(val);
+                char num[64], *heap;
+                n = append_field(line, n, cap, key, text_value(v, num, sizeof num, &heap), &full);
+                free(heap);
             }
         }
         if (full) {

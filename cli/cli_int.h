@@ -112,19 +112,17 @@ void cli__watch_stop(cli_watch_t *w);
  * Returns: store_open()'s result. Ownership: *out as store_open(). */
 int cli__open_store(const char *cmd, const store_options_t *o, bool create, store_t **out);
 
-/* A secret from a file (a bearer token, a Kubernetes Secret's key): its first line without the
- * line end and surrounding blanks, into buf. Returns: 0; -EINVAL (empty, longer than cap - 1,
- * or not printable ASCII); a negative errno from reading. */
-int cli__read_secret(const char *path, char *buf, size_t cap);
-
-/* The authorization value for calls to a server: "Bearer TOKEN" from token_file (--token-file),
- * or "" without one. Returns: 0, or -EINVAL having printed "fstore CMD: cannot read a token from
- * FILE" (the token itself is never printed). */
+/* The authorization value for calls to a server: "Bearer TOKEN" from token_file (--token-file:
+ * its first line, without blanks around it; printable ASCII), or "" without one. Returns: 0, or
+ * -EINVAL having printed "fstore CMD: cannot read a token from FILE" (the token itself is never
+ * printed). */
 int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap);
 
 /* One call to a running server (`fstore status`, `fstore gc --target`): connects to target,
  * calls method with req and, when auth is not "", its authorization metadata, and closes. On a
  * failure prints "fstore CMD: TARGET: why" (the server's message for a status) on stderr.
+ * It initializes gRPC for the call and shuts it down after (grpc_init()'s count: a caller that
+ * holds gRPC itself keeps it).
  * Returns: 0 with *resp (malloc'd, the caller frees it) and *resp_len; a negative errno. */
 int cli__call(const char *cmd, const char *target, const char *auth, const char *method,
               const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len);

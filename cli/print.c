@@ -82,7 +82,9 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
     return rc;
 }
 
-int cli__read_secret(const char *path, char *buf, size_t cap)
+/* A secret's first line without the line end and blanks around it, into buf. Returns: 0;
+ * -EINVAL (empty, longer than cap - 1, or not printable ASCII); -errno from fopen(). */
+static int read_secret(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -117,7 +119,7 @@ int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)
     if (token_file == NULL || token_file[0] == '\0')
         return 0;
     char tok[512];
-    if (cli__read_secret(token_file, tok, sizeof tok) < 0) {
+    if (read_secret(token_file, tok, sizeof tok) < 0) {
         fprintf(stderr, "fstore %s: cannot read a token from %s\n", cmd, token_file);
         return -EINVAL;
     }

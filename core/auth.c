@@ -75,8 +75,11 @@ static int parse_line(char *line, core_token_t *t, char *why, size_t cap)
 int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap)
 {
     FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return snprintf(why, cap, "%s: %s", path, strerror(errno)), -errno;
+    if (f == NULL) {
+        int e = errno; /* before snprintf, which may change it */
+        snprintf(why, cap, "%s: %s", path, strerror(e));
+        return -e;
+    }
     core_tokens_t *ts = calloc(1, sizeof *ts);
     if (ts == NULL) {
         fclose(f);

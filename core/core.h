@@ -260,14 +260,15 @@ typedef struct core_tokens {
  * sha256sum prints it; SCOPES comma-separated from read, write, admin), '#' comments. The file
  * holds no token.
  * Returns: 0 and *out (free with core_tokens_free()); -EINVAL with why ("path:line: ..."),
- *          -ENOENT/-EACCES (cannot open), -ENOMEM.
+ *          fopen()'s -errno (-ENOENT, -EACCES, ...) with why, -ENOMEM.
  */
 int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap);
 void core_tokens_free(core_tokens_t *ts);
 
 /*
  * Checks a call's credentials (authorization: the "Bearer <token>" header or metadata, or NULL)
- * against ts for the scopes in need; sets ctx->principal to the principal's name. ts NULL (no
+ * against ts for the scopes in need; sets ctx->principal to the principal's name once the token
+ * is known (on -EPERM too: the refusal names who was refused). ts NULL (no
  * tokens file) or need 0 lets everything through. Tokens are compared by hash in constant time;
  * messages name the principal and the scope, never the token.
  * Returns: 0; -ENOKEY (no credentials) or -EKEYREJECTED (an unknown token): UNAUTHENTICATED,

@@ -427,6 +427,15 @@ static int request_context(http_req_t *r)
 
 static enum MHD_Result run_route(http_t *h, http_req_t *r);
 
+/* The answer to a request that arrives while the listener stops: 503, and the connection
+ * closed. */
+static void refuse_stopping(http_req_t *r)
+{
+    core_fail(&r->ctx, -ESHUTDOWN, "the server is stopping: try another node");
+    http__respond_error(r, -ESHUTDOWN);
+    http__header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
 /* Runs the route on a complete request. */
 static enum MHD_Result run(http_t *h, http_req_t *r)
 {
@@ -435,9 +444,7 @@ static enum MHD_Result run(http_t *h, http_req_t *r)
     atomic_fetch_add(&h->running, 1);
     if (atomic_load(&h->stopping)) {
         atomic_fetch_sub(&h->running, 1);
-        core_fail(&r->ctx, -ESHUTDOWN, "the server is stopping: try another node");
-        http__respond_error(r, -ESHUTDOWN);
-        http__header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        refuse_stopping(r);
         return send_response(r);
     }
     enum MHD_Result res = run_route(h, r);
@@ -531,9 +538,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (atomic_load(&h->stopping)) {
             /* Nothing new once stopping: the stop waits for what is in flight to finish. */
-            core_fail(&r->ctx, -ESHUTDOWN, "the server is stopping: try another node");
-            http__respond_error(r, -ESHUTDOWN);
-            http__header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+            refuse_stopping(r);
             r->refused = true;
         } else if (r->route == NULL) {
             http__puts(&r->out, allow != NULL ? "{\"detail\":\"Method Not Allowed\"}"

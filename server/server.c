@@ -478,19 +478,13 @@ static int call_context(server_call_t *c)
             if (authorization != NULL || memchr(v, '\0', n) != NULL)
                 return server__fail(c, -EKEYREJECTED,
                                     "authorization metadata: want one 'Bearer <token>' entry");
-            char *a = base_arena_alloc(&c->arena, n + 1);
-            if (a == NULL)
+            authorization = base_arena_strndup(&c->arena, v, n);
+            if (authorization == NULL)
                 return server__fail(c, -ENOMEM, "out of memory");
-            memcpy(a, v, n);
-            a[n] = '\0';
-            authorization = a;
         } else if (grpc_slice_str_cmp(m->key, "fstore-request-id") == 0) {
-            char *id = base_arena_alloc(&c->arena, n + 1);
-            if (id == NULL)
+            ctx->request_id = base_arena_strndup(&c->arena, v, n);
+            if (ctx->request_id == NULL)
                 return server__fail(c, -ENOMEM, "out of memory");
-            memcpy(id, v, n);
-            id[n] = '\0';
-            ctx->request_id = id;
         }
     }
     /* Who is calling, and may they (the one check every method passes). */

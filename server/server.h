@@ -103,8 +103,9 @@ size_t server_worker_count(const server_options_t *o);
  * Creates the gRPC server in front of core (borrowed: it must outlive the server) and binds the
  * listening address; nothing is served until server_run(). Problems are logged.
  * Returns: 0 and *out; -EADDRINUSE when the address cannot be bound (SO_REUSEPORT is off, so a
- *          port held by another process fails here); -EMFILE when core has too few worker slots;
- *          -ENOMEM; store_reader_new()'s errors.
+ *          port held by another process fails here); -EINVAL when TLS is asked for and its files
+ *          are unreadable or not a valid pair (logged as tls_failed); -EMFILE when core has too
+ *          few worker slots; -ENOMEM; store_reader_new()'s errors.
  * Ownership: *out is the caller's, freed with server_free() after server_run() returns.
  */
 int server_new(core_t *core, const server_options_t *o, server_t **out);

@@ -204,6 +204,8 @@ int server__tls_credentials(const server_options_t *o, server_tls_t **tls,
     grpc_server_credentials *creds =
         opts != NULL ? grpc_ssl_server_credentials_create_with_options(opts) : NULL;
     if (creds == NULL) {
+        base_log(BASE_LOG_ERROR, "tls_failed", "{s:s}", "error",
+                 "gRPC refused the TLS credentials options");
         server__tls_free(t);
         return -EINVAL;
     }

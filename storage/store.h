@@ -119,7 +119,8 @@ int store_applied_catalog(store_t *s, catalog_t **out);
  * Breaking changes that concern only view versions torn down since (their data is gone) count
  * as safe. The store keeps a reference to c (see store_applied_catalog()).
  * Returns: 0; -EPERM when the plan has breaking changes (nothing applied; the plan is in *plan);
- *          -EMFILE (more than STORE_MAX_VIEWS online view versions); -EROFS; -EIO, -ENOMEM.
+ *          -EMFILE (more than STORE_MAX_VIEWS online view versions); -EROFS; -EIO, -ENOMEM;
+ *          -ENOSPC (the disk is full) or -EFBIG (the map at its largest), as store_apply().
  * Ownership: when plan is not NULL it receives the plan (catalog_plan_clear()).
  * Thread safety: reads wait while the change is committed (see the top of this file).
  */
@@ -141,7 +142,7 @@ int store_plan_catalog(store_t *s, const catalog_t *c, catalog_plan_t *plan);
  * name == NULL the whole store's data, catalog and replication position. The recorded catalog
  * still lists a dropped view version until the next store_apply_catalog(), which may then remove
  * or redefine it freely; applying a catalog that has it creates it again, empty.
- * Returns: 0, -ENOENT (no such view version has a database), -EROFS, -EIO. */
+ * Returns: 0, -ENOENT (no such view version has a database), -EROFS, -EIO, -ENOSPC, -EFBIG. */
 int store_teardown(store_t *s, const char *view_name, uint32_t version);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -334,8 +335,8 @@ typedef struct store_bulk store_bulk_t;
 int store_bulk_begin(store_t *s, store_bulk_t **out);
 /* Validates, encodes and streams batches. Returns: 0; -EINVAL / -ENOENT with *res as
  * store_apply() (the failing call adds nothing, earlier calls stay); -ENOMEM; -E2BIG (more than
- * UINT32_MAX rows in one call); or the error that already failed the transaction (-EIO, -ENOSPC,
- * -ENOENT for a view torn down since, -ESHUTDOWN): then nothing will be committed, and
+ * UINT32_MAX rows in one call); or the error that already failed the transaction (-EIO, -EFBIG,
+ * -ENOSPC, -ENOENT for a view torn down since, -ESHUTDOWN): then nothing will be committed, and
  * store_bulk_commit() returns it again. res may be NULL. */
 int store_bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batches,
                    store_apply_result_t *res);
@@ -457,7 +458,8 @@ void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, co
 /*
  * Deletes rows past their view's TTL at now_us, and tombstones whose event time is older than
  * the tombstone retention, in small transactions so writers are not held up (readers never
- * are). Returns: 0 and the number of records deleted in *deleted (may be NULL); -EIO.
+ * are). Returns: 0 and the number of records deleted in *deleted (may be NULL); -EIO, -ENOSPC,
+ * -EFBIG (what earlier transactions deleted stays deleted; *deleted is then not set).
  */
 int store_gc(store_t *s, int64_t now_us, size_t *deleted);
 

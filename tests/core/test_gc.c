@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/core_int.h"
-#include "tests/tmpdir.h"
+#include "tests/storage/helpers.h"
 
 static const char yaml[] = "project: p\n"
                            "entities:\n"
@@ -17,57 +17,42 @@ static const char yaml[] = "project: p\n"
                            "    ttl: 1h\n"
                            "    features: [{name: x, dtype: INT64}]\n";
 
-static char dir[4096];
+static char *dir;
 static core_t *core;
+static catalog_t *cat;
+static const catalog_view_t *fv;
 
 static void put(int64_t id, int64_t ts_us)
 {
-    const catalog_view_t *v = NULL;
-    catalog_t *cat = NULL;
-    cr_assert_eq(store_applied_catalog(core_store(core), &cat), 0);
-    cr_assert_eq(catalog_find_view(cat, "fv", 0, &v), 0);
-    catalog_value_t key = {.type = CATALOG_DTYPE_INT64, .u.i64 = id};
-    catalog_value_t val = {.type = CATALOG_DTYPE_INT64, .u.i64 = id};
-    const catalog_value_t *keys[1] = {&key}, *vals[1] = {&val};
-    uint32_t idx[1] = {0};
-    store_batch_t b = {.view = v,
-                       .op = STORE_OP_UPSERT,
-                       .n_rows = 1,
-                       .keys = keys,
-                       .n_features = 1,
-                       .feature_idx = idx,
-                       .values = vals,
-                       .event_ts_us = &ts_us};
-    store_apply_result_t res;
-    cr_assert_eq(store_apply(core_store(core), &b, 1, 0, &res), 0, "%s", res.error);
-    catalog_unref(cat);
+    cr_assert_eq(th_put(core_store(core), fv, id, 0, th_i64(id), ts_us), 0);
 }
 
 static void setup(void)
 {
-    cr_assert_not_null(test_tmpdir("test-gc", dir, sizeof dir));
-    char path[4200];
+    dir = th_tmpdir();
+    char path[4200], data[4200];
     snprintf(path, sizeof path, "%s/catalog.yaml", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs(yaml, f);
     fclose(f);
-    char data[4200];
-    snprintf(data, sizeof data, "%s/data", dir);
     core_options_t o;
     core_options_init(&o);
     o.data_dir = data;
     o.catalog_path = path;
     o.quiet = true;
     cr_assert_eq(core_open(&o, &core), 0);
+    cr_assert_eq(store_applied_catalog(core_store(core), &cat), 0);
+    fv = th_view(cat, "fv", 0);
 }
 
 static void teardown(void)
 {
+    catalog_unref(cat);
     core_close(core);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    th_rmrf(dir);
+    free(dir);
 }
 
 TestSuite(core_gc, .init = setup, .fini = teardown, .timeout = 60);

@@ -57,6 +57,7 @@ class Server:
         self.log_file = None
         self.log_path = None
         self.client = None
+        self.credentials = None  # grpc channel credentials for a TLS server (test_tls.py)
 
     def command(self):
         cmd = [FSTORE, "serve", "--listen", self.target, "--data-dir", self.data_dir,
@@ -66,6 +67,9 @@ class Server:
         return cmd + self.args
 
     def spawn(self):
+        if self.log_file is not None:  # a start retried on new ports: its log goes too
+            self.log_file.close()
+            os.unlink(self.log_path)
         fd, self.log_path = tempfile.mkstemp(prefix="fstore-e2e-", suffix=".log")
         self.log_file = os.fdopen(fd, "w+b")
         env = dict(os.environ)
@@ -112,7 +116,7 @@ class Server:
                                      % (START_TIMEOUT, self.log()))
             time.sleep(0.05)
         channel = (grpc.secure_channel(self.target, self.credentials)
-                   if getattr(self, "credentials", None) is not None else None)
+                   if self.credentials is not None else None)
         self.client = FeatureStoreClient(self.target, timeout=30.0, channel=channel)
         while True:
             if self.proc.poll() is not None:

@@ -13,10 +13,9 @@ import tempfile
 import time
 import unittest
 
-from harness import FSTORE, Server
+from harness import FSTORE, SOURCE_DIR, Server
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-EXAMPLES = os.path.join(ROOT, "examples")
+EXAMPLES = os.path.join(SOURCE_DIR, "examples")
 DATA = os.path.join(EXAMPLES, "data")
 
 
