@@ -452,10 +452,7 @@ static int send_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t 
             pcols[c] = &cols[c];
         for (size_t r = 0; r < n; r++) {
             google__protobuf__timestamp__init(&ts[r]);
-            int64_t us = b->event_ts_us[start + r];
-            int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-            ts[r].seconds = sec;
-            ts[r].nanos = (int32_t)((us - sec * 1000000) * 1000);
+            codec_ts_split(b->event_ts_us[start + r], &ts[r].seconds, &ts[r].nanos);
             pts[r] = &ts[r];
         }
         char id[80];

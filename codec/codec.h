@@ -68,6 +68,9 @@ int codec_value_from_pb(const Feast__Types__Value *pb, base_arena_t *a, catalog_
 /* The reverse, for catalog defaults and allowed values: *out points into v and the arena.
  * Returns: 0, -ENOMEM. */
 int codec_value_to_pb(const catalog_value_t *v, base_arena_t *a, Feast__Types__Value *out);
+/* Microseconds since the epoch as google.protobuf.Timestamp's seconds and nanos (nanos never
+ * negative: a time before the epoch borrows a second). */
+void codec_ts_split(int64_t us, int64_t *sec, int32_t *nanos);
 
 /*
  * Converts map entries (keys[i] -> vals[i]) into columns. The shape is checked first, by

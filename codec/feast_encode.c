@@ -19,7 +19,7 @@
  *   3 status
  */
 
-static void ts_split(int64_t us, int64_t *sec, int32_t *nanos)
+void codec_ts_split(int64_t us, int64_t *sec, int32_t *nanos)
 {
     int64_t s = us / 1000000;
     int64_t rem = us % 1000000;
@@ -39,7 +39,7 @@ static size_t ts_encode(int64_t us, uint8_t *buf)
 {
     int64_t sec;
     int32_t nanos;
-    ts_split(us, &sec, &nanos);
+    codec_ts_split(us, &sec, &nanos);
     uint8_t *p = buf + 2;
     if (sec != 0) {
         *p++ = BASE_TAG(1, BASE_WT_VARINT);
@@ -59,7 +59,7 @@ static size_t ts_entry_size(int64_t us)
 {
     int64_t sec;
     int32_t nanos;
-    ts_split(us, &sec, &nanos);
+    codec_ts_split(us, &sec, &nanos);
     size_t n = 2;
     if (sec != 0)
         n += 1 + base_varint_size((uint64_t)sec);

@@ -6,6 +6,7 @@ the Kubernetes OpenAPI schema by kubernetes-models (npm, installed into the buil
 tests/deploy/package-lock.json), every pod template is checked against Pod Security's
 "restricted" profile, and the objects are checked for what the deployment story promises.
 Skipped, with a message, where kubectl (or node and npm, for the schema check) is missing."""
+import functools
 import json
 import os
 import shutil
@@ -29,11 +30,18 @@ RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"
                       "persistentVolumeClaim", "projected", "secret"}
 
 
-def render(path):
+@functools.lru_cache(maxsize=None)
+def rendered(path):
+    """kubectl kustomize's output for path, once per run."""
     out = subprocess.run([KUBECTL, "kustomize", os.path.join(ROOT, path)], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return out.stdout
+
+
+def render(path):
+    """The rendered objects of path, parsed afresh: a test may change what it gets."""
+    return [d for d in yaml.safe_load_all(rendered(path)) if d]
 
 
 def find(docs, kind, name):
