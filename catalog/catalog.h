@@ -162,6 +162,8 @@ typedef struct catalog_validation {
                             The whole value must match (as if wrapped in ^(...)$). */
 } catalog_validation_t;
 
+typedef struct catalog_expr catalog_expr_t; /* a compiled expression (on-demand features) */
+
 typedef struct catalog_feature {
     const char *name;
     uint32_t index; /* position within its view version, 0-based, catalog order */
@@ -172,7 +174,13 @@ typedef struct catalog_feature {
     const char *description;
     const catalog_tag_t *tags;
     size_t n_tags;
+    /* On-demand features only (their view's on_demand is set): the expression as written and
+     * compiled; NULL for stored features. */
+    const char *expression;
+    const catalog_expr_t *expr;
 } catalog_feature_t;
+
+struct catalog_on_demand;
 
 typedef struct catalog_view {
     const char *name;
@@ -194,12 +202,77 @@ typedef struct catalog_view {
     const char *lineage_source;         /* "" when absent */
     const char *lineage_transformation; /* "" when absent */
     const char *push_source; /* Feast's push source feeding it (HTTP /push); "" when none */
+    /* An on-demand feature view: nothing stored, every feature computed at read time from its
+     * sources (catalog_on_demand_at()); NULL for a stored view. Its join keys (and entities) are
+     * those of its feature view sources together; it is always online and never written. */
+    const struct catalog_on_demand *on_demand;
 } catalog_view_t;
 
 typedef struct catalog_feature_ref {
     const catalog_view_t *view;
     const catalog_feature_t *feature;
 } catalog_feature_ref_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Request sources and on-demand feature views                                                 */
+
+/* A field a caller sends with a read (Feast's request_context, HTTP's request_context, a Predict
+ * input tensor of the same name). */
+typedef struct catalog_request_field {
+    const char *name;
+    catalog_dtype_t dtype;
+} catalog_request_field_t;
+
+typedef struct catalog_request_source {
+    const char *name;
+    const char *description; /* "" when absent */
+    const catalog_request_field_t *fields;
+    size_t n_fields;
+} catalog_request_source_t;
+
+/* What an on-demand feature reads. */
+typedef enum catalog_input_kind {
+    CATALOG_INPUT_FEATURE = 0,    /* a stored feature of a source view */
+    CATALOG_INPUT_REQUEST = 1,    /* a field of a request source */
+    CATALOG_INPUT_EVENT_TIME = 2, /* the event time of a source view's row (event_time(v)) */
+} catalog_input_kind_t;
+
+typedef struct catalog_input {
+    catalog_input_kind_t kind;
+    const catalog_view_t *view;             /* FEATURE, EVENT_TIME */
+    const catalog_feature_t *feature;       /* FEATURE */
+    const catalog_request_source_t *source; /* REQUEST */
+    const catalog_request_field_t *field;   /* REQUEST */
+} catalog_input_t;
+
+typedef struct catalog_on_demand {
+    const catalog_view_t *const *views; /* feature view sources (stored views), in source order */
+    size_t n_views;
+    const catalog_request_source_t *const *requests; /* request sources, in source order */
+    size_t n_requests;
+    const catalog_input_t *inputs; /* every input any of its features reads, once each */
+    size_t n_inputs;
+} catalog_on_demand_t;
+
+/*
+ * The inputs on-demand feature f reads, as indexes into its view's on_demand->inputs (in
+ * ascending order). f must be an on-demand feature (f->expr != NULL).
+ */
+void catalog_expr_inputs(const catalog_feature_t *f, const uint32_t **idx, size_t *n);
+
+/*
+ * Evaluates on-demand feature f for one row. in[i] is the value of input i of f's view
+ * (on_demand->inputs[i]): a feature's or a request field's value of its declared type, or an
+ * event time as UNIX_TIMESTAMP seconds; CATALOG_DTYPE_NULL for no value. Only the inputs f reads
+ * are looked at. now_us (CLOCK_REALTIME microseconds) is what now() means. The code is flat
+ * (no tree walk, no allocation per node): strings built by lower/upper/concat go into a.
+ * Arithmetic faults (overflow, division by zero, log of a negative, a result that is not finite
+ * from finite inputs, an index out of range) give null, never a signal.
+ * Returns: 0 and *out, of f->dtype or CATALOG_DTYPE_NULL; -ENOMEM.
+ * Ownership: *out borrows from in, the catalog and a.
+ */
+int catalog_expr_eval(const catalog_feature_t *f, const catalog_value_t *in, int64_t now_us,
+                      base_arena_t *a, catalog_value_t *out);
 
 typedef struct catalog_service {
     const char *name;
@@ -301,7 +374,14 @@ const catalog_service_t *catalog_service_at(const catalog_t *c, size_t i);
 size_t catalog_model_count(const catalog_t *c);
 const catalog_model_t *catalog_model_at(const catalog_t *c, size_t i);
 
-/* version 0 = the default version. Returns: 0, -ENOENT. */
+/* On-demand feature views (every version), sorted by name and version; catalog_view_at() lists
+ * stored views only. */
+size_t catalog_on_demand_count(const catalog_t *c);
+const catalog_view_t *catalog_on_demand_at(const catalog_t *c, size_t i);
+size_t catalog_request_source_count(const catalog_t *c);
+const catalog_request_source_t *catalog_request_source_at(const catalog_t *c, size_t i);
+
+/* version 0 = the default version. Stored and on-demand views alike. Returns: 0, -ENOENT. */
 int catalog_find_view(const catalog_t *c, const char *name, uint32_t version,
                       const catalog_view_t **out);
 /*

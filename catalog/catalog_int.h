@@ -94,10 +94,16 @@ struct catalog {
     catalog_model_t *models; /* sorted by (name, version, label) */
     size_t n_models;
 
+    catalog_view_t *odfvs; /* on-demand feature views, sorted by (name, version) */
+    size_t n_odfvs;
+    catalog_request_source_t *requests; /* sorted by name */
+    size_t n_requests;
+
     catalog__index_t ix_entities; /* name */
     catalog__index_t ix_views;    /* "name" (default version) and "name@vN" */
     catalog__index_t ix_features; /* "view@vN:feature" and "view:feature" (default version) */
     catalog__index_t ix_services; /* name */
+    catalog__index_t ix_requests; /* name */
     catalog__index_t ix_models;   /* "name" (highest), "name@vN", "name#label" */
 };
 
@@ -143,6 +149,21 @@ typedef struct catalog__draft_model {
     catalog__pos_t *input_pos; /* per entity input, at its value */
 } catalog__draft_model_t;
 
+typedef struct catalog__draft_request {
+    catalog_request_source_t r;
+    catalog__pos_t pos, name_pos;
+} catalog__draft_request_t;
+
+typedef struct catalog__draft_odfv {
+    catalog_view_t v; /* features carry their expression text; on_demand is filled by resolve */
+    catalog__pos_t pos, name_pos, version_pos, default_pos, sources_pos;
+    bool marked_default;
+    const char **sources;
+    catalog__pos_t *source_pos;
+    size_t n_sources;
+    catalog__pos_t *expr_pos; /* per feature, at its expression */
+} catalog__draft_odfv_t;
+
 typedef struct catalog__draft {
     base_arena_t scratch; /* trees, drafts and positions; freed after resolve */
     const char *first_file;
@@ -156,6 +177,10 @@ typedef struct catalog__draft {
     size_t n_services, cap_services;
     catalog__draft_model_t *models;
     size_t n_models, cap_models;
+    catalog__draft_request_t *requests;
+    size_t n_requests, cap_requests;
+    catalog__draft_odfv_t *odfvs;
+    size_t n_odfvs, cap_odfvs;
 } catalog__draft_t;
 
 /* Cross-object checks and the final snapshot. Returns: 0, -EINVAL (errors added), -ENOMEM. */

@@ -269,6 +269,8 @@ static void validation(buf_t *b, int level, const catalog_feature_t *f)
     }
 }
 
+static void dump_features(buf_t *b, const catalog_view_t *v);
+
 static void dump_view(buf_t *b, const catalog_t *c, size_t i)
 {
     const catalog_view_t *v = &c->views[i];
@@ -304,12 +306,19 @@ static void dump_view(buf_t *b, const catalog_t *c, size_t i)
         str_line(b, 3, "source", v->lineage_source);
         str_line(b, 3, "transformation", v->lineage_transformation);
     }
+    dump_features(b, v);
+}
+
+static void dump_features(buf_t *b, const catalog_view_t *v)
+{
     puts_(b, "    features:\n");
     for (size_t f = 0; f < v->n_features; f++) {
         const catalog_feature_t *ft = &v->features[f];
         puts_(b, "      - name: ");
         qstr(b, ft->name);
         putf(b, "\n        dtype: %s\n", catalog_dtype_name(ft->dtype));
+        if (ft->expression != NULL)
+            str_line(b, 4, "expression", ft->expression);
         if (ft->has_default) {
             puts_(b, "        default: ");
             value(b, &ft->default_value);
@@ -319,6 +328,34 @@ static void dump_view(buf_t *b, const catalog_t *c, size_t i)
         str_line(b, 4, "description", ft->description);
         tags(b, 4, ft->tags, ft->n_tags);
     }
+}
+
+static void dump_odfv(buf_t *b, const catalog_t *c, size_t i)
+{
+    const catalog_view_t *v = &c->odfvs[i];
+    const catalog_on_demand_t *od = v->on_demand;
+    bool highest = i + 1 == c->n_odfvs || strcmp(c->odfvs[i + 1].name, v->name) != 0;
+    puts_(b, "  - name: ");
+    qstr(b, v->name);
+    putf(b, "\n    version: %" PRIu32 "\n", v->version);
+    if (v->is_default && !highest)
+        puts_(b, "    default: true\n");
+    puts_(b, "    sources: [");
+    for (size_t k = 0; k < od->n_views; k++) {
+        if (k > 0)
+            put(b, ", ", 2);
+        putf(b, "\"%s@v%" PRIu32 "\"", od->views[k]->name, od->views[k]->version);
+    }
+    for (size_t k = 0; k < od->n_requests; k++) {
+        if (k > 0 || od->n_views > 0)
+            put(b, ", ", 2);
+        qstr(b, od->requests[k]->name);
+    }
+    puts_(b, "]\n");
+    str_line(b, 2, "description", v->description);
+    str_line(b, 2, "owner", v->owner);
+    tags(b, 2, v->tags, v->n_tags);
+    dump_features(b, v);
 }
 
 static void dump_model(buf_t *b, const catalog_model_t *m)
@@ -377,6 +414,25 @@ int catalog__dump(const catalog_t *c, char **out, size_t *len)
         puts_(&b, "feature_views:\n");
     for (size_t i = 0; i < c->n_views; i++)
         dump_view(&b, c, i);
+    if (c->n_requests > 0)
+        puts_(&b, "request_sources:\n");
+    for (size_t i = 0; i < c->n_requests; i++) {
+        const catalog_request_source_t *r = &c->requests[i];
+        puts_(&b, "  - name: ");
+        qstr(&b, r->name);
+        put(&b, "\n", 1);
+        str_line(&b, 2, "description", r->description);
+        puts_(&b, "    schema:\n");
+        for (size_t f = 0; f < r->n_fields; f++) {
+            puts_(&b, "      - name: ");
+            qstr(&b, r->fields[f].name);
+            putf(&b, "\n        dtype: %s\n", catalog_dtype_name(r->fields[f].dtype));
+        }
+    }
+    if (c->n_odfvs > 0)
+        puts_(&b, "on_demand_feature_views:\n");
+    for (size_t i = 0; i < c->n_odfvs; i++)
+        dump_odfv(&b, c, i);
     if (c->n_services > 0)
         puts_(&b, "feature_services:\n");
     for (size_t i = 0; i < c->n_services; i++) {

@@ -590,8 +590,9 @@ static bool parse_value(loader_t *L, const ynode_t *n, catalog_dtype_t t, const 
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const top_keys[] = {"project", "entities", "feature_views", "feature_services",
-                                       "models"};
+static const char *const top_keys[] = {
+    "project", "entities",        "feature_views",          "feature_services",
+    "models",  "request_sources", "on_demand_feature_views"};
 static const char *const entity_keys[] = {"name", "join_keys", "description", "tags"};
 static const char *const join_key_keys[] = {"name", "type"};
 static const char *const view_keys[] = {"name",   "version", "entities", "ttl",
@@ -600,6 +601,12 @@ static const char *const view_keys[] = {"name",   "version", "entities", "ttl",
 static const char *const lineage_keys[] = {"source", "transformation"};
 static const char *const feature_keys[] = {"name",       "dtype",       "default",
                                            "validation", "description", "tags"};
+static const char *const odfv_feature_keys[] = {"name",        "dtype", "default",   "validation",
+                                                "description", "tags",  "expression"};
+static const char *const request_keys[] = {"name", "description", "schema"};
+static const char *const field_keys[] = {"name", "dtype"};
+static const char *const odfv_keys[] = {"name",    "version",     "sources", "features",
+                                        "default", "description", "owner",   "tags"};
 static const char *const validation_keys[] = {"not_null",       "min",        "max",
                                               "allowed_values", "max_length", "pattern"};
 static const char *const service_keys[] = {"name", "description", "features"};
@@ -724,13 +731,17 @@ static void load_validation(loader_t *L, const ynode_t *map, const char *at, cat
     }
 }
 
-static void load_feature(loader_t *L, const ynode_t *n, const char *at, catalog_feature_t *f)
+static void load_feature(loader_t *L, const ynode_t *n, const char *at, catalog_feature_t *f,
+                         bool on_demand)
 {
     f->validation.max_length = -1;
     f->description = "";
     if (!want(L, n, YN_MAP, at))
         return;
-    check_keys(L, n, at, feature_keys, COUNT(feature_keys));
+    if (on_demand)
+        check_keys(L, n, at, odfv_feature_keys, COUNT(odfv_feature_keys));
+    else
+        check_keys(L, n, at, feature_keys, COUNT(feature_keys));
     req_name(L, n, "name", at, &f->name);
     opt_string(L, n, "description", at, &f->description);
     opt_tags(L, n, at, &f->tags, &f->n_tags);
@@ -946,7 +957,7 @@ static void load_view(loader_t *L, const ynode_t *n, const char *at)
     for (const ynode_t *f = fn->first; f != NULL; f = f->next, i++) {
         const char *fat = path(L, "%s[%zu]", fk, i);
         fs[i].index = (uint32_t)i;
-        load_feature(L, f, fat, &fs[i]);
+        load_feature(L, f, fat, &fs[i], false);
         for (size_t p = 0; fs[i].name != NULL && p < i; p++) {
             if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0) {
                 err(L, get(f, "name"), sub(L, fat, "name"),
@@ -1156,6 +1167,167 @@ static void load_model(loader_t *L, const ynode_t *n, const char *at)
 
 typedef void (*item_fn)(loader_t *L, const ynode_t *n, const char *at);
 
+static void load_request_source(loader_t *L, const ynode_t *n, const char *at)
+{
+    if (!want(L, n, YN_MAP, at))
+        return;
+    check_keys(L, n, at, request_keys, COUNT(request_keys));
+    const char *name;
+    const ynode_t *nn = req_name(L, n, "name", at, &name);
+    if (name == NULL)
+        return;
+    catalog__draft_request_t *dr =
+        push(L, (void **)&L->d.requests, &L->d.n_requests, &L->d.cap_requests, sizeof *dr);
+    if (dr == NULL)
+        return;
+    dr->r.name = name;
+    dr->r.description = "";
+    dr->pos = pos_of(L, n, at);
+    dr->name_pos = pos_of(L, nn, sub(L, at, "name"));
+    opt_string(L, n, "description", at, &dr->r.description);
+    const char *k = sub(L, at, "schema");
+    const ynode_t *sn =
+        required_list(L, n, "schema", k, "a request source needs at least one field");
+    if (sn == NULL)
+        return;
+    catalog_request_field_t *fs = catalog__alloc(&L->c->arena, sn->n * sizeof *fs);
+    if (fs == NULL) {
+        L->nomem = true;
+        return;
+    }
+    size_t i = 0;
+    for (const ynode_t *f = sn->first; f != NULL; f = f->next, i++) {
+        const char *fat = path(L, "%s[%zu]", k, i);
+        if (!want(L, f, YN_MAP, fat))
+            continue;
+        check_keys(L, f, fat, field_keys, COUNT(field_keys));
+        const ynode_t *fnn = req_name(L, f, "name", fat, &fs[i].name);
+        for (size_t p = 0; fnn != NULL && fs[i].name != NULL && p < i; p++) {
+            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0)
+                err(L, fnn, sub(L, fat, "name"), "duplicate field '%s' in request source '%s'",
+                    fs[i].name, name);
+        }
+        const ynode_t *dt = get(f, "dtype");
+        const char *dk = sub(L, fat, "dtype");
+        if (dt == NULL || is_null(dt)) {
+            err(L, dt != NULL ? dt : f, dk, "missing required key 'dtype'");
+            continue;
+        }
+        if (!want(L, dt, YN_SCALAR, dk))
+            continue;
+        if (catalog_dtype_parse(dt->s, &fs[i].dtype) != 0 || fs[i].dtype == CATALOG_DTYPE_NULL) {
+            fs[i].dtype = CATALOG_DTYPE_INVALID;
+            err(L, dt, dk,
+                "unknown dtype '%s'; expected one of BYTES, STRING, INT32, INT64, DOUBLE, FLOAT, "
+                "BOOL, UNIX_TIMESTAMP or a *_LIST form of them",
+                dt->s);
+        }
+    }
+    if (i == sn->n) {
+        dr->r.fields = fs;
+        dr->r.n_fields = sn->n;
+    }
+}
+
+static void load_odfv(loader_t *L, const ynode_t *n, const char *at)
+{
+    if (!want(L, n, YN_MAP, at))
+        return;
+    check_keys(L, n, at, odfv_keys, COUNT(odfv_keys));
+    const char *name;
+    const ynode_t *nn = req_name(L, n, "name", at, &name);
+    if (name == NULL)
+        return;
+    catalog__draft_odfv_t *dv =
+        push(L, (void **)&L->d.odfvs, &L->d.n_odfvs, &L->d.cap_odfvs, sizeof *dv);
+    if (dv == NULL)
+        return;
+    catalog_view_t *v = &dv->v;
+    v->name = name;
+    v->version = 1;
+    v->online = true;
+    v->lineage_source = "";
+    v->lineage_transformation = "";
+    v->push_source = "";
+    dv->pos = pos_of(L, n, at);
+    dv->name_pos = pos_of(L, nn, sub(L, at, "name"));
+    dv->version_pos = dv->name_pos;
+    int64_t x;
+    if (opt_int(L, n, "version", at, 1, CATALOG_MAX_VERSION, &x) > 0) {
+        v->version = (uint32_t)x;
+        dv->version_pos = pos_of(L, get(n, "version"), sub(L, at, "version"));
+    }
+    bool b;
+    if (opt_bool(L, n, "default", at, &b) > 0 && b) {
+        dv->marked_default = true;
+        dv->default_pos = pos_of(L, get(n, "default"), sub(L, at, "default"));
+    }
+    opt_string(L, n, "description", at, &v->description);
+    opt_string(L, n, "owner", at, &v->owner);
+    opt_tags(L, n, at, &v->tags, &v->n_tags);
+
+    const char *sk = sub(L, at, "sources");
+    const ynode_t *sn =
+        required_list(L, n, "sources", sk, "an on-demand feature view needs at least one source");
+    if (sn != NULL) {
+        dv->sources_pos = pos_of(L, sn, sk);
+        dv->sources = catalog__alloc(&L->d.scratch, sn->n * sizeof *dv->sources);
+        dv->source_pos = catalog__alloc(&L->d.scratch, sn->n * sizeof *dv->source_pos);
+        if (dv->sources == NULL || dv->source_pos == NULL) {
+            L->nomem = true;
+            return;
+        }
+        size_t i = 0;
+        for (const ynode_t *e = sn->first; e != NULL; e = e->next, i++) {
+            const char *eat = path(L, "%s[%zu]", sk, i);
+            if (!want(L, e, YN_SCALAR, eat))
+                continue;
+            dv->sources[dv->n_sources] = keep(L, e);
+            dv->source_pos[dv->n_sources++] = pos_of(L, e, eat);
+        }
+    }
+
+    const char *fk = sub(L, at, "features");
+    const ynode_t *fn =
+        required_list(L, n, "features", fk, "an on-demand feature view needs at least one feature");
+    if (fn == NULL)
+        return;
+    catalog_feature_t *fs = catalog__alloc(&L->c->arena, fn->n * sizeof *fs);
+    dv->expr_pos = catalog__alloc(&L->d.scratch, fn->n * sizeof *dv->expr_pos);
+    if (fs == NULL || dv->expr_pos == NULL) {
+        L->nomem = true;
+        return;
+    }
+    size_t i = 0;
+    for (const ynode_t *f = fn->first; f != NULL; f = f->next, i++) {
+        const char *fat = path(L, "%s[%zu]", fk, i);
+        fs[i].index = (uint32_t)i;
+        load_feature(L, f, fat, &fs[i], true);
+        for (size_t p = 0; fs[i].name != NULL && p < i; p++) {
+            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0) {
+                err(L, get(f, "name"), sub(L, fat, "name"),
+                    "duplicate feature '%s' in on-demand feature view '%s'", fs[i].name, name);
+                break;
+            }
+        }
+        if (f->kind != YN_MAP)
+            continue;
+        const ynode_t *en = get(f, "expression");
+        const char *ek = sub(L, fat, "expression");
+        if (en == NULL || is_null(en)) {
+            err(L, en != NULL ? en : f, ek,
+                "missing required key 'expression' (what the feature is computed as)");
+            continue;
+        }
+        if (!want(L, en, YN_SCALAR, ek))
+            continue;
+        fs[i].expression = keep(L, en);
+        dv->expr_pos[i] = pos_of(L, en, ek);
+    }
+    v->features = fs;
+    v->n_features = fn->n;
+}
+
 static void load_list(loader_t *L, const ynode_t *root, const char *key, item_fn fn)
 {
     const ynode_t *v = get(root, key);
@@ -1196,6 +1368,8 @@ static void load_document(loader_t *L, const ynode_t *root)
     load_list(L, root, "feature_views", load_view);
     load_list(L, root, "feature_services", load_service);
     load_list(L, root, "models", load_model);
+    load_list(L, root, "request_sources", load_request_source);
+    load_list(L, root, "on_demand_feature_views", load_odfv);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -255,3 +255,23 @@ int catalog_find_model(const catalog_t *c, const char *name, int64_t version, co
     *out = m;
     return 0;
 }
+
+size_t catalog_on_demand_count(const catalog_t *c)
+{
+    return c->n_odfvs;
+}
+
+const catalog_view_t *catalog_on_demand_at(const catalog_t *c, size_t i)
+{
+    return i < c->n_odfvs ? &c->odfvs[i] : NULL;
+}
+
+size_t catalog_request_source_count(const catalog_t *c)
+{
+    return c->n_requests;
+}
+
+const catalog_request_source_t *catalog_request_source_at(const catalog_t *c, size_t i)
+{
+    return i < c->n_requests ? &c->requests[i] : NULL;
+}

@@ -335,7 +335,8 @@ static void diff_views(planner_t *P, const catalog_t *from, const catalog_t *to)
     char obj[200];
     for (size_t i = 0; i < to->n_views; i++) {
         const catalog_view_t *v = &to->views[i], *old = NULL;
-        if (from != NULL && catalog_find_view(from, v->name, v->version, &old) == 0) {
+        if (from != NULL && catalog_find_view(from, v->name, v->version, &old) == 0 &&
+            old->on_demand == NULL) {
             diff_view(P, old, v);
             continue;
         }
@@ -349,12 +350,135 @@ static void diff_views(planner_t *P, const catalog_t *from, const catalog_t *to)
     }
     for (size_t i = 0; from != NULL && i < from->n_views; i++) {
         const catalog_view_t *v = &from->views[i], *now = NULL;
-        if (catalog_find_view(to, v->name, v->version, &now) == 0)
+        if (catalog_find_view(to, v->name, v->version, &now) == 0 && now->on_demand == NULL)
             continue;
         snprintf(obj, sizeof obj, "feature_view %s@v%" PRIu32, v->name, v->version);
         add(P, CATALOG_CHANGE_REMOVED, true, obj,
             "view version removed: its stored data is dropped; keep it in the catalog until "
             "no reader needs it, then tear it down explicitly");
+    }
+}
+
+static bool sources_eq(const catalog_on_demand_t *a, const catalog_on_demand_t *b)
+{
+    if (a->n_views != b->n_views || a->n_requests != b->n_requests)
+        return false;
+    for (size_t i = 0; i < a->n_views; i++) {
+        if (strcmp(a->views[i]->name, b->views[i]->name) != 0 ||
+            a->views[i]->version != b->views[i]->version)
+            return false;
+    }
+    for (size_t i = 0; i < a->n_requests; i++) {
+        if (strcmp(a->requests[i]->name, b->requests[i]->name) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* On-demand views hold no data, but a version is a contract with its readers: what a version
+ * computes may not change under them (a new version may compute anything). */
+static void diff_odfv(planner_t *P, const catalog_view_t *o, const catalog_view_t *n)
+{
+    char obj[200];
+    snprintf(obj, sizeof obj, "on_demand_feature_view %s@v%" PRIu32, n->name, n->version);
+    if (!sources_eq(o->on_demand, n->on_demand))
+        add(P, CATALOG_CHANGE_CHANGED, true, obj,
+            "sources changed inside an existing version: its readers would get other values; "
+            "add a new version instead");
+    char what[200] = "";
+    if (!str_eq(o->description, n->description))
+        note(what, sizeof what, "description");
+    if (!str_eq(o->owner, n->owner))
+        note(what, sizeof what, "owner");
+    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
+        note(what, sizeof what, "tags");
+    if (o->is_default != n->is_default)
+        note(what, sizeof what,
+             n->is_default ? "now the default version" : "no longer the default version");
+    if (what[0] != '\0')
+        add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);
+    for (size_t i = 0; i < o->n_features; i++) {
+        const catalog_feature_t *f = &o->features[i];
+        const catalog_feature_t *nf = feature_named(n, f->name);
+        char fobj[200];
+        snprintf(fobj, sizeof fobj, "feature %s@v%" PRIu32 ":%s", n->name, n->version, f->name);
+        if (nf == NULL) {
+            add(P, CATALOG_CHANGE_REMOVED, true, fobj,
+                "on-demand feature removed from an existing version: readers of it fail; add a "
+                "new version without it instead");
+        } else if (f->dtype != nf->dtype) {
+            add(P, CATALOG_CHANGE_CHANGED, true, fobj,
+                "dtype changed from %s to %s inside an existing version; add a new version "
+                "instead",
+                catalog_dtype_name(f->dtype), catalog_dtype_name(nf->dtype));
+        } else if (!str_eq(f->expression, nf->expression)) {
+            add(P, CATALOG_CHANGE_CHANGED, true, fobj,
+                "expression changed inside an existing version ('%.80s' -> '%.80s'): readers "
+                "of this version would get other values; add a new version instead",
+                f->expression, nf->expression);
+        } else {
+            diff_feature(P, n, f, nf);
+        }
+    }
+    for (size_t i = 0; i < n->n_features; i++) {
+        const catalog_feature_t *f = &n->features[i];
+        if (feature_named(o, f->name) != NULL)
+            continue;
+        char fobj[200];
+        snprintf(fobj, sizeof fobj, "feature %s@v%" PRIu32 ":%s", n->name, n->version, f->name);
+        add(P, CATALOG_CHANGE_ADDED, false, fobj, "new on-demand %s feature: %.120s",
+            catalog_dtype_name(f->dtype), f->expression);
+    }
+}
+
+static void diff_odfvs(planner_t *P, const catalog_t *from, const catalog_t *to)
+{
+    char obj[200];
+    for (size_t i = 0; i < to->n_odfvs; i++) {
+        const catalog_view_t *v = &to->odfvs[i], *old = NULL;
+        if (from != NULL && catalog_find_view(from, v->name, v->version, &old) == 0 &&
+            old->on_demand != NULL) {
+            diff_odfv(P, old, v);
+            continue;
+        }
+        snprintf(obj, sizeof obj, "on_demand_feature_view %s@v%" PRIu32, v->name, v->version);
+        add(P, CATALOG_CHANGE_ADDED, false, obj, "new on-demand feature view with %zu feature%s",
+            v->n_features, v->n_features == 1 ? "" : "s");
+    }
+    for (size_t i = 0; from != NULL && i < from->n_odfvs; i++) {
+        const catalog_view_t *v = &from->odfvs[i], *now = NULL;
+        if (catalog_find_view(to, v->name, v->version, &now) == 0 && now->on_demand != NULL)
+            continue;
+        snprintf(obj, sizeof obj, "on_demand_feature_view %s@v%" PRIu32, v->name, v->version);
+        add(P, CATALOG_CHANGE_REMOVED, true, obj,
+            "on-demand view version removed: callers requesting it get NOT_FOUND");
+    }
+    for (size_t i = 0; from != NULL && i < from->n_requests; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < to->n_requests && !kept; j++)
+            kept = strcmp(to->requests[j].name, from->requests[i].name) == 0;
+        if (!kept) {
+            snprintf(obj, sizeof obj, "request_source %s", from->requests[i].name);
+            add(P, CATALOG_CHANGE_REMOVED, false, obj, "request source removed");
+        }
+    }
+    for (size_t i = 0; i < to->n_requests; i++) {
+        const catalog_request_source_t *r = &to->requests[i], *o = NULL;
+        for (size_t j = 0; from != NULL && j < from->n_requests && o == NULL; j++)
+            o = strcmp(from->requests[j].name, r->name) == 0 ? &from->requests[j] : NULL;
+        snprintf(obj, sizeof obj, "request_source %s", r->name);
+        if (o == NULL) {
+            add(P, CATALOG_CHANGE_ADDED, false, obj, "new request source with %zu field%s",
+                r->n_fields, r->n_fields == 1 ? "" : "s");
+            continue;
+        }
+        bool same = o->n_fields == r->n_fields;
+        for (size_t k = 0; same && k < r->n_fields; k++)
+            same = strcmp(o->fields[k].name, r->fields[k].name) == 0 &&
+                   o->fields[k].dtype == r->fields[k].dtype;
+        if (!same)
+            add(P, CATALOG_CHANGE_CHANGED, false, obj,
+                "schema changed: callers send the new fields from their next request");
     }
 }
 
@@ -493,6 +617,7 @@ int catalog_plan(const catalog_t *from, const catalog_t *to, catalog_plan_t *out
             from->project, to->project);
     diff_entities(&P, from, to);
     diff_views(&P, from, to);
+    diff_odfvs(&P, from, to);
     diff_services(&P, from, to);
     diff_models(&P, from, to);
     if (P.nomem) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "catalog/catalog_int.h"
+#include "catalog/expr_int.h"
 
 /*
  * Resolution runs in dependency order (entities, views, services, models) and keeps going past
@@ -284,16 +285,312 @@ static void resolve_views(resolver_t *R)
         i = j;
     }
 
-    size_t n_feat = 0;
+    /* On-demand views join the same indexes (resolve_odfvs()). */
+    size_t n_feat = 0, n_all = m + d->n_odfvs;
     for (size_t i = 0; i < m; i++)
         n_feat += c->views[i].n_features;
-    if (catalog__index_init(&c->arena, &c->ix_views, 2 * m) != 0 ||
+    for (size_t i = 0; i < d->n_odfvs; i++)
+        n_feat += d->odfvs[i].v.n_features;
+    if (catalog__index_init(&c->arena, &c->ix_views, 2 * n_all) != 0 ||
         catalog__index_init(&c->arena, &c->ix_features, 2 * n_feat) != 0) {
         R->nomem = true;
         return;
     }
     for (size_t i = 0; i < m; i++) {
         const catalog_view_t *v = &c->views[i];
+        put(&c->ix_views, keyf(R, "%s@v%" PRIu32, v->name, v->version), v);
+        if (v->is_default)
+            put(&c->ix_views, v->name, v);
+        for (size_t f = 0; f < v->n_features; f++) {
+            if (v->features[f].name == NULL)
+                continue;
+            put(&c->ix_features,
+                keyf(R, "%s@v%" PRIu32 ":%s", v->name, v->version, v->features[f].name),
+                &v->features[f]);
+            if (v->is_default)
+                put(&c->ix_features, keyf(R, "%s:%s", v->name, v->features[f].name),
+                    &v->features[f]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Request sources and on-demand feature views                                                 */
+
+static int cmp_request(const void *a, const void *b)
+{
+    return strcmp(((const catalog_request_source_t *)a)->name,
+                  ((const catalog_request_source_t *)b)->name);
+}
+
+static void resolve_requests(resolver_t *R)
+{
+    catalog__draft_t *d = R->d;
+    catalog_t *c = R->c;
+    catalog__index_t seen = {0};
+    c->requests = alloc(R, &c->arena, (d->n_requests + 1) * sizeof *c->requests);
+    if (c->requests == NULL || catalog__index_init(&d->scratch, &seen, d->n_requests) != 0) {
+        R->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < d->n_requests; i++) {
+        catalog__draft_request_t *dr = &d->requests[i];
+        const catalog__draft_request_t *first = lookup(&seen, dr->r.name);
+        if (first != NULL) {
+            err_at(R, &dr->name_pos, "duplicate request source '%s' (first defined at %s:%d)",
+                   dr->r.name, first->name_pos.file, first->name_pos.line);
+            continue;
+        }
+        put(&seen, dr->r.name, dr);
+        c->requests[c->n_requests++] = dr->r;
+    }
+    qsort(c->requests, c->n_requests, sizeof *c->requests, cmp_request);
+    if (catalog__index_init(&c->arena, &c->ix_requests, c->n_requests) != 0) {
+        R->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < c->n_requests; i++)
+        put(&c->ix_requests, c->requests[i].name, &c->requests[i]);
+}
+
+static int cmp_draft_odfv(const void *a, const void *b)
+{
+    const catalog__draft_odfv_t *x = *(const catalog__draft_odfv_t *const *)a;
+    const catalog__draft_odfv_t *y = *(const catalog__draft_odfv_t *const *)b;
+    int r = strcmp(x->v.name, y->v.name);
+    if (r != 0)
+        return r;
+    return x->v.version < y->v.version ? -1 : x->v.version > y->v.version;
+}
+
+typedef struct expr_err_ctx {
+    resolver_t *R;
+    const catalog__pos_t *pos;
+} expr_err_ctx_t;
+
+static void expr_err(void *arg, size_t col, const char *msg)
+{
+    expr_err_ctx_t *x = arg;
+    err_at(x->R, x->pos, "column %zu of the expression: %s", col, msg);
+}
+
+/* The join keys of an on-demand view: its feature view sources' together, each name once. */
+static void odfv_keys(resolver_t *R, catalog__draft_odfv_t *dv, catalog_view_t *v,
+                      const catalog_view_t *const *views, size_t n_views)
+{
+    catalog_t *c = R->c;
+    size_t n_keys = 0, n_ents = 0;
+    for (size_t i = 0; i < n_views; i++) {
+        n_keys += views[i]->n_join_keys;
+        n_ents += views[i]->n_entities;
+    }
+    catalog_join_key_t *keys = alloc(R, &c->arena, (n_keys + 1) * sizeof *keys);
+    const catalog_entity_t **ents = alloc(R, &c->arena, (n_ents + 1) * sizeof *ents);
+    if (keys == NULL || ents == NULL)
+        return;
+    size_t nk = 0, ne = 0;
+    for (size_t i = 0; i < n_views; i++) {
+        for (size_t e = 0; e < views[i]->n_entities; e++) {
+            bool have = false;
+            for (size_t j = 0; j < ne && !have; j++)
+                have = ents[j] == views[i]->entities[e];
+            if (!have)
+                ents[ne++] = views[i]->entities[e];
+        }
+        for (size_t k = 0; k < views[i]->n_join_keys; k++) {
+            const catalog_join_key_t *jk = &views[i]->join_keys[k];
+            bool have = false;
+            for (size_t j = 0; j < nk && !have; j++) {
+                if (strcmp(keys[j].name, jk->name) != 0)
+                    continue;
+                have = true;
+                if (keys[j].dtype != jk->dtype)
+                    err_at(R, &dv->sources_pos,
+                           "entity type mismatch: join key '%s' is %s in one source and %s in "
+                           "feature view '%s@v%" PRIu32 "'",
+                           jk->name, catalog_dtype_name(keys[j].dtype),
+                           catalog_dtype_name(jk->dtype), views[i]->name, views[i]->version);
+            }
+            if (!have)
+                keys[nk++] = *jk;
+        }
+    }
+    v->join_keys = keys;
+    v->n_join_keys = nk;
+    v->entities = ents;
+    v->n_entities = ne;
+}
+
+/* Resolves one on-demand view's sources and compiles its features into v. */
+static void resolve_odfv(resolver_t *R, catalog__draft_odfv_t *dv, catalog_view_t *v)
+{
+    catalog__draft_t *d = R->d;
+    catalog_t *c = R->c;
+    size_t n = dv->n_sources;
+    catalog__scope_src_t *srcs = alloc(R, &d->scratch, (n + 1) * sizeof *srcs);
+    const catalog_view_t **views = alloc(R, &c->arena, (n + 1) * sizeof *views);
+    const catalog_request_source_t **reqs = alloc(R, &c->arena, (n + 1) * sizeof *reqs);
+    catalog_on_demand_t *od = alloc(R, &c->arena, sizeof *od);
+    if (srcs == NULL || views == NULL || reqs == NULL || od == NULL)
+        return;
+    size_t ns = 0, nv = 0, nr = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        const char *ref = dv->sources[i];
+        const catalog__pos_t *pos = &dv->source_pos[i];
+        const char *name = NULL;
+        size_t name_len = 0;
+        uint32_t version = 0;
+        if (catalog__parse_view_ref(ref, strlen(ref), &name, &name_len, &version) != 0) {
+            err_at(R, pos,
+                   "malformed source '%s': expected a feature view (name or name@vN) or "
+                   "a request source",
+                   ref);
+            ok = false;
+            continue;
+        }
+        char nm[CATALOG_MAX_NAME + 1];
+        snprintf(nm, sizeof nm, "%.*s", (int)name_len, name);
+        const catalog_view_t *sv = lookup(&c->ix_views, ref);
+        const catalog_request_source_t *rq = version == 0 ? lookup(&c->ix_requests, ref) : NULL;
+        if (sv != NULL && sv->on_demand != NULL)
+            sv = NULL;
+        if (sv == NULL && rq == NULL) {
+            const catalog_view_t *odv = NULL;
+            for (size_t j = 0; j < d->n_odfvs && odv == NULL; j++)
+                odv = strcmp(d->odfvs[j].v.name, nm) == 0 ? &d->odfvs[j].v : NULL;
+            if (odv != NULL)
+                err_at(R, pos,
+                       "source '%s' is an on-demand feature view: sources are stored feature "
+                       "views and request sources",
+                       ref);
+            else
+                err_at(R, pos, "unknown source '%s': no feature view or request source has it",
+                       ref);
+            ok = false;
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < ns && !dup; j++)
+            dup = strcmp(srcs[j].name, nm) == 0;
+        if (dup) {
+            err_at(R, pos, "source '%s' is listed twice (expressions name sources without @vN)",
+                   nm);
+            ok = false;
+            continue;
+        }
+        srcs[ns].name = sv != NULL ? sv->name : rq->name;
+        srcs[ns].view = sv;
+        srcs[ns].req = rq;
+        ns++;
+        if (sv != NULL)
+            views[nv++] = sv;
+        else
+            reqs[nr++] = rq;
+    }
+    od->views = views;
+    od->n_views = nv;
+    od->requests = reqs;
+    od->n_requests = nr;
+    v->on_demand = od;
+    odfv_keys(R, dv, v, views, nv);
+    if (!ok)
+        return; /* expressions would only repeat what is said above */
+
+    catalog__scope_t scope = {.srcs = srcs, .n_srcs = ns, .scratch = &d->scratch};
+    catalog_feature_t *fs = (catalog_feature_t *)v->features;
+    for (size_t i = 0; i < v->n_features; i++) {
+        if (fs[i].expression == NULL || fs[i].dtype == CATALOG_DTYPE_INVALID)
+            continue;
+        expr_err_ctx_t x = {R, &dv->expr_pos[i]};
+        int rc = catalog__expr_compile(&c->arena, fs[i].expression, &scope, fs[i].dtype, expr_err,
+                                       &x, &fs[i].expr);
+        if (rc == -ENOMEM)
+            R->nomem = true;
+    }
+    catalog_input_t *inputs = alloc(R, &c->arena, (scope.n_inputs + 1) * sizeof *inputs);
+    if (inputs == NULL)
+        return;
+    if (scope.n_inputs > 0)
+        memcpy(inputs, scope.inputs, scope.n_inputs * sizeof *inputs);
+    od->inputs = inputs;
+    od->n_inputs = scope.n_inputs;
+}
+
+static void resolve_odfvs(resolver_t *R)
+{
+    catalog__draft_t *d = R->d;
+    catalog_t *c = R->c;
+    size_t n = d->n_odfvs;
+    catalog__draft_odfv_t **order = alloc(R, &d->scratch, (n + 1) * sizeof *order);
+    catalog__index_t seen = {0};
+    if (order == NULL || catalog__index_init(&d->scratch, &seen, n) != 0) {
+        R->nomem = true;
+        return;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        catalog__draft_odfv_t *dv = &d->odfvs[i];
+        const char *key = keyf(R, "%s@v%" PRIu32, dv->v.name, dv->v.version);
+        const catalog__draft_odfv_t *first = lookup(&seen, key);
+        if (first != NULL) {
+            err_at(R, &dv->version_pos,
+                   "duplicate on-demand feature view '%s' version %" PRIu32
+                   " (first defined at %s:%d)",
+                   dv->v.name, dv->v.version, first->name_pos.file, first->name_pos.line);
+            continue;
+        }
+        if (lookup(&c->ix_views, dv->v.name) != NULL) {
+            err_at(R, &dv->name_pos,
+                   "on-demand feature view '%s' has the name of a feature view: the two share "
+                   "references (view:feature), so names must differ",
+                   dv->v.name);
+            continue;
+        }
+        put(&seen, key, dv);
+        order[m++] = dv;
+    }
+    qsort(order, m, sizeof *order, cmp_draft_odfv);
+    c->odfvs = alloc(R, &c->arena, (m + 1) * sizeof *c->odfvs);
+    if (c->odfvs == NULL)
+        return;
+    c->n_odfvs = m;
+    for (size_t i = 0; i < m; i++) {
+        catalog_view_t *v = &c->odfvs[i];
+        *v = order[i]->v;
+        v->id = (uint32_t)(c->n_views + i);
+        if (v->description == NULL)
+            v->description = "";
+        if (v->owner == NULL)
+            v->owner = "";
+    }
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        const catalog__draft_odfv_t *marked = NULL;
+        while (j < m && strcmp(c->odfvs[j].name, c->odfvs[i].name) == 0) {
+            if (order[j]->marked_default) {
+                if (marked != NULL)
+                    err_at(R, &order[j]->default_pos,
+                           "more than one version of on-demand feature view '%s' is marked "
+                           "default: true",
+                           c->odfvs[j].name);
+                else
+                    marked = order[j];
+            }
+            j++;
+        }
+        size_t def = j - 1;
+        for (size_t k = i; k < j && marked != NULL; k++) {
+            if (order[k] == marked)
+                def = k;
+        }
+        c->odfvs[def].is_default = true;
+        i = j;
+    }
+    for (size_t i = 0; i < m && !R->nomem; i++)
+        resolve_odfv(R, order[i], &c->odfvs[i]);
+    for (size_t i = 0; i < m; i++) {
+        const catalog_view_t *v = &c->odfvs[i];
         put(&c->ix_views, keyf(R, "%s@v%" PRIu32, v->name, v->version), v);
         if (v->is_default)
             put(&c->ix_views, v->name, v);
@@ -658,6 +955,10 @@ int catalog__resolve(catalog_t *c, catalog__draft_t *d, catalog_errors_t *errs)
     resolve_entities(&R);
     if (!R.nomem)
         resolve_views(&R);
+    if (!R.nomem)
+        resolve_requests(&R);
+    if (!R.nomem)
+        resolve_odfvs(&R);
     if (!R.nomem)
         resolve_services(&R);
     if (!R.nomem)

@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
     fprintf(
         f, "usage: fstore get --data-dir DIR (--features REFS | --feature-service NAME)\n"
-           "                  [--entity KEY=VALUE[,KEY=VALUE...]]... [--json]\n"
+           "                  [--entity KEY=VALUE[,KEY=VALUE...]]... [--request FIELD=VALUE,...]\n"
+           "                  [--json]\n"
            "\n"
            "Reads features of one or more entities from DIR with the catalog applied there,\n"
            "and prints one line per (entity, feature): value, status (PRESENT, NULL_VALUE,\n"
@@ -29,7 +30,9 @@ static void usage(FILE *f)
            "Each --entity is one entity (one row): KEY=VALUE pairs separated by commas give\n"
            "every join key the requested views need, e.g. --entity driver_id=1001 or\n"
            "--entity driver_id=1001,city=Paris. Repeat --entity for more entities. Values\n"
-           "cannot contain commas. Entityless views need no --entity.\n"
+           "cannot contain commas. Entityless views need no --entity. On-demand features that\n"
+           "read request data get it from --request, the same for every entity, e.g.\n"
+           "--request val_to_add=1000,val_to_add_2=0.\n"
            "\n"
            "flags:\n"
            "  -d, --data-dir DIR           data directory (env FSTORE_DATA_DIR)\n"
@@ -37,6 +40,7 @@ static void usage(FILE *f)
            "                               view:* for every feature of a view; repeatable\n"
            "  -s, --feature-service NAME   every feature of a feature service\n"
            "  -e, --entity PAIRS           one entity's join keys (see above); repeatable\n"
+           "  -r, --request PAIRS          request data of on-demand features (see above)\n"
            "      --json                   print JSON: {\"rows\":[{\"entity\":{...},\"features\":\n"
            "                               {REF:{\"value\",\"status\",\"event_timestamp\"}}}]}\n"
            "  -h, --help                   this help\n"
@@ -196,6 +200,47 @@ static int entity_columns(const core_resolved_t *res, const entity_t *e, catalog
     return 0;
 }
 
+/* --request's pairs as one row of columns typed by the catalog's request fields of that name
+ * (a field no source has is kept as text: the read then names what it is missing). Returns: 0,
+ * or -EINVAL with a message in err. */
+static int request_columns(const catalog_t *cat, const entity_t *e, base_arena_t *a,
+                           catalog_value_t *vals, const catalog_value_t **ptrs, const char **names,
+                           core_columns_t *cols, char *err, size_t cap)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        catalog_dtype_t t = CATALOG_DTYPE_STRING;
+        for (size_t r = 0; r < catalog_request_source_count(cat); r++) {
+            const catalog_request_source_t *rs = catalog_request_source_at(cat, r);
+            for (size_t f = 0; f < rs->n_fields; f++) {
+                if (strcmp(rs->fields[f].name, e->pairs[i].key) == 0)
+                    t = rs->fields[f].dtype;
+            }
+        }
+        json_t *j = json_string(e->pairs[i].value);
+        char why[160];
+        int rc = j == NULL ? -ENOMEM
+                           : catalog_value_from_json(j, t, CATALOG_JSON_TEXT, a, &vals[i], why,
+                                                     sizeof why);
+        if (rc == 0 && vals[i].type == CATALOG_DTYPE_STRING) {
+            /* the bytes live in j: copy them out before it goes */
+            const char *copy =
+                base_arena_strndup(a, (const char *)vals[i].u.bytes.data, vals[i].u.bytes.len);
+            rc = copy == NULL ? -ENOMEM : 0;
+            vals[i].u.bytes.data = (const uint8_t *)copy;
+        }
+        json_decref(j);
+        if (rc < 0) {
+            snprintf(err, cap, "request field %s: %s", e->pairs[i].key,
+                     rc == -ENOMEM ? "out of memory" : why);
+            return rc;
+        }
+        names[i] = e->pairs[i].key;
+        ptrs[i] = &vals[i];
+    }
+    *cols = (core_columns_t){.n_cols = e->n, .n_rows = 1, .names = names, .cols = ptrs};
+    return 0;
+}
+
 /* "view:feature", or "view@vN:feature" for a version that is not the default. */
 static void ref_name(const catalog_feature_ref_t *r, char *buf, size_t cap)
 {
@@ -261,6 +306,7 @@ typedef struct opts {
     const char *service;
     const char *entities[MAX_ENTITIES];
     cli_list_t entity_list;
+    const char *request;
     bool json;
 } opts_t;
 
@@ -439,6 +485,8 @@ static int run(opts_t *o)
      * clients; asked for by name here, it is an error that says so. */
     for (size_t g = 0; g < res->groups.n_groups; g++) {
         const catalog_view_t *v = res->groups.groups[g].view;
+        if (v->on_demand != NULL)
+            continue; /* nothing stored: computed from its sources */
         size_t n_rows = 0;
         rc = store_count_rows(core_store(core), v, &n_rows);
         if (rc < 0) {
@@ -458,6 +506,25 @@ static int run(opts_t *o)
     }
     if (n_ents == 0)
         n_ents = 1; /* entityless views: one row without keys */
+    entity_t req_pairs = {.n = 0};
+    catalog_value_t req_vals[MAX_PAIRS];
+    const catalog_value_t *req_ptrs[MAX_PAIRS];
+    const char *req_names[MAX_PAIRS];
+    core_columns_t request = {0};
+    if (o->request != NULL) {
+        char *text = base_arena_strndup(&arena, o->request, strlen(o->request));
+        char err[256];
+        if (text == NULL || parse_entity(text, &req_pairs) != 0) {
+            fprintf(stderr, "fstore get: --request wants FIELD=VALUE[,FIELD=VALUE...]\n");
+            status = 2;
+            goto out;
+        }
+        if (request_columns(ctx.catalog, &req_pairs, &arena, req_vals, req_ptrs, req_names,
+                            &request, err, sizeof err) < 0) {
+            fprintf(stderr, "fstore get: %s\n", err);
+            goto out;
+        }
+    }
 
     const char *header[N_COLS] = {"ENTITY", "FEATURE", "VALUE", "STATUS", "EVENT_TIMESTAMP"};
     if (table_add(&table, header) < 0) {
@@ -476,7 +543,7 @@ static int run(opts_t *o)
             goto out;
         }
         core_cell_t *cells = NULL;
-        rc = core_read_begin(&ctx, res, &cols, true, &cells);
+        rc = core_read_begin(&ctx, res, &cols, &request, true, &cells);
         if (rc < 0) {
             fprintf(stderr, "fstore get: entity %s: %s\n", etext, ctx.msg);
             goto out;
@@ -523,6 +590,7 @@ int cli_get(int argc, char **argv)
         {"features", 'f', CLI_LIST, &o.feature_list, 0},
         {"feature-service", 's', CLI_STRING, &o.service, 0},
         {"entity", 'e', CLI_LIST, &o.entity_list, 0},
+        {"request", 'r', CLI_STRING, &o.request, 0},
         {"json", 0, CLI_FLAG, &o.json, 0},
     };
     const cli_cmd_t cmd = {"get", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};

@@ -1420,6 +1420,13 @@ int cli_ingest(int argc, char **argv)
                 help);
         goto out;
     }
+    if (g.v->on_demand != NULL) {
+        fprintf(stderr,
+                "fstore ingest: '%s' is an on-demand feature view: its features are computed at "
+                "read time; load its sources instead\n",
+                view);
+        goto out;
+    }
     char view_ref[CATALOG_MAX_NAME + 16];
     snprintf(view_ref, sizeof view_ref, "%s@v%u", g.v->name, (unsigned)g.v->version);
     g.view_ref = view_ref;

@@ -57,18 +57,25 @@ int cli_validate(int argc, char **argv)
             n_views++;
         n_features += v->n_features;
     }
+    size_t n_on_demand = 0;
+    for (size_t i = 0; i < catalog_on_demand_count(c); i++)
+        n_on_demand += catalog_on_demand_at(c, i)->n_features;
     if (json) {
         cli__print_json(json_pack(
-            "{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "project", catalog_project(c),
-            "digest", catalog_digest(c), "entities", (json_int_t)catalog_entity_count(c),
-            "feature_views", (json_int_t)n_views, "versions", (json_int_t)catalog_view_count(c),
-            "features", (json_int_t)n_features, "services", (json_int_t)catalog_service_count(c),
-            "models", (json_int_t)catalog_model_count(c)));
+            "{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "project",
+            catalog_project(c), "digest", catalog_digest(c), "entities",
+            (json_int_t)catalog_entity_count(c), "feature_views", (json_int_t)n_views, "versions",
+            (json_int_t)catalog_view_count(c), "features", (json_int_t)n_features,
+            "on_demand_features", (json_int_t)n_on_demand, "services",
+            (json_int_t)catalog_service_count(c), "models", (json_int_t)catalog_model_count(c)));
     } else {
+        char od[64] = "";
+        if (n_on_demand > 0)
+            snprintf(od, sizeof od, ", %zu on-demand features", n_on_demand);
         printf("catalog ok: project %s, %zu entities, %zu feature views (%zu versions), %zu "
-               "features, %zu services, %zu models\n",
+               "features%s, %zu services, %zu models\n",
                catalog_project(c), catalog_entity_count(c), n_views, catalog_view_count(c),
-               n_features, catalog_service_count(c), catalog_model_count(c));
+               n_features, od, catalog_service_count(c), catalog_model_count(c));
     }
     catalog_unref(c);
     return 0;

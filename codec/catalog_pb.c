@@ -72,6 +72,7 @@ static int feature(base_arena_t *a, const catalog_feature_t *f, Fstore__V1__Cata
     if (tags(a, f->tags, f->n_tags, &m->tags, &m->n_tags) < 0)
         return -ENOMEM;
     m->has_default = f->has_default;
+    m->expression = s_(f->expression);
     if (f->has_default) {
         NEW(a, Feast__Types__Value, feast__types__value__init, m->default_value);
         if (codec_value_to_pb(&f->default_value, a, m->default_value) < 0)
@@ -127,6 +128,23 @@ static int view(base_arena_t *a, const catalog_view_t *v, Fstore__V1__CatalogFea
     m->lineage_source = s_(v->lineage_source);
     m->lineage_transformation = s_(v->lineage_transformation);
     m->push_source = s_(v->push_source);
+    const catalog_on_demand_t *od = v->on_demand;
+    if (od != NULL) {
+        m->on_demand = true;
+        size_t n = od->n_views + od->n_requests;
+        ARRAY(a, n, m->sources);
+        for (size_t i = 0; i < od->n_views; i++) {
+            char buf[CATALOG_MAX_NAME + 16];
+            int len = snprintf(buf, sizeof buf, "%s@v%u", od->views[i]->name,
+                               (unsigned)od->views[i]->version);
+            m->sources[i] = base_arena_strndup(a, buf, (size_t)len);
+            if (m->sources[i] == NULL)
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < od->n_requests; i++)
+            m->sources[od->n_views + i] = s_(od->requests[i]->name);
+        m->n_sources = n;
+    }
     *out = m;
     return 0;
 }
@@ -207,6 +225,33 @@ int codec_catalog_to_pb(const catalog_t *cat, base_arena_t *a, Fstore__V1__GetCa
             return -ENOMEM;
     }
     out->n_feature_views = n;
+    n = catalog_on_demand_count(cat);
+    ARRAY(a, n, out->on_demand_feature_views);
+    for (size_t i = 0; i < n; i++) {
+        if (view(a, catalog_on_demand_at(cat, i), &out->on_demand_feature_views[i]) < 0)
+            return -ENOMEM;
+    }
+    out->n_on_demand_feature_views = n;
+    n = catalog_request_source_count(cat);
+    ARRAY(a, n, out->request_sources);
+    for (size_t i = 0; i < n; i++) {
+        const catalog_request_source_t *rs = catalog_request_source_at(cat, i);
+        Fstore__V1__CatalogRequestSource *m;
+        NEW(a, Fstore__V1__CatalogRequestSource, fstore__v1__catalog_request_source__init, m);
+        m->name = s_(rs->name);
+        m->description = s_(rs->description);
+        ARRAY(a, rs->n_fields, m->fields);
+        for (size_t f = 0; f < rs->n_fields; f++) {
+            Fstore__V1__CatalogRequestField *fm;
+            NEW(a, Fstore__V1__CatalogRequestField, fstore__v1__catalog_request_field__init, fm);
+            fm->name = s_(rs->fields[f].name);
+            fm->dtype = (Feast__Types__ValueType__Enum)rs->fields[f].dtype;
+            m->fields[f] = fm;
+        }
+        m->n_fields = rs->n_fields;
+        out->request_sources[i] = m;
+    }
+    out->n_request_sources = n;
     n = catalog_service_count(cat);
     ARRAY(a, n, out->feature_services);
     for (size_t i = 0; i < n; i++) {

@@ -190,6 +190,14 @@ Tensorflow__DataType codec_tensor_dtype(catalog_dtype_t t);
  */
 int codec_tensor_to_keys(const Tensorflow__TensorProto *t, catalog_dtype_t want, base_arena_t *a,
                          catalog_value_t **vals, size_t *batch, char *why, size_t why_cap);
+/*
+ * Reads a request-data input tensor (a request source's field sent to Predict) as its own type
+ * says: DT_INT64/DT_INT32 as INT64, DT_FLOAT, DT_DOUBLE, DT_BOOL, DT_STRING as STRING; shape
+ * [batch] or [batch, 1], typed values or tensor_content. The core converts them to the field's
+ * type. Returns: as codec_tensor_to_keys().
+ */
+int codec_tensor_to_values(const Tensorflow__TensorProto *t, base_arena_t *a,
+                           catalog_value_t **vals, size_t *batch, char *why, size_t why_cap);
 
 /* A core tensor as a TensorProto: dtype, shape and the typed field; numeric arrays are shared
  * with t, bools and strings copied into the arena. Returns: 0, -ENOMEM. */

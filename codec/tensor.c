@@ -178,6 +178,78 @@ int codec_tensor_to_keys(const Tensorflow__TensorProto *t, catalog_dtype_t want,
     return 0;
 }
 
+/* Request data: a scalar tensor of any numeric, bool or string type, read as its type says. */
+int codec_tensor_to_values(const Tensorflow__TensorProto *t, base_arena_t *a,
+                           catalog_value_t **vals, size_t *batch, char *why, size_t why_cap)
+{
+    size_t n = 0;
+    int rc = batch_of(t, &n, why, why_cap);
+    if (rc < 0)
+        return rc;
+    if (t->dtype == TENSORFLOW__DATA_TYPE__DT_INT64 ||
+        t->dtype == TENSORFLOW__DATA_TYPE__DT_INT32 || t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING)
+        return codec_tensor_to_keys(t,
+                                    t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING
+                                        ? CATALOG_DTYPE_STRING
+                                        : CATALOG_DTYPE_INT64,
+                                    a, vals, batch, why, why_cap);
+    size_t width, have;
+    catalog_dtype_t type;
+    switch (t->dtype) {
+    case TENSORFLOW__DATA_TYPE__DT_FLOAT:
+        width = 4, have = t->n_float_val, type = CATALOG_DTYPE_FLOAT;
+        break;
+    case TENSORFLOW__DATA_TYPE__DT_DOUBLE:
+        width = 8, have = t->n_double_val, type = CATALOG_DTYPE_DOUBLE;
+        break;
+    case TENSORFLOW__DATA_TYPE__DT_BOOL:
+        width = 1, have = t->n_bool_val, type = CATALOG_DTYPE_BOOL;
+        break;
+    default:
+        snprintf(why, why_cap,
+                 "is %s; request data takes DT_INT64, DT_INT32, DT_FLOAT, DT_DOUBLE, DT_BOOL or "
+                 "DT_STRING",
+                 tf_dtype_name(t->dtype));
+        return -EINVAL;
+    }
+    if (t->tensor_content.len > 0) {
+        if (t->tensor_content.len % width != 0) {
+            snprintf(why, why_cap, "has %zu bytes of tensor_content, not a multiple of %zu",
+                     t->tensor_content.len, width);
+            return -EINVAL;
+        }
+        have = t->tensor_content.len / width;
+    }
+    if (have != n) {
+        snprintf(why, why_cap, "has %zu values for a batch of %zu", have, n);
+        return -EINVAL;
+    }
+    catalog_value_t *v = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        v[i].type = type;
+        if (t->tensor_content.len > 0) {
+            const uint8_t *p = t->tensor_content.data + i * width;
+            if (type == CATALOG_DTYPE_FLOAT)
+                memcpy(&v[i].u.f32, p, 4); /* little-endian hosts only, as TensorFlow's */
+            else if (type == CATALOG_DTYPE_DOUBLE)
+                memcpy(&v[i].u.f64, p, 8);
+            else
+                v[i].u.b = p[0] != 0;
+        } else if (type == CATALOG_DTYPE_FLOAT) {
+            v[i].u.f32 = t->float_val[i];
+        } else if (type == CATALOG_DTYPE_DOUBLE) {
+            v[i].u.f64 = t->double_val[i];
+        } else {
+            v[i].u.b = t->bool_val[i] != 0;
+        }
+    }
+    *vals = v;
+    *batch = n;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Outputs                                                                                     */
 

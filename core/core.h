@@ -414,14 +414,17 @@ int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved
  * entity column and a feature column may not share a name: INVALID_ARGUMENT, as in Feast, with
  * the advice for full_names), then one store snapshot opened for the request, and every cell
  * of res's refs x ents's rows read into *cells (cells[ref * n_rows + row]). An entityless read
- * (no columns) has one row: ents->n_rows is set to 1.
+ * (no columns) has one row, or as many as request's columns: ents->n_rows is set so. request
+ * (NULL: none) holds the request data on-demand features read (Feast's request_context), one
+ * column per field, as many rows as the entities.
  * Returns: 0 and *cells (in the arena); -EINVAL (a missing join key, a key value of the wrong
- *          type or out of range, a key over STORE_MAX_KEY, a name clash), -ENOMEM, -EIO, with
- *          the message set. The store read stays open on any result: end it with
+ *          type or out of range, a key over STORE_MAX_KEY, a name clash, a request field
+ *          missing, of the wrong type or of another length), -ENOMEM, -EIO, with the message
+ *          set. The store read stays open on any result: end it with
  *          core_read_end() (or core_ctx_end()) once the cells are encoded.
  */
 int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
-                    bool full_names, core_cell_t **cells);
+                    const core_columns_t *request, bool full_names, core_cell_t **cells);
 /* Ends the store read of the request (the cells' bytes go with it). Idempotent. */
 void core_read_end(core_ctx_t *ctx);
 
@@ -434,13 +437,17 @@ int core_group_refs(base_arena_t *a, const catalog_feature_ref_t *refs, size_t n
  * cells[ref * ents->n_rows + row], every one of them on success (cells need not be zeroed).
  * groups is core_group_refs() of refs, or NULL to have it computed here. Each distinct view is
  * looked up once per row; its join keys are taken from the entity columns by name (extra
- * columns are ignored). Bracket it with store_read_begin()/store_read_end() on r.
+ * columns are ignored). On-demand features are computed from their inputs (read in the same
+ * snapshot) and request's fields (NULL: none); their cells are encoded into a. Bracket it with
+ * store_read_begin()/store_read_end() on r.
  * Returns: 0; -EINVAL (a missing join key, a key value of the wrong type, a key over
- *          STORE_MAX_KEY) with a message in err; -ENOMEM; -EIO.
+ *          STORE_MAX_KEY, a missing or mistyped request field) with a message in err; -ENOMEM;
+ *          -EIO.
  */
 int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
                        size_t n_refs, const core_ref_groups_t *groups, const core_columns_t *ents,
-                       int64_t now_us, core_cell_t *cells, char *err, size_t err_cap);
+                       const core_columns_t *request, int64_t now_us, core_cell_t *cells, char *err,
+                       size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Writes                                                                                      */
@@ -535,6 +542,11 @@ typedef struct core_predict {
     const catalog_model_t *model;
     const core_outputs_t *outs;
     core_columns_t ents; /* entity inputs as join-key columns */
+    /* request data its on-demand features read: the fields (core_predict_begin()), then their
+     * inputs as columns (core_predict_entities()) */
+    const catalog_input_t *const *request_fields;
+    size_t n_request_fields;
+    core_columns_t request;
     /* the outputs read: all of outs, or those output_filter names (in service order) */
     size_t n_out;
     const catalog_feature_ref_t *refs;
@@ -563,7 +575,10 @@ typedef int (*core_input_fn)(void *arg, const char *input, catalog_dtype_t want,
 
 /* Reads the binding's entity inputs through input (n_inputs: how many the request has, for
  * messages) into p->ents: every one present, of a type its join key takes, all with one batch
- * size, at most --max-entities rows. Returns: 0; -EINVAL, -E2BIG, -ENOMEM with the message set. */
+ * size, at most --max-entities rows; then the request data of its on-demand features into
+ * p->request, from inputs named like the fields (want: the field's type; a transport whose
+ * values carry their own type may give any, which the core converts). Returns: 0; -EINVAL,
+ * -E2BIG, -ENOMEM with the message set. */
 int core_predict_entities(core_ctx_t *ctx, core_predict_t *p, core_input_fn input, void *arg,
                           size_t n_inputs);
 

@@ -181,6 +181,16 @@ void core__ref_cache_put(core__ref_cache_t *rc, const catalog_t *cat, unsigned f
  * collide (mask 0: all of them share one hash and one slot). */
 void core__ref_cache_hash_mask(core__ref_cache_t *rc, uint64_t mask);
 
+/*
+ * Computes the on-demand groups of gs (their cells; the stored groups' cells are read already):
+ * request fields from request (checked first: -EINVAL naming a missing or mistyped field),
+ * inputs that no stored group of the read has read in the same store snapshot (r), then each
+ * row's features (on_demand.c). Returns: 0; -EINVAL with err; -ENOMEM; -EIO.
+ */
+int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
+                    const core_columns_t *ents, const core_columns_t *request, int64_t now_us,
+                    core_cell_t *cells, char *err, size_t err_cap);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Predict: output names (predict_outputs.c), tensors from cells (tensor.c).                   */
 

@@ -65,6 +65,32 @@ int core_predict_begin(core_ctx_t *ctx, const core_model_spec_t *spec, core_pred
         return core_fail(ctx, -EINVAL, "feature view '%s@v%u' is not online", v->name,
                          (unsigned)v->version);
     }
+    /* Request data its on-demand features read: each field once (by name), as inputs. */
+    size_t n_fields = 0;
+    for (size_t i = 0; i < n_refs; i++) {
+        const catalog_on_demand_t *od = svc->features[i].view->on_demand;
+        for (size_t k = 0; od != NULL && k < od->n_inputs; k++)
+            n_fields += od->inputs[k].kind == CATALOG_INPUT_REQUEST;
+    }
+    if (n_fields > 0) {
+        const catalog_input_t **fields = base_arena_array(ctx->arena, n_fields, sizeof *fields);
+        if (fields == NULL)
+            return core_fail(ctx, -ENOMEM, "out of memory");
+        size_t nf = 0;
+        for (size_t i = 0; i < n_refs; i++) {
+            const catalog_on_demand_t *od = svc->features[i].view->on_demand;
+            for (size_t k = 0; od != NULL && k < od->n_inputs; k++) {
+                const catalog_input_t *in = &od->inputs[k];
+                bool seen = in->kind != CATALOG_INPUT_REQUEST;
+                for (size_t j = 0; j < nf && !seen; j++)
+                    seen = strcmp(fields[j]->field->name, in->field->name) == 0;
+                if (!seen)
+                    fields[nf++] = in;
+            }
+        }
+        p->request_fields = fields;
+        p->n_request_fields = nf;
+    }
     p->model = m;
     p->outs = outs;
     return 0;
@@ -125,6 +151,40 @@ int core_predict_entities(core_ctx_t *ctx, core_predict_t *p, core_input_fn inpu
         out->cols[i] = vals;
     }
     out->n_cols = n;
+    /* Request data: inputs named like the fields, one batch with the entities. */
+    size_t nf = p->n_request_fields;
+    core_columns_t *rq = &p->request;
+    memset(rq, 0, sizeof *rq);
+    rq->names = base_arena_calloc(a, nf == 0 ? 1 : nf, sizeof *rq->names);
+    rq->cols = base_arena_calloc(a, nf == 0 ? 1 : nf, sizeof *rq->cols);
+    if (rq->names == NULL || rq->cols == NULL)
+        return core_fail(ctx, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < nf; i++) {
+        const catalog_input_t *in = p->request_fields[i];
+        catalog_value_t *vals = NULL;
+        size_t batch = 0;
+        why[0] = '\0';
+        int rc = input(arg, in->field->name, in->field->dtype, a, &vals, &batch, why, sizeof why);
+        if (rc == -ENOENT)
+            return core_fail(ctx, -EINVAL,
+                             "model binding '%s@v%" PRId64 "' needs request input '%s' (%s, "
+                             "request source '%s', read by its on-demand features); the "
+                             "request has %zu input(s) without it",
+                             m->name, m->version, in->field->name,
+                             catalog_dtype_name(in->field->dtype), in->source->name, n_inputs);
+        if (rc == -ENOMEM)
+            return core_fail(ctx, rc, "out of memory");
+        if (rc < 0)
+            return core_fail(ctx, rc, "request input '%s' %s", in->field->name, why);
+        if ((n > 0 || i > 0) && batch != out->n_rows)
+            return core_fail(ctx, -EINVAL, "request input '%s' has %zu rows; the batch has %zu",
+                             in->field->name, batch, out->n_rows);
+        out->n_rows = batch;
+        rq->names[i] = in->field->name;
+        rq->cols[i] = vals;
+    }
+    rq->n_cols = nf;
+    rq->n_rows = out->n_rows;
     if (out->n_rows > ctx->limits->max_entities)
         return core_fail(ctx, -E2BIG,
                          "the batch has %zu entity rows; the limit is %zu (--max-entities)",
@@ -220,15 +280,15 @@ int core_predict_read(core_ctx_t *ctx, core_predict_t *p)
     if (rc < 0)
         return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
     ctx->reading = true;
-    rc = core_read_features(reader, a, p->refs, n_out, NULL, &p->ents, store_now_us(), cells,
-                            ctx->msg, sizeof ctx->msg);
+    rc = core_read_features(reader, a, p->refs, n_out, NULL, &p->ents, &p->request, store_now_us(),
+                            cells, ctx->msg, sizeof ctx->msg);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n_out; i++) {
         size_t j = 0;
         while (j < i && p->refs[j].view != p->refs[i].view)
             j++;
-        if (j == i)
+        if (j == i && p->refs[i].view->on_demand == NULL)
             core__count_reads(ctx, p->refs[i].view, n_rows);
     }
     /* The tensors carry at least the stored values' bytes (decoded, often more), so a batch

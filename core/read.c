@@ -58,7 +58,9 @@ int core_group_refs(base_arena_t *a, const catalog_feature_ref_t *refs, size_t n
             max_keys = v->n_join_keys;
         /* Views of one entity take their keys from the same columns: found once. */
         const catalog_view_t *pv = k > 0 ? groups[k - 1].view : NULL;
-        grp->same_keys = pv != NULL && pv->n_join_keys == v->n_join_keys;
+        /* On-demand views are not looked up: their keys are never found, so never copied. */
+        grp->same_keys = pv != NULL && pv->on_demand == NULL && v->on_demand == NULL &&
+                         pv->n_join_keys == v->n_join_keys;
         for (size_t j = 0; grp->same_keys && j < v->n_join_keys; j++)
             grp->same_keys = strcmp(pv->join_keys[j].name, v->join_keys[j].name) == 0;
     }
@@ -115,7 +117,8 @@ static void key_error(const catalog_view_t *v, int klen, size_t row, char *err, 
 
 int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
                        size_t n_refs, const core_ref_groups_t *gs, const core_columns_t *ents,
-                       int64_t now_us, core_cell_t *cells, char *err, size_t err_cap)
+                       const core_columns_t *request, int64_t now_us, core_cell_t *cells, char *err,
+                       size_t err_cap)
 {
     core_ref_groups_t grouped;
     /* Given groups must be those of refs: cells they do not cover would be left unwritten. */
@@ -134,8 +137,15 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
     if (key_cols == NULL)
         return -ENOMEM;
     int *kc = key_cols;
+    bool on_demand = false;
     for (size_t g = 0; g < gs->n_groups; g++) {
         const catalog_view_t *v = gs->groups[g].view;
+        if (v->on_demand != NULL) {
+            /* Its sources' keys are checked when they are read (core__on_demand()). */
+            on_demand = true;
+            kc += v->n_join_keys;
+            continue;
+        }
         if (gs->groups[g].same_keys) {
             memcpy(kc, kc - v->n_join_keys, v->n_join_keys * sizeof *kc);
         } else {
@@ -172,6 +182,10 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
         const uint32_t *ref_idx = gs->ref_idx + grp->first;
         const uint32_t *feature_idx = gs->feature_idx + grp->first;
         size_t n = grp->n_refs;
+        if (v->on_demand != NULL) {
+            kc += v->n_join_keys;
+            continue;
+        }
         /* feature_idx resolved to record slots, for rows whose store_row_t.slots is slots_of
          * (one resolution per view per read, rather than one per row) */
         const void *slots_of = NULL;
@@ -214,6 +228,8 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
         }
         kc += v->n_join_keys;
     }
+    if (on_demand)
+        return core__on_demand(r, a, gs, ents, request, now_us, cells, err, err_cap);
     return 0;
 }
 
@@ -264,10 +280,11 @@ static int check_names(core_ctx_t *ctx, const core_resolved_t *res, const core_c
 }
 
 int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
-                    bool full_names, core_cell_t **cells_out)
+                    const core_columns_t *request, bool full_names, core_cell_t **cells_out)
 {
+    /* An entityless read has one row, or as many as its request data. */
     if (ents->n_cols == 0)
-        ents->n_rows = 1;
+        ents->n_rows = request != NULL && request->n_cols > 0 ? request->n_rows : 1;
     int rc = check_names(ctx, res, ents, full_names);
     if (rc < 0)
         return rc;
@@ -285,12 +302,14 @@ int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t 
     if (rc < 0)
         return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
     ctx->reading = true;
-    rc = core_read_features(reader, ctx->arena, res->refs, res->n_refs, &res->groups, ents,
+    rc = core_read_features(reader, ctx->arena, res->refs, res->n_refs, &res->groups, ents, request,
                             store_now_us(), cells, ctx->msg, sizeof ctx->msg);
     if (rc < 0)
         return rc;
-    for (size_t g = 0; g < res->groups.n_groups; g++)
-        core__count_reads(ctx, res->groups.groups[g].view, n_rows);
+    for (size_t g = 0; g < res->groups.n_groups; g++) {
+        if (res->groups.groups[g].view->on_demand == NULL)
+            core__count_reads(ctx, res->groups.groups[g].view, n_rows);
+    }
     *cells_out = cells;
     return 0;
 }

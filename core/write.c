@@ -160,6 +160,11 @@ int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t 
         return core_fail(ctx, -EINVAL,
                          "malformed feature view reference '%.200s' (want name or name@vN)",
                          view_ref);
+    if (v->on_demand != NULL)
+        return core_fail(ctx, -EINVAL,
+                         "'%s@v%u' is an on-demand feature view: its features are computed at "
+                         "read time; write to its sources instead",
+                         v->name, (unsigned)v->version);
     if (!v->online)
         return core_fail(ctx, -EINVAL, "feature view '%s@v%u' is not online", v->name,
                          (unsigned)v->version);

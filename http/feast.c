@@ -206,6 +206,22 @@ static void write_response(http_req_t *r, const core_resolved_t *res, const core
     http__puts(b, "]}}");
 }
 
+/* A request_context column's type: its field's in the catalog's request sources (the first
+ * that has it), else as its JSON says. */
+static catalog_dtype_t request_field_type(void *arg, const char *column, bool *skip)
+{
+    const catalog_t *cat = arg;
+    *skip = false;
+    for (size_t i = 0; i < catalog_request_source_count(cat); i++) {
+        const catalog_request_source_t *rs = catalog_request_source_at(cat, i);
+        for (size_t f = 0; f < rs->n_fields; f++) {
+            if (strcmp(rs->fields[f].name, column) == 0)
+                return rs->fields[f].dtype;
+        }
+    }
+    return CATALOG_DTYPE_INVALID;
+}
+
 int http__feast_get_online_features(http_req_t *r)
 {
     core_ctx_t *ctx = &r->ctx;
@@ -214,8 +230,9 @@ int http__feast_get_online_features(http_req_t *r)
     int rc = http__parse_json(r, &body);
     if (rc < 0)
         return rc;
-    const json_t *ents_j = NULL, *feats = NULL, *svc = NULL, *full = NULL;
+    const json_t *ents_j = NULL, *feats = NULL, *svc = NULL, *full = NULL, *req_j = NULL;
     if ((rc = member(r, body, "entities", JSON_OBJECT, true, &ents_j)) < 0 ||
+        (rc = member(r, body, "request_context", JSON_OBJECT, false, &req_j)) < 0 ||
         (rc = member(r, body, "features", JSON_ARRAY, false, &feats)) < 0 ||
         (rc = member(r, body, "feature_service", JSON_STRING, false, &svc)) < 0 ||
         (rc = member(r, body, "full_feature_names", JSON_TRUE, false, &full)) < 0)
@@ -270,8 +287,12 @@ int http__feast_get_online_features(http_req_t *r)
     rc = columns(r, ents_j, "entity", &lim, NULL, NULL, &ents);
     if (rc < 0)
         goto out;
+    core_columns_t request = {0};
+    if (req_j != NULL && (rc = columns(r, req_j, "request_context", &lim, request_field_type,
+                                       (void *)ctx->catalog, &request)) < 0)
+        goto out;
     core_cell_t *cells = NULL;
-    rc = core_read_begin(ctx, res, &ents, list.full_names, &cells);
+    rc = core_read_begin(ctx, res, &ents, &request, list.full_names, &cells);
     if (rc == 0) {
         write_response(r, res, &ents, cells);
         http__respond(r, 200, "application/json");

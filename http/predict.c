@@ -105,7 +105,7 @@ int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predi
         return rc;
     if (in->instances != NULL && json_array_size(in->instances) == 0)
         return core_fail(ctx, -EINVAL, "No values in 'instances' array");
-    input_arg_t ia = {.in = in, .n_inputs = p->model->n_entity_inputs};
+    input_arg_t ia = {.in = in, .n_inputs = p->model->n_entity_inputs + p->n_request_fields};
     /* A bare row (not an object) is the value of the binding's one entity input. */
     for (size_t i = 0;
          in->instances != NULL && ia.n_inputs != 1 && i < json_array_size(in->instances); i++) {
@@ -114,8 +114,9 @@ int http__predict(http_req_t *r, const core_model_spec_t *spec, const http_predi
             (json_object_size(row) == 1 && json_object_get(row, "b64") != NULL))
             return core_fail(ctx, -EINVAL,
                              "instances[%zu]: want an object of named inputs (model binding "
-                             "'%s' has %zu entity inputs, so a bare value feeds none of them)",
-                             i, p->model->name, ia.n_inputs);
+                             "'%s' has %zu entity inputs%s, so a bare value feeds none of them)",
+                             i, p->model->name, p->model->n_entity_inputs,
+                             p->n_request_fields > 0 ? " and request inputs" : "");
     }
     size_t n_inputs = in->instances != NULL
                           ? (json_is_object(json_array_get(in->instances, 0))

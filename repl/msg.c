@@ -305,7 +305,7 @@ int repl_msg_decode_write(const uint8_t *p, size_t len, const catalog_t *c, repl
             rc = fail(err, err_cap, -EPROTO, "batch %zu: unknown op %u", i, op);
             break;
         }
-        if (version == 0 || catalog_find_view(c, name, version, &v) < 0) {
+        if (version == 0 || catalog_find_view(c, name, version, &v) < 0 || v->on_demand != NULL) {
             rc = fail(err, err_cap, -ENOENT, "batch %zu: feature view %s@v%u is not in the catalog",
                       i, name, version);
             break;

@@ -66,6 +66,23 @@ static int entities_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFea
     return codec_columns_from_pb(&c->ctx, "entity", n_ent, keys, vals, lim, ents);
 }
 
+/* request_context: the request data on-demand features read, columns like the entities. */
+static int request_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFeaturesRequest *rq,
+                           const core_columns_limits_t *lim, core_columns_t *out)
+{
+    base_arena_t *a = &c->arena;
+    size_t n = rq->n_request_context;
+    const char **keys = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
+    Feast__Types__RepeatedValue **vals = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
+    if (keys == NULL || vals == NULL)
+        return server__fail(c, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = rq->request_context[i]->key;
+        vals[i] = rq->request_context[i]->value;
+    }
+    return codec_columns_from_pb(&c->ctx, "request_context", n, keys, vals, lim, out);
+}
+
 /* As entities_from_pb() for a request decoded by hand: the same checks in the same order; the
  * values are already converted (the decoder takes only types that convert). */
 static int entities_from_request(server_call_t *c, const codec_read_request_t *rr,
@@ -142,9 +159,14 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
         rc = entities_from_request(c, &rr, &ent_lim, &ents);
     if (rc < 0)
         return rc;
+    /* Request data (the hand decoder leaves requests that carry it to protobuf-c). */
+    core_columns_t request = {0};
+    if (rq != NULL && rq->n_request_context > 0 &&
+        (rc = request_from_pb(c, rq, &ent_lim, &request)) < 0)
+        return rc;
 
     core_cell_t *cells = NULL;
-    rc = core_read_begin(ctx, res, &ents, rr.list.full_names, &cells);
+    rc = core_read_begin(ctx, res, &ents, &request, rr.list.full_names, &cells);
     if (rc < 0)
         return rc;
     size_t n_rows = ents.n_rows;

@@ -36,6 +36,11 @@ static int input_keys(void *arg, const char *input, catalog_dtype_t want, base_a
     const Tensorflow__TensorProto *t = find_input(arg, input);
     if (t == NULL)
         return -ENOENT;
+    /* Request data of a type no join key has: read as the tensor says, converted by the core
+     * to its field's type. */
+    if (want != CATALOG_DTYPE_INVALID && want != CATALOG_DTYPE_INT64 &&
+        want != CATALOG_DTYPE_INT32 && want != CATALOG_DTYPE_STRING && want != CATALOG_DTYPE_BYTES)
+        return codec_tensor_to_values(t, a, vals, batch, why, why_cap);
     return codec_tensor_to_keys(t, want, a, vals, batch, why, why_cap);
 }
 

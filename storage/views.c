@@ -174,7 +174,8 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
         if (mdb_get(txn, meta, &gk, &gv) == 0 && gv.mv_size == 8)
             e->gen = store__le64(gv.mv_data);
         const catalog_view_t *cv = NULL;
-        if (cat != NULL && catalog_find_view(cat, e->name, e->version, &cv) == 0 && cv != NULL) {
+        if (cat != NULL && catalog_find_view(cat, e->name, e->version, &cv) == 0 && cv != NULL &&
+            cv->on_demand == NULL) {
             e->cview = cv;
             e->fast = calloc(e->n_slots + 1, sizeof *e->fast);
             if (e->fast == NULL) {

@@ -92,6 +92,20 @@ static int gen_catalog(long views, long features)
     for (long v = 0; v < views; v++)
         printf("%s\"v%ld:*\"", v ? ", " : "", v);
     printf("]\n");
+    /* S1 on-demand: a feature o_j per view j of the first five, computed from its stored f0
+     * and f1 and a request field (bench/run.sh reads v_j:f0..f8 and od:o_j: 45 stored, 5
+     * computed from them). */
+    long od_views = views < 5 ? views : 5;
+    if (od_views > 0 && features >= 2) {
+        printf("request_sources:\n  - name: q\n    schema: [{name: k, dtype: DOUBLE}]\n"
+               "on_demand_feature_views:\n  - name: od\n    version: 1\n    sources: [");
+        for (long v = 0; v < od_views; v++)
+            printf("v%ld, ", v);
+        printf("q]\n    features:\n");
+        for (long v = 0; v < od_views; v++)
+            printf("      - {name: o%ld, dtype: DOUBLE, expression: 'v%ld.f0 * q.k + v%ld.f1'}\n",
+                   v, v, v);
+    }
     /* S5: a features-only Predict binding over s1; a missing value fails the call. */
     printf("models:\n  - name: m1\n    version: 1\n    feature_service: s1\n"
            "    entity_inputs:\n      id: id\n    on_missing: error\n");

@@ -26,6 +26,7 @@ typedef struct opts {
     const char *label;
     const char *target, *method, *data_file, *data_hex;
     const char *features, *feature_service, *join_key, *view, *model, *input;
+    const char *request_field; /* get: "NAME=VALUE", a DOUBLE request_context field */
     long views, features_per_view, view_offset;
     size_t entities, rows, write_features, pool;
     int64_t keys, first_key;
@@ -98,6 +99,8 @@ static void usage(FILE *f)
         "                        off; the generated views share feature names, so this only\n"
         "                        suits single-view lists)\n"
         "      --entities E      get: entities per call (default 1)\n"
+        "      --request-field NAME=VALUE   get: a DOUBLE request_context field, VALUE for\n"
+        "                        every entity row (on-demand features' request data)\n"
         "      --keys K          ids are drawn from K consecutive ids (default 1000000)\n"
         "      --first-key F     the first id (default 0)\n"
         "      --join-key NAME   (default id)\n"
@@ -435,6 +438,7 @@ static int parse(int argc, char **argv, opts_t *o)
         O_MODEL,
         O_INPUT,
         O_POOLED,
+        O_REQUEST_FIELD,
     };
     static const struct option opts[] = {
         {"scenario", required_argument, NULL, O_SCENARIO},
@@ -451,6 +455,7 @@ static int parse(int argc, char **argv, opts_t *o)
         {"view-index", required_argument, NULL, O_VIEW_INDEX},
         {"sequential", no_argument, NULL, O_SEQUENTIAL},
         {"check-every", required_argument, NULL, O_CHECK_EVERY},
+        {"request-field", required_argument, NULL, O_REQUEST_FIELD},
         {"model", required_argument, NULL, O_MODEL},
         {"input", required_argument, NULL, O_INPUT},
         {"entities", required_argument, NULL, O_ENTITIES},
@@ -546,6 +551,9 @@ static int parse(int argc, char **argv, opts_t *o)
         case O_CHECK_EVERY:
             o->lg.check_every = (unsigned)strtoul(optarg, NULL, 10);
             o->check = true;
+            break;
+        case O_REQUEST_FIELD:
+            o->request_field = optarg;
             break;
         case O_ENTITIES:
             o->entities = strtoul(optarg, NULL, 10);
@@ -748,6 +756,19 @@ int bench__cmd_run(int argc, char **argv)
          * refuse duplicate short names. */
         .full_feature_names = !o.short_names,
     };
+    char field_name[128];
+    if (o.request_field != NULL) {
+        const char *eq = strchr(o.request_field, '=');
+        if (eq == NULL || eq == o.request_field ||
+            (size_t)(eq - o.request_field) >= sizeof field_name) {
+            fprintf(stderr, "fstore-bench: --request-field wants NAME=VALUE\n");
+            return 2;
+        }
+        snprintf(field_name, sizeof field_name, "%.*s", (int)(eq - o.request_field),
+                 o.request_field);
+        spec.request_field = field_name;
+        spec.request_value = strtod(eq + 1, NULL);
+    }
     if (has_ids && !o.sequential && !o.pooled) {
         /* Fresh ids for every call: only the template is built now, and no pool. */
         int err = 0;

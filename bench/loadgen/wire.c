@@ -130,6 +130,30 @@ static void put_int_column(wbuf_t *b, uint32_t field, const char *name, const in
     put_message(b, field, entry);
 }
 
+/* GetOnlineFeaturesRequest.request_context (field 5): spec's field, its value n times. */
+static void put_request_context(wbuf_t *b, const wire_get_spec_t *spec, size_t n)
+{
+    if (spec->request_field == NULL)
+        return;
+    wbuf_t rv = {0}, entry = {0}, val = {0};
+    uint64_t bits;
+    memcpy(&bits, &spec->request_value, sizeof bits);
+    uint8_t le[8];
+    for (int k = 0; k < 8; k++)
+        le[k] = (uint8_t)(bits >> (8 * k));
+    wbuf_tag(&val, 5, WT_I64); /* Value.double_val */
+    wbuf_raw(&val, le, 8);
+    for (size_t i = 0; i < n; i++)
+        wbuf_bytes(&rv, 1, val.data, val.len); /* RepeatedValue.val */
+    wbuf_bytes(&entry, 1, spec->request_field, strlen(spec->request_field));
+    put_message(&entry, 2, &rv);
+    put_message(b, 5, &entry);
+    b->oom = b->oom || rv.oom || entry.oom || val.oom;
+    wbuf_free(&rv);
+    wbuf_free(&entry);
+    wbuf_free(&val);
+}
+
 int wire_get_request(const wire_get_spec_t *spec, const int64_t *ids, size_t n, wbuf_t *out)
 {
     wbuf_t sub = {0}, rv = {0}, entry = {0};
@@ -141,6 +165,7 @@ int wire_get_request(const wire_get_spec_t *spec, const int64_t *ids, size_t n, 
         put_message(out, 2, &sub);
     }
     put_int_column(out, 3, spec->join_key, ids, n, &rv, &entry);
+    put_request_context(out, spec, n);
     if (spec->full_feature_names) {
         wbuf_tag(out, 4, WT_VARINT);
         wbuf_varint(out, 1);
@@ -323,6 +348,7 @@ int wire_tmpl_get(const wire_get_spec_t *spec, size_t n, wire_tmpl_t **out)
         wbuf_free(&sub);
     }
     wbuf_bytes(&t->key, 1, spec->join_key, strlen(spec->join_key));
+    put_request_context(&t->tail, spec, n);
     if (spec->full_feature_names) {
         wbuf_tag(&t->tail, 4, WT_VARINT);
         wbuf_varint(&t->tail, 1);

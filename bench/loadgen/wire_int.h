@@ -47,6 +47,9 @@ typedef struct wire_get_spec {
     size_t n_features;
     const char *join_key;
     bool full_feature_names;
+    /* request_context: one DOUBLE field, the same value for every row (NULL: none) */
+    const char *request_field;
+    double request_value;
 } wire_get_spec_t;
 
 /* Appends the request for ids[0..n) to out. Returns: 0, -ENOMEM. */

@@ -24,7 +24,9 @@
  *   encode   catalog_value_encode of N values per entity: what a typed record layout would add
  *            to every read (the record keeps wire form to avoid it);
  *   apply    store_apply with sync=full: one writer, then --writers concurrent writers, with the
- *            group-commit factor (calls per commit) from store_stat.
+ *            group-commit factor (calls per commit) from store_stat;
+ *   on-demand  bench/run.sh's S1 on-demand view per entity row: 10 stored inputs decoded, 5
+ *            features evaluated (catalog_expr_eval) and encoded; and the evaluation alone.
  * The last lines are a summary (bench/run.sh shows them).
  */
 
@@ -264,6 +266,83 @@ static double bench_encode(const cfg_t *c, size_t *sink)
     return (now_s() - t0) * 1e9 / (double)n;
 }
 
+/*
+ * On-demand features, per entity row, as a read computes them: bench/run.sh's S1 on-demand
+ * view (od:o_j = v_j.f0 * q.k + v_j.f1 for j < 5: 10 stored inputs and a request field) decoded
+ * from wire form, evaluated, and the 5 results encoded. Returns: ns per row; *eval_ns: the
+ * evaluation alone, per feature.
+ */
+static double bench_on_demand(const cfg_t *c, size_t *sink, double *eval_ns)
+{
+    char y[2048];
+    size_t n = (size_t)snprintf(y, sizeof y,
+                                "project: bench\n"
+                                "entities: [{name: e, join_keys: [{name: id, type: INT64}]}]\n"
+                                "feature_views:\n");
+    for (int v = 0; v < 5; v++)
+        n += (size_t)snprintf(y + n, sizeof y - n,
+                              "  - {name: v%d, entities: [e], features: [{name: f0, dtype: INT64}, "
+                              "{name: f1, dtype: DOUBLE}]}\n",
+                              v);
+    n += (size_t)snprintf(y + n, sizeof y - n,
+                          "request_sources: [{name: q, schema: [{name: k, dtype: DOUBLE}]}]\n"
+                          "on_demand_feature_views:\n  - name: od\n"
+                          "    sources: [v0, v1, v2, v3, v4, q]\n    features:\n");
+    for (int v = 0; v < 5; v++)
+        n += (size_t)snprintf(y + n, sizeof y - n,
+                              "      - {name: o%d, dtype: DOUBLE, expression: 'v%d.f0 * q.k + "
+                              "v%d.f1'}\n",
+                              v, v, v);
+    catalog_t *cat = NULL;
+    int rc = catalog_load_string(y, n, "od.yaml", &cat, NULL);
+    if (rc != 0)
+        die("on-demand catalog", rc);
+    const catalog_view_t *od = catalog_on_demand_at(cat, 0);
+    size_t n_in = od->on_demand->n_inputs;
+    uint8_t wire[16][16];
+    size_t wlen[16];
+    catalog_value_t in[16], out;
+    for (size_t i = 0; i < n_in; i++) {
+        const catalog_input_t *x = &od->on_demand->inputs[i];
+        catalog_value_t v = {.type = x->kind == CATALOG_INPUT_FEATURE ? x->feature->dtype
+                                                                      : x->field->dtype};
+        if (v.type == CATALOG_DTYPE_INT64)
+            v.u.i64 = 1000 + (int64_t)i;
+        else
+            v.u.f64 = 0.25 * (double)i;
+        wlen[i] = (size_t)catalog_value_encode(&v, wire[i], sizeof wire[i]);
+    }
+    base_arena_t a;
+    base_arena_init(&a, 4096);
+    uint8_t buf[64];
+    size_t rows = c->lookups;
+    double t0 = now_s();
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t i = 0; i < n_in; i++) {
+            if (catalog_value_decode(wire[i], wlen[i], &in[i], NULL, 0) != 0)
+                die("decode", -EINVAL);
+        }
+        for (size_t f = 0; f < od->n_features; f++) {
+            if (catalog_expr_eval(&od->features[f], in, 0, &a, &out) != 0)
+                die("eval", -ENOMEM);
+            int len = catalog_value_encode(&out, buf, sizeof buf);
+            *sink += (size_t)len + buf[len - 1];
+        }
+    }
+    double per_row = (now_s() - t0) * 1e9 / (double)rows;
+    t0 = now_s();
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t f = 0; f < od->n_features; f++) {
+            catalog_expr_eval(&od->features[f], in, 0, &a, &out);
+            *sink += (size_t)out.u.f64;
+        }
+    }
+    *eval_ns = (now_s() - t0) * 1e9 / (double)(rows * od->n_features);
+    base_arena_free(&a);
+    catalog_unref(cat);
+    return per_row;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Writes                                                                                      */
 
@@ -477,6 +556,8 @@ int main(int argc, char **argv)
            c.batch, storeb, rawb, storeb / rawb);
     printf("encode   %zu x catalog_value_encode(FLOAT): %.0f ns/entity (avoided by wire form)\n",
            c.features, enc);
+    double eval_ns = 0;
+    double od_row = bench_on_demand(&c, &sink, &eval_ns);
 
     s = open_store(&c, STORE_SYNC_FULL);
     wres_t one = bench_writes(&c, s, v, 1);
@@ -490,6 +571,9 @@ int main(int argc, char **argv)
            "(group commit %.1f calls/commit)\n",
            one.calls_per_s, c.writers, many.calls_per_s, many.factor);
     printf("summary: bulk ingest %.0f rows/s (%zu features/row)\n", bulk_rate, c.features);
+    printf("summary: on-demand %.0f ns per entity row (5 features over 10 stored values and a "
+           "request field: decode, evaluate, encode); evaluation alone %.0f ns per feature\n",
+           od_row, eval_ns);
     if (sink == 42)
         printf(" \n"); /* keeps the reads from being optimised away */
     free(keys);

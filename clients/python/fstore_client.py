@@ -150,7 +150,7 @@ class FeatureStoreClient:
 
     @staticmethod
     def online_request(features=None, feature_service=None, entities=None,
-                       full_feature_names=False, include_metadata=False):
+                       full_feature_names=False, include_metadata=False, request_context=None):
         req = serving_pb2.GetOnlineFeaturesRequest(full_feature_names=full_feature_names)
         if feature_service is not None:
             req.feature_service = feature_service
@@ -158,14 +158,19 @@ class FeatureStoreClient:
             req.features.val.extend(features or [])
         for key, values in (entities or {}).items():
             req.entities[key].val.extend(to_value(x) for x in values)
+        for key, values in (request_context or {}).items():
+            req.request_context[key].val.extend(to_value(x) for x in values)
         req.include_feature_view_version_metadata = include_metadata
         return req
 
     def get_online_features(self, features=None, feature_service=None, entities=None,
-                            full_feature_names=False, include_metadata=False, feast_path=True):
-        """Feast semantics: returns OnlineFeatures, a dict of columns (join keys first)."""
+                            full_feature_names=False, include_metadata=False, feast_path=True,
+                            request_context=None):
+        """Feast semantics: returns OnlineFeatures, a dict of columns (join keys first).
+        request_context: {field: [value per entity row]}, the request data on-demand features
+        read (Feast's request_context)."""
         req = self.online_request(features, feature_service, entities, full_feature_names,
-                                  include_metadata)
+                                  include_metadata, request_context)
         stub = self.serving if feast_path else self.fstore
         return OnlineFeatures(stub.GetOnlineFeatures(req, timeout=self.timeout))
 

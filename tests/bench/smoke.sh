@@ -87,6 +87,18 @@ run --label smoke-get-pooled --scenario get --views 2 --features-per-view 10 --e
   --keys $rows -c 1 -m 4 -d 1 -w 0.2 --verify --pooled --pool 64
 run --label smoke-get-open --scenario get --views 2 --features-per-view 10 --entities 10 \
   --keys $rows -c 2 -t 2 --rate 200 -d 1 -w 0.2 --verify
+# On-demand features with request data: every computed value PRESENT (od:o_j over v_j's f0, f1).
+run --label smoke-get-on-demand --scenario get \
+  --features v0:f0,v0:f1,v1:f2,od:o0,od:o1 --request-field k=0.5 --entities 10 \
+  --keys $rows -c 2 -m 2 -d 1 -w 0.2 --check
+/usr/bin/python3 - "$dir/last.json" <<'PY' || status=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["check"]
+# 6 columns (the key and 5 features) x 10 rows per response, every one PRESENT
+if r["failed"] or c["responses"] == 0 or c["present"] != c["responses"] * 60:
+    sys.exit("bench_smoke: on-demand reads: %s" % json.dumps(c))
+PY
 run --label smoke-write --scenario write --view w0 --rows 100 --keys $rows -c 2 -m 2 -d 1 -w 0 \
   --check --pool 64
 

@@ -924,8 +924,10 @@ Test(catalog_load, example_catalog_loads_cleanly)
     cr_expect_str_eq(catalog_project(c), "ride_hailing");
     cr_expect_eq(catalog_entity_count(c), 2);
     cr_expect_eq(catalog_view_count(c), 4);
-    cr_expect_eq(catalog_service_count(c), 3);
-    cr_expect_eq(catalog_model_count(c), 2);
+    cr_expect_eq(catalog_service_count(c), 4);
+    cr_expect_eq(catalog_model_count(c), 3);
+    cr_expect_eq(catalog_on_demand_count(c), 1);
+    cr_expect_eq(catalog_request_source_count(c), 1);
     cr_expect_eq(strlen(catalog_digest(c)), 16);
 
     const catalog_view_t *v;

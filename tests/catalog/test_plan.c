@@ -194,10 +194,59 @@ Test(catalog_plan, example_v1_to_example_is_safe)
     cr_assert_eq(catalog_plan(NULL, to, &p), 0);
     cr_expect_eq(p.n_breaking, 0);
     cr_expect_eq(p.count, catalog_entity_count(to) + catalog_view_count(to) +
+                              catalog_on_demand_count(to) + catalog_request_source_count(to) +
                               catalog_service_count(to) + catalog_model_count(to));
     catalog_plan_clear(&p);
     catalog_plan_clear(NULL);
     cr_expect_eq(catalog_plan(to, NULL, &p), -EINVAL);
     catalog_unref(to);
     free(path);
+}
+
+#define ODFV_BASE                                                                                  \
+    BASE_YAML "request_sources:\n"                                                                 \
+              "  - name: req\n"                                                                    \
+              "    schema: [{name: x, dtype: INT64}]\n"                                            \
+              "on_demand_feature_views:\n"                                                         \
+              "  - name: adj\n"                                                                    \
+              "    sources: [stats, req]\n"                                                        \
+              "    features:\n"
+
+Test(catalog_plan, on_demand_expression_change_inside_a_version_is_breaking_a_new_version_safe)
+{
+    const char *v1 = ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate + x'}\n"
+                               "      - {name: b, dtype: DOUBLE, expression: 'rate * 2'}\n";
+    /* the same version computing something else */
+    catalog_plan_t p =
+        plan_of(v1, ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate - x'}\n"
+                              "      - {name: b, dtype: DOUBLE, expression: 'rate * 2'}\n");
+    expect_change(&p, "feature adj@v1:a", CATALOG_CHANGE_CHANGED, true, "expression changed");
+    cr_expect_eq(p.n_breaking, 1);
+    catalog_plan_clear(&p);
+    /* a dtype change and a removed feature inside the version: breaking too */
+    p = plan_of(v1, ODFV_BASE "      - {name: a, dtype: INT64, expression: 'x'}\n");
+    expect_change(&p, "feature adj@v1:a", CATALOG_CHANGE_CHANGED, true, "dtype changed");
+    expect_change(&p, "feature adj@v1:b", CATALOG_CHANGE_REMOVED, true, "removed");
+    catalog_plan_clear(&p);
+    /* a new version beside it, an added feature: safe */
+    p = plan_of(v1, ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate + x'}\n"
+                              "      - {name: b, dtype: DOUBLE, expression: 'rate * 2'}\n"
+                              "      - {name: c, dtype: BOOL, expression: 'x > 1'}\n"
+                              "  - name: adj\n"
+                              "    version: 2\n"
+                              "    sources: [stats, req]\n"
+                              "    features: [{name: a, dtype: DOUBLE, expression: 'rate - x'}]\n");
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "feature adj@v1:c", CATALOG_CHANGE_ADDED, false, "x > 1");
+    expect_change(&p, "on_demand_feature_view adj@v2", CATALOG_CHANGE_ADDED, false, "1 feature");
+    catalog_plan_clear(&p);
+    /* a feature that stops reading the request, or the view removed: breaking */
+    p = plan_of(v1, ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate + 1'}\n"
+                              "      - {name: b, dtype: DOUBLE, expression: 'rate * 2'}\n");
+    cr_expect_geq(p.n_breaking, 1);
+    catalog_plan_clear(&p);
+    p = plan_of(v1, BASE_YAML);
+    expect_change(&p, "on_demand_feature_view adj@v1", CATALOG_CHANGE_REMOVED, true, "NOT_FOUND");
+    expect_change(&p, "request_source req", CATALOG_CHANGE_REMOVED, false, "removed");
+    catalog_plan_clear(&p);
 }

@@ -17,7 +17,7 @@ expect() {
 }
 
 expect 0 "$fstore" validate --catalog "$root/examples/catalog"
-grep -q '^catalog ok: project ride_hailing, 2 entities, 3 feature views (4 versions), 12 features, 3 services, 2 models$' "$work/out" ||
+grep -q '^catalog ok: project ride_hailing, 2 entities, 3 feature views (4 versions), 12 features, 4 on-demand features, 4 services, 3 models$' "$work/out" ||
   fail "summary line: $(cat "$work/out")"
 
 FSTORE_CATALOG="$root/examples/catalog" expect 0 "$fstore" validate
@@ -44,7 +44,7 @@ expect 1 "$fstore" validate --catalog "$work/missing.yaml"
 
 # plan: from nothing, everything is added and safe.
 expect 0 "$fstore" plan --catalog "$root/examples/catalog"
-grep -q '^plan: 11 changes, 0 breaking, 11 safe$' "$work/out" || fail "plan summary: $(cat "$work/out")"
+grep -q '^plan: 15 changes, 0 breaking, 15 safe$' "$work/out" || fail "plan summary: $(cat "$work/out")"
 
 # A changed dtype is breaking; an appended feature is safe.
 cp -rL "$root/examples/catalog" "$work/new"  # -L: examples/catalog is a symlink

@@ -20,7 +20,16 @@ static const char yaml[] =
     "  - {name: old, version: 1, entities: [driver], ttl: 10s,\n"
     "     features: [{name: x, dtype: INT64}]}\n"
     "  - {name: g, version: 1, entities: [], features: [{name: total, dtype: INT64}]}\n"
-    "  - {name: cust, version: 1, entities: [customer], features: [{name: y, dtype: INT64}]}\n";
+    "  - {name: cust, version: 1, entities: [customer], features: [{name: y, dtype: INT64}]}\n"
+    "request_sources: [{name: rq, schema: [{name: n, dtype: INT64}]}]\n"
+    "on_demand_feature_views:\n"
+    "  - name: od\n"
+    "    sources: [fv, old, rq]\n"
+    "    features:\n"
+    "      - {name: s, dtype: INT64, expression: 'fv.a + rq.n'}\n"
+    "      - {name: c, dtype: INT64, expression: 'coalesce(old.x, -1)'}\n"
+    "      - {name: t, dtype: INT64, expression: 'old.x'}\n"
+    "      - {name: v, dtype: INT64, expression: 'rq.n * 2', validation: {max: 10}}\n";
 
 static char dir[4096];
 static catalog_t *cat;
@@ -131,8 +140,8 @@ Test(read_path, every_status_comes_back_per_cell)
     memset(cells, 0xa5, sizeof cells);
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    int rc = core_read_features(reader, &arena, refs, 3, NULL, &ents, store_now_us(), cells, err,
-                                sizeof err);
+    int rc = core_read_features(reader, &arena, refs, 3, NULL, &ents, NULL, store_now_us(), cells,
+                                err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     for (size_t i = 0; i < 9; i++) {
         cr_assert_leq(cells[i].status, STORE_STATUS_OUTSIDE_MAX_AGE, "cell %zu", i);
@@ -167,8 +176,8 @@ Test(read_path, entityless_views_answer_every_row)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, store_now_us(), cells,
-                                    err, sizeof err),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(),
+                                    cells, err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(decode_i64(&cells[0]), 99);
     cr_assert_eq(decode_i64(&cells[1]), 99);
@@ -185,8 +194,8 @@ Test(read_path, a_missing_join_key_is_named)
     core_cell_t cells[1];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, store_now_us(), cells,
-                                    err, sizeof err),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(),
+                                    cells, err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "driver_id") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
     store_read_end(reader);
@@ -201,8 +210,8 @@ Test(read_path, a_key_of_the_wrong_type_is_rejected_with_the_row)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, store_now_us(), cells,
-                                    err, sizeof err),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(),
+                                    cells, err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "row 1") != NULL && strstr(err, "INT64") != NULL, "%s", err);
     store_read_end(reader);
@@ -257,10 +266,11 @@ Test(read_path, given_groups_read_the_same_cells)
     int64_t now = store_now_us();
     cr_assert_eq(store_read_begin(reader), 0);
     cr_assert_eq(
-        core_read_features(reader, &arena, refs, 5, NULL, &ents, now, want, err, sizeof err), 0,
+        core_read_features(reader, &arena, refs, 5, NULL, &ents, NULL, now, want, err, sizeof err),
+        0, "%s", err);
+    cr_assert_eq(
+        core_read_features(reader, &arena, refs, 5, &gs, &ents, NULL, now, got, err, sizeof err), 0,
         "%s", err);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 5, &gs, &ents, now, got, err, sizeof err),
-                 0, "%s", err);
     for (size_t i = 0; i < 15; i++) {
         cr_assert_eq(got[i].wire, want[i].wire, "cell %zu", i);
         cr_assert_eq(got[i].len, want[i].len, "cell %zu", i);
@@ -285,8 +295,8 @@ Test(read_path, a_missing_join_key_shared_by_views_names_the_first_view)
     core_cell_t cells[3];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 3, NULL, &ents, store_now_us(), cells,
-                                    err, sizeof err),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 3, NULL, &ents, NULL, store_now_us(),
+                                    cells, err, sizeof err),
                  -EINVAL);
     cr_assert_str_eq(err, "missing join key 'driver_id' (needed by feature view 'old@v1')");
     store_read_end(reader);
@@ -305,8 +315,8 @@ Test(read_path, views_of_different_entities_each_read_their_own_key_column)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, store_now_us(), cells,
-                                    err, sizeof err),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, NULL, store_now_us(),
+                                    cells, err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(cells[0].status, STORE_STATUS_PRESENT);
     cr_assert_eq(decode_i64(&cells[0]), 10);
@@ -327,9 +337,94 @@ Test(read_path, a_bad_key_in_a_later_row_is_named_when_views_share_keys)
     core_cell_t cells[6];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, store_now_us(), cells,
-                                    err, sizeof err),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, NULL, store_now_us(),
+                                    cells, err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "row 2") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
+    store_read_end(reader);
+}
+
+static core_columns_t request_n(const catalog_value_t *ns, size_t n)
+{
+    static const char *names[1] = {"n"};
+    static const catalog_value_t *cols[1];
+    cols[0] = ns;
+    return (core_columns_t){.n_cols = 1, .n_rows = n, .names = names, .cols = cols};
+}
+
+static int64_t cell_i64(const core_cell_t *c, uint8_t status)
+{
+    cr_assert_eq(c->status, status, "status %u, want %u", c->status, status);
+    return status == STORE_STATUS_PRESENT ? decode_i64(c) : 0;
+}
+
+Test(read_path, on_demand_features_are_computed_from_cells_of_the_same_read)
+{
+    /* fv:a is read for the caller too (its column is reused); old:x only for od */
+    catalog_feature_ref_t refs[5] = {ref("od:s"), ref("od:c"), ref("od:t"), ref("fv:a"),
+                                     ref("od:v")};
+    catalog_value_t ids[3] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 2},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 3}};
+    catalog_value_t ns[3] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 5},
+                             {.type = CATALOG_DTYPE_INT32, .u.i32 = 6}, /* widened */
+                             {.type = CATALOG_DTYPE_INT64, .u.i64 = 7}};
+    core_columns_t ents = drivers(ids, 3);
+    core_columns_t req = request_n(ns, 3);
+    core_cell_t cells[15];
+    memset(cells, 0xa5, sizeof cells);
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    int rc = core_read_features(reader, &arena, refs, 5, NULL, &ents, &req, store_now_us(), cells,
+                                err, sizeof err);
+    store_read_end(reader);
+    cr_assert_eq(rc, 0, "%s", err);
+    /* od:s = fv.a + n: present where fv.a is; a row without a: null; no row: NOT_FOUND */
+    cr_expect_eq(cell_i64(&cells[0], STORE_STATUS_PRESENT), 15);
+    cell_i64(&cells[1], STORE_STATUS_NULL_VALUE);
+    cell_i64(&cells[2], STORE_STATUS_NOT_FOUND);
+    cr_expect_gt(cells[0].event_ts_us, 0);
+    /* od:c handles nulls: present everywhere, even from a stale or missing input */
+    for (int r = 0; r < 3; r++)
+        cr_expect_eq(cell_i64(&cells[3 + r], STORE_STATUS_PRESENT), -1);
+    /* od:t follows its input: past the TTL, missing */
+    cell_i64(&cells[6], STORE_STATUS_OUTSIDE_MAX_AGE);
+    cell_i64(&cells[7], STORE_STATUS_NOT_FOUND);
+    cell_i64(&cells[8], STORE_STATUS_NOT_FOUND);
+    /* the stored column the caller asked for is untouched */
+    cr_expect_eq(cell_i64(&cells[9], STORE_STATUS_PRESENT), 10);
+    /* od:v = 2n with max 10: 10 passes, 12 and 14 break the rule: INVALID, no value */
+    cr_expect_eq(cell_i64(&cells[12], STORE_STATUS_PRESENT), 10);
+    cell_i64(&cells[13], STORE_STATUS_INVALID);
+    cr_expect_eq(cells[13].len, 0);
+}
+
+Test(read_path, a_missing_or_mistyped_request_field_fails_before_any_read)
+{
+    catalog_feature_ref_t refs[1] = {ref("od:s")};
+    catalog_value_t ids[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 2}};
+    core_columns_t ents = drivers(ids, 2);
+    core_cell_t cells[2];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+    int rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(), cells,
+                                err, sizeof err);
+    cr_expect_eq(rc, -EINVAL);
+    cr_expect(strstr(err, "missing request field 'n' (request source 'rq', needed by on-demand "
+                          "feature view 'od@v1')") != NULL,
+              "%s", err);
+    catalog_value_t bad[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_STRING, .u.bytes = {(const uint8_t *)"x", 1}}};
+    core_columns_t req = request_n(bad, 2);
+    rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, &req, store_now_us(), cells, err,
+                            sizeof err);
+    cr_expect_eq(rc, -EINVAL);
+    cr_expect(strstr(err, "request field 'n', row 1: want INT64, got STRING") != NULL, "%s", err);
+    req = request_n(bad, 1);
+    rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, &req, store_now_us(), cells, err,
+                            sizeof err);
+    cr_expect_eq(rc, -EINVAL);
+    cr_expect(strstr(err, "request field 'n' has 1 rows; the entities have 2") != NULL, "%s", err);
     store_read_end(reader);
 }

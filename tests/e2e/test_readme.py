@@ -248,6 +248,7 @@ class Readme(unittest.TestCase):
 
     def test_00_every_block_is_marked_and_every_run_block_is_claimed(self):
         claimed = {"top", "paths", "walkthrough", "example-script", "python-client", "http-feast",
+                   "on-demand",
                    "http-predict", "replication", "models-yaml", "predict-python",
                    "container", "kustomize"}  # container: tests/deploy/test_container.py
         for marker, lang, _, line in blocks():
@@ -269,6 +270,7 @@ class Readme(unittest.TestCase):
         self.assertIn("feature service driver_activity_v1:", out.stdout)
         self.run_python("python-client")
         self.run_block("http-feast")
+        self.run_block("on-demand")
         self.run_block("http-predict")
         self.run_python("predict-python")
         self.stop_all()
@@ -286,7 +288,7 @@ class Readme(unittest.TestCase):
         out = subprocess.run(["fstore", "validate", "--catalog", cat], env=self.env(),
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        self.assertIn("2 models", out.stdout)
+        self.assertIn("3 models", out.stdout)
 
     def test_03_replication(self):
         if shutil.which("nats-server") is None:

@@ -1,0 +1,259 @@
+/* core/on_demand.c - on-demand features: their inputs read with the stored ones, then computed. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core_int.h"
+
+/*
+ * An on-demand view is a group of the read like any other, but no store lookup of its own: its
+ * inputs are cells of the same read. An input the request also asks for directly is taken from
+ * that column; the others are read in the same store snapshot as extra columns nobody sees.
+ * Request fields come from the request's own columns (Feast's request_context, a Predict input
+ * of the same name) and are checked before anything is read, so errors do not depend on data.
+ * Each row's inputs are decoded once for all the view's features, and each feature's code runs
+ * over them (catalog_expr_eval()); the result is encoded back into a cell, so transports cannot
+ * tell a computed cell from a stored one.
+ */
+
+/* A request value for a field of type want: the same type, or a number widened to it. Returns:
+ * true and *out. */
+static bool request_value(const catalog_value_t *v, catalog_dtype_t want, catalog_value_t *out)
+{
+    *out = *v;
+    if (v->type == want || v->type == CATALOG_DTYPE_NULL)
+        return true;
+    bool from_int = v->type == CATALOG_DTYPE_INT64 || v->type == CATALOG_DTYPE_INT32;
+    int64_t i = v->type == CATALOG_DTYPE_INT32 ? v->u.i32 : v->u.i64;
+    switch (want) {
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        if (!from_int)
+            return false;
+        out->type = want;
+        out->u.i64 = i;
+        return true;
+    case CATALOG_DTYPE_INT32:
+        if (!from_int || i < INT32_MIN || i > INT32_MAX)
+            return false;
+        out->type = want;
+        out->u.i32 = (int32_t)i;
+        return true;
+    case CATALOG_DTYPE_DOUBLE:
+        if (!from_int && v->type != CATALOG_DTYPE_FLOAT)
+            return false;
+        out->type = want;
+        out->u.f64 = from_int ? (double)i : (double)v->u.f32;
+        return true;
+    case CATALOG_DTYPE_FLOAT:
+        if (!from_int && v->type != CATALOG_DTYPE_DOUBLE)
+            return false;
+        out->type = want;
+        out->u.f32 = from_int ? (float)i : (float)v->u.f64;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Where an input's values are: a column of cells (a feature or an event time), or a request
+ * column (converted). */
+typedef struct src {
+    const core_cell_t *cells;      /* [n_rows] */
+    const catalog_value_t *values; /* [n_rows] */
+} src_t;
+
+/* The column of cells of (view, feature) among the stored groups, or NULL. feature NULL: any of
+ * the view's (event times). */
+static const core_cell_t *visible(const core_ref_groups_t *gs, const core_cell_t *cells,
+                                  size_t n_rows, const catalog_view_t *v,
+                                  const catalog_feature_t *f)
+{
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const core_ref_group_t *grp = &gs->groups[g];
+        if (grp->view != v)
+            continue;
+        for (size_t k = 0; k < grp->n_refs; k++) {
+            if (f == NULL || gs->feature_idx[grp->first + k] == f->index)
+                return &cells[(size_t)gs->ref_idx[grp->first + k] * n_rows];
+        }
+    }
+    return NULL;
+}
+
+int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
+                    const core_columns_t *ents, const core_columns_t *request, int64_t now_us,
+                    core_cell_t *cells, char *err, size_t err_cap)
+{
+    size_t n_rows = ents->n_rows;
+    /* Every on-demand group's inputs, located; missing stored ones become hidden refs. */
+    size_t n_in = 0;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const catalog_on_demand_t *od = gs->groups[g].view->on_demand;
+        if (od != NULL)
+            n_in += od->n_inputs;
+    }
+    src_t *srcs = base_arena_calloc(a, n_in == 0 ? 1 : n_in, sizeof *srcs);
+    catalog_feature_ref_t *hidden = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *hidden);
+    size_t *hidden_of = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *hidden_of);
+    if (srcs == NULL || hidden == NULL || hidden_of == NULL)
+        return -ENOMEM;
+    size_t n_hidden = 0, at = 0;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const catalog_view_t *v = gs->groups[g].view;
+        const catalog_on_demand_t *od = v->on_demand;
+        if (od == NULL)
+            continue;
+        for (size_t i = 0; i < od->n_inputs; i++, at++) {
+            const catalog_input_t *in = &od->inputs[i];
+            hidden_of[at] = SIZE_MAX;
+            if (in->kind == CATALOG_INPUT_REQUEST) {
+                const catalog_request_field_t *fl = in->field;
+                int col = request != NULL ? core_columns_find(request, fl->name) : -1;
+                if (col < 0) {
+                    snprintf(err, err_cap,
+                             "missing request field '%s' (request source '%s', needed by "
+                             "on-demand feature view '%s@v%u'); send it in request_context",
+                             fl->name, in->source->name, v->name, (unsigned)v->version);
+                    return -EINVAL;
+                }
+                if (request->n_rows != n_rows) {
+                    snprintf(err, err_cap, "request field '%s' has %zu rows; the entities have %zu",
+                             fl->name, request->n_rows, n_rows);
+                    return -EINVAL;
+                }
+                catalog_value_t *vals = base_arena_array(a, n_rows == 0 ? 1 : n_rows, sizeof *vals);
+                if (vals == NULL)
+                    return -ENOMEM;
+                for (size_t row = 0; row < n_rows; row++) {
+                    const catalog_value_t *x = &request->cols[col][row];
+                    if (!request_value(x, fl->dtype, &vals[row])) {
+                        snprintf(err, err_cap, "request field '%s', row %zu: want %s, got %s",
+                                 fl->name, row, catalog_dtype_name(fl->dtype),
+                                 catalog_dtype_name(x->type));
+                        return -EINVAL;
+                    }
+                }
+                srcs[at].values = vals;
+                continue;
+            }
+            const catalog_feature_t *f = in->kind == CATALOG_INPUT_FEATURE ? in->feature : NULL;
+            srcs[at].cells = visible(gs, cells, n_rows, in->view, f);
+            if (srcs[at].cells != NULL)
+                continue;
+            if (f == NULL)
+                f = &in->view->features[0];
+            size_t h = 0;
+            while (h < n_hidden && !(hidden[h].view == in->view && hidden[h].feature == f))
+                h++;
+            if (h == n_hidden)
+                hidden[n_hidden++] = (catalog_feature_ref_t){in->view, f};
+            hidden_of[at] = h;
+        }
+    }
+    if (n_hidden > 0) {
+        core_cell_t *hc = base_arena_array(a, n_hidden * (n_rows == 0 ? 1 : n_rows), sizeof *hc);
+        if (hc == NULL)
+            return -ENOMEM;
+        int rc =
+            core_read_features(r, a, hidden, n_hidden, NULL, ents, NULL, now_us, hc, err, err_cap);
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < n_in; i++) {
+            if (hidden_of[i] != SIZE_MAX)
+                srcs[i].cells = &hc[hidden_of[i] * n_rows];
+        }
+    }
+
+    /* Evaluation, view by view, row by row. */
+    at = 0;
+    catalog_value_t *vals = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *vals);
+    uint8_t *sts = base_arena_array(a, n_in == 0 ? 1 : n_in, 1);
+    int64_t *ts = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *ts);
+    if (vals == NULL || sts == NULL || ts == NULL)
+        return -ENOMEM;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const core_ref_group_t *grp = &gs->groups[g];
+        const catalog_view_t *v = grp->view;
+        const catalog_on_demand_t *od = v->on_demand;
+        if (od == NULL)
+            continue;
+        const src_t *s = &srcs[at];
+        at += od->n_inputs;
+        for (size_t row = 0; row < n_rows; row++) {
+            for (size_t i = 0; i < od->n_inputs; i++) {
+                const catalog_input_t *in = &od->inputs[i];
+                vals[i] = (catalog_value_t){.type = CATALOG_DTYPE_NULL};
+                sts[i] = STORE_STATUS_PRESENT;
+                ts[i] = 0;
+                if (s[i].values != NULL) {
+                    vals[i] = s[i].values[row];
+                    continue;
+                }
+                const core_cell_t *c = &s[i].cells[row];
+                sts[i] = c->status;
+                ts[i] = c->event_ts_us;
+                if (in->kind == CATALOG_INPUT_EVENT_TIME) {
+                    if (c->status != STORE_STATUS_NOT_FOUND) {
+                        vals[i].type = CATALOG_DTYPE_UNIX_TIMESTAMP;
+                        int64_t us = c->event_ts_us;
+                        vals[i].u.i64 = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+                        sts[i] = STORE_STATUS_PRESENT;
+                    }
+                    continue;
+                }
+                if (c->status != STORE_STATUS_PRESENT || c->len == 0)
+                    continue; /* null: missing, stale (past the TTL) or a null */
+                size_t cap = 16 * (size_t)c->len + 64;
+                void *scratch =
+                    catalog_dtype_is_list(in->feature->dtype) ? base_arena_alloc(a, cap) : NULL;
+                if (catalog_dtype_is_list(in->feature->dtype) && scratch == NULL)
+                    return -ENOMEM;
+                if (catalog_value_decode(c->wire, c->len, &vals[i], scratch,
+                                         scratch != NULL ? cap : 0) < 0)
+                    vals[i].type = CATALOG_DTYPE_NULL; /* never trusted; the type check is eval's */
+            }
+            for (size_t k = 0; k < grp->n_refs; k++) {
+                const catalog_feature_t *f = &v->features[gs->feature_idx[grp->first + k]];
+                core_cell_t *cell = &cells[(size_t)gs->ref_idx[grp->first + k] * n_rows + row];
+                catalog_value_t out;
+                if (catalog_expr_eval(f, vals, now_us, a, &out) < 0)
+                    return -ENOMEM;
+                const uint32_t *uses;
+                size_t n_uses;
+                catalog_expr_inputs(f, &uses, &n_uses);
+                int64_t newest = 0;
+                uint8_t missing = STORE_STATUS_NULL_VALUE;
+                for (size_t u = 0; u < n_uses; u++) {
+                    size_t i = uses[u];
+                    if (ts[i] > newest)
+                        newest = ts[i];
+                    if (sts[i] == STORE_STATUS_NOT_FOUND)
+                        missing = STORE_STATUS_NOT_FOUND;
+                    else if (sts[i] == STORE_STATUS_OUTSIDE_MAX_AGE &&
+                             missing != STORE_STATUS_NOT_FOUND)
+                        missing = STORE_STATUS_OUTSIDE_MAX_AGE;
+                }
+                *cell = (core_cell_t){NULL, 0, missing, newest};
+                if (out.type == CATALOG_DTYPE_NULL)
+                    continue;
+                char why[128];
+                if (catalog_validate_value(f, &out, why, sizeof why) != 0) {
+                    cell->status = STORE_STATUS_INVALID;
+                    continue;
+                }
+                size_t len = catalog_value_wire_size(&out);
+                uint8_t *w = base_arena_alloc(a, len == 0 ? 1 : len);
+                if (w == NULL)
+                    return -ENOMEM;
+                int n = catalog_value_encode(&out, w, len);
+                if (n < 0) {
+                    cell->status = STORE_STATUS_INVALID;
+                    continue;
+                }
+                *cell = (core_cell_t){w, (uint32_t)n, STORE_STATUS_PRESENT, newest};
+            }
+        }
+    }
+    return 0;
+}
