@@ -184,9 +184,10 @@ struct catalog_on_demand;
 
 typedef struct catalog_view {
     const char *name;
-    uint32_t version;                        /* >= 1 */
-    bool is_default;                         /* the version a reference without @vN resolves to */
-    uint32_t id;                             /* dense index in catalog_view_at() order */
+    uint32_t version; /* >= 1 */
+    bool is_default;  /* the version a reference without @vN resolves to */
+    uint32_t id;      /* dense index in catalog_view_at() order; on-demand views follow the
+                     stored ones (catalog_view_count() + their catalog_on_demand_at() index) */
     const catalog_entity_t *const *entities; /* n_entities == 0: an entityless view */
     size_t n_entities;
     const catalog_join_key_t *join_keys; /* every entity's join keys, flattened in catalog order */

@@ -161,6 +161,7 @@ typedef struct catalog__draft_odfv {
     const char **sources;
     catalog__pos_t *source_pos;
     size_t n_sources;
+    bool sources_bad;         /* a source entry was refused at load: expressions are not compiled */
     catalog__pos_t *expr_pos; /* per feature, at its expression */
 } catalog__draft_odfv_t;
 

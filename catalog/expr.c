@@ -218,6 +218,8 @@ static void syntax(parser_t *P, const char *what)
         fail_at(P, t->col, "expected %s, got the end of the expression", what);
     else if (t->kind == TK_BAD && t->len == 0)
         fail_at(P, t->col, "unterminated string");
+    else if (t->kind == TK_BAD && ((unsigned char)t->s[0] < 0x20 || (unsigned char)t->s[0] >= 0x7f))
+        fail_at(P, t->col, "expected %s, got the byte 0x%02x", what, (unsigned char)t->s[0]);
     else
         fail_at(P, t->col, "expected %s, got '%.*s'", what, (int)(t->len > 40 ? 40 : t->len), t->s);
 }
@@ -350,7 +352,7 @@ static bool src_field(const catalog__scope_src_t *src, const char *s, size_t len
     }
     for (size_t i = 0; i < src->req->n_fields; i++) {
         const catalog_request_field_t *fl = &src->req->fields[i];
-        if (strlen(fl->name) == len && memcmp(fl->name, s, len) == 0) {
+        if (fl->name != NULL && strlen(fl->name) == len && memcmp(fl->name, s, len) == 0) {
             *out =
                 (catalog_input_t){.kind = CATALOG_INPUT_REQUEST, .source = src->req, .field = fl};
             *type = fl->dtype;
@@ -377,8 +379,10 @@ static void suggest_field(parser_t *P, const catalog__scope_src_t *only, const c
                     cands[n++] = src->view->features[f].name;
             }
         } else {
-            for (size_t f = 0; f < src->req->n_fields && n < 256; f++)
-                cands[n++] = src->req->fields[f].name;
+            for (size_t f = 0; f < src->req->n_fields && n < 256; f++) {
+                if (src->req->fields[f].name != NULL)
+                    cands[n++] = src->req->fields[f].name;
+            }
         }
     }
     const char *close = catalog__closest(name, cands, n);
@@ -828,6 +832,13 @@ static int string_lit(parser_t *P)
         char c = t->s[i];
         if (c == '\\') {
             char e = t->s[++i];
+            if (strchr("ntr\\'\"", e) == NULL) {
+                fail_at(P, t->col + i - 1,
+                        "unknown escape '\\%c' (the escapes are \\n \\t \\r \\\\ \\' \\\")",
+                        (e >= 0x20 && e < 0x7f) ? e : '?');
+                next(P);
+                return emit(P, CATALOG__OP_CONST_NULL, T_INVALID, t->col, 0, 0, 0);
+            }
             c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
         }
         buf[n++] = c;
@@ -954,14 +965,16 @@ static int postfix(parser_t *P)
 
 static int unary(parser_t *P)
 {
-    if (++P->depth > CATALOG__EXPR_MAX_DEPTH) {
-        if (!P->failed)
-            fail_at(P, P->t.col, "the expression nests deeper than %d", CATALOG__EXPR_MAX_DEPTH);
-        P->failed = true;
-        return -1;
-    }
     int r;
     if (is_op(P, "-")) {
+        /* A chain of minus signs nests as parentheses do. */
+        if (++P->depth > CATALOG__EXPR_MAX_DEPTH) {
+            if (!P->failed)
+                fail_at(P, P->t.col, "the expression nests deeper than %d",
+                        CATALOG__EXPR_MAX_DEPTH);
+            P->failed = true;
+            return -1;
+        }
         size_t col = P->t.col;
         next(P);
         int x = unary(P);
@@ -977,10 +990,10 @@ static int unary(parser_t *P)
                  : integral(t)  ? T_I64
                                 : T_F64,
                  col, x, 0, 0);
+        P->depth--;
     } else {
         r = postfix(P);
     }
-    P->depth--;
     return r;
 }
 
@@ -1106,11 +1119,12 @@ static int not_(parser_t *P)
             return -1;
         }
         next(P);
+        size_t xcol = P->t.col;
         int x = not_(P);
         P->depth--;
         if (P->failed)
             return -1;
-        bool bad = logic_operand(P, x, "not", col) < 0;
+        bool bad = logic_operand(P, x, "not", xcol) < 0;
         return emit(P, bad ? CATALOG__OP_CONST_NULL : CATALOG__OP_NOT, bad ? T_INVALID : T_BOOL,
                     col, x, 0, 0);
     }
@@ -1119,15 +1133,17 @@ static int not_(parser_t *P)
 
 static int and_(parser_t *P)
 {
+    size_t lcol = P->t.col;
     int l = not_(P);
     while (!P->failed && (is_word(P, "and") || is_op(P, "&&"))) {
         size_t col = P->t.col;
         next(P);
+        size_t rcol = P->t.col;
         int r = not_(P);
         if (P->failed)
             return -1;
-        bool bad = logic_operand(P, l, "and", col) < 0;
-        bad = (logic_operand(P, r, "and", col) < 0) || bad;
+        bool bad = logic_operand(P, l, "and", lcol) < 0;
+        bad = (logic_operand(P, r, "and", rcol) < 0) || bad;
         l = emit(P, bad ? CATALOG__OP_CONST_NULL : CATALOG__OP_AND, bad ? T_INVALID : T_BOOL, col,
                  l, r, 0);
     }
@@ -1142,15 +1158,17 @@ static int parse_or(parser_t *P)
         P->failed = true;
         return -1;
     }
+    size_t lcol = P->t.col;
     int l = and_(P);
     while (!P->failed && (is_word(P, "or") || is_op(P, "||"))) {
         size_t col = P->t.col;
         next(P);
+        size_t rcol = P->t.col;
         int r = and_(P);
         if (P->failed)
             return -1;
-        bool bad = logic_operand(P, l, "or", col) < 0;
-        bad = (logic_operand(P, r, "or", col) < 0) || bad;
+        bool bad = logic_operand(P, l, "or", lcol) < 0;
+        bad = (logic_operand(P, r, "or", rcol) < 0) || bad;
         l = emit(P, bad ? CATALOG__OP_CONST_NULL : CATALOG__OP_OR, bad ? T_INVALID : T_BOOL, col, l,
                  r, 0);
     }
@@ -1238,23 +1256,34 @@ int catalog__expr_compile(base_arena_t *a, const char *text, catalog__scope_t *s
     uint16_t *args = base_arena_array(a, P->n_args == 0 ? 1 : P->n_args, sizeof *args);
     catalog_value_t *consts =
         base_arena_array(a, P->n_consts == 0 ? 1 : P->n_consts, sizeof *consts);
-    uint32_t *uses = base_arena_array(a, scope->n_inputs == 0 ? 1 : scope->n_inputs, sizeof *uses);
+    /* The inputs it reads: marked in one pass over the code, then listed ascending. */
+    bool *read = calloc(scope->n_inputs + 1, sizeof *read);
+    if (read == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t n_uses = 0;
+    for (size_t k = 0; k < P->n_ins; k++) {
+        if (P->ins[k].op == CATALOG__OP_INPUT && !read[P->ins[k].imm]) {
+            read[P->ins[k].imm] = true;
+            n_uses++;
+        }
+    }
+    uint32_t *uses = base_arena_array(a, n_uses == 0 ? 1 : n_uses, sizeof *uses);
     if (e == NULL || ins == NULL || args == NULL || consts == NULL || uses == NULL) {
+        free(read);
         rc = -ENOMEM;
         goto out;
     }
     memcpy(ins, P->ins, P->n_ins * sizeof *ins);
     memcpy(args, P->args, P->n_args * sizeof *args);
     memcpy(consts, P->consts, P->n_consts * sizeof *consts);
-    /* The inputs it reads, ascending, once each. */
-    size_t n_uses = 0;
+    n_uses = 0;
     for (size_t i = 0; i < scope->n_inputs; i++) {
-        bool used = false;
-        for (size_t k = 0; k < P->n_ins && !used; k++)
-            used = ins[k].op == CATALOG__OP_INPUT && ins[k].imm == i;
-        if (used)
+        if (read[i])
             uses[n_uses++] = (uint32_t)i;
     }
+    free(read);
     e->ins = ins;
     e->n_ins = P->n_ins;
     e->args = args;

@@ -1,5 +1,6 @@
 /* catalog/expr_eval.c - evaluates a compiled on-demand expression over one row of inputs. */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -134,15 +135,14 @@ static bool has_at(const catalog_bytes_t *s, const catalog_bytes_t *p, size_t at
     return p->len == 0 || memcmp(s->data + at, p->data, p->len) == 0;
 }
 
+/* glibc's memmem is linear in the haystack: a request's strings cannot make it quadratic. */
 static bool contains(const catalog_bytes_t *s, const catalog_bytes_t *p)
 {
+    if (p->len == 0)
+        return true;
     if (p->len > s->len)
         return false;
-    for (size_t i = 0; i + p->len <= s->len; i++) {
-        if (has_at(s, p, i))
-            return true;
-    }
-    return false;
+    return memmem(s->data, s->len, p->data, p->len) != NULL;
 }
 
 /* Sum, mean, min or max of a numeric (or, for min and max, time) list. */
@@ -223,9 +223,10 @@ static val_t cast(const val_t *v, catalog_dtype_t to)
     }
     case CATALOG_DTYPE_FLOAT: {
         double d = as_f64(v);
-        float f = (float)d;
-        if (isinf(f) && isfinite(d))
+        /* Converting a finite double past FLOAT's range is undefined in ISO C: refused first. */
+        if (isfinite(d) && fabs(d) > (double)FLT_MAX)
             return null_val;
+        float f = (float)d;
         val_t r = {.type = to};
         r.u.f32 = f;
         return r;
@@ -242,9 +243,18 @@ static val_t round_to(double x, const val_t *digits)
     int64_t d = as_i64(digits);
     if (d > 15 || d < -15 || !isfinite(x))
         return f64_val(d > 15 ? x : d < -15 ? 0.0 * x : x);
+    if (fabs(x) >= 4503599627370496.0) /* 2^52: already a whole number */
+        return f64_val(d >= 0 ? x : round(x / pow(10.0, (double)-d)) * pow(10.0, (double)-d));
     double scale = pow(10.0, (double)(d < 0 ? -d : d));
     double r = d >= 0 ? round(x * scale) / scale : round(x / scale) * scale;
     return checked(r, x, 0);
+}
+
+/* Whole seconds at or before us (no overflow, whatever us is). */
+static int64_t floor_seconds(int64_t us)
+{
+    int64_t q = us / 1000000;
+    return us % 1000000 < 0 ? q - 1 : q;
 }
 
 /* Builds a string of n bytes in a. Returns: NULL on OOM. */
@@ -585,15 +595,14 @@ int catalog_expr_eval(const catalog_feature_t *f, const val_t *in, int64_t now_u
             break;
         }
         case CATALOG__OP_NOW:
-            *r = i64_val(CATALOG_DTYPE_UNIX_TIMESTAMP,
-                         now_us >= 0 ? now_us / 1000000 : -((-now_us + 999999) / 1000000));
+            *r = i64_val(CATALOG_DTYPE_UNIX_TIMESTAMP, floor_seconds(now_us));
             break;
         case CATALOG__OP_AGE: {
             if (is_null(x)) {
                 *r = null_val;
                 break;
             }
-            int64_t now_s = now_us >= 0 ? now_us / 1000000 : -((-now_us + 999999) / 1000000);
+            int64_t now_s = floor_seconds(now_us);
             int64_t w;
             *r = __builtin_sub_overflow(now_s, as_i64(x), &w) ? null_val
                                                               : i64_val(CATALOG_DTYPE_INT64, w);

@@ -1269,6 +1269,7 @@ static void load_odfv(loader_t *L, const ynode_t *n, const char *at)
     const char *sk = sub(L, at, "sources");
     const ynode_t *sn =
         required_list(L, n, "sources", sk, "an on-demand feature view needs at least one source");
+    dv->sources_bad = sn == NULL;
     if (sn != NULL) {
         dv->sources_pos = pos_of(L, sn, sk);
         dv->sources = catalog__alloc(&L->d.scratch, sn->n * sizeof *dv->sources);
@@ -1280,8 +1281,10 @@ static void load_odfv(loader_t *L, const ynode_t *n, const char *at)
         size_t i = 0;
         for (const ynode_t *e = sn->first; e != NULL; e = e->next, i++) {
             const char *eat = path(L, "%s[%zu]", sk, i);
-            if (!want(L, e, YN_SCALAR, eat))
+            if (!want(L, e, YN_SCALAR, eat)) {
+                dv->sources_bad = true;
                 continue;
+            }
             dv->sources[dv->n_sources] = keep(L, e);
             dv->source_pos[dv->n_sources++] = pos_of(L, e, eat);
         }

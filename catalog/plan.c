@@ -375,6 +375,35 @@ static bool sources_eq(const catalog_on_demand_t *a, const catalog_on_demand_t *
     return true;
 }
 
+/* Whether two expressions are the same text but for blanks outside string literals. */
+static bool expr_eq(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    char qa = 0, qb = 0;
+    for (;;) {
+        while (qa == 0 && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
+            a++;
+        while (qb == 0 && (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r'))
+            b++;
+        if (*a != *b)
+            return false;
+        if (*a == '\0')
+            return true;
+        /* Track quotes (and escapes inside them) on one side: both sides are equal so far. */
+        if (qa == 0 && (*a == '\'' || *a == '"')) {
+            qa = qb = *a;
+        } else if (qa != 0 && *a == '\\' && a[1] != '\0' && a[1] == b[1]) {
+            a++;
+            b++;
+        } else if (qa != 0 && *a == qa) {
+            qa = qb = 0;
+        }
+        a++;
+        b++;
+    }
+}
+
 /* On-demand views hold no data, but a version is a contract with its readers: what a version
  * computes may not change under them (a new version may compute anything). */
 static void diff_odfv(planner_t *P, const catalog_view_t *o, const catalog_view_t *n)
@@ -383,8 +412,9 @@ static void diff_odfv(planner_t *P, const catalog_view_t *o, const catalog_view_
     snprintf(obj, sizeof obj, "on_demand_feature_view %s@v%" PRIu32, n->name, n->version);
     if (!sources_eq(o->on_demand, n->on_demand))
         add(P, CATALOG_CHANGE_CHANGED, true, obj,
-            "sources changed inside an existing version: its readers would get other values; "
-            "add a new version instead");
+            "sources changed inside an existing version (or a source without @vN now means "
+            "another version of its view): its readers would get other values; pin sources "
+            "with @vN, or add a new version instead");
     char what[200] = "";
     if (!str_eq(o->description, n->description))
         note(what, sizeof what, "description");
@@ -411,13 +441,32 @@ static void diff_odfv(planner_t *P, const catalog_view_t *o, const catalog_view_
                 "dtype changed from %s to %s inside an existing version; add a new version "
                 "instead",
                 catalog_dtype_name(f->dtype), catalog_dtype_name(nf->dtype));
-        } else if (!str_eq(f->expression, nf->expression)) {
+        } else if (!expr_eq(f->expression, nf->expression)) {
             add(P, CATALOG_CHANGE_CHANGED, true, fobj,
                 "expression changed inside an existing version ('%.80s' -> '%.80s'): readers "
                 "of this version would get other values; add a new version instead",
                 f->expression, nf->expression);
+        } else if (!rules_eq(&f->validation, &nf->validation)) {
+            char a[140], b[140];
+            rules_text(&f->validation, a, sizeof a);
+            rules_text(&nf->validation, b, sizeof b);
+            bool tight = tightened(&f->validation, &nf->validation);
+            add(P, CATALOG_CHANGE_CHANGED, tight, fobj, "validation %s: [%s] -> [%s]%s",
+                tight ? "tightened" : "widened", a, b,
+                tight ? ": values its readers get now would read INVALID; add a new version "
+                        "instead"
+                      : "");
         } else {
-            diff_feature(P, n, f, nf);
+            char meta[160] = "";
+            if (f->has_default != nf->has_default ||
+                (f->has_default && !catalog_value_equal(&f->default_value, &nf->default_value)))
+                note(meta, sizeof meta, "default");
+            if (!str_eq(f->description, nf->description))
+                note(meta, sizeof meta, "description");
+            if (!tags_eq(f->tags, f->n_tags, nf->tags, nf->n_tags))
+                note(meta, sizeof meta, "tags");
+            if (meta[0] != '\0')
+                add(P, CATALOG_CHANGE_CHANGED, false, fobj, "changed: %s", meta);
         }
     }
     for (size_t i = 0; i < n->n_features; i++) {
@@ -472,11 +521,27 @@ static void diff_odfvs(planner_t *P, const catalog_t *from, const catalog_t *to)
                 r->n_fields, r->n_fields == 1 ? "" : "s");
             continue;
         }
-        bool same = o->n_fields == r->n_fields;
-        for (size_t k = 0; same && k < r->n_fields; k++)
-            same = strcmp(o->fields[k].name, r->fields[k].name) == 0 &&
-                   o->fields[k].dtype == r->fields[k].dtype;
-        if (!same)
+        /* A field whose type changed changes what its readers compute (and what callers
+         * must send); new or removed fields only change what may be sent. */
+        bool same = o->n_fields == r->n_fields, retyped = false;
+        for (size_t k = 0; k < r->n_fields; k++) {
+            bool found = false;
+            for (size_t j = 0; j < o->n_fields && !found; j++) {
+                if (strcmp(o->fields[j].name, r->fields[k].name) != 0)
+                    continue;
+                found = true;
+                if (o->fields[j].dtype != r->fields[k].dtype) {
+                    retyped = true;
+                    add(P, CATALOG_CHANGE_CHANGED, true, obj,
+                        "field %s changed from %s to %s: callers and the on-demand views that "
+                        "read it would compute other values; add a new field instead",
+                        r->fields[k].name, catalog_dtype_name(o->fields[j].dtype),
+                        catalog_dtype_name(r->fields[k].dtype));
+                }
+            }
+            same = same && found;
+        }
+        if (!same && !retyped)
             add(P, CATALOG_CHANGE_CHANGED, false, obj,
                 "schema changed: callers send the new fields from their next request");
     }

@@ -342,6 +342,30 @@ static void resolve_requests(resolver_t *R)
             continue;
         }
         put(&seen, dr->r.name, dr);
+        if (lookup(&c->ix_views, dr->r.name) != NULL) {
+            err_at(R, &dr->name_pos,
+                   "request source '%s' has the name of a feature view: sources are named "
+                   "without a version, so names must differ",
+                   dr->r.name);
+            continue;
+        }
+        /* A request carries its data as one flat map (Feast's request_context): a field
+         * name means one thing, whichever source declares it. */
+        for (size_t f = 0; f < dr->r.n_fields; f++) {
+            const catalog_request_field_t *fl = &dr->r.fields[f];
+            for (size_t o = 0; fl->name != NULL && o < c->n_requests; o++) {
+                for (size_t g = 0; g < c->requests[o].n_fields; g++) {
+                    const catalog_request_field_t *og = &c->requests[o].fields[g];
+                    if (og->name != NULL && strcmp(og->name, fl->name) == 0 &&
+                        og->dtype != fl->dtype)
+                        err_at(R, &dr->name_pos,
+                               "request field '%s' is %s here but %s in request source '%s': "
+                               "requests send one value per name, so the types must agree",
+                               fl->name, catalog_dtype_name(fl->dtype),
+                               catalog_dtype_name(og->dtype), c->requests[o].name);
+                }
+            }
+        }
         c->requests[c->n_requests++] = dr->r;
     }
     qsort(c->requests, c->n_requests, sizeof *c->requests, cmp_request);
@@ -451,8 +475,10 @@ static void resolve_odfv(resolver_t *R, catalog__draft_odfv_t *dv, catalog_view_
         }
         char nm[CATALOG_MAX_NAME + 1];
         snprintf(nm, sizeof nm, "%.*s", (int)name_len, name);
-        const catalog_view_t *sv = lookup(&c->ix_views, ref);
-        const catalog_request_source_t *rq = version == 0 ? lookup(&c->ix_requests, ref) : NULL;
+        const catalog_view_t *sv = version == 0
+                                       ? lookup(&c->ix_views, nm)
+                                       : lookup(&c->ix_views, keyf(R, "%s@v%" PRIu32, nm, version));
+        const catalog_request_source_t *rq = version == 0 ? lookup(&c->ix_requests, nm) : NULL;
         if (sv != NULL && sv->on_demand != NULL)
             sv = NULL;
         if (sv == NULL && rq == NULL) {
@@ -479,6 +505,14 @@ static void resolve_odfv(resolver_t *R, catalog__draft_odfv_t *dv, catalog_view_
             ok = false;
             continue;
         }
+        if (sv != NULL && !sv->online) {
+            err_at(R, pos,
+                   "source '%s' is not online: an on-demand view reads its sources with the "
+                   "online features",
+                   ref);
+            ok = false;
+            continue;
+        }
         srcs[ns].name = sv != NULL ? sv->name : rq->name;
         srcs[ns].view = sv;
         srcs[ns].req = rq;
@@ -494,7 +528,7 @@ static void resolve_odfv(resolver_t *R, catalog__draft_odfv_t *dv, catalog_view_
     od->n_requests = nr;
     v->on_demand = od;
     odfv_keys(R, dv, v, views, nv);
-    if (!ok)
+    if (!ok || dv->sources_bad)
         return; /* expressions would only repeat what is said above */
 
     catalog__scope_t scope = {.srcs = srcs, .n_srcs = ns, .scratch = &d->scratch};

@@ -221,8 +221,9 @@ static int request_columns(const catalog_t *cat, const entity_t *e, base_arena_t
         int rc = j == NULL ? -ENOMEM
                            : catalog_value_from_json(j, t, CATALOG_JSON_TEXT, a, &vals[i], why,
                                                      sizeof why);
-        if (rc == 0 && vals[i].type == CATALOG_DTYPE_STRING) {
-            /* the bytes live in j: copy them out before it goes */
+        if (rc == 0 &&
+            (vals[i].type == CATALOG_DTYPE_STRING || vals[i].type == CATALOG_DTYPE_BYTES)) {
+            /* the bytes may live in j: copy them out before it goes */
             const char *copy =
                 base_arena_strndup(a, (const char *)vals[i].u.bytes.data, vals[i].u.bytes.len);
             rc = copy == NULL ? -ENOMEM : 0;

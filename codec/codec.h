@@ -105,16 +105,19 @@ typedef struct codec_read_request {
     core_feature_list_t list;
     size_t n_entities;
     codec_read_column_t *entities; /* map entries in request order (repeats kept) */
-    bool include_md;               /* include_feature_view_version_metadata */
+    size_t n_request;
+    codec_read_column_t *request; /* request_context entries, likewise (DOUBLE, FLOAT, BOOL too) */
+    bool include_md;              /* include_feature_view_version_metadata */
 } codec_read_request_t;
 
 /*
  * Decodes a GetOnlineFeaturesRequest when it has the usual shape: at most one of
- * feature_service and features, entity values of type INT64, INT32, STRING or BYTES, nothing
- * else but the two flags, every string NUL-free UTF-8 and every encoding minimal. Such a request
- * decodes exactly as protobuf-c decodes it, and each Value body packs back to the bytes sent.
- * In two steps: codec_feast_decode_read() reads everything but the references of a feature list,
- * of which it only notes the bytes (list.key, which is the list's core_list_key()), and
+ * feature_service and features, entity values of type INT64, INT32, STRING or BYTES,
+ * request_context values of those types or DOUBLE, FLOAT or BOOL, nothing else but the two flags,
+ * every string NUL-free UTF-8 and every encoding minimal. Such a request decodes exactly as
+ * protobuf-c decodes it, and each Value body packs back to the bytes sent. In two steps:
+ * codec_feast_decode_read() reads everything but the references of a feature list, of which it only
+ * notes the bytes (list.key, which is the list's core_list_key()), and
  * codec_feast_decode_features() reads those when core_resolve() needs them (a list the worker
  * has resolved before it recognises by its bytes, which one accepted list has exactly one of).
  * The request has the usual shape when both accept it.

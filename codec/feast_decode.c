@@ -10,7 +10,7 @@
  * always has one shape: a feature list or service, a few entity columns of INT64, INT32, STRING
  * or BYTES values, two flags. This decoder reads exactly that shape in one pass, pointing into
  * the request instead of copying it, and declines everything else (returns 1) so that protobuf-c
- * and the general path decide: other value types, request_context, unknown fields, a field given
+ * and the general path decide: other value types, unknown fields, a field given
  * twice where protobuf-c would merge or replace, non-minimal encodings, malformed bytes, invalid
  * strings. What it accepts therefore has exactly one meaning, the one protobuf-c gives it, and
  * every Value body it accepts is what protobuf-c would pack again, so it can be echoed as sent.
@@ -22,6 +22,7 @@
 #define F_FEATURES 2
 #define F_ENTITIES 3
 #define F_FULL_NAMES 4
+#define F_REQUEST_CONTEXT 5
 #define F_INCLUDE_MD 6
 
 typedef struct cursor {
@@ -139,6 +140,42 @@ static bool get_value(cursor_t body, catalog_value_t *out)
     }
 }
 
+/* One request_context value: a join-key type (get_value()), or DOUBLE, FLOAT or BOOL in the one
+ * form protobuf-c packs them (request data is never echoed, but it must mean what protobuf-c
+ * reads). */
+static bool get_request_value(cursor_t body, catalog_value_t *out)
+{
+    if (get_value(body, out))
+        return true;
+    if (body.p == body.end)
+        return false;
+    uint8_t tag = *body.p++;
+    size_t left = (size_t)(body.end - body.p);
+    memset(out, 0, sizeof *out);
+    if (tag == ((5 << 3) | 1) && left == 8) { /* double_val, fixed64 */
+        uint64_t bits = 0;
+        for (int k = 0; k < 8; k++)
+            bits |= (uint64_t)body.p[k] << (8 * k);
+        out->type = CATALOG_DTYPE_DOUBLE;
+        memcpy(&out->u.f64, &bits, sizeof bits);
+        return true;
+    }
+    if (tag == ((6 << 3) | 5) && left == 4) { /* float_val, fixed32 */
+        uint32_t bits = 0;
+        for (int k = 0; k < 4; k++)
+            bits |= (uint32_t)body.p[k] << (8 * k);
+        out->type = CATALOG_DTYPE_FLOAT;
+        memcpy(&out->u.f32, &bits, sizeof bits);
+        return true;
+    }
+    if (tag == ((7 << 3) | BASE_WT_VARINT) && left == 1 && body.p[0] <= 1) { /* bool_val */
+        out->type = CATALOG_DTYPE_BOOL;
+        out->u.b = body.p[0] != 0;
+        return true;
+    }
+    return false;
+}
+
 /* Counts the length-delimited field-1 items of a repeated-message or repeated-string body.
  * Returns: false when anything else is there. */
 static bool count_items(cursor_t body, size_t *n)
@@ -156,8 +193,9 @@ static bool count_items(cursor_t body, size_t *n)
     return true;
 }
 
-/* A map entry: key = 1 (string), then value = 2 (RepeatedValue), each exactly once. */
-static int get_entity(base_arena_t *a, cursor_t body, codec_read_column_t *col)
+/* A map entry: key = 1 (string), then value = 2 (RepeatedValue), each exactly once; request
+ * data takes more value types than entities. */
+static int get_entity(base_arena_t *a, cursor_t body, codec_read_column_t *col, bool request)
 {
     uint32_t f;
     unsigned wt;
@@ -183,7 +221,7 @@ static int get_entity(base_arena_t *a, cursor_t body, codec_read_column_t *col)
         /* count_items() has checked every tag and length. */
         get_tag(&rv, &f, &wt);
         get_body(&rv, &v);
-        if (!get_value(v, &vals[i]))
+        if (!(request ? get_request_value(v, &vals[i]) : get_value(v, &vals[i])))
             return 1;
         wire[i].data = v.p;
         wire[i].len = (size_t)(v.end - v.p);
@@ -200,7 +238,7 @@ int codec_feast_decode_read(base_arena_t *a, const uint8_t *buf, size_t len,
 {
     memset(out, 0, sizeof *out);
     cursor_t c = {buf, buf + len};
-    size_t cap = 0;
+    size_t cap = 0, rcap = 0;
     bool seen_kind = false;
     while (c.p < c.end) {
         uint32_t f;
@@ -245,6 +283,23 @@ int codec_feast_decode_read(base_arena_t *a, const uint8_t *buf, size_t len,
             out->list.parse = codec_feast_decode_features;
             continue;
         }
+        if (f == F_REQUEST_CONTEXT) {
+            if (out->n_request == rcap) {
+                size_t ncap = rcap == 0 ? 4 : 2 * rcap;
+                codec_read_column_t *cols = base_arena_alloc(a, ncap * sizeof *cols);
+                if (cols == NULL)
+                    return -ENOMEM;
+                if (rcap > 0)
+                    memcpy(cols, out->request, rcap * sizeof *cols);
+                out->request = cols;
+                rcap = ncap;
+            }
+            int rc = get_entity(a, body, &out->request[out->n_request], true);
+            if (rc != 0)
+                return rc;
+            out->n_request++;
+            continue;
+        }
         if (f != F_ENTITIES)
             return 1;
         if (out->n_entities == cap) {
@@ -257,7 +312,7 @@ int codec_feast_decode_read(base_arena_t *a, const uint8_t *buf, size_t len,
             out->entities = cols;
             cap = ncap;
         }
-        int rc = get_entity(a, body, &out->entities[out->n_entities]);
+        int rc = get_entity(a, body, &out->entities[out->n_entities], false);
         if (rc != 0)
             return rc;
         out->n_entities++;

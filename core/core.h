@@ -438,16 +438,17 @@ int core_group_refs(base_arena_t *a, const catalog_feature_ref_t *refs, size_t n
  * groups is core_group_refs() of refs, or NULL to have it computed here. Each distinct view is
  * looked up once per row; its join keys are taken from the entity columns by name (extra
  * columns are ignored). On-demand features are computed from their inputs (read in the same
- * snapshot) and request's fields (NULL: none); their cells are encoded into a. Bracket it with
- * store_read_begin()/store_read_end() on r.
+ * snapshot) and request's fields (NULL: none; a field not there is looked for among the entity
+ * columns); their cells are encoded into a, and what computing them holds is bounded by
+ * max_bytes (0: no bound). Bracket it with store_read_begin()/store_read_end() on r.
  * Returns: 0; -EINVAL (a missing join key, a key value of the wrong type, a key over
- *          STORE_MAX_KEY, a missing or mistyped request field) with a message in err; -ENOMEM;
- *          -EIO.
+ *          STORE_MAX_KEY, a missing or mistyped request field) with a message in err;
+ *          -EMSGSIZE (on-demand features over max_bytes); -ENOMEM; -EIO.
  */
 int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
                        size_t n_refs, const core_ref_groups_t *groups, const core_columns_t *ents,
-                       const core_columns_t *request, int64_t now_us, core_cell_t *cells, char *err,
-                       size_t err_cap);
+                       const core_columns_t *request, int64_t now_us, size_t max_bytes,
+                       core_cell_t *cells, char *err, size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Writes                                                                                      */
@@ -583,7 +584,9 @@ int core_predict_entities(core_ctx_t *ctx, core_predict_t *p, core_input_fn inpu
                           size_t n_inputs);
 
 /* The outputs to read: all of them (a passthrough, or no filter), or those filter names, in
- * service order. Returns: 0; -EINVAL naming an unknown output and listing the outputs; -ENOMEM. */
+ * service order; the request fields are then those the selected outputs read (call it before
+ * core_predict_entities() for that). Returns: 0; -EINVAL naming an unknown output and listing
+ * the outputs; -ENOMEM. */
 int core_predict_select(core_ctx_t *ctx, core_predict_t *p, const char *const *filter,
                         size_t n_filter);
 

@@ -182,14 +182,26 @@ void core__ref_cache_put(core__ref_cache_t *rc, const catalog_t *cat, unsigned f
 void core__ref_cache_hash_mask(core__ref_cache_t *rc, uint64_t mask);
 
 /*
- * Computes the on-demand groups of gs (their cells; the stored groups' cells are read already):
- * request fields from request (checked first: -EINVAL naming a missing or mistyped field),
- * inputs that no stored group of the read has read in the same store snapshot (r), then each
- * row's features (on_demand.c). Returns: 0; -EINVAL with err; -ENOMEM; -EIO.
+ * On-demand groups of a read (on_demand.c), in two steps. First, before anything is read, the
+ * plan: which inputs the requested features read, and their request fields taken from request
+ * (else from an entity column of the same name, as Feast's SDK sends them) and converted.
+ * Returns: 0 and *out (in a); -EINVAL with err naming a missing or mistyped field, or one of
+ * another length; -ENOMEM.
+ */
+typedef struct core__od_plan core__od_plan_t;
+int core__on_demand_plan(base_arena_t *a, const core_ref_groups_t *gs, const core_columns_t *ents,
+                         const core_columns_t *request, core__od_plan_t **out, char *err,
+                         size_t err_cap);
+/*
+ * Then, once the stored groups' cells are read: inputs no stored group of the read has read
+ * are read in the same store snapshot (r), and each row's features computed into cells. What
+ * the computation holds (decoded list inputs, encoded values) is bounded by max_bytes (0: none).
+ * Returns: 0; -EMSGSIZE (over max_bytes), -EINVAL (a key error of a source) with err; -ENOMEM;
+ * -EIO.
  */
 int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
-                    const core_columns_t *ents, const core_columns_t *request, int64_t now_us,
-                    core_cell_t *cells, char *err, size_t err_cap);
+                    const core_columns_t *ents, const core__od_plan_t *plan, int64_t now_us,
+                    size_t max_bytes, core_cell_t *cells, char *err, size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Predict: output names (predict_outputs.c), tensors from cells (tensor.c).                   */

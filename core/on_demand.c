@@ -1,5 +1,6 @@
 /* core/on_demand.c - on-demand features: their inputs read with the stored ones, then computed. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,17 +8,21 @@
 
 /*
  * An on-demand view is a group of the read like any other, but no store lookup of its own: its
- * inputs are cells of the same read. An input the request also asks for directly is taken from
- * that column; the others are read in the same store snapshot as extra columns nobody sees.
- * Request fields come from the request's own columns (Feast's request_context, a Predict input
- * of the same name) and are checked before anything is read, so errors do not depend on data.
- * Each row's inputs are decoded once for all the view's features, and each feature's code runs
- * over them (catalog_expr_eval()); the result is encoded back into a cell, so transports cannot
- * tell a computed cell from a stored one.
+ * inputs are cells of the same read. Only the inputs that the requested features read are
+ * taken. An input the request also asks for directly is taken from that column; the others are
+ * read in the same store snapshot as extra columns nobody sees. Request fields come from the
+ * request's own columns (Feast's request_context, a Predict input of the same name) or, as
+ * Feast's Python SDK sends them, from an entity column of that name; they are checked before
+ * anything is read (core__on_demand_plan()), so errors do not depend on data. Each row's inputs
+ * are decoded once for all the view's requested features, each feature's code runs over them
+ * (catalog_expr_eval()), and the result is encoded back into a cell, so transports cannot tell
+ * a computed cell from a stored one. What the computation holds (decoded list inputs, encoded
+ * results) counts against a budget: a request cannot make the server decode or build more than
+ * --max-response-bytes.
  */
 
-/* A request value for a field of type want: the same type, or a number widened to it. Returns:
- * true and *out. */
+/* A request value for a field of type want: the same type, or a number widened (or, for FLOAT,
+ * narrowed within range) to it, or text for BYTES. Returns: true and *out. */
 static bool request_value(const catalog_value_t *v, catalog_dtype_t want, catalog_value_t *out)
 {
     *out = *v;
@@ -45,11 +50,21 @@ static bool request_value(const catalog_value_t *v, catalog_dtype_t want, catalo
         out->type = want;
         out->u.f64 = from_int ? (double)i : (double)v->u.f32;
         return true;
-    case CATALOG_DTYPE_FLOAT:
+    case CATALOG_DTYPE_FLOAT: {
         if (!from_int && v->type != CATALOG_DTYPE_DOUBLE)
             return false;
+        double d = from_int ? (double)i : v->u.f64;
+        float f = (float)d;
+        if (isinf(f) && isfinite(d))
+            return false; /* out of FLOAT's range */
         out->type = want;
-        out->u.f32 = from_int ? (float)i : (float)v->u.f64;
+        out->u.f32 = f;
+        return true;
+    }
+    case CATALOG_DTYPE_BYTES:
+        if (v->type != CATALOG_DTYPE_STRING)
+            return false;
+        out->type = want;
         return true;
     default:
         return false;
@@ -57,11 +72,18 @@ static bool request_value(const catalog_value_t *v, catalog_dtype_t want, catalo
 }
 
 /* Where an input's values are: a column of cells (a feature or an event time), or a request
- * column (converted). */
+ * column (converted); neither when no requested feature reads it. */
 typedef struct src {
+    bool needed;
     const core_cell_t *cells;      /* [n_rows] */
     const catalog_value_t *values; /* [n_rows] */
+    size_t hidden;                 /* index of its hidden ref, or SIZE_MAX */
 } src_t;
+
+struct core__od_plan {
+    size_t n_in;
+    src_t *srcs; /* every on-demand group's inputs, group after group */
+};
 
 /* The column of cells of (view, feature) among the stored groups, or NULL. feature NULL: any of
  * the view's (event times). */
@@ -81,62 +103,110 @@ static const core_cell_t *visible(const core_ref_groups_t *gs, const core_cell_t
     return NULL;
 }
 
-int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
-                    const core_columns_t *ents, const core_columns_t *request, int64_t now_us,
-                    core_cell_t *cells, char *err, size_t err_cap)
+int core__on_demand_plan(base_arena_t *a, const core_ref_groups_t *gs, const core_columns_t *ents,
+                         const core_columns_t *request, core__od_plan_t **out, char *err,
+                         size_t err_cap)
 {
-    size_t n_rows = ents->n_rows;
-    /* Every on-demand group's inputs, located; missing stored ones become hidden refs. */
-    size_t n_in = 0;
+    size_t n_rows = ents->n_rows, n_in = 0;
     for (size_t g = 0; g < gs->n_groups; g++) {
         const catalog_on_demand_t *od = gs->groups[g].view->on_demand;
         if (od != NULL)
             n_in += od->n_inputs;
     }
+    core__od_plan_t *p = base_arena_calloc(a, 1, sizeof *p);
     src_t *srcs = base_arena_calloc(a, n_in == 0 ? 1 : n_in, sizeof *srcs);
+    if (p == NULL || srcs == NULL)
+        return -ENOMEM;
+    size_t at = 0;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const core_ref_group_t *grp = &gs->groups[g];
+        const catalog_view_t *v = grp->view;
+        const catalog_on_demand_t *od = v->on_demand;
+        if (od == NULL)
+            continue;
+        src_t *s = &srcs[at];
+        at += od->n_inputs;
+        /* The inputs the requested features read. */
+        for (size_t k = 0; k < grp->n_refs; k++) {
+            const uint32_t *uses;
+            size_t n_uses;
+            catalog_expr_inputs(&v->features[gs->feature_idx[grp->first + k]], &uses, &n_uses);
+            for (size_t u = 0; u < n_uses; u++)
+                s[uses[u]].needed = true;
+        }
+        for (size_t i = 0; i < od->n_inputs; i++) {
+            s[i].hidden = SIZE_MAX;
+            const catalog_input_t *in = &od->inputs[i];
+            if (!s[i].needed || in->kind != CATALOG_INPUT_REQUEST)
+                continue;
+            const catalog_request_field_t *fl = in->field;
+            const core_columns_t *from = request;
+            int col = request != NULL ? core_columns_find(request, fl->name) : -1;
+            if (col < 0) {
+                /* Feast's SDK sends request data among the entity rows. */
+                from = ents;
+                col = core_columns_find(ents, fl->name);
+            }
+            if (col < 0) {
+                snprintf(err, err_cap,
+                         "missing request field '%s' (request source '%s', needed by on-demand "
+                         "feature view '%s@v%u'); send it in request_context",
+                         fl->name, in->source->name, v->name, (unsigned)v->version);
+                return -EINVAL;
+            }
+            if (from->n_rows != n_rows) {
+                snprintf(err, err_cap, "request field '%s' has %zu rows; the entities have %zu",
+                         fl->name, from->n_rows, n_rows);
+                return -EINVAL;
+            }
+            catalog_value_t *vals = base_arena_array(a, n_rows == 0 ? 1 : n_rows, sizeof *vals);
+            if (vals == NULL)
+                return -ENOMEM;
+            for (size_t row = 0; row < n_rows; row++) {
+                const catalog_value_t *x = &from->cols[col][row];
+                if (!request_value(x, fl->dtype, &vals[row])) {
+                    snprintf(err, err_cap, "request field '%s', row %zu: want %s, got %s%s",
+                             fl->name, row, catalog_dtype_name(fl->dtype),
+                             catalog_dtype_name(x->type),
+                             x->type == CATALOG_DTYPE_DOUBLE ? " (or out of range)" : "");
+                    return -EINVAL;
+                }
+            }
+            s[i].values = vals;
+        }
+    }
+    p->n_in = n_in;
+    p->srcs = srcs;
+    *out = p;
+    return 0;
+}
+
+/* Budget: fails once what the computation holds would pass max bytes (0: no limit). */
+static bool spend(size_t *used, size_t n, size_t max)
+{
+    *used += n;
+    return max == 0 || *used <= max;
+}
+
+int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
+                    const core_columns_t *ents, const core__od_plan_t *plan, int64_t now_us,
+                    size_t max_bytes, core_cell_t *cells, char *err, size_t err_cap)
+{
+    size_t n_rows = ents->n_rows, n_in = plan->n_in;
+    src_t *srcs = plan->srcs;
+    /* Stored inputs: a column of the read, or hidden refs read now (each once). */
     catalog_feature_ref_t *hidden = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *hidden);
-    size_t *hidden_of = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *hidden_of);
-    if (srcs == NULL || hidden == NULL || hidden_of == NULL)
+    if (hidden == NULL)
         return -ENOMEM;
     size_t n_hidden = 0, at = 0;
     for (size_t g = 0; g < gs->n_groups; g++) {
-        const catalog_view_t *v = gs->groups[g].view;
-        const catalog_on_demand_t *od = v->on_demand;
+        const catalog_on_demand_t *od = gs->groups[g].view->on_demand;
         if (od == NULL)
             continue;
         for (size_t i = 0; i < od->n_inputs; i++, at++) {
             const catalog_input_t *in = &od->inputs[i];
-            hidden_of[at] = SIZE_MAX;
-            if (in->kind == CATALOG_INPUT_REQUEST) {
-                const catalog_request_field_t *fl = in->field;
-                int col = request != NULL ? core_columns_find(request, fl->name) : -1;
-                if (col < 0) {
-                    snprintf(err, err_cap,
-                             "missing request field '%s' (request source '%s', needed by "
-                             "on-demand feature view '%s@v%u'); send it in request_context",
-                             fl->name, in->source->name, v->name, (unsigned)v->version);
-                    return -EINVAL;
-                }
-                if (request->n_rows != n_rows) {
-                    snprintf(err, err_cap, "request field '%s' has %zu rows; the entities have %zu",
-                             fl->name, request->n_rows, n_rows);
-                    return -EINVAL;
-                }
-                catalog_value_t *vals = base_arena_array(a, n_rows == 0 ? 1 : n_rows, sizeof *vals);
-                if (vals == NULL)
-                    return -ENOMEM;
-                for (size_t row = 0; row < n_rows; row++) {
-                    const catalog_value_t *x = &request->cols[col][row];
-                    if (!request_value(x, fl->dtype, &vals[row])) {
-                        snprintf(err, err_cap, "request field '%s', row %zu: want %s, got %s",
-                                 fl->name, row, catalog_dtype_name(fl->dtype),
-                                 catalog_dtype_name(x->type));
-                        return -EINVAL;
-                    }
-                }
-                srcs[at].values = vals;
+            if (!srcs[at].needed || in->kind == CATALOG_INPUT_REQUEST)
                 continue;
-            }
             const catalog_feature_t *f = in->kind == CATALOG_INPUT_FEATURE ? in->feature : NULL;
             srcs[at].cells = visible(gs, cells, n_rows, in->view, f);
             if (srcs[at].cells != NULL)
@@ -148,30 +218,33 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 h++;
             if (h == n_hidden)
                 hidden[n_hidden++] = (catalog_feature_ref_t){in->view, f};
-            hidden_of[at] = h;
+            srcs[at].hidden = h;
         }
     }
     if (n_hidden > 0) {
         core_cell_t *hc = base_arena_array(a, n_hidden * (n_rows == 0 ? 1 : n_rows), sizeof *hc);
         if (hc == NULL)
             return -ENOMEM;
-        int rc =
-            core_read_features(r, a, hidden, n_hidden, NULL, ents, NULL, now_us, hc, err, err_cap);
+        int rc = core_read_features(r, a, hidden, n_hidden, NULL, ents, NULL, now_us, 0, hc, err,
+                                    err_cap);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n_in; i++) {
-            if (hidden_of[i] != SIZE_MAX)
-                srcs[i].cells = &hc[hidden_of[i] * n_rows];
+            if (srcs[i].hidden != SIZE_MAX)
+                srcs[i].cells = &hc[srcs[i].hidden * n_rows];
         }
     }
 
     /* Evaluation, view by view, row by row. */
-    at = 0;
     catalog_value_t *vals = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *vals);
     uint8_t *sts = base_arena_array(a, n_in == 0 ? 1 : n_in, 1);
     int64_t *ts = base_arena_array(a, n_in == 0 ? 1 : n_in, sizeof *ts);
-    if (vals == NULL || sts == NULL || ts == NULL)
+    void **scratch = base_arena_calloc(a, n_in == 0 ? 1 : n_in, sizeof *scratch);
+    size_t *scratch_cap = base_arena_calloc(a, n_in == 0 ? 1 : n_in, sizeof *scratch_cap);
+    if (vals == NULL || sts == NULL || ts == NULL || scratch == NULL || scratch_cap == NULL)
         return -ENOMEM;
+    size_t used = 0;
+    at = 0;
     for (size_t g = 0; g < gs->n_groups; g++) {
         const core_ref_group_t *grp = &gs->groups[g];
         const catalog_view_t *v = grp->view;
@@ -179,7 +252,27 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
         if (od == NULL)
             continue;
         const src_t *s = &srcs[at];
+        void **scr = &scratch[at];
+        size_t *scr_cap = &scratch_cap[at];
         at += od->n_inputs;
+        /* A list input is decoded into one buffer per input, sized for its largest cell and
+         * reused row after row. */
+        for (size_t i = 0; i < od->n_inputs; i++) {
+            const catalog_input_t *in = &od->inputs[i];
+            if (s[i].cells == NULL || in->kind != CATALOG_INPUT_FEATURE ||
+                !catalog_dtype_is_list(in->feature->dtype))
+                continue;
+            size_t longest = 0;
+            for (size_t row = 0; row < n_rows; row++) {
+                if (s[i].cells[row].len > longest)
+                    longest = s[i].cells[row].len;
+            }
+            scr_cap[i] = 16 * longest + 64;
+            if (!spend(&used, scr_cap[i], max_bytes))
+                goto too_big;
+            if ((scr[i] = base_arena_alloc(a, scr_cap[i])) == NULL)
+                return -ENOMEM;
+        }
         for (size_t row = 0; row < n_rows; row++) {
             for (size_t i = 0; i < od->n_inputs; i++) {
                 const catalog_input_t *in = &od->inputs[i];
@@ -190,6 +283,8 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                     vals[i] = s[i].values[row];
                     continue;
                 }
+                if (s[i].cells == NULL)
+                    continue; /* no requested feature reads it */
                 const core_cell_t *c = &s[i].cells[row];
                 sts[i] = c->status;
                 ts[i] = c->event_ts_us;
@@ -204,13 +299,7 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 }
                 if (c->status != STORE_STATUS_PRESENT || c->len == 0)
                     continue; /* null: missing, stale (past the TTL) or a null */
-                size_t cap = 16 * (size_t)c->len + 64;
-                void *scratch =
-                    catalog_dtype_is_list(in->feature->dtype) ? base_arena_alloc(a, cap) : NULL;
-                if (catalog_dtype_is_list(in->feature->dtype) && scratch == NULL)
-                    return -ENOMEM;
-                if (catalog_value_decode(c->wire, c->len, &vals[i], scratch,
-                                         scratch != NULL ? cap : 0) < 0)
+                if (catalog_value_decode(c->wire, c->len, &vals[i], scr[i], scr_cap[i]) < 0)
                     vals[i].type = CATALOG_DTYPE_NULL; /* never trusted; the type check is eval's */
             }
             for (size_t k = 0; k < grp->n_refs; k++) {
@@ -235,14 +324,17 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                         missing = STORE_STATUS_OUTSIDE_MAX_AGE;
                 }
                 *cell = (core_cell_t){NULL, 0, missing, newest};
-                if (out.type == CATALOG_DTYPE_NULL)
-                    continue;
                 char why[128];
+                /* A rule broken (not_null included) leaves INVALID and no value. */
                 if (catalog_validate_value(f, &out, why, sizeof why) != 0) {
                     cell->status = STORE_STATUS_INVALID;
                     continue;
                 }
+                if (out.type == CATALOG_DTYPE_NULL)
+                    continue;
                 size_t len = catalog_value_wire_size(&out);
+                if (!spend(&used, len, max_bytes))
+                    goto too_big;
                 uint8_t *w = base_arena_alloc(a, len == 0 ? 1 : len);
                 if (w == NULL)
                     return -ENOMEM;
@@ -256,4 +348,10 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
         }
     }
     return 0;
+too_big:
+    snprintf(err, err_cap,
+             "on-demand features would take more than %zu bytes to compute (their list inputs "
+             "decoded and their values); the limit is --max-response-bytes",
+             max_bytes);
+    return -EMSGSIZE;
 }

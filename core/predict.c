@@ -40,6 +40,47 @@ static int fail_no_model(core_ctx_t *ctx, const catalog_t *cat, const core_model
                      count == 0 ? "no model bindings" : have);
 }
 
+/* The request fields the on-demand features among refs read, each once (by name: a request
+ * carries one value per name), into p. Returns: 0, -ENOMEM. */
+static int request_fields(core_ctx_t *ctx, const catalog_feature_ref_t *refs, size_t n_refs,
+                          core_predict_t *p)
+{
+    size_t n_fields = 0;
+    for (size_t i = 0; i < n_refs; i++) {
+        const catalog_on_demand_t *od = refs[i].view->on_demand;
+        for (size_t k = 0; od != NULL && k < od->n_inputs; k++)
+            n_fields += od->inputs[k].kind == CATALOG_INPUT_REQUEST;
+    }
+    p->request_fields = NULL;
+    p->n_request_fields = 0;
+    if (n_fields == 0)
+        return 0;
+    const catalog_input_t **fields = base_arena_array(ctx->arena, n_fields, sizeof *fields);
+    if (fields == NULL)
+        return -ENOMEM;
+    size_t nf = 0;
+    for (size_t i = 0; i < n_refs; i++) {
+        const catalog_on_demand_t *od = refs[i].view->on_demand;
+        if (od == NULL)
+            continue;
+        /* Only the fields this feature reads. */
+        const uint32_t *uses;
+        size_t n_uses;
+        catalog_expr_inputs(refs[i].feature, &uses, &n_uses);
+        for (size_t u = 0; u < n_uses; u++) {
+            const catalog_input_t *in = &od->inputs[uses[u]];
+            bool seen = in->kind != CATALOG_INPUT_REQUEST;
+            for (size_t j = 0; j < nf && !seen; j++)
+                seen = strcmp(fields[j]->field->name, in->field->name) == 0;
+            if (!seen)
+                fields[nf++] = in;
+        }
+    }
+    p->request_fields = fields;
+    p->n_request_fields = nf;
+    return 0;
+}
+
 int core_predict_begin(core_ctx_t *ctx, const core_model_spec_t *spec, core_predict_t *p)
 {
     memset(p, 0, sizeof *p);
@@ -65,32 +106,8 @@ int core_predict_begin(core_ctx_t *ctx, const core_model_spec_t *spec, core_pred
         return core_fail(ctx, -EINVAL, "feature view '%s@v%u' is not online", v->name,
                          (unsigned)v->version);
     }
-    /* Request data its on-demand features read: each field once (by name), as inputs. */
-    size_t n_fields = 0;
-    for (size_t i = 0; i < n_refs; i++) {
-        const catalog_on_demand_t *od = svc->features[i].view->on_demand;
-        for (size_t k = 0; od != NULL && k < od->n_inputs; k++)
-            n_fields += od->inputs[k].kind == CATALOG_INPUT_REQUEST;
-    }
-    if (n_fields > 0) {
-        const catalog_input_t **fields = base_arena_array(ctx->arena, n_fields, sizeof *fields);
-        if (fields == NULL)
-            return core_fail(ctx, -ENOMEM, "out of memory");
-        size_t nf = 0;
-        for (size_t i = 0; i < n_refs; i++) {
-            const catalog_on_demand_t *od = svc->features[i].view->on_demand;
-            for (size_t k = 0; od != NULL && k < od->n_inputs; k++) {
-                const catalog_input_t *in = &od->inputs[k];
-                bool seen = in->kind != CATALOG_INPUT_REQUEST;
-                for (size_t j = 0; j < nf && !seen; j++)
-                    seen = strcmp(fields[j]->field->name, in->field->name) == 0;
-                if (!seen)
-                    fields[nf++] = in;
-            }
-        }
-        p->request_fields = fields;
-        p->n_request_fields = nf;
-    }
+    if (request_fields(ctx, svc->features, n_refs, p) < 0)
+        return core_fail(ctx, -ENOMEM, "out of memory");
     p->model = m;
     p->outs = outs;
     return 0;
@@ -240,6 +257,9 @@ int core_predict_select(core_ctx_t *ctx, core_predict_t *p, const char *const *f
     p->names = names;
     p->name_lens = lens;
     p->n_out = k;
+    /* Request data: only what the selected outputs read. */
+    if (request_fields(ctx, refs, k, p) < 0)
+        return core_fail(ctx, -ENOMEM, "out of memory");
     return 0;
 }
 
@@ -281,7 +301,7 @@ int core_predict_read(core_ctx_t *ctx, core_predict_t *p)
         return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
     ctx->reading = true;
     rc = core_read_features(reader, a, p->refs, n_out, NULL, &p->ents, &p->request, store_now_us(),
-                            cells, ctx->msg, sizeof ctx->msg);
+                            ctx->limits->max_response_bytes, cells, ctx->msg, sizeof ctx->msg);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n_out; i++) {

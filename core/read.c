@@ -117,8 +117,8 @@ static void key_error(const catalog_view_t *v, int klen, size_t row, char *err, 
 
 int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
                        size_t n_refs, const core_ref_groups_t *gs, const core_columns_t *ents,
-                       const core_columns_t *request, int64_t now_us, core_cell_t *cells, char *err,
-                       size_t err_cap)
+                       const core_columns_t *request, int64_t now_us, size_t max_bytes,
+                       core_cell_t *cells, char *err, size_t err_cap)
 {
     core_ref_groups_t grouped;
     /* Given groups must be those of refs: cells they do not cover would be left unwritten. */
@@ -161,6 +161,13 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
             }
         }
         kc += v->n_join_keys;
+    }
+    /* On-demand features' request data, checked before anything is read too. */
+    core__od_plan_t *plan = NULL;
+    if (on_demand) {
+        int rc = core__on_demand_plan(a, gs, ents, request, &plan, err, err_cap);
+        if (rc < 0)
+            return rc;
     }
 
     catalog_value_t *keys = base_arena_calloc(a, gs->max_keys, sizeof *keys);
@@ -229,7 +236,7 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
         kc += v->n_join_keys;
     }
     if (on_demand)
-        return core__on_demand(r, a, gs, ents, request, now_us, cells, err, err_cap);
+        return core__on_demand(r, a, gs, ents, plan, now_us, max_bytes, cells, err, err_cap);
     return 0;
 }
 
@@ -303,7 +310,8 @@ int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t 
         return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
     ctx->reading = true;
     rc = core_read_features(reader, ctx->arena, res->refs, res->n_refs, &res->groups, ents, request,
-                            store_now_us(), cells, ctx->msg, sizeof ctx->msg);
+                            store_now_us(), ctx->limits->max_response_bytes, cells, ctx->msg,
+                            sizeof ctx->msg);
     if (rc < 0)
         return rc;
     for (size_t g = 0; g < res->groups.n_groups; g++) {

@@ -145,7 +145,9 @@ static int row_value(const catalog_feature_t *f, const core_cell_t *cells, size_
     const core_cell_t *cell = &cells[row];
     bool missing = cell->status != STORE_STATUS_PRESENT;
     *zero = false;
-    if (cell->status == STORE_STATUS_INVALID) {
+    /* A computed value that broke its feature's rules (on-demand) is INVALID without bytes:
+     * missing, not a damaged record. */
+    if (cell->status == STORE_STATUS_INVALID && f->expr == NULL) {
         *bad_row = row;
         snprintf(why, why_cap, "the stored record is malformed");
         return -EIO;
@@ -169,7 +171,9 @@ static int row_value(const catalog_feature_t *f, const core_cell_t *cells, size_
         return 0;
     }
     *bad_row = row;
-    snprintf(why, why_cap, "no value and no default (on_missing: error)");
+    snprintf(why, why_cap, "%s and no default (on_missing: error)",
+             cell->status == STORE_STATUS_INVALID ? "a computed value that breaks its validation"
+                                                  : "no value");
     return -ENOENT;
 }
 

@@ -50,6 +50,14 @@ static int input_values(void *arg, const char *input, catalog_dtype_t want, base
     if (in->instances != NULL) {
         n = json_array_size(in->instances);
     } else {
+        /* A bare value (or list) feeds the binding's only input; with several, each needs its
+         * name (ia->n_inputs counts entity and request inputs). */
+        if (!json_is_object(in->inputs) && ia->n_inputs != 1)
+            return snprintf(why, why_cap,
+                            "is not named: the binding has %zu inputs, so 'inputs' must be an "
+                            "object of them by name",
+                            ia->n_inputs),
+                   -EINVAL;
         col = json_is_object(in->inputs) ? json_object_get(in->inputs, input) : in->inputs;
         if (col == NULL)
             return -ENOENT;

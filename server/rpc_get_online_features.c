@@ -84,28 +84,29 @@ static int request_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFeat
 }
 
 /* As entities_from_pb() for a request decoded by hand: the same checks in the same order; the
- * values are already converted (the decoder takes only types that convert). */
-static int entities_from_request(server_call_t *c, const codec_read_request_t *rr,
-                                 const core_columns_limits_t *lim, core_columns_t *ents)
+ * values are already converted (the decoder takes only types that convert). what: "entity" or
+ * "request_context", for its columns. */
+static int entities_from_request(server_call_t *c, const char *what, size_t n,
+                                 const codec_read_column_t *in, const core_columns_limits_t *lim,
+                                 core_columns_t *ents)
 {
     base_arena_t *a = &c->arena;
-    size_t n = rr->n_entities;
     memset(ents, 0, sizeof *ents);
     if (n > lim->max_cols)
-        return server__fail(c, -E2BIG, "request has %zu %s columns; the limit is %zu (%s)", n,
-                            "entity", lim->max_cols, lim->max_cols_why);
+        return server__fail(c, -E2BIG, "request has %zu %s columns; the limit is %zu (%s)", n, what,
+                            lim->max_cols, lim->max_cols_why);
     size_t *lens = base_arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
     const char **names = base_arena_alloc(a, (n == 0 ? 1 : n) * sizeof *names);
     const catalog_value_t **cols = base_arena_alloc(a, (n == 0 ? 1 : n) * sizeof *cols);
     if (lens == NULL || names == NULL || cols == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        lens[i] = rr->entities[i].n_vals;
-        names[i] = rr->entities[i].name;
-        cols[i] = rr->entities[i].vals;
+        lens[i] = in[i].n_vals;
+        names[i] = in[i].name;
+        cols[i] = in[i].vals;
     }
     size_t rows = 0;
-    int rc = core_columns_shape(&c->ctx, "entity", n, names, lens, lim, &rows);
+    int rc = core_columns_shape(&c->ctx, what, n, names, lens, lim, &rows);
     if (rc < 0)
         return rc;
     ents->n_cols = n;
@@ -156,13 +157,17 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
     if (rq != NULL)
         rc = entities_from_pb(c, rq, &ent_lim, &ents);
     else
-        rc = entities_from_request(c, &rr, &ent_lim, &ents);
+        rc = entities_from_request(c, "entity", rr.n_entities, rr.entities, &ent_lim, &ents);
     if (rc < 0)
         return rc;
-    /* Request data (the hand decoder leaves requests that carry it to protobuf-c). */
+    /* Request data, for on-demand features. */
     core_columns_t request = {0};
-    if (rq != NULL && rq->n_request_context > 0 &&
-        (rc = request_from_pb(c, rq, &ent_lim, &request)) < 0)
+    if (rq != NULL && rq->n_request_context > 0)
+        rc = request_from_pb(c, rq, &ent_lim, &request);
+    else if (rq == NULL && rr.n_request > 0)
+        rc = entities_from_request(c, "request_context", rr.n_request, rr.request, &ent_lim,
+                                   &request);
+    if (rc < 0)
         return rc;
 
     core_cell_t *cells = NULL;

@@ -81,10 +81,11 @@ int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_s
     rc = core_predict_begin(ctx, &spec, &p);
     if (rc < 0)
         return rc;
-    rc = core_predict_entities(ctx, &p, input_keys, rq, rq->n_inputs);
+    /* The outputs first: request data is needed only for those read. */
+    rc = core_predict_select(ctx, &p, (const char *const *)rq->output_filter, rq->n_output_filter);
     if (rc < 0)
         return rc;
-    rc = core_predict_select(ctx, &p, (const char *const *)rq->output_filter, rq->n_output_filter);
+    rc = core_predict_entities(ctx, &p, input_keys, rq, rq->n_inputs);
     if (rc < 0)
         return rc;
     rc = core_predict_read(ctx, &p);

@@ -396,7 +396,10 @@ Test(expr, type_and_syntax_errors_name_their_column)
         {"BOOL", "s.i == 'a'", 5, "'==' does not compare INT64 with STRING"},
         {"BOOL", "s.i == null", 5, "(use is_null())"},
         {"BOOL", "s.b < s.c", 5, "'<' does not compare BOOL with BOOL"},
-        {"BOOL", "s.i and s.b", 5, "'and' needs BOOL operands, not INT64"},
+        {"BOOL", "s.i and s.b", 1, "'and' needs BOOL operands, not INT64"},
+        {"BOOL", "s.b or s.i", 8, "'or' needs BOOL operands, not INT64"},
+        {"BOOL", "not s.i", 5, "'not' needs BOOL operands, not INT64"},
+        {"STRING", "'a\\d'", 3, "unknown escape '\\d'"},
         {"BOOL", "1 < 2 < 3", 7, "comparisons do not chain"},
         {"INT64", "s.nope", 3, "feature view 's' has no feature 'nope'"},
         {"INT64", "q.i", 1, "'q' is not a source of this view"},
@@ -559,5 +562,89 @@ Test(expr, sources_must_be_stored_views_or_request_sources)
     e = find_error(&errs, "on_demand_feature_views[3].features[0].expression");
     cr_assert_not_null(e);
     cr_expect(strstr(e->message, "missing required key 'expression'") != NULL, "%s", e->message);
+    catalog_errors_clear(&errs);
+}
+
+Test(expr, nesting_counts_each_parenthesis_once)
+{
+    char expr[512];
+    for (int depth = 63; depth <= 64; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++)
+            expr[n++] = '(';
+        expr[n++] = '1';
+        for (int i = 0; i < depth; i++)
+            expr[n++] = ')';
+        expr[n] = '\0';
+        catalog_errors_t errs = {NULL, 0};
+        catalog_t *c = compile("INT64", expr, &errs);
+        /* the whole expression is level 1: 63 parentheses inside it make 64 */
+        if (depth == 63) {
+            cr_expect_not_null(c, "63 nested parentheses are within the documented 64 levels");
+        } else {
+            cr_expect_null(c);
+            cr_expect(errs.count > 0 && strstr(errs.items[0].message, "nests deeper than 64"));
+        }
+        catalog_unref(c);
+        catalog_errors_clear(&errs);
+    }
+}
+
+Test(expr, huge_values_and_clocks_stay_defined)
+{
+    static const ecase_t cases[] = {
+        {"DOUBLE", "round(s.f, 2)", "s.f=1e300", "1e+300"},
+        {"DOUBLE", "round(s.f, -2)", "s.f=1e300", "1e+300"},
+        {"BOOL", "contains(s.str, 'ab')", "s.str=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "true"},
+        {"FLOAT", "float(s.f)", "s.f=3.5e38", "null"},
+        {"FLOAT", "float(s.f)", "s.f=inf", "inf"},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases);
+}
+
+Test(expr, request_sources_with_broken_fields_do_not_crash_the_loader)
+{
+    /* a schema entry without a name, and an expression naming fields of that source */
+    const char *yaml = "project: p\n"
+                       "request_sources: [{name: r, schema: [{dtype: INT64}, {name: x, dtype: "
+                       "INT64}]}]\n"
+                       "on_demand_feature_views:\n"
+                       "  - {name: o, sources: [r], features: [{name: f, dtype: INT64, "
+                       "expression: 'x + r.x + nope'}]}\n";
+    catalog_errors_t errs = {NULL, 0};
+    load_bad(yaml, &errs);
+    cr_expect_not_null(find_error(&errs, "request_sources[0].schema[0].name"));
+    catalog_errors_clear(&errs);
+}
+
+Test(expr, request_fields_and_sources_must_mean_one_thing)
+{
+    const char *yaml = BASE_YAML
+        "  - name: cold\n"
+        "    entities: [driver]\n"
+        "    online: false\n"
+        "    features: [{name: z, dtype: INT64}]\n"
+        "request_sources:\n"
+        "  - {name: r1, schema: [{name: x, dtype: INT64}]}\n"
+        "  - {name: r2, schema: [{name: x, dtype: STRING}]}\n"
+        "  - {name: stats, schema: [{name: y, dtype: INT64}]}\n"
+        "on_demand_feature_views:\n"
+        "  - {name: o, sources: [cold, r1], features: [{name: f, dtype: INT64, expression: "
+        "'x'}]}\n";
+    catalog_errors_t errs = {NULL, 0};
+    load_bad(yaml, &errs);
+    bool typed = false, named = false, offline = false;
+    for (size_t i = 0; i < errs.count; i++) {
+        const char *m = errs.items[i].message;
+        typed |=
+            strstr(m, "request field 'x' is STRING here but INT64 in request source 'r1'") != NULL;
+        named |= strstr(m, "request source 'stats' has the name of a feature view") != NULL;
+        offline |= strstr(m, "source 'cold' is not online") != NULL;
+    }
+    if (!(typed && named && offline))
+        print_errors(&errs);
+    cr_expect(typed);
+    cr_expect(named);
+    cr_expect(offline);
     catalog_errors_clear(&errs);
 }

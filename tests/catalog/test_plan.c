@@ -250,3 +250,31 @@ Test(catalog_plan, on_demand_expression_change_inside_a_version_is_breaking_a_ne
     expect_change(&p, "request_source req", CATALOG_CHANGE_REMOVED, false, "removed");
     catalog_plan_clear(&p);
 }
+
+Test(catalog_plan, on_demand_blanks_validation_and_request_field_types)
+{
+    const char *v1 = ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate + x'}\n";
+    /* blanks outside strings are not a change */
+    catalog_plan_t p =
+        plan_of(v1, ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: ' rate+x '}\n");
+    cr_expect_eq(p.count, 0);
+    catalog_plan_clear(&p);
+    /* a tightened rule inside a version is breaking for a view that stores nothing */
+    p = plan_of(v1, ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate + x', "
+                              "validation: {max: 1}}\n");
+    expect_change(&p, "feature adj@v1:a", CATALOG_CHANGE_CHANGED, true, "read INVALID");
+    catalog_plan_clear(&p);
+    /* a request field's type change is breaking */
+    const char *retyped = BASE_YAML "request_sources:\n"
+                                    "  - name: req\n"
+                                    "    schema: [{name: x, dtype: DOUBLE}]\n"
+                                    "on_demand_feature_views:\n"
+                                    "  - name: adj\n"
+                                    "    sources: [stats, req]\n"
+                                    "    features:\n"
+                                    "      - {name: a, dtype: DOUBLE, expression: 'rate + x'}\n";
+    p = plan_of(v1, retyped);
+    expect_change(&p, "request_source req", CATALOG_CHANGE_CHANGED, true,
+                  "field x changed from INT64 to DOUBLE");
+    catalog_plan_clear(&p);
+}

@@ -53,10 +53,6 @@ static int decode_equiv(const uint8_t *buf, size_t len, base_arena_t *a, char *w
         snprintf(why, why_cap, "flags differ");
         return -1;
     }
-    if (rq->n_request_context != 0) {
-        snprintf(why, why_cap, "accepted a request_context");
-        return -1;
-    }
     switch (rq->kind_case) {
     case FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE:
         if (rr.list.kind != CORE_LIST_SERVICE ||
@@ -123,6 +119,30 @@ static int decode_equiv(const uint8_t *buf, size_t len, base_arena_t *a, char *w
             if (plen != col->wire[k].len ||
                 (plen > 0 && memcmp(packed, col->wire[k].data, plen) != 0)) {
                 snprintf(why, why_cap, "entity column %zu, value %zu: echoed bytes differ", i, k);
+                return -1;
+            }
+        }
+    }
+    /* request_context: the same values as protobuf-c reads (never echoed). */
+    if (rr.n_request != rq->n_request_context) {
+        snprintf(why, why_cap, "%zu request_context columns, protobuf-c has %zu", rr.n_request,
+                 rq->n_request_context);
+        return -1;
+    }
+    for (size_t i = 0; i < rr.n_request; i++) {
+        const codec_read_column_t *col = &rr.request[i];
+        const Feast__Serving__GetOnlineFeaturesRequest__RequestContextEntry *e =
+            rq->request_context[i];
+        size_t n = e->value != NULL ? e->value->n_val : 0;
+        if (strcmp(col->name, e->key) != 0 || col->n_vals != n) {
+            snprintf(why, why_cap, "request_context column %zu differs", i);
+            return -1;
+        }
+        for (size_t k = 0; k < n; k++) {
+            catalog_value_t v;
+            if (codec_value_from_pb(e->value->val[k], a, &v, msg, sizeof msg) != 0 ||
+                !catalog_value_equal(&v, &col->vals[k])) {
+                snprintf(why, why_cap, "request_context column %zu, value %zu differs", i, k);
                 return -1;
             }
         }

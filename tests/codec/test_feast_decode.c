@@ -42,7 +42,7 @@ static const char *const words[] = {"id",        "v0:f1", "v1@v2:f0", "",       
 static void random_value(Feast__Types__Value *v, Feast__Types__Int64List *list, int64_t *items)
 {
     feast__types__value__init(v);
-    switch (rnd() % 10) {
+    switch (rnd() % 12) {
     case 0:
     case 1:
         v->val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
@@ -64,7 +64,15 @@ static void random_value(Feast__Types__Value *v, Feast__Types__Int64List *list, 
         break;
     case 6:
         v->val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
-        v->double_val = 1.5;
+        v->double_val = rnd() % 2 ? 1.5 : -0.0;
+        break;
+    case 9:
+        v->val_case = FEAST__TYPES__VALUE__VAL_FLOAT_VAL;
+        v->float_val = 0.25f;
+        break;
+    case 10:
+        v->val_case = FEAST__TYPES__VALUE__VAL_BOOL_VAL;
+        v->bool_val = rnd() % 2;
         break;
     case 7:
         v->val_case = FEAST__TYPES__VALUE__VAL_NULL_VAL;
@@ -96,6 +104,9 @@ static size_t random_request(uint8_t *buf)
     int64_t items[4][5][2];
     Feast__Serving__GetOnlineFeaturesRequest__RequestContextEntry ctx, *ctxp = &ctx;
     Feast__Types__RepeatedValue ctx_rv = FEAST__TYPES__REPEATED_VALUE__INIT;
+    Feast__Types__Value ctx_vals[3], *ctx_vp[3];
+    Feast__Types__Int64List ctx_lists[3];
+    int64_t ctx_items[3][2];
 
     switch (rnd() % 3) {
     case 0:
@@ -130,10 +141,16 @@ static size_t random_request(uint8_t *buf)
     rq.entities = ep;
     rq.full_feature_names = rnd() % 2;
     rq.include_feature_view_version_metadata = rnd() % 2;
-    if (rnd() % 16 == 0) {
+    if (rnd() % 4 == 0) {
         feast__serving__get_online_features_request__request_context_entry__init(&ctx);
         ctx.key = "ctx";
         ctx.value = &ctx_rv;
+        ctx_rv.n_val = rnd() % 4;
+        for (size_t k = 0; k < ctx_rv.n_val; k++) {
+            random_value(&ctx_vals[k], &ctx_lists[k], ctx_items[k]);
+            ctx_vp[k] = &ctx_vals[k];
+        }
+        ctx_rv.val = ctx_vp;
         rq.n_request_context = 1;
         rq.request_context = &ctxp;
     }
@@ -299,8 +316,28 @@ Test(feast_decode, declines_what_protobuf_c_must_decide)
                  1);
     /* A double entity value. */
     cr_assert_eq(decode_hex("1a110a026964120b0a09290000000000000000", &rr), 1);
-    /* request_context. */
+    /* A request_context entry without its key. */
     cr_assert_eq(decode_hex("2a00", &rr), 1);
+    /* A bool request value other than 0 or 1 (protobuf-c reads true; packed again it is 1). */
+    cr_assert_eq(decode_hex("2a090a01781204"
+                            "0a023802",
+                            &rr),
+                 1);
+    /* ... while 0 and 1 are read by hand, with a double and a float. */
+    cr_assert_eq(decode_hex("2a090a01781204"
+                            "0a023801",
+                            &rr),
+                 0);
+    cr_assert_eq(rr.n_request, 1);
+    cr_assert_eq(rr.request[0].vals[0].type, CATALOG_DTYPE_BOOL);
+    cr_assert(rr.request[0].vals[0].u.b);
+    cr_assert_eq(decode_hex("2a170a01791212"
+                            "0a0929000000000000f83f0a05350000803e",
+                            &rr),
+                 0);
+    cr_assert_eq(rr.request[0].n_vals, 2);
+    cr_assert_eq(rr.request[0].vals[0].u.f64, 1.5);
+    cr_assert_eq(rr.request[0].vals[1].u.f32, 0.25f);
     /* An unknown field. */
     cr_assert_eq(decode_hex("3801", &rr), 1);
     /* Truncated. */

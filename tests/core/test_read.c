@@ -16,7 +16,8 @@ static const char yaml[] =
     "           {name: customer, join_keys: [{name: customer_id, type: INT64}]}]\n"
     "feature_views:\n"
     "  - {name: fv, version: 1, entities: [driver], ttl: 1h,\n"
-    "     features: [{name: a, dtype: INT64}, {name: b, dtype: STRING}]}\n"
+    "     features: [{name: a, dtype: INT64}, {name: b, dtype: STRING},\n"
+    "                {name: l, dtype: INT64_LIST}]}\n"
     "  - {name: old, version: 1, entities: [driver], ttl: 10s,\n"
     "     features: [{name: x, dtype: INT64}]}\n"
     "  - {name: g, version: 1, entities: [], features: [{name: total, dtype: INT64}]}\n"
@@ -29,7 +30,10 @@ static const char yaml[] =
     "      - {name: s, dtype: INT64, expression: 'fv.a + rq.n'}\n"
     "      - {name: c, dtype: INT64, expression: 'coalesce(old.x, -1)'}\n"
     "      - {name: t, dtype: INT64, expression: 'old.x'}\n"
-    "      - {name: v, dtype: INT64, expression: 'rq.n * 2', validation: {max: 10}}\n";
+    "      - {name: v, dtype: INT64, expression: 'rq.n * 2', validation: {max: 10}}\n"
+    "      - {name: both, dtype: INT64, expression: 'coalesce(fv.a, 0) + coalesce(old.x, 0)'}\n"
+    "      - {name: ln, dtype: INT64, expression: 'len(fv.l)'}\n"
+    "      - {name: nn, dtype: INT64, expression: 'old.x', validation: {not_null: true}}\n";
 
 static char dir[4096];
 static catalog_t *cat;
@@ -140,8 +144,8 @@ Test(read_path, every_status_comes_back_per_cell)
     memset(cells, 0xa5, sizeof cells);
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    int rc = core_read_features(reader, &arena, refs, 3, NULL, &ents, NULL, store_now_us(), cells,
-                                err, sizeof err);
+    int rc = core_read_features(reader, &arena, refs, 3, NULL, &ents, NULL, store_now_us(), 0,
+                                cells, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     for (size_t i = 0; i < 9; i++) {
         cr_assert_leq(cells[i].status, STORE_STATUS_OUTSIDE_MAX_AGE, "cell %zu", i);
@@ -176,7 +180,7 @@ Test(read_path, entityless_views_answer_every_row)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(), 0,
                                     cells, err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(decode_i64(&cells[0]), 99);
@@ -194,7 +198,7 @@ Test(read_path, a_missing_join_key_is_named)
     core_cell_t cells[1];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(), 0,
                                     cells, err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "driver_id") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
@@ -210,7 +214,7 @@ Test(read_path, a_key_of_the_wrong_type_is_rejected_with_the_row)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(), 0,
                                     cells, err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "row 1") != NULL && strstr(err, "INT64") != NULL, "%s", err);
@@ -265,12 +269,12 @@ Test(read_path, given_groups_read_the_same_cells)
     char err[256] = "";
     int64_t now = store_now_us();
     cr_assert_eq(store_read_begin(reader), 0);
+    cr_assert_eq(core_read_features(reader, &arena, refs, 5, NULL, &ents, NULL, now, 0, want, err,
+                                    sizeof err),
+                 0, "%s", err);
     cr_assert_eq(
-        core_read_features(reader, &arena, refs, 5, NULL, &ents, NULL, now, want, err, sizeof err),
+        core_read_features(reader, &arena, refs, 5, &gs, &ents, NULL, now, 0, got, err, sizeof err),
         0, "%s", err);
-    cr_assert_eq(
-        core_read_features(reader, &arena, refs, 5, &gs, &ents, NULL, now, got, err, sizeof err), 0,
-        "%s", err);
     for (size_t i = 0; i < 15; i++) {
         cr_assert_eq(got[i].wire, want[i].wire, "cell %zu", i);
         cr_assert_eq(got[i].len, want[i].len, "cell %zu", i);
@@ -295,7 +299,7 @@ Test(read_path, a_missing_join_key_shared_by_views_names_the_first_view)
     core_cell_t cells[3];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 3, NULL, &ents, NULL, store_now_us(),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 3, NULL, &ents, NULL, store_now_us(), 0,
                                     cells, err, sizeof err),
                  -EINVAL);
     cr_assert_str_eq(err, "missing join key 'driver_id' (needed by feature view 'old@v1')");
@@ -315,7 +319,7 @@ Test(read_path, views_of_different_entities_each_read_their_own_key_column)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, NULL, store_now_us(),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, NULL, store_now_us(), 0,
                                     cells, err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(cells[0].status, STORE_STATUS_PRESENT);
@@ -337,7 +341,7 @@ Test(read_path, a_bad_key_in_a_later_row_is_named_when_views_share_keys)
     core_cell_t cells[6];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, NULL, store_now_us(),
+    cr_assert_eq(core_read_features(reader, &arena, refs, 2, NULL, &ents, NULL, store_now_us(), 0,
                                     cells, err, sizeof err),
                  -EINVAL);
     cr_assert(strstr(err, "row 2") != NULL && strstr(err, "fv@v1") != NULL, "%s", err);
@@ -375,8 +379,8 @@ Test(read_path, on_demand_features_are_computed_from_cells_of_the_same_read)
     memset(cells, 0xa5, sizeof cells);
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    int rc = core_read_features(reader, &arena, refs, 5, NULL, &ents, &req, store_now_us(), cells,
-                                err, sizeof err);
+    int rc = core_read_features(reader, &arena, refs, 5, NULL, &ents, &req, store_now_us(), 0,
+                                cells, err, sizeof err);
     store_read_end(reader);
     cr_assert_eq(rc, 0, "%s", err);
     /* od:s = fv.a + n: present where fv.a is; a row without a: null; no row: NOT_FOUND */
@@ -408,8 +412,8 @@ Test(read_path, a_missing_or_mistyped_request_field_fails_before_any_read)
     core_cell_t cells[2];
     char err[256] = "";
     cr_assert_eq(store_read_begin(reader), 0);
-    int rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(), cells,
-                                err, sizeof err);
+    int rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, NULL, store_now_us(), 0,
+                                cells, err, sizeof err);
     cr_expect_eq(rc, -EINVAL);
     cr_expect(strstr(err, "missing request field 'n' (request source 'rq', needed by on-demand "
                           "feature view 'od@v1')") != NULL,
@@ -417,14 +421,72 @@ Test(read_path, a_missing_or_mistyped_request_field_fails_before_any_read)
     catalog_value_t bad[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
                               {.type = CATALOG_DTYPE_STRING, .u.bytes = {(const uint8_t *)"x", 1}}};
     core_columns_t req = request_n(bad, 2);
-    rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, &req, store_now_us(), cells, err,
-                            sizeof err);
+    rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, &req, store_now_us(), 0, cells,
+                            err, sizeof err);
     cr_expect_eq(rc, -EINVAL);
     cr_expect(strstr(err, "request field 'n', row 1: want INT64, got STRING") != NULL, "%s", err);
     req = request_n(bad, 1);
-    rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, &req, store_now_us(), cells, err,
-                            sizeof err);
+    rc = core_read_features(reader, &arena, refs, 1, NULL, &ents, &req, store_now_us(), 0, cells,
+                            err, sizeof err);
     cr_expect_eq(rc, -EINVAL);
     cr_expect(strstr(err, "request field 'n' has 1 rows; the entities have 2") != NULL, "%s", err);
+    store_read_end(reader);
+}
+
+Test(read_path, on_demand_details_event_time_needed_inputs_entity_fallback_and_bounds)
+{
+    /* a list of 100 items for driver 1 */
+    static int64_t items[100];
+    catalog_value_t l = {.type = CATALOG_DTYPE_INT64_LIST};
+    l.u.list.n = 100;
+    l.u.list.v.i64 = items;
+    put("fv", 1, 2, l, store_now_us());
+    catalog_value_t ids[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 1},
+                              {.type = CATALOG_DTYPE_INT64, .u.i64 = 2}};
+    core_columns_t ents = drivers(ids, 2);
+    core_cell_t cells[8];
+    char err[256] = "";
+    cr_assert_eq(store_read_begin(reader), 0);
+
+    /* The newest input's event time; no request data needed by features that read none. */
+    catalog_feature_ref_t r1[3] = {ref("od:both"), ref("fv:a"), ref("old:x")};
+    int rc = core_read_features(reader, &arena, r1, 3, NULL, &ents, NULL, store_now_us(), 0, cells,
+                                err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    /* old.x is past its TTL: null, so 10 + 0 */
+    cr_expect_eq(cell_i64(&cells[0], STORE_STATUS_PRESENT), 10);
+    cr_expect_eq(cells[0].event_ts_us, cells[2].event_ts_us, "fv's row is the newer");
+    cr_expect_gt(cells[0].event_ts_us, cells[4].event_ts_us);
+
+    /* not_null on a computed null: INVALID */
+    catalog_feature_ref_t r2[1] = {ref("od:nn")};
+    rc = core_read_features(reader, &arena, r2, 1, NULL, &ents, NULL, store_now_us(), 0, cells, err,
+                            sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cell_i64(&cells[0], STORE_STATUS_INVALID); /* past the TTL: null */
+    cell_i64(&cells[1], STORE_STATUS_INVALID); /* no row: null */
+
+    /* Request data among the entity columns, as Feast's SDK sends it. */
+    static const char *names[2] = {"driver_id", "n"};
+    catalog_value_t ns[2] = {{.type = CATALOG_DTYPE_INT64, .u.i64 = 5},
+                             {.type = CATALOG_DTYPE_INT64, .u.i64 = 6}};
+    const catalog_value_t *cols[2] = {ids, ns};
+    core_columns_t with_n = {.n_cols = 2, .n_rows = 2, .names = names, .cols = cols};
+    catalog_feature_ref_t r3[1] = {ref("od:s")};
+    rc = core_read_features(reader, &arena, r3, 1, NULL, &with_n, NULL, store_now_us(), 0, cells,
+                            err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect_eq(cell_i64(&cells[0], STORE_STATUS_PRESENT), 15);
+
+    /* A list input is decoded within the bound, or the read fails naming it. */
+    catalog_feature_ref_t r4[1] = {ref("od:ln")};
+    rc = core_read_features(reader, &arena, r4, 1, NULL, &ents, NULL, store_now_us(), 0, cells, err,
+                            sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect_eq(cell_i64(&cells[0], STORE_STATUS_PRESENT), 100);
+    rc = core_read_features(reader, &arena, r4, 1, NULL, &ents, NULL, store_now_us(), 1024, cells,
+                            err, sizeof err);
+    cr_expect_eq(rc, -EMSGSIZE);
+    cr_expect(strstr(err, "--max-response-bytes") != NULL, "%s", err);
     store_read_end(reader);
 }

@@ -135,8 +135,12 @@ class OnDemandTest(unittest.TestCase):
 
     def test_request_data_mistakes_are_invalid_argument_naming_the_field(self):
         feats = ["transformed_conv_rate:conv_rate_plus_val1"]
+        # only the fields the requested features read are needed
+        r = self.read(feats, [1001], {"val_to_add": self.ints(1)})
+        self.assertEqual(r.results[1].statuses[0], PRESENT)
         with self.assertRaises(grpc.RpcError) as cm:
-            self.read(feats, [1001], {"val_to_add": self.ints(1)})
+            self.read(feats + ["transformed_conv_rate:conv_rate_plus_val2"], [1001],
+                      {"val_to_add": self.ints(1)})
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("missing request field 'val_to_add_2'", cm.exception.details())
         with self.assertRaises(grpc.RpcError) as cm:
@@ -261,3 +265,141 @@ class OnDemandTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+TYPES_CATALOG = """
+project: od
+entities: [{name: user, join_keys: [{name: user_id, type: INT64}]}]
+feature_views:
+  - name: stats
+    entities: [user]
+    features:
+      - {name: clicks, dtype: INT64}
+      - {name: score, dtype: DOUBLE}
+      - {name: tags, dtype: STRING_LIST}
+request_sources:
+  - name: req
+    schema:
+      - {name: weight, dtype: DOUBLE}
+      - {name: flag, dtype: BOOL}
+      - {name: scale, dtype: FLOAT}
+      - {name: label, dtype: STRING}
+on_demand_feature_views:
+  - name: calc
+    sources: [stats, req]
+    features:
+      - {name: weighted, dtype: DOUBLE, expression: 'coalesce(score, 0) * weight'}
+      - {name: capped, dtype: INT64, expression: 'clicks * 10', validation: {max: 100}, default: -1}
+      - {name: flagged, dtype: BOOL, expression: 'flag and clicks > 0'}
+      - {name: scaled, dtype: DOUBLE, expression: 'double(scale) * 2'}
+      - {name: n_tags, dtype: INT64, expression: 'len(tags)'}
+  - name: pure
+    sources: [req]
+    features:
+      - {name: greeting, dtype: STRING, expression: "concat('hi ', label)"}
+feature_services:
+  - {name: calc_svc, features: ['calc:*']}
+models:
+  - name: calc_model
+    version: 1
+    feature_service: calc_svc
+    entity_inputs: {user_id: user_id}
+    on_missing: error
+"""
+
+
+class OnDemandTypesTest(unittest.TestCase):
+    """Request data of every scalar type, through the Python client, Predict (typed tensors and
+    tensor_content) and HTTP; a view of request data alone; computed values that break a rule."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="fstore-odfv-types-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.catalog = os.path.join(cls.dir, "catalog.yaml")
+        with open(cls.catalog, "w") as f:
+            f.write(TYPES_CATALOG)
+        cls.server = Server(catalog=cls.catalog)
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.client = cls.server.client
+        cls.client.write_features("stats", {"user_id": [1, 2], "clicks": [5, 20],
+                                            "score": [2.0, None], "tags": [["a", "b"], []]})
+        cls.channel = grpc.insecure_channel(cls.server.target)
+        cls.addClassCleanup(cls.channel.close)
+        cls.predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        report = cls.server.sanitizer_report()
+        assert report is None, "sanitizer report from fstore:\n" + report
+        assert rc == 0, "fstore exited with %s" % rc
+
+    def test_python_client_request_context_and_handled_nulls(self):
+        r = self.client.get_online_features(
+            features=["calc:weighted", "calc:capped", "calc:flagged", "calc:scaled",
+                      "calc:n_tags"],
+            entities={"user_id": [1, 2, 3]},
+            request_context={"weight": [0.5, 0.5, 0.5], "flag": [True, True, True],
+                             "scale": [0.25, 0.25, 0.25], "label": ["x", "y", "z"]})
+        # coalesce handles the missing score (user 2 has none, user 3 no row): PRESENT 0.0
+        self.assertEqual(r["weighted"], [1.0, 0.0, 0.0])
+        self.assertEqual(r.statuses["weighted"], ["PRESENT", "PRESENT", "PRESENT"])
+        # 20 * 10 breaks max 100: INVALID with no value; no row: NOT_FOUND
+        self.assertEqual(r["capped"], [50, None, None])
+        self.assertEqual(r.statuses["capped"], ["PRESENT", "INVALID", "NOT_FOUND"])
+        self.assertEqual(r["flagged"], [True, True, None])
+        self.assertEqual(r["scaled"], [0.5, 0.5, 0.5])
+        self.assertEqual(r["n_tags"], [2, 0, None])
+
+    def test_a_view_of_request_data_alone_has_as_many_rows_as_the_request(self):
+        r = self.client.get_online_features(features=["pure:greeting"], entities={},
+                                            request_context={"label": ["a", "b"]})
+        self.assertEqual(r["greeting"], ["hi a", "hi b"])
+
+    def test_predict_takes_typed_tensors_and_tensor_content(self):
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "calc_model"
+        req.inputs["user_id"].CopyFrom(make_tensor("DT_INT64", [1, 2]))
+        req.inputs["weight"].CopyFrom(make_tensor("DT_DOUBLE", [2.0, 4.0], content=True))
+        req.inputs["flag"].CopyFrom(make_tensor("DT_BOOL", [True, False]))
+        req.inputs["scale"].CopyFrom(make_tensor("DT_FLOAT", [1.5, 2.5]))
+        req.inputs["label"].CopyFrom(make_tensor("DT_STRING", ["p", "q"]))
+        resp = self.predict_stub.Predict(req, timeout=30)
+        self.assertEqual(tensor_rows(resp.outputs["weighted"]), [4.0, 0.0])
+        # user 2's computed value breaks its rule: the default, as for a missing value
+        self.assertEqual(tensor_rows(resp.outputs["capped"]), [50, -1])
+        self.assertEqual(tensor_rows(resp.outputs["flagged"]), [True, False])
+        self.assertEqual(tensor_rows(resp.outputs["scaled"]), [3.0, 5.0])
+        # only what the selected outputs read is needed
+        req.output_filter.append("n_tags")
+        for name in ("weight", "flag", "scale", "label"):
+            del req.inputs[name]
+        resp = self.predict_stub.Predict(req, timeout=30)
+        self.assertEqual(tensor_rows(resp.outputs["n_tags"]), [2, 0])
+        # a request input of a type its field does not take
+        req.ClearField("output_filter")
+        req.inputs["weight"].CopyFrom(make_tensor("DT_STRING", ["x", "y"]))
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.predict_stub.Predict(req, timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_http_request_data_of_the_wrong_type_is_422_naming_the_field(self):
+        body = json.dumps({"features": ["calc:weighted"], "entities": {"user_id": [1]},
+                           "request_context": {"weight": ["heavy"]}}).encode()
+        req = urllib.request.Request("http://%s/get-online-features" % self.server.http,
+                                     data=body, method="POST")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=30)
+        self.assertEqual(cm.exception.code, 422)
+        self.assertIn(b"weight", cm.exception.read())
+
+    def test_ingest_refuses_an_on_demand_view(self):
+        csv = os.path.join(self.dir, "calc.csv")
+        with open(csv, "w") as f:
+            f.write("user_id,weighted\n1,2.0\n")
+        out = subprocess.run([FSTORE, "ingest", "--target", self.server.target, "--view", "calc",
+                              csv], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("is an on-demand feature view", out.stderr)
