@@ -1019,47 +1019,38 @@ static catalog_dtype_t arith_type(parser_t *P, const char *op, catalog_dtype_t a
     return T_INVALID;
 }
 
-static int prod(parser_t *P)
+/* One level of left-associative arithmetic: operands from next_level, operators from ops. */
+static int arith_level(parser_t *P, int (*next_level)(parser_t *), const char *ops)
 {
-    int l = unary(P);
-    while (!P->failed && (is_op(P, "*") || is_op(P, "/") || is_op(P, "%"))) {
+    int l = next_level(P);
+    while (!P->failed && P->t.kind == TK_OP && P->t.op[1] == '\0' &&
+           strchr(ops, P->t.op[0]) != NULL) {
         char op[3];
         memcpy(op, P->t.op, 3);
         size_t col = P->t.col;
         next(P);
-        int r = unary(P);
+        int r = next_level(P);
         if (P->failed)
             return -1;
         catalog_dtype_t t = arith_type(P, op, type_of(P, l), type_of(P, r), col);
-        l = emit(P,
-                 t == T_INVALID ? CATALOG__OP_CONST_NULL
-                 : op[0] == '*' ? CATALOG__OP_MUL
-                 : op[0] == '/' ? CATALOG__OP_DIV
-                                : CATALOG__OP_MOD,
-                 t, col, l, r, 0);
+        catalog__op_t code = op[0] == '*'   ? CATALOG__OP_MUL
+                             : op[0] == '/' ? CATALOG__OP_DIV
+                             : op[0] == '%' ? CATALOG__OP_MOD
+                             : op[0] == '+' ? CATALOG__OP_ADD
+                                            : CATALOG__OP_SUB;
+        l = emit(P, t == T_INVALID ? CATALOG__OP_CONST_NULL : code, t, col, l, r, 0);
     }
     return l;
 }
 
+static int prod(parser_t *P)
+{
+    return arith_level(P, unary, "*/%");
+}
+
 static int sum(parser_t *P)
 {
-    int l = prod(P);
-    while (!P->failed && (is_op(P, "+") || is_op(P, "-"))) {
-        char op[3];
-        memcpy(op, P->t.op, 3);
-        size_t col = P->t.col;
-        next(P);
-        int r = prod(P);
-        if (P->failed)
-            return -1;
-        catalog_dtype_t t = arith_type(P, op, type_of(P, l), type_of(P, r), col);
-        l = emit(P,
-                 t == T_INVALID ? CATALOG__OP_CONST_NULL
-                 : op[0] == '+' ? CATALOG__OP_ADD
-                                : CATALOG__OP_SUB,
-                 t, col, l, r, 0);
-    }
-    return l;
+    return arith_level(P, prod, "+-");
 }
 
 static int cmp(parser_t *P)

@@ -863,6 +863,69 @@ static void load_entity(loader_t *L, const ynode_t *n, const char *at)
     e->n_join_keys = jk->n;
 }
 
+/* What every view version says of itself, stored or on-demand: version, default, description,
+ * owner, tags; and where they are, for later errors. */
+static void load_view_head(loader_t *L, const ynode_t *n, const ynode_t *nn, const char *at,
+                           catalog_view_t *v, catalog__pos_t *pos, catalog__pos_t *name_pos,
+                           catalog__pos_t *version_pos, bool *marked_default,
+                           catalog__pos_t *default_pos)
+{
+    v->version = 1;
+    v->online = true;
+    v->lineage_source = "";
+    v->lineage_transformation = "";
+    *pos = pos_of(L, n, at);
+    *name_pos = pos_of(L, nn, sub(L, at, "name"));
+    *version_pos = *name_pos;
+    int64_t x;
+    if (opt_int(L, n, "version", at, 1, CATALOG_MAX_VERSION, &x) > 0) {
+        v->version = (uint32_t)x;
+        *version_pos = pos_of(L, get(n, "version"), sub(L, at, "version"));
+    }
+    bool b;
+    if (opt_bool(L, n, "default", at, &b) > 0 && b) {
+        *marked_default = true;
+        *default_pos = pos_of(L, get(n, "default"), sub(L, at, "default"));
+    }
+    opt_string(L, n, "description", at, &v->description);
+    opt_string(L, n, "owner", at, &v->owner);
+    opt_tags(L, n, at, &v->tags, &v->n_tags);
+}
+
+/* A view's features list (required, names unique) into v. Returns: the list's node, or NULL. */
+static const ynode_t *load_features(loader_t *L, const ynode_t *n, const char *at,
+                                    catalog_view_t *v, bool on_demand)
+{
+    const char *fk = sub(L, at, "features");
+    const ynode_t *fn = required_list(L, n, "features", fk,
+                                      on_demand ? "an on-demand feature view needs at least one "
+                                                  "feature"
+                                                : "a feature view needs at least one feature");
+    if (fn == NULL)
+        return NULL;
+    catalog_feature_t *fs = catalog__alloc(&L->c->arena, fn->n * sizeof *fs);
+    if (fs == NULL) {
+        L->nomem = true;
+        return NULL;
+    }
+    size_t i = 0;
+    for (const ynode_t *f = fn->first; f != NULL; f = f->next, i++) {
+        const char *fat = path(L, "%s[%zu]", fk, i);
+        fs[i].index = (uint32_t)i;
+        load_feature(L, f, fat, &fs[i], on_demand);
+        for (size_t p = 0; fs[i].name != NULL && p < i; p++) {
+            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0) {
+                err(L, get(f, "name"), sub(L, fat, "name"), "duplicate feature '%s' in %s '%s'",
+                    fs[i].name, on_demand ? "on-demand feature view" : "feature view", v->name);
+                break;
+            }
+        }
+    }
+    v->features = fs;
+    v->n_features = fn->n;
+    return fn;
+}
+
 static void load_view(loader_t *L, const ynode_t *n, const char *at)
 {
     if (!want(L, n, YN_MAP, at))
@@ -878,30 +941,12 @@ static void load_view(loader_t *L, const ynode_t *n, const char *at)
         return;
     catalog_view_t *v = &dv->v;
     v->name = name;
-    v->version = 1;
-    v->online = true;
-    dv->pos = pos_of(L, n, at);
-    dv->name_pos = pos_of(L, nn, sub(L, at, "name"));
-    dv->version_pos = dv->name_pos;
-
-    int64_t x;
-    if (opt_int(L, n, "version", at, 1, CATALOG_MAX_VERSION, &x) > 0) {
-        v->version = (uint32_t)x;
-        dv->version_pos = pos_of(L, get(n, "version"), sub(L, at, "version"));
-    }
+    load_view_head(L, n, nn, at, v, &dv->pos, &dv->name_pos, &dv->version_pos, &dv->marked_default,
+                   &dv->default_pos);
     bool b;
-    if (opt_bool(L, n, "default", at, &b) > 0 && b) {
-        dv->marked_default = true;
-        dv->default_pos = pos_of(L, get(n, "default"), sub(L, at, "default"));
-    }
     if (opt_bool(L, n, "online", at, &b) > 0)
         v->online = b;
-    opt_string(L, n, "description", at, &v->description);
-    opt_string(L, n, "owner", at, &v->owner);
     opt_string(L, n, "push_source", at, &v->push_source);
-    opt_tags(L, n, at, &v->tags, &v->n_tags);
-    v->lineage_source = "";
-    v->lineage_transformation = "";
     const ynode_t *ln = get(n, "lineage");
     if (ln != NULL && !is_null(ln)) {
         const char *lk = sub(L, at, "lineage");
@@ -943,31 +988,7 @@ static void load_view(loader_t *L, const ynode_t *n, const char *at)
         }
     }
 
-    const char *fk = sub(L, at, "features");
-    const ynode_t *fn =
-        required_list(L, n, "features", fk, "a feature view needs at least one feature");
-    if (fn == NULL)
-        return;
-    catalog_feature_t *fs = catalog__alloc(&L->c->arena, fn->n * sizeof *fs);
-    if (fs == NULL) {
-        L->nomem = true;
-        return;
-    }
-    size_t i = 0;
-    for (const ynode_t *f = fn->first; f != NULL; f = f->next, i++) {
-        const char *fat = path(L, "%s[%zu]", fk, i);
-        fs[i].index = (uint32_t)i;
-        load_feature(L, f, fat, &fs[i], false);
-        for (size_t p = 0; fs[i].name != NULL && p < i; p++) {
-            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0) {
-                err(L, get(f, "name"), sub(L, fat, "name"),
-                    "duplicate feature '%s' in feature view '%s'", fs[i].name, name);
-                break;
-            }
-        }
-    }
-    v->features = fs;
-    v->n_features = fn->n;
+    load_features(L, n, at, v, false);
 }
 
 static void load_service(loader_t *L, const ynode_t *n, const char *at)
@@ -1244,27 +1265,9 @@ static void load_odfv(loader_t *L, const ynode_t *n, const char *at)
         return;
     catalog_view_t *v = &dv->v;
     v->name = name;
-    v->version = 1;
-    v->online = true;
-    v->lineage_source = "";
-    v->lineage_transformation = "";
     v->push_source = "";
-    dv->pos = pos_of(L, n, at);
-    dv->name_pos = pos_of(L, nn, sub(L, at, "name"));
-    dv->version_pos = dv->name_pos;
-    int64_t x;
-    if (opt_int(L, n, "version", at, 1, CATALOG_MAX_VERSION, &x) > 0) {
-        v->version = (uint32_t)x;
-        dv->version_pos = pos_of(L, get(n, "version"), sub(L, at, "version"));
-    }
-    bool b;
-    if (opt_bool(L, n, "default", at, &b) > 0 && b) {
-        dv->marked_default = true;
-        dv->default_pos = pos_of(L, get(n, "default"), sub(L, at, "default"));
-    }
-    opt_string(L, n, "description", at, &v->description);
-    opt_string(L, n, "owner", at, &v->owner);
-    opt_tags(L, n, at, &v->tags, &v->n_tags);
+    load_view_head(L, n, nn, at, v, &dv->pos, &dv->name_pos, &dv->version_pos, &dv->marked_default,
+                   &dv->default_pos);
 
     const char *sk = sub(L, at, "sources");
     const ynode_t *sn =
@@ -1291,28 +1294,18 @@ static void load_odfv(loader_t *L, const ynode_t *n, const char *at)
     }
 
     const char *fk = sub(L, at, "features");
-    const ynode_t *fn =
-        required_list(L, n, "features", fk, "an on-demand feature view needs at least one feature");
+    const ynode_t *fn = load_features(L, n, at, v, true);
     if (fn == NULL)
         return;
-    catalog_feature_t *fs = catalog__alloc(&L->c->arena, fn->n * sizeof *fs);
+    catalog_feature_t *fs = (catalog_feature_t *)v->features;
     dv->expr_pos = catalog__alloc(&L->d.scratch, fn->n * sizeof *dv->expr_pos);
-    if (fs == NULL || dv->expr_pos == NULL) {
+    if (dv->expr_pos == NULL) {
         L->nomem = true;
         return;
     }
     size_t i = 0;
     for (const ynode_t *f = fn->first; f != NULL; f = f->next, i++) {
         const char *fat = path(L, "%s[%zu]", fk, i);
-        fs[i].index = (uint32_t)i;
-        load_feature(L, f, fat, &fs[i], true);
-        for (size_t p = 0; fs[i].name != NULL && p < i; p++) {
-            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0) {
-                err(L, get(f, "name"), sub(L, fat, "name"),
-                    "duplicate feature '%s' in on-demand feature view '%s'", fs[i].name, name);
-                break;
-            }
-        }
         if (f->kind != YN_MAP)
             continue;
         const ynode_t *en = get(f, "expression");
@@ -1327,8 +1320,6 @@ static void load_odfv(loader_t *L, const ynode_t *n, const char *at)
         fs[i].expression = keep(L, en);
         dv->expr_pos[i] = pos_of(L, en, ek);
     }
-    v->features = fs;
-    v->n_features = fn->n;
 }
 
 static void load_list(loader_t *L, const ynode_t *root, const char *key, item_fn fn)

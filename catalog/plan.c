@@ -208,6 +208,19 @@ static bool rules_eq(const catalog_validation_t *a, const catalog_validation_t *
            allowed_subset(a, b) && a->max_length == b->max_length && str_eq(a->pattern, b->pattern);
 }
 
+/* Notes a feature's metadata changes (default, description, tags) into what. */
+static void feature_meta(const catalog_feature_t *o, const catalog_feature_t *n, char *what,
+                         size_t cap)
+{
+    if (o->has_default != n->has_default ||
+        (o->has_default && !catalog_value_equal(&o->default_value, &n->default_value)))
+        note(what, cap, "default");
+    if (!str_eq(o->description, n->description))
+        note(what, cap, "description");
+    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
+        note(what, cap, "tags");
+}
+
 static void diff_feature(planner_t *P, const catalog_view_t *v, const catalog_feature_t *o,
                          const catalog_feature_t *n)
 {
@@ -230,13 +243,7 @@ static void diff_feature(planner_t *P, const catalog_view_t *v, const catalog_fe
             tight ? "; stored rows are not re-checked, new writes must pass" : "");
     }
     char what[160] = "";
-    if (o->has_default != n->has_default ||
-        (o->has_default && !catalog_value_equal(&o->default_value, &n->default_value)))
-        note(what, sizeof what, "default");
-    if (!str_eq(o->description, n->description))
-        note(what, sizeof what, "description");
-    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
-        note(what, sizeof what, "tags");
+    feature_meta(o, n, what, sizeof what);
     if (o->index != n->index) {
         char moved[64];
         snprintf(moved, sizeof moved, "position %" PRIu32 " -> %" PRIu32, o->index, n->index);
@@ -458,13 +465,7 @@ static void diff_odfv(planner_t *P, const catalog_view_t *o, const catalog_view_
                       : "");
         } else {
             char meta[160] = "";
-            if (f->has_default != nf->has_default ||
-                (f->has_default && !catalog_value_equal(&f->default_value, &nf->default_value)))
-                note(meta, sizeof meta, "default");
-            if (!str_eq(f->description, nf->description))
-                note(meta, sizeof meta, "description");
-            if (!tags_eq(f->tags, f->n_tags, nf->tags, nf->n_tags))
-                note(meta, sizeof meta, "tags");
+            feature_meta(f, nf, meta, sizeof meta);
             if (meta[0] != '\0')
                 add(P, CATALOG_CHANGE_CHANGED, false, fobj, "changed: %s", meta);
         }

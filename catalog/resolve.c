@@ -212,6 +212,54 @@ static void view_entities(resolver_t *R, catalog__draft_view_t *dv, catalog_view
     v->n_join_keys = nk;
 }
 
+/* Runs of one name in vs (sorted by name, then version): at most one marked default (marked[i],
+ * at dpos[i]); otherwise the highest version is the default. what: "feature view" or
+ * "on-demand feature view", for the error. */
+static void mark_defaults(resolver_t *R, catalog_view_t *vs, size_t m, const bool *marked,
+                          const catalog__pos_t *const *dpos, const char *what)
+{
+    for (size_t i = 0; i < m;) {
+        size_t j = i, mk = SIZE_MAX;
+        while (j < m && strcmp(vs[j].name, vs[i].name) == 0) {
+            if (marked[j]) {
+                if (mk != SIZE_MAX)
+                    err_at(R, dpos[j],
+                           "more than one version of %s '%s' is marked default: true (v%" PRIu32
+                           " and v%" PRIu32 ")",
+                           what, vs[j].name, vs[mk].version, vs[j].version);
+                else
+                    mk = j;
+            }
+            j++;
+        }
+        vs[mk != SIZE_MAX ? mk : j - 1].is_default = true;
+        i = j;
+    }
+}
+
+/* Puts each view version (and each default version by its bare name) and its features into the
+ * catalog's view and feature indexes. */
+static void index_views(resolver_t *R, const catalog_view_t *vs, size_t m)
+{
+    catalog_t *c = R->c;
+    for (size_t i = 0; i < m; i++) {
+        const catalog_view_t *v = &vs[i];
+        put(&c->ix_views, keyf(R, "%s@v%" PRIu32, v->name, v->version), v);
+        if (v->is_default)
+            put(&c->ix_views, v->name, v);
+        for (size_t f = 0; f < v->n_features; f++) {
+            if (v->features[f].name == NULL)
+                continue;
+            put(&c->ix_features,
+                keyf(R, "%s@v%" PRIu32 ":%s", v->name, v->version, v->features[f].name),
+                &v->features[f]);
+            if (v->is_default)
+                put(&c->ix_features, keyf(R, "%s:%s", v->name, v->features[f].name),
+                    &v->features[f]);
+        }
+    }
+}
+
 static void resolve_views(resolver_t *R)
 {
     catalog__draft_t *d = R->d;
@@ -260,30 +308,15 @@ static void resolve_views(resolver_t *R)
         view_entities(R, order[i], &c->views[i], entity_names);
     }
 
-    /* Runs of one name: at most one marked default; otherwise the highest version. */
-    for (size_t i = 0; i < m;) {
-        size_t j = i;
-        const catalog__draft_view_t *marked = NULL;
-        while (j < m && strcmp(c->views[j].name, c->views[i].name) == 0) {
-            if (order[j]->marked_default) {
-                if (marked != NULL)
-                    err_at(R, &order[j]->default_pos,
-                           "more than one version of feature view '%s' is marked default: true "
-                           "(v%" PRIu32 " and v%" PRIu32 ")",
-                           c->views[j].name, marked->v.version, order[j]->v.version);
-                else
-                    marked = order[j];
-            }
-            j++;
-        }
-        size_t def = j - 1;
-        for (size_t k = i; k < j && marked != NULL; k++) {
-            if (order[k] == marked)
-                def = k;
-        }
-        c->views[def].is_default = true;
-        i = j;
+    bool *marked = alloc(R, &d->scratch, (m + 1) * sizeof *marked);
+    const catalog__pos_t **dpos = alloc(R, &d->scratch, (m + 1) * sizeof *dpos);
+    if (marked == NULL || dpos == NULL)
+        return;
+    for (size_t i = 0; i < m; i++) {
+        marked[i] = order[i]->marked_default;
+        dpos[i] = &order[i]->default_pos;
     }
+    mark_defaults(R, c->views, m, marked, dpos, "feature view");
 
     /* On-demand views join the same indexes (resolve_odfvs()). */
     size_t n_feat = 0, n_all = m + d->n_odfvs;
@@ -296,22 +329,7 @@ static void resolve_views(resolver_t *R)
         R->nomem = true;
         return;
     }
-    for (size_t i = 0; i < m; i++) {
-        const catalog_view_t *v = &c->views[i];
-        put(&c->ix_views, keyf(R, "%s@v%" PRIu32, v->name, v->version), v);
-        if (v->is_default)
-            put(&c->ix_views, v->name, v);
-        for (size_t f = 0; f < v->n_features; f++) {
-            if (v->features[f].name == NULL)
-                continue;
-            put(&c->ix_features,
-                keyf(R, "%s@v%" PRIu32 ":%s", v->name, v->version, v->features[f].name),
-                &v->features[f]);
-            if (v->is_default)
-                put(&c->ix_features, keyf(R, "%s:%s", v->name, v->features[f].name),
-                    &v->features[f]);
-        }
-    }
+    index_views(R, c->views, m);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -598,47 +616,18 @@ static void resolve_odfvs(resolver_t *R)
         if (v->owner == NULL)
             v->owner = "";
     }
-    for (size_t i = 0; i < m;) {
-        size_t j = i;
-        const catalog__draft_odfv_t *marked = NULL;
-        while (j < m && strcmp(c->odfvs[j].name, c->odfvs[i].name) == 0) {
-            if (order[j]->marked_default) {
-                if (marked != NULL)
-                    err_at(R, &order[j]->default_pos,
-                           "more than one version of on-demand feature view '%s' is marked "
-                           "default: true",
-                           c->odfvs[j].name);
-                else
-                    marked = order[j];
-            }
-            j++;
-        }
-        size_t def = j - 1;
-        for (size_t k = i; k < j && marked != NULL; k++) {
-            if (order[k] == marked)
-                def = k;
-        }
-        c->odfvs[def].is_default = true;
-        i = j;
+    bool *marked = alloc(R, &d->scratch, (m + 1) * sizeof *marked);
+    const catalog__pos_t **dpos = alloc(R, &d->scratch, (m + 1) * sizeof *dpos);
+    if (marked == NULL || dpos == NULL)
+        return;
+    for (size_t i = 0; i < m; i++) {
+        marked[i] = order[i]->marked_default;
+        dpos[i] = &order[i]->default_pos;
     }
+    mark_defaults(R, c->odfvs, m, marked, dpos, "on-demand feature view");
     for (size_t i = 0; i < m && !R->nomem; i++)
         resolve_odfv(R, order[i], &c->odfvs[i]);
-    for (size_t i = 0; i < m; i++) {
-        const catalog_view_t *v = &c->odfvs[i];
-        put(&c->ix_views, keyf(R, "%s@v%" PRIu32, v->name, v->version), v);
-        if (v->is_default)
-            put(&c->ix_views, v->name, v);
-        for (size_t f = 0; f < v->n_features; f++) {
-            if (v->features[f].name == NULL)
-                continue;
-            put(&c->ix_features,
-                keyf(R, "%s@v%" PRIu32 ":%s", v->name, v->version, v->features[f].name),
-                &v->features[f]);
-            if (v->is_default)
-                put(&c->ix_features, keyf(R, "%s:%s", v->name, v->features[f].name),
-                    &v->features[f]);
-        }
-    }
+    index_views(R, c->odfvs, m);
 }
 
 /* ------------------------------------------------------------------------------------------ */
