@@ -208,6 +208,20 @@ static bool rules_eq(const catalog_validation_t *a, const catalog_validation_t *
            allowed_subset(a, b) && a->max_length == b->max_length && str_eq(a->pattern, b->pattern);
 }
 
+/* Notes a view version's metadata changes (description, owner, tags, default version). */
+static void view_meta(const catalog_view_t *o, const catalog_view_t *n, char *what, size_t cap)
+{
+    if (!str_eq(o->description, n->description))
+        note(what, cap, "description");
+    if (!str_eq(o->owner, n->owner))
+        note(what, cap, "owner");
+    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
+        note(what, cap, "tags");
+    if (o->is_default != n->is_default)
+        note(what, cap,
+             n->is_default ? "now the default version" : "no longer the default version");
+}
+
 /* Notes a feature's metadata changes (default, description, tags) into what. */
 static void feature_meta(const catalog_feature_t *o, const catalog_feature_t *n, char *what,
                          size_t cap)
@@ -295,20 +309,12 @@ static void diff_view(planner_t *P, const catalog_view_t *o, const catalog_view_
     }
     if (o->online != n->online)
         note(what, sizeof what, n->online ? "now online" : "now offline");
-    if (!str_eq(o->description, n->description))
-        note(what, sizeof what, "description");
-    if (!str_eq(o->owner, n->owner))
-        note(what, sizeof what, "owner");
+    view_meta(o, n, what, sizeof what);
     if (!str_eq(o->push_source, n->push_source))
         note(what, sizeof what, "push_source");
-    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
-        note(what, sizeof what, "tags");
     if (!str_eq(o->lineage_source, n->lineage_source) ||
         !str_eq(o->lineage_transformation, n->lineage_transformation))
         note(what, sizeof what, "lineage");
-    if (o->is_default != n->is_default)
-        note(what, sizeof what,
-             n->is_default ? "now the default version" : "no longer the default version");
     if (what[0] != '\0')
         add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);
 
@@ -423,15 +429,7 @@ static void diff_odfv(planner_t *P, const catalog_view_t *o, const catalog_view_
             "another version of its view): its readers would get other values; pin sources "
             "with @vN, or add a new version instead");
     char what[200] = "";
-    if (!str_eq(o->description, n->description))
-        note(what, sizeof what, "description");
-    if (!str_eq(o->owner, n->owner))
-        note(what, sizeof what, "owner");
-    if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
-        note(what, sizeof what, "tags");
-    if (o->is_default != n->is_default)
-        note(what, sizeof what,
-             n->is_default ? "now the default version" : "no longer the default version");
+    view_meta(o, n, what, sizeof what);
     if (what[0] != '\0')
         add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);
     for (size_t i = 0; i < o->n_features; i++) {

@@ -124,14 +124,16 @@ static void resolve_entities(resolver_t *R)
 /* ------------------------------------------------------------------------------------------ */
 /* Feature views                                                                               */
 
+/* Orders pointers to drafts of views (stored or on-demand) by name, then version: both drafts
+ * begin with their catalog_view_t, so a pointer to one is a pointer to its view. */
 static int cmp_draft_view(const void *a, const void *b)
 {
-    const catalog__draft_view_t *x = *(const catalog__draft_view_t *const *)a;
-    const catalog__draft_view_t *y = *(const catalog__draft_view_t *const *)b;
-    int r = strcmp(x->v.name, y->v.name);
+    const catalog_view_t *x = *(const catalog_view_t *const *)a;
+    const catalog_view_t *y = *(const catalog_view_t *const *)b;
+    int r = strcmp(x->name, y->name);
     if (r != 0)
         return r;
-    return x->v.version < y->v.version ? -1 : x->v.version > y->v.version;
+    return x->version < y->version ? -1 : x->version > y->version;
 }
 
 /* Fills v's entity pointers and flattened join keys; reports unknown and clashing entities. */
@@ -395,16 +397,6 @@ static void resolve_requests(resolver_t *R)
         put(&c->ix_requests, c->requests[i].name, &c->requests[i]);
 }
 
-static int cmp_draft_odfv(const void *a, const void *b)
-{
-    const catalog__draft_odfv_t *x = *(const catalog__draft_odfv_t *const *)a;
-    const catalog__draft_odfv_t *y = *(const catalog__draft_odfv_t *const *)b;
-    int r = strcmp(x->v.name, y->v.name);
-    if (r != 0)
-        return r;
-    return x->v.version < y->v.version ? -1 : x->v.version > y->v.version;
-}
-
 typedef struct expr_err_ctx {
     resolver_t *R;
     const catalog__pos_t *pos;
@@ -602,7 +594,7 @@ static void resolve_odfvs(resolver_t *R)
         put(&seen, key, dv);
         order[m++] = dv;
     }
-    qsort(order, m, sizeof *order, cmp_draft_odfv);
+    qsort(order, m, sizeof *order, cmp_draft_view);
     c->odfvs = alloc(R, &c->arena, (m + 1) * sizeof *c->odfvs);
     if (c->odfvs == NULL)
         return;
