@@ -491,6 +491,8 @@ core_health_t core_live(const core_t *c)
 
 void core_set_health(core_t *c, core_health_t h)
 {
+    if (h == CORE_SERVING)
+        atomic_store(&c->served, true);
     atomic_store(&c->health, (int)h);
 }
 

@@ -186,9 +186,13 @@ int core_snapshot_end(core_t *c, const char *id);
 /* Deletes this node's rows past their view's TTL (store_gc(), small transactions through the
  * writer: writes go on beside it), and logs a "gc" line with the count. One sweep per node at a
  * time: a call while one runs is refused at once (-EALREADY), so callers cannot stack sweeps
- * that hold the writer up. Call it from any thread but the store's writer. Returns: 0 with
- * *deleted; -EALREADY; a negative errno with msg set. */
-int core_gc(core_t *c, size_t *deleted, char *msg, size_t cap);
+ * that hold the writer up. Between transactions the sweep stops once deadline_us
+ * (base_mono_us(); 0: none) has passed (-ETIMEDOUT) or the node has begun to drain (it served
+ * and is NOT_SERVING again: -ESHUTDOWN); what it deleted stays deleted, the rest waits for the
+ * next sweep. Call it from any thread but the store's writer. Returns: 0 with *deleted;
+ * -EALREADY; -ETIMEDOUT or -ESHUTDOWN with *deleted (the count so far) and msg set; another
+ * negative errno with msg set. */
+int core_gc(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Workers and requests                                                                        */

@@ -60,6 +60,7 @@ struct core {
     pthread_mutex_t pins_mu; /* which pin slots workers hold */
     bool *pin_used;          /* [holder.n_pins] */
     _Atomic int health;
+    _Atomic bool served;     /* health was SERVING once: NOT_SERVING after it means draining */
     _Atomic bool gc_running; /* core_gc(): one sweep per node at a time */
     _Atomic uint64_t reloads_applied;
     _Atomic uint64_t reloads_rejected;

@@ -155,7 +155,23 @@ int core_snapshot_end(core_t *c, const char *id)
     return rc;
 }
 
-int core_gc(core_t *c, size_t *deleted, char *msg, size_t cap)
+typedef struct gc_stop {
+    core_t *core;
+    int64_t deadline_us;
+    int why; /* what stopped it: -ETIMEDOUT, -ESHUTDOWN */
+} gc_stop_t;
+
+static bool gc_should_stop(void *arg)
+{
+    gc_stop_t *g = arg;
+    if (g->deadline_us > 0 && base_mono_us() >= g->deadline_us)
+        g->why = -ETIMEDOUT;
+    else if (atomic_load(&g->core->served) && atomic_load(&g->core->health) != CORE_SERVING)
+        g->why = -ESHUTDOWN;
+    return g->why != 0;
+}
+
+int core_gc(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t cap)
 {
     *deleted = 0;
     if (atomic_exchange(&c->gc_running, true)) {
@@ -163,8 +179,17 @@ int core_gc(core_t *c, size_t *deleted, char *msg, size_t cap)
         return -EALREADY;
     }
     int64_t t0 = base_mono_us();
-    int rc = store_gc(core_store(c), store_now_us(), deleted);
+    gc_stop_t g = {c, deadline_us, 0};
+    int rc = store_gc_until(core_store(c), store_now_us(), gc_should_stop, &g, deleted);
     atomic_store(&c->gc_running, false);
+    if (rc == -ECANCELED) {
+        snprintf(msg, cap, "gc stopped after deleting %zu records: %s; the next gc sweeps the rest",
+                 *deleted,
+                 g.why == -ETIMEDOUT ? "the call's deadline passed" : "the server is stopping");
+        base_log(BASE_LOG_INFO, "gc_stopped", "{s:I, s:s}", "deleted", (json_int_t)*deleted, "why",
+                 g.why == -ETIMEDOUT ? "deadline" : "draining");
+        return g.why;
+    }
     if (rc < 0) {
         /* What it deleted before the failure stays deleted (store_gc() commits in small
          * transactions); the count is not known then. */

@@ -64,7 +64,8 @@ int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, g
 
 /* CollectGarbage: on a write worker, like a snapshot (a large store's sweep takes seconds, which
  * reads must not wait behind); one sweep per node at a time (core_gc() refuses a second:
- * ALREADY_EXISTS). */
+ * ALREADY_EXISTS); it ends early at the call's deadline (DEADLINE_EXCEEDED) or when the server
+ * drains (UNAVAILABLE), keeping what it deleted. */
 int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     Fstore__V1__CollectGarbageRequest *rq = NULL;
@@ -73,7 +74,7 @@ int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len
     if (rc < 0)
         return rc;
     size_t deleted = 0;
-    rc = core_gc(c->ctx.core, &deleted, c->ctx.msg, sizeof c->ctx.msg);
+    rc = core_gc(c->ctx.core, c->ctx.deadline_us, &deleted, c->ctx.msg, sizeof c->ctx.msg);
     if (rc < 0)
         return rc;
     Fstore__V1__CollectGarbageResponse out = FSTORE__V1__COLLECT_GARBAGE_RESPONSE__INIT;

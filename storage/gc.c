@@ -73,6 +73,12 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
 
 int store_gc(store_t *s, int64_t now_us, size_t *deleted)
 {
+    return store_gc_until(s, now_us, NULL, NULL, deleted);
+}
+
+int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *stop_arg,
+                   size_t *deleted)
+{
     size_t total = 0;
     catalog_t *cat = NULL;
     store__views_t *t = NULL;
@@ -104,6 +110,10 @@ int store_gc(store_t *s, int64_t now_us, size_t *deleted)
         a->cutoff_us = store__ttl_applies(v) ? store__ttl_cutoff(v, now_us) : INT64_MIN;
         a->tomb_cutoff_us = now_us - s->tombstone_retention_us;
         do {
+            if (stop != NULL && stop(stop_arg)) {
+                rc = -ECANCELED;
+                break;
+            }
             rc = store__run(s, gc_chunk, a, false, NULL);
             if (rc < 0)
                 break;
@@ -116,7 +126,7 @@ out:
     store__views_unref(t);
     catalog_unref(cat);
     free(a);
-    if (rc == 0 && deleted != NULL)
+    if ((rc == 0 || rc == -ECANCELED) && deleted != NULL)
         *deleted = total;
     return rc;
 }

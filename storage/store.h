@@ -462,6 +462,10 @@ void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, co
  * -EFBIG (what earlier transactions deleted stays deleted; *deleted is then not set).
  */
 int store_gc(store_t *s, int64_t now_us, size_t *deleted);
+/* As store_gc(), asking stop(arg) between transactions (stop NULL: never): when it says so the
+ * sweep ends there. Returns: as store_gc(), or -ECANCELED when stopped, with what was deleted
+ * until then in *deleted (the rest waits for the next sweep). */
+int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *arg, size_t *deleted);
 
 /* Writes a compacted copy of the environment into out_dir (created; must be empty), usable as a
  * data directory. Safe while the store serves reads and writes (a map resize waits for it).

@@ -1,5 +1,6 @@
 /* tests/storage/test_gc.c - TTL sweeps (storage/gc.c). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 
 #include "tests/storage/helpers.h"
@@ -105,5 +106,43 @@ Test(gc, tombstones_are_dropped_after_the_retention_in_every_view)
     catalog_value_t out;
     cr_assert_eq(th_get(s, fv, 2, 1, now, &out, NULL), STORE_STATUS_NOT_FOUND);
     cr_assert_eq(th_get(s, fv, 3, 1, now, &out, NULL), STORE_STATUS_PRESENT);
+    store_close(s);
+}
+
+static bool stop_after_one(void *arg)
+{
+    int *calls = arg;
+    return (*calls)++ >= 1; /* let the first transaction run, stop before the second */
+}
+
+Test(gc, a_stopped_sweep_keeps_what_it_deleted_and_the_next_one_finishes)
+{
+    store_t *s = th_open_applied(dir, cat);
+    const int64_t now = 1700000000ll * 1000000, hour = 3600ll * 1000000;
+    static catalog_value_t ids[5000], vals[5000];
+    static int64_t ts[5000];
+    for (int i = 0; i < 5000; i++) {
+        ids[i] = th_i64(i);
+        vals[i] = th_i64(i);
+        ts[i] = now - 2 * hour; /* all expired */
+    }
+    const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+    uint32_t idx = 1;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 5000,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = cols,
+                       .event_ts_us = ts};
+    cr_assert_eq(store_apply(s, &b, 1, 0, NULL), 0);
+    int calls = 0;
+    size_t deleted = 0;
+    cr_assert_eq(store_gc_until(s, now, stop_after_one, &calls, &deleted), -ECANCELED);
+    cr_assert_eq(deleted, 4096, "one transaction's worth (GC_SCAN rows looked at)");
+    cr_assert_eq(th_rows(s, fv), 5000 - 4096);
+    cr_assert_eq(store_gc(s, now, &deleted), 0);
+    cr_assert_eq(deleted, 5000 - 4096);
+    cr_assert_eq(th_rows(s, fv), 0);
     store_close(s);
 }
