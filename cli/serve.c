@@ -216,7 +216,7 @@ static void usage(FILE *f)
             "                           editor's save); 0: only on SIGHUP (default 500)\n"
             "  --tokens-file FILE       require bearer tokens: one 'NAME SHA256 SCOPES' line per\n"
             "                           principal (scopes read, write, admin); health and\n"
-            "                           /metrics stay open\n"
+            "                           /metrics stay open; read again on SIGHUP\n"
             "  --http-listen ADDR       the HTTP front door (Feast HTTP, SageMaker, TF Serving\n"
             "                           REST, /metrics): host:port, '' for none (default\n"
             "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"

@@ -1,5 +1,6 @@
 /* core/auth.c - who is calling: bearer tokens checked against a file of hashes, and scopes. */
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -22,7 +23,46 @@ struct core_token {
     char name[64];
     uint8_t hash[SHA256_DIGEST_LENGTH];
     unsigned scopes;
+    const char *principal; /* name, interned in the core_tokens_t: outlives reloads */
 };
+
+/* A name once seen, kept until core_tokens_free(): calls keep their principal's name past the
+ * check (logs, audit lines), so a reload must not free it. */
+typedef struct interned {
+    struct interned *next;
+    char name[];
+} interned_t;
+
+/* The table is swapped whole by core_tokens_reload() under the write lock; every check reads it
+ * under the read lock (uncontended but for a reload: an operator's SIGHUP). */
+struct core_tokens {
+    pthread_rwlock_t lock;
+    core_token_t *t;
+    size_t n;
+    char *path;
+    interned_t *names; /* every principal name any load of the file had */
+};
+
+/* Points each entry's principal at its interned name (added when new). Returns: 0, -ENOMEM. */
+static int intern_names(core_tokens_t *ts, core_token_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        interned_t *in = ts->names;
+        while (in != NULL && strcmp(in->name, t[i].name) != 0)
+            in = in->next;
+        if (in == NULL) {
+            size_t len = strlen(t[i].name);
+            in = malloc(sizeof *in + len + 1);
+            if (in == NULL)
+                return -ENOMEM;
+            memcpy(in->name, t[i].name, len + 1);
+            in->next = ts->names;
+            ts->names = in;
+        }
+        t[i].principal = in->name;
+    }
+    return 0;
+}
 
 static int hexval(int c)
 {
@@ -72,7 +112,15 @@ static int parse_line(char *line, core_token_t *t, char *why, size_t cap)
     return 1;
 }
 
-int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap)
+static void table_free(core_token_t *t, size_t n)
+{
+    if (t != NULL)
+        OPENSSL_cleanse(t, n * sizeof *t);
+    free(t);
+}
+
+/* Reads path's entries into *t, *n. Returns: 0; -EINVAL or fopen()'s -errno with why; -ENOMEM. */
+static int read_table(const char *path, core_token_t **out, size_t *out_n, char *why, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -80,11 +128,10 @@ int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t ca
         snprintf(why, cap, "%s: %s", path, strerror(e));
         return -e;
     }
-    core_tokens_t *ts = calloc(1, sizeof *ts);
-    if (ts == NULL) {
-        fclose(f);
-        return -ENOMEM;
-    }
+    struct {
+        core_token_t *t;
+        size_t n;
+    } tab = {NULL, 0}, *ts = &tab;
     char line[1024];
     int rc = 0;
     for (unsigned lineno = 1; fgets(line, sizeof line, f) != NULL; lineno++) {
@@ -120,10 +167,62 @@ int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t ca
         rc = -EINVAL;
     }
     if (rc < 0) {
-        core_tokens_free(ts);
+        table_free(ts->t, ts->n);
+        return rc;
+    }
+    *out = ts->t;
+    *out_n = ts->n;
+    return 0;
+}
+
+int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap)
+{
+    core_tokens_t *ts = calloc(1, sizeof *ts);
+    if (ts == NULL || (ts->path = strdup(path)) == NULL) {
+        free(ts);
+        return -ENOMEM;
+    }
+    int rc = read_table(path, &ts->t, &ts->n, why, cap);
+    if (rc == 0)
+        rc = intern_names(ts, ts->t, ts->n);
+    if (rc == 0 && pthread_rwlock_init(&ts->lock, NULL) != 0)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        table_free(ts->t, ts->n);
+        for (interned_t *in = ts->names, *next; in != NULL; in = next) {
+            next = in->next;
+            free(in);
+        }
+        free(ts->path);
+        free(ts);
         return rc;
     }
     *out = ts;
+    return 0;
+}
+
+int core_tokens_reload(core_tokens_t *ts, size_t *n, char *why, size_t cap)
+{
+    core_token_t *t = NULL;
+    size_t tn = 0;
+    int rc = read_table(ts->path, &t, &tn, why, cap);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_wrlock(&ts->lock);
+    rc = intern_names(ts, t, tn);
+    if (rc < 0) {
+        pthread_rwlock_unlock(&ts->lock);
+        table_free(t, tn);
+        snprintf(why, cap, "out of memory");
+        return rc;
+    }
+    core_token_t *old = ts->t;
+    size_t old_n = ts->n;
+    ts->t = t;
+    ts->n = tn;
+    pthread_rwlock_unlock(&ts->lock);
+    table_free(old, old_n);
+    *n = tn;
     return 0;
 }
 
@@ -131,8 +230,13 @@ void core_tokens_free(core_tokens_t *ts)
 {
     if (ts == NULL)
         return;
-    OPENSSL_cleanse(ts->t, ts->n * sizeof *ts->t);
-    free(ts->t);
+    table_free(ts->t, ts->n);
+    for (interned_t *in = ts->names, *next; in != NULL; in = next) {
+        next = in->next;
+        free(in);
+    }
+    pthread_rwlock_destroy(&ts->lock);
+    free(ts->path);
     free(ts);
 }
 
@@ -141,8 +245,7 @@ static const char *scope_name(unsigned need)
     return need & CORE_SCOPE_ADMIN ? "admin" : need & CORE_SCOPE_WRITE ? "write" : "read";
 }
 
-int core_authorize(core_ctx_t *ctx, const core_tokens_t *ts, const char *authorization,
-                   unsigned need)
+int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization, unsigned need)
 {
     ctx->principal = NULL;
     if (ts == NULL || need == 0)
@@ -161,18 +264,27 @@ int core_authorize(core_ctx_t *ctx, const core_tokens_t *ts, const char *authori
     uint8_t h[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)tok, strlen(tok), h);
     const core_token_t *hit = NULL;
+    const char *principal = NULL;
+    unsigned scopes = 0;
+    pthread_rwlock_rdlock(&ts->lock);
     for (size_t i = 0; i < ts->n; i++) {
         /* Every entry compared in full: the time does not depend on which one matches. */
         bool eq = CRYPTO_memcmp(h, ts->t[i].hash, sizeof h) == 0;
         if (eq && hit == NULL)
             hit = &ts->t[i];
     }
+    /* What the call keeps outlives the table: a reload may free it once the lock goes. */
+    if (hit != NULL) {
+        principal = hit->principal;
+        scopes = hit->scopes;
+    }
+    pthread_rwlock_unlock(&ts->lock);
     OPENSSL_cleanse(h, sizeof h);
-    if (hit == NULL)
+    if (principal == NULL)
         return core_fail(ctx, -EKEYREJECTED, "the bearer token is not one this server knows");
-    ctx->principal = hit->name;
-    if ((hit->scopes & need) != need)
+    ctx->principal = principal;
+    if ((scopes & need) != need)
         return core_fail(ctx, -EPERM, "principal '%s' lacks the '%s' scope this call needs",
-                         hit->name, scope_name(need));
+                         principal, scope_name(need));
     return 0;
 }

@@ -253,11 +253,8 @@ typedef struct core_ctx {
 #define CORE_SCOPE_ADMIN 4u
 
 typedef struct core_token core_token_t;
-/* The principals of a tokens file (core_tokens_load()). */
-typedef struct core_tokens {
-    core_token_t *t;
-    size_t n;
-} core_tokens_t;
+/* The principals of a tokens file (core_tokens_load()), reloadable in place. */
+typedef struct core_tokens core_tokens_t;
 
 /*
  * Loads a tokens file: one principal per line, "NAME SHA256-HEX SCOPES" (the token's SHA-256 as
@@ -267,6 +264,13 @@ typedef struct core_tokens {
  *          fopen()'s -errno (-ENOENT, -EACCES, ...) with why, -ENOMEM.
  */
 int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap);
+/*
+ * Reads the file ts was loaded from again and swaps its principals in whole, while calls go on
+ * (each check sees the old table or the new one). A file that does not load leaves ts as it
+ * was. Returns: 0 and *n principals; as core_tokens_load() otherwise, with why.
+ * Thread safety: any thread; checks wait only for the swap itself.
+ */
+int core_tokens_reload(core_tokens_t *ts, size_t *n, char *why, size_t cap);
 void core_tokens_free(core_tokens_t *ts);
 
 /*
@@ -278,8 +282,7 @@ void core_tokens_free(core_tokens_t *ts);
  * Returns: 0; -ENOKEY (no credentials) or -EKEYREJECTED (an unknown token): UNAUTHENTICATED,
  *          HTTP 401; -EPERM (the principal lacks a scope): PERMISSION_DENIED, HTTP 403.
  */
-int core_authorize(core_ctx_t *ctx, const core_tokens_t *ts, const char *authorization,
-                   unsigned need);
+int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization, unsigned need);
 
 /* Pins the current catalog for the request and clears its message. Lock-free. */
 void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena);

@@ -59,8 +59,8 @@ typedef struct http_options {
     const char *tls_cert;         /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
                                      and key (read at start); NULL: plain HTTP */
     const char *tls_key;
-    const core_tokens_t *tokens; /* --tokens-file: Authorization: Bearer checked per route (NULL:
-                                   open); borrowed */
+    core_tokens_t *tokens;       /* --tokens-file: Authorization: Bearer checked per route (NULL:
+                                         open); borrowed */
     const char *sagemaker_model; /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
                                     request's custom attributes name none */
     http_metrics_fn metrics[4];  /* /metrics: each adds its families (after the listener's own) */

@@ -992,6 +992,20 @@ void server_request_stop(server_t *s)
     atomic_fetch_add(&s->stop_requested, 1);
 }
 
+/* SIGHUP also reads --tokens-file again: tokens rotate without a restart, and a file that does
+ * not load leaves the old principals in place (logged). The HTTP front door shares the table. */
+static void reload_tokens(server_t *s)
+{
+    if (s->opts.tokens == NULL)
+        return;
+    char why[512];
+    size_t n = 0;
+    if (core_tokens_reload(s->opts.tokens, &n, why, sizeof why) < 0)
+        base_log(BASE_LOG_ERROR, "tokens_reload_rejected", "{s:s}", "error", why);
+    else
+        base_log(BASE_LOG_INFO, "tokens_reloaded", "{s:I}", "principals", (json_int_t)n);
+}
+
 void server_request_reload(server_t *s)
 {
     atomic_store(&s->reload_requested, 1);
@@ -1107,8 +1121,10 @@ int server_run(server_t *s)
             grpc_server_cancel_all_calls(s->grpc);
             cancelled = true;
         }
-        if (!stopping && atomic_exchange(&s->reload_requested, 0))
+        if (!stopping && atomic_exchange(&s->reload_requested, 0)) {
             core_reload(s->core);
+            reload_tokens(s);
+        }
         core_collect(s->core);
         /* The health can change by itself (a replica catching up): watchers follow. */
         if (!stopping)

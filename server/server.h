@@ -89,7 +89,7 @@ typedef struct server_options {
     bool tls_require_client_cert; /* --tls-require-client-cert */
     /* --tokens-file (NULL: every call is let through): bearer tokens and their scopes; each
      * method needs one (server_method_t.scope). Borrowed: outlives the server. */
-    const core_tokens_t *tokens;
+    core_tokens_t *tokens;
 } server_options_t;
 
 /* Fills *o with the documented defaults. */
