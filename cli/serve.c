@@ -229,6 +229,9 @@ static void usage(FILE *f)
             "                           timeout_ms when sooner; 0: only the binding's)\n"
             "  --http-max-passthroughs N  HTTP Predict passthroughs in flight at once; more\n"
             "                           are answered 503 (default %u)\n"
+            "  --http-max-writes N      HTTP writes (write-to-online-store, push) in flight at\n"
+            "                           once, from their headers to their answer; more are\n"
+            "                           answered 429 at their headers (default %u)\n"
             "  --metrics-listen ADDR    also serve /metrics alone on this host:port (default:\n"
             "                           only on --http-listen)\n"
             "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
@@ -245,7 +248,8 @@ static void usage(FILE *f)
             SERVER_DEFAULT_MAX_STREAMS, (size_t)SERVER_DEFAULT_MAX_MEMORY,
             SERVER_DEFAULT_MAX_SEND_MS, SERVER_DEFAULT_MAX_AGE_GRACE_S, HTTP_DEFAULT_LISTEN,
             HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
-            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS);
+            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
+            HTTP_DEFAULT_MAX_WRITES);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -318,6 +322,7 @@ int cli_serve(int argc, char **argv)
         {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
         {"http-upstream-timeout-ms", 0, CLI_UNSIGNED, &ho.upstream_timeout_ms, CLI_ENV, 0, 3600000},
         {"http-max-passthroughs", 0, CLI_UNSIGNED, &ho.max_passthroughs, CLI_ENV, 1, 100000},
+        {"http-max-writes", 0, CLI_UNSIGNED, &ho.max_writes, CLI_ENV, 1, 100000},
         {"sagemaker-model", 0, CLI_STRING, &ho.sagemaker_model, CLI_ENV},
         {"metrics-listen", 0, CLI_STRING, &metrics_listen, CLI_ENV},
         CLI_REPL_OPTS(ro),

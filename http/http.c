@@ -503,10 +503,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     http_t *h = cls;
     (void)conn;
     (void)toe;
-    if (*req_cls != NULL)
+    http_req_t *r = *req_cls;
+    if (r != NULL) {
         atomic_fetch_sub(&h->active, 1);
+        if (r->counted_write)
+            atomic_fetch_sub(&h->writes, 1);
+    }
     req_free(*req_cls);
     *req_cls = NULL;
+}
+
+/* Counts r among the writes in flight, unless that would pass --http-max-writes. */
+static bool count_write(http_t *h, http_req_t *r)
+{
+    unsigned max = h->o.max_writes ? h->o.max_writes : HTTP_DEFAULT_MAX_WRITES;
+    if (atomic_fetch_add(&h->writes, 1) >= max) {
+        atomic_fetch_sub(&h->writes, 1);
+        return false;
+    }
+    r->counted_write = true;
+    return true;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -554,6 +570,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                        r->route->scope)) < 0) {
             /* Refused at its headers: nobody without the scope gets a body buffered. */
             http__respond_error(r, denied);
+            r->refused = true;
+        } else if ((r->route->scope & CORE_SCOPE_WRITE) && !count_write(h, r)) {
+            /* Bounded at its headers, before its body is buffered: what writes can hold is
+             * --http-max-writes x --max-message-bytes. */
+            unsigned mw = h->o.max_writes ? h->o.max_writes : HTTP_DEFAULT_MAX_WRITES;
+            core_fail(&r->ctx, -ENOBUFS,
+                      "%u HTTP writes are in flight, the most this server takes "
+                      "(--http-max-writes); retry",
+                      mw);
+            http__respond_error(r, -ENOBUFS);
             r->refused = true;
         } else if (cl != NULL && strtoull(cl, NULL, 10) > max) {
             /* Refused from its length, before any of it is read. */

@@ -55,9 +55,12 @@ typedef struct http_options {
                                      sooner; HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS; 0: no
                                      bound but the binding's) */
     unsigned max_passthroughs;    /* --http-max-passthroughs: upstream calls in flight at once;
-                                     more are 503 (0: HTTP_DEFAULT_MAX_PASSTHROUGHS) */
-    const char *tls_cert;         /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
-                                     and key (read at start); NULL: plain HTTP */
+                                 more are 503 (0: HTTP_DEFAULT_MAX_PASSTHROUGHS) */
+    unsigned max_writes;  /* --http-max-writes: write requests (a write scope's routes) from their
+                             headers to their answer, body buffering and the store's apply
+                             included; more are 429 at their headers (0: HTTP_DEFAULT_MAX_WRITES) */
+    const char *tls_cert; /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
+                             and key (read at start); NULL: plain HTTP */
     const char *tls_key;
     core_tokens_t *tokens;       /* --tokens-file: Authorization: Bearer checked per route (NULL:
                                          open); borrowed */
@@ -76,6 +79,8 @@ typedef struct http_options {
 #define HTTP_DEFAULT_MAX_CONNECTIONS 1024
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 60
 #define HTTP_DEFAULT_MAX_PASSTHROUGHS 64
+/* Writes in flight: with --max-message-bytes, what writes can hold at once (64 x 4 MiB). */
+#define HTTP_DEFAULT_MAX_WRITES 64
 #define HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS 60000 /* SageMaker's own limit on an invocation */
 
 /* Fills *o with the defaults (HTTP_DEFAULT_LISTEN, or $SAGEMAKER_BIND_TO_PORT's port on all

@@ -127,6 +127,7 @@ struct http_req {
      * authorized in request_context()) */
     bool authorized;
     const char *principal;
+    bool counted_write; /* counted in h->writes until freed */
     /* in-process calls (local.c): no connection; their headers */
     const char *const *local_headers; /* name, value, ..., NULL */
 };
@@ -213,6 +214,7 @@ struct http {
     _Atomic unsigned suspended;    /* connections suspended and not yet resumed */
     _Atomic unsigned running;      /* requests inside run() */
     _Atomic unsigned passthroughs; /* upstream calls in flight (--http-max-passthroughs) */
+    _Atomic unsigned writes;       /* write requests from headers to answer (--http-max-writes) */
     _Atomic bool stopping;
     char *tls_pem[2]; /* the certificate and key libmicrohttpd serves (--tls-cert, --tls-key) */
     _Atomic unsigned n_workers;

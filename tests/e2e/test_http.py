@@ -578,6 +578,59 @@ class HttpStopUnderWritesTest(unittest.TestCase):
         self.assertEqual(again.stop(), 0)
 
 
+class HttpWriteBoundTest(unittest.TestCase):
+    """--http-max-writes: writes whose bodies trickle in hold their slot from their headers;
+    past the bound a write is refused at its headers (429 naming the flag) while reads go on,
+    and a slot freed is taken again."""
+
+    def test_writes_past_the_bound_are_refused_at_their_headers(self):
+        from harness import Server
+        server = Server(catalog=CATALOG, args=["--http-max-writes", "2"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        body = json.dumps({"feature_view_name": "driver_hourly_stats",
+                           "df": {"driver_id": [7], "avg_daily_trips": [7]}}).encode()
+        head = (b"POST /write-to-online-store HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        # Two writers send their headers and half a body, and stall.
+        slow = []
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+            s.sendall(head + body[:10])
+            slow.append(s)
+        time.sleep(0.3)
+
+        def post(path, payload):
+            conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+            conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            raw = resp.read()
+            conn.close()
+            return resp.status, raw
+
+        status, raw = post("/write-to-online-store", body)
+        self.assertEqual(status, 429, raw)
+        self.assertIn(b"--http-max-writes", raw)
+        # Reads are not writes: served.
+        status, raw = post("/get-online-features", json.dumps(
+            {"features": ["driver_hourly_stats:avg_daily_trips"], "entities": {"driver_id": [7]}}))
+        self.assertEqual(status, 200, raw)
+        # One stalled writer finishes its body: its write is answered and its slot freed.
+        slow[0].sendall(body[10:])
+        self.assertTrue(slow[0].recv(65536).startswith(b"HTTP/1.1 200"))
+        slow[0].close()
+        slow[1].close()  # the other gives up: its slot is freed with the connection
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, raw = post("/write-to-online-store", body)
+            if status == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIsNone(server.sanitizer_report())
+
+
 class MetricsTest(HttpCase):
     """/metrics as promtool checks it, and as a real Prometheus scrapes and queries it."""
 
