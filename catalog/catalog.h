@@ -266,14 +266,20 @@ void catalog_expr_inputs(const catalog_feature_t *f, const uint32_t **idx, size_
  * (on_demand->inputs[i]): a feature's or a request field's value of its declared type, or an
  * event time as UNIX_TIMESTAMP seconds; CATALOG_DTYPE_NULL for no value. Only the inputs f reads
  * are looked at. now_us (CLOCK_REALTIME microseconds) is what now() means. The code is flat
- * (no tree walk, no allocation per node): strings built by lower/upper/concat go into a.
+ * (no tree walk, no allocation per node): strings built by lower/upper/concat go into a, at
+ * most max_bytes of them (SIZE_MAX: no bound), and *made (may be NULL) says how many.
  * Arithmetic faults (overflow, division by zero, log of a negative, a result that is not finite
  * from finite inputs, an index out of range) give null, never a signal.
- * Returns: 0 and *out, of f->dtype or CATALOG_DTYPE_NULL; -ENOMEM.
+ * Returns: 0 and *out, of f->dtype or CATALOG_DTYPE_NULL; -EMSGSIZE (strings over max_bytes);
+ *          -ENOMEM.
  * Ownership: *out borrows from in, the catalog and a.
  */
 int catalog_expr_eval(const catalog_feature_t *f, const catalog_value_t *in, int64_t now_us,
-                      base_arena_t *a, catalog_value_t *out);
+                      base_arena_t *a, size_t max_bytes, size_t *made, catalog_value_t *out);
+
+/* Whether d converts to a FLOAT without leaving its range (it rounds to FLT_MAX at most). NaN
+ * and infinities fit: they stay what they are. */
+bool catalog_double_fits_float(double d);
 
 typedef struct catalog_service {
     const char *name;

@@ -125,8 +125,7 @@ typedef struct catalog__draft_entity {
 } catalog__draft_entity_t;
 
 typedef struct catalog__draft_view {
-    catalog_view_t v; /* first (resolve sorts drafts by it); entities and join keys are filled
-                         by resolve */
+    catalog_view_t v; /* entities and join keys are filled by resolve */
     catalog__pos_t pos, name_pos, version_pos, default_pos;
     bool marked_default;
     const char **entity_names;
@@ -156,8 +155,8 @@ typedef struct catalog__draft_request {
 } catalog__draft_request_t;
 
 typedef struct catalog__draft_odfv {
-    catalog_view_t v; /* first, as in catalog__draft_view_t; features carry their expression
-                         text; on_demand is filled by resolve */
+    catalog_view_t v; /* features carry their expression text; on_demand is filled by
+                         resolve */
     catalog__pos_t pos, name_pos, version_pos, default_pos, sources_pos;
     bool marked_default;
     const char **sources;

@@ -1,4 +1,5 @@
 /* catalog/dtype.c - Feast value type names and TTL durations. */
+#include <math.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -123,4 +124,10 @@ void catalog__format_duration(int64_t seconds, char *buf, size_t cap)
         snprintf(buf, cap, "%" PRId64 "m", seconds / 60);
     else
         snprintf(buf, cap, "%" PRId64 "s", seconds);
+}
+
+bool catalog_double_fits_float(double d)
+{
+    /* Past 0x1.ffffffp127 (FLT_MAX plus half its last place) rounding would overflow. */
+    return !isfinite(d) || fabs(d) < 0x1.ffffffp127;
 }

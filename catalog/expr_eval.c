@@ -224,7 +224,7 @@ static val_t cast(const val_t *v, catalog_dtype_t to)
     case CATALOG_DTYPE_FLOAT: {
         double d = as_f64(v);
         /* Converting a finite double past FLOAT's range is undefined in ISO C: refused first. */
-        if (isfinite(d) && fabs(d) > (double)FLT_MAX)
+        if (!catalog_double_fits_float(d))
             return null_val;
         float f = (float)d;
         val_t r = {.type = to};
@@ -257,15 +257,27 @@ static int64_t floor_seconds(int64_t us)
     return us % 1000000 < 0 ? q - 1 : q;
 }
 
-/* Builds a string of n bytes in a. Returns: NULL on OOM. */
-static uint8_t *new_bytes(base_arena_t *a, size_t n)
+/* What one evaluation may build (strings of lower, upper, concat) and has built. */
+typedef struct allowance {
+    size_t max, made;
+} allowance_t;
+
+/* Builds a string of n bytes in a within the allowance. Returns: 0 and *out; -EMSGSIZE (over
+ * the allowance: nothing allocated); -ENOMEM. */
+static int new_bytes(base_arena_t *a, allowance_t *al, size_t n, uint8_t **out)
 {
-    return base_arena_alloc(a, n == 0 ? 1 : n);
+    if (n > al->max - al->made)
+        return -EMSGSIZE;
+    al->made += n;
+    *out = base_arena_alloc(a, n == 0 ? 1 : n);
+    return *out == NULL ? -ENOMEM : 0;
 }
 
 int catalog_expr_eval(const catalog_feature_t *f, const val_t *in, int64_t now_us, base_arena_t *a,
-                      val_t *out)
+                      size_t max_bytes, size_t *made, val_t *out)
 {
+    allowance_t al = {max_bytes, 0};
+    int rc = 0;
     const catalog_expr_t *e = f->expr;
     val_t reg[CATALOG__EXPR_MAX_TERMS];
     const catalog__ins_t *ins = e->ins;
@@ -510,9 +522,9 @@ int catalog_expr_eval(const catalog_feature_t *f, const val_t *in, int64_t now_u
                 break;
             }
             size_t n = x->u.bytes.len;
-            uint8_t *s = new_bytes(a, n);
-            if (s == NULL)
-                return -ENOMEM;
+            uint8_t *s = NULL;
+            if ((rc = new_bytes(a, &al, n, &s)) < 0)
+                goto out;
             for (size_t i = 0; i < n; i++) {
                 uint8_t c = x->u.bytes.data[i];
                 if (p->op == CATALOG__OP_LOWER && c >= 'A' && c <= 'Z')
@@ -528,19 +540,22 @@ int catalog_expr_eval(const catalog_feature_t *f, const val_t *in, int64_t now_u
         case CATALOG__OP_CONCAT: {
             size_t n = 0;
             bool any_null = false;
+            bool too_long = false;
             for (size_t i = 0; i < p->n; i++) {
                 const val_t *v = &reg[e->args[p->imm + i]];
                 any_null = any_null || is_null(v);
-                if (!is_null(v))
+                if (!is_null(v)) {
+                    too_long = too_long || v->u.bytes.len > SIZE_MAX / 2 - n;
                     n += v->u.bytes.len;
+                }
             }
             if (any_null) {
                 *r = null_val;
                 break;
             }
-            uint8_t *s = new_bytes(a, n);
-            if (s == NULL)
-                return -ENOMEM;
+            uint8_t *s = NULL;
+            if ((rc = too_long ? -EMSGSIZE : new_bytes(a, &al, n, &s)) < 0)
+                goto out;
             size_t at = 0;
             for (size_t i = 0; i < p->n; i++) {
                 const val_t *v = &reg[e->args[p->imm + i]];
@@ -611,14 +626,14 @@ int catalog_expr_eval(const catalog_feature_t *f, const val_t *in, int64_t now_u
         }
     }
     const val_t *res = &reg[e->n_ins - 1];
-    if (is_null(res)) {
+    if (is_null(res))
         *out = null_val;
-        return 0;
-    }
-    if (res->type == e->want) {
+    else if (res->type == e->want)
         *out = *res;
-        return 0;
-    }
-    *out = convert(res, e->want);
-    return 0;
+    else
+        *out = convert(res, e->want);
+out:
+    if (made != NULL)
+        *made = al.made;
+    return rc;
 }

@@ -145,10 +145,13 @@ static int scalar(const json_t *j, catalog_dtype_t t, unsigned flags, base_arena
             d = json_number_value(j);
         else if (!text || base_parse_double(s, n, &d) != 0)
             return bad(why, cap, "want a number for %s, got %s", catalog_dtype_name(t), kind(j));
-        if (t == CATALOG_DTYPE_DOUBLE)
+        if (t == CATALOG_DTYPE_DOUBLE) {
             out->u.f64 = d;
-        else
+        } else if (!catalog_double_fits_float(d)) {
+            return bad(why, cap, "%g is out of range for FLOAT", d);
+        } else {
             out->u.f32 = (float)d;
+        }
         return 0;
     }
     case CATALOG_DTYPE_BOOL:

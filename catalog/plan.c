@@ -208,15 +208,21 @@ static bool rules_eq(const catalog_validation_t *a, const catalog_validation_t *
            allowed_subset(a, b) && a->max_length == b->max_length && str_eq(a->pattern, b->pattern);
 }
 
-/* Notes a view version's metadata changes (description, owner, tags, default version). */
+/* Notes a view version's metadata changes (description, owner, push source, tags, lineage,
+ * default version; a stored view's push source and lineage) into what, in that order. */
 static void view_meta(const catalog_view_t *o, const catalog_view_t *n, char *what, size_t cap)
 {
     if (!str_eq(o->description, n->description))
         note(what, cap, "description");
     if (!str_eq(o->owner, n->owner))
         note(what, cap, "owner");
+    if (n->on_demand == NULL && !str_eq(o->push_source, n->push_source))
+        note(what, cap, "push_source");
     if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
         note(what, cap, "tags");
+    if (n->on_demand == NULL && (!str_eq(o->lineage_source, n->lineage_source) ||
+                                 !str_eq(o->lineage_transformation, n->lineage_transformation)))
+        note(what, cap, "lineage");
     if (o->is_default != n->is_default)
         note(what, cap,
              n->is_default ? "now the default version" : "no longer the default version");
@@ -310,11 +316,6 @@ static void diff_view(planner_t *P, const catalog_view_t *o, const catalog_view_
     if (o->online != n->online)
         note(what, sizeof what, n->online ? "now online" : "now offline");
     view_meta(o, n, what, sizeof what);
-    if (!str_eq(o->push_source, n->push_source))
-        note(what, sizeof what, "push_source");
-    if (!str_eq(o->lineage_source, n->lineage_source) ||
-        !str_eq(o->lineage_transformation, n->lineage_transformation))
-        note(what, sizeof what, "lineage");
     if (what[0] != '\0')
         add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);
 
@@ -388,33 +389,53 @@ static bool sources_eq(const catalog_on_demand_t *a, const catalog_on_demand_t *
     return true;
 }
 
-/* Whether two expressions are the same text but for blanks outside string literals. */
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.';
+}
+
+/* s with blanks outside string literals dropped, but for one space where it separates two
+ * words ("not x" stays apart from "notx"). Returns: malloc'd, or NULL on OOM. */
+static char *expr_norm(const char *s)
+{
+    char *out = malloc(strlen(s) + 1);
+    if (out == NULL)
+        return NULL;
+    size_t n = 0;
+    char q = 0;
+    for (const char *p = s; *p != '\0'; p++) {
+        bool blank = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
+        if (q == 0 && blank) {
+            while (p[1] == ' ' || p[1] == '\t' || p[1] == '\n' || p[1] == '\r')
+                p++;
+            if (n > 0 && word_char(out[n - 1]) && word_char(p[1]))
+                out[n++] = ' ';
+            continue;
+        }
+        out[n++] = *p;
+        if (q == 0 && (*p == '\'' || *p == '"'))
+            q = *p;
+        else if (q != 0 && *p == '\\' && p[1] != '\0')
+            out[n++] = *++p;
+        else if (q != 0 && *p == q)
+            q = 0;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Whether two expressions are the same but for blanks that separate nothing. */
 static bool expr_eq(const char *a, const char *b)
 {
     if (a == NULL || b == NULL)
         return a == b;
-    char qa = 0, qb = 0;
-    for (;;) {
-        while (qa == 0 && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
-            a++;
-        while (qb == 0 && (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r'))
-            b++;
-        if (*a != *b)
-            return false;
-        if (*a == '\0')
-            return true;
-        /* Track quotes (and escapes inside them) on one side: both sides are equal so far. */
-        if (qa == 0 && (*a == '\'' || *a == '"')) {
-            qa = qb = *a;
-        } else if (qa != 0 && *a == '\\' && a[1] != '\0' && a[1] == b[1]) {
-            a++;
-            b++;
-        } else if (qa != 0 && *a == qa) {
-            qa = qb = 0;
-        }
-        a++;
-        b++;
-    }
+    char *x = expr_norm(a), *y = expr_norm(b);
+    /* Out of memory: say they differ (the plan then asks for a new version; nothing breaks). */
+    bool eq = x != NULL && y != NULL && strcmp(x, y) == 0;
+    free(x);
+    free(y);
+    return eq;
 }
 
 /* On-demand views hold no data, but a version is a contract with its readers: what a version

@@ -124,16 +124,25 @@ static void resolve_entities(resolver_t *R)
 /* ------------------------------------------------------------------------------------------ */
 /* Feature views                                                                               */
 
-/* Orders pointers to drafts of views (stored or on-demand) by name, then version: both drafts
- * begin with their catalog_view_t, so a pointer to one is a pointer to its view. */
-static int cmp_draft_view(const void *a, const void *b)
+/* Views by name, then version. */
+static int cmp_view(const catalog_view_t *x, const catalog_view_t *y)
 {
-    const catalog_view_t *x = *(const catalog_view_t *const *)a;
-    const catalog_view_t *y = *(const catalog_view_t *const *)b;
     int r = strcmp(x->name, y->name);
     if (r != 0)
         return r;
     return x->version < y->version ? -1 : x->version > y->version;
+}
+
+static int cmp_draft_view(const void *a, const void *b)
+{
+    return cmp_view(&(*(const catalog__draft_view_t *const *)a)->v,
+                    &(*(const catalog__draft_view_t *const *)b)->v);
+}
+
+static int cmp_draft_odfv(const void *a, const void *b)
+{
+    return cmp_view(&(*(const catalog__draft_odfv_t *const *)a)->v,
+                    &(*(const catalog__draft_odfv_t *const *)b)->v);
 }
 
 /* Fills v's entity pointers and flattened join keys; reports unknown and clashing entities. */
@@ -594,7 +603,7 @@ static void resolve_odfvs(resolver_t *R)
         put(&seen, key, dv);
         order[m++] = dv;
     }
-    qsort(order, m, sizeof *order, cmp_draft_view);
+    qsort(order, m, sizeof *order, cmp_draft_odfv);
     c->odfvs = alloc(R, &c->arena, (m + 1) * sizeof *c->odfvs);
     if (c->odfvs == NULL)
         return;

@@ -16,9 +16,9 @@
  * anything is read (core__on_demand_plan()), so errors do not depend on data. Each row's inputs
  * are decoded once for all the view's requested features, each feature's code runs over them
  * (catalog_expr_eval()), and the result is encoded back into a cell, so transports cannot tell
- * a computed cell from a stored one. What the computation holds (decoded list inputs, encoded
- * results) counts against a budget: a request cannot make the server decode or build more than
- * --max-response-bytes.
+ * a computed cell from a stored one. What the computation holds (decoded list inputs, strings
+ * built by the expressions, encoded results) counts against a budget: a request cannot make the
+ * server decode or build more than --max-response-bytes.
  */
 
 /* A request value for a field of type want: the same type, or a number widened (or, for FLOAT,
@@ -54,11 +54,10 @@ static bool request_value(const catalog_value_t *v, catalog_dtype_t want, catalo
         if (!from_int && v->type != CATALOG_DTYPE_DOUBLE)
             return false;
         double d = from_int ? (double)i : v->u.f64;
-        float f = (float)d;
-        if (isinf(f) && isfinite(d))
+        if (!catalog_double_fits_float(d))
             return false; /* out of FLOAT's range */
         out->type = want;
-        out->u.f32 = f;
+        out->u.f32 = (float)d;
         return true;
     }
     case CATALOG_DTYPE_BYTES:
@@ -255,8 +254,9 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
         void **scr = &scratch[at];
         size_t *scr_cap = &scratch_cap[at];
         at += od->n_inputs;
-        /* A list input is decoded into one buffer per input, sized for its largest cell and
-         * reused row after row. */
+        /* A list input is decoded into one buffer per input, reused row after row: it starts
+         * at twice its longest cell (enough for numbers) and grows, up to the bound that is
+         * always enough (16x and 64), only when a row needs more. */
         for (size_t i = 0; i < od->n_inputs; i++) {
             const catalog_input_t *in = &od->inputs[i];
             if (s[i].cells == NULL || in->kind != CATALOG_INPUT_FEATURE ||
@@ -267,7 +267,7 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 if (s[i].cells[row].len > longest)
                     longest = s[i].cells[row].len;
             }
-            scr_cap[i] = 16 * longest + 64;
+            scr_cap[i] = 2 * longest + 64;
             if (!spend(&used, scr_cap[i], max_bytes))
                 goto too_big;
             if ((scr[i] = base_arena_alloc(a, scr_cap[i])) == NULL)
@@ -299,15 +299,32 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 }
                 if (c->status != STORE_STATUS_PRESENT || c->len == 0)
                     continue; /* null: missing, stale (past the TTL) or a null */
-                if (catalog_value_decode(c->wire, c->len, &vals[i], scr[i], scr_cap[i]) < 0)
+                int drc = catalog_value_decode(c->wire, c->len, &vals[i], scr[i], scr_cap[i]);
+                if (drc == -ENOSPC && scr[i] != NULL) {
+                    /* Short items (strings, bools) take more room decoded: grow once to what
+                     * is always enough for this cell. */
+                    size_t cap = 16 * (size_t)c->len + 64;
+                    if (!spend(&used, cap, max_bytes))
+                        goto too_big;
+                    if ((scr[i] = base_arena_alloc(a, cap)) == NULL)
+                        return -ENOMEM;
+                    scr_cap[i] = cap;
+                    drc = catalog_value_decode(c->wire, c->len, &vals[i], scr[i], scr_cap[i]);
+                }
+                if (drc < 0)
                     vals[i].type = CATALOG_DTYPE_NULL; /* never trusted; the type check is eval's */
             }
             for (size_t k = 0; k < grp->n_refs; k++) {
                 const catalog_feature_t *f = &v->features[gs->feature_idx[grp->first + k]];
                 core_cell_t *cell = &cells[(size_t)gs->ref_idx[grp->first + k] * n_rows + row];
                 catalog_value_t out;
-                if (catalog_expr_eval(f, vals, now_us, a, &out) < 0)
-                    return -ENOMEM;
+                size_t made = 0;
+                int erc = catalog_expr_eval(
+                    f, vals, now_us, a, max_bytes == 0 ? SIZE_MAX : max_bytes - used, &made, &out);
+                if (erc == -EMSGSIZE || !spend(&used, made, max_bytes))
+                    goto too_big;
+                if (erc < 0)
+                    return erc;
                 const uint32_t *uses;
                 size_t n_uses;
                 catalog_expr_inputs(f, &uses, &n_uses);

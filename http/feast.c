@@ -206,6 +206,30 @@ static void write_response(http_req_t *r, const core_resolved_t *res, const core
     http__puts(b, "]}}");
 }
 
+typedef struct entity_types {
+    const core_resolved_t *res;
+    const catalog_t *cat;
+} entity_types_t;
+
+static catalog_dtype_t request_field_type(void *arg, const char *column, bool *skip);
+
+/* An entity column's type: a join key's as its JSON says (as before there were request
+ * fields), a request field's as the catalog says. */
+static catalog_dtype_t entity_field_type(void *arg, const char *column, bool *skip)
+{
+    const entity_types_t *et = arg;
+    *skip = false;
+    const core_ref_groups_t *gs = &et->res->groups;
+    for (size_t g = 0; g < gs->n_groups; g++) {
+        const catalog_view_t *v = gs->groups[g].view;
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            if (strcmp(v->join_keys[k].name, column) == 0)
+                return CATALOG_DTYPE_INVALID;
+        }
+    }
+    return request_field_type((void *)et->cat, column, skip);
+}
+
 /* A request_context column's type: its field's in the catalog's request sources (the first
  * that has it), else as its JSON says. */
 static catalog_dtype_t request_field_type(void *arg, const char *column, bool *skip)
@@ -284,7 +308,10 @@ int http__feast_get_online_features(http_req_t *r)
     r->feast_class = NULL;
     core_columns_limits_t lim = core_entity_limits(ctx);
     core_columns_t ents;
-    rc = columns(r, ents_j, "entity", &lim, NULL, NULL, &ents);
+    /* Feast's SDK sends request data among the entities: such a column (not a join key of the
+     * read) is typed as its request field, as in request_context. */
+    entity_types_t et = {res, ctx->catalog};
+    rc = columns(r, ents_j, "entity", &lim, entity_field_type, &et, &ents);
     if (rc < 0)
         goto out;
     core_columns_t request = {0};

@@ -323,7 +323,7 @@ static double bench_on_demand(const cfg_t *c, size_t *sink, double *eval_ns)
                 die("decode", -EINVAL);
         }
         for (size_t f = 0; f < od->n_features; f++) {
-            if (catalog_expr_eval(&od->features[f], in, 0, &a, &out) != 0)
+            if (catalog_expr_eval(&od->features[f], in, 0, &a, SIZE_MAX, NULL, &out) != 0)
                 die("eval", -ENOMEM);
             int len = catalog_value_encode(&out, buf, sizeof buf);
             *sink += (size_t)len + buf[len - 1];
@@ -333,7 +333,7 @@ static double bench_on_demand(const cfg_t *c, size_t *sink, double *eval_ns)
     t0 = now_s();
     for (size_t r = 0; r < rows; r++) {
         for (size_t f = 0; f < od->n_features; f++) {
-            catalog_expr_eval(&od->features[f], in, 0, &a, &out);
+            catalog_expr_eval(&od->features[f], in, 0, &a, SIZE_MAX, NULL, &out);
             *sink += (size_t)out.u.f64;
         }
     }

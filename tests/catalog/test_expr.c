@@ -167,7 +167,7 @@ static void eval(const catalog_t *c, const char *inputs, char *out, size_t cap)
     base_arena_t a;
     base_arena_init(&a, 1024);
     catalog_value_t r;
-    cr_assert_eq(catalog_expr_eval(&v->features[0], in, NOW_US, &a, &r), 0);
+    cr_assert_eq(catalog_expr_eval(&v->features[0], in, NOW_US, &a, SIZE_MAX, NULL, &r), 0);
     if (r.type != CATALOG_DTYPE_NULL)
         cr_assert_eq(r.type, v->features[0].dtype, "result type %s, feature %s",
                      catalog_dtype_name(r.type), catalog_dtype_name(v->features[0].dtype));
@@ -647,4 +647,27 @@ Test(expr, request_fields_and_sources_must_mean_one_thing)
     cr_expect(named);
     cr_expect(offline);
     catalog_errors_clear(&errs);
+}
+
+Test(expr, strings_an_evaluation_builds_are_bounded_by_its_allowance)
+{
+    catalog_errors_t errs = {NULL, 0};
+    catalog_t *c = compile("INT64", "length(lower(concat(s.str, s.str, s.str)))", &errs);
+    cr_assert_not_null(c);
+    const catalog_view_t *v = catalog_on_demand_at(c, 0);
+    catalog_value_t in[1] = {{.type = CATALOG_DTYPE_STRING}};
+    in[0].u.bytes = (catalog_bytes_t){(const uint8_t *)"abcd", 4};
+    base_arena_t a;
+    base_arena_init(&a, 1024);
+    catalog_value_t r;
+    size_t made = 0;
+    /* concat builds 12 bytes, lower 12 more */
+    cr_assert_eq(catalog_expr_eval(&v->features[0], in, NOW_US, &a, 24, &made, &r), 0);
+    cr_assert_eq(made, 24);
+    cr_assert_eq(r.u.i64, 12);
+    cr_assert_eq(catalog_expr_eval(&v->features[0], in, NOW_US, &a, 23, &made, &r), -EMSGSIZE);
+    cr_assert_eq(catalog_expr_eval(&v->features[0], in, NOW_US, &a, 11, &made, &r), -EMSGSIZE);
+    cr_assert_eq(made, 0, "refused before it built anything");
+    base_arena_free(&a);
+    catalog_unref(c);
 }

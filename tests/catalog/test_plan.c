@@ -278,3 +278,26 @@ Test(catalog_plan, on_demand_blanks_validation_and_request_field_types)
                   "field x changed from INT64 to DOUBLE");
     catalog_plan_clear(&p);
 }
+
+Test(catalog_plan, words_joined_by_removing_a_blank_are_another_expression)
+{
+    const char *base = "project: p\n"
+                       "entities: [{name: d, join_keys: [{name: id, type: INT64}]}]\n"
+                       "feature_views:\n"
+                       "  - {name: s, entities: [d], features: [{name: flag, dtype: BOOL},\n"
+                       "                                     {name: notflag, dtype: BOOL}]}\n"
+                       "on_demand_feature_views:\n"
+                       "  - name: o\n"
+                       "    sources: [s]\n"
+                       "    features:\n";
+    char v1[1024], v2[1024], v3[1024];
+    snprintf(v1, sizeof v1, "%s      - {name: f, dtype: BOOL, expression: 'not flag'}\n", base);
+    snprintf(v2, sizeof v2, "%s      - {name: f, dtype: BOOL, expression: 'notflag'}\n", base);
+    snprintf(v3, sizeof v3, "%s      - {name: f, dtype: BOOL, expression: ' not   flag '}\n", base);
+    catalog_plan_t p = plan_of(v1, v2);
+    expect_change(&p, "feature o@v1:f", CATALOG_CHANGE_CHANGED, true, "expression changed");
+    catalog_plan_clear(&p);
+    p = plan_of(v1, v3);
+    cr_expect_eq(p.count, 0, "blanks that separate the same words are not a change");
+    catalog_plan_clear(&p);
+}

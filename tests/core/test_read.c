@@ -33,7 +33,8 @@ static const char yaml[] =
     "      - {name: v, dtype: INT64, expression: 'rq.n * 2', validation: {max: 10}}\n"
     "      - {name: both, dtype: INT64, expression: 'coalesce(fv.a, 0) + coalesce(old.x, 0)'}\n"
     "      - {name: ln, dtype: INT64, expression: 'len(fv.l)'}\n"
-    "      - {name: nn, dtype: INT64, expression: 'old.x', validation: {not_null: true}}\n";
+    "      - {name: nn, dtype: INT64, expression: 'old.x', validation: {not_null: true}}\n"
+    "      - {name: up, dtype: INT64, expression: 'length(upper(concat(fv.b, fv.b)))'}\n";
 
 static char dir[4096];
 static catalog_t *cat;
@@ -488,5 +489,14 @@ Test(read_path, on_demand_details_event_time_needed_inputs_entity_fallback_and_b
                             err, sizeof err);
     cr_expect_eq(rc, -EMSGSIZE);
     cr_expect(strstr(err, "--max-response-bytes") != NULL, "%s", err);
+    /* Strings an expression builds count too (driver 2's b is "hi": 4 + 4 bytes built). */
+    catalog_feature_ref_t r5[1] = {ref("od:up")};
+    rc = core_read_features(reader, &arena, r5, 1, NULL, &ents, NULL, store_now_us(), 0, cells, err,
+                            sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect_eq(cell_i64(&cells[1], STORE_STATUS_PRESENT), 4);
+    rc = core_read_features(reader, &arena, r5, 1, NULL, &ents, NULL, store_now_us(), 6, cells, err,
+                            sizeof err);
+    cr_expect_eq(rc, -EMSGSIZE, "8 bytes of strings over a bound of 6");
     store_read_end(reader);
 }

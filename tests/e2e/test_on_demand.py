@@ -284,6 +284,7 @@ request_sources:
       - {name: flag, dtype: BOOL}
       - {name: scale, dtype: FLOAT}
       - {name: label, dtype: STRING}
+      - {name: tok, dtype: BYTES}
 on_demand_feature_views:
   - name: calc
     sources: [stats, req]
@@ -297,6 +298,7 @@ on_demand_feature_views:
     sources: [req]
     features:
       - {name: greeting, dtype: STRING, expression: "concat('hi ', label)"}
+      - {name: tok_len, dtype: INT64, expression: 'length(tok)'}
 feature_services:
   - {name: calc_svc, features: ['calc:*']}
 models:
@@ -394,6 +396,18 @@ class OnDemandTypesTest(unittest.TestCase):
             urllib.request.urlopen(req, timeout=30)
         self.assertEqual(cm.exception.code, 422)
         self.assertIn(b"weight", cm.exception.read())
+
+    def test_http_request_data_among_the_entities_is_typed_as_its_field(self):
+        # as Feast's SDK sends it: the same meaning as in request_context (BYTES from base64)
+        for where in ("request_context", "entities"):
+            body = {"features": ["pure:tok_len"], "entities": {}}
+            body[where] = {"tok": ["AAEC"]}
+            req = urllib.request.Request("http://%s/get-online-features" % self.server.http,
+                                         data=json.dumps(body).encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                out = json.load(resp)
+            col = out["results"][-1]
+            self.assertEqual(col["values"], [3], where)
 
     def test_ingest_refuses_an_on_demand_view(self):
         csv = os.path.join(self.dir, "calc.csv")
