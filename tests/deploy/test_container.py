@@ -47,6 +47,7 @@ class Container(unittest.TestCase):
         # and 8080: this runs it under names and ports no one else on the machine uses.
         subst = [(r"\bfstore:dev\b", IMAGE), (r"\bfstore:0\.1\.0\b", tag + ":0.1.0"),
                  (r"--name fstore\b", "--name " + tag), (r"podman stop fstore\b", "podman stop " + tag),
+                 (r"podman rm -f fstore\b", "podman rm -f " + tag),
                  (r"\bfstore-data\b", tag + "-data"), (r"127\.0\.0\.1:6566", "127.0.0.1:%d" % grpc_port),
                  (r"127\.0\.0\.1:8080", "127.0.0.1:%d" % http_port)]
         self.addCleanup(subprocess.run, "podman rm -f %s; podman volume rm -f %s-data; "
