@@ -269,7 +269,9 @@ void catalog_expr_inputs(const catalog_feature_t *f, const uint32_t **idx, size_
  * (no tree walk, no allocation per node): strings built by lower/upper/concat go into a, at
  * most max_bytes of them (SIZE_MAX: no bound), and *made (may be NULL) says how many.
  * Arithmetic faults (overflow, division by zero, log of a negative, a result that is not finite
- * from finite inputs, an index out of range) give null, never a signal.
+ * from finite inputs) give null, never a signal; an index out of range gives get()'s default
+ * (null for l[i]). An input of another type than declared counts as null, but for an INT32 given
+ * for an INT64.
  * Returns: 0 and *out, of f->dtype or CATALOG_DTYPE_NULL; -EMSGSIZE (strings over max_bytes);
  *          -ENOMEM.
  * Ownership: *out borrows from in, the catalog and a.
@@ -374,7 +376,8 @@ const char *catalog_digest(const catalog_t *c);
 
 size_t catalog_entity_count(const catalog_t *c);
 const catalog_entity_t *catalog_entity_at(const catalog_t *c, size_t i);
-size_t catalog_view_count(const catalog_t *c); /* every version of every view */
+size_t catalog_view_count(const catalog_t *c); /* every version of every stored view
+                                                 (on-demand: catalog_on_demand_count()) */
 const catalog_view_t *catalog_view_at(const catalog_t *c, size_t i);
 size_t catalog_service_count(const catalog_t *c);
 const catalog_service_t *catalog_service_at(const catalog_t *c, size_t i);

@@ -162,7 +162,8 @@ typedef struct catalog__draft_odfv {
     const char **sources;
     catalog__pos_t *source_pos;
     size_t n_sources;
-    bool sources_bad;         /* a source entry was refused at load: expressions are not compiled */
+    bool sources_bad;         /* the sources list was missing or empty, or an entry was refused at
+                             load: expressions are not compiled */
     catalog__pos_t *expr_pos; /* per feature, at its expression */
 } catalog__draft_odfv_t;
 
@@ -198,6 +199,8 @@ bool catalog__valid_name(const char *s);
 size_t catalog__distance(const char *a, const char *b);
 /* The candidate closest to s, or NULL when none is close enough to be a likely typo. */
 const char *catalog__closest(const char *s, const char *const *cands, size_t n);
+/* " (did you mean 'x'?)" with catalog__closest()'s candidate, or "" when none is close. */
+void catalog__suggest(const char *s, const char *const *cands, size_t n, char *buf, size_t cap);
 
 /* Shortest decimal that reads back as the same double / float ("%.17g" at worst). */
 void catalog__format_double(double d, char *buf, size_t cap);

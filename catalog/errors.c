@@ -264,3 +264,12 @@ void catalog_describe_missing(const catalog_t *c, catalog_name_kind_t kind,
         PUT(" and %zu more", total - listed);
 #undef PUT
 }
+
+void catalog__suggest(const char *s, const char *const *cands, size_t n, char *buf, size_t cap)
+{
+    const char *close = catalog__closest(s, cands, n);
+    if (close != NULL)
+        snprintf(buf, cap, " (did you mean '%s'?)", close);
+    else if (cap > 0)
+        buf[0] = '\0';
+}

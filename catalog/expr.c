@@ -60,8 +60,7 @@ typedef struct tok {
 } tok_t;
 
 typedef struct parser {
-    base_arena_t *a;  /* the catalog's: constants and code */
-    base_arena_t *sa; /* scratch */
+    base_arena_t *a; /* the catalog's: constants and code */
     const char *text;
     size_t len, pos;
     tok_t t;
@@ -385,11 +384,7 @@ static void suggest_field(parser_t *P, const catalog__scope_src_t *only, const c
             }
         }
     }
-    const char *close = catalog__closest(name, cands, n);
-    if (close != NULL)
-        snprintf(buf, cap, " (did you mean '%s'?)", close);
-    else
-        buf[0] = '\0';
+    catalog__suggest(name, cands, n, buf, cap);
 }
 
 /* `source.field` or a bare `field` that one source alone has. */
@@ -416,10 +411,9 @@ static int name_ref(parser_t *P, const tok_t *first)
             size_t n = 0;
             for (size_t i = 0; i < S->n_srcs && n < 64; i++)
                 cands[n++] = S->srcs[i].name;
-            const char *close = catalog__closest(name, cands, n);
-            fail_at(P, first->col, "'%s' is not a source of this view%s%s%s", name,
-                    close != NULL ? " (did you mean '" : "", close != NULL ? close : "",
-                    close != NULL ? "'?)" : "");
+            char hint[160];
+            catalog__suggest(name, cands, n, hint, sizeof hint);
+            fail_at(P, first->col, "'%s' is not a source of this view%s", name, hint);
             return emit(P, CATALOG__OP_CONST_NULL, T_INVALID, first->col, 0, 0, 0);
         }
         if (!src_field(src, second.s, second.len, &in, &type)) {
@@ -539,17 +533,6 @@ static const fn_def_t fns[] = {
 
 static int parse_or(parser_t *P);
 
-static bool list_type(catalog_dtype_t t)
-{
-    return catalog_dtype_is_list(t);
-}
-
-/* A list's element type as arithmetic sees it. */
-static catalog_dtype_t elem(catalog_dtype_t t)
-{
-    return catalog_dtype_element(t);
-}
-
 /* Checks one function call's argument types; returns the result type (T_INVALID after an
  * error, which is reported here) and the opcode. */
 static catalog_dtype_t type_call(parser_t *P, const fn_def_t *fn, const int *args, size_t n,
@@ -621,10 +604,11 @@ static catalog_dtype_t type_call(parser_t *P, const fn_def_t *fn, const int *arg
     case F_MIN:
     case F_MAX:
         if (n == 1) {
-            WANT(list_type(t[0]) && (numeric(elem(t[0])) || elem(t[0]) == T_TS), 0,
-                 "a list of numbers or times (or give two or more numbers)");
+            WANT(catalog_dtype_is_list(t[0]) &&
+                     (numeric(catalog_dtype_element(t[0])) || catalog_dtype_element(t[0]) == T_TS),
+                 0, "a list of numbers or times (or give two or more numbers)");
             *op = fn->kind == F_MIN ? CATALOG__OP_LIST_MIN : CATALOG__OP_LIST_MAX;
-            catalog_dtype_t e = elem(t[0]);
+            catalog_dtype_t e = catalog_dtype_element(t[0]);
             return e == T_TS ? T_TS : integral(e) ? T_I64 : T_F64;
         }
         __attribute__((fallthrough)); /* min(a, b, ...): numbers, as clamp's */
@@ -682,18 +666,19 @@ static catalog_dtype_t type_call(parser_t *P, const fn_def_t *fn, const int *arg
                                           : CATALOG__OP_ENDS_WITH;
         return T_BOOL;
     case F_LEN:
-        WANT(list_type(t[0]), 0, "a list");
+        WANT(catalog_dtype_is_list(t[0]), 0, "a list");
         *op = CATALOG__OP_LIST_LEN;
         return T_I64;
     case F_SUM:
     case F_MEAN:
-        WANT(list_type(t[0]) && numeric(elem(t[0])), 0, "a list of numbers");
+        WANT(catalog_dtype_is_list(t[0]) && numeric(catalog_dtype_element(t[0])), 0,
+             "a list of numbers");
         *op = fn->kind == F_SUM ? CATALOG__OP_LIST_SUM : CATALOG__OP_LIST_MEAN;
-        return fn->kind == F_SUM && integral(elem(t[0])) ? T_I64 : T_F64;
+        return fn->kind == F_SUM && integral(catalog_dtype_element(t[0])) ? T_I64 : T_F64;
     case F_GET: {
-        WANT(list_type(t[0]), 0, "a list");
+        WANT(catalog_dtype_is_list(t[0]), 0, "a list");
         WANT(integral(t[1]), 1, "an integer (the index)");
-        catalog_dtype_t e = elem(t[0]);
+        catalog_dtype_t e = catalog_dtype_element(t[0]);
         catalog_dtype_t u = unify(e, t[2]);
         if (u == T_INVALID) {
             fail_at(P, cols[2], "get(): the default is %s, which does not mix with the items' %s",
@@ -778,10 +763,9 @@ static int call(parser_t *P, const tok_t *name)
         const char *names[N_FNS];
         for (size_t i = 0; i < N_FNS; i++)
             names[i] = fns[i].name;
-        const char *close = catalog__closest(nm, names, N_FNS);
-        fail_at(P, name->col, "unknown function '%s'%s%s%s", nm,
-                close != NULL ? " (did you mean '" : "", close != NULL ? close : "",
-                close != NULL ? "'?)" : "");
+        char hint[160];
+        catalog__suggest(nm, names, N_FNS, hint, sizeof hint);
+        fail_at(P, name->col, "unknown function '%s'%s", nm, hint);
         return emit(P, CATALOG__OP_CONST_NULL, T_INVALID, name->col, 0, 0, 0);
     }
     if ((int)n < fn->min_args || (fn->max_args >= 0 && (int)n > fn->max_args)) {
@@ -936,7 +920,7 @@ static int postfix(parser_t *P)
             r = emit(P, CATALOG__OP_CONST_NULL, T_INVALID, col, 0, 0, 0);
             continue;
         }
-        if (!list_type(lt)) {
+        if (!catalog_dtype_is_list(lt)) {
             fail_at(P, col, "only lists can be indexed, not %s", tname(lt));
             r = emit(P, CATALOG__OP_CONST_NULL, T_INVALID, col, 0, 0, 0);
             continue;
@@ -948,7 +932,7 @@ static int postfix(parser_t *P)
         }
         /* l[i] is get(l, i, null) */
         int nul = emit(P, CATALOG__OP_CONST_NULL, T_NULL, col, 0, 0, 0);
-        int g = emit(P, CATALOG__OP_INDEX, elem(lt), col, r, ix, nul);
+        int g = emit(P, CATALOG__OP_INDEX, catalog_dtype_element(lt), col, r, ix, nul);
         if (g >= 0) {
             P->ins[g].imm = (uint32_t)P->n_args;
             P->ins[g].n = 3;
@@ -1170,7 +1154,7 @@ static int parse_or(parser_t *P)
 /* ------------------------------------------------------------------------------------------ */
 /* The whole expression                                                                        */
 
-bool catalog__expr_assignable(catalog_dtype_t from, catalog_dtype_t to)
+static bool catalog__expr_assignable(catalog_dtype_t from, catalog_dtype_t to)
 {
     if (from == to || from == T_NULL)
         return true;
@@ -1205,7 +1189,6 @@ int catalog__expr_compile(base_arena_t *a, const char *text, catalog__scope_t *s
     if (P == NULL)
         return -ENOMEM;
     P->a = a;
-    P->sa = scope->scratch;
     P->text = text;
     P->len = strlen(text);
     P->scope = scope;
@@ -1248,11 +1231,7 @@ int catalog__expr_compile(base_arena_t *a, const char *text, catalog__scope_t *s
     catalog_value_t *consts =
         base_arena_array(a, P->n_consts == 0 ? 1 : P->n_consts, sizeof *consts);
     /* The inputs it reads: marked in one pass over the code, then listed ascending. */
-    bool *read = calloc(scope->n_inputs + 1, sizeof *read);
-    if (read == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    bool read[CATALOG__EXPR_MAX_INPUTS] = {false}; /* find_input() keeps inputs under it */
     size_t n_uses = 0;
     for (size_t k = 0; k < P->n_ins; k++) {
         if (P->ins[k].op == CATALOG__OP_INPUT && !read[P->ins[k].imm]) {
@@ -1262,7 +1241,6 @@ int catalog__expr_compile(base_arena_t *a, const char *text, catalog__scope_t *s
     }
     uint32_t *uses = base_arena_array(a, n_uses == 0 ? 1 : n_uses, sizeof *uses);
     if (e == NULL || ins == NULL || args == NULL || consts == NULL || uses == NULL) {
-        free(read);
         rc = -ENOMEM;
         goto out;
     }
@@ -1274,7 +1252,6 @@ int catalog__expr_compile(base_arena_t *a, const char *text, catalog__scope_t *s
         if (read[i])
             uses[n_uses++] = (uint32_t)i;
     }
-    free(read);
     e->ins = ins;
     e->n_ins = P->n_ins;
     e->args = args;

@@ -115,8 +115,4 @@ int catalog__expr_compile(base_arena_t *a, const char *text, catalog__scope_t *s
                           catalog_dtype_t want, catalog__expr_err_fn err, void *err_arg,
                           const catalog_expr_t **out);
 
-/* Whether an expression of type from may give a feature of dtype to: the same type, a null, or
- * a widening (INT32 -> INT64, INT32/INT64/FLOAT -> DOUBLE). */
-bool catalog__expr_assignable(catalog_dtype_t from, catalog_dtype_t to);
-
 #endif /* CATALOG_EXPR_INT_H */

@@ -209,19 +209,19 @@ static bool rules_eq(const catalog_validation_t *a, const catalog_validation_t *
 }
 
 /* Notes a view version's metadata changes (description, owner, push source, tags, lineage,
- * default version; a stored view's push source and lineage) into what, in that order. */
+ * default version) into what, in that order. */
 static void view_meta(const catalog_view_t *o, const catalog_view_t *n, char *what, size_t cap)
 {
     if (!str_eq(o->description, n->description))
         note(what, cap, "description");
     if (!str_eq(o->owner, n->owner))
         note(what, cap, "owner");
-    if (n->on_demand == NULL && !str_eq(o->push_source, n->push_source))
+    if (!str_eq(o->push_source, n->push_source))
         note(what, cap, "push_source");
     if (!tags_eq(o->tags, o->n_tags, n->tags, n->n_tags))
         note(what, cap, "tags");
-    if (n->on_demand == NULL && (!str_eq(o->lineage_source, n->lineage_source) ||
-                                 !str_eq(o->lineage_transformation, n->lineage_transformation)))
+    if (!str_eq(o->lineage_source, n->lineage_source) ||
+        !str_eq(o->lineage_transformation, n->lineage_transformation))
         note(what, cap, "lineage");
     if (o->is_default != n->is_default)
         note(what, cap,

@@ -71,16 +71,6 @@ static const void *lookup(const catalog__index_t *ix, const char *key)
     return catalog__index_get(ix, key, strlen(key));
 }
 
-/* "(did you mean 'x'?)" over the names of an index. */
-static void suggest(const char *const *names, size_t n, const char *name, char *buf, size_t cap)
-{
-    const char *close = catalog__closest(name, names, n);
-    if (close != NULL)
-        snprintf(buf, cap, " (did you mean '%s'?)", close);
-    else
-        buf[0] = '\0';
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Entities                                                                                    */
 
@@ -167,7 +157,7 @@ static void view_entities(resolver_t *R, catalog__draft_view_t *dv, catalog_view
         const catalog_entity_t *e = lookup(&c->ix_entities, name);
         if (e == NULL) {
             char hint[160];
-            suggest(entity_names, c->n_entities, name, hint, sizeof hint);
+            catalog__suggest(name, entity_names, c->n_entities, hint, sizeof hint);
             err_at(R, &dv->entity_pos[i], "unknown entity '%s'%s", name, hint);
             continue;
         }
@@ -494,9 +484,9 @@ static void resolve_odfv(resolver_t *R, catalog__draft_odfv_t *dv, catalog_view_
         }
         char nm[CATALOG_MAX_NAME + 1];
         snprintf(nm, sizeof nm, "%.*s", (int)name_len, name);
-        const catalog_view_t *sv = version == 0
-                                       ? lookup(&c->ix_views, nm)
-                                       : lookup(&c->ix_views, keyf(R, "%s@v%" PRIu32, nm, version));
+        const catalog_view_t *sv = NULL;
+        if (catalog_find_view(c, nm, version, &sv) != 0)
+            sv = NULL;
         const catalog_request_source_t *rq = version == 0 ? lookup(&c->ix_requests, nm) : NULL;
         if (sv != NULL && sv->on_demand != NULL)
             sv = NULL;
@@ -612,10 +602,6 @@ static void resolve_odfvs(resolver_t *R)
         catalog_view_t *v = &c->odfvs[i];
         *v = order[i]->v;
         v->id = (uint32_t)(c->n_views + i);
-        if (v->description == NULL)
-            v->description = "";
-        if (v->owner == NULL)
-            v->owner = "";
     }
     bool *marked = alloc(R, &d->scratch, (m + 1) * sizeof *marked);
     const catalog__pos_t **dpos = alloc(R, &d->scratch, (m + 1) * sizeof *dpos);
@@ -667,7 +653,7 @@ static bool resolve_ref(resolver_t *R, const char *ref, const catalog__pos_t *po
         const catalog_view_t *any = lookup(&c->ix_views, name);
         if (any == NULL) {
             char hint[160];
-            suggest(view_names, n_names, name, hint, sizeof hint);
+            catalog__suggest(name, view_names, n_names, hint, sizeof hint);
             err_at(R, pos, "unknown feature view '%s' in '%s'%s", name, ref, hint);
         } else {
             char have[160];
@@ -703,7 +689,7 @@ static bool resolve_ref(resolver_t *R, const char *ref, const catalog__pos_t *po
             }
             char fname[CATALOG_MAX_NAME + 1], hint[160];
             snprintf(fname, sizeof fname, "%.*s", (int)r.feature_len, r.feature);
-            suggest(names, nn, fname, hint, sizeof hint);
+            catalog__suggest(fname, names, nn, hint, sizeof hint);
             err_at(R, pos, "feature view '%s@v%" PRIu32 "' has no feature '%s'%s", v->name,
                    v->version, fname, hint);
             return false;
@@ -937,7 +923,7 @@ static void resolve_models(resolver_t *R)
             s = lookup(&c->ix_services, dm->service_name);
             if (s == NULL) {
                 char hint[160];
-                suggest(service_names, c->n_services, dm->service_name, hint, sizeof hint);
+                catalog__suggest(dm->service_name, service_names, c->n_services, hint, sizeof hint);
                 err_at(R, &dm->service_pos, "unknown feature service '%s'%s", dm->service_name,
                        hint);
             } else if (lookup(&R->broken, s->name) == NULL) {
