@@ -10,7 +10,8 @@
  * always has one shape: a feature list or service, a few entity columns of INT64, INT32, STRING
  * or BYTES values, two flags. This decoder reads exactly that shape in one pass, pointing into
  * the request instead of copying it, and declines everything else (returns 1) so that protobuf-c
- * and the general path decide: other value types, unknown fields, a field given
+ * and the general path decide: other value types (request_context also takes DOUBLE, FLOAT and
+ * BOOL), unknown fields, a field given
  * twice where protobuf-c would merge or replace, non-minimal encodings, malformed bytes, invalid
  * strings. What it accepts therefore has exactly one meaning, the one protobuf-c gives it, and
  * every Value body it accepts is what protobuf-c would pack again, so it can be echoed as sent.
@@ -284,16 +285,9 @@ int codec_feast_decode_read(base_arena_t *a, const uint8_t *buf, size_t len,
             continue;
         }
         if (f == F_REQUEST_CONTEXT) {
-            if (out->n_request == rcap) {
-                size_t ncap = rcap == 0 ? 4 : 2 * rcap;
-                codec_read_column_t *cols = base_arena_alloc(a, ncap * sizeof *cols);
-                if (cols == NULL)
-                    return -ENOMEM;
-                if (rcap > 0)
-                    memcpy(cols, out->request, rcap * sizeof *cols);
-                out->request = cols;
-                rcap = ncap;
-            }
+            if (base_arena_grow(a, (void **)&out->request, &rcap, out->n_request + 1,
+                                sizeof *out->request) != 0)
+                return -ENOMEM;
             int rc = get_entity(a, body, &out->request[out->n_request], true);
             if (rc != 0)
                 return rc;

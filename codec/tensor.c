@@ -178,21 +178,19 @@ int codec_tensor_to_keys(const Tensorflow__TensorProto *t, catalog_dtype_t want,
     return 0;
 }
 
-/* Request data: a scalar tensor of any numeric, bool or string type, read as its type says. */
+/* Request data: a [batch] or [batch, 1] tensor of DT_INT64, DT_INT32, DT_FLOAT, DT_DOUBLE,
+ * DT_BOOL or DT_STRING, read as its type says. */
 int codec_tensor_to_values(const Tensorflow__TensorProto *t, base_arena_t *a,
                            catalog_value_t **vals, size_t *batch, char *why, size_t why_cap)
 {
+    /* Integers and strings are read as join keys of their own type (INVALID) are. */
+    if (t->dtype == TENSORFLOW__DATA_TYPE__DT_INT64 ||
+        t->dtype == TENSORFLOW__DATA_TYPE__DT_INT32 || t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING)
+        return codec_tensor_to_keys(t, CATALOG_DTYPE_INVALID, a, vals, batch, why, why_cap);
     size_t n = 0;
     int rc = batch_of(t, &n, why, why_cap);
     if (rc < 0)
         return rc;
-    if (t->dtype == TENSORFLOW__DATA_TYPE__DT_INT64 ||
-        t->dtype == TENSORFLOW__DATA_TYPE__DT_INT32 || t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING)
-        return codec_tensor_to_keys(t,
-                                    t->dtype == TENSORFLOW__DATA_TYPE__DT_STRING
-                                        ? CATALOG_DTYPE_STRING
-                                        : CATALOG_DTYPE_INT64,
-                                    a, vals, batch, why, why_cap);
     size_t width, have;
     catalog_dtype_t type;
     switch (t->dtype) {

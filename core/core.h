@@ -426,9 +426,9 @@ int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved
  * column per field, as many rows as the entities.
  * Returns: 0 and *cells (in the arena); -EINVAL (a missing join key, a key value of the wrong
  *          type or out of range, a key over STORE_MAX_KEY, a name clash, a request field
- *          missing, of the wrong type or of another length), -ENOMEM, -EIO, with the message
- *          set. The store read stays open on any result: end it with
- *          core_read_end() (or core_ctx_end()) once the cells are encoded.
+ *          missing, of the wrong type or of another length), -EMSGSIZE (on-demand features
+ *          over --max-response-bytes), -ENOMEM, -EIO, with the message set. The store read stays
+ * open on any result: end it with core_read_end() (or core_ctx_end()) once the cells are encoded.
  */
 int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
                     const core_columns_t *request, bool full_names, core_cell_t **cells);
@@ -442,8 +442,9 @@ int core_group_refs(base_arena_t *a, const catalog_feature_ref_t *refs, size_t n
 /*
  * The read itself, for callers that manage the store read: refs x rows into
  * cells[ref * ents->n_rows + row], every one of them on success (cells need not be zeroed).
- * groups is core_group_refs() of refs, or NULL to have it computed here. Each distinct view is
- * looked up once per row; its join keys are taken from the entity columns by name (extra
+ * groups is core_group_refs() of refs, or NULL to have it computed here. Each distinct view of
+ * refs is looked up once per row (an on-demand view's inputs that refs do not hold are looked
+ * up once more, as hidden refs); its join keys are taken from the entity columns by name (extra
  * columns are ignored). On-demand features are computed from their inputs (read in the same
  * snapshot) and request's fields (NULL: none; a field not there is looked for among the entity
  * columns); their cells are encoded into a, and what computing them holds is bounded by
@@ -566,15 +567,17 @@ typedef struct core_predict {
 
 /*
  * Finds the binding (NOT_FOUND listing the bindings there are), checks its service against
- * --max-features and that every view is online, and takes its output names (once per catalog
- * and service per worker).
+ * --max-features and that every view is online, takes its output names (once per catalog and
+ * service per worker) and the request fields its on-demand outputs read (p->request_fields).
  * Returns: 0; -ENOENT, -E2BIG, -EINVAL, -ENOMEM with the message set.
  */
 int core_predict_begin(core_ctx_t *ctx, const core_model_spec_t *spec, core_predict_t *p);
 
 /*
- * Reads one entity input as join-key values of type want (INT64, INT32, STRING or BYTES), for
- * core_predict_entities(): the transport's decoding of its own tensors.
+ * Reads one input for core_predict_entities(), the transport's decoding of its own tensors: an
+ * entity input as join-key values of type want (INT64, INT32, STRING or BYTES), or a request
+ * field's input for a field of type want, whose values may come in another type the core then
+ * converts (a transport whose values carry their own type reads them as they are).
  * Returns: 0, *vals (batch values, in a) and *batch; -ENOENT when the request has no such
  *          input; -EINVAL with the reason in why ("has shape [] ..."); -ENOMEM.
  */

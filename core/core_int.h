@@ -84,7 +84,7 @@ struct core {
     int64_t snap_used_us;
 };
 
-/* Counts rows read from view v by request ctx (metrics). */
+/* Counts rows read from view v by request ctx (metrics); an on-demand view counts nothing. */
 void core__count_reads(core_ctx_t *ctx, const catalog_view_t *v, size_t rows);
 /* Counts a write refused for view v (metrics). */
 void core__count_rejected(core_t *c, const catalog_view_t *v, size_t rows);

@@ -28,7 +28,8 @@ typedef struct core__rejected {
 void core__count_reads(core_ctx_t *ctx, const catalog_view_t *v, size_t rows)
 {
     core_worker_t *w = ctx->worker;
-    if (w == NULL || v->id >= CORE_STATS_VIEWS)
+    /* On-demand views are not read from the store: nothing to count. */
+    if (w == NULL || v->id >= CORE_STATS_VIEWS || v->on_demand != NULL)
         return;
     if (w->stats_cat != ctx->catalog) {
         /* Another catalog: its ids mean other views; counting starts again. */

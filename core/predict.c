@@ -308,7 +308,7 @@ int core_predict_read(core_ctx_t *ctx, core_predict_t *p)
         size_t j = 0;
         while (j < i && p->refs[j].view != p->refs[i].view)
             j++;
-        if (j == i && p->refs[i].view->on_demand == NULL)
+        if (j == i)
             core__count_reads(ctx, p->refs[i].view, n_rows);
     }
     /* The tensors carry at least the stored values' bytes (decoded, often more), so a batch

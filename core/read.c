@@ -314,10 +314,8 @@ int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t 
                             sizeof ctx->msg);
     if (rc < 0)
         return rc;
-    for (size_t g = 0; g < res->groups.n_groups; g++) {
-        if (res->groups.groups[g].view->on_demand == NULL)
-            core__count_reads(ctx, res->groups.groups[g].view, n_rows);
-    }
+    for (size_t g = 0; g < res->groups.n_groups; g++)
+        core__count_reads(ctx, res->groups.groups[g].view, n_rows);
     *cells_out = cells;
     return 0;
 }

@@ -219,14 +219,8 @@ static catalog_dtype_t entity_field_type(void *arg, const char *column, bool *sk
 {
     const entity_types_t *et = arg;
     *skip = false;
-    const core_ref_groups_t *gs = &et->res->groups;
-    for (size_t g = 0; g < gs->n_groups; g++) {
-        const catalog_view_t *v = gs->groups[g].view;
-        for (size_t k = 0; k < v->n_join_keys; k++) {
-            if (strcmp(v->join_keys[k].name, column) == 0)
-                return CATALOG_DTYPE_INVALID;
-        }
-    }
+    if (join_key_of(et->res, column))
+        return CATALOG_DTYPE_INVALID;
     return request_field_type((void *)et->cat, column, skip);
 }
 

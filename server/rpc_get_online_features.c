@@ -50,45 +50,31 @@ static int read_request_from_pb(base_arena_t *a, const Feast__Serving__GetOnline
     return 0;
 }
 
-static int entities_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFeaturesRequest *rq,
-                            const core_columns_limits_t *lim, core_columns_t *ents)
+/* The request's entities (request false) or request_context (request true, the request data
+ * on-demand features read) as columns. */
+static int columns_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFeaturesRequest *rq,
+                           bool request, const core_columns_limits_t *lim, core_columns_t *out)
 {
     base_arena_t *a = &c->arena;
-    size_t n_ent = rq->n_entities;
-    const char **keys = base_arena_calloc(a, n_ent == 0 ? 1 : n_ent, sizeof *keys);
-    Feast__Types__RepeatedValue **vals = base_arena_calloc(a, n_ent == 0 ? 1 : n_ent, sizeof *vals);
-    if (keys == NULL || vals == NULL)
-        return server__fail(c, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < n_ent; i++) {
-        keys[i] = rq->entities[i]->key;
-        vals[i] = rq->entities[i]->value;
-    }
-    return codec_columns_from_pb(&c->ctx, "entity", n_ent, keys, vals, lim, ents);
-}
-
-/* request_context: the request data on-demand features read, columns like the entities. */
-static int request_from_pb(server_call_t *c, const Feast__Serving__GetOnlineFeaturesRequest *rq,
-                           const core_columns_limits_t *lim, core_columns_t *out)
-{
-    base_arena_t *a = &c->arena;
-    size_t n = rq->n_request_context;
+    size_t n = request ? rq->n_request_context : rq->n_entities;
     const char **keys = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *keys);
     Feast__Types__RepeatedValue **vals = base_arena_calloc(a, n == 0 ? 1 : n, sizeof *vals);
     if (keys == NULL || vals == NULL)
         return server__fail(c, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        keys[i] = rq->request_context[i]->key;
-        vals[i] = rq->request_context[i]->value;
+        keys[i] = request ? rq->request_context[i]->key : rq->entities[i]->key;
+        vals[i] = request ? rq->request_context[i]->value : rq->entities[i]->value;
     }
-    return codec_columns_from_pb(&c->ctx, "request_context", n, keys, vals, lim, out);
+    return codec_columns_from_pb(&c->ctx, request ? "request_context" : "entity", n, keys, vals,
+                                 lim, out);
 }
 
-/* As entities_from_pb() for a request decoded by hand: the same checks in the same order; the
+/* As columns_from_pb() for a request decoded by hand: the same checks in the same order; the
  * values are already converted (the decoder takes only types that convert). what: "entity" or
  * "request_context", for its columns. */
-static int entities_from_request(server_call_t *c, const char *what, size_t n,
-                                 const codec_read_column_t *in, const core_columns_limits_t *lim,
-                                 core_columns_t *ents)
+static int columns_from_request(server_call_t *c, const char *what, size_t n,
+                                const codec_read_column_t *in, const core_columns_limits_t *lim,
+                                core_columns_t *ents)
 {
     base_arena_t *a = &c->arena;
     memset(ents, 0, sizeof *ents);
@@ -155,18 +141,18 @@ int server__rpc_get_online_features(server_call_t *c, const uint8_t *req, size_t
     core_columns_limits_t ent_lim = core_entity_limits(ctx);
     core_columns_t ents;
     if (rq != NULL)
-        rc = entities_from_pb(c, rq, &ent_lim, &ents);
+        rc = columns_from_pb(c, rq, false, &ent_lim, &ents);
     else
-        rc = entities_from_request(c, "entity", rr.n_entities, rr.entities, &ent_lim, &ents);
+        rc = columns_from_request(c, "entity", rr.n_entities, rr.entities, &ent_lim, &ents);
     if (rc < 0)
         return rc;
     /* Request data, for on-demand features. */
     core_columns_t request = {0};
     if (rq != NULL && rq->n_request_context > 0)
-        rc = request_from_pb(c, rq, &ent_lim, &request);
+        rc = columns_from_pb(c, rq, true, &ent_lim, &request);
     else if (rq == NULL && rr.n_request > 0)
-        rc = entities_from_request(c, "request_context", rr.n_request, rr.request, &ent_lim,
-                                   &request);
+        rc = columns_from_request(c, "request_context", rr.n_request, rr.request, &ent_lim,
+                                  &request);
     if (rc < 0)
         return rc;
 

@@ -65,6 +65,9 @@ Test(auth, scopes_are_checked_and_messages_name_the_principal_never_the_token)
     core_tokens_t *ts = NULL;
     char why[256];
     cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
+    size_t n = 0;
+    cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(n, 3); /* the file's three principals (reloading the same file keeps them) */
 
     core_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);

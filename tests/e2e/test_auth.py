@@ -205,9 +205,6 @@ class Auth(unittest.TestCase):
             self.assertNotIn(token, log)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TokenRotation(unittest.TestCase):
     """SIGHUP reads --tokens-file again: a rotated token works at once on gRPC and HTTP, the old
@@ -273,3 +270,7 @@ class TokenRotation(unittest.TestCase):
         self.assertEqual(self.grpc_code("ops-token"), grpc.StatusCode.OK)
         self.assertEqual(self.http_code("alice-new"), 200)
         self.assertNotIn("alice-new", self.server.log())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -145,7 +145,7 @@ class Lifecycle(unittest.TestCase):
     HEAVY_READS = 30
 
     def sigterm_during_heavy_reads(self, extra_args):
-        """Starts one worker, puts 20 heavy reads in flight, sends SIGTERM once the first is
+        """Starts one worker, puts HEAVY_READS heavy reads in flight, sends SIGTERM once the first is
         answered; returns (server, ok count, refused status codes, exit code)."""
         # A wide view makes each read heavy enough (1000 rows x 300 features) that calls are
         # still running when SIGTERM lands; one worker queues the rest behind them.

@@ -263,9 +263,6 @@ class OnDemandTest(unittest.TestCase):
         self.assertNotIn("transformed_conv_rate", [v.name for v in cat.feature_views])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 TYPES_CATALOG = """
 project: od
@@ -417,3 +414,7 @@ class OnDemandTypesTest(unittest.TestCase):
                               csv], capture_output=True, text=True, timeout=60)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("is an on-demand feature view", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
