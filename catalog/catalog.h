@@ -194,6 +194,12 @@ typedef struct catalog_view {
     size_t n_join_keys;
     int64_t ttl_seconds; /* 0 = forever */
     bool online;
+    /* Offline history (`offline: {retention: 90d}`): every applied write is also kept as
+     * (entity, event time) -> row on nodes that keep history (serve --history), for
+     * point-in-time reads; rows older than the retention go at the next gc (0 = forever). Only
+     * an online view keeps history. */
+    bool history;
+    int64_t history_retention_s;
     const catalog_feature_t *features;
     size_t n_features;
     const char *description;

@@ -297,6 +297,11 @@ static void dump_view(buf_t *b, const catalog_t *c, size_t i)
     }
     if (!v->online)
         puts_(b, "    online: false\n");
+    if (v->history) {
+        char ret[32];
+        catalog__format_duration(v->history_retention_s, ret, sizeof ret);
+        putf(b, "    offline:\n      retention: %s\n", ret);
+    }
     str_line(b, 2, "description", v->description);
     str_line(b, 2, "owner", v->owner);
     str_line(b, 2, "push_source", v->push_source);

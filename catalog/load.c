@@ -595,9 +595,10 @@ static const char *const top_keys[] = {
     "models",  "request_sources", "on_demand_feature_views"};
 static const char *const entity_keys[] = {"name", "join_keys", "description", "tags"};
 static const char *const join_key_keys[] = {"name", "type"};
-static const char *const view_keys[] = {"name",   "version", "entities", "ttl",
-                                        "online", "default", "features", "description",
-                                        "owner",  "tags",    "lineage",  "push_source"};
+static const char *const view_keys[] = {"name",    "version",     "entities",    "ttl",   "online",
+                                        "default", "features",    "description", "owner", "tags",
+                                        "lineage", "push_source", "offline"};
+static const char *const offline_keys[] = {"retention"};
 static const char *const lineage_keys[] = {"source", "transformation"};
 static const char *const feature_keys[] = {"name",       "dtype",       "default",
                                            "validation", "description", "tags"};
@@ -954,6 +955,28 @@ static void load_view(loader_t *L, const ynode_t *n, const char *at)
             check_keys(L, ln, lk, lineage_keys, COUNT(lineage_keys));
             opt_string(L, ln, "source", lk, &v->lineage_source);
             opt_string(L, ln, "transformation", lk, &v->lineage_transformation);
+        }
+    }
+
+    const ynode_t *on = get(n, "offline");
+    if (on != NULL && !is_null(on)) {
+        const char *ok = sub(L, at, "offline");
+        if (want(L, on, YN_MAP, ok)) {
+            check_keys(L, on, ok, offline_keys, COUNT(offline_keys));
+            v->history = true;
+            const ynode_t *rn = get(on, "retention");
+            const char *rk = sub(L, ok, "retention");
+            if (rn != NULL && !is_null(rn) && want(L, rn, YN_SCALAR, rk) &&
+                catalog_parse_duration(rn->s, &v->history_retention_s) != 0)
+                err(L, rn, rk,
+                    "bad duration '%s': expected a number and a unit (90s, 15m, 24h, 7d) or 0 "
+                    "for forever",
+                    rn->s);
+            if (!v->online)
+                err(L, on, ok,
+                    "feature view '%s' keeps offline history but is not online: history is "
+                    "written with the online rows (drop 'online: false')",
+                    v->name);
         }
     }
 

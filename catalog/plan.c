@@ -315,6 +315,10 @@ static void diff_view(planner_t *P, const catalog_view_t *o, const catalog_view_
     }
     if (o->online != n->online)
         note(what, sizeof what, n->online ? "now online" : "now offline");
+    if (o->history != n->history)
+        note(what, sizeof what, n->history ? "now keeps history" : "no longer keeps history");
+    else if (o->history_retention_s != n->history_retention_s)
+        note(what, sizeof what, "history retention");
     view_meta(o, n, what, sizeof what);
     if (what[0] != '\0')
         add(P, CATALOG_CHANGE_CHANGED, false, obj, "changed: %s", what);

@@ -11,7 +11,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: fstore apply --catalog PATH --data-dir DIR [--sync full|none]\n"
+            "usage: fstore apply --catalog PATH --data-dir DIR [--sync full|none] [--history]\n"
             "       fstore apply --catalog PATH --replication URLS [replication flags]\n"
             "\n"
             "Plans catalog PATH against the catalog last applied to DIR, prints the plan, and\n"
@@ -28,6 +28,8 @@ static void usage(FILE *f)
             "  -c, --catalog PATH   catalog file or directory (env FSTORE_CATALOG)\n"
             "  -d, --data-dir DIR   data directory, created if missing (env FSTORE_DATA_DIR)\n"
             "      --sync MODE      full (fsync, the default) or none (env FSTORE_SYNC)\n"
+            "      --history        DIR keeps the history of views with 'offline:' from now on\n"
+            "                       (what serve --history chooses; later tools follow it)\n"
             "  -h, --help           this help\n"
             "\n"
             "\n");
@@ -93,12 +95,14 @@ int cli_apply(int argc, char **argv)
 {
     const char *path = NULL, *dir = NULL;
     store_sync_t sync_mode = STORE_SYNC_FULL;
+    bool history = false;
     repl_options_t ro;
     repl_options_init(&ro);
     const cli_opt_t opts[] = {
         {"catalog", 'c', CLI_STRING, &path, CLI_ENV | CLI_REQUIRED},
         {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV},
         {"sync", 0, CLI_SYNC, &sync_mode, CLI_ENV},
+        {"history", 0, CLI_FLAG, &history, 0},
         CLI_REPL_OPTS(ro),
     };
     const cli_cmd_t cmd = {"apply", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
@@ -127,7 +131,8 @@ int cli_apply(int argc, char **argv)
         status = apply_to_log(&ro, c);
         goto out;
     }
-    store_options_t o = {.dir = dir, .sync = sync_mode};
+    store_options_t o = {
+        .dir = dir, .sync = sync_mode, .history = history ? STORE_HISTORY_ON : STORE_HISTORY_AUTO};
     int rc = cli__open_store("apply", &o, true, &s);
     if (rc < 0) {
         goto out;

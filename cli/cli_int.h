@@ -118,6 +118,25 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
  * printed). */
 int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap);
 
+/* A read status's FieldStatus name ("PRESENT", ...). */
+const char *cli__status_name(store_status_t st);
+/* Microseconds since the epoch as RFC 3339 UTC ("2026-12-06T16:00:00Z", fractions when any). */
+void cli__format_ts(int64_t us, char *buf, size_t cap);
+/* A decoded value as JSON (strings that are not UTF-8, and bytes, as catalog_value_format()
+ * prints them). Ownership: the caller's reference. */
+json_t *cli__value_json(const catalog_value_t *v);
+/* The type a join key called name has in the views of res (the first view that has it), or
+ * STRING when none has it (a read ignores such a column). */
+struct core_resolved;
+catalog_dtype_t cli__key_type(const struct core_resolved *res, const char *name);
+/* "view:feature", or "view@vN:feature" for a version that is not the default. */
+void cli__ref_name(const catalog_feature_ref_t *r, char *buf, size_t cap);
+/* Appends the references of one comma-separated --features argument to refs (view:* for every
+ * feature of a view), at most cap of them; the strings live in list or a. Returns: 0, or 1
+ * after printing "fstore CMD: ..." (an unknown view, too many). */
+int cli__add_refs(const char *cmd, const catalog_t *cat, base_arena_t *a, char *list,
+                  const char **refs, size_t *lens, size_t cap, size_t *n);
+
 /* One call to a running server (`fstore status`, `fstore gc --target`): connects to target,
  * calls method with req and, when auth is not "", its authorization metadata, and closes. On a
  * failure prints "fstore CMD: TARGET: why" (the server's message for a status) on stderr.

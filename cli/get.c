@@ -48,83 +48,6 @@ static void usage(FILE *f)
            "exit status: 0 read (missing rows are not errors), 1 failed, 2 usage error\n");
 }
 
-static const char *status_name(store_status_t st)
-{
-    switch (st) {
-    case STORE_STATUS_PRESENT:
-        return "PRESENT";
-    case STORE_STATUS_NULL_VALUE:
-        return "NULL_VALUE";
-    case STORE_STATUS_NOT_FOUND:
-        return "NOT_FOUND";
-    case STORE_STATUS_OUTSIDE_MAX_AGE:
-        return "OUTSIDE_MAX_AGE";
-    default:
-        return "INVALID";
-    }
-}
-
-static void format_ts(int64_t us, char *buf, size_t cap)
-{
-    time_t sec = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
-    int64_t frac = us - (int64_t)sec * 1000000;
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac != 0)
-        snprintf(buf + n, cap - n, ".%06" PRId64 "Z", frac);
-    else
-        snprintf(buf + n, cap - n, "Z");
-}
-
-/* A decoded value as JSON (strings that are not UTF-8 and bytes print as catalog formats them). */
-static json_t *value_json(const catalog_value_t *v)
-{
-    char buf[256];
-    switch (v->type) {
-    case CATALOG_DTYPE_NULL:
-        return json_null();
-    case CATALOG_DTYPE_INT32:
-        return json_integer(v->u.i32);
-    case CATALOG_DTYPE_INT64:
-    case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        return json_integer(v->u.i64);
-    case CATALOG_DTYPE_FLOAT:
-        return json_real(v->u.f32);
-    case CATALOG_DTYPE_DOUBLE:
-        return json_real(v->u.f64);
-    case CATALOG_DTYPE_BOOL:
-        return json_boolean(v->u.b);
-    case CATALOG_DTYPE_STRING: {
-        json_t *s = json_stringn((const char *)v->u.bytes.data, v->u.bytes.len);
-        if (s != NULL)
-            return s;
-        break;
-    }
-    default:
-        if (catalog_dtype_is_list(v->type)) {
-            json_t *arr = json_array();
-            for (size_t i = 0; i < v->u.list.n; i++) {
-                catalog_value_t e;
-                catalog_list_item(v, i, &e);
-                json_array_append_new(arr, value_json(&e));
-            }
-            return arr;
-        }
-        break;
-    }
-    size_t need = catalog_value_format(v, buf, sizeof buf);
-    if (need < sizeof buf)
-        return json_string(buf);
-    char *big = malloc(need + 1);
-    if (big == NULL)
-        return json_null();
-    catalog_value_format(v, big, need + 1);
-    json_t *s = json_string(big);
-    free(big);
-    return s;
-}
-
 typedef struct pair {
     char *key;
     char *value;
@@ -154,20 +77,6 @@ static int parse_entity(char *text, entity_t *e)
     return e->n > 0 ? 0 : -EINVAL;
 }
 
-/* The type a join key called name has in the views of res (the first view that has it), or
- * STRING when none has it (the read ignores such a column). */
-static catalog_dtype_t key_type(const core_resolved_t *res, const char *name)
-{
-    for (size_t g = 0; g < res->groups.n_groups; g++) {
-        const catalog_view_t *v = res->groups.groups[g].view;
-        for (size_t k = 0; k < v->n_join_keys; k++) {
-            if (strcmp(v->join_keys[k].name, name) == 0)
-                return v->join_keys[k].dtype;
-        }
-    }
-    return CATALOG_DTYPE_STRING;
-}
-
 /* Entity e as one row of columns typed by the views' join keys. Returns: 0, or -EINVAL with a
  * message in err. */
 static int entity_columns(const core_resolved_t *res, const entity_t *e, catalog_value_t *vals,
@@ -176,7 +85,7 @@ static int entity_columns(const core_resolved_t *res, const entity_t *e, catalog
 {
     for (size_t i = 0; i < e->n; i++) {
         const char *text = e->pairs[i].value;
-        catalog_dtype_t t = key_type(res, e->pairs[i].key);
+        catalog_dtype_t t = cli__key_type(res, e->pairs[i].key);
         names[i] = e->pairs[i].key;
         if (t == CATALOG_DTYPE_INT64 || t == CATALOG_DTYPE_INT32) {
             char *end;
@@ -239,53 +148,6 @@ static int request_columns(const catalog_t *cat, const entity_t *e, base_arena_t
         ptrs[i] = &vals[i];
     }
     *cols = (core_columns_t){.n_cols = e->n, .n_rows = 1, .names = names, .cols = ptrs};
-    return 0;
-}
-
-/* "view:feature", or "view@vN:feature" for a version that is not the default. */
-static void ref_name(const catalog_feature_ref_t *r, char *buf, size_t cap)
-{
-    if (r->view->is_default)
-        snprintf(buf, cap, "%s:%s", r->view->name, r->feature->name);
-    else
-        snprintf(buf, cap, "%s@v%u:%s", r->view->name, r->view->version, r->feature->name);
-}
-
-/* Appends the references of one comma-separated --features argument to refs (view:* for every
- * feature of a view). Returns: 0, or 1 after printing why. */
-static int add_refs(const catalog_t *cat, base_arena_t *a, char *list, const char **refs,
-                    size_t *lens, size_t *n)
-{
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        size_t len = strlen(tok);
-        if (len > 2 && strcmp(tok + len - 2, ":*") == 0) {
-            tok[len - 2] = '\0';
-            const catalog_view_t *v;
-            if (catalog_find_view_ref(cat, tok, &v) != 0) {
-                fprintf(stderr, "fstore get: no feature view '%s' in the applied catalog\n", tok);
-                return 1;
-            }
-            for (size_t i = 0; i < v->n_features; i++) {
-                if (*n == MAX_FEATURES)
-                    return 1;
-                char buf[2 * CATALOG_MAX_NAME + 16];
-                catalog_feature_ref_t r = {v, &v->features[i]};
-                ref_name(&r, buf, sizeof buf);
-                refs[*n] = base_arena_strndup(a, buf, strlen(buf));
-                if (refs[*n] == NULL)
-                    return 1;
-                lens[*n] = strlen(buf);
-                (*n)++;
-            }
-            continue;
-        }
-        if (*n == MAX_FEATURES)
-            return 1;
-        refs[*n] = tok;
-        lens[*n] = len;
-        (*n)++;
-    }
     return 0;
 }
 
@@ -366,7 +228,7 @@ static int print_row(const opts_t *o, const core_resolved_t *res, const core_cel
     for (size_t i = 0; i < res->n_refs; i++) {
         const core_cell_t *cell = &cells[i];
         char name[2 * CATALOG_MAX_NAME + 16];
-        ref_name(&res->refs[i], name, sizeof name);
+        cli__ref_name(&res->refs[i], name, sizeof name);
         catalog_value_t val = {.type = CATALOG_DTYPE_NULL};
         void *scratch = NULL;
         if (cell->len > 0) {
@@ -378,10 +240,10 @@ static int print_row(const opts_t *o, const core_resolved_t *res, const core_cel
         bool found = cell->status != STORE_STATUS_NOT_FOUND;
         char ts[64] = "-";
         if (found)
-            format_ts(cell->event_ts_us, ts, sizeof ts);
+            cli__format_ts(cell->event_ts_us, ts, sizeof ts);
         if (o->json) {
-            json_t *jv = json_pack("{s:o, s:s}", "value", value_json(&val), "status",
-                                   status_name((store_status_t)cell->status));
+            json_t *jv = json_pack("{s:o, s:s}", "value", cli__value_json(&val), "status",
+                                   cli__status_name((store_status_t)cell->status));
             if (found)
                 json_object_set_new(jv, "event_timestamp", json_string(ts));
             json_object_set_new(jfeat, name, jv);
@@ -392,7 +254,7 @@ static int print_row(const opts_t *o, const core_resolved_t *res, const core_cel
             else
                 snprintf(text, sizeof text, "-");
             const char *line[N_COLS] = {etext, name, text,
-                                        status_name((store_status_t)cell->status), ts};
+                                        cli__status_name((store_status_t)cell->status), ts};
             if (rc == 0)
                 rc = table_add(table, line);
         }
@@ -466,7 +328,8 @@ static int run(opts_t *o)
         for (size_t i = 0; i < o->feature_list.n; i++) {
             char *copy = base_arena_strndup(&arena, o->feature_list.items[i],
                                             strlen(o->feature_list.items[i]));
-            if (copy == NULL || add_refs(ctx.catalog, &arena, copy, refs, lens, &n) != 0)
+            if (copy == NULL ||
+                cli__add_refs("get", ctx.catalog, &arena, copy, refs, lens, MAX_FEATURES, &n) != 0)
                 goto out;
         }
         list.kind = CORE_LIST_FEATURES;

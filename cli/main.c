@@ -22,6 +22,8 @@ static const command_t commands[] = {
     {"teardown", cli_teardown, "drop a view version, or a whole store"},
     {"ingest", cli_ingest, "load CSV or JSON Lines rows into a view"},
     {"get", cli_get, "read online features from a data directory"},
+    {"history", cli_history, "point-in-time join of an entity table (training sets)"},
+    {"materialize", cli_materialize, "load history rows of a time range into the online store"},
     {"snapshot", cli_snapshot, "write a compacted copy of a data directory"},
     {"gc", cli_gc, "delete rows past their view's TTL"},
     {"serve", cli_serve, "run the gRPC server"},
@@ -35,7 +37,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: fstore COMMAND [FLAGS]   (fstore COMMAND --help for its flags)\n\n");
     fprintf(f, "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(
         f, "\nFlags from the environment, as FSTORE_<FLAG> (e.g. FSTORE_DATA_DIR=/var/lib/fstore;\n"
            "a flag on the command line wins): every flag of serve; --data-dir, --catalog and\n"

@@ -3,12 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <grpc/grpc.h>
 
 #include "cli/cli_int.h"
 #include "clients/c/fstore_client.h"
+#include "core/core.h"
 
 void cli__print_json(json_t *doc)
 {
@@ -150,4 +153,138 @@ int cli__call(const char *cmd, const char *target, const char *auth, const char 
         *resp = NULL;
     }
     return rc;
+}
+
+const char *cli__status_name(store_status_t st)
+{
+    switch (st) {
+    case STORE_STATUS_PRESENT:
+        return "PRESENT";
+    case STORE_STATUS_NULL_VALUE:
+        return "NULL_VALUE";
+    case STORE_STATUS_NOT_FOUND:
+        return "NOT_FOUND";
+    case STORE_STATUS_OUTSIDE_MAX_AGE:
+        return "OUTSIDE_MAX_AGE";
+    default:
+        return "INVALID";
+    }
+}
+
+void cli__format_ts(int64_t us, char *buf, size_t cap)
+{
+    time_t sec = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+    int64_t frac = us - (int64_t)sec * 1000000;
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (frac != 0)
+        snprintf(buf + n, cap - n, ".%06" PRId64 "Z", frac);
+    else
+        snprintf(buf + n, cap - n, "Z");
+}
+
+json_t *cli__value_json(const catalog_value_t *v)
+{
+    char buf[256];
+    switch (v->type) {
+    case CATALOG_DTYPE_NULL:
+        return json_null();
+    case CATALOG_DTYPE_INT32:
+        return json_integer(v->u.i32);
+    case CATALOG_DTYPE_INT64:
+    case CATALOG_DTYPE_UNIX_TIMESTAMP:
+        return json_integer(v->u.i64);
+    case CATALOG_DTYPE_FLOAT:
+        return json_real(v->u.f32);
+    case CATALOG_DTYPE_DOUBLE:
+        return json_real(v->u.f64);
+    case CATALOG_DTYPE_BOOL:
+        return json_boolean(v->u.b);
+    case CATALOG_DTYPE_STRING: {
+        json_t *s = json_stringn((const char *)v->u.bytes.data, v->u.bytes.len);
+        if (s != NULL)
+            return s;
+        break;
+    }
+    default:
+        if (catalog_dtype_is_list(v->type)) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < v->u.list.n; i++) {
+                catalog_value_t e;
+                catalog_list_item(v, i, &e);
+                json_array_append_new(arr, cli__value_json(&e));
+            }
+            return arr;
+        }
+        break;
+    }
+    size_t need = catalog_value_format(v, buf, sizeof buf);
+    if (need < sizeof buf)
+        return json_string(buf);
+    char *big = malloc(need + 1);
+    if (big == NULL)
+        return json_null();
+    catalog_value_format(v, big, need + 1);
+    json_t *s = json_string(big);
+    free(big);
+    return s;
+}
+
+catalog_dtype_t cli__key_type(const core_resolved_t *res, const char *name)
+{
+    for (size_t g = 0; g < res->groups.n_groups; g++) {
+        const catalog_view_t *v = res->groups.groups[g].view;
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            if (strcmp(v->join_keys[k].name, name) == 0)
+                return v->join_keys[k].dtype;
+        }
+    }
+    return CATALOG_DTYPE_STRING;
+}
+
+/* "view:feature", or "view@vN:feature" for a version that is not the default. */
+void cli__ref_name(const catalog_feature_ref_t *r, char *buf, size_t cap)
+{
+    if (r->view->is_default)
+        snprintf(buf, cap, "%s:%s", r->view->name, r->feature->name);
+    else
+        snprintf(buf, cap, "%s@v%u:%s", r->view->name, r->view->version, r->feature->name);
+}
+
+int cli__add_refs(const char *cmd, const catalog_t *cat, base_arena_t *a, char *list,
+                  const char **refs, size_t *lens, size_t cap, size_t *n)
+{
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        size_t len = strlen(tok);
+        if (len > 2 && strcmp(tok + len - 2, ":*") == 0) {
+            tok[len - 2] = '\0';
+            const catalog_view_t *v;
+            if (catalog_find_view_ref(cat, tok, &v) != 0) {
+                fprintf(stderr, "fstore %s: no feature view '%s' in the applied catalog\n", cmd,
+                        tok);
+                return 1;
+            }
+            for (size_t i = 0; i < v->n_features; i++) {
+                if (*n == cap)
+                    return 1;
+                char buf[2 * CATALOG_MAX_NAME + 16];
+                catalog_feature_ref_t r = {v, &v->features[i]};
+                cli__ref_name(&r, buf, sizeof buf);
+                refs[*n] = base_arena_strndup(a, buf, strlen(buf));
+                if (refs[*n] == NULL)
+                    return 1;
+                lens[*n] = strlen(buf);
+                (*n)++;
+            }
+            continue;
+        }
+        if (*n == cap)
+            return 1;
+        refs[*n] = tok;
+        lens[*n] = len;
+        (*n)++;
+    }
+    return 0;
 }

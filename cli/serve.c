@@ -184,6 +184,8 @@ static void usage(FILE *f)
             "  --max-entities N         entity rows per read request (default %u)\n"
             "  --max-features N         feature references per read request (default %u)\n"
             "  --max-write-rows N       rows per write or delete request (default %u)\n"
+            "  --max-history-rows N     entity rows per GetHistoricalFeatures call (default %u;\n"
+            "                           clients send larger tables in several calls)\n"
             "  --drain-delay-ms N       on stop, keep accepting calls this long after health\n"
             "                           turns NOT_SERVING (default 0; set it to the time your\n"
             "                           load balancer takes to notice, e.g. 5000 on Kubernetes)\n"
@@ -240,16 +242,19 @@ static void usage(FILE *f)
             "                           7d): an upsert older than a kept tombstone is stale\n"
             "  --max-future-skew D      refuse event times more than D ahead of this node's\n"
             "                           clock (default 1d)\n"
+            "  --history                keep the history of the views whose catalog entry has\n"
+            "                           'offline:' (point-in-time reads, load_batch,\n"
+            "                           GetHistoricalFeatures); off: this node serves online only\n"
             "  --help                   this text\n"
             "\n",
             SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_WRITE_WORKERS, CORE_DEFAULT_MAX_MESSAGE_BYTES,
             CORE_DEFAULT_MAX_RESPONSE_BYTES, CORE_DEFAULT_MAX_ENTITIES, CORE_DEFAULT_MAX_FEATURES,
-            CORE_DEFAULT_MAX_WRITE_ROWS, SERVER_DEFAULT_SHUTDOWN_GRACE_MS,
-            SERVER_DEFAULT_MAX_STREAMS, (size_t)SERVER_DEFAULT_MAX_MEMORY,
-            SERVER_DEFAULT_MAX_SEND_MS, SERVER_DEFAULT_MAX_AGE_GRACE_S, HTTP_DEFAULT_LISTEN,
-            HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
-            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
-            HTTP_DEFAULT_MAX_WRITES);
+            CORE_DEFAULT_MAX_WRITE_ROWS, CORE_DEFAULT_MAX_HISTORY_ROWS,
+            SERVER_DEFAULT_SHUTDOWN_GRACE_MS, SERVER_DEFAULT_MAX_STREAMS,
+            (size_t)SERVER_DEFAULT_MAX_MEMORY, SERVER_DEFAULT_MAX_SEND_MS,
+            SERVER_DEFAULT_MAX_AGE_GRACE_S, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
+            HTTP_DEFAULT_IDLE_TIMEOUT_S, HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS,
+            HTTP_DEFAULT_MAX_PASSTHROUGHS, HTTP_DEFAULT_MAX_WRITES);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -284,6 +289,7 @@ int cli_serve(int argc, char **argv)
     http_options_t ho;
     http_options_init(&ho);
     const char *metrics_listen = NULL;
+    bool history = false;
     const cli_opt_t opts[] = {
         {"listen", 0, CLI_STRING, &o.listen, CLI_ENV},
         {"catalog", 0, CLI_STRING, &co.catalog_path, CLI_ENV},
@@ -295,6 +301,7 @@ int cli_serve(int argc, char **argv)
         {"max-entities", 0, CLI_SIZE, &co.limits.max_entities, CLI_ENV, 1},
         {"max-features", 0, CLI_SIZE, &co.limits.max_features, CLI_ENV, 1},
         {"max-write-rows", 0, CLI_SIZE, &co.limits.max_write_rows, CLI_ENV, 1},
+        {"max-history-rows", 0, CLI_SIZE, &co.limits.max_history_rows, CLI_ENV, 1},
         {"drain-delay-ms", 0, CLI_UNSIGNED, &o.drain_delay_ms, CLI_ENV},
         {"shutdown-grace-ms", 0, CLI_UNSIGNED, &o.shutdown_grace_ms, CLI_ENV},
         {"sync", 0, CLI_SYNC, &co.sync, CLI_ENV},
@@ -303,6 +310,7 @@ int cli_serve(int argc, char **argv)
         {"sched-slice-us", 0, CLI_UNSIGNED, &o.sched_slice_us, CLI_ENV},
         {"tombstone-retention", 0, CLI_DURATION, &co.tombstone_retention_s, CLI_ENV},
         {"max-future-skew", 0, CLI_DURATION, &co.max_future_skew_s, CLI_ENV},
+        {"history", 0, CLI_FLAG, &history, CLI_ENV},
         {"grpc-max-streams", 0, CLI_UNSIGNED, &o.max_streams, CLI_ENV, 1, 100000},
         {"grpc-max-memory", 0, CLI_SIZE, &o.max_memory, CLI_ENV, 1 << 20},
         {"grpc-max-send-ms", 0, CLI_UNSIGNED, &o.max_send_ms, CLI_ENV, 0, 3600000},
@@ -455,6 +463,8 @@ int cli_serve(int argc, char **argv)
     mo.metrics_only = true;
     mo.threads = 1;
     co.max_workers = server_worker_count(&o) + http_worker_count(&ho) + http_worker_count(&mo);
+    /* The server decides for its data directory, either way (see store_history_t). */
+    co.history = history ? STORE_HISTORY_ON : STORE_HISTORY_OFF;
     int rc = core_open(&co, &core);
     if (rc == 0)
         rc = server_new(core, &o, &s);

@@ -83,6 +83,26 @@ int codec_columns_from_pb(core_ctx_t *ctx, const char *what, size_t n, const cha
                           Feast__Types__RepeatedValue *const *vals,
                           const core_columns_limits_t *lim, core_columns_t *out);
 
+/*
+ * Event times (google.protobuf.Timestamp) as microseconds since the epoch: out[i] for ts[i]; a
+ * zero Timestamp means now (when zero_is_now, else the epoch). what names the list in messages
+ * ("event_timestamps").
+ * Returns: 0; -EINVAL with the message set (nanos out of range, a time outside years 1 to
+ *          9999, google.protobuf.Timestamp's own range, which also keeps it in an int64).
+ */
+int codec_ts_from_pb(core_ctx_t *ctx, const char *what, Google__Protobuf__Timestamp *const *ts,
+                     size_t n, bool zero_is_now, int64_t now, int64_t *out);
+
+/*
+ * A feature list from a request's oneof: service (non-NULL: by name) or features, as
+ * core_resolve() takes it, with the key the hand decoder would have noted for the same
+ * references (their minimal encoding), so either decoder finds what the other cached.
+ * Returns: 0 and *out (in a); -ENOMEM.
+ */
+int codec_feature_list_from_pb(base_arena_t *a, const char *service,
+                               const Feast__Serving__FeatureList *features, bool full_names,
+                               core_feature_list_t *out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* GetOnlineFeaturesRequest, decoded by hand in its usual shape (feast_decode.c)               */
 

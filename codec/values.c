@@ -332,3 +332,57 @@ int codec_columns_from_pb(core_ctx_t *ctx, const char *what, size_t n, const cha
     out->n_rows = rows;
     return 0;
 }
+
+/* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the bounds google.protobuf.Timestamp allows. */
+#define TIMESTAMP_MIN_SECONDS (-62135596800LL)
+#define TIMESTAMP_MAX_SECONDS 253402300799LL
+
+int codec_ts_from_pb(core_ctx_t *ctx, const char *what, Google__Protobuf__Timestamp *const *ts,
+                     size_t n, bool zero_is_now, int64_t now, int64_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Google__Protobuf__Timestamp *t = ts[i];
+        if (t->nanos < 0 || t->nanos > 999999999)
+            return core_fail(ctx, -EINVAL, "%s[%zu]: nanos out of range", what, i);
+        if (t->seconds < TIMESTAMP_MIN_SECONDS || t->seconds > TIMESTAMP_MAX_SECONDS)
+            return core_fail(ctx, -EINVAL, "%s[%zu]: seconds out of range (years 1 to 9999)", what,
+                             i);
+        out[i] = zero_is_now && t->seconds == 0 && t->nanos == 0
+                     ? now
+                     : t->seconds * 1000000 + t->nanos / 1000;
+    }
+    return 0;
+}
+
+int codec_feature_list_from_pb(base_arena_t *a, const char *service,
+                               const Feast__Serving__FeatureList *features, bool full_names,
+                               core_feature_list_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->full_names = full_names;
+    if (service != NULL) {
+        out->kind = CORE_LIST_SERVICE;
+        out->service = service;
+        out->service_len = strlen(service);
+        return 0;
+    }
+    if (features == NULL)
+        return 0;
+    size_t n = features->n_val;
+    size_t *lens = base_arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
+    if (lens == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(features->val[i]);
+    /* Never NULL: core_resolve() would take the list for unparsed. */
+    static const char *const no_features[1] = {""};
+    const char *const *refs = n > 0 ? (const char *const *)features->val : no_features;
+    int rc = base_wire_strings(a, refs, lens, n, &out->key, &out->key_len);
+    if (rc < 0)
+        return rc;
+    out->kind = CORE_LIST_FEATURES;
+    out->n_refs = n;
+    out->refs = refs;
+    out->ref_lens = lens;
+    return 0;
+}

@@ -27,6 +27,7 @@ void core_options_init(core_options_t *o)
         .max_entities = CORE_DEFAULT_MAX_ENTITIES,
         .max_features = CORE_DEFAULT_MAX_FEATURES,
         .max_write_rows = CORE_DEFAULT_MAX_WRITE_ROWS,
+        .max_history_rows = CORE_DEFAULT_MAX_HISTORY_ROWS,
     };
     o->max_workers = 64;
     o->max_read_wait_ms = 5000;
@@ -375,6 +376,8 @@ int core_open(const core_options_t *o, core_t **out)
         c->limits.max_message_bytes = INT32_MAX;
     if (c->limits.max_response_bytes > (size_t)INT32_MAX)
         c->limits.max_response_bytes = INT32_MAX;
+    if (c->limits.max_history_rows == 0)
+        c->limits.max_history_rows = CORE_DEFAULT_MAX_HISTORY_ROWS;
     c->data_dir = dup_or_null(o->data_dir);
     c->catalog_path = dup_or_null(o->catalog_path);
     if ((o->data_dir != NULL && c->data_dir == NULL) ||
@@ -400,6 +403,7 @@ int core_open(const core_options_t *o, core_t **out)
     bool replicated = o->replication != NULL && !o->read_only;
     store_options_t so = {.dir = c->data_dir,
                           .sync = replicated ? STORE_SYNC_LOG : o->sync,
+                          .history = o->history,
                           .read_only = o->read_only,
                           .log_contiguous = replicated,
                           .tombstone_retention_s = o->tombstone_retention_s,

@@ -47,6 +47,7 @@ typedef struct core_limits {
     size_t max_entities;       /* --max-entities: entity rows per read */
     size_t max_features;       /* --max-features: feature references per read */
     size_t max_write_rows;     /* --max-write-rows: rows per write or delete */
+    size_t max_history_rows;   /* --max-history-rows: entity rows per GetHistoricalFeatures */
 } core_limits_t;
 
 #define CORE_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
@@ -54,6 +55,7 @@ typedef struct core_limits {
 #define CORE_DEFAULT_MAX_ENTITIES 1000u
 #define CORE_DEFAULT_MAX_FEATURES 1000u
 #define CORE_DEFAULT_MAX_WRITE_ROWS 10000u
+#define CORE_DEFAULT_MAX_HISTORY_ROWS 100000u
 
 /* Entity columns (join keys) one read may carry; not a flag, since a read needs only the join
  * keys of its views. A write's columns are bounded by its view instead: its join keys plus its
@@ -91,6 +93,8 @@ typedef struct core_options {
     size_t max_read_waiters;       /* --max-read-waiters: reads waiting at once (default 16) */
     int64_t tombstone_retention_s; /* --tombstone-retention (0: STORE_TOMBSTONE_RETENTION_S) */
     int64_t max_future_skew_s;     /* --max-future-skew (0: STORE_MAX_FUTURE_SKEW_S) */
+    store_history_t history;       /* --history: keep the history of views that ask for it (offline
+                                  serving); AUTO (the default): as the data directory says */
 } core_options_t;
 
 /* Fills *o with the documented defaults (no data_dir, no catalog_path). */
@@ -435,6 +439,42 @@ int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t 
 /* Ends the store read of the request (the cells' bytes go with it). Idempotent. */
 void core_read_end(core_ctx_t *ctx);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Offline serving: point-in-time reads of the views' history (--history)                    */
+
+/*
+ * core_read_begin() as of a time per row: row r as its views' history held it at as_of[r]
+ * (core_read_features_as_of()): the point-in-time join of Feast's get_historical_features. The
+ * cells' event times are the entries' own. Extra entity columns (no view's join key) are
+ * allowed and ignored, as online. One store snapshot, open until core_read_end().
+ * Returns: as core_read_begin(); -ENOTSUP when this node keeps no history (--history); -EINVAL
+ *          naming a view that keeps none.
+ */
+int core_history_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
+                       const int64_t *as_of, bool full_names, core_cell_t **cells);
+
+/* One page of core_load_batch(): entities in key order, each one's row as of the time. */
+typedef struct core_batch_page {
+    size_t n_rows;
+    core_columns_t keys; /* the view's join keys, one column each (values in the arena) */
+    core_cell_t *cells;  /* [n_features * n_rows]: feature f of row r at f * n_rows + r */
+    const uint8_t *next; /* the page token of the next page (empty: this was the last) */
+    size_t next_len;
+} core_batch_page_t;
+
+/*
+ * Feast's load of a feature view as of a time (the product's load_batch): every entity of v's
+ * history whose latest row at or before at_us is live and within v's TTL there, in entity-key
+ * order, at most limit rows (0: 1000; at most --max-entities) after the page token after
+ * (NULL/empty: from the start; the token is opaque, a previous page's next). Every feature of
+ * v, in catalog order. One store snapshot, open until core_read_end().
+ * Returns: 0 and *page (in the arena); -EINVAL (a bad token; a view that keeps no history);
+ *          -ENOTSUP (no --history); -E2BIG (limit over --max-entities); -EMSGSIZE (the page over
+ *          --max-response-bytes); -ENOMEM; -EIO; each with the message set.
+ */
+int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, size_t limit,
+                    const uint8_t *after, size_t after_len, core_batch_page_t *page);
+
 /* Groups refs (resolved against one catalog) by view into *out, in the arena; it depends on refs
  * alone. Returns: 0, -ENOMEM. */
 int core_group_refs(base_arena_t *a, const catalog_feature_ref_t *refs, size_t n_refs,
@@ -457,6 +497,20 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
                        size_t n_refs, const core_ref_groups_t *groups, const core_columns_t *ents,
                        const core_columns_t *request, int64_t now_us, size_t max_bytes,
                        core_cell_t *cells, char *err, size_t err_cap);
+/*
+ * core_read_features() as of a time per row (as_of NULL: the online read above): row r is read
+ * from the views' history (store_history_row()) as it stood at as_of[r], TTLs and on-demand
+ * expressions' now() taken at as_of[r]: Feast's point-in-time join. A value older than its
+ * view's TTL at that time has no bytes (status OUTSIDE_MAX_AGE, as Feast's join gives null). Every
+ * stored view read must keep history. Returns: as core_read_features(); -EINVAL also for a view
+ * that keeps no history here, -ENOTSUP for a store that keeps none (serve --history), each with err
+ * set.
+ */
+int core_read_features_as_of(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
+                             size_t n_refs, const core_ref_groups_t *groups,
+                             const core_columns_t *ents, const core_columns_t *request,
+                             int64_t now_us, const int64_t *as_of, size_t max_bytes,
+                             core_cell_t *cells, char *err, size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Writes                                                                                      */

@@ -197,12 +197,15 @@ int core__on_demand_plan(base_arena_t *a, const core_ref_groups_t *gs, const cor
  * Then, once the stored groups' cells are read: inputs no stored group of the read has read
  * are read in the same store snapshot (r), and each row's features computed into cells. What
  * the computation holds (decoded list inputs, encoded values) is bounded by max_bytes (0: none).
+ * as_of (NULL: none): a point-in-time read, row r as of as_of[r] (its inputs from the history,
+ * and now() in expressions is as_of[r]).
  * Returns: 0; -EMSGSIZE (over max_bytes), -EINVAL (a key error of a source) with err; -ENOMEM;
  * -EIO.
  */
 int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
                     const core_columns_t *ents, const core__od_plan_t *plan, int64_t now_us,
-                    size_t max_bytes, core_cell_t *cells, char *err, size_t err_cap);
+                    const int64_t *as_of, size_t max_bytes, core_cell_t *cells, char *err,
+                    size_t err_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Predict: output names (predict_outputs.c), tensors from cells (tensor.c).                   */

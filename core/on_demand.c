@@ -189,7 +189,8 @@ static bool spend(size_t *used, size_t n, size_t max)
 
 int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t *gs,
                     const core_columns_t *ents, const core__od_plan_t *plan, int64_t now_us,
-                    size_t max_bytes, core_cell_t *cells, char *err, size_t err_cap)
+                    const int64_t *as_of, size_t max_bytes, core_cell_t *cells, char *err,
+                    size_t err_cap)
 {
     size_t n_rows = ents->n_rows, n_in = plan->n_in;
     src_t *srcs = plan->srcs;
@@ -224,8 +225,8 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
         core_cell_t *hc = base_arena_array(a, n_hidden * (n_rows == 0 ? 1 : n_rows), sizeof *hc);
         if (hc == NULL)
             return -ENOMEM;
-        int rc = core_read_features(r, a, hidden, n_hidden, NULL, ents, NULL, now_us, 0, hc, err,
-                                    err_cap);
+        int rc = core_read_features_as_of(r, a, hidden, n_hidden, NULL, ents, NULL, now_us, as_of,
+                                          0, hc, err, err_cap);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n_in; i++) {
@@ -319,8 +320,9 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 core_cell_t *cell = &cells[(size_t)gs->ref_idx[grp->first + k] * n_rows + row];
                 catalog_value_t out;
                 size_t made = 0;
-                int erc = catalog_expr_eval(
-                    f, vals, now_us, a, max_bytes == 0 ? SIZE_MAX : max_bytes - used, &made, &out);
+                int erc =
+                    catalog_expr_eval(f, vals, as_of != NULL ? as_of[row] : now_us, a,
+                                      max_bytes == 0 ? SIZE_MAX : max_bytes - used, &made, &out);
                 if (erc == -EMSGSIZE || !spend(&used, made, max_bytes))
                     goto too_big;
                 if (erc < 0)

@@ -120,6 +120,15 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
                        const core_columns_t *request, int64_t now_us, size_t max_bytes,
                        core_cell_t *cells, char *err, size_t err_cap)
 {
+    return core_read_features_as_of(r, a, refs, n_refs, gs, ents, request, now_us, NULL, max_bytes,
+                                    cells, err, err_cap);
+}
+
+int core_read_features_as_of(store_reader_t *r, base_arena_t *a, const catalog_feature_ref_t *refs,
+                             size_t n_refs, const core_ref_groups_t *gs, const core_columns_t *ents,
+                             const core_columns_t *request, int64_t now_us, const int64_t *as_of,
+                             size_t max_bytes, core_cell_t *cells, char *err, size_t err_cap)
+{
     core_ref_groups_t grouped;
     /* Given groups must be those of refs: cells they do not cover would be left unwritten. */
     assert(gs == NULL || (gs->n_refs == n_refs && (n_refs == 0 || gs->groups != NULL)));
@@ -208,7 +217,23 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
                 return klen == -ENOMEM ? -ENOMEM : -EINVAL;
             }
             store_row_t srow;
-            int rc = store_read_row(r, v, key, (size_t)klen, &srow);
+            int64_t now = now_us;
+            int rc;
+            if (as_of != NULL) {
+                now = as_of[row];
+                rc = store_history_row(r, v, key, (size_t)klen, now, &srow);
+                if (rc == -ENOENT || rc == -ENOTSUP) {
+                    view_label(v, label, sizeof label);
+                    snprintf(err, err_cap,
+                             rc == -ENOTSUP ? "this node keeps no history (serve --history)"
+                                            : "feature view '%s' keeps no offline history here "
+                                              "(its catalog entry has no 'offline:')",
+                             label);
+                    return rc == -ENOTSUP ? -ENOTSUP : -EINVAL;
+                }
+            } else {
+                rc = store_read_row(r, v, key, (size_t)klen, &srow);
+            }
             if (rc == -ENOENT || (rc == 0 && !srow.found)) {
                 /* -ENOENT: the version has no database yet (applied with no data). */
                 for (size_t k = 0; k < n; k++)
@@ -223,7 +248,17 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
                 store_row_slots(&srow, v, feature_idx, n, slots);
                 slots_of = srow.slots;
             }
-            store_row_slot_features(&srow, v, slots, n, now_us, wires, lens, sts);
+            store_row_slot_features(&srow, v, slots, n, now, wires, lens, sts);
+            if (as_of != NULL) {
+                /* As Feast's point-in-time join: a value older than the TTL at that time is
+                 * no value (the status says why). */
+                for (size_t k = 0; k < n; k++) {
+                    if (sts[k] == STORE_STATUS_OUTSIDE_MAX_AGE) {
+                        wires[k] = NULL;
+                        lens[k] = 0;
+                    }
+                }
+            }
             /* A found row: no NOT_FOUND among its features, every one carries the row's time. */
             for (size_t k = 0; k < n; k++) {
                 core_cell_t *cell = &col[k][row];
@@ -236,7 +271,7 @@ int core_read_features(store_reader_t *r, base_arena_t *a, const catalog_feature
         kc += v->n_join_keys;
     }
     if (on_demand)
-        return core__on_demand(r, a, gs, ents, plan, now_us, max_bytes, cells, err, err_cap);
+        return core__on_demand(r, a, gs, ents, plan, now_us, as_of, max_bytes, cells, err, err_cap);
     return 0;
 }
 
@@ -286,8 +321,10 @@ static int check_names(core_ctx_t *ctx, const core_resolved_t *res, const core_c
     return 0;
 }
 
-int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
-                    const core_columns_t *request, bool full_names, core_cell_t **cells_out)
+/* core_read_begin() and core_history_begin(): as_of NULL for the online read. */
+static int read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
+                      const core_columns_t *request, const int64_t *as_of, bool full_names,
+                      core_cell_t **cells_out)
 {
     /* An entityless read has one row, or as many as its request data. */
     if (ents->n_cols == 0)
@@ -309,15 +346,29 @@ int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t 
     if (rc < 0)
         return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
     ctx->reading = true;
-    rc = core_read_features(reader, ctx->arena, res->refs, res->n_refs, &res->groups, ents, request,
-                            store_now_us(), ctx->limits->max_response_bytes, cells, ctx->msg,
-                            sizeof ctx->msg);
+    rc = core_read_features_as_of(reader, ctx->arena, res->refs, res->n_refs, &res->groups, ents,
+                                  request, store_now_us(), as_of, ctx->limits->max_response_bytes,
+                                  cells, ctx->msg, sizeof ctx->msg);
     if (rc < 0)
         return rc;
     for (size_t g = 0; g < res->groups.n_groups; g++)
         core__count_reads(ctx, res->groups.groups[g].view, n_rows);
     *cells_out = cells;
     return 0;
+}
+
+int core_read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
+                    const core_columns_t *request, bool full_names, core_cell_t **cells)
+{
+    return read_begin(ctx, res, ents, request, NULL, full_names, cells);
+}
+
+int core_history_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_t *ents,
+                       const int64_t *as_of, bool full_names, core_cell_t **cells)
+{
+    /* Request data are not kept in the history: on-demand features that read some cannot be
+     * computed as of a past time. */
+    return read_begin(ctx, res, ents, NULL, as_of, full_names, cells);
 }
 
 void core_read_end(core_ctx_t *ctx)

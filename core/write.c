@@ -251,6 +251,19 @@ int core_write_views(core_ctx_t *ctx, const catalog_view_t *const *views,
                      size_t n_ts, store_op_t op, core_write_done_fn done, void *arg)
 {
     base_arena_t *a = ctx->arena;
+    /* History only, on one node that keeps none: the rows would go nowhere. (With replication
+     * the nodes that keep history apply them from the log.) */
+    if (op == STORE_OP_HISTORY && ctx->core->repl == NULL && !store_keeps_history(ctx->core->store))
+        return core_fail(ctx, -ENOTSUP,
+                         "this node keeps no history (serve --history): rows for the offline "
+                         "store only would be lost");
+    for (size_t i = 0; i < n_views && op == STORE_OP_HISTORY; i++) {
+        if (!views[i]->history)
+            return core_fail(ctx, -EINVAL,
+                             "feature view '%s@v%u' keeps no offline history (give it 'offline: "
+                             "{retention: ...}' in the catalog)",
+                             views[i]->name, (unsigned)views[i]->version);
+    }
     store_batch_t *batches = base_arena_calloc(a, n_views + 1, sizeof *batches);
     if (batches == NULL)
         return core_fail(ctx, -ENOMEM, "out of memory");

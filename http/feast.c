@@ -495,14 +495,14 @@ int http__feast_push(http_req_t *r)
         (rc = member(r, body, "df", JSON_OBJECT, true, &df)) < 0 ||
         (rc = member(r, body, "to", JSON_STRING, false, &to)) < 0)
         goto out;
+    /* "online" and "online_and_offline" are one write: a view that keeps history records
+     * every online write in it. "offline": its history only (serve --history). */
     const char *dest = to != NULL ? json_string_value(to) : "online";
-    if (strcmp(dest, "online") != 0 && strcmp(dest, "online_and_offline") != 0) {
+    bool offline = strcmp(dest, "offline") == 0;
+    if (strcmp(dest, "online") != 0 && strcmp(dest, "online_and_offline") != 0 && !offline) {
         rc = core_fail(ctx, -EINVAL,
-                       strcmp(dest, "offline") == 0
-                           ? "to: fstore has no offline store to push to; push with to "
-                             "\"online\" or \"online_and_offline\""
-                           : "to: want \"online\", \"offline\" or \"online_and_offline\", got "
-                             "'%.40s'",
+                       "to: want \"online\", \"offline\" or \"online_and_offline\", got "
+                       "'%.40s'",
                        dest);
         goto out;
     }
@@ -548,7 +548,7 @@ int http__feast_push(http_req_t *r)
     w->r = r;
     w->push = true;
     rc = core_write_views(ctx, views, cols, n_views, ts, ts != NULL ? cols[0].n_rows : 0,
-                          STORE_OP_UPSERT, write_done, w);
+                          offline ? STORE_OP_HISTORY : STORE_OP_UPSERT, write_done, w);
     if (rc == CORE_ASYNC)
         rc = HTTP_SUSPENDED;
     else if (rc == 0)

@@ -301,7 +301,7 @@ int repl_msg_decode_write(const uint8_t *p, size_t len, const catalog_t *c, repl
         get_name(&b, name);
         uint32_t version = (uint32_t)get_le(&b, 4);
         const catalog_view_t *v = NULL;
-        if (op != STORE_OP_UPSERT && op != STORE_OP_DELETE) {
+        if (op != STORE_OP_UPSERT && op != STORE_OP_DELETE && op != STORE_OP_HISTORY) {
             rc = fail(err, err_cap, -EPROTO, "batch %zu: unknown op %u", i, op);
             break;
         }

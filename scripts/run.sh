@@ -22,7 +22,7 @@ listen=${FSTORE_LISTEN:-0.0.0.0:6566}
 fresh=1
 [ -e "$data/data.mdb" ] && fresh=0
 "$fstore" plan --catalog "$catalog" --data-dir "$data" || true
-"$fstore" apply --catalog "$catalog" --data-dir "$data"
+"$fstore" apply --catalog "$catalog" --data-dir "$data" --history
 
 # Sample rows: examples/data/<view>@v<N>.csv, loaded into a new data directory only. They carry no
 # event_timestamp (so they stay within the views' TTLs): each load stamps them "now", which would
@@ -48,4 +48,4 @@ From another shell:
   curl -s -X POST http://127.0.0.1:${http##*:}/get-online-features \\
     -d '{"feature_service": "driver_activity_v1", "entities": {"driver_id": [1001]}}'
 MSG
-exec "$fstore" serve --listen "$listen" --catalog "$catalog" --data-dir "$data"
+exec "$fstore" serve --listen "$listen" --catalog "$catalog" --data-dir "$data" --history

@@ -22,32 +22,13 @@ static int read_request_from_pb(base_arena_t *a, const Feast__Serving__GetOnline
                                 codec_read_request_t *rr)
 {
     memset(rr, 0, sizeof *rr);
-    rr->list.full_names = rq->full_feature_names;
     rr->include_md = rq->include_feature_view_version_metadata;
-    if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE) {
-        rr->list.kind = CORE_LIST_SERVICE;
-        rr->list.service = rq->feature_service;
-        rr->list.service_len = strlen(rq->feature_service);
-    } else if (rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES &&
-               rq->features != NULL) {
-        size_t n = rq->features->n_val;
-        size_t *lens = base_arena_alloc(a, (n == 0 ? 1 : n) * sizeof *lens);
-        if (lens == NULL)
-            return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-            lens[i] = strlen(rq->features->val[i]);
-        /* Never NULL: core_resolve() would take the list for unparsed. */
-        static const char *const no_features[1] = {""};
-        const char *const *refs = n > 0 ? (const char *const *)rq->features->val : no_features;
-        int rc = base_wire_strings(a, refs, lens, n, &rr->list.key, &rr->list.key_len);
-        if (rc < 0)
-            return rc;
-        rr->list.kind = CORE_LIST_FEATURES;
-        rr->list.n_refs = n;
-        rr->list.refs = refs;
-        rr->list.ref_lens = lens;
-    }
-    return 0;
+    bool service =
+        rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE;
+    bool features = rq->kind_case == FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES;
+    return codec_feature_list_from_pb(a, service ? rq->feature_service : NULL,
+                                      features ? rq->features : NULL, rq->full_feature_names,
+                                      &rr->list);
 }
 
 /* The request's entities (request false) or request_context (request true, the request data

@@ -5,10 +5,6 @@
 
 #include "fstore/v1/fstore.pb-c.h"
 
-/* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the bounds google.protobuf.Timestamp allows. */
-#define TIMESTAMP_MIN_SECONDS (-62135596800LL)
-#define TIMESTAMP_MAX_SECONDS 253402300799LL
-
 static int reply(server_call_t *c, const core_write_result_t *res, grpc_slice *resp)
 {
     Fstore__V1__WriteFeaturesResponse out = FSTORE__V1__WRITE_FEATURES_RESPONSE__INIT;
@@ -39,20 +35,18 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
     }
     /* A zero Timestamp means "now", like an absent list: one clock reading for the request. */
     int64_t now = rq->n_event_timestamps > 0 ? store_now_us() : 0;
-    for (size_t i = 0; i < rq->n_event_timestamps; i++) {
-        const Google__Protobuf__Timestamp *t = rq->event_timestamps[i];
-        if (t->nanos < 0 || t->nanos > 999999999)
-            return server__fail(c, -EINVAL, "event_timestamps[%zu]: nanos out of range", i);
-        /* google.protobuf.Timestamp's own range; it also keeps seconds * 10^6 in an int64. */
-        if (t->seconds < TIMESTAMP_MIN_SECONDS || t->seconds > TIMESTAMP_MAX_SECONDS)
-            return server__fail(c, -EINVAL,
-                                "event_timestamps[%zu]: seconds out of range (years 1 to 9999)", i);
-        ts[i] = t->seconds == 0 && t->nanos == 0 ? now : t->seconds * 1000000 + t->nanos / 1000;
-    }
+    int rc = codec_ts_from_pb(&c->ctx, "event_timestamps", rq->event_timestamps,
+                              rq->n_event_timestamps, true, now, ts);
+    if (rc < 0)
+        return rc;
+    if (rq->to != FSTORE__V1__WRITE_TARGET__ONLINE && rq->to != FSTORE__V1__WRITE_TARGET__OFFLINE)
+        return server__fail(c, -EINVAL, "to: unknown target %d (ONLINE or OFFLINE)", (int)rq->to);
 
     /* The response is built by reply() once the rows are durable (SERVER_DETACHED). */
     if (rq->request_id != NULL && rq->request_id[0] != '\0')
         c->ctx.request_id = rq->request_id;
     return server__write(c, rq->feature_view, "write", n, keys, vals, ts, rq->n_event_timestamps,
-                         STORE_OP_UPSERT, reply, resp);
+                         rq->to == FSTORE__V1__WRITE_TARGET__OFFLINE ? STORE_OP_HISTORY
+                                                                     : STORE_OP_UPSERT,
+                         reply, resp);
 }

@@ -117,6 +117,12 @@ const server_method_t server__methods[] = {
      server__rpc_collect_garbage, SERVER_POOL_WRITE, 1, ARENA_SMALL, CORE_SCOPE_ADMIN},
     {"/grpc.health.v1.Health/Check", "Health.Check", server__rpc_health_check, SERVER_POOL_READ, 2,
      ARENA_SMALL, 0},
+    /* Offline serving runs on write workers: a page or a stream's message takes milliseconds,
+     * which online reads must not wait behind. A stream holds its slot to its end. */
+    {"/fstore.v1.OnlineFeatureService/LoadBatch", "LoadBatch", server__rpc_load_batch,
+     SERVER_POOL_WRITE, 1, ARENA_BIG, CORE_SCOPE_READ},
+    {"/fstore.v1.OnlineFeatureService/GetHistoricalFeatures", "GetHistoricalFeatures",
+     server__rpc_get_historical_features, SERVER_POOL_WRITE, 1, ARENA_BIG, CORE_SCOPE_READ},
     /* A passthrough holds its slot for the upstream's whole round trip. */
     {"/tensorflow.serving.PredictionService/Predict", "Predict", server__rpc_predict,
      SERVER_POOL_READ, 32, ARENA_BIG, CORE_SCOPE_READ},
@@ -274,6 +280,8 @@ static void call_finish(server_call_t *c)
     c->relayed = false;
     c->close_started = false;
     c->close_pending = false;
+    c->streamed = false;
+    c->stream_end = false;
     atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
     c->state = CALL_IDLE;
 }
@@ -361,8 +369,9 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (rc == 0) {
+    if (!c->streamed)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (rc == 0 && !c->stream_end) {
         resp_len = GRPC_SLICE_LENGTH(resp);
         c->response = grpc_raw_byte_buffer_create(&resp, 1);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -589,6 +598,41 @@ static void call_handle(server_call_t *c)
     call_reply(c, rc, resp);
 }
 
+int server__stream_send(server_call_t *c, grpc_slice msg, server_resume_fn next)
+{
+    if (c->worker == NULL) {
+        grpc_slice_unref(msg);
+        return server__fail(c, -EOPNOTSUPP, "a streaming method cannot be called in-process");
+    }
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    if (!c->streamed)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    c->response = grpc_raw_byte_buffer_create(&msg, 1);
+    grpc_slice_unref(msg);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = c->response;
+    c->resume = next;
+    /* A client that stops taking messages is cancelled like one that leaves a reply untaken
+     * (sweep_stuck_replies()). */
+    atomic_store_explicit(&c->send_t0_us, base_mono_us(), memory_order_relaxed);
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (e != GRPC_CALL_OK) {
+        atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
+        grpc_byte_buffer_destroy(c->response);
+        c->response = NULL;
+        return server__fail(c, -EIO, "stream send failed: %s", grpc_call_error_to_string(e));
+    }
+    c->streamed = true;
+    return SERVER_PENDING;
+}
+
+void server__call_begin_ctx(server_call_t *c, base_arena_t *arena)
+{
+    core_ctx_begin(&c->ctx, c->worker->core, arena);
+}
+
 void server__call_detach(server_call_t *c)
 {
     if (c->worker == NULL)
@@ -645,7 +689,15 @@ static void call_event(server_call_t *c, bool ok)
         return;
     case CALL_PENDING: {
         grpc_slice resp = grpc_empty_slice();
+        atomic_store_explicit(&c->send_t0_us, 0, memory_order_relaxed);
+        if (c->response != NULL) {
+            /* A streamed message went out (or failed): its buffer is done with. */
+            grpc_byte_buffer_destroy(c->response);
+            c->response = NULL;
+        }
         int rc = c->resume(c, ok, &resp);
+        if (rc == SERVER_PENDING)
+            return; /* the next streamed message is on its way */
         call_reply(c, rc, resp);
         atomic_fetch_sub(&s->pending_calls, 1);
         return;
@@ -784,11 +836,10 @@ static int setup_workers(server_t *s)
         w->cq = queue_new(w->pool == SERVER_POOL_READ);
         if (w->cq == NULL)
             return -ENOMEM;
-        /* Read workers' responses name their columns in Feast's RepeatedString form, encoded
-         * once per feature list and cached with it. */
-        int rc = w->pool == SERVER_POOL_READ
-                     ? core_worker_new(s->core, CORE_WORKER_READS, base_wire_strings, &w->core)
-                     : core_worker_new(s->core, 0, NULL, &w->core);
+        /* Responses name their columns in Feast's RepeatedString form, encoded once per
+         * feature list and cached with it. Write workers read too: offline serving (LoadBatch,
+         * GetHistoricalFeatures) runs there. */
+        int rc = core_worker_new(s->core, CORE_WORKER_READS, base_wire_strings, &w->core);
         if (rc < 0) {
             base_log(BASE_LOG_ERROR, "worker_failed", "{s:s}", "error", strerror(-rc));
             return rc;

@@ -66,6 +66,22 @@ typedef int (*server_resume_fn)(server_call_t *c, bool ok, grpc_slice *resp);
  */
 #define SERVER_DETACHED 2
 void server__call_detach(server_call_t *c);
+
+/*
+ * Server streaming. A streaming method sends each message with server__stream_send(), which
+ * starts the send (with the initial metadata the first time) and returns SERVER_PENDING for the
+ * method to return: the call stays pending, holding its slot, and once the message is sent (ok)
+ * or the call failed (!ok: the client went away, or took no message for --grpc-max-send-ms)
+ * the worker calls next(c, ok, &resp). next sends the following message the same way and
+ * returns SERVER_PENDING, or ends the stream: 0 after setting c->stream_end (the status
+ * alone), or a negative errno with the message set. Between messages the catalog is not
+ * pinned: next pins it with server__call_begin_ctx() and ends it with core_ctx_end() before it
+ * returns. Returns: SERVER_PENDING; -EOPNOTSUPP for an in-process call, -EIO, with the
+ * message set. Ownership: msg is taken.
+ */
+int server__stream_send(server_call_t *c, grpc_slice msg, server_resume_fn next);
+/* Begins c->ctx on the call's worker with arena (a streaming method's next message). */
+void server__call_begin_ctx(server_call_t *c, base_arena_t *arena);
 void server__call_attach(server_call_t *c);
 /* Ends a detached call: sends the reply (resp on rc == 0; the slice is released here). */
 void server__call_complete(server_call_t *c, int rc, grpc_slice resp);
@@ -113,6 +129,8 @@ struct server_call {
     server_resume_fn resume; /* set by a method returning SERVER_PENDING */
     void *resume_arg;        /* the method's state for resume, in the arena */
     bool relayed;            /* the status comes from another server, not from an errno */
+    bool streamed;           /* a server-streaming method sent a message (and the metadata) */
+    bool stream_end;         /* ... and its final reply carries no message, only the status */
     grpc_status_code relay_status;
     int64_t t0_us;              /* when the method started, for the request log */
     _Atomic int64_t send_t0_us; /* when its reply batch started (0: none in flight): a reply
@@ -174,6 +192,9 @@ int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, g
 int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_health_check(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 int server__rpc_predict(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_load_batch(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
+int server__rpc_get_historical_features(server_call_t *c, const uint8_t *req, size_t len,
+                                        grpc_slice *resp);
 
 /*
  * The tail shared by WriteFeatures and DeleteEntities: the view, its columns converted with its

@@ -183,11 +183,25 @@ static int too_far_ahead(store_apply_result_t *res, size_t bi, size_t r, int64_t
                 (long long)((latest_us - now_us) / 1000000));
 }
 
+/* A batch's op: a known one, and history only for a view that keeps it. Returns: 0, -EINVAL. */
+static int check_op(const catalog_view_t *v, store_op_t op, size_t bi, store_apply_result_t *res)
+{
+    if (op != STORE_OP_UPSERT && op != STORE_OP_DELETE && op != STORE_OP_HISTORY)
+        return fail(res, -EINVAL, bi, 0, "", "unknown op %d", (int)op);
+    if (op == STORE_OP_HISTORY && !v->history)
+        return fail(res, -EINVAL, bi, 0, "",
+                    "feature view %s@v%u keeps no offline history (give it 'offline: {retention: "
+                    "...}' in the catalog)",
+                    v->name, v->version);
+    return 0;
+}
+
 static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t bi, int64_t now,
                         int64_t latest, bool checked, store__enc_t *enc, enc_state_t *st,
                         store_apply_result_t *res)
 {
     const catalog_view_t *v = b->view;
+    int rc;
     if (v == NULL)
         return fail(res, -EINVAL, bi, 0, "", "batch has no view");
     /* Without a view table (store_wire_begin() without a store) a feature's slot is its index. */
@@ -196,14 +210,15 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
         return fail(res, -ENOENT, bi, 0, "",
                     "feature view %s@v%u has no database here (not applied, or offline)", v->name,
                     v->version);
-    if (b->op != STORE_OP_UPSERT && b->op != STORE_OP_DELETE)
-        return fail(res, -EINVAL, bi, 0, "", "unknown op %d", (int)b->op);
-    size_t nf = b->op == STORE_OP_UPSERT ? b->n_features : 0;
+    rc = check_op(v, b->op, bi, res);
+    if (rc < 0)
+        return rc;
+    size_t nf = b->op != STORE_OP_DELETE ? b->n_features : 0;
     if (b->n_rows > 0 && v->n_join_keys > 0 && b->keys == NULL)
         return fail(res, -EINVAL, bi, 0, "", "batch has no keys");
     if (nf > 0 && (b->feature_idx == NULL || b->values == NULL))
         return fail(res, -EINVAL, bi, 0, "", "batch has no values");
-    int rc = grow_state(st, nf, v->n_join_keys);
+    rc = grow_state(st, nf, v->n_join_keys);
     if (rc < 0)
         return rc;
     uint32_t vi;
@@ -479,7 +494,7 @@ int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches,
     /* Every row of batch i was encoded, in order: rows are cut back into their batches. */
     size_t n_ptrs = 0, n_feat = 0;
     for (size_t i = 0; i < n_batches; i++) {
-        size_t nf = batches[i].op == STORE_OP_UPSERT ? batches[i].n_features : 0;
+        size_t nf = batches[i].op != STORE_OP_DELETE ? batches[i].n_features : 0;
         n_ptrs += batches[i].n_rows * (1 + nf);
         n_feat += nf;
     }
@@ -499,7 +514,7 @@ int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches,
     for (size_t i = 0; i < n_batches && rc == 0; i++) {
         const store_batch_t *b = &batches[i];
         store_wire_batch_t *o = &w->pub.batches[i];
-        size_t nf = b->op == STORE_OP_UPSERT ? b->n_features : 0;
+        size_t nf = b->op != STORE_OP_DELETE ? b->n_features : 0;
         o->view = b->view;
         o->op = b->op;
         o->n_rows = b->n_rows;
@@ -552,10 +567,13 @@ static int encode_wire_batch(const store__views_t *t, const store_wire_batch_t *
         return fail(res, -ENOENT, bi, 0, "",
                     "feature view %s@v%u has no database here (not applied, or offline)", v->name,
                     v->version);
-    if (b->op != STORE_OP_UPSERT && b->op != STORE_OP_DELETE)
-        return fail(res, -EINVAL, bi, 0, "", "unknown op %d", (int)b->op);
-    size_t nf = b->op == STORE_OP_UPSERT ? b->n_features : 0;
-    int rc = grow_state(st, nf, 0);
+    int rc;
+    const uint32_t max_key = v->history ? STORE_MAX_HISTORY_KEY : STORE_MAX_KEY;
+    rc = check_op(v, b->op, bi, res);
+    if (rc < 0)
+        return rc;
+    size_t nf = b->op != STORE_OP_DELETE ? b->n_features : 0;
+    rc = grow_state(st, nf, 0);
     if (rc < 0)
         return rc;
     uint32_t vi;
@@ -584,7 +602,7 @@ static int encode_wire_batch(const store__views_t *t, const store_wire_batch_t *
     }
     for (size_t r = 0; r < b->n_rows; r++) {
         uint32_t klen = b->key_lens[r];
-        if (klen == 0 || klen > STORE_MAX_KEY)
+        if (klen == 0 || klen > max_key)
             return fail(res, -EINVAL, bi, r, "", "entity key of %u bytes", klen);
         size_t need = klen;
         for (size_t j = 0; j < nf; j++) {
@@ -739,6 +757,10 @@ static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, stor
     if (rc < 0)
         return rc;
     g->rec_off = p->recs.len;
+    if (g->n == 1 && first->op == STORE_OP_HISTORY) {
+        g->history = true; /* nothing for the online row */
+        return 0;
+    }
     if (g->n == 1) {
         /* Most groups: one row, built straight into place (the write time is the commit's: the
          * writer fills it in). */
@@ -756,6 +778,10 @@ static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, stor
     int64_t ts = 0;
     for (uint32_t x = g->first; x < g->first + g->n; x++) {
         const store__row_t *r = &enc->rows[enc->order[x]];
+        if (r->op == STORE_OP_HISTORY) {
+            g->history = true;
+            continue;
+        }
         if (state != NONE &&
             (r->event_ts_us < ts ||
              (state == DELETED && r->op != STORE_OP_DELETE && r->event_ts_us == ts))) {

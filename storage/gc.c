@@ -12,6 +12,8 @@
  * first key not yet looked at. Rows written meanwhile are either seen or not; both are fine,
  * since a row is only deleted when it is expired at now_us. Tombstones (deleted rows) are
  * dropped once their event time is older than the store's tombstone retention, in every view.
+ * A view's history (store_options_t.history) is swept the same way: entries, deletes included,
+ * whose event time is older than the view's history retention go.
  */
 
 #define GC_SCAN 4096
@@ -20,6 +22,7 @@ typedef struct gc_arg {
     char name[CATALOG_MAX_NAME + 1];
     uint32_t version;
     uint64_t gen;
+    bool history;           /* sweeping the view's history database */
     int64_t cutoff_us;      /* live rows with an older event time are expired */
     int64_t tomb_cutoff_us; /* tombstones with an older event time are dropped */
     uint8_t resume[STORE_MAX_KEY];
@@ -39,8 +42,10 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
     const store__view_t *e = store__views_find(s->views, a->name, a->version);
     if (e == NULL || e->gen != a->gen)
         return 0; /* torn down meanwhile: nothing left to sweep */
+    if (a->history && e->hdbi == 0)
+        return 0;
     MDB_cursor *cur;
-    int rc = store__errno(mdb_cursor_open(txn, e->dbi, &cur));
+    int rc = store__errno(mdb_cursor_open(txn, a->history ? e->hdbi : e->dbi, &cur));
     if (rc < 0)
         return rc;
     MDB_val k = {a->resume_len, a->resume}, d;
@@ -103,24 +108,33 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
         const store__view_t *e = store__views_find(t, v->name, v->version);
         if (e == NULL)
             continue;
-        memset(a, 0, sizeof *a);
-        strncpy(a->name, v->name, sizeof a->name - 1);
-        a->version = v->version;
-        a->gen = e->gen;
-        a->cutoff_us = store__ttl_applies(v) ? store__ttl_cutoff(v, now_us) : INT64_MIN;
-        a->tomb_cutoff_us = now_us - s->tombstone_retention_us;
-        do {
-            if (stop != NULL && stop(stop_arg)) {
-                rc = -ECANCELED;
-                break;
+        bool history = e->hdbi != 0 && v->history_retention_s > 0 &&
+                       v->history_retention_s < INT64_MAX / 2000000;
+        for (int pass = 0; pass < 1 + history && rc == 0; pass++) {
+            memset(a, 0, sizeof *a);
+            strncpy(a->name, v->name, sizeof a->name - 1);
+            a->version = v->version;
+            a->gen = e->gen;
+            a->history = pass == 1;
+            if (a->history) {
+                a->cutoff_us = a->tomb_cutoff_us = now_us - v->history_retention_s * 1000000;
+            } else {
+                a->cutoff_us = store__ttl_applies(v) ? store__ttl_cutoff(v, now_us) : INT64_MIN;
+                a->tomb_cutoff_us = now_us - s->tombstone_retention_us;
             }
-            rc = store__run(s, gc_chunk, a, false, NULL);
-            if (rc < 0)
-                break;
-            total += a->deleted;
-            memcpy(a->resume, a->next, a->next_len);
-            a->resume_len = a->next_len;
-        } while (a->more);
+            do {
+                if (stop != NULL && stop(stop_arg)) {
+                    rc = -ECANCELED;
+                    break;
+                }
+                rc = store__run(s, gc_chunk, a, false, NULL);
+                if (rc < 0)
+                    break;
+                total += a->deleted;
+                memcpy(a->resume, a->next, a->next_len);
+                a->resume_len = a->next_len;
+            } while (a->more);
+        }
     }
 out:
     store__views_unref(t);

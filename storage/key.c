@@ -21,9 +21,9 @@ int store__key_cmp(const MDB_val *a, const MDB_val *b)
     return store__key_order(a->mv_data, a->mv_size, b->mv_data, b->mv_size);
 }
 
-static int put_int(uint8_t *buf, size_t cap, size_t at, uint64_t v, size_t width)
+static int put_int(uint8_t *buf, size_t cap, size_t max, size_t at, uint64_t v, size_t width)
 {
-    if (at + width > STORE_MAX_KEY)
+    if (at + width > max)
         return -ENAMETOOLONG;
     if (at + width > cap)
         return -ENOSPC;
@@ -43,6 +43,8 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
         buf[0] = 0;
         return 1;
     }
+    /* A history key adds the event time to the entity key, within LMDB's key size. */
+    size_t max = v->history ? STORE_MAX_HISTORY_KEY : STORE_MAX_KEY;
     int at = 0;
     for (size_t i = 0; i < n; i++) {
         const catalog_value_t *k = &keys[i];
@@ -55,7 +57,7 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
                 x = k->u.i32;
             else
                 return -EINVAL;
-            at = put_int(buf, cap, (size_t)at, (uint64_t)x ^ (1ull << 63), 8);
+            at = put_int(buf, cap, max, (size_t)at, (uint64_t)x ^ (1ull << 63), 8);
             break;
         case CATALOG_DTYPE_INT32:
             if (k->type == CATALOG_DTYPE_INT32)
@@ -66,20 +68,20 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
                 return -EINVAL;
             if (x < INT32_MIN || x > INT32_MAX)
                 return -ERANGE;
-            at = put_int(buf, cap, (size_t)at, (uint32_t)(int32_t)x ^ (1u << 31), 4);
+            at = put_int(buf, cap, max, (size_t)at, (uint32_t)(int32_t)x ^ (1u << 31), 4);
             break;
         case CATALOG_DTYPE_STRING:
         case CATALOG_DTYPE_BYTES:
             if (k->type != v->join_keys[i].dtype)
                 return -EINVAL;
-            if (k->u.bytes.len > STORE_MAX_KEY)
+            if (k->u.bytes.len > max)
                 return -ENAMETOOLONG;
             if (k->u.bytes.len > 0 && k->u.bytes.data == NULL)
                 return -EINVAL;
-            at = put_int(buf, cap, (size_t)at, k->u.bytes.len, 2);
+            at = put_int(buf, cap, max, (size_t)at, k->u.bytes.len, 2);
             if (at < 0)
                 return at;
-            if ((size_t)at + k->u.bytes.len > STORE_MAX_KEY)
+            if ((size_t)at + k->u.bytes.len > max)
                 return -ENAMETOOLONG;
             if ((size_t)at + k->u.bytes.len > cap)
                 return -ENOSPC;
@@ -94,6 +96,57 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
             return at;
     }
     return at;
+}
+
+static uint64_t get_be(const uint8_t *p, size_t width)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < width; i++)
+        x = x << 8 | p[i];
+    return x;
+}
+
+int store_decode_key(const catalog_view_t *v, const uint8_t *key, size_t key_len,
+                     catalog_value_t *out)
+{
+    if (v->n_join_keys == 0)
+        return key_len == 1 && key[0] == 0 ? 0 : -EINVAL;
+    size_t at = 0;
+    for (size_t i = 0; i < v->n_join_keys; i++) {
+        catalog_value_t *o = &out[i];
+        memset(o, 0, sizeof *o);
+        o->type = v->join_keys[i].dtype;
+        switch (o->type) {
+        case CATALOG_DTYPE_INT64:
+            if (key_len - at < 8 || at > key_len)
+                return -EINVAL;
+            o->u.i64 = (int64_t)(get_be(key + at, 8) ^ (1ull << 63));
+            at += 8;
+            break;
+        case CATALOG_DTYPE_INT32:
+            if (key_len - at < 4 || at > key_len)
+                return -EINVAL;
+            o->u.i32 = (int32_t)(uint32_t)(get_be(key + at, 4) ^ (1u << 31));
+            at += 4;
+            break;
+        case CATALOG_DTYPE_STRING:
+        case CATALOG_DTYPE_BYTES: {
+            if (key_len - at < 2 || at > key_len)
+                return -EINVAL;
+            size_t n = (size_t)get_be(key + at, 2);
+            at += 2;
+            if (key_len - at < n)
+                return -EINVAL;
+            o->u.bytes.data = key + at;
+            o->u.bytes.len = n;
+            at += n;
+            break;
+        }
+        default:
+            return -EINVAL;
+        }
+    }
+    return at == key_len ? 0 : -EINVAL;
 }
 
 int store__view_key(char *buf, size_t cap, const char *name, uint32_t version)

@@ -54,6 +54,19 @@ void store_reader_free(store_reader_t *r)
     free(r);
 }
 
+bool store__reader_active(const store_reader_t *r)
+{
+    return r->active;
+}
+store_t *store__reader_store(const store_reader_t *r)
+{
+    return r->s;
+}
+MDB_txn *store__reader_txn(const store_reader_t *r)
+{
+    return r->txn;
+}
+
 int store_read_begin(store_reader_t *r)
 {
     if (r->active)

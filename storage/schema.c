@@ -134,7 +134,7 @@ static void rebuild_views(store_t *s)
     store__views_t *t = NULL;
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
         return;
-    int rc = store__views_build(txn, s->meta, s->catalog, ++s->views_gen, &t);
+    int rc = store__views_build(txn, s->meta, s->catalog, s->history, ++s->views_gen, &t);
     /* Committing (not aborting) a read transaction keeps the handles it opened. */
     mdb_txn_commit(txn);
     if (rc == 0)
@@ -238,6 +238,18 @@ static int extend_slots(store_t *s, MDB_txn *txn, const catalog_view_t *v, store
         rc = store__errno(mdb_set_compare(txn, dbi, store__key_cmp));
     if (rc < 0)
         return rc;
+    if (s->history && v->history) {
+        /* Its history, beside it. Left as it is (no longer written) when the view stops
+         * keeping history, until the view version is torn down. */
+        rc = view_key_of(db, STORE__PREFIX_HISTORY, v->name, v->version);
+        MDB_dbi hdbi;
+        if (rc >= 0)
+            rc = store__errno(mdb_dbi_open(txn, db, MDB_CREATE, &hdbi));
+        if (rc >= 0)
+            rc = store__errno(mdb_set_compare(txn, hdbi, store__key_cmp));
+        if (rc < 0)
+            return rc;
+    }
     if (is_new) {
         /* A new generation: batches encoded against a previous incarnation are refused. */
         char gkey[STORE__VIEW_KEY_MAX + 16];
@@ -305,7 +317,7 @@ static int apply_fn(store_t *s, MDB_txn *txn, void *p)
     free(yaml);
     if (rc < 0)
         return rc;
-    return store__views_build(txn, s->meta, a->c, ++s->views_gen, &a->table);
+    return store__views_build(txn, s->meta, a->c, s->history, ++s->views_gen, &a->table);
 }
 
 static void apply_after(store_t *s, int rc, void *p)
@@ -348,6 +360,25 @@ int store_apply_catalog_at(store_t *s, const catalog_t *c, catalog_plan_t *plan,
 /* ------------------------------------------------------------------------------------------ */
 /* Teardown                                                                                    */
 
+/* Drops e's history database, whether this store writes it or not (a node started without
+ * --history may still hold one from before). */
+static int drop_history(MDB_txn *txn, const store__view_t *e)
+{
+    char db[STORE__VIEW_KEY_MAX + 16];
+    int rc = view_key_of(db, STORE__PREFIX_HISTORY, e->name, e->version);
+    if (rc < 0)
+        return rc;
+    MDB_dbi hdbi = e->hdbi;
+    if (hdbi == 0) {
+        int mrc = mdb_dbi_open(txn, db, 0, &hdbi);
+        if (mrc == MDB_NOTFOUND)
+            return 0;
+        if (mrc != 0)
+            return store__errno(mrc);
+    }
+    return store__errno(mdb_drop(txn, hdbi, 1));
+}
+
 typedef struct teardown_arg {
     const char *name;
     uint32_t version;
@@ -370,6 +401,8 @@ static int teardown_fn(store_t *s, MDB_txn *txn, void *p)
         matched++;
         char key[STORE__VIEW_KEY_MAX + 16];
         rc = store__errno(mdb_drop(txn, e->dbi, 1));
+        if (rc == 0)
+            rc = drop_history(txn, e);
         if (rc == 0 && view_key_of(key, STORE__PREFIX_SLOTS, e->name, e->version) > 0)
             rc = store__meta_del(txn, s->meta, key);
         if (rc == 0 && view_key_of(key, STORE__PREFIX_GEN, e->name, e->version) > 0)
@@ -392,8 +425,8 @@ static int teardown_fn(store_t *s, MDB_txn *txn, void *p)
     } else if (matched == 0) {
         return -ENOENT;
     }
-    return store__views_build(txn, s->meta, a->name != NULL ? s->catalog : NULL, ++s->views_gen,
-                              &a->table);
+    return store__views_build(txn, s->meta, a->name != NULL ? s->catalog : NULL, s->history,
+                              ++s->views_gen, &a->table);
 }
 
 static void teardown_after(store_t *s, int rc, void *p)

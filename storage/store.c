@@ -13,8 +13,9 @@
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define MAX_MAP_SIZE ((size_t)1 << 44)
-/* Named databases: meta plus one per online view version (see STORE_MAX_VIEWS). */
-#define MAX_DBS (STORE_MAX_VIEWS + 1)
+/* Named databases: meta plus one per online view version (see STORE_MAX_VIEWS) and one more for
+ * each one's history. */
+#define MAX_DBS (2 * STORE_MAX_VIEWS + 1)
 
 int store__buf_reserve(store__buf_t *b, size_t n)
 {
@@ -249,7 +250,21 @@ static int open_meta(store_t *s, const store_options_t *opts)
     } else if (rc != -ENOENT) {
         goto out;
     }
-    rc = store__views_build(txn, s->meta, s->catalog, ++s->views_gen, &t);
+    /* History: the node's choice, remembered by the data directory for the tools that open it
+     * after (fstore ingest, gc, apply follow the server that last ran here). */
+    if (opts->history == STORE_HISTORY_AUTO) {
+        rc = store__meta_get(txn, s->meta, STORE__KEY_HISTORY, &v);
+        s->history = rc == 0;
+        rc = rc == -ENOENT ? 0 : rc;
+    } else {
+        s->history = opts->history == STORE_HISTORY_ON;
+        if (!opts->read_only)
+            rc = s->history ? store__meta_put(txn, s->meta, STORE__KEY_HISTORY, "1", 1)
+                            : store__meta_del(txn, s->meta, STORE__KEY_HISTORY);
+    }
+    if (rc < 0)
+        goto out;
+    rc = store__views_build(txn, s->meta, s->catalog, s->history, ++s->views_gen, &t);
     if (rc < 0)
         goto out;
     if (opts->read_only) {
@@ -308,6 +323,7 @@ int store_open(const store_options_t *opts, store_t **out)
     s->read_only = opts->read_only;
     s->sync = opts->sync;
     s->log_contiguous = opts->log_contiguous;
+
     s->tombstone_retention_us = (opts->tombstone_retention_s > 0 ? opts->tombstone_retention_s
                                                                  : STORE_TOMBSTONE_RETENTION_S) *
                                 1000000;

@@ -16,7 +16,12 @@
  *   - one named database per online feature view version, "fv:<name>@v<version>", keyed by the
  *     encoded entity key, one record per entity holding the event timestamp, the write timestamp
  *     and every feature value in feast.types.Value wire form (so a read copies bytes straight
- *     into a response, never decoding them).
+ *     into a response, never decoding them);
+ *   - with history (store_options_t.history), for every view version whose catalog entry keeps
+ *     it (catalog_view_t.history), "h:<name>@v<version>": every applied row by (entity key,
+ *     event time), each a record of the same form holding the row as it stood after that write
+ *     (its values merged over the entity's previous entry), a delete as a tombstone. Point-in-time
+ *     reads (store_history_row()) take an entity's latest entry at or before a time.
  *
  * The store depends on catalog/ by design: the catalog is the schema the store enforces.
  *
@@ -43,6 +48,7 @@
  */
 
 #define STORE_MAX_KEY 511          /* LMDB's default max key size: longest encoded entity key */
+#define STORE_MAX_HISTORY_KEY 503  /* ... of a view keeping history (8 bytes go to the time) */
 #define STORE_MAX_VALUE (1u << 20) /* longest encoded feature value (wire bytes) */
 #define STORE_FORMAT_VERSION 2     /* 2: tombstones (a version 1 store is upgraded on open) */
 #define STORE_OPEN_MARKER "fstore-open" /* STORE_SYNC_LOG: in dir while open (see store_open) */
@@ -68,6 +74,15 @@ typedef enum store_sync {
  * its row: every later write would be stale). */
 #define STORE_MAX_FUTURE_SKEW_S (24 * 3600)
 
+/* Whether a store keeps history. ON and OFF are recorded in the data directory (unless opened
+ * read-only), AUTO follows that record (off when there is none): tools that open a server's
+ * data directory keep what the server chose. */
+typedef enum store_history {
+    STORE_HISTORY_AUTO = 0,
+    STORE_HISTORY_ON = 1,
+    STORE_HISTORY_OFF = 2,
+} store_history_t;
+
 typedef struct store_options {
     const char *dir; /* data directory; created if missing */
     size_t map_size; /* initial LMDB map size in bytes; 0 = 1 GiB. Grows automatically. */
@@ -81,6 +96,11 @@ typedef struct store_options {
      * any other is -ESPIPE, nothing applied), so a lost message can never be skipped; a batch
      * whose view has no database here (-ENOENT) still records its position. */
     bool log_contiguous;
+    /* Keep history for the views whose catalog entry asks for it (serve --history): a per-node
+     * choice, so that a cluster can keep it on a few nodes. Without it history databases are
+     * neither created nor written, STORE_OP_HISTORY rows are passed over and history reads
+     * are -ENOTSUP. */
+    store_history_t history;
 } store_options_t;
 
 /*
@@ -155,8 +175,9 @@ int store_teardown(store_t *s, const char *view_name, uint32_t version);
  * (n == 0) use one fixed key. The encoding is order-preserving per key type (big-endian
  * sign-flipped integers, length-prefixed strings), so sorted input can be appended.
  * Returns: the key length; -EINVAL (wrong count or type, naming nothing: the caller knows which
- *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY), -ENOSPC (cap too small;
- *          a buffer of STORE_MAX_KEY bytes is always enough).
+ *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY, or STORE_MAX_HISTORY_KEY for
+ *          a view keeping history), -ENOSPC (cap too small; a buffer of STORE_MAX_KEY bytes is
+ *          always enough).
  */
 int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_t n, uint8_t *buf,
                      size_t cap);
@@ -165,10 +186,14 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
 /* The apply path: every change to feature data, local or from the replication log            */
 
 typedef enum store_op {
-    STORE_OP_UPSERT = 0, /* merge the given features into the row (last write wins) */
-    STORE_OP_DELETE = 1, /* delete the rows (right to be forgotten); values are ignored. The row
-                            becomes a tombstone holding the delete's event time, so an upsert
-                            older than the delete (or as old) cannot bring it back */
+    STORE_OP_UPSERT = 0,  /* merge the given features into the row (last write wins) */
+    STORE_OP_DELETE = 1,  /* delete the rows (right to be forgotten); values are ignored. The row
+                         becomes a tombstone holding the delete's event time, so an upsert
+                         older than the delete (or as old) cannot bring it back */
+    STORE_OP_HISTORY = 2, /* history only (backfills, late data): the rows go to the view's
+                             history as UPSERT's would, the online row is left alone. The view
+                             must keep history (catalog_view_t.history); a store without
+                             history passes them over (counted neither written nor stale) */
 } store_op_t;
 
 /*
@@ -255,6 +280,9 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
 typedef int (*store_view_stats_fn)(void *arg, const char *view, uint32_t version, uint64_t rows,
                                    int64_t newest_event_us);
 int store_view_stats(store_t *s, store_view_stats_fn fn, void *arg);
+
+/* Returns: whether the store keeps history (store_options_t.history). */
+bool store_keeps_history(const store_t *s);
 
 /* Makes every commit so far durable (one fsync): STORE_SYNC_LOG's checkpoint. Returns: 0, -EIO. */
 int store_flush(store_t *s);
@@ -453,13 +481,69 @@ void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, co
                              store_status_t *status);
 
 /* ------------------------------------------------------------------------------------------ */
+/* History (store_options_t.history): point-in-time reads                                     */
+
+/*
+ * The entity's row as of at_us in view v's history: its latest entry at or before at_us (an
+ * entry holds the whole row as of its time), read with store_row_feature()/store_row_features()
+ * like an online row, with now_us = at_us for the view's TTL (a row older than the TTL at
+ * at_us reads OUTSIDE_MAX_AGE). row->found is false when the entity has no entry by then, or
+ * its latest one is a delete. Within store_read_begin() .. store_read_end(): the same snapshot
+ * as online reads.
+ * Returns: 0; -ENOTSUP (this store keeps no history); -ENOENT (no history here for v: it keeps
+ *          none, or its catalog was not applied); -EINVAL (outside a read, or a key longer than
+ *          STORE_MAX_HISTORY_KEY); -EIO.
+ */
+int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key,
+                      size_t key_len, int64_t at_us, store_row_t *row);
+
+/* Called for each entity of a scan with its encoded key and its row as of the scan's time
+ * (found, within the TTL), both valid until store_read_end(). Returns: 0 to go on, anything
+ * else to stop the scan (store_history_scan() returns it). */
+typedef int (*store_history_fn)(void *arg, const uint8_t *key, size_t key_len,
+                                const store_row_t *row);
+/*
+ * Every entity of v's history in key order, after the entity whose encoded key is after (NULL
+ * or length 0: from the first): fn gets each one's row as of at_us, except entities with none
+ * by then, deleted, or older than the view's TTL at at_us (Feast's load semantics). Paging:
+ * stop after a page and pass the last key given to fn as the next scan's after. Costs one
+ * seek per entity, however many entries each has.
+ * Returns: 0; fn's nonzero result; as store_history_row() otherwise.
+ */
+int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us,
+                       const uint8_t *after, size_t after_len, store_history_fn fn, void *arg);
+
+/*
+ * Feast's materialize: loads the history of view v into its online rows. Every entity whose
+ * latest entry at or before end_us is live, within the TTL there, and has an event time at or
+ * after start_us, gets that row (all its features, nulls included) written online with its
+ * event time, through the apply path (last write wins: an online row already newer stays). In
+ * pages of 1024 entities, each read in its own snapshot, then applied.
+ * Returns: 0 and *written (rows stored); -EINVAL (v keeps no history), -EROFS, -EPERM (a replica
+ *          of a log: its online rows come from the log alone), as store_history_scan() and
+ *          store_apply() otherwise (what earlier pages wrote stays).
+ */
+int store_materialize(store_t *s, const catalog_view_t *v, int64_t start_us, int64_t end_us,
+                      size_t *written);
+
+/*
+ * The inverse of store_encode_key(): the join-key values of an encoded key of view v, into
+ * out[v->n_join_keys] (INT64 and INT32 as declared; strings and bytes point into key).
+ * Returns: 0; -EINVAL (not a key of v's form).
+ */
+int store_decode_key(const catalog_view_t *v, const uint8_t *key, size_t key_len,
+                     catalog_value_t *out);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Maintenance                                                                                 */
 
 /*
- * Deletes rows past their view's TTL at now_us, and tombstones whose event time is older than
- * the tombstone retention, in small transactions so writers are not held up (readers never
- * are). Returns: 0 and the number of records deleted in *deleted (may be NULL); -EIO, -ENOSPC,
- * -EFBIG (what earlier transactions deleted stays deleted; *deleted is then not set).
+ * Deletes rows past their view's TTL at now_us, tombstones whose event time is older than
+ * the tombstone retention, and history entries older than their view's history retention
+ * (catalog_view_t.history_retention_s; 0 keeps them all), in small transactions so writers are not
+ * held up (readers never are). Returns: 0 and the number of records deleted in *deleted (may be
+ * NULL); -EIO, -ENOSPC, -EFBIG (what earlier transactions deleted stays deleted; *deleted is then
+ * not set).
  */
 int store_gc(store_t *s, int64_t now_us, size_t *deleted);
 /* As store_gc(), asking stop(arg) between transactions (stop NULL: never): when it says so the

@@ -19,12 +19,14 @@
 #define STORE__KEY_FORMAT "format"
 #define STORE__KEY_CATALOG "catalog"
 #define STORE__KEY_POSITION "position"
+#define STORE__KEY_HISTORY "history" /* present: the store keeps history (store_history_t) */
 #define STORE__PREFIX_SLOTS "slots:" /* + view key: the slot table */
 #define STORE__PREFIX_DROPPED                                                                      \
-    "dropped:"                   /* + view key: torn down, still in the recorded catalog           \
-                                  */
-#define STORE__PREFIX_DB "fv:"   /* + view key: the view version's database */
-#define STORE__PREFIX_GEN "gen:" /* + view key: txn id that created the database */
+    "dropped:"                     /* + view key: torn down, still in the recorded catalog         \
+                                    */
+#define STORE__PREFIX_DB "fv:"     /* + view key: the view version's database */
+#define STORE__PREFIX_HISTORY "h:" /* + view key: its history (store_options_t.history) */
+#define STORE__PREFIX_GEN "gen:"   /* + view key: txn id that created the database */
 #define STORE__VIEW_KEY_MAX (CATALOG_MAX_NAME + 16)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -51,6 +53,7 @@ typedef struct store__view {
     uint32_t version;
     char key[STORE__VIEW_KEY_MAX]; /* "<name>@v<version>" */
     MDB_dbi dbi;
+    MDB_dbi hdbi;      /* its history database, or 0 when this store keeps none for it */
     uint64_t gen;      /* changes whenever the database is created again after a teardown */
     uint32_t n_slots;  /* features ever applied to this version */
     char **slot_names; /* [n_slots] */
@@ -75,9 +78,10 @@ const store__view_t *store__views_find(const store__views_t *t, const char *name
 /* The slot of feature `index` of catalog view v, or UINT32_MAX when it was never applied. */
 uint32_t store__slot_of(const store__view_t *e, const catalog_view_t *v, uint32_t index);
 uint32_t store__slot_by_name(const store__view_t *e, const char *name);
-/* Builds a table from the meta database's slot tables, opening every view database in txn.
+/* Builds a table from the meta database's slot tables, opening every view database in txn, and
+ * with history the history database of every view cat says keeps one (when it exists).
  * Returns: 0, or a negative errno. Ownership: *out has one reference. */
-int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
+int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, bool history, uint64_t gen,
                        store__views_t **out);
 store__views_t *store__views_ref(store__views_t *t);
 void store__views_unref(store__views_t *t);
@@ -131,6 +135,8 @@ typedef struct store__group {
     size_t key_off;   /* the entity key in store__part_t.recs */
     size_t rec_off;   /* the folded record in store__part_t.recs */
     uint32_t rec_len; /* 0: the group ends with a delete, nothing to store */
+    bool history;     /* some of its rows are STORE_OP_HISTORY (not in the fold): the writer
+                         takes the group row by row */
 } store__group_t;
 
 typedef struct store__part {
@@ -252,7 +258,8 @@ struct store {
     int64_t tombstone_retention_us;
     int64_t max_future_skew_us; /* < 0: no bound */
     bool log_contiguous;
-    bool marker; /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
+    bool history; /* keeps history (store_options_t.history, resolved at open) */
+    bool marker;  /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
     char *dir;
 
     /*
@@ -355,6 +362,12 @@ typedef enum {
  * or aborted it), then the map lock. Whatever runs between a commit and this call still holds
  * the lock (a catalog job's `after`). */
 void store__txn_end(store_t *s, MDB_txn *txn, store__txn_end_t how);
+
+/* A reader's state, for reads outside read.c (history.c): whether a read is open, its store, and
+ * its transaction (valid while active). */
+bool store__reader_active(const store_reader_t *r);
+store_t *store__reader_store(const store_reader_t *r);
+MDB_txn *store__reader_txn(const store_reader_t *r);
 
 /* Publishes a new view table (caller holds map_lock exclusively). Takes over t's reference. */
 void store__views_publish(store_t *s, store__views_t *t);
@@ -474,6 +487,24 @@ static inline int store__rec_slot(const store__rec_t *r, uint32_t slot, const ui
     *len = end - start;
     return 0;
 }
+/* A history key: the entity key, then the event time as 8 big-endian bytes with the sign bit
+ * flipped, so that one entity's entries sort by event time (entity keys of one view are
+ * prefix-free: integers have fixed widths, strings a length prefix). */
+#define STORE__HKEY_TS 8
+static inline void store__hkey_put_ts(uint8_t *p, int64_t ts_us)
+{
+    uint64_t x = (uint64_t)ts_us ^ (1ull << 63);
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(x >> (56 - 8 * i));
+}
+static inline int64_t store__hkey_ts(const uint8_t *p)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | p[i];
+    return (int64_t)(x ^ (1ull << 63));
+}
+
 static inline void store__put_le64(uint8_t *p, uint64_t v)
 {
     v = htole64(v);

@@ -125,7 +125,7 @@ static int parse_view_key(const char *key, size_t len, store__view_t *e)
     return e->name == NULL ? -ENOMEM : 0;
 }
 
-int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
+int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, bool history, uint64_t gen,
                        store__views_t **out)
 {
     store__views_t *t = calloc(1, sizeof *t);
@@ -185,6 +185,19 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, uint64_t gen,
             for (size_t f = 0; f < cv->n_features && f < e->n_slots; f++) {
                 if (strcmp(cv->features[f].name, e->slot_names[f]) == 0)
                     e->fast[f] = cv->features[f].name;
+            }
+            if (history && cv->history) {
+                memcpy(dbname, STORE__PREFIX_HISTORY, strlen(STORE__PREFIX_HISTORY));
+                strcpy(dbname + strlen(STORE__PREFIX_HISTORY), e->key);
+                int hrc = mdb_dbi_open(txn, dbname, 0, &e->hdbi);
+                if (hrc == 0)
+                    rc = store__errno(mdb_set_compare(txn, e->hdbi, store__key_cmp));
+                else if (hrc != MDB_NOTFOUND)
+                    rc = store__errno(hrc);
+                if (hrc != 0)
+                    e->hdbi = 0;
+                if (rc < 0)
+                    goto out;
             }
         }
     }

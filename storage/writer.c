@@ -126,9 +126,76 @@ typedef struct apply_ctx {
  * upsert must be newer than a tombstone to bring a deleted row back. A delete leaves a tombstone
  * with its event time. Returns: 0, RETRY, negative errno.
  */
-static int apply_row(apply_ctx_t *c, MDB_dbi dbi, const store__row_t *row, const uint8_t *arena,
-                     store__job_t *job)
+/*
+ * Adds a row to its entity's history (hdbi): under (entity key, event time), the row's values
+ * merged over the entity's entry before it (the latest one with an earlier time, or the one of
+ * the same time, which it replaces), so that each entry holds the whole row as of its time; a
+ * delete is a tombstone entry, over which nothing is merged. As online, an upsert as old as a
+ * delete does not bring the row back: its entry stays the tombstone.
+ * Returns: 0, RETRY, negative errno.
+ */
+static int history_put(apply_ctx_t *c, MDB_dbi hdbi, const store__row_t *row, const uint8_t *arena)
 {
+    uint8_t hk[STORE_MAX_KEY];
+    if (row->key_len > STORE_MAX_HISTORY_KEY)
+        return -EIO; /* refused at encoding: the key cannot have come this far */
+    memcpy(hk, arena + row->key_off, row->key_len);
+    store__hkey_put_ts(hk + row->key_len, row->event_ts_us);
+    size_t hlen = row->key_len + STORE__HKEY_TS;
+    MDB_cursor *cur;
+    int rc = lmdb_rc(mdb_cursor_open(c->txn, hdbi, &cur));
+    if (rc != 0)
+        return rc;
+    MDB_val k = {hlen, hk}, d;
+    store__rec_t old;
+    bool have = false;
+    int mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    if (mrc == 0 && !(k.mv_size == hlen && memcmp(k.mv_data, hk, hlen) == 0))
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
+    else if (mrc == MDB_NOTFOUND)
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+    if (mrc == 0 && k.mv_size == hlen && memcmp(k.mv_data, hk, row->key_len) == 0) {
+        if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0) {
+            mdb_cursor_close(cur);
+            return -EIO;
+        }
+        have = !old.tombstone || old.event_ts_us == row->event_ts_us;
+    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        mdb_cursor_close(cur);
+        return lmdb_rc(mrc);
+    }
+    mdb_cursor_close(cur);
+    c->b.len = 0;
+    if (row->op == STORE_OP_DELETE)
+        rc = store__rec_tombstone(row->event_ts_us, c->created, &c->b);
+    else if (have && old.tombstone)
+        return 0; /* an upsert as old as the delete */
+    else
+        rc = store__rec_merge(have ? &old : NULL, row, arena, c->created, &c->b);
+    if (rc < 0)
+        return rc;
+    /* The record's event time is the entry's own, whatever the merge took over. */
+    store__put_le64(c->b.data + STORE__REC_EVENT_TS, (uint64_t)row->event_ts_us);
+    k.mv_size = hlen;
+    k.mv_data = hk;
+    d.mv_size = c->b.len;
+    d.mv_data = c->b.data;
+    return lmdb_rc(mdb_put(c->txn, hdbi, &k, &d, 0));
+}
+
+static int apply_row(apply_ctx_t *c, MDB_dbi dbi, MDB_dbi hdbi, const store__row_t *row,
+                     const uint8_t *arena, store__job_t *job)
+{
+    if (hdbi != 0) {
+        int hrc = history_put(c, hdbi, row, arena);
+        if (hrc != 0)
+            return hrc;
+    }
+    if (row->op == STORE_OP_HISTORY) {
+        /* History only: passed over by a store that keeps none. */
+        job->written += hdbi != 0;
+        return 0;
+    }
     MDB_val k = {row->key_len, (void *)(arena + row->key_off)}, d;
     store__rec_t old;
     bool have = false;
@@ -165,8 +232,9 @@ static int apply_row(apply_ctx_t *c, MDB_dbi dbi, const store__row_t *row, const
     return 0;
 }
 
-/* Resolves a job's views to databases. Returns: 0, or -ENOENT when one was torn down (or torn
- * down and created again) since the job was encoded. */
+/* Resolves a job's views to databases (dbis[2 * i], and the history's dbis[2 * i + 1], 0 for
+ * none). Returns: 0, or -ENOENT when one was torn down (or torn down and created again) since
+ * the job was encoded. */
 static int resolve_views(store_t *s, const store__job_t *job, MDB_dbi *dbis)
 {
     for (size_t i = 0; i < job->u.apply.enc->n_views; i++) {
@@ -174,7 +242,8 @@ static int resolve_views(store_t *s, const store__job_t *job, MDB_dbi *dbis)
         const store__view_t *e = store__views_find(s->views, ev->name, ev->version);
         if (e == NULL || e->gen != ev->gen)
             return -ENOENT;
-        dbis[i] = e->dbi;
+        dbis[2 * i] = e->dbi;
+        dbis[2 * i + 1] = e->hdbi;
     }
     return 0;
 }
@@ -214,7 +283,7 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         }
         size_t nv = j->u.apply.enc->n_views;
         free(dbis);
-        dbis = malloc((nv + 1) * sizeof *dbis);
+        dbis = malloc((2 * nv + 1) * sizeof *dbis);
         rc = -ENOMEM;
         if (dbis == NULL)
             goto out;
@@ -233,7 +302,7 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         const uint8_t *arena = j->u.apply.enc->arena.data;
         for (size_t r = 0; r < j->u.apply.enc->n_rows && rc == 0; r++) {
             const store__row_t *row = &j->u.apply.enc->rows[r];
-            rc = apply_row(c, dbis[row->view], row, arena, j);
+            rc = apply_row(c, dbis[2 * row->view], dbis[2 * row->view + 1], row, arena, j);
         }
         if (rc != 0)
             goto out;
@@ -561,7 +630,10 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
         stream_view_t *v = &t->views[t->map[g->view]];
         const uint8_t *key = p->recs.data + g->key_off;
         int rc;
-        if (!v->has_tail || store__key_order(key, g->key_len, v->tail, v->tail_len) > 0) {
+        /* Every row of a group with history goes to the history: row by row. */
+        bool history = g->history || v->e->hdbi != 0;
+        if (!history &&
+            (!v->has_tail || store__key_order(key, g->key_len, v->tail, v->tail_len) > 0)) {
             job->written += g->written;
             job->stale += g->stale;
             if (g->rec_len == 0)
@@ -582,8 +654,9 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
             memcpy(v->tail, key, g->key_len);
             continue;
         }
-        /* The key may be stored: merge row by row. A put elsewhere in the tree moves pages
-         * under the append cursor, so it is reopened (at the last leaf) when next needed. */
+        /* The key may be stored (or the group has history): merge row by row. A put elsewhere
+         * in the tree moves pages under the append cursor, so it is reopened (at the last leaf)
+         * when next needed. */
         all_appended = false;
         if (enc->rows == NULL)
             return -EIO; /* released after appending it all: a replay cannot decide otherwise */
@@ -592,9 +665,17 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
             v->cur = NULL;
         }
         for (uint32_t x = g->first; x < g->first + g->n; x++) {
-            rc = apply_row(&t->c, v->e->dbi, &enc->rows[enc->order[x]], enc->arena.data, job);
+            rc = apply_row(&t->c, v->e->dbi, v->e->hdbi, &enc->rows[enc->order[x]], enc->arena.data,
+                           job);
             if (rc != 0)
                 return rc;
+        }
+        /* A group with history may have stored a key past the tail: appends must stay after
+         * it (a tail past the last stored key only sends more groups this way). */
+        if (!v->has_tail || store__key_order(key, g->key_len, v->tail, v->tail_len) > 0) {
+            v->has_tail = true;
+            v->tail_len = g->key_len;
+            memcpy(v->tail, key, g->key_len);
         }
     }
     if (all_appended && enc->rows != NULL)

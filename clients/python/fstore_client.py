@@ -9,9 +9,14 @@ tried.
     c = FeatureStoreClient("127.0.0.1:6566")
     c.write_features("driver_stats", {"driver_id": [1001], "conv_rate": [0.5]})
     r = c.get_online_features(features=["driver_stats:conv_rate"], entities={"driver_id": [1001]})
-    r["conv_rate"]            # [0.5]
+        r["conv_rate"]            # [0.5]
     r.statuses["conv_rate"]   # ["PRESENT"]
+
+Offline serving (a server started with --history, views with `offline:` in the catalog):
+insert_batch() writes rows with event times to the history, load_batch() reads a view as of a
+time, get_historical_features() is Feast's point-in-time join of an entity table.
 """
+import datetime
 import glob
 import os
 import sys
@@ -130,6 +135,71 @@ class OnlineFeatures(dict):
             (m.name, m.version) for m in response.metadata.feature_view_metadata]
 
 
+class Batch(dict):
+    """Columns by name, with .statuses ({name: [FieldStatus name per row]})."""
+
+    def __init__(self, columns):
+        super().__init__(columns)
+        self.statuses = dict(getattr(columns, "statuses", {}))
+        self.next_page = None
+
+
+def _write_target(to):
+    if to in ("online", "online_and_offline"):
+        return fstore_pb2.ONLINE
+    if to == "offline":
+        return fstore_pb2.OFFLINE
+    raise ValueError("to: want 'online', 'offline' or 'online_and_offline', got %r" % (to,))
+
+
+def _seconds(t):
+    """Seconds since the epoch for a datetime (naive = UTC), a pandas Timestamp, a number or an
+    ISO 8601 string."""
+    if isinstance(t, (int, float)):
+        return float(t)
+    if isinstance(t, str):
+        t = datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    if hasattr(t, "to_pydatetime"):
+        t = t.to_pydatetime()
+    if isinstance(t, datetime.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=datetime.timezone.utc)
+        return t.timestamp()
+    raise TypeError("not a time: %r" % (t,))
+
+
+def _timestamp(t):
+    if isinstance(t, Timestamp):
+        return t
+    secs = _seconds(t)
+    ts = Timestamp()
+    ts.seconds = int(secs // 1)
+    ts.nanos = int(round((secs - ts.seconds) * 1e6)) * 1000
+    return ts
+
+
+def _columns(table):
+    """{name: list} from a dict of columns or a pandas DataFrame."""
+    if hasattr(table, "to_dict") and hasattr(table, "columns"):
+        return {str(c): list(table[c]) for c in table.columns}
+    return {k: list(v) for k, v in table.items()}
+
+
+def _maybe_frame(batch, as_frame, attrs):
+    if as_frame is False:
+        return batch
+    try:
+        import pandas
+    except ImportError:
+        if as_frame:
+            raise
+        return batch
+    frame = pandas.DataFrame(dict(batch))
+    frame.attrs.update(attrs)
+    frame.attrs["statuses"] = batch.statuses
+    return frame
+
+
 class FeatureStoreClient:
     def __init__(self, target="127.0.0.1:6566", timeout=10.0, channel=None):
         self.channel = channel or grpc.insecure_channel(target)
@@ -212,13 +282,92 @@ class FeatureStoreClient:
             req.event_timestamps.append(t)
         return req
 
-    def write_features(self, view, columns, event_timestamps=None):
+    def write_features(self, view, columns, event_timestamps=None, to="online"):
         """Upserts rows: columns = {join_key or feature: [value per row]}; event_timestamps are
         seconds since the epoch (floats) or Timestamps, one per row, or None for now. Values
         are typed from the catalog. Returns (rows_written, rows_stale)."""
         req = self.write_request(view, columns, event_timestamps, self._dtypes(view))
+        req.to = _write_target(to)
         resp = self.fstore.WriteFeatures(req, timeout=self.timeout)
         return resp.rows_written, resp.rows_stale
+
+    # -- offline serving -------------------------------------------------------------------
+
+    def insert_batch(self, view, timestamp=None, data=None, to="offline", timestamps=None):
+        """Writes rows with their event times: data = {join key or feature: [value per row]},
+        every row at `timestamp` (a datetime, seconds since the epoch, or an ISO 8601 string;
+        None: now) or each at its own in `timestamps`. to: "offline" (the history only:
+        backfills, late data), "online_and_offline" or "online" (the online row too, and the
+        history of a view that keeps one). Returns (rows_written, rows_stale)."""
+        data = data or {}
+        n = max((len(v) for v in data.values()), default=0)
+        if timestamps is not None:
+            timestamps = [_seconds(t) for t in timestamps]
+        elif timestamp is not None:
+            timestamps = [_seconds(timestamp)] * n
+        return self.write_features(view, data, timestamps, to=to)
+
+    def load_batch(self, view, timestamp=None, limit=100, page=None, as_frame=None):
+        """Each entity's latest row of a view at or before `timestamp` (None: now), within the
+        view's TTL, in entity-key order: at most `limit` rows after the page token `page`.
+        Returns a Batch (a dict of columns: join keys, then features, with .next_page, the
+        token of the next page or None), or a pandas DataFrame (its .attrs["next_page"]) when
+        pandas is installed and as_frame is not False."""
+        req = fstore_pb2.LoadBatchRequest(feature_view=view, limit=limit)
+        if timestamp is not None:
+            req.timestamp.CopyFrom(_timestamp(timestamp))
+        if page:
+            req.page_token = page
+        resp = self.fstore.LoadBatch(req, timeout=self.timeout)
+        batch = Batch(OnlineFeatures(resp.rows))
+        batch.next_page = resp.next_page_token or None
+        return _maybe_frame(batch, as_frame, {"next_page": batch.next_page})
+
+    def iter_historical_features(self, entity_df, features=None, feature_service=None,
+                                 full_feature_names=False, timestamp_column="event_timestamp",
+                                 rows_per_call=10000, rows_per_message=1000):
+        """get_historical_features() a message at a time: yields OnlineFeatures of consecutive
+        rows (the entity table's columns, event_timestamp, then the features), so that a large
+        training set never sits in memory at once. The table goes in calls of rows_per_call
+        rows (at most the server's --max-history-rows)."""
+        cols = _columns(entity_df)
+        if timestamp_column not in cols:
+            raise ValueError("the entity table needs a %r column" % timestamp_column)
+        times = [_timestamp(t) for t in cols.pop(timestamp_column)]
+        n = len(times)
+        for start in range(0, n, rows_per_call):
+            req = fstore_pb2.GetHistoricalFeaturesRequest(
+                full_feature_names=full_feature_names, rows_per_message=rows_per_message)
+            if feature_service is not None:
+                req.feature_service = feature_service
+            else:
+                req.features.val.extend(features or [])
+            end = min(n, start + rows_per_call)
+            for name, values in cols.items():
+                req.entities[name].val.extend(to_value(x) for x in values[start:end])
+            req.event_timestamps.extend(times[start:end])
+            for msg in self.fstore.GetHistoricalFeatures(req, timeout=self.timeout):
+                yield OnlineFeatures(msg)
+
+    def get_historical_features(self, entity_df, features=None, feature_service=None,
+                                full_feature_names=False, timestamp_column="event_timestamp",
+                                as_frame=None, rows_per_call=10000):
+        """Feast's point-in-time join: for every row of entity_df (a dict of columns or a
+        DataFrame with the join keys, `timestamp_column` and any other columns, which are
+        carried through), each feature as of that row's time: the latest value at or before
+        it, within the view's TTL, else None. Returns a Batch (a dict of columns with
+        .statuses), or a pandas DataFrame when pandas is installed and as_frame is not False."""
+        out = Batch({})
+        for part in self.iter_historical_features(entity_df, features, feature_service,
+                                                  full_feature_names, timestamp_column,
+                                                  rows_per_call):
+            for name, values in part.items():
+                if name == "event_timestamp":
+                    values = [datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+                              for t in part.event_timestamps[name]]
+                out.setdefault(name, []).extend(values)
+                out.statuses.setdefault(name, []).extend(part.statuses[name])
+        return _maybe_frame(out, as_frame, {})
 
     def delete_entities(self, view, entities):
         req = fstore_pb2.DeleteEntitiesRequest(feature_view=view)

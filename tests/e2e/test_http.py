@@ -339,10 +339,16 @@ class FeastReplayTest(HttpCase):
         cls, msg = self.feast_error(raw)
         self.assertEqual(cls, "PushSourceNotFoundException")
         self.assertEqual(msg, "Unable to find push source 'nope'.")
+        # The offline store is the history of a node started with --history (test_offline.py);
+        # this one keeps none.
         resp, raw = self.post("/push", {"push_source_name": "driver_locations_push",
                                         "df": {"driver_id": [1]}, "to": "offline"})
+        self.assertEqual(resp.status, 501)
+        self.assertIn("--history", self.feast_error(raw)[1])
+        resp, raw = self.post("/push", {"push_source_name": "driver_locations_push",
+                                        "df": {"driver_id": [1]}, "to": "elsewhere"})
         self.assertEqual(resp.status, 422)
-        self.assertIn("offline", self.feast_error(raw)[1])
+        self.assertIn("to: want", self.feast_error(raw)[1])
 
     def test_curl_as_the_docs_show(self):
         if shutil.which("curl") is None:

@@ -1,0 +1,348 @@
+# tests/e2e/test_offline.py - offline serving end to end: insert_batch, load_batch, the
+# point-in-time join streamed over gRPC, the product's own client snippet, and their bounds.
+"""A `serve --history` node with the example catalog (its `offline:` views driver_trips and
+my_feature), called with Python grpcio and the Python client, checked against timelines written
+by the test and against a brute-force point-in-time join of the same rows."""
+import datetime
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+import grpc
+
+from feast.serving import ServingService_pb2
+from fstore.v1 import fstore_pb2, fstore_pb2_grpc
+from h2_client import H2Grpc
+from harness import SOURCE_DIR, ServerTestCase
+
+CATALOG = os.path.join(SOURCE_DIR, "examples", "catalog")
+CLIENTS = os.path.join(SOURCE_DIR, "clients", "python")
+T0 = 1764590400  # 2025-12-01T12:00:00Z
+DAY = 86400
+
+
+def ts(seconds):
+    from google.protobuf.timestamp_pb2 import Timestamp
+    t = Timestamp()
+    t.seconds = int(seconds // 1)
+    t.nanos = int(round((seconds - int(seconds // 1)) * 1e6)) * 1000
+    return t
+
+
+def value(v):
+    kind = v.WhichOneof("val")
+    return None if kind in (None, "null_val") else getattr(v, kind)
+
+
+PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE = 1, 2, 3, 4
+
+
+class OfflineTest(ServerTestCase):
+    catalog = CATALOG
+    server_args = ("--history", "--max-history-rows", "50000", "--grpc-max-send-ms", "2000",
+                   "--write-workers", "2")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stub = fstore_pb2_grpc.OnlineFeatureServiceStub(cls.client.channel)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def insert(self, ids, trips, times, to=fstore_pb2.OFFLINE):
+        rq = fstore_pb2.WriteFeaturesRequest(feature_view="driver_trips", to=to)
+        rq.columns["driver_id"].val.add().int64_val = 0
+        del rq.columns["driver_id"].val[:]
+        for i in ids:
+            rq.columns["driver_id"].val.add().int64_val = i
+        for x in trips:
+            rq.columns["trips_last_hour"].val.add().int64_val = x
+        rq.event_timestamps.extend(ts(t) for t in times)
+        return self.stub.WriteFeatures(rq, timeout=30)
+
+    def historical(self, ids, times, extra=None, per_message=0, features=("driver_trips:trips_last_hour",),
+                   service=None, full=False):
+        rq = fstore_pb2.GetHistoricalFeaturesRequest(rows_per_message=per_message,
+                                                     full_feature_names=full)
+        if service:
+            rq.feature_service = service
+        else:
+            rq.features.val.extend(features)
+        for i in ids:
+            rq.entities["driver_id"].val.add().int64_val = i
+        for name, vals in (extra or {}).items():
+            for x in vals:
+                rq.entities[name].val.add().string_val = x
+        rq.event_timestamps.extend(ts(t) for t in times)
+        return list(self.stub.GetHistoricalFeatures(rq, timeout=60))
+
+    @staticmethod
+    def columns(messages):
+        """{name: [(value, status, event seconds)]} over every message, in order."""
+        out = {}
+        for m in messages:
+            names = list(m.metadata.feature_names.val)
+            for name, vec in zip(names, m.results):
+                col = out.setdefault(name, [])
+                for k, v in enumerate(vec.values):
+                    t = vec.event_timestamps[k] if k < len(vec.event_timestamps) else None
+                    col.append((value(v), vec.statuses[k], t.seconds if t else None))
+        return out
+
+    # -- tests ------------------------------------------------------------------------------
+
+    def test_point_in_time_join_on_a_hand_made_timeline(self):
+        base = T0 + 10 * DAY
+        # Driver 7001: trips 1 at base, 2 at base+100 (history only), 4 at base+300 (online).
+        self.insert([7001, 7001], [1, 2], [base, base + 100])
+        self.insert([7001], [4], [base + 300], to=fstore_pb2.ONLINE)
+        times = [base - 1, base, base + 99, base + 100, base + 300, base + 300 + DAY,
+                 base + 300 + DAY + 1]
+        msgs = self.historical([7001] * len(times), times, extra={"label": list("abcdefg")})
+        cols = self.columns(msgs)
+        # The entity table's columns in the order they came (a map's order is the client's).
+        names = list(msgs[0].metadata.feature_names.val)
+        self.assertEqual(sorted(names[:2]), ["driver_id", "label"])
+        self.assertEqual(names[2:], ["event_timestamp", "trips_last_hour"])
+        got = [(v, st) for v, st, _ in cols["trips_last_hour"]]
+        self.assertEqual(got, [(None, NOT_FOUND), (1, PRESENT), (1, PRESENT), (2, PRESENT),
+                               (4, PRESENT), (4, PRESENT), (None, OUTSIDE_MAX_AGE)])
+        self.assertEqual([e for _, _, e in cols["trips_last_hour"]][1:5],
+                         [base, base, base + 100, base + 300])
+        # The entity table comes back as given, with the times.
+        self.assertEqual([v for v, _, _ in cols["label"]], list("abcdefg"))
+        self.assertEqual([v for v, _, _ in cols["event_timestamp"]], times)
+        # The online row: only the ONLINE write (history-only rows never go online).
+        r = self.client.get_online_features(features=["driver_trips:trips_last_hour"],
+                                            entities={"driver_id": [7001]})
+        self.assertEqual(r["trips_last_hour"], [4])
+
+    def test_a_delete_hides_older_rows_from_later_times(self):
+        base = int(time.time()) - 1000
+        self.insert([7101], [5], [base], to=fstore_pb2.ONLINE)
+        self.assertEqual(self.client.delete_entities("driver_trips", {"driver_id": [7101]}), 1)
+        now = time.time() + 1
+        cols = self.columns(self.historical([7101, 7101], [base + 10, now]))
+        self.assertEqual([(v, st) for v, st, _ in cols["trips_last_hour"]],
+                         [(5, PRESENT), (None, NOT_FOUND)])
+
+    def test_several_views_with_their_own_ttls(self):
+        # my_feature is entityless (no TTL): one row for everyone; driver_trips has a 1d TTL.
+        self.client.insert_batch("my_feature", timestamp=T0 + 20 * DAY,
+                                 data={"x": [1.5], "y": [2.5]})
+        self.insert([7201], [9], [T0 + 20 * DAY])
+        at = T0 + 22 * DAY
+        cols = self.columns(self.historical(
+            [7201, 7201], [T0 + 20 * DAY + 5, at],
+            features=("driver_trips:trips_last_hour", "my_feature:x", "my_feature:y")))
+        self.assertEqual([v for v, _, _ in cols["trips_last_hour"]], [9, None])
+        self.assertEqual([v for v, _, _ in cols["x"]], [1.5, 1.5], "no TTL: still there")
+        self.assertEqual([v for v, _, _ in cols["y"]], [2.5, 2.5])
+
+    def test_against_a_brute_force_join_streamed_in_small_messages(self):
+        rnd = random.Random(5)
+        base = T0 + 40 * DAY
+        rows = []  # (id, trips, time)
+        for i in range(600):
+            rows.append((8000 + rnd.randrange(30), rnd.randrange(100), base + rnd.randrange(3 * DAY)))
+        # One insert per entity in time order (ties resolved by the later write, as the store).
+        for r in rows:
+            self.insert([r[0]], [r[1]], [r[2]])
+        queries = [(8000 + rnd.randrange(32), base + rnd.randrange(-DAY, 4 * DAY)) for _ in range(2500)]
+        msgs = self.historical([q[0] for q in queries], [q[1] for q in queries], per_message=97)
+        self.assertEqual(len(msgs), (2500 + 96) // 97)
+        got = self.columns(msgs)["trips_last_hour"]
+        for k, (ident, at) in enumerate(queries):
+            best = None
+            for i, (rid, trips, t) in enumerate(rows):
+                if rid == ident and t <= at and (best is None or t >= best[1]):
+                    best = (trips, t)
+            if best is None:
+                want = (None, NOT_FOUND)
+            elif best[1] < at - DAY:
+                want = (None, OUTSIDE_MAX_AGE)
+            else:
+                want = (best[0], PRESENT)
+            self.assertEqual(got[k][:2], want, "row %d: id %d at %d" % (k, ident, at))
+
+    def test_feast_http_push_to_offline_writes_the_history_only(self):
+        base = T0 + 70 * DAY
+        body = {"push_source_name": "driver_trips_push", "to": "offline",
+                "df": {"driver_id": [9300], "trips_last_hour": [12],
+                       "event_timestamp": [base]}}
+        req = urllib.request.Request("http://%s/push" % self.server.http,
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            self.assertEqual(resp.status, 200)
+        cols = self.columns(self.historical([9300], [base + 1]))
+        self.assertEqual(cols["trips_last_hour"][0][:2], (12, PRESENT))
+        r = self.client.get_online_features(features=["driver_trips:trips_last_hour"],
+                                            entities={"driver_id": [9300]})
+        self.assertEqual(r.statuses["trips_last_hour"], ["NOT_FOUND"])
+
+    def test_load_batch_pages_through_a_view_as_of_a_time(self):
+        base = T0 + 60 * DAY
+        ids = list(range(9000, 9007))
+        self.insert(ids, [i - 9000 for i in ids], [base] * len(ids))
+        self.insert([9003], [33], [base + 50])
+        seen, token, pages = {}, b"", 0
+        while True:
+            rq = fstore_pb2.LoadBatchRequest(feature_view="driver_trips", limit=3,
+                                             page_token=token)
+            rq.timestamp.CopyFrom(ts(base + 10))
+            resp = self.stub.LoadBatch(rq, timeout=30)
+            names = list(resp.rows.metadata.feature_names.val)
+            self.assertEqual(names, ["driver_id", "trips_last_hour"])
+            keys = [value(v) for v in resp.rows.results[0].values]
+            vals = [value(v) for v in resp.rows.results[1].values]
+            seen.update((k, v) for k, v in zip(keys, vals) if 9000 <= k < 9010)
+            pages += 1
+            token = resp.next_page_token
+            if not token:
+                break
+        self.assertEqual(seen, {i: i - 9000 for i in ids}, "as of base+10: 9003's later row not yet")
+        self.assertGreaterEqual(pages, 3)
+        # A page token from elsewhere is refused.
+        rq = fstore_pb2.LoadBatchRequest(feature_view="driver_trips", page_token=b"\x01\x02")
+        self.assertRpcError(lambda: self.stub.LoadBatch(rq, timeout=10),
+                            grpc.StatusCode.INVALID_ARGUMENT, "bad page token")
+
+    def test_the_products_snippet_runs_as_written(self):
+        env = dict(os.environ, FSTORE_ADDRESS=self.server.target)
+        env["PYTHONPATH"] = os.pathsep.join([CLIENTS, env.get("PYTHONPATH", "")])
+        snippet = (
+            "from feature_store_api import FeatureStoreClient\n"
+            "TIMESTAMP = '2026-01-05T10:00:00Z'\n"
+            "client = FeatureStoreClient()\n"
+            "client.insert_batch('my_feature', timestamp=TIMESTAMP, data={'x': [1.0, 2.0], 'y': [3.0, 4.0]})\n"
+            "batch = client.load_batch('my_feature', timestamp=TIMESTAMP, limit=100)\n"
+            "print(list(batch['x']), list(batch['y']))\n")
+        out = subprocess.run([sys.executable, "-c", snippet], env=env, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # Entityless: one row; the two rows at one time are one entry (the later one wins).
+        self.assertEqual(out.stdout.strip(), "[2.0] [4.0]")
+
+    def test_python_client_get_historical_features(self):
+        sys.path.insert(0, CLIENTS)
+        import feature_store_api
+        client = feature_store_api.FeatureStoreClient(self.server.target)
+        self.addCleanup(client.close)
+        base = T0 + 80 * DAY
+        client.insert_batch("driver_trips", timestamps=[base, base + 60],
+                            data={"driver_id": [9100, 9100], "trips_last_hour": [1, 2]})
+        when = [datetime.datetime.fromtimestamp(base + 30, datetime.timezone.utc),
+                datetime.datetime.fromtimestamp(base + 90, datetime.timezone.utc)]
+        table = {"driver_id": [9100, 9100], "event_timestamp": when, "label": [0, 1]}
+        cols = client.get_historical_features(table, features=["driver_trips:trips_last_hour"],
+                                              as_frame=False, rows_per_call=1)
+        self.assertEqual(cols["trips_last_hour"], [1, 2])
+        self.assertEqual(cols["label"], [0, 1])
+        self.assertEqual(cols["event_timestamp"], when)
+        try:
+            import pandas
+        except ImportError:
+            self.skipTest("pandas is not installed (python3-pandas): DataFrame path not run")
+        frame = client.get_historical_features(pandas.DataFrame(table),
+                                               features=["driver_trips:trips_last_hour"])
+        self.assertEqual(sorted(frame.columns[:2]), ["driver_id", "label"])
+        self.assertEqual(list(frame.columns[2:]), ["event_timestamp", "trips_last_hour"])
+        self.assertEqual(list(frame["trips_last_hour"]), [1, 2])
+
+    def test_bad_requests_name_what_is_wrong(self):
+        rq = fstore_pb2.GetHistoricalFeaturesRequest()
+        rq.features.val.append("driver_hourly_stats:conv_rate")
+        rq.entities["driver_id"].val.add().int64_val = 1001
+        rq.event_timestamps.append(ts(T0))
+        self.assertRpcError(lambda: list(self.stub.GetHistoricalFeatures(rq, timeout=10)),
+                            grpc.StatusCode.INVALID_ARGUMENT, "driver_hourly_stats",
+                            "keeps no offline history")
+        rq = fstore_pb2.GetHistoricalFeaturesRequest()
+        rq.features.val.append("driver_trips:trips_last_hour")
+        rq.entities["driver_id"].val.add().int64_val = 1001
+        self.assertRpcError(lambda: list(self.stub.GetHistoricalFeatures(rq, timeout=10)),
+                            grpc.StatusCode.INVALID_ARGUMENT, "event_timestamps has 0 entries")
+        rq.event_timestamps.append(ts(T0))
+        rq.features.val.append("driver_trips:nope")
+        self.assertRpcError(lambda: list(self.stub.GetHistoricalFeatures(rq, timeout=10)),
+                            grpc.StatusCode.NOT_FOUND, "nope")
+        # --max-history-rows (50000 here) and --max-entities per message.
+        big = fstore_pb2.GetHistoricalFeaturesRequest()
+        big.features.val.append("driver_trips:trips_last_hour")
+        for _ in range(50001):
+            big.entities["driver_id"].val.add().int64_val = 1
+        big.event_timestamps.extend([ts(T0)] * 50001)
+        self.assertRpcError(lambda: list(self.stub.GetHistoricalFeatures(big, timeout=30)),
+                            grpc.StatusCode.INVALID_ARGUMENT, "--max-history-rows")
+        rq.features.val.pop()
+        rq.rows_per_message = 100000
+        self.assertRpcError(lambda: list(self.stub.GetHistoricalFeatures(rq, timeout=10)),
+                            grpc.StatusCode.INVALID_ARGUMENT, "--max-entities")
+        # insert_batch to a view without history.
+        w = fstore_pb2.WriteFeaturesRequest(feature_view="driver_hourly_stats",
+                                            to=fstore_pb2.OFFLINE)
+        w.columns["driver_id"].val.add().int64_val = 1
+        self.assertRpcError(lambda: self.stub.WriteFeatures(w, timeout=10),
+                            grpc.StatusCode.INVALID_ARGUMENT, "keeps no offline history")
+
+    def test_a_client_that_never_reads_a_stream_loses_its_slot_not_the_server(self):
+        # A stream holds a write worker's slot (two workers here, one slot each) until its end.
+        # Two streams from a client whose window stays 0 take both; --grpc-max-send-ms (2 s
+        # here) cancels them, so another client's stream is served within seconds, and writes
+        # (their own slots) are served meanwhile.
+        rq = fstore_pb2.GetHistoricalFeaturesRequest(rows_per_message=10)
+        rq.features.val.append("driver_trips:trips_last_hour")
+        for i in range(100):
+            rq.entities["driver_id"].val.add().int64_val = i
+        rq.event_timestamps.extend([ts(T0)] * 100)
+        body = rq.SerializeToString()
+        c = H2Grpc(self.server.port, window=0)
+        self.addCleanup(c.close)
+        c.pump(lambda: c.remote_max_streams is not None, timeout=5)
+        sids = [c.call("/fstore.v1.OnlineFeatureService/GetHistoricalFeatures", body)
+                for _ in range(2)]
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.insert([7999], [1], [T0])
+        self.assertLess(time.monotonic() - t0, 2.0, "writes keep their own slots")
+        msgs = list(self.stub.GetHistoricalFeatures(rq, timeout=20))
+        self.assertEqual(sum(len(m.results[0].values) for m in msgs), 100)
+        self.assertLess(time.monotonic() - t0, 15.0)
+        c.pump(lambda: all(c.streams[s]["ended"] or c.streams[s]["reset"] for s in sids),
+               timeout=10)
+        self.assertIn("reply_not_taken", self.server.log())
+
+
+class NoHistoryTest(ServerTestCase):
+    """A serving replica without --history: offline calls say so; online serving is unchanged."""
+    catalog = CATALOG
+
+    def test_offline_calls_are_refused_naming_the_flag(self):
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(self.client.channel)
+        rq = fstore_pb2.GetHistoricalFeaturesRequest()
+        rq.features.val.append("driver_trips:trips_last_hour")
+        rq.entities["driver_id"].val.add().int64_val = 1
+        rq.event_timestamps.append(ts(T0))
+        self.assertRpcError(lambda: list(stub.GetHistoricalFeatures(rq, timeout=10)),
+                            grpc.StatusCode.UNIMPLEMENTED, "--history")
+        self.assertRpcError(
+            lambda: stub.LoadBatch(fstore_pb2.LoadBatchRequest(feature_view="driver_trips"),
+                                   timeout=10),
+            grpc.StatusCode.UNIMPLEMENTED, "--history")
+        self.assertRpcError(
+            lambda: self.client.insert_batch("driver_trips", timestamp=T0,
+                                             data={"driver_id": [1], "trips_last_hour": [1]}),
+            grpc.StatusCode.UNIMPLEMENTED, "--history")
+        # Online writes to the same view work as ever.
+        self.assertEqual(self.client.write_features(
+            "driver_trips", {"driver_id": [1], "trips_last_hour": [3]})[0], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
