@@ -17,6 +17,7 @@ int cli_ingest(int argc, char **argv);      /* ingest.c: bulk-load CSV or JSON L
 int cli_get(int argc, char **argv);         /* get.c: read features through the serving core */
 int cli_history(int argc, char **argv);     /* history.c: point-in-time join (training sets) */
 int cli_materialize(int argc, char **argv); /* history.c: history -> online rows */
+int cli_cdc(int argc, char **argv);         /* cdc.c: history -> PostgreSQL */
 int cli_snapshot(int argc, char **argv);    /* snapshot.c: a compacted copy of a data directory */
 int cli_gc(int argc, char **argv);          /* gc.c: delete rows past their TTL */
 int cli_serve(int argc, char **argv);       /* serve.c: run the server */

@@ -92,6 +92,9 @@ static void usage(FILE *f)
             "  -b, --batch-rows N     rows validated and encoded per step (default 10000)\n"
             "      --sync MODE        full (fsync the commit, default) or none (env FSTORE_SYNC)\n"
             "      --max-errors N     bad rows reported before giving up listing (default 20)\n"
+            "      --to online|offline  online (the default: the online rows, and the history of\n"
+            "                         views that keep one) or offline (their history only:\n"
+            "                         backfills, late data)\n"
             "      --max-future-skew D  refuse event times more than D ahead of this machine's\n"
             "                         clock, e.g. 2d (default 1d)\n"
             "      --project P        with --replication: the catalog's project (names the\n"
@@ -258,6 +261,7 @@ typedef struct ingest {
     loader_t ld;
     int64_t now;
     base_ts_memo_t ts_memo; /* of the event_timestamp column */
+    store_op_t op;          /* --to: UPSERT (online), or HISTORY (offline: history only) */
     bool *rules;            /* [n_features]: catalog_feature_has_rules() */
 } ingest_t;
 
@@ -464,6 +468,8 @@ static int send_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t 
         req.n_event_timestamps = n;
         req.event_timestamps = pts;
         req.request_id = id;
+        req.to = b->op == STORE_OP_HISTORY ? FSTORE__V1__WRITE_TARGET__OFFLINE
+                                           : FSTORE__V1__WRITE_TARGET__ONLINE;
         size_t len = fstore__v1__write_features_request__get_packed_size(&req);
         uint8_t *buf = malloc(len + 1);
         if (buf == NULL) {
@@ -595,6 +601,7 @@ static int add_chunk(ingest_t *g, const chunk_t *c, size_t *bad_r, store_apply_r
         for (size_t r = 0; r < rows; r++)
             ts[r] = c->ts[start + r];
         store_batch_t b = {.view = v,
+                           .op = g->op,
                            .n_rows = rows,
                            .keys = kp,
                            .n_features = nsel,
@@ -1280,7 +1287,7 @@ int cli_ingest(int argc, char **argv)
     repl_options_init(&ro);
     const char *project = NULL;
     int64_t max_future_skew_s = 0;
-    const char *target = NULL, *token_file = NULL, *catalog_path = NULL;
+    const char *target = NULL, *token_file = NULL, *catalog_path = NULL, *to = "online";
     const cli_opt_t opts[] = {
         CLI_REPL_OPTS(ro),
         {"project", 0, CLI_STRING, &project, CLI_ENV},
@@ -1294,6 +1301,7 @@ int cli_ingest(int argc, char **argv)
         {"sync", 0, CLI_SYNC, &sync_mode, CLI_ENV},
         {"max-errors", 0, CLI_SIZE, &max_errors, 0, 1, 0},
         {"max-future-skew", 0, CLI_DURATION, &max_future_skew_s, CLI_ENV},
+        {"to", 0, CLI_STRING, &to, 0, 0, 0, "online|offline"},
     };
     const cli_cmd_t cmd = {
         "ingest", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "FILE (- for standard input)"};
@@ -1434,6 +1442,24 @@ int cli_ingest(int argc, char **argv)
         fprintf(stderr, "fstore ingest: view %s@v%u is offline: it has no online data\n", g.v->name,
                 g.v->version);
         goto out;
+    }
+    if (strcmp(to, "offline") == 0) {
+        /* History only: backfills and late data, for views that keep history. */
+        if (!g.v->history) {
+            fprintf(stderr,
+                    "fstore ingest: view %s@v%u keeps no offline history (give it 'offline: "
+                    "{retention: ...}' in the catalog)\n",
+                    g.v->name, g.v->version);
+            goto out;
+        }
+        if (s != NULL && !store_keeps_history(s)) {
+            fprintf(stderr,
+                    "fstore ingest: %s keeps no history (serve --history, or apply --history): "
+                    "rows for the offline store only would be lost\n",
+                    dir);
+            goto out;
+        }
+        g.op = STORE_OP_HISTORY;
     }
     rc = replicated || remote ? 0 : store_bulk_begin(s, &g.bulk);
     g.rules = malloc((g.v->n_features + 1) * sizeof *g.rules);

@@ -24,6 +24,7 @@ static const command_t commands[] = {
     {"get", cli_get, "read online features from a data directory"},
     {"history", cli_history, "point-in-time join of an entity table (training sets)"},
     {"materialize", cli_materialize, "load history rows of a time range into the online store"},
+    {"cdc", cli_cdc, "follow a data directory's history into PostgreSQL tables"},
     {"snapshot", cli_snapshot, "write a compacted copy of a data directory"},
     {"gc", cli_gc, "delete rows past their view's TTL"},
     {"serve", cli_serve, "run the gRPC server"},

@@ -10,6 +10,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
   grpc-proto liblmdb-dev libjansson-dev libyaml-dev libmicrohttpd-dev libnats-dev zlib1g-dev libssl-dev
+  libpq-dev
   python3-protobuf  # protos/reflection_table.py builds gRPC reflection's descriptor table
 )
 # The test and benchmark build (ASan/UBSan with clang's runtime, Criterion), the servers the tests
@@ -18,6 +19,7 @@ build_packages=(
 test_packages=(
   clang clang-format libclang-rt-14-dev lmdb-utils libcriterion-dev nats-server prometheus
   python3-grpcio python3-protobuf python3-yaml python3-h2 python3-pandas curl openssl redis-server
+  postgresql
   redis-tools procps
   podman runc debootstrap
 )

@@ -76,6 +76,70 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
     return mrc == MDB_NOTFOUND ? 0 : store__errno(mrc);
 }
 
+/* The change feed (store_changes()): an entry goes with its history entry's retention (the
+ * view's history retention by write time; an entry of a view that keeps no history, or is gone
+ * from the catalog, at the tombstone retention). */
+typedef struct gc_changes {
+    const catalog_t *cat;
+    int64_t now_us, tomb_cutoff_us;
+    uint8_t resume[12];
+    bool started, more;
+    size_t deleted;
+} gc_changes_t;
+
+static int gc_changes_chunk(store_t *s, MDB_txn *txn, void *p)
+{
+    gc_changes_t *a = p;
+    a->deleted = 0;
+    a->more = false;
+    if (s->changes == 0)
+        return 0;
+    MDB_cursor *cur;
+    int rc = store__errno(mdb_cursor_open(txn, s->changes, &cur));
+    if (rc < 0)
+        return rc;
+    MDB_val k = {sizeof a->resume, a->resume}, d;
+    int mrc = mdb_cursor_get(cur, &k, &d, a->started ? MDB_SET_RANGE : MDB_FIRST);
+    for (size_t scanned = 0; mrc == 0; scanned++) {
+        if (scanned == GC_SCAN) {
+            if (k.mv_size == sizeof a->resume) {
+                memcpy(a->resume, k.mv_data, sizeof a->resume);
+                a->started = a->more = true;
+            }
+            break;
+        }
+        const uint8_t *v = d.mv_data;
+        int64_t cutoff = a->tomb_cutoff_us;
+        if (d.mv_size >= STORE__CHANGE_HEAD && d.mv_size >= STORE__CHANGE_HEAD + (size_t)v[18]) {
+            char key[STORE__VIEW_KEY_MAX];
+            size_t n = v[18] < sizeof key ? v[18] : 0;
+            memcpy(key, v + STORE__CHANGE_HEAD, n);
+            key[n] = '\0';
+            char *at = strrchr(key, '@');
+            const catalog_view_t *cv = NULL;
+            if (at != NULL && at[1] == 'v') {
+                *at = '\0';
+                if (catalog_find_view(a->cat, key, (uint32_t)strtoul(at + 2, NULL, 10), &cv) < 0)
+                    cv = NULL;
+            }
+            if (cv != NULL && cv->history)
+                cutoff =
+                    cv->history_retention_s > 0 && cv->history_retention_s < INT64_MAX / 2000000
+                        ? a->now_us - cv->history_retention_s * 1000000
+                        : INT64_MIN;
+            if ((int64_t)store__le64(v + 10) < cutoff) {
+                mrc = mdb_cursor_del(cur, 0);
+                if (mrc != 0)
+                    break;
+                a->deleted++;
+            }
+        }
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND || mrc == 0 ? 0 : store__errno(mrc);
+}
+
 int store_gc(store_t *s, int64_t now_us, size_t *deleted)
 {
     return store_gc_until(s, now_us, NULL, NULL, deleted);
@@ -135,6 +199,20 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
                 a->resume_len = a->next_len;
             } while (a->more);
         }
+    }
+    if (rc == 0 && s->changes != 0) {
+        gc_changes_t ca = {
+            .cat = cat, .now_us = now_us, .tomb_cutoff_us = now_us - s->tombstone_retention_us};
+        do {
+            if (stop != NULL && stop(stop_arg)) {
+                rc = -ECANCELED;
+                break;
+            }
+            rc = store__run(s, gc_changes_chunk, &ca, false, NULL);
+            if (rc < 0)
+                break;
+            total += ca.deleted;
+        } while (ca.more);
     }
 out:
     store__views_unref(t);

@@ -1,5 +1,6 @@
 /* storage/history.c - point-in-time reads of views' history: one entity as of a time, scans. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "storage/store_int.h"
@@ -38,8 +39,11 @@ static int entry_row(const store__view_t *e, const MDB_val *d, store_row_t *row)
     if (store__rec_parse(d->mv_data, d->mv_size, &rec) < 0)
         return -EIO;
     row->slots = e;
-    if (rec.tombstone)
+    row->event_ts_us = rec.event_ts_us;
+    if (rec.tombstone) {
+        row->deleted = true;
         return 0;
+    }
     row->found = true;
     row->event_ts_us = rec.event_ts_us;
     row->created_ts_us = rec.created_ts_us;
@@ -340,5 +344,72 @@ out:
     free(p.wire);
     free(p.len);
     free(p.sts);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The change feed                                                                             */
+
+int store_changes(store_reader_t *r, uint64_t after_pos, uint32_t after_idx, store_change_fn fn,
+                  void *arg)
+{
+    if (!store__reader_active(r))
+        return -EINVAL;
+    store_t *s = store__reader_store(r);
+    if (!s->history)
+        return -ENOTSUP;
+    if (s->changes == 0)
+        return 0; /* opened read-only before the feed existed: nothing yet */
+    MDB_cursor *cur;
+    int rc = store__errno(mdb_cursor_open(store__reader_txn(r), s->changes, &cur));
+    if (rc < 0)
+        return rc;
+    uint8_t k0[12];
+    store__hkey_put_ts(k0, (int64_t)(after_pos ^ (1ull << 63)));
+    k0[8] = (uint8_t)(after_idx >> 24), k0[9] = (uint8_t)(after_idx >> 16);
+    k0[10] = (uint8_t)(after_idx >> 8), k0[11] = (uint8_t)after_idx;
+    MDB_val k = {sizeof k0, k0}, d;
+    int mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    if (mrc == 0 && k.mv_size == sizeof k0 && memcmp(k.mv_data, k0, sizeof k0) == 0)
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    rc = 0;
+    for (; mrc == 0 && rc == 0; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const uint8_t *p = d.mv_data;
+        if (k.mv_size != 12 || d.mv_size < STORE__CHANGE_HEAD || p[0] != STORE__CHANGE_FORMAT ||
+            d.mv_size < STORE__CHANGE_HEAD + (size_t)p[18] + 1) {
+            rc = -EIO;
+            break;
+        }
+        const uint8_t *kp = k.mv_data;
+        store_change_t ch = {
+            .position = (uint64_t)store__hkey_ts(kp) ^ (1ull << 63),
+            .index = (uint32_t)kp[8] << 24 | (uint32_t)kp[9] << 16 | (uint32_t)kp[10] << 8 | kp[11],
+            .deleted = (p[1] & STORE__REC_TOMBSTONE) != 0,
+            .event_ts_us = (int64_t)store__le64(p + 2),
+            .write_ts_us = (int64_t)store__le64(p + 10),
+        };
+        size_t vlen = p[18];
+        char view[STORE__VIEW_KEY_MAX];
+        if (vlen >= sizeof view) {
+            rc = -EIO;
+            break;
+        }
+        memcpy(view, p + STORE__CHANGE_HEAD, vlen);
+        view[vlen] = '\0';
+        char *at = strrchr(view, '@');
+        if (at == NULL || at[1] != 'v') {
+            rc = -EIO;
+            break;
+        }
+        *at = '\0';
+        ch.view = view;
+        ch.version = (uint32_t)strtoul(at + 2, NULL, 10);
+        ch.key = p + STORE__CHANGE_HEAD + vlen;
+        ch.key_len = d.mv_size - STORE__CHANGE_HEAD - vlen;
+        rc = fn(arg, &ch);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = store__errno(mrc);
     return rc;
 }

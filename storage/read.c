@@ -90,6 +90,7 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
                    store_row_t *row)
 {
     row->found = false;
+    row->deleted = false;
     row->rec = NULL;
     row->rec_len = 0;
     row->slots = NULL;
@@ -131,8 +132,11 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
     if (store__rec_parse(d.mv_data, d.mv_size, &rec) < 0)
         return -EIO;
     row->slots = e;
-    if (rec.tombstone)
+    if (rec.tombstone) {
+        row->deleted = true;
+        row->event_ts_us = rec.event_ts_us;
         return 0; /* deleted: NOT_FOUND */
+    }
     row->found = true;
     row->event_ts_us = rec.event_ts_us;
     row->created_ts_us = rec.created_ts_us;

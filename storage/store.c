@@ -15,7 +15,7 @@
 #define MAX_MAP_SIZE ((size_t)1 << 44)
 /* Named databases: meta plus one per online view version (see STORE_MAX_VIEWS) and one more for
  * each one's history. */
-#define MAX_DBS (2 * STORE_MAX_VIEWS + 1)
+#define MAX_DBS (2 * STORE_MAX_VIEWS + 2) /* + the change feed */
 
 int store__buf_reserve(store__buf_t *b, size_t n)
 {
@@ -261,6 +261,18 @@ static int open_meta(store_t *s, const store_options_t *opts)
         if (!opts->read_only)
             rc = s->history ? store__meta_put(txn, s->meta, STORE__KEY_HISTORY, "1", 1)
                             : store__meta_del(txn, s->meta, STORE__KEY_HISTORY);
+    }
+    if (rc == 0 && s->history) {
+        /* The change feed (store_changes()), and its counter. */
+        int crc =
+            mdb_dbi_open(txn, STORE__CHANGES_DB, opts->read_only ? 0 : MDB_CREATE, &s->changes);
+        if (crc == MDB_NOTFOUND)
+            s->changes = 0;
+        else
+            rc = store__errno(crc);
+        if (rc == 0 && store__meta_get(txn, s->meta, STORE__KEY_CHANGE_SEQ, &v) == 0 &&
+            v.mv_size == 8)
+            s->change_seq = store__le64(v.mv_data);
     }
     if (rc < 0)
         goto out;

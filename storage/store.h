@@ -423,6 +423,8 @@ void store_read_end(store_reader_t *r);
 /* One entity's row in one view version, valid until store_read_end(). */
 typedef struct store_row {
     bool found;
+    bool deleted; /* not found because the row (or history entry) is a delete's tombstone; its
+                     time is then in event_ts_us */
     int64_t event_ts_us;
     int64_t created_ts_us;
     const uint8_t *rec; /* internal: the record in the LMDB map */
@@ -527,6 +529,32 @@ int store_materialize(store_t *s, const catalog_view_t *v, int64_t start_us, int
                       size_t *written);
 
 /*
+ * The change feed of the history (with store_options_t.history): one entry per history entry
+ * written (an upsert, a history-only row, a delete), in the order they were committed, at a
+ * position that only grows: (log position, index in the message) on a replica of a log, so
+ * that every replica numbers the same changes alike; (a counter, 0) on a single node. A
+ * follower (`fstore cdc`) reads the entry's row with store_history_row() at its event time
+ * (the entry may hold later writes of the same time by then, or be gone to the retention).
+ */
+typedef struct store_change {
+    uint64_t position;
+    uint32_t index;
+    const char *view; /* the view version's name, and its version */
+    uint32_t version;
+    const uint8_t *key; /* the encoded entity key */
+    size_t key_len;
+    int64_t event_ts_us;
+    int64_t write_ts_us;
+    bool deleted; /* a delete (a tombstone entry) */
+} store_change_t;
+/* Called per change, with pointers valid for the call only. Returns: 0 to go on, else stop. */
+typedef int (*store_change_fn)(void *arg, const store_change_t *ch);
+/* The changes after (after_pos, after_idx) in position order, to fn, in the reader's snapshot.
+ * Returns: 0; fn's nonzero result; -ENOTSUP (no history); -EINVAL (outside a read); -EIO. */
+int store_changes(store_reader_t *r, uint64_t after_pos, uint32_t after_idx, store_change_fn fn,
+                  void *arg);
+
+/*
  * The inverse of store_encode_key(): the join-key values of an encoded key of view v, into
  * out[v->n_join_keys] (INT64 and INT32 as declared; strings and bytes point into key).
  * Returns: 0; -EINVAL (not a key of v's form).
@@ -539,8 +567,9 @@ int store_decode_key(const catalog_view_t *v, const uint8_t *key, size_t key_len
 
 /*
  * Deletes rows past their view's TTL at now_us, tombstones whose event time is older than
- * the tombstone retention, and history entries older than their view's history retention
- * (catalog_view_t.history_retention_s; 0 keeps them all), in small transactions so writers are not
+ * the tombstone retention, history entries older than their view's history retention
+ * (catalog_view_t.history_retention_s; 0 keeps them all) and change feed entries written
+ * longer ago than it (store_changes()), in small transactions so writers are not
  * held up (readers never are). Returns: 0 and the number of records deleted in *deleted (may be
  * NULL); -EIO, -ENOSPC, -EFBIG (what earlier transactions deleted stays deleted; *deleted is then
  * not set).

@@ -19,7 +19,15 @@
 #define STORE__KEY_FORMAT "format"
 #define STORE__KEY_CATALOG "catalog"
 #define STORE__KEY_POSITION "position"
-#define STORE__KEY_HISTORY "history" /* present: the store keeps history (store_history_t) */
+#define STORE__KEY_HISTORY "history"       /* present: the store keeps history (store_history_t) */
+#define STORE__KEY_CHANGE_SEQ "change_seq" /* the change feed's last local position */
+#define STORE__CHANGES_DB "changes"        /* the change feed (store_changes()) */
+
+/* A change feed entry: key = 8 bytes big-endian position, 4 bytes big-endian index; value =
+ * format, flags (STORE__REC_TOMBSTONE), event time (le64), write time (le64), the view key's
+ * length (1 byte) and the view key, then the entity key. */
+#define STORE__CHANGE_FORMAT 1
+#define STORE__CHANGE_HEAD 19
 #define STORE__PREFIX_SLOTS "slots:" /* + view key: the slot table */
 #define STORE__PREFIX_DROPPED                                                                      \
     "dropped:"                     /* + view key: torn down, still in the recorded catalog         \
@@ -258,8 +266,10 @@ struct store {
     int64_t tombstone_retention_us;
     int64_t max_future_skew_us; /* < 0: no bound */
     bool log_contiguous;
-    bool history; /* keeps history (store_options_t.history, resolved at open) */
-    bool marker;  /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
+    bool history;        /* keeps history (store_options_t.history, resolved at open) */
+    MDB_dbi changes;     /* the change feed (with history), or 0 */
+    uint64_t change_seq; /* writer only: the feed's last local position committed */
+    bool marker;         /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
     char *dir;
 
     /*

@@ -115,17 +115,102 @@ static void grow_early(store_t *s)
 /* Rows                                                                                        */
 
 typedef struct apply_ctx {
+    store_t *s;
     MDB_txn *txn;
     int64_t created;
     store__buf_t a, b; /* record scratch */
+    /* The change feed's next position (store_changes()): a replica's rows are numbered by their
+     * log position and index in the message; a single node's by its own counter, seq (the
+     * store's change_seq until the transaction commits). */
+    uint64_t log_pos;
+    uint32_t log_idx;
+    uint64_t seq;
+    /* The transaction's cursor on the history database last written (hdbi), and that
+     * database's last key: rows past it are appended (MDB_APPEND), as a backfill sorted by
+     * entity and time is. Closed before the transaction ends (history_cursor_close()). */
+    MDB_cursor *hcur;
+    MDB_dbi hdbi;
+    bool has_hlast;
+    uint32_t hlast_len;
+    uint8_t hlast[STORE_MAX_KEY];
 } apply_ctx_t;
 
-/*
- * Applies one row over what the database holds, last write wins by event time: a row older than
- * the stored one (live or deleted) is stale; a tie goes to this, the later, write, except that an
- * upsert must be newer than a tombstone to bring a deleted row back. A delete leaves a tombstone
- * with its event time. Returns: 0, RETRY, negative errno.
- */
+static void history_cursor_close(apply_ctx_t *c)
+{
+    if (c->hcur != NULL)
+        mdb_cursor_close(c->hcur);
+    c->hcur = NULL;
+    c->hdbi = 0;
+}
+
+/* c->hcur on hdbi, with its last key. Returns: 0, RETRY, negative errno. */
+static int history_cursor(apply_ctx_t *c, MDB_dbi hdbi)
+{
+    if (c->hcur != NULL && c->hdbi == hdbi)
+        return 0;
+    history_cursor_close(c);
+    int rc = lmdb_rc(mdb_cursor_open(c->txn, hdbi, &c->hcur));
+    if (rc != 0) {
+        c->hcur = NULL;
+        return rc;
+    }
+    c->hdbi = hdbi;
+    MDB_val k, d;
+    int mrc = mdb_cursor_get(c->hcur, &k, &d, MDB_LAST);
+    c->has_hlast = mrc == 0 && k.mv_size <= STORE_MAX_KEY;
+    if (c->has_hlast) {
+        c->hlast_len = (uint32_t)k.mv_size;
+        memcpy(c->hlast, k.mv_data, k.mv_size);
+    } else if (mrc != MDB_NOTFOUND) {
+        return mrc == 0 ? -EIO : lmdb_rc(mrc);
+    }
+    return 0;
+}
+
+/* Records a history entry in the change feed. Returns: 0, RETRY, negative errno. */
+static int change_put(apply_ctx_t *c, const store__view_t *e, const store__row_t *row,
+                      const uint8_t *arena)
+{
+    if (c->s->changes == 0)
+        return 0;
+    uint8_t k[12];
+    if (c->log_pos > 0) {
+        store__hkey_put_ts(k, (int64_t)(c->log_pos ^ (1ull << 63)));
+        uint32_t i = c->log_idx++;
+        k[8] = (uint8_t)(i >> 24), k[9] = (uint8_t)(i >> 16), k[10] = (uint8_t)(i >> 8);
+        k[11] = (uint8_t)i;
+    } else {
+        store__hkey_put_ts(k, (int64_t)(++c->seq ^ (1ull << 63)));
+        memset(k + 8, 0, 4);
+    }
+    size_t vlen = strlen(e->key);
+    c->b.len = 0;
+    int rc = store__buf_reserve(&c->b, STORE__CHANGE_HEAD + vlen + row->key_len);
+    if (rc < 0)
+        return rc;
+    uint8_t *p = c->b.data;
+    p[0] = STORE__CHANGE_FORMAT;
+    p[1] = row->op == STORE_OP_DELETE ? STORE__REC_TOMBSTONE : 0;
+    store__put_le64(p + 2, (uint64_t)row->event_ts_us);
+    store__put_le64(p + 10, (uint64_t)c->created);
+    p[18] = (uint8_t)vlen;
+    memcpy(p + STORE__CHANGE_HEAD, e->key, vlen);
+    memcpy(p + STORE__CHANGE_HEAD + vlen, arena + row->key_off, row->key_len);
+    MDB_val mk = {sizeof k, k}, d = {STORE__CHANGE_HEAD + vlen + row->key_len, c->b.data};
+    return lmdb_rc(mdb_put(c->txn, c->s->changes, &mk, &d, MDB_APPEND));
+}
+
+/* The change feed's counter into meta, with the transaction (when it moved). */
+static int change_seq_put(apply_ctx_t *c)
+{
+    if (c->seq == c->s->change_seq)
+        return 0;
+    uint8_t b[8];
+    store__put_le64(b, c->seq);
+    MDB_val k = {strlen(STORE__KEY_CHANGE_SEQ), STORE__KEY_CHANGE_SEQ}, d = {8, b};
+    return lmdb_rc(mdb_put(c->txn, c->s->meta, &k, &d, 0));
+}
+
 /*
  * Adds a row to its entity's history (hdbi): under (entity key, event time), the row's values
  * merged over the entity's entry before it (the latest one with an earlier time, or the one of
@@ -134,42 +219,48 @@ typedef struct apply_ctx {
  * delete does not bring the row back: its entry stays the tombstone.
  * Returns: 0, RETRY, negative errno.
  */
-static int history_put(apply_ctx_t *c, MDB_dbi hdbi, const store__row_t *row, const uint8_t *arena)
+static int history_put(apply_ctx_t *c, const store__view_t *e, const store__row_t *row,
+                       const uint8_t *arena)
 {
+    MDB_dbi hdbi = e->hdbi;
     uint8_t hk[STORE_MAX_KEY];
     if (row->key_len > STORE_MAX_HISTORY_KEY)
         return -EIO; /* refused at encoding: the key cannot have come this far */
     memcpy(hk, arena + row->key_off, row->key_len);
     store__hkey_put_ts(hk + row->key_len, row->event_ts_us);
     size_t hlen = row->key_len + STORE__HKEY_TS;
-    MDB_cursor *cur;
-    int rc = lmdb_rc(mdb_cursor_open(c->txn, hdbi, &cur));
+    int rc = history_cursor(c, hdbi);
     if (rc != 0)
         return rc;
+    MDB_cursor *cur = c->hcur;
+    /* Past the database's last key: appended, after the entry before it (the last one, when
+     * it is this entity's). Otherwise the entry before it is looked up. */
+    bool append = !c->has_hlast || store__key_order(hk, hlen, c->hlast, c->hlast_len) > 0;
     MDB_val k = {hlen, hk}, d;
     store__rec_t old;
     bool have = false;
-    int mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    if (mrc == 0 && !(k.mv_size == hlen && memcmp(k.mv_data, hk, hlen) == 0))
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
-    else if (mrc == MDB_NOTFOUND)
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+    int mrc;
+    if (append) {
+        mrc = c->has_hlast ? mdb_cursor_get(cur, &k, &d, MDB_LAST) : MDB_NOTFOUND;
+    } else {
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+        if (mrc == 0 && !(k.mv_size == hlen && memcmp(k.mv_data, hk, hlen) == 0))
+            mrc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
+        else if (mrc == MDB_NOTFOUND)
+            mrc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+    }
     if (mrc == 0 && k.mv_size == hlen && memcmp(k.mv_data, hk, row->key_len) == 0) {
-        if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0) {
-            mdb_cursor_close(cur);
+        if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0)
             return -EIO;
-        }
         have = !old.tombstone || old.event_ts_us == row->event_ts_us;
     } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        mdb_cursor_close(cur);
         return lmdb_rc(mrc);
     }
-    mdb_cursor_close(cur);
     c->b.len = 0;
     if (row->op == STORE_OP_DELETE)
         rc = store__rec_tombstone(row->event_ts_us, c->created, &c->b);
     else if (have && old.tombstone)
-        return 0; /* an upsert as old as the delete */
+        return 0; /* an upsert as old as the delete: no change */
     else
         rc = store__rec_merge(have ? &old : NULL, row, arena, c->created, &c->b);
     if (rc < 0)
@@ -180,14 +271,29 @@ static int history_put(apply_ctx_t *c, MDB_dbi hdbi, const store__row_t *row, co
     k.mv_data = hk;
     d.mv_size = c->b.len;
     d.mv_data = c->b.data;
-    return lmdb_rc(mdb_put(c->txn, hdbi, &k, &d, 0));
+    rc = lmdb_rc(mdb_cursor_put(cur, &k, &d, append ? MDB_APPEND : 0));
+    if (rc != 0)
+        return rc;
+    if (append) {
+        c->has_hlast = true;
+        c->hlast_len = (uint32_t)hlen;
+        memcpy(c->hlast, hk, hlen);
+    }
+    return change_put(c, e, row, arena);
 }
 
-static int apply_row(apply_ctx_t *c, MDB_dbi dbi, MDB_dbi hdbi, const store__row_t *row,
+/*
+ * Applies one row over what the database holds, last write wins by event time: a row older than
+ * the stored one (live or deleted) is stale; a tie goes to this, the later, write, except that an
+ * upsert must be newer than a tombstone to bring a deleted row back. A delete leaves a tombstone
+ * with its event time. Returns: 0, RETRY, negative errno.
+ */
+static int apply_row(apply_ctx_t *c, const store__view_t *e, const store__row_t *row,
                      const uint8_t *arena, store__job_t *job)
 {
+    MDB_dbi dbi = e->dbi, hdbi = e->hdbi;
     if (hdbi != 0) {
-        int hrc = history_put(c, hdbi, row, arena);
+        int hrc = history_put(c, e, row, arena);
         if (hrc != 0)
             return hrc;
     }
@@ -232,18 +338,16 @@ static int apply_row(apply_ctx_t *c, MDB_dbi dbi, MDB_dbi hdbi, const store__row
     return 0;
 }
 
-/* Resolves a job's views to databases (dbis[2 * i], and the history's dbis[2 * i + 1], 0 for
- * none). Returns: 0, or -ENOENT when one was torn down (or torn down and created again) since
- * the job was encoded. */
-static int resolve_views(store_t *s, const store__job_t *job, MDB_dbi *dbis)
+/* Resolves a job's views to the view table's entries (ents[i]). Returns: 0, or -ENOENT when
+ * one was torn down (or torn down and created again) since the job was encoded. */
+static int resolve_views(store_t *s, const store__job_t *job, const store__view_t **ents)
 {
     for (size_t i = 0; i < job->u.apply.enc->n_views; i++) {
         const store__enc_view_t *ev = &job->u.apply.enc->views[i];
         const store__view_t *e = store__views_find(s->views, ev->name, ev->version);
         if (e == NULL || e->gen != ev->gen)
             return -ENOENT;
-        dbis[2 * i] = e->dbi;
-        dbis[2 * i + 1] = e->hdbi;
+        ents[i] = e;
     }
     return 0;
 }
@@ -252,13 +356,15 @@ static int resolve_views(store_t *s, const store__job_t *job, MDB_dbi *dbis)
 static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *any)
 {
     MDB_txn *txn = NULL;
-    MDB_dbi *dbis = NULL;
+    const store__view_t **ents = NULL;
     *any = false;
     int rc = store__txn_begin(s, STORE__TXN_WRITE, &txn);
     if (rc < 0)
         return rc;
     c->txn = txn;
     c->created = write_time(s);
+    c->s = s;
+    c->seq = s->change_seq;
 
     uint64_t pos = 0;
     bool pos_dirty = false;
@@ -273,6 +379,8 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         j->rc = 0;
         j->written = j->stale = 0;
         uint64_t lp = j->u.apply.log_position;
+        c->log_pos = lp;
+        c->log_idx = 0;
         if (lp > 0 && lp <= pos) {
             j->rc = -EALREADY;
             continue;
@@ -282,12 +390,12 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
             continue;
         }
         size_t nv = j->u.apply.enc->n_views;
-        free(dbis);
-        dbis = malloc((2 * nv + 1) * sizeof *dbis);
+        free(ents);
+        ents = malloc((nv + 1) * sizeof *ents);
         rc = -ENOMEM;
-        if (dbis == NULL)
+        if (ents == NULL)
             goto out;
-        rc = resolve_views(s, j, dbis);
+        rc = resolve_views(s, j, ents);
         if (rc == -ENOENT) {
             j->rc = rc;
             /* In a log, a message that cannot apply here is still passed (see log_contiguous). */
@@ -302,7 +410,7 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         const uint8_t *arena = j->u.apply.enc->arena.data;
         for (size_t r = 0; r < j->u.apply.enc->n_rows && rc == 0; r++) {
             const store__row_t *row = &j->u.apply.enc->rows[r];
-            rc = apply_row(c, dbis[2 * row->view], dbis[2 * row->view + 1], row, arena, j);
+            rc = apply_row(c, ents[row->view], row, arena, j);
         }
         if (rc != 0)
             goto out;
@@ -320,13 +428,21 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         if (rc != 0)
             goto out;
     }
+    rc = change_seq_put(c);
+    if (rc != 0)
+        goto out;
+    history_cursor_close(c);
     rc = commit(txn);
     txn = NULL;
-    if (rc == 0)
+    if (rc == 0) {
         s->last_created_us = c->created;
+        s->change_seq = c->seq;
+    }
 out:
+    if (txn != NULL)
+        history_cursor_close(c);
     store__txn_end(s, txn, STORE__TXN_ABORT);
-    free(dbis);
+    free(ents);
     return rc;
 }
 
@@ -569,6 +685,7 @@ static int stream_view(stream_txn_t *t, const store__view_t *e, uint32_t *out)
 
 static void stream_txn_reset(stream_txn_t *t)
 {
+    history_cursor_close(&t->c);
     for (size_t i = 0; i < t->n_views; i++) {
         if (t->views[i].cur != NULL)
             mdb_cursor_close(t->views[i].cur);
@@ -665,8 +782,7 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
             v->cur = NULL;
         }
         for (uint32_t x = g->first; x < g->first + g->n; x++) {
-            rc = apply_row(&t->c, v->e->dbi, v->e->hdbi, &enc->rows[enc->order[x]], enc->arena.data,
-                           job);
+            rc = apply_row(&t->c, v->e, &enc->rows[enc->order[x]], enc->arena.data, job);
             if (rc != 0)
                 return rc;
         }
@@ -693,6 +809,9 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
     if (rc < 0)
         return rc;
     t->c.txn = txn;
+    t->c.s = s;
+    t->c.seq = s->change_seq;
+    t->c.log_pos = 0;
     st->job.written = st->job.stale = 0;
     store__part_t *done = NULL;
     for (;;) {
@@ -708,8 +827,13 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
                 break;
             }
             stream_txn_reset(t);
+            rc = change_seq_put(&t->c);
+            if (rc != 0)
+                break;
             rc = commit(txn);
             txn = NULL;
+            if (rc == 0)
+                s->change_seq = t->c.seq;
             break;
         }
         rc = apply_part(s, st, t, next);

@@ -923,7 +923,7 @@ Test(catalog_load, example_catalog_loads_cleanly)
     cr_assert_eq(rc, 0);
     cr_expect_str_eq(catalog_project(c), "ride_hailing");
     cr_expect_eq(catalog_entity_count(c), 2);
-    cr_expect_eq(catalog_view_count(c), 4);
+    cr_expect_eq(catalog_view_count(c), 6);
     cr_expect_eq(catalog_service_count(c), 4);
     cr_expect_eq(catalog_model_count(c), 3);
     cr_expect_eq(catalog_on_demand_count(c), 1);
@@ -935,6 +935,10 @@ Test(catalog_load, example_catalog_loads_cleanly)
     cr_expect_eq(v->version, 1, "v1 is marked default: true");
     cr_expect_eq(v->ttl_seconds, 7 * 86400);
     cr_expect_str_eq(v->lineage_source, "warehouse.trips_hourly");
+    cr_expect_not(v->history);
+    cr_assert_eq(catalog_find_view(c, "driver_trips", 0, &v), 0);
+    cr_expect(v->history);
+    cr_expect_eq(v->history_retention_s, 90 * 86400);
 
     const catalog_model_t *m;
     cr_assert_eq(catalog_find_model(c, "driver_ranker_enriched", 0, NULL, &m), 0);
@@ -1007,4 +1011,45 @@ Test(catalog_load, nesting_too_deep_is_refused)
     load_bad(yaml, &errs);
     cr_expect_not_null(strstr(errs.items[0].message, "nesting deeper than"));
     catalog_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Offline history                                                                             */
+
+Test(catalog_load, offline_takes_a_retention_and_only_on_an_online_view)
+{
+    catalog_t *c = load_ok("project: p\n"
+                           "feature_views:\n"
+                           "  - name: v\n"
+                           "    offline: {retention: 30d}\n"
+                           "    features: [{name: x, dtype: INT64}]\n"
+                           "  - name: w\n"
+                           "    offline: {}\n"
+                           "    features: [{name: x, dtype: INT64}]\n");
+    const catalog_view_t *v;
+    cr_assert_eq(catalog_find_view(c, "v", 0, &v), 0);
+    cr_expect(v->history);
+    cr_expect_eq(v->history_retention_s, 30 * 86400);
+    cr_assert_eq(catalog_find_view(c, "w", 0, &v), 0);
+    cr_expect(v->history && v->history_retention_s == 0, "no retention: kept forever");
+    catalog_unref(c);
+    expect_only_error("project: p\n"
+                      "feature_views:\n"
+                      "  - name: v\n"
+                      "    offline: {retention: soon}\n"
+                      "    features: [{name: x, dtype: INT64}]\n",
+                      "feature_views[0].offline.retention", 4, 26, "bad duration 'soon'");
+    expect_only_error("project: p\n"
+                      "feature_views:\n"
+                      "  - name: v\n"
+                      "    online: false\n"
+                      "    offline: {retention: 1d}\n"
+                      "    features: [{name: x, dtype: INT64}]\n",
+                      "feature_views[0].offline", 5, 14, "is not online");
+    expect_only_error("project: p\n"
+                      "feature_views:\n"
+                      "  - name: v\n"
+                      "    offline: {retain: 1d}\n"
+                      "    features: [{name: x, dtype: INT64}]\n",
+                      "feature_views[0].offline.retain", 4, 15, "expected one of: retention");
 }

@@ -71,6 +71,22 @@ Test(catalog_plan, new_version_appended_feature_and_metadata_are_safe)
     catalog_plan_clear(&p);
 }
 
+Test(catalog_plan, keeping_history_or_not_and_its_retention_are_safe_changes)
+{
+    catalog_plan_t p = plan_of(BASE_YAML, BASE_YAML "    offline: {retention: 30d}\n");
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false, "now keeps history");
+    catalog_plan_clear(&p);
+    p = plan_of(BASE_YAML "    offline: {retention: 30d}\n",
+                BASE_YAML "    offline: {retention: 60d}\n");
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false, "history retention");
+    catalog_plan_clear(&p);
+    p = plan_of(BASE_YAML "    offline: {retention: 30d}\n", BASE_YAML);
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false,
+                  "no longer keeps history");
+    catalog_plan_clear(&p);
+}
+
 Test(catalog_plan, validation_changes_are_safe_and_say_whether_they_tighten)
 {
     const char *old = BASE_YAML "        validation: {min: 0, max: 1}\n";

@@ -17,7 +17,7 @@ expect() {
 }
 
 expect 0 "$fstore" validate --catalog "$root/examples/catalog"
-grep -q '^catalog ok: project ride_hailing, 2 entities, 3 feature views (4 versions), 12 features, 4 on-demand features, 4 services, 3 models$' "$work/out" ||
+grep -q '^catalog ok: project ride_hailing, 2 entities, 5 feature views (6 versions), 15 features, 4 on-demand features, 4 services, 3 models$' "$work/out" ||
   fail "summary line: $(cat "$work/out")"
 
 FSTORE_CATALOG="$root/examples/catalog" expect 0 "$fstore" validate

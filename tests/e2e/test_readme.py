@@ -250,7 +250,9 @@ class Readme(unittest.TestCase):
         claimed = {"top", "paths", "walkthrough", "example-script", "python-client", "http-feast",
                    "on-demand",
                    "http-predict", "replication", "models-yaml", "predict-python",
-                   "container", "kustomize"}  # container: tests/deploy/test_container.py
+                   "container", "kustomize", "offline", "offline-python", "offline-cli",
+                   "pit-sql"}  # container: tests/deploy/test_container.py; pit-sql:
+        # tests/e2e/test_cdc.py (it needs PostgreSQL)
         for marker, lang, _, line in blocks():
             self.assertIsNotNone(marker, "README.md:%d: a %s block without a readme-test "
                                          "marker" % (line, lang or "plain"))
@@ -294,6 +296,12 @@ class Readme(unittest.TestCase):
         if shutil.which("nats-server") is None:
             self.skipTest("nats-server is not installed")
         self.run_block("replication")
+        self.stop_all()
+
+    def test_07_offline_serving(self):
+        self.run_block("offline")
+        self.run_python("offline-python")
+        self.run_block("offline-cli")
         self.stop_all()
 
     def test_05_paths_put_fstore_and_the_python_client_on_the_path(self):

@@ -226,6 +226,51 @@ Test(history, refused_for_a_view_without_history_and_passed_over_without_history
     cr_assert_not(as_of(h, 1, T0).found);
 }
 
+Test(history, entities_of_several_join_keys_are_kept_apart)
+{
+    /* ("a", 1) and ("a", 10) and ("ab", 1): prefixes of one another in text, not as keys. */
+    const catalog_view_t *pair = th_view(cat, "pair", 1);
+    const char *cities[] = {"a", "a", "ab"};
+    int64_t ids[] = {1, 10, 1}, xs[] = {100, 200, 300};
+    for (int i = 0; i < 3; i++) {
+        catalog_value_t k1 = th_i64(ids[i]), k2 = th_str(cities[i]), x = th_i64(xs[i]);
+        const catalog_value_t *keys[] = {&k1, &k2}, *vals[] = {&x};
+        int64_t t = T0 + i * SEC;
+        store_batch_t b = {.view = pair,
+                           .n_rows = 1,
+                           .keys = keys,
+                           .n_features = 1,
+                           .feature_idx = &(uint32_t){0},
+                           .values = vals,
+                           .event_ts_us = &t};
+        cr_assert_eq(store_apply(s, &b, 1, 0, NULL), 0);
+    }
+    store_reader_t *r = NULL;
+    cr_assert_eq(store_reader_new(s, &r), 0);
+    cr_assert_eq(store_read_begin(r), 0);
+    for (int i = 0; i < 3; i++) {
+        catalog_value_t k[2] = {th_i64(ids[i]), th_str(cities[i])};
+        uint8_t key[STORE_MAX_KEY];
+        int n = store_encode_key(pair, k, 2, key, sizeof key);
+        store_row_t row;
+        cr_assert_eq(store_history_row(r, pair, key, (size_t)n, T0 + 10 * SEC, &row), 0);
+        cr_assert(row.found);
+        const uint8_t *wire;
+        size_t len;
+        cr_assert_eq(store_row_feature(&row, pair, 0, T0 + 10 * SEC, &wire, &len),
+                     STORE_STATUS_PRESENT);
+        catalog_value_t v;
+        uint64_t scratch[8];
+        cr_assert_eq(catalog_value_decode(wire, len, &v, scratch, sizeof scratch), 0);
+        cr_assert_eq(v.u.i64, xs[i], "entity %d", i);
+        /* Before its own write: nothing, whatever its neighbours wrote. */
+        cr_assert_eq(store_history_row(r, pair, key, (size_t)n, T0 + i * SEC - 1, &row), 0);
+        cr_assert_not(row.found, "entity %d", i);
+    }
+    store_read_end(r);
+    store_reader_free(r);
+}
+
 Test(history, keys_of_views_with_history_are_8_bytes_shorter)
 {
     char big[STORE_MAX_KEY];

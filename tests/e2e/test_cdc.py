@@ -1,0 +1,216 @@
+# tests/e2e/test_cdc.py - `fstore cdc` into a real PostgreSQL started by the test: a follower
+# killed mid-stream resumes with no row missing or doubled, every type arrives as written, the
+# table plan refuses what would break, and the README's point-in-time SQL gives what
+# GetHistoricalFeatures gives.
+import base64
+import datetime
+import os
+import random
+import signal
+import subprocess
+import time
+import unittest
+
+from fstore.v1 import fstore_pb2, fstore_pb2_grpc
+from harness import FSTORE, SOURCE_DIR, Server
+from pg import Postgres, pg_bin
+from test_readme import block
+
+CATALOG = os.path.join(SOURCE_DIR, "examples", "catalog")
+HERE = os.path.dirname(os.path.abspath(__file__))
+T0 = 1767225600  # 2026-01-01T00:00:00Z
+DAY = 86400
+
+
+def ts(seconds):
+    from google.protobuf.timestamp_pb2 import Timestamp
+    t = Timestamp()
+    t.seconds = int(seconds)
+    return t
+
+
+def utc(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+
+@unittest.skipIf(pg_bin() is None, "PostgreSQL is not installed (apt install postgresql)")
+class CdcTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres().start()
+        cls.addClassCleanup(cls.pg.stop)
+        cls.server = Server(catalog=CATALOG, args=["--history"])
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.stub = fstore_pb2_grpc.OnlineFeatureServiceStub(cls.server.client.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        report = cls.server.sanitizer_report()
+        assert report is None, "sanitizer report from fstore:\n" + report
+        assert rc == 0, "fstore exited with %s" % rc
+
+    def cdc(self, *args, data_dir=None, check=True):
+        out = subprocess.run([FSTORE, "cdc", "--data-dir", data_dir or self.server.data_dir,
+                              "--to", self.pg.url] + list(args),
+                             capture_output=True, text=True, timeout=120)
+        if check:
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        return out
+
+    def insert(self, rows, to=fstore_pb2.OFFLINE):
+        rq = fstore_pb2.WriteFeaturesRequest(feature_view="driver_trips", to=to)
+        for ident, trips, t in rows:
+            rq.columns["driver_id"].val.add().int64_val = ident
+            rq.columns["trips_last_hour"].val.add().int64_val = trips
+            rq.event_timestamps.append(ts(t))
+        return self.stub.WriteFeatures(rq, timeout=60)
+
+    def test_1_a_follower_killed_mid_stream_resumes_with_nothing_missing_or_doubled(self):
+        rnd = random.Random(3)
+        want = {}
+        rows = []
+        for i in range(30000):
+            ident, t = 100 + rnd.randrange(500), T0 + rnd.randrange(30 * DAY)
+            rows.append((ident, rnd.randrange(1000), t))
+        for start in range(0, len(rows), 5000):
+            self.insert(rows[start:start + 5000])
+        for ident, trips, t in rows:
+            want[(ident, t)] = trips  # a later write of the same (entity, time) wins
+        # Small batches, so that the kill lands between commits.
+        p = subprocess.Popen([FSTORE, "cdc", "--data-dir", self.server.data_dir, "--to",
+                              self.pg.url, "--batch-rows", "300", "--poll-ms", "50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        copied = 0
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            try:
+                copied = int(self.pg.sql("SELECT count(*) FROM driver_trips_v1")[0][0])
+            except subprocess.CalledProcessError:
+                continue  # the table is not there yet
+            if copied > 1000:
+                break
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+        self.assertGreater(copied, 0)
+        self.assertLess(copied, len(want), "the kill came too late to test anything")
+        out = self.cdc("--once")
+        self.assertIn("cdc: done", out.stdout)
+        got = {(int(i), int(float(e))): int(t) for i, e, t in self.pg.sql(
+            "SELECT driver_id, extract(epoch FROM event_timestamp), trips_last_hour "
+            "FROM driver_trips_v1 WHERE driver_id BETWEEN 100 AND 599")}
+        self.assertEqual(len(got), len(want))
+        self.assertEqual(got, want)
+        # The position is recorded, and a second pass has nothing to copy.
+        pos = self.pg.sql("SELECT position FROM fstore_cdc_positions WHERE source = 'fstore'")
+        self.assertEqual(len(pos), 1)
+        self.assertGreater(int(pos[0][0]), 0)
+        self.assertIn("done, 0 rows", self.cdc("--once").stdout)
+
+    def test_2_deletes_and_later_writes_follow(self):
+        base = T0 + 40 * DAY
+        self.insert([(700, 1, base)], to=fstore_pb2.ONLINE)
+        self.server.client.delete_entities("driver_trips", {"driver_id": [700]})
+        self.cdc("--once")
+        rows = self.pg.sql("SELECT deleted, trips_last_hour FROM driver_trips_v1 "
+                           "WHERE driver_id = 700 ORDER BY event_timestamp")
+        self.assertEqual(rows, [["f", "1"], ["t", None]])
+
+    def test_3_the_readmes_point_in_time_sql_matches_get_historical_features(self):
+        base = T0 + 50 * DAY
+        rnd = random.Random(9)
+        self.insert([(800 + rnd.randrange(20), rnd.randrange(100), base + rnd.randrange(3 * DAY))
+                     for _ in range(400)])
+        self.server.client.delete_entities("driver_trips", {"driver_id": [801]})
+        self.cdc("--once")
+        table = [(800 + rnd.randrange(22), base + rnd.randrange(-DAY, 5 * DAY))
+                 for _ in range(300)]
+        table.append((801, int(time.time()) + 5))  # after 801's delete
+        self.pg.sql("DROP TABLE IF EXISTS entity_df; "
+                    "CREATE TABLE entity_df (driver_id bigint, event_timestamp timestamptz); "
+                    "INSERT INTO entity_df VALUES " +
+                    ", ".join("(%d, to_timestamp(%d))" % r for r in table))
+        lang, body = block("pit-sql")
+        self.assertEqual(lang, "sql")
+        rows = self.pg.sql("\n".join(body))
+        sql = {}
+        for ident, at, trips in rows:
+            sql.setdefault((int(ident), int(float(at))), []).append(
+                None if trips is None else int(trips))
+        rq = fstore_pb2.GetHistoricalFeaturesRequest()
+        rq.features.val.append("driver_trips:trips_last_hour")
+        for ident, at in table:
+            rq.entities["driver_id"].val.add().int64_val = ident
+            rq.event_timestamps.append(ts(at))
+        grpc_vals = []
+        for m in self.stub.GetHistoricalFeatures(rq, timeout=60):
+            names = list(m.metadata.feature_names.val)
+            vec = m.results[names.index("trips_last_hour")]
+            for v in vec.values:
+                grpc_vals.append(v.int64_val if v.WhichOneof("val") == "int64_val" else None)
+        self.assertEqual(len(grpc_vals), len(table))
+        present = 0
+        for (ident, at), want in zip(table, grpc_vals):
+            self.assertEqual(sql[(ident, at)][0], want, "driver %d at %d" % (ident, at))
+            present += want is not None
+        self.assertGreater(present, 50)
+        self.assertIsNone(grpc_vals[-1], "deleted by then")
+
+    def test_4_the_table_plan_adds_columns_and_refuses_what_would_break(self):
+        self.cdc("--once")
+        self.pg.sql("ALTER TABLE driver_trips_v1 DROP COLUMN trips_last_hour")
+        out = self.cdc("--plan")
+        self.assertIn("~ driver_trips_v1: add column trips_last_hour bigint", out.stdout)
+        self.cdc("--once")  # adds it back
+        self.pg.sql("ALTER TABLE driver_trips_v1 ALTER COLUMN trips_last_hour TYPE text")
+        out = self.cdc("--once", check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("column trips_last_hour is text there, the catalog wants bigint",
+                      out.stdout)
+        self.assertIn("breaking", out.stderr)
+        self.pg.sql("ALTER TABLE driver_trips_v1 ALTER COLUMN trips_last_hour TYPE bigint "
+                    "USING trips_last_hour::bigint")
+
+    def test_5_every_type_arrives_as_written(self):
+        server = Server(catalog=os.path.join(HERE, "cdc_catalog.yaml"), args=["--history"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(server.client.channel)
+        rq = fstore_pb2.WriteFeaturesRequest(feature_view="types", to=fstore_pb2.OFFLINE)
+        c = rq.columns
+        c["city"].val.add().string_val = "Zürich\t\"quoted\"\\"
+        c["zone"].val.add().int32_val = -7
+        c["i64"].val.add().int64_val = -(2 ** 63)
+        c["i32"].val.add().int32_val = 2 ** 31 - 1
+        c["f32"].val.add().float_val = 0.1
+        c["f64"].val.add().double_val = 1e300
+        c["flag"].val.add().bool_val = True
+        c["label"].val.add().string_val = "line\nbreak, comma"
+        c["raw"].val.add().bytes_val = b"\x00\xff\\"
+        c["seen"].val.add().unix_timestamp_val = T0
+        c["i64s"].val.add().int64_list_val.val.extend([1, -2])
+        c["f64s"].val.add().double_list_val.val.extend([0.5, -1e-9])
+        c["labels"].val.add().string_list_val.val.extend(["a,b", 'q"\\', ""])
+        c["raws"].val.add().bytes_list_val.val.extend([b"\x01\x02", b""])
+        c["flags"].val.add().bool_list_val.val.extend([True, False])
+        rq.event_timestamps.append(ts(T0))
+        stub.WriteFeatures(rq, timeout=30)
+        # Another data directory: its own position (--source), or it would start at the first's.
+        self.cdc("--once", "--source", "types", data_dir=server.data_dir)
+        rows = self.pg.sql(
+            "SELECT city, zone, i64, i32, f32, f64, flag, label, encode(raw, 'hex'), "
+            "extract(epoch FROM seen), i64s, f64s, array_to_json(labels), "
+            "array_to_json(ARRAY(SELECT encode(x, 'hex') FROM unnest(raws) x)), flags, deleted "
+            "FROM types_v1")
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0], [
+            "Zürich\t\"quoted\"\\", "-7", str(-(2 ** 63)), str(2 ** 31 - 1), "0.1", "1e+300", "t",
+            "line\nbreak, comma", "00ff5c", "%d.000000" % T0, "{1,-2}", "{0.5,-1e-09}",
+            '["a,b","q\\"\\\\",""]', '["0102",""]', "{t,f}", "f"])
+        server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
