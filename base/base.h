@@ -370,6 +370,15 @@ int base_parse_double(const char *s, size_t n, double *out);
  */
 int base_parse_time(const char *s, size_t n, int64_t *us);
 
+/*
+ * The other way: microseconds since the epoch as RFC 3339 UTC, four-digit years,
+ * "2026-12-01T10:00:00Z", with ".ffffff" when the time has a fraction (what base_parse_time()
+ * reads back; PostgreSQL's timestamptz reads it too). Years outside 1 to 9999 (beyond
+ * google.protobuf.Timestamp's range) are written as they come, which base_parse_time() refuses.
+ * Returns: the length written (as snprintf; cap >= 32 is always enough).
+ */
+int base_format_time(int64_t us, char *buf, size_t cap);
+
 /* The last timestamp text parsed and its value (exports usually carry one per batch of rows).
  * Zero-initialise. */
 typedef struct base_ts_memo {

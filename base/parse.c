@@ -1,10 +1,13 @@
 /* base/parse.c - integers, doubles and timestamps from text cells, without libc's
  * scanners on the common shapes. */
 #include <errno.h>
+#include <inttypes.h>
 #include <float.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 
@@ -293,4 +296,20 @@ int base_parse_time_memo(base_ts_memo_t *m, const char *s, size_t n, int64_t *us
         m->us = *us;
     }
     return rc;
+}
+
+int base_format_time(int64_t us, char *buf, size_t cap)
+{
+    int64_t sec = us / 1000000 - (us % 1000000 < 0);
+    int64_t frac = us - sec * 1000000;
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL)
+        return snprintf(buf, cap, "invalid");
+    int n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n < 0 || (size_t)n >= cap)
+        return n;
+    return n + (frac != 0 ? snprintf(buf + n, cap - (size_t)n, ".%06" PRId64 "Z", frac)
+                          : snprintf(buf + n, cap - (size_t)n, "Z"));
 }

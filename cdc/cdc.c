@@ -12,6 +12,8 @@
 #include "storage/store.h"
 
 #define POSITIONS "fstore_cdc_positions"
+#define PG_NAME_MAX 63 /* NAMEDATALEN - 1 */
+#define COPY_CHUNK (1 << 20)
 #define MAX_VALUE_SCRATCH (16 * (size_t)STORE_MAX_VALUE + 64)
 
 /* One view version's table and the batch's rows for it, in COPY text. */
@@ -19,6 +21,9 @@ typedef struct cdc_table {
     const catalog_view_t *v;
     char name[CATALOG_MAX_NAME + 16]; /* <view>_v<version> */
     char *ident;                      /* name, quoted for SQL (PQescapeIdentifier) */
+    char *stage;                      /* its staging table's name, quoted */
+    char *columns;                    /* every column, quoted, in COPY's order */
+    char *keys;                       /* the primary key's columns, quoted */
     char *copy;                       /* the batch's rows (open_memstream) */
     size_t copy_len;
     FILE *f;
@@ -37,6 +42,7 @@ struct cdc {
     size_t n_tables;
     uint64_t pos;
     uint32_t idx;
+    uint64_t catalog_hash; /* the store's catalog when opened (store_read_catalog_hash()) */
     void *scratch;
 };
 
@@ -62,15 +68,71 @@ static const char *pg_error(PGconn *pg)
     return buf;
 }
 
-/* Runs sql; ok is the status it must end with. Returns: 0, -EIO with err set. */
-static int exec(cdc_t *c, const char *sql, ExecStatusType ok, char *err, size_t cap)
+/* A failed result's errno: -EINVAL for what retrying cannot fix (SQLSTATE classes 22 data,
+ * 23 integrity, 42 syntax or a missing object), -EIO for the rest (the connection, a restart:
+ * worth trying again). */
+static int pg_rc(const PGresult *r)
 {
-    PGresult *r = PQexec(c->pg, sql);
-    int rc = PQresultStatus(r) == ok ? 0 : -EIO;
+    const char *st = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (st != NULL &&
+        (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0 || strncmp(st, "42", 2) == 0))
+        return -EINVAL;
+    return -EIO;
+}
+
+/* Checks a result against the status it must have, and clears it. Returns: 0, or as pg_rc()
+ * with err set. */
+static int check(cdc_t *c, PGresult *r, ExecStatusType ok, char *err, size_t cap)
+{
+    int rc = PQresultStatus(r) == ok ? 0 : pg_rc(r);
     if (rc < 0)
         fail(err, cap, rc, "PostgreSQL: %s", pg_error(c->pg));
     PQclear(r);
     return rc;
+}
+
+/* Runs sql; ok is the status it must end with. Returns: as check(). */
+static int exec(cdc_t *c, const char *sql, ExecStatusType ok, char *err, size_t cap)
+{
+    return check(c, PQexec(c->pg, sql), ok, err, cap);
+}
+
+/* s quoted as an identifier, appended to f. Returns: 0, -ENOMEM. */
+static int put_ident(cdc_t *c, FILE *f, const char *s)
+{
+    char *q = PQescapeIdentifier(c->pg, s, strlen(s));
+    if (q == NULL)
+        return -ENOMEM;
+    fputs(q, f);
+    PQfreemem(q);
+    return 0;
+}
+
+/* A table's column lists, in the order COPY text gives them. Returns: 0, -ENOMEM. */
+static int table_columns(cdc_t *c, cdc_table_t *t)
+{
+    const catalog_view_t *v = t->v;
+    size_t len;
+    FILE *f = open_memstream(&t->keys, &len);
+    if (f == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t k = 0; k < v->n_join_keys && rc == 0; k++) {
+        rc = put_ident(c, f, v->join_keys[k].name);
+        fputs(", ", f);
+    }
+    fputs("event_timestamp", f);
+    if (fclose(f) != 0 || rc < 0)
+        return -ENOMEM;
+    if ((f = open_memstream(&t->columns, &len)) == NULL)
+        return -ENOMEM;
+    fprintf(f, "%s, deleted", t->keys);
+    for (size_t i = 0; i < v->n_features && rc == 0; i++) {
+        fputs(", ", f);
+        rc = put_ident(c, f, v->features[i].name);
+    }
+    fputs(", fstore_position, fstore_position_index, fstore_written_at", f);
+    return fclose(f) != 0 || rc < 0 ? -ENOMEM : 0;
 }
 
 void cdc_position(const cdc_t *c, uint64_t *position, uint32_t *index)
@@ -88,6 +150,9 @@ void cdc_close(cdc_t *c)
             fclose(c->tables[i].f);
         free(c->tables[i].copy);
         PQfreemem(c->tables[i].ident);
+        PQfreemem(c->tables[i].stage);
+        free(c->tables[i].columns);
+        free(c->tables[i].keys);
     }
     free(c->tables);
     if (c->pg != NULL)
@@ -146,9 +211,34 @@ int cdc_open(const cdc_options_t *o, cdc_t **out, char *err, size_t cap)
     }
     /* PostgreSQL's notices ("... already exists, skipping") are not ours to print. */
     PQsetNoticeProcessor(c->pg, quiet, NULL);
-    /* Times go in and come out in UTC, whatever the server's default. */
-    if ((rc = exec(c, "SET TIME ZONE 'UTC'", PGRES_COMMAND_OK, err, cap)) < 0)
+    /* Times go in and come out in UTC, text in UTF-8, whatever the server's defaults. */
+    if ((rc = exec(c, "SET TIME ZONE 'UTC'", PGRES_COMMAND_OK, err, cap)) < 0 ||
+        (rc = exec(c, "SET client_encoding = 'UTF8'", PGRES_COMMAND_OK, err, cap)) < 0)
         goto out;
+    /* One follower per source: two would write the same position from different places. */
+    const char *lock_params[1] = {c->source};
+    PGresult *lr = PQexecParams(c->pg, "SELECT pg_try_advisory_lock(hashtext('fstore_cdc:' || $1))",
+                                1, NULL, lock_params, NULL, NULL, 0);
+    bool locked = PQresultStatus(lr) == PGRES_TUPLES_OK && PQntuples(lr) == 1 &&
+                  strcmp(PQgetvalue(lr, 0, 0), "t") == 0;
+    if (PQresultStatus(lr) != PGRES_TUPLES_OK)
+        rc = fail(err, cap, -EIO, "PostgreSQL: %s", pg_error(c->pg));
+    else if (!locked)
+        rc = fail(err, cap, -EBUSY,
+                  "another follower with source '%s' is connected to this database "
+                  "(--source names each follower)",
+                  c->source);
+    PQclear(lr);
+    if (rc < 0)
+        goto out;
+    if ((rc = store_read_begin(c->reader)) == 0) {
+        rc = store_read_catalog_hash(c->reader, &c->catalog_hash);
+        store_read_end(c->reader);
+    }
+    if (rc < 0) {
+        fail(err, cap, rc, "store read: %s", strerror(-rc));
+        goto out;
+    }
     size_t n = 0;
     for (size_t i = 0; i < catalog_view_count(c->cat); i++)
         n += catalog_view_at(c->cat, i)->history;
@@ -164,8 +254,11 @@ int cdc_open(const cdc_options_t *o, cdc_t **out, char *err, size_t cap)
         cdc_table_t *t = &c->tables[c->n_tables++];
         t->v = v;
         snprintf(t->name, sizeof t->name, "%s_v%u", v->name, (unsigned)v->version);
+        char stage[32];
+        snprintf(stage, sizeof stage, "fstore_stage_%zu", c->n_tables);
         t->ident = PQescapeIdentifier(c->pg, t->name, strlen(t->name));
-        if (t->ident == NULL) {
+        t->stage = PQescapeIdentifier(c->pg, stage, strlen(stage));
+        if (t->ident == NULL || t->stage == NULL || table_columns(c, t) < 0) {
             rc = fail(err, cap, -ENOMEM, "out of memory");
             goto out;
         }
@@ -205,12 +298,10 @@ static void create_sql(cdc_t *c, const cdc_table_t *t, FILE *f)
     for (size_t i = 0; i < v->n_features; i++)
         fprintf(f, ", %s %s", quoted(c, v->features[i].name, q, sizeof q),
                 cdc_pg_type(v->features[i].dtype));
-    fputs(", fstore_position bigint NOT NULL, fstore_position_index integer NOT NULL, "
-          "fstore_written_at timestamptz NOT NULL, PRIMARY KEY (",
-          f);
-    for (size_t k = 0; k < v->n_join_keys; k++)
-        fprintf(f, "%s, ", quoted(c, v->join_keys[k].name, q, sizeof q));
-    fputs("event_timestamp))", f);
+    fprintf(f,
+            ", fstore_position bigint NOT NULL, fstore_position_index integer NOT NULL, "
+            "fstore_written_at timestamptz NOT NULL, PRIMARY KEY (%s))",
+            t->keys);
 }
 
 /* The table's columns as PostgreSQL has them: name -> format_type(). Returns: the result (the
@@ -250,7 +341,25 @@ int cdc_plan(cdc_t *c, bool apply, FILE *out, char *err, size_t cap)
     for (size_t i = 0; i < c->n_tables && rc == 0; i++) {
         cdc_table_t *t = &c->tables[i];
         const catalog_view_t *v = t->v;
+        /* PostgreSQL cuts identifiers at 63 bytes: two long names would become one. */
+        if (strlen(t->name) > PG_NAME_MAX) {
+            fprintf(out, "! %s: a table name over %d bytes (PostgreSQL's limit)\n", t->name,
+                    PG_NAME_MAX);
+            breaking++;
+        }
+        for (size_t k = 0; k < v->n_join_keys; k++) {
+            if (strlen(v->join_keys[k].name) > PG_NAME_MAX) {
+                fprintf(out, "! %s: join key %s: a column name over %d bytes\n", t->name,
+                        v->join_keys[k].name, PG_NAME_MAX);
+                breaking++;
+            }
+        }
         for (size_t f2 = 0; f2 < v->n_features; f2++) {
+            if (strlen(v->features[f2].name) > PG_NAME_MAX) {
+                fprintf(out, "! %s: feature %s: a column name over %d bytes\n", t->name,
+                        v->features[f2].name, PG_NAME_MAX);
+                breaking++;
+            }
             for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++) {
                 if (strcmp(v->features[f2].name, reserved[r]) == 0) {
                     fprintf(out, "! %s: feature '%s' has a name the table keeps for itself\n",
@@ -374,13 +483,8 @@ static int on_change(void *arg, const store_change_t *ch)
         return 1;
     cdc_table_t *t = table_of(c, ch->view, ch->version);
     if (t == NULL) {
-        const catalog_view_t *v = NULL;
-        if (catalog_find_view(c->cat, ch->view, ch->version, &v) < 0 || v == NULL) {
-            /* A view version of a newer catalog than ours: follow it after a reopen. */
-            s->reopen = true;
-            return 1;
-        }
-        /* A view that no longer keeps history: its change has no table to go to. */
+        /* Not a view with history in the applied catalog (cdc_step() checked that it is the
+         * one we have): torn down, or no longer keeping history. Its change has no table. */
         s->pos = ch->position;
         s->idx = ch->index;
         return 0;
@@ -437,71 +541,64 @@ static int on_change(void *arg, const store_change_t *ch)
 }
 
 /* The batch's rows of t: COPY into a staging table, then upserted by the primary key (the last
- * change of a key in the batch wins). Returns: 0, -EIO. */
+ * change of a key in the batch wins). Columns are named everywhere: a column the plan added
+ * sits last in the table, wherever the feature is in the catalog. Returns: 0, -EIO, -EINVAL. */
 static int flush_table(cdc_t *c, cdc_table_t *t, char *err, size_t cap)
 {
     const catalog_view_t *v = t->v;
     char *sql = NULL;
     size_t len = 0;
-    char q[2 * CATALOG_MAX_NAME + 8];
-    /* A temporary staging table per view version, emptied at each commit. */
-    char stage[2 * CATALOG_MAX_NAME + 32];
-    snprintf(stage, sizeof stage, "%s_stage", t->name);
-    char *stage_q = PQescapeIdentifier(c->pg, stage, strlen(stage));
-    if (stage_q == NULL)
-        return fail(err, cap, -ENOMEM, "out of memory");
+    int rc = 0;
+    if (!t->staged) {
+        /* Temporary, emptied at each commit; its own name, never the table's. */
+        FILE *f = open_memstream(&sql, &len);
+        if (f == NULL)
+            return fail(err, cap, -ENOMEM, "out of memory");
+        fprintf(f, "CREATE TEMP TABLE IF NOT EXISTS %s (LIKE %s) ON COMMIT DELETE ROWS", t->stage,
+                t->ident);
+        fclose(f);
+        rc = exec(c, sql, PGRES_COMMAND_OK, err, cap);
+        free(sql);
+        sql = NULL;
+        if (rc < 0)
+            return rc;
+        t->staged = true;
+    }
     FILE *f = open_memstream(&sql, &len);
-    if (f == NULL) {
-        PQfreemem(stage_q);
+    if (f == NULL)
         return fail(err, cap, -ENOMEM, "out of memory");
-    }
-    fprintf(f, "CREATE TEMP TABLE IF NOT EXISTS %s (LIKE %s) ON COMMIT DELETE ROWS", stage_q,
-            t->ident);
+    fprintf(f, "COPY %s (%s) FROM STDIN", t->stage, t->columns);
     fclose(f);
-    int rc = t->staged ? 0 : exec(c, sql, PGRES_COMMAND_OK, err, cap);
+    PGresult *r = PQexec(c->pg, sql);
     free(sql);
-    if (rc < 0)
-        goto out;
-    t->staged = true;
-    char copy[2 * CATALOG_MAX_NAME + 64];
-    snprintf(copy, sizeof copy, "COPY %s FROM STDIN", stage_q);
-    PGresult *r = PQexec(c->pg, copy);
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        PQclear(r);
-        rc = fail(err, cap, -EIO, "PostgreSQL: %s", pg_error(c->pg));
-        goto out;
-    }
+    sql = NULL;
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        return check(c, r, PGRES_COPY_IN, err, cap);
     PQclear(r);
-    fflush(t->f);
-    if (PQputCopyData(c->pg, t->copy, (int)t->copy_len) != 1 || PQputCopyEnd(c->pg, NULL) != 1) {
-        rc = fail(err, cap, -EIO, "PostgreSQL: %s", pg_error(c->pg));
-        goto out;
+    if (fflush(t->f) != 0)
+        return fail(err, cap, -ENOMEM, "out of memory");
+    for (size_t off = 0; off < t->copy_len;) {
+        size_t n = t->copy_len - off < COPY_CHUNK ? t->copy_len - off : COPY_CHUNK;
+        if (PQputCopyData(c->pg, t->copy + off, (int)n) != 1)
+            return fail(err, cap, -EIO, "PostgreSQL: %s", pg_error(c->pg));
+        off += n;
     }
+    if (PQputCopyEnd(c->pg, NULL) != 1)
+        return fail(err, cap, -EIO, "PostgreSQL: %s", pg_error(c->pg));
     r = PQgetResult(c->pg);
-    rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -EIO;
-    PQclear(r);
+    rc = check(c, r, PGRES_COMMAND_OK, err, cap);
     while ((r = PQgetResult(c->pg)) != NULL)
         PQclear(r);
-    if (rc < 0) {
-        fail(err, cap, rc, "PostgreSQL COPY into %s: %s", t->name, pg_error(c->pg));
-        goto out;
-    }
-    sql = NULL;
-    f = open_memstream(&sql, &len);
-    if (f == NULL) {
-        rc = fail(err, cap, -ENOMEM, "out of memory");
-        goto out;
-    }
-    fprintf(f, "INSERT INTO %s SELECT DISTINCT ON (", t->ident);
-    for (size_t k = 0; k < v->n_join_keys; k++)
-        fprintf(f, "%s, ", quoted(c, v->join_keys[k].name, q, sizeof q));
-    fprintf(f, "event_timestamp) * FROM %s ORDER BY ", stage_q);
-    for (size_t k = 0; k < v->n_join_keys; k++)
-        fprintf(f, "%s, ", quoted(c, v->join_keys[k].name, q, sizeof q));
-    fputs("event_timestamp, fstore_position DESC, fstore_position_index DESC ON CONFLICT (", f);
-    for (size_t k = 0; k < v->n_join_keys; k++)
-        fprintf(f, "%s, ", quoted(c, v->join_keys[k].name, q, sizeof q));
-    fputs("event_timestamp) DO UPDATE SET deleted = EXCLUDED.deleted", f);
+    if (rc < 0)
+        return rc;
+    if ((f = open_memstream(&sql, &len)) == NULL)
+        return fail(err, cap, -ENOMEM, "out of memory");
+    fprintf(f,
+            "INSERT INTO %s (%s) SELECT DISTINCT ON (%s) %s FROM %s ORDER BY %s, "
+            "fstore_position DESC, fstore_position_index DESC ON CONFLICT (%s) DO UPDATE SET "
+            "deleted = EXCLUDED.deleted",
+            t->ident, t->columns, t->keys, t->columns, t->stage, t->keys, t->keys);
+    char q[2 * CATALOG_MAX_NAME + 8];
     for (size_t i = 0; i < v->n_features; i++) {
         quoted(c, v->features[i].name, q, sizeof q);
         fprintf(f, ", %s = EXCLUDED.%s", q, q);
@@ -512,8 +609,6 @@ static int flush_table(cdc_t *c, cdc_table_t *t, char *err, size_t cap)
     fclose(f);
     rc = exec(c, sql, PGRES_COMMAND_OK, err, cap);
     free(sql);
-out:
-    PQfreemem(stage_q);
     return rc;
 }
 
@@ -539,7 +634,17 @@ int cdc_step(cdc_t *c, size_t *rows, bool *reopen, char *err, size_t cap)
     int rc = store_read_begin(c->reader);
     if (rc < 0)
         return fail(err, cap, rc, "store read: %s", strerror(-rc));
-    rc = store_changes(c->reader, c->pos, c->idx, on_change, &s);
+    /* A catalog applied since we opened (new views, features, history turned on): open again
+     * before reading a change of it. */
+    uint64_t hash = 0;
+    rc = store_read_catalog_hash(c->reader, &hash);
+    if (rc == 0 && hash != c->catalog_hash) {
+        store_read_end(c->reader);
+        *reopen = true;
+        return 0;
+    }
+    if (rc == 0)
+        rc = store_changes(c->reader, c->pos, c->idx, on_change, &s);
     store_read_end(c->reader);
     if (s.rc < 0) {
         reset_tables(c);
@@ -569,11 +674,11 @@ int cdc_step(cdc_t *c, size_t *rows, bool *reopen, char *err, size_t cap)
                                    " (source, position, position_index) VALUES ($1, $2, $3) "
                                    "ON CONFLICT (source) DO UPDATE SET position = "
                                    "EXCLUDED.position, position_index = EXCLUDED.position_index, "
-                                   "updated_at = now()",
+                                   "updated_at = now() WHERE (" POSITIONS ".position, " POSITIONS
+                                   ".position_index) < (EXCLUDED.position, "
+                                   "EXCLUDED.position_index)",
                                    3, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = fail(err, cap, -EIO, "PostgreSQL: %s", pg_error(c->pg));
-        PQclear(r);
+        rc = check(c, r, PGRES_COMMAND_OK, err, cap);
     }
     if (rc == 0)
         rc = exec(c, "COMMIT", PGRES_COMMAND_OK, err, cap);

@@ -23,10 +23,12 @@
  * typed from the catalog (INT64 bigint, INT32 integer, FLOAT real, DOUBLE double precision,
  * BOOL boolean, STRING text, BYTES bytea, UNIX_TIMESTAMP timestamptz, lists as arrays), and the
  * position reached in fstore_cdc_positions (source, position, position_index), updated in the
- * same PostgreSQL transaction as the rows: a follower killed at any point resumes where the
- * last commit left, and rows are upserted by their primary key, so nothing is missing or
- * doubled. A row holds the entry as it stands when read (an entry rewritten at the same time
- * is written again, over itself); a delete is a row with deleted = true and null features.
+ * same PostgreSQL transaction as the rows (and only ever forward): a follower killed at any
+ * point resumes where the last commit left, and rows are upserted by their primary key, so
+ * nothing is missing or doubled. One follower per source name (an advisory lock). A follower
+ * that falls behind by more than a view's history retention misses what gc dropped meanwhile,
+ * as the store does. A row holds the entry as it stands when read (an entry rewritten at the same
+ * time is written again, over itself); a delete is a row with deleted = true and null features.
  */
 
 typedef struct cdc cdc_t;
@@ -43,8 +45,9 @@ typedef struct cdc_options {
 /*
  * Opens the data directory (read-only: the server keeps running) and connects.
  * Returns: 0 and *out; -ENOENT (no store, or no catalog applied), -ENOTSUP (the directory keeps
- *          no history), -ECONNREFUSED (PostgreSQL refused or is unreachable), -ENOMEM, store
- *          errors; err says why.
+ *          no history), -ECONNREFUSED (PostgreSQL refused or is unreachable), -EBUSY (another
+ *          follower with this source holds its advisory lock), -ENOMEM, store errors; err says
+ *          why.
  * Ownership: *out is closed with cdc_close().
  */
 int cdc_open(const cdc_options_t *o, cdc_t **out, char *err, size_t cap);
@@ -64,12 +67,13 @@ int cdc_plan(cdc_t *c, bool apply, FILE *out, char *err, size_t cap);
 
 /*
  * One batch: at most batch_rows changes after the recorded position, written with the new
- * position in one PostgreSQL transaction. Call cdc_plan() with apply first. Changes of view
- * versions not in the catalog applied at open (a newer catalog) end the batch before them:
- * *rows is then what came before, and *reopen is set (close and open again to follow the new
- * catalog).
- * Returns: 0 and *rows (0: caught up); -EIO (PostgreSQL failed: nothing of the batch was
- *          written; the next call tries again), store errors; err says why.
+ * position in one PostgreSQL transaction. Call cdc_plan() with apply first. When the store's
+ * catalog changed since cdc_open(), nothing is read and *reopen is set: close and open again
+ * (and plan) to follow it. A change of a view version without history in the catalog (torn
+ * down, or no longer keeping it) is passed over.
+ * Returns: 0 and *rows (0: caught up); -EIO (PostgreSQL failed or went away: nothing of the
+ *          batch was written; try again, after reconnecting); -EINVAL (PostgreSQL refused the
+ *          data or the table: trying again will not help); store errors; err says why.
  */
 int cdc_step(cdc_t *c, size_t *rows, bool *reopen, char *err, size_t cap);
 
@@ -86,8 +90,8 @@ const char *cdc_pg_type_formatted(catalog_dtype_t t);
 /* Writes v in COPY's text format (escaped; \N for a null) to f. Returns: 0, -EINVAL (a type
  * with no column form). */
 int cdc_copy_value(FILE *f, const catalog_value_t *v);
-/* Writes microseconds since the epoch as a timestamptz literal ("2026-01-02 03:04:05.000006+00").
- */
+/* Writes microseconds since the epoch as a timestamptz literal (base_format_time()'s RFC 3339;
+ * \N outside years 1 to 9999, as for UNIX_TIMESTAMP values out of that range). */
 void cdc_copy_time(FILE *f, int64_t us);
 
 #endif /* CDC_CDC_H */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/base.h"
 #include "cdc/cdc.h"
 
 const char *cdc_pg_type(catalog_dtype_t t)
@@ -59,17 +60,21 @@ const char *cdc_pg_type_formatted(catalog_dtype_t t)
     }
 }
 
+/* Years 1 to 9999 (google.protobuf.Timestamp's range, which the store keeps event times in). */
+#define MIN_SECONDS (-62135596800LL)
+#define MAX_SECONDS 253402300799LL
+
 void cdc_copy_time(FILE *f, int64_t us)
 {
     int64_t sec = us / 1000000 - (us % 1000000 < 0);
-    int64_t frac = us - sec * 1000000;
-    time_t t = (time_t)sec;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[64];
-    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-    /* Years before 1000 print with fewer digits; PostgreSQL reads them as written. */
-    fprintf(f, "%s.%06" PRId64 "+00", buf, frac);
+    if (sec < MIN_SECONDS || sec > MAX_SECONDS) {
+        fputs("\\N", f);
+        return;
+    }
+    /* RFC 3339 with four-digit years (PostgreSQL would read "99-01-01" as 1999). */
+    char buf[40];
+    base_format_time(us, buf, sizeof buf);
+    fputs(buf, f);
 }
 
 /* COPY text escapes: backslash, and the characters that end a field or a row. */
@@ -126,7 +131,11 @@ static void scalar(FILE *f, const catalog_value_t *v, bool in_array)
         fputc(v->u.b ? 't' : 'f', f);
         break;
     case CATALOG_DTYPE_UNIX_TIMESTAMP:
-        /* Feast's UNIX_TIMESTAMP counts seconds. */
+        /* Feast's UNIX_TIMESTAMP counts seconds; outside years 1 to 9999, a null. */
+        if (v->u.i64 < MIN_SECONDS || v->u.i64 > MAX_SECONDS) {
+            fputs(in_array ? "NULL" : "\\N", f);
+            break;
+        }
         if (in_array)
             fputc('"', f);
         cdc_copy_time(f, v->u.i64 * 1000000);

@@ -114,7 +114,8 @@ int cli_cdc(int argc, char **argv)
         int rc = cdc_step(c, &rows, &reopen, err, sizeof err);
         if (rc < 0) {
             fprintf(stderr, "fstore cdc: %s\n", err);
-            if (once)
+            /* PostgreSQL refusing the data or the table: trying again would not help. */
+            if (once || rc != -EIO)
                 goto out;
             cdc_close(c); /* reconnects, and reads the position again */
             c = NULL;

@@ -14,6 +14,7 @@
 
 #define MAX_FEATURES 4096
 #define MAX_COLUMNS 256
+#define MAX_LINE (1 << 20) /* bytes of one entity row: memory stays bounded by the chunk */
 
 static void history_usage(FILE *f)
 {
@@ -273,25 +274,38 @@ static int run_history(hist_opts_t *o)
         base_arena_reset(&chunk);
         core_ctx_begin(&ctx, w, &chunk);
         begun = true;
-        size_t cap = o->chunk_rows, n = 0, first_line = line_no + 1;
+        size_t cap = o->chunk_rows, n = 0;
         char ***rows = base_arena_array(&chunk, cap, sizeof *rows);
         int64_t *as_of = base_arena_array(&chunk, cap, sizeof *as_of);
-        if (rows == NULL || as_of == NULL)
+        size_t *lines = base_arena_array(&chunk, cap, sizeof *lines);
+        if (rows == NULL || as_of == NULL || lines == NULL)
             goto out;
         while (n < cap) {
-            if (getline(&line, &line_cap, in) < 0) {
+            ssize_t got = getline(&line, &line_cap, in);
+            if (got < 0) {
                 eof = true;
                 break;
             }
             line_no++;
-            if (line[0] == '\n' || line[0] == '\0')
-                continue;
+            if ((size_t)got > MAX_LINE) {
+                fprintf(stderr, "fstore history: line %zu: over %d bytes\n", line_no, MAX_LINE);
+                goto out;
+            }
+            if (strspn(line, "\r\n") == (size_t)got)
+                continue; /* a blank line */
             char *copy = base_arena_strndup(&chunk, line, strlen(line));
             char **f = base_arena_array(&chunk, n_in, sizeof *f);
             if (copy == NULL || f == NULL)
                 goto out;
             char *tmp[MAX_COLUMNS];
             int nf = split_csv(copy, tmp, MAX_COLUMNS);
+            if (nf < 0) {
+                fprintf(stderr,
+                        "fstore history: line %zu: not a CSV record (an unterminated quote, or "
+                        "more than %d fields; a quoted field may not span lines)\n",
+                        line_no, MAX_COLUMNS);
+                goto out;
+            }
             if (nf != (int)n_in) {
                 fprintf(stderr, "fstore history: line %zu: %d fields, the header has %zu\n",
                         line_no, nf, n_in);
@@ -305,6 +319,7 @@ static int run_history(hist_opts_t *o)
                         line_no, o->ts_column, f[ts_col]);
                 goto out;
             }
+            lines[n] = line_no;
             rows[n++] = f;
         }
         if (n == 0)
@@ -329,7 +344,7 @@ static int run_history(hist_opts_t *o)
                         fprintf(stderr,
                                 "fstore history: line %zu: join key %s: '%s' is not an "
                                 "integer\n",
-                                first_line + r, names[i], text);
+                                lines[r], names[i], text);
                         goto out;
                     }
                     col[r] = (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = x};
@@ -349,7 +364,7 @@ static int run_history(hist_opts_t *o)
         }
         core_cell_t *cells = NULL;
         if (core_history_begin(&ctx, res, &ents, as_of, o->full_names, &cells) < 0) {
-            fprintf(stderr, "fstore history: lines %zu-%zu: %s\n", first_line, line_no, ctx.msg);
+            fprintf(stderr, "fstore history: lines %zu-%zu: %s\n", lines[0], lines[n - 1], ctx.msg);
             goto out;
         }
         for (size_t r = 0; r < n; r++) {
@@ -376,7 +391,7 @@ static int run_history(hist_opts_t *o)
                 if (print_cell(stdout, jsonl, obj, res->names[f], &cells[f * n + r], scratch,
                                scratch_cap) < 0) {
                     fprintf(stderr, "fstore history: line %zu: a malformed stored value\n",
-                            first_line + r);
+                            lines[r]);
                     json_decref(obj);
                     goto out;
                 }
@@ -504,6 +519,19 @@ int cli_materialize(int argc, char **argv)
         fprintf(stderr, "fstore materialize: no catalog applied to %s\n", dir);
         goto out;
     }
+    /* Every name --views gives must be a view of the catalog. */
+    for (const char *p = views; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        char ref[CATALOG_MAX_NAME + 16];
+        const catalog_view_t *v;
+        snprintf(ref, sizeof ref, "%.*s", (int)(n < sizeof ref ? n : sizeof ref - 1), p);
+        if (catalog_find_view_ref(cat, ref, &v) != 0) {
+            fprintf(stderr, "fstore materialize: --views: no feature view '%s' in the catalog\n",
+                    ref);
+            goto out;
+        }
+        p += n + (p[n] == ',');
+    }
     size_t done = 0;
     for (size_t i = 0; i < catalog_view_count(cat); i++) {
         const catalog_view_t *v = catalog_view_at(cat, i);
@@ -531,7 +559,9 @@ int cli_materialize(int argc, char **argv)
         int rc = store_materialize(s, v, start, end, &written);
         if (rc < 0) {
             fprintf(stderr, "fstore materialize: view %s@v%u: %s\n", v->name, (unsigned)v->version,
-                    strerror(-rc));
+                    rc == -EPERM ? "a replica of a replication log: its online rows come from "
+                                   "the log alone (materialize on a single node)"
+                                 : strerror(-rc));
             goto out;
         }
         printf("materialize: %s@v%u: %zu rows\n", v->name, (unsigned)v->version, written);

@@ -92,9 +92,9 @@ static void usage(FILE *f)
             "  -b, --batch-rows N     rows validated and encoded per step (default 10000)\n"
             "      --sync MODE        full (fsync the commit, default) or none (env FSTORE_SYNC)\n"
             "      --max-errors N     bad rows reported before giving up listing (default 20)\n"
-            "      --to online|offline  online (the default: the online rows, and the history of\n"
-            "                         views that keep one) or offline (their history only:\n"
-            "                         backfills, late data)\n"
+            "      --to T             online or online_and_offline (the default: the online\n"
+            "                         rows, and the history of views that keep one), or\n"
+            "                         offline (the history only: backfills, late data)\n"
             "      --max-future-skew D  refuse event times more than D ahead of this machine's\n"
             "                         clock, e.g. 2d (default 1d)\n"
             "      --project P        with --replication: the catalog's project (names the\n"
@@ -468,8 +468,8 @@ static int send_batch(ingest_t *g, const store_batch_t *b, store_apply_result_t 
         req.n_event_timestamps = n;
         req.event_timestamps = pts;
         req.request_id = id;
-        req.to = b->op == STORE_OP_HISTORY ? FSTORE__V1__WRITE_TARGET__OFFLINE
-                                           : FSTORE__V1__WRITE_TARGET__ONLINE;
+        req.to = b->op == STORE_OP_HISTORY ? FSTORE__V1__WRITE_TARGET__WRITE_TARGET_OFFLINE
+                                           : FSTORE__V1__WRITE_TARGET__WRITE_TARGET_ONLINE;
         size_t len = fstore__v1__write_features_request__get_packed_size(&req);
         uint8_t *buf = malloc(len + 1);
         if (buf == NULL) {
@@ -1301,7 +1301,7 @@ int cli_ingest(int argc, char **argv)
         {"sync", 0, CLI_SYNC, &sync_mode, CLI_ENV},
         {"max-errors", 0, CLI_SIZE, &max_errors, 0, 1, 0},
         {"max-future-skew", 0, CLI_DURATION, &max_future_skew_s, CLI_ENV},
-        {"to", 0, CLI_STRING, &to, 0, 0, 0, "online|offline"},
+        {"to", 0, CLI_STRING, &to, 0, 0, 0, "online|offline|online_and_offline"},
     };
     const cli_cmd_t cmd = {
         "ingest", usage, opts, sizeof opts / sizeof opts[0], 1, 1, "FILE (- for standard input)"};

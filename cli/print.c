@@ -173,15 +173,7 @@ const char *cli__status_name(store_status_t st)
 
 void cli__format_ts(int64_t us, char *buf, size_t cap)
 {
-    time_t sec = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
-    int64_t frac = us - (int64_t)sec * 1000000;
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac != 0)
-        snprintf(buf + n, cap - n, ".%06" PRId64 "Z", frac);
-    else
-        snprintf(buf + n, cap - n, "Z");
+    base_format_time(us, buf, cap);
 }
 
 json_t *cli__value_json(const catalog_value_t *v)

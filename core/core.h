@@ -446,7 +446,8 @@ void core_read_end(core_ctx_t *ctx);
  * core_read_begin() as of a time per row: row r as its views' history held it at as_of[r]
  * (core_read_features_as_of()): the point-in-time join of Feast's get_historical_features. The
  * cells' event times are the entries' own. Extra entity columns (no view's join key) are
- * allowed and ignored, as online. One store snapshot, open until core_read_end().
+ * allowed and ignored, as online. ents->n_rows is the number of rows (and of times) even
+ * without columns (entityless views). One store snapshot, open until core_read_end().
  * Returns: as core_read_begin(); -ENOTSUP when this node keeps no history (--history); -EINVAL
  *          naming a view that keeps none.
  */
@@ -467,8 +468,11 @@ typedef struct core_batch_page {
  * history whose latest row at or before at_us is live and within v's TTL there, in entity-key
  * order, at most limit rows (0: 1000; at most --max-entities) after the page token after
  * (NULL/empty: from the start; the token is opaque, a previous page's next). Every feature of
- * v, in catalog order. One store snapshot, open until core_read_end().
+ * v, in catalog order. One store snapshot, open until core_read_end(). A page ends short (with
+ * a token) after passing over 100000 entities with nothing live, so that a sparse view costs
+ * bounded work per call.
  * Returns: 0 and *page (in the arena); -EINVAL (a bad token; a view that keeps no history);
+ *          -ESTALE (the token pages through another version than v: the default changed);
  *          -ENOTSUP (no --history); -E2BIG (limit over --max-entities); -EMSGSIZE (the page over
  *          --max-response-bytes); -ENOMEM; -EIO; each with the message set.
  */
@@ -514,6 +518,11 @@ int core_read_features_as_of(store_reader_t *r, base_arena_t *a, const catalog_f
 
 /* ------------------------------------------------------------------------------------------ */
 /* Writes                                                                                      */
+
+/* A view by reference: "name" (the default version) or "name@vN", stored or on-demand.
+ * Returns: 0 and *out; -ENOENT (listing the views there are), -EINVAL (malformed), with the
+ * message set. */
+int core_find_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out);
 
 /*
  * A write's view: view_ref is "name" (the default version) or "name@vN"; it must be online.

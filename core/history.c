@@ -5,6 +5,11 @@
 #include "core/core_int.h"
 
 #define LOAD_DEFAULT_LIMIT 1000
+/* Entities a page may pass over (none live by then) before it ends short, with a token: a page
+ * of a sparse view costs a bounded scan, not the whole history. */
+#define LOAD_MAX_VISITS 100000
+/* A page token: the view version (4 bytes, big-endian), then the last entity key. */
+#define TOKEN_VERSION 4
 
 typedef struct load_state {
     core_ctx_t *ctx;
@@ -21,6 +26,7 @@ typedef struct load_state {
     size_t last_len;
     catalog_value_t *kv; /* [n_join_keys]: one key decoded */
     size_t bytes;        /* the page's value bytes so far, against --max-response-bytes */
+    size_t visits;       /* entities passed over */
     bool more;           /* there is an entity after the page */
 } load_state_t;
 
@@ -28,9 +34,16 @@ static int load_row(void *arg, const uint8_t *key, size_t key_len, const store_r
 {
     load_state_t *st = arg;
     const catalog_view_t *v = st->v;
-    if (st->n == st->limit) {
+    if (st->n == st->limit || st->visits == LOAD_MAX_VISITS) {
         st->more = true;
         return 1;
+    }
+    if (row == NULL) {
+        /* Nothing live here by then: passed over, but counted, and the token moves on. */
+        st->visits++;
+        memcpy(st->last, key, key_len);
+        st->last_len = key_len;
+        return 0;
     }
     size_t r = st->n;
     catalog_value_t *kv = st->kv;
@@ -90,8 +103,21 @@ int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, siz
     if (limit > ctx->limits->max_entities)
         return core_fail(ctx, -E2BIG, "limit %zu is over the limit of %zu rows (--max-entities)",
                          limit, ctx->limits->max_entities);
-    if (after_len > STORE_MAX_HISTORY_KEY)
-        return core_fail(ctx, -EINVAL, "bad page token");
+    if (after_len > 0) {
+        /* The token names the version it pages through: "view" may mean another one now. */
+        uint32_t tv = 0;
+        for (size_t i = 0; i < TOKEN_VERSION && i < after_len; i++)
+            tv = tv << 8 | after[i];
+        if (after_len <= TOKEN_VERSION || after_len > TOKEN_VERSION + STORE_MAX_HISTORY_KEY)
+            return core_fail(ctx, -EINVAL, "bad page token");
+        if (tv != v->version)
+            return core_fail(ctx, -ESTALE,
+                             "the page token pages through '%s@v%u', and the request now means "
+                             "v%u: start again, or name the version",
+                             v->name, tv, v->version);
+        after += TOKEN_VERSION;
+        after_len -= TOKEN_VERSION;
+    }
     load_state_t st = {.ctx = ctx, .v = v, .at_us = at_us, .limit = limit};
     st.kv = base_arena_array(a, v->n_join_keys + 1, sizeof *st.kv);
     if (st.kv == NULL)
@@ -105,7 +131,7 @@ int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, siz
     st.lens = base_arena_array(a, nf + 1, sizeof *st.lens);
     st.sts = base_arena_array(a, nf + 1, sizeof *st.sts);
     st.feature_idx = base_arena_array(a, nf + 1, sizeof *st.feature_idx);
-    st.last = base_arena_alloc(a, STORE_MAX_KEY);
+    st.last = base_arena_alloc(a, TOKEN_VERSION + STORE_MAX_KEY);
     if (st.keys == NULL || st.cells == NULL || st.wires == NULL || st.lens == NULL ||
         st.sts == NULL || st.feature_idx == NULL || st.last == NULL)
         return core_fail(ctx, -ENOMEM, "out of memory");
@@ -151,8 +177,14 @@ int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, siz
                                   .cols = (const catalog_value_t **)st.keys};
     page->cells = st.cells;
     if (st.more) {
-        page->next = st.last;
-        page->next_len = st.last_len;
+        uint8_t *tok = base_arena_alloc(a, TOKEN_VERSION + st.last_len);
+        if (tok == NULL)
+            return core_fail(ctx, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < TOKEN_VERSION; i++)
+            tok[i] = (uint8_t)(v->version >> (8 * (TOKEN_VERSION - 1 - i)));
+        memcpy(tok + TOKEN_VERSION, st.last, st.last_len);
+        page->next = tok;
+        page->next_len = TOKEN_VERSION + st.last_len;
     }
     return 0;
 }

@@ -326,8 +326,9 @@ static int read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_
                       const core_columns_t *request, const int64_t *as_of, bool full_names,
                       core_cell_t **cells_out)
 {
-    /* An entityless read has one row, or as many as its request data. */
-    if (ents->n_cols == 0)
+    /* An entityless read has one row, or as many as its request data; a point-in-time one as
+     * many as its times (the caller's n_rows). */
+    if (ents->n_cols == 0 && as_of == NULL)
         ents->n_rows = request != NULL && request->n_cols > 0 ? request->n_rows : 1;
     int rc = check_names(ctx, res, ents, full_names);
     if (rc < 0)

@@ -145,11 +145,9 @@ static bool is_join_key(const catalog_view_t *v, const char *name)
     return false;
 }
 
-int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out,
-                    core_columns_limits_t *lim)
+int core_find_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out)
 {
-    const catalog_view_t *v = NULL;
-    int rc = catalog_find_view_ref(ctx->catalog, view_ref, &v);
+    int rc = catalog_find_view_ref(ctx->catalog, view_ref, out);
     if (rc == -ENOENT) {
         char help[512];
         catalog_describe_missing(ctx->catalog, CATALOG_NAME_VIEW, NULL, view_ref, help,
@@ -160,6 +158,16 @@ int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t 
         return core_fail(ctx, -EINVAL,
                          "malformed feature view reference '%.200s' (want name or name@vN)",
                          view_ref);
+    return 0;
+}
+
+int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t **out,
+                    core_columns_limits_t *lim)
+{
+    const catalog_view_t *v = NULL;
+    int rc = core_find_view(ctx, view_ref, &v);
+    if (rc < 0)
+        return rc;
     if (v->on_demand != NULL)
         return core_fail(ctx, -EINVAL,
                          "'%s@v%u' is an on-demand feature view: its features are computed at "

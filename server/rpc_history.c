@@ -43,9 +43,7 @@ int server__rpc_load_batch(server_call_t *c, const uint8_t *req, size_t len, grp
     if (rc < 0)
         return rc;
     const catalog_view_t *v;
-    core_columns_limits_t lim;
-    rc = core_write_view(ctx, rq->feature_view, &v, &lim);
-    if (rc < 0)
+    if ((rc = core_find_view(ctx, rq->feature_view, &v)) < 0)
         return rc;
     int64_t at = store_now_us();
     if (rq->timestamp != NULL &&
@@ -103,6 +101,7 @@ typedef struct hist {
     int64_t *as_of;           /* [ents.n_rows] */
     catalog_value_t *ts_vals; /* the event_timestamp column's values (UNIX_TIMESTAMP seconds) */
     size_t next, per_message;
+    char digest[17];    /* the catalog of the first message (catalog_digest(): 16 hex digits) */
     base_arena_t chunk; /* one message's work, reset for each */
 } hist_t;
 
@@ -113,10 +112,27 @@ static int hist_send(server_call_t *c, hist_t *h)
 {
     core_ctx_t *ctx = &c->ctx;
     base_arena_t *a = &h->chunk;
+    /* Every message from one catalog: a reload between messages could change what the list
+     * means (a new default version) or its columns. */
+    const char *digest = catalog_digest(ctx->catalog);
+    if (h->next == 0)
+        snprintf(h->digest, sizeof h->digest, "%s", digest);
+    else if (strcmp(digest, h->digest) != 0)
+        return server__fail(c, -ESTALE,
+                            "the catalog changed during the stream (%s -> %s) after %zu rows: "
+                            "call again for the rest",
+                            h->digest, digest, h->next);
     const core_resolved_t *res;
     int rc = core_resolve(ctx, &h->list, &res);
     if (rc < 0)
         return rc;
+    for (size_t i = 0; i < res->n_refs; i++) {
+        if (strcmp(res->names[i], "event_timestamp") == 0)
+            return server__fail(c, -EINVAL,
+                                "feature '%s' is named like the result's event_timestamp column: "
+                                "set full_feature_names",
+                                res->refs[i].feature->name);
+    }
     size_t first = h->next, n = h->ents.n_rows - first;
     if (n > h->per_message)
         n = h->per_message;

@@ -39,14 +39,17 @@ int server__rpc_write_features(server_call_t *c, const uint8_t *req, size_t len,
                               rq->n_event_timestamps, true, now, ts);
     if (rc < 0)
         return rc;
-    if (rq->to != FSTORE__V1__WRITE_TARGET__ONLINE && rq->to != FSTORE__V1__WRITE_TARGET__OFFLINE)
-        return server__fail(c, -EINVAL, "to: unknown target %d (ONLINE or OFFLINE)", (int)rq->to);
+    if (rq->to != FSTORE__V1__WRITE_TARGET__WRITE_TARGET_ONLINE &&
+        rq->to != FSTORE__V1__WRITE_TARGET__WRITE_TARGET_OFFLINE)
+        return server__fail(c, -EINVAL,
+                            "to: unknown target %d (WRITE_TARGET_ONLINE or WRITE_TARGET_OFFLINE)",
+                            (int)rq->to);
 
     /* The response is built by reply() once the rows are durable (SERVER_DETACHED). */
     if (rq->request_id != NULL && rq->request_id[0] != '\0')
         c->ctx.request_id = rq->request_id;
     return server__write(c, rq->feature_view, "write", n, keys, vals, ts, rq->n_event_timestamps,
-                         rq->to == FSTORE__V1__WRITE_TARGET__OFFLINE ? STORE_OP_HISTORY
-                                                                     : STORE_OP_UPSERT,
+                         rq->to == FSTORE__V1__WRITE_TARGET__WRITE_TARGET_OFFLINE ? STORE_OP_HISTORY
+                                                                                  : STORE_OP_UPSERT,
                          reply, resp);
 }

@@ -186,7 +186,8 @@ static int too_far_ahead(store_apply_result_t *res, size_t bi, size_t r, int64_t
 /* A batch's op: a known one, and history only for a view that keeps it. Returns: 0, -EINVAL. */
 static int check_op(const catalog_view_t *v, store_op_t op, size_t bi, store_apply_result_t *res)
 {
-    if (op != STORE_OP_UPSERT && op != STORE_OP_DELETE && op != STORE_OP_HISTORY)
+    if (op != STORE_OP_UPSERT && op != STORE_OP_DELETE && op != STORE_OP_HISTORY &&
+        op != STORE_OP_ONLINE)
         return fail(res, -EINVAL, bi, 0, "", "unknown op %d", (int)op);
     if (op == STORE_OP_HISTORY && !v->history)
         return fail(res, -EINVAL, bi, 0, "",
@@ -272,6 +273,11 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
         if (klen < 0)
             return fail(res, -EINVAL, bi, r, v->n_join_keys ? v->join_keys[0].name : "",
                         "entity key longer than %d bytes encoded", STORE_MAX_KEY);
+        if (v->history && klen > STORE_MAX_HISTORY_KEY)
+            return fail(res, -EINVAL, bi, r, v->n_join_keys ? v->join_keys[0].name : "",
+                        "entity key of %d bytes encoded: a view that keeps history takes at "
+                        "most %d (its history keys add the time)",
+                        klen, STORE_MAX_HISTORY_KEY);
         store__row_t *row;
         rc = enc_row(enc, &row);
         if (rc < 0)

@@ -34,6 +34,62 @@ typedef struct gc_arg {
     size_t deleted;
 } gc_arg_t;
 
+/*
+ * A chunk of a view's history. An entry goes when its entity has a later entry at or before the
+ * cutoff (that one holds the row as of every time the retention still covers), or when it is a
+ * delete at or before the cutoff that is its entity's last entry (nothing older is left for it
+ * to hide). So an entity written once long ago keeps that entry, and reads as of any time in
+ * the retention find it, as its online row does.
+ */
+static int gc_history(gc_arg_t *a, MDB_txn *txn, MDB_dbi hdbi)
+{
+    MDB_cursor *cur;
+    int rc = store__errno(mdb_cursor_open(txn, hdbi, &cur));
+    if (rc < 0)
+        return rc;
+    uint8_t here[STORE_MAX_KEY];
+    MDB_val k = {a->resume_len, a->resume}, d;
+    int mrc = mdb_cursor_get(cur, &k, &d, a->resume_len > 0 ? MDB_SET_RANGE : MDB_FIRST);
+    for (size_t scanned = 0; mrc == 0; scanned++) {
+        if (k.mv_size <= STORE__HKEY_TS || k.mv_size > sizeof here) {
+            mrc = MDB_CORRUPTED;
+            break;
+        }
+        if (scanned == GC_SCAN) {
+            memcpy(a->next, k.mv_data, k.mv_size);
+            a->next_len = k.mv_size;
+            a->more = true;
+            break;
+        }
+        size_t klen = k.mv_size, elen = klen - STORE__HKEY_TS;
+        int64_t ts = store__hkey_ts((const uint8_t *)k.mv_data + elen);
+        store__rec_t r;
+        bool tomb = store__rec_parse(d.mv_data, d.mv_size, &r) == 0 && r.tombstone;
+        if (ts >= a->cutoff_us) {
+            mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+            continue;
+        }
+        memcpy(here, k.mv_data, klen);
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            break;
+        bool same = mrc == 0 && k.mv_size == klen && memcmp(k.mv_data, here, elen) == 0;
+        bool later_in = same && store__hkey_ts((const uint8_t *)k.mv_data + elen) <= a->cutoff_us;
+        if (!later_in && !(tomb && !same))
+            continue; /* kept; the cursor is on the next entry already */
+        /* Back onto it, and delete: the cursor then yields the following entry on MDB_NEXT. */
+        k.mv_size = klen;
+        k.mv_data = here;
+        if ((mrc = mdb_cursor_get(cur, &k, &d, MDB_SET)) != 0 ||
+            (mrc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        a->deleted++;
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : store__errno(mrc);
+}
+
 static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
 {
     gc_arg_t *a = p;
@@ -42,10 +98,10 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
     const store__view_t *e = store__views_find(s->views, a->name, a->version);
     if (e == NULL || e->gen != a->gen)
         return 0; /* torn down meanwhile: nothing left to sweep */
-    if (a->history && e->hdbi == 0)
-        return 0;
+    if (a->history)
+        return e->hdbi == 0 ? 0 : gc_history(a, txn, e->hdbi);
     MDB_cursor *cur;
-    int rc = store__errno(mdb_cursor_open(txn, a->history ? e->hdbi : e->dbi, &cur));
+    int rc = store__errno(mdb_cursor_open(txn, e->dbi, &cur));
     if (rc < 0)
         return rc;
     MDB_val k = {a->resume_len, a->resume}, d;
@@ -76,13 +132,13 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
     return mrc == MDB_NOTFOUND ? 0 : store__errno(mrc);
 }
 
-/* The change feed (store_changes()): an entry goes with its history entry's retention (the
- * view's history retention by write time; an entry of a view that keeps no history, or is gone
- * from the catalog, at the tombstone retention). */
+/* The change feed (store_changes()): an entry goes once it was written longer ago than its
+ * view's history retention (the entries it names are going too); an entry of a view that keeps
+ * no history now, or is gone from the catalog, at the tombstone retention. */
 typedef struct gc_changes {
     const catalog_t *cat;
     int64_t now_us, tomb_cutoff_us;
-    uint8_t resume[12];
+    uint8_t resume[STORE__CHANGE_KEY], next[STORE__CHANGE_KEY]; /* next: kept on commit */
     bool started, more;
     size_t deleted;
 } gc_changes_t;
@@ -102,32 +158,20 @@ static int gc_changes_chunk(store_t *s, MDB_txn *txn, void *p)
     int mrc = mdb_cursor_get(cur, &k, &d, a->started ? MDB_SET_RANGE : MDB_FIRST);
     for (size_t scanned = 0; mrc == 0; scanned++) {
         if (scanned == GC_SCAN) {
-            if (k.mv_size == sizeof a->resume) {
-                memcpy(a->resume, k.mv_data, sizeof a->resume);
-                a->started = a->more = true;
+            if (k.mv_size == sizeof a->next) {
+                memcpy(a->next, k.mv_data, sizeof a->next);
+                a->more = true;
             }
             break;
         }
-        const uint8_t *v = d.mv_data;
-        int64_t cutoff = a->tomb_cutoff_us;
-        if (d.mv_size >= STORE__CHANGE_HEAD && d.mv_size >= STORE__CHANGE_HEAD + (size_t)v[18]) {
-            char key[STORE__VIEW_KEY_MAX];
-            size_t n = v[18] < sizeof key ? v[18] : 0;
-            memcpy(key, v + STORE__CHANGE_HEAD, n);
-            key[n] = '\0';
-            char *at = strrchr(key, '@');
+        store__change_t ch;
+        if (store__change_parse(d.mv_data, d.mv_size, &ch) == 0) {
             const catalog_view_t *cv = NULL;
-            if (at != NULL && at[1] == 'v') {
-                *at = '\0';
-                if (catalog_find_view(a->cat, key, (uint32_t)strtoul(at + 2, NULL, 10), &cv) < 0)
-                    cv = NULL;
-            }
-            if (cv != NULL && cv->history)
-                cutoff =
-                    cv->history_retention_s > 0 && cv->history_retention_s < INT64_MAX / 2000000
-                        ? a->now_us - cv->history_retention_s * 1000000
-                        : INT64_MIN;
-            if ((int64_t)store__le64(v + 10) < cutoff) {
+            if (catalog_find_view(a->cat, ch.view, ch.version, &cv) < 0)
+                cv = NULL;
+            int64_t cutoff = cv != NULL && cv->history ? store__history_cutoff(cv, a->now_us)
+                                                       : a->tomb_cutoff_us;
+            if (ch.write_ts_us < cutoff) {
                 mrc = mdb_cursor_del(cur, 0);
                 if (mrc != 0)
                     break;
@@ -172,8 +216,7 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
         const store__view_t *e = store__views_find(t, v->name, v->version);
         if (e == NULL)
             continue;
-        bool history = e->hdbi != 0 && v->history_retention_s > 0 &&
-                       v->history_retention_s < INT64_MAX / 2000000;
+        bool history = e->hdbi != 0 && store__history_cutoff(v, now_us) != INT64_MIN;
         for (int pass = 0; pass < 1 + history && rc == 0; pass++) {
             memset(a, 0, sizeof *a);
             strncpy(a->name, v->name, sizeof a->name - 1);
@@ -181,7 +224,7 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
             a->gen = e->gen;
             a->history = pass == 1;
             if (a->history) {
-                a->cutoff_us = a->tomb_cutoff_us = now_us - v->history_retention_s * 1000000;
+                a->cutoff_us = a->tomb_cutoff_us = store__history_cutoff(v, now_us);
             } else {
                 a->cutoff_us = store__ttl_applies(v) ? store__ttl_cutoff(v, now_us) : INT64_MIN;
                 a->tomb_cutoff_us = now_us - s->tombstone_retention_us;
@@ -212,6 +255,8 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
             if (rc < 0)
                 break;
             total += ca.deleted;
+            memcpy(ca.resume, ca.next, sizeof ca.resume);
+            ca.started = true;
         } while (ca.more);
     }
 out:

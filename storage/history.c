@@ -11,6 +11,17 @@
  * and, unless that entry has exactly time T, one step back.
  */
 
+int store_read_catalog_hash(store_reader_t *r, uint64_t *hash)
+{
+    if (!store__reader_active(r))
+        return -EINVAL;
+    MDB_val v;
+    int rc =
+        store__meta_get(store__reader_txn(r), store__reader_store(r)->meta, STORE__KEY_CATALOG, &v);
+    *hash = rc == 0 ? base_fnv1a(v.mv_data, v.mv_size, BASE_FNV_OFFSET) : 0;
+    return rc == -ENOENT ? 0 : rc;
+}
+
 bool store_keeps_history(const store_t *s)
 {
     return s->history;
@@ -45,7 +56,6 @@ static int entry_row(const store__view_t *e, const MDB_val *d, store_row_t *row)
         return 0;
     }
     row->found = true;
-    row->event_ts_us = rec.event_ts_us;
     row->created_ts_us = rec.created_ts_us;
     row->rec = d->mv_data;
     row->rec_len = d->mv_size;
@@ -54,8 +64,8 @@ static int entry_row(const store__view_t *e, const MDB_val *d, store_row_t *row)
 
 /* Positions cur on the entity's latest entry at or before at_us (key is the entity key, hk a
  * buffer of STORE_MAX_KEY bytes). Returns: 1 found (k, d set), 0 none, or a negative errno. */
-static int seek_as_of(MDB_cursor *cur, const uint8_t *key, size_t key_len, int64_t at_us,
-                      uint8_t *hk, MDB_val *k, MDB_val *d)
+int store__history_seek(MDB_cursor *cur, const uint8_t *key, size_t key_len, int64_t at_us,
+                        uint8_t *hk, MDB_val *k, MDB_val *d)
 {
     size_t hlen = key_len + STORE__HKEY_TS;
     memcpy(hk, key, key_len);
@@ -84,19 +94,37 @@ int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t 
     if (rc < 0)
         return rc;
     row->slots = e;
-    if (key_len == 0 || key_len > STORE_MAX_HISTORY_KEY)
+    if (key_len == 0 || key_len > STORE_MAX_KEY)
         return -EINVAL;
+    if (key_len > STORE_MAX_HISTORY_KEY)
+        return 0; /* too long to have a history: none */
     MDB_cursor *cur;
     rc = store__errno(mdb_cursor_open(store__reader_txn(r), e->hdbi, &cur));
     if (rc < 0)
         return rc;
     uint8_t hk[STORE_MAX_KEY];
     MDB_val k, d;
-    rc = seek_as_of(cur, key, key_len, at_us, hk, &k, &d);
+    rc = store__history_seek(cur, key, key_len, at_us, hk, &k, &d);
     if (rc > 0)
         rc = entry_row(e, &d, row);
     mdb_cursor_close(cur);
     return rc;
+}
+
+/* Positions cur on the first entry of the entity after key (hk: a STORE_MAX_KEY buffer): past
+ * key's entry of the largest time. Returns: as mdb_cursor_get(). */
+static int seek_past(MDB_cursor *cur, const uint8_t *key, size_t key_len, uint8_t *hk, MDB_val *k,
+                     MDB_val *d)
+{
+    memcpy(hk, key, key_len);
+    memset(hk + key_len, 0xff, STORE__HKEY_TS);
+    k->mv_size = key_len + STORE__HKEY_TS;
+    k->mv_data = hk;
+    int mrc = mdb_cursor_get(cur, k, d, MDB_SET_RANGE);
+    if (mrc == 0 && k->mv_size == key_len + STORE__HKEY_TS &&
+        memcmp(k->mv_data, hk, k->mv_size) == 0)
+        mrc = mdb_cursor_get(cur, k, d, MDB_NEXT);
+    return mrc;
 }
 
 int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us,
@@ -115,19 +143,8 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
     uint8_t hk[STORE_MAX_KEY], ent[STORE_MAX_KEY];
     MDB_val k, d;
     int mrc;
-    if (after_len > 0) {
-        /* Past every entry of `after`: its key and the largest time. */
-        memcpy(hk, after, after_len);
-        memset(hk + after_len, 0xff, STORE__HKEY_TS);
-        k.mv_size = after_len + STORE__HKEY_TS;
-        k.mv_data = hk;
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-        if (mrc == 0 && k.mv_size == after_len + STORE__HKEY_TS &&
-            memcmp(k.mv_data, hk, k.mv_size) == 0)
-            mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-    } else {
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
-    }
+    mrc = after_len > 0 ? seek_past(cur, after, after_len, hk, &k, &d)
+                        : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
     rc = 0;
     while (mrc == 0 && rc == 0) {
         if (k.mv_size <= STORE__HKEY_TS) {
@@ -137,7 +154,7 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
         /* k is the entity's first entry: its own key, then its row as of at_us. */
         size_t elen = k.mv_size - STORE__HKEY_TS;
         memcpy(ent, k.mv_data, elen);
-        int found = seek_as_of(cur, ent, elen, at_us, hk, &k, &d);
+        int found = store__history_seek(cur, ent, elen, at_us, hk, &k, &d);
         if (found < 0) {
             rc = found;
             break;
@@ -146,18 +163,12 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
         memset(&row, 0, sizeof row);
         if (found > 0)
             rc = entry_row(e, &d, &row);
-        if (rc == 0 && row.found && !store__expired(v, row.event_ts_us, at_us))
-            rc = fn(arg, ent, elen, &row);
+        if (rc == 0)
+            rc = fn(arg, ent, elen,
+                    row.found && !store__expired(v, row.event_ts_us, at_us) ? &row : NULL);
         if (rc != 0)
             break;
-        /* On to the next entity: past this one's latest time. */
-        memcpy(hk, ent, elen);
-        memset(hk + elen, 0xff, STORE__HKEY_TS);
-        k.mv_size = elen + STORE__HKEY_TS;
-        k.mv_data = hk;
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-        if (mrc == 0 && k.mv_size == elen + STORE__HKEY_TS && memcmp(k.mv_data, hk, k.mv_size) == 0)
-            mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+        mrc = seek_past(cur, ent, elen, hk, &k, &d); /* on to the next entity */
     }
     mdb_cursor_close(cur);
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -196,7 +207,7 @@ static int mat_row(void *arg, const uint8_t *key, size_t key_len, const store_ro
     p->seen++;
     memcpy(p->last, key, key_len);
     p->last_len = key_len;
-    if (row->event_ts_us < p->start_us)
+    if (row == NULL || row->event_ts_us < p->start_us)
         return 0; /* its latest row by the end is older than the range */
     size_t r = p->n;
     p->key_off[r] = p->bytes.len;
@@ -251,8 +262,9 @@ static int mat_apply(store_t *s, mat_page_t *p, size_t *written)
             for (size_t f = 0; f < nf; f++)
                 vals[r * nf + f] = p->bytes.data + p->val_off[r * nf + f];
         }
+        /* Online only: the rows come from the history, which keeps them as they are. */
         store_wire_batch_t b = {.view = v,
-                                .op = STORE_OP_UPSERT,
+                                .op = STORE_OP_ONLINE,
                                 .n_rows = p->n,
                                 .keys = keys,
                                 .key_lens = p->key_len,
@@ -350,6 +362,23 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* The change feed                                                                             */
 
+int store__change_parse(const uint8_t *p, size_t len, store__change_t *out)
+{
+    if (len < STORE__CHANGE_HEAD || p[0] != STORE__CHANGE_FORMAT)
+        return -EIO;
+    size_t vlen = p[STORE__CHANGE_VIEW_LEN];
+    if (len < STORE__CHANGE_HEAD + vlen + 1 ||
+        store__parse_view_key((const char *)p + STORE__CHANGE_HEAD, vlen, out->view,
+                              &out->version) < 0)
+        return -EIO;
+    out->deleted = (p[STORE__CHANGE_FLAGS] & STORE__REC_TOMBSTONE) != 0;
+    out->event_ts_us = (int64_t)store__le64(p + STORE__CHANGE_EVENT_TS);
+    out->write_ts_us = (int64_t)store__le64(p + STORE__CHANGE_WRITE_TS);
+    out->key = p + STORE__CHANGE_HEAD + vlen;
+    out->key_len = len - STORE__CHANGE_HEAD - vlen;
+    return 0;
+}
+
 int store_changes(store_reader_t *r, uint64_t after_pos, uint32_t after_idx, store_change_fn fn,
                   void *arg)
 {
@@ -364,48 +393,27 @@ int store_changes(store_reader_t *r, uint64_t after_pos, uint32_t after_idx, sto
     int rc = store__errno(mdb_cursor_open(store__reader_txn(r), s->changes, &cur));
     if (rc < 0)
         return rc;
-    uint8_t k0[12];
-    store__hkey_put_ts(k0, (int64_t)(after_pos ^ (1ull << 63)));
-    k0[8] = (uint8_t)(after_idx >> 24), k0[9] = (uint8_t)(after_idx >> 16);
-    k0[10] = (uint8_t)(after_idx >> 8), k0[11] = (uint8_t)after_idx;
+    uint8_t k0[STORE__CHANGE_KEY];
+    store__change_key_put(k0, after_pos, after_idx);
     MDB_val k = {sizeof k0, k0}, d;
     int mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
     if (mrc == 0 && k.mv_size == sizeof k0 && memcmp(k.mv_data, k0, sizeof k0) == 0)
         mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
     rc = 0;
     for (; mrc == 0 && rc == 0; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        const uint8_t *p = d.mv_data;
-        if (k.mv_size != 12 || d.mv_size < STORE__CHANGE_HEAD || p[0] != STORE__CHANGE_FORMAT ||
-            d.mv_size < STORE__CHANGE_HEAD + (size_t)p[18] + 1) {
+        store__change_t c;
+        if (k.mv_size != STORE__CHANGE_KEY || store__change_parse(d.mv_data, d.mv_size, &c) < 0) {
             rc = -EIO;
             break;
         }
-        const uint8_t *kp = k.mv_data;
-        store_change_t ch = {
-            .position = (uint64_t)store__hkey_ts(kp) ^ (1ull << 63),
-            .index = (uint32_t)kp[8] << 24 | (uint32_t)kp[9] << 16 | (uint32_t)kp[10] << 8 | kp[11],
-            .deleted = (p[1] & STORE__REC_TOMBSTONE) != 0,
-            .event_ts_us = (int64_t)store__le64(p + 2),
-            .write_ts_us = (int64_t)store__le64(p + 10),
-        };
-        size_t vlen = p[18];
-        char view[STORE__VIEW_KEY_MAX];
-        if (vlen >= sizeof view) {
-            rc = -EIO;
-            break;
-        }
-        memcpy(view, p + STORE__CHANGE_HEAD, vlen);
-        view[vlen] = '\0';
-        char *at = strrchr(view, '@');
-        if (at == NULL || at[1] != 'v') {
-            rc = -EIO;
-            break;
-        }
-        *at = '\0';
-        ch.view = view;
-        ch.version = (uint32_t)strtoul(at + 2, NULL, 10);
-        ch.key = p + STORE__CHANGE_HEAD + vlen;
-        ch.key_len = d.mv_size - STORE__CHANGE_HEAD - vlen;
+        store_change_t ch = {.view = c.view,
+                             .version = c.version,
+                             .key = c.key,
+                             .key_len = c.key_len,
+                             .event_ts_us = c.event_ts_us,
+                             .write_ts_us = c.write_ts_us,
+                             .deleted = c.deleted};
+        store__change_key_get(k.mv_data, &ch.position, &ch.index);
         rc = fn(arg, &ch);
     }
     mdb_cursor_close(cur);

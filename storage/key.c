@@ -43,8 +43,7 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
         buf[0] = 0;
         return 1;
     }
-    /* A history key adds the event time to the entity key, within LMDB's key size. */
-    size_t max = v->history ? STORE_MAX_HISTORY_KEY : STORE_MAX_KEY;
+    size_t max = STORE_MAX_KEY;
     int at = 0;
     for (size_t i = 0; i < n; i++) {
         const catalog_value_t *k = &keys[i];

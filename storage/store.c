@@ -273,6 +273,21 @@ static int open_meta(store_t *s, const store_options_t *opts)
         if (rc == 0 && store__meta_get(txn, s->meta, STORE__KEY_CHANGE_SEQ, &v) == 0 &&
             v.mv_size == 8)
             s->change_seq = store__le64(v.mv_data);
+        /* History turned on for a directory whose catalog is already applied: the history
+         * databases the catalog asks for, now (a catalog apply makes them too). */
+        for (size_t i = 0; rc == 0 && !opts->read_only && s->catalog != NULL &&
+                           i < catalog_view_count(s->catalog);
+             i++) {
+            const catalog_view_t *cv = catalog_view_at(s->catalog, i);
+            char db[STORE__VIEW_KEY_MAX + 8] = STORE__PREFIX_HISTORY;
+            MDB_dbi hdbi;
+            if (!cv->online || !cv->history ||
+                store__view_key(db + strlen(db), sizeof db - strlen(db), cv->name, cv->version) < 0)
+                continue;
+            rc = store__errno(mdb_dbi_open(txn, db, MDB_CREATE, &hdbi));
+            if (rc == 0)
+                rc = store__errno(mdb_set_compare(txn, hdbi, store__key_cmp));
+        }
     }
     if (rc < 0)
         goto out;

@@ -175,9 +175,10 @@ int store_teardown(store_t *s, const char *view_name, uint32_t version);
  * (n == 0) use one fixed key. The encoding is order-preserving per key type (big-endian
  * sign-flipped integers, length-prefixed strings), so sorted input can be appended.
  * Returns: the key length; -EINVAL (wrong count or type, naming nothing: the caller knows which
- *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY, or STORE_MAX_HISTORY_KEY for
- *          a view keeping history), -ENOSPC (cap too small; a buffer of STORE_MAX_KEY bytes is
- *          always enough).
+ *          row), -ERANGE, -ENAMETOOLONG (longer than STORE_MAX_KEY), -ENOSPC (cap too small; a
+ *          buffer of STORE_MAX_KEY bytes is always enough). A view that keeps history takes
+ *          writes of keys up to STORE_MAX_HISTORY_KEY only (store_apply() refuses longer ones);
+ *          longer keys written before it kept history stay readable online.
  */
 int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_t n, uint8_t *buf,
                      size_t cap);
@@ -188,12 +189,17 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
 typedef enum store_op {
     STORE_OP_UPSERT = 0,  /* merge the given features into the row (last write wins) */
     STORE_OP_DELETE = 1,  /* delete the rows (right to be forgotten); values are ignored. The row
-                         becomes a tombstone holding the delete's event time, so an upsert
-                         older than the delete (or as old) cannot bring it back */
+                             becomes a tombstone holding the delete's event time, so an upsert
+                             older than the delete (or as old) cannot bring it back. In a view
+                             that keeps history the delete is an entry too: reads as of later
+                             times find nothing, but the entries before it stay, for reads as of
+                             earlier times, until the history's retention drops them */
     STORE_OP_HISTORY = 2, /* history only (backfills, late data): the rows go to the view's
                              history as UPSERT's would, the online row is left alone. The view
                              must keep history (catalog_view_t.history); a store without
                              history passes them over (counted neither written nor stale) */
+    STORE_OP_ONLINE = 3,  /* the online row only, the history left alone: store_materialize()'s
+                             rows, which come from the history (wire batches only) */
 } store_op_t;
 
 /*
@@ -280,6 +286,11 @@ int store_apply_async(store_t *s, const store_batch_t *batches, size_t n_batches
 typedef int (*store_view_stats_fn)(void *arg, const char *view, uint32_t version, uint64_t rows,
                                    int64_t newest_event_us);
 int store_view_stats(store_t *s, store_view_stats_fn fn, void *arg);
+
+/* A hash of the catalog applied to the store as committed in the reader's snapshot (0: none):
+ * a process that opened the store read-only sees another process's catalog changes by it.
+ * Returns: 0, -EINVAL (outside a read), -EIO. */
+int store_read_catalog_hash(store_reader_t *r, uint64_t *hash);
 
 /* Returns: whether the store keeps history (store_options_t.history). */
 bool store_keeps_history(const store_t *s);
@@ -487,27 +498,30 @@ void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, co
 
 /*
  * The entity's row as of at_us in view v's history: its latest entry at or before at_us (an
- * entry holds the whole row as of its time), read with store_row_feature()/store_row_features()
- * like an online row, with now_us = at_us for the view's TTL (a row older than the TTL at
- * at_us reads OUTSIDE_MAX_AGE). row->found is false when the entity has no entry by then, or
- * its latest one is a delete. Within store_read_begin() .. store_read_end(): the same snapshot
- * as online reads.
- * Returns: 0; -ENOTSUP (this store keeps no history); -ENOENT (no history here for v: it keeps
- *          none, or its catalog was not applied); -EINVAL (outside a read, or a key longer than
- *          STORE_MAX_HISTORY_KEY); -EIO.
+ * entry holds the whole row as of its time: the written features merged over the entity's
+ * entry before it when it was written; a late row does not change the entries after it), read with
+ * store_row_feature()/store_row_features() like an online row, with now_us = at_us for the view's
+ * TTL (a row older than the TTL at at_us reads OUTSIDE_MAX_AGE). row->found is false when the
+ * entity has no entry by then, or its latest one is a delete. Within store_read_begin() ..
+ * store_read_end(): the same snapshot as online reads. Returns: 0; -ENOTSUP (this store keeps no
+ * history); -ENOENT (no history here for v: it keeps none, or its catalog was not applied); -EINVAL
+ * (outside a read, or a key longer than STORE_MAX_KEY); -EIO. (A key over STORE_MAX_HISTORY_KEY has
+ * no history: not found.)
  */
 int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key,
                       size_t key_len, int64_t at_us, store_row_t *row);
 
 /* Called for each entity of a scan with its encoded key and its row as of the scan's time
- * (found, within the TTL), both valid until store_read_end(). Returns: 0 to go on, anything
- * else to stop the scan (store_history_scan() returns it). */
+ * (found, within the TTL), both valid until store_read_end(); with row NULL for an entity the
+ * scan passes over (no entry by then, deleted, or expired), so that a caller can bound its
+ * work however sparse the live rows are. Returns: 0 to go on, anything else to stop the scan
+ * (store_history_scan() returns it). */
 typedef int (*store_history_fn)(void *arg, const uint8_t *key, size_t key_len,
                                 const store_row_t *row);
 /*
  * Every entity of v's history in key order, after the entity whose encoded key is after (NULL
- * or length 0: from the first): fn gets each one's row as of at_us, except entities with none
- * by then, deleted, or older than the view's TTL at at_us (Feast's load semantics). Paging:
+ * or length 0: from the first): fn gets each one's row as of at_us (NULL for entities with none
+ * by then, deleted, or older than the view's TTL at at_us: Feast's load semantics). Paging:
  * stop after a page and pass the last key given to fn as the next scan's after. Costs one
  * seek per entity, however many entries each has.
  * Returns: 0; fn's nonzero result; as store_history_row() otherwise.

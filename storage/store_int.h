@@ -25,8 +25,13 @@
 
 /* A change feed entry: key = 8 bytes big-endian position, 4 bytes big-endian index; value =
  * format, flags (STORE__REC_TOMBSTONE), event time (le64), write time (le64), the view key's
- * length (1 byte) and the view key, then the entity key. */
+ * length (1 byte) and the view key ("name@vN"), then the entity key. */
 #define STORE__CHANGE_FORMAT 1
+#define STORE__CHANGE_KEY 12
+#define STORE__CHANGE_FLAGS 1
+#define STORE__CHANGE_EVENT_TS 2
+#define STORE__CHANGE_WRITE_TS 10
+#define STORE__CHANGE_VIEW_LEN 18
 #define STORE__CHANGE_HEAD 19
 #define STORE__PREFIX_SLOTS "slots:" /* + view key: the slot table */
 #define STORE__PREFIX_DROPPED                                                                      \
@@ -52,6 +57,21 @@ void store__buf_free(store__buf_t *b);
 
 /* Formats "<name>@v<version>". Returns: its length, or -ENAMETOOLONG. */
 int store__view_key(char *buf, size_t cap, const char *name, uint32_t version);
+/* Parses a view key of len bytes into name (NUL-terminated, cap >= STORE__VIEW_KEY_MAX) and
+ * *version. Returns: 0, -EIO (not a view key). */
+int store__parse_view_key(const char *key, size_t len, char *name, uint32_t *version);
+
+/* A change feed entry (store_changes()), parsed: pointers into the value. */
+typedef struct store__change {
+    bool deleted;
+    int64_t event_ts_us, write_ts_us;
+    char view[STORE__VIEW_KEY_MAX]; /* the view's name */
+    uint32_t version;
+    const uint8_t *key; /* the entity key */
+    size_t key_len;
+} store__change_t;
+/* Returns: 0, -EIO (malformed). */
+int store__change_parse(const uint8_t *p, size_t len, store__change_t *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The view table: (name, version) -> database and slot table. Immutable once published.       */
@@ -373,6 +393,13 @@ typedef enum {
  * the lock (a catalog job's `after`). */
 void store__txn_end(store_t *s, MDB_txn *txn, store__txn_end_t how);
 
+/* Positions cur (on a history database) on the entity's latest entry at or before at_us: key is
+ * the entity key, hk a buffer of STORE_MAX_KEY bytes for the seek key. The one lookup of the
+ * entry before a time, for reads and for the writer's merge. Returns: 1 found (*k, *d set),
+ * 0 none, or a negative errno. */
+int store__history_seek(MDB_cursor *cur, const uint8_t *key, size_t key_len, int64_t at_us,
+                        uint8_t *hk, MDB_val *k, MDB_val *d);
+
 /* A reader's state, for reads outside read.c (history.c): whether a read is open, its store, and
  * its transaction (valid while active). */
 bool store__reader_active(const store_reader_t *r);
@@ -513,6 +540,35 @@ static inline int64_t store__hkey_ts(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         x = x << 8 | p[i];
     return (int64_t)(x ^ (1ull << 63));
+}
+
+/* The change feed's keys: position and index, big-endian (so that keys sort as positions). */
+static inline void store__change_key_put(uint8_t *k, uint64_t pos, uint32_t idx)
+{
+    for (int i = 0; i < 8; i++)
+        k[i] = (uint8_t)(pos >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        k[8 + i] = (uint8_t)(idx >> (24 - 8 * i));
+}
+static inline void store__change_key_get(const uint8_t *k, uint64_t *pos, uint32_t *idx)
+{
+    uint64_t p = 0;
+    uint32_t x = 0;
+    for (int i = 0; i < 8; i++)
+        p = p << 8 | k[i];
+    for (int i = 0; i < 4; i++)
+        x = x << 8 | k[8 + i];
+    *pos = p;
+    *idx = x;
+}
+
+/* Event times of history entries before this are past v's history retention (INT64_MIN: kept
+ * forever). */
+static inline int64_t store__history_cutoff(const catalog_view_t *v, int64_t now_us)
+{
+    return v->history_retention_s > 0 && v->history_retention_s < INT64_MAX / 2000000
+               ? now_us - v->history_retention_s * 1000000
+               : INT64_MIN;
 }
 
 static inline void store__put_le64(uint8_t *p, uint64_t v)

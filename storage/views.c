@@ -107,21 +107,33 @@ static int load_slots(store__view_t *e, const MDB_val *val)
     return 0;
 }
 
-static int parse_view_key(const char *key, size_t len, store__view_t *e)
+int store__parse_view_key(const char *key, size_t len, char *name, uint32_t *version)
 {
     if (len == 0 || len >= STORE__VIEW_KEY_MAX)
         return -EIO;
-    memcpy(e->key, key, len);
-    e->key[len] = '\0';
-    char *at = strrchr(e->key, '@');
+    memcpy(name, key, len);
+    name[len] = '\0';
+    char *at = strrchr(name, '@');
     if (at == NULL || at[1] != 'v')
         return -EIO;
     char *endp;
     unsigned long ver = strtoul(at + 2, &endp, 10);
     if (*endp != '\0' || ver == 0 || ver > CATALOG_MAX_VERSION)
         return -EIO;
-    e->version = (uint32_t)ver;
-    e->name = strndup(e->key, (size_t)(at - e->key));
+    *version = (uint32_t)ver;
+    *at = '\0';
+    return 0;
+}
+
+static int parse_view_key(const char *key, size_t len, store__view_t *e)
+{
+    char name[STORE__VIEW_KEY_MAX];
+    int rc = store__parse_view_key(key, len, name, &e->version);
+    if (rc < 0)
+        return rc;
+    memcpy(e->key, key, len);
+    e->key[len] = '\0';
+    e->name = strdup(name);
     return e->name == NULL ? -ENOMEM : 0;
 }
 

@@ -173,16 +173,11 @@ static int change_put(apply_ctx_t *c, const store__view_t *e, const store__row_t
 {
     if (c->s->changes == 0)
         return 0;
-    uint8_t k[12];
-    if (c->log_pos > 0) {
-        store__hkey_put_ts(k, (int64_t)(c->log_pos ^ (1ull << 63)));
-        uint32_t i = c->log_idx++;
-        k[8] = (uint8_t)(i >> 24), k[9] = (uint8_t)(i >> 16), k[10] = (uint8_t)(i >> 8);
-        k[11] = (uint8_t)i;
-    } else {
-        store__hkey_put_ts(k, (int64_t)(++c->seq ^ (1ull << 63)));
-        memset(k + 8, 0, 4);
-    }
+    uint8_t k[STORE__CHANGE_KEY];
+    if (c->log_pos > 0)
+        store__change_key_put(k, c->log_pos, c->log_idx++);
+    else
+        store__change_key_put(k, ++c->seq, 0);
     size_t vlen = strlen(e->key);
     c->b.len = 0;
     int rc = store__buf_reserve(&c->b, STORE__CHANGE_HEAD + vlen + row->key_len);
@@ -190,14 +185,20 @@ static int change_put(apply_ctx_t *c, const store__view_t *e, const store__row_t
         return rc;
     uint8_t *p = c->b.data;
     p[0] = STORE__CHANGE_FORMAT;
-    p[1] = row->op == STORE_OP_DELETE ? STORE__REC_TOMBSTONE : 0;
-    store__put_le64(p + 2, (uint64_t)row->event_ts_us);
-    store__put_le64(p + 10, (uint64_t)c->created);
-    p[18] = (uint8_t)vlen;
+    p[STORE__CHANGE_FLAGS] = row->op == STORE_OP_DELETE ? STORE__REC_TOMBSTONE : 0;
+    store__put_le64(p + STORE__CHANGE_EVENT_TS, (uint64_t)row->event_ts_us);
+    store__put_le64(p + STORE__CHANGE_WRITE_TS, (uint64_t)c->created);
+    p[STORE__CHANGE_VIEW_LEN] = (uint8_t)vlen;
     memcpy(p + STORE__CHANGE_HEAD, e->key, vlen);
     memcpy(p + STORE__CHANGE_HEAD + vlen, arena + row->key_off, row->key_len);
     MDB_val mk = {sizeof k, k}, d = {STORE__CHANGE_HEAD + vlen + row->key_len, c->b.data};
-    return lmdb_rc(mdb_put(c->txn, c->s->changes, &mk, &d, MDB_APPEND));
+    /* Positions only grow, so entries append; a store whose numbering changed (a single node
+     * that became a replica, a replica's log started over after a teardown) puts them in their
+     * place instead. */
+    int mrc = mdb_put(c->txn, c->s->changes, &mk, &d, MDB_APPEND);
+    if (mrc == MDB_KEYEXIST)
+        mrc = mdb_put(c->txn, c->s->changes, &mk, &d, 0);
+    return lmdb_rc(mrc);
 }
 
 /* The change feed's counter into meta, with the transaction (when it moved). */
@@ -225,7 +226,7 @@ static int history_put(apply_ctx_t *c, const store__view_t *e, const store__row_
     MDB_dbi hdbi = e->hdbi;
     uint8_t hk[STORE_MAX_KEY];
     if (row->key_len > STORE_MAX_HISTORY_KEY)
-        return -EIO; /* refused at encoding: the key cannot have come this far */
+        return 0; /* refused at encoding; one from elsewhere (the log) has no history entry */
     memcpy(hk, arena + row->key_off, row->key_len);
     store__hkey_put_ts(hk + row->key_len, row->event_ts_us);
     size_t hlen = row->key_len + STORE__HKEY_TS;
@@ -239,22 +240,22 @@ static int history_put(apply_ctx_t *c, const store__view_t *e, const store__row_
     MDB_val k = {hlen, hk}, d;
     store__rec_t old;
     bool have = false;
-    int mrc;
+    int found;
     if (append) {
-        mrc = c->has_hlast ? mdb_cursor_get(cur, &k, &d, MDB_LAST) : MDB_NOTFOUND;
+        int mrc = c->has_hlast ? mdb_cursor_get(cur, &k, &d, MDB_LAST) : MDB_NOTFOUND;
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            return lmdb_rc(mrc);
+        found = mrc == 0 && k.mv_size == hlen && memcmp(k.mv_data, hk, row->key_len) == 0;
     } else {
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-        if (mrc == 0 && !(k.mv_size == hlen && memcmp(k.mv_data, hk, hlen) == 0))
-            mrc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
-        else if (mrc == MDB_NOTFOUND)
-            mrc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+        uint8_t seek[STORE_MAX_KEY];
+        found = store__history_seek(cur, hk, row->key_len, row->event_ts_us, seek, &k, &d);
+        if (found < 0)
+            return found;
     }
-    if (mrc == 0 && k.mv_size == hlen && memcmp(k.mv_data, hk, row->key_len) == 0) {
+    if (found) {
         if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0)
             return -EIO;
         have = !old.tombstone || old.event_ts_us == row->event_ts_us;
-    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        return lmdb_rc(mrc);
     }
     c->b.len = 0;
     if (row->op == STORE_OP_DELETE)
@@ -292,7 +293,7 @@ static int apply_row(apply_ctx_t *c, const store__view_t *e, const store__row_t 
                      const uint8_t *arena, store__job_t *job)
 {
     MDB_dbi dbi = e->dbi, hdbi = e->hdbi;
-    if (hdbi != 0) {
+    if (hdbi != 0 && row->op != STORE_OP_ONLINE) {
         int hrc = history_put(c, e, row, arena);
         if (hrc != 0)
             return hrc;

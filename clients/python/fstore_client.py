@@ -146,9 +146,9 @@ class Batch(dict):
 
 def _write_target(to):
     if to in ("online", "online_and_offline"):
-        return fstore_pb2.ONLINE
+        return fstore_pb2.WRITE_TARGET_ONLINE
     if to == "offline":
-        return fstore_pb2.OFFLINE
+        return fstore_pb2.WRITE_TARGET_OFFLINE
     raise ValueError("to: want 'online', 'offline' or 'online_and_offline', got %r" % (to,))
 
 
@@ -169,19 +169,21 @@ def _seconds(t):
 
 
 def _timestamp(t):
+    """A Timestamp of t (see _seconds), to the microsecond the server keeps."""
     if isinstance(t, Timestamp):
         return t
-    secs = _seconds(t)
+    micros = int(round(_seconds(t) * 1e6))
     ts = Timestamp()
-    ts.seconds = int(secs // 1)
-    ts.nanos = int(round((secs - ts.seconds) * 1e6)) * 1000
+    ts.seconds, rest = divmod(micros, 1000000)  # floor: nanos never negative nor 10^9
+    ts.nanos = rest * 1000
     return ts
 
 
 def _columns(table):
     """{name: list} from a dict of columns or a pandas DataFrame."""
     if hasattr(table, "to_dict") and hasattr(table, "columns"):
-        return {str(c): list(table[c]) for c in table.columns}
+        # tolist(): Python's own ints, floats and bools, not numpy's scalars.
+        return {str(c): table[c].tolist() for c in table.columns}
     return {k: list(v) for k, v in table.items()}
 
 
@@ -272,14 +274,7 @@ class FeatureStoreClient:
         for name, values in columns.items():
             req.columns[name].val.extend(to_value(x, dtypes.get(name)) for x in values)
         for ts in event_timestamps or []:
-            t = Timestamp()
-            if isinstance(ts, Timestamp):
-                t.CopyFrom(ts)
-            else:
-                secs = float(ts)
-                t.seconds = int(secs // 1)
-                t.nanos = int(round((secs - t.seconds) * 1e9)) // 1000 * 1000
-            req.event_timestamps.append(t)
+            req.event_timestamps.append(_timestamp(ts))
         return req
 
     def write_features(self, view, columns, event_timestamps=None, to="online"):
@@ -325,11 +320,13 @@ class FeatureStoreClient:
 
     def iter_historical_features(self, entity_df, features=None, feature_service=None,
                                  full_feature_names=False, timestamp_column="event_timestamp",
-                                 rows_per_call=10000, rows_per_message=1000):
+                                 rows_per_call=10000, rows_per_message=1000, timeout=None):
         """get_historical_features() a message at a time: yields OnlineFeatures of consecutive
         rows (the entity table's columns, event_timestamp, then the features), so that a large
         training set never sits in memory at once. The table goes in calls of rows_per_call
-        rows (at most the server's --max-history-rows)."""
+        rows (at most the server's --max-history-rows), each with the deadline timeout (None:
+        none). Keep reading: a stream whose next message waits longer than the server's
+        --grpc-max-send-ms is cancelled."""
         cols = _columns(entity_df)
         if timestamp_column not in cols:
             raise ValueError("the entity table needs a %r column" % timestamp_column)
@@ -346,7 +343,7 @@ class FeatureStoreClient:
             for name, values in cols.items():
                 req.entities[name].val.extend(to_value(x) for x in values[start:end])
             req.event_timestamps.extend(times[start:end])
-            for msg in self.fstore.GetHistoricalFeatures(req, timeout=self.timeout):
+            for msg in self.fstore.GetHistoricalFeatures(req, timeout=timeout):
                 yield OnlineFeatures(msg)
 
     def get_historical_features(self, entity_df, features=None, feature_service=None,

@@ -421,3 +421,27 @@ Test(parse, the_memo_returns_what_the_parser_would)
     cr_assert_eq(us, 7);
     cr_assert_eq(base_parse_time_memo(&m, "", 0, &us), -EINVAL);
 }
+
+Test(format_time, rfc3339_that_parse_time_reads_back)
+{
+    const int64_t cases[] = {0,
+                             1,
+                             -1,
+                             1764583200LL * 1000000,
+                             1764583200LL * 1000000 + 123456,
+                             -62135596800LL * 1000000, /* 0001-01-01 */
+                             253402300799LL * 1000000 + 999999};
+    const char *want[] = {"1970-01-01T00:00:00Z",        "1970-01-01T00:00:00.000001Z",
+                          "1969-12-31T23:59:59.999999Z", "2025-12-01T10:00:00Z",
+                          "2025-12-01T10:00:00.123456Z", "0001-01-01T00:00:00Z",
+                          "9999-12-31T23:59:59.999999Z"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[40];
+        int n = base_format_time(cases[i], buf, sizeof buf);
+        cr_assert_str_eq(buf, want[i]);
+        cr_assert_eq((size_t)n, strlen(buf));
+        int64_t back;
+        cr_assert_eq(base_parse_time(buf, strlen(buf), &back), 0, "%s", buf);
+        cr_assert_eq(back, cases[i], "%s", buf);
+    }
+}

@@ -6,14 +6,16 @@ import base64
 import datetime
 import os
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 
 from fstore.v1 import fstore_pb2, fstore_pb2_grpc
 from harness import FSTORE, SOURCE_DIR, Server
-from pg import Postgres, pg_bin
+from pg import Postgres
 from test_readme import block
 
 CATALOG = os.path.join(SOURCE_DIR, "examples", "catalog")
@@ -33,8 +35,9 @@ def utc(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
 
 
-@unittest.skipIf(pg_bin() is None, "PostgreSQL is not installed (apt install postgresql)")
 class CdcTest(unittest.TestCase):
+    """PostgreSQL comes with scripts/install-deps.sh: a machine without it fails here."""
+
     @classmethod
     def setUpClass(cls):
         cls.pg = Postgres().start()
@@ -59,7 +62,7 @@ class CdcTest(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         return out
 
-    def insert(self, rows, to=fstore_pb2.OFFLINE):
+    def insert(self, rows, to=fstore_pb2.WRITE_TARGET_OFFLINE):
         rq = fstore_pb2.WriteFeaturesRequest(feature_view="driver_trips", to=to)
         for ident, trips, t in rows:
             rq.columns["driver_id"].val.add().int64_val = ident
@@ -78,7 +81,9 @@ class CdcTest(unittest.TestCase):
             self.insert(rows[start:start + 5000])
         for ident, trips, t in rows:
             want[(ident, t)] = trips  # a later write of the same (entity, time) wins
-        # Small batches, so that the kill lands between commits.
+        # Small batches. After some have committed, another session locks the position table:
+        # the follower's next batch then waits inside its transaction (its rows COPYed and
+        # upserted, its position not yet written), and is killed there.
         p = subprocess.Popen([FSTORE, "cdc", "--data-dir", self.server.data_dir, "--to",
                               self.pg.url, "--batch-rows", "300", "--poll-ms", "50"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,10 +97,28 @@ class CdcTest(unittest.TestCase):
                 continue  # the table is not there yet
             if copied > 1000:
                 break
+        locker = subprocess.Popen(
+            ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres",
+             "-c", "BEGIN; LOCK TABLE fstore_cdc_positions IN ACCESS EXCLUSIVE MODE; "
+                   "SELECT pg_sleep(60);"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        waited = False
+        while time.monotonic() < deadline and not waited:
+            time.sleep(0.05)
+            waited = int(self.pg.sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'INSERT INTO fstore_cdc_positions%'")[0][0]) > 0
+        self.assertTrue(waited, "the follower never waited on the position table")
         p.send_signal(signal.SIGKILL)
         p.communicate()
-        self.assertGreater(copied, 0)
-        self.assertLess(copied, len(want), "the kill came too late to test anything")
+        locker.kill()
+        locker.wait()
+        # The killed transaction left nothing: every row there belongs to a committed batch.
+        time.sleep(0.5)  # the server notices the dead connection and rolls back
+        committed = int(self.pg.sql("SELECT count(*) FROM driver_trips_v1")[0][0])
+        pos = int(self.pg.sql("SELECT position FROM fstore_cdc_positions")[0][0])
+        self.assertEqual(committed, len({(i, t) for i, _, t in rows[:pos]}))
+        self.assertLess(committed, len(want), "the kill came too late to test anything")
         out = self.cdc("--once")
         self.assertIn("cdc: done", out.stdout)
         got = {(int(i), int(float(e))): int(t) for i, e, t in self.pg.sql(
@@ -111,12 +134,17 @@ class CdcTest(unittest.TestCase):
 
     def test_2_deletes_and_later_writes_follow(self):
         base = T0 + 40 * DAY
-        self.insert([(700, 1, base)], to=fstore_pb2.ONLINE)
+        # Two writes of one (entity, time) in one batch: one row, the later write's.
+        self.insert([(701, 1, base), (701, 2, base)])
+        self.insert([(701, 3, base)])
+        self.insert([(700, 1, base)], to=fstore_pb2.WRITE_TARGET_ONLINE)
         self.server.client.delete_entities("driver_trips", {"driver_id": [700]})
         self.cdc("--once")
         rows = self.pg.sql("SELECT deleted, trips_last_hour FROM driver_trips_v1 "
                            "WHERE driver_id = 700 ORDER BY event_timestamp")
         self.assertEqual(rows, [["f", "1"], ["t", None]])
+        self.assertEqual(self.pg.sql("SELECT trips_last_hour FROM driver_trips_v1 "
+                                     "WHERE driver_id = 701"), [["3"]])
 
     def test_3_the_readmes_point_in_time_sql_matches_get_historical_features(self):
         base = T0 + 50 * DAY
@@ -163,7 +191,12 @@ class CdcTest(unittest.TestCase):
         self.pg.sql("ALTER TABLE driver_trips_v1 DROP COLUMN trips_last_hour")
         out = self.cdc("--plan")
         self.assertIn("~ driver_trips_v1: add column trips_last_hour bigint", out.stdout)
-        self.cdc("--once")  # adds it back
+        self.cdc("--once")  # adds it back, last in the table: copies must name their columns
+        self.insert([(900, 42, T0 + 60 * DAY)])
+        self.cdc("--once")
+        self.assertEqual(self.pg.sql("SELECT trips_last_hour, extract(epoch FROM event_timestamp) "
+                                     "FROM driver_trips_v1 WHERE driver_id = 900"),
+                         [["42", "%d.000000" % (T0 + 60 * DAY)]])
         self.pg.sql("ALTER TABLE driver_trips_v1 ALTER COLUMN trips_last_hour TYPE text")
         out = self.cdc("--once", check=False)
         self.assertEqual(out.returncode, 1)
@@ -172,22 +205,37 @@ class CdcTest(unittest.TestCase):
         self.assertIn("breaking", out.stderr)
         self.pg.sql("ALTER TABLE driver_trips_v1 ALTER COLUMN trips_last_hour TYPE bigint "
                     "USING trips_last_hour::bigint")
+        # Two followers with one source: the second is refused while the first holds it.
+        holder = subprocess.Popen(
+            ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres",
+             "-c", "SELECT pg_advisory_lock(hashtext('fstore_cdc:fstore')); SELECT pg_sleep(60);"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        deadline = time.monotonic() + 30
+        while int(self.pg.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0]) == 0:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        out = self.cdc("--once", check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("another follower with source 'fstore'", out.stderr)
+        holder.kill()
 
     def test_5_every_type_arrives_as_written(self):
         server = Server(catalog=os.path.join(HERE, "cdc_catalog.yaml"), args=["--history"])
         self.addCleanup(server.cleanup)
         server.start()
         stub = fstore_pb2_grpc.OnlineFeatureServiceStub(server.client.channel)
-        rq = fstore_pb2.WriteFeaturesRequest(feature_view="types", to=fstore_pb2.OFFLINE)
+        rq = fstore_pb2.WriteFeaturesRequest(feature_view="types", to=fstore_pb2.WRITE_TARGET_OFFLINE)
         c = rq.columns
         c["city"].val.add().string_val = "Zürich\t\"quoted\"\\"
         c["zone"].val.add().int32_val = -7
         c["i64"].val.add().int64_val = -(2 ** 63)
         c["i32"].val.add().int32_val = 2 ** 31 - 1
         c["f32"].val.add().float_val = 0.1
-        c["f64"].val.add().double_val = 1e300
+        c["f64"].val.add().double_val = float("nan")
         c["flag"].val.add().bool_val = True
-        c["label"].val.add().string_val = "line\nbreak, comma"
+        c["label"].val.add().null_val = 0  # an explicit null
         c["raw"].val.add().bytes_val = b"\x00\xff\\"
         c["seen"].val.add().unix_timestamp_val = T0
         c["i64s"].val.add().int64_list_val.val.extend([1, -2])
@@ -206,9 +254,65 @@ class CdcTest(unittest.TestCase):
             "FROM types_v1")
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0], [
-            "Zürich\t\"quoted\"\\", "-7", str(-(2 ** 63)), str(2 ** 31 - 1), "0.1", "1e+300", "t",
-            "line\nbreak, comma", "00ff5c", "%d.000000" % T0, "{1,-2}", "{0.5,-1e-09}",
+            "Zürich\t\"quoted\"\\", "-7", str(-(2 ** 63)), str(2 ** 31 - 1), "0.1", "NaN", "t",
+            None, "00ff5c", "%d.000000" % T0, "{1,-2}", "{0.5,-1e-09}",
             '["a,b","q\\"\\\\",""]', '["0102",""]', "{t,f}", "f"])
+        # A second row: a string with a line break, an empty one, a large double.
+        rq2 = fstore_pb2.WriteFeaturesRequest(feature_view="types",
+                                              to=fstore_pb2.WRITE_TARGET_OFFLINE)
+        rq2.columns["city"].val.add().string_val = ""
+        rq2.columns["zone"].val.add().int32_val = 0
+        rq2.columns["label"].val.add().string_val = "line\nbreak, comma"
+        rq2.columns["f64"].val.add().double_val = 1e300
+        rq2.event_timestamps.append(ts(T0))
+        stub.WriteFeatures(rq2, timeout=30)
+        self.cdc("--once", "--source", "types", data_dir=server.data_dir)
+        self.assertEqual(self.pg.sql("SELECT city, label, f64, i64 FROM types_v1 WHERE zone = 0"),
+                         [["", "line\nbreak, comma", "1e+300", None]])
+        server.stop()
+
+    def test_6_a_running_follower_follows_a_catalog_change(self):
+        tmp = tempfile.mkdtemp(prefix="fstore-cdc-cat-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cat = os.path.join(tmp, "catalog.yaml")
+        base = ("project: p\nentities: [{name: d, join_keys: [{name: id, type: INT64}]}]\n"
+                "feature_views:\n  - name: live\n    entities: [d]\n"
+                "    offline: {retention: 0}\n    features:\n      - {name: a, dtype: INT64}\n")
+        with open(cat, "w") as f:
+            f.write(base)
+        server = Server(catalog=cat, args=["--history", "--catalog-watch-ms", "0"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        server.client.write_features("live", {"id": [1], "a": [10]}, event_timestamps=[T0])
+        p = subprocess.Popen([FSTORE, "cdc", "--data-dir", server.data_dir, "--to", self.pg.url,
+                              "--source", "live", "--poll-ms", "50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(p.kill)
+
+        def wait_rows(query, want):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if self.pg.sql(query) == want:
+                        return
+                except subprocess.CalledProcessError:
+                    pass
+                self.assertLess(time.monotonic(), deadline, "never: %s" % want)
+                time.sleep(0.05)
+
+        wait_rows("SELECT id, a FROM live_v1", [["1", "10"]])
+        # A feature appended to the same version (a safe change), reloaded on SIGHUP.
+        with open(cat, "w") as f:
+            f.write(base + "      - {name: b, dtype: STRING}\n")
+        server.send(signal.SIGHUP)
+        server.wait_event("catalog_reloaded")
+        server.client.write_features("live", {"id": [2], "a": [20], "b": ["x"]},
+                                     event_timestamps=[T0 + 1])
+        wait_rows("SELECT id, a, b FROM live_v1 ORDER BY id", [["1", "10", None], ["2", "20", "x"]])
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("add column b text", out)
         server.stop()
 
 

@@ -18,7 +18,7 @@ import grpc
 from feast.serving import ServingService_pb2
 from fstore.v1 import fstore_pb2, fstore_pb2_grpc
 from h2_client import H2Grpc
-from harness import SOURCE_DIR, ServerTestCase
+from harness import FSTORE, SOURCE_DIR, ServerTestCase
 
 CATALOG = os.path.join(SOURCE_DIR, "examples", "catalog")
 CLIENTS = os.path.join(SOURCE_DIR, "clients", "python")
@@ -54,7 +54,7 @@ class OfflineTest(ServerTestCase):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def insert(self, ids, trips, times, to=fstore_pb2.OFFLINE):
+    def insert(self, ids, trips, times, to=fstore_pb2.WRITE_TARGET_OFFLINE):
         rq = fstore_pb2.WriteFeaturesRequest(feature_view="driver_trips", to=to)
         rq.columns["driver_id"].val.add().int64_val = 0
         del rq.columns["driver_id"].val[:]
@@ -100,7 +100,7 @@ class OfflineTest(ServerTestCase):
         base = T0 + 10 * DAY
         # Driver 7001: trips 1 at base, 2 at base+100 (history only), 4 at base+300 (online).
         self.insert([7001, 7001], [1, 2], [base, base + 100])
-        self.insert([7001], [4], [base + 300], to=fstore_pb2.ONLINE)
+        self.insert([7001], [4], [base + 300], to=fstore_pb2.WRITE_TARGET_ONLINE)
         times = [base - 1, base, base + 99, base + 100, base + 300, base + 300 + DAY,
                  base + 300 + DAY + 1]
         msgs = self.historical([7001] * len(times), times, extra={"label": list("abcdefg")})
@@ -124,7 +124,7 @@ class OfflineTest(ServerTestCase):
 
     def test_a_delete_hides_older_rows_from_later_times(self):
         base = int(time.time()) - 1000
-        self.insert([7101], [5], [base], to=fstore_pb2.ONLINE)
+        self.insert([7101], [5], [base], to=fstore_pb2.WRITE_TARGET_ONLINE)
         self.assertEqual(self.client.delete_entities("driver_trips", {"driver_id": [7101]}), 1)
         now = time.time() + 1
         cols = self.columns(self.historical([7101, 7101], [base + 10, now]))
@@ -169,6 +169,38 @@ class OfflineTest(ServerTestCase):
             else:
                 want = (best[0], PRESENT)
             self.assertEqual(got[k][:2], want, "row %d: id %d at %d" % (k, ident, at))
+
+    def test_an_entityless_view_joins_by_time_alone(self):
+        sys.path.insert(0, CLIENTS)
+        import feature_store_api
+        client = feature_store_api.FeatureStoreClient(self.server.target)
+        self.addCleanup(client.close)
+        base = T0 + 90 * DAY
+        client.insert_batch("my_feature", timestamps=[base, base + DAY],
+                            data={"x": [1.0, 2.0], "y": [3.0, 4.0]})
+        table = {"event_timestamp": [base + 1, base + DAY + 1, base - 1]}
+        cols = client.get_historical_features(table, features=["my_feature:x"], as_frame=False)
+        self.assertEqual(cols["x"], [1.0, 2.0, None])
+        # The same from the command line, on the data directory.
+        path = os.path.join(self.server.data_dir, "..", "entityless-%d.csv" % os.getpid())
+        with open(path, "w") as f:
+            f.write("event_timestamp\n%d\n\r\n%d\n%d\n" % (base + 1, base + DAY + 1, base - 1))
+        self.addCleanup(os.unlink, path)
+        out = subprocess.run([FSTORE, "history", "--data-dir", self.server.data_dir,
+                              "--features", "my_feature:x", path],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(),
+                         ["event_timestamp,x", "%d,1" % (base + 1), "%d,2" % (base + DAY + 1),
+                          "%d," % (base - 1)])
+        # A bad row is named by its line (the blank one counted).
+        with open(path, "w") as f:
+            f.write("event_timestamp\n%d\n\nsoon\n" % base)
+        out = subprocess.run([FSTORE, "history", "--data-dir", self.server.data_dir,
+                              "--features", "my_feature:x", path],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("line 4: event_timestamp 'soon' is not a time", out.stderr)
 
     def test_feast_http_push_to_offline_writes_the_history_only(self):
         base = T0 + 70 * DAY
@@ -286,7 +318,7 @@ class OfflineTest(ServerTestCase):
                             grpc.StatusCode.INVALID_ARGUMENT, "--max-entities")
         # insert_batch to a view without history.
         w = fstore_pb2.WriteFeaturesRequest(feature_view="driver_hourly_stats",
-                                            to=fstore_pb2.OFFLINE)
+                                            to=fstore_pb2.WRITE_TARGET_OFFLINE)
         w.columns["driver_id"].val.add().int64_val = 1
         self.assertRpcError(lambda: self.stub.WriteFeatures(w, timeout=10),
                             grpc.StatusCode.INVALID_ARGUMENT, "keeps no offline history")

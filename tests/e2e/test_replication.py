@@ -24,9 +24,9 @@ import unittest
 
 import grpc
 
-from harness import CATALOG, FSTORE, SANITIZER_RE, Server, free_port
+from harness import CATALOG, FSTORE, SANITIZER_RE, SOURCE_DIR, Server, free_port
 from fstore_client import FeatureStoreClient, to_value
-from fstore.v1 import fstore_pb2
+from fstore.v1 import fstore_pb2, fstore_pb2_grpc
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 
@@ -478,6 +478,41 @@ class SingleNatsTest(ReplicationCase):
         self.addCleanup(self.nats.cleanup)
         self.nats.start()
         self.urls = self.nats.urls()
+
+    def test_history_rows_go_through_the_log_to_the_nodes_that_keep_history(self):
+        # A serving node without --history takes a history-only write (insert_batch) and
+        # publishes it; the node with --history applies it into its history, at its place in
+        # the log; neither puts it online.
+        cat = os.path.join(SOURCE_DIR, "examples", "catalog")
+        a = self.node(self.urls, catalog=cat)
+        b = self.node(self.urls, catalog=cat, extra=["--history"])
+        t = 1764590400
+        rq = fstore_pb2.WriteFeaturesRequest(feature_view="driver_trips", to=fstore_pb2.WRITE_TARGET_OFFLINE)
+        rq.columns["driver_id"].val.add().int64_val = 5
+        rq.columns["trips_last_hour"].val.add().int64_val = 9
+        rq.event_timestamps.add().seconds = t
+        seq = fstore_pb2_grpc.OnlineFeatureServiceStub(a.client.channel).WriteFeatures(
+            rq, timeout=30).sequence
+        self.assertGreater(seq, 0)
+        hq = fstore_pb2.GetHistoricalFeaturesRequest()
+        hq.features.val.append("driver_trips:trips_last_hour")
+        hq.entities["driver_id"].val.add().int64_val = 5
+        hq.event_timestamps.add().seconds = t + 60
+        md = [("fstore-min-seq", str(seq))]
+        msgs = list(fstore_pb2_grpc.OnlineFeatureServiceStub(b.client.channel)
+                    .GetHistoricalFeatures(hq, timeout=30, metadata=md))
+        names = list(msgs[0].metadata.feature_names.val)
+        self.assertEqual(msgs[0].results[names.index("trips_last_hour")].values[0].int64_val, 9)
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(fstore_pb2_grpc.OnlineFeatureServiceStub(a.client.channel)
+                 .GetHistoricalFeatures(hq, timeout=30, metadata=md))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        for n in (a, b):
+            r = n.client.get_online_features(features=["driver_trips:trips_last_hour"],
+                                             entities={"driver_id": [5]})
+            self.assertEqual(r.statuses["trips_last_hour"], ["NOT_FOUND"])
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
 
     def test_a_retried_write_with_the_same_request_id_is_applied_once(self):
         a = self.node(self.urls)

@@ -45,6 +45,7 @@ static const char catalog_yaml[] =
     "    default: true\n"
     "    entities: [driver]\n"
     "    ttl: 1h\n"
+    "    offline: {retention: 1d}\n"
     "    features:\n"
     "      - {name: i64, dtype: INT64, default: 0, validation: {min: 0, max: 1000}}\n"
     "      - {name: i32, dtype: INT32}\n"
@@ -184,6 +185,7 @@ static void setup(void)
     o.data_dir = dir;
     o.catalog_path = yaml;
     o.sync = STORE_SYNC_NONE;
+    o.history = STORE_HISTORY_ON; /* offline serving's requests too */
     o.max_workers = 2;
     /* Limits a small input can reach, so the limit checks are fuzzed too. */
     o.limits = (core_limits_t){.max_message_bytes = CORE_DEFAULT_MAX_MESSAGE_BYTES,
@@ -284,9 +286,13 @@ static void check_uncached(const uint8_t *data, size_t size, const server_local_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const methods[3] = {FEAST_GET,
-                                           "/fstore.v1.OnlineFeatureService/WriteFeatures",
-                                           "/fstore.v1.OnlineFeatureService/DeleteEntities"};
+    static const char *const methods[5] = {
+        FEAST_GET, "/fstore.v1.OnlineFeatureService/WriteFeatures",
+        "/fstore.v1.OnlineFeatureService/DeleteEntities",
+        "/fstore.v1.OnlineFeatureService/LoadBatch",
+        /* In-process, a stream ends after its first message is built (EOPNOTSUPP): the
+         * decoding, the checks and the first point-in-time read are fuzzed. */
+        "/fstore.v1.OnlineFeatureService/GetHistoricalFeatures"};
     static base_arena_t a;
     if (core == NULL) {
         setup();
@@ -294,7 +300,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size == 0)
         return 0;
-    unsigned which = data[0] % 5;
+    /* 0-2 methods, 3 values, 4 the decoders (the kept corpus's first bytes); from 250 on, the
+     * offline methods. */
+    unsigned which = data[0] >= 250 ? 5 + (data[0] - 250) % 2 : data[0] % 5;
     data++;
     size--;
 
@@ -308,7 +316,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     } else {
         server_local_result_t res;
-        if (server_local_call(cached, methods[which], data, size, &res) != 0)
+        const char *method = which >= 5 ? methods[which - 2] : methods[which];
+        if (server_local_call(cached, method, data, size, &res) != 0)
             abort();
         /* Every refusal says why. */
         if (res.status != 0 && res.msg[0] == '\0')
