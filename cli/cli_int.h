@@ -129,6 +129,14 @@ json_t *cli__value_json(const catalog_value_t *v);
  * STRING when none has it (a read ignores such a column). */
 struct core_resolved;
 catalog_dtype_t cli__key_type(const struct core_resolved *res, const char *name);
+/* References at most, in a feature list of the CLI. */
+#define CLI_MAX_FEATURES 4096
+struct core_feature_list;
+/* The feature list of --feature-service service (non-NULL) or of every --features argument,
+ * as core_resolve() takes it (in a). Returns: 0; 1 after printing "fstore CMD: ..." (an
+ * unknown view, too many references, out of memory). */
+int cli__feature_list(const char *cmd, const catalog_t *cat, base_arena_t *a, const char *service,
+                      const cli_list_t *features, bool full_names, struct core_feature_list *out);
 /* "view:feature", or "view@vN:feature" for a version that is not the default. */
 void cli__ref_name(const catalog_feature_ref_t *r, char *buf, size_t cap);
 /* Appends the references of one comma-separated --features argument to refs (view:* for every

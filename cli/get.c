@@ -14,7 +14,6 @@
 #include "storage/store.h"
 
 #define MAX_ENTITIES 1024
-#define MAX_FEATURES 4096
 
 static void usage(FILE *f)
 {
@@ -287,11 +286,9 @@ static int run(opts_t *o)
     bool begun = false;
     size_t n_ents = o->entity_list.n;
     entity_t *ents = calloc(n_ents + 1, sizeof *ents);
-    const char **refs = calloc(MAX_FEATURES, sizeof *refs);
-    size_t *lens = calloc(MAX_FEATURES, sizeof *lens);
     json_t *rows = o->json ? json_array() : NULL;
     int status = 1;
-    if (ents == NULL || refs == NULL || lens == NULL)
+    if (ents == NULL)
         goto out;
     core_options_t co;
     core_options_init(&co);
@@ -318,27 +315,10 @@ static int run(opts_t *o)
     core_ctx_begin(&ctx, w, &arena);
     begun = true;
 
-    core_feature_list_t list = {.full_names = true};
-    if (o->service != NULL) {
-        list.kind = CORE_LIST_SERVICE;
-        list.service = o->service;
-        list.service_len = strlen(o->service);
-    } else {
-        size_t n = 0;
-        for (size_t i = 0; i < o->feature_list.n; i++) {
-            char *copy = base_arena_strndup(&arena, o->feature_list.items[i],
-                                            strlen(o->feature_list.items[i]));
-            if (copy == NULL ||
-                cli__add_refs("get", ctx.catalog, &arena, copy, refs, lens, MAX_FEATURES, &n) != 0)
-                goto out;
-        }
-        list.kind = CORE_LIST_FEATURES;
-        list.refs = refs;
-        list.ref_lens = lens;
-        list.n_refs = n;
-        if (base_wire_strings(&arena, refs, lens, n, &list.key, &list.key_len) < 0)
-            goto out;
-    }
+    core_feature_list_t list;
+    if (cli__feature_list("get", ctx.catalog, &arena, o->service, &o->feature_list, true, &list) !=
+        0)
+        goto out;
     const core_resolved_t *res = NULL;
     rc = core_resolve(&ctx, &list, &res);
     if (rc != 0) {
@@ -439,8 +419,6 @@ out:
     json_decref(rows);
     free(table.cells);
     free(ents);
-    free(refs);
-    free(lens);
     return status;
 }
 

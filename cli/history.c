@@ -12,7 +12,6 @@
 #include "core/core.h"
 #include "storage/store.h"
 
-#define MAX_FEATURES 4096
 #define MAX_COLUMNS 256
 #define MAX_LINE (1 << 20) /* bytes of one entity row: memory stays bounded by the chunk */
 
@@ -159,14 +158,12 @@ static int run_history(hist_opts_t *o)
     bool jsonl = strcmp(o->format, "jsonl") == 0;
     size_t scratch_cap = 16 * STORE_MAX_VALUE + 64;
     void *scratch = malloc(scratch_cap);
-    const char **refs = calloc(MAX_FEATURES, sizeof *refs);
-    size_t *lens = calloc(MAX_FEATURES, sizeof *lens);
     FILE *in = o->input == NULL || strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
     if (in == NULL) {
         fprintf(stderr, "fstore history: cannot open %s: %s\n", o->input, strerror(errno));
         goto out;
     }
-    if (scratch == NULL || refs == NULL || lens == NULL)
+    if (scratch == NULL)
         goto out;
     core_options_t co;
     core_options_init(&co);
@@ -194,27 +191,10 @@ static int run_history(hist_opts_t *o)
     }
     core_ctx_begin(&ctx, w, &arena);
     begun = true;
-    core_feature_list_t list = {.full_names = o->full_names};
-    if (o->service != NULL) {
-        list.kind = CORE_LIST_SERVICE;
-        list.service = o->service;
-        list.service_len = strlen(o->service);
-    } else {
-        size_t n = 0;
-        for (size_t i = 0; i < o->feature_list.n; i++) {
-            char *copy = base_arena_strndup(&arena, o->feature_list.items[i],
-                                            strlen(o->feature_list.items[i]));
-            if (copy == NULL || cli__add_refs("history", ctx.catalog, &arena, copy, refs, lens,
-                                              MAX_FEATURES, &n) != 0)
-                goto out;
-        }
-        list.kind = CORE_LIST_FEATURES;
-        list.refs = refs;
-        list.ref_lens = lens;
-        list.n_refs = n;
-        if (base_wire_strings(&arena, refs, lens, n, &list.key, &list.key_len) < 0)
-            goto out;
-    }
+    core_feature_list_t list;
+    if (cli__feature_list("history", ctx.catalog, &arena, o->service, &o->feature_list,
+                          o->full_names, &list) != 0)
+        goto out;
     const core_resolved_t *res = NULL;
     if (core_resolve(&ctx, &list, &res) != 0) {
         fprintf(stderr, "fstore history: %s\n", ctx.msg);
@@ -425,8 +405,6 @@ out:
         fclose(in);
     free(line);
     free(scratch);
-    free(refs);
-    free(lens);
     return status;
 }
 

@@ -280,3 +280,31 @@ int cli__add_refs(const char *cmd, const catalog_t *cat, base_arena_t *a, char *
     }
     return 0;
 }
+
+int cli__feature_list(const char *cmd, const catalog_t *cat, base_arena_t *a, const char *service,
+                      const cli_list_t *features, bool full_names, core_feature_list_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->full_names = full_names;
+    if (service != NULL) {
+        out->kind = CORE_LIST_SERVICE;
+        out->service = service;
+        out->service_len = strlen(service);
+        return 0;
+    }
+    const char **refs = base_arena_array(a, CLI_MAX_FEATURES, sizeof *refs);
+    size_t *lens = base_arena_array(a, CLI_MAX_FEATURES, sizeof *lens);
+    if (refs == NULL || lens == NULL)
+        return 1;
+    size_t n = 0;
+    for (size_t i = 0; i < features->n; i++) {
+        char *copy = base_arena_strndup(a, features->items[i], strlen(features->items[i]));
+        if (copy == NULL || cli__add_refs(cmd, cat, a, copy, refs, lens, CLI_MAX_FEATURES, &n) != 0)
+            return 1;
+    }
+    out->kind = CORE_LIST_FEATURES;
+    out->refs = refs;
+    out->ref_lens = lens;
+    out->n_refs = n;
+    return base_wire_strings(a, refs, lens, n, &out->key, &out->key_len) < 0 ? 1 : 0;
+}

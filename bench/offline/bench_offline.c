@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "core/core.h"
+#include "bench/bench.h"
 #include "storage/store.h"
 
 /*
@@ -35,21 +36,6 @@ typedef struct cfg {
     bool entity_major;
     const char *dir;
 } cfg_t;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static uint64_t rnd(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
 
 static void die(const char *what, int rc)
 {
@@ -208,7 +194,7 @@ int main(int argc, char **argv)
     }
     kp[0] = keys;
     flight_t fl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    double t0 = now_s(), insert_s = 0;
+    double t0 = bench_now_s(), insert_s = 0;
     /* Rows by global index g: time-major (entity g % entities at time g / entities) or
      * entity-major (entity g / times at time g % times). */
     for (int pass = 0; pass < (c.entity_major ? 2 : 1); pass++) {
@@ -219,7 +205,7 @@ int main(int argc, char **argv)
             while (fl.n > 0)
                 pthread_cond_wait(&fl.cv, &fl.mu);
             pthread_mutex_unlock(&fl.mu);
-            insert_s = now_s() - t0;
+            insert_s = bench_now_s() - t0;
         }
         for (size_t start = 0; start < total; start += c.batch) {
             size_t m = total - start < c.batch ? total - start : c.batch;
@@ -274,7 +260,7 @@ int main(int argc, char **argv)
     if (fl.rc < 0)
         die("store_apply_async", fl.rc);
     if (!c.entity_major)
-        insert_s = now_s() - t0;
+        insert_s = bench_now_s() - t0;
     printf("insert  %zu history rows x %zu features, %s: %.2f s, %.0f rows/s\n", rows, nf,
            c.entity_major ? "entity-major" : "time-major", insert_s, (double)rows / insert_s);
     fflush(stdout);
@@ -298,13 +284,13 @@ int main(int argc, char **argv)
     size_t present[2] = {0, 0};
     for (int phase = 0; phase < 2; phase++) {
         uint64_t seed = 88172645463325252ull;
-        t0 = now_s();
+        t0 = bench_now_s();
         for (size_t done = 0; done < c.queries; done += c.chunk) {
             size_t m = c.queries - done < c.chunk ? c.queries - done : c.chunk;
             for (size_t r = 0; r < m; r++) {
                 qk[r] = (catalog_value_t){.type = CATALOG_DTYPE_INT64,
-                                          .u.i64 = (int64_t)(rnd(&seed) % c.entities)};
-                at[r] = T0 + (int64_t)(rnd(&seed) % (uint64_t)(c.times * STEP));
+                                          .u.i64 = (int64_t)(bench_rnd(&seed) % c.entities)};
+                at[r] = T0 + (int64_t)(bench_rnd(&seed) % (uint64_t)(c.times * STEP));
             }
             ents.n_rows = m;
             base_arena_reset(&a);
@@ -321,7 +307,7 @@ int main(int argc, char **argv)
                 present[phase] += cells[i].status == STORE_STATUS_PRESENT;
             store_read_end(reader);
         }
-        phase_s[phase] = now_s() - t0;
+        phase_s[phase] = bench_now_s() - t0;
     }
     long rss = peak_rss_mb();
     printf("join    %zu entity rows x %zu features point-in-time: %.2f s, %.0f rows/s, %.2f us/row "
@@ -336,14 +322,14 @@ int main(int argc, char **argv)
 
     /* scan */
     size_t seen = 0;
-    t0 = now_s();
+    t0 = bench_now_s();
     if ((rc = store_read_begin(reader)) < 0)
         die("read_begin", rc);
     rc = store_history_scan(reader, v, T0 + (int64_t)c.times * STEP, NULL, 0, count, &seen);
     store_read_end(reader);
     if (rc < 0)
         die("scan", rc);
-    double scan_s = now_s() - t0;
+    double scan_s = bench_now_s() - t0;
     printf("scan    %zu entities as of the last time: %.2f s, %.0f entities/s\n", seen, scan_s,
            (double)seen / scan_s);
 

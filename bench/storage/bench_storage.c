@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "storage/store.h"
 #include "storage/store_int.h" /* store__key_cmp: the raw loop compares keys as the store does */
 
@@ -36,21 +37,6 @@ typedef struct cfg {
     const char *dir;
     bool keep;
 } cfg_t;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static uint64_t rnd(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
 
 static void die(const char *what, int rc)
 {
@@ -109,7 +95,7 @@ static double bench_bulk(const cfg_t *c, store_t *s, const catalog_view_t *v)
         cols[f] = &vals[f * chunk];
     }
     const catalog_value_t *keys[] = {ids};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     store_bulk_t *b = NULL;
     int rc = store_bulk_begin(s, &b);
     if (rc < 0)
@@ -135,12 +121,12 @@ static double bench_bulk(const cfg_t *c, store_t *s, const catalog_view_t *v)
             exit(1);
         }
     }
-    double t1 = now_s();
+    double t1 = bench_now_s();
     store_apply_result_t res;
     rc = store_bulk_commit(b, &res);
     if (rc < 0)
         die("store_bulk_commit", rc);
-    double t2 = now_s();
+    double t2 = bench_now_s();
     store_bulk_free(b);
     double rate = (double)c->entities / (t2 - t0);
     printf("bulk     %zu rows x %zu FLOAT: validate+encode %.2f s, sort+commit %.2f s, "
@@ -160,7 +146,7 @@ static uint8_t *make_keys(const cfg_t *c, const catalog_view_t *v)
     uint64_t x = 0x2545f4914f6cdd1dull;
     for (size_t i = 0; i < c->lookups; i++) {
         catalog_value_t k = {.type = CATALOG_DTYPE_INT64,
-                             .u.i64 = (int64_t)(rnd(&x) % c->entities)};
+                             .u.i64 = (int64_t)(bench_rnd(&x) % c->entities)};
         if (store_encode_key(v, &k, 1, keys + 8 * i, 8) != 8)
             die("store_encode_key", EINVAL);
     }
@@ -176,7 +162,7 @@ static double read_store(const cfg_t *c, store_t *s, const catalog_view_t *v, co
     if (rc < 0)
         die("store_reader_new", rc);
     int64_t now = store_now_us();
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < c->lookups; i += batch) {
         if ((rc = store_read_begin(r)) < 0)
             die("store_read_begin", rc);
@@ -195,7 +181,7 @@ static double read_store(const cfg_t *c, store_t *s, const catalog_view_t *v, co
         }
         store_read_end(r);
     }
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     store_reader_free(r);
     return t * 1e9 / (double)c->lookups;
 }
@@ -230,7 +216,7 @@ static double read_raw(const cfg_t *c, const uint8_t *keys, size_t batch, size_t
         die("raw lmdb", rc);
     mdb_txn_reset(txn);
     size_t found = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < c->lookups; i += batch) {
         if (mdb_txn_renew(txn) != 0)
             die("mdb_txn_renew", EIO);
@@ -243,7 +229,7 @@ static double read_raw(const cfg_t *c, const uint8_t *keys, size_t batch, size_t
         }
         mdb_txn_reset(txn);
     }
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     if (found != c->lookups)
         die("raw mdb_get missed keys", ENOENT);
     mdb_txn_abort(txn);
@@ -255,7 +241,7 @@ static double bench_encode(const cfg_t *c, size_t *sink)
 {
     uint8_t buf[64];
     size_t n = c->lookups;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n; i++) {
         for (size_t f = 0; f < c->features; f++) {
             catalog_value_t v = {.type = CATALOG_DTYPE_FLOAT, .u.f32 = (float)(i + f)};
@@ -263,7 +249,7 @@ static double bench_encode(const cfg_t *c, size_t *sink)
             *sink += (size_t)len + buf[len - 1];
         }
     }
-    return (now_s() - t0) * 1e9 / (double)n;
+    return (bench_now_s() - t0) * 1e9 / (double)n;
 }
 
 /*
@@ -316,7 +302,7 @@ static double bench_on_demand(const cfg_t *c, size_t *sink, double *eval_ns)
     base_arena_init(&a, 4096);
     uint8_t buf[64];
     size_t rows = c->lookups;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t r = 0; r < rows; r++) {
         for (size_t i = 0; i < n_in; i++) {
             if (catalog_value_decode(wire[i], wlen[i], &in[i], NULL, 0) != 0)
@@ -329,15 +315,15 @@ static double bench_on_demand(const cfg_t *c, size_t *sink, double *eval_ns)
             *sink += (size_t)len + buf[len - 1];
         }
     }
-    double per_row = (now_s() - t0) * 1e9 / (double)rows;
-    t0 = now_s();
+    double per_row = (bench_now_s() - t0) * 1e9 / (double)rows;
+    t0 = bench_now_s();
     for (size_t r = 0; r < rows; r++) {
         for (size_t f = 0; f < od->n_features; f++) {
             catalog_expr_eval(&od->features[f], in, 0, &a, SIZE_MAX, NULL, &out);
             *sink += (size_t)out.u.f64;
         }
     }
-    *eval_ns = (now_s() - t0) * 1e9 / (double)(rows * od->n_features);
+    *eval_ns = (bench_now_s() - t0) * 1e9 / (double)(rows * od->n_features);
     base_arena_free(&a);
     catalog_unref(cat);
     return per_row;
@@ -370,10 +356,10 @@ static void *writer(void *p)
     }
     const catalog_value_t *keys[] = {ids};
     uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(w->id + 1);
-    while (now_s() < w->until) {
+    while (bench_now_s() < w->until) {
         for (size_t r = 0; r < rows; r++) {
             ids[r] = (catalog_value_t){.type = CATALOG_DTYPE_INT64,
-                                       .u.i64 = (int64_t)(rnd(&x) % c->entities)};
+                                       .u.i64 = (int64_t)(bench_rnd(&x) % c->entities)};
             for (size_t f = 0; f < c->features; f++)
                 vals[f * rows + r] = (catalog_value_t){.type = CATALOG_DTYPE_FLOAT, .u.f32 = 0.5f};
         }
@@ -405,7 +391,7 @@ static wres_t bench_writes(const cfg_t *c, store_t *s, const catalog_view_t *v, 
     store_stat(s, &a);
     pthread_t th[256];
     wctx_t w[256];
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n; i++) {
         w[i] = (wctx_t){.c = c, .s = s, .v = v, .id = (int)i, .until = t0 + c->write_seconds};
         pthread_create(&th[i], NULL, writer, &w[i]);
@@ -415,7 +401,7 @@ static wres_t bench_writes(const cfg_t *c, store_t *s, const catalog_view_t *v, 
         pthread_join(th[i], NULL);
         calls += w[i].calls;
     }
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     store_stat(s, &b);
     wres_t r = {(double)calls / t, (double)(calls * c->rows_per_call) / t,
                 (double)(b.batches - a.batches) / (double)(b.commits - a.commits)};

@@ -44,7 +44,7 @@ expect 1 "$fstore" validate --catalog "$work/missing.yaml"
 
 # plan: from nothing, everything is added and safe.
 expect 0 "$fstore" plan --catalog "$root/examples/catalog"
-grep -q '^plan: 15 changes, 0 breaking, 15 safe$' "$work/out" || fail "plan summary: $(cat "$work/out")"
+grep -q '^plan: 17 changes, 0 breaking, 17 safe$' "$work/out" || fail "plan summary: $(cat "$work/out")"
 
 # A changed dtype is breaking; an appended feature is safe.
 cp -rL "$root/examples/catalog" "$work/new"  # -L: examples/catalog is a symlink
