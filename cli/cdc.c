@@ -92,8 +92,9 @@ int cli_cdc(int argc, char **argv)
             if (rc < 0 || plan_only) {
                 if (rc < 0)
                     fprintf(stderr, "fstore cdc: %s\n", err);
-                /* PostgreSQL away: a follower keeps trying; anything else is for a person. */
-                if (rc == -ECONNREFUSED && !once && !plan_only) {
+                /* PostgreSQL away (or still holding the lock of our own dead connection, until
+                 * it notices): a follower keeps trying; anything else is for a person. */
+                if ((rc == -ECONNREFUSED || rc == -EBUSY || rc == -EIO) && !once && !plan_only) {
                     cdc_close(c);
                     c = NULL;
                     sleep_ms(poll_ms);

@@ -13,7 +13,8 @@
 #include "storage/store.h"
 
 #define MAX_COLUMNS 256
-#define MAX_LINE (1 << 20) /* bytes of one entity row: memory stays bounded by the chunk */
+#define MAX_LINE (1 << 20)    /* bytes of one entity row */
+#define MAX_CHUNK (64u << 20) /* bytes of rows per chunk: a chunk ends early past it */
 
 static void history_usage(FILE *f)
 {
@@ -226,6 +227,17 @@ static int run_history(hist_opts_t *o)
             ts_col = i;
         types[i] = cli__key_type(res, names[i]);
     }
+    for (size_t f = 0; f < res->n_refs; f++) {
+        for (size_t i = 0; i < n_in; i++) {
+            if (strcmp(res->names[f], names[i]) == 0) {
+                fprintf(stderr,
+                        "fstore history: feature column '%s' is named like a column of the entity "
+                        "table: use --full-feature-names\n",
+                        names[i]);
+                goto out;
+            }
+        }
+    }
     if (ts_col == SIZE_MAX) {
         fprintf(stderr,
                 "fstore history: the entity table has no '%s' column (--timestamp-column)\n",
@@ -260,7 +272,8 @@ static int run_history(hist_opts_t *o)
         size_t *lines = base_arena_array(&chunk, cap, sizeof *lines);
         if (rows == NULL || as_of == NULL || lines == NULL)
             goto out;
-        while (n < cap) {
+        size_t chunk_bytes = 0;
+        while (n < cap && chunk_bytes < MAX_CHUNK) {
             ssize_t got = getline(&line, &line_cap, in);
             if (got < 0) {
                 eof = true;
@@ -301,6 +314,7 @@ static int run_history(hist_opts_t *o)
             }
             lines[n] = line_no;
             rows[n++] = f;
+            chunk_bytes += (size_t)got;
         }
         if (n == 0)
             break;

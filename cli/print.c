@@ -295,16 +295,23 @@ int cli__feature_list(const char *cmd, const catalog_t *cat, base_arena_t *a, co
     const char **refs = base_arena_array(a, CLI_MAX_FEATURES, sizeof *refs);
     size_t *lens = base_arena_array(a, CLI_MAX_FEATURES, sizeof *lens);
     if (refs == NULL || lens == NULL)
-        return 1;
+        goto oom;
     size_t n = 0;
     for (size_t i = 0; i < features->n; i++) {
         char *copy = base_arena_strndup(a, features->items[i], strlen(features->items[i]));
-        if (copy == NULL || cli__add_refs(cmd, cat, a, copy, refs, lens, CLI_MAX_FEATURES, &n) != 0)
+        if (copy == NULL)
+            goto oom;
+        if (cli__add_refs(cmd, cat, a, copy, refs, lens, CLI_MAX_FEATURES, &n) != 0)
             return 1;
     }
     out->kind = CORE_LIST_FEATURES;
     out->refs = refs;
     out->ref_lens = lens;
     out->n_refs = n;
-    return base_wire_strings(a, refs, lens, n, &out->key, &out->key_len) < 0 ? 1 : 0;
+    if (base_wire_strings(a, refs, lens, n, &out->key, &out->key_len) < 0)
+        goto oom;
+    return 0;
+oom:
+    fprintf(stderr, "fstore %s: out of memory\n", cmd);
+    return 1;
 }

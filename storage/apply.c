@@ -273,7 +273,7 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
         if (klen < 0)
             return fail(res, -EINVAL, bi, r, v->n_join_keys ? v->join_keys[0].name : "",
                         "entity key longer than %d bytes encoded", STORE_MAX_KEY);
-        if (v->history && klen > STORE_MAX_HISTORY_KEY)
+        if (v->history && klen > STORE_MAX_HISTORY_KEY && b->op != STORE_OP_DELETE)
             return fail(res, -EINVAL, bi, r, v->n_join_keys ? v->join_keys[0].name : "",
                         "entity key of %d bytes encoded: a view that keeps history takes at "
                         "most %d (its history keys add the time)",
@@ -574,7 +574,9 @@ static int encode_wire_batch(const store__views_t *t, const store_wire_batch_t *
                     "feature view %s@v%u has no database here (not applied, or offline)", v->name,
                     v->version);
     int rc;
-    const uint32_t max_key = v->history ? STORE_MAX_HISTORY_KEY : STORE_MAX_KEY;
+    /* A delete of a key too long for the history still reaches its online row. */
+    const uint32_t max_key =
+        v->history && b->op != STORE_OP_DELETE ? STORE_MAX_HISTORY_KEY : STORE_MAX_KEY;
     rc = check_op(v, b->op, bi, res);
     if (rc < 0)
         return rc;

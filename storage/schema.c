@@ -418,11 +418,10 @@ static int teardown_fn(store_t *s, MDB_txn *txn, void *p)
         rc = store__meta_del(txn, s->meta, STORE__KEY_CATALOG);
         if (rc == 0)
             rc = store__meta_del(txn, s->meta, STORE__KEY_POSITION);
-        /* The change feed starts over with the data (a replica replays its log from 1). */
+        /* The change feed goes with the data; a single node's counter goes on from where it
+         * was, so that a follower's recorded position still means "before what comes next". */
         if (rc == 0 && s->changes != 0)
             rc = store__errno(mdb_drop(txn, s->changes, 0));
-        if (rc == 0)
-            rc = store__meta_del(txn, s->meta, STORE__KEY_CHANGE_SEQ);
         if (rc == 0)
             rc = del_prefix(txn, s->meta, STORE__PREFIX_DROPPED);
         if (rc < 0)
@@ -438,10 +437,8 @@ static void teardown_after(store_t *s, int rc, void *p)
 {
     teardown_arg_t *a = p;
     if (rc == 0) {
-        if (a->name == NULL) {
+        if (a->name == NULL)
             set_catalog(s, NULL);
-            s->change_seq = 0; /* the writer's, which runs this */
-        }
         store__views_publish(s, a->table);
         a->table = NULL;
     } else {

@@ -181,10 +181,10 @@ def _timestamp(t):
 
 def _columns(table):
     """{name: list} from a dict of columns or a pandas DataFrame."""
+    # tolist(): Python's own ints, floats and bools, not numpy's scalars.
     if hasattr(table, "to_dict") and hasattr(table, "columns"):
-        # tolist(): Python's own ints, floats and bools, not numpy's scalars.
         return {str(c): table[c].tolist() for c in table.columns}
-    return {k: list(v) for k, v in table.items()}
+    return {k: v.tolist() if hasattr(v, "tolist") else list(v) for k, v in table.items()}
 
 
 def _maybe_frame(batch, as_frame, attrs):
@@ -348,16 +348,18 @@ class FeatureStoreClient:
 
     def get_historical_features(self, entity_df, features=None, feature_service=None,
                                 full_feature_names=False, timestamp_column="event_timestamp",
-                                as_frame=None, rows_per_call=10000):
+                                as_frame=None, rows_per_call=10000, timeout=None):
         """Feast's point-in-time join: for every row of entity_df (a dict of columns or a
         DataFrame with the join keys, `timestamp_column` and any other columns, which are
         carried through), each feature as of that row's time: the latest value at or before
         it, within the view's TTL, else None. Returns a Batch (a dict of columns with
-        .statuses), or a pandas DataFrame when pandas is installed and as_frame is not False."""
+        .statuses), or a pandas DataFrame when pandas is installed and as_frame is not False.
+        timeout: each call's deadline in seconds (None: none; a training set takes as long as
+        it takes)."""
         out = Batch({})
         for part in self.iter_historical_features(entity_df, features, feature_service,
                                                   full_feature_names, timestamp_column,
-                                                  rows_per_call):
+                                                  rows_per_call, timeout=timeout):
             for name, values in part.items():
                 if name == "event_timestamp":
                     values = [datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
