@@ -34,6 +34,7 @@ typedef struct cdc_table {
 
 struct cdc {
     store_t *store;
+    bool own_store; /* opened here (else borrowed) */
     store_reader_t *reader;
     catalog_t *cat;
     PGconn *pg;
@@ -160,7 +161,8 @@ void cdc_close(cdc_t *c)
         PQfinish(c->pg);
     store_reader_free(c->reader);
     catalog_unref(c->cat);
-    store_close(c->store);
+    if (c->own_store)
+        store_close(c->store);
     free(c->source);
     free(c->scratch);
     free(c);
@@ -184,20 +186,26 @@ int cdc_open(const cdc_options_t *o, cdc_t **out, char *err, size_t cap)
         fail(err, cap, rc, "out of memory");
         goto out;
     }
-    store_options_t so = {.dir = o->data_dir, .read_only = true};
-    if ((rc = store_open(&so, &c->store)) < 0) {
-        fail(err, cap, rc, "cannot open %s: %s", o->data_dir, strerror(-rc));
-        goto out;
+    const char *where = o->store != NULL ? "the replica" : o->data_dir;
+    if (o->store != NULL) {
+        c->store = o->store;
+    } else {
+        store_options_t so = {.dir = o->data_dir, .read_only = true};
+        if ((rc = store_open(&so, &c->store)) < 0) {
+            fail(err, cap, rc, "cannot open %s: %s", o->data_dir, strerror(-rc));
+            goto out;
+        }
+        c->own_store = true;
     }
     if (!store_keeps_history(c->store)) {
         rc = fail(err, cap, -ENOTSUP,
                   "%s keeps no history: start its server with --history (or fstore apply "
                   "--history)",
-                  o->data_dir);
+                  where);
         goto out;
     }
     if ((rc = store_applied_catalog(c->store, &c->cat)) < 0) {
-        fail(err, cap, rc, "no catalog applied to %s", o->data_dir);
+        fail(err, cap, rc, "no catalog applied to %s", where);
         goto out;
     }
     if ((rc = store_reader_new(c->store, &c->reader)) < 0) {

@@ -8,12 +8,14 @@
 #include <stdio.h>
 
 #include "catalog/catalog.h"
+#include "storage/store.h"
 
 /*
  * `fstore cdc` follows the change feed of a data directory that keeps history (store_changes():
  * every history entry written, with a position that only grows; on a replica of the
  * replication log the position is the log's sequence, so any replica with history can feed
- * the same tables) and writes the entries into PostgreSQL, one table per view version:
+ * the same tables; `fstore cdc --replication` keeps such a replica itself and follows the
+ * stream) and writes the entries into PostgreSQL, one table per view version:
  *
  *   <view>_v<version> (<join keys>, event_timestamp timestamptz, deleted boolean, <features>,
  *                      fstore_position bigint, fstore_position_index integer,
@@ -37,14 +39,17 @@ typedef struct cdc cdc_t;
 
 typedef struct cdc_options {
     const char *data_dir; /* a data directory that keeps history (serve --history) */
+    store_t *store;       /* or a store this process has open (borrowed; data_dir unused): the
+                             replica `fstore cdc --replication` keeps of the log */
     const char *conninfo; /* libpq's: postgresql://user@host:port/db or key=value pairs */
     const char *source;   /* this follower's name in fstore_cdc_positions; NULL: "fstore" */
     size_t batch_rows;    /* changes per PostgreSQL transaction; 0: CDC_DEFAULT_BATCH_ROWS */
 } cdc_options_t;
 
 /*
- * Opens the data directory (read-only: the server keeps running) and connects.
- * Returns: 0 and *out; -ENOENT (no store, or no catalog applied), -ENOTSUP (the directory keeps
+ * Opens the data directory (read-only: the server keeps running), or takes o->store, and
+ * connects.
+ * Returns: 0 and *out; -ENOENT (no store, or no catalog applied yet), -ENOTSUP (the store keeps
  *          no history), -ECONNREFUSED (PostgreSQL refused or is unreachable), -EBUSY (another
  *          follower with this source holds its advisory lock), -ENOMEM, store errors; err says
  *          why.

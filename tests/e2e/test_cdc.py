@@ -329,5 +329,40 @@ class CdcTest(unittest.TestCase):
         server.stop()
 
 
+    def test_7_a_follower_of_the_stream_needs_no_serving_node_with_history(self):
+        # One nats-server, one serving node without history taking writes; the follower keeps
+        # its own history replica of the log, and its positions are the stream's sequences.
+        from test_replication import NatsCluster
+        nats = NatsCluster(1)
+        self.addCleanup(nats.cleanup)
+        nats.start()
+        node = Server(catalog=CATALOG, args=["--replication", nats.urls()])
+        self.addCleanup(node.cleanup)
+        node.start()
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(node.client.channel)
+        seqs = []
+        for i, to in enumerate((fstore_pb2.WRITE_TARGET_ONLINE, fstore_pb2.WRITE_TARGET_OFFLINE)):
+            rq = fstore_pb2.WriteFeaturesRequest(feature_view="driver_trips", to=to)
+            for k in range(3):
+                rq.columns["driver_id"].val.add().int64_val = 5000 + k
+                rq.columns["trips_last_hour"].val.add().int64_val = 10 * i + k
+                rq.event_timestamps.append(ts(T0 + 70 * DAY + i))
+            seqs.append(stub.WriteFeatures(rq, timeout=30).sequence)
+        replica = tempfile.mkdtemp(prefix="fstore-cdc-replica-")
+        self.addCleanup(shutil.rmtree, replica, True)
+        out = subprocess.run([FSTORE, "cdc", "--replication", nats.urls(), "--catalog", CATALOG,
+                              "--data-dir", replica, "--to", self.pg.url, "--source", "stream",
+                              "--once"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        rows = self.pg.sql("SELECT driver_id, trips_last_hour, fstore_position, "
+                           "fstore_position_index FROM driver_trips_v1 WHERE driver_id >= 5000 "
+                           "AND driver_id < 5003 ORDER BY event_timestamp, driver_id")
+        self.assertEqual(rows, [[str(5000 + k), str(k), str(seqs[0]), str(k)] for k in range(3)] +
+                         [[str(5000 + k), str(10 + k), str(seqs[1]), str(k)] for k in range(3)])
+        pos = self.pg.sql("SELECT position FROM fstore_cdc_positions WHERE source = 'stream'")
+        self.assertEqual(pos, [[str(seqs[1])]])
+        node.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
