@@ -7,8 +7,11 @@ import datetime
 import json
 import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -18,7 +21,7 @@ import grpc
 from feast.serving import ServingService_pb2
 from fstore.v1 import fstore_pb2, fstore_pb2_grpc
 from h2_client import H2Grpc
-from harness import FSTORE, SOURCE_DIR, ServerTestCase
+from harness import FSTORE, SOURCE_DIR, Server, ServerTestCase
 
 CATALOG = os.path.join(SOURCE_DIR, "examples", "catalog")
 CLIENTS = os.path.join(SOURCE_DIR, "clients", "python")
@@ -240,10 +243,20 @@ class OfflineTest(ServerTestCase):
                 break
         self.assertEqual(seen, {i: i - 9000 for i in ids}, "as of base+10: 9003's later row not yet")
         self.assertGreaterEqual(pages, 3)
-        # A page token from elsewhere is refused.
+        # A page token from elsewhere is refused; one of another version of the view too (the
+        # request's "driver_trips" could mean another version by the next page).
         rq = fstore_pb2.LoadBatchRequest(feature_view="driver_trips", page_token=b"\x01\x02")
         self.assertRpcError(lambda: self.stub.LoadBatch(rq, timeout=10),
                             grpc.StatusCode.INVALID_ARGUMENT, "bad page token")
+        key = (9000 ^ (1 << 63)).to_bytes(8, "big")
+        rq = fstore_pb2.LoadBatchRequest(feature_view="driver_trips",
+                                         page_token=b"\x00\x00\x00\x02" + key)
+        self.assertRpcError(lambda: self.stub.LoadBatch(rq, timeout=10),
+                            grpc.StatusCode.FAILED_PRECONDITION, "pages through 'driver_trips@v2'")
+        rq.page_token = b"\x00\x00\x00\x01" + key
+        resp = self.stub.LoadBatch(rq, timeout=10)
+        self.assertNotIn(9000, [value(v) for v in resp.rows.results[0].values],
+                         "the page starts after the token's entity")
 
     def test_the_products_snippet_runs_as_written(self):
         env = dict(os.environ, FSTORE_ADDRESS=self.server.target)
@@ -349,6 +362,46 @@ class OfflineTest(ServerTestCase):
         c.pump(lambda: all(c.streams[s]["ended"] or c.streams[s]["reset"] for s in sids),
                timeout=10)
         self.assertIn("reply_not_taken", self.server.log())
+
+
+class StreamReloadTest(unittest.TestCase):
+    """A catalog reload between two messages of a stream ends it, rather than changing what its
+    columns mean halfway."""
+
+    def test_a_reload_mid_stream_ends_it_with_failed_precondition(self):
+        tmp = tempfile.mkdtemp(prefix="fstore-offline-reload-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cat = os.path.join(tmp, "catalog")
+        shutil.copytree(CATALOG, cat)
+        server = Server(catalog=cat, args=["--history", "--max-message-bytes", "67108864",
+                                           "--max-history-rows", "200000",
+                                           "--catalog-watch-ms", "0"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(server.client.channel)
+        # 100k rows in 100 messages of ~200 KB: far more than the connection's windows, so the
+        # server is still building messages when the catalog changes.
+        rq = fstore_pb2.GetHistoricalFeaturesRequest(rows_per_message=1000)
+        rq.features.val.append("driver_trips:trips_last_hour")
+        ids = rq.entities["driver_id"].val
+        pads = rq.entities["pad"].val
+        for i in range(100000):
+            ids.add().int64_val = i
+            pads.add().string_val = "x" * 200
+        rq.event_timestamps.extend([ts(T0)] * 100000)
+        stream = stub.GetHistoricalFeatures(rq, timeout=120)
+        next(stream)
+        with open(os.path.join(cat, "offline.yaml"), "a") as f:
+            f.write("  - name: extra_view\n    features: [{name: z, dtype: INT64}]\n")
+        server.send(signal.SIGHUP)
+        server.wait_event("catalog_reloaded")
+        with self.assertRaises(grpc.RpcError) as cm:
+            for _ in stream:
+                pass
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION,
+                         cm.exception.details())
+        self.assertIn("the catalog changed during the stream", cm.exception.details())
+        self.assertEqual(server.stop(), 0)
 
 
 class NoHistoryTest(ServerTestCase):
