@@ -157,6 +157,13 @@ class CdcTest(unittest.TestCase):
         self.assertEqual(rows, [["f", "1"], ["t", None]])
         self.assertEqual(self.pg.sql("SELECT trips_last_hour FROM driver_trips_v1 "
                                      "WHERE driver_id = 701"), [["3"]])
+        # ... and the position of the last of its three changes: the one just before 700's
+        # first (the changes were numbered in the order written).
+        p701 = int(self.pg.sql("SELECT fstore_position FROM driver_trips_v1 "
+                               "WHERE driver_id = 701")[0][0])
+        p700 = int(self.pg.sql("SELECT min(fstore_position) FROM driver_trips_v1 "
+                               "WHERE driver_id = 700")[0][0])
+        self.assertEqual(p701, p700 - 1)
 
     def test_3_the_readmes_point_in_time_sql_matches_get_historical_features(self):
         base = T0 + 50 * DAY
