@@ -302,9 +302,11 @@ static int call_payload(server_call_t *c, size_t max, const uint8_t **data, size
                             "(it takes gzip and deflate)");
     if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
         bb->data.raw.slice_buffer.count == 1) {
-        grpc_slice s = bb->data.raw.slice_buffer.slices[0];
-        *data = GRPC_SLICE_START_PTR(s);
-        *len = GRPC_SLICE_LENGTH(s);
+        /* The slice where it lives, not a copy: a short one (up to 23 bytes) keeps its bytes
+         * inside the grpc_slice itself, and a copy's would go with this frame. */
+        const grpc_slice *s = &bb->data.raw.slice_buffer.slices[0];
+        *data = GRPC_SLICE_START_PTR(*s);
+        *len = GRPC_SLICE_LENGTH(*s);
         return 0;
     }
     grpc_byte_buffer_reader reader;
