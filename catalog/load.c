@@ -516,8 +516,7 @@ static bool parse_elem(loader_t *L, const ynode_t *n, catalog_dtype_t t, const c
         ok = parse_float(n, &out->u.f64);
         break;
     case CATALOG_DTYPE_FLOAT:
-        /* Values up to half an ulp past FLT_MAX still round to it rather than to infinity. */
-        ok = parse_float(n, &d) && (isnan(d) || isinf(d) || fabs(d) < (double)FLT_MAX + 0x1p103);
+        ok = parse_float(n, &d) && catalog_double_fits_float(d);
         out->u.f32 = ok ? (float)d : 0.0f;
         break;
     default:

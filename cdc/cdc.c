@@ -240,17 +240,10 @@ int cdc_open(const cdc_options_t *o, cdc_t **out, char *err, size_t cap)
     PQclear(lr);
     if (rc < 0)
         goto out;
-    /* The hash of the catalog we follow, as the store records it (its canonical dump, which
-     * a dump of the parsed catalog reproduces): a catalog applied since store_open() parsed
-     * ours then differs at the first cdc_step(), however soon. */
-    char *yaml = NULL;
-    size_t yaml_len = 0;
-    if ((rc = catalog_dump_yaml(c->cat, &yaml, &yaml_len)) < 0) {
-        fail(err, cap, rc, "out of memory");
-        goto out;
-    }
-    c->catalog_hash = base_fnv1a(yaml, yaml_len, BASE_FNV_OFFSET);
-    free(yaml);
+    /* The hash of the catalog we follow, as the store records it: its canonical dump's, which
+     * is catalog_digest() (the dump of the parsed catalog reproduces the recorded text). A
+     * catalog applied since store_open() parsed ours then differs at the first cdc_step(). */
+    c->catalog_hash = strtoull(catalog_digest(c->cat), NULL, 16);
     size_t n = 0;
     for (size_t i = 0; i < catalog_view_count(c->cat); i++)
         n += catalog_view_at(c->cat, i)->history;
@@ -469,7 +462,6 @@ int cdc_plan(cdc_t *c, bool apply, FILE *out, char *err, size_t cap)
 typedef struct step {
     cdc_t *c;
     size_t n;
-    bool reopen;
     uint64_t pos;
     uint32_t idx;
     int rc;
@@ -666,7 +658,6 @@ int cdc_step(cdc_t *c, size_t *rows, bool *reopen, char *err, size_t cap)
         reset_tables(c);
         return fail(err, cap, rc, "change feed: %s", strerror(-rc));
     }
-    *reopen = s.reopen;
     if (s.pos == c->pos && s.idx == c->idx) {
         reset_tables(c);
         return 0; /* caught up */

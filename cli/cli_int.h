@@ -120,8 +120,6 @@ int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)
 
 /* A read status's FieldStatus name ("PRESENT", ...). */
 const char *cli__status_name(store_status_t st);
-/* Microseconds since the epoch as RFC 3339 UTC ("2026-12-06T16:00:00Z", fractions when any). */
-void cli__format_ts(int64_t us, char *buf, size_t cap);
 /* A decoded value as JSON (strings that are not UTF-8, and bytes, as catalog_value_format()
  * prints them). Ownership: the caller's reference. */
 json_t *cli__value_json(const catalog_value_t *v);
@@ -129,6 +127,14 @@ json_t *cli__value_json(const catalog_value_t *v);
  * STRING when none has it (a read ignores such a column). */
 struct core_resolved;
 catalog_dtype_t cli__key_type(const struct core_resolved *res, const char *name);
+/* The serving core on dir, read-only and without request limits, and one reading worker: what
+ * the reading subcommands (get, history) run on. Returns: 0 and *core, *w; a negative errno
+ * after printing "fstore CMD: ..." (*core may then be open: the caller frees both either way,
+ * core_worker_free() and core_close(), which accept NULL). */
+struct core;
+struct core_worker;
+int cli__open_reader(const char *cmd, const char *dir, struct core **core, struct core_worker **w);
+
 /* References at most, in a feature list of the CLI. */
 #define CLI_MAX_FEATURES 4096
 struct core_feature_list;

@@ -239,7 +239,7 @@ static int print_row(const opts_t *o, const core_resolved_t *res, const core_cel
         bool found = cell->status != STORE_STATUS_NOT_FOUND;
         char ts[64] = "-";
         if (found)
-            cli__format_ts(cell->event_ts_us, ts, sizeof ts);
+            base_format_time(cell->event_ts_us, ts, sizeof ts);
         if (o->json) {
             json_t *jv = json_pack("{s:o, s:s}", "value", cli__value_json(&val), "status",
                                    cli__status_name((store_status_t)cell->status));
@@ -290,28 +290,9 @@ static int run(opts_t *o)
     int status = 1;
     if (ents == NULL)
         goto out;
-    core_options_t co;
-    core_options_init(&co);
-    co.data_dir = o->dir;
-    co.read_only = true;
-    co.quiet = true;
-    co.max_workers = 1;
-    /* Anything this process asks for is the reader's own business: no request limits. */
-    co.limits.max_entities = co.limits.max_features = SIZE_MAX;
-    int rc = core_open(&co, &core);
-    if (rc == -ENOENT) {
-        fprintf(stderr, "fstore get: no catalog applied to %s (run fstore apply)\n", o->dir);
+    int rc = cli__open_reader("get", o->dir, &core, &w);
+    if (rc < 0)
         goto out;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "fstore get: cannot open %s: %s\n", o->dir, strerror(-rc));
-        goto out;
-    }
-    rc = core_worker_new(core, CORE_WORKER_READS, NULL, &w);
-    if (rc < 0) {
-        fprintf(stderr, "fstore get: %s\n", strerror(-rc));
-        goto out;
-    }
     core_ctx_begin(&ctx, w, &arena);
     begun = true;
 

@@ -166,28 +166,13 @@ static int run_history(hist_opts_t *o)
     }
     if (scratch == NULL)
         goto out;
-    core_options_t co;
-    core_options_init(&co);
-    co.data_dir = o->dir;
-    co.read_only = true;
-    co.quiet = true;
-    co.max_workers = 1;
-    co.limits.max_entities = co.limits.max_features = SIZE_MAX;
-    co.limits.max_response_bytes = SIZE_MAX;
-    int rc = core_open(&co, &core);
-    if (rc < 0) {
-        fprintf(stderr, "fstore history: cannot open %s: %s\n", o->dir,
-                rc == -ENOENT ? "no catalog applied (run fstore apply)" : strerror(-rc));
+    int rc = cli__open_reader("history", o->dir, &core, &w);
+    if (rc < 0)
         goto out;
-    }
     if (!store_keeps_history(core_store(core))) {
         fprintf(stderr,
                 "fstore history: %s keeps no history (serve --history, or apply --history)\n",
                 o->dir);
-        goto out;
-    }
-    if ((rc = core_worker_new(core, CORE_WORKER_READS, base_wire_strings, &w)) < 0) {
-        fprintf(stderr, "fstore history: %s\n", strerror(-rc));
         goto out;
     }
     core_ctx_begin(&ctx, w, &arena);

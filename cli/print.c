@@ -171,11 +171,6 @@ const char *cli__status_name(store_status_t st)
     }
 }
 
-void cli__format_ts(int64_t us, char *buf, size_t cap)
-{
-    base_format_time(us, buf, cap);
-}
-
 json_t *cli__value_json(const catalog_value_t *v)
 {
     char buf[256];
@@ -260,25 +255,30 @@ int cli__add_refs(const char *cmd, const catalog_t *cat, base_arena_t *a, char *
             }
             for (size_t i = 0; i < v->n_features; i++) {
                 if (*n == cap)
-                    return 1;
+                    goto too_many;
                 char buf[2 * CATALOG_MAX_NAME + 16];
                 catalog_feature_ref_t r = {v, &v->features[i]};
                 cli__ref_name(&r, buf, sizeof buf);
                 refs[*n] = base_arena_strndup(a, buf, strlen(buf));
-                if (refs[*n] == NULL)
+                if (refs[*n] == NULL) {
+                    fprintf(stderr, "fstore %s: out of memory\n", cmd);
                     return 1;
+                }
                 lens[*n] = strlen(buf);
                 (*n)++;
             }
             continue;
         }
         if (*n == cap)
-            return 1;
+            goto too_many;
         refs[*n] = tok;
         lens[*n] = len;
         (*n)++;
     }
     return 0;
+too_many:
+    fprintf(stderr, "fstore %s: more than %zu feature references\n", cmd, cap);
+    return 1;
 }
 
 int cli__feature_list(const char *cmd, const catalog_t *cat, base_arena_t *a, const char *service,
@@ -314,4 +314,26 @@ int cli__feature_list(const char *cmd, const catalog_t *cat, base_arena_t *a, co
 oom:
     fprintf(stderr, "fstore %s: out of memory\n", cmd);
     return 1;
+}
+
+int cli__open_reader(const char *cmd, const char *dir, core_t **core, core_worker_t **w)
+{
+    core_options_t co;
+    core_options_init(&co);
+    co.data_dir = dir;
+    co.read_only = true;
+    co.quiet = true;
+    co.max_workers = 1;
+    /* Anything this process asks for is the reader's own business: no request limits. */
+    co.limits.max_entities = co.limits.max_features = co.limits.max_response_bytes = SIZE_MAX;
+    int rc = core_open(&co, core);
+    if (rc < 0) {
+        fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, dir,
+                rc == -ENOENT ? "no catalog applied (run fstore apply)" : strerror(-rc));
+        return rc;
+    }
+    rc = core_worker_new(*core, CORE_WORKER_READS, base_wire_strings, w);
+    if (rc < 0)
+        fprintf(stderr, "fstore %s: %s\n", cmd, strerror(-rc));
+    return rc;
 }

@@ -119,6 +119,16 @@ static void table_free(core_token_t *t, size_t n)
     free(t);
 }
 
+/* Frees the interned principal names (only when no check can still hold one). */
+static void names_free(core_tokens_t *ts)
+{
+    for (interned_t *in = ts->names, *next; in != NULL; in = next) {
+        next = in->next;
+        free(in);
+    }
+    ts->names = NULL;
+}
+
 /* Reads path's entries into *t, *n. Returns: 0; -EINVAL or fopen()'s -errno with why; -ENOMEM. */
 static int read_table(const char *path, core_token_t **out, size_t *out_n, char *why, size_t cap)
 {
@@ -128,10 +138,8 @@ static int read_table(const char *path, core_token_t **out, size_t *out_n, char 
         snprintf(why, cap, "%s: %s", path, strerror(e));
         return -e;
     }
-    struct {
-        core_token_t *t;
-        size_t n;
-    } tab = {NULL, 0}, *ts = &tab;
+    core_token_t *tab = NULL;
+    size_t n = 0;
     char line[1024];
     int rc = 0;
     for (unsigned lineno = 1; fgets(line, sizeof line, f) != NULL; lineno++) {
@@ -145,33 +153,33 @@ static int read_table(const char *path, core_token_t **out, size_t *out_n, char 
         }
         if (r == 0)
             continue;
-        for (size_t i = 0; i < ts->n; i++) {
-            if (strcmp(ts->t[i].name, t.name) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(tab[i].name, t.name) == 0) {
                 snprintf(why, cap, "%s:%u: '%s' is named twice", path, lineno, t.name);
                 rc = -EINVAL;
             }
         }
         if (rc < 0)
             break;
-        core_token_t *grown = realloc(ts->t, (ts->n + 1) * sizeof *grown);
+        core_token_t *grown = realloc(tab, (n + 1) * sizeof *grown);
         if (grown == NULL) {
             rc = -ENOMEM;
             break;
         }
-        ts->t = grown;
-        ts->t[ts->n++] = t;
+        tab = grown;
+        tab[n++] = t;
     }
     fclose(f);
-    if (rc == 0 && ts->n == 0) {
+    if (rc == 0 && n == 0) {
         snprintf(why, cap, "%s: no tokens (every call would be refused)", path);
         rc = -EINVAL;
     }
     if (rc < 0) {
-        table_free(ts->t, ts->n);
+        table_free(tab, n);
         return rc;
     }
-    *out = ts->t;
-    *out_n = ts->n;
+    *out = tab;
+    *out_n = n;
     return 0;
 }
 
@@ -189,10 +197,7 @@ int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t ca
         rc = -ENOMEM;
     if (rc < 0) {
         table_free(ts->t, ts->n);
-        for (interned_t *in = ts->names, *next; in != NULL; in = next) {
-            next = in->next;
-            free(in);
-        }
+        names_free(ts);
         free(ts->path);
         free(ts);
         return rc;
@@ -231,10 +236,7 @@ void core_tokens_free(core_tokens_t *ts)
     if (ts == NULL)
         return;
     table_free(ts->t, ts->n);
-    for (interned_t *in = ts->names, *next; in != NULL; in = next) {
-        next = in->next;
-        free(in);
-    }
+    names_free(ts);
     pthread_rwlock_destroy(&ts->lock);
     free(ts->path);
     free(ts);

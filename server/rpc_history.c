@@ -126,7 +126,8 @@ static int hist_send(server_call_t *c, hist_t *h)
     int rc = core_resolve(ctx, &h->list, &res);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < res->n_refs; i++) {
+    for (size_t i = 0; h->next == 0 && i < res->n_refs; i++) {
+        /* Once, at the first message: the later ones have the same catalog and list. */
         if (strcmp(res->names[i], "event_timestamp") == 0)
             return server__fail(c, -EINVAL,
                                 "feature '%s' is named like the result's event_timestamp column: "

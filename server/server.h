@@ -88,7 +88,9 @@ typedef struct server_options {
     const char *tls_client_ca;    /* --tls-client-ca: CAs that sign client certificates */
     bool tls_require_client_cert; /* --tls-require-client-cert */
     /* --tokens-file (NULL: every call is let through): bearer tokens and their scopes; each
-     * method needs one (server_method_t.scope). Borrowed: outlives the server. */
+     * method needs one (server_method_t.scope). Borrowed: outlives the server, which reads the
+     * file again into it on server_request_reload() (core_tokens_reload()); the HTTP front door
+     * may share it. */
     core_tokens_t *tokens;
 } server_options_t;
 

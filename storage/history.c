@@ -229,25 +229,6 @@ static int mat_row(void *arg, const uint8_t *key, size_t key_len, const store_ro
     return 0;
 }
 
-typedef struct mat_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    int rc;
-    size_t written;
-} mat_wait_t;
-
-static void mat_done(void *arg, int rc, const store_apply_result_t *res)
-{
-    mat_wait_t *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->rc = rc;
-    w->written = res != NULL ? res->written : 0;
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 /* Applies one page to the online rows, waiting for the commit. Returns: as store_apply(). */
 static int mat_apply(store_t *s, mat_page_t *p, size_t *written)
 {
@@ -273,18 +254,17 @@ static int mat_apply(store_t *s, mat_page_t *p, size_t *written)
                                 .values = vals,
                                 .value_lens = p->val_len,
                                 .event_ts_us = p->ts};
-        mat_wait_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        /* store_apply() for wire batches: encoded here, committed by the writer. */
         store_apply_result_t res;
         memset(&res, 0, sizeof res);
-        rc = store_apply_wire_async(s, &b, 1, 0, &res, mat_done, &w);
-        if (rc == 0) {
-            pthread_mutex_lock(&w.mu);
-            while (!w.done)
-                pthread_cond_wait(&w.cv, &w.mu);
-            pthread_mutex_unlock(&w.mu);
-            rc = w.rc;
-            *written += w.written;
-        }
+        store__enc_t enc;
+        memset(&enc, 0, sizeof enc);
+        rc = store__encode_wire(s, &b, 1, &enc, &res);
+        if (rc == 0)
+            rc = store__submit(s, &enc, 0, &res);
+        store__enc_free(&enc);
+        if (rc == 0)
+            *written += res.written;
     }
     free(keys);
     free(vals);

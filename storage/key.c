@@ -21,9 +21,9 @@ int store__key_cmp(const MDB_val *a, const MDB_val *b)
     return store__key_order(a->mv_data, a->mv_size, b->mv_data, b->mv_size);
 }
 
-static int put_int(uint8_t *buf, size_t cap, size_t max, size_t at, uint64_t v, size_t width)
+static int put_int(uint8_t *buf, size_t cap, size_t at, uint64_t v, size_t width)
 {
-    if (at + width > max)
+    if (at + width > STORE_MAX_KEY)
         return -ENAMETOOLONG;
     if (at + width > cap)
         return -ENOSPC;
@@ -43,7 +43,6 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
         buf[0] = 0;
         return 1;
     }
-    size_t max = STORE_MAX_KEY;
     int at = 0;
     for (size_t i = 0; i < n; i++) {
         const catalog_value_t *k = &keys[i];
@@ -56,7 +55,7 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
                 x = k->u.i32;
             else
                 return -EINVAL;
-            at = put_int(buf, cap, max, (size_t)at, (uint64_t)x ^ (1ull << 63), 8);
+            at = put_int(buf, cap, (size_t)at, (uint64_t)x ^ (1ull << 63), 8);
             break;
         case CATALOG_DTYPE_INT32:
             if (k->type == CATALOG_DTYPE_INT32)
@@ -67,20 +66,20 @@ int store_encode_key(const catalog_view_t *v, const catalog_value_t *keys, size_
                 return -EINVAL;
             if (x < INT32_MIN || x > INT32_MAX)
                 return -ERANGE;
-            at = put_int(buf, cap, max, (size_t)at, (uint32_t)(int32_t)x ^ (1u << 31), 4);
+            at = put_int(buf, cap, (size_t)at, (uint32_t)(int32_t)x ^ (1u << 31), 4);
             break;
         case CATALOG_DTYPE_STRING:
         case CATALOG_DTYPE_BYTES:
             if (k->type != v->join_keys[i].dtype)
                 return -EINVAL;
-            if (k->u.bytes.len > max)
+            if (k->u.bytes.len > STORE_MAX_KEY)
                 return -ENAMETOOLONG;
             if (k->u.bytes.len > 0 && k->u.bytes.data == NULL)
                 return -EINVAL;
-            at = put_int(buf, cap, max, (size_t)at, k->u.bytes.len, 2);
+            at = put_int(buf, cap, (size_t)at, k->u.bytes.len, 2);
             if (at < 0)
                 return at;
-            if ((size_t)at + k->u.bytes.len > max)
+            if ((size_t)at + k->u.bytes.len > STORE_MAX_KEY)
                 return -ENAMETOOLONG;
             if ((size_t)at + k->u.bytes.len > cap)
                 return -ENOSPC;

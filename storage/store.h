@@ -199,7 +199,7 @@ typedef enum store_op {
                              must keep history (catalog_view_t.history); a store without
                              history passes them over (counted neither written nor stale) */
     STORE_OP_ONLINE = 3,  /* the online row only, the history left alone: store_materialize()'s
-                             rows, which come from the history (wire batches only) */
+                             rows, which come from the history (not in the replication log) */
 } store_op_t;
 
 /*
@@ -457,7 +457,8 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
  * One feature of a row: its status at time now_us (for TTL) and its feast.types.Value wire bytes
  * (borrowed from the map, valid until store_read_end(); *len == 0 and *wire == NULL for every
  * status but PRESENT and OUTSIDE_MAX_AGE).
- * row must come from store_read_row() with the same view (a found or a missing row). A feature
+ * row must come from store_read_row() or store_history_row() with the same view (a found or a
+ * missing row). A feature
  * the store never applied reads as NULL_VALUE; a null in an expired row is NULL_VALUE, a value in
  * an expired row OUTSIDE_MAX_AGE. INVALID only for a malformed record.
  * Thread safety: reads only row, v and the map; any thread, within the reader's snapshot.
@@ -512,7 +513,8 @@ int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t 
                       size_t key_len, int64_t at_us, store_row_t *row);
 
 /* Called for each entity of a scan with its encoded key and its row as of the scan's time
- * (found, within the TTL), both valid until store_read_end(); with row NULL for an entity the
+ * (found, within the TTL), both valid for the call (what row->rec points at until
+ * store_read_end()); with row NULL for an entity the
  * scan passes over (no entry by then, deleted, or expired), so that a caller can bound its
  * work however sparse the live rows are. Returns: 0 to go on, anything else to stop the scan
  * (store_history_scan() returns it). */
@@ -522,8 +524,8 @@ typedef int (*store_history_fn)(void *arg, const uint8_t *key, size_t key_len,
  * Every entity of v's history in key order, after the entity whose encoded key is after (NULL
  * or length 0: from the first): fn gets each one's row as of at_us (NULL for entities with none
  * by then, deleted, or older than the view's TTL at at_us: Feast's load semantics). Paging:
- * stop after a page and pass the last key given to fn as the next scan's after. Costs one
- * seek per entity, however many entries each has.
+ * stop after a page and pass the last key given to fn as the next scan's after. Costs a few
+ * seeks per entity, however many entries each has.
  * Returns: 0; fn's nonzero result; as store_history_row() otherwise.
  */
 int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us,
@@ -535,9 +537,10 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
  * after start_us, gets that row (all its features, nulls included) written online with its
  * event time, through the apply path (last write wins: an online row already newer stays). In
  * pages of 1024 entities, each read in its own snapshot, then applied.
- * Returns: 0 and *written (rows stored); -EINVAL (v keeps no history), -EROFS, -EPERM (a replica
- *          of a log: its online rows come from the log alone), as store_history_scan() and
- *          store_apply() otherwise (what earlier pages wrote stays).
+ * Returns: 0 and *written (rows stored); -EINVAL (v keeps no history, or is on-demand), -EROFS,
+ *          -EPERM (a replica of a log: its online rows come from the log alone), as
+ *          store_history_scan() and store_apply() otherwise: what earlier pages wrote stays, and
+ *          *written counts it.
  */
 int store_materialize(store_t *s, const catalog_view_t *v, int64_t start_us, int64_t end_us,
                       size_t *written);

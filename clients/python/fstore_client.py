@@ -9,7 +9,7 @@ tried.
     c = FeatureStoreClient("127.0.0.1:6566")
     c.write_features("driver_stats", {"driver_id": [1001], "conv_rate": [0.5]})
     r = c.get_online_features(features=["driver_stats:conv_rate"], entities={"driver_id": [1001]})
-        r["conv_rate"]            # [0.5]
+    r["conv_rate"]            # [0.5]
     r.statuses["conv_rate"]   # ["PRESENT"]
 
 Offline serving (a server started with --history, views with `offline:` in the catalog):
@@ -279,8 +279,10 @@ class FeatureStoreClient:
 
     def write_features(self, view, columns, event_timestamps=None, to="online"):
         """Upserts rows: columns = {join_key or feature: [value per row]}; event_timestamps are
-        seconds since the epoch (floats) or Timestamps, one per row, or None for now. Values
-        are typed from the catalog. Returns (rows_written, rows_stale)."""
+        seconds since the epoch, datetimes, ISO 8601 strings or Timestamps, one per row, or None
+        for now. Values are typed from the catalog. to: "online" (and the history of a view that
+        keeps one), "online_and_offline" (the same) or "offline" (the history only). Returns
+        (rows_written, rows_stale)."""
         req = self.write_request(view, columns, event_timestamps, self._dtypes(view))
         req.to = _write_target(to)
         resp = self.fstore.WriteFeatures(req, timeout=self.timeout)
@@ -296,10 +298,8 @@ class FeatureStoreClient:
         history of a view that keeps one). Returns (rows_written, rows_stale)."""
         data = data or {}
         n = max((len(v) for v in data.values()), default=0)
-        if timestamps is not None:
-            timestamps = [_seconds(t) for t in timestamps]
-        elif timestamp is not None:
-            timestamps = [_seconds(timestamp)] * n
+        if timestamps is None and timestamp is not None:
+            timestamps = [timestamp] * n
         return self.write_features(view, data, timestamps, to=to)
 
     def load_batch(self, view, timestamp=None, limit=100, page=None, as_frame=None):
