@@ -81,45 +81,110 @@ const char *repl_stream(const repl_t *r)
 /* ------------------------------------------------------------------------------------------ */
 /* Connection callbacks (cnats's one callback thread: never block here)                        */
 
-static void on_disconnected(natsConnection *nc, void *arg)
+/* cnats posts some callbacks whenever their cause happens, after the connection's closed
+ * callback too: a consumer heartbeat timer that fired as the subscription went, an ordered
+ * consumer's re-creation failing on a thread of its own. So the closure cnats keeps is a ticket
+ * into this table, never r: a late callback finds its node gone instead of freed memory. A
+ * callback runs with live_mu held (they are short and never block), so repl_close() cannot free
+ * r under it. */
+#define LIVE_SLOTS 64
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static repl_t *live[LIVE_SLOTS];
+static uintptr_t live_tickets;
+static uint64_t live_late; /* callbacks that came after their node closed */
+
+/* Returns: 0, -EMFILE (LIVE_SLOTS nodes open in this process). */
+static int live_add(repl_t *r)
+{
+    pthread_mutex_lock(&live_mu);
+    int rc = -EMFILE;
+    for (uintptr_t i = 0; i < LIVE_SLOTS; i++) {
+        if (live[i] == NULL) {
+            live[i] = r;
+            r->ticket = ++live_tickets * LIVE_SLOTS + i;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_mu);
+    return rc;
+}
+
+static void live_remove(repl_t *r)
+{
+    pthread_mutex_lock(&live_mu);
+    if (r->ticket != 0 && live[r->ticket % LIVE_SLOTS] == r)
+        live[r->ticket % LIVE_SLOTS] = NULL;
+    pthread_mutex_unlock(&live_mu);
+}
+
+/* The node a ticket names, with live_mu held (give it back with live_leave()), or NULL. */
+static repl_t *live_enter(void *ticket)
+{
+    uintptr_t t = (uintptr_t)ticket;
+    pthread_mutex_lock(&live_mu);
+    repl_t *r = live[t % LIVE_SLOTS];
+    if (r != NULL && r->ticket == t)
+        return r;
+    live_late++;
+    pthread_mutex_unlock(&live_mu);
+    return NULL;
+}
+
+static void live_leave(void)
+{
+    pthread_mutex_unlock(&live_mu);
+}
+
+void repl__on_disconnected(natsConnection *nc, void *ticket)
 {
     (void)nc;
-    repl_t *r = arg;
+    repl_t *r = live_enter(ticket);
+    if (r == NULL)
+        return;
     pthread_mutex_lock(&r->mu);
     bool closing = r->closing;
     pthread_mutex_unlock(&r->mu);
     if (atomic_exchange(&r->connected, false) && !closing)
         base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", r->stream);
+    live_leave();
 }
 
-static void on_reconnected(natsConnection *nc, void *arg)
+void repl__on_reconnected(natsConnection *nc, void *ticket)
 {
-    repl_t *r = arg;
+    repl_t *r = live_enter(ticket);
+    if (r == NULL)
+        return;
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_store(&r->connected, true);
     base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", r->stream, "server", url);
+    live_leave();
 }
 
-/* The last callback of a connection: after it none of ours runs again (they share cnats's one
- * callback thread), so repl_close() may free r. */
-static void on_closed(natsConnection *nc, void *arg)
+/* What repl_close() waits for before it destroys the connection. */
+void repl__on_closed(natsConnection *nc, void *ticket)
 {
     (void)nc;
-    repl_t *r = arg;
+    repl_t *r = live_enter(ticket);
+    if (r == NULL)
+        return;
     pthread_mutex_lock(&r->mu);
     r->nc_closed = true;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    live_leave();
 }
 
 /* Never dereference sub here (cnats 3.4.1 may pass a freed one): any subscription trouble
  * means "check the replica's consumer", which the watchdog does. */
-static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
+void repl__on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ticket)
 {
     (void)nc;
     (void)sub;
-    repl_t *r = arg;
+    repl_t *r = live_enter(ticket);
+    if (r == NULL)
+        return;
     if (err == NATS_SLOW_CONSUMER || err == NATS_MISSED_HEARTBEAT) {
         pthread_mutex_lock(&r->mu);
         r->resubscribe = true;
@@ -127,6 +192,7 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     }
     base_log(BASE_LOG_WARN, "nats_error", "{s:s, s:s}", "stream", r->stream, "error",
              natsStatus_GetText(err));
+    live_leave();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -193,10 +259,14 @@ static int connect_nats(repl_t *r, char *err, size_t cap)
     natsOptions_SetPingInterval(r->nopts, 1000);
     natsOptions_SetMaxPingsOut(r->nopts, 3);
     natsOptions_SetFailRequestsOnDisconnect(r->nopts, true);
-    natsOptions_SetErrorHandler(r->nopts, on_error, r);
-    natsOptions_SetDisconnectedCB(r->nopts, on_disconnected, r);
-    natsOptions_SetReconnectedCB(r->nopts, on_reconnected, r);
-    natsOptions_SetClosedCB(r->nopts, on_closed, r);
+    if (live_add(r) < 0)
+        return repl__fail(err, cap, -EMFILE, "more than %d replicated stores open in one process",
+                          LIVE_SLOTS);
+    void *ticket = (void *)r->ticket;
+    natsOptions_SetErrorHandler(r->nopts, repl__on_error, ticket);
+    natsOptions_SetDisconnectedCB(r->nopts, repl__on_disconnected, ticket);
+    natsOptions_SetReconnectedCB(r->nopts, repl__on_reconnected, ticket);
+    natsOptions_SetClosedCB(r->nopts, repl__on_closed, ticket);
     /* A server that is not up yet at start (the nodes and NATS start together) is waited for,
      * a bounded time. */
     int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000, logged = 0;
@@ -436,7 +506,7 @@ void repl_close(repl_t *r)
         jsCtx_Destroy(r->js);
     if (r->nc != NULL) {
         natsConnection_Close(r->nc);
-        /* Callbacks run on cnats's own thread after Close returns: wait for the last one. */
+        /* Callbacks run on cnats's own thread after Close returns: wait for the closed one. */
         pthread_mutex_lock(&r->mu);
         int64_t until = base_mono_us() + 10 * 1000000ll;
         while (!r->nc_closed && base_mono_us() < until) {
@@ -447,6 +517,7 @@ void repl_close(repl_t *r)
         pthread_mutex_unlock(&r->mu);
         natsConnection_Destroy(r->nc);
     }
+    live_remove(r); /* callbacks cnats still posts find nothing from here on */
     if (r->nopts != NULL)
         natsOptions_Destroy(r->nopts);
     catalog_unref(r->catalog);
@@ -645,6 +716,14 @@ int repl_wait(repl_t *r, uint64_t seq, int64_t deadline_us)
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+uint64_t repl_late_callbacks(void)
+{
+    pthread_mutex_lock(&live_mu);
+    uint64_t n = live_late;
+    pthread_mutex_unlock(&live_mu);
+    return n;
 }
 
 void repl_library_close(void)

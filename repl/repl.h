@@ -191,6 +191,11 @@ void repl_status(repl_t *r, repl_status_t *out);
 int repl_publish_sync(repl_t *r, const store_wire_t *w, const char *request_id, uint64_t *seq,
                       char *err, size_t err_cap);
 
+/* How many of cnats's connection callbacks arrived after repl_close() had closed their node, in
+ * this process (cnats posts errors whenever their cause happens, after the connection's closed
+ * callback too): they are dropped, never run against a freed node. For tests and diagnostics. */
+uint64_t repl_late_callbacks(void);
+
 /* Releases the NATS library's threads and memory once no repl_t is left (at process exit, so
  * leak checkers see a clean exit). */
 void repl_library_close(void);

@@ -43,7 +43,8 @@ struct repl {
     jsCtx *js;
     store_t *store;
     atomic_bool connected;
-    bool nc_closed; /* the connection's closed callback ran (mu) */
+    bool nc_closed;   /* the connection's closed callback ran (mu) */
+    uintptr_t ticket; /* what cnats's callbacks get instead of r (repl.c's live table) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* applied moved, in_flight fell, a state changed, closing */
@@ -106,5 +107,12 @@ void repl__complete(repl__pub_t *list, int rc, const char *msg);
 
 /* apply.c */
 void repl__applier_stop(struct repl *r);
+
+/* The connection's callbacks (repl.c), which cnats calls on its own thread with r->ticket, not
+ * r: after repl_close() they find no node and return, counted by repl_late_callbacks(). */
+void repl__on_disconnected(natsConnection *nc, void *ticket);
+void repl__on_reconnected(natsConnection *nc, void *ticket);
+void repl__on_closed(natsConnection *nc, void *ticket);
+void repl__on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ticket);
 
 #endif /* REPL_REPL_INT_H */

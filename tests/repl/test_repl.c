@@ -17,6 +17,7 @@
 
 #include "base/base.h"
 #include "repl/repl.h"
+#include "repl/repl_int.h"
 #include "tests/storage/helpers.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -543,4 +544,38 @@ Test(repl, a_restarted_replica_resumes_from_its_position_without_gaps)
     cr_assert_eq(st.state, REPL_READY);
     assert_same_content(A.s, B.s);
     cr_assert_eq(trips_of(B.s, 139), 139 * 5);
+}
+
+/* cnats posts some errors whenever they happen, after the connection's closed callback too: a
+ * missed consumer heartbeat from its timer, a failed re-creation of the ordered consumer from
+ * a thread of its own (CI saw one land after repl_close() had freed the node: ASan's
+ * heap-use-after-free in the callback). Freeze the log so both are under way, close, let them
+ * arrive; then call each callback as cnats would, late, with the closed nodes' tickets: none may
+ * touch a freed node (ASan), each is counted as dropped. */
+Test(repl, callbacks_cnats_makes_after_close_touch_nothing_freed)
+{
+    two_nodes();
+    cr_assert_eq(write_rows(&A, 1, 2, 1, NULL).rc, 0);
+    void *tickets[] = {(void *)A.r->ticket, (void *)B.r->ticket};
+    kill(nats_pid, SIGSTOP);
+    sleep_ms(5000); /* heartbeats (every 1 s) missed: alerts and consumer re-creations start */
+    node_close(&A);
+    node_close(&B);
+    sleep_ms(2000); /* what they post from now on finds the nodes gone */
+    kill(nats_pid, SIGCONT);
+    uint64_t late = repl_late_callbacks();
+    for (int i = 0; i < 2; i++) {
+        repl__on_error(NULL, NULL, NATS_MISSED_HEARTBEAT, tickets[i]);
+        repl__on_error(NULL, NULL, NATS_CONNECTION_CLOSED, tickets[i]);
+        repl__on_disconnected(NULL, tickets[i]);
+        repl__on_reconnected(NULL, tickets[i]);
+        repl__on_closed(NULL, tickets[i]);
+    }
+    cr_assert_eq(repl_late_callbacks() - late, 10);
+    /* A node opened since, in the slot a closed one had, is not the closed one's. */
+    node_open(&A, true);
+    cr_assert_neq((void *)A.r->ticket, tickets[0]);
+    cr_assert_neq((void *)A.r->ticket, tickets[1]);
+    repl__on_error(NULL, NULL, NATS_MISSED_HEARTBEAT, tickets[0]);
+    cr_assert_eq(repl_late_callbacks() - late, 11);
 }
