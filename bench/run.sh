@@ -469,13 +469,15 @@ if os.path.exists(p):
     lines = [l.strip() for l in open(p) if l.strip()]
     summary = [l[len("summary: "):] for l in lines if l.startswith("summary: read")]
     on_demand = [l[len("summary: "):] for l in lines if l.startswith("summary: on-demand")]
+    checksum = [l[len("summary: "):] for l in lines if l.startswith("summary: checksum")]
     m = re.search(r"= ([0-9.]+)x; batched .* = ([0-9.]+)x", summary[0]) if summary else None
     if m:
         worst = max(float(m.group(1)), float(m.group(2)))
         facts["storage_floor"] = {"summary": summary[0], "ratio_single": float(m.group(1)),
                                   "ratio_batched": float(m.group(2)),
                                   "result": "pass" if worst <= 2.0 else "MISS",
-                                  "on_demand": on_demand[0] if on_demand else ""}
+                                  "on_demand": on_demand[0] if on_demand else "",
+                                  "checksum": checksum[0] if checksum else ""}
     else:
         facts["storage_floor"] = {"summary": " | ".join(lines[-3:]), "result": "n/a"}
 else:

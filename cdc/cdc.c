@@ -192,7 +192,7 @@ int cdc_open(const cdc_options_t *o, cdc_t **out, char *err, size_t cap)
     } else {
         store_options_t so = {.dir = o->data_dir, .read_only = true};
         if ((rc = store_open(&so, &c->store)) < 0) {
-            fail(err, cap, rc, "cannot open %s: %s", o->data_dir, strerror(-rc));
+            fail(err, cap, rc, "cannot open %s: %s", o->data_dir, store_strerror(rc));
             goto out;
         }
         c->own_store = true;
@@ -497,7 +497,7 @@ static int on_change(void *arg, const store_change_t *ch)
     store_row_t row;
     int rc = store_history_row(c->reader, v, ch->key, ch->key_len, ch->event_ts_us, &row);
     if (rc < 0) {
-        s->rc = fail(s->err, s->cap, rc, "history read of %s: %s", t->name, strerror(-rc));
+        s->rc = fail(s->err, s->cap, rc, "history read of %s: %s", t->name, store_strerror(rc));
         return 1;
     }
     bool live = row.found && row.event_ts_us == ch->event_ts_us;

@@ -23,5 +23,6 @@ int cli_gc(int argc, char **argv);          /* gc.c: delete rows past their TTL 
 int cli_serve(int argc, char **argv);       /* serve.c: run the server */
 int cli_status(int argc, char **argv);      /* status.c: a running node's replica and health */
 int cli_digest(int argc, char **argv);      /* digest.c: content hashes to compare replicas */
+int cli_verify(int argc, char **argv);      /* verify.c: every record against its checksum */
 
 #endif /* CLI_CLI_H */

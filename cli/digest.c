@@ -72,7 +72,7 @@ int cli_digest(int argc, char **argv)
     store_close(s);
     if (rc < 0) {
         json_decref(o.views);
-        fprintf(stderr, "fstore digest: %s: %s\n", dir, strerror(-rc));
+        fprintf(stderr, "fstore digest: %s: %s\n", dir, store_strerror(rc));
         return 1;
     }
     if (o.json)

@@ -538,7 +538,7 @@ int cli_materialize(int argc, char **argv)
             fprintf(stderr, "fstore materialize: view %s@v%u: %s\n", v->name, (unsigned)v->version,
                     rc == -EPERM ? "a replica of a replication log: its online rows come from "
                                    "the log alone (materialize on a single node)"
-                                 : strerror(-rc));
+                                 : store_strerror(rc));
             goto out;
         }
         printf("materialize: %s@v%u: %zu rows\n", v->name, (unsigned)v->version, written);

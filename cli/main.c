@@ -30,6 +30,7 @@ static const command_t commands[] = {
     {"serve", cli_serve, "run the gRPC server"},
     {"status", cli_status, "a running server's health and replica (lag, state)"},
     {"digest", cli_digest, "content hashes per view version, to compare replicas"},
+    {"verify", cli_verify, "check every record of a data directory against its checksum"},
 };
 
 static void usage(FILE *f)

@@ -61,7 +61,7 @@ static int plan_data_dir(const char *dir, const catalog_t *to, catalog_plan_t *p
         rc = store_plan_catalog(s, to, plan);
     store_close(s);
     if (rc != 0) {
-        fprintf(stderr, "fstore plan: data directory %s: %s\n", dir, strerror(-rc));
+        fprintf(stderr, "fstore plan: data directory %s: %s\n", dir, store_strerror(rc));
         return 1;
     }
     return 0;

@@ -81,7 +81,7 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
     }
     int rc = store_open(o, out);
     if (rc < 0)
-        fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, o->dir, strerror(-rc));
+        fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, o->dir, store_strerror(rc));
     return rc;
 }
 
@@ -329,7 +329,7 @@ int cli__open_reader(const char *cmd, const char *dir, core_t **core, core_worke
     int rc = core_open(&co, core);
     if (rc < 0) {
         fprintf(stderr, "fstore %s: cannot open %s: %s\n", cmd, dir,
-                rc == -ENOENT ? "no catalog applied (run fstore apply)" : strerror(-rc));
+                rc == -ENOENT ? "no catalog applied (run fstore apply)" : store_strerror(rc));
         return rc;
     }
     rc = core_worker_new(*core, CORE_WORKER_READS, base_wire_strings, w);

@@ -412,7 +412,7 @@ int core_open(const core_options_t *o, core_t **out)
     if (rc < 0) {
         if (!o->quiet)
             base_log(BASE_LOG_ERROR, "store_open_failed", "{s:s, s:s}", "data_dir", c->data_dir,
-                     "error", strerror(-rc));
+                     "error", store_strerror(rc));
         goto out;
     }
     rc = replicated ? open_replicated(c, o, &cat) : open_catalog(c, o->quiet, &cat);

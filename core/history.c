@@ -154,6 +154,12 @@ int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, siz
         return core_fail(ctx, -EINVAL,
                          "feature view '%s@v%u' has no history here (its catalog is not applied)",
                          v->name, v->version);
+    if (rc == -EBADMSG)
+        return core_fail(ctx, rc,
+                         "feature view '%s@v%u': a damaged record in its history (its checksum "
+                         "does not match; record_damaged in the log names its key): run fstore "
+                         "verify",
+                         v->name, v->version);
     if (rc < 0) {
         if (ctx->msg[0] == '\0')
             core_fail(ctx, rc, "store read failed: %s", strerror(-rc));

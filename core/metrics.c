@@ -243,6 +243,10 @@ void core_metrics(void *arg, FILE *out)
         family(out, "fstore_store_write_batches_total", "counter",
                "Write calls applied (several share a commit).");
         fprintf(out, "fstore_store_write_batches_total %llu\n", (unsigned long long)st.batches);
+        family(out, "fstore_store_damaged_records_total", "counter",
+               "Records whose checksum did not match when read or written over (each read as "
+               "INVALID, never as a value; fstore verify finds them all).");
+        fprintf(out, "fstore_store_damaged_records_total %llu\n", (unsigned long long)st.damaged);
         family(out, "fstore_store_log_position", "gauge",
                "The replication log position the store holds (0 without replication).");
         fprintf(out, "fstore_store_log_position %llu\n", (unsigned long long)st.last_position);

@@ -290,7 +290,7 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 sts[i] = c->status;
                 ts[i] = c->event_ts_us;
                 if (in->kind == CATALOG_INPUT_EVENT_TIME) {
-                    if (c->status != STORE_STATUS_NOT_FOUND) {
+                    if (c->status != STORE_STATUS_NOT_FOUND && c->status != STORE_STATUS_INVALID) {
                         vals[i].type = CATALOG_DTYPE_UNIX_TIMESTAMP;
                         int64_t us = c->event_ts_us;
                         vals[i].u.i64 = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
@@ -332,8 +332,10 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                 catalog_expr_inputs(f, &uses, &n_uses);
                 int64_t newest = 0;
                 uint8_t missing = STORE_STATUS_NULL_VALUE;
+                bool damaged = false;
                 for (size_t u = 0; u < n_uses; u++) {
                     size_t i = uses[u];
+                    damaged |= sts[i] == STORE_STATUS_INVALID;
                     if (ts[i] > newest)
                         newest = ts[i];
                     if (sts[i] == STORE_STATUS_NOT_FOUND)
@@ -343,6 +345,11 @@ int core__on_demand(store_reader_t *r, base_arena_t *a, const core_ref_groups_t 
                         missing = STORE_STATUS_OUTSIDE_MAX_AGE;
                 }
                 *cell = (core_cell_t){NULL, 0, missing, newest};
+                if (damaged) {
+                    /* An input from a damaged record: nothing computed from it is a value. */
+                    cell->status = STORE_STATUS_INVALID;
+                    continue;
+                }
                 char why[128];
                 /* A rule broken (not_null included) leaves INVALID and no value. */
                 if (catalog_validate_value(f, &out, why, sizeof why) != 0) {

@@ -234,10 +234,13 @@ int core_read_features_as_of(store_reader_t *r, base_arena_t *a, const catalog_f
             } else {
                 rc = store_read_row(r, v, key, (size_t)klen, &srow);
             }
-            if (rc == -ENOENT || (rc == 0 && !srow.found)) {
-                /* -ENOENT: the version has no database yet (applied with no data). */
+            if (rc == -ENOENT || rc == -EBADMSG || (rc == 0 && !srow.found)) {
+                /* -ENOENT: the version has no database yet (applied with no data). -EBADMSG: the
+                 * record is damaged (the store counted and logged it): INVALID, no value, and
+                 * the rest of the request goes on. */
+                uint8_t st = rc == -EBADMSG ? STORE_STATUS_INVALID : STORE_STATUS_NOT_FOUND;
                 for (size_t k = 0; k < n; k++)
-                    col[k][row] = (core_cell_t){NULL, 0, STORE_STATUS_NOT_FOUND, 0};
+                    col[k][row] = (core_cell_t){NULL, 0, st, 0};
                 continue;
             }
             if (rc < 0) {

@@ -135,7 +135,8 @@ static int alloc_values(core_tensor_t *out, size_t n, base_arena_t *a)
 
 /*
  * Row row's value of f: the stored value, else the default, else (zero_missing) *zero = true.
- * Returns: 0; -EIO (malformed or mistyped record), -ENOENT (missing, on_missing: error),
+ * Returns: 0; -EIO (a mistyped value), -EBADMSG (a damaged record), -ENOENT (missing,
+ * on_missing: error),
  * -ENOMEM; *bad_row and why say which row and why.
  */
 static int row_value(const catalog_feature_t *f, const core_cell_t *cells, size_t row,
@@ -149,8 +150,10 @@ static int row_value(const catalog_feature_t *f, const core_cell_t *cells, size_
      * missing, not a damaged record. */
     if (cell->status == STORE_STATUS_INVALID && f->expr == NULL) {
         *bad_row = row;
-        snprintf(why, why_cap, "the stored record is malformed");
-        return -EIO;
+        snprintf(why, why_cap,
+                 "the stored record is damaged (its checksum does not match; run "
+                 "fstore verify)");
+        return -EBADMSG;
     }
     if (!missing) {
         int rc = decode_cell(f, cell, a, out, why, why_cap);

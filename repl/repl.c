@@ -85,8 +85,8 @@ const char *repl_stream(const repl_t *r)
  * callback too: a consumer heartbeat timer that fired as the subscription went, an ordered
  * consumer's re-creation failing on a thread of its own. So the closure cnats keeps is a ticket
  * into this table, never r: a late callback finds its node gone instead of freed memory. A
- * callback runs with live_mu held (they are short and never block), so repl_close() cannot free
- * r under it. */
+ * callback uses r only with live_mu held (briefly, never blocking; its log line comes after),
+ * so repl_close() cannot free r under it. */
 #define LIVE_SLOTS 64
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static repl_t *live[LIVE_SLOTS];
@@ -142,12 +142,15 @@ void repl__on_disconnected(natsConnection *nc, void *ticket)
     repl_t *r = live_enter(ticket);
     if (r == NULL)
         return;
+    char stream[sizeof r->stream];
+    memcpy(stream, r->stream, sizeof stream);
     pthread_mutex_lock(&r->mu);
     bool closing = r->closing;
     pthread_mutex_unlock(&r->mu);
-    if (atomic_exchange(&r->connected, false) && !closing)
-        base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", r->stream);
-    live_leave();
+    bool was = atomic_exchange(&r->connected, false);
+    live_leave(); /* the log line without the table's lock */
+    if (was && !closing)
+        base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", stream);
 }
 
 void repl__on_reconnected(natsConnection *nc, void *ticket)
@@ -155,11 +158,13 @@ void repl__on_reconnected(natsConnection *nc, void *ticket)
     repl_t *r = live_enter(ticket);
     if (r == NULL)
         return;
+    char stream[sizeof r->stream];
+    memcpy(stream, r->stream, sizeof stream);
+    atomic_store(&r->connected, true);
+    live_leave();
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    atomic_store(&r->connected, true);
-    base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", r->stream, "server", url);
-    live_leave();
+    base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", stream, "server", url);
 }
 
 /* What repl_close() waits for before it destroys the connection. */
@@ -185,14 +190,16 @@ void repl__on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, v
     repl_t *r = live_enter(ticket);
     if (r == NULL)
         return;
+    char stream[sizeof r->stream];
+    memcpy(stream, r->stream, sizeof stream);
     if (err == NATS_SLOW_CONSUMER || err == NATS_MISSED_HEARTBEAT) {
         pthread_mutex_lock(&r->mu);
         r->resubscribe = true;
         pthread_mutex_unlock(&r->mu);
     }
-    base_log(BASE_LOG_WARN, "nats_error", "{s:s, s:s}", "stream", r->stream, "error",
-             natsStatus_GetText(err));
     live_leave();
+    base_log(BASE_LOG_WARN, "nats_error", "{s:s, s:s}", "stream", stream, "error",
+             natsStatus_GetText(err));
 }
 
 /* ------------------------------------------------------------------------------------------ */

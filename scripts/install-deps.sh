@@ -11,6 +11,7 @@ build_packages=(
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
   grpc-proto liblmdb-dev libjansson-dev libyaml-dev libmicrohttpd-dev libnats-dev zlib1g-dev libssl-dev
   libpq-dev
+  libxxhash-dev     # XXH3: the checksum on every stored record (storage/record.c)
   python3-protobuf  # protos/reflection_table.py builds gRPC reflection's descriptor table
 )
 # The test and benchmark build (ASan/UBSan with clang's runtime, Criterion), the servers the tests

@@ -50,6 +50,8 @@ grpc_status_code server__status_from_errno(int err)
     case -ESTALE:
     case -EROFS: /* a read-only store */
         return GRPC_STATUS_FAILED_PRECONDITION;
+    case -EBADMSG: /* a damaged record: its checksum does not match */
+        return GRPC_STATUS_DATA_LOSS;
     case -EPROTO:
     case -EIO:
     default:

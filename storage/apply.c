@@ -819,7 +819,7 @@ static int fold_group(store__part_t *p, store__group_t *g, store__buf_t *a, stor
         return 0;
     if (state == DELETED) {
         rc = store__rec_tombstone(ts, 0, &p->recs);
-        g->rec_len = STORE__REC_HEADER;
+        g->rec_len = STORE__REC_TOMBSTONE_LEN;
         return rc;
     }
     if (a->len > UINT32_MAX)
@@ -853,7 +853,7 @@ static int build_part(store__part_t *p)
         qsort_r(enc->order, enc->n_rows, sizeof *enc->order, cmp_rows, enc);
     /* Room for every record at once (a record takes at most its row's arena bytes plus its
      * header, when slots are dense), so the buffer is not copied as it grows. */
-    int rc = store__buf_reserve(&p->recs, enc->arena.len + enc->n_rows * STORE__REC_HEADER);
+    int rc = store__buf_reserve(&p->recs, enc->arena.len + enc->n_rows * STORE__REC_TOMBSTONE_LEN);
     if (rc < 0)
         return rc;
     store__buf_t a = {0}, b = {0};

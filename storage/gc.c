@@ -19,6 +19,7 @@
 #define GC_SCAN 4096
 
 typedef struct gc_arg {
+    store_t *s;
     char name[CATALOG_MAX_NAME + 1];
     uint32_t version;
     uint64_t gen;
@@ -63,8 +64,12 @@ static int gc_history(gc_arg_t *a, MDB_txn *txn, MDB_dbi hdbi)
         }
         size_t klen = k.mv_size, elen = klen - STORE__HKEY_TS;
         int64_t ts = store__hkey_ts((const uint8_t *)k.mv_data + elen);
+        /* A damaged entry is kept (nothing is decided on its word) and reported. */
         store__rec_t r;
-        bool tomb = store__rec_parse(d.mv_data, d.mv_size, &r) == 0 && r.tombstone;
+        bool intact = store__rec_check(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &r) == 0;
+        if (!intact)
+            store__rec_damaged(a->s, a->name, a->version, true, k.mv_data, k.mv_size);
+        bool tomb = intact && r.tombstone;
         if (ts >= a->cutoff_us) {
             mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
             continue;
@@ -93,6 +98,7 @@ static int gc_history(gc_arg_t *a, MDB_txn *txn, MDB_dbi hdbi)
 static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
 {
     gc_arg_t *a = p;
+    a->s = s;
     a->deleted = 0;
     a->more = false;
     const store__view_t *e = store__views_find(s->views, a->name, a->version);
@@ -117,9 +123,12 @@ static int gc_chunk(store_t *s, MDB_txn *txn, void *p)
             a->more = true;
             break;
         }
+        /* A damaged record is kept (its time cannot be trusted) and reported. */
         store__rec_t r;
-        if (store__rec_parse(d.mv_data, d.mv_size, &r) == 0 &&
-            r.event_ts_us < (r.tombstone ? a->tomb_cutoff_us : a->cutoff_us)) {
+        bool intact = store__rec_check(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &r) == 0;
+        if (!intact)
+            store__rec_damaged(s, a->name, a->version, false, k.mv_data, k.mv_size);
+        if (intact && r.event_ts_us < (r.tombstone ? a->tomb_cutoff_us : a->cutoff_us)) {
             mrc = mdb_cursor_del(cur, 0);
             if (mrc != 0)
                 break;

@@ -43,12 +43,16 @@ static int history_dbi(store_reader_t *r, const catalog_view_t *v, const store__
     return 0;
 }
 
-/* Fills row from a history entry (found unless a tombstone). Returns: 0, -EIO. */
-static int entry_row(const store__view_t *e, const MDB_val *d, store_row_t *row)
+/* Fills row from the history entry k, d (found unless a tombstone). Returns: 0, -EBADMSG (a
+ * damaged entry: counted and logged). */
+static int entry_row(store_t *s, const store__view_t *e, const MDB_val *k, const MDB_val *d,
+                     store_row_t *row)
 {
     store__rec_t rec;
-    if (store__rec_parse(d->mv_data, d->mv_size, &rec) < 0)
-        return -EIO;
+    if (store__rec_check(k->mv_data, k->mv_size, d->mv_data, d->mv_size, &rec) < 0) {
+        store__rec_damaged(s, e->name, e->version, true, k->mv_data, k->mv_size);
+        return -EBADMSG;
+    }
     row->slots = e;
     row->event_ts_us = rec.event_ts_us;
     if (rec.tombstone) {
@@ -106,7 +110,7 @@ int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t 
     MDB_val k, d;
     rc = store__history_seek(cur, key, key_len, at_us, hk, &k, &d);
     if (rc > 0)
-        rc = entry_row(e, &d, row);
+        rc = entry_row(store__reader_store(r), e, &k, &d, row);
     mdb_cursor_close(cur);
     return rc;
 }
@@ -162,7 +166,7 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
         store_row_t row;
         memset(&row, 0, sizeof row);
         if (found > 0)
-            rc = entry_row(e, &d, &row);
+            rc = entry_row(store__reader_store(r), e, &k, &d, &row);
         if (rc == 0)
             rc = fn(arg, ent, elen,
                     row.found && !store__expired(v, row.event_ts_us, at_us) ? &row : NULL);

@@ -129,9 +129,11 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
     if (rc != 0)
         return store__errno(rc);
     store__rec_t rec;
-    if (store__rec_parse(d.mv_data, d.mv_size, &rec) < 0)
-        return -EIO;
     row->slots = e;
+    if (store__rec_check(key, key_len, d.mv_data, d.mv_size, &rec) < 0) {
+        store__rec_damaged(r->s, e->name, e->version, false, key, key_len);
+        return -EBADMSG;
+    }
     if (rec.tombstone) {
         row->deleted = true;
         row->event_ts_us = rec.event_ts_us;

@@ -202,7 +202,7 @@ void store__txn_end(store_t *s, MDB_txn *txn, store__txn_end_t how)
     pthread_rwlock_unlock(&s->map_lock);
 }
 
-static int open_meta(store_t *s, const store_options_t *opts)
+static int open_meta(store_t *s, const store_options_t *opts, bool *upgrade)
 {
     MDB_txn *txn = NULL;
     store__views_t *t = NULL;
@@ -228,13 +228,10 @@ static int open_meta(store_t *s, const store_options_t *opts)
             rc = -EIO;
         else if (store__le32(v.mv_data) > STORE_FORMAT_VERSION)
             rc = -EPROTO;
-        else if (store__le32(v.mv_data) < STORE_FORMAT_VERSION && !opts->read_only) {
-            /* Version 1 had no tombstones: its records are all valid in version 2, which an
-             * older fstore must refuse (it would read a tombstone as a row of nulls). */
-            uint8_t b[4];
-            store__put_le32(b, STORE_FORMAT_VERSION);
-            rc = store__meta_put(txn, s->meta, STORE__KEY_FORMAT, b, sizeof b);
-        }
+        else if (store__le32(v.mv_data) < STORE_FORMAT_VERSION && opts->read_only)
+            rc = -ENOEXEC; /* records without checksums: upgraded by a writable open */
+        else if (store__le32(v.mv_data) < STORE_FORMAT_VERSION)
+            *upgrade = true; /* store__upgrade_records(), which records the version */
     } else if (rc == -ENOENT) {
         rc = 0;
     }
@@ -367,6 +364,7 @@ int store_open(const store_options_t *opts, store_t **out)
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->views_mu, NULL);
     pthread_mutex_init(&s->vstats_mu, NULL);
+    pthread_mutex_init(&s->damaged_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     if (s->dir == NULL)
@@ -454,7 +452,12 @@ int store_open(const store_options_t *opts, store_t **out)
             goto fail;
     }
     bool crashed = opts->sync == STORE_SYNC_LOG && !opts->read_only && crashed_open(s);
-    rc = open_meta(s, opts);
+    bool upgrade = false;
+    rc = open_meta(s, opts, &upgrade);
+    /* Versions 1 (no tombstones) and 2 (no checksums): their records gain their checksums;
+     * an older fstore refuses the store from then on. */
+    if (rc == 0 && upgrade)
+        rc = store__upgrade_records(s);
     if (rc == 0 && crashed)
         rc = verify(s);
     if (rc < 0 && crashed) {
@@ -506,6 +509,7 @@ void store_close(store_t *s)
         free(v);
     }
     pthread_mutex_destroy(&s->vstats_mu);
+    pthread_mutex_destroy(&s->damaged_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->q_mu);
     pthread_mutex_destroy(&s->views_mu);
@@ -557,17 +561,6 @@ static void boot_id(char *out, size_t cap)
     out[strcspn(out, "\n")] = '\0';
 }
 
-static int verify_view(void *arg, const catalog_view_t *v, uint64_t hash, size_t rows,
-                       size_t tombstones)
-{
-    (void)arg;
-    (void)v;
-    (void)hash;
-    (void)rows;
-    (void)tombstones;
-    return 0;
-}
-
 static void marker_path(const store_t *s, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", s->dir, STORE_OPEN_MARKER);
@@ -590,10 +583,19 @@ static bool crashed_open(store_t *s)
     return strcmp(then, now) != 0;
 }
 
-/* Reads every record back. Returns: 0, or the first error. */
+static void count_damage(void *arg, const store_verify_db_t *db)
+{
+    uint64_t *bad = arg;
+    *bad += db->damaged + (db->error != NULL);
+}
+
+/* Reads every record back. Returns: 0, -EIO (a damaged record or page), or the first error. */
 static int verify(store_t *s)
 {
-    int rc = store_digest(s, verify_view, NULL);
+    uint64_t bad = 0;
+    int rc = store_verify(s, NULL, count_damage, &bad);
+    if (rc == 0 && bad > 0)
+        rc = -EIO;
     if (rc == 0)
         base_log(BASE_LOG_WARN, "store_verified", "{s:s, s:s}", "data_dir", s->dir, "note",
                  "the machine went down with this replica open: every record was read back "
@@ -675,6 +677,7 @@ int store_stat(store_t *s, store_stats_t *out)
     store__views_unref(t);
     out->commits = atomic_load(&s->commits);
     out->batches = atomic_load(&s->batches);
+    out->damaged = atomic_load(&s->damaged);
     return 0;
 }
 
@@ -697,12 +700,11 @@ int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows)
         MDB_val k, d;
         int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
         for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+            /* A damaged record is a row whose content is unknown: counted (fstore verify and
+             * the reads report it), never a reason to fail the count. */
             store__rec_t r;
-            if (store__rec_parse(d.mv_data, d.mv_size, &r) < 0) {
-                mrc = MDB_CORRUPTED;
-                break;
-            }
-            n += !r.tombstone;
+            n += store__rec_check(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &r) < 0 ||
+                 !r.tombstone;
         }
         rc = mrc == MDB_NOTFOUND ? 0 : store__errno(mrc);
         mdb_cursor_close(cur);
@@ -757,8 +759,8 @@ static int digest_record(const store__view_t *e, const catalog_view_t *v, const 
                          const MDB_val *d, uint64_t *h, bool *tombstone)
 {
     store__rec_t r;
-    if (store__rec_parse(d->mv_data, d->mv_size, &r) < 0)
-        return -EIO;
+    if (store__rec_check(k->mv_data, k->mv_size, d->mv_data, d->mv_size, &r) < 0)
+        return -EBADMSG;
     uint8_t b[9];
     store__put_le32(b, (uint32_t)k->mv_size);
     *h = base_fnv1a(b, 4, *h);
@@ -825,4 +827,25 @@ int store_digest(store_t *s, store_digest_fn fn, void *arg)
     }
     catalog_unref(cat);
     return rc;
+}
+
+const char *store_strerror(int rc)
+{
+    switch (rc) {
+    case -EBADMSG:
+        return "a damaged record (its checksum does not match): run fstore verify";
+    case -ENOEXEC:
+        return "written by an older fstore, its records without checksums yet: a command that "
+               "writes (fstore serve, gc, apply) upgrades it once";
+    case -EPROTO:
+        return "written by a newer fstore (or not a store): use that fstore";
+    case -EBUSY:
+        return "its records need their checksums and another process (an older fstore) has it "
+               "open: stop that process first";
+    case -EUCLEAN:
+        return "the data file is damaged (see the log line before this): restore it from a "
+               "snapshot, a peer or the log";
+    default:
+        return strerror(-rc);
+    }
 }

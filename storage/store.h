@@ -50,7 +50,10 @@
 #define STORE_MAX_KEY 511          /* LMDB's default max key size: longest encoded entity key */
 #define STORE_MAX_HISTORY_KEY 503  /* ... of a view keeping history (8 bytes go to the time) */
 #define STORE_MAX_VALUE (1u << 20) /* longest encoded feature value (wire bytes) */
-#define STORE_FORMAT_VERSION 2     /* 2: tombstones (a version 1 store is upgraded on open) */
+/* 2: tombstones; 3: a checksum on every record. An older store is upgraded when it is opened
+ * for writing (its records rewritten with their checksums, once); opened read-only it is
+ * refused with -EPROTO until then. */
+#define STORE_FORMAT_VERSION 3
 #define STORE_OPEN_MARKER "fstore-open" /* STORE_SYNC_LOG: in dir while open (see store_open) */
 #define STORE_MAX_VIEWS 1023            /* online view versions per store (LMDB named databases) */
 
@@ -107,10 +110,15 @@ typedef struct store_options {
  * Opens (creating if needed) the store in opts->dir.
  * STORE_SYNC_LOG: the store leaves a marker (STORE_OPEN_MARKER, holding the boot id) in dir
  * while it is open. Found at open with another boot id, the machine went down with the store
- * open and unflushed pages may be lost or torn: every record of every view is then read back
- * (store_digest()) before the store is used, and a damaged one is refused (-EUCLEAN).
+ * open and unflushed pages may be lost or torn: every record of every database is then read
+ * back (store_verify()) before the store is used, and a damaged one is refused (-EUCLEAN).
+ * A store of an older format (records without checksums) is upgraded by a writable open, once
+ * (store_upgraded is logged; an older fstore refuses it from then on).
  * Returns: 0; -ENOENT (read_only and no store there); -EPROTO (store-format version from a newer
- *          fstore, or not an LMDB environment); -EACCES; -ENOMEM; -EIO; -EAGAIN (the data
+ *          fstore, or not an LMDB environment); -ENOEXEC (read_only, and the store is of an
+ *          older format: a writable open upgrades it); -EBUSY (the upgrade is due and another
+ *          process, an older fstore, has the store open: logged with its pid); -EACCES;
+ *          -ENOMEM; -EIO; -EAGAIN (the data
  *          directory is in use by another process in a way LMDB refuses); -EUCLEAN (damaged by
  *          a machine crash: start the replica again from a snapshot; or data.mdb is shorter
  *          than its meta page says, i.e. truncated: logged as store_truncated; or it holds
@@ -611,12 +619,15 @@ typedef struct store_stats {
      * store_apply() / store_bulk_commit() calls they carried. batches / commits = group-commit
      * factor under concurrent writers. */
     uint64_t commits, batches;
+    /* Damaged records met by reads and writes since open (their checksum did not match): each
+     * read as INVALID and logged (at most a line a second). store_verify() finds them all. */
+    uint64_t damaged;
 } store_stats_t;
 /* Returns: 0 and *out (written only on success); -EIO or another store error. */
 int store_stat(store_t *s, store_stats_t *out);
 
-/* Counts rows of one view version (tombstones are not rows), walking them all: for the CLI and
- * tests. Returns: 0, -ENOENT, -EIO. */
+/* Counts rows of one view version (tombstones are not rows; damaged records are), walking them
+ * all: for the CLI and tests. Returns: 0, -ENOENT, -EIO. */
 int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);
 
 /*
@@ -625,11 +636,41 @@ int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);
  * is a tombstone, its event time and its slots' value bytes, and never what differs between two
  * replicas of the same content (write times, LMDB's page layout). rows counts live rows,
  * tombstones the deleted ones. fn is called once per view version with what it found.
- * Returns: 0; fn's nonzero result (the walk stops); -EIO (a malformed record), -ENOMEM.
+ * Returns: 0; fn's nonzero result (the walk stops); -EBADMSG (a damaged record), -ENOMEM.
  */
 typedef int (*store_digest_fn)(void *arg, const catalog_view_t *v, uint64_t hash, size_t rows,
                                size_t tombstones);
 int store_digest(store_t *s, store_digest_fn fn, void *arg);
+
+/*
+ * Integrity: every record carries a checksum over its entity key and its bytes, checked on every
+ * read (a damaged record reads as INVALID, never as a value). store_verify() walks every database
+ * of the store (each view version's rows and history, the change feed, meta) in one read
+ * snapshot, checking every record, and reports what it found per database: db_fn (NULL: not
+ * called) once per database when its walk ends; fn (NULL: not called) per damaged record with
+ * its entity key (valid for the call) and, in a history, the entry's event time (else 0); or key
+ * NULL when LMDB itself refused to walk the rest of that database (a damaged page: db->error
+ * says why). Opens the databases it walks: call it from a process of its own (fstore verify) or
+ * before the writer runs, never while this process changes the catalog.
+ * Returns: 0 (damage is reported, not an error); -EIO, -ENOMEM.
+ */
+typedef struct store_verify_db {
+    const char *name;  /* "<view>@v<version>", "history <view>@v<version>", "changes", "meta" */
+    const char *view;  /* the view's name, for a view's rows or history (else NULL) */
+    uint32_t version;  /* and its version */
+    uint64_t records;  /* records read */
+    uint64_t damaged;  /* records whose checksum or layout is wrong */
+    const char *error; /* NULL, or why the walk of this database stopped early */
+} store_verify_db_t;
+typedef void (*store_verify_fn)(void *arg, const store_verify_db_t *db, const uint8_t *key,
+                                size_t key_len, int64_t event_ts_us);
+typedef void (*store_verify_db_fn)(void *arg, const store_verify_db_t *db);
+int store_verify(store_t *s, store_verify_fn fn, store_verify_db_fn db_fn, void *arg);
+
+/* What a store error means to whoever runs fstore, for the errors this header gives a meaning of
+ * its own (a damaged record, a store of another format, ...); strerror() for the others.
+ * Returns a static string. */
+const char *store_strerror(int rc);
 
 /* Microseconds since the epoch, from CLOCK_REALTIME. */
 int64_t store_now_us(void);

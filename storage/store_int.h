@@ -194,11 +194,12 @@ void store__enc_free(store__enc_t *enc);
 /* ------------------------------------------------------------------------------------------ */
 /* Records                                                                                     */
 
-#define STORE__REC_FORMAT 1
+#define STORE__REC_FORMAT 2 /* 2: the checksum trailer (1, before it, is upgraded at open) */
 
 /*
  * A record's header as stored, every field little-endian (store__le32/64 at the offsets below),
- * followed by n_slots u32 end offsets and the value bytes (record.c has the whole layout).
+ * followed by n_slots u32 end offsets, the value bytes and the 8-byte checksum (record.c has the
+ * whole layout).
  */
 typedef struct store__rec_header {
     uint8_t format;        /* STORE__REC_FORMAT */
@@ -242,8 +243,36 @@ typedef struct store__rec {
     size_t data_len;
 } store__rec_t;
 
-/* Parses and bounds-checks a record header. Returns: 0, -EIO for a malformed record. */
+/* The checksum that ends every record: 8 bytes, little-endian. */
+#define STORE__REC_TRAILER 8u
+/* A tombstone's length: a header and the checksum. */
+#define STORE__REC_TOMBSTONE_LEN (STORE__REC_HEADER + STORE__REC_TRAILER)
+
+/* Parses and bounds-checks a record header (not its checksum: store__rec_check() does that, for
+ * records read from the database). Returns: 0, -EIO for a malformed record. */
 int store__rec_parse(const uint8_t *p, size_t len, store__rec_t *out);
+
+/*
+ * The checksum of a record stored under key: XXH3 (64 bits) over the key, then, seeded with
+ * that, over the record's bytes but its last 8. The record's last 8 bytes hold it
+ * (store__rec_seal()), so a damaged byte anywhere in the record, or a record found under another
+ * key than its own, is caught by store__rec_check(). Every builder below leaves the 8 bytes for it;
+ * the writer seals a record once it is final (write time filled in), just before it stores it.
+ */
+uint64_t store__rec_sum(const uint8_t *key, size_t key_len, const uint8_t *rec, size_t len);
+void store__rec_seal(const uint8_t *key, size_t key_len, uint8_t *rec, size_t len);
+/* Parses a record read from the database under key, checking its checksum.
+ * Returns: 0, -EBADMSG (malformed, or its checksum does not match: a damaged record). */
+int store__rec_check(const uint8_t *key, size_t key_len, const uint8_t *rec, size_t len,
+                     store__rec_t *out);
+/* A damaged record met by a reader or the writer: counted (store_stat()'s damaged) and logged,
+ * at most one line a second per store with the count since the last one. */
+void store__rec_damaged(store_t *s, const char *view, uint32_t version, bool history,
+                        const uint8_t *key, size_t key_len);
+/* Gives every record of an older store (format 1 records, store format < 3) its checksum and
+ * records STORE_FORMAT_VERSION, in one write transaction (retried on a grown map). Called by
+ * store_open() before the writer starts (verify.c). Returns: 0, a store error. */
+int store__upgrade_records(store_t *s);
 /*
  * Writes into out the record that results from merging row's values over old (NULL = no record):
  * slots the row lists take the row's bytes, the others keep old's.
@@ -314,6 +343,11 @@ struct store {
     int64_t last_created_us; /* writer only: write times never go backwards */
 
     atomic_uint_fast64_t commits, batches;
+    /* Damaged records met (store__rec_damaged()), and what its rate limit left unlogged. */
+    atomic_uint_fast64_t damaged;
+    pthread_mutex_t damaged_mu;
+    int64_t damaged_logged_us; /* under damaged_mu */
+    uint64_t damaged_unlogged; /* under damaged_mu */
     /* The writer's failing episodes, each logged once (writer thread only): a disk full, or
      * another write error. */
     bool disk_full, write_failing;

@@ -253,9 +253,12 @@ static int history_put(apply_ctx_t *c, const store__view_t *e, const store__row_
             return found;
     }
     if (found) {
-        if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0)
-            return -EIO;
-        have = !old.tombstone || old.event_ts_us == row->event_ts_us;
+        /* A damaged entry before this one is passed over (this entry then holds the row's
+         * values only): the writer never merges what it cannot trust. */
+        if (store__rec_check(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &old) < 0)
+            store__rec_damaged(c->s, e->name, e->version, true, k.mv_data, k.mv_size);
+        else
+            have = !old.tombstone || old.event_ts_us == row->event_ts_us;
     }
     c->b.len = 0;
     if (row->op == STORE_OP_DELETE)
@@ -268,6 +271,7 @@ static int history_put(apply_ctx_t *c, const store__view_t *e, const store__row_
         return rc;
     /* The record's event time is the entry's own, whatever the merge took over. */
     store__put_le64(c->b.data + STORE__REC_EVENT_TS, (uint64_t)row->event_ts_us);
+    store__rec_seal(hk, hlen, c->b.data, c->b.len);
     k.mv_size = hlen;
     k.mv_data = hk;
     d.mv_size = c->b.len;
@@ -308,9 +312,11 @@ static int apply_row(apply_ctx_t *c, const store__view_t *e, const store__row_t 
     bool have = false;
     int rc = mdb_get(c->txn, dbi, &k, &d);
     if (rc == 0) {
-        if (store__rec_parse(d.mv_data, d.mv_size, &old) < 0)
-            return -EIO;
-        have = true;
+        /* A damaged record is replaced by this row's values alone (never merged, never
+         * compared): writing a row again is how a damaged one is repaired. */
+        have = store__rec_check(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &old) == 0;
+        if (!have)
+            store__rec_damaged(c->s, e->name, e->version, false, k.mv_data, k.mv_size);
     } else if (rc != MDB_NOTFOUND) {
         return lmdb_rc(rc);
     }
@@ -328,6 +334,7 @@ static int apply_row(apply_ctx_t *c, const store__view_t *e, const store__row_t 
         rc = store__rec_merge(live ? &old : NULL, row, arena, c->created, &c->a);
     if (rc < 0)
         return rc;
+    store__rec_seal(k.mv_data, k.mv_size, c->a.data, c->a.len);
     d.mv_size = c->a.len;
     d.mv_data = c->a.data;
     rc = mdb_put(c->txn, dbi, &k, &d, 0);
@@ -763,6 +770,7 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
             }
             uint8_t *rec = p->recs.data + g->rec_off;
             store__put_le64(rec + STORE__REC_CREATED_TS, (uint64_t)t->c.created);
+            store__rec_seal(key, g->key_len, rec, g->rec_len);
             MDB_val k = {g->key_len, (void *)key}, d = {g->rec_len, rec};
             rc = lmdb_rc(mdb_cursor_put(v->cur, &k, &d, MDB_APPEND));
             if (rc != 0)

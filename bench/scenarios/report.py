@@ -240,6 +240,24 @@ def main():
                      "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": None,
                      "x_s0": None, "x_redis": None, "target": "store read <= 2x mdb_get",
                      "result": result, "errors": 0, "problems": 0, "note": note})
+        # The record checksum every read checks (#14: its cost <= 3% of S2): bench_storage's
+        # in-process cost per (view, entity), against the server's CPU per (view, entity) in S2.
+        m = re.search(r"checksum ([0-9.]+) ns per \(view, entity\)", fl.get("checksum", ""))
+        if m:
+            sum_ns = float(m.group(1))
+            share = sum_ns / fl["server_ns_per_view_entity"] if fl.get(
+                "server_ns_per_view_entity") else None
+            cres = "n/a" if share is None else ("pass" if share <= 0.03 else "MISS")
+            if cres in ("pass", "MISS") and untrusted:
+                cres += "?"
+            rows.append({"key": "checksum", "scenario": "Record checksum per read", "rps": None,
+                         "p50_ms": None, "p99_ms": None, "p999_ms": None, "rows_per_s": None,
+                         "x_s0": None, "x_redis": None, "target": "<= 3% of S2 per (view, entity)",
+                         "result": cres, "errors": 0, "problems": 0,
+                         "note": "%.1f ns per (view, entity) in process%s" % (
+                             sum_ns, "" if share is None else
+                             " = %.1f%% of the server's %.0f ns in S2 100x50" % (
+                                 share * 100, fl["server_ns_per_view_entity"]))})
     rss = facts.get("rss")
     if rss:
         outside = rss["outside_map_kb"] / 1024.0

@@ -22,6 +22,9 @@
  *            store_read_end, random keys, one thread; next to the same loop over raw LMDB
  *            (mdb_txn_renew + mdb_get + mdb_txn_reset) on the same environment and keys;
  *   batch    the same with --batch entities per read transaction (one request's worth);
+ *   checksum the raw batched loop copying each record out, with and without its checksum
+ *            checked (store__rec_check(), which every store read does), best of 3 alternated:
+ *            the checksum's own cost per read, the record's bytes in cache for both;
  *   encode   catalog_value_encode of N values per entity: what a typed record layout would add
  *            to every read (the record keeps wire form to avoid it);
  *   apply    store_apply with sync=full: one writer, then --writers concurrent writers, with the
@@ -186,9 +189,15 @@ static double read_store(const cfg_t *c, store_t *s, const catalog_view_t *v, co
     return t * 1e9 / (double)c->lookups;
 }
 
+/* What the raw loop does with each record it finds: nothing; copy its bytes out (as a read
+ * copies its values into a response); or copy them and check its checksum, as every store read
+ * does (the last two differ by the checksum's own cost, the record's bytes in cache for both). */
+typedef enum { RAW_GET, RAW_COPY, RAW_COPY_CHECK } raw_mode_t;
+
 /* The same lookups through raw LMDB on the same environment (the store must be closed), with the
  * store's key comparator. */
-static double read_raw(const cfg_t *c, const uint8_t *keys, size_t batch, size_t *sink)
+static double read_raw(const cfg_t *c, const uint8_t *keys, size_t batch, raw_mode_t mode,
+                       size_t *sink)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -225,6 +234,16 @@ static double read_raw(const cfg_t *c, const uint8_t *keys, size_t batch, size_t
             if (mdb_get(txn, dbi, &k, &d) == 0) {
                 *sink += d.mv_size + ((const uint8_t *)d.mv_data)[0];
                 found++;
+                if (mode != RAW_GET) {
+                    static uint8_t copy[65536];
+                    size_t n = d.mv_size < sizeof copy ? d.mv_size : sizeof copy;
+                    memcpy(copy, d.mv_data, n);
+                    *sink += copy[n / 2];
+                }
+                store__rec_t rec;
+                if (mode == RAW_COPY_CHECK &&
+                    store__rec_check(k.mv_data, k.mv_size, d.mv_data, d.mv_size, &rec) < 0)
+                    die("a record's checksum", EBADMSG);
             }
         }
         mdb_txn_reset(txn);
@@ -530,9 +549,22 @@ int main(int argc, char **argv)
     double store1 = read_store(&c, s, v, keys, 1, &sink);
     double storeb = read_store(&c, s, v, keys, c.batch, &sink);
     store_close(s);
-    read_raw(&c, keys, 1, &sink);
-    double raw1 = read_raw(&c, keys, 1, &sink);
-    double rawb = read_raw(&c, keys, c.batch, &sink);
+    read_raw(&c, keys, 1, RAW_GET, &sink);
+    double raw1 = read_raw(&c, keys, 1, RAW_GET, &sink);
+    double rawb = read_raw(&c, keys, c.batch, RAW_GET, &sink);
+    /* The checksum's share: batched raw lookups that copy each record out, with and without its
+     * checksum checked, alternated, best of 3. */
+    double plain = 1e30, checked = 1e30;
+    for (int i = 0; i < 3; i++) {
+        double a = read_raw(&c, keys, c.batch, RAW_COPY, &sink);
+        double b = read_raw(&c, keys, c.batch, RAW_COPY_CHECK, &sink);
+        plain = a < plain ? a : plain;
+        checked = b < checked ? b : checked;
+    }
+    double sum_ns = checked > plain ? checked - plain : 0;
+    printf("checksum %zu entities/txn: raw mdb_get + copy %.0f ns/entity, + the record's checksum "
+           "checked %.0f ns/entity: %.1f ns per record (%.0f bytes/record incl. B-tree)\n",
+           c.batch, plain, checked, sum_ns, (double)st.used_bytes / (double)c.entities);
     double enc = bench_encode(&c, &sink);
     printf("read     1 entity/txn: store %.0f ns (read_row + %zu features), raw mdb_get %.0f ns, "
            "ratio %.2f\n",
@@ -557,6 +589,9 @@ int main(int argc, char **argv)
            "(group commit %.1f calls/commit)\n",
            one.calls_per_s, c.writers, many.calls_per_s, many.factor);
     printf("summary: bulk ingest %.0f rows/s (%zu features/row)\n", bulk_rate, c.features);
+    printf("summary: checksum %.1f ns per (view, entity) read (%zu features), raw + copy %.0f vs "
+           "%.0f ns checked\n",
+           sum_ns, c.features, plain, checked);
     printf("summary: on-demand %.0f ns per entity row (5 features over 10 stored values and a "
            "request field: decode, evaluate, encode); evaluation alone %.0f ns per feature\n",
            od_row, eval_ns);

@@ -41,7 +41,7 @@ Test(record, a_new_record_has_the_header_offsets_and_bytes_of_its_values)
     add_val(&b, 2, "ccc");
     store__buf_t out = {0};
     cr_assert_eq(store__rec_merge(NULL, &b.row, b.arena.data, 77, &out), 0);
-    cr_assert_eq(out.len, STORE__REC_HEADER + 3 * 4 + 5);
+    cr_assert_eq(out.len, STORE__REC_HEADER + 3 * 4 + 5 + STORE__REC_TRAILER);
     cr_assert_eq(out.data[0], STORE__REC_FORMAT);
     store__rec_t r;
     cr_assert_eq(store__rec_parse(out.data, out.len, &r), 0);
@@ -73,7 +73,8 @@ Test(record, a_built_record_is_byte_for_byte_a_merge_over_nothing_appended_in_pl
     built_t none = {0};
     built.len = 0;
     cr_assert_eq(store__rec_build(&none.row, none.arena.data, 9, &built), 0);
-    cr_assert_eq(built.len, STORE__REC_HEADER, "a row without values: a header, no slots");
+    cr_assert_eq(built.len, STORE__REC_HEADER + STORE__REC_TRAILER,
+                 "a row without values: a header, no slots, the checksum");
     store__buf_free(&merged);
     store__buf_free(&built);
     store__buf_free(&b.arena);
@@ -123,4 +124,81 @@ Test(record, malformed_records_are_refused_not_read)
     const uint8_t *p;
     size_t n;
     cr_assert_eq(store__rec_slot(&r, 0, &p, &n), -EIO);
+}
+
+/* The checksum: over the key and every byte but its own, so any one damaged byte, or the record
+ * read under another key, is refused; a record sealed again after a change checks again. */
+Test(record, a_sealed_record_checks_and_any_damaged_byte_or_other_key_is_ebadmsg)
+{
+    built_t b = {0};
+    b.row.event_ts_us = 1234;
+    add_val(&b, 0, "value-zero");
+    add_val(&b, 2, "\x09\x00\x00\x00\x00\x00\x00\xf0\x3f");
+    store__buf_t rec = {0};
+    cr_assert_eq(store__rec_merge(NULL, &b.row, b.arena.data, 77, &rec), 0);
+    const uint8_t key[] = {0x80, 0, 0, 0, 0, 0, 0, 42};
+    store__rec_t r;
+    cr_assert_eq(store__rec_check(key, sizeof key, rec.data, rec.len, &r), -EBADMSG,
+                 "an unsealed record does not check");
+    store__rec_seal(key, sizeof key, rec.data, rec.len);
+    cr_assert_eq(store__rec_check(key, sizeof key, rec.data, rec.len, &r), 0);
+    cr_assert_eq(r.event_ts_us, 1234);
+    slot_is(&r, 0, "value-zero");
+    for (size_t i = 0; i < rec.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            rec.data[i] ^= (uint8_t)(1u << bit);
+            cr_assert_eq(store__rec_check(key, sizeof key, rec.data, rec.len, &r), -EBADMSG,
+                         "byte %zu bit %d flipped", i, bit);
+            rec.data[i] ^= (uint8_t)(1u << bit);
+        }
+        uint8_t was = rec.data[i];
+        rec.data[i] = (uint8_t)(was + 0x5b);
+        cr_assert_eq(store__rec_check(key, sizeof key, rec.data, rec.len, &r), -EBADMSG,
+                     "byte %zu changed", i);
+        rec.data[i] = was;
+    }
+    /* Two flips that cancel in a plain xor-multiply word hash (the top bit of two words 8 or
+     * 32 bytes apart): every pair of top bits of the record. */
+    for (size_t i = 7; i < rec.len; i += 8) {
+        for (size_t j = i + 8; j < rec.len; j += 8) {
+            rec.data[i] ^= 0x80;
+            rec.data[j] ^= 0x80;
+            cr_assert_eq(store__rec_check(key, sizeof key, rec.data, rec.len, &r), -EBADMSG,
+                         "bytes %zu and %zu's top bits flipped", i, j);
+            rec.data[i] ^= 0x80;
+            rec.data[j] ^= 0x80;
+        }
+    }
+    uint8_t other[sizeof key];
+    memcpy(other, key, sizeof key);
+    other[7] = 43;
+    cr_assert_eq(store__rec_check(other, sizeof other, rec.data, rec.len, &r), -EBADMSG,
+                 "the record of entity 42 read as entity 43's");
+    cr_assert_eq(store__rec_check(key, sizeof key - 1, rec.data, rec.len, &r), -EBADMSG);
+    cr_assert_eq(store__rec_check(key, sizeof key, rec.data, rec.len - 1, &r), -EBADMSG,
+                 "a record cut short");
+    /* Tombstones carry one too. */
+    store__buf_t tomb = {0};
+    cr_assert_eq(store__rec_tombstone(99, 100, &tomb), 0);
+    cr_assert_eq(tomb.len, STORE__REC_TOMBSTONE_LEN);
+    store__rec_seal(key, sizeof key, tomb.data, tomb.len);
+    cr_assert_eq(store__rec_check(key, sizeof key, tomb.data, tomb.len, &r), 0);
+    cr_assert(r.tombstone);
+    tomb.data[STORE__REC_EVENT_TS] ^= 1;
+    cr_assert_eq(store__rec_check(key, sizeof key, tomb.data, tomb.len, &r), -EBADMSG);
+    store__buf_free(&tomb);
+    store__buf_free(&rec);
+    store__buf_free(&b.arena);
+}
+
+/* Stored checksums must never change: a pinned record and its sum, computed once. */
+#define PINNED_SUM 0x50e7c644ec532188ull
+Test(record, the_checksum_of_a_known_record_never_changes)
+{
+    uint8_t rec[STORE__REC_TOMBSTONE_LEN] = {STORE__REC_FORMAT, STORE__REC_TOMBSTONE};
+    store__put_le64(rec + STORE__REC_EVENT_TS, 1700000000000000ull);
+    store__put_le64(rec + STORE__REC_CREATED_TS, 1700000000000001ull);
+    const uint8_t key[] = {'k', 'e', 'y'};
+    cr_assert_eq(store__rec_sum(key, sizeof key, rec, sizeof rec), PINNED_SUM, "got 0x%016llx",
+                 (unsigned long long)store__rec_sum(key, sizeof key, rec, sizeof rec));
 }
