@@ -13,25 +13,56 @@
 
 /*
  * The tokens file holds no token, only its SHA-256: one line per principal,
- *     NAME  SHA256-HEX  SCOPES        # SCOPES: read, write, admin, comma-separated
+ *     NAME  SHA256-HEX  SCOPES        # SCOPES: comma-separated, see core_tokens_load()
  * with '#' comments and blank lines. A call's token is hashed and compared with every entry in
  * constant time (CRYPTO_memcmp, no early exit), so neither the hashes nor the timing tell which
  * entry came close. Messages name the principal and the scope, never the token.
+ *
+ * A scope is whole (read, write, admin) or limited to named resources (read:view/NAME,
+ * read:service/NAME, read:model/NAME, write:view/NAME). The transports check the scope a call
+ * needs at its headers (a limited one passes there); the core checks the resources once it
+ * knows them (core__allow_*), so a limited principal is refused before any data is read.
  */
+
+#define MAX_GRANTS 64 /* resources named on one line */
+
+/* One resource a limited scope names. */
+typedef struct core_grant {
+    unsigned scope; /* CORE_SCOPE_READ or CORE_SCOPE_WRITE */
+    char kind;      /* 'v' view, 's' feature service, 'm' model */
+    char name[CATALOG_MAX_NAME + 1];
+} core_grant_t;
+
+struct core_grants {
+    size_t n;
+    core_grant_t g[];
+};
 
 struct core_token {
     char name[64];
     uint8_t hash[SHA256_DIGEST_LENGTH];
-    unsigned scopes;
-    const char *principal; /* name, interned in the core_tokens_t: outlives reloads */
+    unsigned scopes;  /* whole scopes */
+    unsigned limited; /* scopes held for named resources only (grants) */
+    core_grants_t *grants;
+    const char *principal;         /* name, interned in the core_tokens_t: outlives reloads */
+    const core_grants_t *interned; /* grants, likewise */
 };
 
-/* A name once seen, kept until core_tokens_free(): calls keep their principal's name past the
- * check (logs, audit lines), so a reload must not free it. */
+/* A principal once seen (its name and grants), kept until core_tokens_free(): calls keep them
+ * past the check (logs, audit lines, the core's resource checks), so a reload must not free
+ * them. */
 typedef struct interned {
     struct interned *next;
+    core_grants_t *grants; /* NULL: none */
     char name[];
 } interned_t;
+
+static bool same_grants(const core_grants_t *a, const core_grants_t *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return a->n == b->n && memcmp(a->g, b->g, a->n * sizeof *a->g) == 0;
+}
 
 /* The table is swapped whole by core_tokens_reload() under the write lock; every check reads it
  * under the read lock (uncontended but for a reload: an operator's SIGHUP). */
@@ -43,12 +74,14 @@ struct core_tokens {
     interned_t *names; /* every principal name any load of the file had */
 };
 
-/* Points each entry's principal at its interned name (added when new). Returns: 0, -ENOMEM. */
+/* Points each entry's principal at its interned name and grants (added when new).
+ * Returns: 0, -ENOMEM. */
 static int intern_names(core_tokens_t *ts, core_token_t *t, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         interned_t *in = ts->names;
-        while (in != NULL && strcmp(in->name, t[i].name) != 0)
+        while (in != NULL &&
+               (strcmp(in->name, t[i].name) != 0 || !same_grants(in->grants, t[i].grants)))
             in = in->next;
         if (in == NULL) {
             size_t len = strlen(t[i].name);
@@ -56,10 +89,13 @@ static int intern_names(core_tokens_t *ts, core_token_t *t, size_t n)
             if (in == NULL)
                 return -ENOMEM;
             memcpy(in->name, t[i].name, len + 1);
+            in->grants = t[i].grants; /* the table's copy moves here */
+            t[i].grants = NULL;
             in->next = ts->names;
             ts->names = in;
         }
         t[i].principal = in->name;
+        t[i].interned = in->grants;
     }
     return 0;
 }
@@ -97,23 +133,80 @@ static int parse_line(char *line, core_token_t *t, char *why, size_t cap)
         t->hash[i] = (uint8_t)(hi << 4 | lo);
     }
     snprintf(t->name, sizeof t->name, "%s", name);
-    t->scopes = 0;
+    t->scopes = t->limited = 0;
+    t->grants = NULL;
+    core_grant_t g[MAX_GRANTS];
+    size_t ng = 0;
     char *s2 = NULL;
     for (char *sc = strtok_r(scopes, ",", &s2); sc != NULL; sc = strtok_r(NULL, ",", &s2)) {
-        if (strcmp(sc, "read") == 0)
+        if (strcmp(sc, "read") == 0) {
             t->scopes |= CORE_SCOPE_READ;
-        else if (strcmp(sc, "write") == 0)
+            continue;
+        }
+        if (strcmp(sc, "write") == 0) {
             t->scopes |= CORE_SCOPE_WRITE;
-        else if (strcmp(sc, "admin") == 0)
+            continue;
+        }
+        if (strcmp(sc, "admin") == 0) {
             t->scopes |= CORE_SCOPE_READ | CORE_SCOPE_WRITE | CORE_SCOPE_ADMIN;
-        else
-            return snprintf(why, cap, "unknown scope '%.32s' (read, write, admin)", sc), -EINVAL;
+            continue;
+        }
+        /* scope:kind/NAME (cut apart in place: the message quotes what was written) */
+        char said[80];
+        snprintf(said, sizeof said, "%s", sc);
+        char *colon = strchr(sc, ':'), *slash = colon != NULL ? strchr(colon, '/') : NULL;
+        unsigned scope = 0;
+        if (colon != NULL) {
+            *colon = '\0';
+            scope = strcmp(sc, "read") == 0    ? CORE_SCOPE_READ
+                    : strcmp(sc, "write") == 0 ? CORE_SCOPE_WRITE
+                                               : 0;
+        }
+        char kind = 0;
+        if (slash != NULL) {
+            *slash = '\0';
+            const char *k = colon + 1;
+            kind = strcmp(k, "view") == 0      ? 'v'
+                   : strcmp(k, "service") == 0 ? 's'
+                   : strcmp(k, "model") == 0   ? 'm'
+                                               : 0;
+        }
+        const char *res = slash != NULL ? slash + 1 : "";
+        /* A name as the catalog spells them ([A-Za-z_][A-Za-z0-9_]*): anything else could
+         * never match, and a typo would only show as a refusal later. */
+        bool name_ok =
+            (isalpha((unsigned char)res[0]) || res[0] == '_') && strlen(res) < CATALOG_MAX_NAME;
+        for (const char *q = res; name_ok && *q != '\0'; q++)
+            name_ok = isalnum((unsigned char)*q) || *q == '_';
+        if (scope == 0 || kind == 0 || !name_ok || (scope == CORE_SCOPE_WRITE && kind != 'v'))
+            return snprintf(why, cap,
+                            "unknown scope '%.64s' (read, write, admin; or limited: "
+                            "read:view/NAME, read:service/NAME, read:model/NAME, write:view/NAME)",
+                            said),
+                   -EINVAL;
+        if (ng == MAX_GRANTS)
+            return snprintf(why, cap, "more than %d limited scopes", MAX_GRANTS), -EINVAL;
+        memset(&g[ng], 0, sizeof g[ng]);
+        g[ng].scope = scope;
+        g[ng].kind = kind;
+        snprintf(g[ng].name, sizeof g[ng].name, "%s", res);
+        ng++;
+        t->limited |= scope;
+    }
+    if (ng > 0) {
+        t->grants = malloc(sizeof *t->grants + ng * sizeof *g);
+        if (t->grants == NULL)
+            return snprintf(why, cap, "out of memory"), -ENOMEM;
+        t->grants->n = ng;
+        memcpy(t->grants->g, g, ng * sizeof *g);
     }
     return 1;
 }
 
 static void table_free(core_token_t *t, size_t n)
 {
+    for (size_t i = 0; t != NULL && i < n; i++)
+        free(t[i].grants); /* those not interned */
     if (t != NULL)
         OPENSSL_cleanse(t, n * sizeof *t);
     free(t);
@@ -124,6 +217,7 @@ static void names_free(core_tokens_t *ts)
 {
     for (interned_t *in = ts->names, *next; in != NULL; in = next) {
         next = in->next;
+        free(in->grants);
         free(in);
     }
     ts->names = NULL;
@@ -140,11 +234,16 @@ static int read_table(const char *path, core_token_t **out, size_t *out_n, char 
     }
     core_token_t *tab = NULL;
     size_t n = 0;
-    char line[1024];
+    char line[16384]; /* 64 limited scopes of the longest names fit */
     int rc = 0;
     for (unsigned lineno = 1; fgets(line, sizeof line, f) != NULL; lineno++) {
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            snprintf(why, cap, "%s:%u: line over %zu bytes", path, lineno, sizeof line - 2);
+            rc = -EINVAL;
+            break;
+        }
         core_token_t t;
-        char inner[160];
+        char inner[320];
         int r = parse_line(line, &t, inner, sizeof inner);
         if (r < 0) {
             snprintf(why, cap, "%s:%u: %s", path, lineno, inner);
@@ -159,11 +258,10 @@ static int read_table(const char *path, core_token_t **out, size_t *out_n, char 
                 rc = -EINVAL;
             }
         }
-        if (rc < 0)
-            break;
-        core_token_t *grown = realloc(tab, (n + 1) * sizeof *grown);
+        core_token_t *grown = rc < 0 ? NULL : realloc(tab, (n + 1) * sizeof *grown);
         if (grown == NULL) {
-            rc = -ENOMEM;
+            free(t.grants);
+            rc = rc < 0 ? rc : -ENOMEM;
             break;
         }
         tab = grown;
@@ -250,6 +348,8 @@ static const char *scope_name(unsigned need)
 int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization, unsigned need)
 {
     ctx->principal = NULL;
+    ctx->grants = NULL;
+    ctx->grant_scope = 0;
     if (ts == NULL || need == 0)
         return 0; /* no tokens file: open; a probe's method: open */
     const char *tok = NULL;
@@ -267,7 +367,8 @@ int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization
     SHA256((const unsigned char *)tok, strlen(tok), h);
     const core_token_t *hit = NULL;
     const char *principal = NULL;
-    unsigned scopes = 0;
+    const core_grants_t *grants = NULL;
+    unsigned scopes = 0, limited = 0;
     pthread_rwlock_rdlock(&ts->lock);
     for (size_t i = 0; i < ts->n; i++) {
         /* Every entry compared in full: the time does not depend on which one matches. */
@@ -279,14 +380,101 @@ int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization
     if (hit != NULL) {
         principal = hit->principal;
         scopes = hit->scopes;
+        limited = hit->limited;
+        grants = hit->interned;
     }
     pthread_rwlock_unlock(&ts->lock);
     OPENSSL_cleanse(h, sizeof h);
     if (principal == NULL)
         return core_fail(ctx, -EKEYREJECTED, "the bearer token is not one this server knows");
     ctx->principal = principal;
-    if ((scopes & need) != need)
+    if ((scopes & need) == need)
+        return 0; /* whole: every resource */
+    if (((scopes | limited) & need) != need)
         return core_fail(ctx, -EPERM, "principal '%s' lacks the '%s' scope this call needs",
                          principal, scope_name(need));
+    /* Held for named resources only: the core checks those it meets (core__allow_*). */
+    ctx->grants = grants;
+    ctx->grant_scope = need & ~scopes;
     return 0;
+}
+
+/* Whether the call's limited scope covers resource (kind, name). */
+static bool granted(const core_ctx_t *ctx, unsigned scope, char kind, const char *name)
+{
+    if (ctx->grants == NULL || (ctx->grant_scope & scope) == 0)
+        return true; /* a whole scope */
+    for (size_t i = 0; i < ctx->grants->n; i++) {
+        const core_grant_t *g = &ctx->grants->g[i];
+        if (g->scope == scope && g->kind == kind && strcmp(g->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *kind_name(char kind)
+{
+    return kind == 'v' ? "feature view" : kind == 's' ? "feature service" : "model";
+}
+
+static int refuse(core_ctx_t *ctx, unsigned scope, char kind, const char *name)
+{
+    return core_fail(ctx, -EPERM,
+                     "principal '%s' may not %s %s '%.128s' (its '%s' scope names "
+                     "other resources: %s:%s/NAME)",
+                     ctx->principal, scope == CORE_SCOPE_WRITE ? "write" : "read", kind_name(kind),
+                     name, scope_name(scope), scope == CORE_SCOPE_WRITE ? "write" : "read",
+                     kind == 'v'   ? "view"
+                     : kind == 's' ? "service"
+                                   : "model");
+}
+
+int core__allow_view(core_ctx_t *ctx, unsigned scope, const catalog_view_t *v)
+{
+    return granted(ctx, scope, 'v', v->name) ? 0 : refuse(ctx, scope, 'v', v->name);
+}
+
+int core__allow_read(core_ctx_t *ctx, const core_feature_list_t *list, const core_resolved_t *res)
+{
+    if (ctx->grants == NULL || (ctx->grant_scope & CORE_SCOPE_READ) == 0)
+        return 0;
+    /* A granted service covers its features; otherwise every view read must be granted. */
+    if (list->kind == CORE_LIST_SERVICE && granted(ctx, CORE_SCOPE_READ, 's', list->service))
+        return 0;
+    for (size_t i = 0; i < res->n_views; i++) {
+        const char *name = res->views[i].name;
+        const char *missing = granted(ctx, CORE_SCOPE_READ, 'v', name) ? NULL : name;
+        /* An on-demand view computes from its stored sources (and the caller's own request
+         * data, which could undo the computation): those must be granted too. */
+        const catalog_view_t *v = NULL;
+        if (missing == NULL && ctx->catalog != NULL &&
+            catalog_find_view(ctx->catalog, name, (uint32_t)res->views[i].version, &v) == 0 &&
+            v->on_demand != NULL) {
+            for (size_t k = 0; k < v->on_demand->n_views && missing == NULL; k++) {
+                const char *src = v->on_demand->views[k]->name;
+                if (!granted(ctx, CORE_SCOPE_READ, 'v', src))
+                    missing = src;
+            }
+        }
+        if (missing != NULL)
+            return list->kind == CORE_LIST_SERVICE
+                       ? refuse(ctx, CORE_SCOPE_READ, 's', list->service)
+                       : refuse(ctx, CORE_SCOPE_READ, 'v', missing);
+    }
+    return 0;
+}
+
+int core_authorize_model(core_ctx_t *ctx, const char *name)
+{
+    return granted(ctx, CORE_SCOPE_READ, 'm', name) ? 0 : refuse(ctx, CORE_SCOPE_READ, 'm', name);
+}
+
+int core__unknown(core_ctx_t *ctx, int rc)
+{
+    if (rc != -ENOENT || ctx->grants == NULL)
+        return rc;
+    return core_fail(ctx, -EPERM,
+                     "principal '%s' may not use what it asked for, or it does not exist (a "
+                     "limited scope is not told which)",
+                     ctx->principal);
 }

@@ -565,6 +565,8 @@ void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena)
     ctx->worker = w;
     ctx->arena = arena;
     ctx->principal = NULL;
+    ctx->grants = NULL;
+    ctx->grant_scope = 0;
     ctx->limits = &c->limits;
     ctx->reading = false;
     ctx->request_id = NULL;

@@ -240,8 +240,12 @@ typedef struct core_ctx {
     base_arena_t *arena;
     const catalog_t *catalog; /* pinned from core_ctx_begin() to core_ctx_end() */
     const core_limits_t *limits;
-    int64_t deadline_us;    /* CLOCK_MONOTONIC (base_mono_us()) deadline; 0 = none */
-    const char *principal;  /* who is calling, when a transport authenticated it; NULL = anyone */
+    int64_t deadline_us;   /* CLOCK_MONOTONIC (base_mono_us()) deadline; 0 = none */
+    const char *principal; /* who is calling, when a transport authenticated it; NULL = anyone */
+    /* The principal's named resources when it holds the call's scope for those only
+     * (grant_scope: which scopes); NULL = every resource. Set by core_authorize(). */
+    const struct core_grants *grants;
+    unsigned grant_scope;
     const char *request_id; /* a write's idempotency key (fstore-request-id); NULL = none */
     uint64_t min_seq;       /* a read waits for the replica to apply this (fstore-min-seq) */
     bool reading;           /* a store read is open (core_read_begin() .. core_read_end()) */
@@ -257,13 +261,18 @@ typedef struct core_ctx {
 #define CORE_SCOPE_ADMIN 4u
 
 typedef struct core_token core_token_t;
+/* A principal's limited scopes: the resources they name (auth.c). */
+typedef struct core_grants core_grants_t;
 /* The principals of a tokens file (core_tokens_load()), reloadable in place. */
 typedef struct core_tokens core_tokens_t;
 
 /*
  * Loads a tokens file: one principal per line, "NAME SHA256-HEX SCOPES" (the token's SHA-256 as
- * sha256sum prints it; SCOPES comma-separated from read, write, admin), '#' comments. The file
- * holds no token.
+ * sha256sum prints it; SCOPES comma-separated from read, write, admin, and scopes limited to
+ * named resources: read:view/NAME, read:service/NAME (its features, whatever their views),
+ * read:model/NAME (Predict and its REST forms), write:view/NAME), '#' comments. The file holds
+ * no token. A limited scope passes core_authorize() and is checked against the resources once
+ * the core knows them: PERMISSION_DENIED naming the first one not granted.
  * Returns: 0 and *out (free with core_tokens_free()); -EINVAL with why ("path:line: ..."),
  *          fopen()'s -errno (-ENOENT, -EACCES, ...) with why, -ENOMEM.
  */
@@ -287,6 +296,11 @@ void core_tokens_free(core_tokens_t *ts);
  *          HTTP 401; -EPERM (the principal lacks a scope): PERMISSION_DENIED, HTTP 403.
  */
 int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization, unsigned need);
+/* For a caller whose read scope is limited to named resources (core_tokens_load()): whether
+ * model binding `name` is one of them (core_predict_begin() asks too; a transport that looks a
+ * binding up by itself asks first, so that a refused caller learns nothing of it).
+ * Returns: 0; -EPERM with the message naming the principal and the model. */
+int core_authorize_model(core_ctx_t *ctx, const char *name);
 
 /* Pins the current catalog for the request and clears its message. Lock-free. */
 void core_ctx_begin(core_ctx_t *ctx, core_worker_t *w, base_arena_t *arena);

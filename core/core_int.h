@@ -247,4 +247,16 @@ int core__tensor_from_cells(const catalog_feature_t *f, const core_cell_t *cells
                             bool zero_missing, base_arena_t *a, core_tensor_t *out, size_t *bad_row,
                             char *why, size_t why_cap);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Limited scopes (auth.c): the resources a call meets, against what its principal was granted */
+
+/* Each returns 0 when the call holds its scope whole (ctx->grants NULL) or the resource is
+ * granted; else -EPERM with the message naming the principal and the resource. */
+int core__allow_view(core_ctx_t *ctx, unsigned scope, const catalog_view_t *v);
+/* A read's list: its service when granted, else every view it reads. */
+int core__allow_read(core_ctx_t *ctx, const core_feature_list_t *list, const core_resolved_t *res);
+/* rc, but for a principal with a limited scope a -ENOENT (an unknown view, feature, service or
+ * model, whose message would list what the catalog has) becomes -EPERM saying neither. */
+int core__unknown(core_ctx_t *ctx, int rc);
+
 #endif /* CORE_CORE_INT_H */

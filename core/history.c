@@ -87,6 +87,9 @@ int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, siz
 {
     memset(page, 0, sizeof *page);
     base_arena_t *a = ctx->arena;
+    int arc = core__allow_view(ctx, CORE_SCOPE_READ, v);
+    if (arc < 0)
+        return arc;
     if (v->on_demand != NULL)
         return core_fail(ctx, -EINVAL,
                          "feature view '%s' is on-demand: it has no rows to load, only features "

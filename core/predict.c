@@ -90,7 +90,10 @@ int core_predict_begin(core_ctx_t *ctx, const core_model_spec_t *spec, core_pred
     const catalog_model_t *m = NULL;
     if (catalog_find_model(cat, spec->name, spec->has_version ? spec->version : 0, spec->label,
                            &m) < 0)
-        return fail_no_model(ctx, cat, spec);
+        return core__unknown(ctx, fail_no_model(ctx, cat, spec));
+    int rc = core_authorize_model(ctx, m->name);
+    if (rc < 0)
+        return rc;
     const catalog_service_t *svc = m->service;
     size_t n_refs = svc->n_features;
     if (n_refs > ctx->limits->max_features)

@@ -93,7 +93,14 @@ static char *column_name(base_arena_t *a, const catalog_feature_ref_t *ref, bool
     return p;
 }
 
+static int resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved_t **out);
+
 int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved_t **out)
+{
+    return core__unknown(ctx, resolve(ctx, list, out));
+}
+
+static int resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved_t **out)
 {
     base_arena_t *a = ctx->arena;
     const core_limits_t *lim = ctx->limits;
@@ -122,7 +129,7 @@ int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved
                              hit->n_refs, lim->max_features);
         if (hit != NULL) {
             *out = hit;
-            return 0;
+            return core__allow_read(ctx, list, hit);
         }
     }
     if (flags & CORE__LIST_FEATURES) {
@@ -225,5 +232,7 @@ int core_resolve(core_ctx_t *ctx, core_feature_list_t *list, const core_resolved
     res->n_views = gs->n_groups;
     core__ref_cache_put(cache, cat, flags, key, key_len, res);
     *out = res;
-    return 0;
+    /* A principal granted only some views or services: checked on every call (a cached list
+     * too), before anything is read. */
+    return core__allow_read(ctx, list, res);
 }

@@ -152,7 +152,8 @@ int core_find_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t *
         char help[512];
         catalog_describe_missing(ctx->catalog, CATALOG_NAME_VIEW, NULL, view_ref, help,
                                  sizeof help);
-        return core_fail(ctx, -ENOENT, "feature view '%.200s' not found%s", view_ref, help);
+        return core__unknown(
+            ctx, core_fail(ctx, -ENOENT, "feature view '%.200s' not found%s", view_ref, help));
     }
     if (rc < 0)
         return core_fail(ctx, -EINVAL,
@@ -166,6 +167,8 @@ int core_write_view(core_ctx_t *ctx, const char *view_ref, const catalog_view_t 
 {
     const catalog_view_t *v = NULL;
     int rc = core_find_view(ctx, view_ref, &v);
+    if (rc == 0)
+        rc = core__allow_view(ctx, CORE_SCOPE_WRITE, v);
     if (rc < 0)
         return rc;
     if (v->on_demand != NULL)

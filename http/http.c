@@ -419,6 +419,8 @@ static int request_context(http_req_t *r)
      * for the listener's requests (the context is begun after it), here for in-process ones. */
     if (r->authorized) {
         r->ctx.principal = r->principal;
+        r->ctx.grants = r->grants;
+        r->ctx.grant_scope = r->grant_scope;
         return 0;
     }
     return core_authorize(&r->ctx, r->h->o.tokens, http__header_in(r, "Authorization"),
@@ -592,6 +594,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* The check is not made again when the route runs (request_context()). */
         r->authorized = !r->refused;
         r->principal = r->ctx.principal;
+        r->grants = r->ctx.grants;
+        r->grant_scope = r->ctx.grant_scope;
         /* Refused at its headers: answered before any of its body is read (the connection then
          * closes instead of reading a body nobody wants). */
         return r->refused ? send_response(r) : MHD_YES;

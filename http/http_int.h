@@ -127,6 +127,8 @@ struct http_req {
      * authorized in request_context()) */
     bool authorized;
     const char *principal;
+    const struct core_grants *grants; /* with principal: its limited scopes (core_ctx_t) */
+    unsigned grant_scope;
     bool counted_write; /* counted in h->writes until freed */
     /* in-process calls (local.c): no connection; their headers */
     const char *const *local_headers; /* name, value, ..., NULL */

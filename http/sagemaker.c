@@ -313,6 +313,8 @@ int http__invocations(http_req_t *r)
     core_predict_t p;
     if (csv_in) {
         const catalog_model_t *m = NULL;
+        if ((rc = core_authorize_model(ctx, spec.name)) < 0)
+            return rc; /* before the binding is looked at: its inputs are not told */
         rc = catalog_find_model(ctx->catalog, spec.name, spec.has_version ? spec.version : 0,
                                 spec.label, &m);
         if (rc < 0)

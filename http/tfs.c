@@ -218,7 +218,7 @@ int http__tfs(http_req_t *r)
     if (r->route->id == ROUTE_TFS_STATUS) {
         if (verb[0] != '\0' || strstr(r->url, "/metadata") != NULL)
             return core_fail(ctx, -EINVAL, "Malformed request: GET %.200s", r->url);
-        return status(r, &spec);
+        return core_authorize_model(&r->ctx, spec.name) < 0 ? -EPERM : status(r, &spec);
     }
     if (strcmp(verb, "predict") != 0)
         return core_fail(ctx,

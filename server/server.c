@@ -632,7 +632,14 @@ int server__stream_send(server_call_t *c, grpc_slice msg, server_resume_fn next)
 
 void server__call_begin_ctx(server_call_t *c, base_arena_t *arena)
 {
+    /* Who the call is stays who it was authorized as (a stream's later messages begin again). */
+    const char *principal = c->ctx.principal;
+    const struct core_grants *grants = c->ctx.grants;
+    unsigned grant_scope = c->ctx.grant_scope;
     core_ctx_begin(&c->ctx, c->worker->core, arena);
+    c->ctx.principal = principal;
+    c->ctx.grants = grants;
+    c->ctx.grant_scope = grant_scope;
 }
 
 void server__call_detach(server_call_t *c)

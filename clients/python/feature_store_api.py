@@ -7,7 +7,8 @@
     client.load_batch('my_feature', timestamp=TIMESTAMP, limit=100)
 
 FeatureStoreClient() reaches the server named by FSTORE_ADDRESS (host:port), else
-localhost:6566. Everything else is fstore_client.FeatureStoreClient's.
+localhost:6566, with the bearer token in FSTORE_TOKEN when it is set (a server run with
+--tokens-file). Everything else is fstore_client.FeatureStoreClient's.
 """
 import os
 
@@ -17,9 +18,9 @@ DEFAULT_ADDRESS = "localhost:6566"
 
 
 class FeatureStoreClient(fstore_client.FeatureStoreClient):
-    def __init__(self, target=None, timeout=10.0, channel=None):
+    def __init__(self, target=None, timeout=10.0, channel=None, token=None):
         super().__init__(target or os.environ.get("FSTORE_ADDRESS", DEFAULT_ADDRESS), timeout,
-                         channel)
+                         channel, token or os.environ.get("FSTORE_TOKEN") or None)
 
 
 __all__ = ["FeatureStoreClient"]

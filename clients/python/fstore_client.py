@@ -202,17 +202,57 @@ def _maybe_frame(batch, as_frame, attrs):
     return frame
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call (a server run with --tokens-file)."""
+
+    def __init__(self, token):
+        self.header = ("authorization", "Bearer " + token)
+
+    def _details(self, d):
+        md = list(d.metadata or []) + [self.header]
+        return d._replace(metadata=md) if hasattr(d, "_replace") else _CallDetails(
+            d.method, d.timeout, md, d.credentials, getattr(d, "wait_for_ready", None),
+            getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, cont, d, request):
+        return cont(self._details(d), request)
+
+    def intercept_unary_stream(self, cont, d, request):
+        return cont(self._details(d), request)
+
+    def intercept_stream_unary(self, cont, d, requests):
+        return cont(self._details(d), requests)
+
+    def intercept_stream_stream(self, cont, d, requests):
+        return cont(self._details(d), requests)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = (credentials, wait_for_ready,
+                                                                   compression)
+
+
 class FeatureStoreClient:
-    def __init__(self, target="127.0.0.1:6566", timeout=10.0, channel=None):
+    def __init__(self, target="127.0.0.1:6566", timeout=10.0, channel=None, token=None):
+        """target: the server's host:port (channel: a grpc channel of your own instead, e.g. a
+        TLS one); token: a bearer token, sent with every call, for a server run with
+        --tokens-file."""
         self.channel = channel or grpc.insecure_channel(target)
+        self._own_channel = self.channel
+        if token:
+            self.channel = grpc.intercept_channel(self.channel, _BearerToken(token))
         self.timeout = timeout
         self.serving = serving_grpc.ServingServiceStub(self.channel)
         self.fstore = fstore_pb2_grpc.OnlineFeatureServiceStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self._catalog = None
+        self._catalog_denied = False
 
     def close(self):
-        self.channel.close()
+        self._own_channel.close()
 
     def __enter__(self):
         return self
@@ -256,8 +296,18 @@ class FeatureStoreClient:
         """{column: Feast dtype name} for a view reference, from the (cached) catalog; a view
         the cache does not know triggers one refresh (the server may have reloaded)."""
         name, _, ver = view.partition("@v")
+        if self._catalog_denied:
+            return {}
         for refresh in (self._catalog is None, True):
-            cat = self.get_catalog(refresh=refresh)
+            try:
+                cat = self.get_catalog(refresh=refresh)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.PERMISSION_DENIED:
+                    raise
+                # A principal without the admin scope (--tokens-file): values are typed from
+                # Python's types (or dtypes=), and the server checks them against the view's.
+                self._catalog_denied = True
+                return {}
             for fv in cat.feature_views:
                 if fv.name == name and ((ver and str(fv.version) == ver) or
                                         (not ver and fv.is_default)):
@@ -277,13 +327,16 @@ class FeatureStoreClient:
             req.event_timestamps.append(_timestamp(ts))
         return req
 
-    def write_features(self, view, columns, event_timestamps=None, to="online"):
+    def write_features(self, view, columns, event_timestamps=None, to="online", dtypes=None):
         """Upserts rows: columns = {join_key or feature: [value per row]}; event_timestamps are
         seconds since the epoch, datetimes, ISO 8601 strings or Timestamps, one per row, or None
-        for now. Values are typed from the catalog. to: "online" (and the history of a view that
+        for now. Values are typed from the catalog, or by dtypes ({column: Feast dtype name such
+        as "FLOAT"}: a principal without the admin scope cannot read the catalog; columns it
+        leaves out are typed from Python's types). to: "online" (and the history of a view that
         keeps one), "online_and_offline" (the same) or "offline" (the history only). Returns
         (rows_written, rows_stale)."""
-        req = self.write_request(view, columns, event_timestamps, self._dtypes(view))
+        req = self.write_request(view, columns, event_timestamps,
+                                 dtypes if dtypes is not None else self._dtypes(view))
         req.to = _write_target(to)
         resp = self.fstore.WriteFeatures(req, timeout=self.timeout)
         return resp.rows_written, resp.rows_stale

@@ -272,5 +272,203 @@ class TokenRotation(unittest.TestCase):
         self.assertNotIn("alice-new", self.server.log())
 
 
+class LimitedScopes(unittest.TestCase):
+    """Scopes limited to named views, feature services and models: a principal reads, writes
+    and predicts with those alone, over gRPC and HTTP, and is refused PERMISSION_DENIED / 403
+    naming the resource before anything is read; the Python client sends its token."""
+    LIMITED = {
+        # the ranking service: one feature service, one model, writes to one view
+        "ranker": ("k-5e11-secret", "read:service/scoring,read:model/zone,write:view/zone_stats"),
+        # an analyst of drivers: every feature of one view, nothing else
+        "analyst": ("n-2b7d-secret", "read:view/driver_stats"),
+        "ops": ("o-77aa-secret", "admin"),
+    }
+
+    @classmethod
+    def setUpClass(cls):
+        from test_predict import render_catalog
+        cls.d = tempfile.mkdtemp(prefix="fstore-auth-limited-")
+        cls.addClassCleanup(shutil.rmtree, cls.d, True)
+        cat_dir, catalog = render_catalog(1, 1)
+        cls.addClassCleanup(shutil.rmtree, cat_dir, True)
+        path = os.path.join(cls.d, "tokens")
+        with open(path, "w") as f:
+            for name, (token, scopes) in cls.LIMITED.items():
+                f.write("%s %s %s\n" % (name, hashlib.sha256(token.encode()).hexdigest(), scopes))
+        # One worker: a list asked twice meets the worker's cache of resolved lists.
+        cls.server = Server(catalog=catalog, args=["--tokens-file", path, "--workers", "1"])
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        with FeatureStoreClient(cls.server.target, token=cls.LIMITED["ops"][0]) as c:
+            c.write_features("driver_stats", {"driver_id": [1, 2], "conv_rate": [0.5, 0.25],
+                                              "acc_rate": [0.75, 0.5], "trips": [3, 4]})
+            c.write_features("customer_stats", {"customer_id": ["c1"], "spend": [9.5]})
+            c.write_features("zone_stats", {"zone_id": [7], "surge": [1.5]})
+
+    @classmethod
+    def tearDownClass(cls):
+        log = cls.server.log()
+        assert cls.server.stop() == 0, log[-2000:]
+        assert cls.server.sanitizer_report() is None
+
+    def client(self, who):
+        c = FeatureStoreClient(self.server.target, token=self.LIMITED[who][0])
+        self.addCleanup(c.close)
+        return c
+
+    def denied(self, fn, *fragments):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn()
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED,
+                         cm.exception.details())
+        for f in fragments:
+            self.assertIn(f, cm.exception.details())
+
+    def test_reads_of_granted_views_and_services_only(self):
+        a = self.client("analyst")
+        r = a.get_online_features(features=["driver_stats:conv_rate", "driver_stats:trips"],
+                                  entities={"driver_id": [1, 2]})
+        self.assertEqual(r["trips"], [3, 4])
+        r = a.get_online_features(feature_service="driver_all", entities={"driver_id": [1]})
+        self.assertEqual(r.statuses["conv_rate"], ["PRESENT"], "every view of it granted")
+        self.denied(lambda: a.get_online_features(
+            features=["driver_stats:trips", "customer_stats:spend"],
+            entities={"driver_id": [1], "customer_id": ["c1"]}),
+            "principal 'analyst' may not read feature view 'customer_stats'")
+        self.denied(lambda: a.get_online_features(
+            feature_service="driver_customer", entities={"driver_id": [1], "customer_id": ["c1"]}),
+            "may not read feature service 'driver_customer'")
+        # The same list asked again (the worker's cache of resolved lists) is refused again.
+        self.denied(lambda: a.get_online_features(
+            features=["driver_stats:trips", "customer_stats:spend"],
+            entities={"driver_id": [1], "customer_id": ["c1"]}), "customer_stats")
+        rk = self.client("ranker")
+        r = rk.get_online_features(feature_service="scoring", entities={"driver_id": [2]})
+        self.assertEqual(r["trips"], [4])
+        self.denied(lambda: rk.get_online_features(features=["driver_stats:trips"],
+                                                   entities={"driver_id": [2]}),
+                    "'ranker' may not read feature view 'driver_stats'")
+        self.denied(lambda: rk.get_online_features(feature_service="driver_all",
+                                                   entities={"driver_id": [2]}),
+                    "may not read feature service 'driver_all'")
+
+    def test_writes_to_granted_views_only_and_no_write_scope_is_refused_at_the_headers(self):
+        rk = self.client("ranker")
+        # No admin scope, so no catalog to type values from: the caller names the types.
+        self.assertEqual(rk.write_features("zone_stats", {"zone_id": [8], "surge": [2.0]},
+                                           dtypes={"zone_id": "INT32", "surge": "FLOAT"}), (1, 0))
+        self.denied(lambda: rk.write_features("driver_stats", {"driver_id": [9], "trips": [1]}),
+                    "'ranker' may not write feature view 'driver_stats'")
+        self.denied(lambda: rk.delete_entities("driver_stats", {"driver_id": [1]}),
+                    "may not write feature view 'driver_stats'")
+        self.denied(lambda: self.client("analyst").write_features(
+            "driver_stats", {"driver_id": [9], "trips": [1]}), "lacks the 'write' scope")
+        self.denied(lambda: self.client("analyst").get_catalog(), "lacks the 'admin' scope")
+        r = self.client("ops").get_online_features(features=["driver_stats:trips"],
+                                                   entities={"driver_id": [9]})
+        self.assertEqual(r.statuses["trips"], ["NOT_FOUND"], "nothing refused was written")
+
+    def test_predict_of_granted_models_only(self):
+        from test_predict import predict_request
+        from upstream_model_server import make_tensor
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+
+        def predict(who, model, inputs):
+            md = [("authorization", "Bearer " + self.LIMITED[who][0])]
+            return stub.Predict(predict_request(model, inputs), metadata=md, timeout=10)
+
+        resp = predict("ranker", "zone", {"zone": make_tensor("DT_INT32", [7])})
+        self.assertIn("surge", resp.outputs)
+        self.denied(lambda: predict("ranker", "driver_features",
+                                    {"driver_id": make_tensor("DT_INT64", [1])}),
+                    "'ranker' may not read model 'driver_features'")
+        self.denied(lambda: predict("analyst", "zone", {"zone": make_tensor("DT_INT32", [7])}),
+                    "'analyst' may not read model 'zone'")
+
+    def http(self, path, body, who):
+        req = urllib.request.Request("http://%s%s" % (self.server.http, path),
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer " + self.LIMITED[who][0]})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def test_http_routes_check_the_same_grants(self):
+        ok = {"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}}
+        status, raw = self.http("/get-online-features", ok, "analyst")
+        self.assertEqual(status, 200, raw)
+        bad = {"features": ["customer_stats:spend"], "entities": {"customer_id": ["c1"]}}
+        status, raw = self.http("/get-online-features", bad, "analyst")
+        self.assertEqual(status, 403, raw)
+        err = json.loads(json.loads(raw))
+        self.assertEqual(err["class"], "FeastPermissionError")
+        self.assertIn("may not read feature view 'customer_stats'", err["message"])
+        status, raw = self.http("/write-to-online-store",
+                                {"feature_view_name": "zone_stats",
+                                 "df": {"zone_id": [9], "surge": [1.25]}}, "ranker")
+        self.assertEqual(status, 200, raw)
+        status, raw = self.http("/write-to-online-store",
+                                {"feature_view_name": "customer_stats",
+                                 "df": {"customer_id": ["c9"], "spend": [1.0]}}, "ranker")
+        self.assertEqual(status, 403, raw)
+        status, raw = self.http("/v1/models/zone:predict", {"instances": [{"zone": 7}]}, "ranker")
+        self.assertEqual(status, 200, raw)
+        status, raw = self.http("/v1/models/pair:predict",
+                                {"instances": [{"driver": 1, "customer": "c1"}]}, "ranker")
+        self.assertEqual(status, 403, raw)
+        self.assertIn(b"may not read model 'pair'", raw)
+
+    def test_offline_reads_and_unknown_names_tell_a_limited_principal_nothing(self):
+        a = self.client("analyst")
+        self.denied(lambda: a.load_batch("customer_stats"),
+                    "'analyst' may not read feature view 'customer_stats'")
+        self.denied(lambda: a.get_historical_features(
+            {"customer_id": ["c1"], "event_timestamp": [1700000000]},
+            features=["customer_stats:spend"]), "may not read feature view 'customer_stats'")
+        # Names it was not given are not listed to it, nor told apart from missing ones.
+        for fn in (lambda: a.get_online_features(features=["secret_view:x"],
+                                                 entities={"driver_id": [1]}),
+                   lambda: a.load_batch("secret_view")):
+            with self.assertRaises(grpc.RpcError) as cm:
+                fn()
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+            self.assertIn("or it does not exist", cm.exception.details())
+            self.assertNotIn("driver_stats", cm.exception.details())
+        status, raw = self.http("/v1/models/nope:predict", {"instances": [{"zone": 7}]}, "ranker")
+        self.assertEqual(status, 403, raw)
+        self.assertNotIn(b"driver_features", raw, "no list of the bindings")
+
+    def test_model_routes_over_http_check_the_grant_before_the_binding(self):
+        req = urllib.request.Request("http://%s/v1/models/pair" % self.server.http,
+                                     headers={"Authorization": "Bearer " +
+                                              self.LIMITED["ranker"][0]})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=10)
+        self.assertEqual(cm.exception.code, 403)
+        req = urllib.request.Request("http://%s/v1/models/zone" % self.server.http,
+                                     headers={"Authorization": "Bearer " +
+                                              self.LIMITED["ranker"][0]})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual(r.status, 200)
+        for ctype, body in (("application/json", b'{"instances": [{"driver": 1, "customer": "c1"}]}'),
+                            ("text/csv", b"1,c1\n")):
+            req = urllib.request.Request(
+                "http://%s/invocations" % self.server.http, data=body, method="POST",
+                headers={"Content-Type": ctype, "Accept": ctype,
+                         "X-Amzn-SageMaker-Custom-Attributes": "model=pair",
+                         "Authorization": "Bearer " + self.LIMITED["ranker"][0]})
+            with self.subTest(ctype=ctype):
+                with self.assertRaises(urllib.error.HTTPError) as cm:
+                    urllib.request.urlopen(req, timeout=10)
+                self.assertEqual(cm.exception.code, 403)
+                self.assertIn(b"may not read model 'pair'", cm.exception.read())
+
+
 if __name__ == "__main__":
     unittest.main()
