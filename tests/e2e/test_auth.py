@@ -25,6 +25,20 @@ TOKENS = {"reader": "r-7f3a-secret", "writer": "w-91bc-secret", "ops": "a-c0de-s
 SCOPES = {"reader": "read", "writer": "read,write", "ops": "admin"}
 
 
+def http_post(server, path, body, token=None):
+    """(status, body) of a JSON POST to server's HTTP listener, with a bearer token or none."""
+    req = urllib.request.Request("http://%s%s" % (server.http, path),
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    if token is not None:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
 class Auth(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -131,16 +145,7 @@ class Auth(unittest.TestCase):
                 self.assertEqual(r.status, 200)
 
     def http(self, path, body, token=None):
-        req = urllib.request.Request("http://%s%s" % (self.server.http, path),
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        if token is not None:
-            req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+        return http_post(self.server, path, body, token)
 
     def test_http_routes_answer_401_and_403_as_feast_does(self):
         read = {"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [1]}}
@@ -389,15 +394,7 @@ class LimitedScopes(unittest.TestCase):
                     "'analyst' may not read model 'zone'")
 
     def http(self, path, body, who):
-        req = urllib.request.Request("http://%s%s" % (self.server.http, path),
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer " + self.LIMITED[who][0]})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+        return http_post(self.server, path, body, self.LIMITED[who][0])
 
     def test_http_routes_check_the_same_grants(self):
         ok = {"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}}
