@@ -83,8 +83,11 @@ bool cli__from_env(const char *flag, const char *value);
         {"stream-max-age", 0, CLI_DURATION, &(ro).max_age_s, CLI_ENV},                             \
         {"stream-max-bytes", 0, CLI_I64, &(ro).max_bytes, CLI_ENV},                                \
         {"publish-timeout-ms", 0, CLI_I64, &(ro).publish_timeout_ms, CLI_ENV, 100, 3600000},       \
+        {"connect-timeout-ms", 0, CLI_I64, &(ro).connect_timeout_ms, CLI_ENV, 100, 3600000},       \
+        {"replication-tls-ca", 0, CLI_STRING, &(ro).tls_ca, CLI_ENV},                              \
+        {"replication-tls-cert", 0, CLI_STRING, &(ro).tls_cert, CLI_ENV},                          \
     {                                                                                              \
-        "connect-timeout-ms", 0, CLI_I64, &(ro).connect_timeout_ms, CLI_ENV, 100, 3600000          \
+        "replication-tls-key", 0, CLI_STRING, &(ro).tls_key, CLI_ENV                               \
     }
 void cli__repl_usage(FILE *f);
 

@@ -240,7 +240,12 @@ void cli__repl_usage(FILE *f)
             "  --publish-timeout-ms N   how long a write is retried against the log before it\n"
             "                           fails UNAVAILABLE (default %d)\n"
             "  --connect-timeout-ms N   how long to wait for a first NATS server at start\n"
-            "                           (default %d)\n",
+            "                           (default %d)\n"
+            "  --replication-tls-ca F   TLS to NATS, the servers verified against this PEM CA\n"
+            "                           (a tls:// URL turns TLS on against the system's CAs)\n"
+            "  --replication-tls-cert F, --replication-tls-key F\n"
+            "                           this node's client certificate and key (PEM), for\n"
+            "                           servers that require one (read at start)\n",
             REPL_DEFAULT_PUBLISH_TIMEOUT_MS, REPL_DEFAULT_CONNECT_TIMEOUT_MS);
 }
 

@@ -249,12 +249,45 @@ static int set_servers(repl_t *r, char *err, size_t cap)
     return 0;
 }
 
+/* TLS to NATS, from the options (repl_options_t.tls_*). Returns: 0, -EINVAL with err set. */
+static int set_tls(repl_t *r, char *err, size_t cap)
+{
+    const repl_options_t *o = &r->o;
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+        return repl__fail(err, cap, -EINVAL,
+                          "--replication-tls-cert and --replication-tls-key go together");
+    bool tls = o->tls_ca != NULL || o->tls_cert != NULL || strstr(o->urls, "tls://") != NULL;
+    if (!tls)
+        return 0;
+    natsStatus s = natsOptions_SetSecure(r->nopts, true);
+    if (s == NATS_OK && o->tls_ca != NULL &&
+        (s = natsOptions_LoadCATrustedCertificates(r->nopts, o->tls_ca)) != NATS_OK) {
+        char why[200];
+        repl__nats_text(s, 0, why, sizeof why);
+        return repl__fail(err, cap, -EINVAL, "--replication-tls-ca %s: %s", o->tls_ca, why);
+    }
+    if (s == NATS_OK && o->tls_cert != NULL &&
+        (s = natsOptions_LoadCertificatesChain(r->nopts, o->tls_cert, o->tls_key)) != NATS_OK) {
+        char why[200];
+        repl__nats_text(s, 0, why, sizeof why);
+        return repl__fail(err, cap, -EINVAL,
+                          "--replication-tls-cert %s / --replication-tls-key %s: %s", o->tls_cert,
+                          o->tls_key, why);
+    }
+    if (s != NATS_OK)
+        return repl__fail(err, cap, -EINVAL, "TLS to NATS: %s", natsStatus_GetText(s));
+    return 0;
+}
+
 static int connect_nats(repl_t *r, char *err, size_t cap)
 {
     natsStatus s = natsOptions_Create(&r->nopts);
     if (s != NATS_OK)
         return repl__fail(err, cap, -ENOMEM, "NATS options: %s", natsStatus_GetText(s));
     int rc = set_servers(r, err, cap);
+    if (rc < 0)
+        return rc;
+    rc = set_tls(r, err, cap);
     if (rc < 0)
         return rc;
     /* Reconnect forever, quickly; notice a dead server in about 3 s; let requests in flight
@@ -282,9 +315,18 @@ static int connect_nats(repl_t *r, char *err, size_t cap)
         if (s == NATS_OK)
             break;
         int64_t now = base_mono_us();
-        if ((s != NATS_NO_SERVER && s != NATS_TIMEOUT) || now >= until)
-            return repl__fail(err, cap, -ECONNREFUSED, "no NATS server answered at %s: %s",
-                              r->o.urls, natsStatus_GetText(s));
+        if ((s != NATS_NO_SERVER && s != NATS_TIMEOUT) || now >= until) {
+            char why[300];
+            repl__nats_text(s, 0, why, sizeof why);
+            bool tls = r->o.tls_ca != NULL || r->o.tls_cert != NULL;
+            return repl__fail(err, cap, -ECONNREFUSED, "no NATS server answered at %s: %s%s",
+                              r->o.urls, why,
+                              s == NATS_SSL_ERROR || (tls && s == NATS_PROTOCOL_ERROR)
+                                  ? " (TLS: do the servers take TLS, trust this node's "
+                                    "--replication-tls-cert, and does --replication-tls-ca "
+                                    "sign theirs?)"
+                                  : "");
+        }
         if (now - logged > 5000000) {
             base_log(BASE_LOG_WARN, "nats_connect_retry", "{s:s, s:s}", "urls", r->o.urls, "error",
                      natsStatus_GetText(s));

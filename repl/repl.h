@@ -68,6 +68,11 @@ typedef struct repl_options {
     int64_t stall_ms;           /* watchdog: nothing delivered this long while the stream has
                                    more = a stalled consumer (0 = 3000) */
     const char *name;           /* the connection's name in NATS monitoring; NULL: "fstore" */
+    /* TLS to NATS: tls_ca (--replication-tls-ca, PEM) verifies the servers and turns TLS on, as
+     * a tls:// URL does (then against the system's CAs); tls_cert and tls_key (both or neither,
+     * PEM) are this node's client certificate, for servers that require one (nats-server
+     * --tlsverify). Read by repl_open(): a rotation takes a restart. */
+    const char *tls_ca, *tls_cert, *tls_key;
     /* Called on the delivery thread after a catalog from the log was applied to the store, with
      * a reference the callee owns. */
     void (*on_catalog)(void *arg, catalog_t *c, uint64_t seq);

@@ -142,7 +142,7 @@ class Lifecycle(unittest.TestCase):
     # Heavy reads queued behind the one worker when SIGTERM comes: enough that some are still in
     # flight once the control thread (which polls every 10-100 ms) has seen the signal, even on
     # a loaded machine (20 once all finished first, with fuzzers running beside the suite).
-    HEAVY_READS = 30
+    HEAVY_READS = 80  # enough work behind the first answer that some is still queued at SIGTERM, under load too
 
     def sigterm_during_heavy_reads(self, extra_args):
         """Starts one worker, puts HEAVY_READS heavy reads in flight, sends SIGTERM once the first is

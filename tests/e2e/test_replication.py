@@ -8,6 +8,8 @@ What each class shows:
                   writers converge, SIGKILL of a node or of a nats-server loses no acknowledged
                   write and applies none twice, every nats-server restarted, bootstrap from a
                   peer while writes go on, catalog changes and ingest through the log
+  TlsNatsTest     a TLS-only nats-server requiring client certificates: nodes with theirs
+                  replicate; without it, or trusting another CA, a node is refused, saying why
   SingleNatsTest  one nats-server: the log down (writes UNAVAILABLE naming the stream, reads
                   go on, status says so), retried request ids, retention past a stopped node
 """
@@ -42,8 +44,9 @@ def port_open(port):
 class NatsServer:
     """One nats-server -js process; with `routes`, a member of a cluster."""
 
-    def __init__(self, name, store_dir, port=None, cluster_port=None, routes=None):
+    def __init__(self, name, store_dir, port=None, cluster_port=None, routes=None, extra=()):
         self.name = name
+        self.extra = list(extra)
         self.store_dir = store_dir
         self.port = port or free_port()
         self.cluster_port = cluster_port
@@ -60,6 +63,7 @@ class NatsServer:
         if self.routes:
             cmd += ["--cluster_name", "fsc", "--cluster",
                     "nats://127.0.0.1:%d" % self.cluster_port, "--routes", self.routes]
+        cmd += self.extra
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -673,6 +677,73 @@ class SingleNatsTest(ReplicationCase):
         self.assertNotEqual(b.proc.wait(60), 0)
         self.assertIn("--stream-replicas", b.log())
         self.assert_clean_stop(a)
+
+
+class TlsNatsTest(ReplicationCase):
+    """TLS to NATS: a nats-server that takes TLS only and requires a client certificate from
+    the test's CA (--tlsverify). Nodes given --replication-tls-ca/-cert/-key replicate through
+    it; a node without its certificate, or trusting another CA, is refused at start, saying why."""
+
+    def setUp(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is not installed")
+        from test_tls import make_ca, make_cert
+        self.d = tempfile.mkdtemp(prefix="fstore-nats-tls-")
+        self.addCleanup(shutil.rmtree, self.d, True)
+        make_ca(self.d, "ca")
+        make_ca(self.d, "other")
+        make_cert(self.d, "ca", "nats", "serverAuth", 1)
+        make_cert(self.d, "ca", "node", "clientAuth", 2)
+        p = lambda name: os.path.join(self.d, name)
+        self.nats = NatsServer("tls1", self.d, extra=[
+            "--tls", "--tlscert", p("nats.pem"), "--tlskey", p("nats.key"), "--tlsverify",
+            "--tlscacert", p("ca.pem")])
+        self.addCleanup(self.nats.stop, signal.SIGKILL)
+        self.nats.start()
+        self.tls = ["--replication-tls-ca", p("ca.pem"), "--replication-tls-cert", p("node.pem"),
+                    "--replication-tls-key", p("node.key")]
+
+    def test_nodes_replicate_over_tls_with_client_certificates(self):
+        a = self.node(self.nats.url(), extra=self.tls)
+        b = self.node(self.nats.url(), extra=self.tls)
+        resp = write(a, [1, 2], 7)
+        self.assertGreater(resp.sequence, 0)
+        self.assertEqual(read_trips(b, [1, 2], metadata=[("fstore-min-seq", str(resp.sequence))]),
+                         [7, 7])
+        self.assertTrue(status(b).connected)
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
+
+    def refused(self, extra, *fragments):
+        n = self.node(self.nats.url(), extra=list(extra) + ["--connect-timeout-ms", "3000"],
+                      start=False)
+        n.spawn()
+        try:
+            rc = n.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            n.proc.kill()
+            raise AssertionError("a node that cannot reach NATS kept running:\n" + n.log())
+        self.assertEqual(rc, 1, n.log()[-3000:])
+        for f in fragments:
+            self.assertIn(f, n.log())
+        self.assertIsNone(SANITIZER_RE.search(n.log()), n.log()[-3000:])
+
+    def test_without_its_certificate_or_with_another_ca_a_node_is_refused_saying_why(self):
+        p = lambda name: os.path.join(self.d, name)
+        # No client certificate: the server ends the handshake.
+        self.refused(["--replication-tls-ca", p("ca.pem")], "no NATS server answered",
+                     "(TLS: do the servers take TLS")
+        # A CA that did not sign the server's certificate: this node ends it.
+        self.refused(["--replication-tls-ca", p("other.pem"), "--replication-tls-cert",
+                      p("node.pem"), "--replication-tls-key", p("node.key")],
+                     "no NATS server answered")
+        # Plain NATS against a TLS-only server.
+        self.refused([], "no NATS server answered", "(TLS: do the servers take TLS")
+        # Files that are not there, or a certificate without its key: named at once.
+        self.refused(["--replication-tls-ca", p("missing.pem")], "--replication-tls-ca",
+                     "missing.pem")
+        self.refused(["--replication-tls-cert", p("node.pem")],
+                     "--replication-tls-cert and --replication-tls-key go together")
 
 
 if __name__ == "__main__":
