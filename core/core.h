@@ -289,7 +289,8 @@ void core_tokens_free(core_tokens_t *ts);
 /*
  * Checks a call's credentials (authorization: the "Bearer <token>" header or metadata, or NULL)
  * against ts for the scopes in need; sets ctx->principal to the principal's name once the token
- * is known (on -EPERM too: the refusal names who was refused). ts NULL (no
+ * is known (on -EPERM too: the refusal names who was refused), and ctx->grants when it holds
+ * the scope for named resources only (the core then checks those it meets). ts NULL (no
  * tokens file) or need 0 lets everything through. Tokens are compared by hash in constant time;
  * messages name the principal and the scope, never the token.
  * Returns: 0; -ENOKEY (no credentials) or -EKEYREJECTED (an unknown token): UNAUTHENTICATED,

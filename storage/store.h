@@ -456,7 +456,8 @@ typedef struct store_row {
  * The view may come from any catalog (the applied one or a newer reload): it is matched by name
  * and version, and its features by name.
  * Returns: 0; -ENOENT when the view version has no database (not applied, or offline); -EINVAL
- *          outside store_read_begin()..store_read_end(); -EIO.
+ *          outside store_read_begin()..store_read_end(); -EBADMSG (the record is damaged: its
+ *          checksum does not match; counted and logged, row->found false); -EIO.
  */
 int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key, size_t key_len,
                    store_row_t *row);
@@ -468,7 +469,8 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
  * row must come from store_read_row() or store_history_row() with the same view (a found or a
  * missing row). A feature
  * the store never applied reads as NULL_VALUE; a null in an expired row is NULL_VALUE, a value in
- * an expired row OUTSIDE_MAX_AGE. INVALID only for a malformed record.
+ * an expired row OUTSIDE_MAX_AGE. INVALID only for a record whose offsets do not hold (a damaged
+ * record never gets here: its read returned -EBADMSG).
  * Thread safety: reads only row, v and the map; any thread, within the reader's snapshot.
  */
 store_status_t store_row_feature(const store_row_t *row, const catalog_view_t *v,
@@ -514,8 +516,8 @@ void store_row_slot_features(const store_row_t *row, const catalog_view_t *v, co
  * entity has no entry by then, or its latest one is a delete. Within store_read_begin() ..
  * store_read_end(): the same snapshot as online reads. Returns: 0; -ENOTSUP (this store keeps no
  * history); -ENOENT (no history here for v: it keeps none, or its catalog was not applied); -EINVAL
- * (outside a read, or a key longer than STORE_MAX_KEY); -EIO. (A key over STORE_MAX_HISTORY_KEY has
- * no history: not found.)
+ * (outside a read, or a key longer than STORE_MAX_KEY); -EBADMSG (the entry is damaged, as
+ * store_read_row()); -EIO. (A key over STORE_MAX_HISTORY_KEY has no history: not found.)
  */
 int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *key,
                       size_t key_len, int64_t at_us, store_row_t *row);
