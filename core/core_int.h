@@ -99,6 +99,10 @@ void core__snapshot_reap(core_t *c, bool all);
  * -EBUSY (no replication) with the message set. */
 int core__wait_min_seq(core_ctx_t *ctx);
 
+/* Opens the worker's store snapshot for ctx (ctx->reading, closed by core_read_end()).
+ * Returns: 0, or the store's error with the message set (-EAGAIN: no free reader slot). */
+int core__snapshot_begin(core_ctx_t *ctx);
+
 typedef struct core__ref_cache core__ref_cache_t;
 typedef struct core__predict_cache core__predict_cache_t;
 

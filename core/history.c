@@ -145,11 +145,10 @@ int core_load_batch(core_ctx_t *ctx, const catalog_view_t *v, int64_t at_us, siz
     for (size_t f = 0; f < nf; f++)
         st.feature_idx[f] = (uint32_t)f;
 
-    store_reader_t *reader = ctx->worker->reader;
-    int rc = store_read_begin(reader);
+    int rc = core__snapshot_begin(ctx);
     if (rc < 0)
-        return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
-    ctx->reading = true;
+        return rc;
+    store_reader_t *reader = ctx->worker->reader;
     rc = store_history_scan(reader, v, at_us, after, after_len, load_row, &st);
     if (rc == -ENOTSUP)
         return core_fail(ctx, rc, "this node keeps no history (serve --history)");

@@ -247,6 +247,10 @@ void core_metrics(void *arg, FILE *out)
                "Records whose checksum did not match when read or written over (each read as "
                "INVALID, never as a value; fstore verify finds them all).");
         fprintf(out, "fstore_store_damaged_records_total %llu\n", (unsigned long long)st.damaged);
+        family(out, "fstore_store_read_errors_total", "counter",
+               "Reads the store failed (I/O error, corrupted page, no free reader slot): each "
+               "failed its request.");
+        fprintf(out, "fstore_store_read_errors_total %llu\n", (unsigned long long)st.read_errors);
         family(out, "fstore_store_log_position", "gauge",
                "The replication log position the store holds (0 without replication).");
         fprintf(out, "fstore_store_log_position %llu\n", (unsigned long long)st.last_position);

@@ -298,11 +298,10 @@ int core_predict_read(core_ctx_t *ctx, core_predict_t *p)
         if (wrc < 0)
             return wrc;
     }
-    store_reader_t *reader = ctx->worker->reader;
-    int rc = store_read_begin(reader);
+    int rc = core__snapshot_begin(ctx);
     if (rc < 0)
-        return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
-    ctx->reading = true;
+        return rc;
+    store_reader_t *reader = ctx->worker->reader;
     rc = core_read_features(reader, a, p->refs, n_out, NULL, &p->ents, &p->request, store_now_us(),
                             ctx->limits->max_response_bytes, cells, ctx->msg, sizeof ctx->msg);
     if (rc < 0)

@@ -244,7 +244,8 @@ int core_read_features_as_of(store_reader_t *r, base_arena_t *a, const catalog_f
                 continue;
             }
             if (rc < 0) {
-                snprintf(err, err_cap, "store read failed");
+                snprintf(err, err_cap, "store read failed (feature view '%s@v%u'): %s", v->name,
+                         v->version, strerror(-rc));
                 return rc;
             }
             if (srow.slots != slots_of) {
@@ -345,11 +346,9 @@ static int read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_
         return core_fail(ctx, -ENOMEM, "out of memory");
     if (ctx->min_seq > 0 && (rc = core__wait_min_seq(ctx)) < 0)
         return rc;
+    if ((rc = core__snapshot_begin(ctx)) < 0)
+        return rc;
     store_reader_t *reader = ctx->worker->reader;
-    rc = store_read_begin(reader);
-    if (rc < 0)
-        return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
-    ctx->reading = true;
     rc = core_read_features_as_of(reader, ctx->arena, res->refs, res->n_refs, &res->groups, ents,
                                   request, store_now_us(), as_of, ctx->limits->max_response_bytes,
                                   cells, ctx->msg, sizeof ctx->msg);
@@ -358,6 +357,19 @@ static int read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_
     for (size_t g = 0; g < res->groups.n_groups; g++)
         core__count_reads(ctx, res->groups.groups[g].view, n_rows);
     *cells_out = cells;
+    return 0;
+}
+
+int core__snapshot_begin(core_ctx_t *ctx)
+{
+    int rc = store_read_begin(ctx->worker->reader);
+    if (rc == -EAGAIN)
+        return core_fail(ctx, rc,
+                         "store read failed: no free LMDB reader slot (other processes reading "
+                         "this data directory hold them); retry");
+    if (rc < 0)
+        return core_fail(ctx, rc, "store read failed: %s", strerror(-rc));
+    ctx->reading = true;
     return 0;
 }
 

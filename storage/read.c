@@ -72,8 +72,10 @@ int store_read_begin(store_reader_t *r)
     if (r->active)
         return -EINVAL;
     int rc = store__txn_begin(r->s, STORE__TXN_RENEW, &r->txn);
-    if (rc < 0)
+    if (rc < 0) {
+        store__read_failed(r->s, NULL, 0, rc);
         return rc;
+    }
     r->active = true;
     return 0;
 }
@@ -121,13 +123,18 @@ int store_read_row(store_reader_t *r, const catalog_view_t *v, const uint8_t *ke
         r->cache[slot] = e;
     }
     MDB_val k = {key_len, (void *)key}, d;
-    int rc = mdb_get(r->txn, e->dbi, &k, &d);
+    int rc = store__fault(STORE__FAULT_READ);
+    if (rc == 0)
+        rc = mdb_get(r->txn, e->dbi, &k, &d);
     if (rc == MDB_NOTFOUND) {
         row->slots = e;
         return 0;
     }
-    if (rc != 0)
-        return store__errno(rc);
+    if (rc != 0) {
+        rc = store__errno(rc);
+        store__read_failed(r->s, e->name, e->version, rc);
+        return rc;
+    }
     store__rec_t rec;
     row->slots = e;
     if (store__rec_check(key, key_len, d.mv_data, d.mv_size, &rec) < 0) {

@@ -76,18 +76,8 @@ void store__rec_damaged(store_t *s, const char *view, uint32_t version, bool his
                         const uint8_t *key, size_t key_len)
 {
     atomic_fetch_add(&s->damaged, 1);
-    int64_t now = base_mono_us();
-    pthread_mutex_lock(&s->damaged_mu);
-    bool log = s->damaged_logged_us == 0 || now - s->damaged_logged_us >= 1000000;
-    uint64_t unlogged = s->damaged_unlogged;
-    if (log) {
-        s->damaged_logged_us = now;
-        s->damaged_unlogged = 0;
-    } else {
-        s->damaged_unlogged++;
-    }
-    pthread_mutex_unlock(&s->damaged_mu);
-    if (!log)
+    uint64_t unlogged;
+    if (!store__log_due(&s->damaged_log, &unlogged))
         return;
     char hex[2 * 64 + 4];
     size_t n = key_len < 64 ? key_len : 64, at = 0;

@@ -91,6 +91,48 @@ int store__errno(int rc)
     }
 }
 
+bool store__log_due(store__lograte_t *l, uint64_t *unlogged)
+{
+    int64_t now = base_mono_us();
+    pthread_mutex_lock(&l->mu);
+    bool due = l->logged_us == 0 || now - l->logged_us >= 1000000;
+    *unlogged = l->unlogged;
+    if (due) {
+        l->logged_us = now;
+        l->unlogged = 0;
+    } else {
+        l->unlogged++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return due;
+}
+
+void store__read_failed(store_t *s, const char *view, uint32_t version, int rc)
+{
+    atomic_fetch_add(&s->read_errors, 1);
+    uint64_t unlogged;
+    if (!store__log_due(&s->read_error_log, &unlogged))
+        return;
+    base_log(BASE_LOG_ERROR, "store_read_failed", "{s:s, s:s, s:I, s:s, s:I}", "data_dir", s->dir,
+             "view", view != NULL ? view : "", "version", (long long)version, "error",
+             strerror(-rc), "unlogged_since_last", (long long)unlogged);
+}
+
+int store__commit(MDB_txn *txn)
+{
+    int rc = store__fault(STORE__FAULT_COMMIT);
+    if (rc == 0)
+        return mdb_txn_commit(txn);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store__sync(store_t *s)
+{
+    int rc = store__fault(STORE__FAULT_SYNC);
+    return store__errno(rc != 0 ? rc : mdb_env_sync(s->env, 1));
+}
+
 int store__meta_get(MDB_txn *txn, MDB_dbi meta, const char *key, MDB_val *val)
 {
     MDB_val k = {strlen(key), (void *)key};
@@ -154,7 +196,10 @@ static int map_resize(store_t *s, size_t seen)
         rc = store__errno(mdb_env_set_mapsize(s->env, 0));
     } else if (info.me_mapsize <= seen) {
         size_t size = info.me_mapsize * 2;
-        rc = size > MAX_MAP_SIZE ? -ENOSPC : store__errno(mdb_env_set_mapsize(s->env, size));
+        int frc = store__fault(STORE__FAULT_MAP_GROW);
+        rc = size > MAX_MAP_SIZE ? -ENOSPC
+             : frc != 0          ? store__errno(frc)
+                                 : store__errno(mdb_env_set_mapsize(s->env, size));
     }
     pthread_rwlock_unlock(&s->map_lock);
     return rc;
@@ -176,9 +221,11 @@ int store__txn_begin(store_t *s, store__txn_mode_t mode, MDB_txn **txn)
             pthread_rwlock_wrlock(&s->map_lock);
         else
             pthread_rwlock_rdlock(&s->map_lock);
-        int rc = mode == STORE__TXN_RENEW
-                     ? mdb_txn_renew(*txn)
-                     : mdb_txn_begin(s->env, NULL, mode == STORE__TXN_READ ? MDB_RDONLY : 0, txn);
+        bool read = mode == STORE__TXN_READ || mode == STORE__TXN_RENEW;
+        int rc = store__fault(read ? STORE__FAULT_READ_BEGIN : STORE__FAULT_WRITE_BEGIN);
+        if (rc == 0)
+            rc = mode == STORE__TXN_RENEW ? mdb_txn_renew(*txn)
+                                          : mdb_txn_begin(s->env, NULL, read ? MDB_RDONLY : 0, txn);
         if (rc == 0)
             return 0;
         pthread_rwlock_unlock(&s->map_lock);
@@ -298,11 +345,11 @@ static int open_meta(store_t *s, const store_options_t *opts, bool *upgrade)
         if (rc < 0)
             goto out;
     } else {
-        rc = store__errno(mdb_txn_commit(txn));
+        rc = store__errno(store__commit(txn));
         txn = NULL;
         if (rc < 0)
             goto out;
-        rc = store__errno(mdb_env_sync(s->env, 1));
+        rc = store__sync(s);
         if (rc < 0)
             goto out;
     }
@@ -364,7 +411,8 @@ int store_open(const store_options_t *opts, store_t **out)
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->views_mu, NULL);
     pthread_mutex_init(&s->vstats_mu, NULL);
-    pthread_mutex_init(&s->damaged_mu, NULL);
+    pthread_mutex_init(&s->damaged_log.mu, NULL);
+    pthread_mutex_init(&s->read_error_log.mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     if (s->dir == NULL)
@@ -509,7 +557,8 @@ void store_close(store_t *s)
         free(v);
     }
     pthread_mutex_destroy(&s->vstats_mu);
-    pthread_mutex_destroy(&s->damaged_mu);
+    pthread_mutex_destroy(&s->damaged_log.mu);
+    pthread_mutex_destroy(&s->read_error_log.mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->q_mu);
     pthread_mutex_destroy(&s->views_mu);
@@ -678,6 +727,7 @@ int store_stat(store_t *s, store_stats_t *out)
     out->commits = atomic_load(&s->commits);
     out->batches = atomic_load(&s->batches);
     out->damaged = atomic_load(&s->damaged);
+    out->read_errors = atomic_load(&s->read_errors);
     return 0;
 }
 

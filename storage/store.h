@@ -624,6 +624,9 @@ typedef struct store_stats {
     /* Damaged records met by reads and writes since open (their checksum did not match): each
      * read as INVALID and logged (at most a line a second). store_verify() finds them all. */
     uint64_t damaged;
+    /* Reads LMDB failed since open (a snapshot or a lookup: I/O error, corrupted page, no free
+     * reader slot), each failing its request; logged at most a line a second. */
+    uint64_t read_errors;
 } store_stats_t;
 /* Returns: 0 and *out (written only on success); -EIO or another store error. */
 int store_stat(store_t *s, store_stats_t *out);

@@ -307,6 +307,18 @@ store__vstat_t *store__vstat(store_t *s, const char *name, uint32_t version);
 typedef struct store__job store__job_t;
 typedef int (*store__job_fn)(store_t *s, MDB_txn *txn, void *arg);
 
+/* A log line that a client's traffic could repeat (a damaged record read in a loop): at most one
+ * a second, the rest counted. */
+typedef struct store__lograte {
+    pthread_mutex_t mu;
+    int64_t logged_us; /* under mu */
+    uint64_t unlogged; /* under mu */
+} store__lograte_t;
+
+/* Returns: true when a line is due now, with *unlogged the lines held back since the last one;
+ * false (this one counted as held back) otherwise. Thread-safe. */
+bool store__log_due(store__lograte_t *l, uint64_t *unlogged);
+
 struct store {
     MDB_env *env;
     MDB_dbi meta;
@@ -343,11 +355,10 @@ struct store {
     int64_t last_created_us; /* writer only: write times never go backwards */
 
     atomic_uint_fast64_t commits, batches;
-    /* Damaged records met (store__rec_damaged()), and what its rate limit left unlogged. */
-    atomic_uint_fast64_t damaged;
-    pthread_mutex_t damaged_mu;
-    int64_t damaged_logged_us; /* under damaged_mu */
-    uint64_t damaged_unlogged; /* under damaged_mu */
+    /* Damaged records met (store__rec_damaged()) and reads LMDB failed (store__read_failed()),
+     * each with its log's rate limit. */
+    atomic_uint_fast64_t damaged, read_errors;
+    store__lograte_t damaged_log, read_error_log;
     /* The writer's failing episodes, each logged once (writer thread only): a disk full, or
      * another write error. */
     bool disk_full, write_failing;
@@ -358,6 +369,42 @@ struct store {
 
 /* Translates an LMDB return code (or a positive errno from LMDB) to a negative errno. */
 int store__errno(int rc);
+
+/*
+ * Fault points (storage/fault.c, test builds only): where a test can make the next call fail as
+ * LMDB or the kernel would, through the same path a real failure takes.
+ */
+typedef enum {
+    STORE__FAULT_READ_BEGIN,  /* a reader's snapshot (store__txn_begin(), read modes) */
+    STORE__FAULT_READ,        /* a row lookup (store_read_row()) */
+    STORE__FAULT_WRITE_BEGIN, /* the writer's transaction (store__txn_begin(), write modes) */
+    STORE__FAULT_PUT,         /* a row written by an apply */
+    STORE__FAULT_COMMIT,      /* every writer commit (store__commit()) */
+    STORE__FAULT_SYNC,        /* every writer fsync (store__sync()) */
+    STORE__FAULT_MAP_GROW,    /* a map growth (store__map_grow(), growing) */
+    STORE__FAULT_N
+} store__fault_t;
+
+/* Returns: 0 (go on), or the code (an MDB_ code or a positive errno, as LMDB returns them) the
+ * call at point must fail with instead, as FSTORE_FAULTS_FILE says. Thread-safe. */
+#ifdef FSTORE_FAULT_INJECTION
+int store__fault(store__fault_t point);
+#else
+static inline int store__fault(store__fault_t point)
+{
+    (void)point;
+    return 0;
+}
+#endif
+
+/* A read LMDB failed (rc, a negative errno; a damaged record is store__rec_damaged()): counted
+ * and logged (rate-limited) with what was read. view NULL: the read's snapshot. */
+void store__read_failed(store_t *s, const char *view, uint32_t version, int rc);
+
+/* mdb_txn_commit(), or the injected commit fault (txn aborted then). Returns: LMDB's code. */
+int store__commit(MDB_txn *txn);
+/* mdb_env_sync(force), or the injected sync fault. Returns: 0 or a negative errno. */
+int store__sync(store_t *s);
 
 /* Runs fn inside its own write transaction on the writer thread, waiting for it (and for the
  * fsync under sync=full). exclusive: hold the map lock exclusively for the whole transaction

@@ -89,7 +89,7 @@ static int64_t write_time(store_t *s)
 /* Commits txn (consumed). Returns: 0, RETRY on map full, or a negative errno. */
 static int commit(MDB_txn *txn)
 {
-    int rc = mdb_txn_commit(txn);
+    int rc = store__commit(txn);
     return rc == MDB_MAP_FULL ? RETRY : store__errno(rc);
 }
 
@@ -337,7 +337,9 @@ static int apply_row(apply_ctx_t *c, const store__view_t *e, const store__row_t 
     store__rec_seal(k.mv_data, k.mv_size, c->a.data, c->a.len);
     d.mv_size = c->a.len;
     d.mv_data = c->a.data;
-    rc = mdb_put(c->txn, dbi, &k, &d, 0);
+    rc = store__fault(STORE__FAULT_PUT);
+    if (rc == 0)
+        rc = mdb_put(c->txn, dbi, &k, &d, 0);
     if (rc != 0)
         return lmdb_rc(rc);
     /* A delete counts the rows it removed; deleting an absent row leaves a tombstone only. */
@@ -545,7 +547,7 @@ static void run_apply(store_t *s, store__job_t *group)
             break;
     }
     if (rc == 0 && any && s->sync == STORE_SYNC_FULL)
-        rc = store__errno(mdb_env_sync(s->env, 1));
+        rc = store__sync(s);
     if (rc < 0) {
         rc = write_failed(s, rc);
         for (store__job_t *j = group; j != NULL; j = j->next)
@@ -599,7 +601,7 @@ static void run_fn(store_t *s, store__job_t *job)
             break;
     }
     if (rc == 0 && s->sync == STORE_SYNC_FULL)
-        rc = store__errno(mdb_env_sync(s->env, 1));
+        rc = store__sync(s);
     if (rc == 0) {
         write_ok(s);
         atomic_fetch_add(&s->commits, 1);
@@ -872,7 +874,7 @@ static void run_stream(store_t *s, store__stream_t *st)
     if (rc == 0) {
         s->last_created_us = t.c.created;
         if (s->sync == STORE_SYNC_FULL)
-            rc = store__errno(mdb_env_sync(s->env, 1));
+            rc = store__sync(s);
     }
     if (rc == 0) {
         write_ok(s);

@@ -255,7 +255,7 @@ Test(verify, a_damaged_row_is_ebadmsg_never_a_value_counted_found_by_verify_and_
     /* Read again at once: counted, but within the second its log line is not written again
      * (a client looping over a damaged row cannot flood the log). */
     cr_assert_eq(read_a(7, false, T0 + 20 * SEC, &a), -EBADMSG);
-    cr_assert_eq(s->damaged_unlogged, 1, "the second within a second is counted, not logged");
+    cr_assert_eq(s->damaged_log.unlogged, 1, "the second within a second is counted, not logged");
     cr_assert_eq(read_a(8, false, T0 + 20 * SEC, &a), 0);
     cr_assert_eq(a, 1008, "its neighbours read as ever");
     store_stats_t st;
