@@ -21,7 +21,7 @@
  *   inflate     zlib and gzip streams, decompressed up to a bound (zlib's inflate)
  *   utf8        RFC 3629 validation
  *   log         structured log lines (JSON or text) on stderr
- *   process     monotonic time, CPU slices, gRPC's mutex bookkeeping
+ *   process     monotonic time, CPU slices, gRPC's mutex bookkeeping, small files
  */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -331,6 +331,13 @@ int base_sched_slice(unsigned us);
  * Thread safety: any thread (once-only inside).
  */
 bool base_lean_mutexes(void);
+
+/*
+ * A whole small file (a PEM bundle, a tokens file) read into memory, NUL-terminated.
+ * Returns: the bytes (malloc'd: the caller frees them; *len, when not NULL, their count), or
+ * NULL with errno set: the open's or the read's, EFBIG over max bytes, ENODATA when empty.
+ */
+char *base_read_file(const char *path, size_t max, size_t *len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -74,4 +75,51 @@ bool base_lean_mutexes(void)
 {
     pthread_once(&detection_once, switch_detection_off);
     return atomic_load(&detection_off);
+}
+
+char *base_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int err = 0;
+    for (;;) {
+        if (cap - n < 4096) {
+            size_t want = cap ? cap * 2 : 8192;
+            if (want > max + 4096)
+                want = max + 4096;
+            char *p = want > cap ? realloc(buf, want + 1) : NULL;
+            if (p == NULL) {
+                err = want > cap ? ENOMEM : EFBIG;
+                break;
+            }
+            buf = p;
+            cap = want;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > max) {
+            err = EFBIG;
+            break;
+        }
+        if (got == 0) {
+            if (ferror(f))
+                err = EIO;
+            break;
+        }
+    }
+    fclose(f);
+    if (err == 0 && n == 0)
+        err = ENODATA;
+    if (err != 0) {
+        free(buf);
+        errno = err;
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
 }

@@ -312,6 +312,7 @@ typedef struct catalog_upstream {
     const char *signature_name; /* "" = upstream default */
     uint32_t timeout_ms;        /* 0 = caller's deadline only */
     bool keep_entity_inputs;    /* pass the entity inputs on (default true) */
+    bool tls;                   /* TLS to target (serve --upstream-tls-*); default false */
 } catalog_upstream_t;
 
 typedef struct catalog_model {

@@ -390,6 +390,8 @@ static void dump_model(buf_t *b, const catalog_model_t *m)
         if (u->timeout_ms > 0)
             putf(b, "      timeout_ms: %" PRIu32 "\n", u->timeout_ms);
         putf(b, "      keep_entity_inputs: %s\n", u->keep_entity_inputs ? "true" : "false");
+        if (u->tls)
+            puts_(b, "      tls: true\n");
     }
 }
 

@@ -613,8 +613,8 @@ static const char *const service_keys[] = {"name", "description", "features"};
 static const char *const model_keys[] = {
     "name",          "version",    "version_label", "feature_service",
     "entity_inputs", "on_missing", "upstream"};
-static const char *const upstream_keys[] = {"target", "model_name", "signature_name", "timeout_ms",
-                                            "keep_entity_inputs"};
+static const char *const upstream_keys[] = {"target",     "model_name",         "signature_name",
+                                            "timeout_ms", "keep_entity_inputs", "tls"};
 
 static const char *const dtype_names[] = {
     "BYTES",       "STRING",      "INT32",      "INT64",
@@ -1115,6 +1115,8 @@ static void load_upstream(loader_t *L, const ynode_t *n, const char *at, catalog
     bool b;
     if (opt_bool(L, n, "keep_entity_inputs", at, &b) > 0)
         u->keep_entity_inputs = b;
+    if (opt_bool(L, n, "tls", at, &b) > 0)
+        u->tls = b;
     m->has_upstream = true;
 }
 

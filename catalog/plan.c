@@ -626,7 +626,7 @@ static bool upstream_eq(const catalog_model_t *a, const catalog_model_t *b)
     const catalog_upstream_t *x = &a->upstream, *y = &b->upstream;
     return str_eq(x->target, y->target) && str_eq(x->model_name, y->model_name) &&
            str_eq(x->signature_name, y->signature_name) && x->timeout_ms == y->timeout_ms &&
-           x->keep_entity_inputs == y->keep_entity_inputs;
+           x->keep_entity_inputs == y->keep_entity_inputs && x->tls == y->tls;
 }
 
 static bool inputs_eq(const catalog_model_t *a, const catalog_model_t *b)

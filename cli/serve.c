@@ -18,6 +18,7 @@
 #include "core/core.h"
 #include "http/http.h"
 #include "server/server.h"
+#include "upstream/upstream.h"
 
 /*
  * Signals are not handled in a signal handler at all. SIGTERM, SIGINT and SIGHUP are blocked
@@ -159,6 +160,49 @@ static void free_tokens(void)
     loaded_tokens = NULL;
 }
 
+/* --upstream-tls-*: the PEM files read once, at start; the listeners borrow them. */
+static char *upstream_pem[3];
+static upstream_tls_t upstream_tls;
+
+static void free_upstream_pem(void)
+{
+    for (int i = 0; i < 3; i++) {
+        if (upstream_pem[i] != NULL)
+            explicit_bzero(upstream_pem[i], strlen(upstream_pem[i]));
+        free(upstream_pem[i]);
+        upstream_pem[i] = NULL;
+    }
+}
+
+/* Reads the files (a path NULL or "": not given). Returns: 0, or 2 after saying why. */
+static int load_upstream_tls(const char *const paths[3])
+{
+    static const char *const flags[3] = {"--upstream-tls-ca", "--upstream-tls-cert",
+                                         "--upstream-tls-key"};
+    static const char *const marks[3] = {"-----BEGIN CERTIFICATE", "-----BEGIN CERTIFICATE",
+                                         "PRIVATE KEY-----"};
+    bool given[3];
+    for (int i = 0; i < 3; i++)
+        given[i] = paths[i] != NULL && paths[i][0] != '\0';
+    if (given[1] != given[2]) {
+        fprintf(stderr, "fstore serve: --upstream-tls-cert and --upstream-tls-key go together\n");
+        return 2;
+    }
+    atexit(free_upstream_pem);
+    for (int i = 0; i < 3; i++) {
+        if (!given[i])
+            continue;
+        upstream_pem[i] = base_read_file(paths[i], (size_t)1 << 20, NULL);
+        if (upstream_pem[i] == NULL || strstr(upstream_pem[i], marks[i]) == NULL) {
+            fprintf(stderr, "fstore serve: %s %s: %s\n", flags[i], paths[i],
+                    upstream_pem[i] == NULL ? strerror(errno) : "not a PEM file of that kind");
+            return 2;
+        }
+    }
+    upstream_tls = (upstream_tls_t){upstream_pem[0], upstream_pem[1], upstream_pem[2]};
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -213,6 +257,11 @@ static void usage(FILE *f)
             "                           change; HTTP reads them at start)\n"
             "  --tls-client-ca FILE     verify gRPC client certificates against these CAs\n"
             "  --tls-require-client-cert  refuse gRPC clients without one (mTLS)\n"
+            "  --upstream-tls-ca FILE   for Predict bindings with `tls: true`: the CAs (PEM) the\n"
+            "                           model server's certificate must chain to (default:\n"
+            "                           gRPC's roots)\n"
+            "  --upstream-tls-cert FILE, --upstream-tls-key FILE  this node's certificate and\n"
+            "                           key, for model servers that require one\n"
             "  --catalog-watch-ms N     reload the catalog once its directory has been quiet\n"
             "                           for N ms after a change (a ConfigMap update, an\n"
             "                           editor's save); 0: only on SIGHUP (default 500)\n"
@@ -290,6 +339,7 @@ int cli_serve(int argc, char **argv)
     http_options_init(&ho);
     const char *metrics_listen = NULL;
     bool history = false;
+    const char *upstream_tls_paths[3] = {NULL, NULL, NULL};
     const cli_opt_t opts[] = {
         {"listen", 0, CLI_STRING, &o.listen, CLI_ENV},
         {"catalog", 0, CLI_STRING, &co.catalog_path, CLI_ENV},
@@ -324,6 +374,9 @@ int cli_serve(int argc, char **argv)
         {"tls-key", 0, CLI_STRING, &o.tls_key, CLI_ENV},
         {"tls-client-ca", 0, CLI_STRING, &o.tls_client_ca, CLI_ENV},
         {"tls-require-client-cert", 0, CLI_FLAG, &o.tls_require_client_cert, CLI_ENV},
+        {"upstream-tls-ca", 0, CLI_STRING, &upstream_tls_paths[0], CLI_ENV},
+        {"upstream-tls-cert", 0, CLI_STRING, &upstream_tls_paths[1], CLI_ENV},
+        {"upstream-tls-key", 0, CLI_STRING, &upstream_tls_paths[2], CLI_ENV},
         {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
@@ -370,6 +423,9 @@ int cli_serve(int argc, char **argv)
     }
     ho.tls_cert = o.tls_cert;
     ho.tls_key = o.tls_key;
+    if (load_upstream_tls(upstream_tls_paths) != 0)
+        return 2;
+    o.upstream_tls = ho.upstream_tls = &upstream_tls;
     ho.log_requests = o.log_requests;
     core_tokens_t *tokens = NULL;
     if (tokens_file != NULL && tokens_file[0] != '\0') {

@@ -195,6 +195,7 @@ static int model(base_arena_t *a, const catalog_model_t *md, Fstore__V1__Catalog
         m->upstream->signature_name = s_(md->upstream.signature_name);
         m->upstream->timeout_ms = md->upstream.timeout_ms;
         m->upstream->keep_entity_inputs = md->upstream.keep_entity_inputs;
+        m->upstream->tls = md->upstream.tls;
     }
     *out = m;
     return 0;

@@ -676,23 +676,6 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 }
 
 /* A PEM file's contents (malloc'd, NUL-terminated), or NULL. */
-static char *read_pem(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc((1u << 20) + 1);
-    size_t n = buf != NULL ? fread(buf, 1, 1u << 20, f) : 0;
-    bool whole = feof(f) != 0;
-    fclose(f);
-    if (buf == NULL || !whole || n == 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 int http_start(core_t *core, const http_options_t *o, http_t **out)
 {
     struct sockaddr_storage ss;
@@ -704,13 +687,15 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         return -ENOMEM;
     h->core = core;
     h->o = *o;
+    pthread_mutex_init(&h->pt_mu, NULL);
+    pthread_cond_init(&h->pt_cv, NULL);
     pthread_once(&json_alloc_once, json_alloc_setup);
     if (pthread_key_create(&h->worker_key, worker_free) != 0) {
         free(h);
         return -ENOMEM;
     }
-    if (!o->metrics_only &&
-        upstream_pool_new(core_limits(core)->max_response_bytes, &h->upstreams) < 0) {
+    if (!o->metrics_only && upstream_pool_new(core_limits(core)->max_response_bytes,
+                                              o->upstream_tls, &h->upstreams) < 0) {
         pthread_key_delete(h->worker_key);
         free(h);
         return -ENOMEM;
@@ -720,8 +705,8 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         flags |= MHD_USE_IPv6;
     bool tls = o->tls_cert != NULL && o->tls_cert[0] != '\0';
     if (tls) {
-        h->tls_pem[0] = read_pem(o->tls_cert);
-        h->tls_pem[1] = read_pem(o->tls_key);
+        h->tls_pem[0] = base_read_file(o->tls_cert, (size_t)1 << 20, NULL);
+        h->tls_pem[1] = base_read_file(o->tls_key, (size_t)1 << 20, NULL);
         if (h->tls_pem[0] == NULL || h->tls_pem[1] == NULL) {
             base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error",
                      "cannot read --tls-cert or --tls-key (a PEM file under 1 MiB)", "listener",
@@ -795,8 +780,11 @@ void http_stop(http_t *h)
     MHD_stop_daemon(h->daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
+    http__passthrough_watch_stop(h);
     upstream_pool_free(h->upstreams);
     pthread_key_delete(h->worker_key);
+    pthread_cond_destroy(&h->pt_cv);
+    pthread_mutex_destroy(&h->pt_mu);
     free(h->tls_pem[0]);
     free(h->tls_pem[1]);
     free(h);
@@ -848,6 +836,21 @@ void http_metrics(void *arg, FILE *out)
         fprintf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[i],
                 (unsigned long long)cum);
     }
+    fprintf(out,
+            "# HELP http_writes_in_flight HTTP writes from their headers to their answer "
+            "(--http-max-writes).\n# TYPE http_writes_in_flight gauge\nhttp_writes_in_flight "
+            "%u\n",
+            atomic_load(&h->writes));
+    fprintf(out,
+            "# HELP http_passthroughs_in_flight Predict passthroughs waiting on their model "
+            "server.\n# TYPE http_passthroughs_in_flight gauge\nhttp_passthroughs_in_flight %u\n",
+            atomic_load(&h->passthroughs));
+    fprintf(out,
+            "# HELP http_passthroughs_abandoned_total Predict passthroughs whose client hung up "
+            "before the model answered: their upstream calls were cancelled.\n"
+            "# TYPE http_passthroughs_abandoned_total counter\n"
+            "http_passthroughs_abandoned_total %llu\n",
+            (unsigned long long)atomic_load(&h->pt_abandoned));
 }
 
 int http__metrics_route(http_req_t *r)

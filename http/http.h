@@ -62,8 +62,9 @@ typedef struct http_options {
     const char *tls_cert; /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
                              and key (read at start); NULL: plain HTTP */
     const char *tls_key;
-    core_tokens_t *tokens;       /* --tokens-file: Authorization: Bearer checked per route (NULL:
-                                         open); borrowed */
+    core_tokens_t *tokens; /* --tokens-file: Authorization: Bearer checked per route (NULL:
+                                   open); borrowed */
+    const struct upstream_tls *upstream_tls; /* as server_options_t's (borrowed) */
     const char *sagemaker_model; /* FSTORE_SAGEMAKER_MODEL: /invocations' binding, when the
                                     request's custom attributes name none */
     http_metrics_fn metrics[4];  /* /metrics: each adds its families (after the listener's own) */

@@ -216,11 +216,24 @@ struct http {
     _Atomic unsigned suspended;    /* connections suspended and not yet resumed */
     _Atomic unsigned running;      /* requests inside run() */
     _Atomic unsigned passthroughs; /* upstream calls in flight (--http-max-passthroughs) */
+    /* Passthroughs waiting on their upstream, watched for a client that hangs up (passthrough.c:
+     * a suspended connection is not read, so libmicrohttpd would not notice). */
+    pthread_mutex_t pt_mu;
+    pthread_cond_t pt_cv;
+    struct passthrough *pt_list; /* under pt_mu */
+    uint64_t pt_ids;             /* under pt_mu */
+    bool pt_stop, pt_watching;   /* under pt_mu */
+    pthread_t pt_watcher;
+    _Atomic uint64_t pt_abandoned; /* cancelled because their client hung up */
     _Atomic unsigned writes;       /* write requests from headers to answer (--http-max-writes) */
     _Atomic bool stopping;
     char *tls_pem[2]; /* the certificate and key libmicrohttpd serves (--tls-cert, --tls-key) */
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };
+
+/* Stops the passthrough watcher (passthrough.c) once no passthrough can start; accepts a
+ * listener that never started one. */
+void http__passthrough_watch_stop(http_t *h);
 
 #endif /* HTTP_HTTP_INT_H */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <grpc/support/time.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,11 @@ typedef struct passthrough {
     http_req_t *r;
     http_output_t output;
     upstream_call_t uc;
+    /* on h->pt_list while the upstream call runs (under h->pt_mu) */
+    struct passthrough *prev, *next;
+    bool listed, abandoned, finished;
+    uint64_t id;
+    int fd; /* the client's socket */
     /* the completion's result, for finish() on the listener's thread */
     int rc;
     grpc_status_code status;
@@ -382,6 +388,104 @@ typedef struct passthrough {
 } passthrough_t;
 
 static void done(void *arg, upstream_call_t *uc, bool ok);
+
+/*
+ * Clients that hang up. libmicrohttpd does not read a suspended connection, so a client that goes
+ * away while its passthrough waits would leave the upstream call running, and its
+ * --http-max-passthroughs slot taken, until the model answers or the timeout ends it. A watcher
+ * thread (started with the first passthrough) polls the sockets of the passthroughs in flight
+ * for a hangup, every PT_WATCH_MS at most, and cancels their upstream calls: the model server
+ * sees the cancellation, the slot is free again, and http_passthroughs_abandoned_total counts
+ * it.
+ */
+#define PT_WATCH_MS 100
+
+static void pt_unlist(http_t *h, passthrough_t *pt)
+{
+    if (!pt->listed)
+        return;
+    if (pt->prev != NULL)
+        pt->prev->next = pt->next;
+    else
+        h->pt_list = pt->next;
+    if (pt->next != NULL)
+        pt->next->prev = pt->prev;
+    pt->listed = false;
+}
+
+static void *pt_watch(void *arg)
+{
+    http_t *h = arg;
+    unsigned cap = h->o.max_passthroughs ? h->o.max_passthroughs : HTTP_DEFAULT_MAX_PASSTHROUGHS;
+    struct pollfd *fds = calloc(cap, sizeof *fds);
+    uint64_t *ids = calloc(cap, sizeof *ids);
+    pthread_mutex_lock(&h->pt_mu);
+    while (!h->pt_stop && fds != NULL && ids != NULL) {
+        nfds_t n = 0;
+        for (passthrough_t *p = h->pt_list; p != NULL && n < cap; p = p->next) {
+            if (p->abandoned || p->fd < 0)
+                continue;
+            fds[n] = (struct pollfd){.fd = p->fd, .events = POLLRDHUP};
+            ids[n++] = p->id;
+        }
+        if (n == 0) {
+            pthread_cond_wait(&h->pt_cv, &h->pt_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&h->pt_mu);
+        int k = poll(fds, n, PT_WATCH_MS);
+        pthread_mutex_lock(&h->pt_mu);
+        for (nfds_t i = 0; k > 0 && i < n; i++) {
+            if (!(fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                continue;
+            /* By id: a passthrough that ended meanwhile is gone from the list, and its socket
+             * may be another connection's now. */
+            for (passthrough_t *p = h->pt_list; p != NULL; p = p->next) {
+                if (p->id != ids[i])
+                    continue;
+                p->abandoned = true;
+                if (upstream_cancel(h->upstreams, &p->uc))
+                    atomic_fetch_add(&h->pt_abandoned, 1);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->pt_mu);
+    free(fds);
+    free(ids);
+    return NULL;
+}
+
+/* Lists pt, whose call has started, unless it has finished already (starting the watcher with
+ * the first one; without a thread for it, nothing is watched). */
+static void pt_list(http_t *h, passthrough_t *pt)
+{
+    pthread_mutex_lock(&h->pt_mu);
+    if (!h->pt_watching && !h->pt_stop && pthread_create(&h->pt_watcher, NULL, pt_watch, h) == 0)
+        h->pt_watching = true;
+    if (h->pt_watching && !pt->finished) {
+        pt->id = ++h->pt_ids;
+        pt->prev = NULL;
+        pt->next = h->pt_list;
+        if (h->pt_list != NULL)
+            h->pt_list->prev = pt;
+        h->pt_list = pt;
+        pt->listed = true;
+        pthread_cond_signal(&h->pt_cv);
+    }
+    pthread_mutex_unlock(&h->pt_mu);
+}
+
+void http__passthrough_watch_stop(http_t *h)
+{
+    pthread_mutex_lock(&h->pt_mu);
+    bool join = h->pt_watching;
+    h->pt_stop = true;
+    pthread_cond_signal(&h->pt_cv);
+    pthread_mutex_unlock(&h->pt_mu);
+    if (join)
+        pthread_join(h->pt_watcher, NULL);
+}
 
 int http__passthrough(http_req_t *r, core_predict_t *p, const http_predict_in_t *in)
 {
@@ -434,6 +538,10 @@ int http__passthrough(http_req_t *r, core_predict_t *p, const http_predict_in_t 
     }
     pt->r = r;
     pt->output = in->output;
+    const union MHD_ConnectionInfo *ci =
+        r->conn != NULL ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD)
+                        : NULL;
+    pt->fd = ci != NULL ? ci->connect_fd : -1;
     gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC);
     if (r->h->o.upstream_timeout_ms > 0)
         deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
@@ -444,6 +552,9 @@ int http__passthrough(http_req_t *r, core_predict_t *p, const http_predict_in_t 
         atomic_fetch_sub(&h->passthroughs, 1);
         return core_fail(ctx, rc, "%s", why);
     }
+    /* After the start: its done may already have run (then it is not listed), but this request
+     * stays until the handler returns (http__complete()). */
+    pt_list(h, pt);
     return HTTP_SUSPENDED;
 }
 
@@ -965,6 +1076,10 @@ static void done(void *arg, upstream_call_t *uc, bool ok)
 {
     passthrough_t *pt = arg;
     http_req_t *r = pt->r;
+    pthread_mutex_lock(&r->h->pt_mu);
+    pt->finished = true;
+    pt_unlist(r->h, pt);
+    pthread_mutex_unlock(&r->h->pt_mu);
     pt->status = uc->status;
     pt->resp = grpc_empty_slice();
     pt->rc = upstream_finish(uc, ok, &pt->resp, pt->why, sizeof pt->why);

@@ -1001,7 +1001,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     rc = server__unknown_init(s->grpc, s->ctl_cq, &s->unknown);
     if (rc < 0)
         goto out;
-    rc = upstream_pool_new(core_limits(core)->max_response_bytes, &s->upstreams);
+    rc = upstream_pool_new(core_limits(core)->max_response_bytes, o->upstream_tls, &s->upstreams);
     if (rc < 0)
         goto out;
     rc = setup_workers(s);

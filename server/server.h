@@ -92,6 +92,9 @@ typedef struct server_options {
      * file again into it on server_request_reload() (core_tokens_reload()); the HTTP front door
      * may share it. */
     core_tokens_t *tokens;
+    /* --upstream-tls-*: TLS to Predict's model servers whose binding says `tls: true`.
+     * Borrowed (NULL: gRPC's default roots, no client certificate). */
+    const struct upstream_tls *upstream_tls;
 } server_options_t;
 
 /* Fills *o with the documented defaults. */

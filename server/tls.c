@@ -27,39 +27,8 @@ struct server_tls {
     pthread_mutex_t mu;
 };
 
-/* A file's contents, NUL-terminated (malloc'd), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > (1u << 20)) { /* no PEM bundle is a megabyte */
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            char *p = realloc(buf, cap);
-            if (p == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
+/* No PEM bundle is a megabyte. */
+#define PEM_MAX ((size_t)1 << 20)
 
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
@@ -89,7 +58,8 @@ static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now
     for (int i = 0; i < 3; i++) {
         if (t->paths[i] == NULL)
             continue;
-        if (stat(t->paths[i], &now[i]) < 0 || (pem[i] = slurp(t->paths[i])) == NULL) {
+        if (stat(t->paths[i], &now[i]) < 0 ||
+            (pem[i] = base_read_file(t->paths[i], PEM_MAX, NULL)) == NULL) {
             snprintf(why, cap, "cannot read %s: %s", t->paths[i], strerror(errno ? errno : EIO));
             for (int k = 0; k < 3; k++)
                 free(pem[k]);

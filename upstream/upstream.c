@@ -28,6 +28,7 @@
 
 typedef struct upstream_channel {
     char *target;
+    bool tls;
     grpc_channel *channel;
     void *method; /* PREDICT_METHOD registered on channel */
 } upstream_channel_t;
@@ -36,7 +37,8 @@ struct upstream_pool {
     pthread_mutex_t lock; /* the table, the queue's creation and the list of calls */
     upstream_channel_t *items;
     size_t n, cap;
-    int max_bytes; /* both ways: the request is ours, the response becomes ours */
+    int max_bytes;    /* both ways: the request is ours, the response becomes ours */
+    char *tls_pem[3]; /* upstream_tls_t's ca, cert and key (copies; NULL when not given) */
     grpc_completion_queue *cq;
     pthread_t thread;
     upstream_call_t *calls; /* in flight on cq */
@@ -45,11 +47,21 @@ struct upstream_pool {
     bool closed;            /* upstream_pool_close(): no new calls on cq */
 };
 
-int upstream_pool_new(size_t max_bytes, upstream_pool_t **out)
+int upstream_pool_new(size_t max_bytes, const upstream_tls_t *tls, upstream_pool_t **out)
 {
     upstream_pool_t *u = calloc(1, sizeof *u);
     if (u == NULL)
         return -ENOMEM;
+    const char *pem[3] = {tls ? tls->ca_pem : NULL, tls ? tls->cert_pem : NULL,
+                          tls ? tls->key_pem : NULL};
+    for (int i = 0; i < 3; i++) {
+        if (pem[i] != NULL && (u->tls_pem[i] = strdup(pem[i])) == NULL) {
+            for (int k = 0; k < i; k++)
+                free(u->tls_pem[k]);
+            free(u);
+            return -ENOMEM;
+        }
+    }
     pthread_mutex_init(&u->lock, NULL);
     pthread_cond_init(&u->idle, NULL);
     u->max_bytes = max_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)max_bytes;
@@ -86,9 +98,34 @@ void upstream_pool_free(upstream_pool_t *u)
         free(u->items[i].target);
     }
     free(u->items);
+    for (int i = 0; i < 3; i++)
+        free(u->tls_pem[i]);
     pthread_cond_destroy(&u->idle);
     pthread_mutex_destroy(&u->lock);
     free(u);
+}
+
+/* Under u->lock: uc off the list of calls in flight on the pool's queue. */
+static void unlist(upstream_pool_t *u, upstream_call_t *uc)
+{
+    if (uc->prev != NULL)
+        uc->prev->next = uc->next;
+    else
+        u->calls = uc->next;
+    if (uc->next != NULL)
+        uc->next->prev = uc->prev;
+    uc->prev = uc->next = NULL;
+    uc->listed = false;
+}
+
+bool upstream_cancel(upstream_pool_t *u, upstream_call_t *uc)
+{
+    pthread_mutex_lock(&u->lock);
+    bool listed = uc->listed;
+    if (listed)
+        grpc_call_cancel(uc->call, NULL);
+    pthread_mutex_unlock(&u->lock);
+    return listed;
 }
 
 static void *pool_thread(void *arg)
@@ -103,12 +140,7 @@ static void *pool_thread(void *arg)
             continue;
         upstream_call_t *c = ev.tag;
         pthread_mutex_lock(&u->lock);
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            u->calls = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
+        unlist(u, c);
         pthread_mutex_unlock(&u->lock);
         c->done(c->arg, c, ev.success != 0);
         pthread_mutex_lock(&u->lock);
@@ -119,7 +151,7 @@ static void *pool_thread(void *arg)
     return NULL;
 }
 
-static grpc_channel *channel_create(const upstream_pool_t *u, const char *target)
+static grpc_channel *channel_create(const upstream_pool_t *u, const char *target, bool tls)
 {
     grpc_arg args[4];
     memset(args, 0, sizeof args);
@@ -139,7 +171,10 @@ static grpc_channel *channel_create(const upstream_pool_t *u, const char *target
     args[3].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[3].value.integer = u->max_bytes;
     grpc_channel_args ch_args = {.num_args = 4, .args = args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = u->tls_pem[2], .cert_chain = u->tls_pem[1]};
+    grpc_channel_credentials *creds =
+        tls ? grpc_ssl_credentials_create(u->tls_pem[0], pair.cert_chain ? &pair : NULL, NULL, NULL)
+            : grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(target, creds, &ch_args);
     grpc_channel_credentials_release(creds);
     return ch;
@@ -147,8 +182,8 @@ static grpc_channel *channel_create(const upstream_pool_t *u, const char *target
 
 /* Returns: 0 and the channel for target (created on first use) with its registered method and,
  * when own_cq, the pool's queue (created on first use); -ENOMEM, -EAGAIN (no thread). */
-static int channel_get(upstream_pool_t *u, const char *target, bool own_cq, grpc_channel **ch,
-                       void **method)
+static int channel_get(upstream_pool_t *u, const char *target, bool tls, bool own_cq,
+                       grpc_channel **ch, void **method)
 {
     int rc = 0;
     pthread_mutex_lock(&u->lock);
@@ -163,7 +198,7 @@ static int channel_get(upstream_pool_t *u, const char *target, bool own_cq, grpc
         }
     }
     for (size_t i = 0; i < u->n; i++) {
-        if (strcmp(u->items[i].target, target) == 0) {
+        if (strcmp(u->items[i].target, target) == 0 && u->items[i].tls == tls) {
             *ch = u->items[i].channel;
             *method = u->items[i].method;
             goto out;
@@ -186,12 +221,13 @@ static int channel_get(upstream_pool_t *u, const char *target, bool own_cq, grpc
         goto out;
     }
     /* grpc_channel_create() never fails: a bad target gives a channel whose calls fail. */
-    e->channel = channel_create(u, target);
+    e->tls = tls;
+    e->channel = channel_create(u, target, tls);
     e->method = grpc_channel_register_call(e->channel, PREDICT_METHOD, NULL, NULL);
     u->n++;
     *ch = e->channel;
     *method = e->method;
-    base_log(BASE_LOG_INFO, "upstream_channel", "{s:s}", "target", target);
+    base_log(BASE_LOG_INFO, "upstream_channel", "{s:s, s:b}", "target", target, "tls", (int)tls);
 out:
     pthread_mutex_unlock(&u->lock);
     return rc;
@@ -242,7 +278,7 @@ int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice 
 
     grpc_channel *ch = NULL;
     void *method = NULL;
-    int rc = channel_get(u, up->target, cq == NULL, &ch, &method);
+    int rc = channel_get(u, up->target, up->tls, cq == NULL, &ch, &method);
     if (rc < 0) {
         call_release(uc);
         snprintf(why, why_cap, rc == -ENOMEM ? "out of memory" : "cannot start a thread");
@@ -300,22 +336,19 @@ int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice 
             return -ECANCELED;
         }
         u->active++;
+        uc->prev = NULL;
         uc->next = u->calls;
         if (u->calls != NULL)
             u->calls->prev = uc;
         u->calls = uc;
+        uc->listed = true;
         pthread_mutex_unlock(&u->lock);
     }
     grpc_call_error e = grpc_call_start_batch(uc->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
         if (cq == NULL) {
             pthread_mutex_lock(&u->lock);
-            if (uc->prev != NULL)
-                uc->prev->next = uc->next;
-            else
-                u->calls = uc->next;
-            if (uc->next != NULL)
-                uc->next->prev = uc->prev;
+            unlist(u, uc);
             if (--u->active == 0)
                 pthread_cond_broadcast(&u->idle);
             pthread_mutex_unlock(&u->lock);

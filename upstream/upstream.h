@@ -26,10 +26,21 @@
 
 typedef struct upstream_pool upstream_pool_t;
 
+/* TLS to the model servers of bindings that say `tls: true` (serve --upstream-tls-ca, -cert,
+ * -key): PEM text, each NULL when not given. ca_pem: the CAs their certificates must chain to
+ * (NULL: gRPC's default roots); cert_pem and key_pem: this node's certificate chain and key, for
+ * servers that require a client certificate (both or neither). */
+typedef struct upstream_tls {
+    const char *ca_pem;
+    const char *cert_pem;
+    const char *key_pem;
+} upstream_tls_t;
+
 /* Returns: 0 and *out, -ENOMEM. Requests and responses over max_bytes (the front door's
- * --max-response-bytes: the upstream's answer becomes its answer) are refused by gRPC.
+ * --max-response-bytes: the upstream's answer becomes its answer) are refused by gRPC. tls may
+ * be NULL (no options: default roots, no client certificate); the pool keeps copies.
  * Ownership: the caller frees *out with upstream_pool_free(). */
-int upstream_pool_new(size_t max_bytes, upstream_pool_t **out);
+int upstream_pool_new(size_t max_bytes, const upstream_tls_t *tls, upstream_pool_t **out);
 
 /* Refuses new calls on the pool's own thread (-ECANCELED), cancels those in flight and waits
  * until their callbacks have returned. For a front door that stops: close, stop taking
@@ -64,6 +75,7 @@ struct upstream_call {
     upstream_done_fn done;
     void *arg;
     upstream_call_t *prev, *next;
+    bool listed; /* on the pool's list: its completion not yet taken (under the pool's lock) */
 };
 
 /*
@@ -81,6 +93,15 @@ int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice 
                    gpr_timespec caller_deadline, grpc_call *parent, grpc_completion_queue *cq,
                    void *tag, upstream_done_fn done, void *arg, upstream_call_t *uc, char *why,
                    size_t why_cap);
+
+/*
+ * Cancels a call started on the pool's own queue (cq NULL) whose completion the pool's thread
+ * has not taken yet: its done then sees the call end CANCELLED. uc's memory must be live, as it
+ * is until its done returns. Thread-safe.
+ * Returns: true when it was cancelled; false when its completion was already taken (done runs
+ * or ran).
+ */
+bool upstream_cancel(upstream_pool_t *u, upstream_call_t *uc);
 
 /*
  * Ends uc after its completion and releases what it holds.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "tests/tmpdir.h"
 
 /* The calling thread's se.slice from /proc (ns), or -1 when the kernel does not show it. */
 static long long own_slice_ns(void)
@@ -53,4 +54,37 @@ Test(mono_us, moves_forward_with_the_clock)
     nanosleep(&ts, NULL);
     int64_t b = base_mono_us();
     cr_assert_geq(b - a, 2000, "2 ms slept, %lld us seen", (long long)(b - a));
+}
+
+Test(read_file, reads_a_whole_file_and_refuses_a_missing_empty_or_oversized_one)
+{
+    char dir[4096];
+    cr_assert_not_null(test_tmpdir("base", dir, sizeof dir));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/f", dir);
+    /* Larger than the first buffer, so that it grows. */
+    size_t n = 20000;
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < n; i++)
+        fputc('a' + (int)(i % 26), f);
+    fclose(f);
+    size_t len = 0;
+    char *got = base_read_file(path, n, &len);
+    cr_assert_not_null(got);
+    cr_assert_eq(len, n);
+    cr_assert_eq(got[n], '\0');
+    cr_assert_eq(got[n - 1], 'a' + (int)((n - 1) % 26));
+    free(got);
+    errno = 0;
+    cr_assert_null(base_read_file(path, n - 1, NULL), "one byte over max");
+    cr_assert_eq(errno, EFBIG);
+    f = fopen(path, "w");
+    fclose(f);
+    cr_assert_null(base_read_file(path, n, NULL));
+    cr_assert_eq(errno, ENODATA);
+    unlink(path);
+    cr_assert_null(base_read_file(path, n, NULL));
+    cr_assert_eq(errno, ENOENT);
+    rmdir(dir);
 }

@@ -96,10 +96,11 @@ Test(catalog_dump, every_dtype_default_and_rule_round_trips)
         "    feature_service: s\n"
         "    entity_inputs: {'in/k': k, in_k2: k2}\n"
         "    on_missing: zero\n"
-        "    upstream: {target: '[::1]:9000', keep_entity_inputs: false}\n");
+        "    upstream: {target: '[::1]:9000', keep_entity_inputs: false, tls: true}\n");
     const catalog_view_t *w;
     cr_assert_eq(catalog_find_view(c, "w", 0, &w), 0);
     cr_expect_eq(w->version, 1);
+    cr_expect(catalog_model_at(c, 0)->upstream.tls);
     expect_round_trip(c);
     catalog_unref(c);
 }

@@ -652,6 +652,7 @@ Test(catalog_load, upstream_target_must_be_host_and_port)
         cr_expect_str_eq(m->upstream.target, good[i]);
         cr_expect_str_eq(m->upstream.model_name, "m", "model_name defaults to the binding's");
         cr_expect(m->upstream.keep_entity_inputs);
+        cr_expect_not(m->upstream.tls, "plaintext unless the binding says tls: true");
         catalog_unref(c);
     }
 }

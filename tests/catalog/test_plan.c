@@ -187,6 +187,16 @@ Test(catalog_plan, services_and_models_added_or_changed_are_safe_removed_are_bre
     cr_expect_eq(p.n_breaking, 0);
     catalog_plan_clear(&p);
 
+    /* TLS to the upstream turned on: a change of the binding's upstream, safe. */
+    const char *up = "    upstream: {target: '127.0.0.1:8500'}\n";
+    char plain[2048], tls[2048];
+    snprintf(plain, sizeof plain, "%s%s", svc, up);
+    snprintf(tls, sizeof tls, "%s    upstream: {target: '127.0.0.1:8500', tls: true}\n", svc);
+    p = plan_of(plain, tls);
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_CHANGED, false, "upstream");
+    cr_expect_eq(p.n_breaking, 0);
+    catalog_plan_clear(&p);
+
     p = plan_of(svc, BASE_YAML);
     expect_change(&p, "feature_service s", CATALOG_CHANGE_REMOVED, true, "NOT_FOUND");
     expect_change(&p, "model m@v1", CATALOG_CHANGE_REMOVED, true, "NOT_FOUND");

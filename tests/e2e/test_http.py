@@ -11,12 +11,14 @@ import io
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 
 from harness import E2E_DIR, ServerTestCase
 
@@ -604,7 +606,6 @@ class HttpWriteBoundTest(unittest.TestCase):
             s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
             s.sendall(head + body[:10])
             slow.append(s)
-        time.sleep(0.3)
 
         def post(path, payload):
             conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
@@ -614,6 +615,13 @@ class HttpWriteBoundTest(unittest.TestCase):
             conn.close()
             return resp.status, raw
 
+        # Once both stalled writers hold their slots (/metrics counts them).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen("http://%s/metrics" % server.http, timeout=10) as r:
+                if re.search(r"^http_writes_in_flight 2$", r.read().decode(), re.M):
+                    break
+            time.sleep(0.02)
         status, raw = post("/write-to-online-store", body)
         self.assertEqual(status, 429, raw)
         self.assertIn(b"--http-max-writes", raw)

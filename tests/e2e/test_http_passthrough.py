@@ -6,7 +6,9 @@ by their join key), the features join them, and the upstream's outputs come back
 import base64
 import http.client
 import json
+import re
 import shutil
+import socket
 import threading
 import time
 import unittest
@@ -282,6 +284,48 @@ class HttpPassthroughBounds(HttpMixin, unittest.TestCase):
         self.assertEqual(results, [200, 200])
         resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1]}})
         self.assertEqual(resp.status, 200, raw)
+
+    def metric(self, name):
+        resp, raw = self.http("GET", "/metrics")
+        m = re.search(r"^%s (\d+)$" % re.escape(name), raw.decode(), re.M)
+        self.assertIsNotNone(m, name)
+        return int(m.group(1))
+
+    def test_a_client_that_hangs_up_cancels_its_passthrough_and_frees_its_slot(self):
+        server = self.server
+        server.stop()
+        self.server = Server(catalog=server.catalog, args=["--http-max-passthroughs", "1"])
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        body = json.dumps({"inputs": {"driver_id": [1], "sleep_ms": [30000]}}).encode()
+        # Twice: the watcher goes on after its first hang-up.
+        for n in (1, 2):
+            self.upstream.reset()
+            s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=30)
+            s.sendall(b"POST /v1/models/scorer:predict HTTP/1.1\r\nHost: t\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            deadline = time.monotonic() + 30
+            while not self.upstream.requests and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(len(self.upstream.requests), 1, "the call never reached the model")
+            self.assertEqual(self.metric("http_passthroughs_in_flight"), 1)
+            # The model would take 30 s; the slot is taken meanwhile.
+            resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1]}})
+            self.assertError(resp, raw, 503, "--http-max-passthroughs")
+            s.close()
+            self.assertTrue(self.upstream.wait_event("cancelled", timeout=10),
+                            "the hang-up never reached the model server")
+            deadline = time.monotonic() + 10
+            while (self.metric("http_passthroughs_in_flight") != 0
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
+            self.assertEqual(self.metric("http_passthroughs_abandoned_total"), n)
+            resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1]}})
+            self.assertEqual(resp.status, 200, raw)
+        rc = self.server.stop()
+        self.assertEqual(rc, 0, self.server.log()[-3000:])
+        self.assertIsNone(self.server.sanitizer_report())
 
     def test_stop_cancels_passthroughs_in_flight_and_answers_them(self):
         # The binding has no timeout and --http-upstream-timeout-ms is 700 ms: sleep_ms keeps the

@@ -130,9 +130,15 @@ class Tls(TlsCase):
                 except Exception as e:  # noqa: BLE001 - any failure counts
                     failures.append(repr(e))
 
+        def wait_calls(n):
+            deadline = time.monotonic() + 60
+            while calls[0] < n and not failures and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertGreaterEqual(calls[0], n, "the load made no progress: %s" % failures)
+
         t = threading.Thread(target=load)
         t.start()
-        time.sleep(0.5)
+        wait_calls(3)
         # As Kubernetes does with a mounted secret: new files moved into place.
         shutil.copy(os.path.join(self.d, "server2.key"), self.key + ".new")
         shutil.copy(os.path.join(self.d, "server2.pem"), self.cert + ".new")
@@ -146,7 +152,8 @@ class Tls(TlsCase):
                     read(self.d, "server2.pem").decode()):
                 break
             time.sleep(0.1)
-        time.sleep(0.5)
+        # Calls go on over the new pair before the load stops.
+        wait_calls(calls[0] + 3)
         stop.set()
         t.join(30)
         self.assertEqual(ssl.PEM_cert_to_DER_cert(served),
@@ -217,6 +224,108 @@ class BadFiles(unittest.TestCase):
         s.spawn()
         self.assertEqual(s.proc.wait(60), 2, s.log())
         self.assertIn("covers gRPC only", s.log())
+
+
+class UpstreamTls(unittest.TestCase):
+    """Predict's model server over TLS (a binding with `tls: true`): verified against
+    --upstream-tls-ca, with this node's certificate (--upstream-tls-cert/-key) for a model server
+    that requires one; gRPC Predict and the HTTP passthrough both go through it, and a node
+    without the right CA or certificate gets UNAVAILABLE naming the upstream."""
+
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("openssl is not installed")
+        from test_predict import render_catalog, write_drivers
+        from upstream_model_server import UpstreamModelServer
+        cls.d = tempfile.mkdtemp(prefix="fstore-upstream-tls-")
+        cls.addClassCleanup(shutil.rmtree, cls.d, True)
+        make_ca(cls.d, "ca")
+        make_ca(cls.d, "other_ca")
+        make_cert(cls.d, "ca", "model", "serverAuth", 1)
+        make_cert(cls.d, "ca", "node", "clientAuth", 2)
+        creds = grpc.ssl_server_credentials(
+            [(read(cls.d, "model.key"), read(cls.d, "model.pem"))],
+            root_certificates=read(cls.d, "ca.pem"), require_client_auth=True)
+        cls.upstream = UpstreamModelServer(0, credentials=creds).start()
+        cls.addClassCleanup(cls.upstream.stop)
+        cat_dir, cls.catalog = render_catalog(cls.upstream.port, 1)
+        cls.addClassCleanup(shutil.rmtree, cat_dir, True)
+        with open(cls.catalog) as f:
+            text = f.read()
+        # The first binding (scorer) speaks TLS to the model server.
+        text = text.replace("      keep_entity_inputs: true\n",
+                            "      keep_entity_inputs: true\n      tls: true\n", 1)
+        with open(cls.catalog, "w") as f:
+            f.write(text)
+        cls.write_drivers = staticmethod(write_drivers)
+
+    def start(self, *args):
+        s = Server(catalog=self.catalog, args=list(args))
+        self.addCleanup(s.cleanup)
+        s.start()
+        self.write_drivers(s.client)
+        return s
+
+    def predict(self, s):
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+        from test_predict import predict_request
+        from upstream_model_server import make_tensor
+        with grpc.insecure_channel(s.target) as ch:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+            return stub.Predict(predict_request("scorer",
+                                                {"driver_id": make_tensor("DT_INT64", [1])}),
+                                timeout=30)
+
+    def test_a_node_with_the_ca_and_a_certificate_reaches_the_model_over_tls(self):
+        from upstream_model_server import tensor_rows
+        s = self.start("--upstream-tls-ca", os.path.join(self.d, "ca.pem"),
+                       "--upstream-tls-cert", os.path.join(self.d, "node.pem"),
+                       "--upstream-tls-key", os.path.join(self.d, "node.key"))
+        resp = self.predict(s)
+        self.assertEqual(tensor_rows(resp.outputs["echo"]), [b"weighted_sum", b"score"])
+        self.assertEqual(self.upstream.last_request()["inputs"]["trips"], [10])
+        # The HTTP passthrough shares the options.
+        p = subprocess.run(["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
+                            "-d", '{"inputs": {"driver_id": [1]}}',
+                            "http://%s/v1/models/scorer:predict" % s.http],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('"echo"', p.stdout)
+        self.assertTrue([e for e in s.events("upstream_channel") if e.get("tls")], s.log())
+        self.assertEqual(s.stop(), 0, s.log()[-3000:])
+        self.assertIsNone(s.sanitizer_report())
+
+    def test_without_the_ca_or_a_certificate_the_model_is_unavailable(self):
+        cases = [
+            ("no client certificate", ["--upstream-tls-ca", os.path.join(self.d, "ca.pem")]),
+            ("another CA", ["--upstream-tls-ca", os.path.join(self.d, "other_ca.pem"),
+                            "--upstream-tls-cert", os.path.join(self.d, "node.pem"),
+                            "--upstream-tls-key", os.path.join(self.d, "node.key")]),
+        ]
+        for what, args in cases:
+            with self.subTest(what):
+                s = self.start(*args)
+                n = len(self.upstream.requests)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    self.predict(s)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE,
+                                 cm.exception.details())
+                self.assertIn("127.0.0.1:%d" % self.upstream.port, cm.exception.details())
+                self.assertEqual(len(self.upstream.requests), n, "a call got through")
+
+    def test_bad_upstream_tls_flags_stop_the_start(self):
+        for args, want in (
+                (["--upstream-tls-cert", os.path.join(self.d, "node.pem")], "go together"),
+                (["--upstream-tls-ca", os.path.join(self.d, "missing.pem")],
+                 "No such file or directory"),
+                (["--upstream-tls-ca", os.path.join(self.d, "node.key")], "not a PEM file")):
+            with self.subTest(args=args):
+                s = Server(catalog=self.catalog, args=args)
+                self.addCleanup(s.cleanup)
+                s.spawn()
+                self.assertEqual(s.proc.wait(60), 2, s.log())
+                self.assertIn(want, s.log())
 
 
 if __name__ == "__main__":

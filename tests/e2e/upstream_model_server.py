@@ -187,14 +187,16 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class UpstreamModelServer:
     """Serves the models above on 127.0.0.1 (port 0 = a free one) until stop()."""
 
-    def __init__(self, port=0, workers=16):
+    def __init__(self, port=0, workers=16, credentials=None):
         self._lock = threading.Lock()
         self.requests = []
         self.events = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _Servicer(self), self._server)
-        self.port = self._server.add_insecure_port("127.0.0.1:%d" % port)
+        address = "127.0.0.1:%d" % port
+        self.port = (self._server.add_secure_port(address, credentials) if credentials
+                     else self._server.add_insecure_port(address))
         if self.port == 0:
             raise RuntimeError("cannot bind 127.0.0.1:%d" % port)
 

@@ -159,7 +159,7 @@ Test(upstream, a_callback_call_to_a_closed_port_ends_unavailable_on_the_pools_th
     int fd = silent_listener(target, sizeof target);
     close(fd); /* now nothing listens there */
     upstream_pool_t *u = NULL;
-    cr_assert_eq(upstream_pool_new(1 << 20, &u), 0);
+    cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
     catalog_upstream_t up = {0};
     up.target = target;
     up.model_name = "m";
@@ -186,7 +186,7 @@ Test(upstream, the_binding_timeout_ends_a_call_nobody_answers)
     char target[64];
     int fd = silent_listener(target, sizeof target);
     upstream_pool_t *u = NULL;
-    cr_assert_eq(upstream_pool_new(1 << 20, &u), 0);
+    cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
     catalog_upstream_t up = {0};
     up.target = target;
     up.model_name = "m";
@@ -211,7 +211,7 @@ Test(upstream, freeing_the_pool_cancels_calls_in_flight_and_runs_their_callbacks
     char target[64];
     int fd = silent_listener(target, sizeof target);
     upstream_pool_t *u = NULL;
-    cr_assert_eq(upstream_pool_new(1 << 20, &u), 0);
+    cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
     catalog_upstream_t up = {0};
     up.target = target;
     up.model_name = "m";
@@ -233,7 +233,7 @@ Test(upstream, freeing_the_pool_cancels_calls_in_flight_and_runs_their_callbacks
 Test(upstream, a_pool_without_calls_frees)
 {
     upstream_pool_t *u = NULL;
-    cr_assert_eq(upstream_pool_new(4u << 20, &u), 0);
+    cr_assert_eq(upstream_pool_new(4u << 20, NULL, &u), 0);
     cr_assert_not_null(u);
     upstream_pool_free(u);
     upstream_pool_free(NULL);
