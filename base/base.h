@@ -333,11 +333,12 @@ int base_sched_slice(unsigned us);
 bool base_lean_mutexes(void);
 
 /*
- * A whole small file (a PEM bundle, a tokens file) read into memory, NUL-terminated.
- * Returns: the bytes (malloc'd: the caller frees them; *len, when not NULL, their count), or
- * NULL with errno set: the open's or the read's, EFBIG over max bytes, ENODATA when empty.
+ * A whole small file (a PEM bundle) read into memory, NUL-terminated.
+ * Returns: 0 with *out (and *len, when not NULL: the byte count); or the open's negative errno,
+ * -EIO (a read failed), -EFBIG (over max bytes), -ENODATA (empty), -ENOMEM. Ownership: *out,
+ * written only on success, is the caller's to free.
  */
-char *base_read_file(const char *path, size_t max, size_t *len);
+int base_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */

@@ -77,22 +77,22 @@ bool base_lean_mutexes(void)
     return atomic_load(&detection_off);
 }
 
-char *base_read_file(const char *path, size_t max, size_t *len)
+int base_read_file(const char *path, size_t max, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return NULL;
+        return -errno;
     char *buf = NULL;
     size_t n = 0, cap = 0;
-    int err = 0;
+    int rc = 0;
     for (;;) {
         if (cap - n < 4096) {
             size_t want = cap ? cap * 2 : 8192;
             if (want > max + 4096)
                 want = max + 4096;
-            char *p = want > cap ? realloc(buf, want + 1) : NULL;
+            char *p = realloc(buf, want + 1);
             if (p == NULL) {
-                err = want > cap ? ENOMEM : EFBIG;
+                rc = -ENOMEM;
                 break;
             }
             buf = p;
@@ -101,25 +101,22 @@ char *base_read_file(const char *path, size_t max, size_t *len)
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n > max) {
-            err = EFBIG;
+            rc = -EFBIG;
             break;
         }
         if (got == 0) {
-            if (ferror(f))
-                err = EIO;
+            rc = ferror(f) ? -EIO : n == 0 ? -ENODATA : 0;
             break;
         }
     }
     fclose(f);
-    if (err == 0 && n == 0)
-        err = ENODATA;
-    if (err != 0) {
+    if (rc < 0) {
         free(buf);
-        errno = err;
-        return NULL;
+        return rc;
     }
     buf[n] = '\0';
+    *out = buf;
     if (len != NULL)
         *len = n;
-    return buf;
+    return 0;
 }

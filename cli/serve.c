@@ -192,10 +192,10 @@ static int load_upstream_tls(const char *const paths[3])
     for (int i = 0; i < 3; i++) {
         if (!given[i])
             continue;
-        upstream_pem[i] = base_read_file(paths[i], (size_t)1 << 20, NULL);
-        if (upstream_pem[i] == NULL || strstr(upstream_pem[i], marks[i]) == NULL) {
+        int rc = base_read_file(paths[i], (size_t)1 << 20, &upstream_pem[i], NULL);
+        if (rc < 0 || strstr(upstream_pem[i], marks[i]) == NULL) {
             fprintf(stderr, "fstore serve: %s %s: %s\n", flags[i], paths[i],
-                    upstream_pem[i] == NULL ? strerror(errno) : "not a PEM file of that kind");
+                    rc < 0 ? strerror(-rc) : "not a PEM file of that kind");
             return 2;
         }
     }
@@ -255,8 +255,10 @@ static void usage(FILE *f)
             "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
             "                           certificate chain and key (gRPC reloads them when they\n"
             "                           change; HTTP reads them at start)\n"
-            "  --tls-client-ca FILE     verify gRPC client certificates against these CAs\n"
-            "  --tls-require-client-cert  refuse gRPC clients without one (mTLS)\n"
+            "  --tls-client-ca FILE     verify client certificates (gRPC and HTTPS) against\n"
+            "                           these CAs\n"
+            "  --tls-require-client-cert  refuse clients without one (mTLS; over HTTPS,\n"
+            "                           /health, /ping and /metrics stay open for probes)\n"
             "  --upstream-tls-ca FILE   for Predict bindings with `tls: true`: the CAs (PEM) the\n"
             "                           model server's certificate must chain to (default:\n"
             "                           gRPC's roots)\n"
@@ -414,15 +416,10 @@ int cli_serve(int argc, char **argv)
                         "--tls-client-ca\n");
         return 2;
     }
-    if (o.tls_require_client_cert && ho.listen != NULL && ho.listen[0] != '\0' &&
-        (tokens_file == NULL || tokens_file[0] == '\0')) {
-        fprintf(stderr, "fstore serve: --tls-require-client-cert covers gRPC only, and the HTTP "
-                        "front door would let anyone in: add --tokens-file, or turn HTTP off "
-                        "(--http-listen '')\n");
-        return 2;
-    }
     ho.tls_cert = o.tls_cert;
     ho.tls_key = o.tls_key;
+    ho.tls_client_ca = o.tls_client_ca;
+    ho.tls_require_client_cert = o.tls_require_client_cert;
     if (load_upstream_tls(upstream_tls_paths) != 0)
         return 2;
     o.upstream_tls = ho.upstream_tls = &upstream_tls;

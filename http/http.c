@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <unistd.h>
 
 #include "http/http_int.h"
@@ -527,6 +529,67 @@ static bool count_write(http_t *h, http_req_t *r)
     return true;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Client certificates (--tls-client-ca)                                                       */
+
+/* A connection's verdict on its client certificate, found at its first request. */
+typedef enum { CERT_UNKNOWN = 0, CERT_OK, CERT_NONE, CERT_BAD } cert_state_t;
+
+/* With --tls-client-ca: each connection gets a cert_state_t (its socket context). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(cert_state_t)); /* NULL: checked every request */
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* The client's certificate checked against --tls-client-ca, for client authentication. */
+static cert_state_t verify_peer(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL)
+        return CERT_BAD;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    if (gnutls_certificate_get_peers(s, &n) == NULL || n == 0)
+        return CERT_NONE;
+    gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                     .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0 || status != 0)
+        return CERT_BAD;
+    return CERT_OK;
+}
+
+/* Returns: 0 (let through), or -ENOKEY / -EKEYREJECTED with r's message set. */
+static int client_cert(http_t *h, http_req_t *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    cert_state_t *cs = ci != NULL ? ci->socket_context : NULL;
+    cert_state_t st = cs != NULL ? *cs : CERT_UNKNOWN;
+    if (st == CERT_UNKNOWN) {
+        st = verify_peer(r->conn);
+        if (cs != NULL)
+            *cs = st;
+    }
+    if (st == CERT_OK || (st == CERT_NONE && !h->o.tls_require_client_cert))
+        return 0;
+    if (st == CERT_NONE)
+        return core_fail(&r->ctx, -ENOKEY,
+                         "this server requires a client certificate from its --tls-client-ca");
+    return core_fail(&r->ctx, -EKEYREJECTED,
+                     "the client certificate is not one this server accepts (not from its "
+                     "--tls-client-ca, expired, or not for client authentication)");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -564,6 +627,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             http__respond(r, allow != NULL ? 405 : 404, "application/json");
             if (allow != NULL)
                 http__header(r, MHD_HTTP_HEADER_ALLOW, allow);
+            r->refused = true;
+        } else if (h->tls_pem[2] != NULL && r->route->scope != 0 &&
+                   (denied = client_cert(h, r)) < 0) {
+            /* Before the token: a connection without the right certificate gets nothing. */
+            http__respond_error(r, denied);
             r->refused = true;
         } else if ((denied =
                         core_authorize(&r->ctx, h->o.tokens,
@@ -675,7 +743,6 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
-/* A PEM file's contents (malloc'd, NUL-terminated), or NULL. */
 int http_start(core_t *core, const http_options_t *o, http_t **out)
 {
     struct sockaddr_storage ss;
@@ -704,15 +771,21 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     bool tls = o->tls_cert != NULL && o->tls_cert[0] != '\0';
+    bool client_ca = tls && o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0';
     if (tls) {
-        h->tls_pem[0] = base_read_file(o->tls_cert, (size_t)1 << 20, NULL);
-        h->tls_pem[1] = base_read_file(o->tls_key, (size_t)1 << 20, NULL);
-        if (h->tls_pem[0] == NULL || h->tls_pem[1] == NULL) {
+        const char *paths[3] = {o->tls_cert, o->tls_key, client_ca ? o->tls_client_ca : NULL};
+        bool ok = true;
+        for (int i = 0; i < 3; i++)
+            if (paths[i] != NULL &&
+                base_read_file(paths[i], (size_t)1 << 20, &h->tls_pem[i], NULL) < 0)
+                ok = false;
+        if (!ok) {
             base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error",
-                     "cannot read --tls-cert or --tls-key (a PEM file under 1 MiB)", "listener",
-                     o->listen);
-            free(h->tls_pem[0]);
-            free(h->tls_pem[1]);
+                     "cannot read --tls-cert, --tls-key or --tls-client-ca (a PEM file under "
+                     "1 MiB)",
+                     "listener", o->listen);
+            for (int i = 0; i < 3; i++)
+                free(h->tls_pem[i]);
             upstream_pool_free(h->upstreams);
             pthread_key_delete(h->worker_key);
             free(h);
@@ -720,19 +793,28 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         }
         flags |= MHD_USE_TLS;
     }
-    /* Without TLS the two options are skipped (MHD_OPTION_END ends the list early). */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_pem[0]},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_pem[1]},
+        /* Asks for a client certificate (GnuTLS: requested, not required); checked per
+         * connection in client_cert(). */
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_pem[2]},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (!client_ca)
+        tls_opts[2].option = MHD_OPTION_END;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads_of(o), MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT,
         o->idle_timeout_s ? o->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls_pem[0], MHD_OPTION_HTTPS_MEM_KEY,
-        h->tls_pem[1], MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, tls ? MHD_OPTION_ARRAY : MHD_OPTION_END,
+        tls_opts, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        free(h->tls_pem[0]);
-        free(h->tls_pem[1]);
+        for (int i = 0; i < 3; i++)
+            free(h->tls_pem[i]);
         upstream_pool_free(h->upstreams);
         pthread_key_delete(h->worker_key);
         free(h);
@@ -785,8 +867,8 @@ void http_stop(http_t *h)
     pthread_key_delete(h->worker_key);
     pthread_cond_destroy(&h->pt_cv);
     pthread_mutex_destroy(&h->pt_mu);
-    free(h->tls_pem[0]);
-    free(h->tls_pem[1]);
+    for (int i = 0; i < 3; i++)
+        free(h->tls_pem[i]);
     free(h);
 }
 

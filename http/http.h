@@ -62,6 +62,12 @@ typedef struct http_options {
     const char *tls_cert; /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
                              and key (read at start); NULL: plain HTTP */
     const char *tls_key;
+    /* --tls-client-ca (with HTTPS): client certificates are asked for and, when given, must
+     * chain to these CAs and be for client authentication; with tls_require_client_cert
+     * (--tls-require-client-cert) every route but /health, /ping and /metrics needs one:
+     * without, 401; with another, 401 (checked once per connection) */
+    const char *tls_client_ca;
+    bool tls_require_client_cert;
     core_tokens_t *tokens; /* --tokens-file: Authorization: Bearer checked per route (NULL:
                                    open); borrowed */
     const struct upstream_tls *upstream_tls; /* as server_options_t's (borrowed) */

@@ -227,7 +227,9 @@ struct http {
     _Atomic uint64_t pt_abandoned; /* cancelled because their client hung up */
     _Atomic unsigned writes;       /* write requests from headers to answer (--http-max-writes) */
     _Atomic bool stopping;
-    char *tls_pem[2]; /* the certificate and key libmicrohttpd serves (--tls-cert, --tls-key) */
+    /* the certificate and key libmicrohttpd serves (--tls-cert, --tls-key), and the CAs of
+     * client certificates (--tls-client-ca; NULL: none asked for) */
+    char *tls_pem[3];
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };

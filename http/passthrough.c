@@ -396,7 +396,9 @@ static void done(void *arg, upstream_call_t *uc, bool ok);
  * thread (started with the first passthrough) polls the sockets of the passthroughs in flight
  * for a hangup, every PT_WATCH_MS at most, and cancels their upstream calls: the model server
  * sees the cancellation, the slot is free again, and http_passthroughs_abandoned_total counts
- * it.
+ * it. A client that half-closes its socket (shutdown(SHUT_WR)) after its request counts as
+ * gone, as libmicrohttpd itself takes it. Each pass costs O(passthroughs in flight), at most
+ * --http-max-passthroughs.
  */
 #define PT_WATCH_MS 100
 
@@ -435,19 +437,27 @@ static void *pt_watch(void *arg)
         pthread_mutex_unlock(&h->pt_mu);
         int k = poll(fds, n, PT_WATCH_MS);
         pthread_mutex_lock(&h->pt_mu);
+        /* By id: a passthrough that ended meanwhile is gone from the list, and its socket may
+         * be another connection's now. The list and ids[] both run from the newest (highest)
+         * id down, so one merged pass matches them. */
+        passthrough_t *p = h->pt_list;
         for (nfds_t i = 0; k > 0 && i < n; i++) {
-            if (!(fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            short ev = fds[i].revents;
+            if (!(ev & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
                 continue;
-            /* By id: a passthrough that ended meanwhile is gone from the list, and its socket
-             * may be another connection's now. */
-            for (passthrough_t *p = h->pt_list; p != NULL; p = p->next) {
-                if (p->id != ids[i])
-                    continue;
-                p->abandoned = true;
-                if (upstream_cancel(h->upstreams, &p->uc))
-                    atomic_fetch_add(&h->pt_abandoned, 1);
+            while (p != NULL && p->id > ids[i])
+                p = p->next;
+            if (p == NULL)
                 break;
+            if (p->id != ids[i])
+                continue;
+            if (ev & POLLNVAL) {
+                p->fd = -1; /* not a socket (never seen): unwatched, not cancelled */
+                continue;
             }
+            p->abandoned = true;
+            if (upstream_cancel(h->upstreams, &p->uc) == 0)
+                atomic_fetch_add(&h->pt_abandoned, 1);
         }
     }
     pthread_mutex_unlock(&h->pt_mu);

@@ -12,6 +12,7 @@ build_packages=(
   grpc-proto liblmdb-dev libjansson-dev libyaml-dev libmicrohttpd-dev libnats-dev zlib1g-dev libssl-dev
   libpq-dev
   libxxhash-dev     # XXH3: the checksum on every stored record (storage/record.c)
+  libgnutls28-dev   # HTTPS client certificates (http/http.c; libmicrohttpd's TLS library)
   python3-protobuf  # protos/reflection_table.py builds gRPC reflection's descriptor table
 )
 # The test and benchmark build (ASan/UBSan with clang's runtime, Criterion), the servers the tests

@@ -59,7 +59,7 @@ static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now
         if (t->paths[i] == NULL)
             continue;
         if (stat(t->paths[i], &now[i]) < 0 ||
-            (pem[i] = base_read_file(t->paths[i], PEM_MAX, NULL)) == NULL) {
+            base_read_file(t->paths[i], PEM_MAX, &pem[i], NULL) < 0) {
             snprintf(why, cap, "cannot read %s: %s", t->paths[i], strerror(errno ? errno : EIO));
             for (int k = 0; k < 3; k++)
                 free(pem[k]);

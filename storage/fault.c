@@ -53,6 +53,9 @@ static void init(void)
 {
     const char *p = getenv("FSTORE_FAULTS_FILE");
     path = p != NULL && p[0] != '\0' ? p : NULL;
+    if (path != NULL)
+        base_log(BASE_LOG_WARN, "fault_injection", "{s:s, s:s}", "file", path, "note",
+                 "a test build: storage fails as this file says");
 }
 
 /* The file's lines into out, without the first one of point (or with its count less one), whose

@@ -109,6 +109,8 @@ int store_history_row(store_reader_t *r, const catalog_view_t *v, const uint8_t 
     uint8_t hk[STORE_MAX_KEY];
     MDB_val k, d;
     rc = store__history_seek(cur, key, key_len, at_us, hk, &k, &d);
+    if (rc < 0)
+        store__read_failed(store__reader_store(r), e->name, e->version, rc);
     if (rc > 0)
         rc = entry_row(store__reader_store(r), e, &k, &d, row);
     mdb_cursor_close(cur);
@@ -161,6 +163,7 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
         int found = store__history_seek(cur, ent, elen, at_us, hk, &k, &d);
         if (found < 0) {
             rc = found;
+            store__read_failed(store__reader_store(r), e->name, e->version, rc);
             break;
         }
         store_row_t row;
@@ -175,8 +178,10 @@ int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us
         mrc = seek_past(cur, ent, elen, hk, &k, &d); /* on to the next entity */
     }
     mdb_cursor_close(cur);
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
         rc = store__errno(mrc);
+        store__read_failed(store__reader_store(r), e->name, e->version, rc);
+    }
     return rc;
 }
 

@@ -196,7 +196,7 @@ static int map_resize(store_t *s, size_t seen)
         rc = store__errno(mdb_env_set_mapsize(s->env, 0));
     } else if (info.me_mapsize <= seen) {
         size_t size = info.me_mapsize * 2;
-        int frc = store__fault(STORE__FAULT_MAP_GROW);
+        int frc = size > MAX_MAP_SIZE ? 0 : store__fault(STORE__FAULT_MAP_GROW);
         rc = size > MAX_MAP_SIZE ? -ENOSPC
              : frc != 0          ? store__errno(frc)
                                  : store__errno(mdb_env_set_mapsize(s->env, size));
@@ -222,7 +222,10 @@ int store__txn_begin(store_t *s, store__txn_mode_t mode, MDB_txn **txn)
         else
             pthread_rwlock_rdlock(&s->map_lock);
         bool read = mode == STORE__TXN_READ || mode == STORE__TXN_RENEW;
-        int rc = store__fault(read ? STORE__FAULT_READ_BEGIN : STORE__FAULT_WRITE_BEGIN);
+        /* A reader's snapshot, not its creation (a worker's first request makes one). */
+        int rc = mode == STORE__TXN_READ
+                     ? 0
+                     : store__fault(read ? STORE__FAULT_READ_BEGIN : STORE__FAULT_WRITE_BEGIN);
         if (rc == 0)
             rc = mode == STORE__TXN_RENEW ? mdb_txn_renew(*txn)
                                           : mdb_txn_begin(s->env, NULL, read ? MDB_RDONLY : 0, txn);

@@ -375,7 +375,7 @@ int store__errno(int rc);
  * LMDB or the kernel would, through the same path a real failure takes.
  */
 typedef enum {
-    STORE__FAULT_READ_BEGIN,  /* a reader's snapshot (store__txn_begin(), read modes) */
+    STORE__FAULT_READ_BEGIN,  /* a reader's snapshot (store__txn_begin(), STORE__TXN_RENEW) */
     STORE__FAULT_READ,        /* a row lookup (store_read_row()) */
     STORE__FAULT_WRITE_BEGIN, /* the writer's transaction (store__txn_begin(), write modes) */
     STORE__FAULT_PUT,         /* a row written by an apply */

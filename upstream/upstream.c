@@ -98,8 +98,11 @@ void upstream_pool_free(upstream_pool_t *u)
         free(u->items[i].target);
     }
     free(u->items);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
+        if (u->tls_pem[i] != NULL)
+            explicit_bzero(u->tls_pem[i], strlen(u->tls_pem[i])); /* the key, above all */
         free(u->tls_pem[i]);
+    }
     pthread_cond_destroy(&u->idle);
     pthread_mutex_destroy(&u->lock);
     free(u);
@@ -118,14 +121,14 @@ static void unlist(upstream_pool_t *u, upstream_call_t *uc)
     uc->listed = false;
 }
 
-bool upstream_cancel(upstream_pool_t *u, upstream_call_t *uc)
+int upstream_cancel(upstream_pool_t *u, upstream_call_t *uc)
 {
     pthread_mutex_lock(&u->lock);
     bool listed = uc->listed;
     if (listed)
         grpc_call_cancel(uc->call, NULL);
     pthread_mutex_unlock(&u->lock);
-    return listed;
+    return listed ? 0 : -EALREADY;
 }
 
 static void *pool_thread(void *arg)

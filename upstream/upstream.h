@@ -95,13 +95,14 @@ int upstream_start(upstream_pool_t *u, const catalog_upstream_t *up, grpc_slice 
                    size_t why_cap);
 
 /*
- * Cancels a call started on the pool's own queue (cq NULL) whose completion the pool's thread
- * has not taken yet: its done then sees the call end CANCELLED. uc's memory must be live, as it
- * is until its done returns. Thread-safe.
- * Returns: true when it was cancelled; false when its completion was already taken (done runs
- * or ran).
+ * Asks gRPC to cancel a call started on the pool's own queue (cq NULL) whose completion the
+ * pool's thread has not taken yet: its done then sees the call end CANCELLED, unless it had
+ * already ended (gRPC then keeps its real status). uc's memory must be live, as it is until its
+ * done returns. Thread-safe.
+ * Returns: 0 (cancellation asked for); -EALREADY when its completion was already taken (done
+ * runs or ran).
  */
-bool upstream_cancel(upstream_pool_t *u, upstream_call_t *uc);
+int upstream_cancel(upstream_pool_t *u, upstream_call_t *uc);
 
 /*
  * Ends uc after its completion and releases what it holds.

@@ -26,10 +26,13 @@ class StoreFaults(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="fstore-faults-")
-        cls.faults = os.path.join(cls.tmp, "faults")
+        # Not beside the catalog: the server would take its changes for catalog edits.
+        os.mkdir(os.path.join(cls.tmp, "faults.d"))
+        cls.faults = os.path.join(cls.tmp, "faults.d", "faults")
         cls.catalog = os.path.join(cls.tmp, "catalog.yaml")
         shutil.copy(CATALOG, cls.catalog)
-        cls.server = Server(catalog=cls.catalog, args=["--sync", "full"],
+        # Reloads only on SIGHUP: a watched edit would race the reload test's fault.
+        cls.server = Server(catalog=cls.catalog, args=["--sync", "full", "--catalog-watch-ms", "0"],
                             env={"FSTORE_FAULTS_FILE": cls.faults})
         cls.server.start()
         cls.client = cls.server.client

@@ -185,10 +185,51 @@ class Tls(TlsCase):
                          ssl.PEM_cert_to_DER_cert(read(self.d, "other.pem").decode()))
 
 
-class MutualTls(TlsCase):
-    # gRPC alone: mTLS does not cover HTTP (serve refuses it without a tokens file).
-    args = ["--tls-client-ca", "@D@/ca.pem", "--tls-require-client-cert", "--http-listen", ""]
+class CurlMixin:
+    def curl(self, path, client=None, body=None):
+        cmd = ["curl", "-sS", "-w", "\n%{http_code}", "--cacert", os.path.join(self.d, "ca.pem")]
+        if client is not None:
+            cmd += ["--cert", os.path.join(self.d, client + ".pem"),
+                    "--key", os.path.join(self.d, client + ".key")]
+        if body is not None:
+            cmd += ["-X", "POST", "-H", "Content-Type: application/json", "-d", body]
+        p = subprocess.run(cmd + ["https://localhost:%d%s" % (self.server.http_port, path)],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        text, _, code = p.stdout.rpartition("\n")
+        return int(code), text
+
+
+class MutualTls(CurlMixin, TlsCase):
+    args = ["--tls-client-ca", "@D@/ca.pem", "--tls-require-client-cert"]
     mtls = True
+
+    def test_https_needs_a_client_certificate_from_the_ca_except_for_probes(self):
+        read_body = ('{"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [1]}}')
+        code, text = self.curl("/get-online-features", "client", read_body)
+        self.assertEqual(code, 200, text)
+        for who, want in ((None, "requires a client certificate"),
+                          ("stranger", "not one this server accepts")):
+            with self.subTest(client=who):
+                code, text = self.curl("/get-online-features", who, read_body)
+                self.assertEqual(code, 401, text)
+                self.assertIn(want, text)
+                # Writes too, refused at their headers.
+                code, text = self.curl("/write-to-online-store", who, json_write())
+                self.assertEqual(code, 401, text)
+                # Probes need none.
+                for probe in ("/health", "/ping"):
+                    self.assertEqual(self.curl(probe, who)[0], 200, probe)
+        # Many requests on one connection: each checked against the connection's verdict.
+        urls = []
+        for path in ["/health", "/v1/models/nope"] * 3:
+            urls += ["-o", "/dev/null", "https://localhost:%d%s" % (self.server.http_port, path)]
+        p = subprocess.run(["curl", "-sS", "-w", "%{http_code} ",
+                            "--cacert", os.path.join(self.d, "ca.pem"),
+                            "--cert", os.path.join(self.d, "client.pem"),
+                            "--key", os.path.join(self.d, "client.key")] + urls,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.stdout.split(), ["200", "404"] * 3, p.stderr)
 
     def test_only_clients_with_a_certificate_from_the_ca_are_served(self):
         self.assertEqual(self.health(self.creds(client="client")), "SERVING")
@@ -197,6 +238,24 @@ class MutualTls(TlsCase):
                 with self.assertRaises(grpc.RpcError) as cm:
                     self.health(self.creds(client=who), timeout=3)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+
+def json_write():
+    return ('{"feature_view_name": "driver_stats@v1", "df": {"driver_id": [1], "trips": [2], '
+            '"event_timestamp": ["2026-01-01T00:00:00Z"]}}')
+
+
+class OptionalClientCerts(CurlMixin, TlsCase):
+    """--tls-client-ca alone: a certificate is not needed, but one that is given must be good."""
+    args = ["--tls-client-ca", "@D@/ca.pem"]
+
+    def test_https_takes_no_certificate_or_a_good_one_and_refuses_a_bad_one(self):
+        read_body = ('{"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [1]}}')
+        self.assertEqual(self.curl("/get-online-features", None, read_body)[0], 200)
+        self.assertEqual(self.curl("/get-online-features", "client", read_body)[0], 200)
+        code, text = self.curl("/get-online-features", "stranger", read_body)
+        self.assertEqual(code, 401, text)
+        self.assertIn("not one this server accepts", text)
 
 
 class BadFiles(unittest.TestCase):
@@ -216,14 +275,6 @@ class BadFiles(unittest.TestCase):
                 s.spawn()
                 self.assertEqual(s.proc.wait(60), 1, s.log())
                 self.assertIn(want, s.log())
-        # mTLS covers gRPC only: with HTTP on and no tokens file, anyone could write there.
-        s = Server(args=["--tls-cert", os.path.join(d, "a.pem"), "--tls-key",
-                         os.path.join(d, "a.key"), "--tls-client-ca", os.path.join(d, "ca.pem"),
-                         "--tls-require-client-cert"])
-        self.addCleanup(s.cleanup)
-        s.spawn()
-        self.assertEqual(s.proc.wait(60), 2, s.log())
-        self.assertIn("covers gRPC only", s.log())
 
 
 class UpstreamTls(unittest.TestCase):
@@ -312,6 +363,13 @@ class UpstreamTls(unittest.TestCase):
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE,
                                  cm.exception.details())
                 self.assertIn("127.0.0.1:%d" % self.upstream.port, cm.exception.details())
+                # Over HTTP, TF Serving's REST mapping of UNAVAILABLE.
+                p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                    "-X", "POST", "-H", "Content-Type: application/json",
+                                    "-d", '{"inputs": {"driver_id": [1]}}',
+                                    "http://%s/v1/models/scorer:predict" % s.http],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.stdout, "503", p.stderr)
                 self.assertEqual(len(self.upstream.requests), n, "a call got through")
 
     def test_bad_upstream_tls_flags_stop_the_start(self):

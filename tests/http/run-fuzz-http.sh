@@ -11,7 +11,7 @@ cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts
 trap cleanup EXIT
 
 . "$root/tests/fuzz-lib.sh"
-FUZZ_EXTRA_LIBS="-lmicrohttpd" fuzz_build "$work" fuzz_http "$root/tests/http/fuzz_http.c" base \
+FUZZ_EXTRA_LIBS="-lmicrohttpd -lgnutls" fuzz_build "$work" fuzz_http "$root/tests/http/fuzz_http.c" base \
   catalog storage repl core codec upstream http
 
 mkdir -p "$work/corpus"

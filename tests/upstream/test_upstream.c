@@ -230,6 +230,36 @@ Test(upstream, freeing_the_pool_cancels_calls_in_flight_and_runs_their_callbacks
     close(fd);
 }
 
+Test(upstream, a_cancelled_call_ends_cancelled_and_one_that_ended_is_not_cancelled_again)
+{
+    char target[64];
+    int fd = silent_listener(target, sizeof target);
+    upstream_pool_t *u = NULL;
+    cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
+    catalog_upstream_t up = {0};
+    up.target = target;
+    up.model_name = "m";
+    up.signature_name = "";
+    up.timeout_ms = 0; /* only the cancel ends it */
+    upstream_call_t c[2];
+    out.n = 0;
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(upstream_start(u, &up, request(), gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL,
+                                    NULL, NULL, done, &out, &c[i], why, sizeof why),
+                     0, "%s", why);
+    cr_assert_eq(upstream_cancel(u, &c[0]), 0);
+    pthread_mutex_lock(&out.mu);
+    while (out.n == 0)
+        pthread_cond_wait(&out.cv, &out.mu);
+    pthread_mutex_unlock(&out.mu);
+    cr_assert_eq(out.status[0], GRPC_STATUS_CANCELLED);
+    cr_assert_eq(out.n, 1, "only the cancelled call ended");
+    cr_assert_eq(upstream_cancel(u, &c[0]), -EALREADY, "its completion was taken");
+    upstream_pool_free(u); /* cancels the other */
+    cr_assert_eq(out.n, 2);
+    close(fd);
+}
+
 Test(upstream, a_pool_without_calls_frees)
 {
     upstream_pool_t *u = NULL;
