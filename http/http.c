@@ -628,7 +628,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (allow != NULL)
                 http__header(r, MHD_HTTP_HEADER_ALLOW, allow);
             r->refused = true;
-        } else if (h->tls_pem[2] != NULL && r->route->scope != 0 &&
+        } else if (h->tls_client_ca != NULL && r->route->scope != 0 &&
                    (denied = client_cert(h, r)) < 0) {
             /* Before the token: a connection without the right certificate gets nothing. */
             http__respond_error(r, denied);
@@ -772,38 +772,37 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         flags |= MHD_USE_IPv6;
     bool tls = o->tls_cert != NULL && o->tls_cert[0] != '\0';
     bool client_ca = tls && o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0';
+    void *cert_callback = NULL;
     if (tls) {
-        const char *paths[3] = {o->tls_cert, o->tls_key, client_ca ? o->tls_client_ca : NULL};
-        bool ok = true;
-        for (int i = 0; i < 3; i++)
-            if (paths[i] != NULL &&
-                base_read_file(paths[i], (size_t)1 << 20, &h->tls_pem[i], NULL) < 0)
-                ok = false;
-        if (!ok) {
-            base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error",
-                     "cannot read --tls-cert, --tls-key or --tls-client-ca (a PEM file under "
-                     "1 MiB)",
-                     "listener", o->listen);
-            for (int i = 0; i < 3; i++)
-                free(h->tls_pem[i]);
+        char why[512] = "";
+        int rc = http__tls_acquire(o->tls_cert, o->tls_key, &cert_callback, why, sizeof why);
+        if (rc == 0 && client_ca &&
+            (rc = base_read_file(o->tls_client_ca, (size_t)1 << 20, &h->tls_client_ca, NULL)) < 0) {
+            snprintf(why, sizeof why, "cannot read %s: %s", o->tls_client_ca, strerror(-rc));
+            http__tls_release();
+        }
+        if (rc < 0) {
+            base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error", why, "listener",
+                     o->listen);
             upstream_pool_free(h->upstreams);
             pthread_key_delete(h->worker_key);
             free(h);
             return -EINVAL;
         }
+        h->tls = true;
         flags |= MHD_USE_TLS;
     }
     struct MHD_OptionItem tls_opts[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_pem[0]},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_pem[1]},
+        /* The pair is http/tls.c's, looked at every handshake (reloaded when it changes). */
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cert_callback},
         /* Asks for a client certificate (GnuTLS: requested, not required); checked per
          * connection in client_cert(). */
-        {MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_pem[2]},
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_client_ca},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
         {MHD_OPTION_END, 0, NULL},
     };
     if (!client_ca)
-        tls_opts[2].option = MHD_OPTION_END;
+        tls_opts[1].option = MHD_OPTION_END;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads_of(o), MHD_OPTION_CONNECTION_LIMIT,
@@ -813,8 +812,9 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, tls ? MHD_OPTION_ARRAY : MHD_OPTION_END,
         tls_opts, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        for (int i = 0; i < 3; i++)
-            free(h->tls_pem[i]);
+        free(h->tls_client_ca);
+        if (h->tls)
+            http__tls_release();
         upstream_pool_free(h->upstreams);
         pthread_key_delete(h->worker_key);
         free(h);
@@ -867,8 +867,9 @@ void http_stop(http_t *h)
     pthread_key_delete(h->worker_key);
     pthread_cond_destroy(&h->pt_cv);
     pthread_mutex_destroy(&h->pt_mu);
-    for (int i = 0; i < 3; i++)
-        free(h->tls_pem[i]);
+    free(h->tls_client_ca);
+    if (h->tls)
+        http__tls_release();
     free(h);
 }
 

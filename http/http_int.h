@@ -227,9 +227,8 @@ struct http {
     _Atomic uint64_t pt_abandoned; /* cancelled because their client hung up */
     _Atomic unsigned writes;       /* write requests from headers to answer (--http-max-writes) */
     _Atomic bool stopping;
-    /* the certificate and key libmicrohttpd serves (--tls-cert, --tls-key), and the CAs of
-     * client certificates (--tls-client-ca; NULL: none asked for) */
-    char *tls_pem[3];
+    bool tls;            /* HTTPS: the pair is http/tls.c's (http__tls_acquire()) */
+    char *tls_client_ca; /* the CAs of client certificates (--tls-client-ca; NULL: none asked) */
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };
@@ -237,5 +236,13 @@ struct http {
 /* Stops the passthrough watcher (passthrough.c) once no passthrough can start; accepts a
  * listener that never started one. */
 void http__passthrough_watch_stop(http_t *h);
+
+/* The HTTPS pair (http/tls.c), one per process, shared by every HTTPS listener: loaded from
+ * cert and key (the same paths for every listener), then checked at each handshake and reloaded
+ * when the files change. *callback is for MHD_OPTION_HTTPS_CERT_CALLBACK.
+ * Returns: 0; -EINVAL with why set (unreadable, not PEM, a key that is not the certificate's,
+ * other paths than the pair already served). Each success is ended by http__tls_release(). */
+int http__tls_acquire(const char *cert, const char *key, void **callback, char *why, size_t cap);
+void http__tls_release(void);
 
 #endif /* HTTP_HTTP_INT_H */

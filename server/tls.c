@@ -58,9 +58,11 @@ static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now
     for (int i = 0; i < 3; i++) {
         if (t->paths[i] == NULL)
             continue;
-        if (stat(t->paths[i], &now[i]) < 0 ||
-            base_read_file(t->paths[i], PEM_MAX, &pem[i], NULL) < 0) {
-            snprintf(why, cap, "cannot read %s: %s", t->paths[i], strerror(errno ? errno : EIO));
+        int rc = stat(t->paths[i], &now[i]) < 0 ? -errno : 0;
+        if (rc == 0)
+            rc = base_read_file(t->paths[i], PEM_MAX, &pem[i], NULL);
+        if (rc < 0) {
+            snprintf(why, cap, "cannot read %s: %s", t->paths[i], strerror(-rc));
             for (int k = 0; k < 3; k++)
                 free(pem[k]);
             return NULL;

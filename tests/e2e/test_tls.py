@@ -3,6 +3,7 @@
 grpcio with the test CA gets answers and a plaintext client does not; mTLS refuses clients
 without a certificate or with one from another CA; a certificate rotated on disk is served to
 the next connection while calls keep succeeding; curl reaches the HTTP front door over HTTPS."""
+import http.client
 import os
 import shutil
 import ssl
@@ -121,11 +122,19 @@ class Tls(TlsCase):
         failures, calls = [], [0]
         stop = threading.Event()
 
+        ctx = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
+
         def load():
             while not stop.is_set():
                 try:
-                    # A new channel each time: a new connection, a new handshake.
+                    # A new channel each time: a new connection, a new handshake; gRPC and
+                    # HTTPS in turn.
                     self.assertEqual(self.health(self.creds()), "SERVING")
+                    conn = http.client.HTTPSConnection("localhost", self.server.http_port,
+                                                       context=ctx, timeout=30)
+                    conn.request("GET", "/health")
+                    self.assertEqual(conn.getresponse().status, 200)
+                    conn.close()
                     calls[0] += 1
                 except Exception as e:  # noqa: BLE001 - any failure counts
                     failures.append(repr(e))
@@ -136,8 +145,10 @@ class Tls(TlsCase):
                 time.sleep(0.01)
             self.assertGreaterEqual(calls[0], n, "the load made no progress: %s" % failures)
 
-        t = threading.Thread(target=load)
+        t = threading.Thread(target=load, daemon=True)
         t.start()
+        self.addCleanup(t.join, 30)
+        self.addCleanup(stop.set)  # a failed assertion below must not leave the load running
         wait_calls(3)
         # As Kubernetes does with a mounted secret: new files moved into place.
         shutil.copy(os.path.join(self.d, "server2.key"), self.key + ".new")
@@ -145,13 +156,16 @@ class Tls(TlsCase):
         os.replace(self.key + ".new", self.key)
         os.replace(self.cert + ".new", self.cert)
         deadline = time.monotonic() + 15
-        served = None
+        served = https_served = None
+        new = ssl.PEM_cert_to_DER_cert(read(self.d, "server2.pem").decode())
         while time.monotonic() < deadline:
             served = ssl.get_server_certificate(("127.0.0.1", self.server.port))
-            if ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(
-                    read(self.d, "server2.pem").decode()):
+            https_served = ssl.get_server_certificate(("127.0.0.1", self.server.http_port))
+            if (ssl.PEM_cert_to_DER_cert(served) == new
+                    and ssl.PEM_cert_to_DER_cert(https_served) == new):
                 break
             time.sleep(0.1)
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(https_served), new, "HTTPS serves the new one")
         # Calls go on over the new pair before the load stops.
         wait_calls(calls[0] + 3)
         stop.set()
@@ -162,6 +176,8 @@ class Tls(TlsCase):
         self.assertEqual(failures, [])
         self.assertGreater(calls[0], 5)
         self.assertTrue(self.server.events("tls_reloaded"))
+        self.assertTrue([e for e in self.server.events("tls_reloaded")
+                         if e.get("listener") == "https"], self.server.log()[-2000:])
 
 
     def test_a_key_that_is_not_the_certificates_keeps_the_pair_in_use(self):
@@ -172,6 +188,12 @@ class Tls(TlsCase):
         # taken.
         for _ in range(3):
             self.assertEqual(self.health(self.creds()), "SERVING")
+        old = ssl.PEM_cert_to_DER_cert(read(self.d, "server.pem").decode())
+        https = ("127.0.0.1", self.server.http_port)
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(https)), old)
+        self.assertTrue([e for e in self.server.events("tls_reload_failed")
+                         if e.get("listener") == "https"
+                         and "is not the certificate's" in e["error"]], self.server.log()[-2000:])
         self.assertTrue(self.server.events("tls_reload_failed"), self.server.log()[-2000:])
         self.assertIn("is not the certificate's",
                       self.server.events("tls_reload_failed")[0]["error"])
@@ -182,6 +204,8 @@ class Tls(TlsCase):
         self.assertEqual(self.health(self.creds()), "SERVING")
         served = ssl.get_server_certificate(("127.0.0.1", self.server.port))
         self.assertEqual(ssl.PEM_cert_to_DER_cert(served),
+                         ssl.PEM_cert_to_DER_cert(read(self.d, "other.pem").decode()))
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(https)),
                          ssl.PEM_cert_to_DER_cert(read(self.d, "other.pem").decode()))
 
 

@@ -148,6 +148,13 @@ static int silent_listener(char *target, size_t cap)
     return fd;
 }
 
+/* Model "m" at target, with the binding's timeout (0: none). */
+static catalog_upstream_t upstream_to(const char *target, uint32_t timeout_ms)
+{
+    return (catalog_upstream_t){
+        .target = target, .model_name = "m", .signature_name = "", .timeout_ms = timeout_ms};
+}
+
 static grpc_slice request(void)
 {
     return grpc_slice_from_copied_buffer("\x0a\x00", 2);
@@ -160,11 +167,7 @@ Test(upstream, a_callback_call_to_a_closed_port_ends_unavailable_on_the_pools_th
     close(fd); /* now nothing listens there */
     upstream_pool_t *u = NULL;
     cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
-    catalog_upstream_t up = {0};
-    up.target = target;
-    up.model_name = "m";
-    up.signature_name = "";
-    up.timeout_ms = 5000;
+    catalog_upstream_t up = upstream_to(target, 5000);
     upstream_call_t c;
     out.n = 0;
     cr_assert_eq(upstream_start(u, &up, request(), gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL, NULL,
@@ -187,11 +190,7 @@ Test(upstream, the_binding_timeout_ends_a_call_nobody_answers)
     int fd = silent_listener(target, sizeof target);
     upstream_pool_t *u = NULL;
     cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
-    catalog_upstream_t up = {0};
-    up.target = target;
-    up.model_name = "m";
-    up.signature_name = "";
-    up.timeout_ms = 200;
+    catalog_upstream_t up = upstream_to(target, 200);
     upstream_call_t c;
     out.n = 0;
     cr_assert_eq(upstream_start(u, &up, request(), gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL, NULL,
@@ -212,11 +211,8 @@ Test(upstream, freeing_the_pool_cancels_calls_in_flight_and_runs_their_callbacks
     int fd = silent_listener(target, sizeof target);
     upstream_pool_t *u = NULL;
     cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
-    catalog_upstream_t up = {0};
-    up.target = target;
-    up.model_name = "m";
-    up.signature_name = "";
-    up.timeout_ms = 0; /* no deadline at all: only the cancel ends them */
+    catalog_upstream_t up =
+        upstream_to(target, 0); /* no deadline at all: only the cancel ends them */
     upstream_call_t c[3];
     out.n = 0;
     for (int i = 0; i < 3; i++)
@@ -236,11 +232,7 @@ Test(upstream, a_cancelled_call_ends_cancelled_and_one_that_ended_is_not_cancell
     int fd = silent_listener(target, sizeof target);
     upstream_pool_t *u = NULL;
     cr_assert_eq(upstream_pool_new(1 << 20, NULL, &u), 0);
-    catalog_upstream_t up = {0};
-    up.target = target;
-    up.model_name = "m";
-    up.signature_name = "";
-    up.timeout_ms = 0; /* only the cancel ends it */
+    catalog_upstream_t up = upstream_to(target, 0); /* only the cancel ends it */
     upstream_call_t c[2];
     out.n = 0;
     for (int i = 0; i < 2; i++)

@@ -1,0 +1,214 @@
+/* http/tls.c - the HTTPS certificate and key, served fresh when their files change. */
+#include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "http/http_int.h"
+
+/*
+ * libmicrohttpd hands GnuTLS a certificate callback instead of a fixed pair: at every TLS
+ * handshake the files are stat()ed, and a changed pair (a rotated Kubernetes secret) is loaded
+ * and served from that handshake on, with no restart and no failed request, as the gRPC port
+ * does (server/tls.c). A broken new pair (unreadable, not PEM, or a key that is not the
+ * certificate's, which is also what a rotation looks like between its two renames) is logged
+ * once (tls_reload_failed) and the pair in use stays.
+ *
+ * GnuTLS's callback has no closure, so the pair lives here, once per process: every HTTPS
+ * listener of the process (the front door and --metrics-listen) serves the same files. Pairs
+ * replaced by a rotation are kept until the last listener stops, since a session may still
+ * point into its pair.
+ */
+
+#define PEM_MAX ((size_t)1 << 20)
+#define MAX_CHAIN 16
+
+typedef struct tls_pair {
+    gnutls_pcert_st pcerts[MAX_CHAIN];
+    unsigned n;
+    gnutls_privkey_t key;
+    struct tls_pair *older;
+} tls_pair_t;
+
+static struct {
+    pthread_mutex_t mu;
+    unsigned users;
+    char *paths[2]; /* --tls-cert, --tls-key */
+    struct stat seen[2];
+    tls_pair_t *cur; /* and, through ->older, the pairs it replaced */
+} pair = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void pair_free(tls_pair_t *p)
+{
+    while (p != NULL) {
+        tls_pair_t *older = p->older;
+        for (unsigned i = 0; i < p->n; i++)
+            gnutls_pcert_deinit(&p->pcerts[i]);
+        if (p->key != NULL)
+            gnutls_privkey_deinit(p->key);
+        free(p);
+        p = older;
+    }
+}
+
+/* Whether key is the private key of cert's public key. */
+static bool key_matches(gnutls_privkey_t key, gnutls_pubkey_t cert_key)
+{
+    gnutls_pubkey_t pk = NULL;
+    gnutls_datum_t a = {NULL, 0}, b = {NULL, 0};
+    bool same = gnutls_pubkey_init(&pk) == 0 && gnutls_pubkey_import_privkey(pk, key, 0, 0) == 0 &&
+                gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &a) == 0 &&
+                gnutls_pubkey_export2(cert_key, GNUTLS_X509_FMT_DER, &b) == 0 && a.size == b.size &&
+                memcmp(a.data, b.data, a.size) == 0;
+    gnutls_free(a.data);
+    gnutls_free(b.data);
+    if (pk != NULL)
+        gnutls_pubkey_deinit(pk);
+    return same;
+}
+
+/* Loads the pair at pair.paths, stat()ed into now. Returns: the pair, or NULL with why set. */
+static tls_pair_t *load(struct stat now[2], char *why, size_t cap)
+{
+    char *pem[2] = {NULL, NULL};
+    size_t len[2] = {0, 0};
+    tls_pair_t *p = NULL;
+    for (int i = 0; i < 2; i++) {
+        int rc = stat(pair.paths[i], &now[i]) < 0 ? -errno : 0;
+        if (rc == 0)
+            rc = base_read_file(pair.paths[i], PEM_MAX, &pem[i], &len[i]);
+        if (rc < 0) {
+            snprintf(why, cap, "cannot read %s: %s", pair.paths[i], strerror(-rc));
+            goto out;
+        }
+    }
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        snprintf(why, cap, "out of memory");
+        goto out;
+    }
+    gnutls_datum_t cd = {(unsigned char *)pem[0], (unsigned)len[0]};
+    gnutls_datum_t kd = {(unsigned char *)pem[1], (unsigned)len[1]};
+    p->n = MAX_CHAIN;
+    int grc = gnutls_pcert_list_import_x509_raw(p->pcerts, &p->n, &cd, GNUTLS_X509_FMT_PEM,
+                                                GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+    if (grc < 0 || p->n == 0) {
+        p->n = 0;
+        snprintf(why, cap, "%s: not a PEM certificate chain of at most %d (%s)", pair.paths[0],
+                 MAX_CHAIN, gnutls_strerror(grc));
+    } else if ((grc = gnutls_privkey_init(&p->key)) < 0 ||
+               (grc = gnutls_privkey_import_x509_raw(p->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) <
+                   0) {
+        snprintf(why, cap, "%s: not a PEM private key (%s)", pair.paths[1], gnutls_strerror(grc));
+    } else if (!key_matches(p->key, p->pcerts[0].pubkey)) {
+        snprintf(why, cap, "the key in %s is not the certificate's in %s", pair.paths[1],
+                 pair.paths[0]);
+    } else {
+        goto out;
+    }
+    pair_free(p);
+    p = NULL;
+out:
+    if (pem[1] != NULL)
+        explicit_bzero(pem[1], len[1]);
+    free(pem[0]);
+    free(pem[1]);
+    return p;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* GnuTLS's certificate callback (gnutls_certificate_retrieve_function2), per handshake. */
+static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nreqs,
+                    const gnutls_pk_algorithm_t *algos, int n_algos, gnutls_pcert_st **pcert,
+                    unsigned int *pcert_length, gnutls_privkey_t *privkey)
+{
+    (void)s;
+    (void)req_ca_rdn;
+    (void)nreqs;
+    (void)algos;
+    (void)n_algos;
+    pthread_mutex_lock(&pair.mu);
+    struct stat now[2];
+    bool changed = false;
+    for (int i = 0; i < 2 && !changed; i++)
+        changed = stat(pair.paths[i], &now[i]) < 0 || !same_stat(&now[i], &pair.seen[i]);
+    if (changed) {
+        char why[512];
+        memset(now, 0, sizeof now);
+        tls_pair_t *p = load(now, why, sizeof why);
+        if (p != NULL) {
+            p->older = pair.cur;
+            pair.cur = p;
+            base_log(BASE_LOG_INFO, "tls_reloaded", "{s:s, s:s}", "cert", pair.paths[0], "listener",
+                     "https");
+        } else {
+            base_log(BASE_LOG_WARN, "tls_reload_failed", "{s:s, s:s, s:s}", "error", why,
+                     "listener", "https", "note", "the certificate in use stays");
+        }
+        /* Seen either way: a broken file is reported once, not at every handshake. */
+        memcpy(pair.seen, now, sizeof now);
+    }
+    *pcert = pair.cur->pcerts;
+    *pcert_length = pair.cur->n;
+    *privkey = pair.cur->key;
+    pthread_mutex_unlock(&pair.mu);
+    return 0;
+}
+
+int http__tls_acquire(const char *cert, const char *key, void **callback, char *why, size_t cap)
+{
+    int rc = 0;
+    pthread_mutex_lock(&pair.mu);
+    if (pair.users > 0) {
+        if (strcmp(pair.paths[0], cert) != 0 || strcmp(pair.paths[1], key) != 0) {
+            snprintf(why, cap, "one HTTPS certificate per process: %s is already served",
+                     pair.paths[0]);
+            rc = -EINVAL;
+        }
+    } else {
+        pair.paths[0] = strdup(cert);
+        pair.paths[1] = strdup(key);
+        struct stat now[2];
+        memset(now, 0, sizeof now);
+        pair.cur = pair.paths[0] != NULL && pair.paths[1] != NULL ? load(now, why, cap) : NULL;
+        if (pair.cur == NULL) {
+            if (pair.paths[0] == NULL || pair.paths[1] == NULL)
+                snprintf(why, cap, "out of memory");
+            free(pair.paths[0]);
+            free(pair.paths[1]);
+            pair.paths[0] = pair.paths[1] = NULL;
+            rc = -EINVAL;
+        } else {
+            memcpy(pair.seen, now, sizeof now);
+        }
+    }
+    if (rc == 0) {
+        pair.users++;
+        *callback = (void *)retrieve;
+    }
+    pthread_mutex_unlock(&pair.mu);
+    return rc;
+}
+
+void http__tls_release(void)
+{
+    pthread_mutex_lock(&pair.mu);
+    if (pair.users > 0 && --pair.users == 0) {
+        pair_free(pair.cur);
+        pair.cur = NULL;
+        free(pair.paths[0]);
+        free(pair.paths[1]);
+        pair.paths[0] = pair.paths[1] = NULL;
+    }
+    pthread_mutex_unlock(&pair.mu);
+}
