@@ -252,9 +252,12 @@ static void usage(FILE *f)
             "                           rebalance across replicas (default 0: never)\n"
             "  --grpc-max-connection-age-grace-s N  calls in flight at that GOAWAY get N s\n"
             "                           (default %u)\n"
+            "  --grpc-handshake-timeout-ms N  a connection that has not finished its TLS and\n"
+            "                           HTTP/2 handshakes this long after it was accepted is\n"
+            "                           closed (default %u)\n"
             "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
-            "                           certificate chain and key (gRPC reloads them when they\n"
-            "                           change; HTTP reads them at start)\n"
+            "                           certificate chain and key (both reload them when they\n"
+            "                           change)\n"
             "  --tls-client-ca FILE     verify client certificates (gRPC and HTTPS) against\n"
             "                           these CAs\n"
             "  --tls-require-client-cert  refuse clients without one (mTLS; over HTTPS,\n"
@@ -303,9 +306,10 @@ static void usage(FILE *f)
             CORE_DEFAULT_MAX_WRITE_ROWS, CORE_DEFAULT_MAX_HISTORY_ROWS,
             SERVER_DEFAULT_SHUTDOWN_GRACE_MS, SERVER_DEFAULT_MAX_STREAMS,
             (size_t)SERVER_DEFAULT_MAX_MEMORY, SERVER_DEFAULT_MAX_SEND_MS,
-            SERVER_DEFAULT_MAX_AGE_GRACE_S, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
-            HTTP_DEFAULT_IDLE_TIMEOUT_S, HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS,
-            HTTP_DEFAULT_MAX_PASSTHROUGHS, HTTP_DEFAULT_MAX_WRITES);
+            SERVER_DEFAULT_MAX_AGE_GRACE_S, SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
+            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
+            HTTP_DEFAULT_MAX_WRITES);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -368,6 +372,8 @@ int cli_serve(int argc, char **argv)
         {"grpc-max-send-ms", 0, CLI_UNSIGNED, &o.max_send_ms, CLI_ENV, 0, 3600000},
         {"grpc-max-connection-idle-s", 0, CLI_UNSIGNED, &o.max_idle_s, CLI_ENV, 0, 2000000},
         {"grpc-max-connection-age-s", 0, CLI_UNSIGNED, &o.max_age_s, CLI_ENV, 0, 2000000},
+        {"grpc-handshake-timeout-ms", 0, CLI_UNSIGNED, &o.handshake_timeout_ms, CLI_ENV, 100,
+         600000},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
         {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},

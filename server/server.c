@@ -200,6 +200,7 @@ void server_options_init(server_options_t *o)
     o->max_memory = SERVER_DEFAULT_MAX_MEMORY;
     o->max_send_ms = SERVER_DEFAULT_MAX_SEND_MS;
     o->max_age_grace_s = SERVER_DEFAULT_MAX_AGE_GRACE_S;
+    o->handshake_timeout_ms = SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 }
 
 /* The read workers a server with these options runs (0 = one per online CPU). */
@@ -905,7 +906,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
         base_log(BASE_LOG_INFO, "absl_deadlock_detection", "{s:s}", "note",
                  "abseil mutex deadlock detection stays on (FSTORE_ABSL_DEADLOCK_DETECTION=1, "
                  "or not found in the abseil gRPC links against)");
-    grpc_arg args[14];
+    grpc_arg args[15];
     memset(args, 0, sizeof args);
     size_t n_args = 3;
     /* gRPC sets SO_REUSEPORT by default, which lets a second server bind a port that is already
@@ -959,6 +960,12 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     args[n_args].key = GRPC_ARG_RESOURCE_QUOTA;
     args[n_args].value.pointer.p = quota;
     args[n_args++].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+    /* A connection that never finishes its handshakes (a TLS or HTTP/2 slowloris) is closed. */
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
+    args[n_args++].value.integer =
+        (int)(o->handshake_timeout_ms ? o->handshake_timeout_ms
+                                      : SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS);
     /* Connections that rebalance: GOAWAY after an idle time or an age, with a grace for the
      * calls in flight. */
     if (o->max_idle_s > 0) {

@@ -47,6 +47,9 @@ typedef struct server server_t;
 #define SERVER_DEFAULT_MAX_MEMORY ((size_t)512 << 20)
 #define SERVER_DEFAULT_MAX_SEND_MS 10000u
 #define SERVER_DEFAULT_MAX_AGE_GRACE_S 30u
+/* How long an accepted connection may take to finish its TLS and HTTP/2 handshakes (gRPC's own
+ * default is 120 s): a client that connects and sends nothing is closed after this. */
+#define SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 
 typedef struct server_options {
     const char *listen;     /* host:port; port 0 picks a free one (see server_port()) */
@@ -80,6 +83,8 @@ typedef struct server_options {
                                  reconnect and rebalance across replicas; 0 = never */
     unsigned max_age_grace_s; /* --grpc-max-connection-age-grace-s: calls in flight get this long
                                  after the GOAWAY; SERVER_DEFAULT_MAX_AGE_GRACE_S */
+    unsigned handshake_timeout_ms; /* --grpc-handshake-timeout-ms: an unfinished handshake is
+                                      closed after this; SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS */
     /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
      * new certificate). With a client CA, client certificates are verified when presented, and
      * required with tls_require_client_cert (mTLS). */

@@ -245,6 +245,53 @@ class IdleLimit(HostileCase):
         self.assert_bomb_refused(c)  # gRPC's own decompression would inflate all of it first
 
 
+def closed_after(sock, limit):
+    """Reads (and drops) what the server sends until it closes: the seconds that took, or None
+    when it was still open after limit seconds."""
+    t0 = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except socket.timeout:
+        return None
+    return time.monotonic() - t0
+
+
+class SilentConnections(HostileCase):
+    """A client that connects and never finishes the HTTP/2 handshake (never sends the
+    preface) holds a connection only --grpc-handshake-timeout-ms long (gRPC's own default is
+    two minutes); one that does is served on the same port meanwhile."""
+    args = ["--grpc-handshake-timeout-ms", "1000"]
+
+    def test_a_connection_that_never_speaks_is_closed_after_the_handshake_timeout(self):
+        socks = [socket.create_connection(("127.0.0.1", self.server.port)) for _ in range(20)]
+        for s in socks:
+            self.addCleanup(s.close)
+        self.assertTrue(self.other_client_ok(), "a real client was not served")
+        for s in socks:
+            took = closed_after(s, 30)
+            self.assertIsNotNone(took, "a silent connection outlived the handshake timeout")
+        # A client that speaks keeps its connection past the timeout.
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        sid = c.call(HEALTH, HEALTH_REQ)
+        self.assertEqual(c.result(sid)[0], 0)
+        time.sleep(1.5)  # past the timeout: what is asserted is that nothing happens
+        sid = c.call(HEALTH, HEALTH_REQ)
+        self.assertEqual(c.result(sid)[0], 0, "a connection that finished its handshake was cut")
+
+
+
+class SilentConnectionsDefault(HostileCase):
+    def test_by_default_a_silent_connection_goes_after_ten_seconds_not_two_minutes(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port))
+        self.addCleanup(s.close)
+        took = closed_after(s, 60)
+        self.assertIsNotNone(took, "still open after a minute")
+        self.assertGreater(took, 9)  # the server's timer: never early
+
+
 def read_frames(sock, seconds):
     """Raw frames (type, stream, payload) the server sends within seconds, or until it closes."""
     data = b""
