@@ -535,16 +535,20 @@ static bool count_write(http_t *h, http_req_t *r)
 /* A connection's verdict on its client certificate, found at its first request. */
 typedef enum { CERT_UNKNOWN = 0, CERT_OK, CERT_NONE, CERT_BAD } cert_state_t;
 
-/* With --tls-client-ca: each connection gets a cert_state_t (its socket context). */
+/* With HTTPS: each connection gets an http__conn_t (its socket context). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     (void)cls;
     (void)conn;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(cert_state_t)); /* NULL: checked every request */
+        /* NULL: the certificate checked every request, the pair held for good (tls.c). */
+        *socket_context = calloc(1, sizeof(http__conn_t));
     } else {
-        free(*socket_context);
+        http__conn_t *c = *socket_context;
+        if (c != NULL)
+            http__tls_unhold(c->pair);
+        free(c);
         *socket_context = NULL;
     }
 }
@@ -573,12 +577,12 @@ static int client_cert(http_t *h, http_req_t *r)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    cert_state_t *cs = ci != NULL ? ci->socket_context : NULL;
-    cert_state_t st = cs != NULL ? *cs : CERT_UNKNOWN;
+    http__conn_t *cs = ci != NULL ? ci->socket_context : NULL;
+    cert_state_t st = cs != NULL ? (cert_state_t)cs->cert : CERT_UNKNOWN;
     if (st == CERT_UNKNOWN) {
         st = verify_peer(r->conn);
         if (cs != NULL)
-            *cs = st;
+            cs->cert = st;
     }
     if (st == CERT_OK || (st == CERT_NONE && !h->o.tls_require_client_cert))
         return 0;
@@ -795,14 +799,14 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     struct MHD_OptionItem tls_opts[] = {
         /* The pair is http/tls.c's, looked at every handshake (reloaded when it changes). */
         {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cert_callback},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
         /* Asks for a client certificate (GnuTLS: requested, not required); checked per
          * connection in client_cert(). */
         {MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_client_ca},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
         {MHD_OPTION_END, 0, NULL},
     };
     if (!client_ca)
-        tls_opts[1].option = MHD_OPTION_END;
+        tls_opts[2].option = MHD_OPTION_END;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads_of(o), MHD_OPTION_CONNECTION_LIMIT,

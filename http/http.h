@@ -60,7 +60,7 @@ typedef struct http_options {
                              headers to their answer, body buffering and the store's apply
                              included; more are 429 at their headers (0: HTTP_DEFAULT_MAX_WRITES) */
     const char *tls_cert; /* --tls-cert, --tls-key: HTTPS with this PEM certificate chain
-                             and key (read at start); NULL: plain HTTP */
+                             and key (reloaded when they change: http/tls.c); NULL: plain HTTP */
     const char *tls_key;
     /* --tls-client-ca (with HTTPS): client certificates are asked for and, when given, must
      * chain to these CAs and be for client authentication; with tls_require_client_cert

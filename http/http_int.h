@@ -237,6 +237,18 @@ struct http {
  * listener that never started one. */
 void http__passthrough_watch_stop(http_t *h);
 
+/* An HTTPS connection's own state (its libmicrohttpd socket context, from its start to its
+ * close): the verdict on its client certificate, and the certificate pair its handshake got,
+ * held so that a pair a rotation replaced is freed once no connection uses it. */
+typedef struct http__tls_pair http__tls_pair_t;
+typedef struct http__conn {
+    int cert; /* http.c's cert_state_t */
+    http__tls_pair_t *pair;
+} http__conn_t;
+
+/* Lets go of conn's pair (NULL: none). Thread-safe. */
+void http__tls_unhold(http__tls_pair_t *pair);
+
 /* The HTTPS pair (http/tls.c), one per process, shared by every HTTPS listener: loaded from
  * cert and key (the same paths for every listener), then checked at each handshake and reloaded
  * when the files change. *callback is for MHD_OPTION_HTTPS_CERT_CALLBACK.

@@ -20,40 +20,79 @@
  * once (tls_reload_failed) and the pair in use stays.
  *
  * GnuTLS's callback has no closure, so the pair lives here, once per process: every HTTPS
- * listener of the process (the front door and --metrics-listen) serves the same files. Pairs
- * replaced by a rotation are kept until the last listener stops, since a session may still
- * point into its pair.
+ * listener of the process (the front door and --metrics-listen) serves the same files. GnuTLS
+ * keeps using a session's pair until the session ends, so each connection holds the pair its
+ * handshake got (http__conn_t, found through the session's pointer, which libmicrohttpd sets
+ * to the connection) and a pair a rotation replaced is freed when its last connection closes;
+ * a connection without that state (its allocation failed) pins its pair until the last
+ * listener stops. A file that cannot be read is logged once, and looked at again when it
+ * changes.
  */
 
 #define PEM_MAX ((size_t)1 << 20)
 #define MAX_CHAIN 16
 
-typedef struct tls_pair {
+typedef struct http__tls_pair tls_pair_t;
+struct http__tls_pair {
     gnutls_pcert_st pcerts[MAX_CHAIN];
     unsigned n;
     gnutls_privkey_t key;
-    struct tls_pair *older;
-} tls_pair_t;
+    unsigned holders; /* connections whose handshake got it (under pair.mu) */
+    bool pinned;      /* handed to a connection that cannot hold it: kept to the end */
+    tls_pair_t *older;
+};
 
 static struct {
     pthread_mutex_t mu;
     unsigned users;
     char *paths[2]; /* --tls-cert, --tls-key */
     struct stat seen[2];
-    tls_pair_t *cur; /* and, through ->older, the pairs it replaced */
+    bool missing[2]; /* seen: the stat failed */
+    tls_pair_t *cur; /* and, through ->older, the replaced pairs some connection still holds */
 } pair = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void pair_free_one(tls_pair_t *p)
+{
+    for (unsigned i = 0; i < p->n; i++)
+        gnutls_pcert_deinit(&p->pcerts[i]);
+    if (p->key != NULL)
+        gnutls_privkey_deinit(p->key);
+    free(p);
+}
 
 static void pair_free(tls_pair_t *p)
 {
     while (p != NULL) {
         tls_pair_t *older = p->older;
-        for (unsigned i = 0; i < p->n; i++)
-            gnutls_pcert_deinit(&p->pcerts[i]);
-        if (p->key != NULL)
-            gnutls_privkey_deinit(p->key);
-        free(p);
+        pair_free_one(p);
         p = older;
     }
+}
+
+/* Under pair.mu: frees the replaced pairs no connection holds any more. */
+static void pair_reap(void)
+{
+    if (pair.cur == NULL)
+        return;
+    for (tls_pair_t **pp = &pair.cur->older; *pp != NULL;) {
+        tls_pair_t *p = *pp;
+        if (p->holders == 0 && !p->pinned) {
+            *pp = p->older;
+            pair_free_one(p);
+        } else {
+            pp = &p->older;
+        }
+    }
+}
+
+void http__tls_unhold(tls_pair_t *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&pair.mu);
+    p->holders--;
+    pair_reap();
+    pthread_mutex_unlock(&pair.mu);
 }
 
 /* Whether key is the private key of cert's public key. */
@@ -95,8 +134,11 @@ static tls_pair_t *load(struct stat now[2], char *why, size_t cap)
     gnutls_datum_t cd = {(unsigned char *)pem[0], (unsigned)len[0]};
     gnutls_datum_t kd = {(unsigned char *)pem[1], (unsigned)len[1]};
     p->n = MAX_CHAIN;
+    /* As gnutls_certificate_set_x509_key_mem() (libmicrohttpd's own loading) takes a chain:
+     * in any order, but never silently cut. */
     int grc = gnutls_pcert_list_import_x509_raw(p->pcerts, &p->n, &cd, GNUTLS_X509_FMT_PEM,
-                                                GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+                                                GNUTLS_X509_CRT_LIST_SORT |
+                                                    GNUTLS_X509_CRT_LIST_IMPORT_FAIL_IF_EXCEED);
     if (grc < 0 || p->n == 0) {
         p->n = 0;
         snprintf(why, cap, "%s: not a PEM certificate chain of at most %d (%s)", pair.paths[0],
@@ -132,20 +174,26 @@ static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nr
                     const gnutls_pk_algorithm_t *algos, int n_algos, gnutls_pcert_st **pcert,
                     unsigned int *pcert_length, gnutls_privkey_t *privkey)
 {
-    (void)s;
     (void)req_ca_rdn;
     (void)nreqs;
     (void)algos;
     (void)n_algos;
     pthread_mutex_lock(&pair.mu);
     struct stat now[2];
-    bool changed = false;
-    for (int i = 0; i < 2 && !changed; i++)
-        changed = stat(pair.paths[i], &now[i]) < 0 || !same_stat(&now[i], &pair.seen[i]);
+    bool changed = false, missing[2];
+    for (int i = 0; i < 2; i++) {
+        missing[i] = stat(pair.paths[i], &now[i]) < 0;
+        if (missing[i])
+            memset(&now[i], 0, sizeof now[i]);
+        /* A file still missing is no change: it was reported when it went. */
+        if (missing[i] != pair.missing[i] || (!missing[i] && !same_stat(&now[i], &pair.seen[i])))
+            changed = true;
+    }
     if (changed) {
         char why[512];
-        memset(now, 0, sizeof now);
-        tls_pair_t *p = load(now, why, sizeof why);
+        tls_pair_t *p = missing[0] || missing[1] ? NULL : load(now, why, sizeof why);
+        if (p == NULL && (missing[0] || missing[1]))
+            snprintf(why, sizeof why, "%s is missing", pair.paths[missing[0] ? 0 : 1]);
         if (p != NULL) {
             p->older = pair.cur;
             pair.cur = p;
@@ -157,10 +205,27 @@ static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nr
         }
         /* Seen either way: a broken file is reported once, not at every handshake. */
         memcpy(pair.seen, now, sizeof now);
+        memcpy(pair.missing, missing, sizeof missing);
     }
-    *pcert = pair.cur->pcerts;
-    *pcert_length = pair.cur->n;
-    *privkey = pair.cur->key;
+    tls_pair_t *cur = pair.cur;
+    /* The connection holds the pair its session uses (libmicrohttpd's session pointer is the
+     * connection); a handshake again on one connection moves its hold. */
+    struct MHD_Connection *conn = gnutls_session_get_ptr(s);
+    const union MHD_ConnectionInfo *ci =
+        conn != NULL ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+    http__conn_t *c = ci != NULL ? ci->socket_context : NULL;
+    if (c == NULL) {
+        cur->pinned = true;
+    } else if (c->pair != cur) {
+        if (c->pair != NULL)
+            c->pair->holders--;
+        c->pair = cur;
+        cur->holders++;
+    }
+    pair_reap();
+    *pcert = cur->pcerts;
+    *pcert_length = cur->n;
+    *privkey = cur->key;
     pthread_mutex_unlock(&pair.mu);
     return 0;
 }
@@ -209,6 +274,7 @@ void http__tls_release(void)
         free(pair.paths[0]);
         free(pair.paths[1]);
         pair.paths[0] = pair.paths[1] = NULL;
+        pair.missing[0] = pair.missing[1] = false;
     }
     pthread_mutex_unlock(&pair.mu);
 }

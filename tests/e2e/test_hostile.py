@@ -272,6 +272,7 @@ class SilentConnections(HostileCase):
         for s in socks:
             took = closed_after(s, 30)
             self.assertIsNotNone(took, "a silent connection outlived the handshake timeout")
+            self.assertLess(took, 5, "closed by the default (10 s), not the flag's 1 s")
         # A client that speaks keeps its connection past the timeout.
         c = H2Grpc(self.server.port)
         self.addCleanup(c.close)

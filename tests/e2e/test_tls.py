@@ -209,6 +209,37 @@ class Tls(TlsCase):
                          ssl.PEM_cert_to_DER_cert(read(self.d, "other.pem").decode()))
 
 
+class HttpsReload(TlsCase):
+    def https_cert(self):
+        return ssl.PEM_cert_to_DER_cert(
+            ssl.get_server_certificate(("127.0.0.1", self.server.http_port)))
+
+    def test_a_missing_file_is_reported_once_and_each_rotation_is_served(self):
+        first = self.https_cert()
+        os.unlink(self.key)
+        for _ in range(5):
+            self.assertEqual(self.https_cert(), first, "the pair in use stays")
+        missing = [e for e in self.server.events("tls_reload_failed")
+                   if e.get("listener") == "https" and "is missing" in e["error"]]
+        self.assertEqual(len(missing), 1, self.server.log()[-3000:])
+        # Two rotations, each served from the next handshake (the first pair's connections
+        # are gone, so it is freed: ASan would see a use after that).
+        for n, name in enumerate(("server2", "server3")):
+            make_cert(self.d, "ca", name, "serverAuth", 50 + n)
+            shutil.copy(os.path.join(self.d, name + ".key"), self.key + ".new")
+            shutil.copy(os.path.join(self.d, name + ".pem"), self.cert + ".new")
+            os.replace(self.key + ".new", self.key)
+            os.replace(self.cert + ".new", self.cert)
+            want = ssl.PEM_cert_to_DER_cert(read(self.d, name + ".pem").decode())
+            self.assertEqual(self.https_cert(), want, name)
+            ctx = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
+            conn = http.client.HTTPSConnection("localhost", self.server.http_port, context=ctx,
+                                               timeout=30)
+            conn.request("GET", "/health")
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+
+
 class CurlMixin:
     def curl(self, path, client=None, body=None):
         cmd = ["curl", "-sS", "-w", "\n%{http_code}", "--cacert", os.path.join(self.d, "ca.pem")]
@@ -233,7 +264,9 @@ class MutualTls(CurlMixin, TlsCase):
         code, text = self.curl("/get-online-features", "client", read_body)
         self.assertEqual(code, 200, text)
         for who, want in ((None, "requires a client certificate"),
-                          ("stranger", "not one this server accepts")):
+                          ("stranger", "not one this server accepts"),
+                          # From the CA, but for server authentication only.
+                          ("server", "not one this server accepts")):
             with self.subTest(client=who):
                 code, text = self.curl("/get-online-features", who, read_body)
                 self.assertEqual(code, 401, text)
@@ -254,6 +287,16 @@ class MutualTls(CurlMixin, TlsCase):
                             "--key", os.path.join(self.d, "client.key")] + urls,
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.stdout.split(), ["200", "404"] * 3, p.stderr)
+        # A refused certificate on one connection: probes still answered, the rest refused.
+        urls = []
+        for path in ["/health", "/v1/models/scorer", "/health"]:
+            urls += ["-o", "/dev/null", "https://localhost:%d%s" % (self.server.http_port, path)]
+        p = subprocess.run(["curl", "-sS", "-w", "%{http_code} ",
+                            "--cacert", os.path.join(self.d, "ca.pem"),
+                            "--cert", os.path.join(self.d, "stranger.pem"),
+                            "--key", os.path.join(self.d, "stranger.key")] + urls,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.stdout.split(), ["200", "401", "200"], p.stderr)
 
     def test_only_clients_with_a_certificate_from_the_ca_are_served(self):
         self.assertEqual(self.health(self.creds(client="client")), "SERVING")
