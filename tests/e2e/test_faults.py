@@ -155,6 +155,17 @@ class StoreFaults(unittest.TestCase):
         self.assertIn("write failed: Input/output error", json.loads(json.loads(raw))["message"])
         self.assertEqual(self.write(43, 2), (1, 0))
 
+    def test_a_full_map_over_http_is_507(self):
+        self.arm("put MAP_FULL\nmap_grow ENOSPC\n")
+        status, raw = self.http_post("/write-to-online-store", {
+            "feature_view_name": "driver_stats@v1",
+            "df": {"driver_id": [44], "trips": [1],
+                   "event_timestamp": ["2026-01-01T00:00:00Z"]}})
+        self.assertEqual(status, 507, raw)
+        self.assertFired()
+        self.assertIn("largest size", json.loads(json.loads(raw))["message"])
+        self.assertEqual(self.write(44, 2), (1, 0))
+
     def test_a_failed_lookup_is_internal_naming_the_view_and_logged(self):
         errors = self.metric("fstore_store_read_errors_total")
         logged = len(self.server.events("store_read_failed"))
