@@ -16,6 +16,7 @@ import unittest
 import grpc
 
 from fstore_client import FeatureStoreClient
+from free_port import free_port
 from harness import Server
 
 
@@ -238,6 +239,39 @@ class HttpsReload(TlsCase):
             conn.request("GET", "/health")
             self.assertEqual(conn.getresponse().status, 200)
             conn.close()
+
+
+class HttpsTwoListeners(TlsCase):
+    """--metrics-listen over HTTPS shares the front door's pair: both serve it, both take a
+    rotation, and the pair is let go cleanly when both stop (ASan watching)."""
+
+    def test_the_metrics_listener_serves_the_same_pair_and_its_rotation(self):
+        self.server.stop()
+        mport = free_port()
+        self.server = Server(args=["--tls-cert", self.cert, "--tls-key", self.key,
+                                   "--metrics-listen", "127.0.0.1:%d" % mport])
+        self.server.credentials = self.creds()
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        ctx = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
+
+        def served(port):
+            return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port)))
+
+        conn = http.client.HTTPSConnection("localhost", mport, context=ctx, timeout=30)
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertIn(b"fstore_store_map_size_bytes", resp.read())
+        conn.close()
+        make_cert(self.d, "ca", "server4", "serverAuth", 60)
+        shutil.copy(os.path.join(self.d, "server4.key"), self.key + ".new")
+        shutil.copy(os.path.join(self.d, "server4.pem"), self.cert + ".new")
+        os.replace(self.key + ".new", self.key)
+        os.replace(self.cert + ".new", self.cert)
+        want = ssl.PEM_cert_to_DER_cert(read(self.d, "server4.pem").decode())
+        self.assertEqual(served(mport), want, "the metrics listener")
+        self.assertEqual(served(self.server.http_port), want, "the front door")
 
 
 class CurlMixin:
