@@ -340,6 +340,11 @@ bool base_lean_mutexes(void);
  */
 int base_read_file(const char *path, size_t max, char **out, size_t *len);
 
+/* Whether two stat() results are of the same file unchanged (device, inode, size, mtime to the
+ * nanosecond): how a watched file (a certificate, a key) is found replaced or rewritten. */
+struct stat;
+bool base_same_file(const struct stat *a, const struct stat *b);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */
 

@@ -163,12 +163,6 @@ out:
     return p;
 }
 
-static bool same_stat(const struct stat *a, const struct stat *b)
-{
-    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* GnuTLS's certificate callback (gnutls_certificate_retrieve_function2), per handshake. */
 static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nreqs,
                     const gnutls_pk_algorithm_t *algos, int n_algos, gnutls_pcert_st **pcert,
@@ -186,7 +180,8 @@ static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nr
         if (missing[i])
             memset(&now[i], 0, sizeof now[i]);
         /* A file still missing is no change: it was reported when it went. */
-        if (missing[i] != pair.missing[i] || (!missing[i] && !same_stat(&now[i], &pair.seen[i])))
+        if (missing[i] != pair.missing[i] ||
+            (!missing[i] && !base_same_file(&now[i], &pair.seen[i])))
             changed = true;
     }
     if (changed) {

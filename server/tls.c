@@ -30,12 +30,6 @@ struct server_tls {
 /* No PEM bundle is a megabyte. */
 #define PEM_MAX ((size_t)1 << 20)
 
-static bool same_stat(const struct stat *a, const struct stat *b)
-{
-    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* Whether the chain's first certificate and the key belong together. */
 static bool pair_matches(const char *cert_pem, const char *key_pem)
 {
@@ -106,7 +100,7 @@ static grpc_ssl_certificate_config_reload_status fetch(void *arg,
     memset(now, 0, sizeof now);
     for (int i = 0; i < 3 && !changed; i++) {
         if (t->paths[i] != NULL &&
-            (stat(t->paths[i], &now[i]) < 0 || !same_stat(&now[i], &t->seen[i])))
+            (stat(t->paths[i], &now[i]) < 0 || !base_same_file(&now[i], &t->seen[i])))
             changed = true;
     }
     grpc_ssl_certificate_config_reload_status st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;

@@ -1,7 +1,7 @@
 /*
  * storage/fault.c - injected failures, for tests only (compiled only with FSTORE_FAULT_INJECTION,
- * which follows FSTORE_BUILD_TESTS and so is off in the release preset: there store__fault() is
- * an inline 0).
+ * on by default in a Debug build with tests and off otherwise, the release preset included:
+ * there store__fault() is an inline 0).
  *
  * FSTORE_FAULTS_FILE names a file, read at every fault point while it exists. Each line arms
  * one point:

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,8 +79,14 @@ Test(read_file, reads_a_whole_file_and_refuses_a_missing_empty_or_oversized_one)
     free(got);
     char *none = NULL;
     cr_assert_eq(base_read_file(path, n - 1, &none, NULL), -EFBIG, "one byte over max");
+    struct stat a, b;
+    cr_assert_eq(stat(path, &a), 0);
+    cr_assert_eq(stat(path, &b), 0);
+    cr_assert(base_same_file(&a, &b));
     f = fopen(path, "w");
     fclose(f);
+    cr_assert_eq(stat(path, &b), 0);
+    cr_assert_not(base_same_file(&a, &b), "a rewritten file is another");
     cr_assert_eq(base_read_file(path, n, &none, NULL), -ENODATA);
     unlink(path);
     cr_assert_eq(base_read_file(path, n, &none, NULL), -ENOENT);
