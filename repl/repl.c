@@ -380,16 +380,29 @@ static bool transient(natsStatus s, jsErrCode jerr)
            jerr == JSClusterNotAvailErr || s == NATS_CONNECTION_DISCONNECTED;
 }
 
+/* A wait for JetStream to answer again, said at its first miss and every 5 s after it (an
+ * operator sees why a start or a catalog change has not gone on). */
+static void waiting(repl_t *r, const char *what, const char *why, int64_t *logged)
+{
+    int64_t now = base_mono_us();
+    if (*logged != 0 && now - *logged < 5000000)
+        return;
+    base_log(BASE_LOG_WARN, "jetstream_waiting", "{s:s, s:s, s:s}", "stream", r->stream, "for",
+             what, "error", why);
+    *logged = now;
+}
+
 static int ensure_stream_once(repl_t *r, bool *retry, char *err, size_t cap);
 
 static int ensure_stream(repl_t *r, char *err, size_t cap)
 {
-    int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000;
+    int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000, logged = 0;
     for (;;) {
         bool retry = false;
         int rc = ensure_stream_once(r, &retry, err, cap);
         if (!retry || base_mono_us() >= until)
             return rc;
+        waiting(r, "the stream's configuration", err != NULL ? err : "", &logged);
         struct timespec ts = {0, 250 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -587,10 +600,16 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
     natsStatus s;
-    int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000;
-    while (
-        transient(s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr), jerr) &&
-        base_mono_us() < until) {
+    int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000, logged = 0;
+    for (;;) {
+        /* Two statements: jerr is read after the call that sets it (as one call's two
+         * arguments, their order was the compiler's, and a 10008 was taken as final). */
+        s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr);
+        if (!transient(s, jerr) || base_mono_us() >= until)
+            break;
+        char why[200];
+        repl__nats_text(s, jerr, why, sizeof why);
+        waiting(r, "the log's catalog", why, &logged);
         struct timespec ts = {0, 250 * 1000000};
         nanosleep(&ts, NULL);
         jerr = 0;

@@ -475,6 +475,40 @@ class ClusterTest(ReplicationCase):
             self.assertEqual([v.int64_val for v in resp.results[1].values], [0, 2499])
         self.assert_same_digests(self.servers)
 
+    def test_8_a_node_started_while_jetstream_has_no_quorum_waits_for_it(self):
+        # Two of three nats-servers down: JetStream answers "temporarily unavailable" (10008).
+        # A node restarting then waits, says so, and starts when the quorum is back (it once
+        # took the first 10008 as final and exited).
+        c = self.servers[2]
+        self.assertEqual(c.stop(), 0, c.log()[-4000:])
+        for ns in self.nats.servers[1:]:
+            ns.stop()
+        failed = []
+
+        def start():
+            try:
+                c.start()
+            except AssertionError as e:
+                failed.append(e)
+        t = threading.Thread(target=start)
+        t.start()
+        try:
+            ev = c.wait_event("jetstream_waiting", timeout=60)[0]
+            self.assertIsNone(c.proc.poll(), c.log())
+            self.assertIn("10008", ev["error"])
+        finally:
+            for ns in self.nats.servers[1:]:
+                ns.start(wait=False)
+            for ns in self.nats.servers[1:]:
+                ns.wait()
+            t.join()
+        self.assertEqual(failed, [])
+        resp = write(self.servers[0], [9], 900, timeout=60)
+        md = [("fstore-min-seq", str(resp.sequence))]
+        self.assertEqual(read_trips(c, [9], md), [900])
+        self.wait_converged(self.servers)
+        self.assert_same_digests(self.servers)
+
 
 class SingleNatsTest(ReplicationCase):
     def setUp(self):

@@ -9,6 +9,8 @@ Models, by model_spec.name:
                 `pair` DT_FLOAT [n, 2] in tensor_content (score, -score), `count` DT_INT32 [n]
                 (trips), `label_bytes` DT_STRING [n] (b"\xffL" + trips).
   slow          waits 10 s (or until cancelled), then answers like weighted_sum.
+  held          records the event "held", waits until release() (or until cancelled, or 60 s),
+                then answers like weighted_sum: a call a test knows is in flight.
   failing       aborts with the status named by the string input `fail` (default INTERNAL).
   odd           answers outputs chosen by the string input `kind` (default "text"): "unsigned" (DT_UINT32 and
                 DT_UINT64 in their own fields, [2] each, values 4000000000 and 2**64-1), "huge"
@@ -118,6 +120,13 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             if "fail" in inputs:
                 code = tensor_values(inputs["fail"])[0].decode()
             context.abort(getattr(grpc.StatusCode, code), "model says no")
+        if spec.name == "held":
+            self.owner._event("held")
+            end = time.monotonic() + 60
+            while not self.owner.released.wait(0.01):
+                if not context.is_active() or time.monotonic() > end:
+                    self.owner._event("cancelled")
+                    context.abort(grpc.StatusCode.CANCELLED, "cancelled while held")
         wait_ms = 10000 if spec.name == "slow" else 0
         if "sleep_ms" in inputs:
             wait_ms = tensor_values(inputs["sleep_ms"])[0]
@@ -189,6 +198,7 @@ class UpstreamModelServer:
 
     def __init__(self, port=0, workers=16, credentials=None):
         self._lock = threading.Lock()
+        self.released = threading.Event()  # lets the `held` model's calls go on
         self.requests = []
         self.events = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
@@ -206,6 +216,10 @@ class UpstreamModelServer:
 
     def stop(self):
         self._server.stop(grace=None).wait(10)
+
+    def release(self):
+        """Answers every call of the `held` model, now and from now on."""
+        self.released.set()
 
     def reset(self):
         """Forgets recorded requests and events."""
