@@ -206,6 +206,10 @@ static void replication(core_t *c, FILE *out)
     family(out, "fstore_replication_pending_writes", "gauge",
            "Writes waiting for the log or for this node's apply.");
     fprintf(out, "fstore_replication_pending_writes %zu\n", st.pending);
+    family(out, "fstore_replication_read_waiters", "gauge",
+           "Reads waiting for this node to apply the sequence they asked for (fstore-min-seq; "
+           "at most --max-read-waiters).");
+    fprintf(out, "fstore_replication_read_waiters %zu\n", atomic_load(&c->read_waiters));
 }
 
 void core_metrics(void *arg, FILE *out)

@@ -554,22 +554,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* The client's certificate checked against --tls-client-ca, for client authentication. */
-static cert_state_t verify_peer(struct MHD_Connection *conn)
+static cert_state_t verify_peer(http_t *h, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (ci == NULL || ci->tls_session == NULL)
         return CERT_BAD;
-    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
-    unsigned n = 0;
-    if (gnutls_certificate_get_peers(s, &n) == NULL || n == 0)
-        return CERT_NONE;
-    gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
-                                     .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
-    unsigned status = 0;
-    if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0 || status != 0)
-        return CERT_BAD;
-    return CERT_OK;
+    int v = http__tls_ca_verify(h->client_ca, (gnutls_session_t)ci->tls_session);
+    return v > 0 ? CERT_OK : v == 0 ? CERT_NONE : CERT_BAD;
 }
 
 /* Returns: 0 (let through), or -ENOKEY / -EKEYREJECTED with r's message set. */
@@ -580,7 +572,7 @@ static int client_cert(http_t *h, http_req_t *r)
     http__conn_t *cs = ci != NULL ? ci->socket_context : NULL;
     cert_state_t st = cs != NULL ? (cert_state_t)cs->cert : CERT_UNKNOWN;
     if (st == CERT_UNKNOWN) {
-        st = verify_peer(r->conn);
+        st = verify_peer(h, r->conn);
         if (cs != NULL)
             cs->cert = st;
     }
@@ -632,7 +624,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (allow != NULL)
                 http__header(r, MHD_HTTP_HEADER_ALLOW, allow);
             r->refused = true;
-        } else if (h->tls_client_ca != NULL && r->route->scope != 0 &&
+        } else if (h->client_ca != NULL && r->route->scope != 0 &&
                    (denied = client_cert(h, r)) < 0) {
             /* Before the token: a connection without the right certificate gets nothing. */
             http__respond_error(r, denied);
@@ -780,10 +772,15 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     if (tls) {
         char why[512] = "";
         int rc = http__tls_acquire(o->tls_cert, o->tls_key, &cert_callback, why, sizeof why);
-        if (rc == 0 && client_ca &&
-            (rc = base_read_file(o->tls_client_ca, (size_t)1 << 20, &h->tls_client_ca, NULL)) < 0) {
-            snprintf(why, sizeof why, "cannot read %s: %s", o->tls_client_ca, strerror(-rc));
-            http__tls_release();
+        if (rc == 0 && client_ca) {
+            rc = http__tls_ca_open(o->tls_client_ca, &h->client_ca, why, sizeof why);
+            if (rc == 0 && (rc = base_read_file(o->tls_client_ca, (size_t)1 << 20,
+                                                &h->tls_client_ca, NULL)) < 0)
+                snprintf(why, sizeof why, "cannot read %s: %s", o->tls_client_ca, strerror(-rc));
+            if (rc < 0) {
+                http__tls_ca_close(h->client_ca);
+                http__tls_release();
+            }
         }
         if (rc < 0) {
             base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error", why, "listener",
@@ -816,6 +813,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, tls ? MHD_OPTION_ARRAY : MHD_OPTION_END,
         tls_opts, MHD_OPTION_END);
     if (h->daemon == NULL) {
+        http__tls_ca_close(h->client_ca);
         free(h->tls_client_ca);
         if (h->tls)
             http__tls_release();
@@ -871,6 +869,7 @@ void http_stop(http_t *h)
     pthread_key_delete(h->worker_key);
     pthread_cond_destroy(&h->pt_cv);
     pthread_mutex_destroy(&h->pt_mu);
+    http__tls_ca_close(h->client_ca);
     free(h->tls_client_ca);
     if (h->tls)
         http__tls_release();

@@ -2,6 +2,7 @@
 #ifndef HTTP_HTTP_INT_H
 #define HTTP_HTTP_INT_H
 
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -228,7 +229,8 @@ struct http {
     _Atomic unsigned writes;       /* write requests from headers to answer (--http-max-writes) */
     _Atomic bool stopping;
     bool tls;            /* HTTPS: the pair is http/tls.c's (http__tls_acquire()) */
-    char *tls_client_ca; /* the CAs of client certificates (--tls-client-ca; NULL: none asked) */
+    char *tls_client_ca; /* their PEM at start: libmicrohttpd asks for client certificates */
+    struct http__tls_ca *client_ca; /* --tls-client-ca, verified against (NULL: none asked) */
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
 };
@@ -256,5 +258,18 @@ void http__tls_unhold(http__tls_pair_t *pair);
  * other paths than the pair already served). Each success is ended by http__tls_release(). */
 int http__tls_acquire(const char *cert, const char *key, void **callback, char *why, size_t cap);
 void http__tls_release(void);
+
+/* A listener's client CAs (--tls-client-ca, http/tls.c): loaded from path at open, then looked
+ * at again when the file changes (a broken new file is logged, and the CAs in use stay).
+ * Returns: 0; -EINVAL with why set (unreadable, no PEM CA in it); -ENOMEM. Ended by
+ * http__tls_ca_close() (NULL: nothing). */
+typedef struct http__tls_ca http__tls_ca_t;
+int http__tls_ca_open(const char *path, http__tls_ca_t **out, char *why, size_t cap);
+void http__tls_ca_close(http__tls_ca_t *ca);
+
+/* The verdict on the client certificate of session s against ca's CAs as the file is now.
+ * Returns: 1 (from them, within its validity, for client authentication); 0 (none given);
+ * -1 (any other). Thread-safe. */
+int http__tls_ca_verify(http__tls_ca_t *ca, gnutls_session_t s);
 
 #endif /* HTTP_HTTP_INT_H */

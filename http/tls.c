@@ -172,6 +172,10 @@ static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nr
     (void)nreqs;
     (void)algos;
     (void)n_algos;
+    /* The certificate request names no CA: the client CAs can change while serving (see
+     * http__tls_ca_verify()), and a client that picks its certificate by the names (Go's)
+     * would send none after a change. Any client then sends the one it has. */
+    gnutls_certificate_send_x509_rdn_sequence(s, 1);
     pthread_mutex_lock(&pair.mu);
     struct stat now[2];
     bool changed = false, missing[2];
@@ -272,4 +276,161 @@ void http__tls_release(void)
         pair.missing[0] = pair.missing[1] = false;
     }
     pthread_mutex_unlock(&pair.mu);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client CAs (--tls-client-ca), looked at again when their file changes                   */
+
+/*
+ * A listener's client CAs are a GnuTLS trust list of its own, checked for a change of the file
+ * at each connection's first request that needs a certificate (its verdict is the connection's
+ * from then on), and verified against here rather than through the session's credentials, which
+ * libmicrohttpd fixes at start. A rotated CA file is served from the next connection on; a
+ * broken one is logged once and the CAs in use stay. A verification in progress holds the list
+ * it started with (refs), so a reload never frees one under it.
+ */
+
+typedef struct ca_list {
+    gnutls_x509_trust_list_t tl;
+    unsigned refs; /* under the owner's mu: the owner's one, and one per verification */
+} ca_list_t;
+
+struct http__tls_ca {
+    pthread_mutex_t mu;
+    char *path;
+    struct stat seen;
+    bool missing;
+    ca_list_t *cur;
+};
+
+static void ca_unref(ca_list_t *l)
+{
+    if (l != NULL && --l->refs == 0) {
+        gnutls_x509_trust_list_deinit(l->tl, 1);
+        free(l);
+    }
+}
+
+/* Loads the CAs at path, stat()ed into now. Returns: the list (one ref), or NULL with why set. */
+static ca_list_t *ca_load(const char *path, struct stat *now, char *why, size_t cap)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = stat(path, now) < 0 ? -errno : 0;
+    if (rc == 0)
+        rc = base_read_file(path, PEM_MAX, &pem, &len);
+    if (rc < 0) {
+        snprintf(why, cap, "cannot read %s: %s", path, strerror(-rc));
+        return NULL;
+    }
+    ca_list_t *l = calloc(1, sizeof *l);
+    gnutls_datum_t d = {(unsigned char *)pem, (unsigned)len};
+    int grc = l == NULL ? GNUTLS_E_MEMORY_ERROR : gnutls_x509_trust_list_init(&l->tl, 0);
+    if (grc == 0)
+        grc = gnutls_x509_trust_list_add_trust_mem(l->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+    free(pem);
+    if (grc > 0) {
+        l->refs = 1;
+        return l;
+    }
+    snprintf(why, cap, "%s: no PEM CA certificate in it (%s)", path,
+             grc < 0 ? gnutls_strerror(grc) : "none found");
+    if (l != NULL && l->tl != NULL)
+        gnutls_x509_trust_list_deinit(l->tl, 1);
+    free(l);
+    return NULL;
+}
+
+int http__tls_ca_open(const char *path, http__tls_ca_t **out, char *why, size_t cap)
+{
+    http__tls_ca_t *ca = calloc(1, sizeof *ca);
+    if (ca == NULL || (ca->path = strdup(path)) == NULL) {
+        free(ca);
+        snprintf(why, cap, "out of memory");
+        return -ENOMEM;
+    }
+    ca->cur = ca_load(path, &ca->seen, why, cap);
+    if (ca->cur == NULL) {
+        free(ca->path);
+        free(ca);
+        return -EINVAL;
+    }
+    pthread_mutex_init(&ca->mu, NULL);
+    *out = ca;
+    return 0;
+}
+
+void http__tls_ca_close(http__tls_ca_t *ca)
+{
+    if (ca == NULL)
+        return;
+    ca_unref(ca->cur);
+    pthread_mutex_destroy(&ca->mu);
+    free(ca->path);
+    free(ca);
+}
+
+/* Under ca->mu: the file again, when it changed since it was last seen. */
+static void ca_refresh(http__tls_ca_t *ca)
+{
+    struct stat now;
+    bool missing = stat(ca->path, &now) < 0;
+    if (missing)
+        memset(&now, 0, sizeof now);
+    if (missing == ca->missing && (missing || base_same_file(&now, &ca->seen)))
+        return;
+    char why[512];
+    ca_list_t *l = missing ? NULL : ca_load(ca->path, &now, why, sizeof why);
+    if (missing)
+        snprintf(why, sizeof why, "%s is missing", ca->path);
+    if (l != NULL) {
+        ca_unref(ca->cur);
+        ca->cur = l;
+        base_log(BASE_LOG_INFO, "tls_reloaded", "{s:s, s:s}", "client_ca", ca->path, "listener",
+                 "https");
+    } else {
+        base_log(BASE_LOG_WARN, "tls_reload_failed", "{s:s, s:s, s:s}", "error", why, "listener",
+                 "https", "note", "the client CAs in use stay");
+    }
+    /* Seen either way: a broken file is reported once, not at every connection. */
+    ca->seen = now;
+    ca->missing = missing;
+}
+
+int http__tls_ca_verify(http__tls_ca_t *ca, gnutls_session_t s)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
+    if (raw == NULL || n == 0)
+        return 0;
+    if (n > MAX_CHAIN)
+        return -1;
+    pthread_mutex_lock(&ca->mu);
+    ca_refresh(ca);
+    ca_list_t *l = ca->cur;
+    l->refs++;
+    pthread_mutex_unlock(&ca->mu);
+    gnutls_x509_crt_t crts[MAX_CHAIN];
+    unsigned inited = 0;
+    bool ok = true;
+    for (unsigned i = 0; ok && i < n; i++) {
+        ok = gnutls_x509_crt_init(&crts[i]) == 0;
+        if (ok) {
+            inited++;
+            ok = gnutls_x509_crt_import(crts[i], &raw[i], GNUTLS_X509_FMT_DER) == 0;
+        }
+    }
+    /* From these CAs, within its validity, and for client authentication. */
+    gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                     .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+    unsigned status = 0;
+    ok = ok &&
+         gnutls_x509_trust_list_verify_crt2(l->tl, crts, n, &purpose, 1, 0, &status, NULL) == 0 &&
+         status == 0;
+    for (unsigned i = 0; i < inited; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    pthread_mutex_lock(&ca->mu);
+    ca_unref(l);
+    pthread_mutex_unlock(&ca->mu);
+    return ok ? 1 : -1;
 }

@@ -600,7 +600,10 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
     natsStatus s;
-    int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000, logged = 0;
+    int64_t wait_ms = r->o.publish_timeout_ms;
+    if (r->store != NULL && !r->started && r->o.connect_timeout_ms > wait_ms)
+        wait_ms = r->o.connect_timeout_ms;
+    int64_t until = base_mono_us() + wait_ms * 1000, logged = 0;
     for (;;) {
         /* Two statements: jerr is read after the call that sets it (as one call's two
          * arguments, their order was the compiler's, and a 10008 was taken as final). */

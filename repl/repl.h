@@ -108,9 +108,11 @@ void repl_close(repl_t *r);
 const char *repl_stream(const repl_t *r);
 
 /*
- * The latest catalog in the log and its sequence. Returns: 0, *out (the caller's reference) and
- * *seq; -ENOENT (the log holds no catalog); -EAGAIN (the log did not answer); -EPROTO (a
- * message that is not a catalog), -ENOMEM; err says why.
+ * The latest catalog in the log and its sequence. JetStream not answering (no quorum, an
+ * election) is waited out: up to the publish timeout, or on a node opened with a store and not
+ * yet started (a serve starting) up to the connect timeout when that is longer. Returns: 0,
+ * *out (the caller's reference) and *seq; -ENOENT (the log holds no catalog); -EAGAIN (the log
+ * did not answer); -EPROTO (a message that is not a catalog), -ENOMEM; err says why.
  */
 int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_t err_cap);
 

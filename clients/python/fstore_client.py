@@ -18,6 +18,7 @@ time, get_historical_features() is Feast's point-in-time join of an entity table
 """
 import datetime
 import glob
+import importlib
 import os
 import sys
 import time
@@ -30,7 +31,7 @@ def _add_stub_path():
             sys.path.insert(0, env)
         return
     try:
-        import feast.types.Value_pb2  # noqa: F401  (already importable)
+        importlib.import_module("feast.types.Value_pb2")  # already importable
         return
     except ImportError:
         pass

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import grpc
 
@@ -136,8 +137,11 @@ class Server:
     def log(self):
         if self.log_path is None:
             return ""
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:  # a start retried on new ports (spawn()) replaced it just now
+            return ""
 
     def events(self, name=None):
         out = []
@@ -161,6 +165,28 @@ class Server:
             time.sleep(0.05)
         raise AssertionError("no %d x '%s' in the log within %.0fs:\n%s"
                              % (count, name, timeout, self.log()))
+
+    def metric(self, series):
+        """One series of the server's /metrics (its name with its labels as exposed, e.g.
+        'fstore_store_read_errors_total'), as a number; None when it is not there."""
+        with urllib.request.urlopen("http://%s/metrics" % self.http, timeout=10) as r:
+            text = r.read().decode()
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def wait_metric(self, series, at_least, timeout=30.0):
+        """Waits until the series reaches at_least; returns its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = self.metric(series)
+            if v is not None and v >= at_least:
+                return v
+            if time.monotonic() > deadline:
+                raise AssertionError("%s is %s, not >= %s within %.0fs"
+                                     % (series, v, at_least, timeout))
+            time.sleep(0.02)
 
     def send(self, sig):
         self.proc.send_signal(sig)

@@ -2,7 +2,6 @@
 # killed mid-stream resumes with no row missing or doubled, every type arrives as written, the
 # table plan refuses what would break, and the README's point-in-time SQL gives what
 # GetHistoricalFeatures gives.
-import base64
 import datetime
 import os
 import random

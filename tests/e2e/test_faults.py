@@ -5,13 +5,11 @@
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import unittest
-import urllib.request
 
 import grpc
 
@@ -81,11 +79,9 @@ class StoreFaults(unittest.TestCase):
         return resp.status, raw
 
     def metric(self, name):
-        with urllib.request.urlopen("http://%s/metrics" % self.server.http, timeout=10) as r:
-            text = r.read().decode()
-        m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
-        self.assertIsNotNone(m, name)
-        return int(m.group(1))
+        v = self.server.metric(name)
+        self.assertIsNotNone(v, name)
+        return int(v)
 
     def failed_write(self, spec, code, *fragments):
         """Arms spec, checks the write it fails and the one after it, and returns the error."""

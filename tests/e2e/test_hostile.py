@@ -20,7 +20,7 @@ import hpack
 
 from fstore_client import FeatureStoreClient
 from grpc_health.v1 import health_pb2
-from h2_client import H2Grpc, frame
+from h2_client import H2Grpc
 from harness import Server
 
 HEALTH = "/grpc.health.v1.Health/Check"
@@ -185,8 +185,12 @@ class NeverReads(HostileCase):
     def test_a_client_that_never_reads_cannot_starve_health_checks(self):
         # 90 calls, under the 100 streams a connection may have: with 4 Health slots (2 read
         # workers x 2) and no bound, every other client's Health/Check would wait forever.
+        series = ('grpc_server_started_total{grpc_method="Check",'
+                  'grpc_service="grpc.health.v1.Health",grpc_type="unary"}')
+        base = self.server.metric(series)
         c, sids = self.stall(90)
-        time.sleep(0.3)
+        # Every Health slot holds a stalled call (its reply unsent) before the others ask.
+        self.server.wait_metric(series, base + 4)
         for _ in range(10):
             t0 = time.monotonic()
             self.assertTrue(self.other_client_ok(deadline=3.0))

@@ -6,7 +6,6 @@ by their join key), the features join them, and the upstream's outputs come back
 import base64
 import http.client
 import json
-import re
 import shutil
 import socket
 import threading
@@ -262,10 +261,10 @@ class HttpPassthroughBounds(HttpMixin, unittest.TestCase):
         self.addCleanup(self.server.cleanup)
         self.server.start()
         results = []
+        self.addCleanup(self.upstream.release)
 
-        def call():
-            resp, raw = self.predict("scorer", {"inputs": {"driver_id": [1],
-                                                           "sleep_ms": [3000]}})
+        def call():  # held by the model server until the test releases it
+            resp, raw = self.predict("scorer_held", {"inputs": {"driver_id": [1]}})
             results.append(resp.status)
 
         threads = [threading.Thread(target=call) for _ in range(2)]
@@ -279,6 +278,8 @@ class HttpPassthroughBounds(HttpMixin, unittest.TestCase):
         self.assertError(resp, raw, 503, "--http-max-passthroughs")
         self.assertLess(time.monotonic() - t0, 2, "refused at once, not queued")
         self.assertEqual(len(self.upstream.requests), 2, "the third never reached the upstream")
+        self.assertEqual(results, [], "a held call ended before its release")
+        self.upstream.release()
         for t in threads:
             t.join(30)
         self.assertEqual(results, [200, 200])
@@ -286,10 +287,9 @@ class HttpPassthroughBounds(HttpMixin, unittest.TestCase):
         self.assertEqual(resp.status, 200, raw)
 
     def metric(self, name):
-        resp, raw = self.http("GET", "/metrics")
-        m = re.search(r"^%s (\d+)$" % re.escape(name), raw.decode(), re.M)
-        self.assertIsNotNone(m, name)
-        return int(m.group(1))
+        v = self.server.metric(name)
+        self.assertIsNotNone(v, name)
+        return int(v)
 
     def test_a_client_that_hangs_up_cancels_its_passthrough_and_frees_its_slot(self):
         server = self.server

@@ -18,7 +18,6 @@ import urllib.request
 
 import grpc
 
-from feast.serving import ServingService_pb2
 from fstore.v1 import fstore_pb2, fstore_pb2_grpc
 from h2_client import H2Grpc
 from harness import FSTORE, SOURCE_DIR, Server, ServerTestCase
@@ -347,12 +346,16 @@ class OfflineTest(ServerTestCase):
             rq.entities["driver_id"].val.add().int64_val = i
         rq.event_timestamps.extend([ts(T0)] * 100)
         body = rq.SerializeToString()
+        series = ('grpc_server_started_total{grpc_method="GetHistoricalFeatures",'
+                  'grpc_service="fstore.v1.OnlineFeatureService",grpc_type="unary"}')
+        base = self.server.metric(series)
         c = H2Grpc(self.server.port, window=0)
         self.addCleanup(c.close)
         c.pump(lambda: c.remote_max_streams is not None, timeout=5)
         sids = [c.call("/fstore.v1.OnlineFeatureService/GetHistoricalFeatures", body)
                 for _ in range(2)]
-        time.sleep(0.3)
+        # Both slots are held by the stalled streams before anyone else asks.
+        self.server.wait_metric(series, base + 2)
         t0 = time.monotonic()
         self.insert([7999], [1], [T0])
         self.assertLess(time.monotonic() - t0, 2.0, "writes keep their own slots")

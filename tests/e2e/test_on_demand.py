@@ -7,7 +7,6 @@ import struct
 import subprocess
 import tempfile
 import shutil
-import time
 import unittest
 import urllib.error
 import urllib.request

@@ -7,8 +7,7 @@ from harness import free_port
 from test_predict import PredictServerTestCase, predict_request, write_drivers
 from upstream_model_server import UpstreamModelServer, make_tensor, tensor_rows
 
-SLOW_CALLS = 20    # passthroughs parked in a slow upstream at once
-SLOW_MS = 8000     # how long the upstream keeps them (under the binding's 30 s timeout_ms)
+SLOW_CALLS = 20    # passthroughs the upstream holds (model `held`) until the load is over
 RUN_SECONDS = 3.0  # mixed load duration
 
 
@@ -38,9 +37,10 @@ class PredictUnderLoad(PredictServerTestCase):
                          [1.0 * 0.5 + 2.0 * 0.75 + 0.5 * 10, 1.0 * 0.25 + 2.0 * 0.5 + 0.5 * 20])
 
     def test_mixed_load_with_slow_passthroughs_in_flight(self):
-        # Park passthroughs in the upstream first: they hold Predict slots, never threads.
-        slow_req = predict_request("scorer", {"driver_id": make_tensor("DT_INT64", [1]),
-                                              "sleep_ms": make_tensor("DT_INT64", [SLOW_MS])})
+        # Park passthroughs in the upstream first: they hold Predict slots, never threads,
+        # and stay parked until the upstream releases them at the end.
+        self.addCleanup(self.upstream.release)
+        slow_req = predict_request("scorer_held", {"driver_id": make_tensor("DT_INT64", [1])})
         slow = [self.stub.Predict.future(slow_req, timeout=120) for _ in range(SLOW_CALLS)]
         deadline = time.monotonic() + 60
         while len(self.upstream.requests) < SLOW_CALLS and time.monotonic() < deadline:
@@ -48,13 +48,10 @@ class PredictUnderLoad(PredictServerTestCase):
         self.assertEqual(len(self.upstream.requests), SLOW_CALLS,
                          "the slow passthroughs did not all reach the upstream")
 
-        # Reads while every slow call is parked: each must finish long before any slow one.
-        t0 = time.monotonic()
+        # Reads while every slow call is parked: none waits for them.
         for _ in range(10):
             self.gof()
-        self.assertFalse(any(f.done() for f in slow),
-                         "GetOnlineFeatures waited for the slow passthroughs")
-        self.assertLess(time.monotonic() - t0, SLOW_MS / 1000.0)
+        self.assertFalse(any(f.done() for f in slow), "a parked passthrough ended early")
 
         # Then mixed load from several threads, still with the slow calls in flight.
         failures = []
@@ -84,6 +81,8 @@ class PredictUnderLoad(PredictServerTestCase):
         for name, n in counts.items():
             self.assertGreater(n, 0, "%s made no calls" % name)
 
+        self.assertFalse(any(f.done() for f in slow), "a parked passthrough ended early")
+        self.upstream.release()
         for f in slow:
             resp = f.result(timeout=120)
             self.assertEqual(tensor_rows(resp.outputs["score"]), [0.5 + 1.5 + 5.0])

@@ -112,6 +112,25 @@ class NatsCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def js_request(port, subject, payload=b"", timeout=3.0):
+    """One JetStream API request in NATS's text protocol to the server on port; its reply as
+    JSON (socket.timeout when none comes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        f = s.makefile("rb")
+        f.readline()  # INFO
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.t 1\r\n'
+                  b"PUB %s _INBOX.t %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+        while True:
+            line = f.readline()
+            if not line:
+                raise socket.timeout("connection closed")
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG"):
+                n = int(line.split()[-1])
+                return json.loads(f.read(n + 2)[:n])
+
+
 def status(node):
     resp = node.client.fstore.GetReplicationStatus(fstore_pb2.GetReplicationStatusRequest(),
                                                    timeout=10)
@@ -250,7 +269,7 @@ class ClusterTest(ReplicationCase):
 
         t = threading.Thread(target=reader)
         t.start()
-        time.sleep(0.3)  # the read is most likely waiting by now; it passes either way
+        b.wait_metric("fstore_replication_read_waiters", 1)  # the read waits for its sequence
         self.assertEqual(write(a, [5], 44).sequence, resp.sequence + 1)
         t.join(60)
         self.assertEqual(got.get("v"), [44], got.get("e"))
@@ -315,6 +334,15 @@ class ClusterTest(ReplicationCase):
                     attempt += 1
                     time.sleep(0.2)
 
+    def wait_acked(self, acked, n, timeout=60):
+        """Waits until the load thread has n acknowledged writes."""
+        deadline = time.monotonic() + timeout
+        while len(acked) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError("%d writes acknowledged, not %d, within %.0fs"
+                                     % (len(acked), n, timeout))
+            time.sleep(0.05)
+
     def _check_load(self, acked, nodes):
         last = self.wait_converged(nodes)
         for rid, (ids, seq, k) in acked.items():
@@ -338,10 +366,10 @@ class ClusterTest(ReplicationCase):
                              args=(stop, acked, failures, self.servers[:2]))
         t.start()
         try:
-            time.sleep(1.5)
+            self.wait_acked(acked, 10)
             c = self.servers[2]
             c.kill()
-            time.sleep(1.5)
+            self.wait_acked(acked, len(acked) + 10)  # the others write on without it
             c.start()  # same data directory: it resumes from its own position
         finally:
             stop.set()
@@ -357,9 +385,10 @@ class ClusterTest(ReplicationCase):
                              args=(stop, acked, failures, self.servers))
         t.start()
         try:
-            time.sleep(1.5)
+            self.wait_acked(acked, 10)
             self.nats.servers[0].stop(signal.SIGKILL)
-            time.sleep(4)
+            # Writes go on once the two left elected their leaders (5-12 s of failed publishes).
+            self.wait_acked(acked, len(acked) + 20, timeout=90)
         finally:
             stop.set()
             t.join()
@@ -397,9 +426,10 @@ class ClusterTest(ReplicationCase):
                              args=(stop, acked, failures, self.servers))
         t.start()
         try:
+            self.wait_acked(acked, 10)
             d = self.node(self.urls, extra=["--bootstrap-from", self.servers[0].target])
             d.wait_event("bootstrapped")
-            time.sleep(1)
+            self.wait_acked(acked, len(acked) + 10)  # and more after its snapshot
         finally:
             stop.set()
             t.join()
@@ -481,8 +511,24 @@ class ClusterTest(ReplicationCase):
         # took the first 10008 as final and exited).
         c = self.servers[2]
         self.assertEqual(c.stop(), 0, c.log()[-4000:])
+        # The quorum can take longer than the default 30 s to come back here (test_5 allows 90).
+        c.args = c.args + ["--connect-timeout-ms", "120000"]
         for ns in self.nats.servers[1:]:
             ns.stop()
+        # The one left answers from its state for a moment: wait until it says it has no
+        # quorum, as the node will be told.
+        get_catalog = json.dumps({"last_by_subj": "fstore.e2e.$catalog"}).encode()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                reply = js_request(self.nats.servers[0].port,
+                                   "$JS.API.STREAM.MSG.GET.FSTORE_E2E", get_catalog)
+                if reply.get("error", {}).get("err_code") == 10008:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "JetStream kept answering")
+            time.sleep(0.2)
         failed = []
 
         def start():

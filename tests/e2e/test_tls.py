@@ -30,14 +30,15 @@ def make_ca(d, name):
             "-subj", "/CN=" + name, cwd=d)
 
 
-def make_cert(d, ca, name, usage, serial):
-    """A certificate for 127.0.0.1 and localhost signed by ca, usage serverAuth or clientAuth."""
+def make_cert(d, ca, name, usage, serial, days=2):
+    """A certificate for 127.0.0.1 and localhost signed by ca, usage serverAuth or clientAuth;
+    days -1 makes one that has expired."""
     with open(os.path.join(d, name + ".ext"), "w") as f:
         f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=%s\n" % usage)
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-            "-set_serial", str(serial), "-out", name + ".pem", "-days", "2",
+            "-set_serial", str(serial), "-out", name + ".pem", "-days", str(days),
             "-extfile", name + ".ext", cwd=d)
 
 
@@ -60,6 +61,7 @@ class TlsCase(unittest.TestCase):
         make_cert(cls.d, "ca", "server", "serverAuth", 1)
         make_cert(cls.d, "ca", "client", "clientAuth", 2)
         make_cert(cls.d, "other_ca", "stranger", "clientAuth", 3)
+        make_cert(cls.d, "ca", "expired", "clientAuth", 4, days=-1)
 
     def setUp(self):
         # The server reads the files at these paths; tests may replace them.
@@ -299,6 +301,7 @@ class MutualTls(CurlMixin, TlsCase):
         self.assertEqual(code, 200, text)
         for who, want in ((None, "requires a client certificate"),
                           ("stranger", "not one this server accepts"),
+                          ("expired", "not one this server accepts"),
                           # From the CA, but for server authentication only.
                           ("server", "not one this server accepts")):
             with self.subTest(client=who):
@@ -334,7 +337,7 @@ class MutualTls(CurlMixin, TlsCase):
 
     def test_only_clients_with_a_certificate_from_the_ca_are_served(self):
         self.assertEqual(self.health(self.creds(client="client")), "SERVING")
-        for who in (None, "stranger"):
+        for who in (None, "stranger", "expired"):
             with self.subTest(client=who):
                 with self.assertRaises(grpc.RpcError) as cm:
                     self.health(self.creds(client=who), timeout=3)
@@ -357,6 +360,63 @@ class OptionalClientCerts(CurlMixin, TlsCase):
         code, text = self.curl("/get-online-features", "stranger", read_body)
         self.assertEqual(code, 401, text)
         self.assertIn("not one this server accepts", text)
+
+
+class ClientCaReload(CurlMixin, TlsCase):
+    """--tls-client-ca replaced while serving: HTTPS and gRPC verify against the new CAs from
+    the next connection on, and a broken file leaves the CAs in use."""
+    args = ["--tls-client-ca", "@D@/client_ca.pem", "--tls-require-client-cert"]
+    mtls = True
+
+    def setUp(self):
+        self.ca_file = os.path.join(self.d, "client_ca.pem")
+        shutil.copy(os.path.join(self.d, "ca.pem"), self.ca_file)
+        super().setUp()
+
+    def replace_ca(self, data):
+        with open(self.ca_file + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(self.ca_file + ".tmp", self.ca_file)  # as a rotated secret appears
+
+    def served(self, who):
+        """(HTTPS status, gRPC served) for a client with who's certificate."""
+        body = '{"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [1]}}'
+        code = self.curl("/get-online-features", who, body)[0]
+        try:
+            ok = self.health(self.creds(client=who), timeout=3) == "SERVING"
+        except grpc.RpcError:
+            ok = False
+        return code, ok
+
+    def test_a_rotated_client_ca_is_verified_against_without_a_restart(self):
+        # HTTPS's certificate request names no CA (the start's would go stale): a client that
+        # picks its certificate by those names (Go's) sends its own whatever the CA file holds.
+        for version in ("-tls1_2", "-tls1_3"):
+            p = subprocess.run(["openssl", "s_client", version, "-connect",
+                                "127.0.0.1:%d" % self.server.http_port],
+                               input="", capture_output=True, text=True, timeout=30)
+            self.assertIn("No client certificate CA names sent", p.stdout, version)
+        self.assertEqual(self.served("client"), (200, True))
+        self.assertEqual(self.served("stranger"), (401, False))
+        self.replace_ca(read(self.d, "other_ca.pem"))
+        self.assertEqual(self.served("stranger"), (200, True))
+        self.assertEqual(self.served("client"), (401, False))
+        self.assertEqual(self.served("expired"), (401, False))
+        reloads = [e for e in self.server.events("tls_reloaded") if "client_ca" in e]
+        self.assertEqual(len(reloads), 1, self.server.log()[-3000:])
+        # A broken file: logged once, and the CAs in use stay.
+        self.replace_ca(b"not a certificate\n")
+        for _ in range(3):
+            self.assertEqual(self.served("stranger")[0], 200)
+            self.assertEqual(self.served("client")[0], 401)
+        failed = [e for e in self.server.events("tls_reload_failed")
+                  if "client CAs" in e.get("note", "")]
+        self.assertEqual(len(failed), 1, self.server.log()[-3000:])
+        self.assertIn("no PEM CA certificate", failed[0]["error"])
+        # Both CAs in one file: both served.
+        self.replace_ca(read(self.d, "ca.pem") + read(self.d, "other_ca.pem"))
+        self.assertEqual(self.served("client")[0], 200)
+        self.assertEqual(self.served("stranger")[0], 200)
 
 
 class BadFiles(unittest.TestCase):

@@ -33,7 +33,7 @@ from concurrent import futures
 
 import grpc
 
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 DT = types_pb2.DataType
