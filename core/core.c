@@ -321,8 +321,12 @@ int core__wait_min_seq(core_ctx_t *ctx)
     int64_t now = base_mono_us();
     if (repl_wait(c->repl, ctx->min_seq, now) == 0)
         return 0;
-    if (atomic_fetch_add(&c->read_waiters, 1) >= c->max_read_waiters) {
-        atomic_fetch_sub(&c->read_waiters, 1);
+    size_t waiting = atomic_load(&c->read_waiters);
+    do {
+        if (waiting >= c->max_read_waiters)
+            break;
+    } while (!atomic_compare_exchange_weak(&c->read_waiters, &waiting, waiting + 1));
+    if (waiting >= c->max_read_waiters) {
         return core_fail(ctx, -EAGAIN,
                          "replica behind: sequence %llu is not applied here yet and %zu reads "
                          "are already waiting (--max-read-waiters)",

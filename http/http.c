@@ -772,16 +772,10 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     if (tls) {
         char why[512] = "";
         int rc = http__tls_acquire(o->tls_cert, o->tls_key, &cert_callback, why, sizeof why);
-        if (rc == 0 && client_ca) {
-            rc = http__tls_ca_open(o->tls_client_ca, &h->client_ca, why, sizeof why);
-            if (rc == 0 && (rc = base_read_file(o->tls_client_ca, (size_t)1 << 20,
-                                                &h->tls_client_ca, NULL)) < 0)
-                snprintf(why, sizeof why, "cannot read %s: %s", o->tls_client_ca, strerror(-rc));
-            if (rc < 0) {
-                http__tls_ca_close(h->client_ca);
-                http__tls_release();
-            }
-        }
+        if (rc == 0 && client_ca &&
+            (rc = http__tls_ca_open(o->tls_client_ca, &h->client_ca, &h->tls_client_ca, why,
+                                    sizeof why)) < 0)
+            http__tls_release();
         if (rc < 0) {
             base_log(BASE_LOG_ERROR, "tls_failed", "{s:s, s:s}", "error", why, "listener",
                      o->listen);

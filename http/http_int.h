@@ -261,10 +261,11 @@ void http__tls_release(void);
 
 /* A listener's client CAs (--tls-client-ca, http/tls.c): loaded from path at open, then looked
  * at again when the file changes (a broken new file is logged, and the CAs in use stay).
- * Returns: 0; -EINVAL with why set (unreadable, no PEM CA in it); -ENOMEM. Ended by
- * http__tls_ca_close() (NULL: nothing). */
+ * *pem gets the file's text as loaded (the caller's, NUL-terminated: what libmicrohttpd is
+ * given so that GnuTLS asks for client certificates). Returns: 0; -EINVAL with why set
+ * (unreadable, no PEM CA in it); -ENOMEM. Ended by http__tls_ca_close() (NULL: nothing). */
 typedef struct http__tls_ca http__tls_ca_t;
-int http__tls_ca_open(const char *path, http__tls_ca_t **out, char *why, size_t cap);
+int http__tls_ca_open(const char *path, http__tls_ca_t **out, char **pem, char *why, size_t cap);
 void http__tls_ca_close(http__tls_ca_t *ca);
 
 /* The verdict on the client certificate of session s against ca's CAs as the file is now.

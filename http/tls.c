@@ -163,6 +163,17 @@ out:
     return p;
 }
 
+/* Whether the file at path changed since it was seen (seen, was_missing), stat()ed into *now and
+ * *missing. A file still missing is no change: it was reported when it went. */
+static bool file_changed(const char *path, const struct stat *seen, bool was_missing,
+                         struct stat *now, bool *missing)
+{
+    *missing = stat(path, now) < 0;
+    if (*missing)
+        memset(now, 0, sizeof *now);
+    return *missing != was_missing || (!*missing && !base_same_file(now, seen));
+}
+
 /* GnuTLS's certificate callback (gnutls_certificate_retrieve_function2), per handshake. */
 static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nreqs,
                     const gnutls_pk_algorithm_t *algos, int n_algos, gnutls_pcert_st **pcert,
@@ -179,15 +190,9 @@ static int retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nr
     pthread_mutex_lock(&pair.mu);
     struct stat now[2];
     bool changed = false, missing[2];
-    for (int i = 0; i < 2; i++) {
-        missing[i] = stat(pair.paths[i], &now[i]) < 0;
-        if (missing[i])
-            memset(&now[i], 0, sizeof now[i]);
-        /* A file still missing is no change: it was reported when it went. */
-        if (missing[i] != pair.missing[i] ||
-            (!missing[i] && !base_same_file(&now[i], &pair.seen[i])))
-            changed = true;
-    }
+    for (int i = 0; i < 2; i++)
+        changed |=
+            file_changed(pair.paths[i], &pair.seen[i], pair.missing[i], &now[i], &missing[i]);
     if (changed) {
         char why[512];
         tls_pair_t *p = missing[0] || missing[1] ? NULL : load(now, why, sizeof why);
@@ -311,8 +316,10 @@ static void ca_unref(ca_list_t *l)
     }
 }
 
-/* Loads the CAs at path, stat()ed into now. Returns: the list (one ref), or NULL with why set. */
-static ca_list_t *ca_load(const char *path, struct stat *now, char *why, size_t cap)
+/* Loads the CAs at path, stat()ed into now; with pem, hands the file's text over too.
+ * Returns: 0 and *out (one ref); -EINVAL (unreadable, no PEM CA in it) or -ENOMEM, why set. */
+static int ca_load(const char *path, struct stat *now, ca_list_t **out, char **pem_out, char *why,
+                   size_t cap)
 {
     char *pem = NULL;
     size_t len = 0;
@@ -321,27 +328,35 @@ static ca_list_t *ca_load(const char *path, struct stat *now, char *why, size_t 
         rc = base_read_file(path, PEM_MAX, &pem, &len);
     if (rc < 0) {
         snprintf(why, cap, "cannot read %s: %s", path, strerror(-rc));
-        return NULL;
+        return rc == -ENOMEM ? rc : -EINVAL;
     }
     ca_list_t *l = calloc(1, sizeof *l);
-    gnutls_datum_t d = {(unsigned char *)pem, (unsigned)len};
-    int grc = l == NULL ? GNUTLS_E_MEMORY_ERROR : gnutls_x509_trust_list_init(&l->tl, 0);
-    if (grc == 0)
-        grc = gnutls_x509_trust_list_add_trust_mem(l->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-    free(pem);
-    if (grc > 0) {
-        l->refs = 1;
-        return l;
+    if (l == NULL || gnutls_x509_trust_list_init(&l->tl, 0) < 0) {
+        free(l);
+        free(pem);
+        snprintf(why, cap, "out of memory");
+        return -ENOMEM;
     }
-    snprintf(why, cap, "%s: no PEM CA certificate in it (%s)", path,
-             grc < 0 ? gnutls_strerror(grc) : "none found");
-    if (l != NULL && l->tl != NULL)
+    gnutls_datum_t d = {(unsigned char *)pem, (unsigned)len};
+    int grc = gnutls_x509_trust_list_add_trust_mem(l->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+    if (grc <= 0) {
+        snprintf(why, cap, "%s: no PEM CA certificate in it (%s)", path,
+                 grc < 0 ? gnutls_strerror(grc) : "none found");
         gnutls_x509_trust_list_deinit(l->tl, 1);
-    free(l);
-    return NULL;
+        free(l);
+        free(pem);
+        return grc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EINVAL;
+    }
+    l->refs = 1;
+    *out = l;
+    if (pem_out != NULL)
+        *pem_out = pem;
+    else
+        free(pem);
+    return 0;
 }
 
-int http__tls_ca_open(const char *path, http__tls_ca_t **out, char *why, size_t cap)
+int http__tls_ca_open(const char *path, http__tls_ca_t **out, char **pem, char *why, size_t cap)
 {
     http__tls_ca_t *ca = calloc(1, sizeof *ca);
     if (ca == NULL || (ca->path = strdup(path)) == NULL) {
@@ -349,11 +364,11 @@ int http__tls_ca_open(const char *path, http__tls_ca_t **out, char *why, size_t 
         snprintf(why, cap, "out of memory");
         return -ENOMEM;
     }
-    ca->cur = ca_load(path, &ca->seen, why, cap);
-    if (ca->cur == NULL) {
+    int rc = ca_load(path, &ca->seen, &ca->cur, pem, why, cap);
+    if (rc < 0) {
         free(ca->path);
         free(ca);
-        return -EINVAL;
+        return rc;
     }
     pthread_mutex_init(&ca->mu, NULL);
     *out = ca;
@@ -374,15 +389,15 @@ void http__tls_ca_close(http__tls_ca_t *ca)
 static void ca_refresh(http__tls_ca_t *ca)
 {
     struct stat now;
-    bool missing = stat(ca->path, &now) < 0;
-    if (missing)
-        memset(&now, 0, sizeof now);
-    if (missing == ca->missing && (missing || base_same_file(&now, &ca->seen)))
+    bool missing;
+    if (!file_changed(ca->path, &ca->seen, ca->missing, &now, &missing))
         return;
     char why[512];
-    ca_list_t *l = missing ? NULL : ca_load(ca->path, &now, why, sizeof why);
+    ca_list_t *l = NULL;
     if (missing)
         snprintf(why, sizeof why, "%s is missing", ca->path);
+    else
+        ca_load(ca->path, &now, &l, NULL, why, sizeof why);
     if (l != NULL) {
         ca_unref(ca->cur);
         ca->cur = l;

@@ -370,6 +370,7 @@ static void *watchdog(void *arg)
     repl_t *r = arg;
     int64_t last_poll = 0, last_resync = 0, last_flush = 0;
     uint64_t flushed = 0;
+    bool flush_failed = false;
     for (;;) {
         pthread_mutex_lock(&r->mu);
         int64_t until = base_mono_us() + TICK_MS * 1000;
@@ -409,8 +410,18 @@ static void *watchdog(void *arg)
          * replayed from the log anyway. */
         int64_t every = state_ready ? 1000000 : 10000000;
         if (applied != flushed && now - last_flush >= every) {
-            if (store_flush(r->store) == 0)
+            int frc = store_flush(r->store);
+            if (frc == 0) {
+                if (flush_failed)
+                    base_log(BASE_LOG_INFO, "store_flush_resumed", "{s:s}", "stream", r->stream);
                 flushed = applied;
+            } else if (!flush_failed) {
+                /* Applying goes on (the log holds it all); a machine crash now costs more
+                 * replay. Said once per episode. */
+                base_log(BASE_LOG_ERROR, "store_flush_failed", "{s:s, s:s}", "stream", r->stream,
+                         "error", store_strerror(frc));
+            }
+            flush_failed = frc != 0;
             last_flush = now;
         }
         if (poll && poll_stream(r) == 0)

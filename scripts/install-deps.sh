@@ -20,7 +20,7 @@ build_packages=(
 # scripts/container-smoke.sh uses (podman with runc, debootstrap for a base image).
 test_packages=(
   clang clang-format libclang-rt-14-dev lmdb-utils libcriterion-dev nats-server prometheus
-  python3-grpcio python3-protobuf python3-yaml python3-h2 python3-pandas python3-pyflakes curl openssl redis-server
+  python3-grpcio python3-protobuf python3-yaml python3-h2 python3-pandas pyflakes3 curl openssl redis-server
   postgresql
   redis-tools procps
   podman runc debootstrap

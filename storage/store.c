@@ -599,7 +599,7 @@ int store_view_stats(store_t *s, store_view_stats_fn fn, void *arg)
 
 int store_flush(store_t *s)
 {
-    return store__errno(mdb_env_sync(s->env, 1));
+    return store__sync(s);
 }
 
 /* This boot's id (Linux): a marker with another one was left by an earlier boot. */

@@ -536,11 +536,23 @@ class ClusterTest(ReplicationCase):
                 c.start()
             except AssertionError as e:
                 failed.append(e)
+        old = c.proc
         t = threading.Thread(target=start)
         t.start()
         try:
-            ev = c.wait_event("jetstream_waiting", timeout=60)[0]
+            deadline = time.monotonic() + 60
+            while c.proc is old:  # the new process, and its log, not the stopped one's
+                self.assertLess(time.monotonic(), deadline, "the node never started")
+                time.sleep(0.02)
+            # Waiting for the log's catalog (what once exited at the first 10008).
+            while not [e for e in c.events("jetstream_waiting")
+                       if e["for"] == "the log's catalog"]:
+                self.assertLess(time.monotonic(), deadline, "no wait for the catalog:\n" +
+                                c.log())
+                self.assertIsNone(c.proc.poll(), c.log())
+                time.sleep(0.05)
             self.assertIsNone(c.proc.poll(), c.log())
+            ev = [e for e in c.events("jetstream_waiting") if e["for"] == "the log's catalog"][0]
             self.assertIn("10008", ev["error"])
         finally:
             for ns in self.nats.servers[1:]:
@@ -617,6 +629,30 @@ class SingleNatsTest(ReplicationCase):
         self.assertIn("request id", cm.exception.details())
         self.assert_clean_stop(a)
         self.assert_clean_stop(b)
+
+    def test_a_failed_flush_of_the_replica_is_logged_once_and_applying_goes_on(self):
+        # The replica commits without fsync and flushes every second: a flush that fails (a
+        # fault armed in a test build) is said once, writes go on, and the next one recovers.
+        faults = os.path.join(tempfile.mkdtemp(prefix="fstore-e2e-faults-"), "faults")
+        self.addCleanup(shutil.rmtree, os.path.dirname(faults), True)
+        n = Server(catalog=CATALOG, args=["--replication", self.urls],
+                   env={"FSTORE_FAULTS_FILE": faults})
+        self.addCleanup(n.cleanup)
+        n.start()
+        write(n, [1], 1)
+        with open(faults, "w") as f:
+            f.write("sync EIO 3\n")
+        k = 1
+        while not n.events("store_flush_resumed"):  # three failed flushes, then one that works
+            k += 1
+            self.assertEqual(write(n, [k], k).rows_written, 1)
+            time.sleep(0.05)
+            self.assertLess(k, 2000, "the flush never failed and resumed:\n" + n.log()[-3000:])
+        failed = n.events("store_flush_failed")
+        self.assertEqual(len(failed), 1, n.log()[-3000:])
+        self.assertIn("Input/output error", failed[0]["error"])
+        self.assertEqual(read_trips(n, [k]), [k])
+        self.assert_clean_stop(n)
 
     def test_with_the_log_down_writes_fail_unavailable_and_reads_go_on(self):
         a = self.node(self.urls, extra=["--publish-timeout-ms", "1500"])

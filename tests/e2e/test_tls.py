@@ -395,13 +395,33 @@ class ClientCaReload(CurlMixin, TlsCase):
             p = subprocess.run(["openssl", "s_client", version, "-connect",
                                 "127.0.0.1:%d" % self.server.http_port],
                                input="", capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            # A certificate request came (its algorithms), naming no CA.
+            self.assertIn("Requested Signature Algorithms", p.stdout, version)
             self.assertIn("No client certificate CA names sent", p.stdout, version)
+            self.assertNotIn("Acceptable client certificate CA names", p.stdout, version)
         self.assertEqual(self.served("client"), (200, True))
         self.assertEqual(self.served("stranger"), (401, False))
+        # A connection keeps the verdict of its first request across the change.
+        ctx = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
+        ctx.load_cert_chain(os.path.join(self.d, "client.pem"), os.path.join(self.d, "client.key"))
+        kept = http.client.HTTPSConnection("localhost", self.server.http_port, context=ctx,
+                                           timeout=30)
+        self.addCleanup(kept.close)
+        body = '{"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [1]}}'
+
+        def on_kept():
+            kept.request("POST", "/get-online-features", body,
+                         {"Content-Type": "application/json"})
+            r = kept.getresponse()
+            r.read()
+            return r.status
+        self.assertEqual(on_kept(), 200)
         self.replace_ca(read(self.d, "other_ca.pem"))
         self.assertEqual(self.served("stranger"), (200, True))
         self.assertEqual(self.served("client"), (401, False))
         self.assertEqual(self.served("expired"), (401, False))
+        self.assertEqual(on_kept(), 200)
         reloads = [e for e in self.server.events("tls_reloaded") if "client_ca" in e]
         self.assertEqual(len(reloads), 1, self.server.log()[-3000:])
         # A broken file: logged once, and the CAs in use stay.

@@ -222,7 +222,8 @@ class UpstreamModelServer:
         self.released.set()
 
     def reset(self):
-        """Forgets recorded requests and events."""
+        """Forgets recorded requests and events; the `held` model holds again."""
+        self.released.clear()
         with self._lock:
             self.requests = []
             self.events = []

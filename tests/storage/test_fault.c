@@ -105,6 +105,18 @@ Test(fault, each_write_point_fails_one_write_with_its_errno_and_keeps_nothing)
     store_close(s);
 }
 
+/* STORE_SYNC_LOG's checkpoint goes through the same fsync, and its fault point. */
+Test(fault, a_failed_flush_says_so_and_the_next_one_goes_through)
+{
+    store_t *s = open_full();
+    cr_assert_eq(th_put(s, fv, 1, 1, th_i64(1), store_now_us()), 0);
+    arm("sync EIO\n");
+    cr_assert_eq(store_flush(s), -EIO);
+    cr_assert_not(armed());
+    cr_assert_eq(store_flush(s), 0);
+    store_close(s);
+}
+
 Test(fault, a_count_fails_that_many_calls)
 {
     store_t *s = open_full();
