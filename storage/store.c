@@ -488,6 +488,15 @@ int store_open(const store_options_t *opts, store_t **out)
             prc = mdb_dbi_open(probe, STORE__META_DB, 0, &dbi);
             mdb_txn_abort(probe);
         }
+        /* Only what says the pages are wrong is damage: an I/O error or no free reader slot
+         * is the open's failure, as it would be anywhere else (found by failing each LMDB
+         * call of an open in turn, tests/storage/test_lmdb_faults.c). */
+        bool damaged = prc == MDB_NOTFOUND || prc == MDB_CORRUPTED || prc == MDB_PAGE_NOTFOUND ||
+                       prc == MDB_INVALID || prc == MDB_INCOMPATIBLE || prc == MDB_BAD_DBI;
+        if (prc != MDB_SUCCESS && !damaged) {
+            rc = store__errno(prc);
+            goto fail;
+        }
         if (prc != MDB_SUCCESS) {
             base_log(BASE_LOG_ERROR, "store_damaged", "{s:s, s:s, s:s}", "data_dir", s->dir,
                      "error", prc == MDB_NOTFOUND ? "no meta database" : mdb_strerror(prc), "note",

@@ -249,6 +249,9 @@ static uint64_t fingerprint(store_t *s)
     cr_assert_eq(store_verify(s, NULL, on_db, &w), 0);
     cr_assert_eq(w.damaged, 0, "damaged records after a failed call");
     cr_assert_not(w.error, "a database LMDB would not walk after a failed call");
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    h = mix(h, pos);
     catalog_t *c = NULL;
     if (store_applied_catalog(s, &c) == 0) {
         for (const char *p = catalog_digest(c); *p; p++)
@@ -481,7 +484,29 @@ static int op_write(store_t *s, catalog_t *c, uint64_t *ctx)
          .values = xc,
          .event_ts_us = ts},
     };
-    return store_apply(s, b, 4, 0, NULL);
+    return store_apply(s, b, 4, *ctx == 1 ? 10 : 0, NULL);
+}
+
+/* The same write as a replica applies it: at a log position, recorded with it. */
+static int op_write_at(store_t *s, catalog_t *c, uint64_t *ctx)
+{
+    *ctx = 1;
+    int rc = op_write(s, c, ctx);
+    *ctx = 0;
+    return rc;
+}
+
+/* A catalog change from the log, at its position. */
+static int op_catalog_at(store_t *s, catalog_t *c, uint64_t *ctx)
+{
+    (void)c;
+    (void)ctx;
+    catalog_t *next = th_catalog(yaml_next);
+    catalog_plan_t plan;
+    int rc = store_apply_catalog_at(s, next, &plan, 10);
+    catalog_plan_clear(&plan);
+    catalog_unref(next);
+    return rc;
 }
 
 /* The same rows through the bulk path (fstore ingest's). */
@@ -669,57 +694,129 @@ static const sweep_t sweeps[] = {
     {"gc", STORE_HISTORY_ON, prepare_gc, op_gc, false, write_errors},
     {"materialize", STORE_HISTORY_ON, prepare_rows, op_materialize, false, write_errors},
     {"read", STORE_HISTORY_ON, prepare_gc, op_read, true, read_errors},
+    {"write at a log position", STORE_HISTORY_ON, prepare_rows, op_write_at, true, write_errors},
+    {"catalog at a log position", STORE_HISTORY_ON, prepare_rows, op_catalog_at, true,
+     write_errors},
     {"walks", STORE_HISTORY_ON, prepare_gc, op_walks, true, read_errors},
     {"digest", STORE_HISTORY_ON, prepare_gc, op_digest, true, read_errors},
     {"snapshot", STORE_HISTORY_ON, prepare_gc, op_snapshot, true, read_errors},
 };
 
+static void sweep_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++)
+        if (strcmp(sweeps[i].name, name) == 0) {
+            sweep(&sweeps[i]);
+            return;
+        }
+    cr_assert_fail("no sweep %s", name);
+}
+
 Test(lmdb_faults, a_write_is_all_or_nothing, .timeout = 300)
 {
-    sweep(&sweeps[0]);
+    sweep_named("write");
+}
+
+Test(lmdb_faults, a_write_at_a_log_position_is_all_or_nothing_position_included, .timeout = 300)
+{
+    sweep_named("write at a log position");
 }
 
 Test(lmdb_faults, a_bulk_load_is_all_or_nothing, .timeout = 300)
 {
-    sweep(&sweeps[1]);
+    sweep_named("bulk");
 }
 
 Test(lmdb_faults, a_catalog_change_is_all_or_nothing, .timeout = 300)
 {
-    sweep(&sweeps[2]);
+    sweep_named("catalog");
+}
+
+Test(lmdb_faults, a_catalog_change_at_a_log_position_is_all_or_nothing, .timeout = 300)
+{
+    sweep_named("catalog at a log position");
 }
 
 Test(lmdb_faults, a_teardown_is_all_or_nothing, .timeout = 300)
 {
-    sweep(&sweeps[3]);
+    sweep_named("teardown");
 }
 
 Test(lmdb_faults, gc_fails_cleanly_and_the_next_sweep_finishes, .timeout = 300)
 {
-    sweep(&sweeps[4]);
+    sweep_named("gc");
 }
 
 Test(lmdb_faults, materialize_fails_cleanly_and_a_retry_finishes, .timeout = 300)
 {
-    sweep(&sweeps[5]);
+    sweep_named("materialize");
 }
 
 Test(lmdb_faults, a_read_fails_or_answers_right, .timeout = 300)
 {
-    sweep(&sweeps[6]);
+    sweep_named("read");
 }
 
 Test(lmdb_faults, a_scan_or_the_change_feed_fails_or_answers_right, .timeout = 300)
 {
-    sweep(&sweeps[7]);
+    sweep_named("walks");
 }
 
 Test(lmdb_faults, the_digest_count_and_stats_fail_or_answer_right, .timeout = 300)
 {
-    sweep(&sweeps[8]);
+    sweep_named("digest");
 }
 
 Test(lmdb_faults, a_snapshot_fails_or_holds_the_store, .timeout = 300)
 {
-    sweep(&sweeps[9]);
+    sweep_named("snapshot");
+}
+
+/* Opening an existing store (its meta, catalog, views, history and change feed read back):
+ * each LMDB call of the open failed in turn fails the open, or it opens with the content. */
+Test(lmdb_faults, an_open_fails_cleanly_or_opens_the_content, .timeout = 300)
+{
+    catalog_t *c = th_catalog(yaml);
+    char *dir = th_tmpdir();
+    store_t *s = open_store(dir, STORE_HISTORY_ON);
+    catalog_plan_t plan;
+    cr_assert_eq(store_apply_catalog(s, c, &plan), 0);
+    catalog_plan_clear(&plan);
+    prepare_gc(s, c);
+    uint64_t before = fingerprint(s);
+    store_close(s);
+    atomic_store(&calls, 0);
+    atomic_store(&fail_at, 0);
+    atomic_store(&active, true);
+    s = open_store(dir, STORE_HISTORY_ON);
+    atomic_store(&active, false);
+    long n = atomic_load(&calls);
+    cr_assert_gt(n, 0);
+    store_close(s);
+    for (int pass = 0; pass < 2; pass++) {
+        for (long k = 1; k <= n; k++) {
+            store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
+            atomic_store(&calls, 0);
+            atomic_store(&fail_err, pass == 0 ? EIO : MDB_MAP_FULL);
+            atomic_store(&fail_at, k);
+            atomic_store(&active, true);
+            s = NULL;
+            int rc = store_open(&o, &s);
+            atomic_store(&active, false);
+            cr_assert(rc == 0 || rc == -EIO || rc == -ENOSPC || rc == -EFBIG,
+                      "open, call %ld of %ld failing: %d", k, n, rc);
+            if (rc == 0) {
+                cr_assert_eq(fingerprint(s), before, "open, call %ld failing: other content", k);
+                store_close(s);
+            } else {
+                cr_assert_null(s);
+            }
+            s = open_store(dir, STORE_HISTORY_ON);
+            cr_assert_eq(fingerprint(s), before, "open, call %ld failing: changed the store", k);
+            store_close(s);
+        }
+    }
+    th_rmrf(dir);
+    free(dir);
+    catalog_unref(c);
 }
