@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/storage/helpers.h"
 
@@ -143,6 +144,13 @@ int mdb_env_copy2(MDB_env *env, const char *path, unsigned int flags)
     REAL(mdb_env_copy2);
     int rc = fault();
     return rc ? rc : real(env, path, flags);
+}
+
+int mdb_env_sync(MDB_env *env, int force)
+{
+    REAL(mdb_env_sync);
+    int rc = fault();
+    return rc ? rc : real(env, force);
 }
 
 /* ---- the store's state, as a fingerprint ---- */
@@ -270,6 +278,7 @@ static uint64_t fingerprint(store_t *s)
 typedef struct sweep {
     const char *name;
     store_history_t history;
+    store_sync_t sync;
     void (*prepare)(store_t *s, catalog_t *c); /* faults off: the state before */
     /* Under faults; a read puts what it found in *answer (a fingerprint of it). */
     int (*op)(store_t *s, catalog_t *c, uint64_t *answer);
@@ -281,9 +290,11 @@ static const int write_errors[] = {-EIO, -ENOSPC, -EFBIG, 0};
 /* A read meets what LMDB said (MDB_MAP_FULL, which a read never gets, reads as -ENOSPC). */
 static const int read_errors[] = {-EIO, -ENOSPC, 0};
 
+static store_sync_t sync_mode = STORE_SYNC_NONE; /* the sweep's */
+
 static store_t *open_store(const char *dir, store_history_t history)
 {
-    store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE, .history = history};
+    store_options_t o = {.dir = dir, .sync = sync_mode, .history = history};
     store_t *s = NULL;
     int rc = store_open(&o, &s);
     cr_assert_eq(rc, 0, "store_open: %d", rc);
@@ -314,6 +325,7 @@ static bool allowed(const sweep_t *sw, int rc)
 /* Runs sw with each of its LMDB calls failing in turn with err. Returns the calls it swept. */
 static long sweep_with(const sweep_t *sw, int err)
 {
+    sync_mode = sw->sync;
     catalog_t *c = th_catalog(yaml);
     /* A clean run: the calls to sweep, and the state after. */
     char *dir;
@@ -361,8 +373,9 @@ static long sweep_with(const sweep_t *sw, int err)
         s = open_store(dir, sw->history);
         cr_assert_eq(fingerprint(s), got, "%s, call %ld failing: the reopened store differs",
                      sw->name, k);
-        /* And the operation again, without a fault, reaches a clean run's state. */
-        if (rc != 0) {
+        /* And the operation again, without a fault, reaches a clean run's state (unless the
+         * failure came after it took effect: an fsync after its commit). */
+        if (rc != 0 && got != after) {
             uint64_t again_answer = 0;
             int again = sw->op(s, c, &again_answer);
             cr_assert_eq(again_answer, answer, "%s, call %ld failing: the retry's answer differs",
@@ -377,6 +390,7 @@ static long sweep_with(const sweep_t *sw, int err)
         free(dir);
     }
     catalog_unref(c);
+    sync_mode = STORE_SYNC_NONE;
     return n;
 }
 
@@ -507,6 +521,57 @@ static int op_catalog_at(store_t *s, catalog_t *c, uint64_t *ctx)
     catalog_plan_clear(&plan);
     catalog_unref(next);
     return rc;
+}
+
+static void on_done(void *arg, int rc, const store_apply_result_t *res)
+{
+    (void)res;
+    int *out = arg;
+    __atomic_store_n(out, rc, __ATOMIC_RELEASE);
+}
+
+/* The write a replica takes from the log: the wire form, applied asynchronously at a position. */
+static int op_wire(store_t *s, catalog_t *c, uint64_t *ctx)
+{
+    (void)ctx;
+    const catalog_view_t *v1 = th_view(c, "fv", 1), *h = th_view(c, "hist", 1);
+    catalog_value_t k[2] = {th_i64(2), th_i64(9)};
+    catalog_value_t t[2] = {th_i64(900), th_i64(901)};
+    catalog_value_t x[2] = {{.type = CATALOG_DTYPE_DOUBLE, .u.f64 = 4.5},
+                            {.type = CATALOG_DTYPE_DOUBLE, .u.f64 = 5.5}};
+    const catalog_value_t *kc[] = {k}, *tc[] = {t}, *xc[] = {x};
+    int64_t ts[2] = {T0 + 3 * HOUR, T0 + 3 * HOUR};
+    uint32_t f0 = 0;
+    store_batch_t b[] = {
+        {.view = v1,
+         .n_rows = 2,
+         .keys = kc,
+         .n_features = 1,
+         .feature_idx = &f0,
+         .values = tc,
+         .event_ts_us = ts},
+        {.view = h,
+         .op = STORE_OP_HISTORY,
+         .n_rows = 2,
+         .keys = kc,
+         .n_features = 1,
+         .feature_idx = &f0,
+         .values = xc,
+         .event_ts_us = ts},
+    };
+    store_wire_t *w = NULL;
+    store_apply_result_t res;
+    int rc = store_wire_begin(s, b, 2, &w, &res);
+    if (rc < 0)
+        return rc;
+    int done = 1; /* 1: not yet */
+    rc = store_apply_wire_async(s, w->batches, w->n_batches, 20, &res, on_done, &done);
+    while (rc == 0 && __atomic_load_n(&done, __ATOMIC_ACQUIRE) == 1) {
+        struct timespec ts1 = {0, 1000000};
+        nanosleep(&ts1, NULL);
+    }
+    store_wire_end(w);
+    return rc < 0 ? rc : done;
 }
 
 /* The same rows through the bulk path (fstore ingest's). */
@@ -687,19 +752,26 @@ static int op_snapshot(store_t *s, catalog_t *c, uint64_t *answer)
 }
 
 static const sweep_t sweeps[] = {
-    {"write", STORE_HISTORY_ON, prepare_rows, op_write, true, write_errors},
-    {"bulk", STORE_HISTORY_ON, prepare_rows, op_bulk, true, write_errors},
-    {"catalog", STORE_HISTORY_ON, prepare_rows, op_catalog, true, write_errors},
-    {"teardown", STORE_HISTORY_ON, prepare_rows, op_teardown, true, write_errors},
-    {"gc", STORE_HISTORY_ON, prepare_gc, op_gc, false, write_errors},
-    {"materialize", STORE_HISTORY_ON, prepare_rows, op_materialize, false, write_errors},
-    {"read", STORE_HISTORY_ON, prepare_gc, op_read, true, read_errors},
-    {"write at a log position", STORE_HISTORY_ON, prepare_rows, op_write_at, true, write_errors},
-    {"catalog at a log position", STORE_HISTORY_ON, prepare_rows, op_catalog_at, true,
+    {"write", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_write, true, write_errors},
+    /* With fsync, a failed fsync comes after the commit: the write fails but stays. */
+    {"write, sync full", STORE_HISTORY_ON, STORE_SYNC_FULL, prepare_rows, op_write, false,
      write_errors},
-    {"walks", STORE_HISTORY_ON, prepare_gc, op_walks, true, read_errors},
-    {"digest", STORE_HISTORY_ON, prepare_gc, op_digest, true, read_errors},
-    {"snapshot", STORE_HISTORY_ON, prepare_gc, op_snapshot, true, read_errors},
+    {"write from the log", STORE_HISTORY_ON, STORE_SYNC_LOG, prepare_rows, op_wire, true,
+     write_errors},
+    {"bulk", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_bulk, true, write_errors},
+    {"catalog", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_catalog, true, write_errors},
+    {"teardown", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_teardown, true, write_errors},
+    {"gc", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_gc, op_gc, false, write_errors},
+    {"materialize", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_materialize, false,
+     write_errors},
+    {"read", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_gc, op_read, true, read_errors},
+    {"write at a log position", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_write_at, true,
+     write_errors},
+    {"catalog at a log position", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_catalog_at,
+     true, write_errors},
+    {"walks", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_gc, op_walks, true, read_errors},
+    {"digest", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_gc, op_digest, true, read_errors},
+    {"snapshot", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_gc, op_snapshot, true, read_errors},
 };
 
 static void sweep_named(const char *name)
@@ -715,6 +787,16 @@ static void sweep_named(const char *name)
 Test(lmdb_faults, a_write_is_all_or_nothing, .timeout = 300)
 {
     sweep_named("write");
+}
+
+Test(lmdb_faults, a_write_with_fsync_fails_cleanly_and_a_retry_finishes, .timeout = 300)
+{
+    sweep_named("write, sync full");
+}
+
+Test(lmdb_faults, a_write_from_the_log_is_all_or_nothing, .timeout = 300)
+{
+    sweep_named("write from the log");
 }
 
 Test(lmdb_faults, a_write_at_a_log_position_is_all_or_nothing_position_included, .timeout = 300)
