@@ -837,9 +837,11 @@ static void load_entity(loader_t *L, const ynode_t *n, const char *at)
         check_keys(L, j, jat, join_key_keys, COUNT(join_key_keys));
         const ynode_t *jn = req_name(L, j, "name", jat, &keys[i].name);
         for (size_t p = 0; jn != NULL && keys[i].name != NULL && p < i; p++) {
-            if (keys[p].name != NULL && strcmp(keys[p].name, keys[i].name) == 0)
+            if (keys[p].name != NULL && strcmp(keys[p].name, keys[i].name) == 0) {
                 err(L, jn, sub(L, jat, "name"), "duplicate join key '%s' in entity '%s'",
                     keys[i].name, name != NULL ? name : "?");
+                break; /* once per repeat, however many came before it */
+            }
         }
         const ynode_t *tn = get(j, "type");
         const char *tk = sub(L, jat, "type");
@@ -1248,9 +1250,11 @@ static void load_request_source(loader_t *L, const ynode_t *n, const char *at)
         check_keys(L, f, fat, field_keys, COUNT(field_keys));
         const ynode_t *fnn = req_name(L, f, "name", fat, &fs[i].name);
         for (size_t p = 0; fnn != NULL && fs[i].name != NULL && p < i; p++) {
-            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0)
+            if (fs[p].name != NULL && strcmp(fs[p].name, fs[i].name) == 0) {
                 err(L, fnn, sub(L, fat, "name"), "duplicate field '%s' in request source '%s'",
                     fs[i].name, name);
+                break;
+            }
         }
         const ynode_t *dt = get(f, "dtype");
         const char *dk = sub(L, fat, "dtype");

@@ -327,10 +327,22 @@ static int open_meta(store_t *s, const store_options_t *opts, bool *upgrade)
              i++) {
             const catalog_view_t *cv = catalog_view_at(s->catalog, i);
             char db[STORE__VIEW_KEY_MAX + 8] = STORE__PREFIX_HISTORY;
+            char slots[STORE__VIEW_KEY_MAX + 16] = STORE__PREFIX_SLOTS;
             MDB_dbi hdbi;
+            MDB_val sv;
             if (!cv->online || !cv->history ||
-                store__view_key(db + strlen(db), sizeof db - strlen(db), cv->name, cv->version) < 0)
+                store__view_key(db + strlen(db), sizeof db - strlen(db), cv->name, cv->version) <
+                    0 ||
+                store__view_key(slots + strlen(slots), sizeof slots - strlen(slots), cv->name,
+                                cv->version) < 0)
                 continue;
+            /* Only for a view version with a database: one torn down since stays without. */
+            int src = store__meta_get(txn, s->meta, slots, &sv);
+            if (src == -ENOENT)
+                continue;
+            rc = src;
+            if (rc < 0)
+                break;
             rc = store__errno(mdb_dbi_open(txn, db, MDB_CREATE, &hdbi));
             if (rc == 0)
                 rc = store__errno(mdb_set_compare(txn, hdbi, store__key_cmp));

@@ -183,8 +183,14 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, bool history,
         strcat(gkey, e->key);
         gk.mv_size = strlen(gkey);
         gk.mv_data = gkey;
-        if (mdb_get(txn, meta, &gk, &gv) == 0 && gv.mv_size == 8)
+        int grc = mdb_get(txn, meta, &gk, &gv);
+        if (grc == 0 && gv.mv_size == 8)
             e->gen = store__le64(gv.mv_data);
+        else if (grc != 0 && grc != MDB_NOTFOUND) {
+            /* Not "no stamp": the table would take batches encoded for another creation. */
+            rc = store__errno(grc);
+            goto out;
+        }
         const catalog_view_t *cv = NULL;
         if (cat != NULL && catalog_find_view(cat, e->name, e->version, &cv) == 0 && cv != NULL &&
             cv->on_demand == NULL) {

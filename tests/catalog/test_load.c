@@ -1,6 +1,7 @@
 /* tests/catalog/test_load.c - loading: every error class with its place, merging, resolution. */
 #include <dirent.h>
 #include <sys/stat.h>
+#include <math.h>
 #include <unistd.h>
 
 #include "tests/catalog/helpers.h"
@@ -1053,4 +1054,543 @@ Test(catalog_load, offline_takes_a_retention_and_only_on_an_online_view)
                       "    offline: {retain: 1d}\n"
                       "    features: [{name: x, dtype: INT64}]\n",
                       "feature_views[0].offline.retain", 4, 15, "expected one of: retention");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* YAML 1.2 core-schema scalars                                                                */
+
+/* A feature's default by name, asserting the view and feature exist. */
+static const catalog_feature_t *feature_of(catalog_t *c, const char *view, const char *name)
+{
+    const catalog_view_t *v = NULL;
+    cr_assert_eq(catalog_find_view(c, view, 0, &v), 0, "no view %s", view);
+    for (size_t i = 0; i < v->n_features; i++) {
+        if (strcmp(v->features[i].name, name) == 0)
+            return &v->features[i];
+    }
+    cr_assert_fail("no feature %s in %s", name, view);
+    return NULL;
+}
+
+Test(catalog_load, core_schema_spellings_of_numbers_booleans_and_null_resolve)
+{
+    /* Every spelling the core schema gives a plain scalar: hex with either case of digit, octal,
+     * an explicit sign, exponents, the three .inf and .nan spellings, and an integer where a
+     * float is wanted. A wrong base or sign would give another value, not an error. */
+    catalog_t *c = load_ok("project: p\n"
+                           "feature_views:\n"
+                           "  - name: v\n"
+                           "    online: TRUE\n"
+                           "    description: Null\n"
+                           "    features:\n"
+                           "      - {name: hex, dtype: INT64, default: 0xfF}\n"
+                           "      - {name: oct, dtype: INT64, default: 0o17}\n"
+                           "      - {name: plus, dtype: INT64, default: +42}\n"
+                           "      - {name: minus, dtype: INT64, default: -9223372036854775808}\n"
+                           "      - {name: max, dtype: INT64, default: 9223372036854775807}\n"
+                           "      - {name: i32, dtype: INT32, default: -2147483648}\n"
+                           "      - {name: exp, dtype: DOUBLE, default: -1.5E+3}\n"
+                           "      - {name: dot, dtype: DOUBLE, default: .5e-1}\n"
+                           "      - {name: whole, dtype: DOUBLE, default: 7}\n"
+                           "      - {name: ninf, dtype: DOUBLE, default: -.Inf}\n"
+                           "      - {name: pinf, dtype: FLOAT, default: +.INF}\n"
+                           "      - {name: nan, dtype: DOUBLE, default: .NaN}\n"
+                           "      - {name: t, dtype: BOOL, default: True}\n"
+                           "      - {name: f, dtype: BOOL, default: FALSE}\n"
+                           "      - {name: nul, dtype: STRING, default: NULL}\n"
+                           "      - {name: tilde, dtype: STRING, default: ~}\n"
+                           "      - {name: ts, dtype: UNIX_TIMESTAMP, default: 1700000000}\n");
+    const catalog_view_t *v = NULL;
+    cr_assert_eq(catalog_find_view(c, "v", 0, &v), 0);
+    cr_expect(v->online);
+    cr_expect_str_eq(v->description, "", "Null is no description");
+    cr_expect_eq(feature_of(c, "v", "hex")->default_value.u.i64, 255);
+    cr_expect_eq(feature_of(c, "v", "oct")->default_value.u.i64, 15);
+    cr_expect_eq(feature_of(c, "v", "plus")->default_value.u.i64, 42);
+    cr_expect_eq(feature_of(c, "v", "minus")->default_value.u.i64, INT64_MIN);
+    cr_expect_eq(feature_of(c, "v", "max")->default_value.u.i64, INT64_MAX);
+    cr_expect_eq(feature_of(c, "v", "i32")->default_value.u.i32, INT32_MIN);
+    cr_expect_eq(feature_of(c, "v", "exp")->default_value.u.f64, -1500.0);
+    cr_expect_eq(feature_of(c, "v", "dot")->default_value.u.f64, 0.05);
+    cr_expect_eq(feature_of(c, "v", "whole")->default_value.u.f64, 7.0);
+    cr_expect(isinf(feature_of(c, "v", "ninf")->default_value.u.f64) &&
+              feature_of(c, "v", "ninf")->default_value.u.f64 < 0);
+    cr_expect(isinf(feature_of(c, "v", "pinf")->default_value.u.f32) &&
+              feature_of(c, "v", "pinf")->default_value.u.f32 > 0);
+    cr_expect(isnan(feature_of(c, "v", "nan")->default_value.u.f64));
+    cr_expect(feature_of(c, "v", "t")->default_value.u.b);
+    cr_expect(feature_of(c, "v", "f")->has_default);
+    cr_expect_not(feature_of(c, "v", "f")->default_value.u.b);
+    cr_expect_not(feature_of(c, "v", "nul")->has_default, "NULL is no default");
+    cr_expect_not(feature_of(c, "v", "tilde")->has_default, "~ is no default");
+    cr_expect_eq(feature_of(c, "v", "ts")->default_value.u.i64, 1700000000);
+    catalog_unref(c);
+}
+
+Test(catalog_load, integers_outside_the_core_schema_or_int64_are_not_integers)
+{
+    /* A sign before 0x, an octal 8, a bare prefix, one past INT64_MAX and a quoted number are
+     * all strings to YAML, so a version must refuse them rather than read some number. */
+    static const char *const bad[] = {"-0x10", "0o8", "0x", "0xg", "9223372036854775808",
+                                      "'2'",   "+",   "1_0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[256], msg[64];
+        snprintf(yaml, sizeof yaml,
+                 "project: p\n"
+                 "feature_views:\n"
+                 "  - name: v\n"
+                 "    version: %s\n"
+                 "    features: [{name: x, dtype: INT64}]\n",
+                 bad[i]);
+        /* the message quotes the scalar's text, without YAML's quotes */
+        snprintf(msg, sizeof msg, "expected an integer, got '%s'",
+                 bad[i][0] == '\'' ? "2" : bad[i]);
+        expect_only_error(yaml, "feature_views[0].version", 4, 14, msg);
+    }
+    /* -9223372036854775809 is one below INT64_MIN: no INT64 default */
+    expect_only_error("project: p\n"
+                      "feature_views:\n"
+                      "  - name: v\n"
+                      "    features: [{name: x, dtype: INT64, default: -9223372036854775809}]\n",
+                      "feature_views[0].features[0].default", 4, 49,
+                      "expected an integer for INT64, got '-9223372036854775809'");
+}
+
+Test(catalog_load, a_version_above_65535_is_out_of_range)
+{
+    expect_only_error("project: p\n"
+                      "feature_views:\n"
+                      "  - name: v\n"
+                      "    version: 0x10000\n"
+                      "    features: [{name: x, dtype: INT64}]\n",
+                      "feature_views[0].version", 4, 14,
+                      "65536 is out of range: expected 1 to 65535");
+}
+
+Test(catalog_load, malformed_numbers_are_not_validation_bounds)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad(BASE_YAML "        validation: {min: 1e, max: .nan}\n", &errs);
+    expect_error(&errs, "feature_views[0].features[0].validation.min", 14, 27,
+                 "expected a number, got '1e'");
+    expect_error(&errs, "feature_views[0].features[0].validation.max", 14, 36,
+                 "expected a number, got '.nan'");
+    cr_expect_eq(errs.count, 2);
+    catalog_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Keys, nulls, empty lists and tags                                                           */
+
+Test(catalog_load, keys_that_are_not_scalars_are_reported)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"     /* 1 */
+             "? [a, b]\n"       /* 2 */
+             ": 1\n"            /* 3 */
+             "feature_views:\n" /* 4 */
+             "  - name: v\n"    /* 5 */
+             "    ? {k: 1}\n"   /* 6 */
+             "    : 2\n"        /* 7 */
+             "    features: [{name: x, dtype: INT64}]\n",
+             &errs);
+    expect_error(&errs, "(top level)", 2, 3, "keys must be plain strings, not a sequence");
+    expect_error(&errs, "feature_views[0]", 6, 7, "keys must be plain strings, not a mapping");
+    cr_expect_eq(errs.count, 2);
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, null_where_a_mapping_belongs_says_it_got_nothing)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"                                  /* 1 */
+             "entities:\n"                                   /* 2 */
+             "  -\n"                                         /* 3 */
+             "feature_views:\n"                              /* 4 */
+             "  - name: v\n"                                 /* 5 */
+             "    features: [~, {name: x, dtype: INT64}]\n", /* 6 */
+             &errs);
+    /* an empty entry is a null at the end of its dash */
+    expect_error(&errs, "entities[0]", 3, 4, "expected a mapping, got nothing (null)");
+    expect_error(&errs, "feature_views[0].features[0]", 6, 16,
+                 "expected a mapping, got nothing (null)");
+    cr_expect_eq(errs.count, 2);
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, empty_required_lists_say_what_they_lack)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"                                /* 1 */
+             "entities:\n"                                 /* 2 */
+             "  - {name: e, join_keys: []}\n"              /* 3 */
+             "feature_views:\n"                            /* 4 */
+             "  - {name: v, features: []}\n"               /* 5 */
+             "feature_services:\n"                         /* 6 */
+             "  - {name: s, features: []}\n"               /* 7 */
+             "request_sources:\n"                          /* 8 */
+             "  - {name: r, schema: []}\n"                 /* 9 */
+             "on_demand_feature_views:\n"                  /* 10 */
+             "  - {name: o, sources: [], features: []}\n", /* 11 */
+             &errs);
+    expect_error(&errs, "entities[0].join_keys", 3, 26, "an entity needs at least one join key");
+    expect_error(&errs, "feature_views[0].features", 5, 25,
+                 "a feature view needs at least one feature");
+    expect_error(&errs, "feature_services[0].features", 7, 25,
+                 "a feature service needs at least one feature reference");
+    expect_error(&errs, "request_sources[0].schema", 9, 23,
+                 "a request source needs at least one field");
+    expect_error(&errs, "on_demand_feature_views[0].sources", 11, 24,
+                 "an on-demand feature view needs at least one source");
+    expect_error(&errs, "on_demand_feature_views[0].features", 11, 38,
+                 "an on-demand feature view needs at least one feature");
+    cr_expect_eq(errs.count, 6);
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, tags_are_sorted_null_values_are_empty_and_duplicates_refused)
+{
+    catalog_t *c = load_ok(BASE_YAML "    tags: {team: ml, area: ~, tier: 1}\n");
+    const catalog_view_t *v = NULL;
+    cr_assert_eq(catalog_find_view(c, "stats", 0, &v), 0);
+    cr_assert_eq(v->n_tags, 3);
+    cr_expect_str_eq(v->tags[0].key, "area");
+    cr_expect_str_eq(v->tags[0].value, "", "a null tag value is empty");
+    cr_expect_str_eq(v->tags[1].key, "team");
+    cr_expect_str_eq(v->tags[1].value, "ml");
+    cr_expect_str_eq(v->tags[2].key, "tier");
+    cr_expect_str_eq(v->tags[2].value, "1", "a number is kept as written");
+    catalog_unref(c);
+
+    catalog_errors_t errs = {NULL, 0};
+    load_bad(BASE_YAML "    tags: {a: x, b: [1], a: y, ? [k] : v}\n", &errs);
+    expect_error(&errs, "feature_views[0].tags", 14, 21, "tags must map strings to strings");
+    expect_error(&errs, "feature_views[0].tags.a", 14, 26, "duplicate tag 'a'");
+    cr_assert_eq(errs.count, 3);
+    /* the non-scalar key is reported at the key itself (errors are sorted by place) */
+    cr_expect_str_eq(errs.items[2].key, "feature_views[0].tags");
+    cr_expect_eq(errs.items[2].column, 34);
+    cr_expect_str_eq(errs.items[2].message, "tags must map strings to strings");
+    catalog_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Defaults and validation of every dtype                                                      */
+
+Test(catalog_load, defaults_of_bytes_timestamps_and_lists_are_typed)
+{
+    catalog_t *c = load_ok("project: p\n"
+                           "feature_views:\n"
+                           "  - name: v\n"
+                           "    features:\n"
+                           "      - {name: raw, dtype: BYTES, default: 'ab'}\n"
+                           "      - {name: bin, dtype: BYTES, default: 'b64:AAH/'}\n"
+                           "      - {name: il, dtype: INT32_LIST, default: [1, -2]}\n"
+                           "      - {name: dl, dtype: DOUBLE_LIST, default: [0.5, 2]}\n"
+                           "      - {name: bl, dtype: BOOL_LIST, default: [true, false]}\n"
+                           "      - {name: sl, dtype: STRING_LIST, default: [a, 'b']}\n"
+                           "      - {name: fl, dtype: FLOAT_LIST, default: []}\n");
+    const catalog_feature_t *f = feature_of(c, "v", "raw");
+    cr_expect_eq(f->default_value.u.bytes.len, 2);
+    cr_expect_eq(memcmp(f->default_value.u.bytes.data, "ab", 2), 0);
+    f = feature_of(c, "v", "bin");
+    cr_assert_eq(f->default_value.u.bytes.len, 3, "b64: is decoded");
+    cr_expect_eq(memcmp(f->default_value.u.bytes.data, "\x00\x01\xff", 3), 0);
+    f = feature_of(c, "v", "il");
+    cr_assert_eq(f->default_value.u.list.n, 2);
+    cr_expect_eq(f->default_value.u.list.v.i32[1], -2);
+    f = feature_of(c, "v", "dl");
+    cr_assert_eq(f->default_value.u.list.n, 2);
+    cr_expect_eq(f->default_value.u.list.v.f64[0], 0.5);
+    cr_expect_eq(f->default_value.u.list.v.f64[1], 2.0);
+    f = feature_of(c, "v", "bl");
+    cr_assert_eq(f->default_value.u.list.n, 2);
+    cr_expect(f->default_value.u.list.v.b[0] && !f->default_value.u.list.v.b[1]);
+    f = feature_of(c, "v", "sl");
+    cr_assert_eq(f->default_value.u.list.n, 2);
+    cr_expect_eq(f->default_value.u.list.v.bytes[1].len, 1);
+    cr_expect_eq(f->default_value.u.list.v.bytes[1].data[0], 'b');
+    f = feature_of(c, "v", "fl");
+    cr_expect(f->has_default);
+    cr_expect_eq(f->default_value.u.list.n, 0, "an empty list is a default too");
+    catalog_unref(c);
+}
+
+Test(catalog_load, defaults_of_the_wrong_shape_name_what_each_dtype_expects)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"                                                /* 1 */
+             "feature_views:\n"                                            /* 2 */
+             "  - name: v\n"                                               /* 3 */
+             "    features:\n"                                             /* 4 */
+             "      - {name: a, dtype: BYTES, default: {x: 1}}\n"          /* 5 */
+             "      - {name: b, dtype: UNIX_TIMESTAMP, default: 'soon'}\n" /* 6 */
+             "      - {name: c, dtype: INT64_LIST, default: [1, ~]}\n"     /* 7 */
+             "      - {name: d, dtype: STRING_LIST, default: {x: 1}}\n"    /* 8 */
+             "      - {name: e, dtype: DOUBLE, default: [1]}\n",           /* 9 */
+             &errs);
+    expect_error(&errs, "feature_views[0].features[0].default", 5, 42,
+                 "expected a string (\"b64:...\" for binary) for BYTES, got a mapping");
+    expect_error(&errs, "feature_views[0].features[1].default", 6, 51,
+                 "expected an integer (seconds since the epoch) for UNIX_TIMESTAMP, got 'soon'");
+    expect_error(&errs, "feature_views[0].features[2].default[1]", 7, 51,
+                 "expected an integer for INT64, got null");
+    expect_error(&errs, "feature_views[0].features[3].default", 8, 48,
+                 "expected a sequence for STRING_LIST, got a mapping");
+    expect_error(&errs, "feature_views[0].features[4].default", 9, 43,
+                 "expected a number for DOUBLE, got a sequence");
+    cr_expect_eq(errs.count, 5);
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, empty_allowed_values_are_refused)
+{
+    expect_only_error(BASE_YAML "        validation: {allowed_values: []}\n",
+                      "feature_views[0].features[0].validation.allowed_values", 14, 38,
+                      "allowed_values must not be empty");
+}
+
+Test(catalog_load, join_key_without_a_type_is_reported_where_it_is)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"                        /* 1 */
+             "entities:\n"                         /* 2 */
+             "  - name: e\n"                       /* 3 */
+             "    join_keys:\n"                    /* 4 */
+             "      - {name: a}\n"                 /* 5 */
+             "      - {name: b, type: ~}\n"        /* 6 */
+             "      - {name: c, type: [INT64]}\n", /* 7 */
+             &errs);
+    /* absent: at the join key's mapping; null: at the null itself */
+    expect_error(&errs, "entities[0].join_keys[0].type", 5, 9, "missing required key 'type'");
+    expect_error(&errs, "entities[0].join_keys[1].type", 6, 25, "missing required key 'type'");
+    expect_error(&errs, "entities[0].join_keys[2].type", 7, 25,
+                 "expected a scalar, got a sequence");
+    cr_expect_eq(errs.count, 3);
+    catalog_errors_clear(&errs);
+}
+
+/* The duplicate check over earlier join keys once had no break: the third 'id' was reported
+ * twice (once against each earlier one), three errors with two of them identical. */
+Test(catalog_load, a_join_key_repeated_three_times_is_reported_once_per_repeat)
+{
+    /* The second and the third 'id' are each one mistake; features and request fields report a
+     * repeat once, whatever came before it. */
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"
+             "entities:\n"
+             "  - name: e\n"
+             "    join_keys:\n"
+             "      - {name: id, type: INT64}\n"
+             "      - {name: id, type: INT64}\n"
+             "      - {name: id, type: INT64}\n",
+             &errs);
+    if (errs.count != 2)
+        print_errors(&errs);
+    cr_expect_eq(errs.count, 2);
+    expect_error(&errs, "entities[0].join_keys[1].name", 6, 16, "duplicate join key 'id'");
+    expect_error(&errs, "entities[0].join_keys[2].name", 7, 16, "duplicate join key 'id'");
+    catalog_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models, request sources and on-demand views                                                 */
+
+#define MODEL_YAML                                                                                 \
+    BASE_YAML "feature_services:\n"          /* 14 */                                              \
+              "  - name: s\n"                /* 15 */                                              \
+              "    features: [stats:rate]\n" /* 16 */                                              \
+              "models:\n"                    /* 17 */                                              \
+              "  - name: m\n"                /* 18 */                                              \
+              "    version: 1\n"             /* 19 */                                              \
+              "    feature_service: s\n"     /* 20 */
+
+Test(catalog_load, upstream_without_a_target_is_reported)
+{
+    expect_only_error(MODEL_YAML "    entity_inputs: {driver_id: driver_id}\n" /* 21 */
+                                 "    upstream: {timeout_ms: 5}\n",            /* 22 */
+                      "models[0].upstream.target", 22, 15, "missing required key 'target'");
+    expect_only_error(MODEL_YAML "    entity_inputs: {driver_id: driver_id}\n" /* 21 */
+                                 "    upstream: {target: ~}\n",                /* 22 */
+                      "models[0].upstream.target", 22, 24, "missing required key 'target'");
+}
+
+Test(catalog_load, upstream_options_are_read)
+{
+    catalog_t *c = load_ok(MODEL_YAML "    version_label: canary\n"
+                                      "    entity_inputs: {driver_id: driver_id}\n"
+                                      "    upstream:\n"
+                                      "      target: 'svc:9000'\n"
+                                      "      model_name: ranker\n"
+                                      "      signature_name: serving\n"
+                                      "      timeout_ms: 4294967295\n"
+                                      "      keep_entity_inputs: false\n"
+                                      "      tls: true\n");
+    const catalog_model_t *m = NULL;
+    cr_assert_eq(catalog_find_model(c, "m", 0, "canary", &m), 0);
+    cr_expect_str_eq(m->upstream.model_name, "ranker");
+    cr_expect_str_eq(m->upstream.signature_name, "serving");
+    cr_expect_eq(m->upstream.timeout_ms, UINT32_MAX);
+    cr_expect_not(m->upstream.keep_entity_inputs);
+    cr_expect(m->upstream.tls);
+    catalog_unref(c);
+    expect_only_error(MODEL_YAML "    entity_inputs: {driver_id: driver_id}\n"
+                                 "    upstream: {target: 'h:1', timeout_ms: 4294967296}\n",
+                      "models[0].upstream.timeout_ms", 22, 43,
+                      "4294967296 is out of range: expected 0 to 4294967295");
+}
+
+Test(catalog_load, more_upstream_targets_that_are_not_host_and_port)
+{
+    /* brackets without an address, a non-hex IPv6, an unclosed bracket, a six-digit port */
+    static const char *const bad[] = {"[]:1", "[::g]:1", "[::1:1", "h:000080", "h/x:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof yaml,
+                 MODEL_YAML "    entity_inputs: {driver_id: driver_id}\n" /* 21 */
+                            "    upstream: {target: '%s'}\n",             /* 22 */
+                 bad[i]);
+        expect_only_error(yaml, "models[0].upstream.target", 22, 24,
+                          "expected host:port with a port from 1 to 65535");
+    }
+    catalog_t *c = load_ok(MODEL_YAML "    entity_inputs: {driver_id: driver_id}\n"
+                                      "    upstream: {target: 'A-Z_0.9:00080'}\n");
+    cr_expect_str_eq(catalog_model_at(c, 0)->upstream.target, "A-Z_0.9:00080",
+                     "five port digits with leading zeros are port 80");
+    catalog_unref(c);
+}
+
+Test(catalog_load, entity_inputs_must_map_strings_once_each)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad(MODEL_YAML "    entity_inputs: {d: driver_id, x: [a], d: driver_id, ~: y}\n", &errs);
+    expect_error(&errs, "models[0].entity_inputs", 21, 35,
+                 "entity_inputs maps a Predict input name to a join key name (both strings)");
+    expect_error(&errs, "models[0].entity_inputs.d", 21, 43, "duplicate entity input 'd'");
+    cr_expect_eq(errs.count, 3, "the null key is the third");
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, request_source_fields_are_named_once_and_typed)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"                        /* 1 */
+             "request_sources:\n"                  /* 2 */
+             "  - name: r\n"                       /* 3 */
+             "    schema:\n"                       /* 4 */
+             "      - {name: a, dtype: INT64}\n"   /* 5 */
+             "      - {name: a, dtype: INT64}\n"   /* 6 */
+             "      - {name: b}\n"                 /* 7 */
+             "      - {name: c, dtype: 'NULL'}\n"  /* 8 */
+             "      - {name: d, dtype: INT}\n"     /* 9 */
+             "      - {name: e, dtype: [INT64]}\n" /* 10 */
+             "      - x\n",                        /* 11 */
+             &errs);
+    expect_error(&errs, "request_sources[0].schema[1].name", 6, 16,
+                 "duplicate field 'a' in request source 'r'");
+    expect_error(&errs, "request_sources[0].schema[2].dtype", 7, 9, "missing required key 'dtype'");
+    expect_error(&errs, "request_sources[0].schema[3].dtype", 8, 26, "unknown dtype 'NULL'");
+    expect_error(&errs, "request_sources[0].schema[4].dtype", 9, 26, "unknown dtype 'INT'");
+    expect_error(&errs, "request_sources[0].schema[5].dtype", 10, 26,
+                 "expected a scalar, got a sequence");
+    expect_error(&errs, "request_sources[0].schema[6]", 11, 9, "expected a mapping, got a scalar");
+    cr_expect_eq(errs.count, 6);
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, on_demand_sources_and_expressions_must_be_scalars)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad(BASE_YAML "on_demand_feature_views:\n"                             /* 14 */
+                       "  - name: o\n"                                          /* 15 */
+                       "    sources: [stats, [x]]\n"                            /* 16 */
+                       "    features:\n"                                        /* 17 */
+                       "      - {name: a, dtype: DOUBLE, expression: [rate]}\n" /* 18 */
+                       "      - {name: b, dtype: DOUBLE, expression: ~}\n"      /* 19 */
+                       "      - 3\n",                                           /* 20 */
+             &errs);
+    expect_error(&errs, "on_demand_feature_views[0].sources[1]", 16, 22,
+                 "expected a scalar, got a sequence");
+    expect_error(&errs, "on_demand_feature_views[0].features[0].expression", 18, 46,
+                 "expected a scalar, got a sequence");
+    expect_error(&errs, "on_demand_feature_views[0].features[1].expression", 19, 46,
+                 "missing required key 'expression'");
+    expect_error(&errs, "on_demand_feature_views[0].features[2]", 20, 9,
+                 "expected a mapping, got a scalar");
+    cr_expect_eq(errs.count, 4);
+    catalog_errors_clear(&errs);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Bytes that are not text, and paths that are not catalogs                                    */
+
+Test(catalog_load, invalid_utf8_is_reported_at_its_byte)
+{
+    /* libyaml gives reader errors as a byte offset; the loader turns it into line:column. */
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"
+             "x: a\xff\n",
+             &errs);
+    cr_assert_eq(errs.count, 1);
+    cr_expect_str_eq(errs.items[0].key, "(yaml)");
+    cr_expect_eq(errs.items[0].line, 2);
+    cr_expect_eq(errs.items[0].column, 5);
+    cr_expect_not_null(strstr(errs.items[0].message, "YAML syntax error: invalid"), "%s",
+                       errs.items[0].message);
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, no_path_is_enoent_and_described)
+{
+    catalog_t *c = NULL;
+    catalog_errors_t errs = {NULL, 0};
+    cr_expect_eq(catalog_load(NULL, &c, &errs), -ENOENT);
+    cr_expect_eq(catalog_load("", &c, &errs), -ENOENT);
+    cr_expect_null(c);
+    cr_assert_eq(errs.count, 2);
+    cr_expect_str_eq(errs.items[0].message, "no catalog path given");
+    cr_expect_str_eq(errs.items[1].message, "no catalog path given");
+    catalog_errors_clear(&errs);
+}
+
+Test(catalog_load, a_path_through_a_file_is_enoent)
+{
+    char dir[1024], path[1100];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
+    char *f = write_file(dir, "c.yaml", "project: p\n");
+    snprintf(path, sizeof path, "%s/sub.yaml", f);
+    catalog_t *c = NULL;
+    catalog_errors_t errs = {NULL, 0};
+    cr_expect_eq(catalog_load(path, &c, &errs), -ENOENT, "ENOTDIR reads as not found");
+    cr_assert_eq(errs.count, 1);
+    cr_expect_str_eq(errs.items[0].file, path);
+    cr_expect_str_eq(errs.items[0].message, "cannot read: Not a directory");
+    catalog_errors_clear(&errs);
+    free(f);
+    remove_dir(dir);
+}
+
+Test(catalog_load, directories_hidden_files_and_other_names_are_not_read)
+{
+    /* Only regular *.yaml / *.yml files that do not start with '.' are part of the catalog. */
+    char dir[1024], sub[1100];
+    cr_assert_not_null(test_tmpdir("catalog", dir, sizeof dir));
+    free(write_file(dir, "main.yaml", "project: p\n"));
+    free(write_file(dir, ".hidden.yaml", "project: [\n"));
+    free(write_file(dir, "notes.txt", "project: [\n"));
+    free(write_file(dir, "yml", "project: [\n"));
+    snprintf(sub, sizeof sub, "%s/sub.yaml", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    char slash[1100];
+    snprintf(slash, sizeof slash, "%s/", dir);
+    catalog_t *c = NULL;
+    catalog_errors_t errs = {NULL, 0};
+    int rc = catalog_load(slash, &c, &errs);
+    if (rc != 0)
+        print_errors(&errs);
+    cr_assert_eq(rc, 0);
+    cr_expect_str_eq(catalog_project(c), "p");
+    catalog_unref(c);
+    catalog_errors_clear(&errs);
+    remove_dir(dir);
 }

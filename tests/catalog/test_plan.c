@@ -327,3 +327,290 @@ Test(catalog_plan, words_joined_by_removing_a_blank_are_another_expression)
     cr_expect_eq(p.count, 0, "blanks that separate the same words are not a change");
     catalog_plan_clear(&p);
 }
+
+Test(catalog_plan, entity_metadata_changes_and_removals_are_safe)
+{
+    const char *two = "project: p\n"
+                      "entities:\n"
+                      "  - name: driver\n"
+                      "    join_keys: [{name: driver_id, type: INT64}]\n"
+                      "  - name: rider\n"
+                      "    join_keys: [{name: rider_id, type: STRING}]\n"
+                      "feature_views:\n"
+                      "  - name: stats\n"
+                      "    entities: [driver]\n"
+                      "    features: [{name: rate, dtype: FLOAT}]\n";
+    /* an entity no view uses may go; its description and tags may change */
+    catalog_plan_t p = plan_of(two, "project: p\n"
+                                    "entities:\n"
+                                    "  - name: driver\n"
+                                    "    description: who drives\n"
+                                    "    tags: {team: ops}\n"
+                                    "    join_keys: [{name: driver_id, type: INT64}]\n"
+                                    "feature_views:\n"
+                                    "  - name: stats\n"
+                                    "    entities: [driver]\n"
+                                    "    features: [{name: rate, dtype: FLOAT}]\n");
+    cr_expect_eq(p.count, 2);
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "entity driver", CATALOG_CHANGE_CHANGED, false,
+                  "metadata changed: description, tags");
+    expect_change(&p, "entity rider", CATALOG_CHANGE_REMOVED, false,
+                  "entity removed (no view uses it any more)");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, view_metadata_changes_are_listed_in_order_and_safe)
+{
+    catalog_plan_t p = plan_of(BASE_YAML, BASE_YAML "    online: false\n"
+                                                    "    push_source: pushed\n"
+                                                    "    tags: {a: b}\n"
+                                                    "    lineage: {source: warehouse.t}\n");
+    cr_expect_eq(p.count, 1);
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false,
+                  "changed: now offline, push_source, tags, lineage");
+    catalog_plan_clear(&p);
+    p = plan_of(BASE_YAML "    online: false\n", BASE_YAML);
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false,
+                  "changed: now online");
+    catalog_plan_clear(&p);
+    /* the same tags in another order are the same tags (they are kept sorted) */
+    p = plan_of(BASE_YAML "    tags: {a: 1, b: 2}\n", BASE_YAML "    tags: {b: 2, a: 1}\n");
+    cr_expect_eq(p.count, 0);
+    catalog_plan_clear(&p);
+    /* same keys, another value */
+    p = plan_of(BASE_YAML "    tags: {a: 1, b: 2}\n", BASE_YAML "    tags: {a: 1, b: 3}\n");
+    expect_change(&p, "feature_view stats@v1", CATALOG_CHANGE_CHANGED, false, "changed: tags");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, feature_default_and_tags_changes_are_safe)
+{
+    catalog_plan_t p =
+        plan_of(BASE_YAML "        default: 1.5\n", BASE_YAML "        default: 2.5\n"
+                                                              "        tags: {unit: pct}\n");
+    cr_expect_eq(p.count, 1);
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "feature stats@v1:rate", CATALOG_CHANGE_CHANGED, false,
+                  "changed: default, tags");
+    catalog_plan_clear(&p);
+    /* a default dropped is a change too */
+    p = plan_of(BASE_YAML "        default: 1.5\n", BASE_YAML);
+    expect_change(&p, "feature stats@v1:rate", CATALOG_CHANGE_CHANGED, false, "changed: default");
+    catalog_plan_clear(&p);
+}
+
+#define STR_VIEW(rules)                                                                            \
+    "project: p\n"                                                                                 \
+    "feature_views:\n"                                                                             \
+    "  - name: v\n"                                                                                \
+    "    features:\n"                                                                              \
+    "      - {name: s, dtype: STRING, validation: " rules "}\n"
+
+Test(catalog_plan, string_rules_are_described_and_classified)
+{
+    /* allowed values: fewer tighten, more widen */
+    catalog_plan_t p =
+        plan_of(STR_VIEW("{allowed_values: [a, b]}"), STR_VIEW("{allowed_values: [a]}"));
+    expect_change(&p, "feature v@v1:s", CATALOG_CHANGE_CHANGED, false,
+                  "validation tightened: [2 allowed values] -> [1 allowed values]");
+    catalog_plan_clear(&p);
+    p = plan_of(STR_VIEW("{allowed_values: [a]}"), STR_VIEW("{allowed_values: [b, a]}"));
+    expect_change(&p, "feature v@v1:s", CATALOG_CHANGE_CHANGED, false,
+                  "validation widened: [1 allowed values] -> [2 allowed values]");
+    catalog_plan_clear(&p);
+    /* the same values in another order are the same rule */
+    p = plan_of(STR_VIEW("{allowed_values: [a, b]}"), STR_VIEW("{allowed_values: [b, a]}"));
+    cr_expect_eq(p.count, 0);
+    catalog_plan_clear(&p);
+    /* max_length: a smaller limit tightens, none at all widens */
+    p = plan_of(STR_VIEW("{max_length: 8}"), STR_VIEW("{max_length: 4}"));
+    expect_change(&p, "feature v@v1:s", CATALOG_CHANGE_CHANGED, false,
+                  "validation tightened: [max_length 8] -> [max_length 4]");
+    catalog_plan_clear(&p);
+    p = plan_of(STR_VIEW("{max_length: 8}"), STR_VIEW("{}"));
+    expect_change(&p, "feature v@v1:s", CATALOG_CHANGE_CHANGED, false,
+                  "validation widened: [max_length 8] -> [none]");
+    catalog_plan_clear(&p);
+    /* any other pattern may refuse what the old one took */
+    p = plan_of(STR_VIEW("{pattern: '[a-z]+'}"), STR_VIEW("{pattern: '[a-z0-9]+'}"));
+    expect_change(&p, "feature v@v1:s", CATALOG_CHANGE_CHANGED, false,
+                  "validation tightened: [pattern [a-z]+] -> [pattern [a-z0-9]+]");
+    cr_expect_eq(p.n_breaking, 0, "stored views only ever get safe validation changes");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, model_service_and_entity_input_changes_are_safe)
+{
+    const char *base = BASE_YAML "feature_services:\n"
+                                 "  - {name: s, features: [stats:rate]}\n"
+                                 "  - {name: t, features: [stats:rate]}\n"
+                                 "models:\n"
+                                 "  - name: m\n"
+                                 "    version: 1\n";
+    char from[1024], to[1024];
+    snprintf(from, sizeof from,
+             "%s    feature_service: s\n    entity_inputs: {driver_id: driver_id}\n", base);
+    snprintf(to, sizeof to, "%s    feature_service: t\n    entity_inputs: {drv: driver_id}\n",
+             base);
+    catalog_plan_t p = plan_of(from, to);
+    cr_expect_eq(p.count, 1);
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_CHANGED, false,
+                  "changed: feature_service, entity_inputs");
+    catalog_plan_clear(&p);
+    /* a label is part of the binding's identity: relabelled is one removed, one added */
+    snprintf(to, sizeof to,
+             "%s    version_label: canary\n    feature_service: s\n"
+             "    entity_inputs: {driver_id: driver_id}\n",
+             base);
+    p = plan_of(from, to);
+    expect_change(&p, "model m@v1 (canary)", CATALOG_CHANGE_ADDED, false, "new model binding");
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_REMOVED, true, "NOT_FOUND");
+    catalog_plan_clear(&p);
+    /* a service whose references changed */
+    p = plan_of(BASE_YAML "feature_services: [{name: s, features: [stats:rate]}]\n",
+                BASE_YAML "      - {name: n, dtype: INT64}\n"
+                          "feature_services: [{name: s, features: [stats:n]}]\n");
+    expect_change(&p, "feature_service s", CATALOG_CHANGE_CHANGED, false,
+                  "changed: features (1 -> 1); callers get the new feature list");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, upstream_added_or_changed_is_an_upstream_change)
+{
+    const char *svc = BASE_YAML "feature_services: [{name: s, features: [stats:rate]}]\n"
+                                "models:\n"
+                                "  - name: m\n"
+                                "    version: 1\n"
+                                "    feature_service: s\n"
+                                "    entity_inputs: {driver_id: driver_id}\n";
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s    upstream: {target: 'h:1'}\n", svc);
+    catalog_plan_t p = plan_of(svc, a);
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_CHANGED, false, "changed: upstream");
+    catalog_plan_clear(&p);
+    snprintf(b, sizeof b, "%s    upstream: {target: 'h:1', timeout_ms: 5}\n", svc);
+    p = plan_of(a, b);
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_CHANGED, false, "changed: upstream");
+    catalog_plan_clear(&p);
+    snprintf(b, sizeof b, "%s    upstream: {target: 'h:1', signature_name: x}\n", svc);
+    p = plan_of(a, b);
+    expect_change(&p, "model m@v1", CATALOG_CHANGE_CHANGED, false, "changed: upstream");
+    catalog_plan_clear(&p);
+    p = plan_of(a, a);
+    cr_expect_eq(p.count, 0, "the same upstream is no change");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, on_demand_sources_changed_inside_a_version_are_breaking)
+{
+    const char *v1 = ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate'}\n";
+    /* the request source dropped from the sources */
+    catalog_plan_t p =
+        plan_of(v1, BASE_YAML "request_sources:\n"
+                              "  - name: req\n"
+                              "    schema: [{name: x, dtype: INT64}]\n"
+                              "on_demand_feature_views:\n"
+                              "  - name: adj\n"
+                              "    sources: [stats]\n"
+                              "    features:\n"
+                              "      - {name: a, dtype: DOUBLE, expression: 'rate'}\n");
+    expect_change(&p, "on_demand_feature_view adj@v1", CATALOG_CHANGE_CHANGED, true,
+                  "sources changed inside an existing version");
+    cr_expect_eq(p.n_breaking, 1);
+    catalog_plan_clear(&p);
+    /* a bare source that now means another version of its view */
+    const char *two = BASE_YAML "  - name: stats\n"
+                                "    version: 2\n"
+                                "    entities: [driver]\n"
+                                "    features: [{name: rate, dtype: FLOAT}]\n"
+                                "request_sources:\n"
+                                "  - name: req\n"
+                                "    schema: [{name: x, dtype: INT64}]\n"
+                                "on_demand_feature_views:\n"
+                                "  - name: adj\n"
+                                "    sources: [stats, req]\n"
+                                "    features:\n"
+                                "      - {name: a, dtype: DOUBLE, expression: 'rate'}\n";
+    p = plan_of(v1, two);
+    expect_change(&p, "on_demand_feature_view adj@v1", CATALOG_CHANGE_CHANGED, true,
+                  "another version of its view");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, on_demand_metadata_and_feature_metadata_are_safe)
+{
+    const char *v1 = ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate'}\n";
+    catalog_plan_t p = plan_of(v1, ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate',"
+                                             " description: scaled, default: 0.5}\n"
+                                             "    owner: ml\n");
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "on_demand_feature_view adj@v1", CATALOG_CHANGE_CHANGED, false,
+                  "changed: owner");
+    expect_change(&p, "feature adj@v1:a", CATALOG_CHANGE_CHANGED, false,
+                  "changed: default, description");
+    catalog_plan_clear(&p);
+    /* a widened rule inside a version is safe for an on-demand view too */
+    p = plan_of(ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate', "
+                          "validation: {max: 1}}\n",
+                ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate', "
+                          "validation: {max: 2}}\n");
+    expect_change(&p, "feature adj@v1:a", CATALOG_CHANGE_CHANGED, false,
+                  "validation widened: [max 1] -> [max 2]");
+    cr_expect_eq(p.n_breaking, 0);
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, request_fields_added_or_removed_are_a_safe_schema_change)
+{
+    const char *v1 = ODFV_BASE "      - {name: a, dtype: DOUBLE, expression: 'rate + x'}\n";
+    catalog_plan_t p = plan_of(v1, BASE_YAML "request_sources:\n"
+                                             "  - name: req\n"
+                                             "    schema: [{name: x, dtype: INT64}, "
+                                             "{name: y, dtype: STRING}]\n"
+                                             "on_demand_feature_views:\n"
+                                             "  - name: adj\n"
+                                             "    sources: [stats, req]\n"
+                                             "    features:\n"
+                                             "      - {name: a, dtype: DOUBLE, expression: "
+                                             "'rate + x'}\n");
+    cr_expect_eq(p.count, 1);
+    cr_expect_eq(p.n_breaking, 0);
+    expect_change(&p, "request_source req", CATALOG_CHANGE_CHANGED, false,
+                  "schema changed: callers send the new fields from their next request");
+    catalog_plan_clear(&p);
+}
+
+Test(catalog_plan, blanks_inside_string_literals_are_part_of_the_expression)
+{
+    const char *base = "project: p\n"
+                       "request_sources: [{name: r, schema: [{name: s, dtype: STRING}]}]\n"
+                       "on_demand_feature_views:\n"
+                       "  - name: o\n"
+                       "    sources: [r]\n"
+                       "    features:\n";
+    char v1[1024], v2[1024], v3[1024], v4[1024];
+    snprintf(v1, sizeof v1, "%s      - {name: f, dtype: STRING, expression: \"concat(s, ' a')\"}\n",
+             base);
+    snprintf(v2, sizeof v2,
+             "%s      - {name: f, dtype: STRING, expression: \"concat(s, '  a')\"}\n", base);
+    snprintf(v3, sizeof v3,
+             "%s      - {name: f, dtype: STRING, expression: \"concat( s ,' a' )\"}\n", base);
+    /* an escaped quote does not end the literal: the blanks after it are still inside */
+    snprintf(v4, sizeof v4,
+             "%s      - {name: f, dtype: STRING, expression: \"concat(s, ' \\\\'  a')\"}\n", base);
+    catalog_plan_t p = plan_of(v1, v2);
+    expect_change(&p, "feature o@v1:f", CATALOG_CHANGE_CHANGED, true, "expression changed");
+    catalog_plan_clear(&p);
+    p = plan_of(v1, v3);
+    cr_expect_eq(p.count, 0, "blanks outside the literal are not a change");
+    catalog_plan_clear(&p);
+    char v5[1024];
+    snprintf(v5, sizeof v5,
+             "%s      - {name: f, dtype: STRING, expression: \"concat(s, ' \\\\' a')\"}\n", base);
+    p = plan_of(v4, v5);
+    expect_change(&p, "feature o@v1:f", CATALOG_CHANGE_CHANGED, true, "expression changed");
+    catalog_plan_clear(&p);
+}

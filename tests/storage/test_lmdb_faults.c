@@ -28,13 +28,14 @@
 
 /* ---- the interposed LMDB calls ---- */
 
-static atomic_bool active;  /* counting (and maybe failing) */
-static atomic_long calls;   /* LMDB calls made while active */
-static atomic_long fail_at; /* the call to fail (1-based; 0: none) */
-static atomic_int fail_err; /* what it returns */
-static atomic_long failed;  /* calls failed */
+static atomic_bool active;                 /* counting (and maybe failing) */
+static atomic_long calls;                  /* LMDB calls made while active */
+static atomic_long fail_at;                /* the call to fail (1-based; 0: none) */
+static atomic_int fail_err;                /* what it returns */
+static atomic_long failed;                 /* calls failed */
+static const char *_Atomic failed_fn = ""; /* the function of the call failed */
 
-static int fault(void)
+static int fault_in(const char *fn)
 {
     if (!atomic_load(&active))
         return 0;
@@ -42,8 +43,10 @@ static int fault(void)
     if (n != atomic_load(&fail_at))
         return 0;
     atomic_fetch_add(&failed, 1);
+    atomic_store(&failed_fn, fn);
     return atomic_load(&fail_err);
 }
+#define fault() fault_in(__func__)
 
 #define REAL(name)                                                                                 \
     static __typeof__(&name) real;                                                                 \
@@ -371,8 +374,14 @@ static long sweep_with(const sweep_t *sw, int err)
         /* Closed and opened again: the same content, clean. */
         store_close(s);
         s = open_store(dir, sw->history);
-        cr_assert_eq(fingerprint(s), got, "%s, call %ld failing: the reopened store differs",
-                     sw->name, k);
+        uint64_t reopened = fingerprint(s);
+        cr_assert_eq(reopened, got,
+                     "%s, call %ld failing (%s, %d): returned %d; the reopened store differs "
+                     "(it is %s)",
+                     sw->name, k, atomic_load(&failed_fn), err, rc,
+                     reopened == before  ? "the state before"
+                     : reopened == after ? "the state after"
+                                         : "neither");
         /* And the operation again, without a fault, reaches a clean run's state (unless the
          * failure came after it took effect: an fsync after its commit). */
         if (rc != 0 && got != after) {
@@ -621,6 +630,22 @@ static int op_teardown(store_t *s, catalog_t *c, uint64_t *ctx)
     return store_teardown(s, "fv", 1);
 }
 
+/* Every version of a view that keeps history (its history and change feed entries go too). */
+static int op_teardown_history(store_t *s, catalog_t *c, uint64_t *ctx)
+{
+    (void)c;
+    (void)ctx;
+    return store_teardown(s, "hist", 0);
+}
+
+/* The whole store's data, catalog and position. */
+static int op_teardown_all(store_t *s, catalog_t *c, uint64_t *ctx)
+{
+    (void)c;
+    (void)ctx;
+    return store_teardown(s, NULL, 0);
+}
+
 /* Rows past their TTL, tombstones and history past their retention: deleted in several small
  * transactions, so a failure may leave some deleted (not atomic); the next sweep ends it. */
 static void prepare_gc(store_t *s, catalog_t *c)
@@ -761,6 +786,10 @@ static const sweep_t sweeps[] = {
     {"bulk", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_bulk, true, write_errors},
     {"catalog", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_catalog, true, write_errors},
     {"teardown", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_teardown, true, write_errors},
+    {"teardown of a view with history", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows,
+     op_teardown_history, true, write_errors},
+    {"teardown of everything", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_teardown_all,
+     true, write_errors},
     {"gc", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_gc, op_gc, false, write_errors},
     {"materialize", STORE_HISTORY_ON, STORE_SYNC_NONE, prepare_rows, op_materialize, false,
      write_errors},
@@ -822,6 +851,16 @@ Test(lmdb_faults, a_catalog_change_at_a_log_position_is_all_or_nothing, .timeout
 Test(lmdb_faults, a_teardown_is_all_or_nothing, .timeout = 300)
 {
     sweep_named("teardown");
+}
+
+Test(lmdb_faults, a_teardown_of_a_view_with_history_is_all_or_nothing, .timeout = 300)
+{
+    sweep_named("teardown of a view with history");
+}
+
+Test(lmdb_faults, a_teardown_of_everything_is_all_or_nothing, .timeout = 300)
+{
+    sweep_named("teardown of everything");
 }
 
 Test(lmdb_faults, gc_fails_cleanly_and_the_next_sweep_finishes, .timeout = 300)

@@ -226,3 +226,62 @@ Test(schema, a_catalog_applied_at_a_log_position_records_it_and_a_replay_is_ealr
     cr_assert_eq(pos, 8);
     catalog_unref(v2);
 }
+
+static void history_dbs(void *arg, const store_verify_db_t *db)
+{
+    int *n = arg;
+    if (strncmp(db->name, "history ", 8) == 0)
+        (*n)++;
+}
+
+/* A view version that kept history, torn down: its history went with it, and an open of the
+ * store (history on) does not bring an empty one back (it once did, for every view of the
+ * applied catalog that keeps history, torn down or not). */
+Test(schema, a_torn_down_history_stays_gone_across_a_reopen)
+{
+    static const char yaml[] = "project: p\n"
+                               "entities:\n"
+                               "  - name: driver\n"
+                               "    join_keys: [{name: driver_id, type: INT64}]\n"
+                               "feature_views:\n"
+                               "  - name: hist\n"
+                               "    version: 1\n"
+                               "    entities: [driver]\n"
+                               "    offline: {retention: 1d}\n"
+                               "    features:\n"
+                               "      - {name: x, dtype: DOUBLE}\n";
+    catalog_t *c = th_catalog(yaml);
+    char *d = th_tmpdir();
+    store_options_t o = {.dir = d, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
+    store_t *st = NULL;
+    cr_assert_eq(store_open(&o, &st), 0);
+    catalog_plan_t plan;
+    cr_assert_eq(store_apply_catalog(st, c, &plan), 0);
+    catalog_plan_clear(&plan);
+    int n = 0;
+    cr_assert_eq(store_verify(st, NULL, history_dbs, &n), 0);
+    cr_assert_eq(n, 1, "the view's history database");
+    cr_assert_eq(store_teardown(st, "hist", 1), 0);
+    n = 0;
+    cr_assert_eq(store_verify(st, NULL, history_dbs, &n), 0);
+    cr_assert_eq(n, 0);
+    store_close(st);
+    cr_assert_eq(store_open(&o, &st), 0);
+    n = 0;
+    cr_assert_eq(store_verify(st, NULL, history_dbs, &n), 0);
+    cr_assert_eq(n, 0, "an open created the torn-down view's history again");
+    /* Applied again, the view has its history again, empty. */
+    store_close(st);
+    cr_assert_eq(store_open(&o, &st), 0);
+    catalog_t *again = th_catalog(yaml);
+    cr_assert_eq(store_apply_catalog(st, again, &plan), 0);
+    catalog_plan_clear(&plan);
+    n = 0;
+    cr_assert_eq(store_verify(st, NULL, history_dbs, &n), 0);
+    cr_assert_eq(n, 1, "applied again, the view version has its history again");
+    store_close(st);
+    catalog_unref(again);
+    catalog_unref(c);
+    th_rmrf(d);
+    free(d);
+}
