@@ -184,11 +184,11 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, bool history,
         gk.mv_size = strlen(gkey);
         gk.mv_data = gkey;
         int grc = mdb_get(txn, meta, &gk, &gv);
-        if (grc == 0 && gv.mv_size == 8)
+        if (grc == 0 && gv.mv_size == 8) {
             e->gen = store__le64(gv.mv_data);
-        else if (grc != 0 && grc != MDB_NOTFOUND) {
+        } else if (grc != MDB_NOTFOUND) {
             /* Not "no stamp": the table would take batches encoded for another creation. */
-            rc = store__errno(grc);
+            rc = grc != 0 ? store__errno(grc) : -EIO;
             goto out;
         }
         const catalog_view_t *cv = NULL;

@@ -10,6 +10,7 @@ Test(catalog_errors, a_load_stops_listing_after_a_thousand_errors_and_says_so)
      * not, and nothing more is added (a huge broken file costs bounded memory). */
     size_t cap = 1200 * 16 + 32, off = 0;
     char *yaml = malloc(cap);
+    cr_assert_not_null(yaml);
     off += (size_t)snprintf(yaml + off, cap - off, "project: p\n");
     for (int i = 0; i < 1200; i++)
         off += (size_t)snprintf(yaml + off, cap - off, "k%d: 1\n", i);

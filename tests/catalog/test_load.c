@@ -1498,6 +1498,27 @@ Test(catalog_load, request_source_fields_are_named_once_and_typed)
     catalog_errors_clear(&errs);
 }
 
+/* A field repeated three times: each repeat once (the check once went on past the first match
+ * and reported the third twice). */
+Test(catalog_load, a_request_field_repeated_three_times_is_reported_once_per_repeat)
+{
+    catalog_errors_t errs = {NULL, 0};
+    load_bad("project: p\n"
+             "request_sources:\n"
+             "  - name: r\n"
+             "    schema:\n"
+             "      - {name: a, dtype: INT64}\n"
+             "      - {name: a, dtype: INT64}\n"
+             "      - {name: a, dtype: INT64}\n",
+             &errs);
+    cr_expect_eq(errs.count, 2);
+    expect_error(&errs, "request_sources[0].schema[1].name", 6, 16,
+                 "duplicate field 'a' in request source 'r'");
+    expect_error(&errs, "request_sources[0].schema[2].name", 7, 16,
+                 "duplicate field 'a' in request source 'r'");
+    catalog_errors_clear(&errs);
+}
+
 Test(catalog_load, on_demand_sources_and_expressions_must_be_scalars)
 {
     catalog_errors_t errs = {NULL, 0};

@@ -50,6 +50,20 @@ void fx_setup(fx_t *f, const char *yaml)
     cr_assert_eq(rc, 0, "core_open: %d", rc);
 }
 
+void fx_setup_reopened(fx_t *f, const char *yaml, bool read_only, bool quiet)
+{
+    fx_setup(f, yaml);
+    core_close(f->core);
+    f->core = NULL;
+    core_options_t o;
+    fx_options(f, &o);
+    o.catalog_path = NULL;
+    o.read_only = read_only;
+    o.quiet = quiet;
+    int rc = fx_open(f, &o);
+    cr_assert_eq(rc, 0, "core_open again: %d", rc);
+}
+
 void fx_begin(fx_t *f)
 {
     cr_assert_eq(core_worker_new(f->core, CORE_WORKER_READS, NULL, &f->worker), 0);

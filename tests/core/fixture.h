@@ -27,6 +27,9 @@ void fx_options(const fx_t *f, core_options_t *o);
 int fx_open(fx_t *f, const core_options_t *o);
 /* fx_init() and fx_open() with the usual options, asserting success. */
 void fx_setup(fx_t *f, const char *yaml);
+/* fx_setup(), then the core closed and opened again on its data directory with no catalog path
+ * (serving the applied catalog), read-only or not, logging or quiet; asserting success. */
+void fx_setup_reopened(fx_t *f, const char *yaml, bool read_only, bool quiet);
 /* A read worker and a request begun on it (f->ctx). */
 void fx_begin(fx_t *f);
 /* Ends the request, frees the worker, closes the core and removes the directory. */

@@ -177,14 +177,7 @@ Test(core_open, workers_past_max_workers_are_refused_and_a_freed_slot_is_reused)
 
 Test(core_open, the_applied_catalog_serves_without_a_catalog_path_and_cannot_be_reloaded)
 {
-    fx_setup(&f, yaml);
-    core_close(f.core);
-    f.core = NULL;
-    core_options_t o;
-    fx_options(&f, &o);
-    o.catalog_path = NULL;
-    o.quiet = false;
-    cr_assert_eq(fx_open(&f, &o), 0);
+    fx_setup_reopened(&f, yaml, false, false);
     catalog_t *cat = core_catalog_ref(f.core);
     cr_assert(has_view(cat, "fv"));
     catalog_unref(cat);
@@ -197,14 +190,7 @@ Test(core_open, the_applied_catalog_serves_without_a_catalog_path_and_cannot_be_
 
 Test(core_open, a_read_only_core_serves_the_applied_catalog)
 {
-    fx_setup(&f, yaml);
-    core_close(f.core);
-    f.core = NULL;
-    core_options_t o;
-    fx_options(&f, &o);
-    o.catalog_path = NULL;
-    o.read_only = true;
-    cr_assert_eq(fx_open(&f, &o), 0);
+    fx_setup_reopened(&f, yaml, true, true);
     fx_begin(&f);
     const catalog_view_t *v = fx_view(&f, "fv");
     cr_assert_eq(v->version, 1);

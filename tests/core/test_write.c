@@ -89,17 +89,10 @@ Test(write, a_view_not_applied_here_has_no_data)
     catalog_unref(other);
 }
 
-/* A read-only node takes no write, whoever asks (an authenticated caller's is audited too). */
+/* A read-only node takes no write, whoever asks (an authenticated caller too). */
 Test(write, a_read_only_node_refuses_writes_and_gc)
 {
-    fx_setup(&f, yaml);
-    core_close(f.core);
-    f.core = NULL;
-    core_options_t o;
-    fx_options(&f, &o);
-    o.catalog_path = NULL;
-    o.read_only = true;
-    cr_assert_eq(fx_open(&f, &o), 0);
+    fx_setup_reopened(&f, yaml, true, true);
     fx_begin(&f);
     f.ctx.principal = "pipeline";
     const char *names[2] = {"driver_id", "y"};
