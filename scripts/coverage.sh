@@ -23,9 +23,13 @@ if [ "${1:-}" != "--report" ]; then
 fi
 # Threads update counters at once: atomic updates (above) keep them exact; a count gcov still
 # cannot parse is skipped rather than failing the report.
+# The per-file report goes to a file of our own: gcovr checks that it can write its -o path by
+# creating it and then unlinks it, so "-o /dev/null" deleted the machine's /dev/null.
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
 summary() {
   gcovr -r "$root" --object-directory "$build" --gcov-ignore-parse-errors "$@" --print-summary \
-    -o /dev/null 2>/dev/null || true
+    -o "$report" 2>/dev/null || true
 }
 modules=(base catalog storage core codec server http upstream repl cli)
 printf '%-10s %8s %8s\n' module lines branches

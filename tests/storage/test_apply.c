@@ -833,3 +833,152 @@ Test(apply, a_malformed_wire_batch_is_refused_whole)
     cr_assert_eq(pos, 0, "a refused message records no position");
     store_wire_end(w);
 }
+
+/* What a wire batch can get wrong besides its lengths: no view, a view without a database here,
+ * an op the view cannot take, a feature not in the applied catalog or listed twice. Each is
+ * refused whole, naming the batch, before anything is written. */
+Test(apply, a_wire_batch_with_a_wrong_view_op_or_feature_is_refused_naming_it)
+{
+    mixed_t m;
+    mixed_batches(&m);
+    store_wire_t *w = NULL;
+    cr_assert_eq(store_wire_begin(s, m.b, 1, &w, NULL), 0);
+    store_apply_result_t res;
+    store_wire_batch_t bad = w->batches[0];
+    bad.view = NULL;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert_str_eq(res.error, "batch has no view");
+    /* A view version of another catalog, never applied here. */
+    catalog_t *other = th_catalog("project: p\n"
+                                  "entities: [{name: driver, join_keys: [{name: driver_id, "
+                                  "type: INT64}]}]\n"
+                                  "feature_views:\n"
+                                  "  - name: elsewhere\n"
+                                  "    entities: [driver]\n"
+                                  "    features: [{name: trips, dtype: INT64}]\n");
+    bad = w->batches[0];
+    bad.view = th_view(other, "elsewhere", 1);
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -ENOENT);
+    cr_assert_str_eq(res.error,
+                     "feature view elsewhere@v1 has no database here (not applied, or offline)");
+    /* History-only rows for a view that keeps none. */
+    bad = w->batches[0];
+    bad.op = STORE_OP_HISTORY;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert(strstr(res.error, "keeps no offline history") != NULL, "%s", res.error);
+    bad.op = (store_op_t)7;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert_str_eq(res.error, "unknown op 7");
+    /* The same feature twice. */
+    bad = w->batches[0];
+    cr_assert_geq(bad.n_features, 2);
+    uint32_t twice[8];
+    memcpy(twice, bad.feature_idx, bad.n_features * sizeof *twice);
+    twice[1] = twice[0];
+    bad.feature_idx = twice;
+    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    cr_assert_str_eq(res.error, "feature listed twice in one batch");
+    cr_assert_eq(res.bad_batch, 0);
+    /* Nothing of any of them was written, and no position recorded. */
+    cr_assert_eq(th_rows(s, fv), 0);
+    uint64_t pos = 7;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 0);
+    store_wire_end(w);
+    catalog_unref(other);
+}
+
+/* A bulk load into a view that keeps history: history-only rows (alone for their key, or among
+ * its other rows), a tie between a delete and a later upsert of the same time (the delete
+ * stays), and rows older than the key's latest (stale) fold as store_apply() applies them. */
+Test(apply, a_bulk_fold_with_history_rows_deletes_and_ties_keeps_last_write_wins)
+{
+    catalog_t *hc = th_catalog("project: p\n"
+                               "entities: [{name: driver, join_keys: [{name: driver_id, "
+                               "type: INT64}]}]\n"
+                               "feature_views:\n"
+                               "  - name: h\n"
+                               "    entities: [driver]\n"
+                               "    offline: {retention: 0}\n"
+                               "    features: [{name: x, dtype: INT64}]\n");
+    const catalog_view_t *hv = th_view(hc, "h", 1);
+    char *hdir = th_tmpdir();
+    store_options_t o = {.dir = hdir, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
+    store_t *hs = NULL;
+    cr_assert_eq(store_open(&o, &hs), 0);
+    catalog_plan_t plan;
+    cr_assert_eq(store_apply_catalog(hs, hc, &plan), 0);
+    catalog_plan_clear(&plan);
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(hs, &b), 0);
+    /* id 1: a history-only row alone. id 2: upsert 10 @100, history 11 @90, delete @120,
+     * upsert 12 @120 (a tie after a delete: stale), upsert 13 @110 (older: stale).
+     * id 3: upsert 30 @100, history 31 @200, upsert 32 @150. */
+    const int64_t ids[] = {1, 2, 2, 2, 2, 2, 3, 3, 3};
+    const int64_t ts[] = {50, 100, 90, 120, 120, 110, 100, 200, 150};
+    const store_op_t ops[] = {STORE_OP_HISTORY, STORE_OP_UPSERT,  STORE_OP_HISTORY,
+                              STORE_OP_DELETE,  STORE_OP_UPSERT,  STORE_OP_UPSERT,
+                              STORE_OP_UPSERT,  STORE_OP_HISTORY, STORE_OP_UPSERT};
+    const int64_t vals[] = {1, 10, 11, 0, 12, 13, 30, 31, 32};
+    uint32_t idx = 0;
+    for (size_t i = 0; i < 9; i++) {
+        catalog_value_t key = th_i64(ids[i]), val = th_i64(vals[i]);
+        const catalog_value_t *keys[] = {&key}, *vs[] = {&val};
+        store_batch_t batch = {.view = hv,
+                               .op = ops[i],
+                               .n_rows = 1,
+                               .keys = keys,
+                               .n_features = 1,
+                               .feature_idx = &idx,
+                               .values = vs,
+                               .event_ts_us = &ts[i]};
+        cr_assert_eq(store_bulk_add(b, &batch, 1, NULL), 0);
+    }
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_commit(b, &res), 0);
+    store_bulk_free(b);
+    cr_assert_eq(res.stale, 2, "id 2's tie after its delete and its older upsert");
+    catalog_value_t out;
+    int64_t when = 0;
+    /* Online: id 1 none (history only), id 2 deleted, id 3 its latest upsert. */
+    cr_assert_eq(th_get(hs, hv, 1, 0, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_get(hs, hv, 2, 0, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_get(hs, hv, 3, 0, 0, &out, &when), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 32);
+    cr_assert_eq(when, 150);
+    /* The history has every row of its time, the history-only ones included. */
+    store_reader_t *r = NULL;
+    cr_assert_eq(store_reader_new(hs, &r), 0);
+    cr_assert_eq(store_read_begin(r), 0);
+    static const struct {
+        int64_t id, at;
+        bool found;
+        int64_t x;
+    } want[] = {{1, 60, true, 1},   {1, 40, false, 0},  {2, 95, true, 11}, {2, 105, true, 10},
+                {2, 130, false, 0}, {3, 160, true, 32}, {3, 250, true, 31}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        uint8_t key[STORE_MAX_KEY];
+        catalog_value_t k = th_i64(want[i].id);
+        int n = store_encode_key(hv, &k, 1, key, sizeof key);
+        cr_assert_gt(n, 0);
+        store_row_t row;
+        cr_assert_eq(store_history_row(r, hv, key, (size_t)n, want[i].at, &row), 0);
+        cr_assert_eq(row.found, want[i].found, "id %lld as of %lld", (long long)want[i].id,
+                     (long long)want[i].at);
+        if (!want[i].found)
+            continue;
+        const uint8_t *wire;
+        size_t len;
+        cr_assert_eq(store_row_feature(&row, hv, 0, want[i].at, &wire, &len), STORE_STATUS_PRESENT);
+        uint64_t scratch[8];
+        cr_assert_eq(catalog_value_decode(wire, len, &out, scratch, sizeof scratch), 0);
+        cr_assert_eq(out.u.i64, want[i].x, "id %lld as of %lld", (long long)want[i].id,
+                     (long long)want[i].at);
+    }
+    store_read_end(r);
+    store_reader_free(r);
+    store_close(hs);
+    th_rmrf(hdir);
+    free(hdir);
+    catalog_unref(hc);
+}
