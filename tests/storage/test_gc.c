@@ -146,3 +146,94 @@ Test(gc, a_stopped_sweep_keeps_what_it_deleted_and_the_next_one_finishes)
     cr_assert_eq(th_rows(s, fv), 0);
     store_close(s);
 }
+
+static int count_change(void *arg, const store_change_t *ch)
+{
+    (void)ch;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* More history entries and change-feed entries than one scan takes (GC_SCAN, 4096): the sweep
+ * resumes where each scan stopped, in the history and in the change feed, and deletes exactly
+ * what is past the retention, with the rows past their TTL. Of an entity's history entries past
+ * the retention the latest stays: a read as of the retention's edge still finds its value. */
+Test(gc, history_and_the_change_feed_past_their_retention_go_in_several_scans)
+{
+    catalog_t *hc = th_catalog("project: p\n"
+                               "entities: [{name: driver, join_keys: [{name: driver_id, "
+                               "type: INT64}]}]\n"
+                               "feature_views:\n"
+                               "  - name: h\n"
+                               "    entities: [driver]\n"
+                               "    ttl: 1h\n"
+                               "    offline: {retention: 1d}\n"
+                               "    features: [{name: x, dtype: INT64}]\n");
+    const catalog_view_t *hv = th_view(hc, "h", 1);
+    char *hdir = th_tmpdir();
+    store_options_t o = {.dir = hdir, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
+    store_t *hs = NULL;
+    cr_assert_eq(store_open(&o, &hs), 0);
+    catalog_plan_t plan;
+    cr_assert_eq(store_apply_catalog(hs, hc, &plan), 0);
+    catalog_plan_clear(&plan);
+    enum { N = 5000, BATCH = 500 };
+    int64_t t0 = store_now_us() - 1800000000ll; /* half an hour ago: within the TTL now */
+    static catalog_value_t keys[BATCH], vals[BATCH];
+    static int64_t ts[BATCH];
+    for (int64_t base = 0; base < 2 * N; base += BATCH) { /* every entity twice */
+        for (int i = 0; i < BATCH; i++) {
+            keys[i] = th_i64((base + i) % N);
+            vals[i] = th_i64(base + i);
+            ts[i] = t0 + base + i;
+        }
+        const catalog_value_t *kc[] = {keys}, *vc[] = {vals};
+        uint32_t f0 = 0;
+        store_batch_t b = {.view = hv,
+                           .n_rows = BATCH,
+                           .keys = kc,
+                           .n_features = 1,
+                           .feature_idx = &f0,
+                           .values = vc,
+                           .event_ts_us = ts};
+        cr_assert_eq(store_apply(hs, &b, 1, 0, NULL), 0);
+    }
+    /* Now: nothing is past its TTL or retention. */
+    size_t deleted = 99;
+    cr_assert_eq(store_gc(hs, store_now_us(), &deleted), 0);
+    cr_assert_eq(deleted, 0);
+    /* Three days on: every online row (1 h TTL), each entity's older history entry and every
+     * change entry (1 d). */
+    cr_assert_eq(store_gc(hs, store_now_us() + 72 * 3600000000ll, &deleted), 0);
+    cr_assert_eq(deleted, N + N + 2 * N, "rows, history entries and change entries: %zu", deleted);
+    cr_assert_eq(th_rows(hs, hv), 0);
+    store_reader_t *r = NULL;
+    cr_assert_eq(store_reader_new(hs, &r), 0);
+    cr_assert_eq(store_read_begin(r), 0);
+    size_t changes = 0;
+    cr_assert_eq(store_changes(r, 0, 0, count_change, &changes), 0);
+    cr_assert_eq(changes, 0);
+    uint8_t key[STORE_MAX_KEY];
+    catalog_value_t k = th_i64(N - 1);
+    int n = store_encode_key(hv, &k, 1, key, sizeof key);
+    store_row_t row;
+    cr_assert_eq(store_history_row(r, hv, key, (size_t)n, store_now_us(), &row), 0);
+    cr_assert(row.found, "the latest entry stays");
+    const uint8_t *wire;
+    size_t len;
+    cr_assert_eq(store_row_feature(&row, hv, 0, row.event_ts_us, &wire, &len),
+                 STORE_STATUS_PRESENT);
+    catalog_value_t x;
+    uint64_t scratch[4];
+    cr_assert_eq(catalog_value_decode(wire, len, &x, scratch, sizeof scratch), 0);
+    cr_assert_eq(x.u.i64, 2 * N - 1, "the second write's value");
+    /* The older entry went: nothing as of its own time. */
+    cr_assert_eq(store_history_row(r, hv, key, (size_t)n, t0 + N - 1, &row), 0);
+    cr_assert_not(row.found);
+    store_read_end(r);
+    store_reader_free(r);
+    store_close(hs);
+    th_rmrf(hdir);
+    free(hdir);
+    catalog_unref(hc);
+}

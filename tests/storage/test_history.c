@@ -576,3 +576,45 @@ Test(history, the_data_directory_remembers_the_servers_choice)
     cr_assert_eq(store_open(&o, &s), 0);
     cr_assert_not(store_keeps_history(s), "OFF was recorded");
 }
+
+static int count_scan(void *arg, const uint8_t *key, size_t key_len, const store_row_t *row)
+{
+    (void)key;
+    (void)key_len;
+    (void)row;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* What the history reads refuse, and what a key too long to have a history gets: none. */
+Test(history, a_read_with_a_key_of_no_length_or_too_long_is_refused_or_finds_nothing)
+{
+    put2(1, 10, 100, T0, STORE_OP_UPSERT);
+    store_reader_t *r = NULL;
+    cr_assert_eq(store_reader_new(s, &r), 0);
+    cr_assert_eq(store_read_begin(r), 0);
+    static uint8_t key[STORE_MAX_KEY + 1];
+    store_row_t row;
+    cr_assert_eq(store_history_row(r, h, key, 0, T0, &row), -EINVAL);
+    cr_assert_eq(store_history_row(r, h, key, STORE_MAX_KEY + 1, T0, &row), -EINVAL);
+    /* Past the history's key limit, within the online one: no history, not an error. */
+    cr_assert_eq(store_history_row(r, h, key, STORE_MAX_HISTORY_KEY + 1, T0, &row), 0);
+    cr_assert_not(row.found);
+    int n = 0;
+    cr_assert_eq(store_history_scan(r, h, T0, key, STORE_MAX_HISTORY_KEY + 1, count_scan, &n),
+                 -EINVAL);
+    cr_assert_eq(n, 0);
+    /* A page after entity 1 (its own key): nothing is after it. */
+    catalog_value_t k = th_i64(1);
+    int len = store_encode_key(h, &k, 1, key, sizeof key);
+    cr_assert_eq(store_history_scan(r, h, T0, key, (size_t)len, count_scan, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(store_history_scan(r, h, T0, NULL, 0, count_scan, &n), 0);
+    cr_assert_eq(n, 1);
+    /* A view that keeps no history has none to read; outside a read, nothing is read. */
+    cr_assert_eq(store_history_row(r, th_view(cat, "plain", 1), key, (size_t)len, T0, &row),
+                 -ENOENT);
+    store_read_end(r);
+    cr_assert_eq(store_history_row(r, h, key, (size_t)len, T0, &row), -EINVAL);
+    store_reader_free(r);
+}

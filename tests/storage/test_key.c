@@ -239,3 +239,57 @@ Test(key, lookups_and_appends_use_the_key_comparator)
     th_rmrf(dir);
     free(dir);
 }
+
+/* The decode undoes the encode for every join-key type, and refuses what no encode makes:
+ * short, long, or cut inside a length-prefixed string; and the entityless key is one 0 byte. */
+Test(key, decoding_undoes_encoding_and_refuses_what_no_encoding_makes)
+{
+    uint8_t b[STORE_MAX_KEY];
+    catalog_value_t out[2];
+    const catalog_view_t *v32 = th_view(cat, "v32", 1), *vb = th_view(cat, "vb", 1),
+                         *mix = th_view(cat, "vmix", 1), *none = th_view(cat, "none", 1);
+    catalog_value_t k32 = {.type = CATALOG_DTYPE_INT32, .u.i32 = -7};
+    cr_assert_eq(store_encode_key(v32, &k32, 1, b, sizeof b), 4);
+    cr_assert_eq(store_decode_key(v32, b, 4, out), 0);
+    cr_assert_eq(out[0].type, CATALOG_DTYPE_INT32);
+    cr_assert_eq(out[0].u.i32, -7);
+    cr_assert_eq(store_decode_key(v32, b, 3, out), -EINVAL, "short");
+    cr_assert_eq(store_decode_key(v32, b, 5, out), -EINVAL, "a byte left over");
+    catalog_value_t kb = {.type = CATALOG_DTYPE_BYTES, .u.bytes = {(const uint8_t *)"\0\xff", 2}};
+    cr_assert_eq(store_encode_key(vb, &kb, 1, b, sizeof b), 4);
+    cr_assert_eq(store_decode_key(vb, b, 4, out), 0);
+    cr_assert_eq(out[0].type, CATALOG_DTYPE_BYTES);
+    cr_assert_eq(out[0].u.bytes.len, 2);
+    cr_assert_arr_eq(out[0].u.bytes.data, "\0\xff", 2);
+    cr_assert_eq(store_decode_key(vb, b, 3, out), -EINVAL, "cut inside the bytes");
+    cr_assert_eq(store_decode_key(vb, b, 1, out), -EINVAL, "cut inside the length");
+    catalog_value_t km[] = {{.type = CATALOG_DTYPE_INT32, .u.i32 = 9}, th_str("ab")};
+    cr_assert_eq(store_encode_key(mix, km, 2, b, sizeof b), 8);
+    cr_assert_eq(store_decode_key(mix, b, 8, out), 0);
+    cr_assert_eq(out[0].u.i32, 9);
+    cr_assert_eq(out[1].u.bytes.len, 2);
+    cr_assert_arr_eq(out[1].u.bytes.data, "ab", 2);
+    cr_assert_eq(store_decode_key(mix, b, 5, out), -EINVAL);
+    uint8_t z = 0, one = 1;
+    cr_assert_eq(store_decode_key(none, &z, 1, out), 0);
+    cr_assert_eq(store_decode_key(none, &one, 1, out), -EINVAL);
+    cr_assert_eq(store_decode_key(none, &z, 0, out), -EINVAL);
+}
+
+/* What an encode refuses besides a wrong type: no view, keys missing, a buffer too small (also
+ * for the entityless key), bytes that claim a length but have no data. */
+Test(key, an_encode_without_room_view_or_data_is_refused)
+{
+    uint8_t b[STORE_MAX_KEY];
+    catalog_value_t k = th_i64(1);
+    cr_assert_eq(store_encode_key(NULL, &k, 1, b, sizeof b), -EINVAL);
+    cr_assert_eq(store_encode_key(th_view(cat, "v64", 1), NULL, 1, b, sizeof b), -EINVAL);
+    cr_assert_eq(store_encode_key(th_view(cat, "none", 1), NULL, 0, b, 0), -ENOSPC);
+    cr_assert_eq(enc1("vs", th_str("abcdef"), b, 4), -ENOSPC, "the string past the buffer");
+    cr_assert_eq(enc1("vs", th_str("abcdef"), b, 1), -ENOSPC, "the length past the buffer");
+    catalog_value_t nodata = {.type = CATALOG_DTYPE_STRING, .u.bytes = {NULL, 3}};
+    cr_assert_eq(enc1("vs", nodata, b, sizeof b), -EINVAL);
+    catalog_value_t i32 = {.type = CATALOG_DTYPE_INT32, .u.i32 = 5};
+    cr_assert_eq(enc1("v64", i32, b, sizeof b), 8, "an INT32 value for an INT64 key");
+    cr_assert_eq(enc1("v32", th_str("5"), b, sizeof b), -EINVAL);
+}

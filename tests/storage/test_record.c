@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "storage/store_int.h"
+#include "tests/storage/helpers.h"
 
 /* A row in the encoded form the writer merges: (slot, bytes) pairs in slot order. */
 typedef struct built {
@@ -201,4 +202,48 @@ Test(record, the_checksum_of_a_known_record_never_changes)
     const uint8_t key[] = {'k', 'e', 'y'};
     cr_assert_eq(store__rec_sum(key, sizeof key, rec, sizeof rec), PINNED_SUM, "got 0x%016llx",
                  (unsigned long long)store__rec_sum(key, sizeof key, rec, sizeof rec));
+}
+
+/* A row whose record no longer parses (cut short: what a damaged page could hand back) reads as
+ * INVALID for every feature, written or not, and never a value; the single-feature read
+ * agrees. */
+Test(record, a_row_whose_record_does_not_parse_reads_invalid_never_a_value)
+{
+    char *dir;
+    catalog_t *cat;
+    store_t *s;
+    const catalog_view_t *fv;
+    th_fixture_open(&dir, &cat, &s, &fv);
+    int64_t now = store_now_us();
+    cr_assert_eq(th_put(s, fv, 7, 1, th_i64(42), now), 0);
+    store_reader_t *r = NULL;
+    cr_assert_eq(store_reader_new(s, &r), 0);
+    cr_assert_eq(store_read_begin(r), 0);
+    uint8_t key[STORE_MAX_KEY];
+    catalog_value_t k = th_i64(7);
+    int n = store_encode_key(fv, &k, 1, key, sizeof key);
+    store_row_t row;
+    cr_assert_eq(store_read_row(r, fv, key, (size_t)n, &row), 0);
+    cr_assert(row.found);
+    uint32_t idx[2] = {1, 0};
+    const uint8_t *wire[2];
+    size_t len[2];
+    store_status_t st[2];
+    store_row_features(&row, fv, idx, 2, now, wire, len, st);
+    cr_assert_eq(st[0], STORE_STATUS_PRESENT, "the control: the intact record");
+    cr_assert_eq(st[1], STORE_STATUS_NULL_VALUE);
+    row.rec_len = 3; /* cut inside its header */
+    store_row_features(&row, fv, idx, 2, now, wire, len, st);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(st[i], STORE_STATUS_INVALID, "feature %u", idx[i]);
+        cr_assert_null(wire[i]);
+        cr_assert_eq(len[i], 0);
+    }
+    const uint8_t *w;
+    size_t l;
+    cr_assert_eq(store_row_feature(&row, fv, 1, now, &w, &l), STORE_STATUS_INVALID);
+    cr_assert_eq(l, 0);
+    store_read_end(r);
+    store_reader_free(r);
+    th_fixture_close(dir, cat, s);
 }

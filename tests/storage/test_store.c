@@ -514,3 +514,53 @@ Test(store, a_truncated_data_file_is_refused_by_name_not_a_sigbus)
     o.read_only = true;
     cr_assert_eq(store_open(&o, &t), -EUCLEAN, "read-only opens (fstore get) too");
 }
+
+/* What fstore's commands print for the store's own errors: what happened and what to do. */
+Test(store, store_errors_read_as_what_to_do)
+{
+    cr_assert(strstr(store_strerror(-EBADMSG), "run fstore verify") != NULL);
+    cr_assert(strstr(store_strerror(-ENOEXEC), "upgrades it once") != NULL);
+    cr_assert(strstr(store_strerror(-EPROTO), "newer fstore") != NULL);
+    cr_assert(strstr(store_strerror(-EBUSY), "stop that process first") != NULL);
+    cr_assert(strstr(store_strerror(-EUCLEAN), "restore it from a snapshot") != NULL);
+    cr_assert_str_eq(store_strerror(-EIO), strerror(EIO));
+    cr_assert_str_eq(store_strerror(-ENOSPC), strerror(ENOSPC));
+}
+
+/* LMDB's codes as the errnos the header promises (what a client's status is chosen from): a
+ * full map is -ENOSPC (the writer grows it), no free reader slot -EAGAIN (retry), a value or
+ * transaction too big -E2BIG, another format -EPROTO, a damaged page -EIO, and a system error
+ * passes through. */
+Test(store, lmdb_codes_map_to_the_errnos_the_header_promises)
+{
+    static const struct {
+        int mdb, want;
+    } map[] = {
+        {MDB_SUCCESS, 0},
+        {MDB_NOTFOUND, -ENOENT},
+        {MDB_KEYEXIST, -EEXIST},
+        {MDB_MAP_FULL, -ENOSPC},
+        {MDB_DBS_FULL, -EMFILE},
+        {MDB_READERS_FULL, -EAGAIN},
+        {MDB_TLS_FULL, -EAGAIN},
+        {MDB_MAP_RESIZED, -EAGAIN},
+        {MDB_TXN_FULL, -E2BIG},
+        {MDB_CURSOR_FULL, -E2BIG},
+        {MDB_PAGE_FULL, -E2BIG},
+        {MDB_BAD_VALSIZE, -EINVAL},
+        {MDB_INCOMPATIBLE, -EPROTO},
+        {MDB_VERSION_MISMATCH, -EPROTO},
+        {MDB_INVALID, -EPROTO},
+        {MDB_PAGE_NOTFOUND, -EIO},
+        {MDB_CORRUPTED, -EIO},
+        {MDB_PANIC, -EIO},
+        {MDB_BAD_RSLOT, -EIO},
+        {MDB_BAD_TXN, -EIO},
+        {MDB_BAD_DBI, -EIO},
+        {ENOSPC, -ENOSPC},
+        {EACCES, -EACCES},
+        {-30000, -EIO}, /* a code this LMDB does not have */
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        cr_assert_eq(store__errno(map[i].mdb), map[i].want, "LMDB %d", map[i].mdb);
+}

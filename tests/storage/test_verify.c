@@ -516,3 +516,27 @@ Test(verify, a_store_written_before_checksums_is_upgraded_when_opened_for_writin
     reopen();
     cr_assert_eq(verify().damaged, 0);
 }
+
+static void collect_names(void *arg, const store_verify_db_t *db)
+{
+    char *names = arg;
+    strcat(names, db->name);
+    strcat(names, ";");
+}
+
+/* A named database that is not fstore's (put there by another tool) is neither walked nor
+ * reported, and costs the walk of ours nothing. */
+Test(verify, a_database_not_of_ours_is_passed_over)
+{
+    MDB_txn *txn = NULL;
+    cr_assert_eq(mdb_txn_begin(s->env, NULL, 0, &txn), 0);
+    MDB_dbi other;
+    cr_assert_eq(mdb_dbi_open(txn, "someone_elses", MDB_CREATE, &other), 0);
+    MDB_val k = {3, "key"}, d = {5, "value"};
+    cr_assert_eq(mdb_put(txn, other, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    reopen();
+    char names[512] = "";
+    cr_assert_eq(store_verify(s, NULL, collect_names, names), 0);
+    cr_assert_str_eq(names, "changes;big@v1;h@v1;history h@v1;meta;"); /* LMDB's name order */
+}
