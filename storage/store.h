@@ -122,7 +122,8 @@ typedef struct store_options {
  *          directory is in use by another process in a way LMDB refuses); -EUCLEAN (damaged by
  *          a machine crash: start the replica again from a snapshot; or data.mdb is shorter
  *          than its meta page says, i.e. truncated: logged as store_truncated; or it holds
- *          data but no meta database: logged as store_damaged).
+ *          data but no meta database, or a view's slot table that does not parse: logged as
+ *          store_damaged).
  * A read-only store has no writer: writing functions return -EROFS.
  * Ownership: *out is the caller's, closed with store_close().
  */
@@ -536,7 +537,8 @@ typedef int (*store_history_fn)(void *arg, const uint8_t *key, size_t key_len,
  * by then, deleted, or older than the view's TTL at at_us: Feast's load semantics). Paging:
  * stop after a page and pass the last key given to fn as the next scan's after. Costs a few
  * seeks per entity, however many entries each has.
- * Returns: 0; fn's nonzero result; as store_history_row() otherwise.
+ * Returns: 0; fn's nonzero result; -EINVAL (after longer than STORE_MAX_HISTORY_KEY: no entity
+ * of a history has such a key); as store_history_row() otherwise.
  */
 int store_history_scan(store_reader_t *r, const catalog_view_t *v, int64_t at_us,
                        const uint8_t *after, size_t after_len, store_history_fn fn, void *arg);

@@ -1,5 +1,6 @@
 /* storage/views.c - the view table: (view, version) -> LMDB database and feature slot table. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +166,16 @@ int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, bool history,
         rc = parse_view_key((const char *)k.mv_data + plen, k.mv_size - plen, e);
         if (rc == 0)
             rc = load_slots(e, &v);
+        if (rc == -EIO) {
+            /* Not a table any fstore wrote: the store is damaged, said with the key at fault
+             * (store_strerror(-EUCLEAN) tells the operator what to do). */
+            char name[STORE__VIEW_KEY_MAX + 16];
+            snprintf(name, sizeof name, "%.*s", (int)(k.mv_size < sizeof name ? k.mv_size : 0),
+                     (const char *)k.mv_data);
+            base_log(BASE_LOG_ERROR, "store_damaged", "{s:s, s:s}", "meta_key", name, "error",
+                     "a view's slot table that does not parse");
+            rc = -EUCLEAN;
+        }
         if (rc < 0)
             goto out;
         char dbname[STORE__VIEW_KEY_MAX + 8];

@@ -835,8 +835,8 @@ Test(apply, a_malformed_wire_batch_is_refused_whole)
 }
 
 /* What a wire batch can get wrong besides its lengths: no view, a view without a database here,
- * an op the view cannot take, a feature not in the applied catalog or listed twice. Each is
- * refused whole, naming the batch, before anything is written. */
+ * an op the view cannot take, a feature listed twice. Each is refused whole, naming the batch,
+ * before anything of any batch of the message is written. */
 Test(apply, a_wire_batch_with_a_wrong_view_op_or_feature_is_refused_naming_it)
 {
     mixed_t m;
@@ -869,16 +869,18 @@ Test(apply, a_wire_batch_with_a_wrong_view_op_or_feature_is_refused_naming_it)
     bad.op = (store_op_t)7;
     cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
     cr_assert_str_eq(res.error, "unknown op 7");
-    /* The same feature twice. */
-    bad = w->batches[0];
-    cr_assert_geq(bad.n_features, 2);
+    /* The same feature twice, in the second batch of a message: the first is not written. */
+    store_wire_batch_t pair[2] = {w->batches[0], w->batches[0]};
+    cr_assert_geq(pair[1].n_features, 2);
+    cr_assert_leq(pair[1].n_features, 8);
     uint32_t twice[8];
-    memcpy(twice, bad.feature_idx, bad.n_features * sizeof *twice);
+    memcpy(twice, pair[1].feature_idx, pair[1].n_features * sizeof *twice);
     twice[1] = twice[0];
-    bad.feature_idx = twice;
-    cr_assert_eq(store_apply_wire_async(s, &bad, 1, 1, &res, on_wire_done, NULL), -EINVAL);
+    pair[1].feature_idx = twice;
+    memset(&res, 0, sizeof res);
+    cr_assert_eq(store_apply_wire_async(s, pair, 2, 1, &res, on_wire_done, NULL), -EINVAL);
     cr_assert_str_eq(res.error, "feature listed twice in one batch");
-    cr_assert_eq(res.bad_batch, 0);
+    cr_assert_eq(res.bad_batch, 1);
     /* Nothing of any of them was written, and no position recorded. */
     cr_assert_eq(th_rows(s, fv), 0);
     uint64_t pos = 7;
@@ -954,7 +956,8 @@ Test(apply, a_bulk_fold_with_history_rows_deletes_and_ties_keeps_last_write_wins
         int64_t id, at;
         bool found;
         int64_t x;
-    } want[] = {{1, 60, true, 1},   {1, 40, false, 0},  {2, 95, true, 11}, {2, 105, true, 10},
+    } want[] = {{1, 60, true, 1},   {1, 40, false, 0},  {2, 95, true, 11},
+                {2, 105, true, 10}, {2, 115, true, 13}, {2, 120, false, 0},
                 {2, 130, false, 0}, {3, 160, true, 32}, {3, 250, true, 31}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         uint8_t key[STORE_MAX_KEY];
@@ -981,4 +984,51 @@ Test(apply, a_bulk_fold_with_history_rows_deletes_and_ties_keeps_last_write_wins
     th_rmrf(hdir);
     free(hdir);
     catalog_unref(hc);
+}
+
+/* The same fold for a view without history, its rows in ONE add (the fold works per add): a tie
+ * after a delete and an older upsert are stale, the delete stays, the other key's latest wins. */
+Test(apply, a_bulk_fold_of_many_rows_of_one_key_in_one_add_keeps_last_write_wins)
+{
+    const int64_t ids[] = {2, 2, 2, 2, 3, 3};
+    const int64_t ts[] = {100, 120, 120, 110, 100, 150};
+    const store_op_t ops[] = {STORE_OP_UPSERT, STORE_OP_DELETE, STORE_OP_UPSERT,
+                              STORE_OP_UPSERT, STORE_OP_UPSERT, STORE_OP_UPSERT};
+    catalog_value_t keys[6], vals[6];
+    const catalog_value_t *kc[6][1], *vc[6][1];
+    store_batch_t batches[6];
+    uint32_t idx = 1;
+    for (size_t i = 0; i < 6; i++) {
+        keys[i] = th_i64(ids[i]);
+        vals[i] = th_i64((int64_t)(10 * i + 10));
+        kc[i][0] = &keys[i];
+        vc[i][0] = &vals[i];
+        batches[i] = (store_batch_t){.view = fv,
+                                     .op = ops[i],
+                                     .n_rows = 1,
+                                     .keys = kc[i],
+                                     .n_features = 1,
+                                     .feature_idx = &idx,
+                                     .values = vc[i],
+                                     .event_ts_us = &ts[i]};
+    }
+    store_bulk_t *b = NULL;
+    cr_assert_eq(store_bulk_begin(s, &b), 0);
+    cr_assert_eq(store_bulk_add(b, batches, 6, NULL), 0);
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_commit(b, &res), 0);
+    store_bulk_free(b);
+    cr_assert_eq(res.stale, 2, "the tie after the delete and the older upsert");
+    catalog_value_t out;
+    int64_t when = 0;
+    cr_assert_eq(th_get(s, fv, 2, 1, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_get(s, fv, 3, 1, 0, &out, &when), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 60);
+    cr_assert_eq(when, 150);
+    /* The tombstone kept id 2's delete time: an upsert as old stays out, a newer one comes in. */
+    cr_assert_eq(th_put(s, fv, 2, 1, th_i64(7), 120), 0);
+    cr_assert_eq(th_get(s, fv, 2, 1, 0, &out, NULL), STORE_STATUS_NOT_FOUND);
+    cr_assert_eq(th_put(s, fv, 2, 1, th_i64(8), 121), 0);
+    cr_assert_eq(th_get(s, fv, 2, 1, 0, &out, NULL), STORE_STATUS_PRESENT);
+    cr_assert_eq(out.u.i64, 8);
 }

@@ -1,5 +1,6 @@
 /* tests/storage/test_views.c - the view table read back from meta at open (storage/views.c): a
- * damaged slot table or view key refuses the open with -EIO, never a crash or a wrong table. */
+ * damaged slot table or view key refuses the open as damage (-EUCLEAN, logged store_damaged
+ * with the key), never a crash or a wrong table. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <lmdb.h>
@@ -38,20 +39,20 @@ static int reopen_with(const char *key, const void *val, size_t len)
 Test(views, a_damaged_slot_table_refuses_the_open)
 {
     /* Shorter than its count. */
-    cr_assert_eq(reopen_with("slots:fv@v1", "\x01\x00", 2), -EIO);
+    cr_assert_eq(reopen_with("slots:fv@v1", "\x01\x00", 2), -EUCLEAN);
     /* A count larger than the value could hold. */
-    cr_assert_eq(reopen_with("slots:fv@v1", "\xff\xff\x00\x00x\0", 6), -EIO);
+    cr_assert_eq(reopen_with("slots:fv@v1", "\xff\xff\xff\xffx\0", 6), -EUCLEAN);
     /* Two names announced, one there (no terminating NUL for the second). */
-    cr_assert_eq(reopen_with("slots:fv@v1", "\x02\x00\x00\x00trips\0label", 15), -EIO);
+    cr_assert_eq(reopen_with("slots:fv@v1", "\x02\x00\x00\x00trips\0label", 15), -EUCLEAN);
 }
 
 Test(views, a_slot_table_under_a_name_that_is_no_view_key_refuses_the_open)
 {
     static const char one[] = "\x01\x00\x00\x00x";
-    cr_assert_eq(reopen_with("slots:fv", one, sizeof one), -EIO, "no @v");
-    cr_assert_eq(reopen_with("slots:fv@v0", one, sizeof one), -EIO, "version 0");
-    cr_assert_eq(reopen_with("slots:fv@v1x", one, sizeof one), -EIO, "not a number");
-    cr_assert_eq(reopen_with("slots:fv@x1", one, sizeof one), -EIO, "no v");
+    cr_assert_eq(reopen_with("slots:fv", one, sizeof one), -EUCLEAN, "no @v");
+    cr_assert_eq(reopen_with("slots:fv@v0", one, sizeof one), -EUCLEAN, "version 0");
+    cr_assert_eq(reopen_with("slots:fv@v1x", one, sizeof one), -EUCLEAN, "not a number");
+    cr_assert_eq(reopen_with("slots:fv@x1", one, sizeof one), -EUCLEAN, "no v");
 }
 
 Test(views, an_intact_slot_table_written_again_opens)
