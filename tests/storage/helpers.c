@@ -109,6 +109,19 @@ store_t *th_open_applied(const char *dir, const catalog_t *c)
     return s;
 }
 
+store_t *th_open_history_applied(const char *dir, const catalog_t *c)
+{
+    store_options_t o = {.dir = dir, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
+    store_t *s = NULL;
+    int rc = store_open(&o, &s);
+    cr_assert_eq(rc, 0, "store_open: %d", rc);
+    catalog_plan_t plan;
+    rc = store_apply_catalog(s, c, &plan);
+    catalog_plan_clear(&plan);
+    cr_assert_eq(rc, 0, "store_apply_catalog: %d", rc);
+    return s;
+}
+
 catalog_value_t th_i64(int64_t x)
 {
     return (catalog_value_t){.type = CATALOG_DTYPE_INT64, .u.i64 = x};

@@ -20,6 +20,8 @@ const catalog_view_t *th_view(const catalog_t *c, const char *name, uint32_t ver
 store_t *th_open(const char *dir, size_t map_size, store_sync_t sync);
 /* Opens dir and applies c (asserting success). */
 store_t *th_open_applied(const char *dir, const catalog_t *c);
+/* The same with history kept (serve --history), for views with `offline:`. */
+store_t *th_open_history_applied(const char *dir, const catalog_t *c);
 
 /* The usual suite fixture: a fresh directory with th_yaml applied, and its view "fv" v1 (s
  * NULL: the directory and catalog only, no store opened).

@@ -905,12 +905,7 @@ Test(apply, a_bulk_fold_with_history_rows_deletes_and_ties_keeps_last_write_wins
                                "    features: [{name: x, dtype: INT64}]\n");
     const catalog_view_t *hv = th_view(hc, "h", 1);
     char *hdir = th_tmpdir();
-    store_options_t o = {.dir = hdir, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
-    store_t *hs = NULL;
-    cr_assert_eq(store_open(&o, &hs), 0);
-    catalog_plan_t plan;
-    cr_assert_eq(store_apply_catalog(hs, hc, &plan), 0);
-    catalog_plan_clear(&plan);
+    store_t *hs = th_open_history_applied(hdir, hc);
     store_bulk_t *b = NULL;
     cr_assert_eq(store_bulk_begin(hs, &b), 0);
     /* id 1: a history-only row alone. id 2: upsert 10 @100, history 11 @90, delete @120,

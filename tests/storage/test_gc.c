@@ -171,12 +171,7 @@ Test(gc, history_and_the_change_feed_past_their_retention_go_in_several_scans)
                                "    features: [{name: x, dtype: INT64}]\n");
     const catalog_view_t *hv = th_view(hc, "h", 1);
     char *hdir = th_tmpdir();
-    store_options_t o = {.dir = hdir, .sync = STORE_SYNC_NONE, .history = STORE_HISTORY_ON};
-    store_t *hs = NULL;
-    cr_assert_eq(store_open(&o, &hs), 0);
-    catalog_plan_t plan;
-    cr_assert_eq(store_apply_catalog(hs, hc, &plan), 0);
-    catalog_plan_clear(&plan);
+    store_t *hs = th_open_history_applied(hdir, hc);
     enum { N = 5000, BATCH = 500 };
     int64_t t0 = store_now_us() - 1800000000ll; /* half an hour ago: within the TTL now */
     static catalog_value_t keys[BATCH], vals[BATCH];
