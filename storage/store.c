@@ -319,13 +319,13 @@ static int open_meta(store_t *s, const store_options_t *opts, bool *upgrade)
             rc = store__errno(crc);
         /* The counter, or none yet: a failed read is the open's failure, never a counter
          * started again at 0 (the next writes would put their entries over the feed's). */
-        int q = rc == 0 ? store__meta_get(txn, s->meta, STORE__KEY_CHANGE_SEQ, &v) : 0;
-        if (rc == 0 && q == 0)
-            rc = v.mv_size == 8 ? 0 : -EIO;
-        if (rc == 0 && q == 0)
-            s->change_seq = store__le64(v.mv_data);
-        else if (rc == 0 && q != -ENOENT)
-            rc = q;
+        if (rc == 0) {
+            int q = store__meta_get(txn, s->meta, STORE__KEY_CHANGE_SEQ, &v);
+            if (q == 0 && v.mv_size == 8)
+                s->change_seq = store__le64(v.mv_data);
+            else if (q != -ENOENT)
+                rc = q < 0 ? q : -EIO;
+        }
         /* History turned on for a directory whose catalog is already applied: the history
          * databases the catalog asks for, now (a catalog apply makes them too). */
         for (size_t i = 0; rc == 0 && !opts->read_only && s->catalog != NULL &&

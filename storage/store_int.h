@@ -108,7 +108,9 @@ uint32_t store__slot_of(const store__view_t *e, const catalog_view_t *v, uint32_
 uint32_t store__slot_by_name(const store__view_t *e, const char *name);
 /* Builds a table from the meta database's slot tables, opening every view database in txn, and
  * with history the history database of every view cat says keeps one (when it exists).
- * Returns: 0, or a negative errno. Ownership: *out has one reference. */
+ * Returns: 0; -EUCLEAN (a slot table or view key that does not parse: logged store_damaged);
+ * -EIO (also a generation stamp that cannot be read, or not of 8 bytes); -ENOMEM; another
+ * negative errno from LMDB. Ownership: *out has one reference. */
 int store__views_build(MDB_txn *txn, MDB_dbi meta, catalog_t *cat, bool history, uint64_t gen,
                        store__views_t **out);
 store__views_t *store__views_ref(store__views_t *t);
