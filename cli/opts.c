@@ -16,7 +16,7 @@
  * checked against their range, choices named, and the same messages for the same mistakes.
  */
 
-#define MAX_OPTS 64
+#define MAX_OPTS 96
 
 /* FSTORE_<NAME>, upper case, '-' as '_'. */
 static void env_name(const char *flag, char *buf, size_t cap)

@@ -270,9 +270,14 @@ static void usage(FILE *f)
             "  --catalog-watch-ms N     reload the catalog once its directory has been quiet\n"
             "                           for N ms after a change (a ConfigMap update, an\n"
             "                           editor's save); 0: only on SIGHUP (default 500)\n"
-            "  --tokens-file FILE       require bearer tokens: one 'NAME SHA256 SCOPES' line per\n"
-            "                           principal (scopes read, write, admin); health and\n"
-            "                           /metrics stay open; read again on SIGHUP\n"
+            "  --tokens-file FILE       require credentials: one 'NAME SHA256 SCOPES' line per\n"
+            "                           principal (scopes read, write, admin; 'cert:NAME' for a\n"
+            "                           client certificate's CN or SAN, 'jwt:SUBJECT' for a\n"
+            "                           JWT's sub in place of SHA256); health and /metrics stay\n"
+            "                           open; read again on SIGHUP\n"
+            "  --jwks-file FILE         also take bearer JWTs signed by this JWKS's keys (RS*,\n"
+            "                           ES*), for --jwt-issuer ISS and --jwt-audience AUD (both\n"
+            "                           required); read again on SIGHUP\n"
             "  --http-listen ADDR       the HTTP front door (Feast HTTP, SageMaker, TF Serving\n"
             "                           REST, /metrics): host:port, '' for none (default\n"
             "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"
@@ -336,6 +341,7 @@ int cli_serve(int argc, char **argv)
     core_options_init(&co);
     const char *log_format = "json";
     const char *tokens_file = NULL;
+    core_jwt_options_t jwt = {NULL, NULL, NULL};
     unsigned watch_ms = 500;
     const char *bootstrap_from = NULL;
     int64_t bootstrap_wait_ms = 30000;
@@ -377,6 +383,9 @@ int cli_serve(int argc, char **argv)
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
         {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},
+        {"jwks-file", 0, CLI_STRING, &jwt.jwks_path, CLI_ENV},
+        {"jwt-issuer", 0, CLI_STRING, &jwt.issuer, CLI_ENV},
+        {"jwt-audience", 0, CLI_STRING, &jwt.audience, CLI_ENV},
         {"catalog-watch-ms", 0, CLI_UNSIGNED, &watch_ms, CLI_ENV, 0, 600000},
         {"tls-cert", 0, CLI_STRING, &o.tls_cert, CLI_ENV},
         {"tls-key", 0, CLI_STRING, &o.tls_key, CLI_ENV},
@@ -431,12 +440,26 @@ int cli_serve(int argc, char **argv)
     o.upstream_tls = ho.upstream_tls = &upstream_tls;
     ho.log_requests = o.log_requests;
     core_tokens_t *tokens = NULL;
-    if (tokens_file != NULL && tokens_file[0] != '\0') {
+    bool jwks = jwt.jwks_path != NULL && jwt.jwks_path[0] != '\0';
+    bool has_tokens = tokens_file != NULL && tokens_file[0] != '\0';
+    if ((jwks && !has_tokens) || (!jwks && ((jwt.issuer != NULL && jwt.issuer[0] != '\0') ||
+                                            (jwt.audience != NULL && jwt.audience[0] != '\0')))) {
+        fprintf(stderr, "fstore serve: --jwks-file needs --tokens-file (its jwt:SUBJECT lines "
+                        "give subjects their scopes); --jwt-issuer and --jwt-audience need "
+                        "--jwks-file\n");
+        return 2;
+    }
+    if (has_tokens) {
         char why[512];
         int trc = core_tokens_load(tokens_file, &tokens, why, sizeof why);
         if (trc < 0) {
             fprintf(stderr, "fstore serve: --tokens-file: %s\n",
                     trc == -ENOMEM ? "out of memory" : why);
+            return 2;
+        }
+        if (jwks && (trc = core_tokens_use_jwks(tokens, &jwt, why, sizeof why)) < 0) {
+            fprintf(stderr, "fstore serve: --jwks-file: %s\n", why);
+            core_tokens_free(tokens);
             return 2;
         }
         o.tokens = tokens;

@@ -1,7 +1,9 @@
-/* core/auth.c - who is calling: bearer tokens checked against a file of hashes, and scopes. */
+/* core/auth.c - who is calling (a bearer token's hash, a JWT's subject, a client certificate's
+ * name) checked against the tokens file, and the scopes it holds there. */
 #include <ctype.h>
 #include <pthread.h>
 #include <errno.h>
+#include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -14,9 +16,11 @@
 /*
  * The tokens file holds no token, only its SHA-256: one line per principal,
  *     NAME  SHA256-HEX  SCOPES        # SCOPES: comma-separated, see core_tokens_load()
- * with '#' comments and blank lines. A call's token is hashed and compared with every entry in
- * constant time (CRYPTO_memcmp, no early exit), so neither the hashes nor the timing tell which
- * entry came close. Messages name the principal and the scope, never the token.
+ *     NAME  cert:IDENTITY  SCOPES     # a verified client certificate's CN or SAN
+ *     NAME  jwt:SUBJECT  SCOPES       # a verified JWT's sub (jwt.c)
+ * with '#' comments and blank lines. A call's token is hashed and compared with every hash
+ * entry in constant time (CRYPTO_memcmp, no early exit), so neither the hashes nor the timing
+ * tell which entry came close. Messages name the principal and the scope, never the token.
  *
  * A scope is whole (read, write, admin) or limited to named resources (read:view/NAME,
  * read:service/NAME, read:model/NAME, write:view/NAME). The transports check the scope a call
@@ -25,6 +29,8 @@
  */
 
 #define MAX_GRANTS 64 /* resources named on one line */
+#define IDENT_MAX 255 /* characters of a cert: or jwt: identity */
+#define JWT_SEEN 64   /* verified JWTs remembered (direct-mapped by their hash) */
 
 /* One resource a limited scope names. */
 typedef struct core_grant {
@@ -40,9 +46,11 @@ struct core_grants {
 
 struct core_token {
     char name[64];
+    char kind; /* 'h' a token's hash, 'c' a certificate identity, 'j' a JWT subject */
     uint8_t hash[SHA256_DIGEST_LENGTH];
-    unsigned scopes;  /* whole scopes */
-    unsigned limited; /* scopes held for named resources only (grants) */
+    char ident[IDENT_MAX + 1]; /* 'c', 'j' */
+    unsigned scopes;           /* whole scopes */
+    unsigned limited;          /* scopes held for named resources only (grants) */
     core_grants_t *grants;
     const char *principal;         /* name, interned in the core_tokens_t: outlives reloads */
     const core_grants_t *interned; /* grants, likewise */
@@ -64,14 +72,25 @@ static bool same_grants(const core_grants_t *a, const core_grants_t *b)
     return a->n == b->n && memcmp(a->g, b->g, a->n * sizeof *a->g) == 0;
 }
 
-/* The table is swapped whole by core_tokens_reload() under the write lock; every check reads it
- * under the read lock (uncontended but for a reload: an operator's SIGHUP). */
+/* A JWT whose signature and claims verified, until it expires. */
+typedef struct jwt_seen {
+    uint8_t hash[SHA256_DIGEST_LENGTH]; /* all zero: an empty slot */
+    int64_t exp_s;
+    char sub[CORE_JWT_SUB_MAX];
+} jwt_seen_t;
+
+/* The table (and the JWKS) is swapped whole by core_tokens_reload() under the write lock; every
+ * check reads it under the read lock (uncontended but for a reload: an operator's SIGHUP). */
 struct core_tokens {
     pthread_rwlock_t lock;
     core_token_t *t;
     size_t n;
     char *path;
-    interned_t *names; /* every principal name any load of the file had */
+    interned_t *names;  /* every principal name any load of the file had */
+    core__jwks_t *jwks; /* NULL: JWTs are not accepted */
+    char *jwks_path, *issuer, *audience;
+    pthread_mutex_t seen_mu;
+    jwt_seen_t seen[JWT_SEEN];
 };
 
 /* Points each entry's principal at its interned name and grants (added when new).
@@ -120,17 +139,35 @@ static int parse_line(char *line, core_token_t *t, char *why, size_t cap)
     char *hex = strtok_r(NULL, " \t\r\n", &save);
     char *scopes = strtok_r(NULL, " \t\r\n", &save);
     if (hex == NULL || scopes == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL)
-        return snprintf(why, cap, "want NAME SHA256-HEX SCOPES"), -EINVAL;
+        return snprintf(why, cap,
+                        "want NAME SHA256-HEX SCOPES (or NAME cert:IDENTITY SCOPES, "
+                        "NAME jwt:SUBJECT SCOPES)"),
+               -EINVAL;
     if (strlen(name) >= sizeof t->name)
         return snprintf(why, cap, "name over %zu characters", sizeof t->name - 1), -EINVAL;
-    if (strlen(hex) != 2 * SHA256_DIGEST_LENGTH)
-        return snprintf(why, cap, "the hash is not 64 hex digits (sha256sum of the token)"),
-               -EINVAL;
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return snprintf(why, cap, "the hash is not 64 hex digits"), -EINVAL;
-        t->hash[i] = (uint8_t)(hi << 4 | lo);
+    memset(t->hash, 0, sizeof t->hash);
+    t->ident[0] = '\0';
+    if (strncmp(hex, "cert:", 5) == 0 || strncmp(hex, "jwt:", 4) == 0) {
+        t->kind = hex[0] == 'c' ? 'c' : 'j';
+        const char *id = hex + (t->kind == 'c' ? 5 : 4);
+        if (id[0] == '\0' || strlen(id) > IDENT_MAX)
+            return snprintf(why, cap, "%s: want 1 to %d characters after it",
+                            t->kind == 'c' ? "cert:" : "jwt:", IDENT_MAX),
+                   -EINVAL;
+        snprintf(t->ident, sizeof t->ident, "%s", id);
+    } else {
+        t->kind = 'h';
+        if (strlen(hex) != 2 * SHA256_DIGEST_LENGTH)
+            return snprintf(why, cap,
+                            "the hash is not 64 hex digits (sha256sum of the token; or "
+                            "cert:IDENTITY, jwt:SUBJECT)"),
+                   -EINVAL;
+        for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                return snprintf(why, cap, "the hash is not 64 hex digits"), -EINVAL;
+            t->hash[i] = (uint8_t)(hi << 4 | lo);
+        }
     }
     snprintf(t->name, sizeof t->name, "%s", name);
     t->scopes = t->limited = 0;
@@ -252,9 +289,16 @@ static int read_table(const char *path, core_token_t **out, size_t *out_n, char 
         }
         if (r == 0)
             continue;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
             if (strcmp(tab[i].name, t.name) == 0) {
                 snprintf(why, cap, "%s:%u: '%s' is named twice", path, lineno, t.name);
+                rc = -EINVAL;
+            } else if (tab[i].kind == t.kind &&
+                       (t.kind == 'h' ? memcmp(tab[i].hash, t.hash, sizeof t.hash) == 0
+                                      : strcmp(tab[i].ident, t.ident) == 0)) {
+                /* Which principal would it be? Neither: refused. */
+                snprintf(why, cap, "%s:%u: '%s' has the %s of '%s'", path, lineno, t.name,
+                         t.kind == 'h' ? "token hash" : "identity", tab[i].name);
                 rc = -EINVAL;
             }
         }
@@ -293,6 +337,10 @@ int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t ca
         rc = intern_names(ts, ts->t, ts->n);
     if (rc == 0 && pthread_rwlock_init(&ts->lock, NULL) != 0)
         rc = -ENOMEM;
+    if (rc == 0 && pthread_mutex_init(&ts->seen_mu, NULL) != 0) {
+        pthread_rwlock_destroy(&ts->lock);
+        rc = -ENOMEM;
+    }
     if (rc < 0) {
         table_free(ts->t, ts->n);
         names_free(ts);
@@ -304,11 +352,36 @@ int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t ca
     return 0;
 }
 
+int core_tokens_use_jwks(core_tokens_t *ts, const core_jwt_options_t *o, char *why, size_t cap)
+{
+    if (o->jwks_path == NULL || o->issuer == NULL || o->audience == NULL || o->issuer[0] == '\0' ||
+        o->audience[0] == '\0')
+        return snprintf(why, cap,
+                        "a JWKS file needs the issuer and the audience its tokens "
+                        "must carry (--jwt-issuer, --jwt-audience)"),
+               -EINVAL;
+    core__jwks_t *ks = NULL;
+    int rc = core__jwks_load(o->jwks_path, &ks, why, cap);
+    if (rc < 0)
+        return rc;
+    if ((ts->jwks_path = strdup(o->jwks_path)) == NULL ||
+        (ts->issuer = strdup(o->issuer)) == NULL || (ts->audience = strdup(o->audience)) == NULL) {
+        core__jwks_free(ks);
+        return snprintf(why, cap, "out of memory"), -ENOMEM;
+    }
+    ts->jwks = ks;
+    return 0;
+}
+
 int core_tokens_reload(core_tokens_t *ts, size_t *n, char *why, size_t cap)
 {
     core_token_t *t = NULL;
     size_t tn = 0;
+    core__jwks_t *ks = NULL;
     int rc = read_table(ts->path, &t, &tn, why, cap);
+    if (rc == 0 && ts->jwks_path != NULL &&
+        (rc = core__jwks_load(ts->jwks_path, &ks, why, cap)) < 0)
+        table_free(t, tn);
     if (rc < 0)
         return rc;
     pthread_rwlock_wrlock(&ts->lock);
@@ -316,15 +389,26 @@ int core_tokens_reload(core_tokens_t *ts, size_t *n, char *why, size_t cap)
     if (rc < 0) {
         pthread_rwlock_unlock(&ts->lock);
         table_free(t, tn);
+        core__jwks_free(ks);
         snprintf(why, cap, "out of memory");
         return rc;
     }
     core_token_t *old = ts->t;
     size_t old_n = ts->n;
+    core__jwks_t *old_ks = ts->jwks;
     ts->t = t;
     ts->n = tn;
+    if (ks != NULL) {
+        ts->jwks = ks;
+        /* A key taken out of the file is trusted no more: nothing it verified is kept. */
+        pthread_mutex_lock(&ts->seen_mu);
+        memset(ts->seen, 0, sizeof ts->seen);
+        pthread_mutex_unlock(&ts->seen_mu);
+    }
     pthread_rwlock_unlock(&ts->lock);
     table_free(old, old_n);
+    if (ks != NULL)
+        core__jwks_free(old_ks);
     *n = tn;
     return 0;
 }
@@ -336,6 +420,11 @@ void core_tokens_free(core_tokens_t *ts)
     table_free(ts->t, ts->n);
     names_free(ts);
     pthread_rwlock_destroy(&ts->lock);
+    pthread_mutex_destroy(&ts->seen_mu);
+    core__jwks_free(ts->jwks);
+    free(ts->jwks_path);
+    free(ts->issuer);
+    free(ts->audience);
     free(ts->path);
     free(ts);
 }
@@ -345,57 +434,148 @@ static const char *scope_name(unsigned need)
     return need & CORE_SCOPE_ADMIN ? "admin" : need & CORE_SCOPE_WRITE ? "write" : "read";
 }
 
-int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization, unsigned need)
+/* The principal a check found, copied out of the table under its lock: the names and grants
+ * are interned, so they outlive a reload. */
+typedef struct found {
+    const char *principal;
+    unsigned scopes, limited;
+    const core_grants_t *grants;
+} found_t;
+
+static void take(found_t *f, const core_token_t *t)
+{
+    f->principal = t->principal;
+    f->scopes = t->scopes;
+    f->limited = t->limited;
+    f->grants = t->interned;
+}
+
+/* A bearer token by its hash (constant time over every hash entry). Under the read lock. */
+static bool find_hash(const core_tokens_t *ts, const uint8_t h[SHA256_DIGEST_LENGTH], found_t *f)
+{
+    const core_token_t *hit = NULL;
+    for (size_t i = 0; i < ts->n; i++) {
+        /* Every entry compared in full: the time does not depend on which one matches. */
+        bool eq = CRYPTO_memcmp(h, ts->t[i].hash, SHA256_DIGEST_LENGTH) == 0;
+        if (eq && hit == NULL && ts->t[i].kind == 'h')
+            hit = &ts->t[i];
+    }
+    if (hit != NULL)
+        take(f, hit);
+    return hit != NULL;
+}
+
+/* The line of a verified identity of kind ('c', 'j'). Under the read lock. */
+static bool find_ident(const core_tokens_t *ts, char kind, const char *id, found_t *f)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        if (ts->t[i].kind == kind && strcmp(ts->t[i].ident, id) == 0) {
+            take(f, &ts->t[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A bearer JWT's subject into sub: remembered, or verified now (and then remembered). Under the
+ * read lock. Returns: 0; -EKEYREJECTED with ctx's message set. */
+static int jwt_subject(core_ctx_t *ctx, core_tokens_t *ts, const char *tok,
+                       const uint8_t h[SHA256_DIGEST_LENGTH], char sub[CORE_JWT_SUB_MAX])
+{
+    int64_t now = (int64_t)time(NULL);
+    jwt_seen_t *slot = &ts->seen[h[0] % JWT_SEEN];
+    pthread_mutex_lock(&ts->seen_mu);
+    bool hit = CRYPTO_memcmp(slot->hash, h, SHA256_DIGEST_LENGTH) == 0 && slot->exp_s > now;
+    if (hit)
+        memcpy(sub, slot->sub, CORE_JWT_SUB_MAX);
+    pthread_mutex_unlock(&ts->seen_mu);
+    if (hit)
+        return 0;
+    char why[200];
+    int64_t exp = 0;
+    if (core__jwt_verify(ts->jwks, tok, ts->issuer, ts->audience, now, sub, CORE_JWT_SUB_MAX, &exp,
+                         why, sizeof why) < 0)
+        return core_fail(ctx, -EKEYREJECTED, "%s", why);
+    pthread_mutex_lock(&ts->seen_mu);
+    memcpy(slot->hash, h, SHA256_DIGEST_LENGTH);
+    slot->exp_s = exp;
+    memcpy(slot->sub, sub, CORE_JWT_SUB_MAX);
+    pthread_mutex_unlock(&ts->seen_mu);
+    return 0;
+}
+
+/* Who a call is, from its credentials. Under the read lock. Returns: 0 and *f; -ENOKEY,
+ * -EKEYREJECTED or -EPERM with ctx's message set. */
+static int identify(core_ctx_t *ctx, core_tokens_t *ts, const core_creds_t *cr, unsigned need,
+                    found_t *f)
+{
+    const char *tok = NULL;
+    if (cr != NULL && cr->authorization != NULL &&
+        strncasecmp(cr->authorization, "Bearer ", 7) == 0) {
+        tok = cr->authorization + 7;
+        while (*tok == ' ')
+            tok++;
+    }
+    if (tok != NULL && *tok != '\0') {
+        uint8_t h[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)tok, strlen(tok), h);
+        bool hit = find_hash(ts, h, f);
+        int rc = 0;
+        if (!hit && ts->jwks != NULL && strchr(tok, '.') != NULL) {
+            char sub[CORE_JWT_SUB_MAX];
+            rc = jwt_subject(ctx, ts, tok, h, sub);
+            if (rc == 0 && !find_ident(ts, 'j', sub, f))
+                rc = core_fail(ctx, -EPERM,
+                               "the JWT's subject '%.255s' holds no scope here (no 'jwt:' line "
+                               "of the tokens file names it)",
+                               sub);
+            hit = rc == 0;
+        }
+        OPENSSL_cleanse(h, sizeof h);
+        if (rc < 0)
+            return rc;
+        if (!hit)
+            return core_fail(ctx, -EKEYREJECTED, "the bearer token is not one this server knows");
+        return 0;
+    }
+    if (cr != NULL && cr->n_cert_names > 0) {
+        for (size_t i = 0; i < cr->n_cert_names; i++) {
+            if (find_ident(ts, 'c', cr->cert_names[i], f))
+                return 0;
+        }
+        return core_fail(ctx, -EKEYREJECTED,
+                         "the client certificate ('%.255s') is named by no 'cert:' line of the "
+                         "tokens file, and the call sent no bearer token",
+                         cr->cert_names[0]);
+    }
+    return core_fail(ctx, -ENOKEY,
+                     "no credentials: send 'authorization: Bearer <token>' (this call needs "
+                     "the '%s' scope)",
+                     scope_name(need));
+}
+
+int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const core_creds_t *cr, unsigned need)
 {
     ctx->principal = NULL;
     ctx->grants = NULL;
     ctx->grant_scope = 0;
     if (ts == NULL || need == 0)
         return 0; /* no tokens file: open; a probe's method: open */
-    const char *tok = NULL;
-    if (authorization != NULL && strncasecmp(authorization, "Bearer ", 7) == 0) {
-        tok = authorization + 7;
-        while (*tok == ' ')
-            tok++;
-    }
-    if (tok == NULL || *tok == '\0')
-        return core_fail(ctx, -ENOKEY,
-                         "no credentials: send 'authorization: Bearer <token>' (this call needs "
-                         "the '%s' scope)",
-                         scope_name(need));
-    uint8_t h[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)tok, strlen(tok), h);
-    const core_token_t *hit = NULL;
-    const char *principal = NULL;
-    const core_grants_t *grants = NULL;
-    unsigned scopes = 0, limited = 0;
+    found_t f = {0};
     pthread_rwlock_rdlock(&ts->lock);
-    for (size_t i = 0; i < ts->n; i++) {
-        /* Every entry compared in full: the time does not depend on which one matches. */
-        bool eq = CRYPTO_memcmp(h, ts->t[i].hash, sizeof h) == 0;
-        if (eq && hit == NULL)
-            hit = &ts->t[i];
-    }
-    /* What the call keeps outlives the table: a reload may free it once the lock goes. */
-    if (hit != NULL) {
-        principal = hit->principal;
-        scopes = hit->scopes;
-        limited = hit->limited;
-        grants = hit->interned;
-    }
+    int rc = identify(ctx, ts, cr, need, &f);
     pthread_rwlock_unlock(&ts->lock);
-    OPENSSL_cleanse(h, sizeof h);
-    if (principal == NULL)
-        return core_fail(ctx, -EKEYREJECTED, "the bearer token is not one this server knows");
-    ctx->principal = principal;
-    if ((scopes & need) == need)
+    if (rc < 0)
+        return rc;
+    ctx->principal = f.principal;
+    if ((f.scopes & need) == need)
         return 0; /* whole: every resource */
-    if (((scopes | limited) & need) != need)
+    if (((f.scopes | f.limited) & need) != need)
         return core_fail(ctx, -EPERM, "principal '%s' lacks the '%s' scope this call needs",
-                         principal, scope_name(need));
+                         f.principal, scope_name(need));
     /* Held for named resources only: the core checks those it meets (core__allow_*). */
-    ctx->grants = grants;
-    ctx->grant_scope = need & ~scopes;
+    ctx->grants = f.grants;
+    ctx->grant_scope = need & ~f.scopes;
     return 0;
 }
 

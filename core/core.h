@@ -267,36 +267,77 @@ typedef struct core_grants core_grants_t;
 typedef struct core_tokens core_tokens_t;
 
 /*
- * Loads a tokens file: one principal per line, "NAME SHA256-HEX SCOPES" (the token's SHA-256 as
- * sha256sum prints it; SCOPES comma-separated from read, write, admin, and scopes limited to
- * named resources: read:view/NAME, read:service/NAME (its features, whatever their views),
- * read:model/NAME (Predict and its REST forms), write:view/NAME), '#' comments. The file holds
- * no token. A limited scope passes core_authorize() and is checked against the resources once
- * the core knows them: PERMISSION_DENIED naming the first one not granted.
- * Returns: 0 and *out (free with core_tokens_free()); -EINVAL with why ("path:line: ..."),
- *          fopen()'s -errno (-ENOENT, -EACCES, ...) with why, -ENOMEM.
+ * Loads a tokens file: one principal per line, "NAME CREDENTIAL SCOPES", '#' comments.
+ * CREDENTIAL is how the caller proves it is NAME:
+ *   - 64 hex digits: a bearer token's SHA-256 as sha256sum prints it (the file holds no token);
+ *   - cert:IDENTITY: a client certificate the transport verified against its client CAs whose
+ *     subject common name, or one of whose subject alternative names (DNS, URI such as a SPIFFE
+ *     ID, e-mail, IP address), is IDENTITY;
+ *   - jwt:SUBJECT: a bearer JWT that verifies against the JWKS (core_tokens_use_jwks()) with
+ *     this subject (sub).
+ * SCOPES are comma-separated from read, write, admin, and scopes limited to named resources:
+ * read:view/NAME, read:service/NAME (its features, whatever their views), read:model/NAME
+ * (Predict and its REST forms), write:view/NAME. A limited scope passes core_authorize() and is
+ * checked against the resources once the core knows them: PERMISSION_DENIED naming the first one
+ * not granted.
+ * Returns: 0 and *out (free with core_tokens_free()); -EINVAL with why ("path:line: ..."; a
+ *          name, hash or identity given twice included), fopen()'s -errno (-ENOENT, -EACCES,
+ *          ...) with why, -ENOMEM.
  */
 int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t cap);
+/* Where bearer JWTs are checked: the public keys of a JWKS file, and the issuer (iss) and
+ * audience (aud) every token must carry. */
+typedef struct core_jwt_options {
+    const char *jwks_path;
+    const char *issuer;
+    const char *audience;
+} core_jwt_options_t;
 /*
- * Reads the file ts was loaded from again and swaps its principals in whole, while calls go on
- * (each check sees the old table or the new one). A file that does not load leaves ts as it
- * was. Returns: 0 and *n principals; as core_tokens_load() otherwise, with why.
+ * Accepts bearer JWTs from now on: signed (RS256/384/512, ES256/384/512) by a key of the JWKS
+ * file, unexpired, for o's issuer and audience; the caller is the tokens file's jwt:SUBJECT
+ * line for the token's sub. A verified token is remembered until it expires, so a client that
+ * sends the same token again costs one hash, not one signature check. core_tokens_reload() reads
+ * the JWKS file again too. Call once, before any check.
+ * Returns: 0; -EINVAL with why (o incomplete, a JWKS that does not load), the read's -errno.
+ */
+int core_tokens_use_jwks(core_tokens_t *ts, const core_jwt_options_t *o, char *why, size_t cap);
+/*
+ * Reads the files ts was loaded from again (the tokens file and, if any, the JWKS file) and
+ * swaps them in whole, while calls go on (each check sees the old table or the new one). A file
+ * that does not load leaves ts as it was. Returns: 0 and *n principals; as core_tokens_load()
+ * or core_tokens_use_jwks() otherwise, with why.
  * Thread safety: any thread; checks wait only for the swap itself.
  */
 int core_tokens_reload(core_tokens_t *ts, size_t *n, char *why, size_t cap);
 void core_tokens_free(core_tokens_t *ts);
 
+/* The most names of one client certificate a transport passes on (later ones are not
+ * looked at: a certificate naming more than this many is unusual). */
+#define CORE_MAX_CERT_NAMES 16
+
+/* A call's credentials, as its transport received them (every member may be NULL / 0). */
+typedef struct core_creds {
+    const char *authorization; /* the "Bearer <token>" header or metadata */
+    /* The names of the client certificate the transport verified against its client CAs:
+     * subject common name and subject alternative names, in any order. */
+    const char *const *cert_names;
+    size_t n_cert_names;
+} core_creds_t;
+
 /*
- * Checks a call's credentials (authorization: the "Bearer <token>" header or metadata, or NULL)
- * against ts for the scopes in need; sets ctx->principal to the principal's name once the token
- * is known (on -EPERM too: the refusal names who was refused), and ctx->grants when it holds
- * the scope for named resources only (the core then checks those it meets). ts NULL (no
- * tokens file) or need 0 lets everything through. Tokens are compared by hash in constant time;
+ * Checks a call's credentials (cr, NULL for none) against ts for the scopes in need. A bearer
+ * token decides when there is one: its hash, else (with a JWKS) a JWT's subject; without one,
+ * the verified client certificate's names. Sets ctx->principal to the principal's name once
+ * known (on -EPERM too: the refusal names who was refused), and ctx->grants when it holds the
+ * scope for named resources only (the core then checks those it meets). ts NULL (no tokens
+ * file) or need 0 lets everything through. Tokens are compared by hash in constant time;
  * messages name the principal and the scope, never the token.
- * Returns: 0; -ENOKEY (no credentials) or -EKEYREJECTED (an unknown token): UNAUTHENTICATED,
- *          HTTP 401; -EPERM (the principal lacks a scope): PERMISSION_DENIED, HTTP 403.
+ * Returns: 0; -ENOKEY (no credentials) or -EKEYREJECTED (an unknown token, a JWT that does not
+ *          verify, a certificate no line names): UNAUTHENTICATED, HTTP 401; -EPERM (the
+ *          principal lacks a scope, a verified JWT's subject has no line): PERMISSION_DENIED,
+ *          HTTP 403.
  */
-int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const char *authorization, unsigned need);
+int core_authorize(core_ctx_t *ctx, core_tokens_t *ts, const core_creds_t *cr, unsigned need);
 /* For a caller whose read scope is limited to named resources (core_tokens_load()): whether
  * model binding `name` is one of them (core_predict_begin() asks too; a transport that looks a
  * binding up by itself asks first, so that a refused caller learns nothing of it).

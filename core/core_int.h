@@ -263,4 +263,26 @@ int core__allow_read(core_ctx_t *ctx, const core_feature_list_t *list, const cor
  * model, whose message would list what the catalog has) becomes -EPERM saying neither. */
 int core__unknown(core_ctx_t *ctx, int rc);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Bearer JWTs (jwt.c), for core_authorize()                                                   */
+
+#define CORE_JWT_MAX 8192    /* bytes of a token: a longer one is refused before decoding */
+#define CORE_JWT_LEEWAY_S 60 /* clock skew allowed on exp, nbf and iat */
+#define CORE_JWT_SUB_MAX 256 /* a subject's characters, with its terminator */
+
+/* The signing keys of a JWKS file. */
+typedef struct core__jwks core__jwks_t;
+/* Reads a JWKS file's RSA and EC signing keys (others, and "use": "enc" keys, are passed over).
+ * Returns: 0 and *out (free with core__jwks_free()); -EINVAL (not a JWKS, a key that is not
+ * usable, two with one kid, none at all) or the read's -errno, with why. */
+int core__jwks_load(const char *path, core__jwks_t **out, char *why, size_t cap);
+void core__jwks_free(core__jwks_t *ks);
+/* Checks a compact JWT's header, signature (a key of ks) and claims (exp, nbf, iat at now_s;
+ * iss equal to issuer; aud holding audience) as jwt.c's comment sets out.
+ * Returns: 0 with its subject in sub and *exp_s (its expiry, leeway included); -EKEYREJECTED
+ * with why (never quoting the token). */
+int core__jwt_verify(const core__jwks_t *ks, const char *token, const char *issuer,
+                     const char *audience, int64_t now_s, char *sub, size_t sub_cap, int64_t *exp_s,
+                     char *why, size_t cap);
+
 #endif /* CORE_CORE_INT_H */

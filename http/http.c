@@ -425,8 +425,8 @@ static int request_context(http_req_t *r)
         r->ctx.grant_scope = r->grant_scope;
         return 0;
     }
-    return core_authorize(&r->ctx, r->h->o.tokens, http__header_in(r, "Authorization"),
-                          r->route->scope);
+    core_creds_t cr = {.authorization = http__header_in(r, "Authorization")};
+    return core_authorize(&r->ctx, r->h->o.tokens, &cr, r->route->scope);
 }
 
 static enum MHD_Result run_route(http_t *h, http_req_t *r);
@@ -546,33 +546,46 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = calloc(1, sizeof(http__conn_t));
     } else {
         http__conn_t *c = *socket_context;
-        if (c != NULL)
+        if (c != NULL) {
             http__tls_unhold(c->pair);
+            for (size_t i = 0; i < c->n_names; i++)
+                free(c->names[i]);
+        }
         free(c);
         *socket_context = NULL;
     }
 }
 
-/* The client's certificate checked against --tls-client-ca, for client authentication. */
-static cert_state_t verify_peer(http_t *h, struct MHD_Connection *conn)
+/* The client's certificate checked against --tls-client-ca, for client authentication; a
+ * verified one's names kept in cs (NULL: not kept), for the tokens file's cert: lines. */
+static cert_state_t verify_peer(http_t *h, struct MHD_Connection *conn, http__conn_t *cs)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (ci == NULL || ci->tls_session == NULL)
         return CERT_BAD;
     int v = http__tls_ca_verify(h->client_ca, (gnutls_session_t)ci->tls_session);
+    if (v > 0 && cs != NULL && h->o.tokens != NULL)
+        cs->n_names =
+            http__tls_peer_names((gnutls_session_t)ci->tls_session, cs->names, CORE_MAX_CERT_NAMES);
     return v > 0 ? CERT_OK : v == 0 ? CERT_NONE : CERT_BAD;
+}
+
+/* The connection's own state (NULL: none, as for plain HTTP). */
+static http__conn_t *conn_state(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
 }
 
 /* Returns: 0 (let through), or -ENOKEY / -EKEYREJECTED with r's message set. */
 static int client_cert(http_t *h, http_req_t *r)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    http__conn_t *cs = ci != NULL ? ci->socket_context : NULL;
+    http__conn_t *cs = conn_state(r->conn);
     cert_state_t st = cs != NULL ? (cert_state_t)cs->cert : CERT_UNKNOWN;
     if (st == CERT_UNKNOWN) {
-        st = verify_peer(h, r->conn);
+        st = verify_peer(h, r->conn, cs);
         if (cs != NULL)
             cs->cert = st;
     }
@@ -584,6 +597,20 @@ static int client_cert(http_t *h, http_req_t *r)
     return core_fail(&r->ctx, -EKEYREJECTED,
                      "the client certificate is not one this server accepts (not from its "
                      "--tls-client-ca, expired, or not for client authentication)");
+}
+
+/* The core's check of r's credentials at its headers: its bearer token, else the names of the
+ * client certificate client_cert() verified on its connection. */
+static int authorize(http_t *h, http_req_t *r)
+{
+    core_creds_t cr = {.authorization = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                                    MHD_HTTP_HEADER_AUTHORIZATION)};
+    http__conn_t *cs = h->client_ca != NULL ? conn_state(r->conn) : NULL;
+    if (cs != NULL && cs->cert == CERT_OK) {
+        cr.cert_names = (const char *const *)cs->names;
+        cr.n_cert_names = cs->n_names;
+    }
+    return core_authorize(&r->ctx, h->o.tokens, &cr, r->route->scope);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -629,11 +656,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* Before the token: a connection without the right certificate gets nothing. */
             http__respond_error(r, denied);
             r->refused = true;
-        } else if ((denied =
-                        core_authorize(&r->ctx, h->o.tokens,
-                                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                   MHD_HTTP_HEADER_AUTHORIZATION),
-                                       r->route->scope)) < 0) {
+        } else if ((denied = authorize(h, r)) < 0) {
             /* Refused at its headers: nobody without the scope gets a body buffered. */
             http__respond_error(r, denied);
             r->refused = true;

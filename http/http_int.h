@@ -246,6 +246,10 @@ typedef struct http__tls_pair http__tls_pair_t;
 typedef struct http__conn {
     int cert; /* http.c's cert_state_t */
     http__tls_pair_t *pair;
+    /* A verified certificate's names (http__tls_peer_names()), for the tokens file's cert:
+     * lines; freed with the connection. */
+    char *names[CORE_MAX_CERT_NAMES];
+    size_t n_names;
 } http__conn_t;
 
 /* Lets go of conn's pair (NULL: none). Thread-safe. */
@@ -272,5 +276,9 @@ void http__tls_ca_close(http__tls_ca_t *ca);
  * Returns: 1 (from them, within its validity, for client authentication); 0 (none given);
  * -1 (any other). Thread-safe. */
 int http__tls_ca_verify(http__tls_ca_t *ca, gnutls_session_t s);
+/* The names of session s's client certificate (verify it first): its subject's common name,
+ * then its subject alternative names (DNS, URI, e-mail; IP addresses as text), at most cap,
+ * each malloc'd into out (the caller frees them). Returns: how many; 0 when there is none. */
+size_t http__tls_peer_names(gnutls_session_t s, char **out, size_t cap);
 
 #endif /* HTTP_HTTP_INT_H */

@@ -1,4 +1,5 @@
 /* http/tls.c - the HTTPS certificate and key, served fresh when their files change. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -448,4 +449,49 @@ int http__tls_ca_verify(http__tls_ca_t *ca, gnutls_session_t s)
     ca_unref(l);
     pthread_mutex_unlock(&ca->mu);
     return ok ? 1 : -1;
+}
+
+/* One name into out[*n] (a copy), if it is text and there is room. */
+static void add_name(char **out, size_t *n, size_t cap, const char *p, size_t len)
+{
+    if (*n == cap || len == 0 || memchr(p, '\0', len) != NULL)
+        return;
+    char *v = malloc(len + 1);
+    if (v == NULL)
+        return;
+    memcpy(v, p, len);
+    v[len] = '\0';
+    out[(*n)++] = v;
+}
+
+size_t http__tls_peer_names(gnutls_session_t s, char **out, size_t cap)
+{
+    unsigned nc = 0;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &nc);
+    gnutls_x509_crt_t crt;
+    if (raw == NULL || nc == 0 || gnutls_x509_crt_init(&crt) != 0)
+        return 0;
+    size_t n = 0;
+    if (gnutls_x509_crt_import(crt, &raw[0], GNUTLS_X509_FMT_DER) == 0) {
+        char buf[1024];
+        size_t len = sizeof buf;
+        if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len) == 0)
+            add_name(out, &n, cap, buf, len);
+        for (unsigned i = 0; n < cap && i < 64; i++) {
+            len = sizeof buf;
+            int t = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, NULL);
+            if (t == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+                break;
+            if (t == GNUTLS_SAN_DNSNAME || t == GNUTLS_SAN_URI || t == GNUTLS_SAN_RFC822NAME) {
+                add_name(out, &n, cap, buf, len);
+            } else if (t == GNUTLS_SAN_IPADDRESS && (len == 4 || len == 16)) {
+                char ip[INET6_ADDRSTRLEN];
+                if (inet_ntop(len == 4 ? AF_INET : AF_INET6, buf, ip, sizeof ip) != NULL)
+                    add_name(out, &n, cap, ip, strlen(ip));
+            }
+            /* Other kinds (and a name too long for buf) are passed over. */
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+    return n;
 }

@@ -9,6 +9,9 @@
 #include "core/core_int.h"
 #include "tests/tmpdir.h"
 
+/* A call that sends this authorization header (NULL: none). */
+#define BEARER(s) (&(core_creds_t){.authorization = (s)})
+
 /* A well-formed hash for the parsing cases (of no token in particular). The hashes of real
  * tokens come from coreutils' sha256sum (hash_of()), not from the code under test. */
 #define READER "8f2f9a5d2bb9a4bf9c0bd4f74bba7c0f1d7f1a8dc3c7b8e6f7d3cb5fa3e1b0a4"
@@ -72,29 +75,33 @@ Test(auth, scopes_are_checked_and_messages_name_the_principal_never_the_token)
 
     core_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer reader-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer reader-secret"), CORE_SCOPE_READ), 0);
     cr_assert_str_eq(ctx.principal, "dashboards");
-    cr_assert_eq(core_authorize(&ctx, ts, "bearer  reader-secret", CORE_SCOPE_READ), 0,
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("bearer  reader-secret"), CORE_SCOPE_READ), 0,
                  "the scheme is case-insensitive");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer reader-secret", CORE_SCOPE_WRITE), -EPERM);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer reader-secret"), CORE_SCOPE_WRITE),
+                 -EPERM);
     cr_assert(strstr(ctx.msg, "'dashboards' lacks the 'write' scope") != NULL, "%s", ctx.msg);
     cr_assert(strstr(ctx.msg, "secret") == NULL, "the token never appears: %s", ctx.msg);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer writer-secret", CORE_SCOPE_WRITE), 0);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer writer-secret", CORE_SCOPE_ADMIN), -EPERM);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer admin-secret", CORE_SCOPE_ADMIN), 0);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer admin-secret", CORE_SCOPE_WRITE), 0,
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer writer-secret"), CORE_SCOPE_WRITE), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer writer-secret"), CORE_SCOPE_ADMIN),
+                 -EPERM);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer admin-secret"), CORE_SCOPE_ADMIN), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer admin-secret"), CORE_SCOPE_WRITE), 0,
                  "admin implies write");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer reader-secreT", CORE_SCOPE_READ), -EKEYREJECTED);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer reader-secreT"), CORE_SCOPE_READ),
+                 -EKEYREJECTED);
     cr_assert_null(ctx.principal, "a refused call names nobody");
     cr_assert(strstr(ctx.msg, "secre") == NULL, "%s", ctx.msg);
-    cr_assert_eq(core_authorize(&ctx, ts, NULL, CORE_SCOPE_READ), -ENOKEY);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER(NULL), CORE_SCOPE_READ), -ENOKEY);
     cr_assert(strstr(ctx.msg, "'read' scope") != NULL, "%s", ctx.msg);
-    cr_assert_eq(core_authorize(&ctx, ts, "Basic cmVhZGVy", CORE_SCOPE_READ), -ENOKEY);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer ", CORE_SCOPE_READ), -ENOKEY);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer admin-secret", CORE_SCOPE_READ), 0);
-    cr_assert_eq(core_authorize(&ctx, ts, NULL, 0), 0, "probes need no scope");
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Basic cmVhZGVy"), CORE_SCOPE_READ), -ENOKEY);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer "), CORE_SCOPE_READ), -ENOKEY);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer admin-secret"), CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER(NULL), 0), 0, "probes need no scope");
     cr_assert_null(ctx.principal, "not the previous call's principal");
-    cr_assert_eq(core_authorize(&ctx, NULL, NULL, CORE_SCOPE_ADMIN), 0, "no tokens file: open");
+    cr_assert_eq(core_authorize(&ctx, NULL, BEARER(NULL), CORE_SCOPE_ADMIN), 0,
+                 "no tokens file: open");
     core_tokens_free(ts);
 }
 
@@ -142,7 +149,7 @@ Test(auth, a_reload_swaps_the_principals_and_a_bad_file_keeps_the_old_ones)
     cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
     core_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer old-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer old-secret"), CORE_SCOPE_READ), 0);
     const char *was = ctx.principal;
 
     /* rotated: alice's token replaced, bob added */
@@ -152,19 +159,19 @@ Test(auth, a_reload_swaps_the_principals_and_a_bad_file_keeps_the_old_ones)
     cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), 0, "%s", why);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(was, "alice", "a principal a call holds outlives the reload");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer new-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer new-secret"), CORE_SCOPE_READ), 0);
     cr_assert_str_eq(ctx.principal, "alice");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer old-secret", CORE_SCOPE_WRITE), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer old-secret"), CORE_SCOPE_WRITE), 0);
     cr_assert_str_eq(ctx.principal, "bob");
 
     /* a file that does not load: refused, the table as it was */
     write_tokens("carol not-a-hash read\n");
     cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), -EINVAL);
     cr_assert(strstr(why, ":1:") != NULL, "%s", why);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer new-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer new-secret"), CORE_SCOPE_READ), 0);
     unlink(path);
     cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), -ENOENT);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer old-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer old-secret"), CORE_SCOPE_READ), 0);
     core_tokens_free(ts);
 }
 
@@ -188,7 +195,7 @@ Test(auth, a_limited_scope_passes_its_header_check_and_only_its_resources)
 
     core_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer ranker-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer ranker-secret"), CORE_SCOPE_READ), 0);
     cr_assert_not_null(ctx.grants, "held for named resources only");
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &driver), 0);
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &customer), -EPERM);
@@ -211,33 +218,34 @@ Test(auth, a_limited_scope_passes_its_header_check_and_only_its_resources)
     cr_assert(strstr(ctx.msg, "feature view 'customer_stats'") != NULL, "%s", ctx.msg);
     res.n_views = 1;
     cr_assert_eq(core__allow_read(&ctx, &by_features, &res), 0, "driver_stats alone");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer ranker-secret", CORE_SCOPE_WRITE), -EPERM,
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer ranker-secret"), CORE_SCOPE_WRITE), -EPERM,
                  "no write scope of any kind");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer ranker-secret", CORE_SCOPE_ADMIN), -EPERM);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer ranker-secret"), CORE_SCOPE_ADMIN),
+                 -EPERM);
 
     /* Whole write, reads limited: a write call meets no limit, a read call does. */
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer mixed-secret", CORE_SCOPE_WRITE), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer mixed-secret"), CORE_SCOPE_WRITE), 0);
     cr_assert_null(ctx.grants);
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_WRITE, &customer), 0);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer mixed-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer mixed-secret"), CORE_SCOPE_READ), 0);
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &customer), -EPERM);
     /* A call without a tokens file, or a later call of a whole principal, is never limited. */
-    cr_assert_eq(core_authorize(&ctx, NULL, NULL, CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, NULL, BEARER(NULL), CORE_SCOPE_READ), 0);
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &customer), 0);
     /* A reload that changes a principal's grants, while a call still holds the old ones: the
      * call goes on with what it was authorized with (ASan: nothing freed under it). */
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer ranker-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer ranker-secret"), CORE_SCOPE_READ), 0);
     snprintf(text, sizeof text, "ranker %s read:view/customer_stats\n", r);
     write_tokens(text);
     size_t n;
     cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), 0, "%s", why);
     cr_assert_eq(n, 1);
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &driver), 0, "the call's own grants");
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer ranker-secret", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer ranker-secret"), CORE_SCOPE_READ), 0);
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &driver), -EPERM, "the next call's");
     cr_assert_eq(core__allow_view(&ctx, CORE_SCOPE_READ, &customer), 0);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer mixed-secret", CORE_SCOPE_READ), -EKEYREJECTED,
-                 "gone from the file");
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer mixed-secret"), CORE_SCOPE_READ),
+                 -EKEYREJECTED, "gone from the file");
     core_tokens_free(ts);
 }
 
@@ -274,11 +282,11 @@ Test(auth, an_on_demand_view_needs_its_stored_sources_granted_too)
     core_view_md_t views[] = {{"adjusted", 1}};
     core_resolved_t res = {.n_views = 1, .views = views};
     core_feature_list_t list = {.kind = CORE_LIST_FEATURES};
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer od-only", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer od-only"), CORE_SCOPE_READ), 0);
     ctx.catalog = cat;
     cr_assert_eq(core__allow_read(&ctx, &list, &res), -EPERM);
     cr_assert(strstr(ctx.msg, "may not read feature view 'stats'") != NULL, "%s", ctx.msg);
-    cr_assert_eq(core_authorize(&ctx, ts, "Bearer od-and-source", CORE_SCOPE_READ), 0);
+    cr_assert_eq(core_authorize(&ctx, ts, BEARER("Bearer od-and-source"), CORE_SCOPE_READ), 0);
     cr_assert_eq(core__allow_read(&ctx, &list, &res), 0);
     core_tokens_free(ts);
     catalog_unref(cat);

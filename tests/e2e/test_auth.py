@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ import grpc
 from fstore.v1 import fstore_pb2, fstore_pb2_grpc
 from fstore_client import FeatureStoreClient
 from harness import Server
+import jwt_tool
 
 TOKENS = {"reader": "r-7f3a-secret", "writer": "w-91bc-secret", "ops": "a-c0de-secret"}
 SCOPES = {"reader": "read", "writer": "read,write", "ops": "admin"}
@@ -469,3 +471,175 @@ class LimitedScopes(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Jwt(unittest.TestCase):
+    """--jwks-file: bearer JWTs (a Kubernetes projected service-account token, an identity
+    provider's access token) signed by the JWKS's keys, for --jwt-issuer and --jwt-audience; the
+    subject's scopes are its jwt: line of the tokens file. Tokens made by PyJWT."""
+    ISS = "https://kubernetes.default.svc.cluster.local"
+    SA = "system:serviceaccount:ml:trainer"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = tempfile.mkdtemp(prefix="fstore-jwt-")
+        cls.addClassCleanup(shutil.rmtree, cls.d, True)
+        cls.jwks = jwt_tool.make_keys(cls.d)
+        cls.tokens = os.path.join(cls.d, "tokens")
+        with open(cls.tokens, "w") as f:
+            f.write("trainer jwt:%s read,write\n" % cls.SA)
+            f.write("dashboards jwt:dashboards read\n")
+            f.write("reader %s read\n" % hashlib.sha256(b"r-7f3a-secret").hexdigest())
+        cls.server = Server(args=["--tokens-file", cls.tokens, "--jwks-file", cls.jwks,
+                                  "--jwt-issuer", cls.ISS, "--jwt-audience", "fstore"])
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        log = cls.server.log()
+        assert cls.server.stop() == 0, log[-2000:]
+        assert cls.server.sanitizer_report() is None
+
+    def token(self, sub=SA, alg="RS256", kid="rsa1", **claims):
+        c = {"iss": self.ISS, "aud": ["fstore"], "exp": "+600", "iat": "-5", "sub": sub}
+        c.update(claims)
+        return jwt_tool.sign(self.d, alg, kid, c)
+
+    def write(self, token):
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(ch)
+        req = fstore_pb2.WriteFeaturesRequest(feature_view="driver_stats@v1")
+        req.columns["driver_id"].val.add().int64_val = 41
+        req.columns["trips"].val.add().int64_val = 7
+        try:
+            stub.WriteFeatures(req, metadata=[("authorization", "Bearer " + token)], timeout=10)
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as e:
+            return e.code(), e.details()
+
+    def test_a_service_account_token_writes_with_its_subjects_scopes(self):
+        tok = self.token()
+        self.assertEqual(self.write(tok), (grpc.StatusCode.OK, ""))
+        # Again: answered from what the first call verified.
+        self.assertEqual(self.write(tok)[0], grpc.StatusCode.OK)
+        self.assertEqual(self.write(self.token(alg="ES256", kid="ec1"))[0], grpc.StatusCode.OK)
+        audits = self.server.events("audit")
+        self.assertTrue(any(a["principal"] == "trainer" and a["op"] == "write" for a in audits),
+                        audits)
+        # The read-only subject: refused naming it; a subject with no line: refused naming it.
+        code, msg = self.write(self.token(sub="dashboards"))
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("'dashboards' lacks the 'write' scope", msg)
+        code, msg = self.write(self.token(sub="system:serviceaccount:ml:other"))
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("subject 'system:serviceaccount:ml:other' holds no scope", msg)
+        # Hashed tokens still work beside JWTs.
+        status, _ = http_post(self.server, "/get-online-features",
+                              {"features": ["driver_stats@v1:trips"],
+                               "entities": {"driver_id": [41]}}, "r-7f3a-secret")
+        self.assertEqual(status, 200)
+        self.assertNotIn(tok, self.server.log())
+
+    def test_forged_expired_and_foreign_tokens_are_unauthenticated_naming_why(self):
+        cases = [
+            (self.token(alg="none"), "algorithm 'none' is not accepted"),
+            (self.token(alg="HS256-pub"), "algorithm 'HS256' is not accepted"),
+            (self.token(exp="-300"), "expired"),
+            (self.token(aud="other-service"), "audience does not hold 'fstore'"),
+            (self.token(iss="https://evil.example"), "issuer is not"),
+            (self.token(kid="gone"), "key 'gone' is not in the JWKS file"),
+            (self.token()[:-4] + "AAAA", "signature does not verify"),
+        ]
+        for tok, why in cases:
+            with self.subTest(why=why):
+                code, msg = self.write(tok)
+                self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED, msg)
+                self.assertIn(why, msg)
+                # HTTP: 401 in Feast's error body, the same words.
+                status, body = http_post(self.server, "/write-to-online-store", {
+                    "feature_view_name": "driver_stats@v1",
+                    "df": {"driver_id": [41], "trips": [1],
+                           "event_timestamp": ["2026-01-01T00:00:00Z"]}}, tok)
+                self.assertEqual(status, 401, body)
+                self.assertIn(why, body.decode())
+        log = self.server.log()
+        for tok, _ in cases:
+            self.assertNotIn(tok.split(".")[2] or tok, log)
+
+
+class JwtRotation(unittest.TestCase):
+    """SIGHUP reads the JWKS file again: tokens of a key taken out are refused at once (even one
+    the server verified before), and a JWKS that does not load keeps the keys in use."""
+
+    def test_sighup_rotates_the_signing_keys(self):
+        d = tempfile.mkdtemp(prefix="fstore-jwtrot-")
+        self.addCleanup(shutil.rmtree, d, True)
+        old = os.path.join(d, "old")
+        os.mkdir(old)
+        jwks = jwt_tool.make_keys(old)
+        tokens = os.path.join(d, "tokens")
+        with open(tokens, "w") as f:
+            f.write("ops jwt:ops admin\n")
+        s = Server(args=["--tokens-file", tokens, "--jwks-file", jwks, "--jwt-issuer", "iss",
+                         "--jwt-audience", "fstore"])
+        self.addCleanup(s.cleanup)
+        s.start()
+        ch = grpc.insecure_channel(s.target)
+        self.addCleanup(ch.close)
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(ch)
+
+        def catalog(token):
+            try:
+                stub.GetCatalog(fstore_pb2.GetCatalogRequest(),
+                                metadata=[("authorization", "Bearer " + token)], timeout=10)
+                return grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                return e.code()
+
+        claims = {"iss": "iss", "aud": "fstore", "exp": "+600", "sub": "ops"}
+        old_tok = jwt_tool.sign(old, "RS256", "rsa1", claims)
+        self.assertEqual(catalog(old_tok), grpc.StatusCode.OK)
+        # New keys (same kids), the file replaced: the old token no longer verifies.
+        new = os.path.join(d, "new")
+        os.mkdir(new)
+        shutil.copy(jwt_tool.make_keys(new), jwks)
+        s.send(signal.SIGHUP)
+        s.wait_event("tokens_reloaded")
+        self.assertEqual(catalog(old_tok), grpc.StatusCode.UNAUTHENTICATED)
+        new_tok = jwt_tool.sign(new, "ES256", "ec1", claims)
+        self.assertEqual(catalog(new_tok), grpc.StatusCode.OK)
+        with open(jwks, "w") as f:
+            f.write("{}")
+        s.send(signal.SIGHUP)
+        ev = s.wait_event("tokens_reload_rejected")[0]
+        self.assertIn("not a JWKS", ev["error"])
+        self.assertEqual(catalog(new_tok), grpc.StatusCode.OK)
+        self.assertEqual(s.stop(), 0, s.log()[-2000:])
+        self.assertIsNone(s.sanitizer_report())
+
+    def test_bad_jwt_flags_stop_the_start(self):
+        d = tempfile.mkdtemp(prefix="fstore-jwtbad-")
+        self.addCleanup(shutil.rmtree, d, True)
+        jwks = jwt_tool.make_keys(d)
+        tokens = os.path.join(d, "tokens")
+        with open(tokens, "w") as f:
+            f.write("ops jwt:ops admin\n")
+        bad = os.path.join(d, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "k"}]}')
+        for args, want in (
+                (["--jwks-file", jwks, "--jwt-issuer", "i", "--jwt-audience", "a"],
+                 "--jwks-file needs --tokens-file"),
+                (["--tokens-file", tokens, "--jwt-issuer", "i"], "need --jwks-file"),
+                (["--tokens-file", tokens, "--jwks-file", jwks, "--jwt-issuer", "i"],
+                 "--jwt-audience"),
+                (["--tokens-file", tokens, "--jwks-file", bad, "--jwt-issuer", "i",
+                  "--jwt-audience", "a"], "key 0 (RSA k): not a usable public key")):
+            with self.subTest(args=args):
+                s = Server(args=args)
+                self.addCleanup(s.cleanup)
+                p = subprocess.run(s.command(), capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(want, p.stderr)

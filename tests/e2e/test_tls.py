@@ -3,6 +3,7 @@
 grpcio with the test CA gets answers and a plaintext client does not; mTLS refuses clients
 without a certificate or with one from another CA; a certificate rotated on disk is served to
 the next connection while calls keep succeeding; curl reaches the HTTP front door over HTTPS."""
+import hashlib
 import http.client
 import os
 import shutil
@@ -30,11 +31,12 @@ def make_ca(d, name):
             "-subj", "/CN=" + name, cwd=d)
 
 
-def make_cert(d, ca, name, usage, serial, days=2):
-    """A certificate for 127.0.0.1 and localhost signed by ca, usage serverAuth or clientAuth;
-    days -1 makes one that has expired."""
+def make_cert(d, ca, name, usage, serial, days=2, san=""):
+    """A certificate for 127.0.0.1 and localhost (and san's further names, e.g. ",URI:...")
+    signed by ca, usage serverAuth or clientAuth; days -1 makes one that has expired."""
     with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=%s\n" % usage)
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1%s\nextendedKeyUsage=%s\n"
+                % (san, usage))
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
@@ -360,6 +362,76 @@ class OptionalClientCerts(CurlMixin, TlsCase):
         code, text = self.curl("/get-online-features", "stranger", read_body)
         self.assertEqual(code, 401, text)
         self.assertIn("not one this server accepts", text)
+
+
+class CertificateIdentity(CurlMixin, TlsCase):
+    """The tokens file's cert: lines: a client certificate verified against --tls-client-ca is a
+    principal by its subject CN or a subject alternative name (a SPIFFE ID here), with that
+    line's scopes, on gRPC and HTTPS alike; a bearer token, when sent, decides instead."""
+    args = ["--tls-client-ca", "@D@/ca.pem", "--tokens-file", "@D@/tokens"]
+    SPIFFE = "spiffe://cluster.local/ns/ml/sa/trainer"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        make_cert(cls.d, "ca", "reader-svc", "clientAuth", 10)
+        make_cert(cls.d, "ca", "trainer", "clientAuth", 11, san=",URI:" + cls.SPIFFE)
+        with open(os.path.join(cls.d, "tokens"), "w") as f:
+            f.write("reader cert:reader-svc read\n"
+                    "trainer cert:%s read,write\n"
+                    "ops %s admin\n" % (cls.SPIFFE, hashlib.sha256(b"ops-token").hexdigest()))
+
+    def call(self, path, who, token=None):
+        """The status and details of path called with an empty request, with who's
+        certificate (None: none) and a bearer token or none."""
+        ch = grpc.secure_channel(self.server.target, self.creds(client=who))
+        self.addCleanup(ch.close)
+        md = [] if token is None else [("authorization", "Bearer " + token)]
+        try:
+            ch.unary_unary(path)(b"", metadata=md, timeout=10)
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as e:
+            return e.code(), e.details()
+
+    def test_a_certificate_name_is_a_principal_on_grpc_and_https(self):
+        read = "/fstore.v1.OnlineFeatureService/GetOnlineFeatures"
+        write = "/fstore.v1.OnlineFeatureService/WriteFeatures"
+        catalog = "/fstore.v1.OnlineFeatureService/GetCatalog"
+        # A read by its CN (an empty request is INVALID_ARGUMENT: past the check).
+        self.assertEqual(self.call(read, "reader-svc")[0], grpc.StatusCode.INVALID_ARGUMENT)
+        code, msg = self.call(write, "reader-svc")
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("'reader' lacks the 'write' scope", msg)
+        # A write by its SPIFFE ID (a URI SAN).
+        self.assertEqual(self.call(write, "trainer")[0], grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(self.call(catalog, "trainer")[0], grpc.StatusCode.PERMISSION_DENIED)
+        # A certificate from the CA that no line names; none at all.
+        code, msg = self.call(read, "client")
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
+        self.assertIn("named by no 'cert:' line", msg)
+        code, msg = self.call(read, None)
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
+        self.assertIn("no credentials", msg)
+        # A token decides over the certificate, both ways.
+        self.assertEqual(self.call(catalog, "reader-svc", "ops-token")[0], grpc.StatusCode.OK)
+        self.assertEqual(self.call(read, "trainer", "wrong")[0],
+                         grpc.StatusCode.UNAUTHENTICATED)
+        # HTTPS: the same principals, in Feast's error body when refused.
+        read_body = ('{"features": ["driver_stats@v1:trips"], "entities": {"driver_id": [1]}}')
+        self.assertEqual(self.curl("/get-online-features", "reader-svc", read_body)[0], 200)
+        code, text = self.curl("/write-to-online-store", "reader-svc", json_write())
+        self.assertEqual(code, 403, text)
+        self.assertIn("FeastPermissionError", text)
+        self.assertIn("'reader' lacks the 'write' scope", text)
+        code, text = self.curl("/write-to-online-store", "trainer", json_write())
+        self.assertEqual(code, 200, text)
+        code, text = self.curl("/get-online-features", "client", read_body)
+        self.assertEqual(code, 401, text)
+        self.assertIn("named by no 'cert:' line", text)
+        self.assertEqual(self.curl("/get-online-features", None, read_body)[0], 401)
+        audits = self.server.events("audit")
+        self.assertTrue(any(a["principal"] == "trainer" and a["op"] == "write"
+                            for a in audits), audits)
 
 
 class ClientCaReload(CurlMixin, TlsCase):

@@ -1,0 +1,356 @@
+/* tests/core/test_auth_identity.c - principals proved by a client certificate's names (cert:)
+ * and by a bearer JWT's subject (jwt:, core/jwt.c). The JWKS files and tokens come from
+ * tests/e2e/jwt_tool.py (PyJWT and cryptography), not from the code under test. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "core/core_int.h"
+#include "tests/tmpdir.h"
+
+static char dir[1024], path[1100], jwks[1100];
+
+static void write_file(const char *p, const char *text)
+{
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void setup(void)
+{
+    cr_assert_not_null(test_tmpdir("authid", dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/tokens", dir);
+    snprintf(jwks, sizeof jwks, "%s/jwks.json", dir);
+}
+
+static void teardown(void)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(cert_identity, .init = setup, .fini = teardown);
+
+static int check(core_tokens_t *ts, const char *bearer, const char *const *names, size_t n,
+                 unsigned need, core_ctx_t *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    core_creds_t cr = {.authorization = bearer, .cert_names = names, .n_cert_names = n};
+    return core_authorize(ctx, ts, &cr, need);
+}
+
+Test(cert_identity, a_verified_certificate_name_is_a_principal_and_a_token_decides_first)
+{
+    char text[512];
+    /* A well-formed hash (of no token in particular). */
+    snprintf(text, sizeof text,
+             "ranker  cert:ranker.ml.svc  read\n"
+             "spiffe  cert:spiffe://cluster.local/ns/ml/sa/trainer  read,write\n"
+             "ops     cert:ops@example.com  admin\n"
+             "reader  %s  read\n",
+             "3b5a1b0b6e1d3f6a6c09f8b1f7c3ccd5c0a8d1a4f0e9f6b0b7d1c2e3f4a5b6c7");
+    write_file(path, text);
+    core_tokens_t *ts = NULL;
+    char why[256];
+    cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
+    core_ctx_t ctx;
+    /* The CN, or any SAN, in any position. */
+    const char *cn[] = {"ranker.ml.svc"};
+    cr_assert_eq(check(ts, NULL, cn, 1, CORE_SCOPE_READ, &ctx), 0, "%s", ctx.msg);
+    cr_assert_str_eq(ctx.principal, "ranker");
+    cr_assert_eq(check(ts, NULL, cn, 1, CORE_SCOPE_WRITE, &ctx), -EPERM);
+    cr_assert(strstr(ctx.msg, "'ranker' lacks the 'write' scope") != NULL, "%s", ctx.msg);
+    const char *sans[] = {"trainer", "10.0.0.7", "spiffe://cluster.local/ns/ml/sa/trainer"};
+    cr_assert_eq(check(ts, NULL, sans, 3, CORE_SCOPE_WRITE, &ctx), 0, "%s", ctx.msg);
+    cr_assert_str_eq(ctx.principal, "spiffe");
+    const char *mail[] = {"ops@example.com"};
+    cr_assert_eq(check(ts, NULL, mail, 1, CORE_SCOPE_ADMIN, &ctx), 0);
+    /* Exact names only: no prefix, no case folding. */
+    const char *near[] = {"ranker.ml.sv", "RANKER.ML.SVC", "ranker.ml.svc.evil"};
+    cr_assert_eq(check(ts, NULL, near, 3, CORE_SCOPE_READ, &ctx), -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "'ranker.ml.sv'") != NULL, "%s", ctx.msg);
+    cr_assert_null(ctx.principal);
+    /* A bearer token decides when there is one: an unknown one is refused whatever the
+     * certificate. */
+    cr_assert_eq(check(ts, "Bearer not-a-known-token", cn, 1, CORE_SCOPE_READ, &ctx),
+                 -EKEYREJECTED);
+    /* No certificate and no token. */
+    cr_assert_eq(check(ts, NULL, NULL, 0, CORE_SCOPE_READ, &ctx), -ENOKEY);
+    /* A token's hash never matches a cert: line (their hash fields are empty). */
+    const char *zero[] = {""};
+    cr_assert_eq(check(ts, NULL, zero, 1, CORE_SCOPE_READ, &ctx), -EKEYREJECTED);
+    core_tokens_free(ts);
+}
+
+Test(cert_identity, lines_that_could_name_two_principals_are_refused)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"a cert:x read\nb cert:x write\n", ":2: 'b' has the identity of 'a'"},
+        {"a jwt:svc read\nb jwt:svc write\n", ":2: 'b' has the identity of 'a'"},
+        {"a 3b5a1b0b6e1d3f6a6c09f8b1f7c3ccd5c0a8d1a4f0e9f6b0b7d1c2e3f4a5b6c7 read\n"
+         "b 3B5A1B0B6E1D3F6A6C09F8B1F7C3CCD5C0A8D1A4F0E9F6B0B7D1C2E3F4A5B6C7 write\n",
+         ":2: 'b' has the token hash of 'a'"},
+        {"a cert: read\n", ":1: cert:: want 1 to 255 characters"},
+        {"a jwt: read\n", ":1: jwt:: want 1 to 255 characters"},
+        {"a certx:y read\n", ":1: the hash is not 64 hex digits"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(path, cases[i].text);
+        core_tokens_t *ts = NULL;
+        char why[256] = "";
+        cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), -EINVAL, "case %zu", i);
+        cr_assert(strstr(why, cases[i].want) != NULL, "case %zu: %s", i, why);
+    }
+    /* The same identity as a certificate and as a JWT subject: two ways in, one each. */
+    write_file(path, "a cert:svc read\nb jwt:svc write\n");
+    core_tokens_t *ts = NULL;
+    char why[256];
+    cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
+    core_tokens_free(ts);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JWTs                                                                                        */
+
+static void jwt_setup(void)
+{
+    setup();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/e2e/jwt_tool.py keys '%s' > /dev/null",
+             FSTORE_TEST_SOURCE_DIR, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    write_file(path, "trainer jwt:system:serviceaccount:ml:trainer read,write\n"
+                     "ranker  jwt:ranker  read:view/clicks\n");
+}
+
+TestSuite(jwt, .init = jwt_setup, .fini = teardown);
+
+/* A token from jwt_tool.py (malloc'd). */
+static char *token(const char *alg, const char *kid, const char *claims)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/e2e/jwt_tool.py sign '%s' %s %s '%s'",
+             FSTORE_TEST_SOURCE_DIR, dir, alg, kid, claims);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char buf[CORE_JWT_MAX + 64];
+    cr_assert_not_null(fgets(buf, sizeof buf, p), "%s", cmd);
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    buf[strcspn(buf, "\n")] = '\0';
+    size_t n = strlen(buf);
+    char *t = malloc(n + 8);
+    cr_assert_not_null(t);
+    memcpy(t, "Bearer ", 7);
+    memcpy(t + 7, buf, n + 1);
+    return t;
+}
+
+static core_tokens_t *load_jwt(void)
+{
+    core_tokens_t *ts = NULL;
+    char why[256];
+    cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
+    core_jwt_options_t o = {jwks, "https://issuer.test", "fstore"};
+    cr_assert_eq(core_tokens_use_jwks(ts, &o, why, sizeof why), 0, "%s", why);
+    return ts;
+}
+
+#define GOOD "\"iss\":\"https://issuer.test\",\"aud\":\"fstore\",\"exp\":\"+600\""
+
+/* The check of one token: its result, and the message when refused. */
+static int jwt_check(core_tokens_t *ts, const char *alg, const char *kid, const char *claims,
+                     unsigned need, core_ctx_t *ctx)
+{
+    char *t = token(alg, kid, claims);
+    memset(ctx, 0, sizeof *ctx);
+    core_creds_t cr = {.authorization = t};
+    int rc = core_authorize(ctx, ts, &cr, need);
+    free(t);
+    return rc;
+}
+
+Test(jwt, a_verified_subject_is_its_line_in_the_tokens_file)
+{
+    core_tokens_t *ts = load_jwt();
+    core_ctx_t ctx;
+    const char *sa = "{" GOOD ",\"sub\":\"system:serviceaccount:ml:trainer\"}";
+    cr_assert_eq(jwt_check(ts, "RS256", "rsa1", sa, CORE_SCOPE_WRITE, &ctx), 0, "%s", ctx.msg);
+    cr_assert_str_eq(ctx.principal, "trainer");
+    cr_assert_eq(jwt_check(ts, "RS512", "rsa1", sa, CORE_SCOPE_READ, &ctx), 0, "%s", ctx.msg);
+    cr_assert_eq(jwt_check(ts, "ES256", "ec1", sa, CORE_SCOPE_READ, &ctx), 0, "%s", ctx.msg);
+    cr_assert_eq(jwt_check(ts, "RS256", "rsa1", sa, CORE_SCOPE_ADMIN, &ctx), -EPERM);
+    cr_assert(strstr(ctx.msg, "'trainer' lacks the 'admin' scope") != NULL, "%s", ctx.msg);
+    /* A limited scope, as for a token's line. */
+    cr_assert_eq(
+        jwt_check(ts, "RS256", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}", CORE_SCOPE_READ, &ctx), 0);
+    cr_assert_not_null(ctx.grants);
+    /* aud as an array holding ours. */
+    cr_assert_eq(jwt_check(ts, "RS256", "rsa1",
+                           "{\"iss\":\"https://issuer.test\",\"aud\":[\"other\",\"fstore\"],"
+                           "\"exp\":\"+60\",\"sub\":\"ranker\"}",
+                           CORE_SCOPE_READ, &ctx),
+                 0, "%s", ctx.msg);
+    /* Verified, but the tokens file gives its subject nothing. */
+    cr_assert_eq(
+        jwt_check(ts, "RS256", "rsa1", "{" GOOD ",\"sub\":\"stranger\"}", CORE_SCOPE_READ, &ctx),
+        -EPERM);
+    cr_assert(strstr(ctx.msg, "subject 'stranger' holds no scope") != NULL, "%s", ctx.msg);
+    core_tokens_free(ts);
+}
+
+Test(jwt, every_forgery_and_every_bad_claim_is_refused_naming_why)
+{
+    core_tokens_t *ts = load_jwt();
+    static const struct {
+        const char *alg, *kid, *claims, *want;
+    } cases[] = {
+        {"none", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}", "algorithm 'none' is not accepted"},
+        {"HS256-pub", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}", "algorithm 'HS256' is not"},
+        {"RS256", "nope", "{" GOOD ",\"sub\":\"ranker\"}", "key 'nope' is not in the JWKS"},
+        {"RS256", "-", "{" GOOD ",\"sub\":\"ranker\"}", "names no key (kid) and the JWKS"},
+        {"RS256", "ec1", "{" GOOD ",\"sub\":\"ranker\"}", "'RS256' is not its key's (ES256)"},
+        {"ES256", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}", "'ES256' is not its key's"},
+        {"RS256", "rsa1",
+         "{\"iss\":\"https://issuer.test\",\"aud\":\"fstore\",\"exp\":\"-120\",\"sub\":\"r\"}",
+         "expired"},
+        {"RS256", "rsa1", "{\"iss\":\"https://issuer.test\",\"aud\":\"fstore\",\"sub\":\"r\"}",
+         "no expiry (exp)"},
+        {"RS256", "rsa1", "{" GOOD ",\"nbf\":\"+3600\",\"sub\":\"ranker\"}", "(nbf)"},
+        {"RS256", "rsa1", "{" GOOD ",\"iat\":\"+3600\",\"sub\":\"ranker\"}", "(iat)"},
+        {"RS256", "rsa1",
+         "{\"iss\":\"https://other.test\",\"aud\":\"fstore\",\"exp\":\"+60\",\"sub\":\"r\"}",
+         "issuer is not 'https://issuer.test'"},
+        {"RS256", "rsa1",
+         "{\"iss\":\"https://issuer.test\",\"aud\":[\"a\",\"b\"],\"exp\":\"+60\",\"sub\":\"r\"}",
+         "audience does not hold 'fstore'"},
+        {"RS256", "rsa1", "{" GOOD "}", "no subject (sub)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        core_ctx_t ctx;
+        cr_assert_eq(
+            jwt_check(ts, cases[i].alg, cases[i].kid, cases[i].claims, CORE_SCOPE_READ, &ctx),
+            -EKEYREJECTED, "case %zu", i);
+        cr_assert(strstr(ctx.msg, cases[i].want) != NULL, "case %zu: %s", i, ctx.msg);
+        cr_assert_null(ctx.principal, "case %zu", i);
+    }
+    /* A signature over other claims: one byte of the payload changed. */
+    char *t = token("RS256", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}");
+    char *dot = strchr(t, '.');
+    dot[3] = dot[3] == 'A' ? 'B' : 'A';
+    core_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    core_creds_t cr = {.authorization = t};
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "signature does not verify") != NULL, "%s", ctx.msg);
+    free(t);
+    /* Too long to be looked at. */
+    size_t big = CORE_JWT_MAX + 100;
+    char *huge = malloc(big + 1);
+    cr_assert_not_null(huge);
+    memcpy(huge, "Bearer ", 7);
+    memset(huge + 7, 'a', big - 7);
+    huge[20] = huge[40] = '.';
+    huge[big] = '\0';
+    cr.authorization = huge;
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "not a JWT of at most 8192 bytes") != NULL, "%s", ctx.msg);
+    free(huge);
+    core_tokens_free(ts);
+}
+
+Test(jwt, a_reload_that_drops_a_key_refuses_its_tokens_even_those_seen_before)
+{
+    core_tokens_t *ts = load_jwt();
+    char *t = token("RS256", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}");
+    core_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    core_creds_t cr = {.authorization = t};
+    /* Twice: the second is answered from what the first verified. */
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), 0, "%s", ctx.msg);
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), 0, "%s", ctx.msg);
+    /* The tokens file changes: the subject's scopes follow at once. */
+    write_file(path, "trainer jwt:system:serviceaccount:ml:trainer read\n");
+    size_t n = 0;
+    char why[256];
+    cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EPERM);
+    write_file(path, "ranker jwt:ranker read\n");
+    cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), 0, "%s", ctx.msg);
+    /* The RSA key leaves the JWKS (only the EC one stays). */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import json,sys; d=json.load(open(sys.argv[1])); "
+             "d['keys']=[k for k in d['keys'] if k['kid']!='rsa1']; "
+             "json.dump(d,open(sys.argv[1],'w'))\" '%s'",
+             jwks);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "key 'rsa1' is not in the JWKS") != NULL, "%s", ctx.msg);
+    /* A JWKS that does not load keeps the keys in use. */
+    write_file(jwks, "{\"keys\": 3}");
+    cr_assert_eq(core_tokens_reload(ts, &n, why, sizeof why), -EINVAL);
+    cr_assert(strstr(why, "not a JWKS") != NULL, "%s", why);
+    free(t);
+    t = token("ES256", "ec1", "{" GOOD ",\"sub\":\"ranker\"}");
+    cr.authorization = t;
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), 0, "%s", ctx.msg);
+    free(t);
+    core_tokens_free(ts);
+}
+
+Test(jwt, a_jwks_file_is_checked_whole_at_load)
+{
+    core_tokens_t *ts = NULL;
+    char why[256];
+    cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"[]", "not a JWKS"},
+        {"{\"keys\": []}", "no RSA or EC signing key"},
+        {"{\"keys\": [{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}", "no RSA or EC signing key"},
+        {"{\"keys\": [{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"kid\":\"short\"}]}",
+         "key 0 (RSA short): not a usable public key"},
+        {"{\"keys\": [{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AQAB\",\"y\":\"AQAB\"}]}",
+         "key 0 (EC): not a usable public key"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(jwks, cases[i].text);
+        core_jwt_options_t o = {jwks, "iss", "aud"};
+        cr_assert_eq(core_tokens_use_jwks(ts, &o, why, sizeof why), -EINVAL, "case %zu", i);
+        cr_assert(strstr(why, cases[i].want) != NULL, "case %zu: %s", i, why);
+    }
+    /* Two keys with one kid; an encryption key is passed over. */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tests/e2e/jwt_tool.py keys '%s' > /dev/null && "
+             "/usr/bin/python3 -c \"import json,sys; d=json.load(open(sys.argv[1])); "
+             "d['keys'][1]['kid']='rsa1'; json.dump(d,open(sys.argv[1],'w'))\" '%s'",
+             FSTORE_TEST_SOURCE_DIR, dir, jwks);
+    cr_assert_eq(system(cmd), 0);
+    core_jwt_options_t o = {jwks, "iss", "aud"};
+    cr_assert_eq(core_tokens_use_jwks(ts, &o, why, sizeof why), -EINVAL);
+    cr_assert(strstr(why, "two signing keys with kid 'rsa1'") != NULL, "%s", why);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import json,sys; d=json.load(open(sys.argv[1])); "
+             "d['keys'][1]['use']='enc'; json.dump(d,open(sys.argv[1],'w'))\" '%s'",
+             jwks);
+    cr_assert_eq(system(cmd), 0);
+    /* Issuer and audience are required. */
+    core_jwt_options_t no_aud = {jwks, "iss", ""};
+    cr_assert_eq(core_tokens_use_jwks(ts, &no_aud, why, sizeof why), -EINVAL);
+    cr_assert(strstr(why, "--jwt-audience") != NULL, "%s", why);
+    cr_assert_eq(core_tokens_use_jwks(ts, &o, why, sizeof why), 0, "%s", why);
+    core_tokens_free(ts);
+}
