@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "catalog/catalog.h"
+#include "clients/c/fstore_client.h"
 #include "cli/cli.h"
 #include "repl/repl.h"
 #include "storage/store.h"
@@ -120,6 +121,31 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
  * -EINVAL having printed "fstore CMD: cannot read a token from FILE" (the token itself is never
  * printed). */
 int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap);
+/* Room for "Bearer TOKEN": a token of up to 8 KiB (a Kubernetes service-account JWT is about
+ * 1 KiB; the server refuses a JWT over 8 KiB). */
+#define CLI_AUTH_MAX 8200
+
+/* TLS to the server for a command's calls (--tls-ca, --tls-cert, --tls-key of a command with
+ * --target; never from the environment, where a server's own FSTORE_TLS_CERT would be taken for
+ * a client certificate). cli__call() and cli__connect() use it. */
+extern fstore_client_tls_t cli__tls;
+#define CLI_CLIENT_TLS_OPTS                                                                        \
+    {"tls-ca", 0, CLI_STRING, &cli__tls.ca, 0}, {"tls-cert", 0, CLI_STRING, &cli__tls.cert, 0},    \
+        {"tls-key", 0, CLI_STRING, &cli__tls.key, 0},                                              \
+    {                                                                                              \
+        "tls-server-name", 0, CLI_STRING, &cli__tls.server_name, 0                                 \
+    }
+/* The usage lines of CLI_CLIENT_TLS_OPTS. */
+#define CLI_CLIENT_TLS_USAGE                                                                       \
+    "      --tls-ca FILE      the server serves TLS: its certificate must chain to these PEM\n"    \
+    "                         CAs (--tls-cert and --tls-key alone: gRPC's default roots)\n"        \
+    "      --tls-cert FILE, --tls-key FILE  this client's certificate and key, for a server\n"     \
+    "                         that asks for one (--tls-client-ca)\n"                               \
+    "      --tls-server-name NAME  the name the server's certificate carries, when the\n"          \
+    "                         target is another (a pod's address; default: the target)\n"
+/* A client of target over cli__tls. Returns: 0 and *out; a negative errno, having printed
+ * "fstore CMD: TARGET: why". */
+int cli__connect(const char *cmd, const char *target, fstore_client_t **out);
 
 /* A read status's FieldStatus name ("PRESENT", ...). */
 const char *cli__status_name(store_status_t st);

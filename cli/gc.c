@@ -26,7 +26,7 @@ static void usage(FILE *f)
                "      --token-file F     with --target: a file holding a bearer token with the\n"
                "                         admin scope (env FSTORE_TOKEN_FILE)\n"
                "      --timeout-ms N     with --target: how long the sweep may take (default\n"
-               "                         3600000)\n"
+               "                         3600000)\n" CLI_CLIENT_TLS_USAGE
                "  -h, --help             this help\n"
                "\n"
                "FSTORE_DATA_DIR in the environment yields to --target.\n"
@@ -35,7 +35,7 @@ static void usage(FILE *f)
 
 static int gc_remote(const char *target, const char *token_file, long timeout_ms)
 {
-    char auth[600];
+    char auth[CLI_AUTH_MAX];
     if (cli__bearer("gc", token_file, auth, sizeof auth) < 0)
         return 1;
     uint8_t *resp = NULL;
@@ -67,6 +67,7 @@ int cli_gc(int argc, char **argv)
         {"target", 0, CLI_STRING, &target, CLI_ENV},
         {"token-file", 0, CLI_STRING, &token_file, CLI_ENV},
         {"timeout-ms", 0, CLI_I64, &timeout_ms, 0, 1000, 86400000},
+        CLI_CLIENT_TLS_OPTS,
     };
     const cli_cmd_t cmd = {"gc", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
     int first = 0;
@@ -76,9 +77,11 @@ int cli_gc(int argc, char **argv)
     bool remote = target != NULL && target[0] != '\0';
     if (cli__from_env("data-dir", dir) && remote)
         dir = NULL; /* the image's FSTORE_DATA_DIR yields to --target */
-    if (remote == (dir != NULL) || (token_file != NULL && !remote)) {
+    bool tls = cli__tls.ca != NULL || cli__tls.cert != NULL || cli__tls.key != NULL ||
+               cli__tls.server_name != NULL;
+    if (remote == (dir != NULL) || ((token_file != NULL || tls) && !remote)) {
         fprintf(stderr, "fstore gc: give --data-dir (a local store) or --target (a running "
-                        "server), one of them; --token-file goes with --target\n\n");
+                        "server), one of them; --token-file and --tls-* go with --target\n\n");
         usage(stderr);
         return 2;
     }

@@ -102,7 +102,8 @@ static void usage(FILE *f)
             "      --target HOST:PORT a running server's gRPC address (env FSTORE_TARGET)\n"
             "      --token-file F     with --target: a file holding a bearer token the server's\n"
             "                         --tokens-file knows: scope write (and admin for\n"
-            "                         GetCatalog, without --catalog); env FSTORE_TOKEN_FILE\n"
+            "                         GetCatalog, without --catalog); env "
+            "FSTORE_TOKEN_FILE\n" CLI_CLIENT_TLS_USAGE
             "  -c, --catalog PATH     with --target: the server's catalog as a file or directory\n"
             "  -h, --help             this help\n"
             "\n"
@@ -250,8 +251,8 @@ typedef struct ingest {
     char id_prefix[40];
     /* --target: rows go to a running server (pass 1 only checks, as for the log) */
     fstore_client_t *client;
-    const char *view_ref; /* "name@vN" as the server names it */
-    char auth[600];       /* "Bearer TOKEN", or "" */
+    const char *view_ref;    /* "name@vN" as the server names it */
+    char auth[CLI_AUTH_MAX]; /* "Bearer TOKEN", or "" */
     size_t rows_written, rows_stale;
     const char *file;
     size_t max_errors, n_bad, n_rows;
@@ -1293,6 +1294,7 @@ int cli_ingest(int argc, char **argv)
         {"project", 0, CLI_STRING, &project, CLI_ENV},
         {"target", 0, CLI_STRING, &target, CLI_ENV},
         {"token-file", 0, CLI_STRING, &token_file, CLI_ENV},
+        CLI_CLIENT_TLS_OPTS,
         {"catalog", 'c', CLI_STRING, &catalog_path, 0},
         {"data-dir", 'd', CLI_STRING, &dir, CLI_ENV},
         {"view", 'v', CLI_STRING, &view, CLI_REQUIRED},
@@ -1321,8 +1323,10 @@ int cli_ingest(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if ((token_file != NULL || catalog_path != NULL) && !remote) {
-        fprintf(stderr, "fstore ingest: --token-file and --catalog go with --target\n");
+    bool tls = cli__tls.ca != NULL || cli__tls.cert != NULL || cli__tls.key != NULL ||
+               cli__tls.server_name != NULL;
+    if ((token_file != NULL || catalog_path != NULL || tls) && !remote) {
+        fprintf(stderr, "fstore ingest: --token-file, --catalog and --tls-* go with --target\n");
         return 2;
     }
     const char *file = argv[first];
@@ -1386,11 +1390,9 @@ int cli_ingest(int argc, char **argv)
             goto out;
         fstore_grpc_init();
         grpc_started = true;
-        rc = fstore_client_connect(target, &g.client);
-        if (rc < 0) {
-            fprintf(stderr, "fstore ingest: cannot connect to %s: %s\n", target, strerror(-rc));
+        rc = cli__connect("ingest", target, &g.client);
+        if (rc < 0)
             goto out;
-        }
         if (catalog_path != NULL) {
             /* The catalog the server serves, as a file here (a Job mounting the server's
              * ConfigMap): GetCatalog needs the admin scope, a loader only write. */

@@ -92,7 +92,7 @@ static int read_secret(const char *path, char *buf, size_t cap)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -errno;
-    char line[4096];
+    char line[CLI_AUTH_MAX];
     bool got = fgets(line, sizeof line, f) != NULL;
     fclose(f);
     if (!got)
@@ -121,7 +121,7 @@ int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)
     auth[0] = '\0';
     if (token_file == NULL || token_file[0] == '\0')
         return 0;
-    char tok[512];
+    char tok[CLI_AUTH_MAX - 8];
     if (read_secret(token_file, tok, sizeof tok) < 0) {
         fprintf(stderr, "fstore %s: cannot read a token from %s\n", cmd, token_file);
         return -EINVAL;
@@ -129,6 +129,17 @@ int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)
     snprintf(auth, cap, "Bearer %s", tok);
     explicit_bzero(tok, sizeof tok);
     return 0;
+}
+
+fstore_client_tls_t cli__tls;
+
+int cli__connect(const char *cmd, const char *target, fstore_client_t **out)
+{
+    char why[600] = "";
+    int rc = fstore_client_connect_tls(target, &cli__tls, out, why, sizeof why);
+    if (rc < 0)
+        fprintf(stderr, "fstore %s: %s: %s\n", cmd, target, rc == -EINVAL ? why : strerror(-rc));
+    return rc;
 }
 
 int cli__call(const char *cmd, const char *target, const char *auth, const char *method,
@@ -140,10 +151,13 @@ int cli__call(const char *cmd, const char *target, const char *auth, const char 
     fstore_client_t *cl = NULL;
     fstore_status_t st = {0};
     fstore_metadata_t md = {"authorization", auth};
-    int rc = fstore_client_connect(target, &cl);
-    if (rc == 0)
-        rc = fstore_client_call_md(cl, method, &md, auth[0] != '\0' ? 1 : 0, req, len, timeout_ms,
-                                   resp, resp_len, &st);
+    int rc = cli__connect(cmd, target, &cl);
+    if (rc < 0) {
+        grpc_shutdown();
+        return rc;
+    }
+    rc = fstore_client_call_md(cl, method, &md, auth[0] != '\0' ? 1 : 0, req, len, timeout_ms, resp,
+                               resp_len, &st);
     fstore_client_close(cl);
     grpc_shutdown();
     if (rc < 0) {

@@ -335,8 +335,17 @@ int core_tokens_load(const char *path, core_tokens_t **out, char *why, size_t ca
     int rc = read_table(path, &ts->t, &ts->n, why, cap);
     if (rc == 0)
         rc = intern_names(ts, ts->t, ts->n);
-    if (rc == 0 && pthread_rwlock_init(&ts->lock, NULL) != 0)
+    /* Writers first: a steady stream of checks (JWT signature checks are tens of microseconds)
+     * must not keep a reload, which may be taking a compromised key out, waiting for good. */
+    pthread_rwlockattr_t attr;
+    if (rc == 0 && pthread_rwlockattr_init(&attr) != 0)
         rc = -ENOMEM;
+    if (rc == 0) {
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        if (pthread_rwlock_init(&ts->lock, &attr) != 0)
+            rc = -ENOMEM;
+        pthread_rwlockattr_destroy(&attr);
+    }
     if (rc == 0 && pthread_mutex_init(&ts->seen_mu, NULL) != 0) {
         pthread_rwlock_destroy(&ts->lock);
         rc = -ENOMEM;
@@ -364,11 +373,17 @@ int core_tokens_use_jwks(core_tokens_t *ts, const core_jwt_options_t *o, char *w
     int rc = core__jwks_load(o->jwks_path, &ks, why, cap);
     if (rc < 0)
         return rc;
-    if ((ts->jwks_path = strdup(o->jwks_path)) == NULL ||
-        (ts->issuer = strdup(o->issuer)) == NULL || (ts->audience = strdup(o->audience)) == NULL) {
+    char *path = strdup(o->jwks_path), *iss = strdup(o->issuer), *aud = strdup(o->audience);
+    if (path == NULL || iss == NULL || aud == NULL) {
+        free(path);
+        free(iss);
+        free(aud);
         core__jwks_free(ks);
         return snprintf(why, cap, "out of memory"), -ENOMEM;
     }
+    ts->jwks_path = path;
+    ts->issuer = iss;
+    ts->audience = aud;
     ts->jwks = ks;
     return 0;
 }
@@ -539,10 +554,22 @@ static int identify(core_ctx_t *ctx, core_tokens_t *ts, const core_creds_t *cr, 
         return 0;
     }
     if (cr != NULL && cr->n_cert_names > 0) {
+        /* Every name is looked up: a certificate whose names are two principals' is neither. */
+        bool hit = false;
         for (size_t i = 0; i < cr->n_cert_names; i++) {
-            if (find_ident(ts, 'c', cr->cert_names[i], f))
-                return 0;
+            found_t g;
+            if (!find_ident(ts, 'c', cr->cert_names[i], &g))
+                continue;
+            if (hit && g.principal != f->principal)
+                return core_fail(ctx, -EKEYREJECTED,
+                                 "the client certificate's names are those of two principals "
+                                 "('%s', '%s'): refused",
+                                 f->principal, g.principal);
+            *f = g;
+            hit = true;
         }
+        if (hit)
+            return 0;
         return core_fail(ctx, -EKEYREJECTED,
                          "the client certificate ('%.255s') is named by no 'cert:' line of the "
                          "tokens file, and the call sent no bearer token",

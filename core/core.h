@@ -318,8 +318,8 @@ void core_tokens_free(core_tokens_t *ts);
 /* A call's credentials, as its transport received them (every member may be NULL / 0). */
 typedef struct core_creds {
     const char *authorization; /* the "Bearer <token>" header or metadata */
-    /* The names of the client certificate the transport verified against its client CAs:
-     * subject common name and subject alternative names, in any order. */
+    /* The names of the client certificate the transport verified against its client CAs: its
+     * subject alternative names, or its subject common name when it has none (RFC 6125). */
     const char *const *cert_names;
     size_t n_cert_names;
 } core_creds_t;

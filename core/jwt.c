@@ -1,4 +1,5 @@
 /* core/jwt.c - bearer JWTs: a JWKS file's public keys, and a token's signature and claims. */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
@@ -41,6 +42,7 @@ typedef struct jwk {
     char kid[KID_MAX + 1]; /* "" when the key has none */
     char kind;             /* 'R' RSA, 'E' EC */
     char curve_alg[8];     /* EC: the algorithm its curve signs with (ES256, ES384, ES512) */
+    size_t sig_len;        /* bytes of a signature by it: RSA the modulus', EC twice a coordinate */
     char *pem;             /* its public key, for libjwt */
 } jwk_t;
 
@@ -92,13 +94,17 @@ static char *pem_of(const char *type, OSSL_PARAM *params)
 }
 
 /* An RSA key's PEM from its modulus and exponent. */
-static char *rsa_pem(json_t *key)
+static char *rsa_pem(json_t *key, size_t *sig_len)
 {
-    uint8_t n[1024], e[16]; /* up to 8192-bit moduli */
+    uint8_t n[1100], e[16]; /* up to 8192-bit moduli (1024 bytes, a leading zero allowed) */
     long nl = b64_member(key, "n", n, sizeof n), el = b64_member(key, "e", e, sizeof e);
-    if (nl < 256 || el < 1)
-        return NULL; /* under 2048 bits: refused */
-    BIGNUM *bn = BN_bin2bn(n, (int)nl, NULL), *be = BN_bin2bn(e, (int)el, NULL);
+    long skip = 0;
+    while (skip < nl && n[skip] == 0)
+        skip++;
+    if (nl - skip < 256 || nl - skip > 1024 || el < 1)
+        return NULL; /* under 2048 bits (or over 8192): refused */
+    *sig_len = (size_t)(nl - skip);
+    BIGNUM *bn = BN_bin2bn(n + skip, (int)(nl - skip), NULL), *be = BN_bin2bn(e, (int)el, NULL);
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
     char *pem = NULL;
@@ -115,7 +121,7 @@ static char *rsa_pem(json_t *key)
 }
 
 /* An EC key's PEM from its curve and point; *alg set to the algorithm of its curve. */
-static char *ec_pem(json_t *key, char alg[8])
+static char *ec_pem(json_t *key, char alg[8], size_t *sig_len)
 {
     static const struct {
         const char *crv, *group, *alg;
@@ -127,18 +133,24 @@ static char *ec_pem(json_t *key, char alg[8])
     for (size_t i = 0; crv != NULL && i < sizeof curves / sizeof *curves; i++) {
         if (strcmp(crv, curves[i].crv) != 0)
             continue;
-        uint8_t pt[1 + 2 * 66 + 8];
-        pt[0] = 4; /* an uncompressed point: 04 || x || y */
-        long xl = b64_member(key, "x", pt + 1, 66 + 4);
-        long yl = xl == (long)curves[i].len ? b64_member(key, "y", pt + 1 + xl, 66 + 4) : -1;
-        if (yl != (long)curves[i].len)
+        size_t len = curves[i].len;
+        uint8_t x[72], y[72], pt[1 + 2 * 66];
+        long xl = b64_member(key, "x", x, sizeof x), yl = b64_member(key, "y", y, sizeof y);
+        /* RFC 7518 wants each coordinate at the curve's full length; some writers (PyJWT 2.6)
+         * drop leading zero bytes, so a shorter one is padded back. */
+        if (xl < 1 || yl < 1 || (size_t)xl > len || (size_t)yl > len)
             return NULL;
+        memset(pt, 0, sizeof pt);
+        pt[0] = 4; /* an uncompressed point: 04 || x || y */
+        memcpy(pt + 1 + len - (size_t)xl, x, (size_t)xl);
+        memcpy(pt + 1 + 2 * len - (size_t)yl, y, (size_t)yl);
         OSSL_PARAM params[] = {
             OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)curves[i].group,
                                              0),
-            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * (size_t)xl),
+            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * len),
             OSSL_PARAM_construct_end()};
         snprintf(alg, 8, "%s", curves[i].alg);
+        *sig_len = 2 * curves[i].len;
         return pem_of("EC", params);
     }
     return NULL;
@@ -191,7 +203,8 @@ int core__jwks_load(const char *path, core__jwks_t **out, char *why, size_t cap)
         }
         snprintf(k->kid, sizeof k->kid, "%s", kid != NULL ? kid : "");
         k->kind = kty[0];
-        k->pem = k->kind == 'R' ? rsa_pem(key) : ec_pem(key, k->curve_alg);
+        k->pem =
+            k->kind == 'R' ? rsa_pem(key, &k->sig_len) : ec_pem(key, k->curve_alg, &k->sig_len);
         if (k->pem == NULL) {
             snprintf(why, cap,
                      "%s: key %zu (%s%s%s): not a usable public key (RSA: n of 2048 bits or more "
@@ -319,7 +332,17 @@ int core__jwt_verify(const core__jwks_t *ks, const char *token, const char *issu
         return snprintf(why, cap, "the JWT's algorithm '%s' is not its key's (%s)", alg_s,
                         k->kind == 'R' ? "RS256, RS384 or RS512" : k->curve_alg),
                -EKEYREJECTED;
-    /* 3. The signature. */
+    /* 3. The signature: base64url of exactly the key's signature length first (libjwt's decoder
+     * stops at the first other character, so "SIG~junk" would verify as SIG: one token made
+     * into any number, each a new cache entry and a new signature check). */
+    const char *sig = d2 + 1;
+    size_t sig_chars = strlen(sig), want = (4 * k->sig_len + 2) / 3;
+    bool sig_ok = sig_chars == want;
+    for (size_t i = 0; sig_ok && i < sig_chars; i++)
+        sig_ok = isalnum((unsigned char)sig[i]) || sig[i] == '-' || sig[i] == '_';
+    if (!sig_ok)
+        return snprintf(why, cap, "the JWT's signature does not verify with its key"),
+               -EKEYREJECTED;
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, (const unsigned char *)k->pem, (int)strlen(k->pem)) != 0 ||
         jwt == NULL || strcmp(jwt_alg_str(jwt_get_alg(jwt)), alg_s) != 0) {
@@ -330,7 +353,9 @@ int core__jwt_verify(const core__jwks_t *ks, const char *token, const char *issu
     jwt_free(jwt);
     /* 4. The claims, from the payload the signature covers. */
     json_t *claims = segment_json(d1 + 1, (size_t)(d2 - d1 - 1));
-    int64_t exp = 0, t = 0;
+    int64_t exp = 0, nbf = 0, iat = 0;
+    bool has_nbf = json_object_get(claims, "nbf") != NULL;
+    bool has_iat = json_object_get(claims, "iat") != NULL;
     const char *iss = json_string_value(json_object_get(claims, "iss"));
     const char *s = json_string_value(json_object_get(claims, "sub"));
     int rc = -EKEYREJECTED;
@@ -340,10 +365,15 @@ int core__jwt_verify(const core__jwks_t *ks, const char *token, const char *issu
         snprintf(why, cap, "the JWT has no expiry (exp)");
     else if (exp + CORE_JWT_LEEWAY_S <= now_s)
         snprintf(why, cap, "the JWT expired %lld s ago", (long long)(now_s - exp));
-    else if (numeric_date(claims, "nbf", &t) && t - CORE_JWT_LEEWAY_S > now_s)
-        snprintf(why, cap, "the JWT is not valid for another %lld s (nbf)", (long long)(t - now_s));
-    else if (numeric_date(claims, "iat", &t) && t - CORE_JWT_LEEWAY_S > now_s)
-        snprintf(why, cap, "the JWT was issued %lld s in the future (iat)", (long long)(t - now_s));
+    else if ((has_nbf && !numeric_date(claims, "nbf", &nbf)) ||
+             (has_iat && !numeric_date(claims, "iat", &iat)))
+        snprintf(why, cap, "the JWT's nbf or iat is not a NumericDate");
+    else if (has_nbf && nbf - CORE_JWT_LEEWAY_S > now_s)
+        snprintf(why, cap, "the JWT is not valid for another %lld s (nbf)",
+                 (long long)(nbf - now_s));
+    else if (has_iat && iat - CORE_JWT_LEEWAY_S > now_s)
+        snprintf(why, cap, "the JWT was issued %lld s in the future (iat)",
+                 (long long)(iat - now_s));
     else if (iss == NULL || strcmp(iss, issuer) != 0)
         snprintf(why, cap, "the JWT's issuer is not '%s' (--jwt-issuer)", issuer);
     else if (!aud_has(json_object_get(claims, "aud"), audience))

@@ -276,8 +276,9 @@ void http__tls_ca_close(http__tls_ca_t *ca);
  * Returns: 1 (from them, within its validity, for client authentication); 0 (none given);
  * -1 (any other). Thread-safe. */
 int http__tls_ca_verify(http__tls_ca_t *ca, gnutls_session_t s);
-/* The names of session s's client certificate (verify it first): its subject's common name,
- * then its subject alternative names (DNS, URI, e-mail; IP addresses as text), at most cap,
+/* The names of session s's client certificate (verify it first): its subject alternative names
+ * (DNS, URI, e-mail; IP addresses as text), or its subject's common name when it has none (RFC
+ * 6125), at most cap,
  * each malloc'd into out (the caller frees them). Returns: how many; 0 when there is none. */
 size_t http__tls_peer_names(gnutls_session_t s, char **out, size_t cap);
 

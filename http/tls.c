@@ -475,13 +475,13 @@ size_t http__tls_peer_names(gnutls_session_t s, char **out, size_t cap)
     if (gnutls_x509_crt_import(crt, &raw[0], GNUTLS_X509_FMT_DER) == 0) {
         char buf[1024];
         size_t len = sizeof buf;
-        if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len) == 0)
-            add_name(out, &n, cap, buf, len);
+        bool any_san = false;
         for (unsigned i = 0; n < cap && i < 64; i++) {
             len = sizeof buf;
             int t = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, NULL);
             if (t == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
                 break;
+            any_san = true;
             if (t == GNUTLS_SAN_DNSNAME || t == GNUTLS_SAN_URI || t == GNUTLS_SAN_RFC822NAME) {
                 add_name(out, &n, cap, buf, len);
             } else if (t == GNUTLS_SAN_IPADDRESS && (len == 4 || len == 16)) {
@@ -491,6 +491,11 @@ size_t http__tls_peer_names(gnutls_session_t s, char **out, size_t cap)
             }
             /* Other kinds (and a name too long for buf) are passed over. */
         }
+        /* The common name only when there is no subject alternative name (RFC 6125). */
+        len = sizeof buf;
+        if (!any_san &&
+            gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len) == 0)
+            add_name(out, &n, cap, buf, len);
     }
     gnutls_x509_crt_deinit(crt);
     return n;

@@ -444,8 +444,9 @@ static void call_watch_close(server_call_t *c)
     c->close_pending = true;
 }
 
-/* The names of the client certificate gRPC verified against --tls-client-ca (its subject CN,
- * then its subject alternative names), copied into c's arena: at most cap.
+/* The names of the client certificate gRPC verified against --tls-client-ca (its subject
+ * alternative names; its subject CN when it has none, as RFC 6125 has it), copied into c's
+ * arena: at most cap.
  * Returns: how many (0: no certificate), -ENOMEM. */
 static int cert_names(server_call_t *c, const char **out, size_t cap)
 {
@@ -453,11 +454,13 @@ static int cert_names(server_call_t *c, const char **out, size_t cap)
     if (ac == NULL)
         return 0;
     int n = 0;
-    static const char *const props[] = {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME};
-    for (size_t k = 0; k < 2 && n >= 0; k++) {
+    bool any_san = false;
+    static const char *const props[] = {GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME};
+    for (size_t k = 0; k < 2 && n == 0 && !any_san; k++) { /* the CN only when there is no SAN */
         grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, props[k]);
         for (const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
              p != NULL && n >= 0 && (size_t)n < cap; p = grpc_auth_property_iterator_next(&it)) {
+            any_san = any_san || k == 0;
             if (p->value_length == 0 || memchr(p->value, '\0', p->value_length) != NULL)
                 continue;
             char *v = base_arena_strndup(&c->arena, p->value, p->value_length);
@@ -530,8 +533,8 @@ static int call_context(server_call_t *c)
     const server_options_t *o = &c->worker->srv->opts;
     core_creds_t cr = {.authorization = authorization};
     const char *names[CORE_MAX_CERT_NAMES];
-    if (authorization == NULL && o->tokens != NULL && c->method->scope != 0 &&
-        o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0' && c->call != NULL) {
+    if (o->tokens != NULL && c->method->scope != 0 && o->tls_client_ca != NULL &&
+        o->tls_client_ca[0] != '\0' && c->call != NULL) {
         int n = cert_names(c, names, CORE_MAX_CERT_NAMES);
         if (n < 0)
             return server__fail(c, -ENOMEM, "out of memory");

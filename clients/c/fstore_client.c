@@ -34,20 +34,75 @@ bool fstore_grpc_init(void)
     return lean;
 }
 
+static bool given(const char *p)
+{
+    return p != NULL && p[0] != '\0';
+}
+
+/* The channel credentials tls asks for (insecure when it names no file). Returns: them, or NULL
+ * with why set. */
+static grpc_channel_credentials *credentials(const fstore_client_tls_t *tls, char *why, size_t cap)
+{
+    if (tls == NULL ||
+        (!given(tls->ca) && !given(tls->cert) && !given(tls->key) && !given(tls->server_name)))
+        return grpc_insecure_credentials_create();
+    if (given(tls->cert) != given(tls->key)) {
+        snprintf(why, cap, "a client certificate needs its key (--tls-cert and --tls-key)");
+        return NULL;
+    }
+    const char *paths[3] = {tls->ca, tls->cert, tls->key};
+    char *pem[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        if (given(paths[i]) && (rc = base_read_file(paths[i], (size_t)1 << 20, &pem[i], NULL)) < 0)
+            snprintf(why, cap, "cannot read %s: %s", paths[i], strerror(-rc));
+    }
+    grpc_channel_credentials *creds = NULL;
+    if (rc == 0) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = pem[2], .cert_chain = pem[1]};
+        creds = grpc_ssl_credentials_create(pem[0], pem[1] != NULL ? &pair : NULL, NULL, NULL);
+        if (creds == NULL)
+            snprintf(why, cap, "gRPC refused the TLS files");
+    }
+    if (pem[2] != NULL)
+        explicit_bzero(pem[2], strlen(pem[2]));
+    for (int i = 0; i < 3; i++)
+        free(pem[i]);
+    return creds;
+}
+
 int fstore_client_connect(const char *target, fstore_client_t **out)
+{
+    char why[16];
+    return fstore_client_connect_tls(target, NULL, out, why, sizeof why);
+}
+
+int fstore_client_connect_tls(const char *target, const fstore_client_tls_t *tls,
+                              fstore_client_t **out, char *why, size_t cap)
 {
     fstore_client_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
     fstore_grpc_init();
-    grpc_arg args[1];
+    grpc_arg args[2];
     memset(args, 0, sizeof args);
     /* Responses can be large (many entities x features); the server bounds requests. */
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = -1;
     grpc_channel_args ch_args = {.num_args = 1, .args = args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    if (tls != NULL && given(tls->server_name)) {
+        args[1].type = GRPC_ARG_STRING;
+        args[1].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        args[1].value.string = (char *)tls->server_name;
+        ch_args.num_args = 2;
+    }
+    grpc_channel_credentials *creds = credentials(tls, why, cap);
+    if (creds == NULL) {
+        free(c);
+        grpc_shutdown();
+        return -EINVAL;
+    }
     c->channel = grpc_channel_create(target, creds, &ch_args);
     grpc_channel_credentials_release(creds);
     if (c->channel == NULL) {

@@ -51,6 +51,22 @@ typedef struct fstore_status {
  * Returns: 0, -ENOMEM. Ownership: *out is the caller's, freed with fstore_client_close().
  */
 int fstore_client_connect(const char *target, fstore_client_t **out);
+/* TLS to a server run with --tls-cert: PEM files, each NULL or "" for none. ca: the CAs the
+ * server's certificate must chain to (none: gRPC's default roots); cert and key: this client's
+ * certificate, for a server that asks for one (--tls-client-ca; both or neither). server_name:
+ * the name the server's certificate must carry, when the target is another (a pod's address);
+ * NULL: the target's host. */
+typedef struct fstore_client_tls {
+    const char *ca, *cert, *key, *server_name;
+} fstore_client_tls_t;
+/*
+ * As fstore_client_connect(), over TLS when tls has a file (tls NULL, or every file none: the
+ * insecure channel). The files are read now.
+ * Returns: 0; -EINVAL with why (a file that cannot be read, a certificate without its key);
+ *          -ENOMEM.
+ */
+int fstore_client_connect_tls(const char *target, const fstore_client_tls_t *tls,
+                              fstore_client_t **out, char *why, size_t cap);
 /* Closes the channel. Accepts NULL. Every call must have returned. */
 void fstore_client_close(fstore_client_t *c);
 

@@ -61,7 +61,7 @@ Test(cert_identity, a_verified_certificate_name_is_a_principal_and_a_token_decid
     char why[256];
     cr_assert_eq(core_tokens_load(path, &ts, why, sizeof why), 0, "%s", why);
     core_ctx_t ctx;
-    /* The CN, or any SAN, in any position. */
+    /* Any of its names (the transport passes SANs, or the CN when there is none). */
     const char *cn[] = {"ranker.ml.svc"};
     cr_assert_eq(check(ts, NULL, cn, 1, CORE_SCOPE_READ, &ctx), 0, "%s", ctx.msg);
     cr_assert_str_eq(ctx.principal, "ranker");
@@ -81,6 +81,12 @@ Test(cert_identity, a_verified_certificate_name_is_a_principal_and_a_token_decid
      * certificate. */
     cr_assert_eq(check(ts, "Bearer not-a-known-token", cn, 1, CORE_SCOPE_READ, &ctx),
                  -EKEYREJECTED);
+    /* Names that are two principals': neither. */
+    const char *two[] = {"ranker.ml.svc", "ops@example.com"};
+    cr_assert_eq(check(ts, NULL, two, 2, CORE_SCOPE_READ, &ctx), -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "those of two principals ('ranker', 'ops')") != NULL, "%s", ctx.msg);
+    /* A non-Bearer authorization leaves the certificate to decide. */
+    cr_assert_eq(check(ts, "Basic cmVhZGVy", cn, 1, CORE_SCOPE_READ, &ctx), 0, "%s", ctx.msg);
     /* No certificate and no token. */
     cr_assert_eq(check(ts, NULL, NULL, 0, CORE_SCOPE_READ, &ctx), -ENOKEY);
     /* A token's hash never matches a cert: line (their hash fields are empty). */
@@ -233,6 +239,8 @@ Test(jwt, every_forgery_and_every_bad_claim_is_refused_naming_why)
          "{\"iss\":\"https://issuer.test\",\"aud\":[\"a\",\"b\"],\"exp\":\"+60\",\"sub\":\"r\"}",
          "audience does not hold 'fstore'"},
         {"RS256", "rsa1", "{" GOOD "}", "no subject (sub)"},
+        {"RS256", "rsa1", "{" GOOD ",\"nbf\":\"soon\",\"sub\":\"ranker\"}",
+         "nbf or iat is not a NumericDate"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         core_ctx_t ctx;
@@ -251,6 +259,19 @@ Test(jwt, every_forgery_and_every_bad_claim_is_refused_naming_why)
     core_creds_t cr = {.authorization = t};
     cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
     cr_assert(strstr(ctx.msg, "signature does not verify") != NULL, "%s", ctx.msg);
+    free(t);
+    /* The signature with anything after it (libjwt's decoder would stop there): another
+     * string, the same signature; refused before any check. */
+    t = token("RS256", "rsa1", "{" GOOD ",\"sub\":\"ranker\"}");
+    char *junk = malloc(strlen(t) + 8);
+    cr_assert_not_null(junk);
+    sprintf(junk, "%s~x", t);
+    cr.authorization = t;
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), 0, "%s", ctx.msg);
+    cr.authorization = junk;
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "signature does not verify") != NULL, "%s", ctx.msg);
+    free(junk);
     free(t);
     /* Too long to be looked at. */
     size_t big = CORE_JWT_MAX + 100;

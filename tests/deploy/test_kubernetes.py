@@ -23,7 +23,7 @@ FSTORE = os.path.join(BINARY_DIR, "fstore")
 KUBECTL = shutil.which("kubectl")
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 OVERLAYS = ("deploy/kubernetes", "deploy/kubernetes/single", "deploy/kubernetes/replicated",
-            "deploy/kubernetes/load-example")
+            "deploy/kubernetes/load-example", "deploy/kubernetes/secured")
 POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 # Pod Security "restricted" (Kubernetes 1.25+): the volume types it allows.
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
@@ -234,7 +234,8 @@ class KubernetesTest(unittest.TestCase):
         help_flags = subprocess.run([FSTORE, "serve", "--help"], capture_output=True,
                                     text=True).stdout
         self.assertIn("--catalog-watch-ms", help_flags)
-        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
+        for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated",
+                        "deploy/kubernetes/secured"):
             c = find(render(overlay), "StatefulSet", "fstore")["spec"]["template"]["spec"][
                 "containers"][0]
             for name in env_of(c):
@@ -427,3 +428,146 @@ class KubernetesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def mounted_at(spec, container, path):
+    """The pod volume whose mount in container holds path (None: none)."""
+    for m in container.get("volumeMounts", []):
+        if path.startswith(m["mountPath"].rstrip("/") + "/"):
+            for v in spec["volumes"]:
+                if v["name"] == m["name"]:
+                    return v
+    return None
+
+
+@unittest.skipIf(KUBECTL is None, "kubectl is not installed: manifests not rendered")
+class SecuredTest(unittest.TestCase):
+    """deploy/kubernetes/secured: TLS, client certificates, tokens and service-account JWTs,
+    checked in the rendered objects, then run: the real binary started with the StatefulSet's
+    own environment (its mounted paths pointed at files made here), probed as the kubelet probes
+    it, and swept by the gc CronJob's own command with a service-account JWT."""
+
+    def setUp(self):
+        docs = render("deploy/kubernetes/secured")
+        self.sts = find(docs, "StatefulSet", "fstore")
+        self.spec = self.sts["spec"]["template"]["spec"]
+        self.c = self.spec["containers"][0]
+        self.env = env_of(self.c)
+        self.gc = find(docs, "CronJob", "fstore-gc")
+        self.gc_spec = pod_spec(self.gc)
+        self.gc_c = self.gc_spec["containers"][0]
+        self.sa = find(docs, "ServiceAccount", "fstore-gc")
+
+    def test_every_file_the_server_reads_is_a_mounted_secret_or_configmap(self):
+        kinds = {"FSTORE_TLS_CERT": ("secret", "fstore-tls"),
+                 "FSTORE_TLS_KEY": ("secret", "fstore-tls"),
+                 "FSTORE_TLS_CLIENT_CA": ("secret", "fstore-tls"),
+                 "FSTORE_TOKENS_FILE": ("secret", "fstore-tokens"),
+                 "FSTORE_JWKS_FILE": ("configMap", "fstore-jwks")}
+        for name, (kind, obj) in kinds.items():
+            v = mounted_at(self.spec, self.c, self.env[name])
+            self.assertIsNotNone(v, name)
+            self.assertEqual(v[kind].get("secretName", v[kind].get("name")), obj, name)
+        self.assertTrue(self.env["FSTORE_JWT_ISSUER"].startswith("https://"))
+        # The kubelet's gRPC probe has no TLS: every probe is HTTPS, to routes open to probes.
+        for probe, path in (("readinessProbe", "/ping"), ("livenessProbe", "/health"),
+                            ("startupProbe", "/health")):
+            self.assertNotIn("grpc", self.c[probe], probe)
+            self.assertEqual(self.c[probe]["httpGet"],
+                             {"port": 8080, "path": path, "scheme": "HTTPS"}, probe)
+
+    def test_the_gc_cronjob_calls_with_its_own_service_account_token(self):
+        self.assertEqual(self.gc_spec["serviceAccountName"], "fstore-gc")
+        self.assertEqual(self.sa["metadata"]["namespace"], "fstore")
+        gc_env = env_of(self.gc_c)
+        v = mounted_at(self.gc_spec, self.gc_c, gc_env["FSTORE_TOKEN_FILE"])
+        src = v["projected"]["sources"][0]["serviceAccountToken"]
+        self.assertEqual(src["audience"], self.env["FSTORE_JWT_AUDIENCE"])
+        self.assertEqual(gc_env["FSTORE_TOKEN_FILE"].rsplit("/", 1)[1], src["path"])
+        self.assertIn("--tls-ca /etc/fstore/tls/ca.crt", self.gc_c["args"][0])
+
+    @unittest.skipIf(shutil.which("openssl") is None, "openssl is not installed")
+    def test_the_overlays_environment_serves_and_the_gc_cronjob_sweeps(self):
+        import sys
+        for path in (os.path.join(ROOT, "tests", "e2e"), os.path.join(ROOT, "clients", "python"),
+                     os.path.join(BINARY_DIR, "python")):
+            sys.path.insert(0, path)
+        import jwt_tool
+        from free_port import free_port
+        from test_tls import make_ca, make_cert
+        d = tempfile.mkdtemp(prefix="fstore-secured-")
+        self.addCleanup(shutil.rmtree, d, True)
+        make_ca(d, "ca")
+        # The servers' certificate names the name the gc CronJob verifies.
+        server_name = env_of(self.gc_c)["FSTORE_GC_SERVER_NAME"]
+        make_cert(d, "ca", "server", "serverAuth", 1, san=",DNS:" + server_name)
+        jwt_tool.make_keys(d)
+        sa = "system:serviceaccount:%s:%s" % (self.sa["metadata"]["namespace"],
+                                              self.sa["metadata"]["name"])
+        files = {"FSTORE_TLS_CERT": os.path.join(d, "server.pem"),
+                 "FSTORE_TLS_KEY": os.path.join(d, "server.key"),
+                 "FSTORE_TLS_CLIENT_CA": os.path.join(d, "ca.pem"),
+                 "FSTORE_TOKENS_FILE": os.path.join(d, "tokens"),
+                 "FSTORE_JWKS_FILE": os.path.join(d, "jwks.json")}
+        with open(files["FSTORE_TOKENS_FILE"], "w") as f:
+            f.write("gc jwt:%s admin\n" % sa)
+        port, http_port = free_port(), free_port()
+        env = {k: v for k, v in self.env.items() if v is not None}
+        env.update(files)
+        env.update({"FSTORE_LISTEN": "127.0.0.1:%d" % port,
+                    "FSTORE_HTTP_LISTEN": "127.0.0.1:%d" % http_port,
+                    "FSTORE_DATA_DIR": os.path.join(d, "data"),
+                    "FSTORE_CATALOG": os.path.join(ROOT, "deploy", "kubernetes", "base",
+                                                   "catalog"),
+                    "FSTORE_WORKERS": "2", "PATH": os.environ.get("PATH", "/usr/bin")})
+        log = open(os.path.join(d, "log"), "w+")
+        self.addCleanup(log.close)
+
+        def logged():
+            with open(log.name) as f:
+                return f.read()[-2000:]
+        p = subprocess.Popen([FSTORE] + self.c["args"], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: p.poll() is not None or (p.kill(), p.wait()))
+
+        def probe(path):
+            r = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                                "https://127.0.0.1:%d%s" % (http_port, path)],
+                               capture_output=True, text=True, timeout=30)
+            return r.stdout
+
+        import time
+        deadline = time.monotonic() + 60
+        while probe(self.c["readinessProbe"]["httpGet"]["path"]) != "200":
+            self.assertIsNone(p.poll(), logged())
+            self.assertLess(time.monotonic(), deadline, logged())
+            time.sleep(0.2)
+        self.assertEqual(probe(self.c["livenessProbe"]["httpGet"]["path"]), "200")
+        # The CronJob's command, as its pod runs it, with a token as the kubelet projects it.
+        tok = jwt_tool.sign(d, "RS256", "rsa1",
+                            {"iss": self.env["FSTORE_JWT_ISSUER"], "sub": sa,
+                             "aud": [self.env["FSTORE_JWT_AUDIENCE"]], "exp": "+3600"})
+        os.makedirs(os.path.join(d, "sa"))
+        with open(os.path.join(d, "sa", "token"), "w") as f:
+            f.write(tok)
+        script = self.gc_c["args"][0].replace("/etc/fstore/tls/ca.crt",
+                                              os.path.join(d, "ca.pem"))
+        gc_env = {k: v for k, v in env_of(self.gc_c).items() if v is not None}
+        gc_env.update({"FSTORE_TOKEN_FILE": os.path.join(d, "sa", "token"),
+                       "FSTORE_GC_SERVICE": "127.0.0.1", "FSTORE_GC_PORT": str(port),
+                       "PATH": os.path.dirname(FSTORE) + ":" + os.environ.get("PATH", "")})
+        r = subprocess.run(self.gc_c["command"] + [script], env=gc_env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("deleted", r.stdout)
+        # Without the token: refused.
+        with open(os.path.join(d, "sa", "token"), "w") as f:
+            f.write(jwt_tool.sign(d, "RS256", "rsa1",
+                                  {"iss": self.env["FSTORE_JWT_ISSUER"], "sub": sa,
+                                   "aud": ["other"], "exp": "+3600"}))
+        r = subprocess.run(self.gc_c["command"] + [script], env=gc_env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("audience does not hold", r.stderr)
+        p.terminate()
+        self.assertEqual(p.wait(timeout=60), 0, logged())

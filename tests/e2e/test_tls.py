@@ -18,7 +18,7 @@ import grpc
 
 from fstore_client import FeatureStoreClient
 from free_port import free_port
-from harness import Server
+from harness import CATALOG, FSTORE, Server
 
 
 def openssl(*args, cwd):
@@ -366,18 +366,18 @@ class OptionalClientCerts(CurlMixin, TlsCase):
 
 class CertificateIdentity(CurlMixin, TlsCase):
     """The tokens file's cert: lines: a client certificate verified against --tls-client-ca is a
-    principal by its subject CN or a subject alternative name (a SPIFFE ID here), with that
-    line's scopes, on gRPC and HTTPS alike; a bearer token, when sent, decides instead."""
+    principal by a subject alternative name (a DNS name, a SPIFFE ID here), with that line's
+    scopes, on gRPC and HTTPS alike; a bearer token, when sent, decides instead."""
     args = ["--tls-client-ca", "@D@/ca.pem", "--tokens-file", "@D@/tokens"]
     SPIFFE = "spiffe://cluster.local/ns/ml/sa/trainer"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        make_cert(cls.d, "ca", "reader-svc", "clientAuth", 10)
+        make_cert(cls.d, "ca", "reader-svc", "clientAuth", 10, san=",DNS:reader-svc.ml.svc")
         make_cert(cls.d, "ca", "trainer", "clientAuth", 11, san=",URI:" + cls.SPIFFE)
         with open(os.path.join(cls.d, "tokens"), "w") as f:
-            f.write("reader cert:reader-svc read\n"
+            f.write("reader cert:reader-svc.ml.svc read\n"
                     "trainer cert:%s read,write\n"
                     "ops %s admin\n" % (cls.SPIFFE, hashlib.sha256(b"ops-token").hexdigest()))
 
@@ -397,7 +397,7 @@ class CertificateIdentity(CurlMixin, TlsCase):
         read = "/fstore.v1.OnlineFeatureService/GetOnlineFeatures"
         write = "/fstore.v1.OnlineFeatureService/WriteFeatures"
         catalog = "/fstore.v1.OnlineFeatureService/GetCatalog"
-        # A read by its CN (an empty request is INVALID_ARGUMENT: past the check).
+        # A read by its DNS name (an empty request is INVALID_ARGUMENT: past the check).
         self.assertEqual(self.call(read, "reader-svc")[0], grpc.StatusCode.INVALID_ARGUMENT)
         code, msg = self.call(write, "reader-svc")
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
@@ -432,6 +432,55 @@ class CertificateIdentity(CurlMixin, TlsCase):
         audits = self.server.events("audit")
         self.assertTrue(any(a["principal"] == "trainer" and a["op"] == "write"
                             for a in audits), audits)
+
+    def fstore(self, *args):
+        return subprocess.run([FSTORE] + list(args), capture_output=True, text=True, timeout=120)
+
+    def test_the_cli_reaches_a_tls_server_with_a_certificate_or_a_token(self):
+        target = self.server.target  # 127.0.0.1: the certificate names it (IP SAN)
+        csv = os.path.join(self.d, "rows.csv")
+        with open(csv, "w") as f:
+            f.write("driver_id,trips\n77,5\n78,6\n")
+        ca = os.path.join(self.d, "ca.pem")
+        # ingest as trainer (write scope, by its certificate's SPIFFE ID).
+        p = self.fstore("ingest", "--target", target, "--catalog", CATALOG, "--view",
+                        "driver_stats@v1", "--tls-ca", ca,
+                        "--tls-cert", os.path.join(self.d, "trainer.pem"),
+                        "--tls-key", os.path.join(self.d, "trainer.key"), csv)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(any(a["principal"] == "trainer" and a["rows"] == 2
+                            for a in self.server.events("audit")))
+        # The reader's certificate has no write scope: refused, naming it.
+        p = self.fstore("ingest", "--target", target, "--catalog", CATALOG, "--view",
+                        "driver_stats@v1", "--tls-ca", ca,
+                        "--tls-cert", os.path.join(self.d, "reader-svc.pem"),
+                        "--tls-key", os.path.join(self.d, "reader-svc.key"), csv)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("'reader' lacks the 'write' scope", p.stderr)
+        # gc with an admin token and no certificate (this server does not require one).
+        tok = os.path.join(self.d, "ops.token")
+        with open(tok, "w") as f:
+            f.write("ops-token\n")
+        p = self.fstore("gc", "--target", target, "--tls-ca", ca, "--token-file", tok)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("deleted", p.stdout)
+        # A target the certificate does not name (a pod's address): --tls-server-name.
+        p = self.fstore("gc", "--target", target, "--tls-ca", ca, "--token-file", tok,
+                        "--tls-server-name", "localhost")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.fstore("gc", "--target", target, "--tls-ca", ca, "--token-file", tok,
+                        "--tls-server-name", "fstore.elsewhere.example", "--timeout-ms", "5000")
+        self.assertNotEqual(p.returncode, 0)
+        # A server whose certificate is not from the CA given: no call, the handshake refused.
+        p = self.fstore("gc", "--target", target, "--token-file", tok,
+                        "--tls-ca", os.path.join(self.d, "other_ca.pem"), "--timeout-ms", "5000")
+        self.assertNotEqual(p.returncode, 0)
+        # Half a client certificate, or TLS without --target: usage errors.
+        p = self.fstore("gc", "--target", target, "--tls-cert", os.path.join(self.d, "trainer.pem"))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("needs its key", p.stderr)
+        p = self.fstore("gc", "--data-dir", self.d, "--tls-ca", ca)
+        self.assertEqual(p.returncode, 2, p.stderr)
 
 
 class ClientCaReload(CurlMixin, TlsCase):
