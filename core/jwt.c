@@ -340,6 +340,13 @@ int core__jwt_verify(const core__jwks_t *ks, const char *token, const char *issu
     bool sig_ok = sig_chars == want;
     for (size_t i = 0; sig_ok && i < sig_chars; i++)
         sig_ok = isalnum((unsigned char)sig[i]) || sig[i] == '-' || sig[i] == '_';
+    if (sig_ok && k->sig_len % 3 != 0) {
+        /* The last character's unused low bits must be zero: one spelling per signature. */
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        long v = strchr(b64, sig[sig_chars - 1]) - b64;
+        sig_ok = (v & (k->sig_len % 3 == 1 ? 0xf : 0x3)) == 0;
+    }
     if (!sig_ok)
         return snprintf(why, cap, "the JWT's signature does not verify with its key"),
                -EKEYREJECTED;

@@ -481,7 +481,9 @@ size_t http__tls_peer_names(gnutls_session_t s, char **out, size_t cap)
             int t = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, NULL);
             if (t == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
                 break;
-            any_san = true;
+            /* The kinds gRPC's auth context carries, so both ports pick the same names. */
+            any_san = any_san || t == GNUTLS_SAN_DNSNAME || t == GNUTLS_SAN_URI ||
+                      t == GNUTLS_SAN_RFC822NAME || t == GNUTLS_SAN_IPADDRESS;
             if (t == GNUTLS_SAN_DNSNAME || t == GNUTLS_SAN_URI || t == GNUTLS_SAN_RFC822NAME) {
                 add_name(out, &n, cap, buf, len);
             } else if (t == GNUTLS_SAN_IPADDRESS && (len == 4 || len == 16)) {

@@ -25,7 +25,7 @@ test_packages=(
   python3-jwt python3-cryptography  # JWKS files and JWTs for the auth tests (tests/e2e/jwt_tool.py)
   postgresql
   redis-tools procps
-  podman runc debootstrap
+  podman runc debootstrap catatonit  # catatonit: podman kube play's pause image
 )
 packages=("${build_packages[@]}")
 case "${1:-}" in

@@ -271,6 +271,15 @@ Test(jwt, every_forgery_and_every_bad_claim_is_refused_naming_why)
     cr.authorization = junk;
     cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
     cr_assert(strstr(ctx.msg, "signature does not verify") != NULL, "%s", ctx.msg);
+    /* The same signature spelt with its last character's unused bits set (a 2048-bit
+     * signature leaves four): refused, so one signature has one spelling. */
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t tl = strlen(t);
+    long v = strchr(b64, t[tl - 1]) - b64;
+    cr_assert_eq(v & 0xf, 0);
+    t[tl - 1] = b64[v | 1];
+    cr.authorization = t;
+    cr_assert_eq(core_authorize(&ctx, ts, &cr, CORE_SCOPE_READ), -EKEYREJECTED);
     free(junk);
     free(t);
     /* Too long to be looked at. */

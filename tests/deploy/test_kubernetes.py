@@ -425,11 +425,6 @@ class KubernetesTest(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("nats://nats-2.nats-headless:6222", conf)
 
-
-if __name__ == "__main__":
-    unittest.main()
-
-
 def mounted_at(spec, container, path):
     """The pod volume whose mount in container holds path (None: none)."""
     for m in container.get("volumeMounts", []):
@@ -469,6 +464,10 @@ class SecuredTest(unittest.TestCase):
             self.assertIsNotNone(v, name)
             self.assertEqual(v[kind].get("secretName", v[kind].get("name")), obj, name)
         self.assertTrue(self.env["FSTORE_JWT_ISSUER"].startswith("https://"))
+        # gRPC is TLS now: no gateway or mesh may take the port for cleartext h2c.
+        svc = find(render("deploy/kubernetes/secured"), "Service", "fstore")
+        grpc_port = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"][0]
+        self.assertEqual(grpc_port["appProtocol"], "https")
         # The kubelet's gRPC probe has no TLS: every probe is HTTPS, to routes open to probes.
         for probe, path in (("readinessProbe", "/ping"), ("livenessProbe", "/health"),
                             ("startupProbe", "/health")):
@@ -486,7 +485,8 @@ class SecuredTest(unittest.TestCase):
         self.assertEqual(gc_env["FSTORE_TOKEN_FILE"].rsplit("/", 1)[1], src["path"])
         self.assertIn("--tls-ca /etc/fstore/tls/ca.crt", self.gc_c["args"][0])
 
-    @unittest.skipIf(shutil.which("openssl") is None, "openssl is not installed")
+    @unittest.skipIf(shutil.which("openssl") is None or shutil.which("curl") is None,
+                     "openssl or curl is not installed")
     def test_the_overlays_environment_serves_and_the_gc_cronjob_sweeps(self):
         import sys
         for path in (os.path.join(ROOT, "tests", "e2e"), os.path.join(ROOT, "clients", "python"),
@@ -571,3 +571,7 @@ class SecuredTest(unittest.TestCase):
         self.assertIn("audience does not hold", r.stderr)
         p.terminate()
         self.assertEqual(p.wait(timeout=60), 0, logged())
+
+
+if __name__ == "__main__":
+    unittest.main()
