@@ -283,6 +283,9 @@ static void usage(FILE *f)
             "                           %s, or SAGEMAKER_BIND_TO_PORT's port)\n"
             "  --http-threads N         HTTP worker threads (default: number of CPUs)\n"
             "  --http-max-connections N open HTTP connections at most (default %u)\n"
+            "  --http-connection-rate N new HTTP connections per second from one client\n"
+            "                           address (IPv4, IPv6 /64); more are closed at accept,\n"
+            "                           before a TLS handshake (default %u)\n"
             "  --http-idle-timeout-s N  close an idle HTTP keep-alive connection after N s\n"
             "                           (default %u)\n"
             "  --http-upstream-timeout-ms N  an HTTP Predict passthrough to a binding's model\n"
@@ -312,9 +315,9 @@ static void usage(FILE *f)
             SERVER_DEFAULT_SHUTDOWN_GRACE_MS, SERVER_DEFAULT_MAX_STREAMS,
             (size_t)SERVER_DEFAULT_MAX_MEMORY, SERVER_DEFAULT_MAX_SEND_MS,
             SERVER_DEFAULT_MAX_AGE_GRACE_S, SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS,
-            HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_IDLE_TIMEOUT_S,
-            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
-            HTTP_DEFAULT_MAX_WRITES);
+            HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_CONNECTION_RATE,
+            HTTP_DEFAULT_IDLE_TIMEOUT_S, HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS,
+            HTTP_DEFAULT_MAX_PASSTHROUGHS, HTTP_DEFAULT_MAX_WRITES);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -397,6 +400,7 @@ int cli_serve(int argc, char **argv)
         {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
+        {"http-connection-rate", 0, CLI_UNSIGNED, &ho.connection_rate, CLI_ENV, 1, 10000000},
         {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
         {"http-upstream-timeout-ms", 0, CLI_UNSIGNED, &ho.upstream_timeout_ms, CLI_ENV, 0, 3600000},
         {"http-max-passthroughs", 0, CLI_UNSIGNED, &ho.max_passthroughs, CLI_ENV, 1, 100000},

@@ -276,6 +276,9 @@ typedef struct core__jwks core__jwks_t;
  * Returns: 0 and *out (free with core__jwks_free()); -EINVAL (not a JWKS, a key that is not
  * usable, two with one kid, none at all) or the read's -errno, with why. */
 int core__jwks_load(const char *path, core__jwks_t **out, char *why, size_t cap);
+/* As core__jwks_load(), from len bytes of text (path names it in messages). */
+int core__jwks_parse(const char *text, size_t len, const char *path, core__jwks_t **out, char *why,
+                     size_t cap);
 void core__jwks_free(core__jwks_t *ks);
 /* Checks a compact JWT's header, signature (a key of ks) and claims (exp, nbf, iat at now_s;
  * iss equal to issuer; aud holding audience) as jwt.c's comment sets out.

@@ -163,9 +163,17 @@ int core__jwks_load(const char *path, core__jwks_t **out, char *why, size_t cap)
     int rc = base_read_file(path, (size_t)1 << 20, &text, &len);
     if (rc < 0)
         return snprintf(why, cap, "%s: %s", path, strerror(-rc)), rc;
+    rc = core__jwks_parse(text, len, path, out, why, cap);
+    free(text);
+    return rc;
+}
+
+int core__jwks_parse(const char *text, size_t len, const char *path, core__jwks_t **out, char *why,
+                     size_t cap)
+{
     json_error_t jerr;
     json_t *doc = json_loadb(text, len, 0, &jerr);
-    free(text);
+    int rc;
     json_t *keys = json_object_get(doc, "keys");
     if (!json_is_array(keys)) {
         snprintf(why, cap, "%s: not a JWKS (want {\"keys\": [...]}%s%s)", path,

@@ -762,6 +762,67 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+struct http__rate_slot {
+    double tokens;
+    int64_t last_us;
+};
+
+/* The part of a client's address that is one client: an IPv4 address (a v4-mapped IPv6 one
+ * too), or an IPv6 /64 (a host's privacy addresses all share theirs). */
+static uint64_t client_key(const struct sockaddr *addr, socklen_t len)
+{
+    uint8_t b[8] = {0};
+    if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        memcpy(b, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+    } else if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, 12) == 0)
+            memcpy(b, a + 12, 4);
+        else
+            memcpy(b, a, 8), b[0] ^= 0x80; /* never equal to an IPv4 key */
+    }
+    return base_hash_words(b, sizeof b, 0x9e3779b97f4a7c15ULL);
+}
+
+/* libmicrohttpd's accept policy: a client address past --http-connection-rate is closed at
+ * once, before its TLS handshake (the expensive part of a new HTTPS connection). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    http_t *h = cls;
+    double rate = h->o.connection_rate ? h->o.connection_rate : HTTP_DEFAULT_CONNECTION_RATE;
+    struct http__rate_slot *s = &h->rate[client_key(addr, len) % HTTP_RATE_SLOTS];
+    int64_t now = base_mono_us();
+    bool ok, log = false;
+    pthread_mutex_lock(&h->rate_mu);
+    double t = s->tokens + (double)(now - s->last_us) * rate / 1e6;
+    s->tokens = t > rate ? rate : t;
+    s->last_us = now;
+    ok = s->tokens >= 1.0;
+    if (ok)
+        s->tokens -= 1.0;
+    else if (now - h->rate_logged_us >= 60 * 1000000LL) {
+        h->rate_logged_us = now;
+        log = true;
+    }
+    pthread_mutex_unlock(&h->rate_mu);
+    if (ok)
+        return MHD_YES;
+    atomic_fetch_add(&h->rate_refused, 1);
+    if (log) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        const void *a = addr->sa_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+        inet_ntop(addr->sa_family, a, ip, sizeof ip);
+        base_log(BASE_LOG_WARN, "connection_rate_exceeded", "{s:s, s:i, s:s}", "client", ip,
+                 "per_s", (int)rate, "note",
+                 "connections closed at accept (--http-connection-rate); at most one line a "
+                 "minute");
+    }
+    return MHD_NO;
+}
+
 int http_start(core_t *core, const http_options_t *o, http_t **out)
 {
     struct sockaddr_storage ss;
@@ -775,14 +836,23 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     h->o = *o;
     pthread_mutex_init(&h->pt_mu, NULL);
     pthread_cond_init(&h->pt_cv, NULL);
+    pthread_mutex_init(&h->rate_mu, NULL);
+    h->rate = calloc(HTTP_RATE_SLOTS, sizeof *h->rate);
+    if (h->rate == NULL) {
+        free(h);
+        return -ENOMEM;
+    }
+    h->rate_logged_us = -60 * 1000000LL;
     pthread_once(&json_alloc_once, json_alloc_setup);
     if (pthread_key_create(&h->worker_key, worker_free) != 0) {
+        free(h->rate);
         free(h);
         return -ENOMEM;
     }
     if (!o->metrics_only && upstream_pool_new(core_limits(core)->max_response_bytes,
                                               o->upstream_tls, &h->upstreams) < 0) {
         pthread_key_delete(h->worker_key);
+        free(h->rate);
         free(h);
         return -ENOMEM;
     }
@@ -804,6 +874,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
                      o->listen);
             upstream_pool_free(h->upstreams);
             pthread_key_delete(h->worker_key);
+            free(h->rate);
             free(h);
             return -EINVAL;
         }
@@ -822,7 +893,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     if (!client_ca)
         tls_opts[2].option = MHD_OPTION_END;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, accept_policy, h, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads_of(o), MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT,
@@ -836,6 +907,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
             http__tls_release();
         upstream_pool_free(h->upstreams);
         pthread_key_delete(h->worker_key);
+        free(h->rate);
         free(h);
         return -EADDRINUSE;
     }
@@ -886,10 +958,12 @@ void http_stop(http_t *h)
     pthread_key_delete(h->worker_key);
     pthread_cond_destroy(&h->pt_cv);
     pthread_mutex_destroy(&h->pt_mu);
+    pthread_mutex_destroy(&h->rate_mu);
     http__tls_ca_close(h->client_ca);
     free(h->tls_client_ca);
     if (h->tls)
         http__tls_release();
+    free(h->rate);
     free(h);
 }
 
@@ -944,6 +1018,12 @@ void http_metrics(void *arg, FILE *out)
             "(--http-max-writes).\n# TYPE http_writes_in_flight gauge\nhttp_writes_in_flight "
             "%u\n",
             atomic_load(&h->writes));
+    fprintf(out,
+            "# HELP http_connections_rate_limited_total Connections closed at accept: their "
+            "client address was past --http-connection-rate.\n"
+            "# TYPE http_connections_rate_limited_total counter\n"
+            "http_connections_rate_limited_total %llu\n",
+            (unsigned long long)atomic_load(&h->rate_refused));
     fprintf(out,
             "# HELP http_passthroughs_in_flight Predict passthroughs waiting on their model "
             "server.\n# TYPE http_passthroughs_in_flight gauge\nhttp_passthroughs_in_flight %u\n",

@@ -233,7 +233,14 @@ struct http {
     struct http__tls_ca *client_ca; /* --tls-client-ca, verified against (NULL: none asked) */
     _Atomic unsigned n_workers;
     http_route_stats_t stats[ROUTE_COUNT];
+    /* --http-connection-rate: a token bucket per slot of client addresses (hashed: addresses
+     * that share a slot share its rate, so memory stays fixed whatever the addresses). */
+    pthread_mutex_t rate_mu;
+    struct http__rate_slot *rate; /* HTTP_RATE_SLOTS */
+    int64_t rate_logged_us;       /* under rate_mu: the last connection_rate_exceeded line */
+    _Atomic uint64_t rate_refused;
 };
+#define HTTP_RATE_SLOTS 4096
 
 /* Stops the passthrough watcher (passthrough.c) once no passthrough can start; accepts a
  * listener that never started one. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/fuzz-all.sh - every libFuzzer target for a given time each: the catalog YAML loader and
 # value decoder, the PredictRequest decoder (against protobuf-c), every gRPC method's request
-# decoder (server_local_call) and every HTTP route's JSON and CSV bodies (http_local_call).
+# decoder (server_local_call), every HTTP route's JSON and CSV bodies (http_local_call), and
+# bearer JWTs and JWKS files (core/jwt.c).
 #   scripts/fuzz-all.sh [SECONDS]     (default 600 per target; ctest runs each for about 20)
 # Crashes are kept in the directory each runner prints; nothing is written to the source tree.
 # FUZZ_KEEP=DIR keeps the request and HTTP fuzzers and their corpora there (see their runners).
@@ -10,7 +11,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-600}
 failed=()
 for runner in tests/catalog/run-fuzz.sh tests/codec/run-fuzz-predict.sh \
-              tests/server/run-fuzz-requests.sh tests/http/run-fuzz-http.sh; do
+              tests/server/run-fuzz-requests.sh tests/http/run-fuzz-http.sh \
+              tests/core/run-fuzz-jwt.sh; do
   echo "== $runner (${seconds}s)"
   if ! FUZZ_SECONDS=$seconds FSTORE_SOURCE_DIR=$root bash "$root/$runner"; then
     failed+=("$runner")

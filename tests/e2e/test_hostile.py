@@ -7,6 +7,8 @@ gRPC 1.51 has no mitigation for CVE-2023-44487; see the README's "Hostile client
 server stays up, that another client is served within its deadline, and that the server's RSS
 stays under a stated bound."""
 import gzip
+import os
+import select
 import socket
 import struct
 import threading
@@ -323,3 +325,134 @@ def read_frames(sock, seconds):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def http_get_on(sock, path="/health"):
+    """GET path on an open socket; the response's status line, or None when the server closed
+    the connection without answering."""
+    try:
+        sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return None
+    return data.split(b"\r\n", 1)[0] if data else None
+
+
+def closed_by_server(sock, timeout):
+    """Whether the server closes sock (EOF or a reset) within timeout."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+class HttpConnections(HostileCase):
+    """--http-max-connections and --http-idle-timeout-s: connections that say nothing (or stop
+    mid-request) hold a connection slot until the idle timeout closes them; past the bound a
+    connection waits in the kernel's accept queue, unread, and the gRPC port does not notice."""
+    args = ["--http-max-connections", "16", "--http-idle-timeout-s", "2"]
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10)
+        self.addCleanup(s.close)
+        return s
+
+    def held(self):
+        """The HTTP connections the server holds open (accepted, established)."""
+        pid = self.server.proc.pid
+        inodes = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        n = 0
+        with open("/proc/%d/net/tcp" % pid) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                port = int(cols[1].split(":")[1], 16)
+                if port == self.server.http_port and cols[3] == "01" and cols[9] in inodes:
+                    n += 1
+        return n
+
+    def test_idle_connections_are_bounded_and_closed(self):
+        # 40 connections that say nothing, and 8 that stop in the middle of a request line.
+        idle = [self.connect() for _ in range(40)]
+        partial = [self.connect() for _ in range(8)]
+        for s in partial:
+            s.sendall(b"GET /hea")
+        time.sleep(0.5)
+        self.assertEqual(self.held(), 16)
+        # One more is not answered: it waits in the accept queue.
+        self.assertIsNone(http_get_on_within(self.connect(), 1.0))
+        self.assertTrue(self.other_client_ok(), "gRPC is served meanwhile")
+        # The idle timeout (2 s, checked at libmicrohttpd's tick) closes the held ones, partial
+        # requests included; those waiting are taken in turn and closed likewise.
+        t0 = time.monotonic()
+        closed = 0
+        while closed < 16 and time.monotonic() - t0 < 10:
+            readable, _, _ = select.select(idle + partial, [], [], 0.5)
+            for s in readable:
+                if closed_by_server(s, 1):
+                    closed += 1
+                    (idle if s in idle else partial).remove(s)
+        self.assertGreaterEqual(closed, 16, "idle connections were left open")
+        self.assertLessEqual(self.held(), 16)
+        # Clients that give up free their slots at once.
+        for s in idle + partial:
+            s.close()
+        self.assertEqual(http_get_on(self.connect()), b"HTTP/1.1 200 OK")
+
+
+def http_get_on_within(sock, timeout):
+    """http_get_on() with a timeout: None also when nothing came back in time."""
+    sock.settimeout(timeout)
+    try:
+        return http_get_on(sock)
+    except socket.timeout:
+        return None
+
+
+class HttpConnectionRate(HostileCase):
+    """--http-connection-rate: one client address opening connections as fast as it can gets
+    a second's worth (the burst) and then the rate; the rest are closed at accept, before any
+    TLS handshake could cost the server a key exchange, counted, and logged once a minute."""
+    args = ["--http-connection-rate", "40"]
+
+    def test_connections_past_the_rate_are_closed_at_accept(self):
+        time.sleep(1.1)  # the bucket full (it fills from the first connection anyway)
+        served = refused = 0
+        t0 = time.monotonic()
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10)
+            status = http_get_on(s)
+            s.close()
+            if status == b"HTTP/1.1 200 OK":
+                served += 1
+            else:
+                self.assertIsNone(status)
+                refused += 1
+        elapsed = time.monotonic() - t0
+        # The burst (40) plus 40 a second while the loop ran, and a little slack for timing.
+        self.assertLessEqual(served, 40 + 40 * elapsed + 5, (served, elapsed))
+        self.assertGreaterEqual(served, 40)
+        self.assertGreater(refused, 0)
+        self.assertTrue(self.other_client_ok(), "gRPC is not rate limited by HTTP's bound")
+        # A second later the address is served again (the scrape below is a connection too).
+        time.sleep(1.1)
+        s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10)
+        self.addCleanup(s.close)
+        self.assertEqual(http_get_on(s), b"HTTP/1.1 200 OK")
+        self.assertGreaterEqual(self.server.metric("http_connections_rate_limited_total"),
+                                refused)
+        self.assertEqual(len(self.server.events("connection_rate_exceeded")), 1)

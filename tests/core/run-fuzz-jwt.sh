@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# tests/core/run-fuzz-jwt.sh - builds the JWT and JWKS fuzzer (core/jwt.c) with clang's libFuzzer
+# and runs it for FUZZ_SECONDS (default 20). Keys and seed tokens come from tests/e2e/jwt_tool.py
+# (PyJWT): valid RS256 and ES256 tokens, forgeries (alg none, HS256 keyed with the public key),
+# and the JWKS itself. Crashes are kept in a printed directory, never in the source tree.
+set -euo pipefail
+root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+cc=${CC:-clang}
+seconds=${FUZZ_SECONDS:-20}
+work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-jwt.XXXXXX")
+keep=0
+cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
+trap cleanup EXIT
+
+"$cc" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  -fno-omit-frame-pointer -w -I "$root" "$root"/base/*.c "$root/core/jwt.c" \
+  "$root/tests/core/fuzz_jwt.c" -ljansson -ljwt -lcrypto -lxxhash -lz -lpthread -lm -ldl \
+  -o "$work/fuzz_jwt"
+
+tool="/usr/bin/python3 $root/tests/e2e/jwt_tool.py"
+$tool keys "$work" >/dev/null
+mkdir -p "$work/corpus"
+seed() { # NAME ALG KID CLAIMS: a token, after the even byte that selects tokens
+  { printf '\x00'; $tool sign "$work" "$2" "$3" "$4" | tr -d '\n'; } >"$work/corpus/$1"
+}
+good='"iss":"https://issuer.test","aud":"fstore","exp":2000000000,"iat":1800000000'
+seed rs256 RS256 rsa1 "{$good,\"sub\":\"svc\"}"
+seed rs512 RS512 rsa1 "{$good,\"sub\":\"svc\",\"aud\":[\"x\",\"fstore\"]}"
+seed es256 ES256 ec1 "{$good,\"sub\":\"system:serviceaccount:ml:trainer\"}"
+seed nokid RS256 - "{$good,\"sub\":\"svc\"}"
+seed none none rsa1 "{$good,\"sub\":\"svc\"}"
+seed hs256 HS256-pub rsa1 "{$good,\"sub\":\"svc\"}"
+seed expired RS256 rsa1 '{"iss":"https://issuer.test","aud":"fstore","exp":1000,"sub":"svc"}'
+{ printf '\x01'; cat "$work/jwks.json"; } >"$work/corpus/jwks"
+
+export FUZZ_JWKS="$work/jwks.json"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+echo "fuzzing fuzz_jwt for ${seconds}s"
+if ! "$work/fuzz_jwt" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+     -artifact_prefix="$work/" -print_final_stats=1 "$work/corpus" 2>&1 | tail -n 40; then
+  keep=1
+  exit 1
+fi
