@@ -31,7 +31,7 @@ RUN rm -rf build \
 FROM ${BASE}
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-       libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 libnats3.4 libmicrohttpd12 libgnutls30 libjwt0 libpq5 libxxhash0 \
+       libgrpc29 libprotobuf-c1 liblmdb0 libjansson4 libyaml-0-2 libnats3.4 libmicrohttpd12 libgnutls30 libpq5 libxxhash0 \
        ca-certificates nats-server \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 fstore \

@@ -13,7 +13,6 @@ build_packages=(
   libpq-dev
   libxxhash-dev     # XXH3: the checksum on every stored record (storage/record.c)
   libgnutls28-dev   # HTTPS client certificates (http/http.c; libmicrohttpd's TLS library)
-  libjwt-dev        # bearer JWTs verified against a JWKS file (core/jwt.c)
   python3-protobuf  # protos/reflection_table.py builds gRPC reflection's descriptor table
 )
 # The test and benchmark build (ASan/UBSan with clang's runtime, Criterion), the servers the tests
@@ -23,6 +22,7 @@ test_packages=(
   clang clang-format libclang-rt-14-dev lmdb-utils libcriterion-dev nats-server prometheus
   python3-grpcio python3-protobuf python3-yaml python3-h2 python3-pandas pyflakes3 curl openssl redis-server
   python3-jwt python3-cryptography  # JWKS files and JWTs for the auth tests (tests/e2e/jwt_tool.py)
+  libjwt-dev        # the JWT tests hold core/jwt.c's verification to libjwt's
   postgresql
   redis-tools procps
   podman runc debootstrap catatonit  # catatonit: podman kube play's pause image

@@ -37,6 +37,6 @@ fuzz_build() {
   local flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
                -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -I "$root/protos" -isystem "$work/gen"
                -w $(pkg-config --cflags grpc))
-  "$cc" "${flags[@]}" "${srcs[@]}" "$main" -llmdb -lxxhash -lyaml -ljansson -lprotobuf-c -lnats -lz -lcrypto -ljwt ${FUZZ_EXTRA_LIBS:-} \
+  "$cc" "${flags[@]}" "${srcs[@]}" "$main" -llmdb -lxxhash -lyaml -ljansson -lprotobuf-c -lnats -lz -lcrypto ${FUZZ_EXTRA_LIBS:-} \
     $(pkg-config --libs grpc) -lpthread -ldl -lm -o "$work/$out"
 }

@@ -14,7 +14,7 @@ trap cleanup EXIT
 
 "$cc" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -fno-omit-frame-pointer -w -I "$root" "$root"/base/*.c "$root/core/jwt.c" \
-  "$root/tests/core/fuzz_jwt.c" -ljansson -ljwt -lcrypto -lxxhash -lz -lpthread -lm -ldl \
+  "$root/tests/core/fuzz_jwt.c" -ljansson -lcrypto -lxxhash -lz -lpthread -lm -ldl \
   -o "$work/fuzz_jwt"
 
 tool="/usr/bin/python3 $root/tests/e2e/jwt_tool.py"

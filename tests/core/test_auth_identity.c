@@ -3,9 +3,11 @@
  * tests/e2e/jwt_tool.py (PyJWT and cryptography), not from the code under test. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -383,4 +385,72 @@ Test(jwt, a_jwks_file_is_checked_whole_at_load)
     cr_assert(strstr(why, "--jwt-audience") != NULL, "%s", why);
     cr_assert_eq(core_tokens_use_jwks(ts, &o, why, sizeof why), 0, "%s", why);
     core_tokens_free(ts);
+}
+
+/* The public key of one of jwt_tool.py's private keys as PEM, by openssl (malloc'd). */
+static char *public_pem(const char *name)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "openssl pkey -in '%s/%s.pem' -pubout", dir, name);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char *pem = calloc(1, 4096);
+    cr_assert_not_null(pem);
+    size_t n = fread(pem, 1, 4095, p);
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    cr_assert(n > 0);
+    return pem;
+}
+
+Test(jwt, every_verdict_on_a_signature_is_libjwts)
+{
+    /* core/jwt.c verifies with OpenSSL directly (libjwt parses the PEM at every call: too
+     * slow for a forged token's cost); it must agree with libjwt on every token here. */
+    core__jwks_t *ks = NULL;
+    char why[256];
+    cr_assert_eq(core__jwks_load(jwks, &ks, why, sizeof why), 0, "%s", why);
+    char *rsa = public_pem("rsa1"), *ec = public_pem("ec1");
+    static const struct {
+        const char *alg, *kid;
+    } algs[] = {{"RS256", "rsa1"}, {"RS384", "rsa1"}, {"RS512", "rsa1"}, {"ES256", "ec1"}};
+    int agreed = 0;
+    for (size_t i = 0; i < sizeof algs / sizeof *algs; i++) {
+        char *t = token(algs[i].alg, algs[i].kid, "{" GOOD ",\"sub\":\"ranker\"}");
+        const char *tok = t + 7; /* past "Bearer " */
+        size_t n = strlen(tok);
+        char *dot2 = strrchr(tok, '.');
+        /* The token, and forgeries: a signature character changed (at its start, middle and
+         * end but one), a payload character changed, the signature of another token. */
+        char *variants[5];
+        for (int v = 0; v < 5; v++)
+            variants[v] = strdup(tok);
+        size_t sig_at = (size_t)(dot2 + 1 - tok), sig_n = n - sig_at;
+        size_t at[3] = {sig_at, sig_at + sig_n / 2, n - 2};
+        for (int v = 1; v <= 3; v++)
+            variants[v][at[v - 1]] = variants[v][at[v - 1]] == 'A' ? 'B' : 'A';
+        char *pay = strchr(variants[4], '.') + 2;
+        *pay = *pay == 'A' ? 'B' : 'A';
+        for (int v = 0; v < 5; v++) {
+            const char *pem = algs[i].alg[0] == 'E' ? ec : rsa;
+            jwt_t *j = NULL;
+            bool lib =
+                jwt_decode(&j, variants[v], (const unsigned char *)pem, (int)strlen(pem)) == 0;
+            jwt_free(j);
+            char sub[CORE_JWT_SUB_MAX];
+            int64_t exp;
+            bool ours =
+                core__jwt_verify(ks, variants[v], "https://issuer.test", "fstore",
+                                 (int64_t)time(NULL), sub, sizeof sub, &exp, why, sizeof why) == 0;
+            cr_assert_eq(ours, lib, "%s variant %d: ours %d, libjwt's %d (%s)", algs[i].alg, v,
+                         ours, lib, why);
+            cr_assert_eq(ours, v == 0, "%s variant %d", algs[i].alg, v);
+            agreed++;
+            free(variants[v]);
+        }
+        free(t);
+    }
+    cr_assert_eq(agreed, 20);
+    free(rsa);
+    free(ec);
+    core__jwks_free(ks);
 }
