@@ -345,6 +345,12 @@ int base_read_file(const char *path, size_t max, char **out, size_t *len);
 struct stat;
 bool base_same_file(const struct stat *a, const struct stat *b);
 
+/* Gives the heap's free memory back to the kernel (glibc's malloc_trim) when malloc holds more
+ * than min_free bytes of it free: after a burst of short-lived allocations (a flood of calls that
+ * were reset) glibc keeps the pages, and the process's RSS stays at the burst's peak.
+ * Returns: the bytes malloc held free before (0: under min_free, nothing done). */
+size_t base_heap_trim(size_t min_free);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */
 

@@ -1,6 +1,8 @@
-/* base/proc.c - process setup: monotonic time, CPU slices, abseil's deadlock detection. */
+/* base/proc.c - process setup: monotonic time, CPU slices, abseil's deadlock detection, the
+ * heap's free memory given back. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -126,4 +128,14 @@ bool base_same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+size_t base_heap_trim(size_t min_free)
+{
+    struct mallinfo2 mi = mallinfo2();
+    /* fordblks: free bytes in the arenas' chunks; what malloc_trim can give back. */
+    if (mi.fordblks <= min_free)
+        return 0;
+    malloc_trim(0);
+    return mi.fordblks;
 }

@@ -49,6 +49,11 @@ typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len,
  * set of queues, and the number of calls in flight is bounded by Predict's slots, not threads.
  */
 #define SERVER_PENDING 1
+
+/* The control thread gives malloc's free memory back to the kernel every 2 s when it holds over
+ * 64 MiB free (base_heap_trim()): a burst of calls leaves the process at its peak otherwise. */
+#define SERVER_HEAP_TRIM_EVERY_US 2000000LL
+#define SERVER_HEAP_TRIM_MIN_FREE ((size_t)64 << 20)
 typedef int (*server_resume_fn)(server_call_t *c, bool ok, grpc_slice *resp);
 
 /*

@@ -207,6 +207,14 @@ Test(jwt, a_verified_subject_is_its_line_in_the_tokens_file)
                            "\"exp\":\"+60\",\"sub\":\"ranker\"}",
                            CORE_SCOPE_READ, &ctx),
                  0, "%s", ctx.msg);
+    /* An access token of RFC 9068's type; another type is refused. */
+    cr_assert_eq(jwt_check(ts, "RS256", "rsa1", "{" GOOD ",\"sub\":\"ranker\",\"_typ\":\"at+jwt\"}",
+                           CORE_SCOPE_READ, &ctx),
+                 0, "%s", ctx.msg);
+    cr_assert_eq(jwt_check(ts, "RS256", "rsa1", "{" GOOD ",\"sub\":\"ranker\",\"_typ\":\"JOSE+X\"}",
+                           CORE_SCOPE_READ, &ctx),
+                 -EKEYREJECTED);
+    cr_assert(strstr(ctx.msg, "type (typ) is not JWT or at+jwt") != NULL, "%s", ctx.msg);
     /* Verified, but the tokens file gives its subject nothing. */
     cr_assert_eq(
         jwt_check(ts, "RS256", "rsa1", "{" GOOD ",\"sub\":\"stranger\"}", CORE_SCOPE_READ, &ctx),

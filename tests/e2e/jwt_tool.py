@@ -7,7 +7,7 @@ As a module: make_keys(dir), sign(dir, alg, kid, claims). As a command (the C un
                                             and iat given as "+N" / "-N" are now plus N seconds
 ALG: RS256, RS384, RS512 (key rsa1), ES256 (ec1), and two forged kinds: "none" (unsigned) and
 "HS256-pub" (HMAC keyed with the RSA public key's PEM, the classic key-confusion forgery).
-KID "-" leaves the header without one.
+KID "-" leaves the header without one. A claim "_typ" goes into the header as its "typ".
 """
 import base64
 import hashlib
@@ -59,6 +59,8 @@ def _times(claims):
 def sign(d, alg, kid, claims):
     claims = _times(claims)
     headers = {} if kid in (None, "-") else {"kid": kid}
+    if "_typ" in claims:
+        headers["typ"] = claims.pop("_typ")
     if alg in ("none", "HS256-pub"):
         head = {"alg": "none" if alg == "none" else "HS256", "typ": "JWT", **headers}
         signing = _b64(json.dumps(head).encode()) + "." + _b64(json.dumps(claims).encode())
