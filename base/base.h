@@ -345,11 +345,28 @@ int base_read_file(const char *path, size_t max, char **out, size_t *len);
 struct stat;
 bool base_same_file(const struct stat *a, const struct stat *b);
 
-/* Gives the heap's free memory back to the kernel (glibc's malloc_trim) when malloc holds more
- * than min_free bytes of it free: after a burst of short-lived allocations (a flood of calls that
- * were reset) glibc keeps the pages, and the process's RSS stays at the burst's peak.
- * Returns: the bytes malloc held free before (0: under min_free, nothing done). */
-size_t base_heap_trim(size_t min_free);
+/*
+ * Gives the heap's free memory back to the kernel after a burst: glibc keeps the pages of a burst
+ * of short-lived allocations (a flood of calls that were reset), and the process's RSS would stay
+ * at the burst's peak. Called now and then (the gRPC control thread: every 2 s); each tick reads
+ * the process's anonymous RSS from /proc/self/statm (one read, no malloc lock) and does nothing
+ * more unless it is over `growth` bytes above the lowest it has been. Only then does it look at
+ * malloc's free bytes (mallinfo2(), which walks the arenas under their locks) and, over `growth`
+ * of them free, trim (malloc_trim(), which holds each arena's lock while it gives pages back).
+ * A look that returned less than a quarter of `growth` doubles the wait to the next one, up to
+ * 32 s (memory in use, or free but not returnable, is not walked every tick); a look after the
+ * longest wait takes the heap's size as the new base (a working set that grew for good); a
+ * trim that returned more looks again at the next tick (a burst still draining).
+ */
+typedef struct base_heap_trimmer {
+    size_t growth;      /* bytes of growth that make a tick look (and of free memory to trim) */
+    int64_t every_us;   /* the tick (base_mono_us() units) */
+    int64_t next_us;    /* the next tick that may look */
+    int64_t backoff_us; /* the wait after a trim that returned little (every_us .. 60 s) */
+    size_t base_anon;   /* anonymous RSS after the last trim (or at the first tick) */
+} base_heap_trimmer_t;
+/* Returns: the bytes of anonymous RSS a trim returned this tick (0: none, or nothing done). */
+size_t base_heap_trim_tick(base_heap_trimmer_t *t, int64_t now_us);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */

@@ -130,12 +130,52 @@ bool base_same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-size_t base_heap_trim(size_t min_free)
+/* Anonymous resident memory (resident minus file-backed and shared: the LMDB map's pages are
+ * not the heap's), in bytes; 0 when /proc is not there. */
+static size_t anon_rss(void)
 {
-    struct mallinfo2 mi = mallinfo2();
-    /* fordblks: free bytes in the arenas' chunks; what malloc_trim can give back. */
-    if (mi.fordblks <= min_free)
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0, shared = 0;
+    int n = f != NULL ? fscanf(f, "%lu %lu %lu", &size, &resident, &shared) : 0;
+    if (f != NULL)
+        fclose(f);
+    if (n != 3 || resident < shared)
         return 0;
-    malloc_trim(0);
-    return mi.fordblks;
+    return (size_t)(resident - shared) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+size_t base_heap_trim_tick(base_heap_trimmer_t *t, int64_t now_us)
+{
+    const int64_t max_backoff = 32000000;
+    if (now_us < t->next_us)
+        return 0;
+    if (t->backoff_us < t->every_us)
+        t->backoff_us = t->every_us;
+    t->next_us = now_us + t->every_us;
+    size_t anon = anon_rss();
+    if (t->base_anon == 0 || anon < t->base_anon)
+        t->base_anon = anon; /* the first tick, or the lowest the heap has been */
+    if (anon - t->base_anon <= t->growth) {
+        t->backoff_us = t->every_us;
+        return 0;
+    }
+    /* Over the base by more than `growth`: look, and trim what is free. */
+    struct mallinfo2 mi = mallinfo2();
+    size_t back = 0;
+    if (mi.fordblks > t->growth) {
+        malloc_trim(0);
+        size_t after = anon_rss();
+        back = after < anon ? anon - after : 0;
+    }
+    if (back >= t->growth / 4) {
+        t->backoff_us = t->every_us; /* a burst draining: look again at the next tick */
+    } else {
+        /* In use, or free but not returnable: look less often; after a long wait the heap's
+         * size is the working set's and becomes the base. */
+        t->next_us = now_us + t->backoff_us;
+        if (t->backoff_us >= max_backoff)
+            t->base_anon = anon;
+        t->backoff_us = t->backoff_us * 2 > max_backoff ? max_backoff : t->backoff_us * 2;
+    }
+    return back;
 }

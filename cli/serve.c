@@ -285,7 +285,8 @@ static void usage(FILE *f)
             "  --http-max-connections N open HTTP connections at most (default %u)\n"
             "  --http-connection-rate N new HTTP connections per second from one client\n"
             "                           address (IPv4, IPv6 /64); more are closed at accept,\n"
-            "                           before a TLS handshake (default %u)\n"
+            "                           before a TLS handshake (default %u; 0: no bound,\n"
+            "                           behind a proxy whose clients all share its address)\n"
             "  --http-idle-timeout-s N  close an idle HTTP keep-alive connection after N s\n"
             "                           (default %u)\n"
             "  --http-upstream-timeout-ms N  an HTTP Predict passthrough to a binding's model\n"
@@ -353,6 +354,7 @@ int cli_serve(int argc, char **argv)
     http_options_t ho;
     http_options_init(&ho);
     const char *metrics_listen = NULL;
+    int64_t conn_rate = HTTP_DEFAULT_CONNECTION_RATE;
     bool history = false;
     const char *upstream_tls_paths[3] = {NULL, NULL, NULL};
     const cli_opt_t opts[] = {
@@ -400,7 +402,7 @@ int cli_serve(int argc, char **argv)
         {"http-listen", 0, CLI_STRING, &ho.listen, CLI_ENV},
         {"http-threads", 0, CLI_UNSIGNED, &ho.threads, CLI_ENV, 1, 256},
         {"http-max-connections", 0, CLI_UNSIGNED, &ho.max_connections, CLI_ENV, 1, 1000000},
-        {"http-connection-rate", 0, CLI_UNSIGNED, &ho.connection_rate, CLI_ENV, 1, 10000000},
+        {"http-connection-rate", 0, CLI_I64, &conn_rate, CLI_ENV, 0, 10000000},
         {"http-idle-timeout-s", 0, CLI_UNSIGNED, &ho.idle_timeout_s, CLI_ENV, 1, 86400},
         {"http-upstream-timeout-ms", 0, CLI_UNSIGNED, &ho.upstream_timeout_ms, CLI_ENV, 0, 3600000},
         {"http-max-passthroughs", 0, CLI_UNSIGNED, &ho.max_passthroughs, CLI_ENV, 1, 100000},
@@ -435,6 +437,7 @@ int cli_serve(int argc, char **argv)
                         "--tls-client-ca\n");
         return 2;
     }
+    ho.connection_rate = conn_rate == 0 ? HTTP_CONNECTION_RATE_OFF : (unsigned)conn_rate;
     ho.tls_cert = o.tls_cert;
     ho.tls_key = o.tls_key;
     ho.tls_client_ca = o.tls_client_ca;

@@ -36,3 +36,18 @@ function(fstore_test_suite name)
     TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1;FSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};FSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endfunction()
+
+# fstore_fuzz_test(NAME SCRIPT): a libFuzzer runner script (it builds its own target with clang,
+# no build tree needed) as a ctest entry, where clang is installed.
+find_program(FSTORE_CLANG NAMES clang clang-14)
+function(fstore_fuzz_test name script)
+  if(NOT FSTORE_CLANG)
+    return()
+  endif()
+  add_test(NAME ${name} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/${script}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES
+    FAIL_REGULAR_EXPRESSION "${FSTORE_FAIL_REGEX}"
+    TIMEOUT 600
+    ENVIRONMENT "CC=${FSTORE_CLANG};FSTORE_SOURCE_DIR=${PROJECT_SOURCE_DIR};FSTORE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endfunction()

@@ -1,6 +1,7 @@
 /* core/jwt.c - bearer JWTs: a JWKS file's public keys, and a token's signature and claims. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -27,7 +28,8 @@
  *      can never get its signature checked with a public key taken for an HMAC secret; a
  *      "typ", when there is one, is JWT or RFC 9068's at+jwt;
  *   2. the key: the header's "kid", or the file's only key when it names none;
- *   3. the signature: base64url of exactly the key's length (one spelling per signature),
+ *   3. the signature: base64url of exactly the key's length, one spelling per signature value
+ *      (an ECDSA signature also verifies with n - s for s: a token has at most two forms),
  *      verified over "header.payload" with the key held since load (EVP_DigestVerify; ES*:
  *      JWS's R || S made DER first);
  *   4. the claims: "exp" required and in the future, "nbf" and "iat" not in the future (each
@@ -36,7 +38,7 @@
  * The subject is the caller's identity; its scopes come from the tokens file (jwt:SUBJECT).
  *
  * Why not libjwt's jwt_decode(): it takes the key as PEM and parses it at every call, and
- * OpenSSL 3's decoder makes that about 0.6 ms (bench/auth, fstore-auth-bench), which a forged
+ * OpenSSL 3's decoder makes that about 0.4 ms (bench/auth, fstore-auth-bench), which a forged
  * token with a known kid would cost the server each time; with the key parsed once, a check is
  * the signature's verification alone. tests/core/test_auth_identity.c holds this verification
  * to libjwt's on valid and forged tokens.
@@ -278,6 +280,18 @@ static bool numeric_date(json_t *claims, const char *name, int64_t *t)
     return true;
 }
 
+/* SHA-256, -384, -512, fetched once: EVP_sha256() and the like look the implementation up at
+ * every use under OpenSSL 3 (a lock every check shares). Kept for the process's life. */
+static pthread_once_t digests_once = PTHREAD_ONCE_INIT;
+static EVP_MD *digests[3];
+
+static void fetch_digests(void)
+{
+    digests[0] = EVP_MD_fetch(NULL, "SHA256", NULL);
+    digests[1] = EVP_MD_fetch(NULL, "SHA384", NULL);
+    digests[2] = EVP_MD_fetch(NULL, "SHA512", NULL);
+}
+
 /* Whether sig (base64url, sig_chars of them, its length and alphabet checked) is k's signature
  * under alg over the n bytes of signed_part. */
 static bool signature_ok(const jwk_t *k, const char *alg, const char *signed_part, size_t n,
@@ -289,9 +303,12 @@ static bool signature_ok(const jwk_t *k, const char *alg, const char *signed_par
     long len = base_base64_decode(sig, sig_chars, raw, BASE_BASE64_LENIENT);
     if (len != (long)k->sig_len)
         return false;
-    const EVP_MD *md = strcmp(alg + 2, "256") == 0   ? EVP_sha256()
-                       : strcmp(alg + 2, "384") == 0 ? EVP_sha384()
-                                                     : EVP_sha512();
+    pthread_once(&digests_once, fetch_digests);
+    const EVP_MD *md = strcmp(alg + 2, "256") == 0   ? digests[0]
+                       : strcmp(alg + 2, "384") == 0 ? digests[1]
+                                                     : digests[2];
+    if (md == NULL)
+        return false;
     const uint8_t *s = raw;
     size_t slen = (size_t)len;
     if (k->kind == 'E') {
@@ -380,7 +397,7 @@ int core__jwt_verify(const core__jwks_t *ks, const char *token, const char *issu
                         k->kind == 'R' ? "RS256, RS384 or RS512" : k->curve_alg),
                -EKEYREJECTED;
     /* 3. The signature: base64url of exactly the key's signature length, one spelling per
-     * signature (a lenient decoder would take "SIG~junk", or other low bits in the last
+     * signature value (a lenient decoder would take "SIG~junk", or other low bits in the last
      * character, as SIG: one token made into many, each a new cache entry and a new check). */
     const char *sig = d2 + 1;
     size_t sig_chars = strlen(sig), want = (4 * k->sig_len + 2) / 3;

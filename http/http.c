@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <unistd.h>
 
 #include "http/http_int.h"
 
@@ -769,20 +770,26 @@ struct http__rate_slot {
 
 /* The part of a client's address that is one client: an IPv4 address (a v4-mapped IPv6 one
  * too), or an IPv6 /64 (a host's privacy addresses all share theirs). */
-static uint64_t client_key(const struct sockaddr *addr, socklen_t len)
+static uint64_t client_key(const http_t *h, const struct sockaddr *addr, socklen_t len)
 {
-    uint8_t b[8] = {0};
+    uint8_t b[16] = {0}; /* b[0]: the family, so no IPv6 prefix is an IPv4 address's key */
     if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-        memcpy(b, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+        b[0] = 4;
+        memcpy(b + 8, &((const struct sockaddr_in *)addr)->sin_addr, 4);
     } else if (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const uint8_t *a = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a, mapped, 12) == 0)
-            memcpy(b, a + 12, 4);
-        else
-            memcpy(b, a, 8), b[0] ^= 0x80; /* never equal to an IPv4 key */
+        if (memcmp(a, mapped, 12) == 0) {
+            b[0] = 4;
+            memcpy(b + 8, a + 12, 4);
+        } else {
+            b[0] = 6;
+            memcpy(b + 8, a, 8);
+        }
     }
-    return base_hash_words(b, sizeof b, 0x9e3779b97f4a7c15ULL);
+    /* Seeded at random per start: nobody can work out in advance which addresses share a
+     * bucket with someone else's. */
+    return base_hash_words(b, sizeof b, h->rate_seed);
 }
 
 /* libmicrohttpd's accept policy: a client address past --http-connection-rate is closed at
@@ -790,12 +797,14 @@ static uint64_t client_key(const struct sockaddr *addr, socklen_t len)
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     http_t *h = cls;
+    if (h->o.connection_rate == HTTP_CONNECTION_RATE_OFF)
+        return MHD_YES;
     double rate = h->o.connection_rate ? h->o.connection_rate : HTTP_DEFAULT_CONNECTION_RATE;
-    struct http__rate_slot *s = &h->rate[client_key(addr, len) % HTTP_RATE_SLOTS];
-    int64_t now = base_mono_us();
+    struct http__rate_slot *s = &h->rate[client_key(h, addr, len) % HTTP_RATE_SLOTS];
     bool ok, log = false;
     pthread_mutex_lock(&h->rate_mu);
-    double t = s->tokens + (double)(now - s->last_us) * rate / 1e6;
+    int64_t now = base_mono_us(); /* under the lock: a slot's time never goes back */
+    double t = s->tokens + (double)(now > s->last_us ? now - s->last_us : 0) * rate / 1e6;
     s->tokens = t > rate ? rate : t;
     s->last_us = now;
     ok = s->tokens >= 1.0;
@@ -843,6 +852,8 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         return -ENOMEM;
     }
     h->rate_logged_us = -60 * 1000000LL;
+    if (getrandom(&h->rate_seed, sizeof h->rate_seed, 0) != (ssize_t)sizeof h->rate_seed)
+        h->rate_seed = (uint64_t)base_mono_us() ^ (uint64_t)getpid() << 32;
     pthread_once(&json_alloc_once, json_alloc_setup);
     if (pthread_key_create(&h->worker_key, worker_free) != 0) {
         free(h->rate);

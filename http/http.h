@@ -3,6 +3,7 @@
 #define HTTP_HTTP_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -51,7 +52,8 @@ typedef struct http_options {
     unsigned connection_rate;     /* --http-connection-rate: new connections per second from one
                                      client address (an IPv4 address, an IPv6 /64), a second's
                                      worth at once; past it a connection is closed at accept,
-                                     before any TLS handshake (0: HTTP_DEFAULT_CONNECTION_RATE) */
+                                     before any TLS handshake (0: HTTP_DEFAULT_CONNECTION_RATE;
+                                     HTTP_CONNECTION_RATE_OFF: no bound) */
     unsigned idle_timeout_s;      /* --http-idle-timeout-s: an idle keep-alive connection is
                                      closed after this long (0: 60) */
     unsigned upstream_timeout_ms; /* --http-upstream-timeout-ms: a passthrough to a binding's
@@ -89,6 +91,7 @@ typedef struct http_options {
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"
 #define HTTP_DEFAULT_MAX_CONNECTIONS 1024
 #define HTTP_DEFAULT_CONNECTION_RATE 1000
+#define HTTP_CONNECTION_RATE_OFF UINT_MAX
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 60
 #define HTTP_DEFAULT_MAX_PASSTHROUGHS 64
 /* Writes in flight: with --max-message-bytes, what writes can hold at once (64 x 4 MiB). */

@@ -239,6 +239,7 @@ struct http {
     struct http__rate_slot *rate; /* HTTP_RATE_SLOTS */
     int64_t rate_logged_us;       /* under rate_mu: the last connection_rate_exceeded line */
     _Atomic uint64_t rate_refused;
+    uint64_t rate_seed; /* the buckets' hash seed, random per start */
 };
 #define HTTP_RATE_SLOTS 4096
 

@@ -1201,7 +1201,9 @@ int server_run(server_t *s)
     bool stopping = false;
     int64_t delay_end = 0;
     int64_t grace_end = 0;
-    int64_t trim_at = 0, trim_logged = INT64_MIN / 2;
+    base_heap_trimmer_t trim = {.growth = SERVER_HEAP_TRIM_GROWTH,
+                                .every_us = SERVER_HEAP_TRIM_EVERY_US};
+    int64_t trim_logged = INT64_MIN / 2;
     while (!s->grpc_shutdown_done) {
         ctl_poll(s, stopping && !atomic_load(&s->draining) ? 10 : 100);
         int stop = atomic_load(&s->stop_requested);
@@ -1239,14 +1241,11 @@ int server_run(server_t *s)
          * streams (rapid reset, which gRPC 1.51 cannot refuse) queues a call for each, and glibc
          * would keep their pages at the flood's peak for good. */
         int64_t now = base_mono_us();
-        if (now >= trim_at) {
-            trim_at = now + SERVER_HEAP_TRIM_EVERY_US;
-            size_t was_free = base_heap_trim(SERVER_HEAP_TRIM_MIN_FREE);
-            if (was_free > 0 && now - trim_logged >= 60 * 1000000LL) {
-                trim_logged = now;
-                base_log(BASE_LOG_INFO, "heap_returned", "{s:I, s:s}", "free_mb",
-                         (json_int_t)(was_free >> 20), "note", "at most one line a minute");
-            }
+        size_t back = base_heap_trim_tick(&trim, now);
+        if (back > 0 && now - trim_logged >= 60 * 1000000LL) {
+            trim_logged = now;
+            base_log(BASE_LOG_INFO, "heap_returned", "{s:I, s:s}", "returned_mb",
+                     (json_int_t)(back >> 20), "note", "at most one line a minute");
         }
         /* The health can change by itself (a replica catching up): watchers follow. */
         if (!stopping)

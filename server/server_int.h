@@ -50,10 +50,11 @@ typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len,
  */
 #define SERVER_PENDING 1
 
-/* The control thread gives malloc's free memory back to the kernel every 2 s when it holds over
- * 64 MiB free (base_heap_trim()): a burst of calls leaves the process at its peak otherwise. */
+/* The control thread gives malloc's free memory back to the kernel when the heap has grown by
+ * over 64 MiB since its last look (base_heap_trim_tick(), every 2 s at most): a burst of calls
+ * leaves the process at its peak otherwise. */
 #define SERVER_HEAP_TRIM_EVERY_US 2000000LL
-#define SERVER_HEAP_TRIM_MIN_FREE ((size_t)64 << 20)
+#define SERVER_HEAP_TRIM_GROWTH ((size_t)64 << 20)
 typedef int (*server_resume_fn)(server_call_t *c, bool ok, grpc_slice *resp);
 
 /*

@@ -2,10 +2,12 @@
 (Debian's python3-jwt, python3-cryptography): another implementation than the server's libjwt.
 
 As a module: make_keys(dir), sign(dir, alg, kid, claims). As a command (the C unit tests):
-    jwt_tool.py keys DIR                    RSA and EC keys, DIR/jwks.json (kids rsa1, ec1)
+    jwt_tool.py keys DIR                    RSA and EC keys, DIR/jwks.json (kids rsa1, and ec1,
+                                            ec384, ec521 on P-256, P-384, P-521)
     jwt_tool.py sign DIR ALG KID CLAIMS     a token on stdout; CLAIMS is JSON, where exp, nbf
                                             and iat given as "+N" / "-N" are now plus N seconds
-ALG: RS256, RS384, RS512 (key rsa1), ES256 (ec1), and two forged kinds: "none" (unsigned) and
+ALG: RS256, RS384, RS512 (key rsa1), ES256 (ec1), ES384 (ec384), ES512 (ec521), and two forged
+kinds: "none" (unsigned) and
 "HS256-pub" (HMAC keyed with the RSA public key's PEM, the classic key-confusion forgery).
 KID "-" leaves the header without one. A claim "_typ" goes into the header as its "typ".
 """
@@ -26,9 +28,11 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 def make_keys(d):
     """Writes d/rsa1.pem, d/ec1.pem (private keys) and d/jwks.json; returns the JWKS's path."""
     rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ek = ec.generate_private_key(ec.SECP256R1())
     keys = []
-    for kid, k, alg in (("rsa1", rk, RSAAlgorithm), ("ec1", ek, ECAlgorithm)):
+    for kid, k, alg in (("rsa1", rk, RSAAlgorithm),
+                        ("ec1", ec.generate_private_key(ec.SECP256R1()), ECAlgorithm),
+                        ("ec384", ec.generate_private_key(ec.SECP384R1()), ECAlgorithm),
+                        ("ec521", ec.generate_private_key(ec.SECP521R1()), ECAlgorithm)):
         with open(os.path.join(d, kid + ".pem"), "wb") as f:
             f.write(k.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
@@ -72,7 +76,8 @@ def sign(d, alg, kid, claims):
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
         mac = hmac.new(pub, signing.encode(), hashlib.sha256).digest()
         return signing + "." + _b64(mac)
-    with open(os.path.join(d, ("ec1" if alg.startswith("ES") else "rsa1") + ".pem"), "rb") as f:
+    name = {"ES256": "ec1", "ES384": "ec384", "ES512": "ec521"}.get(alg, "rsa1")
+    with open(os.path.join(d, name + ".pem"), "rb") as f:
         key = f.read()
     return jwt.encode(claims, key, algorithm=alg, headers=headers or None)
 
