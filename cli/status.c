@@ -9,7 +9,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: fstore status [--listen ADDR] [--json]\n"
+    fprintf(f, "usage: fstore status [--listen ADDR] [--token-file F] [--tls-ca F] [--json]\n"
                "\n"
                "Asks a running server (GetReplicationStatus) for its health and its replica:\n"
                "state (catching_up, ready, needs_snapshot, failed), the applied and the\n"
@@ -19,7 +19,9 @@ static void usage(FILE *f)
                "flags:\n"
                "  -l, --listen ADDR   the server's host:port (default 127.0.0.1:6566; env\n"
                "                      FSTORE_LISTEN)\n"
-               "      --json          one JSON document\n"
+               "      --token-file F  a file holding a bearer token with the admin scope, for a\n"
+               "                      server run with --tokens-file (env FSTORE_TOKEN_FILE)\n"
+               "      --json          one JSON document\n" CLI_CLIENT_TLS_USAGE
                "  -h, --help          this help\n"
                "\n"
                "exit status: 0 SERVING, 1 not serving or unreachable, 2 usage error\n");
@@ -29,19 +31,27 @@ int cli_status(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:6566";
     bool json = false;
+    const char *token_file = NULL;
     const cli_opt_t opts[] = {
         {"listen", 'l', CLI_STRING, &listen, CLI_ENV},
         {"json", 0, CLI_FLAG, &json, 0},
+        {"token-file", 0, CLI_STRING, &token_file, CLI_ENV},
+        CLI_CLIENT_TLS_OPTS,
     };
     const cli_cmd_t cmd = {"status", usage, opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
     int first = 0;
     int prc = cli__parse(&cmd, argc, argv, &first);
     if (prc != 0)
         return prc == 1 ? 0 : 2;
+    char auth[CLI_AUTH_MAX];
+    if (cli__bearer("status", token_file, auth, sizeof auth) < 0)
+        return 2;
     uint8_t *resp = NULL;
     size_t len = 0;
-    if (cli__call("status", listen, "", FSTORE_PATH_GET_REPLICATION_STATUS, (const uint8_t *)"", 0,
-                  5000, &resp, &len) < 0)
+    int crc = cli__call("status", listen, auth, FSTORE_PATH_GET_REPLICATION_STATUS,
+                        (const uint8_t *)"", 0, 5000, &resp, &len);
+    explicit_bzero(auth, sizeof auth);
+    if (crc < 0)
         return 1;
     Fstore__V1__GetReplicationStatusResponse *r =
         fstore__v1__get_replication_status_response__unpack(NULL, len, resp);

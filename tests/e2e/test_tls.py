@@ -5,6 +5,7 @@ without a certificate or with one from another CA; a certificate rotated on disk
 the next connection while calls keep succeeding; curl reaches the HTTP front door over HTTPS."""
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import ssl
@@ -464,6 +465,14 @@ class CertificateIdentity(CurlMixin, TlsCase):
         p = self.fstore("gc", "--target", target, "--tls-ca", ca, "--token-file", tok)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("deleted", p.stdout)
+        # status needs admin: with the token it answers, without it it is refused.
+        p = self.fstore("status", "--listen", target, "--tls-ca", ca, "--token-file", tok,
+                        "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["health"], "SERVING")
+        p = self.fstore("status", "--listen", target, "--tls-ca", ca)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no credentials", p.stderr)
         # A target the certificate does not name (a pod's address): --tls-server-name.
         p = self.fstore("gc", "--target", target, "--tls-ca", ca, "--token-file", tok,
                         "--tls-server-name", "localhost")
