@@ -2,7 +2,7 @@
 # tests/core/run-fuzz-jwt.sh - builds the JWT and JWKS fuzzer (core/jwt.c) with clang's libFuzzer
 # and runs it for FUZZ_SECONDS (default 20). Keys and seed tokens come from tests/e2e/jwt_tool.py
 # (PyJWT): valid RS256 and ES256 tokens, forgeries (alg none, HS256 keyed with the public key),
-# and the JWKS itself. Crashes are kept in a printed directory, never in the source tree.
+# the JWKS itself, and claims the target signs with rsa1 (so that they reach the claim checks). Crashes are kept in a printed directory, never in the source tree.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cc=${CC:-clang}
@@ -32,8 +32,13 @@ seed none none rsa1 "{$good,\"sub\":\"svc\"}"
 seed hs256 HS256-pub rsa1 "{$good,\"sub\":\"svc\"}"
 seed expired RS256 rsa1 '{"iss":"https://issuer.test","aud":"fstore","exp":1000,"sub":"svc"}'
 { printf '\x01'; cat "$work/jwks.json"; } >"$work/corpus/jwks"
+# Claims the target signs itself (its first byte 2): valid ones, and near misses.
+printf '\x02{%s,"sub":"svc"}' "$good" >"$work/corpus/claims"
+printf '\x02{%s,"sub":"svc","nbf":1950000000}' "$good" >"$work/corpus/claims_nbf"
+printf '\x02{"iss":"https://issuer.test","aud":["a","fstore"],"exp":1900000030.5,"sub":"s"}' \
+  >"$work/corpus/claims_edge"
 
-export FUZZ_JWKS="$work/jwks.json"
+export FUZZ_JWKS="$work/jwks.json" FUZZ_JWT_KEY="$work/rsa1.pem"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1
 echo "fuzzing fuzz_jwt for ${seconds}s"

@@ -202,11 +202,13 @@ class RapidReset(unittest.TestCase):
         series = ('grpc_server_started_total{grpc_method="Check",'
                   'grpc_service="grpc.health.v1.Health",grpc_type="unary"}')
         server.wait_metric(series, 60000, timeout=60)
-        # Within a few control-loop ticks the flood's memory is the kernel's again.
-        deadline = time.monotonic() + 15
-        while rss_mb(server.proc.pid) - before > 64 and time.monotonic() < deadline:
+        # Within a few control-loop ticks the flood's memory is the kernel's again: at most
+        # twice the trim's 64 MiB threshold over the start (gRPC keeps some buffers it grew),
+        # against the flood's ~650 MB, which glibc kept for good before the trim.
+        deadline = time.monotonic() + 30
+        while rss_mb(server.proc.pid) - before > 128 and time.monotonic() < deadline:
             time.sleep(0.25)
-        self.assertLess(rss_mb(server.proc.pid) - before, 64,
+        self.assertLess(rss_mb(server.proc.pid) - before, 128,
                         "RSS stayed %.0f MB over its start" % (rss_mb(server.proc.pid) - before))
         self.assertTrue(server.events("heap_returned"))
         c.close()
