@@ -362,10 +362,11 @@ typedef struct base_heap_trimmer {
     size_t growth;      /* bytes of growth that make a tick look (and of free memory to trim) */
     int64_t every_us;   /* the tick (base_mono_us() units) */
     int64_t next_us;    /* the next tick that may look */
-    int64_t backoff_us; /* the wait after a trim that returned little (every_us .. 60 s) */
-    size_t base_anon;   /* anonymous RSS after the last trim (or at the first tick) */
+    int64_t backoff_us; /* the wait after a look that returned little (every_us .. 32 s) */
+    size_t base_anon;   /* the lowest anonymous RSS seen (or the working set's, after a wait) */
 } base_heap_trimmer_t;
-/* Returns: the bytes of anonymous RSS a trim returned this tick (0: none, or nothing done). */
+/* Returns: the bytes of anonymous RSS a trim returned this tick (0: none, or nothing done).
+ * Thread safety: one thread per trimmer (t is its state); the calls it makes are glibc's. */
 size_t base_heap_trim_tick(base_heap_trimmer_t *t, int64_t now_us);
 
 /* ------------------------------------------------------------------------------------------ */

@@ -16,7 +16,7 @@
 /*
  * The tokens file holds no token, only its SHA-256: one line per principal,
  *     NAME  SHA256-HEX  SCOPES        # SCOPES: comma-separated, see core_tokens_load()
- *     NAME  cert:IDENTITY  SCOPES     # a verified client certificate's CN or SAN
+ *     NAME  cert:IDENTITY  SCOPES     # a verified client certificate's SAN (CN without one)
  *     NAME  jwt:SUBJECT  SCOPES       # a verified JWT's sub (jwt.c)
  * with '#' comments and blank lines. A call's token is hashed and compared with every hash
  * entry in constant time (CRYPTO_memcmp, no early exit), so neither the hashes nor the timing
@@ -519,19 +519,23 @@ static int jwt_subject(core_ctx_t *ctx, core_tokens_t *ts, const char *tok,
     return 0;
 }
 
+const char *core_bearer(const char *authorization)
+{
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *tok = authorization + 7;
+    while (*tok == ' ')
+        tok++;
+    return *tok != '\0' ? tok : NULL;
+}
+
 /* Who a call is, from its credentials. Under the read lock. Returns: 0 and *f; -ENOKEY,
  * -EKEYREJECTED or -EPERM with ctx's message set. */
 static int identify(core_ctx_t *ctx, core_tokens_t *ts, const core_creds_t *cr, unsigned need,
                     found_t *f)
 {
-    const char *tok = NULL;
-    if (cr != NULL && cr->authorization != NULL &&
-        strncasecmp(cr->authorization, "Bearer ", 7) == 0) {
-        tok = cr->authorization + 7;
-        while (*tok == ' ')
-            tok++;
-    }
-    if (tok != NULL && *tok != '\0') {
+    const char *tok = cr != NULL ? core_bearer(cr->authorization) : NULL;
+    if (tok != NULL) {
         uint8_t h[SHA256_DIGEST_LENGTH];
         SHA256((const unsigned char *)tok, strlen(tok), h);
         bool hit = find_hash(ts, h, f);

@@ -270,9 +270,9 @@ typedef struct core_tokens core_tokens_t;
  * Loads a tokens file: one principal per line, "NAME CREDENTIAL SCOPES", '#' comments.
  * CREDENTIAL is how the caller proves it is NAME:
  *   - 64 hex digits: a bearer token's SHA-256 as sha256sum prints it (the file holds no token);
- *   - cert:IDENTITY: a client certificate the transport verified against its client CAs whose
- *     subject common name, or one of whose subject alternative names (DNS, URI such as a SPIFFE
- *     ID, e-mail, IP address), is IDENTITY;
+ *   - cert:IDENTITY: a client certificate the transport verified against its client CAs one of
+ *     whose subject alternative names (DNS, URI such as a SPIFFE ID, e-mail, IP address), or
+ *     its subject common name when it has none, is IDENTITY (core_creds_t's cert_names);
  *   - jwt:SUBJECT: a bearer JWT that verifies against the JWKS (core_tokens_use_jwks()) with
  *     this subject (sub).
  * SCOPES are comma-separated from read, write, admin, and scopes limited to named resources:
@@ -295,8 +295,9 @@ typedef struct core_jwt_options {
 /*
  * Accepts bearer JWTs from now on: signed (RS256/384/512, ES256/384/512) by a key of the JWKS
  * file, unexpired, for o's issuer and audience; the caller is the tokens file's jwt:SUBJECT
- * line for the token's sub. A verified token is remembered until it expires, so a client that
- * sends the same token again costs one hash, not one signature check. core_tokens_reload() reads
+ * line for the token's sub. A verified token is remembered until it expires (or another token
+ * takes its slot of 64), so a client that sends the same token again costs one hash, not one
+ * signature check. core_tokens_reload() reads
  * the JWKS file again too. Call once, before any check.
  * Returns: 0; -EINVAL with why (o incomplete, a JWKS that does not load), the read's -errno.
  */
@@ -314,6 +315,11 @@ void core_tokens_free(core_tokens_t *ts);
 /* The most names of one client certificate a transport passes on (later ones are not
  * looked at: a certificate naming more than this many is unusual). */
 #define CORE_MAX_CERT_NAMES 16
+
+/* The token of an authorization value "Bearer <token>" (the scheme in any case, blanks after
+ * it skipped), or NULL when it is none or empty: a token there decides over a certificate, so a
+ * transport need not collect the certificate's names. Returns: a pointer into authorization. */
+const char *core_bearer(const char *authorization);
 
 /* A call's credentials, as its transport received them (every member may be NULL / 0). */
 typedef struct core_creds {

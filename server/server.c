@@ -533,8 +533,9 @@ static int call_context(server_call_t *c)
     const server_options_t *o = &c->worker->srv->opts;
     core_creds_t cr = {.authorization = authorization};
     const char *names[CORE_MAX_CERT_NAMES];
-    if (o->tokens != NULL && c->method->scope != 0 && o->tls_client_ca != NULL &&
-        o->tls_client_ca[0] != '\0' && c->call != NULL) {
+    /* The certificate's names only where they can decide: no bearer token (which would). */
+    if (o->tokens != NULL && c->method->scope != 0 && core_bearer(authorization) == NULL &&
+        o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0' && c->call != NULL) {
         int n = cert_names(c, names, CORE_MAX_CERT_NAMES);
         if (n < 0)
             return server__fail(c, -ENOMEM, "out of memory");
