@@ -143,6 +143,8 @@ extern fstore_client_tls_t cli__tls;
     "                         that asks for one (--tls-client-ca)\n"                               \
     "      --tls-server-name NAME  the name the server's certificate carries, when the\n"          \
     "                         target is another (a pod's address; default: the target)\n"
+/* Whether any of CLI_CLIENT_TLS_OPTS was given (they go with --target only). */
+bool cli__tls_given(void);
 /* A client of target over cli__tls. Returns: 0 and *out; a negative errno, having printed
  * "fstore CMD: TARGET: why". */
 int cli__connect(const char *cmd, const char *target, fstore_client_t **out);

@@ -77,8 +77,7 @@ int cli_gc(int argc, char **argv)
     bool remote = target != NULL && target[0] != '\0';
     if (cli__from_env("data-dir", dir) && remote)
         dir = NULL; /* the image's FSTORE_DATA_DIR yields to --target */
-    bool tls = cli__tls.ca != NULL || cli__tls.cert != NULL || cli__tls.key != NULL ||
-               cli__tls.server_name != NULL;
+    bool tls = cli__tls_given();
     if (remote == (dir != NULL) || ((token_file != NULL || tls) && !remote)) {
         fprintf(stderr, "fstore gc: give --data-dir (a local store) or --target (a running "
                         "server), one of them; --token-file and --tls-* go with --target\n\n");

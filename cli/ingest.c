@@ -1323,8 +1323,7 @@ int cli_ingest(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    bool tls = cli__tls.ca != NULL || cli__tls.cert != NULL || cli__tls.key != NULL ||
-               cli__tls.server_name != NULL;
+    bool tls = cli__tls_given();
     if ((token_file != NULL || catalog_path != NULL || tls) && !remote) {
         fprintf(stderr, "fstore ingest: --token-file, --catalog and --tls-* go with --target\n");
         return 2;

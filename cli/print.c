@@ -133,6 +133,12 @@ int cli__bearer(const char *cmd, const char *token_file, char *auth, size_t cap)
 
 fstore_client_tls_t cli__tls;
 
+bool cli__tls_given(void)
+{
+    return cli__tls.ca != NULL || cli__tls.cert != NULL || cli__tls.key != NULL ||
+           cli__tls.server_name != NULL;
+}
+
 int cli__connect(const char *cmd, const char *target, fstore_client_t **out)
 {
     char why[600] = "";

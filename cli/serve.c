@@ -272,7 +272,7 @@ static void usage(FILE *f)
             "                           editor's save); 0: only on SIGHUP (default 500)\n"
             "  --tokens-file FILE       require credentials: one 'NAME SHA256 SCOPES' line per\n"
             "                           principal (scopes read, write, admin; 'cert:NAME' for a\n"
-            "                           client certificate's CN or SAN, 'jwt:SUBJECT' for a\n"
+            "                           client certificate's SAN (CN without), 'jwt:SUBJECT' a\n"
             "                           JWT's sub in place of SHA256); health and /metrics stay\n"
             "                           open; read again on SIGHUP\n"
             "  --jwks-file FILE         also take bearer JWTs signed by this JWKS's keys (RS*,\n"
