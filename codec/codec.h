@@ -35,13 +35,26 @@
 ProtobufCAllocator *codec_allocator(base_arena_t *a, ProtobufCAllocator *out);
 
 /*
- * Every method's first step: unpacks a request of type d from buf into ctx's arena, then checks
- * its strings with codec_check_strings().
+ * Every method's first step: checks the strings of a request of type d in buf
+ * (codec_check_strings()), merges a singular message field given twice as protobuf does
+ * (codec_merge_messages()), and unpacks it into ctx's arena.
  * Returns: 0 and *out (in the arena); -EINVAL with the message set ("malformed <Message>" or
  *          "malformed <Message>: <why>").
  */
 int codec_unpack(core_ctx_t *ctx, const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                  size_t len, ProtobufCMessage **out);
+
+/*
+ * Rewrites the message d encoded in buf (len bytes) so that every singular message field, at any
+ * depth, occurs once and holds what protobuf merges from all of its occurrences (a oneof member's
+ * since another member of its oneof was given); everything else is kept as it was. protobuf-c
+ * keeps only a oneof member's last occurrence, so codec_unpack() does this first when the walk
+ * finds such a field given twice. Call it on a message codec_check_strings() accepts.
+ * Returns: 0 and *out (in a) and *out_len (never more than len); -ENOMEM; -EINVAL when buf is
+ *          malformed.
+ */
+int codec_merge_messages(base_arena_t *a, const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                         size_t len, const uint8_t **out, size_t *out_len);
 
 /*
  * Checks every string field of the message d encoded in buf (len bytes), at any depth: it must be

@@ -154,3 +154,200 @@ Test(unpack, the_arena_serves_as_protobuf_c_allocator)
     /* No free_unpacked: the arena owns everything (LeakSanitizer would catch a leak). */
     base_arena_free(&a);
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* A singular message field given twice reads as protobuf merges it (protobuf-c keeps only a
+ * oneof member's last occurrence).                                                           */
+
+static base_arena_t merge_arena;
+static core_ctx_t merge_ctx;
+
+static void merge_setup(void)
+{
+    memset(&merge_ctx, 0, sizeof merge_ctx);
+    base_arena_init(&merge_arena, 4096);
+    merge_ctx.arena = &merge_arena;
+}
+
+static void merge_teardown(void)
+{
+    base_arena_free(&merge_arena);
+}
+
+TestSuite(merge, .init = merge_setup, .fini = merge_teardown);
+
+/* GetOnlineFeaturesRequest{features: [names...]} packed at out. Returns: its length. */
+static size_t pack_features(uint8_t *out, char **names, size_t n)
+{
+    Feast__Serving__FeatureList fl = FEAST__SERVING__FEATURE_LIST__INIT;
+    fl.n_val = n;
+    fl.val = names;
+    Feast__Serving__GetOnlineFeaturesRequest rq = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__INIT;
+    rq.kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES;
+    rq.features = &fl;
+    return feast__serving__get_online_features_request__pack(&rq, out);
+}
+
+static size_t pack_service(uint8_t *out, char *name)
+{
+    Feast__Serving__GetOnlineFeaturesRequest rq = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__INIT;
+    rq.kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE;
+    rq.feature_service = name;
+    return feast__serving__get_online_features_request__pack(&rq, out);
+}
+
+static Feast__Serving__GetOnlineFeaturesRequest *unpack_read(const uint8_t *buf, size_t n)
+{
+    ProtobufCMessage *m = NULL;
+    int rc = codec_unpack(&merge_ctx, &feast__serving__get_online_features_request__descriptor, buf,
+                          n, &m);
+    cr_assert_eq(rc, 0, "%s", merge_ctx.msg);
+    return (Feast__Serving__GetOnlineFeaturesRequest *)m;
+}
+
+Test(merge, a_oneof_feature_list_given_twice_holds_both_lists)
+{
+    uint8_t buf[256];
+    char *a[] = {"v:a", "v:b"}, *b[] = {"w:c"};
+    size_t n = pack_features(buf, a, 2);
+    n += pack_features(buf + n, b, 1);
+    /* What protobuf-c alone makes of it: the last list only. */
+    Feast__Serving__GetOnlineFeaturesRequest *raw =
+        feast__serving__get_online_features_request__unpack(NULL, n, buf);
+    cr_assert_eq(raw->features->n_val, 1);
+    feast__serving__get_online_features_request__free_unpacked(raw, NULL);
+
+    Feast__Serving__GetOnlineFeaturesRequest *rq = unpack_read(buf, n);
+    cr_assert_eq(rq->kind_case, FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES);
+    cr_assert_eq(rq->features->n_val, 3);
+    cr_assert_str_eq(rq->features->val[0], "v:a");
+    cr_assert_str_eq(rq->features->val[1], "v:b");
+    cr_assert_str_eq(rq->features->val[2], "w:c");
+}
+
+Test(merge, another_member_of_the_oneof_clears_what_came_before_it)
+{
+    uint8_t buf[256];
+    char *a[] = {"v:a"}, *b[] = {"v:b"};
+    /* features, service, features: the last list alone (the service cleared the first). */
+    size_t n = pack_features(buf, a, 1);
+    n += pack_service(buf + n, "svc");
+    n += pack_features(buf + n, b, 1);
+    n += pack_features(buf + n, a, 1);
+    Feast__Serving__GetOnlineFeaturesRequest *rq = unpack_read(buf, n);
+    cr_assert_eq(rq->kind_case, FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES);
+    cr_assert_eq(rq->features->n_val, 2);
+    cr_assert_str_eq(rq->features->val[0], "v:b");
+    cr_assert_str_eq(rq->features->val[1], "v:a");
+    /* features, features, service: the service. */
+    n = pack_features(buf, a, 1);
+    n += pack_features(buf + n, b, 1);
+    n += pack_service(buf + n, "svc");
+    rq = unpack_read(buf, n);
+    cr_assert_eq(rq->kind_case, FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE);
+    cr_assert_str_eq(rq->feature_service, "svc");
+}
+
+/* WriteFeaturesRequest{feature_view: "fv", columns: {"x": [value]}} with the Value's encoding
+ * given as is. */
+static size_t pack_write_with_value(uint8_t *out, const uint8_t *value, size_t value_len)
+{
+    msg_t rv = {0}, entry = {0}, rq = {0};
+    put_len(&rv, 1, value, value_len);
+    put_len(&entry, 1, "x", 1);
+    put_msg(&entry, 2, &rv);
+    put_len(&rq, 1, "fv", 2);
+    put_msg(&rq, 2, &entry);
+    memcpy(out, rq.b, rq.n);
+    return rq.n;
+}
+
+static size_t pack_int64_list(uint8_t *out, int64_t *vals, size_t n)
+{
+    Feast__Types__Int64List l = FEAST__TYPES__INT64_LIST__INIT;
+    l.n_val = n;
+    l.val = vals;
+    Feast__Types__Value v = FEAST__TYPES__VALUE__INIT;
+    v.val_case = FEAST__TYPES__VALUE__VAL_INT64_LIST_VAL;
+    v.int64_list_val = &l;
+    return feast__types__value__pack(&v, out);
+}
+
+Test(merge, a_list_value_given_twice_deep_in_a_write_holds_every_element)
+{
+    uint8_t value[64], buf[256];
+    int64_t a[] = {1, 2}, b[] = {3};
+    size_t vn = pack_int64_list(value, a, 2);
+    vn += pack_int64_list(value + vn, b, 1);
+    size_t n = pack_write_with_value(buf, value, vn);
+    ProtobufCMessage *m = NULL;
+    cr_assert_eq(
+        codec_unpack(&merge_ctx, &fstore__v1__write_features_request__descriptor, buf, n, &m), 0,
+        "%s", merge_ctx.msg);
+    Fstore__V1__WriteFeaturesRequest *rq = (Fstore__V1__WriteFeaturesRequest *)m;
+    cr_assert_str_eq(rq->feature_view, "fv");
+    cr_assert_eq(rq->n_columns, 1);
+    const Feast__Types__Value *v = rq->columns[0]->value->val[0];
+    cr_assert_eq(v->val_case, FEAST__TYPES__VALUE__VAL_INT64_LIST_VAL);
+    cr_assert_eq(v->int64_list_val->n_val, 3);
+    cr_assert_eq(v->int64_list_val->val[0], 1);
+    cr_assert_eq(v->int64_list_val->val[1], 2);
+    cr_assert_eq(v->int64_list_val->val[2], 3);
+}
+
+Test(merge, a_message_without_a_field_given_twice_is_read_unchanged)
+{
+    uint8_t value[64], buf[256];
+    int64_t a[] = {1, 2};
+    size_t vn = pack_int64_list(value, a, 2);
+    size_t n = pack_write_with_value(buf, value, vn);
+    const uint8_t *out = NULL;
+    size_t out_len = 0;
+    /* The rewrite of a message that needs none is the message (its one message field per
+     * entry keeps its place here: nothing follows it). */
+    cr_assert_eq(codec_merge_messages(&merge_arena, &fstore__v1__write_features_request__descriptor,
+                                      buf, n, &out, &out_len),
+                 0);
+    cr_assert_eq(out_len, n);
+    cr_assert_arr_eq(out, buf, n);
+}
+
+Test(merge, the_rewrite_is_never_longer_and_a_second_rewrite_changes_nothing)
+{
+    /* Many short lists, each in its own occurrence: the merged body's length takes more bytes
+     * than any one occurrence's did. */
+    uint8_t buf[4096];
+    size_t n = 0;
+    char *one[] = {"view_with_a_long_name:feature_with_a_long_name_too"};
+    for (int i = 0; i < 40; i++)
+        n += pack_features(buf + n, one, 1);
+    const uint8_t *out = NULL, *again = NULL;
+    size_t out_len = 0, again_len = 0;
+    cr_assert_eq(codec_merge_messages(&merge_arena,
+                                      &feast__serving__get_online_features_request__descriptor, buf,
+                                      n, &out, &out_len),
+                 0);
+    cr_assert_leq(out_len, n);
+    cr_assert_eq(codec_merge_messages(&merge_arena,
+                                      &feast__serving__get_online_features_request__descriptor, out,
+                                      out_len, &again, &again_len),
+                 0);
+    cr_assert_eq(again_len, out_len);
+    cr_assert_arr_eq(again, out, out_len);
+    Feast__Serving__GetOnlineFeaturesRequest *rq = unpack_read(buf, n);
+    cr_assert_eq(rq->features->n_val, 40);
+}
+
+Test(merge, a_truncated_occurrence_is_still_malformed)
+{
+    uint8_t buf[256];
+    char *a[] = {"v:a"};
+    size_t n = pack_features(buf, a, 1);
+    n += pack_features(buf + n, a, 1);
+    ProtobufCMessage *m = NULL;
+    cr_assert_eq(codec_unpack(&merge_ctx, &feast__serving__get_online_features_request__descriptor,
+                              buf, n - 1, &m),
+                 -EINVAL);
+    cr_assert(strstr(merge_ctx.msg, "malformed GetOnlineFeaturesRequest") != NULL, "%s",
+              merge_ctx.msg);
+}

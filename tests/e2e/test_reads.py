@@ -7,6 +7,8 @@ import grpc
 from harness import ServerTestCase
 from feast.serving import ServingService_pb2 as serving_pb2
 from feast.serving import ServingService_pb2_grpc as serving_grpc
+from feast.types import Value_pb2 as value_pb2
+from fstore.v1 import fstore_pb2
 from fstore.v1 import fstore_pb2_grpc
 from fstore_client import to_value, from_value
 
@@ -111,6 +113,64 @@ class Reads(ServerTestCase):
         self.assertEqual(r["avatar"], [b"\x00\x01\xff", b""])
         self.assertEqual(r["vip"], [True, False])
         self.assertEqual(r.statuses["vip"], ["PRESENT", "PRESENT"])
+
+    def test_concatenated_messages_read_as_protobuf_merges_them(self):
+        # Two serialized messages concatenated are one message, merged (protobuf's own rule):
+        # a oneof member given twice, as the feature list is, holds both lists, and a list
+        # Value given twice holds every element. protobuf-c alone kept only the last
+        # occurrence of a oneof member. Python's protobuf is the reference here.
+        head = self.client.online_request(features=["driver_stats@v1:conv_rate"],
+                                          entities={"driver_id": [1001, 1002]})
+        tail = self.client.online_request(features=["driver_stats@v1:trips"])
+        raw = head.SerializeToString() + tail.SerializeToString()
+        merged = serving_pb2.GetOnlineFeaturesRequest.FromString(raw)
+        self.assertEqual(list(merged.features.val),
+                         ["driver_stats@v1:conv_rate", "driver_stats@v1:trips"])
+        for name, path in (("feast", "/feast.serving.ServingService/GetOnlineFeatures"),
+                           ("fstore", "/fstore.v1.OnlineFeatureService/GetOnlineFeatures")):
+            with self.subTest(path=name):
+                call = self.client.channel.unary_unary(path)
+                got = serving_pb2.GetOnlineFeaturesResponse.FromString(call(raw, timeout=30))
+                want = serving_pb2.GetOnlineFeaturesResponse.FromString(
+                    call(merged.SerializeToString(), timeout=30))
+                self.assertEqual(list(got.metadata.feature_names.val),
+                                 ["driver_id", "conv_rate", "trips"])
+                self.assertEqual(got, want)
+        # A feature service after the lists clears them; a list after the service, the service.
+        svc = serving_pb2.GetOnlineFeaturesRequest(feature_service="driver_service")
+        call = self.client.channel.unary_unary("/feast.serving.ServingService/GetOnlineFeatures")
+        for parts in ((head, tail, svc), (svc, head, tail), (head, svc, tail)):
+            raw = b"".join(m.SerializeToString() for m in parts)
+            merged = serving_pb2.GetOnlineFeaturesRequest.FromString(raw)
+            got = serving_pb2.GetOnlineFeaturesResponse.FromString(call(raw, timeout=30))
+            want = serving_pb2.GetOnlineFeaturesResponse.FromString(
+                call(merged.SerializeToString(), timeout=30))
+            self.assertEqual(got, want, [m.WhichOneof("kind") for m in parts])
+
+        # A write whose STRING_LIST value comes in two occurrences inside one Value.
+        def field(number, payload):
+            n, out = len(payload), bytearray([number << 3 | 2])
+            while n >= 0x80:
+                out.append(n & 0x7F | 0x80)
+                n >>= 7
+            out.append(n)
+            return bytes(out) + payload
+        value = (value_pb2.Value(string_list_val=value_pb2.StringList(val=["x", "y"]))
+                 .SerializeToString() +
+                 value_pb2.Value(string_list_val=value_pb2.StringList(val=["z"]))
+                 .SerializeToString())
+        tags = field(2, field(1, b"tags") + field(2, field(1, value)))  # columns {"tags": [value]}
+        base = fstore_pb2.WriteFeaturesRequest(feature_view="customer_profile")
+        base.columns["customer_id"].val.add().string_val = "carol"
+        base.columns["age"].val.add().int32_val = 7
+        raw = base.SerializeToString() + tags
+        self.assertEqual(list(fstore_pb2.WriteFeaturesRequest.FromString(raw)
+                              .columns["tags"].val[0].string_list_val.val), ["x", "y", "z"])
+        write = self.client.channel.unary_unary("/fstore.v1.OnlineFeatureService/WriteFeatures")
+        write(raw, timeout=30)
+        r = self.client.get_online_features(features=["customer_profile:tags"],
+                                            entities={"customer_id": ["carol"]})
+        self.assertEqual(r["tags"], [["x", "y", "z"]])
 
     def test_entityless_views_answer_every_row(self):
         r = self.client.get_online_features(features=["global_stats:total_drivers",
