@@ -96,7 +96,8 @@ static void usage(FILE *f)
             "                         rows, and the history of views that keep one), or\n"
             "                         offline (the history only: backfills, late data)\n"
             "      --max-future-skew D  refuse event times more than D ahead of this machine's\n"
-            "                         clock, e.g. 2d (default 1d)\n"
+            "                         clock, e.g. 2d (default 1d; with --target, the\n"
+            "                         server's own bound applies)\n"
             "      --project P        with --replication: the catalog's project (names the\n"
             "                         stream, FSTORE_<P>)\n"
             "      --target HOST:PORT a running server's gRPC address (env FSTORE_TARGET)\n"
@@ -261,9 +262,11 @@ typedef struct ingest {
     chunk_t c; /* the chunk being parsed */
     loader_t ld;
     int64_t now;
-    base_ts_memo_t ts_memo; /* of the event_timestamp column */
-    store_op_t op;          /* --to: UPSERT (online), or HISTORY (offline: history only) */
-    bool *rules;            /* [n_features]: catalog_feature_has_rules() */
+    int64_t max_future_skew_s; /* --max-future-skew (0: the default, < 0: none) */
+    int64_t latest_us;         /* later event times are refused as they are read */
+    base_ts_memo_t ts_memo;    /* of the event_timestamp column */
+    store_op_t op;             /* --to: UPSERT (online), or HISTORY (offline: history only) */
+    bool *rules;               /* [n_features]: catalog_feature_has_rules() */
 } ingest_t;
 
 static void report(ingest_t *g, size_t line, const char *field, const char *why)
@@ -373,7 +376,7 @@ static int publish_batch(ingest_t *g, const store_batch_t *b, store_apply_result
         part.values = vals;
         part.event_ts_us = b->event_ts_us + start;
         store_wire_t *w = NULL;
-        rc = store_wire_begin(NULL, &part, 1, &w, res);
+        rc = store_wire_begin(NULL, g->max_future_skew_s, &part, 1, &w, res);
         if (rc < 0)
             break;
         char id[80];
@@ -805,6 +808,21 @@ static bool classify(const catalog_view_t *v, const char *name, size_t len, long
     return false;
 }
 
+/* Row r's event time is not past --max-future-skew. Checked here, as the file is read, for every
+ * destination: before anything is published to the log (which takes a file in many messages),
+ * written to a server or committed. */
+static bool ts_in_range(ingest_t *g, size_t r, const char *colname)
+{
+    if (g->c.ts[r] <= g->latest_us)
+        return true;
+    char why[200];
+    snprintf(why, sizeof why,
+             "event time more than %lld s ahead of this machine's clock (--max-future-skew)",
+             (long long)((g->latest_us - g->now) / 1000000));
+    report(g, g->c.line[r], colname, why);
+    return false;
+}
+
 /* Sets one column of row r from a CSV cell or a JSON value. */
 static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n, const json_t *j,
                      const char *colname)
@@ -824,7 +842,7 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
             }
             g->c.ts[r] =
                 json_is_integer(j) ? json_integer_value(j) * 1000000 : (int64_t)llround(d * 1e6);
-            return true;
+            return ts_in_range(g, r, colname);
         }
         if (j != NULL) {
             if (!json_is_string(j)) {
@@ -842,7 +860,7 @@ static bool set_cell(ingest_t *g, size_t r, long col, const char *text, size_t n
             return false;
         }
         g->c.ts[r] = us;
-        return true;
+        return ts_in_range(g, r, colname);
     }
     if (col >= 0) {
         catalog_value_t *k = &g->c.keys[r * v->n_join_keys + (size_t)col];
@@ -1347,7 +1365,14 @@ int cli_ingest(int argc, char **argv)
                   .max_errors = max_errors,
                   .batch_rows = batch_rows,
                   .progress = isatty(2) == 1,
-                  .now = store_now_us()};
+                  .now = store_now_us(),
+                  .max_future_skew_s = max_future_skew_s};
+    /* A server (--target) checks event times against its own --max-future-skew. */
+    g.latest_us = remote || max_future_skew_s < 0
+                      ? INT64_MAX
+                      : g.now + (max_future_skew_s > 0 ? max_future_skew_s
+                                                       : (int64_t)STORE_MAX_FUTURE_SKEW_S) *
+                                    1000000;
     int status = 1;
     bool grpc_started = false;
     struct timespec t0;

@@ -105,7 +105,7 @@ static int publish(core_ctx_t *ctx, const store_batch_t *batches, size_t n, writ
 {
     store_wire_t *wire = NULL;
     store_apply_result_t res;
-    int rc = store_wire_begin(NULL, batches, n, &wire, &res);
+    int rc = store_wire_begin(NULL, ctx->core->max_future_skew_s, batches, n, &wire, &res);
     if (rc < 0)
         audit(w, rc, 0);
     if (rc == -EINVAL) {

@@ -241,7 +241,10 @@ int server__rpc_get_historical_features(server_call_t *c, const uint8_t *req, si
                                    &h->list) < 0)
         return server__fail(c, -ENOMEM, "out of memory");
     const core_limits_t *lim = ctx->limits;
-    h->per_message = rq->rows_per_message == 0 ? DEFAULT_ROWS_PER_MESSAGE : rq->rows_per_message;
+    /* Unset: the default, within --max-entities (as load_batch's limit). */
+    h->per_message = rq->rows_per_message != 0                      ? rq->rows_per_message
+                     : DEFAULT_ROWS_PER_MESSAGE < lim->max_entities ? DEFAULT_ROWS_PER_MESSAGE
+                                                                    : lim->max_entities;
     if (h->per_message > lim->max_entities)
         return server__fail(c, -E2BIG,
                             "rows_per_message %zu is over the limit of %zu (--max-entities)",

@@ -353,15 +353,14 @@ static int encode_batch(const store__views_t *t, const store_batch_t *b, size_t 
     return 0;
 }
 
-int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool checked,
+int store__encode(store_t *s, int64_t skew_us, const store_batch_t *batches, size_t n, bool checked,
                   store__enc_t *enc, store_apply_result_t *res)
 {
     size_t n_rows = enc->n_rows, n_views = enc->n_views, arena_len = enc->arena.len;
     enc_state_t st = {0};
     store__views_t *t = s != NULL ? store__views_get(s) : NULL;
     int64_t now = store_now_us();
-    int64_t skew = s != NULL ? s->max_future_skew_us : (int64_t)STORE_MAX_FUTURE_SKEW_S * 1000000;
-    int64_t latest = skew < 0 ? INT64_MAX : now + skew;
+    int64_t latest = skew_us < 0 ? INT64_MAX : now + skew_us;
     int rc = 0;
     if (n > 0 && batches == NULL)
         rc = fail(res, -EINVAL, 0, 0, "", "no batches");
@@ -389,7 +388,7 @@ static int apply_encode(store_t *s, const store_batch_t *batches, size_t n_batch
     memset(enc, 0, sizeof *enc);
     if (s->read_only)
         return -EROFS;
-    return store__encode(s, batches, n_batches, false, enc, res);
+    return store__encode(s, s->max_future_skew_us, batches, n_batches, false, enc, res);
 }
 
 int store_apply(store_t *s, const store_batch_t *batches, size_t n_batches, uint64_t log_position,
@@ -482,8 +481,8 @@ static int wire_features(const store__views_t *t, const store_batch_t *b, uint32
     return 0;
 }
 
-int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches, store_wire_t **out,
-                     store_apply_result_t *res)
+int store_wire_begin(store_t *s, int64_t max_future_skew_s, const store_batch_t *batches,
+                     size_t n_batches, store_wire_t **out, store_apply_result_t *res)
 {
     store_apply_result_t scratch;
     if (res == NULL)
@@ -492,7 +491,8 @@ int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches,
     wire_t *w = calloc(1, sizeof *w);
     if (w == NULL)
         return -ENOMEM;
-    int rc = store__encode(s, batches, n_batches, false, &w->enc, res);
+    int64_t skew_us = s != NULL ? s->max_future_skew_us : store__skew_us(max_future_skew_s);
+    int rc = store__encode(s, skew_us, batches, n_batches, false, &w->enc, res);
     if (rc < 0) {
         store_wire_end(&w->pub);
         return rc;
@@ -897,7 +897,8 @@ static int bulk_add(store_bulk_t *b, const store_batch_t *batches, size_t n_batc
     if (p == NULL)
         return -ENOMEM;
     store__stream_take_spare(b->st, &p->enc);
-    int rc = store__encode(b->s, batches, n_batches, checked, &p->enc, res);
+    int rc =
+        store__encode(b->s, b->s->max_future_skew_us, batches, n_batches, checked, &p->enc, res);
     if (rc == 0 && p->enc.n_rows > 0)
         rc = build_part(p);
     if (rc < 0 || p->enc.n_rows == 0) {

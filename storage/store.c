@@ -419,11 +419,7 @@ int store_open(const store_options_t *opts, store_t **out)
     s->tombstone_retention_us = (opts->tombstone_retention_s > 0 ? opts->tombstone_retention_s
                                                                  : STORE_TOMBSTONE_RETENTION_S) *
                                 1000000;
-    s->max_future_skew_us =
-        opts->max_future_skew_s < 0
-            ? -1
-            : (opts->max_future_skew_s > 0 ? opts->max_future_skew_s : STORE_MAX_FUTURE_SKEW_S) *
-                  1000000;
+    s->max_future_skew_us = store__skew_us(opts->max_future_skew_s);
     s->dir = strdup(opts->dir);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);

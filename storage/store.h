@@ -335,7 +335,9 @@ typedef struct store_wire_batch {
  * refused before anyone sees it, and every replica applies the same bytes and event times).
  * out->batches[i] is batches[i]; its pointers live until store_wire_end(). s may be NULL: then
  * the batches are checked against their catalog views alone, not against a store's databases
- * (a client of the log that holds no replica, `fstore ingest --replication`).
+ * (a client of the log that holds no replica, `fstore ingest --replication`; a replica, whose
+ * store may not hold a view the log's catalog just added), and event times against
+ * max_future_skew_s (as store_options_t's; a store's own when s is given).
  * Returns: 0 and *out; -EINVAL / -ENOENT with *res (as store_apply()), -ENOMEM.
  * Ownership: the caller ends *out with store_wire_end().
  */
@@ -343,8 +345,8 @@ typedef struct store_wire {
     size_t n_batches;
     store_wire_batch_t *batches;
 } store_wire_t;
-int store_wire_begin(store_t *s, const store_batch_t *batches, size_t n_batches, store_wire_t **out,
-                     store_apply_result_t *res);
+int store_wire_begin(store_t *s, int64_t max_future_skew_s, const store_batch_t *batches,
+                     size_t n_batches, store_wire_t **out, store_apply_result_t *res);
 void store_wire_end(store_wire_t *w);
 
 /*

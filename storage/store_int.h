@@ -181,11 +181,17 @@ typedef struct store__part {
     store__buf_t recs; /* each group's key and folded record; the writer fills in write times */
 } store__part_t;
 
+/* store_options_t.max_future_skew_s (0: the default, < 0: none) in microseconds (-1: none). */
+static inline int64_t store__skew_us(int64_t skew_s)
+{
+    return skew_s < 0 ? -1 : (skew_s > 0 ? skew_s : STORE_MAX_FUTURE_SKEW_S) * 1000000;
+}
+
 /* Validates and encodes batches, appending to enc; on failure enc is left as it was. checked:
  * the caller vouches for the catalog rules (store_bulk_add_checked()); types, keys, views and
- * sizes are checked either way.
+ * sizes are checked either way. skew_us: event times past now + this are refused (-1: none).
  * Returns: 0, -EINVAL (res says where), -ENOENT (a view has no database), -ENOMEM. */
-int store__encode(store_t *s, const store_batch_t *batches, size_t n, bool checked,
+int store__encode(store_t *s, int64_t skew_us, const store_batch_t *batches, size_t n, bool checked,
                   store__enc_t *enc, store_apply_result_t *res);
 /* The same for batches already in wire form (store_apply_wire_async()): only their form is
  * checked. Returns: as store__encode(). */

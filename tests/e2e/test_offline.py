@@ -407,6 +407,41 @@ class StreamReloadTest(unittest.TestCase):
         self.assertEqual(server.stop(), 0)
 
 
+class SmallEntityLimitTest(ServerTestCase):
+    """--max-entities below the join's default message size: a call that leaves
+    rows_per_message unset streams messages of --max-entities rows (it was refused)."""
+    catalog = CATALOG
+    server_args = ("--history", "--max-entities", "5")
+
+    def test_the_default_message_size_stays_within_the_limit(self):
+        stub = fstore_pb2_grpc.OnlineFeatureServiceStub(self.client.channel)
+        ids = list(range(8101, 8113))
+        # online_and_offline: the online row and the history, as Feast's push names it.
+        for i in range(0, len(ids), 5):
+            self.client.insert_batch("driver_trips", timestamp=T0, to="online_and_offline",
+                                     data={"driver_id": ids[i:i + 5],
+                                           "trips_last_hour": [x - 8100 for x in ids[i:i + 5]]})
+        rq = fstore_pb2.GetHistoricalFeaturesRequest()
+        rq.features.val.append("driver_trips:trips_last_hour")
+        for i in ids:
+            rq.entities["driver_id"].val.add().int64_val = i
+            rq.event_timestamps.append(ts(T0 + 60))
+        msgs = list(stub.GetHistoricalFeatures(rq, timeout=30))
+        self.assertEqual([len(m.results[0].values) for m in msgs], [5, 5, 2])
+        got = []
+        for m in msgs:
+            names = list(m.metadata.feature_names.val)
+            got += [v.int64_val for v in m.results[names.index("trips_last_hour")].values]
+        self.assertEqual(got, [x - 8100 for x in ids])
+        rq.rows_per_message = 6
+        self.assertRpcError(lambda: list(stub.GetHistoricalFeatures(rq, timeout=10)),
+                            grpc.StatusCode.INVALID_ARGUMENT, "rows_per_message 6",
+                            "--max-entities")
+        online = self.client.get_online_features(features=["driver_trips:trips_last_hour"],
+                                                 entities={"driver_id": ids[:3]})
+        self.assertEqual(online["trips_last_hour"], [1, 2, 3])
+
+
 class NoHistoryTest(ServerTestCase):
     """A serving replica without --history: offline calls say so; online serving is unchanged."""
     catalog = CATALOG

@@ -610,6 +610,44 @@ class SingleNatsTest(ReplicationCase):
         self.assert_clean_stop(a)
         self.assert_clean_stop(b)
 
+    def test_writes_through_the_log_are_held_to_the_nodes_max_future_skew(self):
+        # Validated before publishing, with the node's own --max-future-skew (it once took the
+        # default 1d whatever the flag said), and fstore ingest --replication with its own.
+        a = self.node(self.urls, extra=["--max-future-skew", "1h"])
+        b = self.node(self.urls, extra=["--max-future-skew", "3d"])
+        ahead = time.time() + 2 * 3600
+        req = fstore_pb2.WriteFeaturesRequest(feature_view="driver_stats@v1")
+        req.columns["driver_id"].val.add().int64_val = 41
+        req.columns["trips"].val.add().int64_val = 4
+        req.event_timestamps.add().FromNanoseconds(int(ahead * 1e9))
+        with self.assertRaises(grpc.RpcError) as cm:
+            a.client.fstore.WriteFeatures(req, timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("3600 s ahead", cm.exception.details())
+        self.assertIn("--max-future-skew", cm.exception.details())
+        req.event_timestamps[0].FromNanoseconds(int((time.time() + 2 * 86400) * 1e9))
+        seq = b.client.fstore.WriteFeatures(req, timeout=30).sequence
+        self.assertEqual(read_trips(a, [41], [("fstore-min-seq", str(seq))]), [4])
+        tmp = tempfile.mkdtemp(prefix="fstore-e2e-skew-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        rows = os.path.join(tmp, "rows.csv")
+        with open(rows, "w") as f:
+            f.write("driver_id,trips,event_timestamp\n42,1,%d\n43,1,%d\n" % (time.time(), ahead))
+        before = status(a).stream_sequence
+        out = subprocess.run([FSTORE, "ingest", "--replication", self.urls, "--project", "e2e",
+                              "--view", "driver_stats@v1", "--max-future-skew", "1h", rows],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 1, out.stdout)
+        self.assertIn(":3:", out.stderr)
+        self.assertIn("--max-future-skew", out.stderr)
+        self.assertEqual(status(a).stream_sequence, before, "a refused file published something")
+        out = subprocess.run([FSTORE, "ingest", "--replication", self.urls, "--project", "e2e",
+                              "--view", "driver_stats@v1", "--max-future-skew", "3h", rows],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
+
     def test_a_retried_write_with_the_same_request_id_is_applied_once(self):
         a = self.node(self.urls)
         b = self.node(self.urls)

@@ -54,7 +54,7 @@ static store_wire_t *sample(void)
         {.view = fv, .op = STORE_OP_DELETE, .n_rows = 1, .keys = keys, .event_ts_us = &del_ts}};
     store_wire_t *w = NULL;
     store_apply_result_t res;
-    cr_assert_eq(store_wire_begin(NULL, b, 2, &w, &res), 0, "%s", res.error);
+    cr_assert_eq(store_wire_begin(NULL, 0, b, 2, &w, &res), 0, "%s", res.error);
     return w;
 }
 

@@ -257,7 +257,7 @@ static outcome_t write_rows(node_t *n, int64_t first, size_t n_rows, int64_t mul
                        .feature_idx = &idx,
                        .values = cols};
     store_wire_t *w = NULL;
-    cr_assert_eq(store_wire_begin(NULL, &b, 1, &w, NULL), 0);
+    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, NULL), 0);
     outcome_t o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     char err[256];
     int rc = repl_publish(n->r, w, id, 0, on_done, &o, err, sizeof err);
@@ -379,7 +379,7 @@ Test(repl, catalog_changes_are_applied_in_their_place_in_the_log)
                        .feature_idx = &idx,
                        .values = cols};
     store_wire_t *w = NULL;
-    cr_assert_eq(store_wire_begin(NULL, &b, 1, &w, NULL), 0);
+    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, NULL), 0);
     uint64_t wseq = 0;
     cr_assert_eq(repl_publish_sync(A.r, w, NULL, &wseq, err, sizeof err), 0, "%s", err);
     store_wire_end(w);

@@ -114,6 +114,29 @@ Test(apply, the_future_skew_is_a_store_option_and_can_be_turned_off)
     cr_assert_eq(store_apply(s, &b, 1, 0, &res), 0, "%s", res.error);
 }
 
+Test(apply, a_write_checked_for_the_log_takes_the_skew_it_is_given)
+{
+    /* A replica validates before publishing, with no store (store_wire_begin(NULL, ...)): the
+     * node's --max-future-skew, not the default, decides. */
+    static const uint32_t idx[] = {0};
+    const float rates[] = {0.1f};
+    catalog_value_t ids[1], v[1];
+    const catalog_value_t *k[1], *c[1];
+    store_batch_t b = rates_batch(ids, v, k, c, idx, 1, 700, rates);
+    int64_t ts[1] = {store_now_us() + 2 * 3600ll * 1000000};
+    b.event_ts_us = ts;
+    store_wire_t *w = NULL;
+    store_apply_result_t res;
+    cr_assert_eq(store_wire_begin(NULL, 3600, &b, 1, &w, &res), -EINVAL, "two hours, bound 1h");
+    cr_assert(strstr(res.error, "3600 s ahead") != NULL, "%s", res.error);
+    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, &res), 0, "%s", res.error);
+    store_wire_end(w);
+    ts[0] = store_now_us() + 2 * 86400ll * 1000000;
+    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, &res), -EINVAL, "two days, default 1d");
+    cr_assert_eq(store_wire_begin(NULL, -1, &b, 1, &w, &res), 0, "%s", res.error);
+    store_wire_end(w);
+}
+
 Test(apply, a_join_key_of_the_wrong_type_is_named)
 {
     catalog_value_t key = th_str("1001"), val = th_f32(0.5f);
@@ -537,7 +560,8 @@ Test(apply, a_string_before_many_numbers_in_a_row_does_not_take_their_room)
     enc.arena.data = malloc(enc.arena.cap);
     cr_assert_not_null(enc.arena.data);
     store_apply_result_t res;
-    cr_assert_eq(store__encode(s2, &batch, 1, false, &enc, &res), 0, "%s", res.error);
+    cr_assert_eq(store__encode(s2, s2->max_future_skew_us, &batch, 1, false, &enc, &res), 0, "%s",
+                 res.error);
     cr_assert_eq(enc.n_rows, 1);
     cr_assert_eq(enc.rows[0].n_vals, 7);
     cr_assert_leq(enc.arena.len, enc.arena.cap);
@@ -711,7 +735,7 @@ Test(apply, the_wire_form_applied_elsewhere_makes_the_same_content)
     mixed_batches(&m);
     store_wire_t *w = NULL;
     store_apply_result_t res;
-    cr_assert_eq(store_wire_begin(s, m.b, 2, &w, &res), 0, "%s", res.error);
+    cr_assert_eq(store_wire_begin(s, 0, m.b, 2, &w, &res), 0, "%s", res.error);
     cr_assert_eq(w->n_batches, 2);
     cr_assert_eq(w->batches[0].n_rows, 3);
     cr_assert_eq(w->batches[0].n_features, 4);
@@ -728,7 +752,7 @@ Test(apply, the_wire_form_applied_elsewhere_makes_the_same_content)
 
     /* Without a store: the same checks and the same bytes. */
     store_wire_t *w2 = NULL;
-    cr_assert_eq(store_wire_begin(NULL, m.b, 2, &w2, &res), 0, "%s", res.error);
+    cr_assert_eq(store_wire_begin(NULL, 0, m.b, 2, &w2, &res), 0, "%s", res.error);
     for (size_t r = 0; r < 3; r++) {
         cr_assert_eq(w2->batches[0].key_lens[r], w->batches[0].key_lens[r]);
         cr_assert_eq(
@@ -794,9 +818,9 @@ Test(apply, store_wire_begin_refuses_what_store_apply_refuses_with_the_same_erro
     store_batch_t b = rates_batch(ids, v, k, c, idx, 2, 1, bad);
     store_wire_t *w = NULL;
     store_apply_result_t a, x;
-    cr_assert_eq(store_wire_begin(s, &b, 1, &w, &a), -EINVAL);
+    cr_assert_eq(store_wire_begin(s, 0, &b, 1, &w, &a), -EINVAL);
     cr_assert_null(w);
-    cr_assert_eq(store_wire_begin(NULL, &b, 1, &w, &a), -EINVAL);
+    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, &a), -EINVAL);
     cr_assert_eq(store_apply(s, &b, 1, 0, &x), -EINVAL);
     cr_assert_eq(a.bad_row, x.bad_row);
     cr_assert_str_eq(a.bad_field, x.bad_field);
@@ -808,7 +832,7 @@ Test(apply, a_malformed_wire_batch_is_refused_whole)
     mixed_t m;
     mixed_batches(&m);
     store_wire_t *w = NULL;
-    cr_assert_eq(store_wire_begin(s, m.b, 1, &w, NULL), 0);
+    cr_assert_eq(store_wire_begin(s, 0, m.b, 1, &w, NULL), 0);
     store_wire_batch_t bad = w->batches[0];
     uint32_t lens[3] = {0, 9, 9};
     bad.key_lens = lens;
@@ -842,7 +866,7 @@ Test(apply, a_wire_batch_with_a_wrong_view_op_or_feature_is_refused_naming_it)
     mixed_t m;
     mixed_batches(&m);
     store_wire_t *w = NULL;
-    cr_assert_eq(store_wire_begin(s, m.b, 1, &w, NULL), 0);
+    cr_assert_eq(store_wire_begin(s, 0, m.b, 1, &w, NULL), 0);
     store_apply_result_t res;
     store_wire_batch_t bad = w->batches[0];
     bad.view = NULL;

@@ -649,7 +649,7 @@ static int op_wire(store_t *s, catalog_t *c, uint64_t *ctx)
     };
     store_wire_t *w = NULL;
     store_apply_result_t res;
-    int rc = store_wire_begin(s, b, 2, &w, &res);
+    int rc = store_wire_begin(s, 0, b, 2, &w, &res);
     if (rc < 0)
         return rc;
     int done = 1; /* 1: not yet */
