@@ -410,7 +410,6 @@ static catalog_dtype_t push_type(void *arg, const char *column, bool *skip)
 
 typedef struct write_req {
     http_req_t *r;
-    bool push; /* /push answers an empty 200 */
 } write_req_t;
 
 static void write_done(void *arg, int rc, const core_write_result_t *res)
@@ -425,12 +424,9 @@ static void write_done(void *arg, int rc, const core_write_result_t *res)
             snprintf(n, sizeof n, "%llu", (unsigned long long)res->sequence);
             http__header(r, "fstore-sequence", n);
         }
-        if (!w->push) {
-            http__puts(&r->out, "null");
-            http__respond(r, 200, "application/json");
-        } else {
-            http__respond(r, 200, NULL);
-        }
+        /* Feast's handlers return None: FastAPI answers JSON null. */
+        http__puts(&r->out, "null");
+        http__respond(r, 200, "application/json");
     }
     http__complete(r, rc);
 }
@@ -448,12 +444,13 @@ int http__feast_write(http_req_t *r)
         goto out;
     const catalog_view_t *v = NULL;
     core_columns_limits_t lim;
-    r->feast_class = "FeastObjectNotFoundException";
+    /* As Feast's get_feature_view() says it. */
+    r->feast_class = "FeatureViewNotFoundException";
     rc = core_write_view(ctx, json_string_value(name), &v, &lim);
     if (rc < 0) {
         if (rc == -ENOENT)
-            core_fail(ctx, rc, "Can't recognize feast object with a name %.200s",
-                      json_string_value(name));
+            core_fail(ctx, rc, "Feature view %.200s does not exist in project %.200s",
+                      json_string_value(name), catalog_project(ctx->catalog));
         goto out;
     }
     r->feast_class = NULL;
@@ -468,7 +465,6 @@ int http__feast_write(http_req_t *r)
     if (rc < 0)
         goto out;
     w->r = r;
-    w->push = false;
     rc =
         core_write(ctx, v, &cols, ts, ts != NULL ? cols.n_rows : 0, STORE_OP_UPSERT, write_done, w);
     if (rc == CORE_ASYNC) {
@@ -506,10 +502,11 @@ int http__feast_push(http_req_t *r)
                        dest);
         goto out;
     }
-    /* Every online view version fed by this push source. */
+    /* Every online view version fed by this push source ("" is a view's "none": no source
+     * has that name). */
     const char *src = json_string_value(name);
     size_t n_views = 0;
-    for (size_t i = 0; i < catalog_view_count(ctx->catalog); i++) {
+    for (size_t i = 0; src[0] != '\0' && i < catalog_view_count(ctx->catalog); i++) {
         const catalog_view_t *v = catalog_view_at(ctx->catalog, i);
         n_views += v->online && strcmp(v->push_source, src) == 0;
     }
@@ -546,13 +543,14 @@ int http__feast_push(http_req_t *r)
     if (rc < 0)
         goto out;
     w->r = r;
-    w->push = true;
     rc = core_write_views(ctx, views, cols, n_views, ts, ts != NULL ? cols[0].n_rows : 0,
                           offline ? STORE_OP_HISTORY : STORE_OP_UPSERT, write_done, w);
-    if (rc == CORE_ASYNC)
+    if (rc == CORE_ASYNC) {
         rc = HTTP_SUSPENDED;
-    else if (rc == 0)
-        http__respond(r, 200, NULL);
+    } else if (rc == 0) {
+        http__puts(&r->out, "null");
+        http__respond(r, 200, "application/json");
+    }
 out:
     json_decref(body);
     return rc;

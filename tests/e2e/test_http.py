@@ -275,8 +275,9 @@ class FeastHttpTest(HttpCase):
                               {"feature_view_name": "nope", "df": {"driver_id": [1]}})
         self.assertEqual(resp.status, 404)
         cls, msg = self.feast_error(raw)
-        self.assertEqual(cls, "FeastObjectNotFoundException")
-        self.assertEqual(msg, "Can't recognize feast object with a name nope")
+        # As Feast's write_to_online_store() raises it (get_feature_view()).
+        self.assertEqual(cls, "FeatureViewNotFoundException")
+        self.assertEqual(msg, "Feature view nope does not exist in project http_e2e")
         resp, raw = self.post("/write-to-online-store",
                               {"feature_view_name": "driver_hourly_stats",
                                "df": {"driver_id": [1, 2], "conv_rate": [0.5, 1.5]}})
@@ -320,7 +321,9 @@ class FeastReplayTest(HttpCase):
                      "to": "online"}
         resp, raw = self.post("/push", push_body)
         self.assertEqual(resp.status, 200, raw)
-        self.assertEqual(raw, b"")
+        # Feast's handler returns None, which FastAPI answers as JSON null.
+        self.assertEqual(raw, b"null")
+        self.assertEqual(resp.getheader("Content-Type"), "application/json")
         body = {"features": ["pushed_driver_locations:driver_lat",
                              "pushed_driver_locations:driver_long"],
                 "entities": {"driver_id": [123]}}
@@ -341,6 +344,11 @@ class FeastReplayTest(HttpCase):
         cls, msg = self.feast_error(raw)
         self.assertEqual(cls, "PushSourceNotFoundException")
         self.assertEqual(msg, "Unable to find push source 'nope'.")
+        # A view with no push source has none by the name "": it is not written.
+        resp, raw = self.post("/push", {"push_source_name": "", "df": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 422, raw)
+        self.assertEqual(self.feast_error(raw), ("PushSourceNotFoundException",
+                                                 "Unable to find push source ''."))
         # The offline store is the history of a node started with --history (test_offline.py);
         # this one keeps none.
         resp, raw = self.post("/push", {"push_source_name": "driver_locations_push",
