@@ -56,18 +56,32 @@ static void *signal_main(void *arg)
 }
 
 /*
- * Whether host:port can be bound now (port 0 and names that do not resolve are left to the
- * real bind). Tried before the data directory is touched, so that a second `serve` on a busy
- * port fails before it applies its catalog; the listener itself binds later (a port taken in
- * between still fails loudly there).
- * Returns: 0, or -EADDRINUSE.
+ * Whether host:port can be bound now (port 0 is left to the real bind). Tried before the data
+ * directory is touched, so that a `serve` that cannot listen (a busy port, a port below 1024
+ * without the right, an address not on this machine, a name that does not resolve) fails
+ * before it applies its catalog; the listener itself binds later (a port taken in between
+ * still fails loudly there). A name that resolves to several addresses passes when one of them
+ * binds, as gRPC's listener does, unless one is in use.
+ * Returns: 0; -EADDRINUSE; -EACCES, -EADDRNOTAVAIL or another bind error; -ENXIO (the name
+ *          does not resolve) or -EINVAL (not a port): *why says how.
  */
-static int probe_listen(const char *addr)
+static int probe_listen(const char *addr, const char **why)
 {
+    *why = NULL;
     if (addr == NULL || addr[0] == '\0')
         return 0;
     const char *colon = strrchr(addr, ':');
-    if (colon == NULL || strcmp(colon + 1, "0") == 0)
+    if (colon == NULL)
+        return 0;
+    /* getaddrinfo() takes 99999 and binds it modulo 65536: a port is refused here. */
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port > 65535) {
+        *why = "the port must be a number from 0 to 65535";
+        return -EINVAL;
+    }
+    if (port == 0)
         return 0;
     char host[256];
     size_t hn = (size_t)(colon - addr);
@@ -81,22 +95,31 @@ static int probe_listen(const char *addr)
     }
     struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
-    if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
-        return 0;
+    int gai = getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai);
+    if (gai != 0 || ai == NULL) {
+        *why = gai != 0 ? gai_strerror(gai) : "no address";
+        return -ENXIO;
+    }
     /* Every address the name resolves to: the listeners bind them all. */
-    int rc = 0;
-    for (struct addrinfo *a = ai; a != NULL && rc == 0; a = a->ai_next) {
+    int in_use = 0, first_err = 0, bound = 0;
+    for (struct addrinfo *a = ai; a != NULL && in_use == 0; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd < 0)
+        if (fd < 0) {
+            first_err = first_err != 0 ? first_err : -errno;
             continue;
+        }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the listeners do */
-        if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 && errno == EADDRINUSE)
-            rc = -EADDRINUSE;
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0)
+            bound++;
+        else if (errno == EADDRINUSE)
+            in_use = -EADDRINUSE;
+        else if (first_err == 0)
+            first_err = -errno;
         close(fd);
     }
     freeaddrinfo(ai);
-    return rc;
+    return in_use != 0 ? in_use : bound > 0 ? 0 : first_err;
 }
 
 /*
@@ -487,9 +510,13 @@ int cli_serve(int argc, char **argv)
     const char *const listens[] = {o.listen, ho.listen, metrics_listen};
     const char *const what[] = {"", " (HTTP)", " (metrics)"};
     for (int i = 0; i < 3; i++) {
-        if (probe_listen(listens[i]) == -EADDRINUSE) {
-            fprintf(stderr, "fstore serve: cannot listen on %s%s: address in use\n", listens[i],
-                    what[i]);
+        const char *why = NULL;
+        int lrc = probe_listen(listens[i], &why);
+        if (lrc < 0) {
+            fprintf(stderr, "fstore serve: cannot listen on %s%s: %s\n", listens[i], what[i],
+                    lrc == -EADDRINUSE ? "address in use"
+                    : why != NULL      ? why
+                                       : strerror(-lrc));
             return 1;
         }
     }

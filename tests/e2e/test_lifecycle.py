@@ -390,6 +390,17 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn(s.http, p.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "third", "data.mdb")), p.stderr)
+        # An address not on this machine (TEST-NET-1: bind only, nothing is sent) and a port
+        # that is no port fail the same way, before the data directory is touched.
+        for listen, why in (("192.0.2.1:%d" % free_port(), "Cannot assign requested address"),
+                            ("127.0.0.1:99999", "from 0 to 65535")):
+            d = os.path.join(self.tmp, "fourth")
+            p = subprocess.run([FSTORE, "serve", "--listen", listen, "--http-listen", "",
+                                "--catalog", CATALOG, "--data-dir", d],
+                               capture_output=True, text=True, timeout=90, env=env)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(why, p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(d, "data.mdb")), p.stderr)
         self.assertEqual(s.client.health(), "SERVING")
         self.assertCleanExit(s, s.stop())
 
