@@ -362,6 +362,24 @@ static int read_begin(core_ctx_t *ctx, const core_resolved_t *res, core_columns_
 
 int core__snapshot_begin(core_ctx_t *ctx)
 {
+    /* A replica that can no longer follow the log holds data it knows to be stale: it answers
+     * no reads (its health is NOT_SERVING too, so balancers go elsewhere). */
+    repl_t *repl = ctx->core->repl;
+    repl_state_t st = repl != NULL ? repl_state(repl) : REPL_READY;
+    if (st == REPL_NEEDS_SNAPSHOT || st == REPL_FAILED) {
+        repl_status_t rs;
+        repl_status(repl, &rs);
+        if (st == REPL_NEEDS_SNAPSHOT)
+            return core_fail(ctx, -EAGAIN,
+                             "this replica is stale: the stream no longer holds sequence %llu, "
+                             "which it needs next; it needs a snapshot from a ready peer "
+                             "(--bootstrap-from); read from another node",
+                             (unsigned long long)rs.applied + 1);
+        return core_fail(ctx, -EAGAIN,
+                         "this replica cannot apply the log (%s) and may be stale; read from "
+                         "another node",
+                         rs.last_error);
+    }
     int rc = store_read_begin(ctx->worker->reader);
     if (rc == -EAGAIN)
         return core_fail(ctx, rc,

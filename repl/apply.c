@@ -80,9 +80,19 @@ static void apply_done(void *arg, int rc, const store_apply_result_t *res)
         }
         if (r->applied + 1 >= r->next)
             r->next_time_ns = 0;
+        if (r->state == REPL_FAILED) {
+            /* Applying again (space freed): serving again once caught up. */
+            r->state = REPL_CATCHING_UP;
+            base_log(BASE_LOG_INFO, "replica_apply_resumed", "{s:s, s:I}", "stream", r->stream,
+                     "sequence", (json_int_t)j->seq);
+        }
         ready_locked(r);
     } else if (!r->halted) {
         r->halted = true;
+        /* The store refused (disk full, I/O): not serving, and reads refused, until a retry
+         * applies. A position gap (-ESPIPE) is only a resubscription. */
+        if (rc != -ESPIPE && r->state != REPL_NEEDS_SNAPSHOT)
+            r->state = REPL_FAILED;
         snprintf(r->last_error, sizeof r->last_error, "applying sequence %llu: %s",
                  (unsigned long long)j->seq, strerror(-rc));
         if (rc != -ESPIPE)

@@ -738,6 +738,11 @@ int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uin
 /* ------------------------------------------------------------------------------------------ */
 /* Status and waits                                                                            */
 
+repl_state_t repl_state(const repl_t *r)
+{
+    return atomic_load(&((repl_t *)r)->state);
+}
+
 void repl_status(repl_t *r, repl_status_t *out)
 {
     memset(out, 0, sizeof *out);

@@ -193,6 +193,9 @@ typedef struct repl_status {
 /* Thread safety: any thread. */
 void repl_status(repl_t *r, repl_status_t *out);
 
+/* The replica's state alone, without a lock (a read's check). Thread safety: any thread. */
+repl_state_t repl_state(const repl_t *r);
+
 /* A batch-less client of the log: publishes wire batches synchronously (fstore ingest
  * --replication). Returns: as repl_publish()'s done, *seq on success. */
 int repl_publish_sync(repl_t *r, const store_wire_t *w, const char *request_id, uint64_t *seq,

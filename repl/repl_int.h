@@ -61,7 +61,7 @@ struct repl {
     uint64_t published, publish_retries;
 
     /* Applying (apply.c). */
-    repl_state_t state;
+    _Atomic repl_state_t state; /* written under mu; repl_state() reads it without */
     bool started;
     catalog_t *catalog; /* what decodes writes: the catalog the store applied last */
     uint64_t applied;   /* the store's committed position */

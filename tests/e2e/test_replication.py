@@ -695,6 +695,49 @@ class SingleNatsTest(ReplicationCase):
         self.assertEqual(read_trips(n, [k]), [k])
         self.assert_clean_stop(n)
 
+    @unittest.skipUnless(os.environ.get("FSTORE_FAULT_INJECTION", "ON").upper() in ("ON", "1"),
+                         "this build has no fault points (FSTORE_FAULT_INJECTION=OFF)")
+    def test_a_replica_whose_store_refuses_to_apply_stops_serving_until_it_applies_again(self):
+        # Its commits fail (ENOSPC armed in a test build): state failed, NOT_SERVING, reads
+        # refused as stale; once the store takes writes again, it catches up and serves.
+        faults = os.path.join(tempfile.mkdtemp(prefix="fstore-e2e-faults-"), "faults")
+        self.addCleanup(shutil.rmtree, os.path.dirname(faults), True)
+        a = self.node(self.urls)
+        b = Server(catalog=CATALOG, args=["--replication", self.urls],
+                   env={"FSTORE_FAULTS_FILE": faults})
+        self.addCleanup(b.cleanup)
+        b.start()
+        write(a, [61], 1)
+        self.wait_converged([a, b])
+        with open(faults + ".tmp", "w") as f:
+            f.write("commit ENOSPC 100000\n")
+        os.replace(faults + ".tmp", faults)
+        write(a, [61], 2)
+        deadline = time.monotonic() + 30
+        while status(b).state != "failed":
+            self.assertLess(time.monotonic(), deadline, b.log()[-3000:])
+            time.sleep(0.1)
+        self.assertEqual(b.client.health(), "NOT_SERVING")
+        with self.assertRaises(grpc.RpcError) as cm:
+            read_trips(b, [61])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("cannot apply the log", cm.exception.details())
+        self.assertIn("applying sequence", cm.exception.details())
+        self.assertEqual(read_trips(a, [61]), [2])
+        os.remove(faults)
+        seq = write(a, [61], 3).sequence
+        # It retries from its store's position every second; meanwhile a read that needs a
+        # sequence fails at once (it waits only for a replica that can catch up).
+        deadline = time.monotonic() + 30
+        while status(b).state != "ready":
+            self.assertLess(time.monotonic(), deadline, b.log()[-3000:])
+            time.sleep(0.1)
+        self.assertEqual(read_trips(b, [61], [("fstore-min-seq", str(seq))]), [3])
+        self.assertEqual(b.client.health(), "SERVING")
+        self.assertTrue(b.events("replica_apply_resumed"), b.log()[-3000:])
+        self.assert_clean_stop(b)
+        self.assert_clean_stop(a)
+
     def test_with_the_log_down_writes_fail_unavailable_and_reads_go_on(self):
         a = self.node(self.urls, extra=["--publish-timeout-ms", "1500"])
         write(a, [1], 11)
@@ -746,6 +789,11 @@ class SingleNatsTest(ReplicationCase):
         st = status(c2)
         self.assertEqual(st.state, "needs_snapshot")
         self.assertIn("snapshot", st.last_error)
+        # Its data is stale: no reads either (a client that ignores health asks another node).
+        with self.assertRaises(grpc.RpcError) as cm:
+            read_trips(c2, [17])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("stale", cm.exception.details())
         # A snapshot from a ready peer brings it back.
         self.assert_clean_stop(c2)
         shutil.rmtree(c.data_dir)
