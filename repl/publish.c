@@ -19,9 +19,6 @@
  * the applier, or the watchdog once its deadline passes (the write is in the log either way).
  */
 
-int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
-                           const char *msg_id, uint64_t *seq, char *err, size_t err_cap);
-
 static bool valid_id(const char *id)
 {
     size_t n = 0;
@@ -164,8 +161,8 @@ static void *publisher(void *arg)
 
         char err[320] = "";
         uint64_t seq = 0;
-        int rc = repl__publish_sync_raw(r, p->subject, p->data, p->len, p->msg_id, &seq, err,
-                                        sizeof err);
+        int rc = repl__publish_sync_raw(r, p->subject, p->data, p->len, p->msg_id, p->deadline_us,
+                                        &seq, err, sizeof err);
         pthread_mutex_lock(&r->mu);
         if (rc < 0) {
             r->pending--;
@@ -270,7 +267,7 @@ int repl_publish_sync(repl_t *r, const store_wire_t *w, const char *request_id, 
     int rc = prepare(r, w, request_id, &p, err, err_cap);
     if (rc < 0)
         return rc;
-    rc = repl__publish_sync_raw(r, p->subject, p->data, p->len, p->msg_id, seq, err, err_cap);
+    rc = repl__publish_sync_raw(r, p->subject, p->data, p->len, p->msg_id, 0, seq, err, err_cap);
     if (rc == 0) {
         pthread_mutex_lock(&r->mu);
         r->published++;

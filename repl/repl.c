@@ -635,9 +635,12 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
     return rc;
 }
 
+/* Publishes one message, retrying with its id (a JetStream election fails publishes for seconds)
+ * for --publish-timeout-ms, or until deadline_us (base_mono_us(); 0 = none) when that is
+ * sooner: a write whose caller has gone stops holding a publisher. */
 static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, size_t len,
                         const char *msg_id, uint64_t expect_subject_seq, bool expect_none,
-                        uint64_t *seq, char *err, size_t err_cap)
+                        int64_t deadline_us, uint64_t *seq, char *err, size_t err_cap)
 {
     int64_t max = natsConnection_GetMaxPayload(r->nc);
     if (max > 0 && (int64_t)len + 256 > max)
@@ -646,12 +649,17 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
                           "limit (NATS max_payload): split it into smaller writes",
                           len, (long long)max);
     int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000;
+    bool by_deadline = deadline_us > 0 && deadline_us < until;
+    if (by_deadline)
+        until = deadline_us;
     char why[256] = "";
     for (int attempt = 0;; attempt++) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msg_id;
-        po.MaxWait = 2000;
+        /* Each wait for the acknowledgement: 2 s, or what is left before the deadline. */
+        int64_t left_ms = (until - base_mono_us()) / 1000;
+        po.MaxWait = left_ms < 2000 ? (left_ms > 100 ? left_ms : 100) : 2000;
         po.ExpectLastSubjectSeq = expect_subject_seq;
         po.ExpectNoMessage = expect_none;
         jsPubAck *pa = NULL;
@@ -684,6 +692,12 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
         if (closing)
             break;
     }
+    if (by_deadline)
+        return repl__fail(err, err_cap, -EAGAIN,
+                          "the replication log (stream %s) did not acknowledge the write before "
+                          "the call's deadline (it may still be in the log: retry with the same "
+                          "request id): %s",
+                          r->stream, why);
     return repl__fail(err, err_cap, -EAGAIN,
                       "the replication log (stream %s) did not acknowledge the write within "
                       "%lld ms: %s",
@@ -691,11 +705,10 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
 }
 
 int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
-                           const char *msg_id, uint64_t *seq, char *err, size_t err_cap);
-int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
-                           const char *msg_id, uint64_t *seq, char *err, size_t err_cap)
+                           const char *msg_id, int64_t deadline_us, uint64_t *seq, char *err,
+                           size_t err_cap)
 {
-    return publish_sync(r, subject, data, len, msg_id, 0, false, seq, err, err_cap);
+    return publish_sync(r, subject, data, len, msg_id, 0, false, deadline_us, seq, err, err_cap);
 }
 
 int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uint64_t *seq,
@@ -726,8 +739,8 @@ int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uin
         return rc;
     char id[96];
     snprintf(id, sizeof id, "catalog:%s:%llu", catalog_digest(c), (unsigned long long)expect_seq);
-    rc = publish_sync(r, r->catalog_subject, data, len, id, expect_seq, expect_seq == 0, seq, err,
-                      err_cap);
+    rc = publish_sync(r, r->catalog_subject, data, len, id, expect_seq, expect_seq == 0, 0, seq,
+                      err, err_cap);
     free(data);
     if (rc == 0)
         base_log(BASE_LOG_INFO, "catalog_published", "{s:s, s:s, s:I}", "stream", r->stream,

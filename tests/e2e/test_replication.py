@@ -740,8 +740,18 @@ class SingleNatsTest(ReplicationCase):
 
     def test_with_the_log_down_writes_fail_unavailable_and_reads_go_on(self):
         a = self.node(self.urls, extra=["--publish-timeout-ms", "1500"])
+        b = self.node(self.urls)  # the default publish timeout, 20 s
         write(a, [1], 11)
         self.nats.stop()
+        # A write whose caller gives up after 2 s holds b's publisher no longer than that (it
+        # was retried for the whole publish timeout).
+        with self.assertRaises(grpc.RpcError) as cm:
+            write(b, [3], 33, timeout=2)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        deadline = time.monotonic() + 8
+        while status(b).pending_writes != 0:
+            self.assertLess(time.monotonic(), deadline, "the publish outlived its call's deadline")
+            time.sleep(0.1)
         t0 = time.monotonic()
         with self.assertRaises(grpc.RpcError) as cm:
             write(a, [2], 22)
@@ -764,6 +774,7 @@ class SingleNatsTest(ReplicationCase):
                 time.sleep(0.3)
         self.assertEqual(read_trips(a, [1, 2]), [11, 22])
         self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
 
     def test_a_node_past_the_streams_retention_refuses_to_serve_and_says_why(self):
         a = self.node(self.urls, extra=["--stream-max-age", "2s"])
