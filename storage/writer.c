@@ -120,11 +120,11 @@ typedef struct apply_ctx {
     int64_t created;
     store__buf_t a, b; /* record scratch */
     /* The change feed's next position (store_changes()): a replica's rows are numbered by their
-     * log position and index in the message; a single node's by its own counter, seq (the
-     * store's change_seq until the transaction commits). */
+     * log position and index in the message; a single node's by its own counter, seq, read in
+     * the transaction (change_seq_get(): seq0) and committed with it. */
     uint64_t log_pos;
     uint32_t log_idx;
-    uint64_t seq;
+    uint64_t seq, seq0;
     /* The transaction's cursor on the history database last written (hdbi), and that
      * database's last key: rows past it are appended (MDB_APPEND), as a backfill sorted by
      * entity and time is. Closed before the transaction ends (history_cursor_close()). */
@@ -201,10 +201,32 @@ static int change_put(apply_ctx_t *c, const store__view_t *e, const store__row_t
     return lmdb_rc(mrc);
 }
 
+/* The change feed's counter as this write transaction finds it: another process writing to the
+ * directory (`fstore ingest --data-dir` next to a serve) may have moved it since this one last
+ * committed, and LMDB's write transactions are one at a time across processes, so the one in
+ * the file is the one to count from (a copy kept in memory would number entries over the other
+ * process's). Returns: 0, negative errno. */
+static int change_seq_get(apply_ctx_t *c)
+{
+    c->seq = c->seq0 = c->s->change_seq;
+    if (c->s->changes == 0)
+        return 0;
+    MDB_val v;
+    int q = store__meta_get(c->txn, c->s->meta, STORE__KEY_CHANGE_SEQ, &v);
+    if (q == -ENOENT)
+        return 0;
+    if (q < 0)
+        return q;
+    if (v.mv_size != 8)
+        return -EIO;
+    c->seq = c->seq0 = store__le64(v.mv_data);
+    return 0;
+}
+
 /* The change feed's counter into meta, with the transaction (when it moved). */
 static int change_seq_put(apply_ctx_t *c)
 {
-    if (c->seq == c->s->change_seq)
+    if (c->seq == c->seq0)
         return 0;
     uint8_t b[8];
     store__put_le64(b, c->seq);
@@ -374,7 +396,11 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     c->txn = txn;
     c->created = write_time(s);
     c->s = s;
-    c->seq = s->change_seq;
+    rc = change_seq_get(c);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
 
     uint64_t pos = 0;
     bool pos_dirty = false;
@@ -821,7 +847,11 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
         return rc;
     t->c.txn = txn;
     t->c.s = s;
-    t->c.seq = s->change_seq;
+    rc = change_seq_get(&t->c);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
     t->c.log_pos = 0;
     st->job.written = st->job.stale = 0;
     store__part_t *done = NULL;

@@ -335,6 +335,32 @@ class CdcTest(unittest.TestCase):
         server.stop()
 
 
+    def test_8_an_ingest_into_the_served_directory_and_the_server_number_changes_apart(self):
+        # Two processes write one data directory (the server, and fstore ingest --data-dir):
+        # each numbers its change-feed entries from the counter in the file, never from a copy
+        # of its own, so neither puts entries over the other's and CDC sees every row.
+        base = T0 + 70 * DAY
+        self.cdc("--once")
+        self.insert([(901, 1, base)])
+        tmp = tempfile.mkdtemp(prefix="fstore-e2e-cdc-ingest-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        rows = os.path.join(tmp, "rows.csv")
+        with open(rows, "w") as f:
+            f.write("driver_id,trips_last_hour,event_timestamp\n")
+            for k in range(3):
+                f.write("%d,%d,%d\n" % (902 + k, 10 + k, base + 60))
+        out = subprocess.run([FSTORE, "ingest", "--data-dir", self.server.data_dir, "--view",
+                              "driver_trips", "--to", "offline", rows],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.insert([(905, 5, base + 120)])
+        self.insert([(906, 6, base + 180)])
+        self.cdc("--once")
+        got = sorted((int(i), int(t)) for i, t in self.pg.sql(
+            "SELECT driver_id, trips_last_hour FROM driver_trips_v1 "
+            "WHERE driver_id BETWEEN 901 AND 906"))
+        self.assertEqual(got, [(901, 1), (902, 10), (903, 11), (904, 12), (905, 5), (906, 6)])
+
     def test_7_a_follower_of_the_stream_needs_no_serving_node_with_history(self):
         # One nats-server, one serving node without history taking writes; the follower keeps
         # its own history replica of the log, and its positions are the stream's sequences.
