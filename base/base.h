@@ -3,9 +3,11 @@
 #ifndef BASE_BASE_H
 #define BASE_BASE_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * One copy of each basic tool. Whatever two modules would otherwise each write (a varint
@@ -368,6 +370,49 @@ typedef struct base_heap_trimmer {
 /* Returns: the bytes of anonymous RSS a trim returned this tick (0: none, or nothing done).
  * Thread safety: one thread per trimmer (t is its state); the calls it makes are glibc's. */
 size_t base_heap_trim_tick(base_heap_trimmer_t *t, int64_t now_us);
+
+/* ------------------------------------------------------------------------------------------ */
+/* CSV, RFC 4180 (csv.c): `fstore ingest` files, SageMaker's text/csv bodies                   */
+
+/*
+ * The length of an unquoted CSV field: the offset of the first ',' or '\n' in p[0..n), or n.
+ * Eight bytes at a time while there are eight (it never reads past p + n): most of a CSV file is
+ * short unquoted fields, and a byte loop over them cost more than all the number parsing.
+ * Thread safety: any thread.
+ */
+static inline size_t base_csv_field_len(const char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t a = w ^ (ones * ','), b = w ^ (ones * '\n');
+        /* A zero byte of a or b is a match. The lowest flagged byte is a true one: a byte is
+         * flagged falsely only above a true zero of the same word, by its borrow. */
+        uint64_t hit = ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs);
+        if (hit != 0)
+            return i + ((size_t)__builtin_ctzll(le64toh(hit)) >> 3);
+    }
+    while (i < n && p[i] != ',' && p[i] != '\n')
+        i++;
+    return i;
+}
+
+/* A CSV text being read: p the next byte, end past the last; line counts newlines passed
+ * (inside quoted fields too), from whatever the caller starts it at. */
+typedef struct base_csv {
+    char *p, *end;
+    size_t line;
+} base_csv_t;
+
+/*
+ * Reads one field in place: a quoted field is unescaped where it lies ("" -> ", the text only
+ * shrinks), and may hold commas and newlines; a record ends at '\n' ("\r\n" too).
+ * Returns: 1 more fields follow in this record, 0 the record ended, -1 end of input, -2 a quote
+ *          error (unterminated, or text after the closing quote). *out and *len: the field.
+ */
+int base_csv_field(base_csv_t *c, char **out, size_t *len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Numbers and times from text (parse.c): ingest cells, HTTP bodies                            */

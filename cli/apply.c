@@ -134,7 +134,9 @@ int cli_apply(int argc, char **argv)
     store_options_t o = {
         .dir = dir, .sync = sync_mode, .history = history ? STORE_HISTORY_ON : STORE_HISTORY_AUTO};
     int rc = cli__open_store("apply", &o, true, &s);
-    if (rc < 0) {
+    if (rc < 0 || cli__refuse_replica("apply", s, dir,
+                                      "apply the catalog through the log (fstore apply "
+                                      "--replication URL)") < 0) {
         goto out;
     }
     rc = store_apply_catalog(s, c, &plan);

@@ -116,6 +116,12 @@ void cli__watch_stop(cli_watch_t *w);
  * Returns: store_open()'s result. Ownership: *out as store_open(). */
 int cli__open_store(const char *cmd, const store_options_t *o, bool create, store_t **out);
 
+/* Refuses a store that is a replica of a replication log (it applied a log position) for a
+ * command that would write it directly: a replica holds only what the log holds. Prints
+ * "fstore CMD: DIR is a replica ...; HOW" on stderr. Returns: 0; -EROFS (a replica); another
+ * store error (printed). */
+int cli__refuse_replica(const char *cmd, store_t *s, const char *dir, const char *how);
+
 /* The authorization value for calls to a server: "Bearer TOKEN" from token_file (--token-file:
  * its first line, without blanks around it; printable ASCII), or "" without one. Returns: 0, or
  * -EINVAL having printed "fstore CMD: cannot read a token from FILE" (the token itself is never

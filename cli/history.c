@@ -486,6 +486,9 @@ int cli_materialize(int argc, char **argv)
     int status = 1;
     if (cli__open_store("materialize", &so, false, &s) < 0)
         return 1;
+    if (cli__refuse_replica("materialize", s, dir, "materialize on a node without --replication") <
+        0)
+        goto out;
     if (!store_keeps_history(s)) {
         fprintf(stderr,
                 "fstore materialize: %s keeps no history (serve --history, or apply --history)\n",

@@ -24,7 +24,6 @@
 #include "catalog/catalog.h"
 #include "cli/cli_int.h"
 #include "base/base.h"
-#include "cli/ingest_int.h"
 #include "clients/c/fstore_client.h"
 #include "codec/codec.h"
 #include "storage/store.h"
@@ -942,77 +941,9 @@ static bool keys_complete(ingest_t *g, size_t r)
 /* ------------------------------------------------------------------------------------------ */
 /* CSV (RFC 4180)                                                                              */
 
-typedef struct csv {
-    char *p, *end;
-    size_t line;
-} csv_t;
-
-/*
- * Reads one field in place (quoted fields are unescaped where they lie: the text only shrinks).
- * Returns: 1 more fields follow in this record, 0 the record ended, -1 end of input, -2 a quote
- * error.
- */
-static int csv_field(csv_t *c, char **out, size_t *len)
-{
-    if (c->p >= c->end)
-        return -1;
-    char *start = c->p;
-    if (*c->p == '"') {
-        char *w = c->p, *r = c->p + 1;
-        start = w;
-        for (;;) {
-            if (r >= c->end)
-                return -2;
-            if (*r == '"') {
-                if (r + 1 < c->end && r[1] == '"') {
-                    *w++ = '"';
-                    r += 2;
-                    continue;
-                }
-                r++;
-                break;
-            }
-            if (*r == '\n')
-                c->line++;
-            *w++ = *r++;
-        }
-        *out = start;
-        *len = (size_t)(w - start);
-        c->p = r;
-        if (c->p < c->end && *c->p == '\r')
-            c->p++;
-        if (c->p >= c->end)
-            return 0;
-        if (*c->p == ',') {
-            c->p++;
-            return 1;
-        }
-        if (*c->p == '\n') {
-            c->p++;
-            c->line++;
-            return 0;
-        }
-        return -2;
-    }
-    c->p += cli__ingest_field_len(c->p, (size_t)(c->end - c->p));
-    *out = start;
-    *len = (size_t)(c->p - start);
-    if (*len > 0 && start[*len - 1] == '\r')
-        (*len)--;
-    if (c->p >= c->end)
-        return 0;
-    if (*c->p == ',') {
-        c->p++;
-        return 1;
-    }
-    c->p++;
-    c->line++;
-    return 0;
-}
-
 static int ingest_csv(ingest_t *g, char *data, size_t size)
 {
-    csv_t c = {data, data + size, 1};
+    base_csv_t c = {data, data + size, 1};
     long cols[1024];
     char *names[1024];
     size_t ncols = 0;
@@ -1022,7 +953,7 @@ static int ingest_csv(ingest_t *g, char *data, size_t size)
     int status = 0;
     /* Header. */
     do {
-        more = csv_field(&c, &f, &len);
+        more = base_csv_field(&c, &f, &len);
         if (more == -1 || more == -2 || ncols == 1024) {
             fprintf(stderr, "%s:1: bad or missing CSV header\n", g->file);
             status = 1;
@@ -1065,7 +996,7 @@ static int ingest_csv(ingest_t *g, char *data, size_t size)
         bool ok = true;
         size_t i = 0;
         do {
-            more = csv_field(&c, &f, &len);
+            more = base_csv_field(&c, &f, &len);
             if (more == -2) {
                 report(g, line, NULL, "unterminated or misplaced quote");
                 status = 1; /* cannot resynchronise reliably */
@@ -1436,7 +1367,9 @@ int cli_ingest(int argc, char **argv)
     } else {
         store_options_t o = {.dir = dir, .sync = sync_mode, .max_future_skew_s = max_future_skew_s};
         rc = cli__open_store("ingest", &o, false, &s);
-        if (rc < 0) {
+        if (rc < 0 || (rc = cli__refuse_replica("ingest", s, dir,
+                                                "load through the log (fstore ingest "
+                                                "--replication URL) or a node (--target)")) < 0) {
             goto out;
         }
         if (store_applied_catalog(s, &cat) != 0) {

@@ -85,6 +85,23 @@ int cli__open_store(const char *cmd, const store_options_t *o, bool create, stor
     return rc;
 }
 
+int cli__refuse_replica(const char *cmd, store_t *s, const char *dir, const char *how)
+{
+    uint64_t pos = 0;
+    int rc = store_last_position(s, &pos);
+    if (rc < 0) {
+        fprintf(stderr, "fstore %s: cannot read %s: %s\n", cmd, dir, store_strerror(rc));
+        return rc;
+    }
+    if (pos == 0)
+        return 0;
+    fprintf(stderr,
+            "fstore %s: %s is a replica of a replication log (it applied sequence %llu): its "
+            "rows come from the log alone; %s\n",
+            cmd, dir, (unsigned long long)pos, how);
+    return -EROFS;
+}
+
 /* A secret's first line without the line end and blanks around it, into buf. Returns: 0;
  * -EINVAL (empty, longer than cap - 1, or not printable ASCII); -errno from fopen(). */
 static int read_secret(const char *path, char *buf, size_t cap)

@@ -238,6 +238,26 @@ static int open_replicated(core_t *c, const core_options_t *o, catalog_t **out)
             goto out;
         }
     }
+    /* A replica holds only what the log holds: rows written here without one (a single node's,
+     * an ingest into its directory) would be on this node alone, and its change feed numbered
+     * apart from the log's. */
+    uint64_t pos = 0;
+    bool any = false;
+    rc = store_last_position(c->store, &pos);
+    if (rc == 0 && pos == 0)
+        rc = store_holds_rows(c->store, &any);
+    if (rc < 0)
+        goto out;
+    if (any) {
+        base_log(BASE_LOG_ERROR, "replica_has_local_rows", "{s:s, s:s}", "data_dir", c->data_dir,
+                 "error",
+                 "this data directory holds rows written without the replication log: a replica "
+                 "holds only what the log holds. Start it with an empty --data-dir (and "
+                 "--bootstrap-from a ready peer), and load those rows through the log (fstore "
+                 "ingest --replication)");
+        rc = -EEXIST;
+        goto out;
+    }
     store_applied_catalog(c->store, &applied);
     const char *project = file != NULL      ? catalog_project(file)
                           : applied != NULL ? catalog_project(applied)

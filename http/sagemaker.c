@@ -24,15 +24,56 @@
  * columns), or for CSV one line per row of the outputs' values.
  */
 
+/* Does the media type at p (up to its end, ';' or ',') name type, case aside? "text/csv;
+ * charset=utf-8" is text/csv; "application/jsonlines" is not application/json. */
+static bool media_is(const char *p, const char *type)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(type);
+    if (strncasecmp(p, type, n) != 0)
+        return false;
+    p += n;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || *p == ';' || *p == ',';
+}
+
 static bool is_json(const char *ct)
 {
-    return ct == NULL || ct[0] == '\0' || strncasecmp(ct, "application/json", 16) == 0 ||
-           strncmp(ct, "*/*", 3) == 0;
+    return ct == NULL || ct[0] == '\0' || media_is(ct, "application/json");
 }
 
 static bool is_csv(const char *ct)
 {
-    return ct != NULL && strncasecmp(ct, "text/csv", 8) == 0;
+    return ct != NULL && media_is(ct, "text/csv");
+}
+
+/* Does an Accept header take type ("text/csv")? Any of its comma-separated ranges: the type
+ * itself, its major type with any subtype, or any type (no header, or an empty one, takes
+ * anything); a range with q=0 is a refusal and does not count. */
+static bool accepts(const char *accept, const char *type)
+{
+    if (accept == NULL || accept[0] == '\0')
+        return true;
+    const char *slash = strchr(type, '/');
+    size_t major = slash != NULL ? (size_t)(slash - type) : strlen(type);
+    for (const char *p = accept; p != NULL && *p != '\0'; p = strchr(p, ',')) {
+        if (*p == ',')
+            p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *q = memmem(p, n, "q=", 2);
+        if (q != NULL && q > p && (q[-1] == ';' || q[-1] == ' ') && strtod(q + 2, NULL) <= 0.0)
+            continue;
+        char any_minor[64];
+        snprintf(any_minor, sizeof any_minor, "%.*s/*", (int)major, type);
+        if (media_is(p, type) || media_is(p, "*/*") || media_is(p, any_minor))
+            return true;
+    }
+    return false;
 }
 
 /* model=NAME[,version=N][,label=L] in the custom attributes. */
@@ -170,87 +211,121 @@ static void csv_cell(http_buf_t *b, const core_tensor_t *t, size_t r)
     http__buf_free(&v);
 }
 
-/* The CSV body's lines and their first fields (the entity inputs, unquoted), as JSON strings
- * that the join keys' types read (CATALOG_JSON_TEXT). */
-static int csv_inputs(http_req_t *r, const catalog_model_t *m, json_t **inputs, size_t *n_lines)
+/* The CSV body's records, as they came (echoed with the features appended). */
+typedef struct csv_rows {
+    size_t n, cap;
+    const char **text; /* [n]: a record's bytes in the body, without its line end */
+    size_t *len;       /* [n] */
+} csv_rows_t;
+
+/* The CSV body's records (RFC 4180: quoted fields may hold commas, quotes and newlines) and
+ * their first fields (the entity inputs, unquoted), as JSON strings that the join keys' types
+ * read (CATALOG_JSON_TEXT). Empty lines are skipped. */
+static int csv_inputs(http_req_t *r, const catalog_model_t *m, json_t **inputs, csv_rows_t *rows)
 {
+    size_t k_n = m->n_entity_inputs;
     json_t *obj = json_object();
-    json_t **cols = base_arena_calloc(&r->arena, m->n_entity_inputs + 1, sizeof *cols);
-    if (obj == NULL || cols == NULL) {
+    json_t **cols = base_arena_calloc(&r->arena, k_n + 1, sizeof *cols);
+    /* Fields are unquoted in place: a copy, so that each record is echoed as sent. */
+    char *buf = base_arena_alloc(&r->arena, r->len + 1);
+    if (obj == NULL || cols == NULL || buf == NULL) {
         json_decref(obj);
         return core_fail(&r->ctx, -ENOMEM, "out of memory");
     }
-    for (size_t k = 0; k < m->n_entity_inputs; k++) {
+    memcpy(buf, r->body, r->len);
+    for (size_t k = 0; k < k_n; k++) {
         cols[k] = json_array();
         json_object_set_new(obj, m->entity_inputs[k].input, cols[k]);
     }
-    size_t lines = 0;
-    const char *p = r->body, *end = r->body + r->len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl != NULL ? nl : end;
-        if (le > p && le[-1] == '\r')
-            le--;
-        if (le > p) {
-            const char *f = p;
-            for (size_t k = 0; k < m->n_entity_inputs; k++) {
-                const char *fe = f <= le ? memchr(f, ',', (size_t)(le - f)) : NULL;
-                if (fe == NULL)
-                    fe = le;
-                if (f > le || fe == f) {
-                    json_decref(obj);
-                    return core_fail(&r->ctx, -EINVAL,
-                                     "line %zu: want the %zu entity inputs (%s, ...) first",
-                                     lines + 1, m->n_entity_inputs, m->entity_inputs[0].input);
-                }
-                if (json_array_append_new(cols[k], json_stringn(f, (size_t)(fe - f))) < 0) {
-                    json_decref(obj);
-                    return core_fail(&r->ctx, -EINVAL,
-                                     "line %zu: entity input '%s' is not UTF-8 text", lines + 1,
-                                     m->entity_inputs[k].input);
-                }
-                f = fe + 1;
+    base_csv_t c = {buf, buf + r->len, 1};
+    memset(rows, 0, sizeof *rows);
+    int rc = 0;
+    while (c.p < c.end) {
+        if (*c.p == '\n' || (*c.p == '\r' && c.p + 1 < c.end && c.p[1] == '\n')) {
+            c.p += *c.p == '\r' ? 2 : 1;
+            c.line++;
+            continue;
+        }
+        size_t line = c.line;
+        const char *start = r->body + (c.p - buf);
+        int more = 1;
+        for (size_t k = 0; k < k_n; k++) {
+            char *f = NULL;
+            size_t len = 0;
+            more = more == 1 ? base_csv_field(&c, &f, &len) : 0;
+            if (more == -2) {
+                rc = core_fail(&r->ctx, -EINVAL, "line %zu: unterminated or misplaced quote", line);
+                goto fail;
             }
-            /* Refused while scanning: each line costs a JSON value per input. */
-            if (++lines > r->ctx.limits->max_entities) {
-                json_decref(obj);
-                return core_fail(&r->ctx, -E2BIG,
-                                 "the CSV body has over %zu rows; the limit is %zu "
-                                 "(--max-entities)",
-                                 r->ctx.limits->max_entities, r->ctx.limits->max_entities);
+            if (more < 0 || len == 0 || (more == 0 && k + 1 < k_n)) {
+                rc = core_fail(&r->ctx, -EINVAL,
+                               "line %zu: want the %zu entity inputs (%s, ...) first, none empty",
+                               line, k_n, m->entity_inputs[0].input);
+                goto fail;
+            }
+            if (json_array_append_new(cols[k], json_stringn(f, len)) < 0) {
+                rc = core_fail(&r->ctx, -EINVAL, "line %zu: entity input '%s' is not UTF-8 text",
+                               line, m->entity_inputs[k].input);
+                goto fail;
             }
         }
-        p = nl != NULL ? nl + 1 : end;
+        /* The rest of the record: carried through as sent. */
+        while (more == 1) {
+            char *f;
+            size_t len;
+            more = base_csv_field(&c, &f, &len);
+            if (more == -2) {
+                rc = core_fail(&r->ctx, -EINVAL, "line %zu: unterminated or misplaced quote", line);
+                goto fail;
+            }
+        }
+        const char *stop = r->body + (c.p - buf);
+        if (stop > start && stop[-1] == '\n')
+            stop--;
+        if (stop > start && stop[-1] == '\r')
+            stop--;
+        /* Refused while scanning: each record costs a JSON value per input. */
+        if (rows->n >= r->ctx.limits->max_entities) {
+            rc = core_fail(&r->ctx, -E2BIG,
+                           "the CSV body has over %zu rows; the limit is %zu (--max-entities)",
+                           r->ctx.limits->max_entities, r->ctx.limits->max_entities);
+            goto fail;
+        }
+        if (rows->n == rows->cap) {
+            size_t cap = rows->cap;
+            if (base_arena_grow(&r->arena, (void **)&rows->text, &cap, rows->n + 1,
+                                sizeof *rows->text) < 0 ||
+                base_arena_grow(&r->arena, (void **)&rows->len, &rows->cap, rows->n + 1,
+                                sizeof *rows->len) < 0) {
+                rc = core_fail(&r->ctx, -ENOMEM, "out of memory");
+                goto fail;
+            }
+        }
+        rows->text[rows->n] = start;
+        rows->len[rows->n] = (size_t)(stop - start);
+        rows->n++;
     }
-    if (lines == 0) {
-        json_decref(obj);
-        return core_fail(&r->ctx, -EINVAL, "the CSV body has no rows");
+    if (rows->n == 0) {
+        rc = core_fail(&r->ctx, -EINVAL, "the CSV body has no rows");
+        goto fail;
     }
     *inputs = obj;
-    *n_lines = lines;
     return 0;
+fail:
+    json_decref(obj);
+    return rc;
 }
 
-static int answer_csv(http_req_t *r, const core_predict_t *p)
+static int answer_csv(http_req_t *r, const core_predict_t *p, const csv_rows_t *rows)
 {
     http_buf_t *b = &r->out;
-    const char *s = r->body, *end = r->body + r->len;
-    size_t row = 0;
-    while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        const char *le = nl != NULL ? nl : end;
-        if (le > s && le[-1] == '\r')
-            le--;
-        if (le > s) {
-            http__put(b, s, (size_t)(le - s));
-            for (size_t o = 0; o < p->n_out; o++) {
-                http__putc(b, ',');
-                csv_cell(b, &p->tensors[o], row_of(p, row));
-            }
-            http__putc(b, '\n');
-            row++;
+    for (size_t row = 0; row < rows->n; row++) {
+        http__put(b, rows->text[row], rows->len[row]);
+        for (size_t o = 0; o < p->n_out; o++) {
+            http__putc(b, ',');
+            csv_cell(b, &p->tensors[o], row_of(p, row));
         }
-        s = nl != NULL ? nl + 1 : end;
+        http__putc(b, '\n');
     }
     http__respond(r, 200, "text/csv");
     return 0;
@@ -294,23 +369,23 @@ int http__invocations(http_req_t *r)
                            "Unsupported Media Type: %.60s (send application/json or "
                            "text/csv)",
                            ct);
-    bool csv_out = accept == NULL || accept[0] == '\0' || strncmp(accept, "*/*", 3) == 0
-                       ? csv_in
-                       : is_csv(accept);
-    if (!csv_out && !is_json(accept) && accept != NULL && accept[0] != '\0' &&
-        strncmp(accept, "*/*", 3) != 0) {
+    /* The answer is the request's rows with features appended, so in the request's format:
+     * an Accept that takes it (among others, or through a wildcard) is served. */
+    const char *own = csv_in ? "text/csv" : "application/json";
+    if (!accepts(accept, own)) {
+        if (accepts(accept, csv_in ? "application/json" : "text/csv"))
+            return media_error(r, 406,
+                               "Not Acceptable: %.60s; the answer is the request's rows with "
+                               "features appended: ask for the request's own format (Accept %s)",
+                               accept, own);
         return media_error(r, 406, "Not Acceptable: %.60s (ask for application/json or text/csv)",
                            accept);
     }
-    if (csv_in != csv_out)
-        return media_error(r, 406,
-                           "Not Acceptable: %.60s; the answer is the request's rows with "
-                           "features appended: ask for the request's own format (Accept %s)",
-                           accept, csv_in ? "text/csv" : "application/json");
     json_t *body = NULL, *csv = NULL;
     int rc;
     http_predict_in_t in = {0};
     core_predict_t p;
+    csv_rows_t rows = {0};
     if (csv_in) {
         const catalog_model_t *m = NULL;
         if ((rc = core_authorize_model(ctx, spec.name)) < 0)
@@ -319,8 +394,7 @@ int http__invocations(http_req_t *r)
                                 spec.label, &m);
         if (rc < 0)
             return core_fail(ctx, -ENOENT, "model binding '%.128s' not found", spec.name);
-        size_t lines = 0;
-        rc = csv_inputs(r, m, &csv, &lines);
+        rc = csv_inputs(r, m, &csv, &rows);
         if (rc < 0)
             return rc;
         in.inputs = csv;
@@ -345,7 +419,7 @@ int http__invocations(http_req_t *r)
                                        : HTTP_OUTPUT_COLUMNS;
     rc = http__predict(r, &spec, &in, &p);
     if (rc == 0)
-        rc = csv_in ? answer_csv(r, &p) : answer_json(r, body, &p);
+        rc = csv_in ? answer_csv(r, &p, &rows) : answer_json(r, body, &p);
     core_read_end(ctx);
     json_decref(body);
     json_decref(csv);

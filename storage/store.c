@@ -734,6 +734,28 @@ int store_last_position(store_t *s, uint64_t *pos)
     return rc;
 }
 
+int store_holds_rows(store_t *s, bool *any)
+{
+    *any = false;
+    MDB_txn *txn;
+    int rc = read_txn(s, &txn);
+    if (rc < 0)
+        return rc;
+    store__views_t *t = store__views_get(s);
+    for (size_t i = 0; t != NULL && i < t->n && rc == 0 && !*any; i++) {
+        MDB_stat st;
+        rc = store__errno(mdb_stat(txn, t->items[i].dbi, &st));
+        *any = rc == 0 && st.ms_entries > 0;
+        if (rc == 0 && !*any && t->items[i].hdbi != 0) {
+            rc = store__errno(mdb_stat(txn, t->items[i].hdbi, &st));
+            *any = rc == 0 && st.ms_entries > 0;
+        }
+    }
+    store__views_unref(t);
+    read_txn_end(s, txn);
+    return rc;
+}
+
 int store_stat(store_t *s, store_stats_t *out)
 {
     MDB_envinfo info;

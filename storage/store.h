@@ -635,6 +635,10 @@ typedef struct store_stats {
 /* Returns: 0 and *out (written only on success); -EIO or another store error. */
 int store_stat(store_t *s, store_stats_t *out);
 
+/* Whether any view database (or its history) holds an entry, tombstones included: a look at
+ * each database's count, not a walk. Returns: 0 and *any; -EIO or another store error. */
+int store_holds_rows(store_t *s, bool *any);
+
 /* Counts rows of one view version (tombstones are not rows; damaged records are), walking them
  * all: for the CLI and tests. Returns: 0, -ENOENT, -EIO. */
 int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);

@@ -505,6 +505,38 @@ class SageMakerTest(HttpCase):
         self.assertEqual(json.loads(rows[0][3]), ["a", 'b"q,'])
         self.assertEqual(base64.b64decode(rows[0][4]), b"\x00\x01\xff")
 
+    def test_csv_bodies_are_rfc_4180(self):
+        # Quoted keys are unquoted before they are looked up; quoted commas, quotes and line
+        # breaks stay inside their field; CRLF line ends; each record comes back as sent.
+        self.client.write_features("customer_profile", {"customer_id": ["0042", "a,b"],
+                                                        "age": [41, 7]})
+        body = b'"0042","z, with a comma"\r\n"a,b","two\nlines, and ""quotes"""\r\n'
+        resp, raw = self.sm("customer_model", body, csv=True)
+        self.assertEqual(resp.status, 200, raw)
+        rows = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+        self.assertEqual([r[:3] for r in rows], [["0042", "z, with a comma", "41"],
+                                                 ["a,b", 'two\nlines, and "quotes"', "7"]])
+        self.assertTrue(raw.startswith(b'"0042","z, with a comma",41,'), raw)
+        resp, raw = self.sm("customer_model", b'0042,x\n"0042,y\n', csv=True)
+        self.assertEqual(resp.status, 400, raw)
+        self.assertIn("line 2: unterminated or misplaced quote", json.loads(raw)["error"])
+
+    def test_accept_lists_and_wildcards_are_read_as_http_says(self):
+        body = {"instances": [{"driver_id": 7}]}
+        for accept in ("text/csv, application/json", "application/*", "*/*;q=0.1",
+                       "Application/JSON; charset=utf-8"):
+            with self.subTest(accept=accept):
+                resp, raw = self.post("/invocations", body, headers={"Accept": accept})
+                self.assertEqual(resp.status, 200, raw)
+                self.assertEqual(json.loads(raw)["instances"][0]["conv_rate"], 0.5)
+        for accept in ("application/json;q=0, text/csv", "application/jsonlines"):
+            with self.subTest(accept=accept):
+                resp, raw = self.post("/invocations", body, headers={"Accept": accept})
+                self.assertEqual(resp.status, 406, raw)
+        resp, raw = self.post("/invocations", b'{"instances": [{"driver_id": 7}]}',
+                              headers={"Content-Type": "application/jsonlines"})
+        self.assertEqual(resp.status, 415, raw)
+
     def test_media_type_errors_are_json_and_name_the_type(self):
         resp, raw = self.post("/invocations", b"a",
                               headers={"Content-Type": 'text/x"evil\\'})

@@ -648,6 +648,40 @@ class SingleNatsTest(ReplicationCase):
         self.assert_clean_stop(a)
         self.assert_clean_stop(b)
 
+    def test_a_replica_holds_only_what_the_log_holds(self):
+        # Rows written without the log (a single node's directory) would be on one node alone:
+        # such a directory is refused at start, and a replica's directory refuses direct writes.
+        tmp = tempfile.mkdtemp(prefix="fstore-e2e-local-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        single = os.path.join(tmp, "single")
+        rows = os.path.join(tmp, "rows.csv")
+        with open(rows, "w") as f:
+            f.write("driver_id,trips\n71,7\n")
+        for cmd in (["apply", "--catalog", CATALOG, "--data-dir", single],
+                    ["ingest", "--data-dir", single, "--view", "driver_stats@v1", rows]):
+            out = subprocess.run([FSTORE] + cmd, capture_output=True, text=True, timeout=120)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        out = subprocess.run([FSTORE, "serve", "--catalog", CATALOG, "--data-dir", single,
+                              "--replication", self.urls, "--listen", "127.0.0.1:0",
+                              "--http-listen", ""], capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("replica_has_local_rows", out.stderr)
+        self.assertIn("--bootstrap-from", out.stderr)
+        # A replica's own directory, once it stopped: ingest, apply and materialize refuse it.
+        a = self.node(self.urls)
+        write(a, [72], 7)
+        self.assert_clean_stop(a)
+        for cmd, how in ((["ingest", "--data-dir", a.data_dir, "--view", "driver_stats@v1", rows],
+                          "--replication"),
+                         (["apply", "--catalog", CATALOG, "--data-dir", a.data_dir],
+                          "fstore apply --replication"),
+                         (["materialize", "--data-dir", a.data_dir, "2025-01-01T00:00:00Z",
+                           "2025-01-02T00:00:00Z"], "without --replication")):
+            out = subprocess.run([FSTORE] + cmd, capture_output=True, text=True, timeout=120)
+            self.assertEqual(out.returncode, 1, cmd)
+            self.assertIn("is a replica of a replication log", out.stderr)
+            self.assertIn(how, out.stderr)
+
     def test_a_retried_write_with_the_same_request_id_is_applied_once(self):
         a = self.node(self.urls)
         b = self.node(self.urls)
