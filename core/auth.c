@@ -689,3 +689,11 @@ int core__unknown(core_ctx_t *ctx, int rc)
                      "limited scope is not told which)",
                      ctx->principal);
 }
+
+void core_audit(const core_ctx_t *ctx, const char *op, long long count, int rc)
+{
+    if (ctx->principal == NULL)
+        return;
+    base_log(BASE_LOG_INFO, "audit", "{s:s, s:s, s:I, s:s}", "principal", ctx->principal, "op", op,
+             "count", count, "result", rc < 0 ? strerror(-rc) : "ok");
+}

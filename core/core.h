@@ -331,6 +331,13 @@ typedef struct core_creds {
 } core_creds_t;
 
 /*
+ * With a tokens file (ctx->principal set), an audit line for a call that is not a write (those
+ * leave theirs in core_write*()): op ("collect_garbage", "snapshot"), a count (rows deleted,
+ * bytes copied) and how it ended. Never a value. Thread safety: any thread.
+ */
+void core_audit(const core_ctx_t *ctx, const char *op, long long count, int rc);
+
+/*
  * Checks a call's credentials (cr, NULL for none) against ts for the scopes in need. A bearer
  * token decides when there is one: its hash, else (with a JWKS) a JWT's subject; without one,
  * the verified client certificate's names. Sets ctx->principal to the principal's name once

@@ -18,6 +18,8 @@ int server__rpc_begin_snapshot(server_call_t *c, const uint8_t *req, size_t len,
         return rc;
     core_snapshot_t snap;
     rc = core_snapshot_begin(c->ctx.core, &snap, c->ctx.msg, sizeof c->ctx.msg);
+    /* A copy of the whole store: said, with who asked, as writes are. */
+    core_audit(&c->ctx, "snapshot", rc == 0 ? (long long)snap.size : 0, rc);
     if (rc < 0)
         return rc;
     Fstore__V1__BeginSnapshotResponse out = FSTORE__V1__BEGIN_SNAPSHOT_RESPONSE__INIT;
@@ -75,6 +77,7 @@ int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len
         return rc;
     size_t deleted = 0;
     rc = core_gc(c->ctx.core, c->ctx.deadline_us, &deleted, c->ctx.msg, sizeof c->ctx.msg);
+    core_audit(&c->ctx, "collect_garbage", (long long)deleted, rc);
     if (rc < 0)
         return rc;
     Fstore__V1__CollectGarbageResponse out = FSTORE__V1__COLLECT_GARBAGE_RESPONSE__INIT;

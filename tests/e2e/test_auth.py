@@ -84,6 +84,7 @@ class Auth(unittest.TestCase):
         "/fstore.v1.OnlineFeatureService/GetOnlineFeatures": "read",
         "/feast.serving.ServingService/GetFeastServingInfo": "read",
         "/tensorflow.serving.PredictionService/Predict": "read",
+        "/fstore.v1.OnlineFeatureService/LoadBatch": "read",
         "/fstore.v1.OnlineFeatureService/WriteFeatures": "write",
         "/fstore.v1.OnlineFeatureService/DeleteEntities": "write",
         "/fstore.v1.OnlineFeatureService/GetCatalog": "admin",
@@ -113,6 +114,25 @@ class Auth(unittest.TestCase):
                 code, details = self.call("/fstore.v1.OnlineFeatureService/BeginSnapshot", who)
                 self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED if who in self.HAS
                                  else grpc.StatusCode.UNAUTHENTICATED, details)
+
+    def test_the_streamed_history_join_needs_read(self):
+        # Server-streaming: called as a stream (the table above calls unary methods).
+        denied = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+        path = "/fstore.v1.OnlineFeatureService/GetHistoricalFeatures"
+        for who in ("reader", "ops", None, "not-a-token"):
+            with self.subTest(who=who):
+                ch = grpc.insecure_channel(self.server.target)
+                self.addCleanup(ch.close)
+                md = [] if who is None else [("authorization", "Bearer " + TOKENS.get(who, who))]
+                try:
+                    list(ch.unary_stream(path)(b"", metadata=md, timeout=10))
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as e:
+                    code = e.code()
+                if who in self.HAS:
+                    self.assertNotIn(code, denied)
+                else:
+                    self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
 
     def test_one_authorization_entry_of_text(self):
         ch = grpc.insecure_channel(self.server.target)
@@ -201,7 +221,17 @@ class Auth(unittest.TestCase):
         stub.DeleteEntities(fstore_pb2.DeleteEntitiesRequest(
             feature_view="driver_stats@v1",
             entities={"driver_id": req.columns["driver_id"]}), metadata=md, timeout=10)
+        # CollectGarbage (which deletes rows) and a whole-store snapshot are said too.
+        ops, ops_md = self.client("ops")
+        ops.CollectGarbage(fstore_pb2.CollectGarbageRequest(), metadata=ops_md, timeout=30)
+        snap = ops.BeginSnapshot(fstore_pb2.BeginSnapshotRequest(), metadata=ops_md, timeout=30)
+        ops.EndSnapshot(fstore_pb2.EndSnapshotRequest(snapshot_id=snap.snapshot_id),
+                        metadata=ops_md, timeout=30)
         audits = self.server.events("audit")
+        self.assertTrue(any(a["principal"] == "ops" and a["op"] == "collect_garbage" and
+                            a["result"] == "ok" for a in audits), audits)
+        self.assertTrue(any(a["principal"] == "ops" and a["op"] == "snapshot" and
+                            a["count"] == snap.size_bytes for a in audits), audits)
         self.assertTrue(any(a["principal"] == "writer" and a["op"] == "write" and
                             a["view"] == "driver_stats" and a["rows"] == 1 and
                             a["result"] == "ok" for a in audits), audits)
