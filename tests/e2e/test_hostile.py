@@ -181,6 +181,49 @@ RELEASE_FSTORE = os.path.join(os.environ.get("FSTORE_SOURCE_DIR", "."), "build",
 @unittest.skipUnless(os.path.exists(RELEASE_FSTORE),
                      "no release build (build/release/fstore): ASan's allocator keeps freed "
                      "memory in its quarantine, so RSS is measured on the release binary")
+class LargeBodies(unittest.TestCase):
+    """Attack 4: bodies far over --max-message-bytes, several at once. gRPC 1.51 takes a message
+    in whole before fstore sees its length; what bounds them all together is gRPC's resource
+    quota (--grpc-max-memory): past it gRPC resets the streams it is reading. The release
+    binary: RSS is the allocator's."""
+
+    def test_huge_bodies_at_once_cost_at_most_the_grpc_memory_quota(self):
+        server = Server(args=["--grpc-max-memory", str(64 << 20)])
+        server.command = lambda: [RELEASE_FSTORE] + Server.command(server)[1:]
+        self.addCleanup(server.cleanup)
+        server.start()
+        self.server = server
+        before = rss_mb(server.proc.pid, "VmHWM")
+        body = b"\x0a\x80\x80\x80\x60" + b"x" * (150 << 20)
+        codes = []
+
+        def send():
+            ch = grpc.insecure_channel(server.target,
+                                       options=[("grpc.max_send_message_length", -1)])
+            try:
+                ch.unary_unary("/feast.serving.ServingService/GetOnlineFeatures")(body,
+                                                                                  timeout=60)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as e:
+                codes.append(e.code())
+            finally:
+                ch.close()
+        threads = [threading.Thread(target=send) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertEqual(codes, [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3)
+        # 450 MB sent; the peak grew by the quota and change (without it: ~400 MB).
+        grew = rss_mb(server.proc.pid, "VmHWM") - before
+        self.assertLess(grew, 160, "the peak grew %.0f MB" % grew)
+        self.assertTrue(HostileCase.other_client_ok(self, deadline=10.0))
+        self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+
+@unittest.skipUnless(os.path.exists(RELEASE_FSTORE),
+                     "no release build (build/release/fstore): ASan's allocator keeps freed "
+                     "memory in its quarantine, so RSS is measured on the release binary")
 class RapidReset(unittest.TestCase):
     """HTTP/2 rapid reset (CVE-2023-44487) on one connection: gRPC 1.51 queues a call for every
     stream it resets and has no knob to refuse them, so the memory peaks with the flood. What
