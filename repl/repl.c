@@ -369,6 +369,32 @@ static int check_stream(repl_t *r, const jsStreamConfig *c, char *err, size_t ca
         return repl__fail(err, cap, -EEXIST,
                           "stream %s exists with max bytes %lld, --stream-max-bytes is %lld",
                           r->stream, (long long)c->MaxBytes, (long long)r->o.max_bytes);
+    /* What the log must be whatever the flags: a durable record every node replays in full,
+     * dropped only from its start, that catches a retried write within fstore's window. */
+    if (c->Retention != js_LimitsPolicy)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with %s retention: fstore needs limits retention (an "
+                          "interest or work-queue stream deletes messages a node has yet to "
+                          "replay)",
+                          r->stream, c->Retention == js_InterestPolicy ? "interest" : "work-queue");
+    if (c->Storage != js_FileStorage)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists in memory storage: the log is the source of truth and "
+                          "must survive a nats-server restart (file storage)",
+                          r->stream);
+    if (c->MaxMsgsPerSubject > 0)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with at most %lld messages per subject: that drops "
+                          "writes from the middle of the log, which no replica could replay",
+                          r->stream, (long long)c->MaxMsgsPerSubject);
+    int64_t dup_ns =
+        c->MaxAge > 0 && c->MaxAge < 120 * 1000000000ll ? c->MaxAge : 120 * 1000000000ll;
+    if (c->Duplicates < dup_ns)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with a duplicate window of %lld ms: a retried write "
+                          "is applied once only within it, and fstore promises %lld s",
+                          r->stream, (long long)(c->Duplicates / 1000000),
+                          (long long)(dup_ns / 1000000000ll));
     return 0;
 }
 

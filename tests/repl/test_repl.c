@@ -427,6 +427,73 @@ Test(repl, a_stream_configured_otherwise_is_refused_not_reconfigured)
     cr_assert_eq(repl_open(&o, "p", NULL, &r, err, sizeof err), -EINVAL);
 }
 
+/* A stream made by hand (as an operator with the nats tool would) for project proj. */
+static void make_stream(const char *proj, void (*shape)(jsStreamConfig *))
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    char name[64], subject[64];
+    snprintf(name, sizeof name, "FSTORE_%s", proj);
+    for (char *p = name; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    snprintf(subject, sizeof subject, "fstore.%s.>", proj);
+    const char *subjects[] = {subject};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Duplicates = 120 * 1000000000ll;
+    shape(&cfg);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    cr_assert_eq(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK, "jerr %d", (int)jerr);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static void interest(jsStreamConfig *c)
+{
+    c->Retention = js_InterestPolicy;
+}
+static void memory(jsStreamConfig *c)
+{
+    c->Storage = js_MemoryStorage;
+}
+static void per_subject(jsStreamConfig *c)
+{
+    c->MaxMsgsPerSubject = 1;
+}
+static void short_window(jsStreamConfig *c)
+{
+    c->Duplicates = 1000000000ll;
+}
+
+Test(repl, a_stream_that_cannot_be_the_log_is_refused_whatever_the_flags)
+{
+    static const struct {
+        const char *proj;
+        void (*shape)(jsStreamConfig *);
+        const char *says;
+    } cases[] = {{"q1", interest, "interest retention"},
+                 {"q2", memory, "memory storage"},
+                 {"q3", per_subject, "per subject"},
+                 {"q4", short_window, "duplicate window of 1000 ms"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        make_stream(cases[i].proj, cases[i].shape);
+        repl_t *r = NULL;
+        char err[512] = "";
+        repl_options_t o = options(&B);
+        cr_assert_eq(repl_open(&o, cases[i].proj, NULL, &r, err, sizeof err), -EEXIST, "%s",
+                     cases[i].proj);
+        cr_assert(strstr(err, cases[i].says) != NULL, "%s: %s", cases[i].proj, err);
+    }
+}
+
 Test(repl, no_server_is_a_clear_error_within_the_connect_timeout)
 {
     repl_options_t o = options(&A);
