@@ -9,6 +9,7 @@ Skipped, with a message, where kubectl (or node and npm, for the schema check) i
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -387,6 +388,25 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(len(urls), 3)
         self.assertEqual(env["FSTORE_STREAM_REPLICAS"], "3")
         self.assertEqual(env["FSTORE_BOOTSTRAP_FROM"], "fstore-headless:6566")
+        # The log has a retention, by age and by a size under JetStream's own file limit (past
+        # which every publish would be refused).
+        self.assertEqual(env["FSTORE_STREAM_MAX_AGE"], "7d")
+        conf = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+        limit = re.search(r"max_file_store:\s*(\d+)G", conf)
+        self.assertIsNotNone(limit, conf)
+        self.assertLess(int(env["FSTORE_STREAM_MAX_BYTES"]), int(limit.group(1)) << 30)
+        # The binary takes the overlay's settings (it then fails only to reach NATS).
+        with tempfile.TemporaryDirectory() as d:
+            out = subprocess.run([FSTORE, "serve", "--data-dir", d, "--catalog",
+                                  os.path.join(ROOT, "examples", "catalog"),
+                                  "--listen", "127.0.0.1:0", "--http-listen", "",
+                                  "--connect-timeout-ms", "200"],
+                                 env=dict(os.environ, **{k: v for k, v in env.items()
+                                                         if k.startswith("FSTORE_STREAM_")},
+                                          FSTORE_REPLICATION="nats://127.0.0.1:1"),
+                                 capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("no NATS server answered", out.stderr)
         nats = find(docs, "StatefulSet", "nats")
         self.assertEqual(nats["spec"]["replicas"], 3)
         self.assertEqual(nats["spec"]["serviceName"], "nats-headless")
