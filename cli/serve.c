@@ -278,6 +278,9 @@ static void usage(FILE *f)
             "  --grpc-handshake-timeout-ms N  a connection that has not finished its TLS and\n"
             "                           HTTP/2 handshakes this long after it was accepted is\n"
             "                           closed (default %u)\n"
+            "  --grpc-min-ping-interval-ms N  a client's HTTP/2 pings closer than N ms are\n"
+            "                           strikes; the third closes its connection (GOAWAY\n"
+            "                           too_many_pings; default %u)\n"
             "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
             "                           certificate chain and key (both reload them when they\n"
             "                           change)\n"
@@ -339,9 +342,10 @@ static void usage(FILE *f)
             SERVER_DEFAULT_SHUTDOWN_GRACE_MS, SERVER_DEFAULT_MAX_STREAMS,
             (size_t)SERVER_DEFAULT_MAX_MEMORY, SERVER_DEFAULT_MAX_SEND_MS,
             SERVER_DEFAULT_MAX_AGE_GRACE_S, SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS,
-            HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS, HTTP_DEFAULT_CONNECTION_RATE,
-            HTTP_DEFAULT_IDLE_TIMEOUT_S, HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS,
-            HTTP_DEFAULT_MAX_PASSTHROUGHS, HTTP_DEFAULT_MAX_WRITES);
+            SERVER_DEFAULT_MIN_PING_INTERVAL_MS, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
+            HTTP_DEFAULT_CONNECTION_RATE, HTTP_DEFAULT_IDLE_TIMEOUT_S,
+            HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
+            HTTP_DEFAULT_MAX_WRITES);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -408,6 +412,8 @@ int cli_serve(int argc, char **argv)
         {"grpc-max-connection-age-s", 0, CLI_UNSIGNED, &o.max_age_s, CLI_ENV, 0, 2000000},
         {"grpc-handshake-timeout-ms", 0, CLI_UNSIGNED, &o.handshake_timeout_ms, CLI_ENV, 100,
          600000},
+        {"grpc-min-ping-interval-ms", 0, CLI_UNSIGNED, &o.min_ping_interval_ms, CLI_ENV, 1,
+         86400000},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
         {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},

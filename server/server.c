@@ -948,7 +948,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
         base_log(BASE_LOG_INFO, "absl_deadlock_detection", "{s:s}", "note",
                  "abseil mutex deadlock detection stays on (FSTORE_ABSL_DEADLOCK_DETECTION=1, "
                  "or not found in the abseil gRPC links against)");
-    grpc_arg args[15];
+    grpc_arg args[17];
     memset(args, 0, sizeof args);
     size_t n_args = 3;
     /* gRPC sets SO_REUSEPORT by default, which lets a second server bind a port that is already
@@ -1008,6 +1008,20 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     args[n_args++].value.integer =
         (int)(o->handshake_timeout_ms ? o->handshake_timeout_ms
                                       : SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    /* Keepalive enforcement: a ping flood (CPU for nothing) ends in GOAWAY too_many_pings.
+     * The interval holds with calls in flight or not (gRPC's own policy for a connection
+     * without calls is one ping in two hours, whatever the interval). */
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS;
+    args[n_args++].value.integer = 1;
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS;
+    args[n_args++].value.integer =
+        (int)(o->min_ping_interval_ms ? o->min_ping_interval_ms
+                                      : SERVER_DEFAULT_MIN_PING_INTERVAL_MS);
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = GRPC_ARG_HTTP2_MAX_PING_STRIKES;
+    args[n_args++].value.integer = 2;
     /* Connections that rebalance: GOAWAY after an idle time or an age, with a grace for the
      * calls in flight. */
     if (o->max_idle_s > 0) {

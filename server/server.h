@@ -50,6 +50,8 @@ typedef struct server server_t;
 /* How long an accepted connection may take to finish its TLS and HTTP/2 handshakes (gRPC's own
  * default is 120 s): a client that connects and sends nothing is closed after this. */
 #define SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
+/* gRPC's own: a client's keepalive pings closer than 5 minutes are strikes. */
+#define SERVER_DEFAULT_MIN_PING_INTERVAL_MS 300000u
 
 typedef struct server_options {
     const char *listen;     /* host:port; port 0 picks a free one (see server_port()) */
@@ -85,6 +87,9 @@ typedef struct server_options {
                                  after the GOAWAY; SERVER_DEFAULT_MAX_AGE_GRACE_S */
     unsigned handshake_timeout_ms; /* --grpc-handshake-timeout-ms: an unfinished handshake is
                                       closed after this; SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS */
+    unsigned min_ping_interval_ms; /* --grpc-min-ping-interval-ms: a client's pings closer than
+                                      this (calls in flight or not) are strikes, and the third is
+                                      GOAWAY too_many_pings; SERVER_DEFAULT_MIN_PING_INTERVAL_MS */
     /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
      * new certificate). With a client CA, client certificates are verified when presented, and
      * required with tls_require_client_cert (mTLS). */

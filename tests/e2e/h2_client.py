@@ -33,6 +33,7 @@ class H2Grpc:
         self.flush()
         self.streams = {}
         self.closed = False
+        self.goaway = None  # (error code, debug data) of a GOAWAY received
         self.remote_max_streams = None
 
     def flush(self):
@@ -120,6 +121,7 @@ class H2Grpc:
                 self.remote_max_streams = c.new_value
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self.closed = True
+            self.goaway = (ev.error_code, ev.additional_data)
 
     def result(self, sid, timeout=10.0):
         """(grpc-status as int or None, grpc-message, the response's message bytes or None)."""

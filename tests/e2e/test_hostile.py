@@ -299,6 +299,44 @@ class NeverReads(HostileCase):
         self.assertGreaterEqual(float(taken[0].split()[1]), 4)
 
 
+class PingFlood(HostileCase):
+    """Keepalive enforcement: HTTP/2 PINGs closer than --grpc-min-ping-interval-ms (5 minutes
+    by default) are strikes; the third closes the connection with GOAWAY ENHANCE_YOUR_CALM
+    "too_many_pings"."""
+
+    @staticmethod
+    def ping(c, n, every=0.05):
+        """Sends up to n PINGs, every `every` seconds; returns how many went before a close."""
+        sent = 0
+        while sent < n and not c.closed:
+            c.conn.ping(b"%08d" % sent)
+            c.flush()
+            sent += 1
+            c.pump(lambda: False, timeout=every)
+        c.pump(lambda: c.closed, timeout=3)
+        return sent
+
+    def test_a_ping_flood_is_closed_and_others_are_served(self):
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        sent = self.ping(c, 50)
+        self.assertTrue(c.closed)
+        self.assertLess(sent, 10)
+        self.assertEqual((int(c.goaway[0]), c.goaway[1]), (11, b"too_many_pings"))
+        self.assertTrue(self.other_client_ok())
+
+
+class PingsAllowed(HostileCase):
+    """A client whose keepalive is more frequent than gRPC's default is allowed with the flag."""
+    args = ["--grpc-min-ping-interval-ms", "10"]
+
+    def test_pings_within_the_interval_are_answered(self):
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        self.assertEqual(PingFlood.ping(c, 20), 20)
+        self.assertFalse(c.closed)
+
+
 class Rebalance(HostileCase):
     """--grpc-max-connection-age-s: connections get GOAWAY and clients reconnect, without a
     failed call."""
