@@ -15,12 +15,14 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
-from harness import E2E_DIR, ServerTestCase
+from harness import E2E_DIR, FSTORE, SANITIZER_RE, ServerTestCase, free_port
 
 CATALOG = os.path.join(E2E_DIR, "http_catalog.yaml")
 
@@ -420,6 +422,46 @@ class TfServingRestTest(HttpCase):
         self.assertEqual(resp.status, 400)
         resp, raw = self.post("/v1/models/ranker:classify", {"examples": []})
         self.assertEqual(resp.status, 501)
+
+
+class SageMakerEnvironmentTest(unittest.TestCase):
+    """What SageMaker's container contract sets: SAGEMAKER_BIND_TO_PORT picks the HTTP port
+    (no --http-listen given), FSTORE_SAGEMAKER_MODEL the binding of /invocations."""
+
+    def test_the_port_and_the_model_come_from_the_environment(self):
+        d = tempfile.mkdtemp(prefix="fstore-e2e-sm-")
+        self.addCleanup(shutil.rmtree, d, True)
+        port = free_port()
+        env = dict(os.environ, SAGEMAKER_BIND_TO_PORT=str(port), FSTORE_SAGEMAKER_MODEL="ranker")
+        env.pop("FSTORE_HTTP_LISTEN", None)
+        p = subprocess.Popen([FSTORE, "serve", "--catalog", CATALOG, "--data-dir", d, "--listen",
+                              "127.0.0.1:%d" % free_port()], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(p.kill)
+        deadline = time.monotonic() + 60
+        status = None
+        while status != 200:
+            self.assertIsNone(p.poll(), "fstore exited")
+            self.assertLess(time.monotonic(), deadline)
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/ping" % port, timeout=5) as r:
+                    status = r.status
+            except (OSError, urllib.error.HTTPError):
+                time.sleep(0.1)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/invocations", json.dumps({"instances": [{"driver_id": 1}]}),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        self.assertEqual(resp.status, 200, body)
+        # ranker@v2 (its highest version) appends driver_activity's features, zero when missing.
+        self.assertEqual(body["instances"][0]["driver_id"], 1)
+        self.assertIn("conv_rate", body["instances"][0])
+        p.terminate()
+        out, _ = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, out[-2000:])
+        self.assertIsNone(SANITIZER_RE.search(out), out[-3000:])
 
 
 class SageMakerTest(HttpCase):

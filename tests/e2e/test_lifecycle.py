@@ -8,6 +8,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import grpc
 
@@ -319,10 +321,20 @@ class Lifecycle(unittest.TestCase):
         # Ten minutes: the test ends long before, only through the second SIGTERM.
         s = self.start(env={"FSTORE_DRAIN_DELAY_MS": "600000"})
         self.seed(s.client)
+
+        def http_status(path):
+            try:
+                with urllib.request.urlopen("http://%s%s" % (s.http, path), timeout=10) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        self.assertEqual((http_status("/ping"), http_status("/health")), (200, 200))
         s.send(signal.SIGTERM)
         s.wait_event("drain_delay", 1)
-        # Health says go away at once; reads are still answered meanwhile.
+        # Health says go away at once (SageMaker's /ping and Feast's /health too: 503); reads
+        # are still answered meanwhile.
         self.assertEqual(s.client.health(), "NOT_SERVING")
+        self.assertEqual((http_status("/ping"), http_status("/health")), (503, 503))
         r = s.client.get_online_features(features=["driver_stats@v1:trips"],
                                          entities={"driver_id": [1]})
         self.assertEqual(r["trips"], [11])
