@@ -682,6 +682,41 @@ class SingleNatsTest(ReplicationCase):
             self.assertIn("is a replica of a replication log", out.stderr)
             self.assertIn(how, out.stderr)
 
+    def test_deletes_go_through_the_log_as_tombstones(self):
+        # A delete on one node is a tombstone on every node, at the time the delete was taken:
+        # an older write that comes after it (through another node) stays stale everywhere, a
+        # newer one is the row again.
+        a = self.node(self.urls)
+        b = self.node(self.urls)
+        t = time.time() - 60
+
+        def put(node, value, when):
+            req = fstore_pb2.WriteFeaturesRequest(feature_view="driver_stats@v1")
+            req.columns["driver_id"].val.add().int64_val = 81
+            req.columns["trips"].val.add().int64_val = value
+            req.event_timestamps.add().FromNanoseconds(int(when * 1e9))
+            return node.client.fstore.WriteFeatures(req, timeout=30)
+        put(a, 1, t)
+        dreq = fstore_pb2.DeleteEntitiesRequest(feature_view="driver_stats@v1")
+        dreq.entities["driver_id"].val.add().int64_val = 81
+        d = b.client.fstore.DeleteEntities(dreq, timeout=30)
+        md = [("fstore-min-seq", str(d.sequence))]
+        self.assertEqual(read_trips(a, [81], md), [None])
+        self.assertEqual(read_trips(b, [81], md), [None])
+        old = put(a, 2, t - 10)
+        self.assertEqual(old.rows_stale, 1)
+        md = [("fstore-min-seq", str(old.sequence))]
+        self.assertEqual(read_trips(a, [81], md), [None])
+        self.assertEqual(read_trips(b, [81], md), [None])
+        new = put(b, 3, time.time() + 5)  # after the delete's own time (when it was taken)
+        md = [("fstore-min-seq", str(new.sequence))]
+        self.assertEqual(read_trips(a, [81], md), [3])
+        self.assertEqual(read_trips(b, [81], md), [3])
+        self.wait_converged([a, b])
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
+        self.assert_same_digests([a, b])
+
     def test_a_retried_write_with_the_same_request_id_is_applied_once(self):
         a = self.node(self.urls)
         b = self.node(self.urls)
