@@ -1,5 +1,6 @@
 # tests/e2e/test_lifecycle.py - SIGHUP reload under load, drain on SIGTERM, restart, busy port.
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -382,6 +383,41 @@ class Lifecycle(unittest.TestCase):
         self.assertTrue(s.events("stopped"), s.log())
         self.assertFalse(s.events("serving"), s.log())
         self.assertFalse(s.events("drain_delay"), s.log())
+
+    def test_a_pattern_with_a_backreference_is_refused_where_it_is_written(self):
+        # Attack 6: a backreference makes a regex match take exponential time (one 1000-byte
+        # write pinned a worker for 40 s). The real binary refuses the catalog at start, and at
+        # a reload, naming the file, line and column; the running server keeps its catalog.
+        bad = os.path.join(self.tmp, "backref.yaml")
+        with open(bad, "w") as f:
+            f.write("project: br\n"
+                    "entities: [{name: user, join_keys: [{name: user_id, type: STRING}]}]\n"
+                    "feature_views:\n"
+                    "  - name: v\n"
+                    "    version: 1\n"
+                    "    entities: [user]\n"
+                    "    features:\n"
+                    "      - name: s\n"
+                    "        dtype: STRING\n"
+                    "        validation: {pattern: '(a*)*\\1b'}\n")
+        p = subprocess.run([FSTORE, "serve", "--catalog", bad, "--data-dir",
+                            os.path.join(self.tmp, "br"), "--listen", "127.0.0.1:0",
+                            "--http-listen", ""], capture_output=True, text=True, timeout=90)
+        self.assertNotEqual(p.returncode, 0)
+        rejected = [json.loads(l) for l in p.stderr.splitlines() if '"catalog_rejected"' in l]
+        self.assertEqual(len(rejected), 1, p.stderr)
+        err = rejected[0]["errors"][0]
+        self.assertEqual((err["line"], err["column"]), (10, 31))
+        self.assertIn("backreference", err["message"])
+        # A reload to it is refused as well, and the server goes on with its catalog.
+        path = catalog_with(self.tmp)
+        s = self.start(catalog=path)
+        shutil.copy(bad, path)
+        s.send(signal.SIGHUP)
+        ev = s.wait_event("catalog_reload_rejected", 1)[0]
+        self.assertIn("backreference", json.dumps(ev))
+        self.assertEqual(s.client.health(), "SERVING")
+        self.assertCleanExit(s, s.stop())
 
     def test_a_busy_port_fails_loudly(self):
         s = self.start()

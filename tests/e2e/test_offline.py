@@ -204,6 +204,33 @@ class OfflineTest(ServerTestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn("line 4: event_timestamp 'soon' is not a time", out.stderr)
 
+    def test_the_cli_streams_jsonl_across_chunks_with_extra_columns(self):
+        # 25 rows in chunks of 4: every chunk boundary crossed, rows in order, extra columns
+        # carried through, a feature as of each row's own time.
+        base = T0 + 95 * DAY
+        ids = list(range(9500, 9505))
+        self.insert(ids, [1, 2, 3, 4, 5], [base] * 5)
+        self.insert(ids, [10, 20, 30, 40, 50], [base + 100] * 5)
+        path = os.path.join(self.server.data_dir, "..", "jsonl-%d.csv" % os.getpid())
+        self.addCleanup(os.unlink, path)
+        rows = [(ids[k % 5], base + (150 if k % 2 else 50), "r%d" % k) for k in range(25)]
+        with open(path, "w") as f:
+            f.write("driver_id,event_timestamp,label\n")
+            for ident, t, label in rows:
+                f.write("%d,%d,%s\n" % (ident, t, label))
+        out = subprocess.run([FSTORE, "history", "--data-dir", self.server.data_dir,
+                              "--features", "driver_trips:trips_last_hour", "--format", "jsonl",
+                              "--chunk-rows", "4", path],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        got = [json.loads(line) for line in out.stdout.splitlines()]
+        self.assertEqual(len(got), 25)
+        for (ident, t, label), g in zip(rows, got):
+            self.assertEqual((g["driver_id"], g["label"]), (ident, label))
+            k = ids.index(ident)
+            want = (k + 1) * 10 if t == base + 150 else k + 1
+            self.assertEqual(g["trips_last_hour"], want, g)
+
     def test_feast_http_push_to_offline_writes_the_history_only(self):
         base = T0 + 70 * DAY
         body = {"push_source_name": "driver_trips_push", "to": "offline",
