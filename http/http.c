@@ -313,19 +313,35 @@ static const http_route_t *route_of(const char *method, const char *url, const c
     return NULL;
 }
 
+/* Every status code fstore's routes answer with (the HTTP layer, Feast's, SageMaker's and TF
+ * Serving's mappings, a passthrough's), each a series of its own. */
+static const int http_codes[HTTP_N_CODES] = {200, 400, 401, 403, 404, 405, 406, 408, 409, 411, 413,
+                                             415, 422, 429, 431, 499, 500, 501, 502, 503, 504};
+
+/* This thread's counters (its slot, handed out at its first count). */
+static http_route_stats_t *route_stats(http_t *h, http_route_id_t id)
+{
+    static _Thread_local int slot = -1;
+    if (slot < 0)
+        slot = (int)(atomic_fetch_add_explicit(&h->next_stat_slot, 1, memory_order_relaxed) %
+                     HTTP_STAT_SLOTS);
+    return &h->stats[slot].routes[id];
+}
+
 static void stats(http_t *h, http_route_id_t id, int status, int64_t us)
 {
     static const int64_t bounds_us[HTTP_BUCKETS - 1] = {
         500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
-    http_route_stats_t *s = &h->stats[id];
-    int cls = status / 100;
-    atomic_fetch_add_explicit(&s->by_code[cls >= 1 && cls <= 5 ? cls : 5], 1, memory_order_relaxed);
+    http_route_stats_t *s = route_stats(h, id);
+    size_t c = 0;
+    while (c < HTTP_N_CODES && http_codes[c] != status)
+        c++;
+    atomic_fetch_add_explicit(&s->by_code[c], 1, memory_order_relaxed);
     size_t b = 0;
     while (b < HTTP_BUCKETS - 1 && us > bounds_us[b])
         b++;
     atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
 }
 
 static enum MHD_Result send_response(http_req_t *r)
@@ -637,6 +653,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->route = route_of(method, url, &allow);
         if (h->o.metrics_only && r->route != NULL && r->route->id != ROUTE_METRICS)
             r->route = NULL;
+        atomic_fetch_add_explicit(
+            &route_stats(h, r->route != NULL ? r->route->id : ROUTE_OTHER)->started, 1,
+            memory_order_relaxed);
         size_t max = core_limits(h->core)->max_message_bytes;
         int denied = 0;
         const char *cl =
@@ -994,17 +1013,39 @@ void http_metrics(void *arg, FILE *out)
     static const char *const le[HTTP_BUCKETS] = {"0.0005", "0.001", "0.0025", "0.005",
                                                  "0.01",   "0.025", "0.05",   "0.1",
                                                  "0.25",   "0.5",   "1",      "+Inf"};
-    fputs("# HELP http_requests_total HTTP requests answered, by route and status class.\n"
+    /* Every slot's counters summed, once per route. */
+    http_route_stats_t *sum = calloc(ROUTE_COUNT, sizeof *sum);
+    if (sum == NULL)
+        return;
+    for (int k = 0; k < HTTP_STAT_SLOTS; k++) {
+        for (int i = 0; i < ROUTE_COUNT; i++) {
+            const http_route_stats_t *s = &h->stats[k].routes[i];
+            sum[i].started += atomic_load_explicit(&s->started, memory_order_relaxed);
+            for (int c = 0; c <= HTTP_N_CODES; c++)
+                sum[i].by_code[c] += atomic_load_explicit(&s->by_code[c], memory_order_relaxed);
+            for (int b = 0; b < HTTP_BUCKETS; b++)
+                sum[i].buckets[b] += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+            sum[i].sum_us += atomic_load_explicit(&s->sum_us, memory_order_relaxed);
+        }
+    }
+    fputs("# HELP http_requests_started_total HTTP requests started, by route.\n"
+          "# TYPE http_requests_started_total counter\n",
+          out);
+    for (int i = 0; i < ROUTE_COUNT; i++)
+        fprintf(out, "http_requests_started_total{route=\"%s\"} %llu\n", route_names[i],
+                (unsigned long long)sum[i].started);
+    fputs("# HELP http_requests_total HTTP requests answered, by route and status code.\n"
           "# TYPE http_requests_total counter\n",
           out);
     for (int i = 0; i < ROUTE_COUNT; i++) {
-        for (int c = 2; c <= 5; c++) {
-            if (c == 3)
-                continue;
-            fprintf(out, "http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", route_names[i],
-                    c,
-                    (unsigned long long)atomic_load_explicit(&h->stats[i].by_code[c],
-                                                             memory_order_relaxed));
+        for (int c = 0; c <= HTTP_N_CODES; c++) {
+            char code[8];
+            if (c < HTTP_N_CODES)
+                snprintf(code, sizeof code, "%d", http_codes[c]);
+            else
+                snprintf(code, sizeof code, "other");
+            fprintf(out, "http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", route_names[i],
+                    code, (unsigned long long)sum[i].by_code[c]);
         }
     }
     fputs("# HELP http_request_duration_seconds Time from a request's first byte to its "
@@ -1012,18 +1053,19 @@ void http_metrics(void *arg, FILE *out)
           "# TYPE http_request_duration_seconds histogram\n",
           out);
     for (int i = 0; i < ROUTE_COUNT; i++) {
-        const http_route_stats_t *s = &h->stats[i];
+        const http_route_stats_t *s = &sum[i];
         uint64_t cum = 0;
         for (int b = 0; b < HTTP_BUCKETS; b++) {
-            cum += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+            cum += s->buckets[b];
             fprintf(out, "http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %llu\n",
                     route_names[i], le[b], (unsigned long long)cum);
         }
         fprintf(out, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[i],
-                (double)atomic_load_explicit(&s->sum_us, memory_order_relaxed) / 1e6);
+                (double)s->sum_us / 1e6);
         fprintf(out, "http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[i],
                 (unsigned long long)cum);
     }
+    free(sum);
     fprintf(out,
             "# HELP http_writes_in_flight HTTP writes from their headers to their answer "
             "(--http-max-writes).\n# TYPE http_writes_in_flight gauge\nhttp_writes_in_flight "

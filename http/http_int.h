@@ -198,13 +198,25 @@ void http__tensors_json(http_buf_t *b, const core_predict_t *p, bool rows);
     12 /* latency buckets (seconds): .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5                  \
           1 +Inf */
 
-/* Per route counters: by status class, and a latency histogram. */
+/* The status codes counted one by one (http.c's http_codes[]); any other is counted as
+ * code="other". */
+#define HTTP_N_CODES 21
+
+/* Per route counters: requests started, answered by status code, and a latency histogram. */
 typedef struct http_route_stats {
-    _Atomic uint64_t by_code[6]; /* 1xx..5xx, [0] unused */
+    _Atomic uint64_t started;
+    _Atomic uint64_t by_code[HTTP_N_CODES + 1]; /* [HTTP_N_CODES]: any other code */
     _Atomic uint64_t buckets[HTTP_BUCKETS];
     _Atomic uint64_t sum_us;
-    _Atomic uint64_t count;
 } http_route_stats_t;
+
+/* The counters of one slot: a thread counts into its own (slots are handed out round-robin at a
+ * thread's first count), and a scrape sums them, so counting shares no cache line between the
+ * pool's threads. */
+#define HTTP_STAT_SLOTS 16
+typedef struct http_stat_slot {
+    _Alignas(64) http_route_stats_t routes[ROUTE_COUNT];
+} http_stat_slot_t;
 
 struct http {
     core_t *core;
@@ -232,7 +244,8 @@ struct http {
     char *tls_client_ca; /* their PEM at start: libmicrohttpd asks for client certificates */
     struct http__tls_ca *client_ca; /* --tls-client-ca, verified against (NULL: none asked) */
     _Atomic unsigned n_workers;
-    http_route_stats_t stats[ROUTE_COUNT];
+    http_stat_slot_t stats[HTTP_STAT_SLOTS];
+    _Atomic unsigned next_stat_slot;
     /* --http-connection-rate: a token bucket per slot of client addresses (hashed: addresses
      * that share a slot share its rate, so memory stays fixed whatever the addresses). */
     pthread_mutex_t rate_mu;

@@ -765,8 +765,15 @@ class MetricsTest(HttpCase):
             out = subprocess.run([promtool, "check", "metrics"], input=text,
                                  capture_output=True, text=True, timeout=60)
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        gof = 'http_requests_total{route="/get-online-features",code="2xx"}'
+        gof = 'http_requests_total{route="/get-online-features",code="200"}'
         self.assertEqual(self.value(text, gof) - self.value(before, gof), 3)
+        started = 'http_requests_started_total{route="/get-online-features"}'
+        self.assertEqual(self.value(text, started) - self.value(before, started), 3)
+        # Codes one by one: the refused write is 422, not one of "4xx".
+        refused = 'http_requests_total{route="/write-to-online-store",code="422"}'
+        self.assertEqual(self.value(text, refused) - self.value(before, refused), 1)
+        for code in ("404", "429", "503", "other"):
+            self.value(text, 'http_requests_total{route="/push",code="%s"}' % code)
         ok = ('grpc_server_handled_total{grpc_code="OK",grpc_method="GetOnlineFeatures",'
               'grpc_service="feast.serving.ServingService",grpc_type="unary"}')
         self.assertGreaterEqual(self.value(text, ok) - self.value(before, ok), 1)
@@ -808,7 +815,7 @@ class MetricsTest(HttpCase):
         for _ in range(5):
             self.gof({"features": ["driver_hourly_stats:acc_rate"],
                       "entities": {"driver_id": [42]}})
-        query = 'sum(http_requests_total{route="/get-online-features",code="2xx"})'
+        query = 'sum(http_requests_total{route="/get-online-features",code="200"})'
         url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(query))
         deadline = time.monotonic() + 60
         got = None
