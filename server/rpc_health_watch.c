@@ -40,6 +40,7 @@ struct watch {
     grpc_byte_buffer *payload;
     grpc_byte_buffer *out;
     char service[SERVICE_MAX];
+    int64_t t0_us; /* when the call was matched, for its duration */
     int last_sent; /* -1 = nothing sent yet */
     int cancelled;
     bool active; /* a call was matched (else this is the pending request) */
@@ -54,6 +55,7 @@ struct server_watches {
     grpc_server *grpc;
     grpc_completion_queue *cq;
     void *handle;
+    method_stats_t *stats;
     watch_t *head; /* every watch, active or pending */
     size_t n_active;
     size_t n_pending;
@@ -66,12 +68,13 @@ static void on_close(server_tag_t *t, bool ok);
 static void on_status(server_tag_t *t, bool ok);
 
 int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
-                       server_watches_t **out)
+                       method_stats_t *stats, server_watches_t **out)
 {
     server_watches_t *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
         return -ENOMEM;
     ws->core = core;
+    ws->stats = stats;
     ws->grpc = gs;
     ws->cq = cq;
     ws->handle = grpc_server_register_method(gs, "/grpc.health.v1.Health/Watch", NULL,
@@ -109,6 +112,9 @@ static void free_watch(watch_t *w)
         grpc_call_unref(w->call);
     grpc_metadata_array_destroy(&w->md);
     bool was_active = w->active;
+    if (was_active)
+        server__count_handled(ws->stats, w->cancelled ? GRPC_STATUS_CANCELLED : GRPC_STATUS_OK,
+                              base_mono_us() - w->t0_us);
     free(w);
     if (was_active) {
         ws->n_active--;
@@ -227,6 +233,8 @@ static void on_new(server_tag_t *t, bool ok)
         return;
     }
     w->active = true;
+    w->t0_us = base_mono_us();
+    atomic_fetch_add_explicit(&ws->stats->started, 1, memory_order_relaxed);
     ws->n_active++;
     request_one(ws);
     parse_service(w);

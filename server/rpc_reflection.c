@@ -46,6 +46,8 @@ struct refl {
     grpc_metadata_array md;
     grpc_byte_buffer *in, *out;
     int cancelled;
+    int64_t t0_us;            /* when the call was matched, for its duration */
+    grpc_status_code outcome; /* the status finish() sent */
     bool active, closed, status_sent, status_done, busy;
 };
 
@@ -56,6 +58,7 @@ struct server_reflection {
     refl_t *head;
     size_t n_active, n_pending[2];
     size_t max_request;
+    method_stats_t *stats; /* [2]: by path */
     bool draining;
 };
 
@@ -66,11 +69,12 @@ static void on_close(server_tag_t *t, bool ok);
 static void on_status(server_tag_t *t, bool ok);
 
 int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t max_request,
-                            server_reflection_t **out)
+                            method_stats_t *stats, server_reflection_t **out)
 {
     server_reflection_t *rs = calloc(1, sizeof *rs);
     if (rs == NULL)
         return -ENOMEM;
+    rs->stats = stats;
     rs->grpc = gs;
     rs->cq = cq;
     rs->max_request = max_request;
@@ -108,6 +112,9 @@ static void free_refl(refl_t *r)
     grpc_metadata_array_destroy(&r->md);
     bool was_active = r->active;
     int path = r->path;
+    if (was_active)
+        server__count_handled(&rs->stats[path], r->status_sent ? r->outcome : GRPC_STATUS_CANCELLED,
+                              base_mono_us() - r->t0_us);
     free(r);
     if (was_active) {
         rs->n_active--;
@@ -158,6 +165,7 @@ static void finish(refl_t *r, grpc_status_code code, const char *msg)
     op.data.send_status_from_server.status = code;
     op.data.send_status_from_server.status_details = msg[0] != '\0' ? &details : NULL;
     r->status_sent = true;
+    r->outcome = code;
     if (grpc_call_start_batch(r->call, &op, 1, &r->t_status.tag, NULL) != GRPC_CALL_OK)
         r->status_done = true;
     if (r->status_done && r->closed)
@@ -187,6 +195,8 @@ static void on_new(server_tag_t *t, bool ok)
         return;
     }
     r->active = true;
+    r->t0_us = base_mono_us();
+    atomic_fetch_add_explicit(&rs->stats[r->path].started, 1, memory_order_relaxed);
     rs->n_active++;
     request_one(rs, r->path);
     grpc_op ops[2];

@@ -60,16 +60,6 @@ enum call_state {
 #define IS_CLOSE_TAG(t) ((uintptr_t)(t) % 2 != 0)
 #define CALL_OF_TAG(t) ((server_call_t *)((uintptr_t)(t) & ~(uintptr_t)1u))
 
-/* Per method, on each worker: what grpc_server_* families report (summed on a scrape). */
-#define METRIC_CODES 17
-#define METRIC_BUCKETS 12 /* .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 +Inf seconds */
-typedef struct method_stats {
-    _Atomic uint64_t started;
-    _Atomic uint64_t handled[METRIC_CODES];
-    _Atomic uint64_t buckets[METRIC_BUCKETS];
-    _Atomic uint64_t sum_us;
-} method_stats_t;
-
 struct server_worker {
     server_t *srv;
     unsigned index;
@@ -122,7 +112,7 @@ const server_method_t server__methods[] = {
     {"/fstore.v1.OnlineFeatureService/LoadBatch", "LoadBatch", server__rpc_load_batch,
      SERVER_POOL_WRITE, 1, ARENA_BIG, CORE_SCOPE_READ},
     {"/fstore.v1.OnlineFeatureService/GetHistoricalFeatures", "GetHistoricalFeatures",
-     server__rpc_get_historical_features, SERVER_POOL_WRITE, 1, ARENA_BIG, CORE_SCOPE_READ},
+     server__rpc_get_historical_features, SERVER_POOL_WRITE, 1, ARENA_BIG, CORE_SCOPE_READ, true},
     /* A passthrough holds its slot for the upstream's whole round trip. */
     {"/tensorflow.serving.PredictionService/Predict", "Predict", server__rpc_predict,
      SERVER_POOL_READ, 32, ARENA_BIG, CORE_SCOPE_READ},
@@ -168,6 +158,7 @@ struct server {
     server_worker_t *workers;
     void *handles[N_METHODS];
     server_watches_t *watches;
+    method_stats_t stream_stats[SERVER_N_STREAMS]; /* the control thread's streams */
     server_reflection_t *reflection;
     server_unknown_t *unknown;
     upstream_pool_t *upstreams;
@@ -348,12 +339,10 @@ static int call_payload(server_call_t *c, size_t max, const uint8_t **data, size
     return 0;
 }
 
-/* Sends the reply for handler result rc (resp on success; the slice is released here). */
-static void count_handled(server_call_t *c, grpc_status_code code, int64_t us)
+void server__count_handled(method_stats_t *m, grpc_status_code code, int64_t us)
 {
     static const int64_t bounds_us[METRIC_BUCKETS - 1] = {
         500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
-    method_stats_t *m = &c->worker->stats[c->method - server__methods];
     atomic_fetch_add_explicit(&m->handled[(unsigned)code < METRIC_CODES ? code : 2], 1,
                               memory_order_relaxed);
     size_t b = 0;
@@ -361,6 +350,11 @@ static void count_handled(server_call_t *c, grpc_status_code code, int64_t us)
         b++;
     atomic_fetch_add_explicit(&m->buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
+}
+
+static void count_handled(server_call_t *c, grpc_status_code code, int64_t us)
+{
+    server__count_handled(&c->worker->stats[c->method - server__methods], code, us);
 }
 
 static void call_reply(server_call_t *c, int rc, grpc_slice resp)
@@ -1054,11 +1048,12 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
             goto out;
         }
     }
-    rc = server__watch_init(core, s->grpc, s->ctl_cq, &s->watches);
+    rc = server__watch_init(core, s->grpc, s->ctl_cq, &s->stream_stats[SERVER_STREAM_WATCH],
+                            &s->watches);
     if (rc < 0)
         goto out;
     rc = server__reflection_init(s->grpc, s->ctl_cq, core_limits(core)->max_message_bytes,
-                                 &s->reflection);
+                                 &s->stream_stats[SERVER_STREAM_REFLECTION_V1], &s->reflection);
     if (rc < 0)
         goto out;
     rc = server__unknown_init(s->grpc, s->ctl_cq, &s->unknown);
@@ -1375,53 +1370,80 @@ void server_metrics(void *arg, FILE *out)
                 sum[m].buckets[b] += atomic_load_explicit(&ws[m].buckets[b], memory_order_relaxed);
         }
     }
+    /* The unary table's methods, then the control thread's streams: one list. */
+    static const struct {
+        const char *path, *type;
+    } streams[SERVER_N_STREAMS] = {
+        [SERVER_STREAM_WATCH] = {"/grpc.health.v1.Health/Watch", "server_stream"},
+        [SERVER_STREAM_REFLECTION_V1] =
+            {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "bidi_stream"},
+        [SERVER_STREAM_REFLECTION_V1ALPHA] =
+            {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "bidi_stream"},
+    };
+    enum { N_SERIES = N_METHODS + SERVER_N_STREAMS };
+    const char *paths[N_SERIES], *types[N_SERIES];
+    const method_stats_t *stats[N_SERIES];
+    for (size_t m = 0; m < N_METHODS; m++) {
+        paths[m] = server__methods[m].path;
+        types[m] = server__methods[m].streams ? "server_stream" : "unary";
+        stats[m] = &sum[m];
+    }
+    for (size_t k = 0; k < SERVER_N_STREAMS; k++) {
+        paths[N_METHODS + k] = streams[k].path;
+        types[N_METHODS + k] = streams[k].type;
+        stats[N_METHODS + k] = &s->stream_stats[k];
+    }
     char svc[128];
     const char *method;
     /* Every series exists from the start, at zero, as go-grpc-prometheus creates them. */
     fputs("# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
           "# TYPE grpc_server_started_total counter\n",
           out);
-    for (size_t m = 0; m < N_METHODS; m++) {
-        split_path(server__methods[m].path, svc, sizeof svc, &method);
+    for (size_t m = 0; m < N_SERIES; m++) {
+        split_path(paths[m], svc, sizeof svc, &method);
         fprintf(out,
                 "grpc_server_started_total{grpc_method=\"%s\",grpc_service=\"%s\","
-                "grpc_type=\"unary\"} %llu\n",
-                method, svc, (unsigned long long)sum[m].started);
+                "grpc_type=\"%s\"} %llu\n",
+                method, svc, types[m],
+                (unsigned long long)atomic_load_explicit(&stats[m]->started, memory_order_relaxed));
     }
     fputs("# HELP grpc_server_handled_total Total number of RPCs completed on the server, "
           "regardless of success or failure.\n"
           "# TYPE grpc_server_handled_total counter\n",
           out);
-    for (size_t m = 0; m < N_METHODS; m++) {
-        split_path(server__methods[m].path, svc, sizeof svc, &method);
+    for (size_t m = 0; m < N_SERIES; m++) {
+        split_path(paths[m], svc, sizeof svc, &method);
         for (int k = 0; k < METRIC_CODES; k++)
             fprintf(out,
                     "grpc_server_handled_total{grpc_code=\"%s\",grpc_method=\"%s\","
-                    "grpc_service=\"%s\",grpc_type=\"unary\"} %llu\n",
-                    codes[k], method, svc, (unsigned long long)sum[m].handled[k]);
+                    "grpc_service=\"%s\",grpc_type=\"%s\"} %llu\n",
+                    codes[k], method, svc, types[m],
+                    (unsigned long long)atomic_load_explicit(&stats[m]->handled[k],
+                                                             memory_order_relaxed));
     }
     fputs("# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC "
           "that had been application-level handled by the server.\n"
           "# TYPE grpc_server_handling_seconds histogram\n",
           out);
-    for (size_t m = 0; m < N_METHODS; m++) {
-        split_path(server__methods[m].path, svc, sizeof svc, &method);
+    for (size_t m = 0; m < N_SERIES; m++) {
+        split_path(paths[m], svc, sizeof svc, &method);
         uint64_t cum = 0;
         for (int b = 0; b < METRIC_BUCKETS; b++) {
-            cum += sum[m].buckets[b];
+            cum += atomic_load_explicit(&stats[m]->buckets[b], memory_order_relaxed);
             fprintf(out,
                     "grpc_server_handling_seconds_bucket{grpc_method=\"%s\",grpc_service=\"%s\","
-                    "grpc_type=\"unary\",le=\"%s\"} %llu\n",
-                    method, svc, le[b], (unsigned long long)cum);
+                    "grpc_type=\"%s\",le=\"%s\"} %llu\n",
+                    method, svc, types[m], le[b], (unsigned long long)cum);
         }
         fprintf(out,
                 "grpc_server_handling_seconds_sum{grpc_method=\"%s\",grpc_service=\"%s\","
-                "grpc_type=\"unary\"} %.6f\n",
-                method, svc, (double)sum[m].sum_us / 1e6);
+                "grpc_type=\"%s\"} %.6f\n",
+                method, svc, types[m],
+                (double)atomic_load_explicit(&stats[m]->sum_us, memory_order_relaxed) / 1e6);
         fprintf(out,
                 "grpc_server_handling_seconds_count{grpc_method=\"%s\",grpc_service=\"%s\","
-                "grpc_type=\"unary\"} %llu\n",
-                method, svc, (unsigned long long)cum);
+                "grpc_type=\"%s\"} %llu\n",
+                method, svc, types[m], (unsigned long long)cum);
     }
     fprintf(out,
             "# HELP fstore_grpc_replies_not_taken_total Replies cancelled because the client did "

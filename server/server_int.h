@@ -100,6 +100,29 @@ typedef enum server_pool {
     SERVER_POOL_WRITE = 1, /* write workers: decode, validate, encode, queue for the writer */
 } server_pool_t;
 
+/* Per method: what grpc_server_* families report. Unary methods: one per worker, summed on a
+ * scrape; the control thread's streams (Watch, reflection): one each. */
+#define METRIC_CODES 17
+#define METRIC_BUCKETS 12 /* .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 +Inf seconds */
+typedef struct method_stats {
+    _Atomic uint64_t started;
+    _Atomic uint64_t handled[METRIC_CODES];
+    _Atomic uint64_t buckets[METRIC_BUCKETS];
+    _Atomic uint64_t sum_us;
+} method_stats_t;
+
+/* A call of m ended with code after us microseconds (a stream: its whole life). */
+void server__count_handled(method_stats_t *m, grpc_status_code code, int64_t us);
+
+/* The streams the control thread serves (rpc_health_watch.c, rpc_reflection.c), counted in
+ * the server's stream_stats[] in this order. */
+enum {
+    SERVER_STREAM_WATCH,
+    SERVER_STREAM_REFLECTION_V1,
+    SERVER_STREAM_REFLECTION_V1ALPHA,
+    SERVER_N_STREAMS
+};
+
 typedef struct server_method {
     const char *path;
     const char *name; /* for logs: "GetOnlineFeatures" */
@@ -108,6 +131,7 @@ typedef struct server_method {
     unsigned slots;     /* calls each worker keeps requested */
     size_t arena_first; /* the first chunk of each slot's arena */
     unsigned scope;     /* CORE_SCOPE_* a caller needs (with --tokens-file); 0: open */
+    bool streams;       /* server streaming (its metrics say grpc_type="server_stream") */
 } server_method_t;
 
 /* Every method fstore serves, and how many there are. */
@@ -228,7 +252,7 @@ typedef struct server_watches server_watches_t;
 
 /* Health Watch (server streaming), driven by the control thread only (rpc_health_watch.c). */
 int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
-                       server_watches_t **out);
+                       method_stats_t *stats, server_watches_t **out);
 /* Requests the first Watch call; call after grpc_server_start(). */
 void server__watch_start(server_watches_t *w);
 /* Sends the new status to every watcher whose last message is out of date. */
@@ -240,8 +264,9 @@ void server__watch_free(server_watches_t *w);
 
 /* gRPC server reflection (rpc_reflection.c): v1 and v1alpha streams on the control thread. */
 typedef struct server_reflection server_reflection_t;
+/* stats: [2], v1's and v1alpha's. */
 int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t max_request,
-                            server_reflection_t **out);
+                            method_stats_t *stats, server_reflection_t **out);
 void server__reflection_start(server_reflection_t *rs);
 void server__reflection_drain(server_reflection_t *rs);
 void server__reflection_free(server_reflection_t *rs);

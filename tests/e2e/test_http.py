@@ -22,6 +22,7 @@ import unittest
 import urllib.error
 import urllib.request
 
+from grpc_health.v1 import health_pb2
 from harness import E2E_DIR, FSTORE, SANITIZER_RE, ServerTestCase, free_port
 
 CATALOG = os.path.join(E2E_DIR, "http_catalog.yaml")
@@ -785,6 +786,20 @@ class MetricsTest(HttpCase):
             text, 'fstore_view_newest_event_seconds{view="driver_hourly_stats",version="1"}'),
             float(newest))
         self.assertEqual(self.value(text, "fstore_up"), 1)
+        # Health/Watch, a server stream: started, and Canceled when its client hangs up.
+        watch = ('grpc_server_started_total{grpc_method="Watch",grpc_service="grpc.health.v1.Health"'
+                 ',grpc_type="server_stream"}')
+        cancelled = ('grpc_server_handled_total{grpc_code="Canceled",grpc_method="Watch",'
+                     'grpc_service="grpc.health.v1.Health",grpc_type="server_stream"}')
+        w0, c0 = self.value(text, watch), self.value(text, cancelled)
+        stream = self.client.health_stub.Watch(health_pb2.HealthCheckRequest(), timeout=30)
+        next(stream)
+        stream.cancel()
+        deadline = time.monotonic() + 10
+        while self.value(self.metrics(), cancelled) != c0 + 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertEqual(self.value(self.metrics(), watch), w0 + 1)
         self.assertGreater(self.value(text, "process_resident_memory_bytes"), 1e6)
         self.assertIn('fstore_catalog_info{project="http_e2e"', text)
 

@@ -374,7 +374,7 @@ class OfflineTest(ServerTestCase):
         rq.event_timestamps.extend([ts(T0)] * 100)
         body = rq.SerializeToString()
         series = ('grpc_server_started_total{grpc_method="GetHistoricalFeatures",'
-                  'grpc_service="fstore.v1.OnlineFeatureService",grpc_type="unary"}')
+                  'grpc_service="fstore.v1.OnlineFeatureService",grpc_type="server_stream"}')
         base = self.server.metric(series)
         c = H2Grpc(self.server.port, window=0)
         self.addCleanup(c.close)

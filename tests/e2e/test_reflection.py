@@ -2,6 +2,7 @@
 """A small reflection client on Debian's grpcio (grpcurl is not packaged): it lists the
 services, fetches the files that define them with their imports, builds a descriptor pool from
 them and describes services and messages, as `grpcurl list` and `grpcurl describe` do."""
+import time
 import unittest
 
 import grpc
@@ -40,8 +41,17 @@ class ReflectionTest(ServerTestCase):
     def test_list_services_on_both_paths(self):
         for alpha in (False, True):
             pb = v1alpha if alpha else v1
+            svc = "grpc.reflection.%s.ServerReflection" % ("v1alpha" if alpha else "v1")
+            done = ('grpc_server_handled_total{grpc_code="OK",grpc_method="ServerReflectionInfo",'
+                    'grpc_service="%s",grpc_type="bidi_stream"}' % svc)
+            before = self.server.metric(done)
             (resp,) = self.ask([pb.ServerReflectionRequest(list_services="")], alpha)
             self.assertEqual({s.name for s in resp.list_services_response.service}, SERVICES)
+            # The stream is counted as the unary methods are (its series exist at zero).
+            deadline = time.monotonic() + 10
+            while self.server.metric(done) != before + 1:
+                self.assertLess(time.monotonic(), deadline, done)
+                time.sleep(0.05)
 
     def test_describe_every_service_and_its_messages(self):
         for name in SERVICES:
