@@ -366,8 +366,13 @@ int codec_unpack(core_ctx_t *ctx, const ProtobufCMessageDescriptor *d, const uin
 {
     char why[200];
     bool merge = false;
-    if (check_message(d, buf, len, 0, why, sizeof why, &merge) < 0)
+    ProtobufCAllocator alloc;
+    if (check_message(d, buf, len, 0, why, sizeof why, &merge) < 0) {
+        /* What protobuf-c cannot read at all is said as before: just malformed. */
+        if (protobuf_c_message_unpack(d, codec_allocator(ctx->arena, &alloc), len, buf) == NULL)
+            return core_fail(ctx, -EINVAL, "malformed %s", d->short_name);
         return core_fail(ctx, -EINVAL, "malformed %s: %s", d->short_name, why);
+    }
     if (merge) {
         int rc = codec_merge_messages(ctx->arena, d, buf, len, &buf, &len);
         if (rc == -ENOMEM)
@@ -377,7 +382,6 @@ int codec_unpack(core_ctx_t *ctx, const ProtobufCMessageDescriptor *d, const uin
     }
     /* protobuf-c uses the allocator during the unpack only; the messages keep no pointer to it,
      * nor to buf (it copies strings and bytes). */
-    ProtobufCAllocator alloc;
     ProtobufCMessage *m =
         protobuf_c_message_unpack(d, codec_allocator(ctx->arena, &alloc), len, buf);
     if (m == NULL)

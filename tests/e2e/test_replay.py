@@ -1,7 +1,8 @@
 # tests/e2e/test_replay.py - the recorded wire corpus, replayed byte for byte.
 """The corpus (replay/corpus.jsonl.gz, made by replay/make_corpus.py) holds 467 calls of
 GetOnlineFeatures (both paths), Predict, WriteFeatures, DeleteEntities and GetCatalog, each with
-the status, message and response bytes an earlier binary gave. They are sent again, in order, to
+the status, message and response bytes an earlier binary gave (call 278, a feature list given
+twice, re-recorded when such lists came to be merged as protobuf merges them). They are sent again, in order, to
 a fresh server over the same catalog, and every answer must be the same to the byte: the test
 that a refactoring did not change what clients see.
 """
