@@ -2,9 +2,9 @@
 """The corpus (replay/corpus.jsonl.gz, made by replay/make_corpus.py) holds 467 calls of
 GetOnlineFeatures (both paths), Predict, WriteFeatures, DeleteEntities and GetCatalog, each with
 the status, message and response bytes an earlier binary gave (call 278, a feature list given
-twice, re-recorded when such lists came to be merged as protobuf merges them). They are sent again, in order, to
-a fresh server over the same catalog, and every answer must be the same to the byte: the test
-that a refactoring did not change what clients see.
+twice, re-recorded when such lists came to be merged as protobuf merges them). They are sent
+again, in order, to a fresh server over the same catalog, and every answer must be the same to
+the byte: the test that a refactoring did not change what clients see.
 """
 import base64
 import gzip
