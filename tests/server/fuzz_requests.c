@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  *   1 a WriteFeaturesRequest for WriteFeatures,
  *   2 a DeleteEntitiesRequest for DeleteEntities,
  *   3 a feast.types.Value for codec_value_from_pb(),
- *   4 a GetOnlineFeaturesRequest for the hand-written decoder, compared with protobuf-c.
+ *   4 a GetOnlineFeaturesRequest for the hand-written decoder, compared with protobuf-c, and
+ *     the same bytes through the merge of fields given twice (check_merge()).
  * The methods run as a gRPC worker runs them, through server_local_call() (server/server.h),
  * against a real core: the catalog below, applied to a temporary LMDB store under $TMPDIR with a
  * few rows. Writes that the fuzzer gets right land in that store and are read back by later
@@ -284,6 +285,28 @@ static void check_uncached(const uint8_t *data, size_t size, const server_local_
     }
 }
 
+/* The rewrite that merges a singular message field given twice (codec_merge_messages()), on
+ * whatever the string walk accepts: it succeeds, is never longer, a second pass changes nothing,
+ * and protobuf-c reads its result whenever it reads the original. */
+static void check_merge(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size,
+                        base_arena_t *a)
+{
+    char why[256];
+    if (codec_check_strings(d, data, size, why, sizeof why) < 0)
+        return;
+    const uint8_t *m1 = NULL, *m2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    if (codec_merge_messages(a, d, data, size, &m1, &n1) != 0 || n1 > size)
+        abort();
+    if (codec_merge_messages(a, d, m1, n1, &m2, &n2) != 0 || n2 != n1 ||
+        (n1 > 0 && memcmp(m1, m2, n1) != 0))
+        abort();
+    ProtobufCAllocator alloc;
+    if (protobuf_c_message_unpack(d, codec_allocator(a, &alloc), size, data) != NULL &&
+        protobuf_c_message_unpack(d, codec_allocator(a, &alloc), n1, m1) == NULL)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const methods[5] = {
@@ -314,6 +337,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "fuzz_requests: decoder disagrees with protobuf-c: %s\n", why);
             abort();
         }
+        check_merge(&feast__serving__get_online_features_request__descriptor, data, size, &a);
+        check_merge(&fstore__v1__write_features_request__descriptor, data, size, &a);
     } else {
         server_local_result_t res;
         const char *method = which >= 5 ? methods[which - 2] : methods[which];

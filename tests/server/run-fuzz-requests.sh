@@ -34,6 +34,12 @@ seed read_global 00 $rq $sv 'features { val: ["g:total"] }'
 # One row over the fuzzer's limit of 8 (fuzz_requests.c), for reads and writes alike.
 nine='{int64_val: 1}, {int64_val: 2}, {int64_val: 3}, {int64_val: 4}, {int64_val: 5}, {int64_val: 6}, {int64_val: 7}, {int64_val: 8}, {int64_val: 9}'
 seed decode_refs 04 $rq $sv 'features { val: ["fv:i64", "fv@v2:c"] } full_feature_names: true entities { key: "driver_id" value { val: [{int64_val: -1}, {int32_val: -7}] } } entities { key: "customer_id" value { val: [{string_val: "h\303\251"}, {bytes_val: ""}] } }'
+# A feature list given twice, around the entities, and a list Value given twice: the merge.
+{ printf '\x04'
+  printf '%s' 'features { val: ["fv:i64"] } entities { key: "driver_id" value { val: [{int64_val: 1}] } }' |
+    protoc -I"$root/protos" -I/usr/include --encode=$rq $sv
+  printf '%s' 'features { val: ["fv:il"] }' | protoc -I"$root/protos" -I/usr/include --encode=$rq $sv
+} >"$work/corpus/decode_merge"
 seed read_nine 00 $rq $sv "features { val: [\"fv:i64\"] } entities { key: \"driver_id\" value { val: [$nine] } }"
 wr=fstore.v1.WriteFeaturesRequest
 fs=fstore/v1/fstore.proto
