@@ -116,8 +116,9 @@ void cli__watch_stop(cli_watch_t *w);
  * Returns: store_open()'s result. Ownership: *out as store_open(). */
 int cli__open_store(const char *cmd, const store_options_t *o, bool create, store_t **out);
 
-/* Refuses a store that is a replica of a replication log (it applied a log position) for a
- * command that would write it directly: a replica holds only what the log holds. Prints
+/* Refuses a store that is a replica of a replication log (it applied a log position, and was
+ * never written without it since) for a command that would write it directly: a replica holds
+ * only what the log holds. Prints
  * "fstore CMD: DIR is a replica ...; HOW" on stderr. Returns: 0; -EROFS (a replica); another
  * store error (printed). */
 int cli__refuse_replica(const char *cmd, store_t *s, const char *dir, const char *how);

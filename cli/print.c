@@ -93,7 +93,13 @@ int cli__refuse_replica(const char *cmd, store_t *s, const char *dir, const char
         fprintf(stderr, "fstore %s: cannot read %s: %s\n", cmd, dir, store_strerror(rc));
         return rc;
     }
-    if (pos == 0)
+    bool local = false;
+    if (pos > 0 && (rc = store_written_locally(s, &local)) < 0) {
+        fprintf(stderr, "fstore %s: cannot read %s: %s\n", cmd, dir, store_strerror(rc));
+        return rc;
+    }
+    /* Once written without the log (served alone since), it is a single node's again. */
+    if (pos == 0 || local)
         return 0;
     fprintf(stderr,
             "fstore %s: %s is a replica of a replication log (it applied sequence %llu): its "

@@ -61,18 +61,22 @@ static void *signal_main(void *arg)
  * without the right, an address not on this machine, a name that does not resolve) fails
  * before it applies its catalog; the listener itself binds later (a port taken in between
  * still fails loudly there). A name that resolves to several addresses passes when one of them
- * binds, as gRPC's listener does, unless one is in use.
+ * binds, as gRPC's listener does, unless one is in use. numeric: the host must be an address
+ * (the HTTP listeners take no names). gRPC's unix: addresses are left to gRPC.
  * Returns: 0; -EADDRINUSE; -EACCES, -EADDRNOTAVAIL or another bind error; -ENXIO (the name
- *          does not resolve) or -EINVAL (not a port): *why says how.
+ *          does not resolve) or -EINVAL (no port, or not a port): *why says how.
  */
-static int probe_listen(const char *addr, const char **why)
+static int probe_listen(const char *addr, bool numeric, const char **why)
 {
     *why = NULL;
-    if (addr == NULL || addr[0] == '\0')
+    if (addr == NULL || addr[0] == '\0' || strncmp(addr, "unix:", 5) == 0 ||
+        strncmp(addr, "unix-abstract:", 14) == 0)
         return 0;
     const char *colon = strrchr(addr, ':');
-    if (colon == NULL)
-        return 0;
+    if (colon == NULL) {
+        *why = "want host:port";
+        return -EINVAL;
+    }
     /* getaddrinfo() takes 99999 and binds it modulo 65536: a port is refused here. */
     char *end = NULL;
     errno = 0;
@@ -85,19 +89,26 @@ static int probe_listen(const char *addr, const char **why)
         return 0;
     char host[256];
     size_t hn = (size_t)(colon - addr);
-    if (hn >= sizeof host)
-        return 0;
+    if (hn >= sizeof host) {
+        *why = "the host is too long";
+        return -EINVAL;
+    }
     memcpy(host, addr, hn);
     host[hn] = '\0';
     if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {
         memmove(host, host + 1, hn - 2);
         host[hn - 2] = '\0';
     }
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_flags =
+                                 AI_PASSIVE | AI_NUMERICSERV | (numeric ? AI_NUMERICHOST : 0),
+                             .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
     int gai = getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai);
     if (gai != 0 || ai == NULL) {
-        *why = gai != 0 ? gai_strerror(gai) : "no address";
+        *why = numeric && gai == EAI_NONAME
+                   ? "want a numeric address (this listener does not resolve names)"
+               : gai != 0 ? gai_strerror(gai)
+                          : "no address";
         return -ENXIO;
     }
     /* Every address the name resolves to: the listeners bind them all. */
@@ -278,9 +289,10 @@ static void usage(FILE *f)
             "  --grpc-handshake-timeout-ms N  a connection that has not finished its TLS and\n"
             "                           HTTP/2 handshakes this long after it was accepted is\n"
             "                           closed (default %u)\n"
-            "  --grpc-min-ping-interval-ms N  a client's HTTP/2 pings closer than N ms are\n"
-            "                           strikes; the third closes its connection (GOAWAY\n"
-            "                           too_many_pings; default %u)\n"
+            "  --grpc-min-ping-interval-ms N  a client's HTTP/2 pings closer than N ms with\n"
+            "                           nothing sent to it in between are strikes; the third\n"
+            "                           closes its connection (GOAWAY too_many_pings;\n"
+            "                           default %u)\n"
             "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
             "                           certificate chain and key (both reload them when they\n"
             "                           change)\n"
@@ -517,7 +529,7 @@ int cli_serve(int argc, char **argv)
     const char *const what[] = {"", " (HTTP)", " (metrics)"};
     for (int i = 0; i < 3; i++) {
         const char *why = NULL;
-        int lrc = probe_listen(listens[i], &why);
+        int lrc = probe_listen(listens[i], i > 0, &why);
         if (lrc < 0) {
             fprintf(stderr, "fstore serve: cannot listen on %s%s: %s\n", listens[i], what[i],
                     lrc == -EADDRINUSE ? "address in use"

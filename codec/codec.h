@@ -56,6 +56,10 @@ int codec_unpack(core_ctx_t *ctx, const ProtobufCMessageDescriptor *d, const uin
 int codec_merge_messages(base_arena_t *a, const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                          size_t len, const uint8_t **out, size_t *out_len);
 
+/* Whether codec_unpack() would merge: the message d in buf passes codec_check_strings() and
+ * holds some singular message field twice, at any depth. */
+bool codec_needs_merge(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len);
+
 /*
  * Checks every string field of the message d encoded in buf (len bytes), at any depth: it must be
  * UTF-8 without a NUL byte. protobuf-c checks neither and hands strings over NUL-terminated, so a

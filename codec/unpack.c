@@ -13,8 +13,8 @@
  * one ("alice"): a write, delete or read of another entity's row, or a feature value cut short,
  * all reported as success. And a string that is not UTF-8 would be stored and later break every
  * conforming client that reads it (proto3 parsers refuse such strings). So the request's own
- * bytes are walked once more, guided by the descriptor protobuf-c just unpacked them with, and
- * every string field is checked where its length is still known.
+ * bytes are walked first, guided by the descriptor protobuf-c will unpack them with, and every
+ * string field is checked where its length is still known.
  */
 
 /*
@@ -126,6 +126,13 @@ int codec_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
     return check_message(d, buf, len, 0, why, why_cap, &merge);
 }
 
+bool codec_needs_merge(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len)
+{
+    char why[200];
+    bool merge = false;
+    return check_message(d, buf, len, 0, why, sizeof why, &merge) == 0 && merge;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The merge of singular message fields given twice                                            */
 
@@ -202,12 +209,23 @@ static bool is_message(const field_t *fl)
     return fl->f != NULL && fl->f->type == PROTOBUF_C_TYPE_MESSAGE && fl->wt == BASE_WT_LEN;
 }
 
-static ssize_t normalize(base_arena_t *a, const ProtobufCMessageDescriptor *d, const seg_t *segs,
+/* The rewrite's state: its arena, and per depth the run heads of the message being written
+ * there, kept from one message to the next at that depth (a request of a million small Values
+ * must not cost a million sets of them). */
+typedef struct norm {
+    base_arena_t *a;
+    struct {
+        size_t *head, *tail, *count; /* [cap], per field of the descriptor */
+        size_t cap;
+    } lvl[MAX_DEPTH + 2];
+} norm_t;
+
+static ssize_t normalize(norm_t *nc, const ProtobufCMessageDescriptor *d, const seg_t *segs,
                          size_t n_segs, uint8_t *out, uint8_t *out_end, unsigned depth);
 
 /* Writes field number num with the normalized message d of the pieces segs at out: the tag, the
  * body's length, the body. Returns: the bytes written; < 0 on error. */
-static ssize_t put_message(base_arena_t *a, unsigned num, const ProtobufCMessageDescriptor *d,
+static ssize_t put_message(norm_t *nc, unsigned num, const ProtobufCMessageDescriptor *d,
                            const seg_t *segs, size_t n_segs, uint8_t *out, uint8_t *out_end,
                            unsigned depth)
 {
@@ -216,7 +234,7 @@ static ssize_t put_message(base_arena_t *a, unsigned num, const ProtobufCMessage
     /* The body first, past room for the longest length; then moved up to its length's end. */
     if ((size_t)(out_end - out) < tn + 10)
         return -EOVERFLOW;
-    ssize_t bn = normalize(a, d, segs, n_segs, out + tn + 10, out_end, depth + 1);
+    ssize_t bn = normalize(nc, d, segs, n_segs, out + tn + 10, out_end, depth + 1);
     if (bn < 0)
         return bn;
     memcpy(out, tag, tn);
@@ -232,16 +250,18 @@ static ssize_t put_message(base_arena_t *a, unsigned num, const ProtobufCMessage
  * Every other field is copied as it was, in order, and each element of a repeated message field
  * normalized in place. protobuf-c reads the result as protobuf reads the original. The output
  * is never longer than the input (one tag and length replace several), but bodies are written
- * past room for their length first: out_end leaves MAX_DEPTH x 11 bytes of slack.
+ * past room for their length first: out_end leaves MAX_DEPTH x 11 bytes of slack. Memory: the
+ * occurrences of singular message fields (a few words each, so at most a small multiple of the
+ * input), and per depth the widest descriptor's run heads.
  * Returns: the bytes written; -ENOMEM; -EINVAL (a malformed piece: the walk refuses those
  *          first); -EOVERFLOW (past out_end: never, as said).
  */
-static ssize_t normalize(base_arena_t *a, const ProtobufCMessageDescriptor *d, const seg_t *segs,
+static ssize_t normalize(norm_t *nc, const ProtobufCMessageDescriptor *d, const seg_t *segs,
                          size_t n_segs, uint8_t *out, uint8_t *out_end, unsigned depth)
 {
     if (depth > MAX_DEPTH)
         return -EINVAL;
-    /* Pass 1: how many message fields, for the run lists. */
+    /* Pass 1: how many singular message fields, for the run lists. */
     field_iter_t it = {d, segs, n_segs, 0, 0};
     field_t fl;
     size_t n_occ = 0;
@@ -251,52 +271,67 @@ static ssize_t normalize(base_arena_t *a, const ProtobufCMessageDescriptor *d, c
     if (r < 0)
         return r;
     size_t nf = d->n_fields;
-    /* Per singular message field, its run as a list of occurrences (SIZE_MAX: none). */
-    seg_t *occ = base_arena_array(a, n_occ + 1, sizeof *occ);
-    size_t *next = base_arena_array(a, n_occ + 1, sizeof *next);
-    size_t *head = base_arena_array(a, nf + 1, sizeof *head);
-    size_t *tail = base_arena_array(a, nf + 1, sizeof *tail);
-    size_t *count = base_arena_calloc(a, nf + 1, sizeof *count);
-    if (occ == NULL || next == NULL || head == NULL || tail == NULL || count == NULL)
-        return -ENOMEM;
-    for (size_t k = 0; k < nf; k++)
-        head[k] = tail[k] = SIZE_MAX;
-    /* Pass 2: the runs. A oneof member clears its oneof's other members. */
-    it = (field_iter_t){d, segs, n_segs, 0, 0};
-    size_t k = 0;
-    while (next_field(&it, &fl) > 0) {
-        if (fl.f == NULL)
-            continue;
-        size_t fi = (size_t)(fl.f - d->fields);
-        if (fl.f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            for (size_t j = 0; j < nf; j++) {
-                if (j != fi && (d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-                    d->fields[j].quantifier_offset == fl.f->quantifier_offset) {
-                    head[j] = tail[j] = SIZE_MAX;
-                    count[j] = 0;
+    seg_t *occ = NULL;
+    size_t *next = NULL, *head = NULL, *tail = NULL, *count = NULL;
+    if (n_occ > 0) {
+        /* Per singular message field, its run as a list of occurrences (SIZE_MAX: none). */
+        occ = base_arena_array(nc->a, n_occ, sizeof *occ);
+        next = base_arena_array(nc->a, n_occ, sizeof *next);
+        if (nc->lvl[depth].cap < nf) {
+            size_t cap = nf > 2 * nc->lvl[depth].cap ? nf : 2 * nc->lvl[depth].cap;
+            nc->lvl[depth].head = base_arena_array(nc->a, cap, sizeof(size_t));
+            nc->lvl[depth].tail = base_arena_array(nc->a, cap, sizeof(size_t));
+            nc->lvl[depth].count = base_arena_array(nc->a, cap, sizeof(size_t));
+            nc->lvl[depth].cap = cap;
+        }
+        head = nc->lvl[depth].head;
+        tail = nc->lvl[depth].tail;
+        count = nc->lvl[depth].count;
+        if (occ == NULL || next == NULL || head == NULL || tail == NULL || count == NULL) {
+            nc->lvl[depth].cap = 0;
+            return -ENOMEM;
+        }
+        for (size_t k = 0; k < nf; k++) {
+            head[k] = tail[k] = SIZE_MAX;
+            count[k] = 0;
+        }
+        /* Pass 2: the runs. A oneof member clears its oneof's other members. */
+        it = (field_iter_t){d, segs, n_segs, 0, 0};
+        size_t k = 0;
+        while (next_field(&it, &fl) > 0) {
+            if (fl.f == NULL)
+                continue;
+            size_t fi = (size_t)(fl.f - d->fields);
+            if (fl.f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+                for (size_t j = 0; j < nf; j++) {
+                    if (j != fi && (d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                        d->fields[j].quantifier_offset == fl.f->quantifier_offset) {
+                        head[j] = tail[j] = SIZE_MAX;
+                        count[j] = 0;
+                    }
                 }
             }
+            if (!is_message(&fl) || fl.f->label == PROTOBUF_C_LABEL_REPEATED)
+                continue;
+            occ[k] = fl.body;
+            next[k] = SIZE_MAX;
+            if (tail[fi] == SIZE_MAX)
+                head[fi] = k;
+            else
+                next[tail[fi]] = k;
+            tail[fi] = k;
+            count[fi]++;
+            k++;
         }
-        if (!is_message(&fl) || fl.f->label == PROTOBUF_C_LABEL_REPEATED)
-            continue;
-        occ[k] = fl.body;
-        next[k] = SIZE_MAX;
-        if (tail[fi] == SIZE_MAX)
-            head[fi] = k;
-        else
-            next[tail[fi]] = k;
-        tail[fi] = k;
-        count[fi]++;
-        k++;
     }
-    /* Pass 3: everything else, in order. */
+    /* Pass 3: everything else, in order (the children use the next depth's scratch). */
     uint8_t *o = out;
     it = (field_iter_t){d, segs, n_segs, 0, 0};
     while (next_field(&it, &fl) > 0) {
         if (is_message(&fl)) {
             if (fl.f->label != PROTOBUF_C_LABEL_REPEATED)
                 continue;
-            ssize_t w = put_message(a, fl.f->id, fl.f->descriptor, &fl.body, 1, o, out_end, depth);
+            ssize_t w = put_message(nc, fl.f->id, fl.f->descriptor, &fl.body, 1, o, out_end, depth);
             if (w < 0)
                 return w;
             o += w;
@@ -309,17 +344,17 @@ static ssize_t normalize(base_arena_t *a, const ProtobufCMessageDescriptor *d, c
         o += n;
     }
     /* Then each singular message field once, its run merged. */
-    for (size_t fi = 0; fi < nf; fi++) {
+    for (size_t fi = 0; n_occ > 0 && fi < nf; fi++) {
         if (head[fi] == SIZE_MAX)
             continue;
-        seg_t *run = base_arena_array(a, count[fi], sizeof *run);
+        seg_t *run = base_arena_array(nc->a, count[fi], sizeof *run);
         if (run == NULL)
             return -ENOMEM;
         size_t m = 0;
         for (size_t q = head[fi]; q != SIZE_MAX; q = next[q])
             run[m++] = occ[q];
         ssize_t w =
-            put_message(a, d->fields[fi].id, d->fields[fi].descriptor, run, m, o, out_end, depth);
+            put_message(nc, d->fields[fi].id, d->fields[fi].descriptor, run, m, o, out_end, depth);
         if (w < 0)
             return w;
         o += w;
@@ -335,7 +370,8 @@ int codec_merge_messages(base_arena_t *a, const ProtobufCMessageDescriptor *d, c
     if (o == NULL)
         return -ENOMEM;
     seg_t whole = {buf, len};
-    ssize_t n = normalize(a, d, &whole, 1, o, o + cap, 0);
+    norm_t nc = {.a = a};
+    ssize_t n = normalize(&nc, d, &whole, 1, o, o + cap, 0);
     if (n < 0)
         return (int)n;
     *out = o;

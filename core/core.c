@@ -243,8 +243,10 @@ static int open_replicated(core_t *c, const core_options_t *o, catalog_t **out)
      * apart from the log's. */
     uint64_t pos = 0;
     bool any = false;
-    rc = store_last_position(c->store, &pos);
-    if (rc == 0 && pos == 0)
+    rc = store_written_locally(c->store, &any);
+    if (rc == 0 && !any)
+        rc = store_last_position(c->store, &pos);
+    if (rc == 0 && !any && pos == 0)
         rc = store_holds_rows(c->store, &any);
     if (rc < 0)
         goto out;

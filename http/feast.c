@@ -444,16 +444,16 @@ int http__feast_write(http_req_t *r)
         goto out;
     const catalog_view_t *v = NULL;
     core_columns_limits_t lim;
-    /* As Feast's get_feature_view() says it. */
-    r->feast_class = "FeatureViewNotFoundException";
     rc = core_write_view(ctx, json_string_value(name), &v, &lim);
     if (rc < 0) {
-        if (rc == -ENOENT)
+        /* As Feast's get_feature_view() says it. */
+        if (rc == -ENOENT) {
+            r->feast_class = "FeatureViewNotFoundException";
             core_fail(ctx, rc, "Feature view %.200s does not exist in project %.200s",
                       json_string_value(name), catalog_project(ctx->catalog));
+        }
         goto out;
     }
-    r->feast_class = NULL;
     core_columns_t cols;
     rc = columns(r, df, "df", &lim, df_type, (void *)v, &cols);
     int64_t *ts = NULL;

@@ -200,7 +200,7 @@ void http__tensors_json(http_buf_t *b, const core_predict_t *p, bool rows);
 
 /* The status codes counted one by one (http.c's http_codes[]); any other is counted as
  * code="other". */
-#define HTTP_N_CODES 21
+#define HTTP_N_CODES 22
 
 /* Per route counters: requests started, answered by status code, and a latency histogram. */
 typedef struct http_route_stats {
@@ -211,8 +211,8 @@ typedef struct http_route_stats {
 } http_route_stats_t;
 
 /* The counters of one slot: a thread counts into its own (slots are handed out round-robin at a
- * thread's first count), and a scrape sums them, so counting shares no cache line between the
- * pool's threads. */
+ * thread's first count), and a scrape sums them, so up to HTTP_STAT_SLOTS threads share no
+ * cache line (more share slots, still atomically). */
 #define HTTP_STAT_SLOTS 16
 typedef struct http_stat_slot {
     _Alignas(64) http_route_stats_t routes[ROUTE_COUNT];

@@ -49,15 +49,34 @@ static bool is_csv(const char *ct)
     return ct != NULL && media_is(ct, "text/csv");
 }
 
-/* Does an Accept header take type ("text/csv")? Any of its comma-separated ranges: the type
- * itself, its major type with any subtype, or any type (no header, or an empty one, takes
- * anything); a range with q=0 is a refusal and does not count. */
+/* The q of one media range (the n bytes at p): its q parameter, any case; 1 without one. */
+static double range_q(const char *p, size_t n)
+{
+    const char *end = p + n;
+    for (const char *semi = memchr(p, ';', n); semi != NULL;
+         semi = memchr(semi + 1, ';', (size_t)(end - semi - 1))) {
+        const char *k = semi + 1;
+        while (k < end && (*k == ' ' || *k == '\t'))
+            k++;
+        if (end - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=')
+            return strtod(k + 2, NULL);
+    }
+    return 1.0;
+}
+
+/* Does an Accept header take type ("text/csv")? As RFC 9110 says: the most specific of its
+ * comma-separated ranges that matches decides (the type itself, then its major type with any
+ * subtype, then any type), and q=0 there refuses; no header, or an empty one, takes anything. */
 static bool accepts(const char *accept, const char *type)
 {
     if (accept == NULL || accept[0] == '\0')
         return true;
     const char *slash = strchr(type, '/');
     size_t major = slash != NULL ? (size_t)(slash - type) : strlen(type);
+    char any_minor[64];
+    snprintf(any_minor, sizeof any_minor, "%.*s/*", (int)major, type);
+    int best = -1;
+    double q = 0.0;
     for (const char *p = accept; p != NULL && *p != '\0'; p = strchr(p, ',')) {
         if (*p == ',')
             p++;
@@ -65,15 +84,13 @@ static bool accepts(const char *accept, const char *type)
             p++;
         const char *end = strchr(p, ',');
         size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        const char *q = memmem(p, n, "q=", 2);
-        if (q != NULL && q > p && (q[-1] == ';' || q[-1] == ' ') && strtod(q + 2, NULL) <= 0.0)
-            continue;
-        char any_minor[64];
-        snprintf(any_minor, sizeof any_minor, "%.*s/*", (int)major, type);
-        if (media_is(p, type) || media_is(p, "*/*") || media_is(p, any_minor))
-            return true;
+        int spec = media_is(p, type) ? 2 : media_is(p, any_minor) ? 1 : media_is(p, "*/*") ? 0 : -1;
+        if (spec > best) {
+            best = spec;
+            q = range_q(p, n);
+        }
     }
-    return false;
+    return best >= 0 && q > 0.0;
 }
 
 /* model=NAME[,version=N][,label=L] in the custom attributes. */

@@ -81,8 +81,11 @@ static void apply_done(void *arg, int rc, const store_apply_result_t *res)
         if (r->applied + 1 >= r->next)
             r->next_time_ns = 0;
         if (r->state == REPL_FAILED) {
-            /* Applying again (space freed): serving again once caught up. */
+            /* Applying again (space freed): serving again once caught up with what the stream
+             * holds now, not with its end at start (which one apply may already pass). */
             r->state = REPL_CATCHING_UP;
+            if (r->stream_last > r->target)
+                r->target = r->stream_last;
             base_log(BASE_LOG_INFO, "replica_apply_resumed", "{s:s, s:I}", "stream", r->stream,
                      "sequence", (json_int_t)j->seq);
         }

@@ -382,6 +382,18 @@ static int check_stream(repl_t *r, const jsStreamConfig *c, char *err, size_t ca
                           "stream %s exists in memory storage: the log is the source of truth and "
                           "must survive a nats-server restart (file storage)",
                           r->stream);
+    if (c->Discard != js_DiscardOld)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with discard policy new: once full it refuses every "
+                          "write; fstore needs discard old (the oldest messages go, and a replica "
+                          "that needed them asks for a snapshot)",
+                          r->stream);
+    int64_t payload = r->nc != NULL ? natsConnection_GetMaxPayload(r->nc) : 0;
+    if (c->MaxMsgSize > 0 && c->MaxMsgSize < payload)
+        return repl__fail(err, cap, -EEXIST,
+                          "stream %s exists with a %lld-byte message limit, under the server's "
+                          "%lld-byte max_payload: writes between the two would be refused",
+                          r->stream, (long long)c->MaxMsgSize, (long long)payload);
     if (c->MaxMsgsPerSubject > 0)
         return repl__fail(err, cap, -EEXIST,
                           "stream %s exists with at most %lld messages per subject: that drops "
@@ -678,6 +690,13 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
     bool by_deadline = deadline_us > 0 && deadline_us < until;
     if (by_deadline)
         until = deadline_us;
+    /* Its caller has already been told DEADLINE_EXCEEDED (it waited in the queue past it): not
+     * published at all, rather than landing in the log after the answer. */
+    if (by_deadline && base_mono_us() >= until)
+        return repl__fail(err, err_cap, -ETIMEDOUT,
+                          "the write's deadline passed before it could be published to stream "
+                          "%s (nothing was published)",
+                          r->stream);
     char why[256] = "";
     for (int attempt = 0;; attempt++) {
         jsPubOptions po;
@@ -721,8 +740,7 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
     if (by_deadline)
         return repl__fail(err, err_cap, -EAGAIN,
                           "the replication log (stream %s) did not acknowledge the write before "
-                          "the call's deadline (it may still be in the log: retry with the same "
-                          "request id): %s",
+                          "the call's deadline (it may still be in the log): %s",
                           r->stream, why);
     return repl__fail(err, err_cap, -EAGAIN,
                       "the replication log (stream %s) did not acknowledge the write within "

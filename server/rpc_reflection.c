@@ -113,7 +113,8 @@ static void free_refl(refl_t *r)
     bool was_active = r->active;
     int path = r->path;
     if (was_active)
-        server__count_handled(&rs->stats[path], r->status_sent ? r->outcome : GRPC_STATUS_CANCELLED,
+        server__count_handled(&rs->stats[path],
+                              r->cancelled || !r->status_sent ? GRPC_STATUS_CANCELLED : r->outcome,
                               base_mono_us() - r->t0_us);
     free(r);
     if (was_active) {

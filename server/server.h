@@ -88,8 +88,9 @@ typedef struct server_options {
     unsigned handshake_timeout_ms; /* --grpc-handshake-timeout-ms: an unfinished handshake is
                                       closed after this; SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS */
     unsigned min_ping_interval_ms; /* --grpc-min-ping-interval-ms: a client's pings closer than
-                                      this (calls in flight or not) are strikes, and the third is
-                                      GOAWAY too_many_pings; SERVER_DEFAULT_MIN_PING_INTERVAL_MS */
+                                      this with nothing sent to it in between (calls in flight or
+                                      not) are strikes, and the third is GOAWAY too_many_pings;
+                                      SERVER_DEFAULT_MIN_PING_INTERVAL_MS */
     /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
      * new certificate). With a client CA, client certificates are verified when presented, and
      * required with tls_require_client_cert (mTLS). */

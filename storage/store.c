@@ -734,6 +734,22 @@ int store_last_position(store_t *s, uint64_t *pos)
     return rc;
 }
 
+int store_written_locally(store_t *s, bool *out)
+{
+    *out = false;
+    MDB_txn *txn;
+    int rc = read_txn(s, &txn);
+    if (rc < 0)
+        return rc;
+    MDB_val v;
+    rc = store__meta_get(txn, s->meta, STORE__KEY_LOCAL_ROWS, &v);
+    *out = rc == 0;
+    if (rc == -ENOENT)
+        rc = 0;
+    read_txn_end(s, txn);
+    return rc;
+}
+
 int store_holds_rows(store_t *s, bool *any)
 {
     *any = false;

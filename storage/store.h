@@ -639,6 +639,12 @@ int store_stat(store_t *s, store_stats_t *out);
  * each database's count, not a walk. Returns: 0 and *any; -EIO or another store error. */
 int store_holds_rows(store_t *s, bool *any);
 
+/* Whether rows were ever written here without a log position (store_apply() with position 0,
+ * a bulk load): a single node's store, or one that was once. A replica's rows all come from its
+ * log. (Stores written before this was recorded say false: store_holds_rows() at position 0
+ * tells those.) Returns: 0 and *out; a store error. */
+int store_written_locally(store_t *s, bool *out);
+
 /* Counts rows of one view version (tombstones are not rows; damaged records are), walking them
  * all: for the CLI and tests. Returns: 0, -ENOENT, -EIO. */
 int store_count_rows(store_t *s, const catalog_view_t *v, size_t *rows);

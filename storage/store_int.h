@@ -21,7 +21,10 @@
 #define STORE__KEY_POSITION "position"
 #define STORE__KEY_HISTORY "history"       /* present: the store keeps history (store_history_t) */
 #define STORE__KEY_CHANGE_SEQ "change_seq" /* the change feed's last local position */
-#define STORE__CHANGES_DB "changes"        /* the change feed (store_changes()) */
+/* Present once rows were written here without a log position (a single node's writes, an
+ * ingest): such a store is not a replica's (open_replicated() refuses it). */
+#define STORE__KEY_LOCAL_ROWS "local_rows"
+#define STORE__CHANGES_DB "changes" /* the change feed (store_changes()) */
 
 /* A change feed entry: key = 8 bytes big-endian position, 4 bytes big-endian index; value =
  * format, flags (STORE__REC_TOMBSTONE), event time (le64), write time (le64), the view key's
@@ -338,6 +341,7 @@ struct store {
     bool history;        /* keeps history (store_options_t.history, resolved at open) */
     MDB_dbi changes;     /* the change feed (with history), or 0 */
     uint64_t change_seq; /* writer only: the feed's last local position committed */
+    bool local_rows;     /* writer only: STORE__KEY_LOCAL_ROWS is known to be set */
     bool marker;         /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
     char *dir;
 

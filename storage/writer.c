@@ -223,6 +223,15 @@ static int change_seq_get(apply_ctx_t *c)
     return 0;
 }
 
+/* Marks the store as written without a log (STORE__KEY_LOCAL_ROWS), in the transaction, the
+ * first time this process does so. Returns: 0, negative errno. */
+static int local_rows_put(store_t *s, MDB_txn *txn)
+{
+    if (s->local_rows)
+        return 0;
+    return store__meta_put(txn, s->meta, STORE__KEY_LOCAL_ROWS, "1", 1);
+}
+
 /* The change feed's counter into meta, with the transaction (when it moved). */
 static int change_seq_put(apply_ctx_t *c)
 {
@@ -398,12 +407,12 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     c->s = s;
     rc = change_seq_get(c);
     if (rc < 0) {
-        mdb_txn_abort(txn);
+        store__txn_end(s, txn, STORE__TXN_ABORT); /* the map lock too */
         return rc;
     }
 
     uint64_t pos = 0;
-    bool pos_dirty = false;
+    bool pos_dirty = false, local = false;
     MDB_val v;
     rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
     if (rc == 0 && v.mv_size == 8)
@@ -453,9 +462,13 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
         if (j->u.apply.log_position > 0) {
             pos = j->u.apply.log_position;
             pos_dirty = true;
+        } else if (j->u.apply.enc->n_rows > 0) {
+            local = true;
         }
         *any = true;
     }
+    if (local && (rc = local_rows_put(s, txn)) != 0)
+        goto out;
     if (pos_dirty) {
         uint8_t b[8];
         store__put_le64(b, pos);
@@ -473,6 +486,7 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     if (rc == 0) {
         s->last_created_us = c->created;
         s->change_seq = c->seq;
+        s->local_rows |= local;
     }
 out:
     if (txn != NULL)
@@ -849,7 +863,7 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
     t->c.s = s;
     rc = change_seq_get(&t->c);
     if (rc < 0) {
-        mdb_txn_abort(txn);
+        store__txn_end(s, txn, STORE__TXN_ABORT); /* the map lock too */
         return rc;
     }
     t->c.log_pos = 0;
@@ -869,12 +883,16 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
             }
             stream_txn_reset(t);
             rc = change_seq_put(&t->c);
+            if (rc == 0 && st->job.written + st->job.stale > 0)
+                rc = local_rows_put(s, txn);
             if (rc != 0)
                 break;
             rc = commit(txn);
             txn = NULL;
-            if (rc == 0)
+            if (rc == 0) {
                 s->change_seq = t->c.seq;
+                s->local_rows |= st->job.written + st->job.stale > 0;
+            }
             break;
         }
         rc = apply_part(s, st, t, next);

@@ -338,7 +338,7 @@ Test(merge, the_rewrite_is_never_longer_and_a_second_rewrite_changes_nothing)
     cr_assert_eq(rq->features->n_val, 40);
 }
 
-Test(merge, a_truncated_occurrence_is_still_malformed)
+Test(merge, a_truncated_occurrence_is_malformed_for_the_rewrite_too)
 {
     uint8_t buf[256];
     char *a[] = {"v:a"};
@@ -350,4 +350,42 @@ Test(merge, a_truncated_occurrence_is_still_malformed)
                  -EINVAL);
     cr_assert(strstr(merge_ctx.msg, "malformed GetOnlineFeaturesRequest") != NULL, "%s",
               merge_ctx.msg);
+    /* The rewrite itself refuses it as well (the walk refuses it first in codec_unpack()). */
+    const uint8_t *out = NULL;
+    size_t out_len = 0;
+    cr_assert_eq(codec_merge_messages(&merge_arena,
+                                      &feast__serving__get_online_features_request__descriptor, buf,
+                                      n - 1, &out, &out_len),
+                 -EINVAL);
+    cr_assert(codec_needs_merge(&feast__serving__get_online_features_request__descriptor, buf, n));
+    cr_assert_not(
+        codec_needs_merge(&feast__serving__get_online_features_request__descriptor, buf, n - 1));
+}
+
+Test(merge, two_message_members_of_a_oneof_clear_each_other)
+{
+    /* Value{int64_list [1]} Value{string_list ["a"]} Value{int64_list [2]}, concatenated: the
+     * string list cleared the first int64 list, so protobuf reads int64_list [2]. */
+    uint8_t value[64], buf[256];
+    int64_t one[] = {1}, two[] = {2};
+    size_t vn = pack_int64_list(value, one, 1);
+    Feast__Types__StringList sl = FEAST__TYPES__STRING_LIST__INIT;
+    char *strs[] = {"a"};
+    sl.n_val = 1;
+    sl.val = strs;
+    Feast__Types__Value sv = FEAST__TYPES__VALUE__INIT;
+    sv.val_case = FEAST__TYPES__VALUE__VAL_STRING_LIST_VAL;
+    sv.string_list_val = &sl;
+    vn += feast__types__value__pack(&sv, value + vn);
+    vn += pack_int64_list(value + vn, two, 1);
+    size_t n = pack_write_with_value(buf, value, vn);
+    ProtobufCMessage *m = NULL;
+    cr_assert_eq(
+        codec_unpack(&merge_ctx, &fstore__v1__write_features_request__descriptor, buf, n, &m), 0,
+        "%s", merge_ctx.msg);
+    const Feast__Types__Value *v =
+        ((Fstore__V1__WriteFeaturesRequest *)m)->columns[0]->value->val[0];
+    cr_assert_eq(v->val_case, FEAST__TYPES__VALUE__VAL_INT64_LIST_VAL);
+    cr_assert_eq(v->int64_list_val->n_val, 1);
+    cr_assert_eq(v->int64_list_val->val[0], 2);
 }

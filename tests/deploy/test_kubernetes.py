@@ -392,9 +392,13 @@ class KubernetesTest(unittest.TestCase):
         # which every publish would be refused).
         self.assertEqual(env["FSTORE_STREAM_MAX_AGE"], "7d")
         conf = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
-        limit = re.search(r"max_file_store:\s*(\d+)G", conf)
+        limit = re.search(r"max_file_store:\s*(\d+)([KMGT]B?)?\s*$", conf, re.M)
         self.assertIsNotNone(limit, conf)
-        self.assertLess(int(env["FSTORE_STREAM_MAX_BYTES"]), int(limit.group(1)) << 30)
+        # NATS's config units: K, M, G, T are powers of 1000; KB, MB, GB, TB of 1024.
+        unit = limit.group(2) or ""
+        power = " KMGT".index(unit[:1] or " ")
+        scale = (1024 if unit.endswith("B") else 1000) ** power
+        self.assertLess(int(env["FSTORE_STREAM_MAX_BYTES"]), int(limit.group(1)) * scale)
         # The binary takes the overlay's settings (it then fails only to reach NATS).
         with tempfile.TemporaryDirectory() as d:
             out = subprocess.run([FSTORE, "serve", "--data-dir", d, "--catalog",

@@ -572,7 +572,8 @@ class SageMakerTest(HttpCase):
                 resp, raw = self.post("/invocations", body, headers={"Accept": accept})
                 self.assertEqual(resp.status, 200, raw)
                 self.assertEqual(json.loads(raw)["instances"][0]["conv_rate"], 0.5)
-        for accept in ("application/json;q=0, text/csv", "application/jsonlines"):
+        for accept in ("application/json;q=0, text/csv", "application/jsonlines",
+                       "*/*, application/json;q=0", "application/*;Q=0, */*"):
             with self.subTest(accept=accept):
                 resp, raw = self.post("/invocations", body, headers={"Accept": accept})
                 self.assertEqual(resp.status, 406, raw)

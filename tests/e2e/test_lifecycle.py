@@ -440,10 +440,12 @@ class Lifecycle(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "third", "data.mdb")), p.stderr)
         # An address not on this machine (TEST-NET-1: bind only, nothing is sent) and a port
         # that is no port fail the same way, before the data directory is touched.
-        for listen, why in (("192.0.2.1:%d" % free_port(), "Cannot assign requested address"),
-                            ("127.0.0.1:99999", "from 0 to 65535")):
+        for listen, http, why in (
+                ("192.0.2.1:%d" % free_port(), "", "Cannot assign requested address"),
+                ("127.0.0.1:99999", "", "from 0 to 65535"),
+                ("127.0.0.1:0", "localhost:%d" % free_port(), "want a numeric address")):
             d = os.path.join(self.tmp, "fourth")
-            p = subprocess.run([FSTORE, "serve", "--listen", listen, "--http-listen", "",
+            p = subprocess.run([FSTORE, "serve", "--listen", listen, "--http-listen", http,
                                 "--catalog", CATALOG, "--data-dir", d],
                                capture_output=True, text=True, timeout=90, env=env)
             self.assertEqual(p.returncode, 1, p.stderr)

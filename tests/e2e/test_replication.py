@@ -681,6 +681,21 @@ class SingleNatsTest(ReplicationCase):
             self.assertEqual(out.returncode, 1, cmd)
             self.assertIn("is a replica of a replication log", out.stderr)
             self.assertIn(how, out.stderr)
+        # Served alone and written there, it is a single node's directory again: ingest takes it,
+        # and it can no longer rejoin the log (its position is the log's, its rows are not).
+        alone = Server(catalog=CATALOG, data_dir=a.data_dir)
+        alone.start()
+        alone.client.write_features("driver_stats@v1", {"driver_id": [73], "trips": [7]})
+        self.assertEqual(alone.stop(), 0)
+        out = subprocess.run([FSTORE, "ingest", "--data-dir", a.data_dir, "--view",
+                              "driver_stats@v1", rows], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = subprocess.run([FSTORE, "serve", "--data-dir", a.data_dir, "--replication",
+                              self.urls, "--listen", "127.0.0.1:0", "--http-listen", ""],
+                             capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("replica_has_local_rows", out.stderr)
 
     def test_deletes_go_through_the_log_as_tombstones(self):
         # A delete on one node is a tombstone on every node, at the time the delete was taken:
@@ -793,6 +808,8 @@ class SingleNatsTest(ReplicationCase):
         self.assertIn("cannot apply the log", cm.exception.details())
         self.assertIn("applying sequence", cm.exception.details())
         self.assertEqual(read_trips(a, [61]), [2])
+        # The log goes on meanwhile: b must catch up with all of it before it serves again.
+        behind = max(write(a, [62 + k], k).sequence for k in range(20))
         os.remove(faults)
         seq = write(a, [61], 3).sequence
         # It retries from its store's position every second; meanwhile a read that needs a
@@ -802,6 +819,7 @@ class SingleNatsTest(ReplicationCase):
             self.assertLess(time.monotonic(), deadline, b.log()[-3000:])
             time.sleep(0.1)
         self.assertEqual(read_trips(b, [61], [("fstore-min-seq", str(seq))]), [3])
+        self.assertGreaterEqual(status(b).target_sequence, behind)
         self.assertEqual(b.client.health(), "SERVING")
         self.assertTrue(b.events("replica_apply_resumed"), b.log()[-3000:])
         self.assert_clean_stop(b)

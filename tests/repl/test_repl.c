@@ -472,6 +472,15 @@ static void short_window(jsStreamConfig *c)
 {
     c->Duplicates = 1000000000ll;
 }
+static void discard_new(jsStreamConfig *c)
+{
+    c->Discard = js_DiscardNew;
+    c->MaxBytes = 1 << 20;
+}
+static void small_messages(jsStreamConfig *c)
+{
+    c->MaxMsgSize = 1024;
+}
 
 Test(repl, a_stream_that_cannot_be_the_log_is_refused_whatever_the_flags)
 {
@@ -482,7 +491,9 @@ Test(repl, a_stream_that_cannot_be_the_log_is_refused_whatever_the_flags)
     } cases[] = {{"q1", interest, "interest retention"},
                  {"q2", memory, "memory storage"},
                  {"q3", per_subject, "per subject"},
-                 {"q4", short_window, "duplicate window of 1000 ms"}};
+                 {"q4", short_window, "duplicate window of 1000 ms"},
+                 {"q5", discard_new, "discard policy new"},
+                 {"q6", small_messages, "1024-byte message limit"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         make_stream(cases[i].proj, cases[i].shape);
         repl_t *r = NULL;

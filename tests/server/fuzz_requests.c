@@ -287,7 +287,8 @@ static void check_uncached(const uint8_t *data, size_t size, const server_local_
 
 /* The rewrite that merges a singular message field given twice (codec_merge_messages()), on
  * whatever the string walk accepts: it succeeds, is never longer, a second pass changes nothing,
- * and protobuf-c reads its result whenever it reads the original. */
+ * protobuf-c reads its result whenever it reads the original, and the same message when nothing
+ * was given twice. */
 static void check_merge(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size,
                         base_arena_t *a)
 {
@@ -302,9 +303,20 @@ static void check_merge(const ProtobufCMessageDescriptor *d, const uint8_t *data
         (n1 > 0 && memcmp(m1, m2, n1) != 0))
         abort();
     ProtobufCAllocator alloc;
-    if (protobuf_c_message_unpack(d, codec_allocator(a, &alloc), size, data) != NULL &&
-        protobuf_c_message_unpack(d, codec_allocator(a, &alloc), n1, m1) == NULL)
+    ProtobufCMessage *u0 = protobuf_c_message_unpack(d, codec_allocator(a, &alloc), size, data);
+    ProtobufCMessage *u1 =
+        u0 != NULL ? protobuf_c_message_unpack(d, codec_allocator(a, &alloc), n1, m1) : NULL;
+    if (u0 != NULL && u1 == NULL)
         abort();
+    /* Nothing given twice: the rewrite only moved fields, so both read as the same message. */
+    if (u0 != NULL && !codec_needs_merge(d, data, size)) {
+        size_t p0 = protobuf_c_message_get_packed_size(u0);
+        size_t p1 = protobuf_c_message_get_packed_size(u1);
+        uint8_t *b0 = base_arena_alloc(a, p0 + 1), *b1 = base_arena_alloc(a, p1 + 1);
+        if (b0 == NULL || b1 == NULL || p0 != p1 || protobuf_c_message_pack(u0, b0) != p0 ||
+            protobuf_c_message_pack(u1, b1) != p1 || memcmp(b0, b1, p0) != 0)
+            abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
