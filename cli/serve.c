@@ -56,24 +56,30 @@ static void *signal_main(void *arg)
 }
 
 /*
- * Whether host:port can be bound now (port 0 is left to the real bind). Tried before the data
- * directory is touched, so that a `serve` that cannot listen (a busy port, a port below 1024
- * without the right, an address not on this machine, a name that does not resolve) fails
- * before it applies its catalog; the listener itself binds later (a port taken in between
- * still fails loudly there). A name that resolves to several addresses passes when one of them
- * binds, as gRPC's listener does, unless one is in use. numeric: the host must be an address
- * (the HTTP listeners take no names). gRPC's unix: addresses are left to gRPC.
+ * Whether host:port can be bound now (port 0: any free one, which still tells whether the
+ * address is this machine's). Tried before the data directory is touched, so that a `serve`
+ * that cannot listen (a busy port, a port below 1024 without the right, an address not on this
+ * machine, a name that does not resolve) fails before it applies its catalog; the listener
+ * itself binds later (a port taken in between still fails loudly there). A name that resolves
+ * to several addresses passes when one of them binds, as gRPC's listener does, unless one is
+ * in use. numeric: the HTTP listeners' rules (an address, not a name; a host; no unix:).
+ * gRPC's unix: addresses are left to gRPC.
  * Returns: 0; -EADDRINUSE; -EACCES, -EADDRNOTAVAIL or another bind error; -ENXIO (the name
  *          does not resolve) or -EINVAL (no port, or not a port): *why says how.
  */
 static int probe_listen(const char *addr, bool numeric, const char **why)
 {
     *why = NULL;
-    if (addr == NULL || addr[0] == '\0' || strncmp(addr, "unix:", 5) == 0 ||
-        strncmp(addr, "unix-abstract:", 14) == 0)
+    if (addr == NULL || addr[0] == '\0')
         return 0;
+    if (strncmp(addr, "unix:", 5) == 0 || strncmp(addr, "unix-abstract:", 14) == 0) {
+        if (!numeric)
+            return 0; /* gRPC's own */
+        *why = "want host:port (this listener takes no unix: address)";
+        return -EINVAL;
+    }
     const char *colon = strrchr(addr, ':');
-    if (colon == NULL) {
+    if (colon == NULL || (numeric && colon == addr)) {
         *why = "want host:port";
         return -EINVAL;
     }
@@ -85,8 +91,6 @@ static int probe_listen(const char *addr, bool numeric, const char **why)
         *why = "the port must be a number from 0 to 65535";
         return -EINVAL;
     }
-    if (port == 0)
-        return 0;
     char host[256];
     size_t hn = (size_t)(colon - addr);
     if (hn >= sizeof host) {

@@ -243,11 +243,11 @@ static int open_replicated(core_t *c, const core_options_t *o, catalog_t **out)
      * apart from the log's. */
     uint64_t pos = 0;
     bool any = false;
-    rc = store_written_locally(c->store, &any);
-    if (rc == 0 && !any)
-        rc = store_last_position(c->store, &pos);
-    if (rc == 0 && !any && pos == 0)
-        rc = store_holds_rows(c->store, &any);
+    rc = store_last_position(c->store, &pos);
+    /* Never followed a log: whatever rows it holds (an emptied directory is fine). Followed one:
+     * written without it since (served alone). */
+    if (rc == 0)
+        rc = pos == 0 ? store_holds_rows(c->store, &any) : store_written_locally(c->store, &any);
     if (rc < 0)
         goto out;
     if (any) {

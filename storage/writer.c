@@ -229,7 +229,9 @@ static int local_rows_put(store_t *s, MDB_txn *txn)
 {
     if (s->local_rows)
         return 0;
-    return store__meta_put(txn, s->meta, STORE__KEY_LOCAL_ROWS, "1", 1);
+    /* As the other puts of a write: a full map is a retry after it grows. */
+    MDB_val k = {strlen(STORE__KEY_LOCAL_ROWS), STORE__KEY_LOCAL_ROWS}, d = {1, "1"};
+    return lmdb_rc(mdb_put(txn, s->meta, &k, &d, 0));
 }
 
 /* The change feed's counter into meta, with the transaction (when it moved). */
@@ -695,6 +697,7 @@ typedef struct stream_txn {
     size_t n_views, cap_views;
     uint32_t *map; /* the part's view index -> views[] */
     size_t cap_map;
+    bool rows; /* this attempt applied a row (STORE__KEY_LOCAL_ROWS) */
 } stream_txn_t;
 
 /* LMDB's default order: memcmp over the common length, then the shorter first. */
@@ -792,6 +795,7 @@ static int apply_part(store_t *s, store__stream_t *st, stream_txn_t *t, store__p
     store__enc_t *enc = &p->enc;
     store__job_t *job = &st->job;
     bool all_appended = true;
+    t->rows |= p->n_groups > 0;
     for (size_t gi = 0; gi < p->n_groups; gi++) {
         store__group_t *g = &p->groups[gi];
         stream_view_t *v = &t->views[t->map[g->view]];
@@ -866,6 +870,7 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
         store__txn_end(s, txn, STORE__TXN_ABORT); /* the map lock too */
         return rc;
     }
+    t->rows = false;
     t->c.log_pos = 0;
     st->job.written = st->job.stale = 0;
     store__part_t *done = NULL;
@@ -883,7 +888,7 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
             }
             stream_txn_reset(t);
             rc = change_seq_put(&t->c);
-            if (rc == 0 && st->job.written + st->job.stale > 0)
+            if (rc == 0 && t->rows)
                 rc = local_rows_put(s, txn);
             if (rc != 0)
                 break;
@@ -891,7 +896,7 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
             txn = NULL;
             if (rc == 0) {
                 s->change_seq = t->c.seq;
-                s->local_rows |= st->job.written + st->job.stale > 0;
+                s->local_rows |= t->rows;
             }
             break;
         }

@@ -443,7 +443,9 @@ class Lifecycle(unittest.TestCase):
         for listen, http, why in (
                 ("192.0.2.1:%d" % free_port(), "", "Cannot assign requested address"),
                 ("127.0.0.1:99999", "", "from 0 to 65535"),
-                ("127.0.0.1:0", "localhost:%d" % free_port(), "want a numeric address")):
+                ("127.0.0.1:0", "localhost:%d" % free_port(), "want a numeric address"),
+                ("127.0.0.1:0", ":%d" % free_port(), "want host:port"),
+                ("127.0.0.1:0", "unix:/tmp/fstore-e2e.sock", "takes no unix: address")):
             d = os.path.join(self.tmp, "fourth")
             p = subprocess.run([FSTORE, "serve", "--listen", listen, "--http-listen", http,
                                 "--catalog", CATALOG, "--data-dir", d],

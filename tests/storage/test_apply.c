@@ -137,6 +137,52 @@ Test(apply, a_write_checked_for_the_log_takes_the_skew_it_is_given)
     store_wire_end(w);
 }
 
+Test(apply, rows_written_without_a_log_position_are_recorded_and_a_replicas_are_not)
+{
+    static const uint32_t idx[] = {0};
+    const float rates[] = {0.1f};
+    catalog_value_t ids[1], v[1];
+    const catalog_value_t *k[1], *c[1];
+    store_batch_t b = rates_batch(ids, v, k, c, idx, 1, 800, rates);
+    bool local = true;
+    store_apply_result_t res;
+    /* A replica's rows: each at its log position. */
+    cr_assert_eq(store_apply(s, &b, 1, 1, &res), 0, "%s", res.error);
+    cr_assert_eq(store_written_locally(s, &local), 0);
+    cr_assert_not(local);
+    /* A bulk load with no rows marks nothing either. */
+    store_bulk_t *bulk = NULL;
+    cr_assert_eq(store_bulk_begin(s, &bulk), 0);
+    cr_assert_eq(store_bulk_commit(bulk, &res), 0, "%s", res.error);
+    store_bulk_free(bulk);
+    cr_assert_eq(store_written_locally(s, &local), 0);
+    cr_assert_not(local);
+    /* A delete without a position is a local write too. */
+    b.op = STORE_OP_DELETE;
+    b.n_features = 0;
+    cr_assert_eq(store_apply(s, &b, 1, 0, &res), 0, "%s", res.error);
+    cr_assert_eq(store_written_locally(s, &local), 0);
+    cr_assert(local);
+}
+
+Test(apply, a_bulk_load_is_recorded_as_written_without_a_log)
+{
+    static const uint32_t idx[] = {0};
+    const float rates[] = {0.1f, 0.2f};
+    catalog_value_t ids[2], v[2];
+    const catalog_value_t *k[1], *c[1];
+    store_batch_t b = rates_batch(ids, v, k, c, idx, 2, 900, rates);
+    store_bulk_t *bulk = NULL;
+    store_apply_result_t res;
+    cr_assert_eq(store_bulk_begin(s, &bulk), 0);
+    cr_assert_eq(store_bulk_add(bulk, &b, 1, &res), 0, "%s", res.error);
+    cr_assert_eq(store_bulk_commit(bulk, &res), 0, "%s", res.error);
+    store_bulk_free(bulk);
+    bool local = false;
+    cr_assert_eq(store_written_locally(s, &local), 0);
+    cr_assert(local);
+}
+
 Test(apply, a_join_key_of_the_wrong_type_is_named)
 {
     catalog_value_t key = th_str("1001"), val = th_f32(0.5f);
