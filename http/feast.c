@@ -496,10 +496,16 @@ int http__feast_push(http_req_t *r)
     const char *dest = to != NULL ? json_string_value(to) : "online";
     bool offline = strcmp(dest, "offline") == 0;
     if (strcmp(dest, "online") != 0 && strcmp(dest, "online_and_offline") != 0 && !offline) {
-        rc = core_fail(ctx, -EINVAL,
-                       "to: want \"online\", \"offline\" or \"online_and_offline\", got "
-                       "'%.40s'",
-                       dest);
+        /* Feast raises a ValueError here, which its server answers 500 with the message alone
+         * as a JSON string (an exception that is not a FeastError has no class body). */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "%.40s is not a supported push format. Please specify one of these ['online', "
+                 "'offline', 'online_and_offline'].",
+                 dest);
+        http__json_str(&r->out, msg, strlen(msg));
+        http__respond(r, 500, "application/json");
+        rc = 0;
         goto out;
     }
     /* Every online view version fed by this push source ("" is a view's "none": no source

@@ -360,8 +360,10 @@ class FeastReplayTest(HttpCase):
         self.assertIn("--history", self.feast_error(raw)[1])
         resp, raw = self.post("/push", {"push_source_name": "driver_locations_push",
                                         "df": {"driver_id": [1]}, "to": "elsewhere"})
-        self.assertEqual(resp.status, 422)
-        self.assertIn("to: want", self.feast_error(raw)[1])
+        self.assertEqual(resp.status, 500)
+        # Feast's ValueError: 500, the message alone as a JSON string.
+        self.assertEqual(json.loads(raw), "elsewhere is not a supported push format. Please "
+                         "specify one of these ['online', 'offline', 'online_and_offline'].")
 
     def test_curl_as_the_docs_show(self):
         if shutil.which("curl") is None:
