@@ -569,13 +569,9 @@ int cli_serve(int argc, char **argv)
                 strerror(-lrc));
         return 1;
     }
-    if (bootstrap_from != NULL && bootstrap_from[0] != '\0') {
-        int brc = cli__bootstrap(co.data_dir, bootstrap_from, (int)bootstrap_wait_ms);
-        if (brc < 0)
-            return 1;
-    }
-
-    /* Before core_open(), which starts the first thread: they must all inherit the mask. */
+    /* Before the first thread starts (the bootstrap's gRPC client, then core_open()): they must
+     * all inherit the mask, or a SIGTERM may land on a thread that kills the process instead of
+     * draining it. A signal during a bootstrap waits for the signal thread. */
     signal_thread_t st = {.server = NULL};
     atomic_init(&st.done, false);
     sigemptyset(&st.set);
@@ -586,6 +582,11 @@ int cli_serve(int argc, char **argv)
     if (e != 0) {
         fprintf(stderr, "fstore serve: cannot block signals: %s\n", strerror(e));
         return 1;
+    }
+    if (bootstrap_from != NULL && bootstrap_from[0] != '\0') {
+        int brc = cli__bootstrap(co.data_dir, bootstrap_from, (int)bootstrap_wait_ms);
+        if (brc < 0)
+            return 1;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

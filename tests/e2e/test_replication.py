@@ -732,6 +732,30 @@ class SingleNatsTest(ReplicationCase):
         self.assert_clean_stop(b)
         self.assert_same_digests([a, b])
 
+    def test_bootstrap_without_a_ready_peer_replays_the_log_and_a_store_skips_it(self):
+        # A new cluster: the peer to copy from is not there (nothing listens). After the wait,
+        # the node replays the log from its start. Restarted on its own directory, it resumes
+        # from its store and does not ask a peer at all.
+        a = self.node(self.urls)
+        seq = write(a, [91], 9).sequence
+        nobody = "127.0.0.1:%d" % free_port()
+        b = self.node(self.urls, extra=["--bootstrap-from", nobody, "--bootstrap-wait-ms", "500"])
+        skipped = b.events("bootstrap_skipped")
+        self.assertEqual(len(skipped), 1, b.log()[-2000:])
+        self.assertIn("replaying the log from its start", skipped[0]["reason"])
+        self.assertFalse(b.events("bootstrapped"))
+        self.assertEqual(read_trips(b, [91], [("fstore-min-seq", str(seq))]), [9])
+        self.assert_clean_stop(b)
+        b2 = self.node(self.urls, data_dir=b.data_dir,
+                       extra=["--bootstrap-from", nobody, "--bootstrap-wait-ms", "60000"])
+        skipped = b2.events("bootstrap_skipped")
+        self.assertEqual(len(skipped), 1, b2.log()[-2000:])
+        self.assertIn("resumes from its own position", skipped[0]["reason"])
+        self.assertFalse(b2.events("bootstrap_waiting"))
+        self.assertEqual(read_trips(b2, [91]), [9])
+        self.assert_clean_stop(b2)
+        self.assert_clean_stop(a)
+
     def test_a_retried_write_with_the_same_request_id_is_applied_once(self):
         a = self.node(self.urls)
         b = self.node(self.urls)
