@@ -1299,11 +1299,8 @@ int cli_ingest(int argc, char **argv)
                   .now = store_now_us(),
                   .max_future_skew_s = max_future_skew_s};
     /* A server (--target) checks event times against its own --max-future-skew. */
-    g.latest_us = remote || max_future_skew_s < 0
-                      ? INT64_MAX
-                      : g.now + (max_future_skew_s > 0 ? max_future_skew_s
-                                                       : (int64_t)STORE_MAX_FUTURE_SKEW_S) *
-                                    1000000;
+    int64_t skew_us = store_future_skew_us(max_future_skew_s);
+    g.latest_us = remote || skew_us < 0 ? INT64_MAX : g.now + skew_us;
     int status = 1;
     bool grpc_started = false;
     struct timespec t0;

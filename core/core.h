@@ -297,8 +297,8 @@ typedef struct core_jwt_options {
  * file, unexpired, for o's issuer and audience; the caller is the tokens file's jwt:SUBJECT
  * line for the token's sub. A verified token is remembered until it expires (or another token
  * takes its slot of 64), so a client that sends the same token again costs one hash, not one
- * signature check. core_tokens_reload() reads
- * the JWKS file again too. Call once, before any check.
+ * signature check. core_tokens_reload() reads the JWKS file again too. Call once, before any
+ * check.
  * Returns: 0; -EINVAL with why (o incomplete, a JWKS that does not load), the read's -errno.
  */
 int core_tokens_use_jwks(core_tokens_t *ts, const core_jwt_options_t *o, char *why, size_t cap);

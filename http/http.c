@@ -858,12 +858,10 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
     if (parse_listen(o->listen, &ss, &sl) < 0)
         return -EINVAL;
     /* Its counter slots are cache-line aligned: aligned_alloc, not calloc (16 bytes). */
-    size_t hbytes = (sizeof(http_t) + _Alignof(http_t) - 1) / _Alignof(http_t) * _Alignof(http_t);
-    http_t *h = aligned_alloc(_Alignof(http_t), hbytes);
-    if (h != NULL)
-        memset(h, 0, hbytes);
+    http_t *h = aligned_alloc(_Alignof(http_t), sizeof *h); /* a multiple of its alignment */
     if (h == NULL)
         return -ENOMEM;
+    memset(h, 0, sizeof *h);
     h->core = core;
     h->o = *o;
     pthread_mutex_init(&h->pt_mu, NULL);

@@ -844,6 +844,13 @@ static void on_shutdown(server_tag_t *t, bool ok)
     s->grpc_shutdown_done = true;
 }
 
+/* Appends the integer channel argument key = value to args (n: how many so far). */
+static void arg_int(grpc_arg *args, size_t *n, const char *key, int value)
+{
+    args[*n] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = (char *)key, .value.integer = value};
+    (*n)++;
+}
+
 /*
  * Only read workers poll. In gRPC's epoll engine every thread waiting on a polling queue takes
  * turns at epoll_wait for all connections, and the thread that reads a call's bytes must then wake
@@ -943,53 +950,39 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
                  "abseil mutex deadlock detection stays on (FSTORE_ABSL_DEADLOCK_DETECTION=1, "
                  "or not found in the abseil gRPC links against)");
     grpc_arg args[17];
-    memset(args, 0, sizeof args);
-    size_t n_args = 3;
+    size_t n_args = 0;
     /* gRPC sets SO_REUSEPORT by default, which lets a second server bind a port that is already
      * serving and silently split its traffic. A busy port must fail loudly instead. */
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = GRPC_ARG_ALLOW_REUSEPORT;
-    args[0].value.integer = 0;
+    arg_int(args, &n_args, GRPC_ARG_ALLOW_REUSEPORT, 0);
     /* Nothing here serves channelz, and it counts every call on shared atomics. */
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = GRPC_ARG_ENABLE_CHANNELZ;
-    args[1].value.integer = 0;
+    arg_int(args, &n_args, GRPC_ARG_ENABLE_CHANNELZ, 0);
     /* The minimal filter stack: no server-side deadline timer per call (methods answer at once,
      * and a Predict passthrough carries the caller's deadline to its upstream) and no
      * message-size filter, so gRPC's max message length arguments would not be enforced:
      * call_handle() refuses requests over --max-message-bytes (naming the flag) and
      * server__response_slice() bounds responses. Compressed requests are decompressed by
-     * call_payload() (the minimal stack has no decompression filter). */
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = GRPC_ARG_MINIMAL_STACK;
-    /* ... except that connection idle and age limits live in a filter (max_age) the minimal
+     * call_payload() (the minimal stack has no decompression filter).
+     * ... except that connection idle and age limits live in a filter (max_age) the minimal
      * stack leaves out: with either set, the full stack, gRPC's receive limit at
      * --max-message-bytes, its decompression off and its send limit lifted (responses are
      * bounded by --max-response-bytes). */
     bool full_stack = s->opts.max_idle_s > 0 || s->opts.max_age_s > 0;
-    args[2].value.integer = full_stack ? 0 : 1;
+    arg_int(args, &n_args, GRPC_ARG_MINIMAL_STACK, full_stack ? 0 : 1);
     if (full_stack) {
-        args[n_args].type = GRPC_ARG_INTEGER;
         size_t max_msg = core_limits(core)->max_message_bytes;
-        args[n_args].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-        args[n_args++].value.integer = max_msg > INT_MAX ? INT_MAX : (int)max_msg;
+        arg_int(args, &n_args, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                max_msg > INT_MAX ? INT_MAX : (int)max_msg);
         /* gRPC's decompression filter inflates a message whole before any size check: off, so
          * that compressed requests reach call_payload() and its bounded inflate as they do on
          * the minimal stack. */
-        args[n_args].type = GRPC_ARG_INTEGER;
-        args[n_args].key = GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
-        args[n_args++].value.integer = 0;
-        args[n_args].type = GRPC_ARG_INTEGER;
-        args[n_args].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-        args[n_args++].value.integer = -1;
+        arg_int(args, &n_args, GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
+        arg_int(args, &n_args, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, -1);
     }
     /* What one client can make the server hold: streams per connection (a client opening
      * more gets them refused), and one memory quota for every connection's buffers and calls
      * (past it, gRPC refuses new streams and reads less instead of growing). */
-    args[n_args].type = GRPC_ARG_INTEGER;
-    args[n_args].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
-    args[n_args++].value.integer =
-        (int)(o->max_streams ? o->max_streams : SERVER_DEFAULT_MAX_STREAMS);
+    arg_int(args, &n_args, GRPC_ARG_MAX_CONCURRENT_STREAMS,
+            (int)(o->max_streams ? o->max_streams : SERVER_DEFAULT_MAX_STREAMS));
     grpc_resource_quota *quota = grpc_resource_quota_create("fstore");
     grpc_resource_quota_resize(quota, o->max_memory ? o->max_memory : SERVER_DEFAULT_MAX_MEMORY);
     args[n_args].type = GRPC_ARG_POINTER;
@@ -997,39 +990,25 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
     args[n_args].value.pointer.p = quota;
     args[n_args++].value.pointer.vtable = grpc_resource_quota_arg_vtable();
     /* A connection that never finishes its handshakes (a TLS or HTTP/2 slowloris) is closed. */
-    args[n_args].type = GRPC_ARG_INTEGER;
-    args[n_args].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
-    args[n_args++].value.integer =
-        (int)(o->handshake_timeout_ms ? o->handshake_timeout_ms
-                                      : SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    arg_int(args, &n_args, GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+            (int)(o->handshake_timeout_ms ? o->handshake_timeout_ms
+                                          : SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS));
     /* Keepalive enforcement: a ping flood (CPU for nothing) ends in GOAWAY too_many_pings.
      * The interval holds with calls in flight or not (gRPC's own policy for a connection
      * without calls is one ping in two hours, whatever the interval). */
-    args[n_args].type = GRPC_ARG_INTEGER;
-    args[n_args].key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS;
-    args[n_args++].value.integer = 1;
-    args[n_args].type = GRPC_ARG_INTEGER;
-    args[n_args].key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS;
-    args[n_args++].value.integer =
-        (int)(o->min_ping_interval_ms ? o->min_ping_interval_ms
-                                      : SERVER_DEFAULT_MIN_PING_INTERVAL_MS);
-    args[n_args].type = GRPC_ARG_INTEGER;
-    args[n_args].key = GRPC_ARG_HTTP2_MAX_PING_STRIKES;
-    args[n_args++].value.integer = 2;
+    arg_int(args, &n_args, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    arg_int(args, &n_args, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+            (int)(o->min_ping_interval_ms ? o->min_ping_interval_ms
+                                          : SERVER_DEFAULT_MIN_PING_INTERVAL_MS));
+    arg_int(args, &n_args, GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
     /* Connections that rebalance: GOAWAY after an idle time or an age, with a grace for the
      * calls in flight. */
-    if (o->max_idle_s > 0) {
-        args[n_args].type = GRPC_ARG_INTEGER;
-        args[n_args].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
-        args[n_args++].value.integer = (int)(o->max_idle_s * 1000u);
-    }
+    if (o->max_idle_s > 0)
+        arg_int(args, &n_args, GRPC_ARG_MAX_CONNECTION_IDLE_MS, (int)(o->max_idle_s * 1000u));
     if (o->max_age_s > 0) {
-        args[n_args].type = GRPC_ARG_INTEGER;
-        args[n_args].key = GRPC_ARG_MAX_CONNECTION_AGE_MS;
-        args[n_args++].value.integer = (int)(o->max_age_s * 1000u);
-        args[n_args].type = GRPC_ARG_INTEGER;
-        args[n_args].key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS;
-        args[n_args++].value.integer = (int)(o->max_age_grace_s * 1000u);
+        arg_int(args, &n_args, GRPC_ARG_MAX_CONNECTION_AGE_MS, (int)(o->max_age_s * 1000u));
+        arg_int(args, &n_args, GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                (int)(o->max_age_grace_s * 1000u));
     }
     grpc_channel_args ch_args = {.num_args = n_args, .args = args};
     s->grpc = grpc_server_create(&ch_args, NULL);

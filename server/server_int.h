@@ -34,6 +34,12 @@ typedef struct server_call server_call_t;
  */
 typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp);
 
+/* The control thread gives malloc's free memory back to the kernel when anonymous RSS is over
+ * 64 MiB above the lowest it has seen (base_heap_trim_tick(), every 2 s at most): a burst of
+ * calls leaves the process at its peak otherwise. */
+#define SERVER_HEAP_TRIM_EVERY_US 2000000LL
+#define SERVER_HEAP_TRIM_GROWTH ((size_t)64 << 20)
+
 /*
  * Asynchronous completion (Predict passthrough). A method that must wait on another server
  * starts a client call whose completion is tagged with the server call and lands on the same
@@ -49,12 +55,6 @@ typedef int (*server_unary_fn)(server_call_t *c, const uint8_t *req, size_t len,
  * set of queues, and the number of calls in flight is bounded by Predict's slots, not threads.
  */
 #define SERVER_PENDING 1
-
-/* The control thread gives malloc's free memory back to the kernel when the heap has grown by
- * over 64 MiB since its last look (base_heap_trim_tick(), every 2 s at most): a burst of calls
- * leaves the process at its peak otherwise. */
-#define SERVER_HEAP_TRIM_EVERY_US 2000000LL
-#define SERVER_HEAP_TRIM_GROWTH ((size_t)64 << 20)
 typedef int (*server_resume_fn)(server_call_t *c, bool ok, grpc_slice *resp);
 
 /*

@@ -491,7 +491,7 @@ int store_wire_begin(store_t *s, int64_t max_future_skew_s, const store_batch_t 
     wire_t *w = calloc(1, sizeof *w);
     if (w == NULL)
         return -ENOMEM;
-    int64_t skew_us = s != NULL ? s->max_future_skew_us : store__skew_us(max_future_skew_s);
+    int64_t skew_us = s != NULL ? s->max_future_skew_us : store_future_skew_us(max_future_skew_s);
     int rc = store__encode(s, skew_us, batches, n_batches, false, &w->enc, res);
     if (rc < 0) {
         store_wire_end(&w->pub);

@@ -139,6 +139,20 @@ int store__meta_get(MDB_txn *txn, MDB_dbi meta, const char *key, MDB_val *val)
     return store__errno(mdb_get(txn, meta, &k, val));
 }
 
+int store__meta_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
+{
+    MDB_val v;
+    int rc = store__meta_get(txn, meta, key, &v);
+    *out = 0;
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0 && v.mv_size != 8)
+        return -EIO;
+    if (rc == 0)
+        *out = store__le64(v.mv_data);
+    return rc;
+}
+
 int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, size_t n)
 {
     MDB_val k = {strlen(key), (void *)key}, v = {n, (void *)p};
@@ -320,11 +334,8 @@ static int open_meta(store_t *s, const store_options_t *opts, bool *upgrade)
         /* The counter, or none yet: a failed read is the open's failure, never a counter
          * started again at 0 (the next writes would put their entries over the feed's). */
         if (rc == 0) {
-            int q = store__meta_get(txn, s->meta, STORE__KEY_CHANGE_SEQ, &v);
-            if (q == 0 && v.mv_size == 8)
-                s->change_seq = store__le64(v.mv_data);
-            else if (q != -ENOENT)
-                rc = q < 0 ? q : -EIO;
+            uint64_t seq;
+            rc = store__meta_u64(txn, s->meta, STORE__KEY_CHANGE_SEQ, &seq);
         }
         /* History turned on for a directory whose catalog is already applied: the history
          * databases the catalog asks for, now (a catalog apply makes them too). */
@@ -419,7 +430,7 @@ int store_open(const store_options_t *opts, store_t **out)
     s->tombstone_retention_us = (opts->tombstone_retention_s > 0 ? opts->tombstone_retention_s
                                                                  : STORE_TOMBSTONE_RETENTION_S) *
                                 1000000;
-    s->max_future_skew_us = store__skew_us(opts->max_future_skew_s);
+    s->max_future_skew_us = store_future_skew_us(opts->max_future_skew_s);
     s->dir = strdup(opts->dir);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
@@ -722,14 +733,7 @@ int store_last_position(store_t *s, uint64_t *pos)
     int rc = read_txn(s, &txn);
     if (rc < 0)
         return rc;
-    MDB_val v;
-    rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
-    if (rc == 0 && v.mv_size == 8)
-        *pos = store__le64(v.mv_data);
-    else if (rc == -ENOENT)
-        *pos = 0, rc = 0;
-    else if (rc == 0)
-        rc = -EIO;
+    rc = store__meta_u64(txn, s->meta, STORE__KEY_POSITION, pos);
     read_txn_end(s, txn);
     return rc;
 }

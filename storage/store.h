@@ -347,6 +347,15 @@ typedef struct store_wire {
 } store_wire_t;
 int store_wire_begin(store_t *s, int64_t max_future_skew_s, const store_batch_t *batches,
                      size_t n_batches, store_wire_t **out, store_apply_result_t *res);
+
+/* store_options_t.max_future_skew_s (0: STORE_MAX_FUTURE_SKEW_S, < 0: none) in microseconds
+ * (-1: none): how far ahead of now an event time may be. */
+static inline int64_t store_future_skew_us(int64_t max_future_skew_s)
+{
+    return max_future_skew_s < 0
+               ? -1
+               : (max_future_skew_s > 0 ? max_future_skew_s : STORE_MAX_FUTURE_SKEW_S) * 1000000;
+}
 void store_wire_end(store_wire_t *w);
 
 /*

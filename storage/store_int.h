@@ -184,12 +184,6 @@ typedef struct store__part {
     store__buf_t recs; /* each group's key and folded record; the writer fills in write times */
 } store__part_t;
 
-/* store_options_t.max_future_skew_s (0: the default, < 0: none) in microseconds (-1: none). */
-static inline int64_t store__skew_us(int64_t skew_s)
-{
-    return skew_s < 0 ? -1 : (skew_s > 0 ? skew_s : STORE_MAX_FUTURE_SKEW_S) * 1000000;
-}
-
 /* Validates and encodes batches, appending to enc; on failure enc is left as it was. checked:
  * the caller vouches for the catalog rules (store_bulk_add_checked()); types, keys, views and
  * sizes are checked either way. skew_us: event times past now + this are refused (-1: none).
@@ -338,11 +332,10 @@ struct store {
     int64_t tombstone_retention_us;
     int64_t max_future_skew_us; /* < 0: no bound */
     bool log_contiguous;
-    bool history;        /* keeps history (store_options_t.history, resolved at open) */
-    MDB_dbi changes;     /* the change feed (with history), or 0 */
-    uint64_t change_seq; /* writer only: the feed's last local position committed */
-    bool local_rows;     /* writer only: STORE__KEY_LOCAL_ROWS is known to be set */
-    bool marker;         /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
+    bool history;    /* keeps history (store_options_t.history, resolved at open) */
+    MDB_dbi changes; /* the change feed (with history), or 0 */
+    bool local_rows; /* writer only: STORE__KEY_LOCAL_ROWS is known to be set */
+    bool marker;     /* STORE_SYNC_LOG: STORE_OPEN_MARKER was written at open */
     char *dir;
 
     /*
@@ -506,6 +499,9 @@ store__views_t *store__views_get(store_t *s);
 
 /* meta helpers (txn borrowed) */
 int store__meta_get(MDB_txn *txn, MDB_dbi meta, const char *key, MDB_val *val);
+/* A little-endian 64-bit value of meta. Returns: 0 and *out (0 when the key is absent); -EIO
+ * when it is not 8 bytes; another negative errno. */
+int store__meta_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out);
 int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, size_t n);
 int store__meta_del(MDB_txn *txn, MDB_dbi meta, const char *key);
 

@@ -208,19 +208,12 @@ static int change_put(apply_ctx_t *c, const store__view_t *e, const store__row_t
  * process's). Returns: 0, negative errno. */
 static int change_seq_get(apply_ctx_t *c)
 {
-    c->seq = c->seq0 = c->s->change_seq;
+    c->seq = c->seq0 = 0;
     if (c->s->changes == 0)
         return 0;
-    MDB_val v;
-    int q = store__meta_get(c->txn, c->s->meta, STORE__KEY_CHANGE_SEQ, &v);
-    if (q == -ENOENT)
-        return 0;
-    if (q < 0)
-        return q;
-    if (v.mv_size != 8)
-        return -EIO;
-    c->seq = c->seq0 = store__le64(v.mv_data);
-    return 0;
+    int rc = store__meta_u64(c->txn, c->s->meta, STORE__KEY_CHANGE_SEQ, &c->seq);
+    c->seq0 = c->seq;
+    return rc;
 }
 
 /* Marks the store as written without a log (STORE__KEY_LOCAL_ROWS), in the transaction, the
@@ -487,7 +480,6 @@ static int apply_group(store_t *s, store__job_t *group, apply_ctx_t *c, bool *an
     txn = NULL;
     if (rc == 0) {
         s->last_created_us = c->created;
-        s->change_seq = c->seq;
         s->local_rows |= local;
     }
 out:
@@ -894,10 +886,8 @@ static int stream_attempt(store_t *s, store__stream_t *st, stream_txn_t *t)
                 break;
             rc = commit(txn);
             txn = NULL;
-            if (rc == 0) {
-                s->change_seq = t->c.seq;
+            if (rc == 0)
                 s->local_rows |= t->rows;
-            }
             break;
         }
         rc = apply_part(s, st, t, next);
