@@ -324,19 +324,14 @@ static int open_meta(store_t *s, const store_options_t *opts, bool *upgrade)
                             : store__meta_del(txn, s->meta, STORE__KEY_HISTORY);
     }
     if (rc == 0 && s->history) {
-        /* The change feed (store_changes()), and its counter. */
+        /* The change feed (store_changes()). Its counter is read by each write transaction
+         * (a misread one fails that write, never numbers from 0): not here. */
         int crc =
             mdb_dbi_open(txn, STORE__CHANGES_DB, opts->read_only ? 0 : MDB_CREATE, &s->changes);
         if (crc == MDB_NOTFOUND)
             s->changes = 0;
         else
             rc = store__errno(crc);
-        /* The counter, or none yet: a failed read is the open's failure, never a counter
-         * started again at 0 (the next writes would put their entries over the feed's). */
-        if (rc == 0) {
-            uint64_t seq;
-            rc = store__meta_u64(txn, s->meta, STORE__KEY_CHANGE_SEQ, &seq);
-        }
         /* History turned on for a directory whose catalog is already applied: the history
          * databases the catalog asks for, now (a catalog apply makes them too). */
         for (size_t i = 0; rc == 0 && !opts->read_only && s->catalog != NULL &&

@@ -987,8 +987,7 @@ static char *prepared(catalog_t *c)
 
 /* Opening an existing store (its meta, catalog, views, history and change feed read back):
  * each LMDB call of the open failed in turn fails the open, or it opens with the content and
- * takes the next write as a clean open does (a change-feed counter misread at open would put
- * that write's entries over the feed's). */
+ * takes the next write as a clean open does (the write reads the change-feed counter itself). */
 Test(lmdb_faults, an_open_fails_cleanly_or_opens_the_content, .timeout = 300)
 {
     catalog_t *c = th_catalog(yaml);
