@@ -20,7 +20,7 @@
  *   arena       a bump allocator that forgets everything at once
  *   name index  open addressing over an array of names
  *   base64      RFC 4648 encoding and decoding
- *   inflate     zlib and gzip streams, decompressed up to a bound (zlib's inflate)
+ *   inflate     zlib and gzip streams, decompressed up to a bound, and made (zlib)
  *   utf8        RFC 3629 validation
  *   log         structured log lines (JSON or text) on stderr
  *   process     monotonic time, CPU slices, gRPC's mutex bookkeeping, small files
@@ -268,6 +268,15 @@ typedef enum base_inflate_format {
 int base_inflate(const void *in, size_t n, base_inflate_format_t format, size_t max,
                  base_arena_t *a, uint8_t **out, size_t *out_len);
 
+/*
+ * Compresses in[0..n) into one stream of that format at zlib's fastest level (what a reply on
+ * the wire wants: most of the saving for a fraction of the CPU). Costs one buffer of zlib's
+ * bound for n (slightly more than n) at the peak.
+ * Returns: 0 and *out (malloc'd, the caller frees it), *out_len; -ENOMEM.
+ */
+int base_deflate(const void *in, size_t n, base_inflate_format_t format, uint8_t **out,
+                 size_t *out_len);
+
 /* ------------------------------------------------------------------------------------------ */
 /* UTF-8                                                                                       */
 
@@ -314,6 +323,14 @@ void base_log(base_log_level_t level, const char *event, const char *fields, ...
 
 /* Returns: CLOCK_MONOTONIC in microseconds. */
 int64_t base_mono_us(void);
+
+/*
+ * Fills buf[0..n) with random bytes from the kernel (getrandom): ids that must not repeat
+ * (request ids, snapshot names) and hash seeds no client may guess. Without entropy (never on
+ * Linux >= 3.17) it falls back to a splitmix64 stream seeded from the clocks, the pid and a
+ * per-process counter: unique on this machine, though guessable. Thread safety: any thread.
+ */
+void base_random(void *buf, size_t n);
 
 /*
  * Asks Linux 6.12+ for a custom CPU slice of us microseconds (100 to 100000) for the calling

@@ -1,4 +1,4 @@
-/* base/inflate.c - zlib and gzip streams decompressed up to a bound, with zlib. */
+/* base/inflate.c - zlib and gzip streams decompressed up to a bound, and compressed, with zlib. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +81,50 @@ int base_inflate(const void *in, size_t n, base_inflate_format_t format, size_t 
     if (rc < 0)
         return rc;
     *out = copy;
+    *out_len = len;
+    return 0;
+}
+
+int base_deflate(const void *in, size_t n, base_inflate_format_t format, uint8_t **out,
+                 size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* 15 + 16 as for inflate; 8: zlib's default memory level. */
+    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, format == BASE_INFLATE_GZIP ? 15 + 16 : 15, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return -ENOMEM;
+    /* deflateBound() counts in uLong, which is 64 bits here: the whole input in one bound. */
+    size_t cap = deflateBound(&z, (uLong)n);
+    uint8_t *buf = malloc(cap > 0 ? cap : 1);
+    if (buf == NULL) {
+        deflateEnd(&z);
+        return -ENOMEM;
+    }
+    const uint8_t *src = in;
+    size_t src_left = n, len = 0;
+    int zr = Z_OK;
+    while (zr != Z_STREAM_END) {
+        /* zlib counts in uInt: feed and drain at most 1 GiB at a time. */
+        uInt in_now = src_left > (1u << 30) ? (1u << 30) : (uInt)src_left;
+        uInt out_now = cap - len > (1u << 30) ? (1u << 30) : (uInt)(cap - len);
+        z.next_in = (Bytef *)src;
+        z.avail_in = in_now;
+        z.next_out = buf + len;
+        z.avail_out = out_now;
+        zr = deflate(&z, in_now == src_left ? Z_FINISH : Z_NO_FLUSH);
+        src += in_now - z.avail_in;
+        src_left -= in_now - z.avail_in;
+        len += out_now - z.avail_out;
+        if (zr != Z_OK && zr != Z_STREAM_END) {
+            /* Within deflateBound() zlib never runs out of room: only memory can fail. */
+            deflateEnd(&z);
+            free(buf);
+            return -ENOMEM;
+        }
+    }
+    deflateEnd(&z);
+    *out = buf;
     *out_len = len;
     return 0;
 }

@@ -1,5 +1,5 @@
-/* base/proc.c - process setup: monotonic time, CPU slices, abseil's deadlock detection, the
- * heap's free memory given back. */
+/* base/proc.c - process setup: monotonic time, random bytes, CPU slices, abseil's deadlock
+ * detection, the heap's free memory given back. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -20,6 +21,39 @@ int64_t base_mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void base_random(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(p + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got == n)
+        return;
+    static _Atomic uint64_t calls;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 40) ^
+                 (uint64_t)base_mono_us() ^
+                 atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed) * 0x9e3779b97f4a7c15u;
+    uint64_t z = 0;
+    for (size_t i = got; i < n; i++) {
+        if ((i - got) % 8 == 0) {
+            x += 0x9e3779b97f4a7c15u; /* splitmix64 */
+            z = x;
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+            z ^= z >> 31;
+        }
+        p[i] = (uint8_t)(z >> (8 * ((i - got) % 8)));
+    }
 }
 
 /* struct sched_attr of sched_setattr(2), which glibc 2.36 does not wrap. */

@@ -700,7 +700,9 @@ static void load_validation(loader_t *L, const ynode_t *map, const char *at, cat
             else if (strlen(pn->s) != pn->len)
                 err(L, pn, k, "invalid regular expression: it contains a NUL byte");
             else if ((p = catalog__pattern_compile(L->c, pn->s, why, sizeof why)) == NULL)
-                err(L, pn, k, "invalid regular expression '%s': %s", pn->s, why);
+                /* The pattern quoted in part (it can be 512 characters): the reason fits. */
+                err(L, pn, k, "invalid regular expression '%.64s%s': %s", pn->s,
+                    strlen(pn->s) > 64 ? "..." : "", why);
             else
                 r->pattern = p->text;
         }

@@ -9,19 +9,45 @@
 #include "catalog/catalog_int.h"
 
 /*
- * glibc's regcomp expands bounded repetitions, so `((a{255}){255}){255}` would take gigabytes.
- * A catalog is configuration rather than network input, but one bad pattern must not take the
- * server down at load: the length and the product of all {m,n} bounds are capped.
+ * glibc's regcomp expands repetitions into copies of what they repeat: `x{m,n}` into n copies
+ * of x, `x+` into x and x*, so nested or stacked ones multiply (`((a{255}){255}){255}`,
+ * `((a+)+)+...` or `a++++...`, which POSIX leaves undefined and glibc takes as nesting) and a
+ * 512-character pattern could ask for terabytes. A catalog is configuration rather than network
+ * input, but one bad pattern must not take the server (or every node of a replicated one) down
+ * at load: the length is capped, and so is the size of the expanded tree, estimated below.
  */
 #define MAX_PATTERN 512
-#define MAX_REPEAT_PRODUCT 10000
+#define MAX_EXPANDED 100000
+
+/* Returns: the ']' that ends the bracket expression whose '[' is at p, or NULL. "]" first
+ * (after an optional "^") is a member, not its end; classes ([:alpha:]) are skipped whole. */
+static const char *bracket_end(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p != '\0' && *p != ']') {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char close[3] = {p[1], ']', '\0'};
+            const char *e = strstr(p + 2, close);
+            if (e == NULL)
+                return NULL; /* regcomp reports it */
+            p = e + 2;
+            continue;
+        }
+        p++;
+    }
+    return *p == ']' ? p : NULL;
+}
 
 /*
  * Backreferences (\1 to \9, a glibc extension to EREs) are the one construct that makes glibc's
  * matcher backtrack: `(a*)*\1b` against 1000 characters ran for minutes. Without them it
  * matches by automaton, in time polynomial in the value (whose length validation and
  * --max-message-bytes bound), so they are refused. Inside a bracket expression a backslash is
- * an ordinary character, so brackets are skipped, classes ([:alpha:]) included.
+ * an ordinary character, so brackets are skipped.
  * Returns: the offset of the first backreference in t, or -1.
  */
 static long backreference_at(const char *t)
@@ -34,29 +60,72 @@ static long backreference_at(const char *t)
                 p++;
             continue;
         }
-        if (*p != '[')
-            continue;
-        /* A bracket expression: "]" first (after an optional "^") is a member, not its end. */
-        p++;
-        if (*p == '^')
-            p++;
-        if (*p == ']')
-            p++;
-        while (*p != '\0' && *p != ']') {
-            if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-                char close[3] = {p[1], ']', '\0'};
-                const char *e = strstr(p + 2, close);
-                if (e == NULL)
-                    return -1; /* regcomp reports it */
-                p = e + 2;
-                continue;
-            }
-            p++;
-        }
-        if (*p == '\0')
+        if (*p == '[' && (p = bracket_end(p)) == NULL)
             return -1;
     }
     return -1;
+}
+
+/*
+ * The nodes of the tree regcomp would build for the branches at *pp up to the ')' that closes
+ * them (nested) or the end, with every repetition expanded as glibc expands it; *pp is left at
+ * that ')'. Outside any group a ')' is an ordinary character, as glibc takes it (so `)+++...`
+ * multiplies like `a+++...`). An estimate within a small factor, which is all a bound needs; it
+ * stops counting (and returns more than MAX_EXPANDED) once past the bound, so it never
+ * overflows.
+ */
+static double expanded_size(const char **pp, bool nested)
+{
+    const char *p = *pp;
+    double total = 0, last = 0; /* last: the atom a quantifier applies to */
+    while (*p != '\0' && !(nested && *p == ')') && total <= MAX_EXPANDED) {
+        double atom = 1;
+        if (*p == '|') {
+            p++;
+            last = 0;
+            total++;
+            continue;
+        }
+        if (*p == '*' || *p == '?' || *p == '+' || *p == '{') {
+            double copies = 1; /* '*' and '?' wrap their atom once: no copy */
+            if (*p == '+')
+                copies = 2;
+            if (*p == '{') {
+                double bound = 0, n = 0;
+                for (p++; *p != '\0' && *p != '}'; p++) {
+                    if (*p >= '0' && *p <= '9')
+                        n = n * 10 + (*p - '0');
+                    else
+                        n = 0;
+                    if (n > bound)
+                        bound = n;
+                }
+                copies = bound + 1;
+            }
+            if (*p != '\0')
+                p++;
+            total += last * (copies - 1);
+            last *= copies;
+            continue;
+        }
+        if (*p == '(') {
+            p++;
+            atom = expanded_size(&p, true) + 1;
+            if (*p == ')')
+                p++;
+        } else if (*p == '[') {
+            const char *e = bracket_end(p);
+            p = e != NULL ? e + 1 : p + strlen(p);
+        } else if (*p == '\\' && p[1] != '\0') {
+            p += 2;
+        } else {
+            p++;
+        }
+        total += atom;
+        last = atom;
+    }
+    *pp = p;
+    return total;
 }
 
 static bool pattern_size_ok(const char *text, char *why, size_t why_cap)
@@ -65,33 +134,12 @@ static bool pattern_size_ok(const char *text, char *why, size_t why_cap)
         snprintf(why, why_cap, "longer than %d characters", MAX_PATTERN);
         return false;
     }
-    unsigned long product = 1;
-    for (const char *p = text; *p != '\0'; p++) {
-        if (*p == '\\' && p[1] != '\0') {
-            p++;
-            continue;
-        }
-        if (*p != '{')
-            continue;
-        unsigned long bound = 0;
-        for (p++; *p != '\0' && *p != '}'; p++) {
-            if (*p >= '0' && *p <= '9') {
-                unsigned long n = 0;
-                while (*p >= '0' && *p <= '9' && n <= MAX_REPEAT_PRODUCT)
-                    n = n * 10 + (unsigned long)(*p++ - '0');
-                p--;
-                if (n > bound)
-                    bound = n;
-            }
-        }
-        if (bound > 1)
-            product *= bound;
-        if (product > MAX_REPEAT_PRODUCT) {
-            snprintf(why, why_cap, "repetition counts multiply past %d", MAX_REPEAT_PRODUCT);
-            return false;
-        }
-        if (*p == '\0')
-            break;
+    const char *p = text;
+    if (expanded_size(&p, false) > MAX_EXPANDED) {
+        snprintf(why, why_cap,
+                 "its repetitions expand past %d nodes (nested or stacked repetitions multiply)",
+                 MAX_EXPANDED);
+        return false;
     }
     return true;
 }
@@ -153,44 +201,6 @@ static const catalog__pattern_t *pattern_of(const catalog_validation_t *rules)
                                                       offsetof(catalog__pattern_t, text));
 }
 
-static bool utf8_valid(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i - 1 < n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 static bool is_numeric(catalog_dtype_t elem)
 {
     return elem == CATALOG_DTYPE_INT32 || elem == CATALOG_DTYPE_INT64 ||
@@ -243,7 +253,7 @@ static int check_elem(const catalog_feature_t *f, catalog_value_t e, char *why, 
     widen(&e, elem);
     /* The value is only formatted on failure: this runs on every write. */
     char val[96], lim[48];
-    if (elem == CATALOG_DTYPE_STRING && !utf8_valid(e.u.bytes.data, e.u.bytes.len))
+    if (elem == CATALOG_DTYPE_STRING && !base_utf8_valid(e.u.bytes.data, e.u.bytes.len))
         return failf(why, cap, "dtype: STRING value is not valid UTF-8");
     if (is_numeric(elem) && (r->has_min || r->has_max)) {
         /* NaN fails both bounds: a NaN is never "between" anything. */

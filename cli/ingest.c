@@ -19,8 +19,6 @@
 #include <grpc/grpc.h>
 #include <jansson.h>
 
-#include <sys/random.h>
-
 #include "catalog/catalog.h"
 #include "cli/cli_int.h"
 #include "base/base.h"
@@ -1461,9 +1459,8 @@ int cli_ingest(int argc, char **argv)
             g.n_rows = 0;
             g.rows_per_msg = g.batch_rows < 5000 ? g.batch_rows : 5000;
             /* The messages' ids: a retry of one (a lost acknowledgement) is applied once. */
-            uint64_t rnd = (uint64_t)store_now_us();
-            if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-                rnd ^= (uint64_t)getpid() << 32;
+            uint64_t rnd;
+            base_random(&rnd, sizeof rnd);
             snprintf(g.id_prefix, sizeof g.id_prefix, "ingest-%016llx", (unsigned long long)rnd);
         }
     }

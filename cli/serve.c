@@ -198,21 +198,12 @@ static void free_tokens(void)
     loaded_tokens = NULL;
 }
 
-/* --upstream-tls-*: the PEM files read once, at start; the listeners borrow them. */
-static char *upstream_pem[3];
+/* --upstream-tls-*: the PEM files, checked at start; the listeners' upstream pools borrow the
+ * paths and read the files themselves (again whenever they change: upstream/upstream.h). */
 static upstream_tls_t upstream_tls;
 
-static void free_upstream_pem(void)
-{
-    for (int i = 0; i < 3; i++) {
-        if (upstream_pem[i] != NULL)
-            explicit_bzero(upstream_pem[i], strlen(upstream_pem[i]));
-        free(upstream_pem[i]);
-        upstream_pem[i] = NULL;
-    }
-}
-
-/* Reads the files (a path NULL or "": not given). Returns: 0, or 2 after saying why. */
+/* Checks the files (a path NULL or "": not given): readable, and PEM of their kind.
+ * Returns: 0, or 2 after saying why. */
 static int load_upstream_tls(const char *const paths[3])
 {
     static const char *const flags[3] = {"--upstream-tls-ca", "--upstream-tls-cert",
@@ -226,18 +217,23 @@ static int load_upstream_tls(const char *const paths[3])
         fprintf(stderr, "fstore serve: --upstream-tls-cert and --upstream-tls-key go together\n");
         return 2;
     }
-    atexit(free_upstream_pem);
     for (int i = 0; i < 3; i++) {
         if (!given[i])
             continue;
-        int rc = base_read_file(paths[i], (size_t)1 << 20, &upstream_pem[i], NULL);
-        if (rc < 0 || strstr(upstream_pem[i], marks[i]) == NULL) {
+        char *pem = NULL;
+        int rc = base_read_file(paths[i], (size_t)1 << 20, &pem, NULL);
+        bool ok = rc == 0 && strstr(pem, marks[i]) != NULL;
+        if (pem != NULL)
+            explicit_bzero(pem, strlen(pem)); /* the key, above all */
+        free(pem);
+        if (!ok) {
             fprintf(stderr, "fstore serve: %s %s: %s\n", flags[i], paths[i],
                     rc < 0 ? strerror(-rc) : "not a PEM file of that kind");
             return 2;
         }
     }
-    upstream_tls = (upstream_tls_t){upstream_pem[0], upstream_pem[1], upstream_pem[2]};
+    upstream_tls = (upstream_tls_t){given[0] ? paths[0] : NULL, given[1] ? paths[1] : NULL,
+                                    given[2] ? paths[2] : NULL};
     return 0;
 }
 
@@ -297,6 +293,11 @@ static void usage(FILE *f)
             "                           nothing sent to it in between are strikes; the third\n"
             "                           closes its connection (GOAWAY too_many_pings;\n"
             "                           default %u)\n"
+            "  --grpc-response-compression mirror|off  mirror (default): a call whose request\n"
+            "                           came gzip or deflate gets its replies (of %u bytes or\n"
+            "                           more) compressed the same way; off: always plain\n"
+            "  --grpc-max-watches N     Health/Watch streams open at once; more are refused\n"
+            "                           RESOURCE_EXHAUSTED (default %u)\n"
             "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
             "                           certificate chain and key (both reload them when they\n"
             "                           change)\n"
@@ -308,7 +309,9 @@ static void usage(FILE *f)
             "                           model server's certificate must chain to (default:\n"
             "                           gRPC's roots)\n"
             "  --upstream-tls-cert FILE, --upstream-tls-key FILE  this node's certificate and\n"
-            "                           key, for model servers that require one\n"
+            "                           key, for model servers that require one (all three\n"
+            "                           read again every few seconds: rotated files serve\n"
+            "                           from the next connection)\n"
             "  --catalog-watch-ms N     reload the catalog once its directory has been quiet\n"
             "                           for N ms after a change (a ConfigMap update, an\n"
             "                           editor's save); 0: only on SIGHUP (default 500)\n"
@@ -339,6 +342,8 @@ static void usage(FILE *f)
             "  --http-max-writes N      HTTP writes (write-to-online-store, push) in flight at\n"
             "                           once, from their headers to their answer; more are\n"
             "                           answered 429 at their headers (default %u)\n"
+            "  --http-response-compression gzip|off  gzip (default): bodies of %u bytes or\n"
+            "                           more go gzip to clients whose Accept-Encoding takes it\n"
             "  --metrics-listen ADDR    also serve /metrics alone on this host:port (default:\n"
             "                           only on --http-listen)\n"
             "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
@@ -358,10 +363,11 @@ static void usage(FILE *f)
             SERVER_DEFAULT_SHUTDOWN_GRACE_MS, SERVER_DEFAULT_MAX_STREAMS,
             (size_t)SERVER_DEFAULT_MAX_MEMORY, SERVER_DEFAULT_MAX_SEND_MS,
             SERVER_DEFAULT_MAX_AGE_GRACE_S, SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS,
-            SERVER_DEFAULT_MIN_PING_INTERVAL_MS, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
+            SERVER_DEFAULT_MIN_PING_INTERVAL_MS, SERVER_COMPRESS_MIN_BYTES,
+            SERVER_DEFAULT_MAX_WATCHES, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
             HTTP_DEFAULT_CONNECTION_RATE, HTTP_DEFAULT_IDLE_TIMEOUT_S,
             HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
-            HTTP_DEFAULT_MAX_WRITES);
+            HTTP_DEFAULT_MAX_WRITES, HTTP_COMPRESS_MIN_BYTES);
     cli__repl_usage(f);
     fprintf(f,
             "  --publish-threads N      writes in flight to the log at once (default %d)\n"
@@ -387,6 +393,8 @@ int cli_serve(int argc, char **argv)
     core_options_t co;
     core_options_init(&co);
     const char *log_format = "json";
+    const char *response_compression = "mirror";
+    const char *http_response_compression = "gzip";
     const char *tokens_file = NULL;
     core_jwt_options_t jwt = {NULL, NULL, NULL};
     unsigned watch_ms = 500;
@@ -430,6 +438,11 @@ int cli_serve(int argc, char **argv)
          600000},
         {"grpc-min-ping-interval-ms", 0, CLI_UNSIGNED, &o.min_ping_interval_ms, CLI_ENV, 1,
          86400000},
+        {"grpc-response-compression", 0, CLI_STRING, &response_compression, CLI_ENV, 0, 0,
+         "mirror|off"},
+        {"grpc-max-watches", 0, CLI_UNSIGNED, &o.max_watches, CLI_ENV, 1, 1000000},
+        {"http-response-compression", 0, CLI_STRING, &http_response_compression, CLI_ENV, 0, 0,
+         "gzip|off"},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
         {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},
@@ -521,6 +534,8 @@ int cli_serve(int argc, char **argv)
         atexit(free_tokens);
     }
     base_log_setup(strcmp(log_format, "text") == 0 ? BASE_LOG_TEXT : BASE_LOG_JSON);
+    o.no_response_compression = strcmp(response_compression, "off") == 0;
+    ho.no_response_compression = strcmp(http_response_compression, "off") == 0;
     if (ro.urls != NULL && ro.urls[0] != '\0') {
         co.replication = &ro;
     } else if (bootstrap_from != NULL) {

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,8 +71,7 @@ int core_snapshot_begin(core_t *c, core_snapshot_t *out, char *msg, size_t cap)
         goto out;
     }
     uint8_t r[8];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-        memset(r, 0x5a, sizeof r);
+    base_random(r, sizeof r);
     snprintf(c->snap_id, sizeof c->snap_id, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
              r[3], r[4], r[5], r[6], r[7]);
     snprintf(c->snap_dir, sizeof c->snap_dir, "%s.snapshot-%s", c->data_dir, c->snap_id);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <unistd.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -344,6 +343,63 @@ static void stats(http_t *h, http_route_id_t id, int status, int64_t us)
     atomic_fetch_add_explicit(&s->sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
 }
 
+double http__item_q(const char *p, size_t n)
+{
+    const char *end = p + n;
+    for (const char *semi = memchr(p, ';', n); semi != NULL;
+         semi = memchr(semi + 1, ';', (size_t)(end - semi - 1))) {
+        const char *k = semi + 1;
+        while (k < end && (*k == ' ' || *k == '\t'))
+            k++;
+        if (end - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=')
+            return strtod(k + 2, NULL);
+    }
+    return 1.0;
+}
+
+/* The q Accept-Encoding value ae gives coding ("gzip"): its own item's, else "*"'s; 0 when
+ * neither is listed, or there is no header (RFC 9110 12.5.3: then only identity is sure). */
+static double coding_q(const char *ae, const char *coding)
+{
+    if (ae == NULL)
+        return 0.0;
+    size_t cl = strlen(coding);
+    double own = -1.0, any = -1.0;
+    for (const char *p = ae; *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t tl = strcspn(p, ";, \t");
+        if (tl == cl && strncasecmp(p, coding, cl) == 0)
+            own = http__item_q(p, n);
+        else if (tl == 1 && p[0] == '*')
+            any = http__item_q(p, n);
+        p += n;
+    }
+    return own >= 0.0 ? own : any > 0.0 ? any : 0.0;
+}
+
+/* Compresses r's body with gzip when the client takes it (Accept-Encoding) and the body is
+ * long enough to gain, and it shrinks. Returns: whether it did (the body is replaced). */
+static bool gzip_body(http_req_t *r)
+{
+    if (r->out.len < HTTP_COMPRESS_MIN_BYTES || r->h->o.no_response_compression ||
+        coding_q(http__header_in(r, MHD_HTTP_HEADER_ACCEPT_ENCODING), "gzip") <= 0.0)
+        return false;
+    uint8_t *z = NULL;
+    size_t z_len = 0;
+    if (base_deflate(r->out.p, r->out.len, BASE_INFLATE_GZIP, &z, &z_len) < 0)
+        return false;
+    if (z_len >= r->out.len) {
+        free(z);
+        return false;
+    }
+    http__buf_free(&r->out);
+    r->out.p = (char *)z;
+    r->out.len = r->out.cap = z_len;
+    return true;
+}
+
 static enum MHD_Result send_response(http_req_t *r)
 {
     struct MHD_Response *resp;
@@ -354,6 +410,7 @@ static enum MHD_Result send_response(http_req_t *r)
         http__puts(&r->out, "{\"error\": \"out of memory\"}");
     }
     size_t out_len = r->out.len;
+    bool gzipped = gzip_body(r);
     if (r->out.len > 0) {
         resp = MHD_create_response_from_buffer_with_free_callback(r->out.len, r->out.p, free);
         if (resp != NULL) {
@@ -369,6 +426,10 @@ static enum MHD_Result send_response(http_req_t *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
+    if (out_len >= HTTP_COMPRESS_MIN_BYTES)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (gzipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     int64_t us = base_mono_us() - r->t0_us;
@@ -873,8 +934,7 @@ int http_start(core_t *core, const http_options_t *o, http_t **out)
         return -ENOMEM;
     }
     h->rate_logged_us = -60 * 1000000LL;
-    if (getrandom(&h->rate_seed, sizeof h->rate_seed, 0) != (ssize_t)sizeof h->rate_seed)
-        h->rate_seed = (uint64_t)base_mono_us() ^ (uint64_t)getpid() << 32;
+    base_random(&h->rate_seed, sizeof h->rate_seed);
     pthread_once(&json_alloc_once, json_alloc_setup);
     if (pthread_key_create(&h->worker_key, worker_free) != 0) {
         free(h->rate);

@@ -86,6 +86,10 @@ typedef struct http_options {
     bool log_requests; /* --log-requests: one "http_request" line per answered request (method,
                           route or "other", status, time, sizes; never the URL's query, a body
                           or an error message) */
+    /* --http-response-compression off: bodies always plain. Otherwise (the default) a body of
+     * HTTP_COMPRESS_MIN_BYTES or more goes gzip to a client whose Accept-Encoding takes gzip
+     * (Content-Encoding: gzip; Vary: Accept-Encoding on every such body). */
+    bool no_response_compression;
 } http_options_t;
 
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"
@@ -97,6 +101,8 @@ typedef struct http_options {
 /* Writes in flight: with --max-message-bytes, what writes can hold at once (64 x 4 MiB). */
 #define HTTP_DEFAULT_MAX_WRITES 64
 #define HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS 60000 /* SageMaker's own limit on an invocation */
+/* Bodies shorter than this go plain: a small JSON answer gains less than gzip's time. */
+#define HTTP_COMPRESS_MIN_BYTES 1024u
 
 /* Fills *o with the defaults (HTTP_DEFAULT_LISTEN, or $SAGEMAKER_BIND_TO_PORT's port on all
  * addresses when it is set; $FSTORE_SAGEMAKER_MODEL). */

@@ -49,21 +49,6 @@ static bool is_csv(const char *ct)
     return ct != NULL && media_is(ct, "text/csv");
 }
 
-/* The q of one media range (the n bytes at p): its q parameter, any case; 1 without one. */
-static double range_q(const char *p, size_t n)
-{
-    const char *end = p + n;
-    for (const char *semi = memchr(p, ';', n); semi != NULL;
-         semi = memchr(semi + 1, ';', (size_t)(end - semi - 1))) {
-        const char *k = semi + 1;
-        while (k < end && (*k == ' ' || *k == '\t'))
-            k++;
-        if (end - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=')
-            return strtod(k + 2, NULL);
-    }
-    return 1.0;
-}
-
 /* Does an Accept header take type ("text/csv")? As RFC 9110 says: the most specific of its
  * comma-separated ranges that matches decides (the type itself, then its major type with any
  * subtype, then any type), and q=0 there refuses; no header, or an empty one, takes anything. */
@@ -87,7 +72,7 @@ static bool accepts(const char *accept, const char *type)
         int spec = media_is(p, type) ? 2 : media_is(p, any_minor) ? 1 : media_is(p, "*/*") ? 0 : -1;
         if (spec > best) {
             best = spec;
-            q = range_q(p, n);
+            q = http__item_q(p, n);
         }
     }
     return best >= 0 && q > 0.0;

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "repl/repl_int.h"
@@ -32,14 +31,7 @@ static bool valid_id(const char *id)
 static void random_id(char *out, size_t cap)
 {
     uint8_t b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        /* No entropy (never on Linux >= 3.17): time and address still make it unique here. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)out;
-        memcpy(b, &x, 8);
-        memcpy(b + 8, &x, 8);
-    }
+    base_random(b, sizeof b);
     static const char hex[] = "0123456789abcdef";
     size_t n = 0;
     for (size_t i = 0; i < sizeof b && n + 2 < cap; i++) {

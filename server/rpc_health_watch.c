@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,13 @@
  * its own tag: a send of the current status, RECV_CLOSE_ON_SERVER (completes when the client
  * cancels or the call ends), and at the end SEND_STATUS_FROM_SERVER. The watch is freed once the
  * close and the final status have both completed.
+ *
+ * What a client can make it hold is bounded: one request is always outstanding, and a watcher
+ * matched while max_watches are open is refused at once (RESOURCE_EXHAUSTED, a status alone), so
+ * watchers past the bound neither wait nor pile up; a watcher that stops reading (its window at
+ * 0) has its update outstanding, and is ended once that has waited max_send_ms.
  */
 
-/* Watchers beyond this wait, unmatched, until one of the others ends. */
-#define WATCH_MAX 4096
 #define SERVICE_MAX 256
 
 typedef struct watch watch_t;
@@ -40,10 +45,13 @@ struct watch {
     grpc_byte_buffer *payload;
     grpc_byte_buffer *out;
     char service[SERVICE_MAX];
-    int64_t t0_us; /* when the call was matched, for its duration */
-    int last_sent; /* -1 = nothing sent yet */
+    int64_t t0_us;      /* when the call was matched, for its duration */
+    int64_t send_t0_us; /* when the update in flight was started */
+    int last_sent;      /* -1 = nothing sent yet */
     int cancelled;
-    bool active; /* a call was matched (else this is the pending request) */
+    bool active;  /* a call was matched and counts in n_active */
+    bool refused; /* a call was matched past max_watches: it only gets its status */
+    bool stalled; /* its update was not taken within max_send_ms: cancelled */
     bool sending;
     bool closed;      /* RECV_CLOSE_ON_SERVER completed */
     bool status_sent; /* SEND_STATUS_FROM_SERVER started */
@@ -56,7 +64,11 @@ struct server_watches {
     grpc_completion_queue *cq;
     void *handle;
     method_stats_t *stats;
-    watch_t *head; /* every watch, active or pending */
+    size_t max_watches;
+    int64_t max_send_us; /* 0: no bound */
+    _Atomic uint64_t *not_taken;
+    int64_t logged_us; /* the last reply_not_taken line (at most one a minute) */
+    watch_t *head;     /* every watch, active, refused or pending */
     size_t n_active;
     size_t n_pending;
     bool draining;
@@ -68,13 +80,18 @@ static void on_close(server_tag_t *t, bool ok);
 static void on_status(server_tag_t *t, bool ok);
 
 int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
-                       method_stats_t *stats, server_watches_t **out)
+                       method_stats_t *stats, unsigned max_watches, unsigned max_send_ms,
+                       _Atomic uint64_t *not_taken, server_watches_t **out)
 {
     server_watches_t *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
         return -ENOMEM;
     ws->core = core;
     ws->stats = stats;
+    ws->max_watches = max_watches;
+    ws->max_send_us = (int64_t)max_send_ms * 1000;
+    ws->not_taken = not_taken;
+    ws->logged_us = INT64_MIN / 2;
     ws->grpc = gs;
     ws->cq = cq;
     ws->handle = grpc_server_register_method(gs, "/grpc.health.v1.Health/Watch", NULL,
@@ -112,20 +129,25 @@ static void free_watch(watch_t *w)
         grpc_call_unref(w->call);
     grpc_metadata_array_destroy(&w->md);
     bool was_active = w->active;
-    if (was_active)
-        server__count_handled(ws->stats, w->cancelled ? GRPC_STATUS_CANCELLED : GRPC_STATUS_OK,
-                              base_mono_us() - w->t0_us);
-    free(w);
-    if (was_active) {
-        ws->n_active--;
-        request_one(ws);
+    if (was_active || w->refused) {
+        grpc_status_code code = w->refused || w->stalled ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                : w->cancelled           ? GRPC_STATUS_CANCELLED
+                                                         : GRPC_STATUS_OK;
+        server__count_handled(ws->stats, code, base_mono_us() - w->t0_us);
     }
+    bool was_matched = was_active || w->refused;
+    free(w);
+    if (was_active)
+        ws->n_active--;
+    if (was_matched)
+        request_one(ws); /* in case the last request could not be made */
 }
 
-/* Keeps one request outstanding so the next watcher is matched at once. */
+/* Keeps one request outstanding so the next watcher is matched at once (and, past
+ * max_watches, refused at once). */
 static void request_one(server_watches_t *ws)
 {
-    if (ws->draining || ws->n_active >= WATCH_MAX || ws->n_pending > 0)
+    if (ws->draining || ws->n_pending > 0)
         return;
     watch_t *w = calloc(1, sizeof *w);
     if (w == NULL) {
@@ -198,6 +220,7 @@ static void send_status_update(watch_t *w)
     ops[n++].data.send_message.send_message = w->out;
     w->last_sent = st;
     w->sending = true;
+    w->send_t0_us = base_mono_us();
     if (grpc_call_start_batch(w->call, ops, n, &w->t_send.tag, NULL) != GRPC_CALL_OK) {
         w->sending = false;
         grpc_byte_buffer_destroy(w->out);
@@ -209,14 +232,27 @@ static void maybe_finish(watch_t *w)
 {
     if (w->sending || w->status_sent)
         return;
-    if (!w->closed && !w->owner->draining)
+    if (!w->closed && !w->owner->draining && !w->refused)
         return;
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    op.data.send_status_from_server.status = GRPC_STATUS_OK;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    /* A refused watch's status goes with initial metadata: with gRPC 1.51 a status sent alone
+     * never reaches the client (as rpc_unimplemented.c found). */
+    if (w->last_sent < 0)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    grpc_op *op = &ops[n++];
+    op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    op->data.send_status_from_server.status = GRPC_STATUS_OK;
+    grpc_slice details;
+    if (w->refused) {
+        details = grpc_slice_from_static_string(
+            "too many Health/Watch streams open on this server (--grpc-max-watches)");
+        op->data.send_status_from_server.status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        op->data.send_status_from_server.status_details = &details;
+    }
     w->status_sent = true;
-    if (grpc_call_start_batch(w->call, &op, 1, &w->t_status.tag, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(w->call, ops, n, &w->t_status.tag, NULL) != GRPC_CALL_OK)
         w->status_done = true;
     if (w->status_done && w->closed)
         free_watch(w);
@@ -232,12 +268,15 @@ static void on_new(server_tag_t *t, bool ok)
         free_watch(w);
         return;
     }
-    w->active = true;
     w->t0_us = base_mono_us();
     atomic_fetch_add_explicit(&ws->stats->started, 1, memory_order_relaxed);
-    ws->n_active++;
+    if (ws->n_active >= ws->max_watches)
+        w->refused = true;
+    else {
+        w->active = true;
+        ws->n_active++;
+    }
     request_one(ws);
-    parse_service(w);
 
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -245,6 +284,11 @@ static void on_new(server_tag_t *t, bool ok)
     op.data.recv_close_on_server.cancelled = &w->cancelled;
     if (grpc_call_start_batch(w->call, &op, 1, &w->t_close.tag, NULL) != GRPC_CALL_OK)
         w->closed = true;
+    if (w->refused) {
+        maybe_finish(w); /* the status alone: it needs no flow-control window */
+        return;
+    }
+    parse_service(w);
     send_status_update(w);
     maybe_finish(w);
 }
@@ -284,13 +328,34 @@ static void on_status(server_tag_t *t, bool ok)
         free_watch(w);
 }
 
+/* Cancels w, whose update the client has not taken within max_send_ms (its window stays at 0):
+ * the cancellation completes the send and the close, and those free it. */
+static void end_stalled(watch_t *w, int64_t now)
+{
+    server_watches_t *ws = w->owner;
+    w->stalled = true;
+    atomic_fetch_add_explicit(ws->not_taken, 1, memory_order_relaxed);
+    if (now - ws->logged_us >= 60 * 1000000LL) {
+        ws->logged_us = now;
+        base_log(BASE_LOG_WARN, "reply_not_taken", "{s:s, s:I, s:s}", "method",
+                 "/grpc.health.v1.Health/Watch", "max_send_ms",
+                 (json_int_t)(ws->max_send_us / 1000), "note", "at most one line a minute");
+    }
+    grpc_call_cancel_with_status(w->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 "Health/Watch update not taken within --grpc-max-send-ms", NULL);
+}
+
 void server__watch_notify(server_watches_t *ws)
 {
+    int64_t now = base_mono_us();
     watch_t *w = ws->head;
     while (w != NULL) {
         watch_t *next = w->next;
-        if (w->active && !w->sending && !w->closed && !w->status_sent &&
-            server__health_status(ws->core, w->service) != w->last_sent)
+        if (w->active && w->sending && !w->stalled && ws->max_send_us > 0 &&
+            now - w->send_t0_us > ws->max_send_us)
+            end_stalled(w, now);
+        else if (w->active && !w->sending && !w->closed && !w->status_sent && !w->stalled &&
+                 server__health_status(ws->core, w->service) != w->last_sent)
             send_status_update(w);
         w = next;
     }

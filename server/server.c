@@ -167,7 +167,8 @@ struct server {
     _Atomic int reload_requested;
     _Atomic bool draining;
     _Atomic int pending_calls;      /* calls between SERVER_PENDING and their reply's start_batch */
-    _Atomic uint64_t stuck_replies; /* replies cancelled after --grpc-max-send-ms */
+    _Atomic uint64_t stuck_replies; /* replies (and Health/Watch updates) cancelled after
+                                       --grpc-max-send-ms */
     /* Connections that left a reply untaken: their next calls are refused at once, with a
      * status alone (which needs no flow-control window), so their queued calls drain in
      * microseconds instead of each holding a slot for --grpc-max-send-ms. */
@@ -190,6 +191,7 @@ void server_options_init(server_options_t *o)
     o->max_streams = SERVER_DEFAULT_MAX_STREAMS;
     o->max_memory = SERVER_DEFAULT_MAX_MEMORY;
     o->max_send_ms = SERVER_DEFAULT_MAX_SEND_MS;
+    o->max_watches = SERVER_DEFAULT_MAX_WATCHES;
     o->max_age_grace_s = SERVER_DEFAULT_MAX_AGE_GRACE_S;
     o->handshake_timeout_ms = SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 }
@@ -259,6 +261,7 @@ static void call_finish(server_call_t *c)
         grpc_byte_buffer_destroy(c->payload);
     c->response = NULL;
     c->payload = NULL;
+    c->reply_alg = GRPC_COMPRESS_NONE;
     grpc_slice_unref(c->details);
     c->details = grpc_empty_slice();
     if (c->call != NULL)
@@ -326,6 +329,8 @@ static int call_payload(server_call_t *c, size_t max, const uint8_t **data, size
             return server__fail(c, rc, "out of memory");
         *data = out;
         *len = out_len;
+        if (!c->worker->srv->opts.no_response_compression)
+            c->reply_alg = alg; /* the client has compression on: so have its replies */
         return 0;
     }
     uint8_t *copy = base_arena_alloc(&c->arena, n);
@@ -357,6 +362,46 @@ static void count_handled(server_call_t *c, grpc_status_code code, int64_t us)
     server__count_handled(&c->worker->stats[c->method - server__methods], code, us);
 }
 
+/* The reply's initial metadata into op: with grpc-encoding when its messages may come
+ * compressed (a message may still go plain: its frame says which). */
+static void reply_metadata(server_call_t *c, grpc_op *op)
+{
+    op->op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->reply_alg == GRPC_COMPRESS_NONE)
+        return;
+    c->reply_md.key = grpc_slice_from_static_string("grpc-encoding");
+    c->reply_md.value =
+        grpc_slice_from_static_string(c->reply_alg == GRPC_COMPRESS_GZIP ? "gzip" : "deflate");
+    op->data.send_initial_metadata.count = 1;
+    op->data.send_initial_metadata.metadata = &c->reply_md;
+}
+
+/* A reply message as gRPC sends it (takes msg): compressed with the call's reply encoding when
+ * it has one, the message is long enough to gain, and the result is smaller; else plain. */
+static grpc_byte_buffer *reply_buffer(server_call_t *c, grpc_slice msg)
+{
+    size_t n = GRPC_SLICE_LENGTH(msg);
+    if (c->reply_alg != GRPC_COMPRESS_NONE && n >= SERVER_COMPRESS_MIN_BYTES) {
+        uint8_t *z = NULL;
+        size_t z_len = 0;
+        if (base_deflate(GRPC_SLICE_START_PTR(msg), n,
+                         c->reply_alg == GRPC_COMPRESS_GZIP ? BASE_INFLATE_GZIP : BASE_INFLATE_ZLIB,
+                         &z, &z_len) == 0) {
+            if (z_len < n) {
+                grpc_slice zs = grpc_slice_new(z, z_len, free);
+                grpc_byte_buffer *bb = grpc_raw_compressed_byte_buffer_create(&zs, 1, c->reply_alg);
+                grpc_slice_unref(zs);
+                grpc_slice_unref(msg);
+                return bb;
+            }
+            free(z);
+        }
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&msg, 1);
+    grpc_slice_unref(msg);
+    return bb;
+}
+
 static void call_reply(server_call_t *c, int rc, grpc_slice resp)
 {
     server_t *s = c->worker->srv;
@@ -367,14 +412,15 @@ static void call_reply(server_call_t *c, int rc, grpc_slice resp)
     memset(ops, 0, sizeof ops);
     size_t n = 0;
     if (!c->streamed)
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        reply_metadata(c, &ops[n++]);
     if (rc == 0 && !c->stream_end) {
         resp_len = GRPC_SLICE_LENGTH(resp);
-        c->response = grpc_raw_byte_buffer_create(&resp, 1);
+        c->response = reply_buffer(c, resp);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = c->response;
+    } else {
+        grpc_slice_unref(resp);
     }
-    grpc_slice_unref(resp);
     const char *msg = c->ctx.msg;
     if (msg[0] != '\0')
         c->details = grpc_slice_from_copied_string(msg);
@@ -647,9 +693,8 @@ int server__stream_send(server_call_t *c, grpc_slice msg, server_resume_fn next)
     memset(ops, 0, sizeof ops);
     size_t n = 0;
     if (!c->streamed)
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    c->response = grpc_raw_byte_buffer_create(&msg, 1);
-    grpc_slice_unref(msg);
+        reply_metadata(c, &ops[n++]);
+    c->response = reply_buffer(c, msg);
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = c->response;
     c->resume = next;
@@ -1028,6 +1073,7 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
         }
     }
     rc = server__watch_init(core, s->grpc, s->ctl_cq, &s->stream_stats[SERVER_STREAM_WATCH],
+                            s->opts.max_watches, s->opts.max_send_ms, &s->stuck_replies,
                             &s->watches);
     if (rc < 0)
         goto out;

@@ -46,6 +46,10 @@ typedef struct server server_t;
 #define SERVER_DEFAULT_MAX_STREAMS 100u
 #define SERVER_DEFAULT_MAX_MEMORY ((size_t)512 << 20)
 #define SERVER_DEFAULT_MAX_SEND_MS 10000u
+#define SERVER_DEFAULT_MAX_WATCHES 4096u
+/* Reply messages shorter than this go plain even to a client with compression on: a few
+ * hundred bytes gain less than zlib's header, trailer and time cost. */
+#define SERVER_COMPRESS_MIN_BYTES 512u
 #define SERVER_DEFAULT_MAX_AGE_GRACE_S 30u
 /* How long an accepted connection may take to finish its TLS and HTTP/2 handshakes (gRPC's own
  * default is 120 s): a client that connects and sends nothing is closed after this. */
@@ -91,6 +95,12 @@ typedef struct server_options {
                                       this with nothing sent to it in between (calls in flight or
                                       not) are strikes, and the third is GOAWAY too_many_pings;
                                       SERVER_DEFAULT_MIN_PING_INTERVAL_MS */
+    /* --grpc-response-compression off: replies always plain. Otherwise (the default) a call
+     * whose request came compressed (gzip or deflate: the client has compression on) gets its
+     * reply messages of SERVER_COMPRESS_MIN_BYTES or more compressed the same way. */
+    bool no_response_compression;
+    unsigned max_watches; /* --grpc-max-watches: Health/Watch streams open at once; more are
+                             refused RESOURCE_EXHAUSTED at once; SERVER_DEFAULT_MAX_WATCHES */
     /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
      * new certificate). With a client CA, client certificates are verified when presented, and
      * required with tls_require_client_cert (mTLS). */

@@ -167,6 +167,11 @@ struct server_call {
                                    the client does not take is cancelled after
                                    --grpc-max-send-ms (see worker_main()) */
     size_t req_len;             /* request bytes, for the request log */
+    /* The encoding of its replies (server_options_t.no_response_compression): the request's,
+     * or GRPC_COMPRESS_NONE; and the grpc-encoding header that says so, kept until the batch
+     * that sends it completes. */
+    grpc_compression_algorithm reply_alg;
+    grpc_metadata reply_md;
     struct server_local *local; /* the in-process caller, for an in-process call */
 };
 
@@ -250,12 +255,17 @@ struct server_tag {
 
 typedef struct server_watches server_watches_t;
 
-/* Health Watch (server streaming), driven by the control thread only (rpc_health_watch.c). */
+/* Health Watch (server streaming), driven by the control thread only (rpc_health_watch.c): at
+ * most max_watches streams at once (more are refused RESOURCE_EXHAUSTED); a status update the
+ * client has not taken within max_send_ms (0: no bound) ends its stream, counted in
+ * *not_taken. */
 int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
-                       method_stats_t *stats, server_watches_t **out);
+                       method_stats_t *stats, unsigned max_watches, unsigned max_send_ms,
+                       _Atomic uint64_t *not_taken, server_watches_t **out);
 /* Requests the first Watch call; call after grpc_server_start(). */
 void server__watch_start(server_watches_t *w);
-/* Sends the new status to every watcher whose last message is out of date. */
+/* Sends the new status to every watcher whose last message is out of date, and ends those
+ * whose update has waited over max_send_ms. Call often (the control loop does, every 100 ms). */
 void server__watch_notify(server_watches_t *w);
 /* Ends every stream (after a last NOT_SERVING) and stops requesting new ones. */
 void server__watch_drain(server_watches_t *w);

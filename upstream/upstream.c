@@ -37,8 +37,9 @@ struct upstream_pool {
     pthread_mutex_t lock; /* the table, the queue's creation and the list of calls */
     upstream_channel_t *items;
     size_t n, cap;
-    int max_bytes;    /* both ways: the request is ours, the response becomes ours */
-    char *tls_pem[3]; /* upstream_tls_t's ca, cert and key (copies; NULL when not given) */
+    int max_bytes;     /* both ways: the request is ours, the response becomes ours */
+    char *tls_file[3]; /* upstream_tls_t's ca, cert and key files (copies; NULL: not given) */
+    grpc_tls_certificate_provider *tls_files; /* watches them (NULL: none given) */
     grpc_completion_queue *cq;
     pthread_t thread;
     upstream_call_t *calls; /* in flight on cq */
@@ -52,16 +53,19 @@ int upstream_pool_new(size_t max_bytes, const upstream_tls_t *tls, upstream_pool
     upstream_pool_t *u = calloc(1, sizeof *u);
     if (u == NULL)
         return -ENOMEM;
-    const char *pem[3] = {tls ? tls->ca_pem : NULL, tls ? tls->cert_pem : NULL,
-                          tls ? tls->key_pem : NULL};
+    const char *file[3] = {tls ? tls->ca_file : NULL, tls ? tls->cert_file : NULL,
+                           tls ? tls->key_file : NULL};
     for (int i = 0; i < 3; i++) {
-        if (pem[i] != NULL && (u->tls_pem[i] = strdup(pem[i])) == NULL) {
+        if (file[i] != NULL && (u->tls_file[i] = strdup(file[i])) == NULL) {
             for (int k = 0; k < i; k++)
-                free(u->tls_pem[k]);
+                free(u->tls_file[k]);
             free(u);
             return -ENOMEM;
         }
     }
+    if (u->tls_file[0] != NULL || u->tls_file[1] != NULL)
+        u->tls_files = grpc_tls_certificate_provider_file_watcher_create(
+            u->tls_file[2], u->tls_file[1], u->tls_file[0], UPSTREAM_TLS_REFRESH_S);
     pthread_mutex_init(&u->lock, NULL);
     pthread_cond_init(&u->idle, NULL);
     u->max_bytes = max_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)max_bytes;
@@ -98,11 +102,10 @@ void upstream_pool_free(upstream_pool_t *u)
         free(u->items[i].target);
     }
     free(u->items);
-    for (int i = 0; i < 3; i++) {
-        if (u->tls_pem[i] != NULL)
-            explicit_bzero(u->tls_pem[i], strlen(u->tls_pem[i])); /* the key, above all */
-        free(u->tls_pem[i]);
-    }
+    if (u->tls_files != NULL)
+        grpc_tls_certificate_provider_release(u->tls_files);
+    for (int i = 0; i < 3; i++)
+        free(u->tls_file[i]);
     pthread_cond_destroy(&u->idle);
     pthread_mutex_destroy(&u->lock);
     free(u);
@@ -174,10 +177,22 @@ static grpc_channel *channel_create(const upstream_pool_t *u, const char *target
     args[3].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[3].value.integer = u->max_bytes;
     grpc_channel_args ch_args = {.num_args = 4, .args = args};
-    grpc_ssl_pem_key_cert_pair pair = {.private_key = u->tls_pem[2], .cert_chain = u->tls_pem[1]};
-    grpc_channel_credentials *creds =
-        tls ? grpc_ssl_credentials_create(u->tls_pem[0], pair.cert_chain ? &pair : NULL, NULL, NULL)
-            : grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = NULL;
+    if (tls) {
+        /* The server's certificate is verified (chain and name: gRPC's defaults for a client)
+         * against the watched CA file, or gRPC's default roots when none is given. */
+        grpc_tls_credentials_options *o = grpc_tls_credentials_options_create();
+        if (u->tls_files != NULL) {
+            grpc_tls_credentials_options_set_certificate_provider(o, u->tls_files);
+            if (u->tls_file[0] != NULL)
+                grpc_tls_credentials_options_watch_root_certs(o);
+            if (u->tls_file[1] != NULL)
+                grpc_tls_credentials_options_watch_identity_key_cert_pairs(o);
+        }
+        creds = grpc_tls_credentials_create(o); /* takes o */
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
     grpc_channel *ch = grpc_channel_create(target, creds, &ch_args);
     grpc_channel_credentials_release(creds);
     return ch;

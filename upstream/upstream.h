@@ -27,19 +27,24 @@
 typedef struct upstream_pool upstream_pool_t;
 
 /* TLS to the model servers of bindings that say `tls: true` (serve --upstream-tls-ca, -cert,
- * -key): PEM text, each NULL when not given. ca_pem: the CAs their certificates must chain to
- * (NULL: gRPC's default roots); cert_pem and key_pem: this node's certificate chain and key, for
- * servers that require a client certificate (both or neither). */
+ * -key): PEM files, each NULL when not given. ca_file: the CAs their certificates must chain to
+ * (NULL: gRPC's default roots); cert_file and key_file: this node's certificate chain and key,
+ * for servers that require a client certificate (both or neither). The pool reads them again
+ * every UPSTREAM_TLS_REFRESH_S seconds (gRPC's file watcher), so a rotated certificate, key or
+ * CA is used from the next connection on, with no restart; connections already open keep
+ * theirs. A file that cannot be read then fails new handshakes until it can be. */
 typedef struct upstream_tls {
-    const char *ca_pem;
-    const char *cert_pem;
-    const char *key_pem;
+    const char *ca_file;
+    const char *cert_file;
+    const char *key_file;
 } upstream_tls_t;
+
+#define UPSTREAM_TLS_REFRESH_S 2
 
 /* Returns: 0 and *out, -ENOMEM. Requests and responses over max_bytes (the front door's
  * --max-response-bytes: the upstream's answer becomes its answer) are refused by gRPC. tls may
- * be NULL (no options: default roots, no client certificate); the pool keeps copies.
- * Ownership: the caller frees *out with upstream_pool_free(). */
+ * be NULL (no options: default roots, no client certificate); the pool keeps copies of the
+ * paths. Ownership: the caller frees *out with upstream_pool_free(). */
 int upstream_pool_new(size_t max_bytes, const upstream_tls_t *tls, upstream_pool_t **out);
 
 /* Refuses new calls on the pool's own thread (-ECANCELED), cancels those in flight and waits

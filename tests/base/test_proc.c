@@ -93,3 +93,33 @@ Test(read_file, reads_a_whole_file_and_refuses_a_missing_empty_or_oversized_one)
     cr_assert_null(none, "*out is written only on success");
     rmdir(dir);
 }
+
+/* base_random() fills exactly what it is given, and two draws differ (16 bytes colliding by
+ * chance: 2^-128). */
+Test(proc, random_fills_every_byte_and_never_repeats)
+{
+    for (size_t n = 0; n <= 40; n++) {
+        uint8_t a[48], b[48];
+        memset(a, 0xa5, sizeof a);
+        memset(b, 0xa5, sizeof b);
+        base_random(a, n);
+        base_random(b, n);
+        for (size_t i = n; i < sizeof a; i++)
+            cr_assert(a[i] == 0xa5 && b[i] == 0xa5, "byte %zu past %zu written", i, n);
+        if (n >= 16)
+            cr_assert_neq(memcmp(a, b, n), 0, "two draws of %zu bytes are equal", n);
+    }
+    /* Every bit value shows up across draws (a stuck byte would not). */
+    uint8_t or_all[64] = {0}, and_all[64];
+    memset(and_all, 0xff, sizeof and_all);
+    for (int k = 0; k < 64; k++) {
+        uint8_t r[64];
+        base_random(r, sizeof r);
+        for (size_t i = 0; i < sizeof r; i++) {
+            or_all[i] |= r[i];
+            and_all[i] &= r[i];
+        }
+    }
+    for (size_t i = 0; i < sizeof or_all; i++)
+        cr_assert(or_all[i] == 0xff && and_all[i] == 0, "byte %zu is stuck", i);
+}

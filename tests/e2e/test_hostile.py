@@ -21,13 +21,40 @@ import zlib
 import grpc
 import hpack
 
+from feast.serving import ServingService_pb2 as serving_pb2
 from fstore_client import FeatureStoreClient
 from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from h2_client import H2Grpc
 from harness import Server
 
 HEALTH = "/grpc.health.v1.Health/Check"
 HEALTH_REQ = health_pb2.HealthCheckRequest(service="").SerializeToString()
+WATCH = "/grpc.health.v1.Health/Watch"
+FEAST_GET = "/feast.serving.ServingService/GetOnlineFeatures"
+UNCOMPRESS = {"gzip": gzip.decompress, "deflate": zlib.decompress}
+
+
+def read_request(n):
+    """A GetOnlineFeatures request for drivers 1..n (a reply of ~40 bytes per driver)."""
+    req = serving_pb2.GetOnlineFeaturesRequest()
+    req.features.val.extend(["driver_stats@v1:trips", "driver_stats@v1:conv_rate"])
+    req.entities["driver_id"].val.add().int64_val = 1
+    del req.entities["driver_id"].val[:]
+    for i in range(1, n + 1):
+        req.entities["driver_id"].val.add().int64_val = i
+    return req.SerializeToString()
+
+
+def reply_frame(c, sid):
+    """(compressed flag, grpc-encoding header or None, message bytes as sent) of stream sid's
+    one reply message."""
+    st = c.streams[sid]
+    c.pump(lambda: st["ended"], 10)
+    data = st["data"]
+    assert len(data) >= 5, "no reply message: %r" % (st,)
+    flag, n = struct.unpack(">BI", data[:5])
+    return flag, st["headers"].get("grpc-encoding"), data[5:5 + n]
 
 
 def rss_mb(pid, field="VmRSS"):
@@ -99,6 +126,50 @@ class Compression(HostileCase):
                                          entities={"driver_id": list(range(1, 201))})
         self.assertEqual(got["trips"], list(range(1, 201)))
 
+    def written(self, n):
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        FeatureStoreClient(channel=ch).write_features(
+            "driver_stats@v1", {"driver_id": list(range(1, n + 1)),
+                                "trips": list(range(1, n + 1)),
+                                "conv_rate": [0.5] * n})
+
+    def test_replies_come_compressed_as_the_request_came(self):
+        """A request sent gzip (deflate) gets its reply gzip (deflate), marked so in its frame
+        and in grpc-encoding, and it is the plain reply's message; a plain request, or a reply
+        under 512 bytes, comes plain."""
+        self.written(300)
+        req = read_request(300)
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        flag, enc, plain = reply_frame(c, c.call(FEAST_GET, req))
+        self.assertEqual((flag, enc), (0, None))
+        want = serving_pb2.GetOnlineFeaturesResponse.FromString(plain)
+        self.assertEqual(len(want.results), 3)  # the join key's column, then the features
+        for name, squeeze in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+            flag, enc, body = reply_frame(c, c.call(FEAST_GET, squeeze(req), encoding=name,
+                                                    compressed=True))
+            self.assertEqual((flag, enc), (1, name))
+            self.assertLess(len(body), len(plain) // 2)
+            got = serving_pb2.GetOnlineFeaturesResponse.FromString(UNCOMPRESS[name](body))
+            # The same values and statuses (event times are the rows', so equal too).
+            self.assertEqual(got, want)
+        # A reply under 512 bytes is not worth compressing: plain, though the header says gzip
+        # (its frame's flag says which).
+        flag, enc, body = reply_frame(c, c.call(FEAST_GET, gzip.compress(read_request(6)),
+                                                encoding="gzip", compressed=True))
+        self.assertEqual((flag, enc), (0, "gzip"))
+        self.assertLess(len(body), 512)
+        self.assertLess(len(gzip.compress(body)), len(body), "one that would shrink")
+        self.assertEqual(len(serving_pb2.GetOnlineFeaturesResponse.FromString(body).results), 3)
+        # grpcio with compression on reads its compressed replies (and grpc-js, test_c_client
+        # and the clients' own suites, read plain ones).
+        ch = grpc.insecure_channel(self.server.target, compression=grpc.Compression.Deflate)
+        self.addCleanup(ch.close)
+        got = FeatureStoreClient(channel=ch).get_online_features(
+            features=["driver_stats@v1:trips"], entities={"driver_id": list(range(1, 301))})
+        self.assertEqual(got["trips"], list(range(1, 301)))
+
     def test_a_gzip_bomb_and_a_corrupt_stream_are_refused(self):
         c = H2Grpc(self.server.port)
         self.addCleanup(c.close)
@@ -108,6 +179,172 @@ class Compression(HostileCase):
         self.assertEqual(status, grpc.StatusCode.INVALID_ARGUMENT.value[0], msg)
         self.assertIn("corrupt gzip", msg)
         self.assertTrue(self.other_client_ok())
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+class MergeFlood(unittest.TestCase):
+    """A message field given twice is merged before protobuf-c reads the request (as every
+    official runtime merges it); requests made of nothing but such fields, 4 MiB of them, cost
+    about what a plain request of that size costs, never memory per merged message. Each kind
+    runs on a fresh server whose peak memory is compared with a plain request's on another (ASan's
+    quarantine kept small, so the peak is live memory)."""
+
+    def peak_growth(self, body):
+        """(status, seconds, peak RSS growth in MB) of body sent to a fresh server."""
+        server = Server(env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:"
+                                             "quarantine_size_mb=4"})
+        self.addCleanup(server.cleanup)
+        server.start()
+        ch = grpc.insecure_channel(server.target,
+                                   options=[("grpc.max_send_message_length", 8 << 20)])
+        self.addCleanup(ch.close)
+        call = ch.unary_unary(FEAST_GET, request_serializer=None, response_deserializer=None)
+        before = rss_mb(server.proc.pid, "VmHWM")
+        t0 = time.monotonic()
+        try:
+            call(body, timeout=30)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            code = e.code()
+        took = time.monotonic() - t0
+        grown = rss_mb(server.proc.pid, "VmHWM") - before
+        self.assertEqual(FeatureStoreClient(channel=ch, timeout=5).health(), "SERVING")
+        self.assertEqual(server.stop(), 0, server.log()[-3000:])
+        self.assertIsNone(server.sanitizer_report())
+        return code, took, grown
+
+    def test_requests_of_repeated_fields_cost_what_plain_ones_do(self):
+        def entities(values):  # one map entry: driver_id -> RepeatedValue{values}
+            entry = b"\x0a\x09driver_id" + b"\x12" + varint(len(values)) + values
+            return b"\x1a" + varint(len(entry)) + entry
+        features = b"\x12\x17\x0a\x15driver_stats@v1:trips"
+        # The baseline: 650,000 Values, each an int64 list (one field, nothing to merge).
+        plain = features + entities(b"\x0a\x04\x72\x02\x08\x01" * 650000)
+        # 650,000 Values, each an int64 list given twice (each Value its own merge); one Value
+        # whose list is given 2,000,000 times; the feature list given 160,000 times.
+        attacks = {
+            "many": features + entities(b"\x0a\x04\x72\x00\x72\x00" * 650000),
+            "one": features + entities(b"\x0a" + varint(4000000) + b"\x72\x00" * 2000000),
+            "lists": features * 160000 + entities(b"\x0a\x02\x20\x01"),
+        }
+        code, took0, grown0 = self.peak_growth(plain)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)  # a list for an INT64 key
+        for name, body in attacks.items():
+            self.assertLess(len(body), 4 << 20)
+            code, took, grown = self.peak_growth(body)
+            # Refused for what the merged request says (a list for an INT64 key, too many
+            # entities or features).
+            self.assertIn(code, (grpc.StatusCode.INVALID_ARGUMENT,
+                                 grpc.StatusCode.RESOURCE_EXHAUSTED), name)
+            self.assertLess(grown, 2 * grown0 + 32, "%s: %.0f MB, plain %.0f MB"
+                            % (name, grown, grown0))
+            self.assertLess(took, 5 * took0 + 2, "%s: %.2f s, plain %.2f s" % (name, took, took0))
+
+
+class CompressionOff(Compression):
+    """--grpc-response-compression off: compressed requests are read, replies go plain."""
+    args = ["--grpc-response-compression", "off"]
+
+    def test_replies_come_compressed_as_the_request_came(self):
+        self.written(300)
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        flag, enc, body = reply_frame(c, c.call(FEAST_GET, gzip.compress(read_request(300)),
+                                                encoding="gzip", compressed=True))
+        self.assertEqual((flag, enc), (0, None))
+        self.assertEqual(len(serving_pb2.GetOnlineFeaturesResponse.FromString(body).results), 3)
+
+
+class WatchBounds(HostileCase):
+    """Health/Watch streams live as long as their clients want: at most --grpc-max-watches are
+    open (more are refused at once, RESOURCE_EXHAUSTED), and one whose client stops reading is
+    ended after --grpc-max-send-ms, so stalled watchers cannot keep the others out."""
+    args = ["--grpc-max-watches", "40", "--grpc-max-send-ms", "1000"]
+
+    def watch_ok(self):
+        """A well-behaved watcher's first message (SERVING) within 3 s; False when it is
+        refused for want of a place."""
+        ch = grpc.insecure_channel(self.server.target)
+        try:
+            stream = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(),
+                                                          timeout=3)
+            first = next(stream)
+            stream.cancel()
+            return first.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
+            return False
+        finally:
+            ch.close()
+
+    def test_watchers_past_the_bound_are_refused_and_memory_stays_bounded(self):
+        before = rss_mb(self.server.proc.pid)
+        conns = []
+        for _ in range(3):
+            c = H2Grpc(self.server.port)
+            self.addCleanup(c.close)
+            conns.append((c, [c.call(WATCH, HEALTH_REQ, end=True) for _ in range(30)]))
+        opened = refused = 0
+        t0 = time.monotonic()
+        for c, sids in conns:
+            c.pump(lambda: all(c.streams[s]["data"] or c.streams[s]["ended"] for s in sids), 10)
+            for s in sids:
+                st = c.streams[s]
+                if st["ended"]:
+                    md = dict(st["headers"])
+                    md.update(st["trailers"])
+                    self.assertEqual(md.get("grpc-status"), "8", md)  # RESOURCE_EXHAUSTED
+                    self.assertIn("--grpc-max-watches", md.get("grpc-message", ""))
+                    refused += 1
+                elif st["data"]:
+                    opened += 1
+        self.assertEqual((opened, refused), (40, 50))
+        self.assertLess(time.monotonic() - t0, 5, "refused at once, not left waiting")
+        self.assertTrue(self.other_client_ok())
+        self.assertLess(rss_mb(self.server.proc.pid) - before, 64)
+        # One closes: a new watcher gets its place.
+        c, sids = conns[0]
+        open_sids = [s for s in sids if not c.streams[s]["ended"]]
+        c.conn.reset_stream(open_sids[0])
+        c.flush()
+        deadline = time.monotonic() + 5
+        while not self.watch_ok():
+            self.assertLess(time.monotonic(), deadline, "no watch slot came free")
+            time.sleep(0.1)
+        series = ('grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="Watch",'
+                  'grpc_service="grpc.health.v1.Health",grpc_type="server_stream"}')
+        self.assertGreaterEqual(self.server.metric(series), 50)
+
+    def test_watchers_that_never_read_are_ended_and_free_their_places(self):
+        # 40 watchers whose window stays at 0: each first update stays unsent.
+        c = H2Grpc(self.server.port, window=0)
+        self.addCleanup(c.close)
+        c.pump(lambda: c.remote_max_streams is not None, timeout=5)
+        sids = [c.call(WATCH, HEALTH_REQ) for _ in range(40)]
+        c.pump(lambda: all(c.streams[s]["headers"] for s in sids), 5)
+        # Meanwhile the bound is full: another watcher is refused.
+        with self.assertRaises(grpc.RpcError) as e:
+            ch = grpc.insecure_channel(self.server.target)
+            self.addCleanup(ch.close)
+            next(health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=3))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # After --grpc-max-send-ms (1 s) the stalled ones are ended and counted ...
+        c.pump(lambda: all(c.streams[s]["ended"] for s in sids), 10)
+        self.assertEqual([s for s in sids if not c.streams[s]["ended"]], [])
+        self.assertGreaterEqual(self.server.metric("fstore_grpc_replies_not_taken_total"), 40)
+        self.assertIn("reply_not_taken", self.server.log())
+        # ... and a well-behaved watcher is served.
+        self.assertTrue(self.watch_ok())
 
 
 class StreamFlood(HostileCase):
@@ -372,6 +609,19 @@ class IdleLimit(HostileCase):
         sid = c.call(HEALTH, gzip.compress(HEALTH_REQ), encoding="gzip", compressed=True)
         self.assertEqual(c.result(sid)[0], 0)
         self.assert_bomb_refused(c)  # gRPC's own decompression would inflate all of it first
+
+    def test_the_full_stack_sends_compressed_replies_too(self):
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        FeatureStoreClient(channel=ch).write_features(
+            "driver_stats@v1", {"driver_id": list(range(1, 101)), "trips": list(range(1, 101))})
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        flag, enc, body = reply_frame(c, c.call(FEAST_GET, gzip.compress(read_request(100)),
+                                                encoding="gzip", compressed=True))
+        self.assertEqual((flag, enc), (1, "gzip"))
+        got = serving_pb2.GetOnlineFeaturesResponse.FromString(gzip.decompress(body))
+        self.assertEqual([v.int64_val for v in got.results[1].values], list(range(1, 101)))
 
 
 def closed_after(sock, limit):

@@ -7,6 +7,7 @@ errors are parsed the way Feast's client parses them (rest_error_handler: the bo
 string holding {"module", "class", "message"})."""
 import base64
 import csv
+import gzip
 import io
 import http.client
 import json
@@ -95,6 +96,41 @@ class FeastHttpTest(HttpCase):
         self.assertEqual(resp.getheader("Allow"), "POST")
         resp, raw = self.request("POST", "/health")
         self.assertEqual((resp.status, resp.getheader("Allow")), (405, "GET"))
+
+    def test_bodies_go_gzip_to_clients_that_take_it(self):
+        big = {"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate"],
+               "entities": {"driver_id": [1001, 1002] + list(range(1, 49))}}
+        resp, plain = self.gof(big)  # http.client says Accept-Encoding: identity
+        self.assertEqual(resp.status, 200, plain)
+        self.assertIsNone(resp.getheader("Content-Encoding"))
+        self.assertGreater(len(plain), 1024)
+        self.assertEqual(resp.getheader("Vary"), "Accept-Encoding")
+        for ae, gz in (("gzip", True), ("gzip, deflate", True), ("*", True),
+                       ("deflate, gzip;q=0.5", True), ("GZIP", True), ("gzip;q=0", False),
+                       ("*;q=0", False), ("br", False), ("identity", False)):
+            with self.subTest(accept_encoding=ae):
+                resp, raw = self.gof(big, headers={"Accept-Encoding": ae})
+                self.assertEqual(resp.status, 200)
+                self.assertEqual(resp.getheader("Content-Encoding"), "gzip" if gz else None)
+                self.assertEqual(gzip.decompress(raw) if gz else raw, plain)
+                if gz:
+                    self.assertLess(len(raw), len(plain) // 3)
+        # A small body goes plain whatever the client takes.
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"],
+                              "entities": {"driver_id": [1001]}},
+                             headers={"Accept-Encoding": "gzip"})
+        self.assertEqual((resp.status, resp.getheader("Content-Encoding")), (200, None))
+        self.assertLess(len(raw), 1024)
+        json.loads(raw)
+        # curl --compressed asks for it and reads it back.
+        p = subprocess.run(["curl", "-sS", "--compressed", "-D", "-", "-X", "POST",
+                            "-H", "Content-Type: application/json", "-d", json.dumps(big),
+                            "http://%s/get-online-features" % self.server.http],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        head, _, body = p.stdout.partition(b"\r\n\r\n")
+        self.assertIn(b"content-encoding: gzip", head.lower())
+        self.assertEqual(body, plain)
 
     def test_log_requests_logs_every_http_request_without_its_path_or_body(self):
         resp, _ = self.request("GET", "/nowhere-secret-path?token=hunter2")
@@ -728,6 +764,30 @@ class HttpWriteBoundTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(status, 200, raw)
         self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIsNone(server.sanitizer_report())
+
+
+class HttpCompressionOffTest(unittest.TestCase):
+    """--http-response-compression off: plain bodies, whatever Accept-Encoding says."""
+
+    def test_bodies_stay_plain(self):
+        from harness import Server
+        server = Server(catalog=CATALOG, args=["--http-response-compression", "off"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+        self.addCleanup(conn.close)
+        body = {"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate"],
+                "entities": {"driver_id": list(range(1, 101))}}
+        conn.request("POST", "/get-online-features", body=json.dumps(body),
+                     headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        self.assertEqual(resp.status, 200, raw)
+        self.assertGreater(len(raw), 1024)
+        self.assertIsNone(resp.getheader("Content-Encoding"))
+        self.assertEqual(len(json.loads(raw)["results"]), 3)
+        self.assertEqual(server.stop(), 0, server.log()[-3000:])
         self.assertIsNone(server.sanitizer_report())
 
 

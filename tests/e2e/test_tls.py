@@ -32,12 +32,12 @@ def make_ca(d, name):
             "-subj", "/CN=" + name, cwd=d)
 
 
-def make_cert(d, ca, name, usage, serial, days=2, san=""):
-    """A certificate for 127.0.0.1 and localhost (and san's further names, e.g. ",URI:...")
-    signed by ca, usage serverAuth or clientAuth; days -1 makes one that has expired."""
+def make_cert(d, ca, name, usage, serial, days=2, san="", names="DNS:localhost,IP:127.0.0.1"):
+    """A certificate for names (127.0.0.1 and localhost; and san's further names, e.g.
+    ",URI:...") signed by ca, usage serverAuth or clientAuth; days -1 makes one that has
+    expired."""
     with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1%s\nextendedKeyUsage=%s\n"
-                % (san, usage))
+        f.write("subjectAltName=%s%s\nextendedKeyUsage=%s\n" % (names, san, usage))
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
@@ -598,32 +598,43 @@ class UpstreamTls(unittest.TestCase):
     def setUpClass(cls):
         if shutil.which("openssl") is None:
             raise unittest.SkipTest("openssl is not installed")
-        from test_predict import render_catalog, write_drivers
-        from upstream_model_server import UpstreamModelServer
+        from test_predict import write_drivers
         cls.d = tempfile.mkdtemp(prefix="fstore-upstream-tls-")
         cls.addClassCleanup(shutil.rmtree, cls.d, True)
         make_ca(cls.d, "ca")
         make_ca(cls.d, "other_ca")
         make_cert(cls.d, "ca", "model", "serverAuth", 1)
         make_cert(cls.d, "ca", "node", "clientAuth", 2)
-        creds = grpc.ssl_server_credentials(
-            [(read(cls.d, "model.key"), read(cls.d, "model.pem"))],
-            root_certificates=read(cls.d, "ca.pem"), require_client_auth=True)
-        cls.upstream = UpstreamModelServer(0, credentials=creds).start()
-        cls.addClassCleanup(cls.upstream.stop)
-        cat_dir, cls.catalog = render_catalog(cls.upstream.port, 1)
-        cls.addClassCleanup(shutil.rmtree, cat_dir, True)
-        with open(cls.catalog) as f:
-            text = f.read()
-        # The first binding (scorer) speaks TLS to the model server.
-        text = text.replace("      keep_entity_inputs: true\n",
-                            "      keep_entity_inputs: true\n      tls: true\n", 1)
-        with open(cls.catalog, "w") as f:
-            f.write(text)
+        make_cert(cls.d, "other_ca", "stranger", "clientAuth", 3)
+        # A model server whose certificate is from the right CA but for another name.
+        make_cert(cls.d, "ca", "misnamed", "serverAuth", 4, names="DNS:elsewhere.test")
+        cls.upstream, cls.catalog = cls.model_server("model")
+        cls.misnamed, cls.misnamed_catalog = cls.model_server("misnamed")
         cls.write_drivers = staticmethod(write_drivers)
 
-    def start(self, *args):
-        s = Server(catalog=self.catalog, args=list(args))
+    @classmethod
+    def model_server(cls, cert):
+        """A model server requiring clients of ca, with the certificate cert, and a catalog
+        whose first binding (scorer) speaks TLS to it."""
+        from test_predict import render_catalog
+        from upstream_model_server import UpstreamModelServer
+        creds = grpc.ssl_server_credentials(
+            [(read(cls.d, cert + ".key"), read(cls.d, cert + ".pem"))],
+            root_certificates=read(cls.d, "ca.pem"), require_client_auth=True)
+        upstream = UpstreamModelServer(0, credentials=creds).start()
+        cls.addClassCleanup(upstream.stop)
+        cat_dir, catalog = render_catalog(upstream.port, 1)
+        cls.addClassCleanup(shutil.rmtree, cat_dir, True)
+        with open(catalog) as f:
+            text = f.read()
+        text = text.replace("      keep_entity_inputs: true\n",
+                            "      keep_entity_inputs: true\n      tls: true\n", 1)
+        with open(catalog, "w") as f:
+            f.write(text)
+        return upstream, catalog
+
+    def start(self, *args, catalog=None):
+        s = Server(catalog=catalog or self.catalog, args=list(args))
         self.addCleanup(s.cleanup)
         s.start()
         self.write_drivers(s.client)
@@ -682,6 +693,62 @@ class UpstreamTls(unittest.TestCase):
                                    capture_output=True, text=True, timeout=60)
                 self.assertEqual(p.stdout, "503", p.stderr)
                 self.assertEqual(len(self.upstream.requests), n, "a call got through")
+
+    def test_a_model_server_whose_certificate_names_another_host_is_refused(self):
+        s = self.start("--upstream-tls-ca", os.path.join(self.d, "ca.pem"),
+                       "--upstream-tls-cert", os.path.join(self.d, "node.pem"),
+                       "--upstream-tls-key", os.path.join(self.d, "node.key"),
+                       catalog=self.misnamed_catalog)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.predict(s)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertEqual(self.misnamed.requests, [], "a call reached a misnamed server")
+
+    def test_rotated_files_are_used_without_a_restart(self):
+        """The node starts with the wrong CA and a certificate the model server does not take;
+        the files are replaced as a Kubernetes secret update replaces them (a new file renamed
+        over the old), and Predict works within seconds, the server never restarted."""
+        rot = tempfile.mkdtemp(prefix="rot-", dir=self.d)
+
+        def put(name, source):
+            tmp = os.path.join(rot, "." + name)
+            shutil.copyfile(os.path.join(self.d, source), tmp)
+            os.replace(tmp, os.path.join(rot, name))
+        put("ca.pem", "other_ca.pem")
+        put("node.pem", "stranger.pem")
+        put("node.key", "stranger.key")
+        s = self.start("--upstream-tls-ca", os.path.join(rot, "ca.pem"),
+                       "--upstream-tls-cert", os.path.join(rot, "node.pem"),
+                       "--upstream-tls-key", os.path.join(rot, "node.key"))
+        pid = s.proc.pid
+        n = len(self.upstream.requests)
+
+        def unavailable_for(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    self.predict(s)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                time.sleep(0.2)
+        unavailable_for(1)
+        put("ca.pem", "ca.pem")  # the right CA, but still a stranger's certificate
+        unavailable_for(4)
+        self.assertEqual(len(self.upstream.requests), n)
+        put("node.key", "node.key")
+        put("node.pem", "node.pem")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.predict(s)
+                break
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assertLess(time.monotonic(), deadline, "the new files were never used")
+                time.sleep(0.2)
+        self.assertEqual(s.proc.pid, pid)
+        self.assertGreater(len(self.upstream.requests), n)
+        self.assertEqual(s.stop(), 0, s.log()[-3000:])
+        self.assertIsNone(s.sanitizer_report())
 
     def test_bad_upstream_tls_flags_stop_the_start(self):
         for args, want in (
