@@ -2,7 +2,8 @@
 # tests/catalog/run-fuzz.sh - builds the catalog fuzzers with clang's libFuzzer and runs each for
 # a bounded time: FUZZ_SECONDS (default 20) for the YAML loader, half that for the value decoder
 # and for on-demand expressions (compiled for every result type, then evaluated).
-# Seeds come from examples/; crashes are kept in a printed directory, never in the source tree.
+# Seeds come from examples/ and the kept corpora (tests/catalog/corpus/, tests/fuzz-lib.sh);
+# crashes are kept in a printed directory, never in the source tree.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cc=${CC:-clang}
@@ -39,21 +40,12 @@ printf '\x72\x04\x0a\x02\x01\x02' >"$work/corpus_value/int64_list"
 printf '\x62\x05\x0a\x01a\x0a\x00' >"$work/corpus_value/string_list"
 printf '\x98\x01\x00' >"$work/corpus_value/null"
 
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1
-run() {
-  local target=$1 secs=$2 corpus=$3
-  shift 3
-  echo "fuzzing $target for ${secs}s"
-  if ! "$work/$target" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-       -artifact_prefix="$work/" -print_final_stats=1 "$@" "$corpus" 2>&1 | tail -n 40; then
-    keep=1
-    return 1
-  fi
-}
+. "$root/tests/fuzz-lib.sh"
 status=0
-run fuzz_catalog_load "$seconds" "$work/corpus_load" -dict="$root/tests/catalog/catalog.dict" ||
-  status=1
-run fuzz_value_decode "$value_seconds" "$work/corpus_value" || status=1
-run fuzz_expr "$value_seconds" "$work/corpus_expr" -dict="$root/tests/catalog/expr.dict" || status=1
+fuzz_run "$work" fuzz_catalog_load "$seconds" "$work/corpus_load" -max_len=8192 \
+  -dict="$root/tests/catalog/catalog.dict" || status=1
+fuzz_run "$work" fuzz_value_decode "$value_seconds" "$work/corpus_value" -max_len=8192 || status=1
+fuzz_run "$work" fuzz_expr "$value_seconds" "$work/corpus_expr" -max_len=8192 \
+  -dict="$root/tests/catalog/expr.dict" || status=1
+[ "$status" -eq 0 ] || keep=1
 exit $status

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tests/codec/run-fuzz-predict.sh - builds the Predict request fuzzer with clang's libFuzzer and
-# runs it for FUZZ_SECONDS (default 20) (tests/fuzz-lib.sh builds it; no build tree needed); crashes are kept in a printed directory, never in the source tree.
+# runs it for FUZZ_SECONDS (default 20) over the seeds below and its kept corpus
+# (tests/codec/corpus/, tests/fuzz-lib.sh builds and runs it; no build tree needed); crashes are
+# kept in a printed directory, never in the source tree.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 seconds=${FUZZ_SECONDS:-20}
@@ -24,11 +26,7 @@ seed int32_col 'inputs { key: "id" value { dtype: DT_INT32 tensor_shape { dim { 
 seed content 'inputs { key: "id" value { dtype: DT_INT64 tensor_shape { dim { size: 1 } } tensor_content: "\001\000\000\000\000\000\000\000" } }'
 seed strings 'inputs { key: "c" value { dtype: DT_STRING tensor_shape { dim { size: 2 } } string_val: ["a", "bc"] } }'
 
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1
-echo "fuzzing fuzz_predict for ${seconds}s"
-if ! "$work/fuzz_predict" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-     -artifact_prefix="$work/" -print_final_stats=1 "$work/corpus" 2>&1 | tail -n 40; then
+if ! fuzz_run "$work" fuzz_predict "$seconds" "$work/corpus" -max_len=4096; then
   keep=1
   exit 1
 fi

@@ -2,7 +2,9 @@
 # tests/core/run-fuzz-jwt.sh - builds the JWT and JWKS fuzzer (core/jwt.c) with clang's libFuzzer
 # and runs it for FUZZ_SECONDS (default 20). Keys and seed tokens come from tests/e2e/jwt_tool.py
 # (PyJWT): valid RS256 and ES256 tokens, forgeries (alg none, HS256 keyed with the public key),
-# the JWKS itself, and claims the target signs with rsa1 (so that they reach the claim checks). Crashes are kept in a printed directory, never in the source tree.
+# the JWKS itself, and claims the target signs with rsa1 (so that they reach the claim checks), with the kept corpus (tests/core/corpus/; its
+# tokens were signed by keys of earlier runs, so they exercise the parsers, not a valid
+# signature). Crashes are kept in a printed directory, never in the source tree.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cc=${CC:-clang}
@@ -11,6 +13,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-jwt.XXXXXX")
 keep=0
 cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
 trap cleanup EXIT
+. "$root/tests/fuzz-lib.sh"
 
 "$cc" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -fno-omit-frame-pointer -w -I "$root" "$root"/base/*.c "$root/core/jwt.c" \
@@ -39,11 +42,7 @@ printf '\x02{"iss":"https://issuer.test","aud":["a","fstore"],"exp":1900000030.5
   >"$work/corpus/claims_edge"
 
 export FUZZ_JWKS="$work/jwks.json" FUZZ_JWT_KEY="$work/rsa1.pem"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1
-echo "fuzzing fuzz_jwt for ${seconds}s"
-if ! "$work/fuzz_jwt" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-     -artifact_prefix="$work/" -print_final_stats=1 "$work/corpus" 2>&1 | tail -n 40; then
+if ! fuzz_run "$work" fuzz_jwt "$seconds" "$work/corpus" -max_len=8192; then
   keep=1
   exit 1
 fi

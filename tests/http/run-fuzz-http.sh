@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/http/run-fuzz-http.sh - builds the HTTP body fuzzer (fuzz_http.c) with clang's libFuzzer
-# (tests/fuzz-lib.sh) and runs it for FUZZ_SECONDS (default 20), from seeds of every route.
-# FUZZ_KEEP=DIR keeps the binary and the grown corpus in DIR for longer runs.
+# (tests/fuzz-lib.sh) and runs it for FUZZ_SECONDS (default 20), from seeds of every route and
+# its kept corpus (tests/http/corpus/).
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 seconds=${FUZZ_SECONDS:-20}
@@ -27,19 +27,8 @@ seed x 06 '{"signature_name":"x","inputs":{"driver_id":[{"b64":"AQ=="}]}}' >"$wo
 seed x 08 '{"instances":[{"driver_id":1,"x":[[1,2.5]],"s":{"b64":"AA=="}},{"driver_id":2,"x":[[3,4]],"s":"t"}]}' >"$work/corpus/up_rows"
 seed x 08 '{"inputs":{"driver_id":[1],"y":[true],"z":[[["a"]]]},"signature_name":"s"}' >"$work/corpus/up_cols"
 
-corpus=$work/corpus
-if [ -n "${FUZZ_KEEP:-}" ]; then
-  mkdir -p "$FUZZ_KEEP/corpus"
-  cp "$work/fuzz_http" "$FUZZ_KEEP/"
-  cp -n "$work/corpus/"* "$FUZZ_KEEP/corpus/" 2>/dev/null || true
-  corpus=$FUZZ_KEEP/corpus
-fi
 export TMPDIR=$work
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1
-echo "fuzzing fuzz_http for ${seconds}s"
-if ! "$work/fuzz_http" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-     -artifact_prefix="$work/" -print_final_stats=1 "$corpus" 2>&1 | tail -n 40; then
+if ! fuzz_run "$work" fuzz_http "$seconds" "$work/corpus" -max_len=4096; then
   keep=1
   exit 1
 fi

@@ -2,9 +2,9 @@
 # tests/server/run-fuzz-requests.sh - builds the read/write request fuzzer (fuzz_requests.c) with
 # clang's libFuzzer (tests/fuzz-lib.sh) and runs it for FUZZ_SECONDS (default 20); it needs no
 # build tree. Seeds are serialized with protoc's text format,
-# each behind the byte that picks its handler. The fuzzer's LMDB store lives in the work
-# directory; crashes are kept in a printed directory, never in the source tree.
-# FUZZ_KEEP=DIR keeps the binary and the grown corpus in DIR for longer runs.
+# each behind the byte that picks its handler, and the kept corpus (tests/server/corpus/,
+# tests/fuzz-lib.sh) runs with them. The fuzzer's LMDB store lives in the work directory;
+# crashes are kept in a printed directory, never in the source tree.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 seconds=${FUZZ_SECONDS:-20}
@@ -60,22 +60,9 @@ seed value_bools 03 $vt $vp 'bool_list_val { val: [true, false, true] }'
 seed value_bytes 03 $vt $vp 'bytes_val: "\377\000"'
 seed value_null 03 $vt $vp 'null_val: NULL'
 
-if [ -n "${FUZZ_KEEP:-}" ]; then
-  mkdir -p "$FUZZ_KEEP/corpus"
-  cp "$work/fuzz_requests" "$FUZZ_KEEP/"
-  cp -n "$work/corpus/"* "$FUZZ_KEEP/corpus/" 2>/dev/null || true
-  corpus=$FUZZ_KEEP/corpus
-else
-  corpus=$work/corpus
-fi
-
 export TMPDIR=$work
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1
-echo "fuzzing fuzz_requests for ${seconds}s"
-if ! "$work/fuzz_requests" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-     -dict="$root/tests/server/requests.dict" -artifact_prefix="$work/" -print_final_stats=1 \
-     "$corpus" 2>&1 | tail -n 40; then
+if ! fuzz_run "$work" fuzz_requests "$seconds" "$work/corpus" -max_len=4096 \
+     -dict="$root/tests/server/requests.dict"; then
   keep=1
   exit 1
 fi
