@@ -124,6 +124,12 @@ int base_deflate(const void *in, size_t n, base_inflate_format_t format, uint8_t
         }
     }
     deflateEnd(&z);
+    /* Most replies shrink a lot: the bound's slack is not kept while the reply is sent. */
+    if (len < cap / 2) {
+        uint8_t *fit = realloc(buf, len > 0 ? len : 1);
+        if (fit != NULL)
+            buf = fit;
+    }
     *out = buf;
     *out_len = len;
     return 0;

@@ -9,15 +9,21 @@
 #include "catalog/catalog_int.h"
 
 /*
- * glibc's regcomp expands repetitions into copies of what they repeat: `x{m,n}` into n copies
- * of x, `x+` into x and x*, so nested or stacked ones multiply (`((a{255}){255}){255}`,
- * `((a+)+)+...` or `a++++...`, which POSIX leaves undefined and glibc takes as nesting) and a
- * 512-character pattern could ask for terabytes. A catalog is configuration rather than network
- * input, but one bad pattern must not take the server (or every node of a replicated one) down
- * at load: the length is capped, and so is the size of the expanded tree, estimated below.
+ * What glibc's regcomp builds grows with the pattern in two ways a 512-character pattern can
+ * abuse (measured with glibc 2.36):
+ *  - repetitions are expanded into copies of what they repeat: `x{m,n}` into n copies, `x+`
+ *    into x and x*, so nested or stacked ones multiply (`((a{255}){255}){255}`, `a+++...`);
+ *  - every node keeps the set of nodes it reaches without reading a character (its epsilon
+ *    closure), so a run of N copies that can each match nothing costs N^2: `(a?){2000}` took
+ *    314 MB, `(a*){5000}` 1.9 GB, `(^){5000}` and `(()){9999}` gigabytes.
+ * A catalog is configuration rather than network input, but one bad pattern must not take the
+ * server (or every node of a replicated one) down at load: the length, the expanded tree and
+ * the sum of the squares of its runs of such copies are capped (estimated below; `(a?){499}`,
+ * at the bound, took 21 MB).
  */
 #define MAX_PATTERN 512
 #define MAX_EXPANDED 100000
+#define MAX_EPSILON 1000000
 
 /* Returns: the ']' that ends the bracket expression whose '[' is at p, or NULL. "]" first
  * (after an optional "^") is a member, not its end; classes ([:alpha:]) are skipped whole. */
@@ -66,51 +72,103 @@ static long backreference_at(const char *t)
     return -1;
 }
 
+/* The estimated cost of part of a pattern: its nodes once expanded, the squares of its runs of
+ * nodes that can match nothing (epsilon), and whether all of it can match nothing. */
+typedef struct re_cost {
+    double nodes;
+    double epsilon;
+    bool nullable;
+} re_cost_t;
+
+/* Adds item to a branch: a run of nullable items grows; one that is not ends the run, whose
+ * square goes to the branch's epsilon cost. */
+static void re_commit(re_cost_t *branch, double *run, re_cost_t item, bool *all_nullable)
+{
+    branch->nodes += item.nodes;
+    branch->epsilon += item.epsilon;
+    if (item.nullable) {
+        *run += item.nodes;
+    } else {
+        branch->epsilon += *run * *run;
+        *run = 0;
+        *all_nullable = false;
+    }
+}
+
 /*
- * The nodes of the tree regcomp would build for the branches at *pp up to the ')' that closes
- * them (nested) or the end, with every repetition expanded as glibc expands it; *pp is left at
- * that ')'. Outside any group a ')' is an ordinary character, as glibc takes it (so `)+++...`
- * multiplies like `a+++...`). An estimate within a small factor, which is all a bound needs; it
- * stops counting (and returns more than MAX_EXPANDED) once past the bound, so it never
- * overflows.
+ * The cost of the branches at *pp up to the ')' that closes them (nested) or the end, every
+ * repetition expanded as glibc expands it; *pp is left at that ')'. Outside any group a ')' is
+ * an ordinary character, as glibc takes it (so `)+++...` multiplies like `a+++...`). An item
+ * is held until the next one comes, so that a quantifier after it changes it first (`b*` can
+ * match nothing, `b` cannot). An estimate within a small factor, which is all a bound needs;
+ * it stops counting once past the bounds, so it never overflows.
  */
-static double expanded_size(const char **pp, bool nested)
+static re_cost_t re_cost(const char **pp, bool nested)
 {
     const char *p = *pp;
-    double total = 0, last = 0; /* last: the atom a quantifier applies to */
-    while (*p != '\0' && !(nested && *p == ')') && total <= MAX_EXPANDED) {
-        double atom = 1;
+    re_cost_t all = {0, 0, false}, branch = {0, 0, true}, item = {0, 0, false};
+    double run = 0;
+    bool held = false, branch_nullable = true;
+    while (*p != '\0' && !(nested && *p == ')') && all.nodes + branch.nodes <= MAX_EXPANDED &&
+           all.epsilon + branch.epsilon <= MAX_EPSILON) {
         if (*p == '|') {
+            if (held)
+                re_commit(&branch, &run, item, &branch_nullable);
+            branch.epsilon += run * run;
+            all.nodes += branch.nodes + 1;
+            all.epsilon += branch.epsilon;
+            all.nullable |= branch_nullable;
+            branch = (re_cost_t){0, 0, true};
+            run = 0;
+            held = false;
+            branch_nullable = true;
             p++;
-            last = 0;
-            total++;
             continue;
         }
         if (*p == '*' || *p == '?' || *p == '+' || *p == '{') {
-            double copies = 1; /* '*' and '?' wrap their atom once: no copy */
-            if (*p == '+')
+            double copies = 1, least = 0; /* '*' and '?' wrap their item once: no copy */
+            if (*p == '+') {
                 copies = 2;
+                least = 1;
+            }
             if (*p == '{') {
                 double bound = 0, n = 0;
+                bool first = true;
                 for (p++; *p != '\0' && *p != '}'; p++) {
-                    if (*p >= '0' && *p <= '9')
+                    if (*p >= '0' && *p <= '9') {
                         n = n * 10 + (*p - '0');
-                    else
+                        if (n > 32768)
+                            n = 32768; /* glibc refuses more than 32767 */
+                    } else {
+                        if (first)
+                            least = n;
+                        first = false;
                         n = 0;
+                    }
                     if (n > bound)
                         bound = n;
                 }
+                if (first)
+                    least = n;
                 copies = bound + 1;
             }
             if (*p != '\0')
                 p++;
-            total += last * (copies - 1);
-            last *= copies;
+            if (held) { /* else glibc refuses it, or takes it literally: nothing to expand */
+                item.nodes = item.nodes * copies + 1;
+                item.epsilon *= copies;
+                item.nullable = item.nullable || least == 0;
+            }
             continue;
         }
+        if (held)
+            re_commit(&branch, &run, item, &branch_nullable);
+        held = true;
+        item = (re_cost_t){1, 0, false};
         if (*p == '(') {
             p++;
-            atom = expanded_size(&p, true) + 1;
+            re_cost_t group = re_cost(&p, true);
+            item = (re_cost_t){group.nodes + 1, group.epsilon, group.nullable};
             if (*p == ')')
                 p++;
         } else if (*p == '[') {
@@ -118,14 +176,23 @@ static double expanded_size(const char **pp, bool nested)
             p = e != NULL ? e + 1 : p + strlen(p);
         } else if (*p == '\\' && p[1] != '\0') {
             p += 2;
+        } else if (*p == '^' || *p == '$') {
+            /* An anchor matches no character, and repeated ones cost glibc far more than other
+             * such nodes (cubic: `(^){400}` took 766 MB): counted as 16 nodes. */
+            item = (re_cost_t){16, 0, true};
+            p++;
         } else {
             p++;
         }
-        total += atom;
-        last = atom;
     }
+    if (held)
+        re_commit(&branch, &run, item, &branch_nullable);
+    branch.epsilon += run * run;
+    all.nodes += branch.nodes;
+    all.epsilon += branch.epsilon;
+    all.nullable |= branch_nullable;
     *pp = p;
-    return total;
+    return all;
 }
 
 static bool pattern_size_ok(const char *text, char *why, size_t why_cap)
@@ -135,10 +202,17 @@ static bool pattern_size_ok(const char *text, char *why, size_t why_cap)
         return false;
     }
     const char *p = text;
-    if (expanded_size(&p, false) > MAX_EXPANDED) {
+    re_cost_t c = re_cost(&p, false);
+    if (c.nodes > MAX_EXPANDED) {
         snprintf(why, why_cap,
                  "its repetitions expand past %d nodes (nested or stacked repetitions multiply)",
                  MAX_EXPANDED);
+        return false;
+    }
+    if (c.epsilon > MAX_EPSILON) {
+        snprintf(why, why_cap,
+                 "it repeats what can match nothing too often: compiling it would take "
+                 "gigabytes (keep repetitions of optional parts under a few hundred)");
         return false;
     }
     return true;

@@ -217,21 +217,32 @@ static int load_upstream_tls(const char *const paths[3])
         fprintf(stderr, "fstore serve: --upstream-tls-cert and --upstream-tls-key go together\n");
         return 2;
     }
-    for (int i = 0; i < 3; i++) {
+    char *pem[3] = {NULL, NULL, NULL};
+    int status = 0;
+    for (int i = 0; i < 3 && status == 0; i++) {
         if (!given[i])
             continue;
-        char *pem = NULL;
-        int rc = base_read_file(paths[i], (size_t)1 << 20, &pem, NULL);
-        bool ok = rc == 0 && strstr(pem, marks[i]) != NULL;
-        if (pem != NULL)
-            explicit_bzero(pem, strlen(pem)); /* the key, above all */
-        free(pem);
-        if (!ok) {
+        int rc = base_read_file(paths[i], (size_t)1 << 20, &pem[i], NULL);
+        if (rc < 0 || strstr(pem[i], marks[i]) == NULL) {
             fprintf(stderr, "fstore serve: %s %s: %s\n", flags[i], paths[i],
                     rc < 0 ? strerror(-rc) : "not a PEM file of that kind");
-            return 2;
+            status = 2;
         }
     }
+    if (status == 0 && given[1] && !server_tls_pair_matches(pem[1], pem[2])) {
+        fprintf(stderr,
+                "fstore serve: the key in --upstream-tls-key %s is not the certificate's "
+                "in --upstream-tls-cert %s\n",
+                paths[2], paths[1]);
+        status = 2;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (pem[i] != NULL)
+            explicit_bzero(pem[i], strlen(pem[i])); /* the key, above all */
+        free(pem[i]);
+    }
+    if (status != 0)
+        return status;
     upstream_tls = (upstream_tls_t){given[0] ? paths[0] : NULL, given[1] ? paths[1] : NULL,
                                     given[2] ? paths[2] : NULL};
     return 0;

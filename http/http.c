@@ -351,8 +351,11 @@ double http__item_q(const char *p, size_t n)
         const char *k = semi + 1;
         while (k < end && (*k == ' ' || *k == '\t'))
             k++;
-        if (end - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=')
-            return strtod(k + 2, NULL);
+        if (end - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=') {
+            /* RFC 9110's qvalue is 0 to 1: anything else (negative, NaN, junk) refuses. */
+            double q = strtod(k + 2, NULL);
+            return q > 0.0 ? (q < 1.0 ? q : 1.0) : 0.0;
+        }
     }
     return 1.0;
 }
@@ -426,7 +429,7 @@ static enum MHD_Result send_response(http_req_t *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
-    if (out_len >= HTTP_COMPRESS_MIN_BYTES)
+    if (out_len >= HTTP_COMPRESS_MIN_BYTES && !r->h->o.no_response_compression)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (gzipped)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");

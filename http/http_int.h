@@ -147,7 +147,8 @@ void http__complete(http_req_t *r, int rc);
 /* The request header's value, or NULL. */
 const char *http__header_in(http_req_t *r, const char *name);
 /* The q of one item of a header list (the n bytes at p, e.g. "text/csv;q=0.5" or "gzip;q=0"):
- * its q parameter, any case; 1 without one. */
+ * its q parameter, any case, clamped to 0..1 (one that is not a number above 0 refuses: 0); 1
+ * without one. */
 double http__item_q(const char *p, size_t n);
 /* Parses the body as a JSON object, its tree at most HTTP_JSON_AMPLIFICATION times the body's
  * size (plus HTTP_JSON_FLOOR). Returns: 0 and *out (decref it); -EINVAL (not a JSON object) or

@@ -88,7 +88,7 @@ int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
         return -ENOMEM;
     ws->core = core;
     ws->stats = stats;
-    ws->max_watches = max_watches;
+    ws->max_watches = max_watches > 0 ? max_watches : SERVER_DEFAULT_MAX_WATCHES;
     ws->max_send_us = (int64_t)max_send_ms * 1000;
     ws->not_taken = not_taken;
     ws->logged_us = INT64_MIN / 2;
@@ -347,11 +347,12 @@ static void end_stalled(watch_t *w, int64_t now)
 
 void server__watch_notify(server_watches_t *ws)
 {
+    request_one(ws); /* again, if the last attempt could not be made (out of memory) */
     int64_t now = base_mono_us();
     watch_t *w = ws->head;
     while (w != NULL) {
         watch_t *next = w->next;
-        if (w->active && w->sending && !w->stalled && ws->max_send_us > 0 &&
+        if (w->active && w->sending && !w->stalled && !w->closed && ws->max_send_us > 0 &&
             now - w->send_t0_us > ws->max_send_us)
             end_stalled(w, now);
         else if (w->active && !w->sending && !w->closed && !w->status_sent && !w->stalled &&

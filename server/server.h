@@ -100,7 +100,7 @@ typedef struct server_options {
      * reply messages of SERVER_COMPRESS_MIN_BYTES or more compressed the same way. */
     bool no_response_compression;
     unsigned max_watches; /* --grpc-max-watches: Health/Watch streams open at once; more are
-                             refused RESOURCE_EXHAUSTED at once; SERVER_DEFAULT_MAX_WATCHES */
+                             refused RESOURCE_EXHAUSTED at once; 0: SERVER_DEFAULT_MAX_WATCHES */
     /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
      * new certificate). With a client CA, client certificates are verified when presented, and
      * required with tls_require_client_cert (mTLS). */
@@ -203,5 +203,9 @@ void server_local_free(server_local_t *l);
  * grpc_server_handling_seconds. server is a server_t (an HTTP metrics source). Counted per worker,
  * summed here. Thread safety: any thread while the server runs. */
 void server_metrics(void *server, FILE *out);
+
+/* Whether the PEM chain's first certificate and the PEM private key belong together (the
+ * listener's reload check, and serve's check of --upstream-tls-cert/-key). */
+bool server_tls_pair_matches(const char *cert_pem, const char *key_pem);
 
 #endif /* SERVER_SERVER_H */

@@ -30,8 +30,7 @@ struct server_tls {
 /* No PEM bundle is a megabyte. */
 #define PEM_MAX ((size_t)1 << 20)
 
-/* Whether the chain's first certificate and the key belong together. */
-static bool pair_matches(const char *cert_pem, const char *key_pem)
+bool server_tls_pair_matches(const char *cert_pem, const char *key_pem)
 {
     BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
     X509 *x = cb != NULL ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
@@ -70,7 +69,7 @@ static grpc_ssl_server_certificate_config *load(server_tls_t *t, struct stat now
                  "not PEM of the right kind (want --tls-cert a certificate "
                  "chain, --tls-key its private key, --tls-client-ca "
                  "certificates)");
-    } else if (!pair_matches(pem[0], pem[1])) {
+    } else if (!server_tls_pair_matches(pem[0], pem[1])) {
         /* Also what a rotation that replaced one file and not yet the other looks like. */
         snprintf(why, cap, "the key in %s is not the certificate's in %s", t->paths[1],
                  t->paths[0]);

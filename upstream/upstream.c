@@ -55,6 +55,10 @@ int upstream_pool_new(size_t max_bytes, const upstream_tls_t *tls, upstream_pool
         return -ENOMEM;
     const char *file[3] = {tls ? tls->ca_file : NULL, tls ? tls->cert_file : NULL,
                            tls ? tls->key_file : NULL};
+    if ((file[1] == NULL) != (file[2] == NULL)) {
+        free(u);
+        return -EINVAL; /* gRPC's file watcher aborts on a certificate without its key */
+    }
     for (int i = 0; i < 3; i++) {
         if (file[i] != NULL && (u->tls_file[i] = strdup(file[i])) == NULL) {
             for (int k = 0; k < i; k++)
@@ -63,9 +67,6 @@ int upstream_pool_new(size_t max_bytes, const upstream_tls_t *tls, upstream_pool
             return -ENOMEM;
         }
     }
-    if (u->tls_file[0] != NULL || u->tls_file[1] != NULL)
-        u->tls_files = grpc_tls_certificate_provider_file_watcher_create(
-            u->tls_file[2], u->tls_file[1], u->tls_file[0], UPSTREAM_TLS_REFRESH_S);
     pthread_mutex_init(&u->lock, NULL);
     pthread_cond_init(&u->idle, NULL);
     u->max_bytes = max_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)max_bytes;
@@ -157,7 +158,7 @@ static void *pool_thread(void *arg)
     return NULL;
 }
 
-static grpc_channel *channel_create(const upstream_pool_t *u, const char *target, bool tls)
+static grpc_channel *channel_create(upstream_pool_t *u, const char *target, bool tls)
 {
     grpc_arg args[4];
     memset(args, 0, sizeof args);
@@ -182,6 +183,11 @@ static grpc_channel *channel_create(const upstream_pool_t *u, const char *target
         /* The server's certificate is verified (chain and name: gRPC's defaults for a client)
          * against the watched CA file, or gRPC's default roots when none is given. */
         grpc_tls_credentials_options *o = grpc_tls_credentials_options_create();
+        /* The watcher (a thread) starts with the first TLS channel: none without a binding
+         * that says `tls: true`. channel_get() holds the pool's lock. */
+        if (u->tls_files == NULL && (u->tls_file[0] != NULL || u->tls_file[1] != NULL))
+            u->tls_files = grpc_tls_certificate_provider_file_watcher_create(
+                u->tls_file[2], u->tls_file[1], u->tls_file[0], UPSTREAM_TLS_REFRESH_S);
         if (u->tls_files != NULL) {
             grpc_tls_credentials_options_set_certificate_provider(o, u->tls_files);
             if (u->tls_file[0] != NULL)

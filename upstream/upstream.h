@@ -29,10 +29,13 @@ typedef struct upstream_pool upstream_pool_t;
 /* TLS to the model servers of bindings that say `tls: true` (serve --upstream-tls-ca, -cert,
  * -key): PEM files, each NULL when not given. ca_file: the CAs their certificates must chain to
  * (NULL: gRPC's default roots); cert_file and key_file: this node's certificate chain and key,
- * for servers that require a client certificate (both or neither). The pool reads them again
- * every UPSTREAM_TLS_REFRESH_S seconds (gRPC's file watcher), so a rotated certificate, key or
- * CA is used from the next connection on, with no restart; connections already open keep
- * theirs. A file that cannot be read then fails new handshakes until it can be. */
+ * for servers that require a client certificate (both or neither). From the first TLS channel
+ * on, the pool reads them again every UPSTREAM_TLS_REFRESH_S seconds (gRPC's file watcher), so
+ * a rotated certificate, key or CA is used from the next connection on, with no restart;
+ * connections already open keep theirs. A file that becomes unreadable is logged by gRPC and
+ * the channels keep its last good contents (a channel to a target first used meanwhile fails
+ * until the file is readable again); a key that is not (yet) its certificate's fails
+ * handshakes until the pair matches again. gRPC keeps its own copies of the key in memory. */
 typedef struct upstream_tls {
     const char *ca_file;
     const char *cert_file;
@@ -41,7 +44,8 @@ typedef struct upstream_tls {
 
 #define UPSTREAM_TLS_REFRESH_S 2
 
-/* Returns: 0 and *out, -ENOMEM. Requests and responses over max_bytes (the front door's
+/* Returns: 0 and *out, -ENOMEM, -EINVAL (a certificate without its key or a key without its
+ * certificate). Requests and responses over max_bytes (the front door's
  * --max-response-bytes: the upstream's answer becomes its answer) are refused by gRPC. tls may
  * be NULL (no options: default roots, no client certificate); the pool keeps copies of the
  * paths. Ownership: the caller frees *out with upstream_pool_free(). */

@@ -1618,8 +1618,9 @@ Test(catalog_load, directories_hidden_files_and_other_names_are_not_read)
 
 /* Found by fuzz_catalog_load: 41 stacked '+' (POSIX leaves them undefined; glibc nests them,
  * each doubling the tree) took regcomp past 2 GB. Nested '+' groups and long alternations of
- * bounded repetitions are refused likewise; ordinary patterns, many repetitions side by side
- * included, are not. */
+ * bounded repetitions are refused likewise, and so are long repetitions of what can match
+ * nothing (each measured at 0.3 to 4 GB in glibc 2.36); ordinary patterns, many repetitions
+ * side by side included, are not. */
 Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
 {
     static const char *const bad[] = {
@@ -1633,6 +1634,24 @@ Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
         "klmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrst"
         "uvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz++++++++++++++++++++",
     };
+    static const char *const empty_runs[] = {
+        "(a?){2000}",   "(a*){5000}",       "(^){5000}", "(()){9999}",
+        "(a|b?){5000}", "((a?){100}){100}", "($){200}",  "a?b*(c?){600}",
+    };
+    for (size_t i = 0; i < sizeof empty_runs / sizeof empty_runs[0]; i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof yaml,
+                 "project: p\n"
+                 "feature_views:\n"
+                 "  - name: v\n"
+                 "    features:\n"
+                 "      - name: s\n"
+                 "        dtype: STRING\n"
+                 "        validation: {pattern: '%s'}\n",
+                 empty_runs[i]);
+        expect_only_error(yaml, "feature_views[0].features[0].validation.pattern", 7, 31,
+                          "repeats what can match nothing too often");
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char yaml[1024];
         snprintf(yaml, sizeof yaml,
@@ -1653,6 +1672,11 @@ Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
         "[0-9]{3}-[0-9]{4}(-[0-9]{1,5})?",
         "(ab|cd)*[[:alpha:]]{2,64}",
         "x{1000}",
+        "(ab?){9999}",
+        "(a?){100}",
+        "^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$",
+        "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        "^(https?://)?([a-z0-9-]+\\.)+[a-z]{2,63}(/[^ ]*)?$",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char yaml[1024];

@@ -95,6 +95,15 @@ class HostileCase(unittest.TestCase):
         self.assertIn("decompresses to over --max-message-bytes", msg)
         self.assertLess(rss_mb(self.server.proc.pid, "VmHWM") - before, 64)
 
+    def written(self, n):
+        """Drivers 1..n in driver_stats@v1."""
+        ch = grpc.insecure_channel(self.server.target)
+        self.addCleanup(ch.close)
+        FeatureStoreClient(channel=ch).write_features(
+            "driver_stats@v1", {"driver_id": list(range(1, n + 1)),
+                                "trips": list(range(1, n + 1)),
+                                "conv_rate": [0.5] * n})
+
     def other_client_ok(self, deadline=3.0):
         """A well-behaved client's Health/Check, within its deadline."""
         ch = grpc.insecure_channel(self.server.target)
@@ -125,14 +134,6 @@ class Compression(HostileCase):
         got = client.get_online_features(features=["driver_stats@v1:trips"],
                                          entities={"driver_id": list(range(1, 201))})
         self.assertEqual(got["trips"], list(range(1, 201)))
-
-    def written(self, n):
-        ch = grpc.insecure_channel(self.server.target)
-        self.addCleanup(ch.close)
-        FeatureStoreClient(channel=ch).write_features(
-            "driver_stats@v1", {"driver_id": list(range(1, n + 1)),
-                                "trips": list(range(1, n + 1)),
-                                "conv_rate": [0.5] * n})
 
     def test_replies_come_compressed_as_the_request_came(self):
         """A request sent gzip (deflate) gets its reply gzip (deflate), marked so in its frame
@@ -201,8 +202,8 @@ class MergeFlood(unittest.TestCase):
 
     def peak_growth(self, body):
         """(status, seconds, peak RSS growth in MB) of body sent to a fresh server."""
-        server = Server(env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:"
-                                             "quarantine_size_mb=4"})
+        asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        server = Server(env={"ASAN_OPTIONS": asan + ":quarantine_size_mb=4"})
         self.addCleanup(server.cleanup)
         server.start()
         ch = grpc.insecure_channel(server.target,
@@ -251,11 +252,11 @@ class MergeFlood(unittest.TestCase):
             self.assertLess(took, 5 * took0 + 2, "%s: %.2f s, plain %.2f s" % (name, took, took0))
 
 
-class CompressionOff(Compression):
+class CompressionOff(HostileCase):
     """--grpc-response-compression off: compressed requests are read, replies go plain."""
     args = ["--grpc-response-compression", "off"]
 
-    def test_replies_come_compressed_as_the_request_came(self):
+    def test_replies_go_plain(self):
         self.written(300)
         c = H2Grpc(self.server.port)
         self.addCleanup(c.close)
@@ -331,13 +332,13 @@ class WatchBounds(HostileCase):
         self.addCleanup(c.close)
         c.pump(lambda: c.remote_max_streams is not None, timeout=5)
         sids = [c.call(WATCH, HEALTH_REQ) for _ in range(40)]
-        c.pump(lambda: all(c.streams[s]["headers"] for s in sids), 5)
-        # Meanwhile the bound is full: another watcher is refused.
-        with self.assertRaises(grpc.RpcError) as e:
-            ch = grpc.insecure_channel(self.server.target)
-            self.addCleanup(ch.close)
-            next(health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=3))
-        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # A 41st at once, while the bound is full: refused with a status alone, which the
+        # closed window does not hold back.
+        extra = c.call(WATCH, HEALTH_REQ)
+        c.pump(lambda: c.streams[extra]["ended"], 5)
+        md = dict(c.streams[extra]["headers"])
+        md.update(c.streams[extra]["trailers"])
+        self.assertEqual(md.get("grpc-status"), "8", md)
         # After --grpc-max-send-ms (1 s) the stalled ones are ended and counted ...
         c.pump(lambda: all(c.streams[s]["ended"] for s in sids), 10)
         self.assertEqual([s for s in sids if not c.streams[s]["ended"]], [])

@@ -112,6 +112,7 @@ class FeastHttpTest(HttpCase):
                 resp, raw = self.gof(big, headers={"Accept-Encoding": ae})
                 self.assertEqual(resp.status, 200)
                 self.assertEqual(resp.getheader("Content-Encoding"), "gzip" if gz else None)
+                self.assertEqual(resp.getheader("Vary"), "Accept-Encoding")
                 self.assertEqual(gzip.decompress(raw) if gz else raw, plain)
                 if gz:
                     self.assertLess(len(raw), len(plain) // 3)
@@ -786,6 +787,7 @@ class HttpCompressionOffTest(unittest.TestCase):
         self.assertEqual(resp.status, 200, raw)
         self.assertGreater(len(raw), 1024)
         self.assertIsNone(resp.getheader("Content-Encoding"))
+        self.assertIsNone(resp.getheader("Vary"))
         self.assertEqual(len(json.loads(raw)["results"]), 3)
         self.assertEqual(server.stop(), 0, server.log()[-3000:])
         self.assertIsNone(server.sanitizer_report())

@@ -702,7 +702,10 @@ class UpstreamTls(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as cm:
             self.predict(s)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("127.0.0.1:%d" % self.misnamed.port, cm.exception.details())
         self.assertEqual(self.misnamed.requests, [], "a call reached a misnamed server")
+        self.assertEqual(s.stop(), 0, s.log()[-3000:])
+        self.assertIsNone(s.sanitizer_report())
 
     def test_rotated_files_are_used_without_a_restart(self):
         """The node starts with the wrong CA and a certificate the model server does not take;
@@ -745,6 +748,7 @@ class UpstreamTls(unittest.TestCase):
                 self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
                 self.assertLess(time.monotonic(), deadline, "the new files were never used")
                 time.sleep(0.2)
+        self.assertIsNone(s.proc.poll(), "the server restarted or died")
         self.assertEqual(s.proc.pid, pid)
         self.assertGreater(len(self.upstream.requests), n)
         self.assertEqual(s.stop(), 0, s.log()[-3000:])
@@ -755,7 +759,10 @@ class UpstreamTls(unittest.TestCase):
                 (["--upstream-tls-cert", os.path.join(self.d, "node.pem")], "go together"),
                 (["--upstream-tls-ca", os.path.join(self.d, "missing.pem")],
                  "No such file or directory"),
-                (["--upstream-tls-ca", os.path.join(self.d, "node.key")], "not a PEM file")):
+                (["--upstream-tls-ca", os.path.join(self.d, "node.key")], "not a PEM file"),
+                (["--upstream-tls-cert", os.path.join(self.d, "node.pem"),
+                  "--upstream-tls-key", os.path.join(self.d, "stranger.key")],
+                 "is not the certificate's")):
             with self.subTest(args=args):
                 s = Server(catalog=self.catalog, args=args)
                 self.addCleanup(s.cleanup)
