@@ -309,6 +309,10 @@ static void usage(FILE *f)
             "                           more) compressed the same way; off: always plain\n"
             "  --grpc-max-watches N     Health/Watch streams open at once; more are refused\n"
             "                           RESOURCE_EXHAUSTED (default %u)\n"
+            "  --grpc-max-reflection-streams N  server reflection streams open at once; more\n"
+            "                           are refused likewise (default %u)\n"
+            "  --grpc-reflection-idle-s N  end a reflection stream that waits this long for\n"
+            "                           its next request (default %u; 0: never)\n"
             "  --tls-cert FILE, --tls-key FILE  serve gRPC and HTTP over TLS with this PEM\n"
             "                           certificate chain and key (both reload them when they\n"
             "                           change)\n"
@@ -375,7 +379,8 @@ static void usage(FILE *f)
             (size_t)SERVER_DEFAULT_MAX_MEMORY, SERVER_DEFAULT_MAX_SEND_MS,
             SERVER_DEFAULT_MAX_AGE_GRACE_S, SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS,
             SERVER_DEFAULT_MIN_PING_INTERVAL_MS, SERVER_COMPRESS_MIN_BYTES,
-            SERVER_DEFAULT_MAX_WATCHES, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
+            SERVER_DEFAULT_MAX_WATCHES, SERVER_DEFAULT_MAX_REFLECTION_STREAMS,
+            SERVER_DEFAULT_REFLECTION_IDLE_S, HTTP_DEFAULT_LISTEN, HTTP_DEFAULT_MAX_CONNECTIONS,
             HTTP_DEFAULT_CONNECTION_RATE, HTTP_DEFAULT_IDLE_TIMEOUT_S,
             HTTP_DEFAULT_UPSTREAM_TIMEOUT_MS, HTTP_DEFAULT_MAX_PASSTHROUGHS,
             HTTP_DEFAULT_MAX_WRITES, HTTP_COMPRESS_MIN_BYTES);
@@ -452,6 +457,9 @@ int cli_serve(int argc, char **argv)
         {"grpc-response-compression", 0, CLI_STRING, &response_compression, CLI_ENV, 0, 0,
          "mirror|off"},
         {"grpc-max-watches", 0, CLI_UNSIGNED, &o.max_watches, CLI_ENV, 1, 1000000},
+        {"grpc-max-reflection-streams", 0, CLI_UNSIGNED, &o.max_reflection_streams, CLI_ENV, 1,
+         100000},
+        {"grpc-reflection-idle-s", 0, CLI_UNSIGNED, &o.reflection_idle_s, CLI_ENV, 0, 86400},
         {"http-response-compression", 0, CLI_STRING, &http_response_compression, CLI_ENV, 0, 0,
          "gzip|off"},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,

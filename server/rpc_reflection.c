@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,12 @@
  * (protos/reflection_table.py: every file fstore serves, serialized, with its imports). v1alpha
  * and v1 have the same messages field for field, so one encoder answers both paths. Like
  * Health/Watch, streams run on the control thread, one request at a time each (receive, answer,
- * receive); at most REFL_MAX streams are matched at once, and a stream's requests are bounded
- * in size by the request limit.
+ * receive), and a stream's requests are bounded in size by the request limit. What a client can
+ * make them hold is bounded as for Watch: one request is always outstanding per path, a stream
+ * matched while max_streams are open is refused at once (RESOURCE_EXHAUSTED, a status with its
+ * initial metadata), an answer not taken within max_send_us ends its stream, and so does a
+ * stream that waits longer than idle_us for its next request (server__reflection_tick()).
  */
-
-#define REFL_MAX 64
 
 static const char *const services[] = {
     "feast.serving.ServingService",         "fstore.v1.OnlineFeatureService",
@@ -47,8 +50,13 @@ struct refl {
     grpc_byte_buffer *in, *out;
     int cancelled;
     int64_t t0_us;            /* when the call was matched, for its duration */
+    int64_t op_t0_us;         /* when the receive or send in flight (busy) started */
     grpc_status_code outcome; /* the status finish() sent */
     bool active, closed, status_sent, status_done, busy;
+    bool sending; /* busy with a send (else with a receive) */
+    bool md_sent; /* the initial metadata went (with the first receive) */
+    bool refused; /* matched past max_streams: it only gets its status */
+    bool bounded; /* ended by a bound (idle, or an answer not taken) */
 };
 
 struct server_reflection {
@@ -58,6 +66,10 @@ struct server_reflection {
     refl_t *head;
     size_t n_active, n_pending[2];
     size_t max_request;
+    size_t max_streams;
+    int64_t max_send_us, idle_us; /* 0: no bound */
+    _Atomic uint64_t *not_taken;
+    int64_t logged_us;     /* the last reply_not_taken line (at most one a minute) */
     method_stats_t *stats; /* [2]: by path */
     bool draining;
 };
@@ -69,12 +81,18 @@ static void on_close(server_tag_t *t, bool ok);
 static void on_status(server_tag_t *t, bool ok);
 
 int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t max_request,
-                            method_stats_t *stats, server_reflection_t **out)
+                            method_stats_t *stats, const server__stream_bounds_t *b,
+                            server_reflection_t **out)
 {
     server_reflection_t *rs = calloc(1, sizeof *rs);
     if (rs == NULL)
         return -ENOMEM;
     rs->stats = stats;
+    rs->max_streams = b->max_streams > 0 ? b->max_streams : SERVER_DEFAULT_MAX_REFLECTION_STREAMS;
+    rs->max_send_us = (int64_t)b->max_send_ms * 1000;
+    rs->idle_us = (int64_t)b->idle_s * 1000000;
+    rs->not_taken = b->not_taken;
+    rs->logged_us = INT64_MIN / 2;
     rs->grpc = gs;
     rs->cq = cq;
     rs->max_request = max_request;
@@ -110,15 +128,18 @@ static void free_refl(refl_t *r)
     if (r->call != NULL)
         grpc_call_unref(r->call);
     grpc_metadata_array_destroy(&r->md);
-    bool was_active = r->active;
+    bool was_active = r->active, was_matched = r->active || r->refused;
     int path = r->path;
-    if (was_active)
+    if (was_matched)
         server__count_handled(&rs->stats[path],
-                              r->cancelled || !r->status_sent ? GRPC_STATUS_CANCELLED : r->outcome,
+                              r->bounded || r->refused          ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                              : r->cancelled || !r->status_sent ? GRPC_STATUS_CANCELLED
+                                                                : r->outcome,
                               base_mono_us() - r->t0_us);
     free(r);
-    if (was_active) {
+    if (was_active)
         rs->n_active--;
+    if (was_matched) { /* in case a request could not be made */
         request_one(rs, path);
         request_one(rs, 1 - path);
     }
@@ -126,7 +147,7 @@ static void free_refl(refl_t *r)
 
 static void request_one(server_reflection_t *rs, int path)
 {
-    if (rs->draining || rs->n_active >= REFL_MAX || rs->n_pending[path] > 0)
+    if (rs->draining || rs->n_pending[path] > 0)
         return;
     refl_t *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -159,15 +180,20 @@ static void finish(refl_t *r, grpc_status_code code, const char *msg)
 {
     if (r->status_sent || r->busy)
         return;
-    grpc_op op;
-    memset(&op, 0, sizeof op);
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    /* A status sent alone never reaches the client with gRPC 1.51 (rpc_unimplemented.c). */
+    if (!r->md_sent)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     grpc_slice details = grpc_slice_from_static_string(msg);
-    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    op.data.send_status_from_server.status = code;
-    op.data.send_status_from_server.status_details = msg[0] != '\0' ? &details : NULL;
+    grpc_op *op = &ops[n++];
+    op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    op->data.send_status_from_server.status = code;
+    op->data.send_status_from_server.status_details = msg[0] != '\0' ? &details : NULL;
     r->status_sent = true;
     r->outcome = code;
-    if (grpc_call_start_batch(r->call, &op, 1, &r->t_status.tag, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(r->call, ops, n, &r->t_status.tag, NULL) != GRPC_CALL_OK)
         r->status_done = true;
     if (r->status_done && r->closed)
         free_refl(r);
@@ -180,6 +206,8 @@ static void start_recv(refl_t *r)
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &r->in;
     r->busy = true;
+    r->sending = false;
+    r->op_t0_us = base_mono_us();
     if (grpc_call_start_batch(r->call, &op, 1, &r->t_recv.tag, NULL) != GRPC_CALL_OK) {
         r->busy = false;
         finish(r, GRPC_STATUS_INTERNAL, "cannot receive");
@@ -195,10 +223,14 @@ static void on_new(server_tag_t *t, bool ok)
         free_refl(r);
         return;
     }
-    r->active = true;
     r->t0_us = base_mono_us();
     atomic_fetch_add_explicit(&rs->stats[r->path].started, 1, memory_order_relaxed);
-    rs->n_active++;
+    if (rs->n_active >= rs->max_streams) {
+        r->refused = true;
+    } else {
+        r->active = true;
+        rs->n_active++;
+    }
     request_one(rs, r->path);
     grpc_op ops[2];
     memset(ops, 0, sizeof ops);
@@ -206,11 +238,20 @@ static void on_new(server_tag_t *t, bool ok)
     ops[0].data.recv_close_on_server.cancelled = &r->cancelled;
     if (grpc_call_start_batch(r->call, ops, 1, &r->t_close.tag, NULL) != GRPC_CALL_OK)
         r->closed = true;
+    if (r->refused) {
+        finish(r, GRPC_STATUS_RESOURCE_EXHAUSTED,
+               "too many reflection streams open on this server "
+               "(--grpc-max-reflection-streams)");
+        return;
+    }
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_RECV_MESSAGE;
     ops[1].data.recv_message.recv_message = &r->in;
+    r->md_sent = true;
     r->busy = true;
+    r->sending = false;
+    r->op_t0_us = base_mono_us();
     if (grpc_call_start_batch(r->call, ops, 2, &r->t_recv.tag, NULL) != GRPC_CALL_OK) {
         r->busy = false;
         finish(r, GRPC_STATUS_INTERNAL, "cannot receive");
@@ -382,6 +423,8 @@ static void on_recv(server_tag_t *t, bool ok)
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = r->out;
     r->busy = true;
+    r->sending = true;
+    r->op_t0_us = base_mono_us();
     if (grpc_call_start_batch(r->call, &op, 1, &r->t_send.tag, NULL) != GRPC_CALL_OK) {
         r->busy = false;
         finish(r, GRPC_STATUS_INTERNAL, "cannot send");
@@ -421,6 +464,40 @@ static void on_status(server_tag_t *t, bool ok)
     r->status_done = true;
     if (r->closed)
         free_refl(r);
+}
+
+/* Cancels r, held past a bound (why): the cancellation completes its receive or send and its
+ * close, and those end it. */
+static void end_bounded(refl_t *r, const char *why, int64_t now)
+{
+    server_reflection_t *rs = r->owner;
+    r->bounded = true;
+    if (r->sending) {
+        atomic_fetch_add_explicit(rs->not_taken, 1, memory_order_relaxed);
+        if (now - rs->logged_us >= 60 * 1000000LL) {
+            rs->logged_us = now;
+            base_log(BASE_LOG_WARN, "reply_not_taken", "{s:s, s:I, s:s}", "method",
+                     "ServerReflectionInfo", "max_send_ms", (json_int_t)(rs->max_send_us / 1000),
+                     "note", "at most one line a minute");
+        }
+    }
+    grpc_call_cancel_with_status(r->call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
+}
+
+void server__reflection_tick(server_reflection_t *rs)
+{
+    request_one(rs, 0); /* again, if the last attempt could not be made (out of memory) */
+    request_one(rs, 1);
+    int64_t now = base_mono_us();
+    for (refl_t *r = rs->head, *next; r != NULL; r = next) {
+        next = r->next;
+        if (!r->active || !r->busy || r->bounded || r->closed || r->status_sent)
+            continue;
+        if (r->sending && rs->max_send_us > 0 && now - r->op_t0_us > rs->max_send_us)
+            end_bounded(r, "reflection answer not taken within --grpc-max-send-ms", now);
+        else if (!r->sending && rs->idle_us > 0 && now - r->op_t0_us > rs->idle_us)
+            end_bounded(r, "reflection stream idle for over --grpc-reflection-idle-s", now);
+    }
 }
 
 void server__reflection_drain(server_reflection_t *rs)

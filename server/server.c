@@ -192,6 +192,8 @@ void server_options_init(server_options_t *o)
     o->max_memory = SERVER_DEFAULT_MAX_MEMORY;
     o->max_send_ms = SERVER_DEFAULT_MAX_SEND_MS;
     o->max_watches = SERVER_DEFAULT_MAX_WATCHES;
+    o->max_reflection_streams = SERVER_DEFAULT_MAX_REFLECTION_STREAMS;
+    o->reflection_idle_s = SERVER_DEFAULT_REFLECTION_IDLE_S;
     o->max_age_grace_s = SERVER_DEFAULT_MAX_AGE_GRACE_S;
     o->handshake_timeout_ms = SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 }
@@ -1077,8 +1079,11 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
                             &s->watches);
     if (rc < 0)
         goto out;
+    server__stream_bounds_t refl_bounds = {s->opts.max_reflection_streams, s->opts.max_send_ms,
+                                           s->opts.reflection_idle_s, &s->stuck_replies};
     rc = server__reflection_init(s->grpc, s->ctl_cq, core_limits(core)->max_message_bytes,
-                                 &s->stream_stats[SERVER_STREAM_REFLECTION_V1], &s->reflection);
+                                 &s->stream_stats[SERVER_STREAM_REFLECTION_V1], &refl_bounds,
+                                 &s->reflection);
     if (rc < 0)
         goto out;
     rc = server__unknown_init(s->grpc, s->ctl_cq, &s->unknown);
@@ -1285,6 +1290,7 @@ int server_run(server_t *s)
         /* The health can change by itself (a replica catching up): watchers follow. */
         if (!stopping)
             server__watch_notify(s->watches);
+        server__reflection_tick(s->reflection);
     }
     stop_workers(s);
     /* The writer's counters: batches / commits is the group-commit factor of this run. */

@@ -47,6 +47,8 @@ typedef struct server server_t;
 #define SERVER_DEFAULT_MAX_MEMORY ((size_t)512 << 20)
 #define SERVER_DEFAULT_MAX_SEND_MS 10000u
 #define SERVER_DEFAULT_MAX_WATCHES 4096u
+#define SERVER_DEFAULT_MAX_REFLECTION_STREAMS 64u
+#define SERVER_DEFAULT_REFLECTION_IDLE_S 60u
 /* Reply messages shorter than this go plain even to a client with compression on: a few
  * hundred bytes gain less than zlib's header, trailer and time cost. */
 #define SERVER_COMPRESS_MIN_BYTES 512u
@@ -101,6 +103,10 @@ typedef struct server_options {
     bool no_response_compression;
     unsigned max_watches; /* --grpc-max-watches: Health/Watch streams open at once; more are
                              refused RESOURCE_EXHAUSTED at once; 0: SERVER_DEFAULT_MAX_WATCHES */
+    unsigned max_reflection_streams; /* --grpc-max-reflection-streams: reflection streams open
+                                        at once, more refused likewise; 0: the default */
+    unsigned reflection_idle_s;      /* --grpc-reflection-idle-s: a reflection stream waiting this
+                                        long for its next request is ended; 0: never */
     /* TLS (all NULL: plaintext): PEM files, reloaded when they change (new connections get the
      * new certificate). With a client CA, client certificates are verified when presented, and
      * required with tls_require_client_cert (mTLS). */

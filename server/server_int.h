@@ -274,10 +274,23 @@ void server__watch_free(server_watches_t *w);
 
 /* gRPC server reflection (rpc_reflection.c): v1 and v1alpha streams on the control thread. */
 typedef struct server_reflection server_reflection_t;
+/* The bounds on a control-thread stream kind (reflection): streams open at once (0: the
+ * default), an answer not taken (0: none), a wait for the next request (0: none); not_taken
+ * counts the answers not taken. */
+typedef struct server__stream_bounds {
+    unsigned max_streams;
+    unsigned max_send_ms;
+    unsigned idle_s;
+    _Atomic uint64_t *not_taken;
+} server__stream_bounds_t;
+
 /* stats: [2], v1's and v1alpha's. */
 int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t max_request,
-                            method_stats_t *stats, server_reflection_t **out);
+                            method_stats_t *stats, const server__stream_bounds_t *b,
+                            server_reflection_t **out);
 void server__reflection_start(server_reflection_t *rs);
+/* Ends the streams held past their bounds; call often (the control loop does, every 100 ms). */
+void server__reflection_tick(server_reflection_t *rs);
 void server__reflection_drain(server_reflection_t *rs);
 void server__reflection_free(server_reflection_t *rs);
 

@@ -95,5 +95,69 @@ class ReflectionTest(ServerTestCase):
                          "fstore.v1.OnlineFeatureService.WriteFeatures")
 
 
+class ReflectionBoundsTest(ServerTestCase):
+    """Reflection streams last as long as their clients keep them: at most
+    --grpc-max-reflection-streams are open (more are refused at once), one that waits longer
+    than --grpc-reflection-idle-s for its next request is ended, and so is one whose answer is
+    not taken within --grpc-max-send-ms; each frees its place."""
+    server_args = ["--grpc-max-reflection-streams", "4", "--grpc-reflection-idle-s", "2",
+                   "--grpc-max-send-ms", "1000"]
+    PATH = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+
+    def status(self, c, sid):
+        st = c.streams[sid]
+        md = dict(st["headers"])
+        md.update(st["trailers"])
+        return md.get("grpc-status"), md.get("grpc-message", "")
+
+    def list_ok(self):
+        (resp,) = ReflectionTest.ask(self, [v1.ServerReflectionRequest(list_services="")])
+        return {s.name for s in resp.list_services_response.service} == SERVICES
+
+    def test_streams_past_the_bound_are_refused_and_idle_ones_ended(self):
+        from h2_client import H2Grpc
+        c = H2Grpc(self.server.port)
+        self.addCleanup(c.close)
+        # Four streams that never send a request hold every place ...
+        idle = [c.start(self.PATH) for _ in range(4)]
+        c.flush()
+        c.pump(lambda: all(c.streams[s]["headers"] for s in idle), 5)
+        # ... so a fifth is refused at once, naming the flag.
+        fifth = c.start(self.PATH)
+        c.flush()
+        t0 = time.monotonic()
+        c.pump(lambda: c.streams[fifth]["ended"], 5)
+        self.assertLess(time.monotonic() - t0, 2)
+        code, msg = self.status(c, fifth)
+        self.assertEqual(code, "8", msg)  # RESOURCE_EXHAUSTED
+        self.assertIn("--grpc-max-reflection-streams", msg)
+        # After 2 s without a request the four are ended, and a real client is answered.
+        c.pump(lambda: all(c.streams[s]["ended"] for s in idle), 10)
+        for s in idle:
+            code, msg = self.status(c, s)
+            self.assertEqual(code, "8", msg)
+            self.assertIn("idle", msg)
+        self.assertTrue(self.list_ok())
+
+    def test_an_answer_never_taken_ends_its_stream(self):
+        from h2_client import H2Grpc, frame
+        before = self.server.metric("fstore_grpc_replies_not_taken_total")
+        c = H2Grpc(self.server.port, window=0)
+        self.addCleanup(c.close)
+        c.pump(lambda: c.remote_max_streams is not None, timeout=5)
+        ask = v1.ServerReflectionRequest(
+            file_containing_symbol="feast.serving.ServingService").SerializeToString()
+        sids = []
+        for _ in range(4):
+            sid = c.start(self.PATH)
+            c.send(sid, frame(ask), end=False)
+            sids.append(sid)
+        c.pump(lambda: all(c.streams[s]["ended"] for s in sids), 10)
+        self.assertEqual([s for s in sids if not c.streams[s]["ended"]], [])
+        self.assertGreaterEqual(self.server.metric("fstore_grpc_replies_not_taken_total"),
+                                before + 4)
+        self.assertTrue(self.list_ok())
+
+
 if __name__ == "__main__":
     unittest.main()
