@@ -2,12 +2,21 @@
 # modules with clang, ASan and UBSan, without a build tree (the protos are compiled here with
 # protoc-c, as protos/CMakeLists.txt does).
 #
+# fuzz_workdir NAME: a new directory $work (under TMPDIR) for one runner, removed when the
+# runner exits, unless it set keep=1 (a finding): then its path is printed.
+#
 # fuzz_build WORK OUT MAIN.c MODULE...: compiles MAIN.c with every source of each MODULE
 # (base catalog storage repl core codec upstream server http cdc clients/c cli; cli without its
 # main.c) into WORK/OUT.
 #
 # fuzz_run WORK TARGET SECONDS SEEDS [LIBFUZZER FLAG...]: runs WORK/TARGET for SECONDS (see
 # below).
+
+fuzz_workdir() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  keep=0
+  trap 'if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi' EXIT
+}
 
 fuzz_build() {
   local work=$1 out=$2 main=$3

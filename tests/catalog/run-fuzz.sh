@@ -9,10 +9,8 @@ root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cc=${CC:-clang}
 seconds=${FUZZ_SECONDS:-20}
 value_seconds=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
-work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz.XXXXXX")
-keep=0
-cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
-trap cleanup EXIT
+. "$root/tests/fuzz-lib.sh"
+fuzz_workdir fstore-fuzz
 
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root")
@@ -40,7 +38,6 @@ printf '\x72\x04\x0a\x02\x01\x02' >"$work/corpus_value/int64_list"
 printf '\x62\x05\x0a\x01a\x0a\x00' >"$work/corpus_value/string_list"
 printf '\x98\x01\x00' >"$work/corpus_value/null"
 
-. "$root/tests/fuzz-lib.sh"
 status=0
 fuzz_run "$work" fuzz_catalog_load "$seconds" "$work/corpus_load" -max_len=8192 \
   -dict="$root/tests/catalog/catalog.dict" || status=1

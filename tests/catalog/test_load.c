@@ -1616,6 +1616,20 @@ Test(catalog_load, directories_hidden_files_and_other_names_are_not_read)
     remove_dir(dir);
 }
 
+/* A catalog whose one feature has pattern p, into yaml (cap bytes). */
+static void pattern_catalog(char *yaml, size_t cap, const char *p)
+{
+    snprintf(yaml, cap,
+             "project: p\n"
+             "feature_views:\n"
+             "  - name: v\n"
+             "    features:\n"
+             "      - name: s\n"
+             "        dtype: STRING\n"
+             "        validation: {pattern: '%s'}\n",
+             p);
+}
+
 /* Found by fuzz_catalog_load: 41 stacked '+' (POSIX leaves them undefined; glibc nests them,
  * each doubling the tree) took regcomp past 2 GB. Nested '+' groups and long alternations of
  * bounded repetitions are refused likewise, and so are long repetitions of what can match
@@ -1640,29 +1654,13 @@ Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
     };
     for (size_t i = 0; i < sizeof empty_runs / sizeof empty_runs[0]; i++) {
         char yaml[1024];
-        snprintf(yaml, sizeof yaml,
-                 "project: p\n"
-                 "feature_views:\n"
-                 "  - name: v\n"
-                 "    features:\n"
-                 "      - name: s\n"
-                 "        dtype: STRING\n"
-                 "        validation: {pattern: '%s'}\n",
-                 empty_runs[i]);
+        pattern_catalog(yaml, sizeof yaml, empty_runs[i]);
         expect_only_error(yaml, "feature_views[0].features[0].validation.pattern", 7, 31,
                           "repeats what can match nothing too often");
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char yaml[1024];
-        snprintf(yaml, sizeof yaml,
-                 "project: p\n"
-                 "feature_views:\n"
-                 "  - name: v\n"
-                 "    features:\n"
-                 "      - name: s\n"
-                 "        dtype: STRING\n"
-                 "        validation: {pattern: '%s'}\n",
-                 bad[i]);
+        pattern_catalog(yaml, sizeof yaml, bad[i]);
         expect_only_error(yaml, "feature_views[0].features[0].validation.pattern", 7, 31,
                           "repetitions expand past");
     }
@@ -1680,15 +1678,7 @@ Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char yaml[1024];
-        snprintf(yaml, sizeof yaml,
-                 "project: p\n"
-                 "feature_views:\n"
-                 "  - name: v\n"
-                 "    features:\n"
-                 "      - name: s\n"
-                 "        dtype: STRING\n"
-                 "        validation: {pattern: '%s'}\n",
-                 good[i]);
+        pattern_catalog(yaml, sizeof yaml, good[i]);
         catalog_unref(load_ok(yaml));
     }
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "tests/fuzz_catalog.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,55 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  *             and INT32 keys);
  *   bit 3     --to offline (fv keeps a history) instead of the default.
  * The rest is the file. cli_ingest() runs on it exactly as `fstore ingest --data-dir D --view V
- * --format F FILE` does (the store under $TMPDIR, applied once), so its rows either all land or
- * none do; the fuzzer asks that it never crashes, leaks or trips UB, and that it exits 0 (loaded)
- * or 1 (bad rows), never 2 (a usage error: the arguments are always right).
+ * --format F FILE` does (the store under $TMPDIR, tests/fuzz_catalog.h applied once), so its rows
+ * either all land or none do; the fuzzer asks that it never crashes, leaks or trips UB, and that it
+ * exits 0 (loaded) or 1 (bad rows), never 2 (a usage error: the arguments are always right).
  */
-
-static const char catalog_yaml[] =
-    "project: fuzz\n"
-    "entities:\n"
-    "  - {name: driver, join_keys: [{name: driver_id, type: INT64}]}\n"
-    "  - {name: customer, join_keys: [{name: customer_id, type: STRING}]}\n"
-    "  - {name: device, join_keys: [{name: dev, type: BYTES}, {name: slot, type: INT32}]}\n"
-    "feature_views:\n"
-    "  - name: fv\n"
-    "    version: 1\n"
-    "    default: true\n"
-    "    entities: [driver]\n"
-    "    ttl: 1h\n"
-    "    offline: {retention: 1d}\n"
-    "    features:\n"
-    "      - {name: i64, dtype: INT64, default: 0, validation: {min: 0, max: 1000}}\n"
-    "      - {name: i32, dtype: INT32}\n"
-    "      - {name: f, dtype: FLOAT, validation: {not_null: true, min: 0, max: 1}}\n"
-    "      - {name: d, dtype: DOUBLE}\n"
-    "      - {name: s, dtype: STRING, validation: {pattern: '[a-z]+', max_length: 16}}\n"
-    "      - {name: by, dtype: BYTES}\n"
-    "      - {name: b, dtype: BOOL}\n"
-    "      - {name: ts, dtype: UNIX_TIMESTAMP}\n"
-    "      - {name: il, dtype: INT64_LIST, validation: {max_length: 8, min: -5, max: 5}}\n"
-    "      - {name: i32l, dtype: INT32_LIST}\n"
-    "      - {name: fl, dtype: FLOAT_LIST}\n"
-    "      - {name: dl, dtype: DOUBLE_LIST}\n"
-    "      - {name: sl, dtype: STRING_LIST}\n"
-    "      - {name: bl, dtype: BYTES_LIST}\n"
-    "      - {name: bol, dtype: BOOL_LIST}\n"
-    "      - {name: tsl, dtype: UNIX_TIMESTAMP_LIST}\n"
-    "  - name: fv\n"
-    "    version: 2\n"
-    "    entities: [driver]\n"
-    "    features:\n"
-    "      - {name: i64, dtype: INT64}\n"
-    "      - {name: c, dtype: STRING, validation: {allowed_values: [red, green]}}\n"
-    "  - name: pair\n"
-    "    version: 1\n"
-    "    entities: [driver, customer]\n"
-    "    features: [{name: n, dtype: INT64}, {name: s, dtype: STRING}]\n"
-    "  - name: dev\n"
-    "    version: 1\n"
-    "    entities: [device]\n"
-    "    features: [{name: v, dtype: DOUBLE, default: 1.5}]\n";
 
 static char data_dir[512], input[512];
 
@@ -93,7 +49,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(data_dir, sizeof data_dir, "%s/data", dir);
     snprintf(input, sizeof input, "%s/input", dir);
     FILE *f = fopen(cat_path, "w");
-    if (f == NULL || fputs(catalog_yaml, f) < 0 || fclose(f) != 0)
+    if (f == NULL || fputs(fuzz_catalog_yaml, f) < 0 || fclose(f) != 0)
         die("catalog file", -errno);
     char *apply[] = {"apply", "--catalog", cat_path, "--data-dir", data_dir, NULL};
     int rc = cli_apply(5, apply);

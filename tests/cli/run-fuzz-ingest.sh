@@ -7,12 +7,9 @@
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 seconds=${FUZZ_SECONDS:-20}
-work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-ingest.XXXXXX")
-keep=0
-cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
-trap cleanup EXIT
-
 . "$root/tests/fuzz-lib.sh"
+fuzz_workdir fstore-fuzz-ingest
+
 FUZZ_EXTRA_CFLAGS="-I$(pg_config --includedir)" FUZZ_EXTRA_LIBS="-lmicrohttpd -lgnutls -lpq" fuzz_build "$work" fuzz_ingest \
   "$root/tests/cli/fuzz_ingest.c" base catalog storage repl core codec upstream server http cdc \
   clients/c cli

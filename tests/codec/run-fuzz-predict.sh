@@ -6,12 +6,9 @@
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 seconds=${FUZZ_SECONDS:-20}
-work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-predict.XXXXXX")
-keep=0
-cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
-trap cleanup EXIT
-
 . "$root/tests/fuzz-lib.sh"
+fuzz_workdir fstore-fuzz-predict
+
 fuzz_build "$work" fuzz_predict "$root/tests/codec/fuzz_predict.c" base catalog storage repl core codec
 
 # Seeds: one entity input of each accepted form, built with protoc's text format.

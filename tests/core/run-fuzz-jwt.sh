@@ -2,18 +2,16 @@
 # tests/core/run-fuzz-jwt.sh - builds the JWT and JWKS fuzzer (core/jwt.c) with clang's libFuzzer
 # and runs it for FUZZ_SECONDS (default 20). Keys and seed tokens come from tests/e2e/jwt_tool.py
 # (PyJWT): valid RS256 and ES256 tokens, forgeries (alg none, HS256 keyed with the public key),
-# the JWKS itself, and claims the target signs with rsa1 (so that they reach the claim checks), with the kept corpus (tests/core/corpus/; its
-# tokens were signed by keys of earlier runs, so they exercise the parsers, not a valid
-# signature). Crashes are kept in a printed directory, never in the source tree.
+# the JWKS itself, and claims the target signs with rsa1 (so that they reach the claim checks),
+# with the kept corpus (tests/core/corpus/; its tokens were signed by keys of earlier runs, so
+# they exercise the parsers, not a valid signature). Crashes are kept in a printed directory,
+# never in the source tree.
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cc=${CC:-clang}
 seconds=${FUZZ_SECONDS:-20}
-work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-jwt.XXXXXX")
-keep=0
-cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
-trap cleanup EXIT
 . "$root/tests/fuzz-lib.sh"
+fuzz_workdir fstore-fuzz-jwt
 
 "$cc" -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -fno-omit-frame-pointer -w -I "$root" "$root"/base/*.c "$root/core/jwt.c" \

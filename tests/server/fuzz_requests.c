@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "server/server.h"
 #include "tests/codec/decode_equiv.h"
+#include "tests/fuzz_catalog.h"
 
 #include "feast/serving/ServingService.pb-c.h"
 #include "fstore/v1/fstore.pb-c.h"
@@ -28,72 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  *   4 a GetOnlineFeaturesRequest for the hand-written decoder, compared with protobuf-c, and
  *     the same bytes through the merge of fields given twice (check_merge()).
  * The methods run as a gRPC worker runs them, through server_local_call() (server/server.h),
- * against a real core: the catalog below, applied to a temporary LMDB store under $TMPDIR with a
- * few rows. Writes that the fuzzer gets right land in that store and are read back by later
- * inputs, so the store changes over a run (a crash seen in a long run may need the inputs before
- * it to reproduce).
+ * against a real core: tests/fuzz_catalog.h's catalog, applied to a temporary LMDB store under
+ * $TMPDIR with a few rows. Writes that the fuzzer gets right land in that store and are read back
+ * by later inputs, so the store changes over a run (a crash seen in a long run may need the inputs
+ * before it to reproduce).
  */
 
-static const char catalog_yaml[] =
-    "project: fuzz\n"
-    "entities:\n"
-    "  - {name: driver, join_keys: [{name: driver_id, type: INT64}]}\n"
-    "  - {name: customer, join_keys: [{name: customer_id, type: STRING}]}\n"
-    "  - {name: device, join_keys: [{name: dev, type: BYTES}, {name: slot, type: INT32}]}\n"
-    "feature_views:\n"
-    "  - name: fv\n"
-    "    version: 1\n"
-    "    default: true\n"
-    "    entities: [driver]\n"
-    "    ttl: 1h\n"
-    "    offline: {retention: 1d}\n"
-    "    features:\n"
-    "      - {name: i64, dtype: INT64, default: 0, validation: {min: 0, max: 1000}}\n"
-    "      - {name: i32, dtype: INT32}\n"
-    "      - {name: f, dtype: FLOAT, validation: {not_null: true, min: 0, max: 1}}\n"
-    "      - {name: d, dtype: DOUBLE}\n"
-    "      - {name: s, dtype: STRING, validation: {pattern: '[a-z]+', max_length: 16}}\n"
-    "      - {name: by, dtype: BYTES}\n"
-    "      - {name: b, dtype: BOOL}\n"
-    "      - {name: ts, dtype: UNIX_TIMESTAMP}\n"
-    "      - {name: il, dtype: INT64_LIST, validation: {max_length: 8, min: -5, max: 5}}\n"
-    "      - {name: i32l, dtype: INT32_LIST}\n"
-    "      - {name: fl, dtype: FLOAT_LIST}\n"
-    "      - {name: dl, dtype: DOUBLE_LIST}\n"
-    "      - {name: sl, dtype: STRING_LIST}\n"
-    "      - {name: bl, dtype: BYTES_LIST}\n"
-    "      - {name: bol, dtype: BOOL_LIST}\n"
-    "      - {name: tsl, dtype: UNIX_TIMESTAMP_LIST}\n"
-    "  - name: fv\n"
-    "    version: 2\n"
-    "    entities: [driver]\n"
-    "    ttl: 10s\n"
-    "    features:\n"
-    "      - {name: i64, dtype: INT64}\n"
-    "      - {name: c, dtype: STRING, validation: {allowed_values: [red, green]}}\n"
-    "  - name: pair\n"
-    "    version: 1\n"
-    "    entities: [driver, customer]\n"
-    "    features: [{name: n, dtype: INT64}, {name: s, dtype: STRING}]\n"
-    "  - name: dev\n"
-    "    version: 1\n"
-    "    entities: [device]\n"
-    "    features: [{name: v, dtype: DOUBLE, default: 1.5}]\n"
-    "  - name: cold\n"
-    "    version: 1\n"
-    "    online: false\n"
-    "    entities: [driver]\n"
-    "    features: [{name: x, dtype: INT64}]\n"
-    "  - name: g\n"
-    "    version: 1\n"
-    "    entities: []\n"
-    "    ttl: 90s\n"
-    "    features: [{name: total, dtype: DOUBLE, default: 1.0}]\n"
-    "feature_services:\n"
-    "  - {name: svc, features: ['fv:i64', 'fv@v2:*', 'pair:n', 'dev:v', 'g:total']}\n"
-    "  - {name: all, features: ['fv:*']}\n";
-
-/* The core on a temporary store with the catalog above, and two in-process callers of it: one
+/* The core on a temporary store with that catalog, and two in-process callers of it: one
  * with a gRPC worker's caches, one that resolves every request afresh. */
 static core_t *core;
 static server_local_t *cached, *uncached;
@@ -178,7 +120,8 @@ static void setup(void)
     snprintf(yaml, sizeof yaml, "%s/fuzz.yaml", dir);
     FILE *f = fopen(yaml, "w");
     if (f == NULL ||
-        fwrite(catalog_yaml, 1, sizeof catalog_yaml - 1, f) != sizeof catalog_yaml - 1 ||
+        fwrite(fuzz_catalog_yaml, 1, sizeof fuzz_catalog_yaml - 1, f) !=
+            sizeof fuzz_catalog_yaml - 1 ||
         fclose(f) != 0)
         die("writing the catalog", -errno);
     core_options_t o;

@@ -8,12 +8,9 @@
 set -euo pipefail
 root=${FSTORE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 seconds=${FUZZ_SECONDS:-20}
-work=$(mktemp -d "${TMPDIR:-/tmp}/fstore-fuzz-requests.XXXXXX")
-keep=0
-cleanup() { if [ "$keep" -eq 0 ]; then rm -rf "$work"; else echo "fuzz artifacts kept in $work"; fi; }
-trap cleanup EXIT
-
 . "$root/tests/fuzz-lib.sh"
+fuzz_workdir fstore-fuzz-requests
+
 fuzz_build "$work" fuzz_requests "$root/tests/server/fuzz_requests.c" base catalog storage repl core \
   codec upstream server
 
