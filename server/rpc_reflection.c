@@ -70,6 +70,7 @@ struct server_reflection {
     int64_t max_send_us, idle_us; /* 0: no bound */
     _Atomic uint64_t *not_taken;
     int64_t logged_us;     /* the last reply_not_taken line (at most one a minute) */
+    int64_t ticked_us;     /* the last server__reflection_tick() sweep */
     method_stats_t *stats; /* [2]: by path */
     bool draining;
 };
@@ -248,14 +249,15 @@ static void on_new(server_tag_t *t, bool ok)
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_RECV_MESSAGE;
     ops[1].data.recv_message.recv_message = &r->in;
-    r->md_sent = true;
     r->busy = true;
     r->sending = false;
     r->op_t0_us = base_mono_us();
     if (grpc_call_start_batch(r->call, ops, 2, &r->t_recv.tag, NULL) != GRPC_CALL_OK) {
         r->busy = false;
         finish(r, GRPC_STATUS_INTERNAL, "cannot receive");
+        return;
     }
+    r->md_sent = true;
 }
 
 /* Adds file i and, first, everything it imports (each file once per answer). */
@@ -381,6 +383,10 @@ static void on_recv(server_tag_t *t, bool ok)
 {
     refl_t *r = ((refl_tag_t *)t)->r;
     r->busy = false;
+    if (r->owner->draining && ok && r->in != NULL && !r->closed) {
+        finish(r, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+        return;
+    }
     if (!ok || r->in == NULL || r->closed || r->owner->draining) {
         /* The client half-closed (or went away): the stream ends. */
         finish(r, GRPC_STATUS_OK, "");
@@ -486,9 +492,12 @@ static void end_bounded(refl_t *r, const char *why, int64_t now)
 
 void server__reflection_tick(server_reflection_t *rs)
 {
+    int64_t now = base_mono_us();
+    if (now - rs->ticked_us < 100000)
+        return; /* the control loop runs after every event: a sweep every 100 ms is plenty */
+    rs->ticked_us = now;
     request_one(rs, 0); /* again, if the last attempt could not be made (out of memory) */
     request_one(rs, 1);
-    int64_t now = base_mono_us();
     for (refl_t *r = rs->head, *next; r != NULL; r = next) {
         next = r->next;
         if (!r->active || !r->busy || r->bounded || r->closed || r->status_sent)
@@ -505,7 +514,12 @@ void server__reflection_drain(server_reflection_t *rs)
     rs->draining = true;
     for (refl_t *r = rs->head, *next; r != NULL; r = next) {
         next = r->next;
-        if (r->active)
+        if (!r->active || r->status_sent || r->closed)
+            continue;
+        if (r->busy && !r->sending) /* waiting for a request that may never come: end it */
+            grpc_call_cancel_with_status(r->call, GRPC_STATUS_UNAVAILABLE,
+                                         "the server is shutting down", NULL);
+        else
             finish(r, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
     }
 }

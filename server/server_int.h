@@ -289,7 +289,8 @@ int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t m
                             method_stats_t *stats, const server__stream_bounds_t *b,
                             server_reflection_t **out);
 void server__reflection_start(server_reflection_t *rs);
-/* Ends the streams held past their bounds; call often (the control loop does, every 100 ms). */
+/* Ends the streams held past their bounds; call often (the control loop does after every event
+ * and at least every 100 ms; it sweeps at most every 100 ms). */
 void server__reflection_tick(server_reflection_t *rs);
 void server__reflection_drain(server_reflection_t *rs);
 void server__reflection_free(server_reflection_t *rs);

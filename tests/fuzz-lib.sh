@@ -44,11 +44,11 @@ fuzz_build() {
   for p in "${protos[@]}" "${wkt[@]}" "${health[@]}"; do srcs+=("$work/gen/${p%.proto}.pb-c.c"); done
   for m in "$@"; do srcs+=("$root/$m"/*.c); done
   # The fault points stay out, as in a release build (store_int.h's inline store__fault()).
-  local keep=() s
+  local kept_srcs=() s
   for s in "${srcs[@]}"; do
-    [ "${s##*/}" = fault.c ] || [ "$s" = "$root/cli/main.c" ] || keep+=("$s")
+    [ "${s##*/}" = fault.c ] || [ "$s" = "$root/cli/main.c" ] || kept_srcs+=("$s")
   done
-  srcs=("${keep[@]}")
+  srcs=("${kept_srcs[@]}")
   local flags=(-g -O1 -std=c11 -D_GNU_SOURCE '-DFSTORE_VERSION="fuzz"' -fsanitize=fuzzer,address,undefined
                -fno-sanitize-recover=all -fno-omit-frame-pointer -I "$root" -I "$root/protos" -isystem "$work/gen"
                -w $(pkg-config --cflags grpc) ${FUZZ_EXTRA_CFLAGS:-})

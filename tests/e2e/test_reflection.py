@@ -100,7 +100,7 @@ class ReflectionBoundsTest(ServerTestCase):
     --grpc-max-reflection-streams are open (more are refused at once), one that waits longer
     than --grpc-reflection-idle-s for its next request is ended, and so is one whose answer is
     not taken within --grpc-max-send-ms; each frees its place."""
-    server_args = ["--grpc-max-reflection-streams", "4", "--grpc-reflection-idle-s", "2",
+    server_args = ["--grpc-max-reflection-streams", "4", "--grpc-reflection-idle-s", "5",
                    "--grpc-max-send-ms", "1000"]
     PATH = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 
@@ -110,9 +110,21 @@ class ReflectionBoundsTest(ServerTestCase):
         md.update(st["trailers"])
         return md.get("grpc-status"), md.get("grpc-message", "")
 
-    def list_ok(self):
-        (resp,) = ReflectionTest.ask(self, [v1.ServerReflectionRequest(list_services="")])
-        return {s.name for s in resp.list_services_response.service} == SERVICES
+    def list_ok(self, within=5.0):
+        """A real client's list_services answered, within a few seconds (a place freed by a
+        stream just ended is taken again once gRPC has completed its close)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                (resp,) = ReflectionTest.ask(self, [v1.ServerReflectionRequest(list_services="")])
+                return {s.name for s in resp.list_services_response.service} == SERVICES
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
+                self.assertLess(time.monotonic(), deadline, "no place came free")
+                time.sleep(0.1)
+
+    def setUp(self):
+        self.assertTrue(self.list_ok(), "every place is free before each test")
 
     def test_streams_past_the_bound_are_refused_and_idle_ones_ended(self):
         from h2_client import H2Grpc
@@ -131,7 +143,7 @@ class ReflectionBoundsTest(ServerTestCase):
         code, msg = self.status(c, fifth)
         self.assertEqual(code, "8", msg)  # RESOURCE_EXHAUSTED
         self.assertIn("--grpc-max-reflection-streams", msg)
-        # After 2 s without a request the four are ended, and a real client is answered.
+        # After 5 s without a request the four are ended, and a real client is answered.
         c.pump(lambda: all(c.streams[s]["ended"] for s in idle), 10)
         for s in idle:
             code, msg = self.status(c, s)
@@ -154,10 +166,48 @@ class ReflectionBoundsTest(ServerTestCase):
             sids.append(sid)
         c.pump(lambda: all(c.streams[s]["ended"] for s in sids), 10)
         self.assertEqual([s for s in sids if not c.streams[s]["ended"]], [])
+        for s in sids:
+            code, msg = self.status(c, s)
+            if code is not None:  # a reset stream carries no status
+                self.assertEqual(code, "8", msg)
+                self.assertIn("--grpc-max-send-ms", msg)
         self.assertGreaterEqual(self.server.metric("fstore_grpc_replies_not_taken_total"),
                                 before + 4)
         self.assertTrue(self.list_ok())
 
+
+class ReflectionDrainTest(unittest.TestCase):
+    """A reflection stream waiting for a request that never comes (an idle grpcurl or evans
+    session) does not hold a stop: it ends UNAVAILABLE at once, the client then closes its
+    connection, and the server stops well within its shutdown grace (20 s here)."""
+
+    def test_an_open_stream_ends_at_the_stop(self):
+        import queue
+        import signal
+        from harness import Server
+        server = Server(args=["--shutdown-grace-ms", "20000", "--grpc-reflection-idle-s", "0"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        ch = grpc.insecure_channel(server.target)
+        self.addCleanup(ch.close)
+        hold = queue.Queue()
+        self.addCleanup(hold.put, None)
+
+        def requests():
+            yield v1.ServerReflectionRequest(list_services="")
+            hold.get()  # the next request never comes
+
+        stream = v1_grpc.ServerReflectionStub(ch).ServerReflectionInfo(requests(), timeout=60)
+        self.assertEqual({s.name for s in next(stream).list_services_response.service}, SERVICES)
+        t0 = time.monotonic()
+        server.send(signal.SIGTERM)
+        with self.assertRaises(grpc.RpcError) as e:
+            next(stream)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE, e.exception.details())
+        self.assertEqual(server.proc.wait(15), 0, server.log()[-3000:])
+        self.assertLess(time.monotonic() - t0, 10, "the stop waited for the stream")
+        self.assertNotIn("cancelling_calls", server.log())
+        self.assertIsNone(server.sanitizer_report())
 
 if __name__ == "__main__":
     unittest.main()
