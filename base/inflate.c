@@ -6,6 +6,16 @@
 
 #include "base/base.h"
 
+/* The next step's input and output: zlib counts in uInt, so at most 1 GiB of each. */
+static void z_window(z_stream *z, const uint8_t *src, size_t src_left, uint8_t *dst,
+                     size_t dst_left)
+{
+    z->next_in = (Bytef *)src;
+    z->avail_in = src_left > (1u << 30) ? (1u << 30) : (uInt)src_left;
+    z->next_out = dst;
+    z->avail_out = dst_left > (1u << 30) ? (1u << 30) : (uInt)dst_left;
+}
+
 int base_inflate(const void *in, size_t n, base_inflate_format_t format, size_t max,
                  base_arena_t *a, uint8_t **out, size_t *out_len)
 {
@@ -44,13 +54,8 @@ int base_inflate(const void *in, size_t n, base_inflate_format_t format, size_t 
             buf = p;
             cap = next;
         }
-        /* zlib counts in uInt: feed and drain at most 1 GiB at a time. */
-        uInt in_now = src_left > (1u << 30) ? (1u << 30) : (uInt)src_left;
-        uInt out_now = cap - len > (1u << 30) ? (1u << 30) : (uInt)(cap - len);
-        z.next_in = (Bytef *)src;
-        z.avail_in = in_now;
-        z.next_out = buf + len;
-        z.avail_out = out_now;
+        z_window(&z, src, src_left, buf + len, cap - len);
+        uInt in_now = z.avail_in, out_now = z.avail_out;
         zr = inflate(&z, Z_NO_FLUSH);
         src += in_now - z.avail_in;
         src_left -= in_now - z.avail_in;
@@ -105,13 +110,8 @@ int base_deflate(const void *in, size_t n, base_inflate_format_t format, uint8_t
     size_t src_left = n, len = 0;
     int zr = Z_OK;
     while (zr != Z_STREAM_END) {
-        /* zlib counts in uInt: feed and drain at most 1 GiB at a time. */
-        uInt in_now = src_left > (1u << 30) ? (1u << 30) : (uInt)src_left;
-        uInt out_now = cap - len > (1u << 30) ? (1u << 30) : (uInt)(cap - len);
-        z.next_in = (Bytef *)src;
-        z.avail_in = in_now;
-        z.next_out = buf + len;
-        z.avail_out = out_now;
+        z_window(&z, src, src_left, buf + len, cap - len);
+        uInt in_now = z.avail_in, out_now = z.avail_out;
         zr = deflate(&z, in_now == src_left ? Z_FINISH : Z_NO_FLUSH);
         src += in_now - z.avail_in;
         src_left -= in_now - z.avail_in;
