@@ -1635,6 +1635,8 @@ static void pattern_catalog(char *yaml, size_t cap, const char *p)
  * bounded repetitions are refused likewise, and so are long repetitions of what can match
  * nothing (each measured at 0.3 to 4 GB in glibc 2.36); ordinary patterns, many repetitions
  * side by side included, are not. */
+#define A26 "abcdefghijklmnopqrstuvwxyz"
+
 Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
 {
     static const char *const bad[] = {
@@ -1643,10 +1645,9 @@ Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
         "((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
         "(a{1000}|b{1000}){200}",
         "x{1000}{1000}",
-        /* A long one: the message quotes its start, so that the reason still fits. */
-        "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij"
-        "klmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrst"
-        "uvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz++++++++++++++++++++",
+        /* A long one (410 characters): the message quotes its start, so that the reason
+         * still fits in it. */
+        A26 A26 A26 A26 A26 A26 A26 A26 A26 A26 A26 A26 A26 A26 A26 "++++++++++++++++++++",
     };
     static const char *const empty_runs[] = {
         "(a?){2000}",   "(a*){5000}",       "(^){5000}", "(()){9999}",
