@@ -1641,7 +1641,7 @@ Test(catalog_load, stacked_and_nested_repetitions_are_refused_before_regcomp)
 {
     static const char *const bad[] = {
         "a+++++++++++++++++++++++++++++++++++++++++",
-        "a++++++++++++++++)++++++++++++++++++++++++", /* found next: glibc takes ')' as 'a' */
+        "a++++++++++)++++++++++++++++++++++++", /* found next: glibc takes ')' as 'a' */
         "((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
         "(a{1000}|b{1000}){200}",
         "x{1000}{1000}",
