@@ -18,8 +18,8 @@
  *    314 MB, `(a*){5000}` 1.9 GB, `(^){5000}` and `(()){9999}` gigabytes.
  * A catalog is configuration rather than network input, but one bad pattern must not take the
  * server (or every node of a replicated one) down at load: the length, the expanded tree and
- * the sum of the squares of its runs of such copies are capped (estimated below; `(a?){499}`,
- * at the bound, took 21 MB).
+ * the sum of the squares of its runs of such copies are capped (estimated below; `(a?){330}`,
+ * just under the bound, takes about 10 MB: `(a?){350}` took 11).
  */
 #define MAX_PATTERN 512
 #define MAX_EXPANDED 100000

@@ -21,7 +21,8 @@
  * close and the final status have both completed.
  *
  * What a client can make it hold is bounded: one request is always outstanding, and a watcher
- * matched while max_watches are open is refused at once (RESOURCE_EXHAUSTED, a status alone), so
+ * matched while max_watches are open is refused at once (RESOURCE_EXHAUSTED: initial metadata
+ * and the status, no message, so no flow-control window is needed), so
  * watchers past the bound neither wait nor pile up; a watcher that stops reading (its window at
  * 0) has its update outstanding, and is ended once that has waited max_send_ms.
  */
@@ -285,7 +286,7 @@ static void on_new(server_tag_t *t, bool ok)
     if (grpc_call_start_batch(w->call, &op, 1, &w->t_close.tag, NULL) != GRPC_CALL_OK)
         w->closed = true;
     if (w->refused) {
-        maybe_finish(w); /* the status alone: it needs no flow-control window */
+        maybe_finish(w); /* metadata and status, no message: no flow-control window needed */
         return;
     }
     parse_service(w);

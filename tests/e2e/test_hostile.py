@@ -332,8 +332,8 @@ class WatchBounds(HostileCase):
         self.addCleanup(c.close)
         c.pump(lambda: c.remote_max_streams is not None, timeout=5)
         sids = [c.call(WATCH, HEALTH_REQ) for _ in range(40)]
-        # A 41st at once, while the bound is full: refused with a status alone, which the
-        # closed window does not hold back.
+        # A 41st at once, while the bound is full: refused with headers and a status only,
+        # which the closed window does not hold back.
         extra = c.call(WATCH, HEALTH_REQ)
         c.pump(lambda: c.streams[extra]["ended"], 5)
         md = dict(c.streams[extra]["headers"])
