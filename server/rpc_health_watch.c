@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
-#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,11 +64,9 @@ struct server_watches {
     grpc_completion_queue *cq;
     void *handle;
     method_stats_t *stats;
-    size_t max_watches;
-    int64_t max_send_us; /* 0: no bound */
-    _Atomic uint64_t *not_taken;
-    int64_t logged_us; /* the last reply_not_taken line (at most one a minute) */
-    watch_t *head;     /* every watch, active, refused or pending */
+    server__stream_bounds_t bounds; /* max_streams: SERVER_DEFAULT_MAX_WATCHES for 0 */
+    int64_t logged_us;              /* the last reply_not_taken line (at most one a minute) */
+    watch_t *head;                  /* every watch, active, refused or pending */
     size_t n_active;
     size_t n_pending;
     bool draining;
@@ -81,17 +78,17 @@ static void on_close(server_tag_t *t, bool ok);
 static void on_status(server_tag_t *t, bool ok);
 
 int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
-                       method_stats_t *stats, unsigned max_watches, unsigned max_send_ms,
-                       _Atomic uint64_t *not_taken, server_watches_t **out)
+                       method_stats_t *stats, const server__stream_bounds_t *b,
+                       server_watches_t **out)
 {
     server_watches_t *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
         return -ENOMEM;
     ws->core = core;
     ws->stats = stats;
-    ws->max_watches = max_watches > 0 ? max_watches : SERVER_DEFAULT_MAX_WATCHES;
-    ws->max_send_us = (int64_t)max_send_ms * 1000;
-    ws->not_taken = not_taken;
+    ws->bounds = *b;
+    if (ws->bounds.max_streams == 0)
+        ws->bounds.max_streams = SERVER_DEFAULT_MAX_WATCHES;
     ws->logged_us = INT64_MIN / 2;
     ws->grpc = gs;
     ws->cq = cq;
@@ -271,7 +268,7 @@ static void on_new(server_tag_t *t, bool ok)
     }
     w->t0_us = base_mono_us();
     atomic_fetch_add_explicit(&ws->stats->started, 1, memory_order_relaxed);
-    if (ws->n_active >= ws->max_watches)
+    if (ws->n_active >= ws->bounds.max_streams)
         w->refused = true;
     else {
         w->active = true;
@@ -335,13 +332,7 @@ static void end_stalled(watch_t *w, int64_t now)
 {
     server_watches_t *ws = w->owner;
     w->stalled = true;
-    atomic_fetch_add_explicit(ws->not_taken, 1, memory_order_relaxed);
-    if (now - ws->logged_us >= 60 * 1000000LL) {
-        ws->logged_us = now;
-        base_log(BASE_LOG_WARN, "reply_not_taken", "{s:s, s:I, s:s}", "method",
-                 "/grpc.health.v1.Health/Watch", "max_send_ms",
-                 (json_int_t)(ws->max_send_us / 1000), "note", "at most one line a minute");
-    }
+    server__stream_not_taken(&ws->bounds, "/grpc.health.v1.Health/Watch", &ws->logged_us, now);
     grpc_call_cancel_with_status(w->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                                  "Health/Watch update not taken within --grpc-max-send-ms", NULL);
 }
@@ -353,8 +344,8 @@ void server__watch_notify(server_watches_t *ws)
     watch_t *w = ws->head;
     while (w != NULL) {
         watch_t *next = w->next;
-        if (w->active && w->sending && !w->stalled && !w->closed && ws->max_send_us > 0 &&
-            now - w->send_t0_us > ws->max_send_us)
+        if (w->active && w->sending && !w->stalled && !w->closed && ws->bounds.max_send_ms > 0 &&
+            now - w->send_t0_us > (int64_t)ws->bounds.max_send_ms * 1000)
             end_stalled(w, now);
         else if (w->active && !w->sending && !w->closed && !w->status_sent && !w->stalled &&
                  server__health_status(ws->core, w->service) != w->last_sent)

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
-#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,11 +66,11 @@ struct server_reflection {
     size_t n_active, n_pending[2];
     size_t max_request;
     size_t max_streams;
-    int64_t max_send_us, idle_us; /* 0: no bound */
-    _Atomic uint64_t *not_taken;
-    int64_t logged_us;     /* the last reply_not_taken line (at most one a minute) */
-    int64_t ticked_us;     /* the last server__reflection_tick() sweep */
-    method_stats_t *stats; /* [2]: by path */
+    int64_t max_send_us, idle_us;   /* 0: no bound */
+    server__stream_bounds_t bounds; /* as given (max_send_us, idle_us: its times in us) */
+    int64_t logged_us;              /* the last reply_not_taken line (at most one a minute) */
+    int64_t ticked_us;              /* the last server__reflection_tick() sweep */
+    method_stats_t *stats;          /* [2]: by path */
     bool draining;
 };
 
@@ -92,7 +91,7 @@ int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t m
     rs->max_streams = b->max_streams > 0 ? b->max_streams : SERVER_DEFAULT_MAX_REFLECTION_STREAMS;
     rs->max_send_us = (int64_t)b->max_send_ms * 1000;
     rs->idle_us = (int64_t)b->idle_s * 1000000;
-    rs->not_taken = b->not_taken;
+    rs->bounds = *b;
     rs->logged_us = INT64_MIN / 2;
     rs->grpc = gs;
     rs->cq = cq;
@@ -479,13 +478,7 @@ static void end_bounded(refl_t *r, const char *why, int64_t now)
     server_reflection_t *rs = r->owner;
     r->bounded = true;
     if (r->sending) {
-        atomic_fetch_add_explicit(rs->not_taken, 1, memory_order_relaxed);
-        if (now - rs->logged_us >= 60 * 1000000LL) {
-            rs->logged_us = now;
-            base_log(BASE_LOG_WARN, "reply_not_taken", "{s:s, s:I, s:s}", "method",
-                     "ServerReflectionInfo", "max_send_ms", (json_int_t)(rs->max_send_us / 1000),
-                     "note", "at most one line a minute");
-        }
+        server__stream_not_taken(&rs->bounds, "ServerReflectionInfo", &rs->logged_us, now);
     }
     grpc_call_cancel_with_status(r->call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
 }

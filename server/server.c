@@ -346,6 +346,17 @@ static int call_payload(server_call_t *c, size_t max, const uint8_t **data, size
     return 0;
 }
 
+void server__stream_not_taken(const server__stream_bounds_t *b, const char *method,
+                              int64_t *logged_us, int64_t now_us)
+{
+    atomic_fetch_add_explicit(b->not_taken, 1, memory_order_relaxed);
+    if (now_us - *logged_us >= 60 * 1000000LL) {
+        *logged_us = now_us;
+        base_log(BASE_LOG_WARN, "reply_not_taken", "{s:s, s:I, s:s}", "method", method,
+                 "max_send_ms", (json_int_t)b->max_send_ms, "note", "at most one line a minute");
+    }
+}
+
 void server__count_handled(method_stats_t *m, grpc_status_code code, int64_t us)
 {
     static const int64_t bounds_us[METRIC_BUCKETS - 1] = {
@@ -1074,9 +1085,10 @@ int server_new(core_t *core, const server_options_t *o, server_t **out)
             goto out;
         }
     }
+    server__stream_bounds_t watch_bounds = {s->opts.max_watches, s->opts.max_send_ms, 0,
+                                            &s->stuck_replies};
     rc = server__watch_init(core, s->grpc, s->ctl_cq, &s->stream_stats[SERVER_STREAM_WATCH],
-                            s->opts.max_watches, s->opts.max_send_ms, &s->stuck_replies,
-                            &s->watches);
+                            &watch_bounds, &s->watches);
     if (rc < 0)
         goto out;
     server__stream_bounds_t refl_bounds = {s->opts.max_reflection_streams, s->opts.max_send_ms,

@@ -255,13 +255,28 @@ struct server_tag {
 
 typedef struct server_watches server_watches_t;
 
-/* Health Watch (server streaming), driven by the control thread only (rpc_health_watch.c): at
- * most max_watches streams at once (more are refused RESOURCE_EXHAUSTED); a status update the
- * client has not taken within max_send_ms (0: no bound) ends its stream, counted in
- * *not_taken. */
+/* The bounds on a control-thread stream kind (Health/Watch, reflection): streams open at once
+ * (0: the kind's default; more are refused RESOURCE_EXHAUSTED at once), an answer not taken
+ * within max_send_ms (0: no bound) ends its stream and is counted in *not_taken, a wait for
+ * the client's next request over idle_s (0: no bound; reflection only) ends it too. */
+typedef struct server__stream_bounds {
+    unsigned max_streams;
+    unsigned max_send_ms;
+    unsigned idle_s;
+    _Atomic uint64_t *not_taken;
+} server__stream_bounds_t;
+
+/* Counts an answer of method not taken within max_send_ms in *b->not_taken and logs
+ * reply_not_taken at most once a minute (*logged_us: the last line, the caller's). Control
+ * thread only. */
+void server__stream_not_taken(const server__stream_bounds_t *b, const char *method,
+                              int64_t *logged_us, int64_t now_us);
+
+/* Health Watch (server streaming), driven by the control thread only (rpc_health_watch.c),
+ * within b. */
 int server__watch_init(core_t *core, grpc_server *gs, grpc_completion_queue *cq,
-                       method_stats_t *stats, unsigned max_watches, unsigned max_send_ms,
-                       _Atomic uint64_t *not_taken, server_watches_t **out);
+                       method_stats_t *stats, const server__stream_bounds_t *b,
+                       server_watches_t **out);
 /* Requests the first Watch call; call after grpc_server_start(). */
 void server__watch_start(server_watches_t *w);
 /* Sends the new status to every watcher whose last message is out of date, and ends those
@@ -274,16 +289,6 @@ void server__watch_free(server_watches_t *w);
 
 /* gRPC server reflection (rpc_reflection.c): v1 and v1alpha streams on the control thread. */
 typedef struct server_reflection server_reflection_t;
-/* The bounds on a control-thread stream kind (reflection): streams open at once (0: the
- * default), an answer not taken (0: none), a wait for the next request (0: none); not_taken
- * counts the answers not taken. */
-typedef struct server__stream_bounds {
-    unsigned max_streams;
-    unsigned max_send_ms;
-    unsigned idle_s;
-    _Atomic uint64_t *not_taken;
-} server__stream_bounds_t;
-
 /* stats: [2], v1's and v1alpha's. */
 int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t max_request,
                             method_stats_t *stats, const server__stream_bounds_t *b,
