@@ -18,7 +18,10 @@ static void usage(FILE *f)
                "TTL keep everything), in small transactions so a running server's writes are not\n"
                "held up. With --target, the running server at HOST:PORT does it to its own store\n"
                "(CollectGarbage, admin scope): how a Kubernetes CronJob reaches pods whose\n"
-               "volumes it cannot mount. A replicated node sweeps its own replica: call each.\n"
+               "volumes it cannot mount. A replicated node publishes the sweep to the log, and\n"
+               "every node applies it at the same place (by the called node's clock and\n"
+               "--tombstone-retention): call one node, not each. A replica's directory takes\n"
+               "no local sweep.\n"
                "\n"
                "flags:\n"
                "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
@@ -89,7 +92,12 @@ int cli_gc(int argc, char **argv)
     store_options_t o = {.dir = dir};
     store_t *s = NULL;
     int rc = cli__open_store("gc", &o, false, &s);
-    if (rc < 0) {
+    if (rc < 0)
+        return 1;
+    if (cli__refuse_replica("gc", s, dir,
+                            "sweep it through the log (fstore gc --target HOST:PORT of any node: "
+                            "every node applies the sweep at the same place)") < 0) {
+        store_close(s);
         return 1;
     }
     size_t deleted = 0;

@@ -427,6 +427,8 @@ int core_open(const core_options_t *o, core_t **out)
     c->max_read_wait_ms = o->max_read_wait_ms > 0 ? o->max_read_wait_ms : 5000;
     c->max_read_waiters = o->max_read_waiters > 0 ? o->max_read_waiters : 16;
     c->max_future_skew_s = o->max_future_skew_s;
+    c->tombstone_retention_s =
+        o->tombstone_retention_s > 0 ? o->tombstone_retention_s : STORE_TOMBSTONE_RETENTION_S;
     bool replicated = o->replication != NULL && !o->read_only;
     store_options_t so = {.dir = c->data_dir,
                           .sync = replicated ? STORE_SYNC_LOG : o->sync,

@@ -193,9 +193,13 @@ int core_snapshot_end(core_t *c, const char *id);
  * that hold the writer up. Between transactions the sweep stops once deadline_us
  * (base_mono_us(); 0: none) has passed (-ETIMEDOUT) or the node has begun to drain (it served
  * and is NOT_SERVING again: -ESHUTDOWN); what it deleted stays deleted, the rest waits for the
- * next sweep. Call it from any thread but the store's writer. Returns: 0 with *deleted;
- * -EALREADY; -ETIMEDOUT or -ESHUTDOWN with *deleted (the count so far) and msg set; another
- * negative errno with msg set. */
+ * next sweep. With replication the sweep goes through the log instead (repl_publish_gc(), by
+ * this node's clock and --tombstone-retention): every node applies it whole at its place in the
+ * log, and *deleted counts what this node deleted; -ETIMEDOUT (msg has the sequence) when this
+ * node had not applied it by deadline_us, -EAGAIN when the log did not take it. Call it from
+ * any thread but the store's writer. Returns: 0 with *deleted; -EALREADY; -ETIMEDOUT or
+ * -ESHUTDOWN with *deleted (the count so far) and msg set; another negative errno with msg set.
+ */
 int core_gc(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t cap);
 
 /* ------------------------------------------------------------------------------------------ */

@@ -69,7 +69,8 @@ struct core {
     _Atomic uint64_t catalog_seq; /* the log's sequence of the catalog being served */
     int64_t max_read_wait_ms;
     size_t max_read_waiters;
-    int64_t max_future_skew_s; /* --max-future-skew, for writes validated before the log */
+    int64_t max_future_skew_s;     /* --max-future-skew, for writes validated before the log */
+    int64_t tombstone_retention_s; /* --tombstone-retention, for sweeps through the log */
     _Atomic size_t read_waiters;
     /* Metrics (metrics.c). */
     core_worker_t **workers;         /* [holder.n_pins], under pins_mu */

@@ -169,6 +169,32 @@ static bool gc_should_stop(void *arg)
     return g->why != 0;
 }
 
+/* A replica sweeps through the log: every node at the same place, by this node's clock and
+ * tombstone retention (repl_publish_gc()). */
+static int gc_through_log(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t cap)
+{
+    repl_result_t res;
+    int rc = repl_publish_gc(core_repl(c), store_now_us(), c->tombstone_retention_s * 1000000,
+                             deadline_us, &res, msg, cap);
+    if (rc < 0) {
+        base_log(BASE_LOG_ERROR, "gc_failed", "{s:s}", "error", msg);
+        return rc;
+    }
+    if (!res.applied) {
+        snprintf(msg, cap,
+                 "gc is in the replication log at sequence %llu; this node had not applied it "
+                 "by the deadline (every node applies it in its place)",
+                 (unsigned long long)res.seq);
+        base_log(BASE_LOG_INFO, "gc_published", "{s:I, s:b}", "sequence", (json_int_t)res.seq,
+                 "applied", 0);
+        return -ETIMEDOUT;
+    }
+    *deleted = res.written;
+    base_log(BASE_LOG_INFO, "gc_published", "{s:I, s:b, s:I}", "sequence", (json_int_t)res.seq,
+             "applied", 1, "deleted", (json_int_t)res.written);
+    return 0;
+}
+
 int core_gc(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t cap)
 {
     *deleted = 0;
@@ -177,6 +203,11 @@ int core_gc(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t c
         return -EALREADY;
     }
     int64_t t0 = base_mono_us();
+    if (core_repl(c) != NULL) {
+        int rc = gc_through_log(c, deadline_us, deleted, msg, cap);
+        atomic_store(&c->gc_running, false);
+        return rc;
+    }
     gc_stop_t g = {c, deadline_us, 0};
     int rc = store_gc_until(core_store(c), store_now_us(), gc_should_stop, &g, deleted);
     atomic_store(&c->gc_running, false);

@@ -18,7 +18,10 @@
  * the store's writer (store_apply_wire_async() at its sequence), up to --apply-window messages
  * ahead of the commits, so the writer commits many messages per transaction. A catalog message
  * waits for the writes before it (store_apply_catalog_at() queues behind them) and is applied
- * in its place. A message that cannot apply here (malformed, a view this catalog lacks, a
+ * in its place. A sweep (gc) message is applied the same way, alone: the delivery thread waits
+ * for it (store_gc_at() takes several transactions, which nothing later may come between), so
+ * every replica deletes the same records at the same place in the log. A message that cannot
+ * apply here (malformed, a view this catalog lacks, a
  * catalog this store refuses) is logged and passed: its position is recorded with nothing else.
  * The store itself refuses any position but the next (log_contiguous), so an apply that failed
  * (disk full, I/O) fails every later one too, and the watchdog starts again from the store's
@@ -160,6 +163,43 @@ static void apply_catalog(repl_t *r, apply_job_t *j, const uint8_t *data, size_t
     apply_done(j, rc, NULL);
 }
 
+static bool gc_stop(void *arg)
+{
+    repl_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    bool stop = r->closing;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+static void apply_gc(repl_t *r, apply_job_t *j, const uint8_t *data, size_t len)
+{
+    int64_t now_us = 0, keep_us = 0;
+    if (repl_msg_decode_gc(data, len, &now_us, &keep_us) < 0) {
+        pass(r, j, "malformed gc message");
+        return;
+    }
+    int64_t t0 = base_mono_us();
+    size_t deleted = 0;
+    int rc = store_gc_at(r->store, now_us, keep_us, j->seq, gc_stop, r, &deleted);
+    if (rc == -ECANCELED) {
+        /* Closing: no position recorded; the next start sweeps from this message again. */
+        pthread_mutex_lock(&r->mu);
+        r->in_flight--;
+        r->halted = true;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        free(j);
+        return;
+    }
+    if (rc == 0)
+        base_log(BASE_LOG_INFO, "gc_applied_from_log", "{s:s, s:I, s:I, s:I}", "stream", r->stream,
+                 "sequence", (json_int_t)j->seq, "deleted", (json_int_t)deleted, "ms",
+                 (json_int_t)((base_mono_us() - t0) / 1000));
+    store_apply_result_t res = {.written = deleted};
+    apply_done(j, rc, &res);
+}
+
 static void apply_write(repl_t *r, apply_job_t *j, const uint8_t *data, size_t len)
 {
     char err[256] = "";
@@ -249,6 +289,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         apply_catalog(r, j, data, len);
     else if (kind == REPL_MSG_WRITE)
         apply_write(r, j, data, len);
+    else if (kind == REPL_MSG_GC)
+        apply_gc(r, j, data, len);
     else
         pass(r, j, "not an fstore message (or a newer format)");
     natsMsg_Destroy(msg);

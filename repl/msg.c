@@ -1,4 +1,4 @@
-/* repl/msg.c - the log's message form: writes (wire batches) and catalogs. */
+/* repl/msg.c - the log's message form: writes (wire batches), catalogs and sweeps. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,6 +131,22 @@ int repl_msg_encode_catalog(const catalog_t *c, uint8_t **out, size_t *len)
     return 0;
 }
 
+int repl_msg_encode_gc(int64_t now_us, int64_t tombstone_retention_us, uint8_t **out, size_t *len)
+{
+    wbuf_t b = {0};
+    put(&b, magic, 4);
+    put_u8(&b, REPL_MSG_GC);
+    put_le(&b, (uint64_t)now_us, 8);
+    put_le(&b, (uint64_t)tombstone_retention_us, 8);
+    if (b.rc < 0) {
+        free(b.p);
+        return b.rc;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Decoding                                                                                    */
 
@@ -178,7 +194,7 @@ int repl_msg_kind(const uint8_t *p, size_t len)
 {
     if (len < 5 || memcmp(p, magic, 3) != 0 || p[3] != magic[3])
         return -EPROTO;
-    if (p[4] != REPL_MSG_WRITE && p[4] != REPL_MSG_CATALOG)
+    if (p[4] != REPL_MSG_WRITE && p[4] != REPL_MSG_CATALOG && p[4] != REPL_MSG_GC)
         return -EPROTO;
     return p[4];
 }
@@ -350,6 +366,20 @@ int repl_msg_decode_write(const uint8_t *p, size_t len, const catalog_t *c, repl
         repl_msg_write_free(out);
         return rc;
     }
+    return 0;
+}
+
+int repl_msg_decode_gc(const uint8_t *p, size_t len, int64_t *now_us,
+                       int64_t *tombstone_retention_us)
+{
+    if (repl_msg_kind(p, len) != REPL_MSG_GC || len != 5 + 16)
+        return -EPROTO;
+    rbuf_t b = {.p = p, .len = len, .off = 5};
+    int64_t now = (int64_t)get_le(&b, 8), keep = (int64_t)get_le(&b, 8);
+    if (keep < 0)
+        return -EPROTO;
+    *now_us = now;
+    *tombstone_retention_us = keep;
     return 0;
 }
 

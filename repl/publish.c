@@ -268,3 +268,40 @@ int repl_publish_sync(repl_t *r, const store_wire_t *w, const char *request_id, 
     pub_free(p);
     return rc;
 }
+
+int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, int64_t deadline_us,
+                    repl_result_t *res, char *err, size_t err_cap)
+{
+    memset(res, 0, sizeof *res);
+    if (tombstone_retention_us < 0)
+        return repl__fail(err, err_cap, -EINVAL, "a negative tombstone retention");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = repl_msg_encode_gc(now_us, tombstone_retention_us, &data, &len);
+    if (rc < 0)
+        return rc;
+    char subject[sizeof r->prefix + 8], id[40];
+    snprintf(subject, sizeof subject, "%s.$gc", r->prefix);
+    random_id(id, sizeof id);
+    rc = repl__publish_sync_raw(r, subject, data, len, id, deadline_us, &res->seq, err, err_cap);
+    free(data);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    r->published++;
+    bool wait = r->store != NULL && r->started;
+    pthread_mutex_unlock(&r->mu);
+    if (!wait)
+        return 0;
+    int64_t cap = base_mono_us() + r->o.publish_timeout_ms * 1000;
+    if (repl_wait(r, res->seq, deadline_us > 0 && deadline_us < cap ? deadline_us : cap) < 0)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    size_t x = res->seq % (sizeof r->recent / sizeof r->recent[0]);
+    if (r->recent[x].seq == res->seq) {
+        res->applied = true;
+        res->written = r->recent[x].written;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}

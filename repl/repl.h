@@ -196,6 +196,19 @@ void repl_status(repl_t *r, repl_status_t *out);
 /* The replica's state alone, without a lock (a read's check). Thread safety: any thread. */
 repl_state_t repl_state(const repl_t *r);
 
+/*
+ * Publishes a sweep (gc), synchronously: every node applies it at its place in the log
+ * (store_gc_at()), deleting the rows past their view's TTL at now_us and the tombstones older
+ * than tombstone_retention_us, so all replicas sweep the same records whatever their clocks and
+ * flags. On a started node it then waits, up to deadline_us (base_mono_us(); 0: the publish
+ * timeout), for its own store to apply it.
+ * Returns: 0 and *res (res->seq; res->applied, and res->written = the records this node
+ *          deleted, when its apply followed in time); -EAGAIN (the log did not acknowledge:
+ *          retry), -EINVAL, -ENOMEM; err says why.
+ */
+int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, int64_t deadline_us,
+                    repl_result_t *res, char *err, size_t err_cap);
+
 /* A batch-less client of the log: publishes wire batches synchronously (fstore ingest
  * --replication). Returns: as repl_publish()'s done, *seq on success. */
 int repl_publish_sync(repl_t *r, const store_wire_t *w, const char *request_id, uint64_t *seq,
@@ -215,22 +228,32 @@ void repl_library_close(void);
 
 /*
  *   "FSR" 0x01                  magic and format version
- *   u8 kind                     1 = write, 2 = catalog
+ *   u8 kind                     1 = write, 2 = catalog, 3 = gc
  *   write:   u32 n_batches, then per batch:
  *            u8 op, u16 len + view name, u32 version, u32 n_features, n_features x (u16 len +
  *            feature name), u32 n_rows, n_rows x (u16 key len + key, i64 event time,
  *            n_features x (u32 len + value bytes))
  *   catalog: the canonical YAML (catalog_dump_yaml()), to the end
+ *   gc:      i64 now (microseconds since the epoch), i64 tombstone retention (microseconds)
  * Little-endian. Features travel by name, so a replica maps them through its own catalog.
  */
 #define REPL_MSG_WRITE 1
 #define REPL_MSG_CATALOG 2
+#define REPL_MSG_GC 3
 
 /* Encodes a write. Returns: 0 and *out and *len (malloc'd: the caller frees); -ENOMEM; -EMSGSIZE
  * (over 4 GiB). */
 int repl_msg_encode_write(const store_wire_t *w, uint8_t **out, size_t *len);
 /* Encodes a catalog. Returns: 0 and *out and *len (malloc'd); -ENOMEM. */
 int repl_msg_encode_catalog(const catalog_t *c, uint8_t **out, size_t *len);
+
+/* Encodes a sweep at now_us keeping tombstones tombstone_retention_us (store_gc_at()).
+ * Returns: 0 and *out and *len (malloc'd); -ENOMEM. */
+int repl_msg_encode_gc(int64_t now_us, int64_t tombstone_retention_us, uint8_t **out, size_t *len);
+/* Decodes a sweep. Returns: 0, *now_us and *tombstone_retention_us; -EPROTO (malformed, or a
+ * negative retention). */
+int repl_msg_decode_gc(const uint8_t *p, size_t len, int64_t *now_us,
+                       int64_t *tombstone_retention_us);
 
 /* A decoded write: wire batches pointing into the message's bytes and into this object. */
 typedef struct repl_msg_write {
@@ -240,8 +263,8 @@ typedef struct repl_msg_write {
 } repl_msg_write_t;
 
 /*
- * The kind of a message. Returns: REPL_MSG_WRITE, REPL_MSG_CATALOG, or -EPROTO (not an fstore
- * message, or a newer format).
+ * The kind of a message. Returns: REPL_MSG_WRITE, REPL_MSG_CATALOG, REPL_MSG_GC, or -EPROTO (not
+ * an fstore message, or a newer format).
  */
 int repl_msg_kind(const uint8_t *p, size_t len);
 /*

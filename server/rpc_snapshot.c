@@ -67,7 +67,8 @@ int server__rpc_end_snapshot(server_call_t *c, const uint8_t *req, size_t len, g
 /* CollectGarbage: on a write worker, like a snapshot (a large store's sweep takes seconds, which
  * reads must not wait behind); one sweep per node at a time (core_gc() refuses a second:
  * ALREADY_EXISTS); it ends early at the call's deadline (DEADLINE_EXCEEDED) or when the server
- * drains (UNAVAILABLE), keeping what it deleted. */
+ * drains (UNAVAILABLE), keeping what it deleted. On a replica core_gc() publishes the sweep to
+ * the log and waits for this node's apply of it (every node applies it at the same place). */
 int server__rpc_collect_garbage(server_call_t *c, const uint8_t *req, size_t len, grpc_slice *resp)
 {
     Fstore__V1__CollectGarbageRequest *rq = NULL;

@@ -193,13 +193,9 @@ static int gc_changes_chunk(store_t *s, MDB_txn *txn, void *p)
     return mrc == MDB_NOTFOUND || mrc == 0 ? 0 : store__errno(mrc);
 }
 
-int store_gc(store_t *s, int64_t now_us, size_t *deleted)
-{
-    return store_gc_until(s, now_us, NULL, NULL, deleted);
-}
-
-int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *stop_arg,
-                   size_t *deleted)
+/* The sweep of store_gc_until() and store_gc_at(), with tombstones kept tomb_retention_us. */
+static int sweep(store_t *s, int64_t now_us, int64_t tomb_retention_us, bool (*stop)(void *arg),
+                 void *stop_arg, size_t *deleted)
 {
     size_t total = 0;
     catalog_t *cat = NULL;
@@ -236,7 +232,7 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
                 a->cutoff_us = a->tomb_cutoff_us = store__history_cutoff(v, now_us);
             } else {
                 a->cutoff_us = store__ttl_applies(v) ? store__ttl_cutoff(v, now_us) : INT64_MIN;
-                a->tomb_cutoff_us = now_us - s->tombstone_retention_us;
+                a->tomb_cutoff_us = now_us - tomb_retention_us;
             }
             do {
                 if (stop != NULL && stop(stop_arg)) {
@@ -254,7 +250,7 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
     }
     if (rc == 0 && s->changes != 0) {
         gc_changes_t ca = {
-            .cat = cat, .now_us = now_us, .tomb_cutoff_us = now_us - s->tombstone_retention_us};
+            .cat = cat, .now_us = now_us, .tomb_cutoff_us = now_us - tomb_retention_us};
         do {
             if (stop != NULL && stop(stop_arg)) {
                 rc = -ECANCELED;
@@ -274,5 +270,60 @@ out:
     free(a);
     if ((rc == 0 || rc == -ECANCELED) && deleted != NULL)
         *deleted = total;
+    return rc;
+}
+
+int store_gc(store_t *s, int64_t now_us, size_t *deleted)
+{
+    return store_gc_until(s, now_us, NULL, NULL, deleted);
+}
+
+int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *stop_arg,
+                   size_t *deleted)
+{
+    return sweep(s, now_us, s->tombstone_retention_us, stop, stop_arg, deleted);
+}
+
+/* The position a log's sweep may take: run on the writer, so behind every apply queued before. */
+typedef struct gc_pos {
+    uint64_t log_position;
+    bool contiguous;
+} gc_pos_t;
+
+static int gc_position_check(store_t *s, MDB_txn *txn, void *p)
+{
+    const gc_pos_t *g = p;
+    MDB_val v;
+    uint64_t pos = 0;
+    int rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
+    if (rc == 0 && v.mv_size == 8)
+        pos = store__le64(v.mv_data);
+    else if (rc != -ENOENT)
+        return rc;
+    if (g->log_position <= pos)
+        return -EALREADY;
+    if (g->contiguous && g->log_position != pos + 1)
+        return -ESPIPE;
+    return 0;
+}
+
+int store_gc_at(store_t *s, int64_t now_us, int64_t tombstone_retention_us, uint64_t log_position,
+                bool (*stop)(void *arg), void *stop_arg, size_t *deleted)
+{
+    if (log_position == 0 || tombstone_retention_us < 0)
+        return -EINVAL;
+    gc_pos_t g = {log_position, s->log_contiguous};
+    int rc = store__run(s, gc_position_check, &g, false, NULL);
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    rc = sweep(s, now_us, tombstone_retention_us, stop, stop_arg, &n);
+    if (rc < 0)
+        return rc;
+    /* The position last, on its own: a crash before it sweeps again from the same message, to
+     * the same result (a record goes by its own time alone). */
+    rc = store_apply(s, NULL, 0, log_position, NULL);
+    if (rc == 0 && deleted != NULL)
+        *deleted = n;
     return rc;
 }

@@ -308,7 +308,34 @@ class KubernetesTest(unittest.TestCase):
             # Checked whole against the catalog, then the (absent) server is called.
             self.assertIn("WriteFeatures", out.stderr, (v, out.stderr))
 
-    def test_the_gc_cronjob_sweeps_every_ready_pod_one_run_at_a_time(self):
+    def run_gc_script(self, container, failing=()):
+        """Runs the CronJob's script with stand-ins for getent (three ready pods, one of them
+        IPv6) and fstore (a call to an address in failing fails); returns (exit, targets)."""
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        calls = os.path.join(d, "calls")
+        with open(os.path.join(d, "getent"), "w") as f:
+            f.write("#!/bin/sh\nprintf '10.1.0.7 STREAM x\\n10.1.0.7 DGRAM\\nfd00::9 STREAM\\n"
+                    "10.1.0.5 STREAM\\n'\n")
+        with open(os.path.join(d, "fstore"), "w") as f:
+            f.write('#!/bin/sh\necho "$3" >> %s\ncase " %s " in *" $3 "*) exit 1;; esac\n'
+                    % (calls, " ".join(failing)))
+        for name in ("getent", "fstore"):
+            os.chmod(os.path.join(d, name), 0o755)
+        env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], **{
+            k: v for k, v in env_of(container).items() if v is not None})
+        p = subprocess.run(container["command"] + container["args"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        if not os.path.exists(calls):
+            return p.returncode, []
+        with open(calls) as f:
+            return p.returncode, f.read().split()
+
+    def test_the_gc_cronjob_sweeps_every_single_pod_and_one_replica(self):
+        # The single overlay's pods each hold their own store: each is called. The replicated
+        # overlay's sweep goes through the log to every node: one ready pod is called, the next
+        # only when one fails.
+        pods = ["10.1.0.5:6566", "10.1.0.7:6566", "[fd00::9]:6566"]
         for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
             cron = find(render(overlay), "CronJob", "fstore-gc")
             self.assertEqual(cron["spec"]["concurrencyPolicy"], "Forbid")
@@ -317,6 +344,13 @@ class KubernetesTest(unittest.TestCase):
             self.assertEqual(env["FSTORE_GC_SERVICE"], "fstore-headless")
             self.assertEqual(env["FSTORE_GC_PORT"], "6566")
             self.assertIn('fstore gc --target "$t"', c["args"][0])
+            if overlay.endswith("single"):
+                self.assertEqual(self.run_gc_script(c), (0, pods))
+                self.assertEqual(self.run_gc_script(c, failing=[pods[1]]), (1, pods))
+            else:
+                self.assertEqual(self.run_gc_script(c), (0, pods[:1]))
+                self.assertEqual(self.run_gc_script(c, failing=pods[:2]), (0, pods))
+                self.assertEqual(self.run_gc_script(c, failing=pods), (1, pods))
             # The service it resolves lists the server pods, on the port the pods serve.
             svc = find(render(overlay), "Service", "fstore-headless")
             self.assertEqual(svc["spec"]["clusterIP"], "None")

@@ -667,7 +667,7 @@ class SingleNatsTest(ReplicationCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("replica_has_local_rows", out.stderr)
         self.assertIn("--bootstrap-from", out.stderr)
-        # A replica's own directory, once it stopped: ingest, apply and materialize refuse it.
+        # A replica's own directory, once it stopped: ingest, apply, materialize and gc refuse it.
         a = self.node(self.urls)
         write(a, [72], 7)
         self.assert_clean_stop(a)
@@ -676,7 +676,8 @@ class SingleNatsTest(ReplicationCase):
                          (["apply", "--catalog", CATALOG, "--data-dir", a.data_dir],
                           "fstore apply --replication"),
                          (["materialize", "--data-dir", a.data_dir, "2025-01-01T00:00:00Z",
-                           "2025-01-02T00:00:00Z"], "without --replication")):
+                           "2025-01-02T00:00:00Z"], "without --replication"),
+                         (["gc", "--data-dir", a.data_dir], "fstore gc --target")):
             out = subprocess.run([FSTORE] + cmd, capture_output=True, text=True, timeout=120)
             self.assertEqual(out.returncode, 1, cmd)
             self.assertIn("is a replica of a replication log", out.stderr)
@@ -731,6 +732,49 @@ class SingleNatsTest(ReplicationCase):
         self.assert_clean_stop(a)
         self.assert_clean_stop(b)
         self.assert_same_digests([a, b])
+
+    def test_gc_goes_through_the_log_and_every_node_sweeps_alike(self):
+        # A keeps tombstones 1 s, B 7 days (the default). `fstore gc --target A` publishes the
+        # sweep with A's clock and retention; B applies it at the same place in the log, so both
+        # drop the same tombstone and a later write older than it is a row again on both (with a
+        # sweep of each node's own, B would keep the tombstone and that write would be stale
+        # there alone).
+        a = self.node(self.urls, extra=["--tombstone-retention", "1s"])
+        b = self.node(self.urls)
+        t = time.time() - 60
+
+        def put(node, driver, value, when):
+            req = fstore_pb2.WriteFeaturesRequest(feature_view="driver_stats@v1")
+            req.columns["driver_id"].val.add().int64_val = driver
+            req.columns["trips"].val.add().int64_val = value
+            req.event_timestamps.add().FromNanoseconds(int(when * 1e9))
+            return node.client.fstore.WriteFeatures(req, timeout=30)
+        put(a, 83, 1, t)
+        put(b, 84, 4, t)
+        dreq = fstore_pb2.DeleteEntitiesRequest(feature_view="driver_stats@v1")
+        dreq.entities["driver_id"].val.add().int64_val = 83
+        d = b.client.fstore.DeleteEntities(dreq, timeout=30)
+        time.sleep(1.5)  # the tombstone is now older than A's retention
+        out = subprocess.run([FSTORE, "gc", "--target", a.target], capture_output=True,
+                             text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("deleted 1 ", out.stdout)
+        [pub] = a.events("gc_published")
+        self.assertGreater(pub["sequence"], d.sequence)
+        self.assertEqual(pub["deleted"], 1)
+        [applied] = b.wait_event("gc_applied_from_log")
+        self.assertEqual((applied["sequence"], applied["deleted"]), (pub["sequence"], 1))
+        self.assertFalse(a.events("gc"), "no sweep of A's own beside the log's")
+        late = put(a, 83, 2, t + 1)  # after the first write, before the dropped delete
+        self.assertEqual(late.rows_written, 1)
+        md = [("fstore-min-seq", str(late.sequence))]
+        self.assertEqual(read_trips(a, [83, 84], md), [2, 4])
+        self.assertEqual(read_trips(b, [83, 84], md), [2, 4])
+        self.wait_converged([a, b])
+        self.assert_clean_stop(a)
+        self.assert_clean_stop(b)
+        views, position = self.assert_same_digests([a, b])
+        self.assertEqual(position, late.sequence)
 
     def test_bootstrap_without_a_ready_peer_replays_the_log_and_a_store_skips_it(self):
         # A new cluster: the peer to copy from is not there (nothing listens). After the wait,

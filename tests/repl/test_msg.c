@@ -210,3 +210,26 @@ Test(msg, a_catalog_round_trips_to_the_same_digest)
     cr_assert(strstr(err, "line") != NULL, "%s", err);
     free(p);
 }
+
+Test(msg, a_gc_round_trips_and_a_malformed_one_is_refused)
+{
+    uint8_t *p = NULL;
+    size_t len = 0;
+    const int64_t now = 1700000000123456ll, keep = 7ll * 86400 * 1000000;
+    cr_assert_eq(repl_msg_encode_gc(now, keep, &p, &len), 0);
+    cr_assert_eq(repl_msg_kind(p, len), REPL_MSG_GC);
+    int64_t n = 0, k = 0;
+    cr_assert_eq(repl_msg_decode_gc(p, len, &n, &k), 0);
+    cr_assert_eq(n, now);
+    cr_assert_eq(k, keep);
+    cr_assert_eq(repl_msg_decode_gc(p, len - 1, &n, &k), -EPROTO, "truncated");
+    uint8_t longer[64];
+    memcpy(longer, p, len);
+    longer[len] = 0;
+    cr_assert_eq(repl_msg_decode_gc(longer, len + 1, &n, &k), -EPROTO, "trailing bytes");
+    p[len - 1] = 0x80; /* the retention's sign bit */
+    cr_assert_eq(repl_msg_decode_gc(p, len, &n, &k), -EPROTO, "a negative retention");
+    repl_msg_write_t m;
+    cr_assert_eq(repl_msg_decode_write(p, len, cat, &m, NULL, 0), -EPROTO, "not a write");
+    free(p);
+}

@@ -221,7 +221,7 @@ typedef struct outcome {
     int rc;
     uint64_t seq;
     bool applied;
-    size_t written;
+    size_t written, stale;
     char msg[512];
 } outcome_t;
 
@@ -234,6 +234,7 @@ static void on_done(void *arg, int rc, const repl_result_t *res, const char *msg
     o->seq = res->seq;
     o->applied = res->applied;
     o->written = res->written;
+    o->stale = res->stale;
     snprintf(o->msg, sizeof o->msg, "%s", msg != NULL ? msg : "");
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
@@ -622,6 +623,105 @@ Test(repl, a_restarted_replica_resumes_from_its_position_without_gaps)
     cr_assert_eq(st.state, REPL_READY);
     assert_same_content(A.s, B.s);
     cr_assert_eq(trips_of(B.s, 139), 139 * 5);
+}
+
+/* One row of fv (op: upsert with trips = value, or delete) at event time ts, through node n. */
+static outcome_t write_at(node_t *n, store_op_t op, int64_t id, int64_t value, int64_t ts)
+{
+    catalog_value_t key = th_i64(id), trips = th_i64(value);
+    const catalog_value_t *keys[] = {&key}, *cols[] = {&trips};
+    uint32_t idx = 1;
+    store_batch_t b = {.view = th_view(cat, "fv", 1),
+                       .op = op,
+                       .n_rows = 1,
+                       .keys = keys,
+                       .n_features = op == STORE_OP_DELETE ? 0 : 1,
+                       .feature_idx = &idx,
+                       .values = cols,
+                       .event_ts_us = &ts};
+    store_wire_t *w = NULL;
+    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, NULL), 0);
+    outcome_t o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char err[256];
+    cr_assert_eq(repl_publish(n->r, w, NULL, 0, on_done, &o, err, sizeof err), 0, "%s", err);
+    store_wire_end(w);
+    pthread_mutex_lock(&o.mu);
+    while (!o.done)
+        pthread_cond_wait(&o.cv, &o.mu);
+    pthread_mutex_unlock(&o.mu);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    return o;
+}
+
+static int count_tombs(void *arg, const catalog_view_t *v, uint64_t hash, size_t rows, size_t tombs)
+{
+    (void)hash;
+    (void)rows;
+    if (strcmp(v->name, "fv") == 0)
+        *(size_t *)arg += tombs;
+    return 0;
+}
+
+/* A sweep goes through the log: published on A with A's clock and an hour's tombstone retention,
+ * applied by B at the same place although B's store keeps tombstones 7 days; both delete the same
+ * records, and a later write older than the dropped tombstone lands alike on both. */
+Test(repl, a_gc_through_the_log_sweeps_every_replica_alike)
+{
+    two_nodes();
+    const int64_t now = store_now_us(), min = 60ll * 1000000, hour = 60 * min;
+    write_at(&A, STORE_OP_UPSERT, 1, 10, now - 2 * hour); /* past fv's TTL (1h) */
+    write_at(&B, STORE_OP_UPSERT, 2, 20, now - min);      /* fresh */
+    write_at(&A, STORE_OP_UPSERT, 3, 30, now - 3 * hour);
+    write_at(&B, STORE_OP_DELETE, 3, 0, now - 2 * hour); /* a tombstone two hours old */
+    outcome_t last = write_at(&A, STORE_OP_DELETE, 4, 0, now - 5 * min); /* one inside the hour */
+    cr_assert_eq(repl_wait(B.r, last.seq, base_mono_us() + 5000000), 0);
+
+    repl_result_t res;
+    char err[256] = "";
+    cr_assert_eq(repl_publish_gc(A.r, now, hour, base_mono_us() + 5000000, &res, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(res.seq, last.seq + 1);
+    cr_assert(res.applied, "A applied its own sweep before answering");
+    cr_assert_eq(res.written, 2, "row 1 (expired) and row 3's old tombstone");
+    cr_assert_eq(repl_wait(B.r, res.seq, base_mono_us() + 5000000), 0);
+    assert_same_content(A.s, B.s);
+    size_t tombs_a = 0, tombs_b = 0;
+    cr_assert_eq(store_digest(A.s, count_tombs, &tombs_a), 0);
+    cr_assert_eq(store_digest(B.s, count_tombs, &tombs_b), 0);
+    cr_assert_eq(tombs_b, 1, "B dropped the two-hour tombstone by the message's retention");
+    cr_assert_eq(tombs_a, 1);
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(B.s, &pos), 0);
+    cr_assert_eq(pos, res.seq);
+
+    /* Older than the dropped tombstone, within the TTL: a row again on both; older than the kept
+     * one: stale on both. */
+    outcome_t late = write_at(&B, STORE_OP_UPSERT, 3, 33, now - 2 * hour - min);
+    cr_assert_eq(late.written, 1);
+    outcome_t stale = write_at(&B, STORE_OP_UPSERT, 4, 44, now - 6 * min);
+    cr_assert_eq(stale.stale, 1);
+    cr_assert_eq(repl_wait(A.r, stale.seq, base_mono_us() + 5000000), 0);
+    assert_same_content(A.s, B.s);
+    cr_assert_eq(trips_of(A.s, 3), 33);
+    cr_assert_eq(trips_of(A.s, 4), -1);
+
+    /* A malformed sweep in the log is passed, like any message a node cannot apply. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, nats_url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    const char bad[] = {'F', 'S', 'R', 1, REPL_MSG_GC, 1, 2, 3};
+    cr_assert_eq(js_Publish(NULL, js, "fstore.p.$gc", bad, sizeof bad, NULL, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    outcome_t after = write_at(&A, STORE_OP_UPSERT, 5, 50, now);
+    cr_assert_eq(repl_wait(B.r, after.seq, base_mono_us() + 5000000), 0);
+    cr_assert_eq(trips_of(B.s, 5), 50);
+    repl_status_t st;
+    repl_status(B.r, &st);
+    cr_assert_eq(st.skipped, 1);
+    cr_assert(strstr(st.last_error, "malformed gc message") != NULL, "%s", st.last_error);
+    assert_same_content(A.s, B.s);
 }
 
 /* cnats posts some errors whenever they happen, after the connection's closed callback too: a

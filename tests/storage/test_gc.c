@@ -232,3 +232,85 @@ Test(gc, history_and_the_change_feed_past_their_retention_go_in_several_scans)
     free(hdir);
     catalog_unref(hc);
 }
+
+/* A log's sweep: at its position only (behind nothing, ahead of nothing), with the message's
+ * tombstone retention whatever the store's, and the position recorded only once it is whole. */
+Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
+{
+    store_options_t o = {.dir = dir,
+                         .sync = STORE_SYNC_LOG,
+                         .log_contiguous = true,
+                         .tombstone_retention_s = 7 * 86400};
+    store_t *s = NULL;
+    cr_assert_eq(store_open(&o, &s), 0);
+    cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 1), 0);
+    const int64_t now = 1700000000ll * 1000000, min = 60ll * 1000000;
+    static catalog_value_t ids[5000], vals[5000];
+    static int64_t ts[5000];
+    for (int i = 0; i < 5000; i++) {
+        ids[i] = th_i64(i + 100);
+        vals[i] = th_i64(i);
+        ts[i] = now - 2 * 60 * min; /* past fv's TTL of an hour */
+    }
+    const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+    uint32_t idx = 1;
+    store_batch_t b = {.view = fv,
+                       .n_rows = 5000,
+                       .keys = keys,
+                       .n_features = 1,
+                       .feature_idx = &idx,
+                       .values = cols,
+                       .event_ts_us = ts};
+    cr_assert_eq(store_apply(s, &b, 1, 2, NULL), 0);
+    /* A fresh row, and a tombstone two hours old: inside the store's 7 days, past the 1 h the
+     * message keeps. */
+    catalog_value_t one = th_i64(1), v1 = th_i64(1), three = th_i64(3);
+    const catalog_value_t *k1[] = {&one}, *c1[] = {&v1}, *k3[] = {&three};
+    int64_t fresh = now - min, old = now - 2 * 60 * min;
+    store_batch_t up = {.view = fv,
+                        .n_rows = 1,
+                        .keys = k1,
+                        .n_features = 1,
+                        .feature_idx = &idx,
+                        .values = c1,
+                        .event_ts_us = &fresh};
+    store_batch_t del = {
+        .view = fv, .op = STORE_OP_DELETE, .n_rows = 1, .keys = k3, .event_ts_us = &old};
+    cr_assert_eq(store_apply(s, &up, 1, 3, NULL), 0);
+    cr_assert_eq(store_apply(s, &del, 1, 4, NULL), 0);
+
+    size_t deleted = 99;
+    const int64_t hour = 60 * min;
+    cr_assert_eq(store_gc_at(s, now, hour, 6, NULL, NULL, &deleted), -ESPIPE,
+                 "position 5 was never applied");
+    cr_assert_eq(store_gc_at(s, now, hour, 4, NULL, NULL, &deleted), -EALREADY);
+    cr_assert_eq(store_gc_at(s, now, -1, 5, NULL, NULL, &deleted), -EINVAL);
+    cr_assert_eq(deleted, 99, "nothing swept by a refused position");
+    cr_assert_eq(th_rows(s, fv), 5001);
+
+    /* Stopped after its first transaction: what it deleted stays, no position is recorded, and
+     * the message applied again finishes the same sweep. */
+    int calls = 0;
+    cr_assert_eq(store_gc_at(s, now, hour, 5, stop_after_one, &calls, &deleted), -ECANCELED);
+    uint64_t pos = 0;
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 4);
+    cr_assert_eq(store_gc_at(s, now, hour, 5, NULL, NULL, &deleted), 0);
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 5);
+    cr_assert_eq(th_rows(s, fv), 1, "the fresh row alone is left");
+    /* The tombstone went by the message's hour: an older upsert is a row again. */
+    cr_assert_eq(store_apply(s,
+                             &(store_batch_t){.view = fv,
+                                              .n_rows = 1,
+                                              .keys = k3,
+                                              .n_features = 1,
+                                              .feature_idx = &idx,
+                                              .values = c1,
+                                              .event_ts_us = &(int64_t){old - min}},
+                             1, 6, NULL),
+                 0);
+    catalog_value_t out;
+    cr_assert_eq(th_get(s, fv, 3, 1, now - 2 * hour, &out, NULL), STORE_STATUS_PRESENT);
+    store_close(s);
+}
