@@ -191,12 +191,15 @@ int cli__add_refs(const char *cmd, const catalog_t *cat, base_arena_t *a, char *
 
 /* One call to a running server (`fstore status`, `fstore gc --target`): connects to target,
  * calls method with req and, when auth is not "", its authorization metadata, and closes. On a
- * failure prints "fstore CMD: TARGET: why" (the server's message for a status) on stderr.
+ * failure prints "fstore CMD: TARGET: why" (the server's message for a status) on stderr, and
+ * sets *code (may be NULL) to the call's gRPC status (UNAVAILABLE for a server not reached), or
+ * -1 for a failure before the call.
  * It initializes gRPC for the call and shuts it down after (grpc_init()'s count: a caller that
  * holds gRPC itself keeps it).
  * Returns: 0 with *resp (malloc'd, the caller frees it) and *resp_len; a negative errno. */
 int cli__call(const char *cmd, const char *target, const char *auth, const char *method,
-              const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len);
+              const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len,
+              int *code);
 /* Prints doc, indented, on stdout and releases it. Accepts NULL. Ownership: takes doc. */
 void cli__print_json(json_t *doc);
 /*

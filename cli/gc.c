@@ -1,6 +1,7 @@
 /* cli/gc.c - `fstore gc`: delete rows past their view's TTL, in a data directory or on a running
  * server (CollectGarbage). */
 #include <errno.h>
+#include <grpc/status.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,8 @@ static void usage(FILE *f)
                "(CollectGarbage, admin scope): how a Kubernetes CronJob reaches pods whose\n"
                "volumes it cannot mount. A replicated node publishes the sweep to the log, and\n"
                "every node applies it at the same place (by the called node's clock and\n"
-               "--tombstone-retention): call one node, not each. A replica's directory takes\n"
-               "no local sweep.\n"
+               "--tombstone-retention): call one node, not each, and another only when one\n"
+               "exits 3. A replica's directory takes no local sweep.\n"
                "\n"
                "flags:\n"
                "  -d, --data-dir DIR     data directory (env FSTORE_DATA_DIR)\n"
@@ -33,7 +34,9 @@ static void usage(FILE *f)
                "  -h, --help             this help\n"
                "\n"
                "FSTORE_DATA_DIR in the environment yields to --target.\n"
-               "exit status: 0 done, 1 failed, 2 usage error\n");
+               "exit status: 0 done, 1 failed, 2 usage error, 3 the server was unavailable (not\n"
+               "reached, draining, or its replication log did not take the sweep): another node\n"
+               "may be tried\n");
 }
 
 static int gc_remote(const char *target, const char *token_file, long timeout_ms)
@@ -43,11 +46,12 @@ static int gc_remote(const char *target, const char *token_file, long timeout_ms
         return 1;
     uint8_t *resp = NULL;
     size_t len = 0;
+    int code = -1;
     int rc = cli__call("gc", target, auth, FSTORE_PATH_COLLECT_GARBAGE, (const uint8_t *)"", 0,
-                       (int)timeout_ms, &resp, &len);
+                       (int)timeout_ms, &resp, &len, &code);
     explicit_bzero(auth, sizeof auth);
     if (rc < 0)
-        return 1;
+        return code == GRPC_STATUS_UNAVAILABLE ? 3 : 1;
     Fstore__V1__CollectGarbageResponse *r =
         fstore__v1__collect_garbage_response__unpack(NULL, len, resp);
     free(resp);

@@ -172,10 +172,13 @@ int cli__connect(const char *cmd, const char *target, fstore_client_t **out)
 }
 
 int cli__call(const char *cmd, const char *target, const char *auth, const char *method,
-              const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len)
+              const uint8_t *req, size_t len, int timeout_ms, uint8_t **resp, size_t *resp_len,
+              int *code)
 {
     *resp = NULL;
     *resp_len = 0;
+    if (code != NULL)
+        *code = -1;
     fstore_grpc_init();
     fstore_client_t *cl = NULL;
     fstore_status_t st = {0};
@@ -189,6 +192,8 @@ int cli__call(const char *cmd, const char *target, const char *auth, const char 
                                resp_len, &st);
     fstore_client_close(cl);
     grpc_shutdown();
+    if (rc == -EREMOTEIO && code != NULL)
+        *code = st.code;
     if (rc < 0) {
         fprintf(stderr, "fstore %s: %s: %s\n", cmd, target,
                 rc == -EREMOTEIO ? st.message : strerror(-rc));

@@ -49,7 +49,7 @@ int cli_status(int argc, char **argv)
     uint8_t *resp = NULL;
     size_t len = 0;
     int crc = cli__call("status", listen, auth, FSTORE_PATH_GET_REPLICATION_STATUS,
-                        (const uint8_t *)"", 0, 5000, &resp, &len);
+                        (const uint8_t *)"", 0, 5000, &resp, &len, NULL);
     explicit_bzero(auth, sizeof auth);
     if (crc < 0)
         return 1;

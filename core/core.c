@@ -160,6 +160,8 @@ out:
 
 int core_reload(core_t *c)
 {
+    if (c->repl != NULL)
+        repl_reload_tls(c->repl); /* NATS's TLS files, checked by the replica's watchdog */
     if (c->repl != NULL && c->catalog_path != NULL)
         return reload_replicated(c);
     if (c->catalog_path == NULL) {

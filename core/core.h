@@ -196,7 +196,8 @@ int core_snapshot_end(core_t *c, const char *id);
  * next sweep. With replication the sweep goes through the log instead (repl_publish_gc(), by
  * this node's clock and --tombstone-retention): every node applies it whole at its place in the
  * log, and *deleted counts what this node deleted; -ETIMEDOUT (msg has the sequence) when this
- * node had not applied it by deadline_us, -EAGAIN when the log did not take it. Call it from
+ * node had not applied it by deadline_us; -EAGAIN when the log did not take it or this node is
+ * not applying the log (failed, needs a snapshot); -EIO when the stream refused it. Call it from
  * any thread but the store's writer. Returns: 0 with *deleted; -EALREADY; -ETIMEDOUT or
  * -ESHUTDOWN with *deleted (the count so far) and msg set; another negative errno with msg set.
  */

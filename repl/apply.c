@@ -182,6 +182,9 @@ static void apply_gc(repl_t *r, apply_job_t *j, const uint8_t *data, size_t len)
     int64_t t0 = base_mono_us();
     size_t deleted = 0;
     int rc = store_gc_at(r->store, now_us, keep_us, j->seq, gc_stop, r, &deleted);
+    pthread_mutex_lock(&r->mu);
+    r->last_delivery_us = base_mono_us(); /* the sweep's time is not a stalled consumer's */
+    pthread_mutex_unlock(&r->mu);
     if (rc == -ECANCELED) {
         /* Closing: no position recorded; the next start sweeps from this message again. */
         pthread_mutex_lock(&r->mu);
@@ -308,7 +311,7 @@ static void on_complete(void *closure)
 }
 
 /* Drops the current subscription, if any (its OnComplete frees its closure later). */
-static void unsubscribe(repl_t *r)
+void repl__unsubscribe(repl_t *r)
 {
     pthread_mutex_lock(&r->mu);
     natsSubscription *old = r->sub;
@@ -322,7 +325,7 @@ static void unsubscribe(repl_t *r)
 /* (Re)creates the consumer at the store's next sequence. Returns: 0, -EAGAIN. */
 static int subscribe(repl_t *r, const char *reason)
 {
-    unsubscribe(r);
+    repl__unsubscribe(r);
     repl__sub_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -EAGAIN;
@@ -342,7 +345,9 @@ static int subscribe(repl_t *r, const char *reason)
     so.Config.Heartbeat = 1000000000ll;
     natsSubscription *sub = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_Subscribe(&sub, r->js, r->filter, on_msg, c, NULL, &so, &jerr);
+    jsCtx *js = repl__conn_begin(r);
+    natsStatus s = js_Subscribe(&sub, js, r->filter, on_msg, c, NULL, &so, &jerr);
+    repl__conn_end(r);
     if (s == NATS_OK && natsSubscription_SetOnCompleteCB(sub, on_complete, c) != NATS_OK) {
         /* Closed already: no callback will come, none is running. */
         natsSubscription_Destroy(sub);
@@ -387,7 +392,9 @@ static int poll_stream(repl_t *r)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 2000;
-    natsStatus s = js_GetStreamInfo(&si, r->js, r->stream, &jo, &jerr);
+    jsCtx *js = repl__conn_begin(r);
+    natsStatus s = js_GetStreamInfo(&si, js, r->stream, &jo, &jerr);
+    repl__conn_end(r);
     if (s != NATS_OK)
         return -EAGAIN;
     pthread_mutex_lock(&r->mu);
@@ -481,6 +488,7 @@ static void *watchdog(void *arg)
         }
         if (poll && poll_stream(r) == 0)
             last_poll = now;
+        repl__tls_tick(r, now);
 
         pthread_mutex_lock(&r->mu);
         if (r->state == REPL_NEEDS_SNAPSHOT) {
@@ -490,7 +498,7 @@ static void *watchdog(void *arg)
         if (needs_snapshot_locked(r)) {
             set_needs_snapshot_locked(r);
             pthread_mutex_unlock(&r->mu);
-            unsubscribe(r);
+            repl__unsubscribe(r);
             continue;
         }
         if (why == NULL && r->stream_last >= r->next && r->in_flight == 0 && !r->halted &&
@@ -544,7 +552,7 @@ void repl__applier_stop(repl_t *r)
         pthread_join(r->watchdog, NULL);
         r->watchdog_started = false;
     }
-    unsubscribe(r);
+    repl__unsubscribe(r);
     pthread_mutex_lock(&r->mu);
     /* The delivery thread's last callback, and the store's completions of what it handed on,
      * use r: wait for both (the writer always completes what it was given). */

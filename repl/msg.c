@@ -369,6 +369,13 @@ int repl_msg_decode_write(const uint8_t *p, size_t len, const catalog_t *c, repl
     return 0;
 }
 
+bool repl_msg_gc_valid(int64_t now_us, int64_t tombstone_retention_us)
+{
+    const int64_t year_10000_us = 253402300800ll * 1000000, century_us = 36525ll * 86400 * 1000000;
+    return now_us >= 0 && now_us < year_10000_us && tombstone_retention_us >= 0 &&
+           tombstone_retention_us <= century_us;
+}
+
 int repl_msg_decode_gc(const uint8_t *p, size_t len, int64_t *now_us,
                        int64_t *tombstone_retention_us)
 {
@@ -376,7 +383,7 @@ int repl_msg_decode_gc(const uint8_t *p, size_t len, int64_t *now_us,
         return -EPROTO;
     rbuf_t b = {.p = p, .len = len, .off = 5};
     int64_t now = (int64_t)get_le(&b, 8), keep = (int64_t)get_le(&b, 8);
-    if (keep < 0)
+    if (!repl_msg_gc_valid(now, keep))
         return -EPROTO;
     *now_us = now;
     *tombstone_retention_us = keep;

@@ -64,7 +64,9 @@ static int prepare(repl_t *r, const store_wire_t *w, const char *request_id, rep
         return rc == -EMSGSIZE ? repl__fail(err, err_cap, rc, "the write is over 4 GiB encoded")
                                : rc;
     }
+    repl__conn_begin(r);
     int64_t max = natsConnection_GetMaxPayload(r->nc);
+    repl__conn_end(r);
     if (max > 0 && (int64_t)p->len + 256 > max) {
         rc = repl__fail(err, err_cap, -EMSGSIZE,
                         "the write is %zu bytes encoded, over the replication log's %lld-byte "
@@ -273,8 +275,10 @@ int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, i
                     repl_result_t *res, char *err, size_t err_cap)
 {
     memset(res, 0, sizeof *res);
-    if (tombstone_retention_us < 0)
-        return repl__fail(err, err_cap, -EINVAL, "a negative tombstone retention");
+    if (!repl_msg_gc_valid(now_us, tombstone_retention_us))
+        return repl__fail(err, err_cap, -EINVAL,
+                          "a sweep at %lld us keeping tombstones %lld us is out of range",
+                          (long long)now_us, (long long)tombstone_retention_us);
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = repl_msg_encode_gc(now_us, tombstone_retention_us, &data, &len);
@@ -293,15 +297,23 @@ int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, i
     pthread_mutex_unlock(&r->mu);
     if (!wait)
         return 0;
-    int64_t cap = base_mono_us() + r->o.publish_timeout_ms * 1000;
-    if (repl_wait(r, res->seq, deadline_us > 0 && deadline_us < cap ? deadline_us : cap) < 0)
-        return 0;
+    int64_t until = deadline_us > 0 ? deadline_us : base_mono_us() + r->o.publish_timeout_ms * 1000;
+    rc = repl_wait(r, res->seq, until);
+    if (rc == -EAGAIN) {
+        repl_status_t st;
+        repl_status(r, &st);
+        return repl__fail(err, err_cap, -EAGAIN,
+                          "the sweep is in the log at sequence %llu, but this node is not "
+                          "applying the log (%s: %s); every node applies it in its place",
+                          (unsigned long long)res->seq, repl_state_name(st.state),
+                          st.last_error[0] ? st.last_error : "closing");
+    }
+    if (rc < 0)
+        return 0; /* not applied here by the deadline: res->applied false */
+    res->applied = true;
     pthread_mutex_lock(&r->mu);
     size_t x = res->seq % (sizeof r->recent / sizeof r->recent[0]);
-    if (r->recent[x].seq == res->seq) {
-        res->applied = true;
-        res->written = r->recent[x].written;
-    }
+    res->written = r->recent[x].seq == res->seq ? r->recent[x].written : 0;
     pthread_mutex_unlock(&r->mu);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "repl/repl_int.h"
@@ -138,15 +139,18 @@ static void live_leave(void)
 
 void repl__on_disconnected(natsConnection *nc, void *ticket)
 {
-    (void)nc;
     repl_t *r = live_enter(ticket);
     if (r == NULL)
         return;
     char stream[sizeof r->stream];
     memcpy(stream, r->stream, sizeof stream);
     pthread_mutex_lock(&r->mu);
-    bool closing = r->closing;
+    bool closing = r->closing, replaced = nc != r->nc;
     pthread_mutex_unlock(&r->mu);
+    if (replaced) {
+        live_leave(); /* a connection a TLS reload put aside, closing */
+        return;
+    }
     bool was = atomic_exchange(&r->connected, false);
     live_leave(); /* the log line without the table's lock */
     if (was && !closing)
@@ -160,6 +164,13 @@ void repl__on_reconnected(natsConnection *nc, void *ticket)
         return;
     char stream[sizeof r->stream];
     memcpy(stream, r->stream, sizeof stream);
+    pthread_mutex_lock(&r->mu);
+    bool replaced = nc != r->nc;
+    pthread_mutex_unlock(&r->mu);
+    if (replaced) {
+        live_leave();
+        return;
+    }
     atomic_store(&r->connected, true);
     live_leave();
     char url[256] = "";
@@ -167,15 +178,18 @@ void repl__on_reconnected(natsConnection *nc, void *ticket)
     base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", stream, "server", url);
 }
 
-/* What repl_close() waits for before it destroys the connection. */
+/* What repl_close() waits for before it destroys the connection (and a TLS reload before it
+ * destroys the one it replaced). */
 void repl__on_closed(natsConnection *nc, void *ticket)
 {
-    (void)nc;
     repl_t *r = live_enter(ticket);
     if (r == NULL)
         return;
     pthread_mutex_lock(&r->mu);
-    r->nc_closed = true;
+    if (nc == r->nc)
+        r->nc_closed = true;
+    else
+        r->old_nc_closed = true;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     live_leave();
@@ -227,30 +241,37 @@ static bool valid_token(const char *s, bool dots)
     return true;
 }
 
-static int set_servers(repl_t *r, char *err, size_t cap)
+static int set_servers(repl_t *r, natsOptions *no, char *err, size_t cap)
 {
     const char *list[16];
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(r->urls, ",", &save); tok != NULL;
+    char *urls = strdup(r->urls); /* cut by strtok_r; r->urls stays whole for messages */
+    if (urls == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (char *save = NULL, *tok = strtok_r(urls, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ')
             tok++;
         if (*tok == '\0')
             continue;
-        if (n == 16)
-            return repl__fail(err, cap, -EINVAL, "--replication: at most 16 URLs");
+        if (n == 16) {
+            rc = repl__fail(err, cap, -EINVAL, "--replication: at most 16 URLs");
+            break;
+        }
         list[n++] = tok;
     }
-    if (n == 0)
-        return repl__fail(err, cap, -EINVAL, "--replication: no NATS URL given");
-    natsStatus s = natsOptions_SetServers(r->nopts, list, n);
+    if (rc == 0 && n == 0)
+        rc = repl__fail(err, cap, -EINVAL, "--replication: no NATS URL given");
+    natsStatus s = rc == 0 ? natsOptions_SetServers(no, list, n) : NATS_OK;
     if (s != NATS_OK)
-        return repl__fail(err, cap, -EINVAL, "--replication: %s", natsStatus_GetText(s));
-    return 0;
+        rc = repl__fail(err, cap, -EINVAL, "--replication: %s", natsStatus_GetText(s));
+    free(urls);
+    return rc;
 }
 
 /* TLS to NATS, from the options (repl_options_t.tls_*). Returns: 0, -EINVAL with err set. */
-static int set_tls(repl_t *r, char *err, size_t cap)
+static int set_tls(repl_t *r, natsOptions *no, char *err, size_t cap)
 {
     const repl_options_t *o = &r->o;
     if ((o->tls_cert == NULL) != (o->tls_key == NULL))
@@ -259,15 +280,15 @@ static int set_tls(repl_t *r, char *err, size_t cap)
     bool tls = o->tls_ca != NULL || o->tls_cert != NULL || strstr(o->urls, "tls://") != NULL;
     if (!tls)
         return 0;
-    natsStatus s = natsOptions_SetSecure(r->nopts, true);
+    natsStatus s = natsOptions_SetSecure(no, true);
     if (s == NATS_OK && o->tls_ca != NULL &&
-        (s = natsOptions_LoadCATrustedCertificates(r->nopts, o->tls_ca)) != NATS_OK) {
+        (s = natsOptions_LoadCATrustedCertificates(no, o->tls_ca)) != NATS_OK) {
         char why[200];
         repl__nats_text(s, 0, why, sizeof why);
         return repl__fail(err, cap, -EINVAL, "--replication-tls-ca %s: %s", o->tls_ca, why);
     }
     if (s == NATS_OK && o->tls_cert != NULL &&
-        (s = natsOptions_LoadCertificatesChain(r->nopts, o->tls_cert, o->tls_key)) != NATS_OK) {
+        (s = natsOptions_LoadCertificatesChain(no, o->tls_cert, o->tls_key)) != NATS_OK) {
         char why[200];
         repl__nats_text(s, 0, why, sizeof why);
         return repl__fail(err, cap, -EINVAL,
@@ -279,34 +300,77 @@ static int set_tls(repl_t *r, char *err, size_t cap)
     return 0;
 }
 
-static int connect_nats(repl_t *r, char *err, size_t cap)
+/* The identity of each TLS file (CA, certificate, key) as it is now: what a reload compares. */
+static void tls_ids(const repl_t *r, struct repl__file_id ids[3])
 {
-    natsStatus s = natsOptions_Create(&r->nopts);
+    const char *paths[3] = {r->tls_ca, r->tls_cert, r->tls_key};
+    memset(ids, 0, 3 * sizeof *ids);
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (paths[i] == NULL || stat(paths[i], &st) != 0)
+            continue;
+        ids[i] = (struct repl__file_id){.dev = (unsigned long long)st.st_dev,
+                                        .ino = (unsigned long long)st.st_ino,
+                                        .size = (unsigned long long)st.st_size,
+                                        .mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000ll +
+                                                    st.st_mtim.tv_nsec,
+                                        .exists = true};
+    }
+}
+
+static bool same_ids(const struct repl__file_id *a, const struct repl__file_id *b)
+{
+    for (int i = 0; i < 3; i++) {
+        if (a[i].exists != b[i].exists || a[i].dev != b[i].dev || a[i].ino != b[i].ino ||
+            a[i].size != b[i].size || a[i].mtime_ns != b[i].mtime_ns)
+            return false;
+    }
+    return true;
+}
+
+/* What a connection is made with: the servers, TLS from the files as they are now, and the
+ * callbacks (r's ticket). Returns: 0 and *out (the caller's); -EINVAL, -ENOMEM; err says why. */
+static int make_options(repl_t *r, natsOptions **out, char *err, size_t cap)
+{
+    natsOptions *no = NULL;
+    natsStatus s = natsOptions_Create(&no);
     if (s != NATS_OK)
         return repl__fail(err, cap, -ENOMEM, "NATS options: %s", natsStatus_GetText(s));
-    int rc = set_servers(r, err, cap);
-    if (rc < 0)
+    int rc = set_servers(r, no, err, cap);
+    if (rc == 0)
+        rc = set_tls(r, no, err, cap);
+    if (rc < 0) {
+        natsOptions_Destroy(no);
         return rc;
-    rc = set_tls(r, err, cap);
-    if (rc < 0)
-        return rc;
+    }
     /* Reconnect forever, quickly; notice a dead server in about 3 s; let requests in flight
      * fail at once on a disconnect (the publishers retry them) rather than wait them out. */
-    natsOptions_SetName(r->nopts, r->name);
-    natsOptions_SetTimeout(r->nopts, 2000);
-    natsOptions_SetMaxReconnect(r->nopts, -1);
-    natsOptions_SetReconnectWait(r->nopts, 250);
-    natsOptions_SetPingInterval(r->nopts, 1000);
-    natsOptions_SetMaxPingsOut(r->nopts, 3);
-    natsOptions_SetFailRequestsOnDisconnect(r->nopts, true);
+    natsOptions_SetName(no, r->name);
+    natsOptions_SetTimeout(no, 2000);
+    natsOptions_SetMaxReconnect(no, -1);
+    natsOptions_SetReconnectWait(no, 250);
+    natsOptions_SetPingInterval(no, 1000);
+    natsOptions_SetMaxPingsOut(no, 3);
+    natsOptions_SetFailRequestsOnDisconnect(no, true);
+    void *ticket = (void *)r->ticket;
+    natsOptions_SetErrorHandler(no, repl__on_error, ticket);
+    natsOptions_SetDisconnectedCB(no, repl__on_disconnected, ticket);
+    natsOptions_SetReconnectedCB(no, repl__on_reconnected, ticket);
+    natsOptions_SetClosedCB(no, repl__on_closed, ticket);
+    *out = no;
+    return 0;
+}
+
+static int connect_nats(repl_t *r, char *err, size_t cap)
+{
     if (live_add(r) < 0)
         return repl__fail(err, cap, -EMFILE, "more than %d replicated stores open in one process",
                           LIVE_SLOTS);
-    void *ticket = (void *)r->ticket;
-    natsOptions_SetErrorHandler(r->nopts, repl__on_error, ticket);
-    natsOptions_SetDisconnectedCB(r->nopts, repl__on_disconnected, ticket);
-    natsOptions_SetReconnectedCB(r->nopts, repl__on_reconnected, ticket);
-    natsOptions_SetClosedCB(r->nopts, repl__on_closed, ticket);
+    tls_ids(r, r->tls_seen); /* before they are read: a change from here on is reloaded */
+    int rc = make_options(r, &r->nopts, err, cap);
+    if (rc < 0)
+        return rc;
+    natsStatus s;
     /* A server that is not up yet at start (the nodes and NATS start together) is waited for,
      * a bounded time. */
     int64_t until = base_mono_us() + r->o.connect_timeout_ms * 1000, logged = 0;
@@ -509,6 +573,12 @@ int repl_open(const repl_options_t *o, const char *project, store_t *store, repl
     r->urls = strdup(o->urls);
     r->name = strdup(o->name != NULL ? o->name : "fstore");
     r->o.urls = r->urls;
+    r->tls_ca = o->tls_ca != NULL ? strdup(o->tls_ca) : NULL;
+    r->tls_cert = o->tls_cert != NULL ? strdup(o->tls_cert) : NULL;
+    r->tls_key = o->tls_key != NULL ? strdup(o->tls_key) : NULL;
+    r->o.tls_ca = r->tls_ca;
+    r->o.tls_cert = r->tls_cert;
+    r->o.tls_key = r->tls_key;
     if (r->o.publish_timeout_ms <= 0)
         r->o.publish_timeout_ms = REPL_DEFAULT_PUBLISH_TIMEOUT_MS;
     if (r->o.publish_threads == 0)
@@ -523,6 +593,12 @@ int repl_open(const repl_options_t *o, const char *project, store_t *store, repl
         r->o.connect_timeout_ms = REPL_DEFAULT_CONNECT_TIMEOUT_MS;
     r->store = store;
     pthread_mutex_init(&r->mu, NULL);
+    /* Writer-preferring: a reload waits for the NATS calls under way, not for every later one. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&r->conn_rw, &ra);
+    pthread_rwlockattr_destroy(&ra);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -531,7 +607,8 @@ int repl_open(const repl_options_t *o, const char *project, store_t *store, repl
     pthread_cond_init(&r->wd_cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = -ENOMEM;
-    if (r->urls == NULL || r->name == NULL)
+    if (r->urls == NULL || r->name == NULL || (o->tls_ca != NULL && r->tls_ca == NULL) ||
+        (o->tls_cert != NULL && r->tls_cert == NULL) || (o->tls_key != NULL && r->tls_key == NULL))
         goto fail;
     char up[56];
     upper_token(project, up, sizeof up);
@@ -622,11 +699,15 @@ void repl_close(repl_t *r)
         natsOptions_Destroy(r->nopts);
     catalog_unref(r->catalog);
     pthread_mutex_destroy(&r->mu);
+    pthread_rwlock_destroy(&r->conn_rw);
     pthread_cond_destroy(&r->cv);
     pthread_cond_destroy(&r->q_cv);
     pthread_cond_destroy(&r->wd_cv);
     free(r->urls);
     free(r->name);
+    free(r->tls_ca);
+    free(r->tls_cert);
+    free(r->tls_key);
     free(r);
 }
 
@@ -645,7 +726,9 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
     for (;;) {
         /* Two statements: jerr is read after the call that sets it (as one call's two
          * arguments, their order was the compiler's, and a 10008 was taken as final). */
-        s = js_GetLastMsg(&m, r->js, r->stream, r->catalog_subject, NULL, &jerr);
+        jsCtx *js = repl__conn_begin(r);
+        s = js_GetLastMsg(&m, js, r->stream, r->catalog_subject, NULL, &jerr);
+        repl__conn_end(r);
         if (!transient(s, jerr) || base_mono_us() >= until)
             break;
         char why[200];
@@ -680,7 +763,9 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
                         const char *msg_id, uint64_t expect_subject_seq, bool expect_none,
                         int64_t deadline_us, uint64_t *seq, char *err, size_t err_cap)
 {
+    repl__conn_begin(r);
     int64_t max = natsConnection_GetMaxPayload(r->nc);
+    repl__conn_end(r);
     if (max > 0 && (int64_t)len + 256 > max)
         return repl__fail(err, err_cap, -EMSGSIZE,
                           "the write is %zu bytes encoded, over the log's %lld-byte message "
@@ -709,7 +794,9 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
         po.ExpectNoMessage = expect_none;
         jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
-        natsStatus s = js_Publish(&pa, r->js, subject, data, (int)len, &po, &jerr);
+        jsCtx *js = repl__conn_begin(r);
+        natsStatus s = js_Publish(&pa, js, subject, data, (int)len, &po, &jerr);
+        repl__conn_end(r);
         if (s == NATS_OK) {
             *seq = pa->Sequence;
             jsPubAck_Destroy(pa);
@@ -862,4 +949,132 @@ uint64_t repl_late_callbacks(void)
 void repl_library_close(void)
 {
     nats_CloseAndWait(5000);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* TLS reloads: a new connection in the old one's place                                        */
+
+jsCtx *repl__conn_begin(repl_t *r)
+{
+    pthread_rwlock_rdlock(&r->conn_rw);
+    return r->js;
+}
+
+void repl__conn_end(repl_t *r)
+{
+    pthread_rwlock_unlock(&r->conn_rw);
+}
+
+/* Closes a connection that is no longer r->nc and waits (up to 10 s) for its closed callback
+ * before destroying it, as repl_close() does for the current one. */
+static void close_replaced(repl_t *r, natsConnection *nc)
+{
+    pthread_mutex_lock(&r->mu);
+    r->old_nc_closed = false;
+    pthread_mutex_unlock(&r->mu);
+    natsConnection_Close(nc);
+    pthread_mutex_lock(&r->mu);
+    int64_t until = base_mono_us() + 10 * 1000000ll;
+    while (!r->old_nc_closed && base_mono_us() < until) {
+        int64_t t = base_mono_us() + 100000;
+        struct timespec ts = {t / 1000000, (t % 1000000) * 1000};
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    natsConnection_Destroy(nc);
+}
+
+/* cnats 3.4.1 reads the certificates into each connection's own TLS context when it is made, and
+ * its reconnects reuse that context: new files take a new connection. Made and proven first
+ * (connected, the stream answering), it then replaces the old one between two NATS calls.
+ * Returns: 0; -EINVAL (the files do not load), -ECONNREFUSED, -EIO; err says why. */
+static int tls_swap(repl_t *r, char *err, size_t cap)
+{
+    natsOptions *no = NULL;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    int rc = make_options(r, &no, err, cap);
+    if (rc < 0)
+        return rc;
+    natsStatus s = natsConnection_Connect(&nc, no);
+    if (s != NATS_OK) {
+        char why[300];
+        repl__nats_text(s, 0, why, sizeof why);
+        natsOptions_Destroy(no);
+        return repl__fail(err, cap, -ECONNREFUSED, "no NATS server at %s took the new files: %s",
+                          r->urls, why);
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    s = natsConnection_JetStream(&js, nc, &jo);
+    if (s == NATS_OK)
+        s = js_GetStreamInfo(&si, js, r->stream, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        char why[300];
+        repl__nats_text(s, jerr, why, sizeof why);
+        if (js != NULL)
+            jsCtx_Destroy(js);
+        close_replaced(r, nc);
+        natsOptions_Destroy(no);
+        return repl__fail(err, cap, -EIO, "stream %s over the new connection: %s", r->stream, why);
+    }
+    repl__unsubscribe(r); /* the watchdog subscribes again, on the new connection */
+    pthread_rwlock_wrlock(&r->conn_rw);
+    pthread_mutex_lock(&r->mu);
+    natsConnection *old_nc = r->nc;
+    jsCtx *old_js = r->js;
+    natsOptions *old_no = r->nopts;
+    r->nc = nc;
+    r->js = js;
+    r->nopts = no;
+    r->resubscribe = true;
+    pthread_mutex_unlock(&r->mu);
+    pthread_rwlock_unlock(&r->conn_rw);
+    atomic_store(&r->connected, true);
+    jsCtx_Destroy(old_js);
+    close_replaced(r, old_nc);
+    natsOptions_Destroy(old_no);
+    return 0;
+}
+
+void repl__tls_tick(repl_t *r, int64_t now_us)
+{
+    if (r->tls_ca == NULL && r->tls_cert == NULL)
+        return;
+    bool asked = atomic_exchange(&r->tls_check_now, false);
+    if (!asked && now_us - r->tls_checked_us < 2000000)
+        return;
+    r->tls_checked_us = now_us;
+    struct repl__file_id ids[3];
+    tls_ids(r, ids);
+    if (same_ids(ids, r->tls_seen))
+        return;
+    /* Taken as seen before it is read: a file that changes again meanwhile is read again. */
+    memcpy(r->tls_seen, ids, sizeof ids);
+    char err[512] = "";
+    int rc = tls_swap(r, err, sizeof err);
+    pthread_mutex_lock(&r->mu);
+    if (rc == 0)
+        r->tls_reloads++;
+    else
+        r->tls_reloads_rejected++;
+    pthread_mutex_unlock(&r->mu);
+    if (rc == 0)
+        base_log(BASE_LOG_INFO, "nats_tls_reloaded", "{s:s, s:s?, s:s?, s:s?}", "stream", r->stream,
+                 "ca", r->tls_ca, "cert", r->tls_cert, "key", r->tls_key);
+    else
+        base_log(BASE_LOG_ERROR, "nats_tls_reload_rejected", "{s:s, s:s, s:s}", "stream", r->stream,
+                 "error", err, "note", "the connection made with the previous files goes on");
+}
+
+void repl_reload_tls(repl_t *r)
+{
+    atomic_store(&r->tls_check_now, true);
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->wd_cv);
+    pthread_mutex_unlock(&r->mu);
 }

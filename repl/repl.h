@@ -71,7 +71,9 @@ typedef struct repl_options {
     /* TLS to NATS: tls_ca (--replication-tls-ca, PEM) verifies the servers and turns TLS on, as
      * a tls:// URL does (then against the system's CAs); tls_cert and tls_key (both or neither,
      * PEM) are this node's client certificate, for servers that require one (nats-server
-     * --tlsverify). Read by repl_open(): a rotation takes a restart. */
+     * --tlsverify). Read by repl_open() and again whenever one of them changes (checked every
+     * 2 s, and at once after repl_reload_tls()): a new connection with the new files replaces
+     * the old one once it is up, and a change that does not connect keeps the old one. */
     const char *tls_ca, *tls_cert, *tls_key;
     /* Called on the delivery thread after a catalog from the log was applied to the store, with
      * a reference the callee owns. */
@@ -193,18 +195,28 @@ typedef struct repl_status {
 /* Thread safety: any thread. */
 void repl_status(repl_t *r, repl_status_t *out);
 
+/* Asks for the TLS files (repl_options_t.tls_*) to be checked now rather than within 2 s (on
+ * SIGHUP); the watchdog reconnects with them if they changed, logging nats_tls_reloaded or
+ * nats_tls_reload_rejected. Returns at once. Thread safety: any thread. */
+void repl_reload_tls(repl_t *r);
+
 /* The replica's state alone, without a lock (a read's check). Thread safety: any thread. */
 repl_state_t repl_state(const repl_t *r);
 
 /*
  * Publishes a sweep (gc), synchronously: every node applies it at its place in the log
- * (store_gc_at()), deleting the rows past their view's TTL at now_us and the tombstones older
- * than tombstone_retention_us, so all replicas sweep the same records whatever their clocks and
- * flags. On a started node it then waits, up to deadline_us (base_mono_us(); 0: the publish
- * timeout), for its own store to apply it.
- * Returns: 0 and *res (res->seq; res->applied, and res->written = the records this node
- *          deleted, when its apply followed in time); -EAGAIN (the log did not acknowledge:
- *          retry), -EINVAL, -ENOMEM; err says why.
+ * (store_gc_at()), deleting the online rows past their view's TTL at now_us and the tombstones
+ * older than tombstone_retention_us, so all replicas sweep the same records whatever their
+ * clocks and flags. On a started node it then waits, up to deadline_us (base_mono_us(); 0: the
+ * publish timeout), for its own store to apply it. Nodes of a version before sweeps went through
+ * the log pass the message without sweeping: upgrade every node first.
+ * Returns: 0 and *res (res->seq; res->applied when this node applied it by the deadline, and
+ *          res->written = the records it deleted, 0 when over 1024 messages came after it
+ *          before the answer); -EAGAIN (the log did not acknowledge in time, it may still hold
+ *          it; or it is in the log, res->seq, and this node is not applying the log: failed,
+ *          needs a snapshot, closing); -ETIMEDOUT (deadline_us passed before it was published:
+ *          nothing was); -EIO (the stream refused it); -EINVAL (now_us or the retention out of
+ *          range: repl_msg_gc_valid()); -ENOMEM; err says why.
  */
 int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, int64_t deadline_us,
                     repl_result_t *res, char *err, size_t err_cap);
@@ -250,8 +262,11 @@ int repl_msg_encode_catalog(const catalog_t *c, uint8_t **out, size_t *len);
 /* Encodes a sweep at now_us keeping tombstones tombstone_retention_us (store_gc_at()).
  * Returns: 0 and *out and *len (malloc'd); -ENOMEM. */
 int repl_msg_encode_gc(int64_t now_us, int64_t tombstone_retention_us, uint8_t **out, size_t *len);
-/* Decodes a sweep. Returns: 0, *now_us and *tombstone_retention_us; -EPROTO (malformed, or a
- * negative retention). */
+/* Whether a sweep's fields are in range: now_us in [0, year 10000), a retention in [0, 100
+ * years] (so their difference cannot overflow). */
+bool repl_msg_gc_valid(int64_t now_us, int64_t tombstone_retention_us);
+/* Decodes a sweep. Returns: 0, *now_us and *tombstone_retention_us; -EPROTO (malformed, or out
+ * of range: repl_msg_gc_valid()). */
 int repl_msg_decode_gc(const uint8_t *p, size_t len, int64_t *now_us,
                        int64_t *tombstone_retention_us);
 

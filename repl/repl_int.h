@@ -38,9 +38,24 @@ struct repl {
     char filter[210];          /* prefix + ".>" */
     char catalog_subject[220]; /* prefix + ".$catalog" */
 
+    /* The connection. Every use of nc or js read-holds conn_rw (repl__conn_begin()), for one
+     * NATS call at most; a TLS reload (repl__tls_tick()) write-holds it to put a new connection
+     * in their place (under mu too, which the connection callbacks read nc under). */
+    pthread_rwlock_t conn_rw;
     natsOptions *nopts;
     natsConnection *nc;
     jsCtx *js;
+    char *tls_ca, *tls_cert, *tls_key; /* the options' paths, owned */
+    /* TLS reloads (the watchdog's): the files as last loaded, and a check asked for (SIGHUP). */
+    struct repl__file_id {
+        unsigned long long dev, ino, size;
+        long long mtime_ns;
+        bool exists;
+    } tls_seen[3];
+    int64_t tls_checked_us;
+    atomic_bool tls_check_now;
+    uint64_t tls_reloads, tls_reloads_rejected;
+    bool old_nc_closed; /* a replaced connection's closed callback ran (mu) */
     store_t *store;
     atomic_bool connected;
     bool nc_closed;   /* the connection's closed callback ran (mu) */
@@ -96,6 +111,17 @@ void repl__error(struct repl *r, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The text of a NATS failure: its status and the library's last error when it has one. */
 void repl__nats_text(natsStatus s, jsErrCode jerr, char *buf, size_t cap);
+
+/* The connection for one NATS call: read-holds conn_rw until repl__conn_end(). */
+jsCtx *repl__conn_begin(struct repl *r);
+void repl__conn_end(struct repl *r);
+/* The watchdog's TLS check (every 2 s, or at once after repl_reload_tls()): when a TLS file
+ * changed, connects anew with the files as they are now and moves every user to the new
+ * connection (the consumer is created again on it); a new connection that fails keeps the old
+ * one. Lock not held. */
+void repl__tls_tick(struct repl *r, int64_t now_us);
+/* Drops the current subscription, if any (apply.c). */
+void repl__unsubscribe(struct repl *r);
 
 /* publish.c */
 /* One message published (repl.c): retried with its id for --publish-timeout-ms, or until

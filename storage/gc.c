@@ -287,7 +287,6 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
 /* The position a log's sweep may take: run on the writer, so behind every apply queued before. */
 typedef struct gc_pos {
     uint64_t log_position;
-    bool contiguous;
 } gc_pos_t;
 
 static int gc_position_check(store_t *s, MDB_txn *txn, void *p)
@@ -302,7 +301,7 @@ static int gc_position_check(store_t *s, MDB_txn *txn, void *p)
         return rc;
     if (g->log_position <= pos)
         return -EALREADY;
-    if (g->contiguous && g->log_position != pos + 1)
+    if (g->log_position != pos + 1)
         return -ESPIPE;
     return 0;
 }
@@ -310,9 +309,9 @@ static int gc_position_check(store_t *s, MDB_txn *txn, void *p)
 int store_gc_at(store_t *s, int64_t now_us, int64_t tombstone_retention_us, uint64_t log_position,
                 bool (*stop)(void *arg), void *stop_arg, size_t *deleted)
 {
-    if (log_position == 0 || tombstone_retention_us < 0)
+    if (log_position == 0 || tombstone_retention_us < 0 || !s->log_contiguous)
         return -EINVAL;
-    gc_pos_t g = {log_position, s->log_contiguous};
+    gc_pos_t g = {log_position};
     int rc = store__run(s, gc_position_check, &g, false, NULL);
     if (rc < 0)
         return rc;

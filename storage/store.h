@@ -620,15 +620,17 @@ int store_gc(store_t *s, int64_t now_us, size_t *deleted);
  * until then in *deleted (the rest waits for the next sweep). */
 int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *arg, size_t *deleted);
 /*
- * A log's sweep (replication): as store_gc_until() at now_us with tombstones kept
- * tombstone_retention_us (the message's, not the store's), then log_position recorded, so that
- * every replica sweeps the same records at the same place in the log and replicas that applied
- * the same prefix hold the same content. Runs behind every apply queued before it; nothing the
- * caller queues after it may run before it returns (the sweep takes several transactions).
- * A stop or a failure records no position: the message is applied again, to the same result.
+ * A log's sweep (replication; a store opened with log_contiguous): as store_gc_until() at now_us
+ * with tombstones kept tombstone_retention_us (the message's, not the store's), then
+ * log_position recorded, so that every replica sweeps the same online records at the same place
+ * in the log and replicas that applied the same prefix hold the same content (store_digest();
+ * the change feed is still pruned by each node's own write times). Runs behind every apply
+ * queued before it; the caller queues nothing meanwhile (the sweep takes several transactions;
+ * anything else a contiguous store refuses as out of place). A stop or a failure records no
+ * position: the message is applied again, to the same result.
  * Returns: 0 and *deleted (may be NULL); -EALREADY (the store is at log_position or past it:
- * nothing swept); -ESPIPE (log_contiguous and log_position is not the next position); -EINVAL;
- * -ECANCELED (stopped); as store_gc().
+ * nothing swept); -ESPIPE (log_position is not the next position: nothing swept); -EINVAL (not
+ * log_contiguous, a position of 0, a negative retention); -ECANCELED (stopped); as store_gc().
  */
 int store_gc_at(store_t *s, int64_t now_us, int64_t tombstone_retention_us, uint64_t log_position,
                 bool (*stop)(void *arg), void *arg, size_t *deleted);

@@ -308,9 +308,10 @@ class KubernetesTest(unittest.TestCase):
             # Checked whole against the catalog, then the (absent) server is called.
             self.assertIn("WriteFeatures", out.stderr, (v, out.stderr))
 
-    def run_gc_script(self, container, failing=()):
+    def run_gc_script(self, container, failing=None):
         """Runs the CronJob's script with stand-ins for getent (three ready pods, one of them
-        IPv6) and fstore (a call to an address in failing fails); returns (exit, targets)."""
+        IPv6) and fstore (a call to an address in failing exits with its code there); returns
+        (exit, targets)."""
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d)
         calls = os.path.join(d, "calls")
@@ -318,8 +319,10 @@ class KubernetesTest(unittest.TestCase):
             f.write("#!/bin/sh\nprintf '10.1.0.7 STREAM x\\n10.1.0.7 DGRAM\\nfd00::9 STREAM\\n"
                     "10.1.0.5 STREAM\\n'\n")
         with open(os.path.join(d, "fstore"), "w") as f:
-            f.write('#!/bin/sh\necho "$3" >> %s\ncase " %s " in *" $3 "*) exit 1;; esac\n'
-                    % (calls, " ".join(failing)))
+            f.write('#!/bin/sh\necho "$3" >> %s\ncase "$3" in\n' % calls)
+            for addr, code in (failing or {}).items():
+                f.write("  '%s') exit %d;;\n" % (addr, code))
+            f.write("esac\n")
         for name in ("getent", "fstore"):
             os.chmod(os.path.join(d, name), 0o755)
         env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], **{
@@ -334,7 +337,8 @@ class KubernetesTest(unittest.TestCase):
     def test_the_gc_cronjob_sweeps_every_single_pod_and_one_replica(self):
         # The single overlay's pods each hold their own store: each is called. The replicated
         # overlay's sweep goes through the log to every node: one ready pod is called, the next
-        # only when one fails.
+        # only when one was unavailable (exit 3), never after another failure (that pod may have
+        # published the sweep already).
         pods = ["10.1.0.5:6566", "10.1.0.7:6566", "[fd00::9]:6566"]
         for overlay in ("deploy/kubernetes/single", "deploy/kubernetes/replicated"):
             cron = find(render(overlay), "CronJob", "fstore-gc")
@@ -346,11 +350,14 @@ class KubernetesTest(unittest.TestCase):
             self.assertIn('fstore gc --target "$t"', c["args"][0])
             if overlay.endswith("single"):
                 self.assertEqual(self.run_gc_script(c), (0, pods))
-                self.assertEqual(self.run_gc_script(c, failing=[pods[1]]), (1, pods))
+                self.assertEqual(self.run_gc_script(c, failing={pods[1]: 1}), (1, pods))
+                self.assertEqual(self.run_gc_script(c, failing={pods[0]: 3}), (1, pods))
             else:
                 self.assertEqual(self.run_gc_script(c), (0, pods[:1]))
-                self.assertEqual(self.run_gc_script(c, failing=pods[:2]), (0, pods))
-                self.assertEqual(self.run_gc_script(c, failing=pods), (1, pods))
+                self.assertEqual(self.run_gc_script(c, failing={pods[0]: 3, pods[1]: 3}),
+                                 (0, pods))
+                self.assertEqual(self.run_gc_script(c, failing={p: 3 for p in pods}), (3, pods))
+                self.assertEqual(self.run_gc_script(c, failing={pods[0]: 1}), (1, pods[:1]))
             # The service it resolves lists the server pods, on the port the pods serve.
             svc = find(render(overlay), "Service", "fstore-headless")
             self.assertEqual(svc["spec"]["clusterIP"], "None")

@@ -180,6 +180,10 @@ class IngestTarget(unittest.TestCase):
         self.assertEqual(gc("--target", s.target, "--data-dir", d).returncode, 2)
         self.assertEqual(gc().returncode, 2)
         self.stop(s)
+        # A server not reached (it stopped): exit 3, which lets a caller try another node.
+        out = gc("--target", s.target, "--timeout-ms", "3000")
+        self.assertEqual(out.returncode, 3, out.stderr)
+        self.assertIn(s.target, out.stderr)
 
 
 if __name__ == "__main__":

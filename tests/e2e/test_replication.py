@@ -9,7 +9,8 @@ What each class shows:
                   write and applies none twice, every nats-server restarted, bootstrap from a
                   peer while writes go on, catalog changes and ingest through the log
   TlsNatsTest     a TLS-only nats-server requiring client certificates: nodes with theirs
-                  replicate; without it, or trusting another CA, a node is refused, saying why
+                  replicate; without it, or trusting another CA, a node is refused, saying why;
+                  rotated certificate files are taken without a restart under write load
   SingleNatsTest  one nats-server: the log down (writes UNAVAILABLE naming the stream, reads
                   go on, status says so), retried request ids, retention past a stopped node
 """
@@ -1084,6 +1085,94 @@ class TlsNatsTest(ReplicationCase):
         self.assertTrue(status(b).connected)
         self.assert_clean_stop(a)
         self.assert_clean_stop(b)
+
+    def test_rotated_certificates_are_taken_without_a_restart_and_bad_ones_kept_out(self):
+        # A nats-server trusting both CAs for client certificates; the node's certificate files
+        # are rotated from the first CA's pair to the second's under a steady write load, then
+        # the server is restarted trusting the second CA alone: the node reconnects only if it
+        # took the new pair (cnats would otherwise reconnect with the old one, refused).
+        from test_tls import make_ca, make_cert
+        p = lambda name: os.path.join(self.d, name)
+        make_ca(self.d, "ca2")
+        make_cert(self.d, "ca2", "node2", "clientAuth", 3)
+        with open(p("both.pem"), "wb") as f:
+            for ca in ("ca.pem", "ca2.pem"):
+                with open(p(ca), "rb") as src:
+                    f.write(src.read())
+        server_tls = ["--tls", "--tlscert", p("nats.pem"), "--tlskey", p("nats.key"),
+                      "--tlsverify"]
+        nats = NatsServer("tls2", self.d, extra=server_tls + ["--tlscacert", p("both.pem")])
+        self.addCleanup(nats.stop, signal.SIGKILL)
+        nats.start()
+        live = os.path.join(self.d, "live")
+        os.mkdir(live)
+
+        def put_pair(name):
+            # As the kubelet renews a secret: whole files renamed into place.
+            for ext in ("key", "pem"):
+                shutil.copyfile(p(name + "." + ext), os.path.join(live, "tmp"))
+                os.replace(os.path.join(live, "tmp"), os.path.join(live, "node." + ext))
+        put_pair("node")
+        a = self.node(nats.url(), extra=[
+            "--replication-tls-ca", p("ca.pem"), "--replication-tls-cert",
+            os.path.join(live, "node.pem"), "--replication-tls-key",
+            os.path.join(live, "node.key")])
+        self.assertGreater(write(a, [1], 1).sequence, 0)
+
+        # A certificate file that does not load: rejected, the connection goes on.
+        with open(os.path.join(live, "tmp"), "w") as f:
+            f.write("not a certificate\n")
+        os.replace(os.path.join(live, "tmp"), os.path.join(live, "node.pem"))
+        a.send(signal.SIGHUP)
+        [rej] = a.wait_event("nats_tls_reload_rejected", timeout=30)
+        self.assertIn("--replication-tls-cert", rej["error"])
+        self.assertGreater(write(a, [2], 2).sequence, 0)
+
+        # The second CA's pair, under load: no write fails while the connection is replaced.
+        stop, failures, done = threading.Event(), [], []
+
+        def load():
+            i = 0
+            while not stop.is_set():
+                try:
+                    done.append(write(a, [100 + i % 50], i, timeout=10).sequence)
+                except grpc.RpcError as e:
+                    failures.append(e.details())
+                i += 1
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            time.sleep(0.5)
+            put_pair("node2")
+            a.wait_event("nats_tls_reloaded", timeout=30)
+            n = len(done)
+            deadline = time.monotonic() + 30
+            while len(done) < n + 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            t.join(60)
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(len(done), n + 20, "writes go on over the new connection")
+        self.assertEqual(done, sorted(done))
+
+        # The server now trusts the second CA alone: the node's reconnects carry the new pair.
+        nats.stop()
+        nats.extra = server_tls + ["--tlscacert", p("ca2.pem")]
+        nats.start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp = write(a, [3], 3, timeout=10)
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("no write after the server's restart:\n" + a.log())
+                time.sleep(0.5)
+        md = [("fstore-min-seq", str(resp.sequence))]
+        self.assertEqual(read_trips(a, [1, 2, 3], md), [1, 2, 3])
+        self.assertTrue(status(a).connected)
+        self.assert_clean_stop(a)
 
     def refused(self, extra, *fragments):
         n = self.node(self.nats.url(), extra=list(extra) + ["--connect-timeout-ms", "3000"],

@@ -229,6 +229,14 @@ Test(msg, a_gc_round_trips_and_a_malformed_one_is_refused)
     cr_assert_eq(repl_msg_decode_gc(longer, len + 1, &n, &k), -EPROTO, "trailing bytes");
     p[len - 1] = 0x80; /* the retention's sign bit */
     cr_assert_eq(repl_msg_decode_gc(p, len, &n, &k), -EPROTO, "a negative retention");
+    free(p);
+    /* Fields whose difference could overflow are refused at both ends. */
+    cr_assert(repl_msg_gc_valid(0, 0));
+    cr_assert(!repl_msg_gc_valid(-1, keep));
+    cr_assert(!repl_msg_gc_valid(INT64_MAX, keep));
+    cr_assert(!repl_msg_gc_valid(now, INT64_MAX));
+    cr_assert_eq(repl_msg_encode_gc(INT64_MIN, keep, &p, &len), 0);
+    cr_assert_eq(repl_msg_decode_gc(p, len, &n, &k), -EPROTO, "a time before 1970");
     repl_msg_write_t m;
     cr_assert_eq(repl_msg_decode_write(p, len, cat, &m, NULL, 0), -EPROTO, "not a write");
     free(p);

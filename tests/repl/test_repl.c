@@ -114,7 +114,8 @@ typedef struct node {
     store_t *s;
     repl_t *r;
     pthread_mutex_t mu;
-    int catalogs; /* on_catalog calls */
+    int catalogs;   /* on_catalog calls */
+    int64_t tomb_s; /* the store's tombstone retention (0: the default) */
 } node_t;
 
 static catalog_t *cat;
@@ -146,7 +147,10 @@ static void node_open(node_t *n, bool start)
 {
     if (n->dir == NULL)
         n->dir = th_tmpdir();
-    store_options_t so = {.dir = n->dir, .sync = STORE_SYNC_LOG, .log_contiguous = true};
+    store_options_t so = {.dir = n->dir,
+                          .sync = STORE_SYNC_LOG,
+                          .log_contiguous = true,
+                          .tombstone_retention_s = n->tomb_s};
     cr_assert_eq(store_open(&so, &n->s), 0);
     repl_options_t o = options(n);
     char err[512] = "";
@@ -663,10 +667,12 @@ static int count_tombs(void *arg, const catalog_view_t *v, uint64_t hash, size_t
 }
 
 /* A sweep goes through the log: published on A with A's clock and an hour's tombstone retention,
- * applied by B at the same place although B's store keeps tombstones 7 days; both delete the same
- * records, and a later write older than the dropped tombstone lands alike on both. */
+ * applied by A (whose store keeps tombstones 7 days) and B (1 s) at the same place; both delete
+ * the same records, by the message's hour, and a later write older than the dropped tombstone
+ * lands alike on both. */
 Test(repl, a_gc_through_the_log_sweeps_every_replica_alike)
 {
+    B.tomb_s = 1;
     two_nodes();
     const int64_t now = store_now_us(), min = 60ll * 1000000, hour = 60 * min;
     write_at(&A, STORE_OP_UPSERT, 1, 10, now - 2 * hour); /* past fv's TTL (1h) */
@@ -688,8 +694,10 @@ Test(repl, a_gc_through_the_log_sweeps_every_replica_alike)
     size_t tombs_a = 0, tombs_b = 0;
     cr_assert_eq(store_digest(A.s, count_tombs, &tombs_a), 0);
     cr_assert_eq(store_digest(B.s, count_tombs, &tombs_b), 0);
-    cr_assert_eq(tombs_b, 1, "B dropped the two-hour tombstone by the message's retention");
-    cr_assert_eq(tombs_a, 1);
+    cr_assert_eq(tombs_b, 1,
+                 "B dropped the two-hour tombstone and kept the 5-minute one, by the "
+                 "message's retention, not its own second");
+    cr_assert_eq(tombs_a, 1, "A, whose own retention is 7 days, likewise");
     uint64_t pos = 0;
     cr_assert_eq(store_last_position(B.s, &pos), 0);
     cr_assert_eq(pos, res.seq);

@@ -233,6 +233,12 @@ Test(gc, history_and_the_change_feed_past_their_retention_go_in_several_scans)
     catalog_unref(hc);
 }
 
+static void note_rc(void *arg, int rc, const store_apply_result_t *res)
+{
+    (void)res;
+    *(int *)arg = rc;
+}
+
 /* A log's sweep: at its position only (behind nothing, ahead of nothing), with the message's
  * tombstone retention whatever the store's, and the position recorded only once it is whole. */
 Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
@@ -295,7 +301,10 @@ Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
     uint64_t pos = 0;
     cr_assert_eq(store_last_position(s, &pos), 0);
     cr_assert_eq(pos, 4);
+    size_t mid = th_rows(s, fv);
+    cr_assert(mid > 1 && mid < 5001, "the first transaction's deletes stay: %zu rows", mid);
     cr_assert_eq(store_gc_at(s, now, hour, 5, NULL, NULL, &deleted), 0);
+    cr_assert_eq(deleted, mid - 1, "the rest of the expired rows (the tombstone went first)");
     cr_assert_eq(store_last_position(s, &pos), 0);
     cr_assert_eq(pos, 5);
     cr_assert_eq(th_rows(s, fv), 1, "the fresh row alone is left");
@@ -312,5 +321,19 @@ Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
                  0);
     catalog_value_t out;
     cr_assert_eq(th_get(s, fv, 3, 1, now - 2 * hour, &out, NULL), STORE_STATUS_PRESENT);
+
+    /* Queued right behind an apply not yet committed: the position is checked behind it. */
+    int async_rc = 1;
+    cr_assert_eq(store_apply_async(s, &up, 1, 7, NULL, note_rc, &async_rc), 0);
+    cr_assert_eq(store_gc_at(s, now, hour, 8, NULL, NULL, &deleted), 0);
+    cr_assert_eq(store_last_position(s, &pos), 0);
+    cr_assert_eq(pos, 8);
+    cr_assert_eq(async_rc, 0);
+    store_close(s);
+
+    /* Not a log's store: refused, nothing swept. */
+    store_options_t plain = {.dir = dir};
+    cr_assert_eq(store_open(&plain, &s), 0);
+    cr_assert_eq(store_gc_at(s, now, hour, 9, NULL, NULL, &deleted), -EINVAL);
     store_close(s);
 }
