@@ -323,7 +323,7 @@ void repl__unsubscribe(repl_t *r)
 }
 
 /* (Re)creates the consumer at the store's next sequence. Returns: 0, -EAGAIN. */
-static int subscribe(repl_t *r, const char *reason)
+int repl__subscribe(repl_t *r, const char *reason)
 {
     repl__unsubscribe(r);
     repl__sub_t *c = calloc(1, sizeof *c);
@@ -510,7 +510,7 @@ static void *watchdog(void *arg)
         bool connected = atomic_load(&r->connected);
         pthread_mutex_unlock(&r->mu);
         if (why != NULL && connected)
-            subscribe(r, why);
+            repl__subscribe(r, why);
     }
     return NULL;
 }
@@ -539,7 +539,7 @@ int repl_start(repl_t *r)
              (json_int_t)r->stream_last, "state", repl_state_name(r->state));
     pthread_mutex_unlock(&r->mu);
     if (!gap)
-        subscribe(r, NULL);
+        repl__subscribe(r, NULL);
     if (pthread_create(&r->watchdog, NULL, watchdog, r) != 0)
         return -ENOMEM;
     r->watchdog_started = true;

@@ -146,12 +146,12 @@ void repl__on_disconnected(natsConnection *nc, void *ticket)
     memcpy(stream, r->stream, sizeof stream);
     pthread_mutex_lock(&r->mu);
     bool closing = r->closing, replaced = nc != r->nc;
+    bool was = !replaced && atomic_exchange(&r->connected, false);
     pthread_mutex_unlock(&r->mu);
     if (replaced) {
         live_leave(); /* a connection a TLS reload put aside, closing */
         return;
     }
-    bool was = atomic_exchange(&r->connected, false);
     live_leave(); /* the log line without the table's lock */
     if (was && !closing)
         base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", stream);
@@ -166,13 +166,12 @@ void repl__on_reconnected(natsConnection *nc, void *ticket)
     memcpy(stream, r->stream, sizeof stream);
     pthread_mutex_lock(&r->mu);
     bool replaced = nc != r->nc;
+    if (!replaced)
+        atomic_store(&r->connected, true);
     pthread_mutex_unlock(&r->mu);
-    if (replaced) {
-        live_leave();
-        return;
-    }
-    atomic_store(&r->connected, true);
     live_leave();
+    if (replaced)
+        return;
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     base_log(BASE_LOG_INFO, "nats_reconnected", "{s:s, s:s}", "stream", stream, "server", url);
@@ -199,19 +198,20 @@ void repl__on_closed(natsConnection *nc, void *ticket)
  * means "check the replica's consumer", which the watchdog does. */
 void repl__on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ticket)
 {
-    (void)nc;
     (void)sub;
     repl_t *r = live_enter(ticket);
     if (r == NULL)
         return;
     char stream[sizeof r->stream];
     memcpy(stream, r->stream, sizeof stream);
-    if (err == NATS_SLOW_CONSUMER || err == NATS_MISSED_HEARTBEAT) {
-        pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->mu);
+    bool replaced = nc != r->nc;
+    if (!replaced && (err == NATS_SLOW_CONSUMER || err == NATS_MISSED_HEARTBEAT))
         r->resubscribe = true;
-        pthread_mutex_unlock(&r->mu);
-    }
+    pthread_mutex_unlock(&r->mu);
     live_leave();
+    if (replaced)
+        return;
     base_log(BASE_LOG_WARN, "nats_error", "{s:s, s:s}", "stream", stream, "error",
              natsStatus_GetText(err));
 }
@@ -309,12 +309,13 @@ static void tls_ids(const repl_t *r, struct repl__file_id ids[3])
         struct stat st;
         if (paths[i] == NULL || stat(paths[i], &st) != 0)
             continue;
-        ids[i] = (struct repl__file_id){.dev = (unsigned long long)st.st_dev,
-                                        .ino = (unsigned long long)st.st_ino,
-                                        .size = (unsigned long long)st.st_size,
-                                        .mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000ll +
-                                                    st.st_mtim.tv_nsec,
-                                        .exists = true};
+        ids[i] = (struct repl__file_id){
+            .dev = (unsigned long long)st.st_dev,
+            .ino = (unsigned long long)st.st_ino,
+            .size = (unsigned long long)st.st_size,
+            .mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec,
+            .ctime_ns = (long long)st.st_ctim.tv_sec * 1000000000ll + st.st_ctim.tv_nsec,
+            .exists = true};
     }
 }
 
@@ -322,7 +323,8 @@ static bool same_ids(const struct repl__file_id *a, const struct repl__file_id *
 {
     for (int i = 0; i < 3; i++) {
         if (a[i].exists != b[i].exists || a[i].dev != b[i].dev || a[i].ino != b[i].ino ||
-            a[i].size != b[i].size || a[i].mtime_ns != b[i].mtime_ns)
+            a[i].size != b[i].size || a[i].mtime_ns != b[i].mtime_ns ||
+            a[i].ctime_ns != b[i].ctime_ns)
             return false;
     }
     return true;
@@ -1022,7 +1024,18 @@ static int tls_swap(repl_t *r, char *err, size_t cap)
         natsOptions_Destroy(no);
         return repl__fail(err, cap, -EIO, "stream %s over the new connection: %s", r->stream, why);
     }
-    repl__unsubscribe(r); /* the watchdog subscribes again, on the new connection */
+    pthread_mutex_lock(&r->mu);
+    bool closing = r->closing;
+    pthread_mutex_unlock(&r->mu);
+    if (closing) {
+        jsCtx_Destroy(js);
+        close_replaced(r, nc);
+        natsOptions_Destroy(no);
+        return repl__fail(err, cap, -ESHUTDOWN, "closing");
+    }
+    repl__unsubscribe(r);
+    /* Between two NATS calls: a call under way finishes on the old connection, and the calls
+     * that wait meanwhile (at most that long) go to the new one. */
     pthread_rwlock_wrlock(&r->conn_rw);
     pthread_mutex_lock(&r->mu);
     natsConnection *old_nc = r->nc;
@@ -1031,10 +1044,16 @@ static int tls_swap(repl_t *r, char *err, size_t cap)
     r->nc = nc;
     r->js = js;
     r->nopts = no;
-    r->resubscribe = true;
+    atomic_store(&r->connected, natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED);
     pthread_mutex_unlock(&r->mu);
     pthread_rwlock_unlock(&r->conn_rw);
-    atomic_store(&r->connected, true);
+    /* The consumer at once on the new connection (the watchdog retries if this fails), then
+     * the old connection's end, which may take its server a while. */
+    if (repl__subscribe(r, "the TLS files changed") < 0) {
+        pthread_mutex_lock(&r->mu);
+        r->resubscribe = true;
+        pthread_mutex_unlock(&r->mu);
+    }
     jsCtx_Destroy(old_js);
     close_replaced(r, old_nc);
     natsOptions_Destroy(old_no);
@@ -1051,12 +1070,18 @@ void repl__tls_tick(repl_t *r, int64_t now_us)
     r->tls_checked_us = now_us;
     struct repl__file_id ids[3];
     tls_ids(r, ids);
-    if (same_ids(ids, r->tls_seen))
+    bool retry = r->tls_retry_us != 0;
+    if (same_ids(ids, r->tls_seen) && !(retry && (asked || now_us >= r->tls_retry_us)))
         return;
     /* Taken as seen before it is read: a file that changes again meanwhile is read again. */
     memcpy(r->tls_seen, ids, sizeof ids);
     char err[512] = "";
     int rc = tls_swap(r, err, sizeof err);
+    if (rc == -ESHUTDOWN)
+        return;
+    /* Files that load and a log that did not take them (down, electing): tried again in 30 s
+     * (at once on SIGHUP); files that do not load wait for their next change. */
+    r->tls_retry_us = rc == 0 || rc == -EINVAL ? 0 : now_us + 30000000;
     pthread_mutex_lock(&r->mu);
     if (rc == 0)
         r->tls_reloads++;
@@ -1068,7 +1093,10 @@ void repl__tls_tick(repl_t *r, int64_t now_us)
                  "ca", r->tls_ca, "cert", r->tls_cert, "key", r->tls_key);
     else
         base_log(BASE_LOG_ERROR, "nats_tls_reload_rejected", "{s:s, s:s, s:s}", "stream", r->stream,
-                 "error", err, "note", "the connection made with the previous files goes on");
+                 "error", err, "note",
+                 rc == -EINVAL ? "the connection made with the previous files goes on"
+                               : "the connection made with the previous files goes on; "
+                                 "tried again in 30 s");
 }
 
 void repl_reload_tls(repl_t *r)

@@ -49,10 +49,11 @@ struct repl {
     /* TLS reloads (the watchdog's): the files as last loaded, and a check asked for (SIGHUP). */
     struct repl__file_id {
         unsigned long long dev, ino, size;
-        long long mtime_ns;
+        long long mtime_ns, ctime_ns;
         bool exists;
     } tls_seen[3];
     int64_t tls_checked_us;
+    int64_t tls_retry_us; /* a reload that could not connect is tried again from then */
     atomic_bool tls_check_now;
     uint64_t tls_reloads, tls_reloads_rejected;
     bool old_nc_closed; /* a replaced connection's closed callback ran (mu) */
@@ -120,8 +121,10 @@ void repl__conn_end(struct repl *r);
  * connection (the consumer is created again on it); a new connection that fails keeps the old
  * one. Lock not held. */
 void repl__tls_tick(struct repl *r, int64_t now_us);
-/* Drops the current subscription, if any (apply.c). */
+/* Drops the current subscription, if any; (re)creates the consumer at the store's next
+ * sequence, reason NULL for the first (apply.c). Returns: 0, -EAGAIN. */
 void repl__unsubscribe(struct repl *r);
+int repl__subscribe(struct repl *r, const char *reason);
 
 /* publish.c */
 /* One message published (repl.c): retried with its id for --publish-timeout-ms, or until

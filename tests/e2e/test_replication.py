@@ -1131,13 +1131,17 @@ class TlsNatsTest(ReplicationCase):
         # The second CA's pair, under load: no write fails while the connection is replaced.
         stop, failures, done = threading.Event(), [], []
 
+        slowest = [0.0]
+
         def load():
             i = 0
             while not stop.is_set():
+                t0 = time.monotonic()
                 try:
                     done.append(write(a, [100 + i % 50], i, timeout=10).sequence)
                 except grpc.RpcError as e:
                     failures.append(e.details())
+                slowest[0] = max(slowest[0], time.monotonic() - t0)
                 i += 1
         t = threading.Thread(target=load)
         t.start()
@@ -1155,6 +1159,12 @@ class TlsNatsTest(ReplicationCase):
         self.assertEqual(failures, [])
         self.assertGreaterEqual(len(done), n + 20, "writes go on over the new connection")
         self.assertEqual(done, sorted(done))
+        # Each acknowledged after its own apply: the consumer moved with the connection at once
+        # (not after the watchdog's 3 s stall check, nor a write's 20 s publish timeout).
+        self.assertLess(slowest[0], 2.5)
+        reasons = [e["reason"] for e in a.events("replica_resubscribed")]
+        self.assertIn("the TLS files changed", reasons)
+        self.assertNotIn("nothing delivered while the stream has more", reasons)
 
         # The server now trusts the second CA alone: the node's reconnects carry the new pair.
         nats.stop()
