@@ -240,7 +240,62 @@ static catalog_dtype_t request_field_type(void *arg, const char *column, bool *s
     return CATALOG_DTYPE_INVALID;
 }
 
+/* The read and its answer, whichever way the request was decoded. */
+static int read_and_answer(http_req_t *r, const core_resolved_t *res, core_columns_t *ents,
+                           core_columns_t *request, bool full_names)
+{
+    core_cell_t *cells = NULL;
+    int rc = core_read_begin(&r->ctx, res, ents, request, full_names, &cells);
+    if (rc == 0) {
+        write_response(r, res, ents, cells);
+        http__respond(r, 200, "application/json");
+    }
+    core_read_end(&r->ctx);
+    return rc;
+}
+
+/* A body http__feast_read_decode() took. Returns: as the route; CORE_DECLINED when an entity
+ * column is a request field (typed by the catalog: jansson's path does that). */
+static int read_decoded(http_req_t *r, http__feast_read_t *fr)
+{
+    core_ctx_t *ctx = &r->ctx;
+    if (fr->list.kind == CORE_LIST_SERVICE)
+        r->feast_class = "FeatureServiceNotFoundException";
+    const core_resolved_t *res = NULL;
+    int rc = core_resolve(ctx, &fr->list, &res);
+    if (rc != 0)
+        return rc;
+    r->feast_class = NULL;
+    entity_types_t et = {res, ctx->catalog};
+    for (size_t c = 0; c < fr->entities.n_cols; c++) {
+        bool skip = false;
+        if (entity_field_type(&et, fr->entities.names[c], &skip) != CATALOG_DTYPE_INVALID || skip)
+            return CORE_DECLINED;
+    }
+    core_columns_limits_t lim = core_entity_limits(ctx);
+    rc = core_columns_shape(ctx, "entity", fr->entities.n_cols, fr->entities.names, fr->entity_rows,
+                            &lim, &fr->entities.n_rows);
+    if (rc < 0)
+        return rc;
+    core_columns_t request = {0};
+    return read_and_answer(r, res, &fr->entities, &request, fr->list.full_names);
+}
+
+static int read_json(http_req_t *r);
+
 int http__feast_get_online_features(http_req_t *r)
+{
+    http__feast_read_t fr;
+    int rc = http__feast_read_decode(&r->arena, (const uint8_t *)r->body, r->len, &fr);
+    if (rc < 0)
+        return core_fail(&r->ctx, rc, "out of memory");
+    if (rc == 0 && (rc = read_decoded(r, &fr)) != CORE_DECLINED)
+        return rc;
+    return read_json(r);
+}
+
+/* Any other body: jansson's tree. */
+static int read_json(http_req_t *r)
 {
     core_ctx_t *ctx = &r->ctx;
     base_arena_t *a = &r->arena;
@@ -312,13 +367,7 @@ int http__feast_get_online_features(http_req_t *r)
     if (req_j != NULL && (rc = columns(r, req_j, "request_context", &lim, request_field_type,
                                        (void *)ctx->catalog, &request)) < 0)
         goto out;
-    core_cell_t *cells = NULL;
-    rc = core_read_begin(ctx, res, &ents, &request, list.full_names, &cells);
-    if (rc == 0) {
-        write_response(r, res, &ents, cells);
-        http__respond(r, 200, "application/json");
-    }
-    core_read_end(ctx);
+    rc = read_and_answer(r, res, &ents, &request, list.full_names);
 out:
     json_decref(body);
     return rc;

@@ -157,6 +157,24 @@ double http__item_q(const char *p, size_t n);
 #define HTTP_JSON_FLOOR (256u << 10)
 int http__parse_json(http_req_t *r, json_t **out);
 
+/* /get-online-features's body as Feast's SDK sends it, decoded without a JSON tree
+ * (feast_json.c): the feature list (CORE_LIST_FEATURES keyed by the features array's bytes and
+ * parsed on demand by http__feast_read_features(), CORE_LIST_SERVICE, or CORE_LIST_NONE), and
+ * the entity columns typed by their JSON (INT64, STRING, BOOL, NULL; strings point into the
+ * body), each of entity_rows[i] values (entities.n_rows is left 0: core_columns_shape() decides
+ * it). Everything is in a (and the body, which must outlive it). */
+typedef struct http__feast_read {
+    core_feature_list_t list;
+    core_columns_t entities;
+    size_t *entity_rows;
+} http__feast_read_t;
+/* Returns: 0 and *out; CORE_DECLINED (not that shape, or not well-formed: jansson's path decides
+ * it, errors included); -ENOMEM. */
+int http__feast_read_decode(base_arena_t *a, const uint8_t *body, size_t len,
+                            http__feast_read_t *out);
+/* core_feature_list_t.parse for a list http__feast_read_decode() keyed. */
+int http__feast_read_features(base_arena_t *a, core_feature_list_t *l);
+
 /* HTTP status for an errno, as TF Serving maps gRPC codes (400, 404, 429, 503, 504, ...). */
 int http__status_of(int rc);
 

@@ -11,7 +11,11 @@
  * Encodes the values of a 100 x 50 Feast response many times with the hand-written writer
  * (http__json_value(), what the server runs), and the same values with jansson, the library the
  * server parses requests with: building the array and dumping it, and dumping a prebuilt array.
- * Each pass's output is checked to parse back to the same values. Sets of values:
+ * Each pass's output is checked to parse back to the same values. Then decodes bench/run.sh's H1
+ * and H2 request bodies (50 features, 1 and 100 entities, as json.dump writes them) with the
+ * server's hand-written decoder (http__feast_read_decode() and its feature list, parsed each
+ * time here though a worker parses a list once) and with jansson (json_loadb and the entity
+ * values converted, what the server did before), per request. Sets of values:
  *   mix       per row 25 DOUBLE (random, all 53 bits), 15 INT64, 10 STRING (13 bytes)
  *   double    DOUBLE with all 53 bits random (17 significant digits, the writer's slow path)
  *   decimal   DOUBLE of up to 4 decimals (prices, rates: the writer's fast path)
@@ -172,6 +176,59 @@ static void run(const char *set, double seconds, bool first)
            first ? "" : ", ", set, fstore_ns, build_ns, dump_ns, fstore_bytes);
 }
 
+/* One request body decoded both ways, ns per request each. */
+static void decode(const char *name, size_t rows, double seconds)
+{
+    char body[8192];
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"features\": [");
+    for (int v = 0; v < 5; v++)
+        for (int f = 0; f < 10; f++)
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s\"v%d:f%d\"", v || f ? ", " : "", v,
+                                  f);
+    n += (size_t)snprintf(body + n, sizeof body - n, "], \"entities\": {\"id\": [");
+    for (size_t r = 0; r < rows; r++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s%d", r ? ", " : "", rand() % 10000000);
+    n += (size_t)snprintf(body + n, sizeof body - n, "]}, \"full_feature_names\": true}");
+
+    base_arena_t a;
+    base_arena_init(&a, 16384);
+    size_t passes = 0;
+    double t0 = now_s(), t;
+    do {
+        base_arena_reset(&a);
+        http__feast_read_t fr;
+        if (http__feast_read_decode(&a, (const uint8_t *)body, n, &fr) != 0 ||
+            http__feast_read_features(&a, &fr.list) != 0 || fr.list.n_refs != 50 ||
+            fr.entity_rows[0] != rows) {
+            fprintf(stderr, "fstore-json-bench: the decoder declined %s\n", name);
+            exit(1);
+        }
+        passes++;
+        t = now_s();
+    } while (t - t0 < seconds);
+    double fstore_ns = (t - t0) * 1e9 / (double)passes;
+
+    passes = 0;
+    t0 = now_s();
+    do {
+        base_arena_reset(&a);
+        json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
+        json_t *ids = json_object_get(json_object_get(j, "entities"), "id");
+        catalog_value_t *v = base_arena_array(&a, rows + 1, sizeof *v);
+        char why[128];
+        for (size_t r = 0; r < rows; r++)
+            catalog_value_from_json(json_array_get(ids, r), CATALOG_DTYPE_INVALID, 0, &a, &v[r],
+                                    why, sizeof why);
+        json_decref(j);
+        passes++;
+        t = now_s();
+    } while (t - t0 < seconds);
+    double jansson_ns = (t - t0) * 1e9 / (double)passes;
+    base_arena_free(&a);
+    printf(", \"decode_%s\": {\"bytes\": %zu, \"fstore_ns\": %.1f, \"jansson_ns\": %.1f}", name, n,
+           fstore_ns, jansson_ns);
+}
+
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 0.5;
@@ -179,6 +236,8 @@ int main(int argc, char **argv)
     printf("{\"values\": %d, ", N);
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         run(sets[i], seconds, i == 0);
+    decode("h1", 1, seconds);
+    decode("h100", 100, seconds);
     printf("}\n");
     return 0;
 }

@@ -117,6 +117,15 @@ def main():
                 print("  %-8s %7.1f ns   jansson %7.1f ns (dump alone %7.1f)   %.2fx" % (
                     k, v["fstore_ns"], v["jansson_build_dump_ns"], v["jansson_dump_ns"],
                     v["jansson_build_dump_ns"] / v["fstore_ns"]))
+    if os.path.exists(jp) and os.path.getsize(jp) > 0:
+        j = json.load(open(jp))
+        for k, what in (("decode_h1", "H1's body (1 x 50)"), ("decode_h100", "H2's body (100 x 50)")):
+            if k in j:
+                v = j[k]
+                print("Request decoding, %s, %d bytes: %.0f ns hand-written, jansson %.0f ns "
+                      "(parse and entity values): %.2fx" % (what, v["bytes"], v["fstore_ns"],
+                                                           v["jansson_ns"],
+                                                           v["jansson_ns"] / v["fstore_ns"]))
     print("errors: %s" % ", ".join("%s %d" % (n, r["failed"]) for n, r in
                                    (("h0", h0), ("h1", h1), ("h100", h100), ("h1_open", h1o),
                                     ("h0_open", h0o)) if r))

@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "tests/http/feast_json_equiv.h"
 #include "tests/tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -15,7 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * The first byte picks the route (modulo 9), the rest is the body: Feast's reads, writes and
  * pushes, SageMaker's JSON and CSV invocations, TF Serving's row and column predicts. They run
  * through http_local_call() against a real core on a temporary store under $TMPDIR, as a pool
- * thread runs them; writes that get through land in the store.
+ * thread runs them; writes that get through land in the store. Every body is also decoded by
+ * the /get-online-features hand-written decoder and, when it accepts, by jansson: the two must
+ * agree (feast_json_equiv.h), or the run aborts.
  */
 
 static const char catalog_yaml[] =
@@ -113,5 +116,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0 && (status < 200 || status > 599))
         abort(); /* every request gets an answer with a status */
     free(out);
+    base_arena_t a;
+    base_arena_init(&a, 4096);
+    char why[512];
+    if (feast_json_equiv(data + 1, size - 1, &a, why, sizeof why) < 0) {
+        fprintf(stderr, "feast_json_equiv: %s\n", why);
+        abort();
+    }
+    base_arena_free(&a);
     return 0;
 }
