@@ -14,6 +14,9 @@
 #       (sorted, 50k-row transactions, no sync): fstore-repl-bench floor
 #   B   bootstrap: a node with an empty data directory copies a BOOT_ROWS x 10-feature replica
 #       from a peer and replays the log: seconds from start to SERVING
+#   G   gc through the log on A's replica: a sweep deleting its APPLY_ROWS rows (w0 keeps 30
+#       days; they are of 2024) holds that node's apply for as long as it takes: milliseconds
+#       (gc_applied_from_log), next to A's own replay time of the same rows
 # Everything runs on 127.0.0.1 and everything started here is stopped on exit.
 set -euo pipefail
 
@@ -90,7 +93,10 @@ fi
 rm -rf "$WORK"
 mkdir -p "$WORK/res"
 RES=$WORK/res
-"$BENCH" gen catalog --views 1 --features 10 >"$WORK/catalog.yaml"
+"$BENCH" gen catalog --views 1 --features 10 |
+  "$PY" -c 'import sys; print(sys.stdin.read().replace("  - name: w0\n    version: 1\n", "  - name: w0\n    version: 1\n    ttl: 30d\n"), end="")' \
+  >"$WORK/catalog.yaml"
+grep -q "ttl: 30d" "$WORK/catalog.yaml" || die "no TTL on w0 in the generated catalog"
 
 nats_up() { # nats_up NAME PORT [CLUSTER_PORT ROUTES]: one nats-server -js, pid in LAST_PID
   local args=(-js -a 127.0.0.1 -p "$2" -sd "$WORK/nats/$1" --server_name "$1")
@@ -171,6 +177,8 @@ LOGARGS=(--replication "nats://127.0.0.1:$N1" --stream BENCH_APPLY --subject-pre
 serve c "$WORK/c" "${LOGARGS[@]}"
 C_PID=$LAST_PID
 wait_serving "$LAST_TARGET" "$WORK/c.log" 600
+log "G: gc through the log of the replayed rows"
+"$FSTORE" gc --target "$LAST_TARGET" >"$WORK/gc.out" 2>&1 || { cat "$WORK/gc.out"; die "gc failed"; }
 stop "$C_PID"
 "$PY" - "$WORK/c.log" "$APPLY_ROWS" >"$RES/apply.json" <<'PYEOF'
 import json, sys, datetime
@@ -182,8 +190,10 @@ for line in open(sys.argv[1]):
 t = lambda e: datetime.datetime.strptime(ev[e]["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 secs = t("replica_ready") - t("replica_starting")
 rows = int(sys.argv[2])
+g = ev["gc_applied_from_log"]
 print(json.dumps({"rows": rows, "messages": ev["replica_ready"]["applied"], "seconds": secs,
-                  "rows_per_s": rows / secs if secs > 0 else 0}))
+                  "rows_per_s": rows / secs if secs > 0 else 0,
+                  "gc_deleted": g["deleted"], "gc_ms": g["ms"]}))
 PYEOF
 log "A: the raw LMDB floor on the same ids"
 "$RBENCH" floor --ids-csv "$WORK/apply-shuf.csv" --dir "$WORK/floor" --batch 100 \
@@ -203,16 +213,20 @@ write_bench r3_write "$LAST_TARGET"
 stop "$D_PID"
 
 # --- B: bootstrap of a BOOT_ROWS x 10 replica from a peer ---------------------------------------
-log "B: loading $BOOT_ROWS rows x 10 features into the peer"
-"$FSTORE" apply --catalog "$WORK/catalog.yaml" --data-dir "$WORK/e" >/dev/null
+# The peer is a replica like any other (a replica holds only what the log holds): its rows go
+# through the log, in 5000-row messages, and it applies them before the clock starts.
+log "B: loading $BOOT_ROWS rows x 10 features into the peer through the log"
+BOOTARGS=(--replication "nats://127.0.0.1:$N1" --stream BENCH_BOOT --subject-prefix bench.boot)
+"$FSTORE" apply --catalog "$WORK/catalog.yaml" "${BOOTARGS[@]}" >"$WORK/boot-cat.log" 2>&1 ||
+  { cat "$WORK/boot-cat.log"; die "catalog publish failed"; }
 "$BENCH" gen csv --view-index 0 --features 10 --rows "$BOOT_ROWS" |
-  "$FSTORE" ingest --data-dir "$WORK/e" --view v0 --sync none --format csv - >"$WORK/e-ingest.log" 2>&1 ||
-  { cat "$WORK/e-ingest.log"; die "bootstrap load failed"; }
-serve e "$WORK/e" --replication "nats://127.0.0.1:$N1" --stream BENCH_BOOT --subject-prefix bench.boot
+  "$FSTORE" ingest "${BOOTARGS[@]}" --project bench --view v0 --batch-rows 5000 --format csv - \
+    >"$WORK/e-ingest.log" 2>&1 || { cat "$WORK/e-ingest.log"; die "bootstrap load failed"; }
+serve e "$WORK/e" "${BOOTARGS[@]}"
 E_PID=$LAST_PID E=$LAST_TARGET
-wait_serving "$E" "$WORK/e.log"
+wait_serving "$E" "$WORK/e.log" 1200
 T0=$(now_ns)
-serve f "$WORK/f" --replication "nats://127.0.0.1:$N1" --stream BENCH_BOOT --subject-prefix bench.boot --bootstrap-from "$E"
+serve f "$WORK/f" "${BOOTARGS[@]}" --bootstrap-from "$E"
 F_PID=$LAST_PID
 wait_serving "$LAST_TARGET" "$WORK/f.log" 600
 T1=$(now_ns)
@@ -253,6 +267,9 @@ print("%-58s %14.0f %11.2fx %8s" % ("A apply from a preloaded stream (%d rows), 
 print("%-58s %14.1f %12s %8s" % ("B bootstrap %d rows x 10 (%.0f MB) to SERVING, s" % (bo["rows"], bo["bytes"] / 1e6),
                                  bo["seconds"], "same digest" if bo["same_digest"] else "DIGEST DIFFERS",
                                  verdict(bo["seconds"] <= 30 and bo["same_digest"])))
+print("%-58s %14s %12s %8s" % ("G gc through the log: %d rows deleted, apply held, ms" % ap["gc_deleted"],
+                               "%d" % ap["gc_ms"], "%.2fx replay" % (ap["gc_ms"] / 1e3 / ap["seconds"]),
+                               "" if ap["gc_deleted"] == ap["rows"] else "COUNT"))
 print("errors: writes %d/%d/%d failed, visibility %d errors %d wrong values" % (
     lw["failed"], r1["failed"] + r1b["failed"], r3["failed"], vis["errors"], vis["wrong"]))
 PYEOF

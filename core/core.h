@@ -464,8 +464,12 @@ enum {
 /*
  * What a read asks for. A list of references is known to the worker's cache by its key: the
  * references as base_wire_strings() encodes them (a protobuf transport has those bytes as sent,
- * Feast's RepeatedString). A transport that can read the references lazily leaves refs NULL and
- * gives parse, which the core calls only when the cache does not know the key.
+ * Feast's RepeatedString), or the JSON array they came in (HTTP's usual body, without escapes:
+ * http/feast_json.c). The two forms never collide (a wire key is empty or starts with 0x0A, a
+ * JSON key with '['), and one key always means one list; one list may have several keys (other
+ * whitespace), which only costs cache slots. A transport that can read the references lazily
+ * leaves refs NULL and gives parse, which the core calls only when the cache does not know the
+ * key.
  */
 typedef struct core_feature_list {
     int kind;

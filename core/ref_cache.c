@@ -10,7 +10,8 @@
  * is most of a small read's cost: per reference a parse, two hash lookups and a response column
  * name. So each read worker remembers its recent lists, keyed by the exact bytes the request
  * carried: the feature list's repeated-string field as sent (the decoder accepts only minimal
- * encodings, so a list has one form) or the service's name. A lookup may be given bytes nobody
+ * encodings, so a list has one wire form), HTTP's JSON array as sent (core_feature_list_t says
+ * why the forms never collide), or the service's name. A lookup may be given bytes nobody
  * has checked yet; a stored key always was (parsed by server__feast_decode_features(), or
  * re-encoded from what protobuf-c parsed), so a hit is a list that was valid. Comparing those bytes
  * is cheaper than comparing the strings one by one, and a hit need not even split them. The cache

@@ -18,6 +18,8 @@
  * fstore-rows-written and, with replication, fstore-sequence (for fstore-min-seq).
  */
 
+#define FEAST_TOO_MANY_FEATURES "%zu features requested, over --max-features %zu"
+
 static const char *const status_names[] = {"INVALID", "PRESENT", "NULL_VALUE", "NOT_FOUND",
                                            "OUTSIDE_MAX_AGE"};
 
@@ -255,10 +257,23 @@ static int read_and_answer(http_req_t *r, const core_resolved_t *res, core_colum
 }
 
 /* A body http__feast_read_decode() took. Returns: as the route; CORE_DECLINED when an entity
- * column is a request field (typed by the catalog: jansson's path does that). */
+ * column is a request field (typed by the catalog: jansson's path does that), or when the core
+ * could not parse the list (it never happens: the decoder checked it). */
 static int read_decoded(http_req_t *r, http__feast_read_t *fr)
 {
     core_ctx_t *ctx = &r->ctx;
+    /* Request data among the entities (Feast's SDK, on-demand views): typed by the catalog on
+     * jansson's path; declined before anything is resolved twice. */
+    for (size_t c = 0; c < fr->entities.n_cols; c++) {
+        bool skip = false;
+        if (request_field_type((void *)ctx->catalog, fr->entities.names[c], &skip) !=
+            CATALOG_DTYPE_INVALID)
+            return CORE_DECLINED;
+    }
+    /* As jansson's path says it, before the list is resolved. */
+    if (fr->list.kind == CORE_LIST_FEATURES && fr->n_features > ctx->limits->max_features)
+        return core_fail(ctx, -E2BIG, FEAST_TOO_MANY_FEATURES, fr->n_features,
+                         ctx->limits->max_features);
     if (fr->list.kind == CORE_LIST_SERVICE)
         r->feast_class = "FeatureServiceNotFoundException";
     const core_resolved_t *res = NULL;
@@ -266,12 +281,6 @@ static int read_decoded(http_req_t *r, http__feast_read_t *fr)
     if (rc != 0)
         return rc;
     r->feast_class = NULL;
-    entity_types_t et = {res, ctx->catalog};
-    for (size_t c = 0; c < fr->entities.n_cols; c++) {
-        bool skip = false;
-        if (entity_field_type(&et, fr->entities.names[c], &skip) != CATALOG_DTYPE_INVALID || skip)
-            return CORE_DECLINED;
-    }
     core_columns_limits_t lim = core_entity_limits(ctx);
     rc = core_columns_shape(ctx, "entity", fr->entities.n_cols, fr->entities.names, fr->entity_rows,
                             &lim, &fr->entities.n_rows);
@@ -322,8 +331,7 @@ static int read_json(http_req_t *r)
     } else if (feats != NULL) {
         size_t n = json_array_size(feats);
         if (n > ctx->limits->max_features) {
-            rc = core_fail(ctx, -E2BIG, "%zu features requested, over --max-features %zu", n,
-                           ctx->limits->max_features);
+            rc = core_fail(ctx, -E2BIG, FEAST_TOO_MANY_FEATURES, n, ctx->limits->max_features);
             goto out;
         }
         const char **refs = base_arena_calloc(a, n + 1, sizeof *refs);

@@ -102,7 +102,7 @@ static bool integer(jp_t *j, int64_t *out)
     }
     if (!ends_token(j))
         return false; /* a fraction, an exponent, or garbage */
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    *out = !neg ? (int64_t)v : v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
     return true;
 }
 
@@ -219,17 +219,20 @@ static int features(jp_t *j, http__feast_read_t *out)
     const uint8_t *b = j->p;
     if (!take(j, '['))
         return CORE_DECLINED;
+    size_t n = 0;
     if (!take(j, ']')) {
         do {
             const uint8_t *s;
-            size_t n;
-            if (!str(j, &s, &n))
+            size_t len;
+            if (!str(j, &s, &len))
                 return CORE_DECLINED;
+            n++;
         } while (take(j, ','));
         if (!take(j, ']'))
             return CORE_DECLINED;
     }
     out->list.kind = CORE_LIST_FEATURES;
+    out->n_features = n;
     out->list.key = b;
     out->list.key_len = (size_t)(j->p - b);
     out->list.parse = http__feast_read_features;

@@ -165,6 +165,7 @@ int http__parse_json(http_req_t *r, json_t **out);
  * it). Everything is in a (and the body, which must outlive it). */
 typedef struct http__feast_read {
     core_feature_list_t list;
+    size_t n_features; /* CORE_LIST_FEATURES: the array's strings (before they are parsed) */
     core_columns_t entities;
     size_t *entity_rows;
 } http__feast_read_t;

@@ -213,6 +213,10 @@ static void decode(const char *name, size_t rows, double seconds)
     do {
         base_arena_reset(&a);
         json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
+        if (j == NULL) {
+            fprintf(stderr, "fstore-json-bench: jansson refused %s\n", name);
+            exit(1);
+        }
         json_t *ids = json_object_get(json_object_get(j, "entities"), "id");
         catalog_value_t *v = base_arena_array(&a, rows + 1, sizeof *v);
         char why[128];

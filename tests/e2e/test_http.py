@@ -228,6 +228,40 @@ class FeastHttpTest(HttpCase):
                               "entities": {"driver_id": [1, 2], "other": [1]}})
         self.assertEqual(resp.status, 422)
 
+    def test_both_decoders_answer_alike(self):
+        # The usual body is decoded by http/feast_json.c, one with an escape in a key by
+        # jansson's path (the same strings): the same answer, successes and errors alike.
+        def both(body):
+            plain = json.dumps(body)
+            self.assertIn('"entities"', plain)
+            escaped = plain.replace('"entities"', '"\\u0065ntities"', 1)
+            a, ra = self.gof(plain)
+            b, rb = self.gof(escaped)
+            self.assertEqual((a.status, ra), (b.status, rb), body)
+            return a.status, ra
+        ok = {"features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:acc_rate"],
+              "entities": {"driver_id": [1001, 1002, 99]}, "full_feature_names": True}
+        status, raw = both(ok)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(self.columns(raw)), 3)
+        both({"feature_service": "driver_activity", "entities": {"driver_id": [1001]}})
+        for bad in ({"features": ["driver_hourly_stats:conv_rate"] * 21,
+                     "entities": {"driver_id": [1]}},
+                    {"features": ["driver_hourly_stats:nope"], "entities": {"driver_id": [1]}},
+                    {"features": ["nope:x"], "entities": {"driver_id": [1]}},
+                    {"feature_service": "nope", "entities": {"driver_id": [1]}},
+                    {"features": ["driver_hourly_stats:conv_rate"],
+                     "entities": {"driver_id": list(range(51))}},
+                    {"features": ["driver_hourly_stats:conv_rate"],
+                     "entities": {"driver_id": [1, 2], "other": [1]}},
+                    {"features": ["driver_hourly_stats:conv_rate"], "entities": {}},
+                    {"features": [], "entities": {"driver_id": [1]}},
+                    {"entities": {"driver_id": [1]}},
+                    {"features": ["driver_hourly_stats:conv_rate"],
+                     "entities": {"driver_id": ["x"]}}):
+            status, raw = both(bad)
+            self.assertGreaterEqual(status, 400, bad)
+
     def test_a_body_over_the_limit_is_refused_from_its_length(self):
         resp, raw = self.post("/get-online-features", b"x" * 70000)
         self.assertEqual(resp.status, 413)

@@ -1184,6 +1184,56 @@ class TlsNatsTest(ReplicationCase):
         self.assertTrue(status(a).connected)
         self.assert_clean_stop(a)
 
+    def test_new_files_the_servers_refuse_keep_the_old_connection_and_are_tried_again(self):
+        # The node's files become a pair from a CA the server does not trust: the new connection
+        # is refused, the old one goes on. Once the server trusts that CA too, a SIGHUP tries the
+        # same files again (no change to them) and they are taken.
+        from test_tls import make_cert
+        p = lambda name: os.path.join(self.d, name)
+        make_cert(self.d, "other", "stranger", "clientAuth", 4)
+        live = os.path.join(self.d, "live")
+        os.mkdir(live)
+        for ext in ("key", "pem"):
+            shutil.copyfile(p("node." + ext), os.path.join(live, "node." + ext))
+        a = self.node(self.nats.url(), extra=[
+            "--replication-tls-ca", p("ca.pem"), "--replication-tls-cert",
+            os.path.join(live, "node.pem"), "--replication-tls-key",
+            os.path.join(live, "node.key")])
+        self.assertGreater(write(a, [1], 1).sequence, 0)
+        for ext in ("key", "pem"):
+            shutil.copyfile(p("stranger." + ext), os.path.join(live, "tmp"))
+            os.replace(os.path.join(live, "tmp"), os.path.join(live, "node." + ext))
+        a.send(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while not [e for e in a.events("nats_tls_reload_rejected")
+                   if "tried again in 30 s" in e["note"]]:
+            self.assertLess(time.monotonic(), deadline, a.log()[-3000:])
+            time.sleep(0.1)
+        self.assertGreater(write(a, [2], 2).sequence, 0, "the old connection goes on")
+        self.assertFalse(a.events("nats_tls_reloaded"))
+        with open(p("both.pem"), "wb") as f:
+            for ca in ("ca.pem", "other.pem"):
+                with open(p(ca), "rb") as src:
+                    f.write(src.read())
+        self.nats.stop()
+        self.nats.extra = ["--tls", "--tlscert", p("nats.pem"), "--tlskey", p("nats.key"),
+                           "--tlsverify", "--tlscacert", p("both.pem")]
+        self.nats.start()
+        a.send(signal.SIGHUP)
+        # Within 10 s: the SIGHUP's retry, not the one 30 s after the refusal.
+        a.wait_event("nats_tls_reloaded", timeout=10)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp = write(a, [3], 3, timeout=10)
+                break
+            except grpc.RpcError:
+                self.assertLess(time.monotonic(), deadline, a.log()[-3000:])
+                time.sleep(0.5)
+        md = [("fstore-min-seq", str(resp.sequence))]
+        self.assertEqual(read_trips(a, [1, 2, 3], md), [1, 2, 3])
+        self.assert_clean_stop(a)
+
     def refused(self, extra, *fragments):
         n = self.node(self.nats.url(), extra=list(extra) + ["--connect-timeout-ms", "3000"],
                       start=False)
