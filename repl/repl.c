@@ -665,6 +665,25 @@ fail:
     return rc;
 }
 
+/* Closes nc and destroys it once its closed callback has run (it runs on cnats's own thread
+ * after Close returns, and sets *closed under mu), waiting up to 10 s. */
+static void close_connection(repl_t *r, natsConnection *nc, bool *closed)
+{
+    pthread_mutex_lock(&r->mu);
+    *closed = false;
+    pthread_mutex_unlock(&r->mu);
+    natsConnection_Close(nc);
+    pthread_mutex_lock(&r->mu);
+    int64_t until = base_mono_us() + 10 * 1000000ll;
+    while (!*closed && base_mono_us() < until) {
+        int64_t t = base_mono_us() + 100000;
+        struct timespec ts = {t / 1000000, (t % 1000000) * 1000};
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    natsConnection_Destroy(nc);
+}
+
 void repl_close(repl_t *r)
 {
     if (r == NULL)
@@ -683,19 +702,8 @@ void repl_close(repl_t *r)
     repl__complete(left, -ESHUTDOWN, "the server is shutting down");
     if (r->js != NULL)
         jsCtx_Destroy(r->js);
-    if (r->nc != NULL) {
-        natsConnection_Close(r->nc);
-        /* Callbacks run on cnats's own thread after Close returns: wait for the closed one. */
-        pthread_mutex_lock(&r->mu);
-        int64_t until = base_mono_us() + 10 * 1000000ll;
-        while (!r->nc_closed && base_mono_us() < until) {
-            int64_t t = base_mono_us() + 100000;
-            struct timespec ts = {t / 1000000, (t % 1000000) * 1000};
-            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        }
-        pthread_mutex_unlock(&r->mu);
-        natsConnection_Destroy(r->nc);
-    }
+    if (r->nc != NULL)
+        close_connection(r, r->nc, &r->nc_closed);
     live_remove(r); /* callbacks cnats still posts find nothing from here on */
     if (r->nopts != NULL)
         natsOptions_Destroy(r->nopts);
@@ -967,23 +975,10 @@ void repl__conn_end(repl_t *r)
     pthread_rwlock_unlock(&r->conn_rw);
 }
 
-/* Closes a connection that is no longer r->nc and waits (up to 10 s) for its closed callback
- * before destroying it, as repl_close() does for the current one. */
+/* Closes a connection that is no longer r->nc (close_connection()). */
 static void close_replaced(repl_t *r, natsConnection *nc)
 {
-    pthread_mutex_lock(&r->mu);
-    r->old_nc_closed = false;
-    pthread_mutex_unlock(&r->mu);
-    natsConnection_Close(nc);
-    pthread_mutex_lock(&r->mu);
-    int64_t until = base_mono_us() + 10 * 1000000ll;
-    while (!r->old_nc_closed && base_mono_us() < until) {
-        int64_t t = base_mono_us() + 100000;
-        struct timespec ts = {t / 1000000, (t % 1000000) * 1000};
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-    }
-    pthread_mutex_unlock(&r->mu);
-    natsConnection_Destroy(nc);
+    close_connection(r, nc, &r->old_nc_closed);
 }
 
 /* cnats 3.4.1 reads the certificates into each connection's own TLS context when it is made, and

@@ -158,6 +158,18 @@ def write(node, ids, value, request_id=None, metadata=(), view="driver_stats@v1"
     return node.client.fstore.WriteFeatures(req, timeout=timeout, metadata=list(metadata))
 
 
+def write_when_back(node, ids, value, within=60):
+    """write() retried until the node's log takes it again (a restarted nats-server)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return write(node, ids, value, timeout=10)
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise AssertionError("no write within %d s:\n%s" % (within, node.log()[-3000:]))
+            time.sleep(0.5)
+
+
 def read_trips(node, ids, metadata=(), timeout=30):
     req = FeatureStoreClient.online_request(features=["driver_stats@v1:trips"],
                                             entities={"driver_id": list(ids)})
@@ -1170,15 +1182,7 @@ class TlsNatsTest(ReplicationCase):
         nats.stop()
         nats.extra = server_tls + ["--tlscacert", p("ca2.pem")]
         nats.start()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                resp = write(a, [3], 3, timeout=10)
-                break
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("no write after the server's restart:\n" + a.log())
-                time.sleep(0.5)
+        resp = write_when_back(a, [3], 3)
         md = [("fstore-min-seq", str(resp.sequence))]
         self.assertEqual(read_trips(a, [1, 2, 3], md), [1, 2, 3])
         self.assertTrue(status(a).connected)
@@ -1222,14 +1226,7 @@ class TlsNatsTest(ReplicationCase):
         a.send(signal.SIGHUP)
         # Within 10 s: the SIGHUP's retry, not the one 30 s after the refusal.
         a.wait_event("nats_tls_reloaded", timeout=10)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                resp = write(a, [3], 3, timeout=10)
-                break
-            except grpc.RpcError:
-                self.assertLess(time.monotonic(), deadline, a.log()[-3000:])
-                time.sleep(0.5)
+        resp = write_when_back(a, [3], 3)
         md = [("fstore-min-seq", str(resp.sequence))]
         self.assertEqual(read_trips(a, [1, 2, 3], md), [1, 2, 3])
         self.assert_clean_stop(a)

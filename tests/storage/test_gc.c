@@ -21,17 +21,16 @@ static void teardown(void)
 
 TestSuite(gc, .init = setup, .fini = teardown);
 
-Test(gc, deletes_only_rows_past_their_ttl_across_several_chunks)
+/* 5000 rows of fv (more than one sweep chunk): ids first.., trips = i, even rows at ts_even and
+ * odd ones at ts_odd, at log position pos (0: none). */
+static void put_rows(store_t *s, int64_t first, int64_t ts_even, int64_t ts_odd, uint64_t pos)
 {
-    store_t *s = th_open_applied(dir, cat);
-    const int64_t now = 1700000000ll * 1000000, hour = 3600ll * 1000000;
-    /* 5000 rows (more than one sweep chunk): even ids expired, odd ids fresh. */
-    catalog_value_t ids[5000], vals[5000];
-    int64_t ts[5000];
+    static catalog_value_t ids[5000], vals[5000];
+    static int64_t ts[5000];
     for (int i = 0; i < 5000; i++) {
-        ids[i] = th_i64(i);
+        ids[i] = th_i64(first + i);
         vals[i] = th_i64(i);
-        ts[i] = i % 2 == 0 ? now - 2 * hour : now - hour / 2;
+        ts[i] = i % 2 == 0 ? ts_even : ts_odd;
     }
     const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
     uint32_t idx = 1;
@@ -42,7 +41,15 @@ Test(gc, deletes_only_rows_past_their_ttl_across_several_chunks)
                        .feature_idx = &idx,
                        .values = cols,
                        .event_ts_us = ts};
-    cr_assert_eq(store_apply(s, &b, 1, 0, NULL), 0);
+    cr_assert_eq(store_apply(s, &b, 1, pos, NULL), 0);
+}
+
+Test(gc, deletes_only_rows_past_their_ttl_across_several_chunks)
+{
+    store_t *s = th_open_applied(dir, cat);
+    const int64_t now = 1700000000ll * 1000000, hour = 3600ll * 1000000;
+    /* 5000 rows (more than one sweep chunk): even ids expired, odd ids fresh. */
+    put_rows(s, 0, now - 2 * hour, now - hour / 2, 0);
     /* The TTL-less views are never swept. */
     const catalog_view_t *g = th_view(cat, "global", 1);
     catalog_value_t total = th_i64(1);
@@ -119,23 +126,7 @@ Test(gc, a_stopped_sweep_keeps_what_it_deleted_and_the_next_one_finishes)
 {
     store_t *s = th_open_applied(dir, cat);
     const int64_t now = 1700000000ll * 1000000, hour = 3600ll * 1000000;
-    static catalog_value_t ids[5000], vals[5000];
-    static int64_t ts[5000];
-    for (int i = 0; i < 5000; i++) {
-        ids[i] = th_i64(i);
-        vals[i] = th_i64(i);
-        ts[i] = now - 2 * hour; /* all expired */
-    }
-    const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
-    uint32_t idx = 1;
-    store_batch_t b = {.view = fv,
-                       .n_rows = 5000,
-                       .keys = keys,
-                       .n_features = 1,
-                       .feature_idx = &idx,
-                       .values = cols,
-                       .event_ts_us = ts};
-    cr_assert_eq(store_apply(s, &b, 1, 0, NULL), 0);
+    put_rows(s, 0, now - 2 * hour, now - 2 * hour, 0); /* all expired */
     int calls = 0;
     size_t deleted = 0;
     cr_assert_eq(store_gc_until(s, now, stop_after_one, &calls, &deleted), -ECANCELED);
@@ -251,23 +242,8 @@ Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
     cr_assert_eq(store_open(&o, &s), 0);
     cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 1), 0);
     const int64_t now = 1700000000ll * 1000000, min = 60ll * 1000000;
-    static catalog_value_t ids[5000], vals[5000];
-    static int64_t ts[5000];
-    for (int i = 0; i < 5000; i++) {
-        ids[i] = th_i64(i + 100);
-        vals[i] = th_i64(i);
-        ts[i] = now - 2 * 60 * min; /* past fv's TTL of an hour */
-    }
-    const catalog_value_t *keys[] = {ids}, *cols[] = {vals};
+    put_rows(s, 100, now - 2 * 60 * min, now - 2 * 60 * min, 2); /* past fv's TTL (1h) */
     uint32_t idx = 1;
-    store_batch_t b = {.view = fv,
-                       .n_rows = 5000,
-                       .keys = keys,
-                       .n_features = 1,
-                       .feature_idx = &idx,
-                       .values = cols,
-                       .event_ts_us = ts};
-    cr_assert_eq(store_apply(s, &b, 1, 2, NULL), 0);
     /* A fresh row, and a tombstone two hours old: inside the store's 7 days, past the 1 h the
      * message keeps. */
     catalog_value_t one = th_i64(1), v1 = th_i64(1), three = th_i64(3);
