@@ -35,8 +35,8 @@ static void usage(FILE *f)
                "\n"
                "FSTORE_DATA_DIR in the environment yields to --target.\n"
                "exit status: 0 done, 1 failed, 2 usage error, 3 the server was unavailable (not\n"
-               "reached, draining, or its replication log did not take the sweep): another node\n"
-               "may be tried\n");
+               "reached, draining, or no acknowledgement from its replication log, which may\n"
+               "still have taken the sweep): another node may be tried\n");
 }
 
 static int gc_remote(const char *target, const char *token_file, long timeout_ms)

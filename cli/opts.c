@@ -245,7 +245,8 @@ void cli__repl_usage(FILE *f)
             "                           (a tls:// URL turns TLS on against the system's CAs)\n"
             "  --replication-tls-cert F, --replication-tls-key F\n"
             "                           this node's client certificate and key (PEM), for\n"
-            "                           servers that require one (read at start)\n",
+            "                           servers that require one (serve reads all three again\n"
+            "                           when they change, within 2 s or on SIGHUP)\n",
             REPL_DEFAULT_PUBLISH_TIMEOUT_MS, REPL_DEFAULT_CONNECT_TIMEOUT_MS);
 }
 

@@ -130,6 +130,8 @@ catalog_t *core_catalog_ref(core_t *c);
  * Thread safety: one thread at a time (the transport's control thread).
  */
 int core_reload(core_t *c);
+/* (core_reload() also asks a replica to check its NATS TLS files now: repl_reload_tls(), whatever
+ * the catalog's outcome.) */
 /* Counters for tests and logs: reloads that succeeded and that were rejected. */
 void core_reload_counts(const core_t *c, uint64_t *applied, uint64_t *rejected);
 /* Frees catalogs no worker can still see. Call now and then from the control thread.
@@ -195,9 +197,11 @@ int core_snapshot_end(core_t *c, const char *id);
  * and is NOT_SERVING again: -ESHUTDOWN); what it deleted stays deleted, the rest waits for the
  * next sweep. With replication the sweep goes through the log instead (repl_publish_gc(), by
  * this node's clock and --tombstone-retention): every node applies it whole at its place in the
- * log, and *deleted counts what this node deleted; -ETIMEDOUT (msg has the sequence) when this
- * node had not applied it by deadline_us; -EAGAIN when the log did not take it or this node is
- * not applying the log (failed, needs a snapshot); -EIO when the stream refused it. Call it from
+ * log, and *deleted counts what this node deleted; -ETIMEDOUT when this node had not applied it by
+ * deadline_us (msg has the sequence), or when the deadline passed before it was published (msg
+ * says nothing was); -ESTALE when it is in the log and this node is not applying the log
+ * (failed, needs a snapshot); -EAGAIN when the log did not acknowledge it (it may hold it);
+ * -EIO when the stream refused it. Call it from
  * any thread but the store's writer. Returns: 0 with *deleted; -EALREADY; -ETIMEDOUT or
  * -ESHUTDOWN with *deleted (the count so far) and msg set; another negative errno with msg set.
  */

@@ -13,9 +13,10 @@
  * encodings, so a list has one wire form), HTTP's JSON array as sent (core_feature_list_t says
  * why the forms never collide), or the service's name. A lookup may be given bytes nobody
  * has checked yet; a stored key always was (parsed by server__feast_decode_features(), or
- * re-encoded from what protobuf-c parsed), so a hit is a list that was valid. Comparing those bytes
- * is cheaper than comparing the strings one by one, and a hit need not even split them. The cache
- * belongs to one thread, so it takes no lock and shares no cache line.
+ * re-encoded from what protobuf-c parsed, or, for HTTP's JSON keys, by
+ * http__feast_read_features()), so a hit is a list that was valid. Comparing those bytes is cheaper
+ * than comparing the strings one by one, and a hit need not even split them. The cache belongs to
+ * one thread, so it takes no lock and shares no cache line.
  *
  * An entry points into the catalog it was resolved against. The cache holds a reference to that
  * catalog, which is what makes comparing catalog pointers sound: the address cannot be reused by

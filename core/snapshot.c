@@ -181,13 +181,21 @@ static int gc_through_log(core_t *c, int64_t deadline_us, size_t *deleted, char 
         return rc;
     }
     if (!res.applied) {
-        snprintf(msg, cap,
-                 "gc is in the replication log at sequence %llu; this node had not applied it "
-                 "by the deadline (every node applies it in its place)",
-                 (unsigned long long)res.seq);
+        repl_state_t st = repl_state(core_repl(c));
+        bool stuck = st == REPL_NEEDS_SNAPSHOT || st == REPL_FAILED;
+        if (stuck)
+            snprintf(msg, cap,
+                     "gc is in the replication log at sequence %llu, but this node is not "
+                     "applying the log (%s): the other nodes apply it in its place",
+                     (unsigned long long)res.seq, repl_state_name(st));
+        else
+            snprintf(msg, cap,
+                     "gc is in the replication log at sequence %llu; this node had not applied "
+                     "it by the deadline (every node applies it in its place)",
+                     (unsigned long long)res.seq);
         base_log(BASE_LOG_INFO, "gc_published", "{s:I, s:b}", "sequence", (json_int_t)res.seq,
                  "applied", 0);
-        return -ETIMEDOUT;
+        return stuck ? -ESTALE : -ETIMEDOUT;
     }
     *deleted = res.written;
     base_log(BASE_LOG_INFO, "gc_published", "{s:I, s:b, s:I}", "sequence", (json_int_t)res.seq,

@@ -18,7 +18,8 @@
  * and the fuzz_http target check that on generated and damaged bodies.
  *
  * The features array's bytes are the list's key (core_resolve() finds a list it resolved before
- * by them), parsed into references only when the worker has not seen them (feature_refs()).
+ * by them), parsed into references only when the worker has not seen them
+ * (http__feast_read_features()).
  */
 
 #define MAX_COLS 64 /* more entity columns than this: jansson's path */

@@ -173,7 +173,8 @@ typedef struct http__feast_read {
  * it, errors included); -ENOMEM. */
 int http__feast_read_decode(base_arena_t *a, const uint8_t *body, size_t len,
                             http__feast_read_t *out);
-/* core_feature_list_t.parse for a list http__feast_read_decode() keyed. */
+/* core_feature_list_t.parse for a list http__feast_read_decode() keyed. Returns: 0 (refs set);
+ * CORE_DECLINED (bytes it did not check); -ENOMEM. */
 int http__feast_read_features(base_arena_t *a, core_feature_list_t *l);
 
 /* HTTP status for an errno, as TF Serving maps gRPC codes (400, 404, 429, 503, 504, ...). */

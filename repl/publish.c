@@ -283,7 +283,7 @@ int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, i
     size_t len = 0;
     int rc = repl_msg_encode_gc(now_us, tombstone_retention_us, &data, &len);
     if (rc < 0)
-        return rc;
+        return repl__fail(err, err_cap, rc, "the sweep's message: %s", strerror(-rc));
     char subject[sizeof r->prefix + 8], id[40];
     snprintf(subject, sizeof subject, "%s.$gc", r->prefix);
     random_id(id, sizeof id);
@@ -298,18 +298,8 @@ int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, i
     if (!wait)
         return 0;
     int64_t until = deadline_us > 0 ? deadline_us : base_mono_us() + r->o.publish_timeout_ms * 1000;
-    rc = repl_wait(r, res->seq, until);
-    if (rc == -EAGAIN) {
-        repl_status_t st;
-        repl_status(r, &st);
-        return repl__fail(err, err_cap, -EAGAIN,
-                          "the sweep is in the log at sequence %llu, but this node is not "
-                          "applying the log (%s: %s); every node applies it in its place",
-                          (unsigned long long)res->seq, repl_state_name(st.state),
-                          st.last_error[0] ? st.last_error : "closing");
-    }
-    if (rc < 0)
-        return 0; /* not applied here by the deadline: res->applied false */
+    if (repl_wait(r, res->seq, until) < 0)
+        return 0; /* not applied here (by the deadline, or not applying): res->applied false */
     res->applied = true;
     pthread_mutex_lock(&r->mu);
     size_t x = res->seq % (sizeof r->recent / sizeof r->recent[0]);

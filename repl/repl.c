@@ -984,7 +984,8 @@ static void close_replaced(repl_t *r, natsConnection *nc)
 /* cnats 3.4.1 reads the certificates into each connection's own TLS context when it is made, and
  * its reconnects reuse that context: new files take a new connection. Made and proven first
  * (connected, the stream answering), it then replaces the old one between two NATS calls.
- * Returns: 0; -EINVAL (the files do not load), -ECONNREFUSED, -EIO; err says why. */
+ * Returns: 0; -EINVAL (the files do not load), -ECONNREFUSED, -EIO, -ENOMEM, -ESHUTDOWN (closing);
+ * err says why. */
 static int tls_swap(repl_t *r, char *err, size_t cap)
 {
     natsOptions *no = NULL;
@@ -1077,12 +1078,6 @@ void repl__tls_tick(repl_t *r, int64_t now_us)
     /* Files that load and a log that did not take them (down, electing): tried again in 30 s
      * (at once on SIGHUP); files that do not load wait for their next change. */
     r->tls_retry_us = rc == 0 || rc == -EINVAL ? 0 : now_us + 30000000;
-    pthread_mutex_lock(&r->mu);
-    if (rc == 0)
-        r->tls_reloads++;
-    else
-        r->tls_reloads_rejected++;
-    pthread_mutex_unlock(&r->mu);
     if (rc == 0)
         base_log(BASE_LOG_INFO, "nats_tls_reloaded", "{s:s, s:s?, s:s?, s:s?}", "stream", r->stream,
                  "ca", r->tls_ca, "cert", r->tls_cert, "key", r->tls_key);

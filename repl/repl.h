@@ -21,7 +21,8 @@
  * content (store_digest()).
  *
  * Subjects: "<prefix>.<view>" for writes (a view name is a NATS token), "<prefix>.$catalog" for
- * catalogs; the stream covers "<prefix>.>". Messages are repl_msg.c's versioned binary form.
+ * catalogs, "<prefix>.$gc" for sweeps (repl_publish_gc(), applied by every node at their place
+ * like catalogs); the stream covers "<prefix>.>". Messages are repl_msg.c's versioned binary form.
  *
  * What the code defends against (cnats 3.4.1 with nats-server 2.9.10): an ordered push consumer
  * that silently stops delivering, or restarts from sequence 1, or skips what retention dropped;
@@ -210,13 +211,13 @@ repl_state_t repl_state(const repl_t *r);
  * clocks and flags. On a started node it then waits, up to deadline_us (base_mono_us(); 0: the
  * publish timeout), for its own store to apply it. Nodes of a version before sweeps went through
  * the log pass the message without sweeping: upgrade every node first.
- * Returns: 0 and *res (res->seq; res->applied when this node applied it by the deadline, and
- *          res->written = the records it deleted, 0 when over 1024 messages came after it
- *          before the answer); -EAGAIN (the log did not acknowledge in time, it may still hold
- *          it; or it is in the log, res->seq, and this node is not applying the log: failed,
- *          needs a snapshot, closing); -ETIMEDOUT (deadline_us passed before it was published:
- *          nothing was); -EIO (the stream refused it); -EINVAL (now_us or the retention out of
- *          range: repl_msg_gc_valid()); -ENOMEM; err says why.
+ * Returns: 0 and *res (res->seq: it is in the log; res->applied when this node applied it by
+ *          the deadline, and res->written = the records it deleted, 0 when over 1024 messages
+ *          came after it before the answer; not applied: the deadline came first, or this node
+ *          is not applying the log, which repl_state() tells); -EAGAIN (the log did not
+ *          acknowledge in time: it may still hold it); -ETIMEDOUT (deadline_us passed before
+ *          it was published: nothing was); -EIO (the stream refused it); -EINVAL (now_us or
+ *          the retention out of range: repl_msg_gc_valid()); -ENOMEM; err says why.
  */
 int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, int64_t deadline_us,
                     repl_result_t *res, char *err, size_t err_cap);

@@ -630,7 +630,8 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *ar
  * position: the message is applied again, to the same result.
  * Returns: 0 and *deleted (may be NULL); -EALREADY (the store is at log_position or past it:
  * nothing swept); -ESPIPE (log_position is not the next position: nothing swept); -EINVAL (not
- * log_contiguous, a position of 0, a negative retention); -ECANCELED (stopped); as store_gc().
+ * log_contiguous, a position of 0, a negative retention); -ECANCELED (stopped); -ENOMEM,
+ * -EROFS, -ESHUTDOWN (the store is closing); as store_gc().
  */
 int store_gc_at(store_t *s, int64_t now_us, int64_t tombstone_retention_us, uint64_t log_position,
                 bool (*stop)(void *arg), void *arg, size_t *deleted);

@@ -353,6 +353,10 @@ class KubernetesTest(unittest.TestCase):
                 self.assertEqual(self.run_gc_script(c, failing={pods[1]: 1}), (1, pods))
                 self.assertEqual(self.run_gc_script(c, failing={pods[0]: 3}), (1, pods))
             else:
+                # Never retried: a failed call may have published its sweep already.
+                job = cron["spec"]["jobTemplate"]["spec"]
+                self.assertEqual(job["backoffLimit"], 0)
+                self.assertEqual(job["template"]["spec"]["restartPolicy"], "Never")
                 self.assertEqual(self.run_gc_script(c), (0, pods[:1]))
                 self.assertEqual(self.run_gc_script(c, failing={pods[0]: 3, pods[1]: 3}),
                                  (0, pods))
