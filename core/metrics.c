@@ -196,6 +196,12 @@ static void replication(core_t *c, FILE *out)
            "Publishes retried after a timeout or no answer.");
     fprintf(out, "fstore_replication_publish_retries_total %llu\n",
             (unsigned long long)st.publish_retries);
+    family(out, "fstore_replication_tls_reloads_total", "counter",
+           "Changed TLS files to NATS taken (a new connection) or rejected (the old one kept).");
+    fprintf(out, "fstore_replication_tls_reloads_total{result=\"applied\"} %llu\n",
+            (unsigned long long)st.tls_reloads);
+    fprintf(out, "fstore_replication_tls_reloads_total{result=\"rejected\"} %llu\n",
+            (unsigned long long)st.tls_reloads_rejected);
     family(out, "fstore_replication_skipped_total", "counter",
            "Messages this node could not apply (logged) and passed.");
     fprintf(out, "fstore_replication_skipped_total %llu\n", (unsigned long long)st.skipped);

@@ -919,6 +919,8 @@ void repl_status(repl_t *r, repl_status_t *out)
     out->skipped = r->skipped;
     out->published = r->published;
     out->publish_retries = r->publish_retries;
+    out->tls_reloads = r->tls_reloads;
+    out->tls_reloads_rejected = r->tls_reloads_rejected;
     out->pending = r->pending;
     snprintf(out->stream, sizeof out->stream, "%s", r->stream);
     snprintf(out->last_error, sizeof out->last_error, "%s", r->last_error);
@@ -1078,6 +1080,12 @@ void repl__tls_tick(repl_t *r, int64_t now_us)
     /* Files that load and a log that did not take them (down, electing): tried again in 30 s
      * (at once on SIGHUP); files that do not load wait for their next change. */
     r->tls_retry_us = rc == 0 || rc == -EINVAL ? 0 : now_us + 30000000;
+    pthread_mutex_lock(&r->mu);
+    if (rc == 0)
+        r->tls_reloads++;
+    else
+        r->tls_reloads_rejected++;
+    pthread_mutex_unlock(&r->mu);
     if (rc == 0)
         base_log(BASE_LOG_INFO, "nats_tls_reloaded", "{s:s, s:s?, s:s?, s:s?}", "stream", r->stream,
                  "ca", r->tls_ca, "cert", r->tls_cert, "key", r->tls_key);

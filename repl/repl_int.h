@@ -55,6 +55,7 @@ struct repl {
     int64_t tls_checked_us;
     int64_t tls_retry_us; /* a reload that could not connect is tried again from then */
     atomic_bool tls_check_now;
+    uint64_t tls_reloads, tls_reloads_rejected; /* (mu) */
     bool old_nc_closed; /* a replaced connection's closed callback ran (mu) */
     store_t *store;
     atomic_bool connected;

@@ -1215,6 +1215,9 @@ class TlsNatsTest(ReplicationCase):
             time.sleep(0.1)
         self.assertGreater(write(a, [2], 2).sequence, 0, "the old connection goes on")
         self.assertFalse(a.events("nats_tls_reloaded"))
+        self.assertGreaterEqual(
+            a.metric('fstore_replication_tls_reloads_total{result="rejected"}'), 1)
+        self.assertEqual(a.metric('fstore_replication_tls_reloads_total{result="applied"}'), 0)
         with open(p("both.pem"), "wb") as f:
             for ca in ("ca.pem", "other.pem"):
                 with open(p(ca), "rb") as src:
@@ -1226,6 +1229,7 @@ class TlsNatsTest(ReplicationCase):
         a.send(signal.SIGHUP)
         # Within 10 s: the SIGHUP's retry, not the one 30 s after the refusal.
         a.wait_event("nats_tls_reloaded", timeout=10)
+        self.assertEqual(a.metric('fstore_replication_tls_reloads_total{result="applied"}'), 1)
         resp = write_when_back(a, [3], 3)
         md = [("fstore-min-seq", str(resp.sequence))]
         self.assertEqual(read_trips(a, [1, 2, 3], md), [1, 2, 3])
