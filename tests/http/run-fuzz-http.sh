@@ -15,6 +15,7 @@ mkdir -p "$work/corpus"
 seed() { printf "\\x$2"; printf '%s' "$3"; }
 seed x 00 '{"features":["fv:f","fv:s","fv:il"],"entities":{"driver_id":[1,2]}}' >"$work/corpus/read"
 seed x 00 '{"feature_service":"svc","full_feature_names":true,"entities":{"driver_id":[1]}}' >"$work/corpus/svc"
+seed x 00 '{"features":["od:x","fv:i"],"entities":{"driver_id":[1,2],"rv":[3,"4"]}}' >"$work/corpus/od"
 seed x 01 '{"feature_view_name":"fv","df":{"driver_id":[1,2],"f":[0.5,null],"s":["a","b"],"il":[[1,2],[]],"by":["AAE="," "],"ts":["2024-01-01T00:00:00Z",5],"event_timestamp":["2024-05-01 12:00:00",null]}}' >"$work/corpus/write"
 seed x 02 '{"push_source_name":"src","df":{"driver_id":[3],"b":[true],"sl":[["x"]]},"to":"online"}' >"$work/corpus/push"
 seed x 03 '{"instances":[{"driver_id":1,"x":2},{"driver_id":2}]}' >"$work/corpus/inv_json"
