@@ -889,6 +889,16 @@ class SingleNatsTest(ReplicationCase):
         self.assertIn("cannot apply the log", cm.exception.details())
         self.assertIn("applying sequence", cm.exception.details())
         self.assertEqual(read_trips(a, [61]), [2])
+        # A sweep asked of the failed node goes into the log all the same (a applies it), and
+        # the answer says this node is not applying it, naming the sequence; not UNAVAILABLE,
+        # which would send a caller to another node to publish a second one.
+        with self.assertRaises(grpc.RpcError) as cm:
+            b.client.fstore.CollectGarbage(fstore_pb2.CollectGarbageRequest(), timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("gc is in the replication log at sequence", cm.exception.details())
+        self.assertIn("not applying the log (failed)", cm.exception.details())
+        [swept] = a.wait_event("gc_applied_from_log")
+        self.assertIn("sequence %d" % swept["sequence"], cm.exception.details())
         # The log goes on meanwhile: b must catch up with all of it before it serves again.
         behind = max(write(a, [62 + k], k).sequence for k in range(20))
         os.remove(faults)
