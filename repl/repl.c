@@ -773,14 +773,20 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
                         const char *msg_id, uint64_t expect_subject_seq, bool expect_none,
                         int64_t deadline_us, uint64_t *seq, char *err, size_t err_cap)
 {
+    /* What the messages call it, by its subject. */
+    size_t sl = strlen(subject);
+    const char *what = sl > 4 && strcmp(subject + sl - 4, ".$gc") == 0        ? "sweep"
+                       : sl > 9 && strcmp(subject + sl - 9, ".$catalog") == 0 ? "catalog"
+                                                                              : "write";
     repl__conn_begin(r);
     int64_t max = natsConnection_GetMaxPayload(r->nc);
     repl__conn_end(r);
     if (max > 0 && (int64_t)len + 256 > max)
         return repl__fail(err, err_cap, -EMSGSIZE,
-                          "the write is %zu bytes encoded, over the log's %lld-byte message "
-                          "limit (NATS max_payload): split it into smaller writes",
-                          len, (long long)max);
+                          "the %s is %zu bytes encoded, over the log's %lld-byte message "
+                          "limit (NATS max_payload)%s",
+                          what, len, (long long)max,
+                          strcmp(what, "write") == 0 ? ": split it into smaller writes" : "");
     int64_t until = base_mono_us() + r->o.publish_timeout_ms * 1000;
     bool by_deadline = deadline_us > 0 && deadline_us < until;
     if (by_deadline)
@@ -789,9 +795,9 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
      * published at all, rather than landing in the log after the answer. */
     if (by_deadline && base_mono_us() >= until)
         return repl__fail(err, err_cap, -ETIMEDOUT,
-                          "the write's deadline passed before it could be published to stream "
+                          "the %s's deadline passed before it could be published to stream "
                           "%s (nothing was published)",
-                          r->stream);
+                          what, r->stream);
     char why[256] = "";
     for (int attempt = 0;; attempt++) {
         jsPubOptions po;
@@ -821,7 +827,7 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
         if (jerr == JSStreamWrongLastSequenceErr)
             return repl__fail(err, err_cap, -ESTALE, "stream %s: %s", r->stream, why);
         if (s == NATS_ERR && jerr != 0 && jerr != JSNotEnabledErr)
-            return repl__fail(err, err_cap, -EIO, "stream %s refused the write: %s", r->stream,
+            return repl__fail(err, err_cap, -EIO, "stream %s refused the %s: %s", r->stream, what,
                               why);
         /* Timeouts, no responders (an election), a disconnect: the same id again. */
         if (base_mono_us() >= until)
@@ -836,13 +842,13 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
     }
     if (by_deadline)
         return repl__fail(err, err_cap, -EAGAIN,
-                          "the replication log (stream %s) did not acknowledge the write before "
+                          "the replication log (stream %s) did not acknowledge the %s before "
                           "the call's deadline (it may still be in the log): %s",
-                          r->stream, why);
+                          r->stream, what, why);
     return repl__fail(err, err_cap, -EAGAIN,
-                      "the replication log (stream %s) did not acknowledge the write within "
+                      "the replication log (stream %s) did not acknowledge the %s within "
                       "%lld ms: %s",
-                      r->stream, (long long)r->o.publish_timeout_ms, why);
+                      r->stream, what, (long long)r->o.publish_timeout_ms, why);
 }
 
 int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
