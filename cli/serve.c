@@ -359,6 +359,9 @@ static void usage(FILE *f)
             "                           answered 429 at their headers (default %u)\n"
             "  --http-response-compression gzip|off  gzip (default): bodies of %u bytes or\n"
             "                           more go gzip to clients whose Accept-Encoding takes it\n"
+            "  --http-json-decoder fast|jansson  fast (default): Feast's usual read body is\n"
+            "                           decoded by hand, anything else by jansson; jansson: all\n"
+            "                           of them by jansson (same answers, slower)\n"
             "  --metrics-listen ADDR    also serve /metrics alone on this host:port (default:\n"
             "                           only on --http-listen)\n"
             "  --sagemaker-model NAME   the model binding of POST /invocations when the request\n"
@@ -411,6 +414,7 @@ int cli_serve(int argc, char **argv)
     const char *log_format = "json";
     const char *response_compression = "mirror";
     const char *http_response_compression = "gzip";
+    const char *http_json_decoder = "fast";
     const char *tokens_file = NULL;
     core_jwt_options_t jwt = {NULL, NULL, NULL};
     unsigned watch_ms = 500;
@@ -462,6 +466,7 @@ int cli_serve(int argc, char **argv)
         {"grpc-reflection-idle-s", 0, CLI_UNSIGNED, &o.reflection_idle_s, CLI_ENV, 0, 86400},
         {"http-response-compression", 0, CLI_STRING, &http_response_compression, CLI_ENV, 0, 0,
          "gzip|off"},
+        {"http-json-decoder", 0, CLI_STRING, &http_json_decoder, CLI_ENV, 0, 0, "fast|jansson"},
         {"grpc-max-connection-age-grace-s", 0, CLI_UNSIGNED, &o.max_age_grace_s, CLI_ENV, 0,
          2000000},
         {"tokens-file", 0, CLI_STRING, &tokens_file, CLI_ENV},
@@ -555,6 +560,7 @@ int cli_serve(int argc, char **argv)
     base_log_setup(strcmp(log_format, "text") == 0 ? BASE_LOG_TEXT : BASE_LOG_JSON);
     o.no_response_compression = strcmp(response_compression, "off") == 0;
     ho.no_response_compression = strcmp(http_response_compression, "off") == 0;
+    ho.jansson_only = strcmp(http_json_decoder, "jansson") == 0;
     if (ro.urls != NULL && ro.urls[0] != '\0') {
         co.replication = &ro;
     } else if (bootstrap_from != NULL) {

@@ -294,6 +294,8 @@ static int read_json(http_req_t *r);
 
 int http__feast_get_online_features(http_req_t *r)
 {
+    if (r->h->o.jansson_only)
+        return read_json(r);
     http__feast_read_t fr;
     int rc = http__feast_read_decode(&r->arena, (const uint8_t *)r->body, r->len, &fr);
     if (rc < 0)

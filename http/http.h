@@ -90,6 +90,10 @@ typedef struct http_options {
      * HTTP_COMPRESS_MIN_BYTES or more goes gzip to a client whose Accept-Encoding takes gzip
      * (Content-Encoding: gzip; Vary: Accept-Encoding on every such body). */
     bool no_response_compression;
+    /* --http-json-decoder jansson: every /get-online-features body goes to jansson. Otherwise
+     * (fast, the default) the usual body is decoded by hand (http/feast_json.c, held against
+     * jansson) and anything else by jansson; the answers are the same, only faster. */
+    bool jansson_only;
 } http_options_t;
 
 #define HTTP_DEFAULT_LISTEN "0.0.0.0:8080"

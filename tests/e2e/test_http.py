@@ -383,6 +383,31 @@ class FeastHttpTest(HttpCase):
         self.assertEqual(self.columns(raw)["conv_rate"]["statuses"], ["NOT_FOUND"])
 
 
+class JsonDecoderSwitchTest(HttpCase):
+    """--http-json-decoder jansson: every read body goes to jansson, with the same answers (the
+    fuzzer compares the two on every input; here the switch is taken and a bad value refused)."""
+    server_args = HttpCase.server_args + ["--http-json-decoder", "jansson"]
+
+    def test_reads_answer_through_jansson_alone(self):
+        self.client.write_features("driver_hourly_stats",
+                                   {"driver_id": [7001], "conv_rate": [0.5], "acc_rate": [0.25],
+                                    "avg_daily_trips": [3]}, event_timestamps=[1700000000])
+        body = {"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [7001]}}
+        resp, raw = self.gof(body)
+        self.assertEqual(resp.status, 200, raw)
+        self.assertEqual(self.columns(raw)["conv_rate"]["values"], [0.5])
+        resp, raw = self.gof({"features": ["driver_hourly_stats:conv_rate"] * 21,
+                              "entities": {"driver_id": [1]}})
+        self.assertEqual(resp.status, 422)
+        self.assertIn("features requested, over --max-features", self.feast_error(raw)[1])
+
+    def test_a_value_it_does_not_know_is_refused(self):
+        out = subprocess.run([FSTORE, "serve", "--catalog", CATALOG, "--http-json-decoder",
+                              "simdjson"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("fast|jansson", out.stderr)
+
+
 class FeastReplayTest(HttpCase):
     """Feast's own feature-server tests, rewritten against fstore."""
 

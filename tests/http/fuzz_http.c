@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * through http_local_call() against a real core on a temporary store under $TMPDIR, as a pool
  * thread runs them; writes that get through land in the store. Every body is also decoded by
  * the /get-online-features hand-written decoder and, when it accepts, by jansson: the two must
- * agree (feast_json_equiv.h), or the run aborts.
+ * agree (feast_json_equiv.h), or the run aborts. And a /get-online-features body is answered a
+ * second time with --http-json-decoder jansson: the status and the body must be the same bytes.
  */
 
 static const char catalog_yaml[] =
@@ -123,6 +124,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              size - 1, &status, &out, &out_len);
     if (rc == 0 && (status < 200 || status > 599))
         abort(); /* every request gets an answer with a status */
+    if (k == 0 && rc == 0) {
+        /* The read again through jansson alone: the same answer, byte for byte. */
+        o.jansson_only = true;
+        int status2 = 0;
+        char *out2 = NULL;
+        size_t out2_len = 0;
+        int rc2 = http_local_call(core, &o, routes[k].method, routes[k].path, headers, data + 1,
+                                  size - 1, &status2, &out2, &out2_len);
+        if (rc2 != 0 || status2 != status || out2_len != out_len ||
+            (out_len > 0 && memcmp(out, out2, out_len) != 0)) {
+            fprintf(stderr, "the decoders answer differently: %d %.*s | %d %.*s\n", status,
+                    (int)(out_len < 400 ? out_len : 400), out ? out : "", status2,
+                    (int)(out2_len < 400 ? out2_len : 400), out2 ? out2 : "");
+            abort();
+        }
+        free(out2);
+    }
     free(out);
     base_arena_t a;
     base_arena_init(&a, 4096);
