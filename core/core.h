@@ -127,11 +127,11 @@ catalog_t *core_catalog_ref(core_t *c);
  * while requests keep flowing; an invalid catalog is logged with every error
  * (catalog_reload_rejected) and the old one keeps serving.
  * Returns: 0; -ENOENT (opened without catalog_path), -EINVAL, -EPERM, -ENOMEM, store errors.
+ * On a replica it also asks for the NATS TLS files to be checked now (repl_reload_tls()),
+ * whatever the catalog's outcome.
  * Thread safety: one thread at a time (the transport's control thread).
  */
 int core_reload(core_t *c);
-/* (core_reload() also asks a replica to check its NATS TLS files now: repl_reload_tls(), whatever
- * the catalog's outcome.) */
 /* Counters for tests and logs: reloads that succeeded and that were rejected. */
 void core_reload_counts(const core_t *c, uint64_t *applied, uint64_t *rejected);
 /* Frees catalogs no worker can still see. Call now and then from the control thread.
@@ -201,10 +201,9 @@ int core_snapshot_end(core_t *c, const char *id);
  * deadline_us (msg has the sequence), or when the deadline passed before it was published (msg
  * says nothing was); -ESTALE when it is in the log and this node is not applying the log
  * (failed, needs a snapshot); -EAGAIN when the log did not acknowledge it (it may hold it);
- * -EIO when the stream refused it. Call it from
- * any thread but the store's writer. Returns: 0 with *deleted; -EALREADY; -ETIMEDOUT or
- * -ESHUTDOWN with *deleted (the count so far) and msg set; another negative errno with msg set.
- */
+ * -EIO when the stream refused it. Call it from any thread but the store's writer.
+ * Returns: 0 with *deleted; -EALREADY; -ETIMEDOUT or -ESHUTDOWN with *deleted (the count so
+ * far) and msg set; another negative errno with msg set. */
 int core_gc(core_t *c, int64_t deadline_us, size_t *deleted, char *msg, size_t cap);
 
 /* ------------------------------------------------------------------------------------------ */

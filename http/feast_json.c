@@ -83,6 +83,13 @@ static bool word(jp_t *j, const char *w, size_t n)
     return ends_token(j);
 }
 
+/* true or false (the next byte must start one). */
+static bool boolean(jp_t *j, bool *out)
+{
+    *out = *j->p == 't';
+    return *out ? word(j, "true", 4) : word(j, "false", 5);
+}
+
 /* An integer as JSON writes one (no fraction, no exponent) that fits int64. */
 static bool integer(jp_t *j, int64_t *out)
 {
@@ -123,8 +130,7 @@ static bool value(jp_t *j, catalog_value_t *v)
             return false;
     } else if (c == 't' || c == 'f') {
         x.type = CATALOG_DTYPE_BOOL;
-        x.u.b = c == 't';
-        if (!word(j, c == 't' ? "true" : "false", c == 't' ? 4 : 5))
+        if (!boolean(j, &x.u.b))
             return false;
     } else if (c == 'n') {
         x.type = CATALOG_DTYPE_NULL;
@@ -199,12 +205,10 @@ static int entities(jp_t *j, base_arena_t *a, http__feast_read_t *out)
     if (nm == NULL || rw == NULL || cl == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char *s = base_arena_alloc(a, name_lens[i] + 1);
-        if (s == NULL)
+        /* str() took no NUL (nor any control character): the copy is the whole name. */
+        nm[i] = base_arena_strndup(a, (const char *)names[i], name_lens[i]);
+        if (nm[i] == NULL)
             return -ENOMEM;
-        memcpy(s, names[i], name_lens[i]);
-        s[name_lens[i]] = '\0'; /* str() took no NUL (nor any control character) */
-        nm[i] = s;
         rw[i] = rows[i];
         cl[i] = cols[i];
     }
@@ -316,8 +320,7 @@ int http__feast_read_decode(base_arena_t *a, const uint8_t *body, size_t len,
             if (!str(&j, &svc, &svc_len))
                 return CORE_DECLINED;
         } else if (j.p < j.end && (*j.p == 't' || *j.p == 'f')) {
-            out->list.full_names = *j.p == 't';
-            if (!word(&j, *j.p == 't' ? "true" : "false", *j.p == 't' ? 4 : 5))
+            if (!boolean(&j, &out->list.full_names))
                 return CORE_DECLINED;
         } else {
             return CORE_DECLINED;
@@ -332,11 +335,9 @@ int http__feast_read_decode(base_arena_t *a, const uint8_t *body, size_t len,
         return CORE_DECLINED;
     if (svc != NULL) {
         /* The service wins over features, as in Feast. */
-        char *s = base_arena_alloc(a, svc_len + 1);
+        char *s = base_arena_strndup(a, (const char *)svc, svc_len);
         if (s == NULL)
             return -ENOMEM;
-        memcpy(s, svc, svc_len);
-        s[svc_len] = '\0';
         out->list.kind = CORE_LIST_SERVICE;
         out->list.service = s;
         out->list.service_len = svc_len;

@@ -21,8 +21,8 @@
  * in its place. A sweep (gc) message is applied the same way, alone: the delivery thread waits
  * for it (store_gc_at() takes several transactions, which nothing later may come between), so
  * every replica deletes the same records at the same place in the log. A message that cannot
- * apply here (malformed, a view this catalog lacks, a
- * catalog this store refuses) is logged and passed: its position is recorded with nothing else.
+ * apply here (malformed, a view this catalog lacks, a catalog this store refuses) is logged and
+ * passed: its position is recorded with nothing else.
  * The store itself refuses any position but the next (log_contiguous), so an apply that failed
  * (disk full, I/O) fails every later one too, and the watchdog starts again from the store's
  * position: nothing is ever skipped.

@@ -125,6 +125,18 @@ repl__pub_t *repl__release_locked(repl_t *r, bool force, int64_t now_us)
     return out;
 }
 
+/* What this node's store did with sequence seq, into res (written, stale), when it is still among
+ * the recent ones. Returns: whether it was. Lock held. */
+static bool recent_locked(const repl_t *r, uint64_t seq, repl_result_t *res)
+{
+    size_t x = seq % (sizeof r->recent / sizeof r->recent[0]);
+    if (r->recent[x].seq != seq)
+        return false;
+    res->written = r->recent[x].written;
+    res->stale = r->recent[x].stale;
+    return true;
+}
+
 /* Parks an acknowledged write until the store applies it. Lock held. */
 static void park_locked(repl_t *r, repl__pub_t *p)
 {
@@ -155,8 +167,8 @@ static void *publisher(void *arg)
 
         char err[320] = "";
         uint64_t seq = 0;
-        int rc = repl__publish_sync_raw(r, p->subject, p->data, p->len, p->msg_id, p->deadline_us,
-                                        &seq, err, sizeof err);
+        int rc = repl__publish_sync_raw(r, "write", p->subject, p->data, p->len, p->msg_id,
+                                        p->deadline_us, &seq, err, sizeof err);
         pthread_mutex_lock(&r->mu);
         if (rc < 0) {
             r->pending--;
@@ -169,12 +181,7 @@ static void *publisher(void *arg)
         p->res.seq = seq;
         if (r->started && seq <= r->applied) {
             /* Applied before its acknowledgement came back. */
-            size_t x = seq % (sizeof r->recent / sizeof r->recent[0]);
-            if (r->recent[x].seq == seq) {
-                p->res.applied = true;
-                p->res.written = r->recent[x].written;
-                p->res.stale = r->recent[x].stale;
-            }
+            p->res.applied = recent_locked(r, seq, &p->res);
         }
         if (r->store == NULL || !r->started || seq <= r->applied) {
             r->pending--;
@@ -261,7 +268,8 @@ int repl_publish_sync(repl_t *r, const store_wire_t *w, const char *request_id, 
     int rc = prepare(r, w, request_id, &p, err, err_cap);
     if (rc < 0)
         return rc;
-    rc = repl__publish_sync_raw(r, p->subject, p->data, p->len, p->msg_id, 0, seq, err, err_cap);
+    rc = repl__publish_sync_raw(r, "write", p->subject, p->data, p->len, p->msg_id, 0, seq, err,
+                                err_cap);
     if (rc == 0) {
         pthread_mutex_lock(&r->mu);
         r->published++;
@@ -287,7 +295,8 @@ int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, i
     char subject[sizeof r->prefix + 8], id[40];
     snprintf(subject, sizeof subject, "%s.$gc", r->prefix);
     random_id(id, sizeof id);
-    rc = repl__publish_sync_raw(r, subject, data, len, id, deadline_us, &res->seq, err, err_cap);
+    rc = repl__publish_sync_raw(r, "sweep", subject, data, len, id, deadline_us, &res->seq, err,
+                                err_cap);
     free(data);
     if (rc < 0)
         return rc;
@@ -302,8 +311,7 @@ int repl_publish_gc(repl_t *r, int64_t now_us, int64_t tombstone_retention_us, i
         return 0; /* not applied here (by the deadline, or not applying): res->applied false */
     res->applied = true;
     pthread_mutex_lock(&r->mu);
-    size_t x = res->seq % (sizeof r->recent / sizeof r->recent[0]);
-    res->written = r->recent[x].seq == res->seq ? r->recent[x].written : 0;
+    recent_locked(r, res->seq, res); /* else 0: over 1024 messages came after it meanwhile */
     pthread_mutex_unlock(&r->mu);
     return 0;
 }

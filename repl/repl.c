@@ -148,12 +148,8 @@ void repl__on_disconnected(natsConnection *nc, void *ticket)
     bool closing = r->closing, replaced = nc != r->nc;
     bool was = !replaced && atomic_exchange(&r->connected, false);
     pthread_mutex_unlock(&r->mu);
-    if (replaced) {
-        live_leave(); /* a connection a TLS reload put aside, closing */
-        return;
-    }
-    live_leave(); /* the log line without the table's lock */
-    if (was && !closing)
+    live_leave();        /* the log line without the table's lock */
+    if (was && !closing) /* was: not a connection a TLS reload put aside */
         base_log(BASE_LOG_WARN, "nats_disconnected", "{s:s}", "stream", stream);
 }
 
@@ -769,15 +765,11 @@ int repl_log_catalog(repl_t *r, catalog_t **out, uint64_t *seq, char *err, size_
 /* Publishes one message, retrying with its id (a JetStream election fails publishes for seconds)
  * for --publish-timeout-ms, or until deadline_us (base_mono_us(); 0 = none) when that is
  * sooner: a write whose caller has gone stops holding a publisher. */
-static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, size_t len,
-                        const char *msg_id, uint64_t expect_subject_seq, bool expect_none,
-                        int64_t deadline_us, uint64_t *seq, char *err, size_t err_cap)
+static int publish_sync(repl_t *r, const char *what, const char *subject, const uint8_t *data,
+                        size_t len, const char *msg_id, uint64_t expect_subject_seq,
+                        bool expect_none, int64_t deadline_us, uint64_t *seq, char *err,
+                        size_t err_cap)
 {
-    /* What the messages call it, by its subject. */
-    size_t sl = strlen(subject);
-    const char *what = sl > 4 && strcmp(subject + sl - 4, ".$gc") == 0        ? "sweep"
-                       : sl > 9 && strcmp(subject + sl - 9, ".$catalog") == 0 ? "catalog"
-                                                                              : "write";
     repl__conn_begin(r);
     int64_t max = natsConnection_GetMaxPayload(r->nc);
     repl__conn_end(r);
@@ -851,11 +843,12 @@ static int publish_sync(repl_t *r, const char *subject, const uint8_t *data, siz
                       r->stream, what, (long long)r->o.publish_timeout_ms, why);
 }
 
-int repl__publish_sync_raw(repl_t *r, const char *subject, const uint8_t *data, size_t len,
-                           const char *msg_id, int64_t deadline_us, uint64_t *seq, char *err,
-                           size_t err_cap)
+int repl__publish_sync_raw(repl_t *r, const char *what, const char *subject, const uint8_t *data,
+                           size_t len, const char *msg_id, int64_t deadline_us, uint64_t *seq,
+                           char *err, size_t err_cap)
 {
-    return publish_sync(r, subject, data, len, msg_id, 0, false, deadline_us, seq, err, err_cap);
+    return publish_sync(r, what, subject, data, len, msg_id, 0, false, deadline_us, seq, err,
+                        err_cap);
 }
 
 int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uint64_t *seq,
@@ -886,8 +879,8 @@ int repl_publish_catalog(repl_t *r, const catalog_t *c, uint64_t expect_seq, uin
         return rc;
     char id[96];
     snprintf(id, sizeof id, "catalog:%s:%llu", catalog_digest(c), (unsigned long long)expect_seq);
-    rc = publish_sync(r, r->catalog_subject, data, len, id, expect_seq, expect_seq == 0, 0, seq,
-                      err, err_cap);
+    rc = publish_sync(r, "catalog", r->catalog_subject, data, len, id, expect_seq, expect_seq == 0,
+                      0, seq, err, err_cap);
     free(data);
     if (rc == 0)
         base_log(BASE_LOG_INFO, "catalog_published", "{s:s, s:s, s:I}", "stream", r->stream,
@@ -1022,20 +1015,18 @@ static int tls_swap(repl_t *r, char *err, size_t cap)
     if (s != NATS_OK) {
         char why[300];
         repl__nats_text(s, jerr, why, sizeof why);
+        rc = repl__fail(err, cap, -EIO, "stream %s over the new connection: %s", r->stream, why);
+    }
+    pthread_mutex_lock(&r->mu);
+    if (rc == 0 && r->closing)
+        rc = repl__fail(err, cap, -ESHUTDOWN, "closing");
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0) {
         if (js != NULL)
             jsCtx_Destroy(js);
         close_replaced(r, nc);
         natsOptions_Destroy(no);
-        return repl__fail(err, cap, -EIO, "stream %s over the new connection: %s", r->stream, why);
-    }
-    pthread_mutex_lock(&r->mu);
-    bool closing = r->closing;
-    pthread_mutex_unlock(&r->mu);
-    if (closing) {
-        jsCtx_Destroy(js);
-        close_replaced(r, nc);
-        natsOptions_Destroy(no);
-        return repl__fail(err, cap, -ESHUTDOWN, "closing");
+        return rc;
     }
     repl__unsubscribe(r);
     /* Between two NATS calls: a call under way finishes on the old connection, and the calls

@@ -188,7 +188,7 @@ typedef struct repl_status {
     uint64_t skipped;      /* messages that could not be applied (logged) */
     uint64_t published;    /* writes acknowledged by the log */
     uint64_t publish_retries;
-    uint64_t tls_reloads;          /* new TLS files taken (repl_reload_tls()) */
+    uint64_t tls_reloads;          /* changed TLS files taken (a new connection) */
     uint64_t tls_reloads_rejected; /* new TLS files that did not load or connect */
     size_t pending;                /* writes queued or in flight */
     char stream[64];

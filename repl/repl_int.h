@@ -130,9 +130,9 @@ int repl__subscribe(struct repl *r, const char *reason);
 /* One message published (repl.c): retried with its id for --publish-timeout-ms, or until
  * deadline_us (base_mono_us(); 0 = none) when sooner. Returns: 0 and *seq; -EAGAIN (not
  * acknowledged in time), -EIO / -ESTALE (refused), -EMSGSIZE; err says why. */
-int repl__publish_sync_raw(struct repl *r, const char *subject, const uint8_t *data, size_t len,
-                           const char *msg_id, int64_t deadline_us, uint64_t *seq, char *err,
-                           size_t err_cap);
+int repl__publish_sync_raw(struct repl *r, const char *what, const char *subject,
+                           const uint8_t *data, size_t len, const char *msg_id, int64_t deadline_us,
+                           uint64_t *seq, char *err, size_t err_cap);
 int repl__publishers_start(struct repl *r);
 void repl__publishers_stop(struct repl *r);
 /* Releases writes awaiting apply up to r->applied (and, with force, all of them, with rc).

@@ -20,9 +20,10 @@
  * Health/Watch, streams run on the control thread, one request at a time each (receive, answer,
  * receive), and a stream's requests are bounded in size by the request limit. What a client can
  * make them hold is bounded as for Watch: one request is always outstanding per path, a stream
- * matched while max_streams are open is refused at once (RESOURCE_EXHAUSTED, a status with its
- * initial metadata), an answer not taken within max_send_us ends its stream, and so does a
- * stream that waits longer than idle_us for its next request (server__reflection_tick()).
+ * matched while bounds.max_streams are open is refused at once (RESOURCE_EXHAUSTED, a status
+ * with its initial metadata), an answer not taken within bounds.max_send_ms ends its stream, and
+ * so does a stream that waits longer than bounds.idle_s for its next request
+ * (server__reflection_tick()).
  */
 
 static const char *const services[] = {
@@ -65,9 +66,7 @@ struct server_reflection {
     refl_t *head;
     size_t n_active, n_pending[2];
     size_t max_request;
-    size_t max_streams;
-    int64_t max_send_us, idle_us;   /* 0: no bound */
-    server__stream_bounds_t bounds; /* as given (max_send_us, idle_us: its times in us) */
+    server__stream_bounds_t bounds; /* max_streams: SERVER_DEFAULT_MAX_REFLECTION_STREAMS for 0 */
     int64_t logged_us;              /* the last reply_not_taken line (at most one a minute) */
     int64_t ticked_us;              /* the last server__reflection_tick() sweep */
     method_stats_t *stats;          /* [2]: by path */
@@ -88,10 +87,9 @@ int server__reflection_init(grpc_server *gs, grpc_completion_queue *cq, size_t m
     if (rs == NULL)
         return -ENOMEM;
     rs->stats = stats;
-    rs->max_streams = b->max_streams > 0 ? b->max_streams : SERVER_DEFAULT_MAX_REFLECTION_STREAMS;
-    rs->max_send_us = (int64_t)b->max_send_ms * 1000;
-    rs->idle_us = (int64_t)b->idle_s * 1000000;
     rs->bounds = *b;
+    if (rs->bounds.max_streams == 0)
+        rs->bounds.max_streams = SERVER_DEFAULT_MAX_REFLECTION_STREAMS;
     rs->logged_us = INT64_MIN / 2;
     rs->grpc = gs;
     rs->cq = cq;
@@ -225,7 +223,7 @@ static void on_new(server_tag_t *t, bool ok)
     }
     r->t0_us = base_mono_us();
     atomic_fetch_add_explicit(&rs->stats[r->path].started, 1, memory_order_relaxed);
-    if (rs->n_active >= rs->max_streams) {
+    if (rs->n_active >= rs->bounds.max_streams) {
         r->refused = true;
     } else {
         r->active = true;
@@ -495,9 +493,11 @@ void server__reflection_tick(server_reflection_t *rs)
         next = r->next;
         if (!r->active || !r->busy || r->bounded || r->closed || r->status_sent)
             continue;
-        if (r->sending && rs->max_send_us > 0 && now - r->op_t0_us > rs->max_send_us)
+        int64_t send_us = (int64_t)rs->bounds.max_send_ms * 1000;
+        int64_t idle_us = (int64_t)rs->bounds.idle_s * 1000000;
+        if (r->sending && send_us > 0 && now - r->op_t0_us > send_us)
             end_bounded(r, "reflection answer not taken within --grpc-max-send-ms", now);
-        else if (!r->sending && rs->idle_us > 0 && now - r->op_t0_us > rs->idle_us)
+        else if (!r->sending && idle_us > 0 && now - r->op_t0_us > idle_us)
             end_bounded(r, "reflection stream idle for over --grpc-reflection-idle-s", now);
     }
 }

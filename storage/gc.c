@@ -285,25 +285,9 @@ int store_gc_until(store_t *s, int64_t now_us, bool (*stop)(void *arg), void *st
 }
 
 /* The position a log's sweep may take: run on the writer, so behind every apply queued before. */
-typedef struct gc_pos {
-    uint64_t log_position;
-} gc_pos_t;
-
 static int gc_position_check(store_t *s, MDB_txn *txn, void *p)
 {
-    const gc_pos_t *g = p;
-    MDB_val v;
-    uint64_t pos = 0;
-    int rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
-    if (rc == 0 && v.mv_size == 8)
-        pos = store__le64(v.mv_data);
-    else if (rc != -ENOENT)
-        return rc;
-    if (g->log_position <= pos)
-        return -EALREADY;
-    if (g->log_position != pos + 1)
-        return -ESPIPE;
-    return 0;
+    return store__position_check(s, txn, *(const uint64_t *)p);
 }
 
 int store_gc_at(store_t *s, int64_t now_us, int64_t tombstone_retention_us, uint64_t log_position,
@@ -311,8 +295,7 @@ int store_gc_at(store_t *s, int64_t now_us, int64_t tombstone_retention_us, uint
 {
     if (log_position == 0 || tombstone_retention_us < 0 || !s->log_contiguous)
         return -EINVAL;
-    gc_pos_t g = {log_position};
-    int rc = store__run(s, gc_position_check, &g, false, NULL);
+    int rc = store__run(s, gc_position_check, &log_position, false, NULL);
     if (rc < 0)
         return rc;
     size_t n = 0;

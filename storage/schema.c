@@ -272,15 +272,9 @@ static int apply_fn(store_t *s, MDB_txn *txn, void *p)
     a->table = NULL;
     int rc;
     if (a->position > 0) {
-        MDB_val v;
-        rc = store__meta_get(txn, s->meta, STORE__KEY_POSITION, &v);
-        uint64_t pos = rc == 0 && v.mv_size == 8 ? store__le64(v.mv_data) : 0;
-        if (rc < 0 && rc != -ENOENT)
+        rc = store__position_check(s, txn, a->position);
+        if (rc < 0)
             return rc;
-        if (pos >= a->position)
-            return -EALREADY;
-        if (s->log_contiguous && a->position != pos + 1)
-            return -ESPIPE;
         uint8_t b[8];
         store__put_le64(b, a->position);
         rc = store__meta_put(txn, s->meta, STORE__KEY_POSITION, b, sizeof b);

@@ -153,6 +153,19 @@ int store__meta_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
     return rc;
 }
 
+int store__position_check(store_t *s, MDB_txn *txn, uint64_t position)
+{
+    uint64_t pos = 0;
+    int rc = store__meta_u64(txn, s->meta, STORE__KEY_POSITION, &pos);
+    if (rc < 0)
+        return rc;
+    if (position <= pos)
+        return -EALREADY;
+    if (s->log_contiguous && position != pos + 1)
+        return -ESPIPE;
+    return 0;
+}
+
 int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, size_t n)
 {
     MDB_val k = {strlen(key), (void *)key}, v = {n, (void *)p};

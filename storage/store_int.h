@@ -502,6 +502,10 @@ int store__meta_get(MDB_txn *txn, MDB_dbi meta, const char *key, MDB_val *val);
 /* A little-endian 64-bit value of meta. Returns: 0 and *out (0 when the key is absent); -EIO
  * when it is not 8 bytes; another negative errno. */
 int store__meta_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out);
+/* Whether log position `position` may be applied in txn: 0 when it is the next one (any later
+ * one when the store is not log_contiguous); -EALREADY when the store is at it or past it;
+ * -ESPIPE when a position between would be skipped; -EIO (a damaged position record). */
+int store__position_check(store_t *s, MDB_txn *txn, uint64_t position);
 int store__meta_put(MDB_txn *txn, MDB_dbi meta, const char *key, const void *p, size_t n);
 int store__meta_del(MDB_txn *txn, MDB_dbi meta, const char *key);
 

@@ -244,6 +244,23 @@ static void on_done(void *arg, int rc, const repl_result_t *res, const char *msg
     pthread_mutex_unlock(&o->mu);
 }
 
+/* Publishes batch b through node n (request id id, NULL: a random one) and waits for it. */
+static outcome_t publish_wait(node_t *n, const store_batch_t *b, const char *id)
+{
+    store_wire_t *w = NULL;
+    cr_assert_eq(store_wire_begin(NULL, 0, b, 1, &w, NULL), 0);
+    outcome_t o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char err[256];
+    int rc = repl_publish(n->r, w, id, 0, on_done, &o, err, sizeof err);
+    store_wire_end(w);
+    cr_assert_eq(rc, 0, "%s", err);
+    pthread_mutex_lock(&o.mu);
+    while (!o.done)
+        pthread_cond_wait(&o.cv, &o.mu);
+    pthread_mutex_unlock(&o.mu);
+    return o;
+}
+
 /* Publishes rows ids [first, first + n) of fv (trips = id * mult) through node n and waits. */
 static outcome_t write_rows(node_t *n, int64_t first, size_t n_rows, int64_t mult, const char *id)
 {
@@ -261,18 +278,7 @@ static outcome_t write_rows(node_t *n, int64_t first, size_t n_rows, int64_t mul
                        .n_features = 1,
                        .feature_idx = &idx,
                        .values = cols};
-    store_wire_t *w = NULL;
-    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, NULL), 0);
-    outcome_t o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    char err[256];
-    int rc = repl_publish(n->r, w, id, 0, on_done, &o, err, sizeof err);
-    store_wire_end(w);
-    cr_assert_eq(rc, 0, "%s", err);
-    pthread_mutex_lock(&o.mu);
-    while (!o.done)
-        pthread_cond_wait(&o.cv, &o.mu);
-    pthread_mutex_unlock(&o.mu);
-    return o;
+    return publish_wait(n, &b, id);
 }
 
 static int64_t trips_of(store_t *s, int64_t id)
@@ -643,16 +649,7 @@ static outcome_t write_at(node_t *n, store_op_t op, int64_t id, int64_t value, i
                        .feature_idx = &idx,
                        .values = cols,
                        .event_ts_us = &ts};
-    store_wire_t *w = NULL;
-    cr_assert_eq(store_wire_begin(NULL, 0, &b, 1, &w, NULL), 0);
-    outcome_t o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    char err[256];
-    cr_assert_eq(repl_publish(n->r, w, NULL, 0, on_done, &o, err, sizeof err), 0, "%s", err);
-    store_wire_end(w);
-    pthread_mutex_lock(&o.mu);
-    while (!o.done)
-        pthread_cond_wait(&o.cv, &o.mu);
-    pthread_mutex_unlock(&o.mu);
+    outcome_t o = publish_wait(n, &b, NULL);
     cr_assert_eq(o.rc, 0, "%s", o.msg);
     return o;
 }

@@ -146,6 +146,12 @@ catalog_value_t th_null(void)
 int th_put(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature, catalog_value_t val,
            int64_t event_ts_us)
 {
+    return th_put_at(s, v, id, feature, val, event_ts_us, 0);
+}
+
+int th_put_at(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature,
+              catalog_value_t val, int64_t event_ts_us, uint64_t pos)
+{
     catalog_value_t key = th_i64(id);
     const catalog_value_t *keys[] = {&key};
     const catalog_value_t *vals[] = {&val};
@@ -157,16 +163,21 @@ int th_put(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature, ca
                        .values = vals,
                        .event_ts_us = &event_ts_us};
     store_apply_result_t res;
-    return store_apply(s, &b, 1, 0, &res);
+    return store_apply(s, &b, 1, pos, &res);
 }
 
 int th_del(store_t *s, const catalog_view_t *v, int64_t id, int64_t event_ts_us)
+{
+    return th_del_at(s, v, id, event_ts_us, 0);
+}
+
+int th_del_at(store_t *s, const catalog_view_t *v, int64_t id, int64_t event_ts_us, uint64_t pos)
 {
     catalog_value_t key = th_i64(id);
     const catalog_value_t *keys[] = {&key};
     store_batch_t b = {
         .view = v, .op = STORE_OP_DELETE, .n_rows = 1, .keys = keys, .event_ts_us = &event_ts_us};
-    return store_apply(s, &b, 1, 0, NULL);
+    return store_apply(s, &b, 1, pos, NULL);
 }
 
 store_status_t th_get(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature,

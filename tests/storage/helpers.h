@@ -37,8 +37,13 @@ catalog_value_t th_null(void);
 /* Upserts one feature of one driver row of a single-INT64-key view. */
 int th_put(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature, catalog_value_t val,
            int64_t event_ts_us);
+/* As th_put(), at log position pos (0: none). */
+int th_put_at(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature,
+              catalog_value_t val, int64_t event_ts_us, uint64_t pos);
 /* Deletes one driver row of a single-INT64-key view at event time event_ts_us. */
 int th_del(store_t *s, const catalog_view_t *v, int64_t id, int64_t event_ts_us);
+/* As th_del(), at log position pos (0: none). */
+int th_del_at(store_t *s, const catalog_view_t *v, int64_t id, int64_t event_ts_us, uint64_t pos);
 /* Reads one feature of one driver row; *out is decoded (scalars only), *ts the row's time. */
 store_status_t th_get(store_t *s, const catalog_view_t *v, int64_t id, uint32_t feature,
                       int64_t now_us, catalog_value_t *out, int64_t *ts);

@@ -243,23 +243,11 @@ Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
     cr_assert_eq(store_apply_catalog_at(s, cat, NULL, 1), 0);
     const int64_t now = 1700000000ll * 1000000, min = 60ll * 1000000;
     put_rows(s, 100, now - 2 * 60 * min, now - 2 * 60 * min, 2); /* past fv's TTL (1h) */
-    uint32_t idx = 1;
     /* A fresh row, and a tombstone two hours old: inside the store's 7 days, past the 1 h the
      * message keeps. */
-    catalog_value_t one = th_i64(1), v1 = th_i64(1), three = th_i64(3);
-    const catalog_value_t *k1[] = {&one}, *c1[] = {&v1}, *k3[] = {&three};
     int64_t fresh = now - min, old = now - 2 * 60 * min;
-    store_batch_t up = {.view = fv,
-                        .n_rows = 1,
-                        .keys = k1,
-                        .n_features = 1,
-                        .feature_idx = &idx,
-                        .values = c1,
-                        .event_ts_us = &fresh};
-    store_batch_t del = {
-        .view = fv, .op = STORE_OP_DELETE, .n_rows = 1, .keys = k3, .event_ts_us = &old};
-    cr_assert_eq(store_apply(s, &up, 1, 3, NULL), 0);
-    cr_assert_eq(store_apply(s, &del, 1, 4, NULL), 0);
+    cr_assert_eq(th_put_at(s, fv, 1, 1, th_i64(1), fresh, 3), 0);
+    cr_assert_eq(th_del_at(s, fv, 3, old, 4), 0);
 
     size_t deleted = 99;
     const int64_t hour = 60 * min;
@@ -285,20 +273,21 @@ Test(gc, a_log_sweep_takes_its_position_and_the_messages_retention)
     cr_assert_eq(pos, 5);
     cr_assert_eq(th_rows(s, fv), 1, "the fresh row alone is left");
     /* The tombstone went by the message's hour: an older upsert is a row again. */
-    cr_assert_eq(store_apply(s,
-                             &(store_batch_t){.view = fv,
-                                              .n_rows = 1,
-                                              .keys = k3,
-                                              .n_features = 1,
-                                              .feature_idx = &idx,
-                                              .values = c1,
-                                              .event_ts_us = &(int64_t){old - min}},
-                             1, 6, NULL),
-                 0);
+    cr_assert_eq(th_put_at(s, fv, 3, 1, th_i64(1), old - min, 6), 0);
     catalog_value_t out;
     cr_assert_eq(th_get(s, fv, 3, 1, now - 2 * hour, &out, NULL), STORE_STATUS_PRESENT);
 
     /* Queued right behind an apply not yet committed: the position is checked behind it. */
+    catalog_value_t one = th_i64(1);
+    const catalog_value_t *k1[] = {&one}, *c1[] = {&one};
+    uint32_t idx = 1;
+    store_batch_t up = {.view = fv,
+                        .n_rows = 1,
+                        .keys = k1,
+                        .n_features = 1,
+                        .feature_idx = &idx,
+                        .values = c1,
+                        .event_ts_us = &fresh};
     int async_rc = 1;
     cr_assert_eq(store_apply_async(s, &up, 1, 7, NULL, note_rc, &async_rc), 0);
     cr_assert_eq(store_gc_at(s, now, hour, 8, NULL, NULL, &deleted), 0);
